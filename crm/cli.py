@@ -1,0 +1,114 @@
+"""The ``crm`` command line (Typer)."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from pathlib import Path
+
+import typer
+
+app = typer.Typer(help="Event-driven CRM platform: run it, feed it, measure it.", no_args_is_help=True)
+bench_app = typer.Typer(help="Benchmarks that print their figures.", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
+
+
+@app.command()
+def up(demo: bool = typer.Option(False, "--demo", help="feed the generated sample once the platform is ready")):
+    """Start the whole platform on this machine (broker, topics, every service); Ctrl-C stops it."""
+    from crm.platform import Platform, available_services, dev_environment
+    from shared.settings import Settings
+
+    settings = Settings()
+    env = dev_environment(settings)
+    platform = Platform(settings=Settings(_env_file=None, **_env_overrides(env)), env=env,
+                        services=available_services())
+
+    def _stop(*_):
+        platform.stopping = True
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        platform.start()
+        platform.wait_ready()
+        key = env.get("CRM_API_KEYS", "").split(",")[0].rpartition(":")[0] or "(from CRM_API_KEYS)"
+        typer.echo("CRM platform is up.")
+        typer.echo(f"  broker     {settings.kafka_bootstrap}")
+        for name in platform.services:
+            port = getattr(settings, f"{name}_port")
+            typer.echo(f"  {name:<10} http://{settings.api_host}:{port}  (docs: /docs)")
+        typer.echo(f"  API key    {key}   (admin; send as Authorization: Bearer <key>)")
+        typer.echo(f"  data       {Path(settings.data_dir).resolve()}   logs: {platform.log_dir.resolve()}")
+        typer.echo("Press Ctrl-C to stop.")
+        if demo:
+            from crm.demo import run_demo
+
+            run_demo(Settings(_env_file=None, **_env_overrides(env)))
+        platform.supervise()
+    finally:
+        typer.echo("stopping…")
+        platform.stop()
+
+
+def _env_overrides(env: dict[str, str]) -> dict[str, str]:
+    return {k.removeprefix("CRM_").lower(): v for k, v in env.items()
+            if k.startswith("CRM_") and k.removeprefix("CRM_").lower() in {"api_keys", "pseudonym_secret"}}
+
+
+@app.command()
+def service(name: str, api: bool = typer.Option(True, help="serve the HTTP API"),
+            worker: bool = typer.Option(True, help="run the faust worker"),
+            port: int = typer.Option(0, help="API port (default: the service's own)")):
+    """Run one service in this process (what `crm up` and the container start)."""
+    from shared.runner import run_service
+
+    sys.argv = [sys.argv[0], "worker"]  # faust's Worker reads argv
+    run_service(name, api=api, worker=worker, port=port or None)
+
+
+@app.command()
+def topics():
+    """Create the platform's topics on the configured broker."""
+    from shared.kafka import ensure_topics
+    from shared.settings import get_settings
+
+    created = ensure_topics(get_settings())
+    typer.echo(f"created {len(created)} topics" + (f": {', '.join(created)}" if created else ""))
+
+
+@app.command()
+def demo(people: int = typer.Option(200, help="how many sample customers")):
+    """Feed a generated multi-channel sample through the API and show some single customer views."""
+    from crm.demo import run_demo
+    from shared.settings import get_settings
+
+    run_demo(get_settings(), people=people)
+
+
+@app.command()
+def replay(file: Path, http: bool = typer.Option(False, help="post to the identity API instead of Kafka"),
+           batch: int = typer.Option(500, help="events per request or flush")):
+    """Publish events from a JSON-lines file to their channel topics, with a progress bar."""
+    from crm.replay import replay_file
+    from shared.settings import get_settings
+
+    replay_file(file, get_settings(), via_http=http, batch=batch)
+
+
+@bench_app.command("identity")
+def bench_identity(events: int = typer.Option(50_000, help="events to push"),
+                   runs: int = typer.Option(3, help="runs; medians are reported")):
+    """Events/s through identity, publish→profile latency, and a bare faust agent on the same data."""
+    from crm.bench import bench_identity as run
+
+    run(events=events, runs=runs)
+
+
+def main() -> None:
+    """Entry point of the ``crm`` script."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

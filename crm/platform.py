@@ -1,0 +1,148 @@
+"""``crm up``: the whole platform on one machine, no Docker: broker, topics, one process per service."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from crm.broker import reachable, start_broker
+from shared.kafka import ensure_topics
+from shared.settings import Settings
+
+SERVICES = ("identity", "loyalty", "alerts", "campaigns")
+
+
+def available_services() -> list[str]:
+    """The services this checkout has."""
+    return [s for s in SERVICES if importlib.util.find_spec(f"services.{s}.app") is not None]
+
+
+def _secret_file(path: Path, make) -> str:
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = make()
+    path.write_text(value + "\n")
+    path.chmod(0o600)
+    return value
+
+
+def dev_environment(settings: Settings) -> dict[str, str]:
+    """Environment for the children: in dev, a generated API key and pseudonym key kept in the data dir."""
+    env = dict(os.environ)
+    data = Path(settings.data_dir)
+    env["CRM_DATA_DIR"] = str(data)
+    if settings.env == "dev":
+        if not settings.api_keys:
+            key = _secret_file(data / "dev-api-key", lambda: "dev-" + secrets.token_urlsafe(18))
+            env["CRM_API_KEYS"] = f"{key}:admin"
+        if settings.pseudonym_secret is None:
+            env["CRM_PSEUDONYM_SECRET"] = _secret_file(data / "pseudonym.key", lambda: secrets.token_hex(32))
+    return env
+
+
+def dev_key(settings: Settings) -> str:
+    """An admin key for local tools (``crm demo``): CRM_API_KEY, else the generated dev key."""
+    if os.environ.get("CRM_API_KEY"):
+        return os.environ["CRM_API_KEY"]
+    for key, role in settings.key_roles().items():
+        if role == "admin":
+            return key
+    path = Path(settings.data_dir) / "dev-api-key"
+    if path.exists():
+        return path.read_text().strip()
+    raise SystemExit("no API key: set CRM_API_KEY or run `crm up` first")
+
+
+@dataclass
+class Platform:
+    """The running processes of an embedded platform."""
+
+    settings: Settings
+    env: dict[str, str]
+    services: list[str]
+    broker: subprocess.Popen | None = None
+    children: dict[str, subprocess.Popen] = field(default_factory=dict)
+    stopping: bool = False
+
+    @property
+    def log_dir(self) -> Path:
+        return Path(self.settings.data_dir) / "logs"
+
+    def start(self) -> None:
+        """Broker (unless one is configured), topics, then each service as its own process."""
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        bootstrap = self.settings.kafka_bootstrap
+        host, _, port = bootstrap.split(",")[0].rpartition(":")
+        if reachable(bootstrap):
+            if "CRM_KAFKA_BOOTSTRAP" not in os.environ:
+                raise SystemExit(f"something already listens on {bootstrap}; set CRM_KAFKA_BOOTSTRAP to use it")
+        elif host in ("127.0.0.1", "localhost"):
+            self.broker = start_broker(int(port), log_path=self.log_dir / "broker.log")
+        else:
+            raise SystemExit(f"CRM_KAFKA_BOOTSTRAP names {bootstrap} but no broker answers there")
+        ensure_topics(self.settings)
+        for name in self.services:
+            self.spawn(name)
+
+    def spawn(self, name: str) -> None:
+        """Start (or restart) one service process."""
+        log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
+        self.children[name] = subprocess.Popen(
+            [sys.executable, "-m", "crm.cli", "service", name], env=self.env, stdout=log, stderr=log,
+            start_new_session=True,
+        )
+
+    def wait_ready(self, timeout_s: float = 90) -> None:
+        """Poll each service's /readyz until it answers 200."""
+        deadline = time.monotonic() + timeout_s
+        for name in self.services:
+            url = f"http://{self.settings.api_host}:{getattr(self.settings, f'{name}_port')}/readyz"
+            while True:
+                if self.children[name].poll() is not None:
+                    raise SystemExit(f"{name} exited at start; see {self.log_dir / (name + '.log')}")
+                try:
+                    if httpx.get(url, timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"{name} not ready after {timeout_s:.0f} s; see {self.log_dir}")
+                time.sleep(0.2)
+
+    def supervise(self) -> None:
+        """Restart a service that dies (crash-only: its batch is redelivered) until told to stop."""
+        while not self.stopping:
+            for name, proc in list(self.children.items()):
+                if proc.poll() is not None and not self.stopping:
+                    print(f"{name} exited with {proc.returncode}; restarting", flush=True)
+                    self.spawn(name)
+            time.sleep(0.5)
+
+    def stop(self) -> None:
+        """Stop services first (they commit and close), then the broker."""
+        self.stopping = True
+        for proc in self.children.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        for proc in self.children.values():
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        if self.broker is not None and self.broker.poll() is None:
+            self.broker.terminate()
+            try:
+                self.broker.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.broker.kill()

@@ -1,0 +1,158 @@
+"""Identity's HTTP routes: ingestion, lookup, the single customer view, timeline, merges, conflicts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Body, Query, Request
+from fastapi.responses import JSONResponse
+
+from services.identity import handlers, views
+from services.identity.domain import clean_identity
+from services.identity.schemas import (
+    ConflictRead,
+    ConflictsPage,
+    ConflictUpdate,
+    CustomerRead,
+    DeadLetterRead,
+    DeadLettersPage,
+    IngestRead,
+    MergeRead,
+    MergesPage,
+    TimelinePage,
+    UnmergeCreate,
+    UnmergeRead,
+)
+from shared.api import Caller, caller_dep
+from shared.errors import InvalidInput, NotFound
+from shared.events import IDENTIFIER_TYPES, Identity, InvalidEvent
+
+MAX_BATCH = 1000
+
+
+def router() -> APIRouter:
+    """The identity routes; handlers and store come from ``request.app.state.service``."""
+    r = APIRouter()
+
+    @r.post("/events", response_model=IngestRead, status_code=202, tags=["ingestion"])
+    def post_events(
+        request: Request, body: Any = Body(..., description="one CloudEvent or an array of up to 1,000"),
+        caller: Caller = caller_dep("operator"),
+    ) -> JSONResponse:
+        """Publish channel events to their topics; each is accepted or rejected with reasons."""
+        svc = request.app.state.service
+        items = body if isinstance(body, list) else [body]
+        if not items:
+            raise InvalidInput("empty_batch", "send at least one event")
+        if len(items) > MAX_BATCH:
+            raise InvalidInput("batch_too_large", f"send at most {MAX_BATCH} events per request")
+        results = handlers.ingest(items, deps=svc.deps, publish=svc.publish)
+        accepted = sum(1 for x in results if x["status"] == "accepted")
+        status = 202 if accepted == len(results) else (207 if accepted else 422)
+        page = IngestRead(accepted=accepted, rejected=len(results) - accepted, results=results)
+        return JSONResponse(page.model_dump(exclude_none=True), status_code=status)
+
+    @r.get("/customers/lookup", response_model=CustomerRead, tags=["customers"])
+    def lookup(request: Request, caller: Caller = caller_dep("reader"), phone: str | None = None,
+               wechat_openid: str | None = None, wechat_unionid: str | None = None,
+               member_id: str | None = None, web_user_id: str | None = None, email: str | None = None,
+               anonymous_id: str | None = None) -> CustomerRead:
+        """The customer owning an identifier (a phone in any notation, or any other identifier)."""
+        svc = request.app.state.service
+        given = {k: v for k, v in dict(phone=phone, wechat_openid=wechat_openid, wechat_unionid=wechat_unionid,
+                 member_id=member_id, web_user_id=web_user_id, email=email, anonymous_id=anonymous_id).items() if v}
+        if len(given) != 1:
+            raise InvalidInput("one_identifier", f"give exactly one of {', '.join(IDENTIFIER_TYPES)}")
+        try:
+            idents = clean_identity(Identity(**given), svc.deps.cleaning)
+        except InvalidEvent as exc:
+            raise InvalidInput(exc.code, "; ".join(exc.reasons)) from None
+        found = svc.deps.store.find(idents)
+        if not found:
+            raise NotFound("customer_not_found", "no customer has that identifier")
+        return _view(request, next(iter(found.values())).root_id, caller)
+
+    @r.get("/customers/{customer_id}", response_model=CustomerRead, tags=["customers"])
+    def get_customer(request: Request, customer_id: str, caller: Caller = caller_dep("reader")) -> CustomerRead:
+        """The single customer view; a merged-away id answers with the customer it is part of."""
+        return _view(request, customer_id, caller)
+
+    @r.get("/customers/{customer_id}/timeline", response_model=TimelinePage, tags=["customers"])
+    def get_timeline(request: Request, customer_id: str, caller: Caller = caller_dep("reader"),
+                     cursor: str | None = None, limit: int = Query(50, ge=1, le=500)) -> TimelinePage:
+        """The customer's events across channels, newest first."""
+        svc = request.app.state.service
+        return views.timeline(svc.deps.store, customer_id, cursor=cursor, limit=limit,
+                              reveal=caller.at_least("admin"))
+
+    @r.get("/customers/{customer_id}/merges", response_model=MergesPage, tags=["merges"])
+    def get_merges(request: Request, customer_id: str, caller: Caller = caller_dep("reader")) -> MergesPage:
+        """Every merge that made this customer, with what caused it."""
+        store = request.app.state.service.deps.store
+        root = views.active_record(store, customer_id)
+        rows = store.merges(store.group(root.id) + [customer_id])
+        return MergesPage(customer_id=root.id, items=[MergeRead(**vars(m)) for m in rows])
+
+    @r.post("/customers/{customer_id}/unmerge", response_model=UnmergeRead, tags=["merges"])
+    def post_unmerge(request: Request, customer_id: str, body: UnmergeCreate,
+                     caller: Caller = caller_dep("operator")) -> UnmergeRead:
+        """Undo a merge; both customers get back exactly what was theirs."""
+        svc = request.app.state.service
+        done = handlers.unmerge(customer_id, body.merge_id, by=caller.key_id, deps=svc.deps)
+        svc.relay(done.pop("outbox"))
+        return UnmergeRead(**done)
+
+    @r.get("/identity/conflicts", response_model=ConflictsPage, tags=["merges"])
+    def get_conflicts(request: Request, caller: Caller = caller_dep("reader"), status: str | None = "open",
+                      customer_id: str | None = None, offset: int = Query(0, ge=0),
+                      limit: int = Query(50, ge=1, le=500)) -> ConflictsPage:
+        """Events that would have joined two phone customers, for review."""
+        store = request.app.state.service.deps.store
+        rows = store.conflicts(status=status or None, customer_id=customer_id, offset=offset, limit=limit)
+        items = [ConflictRead(**{**vars(c), "customer_ids": list(c.customer_ids)}) for c in rows]
+        return ConflictsPage(items=items, offset=offset, limit=limit)
+
+    @r.post("/identity/conflicts/{conflict_id}", status_code=204, tags=["merges"])
+    def post_conflict(request: Request, conflict_id: str, body: ConflictUpdate,
+                      caller: Caller = caller_dep("operator")) -> None:
+        """Close a conflict as dismissed or resolved, with a note."""
+        handlers.close_conflict(conflict_id, status=body.status, by=caller.key_id, note=body.note,
+                                deps=request.app.state.service.deps)
+
+    @r.get("/deadletters", response_model=DeadLettersPage, tags=["operations"])
+    def get_dead_letters(request: Request, caller: Caller = caller_dep("operator"), status: str | None = None,
+                         offset: int = Query(0, ge=0), limit: int = Query(50, ge=1, le=500)) -> DeadLettersPage:
+        """Messages identity could not process, with reason and origin; payloads only for admins."""
+        store = request.app.state.service.deps.store
+        reveal = caller.at_least("admin")
+        items = [
+            DeadLetterRead(id=d.id, topic=d.topic, partition=d.partition, offset=d.offset, code=d.code,
+                           reason=d.reason, at=d.at, status=d.status, redriven_at=d.redriven_at,
+                           payload=d.value.decode("utf-8", "replace") if reveal else None)
+            for d in store.dead_letters(status=status, offset=offset, limit=limit)
+        ]
+        return DeadLettersPage(items=items, total=store.dead_letter_count(status=status), offset=offset, limit=limit)
+
+    @r.post("/deadletters/{letter_id}/redrive", tags=["operations"])
+    def post_redrive(request: Request, letter_id: int, caller: Caller = caller_dep("operator")) -> dict:
+        """Send a dead letter back to its topic (after the cause is fixed)."""
+        svc = request.app.state.service
+        return handlers.redrive(letter_id, deps=svc.deps, publish=svc.publish)
+
+    @r.get("/identity/summary", tags=["operations"])
+    def get_summary(request: Request, caller: Caller = caller_dep("reader")) -> dict:
+        """Counts ops watch: active customers, dead letters, open conflicts."""
+        store = request.app.state.service.deps.store
+        return {
+            "customers": store.customer_count(),
+            "dead_letters": store.dead_letter_count(),
+            "open_conflicts": len(store.conflicts(status="open", customer_id=None, offset=0, limit=10_000)),
+        }
+
+    return r
+
+
+def _view(request: Request, customer_id: str, caller: Caller) -> CustomerRead:
+    svc = request.app.state.service
+    return views.customer_view(svc.deps.store, customer_id, reveal=caller.at_least("admin"),
+                               zone=svc.zone)

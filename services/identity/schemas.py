@@ -1,0 +1,163 @@
+"""Identity's HTTP schemas: one family per resource."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+
+class IdentifierRead(BaseModel):
+    type: str
+    value: str
+    first_seen: str
+    source: str
+    event_id: str
+    record_id: str
+
+
+class FieldSource(BaseModel):
+    channel: str
+    source: str
+    event_id: str
+    time: str
+
+
+class StatsRead(BaseModel):
+    purchase_count: int
+    purchase_days: int
+    total_spend: str
+    refund_total: str
+    first_purchase_at: str | None
+    last_purchase_at: str | None
+    home_store: str | None
+
+
+class LoyaltyPart(BaseModel):
+    points_balance: int | None = None
+    tier: str | None = None
+    model_config = {"extra": "allow"}
+
+
+class AlertsPart(BaseModel):
+    open: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class CustomerRead(BaseModel):
+    """The single customer view."""
+
+    customer_id: str
+    phone: str | None
+    identifiers: list[IdentifierRead]
+    attributes: dict[str, Any]
+    attribute_sources: dict[str, FieldSource]
+    consents: dict[str, dict[str, Any]]
+    stats: StatsRead
+    loyalty: LoyaltyPart | None
+    alerts: AlertsPart
+    campaigns: list[dict[str, Any]]
+    merged_from: list[str]
+    updated_at: str
+
+
+class TimelineEvent(BaseModel):
+    source: str
+    id: str
+    type: str
+    channel: str
+    time: str
+    record_id: str
+    data: dict[str, Any]
+
+
+class TimelinePage(BaseModel):
+    customer_id: str
+    items: list[TimelineEvent]
+    next_cursor: str | None
+
+
+class MergeRead(BaseModel):
+    merge_id: str
+    survivor_id: str
+    merged_id: str
+    cause: dict[str, Any]
+    at: str
+    undone_at: str | None
+    undone_by: str | None
+
+
+class MergesPage(BaseModel):
+    customer_id: str
+    items: list[MergeRead]
+
+
+class UnmergeCreate(BaseModel):
+    merge_id: str = Field(min_length=1)
+
+
+class UnmergeRead(BaseModel):
+    merge_id: str
+    survivor_id: str
+    restored_id: str
+    records: list[str]
+
+
+class ConflictRead(BaseModel):
+    conflict_id: str
+    kind: str
+    identifier_type: str
+    identifier_pseudonym: str
+    customer_ids: list[str]
+    source: str
+    event_id: str
+    at: str
+    status: str
+    resolved_by: str | None
+    note: str | None
+
+
+class ConflictsPage(BaseModel):
+    items: list[ConflictRead]
+    offset: int
+    limit: int
+
+
+class ConflictUpdate(BaseModel):
+    status: Literal["dismissed", "resolved"]
+    note: str | None = Field(None, max_length=2000)
+
+
+class EventResult(BaseModel):
+    index: int
+    status: Literal["accepted", "rejected"]
+    id: str | None = None
+    source: str | None = None
+    topic: str | None = None
+    code: str | None = None
+    reasons: list[str] = Field(default_factory=list)
+
+
+class IngestRead(BaseModel):
+    accepted: int
+    rejected: int
+    results: list[EventResult]
+
+
+class DeadLetterRead(BaseModel):
+    id: int
+    topic: str
+    partition: int
+    offset: int
+    code: str
+    reason: str
+    at: str
+    status: str
+    redriven_at: str | None
+    payload: str | None = None
+
+
+class DeadLettersPage(BaseModel):
+    items: list[DeadLetterRead]
+    total: int
+    offset: int
+    limit: int

@@ -1,0 +1,155 @@
+"""What identity needs from storage: a Protocol, the rows it speaks in, and adapter selection."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from services.identity.domain import FieldValue, Found, Ident
+from shared.outbox import OutboxStore
+
+
+@dataclass(frozen=True)
+class EventRow:
+    """A channel event as identity keeps it for the timeline."""
+
+    source: str
+    id: str
+    record_id: str
+    type: str
+    channel: str
+    time: str
+    time_ms: int
+    payload: str
+    ingested_at: str
+
+
+@dataclass(frozen=True)
+class PurchaseRow:
+    source: str
+    id: str
+    record_id: str
+    order_id: str
+    amount_minor: int
+    store_id: str | None
+    time_ms: int
+    day: str
+
+
+@dataclass(frozen=True)
+class RefundRow:
+    source: str
+    id: str
+    record_id: str
+    order_id: str
+    amount_minor: int
+    time_ms: int
+
+
+@dataclass(frozen=True)
+class RecordRow:
+    """A customer record; it is an active customer when it is its own root."""
+
+    id: str
+    root_id: str
+    merged_into: str | None
+    phone: str | None
+    created_at: str
+    updated_at: str
+
+
+@dataclass(frozen=True)
+class IdentifierRow:
+    type: str
+    value: str
+    record_id: str
+    first_seen: str
+    source: str
+    event_id: str
+
+
+@dataclass(frozen=True)
+class MergeRow:
+    merge_id: str
+    survivor_id: str
+    merged_id: str
+    cause: dict[str, Any]
+    at: str
+    undone_at: str | None = None
+    undone_by: str | None = None
+
+
+@dataclass(frozen=True)
+class ConflictRow:
+    conflict_id: str
+    kind: str
+    identifier_type: str
+    identifier_pseudonym: str
+    customer_ids: tuple[str, ...]
+    source: str
+    event_id: str
+    at: str
+    status: str = "open"
+    resolved_by: str | None = None
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class StatsRow:
+    purchase_count: int = 0
+    purchase_days: int = 0
+    spend_minor: int = 0
+    refund_minor: int = 0
+    first_ms: int | None = None
+    last_ms: int | None = None
+    store_days: list[tuple[str, int, str]] = field(default_factory=list)
+
+
+class IdentityStore(OutboxStore, Protocol):
+    """The operations identity performs on its data; writes run inside ``transaction()``."""
+
+    def transaction(self) -> AbstractContextManager[Any]: ...
+    def event_seen(self, source: str, event_id: str) -> bool: ...
+    def find(self, idents: Iterable[Ident]) -> dict[Ident, Found]: ...
+    def blocked_pairs(self, root_ids: Iterable[str]) -> set[frozenset[str]]: ...
+    def create_record(self, record_id: str, *, phone: str | None, at: str) -> None: ...
+    def link(self, record_id: str, idents: list[Ident], *, source: str, event_id: str, at: str) -> None: ...
+    def merge(self, survivor_id: str, merged_id: str, *, merge_id: str, cause: dict, at: str) -> list[str]: ...
+    def unmerge(self, merge_id: str, *, by: str, at: str) -> list[str]: ...
+    def add_conflict(self, conflict: ConflictRow) -> None: ...
+    def add_event(self, row: EventRow) -> None: ...
+    def add_purchase(self, row: PurchaseRow) -> None: ...
+    def add_refund(self, row: RefundRow) -> None: ...
+    def put_attributes(self, record_id: str, values: list[FieldValue]) -> None: ...
+    def touch(self, record_id: str, *, at: str) -> None: ...
+
+    def record(self, record_id: str) -> RecordRow | None: ...
+    def group(self, root_id: str) -> list[str]: ...
+    def identifiers(self, record_ids: list[str]) -> list[IdentifierRow]: ...
+    def attributes(self, record_ids: list[str]) -> list[FieldValue]: ...
+    def stats(self, record_ids: list[str]) -> StatsRow: ...
+    def timeline(self, record_ids: list[str], *, before: tuple[int, str, str] | None, limit: int) -> list[EventRow]: ...
+    def merges(self, record_ids: list[str]) -> list[MergeRow]: ...
+    def merge_row(self, merge_id: str) -> MergeRow | None: ...
+    def conflicts(
+        self, *, status: str | None, customer_id: str | None, offset: int, limit: int
+    ) -> list[ConflictRow]: ...
+    def set_conflict_status(self, conflict_id: str, *, status: str, by: str, note: str | None) -> bool: ...
+    def customer_count(self) -> int: ...
+    def put_part(self, customer_id: str, part: str, value: dict, *, version: str) -> None: ...
+    def parts(self, record_ids: list[str]) -> dict[str, list[dict]]: ...
+
+
+def open_store(url: str, *, mongo_client=None) -> IdentityStore:
+    """The identity store for ``CRM_STORE_URL``."""
+    from shared.storage import mongo_database, sqlite_path, store_kind
+
+    if store_kind(url) == "sqlite":
+        from services.identity.store_sqlite import SqliteIdentityStore
+
+        return SqliteIdentityStore(sqlite_path(url, "identity"))
+    from services.identity.store_mongo import MongoIdentityStore
+
+    return MongoIdentityStore(mongo_database(url, "identity", mongo_client))

@@ -1,0 +1,345 @@
+"""Identity's embedded store: one SQLite file, WAL mode, shared safely by several workers."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+from services.identity.domain import FieldValue, Found, Ident, dumps
+from services.identity.store import (
+    ConflictRow,
+    EventRow,
+    IdentifierRow,
+    MergeRow,
+    PurchaseRow,
+    RecordRow,
+    RefundRow,
+    StatsRow,
+)
+from shared.outbox import SqliteOutbox
+from shared.storage import OUTBOX_SQL, SqliteDb
+
+SCHEMA = (
+    """
+CREATE TABLE IF NOT EXISTS records (
+  id TEXT PRIMARY KEY, root_id TEXT NOT NULL, merged_into TEXT, phone TEXT,
+  created_at TEXT NOT NULL, updated_at TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS records_root ON records(root_id);
+CREATE INDEX IF NOT EXISTS records_merged_into ON records(merged_into);
+CREATE TABLE IF NOT EXISTS identifiers (
+  type TEXT NOT NULL, value TEXT NOT NULL, record_id TEXT NOT NULL,
+  first_seen TEXT NOT NULL, source TEXT NOT NULL, event_id TEXT NOT NULL,
+  PRIMARY KEY (type, value)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS identifiers_record ON identifiers(record_id);
+CREATE TABLE IF NOT EXISTS events (
+  source TEXT NOT NULL, id TEXT NOT NULL, record_id TEXT NOT NULL, type TEXT NOT NULL,
+  channel TEXT NOT NULL, time TEXT NOT NULL, time_ms INTEGER NOT NULL, payload TEXT NOT NULL,
+  ingested_at TEXT NOT NULL, PRIMARY KEY (source, id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS events_record_time ON events(record_id, time_ms, source, id);
+CREATE TABLE IF NOT EXISTS purchases (
+  source TEXT NOT NULL, id TEXT NOT NULL, record_id TEXT NOT NULL, order_id TEXT NOT NULL,
+  amount_minor INTEGER NOT NULL, store_id TEXT, time_ms INTEGER NOT NULL, day TEXT NOT NULL,
+  PRIMARY KEY (source, id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS purchases_record ON purchases(record_id);
+CREATE TABLE IF NOT EXISTS refunds (
+  source TEXT NOT NULL, id TEXT NOT NULL, record_id TEXT NOT NULL, order_id TEXT NOT NULL,
+  amount_minor INTEGER NOT NULL, time_ms INTEGER NOT NULL, PRIMARY KEY (source, id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS refunds_record ON refunds(record_id);
+CREATE TABLE IF NOT EXISTS attributes (
+  record_id TEXT NOT NULL, field TEXT NOT NULL, value TEXT NOT NULL, time_ms INTEGER NOT NULL,
+  source TEXT NOT NULL, event_id TEXT NOT NULL, PRIMARY KEY (record_id, field)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS merges (
+  merge_id TEXT PRIMARY KEY, survivor_id TEXT NOT NULL, merged_id TEXT NOT NULL, cause TEXT NOT NULL,
+  at TEXT NOT NULL, undone_at TEXT, undone_by TEXT
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS merges_survivor ON merges(survivor_id);
+CREATE INDEX IF NOT EXISTS merges_merged ON merges(merged_id);
+CREATE TABLE IF NOT EXISTS merge_blocks (a TEXT NOT NULL, b TEXT NOT NULL, PRIMARY KEY (a, b)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS conflicts (
+  conflict_id TEXT PRIMARY KEY, kind TEXT NOT NULL, identifier_type TEXT NOT NULL,
+  identifier_pseudonym TEXT NOT NULL, customer_ids TEXT NOT NULL, source TEXT NOT NULL,
+  event_id TEXT NOT NULL, at TEXT NOT NULL, status TEXT NOT NULL, resolved_by TEXT, note TEXT
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS parts (
+  record_id TEXT NOT NULL, part TEXT NOT NULL, value TEXT NOT NULL, version TEXT NOT NULL,
+  PRIMARY KEY (record_id, part)
+) WITHOUT ROWID;
+"""
+    + OUTBOX_SQL
+)
+
+
+def _in(ids: list[str]) -> str:
+    return ",".join("?" * len(ids))
+
+
+class SqliteIdentityStore(SqliteOutbox):
+    """Identity data in SQLite; every write method runs inside the caller's transaction."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.db = SqliteDb(path, SCHEMA)
+
+    def transaction(self):
+        """One atomic unit of work across processes."""
+        return self.db.transaction()
+
+    def close(self) -> None:
+        """Close this thread's connection."""
+        self.db.close()
+
+    # -- writes -------------------------------------------------------------------------
+    def event_seen(self, source: str, event_id: str) -> bool:
+        """Whether ``(source, id)`` was processed before."""
+        q = "SELECT 1 FROM events WHERE source = ? AND id = ?"
+        return self.db.conn().execute(q, (source, event_id)).fetchone() is not None
+
+    def find(self, idents: Iterable[Ident]) -> dict[Ident, Found]:
+        """Where each known identifier points."""
+        out: dict[Ident, Found] = {}
+        c = self.db.conn()
+        for ident in idents:
+            row = c.execute(
+                "SELECT i.record_id, r.root_id, (SELECT phone IS NOT NULL FROM records WHERE id = r.root_id)"
+                " FROM identifiers i JOIN records r ON r.id = i.record_id WHERE i.type = ? AND i.value = ?",
+                ident,
+            ).fetchone()
+            if row:
+                out[ident] = Found(row[0], row[1], bool(row[2]))
+        return out
+
+    def blocked_pairs(self, root_ids: Iterable[str]) -> set[frozenset[str]]:
+        """Pairs of customers an unmerge separated, so they are not merged again automatically."""
+        ids = list(set(root_ids))
+        if len(ids) < 2:
+            return set()
+        rows = self.db.conn().execute(
+            f"SELECT a, b FROM merge_blocks WHERE a IN ({_in(ids)}) AND b IN ({_in(ids)})", ids + ids
+        )
+        return {frozenset(r) for r in rows}
+
+    def create_record(self, record_id: str, *, phone: str | None, at: str) -> None:
+        """A new customer record (no-op if it exists)."""
+        self.db.conn().execute(
+            "INSERT OR IGNORE INTO records(id, root_id, merged_into, phone, created_at, updated_at)"
+            " VALUES (?,?,NULL,?,?,?)",
+            (record_id, record_id, phone, at, at),
+        )
+
+    def link(self, record_id: str, idents: list[Ident], *, source: str, event_id: str, at: str) -> None:
+        """Attach identifiers to a record; a known one keeps its record and its earliest sighting."""
+        self.db.conn().executemany(
+            "INSERT INTO identifiers(type, value, record_id, first_seen, source, event_id)"
+            " VALUES (?,?,?,?,?,?) ON CONFLICT(type, value) DO UPDATE SET first_seen = excluded.first_seen,"
+            " source = excluded.source, event_id = excluded.event_id"
+            " WHERE excluded.record_id = identifiers.record_id AND excluded.first_seen < identifiers.first_seen",
+            [(t, v, record_id, at, source, event_id) for t, v in idents],
+        )
+
+    def merge(self, survivor_id: str, merged_id: str, *, merge_id: str, cause: dict, at: str) -> list[str]:
+        """Put ``merged_id`` and everything under it beneath ``survivor_id``; returns the records moved."""
+        c = self.db.conn()
+        moved = [r[0] for r in c.execute("SELECT id FROM records WHERE root_id = ?", (merged_id,))]
+        c.execute("UPDATE records SET merged_into = ?, updated_at = ? WHERE id = ?", (survivor_id, at, merged_id))
+        c.execute("UPDATE records SET root_id = ? WHERE root_id = ?", (survivor_id, merged_id))
+        c.execute(
+            "INSERT OR IGNORE INTO merges(merge_id, survivor_id, merged_id, cause, at) VALUES (?,?,?,?,?)",
+            (merge_id, survivor_id, merged_id, dumps(cause), at),
+        )
+        return moved
+
+    def unmerge(self, merge_id: str, *, by: str, at: str) -> list[str]:
+        """Give the merged record and the records under it their own customer again."""
+        c = self.db.conn()
+        m = self.merge_row(merge_id)
+        assert m is not None and m.undone_at is None
+        subtree = [
+            r[0]
+            for r in c.execute(
+                "WITH RECURSIVE sub(id) AS (SELECT ? UNION SELECT r.id FROM records r JOIN sub"
+                " ON r.merged_into = sub.id) SELECT id FROM sub",
+                (m.merged_id,),
+            )
+        ]
+        c.executemany("UPDATE records SET root_id = ? WHERE id = ?", [(m.merged_id, r) for r in subtree])
+        c.execute("UPDATE records SET merged_into = NULL, updated_at = ? WHERE id = ?", (at, m.merged_id))
+        c.execute("UPDATE records SET updated_at = ? WHERE id = ?", (at, m.survivor_id))
+        c.execute("UPDATE merges SET undone_at = ?, undone_by = ? WHERE merge_id = ?", (at, by, merge_id))
+        a, b = sorted((m.survivor_id, m.merged_id))
+        c.executemany("INSERT OR IGNORE INTO merge_blocks(a, b) VALUES (?,?)", [(a, b), (b, a)])
+        return subtree
+
+    def add_conflict(self, conflict: ConflictRow) -> None:
+        """Record a conflict for review (once per id)."""
+        self.db.conn().execute(
+            "INSERT OR IGNORE INTO conflicts VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            (conflict.conflict_id, conflict.kind, conflict.identifier_type, conflict.identifier_pseudonym,
+             json.dumps(list(conflict.customer_ids)), conflict.source, conflict.event_id, conflict.at,
+             conflict.status, conflict.resolved_by, conflict.note),
+        )
+
+    def add_event(self, row: EventRow) -> None:
+        """Keep an event for the timeline (marks it processed)."""
+        self.db.conn().execute(
+            "INSERT INTO events VALUES (?,?,?,?,?,?,?,?,?)",
+            (row.source, row.id, row.record_id, row.type, row.channel, row.time, row.time_ms,
+             row.payload, row.ingested_at),
+        )
+
+    def add_purchase(self, row: PurchaseRow) -> None:
+        """A purchase fact."""
+        self.db.conn().execute(
+            "INSERT OR IGNORE INTO purchases VALUES (?,?,?,?,?,?,?,?)",
+            (row.source, row.id, row.record_id, row.order_id, row.amount_minor, row.store_id, row.time_ms, row.day),
+        )
+
+    def add_refund(self, row: RefundRow) -> None:
+        """A refund fact."""
+        self.db.conn().execute(
+            "INSERT OR IGNORE INTO refunds VALUES (?,?,?,?,?,?)",
+            (row.source, row.id, row.record_id, row.order_id, row.amount_minor, row.time_ms),
+        )
+
+    def put_attributes(self, record_id: str, values: list[FieldValue]) -> None:
+        """Set fields where the value is newer than the one held."""
+        self.db.conn().executemany(
+            "INSERT INTO attributes VALUES (?,?,?,?,?,?) ON CONFLICT(record_id, field) DO UPDATE SET"
+            " value = excluded.value, time_ms = excluded.time_ms, source = excluded.source,"
+            " event_id = excluded.event_id WHERE (excluded.time_ms, excluded.source, excluded.event_id)"
+            " > (attributes.time_ms, attributes.source, attributes.event_id)",
+            [(record_id, v.field, dumps(v.value), v.time_ms, v.source, v.event_id) for v in values],
+        )
+
+    def touch(self, record_id: str, *, at: str) -> None:
+        """Note that a customer changed."""
+        self.db.conn().execute("UPDATE records SET updated_at = max(updated_at, ?) WHERE id = ?", (at, record_id))
+
+    # -- reads --------------------------------------------------------------------------
+    def record(self, record_id: str) -> RecordRow | None:
+        """One record."""
+        row = self.db.conn().execute("SELECT * FROM records WHERE id = ?", (record_id,)).fetchone()
+        return RecordRow(*row) if row else None
+
+    def group(self, root_id: str) -> list[str]:
+        """The records that make up a customer."""
+        rows = self.db.conn().execute("SELECT id FROM records WHERE root_id = ? ORDER BY id", (root_id,))
+        return [r[0] for r in rows]
+
+    def identifiers(self, record_ids: list[str]) -> list[IdentifierRow]:
+        """Identifiers of these records, oldest first."""
+        rows = self.db.conn().execute(
+            f"SELECT type, value, record_id, first_seen, source, event_id FROM identifiers"
+            f" WHERE record_id IN ({_in(record_ids)}) ORDER BY first_seen, type, value",
+            record_ids,
+        )
+        return [IdentifierRow(*r) for r in rows]
+
+    def attributes(self, record_ids: list[str]) -> list[FieldValue]:
+        """Every field value held by these records."""
+        rows = self.db.conn().execute(
+            f"SELECT field, value, time_ms, source, event_id FROM attributes WHERE record_id IN ({_in(record_ids)})",
+            record_ids,
+        )
+        return [FieldValue(f, json.loads(v), t, s, e) for f, v, t, s, e in rows]
+
+    def stats(self, record_ids: list[str]) -> StatsRow:
+        """Purchase and refund figures over these records, from the facts themselves."""
+        c, ids = self.db.conn(), record_ids
+        n, spend, first, last, days = c.execute(
+            f"SELECT COUNT(*), COALESCE(SUM(amount_minor), 0), MIN(time_ms), MAX(time_ms), COUNT(DISTINCT day)"
+            f" FROM purchases WHERE record_id IN ({_in(ids)})",
+            ids,
+        ).fetchone()
+        refunds = c.execute(
+            f"SELECT COALESCE(SUM(amount_minor), 0) FROM refunds WHERE record_id IN ({_in(ids)})", ids
+        ).fetchone()[0]
+        stores = c.execute(
+            f"SELECT store_id, COUNT(DISTINCT day), MAX(day) FROM purchases WHERE record_id IN ({_in(ids)})"
+            " AND store_id IS NOT NULL GROUP BY store_id",
+            ids,
+        ).fetchall()
+        return StatsRow(n, days, spend, refunds, first, last, [tuple(s) for s in stores])
+
+    def timeline(self, record_ids: list[str], *, before: tuple[int, str, str] | None, limit: int) -> list[EventRow]:
+        """Events of these records, newest first, after a keyset cursor."""
+        args: list = list(record_ids)
+        cond = ""
+        if before is not None:
+            cond = " AND (time_ms, source, id) < (?, ?, ?)"
+            args += list(before)
+        rows = self.db.conn().execute(
+            f"SELECT source, id, record_id, type, channel, time, time_ms, payload, ingested_at FROM events"
+            f" WHERE record_id IN ({_in(record_ids)}){cond} ORDER BY time_ms DESC, source DESC, id DESC LIMIT ?",
+            [*args, limit],
+        )
+        return [EventRow(*r) for r in rows]
+
+    def merges(self, record_ids: list[str]) -> list[MergeRow]:
+        """Merges that involved any of these records, newest first."""
+        rows = self.db.conn().execute(
+            f"SELECT merge_id, survivor_id, merged_id, cause, at, undone_at, undone_by FROM merges"
+            f" WHERE survivor_id IN ({_in(record_ids)}) OR merged_id IN ({_in(record_ids)}) ORDER BY at DESC",
+            record_ids + record_ids,
+        )
+        return [MergeRow(m, s, d, json.loads(c), a, u, b) for m, s, d, c, a, u, b in rows]
+
+    def merge_row(self, merge_id: str) -> MergeRow | None:
+        """One merge."""
+        row = self.db.conn().execute(
+            "SELECT merge_id, survivor_id, merged_id, cause, at, undone_at, undone_by FROM merges WHERE merge_id = ?",
+            (merge_id,),
+        ).fetchone()
+        return MergeRow(row[0], row[1], row[2], json.loads(row[3]), *row[4:]) if row else None
+
+    def conflicts(self, *, status: str | None, customer_id: str | None, offset: int, limit: int) -> list[ConflictRow]:
+        """Identity conflicts for review, newest first."""
+        conds, args = [], []
+        if status:
+            conds.append("status = ?")
+            args.append(status)
+        if customer_id:
+            conds.append("EXISTS (SELECT 1 FROM json_each(customer_ids) WHERE value = ?)")
+            args.append(customer_id)
+        where = f"WHERE {' AND '.join(conds)}" if conds else ""
+        rows = self.db.conn().execute(
+            f"SELECT * FROM conflicts {where} ORDER BY at DESC, conflict_id LIMIT ? OFFSET ?", [*args, limit, offset]
+        )
+        return [
+            ConflictRow(r[0], r[1], r[2], r[3], tuple(json.loads(r[4])), *r[5:]) for r in rows
+        ]
+
+    def set_conflict_status(self, conflict_id: str, *, status: str, by: str, note: str | None) -> bool:
+        """Close a conflict; False when it does not exist."""
+        cur = self.db.conn().execute(
+            "UPDATE conflicts SET status = ?, resolved_by = ?, note = ? WHERE conflict_id = ?",
+            (status, by, note, conflict_id),
+        )
+        return cur.rowcount == 1
+
+    def customer_count(self) -> int:
+        """How many active customers there are."""
+        return self.db.conn().execute("SELECT COUNT(*) FROM records WHERE root_id = id").fetchone()[0]
+
+    def put_part(self, customer_id: str, part: str, value: dict, *, version: str) -> None:
+        """Another service's part of a customer's view, kept if newer than what is held."""
+        self.db.conn().execute(
+            "INSERT INTO parts VALUES (?,?,?,?) ON CONFLICT(record_id, part) DO UPDATE SET"
+            " value = excluded.value, version = excluded.version WHERE excluded.version >= parts.version",
+            (customer_id, part, dumps(value), version),
+        )
+
+    def parts(self, record_ids: list[str]) -> dict[str, list[dict]]:
+        """Other services' parts held for these records, by part name."""
+        out: dict[str, list[dict]] = {}
+        rows = self.db.conn().execute(
+            f"SELECT part, value FROM parts WHERE record_id IN ({_in(record_ids)}) ORDER BY record_id", record_ids
+        )
+        for part, value in rows:
+            out.setdefault(part, []).append(json.loads(value))
+        return out

@@ -1,0 +1,1 @@
+"""Code the four services share: event models, settings, Kafka plumbing, privacy helpers."""

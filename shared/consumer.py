@@ -1,0 +1,93 @@
+"""The consume loop every service's agents share: batch, process off the event loop, publish, ack.
+
+faust acknowledges a batch from ``take_events`` even when the agent raises, so nothing here is
+allowed to raise: poison messages are dead-lettered by the handler, transient failures are retried
+with backoff, and a failure that outlasts the retries ends the process without acknowledging the
+batch, so it is redelivered after a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential
+
+from shared.metrics import ServiceMetrics
+from shared.storage import OutboxMessage, is_transient
+from shared.tracing import extract_context, tracer
+
+log = logging.getLogger(__name__)
+_tracer = tracer(__name__)
+
+EXIT_UNRECOVERABLE = 75  # EX_TEMPFAIL: the supervisor restarts us and the batch is redelivered
+
+
+def _transient_or_kafka(exc: BaseException) -> bool:
+    from kafka.errors import KafkaError
+
+    return is_transient(exc) or isinstance(exc, KafkaError | TimeoutError)
+
+
+class BatchRunner:
+    """Runs one service's batch handler off the event loop with retries, then relays its outbox."""
+
+    def __init__(self, *, name: str, metrics: ServiceMetrics, publish: Callable[[list], None],
+                 delete_outbox: Callable[[list[int]], None], give_up_after_s: float = 300.0) -> None:
+        self.name = name
+        self.metrics = metrics
+        self._publish = publish
+        self._delete = delete_outbox
+        self._give_up = give_up_after_s
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{name}-batch")
+
+    def _retrying(self, what: str) -> Retrying:
+        def note(state: Any) -> None:
+            self.metrics.retries(what).inc()
+            log.warning("%s: transient failure (%s), retrying", what, type(state.outcome.exception()).__name__)
+
+        return Retrying(retry=retry_if_exception(_transient_or_kafka), wait=wait_exponential(0.05, max=5),
+                        stop=stop_after_delay(self._give_up), reraise=True, before_sleep=note)
+
+    def run_sync(self, handle: Callable[[list], Any], batch: list, first_headers: Any = None) -> Any:
+        """Handle a batch and publish what it produced; raises only when retries are exhausted."""
+        started = time.perf_counter()
+        with _tracer.start_as_current_span(f"{self.name} process batch",
+                                           context=extract_context(first_headers),
+                                           attributes={"messaging.batch.message_count": len(batch)}):
+            outcome = self._retrying("store").__call__(handle, batch)
+            self.relay(outcome.outbox)
+        self.metrics.batch_seconds.observe(time.perf_counter() - started)
+        return outcome
+
+    def relay(self, messages: list[OutboxMessage]) -> None:
+        """Publish outbox messages, wait for the broker's acknowledgement, then forget them."""
+        if not messages:
+            return
+        from shared.kafka import Outgoing
+
+        out = [Outgoing(m.topic, m.value, m.key, list(m.headers)) for m in messages]
+        self._retrying("publish").__call__(self._publish, out)
+        for m in messages:
+            self.metrics.published(m.topic).inc()
+        self._retrying("store").__call__(self._delete, [m.seq for m in messages if m.seq is not None])
+
+    async def run(self, handle: Callable[[list], Any], batch: list, first_headers: Any = None) -> Any:
+        """``run_sync`` in the batch thread; a stop request waits for the batch to finish first."""
+        loop = asyncio.get_running_loop()
+        fut = loop.run_in_executor(self._executor, self.run_sync, handle, batch, first_headers)
+        try:
+            return await asyncio.shield(fut)
+        except asyncio.CancelledError:
+            # Let the batch commit before faust acknowledges it on the way out.
+            await asyncio.wait([fut])
+            raise
+        except Exception:
+            log.critical("%s: giving up on a batch after retries; exiting so it is redelivered", self.name)
+            logging.shutdown()
+            os._exit(EXIT_UNRECOVERABLE)

@@ -1,0 +1,193 @@
+"""Outbox and dead-letter persistence shared by every service's store adapters.
+
+A message written to the outbox commits with the state change it announces; the relay
+publishes it and deletes it, so a crash between the two republishes rather than loses it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import replace
+from typing import Protocol
+
+from shared.storage import DeadLetter, OutboxMessage
+
+
+def _h_dump(headers: list[tuple[str, bytes]]) -> str:
+    return json.dumps([[k, v.decode("latin-1")] for k, v in headers])
+
+
+def _h_load(text: str) -> list[tuple[str, bytes]]:
+    return [(k, v.encode("latin-1")) for k, v in json.loads(text)]
+
+
+class OutboxStore(Protocol):
+    """The outbox and dead-letter operations every store offers."""
+
+    def outbox_add(self, messages: list[OutboxMessage]) -> list[OutboxMessage]: ...
+    def outbox_pending(self, *, limit: int = 1000, older_than_s: float = 0) -> list[OutboxMessage]: ...
+    def outbox_delete(self, seqs: list[int]) -> None: ...
+    def dead_letter_add(self, letter: DeadLetter) -> bool: ...
+    def dead_letters(self, *, status: str | None = None, offset: int = 0, limit: int = 50) -> list[DeadLetter]: ...
+    def dead_letter(self, letter_id: int) -> DeadLetter | None: ...
+    def dead_letter_mark(self, letter_id: int, *, status: str, at: str) -> None: ...
+    def dead_letter_count(self, *, status: str | None = None) -> int: ...
+
+
+class SqliteOutbox:
+    """Outbox and dead letters in the service's SQLite file (needs ``self.db``)."""
+
+    db: object
+
+    def outbox_add(self, messages: list[OutboxMessage]) -> list[OutboxMessage]:
+        """Queue messages inside the current transaction; returns them with their sequence numbers."""
+        now = int(time.time() * 1000)
+        out = []
+        with self.db.transaction() as c:  # type: ignore[attr-defined]
+            for m in messages:
+                seq = c.execute(
+                    "INSERT INTO outbox(topic, key, value, headers, created_ms) VALUES (?,?,?,?,?) RETURNING seq",
+                    (m.topic, m.key, m.value, _h_dump(m.headers), now),
+                ).fetchone()[0]
+                out.append(replace(m, seq=seq))
+        return out
+
+    def outbox_pending(self, *, limit: int = 1000, older_than_s: float = 0) -> list[OutboxMessage]:
+        """Messages not yet published, oldest first."""
+        cutoff = int((time.time() - older_than_s) * 1000)
+        rows = self.db.conn().execute(  # type: ignore[attr-defined]
+            "SELECT seq, topic, key, value, headers FROM outbox WHERE created_ms <= ? ORDER BY seq LIMIT ?",
+            (cutoff, limit),
+        )
+        return [OutboxMessage(t, bytes(v), k and bytes(k), _h_load(h), s) for s, t, k, v, h in rows]
+
+    def outbox_delete(self, seqs: list[int]) -> None:
+        """Forget messages the broker has acknowledged."""
+        with self.db.transaction() as c:  # type: ignore[attr-defined]
+            c.executemany("DELETE FROM outbox WHERE seq = ?", [(s,) for s in seqs])
+
+    def dead_letter_add(self, letter: DeadLetter) -> bool:
+        """Record a dead letter once per fingerprint; True when it is new."""
+        with self.db.transaction() as c:  # type: ignore[attr-defined]
+            cur = c.execute(
+                'INSERT INTO dead_letters(fingerprint, topic, partition, "offset", code, reason, value, headers, at)'
+                " VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(fingerprint) DO UPDATE SET"
+                " attempts = attempts + 1, reason = excluded.reason, code = excluded.code,"
+                " status = 'dead' RETURNING attempts",
+                (letter.fingerprint, letter.topic, letter.partition, letter.offset, letter.code,
+                 letter.reason, letter.value, _h_dump(letter.headers), letter.at),
+            )
+            return cur.fetchone()[0] == 1
+
+    def _letters(self, where: str, args: tuple, tail: str = "") -> list[DeadLetter]:
+        rows = self.db.conn().execute(  # type: ignore[attr-defined]
+            'SELECT id, fingerprint, topic, partition, "offset", code, reason, value, headers, at,'
+            f" status, redriven_at FROM dead_letters {where} ORDER BY id {tail}",
+            args,
+        )
+        return [
+            DeadLetter(fp, t, p, o, code, reason, bytes(v), _h_load(h), at, i, st, rd)
+            for i, fp, t, p, o, code, reason, v, h, at, st, rd in rows
+        ]
+
+    def dead_letters(self, *, status: str | None = None, offset: int = 0, limit: int = 50) -> list[DeadLetter]:
+        """Dead letters, oldest first, optionally by status."""
+        where, args = ("WHERE status = ?", (status,)) if status else ("", ())
+        return self._letters(where, (*args, limit, offset), "LIMIT ? OFFSET ?")
+
+    def dead_letter(self, letter_id: int) -> DeadLetter | None:
+        """One dead letter by id."""
+        found = self._letters("WHERE id = ?", (letter_id,))
+        return found[0] if found else None
+
+    def dead_letter_mark(self, letter_id: int, *, status: str, at: str) -> None:
+        """Set a dead letter's status (``redriven`` after a redrive)."""
+        with self.db.transaction() as c:  # type: ignore[attr-defined]
+            c.execute("UPDATE dead_letters SET status = ?, redriven_at = ? WHERE id = ?", (status, at, letter_id))
+
+    def dead_letter_count(self, *, status: str | None = None) -> int:
+        """How many dead letters, optionally by status."""
+        where, args = ("WHERE status = ?", (status,)) if status else ("", ())
+        return self.db.conn().execute(f"SELECT COUNT(*) FROM dead_letters {where}", args).fetchone()[0]  # type: ignore[attr-defined]
+
+
+class MongoOutbox:
+    """Outbox and dead letters in the service's MongoDB database (needs ``self.mdb``)."""
+
+    mdb: object
+
+    def _next(self, name: str) -> int:
+        from pymongo import ReturnDocument
+
+        doc = self.mdb["counters"].find_one_and_update(  # type: ignore[attr-defined]
+            {"_id": name}, {"$inc": {"n": 1}}, upsert=True, return_document=ReturnDocument.AFTER
+        )
+        return int(doc["n"])
+
+    def outbox_add(self, messages: list[OutboxMessage]) -> list[OutboxMessage]:
+        """Queue messages; returns them with their sequence numbers."""
+        now = int(time.time() * 1000)
+        out = [replace(m, seq=self._next("outbox")) for m in messages]
+        docs = [
+            {"_id": m.seq, "topic": m.topic, "key": m.key, "value": m.value,
+             "headers": _h_dump(m.headers), "created_ms": now}
+            for m in out
+        ]
+        if docs:
+            self.mdb["outbox"].insert_many(docs)  # type: ignore[attr-defined]
+        return out
+
+    def outbox_pending(self, *, limit: int = 1000, older_than_s: float = 0) -> list[OutboxMessage]:
+        """Messages not yet published, oldest first."""
+        cutoff = int((time.time() - older_than_s) * 1000)
+        cur = self.mdb["outbox"].find({"created_ms": {"$lte": cutoff}}).sort("_id", 1).limit(limit)  # type: ignore[attr-defined]
+        return [
+            OutboxMessage(d["topic"], bytes(d["value"]), d["key"] and bytes(d["key"]), _h_load(d["headers"]), d["_id"])
+            for d in cur
+        ]
+
+    def outbox_delete(self, seqs: list[int]) -> None:
+        """Forget messages the broker has acknowledged."""
+        if seqs:
+            self.mdb["outbox"].delete_many({"_id": {"$in": list(seqs)}})  # type: ignore[attr-defined]
+
+    def dead_letter_add(self, letter: DeadLetter) -> bool:
+        """Record a dead letter once per fingerprint; True when it is new."""
+        coll = self.mdb["dead_letters"]  # type: ignore[attr-defined]
+        existing = coll.find_one({"fingerprint": letter.fingerprint})
+        if existing:
+            coll.update_one({"_id": existing["_id"]}, {"$inc": {"attempts": 1},
+                            "$set": {"reason": letter.reason, "code": letter.code, "status": "dead"}})
+            return False
+        coll.insert_one({
+            "_id": self._next("dead_letters"), "fingerprint": letter.fingerprint, "topic": letter.topic,
+            "partition": letter.partition, "offset": letter.offset, "code": letter.code,
+            "reason": letter.reason, "value": letter.value, "headers": _h_dump(letter.headers),
+            "at": letter.at, "status": "dead", "redriven_at": None, "attempts": 1,
+        })
+        return True
+
+    @staticmethod
+    def _letter(d: dict) -> DeadLetter:
+        return DeadLetter(d["fingerprint"], d["topic"], d["partition"], d["offset"], d["code"], d["reason"],
+                          bytes(d["value"]), _h_load(d["headers"]), d["at"], d["_id"], d["status"], d["redriven_at"])
+
+    def dead_letters(self, *, status: str | None = None, offset: int = 0, limit: int = 50) -> list[DeadLetter]:
+        """Dead letters, oldest first, optionally by status."""
+        q = {"status": status} if status else {}
+        cur = self.mdb["dead_letters"].find(q).sort("_id", 1).skip(offset).limit(limit)  # type: ignore[attr-defined]
+        return [self._letter(d) for d in cur]
+
+    def dead_letter(self, letter_id: int) -> DeadLetter | None:
+        """One dead letter by id."""
+        d = self.mdb["dead_letters"].find_one({"_id": letter_id})  # type: ignore[attr-defined]
+        return self._letter(d) if d else None
+
+    def dead_letter_mark(self, letter_id: int, *, status: str, at: str) -> None:
+        """Set a dead letter's status (``redriven`` after a redrive)."""
+        self.mdb["dead_letters"].update_one({"_id": letter_id}, {"$set": {"status": status, "redriven_at": at}})  # type: ignore[attr-defined]
+
+    def dead_letter_count(self, *, status: str | None = None) -> int:
+        """How many dead letters, optionally by status."""
+        return self.mdb["dead_letters"].count_documents({"status": status} if status else {})  # type: ignore[attr-defined]

@@ -1,0 +1,107 @@
+"""Typed settings, read once from ``CRM_*`` environment variables and an optional ``.env``."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Role = Literal["reader", "operator", "admin"]
+ROLES: tuple[Role, ...] = ("reader", "operator", "admin")
+
+
+class Settings(BaseSettings):
+    """Everything a service reads from its environment, validated at start-up."""
+
+    model_config = SettingsConfigDict(env_prefix="CRM_", env_file=".env", extra="ignore")
+
+    env: Literal["dev", "prod"] = "dev"
+    data_dir: str = ".crm"
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    store_url: str = ""
+    topic_prefix: str = ""
+    topic_partitions: int = Field(4, ge=1)
+    default_region: str = "CN"
+    timezone: str = "Asia/Shanghai"
+    # Per-store timezone overrides as "STORE=Zone,STORE2=Zone"; purchase days are counted in them.
+    store_timezones: str = ""
+    pseudonym_secret: SecretStr | None = None
+    api_keys: str = ""
+    # Identifier values that must never link anything, beyond the built-in rules.
+    blocked_phones: str = ""
+    blocked_identifiers: str = "0,null,none,undefined,test,unknown,n/a,-"
+    batch_size: int = Field(500, ge=1, le=5000)
+    batch_within_s: float = Field(0.05, gt=0)
+    session_timeout_s: float = 6.0
+    heartbeat_interval_s: float = 2.0
+    log_level: str = "INFO"
+    identity_port: int = 8001
+    loyalty_port: int = 8002
+    alerts_port: int = 8003
+    campaigns_port: int = 8004
+    api_host: str = "127.0.0.1"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        ZoneInfo(value)
+        return value
+
+    @model_validator(mode="after")
+    def _secrets_outside_dev(self) -> Settings:
+        if self.env == "prod":
+            if self.pseudonym_secret is None or len(self.pseudonym_secret.get_secret_value()) < 16:
+                raise ValueError("CRM_PSEUDONYM_SECRET (at least 16 characters) is required in prod")
+            if not self.api_keys:
+                raise ValueError("CRM_API_KEYS is required in prod")
+        return self
+
+    def topic(self, name: str) -> str:
+        """A topic name with this deployment's prefix."""
+        return f"{self.topic_prefix}{name}"
+
+    def resolved_store_url(self) -> str:
+        """The store URL, defaulting to an SQLite file under the data directory."""
+        return self.store_url or f"sqlite:///{self.data_dir}/crm.db"
+
+    def secret_bytes(self) -> bytes:
+        """The pseudonym key; in dev a fixed development key stands in when none is set."""
+        if self.pseudonym_secret is not None:
+            return self.pseudonym_secret.get_secret_value().encode()
+        return b"crm-dev-only-pseudonym-key"
+
+    def key_roles(self) -> dict[str, Role]:
+        """API keys and their roles, from ``k1:admin,k2:reader``."""
+        out: dict[str, Role] = {}
+        for part in filter(None, (p.strip() for p in self.api_keys.split(","))):
+            key, _, role = part.rpartition(":")
+            if not key or role not in ROLES:
+                raise ValueError("CRM_API_KEYS entries look like KEY:ROLE with ROLE in reader/operator/admin")
+            out[key] = role  # type: ignore[assignment]
+        return out
+
+    def store_zone(self, store_id: str | None) -> ZoneInfo:
+        """The timezone a store counts its days in."""
+        if store_id:
+            for part in filter(None, (p.strip() for p in self.store_timezones.split(","))):
+                sid, _, zone = part.partition("=")
+                if sid == store_id:
+                    return ZoneInfo(zone)
+        return ZoneInfo(self.timezone)
+
+    def blocked_phone_set(self) -> frozenset[str]:
+        """Configured phones (any notation) that never link."""
+        return frozenset(p.strip() for p in self.blocked_phones.split(",") if p.strip())
+
+    def blocked_identifier_set(self) -> frozenset[str]:
+        """Configured placeholder values that never link, compared case-insensitively."""
+        return frozenset(p.strip().lower() for p in self.blocked_identifiers.split(",") if p.strip())
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

@@ -1,0 +1,180 @@
+"""Store selection by ``CRM_STORE_URL`` and the pieces every store adapter shares.
+
+``sqlite:///path/crm.db`` gives each service its own file beside it (``crm.identity.db``);
+``mongodb://host/…`` gives each service its own database (``crm_identity``).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+from shared.tracing import tracer
+
+_tracer = tracer(__name__)
+
+
+@dataclass(frozen=True)
+class OutboxMessage:
+    """A message written in the same transaction as the state it announces."""
+
+    topic: str
+    value: bytes
+    key: bytes | None
+    headers: list[tuple[str, bytes]] = field(default_factory=list)
+    seq: int | None = None
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A consumed message that could not be processed, with its reason and origin."""
+
+    fingerprint: str
+    topic: str
+    partition: int
+    offset: int
+    code: str
+    reason: str
+    value: bytes
+    headers: list[tuple[str, bytes]]
+    at: str
+    id: int | None = None
+    status: str = "dead"
+    redriven_at: str | None = None
+
+
+def store_kind(url: str) -> str:
+    """``sqlite`` or ``mongodb``."""
+    scheme = urlparse(url).scheme
+    if scheme in ("sqlite", "mongodb", "mongodb+srv", "mongomock"):
+        return "mongodb" if scheme.startswith("mongo") else "sqlite"
+    raise ValueError("CRM_STORE_URL must start with sqlite:/// or mongodb://")
+
+
+def sqlite_path(url: str, service: str) -> Path:
+    """The SQLite file a service uses under a ``sqlite:///…`` URL."""
+    raw = url[len("sqlite:///"):] if url.startswith("sqlite:///") else urlparse(url).path
+    base = Path(raw)
+    return base.with_name(f"{base.stem}.{service}{base.suffix or '.db'}")
+
+
+def mongo_database(url: str, service: str, client=None):
+    """The service's MongoDB database (``<db or crm>_<service>``); mongomock when told to."""
+    parsed = urlparse(url)
+    prefix = parsed.path.strip("/") or "crm"
+    if client is None:
+        if parsed.scheme == "mongomock":
+            import mongomock
+
+            client = mongomock.MongoClient()
+        else:
+            from pymongo import MongoClient
+
+            client = MongoClient(url, tz_aware=True, retryWrites=True)
+    return client[f"{prefix}_{service}"]
+
+
+class SqliteDb:
+    """Thread-local SQLite connections in WAL mode; writers take the lock up front."""
+
+    def __init__(self, path: Path | str, schema: str) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._schema = schema
+        self._local = threading.local()
+        self._schema_lock = threading.Lock()
+        self._schema_done = False
+
+    def conn(self) -> sqlite3.Connection:
+        """This thread's connection (opened on first use)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA busy_timeout=60000")
+            conn.execute("PRAGMA foreign_keys=OFF")
+            with self._schema_lock:
+                if not self._schema_done:
+                    conn.executescript(self._schema)
+                    self._schema_done = True
+            self._local.conn = conn
+            self._local.depth = 0
+        return conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (``BEGIN IMMEDIATE``); nested calls join the outer one."""
+        conn = self.conn()
+        if self._local.depth:
+            self._local.depth += 1
+            try:
+                yield conn
+            finally:
+                self._local.depth -= 1
+            return
+        with _tracer.start_as_current_span("sqlite.transaction", attributes={"db.system": "sqlite"}):
+            _begin_immediate(conn)
+            self._local.depth = 1
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            finally:
+                self._local.depth = 0
+
+    def close(self) -> None:
+        """Close this thread's connection."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+
+def _begin_immediate(conn: sqlite3.Connection) -> None:
+    # busy_timeout covers most waits; a checkpoint can still return BUSY at once.
+    for attempt in range(200):
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            time.sleep(min(0.5, 0.005 * (attempt + 1)))
+    conn.execute("BEGIN IMMEDIATE")
+
+
+OUTBOX_SQL = """
+CREATE TABLE IF NOT EXISTS outbox (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  topic TEXT NOT NULL, key BLOB, value BLOB NOT NULL, headers TEXT NOT NULL,
+  created_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS dead_letters (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  fingerprint TEXT NOT NULL UNIQUE,
+  topic TEXT NOT NULL, partition INTEGER NOT NULL, "offset" INTEGER NOT NULL,
+  code TEXT NOT NULL, reason TEXT NOT NULL, value BLOB NOT NULL, headers TEXT NOT NULL,
+  at TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'dead', redriven_at TEXT, attempts INTEGER NOT NULL DEFAULT 1
+);
+"""
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Errors worth retrying: a locked or busy database, a lost or slow MongoDB connection."""
+    if isinstance(exc, sqlite3.OperationalError):
+        text = str(exc).lower()
+        return any(w in text for w in ("locked", "busy", "disk i/o", "unable to open"))
+    try:
+        from pymongo.errors import AutoReconnect, ConnectionFailure, NetworkTimeout, WTimeoutError
+    except ImportError:  # pragma: no cover
+        return False
+    return isinstance(exc, AutoReconnect | ConnectionFailure | NetworkTimeout | WTimeoutError)
