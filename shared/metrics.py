@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
 class ServiceMetrics:
@@ -26,4 +26,6 @@ class ServiceMetrics:
         self.merges = Counter("crm_identity_merges_total", "Customer merges", registry=self.registry)
         self.retries = Counter("crm_transient_retries_total", "Transient failures retried",
                                ["what"], registry=self.registry).labels
+        self.assigned = Gauge("crm_consumer_assigned_partitions", "Partitions this worker consumes",
+                              registry=self.registry)
         self.service = labels["service"]

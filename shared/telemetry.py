@@ -17,6 +17,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
+from shared.privacy import redact_digits
 from shared.settings import Settings
 
 
@@ -38,6 +39,50 @@ class JsonLinesSpanExporter(SpanExporter):
         return None
 
 
+class RedactingExporter(SpanExporter):
+    """Masks digit runs that could be phone numbers in every string attribute before export
+    (a lookup's ``url.query`` carries one), whichever instrumentation recorded it."""
+
+    def __init__(self, inner: SpanExporter) -> None:
+        self.inner = inner
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return self.inner.export([_redacted(s) for s in spans])
+
+    def shutdown(self) -> None:
+        self.inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.inner.force_flush(timeout_millis)
+
+
+_URL_KEYS = {"url.query", "url.full", "http.url", "http.target"}
+
+
+def _no_query_values(value: str) -> str:
+    head, sep, query = value.partition("?") if "?" in value else ("", "", value)
+    names = [part.split("=", 1)[0] for part in query.split("&") if part]
+    return head + sep + "&".join(f"{n}=[redacted]" for n in names)
+
+
+def _clean(attrs) -> dict:
+    out = {}
+    for k, v in (attrs or {}).items():
+        if isinstance(v, str):
+            v = _no_query_values(v) if k in _URL_KEYS and "=" in v else redact_digits(v)
+        out[k] = v
+    return out
+
+
+def _redacted(span: ReadableSpan) -> ReadableSpan:
+    return ReadableSpan(
+        name=span.name, context=span.context, parent=span.parent, resource=span.resource,
+        attributes=_clean(span.attributes), events=span.events, links=span.links, kind=span.kind,
+        status=span.status, start_time=span.start_time, end_time=span.end_time,
+        instrumentation_scope=span.instrumentation_scope,
+    )
+
+
 _done = False
 
 
@@ -52,10 +97,10 @@ def setup_tracing(service: str, settings: Settings) -> None:
     if exporter_name == "otlp":
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        provider.add_span_processor(BatchSpanProcessor(RedactingExporter(OTLPSpanExporter())))
     elif exporter_name != "none":
         path = Path(os.environ.get("CRM_TRACE_FILE", f"{settings.data_dir}/traces.jsonl"))
-        provider.add_span_processor(BatchSpanProcessor(JsonLinesSpanExporter(path)))
+        provider.add_span_processor(BatchSpanProcessor(RedactingExporter(JsonLinesSpanExporter(path))))
     trace.set_tracer_provider(provider)
 
 

@@ -40,6 +40,10 @@ def register(app, service) -> None:
                                                list(msg.headers or [])))
             await runner.run(handle, batch, events[0].message.headers)
 
+    @app.timer(interval=1.0)
+    async def note_assignment():
+        service.metrics.assigned.set(len(app.consumer.assignment()))
+
     @app.timer(interval=5.0)
     async def sweep_outbox():
         # Messages a crashed worker committed but never published.

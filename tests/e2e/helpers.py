@@ -1,0 +1,73 @@
+"""Helpers for end-to-end tests: feeding events, sentinels that mark a drained topic, truth checks."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+
+import httpx
+from kafka import KafkaProducer
+
+from crm.scenario import Scenario, first_at
+from services.identity.store_sqlite import SqliteIdentityStore
+from shared import topics
+from shared.storage import sqlite_path
+
+SENTINEL_PHONE = "+86 199 0000 1234"
+
+
+def lines_of(scenario: Scenario) -> list[str]:
+    return [e if isinstance(e, str) else json.dumps(e, ensure_ascii=False) for e in scenario.events]
+
+
+def identity_store(data_dir) -> SqliteIdentityStore:
+    """The identity service's own SQLite file, opened for reading."""
+    return SqliteIdentityStore(sqlite_path(f"sqlite:///{data_dir}/crm.db", "identity"))
+
+
+def send_sentinels(bootstrap: str, partitions: int = 4) -> set[tuple[str, str]]:
+    """One page view on every partition of every channel topic; when all are processed, everything
+    published before them has been processed too (a partition is consumed in order)."""
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    keys = set()
+    run = uuid.uuid4().hex[:8]
+    for channel, topic in topics.CHANNEL_TOPICS.items():
+        for p in range(partitions):
+            eid = f"sentinel-{run}-{channel}-{p}"
+            source = {"pos": "pos/SENTINEL", "wechat": "wechat/sentinel", "web": "web/sentinel"}[channel]
+            event = {"specversion": "1.0", "id": eid, "source": source, "type": "crm.page_view",
+                     "time": datetime.now(UTC).isoformat(),
+                     "data": {"identity": {"phone": SENTINEL_PHONE}, "url": "https://example.invalid/"}}
+            producer.send(topic, json.dumps(event).encode(), partition=p)
+            keys.add((source, eid))
+    producer.flush()
+    producer.close()
+    return keys
+
+
+def all_seen(store: SqliteIdentityStore, keys: set[tuple[str, str]]) -> bool:
+    return all(store.event_seen(s, i) for s, i in keys)
+
+
+def expected_stats(scenario: Scenario) -> dict[str, dict]:
+    out = {}
+    for phone, truth in scenario.truth().items():
+        out[phone] = {**truth, "first_purchase_at": first_at(truth["first_purchase_at"]),
+                      "last_purchase_at": first_at(truth["last_purchase_at"])}
+    return out
+
+
+def mismatches(client: httpx.Client, scenario: Scenario) -> list[tuple[str, dict, dict]]:
+    """Customers whose statistics through the API differ from the scenario's truth."""
+    bad = []
+    for phone, want in expected_stats(scenario).items():
+        r = client.get("/v1/customers/lookup", params={"phone": phone})
+        got = r.json().get("stats") if r.status_code == 200 else {"status": r.status_code}
+        if got != want:
+            bad.append((phone[-4:], got, want))
+    return bad
+
+
+def unique_valid_keys(scenario: Scenario) -> set[tuple[str, str]]:
+    return {(e["source"], e["id"]) for e in scenario.events if isinstance(e, dict) and "-bad-" not in e["id"]}
