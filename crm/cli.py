@@ -96,6 +96,19 @@ def replay(file: Path, http: bool = typer.Option(False, help="post to the identi
     replay_file(file, get_settings(), via_http=http, batch=batch)
 
 
+@app.command()
+def trace(event_id: str, file: Path = typer.Option(None, help="span file (default: <data dir>/traces.jsonl)")):
+    """Print one event's trace across the services as an indented tree with timings."""
+    import os
+
+    from crm.trace import trace_lines
+    from shared.settings import get_settings
+
+    path = file or Path(os.environ.get("CRM_TRACE_FILE", f"{get_settings().data_dir}/traces.jsonl"))
+    for line in trace_lines(path, event_id):
+        typer.echo(line)
+
+
 @bench_app.command("identity")
 def bench_identity(events: int = typer.Option(50_000, help="events to push"),
                    runs: int = typer.Option(3, help="runs; medians are reported")):

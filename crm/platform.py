@@ -23,7 +23,10 @@ SERVICES = ("identity", "loyalty", "alerts", "campaigns")
 
 def available_services() -> list[str]:
     """The services this checkout has."""
-    return [s for s in SERVICES if importlib.util.find_spec(f"services.{s}.app") is not None]
+    # find_spec raises for a missing parent package, so look for the package first.
+    return [s for s in SERVICES
+            if importlib.util.find_spec(f"services.{s}") is not None
+            and importlib.util.find_spec(f"services.{s}.app") is not None]
 
 
 def _secret_file(path: Path, make) -> str:

@@ -121,7 +121,11 @@ def service_api(
     registry: CollectorRegistry,
 ) -> FastAPI:
     """A service's FastAPI app with auth, error mapping, health and metrics in place."""
-    app = FastAPI(title=title, version="1.0.0")
+    # FastAPI's own telemetry is off: the OpenTelemetry FastAPI instrumentation makes the server spans.
+    app = FastAPI(title=title, version="1.0.0", telemetry={"tracing": False, "operation_spans": False, "logs": False})
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+    FastAPIInstrumentor.instrument_app(app, excluded_urls="livez,readyz,metrics")
     app.state.api_keys = settings.key_roles()
     install_error_handlers(app)
     app.include_router(health_router(ready_checks, registry))

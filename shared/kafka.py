@@ -10,11 +10,12 @@ from dataclasses import dataclass, field
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
+from opentelemetry import context as otel_context
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from shared import topics
 from shared.settings import Settings
-from shared.tracing import Headers, inject_headers
+from shared.tracing import TRACE_HEADERS, Headers, extract_context, inject_headers, kafka_instrumented
 
 log = logging.getLogger(__name__)
 
@@ -69,13 +70,24 @@ class Publisher:
         )
 
     def send(self, messages: Sequence[Outgoing], *, timeout_s: float = 30.0) -> None:
-        """Publish and wait until the broker has acknowledged every message."""
-        futures = [
-            self._producer.send(
-                m.topic, value=m.value, key=m.key, headers=inject_headers(list(m.headers))
-            )
-            for m in messages
-        ]
+        """Publish and wait until the broker has acknowledged every message.
+
+        A message that carries trace context (an outbox message written while its event was handled)
+        is sent inside that context, so its send span and the context it passes on belong to the
+        event's trace, not to whatever is current when the outbox is relayed.
+        """
+        futures = []
+        for m in messages:
+            carried = [h for h in m.headers if h[0] in TRACE_HEADERS]
+            token = otel_context.attach(extract_context(carried)) if carried else None
+            try:
+                headers = [h for h in m.headers if h[0] not in TRACE_HEADERS]
+                if not kafka_instrumented():
+                    headers = inject_headers(headers)
+                futures.append(self._producer.send(m.topic, value=m.value, key=m.key, headers=headers))
+            finally:
+                if token is not None:
+                    otel_context.detach(token)
         deadline = time.monotonic() + timeout_s
         self._producer.flush(timeout=timeout_s)
         for fut in futures:

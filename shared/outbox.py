@@ -42,16 +42,18 @@ class SqliteOutbox:
 
     def outbox_add(self, messages: list[OutboxMessage]) -> list[OutboxMessage]:
         """Queue messages inside the current transaction; returns them with their sequence numbers."""
+        if not messages:
+            return []
         now = int(time.time() * 1000)
-        out = []
         with self.db.transaction() as c:  # type: ignore[attr-defined]
-            for m in messages:
-                seq = c.execute(
-                    "INSERT INTO outbox(topic, key, value, headers, created_ms) VALUES (?,?,?,?,?) RETURNING seq",
-                    (m.topic, m.key, m.value, _h_dump(m.headers), now),
-                ).fetchone()[0]
-                out.append(replace(m, seq=seq))
-        return out
+            c.executemany(
+                "INSERT INTO outbox(topic, key, value, headers, created_ms) VALUES (?,?,?,?,?)",
+                [(m.topic, m.key, m.value, _h_dump(m.headers), now) for m in messages],
+            )
+            # The write lock is ours for the whole transaction, so the new rows are the last ones.
+            last = c.execute("SELECT last_insert_rowid()").fetchone()[0]
+        first = last - len(messages) + 1
+        return [replace(m, seq=first + i) for i, m in enumerate(messages)]
 
     def outbox_pending(self, *, limit: int = 1000, older_than_s: float = 0) -> list[OutboxMessage]:
         """Messages not yet published, oldest first."""

@@ -9,6 +9,14 @@ from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 
 Headers = list[tuple[str, bytes]]
+TRACE_HEADERS = ("traceparent", "tracestate", "baggage")
+
+
+def kafka_instrumented() -> bool:
+    """Whether the kafka-python instrumentation wraps the producer (it then injects trace context)."""
+    from opentelemetry.instrumentation.kafka import KafkaInstrumentor
+
+    return KafkaInstrumentor().is_instrumented_by_opentelemetry
 
 
 def tracer(name: str) -> trace.Tracer:
@@ -34,3 +42,16 @@ def extract_context(headers: Iterable[tuple[str, Any]] | dict | None) -> otel_co
         k: (v.decode("latin-1") if isinstance(v, bytes | bytearray) else str(v)) for k, v in items
     }
     return propagate.extract(carrier)
+
+
+def event_attributes(event: Any, topic: str) -> dict[str, str]:
+    """Span attributes for a consumed channel event (messaging conventions; never a phone)."""
+    return {
+        "messaging.system": "kafka",
+        "messaging.destination.name": topic,
+        "messaging.operation.type": "process",
+        "messaging.message.id": event.id,
+        "crm.event.type": event.type,
+        "crm.event.source": event.source,
+        "crm.channel": event.channel,
+    }

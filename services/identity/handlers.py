@@ -8,6 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from opentelemetry.trace import SpanKind
+
 from services.identity import domain
 from services.identity.domain import Cleaning, Ident, Pseudo
 from services.identity.store import ConflictRow, EventRow, IdentityStore, PurchaseRow, RefundRow
@@ -19,9 +21,10 @@ from shared.kafka import Outgoing
 from shared.messages import CustomerEventResolved, CustomerMerged
 from shared.settings import Settings
 from shared.storage import DeadLetter, OutboxMessage, is_transient
-from shared.tracing import inject_headers
+from shared.tracing import event_attributes, extract_context, inject_headers, tracer
 
 log = logging.getLogger(__name__)
+_tracer = tracer(__name__)
 
 
 @dataclass(frozen=True)
@@ -110,18 +113,34 @@ def _one_by_one(ready: list[_Prepared], letters: list[tuple[Incoming, str, str]]
 
 def _apply_all(items: list[_Prepared], deps: Deps, outcome: BatchOutcome) -> list[OutboxMessage]:
     out: list[OutboxMessage] = []
+    touched: set[str] = set()
     for item in items:
         before = len(out)
-        _apply(item.event, item.idents, deps, out, outcome)
+        # One span per event, continuing the trace its publisher started.
+        with _tracer.start_as_current_span(
+            "identity resolve", context=extract_context(item.msg.headers), kind=SpanKind.CONSUMER,
+            attributes=event_attributes(item.event, item.msg.topic),
+        ) as span:
+            _apply(item.event, item.idents, deps, out, outcome, touched)
+            if len(out) > before:
+                span.set_attribute("crm.customer_id", _customer_of(out[-1]))
         if len(out) == before:
             outcome.duplicates += 1
         else:
             outcome.processed += 1
+    at = iso_utc(deps.clock())
+    for root in touched:
+        deps.store.touch(root, at=at)
     return out
 
 
+def _customer_of(message: OutboxMessage) -> str:
+    return (message.key or b"").decode()
+
+
 def _apply(
-    event: ChannelEvent, idents: list[Ident], deps: Deps, out: list[OutboxMessage], outcome: BatchOutcome
+    event: ChannelEvent, idents: list[Ident], deps: Deps, out: list[OutboxMessage], outcome: BatchOutcome,
+    touched: set[str],
 ) -> None:
     store, now = deps.store, iso_utc(deps.clock())
     if store.event_seen(event.source, event.id):
@@ -157,7 +176,7 @@ def _apply(
     store.add_event(EventRow(event.source, event.id, res.record_id, event.type, event.channel, seen_at,
                              domain.epoch_ms(event.time), domain.dumps(payload), now))
     _facts(event, res.record_id, deps)
-    store.touch(res.root_id, at=now)
+    touched.add(res.root_id)
     body = CustomerEventResolved(customer_id=res.root_id, record_id=res.record_id, event=payload,
                                  resolved_at=deps.clock())
     out.append(_message(deps, topics.CUSTOMER_EVENTS, res.root_id, body.model_dump_json().encode()))
