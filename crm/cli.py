@@ -113,9 +113,36 @@ def trace(event_id: str, file: Path = typer.Option(None, help="span file (defaul
 def bench_identity(events: int = typer.Option(50_000, help="events to push"),
                    runs: int = typer.Option(3, help="runs; medians are reported")):
     """Events/s through identity, publish→profile latency, and a bare faust agent on the same data."""
-    from crm.bench import bench_identity as run
+    from crm.bench.identity import run
 
     run(events=events, runs=runs)
+
+
+@bench_app.command("loyalty")
+def bench_loyalty(events: int = typer.Option(20_000, help="purchases and refunds to push"),
+                  runs: int = typer.Option(3, help="runs; medians are reported")):
+    """Ledger updates/s through the embedded platform, and the ratio to identity's rate in the same run."""
+    from crm.bench.loyalty import run
+
+    run(events=events, runs=runs)
+
+
+@bench_app.command("alerts")
+def bench_alerts(customers: int = typer.Option(100_000, help="customers to scan"),
+                 runs: int = typer.Option(3, help="runs; medians are reported")):
+    """Duration of a scheduled alert scan and its per-customer cost."""
+    from crm.bench.alerts import run
+
+    run(customers=customers, runs=runs)
+
+
+@bench_app.command("campaigns")
+def bench_campaigns(customers: int = typer.Option(100_000, help="customers in the base"),
+                    runs: int = typer.Option(3, help="runs; medians are reported")):
+    """Time to launch a campaign over the whole customer base."""
+    from crm.bench.campaigns import run
+
+    run(customers=customers, runs=runs)
 
 
 def main() -> None:

@@ -18,6 +18,7 @@ from typing import Any
 
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential
 
+from shared.batch import BatchOutcome, Incoming
 from shared.metrics import ServiceMetrics
 from shared.storage import OutboxMessage, is_transient
 from shared.tracing import extract_context, tracer
@@ -91,3 +92,60 @@ class BatchRunner:
             log.critical("%s: giving up on a batch after retries; exiting so it is redelivered", self.name)
             logging.shutdown()
             os._exit(EXIT_UNRECOVERABLE)
+
+
+class _Relayed:
+    """The outcome of a sweep: only messages to relay."""
+
+    def __init__(self, outbox: list[OutboxMessage]) -> None:
+        self.outbox = outbox
+
+
+def register_batch_agent(app, *, name: str, topic_names: list[str], runner: BatchRunner, batch_size: int,
+                         within_s: float, handle: Callable[[list[Incoming]], BatchOutcome]) -> None:
+    """A faust agent that feeds batches of raw messages to ``handle`` through ``runner``.
+
+    ``handle`` owns every message's fate (processed, duplicate or dead-lettered); the runner retries
+    transient failures and exits without acknowledging when they last too long.
+    """
+    channel = app.topic(*topic_names, value_serializer="raw", key_serializer="raw")
+    metrics = runner.metrics
+
+    def counted(batch: list[Incoming]) -> BatchOutcome:
+        outcome = handle(batch)
+        metrics.outcomes("processed").inc(outcome.processed)
+        metrics.outcomes("duplicate").inc(outcome.duplicates)
+        metrics.outcomes("dead_lettered").inc(outcome.dead_lettered)
+        for what, n in outcome.counts.items():
+            if what.startswith("dead_letter:"):
+                metrics.dead_letters(what.removeprefix("dead_letter:")).inc(n)
+        return outcome
+
+    async def consume(stream):
+        async for events in stream.take_events(batch_size, within=within_s):
+            batch = []
+            for e in events:
+                msg = e.message
+                metrics.consumed(msg.topic).inc()
+                batch.append(Incoming(msg.value or b"", msg.topic, msg.partition, msg.offset,
+                                      list(msg.headers or []), msg.key))
+            await runner.run(counted, batch, events[0].message.headers)
+
+    app.agent(channel, name=name)(consume)
+
+
+def register_housekeeping(app, *, runner: BatchRunner, outbox_pending: Callable[..., list[OutboxMessage]]) -> None:
+    """Timers every worker runs: the assignment gauge, and relaying what a crashed worker left in the outbox."""
+
+    async def note_assignment():
+        runner.metrics.assigned.set(len(app.consumer.assignment()))
+
+    async def sweep_outbox():
+        # Messages a crashed worker committed but never published.
+        pending = outbox_pending(limit=5000, older_than_s=15.0)
+        if pending:
+            log.info("%s: relaying %d outbox messages left by an earlier run", runner.name, len(pending))
+            await runner.run(lambda _: _Relayed(pending), [])
+
+    app.timer(interval=1.0, name=f"{runner.name}.note_assignment")(note_assignment)
+    app.timer(interval=5.0, name=f"{runner.name}.sweep_outbox")(sweep_outbox)

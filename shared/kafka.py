@@ -117,3 +117,28 @@ def faust_app(name: str, settings: Settings, **overrides):
     )
     options.update(overrides)
     return faust.App(f"{settings.topic_prefix}{name}", **options)
+
+
+def lazy_publisher(settings: Settings, name: str):
+    """A publish callable whose producer connects on first use (nothing connects at build time)."""
+    import threading
+
+    holder: list[Publisher] = []
+    lock = threading.Lock()
+
+    def publish(messages: Sequence[Outgoing]) -> None:
+        with lock:
+            if not holder:
+                holder.append(Publisher(settings, client_id=f"crm-{name}"))
+        holder[0].send(messages)
+
+    return publish
+
+
+def broker_reachable(settings: Settings) -> None:
+    """Raise unless the first bootstrap address accepts a connection (for ``/readyz``)."""
+    import socket
+
+    host, _, port = settings.kafka_bootstrap.split(",")[0].rpartition(":")
+    with socket.create_connection((host or "127.0.0.1", int(port)), timeout=2):
+        pass

@@ -1,15 +1,26 @@
-"""Events the services publish to each other. Defined once here, frozen, named in the past tense."""
+"""Events the services publish to each other. Defined once here, frozen, named in the past tense.
+
+Every message is JSON with a ``kind`` that names its model; :func:`decode` turns any of them back
+into its model, so a consumer reads the kinds it knows and ignores the rest. A breaking change
+gets a new ``kind``.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from decimal import Decimal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from shared.events import InvalidEvent
 
 
 class _Message(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+# -- identity -> everyone (crm.customer.events, crm.customer.merged) ------------------------------
 
 
 class CustomerEventResolved(_Message):
@@ -17,6 +28,8 @@ class CustomerEventResolved(_Message):
 
     ``record_id`` is the customer record the event belongs to; ``customer_id`` the active
     customer that record is part of now. Keep both: an unmerge gives a record back its events.
+    ``event`` is the channel event as validated (CloudEvents JSON, phone included: consumers that
+    keep it must treat it as personal data).
     """
 
     kind: Literal["customer.event"] = "customer.event"
@@ -36,3 +49,150 @@ class CustomerMerged(_Message):
     # Every record now under the survivor (merged) or given back to merged_id (unmerged).
     records: list[str]
     at: datetime
+
+
+# -- every downstream service -> identity ---------------------------------------------------------
+
+
+class ViewPartUpdated(_Message):
+    """A service's part of the single customer view, replacing the one identity holds.
+
+    Published on the service's own topic (``crm.loyalty.events``, ``crm.alerts.events``,
+    ``crm.campaigns.events``) whenever the part changes. ``version`` sorts as text (an ISO
+    timestamp with a sequence suffix); identity keeps the highest per customer and part, and shows
+    the part of the active customer only (a service republishes the survivor's part after a merge
+    and both parts after an unmerge).
+
+    ``value`` by part: ``loyalty`` ``{"points_balance": int, "tier": str|None, ...}``; ``alerts``
+    ``{"open": [{"alert_id", "type", "severity", ...}]}``; ``campaigns``
+    ``{"items": [{"campaign_id", "group", "converted", ...}]}``.
+    """
+
+    kind: Literal["view.part"] = "view.part"
+    customer_id: str
+    part: Literal["loyalty", "alerts", "campaigns"]
+    value: dict[str, Any]
+    version: str
+
+
+# -- loyalty -> alerts, campaigns (crm.loyalty.events) --------------------------------------------
+
+
+class PointsExpiryAnnounced(_Message):
+    """Points of a customer will expire at ``expires_at``; sent ``notice_days`` ahead, once per lot set."""
+
+    kind: Literal["loyalty.expiry_announced"] = "loyalty.expiry_announced"
+    announcement_id: str
+    customer_id: str
+    points: int
+    expires_at: datetime
+    balance: int
+    at: datetime
+
+
+class PointsExpired(_Message):
+    """Points that expired unredeemed."""
+
+    kind: Literal["loyalty.points_expired"] = "loyalty.points_expired"
+    entry_id: str
+    customer_id: str
+    points: int
+    at: datetime
+
+
+class TierChanged(_Message):
+    """A customer's tier changed: an upgrade when the rule is met, a downgrade at a periodic review."""
+
+    kind: Literal["loyalty.tier_changed"] = "loyalty.tier_changed"
+    change_id: str
+    customer_id: str
+    previous: str | None
+    tier: str | None
+    direction: Literal["upgrade", "downgrade"]
+    reason: str
+    benefits: dict[str, Any] = Field(default_factory=dict)
+    at: datetime
+
+
+# -- campaigns -> loyalty, channel systems (crm.campaigns.events, crm.campaigns.touches) ----------
+
+
+class CampaignBonusGranted(_Message):
+    """A treatment-group member earns ``multiplier`` times the base points on purchases in the window.
+
+    ``active`` false withdraws the bonus (a campaign cancelled before its window); re-sending the same
+    ``grant_id`` changes nothing.
+    """
+
+    kind: Literal["campaign.bonus"] = "campaign.bonus"
+    grant_id: str
+    campaign_id: str
+    customer_id: str
+    multiplier: Decimal
+    starts_at: datetime
+    ends_at: datetime
+    active: bool = True
+    at: datetime
+
+
+class CampaignTouched(_Message):
+    """A campaign asks a channel system to deliver an offer to a customer (``crm.campaigns.touches``)."""
+
+    kind: Literal["campaign.touch"] = "campaign.touch"
+    touch_id: str
+    campaign_id: str
+    customer_id: str
+    channel: Literal["sms", "wechat", "email", "mail", "call"]
+    offer: dict[str, Any] = Field(default_factory=dict)
+    at: datetime
+
+
+# -- alerts -> identity, ops tools (crm.alerts.events) --------------------------------------------
+
+
+class AlertChanged(_Message):
+    """An alert was raised, repeated, acknowledged or resolved."""
+
+    kind: Literal["alert.changed"] = "alert.changed"
+    alert_id: str
+    customer_id: str
+    type: str
+    severity: Literal["info", "yellow", "red"]
+    status: Literal["open", "acknowledged", "resolved"]
+    store_id: str | None = None
+    at: datetime
+
+
+Message = Annotated[
+    CustomerEventResolved | CustomerMerged | ViewPartUpdated | PointsExpiryAnnounced | PointsExpired | TierChanged
+    | CampaignBonusGranted | CampaignTouched | AlertChanged,
+    Field(discriminator="kind"),
+]
+_ADAPTER: TypeAdapter[Message] = TypeAdapter(Message)
+KINDS = frozenset(
+    kind for model in (CustomerEventResolved, CustomerMerged, ViewPartUpdated, PointsExpiryAnnounced, PointsExpired,
+                       TierChanged, CampaignBonusGranted, CampaignTouched, AlertChanged)
+    for kind in model.model_fields["kind"].annotation.__args__  # type: ignore[union-attr]
+)
+
+
+def decode(raw: bytes | str) -> Message | None:
+    """The message a service published; ``None`` for a kind this platform version does not know
+    (a consumer ignores it). Raises :class:`InvalidEvent` for a value that is not a valid message."""
+    try:
+        head = TypeAdapter(dict[str, Any]).validate_json(raw)
+    except ValidationError:
+        raise InvalidEvent("invalid_json", ["value is not valid JSON"]) from None
+    if head.get("kind") not in KINDS:
+        return None
+    try:
+        return _ADAPTER.validate_python(head)
+    except ValidationError as exc:
+        reasons = [f"{'.'.join(str(p) for p in e['loc'][1:]) or 'message'}: {e['msg']}"
+                   for e in exc.errors(include_input=False, include_url=False)]
+        raise InvalidEvent("invalid_message", reasons) from None
+
+
+def encode(message: _Message) -> bytes:
+    """The JSON value a message is published as."""
+    return message.model_dump_json().encode()

@@ -119,6 +119,12 @@ class MongoOutbox:
 
     mdb: object
 
+    def create_outbox_indexes(self) -> None:
+        """Indexes the outbox and dead letters rely on (call once when the store opens)."""
+        self.mdb["outbox"].create_index("created_ms")  # type: ignore[attr-defined]
+        self.mdb["dead_letters"].create_index("fingerprint", unique=True)  # type: ignore[attr-defined]
+        self.mdb["dead_letters"].create_index("status")  # type: ignore[attr-defined]
+
     def _next(self, name: str) -> int:
         from pymongo import ReturnDocument
 
@@ -128,16 +134,21 @@ class MongoOutbox:
         return int(doc["n"])
 
     def outbox_add(self, messages: list[OutboxMessage]) -> list[OutboxMessage]:
-        """Queue messages; returns them with their sequence numbers."""
+        """Queue messages inside the current transaction; returns them with their sequence numbers."""
+        from bson import ObjectId
+
+        if not messages:
+            return []
         now = int(time.time() * 1000)
-        out = [replace(m, seq=self._next("outbox")) for m in messages]
+        # ObjectIds: unique across workers without a shared counter (which every batch would contend on),
+        # and ordered by time; the sequence number is the id read as an integer.
+        out = [replace(m, seq=int(str(ObjectId()), 16)) for m in messages]
         docs = [
-            {"_id": m.seq, "topic": m.topic, "key": m.key, "value": m.value,
+            {"_id": ObjectId(format(m.seq, "024x")), "topic": m.topic, "key": m.key, "value": m.value,
              "headers": _h_dump(m.headers), "created_ms": now}
             for m in out
         ]
-        if docs:
-            self.mdb["outbox"].insert_many(docs)  # type: ignore[attr-defined]
+        self.mdb["outbox"].insert_many(docs)  # type: ignore[attr-defined]
         return out
 
     def outbox_pending(self, *, limit: int = 1000, older_than_s: float = 0) -> list[OutboxMessage]:
@@ -145,14 +156,18 @@ class MongoOutbox:
         cutoff = int((time.time() - older_than_s) * 1000)
         cur = self.mdb["outbox"].find({"created_ms": {"$lte": cutoff}}).sort("_id", 1).limit(limit)  # type: ignore[attr-defined]
         return [
-            OutboxMessage(d["topic"], bytes(d["value"]), d["key"] and bytes(d["key"]), _h_load(d["headers"]), d["_id"])
+            OutboxMessage(d["topic"], bytes(d["value"]), d["key"] and bytes(d["key"]), _h_load(d["headers"]),
+                          int(str(d["_id"]), 16))
             for d in cur
         ]
 
     def outbox_delete(self, seqs: list[int]) -> None:
         """Forget messages the broker has acknowledged."""
+        from bson import ObjectId
+
         if seqs:
-            self.mdb["outbox"].delete_many({"_id": {"$in": list(seqs)}})  # type: ignore[attr-defined]
+            ids = [ObjectId(format(s, "024x")) for s in seqs]
+            self.mdb["outbox"].delete_many({"_id": {"$in": ids}})  # type: ignore[attr-defined]
 
     def dead_letter_add(self, letter: DeadLetter) -> bool:
         """Record a dead letter once per fingerprint; True when it is new."""

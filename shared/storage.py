@@ -64,7 +64,7 @@ def sqlite_path(url: str, service: str) -> Path:
     return base.with_name(f"{base.stem}.{service}{base.suffix or '.db'}")
 
 
-def mongo_database(url: str, service: str, client=None):
+def mongo_database(url: str, service: str, client=None) -> MongoDb:
     """The service's MongoDB database (``<db or crm>_<service>``); mongomock when told to."""
     parsed = urlparse(url)
     prefix = parsed.path.strip("/") or "crm"
@@ -77,7 +77,90 @@ def mongo_database(url: str, service: str, client=None):
             from pymongo import MongoClient
 
             client = MongoClient(url, tz_aware=True, retryWrites=True)
-    return client[f"{prefix}_{service}"]
+    return MongoDb(client[f"{prefix}_{service}"])
+
+
+class MongoDb:
+    """A service's MongoDB database whose writes join the current transaction.
+
+    ``transaction()`` runs a multi-document transaction on a replica set (as production runs), so
+    state and outbox commit together; where the server cannot (mongomock, a standalone server) it
+    runs the block without one. Collections taken from this object pass the session themselves.
+    """
+
+    def __init__(self, database, *, transactions: bool | None = None) -> None:
+        self.database = database
+        self._transactions = transactions
+        self._local = threading.local()
+
+    @property
+    def client(self):
+        return self.database.client
+
+    def _supports_transactions(self) -> bool:
+        if self._transactions is None:
+            try:
+                hello = self.database.client.admin.command("hello")
+                self._transactions = bool(hello.get("setName") or hello.get("msg") == "isdbgrid")
+            except Exception:  # mongomock and anything that cannot say
+                self._transactions = False
+        return self._transactions
+
+    def __getitem__(self, name: str) -> _SessionCollection:
+        return _SessionCollection(self.database[name], self)
+
+    @property
+    def session(self):
+        """The session of the transaction this thread is in, if any."""
+        return getattr(self._local, "session", None)
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One atomic unit of work; nested calls join the outer one."""
+        if getattr(self._local, "depth", 0):
+            self._local.depth += 1
+            try:
+                yield
+            finally:
+                self._local.depth -= 1
+            return
+        self._local.depth = 1
+        try:
+            with _tracer.start_as_current_span("mongodb.transaction", attributes={"db.system": "mongodb"}):
+                if not self._supports_transactions():
+                    yield
+                    return
+                with self.database.client.start_session() as session, session.start_transaction():
+                    self._local.session = session
+                    try:
+                        yield
+                    finally:
+                        self._local.session = None
+        finally:
+            self._local.depth = 0
+
+
+class _SessionCollection:
+    """A pymongo collection whose calls carry the current transaction's session."""
+
+    def __init__(self, collection, owner: MongoDb) -> None:
+        self._collection = collection
+        self._owner = owner
+
+    def __getattr__(self, name: str):
+        attr = getattr(self._collection, name)
+        session = self._owner.session
+        if session is None or not callable(attr) or name in _NO_SESSION:
+            return attr
+
+        def call(*args, **kwargs):
+            kwargs.setdefault("session", session)
+            return attr(*args, **kwargs)
+
+        return call
+
+
+_NO_SESSION = frozenset({"create_index", "create_indexes", "drop", "with_options"})
 
 
 class SqliteDb:
@@ -174,7 +257,9 @@ def is_transient(exc: BaseException) -> bool:
         text = str(exc).lower()
         return any(w in text for w in ("locked", "busy", "disk i/o", "unable to open"))
     try:
-        from pymongo.errors import AutoReconnect, ConnectionFailure, NetworkTimeout, WTimeoutError
+        from pymongo.errors import AutoReconnect, ConnectionFailure, NetworkTimeout, PyMongoError, WTimeoutError
     except ImportError:  # pragma: no cover
         return False
+    if isinstance(exc, PyMongoError) and exc.has_error_label("TransientTransactionError"):
+        return True  # a write conflict between concurrent workers: the whole transaction is retried
     return isinstance(exc, AutoReconnect | ConnectionFailure | NetworkTimeout | WTimeoutError)

@@ -13,6 +13,9 @@ ALERTS_EVENTS = "crm.alerts.events"
 CAMPAIGN_EVENTS = "crm.campaigns.events"
 CAMPAIGN_TOUCHES = "crm.campaigns.touches"
 
+# The topics whose ViewPartUpdated messages fill the single customer view.
+VIEW_PART_TOPICS = [LOYALTY_EVENTS, ALERTS_EVENTS, CAMPAIGN_EVENTS]
+
 ALL_TOPICS = [
     CHANNEL_POS,
     CHANNEL_WECHAT,

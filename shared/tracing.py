@@ -44,13 +44,11 @@ def extract_context(headers: Iterable[tuple[str, Any]] | dict | None) -> otel_co
     return propagate.extract(carrier)
 
 
-def event_attributes(event: Any, topic: str) -> dict[str, str]:
-    """Span attributes for a consumed channel event (messaging conventions; never a phone)."""
+def event_attributes(event: Any) -> dict[str, str]:
+    """Span attributes naming a channel event (never an identifier of the customer)."""
     return {
-        "messaging.system": "kafka",
-        "messaging.destination.name": topic,
-        "messaging.operation.type": "process",
         "messaging.message.id": event.id,
+        "crm.event.id": event.id,
         "crm.event.type": event.type,
         "crm.event.source": event.source,
         "crm.channel": event.channel,

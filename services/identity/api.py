@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import JSONResponse
@@ -14,8 +15,6 @@ from services.identity.schemas import (
     ConflictsPage,
     ConflictUpdate,
     CustomerRead,
-    DeadLetterRead,
-    DeadLettersPage,
     IngestRead,
     MergeRead,
     MergesPage,
@@ -119,26 +118,6 @@ def router() -> APIRouter:
         handlers.close_conflict(conflict_id, status=body.status, by=caller.key_id, note=body.note,
                                 deps=request.app.state.service.deps)
 
-    @r.get("/deadletters", response_model=DeadLettersPage, tags=["operations"])
-    def get_dead_letters(request: Request, caller: Caller = caller_dep("operator"), status: str | None = None,
-                         offset: int = Query(0, ge=0), limit: int = Query(50, ge=1, le=500)) -> DeadLettersPage:
-        """Messages identity could not process, with reason and origin; payloads only for admins."""
-        store = request.app.state.service.deps.store
-        reveal = caller.at_least("admin")
-        items = [
-            DeadLetterRead(id=d.id, topic=d.topic, partition=d.partition, offset=d.offset, code=d.code,
-                           reason=d.reason, at=d.at, status=d.status, redriven_at=d.redriven_at,
-                           payload=d.value.decode("utf-8", "replace") if reveal else None)
-            for d in store.dead_letters(status=status, offset=offset, limit=limit)
-        ]
-        return DeadLettersPage(items=items, total=store.dead_letter_count(status=status), offset=offset, limit=limit)
-
-    @r.post("/deadletters/{letter_id}/redrive", tags=["operations"])
-    def post_redrive(request: Request, letter_id: int, caller: Caller = caller_dep("operator")) -> dict:
-        """Send a dead letter back to its topic (after the cause is fixed)."""
-        svc = request.app.state.service
-        return handlers.redrive(letter_id, deps=svc.deps, publish=svc.publish)
-
     @r.get("/identity/summary", tags=["operations"])
     def get_summary(request: Request, caller: Caller = caller_dep("reader")) -> dict:
         """Counts ops watch: active customers, dead letters, open conflicts."""
@@ -155,4 +134,4 @@ def router() -> APIRouter:
 def _view(request: Request, customer_id: str, caller: Caller) -> CustomerRead:
     svc = request.app.state.service
     return views.customer_view(svc.deps.store, customer_id, reveal=caller.at_least("admin"),
-                               zone=svc.zone)
+                               zone=ZoneInfo(svc.settings.timezone))

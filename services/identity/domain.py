@@ -8,17 +8,8 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
-from decimal import Decimal
-from zoneinfo import ZoneInfo
 
-from shared.events import (
-    ConsentEvent,
-    FollowEvent,
-    Identity,
-    InvalidEvent,
-    ProfileEvent,
-)
+from shared.events import Identity, InvalidEvent
 from shared.privacy import PhoneError, normalize_phone
 
 Ident = tuple[str, str]  # (identifier type, normalised value)
@@ -172,70 +163,6 @@ def _join_others(
         return res
     res.merges = [(res.root_id, merged, cause) for merged, cause in merges.items()]
     return res
-
-
-@dataclass(frozen=True)
-class FieldValue:
-    """One attribute value with where it came from; the newest by event time wins."""
-
-    field: str
-    value: object
-    time_ms: int
-    source: str
-    event_id: str
-
-    def order(self) -> tuple[int, str, str]:
-        """Newest wins; ties broken by source and id so arrival order never matters."""
-        return (self.time_ms, self.source, self.event_id)
-
-
-def epoch_ms(moment: datetime) -> int:
-    """Milliseconds since the epoch of an aware datetime."""
-    return int(moment.timestamp() * 1000)
-
-
-def attribute_values(event: object) -> list[FieldValue]:
-    """The profile fields an event sets: profile data, consent per purpose, WeChat follow state."""
-    ms, src, eid = epoch_ms(event.time), event.source, event.id  # type: ignore[attr-defined]
-    if isinstance(event, ProfileEvent):
-        d = event.data
-        values: dict[str, object] = {
-            k: v for k in ("name", "gender", "email", "city") if (v := getattr(d, k)) is not None
-        }
-        if d.birthday is not None:
-            values["birthday"] = d.birthday.isoformat()
-        for k, v in d.attributes.items():
-            values[f"attributes.{k}"] = v
-        return [FieldValue(k, v, ms, src, eid) for k, v in values.items()]
-    if isinstance(event, ConsentEvent):
-        return [FieldValue(f"consent.{event.data.purpose}", event.data.granted, ms, src, eid)]
-    if isinstance(event, FollowEvent):
-        return [FieldValue("wechat_following", event.type == "crm.follow", ms, src, eid)]
-    return []
-
-
-def newest(values: list[FieldValue]) -> dict[str, FieldValue]:
-    """Per field, the value with the latest event time."""
-    out: dict[str, FieldValue] = {}
-    for v in values:
-        if v.field not in out or v.order() > out[v.field].order():
-            out[v.field] = v
-    return out
-
-
-def local_day(moment: datetime, zone: ZoneInfo) -> date:
-    """The calendar day of a moment in a store's timezone."""
-    return moment.astimezone(zone).date()
-
-
-def to_minor(amount: Decimal) -> int:
-    """Money in fen (exact integer) for storage and sums."""
-    return int((amount * 100).to_integral_exact())
-
-
-def from_minor(minor: int) -> Decimal:
-    """Fen back to a two-place decimal."""
-    return (Decimal(minor) / 100).quantize(Decimal("0.01"))
 
 
 def home_store(store_days: list[tuple[str, int, str]]) -> str | None:

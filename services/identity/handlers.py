@@ -2,40 +2,27 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
-
-from opentelemetry.trace import SpanKind
 
 from services.identity import domain
 from services.identity.domain import Cleaning, Ident, Pseudo
-from services.identity.store import ConflictRow, EventRow, IdentityStore, PurchaseRow, RefundRow
+from services.identity.store import ConflictRow, EventRow, IdentityStore
 from shared import topics
+from shared.batch import BatchOutcome, Decoded, Incoming, message_span, process_batch
 from shared.clock import Clock, iso_utc
 from shared.errors import Conflict, NotFound
-from shared.events import ChannelEvent, InvalidEvent, PurchaseEvent, RefundEvent, parse_event
+from shared.events import ChannelEvent, InvalidEvent, parse_event
+from shared.facts import attribute_values, epoch_ms, purchase_fact, refund_fact
 from shared.kafka import Outgoing
-from shared.messages import CustomerEventResolved, CustomerMerged
+from shared.messages import CustomerEventResolved, CustomerMerged, ViewPartUpdated, decode
 from shared.settings import Settings
-from shared.storage import DeadLetter, OutboxMessage, is_transient
-from shared.tracing import event_attributes, extract_context, inject_headers, tracer
+from shared.storage import OutboxMessage
+from shared.tracing import event_attributes, inject_headers
 
 log = logging.getLogger(__name__)
-_tracer = tracer(__name__)
-
-
-@dataclass(frozen=True)
-class Incoming:
-    """One consumed message and where it came from."""
-
-    value: bytes
-    topic: str
-    partition: int
-    offset: int
-    headers: list[tuple[str, bytes]] = field(default_factory=list)
 
 
 @dataclass
@@ -49,79 +36,35 @@ class Deps:
     clock: Clock
 
 
-@dataclass
-class BatchOutcome:
-    """What a batch did; ``outbox`` holds the messages to publish now that it has committed."""
-
-    processed: int = 0
-    duplicates: int = 0
-    dead_lettered: int = 0
-    merges: int = 0
-    conflicts: int = 0
-    outbox: list[OutboxMessage] = field(default_factory=list)
-
-
 @dataclass(frozen=True)
-class _Prepared:
-    msg: Incoming
+class Prepared:
+    """A channel event that passed validation, with its cleaned identifiers."""
+
     event: ChannelEvent
     idents: list[Ident]
 
 
-def prepare(raw: bytes | dict, cleaning: Cleaning) -> tuple[ChannelEvent, list[Ident]]:
+def prepare(raw: bytes | dict, cleaning: Cleaning) -> Prepared:
     """Validate one event and clean its identifiers, or raise InvalidEvent."""
     event = parse_event(raw)
-    return event, domain.clean_identity(event.data.identity, cleaning)
+    return Prepared(event, domain.clean_identity(event.data.identity, cleaning))
 
 
 def resolve_batch(messages: list[Incoming], deps: Deps) -> BatchOutcome:
     """Resolve a batch in one transaction; a message that fails alone is dead-lettered alone."""
-    outcome = BatchOutcome()
-    ready: list[_Prepared] = []
-    letters: list[tuple[Incoming, str, str]] = []
-    for msg in messages:
-        try:
-            ready.append(_Prepared(msg, *prepare(msg.value, deps.cleaning)))
-        except InvalidEvent as exc:
-            letters.append((msg, exc.code, str(exc)))
-    try:
-        with deps.store.transaction():
-            pending = _apply_all(ready, deps, outcome) + _dead_letters(letters, deps, outcome)
-            outcome.outbox = deps.store.outbox_add(pending)
-        return outcome
-    except Exception as exc:
-        if is_transient(exc):
-            raise
-        log.warning("batch failed (%s); isolating its events one by one", type(exc).__name__)
-    return _one_by_one(ready, letters, deps)
+    return process_batch(messages, store=deps.store, service="identity", prefix=deps.settings.topic_prefix,
+                         clock=deps.clock, decode=lambda msg: prepare(msg.value, deps.cleaning),
+                         apply=lambda items, outcome: _apply_all(items, deps, outcome))
 
 
-def _one_by_one(ready: list[_Prepared], letters: list[tuple[Incoming, str, str]], deps: Deps) -> BatchOutcome:
-    outcome = BatchOutcome()
-    for item in ready:
-        try:
-            with deps.store.transaction():
-                outcome.outbox += deps.store.outbox_add(_apply_all([item], deps, outcome))
-        except Exception as exc:
-            if is_transient(exc):
-                raise
-            letters.append((item.msg, "processing_error", f"processing failed: {type(exc).__name__}"))
-    with deps.store.transaction():
-        outcome.outbox += deps.store.outbox_add(_dead_letters(letters, deps, outcome))
-    return outcome
-
-
-def _apply_all(items: list[_Prepared], deps: Deps, outcome: BatchOutcome) -> list[OutboxMessage]:
+def _apply_all(items: list[Decoded[Prepared]], deps: Deps, outcome: BatchOutcome) -> list[OutboxMessage]:
     out: list[OutboxMessage] = []
     touched: set[str] = set()
-    for item in items:
+    for one in items:
         before = len(out)
-        # One span per event, continuing the trace its publisher started.
-        with _tracer.start_as_current_span(
-            "identity resolve", context=extract_context(item.msg.headers), kind=SpanKind.CONSUMER,
-            attributes=event_attributes(item.event, item.msg.topic),
-        ) as span:
-            _apply(item.event, item.idents, deps, out, outcome, touched)
+        event = one.item.event
+        with message_span("identity", one.msg, event_attributes(event)) as span:
+            _apply(event, one.item.idents, deps, out, outcome, touched)
             if len(out) > before:
                 span.set_attribute("crm.customer_id", _customer_of(out[-1]))
         if len(out) == before:
@@ -158,12 +101,12 @@ def _apply(
             cause={"source": event.source, "event_id": event.id, "type": event.type, "event_time": seen_at,
                    "identifier_type": cause[0], "identifier": deps.pseudo(*cause)},
         )
-        outcome.merges += 1
+        outcome.counts["merges"] += 1
         body = CustomerMerged(kind="customer.merged", merge_id=merge_id, survivor_id=survivor,
                               merged_id=merged, records=moved, at=deps.clock())
         out.append(_message(deps, topics.CUSTOMER_MERGED, survivor, body.model_dump_json().encode()))
     for conflict in res.conflicts:
-        outcome.conflicts += 1
+        outcome.counts["conflicts"] += 1
         store.add_conflict(ConflictRow(
             conflict_id="x_" + deps.pseudo("conflict", f"{event.source}|{event.id}|{conflict.identifier}")[:16],
             kind=conflict.kind, identifier_type=conflict.identifier[0],
@@ -174,7 +117,7 @@ def _apply(
         store.link(res.record_id, res.links, source=event.source, event_id=event.id, at=seen_at)
     payload = event.model_dump(mode="json")
     store.add_event(EventRow(event.source, event.id, res.record_id, event.type, event.channel, seen_at,
-                             domain.epoch_ms(event.time), domain.dumps(payload), now))
+                             epoch_ms(event.time), domain.dumps(payload), now))
     _facts(event, res.record_id, deps)
     touched.add(res.root_id)
     body = CustomerEventResolved(customer_id=res.root_id, record_id=res.record_id, event=payload,
@@ -183,49 +126,17 @@ def _apply(
 
 
 def _facts(event: ChannelEvent, record_id: str, deps: Deps) -> None:
-    ms = domain.epoch_ms(event.time)
-    if isinstance(event, PurchaseEvent):
-        d = event.data
-        day = domain.local_day(event.time, deps.settings.store_zone(d.store_id)).isoformat()
-        deps.store.add_purchase(PurchaseRow(event.source, event.id, record_id, d.order_id,
-                                            domain.to_minor(d.amount), d.store_id, ms, day))
-    elif isinstance(event, RefundEvent):
-        deps.store.add_refund(RefundRow(event.source, event.id, record_id, event.data.order_id,
-                                        domain.to_minor(event.data.amount), ms))
-    values = domain.attribute_values(event)
+    if purchase := purchase_fact(event, record_id, deps.settings.store_zone):
+        deps.store.add_purchase(purchase)
+    elif refund := refund_fact(event, record_id):
+        deps.store.add_refund(refund)
+    values = attribute_values(event)
     if values:
         deps.store.put_attributes(record_id, values)
 
 
 def _message(deps: Deps, topic: str, key: str, value: bytes, headers: list | None = None) -> OutboxMessage:
     return OutboxMessage(deps.settings.topic(topic), value, key.encode(), inject_headers(headers))
-
-
-def _dead_letters(letters: list[tuple[Incoming, str, str]], deps: Deps, outcome: BatchOutcome) -> list[OutboxMessage]:
-    out = []
-    for msg, code, reason in letters:
-        letter = dead_letter_for(msg, code, reason, deps.clock, service="identity")
-        if deps.store.dead_letter_add(letter):
-            outcome.dead_lettered += 1
-            out.append(OutboxMessage(deps.settings.topic(topics.DEADLETTER), msg.value, None,
-                                     inject_headers(letter.headers)))
-    return out
-
-
-def dead_letter_for(msg: Incoming, code: str, reason: str, clock: Clock, *, service: str) -> DeadLetter:
-    """A dead letter: the message unchanged, with reason and origin in headers."""
-    fingerprint = hashlib.sha256(msg.topic.encode() + b"\0" + msg.value).hexdigest()
-    headers = [h for h in msg.headers if not h[0].startswith("crm.dlq.")] + [
-        ("crm.dlq.code", code.encode()),
-        ("crm.dlq.reason", reason.encode()),
-        ("crm.dlq.topic", msg.topic.encode()),
-        ("crm.dlq.partition", str(msg.partition).encode()),
-        ("crm.dlq.offset", str(msg.offset).encode()),
-        ("crm.dlq.service", service.encode()),
-        ("crm.dlq.at", iso_utc(clock()).encode()),
-    ]
-    return DeadLetter(fingerprint, msg.topic, msg.partition, msg.offset, code, reason, msg.value,
-                      headers, iso_utc(clock()))
 
 
 def unmerge(customer_id: str, merge_id: str, *, by: str, deps: Deps) -> dict[str, Any]:
@@ -262,12 +173,14 @@ def ingest(items: list[Any], *, deps: Deps, publish: Callable[[list[Outgoing]], 
     outgoing: list[Outgoing] = []
     for index, item in enumerate(items):
         try:
-            event, idents = prepare(item, deps.cleaning)
+            prepared = prepare(item, deps.cleaning)
         except InvalidEvent as exc:
             results.append({"index": index, "status": "rejected", "code": exc.code, "reasons": exc.reasons})
             continue
+        event = prepared.event
         topic = deps.settings.topic(topics.CHANNEL_TOPICS[event.channel])
-        key = deps.pseudo(*idents[0]).encode()
+        # The key spreads a customer's events over partitions without naming the customer.
+        key = deps.pseudo(*prepared.idents[0]).encode()
         outgoing.append(Outgoing(topic, event.model_dump_json().encode(), key))
         results.append({"index": index, "status": "accepted", "id": event.id, "source": event.source,
                         "topic": topic})
@@ -276,14 +189,20 @@ def ingest(items: list[Any], *, deps: Deps, publish: Callable[[list[Outgoing]], 
     return results
 
 
-def redrive(letter_id: int, *, deps: Deps, publish: Callable[[list[Outgoing]], None]) -> dict:
-    """Send a dead letter back to the topic it came from, unchanged, and mark it redriven."""
-    letter = deps.store.dead_letter(letter_id)
-    if letter is None:
-        raise NotFound("dead_letter_not_found", "no such dead letter")
-    if letter.status == "redriven":
-        raise Conflict("already_redriven", "this dead letter was redriven already")
-    kept = [h for h in letter.headers if not h[0].startswith("crm.dlq.")]
-    publish([Outgoing(letter.topic, letter.value, None, kept)])
-    deps.store.dead_letter_mark(letter_id, status="redriven", at=iso_utc(deps.clock()))
-    return {"id": letter_id, "topic": letter.topic, "status": "redriven"}
+def hold_parts(messages: list[Incoming], deps: Deps) -> BatchOutcome:
+    """Keep the newest part of each customer's view that loyalty, alerts and campaigns publish."""
+    return process_batch(messages, store=deps.store, service="identity", prefix=deps.settings.topic_prefix,
+                         clock=deps.clock, decode=lambda msg: decode(msg.value),
+                         apply=lambda items, outcome: _hold_parts(items, deps, outcome))
+
+
+def _hold_parts(items: list[Decoded], deps: Deps, outcome: BatchOutcome) -> list[OutboxMessage]:
+    for one in items:
+        if not isinstance(one.item, ViewPartUpdated):
+            outcome.counts["ignored"] += 1  # other kinds on those topics are for other services
+            continue
+        part = one.item
+        with message_span("identity", one.msg, {"crm.customer_id": part.customer_id, "crm.view.part": part.part}):
+            deps.store.put_part(part.customer_id, part.part, part.value, version=part.version)
+        outcome.processed += 1
+    return []

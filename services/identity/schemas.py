@@ -141,23 +141,3 @@ class IngestRead(BaseModel):
     accepted: int
     rejected: int
     results: list[EventResult]
-
-
-class DeadLetterRead(BaseModel):
-    id: int
-    topic: str
-    partition: int
-    offset: int
-    code: str
-    reason: str
-    at: str
-    status: str
-    redriven_at: str | None
-    payload: str | None = None
-
-
-class DeadLettersPage(BaseModel):
-    items: list[DeadLetterRead]
-    total: int
-    offset: int
-    limit: int

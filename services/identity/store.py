@@ -7,7 +7,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from services.identity.domain import FieldValue, Found, Ident
+from services.identity.domain import Found, Ident
+from shared.facts import FieldValue, PurchaseFact, RefundFact
 from shared.outbox import OutboxStore
 
 
@@ -24,28 +25,6 @@ class EventRow:
     time_ms: int
     payload: str
     ingested_at: str
-
-
-@dataclass(frozen=True)
-class PurchaseRow:
-    source: str
-    id: str
-    record_id: str
-    order_id: str
-    amount_minor: int
-    store_id: str | None
-    time_ms: int
-    day: str
-
-
-@dataclass(frozen=True)
-class RefundRow:
-    source: str
-    id: str
-    record_id: str
-    order_id: str
-    amount_minor: int
-    time_ms: int
 
 
 @dataclass(frozen=True)
@@ -120,8 +99,8 @@ class IdentityStore(OutboxStore, Protocol):
     def unmerge(self, merge_id: str, *, by: str, at: str) -> list[str]: ...
     def add_conflict(self, conflict: ConflictRow) -> None: ...
     def add_event(self, row: EventRow) -> None: ...
-    def add_purchase(self, row: PurchaseRow) -> None: ...
-    def add_refund(self, row: RefundRow) -> None: ...
+    def add_purchase(self, row: PurchaseFact) -> None: ...
+    def add_refund(self, row: RefundFact) -> None: ...
     def put_attributes(self, record_id: str, values: list[FieldValue]) -> None: ...
     def touch(self, record_id: str, *, at: str) -> None: ...
 

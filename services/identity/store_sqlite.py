@@ -6,17 +6,16 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
-from services.identity.domain import FieldValue, Found, Ident, dumps
+from services.identity.domain import Found, Ident, dumps
 from services.identity.store import (
     ConflictRow,
     EventRow,
     IdentifierRow,
     MergeRow,
-    PurchaseRow,
     RecordRow,
-    RefundRow,
     StatsRow,
 )
+from shared.facts import FieldValue, PurchaseFact, RefundFact
 from shared.outbox import SqliteOutbox
 from shared.storage import OUTBOX_SQL, SqliteDb
 
@@ -192,14 +191,14 @@ class SqliteIdentityStore(SqliteOutbox):
              row.payload, row.ingested_at),
         )
 
-    def add_purchase(self, row: PurchaseRow) -> None:
+    def add_purchase(self, row: PurchaseFact) -> None:
         """A purchase fact."""
         self.db.conn().execute(
             "INSERT OR IGNORE INTO purchases VALUES (?,?,?,?,?,?,?,?)",
             (row.source, row.id, row.record_id, row.order_id, row.amount_minor, row.store_id, row.time_ms, row.day),
         )
 
-    def add_refund(self, row: RefundRow) -> None:
+    def add_refund(self, row: RefundFact) -> None:
         """A refund fact."""
         self.db.conn().execute(
             "INSERT OR IGNORE INTO refunds VALUES (?,?,?,?,?,?)",

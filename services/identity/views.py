@@ -20,6 +20,7 @@ from services.identity.schemas import (
 )
 from services.identity.store import IdentityStore, RecordRow
 from shared.errors import InvalidInput, NotFound
+from shared.facts import from_minor, newest
 from shared.privacy import mask_phone
 
 PROFILE_FIELDS = ("name", "gender", "birthday", "email", "city")
@@ -55,7 +56,8 @@ def customer_view(store: IdentityStore, customer_id: str, *, reveal: bool, zone:
     ]
     attributes, sources, consents = _attributes(store, group)
     stats = store.stats(group)
-    parts = store.parts(group)
+    # Only the active customer's own parts: services republish the survivor's after a merge.
+    parts = store.parts([root.id])
     loyalty = parts.get("loyalty")
     return CustomerRead(
         customer_id=root.id,
@@ -67,8 +69,8 @@ def customer_view(store: IdentityStore, customer_id: str, *, reveal: bool, zone:
         stats=StatsRead(
             purchase_count=stats.purchase_count,
             purchase_days=stats.purchase_days,
-            total_spend=str(domain.from_minor(stats.spend_minor)),
-            refund_total=str(domain.from_minor(stats.refund_minor)),
+            total_spend=str(from_minor(stats.spend_minor)),
+            refund_total=str(from_minor(stats.refund_minor)),
             first_purchase_at=_iso_local(stats.first_ms, zone),
             last_purchase_at=_iso_local(stats.last_ms, zone),
             home_store=domain.home_store(stats.store_days),
@@ -86,7 +88,7 @@ def _attributes(store: IdentityStore, group: list[str]):
     custom: dict = {}
     sources: dict[str, FieldSource] = {}
     consents: dict[str, dict] = {}
-    for name, v in sorted(domain.newest(store.attributes(group)).items()):
+    for name, v in sorted(newest(store.attributes(group)).items()):
         src = FieldSource(channel=v.source.split("/", 1)[0], source=v.source, event_id=v.event_id,
                           time=datetime.fromtimestamp(v.time_ms / 1000, UTC).isoformat())
         if name.startswith("consent."):

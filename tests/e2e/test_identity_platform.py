@@ -162,8 +162,9 @@ def test_two_workers_racing_on_one_new_phone_make_one_customer(stack):
     port2 = free_port()
     stack.start_service("identity", api_port=port)
     stack.start_service("identity", api_port=port2, log_name="identity-2")
-    # Both workers hold some of the 12 channel partitions (3 topics x 4).
-    wait_for(lambda: (a := _assigned(port), b := _assigned(port2)) and a > 0 and b > 0 and a + b == 12,
+    # Both workers hold some of the 24 partitions identity consumes (3 channel topics and the 3 topics
+    # of view parts, 4 partitions each).
+    wait_for(lambda: (a := _assigned(port), b := _assigned(port2)) and a > 0 and b > 0 and a + b == 24,
              timeout=90, what="partitions split between two workers")
     producer = KafkaProducer(bootstrap_servers=stack.bootstrap, acks="all")
     sources = {"pos": "pos/SH-009", "wechat": "wechat/mini", "web": "web/shop"}

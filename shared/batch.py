@@ -1,0 +1,155 @@
+"""How every service handles a batch of consumed messages, so each message gets a decided fate.
+
+A batch is decoded message by message: one that cannot be decoded is poison and is dead-lettered
+with its reason. The rest are applied in one store transaction together with the messages that
+announce the result (the outbox). If that transaction fails for a reason that is not transient,
+the batch is applied again one message at a time, so the message at fault is dead-lettered alone
+and the others land. Transient errors propagate: the caller retries the whole batch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from opentelemetry.trace import Span, SpanKind
+
+from shared import topics
+from shared.clock import Clock, iso_utc
+from shared.events import InvalidEvent
+from shared.storage import DeadLetter, OutboxMessage, is_transient
+from shared.tracing import extract_context, inject_headers, tracer
+
+log = logging.getLogger(__name__)
+_tracer = tracer(__name__)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """One consumed message and where it came from."""
+
+    value: bytes
+    topic: str
+    partition: int
+    offset: int
+    headers: list[tuple[str, bytes]] = field(default_factory=list)
+    key: bytes | None = None
+
+
+@dataclass
+class BatchOutcome:
+    """What a batch did; ``outbox`` holds the messages to publish now that it has committed."""
+
+    processed: int = 0
+    duplicates: int = 0
+    dead_lettered: int = 0
+    counts: Counter = field(default_factory=Counter)
+    outbox: list[OutboxMessage] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Decoded(Generic[T]):
+    """A message and what it decoded to."""
+
+    msg: Incoming
+    item: T
+
+
+Apply = Callable[[list[Decoded[T]], BatchOutcome], list[OutboxMessage]]
+
+
+def process_batch(messages: list[Incoming], *, store: Any, service: str, prefix: str, clock: Clock,
+                  decode: Callable[[Incoming], T], apply: Apply) -> BatchOutcome:
+    """Decode, apply in one transaction, isolate failures; returns what to publish.
+
+    ``decode`` raises :class:`InvalidEvent` for a message that can never be processed.
+    ``apply`` runs inside the store transaction, counts processed and duplicate messages on the
+    outcome and returns the outbox messages its changes announce.
+    """
+    outcome = BatchOutcome()
+    ready: list[Decoded[T]] = []
+    letters: list[tuple[Incoming, str, str]] = []
+    for msg in messages:
+        try:
+            ready.append(Decoded(msg, decode(msg)))
+        except InvalidEvent as exc:
+            letters.append((msg, exc.code, str(exc)))
+    try:
+        with store.transaction():
+            pending = apply(ready, outcome) + _dead_letters(letters, store, service, prefix, clock, outcome)
+            outcome.outbox = store.outbox_add(pending)
+        return outcome
+    except Exception as exc:
+        if is_transient(exc):
+            raise
+        log.warning("%s: batch failed (%s); isolating its messages one by one", service, type(exc).__name__)
+    return _one_by_one(ready, letters, store=store, service=service, prefix=prefix, clock=clock, apply=apply)
+
+
+def _one_by_one(ready: list[Decoded[T]], letters: list[tuple[Incoming, str, str]], *, store: Any, service: str,
+                prefix: str, clock: Clock, apply: Apply) -> BatchOutcome:
+    outcome = BatchOutcome()
+    for one in ready:
+        trial = BatchOutcome()
+        try:
+            with store.transaction():
+                outcome.outbox += store.outbox_add(apply([one], trial))
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            log.error("%s: message failed alone (%s); dead-lettering it", service, type(exc).__name__)
+            letters.append((one.msg, "processing_error", f"processing failed: {type(exc).__name__}"))
+            continue
+        outcome.processed += trial.processed
+        outcome.duplicates += trial.duplicates
+        outcome.counts.update(trial.counts)
+    with store.transaction():
+        outcome.outbox += store.outbox_add(_dead_letters(letters, store, service, prefix, clock, outcome))
+    return outcome
+
+
+def _dead_letters(letters: list[tuple[Incoming, str, str]], store: Any, service: str, prefix: str, clock: Clock,
+                  outcome: BatchOutcome) -> list[OutboxMessage]:
+    out = []
+    for msg, code, reason in letters:
+        letter = dead_letter_for(msg, code, reason, clock, service=service)
+        if store.dead_letter_add(letter):
+            outcome.dead_lettered += 1
+            outcome.counts[f"dead_letter:{code}"] += 1
+            out.append(OutboxMessage(f"{prefix}{topics.DEADLETTER}", msg.value, msg.key,
+                                     inject_headers(letter.headers)))
+    return out
+
+
+def dead_letter_for(msg: Incoming, code: str, reason: str, clock: Clock, *, service: str) -> DeadLetter:
+    """A dead letter: the message unchanged, with reason and origin in headers."""
+    fingerprint = hashlib.sha256(f"{service}\0{msg.topic}\0".encode() + msg.value).hexdigest()
+    at = iso_utc(clock())
+    headers = [h for h in msg.headers if not h[0].startswith("crm.dlq.")] + [
+        ("crm.dlq.code", code.encode()),
+        ("crm.dlq.reason", reason.encode()),
+        ("crm.dlq.topic", msg.topic.encode()),
+        ("crm.dlq.partition", str(msg.partition).encode()),
+        ("crm.dlq.offset", str(msg.offset).encode()),
+        ("crm.dlq.service", service.encode()),
+        ("crm.dlq.at", at.encode()),
+    ]
+    return DeadLetter(fingerprint, msg.topic, msg.partition, msg.offset, code, reason, msg.value, headers, at)
+
+
+@contextmanager
+def message_span(service: str, msg: Incoming, attributes: dict[str, Any]) -> Iterator[Span]:
+    """One consumer span per message, continuing the trace its publisher started."""
+    attrs = {"messaging.system": "kafka", "messaging.destination.name": msg.topic,
+             "messaging.operation.type": "process", "messaging.kafka.destination.partition": msg.partition,
+             "messaging.kafka.message.offset": msg.offset, **attributes}
+    with _tracer.start_as_current_span(f"{service} process {msg.topic}", context=extract_context(msg.headers),
+                                       kind=SpanKind.CONSUMER, attributes=attrs) as span:
+        yield span

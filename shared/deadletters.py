@@ -1,0 +1,77 @@
+"""Dead letters through each service's API: list them with reason and origin, re-drive one."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel
+
+from shared.api import Caller, caller_dep
+from shared.clock import iso_utc
+from shared.errors import Conflict, NotFound
+from shared.kafka import Outgoing
+
+
+class DeadLetterRead(BaseModel):
+    id: int
+    topic: str
+    partition: int
+    offset: int
+    code: str
+    reason: str
+    at: str
+    status: str
+    redriven_at: str | None
+    payload: str | None = None
+
+
+class DeadLettersPage(BaseModel):
+    items: list[DeadLetterRead]
+    total: int
+    offset: int
+    limit: int
+
+
+class RedriveRead(BaseModel):
+    id: int
+    topic: str
+    status: str
+
+
+def redrive(letter_id: int, *, store, publish, clock) -> RedriveRead:
+    """Send a dead letter back to the topic it came from, unchanged, and mark it redriven."""
+    letter = store.dead_letter(letter_id)
+    if letter is None:
+        raise NotFound("dead_letter_not_found", "no such dead letter")
+    if letter.status == "redriven":
+        raise Conflict("already_redriven", "this dead letter was redriven already")
+    kept = [h for h in letter.headers if not h[0].startswith("crm.dlq.")]
+    publish([Outgoing(letter.topic, letter.value, None, kept)])
+    store.dead_letter_mark(letter_id, status="redriven", at=iso_utc(clock()))
+    return RedriveRead(id=letter_id, topic=letter.topic, status="redriven")
+
+
+def router() -> APIRouter:
+    """``GET /v1/deadletters`` and ``POST /v1/deadletters/{id}/redrive`` for the service in ``app.state``."""
+    r = APIRouter(tags=["operations"])
+
+    @r.get("/deadletters", response_model=DeadLettersPage)
+    def get_dead_letters(request: Request, caller: Caller = caller_dep("operator"), status: str | None = None,
+                         offset: int = Query(0, ge=0), limit: int = Query(50, ge=1, le=500)) -> DeadLettersPage:
+        """Messages this service could not process, with reason and origin; payloads only for admins."""
+        store = request.app.state.service.store
+        reveal = caller.at_least("admin")
+        items = [
+            DeadLetterRead(id=d.id, topic=d.topic, partition=d.partition, offset=d.offset, code=d.code,
+                           reason=d.reason, at=d.at, status=d.status, redriven_at=d.redriven_at,
+                           payload=d.value.decode("utf-8", "replace") if reveal else None)
+            for d in store.dead_letters(status=status, offset=offset, limit=limit)
+        ]
+        return DeadLettersPage(items=items, total=store.dead_letter_count(status=status), offset=offset, limit=limit)
+
+    @r.post("/deadletters/{letter_id}/redrive", response_model=RedriveRead)
+    def post_redrive(request: Request, letter_id: int, caller: Caller = caller_dep("operator")) -> RedriveRead:
+        """Send a dead letter back to its topic (after the cause is fixed)."""
+        svc = request.app.state.service
+        return redrive(letter_id, store=svc.store, publish=svc.publish, clock=svc.clock)
+
+    return r

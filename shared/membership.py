@@ -1,0 +1,122 @@
+"""Which customer each identity record belongs to, as every downstream service keeps it.
+
+Identity publishes every event with the record it belongs to (``record_id``) and the customer that
+record is part of when the event was resolved (``customer_id``), and every merge and unmerge with
+the records it moved. A service that keeps its facts per *record* and this mapping beside them can
+follow merges and undo them exactly: a customer's facts are the facts of its records.
+
+The mapping is last-writer-wins per record by identity's timestamp, so merges, unmerges and
+events may arrive in any order, any number of times, and the mapping ends the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from shared.clock import iso_utc
+from shared.messages import CustomerEventResolved, CustomerMerged
+
+
+@dataclass(frozen=True)
+class Membership:
+    """Record ``record_id`` belongs to customer ``customer_id`` as of ``at`` (identity's time)."""
+
+    record_id: str
+    customer_id: str
+    at: str
+
+
+def memberships_of(message: CustomerEventResolved | CustomerMerged) -> list[Membership]:
+    """What a message from identity says about which records belong to which customer."""
+    if isinstance(message, CustomerEventResolved):
+        at = iso_utc(message.resolved_at)
+        return [Membership(message.record_id, message.customer_id, at),
+                Membership(message.customer_id, message.customer_id, at)]
+    at = iso_utc(message.at)
+    owner = message.survivor_id if message.kind == "customer.merged" else message.merged_id
+    rows = [Membership(r, owner, at) for r in message.records]
+    if message.kind == "customer.merged":
+        rows.append(Membership(message.survivor_id, message.survivor_id, at))
+    return rows
+
+
+MEMBERSHIP_SQL = """
+CREATE TABLE IF NOT EXISTS memberships (
+  record_id TEXT PRIMARY KEY, customer_id TEXT NOT NULL, at TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS memberships_customer ON memberships(customer_id);
+"""
+
+
+class SqliteMembership:
+    """The mapping in the service's SQLite file (needs ``self.db``; schema :data:`MEMBERSHIP_SQL`)."""
+
+    db: object
+
+    def apply_memberships(self, rows: Iterable[Membership]) -> set[str]:
+        """Record newer mappings; returns every customer whose set of records changed (old and new)."""
+        c = self.db.conn()  # type: ignore[attr-defined]
+        touched: set[str] = set()
+        for m in rows:
+            held = c.execute("SELECT customer_id, at FROM memberships WHERE record_id = ?", (m.record_id,)).fetchone()
+            if held is None:
+                c.execute("INSERT INTO memberships VALUES (?,?,?)", (m.record_id, m.customer_id, m.at))
+                touched.add(m.customer_id)
+            elif m.at > held[1]:
+                c.execute("UPDATE memberships SET customer_id = ?, at = ? WHERE record_id = ?",
+                          (m.customer_id, m.at, m.record_id))
+                if held[0] != m.customer_id:
+                    touched |= {held[0], m.customer_id}
+        return touched
+
+    def customer_of(self, record_id: str) -> str:
+        """The customer a record belongs to now (itself if never seen)."""
+        row = self.db.conn().execute(  # type: ignore[attr-defined]
+            "SELECT customer_id FROM memberships WHERE record_id = ?", (record_id,)).fetchone()
+        return row[0] if row else record_id
+
+    def records_of(self, customer_id: str) -> list[str]:
+        """The records that make up a customer now (the customer's own record first)."""
+        rows = self.db.conn().execute(  # type: ignore[attr-defined]
+            "SELECT record_id FROM memberships WHERE customer_id = ? AND record_id != ? ORDER BY record_id",
+            (customer_id, customer_id))
+        return [customer_id, *(r[0] for r in rows)]
+
+
+class MongoMembership:
+    """The mapping in the service's MongoDB database (needs ``self.mdb``)."""
+
+    mdb: object
+
+    def create_membership_indexes(self) -> None:
+        """The index ``records_of`` relies on (call once when the store opens)."""
+        self.mdb["memberships"].create_index("customer_id")  # type: ignore[attr-defined]
+
+    def apply_memberships(self, rows: Iterable[Membership]) -> set[str]:
+        """Record newer mappings; returns every customer whose set of records changed (old and new)."""
+        coll = self.mdb["memberships"]  # type: ignore[attr-defined]
+        touched: set[str] = set()
+        for m in rows:
+            held = coll.find_one({"_id": m.record_id})
+            if held is None:
+                coll.update_one({"_id": m.record_id}, {"$setOnInsert": {"customer_id": m.customer_id, "at": m.at}},
+                                upsert=True)
+                touched.add(m.customer_id)
+            elif m.at > held["at"]:
+                coll.update_one({"_id": m.record_id, "at": held["at"]},
+                                {"$set": {"customer_id": m.customer_id, "at": m.at}})
+                if held["customer_id"] != m.customer_id:
+                    touched |= {held["customer_id"], m.customer_id}
+        return touched
+
+    def customer_of(self, record_id: str) -> str:
+        """The customer a record belongs to now (itself if never seen)."""
+        doc = self.mdb["memberships"].find_one({"_id": record_id})  # type: ignore[attr-defined]
+        return doc["customer_id"] if doc else record_id
+
+    def records_of(self, customer_id: str) -> list[str]:
+        """The records that make up a customer now (the customer's own record first)."""
+        cur = self.mdb["memberships"].find(  # type: ignore[attr-defined]
+            {"customer_id": customer_id, "_id": {"$ne": customer_id}}).sort("_id", 1)
+        return [customer_id, *(d["_id"] for d in cur)]
