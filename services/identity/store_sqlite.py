@@ -144,7 +144,7 @@ class SqliteIdentityStore(SqliteOutbox):
     def merge(self, survivor_id: str, merged_id: str, *, merge_id: str, cause: dict, at: str) -> list[str]:
         """Put ``merged_id`` and everything under it beneath ``survivor_id``; returns the records moved."""
         c = self.db.conn()
-        moved = [r[0] for r in c.execute("SELECT id FROM records WHERE root_id = ?", (merged_id,))]
+        moved = [r[0] for r in c.execute("SELECT id FROM records WHERE root_id = ? ORDER BY id", (merged_id,))]
         c.execute("UPDATE records SET merged_into = ?, updated_at = ? WHERE id = ?", (survivor_id, at, merged_id))
         c.execute("UPDATE records SET root_id = ? WHERE root_id = ?", (survivor_id, merged_id))
         c.execute(
@@ -283,7 +283,7 @@ class SqliteIdentityStore(SqliteOutbox):
         """Merges that involved any of these records, newest first."""
         rows = self.db.conn().execute(
             f"SELECT merge_id, survivor_id, merged_id, cause, at, undone_at, undone_by FROM merges"
-            f" WHERE survivor_id IN ({_in(record_ids)}) OR merged_id IN ({_in(record_ids)}) ORDER BY at DESC",
+            f" WHERE survivor_id IN ({_in(record_ids)}) OR merged_id IN ({_in(record_ids)}) ORDER BY at DESC, merge_id",
             record_ids + record_ids,
         )
         return [MergeRow(m, s, d, json.loads(c), a, u, b) for m, s, d, c, a, u, b in rows]
