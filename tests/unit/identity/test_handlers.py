@@ -106,6 +106,18 @@ def test_malformed_messages_are_dead_lettered_with_reason_and_origin_and_the_res
     assert deps.store.dead_letter_count() == 3
 
 
+def test_an_amount_that_is_not_a_number_is_dead_lettered_instead_of_stopping_the_worker(deps):
+    # decimal raised InvalidOperation through validation: the batch raised, the worker exited and the
+    # redelivered batch stopped it again, forever.
+    batch = incoming([purchase("e1", {"phone": LI}, "1.00"), purchase("e2", {"phone": LI}, "1,000.00")])
+    outcome = handlers.resolve_batch(batch, deps)
+    assert (outcome.processed, outcome.dead_lettered) == (1, 1)
+    assert [(d.code, d.reason) for d in deps.store.dead_letters()] == [
+        ("invalid_event", "data.amount: Value error, must be a decimal amount")]
+    results = handlers.ingest([purchase("e3", {"phone": LI}, "abc")], deps=deps, publish=lambda _: None)
+    assert (results[0]["status"], results[0]["code"]) == ("rejected", "invalid_event")
+
+
 class RefusingStore(SqliteIdentityStore):
     """A store that fails one order for a reason of its own, or every write as a locked database."""
 
