@@ -59,6 +59,7 @@ class MongoIdentityStore(MongoOutbox):
         m["merges"].create_index("survivor_id")
         m["merges"].create_index("merged_id")
         m["merge_blocks"].create_index([("a", ASCENDING), ("b", ASCENDING)], unique=True)
+        m["conflicts"].create_index([("status", ASCENDING), ("at", DESCENDING), ("_id", ASCENDING)])
         m["conflicts"].create_index([("at", DESCENDING), ("_id", ASCENDING)])
         m["conflicts"].create_index("customer_ids")
         m["parts"].create_index([("record_id", ASCENDING), ("part", ASCENDING)], unique=True)
@@ -314,7 +315,7 @@ class MongoIdentityStore(MongoOutbox):
         return done.matched_count == 1
 
     def customer_count(self) -> int:
-        """How many active customers there are."""
+        """How many active customers there are (records not merged into another: their own root)."""
         return self.mdb["records"].count_documents({"merged_into": None})
 
     def put_part(self, customer_id: str, part: str, value: dict, *, version: str) -> None:
