@@ -98,12 +98,15 @@ class MongoIdentityStore(MongoOutbox):
         return out
 
     def blocked_pairs(self, root_ids: Iterable[str]) -> set[frozenset[str]]:
-        """Pairs of customers an unmerge separated, so they are not merged again automatically."""
+        """Pairs of these customers that hold records an unmerge separated, so they are not merged again
+        automatically (also after a separated record joined another customer)."""
         ids = list(set(root_ids))
         if len(ids) < 2:
             return set()
-        rows = self.mdb["merge_blocks"].find({"a": {"$in": ids}, "b": {"$in": ids}}, _NO_ID)
-        return {frozenset((r["a"], r["b"])) for r in rows}
+        root_of = {d["_id"]: d["root_id"] for d in self.mdb["records"].find({"root_id": {"$in": ids}}, {"root_id": 1})}
+        held = list(root_of)
+        rows = self.mdb["merge_blocks"].find({"a": {"$in": held}, "b": {"$in": held}}, _NO_ID)
+        return {frozenset((root_of[r["a"]], root_of[r["b"]])) for r in rows if root_of[r["a"]] != root_of[r["b"]]}
 
     def create_record(self, record_id: str, *, phone: str | None, at: str) -> None:
         """A new customer record (no-op if it exists)."""

@@ -114,12 +114,16 @@ class SqliteIdentityStore(SqliteOutbox):
         return out
 
     def blocked_pairs(self, root_ids: Iterable[str]) -> set[frozenset[str]]:
-        """Pairs of customers an unmerge separated, so they are not merged again automatically."""
+        """Pairs of these customers that hold records an unmerge separated, so they are not merged again
+        automatically (also after a separated record joined another customer)."""
         ids = list(set(root_ids))
         if len(ids) < 2:
             return set()
         rows = self.db.conn().execute(
-            f"SELECT a, b FROM merge_blocks WHERE a IN ({_in(ids)}) AND b IN ({_in(ids)})", ids + ids
+            f"SELECT ra.root_id, rb.root_id FROM records ra JOIN merge_blocks mb ON mb.a = ra.id"
+            f" JOIN records rb ON rb.id = mb.b WHERE ra.root_id IN ({_in(ids)}) AND rb.root_id IN ({_in(ids)})"
+            " AND ra.root_id != rb.root_id",
+            ids + ids,
         )
         return {frozenset(r) for r in rows}
 

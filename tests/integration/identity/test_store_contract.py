@@ -147,7 +147,9 @@ def test_unmerge_of_an_inner_merge_leaves_the_outer_merge_in_place(store):
         store.unmerge("m1", by="k", at="T3")  # c_a leaves; c_b stays under c_c
     assert store.group("c_c") == ["c_b", "c_c"]
     assert store.group("c_a") == ["c_a"]
-    assert store.blocked_pairs(["c_a", "c_b"]) == {frozenset({"c_a", "c_b"})}
+    # c_b, which c_a was separated from, is part of customer c_c now: c_a and c_c stay apart.
+    assert store.blocked_pairs(["c_a", "c_c"]) == {frozenset({"c_a", "c_c"})}
+    assert store.blocked_pairs(["c_a", "c_b"]) == set()  # c_b is no customer of its own any more
 
 
 def _conflict(cid: str, at: str, ids: tuple[str, ...], **kw) -> ConflictRow:

@@ -81,6 +81,24 @@ def test_after_an_unmerge_the_pair_is_kept_apart_and_the_event_is_a_conflict_for
     assert deps.store.customer_count() == 2
 
 
+def test_the_pair_stays_apart_after_the_restored_customer_joins_another_provisional_one(deps):
+    survivor, merged, merge_id = _merged(deps)
+    handlers.unmerge(survivor, merge_id, by="k", deps=deps)
+    # A web visitor whose record id sorts first: joined by an event naming both, the follower goes under it.
+    web = next(f"u-{n}" for n in range(1000) if "c_" + PSEUDO("web_user_id", f"u-{n}") < merged)
+    visitor = "c_" + PSEUDO("web_user_id", web)
+    handlers.resolve_batch(incoming([event("v1", {"web_user_id": web}, source="web/shop")]), deps)
+    joined = handlers.resolve_batch(incoming([event("v2", {"wechat_openid": "oX-1", "web_user_id": web},
+                                                    source="web/shop")]), deps)
+    assert joined.counts["merges"] == 1 and deps.store.group(visitor) == sorted([visitor, merged])
+    # The phone customer and the follower were separated by an operator: not through the visitor either.
+    later = handlers.resolve_batch(incoming([event("v3", {"phone": LI, "web_user_id": web}, source="web/shop")]), deps)
+    assert (later.counts["merges"], later.counts["conflicts"]) == (0, 1)
+    assert deps.store.group(survivor) == [survivor]
+    (conflict,) = deps.store.conflicts(status="open", customer_id=visitor, offset=0, limit=10)
+    assert conflict.kind == "merge_was_undone"
+
+
 def test_a_conflict_is_closed_with_who_and_why(deps):
     survivor, _, merge_id = _merged(deps)
     handlers.unmerge(survivor, merge_id, by="k", deps=deps)
