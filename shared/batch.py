@@ -81,6 +81,13 @@ def process_batch(messages: list[Incoming], *, store: Any, service: str, prefix:
             ready.append(Decoded(msg, decode(msg)))
         except InvalidEvent as exc:
             letters.append((msg, exc.code, str(exc)))
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            # A decoder that fails unexpectedly must not stop the consumer: redelivered, the same
+            # message would fail again, forever. It is poison for this version of the service.
+            log.error("%s: message could not be decoded (%s); dead-lettering it", service, type(exc).__name__)
+            letters.append((msg, "decode_error", f"decoding failed: {type(exc).__name__}"))
     try:
         with store.transaction():
             pending = apply(ready, outcome) + _dead_letters(letters, store, service, prefix, clock, outcome)

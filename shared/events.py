@@ -6,8 +6,8 @@ an :class:`OtherEvent` (it still has an identity and lands on the customer's tim
 
 from __future__ import annotations
 
-from datetime import date, datetime
-from decimal import Decimal
+from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -68,7 +68,10 @@ class Identity(_Open):
 def _money(value: Any) -> Decimal:
     if isinstance(value, float):
         value = repr(value)
-    amount = Decimal(str(value))
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation:  # not a ValueError: pydantic would let it escape as a crash, not a reason
+        raise ValueError("must be a decimal amount") from None
     if not amount.is_finite() or amount < 0 or amount > MAX_MONEY:
         raise ValueError("must be a non-negative decimal amount")
     if amount != amount.quantize(Decimal("0.01")):
@@ -153,6 +156,19 @@ class ChannelEventBase(_Open):
     type: str
     time: AwareDatetime
     datacontenttype: str | None = "application/json"
+
+    @field_validator("time")
+    @classmethod
+    def _plausible(cls, value: datetime) -> datetime:
+        # Year 1 or 9999 with an offset cannot even be converted to UTC or a store's zone: refuse it
+        # here, with a reason, instead of failing later in every consumer.
+        try:
+            year = value.astimezone(UTC).year
+        except OverflowError:
+            year = 0
+        if not 1900 <= year <= 9998:
+            raise ValueError("must be between the years 1900 and 9998")
+        return value
 
     @property
     def channel(self) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from typing import Literal
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -50,6 +50,20 @@ class Settings(BaseSettings):
         ZoneInfo(value)
         return value
 
+    @field_validator("store_timezones")
+    @classmethod
+    def _known_store_zones(cls, value: str) -> str:
+        # Checked here, at start-up: an unknown zone would otherwise fail every purchase at that store.
+        for part in filter(None, (p.strip() for p in value.split(","))):
+            store, _, zone = part.partition("=")
+            if not store.strip() or not zone.strip():
+                raise ValueError("CRM_STORE_TIMEZONES entries look like STORE=Area/City")
+            try:
+                ZoneInfo(zone.strip())
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"CRM_STORE_TIMEZONES: unknown timezone for store {store.strip()}") from None
+        return value
+
     @model_validator(mode="after")
     def _secrets_outside_dev(self) -> Settings:
         if self.env == "prod":
@@ -88,8 +102,8 @@ class Settings(BaseSettings):
         if store_id:
             for part in filter(None, (p.strip() for p in self.store_timezones.split(","))):
                 sid, _, zone = part.partition("=")
-                if sid == store_id:
-                    return ZoneInfo(zone)
+                if sid.strip() == store_id:
+                    return ZoneInfo(zone.strip())
         return ZoneInfo(self.timezone)
 
     def blocked_phone_set(self) -> frozenset[str]:

@@ -33,17 +33,17 @@ def clean_identity(identity: Identity, rules: Cleaning) -> list[Ident]:
     out: list[Ident] = []
     for kind, raw in identity.present().items():
         value = raw.strip()
-        if kind == "phone":
-            try:
-                out.append((kind, normalize_phone(value, rules.region, rules.blocked_phones)))
-            except PhoneError as exc:
-                if "blocked" not in str(exc):
-                    raise InvalidEvent("invalid_phone", [f"data.identity.phone: {exc}"]) from None
-            continue
         if kind == "email":
             value = value.lower()
-        if not value or value.lower() in rules.blocked_values or set(value) <= {"0", "-", " "}:
+        if _placeholder(kind, value, rules):
             continue
+        if kind == "phone":
+            try:
+                value = normalize_phone(value, rules.region, rules.blocked_phones)
+            except PhoneError as exc:
+                if "blocked" in str(exc):
+                    continue
+                raise InvalidEvent("invalid_phone", [f"data.identity.phone: {exc}"]) from None
         out.append((kind, value))
     if not out:
         raise InvalidEvent(
@@ -51,6 +51,15 @@ def clean_identity(identity: Identity, rules: Cleaning) -> list[Ident]:
             ["data.identity: every identifier is empty, a placeholder or a blocked test value"],
         )
     return out
+
+
+def _placeholder(kind: str, value: str, rules: Cleaning) -> bool:
+    """What staff type to get past a required field (``0``, ``null``, ``000-000``); in the phone field
+    also one digit over and over (``11111111111``), which is not even a valid number."""
+    if not value or value.lower() in rules.blocked_values or set(value) <= {"0", "-", " "}:
+        return True
+    digits = {ch for ch in value if ch.isdigit()}
+    return kind == "phone" and len(digits) == 1 and set(value) <= digits | {" ", "-"}
 
 
 def record_id_for(ident: Ident, pseudo: Pseudo) -> str:

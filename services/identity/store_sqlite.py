@@ -129,12 +129,16 @@ class SqliteIdentityStore(SqliteOutbox):
         return {(t, v): Found(rec, root, bool(has_phone)) for t, v, rec, root, has_phone in rows}
 
     def blocked_pairs(self, root_ids: Iterable[str]) -> set[frozenset[str]]:
-        """Pairs of customers an unmerge separated, so they are not merged again automatically."""
+        """Pairs of these customers that hold records an unmerge separated, so they are not merged again
+        automatically (also after a separated record joined another customer)."""
         ids = list(set(root_ids))
         if len(ids) < 2:
             return set()
         rows = self.db.conn().execute(
-            f"SELECT a, b FROM merge_blocks WHERE a IN ({_in(ids)}) AND b IN ({_in(ids)})", ids + ids
+            f"SELECT ra.root_id, rb.root_id FROM records ra JOIN merge_blocks mb ON mb.a = ra.id"
+            f" JOIN records rb ON rb.id = mb.b WHERE ra.root_id IN ({_in(ids)}) AND rb.root_id IN ({_in(ids)})"
+            " AND ra.root_id != rb.root_id",
+            ids + ids,
         )
         return {frozenset(r) for r in rows}
 
@@ -159,7 +163,7 @@ class SqliteIdentityStore(SqliteOutbox):
     def merge(self, survivor_id: str, merged_id: str, *, merge_id: str, cause: dict, at: str) -> list[str]:
         """Put ``merged_id`` and everything under it beneath ``survivor_id``; returns the records moved."""
         c = self.db.conn()
-        moved = [r[0] for r in c.execute("SELECT id FROM records WHERE root_id = ?", (merged_id,))]
+        moved = [r[0] for r in c.execute("SELECT id FROM records WHERE root_id = ? ORDER BY id", (merged_id,))]
         c.execute("UPDATE records SET merged_into = ?, updated_at = ? WHERE id = ?", (survivor_id, at, merged_id))
         c.execute("UPDATE records SET root_id = ? WHERE root_id = ?", (survivor_id, merged_id))
         c.execute(
@@ -298,7 +302,7 @@ class SqliteIdentityStore(SqliteOutbox):
         """Merges that involved any of these records, newest first."""
         rows = self.db.conn().execute(
             f"SELECT merge_id, survivor_id, merged_id, cause, at, undone_at, undone_by FROM merges"
-            f" WHERE survivor_id IN ({_in(record_ids)}) OR merged_id IN ({_in(record_ids)}) ORDER BY at DESC",
+            f" WHERE survivor_id IN ({_in(record_ids)}) OR merged_id IN ({_in(record_ids)}) ORDER BY at DESC, merge_id",
             record_ids + record_ids,
         )
         return [MergeRow(m, s, d, json.loads(c), a, u, b) for m, s, d, c, a, u, b in rows]

@@ -1,0 +1,99 @@
+"""Messages between services: encode and decode round-trip, unknown kinds are ignored, garbage is poison."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+from pydantic import ValidationError
+
+from shared.events import InvalidEvent
+from shared.messages import (
+    KINDS,
+    AlertChanged,
+    CampaignBonusGranted,
+    CampaignTouched,
+    CustomerEventResolved,
+    CustomerMerged,
+    PointsExpired,
+    PointsExpiryAnnounced,
+    TierChanged,
+    ViewPartUpdated,
+    decode,
+    encode,
+)
+
+AT = datetime(2026, 6, 1, 8, 0, 0, 123456, tzinfo=UTC)
+
+EXAMPLES = [
+    CustomerEventResolved(customer_id="c_1", record_id="c_2", event={"id": "e1", "data": {"amount": "1.00"}},
+                          resolved_at=AT),
+    CustomerMerged(kind="customer.merged", merge_id="m1", survivor_id="c_1", merged_id="c_2", records=["c_2", "c_3"],
+                   at=AT),
+    CustomerMerged(kind="customer.unmerged", merge_id="m1", survivor_id="c_1", merged_id="c_2", records=["c_2"],
+                   at=AT),
+    ViewPartUpdated(customer_id="c_1", part="loyalty", value={"points_balance": 10, "tier": "B"},
+                    version="2026-06-01T08:00:00Z-000001"),
+    PointsExpiryAnnounced(announcement_id="a1", customer_id="c_1", points=120, expires_at=AT, balance=500, at=AT),
+    PointsExpired(entry_id="x1", customer_id="c_1", points=120, at=AT),
+    TierChanged(change_id="t1", customer_id="c_1", previous="C", tier="B", direction="upgrade", reason="spend",
+                benefits={"gift": "80"}, at=AT),
+    CampaignBonusGranted(grant_id="g1", campaign_id="k1", customer_id="c_1", multiplier=Decimal("1.5"),
+                         starts_at=AT, ends_at=AT, at=AT),
+    CampaignTouched(touch_id="u1", campaign_id="k1", customer_id="c_1", channel="sms", offer={"code": "X"}, at=AT),
+    AlertChanged(alert_id="al1", customer_id="c_1", type="churn_red", severity="red", status="open",
+                 store_id="SH-001", at=AT),
+]
+
+
+@pytest.mark.parametrize("message", EXAMPLES, ids=lambda m: m.kind)
+def test_every_message_decodes_to_an_equal_model_from_bytes_or_text(message):
+    raw = encode(message)
+    assert isinstance(raw, bytes) and json.loads(raw)["kind"] == message.kind
+    assert decode(raw) == message
+    assert decode(raw.decode()) == message
+
+
+def test_every_kind_has_an_example_here():
+    assert {m.kind for m in EXAMPLES} == KINDS
+
+
+def test_money_and_time_survive_the_round_trip_exactly():
+    bonus = decode(encode(EXAMPLES[7]))
+    assert bonus.multiplier == Decimal("1.5") and bonus.at == AT and bonus.at.microsecond == 123456
+
+
+def test_messages_are_frozen():
+    with pytest.raises(ValidationError):
+        EXAMPLES[0].customer_id = "c_other"
+
+
+@pytest.mark.parametrize("raw", [b'{"kind": "loyalty.something_new", "x": 1}', b'{"no_kind": true}',
+                                 b'{"kind": 7}'])
+def test_a_kind_this_version_does_not_know_is_ignored(raw):
+    assert decode(raw) is None
+
+
+def test_fields_a_consumer_does_not_know_are_ignored():
+    raw = json.loads(encode(EXAMPLES[5]))
+    assert decode(json.dumps({**raw, "added_in_a_later_version": [1, 2]})) == EXAMPLES[5]
+
+
+@pytest.mark.parametrize("raw", [b"{not json", b"", b"\xff\xfe", b"[1, 2]", b'"text"'])
+def test_garbage_is_an_invalid_message(raw):
+    with pytest.raises(InvalidEvent) as bad:
+        decode(raw)
+    assert (bad.value.code, bad.value.reasons) == ("invalid_json", ["value is not valid JSON"])
+
+
+def test_a_known_kind_with_bad_fields_is_invalid_and_the_reasons_do_not_echo_values():
+    raw = json.dumps({"kind": "customer.merged", "merge_id": "m1", "survivor_id": "+8613800138000",
+                      "records": "13800138000", "at": "13800138000-not-a-time"})
+    with pytest.raises(InvalidEvent) as bad:
+        decode(raw)
+    assert bad.value.code == "invalid_message"
+    assert bad.value.reasons == ["merged_id: Field required", "records: Input should be a valid list",
+                                 "at: Input should be a valid datetime or date, invalid date separator, expected `-`"]
+    assert "13800138000" not in str(bad.value)
