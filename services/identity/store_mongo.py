@@ -76,6 +76,16 @@ class MongoIdentityStore(MongoOutbox):
         """Whether ``(source, id)`` was processed before."""
         return self.mdb["events"].find_one({"source": source, "id": event_id}, {"_id": True}) is not None
 
+    def seen(self, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Which ``(source, id)`` pairs were processed before (one query for a batch)."""
+        if not keys:
+            return set()
+        by_source: dict[str, list[str]] = {}
+        for source, event_id in keys:
+            by_source.setdefault(source, []).append(event_id)
+        query = {"$or": [{"source": src, "id": {"$in": ids}} for src, ids in by_source.items()]}
+        return {(d["source"], d["id"]) for d in self.mdb["events"].find(query, {"source": 1, "id": 1})}
+
     def find(self, idents: Iterable[Ident]) -> dict[Ident, Found]:
         """Where each known identifier points."""
         wanted = list(dict.fromkeys(idents))
@@ -177,41 +187,42 @@ class MongoIdentityStore(MongoOutbox):
             upsert=True,
         )
 
-    def add_event(self, row: EventRow) -> None:
-        """Keep an event for the timeline (marks it processed); a second ``(source, id)`` is refused."""
-        self.mdb["events"].insert_one(dict(vars(row)))
+    def add_events(self, rows: list[EventRow]) -> None:
+        """Keep events for the timeline (marks them processed); a second ``(source, id)`` is refused."""
+        if rows:
+            self.mdb["events"].insert_many([dict(vars(row)) for row in rows], ordered=True)
 
-    def add_purchase(self, row: PurchaseFact) -> None:
-        """A purchase fact."""
-        self.mdb["purchases"].update_one(
-            {"source": row.source, "id": row.id},
-            {"$setOnInsert": {"record_id": row.record_id, "order_id": row.order_id, "amount_minor": row.amount_minor,
-                              "store_id": row.store_id, "time_ms": row.time_ms, "day": row.day}},
-            upsert=True,
-        )
+    def add_purchases(self, rows: list[PurchaseFact]) -> None:
+        """Purchase facts (a second ``(source, id)`` changes nothing)."""
+        self._facts("purchases", [
+            (r, {"record_id": r.record_id, "order_id": r.order_id, "amount_minor": r.amount_minor,
+                 "store_id": r.store_id, "time_ms": r.time_ms, "day": r.day}) for r in rows])
 
-    def add_refund(self, row: RefundFact) -> None:
-        """A refund fact."""
-        self.mdb["refunds"].update_one(
-            {"source": row.source, "id": row.id},
-            {"$setOnInsert": {"record_id": row.record_id, "order_id": row.order_id, "amount_minor": row.amount_minor,
-                              "time_ms": row.time_ms}},
-            upsert=True,
-        )
+    def add_refunds(self, rows: list[RefundFact]) -> None:
+        """Refund facts (a second ``(source, id)`` changes nothing)."""
+        self._facts("refunds", [
+            (r, {"record_id": r.record_id, "order_id": r.order_id, "amount_minor": r.amount_minor,
+                 "time_ms": r.time_ms}) for r in rows])
 
-    def put_attributes(self, record_id: str, values: list[FieldValue]) -> None:
-        """Set fields where the value is newer than the one held."""
-        if not values:
-            return
+    def _facts(self, collection: str, rows: list[tuple[PurchaseFact | RefundFact, dict]]) -> None:
+        if rows:
+            self.mdb[collection].bulk_write(
+                [UpdateMany({"source": r.source, "id": r.id}, {"$setOnInsert": doc}, upsert=True) for r, doc in rows],
+                ordered=True)
+
+    def put_attributes(self, values: list[tuple[str, list[FieldValue]]]) -> None:
+        """Set fields of records where the value is newer than the one held."""
         ops = []
-        for v in values:
-            doc = {"value": dumps(v.value), "time_ms": v.time_ms, "source": v.source, "event_id": v.event_id}
-            key = {"record_id": record_id, "field": v.field}
-            ops.append(UpdateMany(key, {"$setOnInsert": doc}, upsert=True))
-            # Newest wins; equal times are ordered by source then event id, so arrival order never matters.
-            held_older = _before((v.time_ms, v.source, v.event_id), ("time_ms", "source", "event_id"))
-            ops.append(UpdateMany({**key, **held_older}, {"$set": doc}))
-        self.mdb["attributes"].bulk_write(ops, ordered=True)
+        for record_id, vs in values:
+            for v in vs:
+                doc = {"value": dumps(v.value), "time_ms": v.time_ms, "source": v.source, "event_id": v.event_id}
+                key = {"record_id": record_id, "field": v.field}
+                ops.append(UpdateMany(key, {"$setOnInsert": doc}, upsert=True))
+                # Newest wins; equal times are ordered by source then event id, so arrival order never matters.
+                held_older = _before((v.time_ms, v.source, v.event_id), ("time_ms", "source", "event_id"))
+                ops.append(UpdateMany({**key, **held_older}, {"$set": doc}))
+        if ops:
+            self.mdb["attributes"].bulk_write(ops, ordered=True)
 
     def touch(self, record_id: str, *, at: str) -> None:
         """Note that a customer changed."""

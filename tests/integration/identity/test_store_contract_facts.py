@@ -21,16 +21,26 @@ def test_an_event_is_seen_once_added_and_a_second_copy_is_refused(store):
     row = _event("pos/SH-001", "e1", "c_a", 1000)
     assert store.event_seen("pos/SH-001", "e1") is False
     with store.transaction():
-        store.add_event(row)
+        store.add_events([row])
     assert store.event_seen("pos/SH-001", "e1") is True
     assert store.event_seen("pos/SH-002", "e1") is False
     with pytest.raises(Exception) as refused:
         with store.transaction():
-            store.add_event(replace(row, record_id="c_b", payload="{}"))
+            store.add_events([replace(row, record_id="c_b", payload="{}")])
     # Not transient: retrying cannot help, the batch isolates the message instead.
     assert not is_transient(refused.value)
     assert store.timeline(["c_a"], before=None, limit=10) == [row]
     assert store.timeline(["c_b"], before=None, limit=10) == []
+
+
+def test_a_batch_learns_which_of_its_events_were_processed_before_in_one_call(store):
+    with store.transaction():
+        store.add_events([_event("pos/SH-001", "e1", "c_a", 1000), _event("web/shop", "e1", "c_a", 1000),
+                          _event("pos/SH-001", "e2", "c_b", 2000)])
+    asked = [("pos/SH-001", "e1"), ("pos/SH-001", "e9"), ("web/shop", "e1"), ("web/shop", "e2"),
+             ("wechat/oa", "e1"), ("pos/SH-001", "e2")]
+    assert store.seen(asked) == {("pos/SH-001", "e1"), ("web/shop", "e1"), ("pos/SH-001", "e2")}
+    assert store.seen([]) == set()
 
 
 def test_timeline_pages_newest_first_through_a_keyset_cursor(store):
@@ -44,8 +54,7 @@ def test_timeline_pages_newest_first_through_a_keyset_cursor(store):
         _event("web/shop", "w3", "c_other", 6000),
     ]
     with store.transaction():
-        for r in rows:
-            store.add_event(r)
+        store.add_events(rows)
     pages, before = [], None
     while True:
         page = store.timeline(["c_a", "c_b"], before=before, limit=2)
@@ -65,15 +74,17 @@ def _purchase(eid: str, record: str, minor: int, store_id: str | None, ms: int, 
 
 def test_stats_are_exact_over_any_set_of_records_and_duplicates_count_once(store):
     with store.transaction():
-        store.add_purchase(_purchase("p1", "c_a", 10_000, "SH-001", 3_000, "2026-03-01"))
-        store.add_purchase(_purchase("p2", "c_a", 2_550, "SH-001", 2_000, "2026-03-01"))
-        store.add_purchase(_purchase("p3", "c_a", 1, "SH-002", 9_000, "2026-03-02"))
-        store.add_purchase(_purchase("p4", "c_a", 99_999, None, 1_000, "2026-03-05"))
-        store.add_purchase(_purchase("p5", "c_b", 700, "SH-002", 12_000, "2026-03-04"))
-        store.add_purchase(_purchase("p1", "c_a", 55_555, "SH-009", 1, "2026-01-01"))  # duplicate (source, id)
-        store.add_refund(RefundFact("pos/SH-001", "r1", "c_a", "o-p1", 500, 4_000))
-        store.add_refund(RefundFact("pos/SH-002", "r2", "c_b", "o-p5", 100, 13_000))
-        store.add_refund(RefundFact("pos/SH-001", "r1", "c_a", "o-p1", 900, 4_000))  # duplicate
+        store.add_purchases([
+            _purchase("p1", "c_a", 10_000, "SH-001", 3_000, "2026-03-01"),
+            _purchase("p2", "c_a", 2_550, "SH-001", 2_000, "2026-03-01"),
+            _purchase("p3", "c_a", 1, "SH-002", 9_000, "2026-03-02"),
+        ])
+        store.add_purchases([_purchase("p4", "c_a", 99_999, None, 1_000, "2026-03-05"),
+                             _purchase("p5", "c_b", 700, "SH-002", 12_000, "2026-03-04")])
+        store.add_purchases([_purchase("p1", "c_a", 55_555, "SH-009", 1, "2026-01-01")])  # duplicate (source, id)
+        store.add_refunds([RefundFact("pos/SH-001", "r1", "c_a", "o-p1", 500, 4_000),
+                           RefundFact("pos/SH-002", "r2", "c_b", "o-p5", 100, 13_000)])
+        store.add_refunds([RefundFact("pos/SH-001", "r1", "c_a", "o-p1", 900, 4_000)])  # duplicate
     a = store.stats(["c_a"])
     assert replace(a, store_days=sorted(a.store_days)) == StatsRow(
         purchase_count=4, purchase_days=3, spend_minor=112_550, refund_minor=500, first_ms=1_000, last_ms=9_000,
@@ -105,7 +116,7 @@ def test_attributes_newest_wins_with_a_deterministic_tie_break_whatever_the_orde
     with store.transaction():
         for n, order in enumerate(itertools.permutations(NAME_VALUES)):
             for value in order:
-                store.put_attributes(f"c_{n:02d}", [value])
+                store.put_attributes([(f"c_{n:02d}", [value])])
     for n in range(24):
         winners.append(store.attributes([f"c_{n:02d}"]))
     assert winners == [[FieldValue("name", "Zhao", 200, "web/shop", "e00")]] * 24
@@ -119,10 +130,10 @@ def test_attributes_keep_json_values_and_their_source_per_field(store):
               FieldValue("consent.sms", False, 20, "pos/X", "e3"),
               FieldValue("birthday", "1990-05-01", 20, "pos/X", "e3")]
     with store.transaction():
-        store.put_attributes("c_a", first)
-        store.put_attributes("c_a", second)
-        store.put_attributes("c_a", [])
-        store.put_attributes("c_b", [FieldValue("city", "Chengdu", 1, "pos/CD-001", "e4")])
+        store.put_attributes([("c_a", first)])
+        store.put_attributes([("c_a", second)])
+        store.put_attributes([("c_a", [])])
+        store.put_attributes([("c_b", [FieldValue("city", "Chengdu", 1, "pos/CD-001", "e4")])])
     assert _values(store.attributes(["c_a"])) == [
         FieldValue("attributes.tags", {"vip": [1, 2.5, None], "分店": "上海"}, 10, "web/shop", "e1"),
         FieldValue("birthday", "1990-05-01", 20, "pos/X", "e3"),
@@ -166,8 +177,8 @@ def test_a_failed_transaction_leaves_nothing_behind(tx_store):
     with pytest.raises(RuntimeError, match="boom"):
         with store.transaction():
             store.create_record("c_a", phone=None, at="T1")
-            store.add_event(_event("pos/SH-001", "e1", "c_a", 1000))
-            store.add_purchase(_purchase("p1", "c_a", 100, "SH-001", 1000, "2026-01-01"))
+            store.add_events([_event("pos/SH-001", "e1", "c_a", 1000)])
+            store.add_purchases([_purchase("p1", "c_a", 100, "SH-001", 1000, "2026-01-01")])
             store.outbox_add([OutboxMessage("crm.customer.events", b"{}", b"c_a")])
             raise RuntimeError("boom")
     assert store.record("c_a") is None
@@ -177,5 +188,5 @@ def test_a_failed_transaction_leaves_nothing_behind(tx_store):
     with store.transaction():  # nested calls join the outer transaction
         store.create_record("c_b", phone=None, at="T1")
         with store.transaction():
-            store.add_event(_event("pos/SH-001", "e2", "c_b", 1000))
+            store.add_events([_event("pos/SH-001", "e2", "c_b", 1000)])
     assert store.event_seen("pos/SH-001", "e2") is True and store.customer_count() == 1

@@ -125,10 +125,10 @@ class RefusingStore(SqliteIdentityStore):
         super().__init__(path)
         self.refuse, self.error = refuse, error
 
-    def add_purchase(self, row) -> None:
-        if row.order_id == self.refuse:
+    def add_purchases(self, rows) -> None:
+        if any(row.order_id == self.refuse for row in rows):
             raise self.error
-        super().add_purchase(row)
+        super().add_purchases(rows)
 
 
 def test_a_message_that_fails_for_a_reason_of_its_own_is_dead_lettered_alone(tmp_path):
