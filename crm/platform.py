@@ -21,6 +21,11 @@ from shared.settings import Settings
 SERVICES = ("identity", "loyalty", "alerts", "campaigns")
 
 
+def service_command(name: str) -> list[str]:
+    """The ``crm`` arguments that run one service: the same here, in the container and in Kubernetes."""
+    return ["service", name]
+
+
 def available_services() -> list[str]:
     """The services this checkout has."""
     # find_spec raises for a missing parent package, so look for the package first.
@@ -101,7 +106,7 @@ class Platform:
         """Start (or restart) one service process."""
         log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
         self.children[name] = subprocess.Popen(
-            [sys.executable, "-m", "crm.cli", "service", name], env=self.env, stdout=log, stderr=log,
+            [sys.executable, "-m", "crm.cli", *service_command(name)], env=self.env, stdout=log, stderr=log,
             start_new_session=True,
         )
 

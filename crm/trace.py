@@ -21,24 +21,38 @@ def traces_of(spans: list[dict], event_id: str) -> list[str]:
 
 
 def render(spans: list[dict], trace_id: str) -> list[str]:
-    """The lines of one trace's tree: name, service, duration, start offset."""
+    """The lines of one trace's tree: name, service, duration, start offset.
+
+    A span linked to work shared with other events (the batch's store transaction) shows that work
+    beneath it, marked with ``↪``.
+    """
     mine = [s for s in spans if s["trace_id"] == trace_id]
-    ids = {s["span_id"] for s in mine}
+    by_id = {s["span_id"]: s for s in spans}
     children: dict[str | None, list[dict]] = defaultdict(list)
-    for s in mine:
-        children[s["parent_id"] if s["parent_id"] in ids else None].append(s)
+    for s in spans:
+        children[s["parent_id"]].append(s)
+    ids = {s["span_id"] for s in mine}
+    roots = [s for s in mine if s["parent_id"] not in ids]
     t0 = min(s["start_ns"] for s in mine)
     lines = [f"trace {trace_id}  ({len(mine)} spans)"]
 
-    def walk(span: dict, depth: int) -> None:
+    def line(span: dict, depth: int, mark: str = "") -> None:
         took = (span["end_ns"] - span["start_ns"]) / 1e6
         offset = (span["start_ns"] - t0) / 1e6
         service = (span.get("service") or "").removeprefix("crm-")
-        lines.append(f"{'  ' * depth}{span['name']}  [{service}]  {took:.2f} ms  (+{offset:.1f} ms)")
-        for child in sorted(children[span["span_id"]], key=lambda c: c["start_ns"]):
-            walk(child, depth + 1)
+        lines.append(f"{'  ' * depth}{mark}{span['name']}  [{service}]  {took:.2f} ms  (+{offset:.1f} ms)")
 
-    for root in sorted(children[None], key=lambda c: c["start_ns"]):
+    def walk(span: dict, depth: int, *, follow_links: bool = True, mark: str = "") -> None:
+        line(span, depth, mark)
+        for child in sorted(children[span["span_id"]], key=lambda c: c["start_ns"]):
+            walk(child, depth + 1, follow_links=follow_links)
+        if follow_links:
+            for link in span.get("links") or []:
+                linked = by_id.get(link["span_id"])
+                if linked is not None and linked["trace_id"] != trace_id:
+                    walk(linked, depth + 1, follow_links=False, mark="↪ ")
+
+    for root in sorted(roots, key=lambda c: c["start_ns"]):
         walk(root, 1)
     return lines
 

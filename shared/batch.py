@@ -17,7 +17,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from opentelemetry.trace import Span, SpanKind
+from opentelemetry import trace
+from opentelemetry.trace import Link, Span, SpanKind
 
 from shared import topics
 from shared.clock import Clock, iso_utc
@@ -41,6 +42,7 @@ class Incoming:
     offset: int
     headers: list[tuple[str, bytes]] = field(default_factory=list)
     key: bytes | None = None
+    timestamp: float | None = None  # when the broker got it (epoch seconds), if known
 
 
 @dataclass
@@ -153,10 +155,13 @@ def dead_letter_for(msg: Incoming, code: str, reason: str, clock: Clock, *, serv
 
 @contextmanager
 def message_span(service: str, msg: Incoming, attributes: dict[str, Any]) -> Iterator[Span]:
-    """One consumer span per message, continuing the trace its publisher started."""
+    """One consumer span per message, continuing the trace its publisher started, linked to the span
+    of the store work it is part of (the batch's transaction), so the event's trace reaches the store."""
     attrs = {"messaging.system": "kafka", "messaging.destination.name": msg.topic,
-             "messaging.operation.type": "process", "messaging.kafka.destination.partition": msg.partition,
-             "messaging.kafka.message.offset": msg.offset, **attributes}
+             "messaging.operation.type": "process", "messaging.destination.partition.id": str(msg.partition),
+             "messaging.kafka.offset": msg.offset, **attributes}
+    batch = trace.get_current_span().get_span_context()
     with _tracer.start_as_current_span(f"{service} process {msg.topic}", context=extract_context(msg.headers),
-                                       kind=SpanKind.CONSUMER, attributes=attrs) as span:
+                                       kind=SpanKind.CONSUMER, attributes=attrs,
+                                       links=[Link(batch)] if batch.is_valid else None) as span:
         yield span

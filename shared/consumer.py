@@ -16,6 +16,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import Link, SpanKind
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential
 
 from shared.batch import BatchOutcome, Incoming
@@ -26,6 +29,7 @@ from shared.tracing import extract_context, tracer
 log = logging.getLogger(__name__)
 _tracer = tracer(__name__)
 
+_MAX_LINKS = 128  # the SDK's default limit of links per span
 EXIT_UNRECOVERABLE = 75  # EX_TEMPFAIL: the supervisor restarts us and the batch is redelivered
 
 
@@ -46,6 +50,8 @@ class BatchRunner:
         self._delete = delete_outbox
         self._give_up = give_up_after_s
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{name}-batch")
+        # What this service consumes and how: (agent name, topics, handle), as the agents registered them.
+        self.consumers: list[tuple[str, list[str], Callable[[list], Any]]] = []
 
     def _retrying(self, what: str) -> Retrying:
         def note(state: Any) -> None:
@@ -55,15 +61,27 @@ class BatchRunner:
         return Retrying(retry=retry_if_exception(_transient_or_kafka), wait=wait_exponential(0.05, max=5),
                         stop=stop_after_delay(self._give_up), reraise=True, before_sleep=note)
 
-    def run_sync(self, handle: Callable[[list], Any], batch: list, first_headers: Any = None) -> Any:
-        """Handle a batch and publish what it produced; raises only when retries are exhausted."""
+    def run_sync(self, handle: Callable[[list], Any], batch: list) -> Any:
+        """Handle a batch and publish what it produced; raises only when retries are exhausted.
+
+        The batch has a span of its own (messages of many traces share it), linked to every message's
+        trace; each message's own span continues its trace and links back to the batch's store work.
+        """
         started = time.perf_counter()
-        with _tracer.start_as_current_span(f"{self.name} process batch",
-                                           context=extract_context(first_headers),
-                                           attributes={"messaging.batch.message_count": len(batch)}):
+        links = [Link(ctx) for m in batch[:_MAX_LINKS]
+                 if (ctx := trace.get_current_span(extract_context(m.headers)).get_span_context()).is_valid]
+        with _tracer.start_as_current_span(f"{self.name} process batch", context=otel_context.Context(),
+                                           kind=SpanKind.CONSUMER, links=links,
+                                           attributes={"messaging.batch.message_count": len(batch),
+                                                       "messaging.operation.type": "process",
+                                                       "messaging.system": "kafka"}):
             outcome = self._retrying("store").__call__(handle, batch)
             self.relay(outcome.outbox)
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
+        now = time.time()
+        for m in batch:
+            if m.timestamp:
+                self.metrics.event_age.observe(max(0.0, now - m.timestamp))
         return outcome
 
     def relay(self, messages: list[OutboxMessage]) -> None:
@@ -78,10 +96,10 @@ class BatchRunner:
             self.metrics.published(m.topic).inc()
         self._retrying("store").__call__(self._delete, [m.seq for m in messages if m.seq is not None])
 
-    async def run(self, handle: Callable[[list], Any], batch: list, first_headers: Any = None) -> Any:
+    async def run(self, handle: Callable[[list], Any], batch: list) -> Any:
         """``run_sync`` in the batch thread; a stop request waits for the batch to finish first."""
         loop = asyncio.get_running_loop()
-        fut = loop.run_in_executor(self._executor, self.run_sync, handle, batch, first_headers)
+        fut = loop.run_in_executor(self._executor, self.run_sync, handle, batch)
         try:
             return await asyncio.shield(fut)
         except asyncio.CancelledError:
@@ -119,7 +137,11 @@ def register_batch_agent(app, *, name: str, topic_names: list[str], runner: Batc
         for what, n in outcome.counts.items():
             if what.startswith("dead_letter:"):
                 metrics.dead_letters(what.removeprefix("dead_letter:")).inc(n)
+            else:
+                metrics.handled(what).inc(n)
         return outcome
+
+    runner.consumers.append((name, list(topic_names), counted))
 
     async def consume(stream):
         async for events in stream.take_events(batch_size, within=within_s):
@@ -128,8 +150,8 @@ def register_batch_agent(app, *, name: str, topic_names: list[str], runner: Batc
                 msg = e.message
                 metrics.consumed(msg.topic).inc()
                 batch.append(Incoming(msg.value or b"", msg.topic, msg.partition, msg.offset,
-                                      list(msg.headers or []), msg.key))
-            await runner.run(counted, batch, events[0].message.headers)
+                                      list(msg.headers or []), msg.key, msg.timestamp))
+            await runner.run(counted, batch)
 
     app.agent(channel, name=name)(consume)
 

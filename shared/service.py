@@ -72,6 +72,10 @@ def build_service(*, name: str, title: str, settings: Settings, store: Any, publ
 
     service = Service(name=name, settings=settings, store=store, publish=publish or lazy_publisher(settings, name),
                       clock=clock, deps=deps, register=register)
+    for backend, attr in (("sqlite", "db"), ("mongodb", "mdb")):
+        db = getattr(store, attr, None)
+        if db is not None and hasattr(db, "observe"):
+            db.observe = service.metrics.store_seconds(backend).observe
     checks = {"store": ready, "broker": lambda: broker_reachable(settings)}
     service.api = service_api(title, settings, [*routers, deadletters_router()], checks, service.metrics.registry)
     service.api.state.service = service

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,6 +92,7 @@ class MongoDb:
         self.database = database
         self._transactions = transactions
         self._local = threading.local()
+        self.observe: Callable[[float], None] | None = None
 
     @property
     def client(self):
@@ -125,8 +126,10 @@ class MongoDb:
                 self._local.depth -= 1
             return
         self._local.depth = 1
+        started = time.perf_counter()
         try:
-            with _tracer.start_as_current_span("mongodb.transaction", attributes={"db.system": "mongodb"}):
+            with _tracer.start_as_current_span("mongodb.transaction", attributes={"db.system.name": "mongodb",
+                                                                                 "db.namespace": self.database.name}):
                 if not self._supports_transactions():
                     yield
                     return
@@ -138,6 +141,8 @@ class MongoDb:
                         self._local.session = None
         finally:
             self._local.depth = 0
+            if self.observe is not None:
+                self.observe(time.perf_counter() - started)
 
 
 class _SessionCollection:
@@ -173,6 +178,8 @@ class SqliteDb:
         self._local = threading.local()
         self._schema_lock = threading.Lock()
         self._schema_done = False
+        # Called with each transaction's duration in seconds (the service's store latency histogram).
+        self.observe: Callable[[float], None] | None = None
 
     def conn(self) -> sqlite3.Connection:
         """This thread's connection (opened on first use)."""
@@ -202,7 +209,9 @@ class SqliteDb:
             finally:
                 self._local.depth -= 1
             return
-        with _tracer.start_as_current_span("sqlite.transaction", attributes={"db.system": "sqlite"}):
+        started = time.perf_counter()
+        with _tracer.start_as_current_span("sqlite.transaction", attributes={"db.system.name": "sqlite",
+                                                                            "db.namespace": self.path.name}):
             _begin_immediate(conn)
             self._local.depth = 1
             try:
@@ -213,6 +222,8 @@ class SqliteDb:
                 raise
             finally:
                 self._local.depth = 0
+                if self.observe is not None:
+                    self.observe(time.perf_counter() - started)
 
     def close(self) -> None:
         """Close this thread's connection."""
