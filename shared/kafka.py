@@ -116,7 +116,11 @@ def faust_app(name: str, settings: Settings, **overrides):
         datadir=f"{settings.data_dir}/faust-{name}",
     )
     options.update(overrides)
-    return faust.App(f"{settings.topic_prefix}{name}", **options)
+    app = faust.App(f"{settings.topic_prefix}{name}", **options)
+    from shared.faust_transport import use_short_fetch_wait
+
+    use_short_fetch_wait(app, settings.fetch_max_wait_ms)
+    return app
 
 
 def lazy_publisher(settings: Settings, name: str):

@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     batch_within_s: float = Field(0.05, gt=0)
     session_timeout_s: float = 6.0
     heartbeat_interval_s: float = 2.0
+    # How long a consumer's fetch may wait on an idle partition (faust's own 1500 ms adds that to latency).
+    fetch_max_wait_ms: int = Field(100, ge=1, le=5000)
     log_level: str = "INFO"
     identity_port: int = 8001
     loyalty_port: int = 8002
