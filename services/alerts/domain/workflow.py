@@ -90,21 +90,26 @@ def reconcile(customer_id: str, evaluation: Evaluation, rules: tuple[Rule, ...],
             continue
         want, cur = evaluation.desired.get(rule.type), current.get(rule.type)
         manager = owner.manager if rule.owner == "account_manager" else None
+        store_id = owner.store_id or (cur.store_id if cur is not None else None)
         if want is None:
-            if cur is not None and not rule.is_event:
+            if cur is None:
+                continue
+            if not rule.is_event:
                 changes.append(Change(_resolved(cur, SYSTEM, "the condition no longer holds", "cleared", as_of),
                                       "resolved"))
-            elif cur is not None and rule.expires_days is not None:
-                expiry = cur.last_trigger_at + timedelta(days=rule.expires_days)
-                if expiry <= as_of:
-                    changes.append(Change(_resolved(cur, SYSTEM, "no new occurrence", "expired", as_of), "resolved"))
-                else:
-                    later.append(expiry)
+                continue
+            expiry = cur.last_trigger_at + timedelta(days=rule.expires_days) if rule.expires_days else None
+            if expiry is not None and expiry <= as_of:
+                changes.append(Change(_resolved(cur, SYSTEM, "no new occurrence", "expired", as_of), "resolved"))
+                continue
+            later += [expiry] if expiry else []
+            if (store_id, manager) != (cur.store_id, cur.manager):  # the owner changed (a merge, a new home store)
+                changes.append(Change(replace(cur, store_id=store_id, manager=manager, updated_at=as_of), "updated"))
             continue
         new = sorted((t for t in want.triggers if t.key not in covered), key=lambda t: (t.at, t.key))
         keys = tuple(t.key for t in new)
         if cur is not None:
-            moved = replace(cur, detail=want.detail, store_id=owner.store_id, manager=manager)
+            moved = replace(cur, detail=want.detail, store_id=store_id, manager=manager)
             if new and rule.is_event:
                 changes.append(Change(replace(
                     moved, status="open", repeats=cur.repeats + len(new), updated_at=as_of,
