@@ -115,9 +115,11 @@ def _window_changes(days: list[date], day: date, ctx: _Ctx) -> list[datetime]:
 
 def _red(rule: Rule, ctx: _Ctx, days: list[date]) -> Desired | None:
     v = visits(days, ctx.day)
-    if v.monthly_average >= Decimal(str(rule.param("min_monthly_visits"))) and v.last_30 == 0 and days:
+    quiet_days = int(rule.param("quiet_days"))
+    if (days and (ctx.day - days[-1]).days >= quiet_days
+            and v.monthly_average >= Decimal(str(rule.param("min_monthly_visits")))):
         return ctx.condition(rule, f"last_visit={days[-1].isoformat()}",
-                             {"reason": "stopped_coming", "visits_last_30": 0, "visits_prior_90": v.prior_90,
+                             {"reason": "stopped_coming", "visits_last_30": v.last_30, "visits_prior_90": v.prior_90,
                               "last_visit": days[-1].isoformat()})
     complained = [c for c in ctx.facts.complaints if c.at <= ctx.as_of]
     if not complained or not days:
@@ -147,7 +149,8 @@ def _complaint_changes(rule: Rule, ctx: _Ctx) -> list[datetime]:
 
 def churn_red(rule: Rule, ctx: _Ctx) -> Result:
     days = ctx.facts.visit_days(ctx.day)
-    return _red(rule, ctx, days), _window_changes(days, ctx.day, ctx) + _complaint_changes(rule, ctx)
+    quiet = [ctx.midnight(days[-1] + timedelta(days=int(rule.param("quiet_days"))))] if days else []
+    return _red(rule, ctx, days), _window_changes(days, ctx.day, ctx) + _complaint_changes(rule, ctx) + quiet
 
 
 def churn_yellow(rule: Rule, ctx: _Ctx) -> Result:

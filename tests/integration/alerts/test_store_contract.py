@@ -42,7 +42,8 @@ def test_facts_gather_every_record_of_a_customer_and_follow_merges_and_unmerges(
     assert touched == {"c_a"}
     assert store.customer_of("c_b") == "c_a"
     facts = store.facts(["c_a"])["c_a"]
-    assert facts.purchases == (Purchase(date(2026, 11, 1), "SH-001", 10000), Purchase(date(2026, 11, 3), "SH-002", 5000))
+    assert facts.purchases == (Purchase(date(2026, 11, 1), "SH-001", 10000),
+                               Purchase(date(2026, 11, 3), "SH-002", 5000))
     assert facts.refund_minor == 2500 and facts.spend_minor() == 12500
     at = datetime.fromtimestamp(1_700_000_000, UTC)
     assert facts.complaints == (Occurrence("k1", at, "SH-002", None),)
