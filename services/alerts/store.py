@@ -8,7 +8,7 @@ they were raised for (``origin_id``), so an undone merge gives them back.
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, Protocol
 
@@ -165,7 +165,7 @@ class FactRows:
     expiries: list[ExpiryRow]
     attributes: list[FieldValue]
     loyalty: list[LoyaltyRow]
-    last_contact: str | None = None
+    last_resolved: dict[str, str] = field(default_factory=dict)
 
 
 def assemble(customer_id: str, rows: FactRows) -> CustomerFacts:
@@ -194,7 +194,7 @@ def assemble(customer_id: str, rows: FactRows) -> CustomerFacts:
         account_manager=str(manager.value) if manager and manager.value else None,
         tier=loyalty.tier if loyalty else None,
         balance=loyalty.balance if loyalty else None,
-        last_contact=parse_iso(rows.last_contact) if rows.last_contact else None,
+        last_resolved={t: parse_iso(at) for t, at in rows.last_resolved.items()},
     )
 
 

@@ -157,10 +157,11 @@ class MongoAlertsStore(MongoOutbox, MongoMembership):
                 FieldValue(d["field"], d["value"], d["time_ms"], d["source"], d["event_id"]))
         for d in self.mdb["loyalty"].find({"_id": {"$in": list(owner)}}):
             rows[owner[d["_id"]]].loyalty.append(LoyaltyRow(d["_id"], d["tier"], d["balance"], d["version"]))
-        for d in self.mdb["alerts"].find({"customer_id": {"$in": customer_ids}, "type": "contact_due",
-                                          "resolution": "manual"}):
-            held = rows[d["customer_id"]].last_contact
-            rows[d["customer_id"]].last_contact = max(held or "", d["resolved_at"])
+        for d in self.mdb["alerts"].find({"customer_id": {"$in": customer_ids}, "status": "resolved",
+                                          "resolution": {"$ne": "merged"}}, {"customer_id": 1, "type": 1,
+                                                                            "resolved_at": 1}):
+            held = rows[d["customer_id"]].last_resolved
+            held[d["type"]] = max(held.get(d["type"], ""), d["resolved_at"])
         return {c: assemble(c, r) for c, r in rows.items()}
 
     def purchase_days(self, *, until: date, customer_id: str | None = None) -> dict[str, list[date]]:

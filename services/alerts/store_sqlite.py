@@ -195,10 +195,10 @@ class SqliteAlertsStore(SqliteOutbox, SqliteMembership):
             for rec, tier, balance, version in c.execute(f"SELECT * FROM loyalty WHERE record_id IN ({q})", part):
                 rows[owner[rec]].loyalty.append(LoyaltyRow(rec, tier, balance, version))
         for part in _chunks(customer_ids):
-            for cust, at in c.execute(
-                    f"SELECT customer_id, MAX(resolved_at) FROM alerts WHERE customer_id IN ({_in(part)})"
-                    " AND type = 'contact_due' AND resolution = 'manual' GROUP BY customer_id", part):
-                rows[cust].last_contact = at
+            for cust, type_, at in c.execute(
+                    f"SELECT customer_id, type, MAX(resolved_at) FROM alerts WHERE customer_id IN ({_in(part)})"
+                    " AND status = 'resolved' AND resolution != 'merged' GROUP BY customer_id, type", part):
+                rows[cust].last_resolved[type_] = at
         return {cust: assemble(cust, r) for cust, r in rows.items()}
 
     def purchase_days(self, *, until: date, customer_id: str | None = None) -> dict[str, list[date]]:

@@ -54,6 +54,11 @@ class _Ctx:
     def midnight(self, d: date) -> datetime:
         return datetime.combine(d, time(), self.zone)
 
+    def since_resolved(self, rule: Rule) -> str:
+        """The episode of a persisting condition: everything since its last resolution is one episode."""
+        last = self.facts.last_resolved.get(rule.type)
+        return f"after={last.isoformat() if last else 'none'}"
+
     def condition(self, rule: Rule, episode: str, detail: dict) -> Desired:
         key = f"{self.facts.customer_id}|{rule.type}|{episode}"
         return Desired(rule.type, rule.severity, (Trigger(key, self.as_of),), detail)
@@ -159,8 +164,8 @@ def churn_yellow(rule: Rule, ctx: _Ctx) -> Result:
     changes = _window_changes(days, ctx.day, ctx)
     if v.monthly_average < Decimal(str(rule.param("min_monthly_visits"))) or v.last_30 * 2 >= v.monthly_average:
         return None, changes
-    # Episodes of a yellow light are told apart by the day it was seen; suppress_days keeps it from nagging.
-    return ctx.condition(rule, f"seen={ctx.day.isoformat()}",
+    # A persisting drop is one episode until someone resolves it; suppress_days keeps it from nagging.
+    return ctx.condition(rule, ctx.since_resolved(rule),
                          {"visits_last_30": v.last_30, "visits_prior_90": v.prior_90}), changes
 
 
@@ -173,7 +178,7 @@ def churn_model(rule: Rule, ctx: _Ctx) -> Result:
         return None, nxt
     if f.p_alive >= float(rule.param("p_alive_below")):
         return None, nxt
-    return ctx.condition(rule, f"seen={ctx.day.isoformat()}", {"p_alive": round(f.p_alive, 4)}), nxt
+    return ctx.condition(rule, ctx.since_resolved(rule), {"p_alive": round(f.p_alive, 4)}), nxt
 
 
 def _next_birthday(born: date, day: date) -> date:
@@ -240,14 +245,14 @@ def large_balance(rule: Rule, ctx: _Ctx) -> Result:
     balance = ctx.facts.balance
     if balance is None or balance < int(rule.param("min_points")):
         return None, []
-    return ctx.condition(rule, f"seen={ctx.day.isoformat()}", {"points_balance": balance}), []
+    return ctx.condition(rule, ctx.since_resolved(rule), {"points_balance": balance}), []
 
 
 def contact_due(rule: Rule, ctx: _Ctx) -> Result:
     cadence = rule.param("cadence_days").get(ctx.facts.tier or "")
     if cadence is None:
         return None, []
-    last = ctx.facts.last_contact
+    last = ctx.facts.last_resolved.get(rule.type)
     if last is not None:
         due = last + timedelta(days=float(cadence))
         if ctx.as_of < due:

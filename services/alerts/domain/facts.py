@@ -49,8 +49,9 @@ class CustomerFacts:
     account_manager: str | None = None
     tier: str | None = None
     balance: int | None = None
-    # When a contact_due alert of this customer was last resolved (the last account-manager contact).
-    last_contact: datetime | None = None
+    # When an alert of each type was last resolved for this customer (a resolved contact_due alert is the
+    # last account-manager contact; a resolution starts a new episode of a persisting condition).
+    last_resolved: dict[str, datetime] = field(default_factory=dict)
     # Probability alive under the latest churn model, when the customer is in it.
     p_alive: float | None = None
     extra: dict = field(default_factory=dict)

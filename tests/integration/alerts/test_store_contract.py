@@ -102,6 +102,9 @@ def test_alerts_are_found_filtered_paginated_and_counted(store):
     assert store.last_resolved(["c_a", "c_b"]) == {("c_b", "complaint"): alerts[3]}
     assert store.covered(["t1", "t2", "t3"]) == {"t1", "t2"}
     assert sorted(a.alert_id for a in store.alerts_from(["c_b"])) == ["al_3"]
+    # The last resolution per type is a fact the rules read (a contact made, a new episode).
+    assert store.facts(["c_a", "c_b"])["c_b"].last_resolved == {"complaint": T0 + timedelta(hours=1)}
+    assert store.facts(["c_a"])["c_a"].last_resolved == {}
 
 
 def test_due_index_versions_lease_and_models(store):

@@ -166,7 +166,7 @@ def test_tier_upgrade_first_purchase_large_balance_and_contact_cadence():
 
     now = at(date(2026, 11, 20))
     assert only("contact_due", facts(tier="A"), now).desired["contact_due"].triggers[0].key == "c_x|contact_due|first"
-    called = facts(tier="A", last_contact=now - timedelta(days=2))
+    called = facts(tier="A", last_resolved={"contact_due": now - timedelta(days=2)})
     assert only("contact_due", called, now).desired == {}
     assert only("contact_due", called, now).next_check == now + timedelta(days=1)  # A: every 3 days
     assert "contact_due" in only("contact_due", called, now + timedelta(days=1)).desired
