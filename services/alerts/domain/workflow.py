@@ -120,7 +120,7 @@ def reconcile(customer_id: str, evaluation: Evaluation, rules: tuple[Rule, ...],
                 rerouted = (moved.store_id, moved.manager) != (cur.store_id, cur.manager)
                 changes.append(Change(replace(moved, updated_at=as_of), "updated", keys, announce=rerouted))
             if rule.expires_days is not None:
-                later.append(max(cur.last_trigger_at, *(t.at for t in new)) + timedelta(days=rule.expires_days))
+                later.append(max([cur.last_trigger_at, *(t.at for t in new)]) + timedelta(days=rule.expires_days))
             continue
         if not new:
             continue

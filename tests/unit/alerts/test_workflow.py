@@ -106,6 +106,8 @@ def test_an_event_alert_expires_when_its_rule_says_so():
     changes, nxt = run(ev, "tier_upgrade")
     assert nxt == NOW + timedelta(days=14)
     held = changes[0].alert
+    assert run(ev, "tier_upgrade", current={"tier_upgrade": held}, covered={"upgrade|t1"}) == (
+        [], NOW + timedelta(days=14))  # held and already covered: only the expiry to wait for
     nothing = Evaluation({}, None)
     assert run(nothing, "tier_upgrade", current={"tier_upgrade": held}, as_of=NOW + timedelta(days=13)) == (
         [], NOW + timedelta(days=14))
