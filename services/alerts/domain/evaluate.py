@@ -174,7 +174,7 @@ def churn_model(rule: Rule, ctx: _Ctx) -> Result:
     nxt = [ctx.midnight(ctx.day + timedelta(days=int(rule.param("recheck_days"))))] if f.purchases else []
     if f.p_alive is None or len(f.visit_days(ctx.day)) < int(rule.param("min_purchase_days")):
         return None, nxt
-    if f.spend_minor() < to_minor(Decimal(str(rule.param("min_spend")))):
+    if f.spend_minor(ctx.day) < to_minor(Decimal(str(rule.param("min_spend")))):
         return None, nxt
     if f.p_alive >= float(rule.param("p_alive_below")):
         return None, nxt

@@ -60,9 +60,9 @@ class CustomerFacts:
         """Distinct purchase days up to ``until``, oldest first."""
         return sorted({p.day for p in self.purchases if p.day <= until})
 
-    def spend_minor(self) -> int:
-        """Purchases less refunds, in fen."""
-        return sum(p.amount_minor for p in self.purchases) - self.refund_minor
+    def spend_minor(self, until: date | None = None) -> int:
+        """Purchases (up to ``until``) less refunds, in fen."""
+        return sum(p.amount_minor for p in self.purchases if until is None or p.day <= until) - self.refund_minor
 
 
 def home_store(purchases: tuple[Purchase, ...]) -> str | None:
