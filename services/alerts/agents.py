@@ -11,14 +11,28 @@ from services.alerts import handlers, scan
 from shared import topics
 from shared.consumer import register_batch_agent, register_housekeeping
 from shared.service import Service
+from shared.storage import is_transient
 
 log = logging.getLogger(__name__)
 
 
 class _Relayed:
-    """A timer's result for the batch runner: only messages already relayed."""
+    """A timer's result for the batch runner: its messages were relayed already."""
 
-    outbox: list = []
+    def __init__(self) -> None:
+        self.outbox: list = []
+
+
+def _guarded(what: str, work) -> _Relayed:
+    """Run a timer's work: transient errors go to the runner (retried); any other failure is logged and the
+    next tick tries again, because the runner ends the process on an error it cannot retry."""
+    try:
+        work()
+    except Exception as exc:
+        if is_transient(exc):
+            raise
+        log.exception("alerts: %s failed (%s); trying again at the next tick", what, type(exc).__name__)
+    return _Relayed()
 
 
 def register(app, service: Service) -> None:
@@ -35,12 +49,10 @@ def register(app, service: Service) -> None:
     def tick(_batch):
         # In the batch thread: never concurrent with a batch of this worker; the lease keeps other
         # workers out, and what the scan writes is relayed chunk by chunk.
-        scan.scheduled_scan(deps, owner=owner, relay=runner.relay)
-        return _Relayed()
+        return _guarded("scan", lambda: scan.scheduled_scan(deps, owner=owner, relay=runner.relay))
 
     def refit(_batch):
-        scan.scheduled_refit(deps)
-        return _Relayed()
+        return _guarded("churn model refit", lambda: scan.scheduled_refit(deps))
 
     async def scheduled_scan():
         if deps.config.scan_enabled:

@@ -225,11 +225,13 @@ class Writer:
         evaluations = {c: evaluate(facts[c], rules, self.as_of, deps.zone) for c in customers}
         covered = store.covered([t.key for e in evaluations.values() for d in e.desired.values() for t in d.triggers])
         due: dict[str, int | None] = {}
+        changes: list[Change] = []
         for cust in customers:
-            changes, nxt = reconcile(cust, evaluations[cust], rules, current=active[cust], last_resolved=resolved[cust],
-                                     covered=covered, owner=owner_of(facts[cust]), as_of=self.as_of)
-            self.write(changes)
+            mine, nxt = reconcile(cust, evaluations[cust], rules, current=active[cust], last_resolved=resolved[cust],
+                                  covered=covered, owner=owner_of(facts[cust]), as_of=self.as_of)
+            changes += mine
             due[cust] = epoch_ms(nxt) if nxt else None
+        self.write(changes)  # customers do not share alerts: one bulk write for all of them
         store.set_due(due)
         self.counts["evaluated"] += len(customers)
 

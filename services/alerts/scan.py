@@ -10,6 +10,8 @@ scans that overlap never evaluate a customer twice.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import time
 from collections.abc import Callable
@@ -20,13 +22,14 @@ from services.alerts.domain.model import Standing, standings
 from services.alerts.handlers import Deps, Writer
 from shared.churn import ChurnModel, NotEnoughData, fit, histories
 from shared.clock import iso_utc
-from shared.errors import NotFound
+from shared.errors import NotFound, Unavailable
 from shared.facts import epoch_ms
 from shared.storage import OutboxMessage
 
 log = logging.getLogger(__name__)
 
 Relay = Callable[[list[OutboxMessage]], None]
+PENALIZERS = (0.0, 0.001, 0.01, 0.1)
 
 
 @dataclass
@@ -92,11 +95,22 @@ def scheduled_scan(deps: Deps, *, owner: str, relay: Relay) -> ScanResult:
 
 def fit_model(deps: Deps, as_of: date) -> ChurnModel:
     """Fit BG/NBD on every customer's purchase days up to ``as_of`` and keep it; NotFound without data."""
-    days = deps.store.purchase_days(until=as_of)
-    try:
-        model = fit(histories(days, as_of), as_of)
-    except NotEnoughData as exc:
-        raise NotFound("not_enough_data", str(exc)) from None
+    from lifetimes.utils import ConvergenceError
+
+    rows = histories(deps.store.purchase_days(until=as_of), as_of)
+    # Maximum likelihood as in the paper first; a customer base the optimiser cannot fit unpenalised
+    # gets the smallest L2 penalty that converges, rather than no model at all.
+    for penalizer in PENALIZERS:
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):  # lifetimes prints the optimiser's output on failure
+                model = fit(rows, as_of, penalizer=penalizer)
+            break
+        except NotEnoughData as exc:
+            raise NotFound("not_enough_data", str(exc)) from None
+        except ConvergenceError:
+            log.warning("alerts: churn model did not converge with penalizer %s", penalizer)
+    else:
+        raise Unavailable("model_did_not_converge", "the churn model did not converge on this purchase history")
     with deps.store.transaction():
         deps.store.put_model(model, fitted_at=iso_utc(deps.clock()))
     return model
@@ -119,7 +133,7 @@ def scheduled_refit(deps: Deps) -> ChurnModel | None:
         return None
     try:
         return fit_model(deps, today)
-    except NotFound:
+    except (NotFound, Unavailable):
         return None
 
 

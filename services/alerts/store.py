@@ -117,12 +117,13 @@ class AlertsStore(OutboxStore, Protocol):
 
 # -- row <-> document helpers both adapters use ---------------------------------------------------
 
+_FIELDS = tuple(Alert.__dataclass_fields__)
 _TIMES = ("opened_at", "updated_at", "last_trigger_at", "acknowledged_at", "resolved_at")
 
 
 def alert_doc(alert: Alert) -> dict[str, Any]:
     """An alert as a flat document (times as sortable UTC text)."""
-    doc = asdict(alert)
+    doc = {k: getattr(alert, k) for k in _FIELDS}  # shallow: asdict deep-copies, a tenth of a scan's time
     for k in _TIMES:
         if doc[k] is not None:
             doc[k] = iso_utc(doc[k])
@@ -131,7 +132,7 @@ def alert_doc(alert: Alert) -> dict[str, Any]:
 
 def alert_of(doc: dict[str, Any]) -> Alert:
     """The alert a document holds."""
-    values = {k: doc[k] for k in Alert.__dataclass_fields__}
+    values = {k: doc[k] for k in _FIELDS}
     for k in _TIMES:
         if values[k] is not None:
             values[k] = parse_iso(values[k])
