@@ -62,4 +62,4 @@ def register(app, service: Service) -> None:
         await runner.run(refit, [])
 
     app.timer(interval=deps.config.scan_interval_s, name="alerts.scheduled_scan")(scheduled_scan)
-    app.timer(interval=deps.config.model_refit_interval_s, name="alerts.model_refit", on_leader=False)(model_refit)
+    app.timer(interval=deps.config.model_check_interval_s, name="alerts.model_refit")(model_refit)

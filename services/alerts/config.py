@@ -33,8 +33,9 @@ class AlertsConfig(BaseSettings):
     sla_hours_red: float = Field(24.0, gt=0)
     sla_hours_yellow: float = Field(72.0, gt=0)
     sla_hours_info: float = Field(168.0, gt=0)
-    # How often the churn model is refitted (as of the current day) for the scan to use.
-    model_refit_interval_s: float = Field(21600.0, gt=0)
+    # How often the service checks that a churn model fitted as of the current day exists (fitting one
+    # when not): the model is refitted once per calendar day, and the scan uses the latest fit.
+    model_check_interval_s: float = Field(600.0, gt=0)
     # Default horizon of expected purchases in the churn-model routes.
     model_weeks: float = Field(12.0, gt=0)
 

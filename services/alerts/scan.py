@@ -58,9 +58,10 @@ def scan(deps: Deps, *, as_of: datetime, relay: Relay, full: bool = False) -> Sc
                 candidates = store.due_customers(until_ms=epoch_ms(as_of), limit=size)
             if not candidates:
                 break
-            active = [c for c in candidates if store.customer_of(c) == c]
+            gone = store.merged_away(candidates)
+            active = [c for c in candidates if c not in gone]
             # A customer merged into another is evaluated as its survivor: it leaves the due index.
-            store.set_due({c: None for c in set(candidates) - set(active)})
+            store.set_due(dict.fromkeys(gone))
             # Every active candidate gets a next check later than as_of (or none), so the loop ends.
             writer.evaluate(active)
             outbox = store.outbox_add(writer.outbox())

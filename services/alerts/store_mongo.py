@@ -71,7 +71,7 @@ class MongoAlertsStore(MongoOutbox, MongoMembership):
         db["alerts"].create_index("origin_id")
         db["alerts"].create_index([("status", ASCENDING), ("opened_at", DESCENDING)])
         db["alerts"].create_index([("store_id", ASCENDING), ("status", ASCENDING), ("opened_at", DESCENDING)])
-        db["due"].create_index("due_ms")
+        db["due"].create_index([("due_ms", ASCENDING), ("_id", ASCENDING)])
 
     def transaction(self):
         """One atomic unit of work (a multi-document transaction on a replica set)."""
@@ -130,6 +130,10 @@ class MongoAlertsStore(MongoOutbox, MongoMembership):
         coll.replace_one({"_id": row.record_id}, {"tier": row.tier, "balance": row.balance, "version": row.version},
                          upsert=True)
         return True
+
+    def merged_away(self, ids: list[str]) -> set[str]:
+        """Which of these ids are records now part of another customer."""
+        return {d["_id"] for d in self.mdb["memberships"].find({"_id": {"$in": ids}}) if d["customer_id"] != d["_id"]}
 
     def _records(self, customer_ids: list[str]) -> dict[str, str]:
         out = {c: c for c in customer_ids}

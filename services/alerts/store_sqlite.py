@@ -78,7 +78,7 @@ CREATE INDEX IF NOT EXISTS alerts_store ON alerts(store_id, status, opened_at);
 CREATE TABLE IF NOT EXISTS alert_triggers (key TEXT PRIMARY KEY, alert_id TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS view_versions (customer_id TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS due (customer_id TEXT PRIMARY KEY, due_ms INTEGER) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS due_at ON due(due_ms);
+CREATE INDEX IF NOT EXISTS due_next ON due(due_ms, customer_id);
 CREATE TABLE IF NOT EXISTS models (as_of TEXT PRIMARY KEY, doc TEXT NOT NULL, fitted_at TEXT NOT NULL)
   WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS leases (name TEXT PRIMARY KEY, owner TEXT NOT NULL, until_ms INTEGER NOT NULL)
@@ -161,6 +161,15 @@ class SqliteAlertsStore(SqliteOutbox, SqliteMembership):
             " balance = excluded.balance, version = excluded.version WHERE excluded.version > loyalty.version",
             (row.record_id, row.tier, row.balance, row.version))
         return cur.rowcount == 1
+
+    def merged_away(self, ids: list[str]) -> set[str]:
+        """Which of these ids are records now part of another customer."""
+        out: set[str] = set()
+        for part in _chunks(ids):
+            out |= {r[0] for r in self.db.conn().execute(
+                f"SELECT record_id FROM memberships WHERE record_id IN ({_in(part)}) AND customer_id != record_id",
+                part)}
+        return out
 
     def _records(self, customer_ids: list[str]) -> dict[str, str]:
         out = {c: c for c in customer_ids}
@@ -291,11 +300,12 @@ class SqliteAlertsStore(SqliteOutbox, SqliteMembership):
 
     def next_versions(self, customer_ids: list[str]) -> dict[str, int]:
         """Increment and return each customer's view-part counter."""
-        out = {}
-        for cust in customer_ids:
-            out[cust] = self.db.conn().execute(
-                "INSERT INTO view_versions VALUES (?, 1) ON CONFLICT(customer_id) DO UPDATE SET n = n + 1"
-                " RETURNING n", (cust,)).fetchone()[0]
+        c = self.db.conn()
+        c.executemany("INSERT INTO view_versions VALUES (?, 1) ON CONFLICT(customer_id) DO UPDATE SET n = n + 1",
+                      [(cust,) for cust in customer_ids])
+        out: dict[str, int] = {}
+        for part in _chunks(customer_ids):
+            out.update(c.execute(f"SELECT customer_id, n FROM view_versions WHERE customer_id IN ({_in(part)})", part))
         return out
 
     # -- scheduling ---------------------------------------------------------------------

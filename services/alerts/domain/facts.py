@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import date, datetime
 
 
@@ -56,9 +58,13 @@ class CustomerFacts:
     p_alive: float | None = None
     extra: dict = field(default_factory=dict)
 
+    @cached_property
+    def _days(self) -> list[date]:
+        return sorted({p.day for p in self.purchases})
+
     def visit_days(self, until: date) -> list[date]:
         """Distinct purchase days up to ``until``, oldest first."""
-        return sorted({p.day for p in self.purchases if p.day <= until})
+        return self._days[:bisect_right(self._days, until)]
 
     def spend_minor(self, until: date | None = None) -> int:
         """Purchases (up to ``until``) less refunds, in fen."""

@@ -41,6 +41,7 @@ def test_facts_gather_every_record_of_a_customer_and_follow_merges_and_unmerges(
         touched = store.apply_memberships([Membership("c_b", "c_a", "2026-11-20T00:00:01.000000Z")])
     assert touched == {"c_a"}
     assert store.customer_of("c_b") == "c_a"
+    assert store.merged_away(["c_a", "c_b", "c_new"]) == {"c_b"}
     facts = store.facts(["c_a"])["c_a"]
     assert facts.purchases == (Purchase(date(2026, 11, 1), "SH-001", 10000),
                                Purchase(date(2026, 11, 3), "SH-002", 5000))
