@@ -107,7 +107,7 @@ def test_alerts_reach_the_customer_view_follow_a_merge_and_fire_on_time_with_no_
     with _client(identity_port, "test-operator") as identity:
         r = identity.post("/v1/events", json=[
             _event("buy-1", "crm.purchase", {"phone": phone}, {"order_id": "buy-1", "amount": "268.00",
-                                                                "store_id": "SH-002"}, now - timedelta(days=3)),
+                                                                "store_id": "SH-002"}, now - timedelta(days=20)),
             _event("cx-1", "crm.complaint", {"phone": phone}, {"text": "rude staff", "store_id": "SH-002"},
                    now - timedelta(minutes=30)),
             # A WeChat follower with no phone yet complains too: a customer of its own for now.
