@@ -7,7 +7,15 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from services.alerts.domain.workflow import alert_id
-from shared.messages import CustomerMerged, PointsExpiryAnnounced, TierChanged, ViewPartUpdated
+from shared.messages import (
+    AlertChanged,
+    CustomerEventResolved,
+    CustomerMerged,
+    PointsExpiryAnnounced,
+    TierChanged,
+    ViewPartUpdated,
+    encode,
+)
 from tests.integration.alerts.harness import (
     OPERATOR,
     READER,
@@ -232,3 +240,17 @@ def test_rules_are_listed_and_a_rules_file_is_reloaded_when_it_changes(tmp_path)
     path.write_text("{broken")
     assert {r["type"]: r for r in h.api.get("/v1/alerts/rules").json()["items"]}["survey_low"]["params"][
         "max_score"] == 8  # a broken file is refused; the rules in force stay
+
+
+def test_every_message_has_a_fate_garbage_is_dead_lettered_alone_and_other_kinds_are_ignored(tmp_path):
+    h = Harness(tmp_path, noon("2026-11-20"))
+    broken = complaint("c_d", "x1", h.now).model_dump(mode="json")
+    broken["event"]["data"].pop("identity")  # not a valid channel event
+    out = h.feed(b"{not json", encode(CustomerEventResolved.model_validate(broken)),
+                 AlertChanged(alert_id="al_x", customer_id="c_d", type="complaint", severity="red", status="open",
+                              at=h.now),
+                 complaint("c_d", "x2", h.now))
+    assert (out.processed, out.dead_lettered, out.counts["ignored"]) == (1, 2, 1)
+    letters = h.api.get("/v1/deadletters").json()
+    assert letters["total"] == 2 and {x["code"] for x in letters["items"]} == {"invalid_json", "invalid_event"}
+    assert list(h.open_types("c_d")) == ["complaint"]  # the good message in the same batch landed
