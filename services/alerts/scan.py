@@ -81,10 +81,11 @@ def scheduled_scan(deps: Deps, *, owner: str, relay: Relay) -> ScanResult:
     ttl = int(deps.config.scan_lease_s * 1000)
     if not deps.store.acquire_lease("scan", owner=owner, now_ms=epoch_ms(now), ttl_ms=ttl):
         return ScanResult(now, skipped=True)
-    generation = deps.rules.generation
     deps.rules.current()
-    full = deps.rules.generation != generation  # new rules apply to everyone, not just the due
+    # New rules apply to everyone, not just the due: the first scan after a reload looks at every customer.
+    full = deps.rules.generation != deps.scanned_rules
     result = scan(deps, as_of=now, relay=relay, full=full)
+    deps.scanned_rules = deps.rules.generation
     if result.customers:
         log.info("alerts: scanned %d customers in %.2f s (%s)", result.customers, result.seconds,
                  ", ".join(f"{k}={v}" for k, v in sorted(result.counts.items())))
