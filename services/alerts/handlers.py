@@ -243,8 +243,9 @@ class Writer:
 
     def outbox(self) -> list[OutboxMessage]:
         """The messages announcing everything written: alert changes, then each changed customer's view part."""
-        prefix = self.deps.settings
-        out = [_message(prefix, topics.ALERTS_EVENTS, n.customer_id, encode(n)) for n in self._news]
+        settings = self.deps.settings
+        headers = inject_headers()  # one trace context for everything this unit of work announces
+        out = [_message(settings, topics.ALERTS_EVENTS, n.customer_id, encode(n), headers) for n in self._news]
         customers = sorted(self.changed)
         if not customers:
             return out
@@ -255,7 +256,7 @@ class Writer:
         for cust in customers:
             part = ViewPartUpdated(customer_id=cust, part="alerts", value={"open": open_items(active[cust])},
                                    version=f"{versions[cust]:012d}")
-            out.append(_message(prefix, topics.ALERTS_EVENTS, cust, encode(part)))
+            out.append(_message(settings, topics.ALERTS_EVENTS, cust, encode(part), headers))
         return out
 
 
@@ -267,8 +268,8 @@ def open_items(alerts: list[Alert]) -> list[dict]:
             for a in ranked]
 
 
-def _message(settings: Settings, topic: str, key: str, value: bytes) -> OutboxMessage:
-    return OutboxMessage(settings.topic(topic), value, key.encode(), inject_headers())
+def _message(settings: Settings, topic: str, key: str, value: bytes, headers: list) -> OutboxMessage:
+    return OutboxMessage(settings.topic(topic), value, key.encode(), list(headers))
 
 
 def transition(alert_id: str, action: str, *, by: str, note: str | None, deps: Deps) -> tuple[Alert, list]:

@@ -7,6 +7,7 @@ reads a clock: ``as_of`` is given, so any moment can be evaluated, replayed and 
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -108,14 +109,20 @@ class Visits:
 
 def visits(days: list[date], day: date) -> Visits:
     """Visits in ``day-29 … day`` and in ``day-119 … day-30``."""
-    return Visits(sum(1 for d in days if day - timedelta(days=29) <= d <= day),
-                  sum(1 for d in days if day - timedelta(days=119) <= d <= day - timedelta(days=30)))
+    days = sorted(days)
+    recent = bisect_left(days, day - timedelta(days=29))
+    return Visits(bisect_right(days, day) - recent, recent - bisect_left(days, day - timedelta(days=119)))
 
 
 def _window_changes(days: list[date], day: date, ctx: _Ctx) -> list[datetime]:
-    # A visit leaves the last-30 window 30 days later and the prior-90 window 120 days later.
-    out = [d + timedelta(days=n) for d in days for n in (30, 120)]
-    return [ctx.midnight(d) for d in out if d > day]
+    # A visit leaves the last-30 window 30 days later and the prior-90 window 120 days later: the next
+    # change is the first visit still inside each window, moved on by the window's length.
+    out = []
+    for n in (30, 120):
+        i = bisect_right(days, day - timedelta(days=n))
+        if i < len(days):
+            out.append(ctx.midnight(days[i] + timedelta(days=n)))
+    return out
 
 
 def _red(rule: Rule, ctx: _Ctx, days: list[date]) -> Desired | None:
