@@ -1,0 +1,138 @@
+"""The alerts service's HTTP routes: list and work alerts, scan as of a moment, rules, churn model."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Literal
+
+from fastapi import APIRouter, Query, Request
+
+from services.alerts import handlers, scan, views
+from services.alerts.schemas import (
+    AlertAck,
+    AlertRead,
+    AlertResolve,
+    AlertsPage,
+    ChurnModelRead,
+    RulesPage,
+    ScanRead,
+    StandingsPage,
+)
+from services.alerts.store import AlertQuery
+from shared.api import Caller, caller_dep
+from shared.errors import InvalidInput, NotFound
+
+
+def _svc(request: Request):
+    return request.app.state.service
+
+
+def router() -> APIRouter:
+    """The alerts routes; handlers and store come from ``request.app.state.service``."""
+    r = APIRouter(prefix="/alerts")
+
+    @r.get("", response_model=AlertsPage, tags=["alerts"])
+    def list_alerts(request: Request, caller: Caller = caller_dep("reader"),
+                    status: Literal["open", "acknowledged", "resolved"] | None = None, type: str | None = None,
+                    severity: Literal["info", "yellow", "red"] | None = None, store_id: str | None = None,
+                    customer_id: str | None = None, manager: str | None = None, offset: int = Query(0, ge=0),
+                    limit: int = Query(50, ge=1, le=500)) -> AlertsPage:
+        """Alerts, newest first, filtered by status, type, severity, store, customer or manager."""
+        svc = _svc(request)
+        store = svc.deps.store
+        if customer_id is not None:
+            customer_id = store.customer_of(customer_id)  # a merged-away id answers with its survivor's alerts
+        query = AlertQuery(status=status, type=type, severity=severity, store_id=store_id, customer_id=customer_id,
+                           manager=manager)
+        items, total = store.find_alerts(query, offset=offset, limit=limit)
+        now, hours = svc.clock(), svc.deps.config.sla_hours()
+        return AlertsPage(items=[views.alert_read(a, hours=hours, now=now) for a in items], total=total,
+                          offset=offset, limit=limit)
+
+    @r.get("/rules", response_model=RulesPage, tags=["rules"])
+    def list_rules(request: Request, caller: Caller = caller_dep("reader")) -> RulesPage:
+        """The rules in force, with severity, owner, suggested action and parameters."""
+        book = _svc(request).deps.rules
+        return RulesPage(items=[views.rule_read(x) for x in book.current()],
+                         source=book.path.name if book.path else "defaults")
+
+    @r.post("/scan", response_model=ScanRead, tags=["operations"])
+    def post_scan(request: Request, caller: Caller = caller_dep("operator"),
+                  as_of: datetime | None = Query(None, description="ISO time with zone; now if absent"),
+                  full: bool = Query(False, description="every customer, not only the due ones")) -> ScanRead:
+        """Evaluate the due customers (or all) as of a moment, as the scheduler does."""
+        svc = _svc(request)
+        if as_of is not None and as_of.tzinfo is None:
+            raise InvalidInput("as_of_needs_zone", "as_of needs a timezone, e.g. 2026-11-20T09:00:00+08:00")
+        moment = as_of or svc.clock()
+        result = scan.scan(svc.deps, as_of=moment, relay=svc.relay, full=full)
+        return ScanRead(as_of=moment, full=full, customers=result.customers, chunks=result.chunks,
+                        seconds=round(result.seconds, 3), counts=result.counts)
+
+    @r.get("/churn-model", response_model=ChurnModelRead, tags=["churn model"])
+    def get_model(request: Request, caller: Caller = caller_dep("reader"),
+                  as_of: date | None = Query(None, description="YYYY-MM-DD; today if absent")) -> ChurnModelRead:
+        """BG/NBD parameters fitted on purchase days up to ``as_of`` (cached per date)."""
+        svc = _svc(request)
+        model, fitted_at = scan.model_as_of(svc.deps, as_of or _today(svc))
+        return views.model_read(model, fitted_at)
+
+    @r.get("/churn-model/customers", response_model=StandingsPage, tags=["churn model"])
+    def get_standings(request: Request, caller: Caller = caller_dep("reader"), as_of: date | None = None,
+                      weeks: float | None = Query(None, gt=0, le=520), offset: int = Query(0, ge=0),
+                      limit: int = Query(50, ge=1, le=1000)) -> StandingsPage:
+        """Customers ranked by probability alive (most likely lost first), with expected purchases."""
+        svc = _svc(request)
+        weeks = weeks or svc.deps.config.model_weeks
+        day = as_of or _today(svc)
+        model, rows = scan.ranked(svc.deps, day, weeks=weeks)
+        held = svc.deps.store.model(day)
+        return StandingsPage(model=views.model_read(model, held.fitted_at if held else ""), weeks=weeks,
+                             items=[views.standing_read(s) for s in rows[offset:offset + limit]], total=len(rows),
+                             offset=offset, limit=limit)
+
+    @r.get("/churn-model/customers/{customer_id}", response_model=StandingsPage, tags=["churn model"])
+    def get_standing(request: Request, customer_id: str, caller: Caller = caller_dep("reader"),
+                     as_of: date | None = None, weeks: float | None = Query(None, gt=0, le=520)) -> StandingsPage:
+        """One customer's probability alive and expected purchases in the next ``weeks`` weeks."""
+        svc = _svc(request)
+        weeks = weeks or svc.deps.config.model_weeks
+        day = as_of or _today(svc)
+        model, rows = scan.ranked(svc.deps, day, weeks=weeks, customer_id=customer_id)
+        held = svc.deps.store.model(day)
+        return StandingsPage(model=views.model_read(model, held.fitted_at if held else ""), weeks=weeks,
+                             items=[views.standing_read(s) for s in rows], total=len(rows), offset=0, limit=1)
+
+    @r.get("/{alert_id}", response_model=AlertRead, tags=["alerts"])
+    def get_alert(request: Request, alert_id: str, caller: Caller = caller_dep("reader")) -> AlertRead:
+        """One alert."""
+        svc = _svc(request)
+        alert = svc.deps.store.alert(alert_id)
+        if alert is None:
+            raise NotFound("alert_not_found", "no alert with that id")
+        return views.alert_read(alert, hours=svc.deps.config.sla_hours(), now=svc.clock())
+
+    @r.post("/{alert_id}/ack", response_model=AlertRead, tags=["alerts"])
+    def post_ack(request: Request, alert_id: str, body: AlertAck | None = None,
+                 caller: Caller = caller_dep("operator")) -> AlertRead:
+        """Acknowledge an open alert (who and when are recorded)."""
+        return _transition(request, alert_id, "ack", caller, body.note if body else None)
+
+    @r.post("/{alert_id}/resolve", response_model=AlertRead, tags=["alerts"])
+    def post_resolve(request: Request, alert_id: str, body: AlertResolve,
+                     caller: Caller = caller_dep("operator")) -> AlertRead:
+        """Resolve an alert with a note; its rule's suppression window starts."""
+        return _transition(request, alert_id, "resolve", caller, body.note)
+
+    return r
+
+
+def _transition(request: Request, alert_id: str, action: str, caller: Caller, note: str | None) -> AlertRead:
+    svc = _svc(request)
+    alert, outbox = handlers.transition(alert_id, action, by=caller.key_id, note=note, deps=svc.deps)
+    svc.relay(outbox)
+    return views.alert_read(alert, hours=svc.deps.config.sla_hours(), now=svc.clock())
+
+
+def _today(svc) -> date:
+    return svc.clock().astimezone(svc.deps.zone).date()

@@ -1,0 +1,85 @@
+"""The alerts service's own settings (``CRM_ALERTS_*``) and its reloadable rule book."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from services.alerts.domain.rules import DEFAULT_RULES, InvalidRules, Rule, parse_rules
+
+log = logging.getLogger(__name__)
+
+
+class AlertsConfig(BaseSettings):
+    """Scheduler, SLA and churn-model settings, validated at start-up."""
+
+    model_config = SettingsConfigDict(env_prefix="CRM_ALERTS_", env_file=".env", extra="ignore")
+
+    # How often the scheduler evaluates the customers that are due; a scan must finish well within it.
+    scan_interval_s: float = Field(60.0, gt=0)
+    scan_enabled: bool = True
+    # Customers evaluated per store transaction during a scan.
+    scan_chunk: int = Field(500, ge=1, le=5000)
+    # One worker scans at a time; its lease lapses after this long if it dies.
+    scan_lease_s: float = Field(120.0, gt=0)
+    # A JSON document of rule overrides (see README); re-read when the file changes.
+    rules_file: str | None = None
+    # Time to resolve per severity.
+    sla_hours_red: float = Field(24.0, gt=0)
+    sla_hours_yellow: float = Field(72.0, gt=0)
+    sla_hours_info: float = Field(168.0, gt=0)
+    # How often the service checks that a churn model fitted as of the current day exists (fitting one
+    # when not): the model is refitted once per calendar day, and the scan uses the latest fit.
+    model_check_interval_s: float = Field(600.0, gt=0)
+    # Default horizon of expected purchases in the churn-model routes.
+    model_weeks: float = Field(12.0, gt=0)
+
+    def sla_hours(self) -> dict[str, float]:
+        """Hours to resolve, by severity."""
+        return {"red": self.sla_hours_red, "yellow": self.sla_hours_yellow, "info": self.sla_hours_info}
+
+
+class RuleBook:
+    """The rules in force: the defaults, or the rules file re-read whenever it changes.
+
+    A file that becomes invalid is refused with its reasons logged and the previous rules stay in force;
+    an invalid file at start-up stops the service (``InvalidRules``).
+    """
+
+    def __init__(self, path: str | None = None, rules: tuple[Rule, ...] | None = None) -> None:
+        self.path = Path(path) if path else None
+        self._lock = threading.Lock()
+        self._stamp: tuple[int, int] | None = None
+        self._rules = rules or DEFAULT_RULES
+        self.generation = 0
+        if self.path is not None:
+            self._rules = parse_rules(self.path.read_text())
+            self._stamp = self._stat()
+
+    def _stat(self) -> tuple[int, int] | None:
+        try:
+            st = os.stat(self.path)  # type: ignore[arg-type]
+        except OSError:
+            return None
+        return (st.st_mtime_ns, st.st_size)
+
+    def current(self) -> tuple[Rule, ...]:
+        """The rules in force, reloading the file if it changed since the last look."""
+        if self.path is None:
+            return self._rules
+        with self._lock:
+            stamp = self._stat()
+            if stamp is not None and stamp != self._stamp:
+                self._stamp = stamp
+                try:
+                    self._rules = parse_rules(self.path.read_text())
+                    self.generation += 1
+                    log.info("alerts: rules reloaded from %s", self.path.name)
+                except (InvalidRules, OSError) as exc:
+                    log.error("alerts: rules file refused, keeping the rules in force: %s", exc)
+            return self._rules

@@ -1,0 +1,294 @@
+"""Alerts use cases: fold consumed facts in, follow merges, evaluate customers, ack and resolve.
+
+Every change to an alert is written in the same store transaction as the ``AlertChanged`` and
+``ViewPartUpdated`` messages that announce it (the outbox).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from services.alerts.config import AlertsConfig, RuleBook
+from services.alerts.domain.evaluate import evaluate
+from services.alerts.domain.facts import owner_of
+from services.alerts.domain.model import p_alive_of
+from services.alerts.domain.workflow import (
+    Alert,
+    Change,
+    WorkflowError,
+    acknowledge,
+    give_back,
+    move,
+    reconcile,
+    resolve,
+)
+from services.alerts.store import AlertsStore, ExpiryRow, LoyaltyRow, OccurrenceRow
+from shared import topics
+from shared.batch import BatchOutcome, Decoded, Incoming, message_span, process_batch
+from shared.clock import Clock, iso_utc
+from shared.errors import Conflict, NotFound
+from shared.events import ComplaintEvent, SurveyEvent, parse_event
+from shared.facts import attribute_values, epoch_ms, purchase_fact, refund_fact
+from shared.membership import Membership, memberships_of
+from shared.messages import (
+    AlertChanged,
+    CustomerEventResolved,
+    CustomerMerged,
+    PointsExpiryAnnounced,
+    TierChanged,
+    ViewPartUpdated,
+    decode,
+    encode,
+)
+from shared.settings import Settings
+from shared.storage import OutboxMessage
+from shared.tracing import inject_headers
+
+log = logging.getLogger(__name__)
+
+SEVERITY_ORDER = {"red": 0, "yellow": 1, "info": 2}
+
+
+@dataclass
+class Deps:
+    """What the handlers need, passed in: store, settings, rules, clock."""
+
+    store: AlertsStore
+    settings: Settings
+    config: AlertsConfig
+    rules: RuleBook
+    clock: Clock
+    # The rule-book generation the last scheduled scan ran with (a reload triggers a full scan).
+    scanned_rules: int = 0
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The timezone alert days are counted in."""
+        return ZoneInfo(self.settings.timezone)
+
+
+@dataclass(frozen=True)
+class Item:
+    """A decoded message; ``event`` is the channel event a resolved customer event carries."""
+
+    message: Any
+    event: Any = None
+
+
+def _decode(msg: Incoming) -> Item:
+    message = decode(msg.value)
+    if isinstance(message, CustomerEventResolved):
+        return Item(message, parse_event(message.event))
+    return Item(message)
+
+
+def consume_batch(messages: list[Incoming], deps: Deps) -> BatchOutcome:
+    """Fold a batch of identity and loyalty messages in and evaluate the customers they touch."""
+    return process_batch(messages, store=deps.store, service="alerts", prefix=deps.settings.topic_prefix,
+                         clock=deps.clock, decode=_decode, apply=lambda items, outcome: _apply(items, deps, outcome))
+
+
+def _apply(items: list[Decoded[Item]], deps: Deps, outcome: BatchOutcome) -> list[OutboxMessage]:
+    store = deps.store
+    records: set[str] = set()
+    rows: list[Membership] = []
+    for one in items:
+        message = one.item.message
+        if message is None or (isinstance(message, ViewPartUpdated) and message.part != "loyalty"):
+            outcome.counts["ignored"] += 1  # a kind for another service
+            continue
+        with message_span("alerts", one.msg, {"crm.message.kind": message.kind}):
+            if isinstance(message, CustomerEventResolved | CustomerMerged):
+                rows += memberships_of(message)
+            new = _fold(one.item, store, deps)
+        if new is None:
+            outcome.counts["ignored"] += 1
+        elif new:
+            outcome.processed += 1
+            records.add(getattr(message, "record_id", None) or getattr(message, "customer_id", None)
+                        or message.survivor_id)
+        else:
+            outcome.duplicates += 1
+    moved = store.apply_memberships(rows)
+    writer = Writer(deps, deps.clock())
+    writer.rehome(moved)
+    customers = {store.customer_of(r) for r in records} | {c for c in moved if store.customer_of(c) == c}
+    writer.evaluate(sorted(customers))
+    writer.republish(c for c in moved if store.customer_of(c) == c)
+    return writer.outbox()
+
+
+def _fold(item: Item, store: AlertsStore, deps: Deps) -> bool | None:
+    """Keep what a message tells; True if new, False if a duplicate, None if nothing for alerts."""
+    m = item.message
+    if isinstance(m, CustomerEventResolved):
+        event, record = item.event, m.record_id
+        if not store.mark_event(event.source, event.id):
+            return False
+        if purchase := purchase_fact(event, record, deps.settings.store_zone):
+            store.add_purchase(purchase)
+        elif refund := refund_fact(event, record):
+            store.add_refund(refund)
+        elif isinstance(event, ComplaintEvent):
+            store.add_occurrence(OccurrenceRow("complaint", f"complaint|{event.source}|{event.id}", record,
+                                               epoch_ms(event.time), event.data.store_id))
+        elif isinstance(event, SurveyEvent):
+            store.add_occurrence(OccurrenceRow("survey", f"survey|{event.source}|{event.id}", record,
+                                               epoch_ms(event.time), None, event.data.score))
+        values = [v for v in attribute_values(event) if v.field in ("birthday", "attributes.account_manager")]
+        if values:
+            store.put_attributes(record, values)
+        return True
+    if isinstance(m, CustomerMerged):
+        return True  # the membership rows carry it
+    if isinstance(m, PointsExpiryAnnounced):
+        return store.add_expiry(ExpiryRow(f"expiry|{m.announcement_id}", m.customer_id, m.points,
+                                          epoch_ms(m.expires_at)))
+    if isinstance(m, TierChanged):
+        if m.direction != "upgrade":
+            return None
+        return store.add_occurrence(OccurrenceRow("upgrade", f"upgrade|{m.change_id}", m.customer_id,
+                                                  epoch_ms(m.at), None, m.tier))
+    if isinstance(m, ViewPartUpdated):
+        balance = m.value.get("points_balance")
+        return store.put_loyalty(LoyaltyRow(m.customer_id, m.value.get("tier"),
+                                            int(balance) if balance is not None else None, m.version))
+    return None
+
+
+class Writer:
+    """Writes alert changes within the current transaction and collects the messages announcing them."""
+
+    def __init__(self, deps: Deps, as_of: datetime) -> None:
+        self.deps, self.store, self.as_of = deps, deps.store, as_of
+        self.changed: set[str] = set()
+        self._news: list[AlertChanged] = []
+        self.counts: dict[str, int] = defaultdict(int)
+
+    def write(self, changes: list[Change]) -> None:
+        """Persist changes and note what to announce."""
+        if not changes:
+            return
+        self.store.put_alerts([c.alert for c in changes])
+        self.store.cover([(k, c.alert.alert_id) for c in changes for k in c.triggers])
+        for c in changes:
+            self.counts[c.kind] += 1
+            if c.announce:
+                self.changed.add(c.alert.customer_id)
+                a = c.alert
+                self._news.append(AlertChanged(alert_id=a.alert_id, customer_id=a.customer_id, type=a.type,
+                                               severity=a.severity, status=a.status, store_id=a.store_id,
+                                               at=self.as_of))
+
+    def rehome(self, touched: set[str]) -> None:
+        """Alerts follow the survivor of a merge and go back to their customer when it is undone."""
+        store = self.store
+        for gone in sorted(c for c in touched if store.customer_of(c) != c):
+            survivor = store.customer_of(gone)
+            for alert in sorted(store.active_alerts([gone]), key=lambda a: a.alert_id):
+                held = {a.type: a for a in store.active_alerts([survivor])}.get(alert.type)
+                self.changed.add(gone)
+                self.write(move(alert, to=survivor, held=held, at=self.as_of))
+        for cust in sorted(c for c in touched if store.customer_of(c) == c):
+            for alert in sorted(store.alerts_from(store.records_of(cust)), key=lambda a: a.alert_id):
+                if alert.resolution == "merged":
+                    into = store.alert(alert.merged_into) if alert.merged_into else None
+                    if into is not None and store.customer_of(into.customer_id) == cust:
+                        continue  # folded into an alert that is still this customer's
+                    self.write(give_back(alert, to=cust, into=into, at=self.as_of))
+                elif alert.customer_id != cust:
+                    self.changed.add(alert.customer_id)
+                    held = {a.type: a for a in store.active_alerts([cust])}.get(alert.type)
+                    self.write(move(alert, to=cust, held=held, at=self.as_of))
+
+    def evaluate(self, customers: list[str]) -> None:
+        """Bring these customers' alerts in line with their facts as of now; set when each is due next."""
+        if not customers:
+            return
+        store, deps = self.store, self.deps
+        rules = deps.rules.current()
+        facts = store.facts(customers)
+        day = self.as_of.astimezone(deps.zone).date()
+        if any(r.type == "churn_model" and r.enabled for r in rules):
+            stored = store.latest_model()
+            alive = p_alive_of(stored.model if stored else None, list(facts.values()), day)
+            facts = {c: replace(f, p_alive=alive.get(c)) for c, f in facts.items()}
+        active: dict[str, dict[str, Alert]] = defaultdict(dict)
+        for a in store.active_alerts(customers):
+            active[a.customer_id][a.type] = a
+        resolved: dict[str, dict[str, Alert]] = defaultdict(dict)
+        for (cust, type_), a in store.last_resolved(customers).items():
+            resolved[cust][type_] = a
+        evaluations = {c: evaluate(facts[c], rules, self.as_of, deps.zone) for c in customers}
+        covered = store.covered([t.key for e in evaluations.values() for d in e.desired.values() for t in d.triggers])
+        due: dict[str, int | None] = {}
+        changes: list[Change] = []
+        for cust in customers:
+            mine, nxt = reconcile(cust, evaluations[cust], rules, current=active[cust], last_resolved=resolved[cust],
+                                  covered=covered, owner=owner_of(facts[cust]), as_of=self.as_of)
+            changes += mine
+            due[cust] = epoch_ms(nxt) if nxt else None
+        self.write(changes)  # customers do not share alerts: one bulk write for all of them
+        store.set_due(due)
+        self.counts["evaluated"] += len(customers)
+
+    def republish(self, customers) -> None:
+        """Republish these customers' view parts even if their alerts did not change (after a merge)."""
+        self.changed |= set(customers)
+
+    def outbox(self) -> list[OutboxMessage]:
+        """The messages announcing everything written: alert changes, then each changed customer's view part."""
+        settings = self.deps.settings
+        headers = inject_headers()  # one trace context for everything this unit of work announces
+        out = [_message(settings, topics.ALERTS_EVENTS, n.customer_id, encode(n), headers) for n in self._news]
+        customers = sorted(self.changed)
+        if not customers:
+            return out
+        versions = self.store.next_versions(customers)
+        active: dict[str, list[Alert]] = defaultdict(list)
+        for a in self.store.active_alerts(customers):
+            active[a.customer_id].append(a)
+        for cust in customers:
+            part = ViewPartUpdated(customer_id=cust, part="alerts", value={"open": open_items(active[cust])},
+                                   version=f"{versions[cust]:012d}")
+            out.append(_message(settings, topics.ALERTS_EVENTS, cust, encode(part), headers))
+        return out
+
+
+def open_items(alerts: list[Alert]) -> list[dict]:
+    """A customer's open alerts as the single customer view shows them, most severe first."""
+    ranked = sorted(alerts, key=lambda a: (SEVERITY_ORDER[a.severity], iso_utc(a.opened_at), a.alert_id))
+    return [{"alert_id": a.alert_id, "type": a.type, "severity": a.severity, "status": a.status,
+             "store_id": a.store_id, "opened_at": iso_utc(a.opened_at), "action": a.action, "repeats": a.repeats}
+            for a in ranked]
+
+
+def _message(settings: Settings, topic: str, key: str, value: bytes, headers: list) -> OutboxMessage:
+    return OutboxMessage(settings.topic(topic), value, key.encode(), list(headers))
+
+
+def transition(alert_id: str, action: str, *, by: str, note: str | None, deps: Deps) -> tuple[Alert, list]:
+    """Acknowledge or resolve an alert as the caller ``by``; returns it and the outbox to relay."""
+    store = deps.store
+    with store.transaction():
+        alert = store.alert(alert_id)
+        if alert is None:
+            raise NotFound("alert_not_found", "no alert with that id")
+        now = deps.clock()
+        try:
+            change = (acknowledge if action == "ack" else resolve)(alert, by=by, note=note, at=now)
+        except WorkflowError as exc:
+            raise Conflict(exc.code, str(exc)) from None
+        if change is None:
+            return alert, []
+        writer = Writer(deps, now)
+        writer.write([change])
+        # A resolution may end a contact cycle or start a suppression window: look again.
+        writer.evaluate([alert.customer_id] if store.customer_of(alert.customer_id) == alert.customer_id else [])
+        outbox = store.outbox_add(writer.outbox())
+        return store.alert(alert_id) or change.alert, outbox

@@ -1,0 +1,108 @@
+"""The alerts service's HTTP schemas: one family per resource."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+
+class AlertRead(BaseModel):
+    """An alert with its workflow state, age and SLA."""
+
+    alert_id: str
+    customer_id: str
+    type: str
+    severity: Literal["info", "yellow", "red"]
+    status: Literal["open", "acknowledged", "resolved"]
+    store_id: str | None
+    manager: str | None
+    action: str
+    opened_at: datetime
+    updated_at: datetime
+    last_trigger_at: datetime
+    repeats: int
+    detail: dict[str, Any]
+    acknowledged_by: str | None
+    acknowledged_at: datetime | None
+    resolved_by: str | None
+    resolved_at: datetime | None
+    resolution: str | None
+    note: str | None
+    merged_into: str | None
+    age_s: int = Field(description="seconds from opening to resolution, or to now while unresolved")
+    sla_due_at: datetime
+    sla_breached: bool
+
+
+class AlertsPage(BaseModel):
+    items: list[AlertRead]
+    total: int
+    offset: int
+    limit: int
+
+
+class AlertAck(BaseModel):
+    note: str | None = Field(None, max_length=2000)
+
+
+class AlertResolve(BaseModel):
+    note: str = Field(min_length=1, max_length=2000, description="what was done")
+
+
+class ScanRead(BaseModel):
+    as_of: datetime
+    full: bool
+    customers: int
+    chunks: int
+    seconds: float
+    counts: dict[str, int]
+
+
+class RuleRead(BaseModel):
+    type: str
+    kind: Literal["event", "condition"]
+    severity: str
+    owner: str
+    action: str
+    description: str
+    enabled: bool
+    suppress_days: float
+    window_days: float
+    expires_days: float | None
+    params: dict[str, Any]
+
+
+class RulesPage(BaseModel):
+    items: list[RuleRead]
+    source: str
+
+
+class ChurnModelRead(BaseModel):
+    as_of: date
+    r: float
+    alpha: float
+    a: float
+    b: float
+    customers: int
+    repeat_purchases: int
+    fitted_at: str
+
+
+class StandingRead(BaseModel):
+    customer_id: str
+    frequency: int = Field(description="repeat purchase days (x)")
+    recency_weeks: float = Field(description="weeks from first to last purchase day (t_x)")
+    age_weeks: float = Field(description="weeks from first purchase day to as_of (T)")
+    p_alive: float
+    expected_purchases: float
+
+
+class StandingsPage(BaseModel):
+    model: ChurnModelRead
+    weeks: float
+    items: list[StandingRead]
+    total: int
+    offset: int
+    limit: int

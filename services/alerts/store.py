@@ -1,0 +1,220 @@
+"""What the alerts service needs from storage: a Protocol, the rows it speaks in, and adapter selection.
+
+Facts are kept per identity record (a customer's facts are those of ``records_of(customer)``), so
+merges and unmerges follow the membership mapping. Alerts are kept per customer with the customer
+they were raised for (``origin_id``), so an undone merge gives them back.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any, Protocol
+
+from services.alerts.domain.facts import CustomerFacts
+from services.alerts.domain.workflow import Alert
+from shared.churn import ChurnModel
+from shared.clock import iso_utc, parse_iso
+from shared.facts import FieldValue, PurchaseFact, RefundFact
+from shared.membership import Membership
+from shared.outbox import OutboxStore
+
+# The profile fields the rules read (``attributes.account_manager`` comes from ``crm.profile`` attributes).
+FIELDS = ("birthday", "attributes.account_manager")
+
+
+@dataclass(frozen=True)
+class OccurrenceRow:
+    """A complaint, survey or tier upgrade of one record."""
+
+    kind: str  # complaint | survey | upgrade
+    key: str
+    record_id: str
+    at_ms: int
+    store_id: str | None = None
+    value: int | str | None = None
+
+
+@dataclass(frozen=True)
+class ExpiryRow:
+    """Points loyalty announced will expire, for one record."""
+
+    key: str
+    record_id: str
+    points: int
+    expires_ms: int
+
+
+@dataclass(frozen=True)
+class LoyaltyRow:
+    """Loyalty's part of a record's view: balance and tier, newest version wins."""
+
+    record_id: str
+    tier: str | None
+    balance: int | None
+    version: str
+
+
+@dataclass(frozen=True)
+class AlertQuery:
+    """Filters of the alert list."""
+
+    status: str | None = None
+    type: str | None = None
+    severity: str | None = None
+    store_id: str | None = None
+    customer_id: str | None = None
+    manager: str | None = None
+
+
+@dataclass(frozen=True)
+class StoredModel:
+    """A fitted churn model and when it was fitted."""
+
+    model: ChurnModel
+    fitted_at: str
+
+
+class AlertsStore(OutboxStore, Protocol):
+    """The operations the alerts service performs on its data; writes run inside ``transaction()``."""
+
+    def transaction(self) -> AbstractContextManager[Any]: ...
+    # facts
+    def mark_event(self, source: str, event_id: str) -> bool: ...
+    def add_purchase(self, row: PurchaseFact) -> None: ...
+    def add_refund(self, row: RefundFact) -> None: ...
+    def add_occurrence(self, row: OccurrenceRow) -> bool: ...
+    def add_expiry(self, row: ExpiryRow) -> bool: ...
+    def put_attributes(self, record_id: str, values: list[FieldValue]) -> None: ...
+    def put_loyalty(self, row: LoyaltyRow) -> bool: ...
+    def apply_memberships(self, rows: list[Membership]) -> set[str]: ...
+    def customer_of(self, record_id: str) -> str: ...
+    def merged_away(self, ids: list[str]) -> set[str]: ...
+    def records_of(self, customer_id: str) -> list[str]: ...
+    def facts(self, customer_ids: list[str]) -> dict[str, CustomerFacts]: ...
+    def purchase_days(self, *, until: date, customer_id: str | None = None) -> dict[str, list[date]]: ...
+    # alerts
+    def put_alerts(self, alerts: list[Alert]) -> None: ...
+    def cover(self, triggers: list[tuple[str, str]]) -> None: ...
+    def covered(self, keys: list[str]) -> set[str]: ...
+    def active_alerts(self, customer_ids: list[str]) -> list[Alert]: ...
+    def last_resolved(self, customer_ids: list[str]) -> dict[tuple[str, str], Alert]: ...
+    def alerts_from(self, origin_ids: list[str]) -> list[Alert]: ...
+    def alert(self, alert_id: str) -> Alert | None: ...
+    def find_alerts(self, query: AlertQuery, *, offset: int, limit: int) -> tuple[list[Alert], int]: ...
+    def next_versions(self, customer_ids: list[str]) -> dict[str, int]: ...
+    # scheduling
+    def set_due(self, due: dict[str, int | None]) -> None: ...
+    def due_customers(self, *, until_ms: int, limit: int) -> list[str]: ...
+    def customers_after(self, after: str, *, limit: int) -> list[str]: ...
+    def due_count(self, *, until_ms: int) -> int: ...
+    def acquire_lease(self, name: str, *, owner: str, now_ms: int, ttl_ms: int) -> bool: ...
+    # churn model
+    def put_model(self, model: ChurnModel, *, fitted_at: str) -> None: ...
+    def model(self, as_of: date) -> StoredModel | None: ...
+    def latest_model(self) -> StoredModel | None: ...
+
+
+# -- row <-> document helpers both adapters use ---------------------------------------------------
+
+_FIELDS = tuple(Alert.__dataclass_fields__)
+_TIMES = ("opened_at", "updated_at", "last_trigger_at", "acknowledged_at", "resolved_at")
+
+
+def alert_doc(alert: Alert) -> dict[str, Any]:
+    """An alert as a flat document (times as sortable UTC text)."""
+    doc = {k: getattr(alert, k) for k in _FIELDS}  # shallow: asdict deep-copies, a tenth of a scan's time
+    for k in _TIMES:
+        if doc[k] is not None:
+            doc[k] = iso_utc(doc[k])
+    return doc
+
+
+def alert_of(doc: dict[str, Any]) -> Alert:
+    """The alert a document holds."""
+    values = {k: doc[k] for k in _FIELDS}
+    for k in _TIMES:
+        if values[k] is not None:
+            values[k] = parse_iso(values[k])
+    return Alert(**values)
+
+
+def from_ms(ms: int) -> datetime:
+    """An aware UTC datetime from epoch milliseconds."""
+    return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+def model_doc(model: ChurnModel) -> dict[str, Any]:
+    """A churn model's fields, ``as_of`` as ISO text."""
+    return {**asdict(model), "as_of": model.as_of.isoformat()}
+
+
+def model_of(doc: dict[str, Any]) -> ChurnModel:
+    """The churn model a document holds."""
+    return ChurnModel(float(doc["r"]), float(doc["alpha"]), float(doc["a"]), float(doc["b"]), int(doc["customers"]),
+                      int(doc["repeat_purchases"]), date.fromisoformat(doc["as_of"]))
+
+
+@dataclass
+class FactRows:
+    """The rows of one customer's records, as an adapter reads them, before they become facts."""
+
+    records: list[str]
+    purchases: list[tuple[str, str | None, int]]  # day, store, amount
+    refunds: int
+    occurrences: list[OccurrenceRow]
+    expiries: list[ExpiryRow]
+    attributes: list[FieldValue]
+    loyalty: list[LoyaltyRow]
+    last_resolved: dict[str, str] = field(default_factory=dict)
+
+
+def assemble(customer_id: str, rows: FactRows) -> CustomerFacts:
+    """A customer's facts from its records' rows (newest attribute wins; the customer's own loyalty part
+    first, since loyalty republishes the survivor's part after a merge)."""
+    from services.alerts.domain.facts import Expiry, Occurrence, Purchase
+    from shared.facts import newest
+
+    occ = {"complaint": [], "survey": [], "upgrade": []}
+    for o in sorted(rows.occurrences, key=lambda o: (o.at_ms, o.key)):
+        occ[o.kind].append(Occurrence(o.key, from_ms(o.at_ms), o.store_id, o.value))
+    attrs = newest(rows.attributes)
+    born = attrs.get("birthday")
+    manager = attrs.get("attributes.account_manager")
+    own = [x for x in rows.loyalty if x.record_id == customer_id]
+    loyalty = own[0] if own else max(rows.loyalty, key=lambda x: x.version, default=None)
+    return CustomerFacts(
+        customer_id=customer_id,
+        purchases=tuple(Purchase(date.fromisoformat(d), s, a)
+                        for d, s, a in sorted(rows.purchases, key=lambda p: (p[0], p[1] or "", p[2]))),
+        refund_minor=rows.refunds,
+        complaints=tuple(occ["complaint"]), surveys=tuple(occ["survey"]), upgrades=tuple(occ["upgrade"]),
+        expiries=tuple(Expiry(e.key, e.points, from_ms(e.expires_ms))
+                       for e in sorted(rows.expiries, key=lambda e: e.key)),
+        birthday=_date(born.value) if born else None,
+        account_manager=str(manager.value) if manager and manager.value else None,
+        tier=loyalty.tier if loyalty else None,
+        balance=loyalty.balance if loyalty else None,
+        last_resolved={t: parse_iso(at) for t, at in rows.last_resolved.items()},
+    )
+
+
+def _date(value: object) -> date | None:
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError:
+        return None
+
+
+def open_store(url: str, *, mongo_client=None) -> AlertsStore:
+    """The alerts store for ``CRM_STORE_URL``."""
+    from shared.storage import mongo_database, sqlite_path, store_kind
+
+    if store_kind(url) == "sqlite":
+        from services.alerts.store_sqlite import SqliteAlertsStore
+
+        return SqliteAlertsStore(sqlite_path(url, "alerts"))
+    from services.alerts.store_mongo import MongoAlertsStore
+
+    return MongoAlertsStore(mongo_database(url, "alerts", mongo_client))

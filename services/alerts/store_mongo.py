@@ -1,0 +1,291 @@
+"""The alerts service's production store: MongoDB through pymongo, bulk writes, indexes made at open."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date
+
+from pymongo import ASCENDING, DESCENDING, ReplaceOne, UpdateOne
+
+from services.alerts.domain.facts import CustomerFacts
+from services.alerts.domain.workflow import ACTIVE, Alert
+from services.alerts.store import (
+    AlertQuery,
+    ExpiryRow,
+    FactRows,
+    LoyaltyRow,
+    OccurrenceRow,
+    StoredModel,
+    alert_doc,
+    alert_of,
+    assemble,
+    model_doc,
+    model_of,
+)
+from shared.churn import ChurnModel
+from shared.facts import FieldValue, PurchaseFact, RefundFact
+from shared.membership import MongoMembership
+from shared.outbox import MongoOutbox
+from shared.storage import MongoDb
+
+
+def _bulk(coll, ops: list, *, mock: bool) -> None:
+    """One bulk write; mongomock cannot take pymongo's bulk operations (pymongo >= 4.9 passes ``sort``),
+    so there, and only there, the same operations are applied one by one."""
+    if not ops:
+        return
+    if not mock:
+        coll.bulk_write(ops, ordered=True)
+        return
+    for op in ops:
+        if isinstance(op, ReplaceOne):
+            coll.replace_one(op._filter, op._doc, upsert=op._upsert)
+        else:
+            coll.update_one(op._filter, op._doc, upsert=op._upsert)
+
+
+def _doc(alert: Alert) -> dict:
+    doc = alert_doc(alert)
+    doc["_id"] = doc["alert_id"]
+    return doc
+
+
+def _alert(doc: dict) -> Alert:
+    return alert_of(doc)
+
+
+class MongoAlertsStore(MongoOutbox, MongoMembership):
+    """Alerts data in the service's MongoDB database; writes join the current transaction."""
+
+    def __init__(self, db: MongoDb) -> None:
+        self.mdb = db
+        self._mock = type(db.database).__module__.startswith("mongomock")
+        self.create_outbox_indexes()
+        self.create_membership_indexes()
+        db["purchases"].create_index("record_id")
+        db["refunds"].create_index("record_id")
+        db["occurrences"].create_index("record_id")
+        db["expiries"].create_index("record_id")
+        db["attributes"].create_index("record_id")
+        db["alerts"].create_index([("customer_id", ASCENDING), ("status", ASCENDING), ("type", ASCENDING)])
+        db["alerts"].create_index("origin_id")
+        db["alerts"].create_index([("status", ASCENDING), ("opened_at", DESCENDING)])
+        db["alerts"].create_index([("store_id", ASCENDING), ("status", ASCENDING), ("opened_at", DESCENDING)])
+        db["due"].create_index([("due_ms", ASCENDING), ("_id", ASCENDING)])
+
+    def transaction(self):
+        """One atomic unit of work (a multi-document transaction on a replica set)."""
+        return self.mdb.transaction()
+
+    def _insert_new(self, name: str, doc: dict) -> bool:
+        res = self.mdb[name].update_one({"_id": doc["_id"]}, {"$setOnInsert": doc}, upsert=True)
+        return res.upserted_id is not None
+
+    # -- facts --------------------------------------------------------------------------
+    def mark_event(self, source: str, event_id: str) -> bool:
+        """Note a channel event as processed; False when it was before (a duplicate)."""
+        return self._insert_new("seen_events", {"_id": f"{source}\0{event_id}"})
+
+    def add_purchase(self, row: PurchaseFact) -> None:
+        """A purchase of a record."""
+        self._insert_new("purchases", {"_id": f"{row.source}\0{row.id}", "record_id": row.record_id, "day": row.day,
+                                       "store_id": row.store_id, "amount_minor": row.amount_minor})
+
+    def add_refund(self, row: RefundFact) -> None:
+        """A refund of a record."""
+        self._insert_new("refunds", {"_id": f"{row.source}\0{row.id}", "record_id": row.record_id,
+                                     "amount_minor": row.amount_minor})
+
+    def add_occurrence(self, row: OccurrenceRow) -> bool:
+        """A complaint, survey or upgrade; False when its key is known."""
+        return self._insert_new("occurrences", {"_id": row.key, "kind": row.kind, "record_id": row.record_id,
+                                                "at_ms": row.at_ms, "store_id": row.store_id, "value": row.value})
+
+    def add_expiry(self, row: ExpiryRow) -> bool:
+        """An expiry announcement; False when its key is known."""
+        return self._insert_new("expiries", {"_id": row.key, "record_id": row.record_id, "points": row.points,
+                                             "expires_ms": row.expires_ms})
+
+    def put_attributes(self, record_id: str, values: list[FieldValue]) -> None:
+        """Set fields where the value is newer than the one held."""
+        coll = self.mdb["attributes"]
+        ids = [f"{record_id}\0{v.field}" for v in values]
+        held = {d["_id"]: d for d in coll.find({"_id": {"$in": ids}})}
+        ops = []
+        for _id, v in zip(ids, values, strict=True):
+            old = held.get(_id)
+            if old is None or v.order() > (old["time_ms"], old["source"], old["event_id"]):
+                ops.append(ReplaceOne({"_id": _id}, {"record_id": record_id, "field": v.field, "value": v.value,
+                                                     "time_ms": v.time_ms, "source": v.source,
+                                                     "event_id": v.event_id}, upsert=True))
+        if ops:
+            _bulk(coll, ops, mock=self._mock)
+
+    def put_loyalty(self, row: LoyaltyRow) -> bool:
+        """Loyalty's part of a record, kept if newer; False when an equal or newer one is held."""
+        coll = self.mdb["loyalty"]
+        held = coll.find_one({"_id": row.record_id})
+        if held is not None and held["version"] >= row.version:
+            return False
+        coll.replace_one({"_id": row.record_id}, {"tier": row.tier, "balance": row.balance, "version": row.version},
+                         upsert=True)
+        return True
+
+    def merged_away(self, ids: list[str]) -> set[str]:
+        """Which of these ids are records now part of another customer."""
+        return {d["_id"] for d in self.mdb["memberships"].find({"_id": {"$in": ids}}) if d["customer_id"] != d["_id"]}
+
+    def _records(self, customer_ids: list[str]) -> dict[str, str]:
+        out = {c: c for c in customer_ids}
+        for d in self.mdb["memberships"].find({"customer_id": {"$in": customer_ids}}):
+            out.setdefault(d["_id"], d["customer_id"])
+        return out
+
+    def facts(self, customer_ids: list[str]) -> dict[str, CustomerFacts]:
+        """Each customer's facts, over every record that makes it up now (bulk reads)."""
+        owner = self._records(customer_ids)
+        rows = {c: FactRows([], [], 0, [], [], [], []) for c in customer_ids}
+        q = {"record_id": {"$in": list(owner)}}
+        for d in self.mdb["purchases"].find(q):
+            rows[owner[d["record_id"]]].purchases.append((d["day"], d["store_id"], d["amount_minor"]))
+        for d in self.mdb["refunds"].find(q):
+            rows[owner[d["record_id"]]].refunds += d["amount_minor"]
+        for d in self.mdb["occurrences"].find(q):
+            rows[owner[d["record_id"]]].occurrences.append(
+                OccurrenceRow(d["kind"], d["_id"], d["record_id"], d["at_ms"], d["store_id"], d["value"]))
+        for d in self.mdb["expiries"].find(q):
+            rows[owner[d["record_id"]]].expiries.append(ExpiryRow(d["_id"], d["record_id"], d["points"],
+                                                                  d["expires_ms"]))
+        for d in self.mdb["attributes"].find(q):
+            rows[owner[d["record_id"]]].attributes.append(
+                FieldValue(d["field"], d["value"], d["time_ms"], d["source"], d["event_id"]))
+        for d in self.mdb["loyalty"].find({"_id": {"$in": list(owner)}}):
+            rows[owner[d["_id"]]].loyalty.append(LoyaltyRow(d["_id"], d["tier"], d["balance"], d["version"]))
+        for d in self.mdb["alerts"].find({"customer_id": {"$in": customer_ids}, "status": "resolved",
+                                          "resolution": {"$ne": "merged"}}, {"customer_id": 1, "type": 1,
+                                                                            "resolved_at": 1}):
+            held = rows[d["customer_id"]].last_resolved
+            held[d["type"]] = max(held.get(d["type"], ""), d["resolved_at"])
+        return {c: assemble(c, r) for c, r in rows.items()}
+
+    def purchase_days(self, *, until: date, customer_id: str | None = None) -> dict[str, list[date]]:
+        """Distinct purchase days up to ``until`` of every customer (or one), through the membership mapping."""
+        q: dict = {"day": {"$lte": until.isoformat()}}
+        if customer_id is not None:
+            q["record_id"] = {"$in": self.records_of(customer_id)}
+            owner = None
+        else:
+            owner = {d["_id"]: d["customer_id"] for d in self.mdb["memberships"].find({}, {"customer_id": 1})}
+        days: dict[str, set[str]] = defaultdict(set)
+        for d in self.mdb["purchases"].find(q, {"record_id": 1, "day": 1}):
+            cust = customer_id if owner is None else owner.get(d["record_id"], d["record_id"])
+            days[cust].add(d["day"])
+        return {c: sorted(date.fromisoformat(x) for x in v) for c, v in days.items()}
+
+    # -- alerts -------------------------------------------------------------------------
+    def put_alerts(self, alerts: list[Alert]) -> None:
+        """Insert or replace alerts."""
+        if alerts:
+            _bulk(self.mdb["alerts"], [ReplaceOne({"_id": a.alert_id}, _doc(a), upsert=True) for a in alerts],
+                  mock=self._mock)
+
+    def cover(self, triggers: list[tuple[str, str]]) -> None:
+        """Mark triggers as answered by an alert."""
+        if triggers:
+            _bulk(self.mdb["alert_triggers"],
+                  [UpdateOne({"_id": k}, {"$setOnInsert": {"alert_id": a}}, upsert=True) for k, a in triggers],
+                  mock=self._mock)
+
+    def covered(self, keys: list[str]) -> set[str]:
+        """Which of these triggers an alert answered already."""
+        if not keys:
+            return set()
+        return {d["_id"] for d in self.mdb["alert_triggers"].find({"_id": {"$in": keys}}, {"_id": 1})}
+
+    def active_alerts(self, customer_ids: list[str]) -> list[Alert]:
+        """Open and acknowledged alerts of these customers."""
+        cur = self.mdb["alerts"].find({"customer_id": {"$in": customer_ids}, "status": {"$in": list(ACTIVE)}})
+        return [_alert(d) for d in cur]
+
+    def last_resolved(self, customer_ids: list[str]) -> dict[tuple[str, str], Alert]:
+        """The latest resolved alert per customer and type (merge folds excluded)."""
+        cur = self.mdb["alerts"].find({"customer_id": {"$in": customer_ids}, "status": "resolved",
+                                       "resolution": {"$ne": "merged"}}).sort("resolved_at", ASCENDING)
+        return {(d["customer_id"], d["type"]): _alert(d) for d in cur}
+
+    def alerts_from(self, origin_ids: list[str]) -> list[Alert]:
+        """Active or merge-folded alerts raised for these customers."""
+        cur = self.mdb["alerts"].find({"origin_id": {"$in": origin_ids},
+                                       "$or": [{"status": {"$in": list(ACTIVE)}}, {"resolution": "merged"}]})
+        return [_alert(d) for d in cur]
+
+    def alert(self, alert_id: str) -> Alert | None:
+        """One alert."""
+        d = self.mdb["alerts"].find_one({"_id": alert_id})
+        return _alert(d) if d else None
+
+    def find_alerts(self, query: AlertQuery, *, offset: int, limit: int) -> tuple[list[Alert], int]:
+        """Alerts matching the filters, newest opened first, and how many match."""
+        q = {k: v for k in ("status", "type", "severity", "store_id", "customer_id", "manager")
+             if (v := getattr(query, k)) is not None}
+        coll = self.mdb["alerts"]
+        cur = coll.find(q).sort([("opened_at", DESCENDING), ("_id", ASCENDING)]).skip(offset).limit(limit)
+        return [_alert(d) for d in cur], coll.count_documents(q)
+
+    def next_versions(self, customer_ids: list[str]) -> dict[str, int]:
+        """Increment and return each customer's view-part counter."""
+        if not customer_ids:
+            return {}
+        coll = self.mdb["view_versions"]
+        _bulk(coll, [UpdateOne({"_id": c}, {"$inc": {"n": 1}}, upsert=True) for c in customer_ids], mock=self._mock)
+        return {d["_id"]: int(d["n"]) for d in coll.find({"_id": {"$in": customer_ids}})}
+
+    # -- scheduling ---------------------------------------------------------------------
+    def set_due(self, due: dict[str, int | None]) -> None:
+        """When each customer needs a look next (None: only when a fact arrives)."""
+        if due:
+            _bulk(self.mdb["due"], [UpdateOne({"_id": c}, {"$set": {"due_ms": ms}}, upsert=True)
+                                    for c, ms in due.items()], mock=self._mock)
+
+    def due_customers(self, *, until_ms: int, limit: int) -> list[str]:
+        """Customers due by ``until_ms``, earliest first."""
+        cur = self.mdb["due"].find({"due_ms": {"$ne": None, "$lte": until_ms}}).sort(
+            [("due_ms", ASCENDING), ("_id", ASCENDING)]).limit(limit)
+        return [d["_id"] for d in cur]
+
+    def customers_after(self, after: str, *, limit: int) -> list[str]:
+        """Every known customer in id order (a full rescan), after ``after``."""
+        cur = self.mdb["due"].find({"_id": {"$gt": after}}, {"_id": 1}).sort("_id", ASCENDING).limit(limit)
+        return [d["_id"] for d in cur]
+
+    def due_count(self, *, until_ms: int) -> int:
+        """How many customers are due by ``until_ms``."""
+        return self.mdb["due"].count_documents({"due_ms": {"$ne": None, "$lte": until_ms}})
+
+    def acquire_lease(self, name: str, *, owner: str, now_ms: int, ttl_ms: int) -> bool:
+        """Hold lease ``name`` until now + ttl if it is free, expired or already ours."""
+        from pymongo.errors import DuplicateKeyError
+
+        coll = self.mdb["leases"]
+        try:
+            res = coll.update_one({"_id": name, "$or": [{"until_ms": {"$lt": now_ms}}, {"owner": owner}]},
+                                  {"$set": {"owner": owner, "until_ms": now_ms + ttl_ms}}, upsert=True)
+        except DuplicateKeyError:  # held by another worker: the filter missed and the upsert collided
+            return False
+        return res.matched_count == 1 or res.upserted_id is not None
+
+    # -- churn model --------------------------------------------------------------------
+    def put_model(self, model: ChurnModel, *, fitted_at: str) -> None:
+        """Keep a fitted model for its as-of date."""
+        self.mdb["models"].replace_one({"_id": model.as_of.isoformat()}, {**model_doc(model), "fitted_at": fitted_at},
+                                       upsert=True)
+
+    def model(self, as_of: date) -> StoredModel | None:
+        """The model fitted as of a date, if any."""
+        d = self.mdb["models"].find_one({"_id": as_of.isoformat()})
+        return StoredModel(model_of(d), d["fitted_at"]) if d else None
+
+    def latest_model(self) -> StoredModel | None:
+        """The model with the latest as-of date."""
+        docs = list(self.mdb["models"].find().sort("_id", DESCENDING).limit(1))
+        return StoredModel(model_of(docs[0]), docs[0]["fitted_at"]) if docs else None

@@ -1,0 +1,356 @@
+"""The alerts service's embedded store: one SQLite file, WAL mode, shared safely by several workers."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from datetime import date
+from pathlib import Path
+
+from services.alerts.domain.facts import CustomerFacts
+from services.alerts.domain.workflow import Alert
+from services.alerts.store import (
+    AlertQuery,
+    ExpiryRow,
+    FactRows,
+    LoyaltyRow,
+    OccurrenceRow,
+    StoredModel,
+    alert_doc,
+    alert_of,
+    assemble,
+    model_doc,
+    model_of,
+)
+from shared.churn import ChurnModel
+from shared.facts import FieldValue, PurchaseFact, RefundFact
+from shared.membership import MEMBERSHIP_SQL, SqliteMembership
+from shared.outbox import SqliteOutbox
+from shared.storage import OUTBOX_SQL, SqliteDb
+
+_ALERT_COLUMNS = (
+    "alert_id", "customer_id", "type", "severity", "status", "store_id", "manager", "action", "opened_at",
+    "updated_at", "last_trigger_at", "origin_id", "repeats", "detail", "acknowledged_by", "acknowledged_at",
+    "resolved_by", "resolved_at", "resolution", "note", "merged_into", "folded", "prev_status",
+)
+
+SCHEMA = (
+    """
+CREATE TABLE IF NOT EXISTS seen_events (source TEXT NOT NULL, id TEXT NOT NULL, PRIMARY KEY (source, id))
+  WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS purchases (
+  source TEXT NOT NULL, id TEXT NOT NULL, record_id TEXT NOT NULL, day TEXT NOT NULL, store_id TEXT,
+  amount_minor INTEGER NOT NULL, PRIMARY KEY (source, id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS purchases_record ON purchases(record_id, day);
+CREATE TABLE IF NOT EXISTS refunds (
+  source TEXT NOT NULL, id TEXT NOT NULL, record_id TEXT NOT NULL, amount_minor INTEGER NOT NULL,
+  PRIMARY KEY (source, id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS refunds_record ON refunds(record_id);
+CREATE TABLE IF NOT EXISTS occurrences (
+  key TEXT PRIMARY KEY, kind TEXT NOT NULL, record_id TEXT NOT NULL, at_ms INTEGER NOT NULL, store_id TEXT,
+  value TEXT
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS occurrences_record ON occurrences(record_id);
+CREATE TABLE IF NOT EXISTS expiries (
+  key TEXT PRIMARY KEY, record_id TEXT NOT NULL, points INTEGER NOT NULL, expires_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS expiries_record ON expiries(record_id);
+CREATE TABLE IF NOT EXISTS attributes (
+  record_id TEXT NOT NULL, field TEXT NOT NULL, value TEXT NOT NULL, time_ms INTEGER NOT NULL,
+  source TEXT NOT NULL, event_id TEXT NOT NULL, PRIMARY KEY (record_id, field)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS loyalty (
+  record_id TEXT PRIMARY KEY, tier TEXT, balance INTEGER, version TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS alerts (
+  alert_id TEXT PRIMARY KEY, customer_id TEXT NOT NULL, type TEXT NOT NULL, severity TEXT NOT NULL,
+  status TEXT NOT NULL, store_id TEXT, manager TEXT, action TEXT NOT NULL, opened_at TEXT NOT NULL,
+  updated_at TEXT NOT NULL, last_trigger_at TEXT NOT NULL, origin_id TEXT NOT NULL, repeats INTEGER NOT NULL,
+  detail TEXT NOT NULL, acknowledged_by TEXT, acknowledged_at TEXT, resolved_by TEXT, resolved_at TEXT,
+  resolution TEXT, note TEXT, merged_into TEXT, folded INTEGER NOT NULL, prev_status TEXT
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS alerts_customer ON alerts(customer_id, status, type);
+CREATE INDEX IF NOT EXISTS alerts_origin ON alerts(origin_id);
+CREATE INDEX IF NOT EXISTS alerts_status ON alerts(status, opened_at);
+CREATE INDEX IF NOT EXISTS alerts_store ON alerts(store_id, status, opened_at);
+CREATE TABLE IF NOT EXISTS alert_triggers (key TEXT PRIMARY KEY, alert_id TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS view_versions (customer_id TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS due (customer_id TEXT PRIMARY KEY, due_ms INTEGER) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS due_next ON due(due_ms, customer_id);
+CREATE TABLE IF NOT EXISTS models (as_of TEXT PRIMARY KEY, doc TEXT NOT NULL, fitted_at TEXT NOT NULL)
+  WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS leases (name TEXT PRIMARY KEY, owner TEXT NOT NULL, until_ms INTEGER NOT NULL)
+  WITHOUT ROWID;
+"""
+    + MEMBERSHIP_SQL
+    + OUTBOX_SQL
+)
+
+# SQLite's default limit on bound variables is 32,766; stay far below it.
+_CHUNK = 900
+
+
+def _in(ids: list) -> str:
+    return ",".join("?" * len(ids))
+
+
+def _chunks(ids: list[str]):
+    for i in range(0, len(ids), _CHUNK):
+        yield ids[i:i + _CHUNK]
+
+
+class SqliteAlertsStore(SqliteOutbox, SqliteMembership):
+    """Alerts data in SQLite; every write method runs inside the caller's transaction."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.db = SqliteDb(path, SCHEMA)
+
+    def transaction(self):
+        """One atomic unit of work across processes."""
+        return self.db.transaction()
+
+    def close(self) -> None:
+        """Close this thread's connection."""
+        self.db.close()
+
+    # -- facts --------------------------------------------------------------------------
+    def mark_event(self, source: str, event_id: str) -> bool:
+        """Note a channel event as processed; False when it was before (a duplicate)."""
+        cur = self.db.conn().execute("INSERT OR IGNORE INTO seen_events VALUES (?, ?)", (source, event_id))
+        return cur.rowcount == 1
+
+    def add_purchase(self, row: PurchaseFact) -> None:
+        """A purchase of a record."""
+        self.db.conn().execute("INSERT OR IGNORE INTO purchases VALUES (?,?,?,?,?,?)",
+                               (row.source, row.id, row.record_id, row.day, row.store_id, row.amount_minor))
+
+    def add_refund(self, row: RefundFact) -> None:
+        """A refund of a record."""
+        self.db.conn().execute("INSERT OR IGNORE INTO refunds VALUES (?,?,?,?)",
+                               (row.source, row.id, row.record_id, row.amount_minor))
+
+    def add_occurrence(self, row: OccurrenceRow) -> bool:
+        """A complaint, survey or upgrade; False when its key is known."""
+        value = None if row.value is None else json.dumps(row.value)
+        cur = self.db.conn().execute("INSERT OR IGNORE INTO occurrences VALUES (?,?,?,?,?,?)",
+                                     (row.key, row.kind, row.record_id, row.at_ms, row.store_id, value))
+        return cur.rowcount == 1
+
+    def add_expiry(self, row: ExpiryRow) -> bool:
+        """An expiry announcement; False when its key is known."""
+        cur = self.db.conn().execute("INSERT OR IGNORE INTO expiries VALUES (?,?,?,?)",
+                                     (row.key, row.record_id, row.points, row.expires_ms))
+        return cur.rowcount == 1
+
+    def put_attributes(self, record_id: str, values: list[FieldValue]) -> None:
+        """Set fields where the value is newer than the one held."""
+        self.db.conn().executemany(
+            "INSERT INTO attributes VALUES (?,?,?,?,?,?) ON CONFLICT(record_id, field) DO UPDATE SET"
+            " value = excluded.value, time_ms = excluded.time_ms, source = excluded.source,"
+            " event_id = excluded.event_id WHERE (excluded.time_ms, excluded.source, excluded.event_id)"
+            " > (attributes.time_ms, attributes.source, attributes.event_id)",
+            [(record_id, v.field, json.dumps(v.value), v.time_ms, v.source, v.event_id) for v in values],
+        )
+
+    def put_loyalty(self, row: LoyaltyRow) -> bool:
+        """Loyalty's part of a record, kept if newer; False when an equal or newer one is held."""
+        cur = self.db.conn().execute(
+            "INSERT INTO loyalty VALUES (?,?,?,?) ON CONFLICT(record_id) DO UPDATE SET tier = excluded.tier,"
+            " balance = excluded.balance, version = excluded.version WHERE excluded.version > loyalty.version",
+            (row.record_id, row.tier, row.balance, row.version))
+        return cur.rowcount == 1
+
+    def merged_away(self, ids: list[str]) -> set[str]:
+        """Which of these ids are records now part of another customer."""
+        out: set[str] = set()
+        for part in _chunks(ids):
+            out |= {r[0] for r in self.db.conn().execute(
+                f"SELECT record_id FROM memberships WHERE record_id IN ({_in(part)}) AND customer_id != record_id",
+                part)}
+        return out
+
+    def _records(self, customer_ids: list[str]) -> dict[str, str]:
+        out = {c: c for c in customer_ids}
+        for part in _chunks(customer_ids):
+            rows = self.db.conn().execute(
+                f"SELECT record_id, customer_id FROM memberships WHERE customer_id IN ({_in(part)})", part)
+            out.update({r: c for r, c in rows if r not in out})
+        return out
+
+    def facts(self, customer_ids: list[str]) -> dict[str, CustomerFacts]:
+        """Each customer's facts, over every record that makes it up now (bulk reads)."""
+        owner = self._records(customer_ids)
+        rows = {c: FactRows([], [], 0, [], [], [], []) for c in customer_ids}
+        c = self.db.conn()
+        for part in _chunks(list(owner)):
+            q = _in(part)
+            for rec, day, store, amount in c.execute(
+                    f"SELECT record_id, day, store_id, amount_minor FROM purchases WHERE record_id IN ({q})", part):
+                rows[owner[rec]].purchases.append((day, store, amount))
+            for rec, amount in c.execute(
+                    f"SELECT record_id, SUM(amount_minor) FROM refunds WHERE record_id IN ({q}) GROUP BY record_id",
+                    part):
+                rows[owner[rec]].refunds += amount
+            for key, kind, rec, at, store, value in c.execute(
+                    f"SELECT * FROM occurrences WHERE record_id IN ({q})", part):
+                rows[owner[rec]].occurrences.append(
+                    OccurrenceRow(kind, key, rec, at, store, None if value is None else json.loads(value)))
+            for key, rec, points, ms in c.execute(f"SELECT * FROM expiries WHERE record_id IN ({q})", part):
+                rows[owner[rec]].expiries.append(ExpiryRow(key, rec, points, ms))
+            for rec, f, v, t, s, e in c.execute(f"SELECT * FROM attributes WHERE record_id IN ({q})", part):
+                rows[owner[rec]].attributes.append(FieldValue(f, json.loads(v), t, s, e))
+            for rec, tier, balance, version in c.execute(f"SELECT * FROM loyalty WHERE record_id IN ({q})", part):
+                rows[owner[rec]].loyalty.append(LoyaltyRow(rec, tier, balance, version))
+        for part in _chunks(customer_ids):
+            for cust, type_, at in c.execute(
+                    f"SELECT customer_id, type, MAX(resolved_at) FROM alerts WHERE customer_id IN ({_in(part)})"
+                    " AND status = 'resolved' AND resolution != 'merged' GROUP BY customer_id, type", part):
+                rows[cust].last_resolved[type_] = at
+        return {cust: assemble(cust, r) for cust, r in rows.items()}
+
+    def purchase_days(self, *, until: date, customer_id: str | None = None) -> dict[str, list[date]]:
+        """Distinct purchase days up to ``until`` of every customer (or one), through the membership mapping."""
+        sql = ("SELECT DISTINCT COALESCE(m.customer_id, p.record_id) AS cust, p.day FROM purchases p"
+               " LEFT JOIN memberships m ON m.record_id = p.record_id WHERE p.day <= ?")
+        args: list = [until.isoformat()]
+        if customer_id is not None:
+            records = self.records_of(customer_id)
+            sql += f" AND p.record_id IN ({_in(records)})"
+            args += records
+        out: dict[str, list[date]] = defaultdict(list)
+        for cust, day in self.db.conn().execute(sql, args):
+            out[customer_id or cust].append(date.fromisoformat(day))
+        return dict(out)
+
+    # -- alerts -------------------------------------------------------------------------
+    def put_alerts(self, alerts: list[Alert]) -> None:
+        """Insert or replace alerts."""
+        rows = []
+        for a in alerts:
+            doc = alert_doc(a)
+            doc["detail"] = json.dumps(doc["detail"], sort_keys=True)
+            rows.append(tuple(doc[k] for k in _ALERT_COLUMNS))
+        self.db.conn().executemany(
+            f"INSERT OR REPLACE INTO alerts({','.join(_ALERT_COLUMNS)}) VALUES ({_in(list(_ALERT_COLUMNS))})", rows)
+
+    def cover(self, triggers: list[tuple[str, str]]) -> None:
+        """Mark triggers as answered by an alert."""
+        self.db.conn().executemany("INSERT OR IGNORE INTO alert_triggers VALUES (?, ?)", triggers)
+
+    def covered(self, keys: list[str]) -> set[str]:
+        """Which of these triggers an alert answered already."""
+        out: set[str] = set()
+        for part in _chunks(keys):
+            out |= {r[0] for r in self.db.conn().execute(
+                f"SELECT key FROM alert_triggers WHERE key IN ({_in(part)})", part)}
+        return out
+
+    def _alerts(self, where: str, args: list, tail: str = "") -> list[Alert]:
+        rows = self.db.conn().execute(f"SELECT {','.join(_ALERT_COLUMNS)} FROM alerts {where} {tail}", args)
+        out = []
+        for r in rows:
+            doc = dict(zip(_ALERT_COLUMNS, r, strict=True))
+            doc["detail"] = json.loads(doc["detail"])
+            out.append(alert_of(doc))
+        return out
+
+    def active_alerts(self, customer_ids: list[str]) -> list[Alert]:
+        """Open and acknowledged alerts of these customers."""
+        out: list[Alert] = []
+        for part in _chunks(customer_ids):
+            out += self._alerts(f"WHERE customer_id IN ({_in(part)}) AND status IN ('open', 'acknowledged')", part)
+        return out
+
+    def last_resolved(self, customer_ids: list[str]) -> dict[tuple[str, str], Alert]:
+        """The latest resolved alert per customer and type (merge folds excluded)."""
+        out: dict[tuple[str, str], Alert] = {}
+        for part in _chunks(customer_ids):
+            for a in self._alerts(f"WHERE customer_id IN ({_in(part)}) AND status = 'resolved'"
+                                  " AND resolution != 'merged'", part, "ORDER BY resolved_at"):
+                out[(a.customer_id, a.type)] = a
+        return out
+
+    def alerts_from(self, origin_ids: list[str]) -> list[Alert]:
+        """Active or merge-folded alerts raised for these customers."""
+        out: list[Alert] = []
+        for part in _chunks(origin_ids):
+            out += self._alerts(f"WHERE origin_id IN ({_in(part)}) AND (status IN ('open', 'acknowledged')"
+                                " OR resolution = 'merged')", part)
+        return out
+
+    def alert(self, alert_id: str) -> Alert | None:
+        """One alert."""
+        found = self._alerts("WHERE alert_id = ?", [alert_id])
+        return found[0] if found else None
+
+    def find_alerts(self, query: AlertQuery, *, offset: int, limit: int) -> tuple[list[Alert], int]:
+        """Alerts matching the filters, newest opened first, and how many match."""
+        conds, args = [], []
+        for name in ("status", "type", "severity", "store_id", "customer_id", "manager"):
+            value = getattr(query, name)
+            if value is not None:
+                conds.append(f"{name} = ?")
+                args.append(value)
+        where = f"WHERE {' AND '.join(conds)}" if conds else ""
+        total = self.db.conn().execute(f"SELECT COUNT(*) FROM alerts {where}", args).fetchone()[0]
+        items = self._alerts(where, [*args, limit, offset], "ORDER BY opened_at DESC, alert_id LIMIT ? OFFSET ?")
+        return items, total
+
+    def next_versions(self, customer_ids: list[str]) -> dict[str, int]:
+        """Increment and return each customer's view-part counter."""
+        c = self.db.conn()
+        c.executemany("INSERT INTO view_versions VALUES (?, 1) ON CONFLICT(customer_id) DO UPDATE SET n = n + 1",
+                      [(cust,) for cust in customer_ids])
+        out: dict[str, int] = {}
+        for part in _chunks(customer_ids):
+            out.update(c.execute(f"SELECT customer_id, n FROM view_versions WHERE customer_id IN ({_in(part)})", part))
+        return out
+
+    # -- scheduling ---------------------------------------------------------------------
+    def set_due(self, due: dict[str, int | None]) -> None:
+        """When each customer needs a look next (None: only when a fact arrives)."""
+        self.db.conn().executemany("INSERT OR REPLACE INTO due VALUES (?, ?)", list(due.items()))
+
+    def due_customers(self, *, until_ms: int, limit: int) -> list[str]:
+        """Customers due by ``until_ms``, earliest first."""
+        rows = self.db.conn().execute(
+            "SELECT customer_id FROM due WHERE due_ms <= ? ORDER BY due_ms, customer_id LIMIT ?", (until_ms, limit))
+        return [r[0] for r in rows]
+
+    def customers_after(self, after: str, *, limit: int) -> list[str]:
+        """Every known customer in id order (a full rescan), after ``after``."""
+        rows = self.db.conn().execute(
+            "SELECT customer_id FROM due WHERE customer_id > ? ORDER BY customer_id LIMIT ?", (after, limit))
+        return [r[0] for r in rows]
+
+    def due_count(self, *, until_ms: int) -> int:
+        """How many customers are due by ``until_ms``."""
+        return self.db.conn().execute("SELECT COUNT(*) FROM due WHERE due_ms <= ?", (until_ms,)).fetchone()[0]
+
+    def acquire_lease(self, name: str, *, owner: str, now_ms: int, ttl_ms: int) -> bool:
+        """Hold lease ``name`` until now + ttl if it is free, expired or already ours."""
+        with self.db.transaction() as c:
+            cur = c.execute(
+                "INSERT INTO leases VALUES (?,?,?) ON CONFLICT(name) DO UPDATE SET owner = excluded.owner,"
+                " until_ms = excluded.until_ms WHERE leases.until_ms < ? OR leases.owner = excluded.owner",
+                (name, owner, now_ms + ttl_ms, now_ms))
+            return cur.rowcount == 1
+
+    # -- churn model --------------------------------------------------------------------
+    def put_model(self, model: ChurnModel, *, fitted_at: str) -> None:
+        """Keep a fitted model for its as-of date."""
+        self.db.conn().execute("INSERT OR REPLACE INTO models VALUES (?,?,?)",
+                               (model.as_of.isoformat(), json.dumps(model_doc(model)), fitted_at))
+
+    def model(self, as_of: date) -> StoredModel | None:
+        """The model fitted as of a date, if any."""
+        row = self.db.conn().execute("SELECT doc, fitted_at FROM models WHERE as_of = ?",
+                                     (as_of.isoformat(),)).fetchone()
+        return StoredModel(model_of(json.loads(row[0])), row[1]) if row else None
+
+    def latest_model(self) -> StoredModel | None:
+        """The model with the latest as-of date."""
+        row = self.db.conn().execute("SELECT doc, fitted_at FROM models ORDER BY as_of DESC LIMIT 1").fetchone()
+        return StoredModel(model_of(json.loads(row[0])), row[1]) if row else None

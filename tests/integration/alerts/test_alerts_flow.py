@@ -1,0 +1,278 @@
+"""The alerts service in-process against SQLite: messages in as the agent feeds them, the clock moved by
+the test, results read through the HTTP API and the messages it publishes."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from services.alerts.domain.workflow import alert_id
+from shared.messages import (
+    AlertChanged,
+    CustomerEventResolved,
+    CustomerMerged,
+    PointsExpiryAnnounced,
+    TierChanged,
+    ViewPartUpdated,
+    encode,
+)
+from tests.integration.alerts.harness import (
+    OPERATOR,
+    READER,
+    Harness,
+    channel,
+    complaint,
+    parts,
+    purchase,
+)
+
+Z = ZoneInfo("Asia/Shanghai")
+
+
+def noon(d: str) -> datetime:
+    return datetime.combine(date.fromisoformat(d), time(12), Z)
+
+
+def test_a_complaint_is_red_at_once_for_the_home_store_and_duplicates_raise_nothing(tmp_path):
+    h = Harness(tmp_path, noon("2026-11-20"))
+    history = [purchase("c_a", f"p{i}", noon(d), "SH-002") for i, d in enumerate(["2026-11-01", "2026-11-08"])]
+    x1 = complaint("c_a", "x1", noon("2026-11-20") - timedelta(hours=2), store="SH-001")
+    out = h.feed(*history, x1)
+    assert (out.processed, out.duplicates) == (3, 0)
+    [alert] = h.alerts()
+    assert (alert["type"], alert["severity"], alert["status"], alert["store_id"], alert["repeats"]) == (
+        "complaint", "red", "open", "SH-002", 0)  # routed to the home store, where the customer buys
+    assert alert["alert_id"] == alert_id("c_a", "complaint", "complaint|pos/SH-001|x1")
+    assert "apology letter" in alert["action"]
+    published = h.take()
+    assert [(m.kind, m.customer_id) for m in published] == [("alert.changed", "c_a"), ("view.part", "c_a")]
+    view = published[1]
+    assert view.version == "000000000001"
+    assert [(a["alert_id"], a["type"], a["severity"]) for a in view.value["open"]] == [
+        (alert["alert_id"], "complaint", "red")]
+    # Redelivered, replayed: nothing changes and nothing is published.
+    again = h.feed(*history, x1)
+    assert (again.processed, again.duplicates) == (0, 3)
+    assert h.take() == [] and len(h.alerts()) == 1
+    # A second complaint is a repeat of the open alert, not a second alert.
+    h.feed(complaint("c_a", "x2", noon("2026-11-20") - timedelta(hours=1)))
+    [alert] = h.alerts()
+    assert alert["repeats"] == 1
+    assert [(m.kind, getattr(m, "version", None)) for m in h.take()] == [("alert.changed", None),
+                                                                         ("view.part", "000000000002")]
+
+
+def test_alerts_follow_the_survivor_of_a_merge_and_go_back_when_it_is_undone(tmp_path):
+    h = Harness(tmp_path, noon("2026-11-20"))
+    t = noon("2026-11-20") - timedelta(hours=3)
+    h.feed(complaint("c_a", "xa", t),
+           complaint("c_b", "xb", t, store="SH-007"),
+           channel("c_b", "crm.survey", "sb", t, {"score": 3}, source="wechat/oa"))
+    a_complaint = h.open_types("c_a")["complaint"]
+    b_open = h.open_types("c_b")
+    assert sorted(b_open) == ["complaint", "survey_low"]
+    h.take()
+    merged = CustomerMerged(kind="customer.merged", merge_id="m1", survivor_id="c_a", merged_id="c_b",
+                            records=["c_b"], at=h.advance(minutes=1))
+    h.feed(merged)
+    survivor = h.open_types("c_a")
+    assert sorted(survivor) == ["complaint", "survey_low"]
+    assert survivor["complaint"]["alert_id"] == a_complaint["alert_id"] and survivor["complaint"]["repeats"] == 1
+    assert survivor["survey_low"]["alert_id"] == b_open["survey_low"]["alert_id"]
+    assert h.store.active_alerts(["c_b"]) == []
+    # A merged-away id answers with its survivor's alerts.
+    assert sorted(a["type"] for a in h.alerts(customer_id="c_b", status="open")) == ["complaint", "survey_low"]
+    views = parts(h.take())
+    assert sorted(a["type"] for a in views["c_a"].value["open"]) == ["complaint", "survey_low"]
+    assert views["c_b"].value["open"] == []
+    # Undone: each customer gets back exactly the alerts raised for it.
+    h.feed(CustomerMerged(kind="customer.unmerged", merge_id="m1", survivor_id="c_a", merged_id="c_b",
+                          records=["c_b"], at=h.advance(minutes=1)))
+    assert {k: (v["alert_id"], v["repeats"]) for k, v in h.open_types("c_a").items()} == {
+        "complaint": (a_complaint["alert_id"], 0)}
+    assert {k: v["alert_id"] for k, v in h.open_types("c_b").items()} == {
+        k: v["alert_id"] for k, v in b_open.items()}
+    views = parts(h.take())
+    assert [a["type"] for a in views["c_a"].value["open"]] == ["complaint"]
+    assert sorted(a["type"] for a in views["c_b"].value["open"]) == ["complaint", "survey_low"]
+
+
+def test_a_merge_that_arrives_before_the_event_still_puts_the_alert_on_the_survivor(tmp_path):
+    h = Harness(tmp_path, noon("2026-11-20"))
+    t = noon("2026-11-20") - timedelta(hours=3)
+    h.feed(CustomerMerged(kind="customer.merged", merge_id="m2", survivor_id="c_s", merged_id="c_m",
+                          records=["c_m"], at=t + timedelta(hours=1)))
+    # Identity resolved this event to c_m before the merge; it arrives late.
+    h.feed(complaint("c_m", "late", t, resolved_at=t))
+    assert list(h.open_types("c_s")) == ["complaint"] and h.store.active_alerts(["c_m"]) == []
+
+
+PRIOR_9 = ["2026-08-10", "2026-08-20", "2026-08-30", "2026-09-10", "2026-09-20", "2026-09-30", "2026-10-10",
+           "2026-10-20", "2026-10-30"]
+
+
+def test_time_based_rules_fire_as_the_clock_moves_past_their_due_times(tmp_path):
+    h = Harness(tmp_path, noon("2026-11-30"))
+    h.feed(*(purchase("c_v", f"v{i}", noon(d)) for i, d in enumerate([*PRIOR_9, "2026-11-05"])))
+    assert {k: v["detail"] for k, v in h.open_types("c_v").items()} == {
+        "churn_yellow": {"visits_last_30": 1, "visits_prior_90": 9}}
+    h.take()
+    # Nothing is due before 5 December, when 5 November leaves the last 30 days.
+    assert h.scan(noon("2026-12-04"))["customers"] == 0
+    result = h.scan(datetime.combine(date(2026, 12, 5), time(0, 0, 1), Z))
+    assert result["customers"] == 1
+    now_open = h.open_types("c_v")
+    assert list(now_open) == ["churn_red"]
+    assert now_open["churn_red"]["detail"]["reason"] == "stopped_coming"
+    [yellow] = h.alerts(type="churn_yellow")
+    assert (yellow["status"], yellow["resolution"], yellow["resolved_by"]) == ("resolved", "cleared", "system")
+    assert sorted(h.changes()) == [("c_v", "churn_red", "open"), ("c_v", "churn_yellow", "resolved")]
+    # The customer comes back: the red light clears on consumption.
+    h.now = noon("2026-12-06")
+    h.feed(purchase("c_v", "back", noon("2026-12-06")))
+    assert h.open_types("c_v") == {} and h.changes() == [("c_v", "churn_red", "resolved")]
+
+
+def test_ack_and_resolve_record_who_when_and_note_and_suppression_holds_a_condition_back(tmp_path):
+    h = Harness(tmp_path, noon("2026-11-20"))
+    h.feed(ViewPartUpdated(customer_id="c_l", part="loyalty", value={"points_balance": 6000, "tier": None},
+                           version="2026-11-20T04:00:00.000000Z-000001"))
+    [alert] = h.alerts()
+    assert (alert["type"], alert["detail"]) == ("large_balance", {"points_balance": 6000})
+    aid = alert["alert_id"]
+    operator = {"Authorization": f"Bearer {OPERATOR}"}
+    assert h.api.post(f"/v1/alerts/{aid}/ack", headers={"Authorization": f"Bearer {READER}"}).status_code == 403
+    h.advance(minutes=10)
+    r = h.api.post(f"/v1/alerts/{aid}/ack", json={"note": "on it"}, headers=operator)
+    assert r.status_code == 200 and r.json()["status"] == "acknowledged"
+    assert r.json()["acknowledged_by"].startswith("key_") and r.json()["acknowledged_at"] == "2026-11-20T04:10:00Z"
+    assert h.api.post(f"/v1/alerts/{aid}/resolve", json={}, headers=operator).status_code == 422  # a note is due
+    h.advance(minutes=20)
+    r = h.api.post(f"/v1/alerts/{aid}/resolve", json={"note": "offered a gift set"}, headers=operator)
+    body = r.json()
+    assert (body["status"], body["resolution"], body["note"], body["age_s"]) == ("resolved", "manual",
+                                                                                 "offered a gift set", 1800)
+    conflict = h.api.post(f"/v1/alerts/{aid}/resolve", json={"note": "again"}, headers=operator)
+    assert conflict.status_code == 409 and conflict.json()["error"]["code"] == "alert_resolved"
+    assert h.api.post("/v1/alerts/al_nope/ack", headers=operator).status_code == 404
+    assert [(c[1], c[2]) for c in h.changes()] == [("large_balance", "open"), ("large_balance", "acknowledged"),
+                                                   ("large_balance", "resolved")]
+    # The balance is still large, but the 30-day suppression keeps it from coming straight back.
+    assert h.scan(noon("2026-12-19"), full="true")["customers"] == 1
+    assert h.open_types("c_l") == {}
+    h.now = noon("2026-12-20") + timedelta(minutes=29)
+    assert h.scan()["customers"] == 0
+    h.now = noon("2026-12-20") + timedelta(minutes=30)
+    assert h.scan()["customers"] == 1  # due exactly when the suppression ends, 30 days after the resolution
+    back = h.open_types("c_l")["large_balance"]
+    assert back["alert_id"] != aid
+
+
+def test_sla_breach_and_age_are_visible_and_lists_filter_and_paginate(tmp_path):
+    h = Harness(tmp_path, noon("2026-11-20"))
+    h.feed(*(complaint(f"c_{i}", f"x{i}", noon("2026-11-20") - timedelta(hours=1), store=f"SH-00{i % 2}")
+             for i in range(5)))
+    h.advance(hours=23)
+    assert {a["sla_breached"] for a in h.alerts()} == {False}
+    h.advance(hours=2)
+    items = h.alerts()
+    assert {a["sla_breached"] for a in items} == {True} and items[0]["age_s"] == 25 * 3600
+    assert items[0]["sla_due_at"] == "2026-11-21T04:00:00Z"
+    page = h.api.get("/v1/alerts", params={"store_id": "SH-000", "limit": 2, "offset": 0}).json()
+    assert page["total"] == 3 and len(page["items"]) == 2
+    rest = h.api.get("/v1/alerts", params={"store_id": "SH-000", "limit": 2, "offset": 2}).json()["items"]
+    assert {a["customer_id"] for a in page["items"] + rest} == {"c_0", "c_2", "c_4"}
+    assert h.api.get("/v1/alerts", params={"severity": "info"}).json()["total"] == 0
+    assert h.api.get("/v1/alerts", params={"severity": "purple"}).status_code == 422
+
+
+def test_loyalty_moments_points_expiring_tier_upgrade_and_contact_cadence(tmp_path):
+    h = Harness(tmp_path, noon("2026-11-20"))
+    expires = h.now + timedelta(days=30, hours=1)
+    h.feed(PointsExpiryAnnounced(announcement_id="an1", customer_id="c_p", points=300, expires_at=expires,
+                                 balance=900, at=h.now))
+    assert h.open_types("c_p") == {}
+    assert h.store.due_count(until_ms=int((h.now + timedelta(hours=1)).timestamp() * 1000)) == 1
+    h.advance(hours=1)
+    h.scan()
+    assert h.open_types("c_p")["points_expiring"]["detail"] == {"points": 300,
+                                                                  "expires_at": "2026-12-20T05:00:00+00:00"}
+
+    h.feed(channel("c_t", "crm.profile", "pr1", h.now, {"attributes": {"account_manager": "am-7"}}),
+           TierChanged(change_id="tc1", customer_id="c_t", previous="B", tier="A", direction="upgrade",
+                       reason="monthly visits", at=h.now),
+           TierChanged(change_id="tc0", customer_id="c_t", previous="A", tier="B", direction="downgrade",
+                       reason="review", at=h.now - timedelta(days=40)),
+           ViewPartUpdated(customer_id="c_t", part="loyalty", value={"points_balance": 100, "tier": "A"},
+                           version="2026-11-20T05:00:00.000000Z-000001"))
+    got = h.open_types("c_t")
+    assert sorted(got) == ["contact_due", "tier_upgrade"]
+    assert got["tier_upgrade"]["manager"] == "am-7" and got["tier_upgrade"]["detail"]["value"] == "A"
+    assert h.alerts(manager="am-7", type="contact_due")[0]["detail"] == {"tier": "A", "cadence_days": 3}
+    contact = got["contact_due"]["alert_id"]
+    h.api.post(f"/v1/alerts/{contact}/resolve", json={"note": "called"})
+    resolved_at = h.now
+    assert "contact_due" not in h.open_types("c_t")
+    h.now = resolved_at + timedelta(days=3) - timedelta(seconds=1)
+    h.scan()
+    assert "contact_due" not in h.open_types("c_t")
+    h.now = resolved_at + timedelta(days=3)
+    assert h.scan()["customers"] == 1
+    assert h.open_types("c_t")["contact_due"]["alert_id"] != contact  # the next call of the A-tier cadence
+
+
+def test_rules_are_listed_and_a_rules_file_is_reloaded_when_it_changes(tmp_path):
+    path = tmp_path / "rules.json"
+    path.write_text('[{"type": "complaint", "severity": "yellow"}]')
+    h = Harness(tmp_path, noon("2026-11-20"), rules_file=str(path))
+    listed = h.api.get("/v1/alerts/rules").json()
+    assert listed["source"] == "rules.json" and len(listed["items"]) == 11
+    rules = {r["type"]: r for r in listed["items"]}
+    assert rules["complaint"]["severity"] == "yellow" and rules["complaint"]["kind"] == "event"
+    assert rules["churn_red"]["params"]["min_monthly_visits"] == 2.0 and rules["churn_red"]["kind"] == "condition"
+    h.feed(complaint("c_r", "x1", h.now - timedelta(minutes=5)))
+    assert h.open_types("c_r")["complaint"]["severity"] == "yellow"
+    path.write_text('[{"type": "complaint", "enabled": false}, {"type": "survey_low", "params": {"max_score": 8}}]')
+    rules = {r["type"]: r for r in h.api.get("/v1/alerts/rules").json()["items"]}
+    assert rules["complaint"]["enabled"] is False and rules["survey_low"]["params"]["max_score"] == 8
+    h.feed(channel("c_r", "crm.survey", "s1", h.now - timedelta(minutes=1), {"score": 8}, source="wechat/oa"))
+    assert sorted(h.open_types("c_r")) == ["complaint", "survey_low"]  # a disabled rule leaves its alerts alone
+    path.write_text("{broken")
+    assert {r["type"]: r for r in h.api.get("/v1/alerts/rules").json()["items"]}["survey_low"]["params"][
+        "max_score"] == 8  # a broken file is refused; the rules in force stay
+
+
+def test_every_message_has_a_fate_garbage_is_dead_lettered_alone_and_other_kinds_are_ignored(tmp_path):
+    h = Harness(tmp_path, noon("2026-11-20"))
+    broken = complaint("c_d", "x1", h.now).model_dump(mode="json")
+    broken["event"]["data"].pop("identity")  # not a valid channel event
+    out = h.feed(b"{not json", encode(CustomerEventResolved.model_validate(broken)),
+                 AlertChanged(alert_id="al_x", customer_id="c_d", type="complaint", severity="red", status="open",
+                              at=h.now),
+                 complaint("c_d", "x2", h.now))
+    assert (out.processed, out.dead_lettered, out.counts["ignored"]) == (1, 2, 1)
+    letters = h.api.get("/v1/deadletters").json()
+    assert letters["total"] == 2 and {x["code"] for x in letters["items"]} == {"invalid_json", "invalid_event"}
+    assert list(h.open_types("c_d")) == ["complaint"]  # the good message in the same batch landed
+
+
+def test_the_scheduler_scans_on_one_worker_at_a_time_and_everyone_after_a_rules_reload(tmp_path):
+    from services.alerts.scan import scheduled_scan
+
+    path = tmp_path / "rules.json"
+    path.write_text("[]")
+    h = Harness(tmp_path, noon("2026-11-20"), rules_file=str(path), scan_lease_s=120)
+    h.feed(*(ViewPartUpdated(customer_id=f"c_{i}", part="loyalty", value={"points_balance": 500 * i, "tier": None},
+                             version="v1") for i in range(1, 4)))
+    assert h.alerts() == []
+    deps = h.service.deps
+    first = scheduled_scan(deps, owner="worker-1", relay=h.service.relay)
+    assert not first.skipped and first.customers == 0  # a balance has no due time: nobody to look at
+    assert scheduled_scan(deps, owner="worker-2", relay=h.service.relay).skipped  # the lease is worker-1's
+    path.write_text('[{"type": "large_balance", "params": {"min_points": 1000}}]')
+    h.advance(seconds=60)
+    again = scheduled_scan(deps, owner="worker-1", relay=h.service.relay)
+    assert again.customers == 3
+    assert sorted(a["customer_id"] for a in h.alerts(type="large_balance")) == ["c_2", "c_3"]
+    h.advance(seconds=121)  # worker-1 stopped renewing: its lease lapsed
+    assert not scheduled_scan(deps, owner="worker-2", relay=h.service.relay).skipped

@@ -1,0 +1,120 @@
+"""The BG/NBD churn model on the CDNOW sample shipped in ``lifetimes``: the paper's figures from the model
+function on the file, then through the service's store and HTTP routes, with per-customer scores checked
+against lifetimes' own summariser and fitter, and the churn_model rule raising exactly the alerts a
+separate computation expects."""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from datetime import UTC, date, datetime, time
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+import lifetimes
+import pandas as pd
+import pytest
+from lifetimes import BetaGeoFitter
+from lifetimes.utils import summary_data_from_transaction_data
+
+from services.alerts.domain.rules import DEFAULT_PARAMS
+from shared.churn import fit, histories
+from shared.facts import PurchaseFact, to_minor
+from tests.integration.alerts.harness import Harness
+
+CDNOW = os.path.join(os.path.dirname(lifetimes.__file__), "datasets", "CDNOW_sample.txt")
+CALIBRATION_END = date(1997, 9, 30)
+PAPER = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
+Z = ZoneInfo("Asia/Shanghai")
+
+
+def cdnow() -> list[tuple[str, date, str]]:
+    """(sample id, day, dollar value) per line of the sample."""
+    rows = []
+    for line in open(CDNOW):
+        _, sample_id, day, _, value = line.split()
+        rows.append((sample_id, date(int(day[:4]), int(day[4:6]), int(day[6:])), value))
+    return rows
+
+
+def close_to_paper(got: dict) -> None:
+    for name, want in PAPER.items():
+        assert got[name] == pytest.approx(want, rel=0.01), name
+
+
+def test_the_model_function_on_the_cdnow_sample_gives_the_papers_figures():
+    days = defaultdict(list)
+    for sample_id, day, _ in cdnow():
+        days[sample_id].append(day)
+    model = fit(histories(days, CALIBRATION_END), CALIBRATION_END)
+    close_to_paper(vars(model))
+    assert (model.customers, model.repeat_purchases) == (2357, 2457)
+
+
+@pytest.fixture
+def seeded(tmp_path) -> Harness:
+    h = Harness(tmp_path, datetime.combine(CALIBRATION_END, time(23), Z))
+    with h.store.transaction():
+        for n, (sample_id, day, value) in enumerate(cdnow()):
+            h.store.add_purchase(PurchaseFact("pos/CDNOW", f"l{n}", f"c_{sample_id}", f"o{n}", to_minor(
+                Decimal(value)), "CDNOW", 0, day.isoformat()))
+        h.store.set_due({f"c_{s}": 0 for s, _, _ in cdnow()})
+    return h
+
+
+def _reference() -> pd.DataFrame:
+    """Per-customer p_alive and 10-week expectation from lifetimes alone (its own summariser and fit)."""
+    tx = pd.DataFrame([(f"c_{s}", pd.Timestamp(d)) for s, d, _ in cdnow()], columns=["id", "date"])
+    summary = summary_data_from_transaction_data(tx, "id", "date", observation_period_end="1997-09-30", freq="D")
+    summary = summary.assign(recency=summary.recency / 7, T=summary["T"] / 7)
+    bgf = BetaGeoFitter().fit(summary.frequency, summary.recency, summary["T"])
+    summary["p_alive"] = bgf.conditional_probability_alive(summary.frequency, summary.recency, summary["T"])
+    summary["expected"] = bgf.conditional_expected_number_of_purchases_up_to_time(
+        10, summary.frequency, summary.recency, summary["T"])
+    return summary
+
+
+def test_the_churn_model_routes_fit_cache_and_rank_customers(seeded):
+    h = seeded
+    r = h.api.get("/v1/alerts/churn-model", params={"as_of": "1997-09-30"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    close_to_paper(body)
+    assert (body["customers"], body["repeat_purchases"], body["as_of"]) == (2357, 2457, "1997-09-30")
+    fitted_at = body["fitted_at"]
+    h.advance(hours=1)
+    assert h.api.get("/v1/alerts/churn-model", params={"as_of": "1997-09-30"}).json()["fitted_at"] == fitted_at
+
+    ref = _reference()
+    page = h.api.get("/v1/alerts/churn-model/customers",
+                     params={"as_of": "1997-09-30", "weeks": 10, "limit": 5, "offset": 0}).json()
+    assert page["total"] == 2357 and len(page["items"]) == 5
+    ranks = [x["p_alive"] for x in page["items"]]
+    assert ranks == sorted(ranks) and ranks[0] == pytest.approx(ref.p_alive.min(), abs=1e-3)
+    one = h.api.get("/v1/alerts/churn-model/customers/c_0004", params={"as_of": "1997-09-30", "weeks": 10}).json()
+    [item] = one["items"]
+    want = ref.loc["c_0004"]
+    assert (item["frequency"], item["recency_weeks"], item["age_weeks"]) == (
+        int(want.frequency), pytest.approx(want.recency), pytest.approx(want["T"]))
+    assert item["p_alive"] == pytest.approx(want.p_alive, abs=1e-3)
+    assert item["expected_purchases"] == pytest.approx(want.expected, abs=1e-3)
+    assert h.api.get("/v1/alerts/churn-model/customers/c_nobody", params={"as_of": "1997-09-30"}).status_code == 404
+    assert h.api.get("/v1/alerts/churn-model", params={"as_of": "1990-01-01"}).status_code == 404
+
+
+def test_the_scan_alerts_valuable_customers_the_latest_fit_says_are_probably_gone(seeded):
+    h = seeded
+    h.api.get("/v1/alerts/churn-model", params={"as_of": "1997-09-30"})
+    result = h.scan(datetime(1997, 9, 30, 15, tzinfo=UTC))
+    assert result["customers"] == 2357
+    ref = _reference()
+    spend = defaultdict(int)
+    for s, d, value in cdnow():
+        if d <= CALIBRATION_END:
+            spend[f"c_{s}"] += to_minor(Decimal(value))
+    params = DEFAULT_PARAMS["churn_model"]
+    expected = {c for c, row in ref.iterrows()
+                if row.frequency + 1 >= params["min_purchase_days"] and spend[c] >= to_minor(
+                    Decimal(params["min_spend"])) and row.p_alive < params["p_alive_below"]}
+    got = {a["customer_id"] for a in h.alerts(type="churn_model")}
+    assert got == expected and len(got) > 0

@@ -1,0 +1,148 @@
+"""One contract for both alerts store adapters (SQLite, MongoDB via mongomock or a real server)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+from services.alerts.domain.facts import Expiry, Occurrence, Purchase
+from services.alerts.domain.workflow import Alert
+from services.alerts.store import AlertQuery, ExpiryRow, LoyaltyRow, OccurrenceRow
+from shared.churn import ChurnModel
+from shared.facts import FieldValue, PurchaseFact, RefundFact
+from shared.membership import Membership
+
+T0 = datetime(2026, 11, 20, 4, 0, tzinfo=UTC)
+
+
+def _purchase(n: int, record: str, day: str, store: str = "SH-001", amount: int = 10000) -> PurchaseFact:
+    return PurchaseFact("pos/SH-001", f"p{n}", record, f"o{n}", amount, store, 0, day)
+
+
+def _alert(alert_id: str, customer: str, type_: str = "complaint", **kw) -> Alert:
+    base = dict(alert_id=alert_id, customer_id=customer, type=type_, severity="red", status="open", store_id="SH-001",
+                manager=None, action="act", opened_at=T0, updated_at=T0, last_trigger_at=T0, origin_id=customer,
+                detail={"n": 1})
+    return Alert(**{**base, **kw})
+
+
+def test_facts_gather_every_record_of_a_customer_and_follow_merges_and_unmerges(store):
+    with store.transaction():
+        assert store.mark_event("pos/SH-001", "e1") is True
+        assert store.mark_event("pos/SH-001", "e1") is False
+        store.add_purchase(_purchase(1, "c_a", "2026-11-01"))
+        store.add_purchase(_purchase(1, "c_a", "2026-11-01"))  # the same event again adds nothing
+        store.add_purchase(_purchase(2, "c_b", "2026-11-03", "SH-002", 5000))
+        store.add_refund(RefundFact("pos/SH-001", "r1", "c_a", "o1", 2500, 0))
+        assert store.add_occurrence(OccurrenceRow("complaint", "k1", "c_b", 1_700_000_000_000, "SH-002")) is True
+        assert store.add_occurrence(OccurrenceRow("complaint", "k1", "c_b", 1_700_000_000_000, "SH-002")) is False
+        assert store.add_occurrence(OccurrenceRow("survey", "k2", "c_a", 1_700_000_000_000, None, 4)) is True
+        assert store.add_expiry(ExpiryRow("x1", "c_b", 300, 1_800_000_000_000)) is True
+        assert store.add_expiry(ExpiryRow("x1", "c_b", 300, 1_800_000_000_000)) is False
+        touched = store.apply_memberships([Membership("c_b", "c_a", "2026-11-20T00:00:01.000000Z")])
+    assert touched == {"c_a"}
+    assert store.customer_of("c_b") == "c_a"
+    assert store.merged_away(["c_a", "c_b", "c_new"]) == {"c_b"}
+    facts = store.facts(["c_a"])["c_a"]
+    assert facts.purchases == (Purchase(date(2026, 11, 1), "SH-001", 10000),
+                               Purchase(date(2026, 11, 3), "SH-002", 5000))
+    assert facts.refund_minor == 2500 and facts.spend_minor() == 12500
+    at = datetime.fromtimestamp(1_700_000_000, UTC)
+    assert facts.complaints == (Occurrence("k1", at, "SH-002", None),)
+    assert facts.surveys == (Occurrence("k2", at, None, 4),)
+    assert facts.expiries == (Expiry("x1", 300, datetime.fromtimestamp(1_800_000_000, UTC)),)
+    with store.transaction():
+        store.apply_memberships([Membership("c_b", "c_b", "2026-11-20T00:00:02.000000Z")])
+    split = store.facts(["c_a", "c_b"])
+    assert [p.day for p in split["c_a"].purchases] == [date(2026, 11, 1)]
+    assert [p.day for p in split["c_b"].purchases] == [date(2026, 11, 3)]
+    assert split["c_a"].complaints == () and len(split["c_b"].complaints) == 1
+
+
+def test_newest_attribute_wins_whatever_the_order_and_the_own_loyalty_part_first(store):
+    old = FieldValue("birthday", "1990-01-02", 1000, "wechat/oa", "e1")
+    new = FieldValue("birthday", "1990-03-04", 2000, "pos/SH-001", "e2")
+    with store.transaction():
+        store.put_attributes("c_a", [new])
+        store.put_attributes("c_a", [old])
+        store.put_attributes("c_a", [FieldValue("attributes.account_manager", "am-7", 10, "pos/SH-001", "e3")])
+        assert store.put_loyalty(LoyaltyRow("c_a", "B", 1200, "2026-11-20T01:00:00.000000Z-000002")) is True
+        assert store.put_loyalty(LoyaltyRow("c_a", "C", 900, "2026-11-20T01:00:00.000000Z-000001")) is False
+        assert store.put_loyalty(LoyaltyRow("c_m", "A", 99999, "2026-11-21T00:00:00.000000Z-000001")) is True
+        store.apply_memberships([Membership("c_m", "c_a", "2026-11-20T00:00:01.000000Z")])
+    facts = store.facts(["c_a"])["c_a"]
+    assert facts.birthday == date(1990, 3, 4)
+    assert facts.account_manager == "am-7"
+    # Loyalty republishes the survivor's part after a merge: the merged record's stale part does not count.
+    assert (facts.tier, facts.balance) == ("B", 1200)
+
+
+def test_alerts_are_found_filtered_paginated_and_counted(store):
+    alerts = [
+        _alert("al_1", "c_a", opened_at=T0),
+        _alert("al_2", "c_a", "churn_red", opened_at=T0 + timedelta(minutes=1), store_id="SH-002"),
+        _alert("al_3", "c_b", "birthday", severity="info", opened_at=T0 + timedelta(minutes=2), manager="am-7"),
+        _alert("al_4", "c_b", "complaint", status="resolved", resolution="manual", resolved_at=T0 + timedelta(hours=1),
+               resolved_by="key_x", note="called", opened_at=T0 - timedelta(days=1)),
+    ]
+    with store.transaction():
+        store.put_alerts(alerts)
+        store.cover([("t1", "al_1"), ("t2", "al_2")])
+        store.cover([("t1", "al_9")])  # a trigger stays with the first alert that answered it
+    assert store.alert("al_4") == alerts[3]
+    assert store.alert("nope") is None
+    items, total = store.find_alerts(AlertQuery(), offset=0, limit=2)
+    assert total == 4 and [a.alert_id for a in items] == ["al_3", "al_2"]
+    items, total = store.find_alerts(AlertQuery(), offset=2, limit=2)
+    assert [a.alert_id for a in items] == ["al_1", "al_4"]
+    assert [a.alert_id for a in store.find_alerts(AlertQuery(status="open", customer_id="c_a"), offset=0,
+                                                  limit=10)[0]] == ["al_2", "al_1"]
+    assert store.find_alerts(AlertQuery(store_id="SH-002"), offset=0, limit=10)[1] == 1
+    assert store.find_alerts(AlertQuery(severity="info", manager="am-7"), offset=0, limit=10)[1] == 1
+    assert store.find_alerts(AlertQuery(type="complaint", status="resolved"), offset=0, limit=10)[1] == 1
+    assert sorted(a.alert_id for a in store.active_alerts(["c_a", "c_b"])) == ["al_1", "al_2", "al_3"]
+    assert store.last_resolved(["c_a", "c_b"]) == {("c_b", "complaint"): alerts[3]}
+    assert store.covered(["t1", "t2", "t3"]) == {"t1", "t2"}
+    assert sorted(a.alert_id for a in store.alerts_from(["c_b"])) == ["al_3"]
+    # The last resolution per type is a fact the rules read (a contact made, a new episode).
+    assert store.facts(["c_a", "c_b"])["c_b"].last_resolved == {"complaint": T0 + timedelta(hours=1)}
+    assert store.facts(["c_a"])["c_a"].last_resolved == {}
+
+
+def test_due_index_versions_lease_and_models(store):
+    with store.transaction():
+        store.set_due({"c_a": 3000, "c_b": 1000, "c_c": None, "c_d": 2000})
+        store.set_due({"c_d": 5000})
+        assert store.next_versions(["c_a", "c_b"]) == {"c_a": 1, "c_b": 1}
+        assert store.next_versions(["c_a"]) == {"c_a": 2}
+    assert store.due_customers(until_ms=3000, limit=10) == ["c_b", "c_a"]
+    assert store.due_customers(until_ms=3000, limit=1) == ["c_b"]
+    assert store.due_count(until_ms=3000) == 2
+    assert store.customers_after("", limit=10) == ["c_a", "c_b", "c_c", "c_d"]
+    assert store.customers_after("c_b", limit=1) == ["c_c"]
+    assert store.acquire_lease("scan", owner="w1", now_ms=1000, ttl_ms=500) is True
+    assert store.acquire_lease("scan", owner="w2", now_ms=1200, ttl_ms=500) is False
+    assert store.acquire_lease("scan", owner="w1", now_ms=1300, ttl_ms=500) is True  # renewed until 1800
+    assert store.acquire_lease("scan", owner="w2", now_ms=1700, ttl_ms=500) is False
+    assert store.acquire_lease("scan", owner="w2", now_ms=1900, ttl_ms=500) is True
+    older = ChurnModel(0.2, 4.0, 0.7, 2.0, 10, 7, date(2026, 11, 1))
+    newer = ChurnModel(0.3, 5.0, 0.8, 3.0, 12, 9, date(2026, 11, 2))
+    with store.transaction():
+        store.put_model(newer, fitted_at="b")
+        store.put_model(older, fitted_at="a")
+    assert store.model(date(2026, 11, 1)).model == older
+    assert store.model(date(2026, 11, 3)) is None
+    assert store.latest_model().model == newer and store.latest_model().fitted_at == "b"
+
+
+def test_purchase_days_are_distinct_per_customer_through_the_membership_mapping(store):
+    with store.transaction():
+        store.add_purchase(_purchase(1, "c_a", "2026-11-01"))
+        store.add_purchase(_purchase(2, "c_a", "2026-11-01"))
+        store.add_purchase(_purchase(3, "c_b", "2026-11-02"))
+        store.add_purchase(_purchase(4, "c_c", "2026-11-05"))
+        store.add_purchase(_purchase(5, "c_c", "2026-12-05"))
+        store.apply_memberships([Membership("c_b", "c_a", "2026-11-20T00:00:01.000000Z")])
+    got = {k: sorted(v) for k, v in store.purchase_days(until=date(2026, 11, 30)).items()}
+    assert got == {"c_a": [date(2026, 11, 1), date(2026, 11, 2)], "c_c": [date(2026, 11, 5)]}
+    one = store.purchase_days(until=date(2026, 12, 31), customer_id="c_a")
+    assert {k: sorted(v) for k, v in one.items()} == {"c_a": [date(2026, 11, 1), date(2026, 11, 2)]}
