@@ -22,6 +22,7 @@ Status = Literal["draft", "scheduled", "running", "paused", "completed", "cancel
 Group = Literal["treatment", "control"]
 AGE_BANDS: tuple[str, ...] = ("<25", "25-34", "35-44", "45-54", "55+", "unknown")
 MAX_OFFER_BYTES = 4096
+CENT = Decimal("0.01")
 
 
 class _Frozen(BaseModel):
@@ -106,11 +107,16 @@ class AudienceFilter(_Frozen):
     p_alive: ProbabilityRange | None = Field(None, description="BG/NBD probability the customer is still active")
 
 
+def _cents(value: Decimal | None) -> Decimal | None:
+    return None if value is None else value.quantize(CENT)
+
+
 class Costs(_Frozen):
     """What the campaign costs: a fixed part and a part per touch sent (CNY)."""
 
     fixed: Decimal = Field(Decimal("0.00"), ge=0, decimal_places=2)
     per_touch: Decimal = Field(Decimal("0.00"), ge=0, decimal_places=2)
+    _two_places = field_validator("fixed", "per_touch")(_cents)
 
 
 class Definition(_Frozen):
@@ -128,6 +134,8 @@ class Definition(_Frozen):
     attribution_window_days: int = Field(14, ge=1, le=365)
     control_share: Decimal = Field(Decimal("0.10"), ge=Decimal("0.01"), le=Decimal("0.90"), decimal_places=4)
     costs: Costs = Field(default_factory=Costs)
+
+    _two_places = field_validator("bonus_multiplier")(_cents)
 
     @field_validator("ends_at")
     @classmethod
