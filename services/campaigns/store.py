@@ -29,6 +29,11 @@ def kept(field: str) -> bool:
     return field in KEPT_FIELDS or field.startswith("consent.")
 
 
+def flag(field: str) -> bool:
+    """Whether a kept field holds a yes/no value (consents, the WeChat follow state)."""
+    return field == "wechat_following" or field.startswith("consent.")
+
+
 @dataclass(frozen=True)
 class CampaignRow:
     """A campaign as stored: its definition (JSON), status and launch summary."""
@@ -103,7 +108,8 @@ class CampaignsStore(OutboxStore, Protocol):
     def campaign_names(self, ids: Collection[str]) -> dict[str, str]: ...
 
     # audiences
-    def customer_facts(self, *, as_of_ms: int) -> list[CustomerFacts]: ...
+    def customer_facts(self, *, as_of_ms: int, fields: Collection[str] | None = None,
+                       categories: bool = True) -> list[CustomerFacts]: ...
     def touch_counts(self, *, since_ms: int, until_ms: int) -> dict[str, int]: ...
     def add_members(self, rows: list[MemberRow]) -> None: ...
     def add_touches(self, rows: list[TouchRow]) -> None: ...

@@ -184,8 +184,10 @@ class MongoCampaignsStore(MongoMembership, MongoOutbox):
         return {d["_id"]: d["definition"]["name"] for d in docs}
 
     # -- audiences ------------------------------------------------------------------------
-    def customer_facts(self, *, as_of_ms: int) -> list[CustomerFacts]:
-        """Every active customer's facts up to a moment, folded over its records."""
+    def customer_facts(self, *, as_of_ms: int, fields: Collection[str] | None = None,
+                       categories: bool = True) -> list[CustomerFacts]:
+        """Every active customer's facts up to a moment, folded over its records (only the profile
+        ``fields`` asked for, all kept ones by default; categories bought only when asked)."""
         owner = {d["_id"]: d["customer_id"] for d in self.mdb["memberships"].find({}, {"customer_id": 1})}
         agg: dict[str, dict] = {c: {} for c in set(owner.values())}
         days: dict[str, set] = defaultdict(set)
@@ -204,8 +206,9 @@ class MongoCampaignsStore(MongoMembership, MongoOutbox):
             days[cid].update(g["days"])
             if g["_id"].get("s") is not None:
                 store_days[(cid, g["_id"]["s"])].update(g["days"])
-            for listed in g["cats"]:
-                cats[cid].update(listed)
+            if categories:
+                for listed in g["cats"]:
+                    cats[cid].update(listed)
         for cid, seen in days.items():
             agg.setdefault(cid, {}).update(purchase_count=counts[cid], purchase_days=len(seen), first_day=min(seen),
                                            last_day=max(seen), spend_minor=spend[cid])
@@ -218,7 +221,10 @@ class MongoCampaignsStore(MongoMembership, MongoOutbox):
         for (cid, store), seen in store_days.items():
             stores[cid].append((store, len(seen), max(seen)))
         values: dict[str, list[FieldValue]] = defaultdict(list)
-        for d in self.mdb["attributes"].find({"time_ms": {"$lte": as_of_ms}}):
+        query: dict[str, Any] = {"time_ms": {"$lte": as_of_ms}}
+        if fields is not None:
+            query["field"] = {"$in": sorted(fields)}
+        for d in self.mdb["attributes"].find(query):
             values[owner.get(d["record_id"], d["record_id"])].append(
                 FieldValue(d["field"], d["value"], d["time_ms"], d["source"], d["event_id"]))
         tiers = {d["_id"]: d.get("tier") for d in self.mdb["tiers"].find({})}

@@ -11,7 +11,7 @@ from typing import Any
 
 from services.campaigns.domain.attribution import Enrolment, Refund, Sale
 from services.campaigns.domain.audience import CustomerFacts
-from services.campaigns.store import CampaignRow, MemberRow, TouchRow
+from services.campaigns.store import CampaignRow, MemberRow, TouchRow, flag
 from shared.facts import FieldValue, PurchaseFact, RefundFact
 from shared.membership import MEMBERSHIP_SQL, SqliteMembership
 from shared.outbox import SqliteOutbox
@@ -212,44 +212,60 @@ class SqliteCampaignsStore(SqliteMembership, SqliteOutbox):
         return dict(rows)
 
     # -- audiences ------------------------------------------------------------------------
-    def customer_facts(self, *, as_of_ms: int) -> list[CustomerFacts]:
-        """Every active customer's facts up to a moment, folded over its records."""
+    def customer_facts(self, *, as_of_ms: int, fields: Collection[str] | None = None,
+                       categories: bool = True) -> list[CustomerFacts]:
+        """Every active customer's facts up to a moment, folded over its records (only the profile
+        ``fields`` asked for, all kept ones by default; categories bought only when asked)."""
         c = self.db.conn()
-        base = {r[0]: {} for r in c.execute("SELECT DISTINCT customer_id FROM memberships")}
-        bought = "FROM purchases p JOIN memberships m ON m.record_id = p.record_id WHERE p.time_ms <= ?"
-        for cid, n, days, first, last, spend in c.execute(
-                f"SELECT m.customer_id, COUNT(*), COUNT(DISTINCT p.day), MIN(p.day), MAX(p.day),"
-                f" SUM(p.amount_minor) {bought} GROUP BY m.customer_id", (as_of_ms,)):
-            base.setdefault(cid, {}).update(purchase_count=n, purchase_days=days, first_day=first, last_day=last,
-                                            spend_minor=spend)
-        for cid, refunded in c.execute(
-                "SELECT m.customer_id, SUM(r.amount_minor) FROM refunds r JOIN memberships m"
-                " ON m.record_id = r.record_id WHERE r.time_ms <= ? GROUP BY m.customer_id", (as_of_ms,)):
-            base.setdefault(cid, {})["refund_minor"] = refunded
+        acc: dict[str, dict] = {r[0]: {} for r in c.execute("SELECT DISTINCT customer_id FROM memberships")}
+        days: dict[str, set] = defaultdict(set)
         stores: dict[str, list] = defaultdict(list)
-        for cid, store, days, last in c.execute(
-                f"SELECT m.customer_id, p.store_id, COUNT(DISTINCT p.day), MAX(p.day) {bought}"
-                " AND p.store_id IS NOT NULL GROUP BY m.customer_id, p.store_id", (as_of_ms,)):
-            stores[cid].append((store, days, last))
-        categories: dict[str, set] = defaultdict(set)
-        for cid, category in c.execute(
-                "SELECT DISTINCT m.customer_id, j.value FROM purchases p JOIN memberships m"
-                " ON m.record_id = p.record_id JOIN json_each(p.categories) j WHERE p.time_ms <= ?", (as_of_ms,)):
-            categories[cid].add(category)
-        attributes: dict[str, dict] = defaultdict(dict)
-        for cid, field, value, ms, source, eid in c.execute(
-                "SELECT customer_id, field, value, time_ms, source, event_id FROM (SELECT m.customer_id, a.*,"
-                " ROW_NUMBER() OVER (PARTITION BY m.customer_id, a.field ORDER BY a.time_ms DESC, a.source DESC,"
-                " a.event_id DESC) AS rn FROM attributes a JOIN memberships m ON m.record_id = a.record_id"
-                " WHERE a.time_ms <= ?) WHERE rn = 1", (as_of_ms,)):
-            attributes[cid][field] = FieldValue(field, json.loads(value), ms, source, eid)
+        # One pass over the purchases, per customer and store; days come back as a list to fold here.
+        for cid, store, n, spend, seen in c.execute(
+                "SELECT m.customer_id, p.store_id, COUNT(*), SUM(p.amount_minor), group_concat(DISTINCT p.day)"
+                " FROM memberships m JOIN purchases p ON p.record_id = m.record_id WHERE p.time_ms <= ?"
+                " GROUP BY m.customer_id, p.store_id", (as_of_ms,)):
+            held = acc.setdefault(cid, {})
+            held["purchase_count"] = held.get("purchase_count", 0) + n
+            held["spend_minor"] = held.get("spend_minor", 0) + spend
+            listed = seen.split(",")
+            days[cid].update(listed)
+            if store is not None:
+                stores[cid].append((store, len(listed), max(listed)))
+        for cid, seen in days.items():
+            acc[cid].update(purchase_days=len(seen), first_day=min(seen), last_day=max(seen))
+        for cid, refunded in c.execute(
+                "SELECT m.customer_id, SUM(r.amount_minor) FROM memberships m JOIN refunds r"
+                " ON r.record_id = m.record_id WHERE r.time_ms <= ? GROUP BY m.customer_id", (as_of_ms,)):
+            acc.setdefault(cid, {})["refund_minor"] = refunded
+        bought: dict[str, set] = defaultdict(set)
+        if categories:
+            for cid, category in c.execute(
+                    "SELECT DISTINCT m.customer_id, j.value FROM memberships m JOIN purchases p"
+                    " ON p.record_id = m.record_id JOIN json_each(p.categories) j WHERE p.time_ms <= ?", (as_of_ms,)):
+                bought[cid].add(category)
+        attributes = self._newest(as_of_ms, fields)
         tiers = dict(c.execute("SELECT customer_id, tier FROM tiers"))
         return [
-            CustomerFacts(customer_id=cid, store_days=tuple(sorted(stores.get(cid, ()))),
-                          categories=frozenset(categories.get(cid, ())), attributes=attributes.get(cid, {}),
-                          tier=tiers.get(cid), **agg)
-            for cid, agg in sorted(base.items())
+            CustomerFacts(customer_id=cid, store_days=tuple(sorted(stores[cid])) if cid in stores else (),
+                          categories=frozenset(bought.get(cid, ())), attributes=attributes.get(cid, {}),
+                          tier=tiers.get(cid), **held)
+            for cid, held in sorted(acc.items())
         ]
+
+    def _newest(self, as_of_ms: int, fields: Collection[str] | None) -> dict[str, dict[str, FieldValue]]:
+        """Per customer and field, the newest value up to a moment (decoded by SQLite, folded here)."""
+        wanted = sorted(fields) if fields is not None else None
+        cond = f" AND a.field IN ({','.join('?' * len(wanted))})" if wanted is not None else ""
+        out: dict[str, dict[str, FieldValue]] = defaultdict(dict)
+        for cid, field, value, ms, source, eid in self.db.conn().execute(
+                "SELECT m.customer_id, a.field, json_extract(a.value, '$'), a.time_ms, a.source, a.event_id"
+                f" FROM memberships m JOIN attributes a ON a.record_id = m.record_id WHERE a.time_ms <= ?{cond}",
+                [as_of_ms, *(wanted or [])]):
+            held = out[cid].get(field)
+            if held is None or (ms, source, eid) > (held.time_ms, held.source, held.event_id):
+                out[cid][field] = FieldValue(field, bool(value) if flag(field) else value, ms, source, eid)
+        return out
 
     def touch_counts(self, *, since_ms: int, until_ms: int) -> dict[str, int]:
         """Touches per customer (as they are now) in ``(since, until]``."""

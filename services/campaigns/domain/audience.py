@@ -172,6 +172,17 @@ def exclusion(attrs: Mapping[str, FieldValue], channel: str, recent_touches: int
     return None
 
 
+def filter_fields(rule: AudienceFilter) -> set[str]:
+    """The profile fields a filter reads (the birthday always: the age band is frozen with every member)."""
+    return {"birthday"} | ({"gender"} if rule.genders else set()) | ({"city"} if rule.cities else set())
+
+
+def launch_fields(definition: Definition) -> set[str]:
+    """The profile fields a launch reads: the filter's and the consent for the channel."""
+    out = filter_fields(definition.audience) | {f"consent.{definition.channel}"}
+    return out | ({"wechat_following"} if definition.channel == "wechat" else set())
+
+
 def bucket(campaign_id: str, customer_id: str) -> int:
     """A stable number in [0, 1,000,000) for a customer in a campaign."""
     digest = hashlib.sha256(f"{campaign_id}\x00{customer_id}".encode()).digest()

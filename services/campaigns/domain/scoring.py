@@ -6,6 +6,8 @@ first to the last, and the weeks from the first to the day of the launch.
 
 from __future__ import annotations
 
+import contextlib
+import io
 from collections.abc import Iterable
 from datetime import date
 
@@ -35,7 +37,9 @@ def p_alive(facts: Iterable[CustomerFacts], on: date) -> dict[str, float]:
     model = None
     for penalizer in PENALIZERS:
         try:
-            model = fit(rows, on, penalizer=penalizer)
+            # lifetimes prints the optimiser's state when it gives up; that is not for the service's output.
+            with contextlib.redirect_stdout(io.StringIO()):
+                model = fit(rows, on, penalizer=penalizer)
             break
         except NotEnoughData as exc:
             raise Conflict("churn_model_unavailable", f"the churn model cannot be fitted: {exc}") from None

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 from collections.abc import Collection, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from services.campaigns.config import CampaignsSettings
@@ -32,6 +34,20 @@ def outbox_message(deps: Deps, topic: str, key: str, body, headers: list | None 
     """A message for the outbox, keyed by the customer's pseudonymous id."""
     return OutboxMessage(deps.settings.topic(topic), encode(body), key.encode(),
                          headers if headers is not None else inject_headers())
+
+
+@contextmanager
+def bulk_work() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a launch or a report builds hundreds of thousands of
+    short-lived, acyclic objects: reference counting frees them, and collections triggered by the
+    sheer number of allocations would otherwise take a third of a 100,000-customer launch."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def chunks(items: list, size: int) -> Iterator[list]:

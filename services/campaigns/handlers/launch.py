@@ -15,10 +15,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from services.campaigns.domain import scoring
-from services.campaigns.domain.audience import EXCLUSION_REASONS, Plan, plan
+from services.campaigns.domain.audience import EXCLUSION_REASONS, Plan, launch_fields, plan
 from services.campaigns.domain.definition import Definition, next_status
 from services.campaigns.handlers.campaigns import bonus_message, definition_of, get
-from services.campaigns.handlers.common import Deps, outbox_message, refresh_views
+from services.campaigns.handlers.common import Deps, bulk_work, outbox_message, refresh_views
 from services.campaigns.store import CampaignRow, MemberRow, TouchRow
 from shared import topics
 from shared.clock import iso_utc
@@ -44,7 +44,8 @@ def evaluate(campaign_id: str, definition: Definition, *, deps: Deps, as_of: dat
     as_of_ms = epoch_ms(as_of)
     on = as_of.astimezone(ZoneInfo(deps.settings.timezone)).date()
     with _tracer.start_as_current_span("campaigns evaluate audience", attributes={"crm.campaign_id": campaign_id}):
-        facts = store.customer_facts(as_of_ms=as_of_ms)
+        facts = store.customer_facts(as_of_ms=as_of_ms, fields=launch_fields(definition),
+                                     categories=definition.audience.categories is not None)
         scores = scoring.p_alive(facts, on) if definition.audience.p_alive is not None else None
         recent = store.touch_counts(since_ms=as_of_ms - config.contact_cap_days * DAY_MS, until_ms=as_of_ms)
         return plan(campaign_id, definition, facts, on=on, recent_touches=recent, cap=config.contact_cap,
@@ -91,11 +92,16 @@ def _launchable(campaign_id: str, *, deps: Deps, now: datetime) -> tuple[Campaig
 
 def launch(campaign_id: str, *, deps: Deps) -> Launched:
     """Launch now; a campaign launched before is returned as it is."""
-    store = deps.store
     now = deps.clock()
     row, definition = _launchable(campaign_id, deps=deps, now=now)
     if definition is None:
         return Launched(row, False)
+    with bulk_work():
+        return _launch(campaign_id, definition, deps=deps, now=now)
+
+
+def _launch(campaign_id: str, definition: Definition, *, deps: Deps, now: datetime) -> Launched:
+    store = deps.store
     # Reading the facts takes no write lock; the writes below re-check that nobody launched meanwhile.
     found = evaluate(campaign_id, definition, deps=deps, as_of=now)
     with store.transaction():
@@ -107,10 +113,10 @@ def launch(campaign_id: str, *, deps: Deps) -> Launched:
         at_ms, window = epoch_ms(now), definition.window_ms()
         members = [MemberRow(campaign_id, m.customer_id, m.group, at_ms, window, m.bucket, m.tier, m.age_band,
                              m.home_store, m.returning) for m in found.members]
-        treated = [m.customer_id for m in found.members if m.group == "treatment"]
+        treated = {m.customer_id: touch_id(campaign_id, m.customer_id) for m in found.members
+                   if m.group == "treatment"}
         store.add_members(members)
-        store.add_touches([TouchRow(touch_id(campaign_id, c), campaign_id, c, definition.channel, at_ms)
-                           for c in treated])
+        store.add_touches([TouchRow(t, campaign_id, c, definition.channel, at_ms) for c, t in treated.items()])
         grants = len(treated) if definition.bonus_multiplier else 0
         figures = summary(found, as_of=now, touches=len(treated), grants=grants)
         if not store.update_campaign(campaign_id, expect_status=row.status, status="running",
@@ -124,13 +130,14 @@ def launch(campaign_id: str, *, deps: Deps) -> Launched:
         return Launched(get(campaign_id, deps=deps), True, outbox)
 
 
-def _announce(campaign_id: str, definition: Definition, treated: list[str], *, deps: Deps,
+def _announce(campaign_id: str, definition: Definition, treated: dict[str, str], *, deps: Deps,
               at: datetime) -> list[OutboxMessage]:
+    """A touch per treatment member (and a bonus grant when the campaign has a multiplier)."""
     headers = inject_headers()  # one trace context for the whole launch
     out = [outbox_message(deps, topics.CAMPAIGN_TOUCHES, c,
-                          CampaignTouched(touch_id=touch_id(campaign_id, c), campaign_id=campaign_id, customer_id=c,
+                          CampaignTouched(touch_id=t, campaign_id=campaign_id, customer_id=c,
                                           channel=definition.channel, offer=definition.offer, at=at), headers)
-           for c in treated]
+           for c, t in treated.items()]
     if definition.bonus_multiplier:
         out += [bonus_message(campaign_id, c, definition, active=True, at=at, deps=deps, headers=headers)
                 for c in treated]

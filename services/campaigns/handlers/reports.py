@@ -11,12 +11,12 @@ from zoneinfo import ZoneInfo
 
 from services.campaigns.domain import scoring
 from services.campaigns.domain.attribution import collapse, credits, outcomes
-from services.campaigns.domain.audience import matches, profile
+from services.campaigns.domain.audience import filter_fields, matches, profile
 from services.campaigns.domain.definition import AudienceFilter
 from services.campaigns.domain.effect import Effect, effect
 from services.campaigns.domain.results import Report, Segment, Unit, money, report
 from services.campaigns.handlers.campaigns import definition_of, get
-from services.campaigns.handlers.common import Deps
+from services.campaigns.handlers.common import Deps, bulk_work
 from services.campaigns.store import CampaignRow, MemberRow
 from shared.errors import Conflict
 from shared.facts import epoch_ms
@@ -44,6 +44,11 @@ class Results:
 
 def results(campaign_id: str, *, deps: Deps) -> Results:
     """Measure a launched campaign: groups, lift, revenue, cost, ROI, breakdowns, daily series."""
+    with bulk_work():
+        return _results(campaign_id, deps=deps)
+
+
+def _results(campaign_id: str, *, deps: Deps) -> Results:
     store = deps.store
     row = get(campaign_id, deps=deps)
     if row.launched_at is None:
@@ -124,7 +129,8 @@ def event_effect(attendees: list[str], *, event_day: date, window_days: int, non
         assert comparison is not None
         eve = datetime.combine(event_day, time.min, zone)
         on = event_day - timedelta(days=1)
-        facts = store.customer_facts(as_of_ms=epoch_ms(eve) - 1)
+        facts = store.customer_facts(as_of_ms=epoch_ms(eve) - 1, fields=filter_fields(comparison),
+                                     categories=comparison.categories is not None)
         scores = scoring.p_alive(facts, on) if comparison.p_alive is not None else {}
         others = {f.customer_id for f in facts if matches(comparison, profile(f, on), scores.get(f.customer_id))}
     start = datetime.combine(event_day - timedelta(days=window_days), time.min, zone)
