@@ -7,7 +7,7 @@ an :class:`OtherEvent` (it still has an identity and lands on the customer's tim
 from __future__ import annotations
 
 from datetime import date, datetime
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -68,7 +68,10 @@ class Identity(_Open):
 def _money(value: Any) -> Decimal:
     if isinstance(value, float):
         value = repr(value)
-    amount = Decimal(str(value))
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation:  # not a ValueError: pydantic would let it escape instead of reporting it
+        raise ValueError("must be a decimal amount") from None
     if not amount.is_finite() or amount < 0 or amount > MAX_MONEY:
         raise ValueError("must be a non-negative decimal amount")
     if amount != amount.quantize(Decimal("0.01")):
