@@ -46,6 +46,7 @@ def _client(port: int, key: str) -> httpx.Client:
 
 def test_campaign_defined_launched_and_measured_through_the_api_on_the_running_platform(stack):
     id_port, cmp_port = free_port(), free_port()
+    stack.env["CRM_CAMPAIGNS_SCHEDULER_INTERVAL_S"] = "1"
     stack.start_service("identity", api_port=id_port)
     stack.start_service("campaigns", api_port=cmp_port)
     producer = KafkaProducer(bootstrap_servers=stack.bootstrap, acks="all")
@@ -136,11 +137,25 @@ def test_campaign_defined_launched_and_measured_through_the_api_on_the_running_p
         wait_for(lambda: [(i["campaign_id"], i["group"], i["converted"]) for i in p_campaigns()]
                  == [(cid, groups[w_id], True)], timeout=120, what="p's view shows w's campaign")
 
+        # A scheduled campaign is launched by the service's own timer once its start time comes.
+        start = datetime.now(UTC) + timedelta(seconds=2)
+        r = ops.post("/v1/campaigns", json={
+            "name": "e2e scheduled", "objective": "loyalty", "channel": "sms", "audience": {"cities": ["Beijing"]},
+            "starts_at": start.isoformat(), "ends_at": (start + timedelta(days=10)).isoformat()})
+        later = r.json()["campaign_id"]
+        assert ops.post(f"/v1/campaigns/{later}/schedule").json()["status"] == "scheduled"
+        row = wait_for(lambda: (x := ops.get(f"/v1/campaigns/{later}").json())["status"] == "running" and x,
+                       timeout=60, what="the scheduled campaign launched")
+        assert datetime.fromisoformat(row["launched_at"].replace("Z", "+00:00")) >= start
+        assert row["launch"]["members"] >= 2  # customers 28 and 29 live in Beijing
+
     touches = KafkaConsumer(topics.CAMPAIGN_TOUCHES, bootstrap_servers=stack.bootstrap,
                             auto_offset_reset="earliest", consumer_timeout_ms=5000, group_id=None)
     sent = [(m.key.decode(), json.loads(m.value)) for m in touches]
     touches.close()
-    assert sorted(k for k, _ in sent) == sorted(c for c, g in groups.items() if g == "treatment")
-    assert all(v["campaign_id"] == cid and v["channel"] == "sms" and k.startswith("c_") for k, v in sent)
+    first = [(k, v) for k, v in sent if v["campaign_id"] == cid]
+    assert sorted(k for k, _ in first) == sorted(c for c, g in groups.items() if g == "treatment")
+    assert all(v["channel"] == "sms" and k.startswith("c_") for k, v in sent)
+    assert len(sent) - len(first) == row["launch"]["touches"]  # the scheduled launch's touches were relayed
     logs = stack.logs()
     assert "Traceback" not in logs and not any(phone in logs for phone in [*PHONES, PHONE_P])
