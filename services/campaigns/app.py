@@ -29,4 +29,4 @@ def create_app(
     deps = Deps(store=store, settings=settings, config=config, clock=clock)
     return build_service(name=NAME, title="CRM campaigns", settings=settings, store=store, publish=publish,
                          clock=clock, deps=deps, routers=[campaigns_api.router()], register=agents.register,
-                         ready=store.customer_count)
+                         ready=lambda: store.campaign_count(status="running"))

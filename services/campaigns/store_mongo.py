@@ -195,11 +195,11 @@ class MongoCampaignsStore(MongoMembership, MongoOutbox):
         cats: dict[str, set] = defaultdict(set)
         counts: Counter = Counter()
         spend: Counter = Counter()
-        for g in self.mdb["purchases"].aggregate([
-                {"$match": {"time_ms": {"$lte": as_of_ms}}},
-                {"$group": {"_id": {"r": "$record_id", "s": "$store_id"}, "n": {"$sum": 1},
-                            "amount": {"$sum": "$amount_minor"}, "days": {"$addToSet": "$day"},
-                            "cats": {"$push": "$categories"}}}]):
+        group: dict[str, Any] = {"_id": {"r": "$record_id", "s": "$store_id"}, "n": {"$sum": 1},
+                                 "amount": {"$sum": "$amount_minor"}, "days": {"$addToSet": "$day"}}
+        if categories:
+            group["cats"] = {"$push": "$categories"}
+        for g in self.mdb["purchases"].aggregate([{"$match": {"time_ms": {"$lte": as_of_ms}}}, {"$group": group}]):
             cid = owner.get(g["_id"]["r"], g["_id"]["r"])
             counts[cid] += g["n"]
             spend[cid] += g["amount"]

@@ -65,7 +65,8 @@ def preview(campaign_id: str, *, deps: Deps) -> dict[str, Any]:
     row = get(campaign_id, deps=deps)
     now = deps.clock()
     definition = definition_of(row)
-    found = evaluate(campaign_id, definition, deps=deps, as_of=now)
+    with bulk_work():
+        found = evaluate(campaign_id, definition, deps=deps, as_of=now)
     treated = found.count("treatment")
     return summary(found, as_of=now, touches=treated, grants=treated if definition.bonus_multiplier else 0)
 
