@@ -84,6 +84,9 @@ def test_customer_facts_fold_records_and_follow_merges_and_unmerges(store):
     assert a.categories == frozenset({"skincare", "makeup", "fragrance"})
     assert a.attributes["gender"].value == "F"
     assert got["c"].purchase_count == 0 and got["c"].categories == frozenset() and got["c"].attributes == {}
+    narrow = {f.customer_id: f for f in store.customer_facts(as_of_ms=5 * DAY, fields={"city"}, categories=False)}
+    assert narrow["a"].attributes == {} and narrow["a"].categories == frozenset()
+    assert narrow["a"].purchase_count == 4  # only the optional parts are left out
     with store.transaction():
         assert store.apply_memberships([Membership("b", "b", "t3")]) == {"a", "b"}  # unmerged
     got = {f.customer_id: f for f in store.customer_facts(as_of_ms=5 * DAY)}
