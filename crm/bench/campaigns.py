@@ -2,10 +2,11 @@
 
 The SQLite store (the embedded default) is seeded directly with generated customers: each one's
 record mapping, consents (most granted, some withdrawn, some never asked), profile fields, a loyalty
-tier for some, and a few purchases and refunds. Every run launches a fresh campaign on a fresh copy
-of that base, through the same handler the API and the scheduler call: evaluate the audience, split
-it, freeze it, write touches, bonus grants and view parts to the outbox. The broker is not involved
-(relaying the outbox happens after the launch has committed).
+tier for some, a few purchases and refunds, and for 3% four touches this month (over the contact
+cap). Every run launches a fresh campaign on a fresh copy of that base, through the same handler the
+API and the scheduler call: evaluate the audience, split it, freeze it, write touches, bonus grants
+and view parts to the outbox. The broker is not involved (relaying the outbox happens after the
+launch has committed).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def seed(path: Path, customers: int, *, seed_value: int = 1) -> int:
     """Write ``customers`` generated customers into a campaigns SQLite file; returns the purchases written."""
     rng = random.Random(seed_value)
     store = SqliteCampaignsStore(path)
-    memberships, purchases, refunds, attributes, tiers = [], [], [], [], []
+    memberships, purchases, refunds, attributes, tiers, touches = [], [], [], [], [], []
     at = "2026-01-01T00:00:00.000000Z"
     for i in range(customers):
         cid = f"c_{i:08d}"
@@ -53,6 +54,9 @@ def seed(path: Path, customers: int, *, seed_value: int = 1) -> int:
                        (cid, "gender", json.dumps(rng.choice("FFFM")), ms, "wechat/mini", f"prof-{i}"),
                        (cid, "birthday", json.dumps(f"{rng.randrange(1960, 2006)}-0{rng.randrange(1, 10)}-15"),
                         ms, "wechat/mini", f"prof-{i}")]
+        if rng.random() < 0.03:  # already contacted 4 times this month by earlier campaigns: over the cap
+            touches += [(f"t-{i}-{k}", "cmp_earlier", cid, "sms", int((NOW - timedelta(days=3 + 5 * k)).timestamp()
+                                                                        * 1000)) for k in range(4)]
         if rng.random() < 0.3:
             tiers.append((cid, rng.choice("ABC"), "2026-05-01T00:00:00.000000Z-000001"))
         home = rng.choice(STORES)
@@ -75,6 +79,7 @@ def seed(path: Path, customers: int, *, seed_value: int = 1) -> int:
         c.executemany("INSERT INTO refunds VALUES (?,?,?,?,?,?)", refunds)
         c.executemany("INSERT INTO attributes VALUES (?,?,?,?,?,?)", attributes)
         c.executemany("INSERT INTO tiers VALUES (?,?,?)", tiers)
+        c.executemany("INSERT INTO touches VALUES (?,?,?,?,?)", touches)
     store.close()
     return len(purchases)
 
