@@ -1,0 +1,1 @@
+"""Campaigns: audiences, control groups, contact rules, attribution, measured lift and ROI."""

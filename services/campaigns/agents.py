@@ -1,0 +1,26 @@
+"""Campaigns' faust agents and timers: identity's and loyalty's events in; scheduled launches on time."""
+
+from __future__ import annotations
+
+from services.campaigns.handlers import launch
+from services.campaigns.handlers.consume import consume_batch
+from shared import topics
+from shared.consumer import register_batch_agent, register_housekeeping
+from shared.service import Service
+
+
+def register(app, service: Service) -> None:
+    """Attach campaigns' agent, its scheduler and the shared housekeeping timers to a faust app."""
+    settings, deps = service.settings, service.deps
+    register_batch_agent(app, name=f"{settings.topic_prefix}campaigns-facts",
+                         topic_names=[settings.topic(t) for t in (topics.CUSTOMER_EVENTS, topics.CUSTOMER_MERGED,
+                                                                  topics.LOYALTY_EVENTS)],
+                         runner=service.runner, batch_size=settings.batch_size, within_s=settings.batch_within_s,
+                         handle=lambda messages: consume_batch(messages, deps))
+    register_housekeeping(app, runner=service.runner, outbox_pending=deps.store.outbox_pending)
+
+    async def scheduler():
+        # Off the event loop, with the runner's retries; what a launch writes is relayed after it commits.
+        await service.runner.run(lambda _: launch.run_due(deps=deps), [])
+
+    app.timer(interval=deps.config.scheduler_interval_s, name=f"{settings.topic_prefix}campaigns.scheduler")(scheduler)

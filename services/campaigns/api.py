@@ -1,0 +1,165 @@
+"""Campaigns' HTTP routes: define, edit, move through states, launch, list the audience, measure."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import APIRouter, BackgroundTasks, Header, Query, Request, Response
+from fastapi.responses import PlainTextResponse
+
+from services.campaigns import views
+from services.campaigns.handlers import campaigns as handlers
+from services.campaigns.handlers import launch as launching
+from services.campaigns.handlers import reports
+from services.campaigns.schemas import (
+    AudiencePage,
+    CampaignCreate,
+    CampaignRead,
+    CampaignsPage,
+    CampaignUpdate,
+    EventEffectCreate,
+    EventEffectRead,
+    LaunchRead,
+    ResultsRead,
+)
+from shared.api import Caller, caller_dep
+
+Status = Literal["draft", "scheduled", "running", "paused", "completed", "cancelled"]
+MOVES = {
+    "schedule": "Schedule a draft: the service launches it at its start time.",
+    "unschedule": "Take a scheduled campaign back to draft (to edit it).",
+    "pause": "Hold a scheduled campaign's launch, or mark a running one paused.",
+    "resume": "Resume a paused campaign where it was.",
+    "complete": "Close a running or paused campaign (results keep counting its window).",
+    "cancel": "Cancel; a launched campaign's bonus points are withdrawn if its window has not ended.",
+}
+
+
+RELAY_CHUNK = 5000
+
+
+def _svc(request: Request):
+    return request.app.state.service
+
+
+def _relay_later(background: BackgroundTasks, svc, outbox: list) -> None:
+    """Publish after the response, a chunk at a time: a launch over 100,000 customers queues about
+    250,000 messages, and each chunk leaves the outbox as soon as the broker has it."""
+    def relay() -> None:
+        for start in range(0, len(outbox), RELAY_CHUNK):
+            svc.relay(outbox[start:start + RELAY_CHUNK])
+
+    if outbox:
+        background.add_task(relay)
+
+
+def router() -> APIRouter:
+    """The campaigns routes; handlers and store come from ``request.app.state.service``."""
+    r = APIRouter()
+
+    @r.post("/campaigns", response_model=CampaignRead, status_code=201, tags=["campaigns"])
+    def post_campaign(request: Request, response: Response, body: CampaignCreate,
+                      caller: Caller = caller_dep("operator"),
+                      idempotency_key: str | None = Header(None, max_length=200)) -> CampaignRead:
+        """Define a campaign (a draft); the same Idempotency-Key again returns the same campaign."""
+        row, created = handlers.create(body, by=caller.key_id, idempotency_key=idempotency_key, deps=_svc(request).deps)
+        if not created:
+            response.status_code = 200
+        return views.campaign_read(row)
+
+    @r.get("/campaigns", response_model=CampaignsPage, tags=["campaigns"])
+    def list_campaigns(request: Request, caller: Caller = caller_dep("reader"), status: Status | None = None,
+                       offset: int = Query(0, ge=0), limit: int = Query(50, ge=1, le=500)) -> CampaignsPage:
+        """Campaigns, newest first, optionally by status."""
+        store = _svc(request).deps.store
+        rows = store.campaigns(status=status, offset=offset, limit=limit)
+        return CampaignsPage(items=[views.campaign_read(x) for x in rows], total=store.campaign_count(status=status),
+                             offset=offset, limit=limit)
+
+    @r.get("/campaigns/{campaign_id}", response_model=CampaignRead, tags=["campaigns"])
+    def get_campaign(request: Request, campaign_id: str, caller: Caller = caller_dep("reader")) -> CampaignRead:
+        """One campaign with its status and launch figures."""
+        return views.campaign_read(handlers.get(campaign_id, deps=_svc(request).deps))
+
+    @r.patch("/campaigns/{campaign_id}", response_model=CampaignRead, tags=["campaigns"])
+    def patch_campaign(request: Request, campaign_id: str, body: CampaignUpdate,
+                       caller: Caller = caller_dep("operator")) -> CampaignRead:
+        """Edit a draft; only the fields sent change."""
+        changes = body.model_dump(mode="json", exclude_unset=True)
+        return views.campaign_read(handlers.edit(campaign_id, changes, deps=_svc(request).deps))
+
+    for action, doc in MOVES.items():
+        _move_route(r, action, doc)
+
+    @r.post("/campaigns/{campaign_id}/launch", response_model=CampaignRead, tags=["campaigns"])
+    def post_launch(request: Request, background: BackgroundTasks, campaign_id: str,
+                    caller: Caller = caller_dep("operator")) -> CampaignRead:
+        """Launch now: freeze the audience, split it, send treatment touches; again, it changes nothing."""
+        svc = _svc(request)
+        done = launching.launch(campaign_id, deps=svc.deps)
+        _relay_later(background, svc, done.outbox)
+        return views.campaign_read(done.campaign)
+
+    @r.get("/campaigns/{campaign_id}/preview", response_model=LaunchRead, tags=["campaigns"])
+    def get_preview(request: Request, campaign_id: str, caller: Caller = caller_dep("reader")) -> LaunchRead:
+        """What launching now would do (audience, exclusions by reason, the split), without doing it."""
+        return LaunchRead(**launching.preview(campaign_id, deps=_svc(request).deps))
+
+    @r.get("/campaigns/{campaign_id}/audience", response_model=AudiencePage, tags=["results"])
+    def get_audience(request: Request, campaign_id: str, caller: Caller = caller_dep("reader"),
+                     group: Literal["treatment", "control"] | None = None, cursor: str | None = None,
+                     limit: int = Query(100, ge=1, le=1000)) -> AudiencePage:
+        """The frozen audience with each member's group, in pages (``cursor`` from the previous page)."""
+        rows, total, nxt = reports.audience(campaign_id, group=group, after=cursor, limit=limit,
+                                            deps=_svc(request).deps)
+        return AudiencePage(campaign_id=campaign_id, items=[views.member_read(m) for m in rows], total=total,
+                            next_cursor=nxt)
+
+    @r.get("/campaigns/{campaign_id}/results", response_model=ResultsRead, tags=["results"])
+    def get_results(request: Request, campaign_id: str, caller: Caller = caller_dep("reader")) -> ResultsRead:
+        """Measured effect: groups, lift with 95% Wald interval and z-test p-value, revenue, cost, ROI,
+        breakdowns by tier, age band and home store, daily conversions by new and returning customers."""
+        deps = _svc(request).deps
+        return views.results_read(reports.results(campaign_id, deps=deps), attribution=deps.config.attribution)
+
+    @r.get("/campaigns/{campaign_id}/results.csv", response_class=PlainTextResponse, tags=["results"])
+    def get_results_csv(request: Request, campaign_id: str, caller: Caller = caller_dep("reader")) -> Response:
+        """The results as CSV: each group of the campaign and of every breakdown segment."""
+        found = reports.results(campaign_id, deps=_svc(request).deps)
+        return _csv(reports.results_csv(found), f"{campaign_id}-results.csv")
+
+    @r.get("/campaigns/{campaign_id}/daily.csv", response_class=PlainTextResponse, tags=["results"])
+    def get_daily_csv(request: Request, campaign_id: str, caller: Caller = caller_dep("reader")) -> Response:
+        """The daily series as CSV."""
+        found = reports.results(campaign_id, deps=_svc(request).deps)
+        return _csv(reports.daily_csv(found), f"{campaign_id}-daily.csv")
+
+    @r.post("/analyses/event-effect", response_model=EventEffectRead, tags=["results"])
+    def post_event_effect(request: Request, body: EventEffectCreate,
+                          caller: Caller = caller_dep("reader")) -> EventEffectRead:
+        """Attendees against non-attendees: spend and purchase interval before and after, and the
+        difference in differences."""
+        found = reports.event_effect(body.attendees, event_day=body.event_date, window_days=body.window_days,
+                                     non_attendees=body.non_attendees, comparison=body.comparison,
+                                     deps=_svc(request).deps)
+        return views.effect_read(found)
+
+    return r
+
+
+def _move_route(r: APIRouter, action: str, doc: str) -> None:
+    def move(request: Request, background: BackgroundTasks, campaign_id: str,
+             caller: Caller = caller_dep("operator")) -> CampaignRead:
+        svc = _svc(request)
+        row, outbox = handlers.move(campaign_id, action, deps=svc.deps)
+        _relay_later(background, svc, outbox)
+        return views.campaign_read(row)
+
+    move.__doc__ = doc
+    r.add_api_route(f"/campaigns/{{campaign_id}}/{action}", move, methods=["POST"], response_model=CampaignRead,
+                    tags=["campaigns"], name=f"post_{action}", summary=doc.split(":")[0].rstrip("."))
+
+
+def _csv(text: str, filename: str) -> Response:
+    return Response(text, media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})

@@ -1,0 +1,32 @@
+"""Campaigns' composition root: the one place that builds its store, settings, faust agents and API."""
+
+from __future__ import annotations
+
+from services.campaigns import agents
+from services.campaigns import api as campaigns_api
+from services.campaigns.config import CampaignsSettings
+from services.campaigns.handlers.common import Deps
+from services.campaigns.store import CampaignsStore, open_store
+from shared.clock import Clock, system_clock
+from shared.service import Publish, Service, build_service
+from shared.settings import Settings, get_settings
+
+NAME = "campaigns"
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    store: CampaignsStore | None = None,
+    publish: Publish | None = None,
+    clock: Clock = system_clock,
+    config: CampaignsSettings | None = None,
+) -> Service:
+    """Build the campaigns service; pass a store, a publish callable, a clock or settings to replace the real ones."""
+    settings = settings or get_settings()
+    config = config or CampaignsSettings()
+    store = store or open_store(settings.resolved_store_url())
+    deps = Deps(store=store, settings=settings, config=config, clock=clock)
+    return build_service(name=NAME, title="CRM campaigns", settings=settings, store=store, publish=publish,
+                         clock=clock, deps=deps, routers=[campaigns_api.router()], register=agents.register,
+                         ready=lambda: store.campaign_count(status="running"))

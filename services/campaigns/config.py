@@ -1,0 +1,27 @@
+"""The campaigns service's own settings (``CRM_CAMPAIGNS_*``), read once and validated at start-up."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+AttributionModel = Literal["last_touch", "first_touch", "linear"]
+
+
+class CampaignsSettings(BaseSettings):
+    """Contact rules, the attribution model shared by every campaign, and the scheduler's pace."""
+
+    model_config = SettingsConfigDict(env_prefix="CRM_CAMPAIGNS_", env_file=".env", extra="ignore")
+
+    # At most this many touches per customer in any window of ``contact_cap_days`` days, across campaigns.
+    contact_cap: int = Field(4, ge=1, le=1000)
+    contact_cap_days: int = Field(30, ge=1, le=366)
+    # How a purchase inside the windows of several campaigns is credited: one model for all campaigns,
+    # otherwise two campaigns could each claim the same purchase.
+    attribution: AttributionModel = "last_touch"
+    # How often a worker looks for scheduled campaigns to launch and running ones to complete.
+    scheduler_interval_s: float = Field(5.0, gt=0)
+    # Audience members per view-part refresh query; bounds memory on very large launches.
+    refresh_chunk: int = Field(20_000, ge=100)

@@ -1,0 +1,1 @@
+"""Campaigns use cases: consume facts, define and move campaigns through their states, launch, report."""

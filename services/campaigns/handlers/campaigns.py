@@ -1,0 +1,119 @@
+"""Defining campaigns and moving them through their states (launching is in ``launch``)."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from services.campaigns.domain.definition import Definition, next_status
+from services.campaigns.handlers.common import Deps, outbox_message
+from services.campaigns.store import CampaignRow
+from shared import topics
+from shared.clock import iso_utc
+from shared.errors import Conflict, InvalidInput, NotFound
+from shared.messages import CampaignBonusGranted
+from shared.storage import OutboxMessage
+from shared.tracing import inject_headers
+
+
+def get(campaign_id: str, *, deps: Deps) -> CampaignRow:
+    """One campaign, or NotFound."""
+    row = deps.store.campaign(campaign_id)
+    if row is None:
+        raise NotFound("campaign_not_found", "no campaign with that id")
+    return row
+
+
+def definition_of(row: CampaignRow) -> Definition:
+    """The stored definition as its model."""
+    return Definition.model_validate(row.definition)
+
+
+def _hashed(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def create(definition: Definition, *, by: str, idempotency_key: str | None, deps: Deps) -> tuple[CampaignRow, bool]:
+    """Create a draft; with an idempotency key, the same request again returns the same campaign."""
+    stored = definition.model_dump(mode="json")
+    key = _hashed(idempotency_key) if idempotency_key else None
+    now = iso_utc(deps.clock())
+    with deps.store.transaction():
+        if key is not None and (held := deps.store.campaign_by_key(key)) is not None:
+            if held.definition != stored:
+                raise Conflict("idempotency_key_reused", "this Idempotency-Key was used for a different campaign")
+            return held, False
+        campaign_id = "cmp_" + (key[:20] if key else uuid.uuid4().hex[:20])
+        row = CampaignRow(id=campaign_id, definition=stored, status="draft", created_at=now, updated_at=now,
+                          starts_at=iso_utc(definition.starts_at), ends_at=iso_utc(definition.ends_at),
+                          idempotency_key=key, created_by=by)
+        deps.store.add_campaign(row)
+    return row, True
+
+
+def edit(campaign_id: str, changes: dict[str, Any], *, deps: Deps) -> CampaignRow:
+    """Change fields of a draft; the result is validated as a whole, errors name their fields."""
+    with deps.store.transaction():
+        row = get(campaign_id, deps=deps)
+        if row.status != "draft":
+            raise Conflict("not_a_draft", f"only drafts can be edited; this campaign is {row.status}")
+        try:
+            definition = Definition.model_validate({**row.definition, **changes})
+        except ValidationError as exc:
+            details = [{"loc": ".".join(["body", *(str(p) for p in e["loc"])]), "msg": e["msg"]}
+                       for e in exc.errors(include_input=False, include_url=False)]
+            raise InvalidInput("invalid_request", "the request is not valid", details=details) from None
+        now = iso_utc(deps.clock())
+        deps.store.update_campaign(campaign_id, expect_status="draft", definition=definition.model_dump(mode="json"),
+                                   starts_at=iso_utc(definition.starts_at), ends_at=iso_utc(definition.ends_at),
+                                   updated_at=now, last_error=None)
+        return get(campaign_id, deps=deps)
+
+
+def move(campaign_id: str, action: str, *, deps: Deps) -> tuple[CampaignRow, list[OutboxMessage]]:
+    """Schedule, unschedule, pause, resume, complete or cancel; returns the campaign and what to publish."""
+    now = deps.clock()
+    with deps.store.transaction():
+        row = get(campaign_id, deps=deps)
+        target = next_status(row.status, action, paused_from=row.paused_from, launched=row.launched_at is not None)
+        definition = definition_of(row)
+        if action == "schedule" and definition.ends_at <= now:
+            raise Conflict("campaign_ended", "ends_at has passed; edit the dates before scheduling")
+        changes: dict[str, Any] = {"status": target, "updated_at": iso_utc(now)}
+        if action == "pause":
+            changes["paused_from"] = row.status
+        elif action == "resume":
+            changes["paused_from"] = None
+        if not deps.store.update_campaign(campaign_id, expect_status=row.status, **changes):
+            raise Conflict("concurrent_change", "the campaign changed meanwhile; try again")
+        out: list[OutboxMessage] = []
+        granted = row.launched_at is not None and definition.bonus_multiplier is not None
+        if action == "cancel" and granted and now < definition.ends_at:
+            out = withdraw_bonus(campaign_id, definition, deps=deps, at=now)
+        return get(campaign_id, deps=deps), deps.store.outbox_add(out)
+
+
+def grant_id(campaign_id: str, customer_id: str) -> str:
+    """The bonus grant of one treatment member (the same on every launch and replay)."""
+    return "g_" + hashlib.sha256(f"grant\x00{campaign_id}\x00{customer_id}".encode()).hexdigest()[:24]
+
+
+def bonus_message(campaign_id: str, customer_id: str, definition: Definition, *, active: bool, at: datetime,
+                  deps: Deps, headers: list) -> OutboxMessage:
+    """A bonus grant (or its withdrawal) for loyalty."""
+    body = CampaignBonusGranted(grant_id=grant_id(campaign_id, customer_id), campaign_id=campaign_id,
+                                customer_id=customer_id, multiplier=definition.bonus_multiplier,
+                                starts_at=definition.starts_at, ends_at=definition.ends_at, active=active, at=at)
+    return outbox_message(deps, topics.CAMPAIGN_EVENTS, customer_id, body, headers)
+
+
+def withdraw_bonus(campaign_id: str, definition: Definition, *, deps: Deps, at: datetime) -> list[OutboxMessage]:
+    """Withdraw every treatment member's bonus (the members as launched: the grants loyalty holds)."""
+    headers = inject_headers()
+    return [bonus_message(campaign_id, m.member_id, definition, active=False, at=at, deps=deps, headers=headers)
+            for m in deps.store.members(campaign_id, group="treatment")]
+

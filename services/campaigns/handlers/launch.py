@@ -1,0 +1,185 @@
+"""Launching: freeze the audience, split it, send treatment touches and bonuses, all in one transaction.
+
+A campaign launches once: launching it again (a retried request, a second worker's timer, a replay)
+returns the launch that happened and sends nothing. Everything is set-based: one pass over the
+customers' facts, bulk inserts of members and touches, outbox rows written in bulk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from services.campaigns.domain import scoring
+from services.campaigns.domain.audience import EXCLUSION_REASONS, Plan, launch_fields, plan
+from services.campaigns.domain.definition import Definition, next_status
+from services.campaigns.handlers.campaigns import bonus_message, definition_of, get
+from services.campaigns.handlers.common import Deps, bulk_work, outbox_message, refresh_views
+from services.campaigns.store import CampaignRow, MemberRow, TouchRow
+from shared import topics
+from shared.clock import iso_utc
+from shared.errors import Conflict, DomainError
+from shared.facts import epoch_ms
+from shared.messages import CampaignTouched
+from shared.storage import OutboxMessage
+from shared.tracing import inject_headers, tracer
+
+log = logging.getLogger(__name__)
+_tracer = tracer(__name__)
+DAY_MS = 86_400_000
+
+
+def touch_id(campaign_id: str, customer_id: str) -> str:
+    """The touch of one treatment member (the same on every launch and replay)."""
+    return "t_" + hashlib.sha256(f"touch\x00{campaign_id}\x00{customer_id}".encode()).hexdigest()[:24]
+
+
+def evaluate(campaign_id: str, definition: Definition, *, deps: Deps, as_of: datetime) -> Plan:
+    """Who the campaign would reach as of a moment: matches, exclusions by reason, the split."""
+    store, config = deps.store, deps.config
+    as_of_ms = epoch_ms(as_of)
+    on = as_of.astimezone(ZoneInfo(deps.settings.timezone)).date()
+    with _tracer.start_as_current_span("campaigns evaluate audience", attributes={"crm.campaign_id": campaign_id}):
+        facts = store.customer_facts(as_of_ms=as_of_ms, fields=launch_fields(definition),
+                                     categories=definition.audience.categories is not None)
+        scores = scoring.p_alive(facts, on) if definition.audience.p_alive is not None else None
+        recent = store.touch_counts(since_ms=as_of_ms - config.contact_cap_days * DAY_MS, until_ms=as_of_ms)
+        return plan(campaign_id, definition, facts, on=on, recent_touches=recent, cap=config.contact_cap,
+                    p_alive=scores)
+
+
+def summary(found: Plan, *, as_of: datetime, touches: int, grants: int) -> dict[str, Any]:
+    """The launch figures kept with the campaign."""
+    return {"as_of": iso_utc(as_of), "matched": found.matched,
+            "excluded": {r: found.excluded.get(r, 0) for r in EXCLUSION_REASONS},
+            "members": len(found.members), "treatment": found.count("treatment"), "control": found.count("control"),
+            "touches": touches, "bonus_grants": grants}
+
+
+def preview(campaign_id: str, *, deps: Deps) -> dict[str, Any]:
+    """What launching now would do, without doing it."""
+    row = get(campaign_id, deps=deps)
+    now = deps.clock()
+    definition = definition_of(row)
+    with bulk_work():
+        found = evaluate(campaign_id, definition, deps=deps, as_of=now)
+    treated = found.count("treatment")
+    return summary(found, as_of=now, touches=treated, grants=treated if definition.bonus_multiplier else 0)
+
+
+@dataclass
+class Launched:
+    """A launch (or the one that happened before) and the messages to publish."""
+
+    campaign: CampaignRow
+    launched_now: bool
+    outbox: list[OutboxMessage] = field(default_factory=list)
+
+
+def _launchable(campaign_id: str, *, deps: Deps, now: datetime) -> tuple[CampaignRow, Definition | None]:
+    row = get(campaign_id, deps=deps)
+    if row.launched_at is not None:
+        return row, None
+    next_status(row.status, "launch")
+    definition = definition_of(row)
+    if definition.ends_at <= now:
+        raise Conflict("campaign_ended", "ends_at has passed; edit the dates before launching")
+    return row, definition
+
+
+def launch(campaign_id: str, *, deps: Deps) -> Launched:
+    """Launch now; a campaign launched before is returned as it is."""
+    now = deps.clock()
+    row, definition = _launchable(campaign_id, deps=deps, now=now)
+    if definition is None:
+        return Launched(row, False)
+    with bulk_work():
+        return _launch(campaign_id, definition, deps=deps, now=now)
+
+
+def _launch(campaign_id: str, definition: Definition, *, deps: Deps, now: datetime) -> Launched:
+    store = deps.store
+    # Reading the facts takes no write lock; the writes below re-check that nobody launched meanwhile.
+    found = evaluate(campaign_id, definition, deps=deps, as_of=now)
+    with store.transaction():
+        row, again = _launchable(campaign_id, deps=deps, now=now)
+        if again is None:
+            return Launched(row, False)
+        if again != definition:
+            raise Conflict("concurrent_change", "the campaign was edited meanwhile; launch it again")
+        at_ms, window = epoch_ms(now), definition.window_ms()
+        members = [MemberRow(campaign_id, m.customer_id, m.group, at_ms, window, m.bucket, m.tier, m.age_band,
+                             m.home_store, m.returning) for m in found.members]
+        treated = {m.customer_id: touch_id(campaign_id, m.customer_id) for m in found.members
+                   if m.group == "treatment"}
+        store.add_members(members)
+        store.add_touches([TouchRow(t, campaign_id, c, definition.channel, at_ms) for c, t in treated.items()])
+        grants = len(treated) if definition.bonus_multiplier else 0
+        figures = summary(found, as_of=now, touches=len(treated), grants=grants)
+        if not store.update_campaign(campaign_id, expect_status=row.status, status="running",
+                                     launched_at=iso_utc(now), launch=figures, updated_at=iso_utc(now),
+                                     last_error=None):
+            raise Conflict("concurrent_change", "the campaign changed meanwhile; try again")
+        out = _announce(campaign_id, definition, treated, deps=deps, at=now)
+        out += refresh_views([m.customer_id for m in found.members], deps=deps)
+        outbox = store.outbox_add(out)
+        log.info("campaigns: launched %s: %d members, %d touches", campaign_id, len(members), len(treated))
+        return Launched(get(campaign_id, deps=deps), True, outbox)
+
+
+def _announce(campaign_id: str, definition: Definition, treated: dict[str, str], *, deps: Deps,
+              at: datetime) -> list[OutboxMessage]:
+    """A touch per treatment member (and a bonus grant when the campaign has a multiplier)."""
+    headers = inject_headers()  # one trace context for the whole launch
+    out = [outbox_message(deps, topics.CAMPAIGN_TOUCHES, c,
+                          CampaignTouched(touch_id=t, campaign_id=campaign_id, customer_id=c,
+                                          channel=definition.channel, offer=definition.offer, at=at), headers)
+           for c, t in treated.items()]
+    if definition.bonus_multiplier:
+        out += [bonus_message(campaign_id, c, definition, active=True, at=at, deps=deps, headers=headers)
+                for c in treated]
+    return out
+
+
+@dataclass
+class Due:
+    """What one scheduler pass did, and the messages to publish."""
+
+    launched: list[str] = field(default_factory=list)
+    completed: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    outbox: list[OutboxMessage] = field(default_factory=list)
+
+
+def run_due(*, deps: Deps) -> Due:
+    """Launch scheduled campaigns whose start has come and complete running ones whose end has come.
+
+    Every worker runs this on its timer; each launch re-checks the status inside its transaction,
+    so a campaign launches once however many workers see it due. A campaign that cannot launch
+    (its dates have passed, no churn model fits) goes back to draft with the reason, for ops to fix.
+    """
+    store, done = deps.store, Due()
+    now = iso_utc(deps.clock())
+    starting, ending = store.due(now=now)
+    for campaign_id in starting:
+        try:
+            launched = launch(campaign_id, deps=deps)
+        except DomainError as exc:
+            with store.transaction():
+                store.update_campaign(campaign_id, expect_status="scheduled", status="draft", last_error=exc.message,
+                                      updated_at=now)
+            log.warning("campaigns: scheduled launch of %s failed (%s); back to draft", campaign_id, exc.code)
+            done.failed.append(campaign_id)
+            continue
+        if launched.launched_now:
+            done.launched.append(campaign_id)
+            done.outbox += launched.outbox
+    for campaign_id in ending:
+        with store.transaction():
+            if store.update_campaign(campaign_id, expect_status="running", status="completed", updated_at=now):
+                done.completed.append(campaign_id)
+    return done

@@ -1,0 +1,140 @@
+"""Reading campaigns back: the audience, the results (and their CSV), the event-effect analysis."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from services.campaigns.domain import scoring
+from services.campaigns.domain.attribution import collapse, credits, outcomes
+from services.campaigns.domain.audience import filter_fields, matches, profile
+from services.campaigns.domain.definition import AudienceFilter
+from services.campaigns.domain.effect import Effect, effect
+from services.campaigns.domain.results import Report, Segment, Unit, money, report
+from services.campaigns.handlers.campaigns import definition_of, get
+from services.campaigns.handlers.common import Deps, bulk_work
+from services.campaigns.store import CampaignRow, MemberRow
+from shared.errors import Conflict
+from shared.facts import epoch_ms
+
+DAY_MS = 86_400_000
+
+
+def audience(campaign_id: str, *, group: str | None, after: str | None, limit: int,
+             deps: Deps) -> tuple[list[MemberRow], int, str | None]:
+    """One page of members in member-id order, the total, and the cursor of the next page."""
+    get(campaign_id, deps=deps)
+    rows = deps.store.members(campaign_id, group=group, after=after, limit=limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, deps.store.member_count(campaign_id, group=group), rows[-1].member_id if more else None
+
+
+@dataclass(frozen=True)
+class Results:
+    """A campaign and its report, computed from the facts as they are now."""
+
+    campaign: CampaignRow
+    report: Report
+
+
+def results(campaign_id: str, *, deps: Deps) -> Results:
+    """Measure a launched campaign: groups, lift, revenue, cost, ROI, breakdowns, daily series."""
+    with bulk_work():
+        return _results(campaign_id, deps=deps)
+
+
+def _results(campaign_id: str, *, deps: Deps) -> Results:
+    store = deps.store
+    row = get(campaign_id, deps=deps)
+    if row.launched_at is None:
+        raise Conflict("not_launched", "the campaign has not launched yet; results start at launch")
+    definition = definition_of(row)
+    snapshot = {m.member_id: m for m in store.members(campaign_id)}
+    customers = {m.customer_id for m in snapshot.values()}
+    enrolled = store.enrolments(customers)
+    units = [e for e in collapse(enrolled) if e.campaign_id == campaign_id]
+    # Only purchases inside this campaign's window can be credited to it; every member shares it.
+    start = min((e.at_ms for e in units), default=0)
+    end = max((e.at_ms + e.window_ms for e in units), default=0)
+    sales, refunds = store.sales(customers, since_ms=start, until_ms=end)
+    credited = credits(enrolled, sales, refunds, deps.config.attribution)
+    done = outcomes(enrolled, credited)
+    members = []
+    for e in units:
+        m = snapshot[e.member_id]
+        members.append(Unit(e.customer_id, e.group, m.tier, m.age_band, m.home_store, m.returning,
+                            done[(campaign_id, e.customer_id)]))
+    mine = [c for c in credited if c.campaign_id == campaign_id]
+    return Results(row, report(members, mine, campaign_id=campaign_id, costs=definition.costs,
+                               touches=store.touch_count(campaign_id)))
+
+
+CSV_COLUMNS = ["breakdown", "segment", "group", "size", "converters", "conversion_rate", "orders", "revenue",
+               "average_order_value", "absolute_lift", "lift_ci_low", "lift_ci_high", "p_value", "relative_lift",
+               "incremental_revenue"]
+
+
+def _rows(breakdown: str, seg: Segment) -> Iterable[list]:
+    lift = seg.lift
+    for name, g in (("treatment", seg.treatment), ("control", seg.control)):
+        yield [breakdown, seg.key or "all", name, g.size, g.converters, _num(g.conversion_rate), g.orders,
+               money(g.revenue_minor), g.average_order_value or "",
+               _num(lift.absolute if lift else None), _num(lift.ci_low if lift else None),
+               _num(lift.ci_high if lift else None), _num(lift.p_value if lift else None),
+               _num(lift.relative if lift else None), seg.incremental_revenue if seg.incremental_revenue is not None
+               else ""]
+
+
+def _num(value: float | None) -> str:
+    return "" if value is None else f"{value:.6f}"
+
+
+def results_csv(found: Results) -> str:
+    """The results as CSV: one row per group of the whole campaign and of every breakdown segment."""
+    buf = io.StringIO()
+    out = csv.writer(buf, lineterminator="\n")
+    out.writerow(CSV_COLUMNS)
+    out.writerows(_rows("overall", found.report.overall))
+    for name, segments in found.report.breakdowns.items():
+        for seg in segments:
+            out.writerows(_rows(name, seg))
+    return buf.getvalue()
+
+
+def daily_csv(found: Results) -> str:
+    """The daily series as CSV."""
+    buf = io.StringIO()
+    out = csv.writer(buf, lineterminator="\n")
+    out.writerow(["day", "group", "new_converters", "returning_converters", "orders", "revenue"])
+    for d in found.report.daily:
+        out.writerow([d.day, d.group, d.new_converters, d.returning_converters, d.orders, money(d.revenue_minor)])
+    return buf.getvalue()
+
+
+def event_effect(attendees: list[str], *, event_day: date, window_days: int, non_attendees: list[str] | None,
+                 comparison: AudienceFilter | None, deps: Deps) -> Effect:
+    """Attendees against non-attendees (given, or every customer matching ``comparison`` the day
+    before the event), before and after the event day, with the difference in differences."""
+    store = deps.store
+    zone = ZoneInfo(deps.settings.timezone)
+    went = set(store.current_customers(attendees).values())
+    if non_attendees is not None:
+        others = set(store.current_customers(non_attendees).values())
+    else:
+        assert comparison is not None
+        eve = datetime.combine(event_day, time.min, zone)
+        on = event_day - timedelta(days=1)
+        facts = store.customer_facts(as_of_ms=epoch_ms(eve) - 1, fields=filter_fields(comparison),
+                                     categories=comparison.categories is not None)
+        scores = scoring.p_alive(facts, on) if comparison.p_alive is not None else {}
+        others = {f.customer_id for f in facts if matches(comparison, profile(f, on), scores.get(f.customer_id))}
+    start = datetime.combine(event_day - timedelta(days=window_days), time.min, zone)
+    # A day of margin either side: purchase days are counted in each store's own timezone.
+    sales, refunds = store.sales(went | others, since_ms=epoch_ms(start) - DAY_MS,
+                                 until_ms=epoch_ms(start) + (2 * window_days + 2) * DAY_MS)
+    return effect(went, others, sales, refunds, event_day=event_day, window_days=window_days)

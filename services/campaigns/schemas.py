@@ -1,0 +1,205 @@
+"""Campaigns' HTTP schemas: one family per resource (campaigns, audience, results, event effect)."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+from services.campaigns.domain.definition import AudienceFilter, Channel, Costs, Definition, Objective
+
+
+class CampaignCreate(Definition):
+    """A new campaign (created as a draft)."""
+
+
+class CampaignUpdate(BaseModel):
+    """Fields of a draft to change; the campaign is validated as a whole after the change."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = None
+    objective: Objective | None = None
+    channel: Channel | None = None
+    audience: AudienceFilter | None = None
+    offer: dict[str, Any] | None = None
+    bonus_multiplier: Decimal | None = None
+    starts_at: AwareDatetime | None = None
+    ends_at: AwareDatetime | None = None
+    attribution_window_days: int | None = None
+    control_share: Decimal | None = None
+    costs: Costs | None = None
+
+
+class LaunchRead(BaseModel):
+    """What a launch did (or, from ``/preview``, would do)."""
+
+    as_of: str
+    matched: int = Field(description="customers the audience filter matched")
+    excluded: dict[str, int] = Field(description="matched customers left out, by reason: no_consent, opted_out, "
+                                                 "contact_cap")
+    members: int
+    treatment: int
+    control: int
+    touches: int
+    bonus_grants: int
+
+
+class CampaignRead(Definition):
+    """A campaign: its definition, status and launch."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    campaign_id: str
+    status: Literal["draft", "scheduled", "running", "paused", "completed", "cancelled"]
+    created_at: str
+    updated_at: str
+    launched_at: str | None = None
+    launch: LaunchRead | None = None
+    paused_from: str | None = None
+    last_error: str | None = Field(None, description="why the last scheduled launch failed, if it did")
+
+
+class CampaignsPage(BaseModel):
+    items: list[CampaignRead]
+    total: int
+    offset: int
+    limit: int
+
+
+class MemberRead(BaseModel):
+    """An audience member as launched, and the customer they are part of now."""
+
+    member_id: str
+    customer_id: str
+    group: Literal["treatment", "control"]
+    assigned_at: str
+    tier: str | None
+    age_band: str
+    home_store: str | None
+    returning: bool
+
+
+class AudiencePage(BaseModel):
+    campaign_id: str
+    items: list[MemberRead]
+    total: int
+    next_cursor: str | None
+
+
+class GroupRead(BaseModel):
+    size: int
+    converters: int
+    conversion_rate: float | None
+    orders: int
+    revenue: Decimal
+    average_order_value: Decimal | None
+    revenue_per_member: Decimal | None
+
+
+class LiftRead(BaseModel):
+    """Treatment minus control. ``ci_*``: Wald 95% interval of the difference of proportions;
+    ``p_value``: two-sided two-proportion z-test (pooled); ``relative_ci_*``: Katz log risk-ratio interval."""
+
+    confidence: float = 0.95
+    absolute: float
+    ci_low: float
+    ci_high: float
+    z: float
+    p_value: float
+    relative: float | None
+    relative_ci_low: float | None
+    relative_ci_high: float | None
+
+
+class SegmentRead(BaseModel):
+    segment: str | None
+    treatment: GroupRead
+    control: GroupRead
+    lift: LiftRead | None
+    incremental_conversions: float | None
+    incremental_revenue: Decimal | None
+
+
+class DayRead(BaseModel):
+    day: str
+    group: Literal["treatment", "control"]
+    new_converters: int
+    returning_converters: int
+    orders: int
+    revenue: Decimal
+
+
+class CostRead(BaseModel):
+    fixed: Decimal
+    per_touch: Decimal
+    touches: int
+    total: Decimal
+
+
+class ResultsRead(BaseModel):
+    """A campaign's measured effect, computed from the facts as they are now."""
+
+    campaign_id: str
+    status: str
+    attribution: Literal["last_touch", "first_touch", "linear"]
+    attribution_window_days: int
+    method: dict[str, str]
+    launch: LaunchRead
+    overall: SegmentRead
+    breakdowns: dict[str, list[SegmentRead]]
+    daily: list[DayRead]
+    cost: CostRead
+    incremental_revenue: Decimal | None
+    roi: Decimal | None = Field(description="(incremental revenue - cost) / cost")
+
+
+class EventEffectCreate(BaseModel):
+    """Attendees of an event and who to compare them with: a list of non-attendees, or a segment
+    (every customer matching ``comparison`` the day before the event, attendees left out)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    event_date: date
+    attendees: list[str] = Field(min_length=1, max_length=100_000)
+    non_attendees: list[str] | None = Field(None, min_length=1, max_length=100_000)
+    comparison: AudienceFilter | None = None
+    window_days: int = Field(90, ge=1, le=365, description="days compared before and from the event day")
+
+    @model_validator(mode="after")
+    def _one_comparison(self) -> EventEffectCreate:
+        if (self.non_attendees is None) == (self.comparison is None):
+            raise ValueError("give exactly one of non_attendees and comparison")
+        return self
+
+
+class PeriodRead(BaseModel):
+    customers: int
+    buyers: int
+    purchases: int
+    spend: Decimal
+    spend_per_customer: Decimal
+    avg_interval_days: float | None
+    customers_with_interval: int
+
+
+class ChangeRead(BaseModel):
+    spend_per_customer: Decimal
+    avg_interval_days: float | None
+
+
+class GroupEffectRead(BaseModel):
+    customers: int
+    before: PeriodRead
+    after: PeriodRead
+    change: ChangeRead
+
+
+class EventEffectRead(BaseModel):
+    event_date: date
+    window_days: int
+    attendees: GroupEffectRead
+    non_attendees: GroupEffectRead
+    difference_in_differences: ChangeRead

@@ -1,0 +1,139 @@
+"""What campaigns needs from storage: a Protocol, the rows it speaks in, and adapter selection.
+
+Facts are kept per identity record (purchases, refunds, profile and consent fields) beside the
+record → customer mapping (``shared.membership``), so merges and unmerges follow exactly. Campaign
+members are kept as launched (the customer id of the snapshot) and resolved to the customer they
+belong to now whenever they are read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from services.campaigns.domain.attribution import Enrolment, Refund, Sale
+from services.campaigns.domain.audience import CustomerFacts
+from shared.facts import FieldValue, PurchaseFact, RefundFact
+from shared.membership import Membership
+from shared.outbox import OutboxStore
+
+# The profile fields campaigns keeps: what filters and contact rules read, nothing more
+# (names, e-mail addresses and phones stay with identity).
+KEPT_FIELDS = frozenset({"gender", "birthday", "city", "wechat_following"})
+
+
+def kept(field: str) -> bool:
+    """Whether campaigns keeps a profile field."""
+    return field in KEPT_FIELDS or field.startswith("consent.")
+
+
+def flag(field: str) -> bool:
+    """Whether a kept field holds a yes/no value (consents, the WeChat follow state)."""
+    return field == "wechat_following" or field.startswith("consent.")
+
+
+@dataclass(frozen=True)
+class CampaignRow:
+    """A campaign as stored: its definition (JSON), status and launch summary."""
+
+    id: str
+    definition: dict[str, Any]
+    status: str
+    created_at: str
+    updated_at: str
+    starts_at: str  # UTC, sorts as text (the scheduler's key)
+    ends_at: str
+    launched_at: str | None = None
+    launch: dict[str, Any] | None = None
+    paused_from: str | None = None
+    last_error: str | None = None
+    idempotency_key: str | None = None
+    created_by: str | None = None
+
+
+@dataclass(frozen=True)
+class MemberRow:
+    """One audience member as launched; ``customer_id`` is filled on reads (the customer now)."""
+
+    campaign_id: str
+    member_id: str
+    group: str
+    at_ms: int
+    window_ms: int
+    bucket: int
+    tier: str | None
+    age_band: str
+    home_store: str | None
+    returning: bool
+    customer_id: str | None = None
+
+
+@dataclass(frozen=True)
+class TouchRow:
+    """A touch sent to a treatment member."""
+
+    touch_id: str
+    campaign_id: str
+    customer_id: str
+    channel: str
+    at_ms: int
+
+
+class CampaignsStore(OutboxStore, Protocol):
+    """The operations campaigns performs on its data; writes run inside ``transaction()``."""
+
+    def transaction(self) -> AbstractContextManager[Any]: ...
+
+    # facts consumed from identity and loyalty
+    def mark_seen(self, source: str, event_id: str) -> bool: ...
+    def apply_memberships(self, rows: Iterable[Membership]) -> set[str]: ...
+    def customer_of(self, record_id: str) -> str: ...
+    def current_customers(self, ids: Collection[str]) -> dict[str, str]: ...
+    def add_purchase(self, fact: PurchaseFact) -> bool: ...
+    def add_refund(self, fact: RefundFact) -> bool: ...
+    def put_attributes(self, record_id: str, values: list[FieldValue]) -> bool: ...
+    def put_tier(self, customer_id: str, tier: str | None, *, version: str) -> bool: ...
+    def customer_count(self) -> int: ...
+
+    # campaigns
+    def add_campaign(self, row: CampaignRow) -> None: ...
+    def campaign(self, campaign_id: str) -> CampaignRow | None: ...
+    def campaign_by_key(self, key: str) -> CampaignRow | None: ...
+    def campaigns(self, *, status: str | None, offset: int, limit: int) -> list[CampaignRow]: ...
+    def campaign_count(self, *, status: str | None) -> int: ...
+    def update_campaign(self, campaign_id: str, *, expect_status: str, **changes: Any) -> bool: ...
+    def due(self, *, now: str) -> tuple[list[str], list[str]]: ...
+    def campaign_names(self, ids: Collection[str]) -> dict[str, str]: ...
+
+    # audiences
+    def customer_facts(self, *, as_of_ms: int, fields: Collection[str] | None = None,
+                       categories: bool = True) -> list[CustomerFacts]: ...
+    def touch_counts(self, *, since_ms: int, until_ms: int) -> dict[str, int]: ...
+    def add_members(self, rows: list[MemberRow]) -> None: ...
+    def add_touches(self, rows: list[TouchRow]) -> None: ...
+    def members(self, campaign_id: str, *, group: str | None = None, after: str | None = None,
+                limit: int | None = None) -> list[MemberRow]: ...
+    def member_count(self, campaign_id: str, *, group: str | None = None) -> int: ...
+    def touch_count(self, campaign_id: str) -> int: ...
+
+    # attribution and the customer view
+    def enrolments(self, customers: Collection[str]) -> list[Enrolment]: ...
+    def sales(self, customers: Collection[str], *, since_ms: int | None = None,
+              until_ms: int | None = None) -> tuple[list[Sale], list[Refund]]: ...
+    def view_hashes(self, customers: Collection[str]) -> dict[str, str]: ...
+    def save_views(self, hashes: dict[str, str]) -> dict[str, int]: ...
+
+
+def open_store(url: str, *, mongo_client=None) -> CampaignsStore:
+    """The campaigns store for ``CRM_STORE_URL``."""
+    from shared.storage import mongo_database, sqlite_path, store_kind
+
+    if store_kind(url) == "sqlite":
+        from services.campaigns.store_sqlite import SqliteCampaignsStore
+
+        return SqliteCampaignsStore(sqlite_path(url, "campaigns"))
+    from services.campaigns.store_mongo import MongoCampaignsStore
+
+    return MongoCampaignsStore(mongo_database(url, "campaigns", mongo_client))

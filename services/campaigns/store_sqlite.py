@@ -1,0 +1,360 @@
+"""Campaigns' embedded store: one SQLite file, WAL mode; audiences are evaluated set-based in SQL."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections import defaultdict
+from collections.abc import Collection, Iterable
+from pathlib import Path
+from typing import Any
+
+from services.campaigns.domain.attribution import Enrolment, Refund, Sale
+from services.campaigns.domain.audience import CustomerFacts
+from services.campaigns.store import CampaignRow, MemberRow, TouchRow, flag
+from shared.facts import FieldValue, PurchaseFact, RefundFact
+from shared.membership import MEMBERSHIP_SQL, SqliteMembership
+from shared.outbox import SqliteOutbox
+from shared.storage import OUTBOX_SQL, SqliteDb
+
+SCHEMA = (
+    """
+CREATE TABLE IF NOT EXISTS seen (source TEXT NOT NULL, id TEXT NOT NULL, PRIMARY KEY (source, id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS purchases (
+  source TEXT NOT NULL, id TEXT NOT NULL, record_id TEXT NOT NULL, order_id TEXT NOT NULL,
+  amount_minor INTEGER NOT NULL, store_id TEXT, time_ms INTEGER NOT NULL, day TEXT NOT NULL,
+  categories TEXT NOT NULL, PRIMARY KEY (source, id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS purchases_record ON purchases(record_id, time_ms);
+CREATE TABLE IF NOT EXISTS refunds (
+  source TEXT NOT NULL, id TEXT NOT NULL, record_id TEXT NOT NULL, order_id TEXT NOT NULL,
+  amount_minor INTEGER NOT NULL, time_ms INTEGER NOT NULL, PRIMARY KEY (source, id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS refunds_record ON refunds(record_id);
+CREATE TABLE IF NOT EXISTS attributes (
+  record_id TEXT NOT NULL, field TEXT NOT NULL, value TEXT NOT NULL, time_ms INTEGER NOT NULL,
+  source TEXT NOT NULL, event_id TEXT NOT NULL, PRIMARY KEY (record_id, field)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS tiers (
+  customer_id TEXT PRIMARY KEY, tier TEXT, version TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS campaigns (
+  id TEXT PRIMARY KEY, definition TEXT NOT NULL, status TEXT NOT NULL, created_at TEXT NOT NULL,
+  updated_at TEXT NOT NULL, starts_at TEXT NOT NULL, ends_at TEXT NOT NULL, launched_at TEXT, launch TEXT,
+  paused_from TEXT, last_error TEXT, idempotency_key TEXT UNIQUE, created_by TEXT
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS campaigns_status ON campaigns(status, starts_at);
+CREATE TABLE IF NOT EXISTS members (
+  campaign_id TEXT NOT NULL, member_id TEXT NOT NULL, grp TEXT NOT NULL, at_ms INTEGER NOT NULL,
+  window_ms INTEGER NOT NULL, bucket INTEGER NOT NULL, tier TEXT, age_band TEXT NOT NULL, home_store TEXT,
+  repeat_buyer INTEGER NOT NULL, PRIMARY KEY (campaign_id, member_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS members_member ON members(member_id);
+CREATE TABLE IF NOT EXISTS touches (
+  touch_id TEXT PRIMARY KEY, campaign_id TEXT NOT NULL, customer_id TEXT NOT NULL, channel TEXT NOT NULL,
+  at_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS touches_at ON touches(at_ms);
+CREATE INDEX IF NOT EXISTS touches_campaign ON touches(campaign_id);
+CREATE TABLE IF NOT EXISTS view_state (
+  customer_id TEXT PRIMARY KEY, version INTEGER NOT NULL, hash TEXT NOT NULL
+) WITHOUT ROWID;
+"""
+    + MEMBERSHIP_SQL
+    + OUTBOX_SQL
+)
+
+_CAMPAIGN_COLS = ("id", "definition", "status", "created_at", "updated_at", "starts_at", "ends_at", "launched_at",
+                  "launch", "paused_from", "last_error", "idempotency_key", "created_by")
+_JSON_COLS = ("definition", "launch")
+_MEMBER_COLS = "campaign_id, member_id, grp, at_ms, window_ms, bucket, tier, age_band, home_store, repeat_buyer"
+
+
+def _dump(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def _campaign(row: tuple) -> CampaignRow:
+    values = dict(zip(_CAMPAIGN_COLS, row, strict=True))
+    for col in _JSON_COLS:
+        values[col] = json.loads(values[col]) if values[col] is not None else None
+    return CampaignRow(**values)
+
+
+class SqliteCampaignsStore(SqliteMembership, SqliteOutbox):
+    """Campaigns data in SQLite; every write method runs inside the caller's transaction."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.db = SqliteDb(path, SCHEMA)
+
+    def transaction(self):
+        """One atomic unit of work across processes."""
+        return self.db.transaction()
+
+    def close(self) -> None:
+        """Close this thread's connection."""
+        self.db.close()
+
+    def _wanted(self, ids: Iterable[str]) -> sqlite3.Connection:
+        """This connection's scratch table of ids, filled with ``ids`` (joins instead of huge IN lists)."""
+        c = self.db.conn()
+        c.execute("CREATE TEMP TABLE IF NOT EXISTS wanted (id TEXT PRIMARY KEY) WITHOUT ROWID")
+        c.execute("DELETE FROM temp.wanted")
+        c.executemany("INSERT OR IGNORE INTO temp.wanted VALUES (?)", ((i,) for i in ids))
+        return c
+
+    # -- facts ----------------------------------------------------------------------------
+    def mark_seen(self, source: str, event_id: str) -> bool:
+        """Note an event as processed; False when it was seen before."""
+        cur = self.db.conn().execute("INSERT OR IGNORE INTO seen VALUES (?, ?)", (source, event_id))
+        return cur.rowcount == 1
+
+    def current_customers(self, ids: Collection[str]) -> dict[str, str]:
+        """The customer each id belongs to now (an id never seen maps to itself)."""
+        c = self._wanted(ids)
+        found = dict(c.execute("SELECT w.id, m.customer_id FROM temp.wanted w"
+                               " JOIN memberships m ON m.record_id = w.id"))
+        return {i: found.get(i, i) for i in ids}
+
+    def add_purchase(self, fact: PurchaseFact) -> bool:
+        """Keep a purchase; False when it is already held."""
+        cur = self.db.conn().execute(
+            "INSERT OR IGNORE INTO purchases VALUES (?,?,?,?,?,?,?,?,?)",
+            (fact.source, fact.id, fact.record_id, fact.order_id, fact.amount_minor, fact.store_id, fact.time_ms,
+             fact.day, _dump(list(fact.categories))))
+        return cur.rowcount == 1
+
+    def add_refund(self, fact: RefundFact) -> bool:
+        """Keep a refund; False when it is already held."""
+        cur = self.db.conn().execute(
+            "INSERT OR IGNORE INTO refunds VALUES (?,?,?,?,?,?)",
+            (fact.source, fact.id, fact.record_id, fact.order_id, fact.amount_minor, fact.time_ms))
+        return cur.rowcount == 1
+
+    def put_attributes(self, record_id: str, values: list[FieldValue]) -> bool:
+        """Keep each field's value where it is newer than the one held; True if any changed."""
+        c = self.db.conn()
+        before = c.total_changes
+        c.executemany(
+            "INSERT INTO attributes VALUES (?,?,?,?,?,?) ON CONFLICT(record_id, field) DO UPDATE SET"
+            " value = excluded.value, time_ms = excluded.time_ms, source = excluded.source,"
+            " event_id = excluded.event_id WHERE (excluded.time_ms, excluded.source, excluded.event_id)"
+            " > (attributes.time_ms, attributes.source, attributes.event_id)",
+            [(record_id, v.field, _dump(v.value), v.time_ms, v.source, v.event_id) for v in values])
+        return c.total_changes > before
+
+    def put_tier(self, customer_id: str, tier: str | None, *, version: str) -> bool:
+        """Keep a customer's loyalty tier if this version is newer; True if it changed."""
+        cur = self.db.conn().execute(
+            "INSERT INTO tiers VALUES (?,?,?) ON CONFLICT(customer_id) DO UPDATE SET tier = excluded.tier,"
+            " version = excluded.version WHERE excluded.version > tiers.version", (customer_id, tier, version))
+        return cur.rowcount == 1
+
+    def customer_count(self) -> int:
+        """How many active customers campaigns knows."""
+        return self.db.conn().execute("SELECT COUNT(DISTINCT customer_id) FROM memberships").fetchone()[0]
+
+    # -- campaigns ------------------------------------------------------------------------
+    def add_campaign(self, row: CampaignRow) -> None:
+        """Store a new campaign."""
+        values = [(_dump(getattr(row, col)) if col in _JSON_COLS and getattr(row, col) is not None
+                   else getattr(row, col)) for col in _CAMPAIGN_COLS]
+        self.db.conn().execute(f"INSERT INTO campaigns ({', '.join(_CAMPAIGN_COLS)}) VALUES "
+                               f"({', '.join('?' * len(_CAMPAIGN_COLS))})", values)
+
+    def campaign(self, campaign_id: str) -> CampaignRow | None:
+        """One campaign."""
+        row = self.db.conn().execute(f"SELECT {', '.join(_CAMPAIGN_COLS)} FROM campaigns WHERE id = ?",
+                                     (campaign_id,)).fetchone()
+        return _campaign(row) if row else None
+
+    def campaign_by_key(self, key: str) -> CampaignRow | None:
+        """The campaign created with an idempotency key."""
+        row = self.db.conn().execute(f"SELECT {', '.join(_CAMPAIGN_COLS)} FROM campaigns WHERE idempotency_key = ?",
+                                     (key,)).fetchone()
+        return _campaign(row) if row else None
+
+    def campaigns(self, *, status: str | None, offset: int, limit: int) -> list[CampaignRow]:
+        """Campaigns, newest first, optionally by status."""
+        where, args = ("WHERE status = ?", [status]) if status else ("", [])
+        rows = self.db.conn().execute(f"SELECT {', '.join(_CAMPAIGN_COLS)} FROM campaigns {where}"
+                                      " ORDER BY created_at DESC, id LIMIT ? OFFSET ?", [*args, limit, offset])
+        return [_campaign(r) for r in rows]
+
+    def campaign_count(self, *, status: str | None) -> int:
+        """How many campaigns, optionally by status."""
+        where, args = ("WHERE status = ?", [status]) if status else ("", [])
+        return self.db.conn().execute(f"SELECT COUNT(*) FROM campaigns {where}", args).fetchone()[0]
+
+    def update_campaign(self, campaign_id: str, *, expect_status: str, **changes: Any) -> bool:
+        """Change a campaign if its status is still ``expect_status``; False when it is not."""
+        cols = list(changes)
+        values = [_dump(changes[c]) if c in _JSON_COLS and changes[c] is not None else changes[c] for c in cols]
+        cur = self.db.conn().execute(
+            f"UPDATE campaigns SET {', '.join(f'{c} = ?' for c in cols)} WHERE id = ? AND status = ?",
+            [*values, campaign_id, expect_status])
+        return cur.rowcount == 1
+
+    def due(self, *, now: str) -> tuple[list[str], list[str]]:
+        """Scheduled campaigns whose start has come, running ones whose end has come."""
+        c = self.db.conn()
+        start = [r[0] for r in c.execute("SELECT id FROM campaigns WHERE status = 'scheduled' AND starts_at <= ?"
+                                         " ORDER BY starts_at, id", (now,))]
+        end = [r[0] for r in c.execute("SELECT id FROM campaigns WHERE status = 'running' AND ends_at <= ?"
+                                       " ORDER BY ends_at, id", (now,))]
+        return start, end
+
+    def campaign_names(self, ids: Collection[str]) -> dict[str, str]:
+        """Names of campaigns by id."""
+        c = self._wanted(ids)
+        rows = c.execute("SELECT c.id, json_extract(c.definition, '$.name') FROM temp.wanted w"
+                         " JOIN campaigns c ON c.id = w.id")
+        return dict(rows)
+
+    # -- audiences ------------------------------------------------------------------------
+    def customer_facts(self, *, as_of_ms: int, fields: Collection[str] | None = None,
+                       categories: bool = True) -> list[CustomerFacts]:
+        """Every active customer's facts up to a moment, folded over its records (only the profile
+        ``fields`` asked for, all kept ones by default; categories bought only when asked)."""
+        c = self.db.conn()
+        acc: dict[str, dict] = {r[0]: {} for r in c.execute("SELECT DISTINCT customer_id FROM memberships")}
+        days: dict[str, set] = defaultdict(set)
+        stores: dict[str, list] = defaultdict(list)
+        # One pass over the purchases, per customer and store; days come back as a list to fold here.
+        for cid, store, n, spend, seen in c.execute(
+                "SELECT m.customer_id, p.store_id, COUNT(*), SUM(p.amount_minor), group_concat(DISTINCT p.day)"
+                " FROM memberships m JOIN purchases p ON p.record_id = m.record_id WHERE p.time_ms <= ?"
+                " GROUP BY m.customer_id, p.store_id", (as_of_ms,)):
+            held = acc.setdefault(cid, {})
+            held["purchase_count"] = held.get("purchase_count", 0) + n
+            held["spend_minor"] = held.get("spend_minor", 0) + spend
+            listed = seen.split(",")
+            days[cid].update(listed)
+            if store is not None:
+                stores[cid].append((store, len(listed), max(listed)))
+        for cid, seen in days.items():
+            acc[cid].update(purchase_days=len(seen), first_day=min(seen), last_day=max(seen))
+        for cid, refunded in c.execute(
+                "SELECT m.customer_id, SUM(r.amount_minor) FROM memberships m JOIN refunds r"
+                " ON r.record_id = m.record_id WHERE r.time_ms <= ? GROUP BY m.customer_id", (as_of_ms,)):
+            acc.setdefault(cid, {})["refund_minor"] = refunded
+        bought: dict[str, set] = defaultdict(set)
+        if categories:
+            for cid, category in c.execute(
+                    "SELECT DISTINCT m.customer_id, j.value FROM memberships m JOIN purchases p"
+                    " ON p.record_id = m.record_id JOIN json_each(p.categories) j WHERE p.time_ms <= ?", (as_of_ms,)):
+                bought[cid].add(category)
+        attributes = self._newest(as_of_ms, fields)
+        tiers = dict(c.execute("SELECT customer_id, tier FROM tiers"))
+        return [
+            CustomerFacts(customer_id=cid, store_days=tuple(sorted(stores[cid])) if cid in stores else (),
+                          categories=frozenset(bought.get(cid, ())), attributes=attributes.get(cid, {}),
+                          tier=tiers.get(cid), **held)
+            for cid, held in sorted(acc.items())
+        ]
+
+    def _newest(self, as_of_ms: int, fields: Collection[str] | None) -> dict[str, dict[str, FieldValue]]:
+        """Per customer and field, the newest value up to a moment (decoded by SQLite, folded here)."""
+        wanted = sorted(fields) if fields is not None else None
+        cond = f" AND a.field IN ({','.join('?' * len(wanted))})" if wanted is not None else ""
+        out: dict[str, dict[str, FieldValue]] = defaultdict(dict)
+        for cid, field, value, ms, source, eid in self.db.conn().execute(
+                "SELECT m.customer_id, a.field, json_extract(a.value, '$'), a.time_ms, a.source, a.event_id"
+                f" FROM memberships m JOIN attributes a ON a.record_id = m.record_id WHERE a.time_ms <= ?{cond}",
+                [as_of_ms, *(wanted or [])]):
+            held = out[cid].get(field)
+            if held is None or (ms, source, eid) > (held.time_ms, held.source, held.event_id):
+                out[cid][field] = FieldValue(field, bool(value) if flag(field) else value, ms, source, eid)
+        return out
+
+    def touch_counts(self, *, since_ms: int, until_ms: int) -> dict[str, int]:
+        """Touches per customer (as they are now) in ``(since, until]``."""
+        rows = self.db.conn().execute(
+            "SELECT COALESCE(m.customer_id, t.customer_id), COUNT(*) FROM touches t LEFT JOIN memberships m"
+            " ON m.record_id = t.customer_id WHERE t.at_ms > ? AND t.at_ms <= ? GROUP BY 1", (since_ms, until_ms))
+        return dict(rows)
+
+    def add_members(self, rows: list[MemberRow]) -> None:
+        """Freeze audience members (a re-sent member changes nothing)."""
+        self.db.conn().executemany(
+            f"INSERT OR IGNORE INTO members ({_MEMBER_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            [(r.campaign_id, r.member_id, r.group, r.at_ms, r.window_ms, r.bucket, r.tier, r.age_band, r.home_store,
+              int(r.returning)) for r in rows])
+
+    def add_touches(self, rows: list[TouchRow]) -> None:
+        """Record touches (a re-sent touch id changes nothing)."""
+        self.db.conn().executemany(
+            "INSERT OR IGNORE INTO touches VALUES (?,?,?,?,?)",
+            [(t.touch_id, t.campaign_id, t.customer_id, t.channel, t.at_ms) for t in rows])
+
+    def members(self, campaign_id: str, *, group: str | None = None, after: str | None = None,
+                limit: int | None = None) -> list[MemberRow]:
+        """Members in member-id order, each with the customer it belongs to now."""
+        conds, args = ["x.campaign_id = ?"], [campaign_id]
+        if group:
+            conds.append("x.grp = ?")
+            args.append(group)
+        if after:
+            conds.append("x.member_id > ?")
+            args.append(after)
+        tail = f" LIMIT {int(limit)}" if limit is not None else ""
+        rows = self.db.conn().execute(
+            f"SELECT {', '.join('x.' + c.strip() for c in _MEMBER_COLS.split(','))},"
+            " COALESCE(m.customer_id, x.member_id) FROM members x LEFT JOIN memberships m ON m.record_id = x.member_id"
+            f" WHERE {' AND '.join(conds)} ORDER BY x.member_id{tail}", args)
+        return [MemberRow(*r[:9], bool(r[9]), r[10]) for r in rows]
+
+    def member_count(self, campaign_id: str, *, group: str | None = None) -> int:
+        """How many members a campaign has, optionally in one group."""
+        where, args = ("AND grp = ?", [group]) if group else ("", [])
+        return self.db.conn().execute(f"SELECT COUNT(*) FROM members WHERE campaign_id = ? {where}",
+                                      [campaign_id, *args]).fetchone()[0]
+
+    def touch_count(self, campaign_id: str) -> int:
+        """How many touches a campaign sent."""
+        return self.db.conn().execute("SELECT COUNT(*) FROM touches WHERE campaign_id = ?",
+                                      (campaign_id,)).fetchone()[0]
+
+    # -- attribution and the customer view ------------------------------------------------
+    def enrolments(self, customers: Collection[str]) -> list[Enrolment]:
+        """Every campaign membership of these customers (through any of their records)."""
+        c = self._wanted(customers)
+        rows = c.execute(
+            "SELECT x.campaign_id, x.member_id, m.customer_id, x.grp, x.at_ms, x.window_ms FROM temp.wanted w"
+            " JOIN memberships m ON m.customer_id = w.id JOIN members x ON x.member_id = m.record_id")
+        return [Enrolment(*r) for r in rows]
+
+    def sales(self, customers: Collection[str], *, since_ms: int | None = None,
+              until_ms: int | None = None) -> tuple[list[Sale], list[Refund]]:
+        """Purchases of these customers in ``[since, until)`` and every refund they made."""
+        c = self._wanted(customers)
+        conds, args = [], []
+        if since_ms is not None:
+            conds.append(" AND p.time_ms >= ?")
+            args.append(since_ms)
+        if until_ms is not None:
+            conds.append(" AND p.time_ms < ?")
+            args.append(until_ms)
+        sales = [Sale(*r) for r in c.execute(
+            "SELECT m.customer_id, p.source, p.id, p.order_id, p.amount_minor, p.time_ms, p.day FROM temp.wanted w"
+            " JOIN memberships m ON m.customer_id = w.id JOIN purchases p ON p.record_id = m.record_id WHERE 1=1"
+            + "".join(conds), args)]
+        refunds = [Refund(*r) for r in c.execute(
+            "SELECT m.customer_id, r.source, r.id, r.order_id, r.amount_minor FROM temp.wanted w"
+            " JOIN memberships m ON m.customer_id = w.id JOIN refunds r ON r.record_id = m.record_id")]
+        return sales, refunds
+
+    def view_hashes(self, customers: Collection[str]) -> dict[str, str]:
+        """The fingerprint of each customer's last published campaigns part."""
+        c = self._wanted(customers)
+        return dict(c.execute("SELECT v.customer_id, v.hash FROM temp.wanted w JOIN view_state v"
+                              " ON v.customer_id = w.id"))
+
+    def save_views(self, hashes: dict[str, str]) -> dict[str, int]:
+        """Record newly published parts; returns each customer's next version (a per-customer counter)."""
+        c = self.db.conn()
+        c.executemany("INSERT INTO view_state VALUES (?, 1, ?) ON CONFLICT(customer_id) DO UPDATE SET"
+                      " version = view_state.version + 1, hash = excluded.hash", list(hashes.items()))
+        self._wanted(hashes)
+        return dict(c.execute("SELECT v.customer_id, v.version FROM temp.wanted w JOIN view_state v"
+                              " ON v.customer_id = w.id"))

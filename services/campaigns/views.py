@@ -1,0 +1,101 @@
+"""Read models: stored campaigns, members, reports and effects turned into the API's schemas."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from services.campaigns.domain.effect import Effect, GroupEffect, Period
+from services.campaigns.domain.results import GroupFigures, Segment, money
+from services.campaigns.handlers.reports import Results
+from services.campaigns.schemas import (
+    CampaignRead,
+    ChangeRead,
+    CostRead,
+    DayRead,
+    EventEffectRead,
+    GroupEffectRead,
+    GroupRead,
+    LaunchRead,
+    LiftRead,
+    MemberRead,
+    PeriodRead,
+    ResultsRead,
+    SegmentRead,
+)
+from services.campaigns.store import CampaignRow, MemberRow
+from shared.clock import iso_utc
+
+METHOD = {
+    "conversion": "a member converts with a purchase (not refunded in full) inside the attribution window, "
+                  "which opens at the touch (treatment) or the assignment (control)",
+    "lift_interval": "Wald 95% interval for the difference of two proportions",
+    "p_value": "two-sided two-proportion z-test with pooled proportion",
+    "relative_lift_interval": "Katz 95% interval of the log risk ratio",
+    "incremental_revenue": "treatment revenue minus control revenue scaled to the treatment's size",
+    "roi": "(incremental revenue - cost) / cost; cost = fixed + per touch x touches",
+}
+
+
+def campaign_read(row: CampaignRow) -> CampaignRead:
+    """A stored campaign as the API shows it."""
+    return CampaignRead(**row.definition, campaign_id=row.id, status=row.status, created_at=row.created_at,
+                        updated_at=row.updated_at, launched_at=row.launched_at,
+                        launch=LaunchRead(**row.launch) if row.launch else None, paused_from=row.paused_from,
+                        last_error=row.last_error)
+
+
+def member_read(row: MemberRow) -> MemberRead:
+    """An audience member as the API shows it."""
+    return MemberRead(member_id=row.member_id, customer_id=row.customer_id or row.member_id, group=row.group,
+                      assigned_at=iso_utc(datetime.fromtimestamp(row.at_ms / 1000, UTC)), tier=row.tier,
+                      age_band=row.age_band, home_store=row.home_store, returning=row.returning)
+
+
+def _group(g: GroupFigures) -> GroupRead:
+    return GroupRead(size=g.size, converters=g.converters, conversion_rate=g.conversion_rate, orders=g.orders,
+                     revenue=money(g.revenue_minor), average_order_value=g.average_order_value,
+                     revenue_per_member=g.revenue_per_member)
+
+
+def _segment(s: Segment) -> SegmentRead:
+    lift = LiftRead(**vars(s.lift)) if s.lift else None
+    return SegmentRead(segment=s.key, treatment=_group(s.treatment), control=_group(s.control), lift=lift,
+                       incremental_conversions=s.incremental_conversions, incremental_revenue=s.incremental_revenue)
+
+
+def results_read(found: Results, *, attribution: str) -> ResultsRead:
+    """A campaign's report as the API shows it."""
+    row, rep = found.campaign, found.report
+    costs = row.definition["costs"]
+    return ResultsRead(
+        campaign_id=row.id, status=row.status, attribution=attribution,
+        attribution_window_days=row.definition["attribution_window_days"], method=METHOD,
+        launch=LaunchRead(**row.launch), overall=_segment(rep.overall),
+        breakdowns={k: [_segment(s) for s in v] for k, v in rep.breakdowns.items()},
+        daily=[DayRead(day=d.day, group=d.group, new_converters=d.new_converters,
+                       returning_converters=d.returning_converters, orders=d.orders, revenue=money(d.revenue_minor))
+               for d in rep.daily],
+        cost=CostRead(fixed=costs["fixed"], per_touch=costs["per_touch"], touches=rep.touches, total=rep.cost),
+        incremental_revenue=rep.overall.incremental_revenue, roi=rep.roi,
+    )
+
+
+def _period(p: Period) -> PeriodRead:
+    return PeriodRead(customers=p.customers, buyers=p.buyers, purchases=p.purchases, spend=money(p.spend_minor),
+                      spend_per_customer=p.spend_per_customer, avg_interval_days=p.avg_interval_days,
+                      customers_with_interval=p.customers_with_interval)
+
+
+def _effect_group(g: GroupEffect) -> GroupEffectRead:
+    return GroupEffectRead(customers=g.customers, before=_period(g.before), after=_period(g.after),
+                           change=ChangeRead(spend_per_customer=g.spend_change, avg_interval_days=g.interval_change))
+
+
+def effect_read(found: Effect) -> EventEffectRead:
+    """An event-effect analysis as the API shows it."""
+    return EventEffectRead(
+        event_date=found.event_day, window_days=found.window_days, attendees=_effect_group(found.attendees),
+        non_attendees=_effect_group(found.non_attendees),
+        difference_in_differences=ChangeRead(spend_per_customer=found.did_spend,
+                                             avg_interval_days=found.did_interval_days),
+    )

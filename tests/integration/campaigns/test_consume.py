@@ -1,0 +1,46 @@
+"""Every consumed message gets a decided fate: applied, duplicate, ignored, or dead-lettered with its reason."""
+
+from __future__ import annotations
+
+from services.campaigns.config import CampaignsSettings
+from services.campaigns.handlers.common import Deps
+from services.campaigns.handlers.consume import consume_batch
+from shared.batch import Incoming
+from shared.messages import AlertChanged, PointsExpired, ViewPartUpdated
+from shared.settings import Settings
+from tests.unit.campaigns import factory as f
+from tests.unit.campaigns.factory import at
+
+
+def deps(store) -> Deps:
+    return Deps(store=store, settings=Settings(_env_file=None), config=CampaignsSettings(_env_file=None),
+                clock=lambda: at(0))
+
+
+def test_fates_of_a_mixed_batch(store):
+    d = deps(store)
+    good = [f.purchase("c1", "p1", at(1), "10.00"), f.consent("c1", "k1", at(1), "sms", True),
+            f.tier("c1", "gold", "0001")]
+    broken_event = f.purchase("c2", "p2", at(1), "10.00")
+    broken_event = Incoming(broken_event.value.replace(b'"amount":"10.00"', b'"amount":"ten"'), broken_event.topic,
+                            0, broken_event.offset)
+    garbage = Incoming(b"{not json", "crm.customer.events", 1, 7)
+    others = [f.incoming(PointsExpired(entry_id="x", customer_id="c1", points=5, at=at(1)), "crm.loyalty.events"),
+              f.incoming(ViewPartUpdated(customer_id="c1", part="alerts", value={}, version="1"), "crm.loyalty.events"),
+              f.incoming(AlertChanged(alert_id="a", customer_id="c1", type="t", severity="red", status="open",
+                                      at=at(1)), "crm.loyalty.events"),
+              Incoming(b'{"kind": "from.the.future", "x": 1}', "crm.loyalty.events", 0, 9)]
+    outcome = consume_batch(good + [broken_event, garbage] + others, d)
+    assert (outcome.processed, outcome.duplicates, outcome.dead_lettered) == (3, 0, 2)
+    assert outcome.counts["ignored"] == 4
+    letters = {(x.code, x.offset) for x in store.dead_letters()}
+    assert letters == {("invalid_event", broken_event.offset), ("invalid_json", 7)}
+    assert [m.topic for m in outcome.outbox] == ["crm.deadletter", "crm.deadletter"]
+    [facts] = store.customer_facts(as_of_ms=10**13)
+    assert (facts.purchase_count, facts.tier, facts.attributes["consent.sms"].value) == (1, "gold", True)
+
+    again = consume_batch(good, d)
+    assert (again.processed, again.duplicates, again.dead_lettered) == (1, 2, 0)  # the tier applies again
+    assert store.customer_facts(as_of_ms=10**13)[0].purchase_count == 1
+    # The same poison message again is not a second dead letter.
+    assert consume_batch([garbage], d).dead_lettered == 0 and store.dead_letter_count() == 2

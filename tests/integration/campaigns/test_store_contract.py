@@ -1,0 +1,173 @@
+"""One contract for both store adapters: every operation campaigns relies on, with exact values."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from services.campaigns.domain.attribution import Enrolment, Refund, Sale
+from services.campaigns.store import CampaignRow, MemberRow, TouchRow
+from shared.facts import FieldValue, PurchaseFact, RefundFact
+from shared.membership import Membership
+from shared.storage import OutboxMessage
+
+DAY = 86_400_000
+
+
+def purchase(sid: str, record: str, amount: int, ms: int, day: str, store_id: str | None = "SH-001",
+             categories=("skincare",), order: str | None = None) -> PurchaseFact:
+    return PurchaseFact("pos/SH-001", sid, record, order or sid, amount, store_id, ms, day, tuple(categories), ())
+
+
+def campaign(cid: str, *, status: str = "draft", starts: str = "2026-03-10T00:00:00.000000Z",
+             ends: str = "2026-03-20T00:00:00.000000Z", created: str = "2026-03-01T00:00:00.000000Z",
+             key: str | None = None) -> CampaignRow:
+    return CampaignRow(id=cid, definition={"name": f"name of {cid}", "nested": {"x": [1, "2"]}}, status=status,
+                       created_at=created, updated_at=created, starts_at=starts, ends_at=ends, idempotency_key=key)
+
+
+def member(cid: str, mid: str, group: str, at_ms: int = 1_000, **kw) -> MemberRow:
+    return MemberRow(cid, mid, group, at_ms, 7 * DAY, 42, kw.get("tier"), kw.get("age_band", "25-34"),
+                     kw.get("home_store"), kw.get("returning", True))
+
+
+def test_seen_events_and_facts_are_kept_once(store):
+    with store.transaction():
+        assert store.mark_seen("pos/SH-001", "e1") is True
+        assert store.mark_seen("pos/SH-001", "e1") is False
+        assert store.mark_seen("web/shop", "e1") is True
+        assert store.add_purchase(purchase("p1", "r1", 100, 10, "2026-03-01")) is True
+        assert store.add_purchase(purchase("p1", "r1", 999, 10, "2026-03-01")) is False
+        assert store.add_refund(RefundFact("pos/SH-001", "f1", "r1", "p1", 30, 20)) is True
+        assert store.add_refund(RefundFact("pos/SH-001", "f1", "r1", "p1", 30, 20)) is False
+        store.apply_memberships([Membership("r1", "r1", "2026-03-01T00:00:00.000000Z")])
+    sales, refunds = store.sales(["r1"])
+    assert sales == [Sale("r1", "pos/SH-001", "p1", "p1", 100, 10, "2026-03-01")]
+    assert refunds == [Refund("r1", "pos/SH-001", "f1", "p1", 30)]
+
+
+def test_attributes_newest_wins_whatever_the_arrival_order(store):
+    old = FieldValue("consent.sms", True, 1_000, "web/shop", "e1")
+    new = FieldValue("consent.sms", False, 2_000, "web/shop", "e2")
+    with store.transaction():
+        store.apply_memberships([Membership("r1", "r1", "t1")])
+        assert store.put_attributes("r1", [new, FieldValue("city", "Shanghai", 1_000, "wechat/mini", "e3")]) is True
+        assert store.put_attributes("r1", [old]) is False
+        assert store.put_attributes("r1", [new]) is False
+    [facts] = store.customer_facts(as_of_ms=5_000)
+    assert dict(facts.attributes) == {"consent.sms": new, "city": FieldValue("city", "Shanghai", 1_000,
+                                                                              "wechat/mini", "e3")}
+    # Only the newest value is kept: as of a moment before it, the field is unknown.
+    assert store.customer_facts(as_of_ms=1_500)[0].attributes == {"city": FieldValue("city", "Shanghai", 1_000,
+                                                                                        "wechat/mini", "e3")}
+
+
+def test_customer_facts_fold_records_and_follow_merges_and_unmerges(store):
+    with store.transaction():
+        store.apply_memberships([Membership("a", "a", "t1"), Membership("b", "b", "t1"), Membership("c", "c", "t1")])
+        store.add_purchase(purchase("p1", "a", 10_000, 1 * DAY, "2026-03-01", "SH-001", ("skincare",)))
+        store.add_purchase(purchase("p2", "a", 5_000, 2 * DAY, "2026-03-02", "SH-002", ("makeup",)))
+        store.add_purchase(purchase("p3", "b", 2_000, 3 * DAY, "2026-03-02", "SH-002", ("makeup", "fragrance")))
+        store.add_purchase(purchase("p4", "b", 7_000, 9 * DAY, "2026-03-09", "SH-002"))  # after the as-of
+        store.add_purchase(purchase("p5", "b", 1_000, 3 * DAY, "2026-03-02", None, ()))
+        store.add_refund(RefundFact("pos/SH-001", "f1", "b", "p3", 500, 4 * DAY))
+        store.put_attributes("b", [FieldValue("gender", "F", 1, "web/shop", "e1")])
+        store.put_tier("a", "gold", version="0002")
+        store.put_tier("a", "silver", version="0001")
+        assert store.customer_count() == 3
+        store.apply_memberships([Membership("b", "a", "t2")])  # b merged into a
+    got = {f.customer_id: f for f in store.customer_facts(as_of_ms=5 * DAY)}
+    assert set(got) == {"a", "c"} and store.customer_count() == 2
+    a = got["a"]
+    assert (a.purchase_count, a.purchase_days, a.first_day, a.last_day) == (4, 2, "2026-03-01", "2026-03-02")
+    assert (a.spend_minor, a.refund_minor, a.tier) == (18_000, 500, "gold")
+    assert a.store_days == (("SH-001", 1, "2026-03-01"), ("SH-002", 1, "2026-03-02"))
+    assert a.categories == frozenset({"skincare", "makeup", "fragrance"})
+    assert a.attributes["gender"].value == "F"
+    assert got["c"].purchase_count == 0 and got["c"].categories == frozenset() and got["c"].attributes == {}
+    narrow = {f.customer_id: f for f in store.customer_facts(as_of_ms=5 * DAY, fields={"city"}, categories=False)}
+    assert narrow["a"].attributes == {} and narrow["a"].categories == frozenset()
+    assert narrow["a"].purchase_count == 4  # only the optional parts are left out
+    with store.transaction():
+        assert store.apply_memberships([Membership("b", "b", "t3")]) == {"a", "b"}  # unmerged
+    got = {f.customer_id: f for f in store.customer_facts(as_of_ms=5 * DAY)}
+    assert (got["a"].purchase_count, got["a"].spend_minor, got["a"].refund_minor) == (2, 15_000, 0)
+    assert (got["b"].purchase_count, got["b"].spend_minor, got["b"].refund_minor) == (2, 3_000, 500)
+    assert store.current_customers(["a", "b", "never"]) == {"a": "a", "b": "b", "never": "never"}
+
+
+def test_campaign_rows_round_trip_and_change_only_from_the_expected_status(store):
+    with store.transaction():
+        store.add_campaign(campaign("cmp_1", created="2026-03-01T00:00:00.000000Z", key="k1"))
+        store.add_campaign(campaign("cmp_2", created="2026-03-02T00:00:00.000000Z", status="scheduled",
+                                    starts="2026-03-05T00:00:00.000000Z"))
+        store.add_campaign(campaign("cmp_3", created="2026-03-03T00:00:00.000000Z", status="running",
+                                    ends="2026-03-06T00:00:00.000000Z"))
+    assert store.campaign("cmp_1") == campaign("cmp_1", key="k1")
+    assert store.campaign("nope") is None and store.campaign_by_key("k1").id == "cmp_1"
+    assert [c.id for c in store.campaigns(status=None, offset=0, limit=10)] == ["cmp_3", "cmp_2", "cmp_1"]
+    assert [c.id for c in store.campaigns(status=None, offset=1, limit=1)] == ["cmp_2"]
+    assert store.campaign_count(status="running") == 1 and store.campaign_count(status=None) == 3
+    assert store.due(now="2026-03-04T23:59:59.000000Z") == ([], [])
+    assert store.due(now="2026-03-06T00:00:00.000000Z") == (["cmp_2"], ["cmp_3"])
+    with store.transaction():
+        assert store.update_campaign("cmp_1", expect_status="scheduled", status="running") is False
+        assert store.update_campaign("cmp_1", expect_status="draft", status="running", launch={"members": 3},
+                                     launched_at="2026-03-10T00:00:00.000000Z") is True
+    row = store.campaign("cmp_1")
+    assert (row.status, row.launch, row.launched_at) == ("running", {"members": 3}, "2026-03-10T00:00:00.000000Z")
+    assert store.campaign_names(["cmp_1", "cmp_3", "x"]) == {"cmp_1": "name of cmp_1", "cmp_3": "name of cmp_3"}
+
+
+def test_members_touches_and_enrolments_follow_the_records(store):
+    with store.transaction():
+        store.apply_memberships([Membership(x, x, "t1") for x in ("a", "b", "c")])
+        store.add_members([member("cmp_1", "a", "treatment"), member("cmp_1", "b", "control", tier="gold"),
+                           member("cmp_1", "c", "treatment"), member("cmp_2", "b", "treatment", at_ms=5_000)])
+        store.add_members([member("cmp_1", "a", "control")])  # a re-sent member changes nothing
+        store.add_touches([TouchRow("t1", "cmp_1", "a", "sms", 1_000), TouchRow("t2", "cmp_1", "c", "sms", 1_000),
+                           TouchRow("t3", "cmp_2", "b", "sms", 5_000), TouchRow("t0", "cmp_0", "b", "sms", 100)])
+        store.add_touches([TouchRow("t1", "cmp_1", "a", "sms", 1_000)])
+        store.apply_memberships([Membership("b", "a", "t2")])  # b merged into a
+    rows = store.members("cmp_1")
+    assert [(m.member_id, m.customer_id, m.group) for m in rows] == [
+        ("a", "a", "treatment"), ("b", "a", "control"), ("c", "c", "treatment")]
+    assert rows[1] == replace(member("cmp_1", "b", "control", tier="gold"), customer_id="a")
+    assert [m.member_id for m in store.members("cmp_1", after="a", limit=1)] == ["b"]
+    assert [m.member_id for m in store.members("cmp_1", group="treatment")] == ["a", "c"]
+    assert (store.member_count("cmp_1"), store.member_count("cmp_1", group="control")) == (3, 1)
+    assert (store.touch_count("cmp_1"), store.touch_count("cmp_2")) == (2, 1)
+    # (since, until]: t0 at 100 is outside, t3 at 5,000 is on the edge and inside; b's touches count for a.
+    assert store.touch_counts(since_ms=100, until_ms=5_000) == {"a": 2, "c": 1}
+    assert sorted(store.enrolments(["a"]), key=lambda e: (e.campaign_id, e.member_id)) == [
+        Enrolment("cmp_1", "a", "a", "treatment", 1_000, 7 * DAY),
+        Enrolment("cmp_1", "b", "a", "control", 1_000, 7 * DAY),
+        Enrolment("cmp_2", "b", "a", "treatment", 5_000, 7 * DAY)]
+    assert store.enrolments(["b"]) == []
+
+
+def test_sales_of_customers_in_a_time_range(store):
+    with store.transaction():
+        store.apply_memberships([Membership("a", "a", "t1"), Membership("b", "a", "t1"), Membership("c", "c", "t1")])
+        for i, (rec, ms) in enumerate([("a", 100), ("b", 200), ("b", 300), ("c", 200)]):
+            store.add_purchase(purchase(f"p{i}", rec, 1_000 + i, ms, "2026-03-01"))
+        store.add_refund(RefundFact("pos/SH-001", "f1", "b", "p1", 10, 900))
+    sales, refunds = store.sales(["a"], since_ms=200, until_ms=300)
+    assert sales == [Sale("a", "pos/SH-001", "p1", "p1", 1_001, 200, "2026-03-01")]
+    assert refunds == [Refund("a", "pos/SH-001", "f1", "p1", 10)]
+    assert sorted(s.id for s in store.sales(["a", "c"])[0]) == ["p0", "p1", "p2", "p3"]
+
+
+def test_view_versions_count_up_per_customer(store):
+    with store.transaction():
+        assert store.save_views({"a": "h1", "b": "h1"}) == {"a": 1, "b": 1}
+        assert store.save_views({"a": "h2"}) == {"a": 2}
+    assert store.view_hashes(["a", "b", "c"]) == {"a": "h2", "b": "h1"}
+
+
+def test_outbox_and_dead_letters_are_there(store):
+    with store.transaction():
+        queued = store.outbox_add([OutboxMessage("t", b"v", b"k"), OutboxMessage("t", b"w", b"k")])
+    assert [m.seq is not None for m in queued] == [True, True]
+    assert [m.value for m in store.outbox_pending()] == [b"v", b"w"]
+    store.outbox_delete([queued[0].seq])
+    assert [m.value for m in store.outbox_pending()] == [b"w"]
