@@ -14,7 +14,7 @@ from collections import defaultdict
 
 import pytest
 from fastapi.testclient import TestClient
-from kafka import KafkaConsumer
+from kafka import KafkaConsumer, TopicPartition
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -52,8 +52,10 @@ class InProcess:
         self.service.faust_app()  # registers its agents, which declare what they consume
         topics = sorted({t for _, names, _ in self.service.runner.consumers for t in names})
         self.handles = {t: h for _, names, h in self.service.runner.consumers for t in names}
-        self.consumer = KafkaConsumer(*topics, bootstrap_servers=settings.kafka_bootstrap, group_id=f"t-{name}",
+        # Every partition assigned directly: no consumer group to join (a join takes seconds on this broker).
+        self.consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None,
                                       auto_offset_reset="earliest", enable_auto_commit=False)
+        self.consumer.assign([TopicPartition(t, p) for t in topics for p in range(settings.topic_partitions)])
 
     def pump(self) -> int:
         """Handle whatever is waiting, one batch per topic, as the agents would."""
