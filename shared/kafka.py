@@ -64,7 +64,10 @@ class Publisher:
             client_id=client_id,
             acks="all",
             enable_idempotence=True,
-            linger_ms=2,
+            linger_ms=5,
+            # Large batches: one produce request per partition per relay instead of one per 16 KB, and
+            # far fewer wake-ups of the sender thread (each costs a GIL hand-off).
+            batch_size=256 * 1024,
             retries=2**31 - 1,
             max_in_flight_requests_per_connection=5,
         )
