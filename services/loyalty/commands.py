@@ -109,9 +109,15 @@ def redeem(customer_id: str, *, reward_id: str, quantity: int, key: str | None, 
                 raise Conflict("per_member_limit", f"at most {reward.per_member_limit} of this reward per member")
             out = settle_customer(root, deps=deps, trigger=["redemption"])
             cost = reward.points_cost * quantity
+            held = store.account(root)
+            if held is None or held.balance < cost:
+                raise Conflict("insufficient_points", "the balance does not cover this reward")
             if not store.take_stock(reward_id, quantity):
                 raise Conflict("out_of_stock", "this reward is out of stock")
             if not store.debit_balance(root, cost):
+                # Taken by a concurrent redemption; the transaction rolls back, and without one
+                # (a store that cannot) the stock goes back by hand.
+                store.return_stock(reward_id, quantity)
                 raise Conflict("insufficient_points", "the balance does not cover this reward")
             rid = _new_id("rd_", scope, key)
             row = RedemptionRow(rid, root, root, reward_id, quantity, cost, "completed", at, by)
