@@ -89,12 +89,12 @@ class Deps:
 def load_facts(store: LoyaltyStore, records: list[str]) -> Facts:
     """Everything one customer's account is derived from."""
     purchases = store.purchases_of(records)
-    orders = sorted({p.order_id for p in purchases})
+    refunds = store.refunds_for_orders(sorted({p.order_id for p in purchases}))
+    # Who owns a refunded order is a question about every purchase with that order id, not only ours.
     owner: dict[str, str] = {}
-    for p in sorted(store.purchases_for_orders(orders), key=Purchase.order):
+    for p in sorted(store.purchases_for_orders(sorted({r.order_id for r in refunds})), key=Purchase.order):
         owner.setdefault(p.order_id, p.bucket)
-    return Facts(purchases, store.refunds_for_orders(orders), store.bonuses_of(records), store.movements_of(records),
-                 owner)
+    return Facts(purchases, refunds, store.bonuses_of(records), store.movements_of(records), owner)
 
 
 def corrections(targets: dict[tuple[str, str], Target], posted: dict[tuple[str, str], Posted], *, now: str,

@@ -8,6 +8,7 @@ so adding a version never changes the past. The default tiers are the restaurant
 from __future__ import annotations
 
 import bisect
+import functools
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from fractions import Fraction
@@ -60,7 +61,17 @@ class EarningRules(_Rules):
 
     def rate(self) -> Fraction:
         """Points per 1.00 of money, exact."""
-        return Fraction(self.points_per_unit) / Fraction(self.unit_amount)
+        return _rate(self.points_per_unit, self.unit_amount)
+
+
+@functools.lru_cache(maxsize=64)
+def _rate(points: Decimal, unit: Decimal) -> Fraction:
+    return Fraction(points) / Fraction(unit)
+
+
+@functools.lru_cache(maxsize=64)
+def _ranks(names: tuple[str, ...]) -> dict[str | None, int]:
+    return {name: i for i, name in enumerate(names)}
 
 
 class ExpiryRules(_Rules):
@@ -124,10 +135,7 @@ class TierRules(_Rules):
 
     def rank(self, tier: str | None) -> int:
         """0 for the best tier; no tier (or one these rules do not know) ranks below every tier."""
-        for i, level in enumerate(self.levels):
-            if level.name == tier:
-                return i
-        return len(self.levels)
+        return _ranks(tuple(lv.name for lv in self.levels)).get(tier, len(self.levels))
 
     def level(self, tier: str | None) -> TierLevel | None:
         """The level called ``tier``."""
@@ -167,6 +175,8 @@ class RuleBook:
 
     def at(self, moment: datetime) -> RuleSet:
         """The version in effect at ``moment`` (the first one before any version starts)."""
+        if len(self.versions) == 1:
+            return self.versions[0]
         i = bisect.bisect_right(self._starts, moment) - 1
         return self.versions[max(i, 0)]
 
