@@ -94,11 +94,14 @@ def _apply(items: list[Decoded[Item | None]], deps: Deps, outcome: BatchOutcome)
                 outcome.processed += 1
     new_p = {(p.source, p.id) for p in store.add_purchases(list(purchases.values()))}
     new_r = {(r.source, r.id) for r in store.add_refunds(list(refunds.values()))}
+    counted: set[tuple[str, str, str]] = set()
     for fact in [*purchases.values(), *refunds.values()]:
-        if (fact.source, fact.id) in (new_p if isinstance(fact, Purchase) else new_r):
+        key = (type(fact).__name__, fact.source, fact.id)
+        if key not in counted and (fact.source, fact.id) in (new_p if isinstance(fact, Purchase) else new_r):
             outcome.processed += 1
         else:
-            outcome.duplicates += 1
+            outcome.duplicates += 1  # seen in an earlier batch, or twice in this one
+        counted.add(key)
     for p in purchases.values():
         if (p.source, p.id) in new_p:
             touched[store.customer_of(p.record_id)].append(f"event:{p.source}:{p.id}")

@@ -37,7 +37,7 @@ def scenario(seed: int, people: int, purchases_each: int):
     """Shuffled events and, per phone, the points the rules give (computed here, independently):
     1 point per 1.00, 2 on skincare, floor per order; refunds leave floor(E x (A - R) / A), R capped at A."""
     rng = random.Random(seed)
-    events, expected, used = [], {}, set()
+    events, expected, used, per_order = [], {}, set(), {}
     for n in range(people):
         while (digits := f"139{rng.randrange(10**8):08d}") in used or len(set(digits[-8:])) < 3:
             pass
@@ -71,12 +71,13 @@ def scenario(seed: int, people: int, purchases_each: int):
                                      {"identity": {"phone": rng.choice(notations)}, "order_id": oid,
                                       "amount": str(part)}))
             a, r = Fraction(amount), min(Fraction(refunded), Fraction(amount))
-            total += floor(earned * (a - r) / a)
+            per_order[oid] = floor(earned * (a - r) / a)
+            total += per_order[oid]
         expected[digits] = total
     facts = sum(1 for e in events if e["type"] in ("crm.purchase", "crm.refund"))
     events += [json.loads(json.dumps(e)) for e in rng.sample(events, len(events) // 30)]  # redelivered twice
     rng.shuffle(events)
-    return events, expected, facts
+    return events, expected, facts, per_order
 
 
 def _facts_kept(store: SqliteLoyaltyStore) -> int:
@@ -85,7 +86,7 @@ def _facts_kept(store: SqliteLoyaltyStore) -> int:
 
 
 def test_20000_purchases_and_refunds_with_sigkills_end_exact(stack):
-    events, expected, facts = scenario(31, people=220, purchases_each=82)
+    events, expected, facts, per_order = scenario(31, people=220, purchases_each=82)
     assert facts >= 20_000
     stack.env.update(CRM_LOYALTY_CATEGORY_MULTIPLIERS="skincare=2", CRM_LOYALTY_EXPIRY_MODE="never")
     id_port, loy_port = free_port(), free_port()
@@ -127,4 +128,37 @@ def test_20000_purchases_and_refunds_with_sigkills_end_exact(stack):
 
         # The single customer view carries loyalty's part (identity consumes crm.loyalty.events).
         wait_for(views_agree, timeout=120, interval=1, what="loyalty part in the customer views")
+        _unmerge_splits_back_exactly(stack, id_port, loy_port, ids, store, customers, expected, per_order)
     assert store.dead_letter_count() == 0
+
+
+def _unmerge_splits_back_exactly(stack, id_port, loy_port, ids, store, customers, expected, per_order) -> None:
+    """Undo one of the merges identity made (a WeChat follower bound to a phone): loyalty must give each
+    side exactly the points of its own orders."""
+    conn = ids.db.conn()
+    merges = conn.execute("SELECT merge_id, survivor_id, merged_id FROM merges WHERE undone_at IS NULL"
+                          " ORDER BY merge_id").fetchall()
+    assert len(merges) >= 10, "the scenario should have made identity merge WeChat followers into phones"
+    by_customer = {cid: digits for digits, cid in customers.items()}
+    chosen = next((m for m in merges
+                   if conn.execute("SELECT COUNT(*) FROM purchases WHERE record_id = ?", (m[2],)).fetchone()[0]), None)
+    assert chosen is not None, "no merge moved purchases"
+    merge_id, survivor, merged = chosen
+    with httpx.Client(timeout=30, headers={"Authorization": "Bearer test-operator"}) as op:
+        r = op.post(f"http://127.0.0.1:{id_port}/v1/customers/{survivor}/unmerge", json={"merge_id": merge_id})
+        assert r.status_code == 200, r.text
+        moved = r.json()["records"]
+    marks = ",".join("?" * len(moved))
+    restored = [o for o, in conn.execute(f"SELECT order_id FROM purchases WHERE record_id IN ({marks})", moved)]
+    want_restored = sum(per_order[o] for o in restored)
+    want_survivor = expected[by_customer[survivor]] - want_restored
+    assert want_restored > 0
+
+    def split() -> tuple[int, int]:
+        with httpx.Client(timeout=30, headers={"Authorization": "Bearer test-reader"}) as reader:
+            a = reader.get(f"http://127.0.0.1:{loy_port}/v1/loyalty/accounts/{survivor}").json()
+            b = reader.get(f"http://127.0.0.1:{loy_port}/v1/loyalty/accounts/{merged}").json()
+        return a.get("points_balance"), b.get("points_balance")
+
+    wait_for(lambda: split() == (want_survivor, want_restored), timeout=60, what="the unmerge split back")
+    assert check_invariants(store, [survivor, merged]) == {survivor: want_survivor, merged: want_restored}

@@ -91,6 +91,9 @@ def test_redelivery_and_replay_change_nothing_and_publish_nothing(store):
     assert again.duplicates == len(msgs) and again.outbox == []
     assert store.entries(["c_r"], before=None, limit=1000) == entries
     assert store.account("c_r").balance == reference({o: (a, None) for o, (a, _) in orders.items()}, refunds)
+    twice = purchase_msg("c_r-twice", "5.00", "2026-10-01 10:00", record="c_r")
+    both = handlers.consume_batch([twice, twice], deps)
+    assert (both.processed, both.duplicates) == (1, 1)
 
 
 def test_view_part_versions_grow_per_customer_and_carry_the_balance(store):
