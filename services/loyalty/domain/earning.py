@@ -63,7 +63,8 @@ def product_extras(p: Purchase, rules: EarningRules) -> list[RuleRow]:
 
 def gross(p: Purchase, rules: EarningRules, tier: str | None, bonuses: list[Bonus]) -> list[RuleRow]:
     """The points a purchase earns before caps and refunds, by rule."""
-    base = floor(Fraction(p.amount_minor, 100) * rules.rate())
+    rate = rules.rate()
+    base = p.amount_minor * rate.numerator // (100 * rate.denominator)  # floor(A x rate), in integers
     rows: list[RuleRow] = [("base", base, {"amount": f"{p.amount_minor / 100:.2f}",
                                            "rate": f"{rules.points_per_unit}/{rules.unit_amount}"})]
     rows += product_extras(p, rules)

@@ -60,6 +60,19 @@ class _Months:
         return visits, spend
 
 
+_RANKS: dict[int, tuple[TierRules, dict[str, int]]] = {}
+
+
+def _rank(rules: TierRules, tier: str | None) -> int:
+    """``rules.rank`` with the name -> rank table built once per rules object (it runs per purchase)."""
+    held = _RANKS.get(id(rules))
+    if held is None or held[0] is not rules:
+        held = _RANKS[id(rules)] = (rules, {lv.name: i for i, lv in enumerate(rules.levels)})
+        if len(_RANKS) > 256:
+            _RANKS.clear()
+    return held[1].get(tier, len(rules.levels))  # type: ignore[arg-type]
+
+
 def _window(rules: TierRules, month: Month, *, review: bool) -> list[Month]:
     w = rules.window_months
     last = add_months(month, -1) if review else month
@@ -106,11 +119,11 @@ def timeline(purchases: list[Purchase], refunds: list[Refund], book: RuleBook, *
             window = _window(rules, month_of(at, zone), review=False)
             visits, spend = months.totals(window)
             met = rules.qualifies(visits, spend)
-            if rules.rank(met) < rules.rank(out.tier):
+            if _rank(rules, met) < _rank(rules, out.tier):
                 out.changes.append(TierChange(at, out.tier, met, "upgrade",
                                               f"met {met}: {_describe(visits, spend, window)}"))
                 out.tier = met
-            if rules.rank(met) <= rules.rank(out.tier):
+            if _rank(rules, met) <= _rank(rules, out.tier):
                 out.failing_since = None
         elif what == "refund":
             r, p = item
@@ -129,7 +142,7 @@ def _review(out: Timeline, rules: TierRules, months: _Months, month: Month, at: 
     window = _window(rules, month, review=True)
     visits, spend = months.totals(window)
     met = rules.qualifies(visits, spend)
-    held, got = rules.rank(out.tier), rules.rank(met)
+    held, got = _rank(rules, out.tier), _rank(rules, met)
     if got <= held:
         out.failing_since = None
         if got < held:
