@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from datetime import UTC, datetime
 
 import httpx
@@ -82,6 +83,10 @@ def test_expiry_notice_expiry_and_tier_review_fire_on_time_without_a_command(sta
     stack.env.update(CRM_LOYALTY_CLOCK_START="2027-01-31T23:59:20+08:00", CRM_LOYALTY_SCHEDULE_INTERVAL_S="1")
     port = free_port()
     stack.start_service("loyalty", api_port=port)
+    # A second worker runs the same schedule on the same accounts: nothing may happen twice.
+    stack.start_service("loyalty", api_port=free_port(), log_name="loyalty-2")
+    # Its clock started before it answered /readyz: 40 s (and a 1 s tick) on from here it is past midnight too.
+    second_past_midnight = time.monotonic() + 42
     c = "c_ontime"
     buys = [("2026-01-31T12:00:00+08:00", "100.00")]  # 365 days on: expires at the end of 2027-01-31
     buys += [(f"{d}T12:00:00+08:00", "750.00") for d in ("2026-11-10", "2026-11-20", "2026-12-05", "2026-12-15",
@@ -102,11 +107,17 @@ def test_expiry_notice_expiry_and_tier_review_fire_on_time_without_a_command(sta
         consumer = KafkaConsumer(topics.LOYALTY_EVENTS, bootstrap_servers=stack.bootstrap, group_id=None,
                                  auto_offset_reset="earliest", consumer_timeout_ms=500)
 
-        def arrived(kind: str):
+        def drain() -> int:
+            n = 0
             for msg in consumer:
                 m = decode(msg.value)
                 assert msg.key == c.encode()
                 seen.setdefault(m.kind, []).append(m)
+                n += 1
+            return n
+
+        def arrived(kind: str):
+            drain()
             return seen.get(kind)
 
         notice = wait_for(lambda: arrived("loyalty.expiry_announced"), timeout=30, what="expiry notice")
@@ -121,4 +132,10 @@ def test_expiry_notice_expiry_and_tier_review_fire_on_time_without_a_command(sta
         statement = reader.get(f"/v1/loyalty/accounts/{c}/statements/2027-02").json()
         assert (statement["expired"], statement["closing"]) == (100, 4499)
         assert json.loads(json.dumps(seen["loyalty.expiry_announced"][0].model_dump(mode="json")))["balance"] == 4599
+        wait_for(lambda: time.monotonic() > second_past_midnight and drain() == 0, timeout=90, interval=1,
+                 what="the second worker's schedule past midnight too, and quiet")
         consumer.close()
+    assert [len(seen[k]) for k in ("loyalty.expiry_announced", "loyalty.points_expired")] == [1, 1]
+    assert [t.direction for t in seen["loyalty.tier_changed"]] == ["upgrade", "downgrade"]
+    store = SqliteLoyaltyStore(sqlite_path(f"sqlite:///{stack.data_dir}/crm.db", "loyalty"))
+    assert check_invariants(store, [c]) == {c: 4499}
