@@ -169,6 +169,7 @@ Message = Annotated[
     Field(discriminator="kind"),
 ]
 _ADAPTER: TypeAdapter[Message] = TypeAdapter(Message)
+_HEAD: TypeAdapter[dict[str, Any]] = TypeAdapter(dict[str, Any])  # built once: building one per call costs ~0.1 ms
 KINDS = frozenset(
     kind for model in (CustomerEventResolved, CustomerMerged, ViewPartUpdated, PointsExpiryAnnounced, PointsExpired,
                        TierChanged, CampaignBonusGranted, CampaignTouched, AlertChanged)
@@ -180,7 +181,7 @@ def decode(raw: bytes | str) -> Message | None:
     """The message a service published; ``None`` for a kind this platform version does not know
     (a consumer ignores it). Raises :class:`InvalidEvent` for a value that is not a valid message."""
     try:
-        head = TypeAdapter(dict[str, Any]).validate_json(raw)
+        head = _HEAD.validate_json(raw)
     except ValidationError:
         raise InvalidEvent("invalid_json", ["value is not valid JSON"]) from None
     if head.get("kind") not in KINDS:

@@ -1,0 +1,1 @@
+"""The loyalty service: an exact points ledger, tiers, rewards, expiry and refunds."""

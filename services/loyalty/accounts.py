@@ -1,0 +1,197 @@
+"""Settling an account: derive it from the facts, post the difference to the ledger, announce changes.
+
+This is the one place the ledger's derived entries are written. The entries of a bucket always
+add up to its target after a settle; a bucket whose target moved gets a correcting entry that
+names what triggered it, so the ledger stays append-only and explains itself. Settling twice, or
+in two workers one after the other, posts nothing the second time.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from services.loyalty.config import LoyaltySettings
+from services.loyalty.domain.account import Settlement, settle
+from services.loyalty.domain.model import Entry, Facts, Posted, Purchase, Target, kind_of
+from services.loyalty.domain.rules import RuleBook, rule_book
+from services.loyalty.store import AccountRow, Announcement, LoyaltyStore, ms_of
+from shared import topics
+from shared.clock import Clock, iso_utc
+from shared.messages import PointsExpired, PointsExpiryAnnounced, TierChanged, ViewPartUpdated
+from shared.settings import Settings
+from shared.storage import OutboxMessage
+from shared.tracing import inject_headers
+
+log = logging.getLogger(__name__)
+EXPIRING_SHOWN = 6
+
+
+class RulesSource:
+    """The rule book from settings and the rules file, re-read when the file changes."""
+
+    def __init__(self, config: LoyaltySettings, zone) -> None:
+        self._base = config.base_rules()
+        self._path = config.rules_file
+        self._zone = zone
+        self._seen: float | None = None
+        self._book = rule_book(self._base, None, zone)
+        if self._path:
+            self.book()
+
+    def book(self) -> RuleBook:
+        """The current rule book (a broken file keeps the last good one and says so in the log)."""
+        if self._path:
+            try:
+                mtime = os.stat(self._path).st_mtime_ns
+            except OSError:
+                log.error("rules file %s cannot be read; keeping the rules in force", self._path)
+                return self._book
+            if mtime != self._seen:
+                self._seen = mtime
+                try:
+                    with open(self._path, encoding="utf-8") as f:
+                        self._book = rule_book(self._base, json.load(f), self._zone)
+                    log.info("loyalty rules loaded from %s (%d versions)", self._path, len(self._book.versions))
+                except (ValueError, OSError) as exc:
+                    log.error("rules file %s is not valid (%s); keeping the rules in force", self._path,
+                              type(exc).__name__)
+        return self._book
+
+
+@dataclass
+class Deps:
+    """What loyalty's handlers need, passed in: store, rules, settings, clock."""
+
+    store: LoyaltyStore
+    settings: Settings
+    config: LoyaltySettings
+    rules: RulesSource
+    clock: Clock
+    zone: Any = field(default=None)
+
+    def __post_init__(self) -> None:
+        if self.zone is None:
+            from zoneinfo import ZoneInfo
+
+            self.zone = ZoneInfo(self.settings.timezone)
+
+    def message(self, body: Any, key: str) -> OutboxMessage:
+        """An outbox message on loyalty's topic, keyed by the customer."""
+        return OutboxMessage(self.settings.topic(topics.LOYALTY_EVENTS), body.model_dump_json().encode(),
+                             key.encode(), inject_headers(None))
+
+
+def load_facts(store: LoyaltyStore, records: list[str]) -> Facts:
+    """Everything one customer's account is derived from."""
+    purchases = store.purchases_of(records)
+    refunds = store.refunds_for_orders(sorted({p.order_id for p in purchases}))
+    # Who owns a refunded order is a question about every purchase with that order id, not only ours.
+    owner: dict[str, str] = {}
+    for p in sorted(store.purchases_for_orders(sorted({r.order_id for r in refunds})), key=Purchase.order):
+        owner.setdefault(p.order_id, p.bucket)
+    return Facts(purchases, refunds, store.bonuses_of(records), store.movements_of(records), owner)
+
+
+def corrections(targets: dict[tuple[str, str], Target], posted: dict[tuple[str, str], Posted], *, now: str,
+                trigger: list[str]) -> list[Entry]:
+    """The entries that bring every derived bucket to its target."""
+    out = []
+    for key in sorted(targets.keys() | posted.keys()):
+        t, p = targets.get(key), posted.get(key)
+        want, have = (t.points if t else 0), (p.points if p else 0)
+        if want == have:
+            continue
+        bucket, rule = key
+        cause: dict[str, Any] = dict(t.cause) if t else {"reason": "no longer applies"}
+        if p is not None:
+            cause["correction"] = {"from": have, "to": want, "trigger": trigger[:5]}
+        out.append(Entry(f"{bucket}|{rule}|{(p.count if p else 0) + 1}", t.record_id if t else p.record_id,  # type: ignore[union-attr]
+                         bucket, rule, kind_of(rule), want - have, iso_utc(t.effective_at) if t else now, now, cause))
+    return out
+
+
+def view_of(s: Settlement, zone) -> dict[str, Any]:
+    """The loyalty part of the single customer view."""
+    return {"points_balance": s.balance, "tier": s.tier, "debt": s.debt,
+            "expiring": [{"points": n, "expires_at": at.astimezone(zone).isoformat()}
+                         for at, n in s.expiring[:EXPIRING_SHOWN]]}
+
+
+def settle_customer(customer_id: str, *, deps: Deps, trigger: list[str]) -> list[OutboxMessage]:
+    """Bring one customer's ledger and account up to date with its facts; returns what to publish."""
+    store, now = deps.store, deps.clock()
+    at = iso_utc(now)
+    book = deps.rules.book()
+    records = store.records_of(customer_id)
+    facts = load_facts(store, records)
+    s = settle(facts, book, customer_id=customer_id, now=now)
+    posted = store.posted(records)
+    entries = corrections(s.targets, posted, now=at, trigger=trigger)
+    ledger_sum = sum(p.points for p in posted.values()) + sum(e.points for e in entries) + sum(
+        m.points for m in facts.movements)
+    if ledger_sum != s.balance:
+        # The ledger and the lots must agree; refuse to commit a state where they do not.
+        raise RuntimeError(f"ledger sum {ledger_sum} differs from lots {s.balance} for {customer_id}")
+    store.add_entries(entries)
+    held = store.account(customer_id) or AccountRow(customer_id)
+    out: list[OutboxMessage] = []
+    for e in entries:
+        if e.rule == "expiry" and e.points < 0:
+            out.append(deps.message(PointsExpired(entry_id=e.entry_id, customer_id=customer_id, points=-e.points,
+                                                  at=now), customer_id))
+    out += _tier_changed(held, s, book, customer_id, now, deps)
+    out += _announcements(s, customer_id, now, deps)
+    view = view_of(s, deps.zone)
+    version = held.version
+    if view != held.view:
+        version += 1
+        out.append(deps.message(ViewPartUpdated(customer_id=customer_id, part="loyalty", value=view,
+                                                version=f"{version:012d}"), customer_id))
+    store.put_account(AccountRow(customer_id, s.balance, s.debt, s.tier, view, version,
+                                 ms_of(s.next_due) if s.next_due else None, at))
+    return out
+
+
+def _tier_changed(held: AccountRow, s: Settlement, book: RuleBook, customer_id: str, now: datetime,
+                  deps: Deps) -> list[OutboxMessage]:
+    if s.tier == held.tier:
+        return []
+    rules = book.at(now).tiers
+    last = s.timeline.changes[-1] if s.timeline.changes else None
+    reason = last.reason if last and last.tier == s.tier else "recomputed from the member's history"
+    when = iso_utc(last.at) if last and last.tier == s.tier else iso_utc(now)
+    level = rules.level(s.tier)
+    body = TierChanged(change_id=f"tier:{customer_id}:{when}:{held.tier or '-'}>{s.tier or '-'}",
+                       customer_id=customer_id, previous=held.tier, tier=s.tier,
+                       direction="upgrade" if rules.rank(s.tier) < rules.rank(held.tier) else "downgrade",
+                       reason=reason, benefits=level.benefits if level else {}, at=now)
+    return [deps.message(body, customer_id)]
+
+
+def _announcements(s: Settlement, customer_id: str, now: datetime, deps: Deps) -> list[OutboxMessage]:
+    due = {f"exp:{customer_id}:{iso_utc(at)}": (at, n) for at, n in s.announce}
+    fresh = sorted(set(due) - deps.store.announced(list(due)))
+    if not fresh:
+        return []
+    deps.store.add_announcements([Announcement(a, customer_id, iso_utc(due[a][0]), due[a][1], iso_utc(now))
+                                  for a in fresh])
+    return [deps.message(PointsExpiryAnnounced(announcement_id=a, customer_id=customer_id, points=due[a][1],
+                                               expires_at=due[a][0], balance=s.balance, at=now), customer_id)
+            for a in fresh]
+
+
+def settle_many(customers: dict[str, list[str]], *, deps: Deps) -> list[OutboxMessage]:
+    """Settle every active customer among these (merged-away ones are settled as their survivor)."""
+    out: list[OutboxMessage] = []
+    roots: dict[str, list[str]] = {}
+    for c, why in customers.items():
+        roots.setdefault(deps.store.customer_of(c), []).extend(why)
+    for root in sorted(roots):
+        if deps.store.customer_of(root) == root:
+            out += settle_customer(root, deps=deps, trigger=roots[root])
+    return out

@@ -1,0 +1,26 @@
+"""Loyalty's faust agents and timers: identity's events, merges and campaign grants in; the schedule
+that makes expiry, expiry notices and tier reviews happen on time without anyone running a command."""
+
+from __future__ import annotations
+
+from services.loyalty import handlers
+from shared import topics
+from shared.consumer import register_batch_agent, register_housekeeping
+from shared.service import Service
+
+
+def register(app, service: Service) -> None:
+    """Attach loyalty's agent and timers to a faust app."""
+    settings, deps = service.settings, service.deps
+    register_batch_agent(app, name=f"{settings.topic_prefix}loyalty-ledger",
+                         topic_names=[settings.topic(t) for t in (topics.CUSTOMER_EVENTS, topics.CUSTOMER_MERGED,
+                                                                  topics.CAMPAIGN_EVENTS)],
+                         runner=service.runner, batch_size=settings.batch_size, within_s=settings.batch_within_s,
+                         handle=lambda messages: handlers.consume_batch(messages, deps))
+    register_housekeeping(app, runner=service.runner, outbox_pending=deps.store.outbox_pending)
+
+    async def run_schedule():
+        # Every worker runs it; settling is idempotent, so two workers on one account post once.
+        await service.runner.run(lambda _: handlers.run_due(deps), [])
+
+    app.timer(interval=deps.config.schedule_interval_s, name="loyalty.schedule")(run_schedule)

@@ -1,0 +1,207 @@
+"""Loyalty use cases people start through the API: rewards, redemptions, cancellations, adjustments.
+
+A redemption checks the reward's validity, the member's limit, the stock and the balance and takes
+both in one store transaction (SQLite serializes writers with ``BEGIN IMMEDIATE``; MongoDB takes
+them with conditional updates whose conflicts retry the transaction), so stock is never oversold
+and no balance goes below zero. An ``Idempotency-Key`` binds a key to the first successful answer:
+the same key with the same body gets that answer again, with another body a 409.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any, TypeVar
+
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential
+
+from services.loyalty.accounts import Deps, settle_customer
+from services.loyalty.domain.model import ADJUST, REDEEM, Entry
+from services.loyalty.store import IdempotencyRow, RedemptionRow, RewardRow
+from shared.clock import iso_utc
+from shared.errors import Conflict, InvalidInput, NotFound
+from shared.storage import OutboxMessage, is_transient
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What a write returns: the body, its status, whether it replays an earlier answer, what to relay."""
+
+    body: dict[str, Any]
+    status: int = 201
+    replayed: bool = False
+    outbox: list[OutboxMessage] | None = None
+
+
+def _retrying(work: Callable[[], T]) -> T:
+    # A busy database or a MongoDB write conflict between concurrent redemptions: run it again.
+    return Retrying(retry=retry_if_exception(is_transient), wait=wait_exponential(0.01, max=0.5),
+                    stop=stop_after_delay(30), reraise=True)(work)
+
+
+def account_root(customer_id: str, deps: Deps) -> str:
+    """The active customer an id belongs to; NotFound when loyalty never heard of it."""
+    store = deps.store
+    if not store.known(customer_id) and store.account(customer_id) is None:
+        raise NotFound("account_not_found", "no loyalty account for that customer")
+    return store.customer_of(customer_id)
+
+
+def _fingerprint(scope: str, body: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps([scope, body], sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _replay(scope: str, key: str | None, body: dict[str, Any], deps: Deps) -> Answer | None:
+    if not key:
+        return None
+    held = deps.store.idempotent(scope, key)
+    if held is None:
+        return None
+    if held.fingerprint != _fingerprint(scope, body):
+        raise Conflict("idempotency_key_reused", "this Idempotency-Key was used with a different request")
+    return Answer(json.loads(held.body), held.status, replayed=True, outbox=[])
+
+
+def _bind(scope: str, key: str | None, request: dict[str, Any], answer: dict[str, Any], deps: Deps) -> None:
+    if key:
+        deps.store.put_idempotent(IdempotencyRow(scope, key, _fingerprint(scope, request), 201,
+                                                 json.dumps(answer, default=str), iso_utc(deps.clock())))
+
+
+def _new_id(prefix: str, scope: str, key: str | None) -> str:
+    if key:
+        return prefix + hashlib.sha256(f"{scope}\0{key}".encode()).hexdigest()[:20]
+    return prefix + uuid.uuid4().hex[:20]
+
+
+def redemption_body(r: RedemptionRow, balance: int) -> dict[str, Any]:
+    """A redemption as the API shows it."""
+    return {**vars(r), "points_balance": balance}
+
+
+def redeem(customer_id: str, *, reward_id: str, quantity: int, key: str | None, by: str, deps: Deps) -> Answer:
+    """Spend points on a reward: validity, member limit, stock and balance checked and taken at once."""
+    request = {"reward_id": reward_id, "quantity": quantity}
+    scope = f"redeem:{customer_id}"
+
+    def work() -> Answer:
+        store = deps.store
+        with store.transaction():
+            root = account_root(customer_id, deps)
+            if replayed := _replay(scope, key, request, deps):
+                return replayed
+            now = deps.clock()
+            at = iso_utc(now)
+            reward = store.reward(reward_id)
+            if reward is None:
+                raise NotFound("reward_not_found", "no such reward")
+            if not reward.active or (reward.valid_from and at < reward.valid_from) or (
+                    reward.valid_until and at >= reward.valid_until):
+                raise Conflict("reward_not_available", "this reward cannot be redeemed now")
+            records = store.records_of(root)
+            if reward.per_member_limit is not None and (
+                    store.redeemed_count(records, reward_id) + quantity > reward.per_member_limit):
+                raise Conflict("per_member_limit", f"at most {reward.per_member_limit} of this reward per member")
+            out = settle_customer(root, deps=deps, trigger=["redemption"])
+            cost = reward.points_cost * quantity
+            held = store.account(root)
+            if held is None or held.balance < cost:
+                raise Conflict("insufficient_points", "the balance does not cover this reward")
+            if not store.take_stock(reward_id, quantity):
+                raise Conflict("out_of_stock", "this reward is out of stock")
+            if not store.debit_balance(root, cost):
+                # Taken by a concurrent redemption; the transaction rolls back, and without one
+                # (a store that cannot) the stock goes back by hand.
+                store.return_stock(reward_id, quantity)
+                raise Conflict("insufficient_points", "the balance does not cover this reward")
+            rid = _new_id("rd_", scope, key)
+            row = RedemptionRow(rid, root, root, reward_id, quantity, cost, "completed", at, by)
+            store.add_redemption(row)
+            store.add_entries([Entry(f"r:{rid}|redemption|1", root, f"r:{rid}", "redemption", REDEEM, -cost, at, at,
+                                     {"redemption_id": rid, "reward_id": reward_id, "quantity": quantity, "by": by})])
+            out += settle_customer(root, deps=deps, trigger=[f"redemption:{rid}"])
+            body = redemption_body(row, store.account(root).balance)  # type: ignore[union-attr]
+            _bind(scope, key, request, body, deps)
+            return Answer(body, 201, outbox=store.outbox_add(out))
+
+    return _retrying(work)
+
+
+def cancel(redemption_id: str, *, reason: str, by: str, deps: Deps) -> Answer:
+    """Cancel a redemption: its points go back to the member and its stock to the reward."""
+
+    def work() -> Answer:
+        store = deps.store
+        with store.transaction():
+            row = store.redemption(redemption_id)
+            if row is None:
+                raise NotFound("redemption_not_found", "no such redemption")
+            at = iso_utc(deps.clock())
+            if not store.cancel_redemption(redemption_id, at=at, by=by, reason=reason):
+                raise Conflict("already_cancelled", "this redemption was cancelled already")
+            store.return_stock(row.reward_id, row.quantity)
+            store.add_entries([Entry(f"r:{redemption_id}|cancel|1", row.record_id, f"r:{redemption_id}", "cancel",
+                                     REDEEM, row.points, at, at, {"redemption_id": redemption_id, "reason": reason,
+                                                                  "by": by})])
+            root = store.customer_of(row.record_id)
+            out = settle_customer(root, deps=deps, trigger=[f"cancel:{redemption_id}"])
+            done = replace(row, status="cancelled", cancelled_at=at, cancelled_by=by, cancel_reason=reason)
+            return Answer(redemption_body(done, store.account(root).balance), 200,  # type: ignore[union-attr]
+                          outbox=store.outbox_add(out))
+
+    return _retrying(work)
+
+
+def adjust(customer_id: str, *, points: int, reason: str, key: str | None, by: str, deps: Deps) -> Answer:
+    """A manual adjustment by an operator, with its reason; it never takes the balance below zero."""
+    if points == 0:
+        raise InvalidInput("zero_adjustment", "an adjustment must add or take points")
+    request = {"points": points, "reason": reason}
+    scope = f"adjust:{customer_id}"
+
+    def work() -> Answer:
+        store = deps.store
+        with store.transaction():
+            root = account_root(customer_id, deps)
+            if replayed := _replay(scope, key, request, deps):
+                return replayed
+            at = iso_utc(deps.clock())
+            out = settle_customer(root, deps=deps, trigger=["adjustment"])
+            if points < 0 and not store.debit_balance(root, -points):
+                raise Conflict("insufficient_points", "the balance does not cover this adjustment")
+            aid = _new_id("adj_", scope, key)
+            entry = Entry(f"a:{aid}|manual|1", root, f"a:{aid}", "manual", ADJUST, points, at, at,
+                          {"adjustment_id": aid, "reason": reason, "by": by})
+            store.add_entries([entry])
+            out += settle_customer(root, deps=deps, trigger=[f"adjustment:{aid}"])
+            body = {"adjustment_id": aid, "customer_id": root, "points": points, "reason": reason, "by": by,
+                    "at": at, "points_balance": store.account(root).balance}  # type: ignore[union-attr]
+            _bind(scope, key, request, body, deps)
+            return Answer(body, 201, outbox=store.outbox_add(out))
+
+    return _retrying(work)
+
+
+def create_reward(fields: dict[str, Any], *, deps: Deps) -> RewardRow:
+    """Add a reward to the catalogue."""
+    row = RewardRow(reward_id="rw_" + uuid.uuid4().hex[:16], created_at=iso_utc(deps.clock()), **fields)
+    with deps.store.transaction():
+        deps.store.add_reward(row)
+    return row
+
+
+def update_reward(reward_id: str, changes: dict[str, Any], *, add_stock: int, deps: Deps) -> RewardRow:
+    """Change a reward (name, cost, validity, limit, active) and add stock atomically."""
+    with deps.store.transaction():
+        held = deps.store.reward(reward_id)
+        if held is None:
+            raise NotFound("reward_not_found", "no such reward")
+        if held.stock + add_stock < 0:
+            raise Conflict("negative_stock", "that would take the stock below zero")
+        deps.store.update_reward(reward_id, changes=changes, add_stock=add_stock)
+        return deps.store.reward(reward_id)  # type: ignore[return-value]

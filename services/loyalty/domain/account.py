@@ -1,0 +1,96 @@
+"""A customer's account derived from the facts: what every derived ledger bucket must add up to.
+
+The ledger is the truth and stays append-only: the handler compares these targets with what the
+ledger holds per bucket and posts the differences as correcting entries. Because the targets are a
+pure function of the facts (and of ``now`` for expiry and reviews), the account ends the same
+whatever order the facts arrived in, and recomputing it again changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from services.loyalty.domain.earning import rate_all
+from services.loyalty.domain.lots import Credit, Debit, Replay, Restore, replay
+from services.loyalty.domain.model import Facts, Target
+from services.loyalty.domain.rules import RuleBook
+from services.loyalty.domain.tiers import Timeline, next_review, timeline
+
+DEBT_REASON = "points a refund took back after they were spent; repaid from later earnings"
+
+
+@dataclass
+class Settlement:
+    """The account as the facts say at ``now``."""
+
+    targets: dict[tuple[str, str], Target]
+    timeline: Timeline
+    lots: Replay
+    balance: int
+    expiring: list[tuple[datetime, int]] = field(default_factory=list)
+    announce: list[tuple[datetime, int]] = field(default_factory=list)
+    next_due: datetime | None = None
+
+    @property
+    def tier(self) -> str | None:
+        return self.timeline.tier
+
+    @property
+    def debt(self) -> int:
+        return self.lots.debt
+
+
+def movements_for_replay(facts: Facts) -> tuple[list[Credit], list[Debit], list[Restore]]:
+    """Redemptions, cancellations and adjustments as lot movements."""
+    credits, debits, restores = [], [], []
+    for e in facts.movements:
+        at = datetime.fromisoformat(e.effective_at.replace("Z", "+00:00"))
+        if e.rule == "cancel":
+            restores.append(Restore(e.bucket, e.bucket, e.record_id, at))
+        elif e.points > 0:
+            credits.append(Credit(e.bucket, e.record_id, at, e.points))
+        elif e.points < 0:
+            debits.append(Debit(e.bucket, at, -e.points))
+    return credits, debits, restores
+
+
+def settle(facts: Facts, book: RuleBook, *, customer_id: str, now: datetime) -> Settlement:
+    """Targets, tier, lots and what falls due, for one customer from its facts."""
+    line = timeline(facts.purchases, facts.refunds, book, now=now, order_owner=facts.order_owner)
+    rated = rate_all(facts.purchases, facts.refunds, facts.bonuses, book,
+                     lambda p: line.tier_before.get(p.bucket), facts.order_owner)
+    targets: dict[tuple[str, str], Target] = {}
+    for r in rated:
+        for t in r.targets:
+            targets[(t.bucket, t.rule)] = t
+    credits, debits, restores = movements_for_replay(facts)
+    credits += [Credit(r.purchase.bucket, r.purchase.record_id, r.purchase.time, r.net) for r in rated]
+    lots = replay(credits, debits, restores, now=now, expires=book.expires_at)
+    for lot in lots.lots:
+        if lot.expired:
+            targets[(f"x:{lot.lot_id}", "expiry")] = Target(
+                lot.record_id, f"x:{lot.lot_id}", "expiry", -lot.expired, lot.expires_at or now,
+                {"lot": lot.lot_id, "earned_at": lot.earned_at.isoformat(),
+                 "expires_at": lot.expires_at.isoformat() if lot.expires_at else None})
+    if lots.debt:
+        targets[(f"d:{customer_id}", "debt")] = Target(customer_id, f"d:{customer_id}", "debt", lots.debt, now,
+                                                       {"reason": DEBT_REASON})
+    out = Settlement(targets, line, lots, lots.held())
+    groups: dict[datetime, int] = defaultdict(int)
+    for lot in lots.open_lots():
+        if lot.expires_at is not None:
+            groups[lot.expires_at] += lot.remaining
+    out.expiring = sorted(groups.items())
+    notice = timedelta(days=book.at(now).expiry.notice_days)
+    due = [at for at, _ in out.expiring]
+    for at, points in out.expiring:
+        if at - notice <= now:
+            out.announce.append((at, points))
+        else:
+            due.append(at - notice)
+    if line.tier is not None:
+        due.append(next_review(book, now))
+    out.next_due = min(due) if due else None
+    return out

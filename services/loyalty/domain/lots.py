@@ -1,0 +1,145 @@
+"""Points held in lots, replayed in event-time order: earning, spending oldest first, expiry, debt.
+
+* A credit (a purchase's points after caps and refunds, a positive adjustment) makes a lot that
+  expires by the policy in effect when it was earned; it first repays any debt.
+* A debit (a redemption, a negative adjustment) consumes the oldest unexpired lots first. What no lot
+  covers any more (the facts changed after the redemption: a refund took back points already spent)
+  becomes debt, which later credits repay. So the balance, the sum of what the lots hold, is never
+  negative.
+* A lot's expiry takes what is left in it at its moment; only moments up to ``now`` have happened.
+* A cancelled redemption gives its points back to the lots they came from; the part whose lots have
+  expired since (and any part that was debt) comes back as a new lot, dated at the cancellation.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+EXPIRE, CREDIT, DEBIT, RESTORE = 0, 1, 2, 3  # order of events at the same moment
+
+
+@dataclass
+class Lot:
+    """Points earned together that expire together."""
+
+    lot_id: str
+    record_id: str
+    earned_at: datetime
+    expires_at: datetime | None
+    points: int
+    remaining: int = 0
+    expired: int = 0
+    is_expired: bool = False
+
+
+@dataclass(frozen=True)
+class Credit:
+    lot_id: str
+    record_id: str
+    at: datetime
+    points: int
+
+
+@dataclass(frozen=True)
+class Debit:
+    ref: str
+    at: datetime
+    points: int
+
+
+@dataclass(frozen=True)
+class Restore:
+    ref: str  # the debit it gives back
+    lot_id: str  # the lot it makes for whatever cannot go back
+    record_id: str
+    at: datetime
+
+
+@dataclass
+class Replay:
+    """The lots as they stand at ``now``, what expired, and the debt left."""
+
+    lots: list[Lot] = field(default_factory=list)
+    debt: int = 0
+
+    def held(self) -> int:
+        """Points the member holds: what unexpired lots still have."""
+        return sum(lot.remaining for lot in self.lots if not lot.is_expired)
+
+    def open_lots(self) -> list[Lot]:
+        """Lots with points left, oldest first."""
+        return [lot for lot in self.lots if lot.remaining > 0 and not lot.is_expired]
+
+
+def replay(credits: list[Credit], debits: list[Debit], restores: list[Restore], *, now: datetime,
+           expires: Callable[[datetime], datetime | None]) -> Replay:
+    """Replay the account's movements up to ``now`` (credits dated later still count: they exist)."""
+    out = Replay()
+    heap: list[tuple] = []
+    seq = 0
+
+    def push(at: datetime, order: int, key: str, item: object) -> None:
+        nonlocal seq
+        seq += 1
+        heapq.heappush(heap, (at, order, key, seq, item))
+
+    for c in credits:
+        push(c.at, CREDIT, c.lot_id, c)
+    for d in debits:
+        push(d.at, DEBIT, d.ref, d)
+    for r in restores:
+        push(r.at, RESTORE, r.ref, r)
+    by_id: dict[str, Lot] = {}
+    consumed: dict[str, list[tuple[Lot, int]]] = {}
+    shortfall: dict[str, int] = {}
+
+    def credit(lot_id: str, record_id: str, at: datetime, points: int) -> None:
+        if points <= 0:
+            return
+        repay = min(out.debt, points)
+        out.debt -= repay
+        lot = Lot(lot_id, record_id, at, expires(at), points, points - repay)
+        out.lots.append(lot)
+        by_id[lot_id] = lot
+        if lot.expires_at is not None and lot.expires_at <= now:
+            push(lot.expires_at, EXPIRE, lot_id, lot)
+
+    while heap:
+        at, order, _, _, item = heapq.heappop(heap)
+        if order == EXPIRE:
+            lot: Lot = item  # type: ignore[assignment]
+            lot.expired, lot.remaining, lot.is_expired = lot.remaining, 0, True
+        elif order == CREDIT:
+            c: Credit = item  # type: ignore[assignment]
+            credit(c.lot_id, c.record_id, c.at, c.points)
+        elif order == DEBIT:
+            d: Debit = item  # type: ignore[assignment]
+            need, took = d.points, []
+            for lot in sorted((x for x in out.lots if x.remaining > 0 and not x.is_expired),
+                              key=lambda x: (x.earned_at, x.lot_id)):
+                take = min(lot.remaining, need)
+                lot.remaining -= take
+                need -= take
+                took.append((lot, take))
+                if need == 0:
+                    break
+            consumed[d.ref] = took
+            shortfall[d.ref] = need
+            out.debt += need
+        else:
+            r: Restore = item  # type: ignore[assignment]
+            took = consumed.pop(r.ref, [])
+            fresh = shortfall.pop(r.ref, 0)
+            if out.debt > 0:
+                fresh += sum(n for _, n in took)
+            else:
+                for lot, n in took:
+                    if lot.is_expired:
+                        fresh += n
+                    else:
+                        lot.remaining += n
+            credit(r.lot_id, r.record_id, r.at, fresh)
+    return out

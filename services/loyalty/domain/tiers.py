@@ -1,0 +1,169 @@
+"""A member's tier over time, from purchases, refunds and reviews, in event-time order.
+
+* Window: ``window_months`` calendar months; during a month it is that month so far and the months
+  before it; at a review (the first moment of a month) it is the complete months before it.
+* Visits are distinct purchase days (store zone); spend is purchases less refunds (R capped at the
+  order's amount), a refund counting from its own time.
+* Upgrade as soon as a purchase makes the member meet a better tier. Downgrade only at a review that
+  the member fails, and not before the review ``grace_months`` after the first failing one; meeting
+  the tier again (at a review or with a purchase) clears the failure.
+* A purchase earns at the tier held just before it counts.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from services.loyalty.domain.calendar import Month, add_months, month_key, month_of, month_start
+from services.loyalty.domain.model import Purchase, Refund
+from services.loyalty.domain.rules import RuleBook, TierRules
+
+
+@dataclass(frozen=True)
+class TierChange:
+    """One change of tier, with when and why."""
+
+    at: datetime
+    previous: str | None
+    tier: str | None
+    direction: str
+    reason: str
+
+
+@dataclass
+class Timeline:
+    """A member's tier history as the facts say now."""
+
+    tier: str | None = None
+    changes: list[TierChange] = field(default_factory=list)
+    tier_before: dict[str, str | None] = field(default_factory=dict)  # purchase bucket -> tier held
+    failing_since: datetime | None = None
+    window: list[dict] = field(default_factory=list)  # the current window, month by month
+
+
+class _Months:
+    """Visit days and spend per calendar month."""
+
+    def __init__(self) -> None:
+        self.days: dict[str, set[str]] = defaultdict(set)
+        self.spend: dict[str, int] = defaultdict(int)
+
+    def totals(self, months: list[Month]) -> tuple[int, int]:
+        visits = spend = 0
+        for m in months:
+            key = month_key(m)
+            visits += len(self.days.get(key, ()))
+            spend += self.spend.get(key, 0)
+        return visits, spend
+
+
+_RANKS: dict[int, tuple[TierRules, dict[str, int]]] = {}
+
+
+def _rank(rules: TierRules, tier: str | None) -> int:
+    """``rules.rank`` with the name -> rank table built once per rules object (it runs per purchase)."""
+    held = _RANKS.get(id(rules))
+    if held is None or held[0] is not rules:
+        held = _RANKS[id(rules)] = (rules, {lv.name: i for i, lv in enumerate(rules.levels)})
+        if len(_RANKS) > 256:
+            _RANKS.clear()
+    return held[1].get(tier, len(rules.levels))  # type: ignore[arg-type]
+
+
+def _window(rules: TierRules, month: Month, *, review: bool) -> list[Month]:
+    w = rules.window_months
+    last = add_months(month, -1) if review else month
+    return [add_months(last, -i) for i in range(w - 1, -1, -1)]
+
+
+def _describe(visits: int, spend: int, months: list[Month]) -> str:
+    return f"{visits} visits and {spend / 100:,.2f} CNY in {month_key(months[0])}..{month_key(months[-1])}"
+
+
+def timeline(purchases: list[Purchase], refunds: list[Refund], book: RuleBook, *, now: datetime,
+             order_owner: dict[str, str] | None = None) -> Timeline:
+    """The tier timeline up to ``now``."""
+    zone = book.zone
+    owner = order_owner or {}
+    by_bucket = {p.bucket: p for p in purchases}
+    events: list[tuple] = []
+    for p in purchases:
+        events.append((p.time, 1, p.source, p.id, "purchase", p))
+    for r in refunds:
+        bucket = owner.get(r.order_id)
+        p = by_bucket.get(bucket) if bucket else None
+        if p is not None:
+            events.append((max(r.time, p.time), 2, r.source, r.id, "refund", (r, p)))
+    out = Timeline()
+    if not purchases:
+        return out
+    first = min(p.time for p in purchases)
+    month = add_months(month_of(first, zone), 1)
+    while (start := month_start(month, zone)) <= now:
+        events.append((start, 0, "", "", "review", month))
+        month = add_months(month, 1)
+    heapq.heapify(events)
+    months = _Months()
+    refunded: dict[str, int] = defaultdict(int)
+    while events:
+        at, _, _, _, what, item = heapq.heappop(events)
+        rules = book.at(at).tiers
+        if what == "purchase":
+            p: Purchase = item
+            out.tier_before[p.bucket] = out.tier
+            months.days[p.day[:7]].add(p.day)
+            months.spend[p.day[:7]] += p.amount_minor
+            window = _window(rules, month_of(at, zone), review=False)
+            visits, spend = months.totals(window)
+            met = rules.qualifies(visits, spend)
+            if _rank(rules, met) < _rank(rules, out.tier):
+                out.changes.append(TierChange(at, out.tier, met, "upgrade",
+                                              f"met {met}: {_describe(visits, spend, window)}"))
+                out.tier = met
+            if _rank(rules, met) <= _rank(rules, out.tier):
+                out.failing_since = None
+        elif what == "refund":
+            r, p = item
+            taken = min(refunded[p.bucket] + r.amount_minor, p.amount_minor) - refunded[p.bucket]
+            refunded[p.bucket] += taken
+            months.spend[p.day[:7]] -= taken
+        elif rules.is_review(item):
+            _review(out, rules, months, item, at)
+    window = _window(book.at(now).tiers, month_of(now, zone), review=False)
+    out.window = [{"month": month_key(m), "visits": len(months.days.get(month_key(m), ())),
+                   "spend_minor": months.spend.get(month_key(m), 0)} for m in window]
+    return out
+
+
+def _review(out: Timeline, rules: TierRules, months: _Months, month: Month, at: datetime) -> None:
+    window = _window(rules, month, review=True)
+    visits, spend = months.totals(window)
+    met = rules.qualifies(visits, spend)
+    held, got = _rank(rules, out.tier), _rank(rules, met)
+    if got <= held:
+        out.failing_since = None
+        if got < held:
+            out.changes.append(TierChange(at, out.tier, met, "upgrade",
+                                          f"review {month_key(month)}: met {met}: {_describe(visits, spend, window)}"))
+            out.tier = met
+        return
+    if out.failing_since is None:
+        out.failing_since = at
+    first_fail = month_of(out.failing_since, at.tzinfo)  # type: ignore[arg-type]
+    if month >= add_months(first_fail, rules.grace_months):
+        out.changes.append(TierChange(at, out.tier, met, "downgrade",
+                                      f"review {month_key(month)}: {_describe(visits, spend, window)}"
+                                      f" qualify for {met or 'no tier'}"))
+        out.tier = met
+        out.failing_since = None
+
+
+def next_review(book: RuleBook, now: datetime) -> datetime:
+    """The first review after ``now``."""
+    month = add_months(month_of(now, book.zone), 1)
+    while not book.at(month_start(month, book.zone)).tiers.is_review(month):
+        month = add_months(month, 1)
+    return month_start(month, book.zone)

@@ -1,0 +1,145 @@
+"""Loyalty use cases driven by messages and time: consume a batch, run what fell due.
+
+A batch keeps its facts (purchases, refunds, campaign grants, record memberships) and then settles
+each customer it touched once, all in one store transaction with the outbox.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, replace
+
+from services.loyalty.accounts import Deps, settle_customer, settle_many
+from services.loyalty.domain.model import Bonus, Line, Purchase, Refund
+from services.loyalty.store import ms_of
+from shared.batch import BatchOutcome, Decoded, Incoming, message_span, process_batch
+from shared.events import PurchaseEvent, RefundEvent, parse_event
+from shared.facts import local_day, to_minor
+from shared.membership import memberships_of
+from shared.messages import CampaignBonusGranted, CustomerEventResolved, CustomerMerged, decode
+from shared.storage import OutboxMessage
+from shared.tracing import event_attributes
+
+SERVICE = "loyalty"
+
+
+@dataclass(frozen=True)
+class Item:
+    """A decoded message and the loyalty fact it carries, if any."""
+
+    message: CustomerEventResolved | CustomerMerged | CampaignBonusGranted
+    fact: Purchase | Refund | Bonus | None = None
+    attributes: tuple[tuple[str, str], ...] = ()
+
+
+def read(msg: Incoming, deps: Deps) -> Item | None:
+    """Decode one message; ``None`` for kinds loyalty ignores, InvalidEvent for poison."""
+    message = decode(msg.value)
+    if isinstance(message, CampaignBonusGranted):
+        return Item(message, Bonus(message.grant_id, message.campaign_id, message.customer_id, message.multiplier,
+                                   message.starts_at, message.ends_at, message.active, message.at))
+    if isinstance(message, CustomerMerged):
+        return Item(message)
+    if not isinstance(message, CustomerEventResolved):
+        return None
+    event = parse_event(message.event)
+    attrs = tuple(event_attributes(event).items())
+    if isinstance(event, PurchaseEvent):
+        d = event.data
+        lines = tuple(Line(i.sku, i.category, i.quantity, to_minor(i.unit_price) if i.unit_price is not None else None)
+                      for i in d.items)
+        day = local_day(event.time, deps.settings.store_zone(d.store_id)).isoformat()
+        return Item(message, Purchase(event.source, event.id, message.record_id, d.order_id, to_minor(d.amount),
+                                      event.time, day, lines), attrs)
+    if isinstance(event, RefundEvent):
+        return Item(message, Refund(event.source, event.id, message.record_id, event.data.order_id,
+                                    to_minor(event.data.amount), event.time), attrs)
+    return Item(message, None, attrs)
+
+
+def consume_batch(messages: list[Incoming], deps: Deps) -> BatchOutcome:
+    """Keep a batch's facts and settle the customers they touch, in one transaction."""
+    return process_batch(messages, store=deps.store, service=SERVICE, prefix=deps.settings.topic_prefix,
+                         clock=deps.clock, decode=lambda msg: read(msg, deps),
+                         apply=lambda items, outcome: _apply(items, deps, outcome))
+
+
+def _apply(items: list[Decoded[Item | None]], deps: Deps, outcome: BatchOutcome) -> list[OutboxMessage]:
+    store = deps.store
+    touched: dict[str, list[str]] = defaultdict(list)
+    purchases: dict[int, Purchase] = {}
+    refunds: dict[int, Refund] = {}
+    for n, one in enumerate(items):
+        item = one.item
+        if item is None:
+            outcome.counts["ignored"] += 1
+            continue
+        m = item.message
+        with message_span(SERVICE, one.msg, {"crm.customer_id": _customer(m), **dict(item.attributes)}):
+            if isinstance(m, CampaignBonusGranted):
+                if store.put_bonus(item.fact):  # type: ignore[arg-type]
+                    touched[m.customer_id].append(f"grant:{m.grant_id}")
+                    outcome.processed += 1
+                else:
+                    outcome.duplicates += 1
+                continue
+            why = f"merge:{m.merge_id}" if isinstance(m, CustomerMerged) else f"membership:{m.record_id}"
+            for c in store.apply_memberships(memberships_of(m)):
+                touched[c].append(why)
+            if isinstance(item.fact, Purchase):
+                purchases[n] = item.fact
+            elif isinstance(item.fact, Refund):
+                refunds[n] = item.fact
+            else:
+                outcome.processed += 1
+    new_p = {(p.source, p.id) for p in store.add_purchases(list(purchases.values()))}
+    new_r = {(r.source, r.id) for r in store.add_refunds(list(refunds.values()))}
+    counted: set[tuple[str, str, str]] = set()
+    for fact in [*purchases.values(), *refunds.values()]:
+        key = (type(fact).__name__, fact.source, fact.id)
+        if key not in counted and (fact.source, fact.id) in (new_p if isinstance(fact, Purchase) else new_r):
+            outcome.processed += 1
+        else:
+            outcome.duplicates += 1  # seen in an earlier batch, or twice in this one
+        counted.add(key)
+    for p in purchases.values():
+        if (p.source, p.id) in new_p:
+            touched[store.customer_of(p.record_id)].append(f"event:{p.source}:{p.id}")
+    fresh_refunds = [r for r in refunds.values() if (r.source, r.id) in new_r]
+    owners = store.purchases_for_orders(sorted({r.order_id for r in fresh_refunds}))
+    for r in fresh_refunds:
+        for p in owners:
+            if p.order_id == r.order_id:
+                touched[store.customer_of(p.record_id)].append(f"event:{r.source}:{r.id}")
+    outcome.counts["customers_settled"] += len(touched)
+    return settle_many(touched, deps=deps)
+
+
+def _customer(m: CustomerEventResolved | CustomerMerged | CampaignBonusGranted) -> str:
+    return m.survivor_id if isinstance(m, CustomerMerged) else m.customer_id
+
+
+def run_due(deps: Deps, *, rounds: int = 20) -> BatchOutcome:
+    """Settle accounts whose expiry, expiry notice or tier review fell due by now (the scheduler's tick)."""
+    outcome = BatchOutcome()
+    store = deps.store
+    for _ in range(rounds):
+        now_ms = ms_of(deps.clock())
+        with store.transaction():
+            due = store.due_accounts(now_ms, limit=deps.config.schedule_batch)
+            out: list[OutboxMessage] = []
+            for c in due:
+                if store.customer_of(c) == c:
+                    out += settle_customer(c, deps=deps, trigger=["schedule"])
+                else:  # merged away: the survivor's account carries its lots now
+                    held = store.account(c)
+                    if held is not None:
+                        store.put_account(replace(held, next_due_ms=None))
+            outcome.outbox += store.outbox_add(out)
+        outcome.processed += len(due)
+        if len(due) < deps.config.schedule_batch:
+            break
+    return outcome
+
+
+__all__ = ["Deps", "consume_batch", "run_due", "settle_customer"]

@@ -1,0 +1,189 @@
+"""Loyalty's HTTP schemas: one family per resource."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import AwareDatetime, BaseModel, Field
+
+
+class ExpiringRead(BaseModel):
+    points: int
+    expires_at: str
+
+
+class AccountRead(BaseModel):
+    """Balance, tier and the lots about to expire."""
+
+    customer_id: str
+    requested_id: str
+    points_balance: int
+    tier: str | None
+    tier_benefits: dict[str, Any]
+    debt: int
+    expiring: list[ExpiringRead]
+    updated_at: str | None
+
+
+class EntryRead(BaseModel):
+    """One ledger entry: which rule produced it and why."""
+
+    entry_id: str
+    record_id: str
+    bucket: str
+    rule: str
+    kind: str
+    points: int
+    effective_at: str
+    posted_at: str
+    cause: dict[str, Any]
+
+
+class LedgerPage(BaseModel):
+    customer_id: str
+    points_balance: int
+    items: list[EntryRead]
+    next_cursor: str | None
+
+
+class StatementRead(BaseModel):
+    """closing = opening + earned − refunded − redeemed − expired + adjusted."""
+
+    customer_id: str
+    month: str
+    complete: bool
+    opening: int
+    earned: int
+    refunded: int
+    redeemed: int
+    expired: int
+    adjusted: int
+    closing: int
+    expiring_days: int
+    expiring: list[ExpiringRead]
+    expiring_total: int
+
+
+class TierChangeRead(BaseModel):
+    at: str
+    previous: str | None
+    tier: str | None
+    direction: str
+    reason: str
+
+
+class WindowMonthRead(BaseModel):
+    month: str
+    visits: int
+    spend: str
+
+
+class TierHistoryRead(BaseModel):
+    customer_id: str
+    tier: str | None
+    benefits: dict[str, Any]
+    failing_since: str | None
+    history: list[TierChangeRead]
+    window: list[WindowMonthRead]
+
+
+class TierLevelRead(BaseModel):
+    name: str
+    visits_per_month: int
+    spend_per_month: str
+    benefits: dict[str, Any]
+
+
+class TierRulesRead(BaseModel):
+    window_months: int
+    review_every_months: int
+    grace_months: int
+    levels: list[TierLevelRead]
+
+
+class RewardCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    description: str = Field("", max_length=2000)
+    points_cost: int = Field(gt=0, le=100_000_000)
+    stock: int = Field(ge=0, le=100_000_000)
+    per_member_limit: int | None = Field(None, ge=1)
+    valid_from: AwareDatetime | None = None
+    valid_until: AwareDatetime | None = None
+    active: bool = True
+
+
+class RewardUpdate(BaseModel):
+    name: str | None = Field(None, min_length=1, max_length=200)
+    description: str | None = Field(None, max_length=2000)
+    points_cost: int | None = Field(None, gt=0, le=100_000_000)
+    per_member_limit: int | None = Field(None, ge=1)
+    valid_from: AwareDatetime | None = None
+    valid_until: AwareDatetime | None = None
+    active: bool | None = None
+    add_stock: int = Field(0, ge=-100_000_000, le=100_000_000, description="stock to add (negative takes away)")
+
+
+class RewardRead(BaseModel):
+    reward_id: str
+    name: str
+    description: str
+    points_cost: int
+    stock: int
+    redeemed: int
+    per_member_limit: int | None
+    valid_from: str | None
+    valid_until: str | None
+    active: bool
+    created_at: str
+
+
+class RewardsPage(BaseModel):
+    items: list[RewardRead]
+    offset: int
+    limit: int
+
+
+class RedemptionCreate(BaseModel):
+    reward_id: str = Field(min_length=1, max_length=64)
+    quantity: int = Field(1, ge=1, le=1000)
+
+
+class RedemptionCancel(BaseModel):
+    reason: str = Field(min_length=3, max_length=500)
+
+
+class RedemptionRead(BaseModel):
+    redemption_id: str
+    customer_id: str
+    record_id: str
+    reward_id: str
+    quantity: int
+    points: int
+    status: str
+    created_at: str
+    by: str
+    cancelled_at: str | None
+    cancelled_by: str | None
+    cancel_reason: str | None
+    points_balance: int
+
+
+class RedemptionsPage(BaseModel):
+    items: list[RedemptionRead]
+    offset: int
+    limit: int
+
+
+class AdjustmentCreate(BaseModel):
+    points: int = Field(ge=-10_000_000, le=10_000_000, description="points to add (negative takes away)")
+    reason: str = Field(min_length=3, max_length=500, description="why: mandatory, kept on the ledger entry")
+
+
+class AdjustmentRead(BaseModel):
+    adjustment_id: str
+    customer_id: str
+    points: int
+    reason: str
+    by: str
+    at: str
+    points_balance: int

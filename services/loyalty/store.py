@@ -1,0 +1,155 @@
+"""What loyalty needs from storage: a Protocol, the rows it speaks in, and adapter selection.
+
+Facts are kept per identity record (purchases, refunds, campaign bonuses) beside the record ->
+customer mapping; the ledger's entries each belong to a record too, so a customer's ledger is the
+entries of its records and merges and unmerges need no rewriting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from services.loyalty.domain.model import Bonus, Entry, Posted, Purchase, Refund
+from shared.membership import Membership
+from shared.outbox import OutboxStore
+
+
+def ms_of(moment: datetime) -> int:
+    """Milliseconds since the epoch."""
+    return int(moment.timestamp() * 1000)
+
+
+def from_ms(ms: int) -> datetime:
+    """An aware UTC datetime from epoch milliseconds."""
+    return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+@dataclass(frozen=True)
+class AccountRow:
+    """A customer's account as last settled: a snapshot of the ledger and of what was published."""
+
+    customer_id: str
+    balance: int = 0
+    debt: int = 0
+    tier: str | None = None
+    view: dict[str, Any] = field(default_factory=dict)
+    version: int = 0
+    next_due_ms: int | None = None
+    updated_at: str = ""
+
+
+@dataclass(frozen=True)
+class RewardRow:
+    reward_id: str
+    name: str
+    points_cost: int
+    stock: int
+    per_member_limit: int | None
+    valid_from: str | None
+    valid_until: str | None
+    active: bool
+    created_at: str
+    description: str = ""
+    redeemed: int = 0
+
+
+@dataclass(frozen=True)
+class RedemptionRow:
+    redemption_id: str
+    customer_id: str
+    record_id: str
+    reward_id: str
+    quantity: int
+    points: int
+    status: str
+    created_at: str
+    by: str
+    cancelled_at: str | None = None
+    cancelled_by: str | None = None
+    cancel_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class IdempotencyRow:
+    """A request already answered: same key and same body get the same answer."""
+
+    scope: str
+    key: str
+    fingerprint: str
+    status: int
+    body: str
+    at: str
+
+
+@dataclass(frozen=True)
+class Announcement:
+    announcement_id: str
+    customer_id: str
+    expires_at: str
+    points: int
+    at: str
+
+
+class LoyaltyStore(OutboxStore, Protocol):
+    """The operations loyalty performs on its data; writes run inside ``transaction()``."""
+
+    def transaction(self) -> AbstractContextManager[Any]: ...
+    # memberships (shared.membership)
+    def apply_memberships(self, rows: Iterable[Membership]) -> set[str]: ...
+    def customer_of(self, record_id: str) -> str: ...
+    def records_of(self, customer_id: str) -> list[str]: ...
+    def known(self, record_id: str) -> bool: ...
+    # facts
+    def add_purchases(self, rows: list[Purchase]) -> list[Purchase]: ...
+    def add_refunds(self, rows: list[Refund]) -> list[Refund]: ...
+    def put_bonus(self, row: Bonus) -> bool: ...
+    def purchases_of(self, record_ids: list[str]) -> list[Purchase]: ...
+    def purchases_for_orders(self, order_ids: list[str]) -> list[Purchase]: ...
+    def refunds_for_orders(self, order_ids: list[str]) -> list[Refund]: ...
+    def bonuses_of(self, record_ids: list[str]) -> list[Bonus]: ...
+    # ledger
+    def add_entries(self, entries: list[Entry]) -> None: ...
+    def posted(self, record_ids: list[str]) -> dict[tuple[str, str], Posted]: ...
+    def movements_of(self, record_ids: list[str]) -> list[Entry]: ...
+    def balance(self, record_ids: list[str], *, before: str | None = None) -> int: ...
+    def entries(self, record_ids: list[str], *, before: tuple[str, str] | None, limit: int) -> list[Entry]: ...
+    def entries_posted(self, record_ids: list[str], *, start: str, end: str) -> list[Entry]: ...
+    # accounts and schedule
+    def account(self, customer_id: str) -> AccountRow | None: ...
+    def put_account(self, row: AccountRow) -> None: ...
+    def debit_balance(self, customer_id: str, points: int) -> bool: ...
+    def due_accounts(self, now_ms: int, *, limit: int) -> list[str]: ...
+    def account_count(self) -> int: ...
+    def announced(self, ids: list[str]) -> set[str]: ...
+    def add_announcements(self, rows: list[Announcement]) -> None: ...
+    # rewards, redemptions, idempotency
+    def add_reward(self, row: RewardRow) -> None: ...
+    def reward(self, reward_id: str) -> RewardRow | None: ...
+    def rewards(self, *, active_only: bool, offset: int, limit: int) -> list[RewardRow]: ...
+    def update_reward(self, reward_id: str, *, changes: dict[str, Any], add_stock: int = 0) -> bool: ...
+    def take_stock(self, reward_id: str, quantity: int) -> bool: ...
+    def return_stock(self, reward_id: str, quantity: int) -> None: ...
+    def add_redemption(self, row: RedemptionRow) -> None: ...
+    def redemption(self, redemption_id: str) -> RedemptionRow | None: ...
+    def redemptions_of(self, record_ids: list[str], *, offset: int, limit: int) -> list[RedemptionRow]: ...
+    def redeemed_count(self, record_ids: list[str], reward_id: str) -> int: ...
+    def cancel_redemption(self, redemption_id: str, *, at: str, by: str, reason: str) -> bool: ...
+    def idempotent(self, scope: str, key: str) -> IdempotencyRow | None: ...
+    def put_idempotent(self, row: IdempotencyRow) -> None: ...
+
+
+def open_store(url: str, *, mongo_client=None) -> LoyaltyStore:
+    """The loyalty store for ``CRM_STORE_URL``."""
+    from shared.storage import mongo_database, sqlite_path, store_kind
+
+    if store_kind(url) == "sqlite":
+        from services.loyalty.store_sqlite import SqliteLoyaltyStore
+
+        return SqliteLoyaltyStore(sqlite_path(url, "loyalty"))
+    from services.loyalty.store_mongo import MongoLoyaltyStore
+
+    return MongoLoyaltyStore(mongo_database(url, "loyalty", mongo_client))

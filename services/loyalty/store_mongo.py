@@ -1,0 +1,296 @@
+"""Loyalty's production store: MongoDB through pymongo, state and outbox in one transaction.
+
+Stock and balance are taken with conditional updates (``stock >= n``, ``balance >= n``) inside the
+transaction; two transactions that touch the same reward or account conflict and one is retried.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from services.loyalty.domain.model import DERIVED_KINDS, Bonus, Entry, Line, Posted, Purchase, Refund
+from services.loyalty.store import (
+    AccountRow,
+    Announcement,
+    IdempotencyRow,
+    RedemptionRow,
+    RewardRow,
+    ms_of,
+)
+from shared.clock import iso_utc, parse_iso
+from shared.membership import MongoMembership
+from shared.outbox import MongoOutbox
+from shared.storage import MongoDb
+
+
+def _key(*parts: str) -> str:
+    return "\x1f".join(parts)
+
+
+def _purchase(d: dict) -> Purchase:
+    return Purchase(d["source"], d["id"], d["record_id"], d["order_id"], d["amount_minor"], parse_iso(d["time"]),
+                    d["day"], tuple(Line(*ln) for ln in d["lines"]))
+
+
+def _entry(d: dict) -> Entry:
+    return Entry(d["_id"], d["record_id"], d["bucket"], d["rule"], d["kind"], d["points"], d["effective_at"],
+                 d["posted_at"], d["cause"])
+
+
+def _reward(d: dict) -> RewardRow:
+    return RewardRow(d["_id"], d["name"], d["points_cost"], d["stock"], d.get("per_member_limit"),
+                     d.get("valid_from"), d.get("valid_until"), bool(d["active"]), d["created_at"],
+                     d.get("description", ""), d.get("redeemed", 0))
+
+
+def _redemption(d: dict) -> RedemptionRow:
+    return RedemptionRow(d["_id"], *(d[k] for k in ("customer_id", "record_id", "reward_id", "quantity", "points",
+                                                     "status", "created_at", "by")),
+                         d.get("cancelled_at"), d.get("cancelled_by"), d.get("cancel_reason"))
+
+
+class MongoLoyaltyStore(MongoOutbox, MongoMembership):
+    """Loyalty data in MongoDB; writes join the current transaction."""
+
+    def __init__(self, db: MongoDb) -> None:
+        self.mdb = db
+        self.create_outbox_indexes()
+        self.create_membership_indexes()
+        db["purchases"].create_index("record_id")
+        db["purchases"].create_index("order_id")
+        db["refunds"].create_index("order_id")
+        db["bonuses"].create_index("record_id")
+        db["ledger"].create_index([("record_id", 1), ("bucket", 1), ("rule", 1)])
+        db["ledger"].create_index([("record_id", 1), ("posted_at", -1), ("_id", -1)])
+        db["accounts"].create_index("next_due_ms")
+        db["redemptions"].create_index([("record_id", 1), ("reward_id", 1)])
+
+    def transaction(self):
+        """One atomic unit of work (a real transaction on a replica set)."""
+        return self.mdb.transaction()
+
+    def known(self, record_id: str) -> bool:
+        """Whether identity ever told us about this record."""
+        return self.mdb["memberships"].find_one({"_id": record_id}, {"_id": 1}) is not None
+
+    def _insert_new(self, name: str, docs: list[dict]) -> set[str]:
+        coll = self.mdb[name]
+        unique = {d["_id"]: d for d in docs}
+        held = {d["_id"] for d in coll.find({"_id": {"$in": list(unique)}}, {"_id": 1})}
+        fresh = [d for k, d in unique.items() if k not in held]
+        if fresh:
+            coll.insert_many(fresh, ordered=False)
+        return {d["_id"] for d in fresh}
+
+    # -- facts --------------------------------------------------------------------------
+    def add_purchases(self, rows: list[Purchase]) -> list[Purchase]:
+        """Keep purchases not seen before; returns the new ones."""
+        docs = [{"_id": _key(p.source, p.id), "source": p.source, "id": p.id, "record_id": p.record_id,
+                 "order_id": p.order_id, "amount_minor": p.amount_minor, "time_ms": ms_of(p.time),
+                 "time": iso_utc(p.time), "day": p.day, "lines": [list(vars(ln).values()) for ln in p.lines]}
+                for p in rows]
+        new = self._insert_new("purchases", docs)
+        return [p for p in rows if _key(p.source, p.id) in new and not new.discard(_key(p.source, p.id))]
+
+    def add_refunds(self, rows: list[Refund]) -> list[Refund]:
+        """Keep refunds not seen before; returns the new ones."""
+        docs = [{"_id": _key(r.source, r.id), "source": r.source, "id": r.id, "record_id": r.record_id,
+                 "order_id": r.order_id, "amount_minor": r.amount_minor, "time": iso_utc(r.time)} for r in rows]
+        new = self._insert_new("refunds", docs)
+        return [r for r in rows if _key(r.source, r.id) in new and not new.discard(_key(r.source, r.id))]
+
+    def put_bonus(self, row: Bonus) -> bool:
+        """Keep a campaign grant, the newest version per grant id; True when it changed anything."""
+        coll = self.mdb["bonuses"]
+        held = coll.find_one({"_id": row.grant_id})
+        doc = {"campaign_id": row.campaign_id, "record_id": row.record_id, "multiplier": str(row.multiplier),
+               "starts_at": iso_utc(row.starts_at), "ends_at": iso_utc(row.ends_at), "active": row.active,
+               "at": iso_utc(row.at)}
+        if held is not None and (doc["at"], not row.active) <= (held["at"], not held["active"]):
+            return False
+        coll.replace_one({"_id": row.grant_id}, doc, upsert=True)
+        return True
+
+    def purchases_of(self, record_ids: list[str]) -> list[Purchase]:
+        """Purchases of these records."""
+        return [_purchase(d) for d in self.mdb["purchases"].find({"record_id": {"$in": record_ids}})]
+
+    def purchases_for_orders(self, order_ids: list[str]) -> list[Purchase]:
+        """Purchases with these order ids, whoever made them."""
+        if not order_ids:
+            return []
+        return [_purchase(d) for d in self.mdb["purchases"].find({"order_id": {"$in": order_ids}})]
+
+    def refunds_for_orders(self, order_ids: list[str]) -> list[Refund]:
+        """Refunds of these orders, whoever asked for them."""
+        if not order_ids:
+            return []
+        return [Refund(d["source"], d["id"], d["record_id"], d["order_id"], d["amount_minor"], parse_iso(d["time"]))
+                for d in self.mdb["refunds"].find({"order_id": {"$in": order_ids}})]
+
+    def bonuses_of(self, record_ids: list[str]) -> list[Bonus]:
+        """Campaign grants to these records."""
+        return [Bonus(d["_id"], d["campaign_id"], d["record_id"], Decimal(d["multiplier"]), parse_iso(d["starts_at"]),
+                      parse_iso(d["ends_at"]), bool(d["active"]), parse_iso(d["at"]))
+                for d in self.mdb["bonuses"].find({"record_id": {"$in": record_ids}})]
+
+    # -- ledger -------------------------------------------------------------------------
+    def add_entries(self, entries: list[Entry]) -> None:
+        """Append entries; an entry id is unique, so nothing is ever posted twice."""
+        if entries:
+            self.mdb["ledger"].insert_many([
+                {"_id": e.entry_id, "record_id": e.record_id, "bucket": e.bucket, "rule": e.rule, "kind": e.kind,
+                 "points": e.points, "effective_at": e.effective_at, "posted_at": e.posted_at, "cause": e.cause}
+                for e in entries])
+
+    def posted(self, record_ids: list[str]) -> dict[tuple[str, str], Posted]:
+        """What each derived bucket of these records adds up to now."""
+        rows = self.mdb["ledger"].aggregate([
+            {"$match": {"record_id": {"$in": record_ids}, "kind": {"$in": list(DERIVED_KINDS)}}},
+            {"$group": {"_id": {"b": "$bucket", "r": "$rule", "rec": "$record_id"}, "s": {"$sum": "$points"},
+                        "n": {"$sum": 1}}},
+        ])
+        return {(d["_id"]["b"], d["_id"]["r"]): Posted(d["_id"]["rec"], d["s"], d["n"]) for d in rows}
+
+    def movements_of(self, record_ids: list[str]) -> list[Entry]:
+        """Redemptions, cancellations and manual adjustments of these records."""
+        cur = self.mdb["ledger"].find({"record_id": {"$in": record_ids}, "kind": {"$in": ["redeem", "adjust"]}})
+        return [_entry(d) for d in cur]
+
+    def balance(self, record_ids: list[str], *, before: str | None = None) -> int:
+        """The sum of these records' entries (posted before ``before``, if given)."""
+        match: dict[str, Any] = {"record_id": {"$in": record_ids}}
+        if before is not None:
+            match["posted_at"] = {"$lt": before}
+        rows = list(self.mdb["ledger"].aggregate([{"$match": match},
+                                                  {"$group": {"_id": None, "s": {"$sum": "$points"}}}]))
+        return int(rows[0]["s"]) if rows else 0
+
+    def entries(self, record_ids: list[str], *, before: tuple[str, str] | None, limit: int) -> list[Entry]:
+        """Entries newest first, after a keyset cursor ``(posted_at, entry_id)``."""
+        q: dict[str, Any] = {"record_id": {"$in": record_ids}}
+        if before is not None:
+            q["$or"] = [{"posted_at": {"$lt": before[0]}}, {"posted_at": before[0], "_id": {"$lt": before[1]}}]
+        cur = self.mdb["ledger"].find(q).sort([("posted_at", -1), ("_id", -1)]).limit(limit)
+        return [_entry(d) for d in cur]
+
+    def entries_posted(self, record_ids: list[str], *, start: str, end: str) -> list[Entry]:
+        """Entries posted in ``[start, end)``."""
+        cur = self.mdb["ledger"].find({"record_id": {"$in": record_ids}, "posted_at": {"$gte": start, "$lt": end}})
+        return [_entry(d) for d in cur.sort([("posted_at", 1), ("_id", 1)])]
+
+    # -- accounts -----------------------------------------------------------------------
+    def account(self, customer_id: str) -> AccountRow | None:
+        """The account snapshot."""
+        d = self.mdb["accounts"].find_one({"_id": customer_id})
+        if d is None:
+            return None
+        return AccountRow(d["_id"], d["balance"], d["debt"], d.get("tier"), d["view"], d["version"],
+                          d.get("next_due_ms"), d["updated_at"])
+
+    def put_account(self, row: AccountRow) -> None:
+        """Write the snapshot."""
+        self.mdb["accounts"].replace_one(
+            {"_id": row.customer_id},
+            {"balance": row.balance, "debt": row.debt, "tier": row.tier, "view": row.view, "version": row.version,
+             "next_due_ms": row.next_due_ms, "updated_at": row.updated_at}, upsert=True)
+
+    def debit_balance(self, customer_id: str, points: int) -> bool:
+        """Take points off the snapshot if it holds them; False (and no change) otherwise."""
+        res = self.mdb["accounts"].update_one({"_id": customer_id, "balance": {"$gte": points}},
+                                              {"$inc": {"balance": -points}})
+        return res.modified_count == 1 or (points == 0 and res.matched_count == 1)
+
+    def due_accounts(self, now_ms: int, *, limit: int) -> list[str]:
+        """Accounts with an expiry, announcement or review due by ``now_ms``."""
+        cur = self.mdb["accounts"].find({"next_due_ms": {"$ne": None, "$lte": now_ms}}, {"_id": 1})
+        return [d["_id"] for d in cur.sort("next_due_ms", 1).limit(limit)]
+
+    def account_count(self) -> int:
+        """How many accounts there are."""
+        return self.mdb["accounts"].count_documents({})
+
+    def announced(self, ids: list[str]) -> set[str]:
+        """Which of these announcements went out already."""
+        if not ids:
+            return set()
+        return {d["_id"] for d in self.mdb["announcements"].find({"_id": {"$in": ids}}, {"_id": 1})}
+
+    def add_announcements(self, rows: list[Announcement]) -> None:
+        """Remember announcements made."""
+        self._insert_new("announcements", [{"_id": a.announcement_id, "customer_id": a.customer_id,
+                                            "expires_at": a.expires_at, "points": a.points, "at": a.at}
+                                           for a in rows])
+
+    # -- rewards and redemptions --------------------------------------------------------
+    def add_reward(self, row: RewardRow) -> None:
+        """A new reward in the catalogue."""
+        doc = {k: v for k, v in vars(row).items() if k != "reward_id"}
+        self.mdb["rewards"].insert_one({"_id": row.reward_id, **doc})
+
+    def reward(self, reward_id: str) -> RewardRow | None:
+        """One reward."""
+        d = self.mdb["rewards"].find_one({"_id": reward_id})
+        return _reward(d) if d else None
+
+    def rewards(self, *, active_only: bool, offset: int, limit: int) -> list[RewardRow]:
+        """The catalogue, oldest first."""
+        cur = self.mdb["rewards"].find({"active": True} if active_only else {})
+        return [_reward(d) for d in cur.sort([("created_at", 1), ("_id", 1)]).skip(offset).limit(limit)]
+
+    def update_reward(self, reward_id: str, *, changes: dict[str, Any], add_stock: int = 0) -> bool:
+        """Change a reward's fields and add to its stock; False when it does not exist."""
+        update: dict[str, Any] = {"$inc": {"stock": add_stock}}
+        if changes:
+            update["$set"] = changes
+        return self.mdb["rewards"].update_one({"_id": reward_id}, update).matched_count == 1
+
+    def take_stock(self, reward_id: str, quantity: int) -> bool:
+        """Take stock if there is enough; False (and no change) otherwise."""
+        res = self.mdb["rewards"].update_one({"_id": reward_id, "stock": {"$gte": quantity}},
+                                             {"$inc": {"stock": -quantity, "redeemed": quantity}})
+        return res.matched_count == 1
+
+    def return_stock(self, reward_id: str, quantity: int) -> None:
+        """Put stock back (a cancelled redemption)."""
+        self.mdb["rewards"].update_one({"_id": reward_id}, {"$inc": {"stock": quantity, "redeemed": -quantity}})
+
+    def add_redemption(self, row: RedemptionRow) -> None:
+        """Record a redemption."""
+        doc = {k: v for k, v in vars(row).items() if k != "redemption_id"}
+        self.mdb["redemptions"].insert_one({"_id": row.redemption_id, **doc})
+
+    def redemption(self, redemption_id: str) -> RedemptionRow | None:
+        """One redemption."""
+        d = self.mdb["redemptions"].find_one({"_id": redemption_id})
+        return _redemption(d) if d else None
+
+    def redemptions_of(self, record_ids: list[str], *, offset: int, limit: int) -> list[RedemptionRow]:
+        """Redemptions of these records, newest first."""
+        cur = self.mdb["redemptions"].find({"record_id": {"$in": record_ids}})
+        return [_redemption(d) for d in cur.sort([("created_at", -1), ("_id", -1)]).skip(offset).limit(limit)]
+
+    def redeemed_count(self, record_ids: list[str], reward_id: str) -> int:
+        """How many of a reward these records hold (cancelled ones do not count)."""
+        rows = list(self.mdb["redemptions"].aggregate([
+            {"$match": {"record_id": {"$in": record_ids}, "reward_id": reward_id, "status": "completed"}},
+            {"$group": {"_id": None, "n": {"$sum": "$quantity"}}}]))
+        return int(rows[0]["n"]) if rows else 0
+
+    def cancel_redemption(self, redemption_id: str, *, at: str, by: str, reason: str) -> bool:
+        """Mark a completed redemption cancelled; False when it was not completed."""
+        res = self.mdb["redemptions"].update_one(
+            {"_id": redemption_id, "status": "completed"},
+            {"$set": {"status": "cancelled", "cancelled_at": at, "cancelled_by": by, "cancel_reason": reason}})
+        return res.matched_count == 1
+
+    def idempotent(self, scope: str, key: str) -> IdempotencyRow | None:
+        """The answer already given to this key, if any."""
+        d = self.mdb["idempotency"].find_one({"_id": _key(scope, key)})
+        return IdempotencyRow(scope, key, d["fingerprint"], d["status"], d["body"], d["at"]) if d else None
+
+    def put_idempotent(self, row: IdempotencyRow) -> None:
+        """Remember the answer given to a key."""
+        self.mdb["idempotency"].insert_one({"_id": _key(row.scope, row.key), "fingerprint": row.fingerprint,
+                                            "status": row.status, "body": row.body, "at": row.at})

@@ -1,0 +1,358 @@
+"""Loyalty's embedded store: one SQLite file, WAL mode, shared safely by several workers.
+
+Writers take the lock up front (``BEGIN IMMEDIATE``), so a redemption's stock and balance checks
+and its writes are serialized across threads and processes.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from services.loyalty.domain.model import DERIVED_KINDS, Bonus, Entry, Line, Posted, Purchase, Refund
+from services.loyalty.store import (
+    AccountRow,
+    Announcement,
+    IdempotencyRow,
+    RedemptionRow,
+    RewardRow,
+    ms_of,
+)
+from shared.clock import iso_utc, parse_iso
+from shared.membership import MEMBERSHIP_SQL, SqliteMembership
+from shared.outbox import SqliteOutbox
+from shared.storage import OUTBOX_SQL, SqliteDb
+
+SCHEMA = (
+    """
+CREATE TABLE IF NOT EXISTS purchases (
+  source TEXT NOT NULL, id TEXT NOT NULL, record_id TEXT NOT NULL, order_id TEXT NOT NULL,
+  amount_minor INTEGER NOT NULL, time_ms INTEGER NOT NULL, time TEXT NOT NULL, day TEXT NOT NULL,
+  lines TEXT NOT NULL, PRIMARY KEY (source, id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS purchases_record ON purchases(record_id);
+CREATE INDEX IF NOT EXISTS purchases_order ON purchases(order_id);
+CREATE TABLE IF NOT EXISTS refunds (
+  source TEXT NOT NULL, id TEXT NOT NULL, record_id TEXT NOT NULL, order_id TEXT NOT NULL,
+  amount_minor INTEGER NOT NULL, time TEXT NOT NULL, PRIMARY KEY (source, id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS refunds_order ON refunds(order_id);
+CREATE TABLE IF NOT EXISTS bonuses (
+  grant_id TEXT PRIMARY KEY, campaign_id TEXT NOT NULL, record_id TEXT NOT NULL, multiplier TEXT NOT NULL,
+  starts_at TEXT NOT NULL, ends_at TEXT NOT NULL, active INTEGER NOT NULL, at TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS bonuses_record ON bonuses(record_id);
+CREATE TABLE IF NOT EXISTS ledger (
+  entry_id TEXT PRIMARY KEY, record_id TEXT NOT NULL, bucket TEXT NOT NULL, rule TEXT NOT NULL,
+  kind TEXT NOT NULL, points INTEGER NOT NULL, effective_at TEXT NOT NULL, posted_at TEXT NOT NULL,
+  cause TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS ledger_bucket ON ledger(record_id, bucket, rule);
+CREATE INDEX IF NOT EXISTS ledger_posted ON ledger(record_id, posted_at, entry_id);
+CREATE TABLE IF NOT EXISTS accounts (
+  customer_id TEXT PRIMARY KEY, balance INTEGER NOT NULL, debt INTEGER NOT NULL, tier TEXT,
+  view TEXT NOT NULL, version INTEGER NOT NULL, next_due_ms INTEGER, updated_at TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS accounts_due ON accounts(next_due_ms);
+CREATE TABLE IF NOT EXISTS announcements (
+  announcement_id TEXT PRIMARY KEY, customer_id TEXT NOT NULL, expires_at TEXT NOT NULL,
+  points INTEGER NOT NULL, at TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rewards (
+  reward_id TEXT PRIMARY KEY, name TEXT NOT NULL, description TEXT NOT NULL, points_cost INTEGER NOT NULL,
+  stock INTEGER NOT NULL, per_member_limit INTEGER, valid_from TEXT, valid_until TEXT,
+  active INTEGER NOT NULL, created_at TEXT NOT NULL, redeemed INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS redemptions (
+  redemption_id TEXT PRIMARY KEY, customer_id TEXT NOT NULL, record_id TEXT NOT NULL, reward_id TEXT NOT NULL,
+  quantity INTEGER NOT NULL, points INTEGER NOT NULL, status TEXT NOT NULL, created_at TEXT NOT NULL,
+  by TEXT NOT NULL, cancelled_at TEXT, cancelled_by TEXT, cancel_reason TEXT
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS redemptions_record ON redemptions(record_id, reward_id);
+CREATE TABLE IF NOT EXISTS idempotency (
+  scope TEXT NOT NULL, key TEXT NOT NULL, fingerprint TEXT NOT NULL, status INTEGER NOT NULL,
+  body TEXT NOT NULL, at TEXT NOT NULL, PRIMARY KEY (scope, key)
+) WITHOUT ROWID;
+"""
+    + MEMBERSHIP_SQL
+    + OUTBOX_SQL
+)
+
+
+def _in(ids: list[str]) -> str:
+    return ",".join("?" * len(ids))
+
+
+def _purchase(row: tuple) -> Purchase:
+    source, pid, record, order, amount, _ms, time, day, lines = row
+    return Purchase(source, pid, record, order, amount, parse_iso(time), day,
+                    tuple(Line(*ln) for ln in json.loads(lines)))
+
+
+def _entry(row: tuple) -> Entry:
+    eid, record, bucket, rule, kind, points, eff, posted, cause = row
+    return Entry(eid, record, bucket, rule, kind, points, eff, posted, json.loads(cause))
+
+
+_ENTRY_COLS = "entry_id, record_id, bucket, rule, kind, points, effective_at, posted_at, cause"
+_REWARD_COLS = ("reward_id, name, points_cost, stock, per_member_limit, valid_from, valid_until, active, created_at,"
+                " description, redeemed")
+
+
+def _reward(row: tuple) -> RewardRow:
+    return RewardRow(*row[:7], bool(row[7]), *row[8:])
+
+
+class SqliteLoyaltyStore(SqliteOutbox, SqliteMembership):
+    """Loyalty data in SQLite; every write method runs inside the caller's transaction."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.db = SqliteDb(path, SCHEMA)
+
+    def transaction(self):
+        """One atomic unit of work across processes."""
+        return self.db.transaction()
+
+    def close(self) -> None:
+        """Close this thread's connection."""
+        self.db.close()
+
+    def known(self, record_id: str) -> bool:
+        """Whether identity ever told us about this record."""
+        q = "SELECT 1 FROM memberships WHERE record_id = ?"
+        return self.db.conn().execute(q, (record_id,)).fetchone() is not None
+
+    # -- facts --------------------------------------------------------------------------
+    def add_purchases(self, rows: list[Purchase]) -> list[Purchase]:
+        """Keep purchases not seen before; returns the new ones."""
+        c, new = self.db.conn(), []
+        for p in rows:
+            cur = c.execute("INSERT OR IGNORE INTO purchases VALUES (?,?,?,?,?,?,?,?,?)",
+                            (p.source, p.id, p.record_id, p.order_id, p.amount_minor, ms_of(p.time), iso_utc(p.time),
+                             p.day, json.dumps([list(vars(ln).values()) for ln in p.lines])))
+            if cur.rowcount:
+                new.append(p)
+        return new
+
+    def add_refunds(self, rows: list[Refund]) -> list[Refund]:
+        """Keep refunds not seen before; returns the new ones."""
+        c, new = self.db.conn(), []
+        for r in rows:
+            cur = c.execute("INSERT OR IGNORE INTO refunds VALUES (?,?,?,?,?,?)",
+                            (r.source, r.id, r.record_id, r.order_id, r.amount_minor, iso_utc(r.time)))
+            if cur.rowcount:
+                new.append(r)
+        return new
+
+    def put_bonus(self, row: Bonus) -> bool:
+        """Keep a campaign grant, the newest version per grant id; True when it changed anything."""
+        cur = self.db.conn().execute(
+            "INSERT INTO bonuses VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(grant_id) DO UPDATE SET"
+            " campaign_id = excluded.campaign_id, record_id = excluded.record_id, multiplier = excluded.multiplier,"
+            " starts_at = excluded.starts_at, ends_at = excluded.ends_at, active = excluded.active, at = excluded.at"
+            " WHERE (excluded.at, 1 - excluded.active) > (bonuses.at, 1 - bonuses.active)",
+            (row.grant_id, row.campaign_id, row.record_id, str(row.multiplier), iso_utc(row.starts_at),
+             iso_utc(row.ends_at), int(row.active), iso_utc(row.at)))
+        return cur.rowcount > 0
+
+    def purchases_of(self, record_ids: list[str]) -> list[Purchase]:
+        """Purchases of these records."""
+        rows = self.db.conn().execute(f"SELECT * FROM purchases WHERE record_id IN ({_in(record_ids)})", record_ids)
+        return [_purchase(r) for r in rows]
+
+    def purchases_for_orders(self, order_ids: list[str]) -> list[Purchase]:
+        """Purchases with these order ids, whoever made them."""
+        if not order_ids:
+            return []
+        rows = self.db.conn().execute(f"SELECT * FROM purchases WHERE order_id IN ({_in(order_ids)})", order_ids)
+        return [_purchase(r) for r in rows]
+
+    def refunds_for_orders(self, order_ids: list[str]) -> list[Refund]:
+        """Refunds of these orders, whoever asked for them."""
+        if not order_ids:
+            return []
+        rows = self.db.conn().execute(f"SELECT * FROM refunds WHERE order_id IN ({_in(order_ids)})", order_ids)
+        return [Refund(s, i, rec, o, a, parse_iso(t)) for s, i, rec, o, a, t in rows]
+
+    def bonuses_of(self, record_ids: list[str]) -> list[Bonus]:
+        """Campaign grants to these records."""
+        rows = self.db.conn().execute(f"SELECT * FROM bonuses WHERE record_id IN ({_in(record_ids)})", record_ids)
+        return [Bonus(g, c, r, Decimal(m), parse_iso(s), parse_iso(e), bool(a), parse_iso(at))
+                for g, c, r, m, s, e, a, at in rows]
+
+    # -- ledger -------------------------------------------------------------------------
+    def add_entries(self, entries: list[Entry]) -> None:
+        """Append entries; an entry id is unique, so nothing is ever posted twice."""
+        self.db.conn().executemany(
+            f"INSERT INTO ledger({_ENTRY_COLS}) VALUES (?,?,?,?,?,?,?,?,?)",
+            [(e.entry_id, e.record_id, e.bucket, e.rule, e.kind, e.points, e.effective_at, e.posted_at,
+              json.dumps(e.cause, separators=(",", ":"), default=str)) for e in entries])
+
+    def posted(self, record_ids: list[str]) -> dict[tuple[str, str], Posted]:
+        """What each derived bucket of these records adds up to now."""
+        rows = self.db.conn().execute(
+            f"SELECT bucket, rule, record_id, SUM(points), COUNT(*) FROM ledger WHERE record_id IN ({_in(record_ids)})"
+            f" AND kind IN ({_in(list(DERIVED_KINDS))}) GROUP BY record_id, bucket, rule",
+            [*record_ids, *DERIVED_KINDS])
+        return {(b, r): Posted(rec, s, n) for b, r, rec, s, n in rows}
+
+    def movements_of(self, record_ids: list[str]) -> list[Entry]:
+        """Redemptions, cancellations and manual adjustments of these records."""
+        rows = self.db.conn().execute(
+            f"SELECT {_ENTRY_COLS} FROM ledger WHERE record_id IN ({_in(record_ids)}) AND kind IN ('redeem', 'adjust')",
+            record_ids)
+        return [_entry(r) for r in rows]
+
+    def balance(self, record_ids: list[str], *, before: str | None = None) -> int:
+        """The sum of these records' entries (posted before ``before``, if given)."""
+        q = f"SELECT COALESCE(SUM(points), 0) FROM ledger WHERE record_id IN ({_in(record_ids)})"
+        args: list[Any] = list(record_ids)
+        if before is not None:
+            q += " AND posted_at < ?"
+            args.append(before)
+        return self.db.conn().execute(q, args).fetchone()[0]
+
+    def entries(self, record_ids: list[str], *, before: tuple[str, str] | None, limit: int) -> list[Entry]:
+        """Entries newest first, after a keyset cursor ``(posted_at, entry_id)``."""
+        cond, args = "", list(record_ids)
+        if before is not None:
+            cond = " AND (posted_at, entry_id) < (?, ?)"
+            args += list(before)
+        rows = self.db.conn().execute(
+            f"SELECT {_ENTRY_COLS} FROM ledger WHERE record_id IN ({_in(record_ids)}){cond}"
+            " ORDER BY posted_at DESC, entry_id DESC LIMIT ?", [*args, limit])
+        return [_entry(r) for r in rows]
+
+    def entries_posted(self, record_ids: list[str], *, start: str, end: str) -> list[Entry]:
+        """Entries posted in ``[start, end)``."""
+        rows = self.db.conn().execute(
+            f"SELECT {_ENTRY_COLS} FROM ledger WHERE record_id IN ({_in(record_ids)}) AND posted_at >= ?"
+            " AND posted_at < ? ORDER BY posted_at, entry_id", [*record_ids, start, end])
+        return [_entry(r) for r in rows]
+
+    # -- accounts -----------------------------------------------------------------------
+    def account(self, customer_id: str) -> AccountRow | None:
+        """The account snapshot."""
+        row = self.db.conn().execute("SELECT * FROM accounts WHERE customer_id = ?", (customer_id,)).fetchone()
+        if row is None:
+            return None
+        cid, bal, debt, tier, view, version, due, at = row
+        return AccountRow(cid, bal, debt, tier, json.loads(view), version, due, at)
+
+    def put_account(self, row: AccountRow) -> None:
+        """Write the snapshot."""
+        self.db.conn().execute(
+            "INSERT OR REPLACE INTO accounts VALUES (?,?,?,?,?,?,?,?)",
+            (row.customer_id, row.balance, row.debt, row.tier, json.dumps(row.view, separators=(",", ":")),
+             row.version, row.next_due_ms, row.updated_at))
+
+    def debit_balance(self, customer_id: str, points: int) -> bool:
+        """Take points off the snapshot if it holds them; False (and no change) otherwise."""
+        cur = self.db.conn().execute(
+            "UPDATE accounts SET balance = balance - ? WHERE customer_id = ? AND balance >= ?",
+            (points, customer_id, points))
+        return cur.rowcount == 1
+
+    def due_accounts(self, now_ms: int, *, limit: int) -> list[str]:
+        """Accounts with an expiry, announcement or review due by ``now_ms``."""
+        rows = self.db.conn().execute(
+            "SELECT customer_id FROM accounts WHERE next_due_ms <= ? ORDER BY next_due_ms LIMIT ?", (now_ms, limit))
+        return [r[0] for r in rows]
+
+    def account_count(self) -> int:
+        """How many accounts there are."""
+        return self.db.conn().execute("SELECT COUNT(*) FROM accounts").fetchone()[0]
+
+    def announced(self, ids: list[str]) -> set[str]:
+        """Which of these announcements went out already."""
+        if not ids:
+            return set()
+        rows = self.db.conn().execute(
+            f"SELECT announcement_id FROM announcements WHERE announcement_id IN ({_in(ids)})", ids)
+        return {r[0] for r in rows}
+
+    def add_announcements(self, rows: list[Announcement]) -> None:
+        """Remember announcements made."""
+        self.db.conn().executemany("INSERT OR IGNORE INTO announcements VALUES (?,?,?,?,?)",
+                                   [tuple(vars(a).values()) for a in rows])
+
+    # -- rewards and redemptions --------------------------------------------------------
+    def add_reward(self, row: RewardRow) -> None:
+        """A new reward in the catalogue."""
+        self.db.conn().execute(
+            f"INSERT INTO rewards({_REWARD_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            (row.reward_id, row.name, row.points_cost, row.stock, row.per_member_limit, row.valid_from,
+             row.valid_until, int(row.active), row.created_at, row.description, row.redeemed))
+
+    def reward(self, reward_id: str) -> RewardRow | None:
+        """One reward."""
+        row = self.db.conn().execute(f"SELECT {_REWARD_COLS} FROM rewards WHERE reward_id = ?", (reward_id,)).fetchone()
+        return _reward(row) if row else None
+
+    def rewards(self, *, active_only: bool, offset: int, limit: int) -> list[RewardRow]:
+        """The catalogue, oldest first."""
+        where = "WHERE active = 1" if active_only else ""
+        rows = self.db.conn().execute(
+            f"SELECT {_REWARD_COLS} FROM rewards {where} ORDER BY created_at, reward_id LIMIT ? OFFSET ?",
+            (limit, offset))
+        return [_reward(r) for r in rows]
+
+    def update_reward(self, reward_id: str, *, changes: dict[str, Any], add_stock: int = 0) -> bool:
+        """Change a reward's fields and add to its stock; False when it does not exist."""
+        sets = [f"{k} = ?" for k in changes] + ["stock = stock + ?"]
+        args = [int(v) if isinstance(v, bool) else v for v in changes.values()] + [add_stock, reward_id]
+        cur = self.db.conn().execute(f"UPDATE rewards SET {', '.join(sets)} WHERE reward_id = ?", args)
+        return cur.rowcount == 1
+
+    def take_stock(self, reward_id: str, quantity: int) -> bool:
+        """Take stock if there is enough; False (and no change) otherwise."""
+        cur = self.db.conn().execute(
+            "UPDATE rewards SET stock = stock - ?, redeemed = redeemed + ? WHERE reward_id = ? AND stock >= ?",
+            (quantity, quantity, reward_id, quantity))
+        return cur.rowcount == 1
+
+    def return_stock(self, reward_id: str, quantity: int) -> None:
+        """Put stock back (a cancelled redemption)."""
+        self.db.conn().execute("UPDATE rewards SET stock = stock + ?, redeemed = redeemed - ? WHERE reward_id = ?",
+                               (quantity, quantity, reward_id))
+
+    def add_redemption(self, row: RedemptionRow) -> None:
+        """Record a redemption."""
+        self.db.conn().execute("INSERT INTO redemptions VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", tuple(vars(row).values()))
+
+    def redemption(self, redemption_id: str) -> RedemptionRow | None:
+        """One redemption."""
+        row = self.db.conn().execute("SELECT * FROM redemptions WHERE redemption_id = ?", (redemption_id,)).fetchone()
+        return RedemptionRow(*row) if row else None
+
+    def redemptions_of(self, record_ids: list[str], *, offset: int, limit: int) -> list[RedemptionRow]:
+        """Redemptions of these records, newest first."""
+        rows = self.db.conn().execute(
+            f"SELECT * FROM redemptions WHERE record_id IN ({_in(record_ids)})"
+            " ORDER BY created_at DESC, redemption_id DESC LIMIT ? OFFSET ?", [*record_ids, limit, offset])
+        return [RedemptionRow(*r) for r in rows]
+
+    def redeemed_count(self, record_ids: list[str], reward_id: str) -> int:
+        """How many of a reward these records hold (cancelled ones do not count)."""
+        return self.db.conn().execute(
+            f"SELECT COALESCE(SUM(quantity), 0) FROM redemptions WHERE record_id IN ({_in(record_ids)})"
+            " AND reward_id = ? AND status = 'completed'", [*record_ids, reward_id]).fetchone()[0]
+
+    def cancel_redemption(self, redemption_id: str, *, at: str, by: str, reason: str) -> bool:
+        """Mark a completed redemption cancelled; False when it was not completed."""
+        cur = self.db.conn().execute(
+            "UPDATE redemptions SET status = 'cancelled', cancelled_at = ?, cancelled_by = ?, cancel_reason = ?"
+            " WHERE redemption_id = ? AND status = 'completed'", (at, by, reason, redemption_id))
+        return cur.rowcount == 1
+
+    def idempotent(self, scope: str, key: str) -> IdempotencyRow | None:
+        """The answer already given to this key, if any."""
+        row = self.db.conn().execute("SELECT * FROM idempotency WHERE scope = ? AND key = ?", (scope, key)).fetchone()
+        return IdempotencyRow(*row) if row else None
+
+    def put_idempotent(self, row: IdempotencyRow) -> None:
+        """Remember the answer given to a key."""
+        self.db.conn().execute("INSERT INTO idempotency VALUES (?,?,?,?,?,?)", tuple(vars(row).values()))
+

@@ -1,0 +1,128 @@
+"""Loyalty's stores (SQLite, mongomock, a real MongoDB when CRM_TEST_MONGODB_URL is set) and helpers
+to feed the handlers the messages identity and campaigns publish."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import uuid
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from services.loyalty.accounts import Deps, RulesSource
+from services.loyalty.config import LoyaltySettings
+from shared.batch import Incoming
+from shared.messages import CampaignBonusGranted, CustomerEventResolved, CustomerMerged, encode
+from shared.settings import Settings
+
+SH = ZoneInfo("Asia/Shanghai")
+_offsets = itertools.count()
+
+
+def _sqlite(tmp_path):
+    from services.loyalty.store_sqlite import SqliteLoyaltyStore
+
+    return SqliteLoyaltyStore(tmp_path / "loyalty.db")
+
+
+def _mongomock(tmp_path):
+    import mongomock
+
+    from services.loyalty.store_mongo import MongoLoyaltyStore
+    from shared.storage import MongoDb
+
+    return MongoLoyaltyStore(MongoDb(mongomock.MongoClient()["t"]))
+
+
+def _mongodb(tmp_path):
+    url = os.environ.get("CRM_TEST_MONGODB_URL")
+    if not url:
+        pytest.skip("CRM_TEST_MONGODB_URL is not set: no MongoDB server in this environment")
+    from pymongo import MongoClient
+
+    from services.loyalty.store_mongo import MongoLoyaltyStore
+    from shared.storage import MongoDb
+
+    client = MongoClient(url, tz_aware=True)
+    return MongoLoyaltyStore(MongoDb(client[f"t_{uuid.uuid4().hex[:12]}"]))
+
+
+STORES = {"sqlite": _sqlite, "mongomock": _mongomock, "mongodb": _mongodb}
+
+
+@pytest.fixture(params=list(STORES))
+def store(request, tmp_path):
+    """Each store adapter in turn."""
+    return STORES[request.param](tmp_path)
+
+
+@pytest.fixture
+def sqlite_store(tmp_path):
+    return _sqlite(tmp_path)
+
+
+class Clock:
+    """A clock the test moves."""
+
+    def __init__(self, start: str) -> None:
+        self.now = at(start)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def set(self, text: str) -> None:
+        self.now = at(text)
+
+
+def at(text: str) -> datetime:
+    """A Shanghai moment from ``2026-03-01 10:00``, or any ISO moment with its zone."""
+    if "+" in text[10:] or text.endswith("Z"):
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return datetime.fromisoformat(text).replace(tzinfo=SH)
+
+
+def deps_for(store, clock, *, rules_file: str | None = None, **config) -> Deps:
+    settings = Settings(_env_file=None, timezone="Asia/Shanghai")
+    cfg = LoyaltySettings(_env_file=None, rules_file=rules_file, **config)
+    return Deps(store=store, settings=settings, config=cfg, rules=RulesSource(cfg, SH), clock=clock, zone=SH)
+
+
+def incoming(message, topic: str = "crm.customer.events") -> Incoming:
+    return Incoming(encode(message), topic, 0, next(_offsets), [], message.customer_id.encode()
+                    if hasattr(message, "customer_id") else None)
+
+
+def purchase_msg(eid: str, amount: str, when: str, *, record: str = "c_a", customer: str | None = None,
+                 order: str | None = None, category: str | None = None, store_id: str = "SH-001") -> Incoming:
+    items = [{"sku": "SK-1", "category": category, "quantity": 1, "unit_price": amount}] if category else []
+    event = {"specversion": "1.0", "id": eid, "source": f"pos/{store_id}", "type": "crm.purchase",
+             "time": at(when).isoformat(),
+             "data": {"identity": {"member_id": record}, "order_id": order or eid, "amount": amount,
+                      "currency": "CNY", "store_id": store_id, "items": items}}
+    return incoming(CustomerEventResolved(customer_id=customer or record, record_id=record, event=event,
+                                          resolved_at=at(when)))
+
+
+def refund_msg(eid: str, order: str, amount: str, when: str, *, record: str = "c_a",
+               customer: str | None = None) -> Incoming:
+    event = {"specversion": "1.0", "id": eid, "source": "pos/SH-001", "type": "crm.refund",
+             "time": at(when).isoformat(),
+             "data": {"identity": {"member_id": record}, "order_id": order, "amount": amount}}
+    return incoming(CustomerEventResolved(customer_id=customer or record, record_id=record, event=event,
+                                          resolved_at=at(when)))
+
+
+def merge_msg(survivor: str, merged: str, records: list[str], when: str, *, undo: bool = False,
+              merge_id: str = "m_1") -> Incoming:
+    return incoming(CustomerMerged(kind="customer.unmerged" if undo else "customer.merged", merge_id=merge_id,
+                                   survivor_id=survivor, merged_id=merged, records=records, at=at(when)),
+                    "crm.customer.merged")
+
+
+def bonus_msg(grant: str, campaign: str, customer: str, multiplier: str, starts: str, ends: str, *,
+              active: bool = True, when: str | None = None) -> Incoming:
+    return incoming(CampaignBonusGranted(grant_id=grant, campaign_id=campaign, customer_id=customer,
+                                         multiplier=multiplier, starts_at=at(starts), ends_at=at(ends),
+                                         active=active, at=at(when or starts)), "crm.campaigns.events")

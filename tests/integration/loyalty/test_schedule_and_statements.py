@@ -1,0 +1,103 @@
+"""Time-driven behaviour through the handlers: expiry, expiry notices, tier reviews, statements, rules."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from services.loyalty import handlers, views
+from shared.messages import decode
+from tests.integration.loyalty.conftest import Clock, at, deps_for, purchase_msg, refund_msg
+from tests.integration.loyalty.invariants import check_invariants
+
+
+def _kinds(outcome) -> list:
+    return [decode(m.value) for m in outcome.outbox]
+
+
+def test_expiry_notice_and_expiry_fire_from_the_schedule_once_each(store):
+    clock = Clock("2026-01-15 11:00")
+    deps = deps_for(store, clock)
+    handlers.consume_batch([purchase_msg("e1", "100.00", "2026-01-15 10:00", record="c_e")], deps)
+    assert store.account("c_e").next_due_ms is not None
+    clock.set("2026-12-16 23:59")
+    assert _kinds(handlers.run_due(deps)) == []
+    clock.set("2026-12-17 00:00")  # 30 days before 2027-01-16 00:00
+    notice = _kinds(handlers.run_due(deps))
+    assert [(n.kind, n.points, n.expires_at, n.balance) for n in notice] == [
+        ("loyalty.expiry_announced", 100, at("2027-01-16 00:00"), 100)]
+    assert notice[0].announcement_id == "exp:c_e:2027-01-15T16:00:00.000000Z"
+    clock.set("2026-12-20 00:00")
+    assert _kinds(handlers.run_due(deps)) == []  # announced once
+    handlers.consume_batch([purchase_msg("e1", "100.00", "2026-01-15 10:00", record="c_e")], deps)  # redelivered
+    clock.set("2027-01-16 00:00")
+    expired = _kinds(handlers.run_due(deps))
+    assert [(m.kind, getattr(m, "points", None)) for m in expired if m.kind != "view.part"] == [
+        ("loyalty.points_expired", 100)]
+    assert [m.value["points_balance"] for m in expired if m.kind == "view.part"] == [0]
+    assert check_invariants(store, ["c_e"]) == {"c_e": 0}
+    assert _kinds(handlers.run_due(deps)) == []
+
+
+def test_tier_review_downgrades_on_time_from_the_schedule(store):
+    clock = Clock("2027-01-08 13:00")
+    deps = deps_for(store, clock)
+    buys = [purchase_msg(f"t{i}", "750.00", when, record="c_t") for i, when in enumerate(
+        ["2026-11-10 12:00", "2026-11-20 12:00", "2026-12-05 12:00", "2026-12-15 12:00", "2027-01-03 12:00",
+         "2027-01-08 12:00"])]
+    up = _kinds(handlers.consume_batch(buys, deps))
+    changes = [(m.previous, m.tier, m.direction) for m in up if m.kind == "loyalty.tier_changed"]
+    assert changes == [(None, "C", "upgrade")]
+    clock.set("2027-02-01 00:00")
+    assert [m for m in _kinds(handlers.run_due(deps)) if m.kind == "loyalty.tier_changed"] == []  # Nov..Jan holds
+    clock.set("2027-03-01 00:00:01")
+    down = [m for m in _kinds(handlers.run_due(deps)) if m.kind == "loyalty.tier_changed"]
+    assert [(m.previous, m.tier, m.direction) for m in down] == [("C", None, "downgrade")]
+    assert down[0].change_id == "tier:c_t:2027-02-28T16:00:00.000000Z:C>-"
+    history = views.tier_history("c_t", deps=deps)
+    assert [(h["at"], h["tier"]) for h in history["history"]] == [("2027-01-08T12:00:00+08:00", "C"),
+                                                                   ("2027-03-01T00:00:00+08:00", None)]
+
+
+def test_statements_are_exact_per_month_and_a_late_event_lands_in_the_month_it_arrives(store):
+    clock = Clock("2026-11-10 12:00")
+    deps = deps_for(store, clock)
+    handlers.consume_batch([purchase_msg("s1", "300.00", "2026-11-10 11:00", record="c_st"),
+                            purchase_msg("s2", "200.00", "2026-11-11 11:00", record="c_st")], deps)
+    clock.set("2026-12-03 09:00")
+    handlers.consume_batch([refund_msg("s1-r", "s1", "150.00", "2026-12-03 08:00", record="c_st"),
+                            purchase_msg("late", "40.00", "2026-11-20 10:00", record="c_st")], deps)
+    nov = views.monthly_statement("c_st", "2026-11", deps=deps)
+    dec = views.monthly_statement("c_st", "2026-12", deps=deps)
+    assert {k: nov[k] for k in ("opening", "earned", "refunded", "redeemed", "expired", "adjusted", "closing",
+                                "complete")} == {"opening": 0, "earned": 500, "refunded": 0, "redeemed": 0,
+                                                 "expired": 0, "adjusted": 0, "closing": 500, "complete": True}
+    assert {k: dec[k] for k in ("opening", "earned", "refunded", "closing", "complete")} == {
+        "opening": 500, "earned": 40, "refunded": 150, "closing": 390, "complete": False}
+    clock.set("2027-10-20 09:00")  # 90 days before the November lots expire
+    oct_2027 = views.monthly_statement("c_st", "2027-10", deps=deps)
+    assert oct_2027["expiring"] == [{"expires_at": "2027-11-11T00:00:00+08:00", "points": 150},
+                                    {"expires_at": "2027-11-12T00:00:00+08:00", "points": 200},
+                                    {"expires_at": "2027-11-21T00:00:00+08:00", "points": 40}]
+    assert oct_2027["expiring_total"] == 390
+
+
+def test_rules_file_is_reloaded_when_it_changes_and_new_versions_never_rewrite_the_past(store, tmp_path):
+    rules = tmp_path / "rules.json"
+    rules.write_text(json.dumps({"earning": {"categories": {"skincare": "2"}}}))
+    clock = Clock("2026-11-01 12:00")
+    deps = deps_for(store, clock, rules_file=str(rules))
+    handlers.consume_batch([purchase_msg("f1", "100.00", "2026-10-01 10:00", record="c_rf", category="skincare")],
+                           deps)
+    assert store.account("c_rf").balance == 200
+    rules.write_text(json.dumps({"versions": [
+        {"earning": {"categories": {"skincare": "2"}}},
+        {"effective_from": "2026-11-01T00:00:00+08:00", "earning": {"points_per_unit": "3"}},
+    ]}))
+    os.utime(rules, ns=(1, 2_000_000_000_000_000_000))  # a different mtime even within one clock tick
+    handlers.consume_batch([purchase_msg("f2", "100.00", "2026-11-01 10:00", record="c_rf", category="skincare")],
+                           deps)
+    assert check_invariants(store, ["c_rf"]) == {"c_rf": 200 + 300}
+    rules.write_text("{ not json")
+    os.utime(rules, ns=(1, 3_000_000_000_000_000_000))
+    assert len(deps.rules.book().versions) == 2  # a broken file keeps the rules in force
