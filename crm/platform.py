@@ -21,9 +21,10 @@ from shared.settings import Settings
 SERVICES = ("identity", "loyalty", "alerts", "campaigns")
 
 
-def service_command(name: str) -> list[str]:
-    """The ``crm`` arguments that run one service: the same here, in the container and in Kubernetes."""
-    return ["service", name]
+def service_command(name: str, *, api: bool = True) -> list[str]:
+    """The ``crm`` arguments that run one service: the same here, in the container and in Kubernetes.
+    Extra workers of a service run without the API (one process serves each port)."""
+    return ["service", name] if api else ["service", name, "--no-api"]
 
 
 def available_services() -> list[str]:
@@ -79,12 +80,16 @@ class Platform:
     env: dict[str, str]
     services: list[str]
     broker: subprocess.Popen | None = None
-    children: dict[str, subprocess.Popen] = field(default_factory=dict)
+    children: dict[tuple[str, int], subprocess.Popen] = field(default_factory=dict)
     stopping: bool = False
 
     @property
     def log_dir(self) -> Path:
         return Path(self.settings.data_dir) / "logs"
+
+    def workers(self) -> list[tuple[str, int]]:
+        """Every worker process to run: (service, index); index 0 of each also serves its API."""
+        return [(name, i) for name in self.services for i in range(self.settings.workers_of(name))]
 
     def start(self) -> None:
         """Broker (unless one is configured), topics, then each service as its own process."""
@@ -99,15 +104,16 @@ class Platform:
         else:
             raise SystemExit(f"CRM_KAFKA_BOOTSTRAP names {bootstrap} but no broker answers there")
         ensure_topics(self.settings)
-        for name in self.services:
-            self.spawn(name)
+        for worker in self.workers():
+            self.spawn(worker)
 
-    def spawn(self, name: str) -> None:
-        """Start (or restart) one service process."""
+    def spawn(self, worker: tuple[str, int]) -> None:
+        """Start (or restart) one worker process of a service."""
+        name, index = worker
         log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
-        self.children[name] = subprocess.Popen(
-            [sys.executable, "-m", "crm.cli", *service_command(name)], env=self.env, stdout=log, stderr=log,
-            start_new_session=True,
+        self.children[worker] = subprocess.Popen(
+            [sys.executable, "-m", "crm.cli", *service_command(name, api=index == 0)], env=self.env,
+            stdout=log, stderr=log, start_new_session=True,
         )
 
     def wait_ready(self, timeout_s: float = 90) -> None:
@@ -116,7 +122,7 @@ class Platform:
         for name in self.services:
             url = f"http://{self.settings.api_host}:{getattr(self.settings, f'{name}_port')}/readyz"
             while True:
-                if self.children[name].poll() is not None:
+                if self.children[(name, 0)].poll() is not None:
                     raise SystemExit(f"{name} exited at start; see {self.log_dir / (name + '.log')}")
                 try:
                     if httpx.get(url, timeout=1).status_code == 200:
@@ -130,10 +136,10 @@ class Platform:
     def supervise(self) -> None:
         """Restart a service that dies (crash-only: its batch is redelivered) until told to stop."""
         while not self.stopping:
-            for name, proc in list(self.children.items()):
+            for worker, proc in list(self.children.items()):
                 if proc.poll() is not None and not self.stopping:
-                    print(f"{name} exited with {proc.returncode}; restarting", flush=True)
-                    self.spawn(name)
+                    print(f"{worker[0]} (worker {worker[1]}) exited with {proc.returncode}; restarting", flush=True)
+                    self.spawn(worker)
             time.sleep(0.5)
 
     def stop(self) -> None:

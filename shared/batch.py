@@ -24,7 +24,7 @@ from shared import topics
 from shared.clock import Clock, iso_utc
 from shared.events import InvalidEvent
 from shared.storage import DeadLetter, OutboxMessage, is_transient
-from shared.tracing import extract_context, inject_headers, tracer
+from shared.tracing import extract_context, message_headers, tracer
 
 log = logging.getLogger(__name__)
 _tracer = tracer(__name__)
@@ -132,8 +132,8 @@ def _dead_letters(letters: list[tuple[Incoming, str, str]], store: Any, service:
         if store.dead_letter_add(letter):
             outcome.dead_lettered += 1
             outcome.counts[f"dead_letter:{code}"] += 1
-            out.append(OutboxMessage(f"{prefix}{topics.DEADLETTER}", msg.value, msg.key,
-                                     inject_headers(letter.headers)))
+            topic = f"{prefix}{topics.DEADLETTER}"
+            out.append(OutboxMessage(topic, msg.value, msg.key, message_headers(topic, letter.headers)))
     return out
 
 

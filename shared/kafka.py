@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
-from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import Link, SpanKind
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from shared import topics
@@ -18,6 +19,7 @@ from shared.settings import Settings
 from shared.tracing import TRACE_HEADERS, Headers, extract_context, inject_headers, kafka_instrumented
 
 log = logging.getLogger(__name__)
+_tracer = trace.get_tracer(__name__)
 
 
 @dataclass(frozen=True)
@@ -75,22 +77,29 @@ class Publisher:
     def send(self, messages: Sequence[Outgoing], *, timeout_s: float = 30.0) -> None:
         """Publish and wait until the broker has acknowledged every message.
 
-        A message that carries trace context (an outbox message written while its event was handled)
-        is sent inside that context, so its send span and the context it passes on belong to the
-        event's trace, not to whatever is current when the outbox is relayed.
+        A message that already carries trace context (an outbox message: its "create" span was made
+        when the event that caused it was handled) keeps it, and the relay is one "send" span linked
+        to those messages. Any other message is sent through the OpenTelemetry Kafka instrumentation,
+        which gives it a send span of its own in the current trace.
         """
+        carried = [m for m in messages if any(h[0] in TRACE_HEADERS for h in m.headers)]
+        fresh = [m for m in messages if not any(h[0] in TRACE_HEADERS for h in m.headers)]
         futures = []
-        for m in messages:
-            carried = [h for h in m.headers if h[0] in TRACE_HEADERS]
-            token = otel_context.attach(extract_context(carried)) if carried else None
-            try:
-                headers = [h for h in m.headers if h[0] not in TRACE_HEADERS]
-                if not kafka_instrumented():
-                    headers = inject_headers(headers)
-                futures.append(self._producer.send(m.topic, value=m.value, key=m.key, headers=headers))
-            finally:
-                if token is not None:
-                    otel_context.detach(token)
+        if carried:
+            links = [Link(ctx) for m in carried[:128]
+                     if (ctx := trace.get_current_span(extract_context(m.headers)).get_span_context()).is_valid]
+            topics_sent = sorted({m.topic for m in carried})
+            with _tracer.start_as_current_span(
+                f"send {topics_sent[0] if len(topics_sent) == 1 else 'batch'}", kind=SpanKind.PRODUCER, links=links,
+                attributes={"messaging.system": "kafka", "messaging.operation.type": "send",
+                            "messaging.batch.message_count": len(carried),
+                            "messaging.destination.name": ",".join(topics_sent)}):
+                raw_send = _uninstrumented_send()
+                futures += [raw_send(self._producer, m.topic, value=m.value, key=m.key, headers=list(m.headers))
+                            for m in carried]
+        for m in fresh:
+            headers = list(m.headers) if kafka_instrumented() else inject_headers(list(m.headers))
+            futures.append(self._producer.send(m.topic, value=m.value, key=m.key, headers=headers))
         deadline = time.monotonic() + timeout_s
         self._producer.flush(timeout=timeout_s)
         for fut in futures:
@@ -99,6 +108,12 @@ class Publisher:
     def close(self) -> None:
         """Flush and close the producer."""
         self._producer.close(timeout=10)
+
+
+def _uninstrumented_send():
+    # The instrumentation wraps KafkaProducer.send (wrapt keeps the original as __wrapped__); messages
+    # that carry their own context must not get a second producer span each.
+    return getattr(KafkaProducer.send, "__wrapped__", KafkaProducer.send)
 
 
 def faust_app(name: str, settings: Settings, **overrides):

@@ -7,6 +7,7 @@ gets a new ``kind``.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -197,3 +198,15 @@ def decode(raw: bytes | str) -> Message | None:
 def encode(message: _Message) -> bytes:
     """The JSON value a message is published as."""
     return message.model_dump_json().encode()
+
+
+def resolved_event_json(*, customer_id: str, record_id: str, event_json: str, resolved_at: datetime) -> bytes:
+    """``encode(CustomerEventResolved(...))`` for an event already serialised as JSON.
+
+    Identity announces every event it resolves; building the model would parse the event's JSON
+    back into a dict only to serialise it again, on the hottest path of the platform.
+    """
+    head = json.dumps({"kind": "customer.event", "customer_id": customer_id, "record_id": record_id},
+                      separators=(",", ":"))
+    tail = json.dumps(resolved_at.isoformat())
+    return f'{head[:-1]},"event":{event_json},"resolved_at":{tail}}}'.encode()

@@ -18,11 +18,18 @@ class PhoneError(ValueError):
     """A phone that cannot be used; the message never contains the number."""
 
 
-@lru_cache(maxsize=200_000)
 def normalize_phone(raw: str, region: str = "CN", blocked: frozenset[str] = frozenset()) -> str:
-    """The E.164 form of a mobile number in any common notation, or PhoneError (cached: parsing is slow
-    and the same customer's phone arrives again and again)."""
-    text = raw.strip()
+    """The E.164 form of a mobile number in any common notation, or PhoneError."""
+    # Spaces and dashes only group digits; without them `138 0013 8000` and `138-0013-8000` share
+    # one cache entry (parsing is slow and the same customer's phone arrives again and again).
+    return _normalize(_SEPARATORS.sub("", raw), region, blocked)
+
+
+_SEPARATORS = re.compile(r"[\s\-]+")
+
+
+@lru_cache(maxsize=200_000)
+def _normalize(text: str, region: str, blocked: frozenset[str]) -> str:
     if not text:
         raise PhoneError("phone is empty")
     try:

@@ -33,13 +33,19 @@ class Settings(BaseSettings):
     # Identifier values that must never link anything, beyond the built-in rules.
     blocked_phones: str = ""
     blocked_identifiers: str = "0,null,none,undefined,test,unknown,n/a,-"
-    batch_size: int = Field(500, ge=1, le=5000)
+    batch_size: int = Field(1000, ge=1, le=5000)
     batch_within_s: float = Field(0.05, gt=0)
     session_timeout_s: float = 6.0
     heartbeat_interval_s: float = 2.0
     # How long a consumer's fetch may wait on an idle partition (faust's own 1500 ms adds that to latency).
     fetch_max_wait_ms: int = Field(100, ge=1, le=5000)
     log_level: str = "INFO"
+    # Worker processes per service in the embedded platform (`crm up`); they share the work through their
+    # consumer group and the service's database. Identity is the platform's front door: two by default.
+    identity_workers: int = Field(2, ge=1, le=16)
+    loyalty_workers: int = Field(1, ge=1, le=16)
+    alerts_workers: int = Field(1, ge=1, le=16)
+    campaigns_workers: int = Field(1, ge=1, le=16)
     identity_port: int = 8001
     loyalty_port: int = 8002
     alerts_port: int = 8003
@@ -74,6 +80,10 @@ class Settings(BaseSettings):
             if not self.api_keys:
                 raise ValueError("CRM_API_KEYS is required in prod")
         return self
+
+    def workers_of(self, service: str) -> int:
+        """How many worker processes the embedded platform runs for a service."""
+        return getattr(self, f"{service}_workers", 1)
 
     def topic(self, name: str) -> str:
         """A topic name with this deployment's prefix."""

@@ -22,7 +22,8 @@ from shared.settings import Settings
 
 
 class JsonLinesSpanExporter(SpanExporter):
-    """Writes finished spans as JSON lines to a file several processes can append to."""
+    """Writes finished spans as JSON lines to a file several processes can append to, with the same
+    redaction as :class:`RedactingExporter` applied while each line is written (no copy of the span)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -96,7 +97,7 @@ def _compact(span: ReadableSpan) -> dict:
         "start_ns": span.start_time,
         "end_ns": span.end_time,
         "status": span.status.status_code.name,
-        "attributes": dict(span.attributes or {}),
+        "attributes": _clean(span.attributes),
         "links": [{"trace_id": format(link.context.trace_id, "032x"), "span_id": format(link.context.span_id, "016x")}
                   for link in span.links],
     }
@@ -119,7 +120,7 @@ def setup_tracing(service: str, settings: Settings) -> None:
         provider.add_span_processor(BatchSpanProcessor(RedactingExporter(OTLPSpanExporter())))
     elif exporter_name != "none":
         path = Path(os.environ.get("CRM_TRACE_FILE", f"{settings.data_dir}/traces.jsonl"))
-        provider.add_span_processor(BatchSpanProcessor(RedactingExporter(JsonLinesSpanExporter(path))))
+        provider.add_span_processor(BatchSpanProcessor(JsonLinesSpanExporter(path)))
     trace.set_tracer_provider(provider)
     instrument_libraries()
 

@@ -37,6 +37,8 @@ from shared.kafka import Outgoing, Publisher
 @dataclass
 class RunFigures:
     events: int
+    workers: int
+    trace_ratio: float
     identity_rate: float
     bare_rate: float
     p50_ms: float
@@ -48,9 +50,7 @@ class Announcements:
 
     def __init__(self, bootstrap: str) -> None:
         self.times: dict[str, float] = {}
-        self.count = 0
-        self.first: float | None = None
-        self.last: float | None = None
+        self.arrivals: list[float] = []
         self._stop = threading.Event()
         self._consumer = KafkaConsumer(topics.CUSTOMER_EVENTS, topics.DEADLETTER, bootstrap_servers=bootstrap,
                                        auto_offset_reset="earliest", group_id=None, fetch_max_wait_ms=20)
@@ -62,19 +62,22 @@ class Announcements:
             for records in self._consumer.poll(timeout_ms=50, max_records=5000).values():
                 now = time.monotonic()
                 for r in records:
-                    self.count += 1
-                    self.first = self.first or now
-                    self.last = now
+                    self.arrivals.append(now)
                     if r.topic == topics.CUSTOMER_EVENTS and b'"latency-' in r.value:
                         self.times[json.loads(r.value)["event"]["id"]] = now
 
     def wait(self, count: int, timeout: float) -> None:
         """Until ``count`` announcements have been read."""
         deadline = time.monotonic() + timeout
-        while self.count < count:
+        while len(self.arrivals) < count:
             if time.monotonic() > deadline:
-                raise RuntimeError(f"only {self.count} of {count} announcements within {timeout:.0f} s")
+                raise RuntimeError(f"only {len(self.arrivals)} of {count} announcements within {timeout:.0f} s")
             time.sleep(0.05)
+
+    def rate_since(self, moment: float) -> float:
+        """Announcements per second from ``moment`` (or the first one after it) to the last."""
+        after = [t for t in self.arrivals if t >= moment]
+        return (len(after) - 1) / max(1e-9, after[-1] - after[0]) if len(after) > 1 else 0.0
 
     def close(self) -> None:
         self._stop.set()
@@ -141,7 +144,14 @@ def _latency(platform: BenchPlatform, reader: Announcements, *, count: int, rate
     return [(reader.times[e] - t) * 1000 for e, t in sent.items() if e in reader.times]
 
 
-def one_run(events: int, *, latency_events: int, latency_rate: float) -> RunFigures:
+def tracing_env(ratio: float) -> dict[str, str]:
+    """The OpenTelemetry sampler for a share of events traced (1: every event, the embedded default)."""
+    if ratio >= 1:
+        return {}
+    return {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": str(ratio)}
+
+
+def one_run(events: int, *, workers: int, trace_ratio: float, latency_events: int, latency_rate: float) -> RunFigures:
     """One run on a fresh platform."""
     people = max(10, events // 7)
     scenario = generate(people, events_per_person=5, malformed=min(50, events // 100), seed=int(time.time()))
@@ -152,29 +162,34 @@ def one_run(events: int, *, latency_events: int, latency_rate: float) -> RunFigu
         bare = _bare_rate(platform, len(lines))
         reader = Announcements(platform.bootstrap)
         try:
-            platform.start("identity")
+            # With the backlog waiting, the first worker starts on it before the others join: the rate
+            # is taken once every worker holds its partitions.
+            settled = platform.start("identity", workers=workers, env=tracing_env(trace_ratio))
             reader.wait(expected, timeout=900)
-            # Every line is consumed and handled (duplicates too); announcements mark when.
-            rate = len(lines) / max(1e-9, (reader.last or 0) - (reader.first or 0))
+            rate = reader.rate_since(settled)
             latencies = _latency(platform, reader, count=latency_events, rate=latency_rate)
         finally:
             reader.close()
-    return RunFigures(len(lines), rate, bare, percentile(latencies, 50), percentile(latencies, 99))
+    return RunFigures(len(lines), workers, trace_ratio, rate, bare, percentile(latencies, 50),
+                      percentile(latencies, 99))
 
 
-def run(*, events: int = 50_000, runs: int = 3, latency_events: int = 3000, latency_rate: float = 500.0) -> None:
+def run(*, events: int = 50_000, runs: int = 3, workers: int = 2, trace_ratio: float = 1.0,
+        latency_events: int = 3000, latency_rate: float = 500.0) -> None:
     """Run the benchmark and print the figures (medians over runs)."""
     figures = []
     for i in range(runs):
-        f = one_run(events, latency_events=latency_events, latency_rate=latency_rate)
+        f = one_run(events, workers=workers, trace_ratio=trace_ratio, latency_events=latency_events,
+                    latency_rate=latency_rate)
         figures.append(f)
         typer.echo(f"run {i + 1}: {f.events} events  identity {f.identity_rate:,.0f} ev/s  "
                    f"bare faust {f.bare_rate:,.0f} ev/s  ratio {f.identity_rate / f.bare_rate:.2f}  "
                    f"latency p50 {f.p50_ms:.0f} ms  p99 {f.p99_ms:.0f} ms")
     ident, bare = median([f.identity_rate for f in figures]), median([f.bare_rate for f in figures])
-    typer.echo(f"\nidentity benchmark, median of {runs} runs of {figures[0].events:,} events:")
+    typer.echo(f"\nidentity benchmark, median of {runs} runs of {figures[0].events:,} events "
+               f"({workers} identity worker{'s' if workers > 1 else ''}, {trace_ratio:.0%} of events traced):")
     typer.echo(f"  through identity     {ident:,.0f} events/s")
-    typer.echo(f"  bare faust agent     {bare:,.0f} events/s (same broker, same events, same run)")
+    typer.echo(f"  bare faust agent     {bare:,.0f} events/s (one process; same broker, same events, same run)")
     typer.echo(f"  ratio                {median([f.identity_rate / f.bare_rate for f in figures]):.2f}")
     typer.echo(f"  latency publish → profile committed and announced, at {latency_rate:,.0f} events/s: "
                f"p50 {median([f.p50_ms for f in figures]):.0f} ms, p99 {median([f.p99_ms for f in figures]):.0f} ms")

@@ -40,29 +40,33 @@ class BenchPlatform:
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
 
-    def start(self, name: str) -> None:
-        """Start one service with its API and wait until it is ready and holds its partitions."""
-        port = free_port()
-        log = open(self.data_dir / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
-        self.procs[name] = subprocess.Popen(
-            [sys.executable, "-m", "crm.cli", "service", name, "--port", str(port)], env=self.env,
-            stdout=log, stderr=log, start_new_session=True)
-        self.ports[name] = port
-        deadline = time.monotonic() + 90
+    def start(self, name: str, *, workers: int = 1, env: dict[str, str] | None = None) -> float:
+        """Start a service's workers (each with an API port, for its metrics) and wait until every one is
+        ready and holds partitions; returns the monotonic time the assignment settled."""
+        names = [name if i == 0 else f"{name}-{i}" for i in range(workers)]
+        for worker in names:
+            port = free_port()
+            log = open(self.data_dir / f"{worker}.log", "ab")  # noqa: SIM115 - owned by the child
+            self.procs[worker] = subprocess.Popen(
+                [sys.executable, "-m", "crm.cli", "service", name, "--port", str(port)],
+                env={**self.env, **(env or {})}, stdout=log, stderr=log, start_new_session=True)
+            self.ports[worker] = port
+        deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            if self.procs[name].poll() is not None:
-                raise RuntimeError(f"{name} exited at start; see {self.data_dir / (name + '.log')}")
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200 and self.assigned(name):
-                    return
-            except httpx.HTTPError:
-                pass
+            for worker in names:
+                if self.procs[worker].poll() is not None:
+                    raise RuntimeError(f"{worker} exited at start; see {self.data_dir / (worker + '.log')}")
+            if all(self.assigned(worker) for worker in names):
+                return time.monotonic()
             time.sleep(0.2)
-        raise RuntimeError(f"{name} not ready within 90 s")
+        raise RuntimeError(f"{name} not ready within 120 s")
 
-    def assigned(self, name: str) -> int:
-        """How many partitions the service's worker holds (its metrics gauge)."""
-        text = httpx.get(f"http://127.0.0.1:{self.ports[name]}/metrics", timeout=5).text
+    def assigned(self, worker: str) -> int:
+        """How many partitions a worker holds (its metrics gauge); 0 while it is not up."""
+        try:
+            text = httpx.get(f"http://127.0.0.1:{self.ports[worker]}/metrics", timeout=2).text
+        except httpx.HTTPError:
+            return 0
         for line in text.splitlines():
             if line.startswith("crm_consumer_assigned_partitions "):
                 return int(float(line.split()[1]))

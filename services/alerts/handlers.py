@@ -47,7 +47,7 @@ from shared.messages import (
 )
 from shared.settings import Settings
 from shared.storage import OutboxMessage
-from shared.tracing import inject_headers
+from shared.tracing import message_headers
 
 log = logging.getLogger(__name__)
 
@@ -244,7 +244,8 @@ class Writer:
     def outbox(self) -> list[OutboxMessage]:
         """The messages announcing everything written: alert changes, then each changed customer's view part."""
         settings = self.deps.settings
-        headers = inject_headers()  # one trace context for everything this unit of work announces
+        # One message context for everything this unit of work announces.
+        headers = message_headers(settings.topic(topics.ALERTS_EVENTS))
         out = [_message(settings, topics.ALERTS_EVENTS, n.customer_id, encode(n), headers) for n in self._news]
         customers = sorted(self.changed)
         if not customers:

@@ -17,10 +17,10 @@ from shared.errors import Conflict, NotFound
 from shared.events import ChannelEvent, InvalidEvent, parse_event
 from shared.facts import FieldValue, PurchaseFact, RefundFact, attribute_values, epoch_ms, purchase_fact, refund_fact
 from shared.kafka import Outgoing
-from shared.messages import CustomerEventResolved, CustomerMerged, ViewPartUpdated, decode
+from shared.messages import CustomerMerged, ViewPartUpdated, decode, resolved_event_json
 from shared.settings import Settings
 from shared.storage import OutboxMessage
-from shared.tracing import event_attributes, inject_headers
+from shared.tracing import event_attributes, message_headers
 
 log = logging.getLogger(__name__)
 
@@ -42,12 +42,14 @@ class Prepared:
 
     event: ChannelEvent
     idents: list[Ident]
+    payload: str  # the event as validated, JSON: what the timeline keeps and the other services receive
 
 
 def prepare(raw: bytes | dict, cleaning: Cleaning) -> Prepared:
     """Validate one event and clean its identifiers, or raise InvalidEvent."""
     event = parse_event(raw)
-    return Prepared(event, domain.clean_identity(event.data.identity, cleaning))
+    # Serialised here, before the batch takes the store's write lock.
+    return Prepared(event, domain.clean_identity(event.data.identity, cleaning), event.model_dump_json())
 
 
 def resolve_batch(messages: list[Incoming], deps: Deps) -> BatchOutcome:
@@ -87,15 +89,15 @@ def _apply_all(items: list[Decoded[Prepared]], deps: Deps, outcome: BatchOutcome
             continue
         unit.seen.add(event.key)
         with message_span("identity", one.msg, event_attributes(event)) as span:
-            root = _apply(event, one.item.idents, deps, out, outcome, unit)
+            root = _apply(one.item, deps, out, outcome, unit)
             span.set_attribute("crm.customer_id", root)
         outcome.processed += 1
     unit.flush(deps.store, iso_utc(deps.clock()))
     return out
 
 
-def _apply(event: ChannelEvent, idents: list[Ident], deps: Deps, out: list[OutboxMessage], outcome: BatchOutcome,
-           unit: _Unit) -> str:
+def _apply(prepared: Prepared, deps: Deps, out: list[OutboxMessage], outcome: BatchOutcome, unit: _Unit) -> str:
+    event, idents = prepared.event, prepared.idents
     store, now = deps.store, iso_utc(deps.clock())
     found = store.find(idents)
     blocked = store.blocked_pairs({f.root_id for f in found.values()})
@@ -124,9 +126,8 @@ def _apply(event: ChannelEvent, idents: list[Ident], deps: Deps, out: list[Outbo
         ))
     if res.links:
         store.link(res.record_id, res.links, source=event.source, event_id=event.id, at=seen_at)
-    payload = event.model_dump(mode="json")
     unit.events.append(EventRow(event.source, event.id, res.record_id, event.type, event.channel, seen_at,
-                                epoch_ms(event.time), domain.dumps(payload), now))
+                                epoch_ms(event.time), prepared.payload, now))
     if purchase := purchase_fact(event, res.record_id, deps.settings.store_zone):
         unit.purchases.append(purchase)
     elif refund := refund_fact(event, res.record_id):
@@ -134,14 +135,15 @@ def _apply(event: ChannelEvent, idents: list[Ident], deps: Deps, out: list[Outbo
     if values := attribute_values(event):
         unit.attributes.append((res.record_id, values))
     unit.touched.add(res.root_id)
-    body = CustomerEventResolved(customer_id=res.root_id, record_id=res.record_id, event=payload,
-                                 resolved_at=deps.clock())
-    out.append(_message(deps, topics.CUSTOMER_EVENTS, res.root_id, body.model_dump_json().encode()))
+    body = resolved_event_json(customer_id=res.root_id, record_id=res.record_id, event_json=prepared.payload,
+                               resolved_at=deps.clock())
+    out.append(_message(deps, topics.CUSTOMER_EVENTS, res.root_id, body))
     return res.root_id
 
 
 def _message(deps: Deps, topic: str, key: str, value: bytes, headers: list | None = None) -> OutboxMessage:
-    return OutboxMessage(deps.settings.topic(topic), value, key.encode(), inject_headers(headers))
+    name = deps.settings.topic(topic)
+    return OutboxMessage(name, value, key.encode(), message_headers(name, headers, key=key))
 
 
 def unmerge(customer_id: str, merge_id: str, *, by: str, deps: Deps) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from shared.clock import Clock, iso_utc
 from shared.messages import PointsExpired, PointsExpiryAnnounced, TierChanged, ViewPartUpdated
 from shared.settings import Settings
 from shared.storage import OutboxMessage
-from shared.tracing import inject_headers
+from shared.tracing import message_headers
 
 log = logging.getLogger(__name__)
 EXPIRING_SHOWN = 6
@@ -82,8 +82,8 @@ class Deps:
 
     def message(self, body: Any, key: str) -> OutboxMessage:
         """An outbox message on loyalty's topic, keyed by the customer."""
-        return OutboxMessage(self.settings.topic(topics.LOYALTY_EVENTS), body.model_dump_json().encode(),
-                             key.encode(), inject_headers(None))
+        topic = self.settings.topic(topics.LOYALTY_EVENTS)
+        return OutboxMessage(topic, body.model_dump_json().encode(), key.encode(), message_headers(topic, key=key))
 
 
 def load_facts(store: LoyaltyStore, records: list[str]) -> Facts:

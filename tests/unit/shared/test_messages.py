@@ -97,3 +97,20 @@ def test_a_known_kind_with_bad_fields_is_invalid_and_the_reasons_do_not_echo_val
     assert bad.value.reasons == ["merged_id: Field required", "records: Input should be a valid list",
                                  "at: Input should be a valid datetime or date, invalid date separator, expected `-`"]
     assert "13800138000" not in str(bad.value)
+
+
+def test_a_resolved_event_built_from_its_json_decodes_to_the_same_message_as_the_model():
+    from datetime import UTC, datetime
+
+    from shared.events import parse_event
+    from shared.messages import CustomerEventResolved, decode, encode, resolved_event_json
+
+    event = parse_event({"specversion": "1.0", "id": "e-1", "source": "wechat/mini", "type": "crm.profile",
+                         "time": "2026-11-20T10:15:00+08:00",
+                         "data": {"identity": {"wechat_openid": "o-1"}, "name": "王小明", "city": "上海",
+                                  "attributes": {"quote": "say \"hi\"\\n", "n": 1.5}}})
+    at = datetime(2026, 11, 25, 8, 0, 0, 123456, tzinfo=UTC)
+    built = resolved_event_json(customer_id="c_1", record_id="c_2", event_json=event.model_dump_json(), resolved_at=at)
+    model = CustomerEventResolved(customer_id="c_1", record_id="c_2", event=event.model_dump(mode="json"),
+                                  resolved_at=at)
+    assert decode(built) == decode(encode(model)) == model
