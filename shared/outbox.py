@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import replace
+from pathlib import Path
 from typing import Protocol
 
-from shared.storage import DeadLetter, OutboxMessage
+from shared.storage import OUTBOX_SQL, DeadLetter, MongoDb, OutboxMessage, SqliteDb
 
 
 def _h_dump(headers: list[tuple[str, bytes]]) -> str:
@@ -208,3 +209,41 @@ class MongoOutbox:
     def dead_letter_count(self, *, status: str | None = None) -> int:
         """How many dead letters, optionally by status."""
         return self.mdb["dead_letters"].count_documents({"status": status} if status else {})  # type: ignore[attr-defined]
+
+
+class SqliteStore(SqliteOutbox):
+    """What every service's SQLite store starts from: its own file (``schema`` creates its tables),
+    transactions across processes, the outbox and dead letters."""
+
+    schema: str = OUTBOX_SQL
+
+    def __init__(self, path: Path | str) -> None:
+        self.db = SqliteDb(path, self.schema)
+
+    def transaction(self):
+        """One atomic unit of work across processes."""
+        return self.db.transaction()
+
+    def close(self) -> None:
+        """Close this thread's connection."""
+        self.db.close()
+
+
+class MongoStore(MongoOutbox):
+    """What every service's MongoDB store starts from: its database, transactions (on a replica set),
+    the outbox and dead letters; ``create_indexes`` adds the service's own indexes at open."""
+
+    def __init__(self, mdb: MongoDb) -> None:
+        self.mdb = mdb
+        self.create_outbox_indexes()
+        self.create_indexes()
+
+    def create_indexes(self) -> None:
+        """The service's own indexes (idempotent; run when the store opens)."""
+
+    def transaction(self):
+        """One atomic unit of work (a multi-document transaction where the server supports one)."""
+        return self.mdb.transaction()
+
+    def close(self) -> None:
+        """Nothing to release: the client belongs to whoever opened it."""

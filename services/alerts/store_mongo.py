@@ -25,7 +25,7 @@ from services.alerts.store import (
 from shared.churn import ChurnModel
 from shared.facts import FieldValue, PurchaseFact, RefundFact
 from shared.membership import MongoMembership
-from shared.outbox import MongoOutbox
+from shared.outbox import MongoStore
 from shared.storage import MongoDb
 
 
@@ -54,28 +54,26 @@ def _alert(doc: dict) -> Alert:
     return alert_of(doc)
 
 
-class MongoAlertsStore(MongoOutbox, MongoMembership):
+class MongoAlertsStore(MongoStore, MongoMembership):
     """Alerts data in the service's MongoDB database; writes join the current transaction."""
 
-    def __init__(self, db: MongoDb) -> None:
-        self.mdb = db
-        self._mock = type(db.database).__module__.startswith("mongomock")
-        self.create_outbox_indexes()
-        self.create_membership_indexes()
-        db["purchases"].create_index("record_id")
-        db["refunds"].create_index("record_id")
-        db["occurrences"].create_index("record_id")
-        db["expiries"].create_index("record_id")
-        db["attributes"].create_index("record_id")
-        db["alerts"].create_index([("customer_id", ASCENDING), ("status", ASCENDING), ("type", ASCENDING)])
-        db["alerts"].create_index("origin_id")
-        db["alerts"].create_index([("status", ASCENDING), ("opened_at", DESCENDING)])
-        db["alerts"].create_index([("store_id", ASCENDING), ("status", ASCENDING), ("opened_at", DESCENDING)])
-        db["due"].create_index([("due_ms", ASCENDING), ("_id", ASCENDING)])
+    def __init__(self, mdb: MongoDb) -> None:
+        self._mock = type(mdb.database).__module__.startswith("mongomock")
+        super().__init__(mdb)
 
-    def transaction(self):
-        """One atomic unit of work (a multi-document transaction on a replica set)."""
-        return self.mdb.transaction()
+    def create_indexes(self) -> None:
+        """The indexes this service's queries and idempotent writes rely on."""
+        self.create_membership_indexes()
+        self.mdb["purchases"].create_index("record_id")
+        self.mdb["refunds"].create_index("record_id")
+        self.mdb["occurrences"].create_index("record_id")
+        self.mdb["expiries"].create_index("record_id")
+        self.mdb["attributes"].create_index("record_id")
+        self.mdb["alerts"].create_index([("customer_id", ASCENDING), ("status", ASCENDING), ("type", ASCENDING)])
+        self.mdb["alerts"].create_index("origin_id")
+        self.mdb["alerts"].create_index([("status", ASCENDING), ("opened_at", DESCENDING)])
+        self.mdb["alerts"].create_index([("store_id", ASCENDING), ("status", ASCENDING), ("opened_at", DESCENDING)])
+        self.mdb["due"].create_index([("due_ms", ASCENDING), ("_id", ASCENDING)])
 
     def _insert_new(self, name: str, doc: dict) -> bool:
         res = self.mdb[name].update_one({"_id": doc["_id"]}, {"$setOnInsert": doc}, upsert=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from datetime import date
-from pathlib import Path
 
 from services.alerts.domain.facts import CustomerFacts
 from services.alerts.domain.workflow import Alert
@@ -25,8 +24,8 @@ from services.alerts.store import (
 from shared.churn import ChurnModel
 from shared.facts import FieldValue, PurchaseFact, RefundFact
 from shared.membership import MEMBERSHIP_SQL, SqliteMembership
-from shared.outbox import SqliteOutbox
-from shared.storage import OUTBOX_SQL, SqliteDb
+from shared.outbox import SqliteStore
+from shared.storage import OUTBOX_SQL
 
 _ALERT_COLUMNS = (
     "alert_id", "customer_id", "type", "severity", "status", "store_id", "manager", "action", "opened_at",
@@ -101,19 +100,10 @@ def _chunks(ids: list[str]):
         yield ids[i:i + _CHUNK]
 
 
-class SqliteAlertsStore(SqliteOutbox, SqliteMembership):
+class SqliteAlertsStore(SqliteStore, SqliteMembership):
     """Alerts data in SQLite; every write method runs inside the caller's transaction."""
 
-    def __init__(self, path: Path | str) -> None:
-        self.db = SqliteDb(path, SCHEMA)
-
-    def transaction(self):
-        """One atomic unit of work across processes."""
-        return self.db.transaction()
-
-    def close(self) -> None:
-        """Close this thread's connection."""
-        self.db.close()
+    schema = SCHEMA
 
     # -- facts --------------------------------------------------------------------------
     def mark_event(self, source: str, event_id: str) -> bool:

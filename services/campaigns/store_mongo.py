@@ -16,8 +16,7 @@ from services.campaigns.domain.audience import CustomerFacts
 from services.campaigns.store import CampaignRow, MemberRow, TouchRow
 from shared.facts import FieldValue, PurchaseFact, RefundFact, newest
 from shared.membership import MongoMembership
-from shared.outbox import MongoOutbox
-from shared.storage import MongoDb
+from shared.outbox import MongoStore
 
 CHUNK = 5000  # ids per $in query: keeps every query document far below MongoDB's 16 MB limit
 _CAMPAIGN_FIELDS = ("definition", "status", "created_at", "updated_at", "starts_at", "ends_at", "launched_at",
@@ -48,27 +47,22 @@ def _member(doc: dict, customer: str | None) -> MemberRow:
                      doc["bucket"], doc.get("tier"), doc["age_band"], doc.get("home_store"), doc["returning"], customer)
 
 
-class MongoCampaignsStore(MongoMembership, MongoOutbox):
+class MongoCampaignsStore(MongoStore, MongoMembership):
     """Campaigns data in a MongoDB database; writes join the current transaction."""
 
-    def __init__(self, mdb: MongoDb) -> None:
-        self.mdb = mdb
-        self.create_outbox_indexes()
+    def create_indexes(self) -> None:
+        """The indexes this service's queries and idempotent writes rely on."""
         self.create_membership_indexes()
-        mdb["purchases"].create_index([("record_id", 1), ("time_ms", 1)])
-        mdb["refunds"].create_index("record_id")
-        mdb["attributes"].create_index("record_id")
-        mdb["campaigns"].create_index([("status", 1), ("starts_at", 1)])
-        mdb["campaigns"].create_index("idempotency_key", unique=True,
-                                      partialFilterExpression={"idempotency_key": {"$type": "string"}})
-        mdb["members"].create_index([("campaign_id", 1), ("member_id", 1)])
-        mdb["members"].create_index("member_id")
-        mdb["touches"].create_index("at_ms")
-        mdb["touches"].create_index("campaign_id")
-
-    def transaction(self):
-        """One atomic unit of work (a multi-document transaction where the server has them)."""
-        return self.mdb.transaction()
+        self.mdb["purchases"].create_index([("record_id", 1), ("time_ms", 1)])
+        self.mdb["refunds"].create_index("record_id")
+        self.mdb["attributes"].create_index("record_id")
+        self.mdb["campaigns"].create_index([("status", 1), ("starts_at", 1)])
+        self.mdb["campaigns"].create_index("idempotency_key", unique=True,
+                                           partialFilterExpression={"idempotency_key": {"$type": "string"}})
+        self.mdb["members"].create_index([("campaign_id", 1), ("member_id", 1)])
+        self.mdb["members"].create_index("member_id")
+        self.mdb["touches"].create_index("at_ms")
+        self.mdb["touches"].create_index("campaign_id")
 
     def _records(self, customers: Collection[str]) -> dict[str, str]:
         """record id → customer for every record of these customers."""

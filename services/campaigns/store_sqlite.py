@@ -6,7 +6,6 @@ import json
 import sqlite3
 from collections import defaultdict
 from collections.abc import Collection, Iterable
-from pathlib import Path
 from typing import Any
 
 from services.campaigns.domain.attribution import Enrolment, Refund, Sale
@@ -14,8 +13,8 @@ from services.campaigns.domain.audience import CustomerFacts
 from services.campaigns.store import CampaignRow, MemberRow, TouchRow, flag
 from shared.facts import FieldValue, PurchaseFact, RefundFact
 from shared.membership import MEMBERSHIP_SQL, SqliteMembership
-from shared.outbox import SqliteOutbox
-from shared.storage import OUTBOX_SQL, SqliteDb
+from shared.outbox import SqliteStore
+from shared.storage import OUTBOX_SQL
 
 SCHEMA = (
     """
@@ -81,19 +80,10 @@ def _campaign(row: tuple) -> CampaignRow:
     return CampaignRow(**values)
 
 
-class SqliteCampaignsStore(SqliteMembership, SqliteOutbox):
+class SqliteCampaignsStore(SqliteStore, SqliteMembership):
     """Campaigns data in SQLite; every write method runs inside the caller's transaction."""
 
-    def __init__(self, path: Path | str) -> None:
-        self.db = SqliteDb(path, SCHEMA)
-
-    def transaction(self):
-        """One atomic unit of work across processes."""
-        return self.db.transaction()
-
-    def close(self) -> None:
-        """Close this thread's connection."""
-        self.db.close()
+    schema = SCHEMA
 
     def _wanted(self, ids: Iterable[str]) -> sqlite3.Connection:
         """This connection's scratch table of ids, filled with ``ids`` (joins instead of huge IN lists)."""

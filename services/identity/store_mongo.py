@@ -21,8 +21,7 @@ from pymongo import ASCENDING, DESCENDING, UpdateMany
 from services.identity.domain import Found, Ident, dumps
 from services.identity.store import ConflictRow, EventRow, IdentifierRow, MergeRow, RecordRow, StatsRow
 from shared.facts import FieldValue, PurchaseFact, RefundFact
-from shared.outbox import MongoOutbox
-from shared.storage import MongoDb
+from shared.outbox import MongoStore
 
 _NO_ID = {"_id": False}
 
@@ -33,13 +32,8 @@ def _before(key: tuple[int, str, str], names: tuple[str, str, str]) -> dict:
     return {"$or": [{a: {"$lt": x}}, {a: x, b: {"$lt": y}}, {a: x, b: y, c: {"$lt": z}}]}
 
 
-class MongoIdentityStore(MongoOutbox):
+class MongoIdentityStore(MongoStore):
     """Identity data in a MongoDB database; every write method joins the caller's transaction."""
-
-    def __init__(self, mdb: MongoDb) -> None:
-        self.mdb = mdb
-        self.create_outbox_indexes()
-        self.create_indexes()
 
     def create_indexes(self) -> None:
         """The indexes every query and idempotent upsert here relies on (idempotent; run at open)."""
@@ -63,13 +57,6 @@ class MongoIdentityStore(MongoOutbox):
         m["conflicts"].create_index([("at", DESCENDING), ("_id", ASCENDING)])
         m["conflicts"].create_index("customer_ids")
         m["parts"].create_index([("record_id", ASCENDING), ("part", ASCENDING)], unique=True)
-
-    def transaction(self):
-        """One atomic unit of work (a multi-document transaction where the server supports one)."""
-        return self.mdb.transaction()
-
-    def close(self) -> None:
-        """Nothing to release: the client belongs to whoever opened it."""
 
     # -- writes -------------------------------------------------------------------------
     def event_seen(self, source: str, event_id: str) -> bool:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from pathlib import Path
 
 from services.identity.domain import Found, Ident, dumps
 from services.identity.store import (
@@ -16,8 +15,8 @@ from services.identity.store import (
     StatsRow,
 )
 from shared.facts import FieldValue, PurchaseFact, RefundFact
-from shared.outbox import SqliteOutbox
-from shared.storage import OUTBOX_SQL, SqliteDb
+from shared.outbox import SqliteStore
+from shared.storage import OUTBOX_SQL
 
 SCHEMA = (
     """
@@ -84,19 +83,10 @@ def _chunks(items: list, size: int) -> Iterable[list]:
         yield items[start:start + size]
 
 
-class SqliteIdentityStore(SqliteOutbox):
+class SqliteIdentityStore(SqliteStore):
     """Identity data in SQLite; every write method runs inside the caller's transaction."""
 
-    def __init__(self, path: Path | str) -> None:
-        self.db = SqliteDb(path, SCHEMA)
-
-    def transaction(self):
-        """One atomic unit of work across processes."""
-        return self.db.transaction()
-
-    def close(self) -> None:
-        """Close this thread's connection."""
-        self.db.close()
+    schema = SCHEMA
 
     # -- writes -------------------------------------------------------------------------
     def event_seen(self, source: str, event_id: str) -> bool:

@@ -20,8 +20,7 @@ from services.loyalty.store import (
 )
 from shared.clock import iso_utc, parse_iso
 from shared.membership import MongoMembership
-from shared.outbox import MongoOutbox
-from shared.storage import MongoDb
+from shared.outbox import MongoStore
 
 
 def _key(*parts: str) -> str:
@@ -50,25 +49,20 @@ def _redemption(d: dict) -> RedemptionRow:
                          d.get("cancelled_at"), d.get("cancelled_by"), d.get("cancel_reason"))
 
 
-class MongoLoyaltyStore(MongoOutbox, MongoMembership):
+class MongoLoyaltyStore(MongoStore, MongoMembership):
     """Loyalty data in MongoDB; writes join the current transaction."""
 
-    def __init__(self, db: MongoDb) -> None:
-        self.mdb = db
-        self.create_outbox_indexes()
+    def create_indexes(self) -> None:
+        """The indexes this service's queries and idempotent writes rely on."""
         self.create_membership_indexes()
-        db["purchases"].create_index("record_id")
-        db["purchases"].create_index("order_id")
-        db["refunds"].create_index("order_id")
-        db["bonuses"].create_index("record_id")
-        db["ledger"].create_index([("record_id", 1), ("bucket", 1), ("rule", 1)])
-        db["ledger"].create_index([("record_id", 1), ("posted_at", -1), ("_id", -1)])
-        db["accounts"].create_index("next_due_ms")
-        db["redemptions"].create_index([("record_id", 1), ("reward_id", 1)])
-
-    def transaction(self):
-        """One atomic unit of work (a real transaction on a replica set)."""
-        return self.mdb.transaction()
+        self.mdb["purchases"].create_index("record_id")
+        self.mdb["purchases"].create_index("order_id")
+        self.mdb["refunds"].create_index("order_id")
+        self.mdb["bonuses"].create_index("record_id")
+        self.mdb["ledger"].create_index([("record_id", 1), ("bucket", 1), ("rule", 1)])
+        self.mdb["ledger"].create_index([("record_id", 1), ("posted_at", -1), ("_id", -1)])
+        self.mdb["accounts"].create_index("next_due_ms")
+        self.mdb["redemptions"].create_index([("record_id", 1), ("reward_id", 1)])
 
     def known(self, record_id: str) -> bool:
         """Whether identity ever told us about this record."""

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 from services.loyalty.domain.model import DERIVED_KINDS, Bonus, Entry, Line, Posted, Purchase, Refund
@@ -22,8 +21,8 @@ from services.loyalty.store import (
 )
 from shared.clock import iso_utc, parse_iso
 from shared.membership import MEMBERSHIP_SQL, SqliteMembership
-from shared.outbox import SqliteOutbox
-from shared.storage import OUTBOX_SQL, SqliteDb
+from shared.outbox import SqliteStore
+from shared.storage import OUTBOX_SQL
 
 SCHEMA = (
     """
@@ -105,19 +104,10 @@ def _reward(row: tuple) -> RewardRow:
     return RewardRow(*row[:7], bool(row[7]), *row[8:])
 
 
-class SqliteLoyaltyStore(SqliteOutbox, SqliteMembership):
+class SqliteLoyaltyStore(SqliteStore, SqliteMembership):
     """Loyalty data in SQLite; every write method runs inside the caller's transaction."""
 
-    def __init__(self, path: Path | str) -> None:
-        self.db = SqliteDb(path, SCHEMA)
-
-    def transaction(self):
-        """One atomic unit of work across processes."""
-        return self.db.transaction()
-
-    def close(self) -> None:
-        """Close this thread's connection."""
-        self.db.close()
+    schema = SCHEMA
 
     def known(self, record_id: str) -> bool:
         """Whether identity ever told us about this record."""
