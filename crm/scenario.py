@@ -11,7 +11,7 @@ import json
 import random
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -31,6 +31,11 @@ class Person:
     member_id: str | None
     purchases: list[tuple[datetime, Decimal, str]] = field(default_factory=list)
     refunds: list[Decimal] = field(default_factory=list)
+
+    @property
+    def birthday(self) -> date:
+        """A birthday given on the WeChat profile (derived from the person, so the random stream is unchanged)."""
+        return date(1960 + self.n % 45, 1 + self.n % 12, 1 + self.n % 28)
 
 
 @dataclass
@@ -125,7 +130,8 @@ def _person_events(p: Person, rng: random.Random, count: int, start: datetime, t
         out.append(_event(eid("follow"), "wechat/oa", "crm.follow", when, {"identity": {"wechat_openid": p.openid}}))
         bind = {"phone": notation(p.digits, rng), "wechat_openid": p.openid}
         out.append(_event(eid("bind"), "wechat/mini", "crm.profile", when + timedelta(hours=2),
-                          {"identity": bind, "name": f"Customer {p.n}", "city": rng.choice(["Shanghai", "Beijing"])}))
+                          {"identity": bind, "name": f"Customer {p.n}", "city": rng.choice(["Shanghai", "Beijing"]),
+                           "birthday": p.birthday.isoformat()}))
     if p.web_user_id:
         out.append(_event(eid("view"), "web/shop", "crm.page_view", when + timedelta(minutes=5),
                           {"identity": {"web_user_id": p.web_user_id}, "url": "https://shop.example/p/1"}))

@@ -210,6 +210,11 @@ def test_crm_up_then_demo_works_as_the_readme_says(tmp_path):
         assert demo.returncode == 0, demo.stderr
         assert "accepted" in demo.stdout and "stats:" in demo.stdout
         assert demo.stdout.count("purchase_count") == 3
+        # Every service's part of the view, filled in from its events.
+        assert demo.stdout.count("  loyalty: ") == 3 and demo.stdout.count("  alerts: ") == 3
+        assert "launched campaign cmp_" in demo.stdout and demo.stdout.count("  campaigns: ") == 3
+        # The demo runs as admin, yet prints phones masked.
+        assert not re.search(r"\+86\d{11}", demo.stdout)
     finally:
         up.send_signal(signal.SIGINT)
         out, _ = up.communicate(timeout=60)
