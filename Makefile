@@ -4,7 +4,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: up demo test lint bench-identity clean
+.PHONY: up demo test bench bench-identity clean
 
 $(BIN)/crm: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -21,6 +21,12 @@ demo: $(BIN)/crm
 test: $(BIN)/crm
 	$(BIN)/ruff check .
 	$(BIN)/pytest
+
+bench: $(BIN)/crm
+	$(BIN)/crm bench identity
+	$(BIN)/crm bench loyalty
+	$(BIN)/crm bench alerts
+	$(BIN)/crm bench campaigns
 
 bench-identity: $(BIN)/crm
 	$(BIN)/crm bench identity
