@@ -24,14 +24,20 @@ def message_headers(topic: str, headers: Headers | None = None, *, key: str | No
     """Headers for one message written to an outbox: a "create" span marks the message in the current
     trace (the messaging conventions' way to give each message of a batch send its own context), and
     that span's context travels with the message, so its consumers continue this trace."""
-    attributes = {"messaging.system": "kafka", "messaging.operation.type": "create",
-                  "messaging.operation.name": "create", "messaging.destination.name": topic}
-    if key is not None:
-        attributes["messaging.kafka.message.key"] = key  # keys are customer pseudonyms, never a phone
-    span = _TRACER.start_span(f"create {topic}", kind=trace.SpanKind.PRODUCER, attributes=attributes)
-    span.end()
     carrier: dict[str, str] = {}
-    propagate.inject(carrier, context=trace.set_span_in_context(span))
+    current = trace.get_current_span()
+    if current.is_recording():
+        attributes = {"messaging.system": "kafka", "messaging.operation.type": "create",
+                      "messaging.operation.name": "create", "messaging.destination.name": topic}
+        if key is not None:
+            attributes["messaging.kafka.message.key"] = key  # keys are customer pseudonyms, never a phone
+        span = _TRACER.start_span(f"create {topic}", kind=trace.SpanKind.PRODUCER, attributes=attributes)
+        span.end()
+        propagate.inject(carrier, context=trace.set_span_in_context(span))
+    else:
+        # An event that is not sampled: no span to make, but its context (marked not sampled) still
+        # travels, so the services after this one do not sample it either.
+        propagate.inject(carrier)
     out = [h for h in (headers or []) if h[0] not in carrier]
     out.extend((k, v.encode()) for k, v in carrier.items())
     return out
