@@ -1,0 +1,31 @@
+"""Flow 1: a purchase posted to identity earns the points loyalty's rules say, identity's single customer
+view shows them, and a refund takes back what the refund formula says."""
+
+from __future__ import annotations
+
+from tests.integration.flows.support import Flow, at, event, new_phone, purchase
+
+
+def test_a_purchase_earns_points_the_view_shows_and_a_refund_takes_back_its_share(flow: Flow):
+    flow.set_clocks(at("2026-11-20T12:00"))
+    phone = new_phone()
+    bought = purchase({"phone": phone}, at("2026-11-20T10:15"), "268.50", store="SH-001")
+    flow.ingest(bought)
+    customer = flow.customer_id(phone=phone)
+
+    # 1 point per 1.00 CNY, rounded down once: floor(268.50) = 268.
+    view = flow.view(customer)
+    assert view["loyalty"]["points_balance"] == 268
+    assert view["loyalty"]["tier"] is None
+    assert view["stats"]["total_spend"] == "268.50"
+    assert flow.account(customer)["points_balance"] == 268
+
+    # A refund of 100.00 of the 268.50 order leaves floor(268 x 168.50 / 268.50) = floor(168.19...) = 168.
+    flow.ingest(event("crm.refund", at("2026-11-20T11:00"), {"phone": phone}, source="pos/SH-001",
+                      order_id=bought["data"]["order_id"], amount="100.00"))
+    view = flow.view(customer)
+    assert view["loyalty"]["points_balance"] == 168
+    assert view["stats"]["refund_total"] == "100.00"
+    assert flow.account(customer)["points_balance"] == 168
+
+    flow.assert_replays_change_nothing([customer])
