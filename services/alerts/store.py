@@ -33,7 +33,7 @@ class OccurrenceRow:
     record_id: str
     at_ms: int
     store_id: str | None = None
-    value: int | str | None = None
+    value: int | str | dict | None = None
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ class Occurrence:
     key: str  # globally unique: the channel event's (source, id), loyalty's change id
     at: datetime
     store_id: str | None = None
-    value: int | str | None = None  # survey score, new tier
+    value: int | str | dict | None = None  # survey score; an upgrade's new tier and its benefits
 
 
 @dataclass(frozen=True)
