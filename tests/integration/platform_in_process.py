@@ -27,7 +27,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from crm.platform import SERVICES
 from shared.batch import Incoming
-from shared.kafka import Outgoing, lazy_publisher
+from shared.kafka import Outgoing, Publisher
 from shared.settings import Settings
 
 T = TypeVar("T")
@@ -155,9 +155,11 @@ class Platform:
         self.clocks = clocks if clocks is not None else {n: SettableClock() for n in names}
         self.services: dict[str, InProcess] = {}
         self._producer: KafkaProducer | None = None
+        # Each service's own producer, as its process would have; closed with the platform.
+        self._publishers = {name: Publisher(settings, client_id=f"crm-{name}") for name in [*names, "replayer"]}
         for name in names:
             self.services[name] = InProcess(name, settings, clock=self.clocks.get(name),
-                                            publish=self._counting(lazy_publisher(settings, name)),
+                                            publish=self._counting(self._publishers[name].send),
                                             **(options or {}).get(name, {}))
 
     def __getitem__(self, name: str) -> InProcess:
@@ -244,7 +246,7 @@ class Platform:
             reader.close()
             copies += got
         if copies:
-            self._counting(lazy_publisher(self.settings, "replayer"))(copies)
+            self._counting(self._publishers["replayer"].send)(copies)
         return len(copies)
 
     def close(self) -> None:
@@ -252,3 +254,5 @@ class Platform:
             s.close()
         if self._producer is not None:
             self._producer.close()
+        for publisher in self._publishers.values():
+            publisher.close()
