@@ -25,6 +25,8 @@ class Occurrence:
     at: datetime
     store_id: str | None = None
     value: int | str | dict | None = None  # survey score; an upgrade's new tier and its benefits
+    # The identity record it happened to: an alert it opens goes back there if a merge is undone.
+    record_id: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
