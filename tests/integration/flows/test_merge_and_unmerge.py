@@ -136,3 +136,33 @@ def post(flow: Flow, *events: dict[str, Any]) -> None:
 def lookup(flow: Flow, **identifier: str) -> str | None:
     r = flow.identity.get("/v1/customers/lookup", params=identifier)
     return r.json()["customer_id"] if r.status_code == 200 else None
+
+
+def test_when_both_sides_have_a_complaint_alert_the_merge_folds_them_and_the_unmerge_splits_them(flow: Flow):
+    flow.set_clocks(at("2026-11-20T12:00"))
+    openid, phone, wechat_store = new_id("oX"), new_phone(), new_id("SH")
+    wechat = {"wechat_openid": openid}
+    flow.ingest(purchase(wechat, at("2026-11-02T20:00"), "200.00", store=wechat_store, source="wechat/mini"),
+                event("crm.complaint", at("2026-11-19T21:00"), wechat, source="wechat/oa", text="parcel broken"),
+                purchase({"phone": phone}, at("2026-11-05T12:00"), "400.00", store="SH-001"),
+                event("crm.complaint", at("2026-11-18T21:00"), {"phone": phone}, text="rude staff"))
+    w, p = flow.customer_id(wechat_openid=openid), flow.customer_id(phone=phone)
+    own = {w: parts(flow.view(w)), p: parts(flow.view(p))}
+    assert [(a["type"], a["repeats"]) for a in own[w]["alerts"]] == [("complaint", 0)]
+    assert [(a["type"], a["repeats"]) for a in own[p]["alerts"]] == [("complaint", 0)]
+
+    flow.ingest(event("crm.profile", at("2026-11-20T11:50"), {"phone": phone, **wechat}, source="wechat/mini",
+                      city="Shanghai"))
+    # One open alert per customer and type: the survivor's complaint alert counts the other as a repeat.
+    merged = parts(flow.view(p))
+    assert merged["points_balance"] == 600
+    assert [(a["alert_id"], a["type"], a["repeats"]) for a in merged["alerts"]] == [
+        (own[p]["alerts"][0]["alert_id"], "complaint", 1)]
+
+    merges = flow.identity.get(f"/v1/customers/{p}/merges").json()["items"]
+    assert flow.identity.post(f"/v1/customers/{p}/unmerge", json={"merge_id": merges[0]["merge_id"]}).status_code \
+        == 200
+    flow.platform.settle()
+    assert {w: parts(flow.view(w)), p: parts(flow.view(p))} == own
+
+    flow.assert_replays_change_nothing([w, p])
