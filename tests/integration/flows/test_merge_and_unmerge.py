@@ -70,6 +70,17 @@ def test_a_merge_is_followed_by_every_service_and_an_unmerge_gives_each_side_bac
         (cid, member["group"], False)]
     assert flow.campaigns.get(f"/v1/campaigns/{cid}/audience").json()["items"][0]["customer_id"] == p
 
+    # While merged: the survivor buys inside the campaign's attribution window (the membership converts),
+    # and a till that was offline uploads an older WeChat purchase (it stays the WeChat record's).
+    flow.set_clocks(at("2026-11-21T12:00"))
+    flow.ingest(purchase({"phone": phone}, at("2026-11-21T10:00"), "100.00", store="SH-001"),
+                purchase(wechat, at("2026-11-03T20:00"), "50.00", store=wechat_store, source="wechat/mini"))
+    merged = flow.view(p)
+    assert (merged["loyalty"]["points_balance"], merged["stats"]["total_spend"]) == (750, "750.00")
+    assert [(c["campaign_id"], c["group"], c["converted"]) for c in merged["campaigns"]] == [
+        (cid, member["group"], True)]
+    assert [(a["type"], a["store_id"]) for a in merged["alerts"]["open"]] == [("complaint", "SH-001")]
+
     merges = flow.identity.get(f"/v1/customers/{p}/merges").json()["items"]
     assert [(m["survivor_id"], m["merged_id"]) for m in merges] == [(p, w)]
     r = flow.identity.post(f"/v1/customers/{p}/unmerge", json={"merge_id": merges[0]["merge_id"]})
@@ -77,9 +88,12 @@ def test_a_merge_is_followed_by_every_service_and_an_unmerge_gives_each_side_bac
     flow.platform.settle()
 
     assert flow.customer_id(wechat_openid=openid) == w
-    assert {w: parts(flow.view(w)), p: parts(flow.view(p))} == own
-    assert flow.view(p)["stats"]["total_spend"] == "400.00"
-    assert (flow.account(w)["points_balance"], flow.account(p)["points_balance"]) == (200, 400)
+    # Each side has its own again: its points (and only its own purchases), alerts and membership; the
+    # conversion was the phone customer's purchase, so the WeChat customer's membership is unconverted.
+    assert {w: parts(flow.view(w)), p: parts(flow.view(p))} == {
+        w: {**own[w], "points_balance": 250}, p: {**own[p], "points_balance": 500}}
+    assert (flow.view(w)["stats"]["total_spend"], flow.view(p)["stats"]["total_spend"]) == ("250.00", "500.00")
+    assert (flow.account(w)["points_balance"], flow.account(p)["points_balance"]) == (250, 500)
     assert flow.open_alerts(p) == {}
     assert flow.open_alerts(w)["complaint"]["store_id"] == wechat_store
     assert flow.campaigns.get(f"/v1/campaigns/{cid}/audience").json()["items"][0]["customer_id"] == w
