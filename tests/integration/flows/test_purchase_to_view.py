@@ -29,3 +29,20 @@ def test_a_purchase_earns_points_the_view_shows_and_a_refund_takes_back_its_shar
     assert flow.account(customer)["points_balance"] == 168
 
     flow.assert_replays_change_nothing([customer])
+
+
+def test_a_refund_that_arrives_before_its_purchase_ends_with_the_same_points(flow: Flow):
+    flow.set_clocks(at("2026-11-20T12:00"))
+    phone = new_phone()
+    bought = purchase({"phone": phone}, at("2026-11-20T10:15"), "268.50", store="SH-001")
+    # The till that sold it was offline: the refund from another till reaches the platform first.
+    flow.ingest(event("crm.refund", at("2026-11-20T11:00"), {"phone": phone}, source="pos/SH-002",
+                      order_id=bought["data"]["order_id"], amount="100.00"))
+    customer = flow.customer_id(phone=phone)
+    assert flow.view(customer)["loyalty"]["points_balance"] == 0
+    flow.ingest(bought)
+    view = flow.view(customer)
+    assert (view["loyalty"]["points_balance"], view["stats"]["total_spend"], view["stats"]["refund_total"]) == (
+        168, "268.50", "100.00")
+
+    flow.assert_replays_change_nothing([customer])
