@@ -20,7 +20,7 @@ def test_points_announced_30_days_ahead_raise_an_alert_the_view_lists_and_then_e
     # Points expire 365 days after the day they were earned, at the end of that day (Shanghai time):
     # earned 2025-06-10, so they expire when 2026-06-10 ends, 2026-06-11T00:00+08:00.
     expires = at("2026-06-11T00:00")
-    flow.set_clocks(expires - timedelta(days=30, seconds=1))
+    flow.set_clocks(expires - timedelta(days=30, hours=1))
     flow.platform.run_timers()
     assert flow.view(customer)["alerts"]["open"] == []  # not yet 30 days ahead
 
