@@ -1,5 +1,5 @@
 """Flow 5: a complaint raises a red alert for the customer's home store at once; a survey score of 5 raises
-the low-score alert; identity's view lists both, most severe first."""
+the low-score alert; identity's view lists both, most severe first, until the store resolves one."""
 
 from __future__ import annotations
 
@@ -31,5 +31,11 @@ def test_a_complaint_is_a_red_alert_for_the_home_store_and_a_score_of_5_an_alert
     assert (survey["severity"], survey["store_id"], survey["detail"]["value"]) == ("yellow", "SH-004", 5)
     assert [(a["alert_id"], a["type"], a["severity"]) for a in flow.view(customer)["alerts"]["open"]] == [
         (complaint["alert_id"], "complaint", "red"), (survey["alert_id"], "survey_low", "yellow")]
+
+    # The store resolves the complaint through the alerts API: the view stops listing it.
+    r = flow.alerts_api.post(f"/v1/alerts/{complaint['alert_id']}/resolve", json={"note": "apologised, voucher sent"})
+    assert r.status_code == 200, r.text
+    flow.platform.settle()
+    assert [a["alert_id"] for a in flow.view(customer)["alerts"]["open"]] == [survey["alert_id"]]
 
     flow.assert_replays_change_nothing([customer])
