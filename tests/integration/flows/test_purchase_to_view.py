@@ -1,5 +1,5 @@
 """Flow 1: a purchase posted to identity earns the points loyalty's rules say, identity's single customer
-view shows them, and a refund takes back what the refund formula says."""
+view shows them, a refund takes back what the refund formula says, and a redemption spends them."""
 
 from __future__ import annotations
 
@@ -27,6 +27,16 @@ def test_a_purchase_earns_points_the_view_shows_and_a_refund_takes_back_its_shar
     assert view["loyalty"]["points_balance"] == 168
     assert view["stats"]["refund_total"] == "100.00"
     assert flow.account(customer)["points_balance"] == 168
+
+    # Spending points through loyalty's API shows in the view too (and a retried request spends once).
+    reward = flow.loyalty.post("/v1/loyalty/rewards", json={"name": "Sample kit", "points_cost": 100, "stock": 3})
+    assert reward.status_code == 201, reward.text
+    for _ in range(2):
+        r = flow.loyalty.post(f"/v1/loyalty/accounts/{customer}/redemptions",
+                              json={"reward_id": reward.json()["reward_id"]}, headers={"Idempotency-Key": "kit-1"})
+        assert (r.status_code, r.json()["points_balance"]) == (201, 68), r.text
+    flow.platform.settle()
+    assert flow.view(customer)["loyalty"]["points_balance"] == 68
 
     flow.assert_replays_change_nothing([customer])
 
