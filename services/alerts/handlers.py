@@ -152,8 +152,9 @@ def _fold(item: Item, store: AlertsStore, deps: Deps) -> bool | None:
     if isinstance(m, TierChanged):
         if m.direction != "upgrade":
             return None
+        # The new tier's benefits come with it: the moment is for presenting them to the customer.
         return store.add_occurrence(OccurrenceRow("upgrade", f"upgrade|{m.change_id}", m.customer_id,
-                                                  epoch_ms(m.at), None, m.tier))
+                                                  epoch_ms(m.at), None, {"tier": m.tier, "benefits": m.benefits}))
     if isinstance(m, ViewPartUpdated):
         balance = m.value.get("points_balance")
         return store.put_loyalty(LoyaltyRow(m.customer_id, m.value.get("tier"),

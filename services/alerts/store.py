@@ -33,7 +33,7 @@ class OccurrenceRow:
     record_id: str
     at_ms: int
     store_id: str | None = None
-    value: int | str | None = None
+    value: int | str | dict | None = None
 
 
 @dataclass(frozen=True)
@@ -178,7 +178,7 @@ def assemble(customer_id: str, rows: FactRows) -> CustomerFacts:
 
     occ = {"complaint": [], "survey": [], "upgrade": []}
     for o in sorted(rows.occurrences, key=lambda o: (o.at_ms, o.key)):
-        occ[o.kind].append(Occurrence(o.key, from_ms(o.at_ms), o.store_id, o.value))
+        occ[o.kind].append(Occurrence(o.key, from_ms(o.at_ms), o.store_id, o.value, o.record_id))
     attrs = newest(rows.attributes)
     born = attrs.get("birthday")
     manager = attrs.get("attributes.account_manager")

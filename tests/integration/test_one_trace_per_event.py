@@ -1,31 +1,28 @@
 """One purchase posted over HTTP makes one trace: the ingestion route, then every service that consumed
 it, through the real broker's message headers, down to the store transaction and the messages sent.
 
-The services run in this process so an in-memory span exporter sees every span: each service is
-built with ``create_app`` against the test's broker, and its consumers (exactly the handlers its faust
-agents run) are fed by plain Kafka consumers, batch by batch through the service's own BatchRunner.
+The services run in this process so an in-memory span exporter sees every span
+(``tests.integration.platform_in_process``): each service is built with ``create_app`` against the
+test's broker, and its consumers (exactly the handlers its faust agents run) are fed by plain Kafka
+consumers, batch by batch through the service's own BatchRunner.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
-from collections import defaultdict
 
 import pytest
-from fastapi.testclient import TestClient
-from kafka import KafkaConsumer, TopicPartition
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from crm.platform import SERVICES, available_services
-from shared.batch import Incoming
 from shared.kafka import ensure_topics
 from shared.settings import Settings
 from shared.telemetry import instrument_libraries
-from tests.conftest import wait_for
+from tests.integration.platform_in_process import Platform
 
 pytestmark = pytest.mark.broker
 
@@ -41,61 +38,28 @@ def spans() -> InMemorySpanExporter:
     return _EXPORTER
 
 
-class InProcess:
-    """A service built against the test's broker, its consumers fed by kafka-python."""
-
-    def __init__(self, name: str, settings: Settings) -> None:
-        import importlib
-
-        self.name = name
-        self.service = importlib.import_module(f"services.{name}.app").create_app(settings)
-        self.service.faust_app()  # registers its agents, which declare what they consume
-        topics = sorted({t for _, names, _ in self.service.runner.consumers for t in names})
-        self.handles = {t: h for _, names, h in self.service.runner.consumers for t in names}
-        # Every partition assigned directly: no consumer group to join (a join takes seconds on this broker).
-        self.consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None,
-                                      auto_offset_reset="earliest", enable_auto_commit=False)
-        self.consumer.assign([TopicPartition(t, p) for t in topics for p in range(settings.topic_partitions)])
-
-    def pump(self) -> int:
-        """Handle whatever is waiting, one batch per topic, as the agents would."""
-        handled = 0
-        for records in self.consumer.poll(timeout_ms=100).values():
-            by_topic: dict[str, list[Incoming]] = defaultdict(list)
-            for r in records:
-                by_topic[r.topic].append(Incoming(r.value, r.topic, r.partition, r.offset, list(r.headers), r.key,
-                                                  r.timestamp / 1000))
-            for topic, batch in by_topic.items():
-                self.service.runner.run_sync(self.handles[topic], batch)
-                handled += len(batch)
-        return handled
-
-
 def test_a_purchase_posted_over_http_is_one_trace_through_every_service(broker, tmp_path, spans):
     assert available_services() == list(SERVICES), "every service takes part in the trace"
     settings = Settings(_env_file=None, kafka_bootstrap=broker, data_dir=str(tmp_path), api_keys="k:admin",
                         pseudonym_secret="trace-test-secret-0123456789")
     ensure_topics(settings)
-    services = {name: InProcess(name, settings) for name in SERVICES}
+    platform = Platform(settings, clocks={})  # every service on the system clock
     event_id = f"trace-{uuid.uuid4().hex[:8]}"
     event = {"specversion": "1.0", "id": event_id, "source": "pos/SH-001", "type": "crm.purchase",
              "time": "2026-11-20T10:15:00+08:00",
              "data": {"identity": {"phone": "138 0013 8000"}, "order_id": event_id, "amount": "268.00",
                       "currency": "CNY", "store_id": "SH-001",
                       "items": [{"sku": "SK-01", "category": "skincare", "quantity": 1, "unit_price": "268.00"}]}}
-    with TestClient(services["identity"].service.api) as client:
-        r = client.post("/v1/events", json=event, headers={"Authorization": "Bearer k"})
+    r = platform["identity"].api("k").post("/v1/events", json=event)
     assert r.status_code == 202, r.text
 
     def consumed_everywhere() -> bool:
-        for svc in services.values():
-            svc.pump()
         names = {s.name for s in spans.get_finished_spans()}
         downstream = [name for name in SERVICES if name != "identity"]
         return any(n.startswith("identity process crm.channel") for n in names) and all(
             any(n.startswith(f"{name} process crm.") for n in names) for name in downstream)
 
-    wait_for(consumed_everywhere, timeout=60, interval=0.05, what="every service to process the purchase")
+    platform.pump_until(consumed_everywhere, timeout=60, what="every service to process the purchase")
 
     finished = spans.get_finished_spans()
     by_id = {s.context.span_id: s for s in finished}
@@ -144,5 +108,4 @@ def test_a_purchase_posted_over_http_is_one_trace_through_every_service(broker, 
     blob = json.dumps([dict(s.attributes) for s in finished if s.context.trace_id == trace_id], default=str)
     for notation in ("13800138000", "138 0013 8000", "138-0013-8000", "8613800138000"):
         assert notation not in blob
-    for svc in services.values():
-        svc.consumer.close()
+    platform.close()

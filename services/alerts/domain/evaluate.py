@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -25,6 +25,7 @@ class Trigger:
 
     key: str
     at: datetime
+    record_id: str | None = field(default=None, compare=False)  # an occurrence's record (None: the customer)
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,7 @@ def _occurrences(rule: Rule, ctx: _Ctx, items: Iterable[Occurrence]) -> Result:
     detail = {"occurrences": len(current), "last_at": newest.at.isoformat()}
     if newest.value is not None:
         detail["value"] = newest.value
-    return Desired(rule.type, rule.severity, tuple(Trigger(o.key, o.at) for o in current), detail), later
+    return Desired(rule.type, rule.severity, tuple(Trigger(o.key, o.at, o.record_id) for o in current), detail), later
 
 
 def complaint(rule: Rule, ctx: _Ctx) -> Result:
@@ -91,7 +92,13 @@ def survey_low(rule: Rule, ctx: _Ctx) -> Result:
 
 
 def tier_upgrade(rule: Rule, ctx: _Ctx) -> Result:
-    return _occurrences(rule, ctx, ctx.facts.upgrades)
+    want, later = _occurrences(rule, ctx, ctx.facts.upgrades)
+    if want is not None and isinstance(want.detail.get("value"), dict):
+        # The newest upgrade's tier (as ``value``, like every occurrence rule) and the benefits to present.
+        upgrade = want.detail["value"]
+        want = replace(want, detail={**want.detail, "value": upgrade.get("tier"),
+                                     "benefits": upgrade.get("benefits") or {}})
+    return want, later
 
 
 @dataclass(frozen=True)

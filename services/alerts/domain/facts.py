@@ -24,7 +24,9 @@ class Occurrence:
     key: str  # globally unique: the channel event's (source, id), loyalty's change id
     at: datetime
     store_id: str | None = None
-    value: int | str | None = None  # survey score, new tier
+    value: int | str | dict | None = None  # survey score; an upgrade's new tier and its benefits
+    # The identity record it happened to: an alert it opens goes back there if a merge is undone.
+    record_id: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ class Alert:
     opened_at: datetime
     updated_at: datetime
     last_trigger_at: datetime
-    origin_id: str  # the customer it was raised for: where it goes back to if a merge is undone
+    origin_id: str  # the record it was raised for: where it goes back to if a merge is undone
     repeats: int = 0
     detail: dict = field(default_factory=dict)
     acknowledged_by: str | None = None
@@ -57,9 +57,9 @@ class Alert:
         return self.status in ACTIVE
 
 
-def alert_id(customer_id: str, type_: str, trigger: str) -> str:
-    """The deterministic id of the alert a trigger opens for a customer."""
-    return "al_" + hashlib.sha256(f"{customer_id}\0{type_}\0{trigger}".encode()).hexdigest()[:20]
+def alert_id(origin_id: str, type_: str, trigger: str) -> str:
+    """The deterministic id of the alert a trigger opens for a customer (or the record an occurrence is of)."""
+    return "al_" + hashlib.sha256(f"{origin_id}\0{type_}\0{trigger}".encode()).hexdigest()[:20]
 
 
 Kind = Literal["raised", "repeated", "updated", "acknowledged", "resolved", "moved", "reopened"]
@@ -130,10 +130,13 @@ def reconcile(customer_id: str, evaluation: Evaluation, rules: tuple[Rule, ...],
             if as_of < until:
                 later.append(until)
                 continue
+        # An occurrence's alert belongs to the record it happened to, even when it is raised while that record
+        # is merged into another customer: an undone merge gives it back, whichever order the merge came in.
+        origin = new[0].record_id or customer_id
         opened = Alert(
-            alert_id=alert_id(customer_id, rule.type, new[0].key), customer_id=customer_id, type=rule.type,
+            alert_id=alert_id(origin, rule.type, new[0].key), customer_id=customer_id, type=rule.type,
             severity=want.severity, status="open", store_id=owner.store_id, manager=manager, action=rule.action,
-            opened_at=as_of, updated_at=as_of, last_trigger_at=new[-1].at, origin_id=customer_id,
+            opened_at=as_of, updated_at=as_of, last_trigger_at=new[-1].at, origin_id=origin,
             repeats=len(new) - 1 if rule.is_event else 0, detail=want.detail)
         changes.append(Change(opened, "raised", keys))
         if rule.expires_days is not None:
