@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -232,7 +232,7 @@ class Writer:
             mine, nxt = reconcile(cust, evaluations[cust], rules, current=active[cust], last_resolved=resolved[cust],
                                   covered=covered, owner=owner_of(facts[cust]), as_of=self.as_of)
             changes += mine
-            due[cust] = epoch_ms(nxt) if nxt else None
+            due[cust] = due_ms(nxt) if nxt else None
         self.write(changes)  # customers do not share alerts: one bulk write for all of them
         store.set_due(due)
         self.counts["evaluated"] += len(customers)
@@ -259,6 +259,16 @@ class Writer:
                                    version=f"{versions[cust]:012d}")
             out.append(_message(settings, topics.ALERTS_EVENTS, cust, encode(part), headers))
         return out
+
+
+def due_ms(moment: datetime) -> int:
+    """A due time in epoch milliseconds, rounded up: a scan as of the same millisecond but before the moment
+    itself would find nothing changed, and would find the customer due again, for ever."""
+    return -((_EPOCH - moment) // _MS)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
 
 
 def open_items(alerts: list[Alert]) -> list[dict]:
