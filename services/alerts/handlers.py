@@ -63,8 +63,6 @@ class Deps:
     config: AlertsConfig
     rules: RuleBook
     clock: Clock
-    # The rule-book generation the last scheduled scan ran with (a reload triggers a full scan).
-    scanned_rules: int = 0
 
     @property
     def zone(self) -> ZoneInfo:

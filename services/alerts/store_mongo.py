@@ -272,6 +272,15 @@ class MongoAlertsStore(MongoStore, MongoMembership):
             return False
         return res.matched_count == 1 or res.upserted_id is not None
 
+    def get_mark(self, name: str) -> str | None:
+        """A small piece of the scheduler's state (the rules last scanned with, a full scan's cursor)."""
+        d = self.mdb["marks"].find_one({"_id": name})
+        return d["value"] if d else None
+
+    def put_mark(self, name: str, value: str) -> None:
+        """Set a piece of the scheduler's state."""
+        self.mdb["marks"].replace_one({"_id": name}, {"value": value}, upsert=True)
+
     # -- churn model --------------------------------------------------------------------
     def put_model(self, model: ChurnModel, *, fitted_at: str) -> None:
         """Keep a fitted model for its as-of date."""

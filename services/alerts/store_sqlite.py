@@ -82,6 +82,7 @@ CREATE TABLE IF NOT EXISTS models (as_of TEXT PRIMARY KEY, doc TEXT NOT NULL, fi
   WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS leases (name TEXT PRIMARY KEY, owner TEXT NOT NULL, until_ms INTEGER NOT NULL)
   WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS marks (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 """
     + MEMBERSHIP_SQL
     + OUTBOX_SQL
@@ -327,6 +328,15 @@ class SqliteAlertsStore(SqliteStore, SqliteMembership):
                 " until_ms = excluded.until_ms WHERE leases.until_ms < ? OR leases.owner = excluded.owner",
                 (name, owner, now_ms + ttl_ms, now_ms))
             return cur.rowcount == 1
+
+    def get_mark(self, name: str) -> str | None:
+        """A small piece of the scheduler's state (the rules last scanned with, a full scan's cursor)."""
+        row = self.db.conn().execute("SELECT value FROM marks WHERE name = ?", (name,)).fetchone()
+        return row[0] if row else None
+
+    def put_mark(self, name: str, value: str) -> None:
+        """Set a piece of the scheduler's state."""
+        self.db.conn().execute("INSERT OR REPLACE INTO marks VALUES (?, ?)", (name, value))
 
     # -- churn model --------------------------------------------------------------------
     def put_model(self, model: ChurnModel, *, fitted_at: str) -> None:

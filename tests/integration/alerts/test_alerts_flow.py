@@ -254,25 +254,3 @@ def test_every_message_has_a_fate_garbage_is_dead_lettered_alone_and_other_kinds
     letters = h.api.get("/v1/deadletters").json()
     assert letters["total"] == 2 and {x["code"] for x in letters["items"]} == {"invalid_json", "invalid_event"}
     assert list(h.open_types("c_d")) == ["complaint"]  # the good message in the same batch landed
-
-
-def test_the_scheduler_scans_on_one_worker_at_a_time_and_everyone_after_a_rules_reload(tmp_path):
-    from services.alerts.scan import scheduled_scan
-
-    path = tmp_path / "rules.json"
-    path.write_text("[]")
-    h = Harness(tmp_path, noon("2026-11-20"), rules_file=str(path), scan_lease_s=120)
-    h.feed(*(ViewPartUpdated(customer_id=f"c_{i}", part="loyalty", value={"points_balance": 500 * i, "tier": None},
-                             version="v1") for i in range(1, 4)))
-    assert h.alerts() == []
-    deps = h.service.deps
-    first = scheduled_scan(deps, owner="worker-1", relay=h.service.relay)
-    assert not first.skipped and first.customers == 0  # a balance has no due time: nobody to look at
-    assert scheduled_scan(deps, owner="worker-2", relay=h.service.relay).skipped  # the lease is worker-1's
-    path.write_text('[{"type": "large_balance", "params": {"min_points": 1000}}]')
-    h.advance(seconds=60)
-    again = scheduled_scan(deps, owner="worker-1", relay=h.service.relay)
-    assert again.customers == 3
-    assert sorted(a["customer_id"] for a in h.alerts(type="large_balance")) == ["c_2", "c_3"]
-    h.advance(seconds=121)  # worker-1 stopped renewing: its lease lapsed
-    assert not scheduled_scan(deps, owner="worker-2", relay=h.service.relay).skipped

@@ -124,6 +124,11 @@ def test_due_index_versions_lease_and_models(store):
     assert store.acquire_lease("scan", owner="w1", now_ms=1300, ttl_ms=500) is True  # renewed until 1800
     assert store.acquire_lease("scan", owner="w2", now_ms=1700, ttl_ms=500) is False
     assert store.acquire_lease("scan", owner="w2", now_ms=1900, ttl_ms=500) is True
+    assert store.get_mark("scan.rules") is None
+    with store.transaction():
+        store.put_mark("scan.rules", "f1")
+        store.put_mark("scan.rules", "f2")
+    assert store.get_mark("scan.rules") == "f2"
     older = ChurnModel(0.2, 4.0, 0.7, 2.0, 10, 7, date(2026, 11, 1))
     newer = ChurnModel(0.3, 5.0, 0.8, 3.0, 12, 9, date(2026, 11, 2))
     with store.transaction():
