@@ -213,7 +213,8 @@ class Writer:
         facts = store.facts(customers)
         day = self.as_of.astimezone(deps.zone).date()
         if any(r.type == "churn_model" and r.enabled for r in rules):
-            stored = store.latest_model()
+            # A model fitted as of a later day knows purchases after as_of (a replay): never use one.
+            stored = store.latest_model(until=day)
             alive = p_alive_of(stored.model if stored else None, list(facts.values()), day)
             facts = {c: replace(f, p_alive=alive.get(c)) for c, f in facts.items()}
         active: dict[str, dict[str, Alert]] = defaultdict(dict)

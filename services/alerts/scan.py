@@ -26,7 +26,7 @@ from services.alerts.domain.model import Standing, standings
 from services.alerts.handlers import Deps, Writer
 from shared.churn import ChurnModel, NotEnoughData, fit, histories
 from shared.clock import iso_utc
-from shared.errors import NotFound, Unavailable
+from shared.errors import InvalidInput, NotFound, Unavailable
 from shared.facts import epoch_ms
 from shared.storage import OutboxMessage
 
@@ -175,7 +175,10 @@ def fit_model(deps: Deps, as_of: date) -> ChurnModel:
 
 
 def model_as_of(deps: Deps, as_of: date) -> tuple[ChurnModel, str]:
-    """The model fitted as of a date: the cached fit, or a new one."""
+    """The model fitted as of a date (today at the latest): the cached fit, or a new one."""
+    if as_of > deps.clock().astimezone(deps.zone).date():
+        # Fitted as of a future day, the model would count weeks nobody has lived yet (T), and be kept.
+        raise InvalidInput("as_of_in_future", "as_of cannot be later than today")
     held = deps.store.model(as_of)
     if held is None:
         fit_model(deps, as_of)

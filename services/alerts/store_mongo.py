@@ -292,7 +292,7 @@ class MongoAlertsStore(MongoStore, MongoMembership):
         d = self.mdb["models"].find_one({"_id": as_of.isoformat()})
         return StoredModel(model_of(d), d["fitted_at"]) if d else None
 
-    def latest_model(self) -> StoredModel | None:
-        """The model with the latest as-of date."""
-        docs = list(self.mdb["models"].find().sort("_id", DESCENDING).limit(1))
+    def latest_model(self, *, until: date) -> StoredModel | None:
+        """The model with the latest as-of date up to ``until``."""
+        docs = list(self.mdb["models"].find({"_id": {"$lte": until.isoformat()}}).sort("_id", DESCENDING).limit(1))
         return StoredModel(model_of(docs[0]), docs[0]["fitted_at"]) if docs else None

@@ -350,7 +350,8 @@ class SqliteAlertsStore(SqliteStore, SqliteMembership):
                                      (as_of.isoformat(),)).fetchone()
         return StoredModel(model_of(json.loads(row[0])), row[1]) if row else None
 
-    def latest_model(self) -> StoredModel | None:
-        """The model with the latest as-of date."""
-        row = self.db.conn().execute("SELECT doc, fitted_at FROM models ORDER BY as_of DESC LIMIT 1").fetchone()
+    def latest_model(self, *, until: date) -> StoredModel | None:
+        """The model with the latest as-of date up to ``until``."""
+        row = self.db.conn().execute("SELECT doc, fitted_at FROM models WHERE as_of <= ? ORDER BY as_of DESC LIMIT 1",
+                                     (until.isoformat(),)).fetchone()
         return StoredModel(model_of(json.loads(row[0])), row[1]) if row else None

@@ -100,11 +100,18 @@ def test_the_churn_model_routes_fit_cache_and_rank_customers(seeded):
     assert item["expected_purchases"] == pytest.approx(want.expected, abs=1e-3)
     assert h.api.get("/v1/alerts/churn-model/customers/c_nobody", params={"as_of": "1997-09-30"}).status_code == 404
     assert h.api.get("/v1/alerts/churn-model", params={"as_of": "1990-01-01"}).status_code == 404
+    # The clock says 1 October 1997 (Shanghai): a model as of a later day would count weeks not yet lived.
+    future = h.api.get("/v1/alerts/churn-model", params={"as_of": "1997-10-02"})
+    assert future.status_code == 422 and future.json()["error"]["code"] == "as_of_in_future"
+    assert h.api.get("/v1/alerts/churn-model/customers", params={"as_of": "1997-10-02"}).status_code == 422
 
 
 def test_the_scan_alerts_valuable_customers_the_latest_fit_says_are_probably_gone(seeded):
     h = seeded
     h.api.get("/v1/alerts/churn-model", params={"as_of": "1997-09-30"})
+    # A replay as of an earlier day never uses a model fitted on purchases made after it.
+    assert h.scan(datetime(1997, 9, 1, 15, tzinfo=UTC), full="true")["customers"] == 2357
+    assert h.alerts(type="churn_model") == []
     result = h.scan(datetime(1997, 9, 30, 15, tzinfo=UTC))
     assert result["customers"] == 2357
     ref = _reference()

@@ -136,7 +136,10 @@ def test_due_index_versions_lease_and_models(store):
         store.put_model(older, fitted_at="a")
     assert store.model(date(2026, 11, 1)).model == older
     assert store.model(date(2026, 11, 3)) is None
-    assert store.latest_model().model == newer and store.latest_model().fitted_at == "b"
+    assert store.latest_model(until=date(2026, 11, 5)).model == newer
+    assert store.latest_model(until=date(2026, 11, 2)).fitted_at == "b"
+    assert store.latest_model(until=date(2026, 11, 1)).model == older  # never one fitted after the day asked
+    assert store.latest_model(until=date(2026, 10, 31)) is None
 
 
 def test_purchase_days_are_distinct_per_customer_through_the_membership_mapping(store):
