@@ -244,7 +244,8 @@ def first_purchase(rule: Rule, ctx: _Ctx) -> Result:
         return None, [ctx.midnight(start)]
     if ctx.day >= end:
         return None, []
-    desired = ctx.condition(rule, f"first={first.isoformat()}", {"first_purchase_day": first.isoformat()})
+    # One welcome per customer: a late purchase from an earlier day moves the window, not the episode.
+    desired = ctx.condition(rule, "first", {"first_purchase_day": first.isoformat()})
     return desired, [ctx.midnight(end)]
 
 
@@ -255,7 +256,9 @@ def large_balance(rule: Rule, ctx: _Ctx) -> Result:
     return ctx.condition(rule, ctx.since_resolved(rule), {"points_balance": balance}), []
 
 
-def contact_due(rule: Rule, ctx: _Ctx) -> Result:
+def cadence_due(rule: Rule, ctx: _Ctx) -> Result:
+    """Account-manager calls (contact_due) and visits (visit_due): due every cadence_days of the tier after the
+    last one, which is the last resolution of the rule's own alert."""
     cadence = rule.param("cadence_days").get(ctx.facts.tier or "")
     if cadence is None:
         return None, []
@@ -272,7 +275,7 @@ EVALUATORS: dict[str, Callable[[Rule, _Ctx], Result]] = {
     "complaint": complaint, "survey_low": survey_low, "churn_yellow": churn_yellow, "churn_red": churn_red,
     "churn_model": churn_model, "birthday": birthday, "points_expiring": points_expiring,
     "tier_upgrade": tier_upgrade, "first_purchase": first_purchase, "large_balance": large_balance,
-    "contact_due": contact_due,
+    "contact_due": cadence_due, "visit_due": cadence_due,
 }
 
 

@@ -206,7 +206,8 @@ def test_loyalty_moments_points_expiring_tier_upgrade_and_contact_cadence(tmp_pa
            ViewPartUpdated(customer_id="c_t", part="loyalty", value={"points_balance": 100, "tier": "A"},
                            version="2026-11-20T05:00:00.000000Z-000001"))
     got = h.open_types("c_t")
-    assert sorted(got) == ["contact_due", "tier_upgrade"]
+    assert sorted(got) == ["contact_due", "tier_upgrade", "visit_due"]
+    assert got["visit_due"]["manager"] == "am-7" and got["visit_due"]["detail"] == {"tier": "A", "cadence_days": 10}
     assert got["tier_upgrade"]["manager"] == "am-7" and got["tier_upgrade"]["detail"]["value"] == "A"
     assert h.alerts(manager="am-7", type="contact_due")[0]["detail"] == {"tier": "A", "cadence_days": 3}
     contact = got["contact_due"]["alert_id"]
@@ -226,7 +227,7 @@ def test_rules_are_listed_and_a_rules_file_is_reloaded_when_it_changes(tmp_path)
     path.write_text('[{"type": "complaint", "severity": "yellow"}]')
     h = Harness(tmp_path, noon("2026-11-20"), rules_file=str(path))
     listed = h.api.get("/v1/alerts/rules").json()
-    assert listed["source"] == "rules.json" and len(listed["items"]) == 11
+    assert listed["source"] == "rules.json" and len(listed["items"]) == 12
     rules = {r["type"]: r for r in listed["items"]}
     assert rules["complaint"]["severity"] == "yellow" and rules["complaint"]["kind"] == "event"
     assert rules["churn_red"]["params"]["min_monthly_visits"] == 2.0 and rules["churn_red"]["kind"] == "condition"
@@ -254,3 +255,17 @@ def test_every_message_has_a_fate_garbage_is_dead_lettered_alone_and_other_kinds
     letters = h.api.get("/v1/deadletters").json()
     assert letters["total"] == 2 and {x["code"] for x in letters["items"]} == {"invalid_json", "invalid_event"}
     assert list(h.open_types("c_d")) == ["complaint"]  # the good message in the same batch landed
+
+
+def test_a_late_earlier_purchase_does_not_welcome_the_customer_a_second_time(tmp_path):
+    h = Harness(tmp_path, noon("2026-11-02"))
+    h.feed(purchase("c_w", "w1", noon("2026-11-01")))
+    [welcome] = h.alerts(type="first_purchase")
+    assert welcome["detail"] == {"first_purchase_day": "2026-11-01"}
+    h.api.post(f"/v1/alerts/{welcome['alert_id']}/resolve", json={"note": "welcome call done"})
+    # A till that was offline uploads an earlier purchase two days later: still the same first purchase
+    # episode for the customer, already answered.
+    h.advance(days=2)
+    h.feed(purchase("c_w", "w0", noon("2026-10-30")))
+    assert [(a["alert_id"], a["status"]) for a in h.alerts(type="first_purchase")] == [
+        (welcome["alert_id"], "resolved")]

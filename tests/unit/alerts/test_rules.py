@@ -110,8 +110,8 @@ def test_red_when_a_customer_complained_and_then_stopped_coming():
 
 def test_churn_model_alerts_a_valuable_customer_whose_probability_alive_is_low():
     days = ["2026-01-10", "2026-02-10", "2026-03-10"]  # 3 days of 100.00 each = 300.00 spent
-    rule = merge_rules([{"type": "churn_model", "params": {"min_spend": "300.00"}}])[4]
-    assert rule.type == "churn_model"
+    rule = {r.type: r for r in merge_rules([{"type": "churn_model", "params": {"min_spend": "300.00"}}])}[
+        "churn_model"]
     got = only("churn_model", facts(days, p_alive=0.2), at(date(2026, 11, 20)), rule)
     assert got.desired["churn_model"].detail == {"p_alive": 0.2}
     assert got.next_check == midnight(date(2026, 11, 27))
@@ -171,6 +171,26 @@ def test_tier_upgrade_first_purchase_large_balance_and_contact_cadence():
     assert only("contact_due", called, now).next_check == now + timedelta(days=1)  # A: every 3 days
     assert "contact_due" in only("contact_due", called, now + timedelta(days=1)).desired
     assert only("contact_due", facts(tier=None), now).desired == {}
+
+
+def test_account_manager_visits_are_due_every_10_15_or_30_days_by_tier():
+    now = at(date(2026, 11, 20))
+    first = only("visit_due", facts(tier="B"), now)
+    assert first.desired["visit_due"].triggers[0].key == "c_x|visit_due|first"
+    assert first.desired["visit_due"].detail == {"tier": "B", "cadence_days": 15}
+    visited = now - timedelta(days=14)
+    b = facts(tier="B", last_resolved={"visit_due": visited})
+    assert only("visit_due", b, now).desired == {}
+    assert only("visit_due", b, now).next_check == visited + timedelta(days=15)
+    due = only("visit_due", b, visited + timedelta(days=15))
+    assert due.desired["visit_due"].triggers[0].key == f"c_x|visit_due|after={visited.isoformat()}"
+    for tier, days in (("A", 10), ("C", 30)):
+        f = facts(tier=tier, last_resolved={"visit_due": visited})
+        assert only("visit_due", f, visited).next_check == visited + timedelta(days=days)
+    assert only("visit_due", facts(tier=None), now).desired == {}
+    # Calls and visits keep their own cadence: a call made yesterday does not postpone a visit.
+    called = facts(tier="A", last_resolved={"contact_due": now - timedelta(days=1)})
+    assert list(evaluate(called, [RULES["contact_due"], RULES["visit_due"]], now, Z).desired) == ["visit_due"]
 
 
 def test_the_owner_is_the_home_store_or_the_store_complained_at():
