@@ -41,6 +41,8 @@ class AlertsPage(BaseModel):
     total: int
     offset: int
     limit: int
+    customer_id: str | None = Field(None, description="the customer a customer_id filter answered for (the survivor "
+                                                      "when the id given was merged into another)")
 
 
 class AlertAck(BaseModel):

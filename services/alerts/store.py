@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 
 from services.alerts.domain.facts import CustomerFacts
@@ -57,15 +57,39 @@ class LoyaltyRow:
 
 
 @dataclass(frozen=True)
+class SlaFilter:
+    """Alerts that broke (``breached``) or kept their severity's time to resolve, as of a moment: per severity,
+    an unresolved alert opened before ``opened_before`` (ISO UTC) is late, and so is a resolved one that took
+    more than ``limit_us`` microseconds."""
+
+    breached: bool
+    opened_before: dict[str, str]
+    limit_us: dict[str, int]
+
+
+@dataclass(frozen=True)
 class AlertQuery:
-    """Filters of the alert list."""
+    """Filters of the alert list (``customer_ids``: every record of one customer)."""
 
     status: str | None = None
     type: str | None = None
     severity: str | None = None
     store_id: str | None = None
-    customer_id: str | None = None
+    customer_ids: tuple[str, ...] | None = None
     manager: str | None = None
+    sla: SlaFilter | None = None
+
+
+def sla_filter(breached: bool, *, hours: dict[str, float], now: datetime) -> SlaFilter:
+    """The SLA filter as of ``now`` for the hours to resolve of each severity."""
+    limits = {s: timedelta(hours=h) for s, h in hours.items()}
+    return SlaFilter(breached, {s: iso_utc(now - d) for s, d in limits.items()},
+                     {s: d // timedelta(microseconds=1) for s, d in limits.items()})
+
+
+def took_us(alert: Alert) -> int | None:
+    """How long a resolved alert took to resolve, in microseconds."""
+    return None if alert.resolved_at is None else (alert.resolved_at - alert.opened_at) // timedelta(microseconds=1)
 
 
 @dataclass(frozen=True)

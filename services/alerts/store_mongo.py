@@ -21,6 +21,7 @@ from services.alerts.store import (
     assemble,
     model_doc,
     model_of,
+    took_us,
 )
 from shared.churn import ChurnModel
 from shared.facts import FieldValue, PurchaseFact, RefundFact
@@ -47,6 +48,7 @@ def _bulk(coll, ops: list, *, mock: bool) -> None:
 def _doc(alert: Alert) -> dict:
     doc = alert_doc(alert)
     doc["_id"] = doc["alert_id"]
+    doc["took_us"] = took_us(alert)  # what the SLA filter compares for a resolved alert
     return doc
 
 
@@ -224,8 +226,15 @@ class MongoAlertsStore(MongoStore, MongoMembership):
 
     def find_alerts(self, query: AlertQuery, *, offset: int, limit: int) -> tuple[list[Alert], int]:
         """Alerts matching the filters, newest opened first, and how many match."""
-        q = {k: v for k in ("status", "type", "severity", "store_id", "customer_id", "manager")
-             if (v := getattr(query, k)) is not None}
+        q: dict = {k: v for k in ("status", "type", "severity", "store_id", "manager")
+                   if (v := getattr(query, k)) is not None}
+        if query.customer_ids is not None:
+            q["customer_id"] = {"$in": list(query.customer_ids)}
+        if query.sla is not None:
+            late = [c for s, before in query.sla.opened_before.items()
+                    for c in ({"severity": s, "status": {"$in": list(ACTIVE)}, "opened_at": {"$lt": before}},
+                              {"severity": s, "status": "resolved", "took_us": {"$gt": query.sla.limit_us[s]}})]
+            q["$or" if query.sla.breached else "$nor"] = late
         coll = self.mdb["alerts"]
         cur = coll.find(q).sort([("opened_at", DESCENDING), ("_id", ASCENDING)]).skip(offset).limit(limit)
         return [_alert(d) for d in cur], coll.count_documents(q)

@@ -90,6 +90,9 @@ CREATE TABLE IF NOT EXISTS marks (name TEXT PRIMARY KEY, value TEXT NOT NULL) WI
 
 # SQLite's default limit on bound variables is 32,766; stay far below it.
 _CHUNK = 900
+# Microseconds from opening to resolution, exactly (times are fixed-width UTC text, the fraction at 21-26).
+_TOOK_US = ("((strftime('%s', resolved_at) - strftime('%s', opened_at)) * 1000000"
+            " + CAST(substr(resolved_at, 21, 6) AS INTEGER) - CAST(substr(opened_at, 21, 6) AS INTEGER))")
 
 
 def _in(ids: list) -> str:
@@ -279,11 +282,22 @@ class SqliteAlertsStore(SqliteStore, SqliteMembership):
     def find_alerts(self, query: AlertQuery, *, offset: int, limit: int) -> tuple[list[Alert], int]:
         """Alerts matching the filters, newest opened first, and how many match."""
         conds, args = [], []
-        for name in ("status", "type", "severity", "store_id", "customer_id", "manager"):
+        for name in ("status", "type", "severity", "store_id", "manager"):
             value = getattr(query, name)
             if value is not None:
                 conds.append(f"{name} = ?")
                 args.append(value)
+        if query.customer_ids is not None:
+            ids = list(query.customer_ids)
+            conds.append(f"customer_id IN ({_in(ids)})")
+            args += ids
+        if query.sla is not None:
+            late = []
+            for severity, before in query.sla.opened_before.items():
+                late.append(f"(severity = ? AND ((status != 'resolved' AND opened_at < ?)"
+                            f" OR (status = 'resolved' AND {_TOOK_US} > ?)))")
+                args += [severity, before, query.sla.limit_us[severity]]
+            conds.append(f"{'' if query.sla.breached else 'NOT '}({' OR '.join(late)})")
         where = f"WHERE {' AND '.join(conds)}" if conds else ""
         total = self.db.conn().execute(f"SELECT COUNT(*) FROM alerts {where}", args).fetchone()[0]
         items = self._alerts(where, [*args, limit, offset], "ORDER BY opened_at DESC, alert_id LIMIT ? OFFSET ?")

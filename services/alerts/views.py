@@ -9,12 +9,15 @@ from services.alerts.domain.rules import Rule
 from services.alerts.domain.workflow import Alert, sla
 from services.alerts.schemas import AlertRead, ChurnModelRead, RuleRead, StandingRead
 from shared.churn import ChurnModel
+from shared.privacy import redact_digits
 
 
-def alert_read(alert: Alert, *, hours: dict[str, float], now: datetime) -> AlertRead:
-    """An alert as the API shows it."""
+def alert_read(alert: Alert, *, hours: dict[str, float], now: datetime, reveal: bool) -> AlertRead:
+    """An alert as the API shows it; staff notes with a phone number in them show it to admins only."""
     s = sla(alert, hours=hours, now=now)
     fields = {k: getattr(alert, k) for k in AlertRead.model_fields if hasattr(alert, k)}
+    if alert.note and not reveal:
+        fields["note"] = redact_digits(alert.note)
     return AlertRead(**fields, age_s=s.age_s, sla_due_at=s.due_at, sla_breached=s.breached)
 
 

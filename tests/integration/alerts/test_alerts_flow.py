@@ -80,8 +80,10 @@ def test_alerts_follow_the_survivor_of_a_merge_and_go_back_when_it_is_undone(tmp
     assert survivor["complaint"]["alert_id"] == a_complaint["alert_id"] and survivor["complaint"]["repeats"] == 1
     assert survivor["survey_low"]["alert_id"] == b_open["survey_low"]["alert_id"]
     assert h.store.active_alerts(["c_b"]) == []
-    # A merged-away id answers with its survivor's alerts.
+    # A merged-away id answers with its survivor's alerts, as identity's view does, and says so.
     assert sorted(a["type"] for a in h.alerts(customer_id="c_b", status="open")) == ["complaint", "survey_low"]
+    page = h.api.get("/v1/alerts", params={"customer_id": "c_b"}).json()
+    assert page["customer_id"] == "c_a" and page["total"] == 2 + 1  # c_b's complaint, folded into c_a's
     views = parts(h.take())
     assert sorted(a["type"] for a in views["c_a"].value["open"]) == ["complaint", "survey_low"]
     assert views["c_b"].value["open"] == []
@@ -269,3 +271,49 @@ def test_a_late_earlier_purchase_does_not_welcome_the_customer_a_second_time(tmp
     h.feed(purchase("c_w", "w0", noon("2026-10-30")))
     assert [(a["alert_id"], a["status"]) for a in h.alerts(type="first_purchase")] == [
         (welcome["alert_id"], "resolved")]
+
+
+def test_lists_filter_on_sla_breach_open_and_resolved_to_the_microsecond(tmp_path):
+    h = Harness(tmp_path, noon("2026-11-20"))
+    t0 = h.now
+    h.feed(*(complaint(f"c_{i}", f"x{i}", t0 - timedelta(minutes=1)) for i in range(4)),
+           ViewPartUpdated(customer_id="c_info", part="loyalty", value={"points_balance": 9000, "tier": None},
+                           version="000000000001"))
+    ids = {a["customer_id"]: a["alert_id"] for a in h.alerts()}
+    operator = {"Authorization": f"Bearer {OPERATOR}"}
+
+    def breached(flag: str, **params) -> list[str]:
+        r = h.api.get("/v1/alerts", params={"sla_breached": flag, "limit": 500, **params})
+        assert r.status_code == 200, r.text
+        assert all(a["sla_breached"] is (flag == "true") for a in r.json()["items"])
+        return sorted(a["customer_id"] for a in r.json()["items"])
+
+    h.advance(hours=2)
+    h.api.post(f"/v1/alerts/{ids['c_0']}/resolve", json={"note": "apology sent"}, headers=operator)
+    h.now = t0 + timedelta(hours=24)  # red: 24 hours to resolve; due, not yet late
+    assert breached("true") == []
+    h.now = t0 + timedelta(hours=24, microseconds=1)
+    assert breached("true") == ["c_1", "c_2", "c_3"]
+    h.api.post(f"/v1/alerts/{ids['c_1']}/resolve", json={"note": "late"}, headers=operator)  # resolved late
+    h.advance(hours=3)
+    assert breached("true") == ["c_1", "c_2", "c_3"]
+    assert breached("true", status="open") == ["c_2", "c_3"]
+    assert breached("false") == ["c_0", "c_info"]  # resolved in time; info has 168 hours
+    assert h.api.get("/v1/alerts", params={"sla_breached": "true"}).json()["total"] == 3
+
+
+def test_unknown_types_are_refused_and_notes_show_phone_numbers_to_admins_only(tmp_path):
+    h = Harness(tmp_path, noon("2026-11-20"))
+    h.feed(complaint("c_n", "x1", h.now - timedelta(minutes=5)))
+    bad = h.api.get("/v1/alerts", params={"type": "vip_party"})
+    assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid_request"
+    [alert] = h.alerts()
+    note = "called 138-0013-8000 twice, no answer"
+    h.api.post(f"/v1/alerts/{alert['alert_id']}/ack", json={"note": note},
+               headers={"Authorization": f"Bearer {OPERATOR}"})
+    assert h.alerts()[0]["note"] == note  # admin
+    for key in (READER, OPERATOR):
+        seen = h.api.get("/v1/alerts", headers={"Authorization": f"Bearer {key}"}).json()["items"][0]["note"]
+        assert seen == "called [redacted] twice, no answer"
+        one = h.api.get(f"/v1/alerts/{alert['alert_id']}", headers={"Authorization": f"Bearer {key}"}).json()
+        assert one["note"] == "called [redacted] twice, no answer"

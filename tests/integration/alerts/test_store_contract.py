@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from services.alerts.domain.facts import Expiry, Occurrence, Purchase
 from services.alerts.domain.workflow import Alert
-from services.alerts.store import AlertQuery, ExpiryRow, LoyaltyRow, OccurrenceRow
+from services.alerts.store import AlertQuery, ExpiryRow, LoyaltyRow, OccurrenceRow, sla_filter
 from shared.churn import ChurnModel
 from shared.facts import FieldValue, PurchaseFact, RefundFact
 from shared.membership import Membership
@@ -94,11 +94,21 @@ def test_alerts_are_found_filtered_paginated_and_counted(store):
     assert total == 4 and [a.alert_id for a in items] == ["al_3", "al_2"]
     items, total = store.find_alerts(AlertQuery(), offset=2, limit=2)
     assert [a.alert_id for a in items] == ["al_1", "al_4"]
-    assert [a.alert_id for a in store.find_alerts(AlertQuery(status="open", customer_id="c_a"), offset=0,
+    assert [a.alert_id for a in store.find_alerts(AlertQuery(status="open", customer_ids=("c_a", "c_z")), offset=0,
                                                   limit=10)[0]] == ["al_2", "al_1"]
     assert store.find_alerts(AlertQuery(store_id="SH-002"), offset=0, limit=10)[1] == 1
     assert store.find_alerts(AlertQuery(severity="info", manager="am-7"), offset=0, limit=10)[1] == 1
     assert store.find_alerts(AlertQuery(type="complaint", status="resolved"), offset=0, limit=10)[1] == 1
+    # SLA as of 24 h 1 min after T0 (red: 24 h, info: 168 h): al_1 is late, al_2 due this very minute (not yet),
+    # al_3 has a week, al_4 took 25 hours to resolve.
+    hours = {"red": 24.0, "yellow": 72.0, "info": 168.0}
+    now = T0 + timedelta(hours=24, minutes=1)
+    for breached, want in ((True, ["al_1", "al_4"]), (False, ["al_2", "al_3"])):
+        got, n = store.find_alerts(AlertQuery(sla=sla_filter(breached, hours=hours, now=now)), offset=0, limit=10)
+        assert (sorted(a.alert_id for a in got), n) == (want, 2)
+    late_open = AlertQuery(status="open", sla=sla_filter(True, hours=hours, now=now))
+    assert [a.alert_id for a in store.find_alerts(late_open, offset=0, limit=10)[0]] == ["al_1"]
+    assert store.find_alerts(AlertQuery(customer_ids=("c_b", "c_x")), offset=0, limit=10)[1] == 2
     assert sorted(a.alert_id for a in store.active_alerts(["c_a", "c_b"])) == ["al_1", "al_2", "al_3"]
     assert store.last_resolved(["c_a", "c_b"]) == {("c_b", "complaint"): alerts[3]}
     assert store.covered(["t1", "t2", "t3"]) == {"t1", "t2"}
