@@ -39,6 +39,7 @@ from shared.messages import (
     AlertChanged,
     CustomerEventResolved,
     CustomerMerged,
+    PointsExpired,
     PointsExpiryAnnounced,
     TierChanged,
     ViewPartUpdated,
@@ -147,6 +148,9 @@ def _fold(item: Item, store: AlertsStore, deps: Deps) -> bool | None:
     if isinstance(m, PointsExpiryAnnounced):
         return store.add_expiry(ExpiryRow(f"expiry|{m.announcement_id}", m.customer_id, m.points,
                                           epoch_ms(m.expires_at)))
+    if isinstance(m, PointsExpired):
+        return store.add_occurrence(OccurrenceRow("expired", f"expired|{m.entry_id}", m.customer_id, epoch_ms(m.at),
+                                                  None, m.points))
     if isinstance(m, TierChanged):
         if m.direction != "upgrade":
             return None

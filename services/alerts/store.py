@@ -28,7 +28,7 @@ FIELDS = ("birthday", "attributes.account_manager")
 class OccurrenceRow:
     """A complaint, survey or tier upgrade of one record."""
 
-    kind: str  # complaint | survey | upgrade
+    kind: str  # complaint | survey | upgrade | expired
     key: str
     record_id: str
     at_ms: int
@@ -202,7 +202,7 @@ def assemble(customer_id: str, rows: FactRows) -> CustomerFacts:
     from services.alerts.domain.facts import Expiry, Occurrence, Purchase
     from shared.facts import newest
 
-    occ = {"complaint": [], "survey": [], "upgrade": []}
+    occ: dict[str, list[Occurrence]] = {"complaint": [], "survey": [], "upgrade": [], "expired": []}
     for o in sorted(rows.occurrences, key=lambda o: (o.at_ms, o.key)):
         occ[o.kind].append(Occurrence(o.key, from_ms(o.at_ms), o.store_id, o.value))
     attrs = newest(rows.attributes)
@@ -216,6 +216,7 @@ def assemble(customer_id: str, rows: FactRows) -> CustomerFacts:
                         for d, s, a in sorted(rows.purchases, key=lambda p: (p[0], p[1] or "", p[2]))),
         refund_minor=rows.refunds,
         complaints=tuple(occ["complaint"]), surveys=tuple(occ["survey"]), upgrades=tuple(occ["upgrade"]),
+        expired=tuple(occ["expired"]),
         expiries=tuple(Expiry(e.key, e.points, from_ms(e.expires_ms))
                        for e in sorted(rows.expiries, key=lambda e: e.key)),
         birthday=_date(born.value) if born else None,

@@ -38,11 +38,20 @@ class Desired:
 
 
 @dataclass(frozen=True)
+class Cleared:
+    """Why a condition no longer holds, when the facts say more than that (points expired unredeemed)."""
+
+    note: str
+    detail: dict
+
+
+@dataclass(frozen=True)
 class Evaluation:
     """What a customer's facts call for now, and when to look again."""
 
     desired: dict[str, Desired]
     next_check: datetime | None
+    cleared: dict[str, Cleared] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -233,6 +242,13 @@ def points_expiring(rule: Rule, ctx: _Ctx) -> Result:
             changes)
 
 
+def points_expired(rule: Rule, ctx: _Ctx) -> Cleared | None:
+    """Points loyalty expired within the reminder's horizon: the reminder did not work."""
+    since = ctx.as_of - timedelta(days=float(rule.param("days_ahead")))
+    gone = sum(int(o.value or 0) for o in ctx.facts.expired if since <= o.at <= ctx.as_of)
+    return Cleared(f"{gone} points expired unredeemed", {"expired_points": gone}) if gone else None
+
+
 def first_purchase(rule: Rule, ctx: _Ctx) -> Result:
     days = ctx.facts.visit_days(ctx.day)
     if not days:
@@ -294,4 +310,9 @@ def evaluate(facts: CustomerFacts, rules: Iterable[Rule], as_of: datetime, zone:
     if "churn_red" in desired:
         desired.pop("churn_yellow", None)  # one churn light: red supersedes yellow
     future = [c for c in changes if c > as_of]
-    return Evaluation(desired, min(future) if future else None)
+    cleared = {}
+    for rule in rules:
+        if rule.enabled and rule.type == "points_expiring" and rule.type not in desired:
+            if why := points_expired(rule, ctx):
+                cleared[rule.type] = why
+    return Evaluation(desired, min(future) if future else None, cleared)

@@ -47,6 +47,7 @@ class CustomerFacts:
     surveys: tuple[Occurrence, ...] = ()
     upgrades: tuple[Occurrence, ...] = ()
     expiries: tuple[Expiry, ...] = ()
+    expired: tuple[Occurrence, ...] = ()  # points that expired unredeemed (value: how many)
     birthday: date | None = None
     account_manager: str | None = None
     tier: str | None = None

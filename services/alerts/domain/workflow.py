@@ -95,8 +95,9 @@ def reconcile(customer_id: str, evaluation: Evaluation, rules: tuple[Rule, ...],
             if cur is None:
                 continue
             if not rule.is_event:
-                changes.append(Change(_resolved(cur, SYSTEM, "the condition no longer holds", "cleared", as_of),
-                                      "resolved"))
+                why = evaluation.cleared.get(rule.type)
+                done = _resolved(cur, SYSTEM, why.note if why else "the condition no longer holds", "cleared", as_of)
+                changes.append(Change(replace(done, detail={**cur.detail, **why.detail}) if why else done, "resolved"))
                 continue
             expiry = cur.last_trigger_at + timedelta(days=rule.expires_days) if rule.expires_days else None
             if expiry is not None and expiry <= as_of:

@@ -317,3 +317,31 @@ def test_unknown_types_are_refused_and_notes_show_phone_numbers_to_admins_only(t
         assert seen == "called [redacted] twice, no answer"
         one = h.api.get(f"/v1/alerts/{alert['alert_id']}", headers={"Authorization": f"Bearer {key}"}).json()
         assert one["note"] == "called [redacted] twice, no answer"
+
+
+def test_points_that_expired_unredeemed_close_the_reminder_saying_so(tmp_path):
+    from shared.messages import PointsExpired
+
+    h = Harness(tmp_path, noon("2026-11-20"))
+    expires = h.now + timedelta(days=20)
+    h.feed(PointsExpiryAnnounced(announcement_id="an-x", customer_id="c_x", points=300, expires_at=expires,
+                                 balance=900, at=h.now),
+           PointsExpiryAnnounced(announcement_id="an-r", customer_id="c_r", points=200, expires_at=expires,
+                                 balance=200, at=h.now))
+    assert sorted(a["customer_id"] for a in h.alerts(type="points_expiring", status="open")) == ["c_r", "c_x"]
+    # c_r redeems everything before the deadline; c_x lets 300 points expire.
+    h.advance(days=5)
+    h.feed(ViewPartUpdated(customer_id="c_r", part="loyalty", value={"points_balance": 0, "tier": None},
+                           version="000000000002"))
+    h.now = expires
+    h.feed(PointsExpired(entry_id="e-x", customer_id="c_x", points=300, at=expires),
+           ViewPartUpdated(customer_id="c_x", part="loyalty", value={"points_balance": 600, "tier": None},
+                           version="000000000002"))
+    closed = {a["customer_id"]: a for a in h.alerts(type="points_expiring")}
+    assert (closed["c_x"]["status"], closed["c_x"]["resolved_by"], closed["c_x"]["note"]) == (
+        "resolved", "system", "300 points expired unredeemed")
+    assert closed["c_x"]["detail"]["expired_points"] == 300
+    assert (closed["c_r"]["status"], closed["c_r"]["note"]) == ("resolved", "the condition no longer holds")
+    assert "expired_points" not in closed["c_r"]["detail"]
+    again = h.feed(PointsExpired(entry_id="e-x", customer_id="c_x", points=300, at=expires))
+    assert (again.processed, again.duplicates) == (0, 1)

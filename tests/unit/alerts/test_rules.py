@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from services.alerts.domain.evaluate import Trigger, evaluate, visits
+from services.alerts.domain.evaluate import Cleared, Trigger, evaluate, visits
 from services.alerts.domain.facts import CustomerFacts, Expiry, Occurrence, Purchase, home_store, owner_of
 from services.alerts.domain.rules import DEFAULT_RULES, InvalidRules, merge_rules, parse_rules
 
@@ -144,6 +144,11 @@ def test_points_expiring_fire_thirty_days_ahead_to_the_second():
     assert partly.desired["points_expiring"].detail["points"] == 120  # redeemed since the announcement
     assert only("points_expiring", facts(expiries=(e,), balance=0), now + timedelta(seconds=5)).desired == {}
     assert only("points_expiring", facts(expiries=(e,)), e.expires_at).desired == {}  # gone
+    # Loyalty says 280 of them expired unredeemed: the reminder closes saying so, within its 30-day horizon.
+    lost = (Occurrence("expired|e1", e.expires_at, value=280),)
+    assert only("points_expiring", facts(expiries=(e,), expired=lost), e.expires_at).cleared["points_expiring"] == (
+        Cleared("280 points expired unredeemed", {"expired_points": 280}))
+    assert only("points_expiring", facts(expired=lost), e.expires_at + timedelta(days=31)).cleared == {}
 
 
 def test_tier_upgrade_first_purchase_large_balance_and_contact_cadence():
