@@ -7,7 +7,7 @@ Every change to an alert is written in the same store transaction as the ``Alert
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -228,17 +228,38 @@ class Writer:
         for (cust, type_), a in store.last_resolved(customers).items():
             resolved[cust][type_] = a
         evaluations = {c: evaluate(facts[c], rules, self.as_of, deps.zone) for c in customers}
-        covered = store.covered([t.key for e in evaluations.values() for d in e.desired.values() for t in d.triggers])
+        keys = {c: [t.key for d in e.desired.values() for t in d.triggers] for c, e in evaluations.items()}
+        covers = store.covered([k for ks in keys.values() for k in ks])
         due: dict[str, int | None] = {}
         changes: list[Change] = []
+        taken: dict[str, str] = {}  # trigger -> the other customer's live alert it is taken from
         for cust in customers:
+            # A trigger answered by another customer's live alert moved here with its record (an unmerge that
+            # came after the alert was raised on the survivor): it is this customer's to answer now.
+            theirs = {k: covers[k].alert_id for k in keys[cust]
+                      if k in covers and covers[k].active and covers[k].customer_id != cust}
+            covered = {k for k in keys[cust] if k in covers and k not in theirs}
             mine, nxt = reconcile(cust, evaluations[cust], rules, current=active[cust], last_resolved=resolved[cust],
                                   covered=covered, owner=owner_of(facts[cust]), as_of=self.as_of)
             changes += mine
+            taken |= {k: theirs[k] for c in mine for k in c.triggers if k in theirs}
             due[cust] = due_ms(nxt) if nxt else None
+        changes += self._given_up(taken, changes)
         self.write(changes)  # customers do not share alerts: one bulk write for all of them
         store.set_due(due)
         self.counts["evaluated"] += len(customers)
+
+    def _given_up(self, taken: dict[str, str], changes: list[Change]) -> list[Change]:
+        """The alerts whose triggers were taken over count one repeat less for each."""
+        if not taken:
+            return []
+        latest = {c.alert.alert_id: c.alert for c in changes}
+        out = []
+        for alert_id, n in sorted(Counter(taken.values()).items()):
+            alert = latest.get(alert_id) or self.store.alert(alert_id)
+            if alert is not None:
+                out.append(Change(replace(alert, repeats=max(0, alert.repeats - n), updated_at=self.as_of), "updated"))
+        return out
 
     def republish(self, customers) -> None:
         """Republish these customers' view parts even if their alerts did not change (after a merge)."""

@@ -93,6 +93,15 @@ def took_us(alert: Alert) -> int | None:
 
 
 @dataclass(frozen=True)
+class Cover:
+    """The alert that answered a trigger: its id, its customer now, whether it is active."""
+
+    alert_id: str
+    customer_id: str
+    active: bool
+
+
+@dataclass(frozen=True)
 class StoredModel:
     """A fitted churn model and when it was fitted."""
 
@@ -121,7 +130,7 @@ class AlertsStore(OutboxStore, Protocol):
     # alerts
     def put_alerts(self, alerts: list[Alert]) -> None: ...
     def cover(self, triggers: list[tuple[str, str]]) -> None: ...
-    def covered(self, keys: list[str]) -> set[str]: ...
+    def covered(self, keys: list[str]) -> dict[str, Cover]: ...
     def active_alerts(self, customer_ids: list[str]) -> list[Alert]: ...
     def last_resolved(self, customer_ids: list[str]) -> dict[tuple[str, str], Alert]: ...
     def alerts_from(self, origin_ids: list[str]) -> list[Alert]: ...
@@ -204,7 +213,7 @@ def assemble(customer_id: str, rows: FactRows) -> CustomerFacts:
 
     occ: dict[str, list[Occurrence]] = {"complaint": [], "survey": [], "upgrade": [], "expired": []}
     for o in sorted(rows.occurrences, key=lambda o: (o.at_ms, o.key)):
-        occ[o.kind].append(Occurrence(o.key, from_ms(o.at_ms), o.store_id, o.value))
+        occ[o.kind].append(Occurrence(o.key, from_ms(o.at_ms), o.store_id, o.value, o.record_id))
     attrs = newest(rows.attributes)
     born = attrs.get("birthday")
     manager = attrs.get("attributes.account_manager")

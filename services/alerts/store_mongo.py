@@ -11,6 +11,7 @@ from services.alerts.domain.facts import CustomerFacts
 from services.alerts.domain.workflow import ACTIVE, Alert
 from services.alerts.store import (
     AlertQuery,
+    Cover,
     ExpiryRow,
     FactRows,
     LoyaltyRow,
@@ -49,6 +50,8 @@ def _doc(alert: Alert) -> dict:
     doc = alert_doc(alert)
     doc["_id"] = doc["alert_id"]
     doc["took_us"] = took_us(alert)  # what the SLA filter compares for a resolved alert
+    if alert.active:
+        doc["open_key"] = f"{alert.customer_id}\0{alert.type}"  # unique: one open alert per customer and type
     return doc
 
 
@@ -76,6 +79,8 @@ class MongoAlertsStore(MongoStore, MongoMembership):
         self.mdb["alerts"].create_index([("status", ASCENDING), ("opened_at", DESCENDING)])
         self.mdb["alerts"].create_index([("store_id", ASCENDING), ("status", ASCENDING), ("opened_at", DESCENDING)])
         self.mdb["due"].create_index([("due_ms", ASCENDING), ("_id", ASCENDING)])
+        # Only active alerts carry open_key: the store itself holds one open alert per customer and type.
+        self.mdb["alerts"].create_index("open_key", unique=True, sparse=True)
 
     def _insert_new(self, name: str, doc: dict) -> bool:
         res = self.mdb[name].update_one({"_id": doc["_id"]}, {"$setOnInsert": doc}, upsert=True)
@@ -190,17 +195,21 @@ class MongoAlertsStore(MongoStore, MongoMembership):
                   mock=self._mock)
 
     def cover(self, triggers: list[tuple[str, str]]) -> None:
-        """Mark triggers as answered by an alert."""
+        """Mark triggers as answered by an alert (taking them over from the one that answered them before)."""
         if triggers:
             _bulk(self.mdb["alert_triggers"],
-                  [UpdateOne({"_id": k}, {"$setOnInsert": {"alert_id": a}}, upsert=True) for k, a in triggers],
+                  [UpdateOne({"_id": k}, {"$set": {"alert_id": a}}, upsert=True) for k, a in triggers],
                   mock=self._mock)
 
-    def covered(self, keys: list[str]) -> set[str]:
-        """Which of these triggers an alert answered already."""
+    def covered(self, keys: list[str]) -> dict[str, Cover]:
+        """Which of these triggers an alert answered already, and which alert."""
         if not keys:
-            return set()
-        return {d["_id"] for d in self.mdb["alert_triggers"].find({"_id": {"$in": keys}}, {"_id": 1})}
+            return {}
+        by_key = {d["_id"]: d["alert_id"] for d in self.mdb["alert_triggers"].find({"_id": {"$in": keys}})}
+        held = {d["_id"]: d for d in self.mdb["alerts"].find({"_id": {"$in": list(set(by_key.values()))}},
+                                                              {"customer_id": 1, "status": 1})}
+        return {k: Cover(a, held[a]["customer_id"], held[a]["status"] in ACTIVE) for k, a in by_key.items()
+                if a in held}
 
     def active_alerts(self, customer_ids: list[str]) -> list[Alert]:
         """Open and acknowledged alerts of these customers."""

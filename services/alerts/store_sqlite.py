@@ -7,9 +7,10 @@ from collections import defaultdict
 from datetime import date
 
 from services.alerts.domain.facts import CustomerFacts
-from services.alerts.domain.workflow import Alert
+from services.alerts.domain.workflow import ACTIVE, Alert
 from services.alerts.store import (
     AlertQuery,
+    Cover,
     ExpiryRow,
     FactRows,
     LoyaltyRow,
@@ -74,6 +75,9 @@ CREATE INDEX IF NOT EXISTS alerts_customer ON alerts(customer_id, status, type);
 CREATE INDEX IF NOT EXISTS alerts_origin ON alerts(origin_id);
 CREATE INDEX IF NOT EXISTS alerts_status ON alerts(status, opened_at);
 CREATE INDEX IF NOT EXISTS alerts_store ON alerts(store_id, status, opened_at);
+-- One open alert per customer and type, whatever the order things arrived in: held by the store itself.
+CREATE UNIQUE INDEX IF NOT EXISTS alerts_one_active ON alerts(customer_id, type)
+  WHERE status IN ('open', 'acknowledged');
 CREATE TABLE IF NOT EXISTS alert_triggers (key TEXT PRIMARY KEY, alert_id TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS view_versions (customer_id TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS due (customer_id TEXT PRIMARY KEY, due_ms INTEGER) WITHOUT ROWID;
@@ -88,6 +92,9 @@ CREATE TABLE IF NOT EXISTS marks (name TEXT PRIMARY KEY, value TEXT NOT NULL) WI
     + OUTBOX_SQL
 )
 
+_UPSERT_ALERT = (f"INSERT INTO alerts({','.join(_ALERT_COLUMNS)}) VALUES ({','.join('?' * len(_ALERT_COLUMNS))})"
+                 " ON CONFLICT(alert_id) DO UPDATE SET "
+                 + ", ".join(f"{c} = excluded.{c}" for c in _ALERT_COLUMNS[1:]))
 # SQLite's default limit on bound variables is 32,766; stay far below it.
 _CHUNK = 900
 # Microseconds from opening to resolution, exactly (times are fixed-width UTC text, the fraction at 21-26).
@@ -226,19 +233,22 @@ class SqliteAlertsStore(SqliteStore, SqliteMembership):
             doc = alert_doc(a)
             doc["detail"] = json.dumps(doc["detail"], sort_keys=True)
             rows.append(tuple(doc[k] for k in _ALERT_COLUMNS))
-        self.db.conn().executemany(
-            f"INSERT OR REPLACE INTO alerts({','.join(_ALERT_COLUMNS)}) VALUES ({_in(list(_ALERT_COLUMNS))})", rows)
+        # An upsert, not INSERT OR REPLACE: that would delete another active alert of the customer and type
+        # to make room, where a second one must fail the unit of work instead.
+        self.db.conn().executemany(_UPSERT_ALERT, rows)
 
     def cover(self, triggers: list[tuple[str, str]]) -> None:
-        """Mark triggers as answered by an alert."""
-        self.db.conn().executemany("INSERT OR IGNORE INTO alert_triggers VALUES (?, ?)", triggers)
+        """Mark triggers as answered by an alert (taking them over from the one that answered them before)."""
+        self.db.conn().executemany("INSERT OR REPLACE INTO alert_triggers VALUES (?, ?)", triggers)
 
-    def covered(self, keys: list[str]) -> set[str]:
-        """Which of these triggers an alert answered already."""
-        out: set[str] = set()
+    def covered(self, keys: list[str]) -> dict[str, Cover]:
+        """Which of these triggers an alert answered already, and which alert."""
+        out: dict[str, Cover] = {}
         for part in _chunks(keys):
-            out |= {r[0] for r in self.db.conn().execute(
-                f"SELECT key FROM alert_triggers WHERE key IN ({_in(part)})", part)}
+            for key, alert_id, customer_id, status in self.db.conn().execute(
+                    "SELECT t.key, t.alert_id, a.customer_id, a.status FROM alert_triggers t"
+                    f" JOIN alerts a ON a.alert_id = t.alert_id WHERE t.key IN ({_in(part)})", part):
+                out[key] = Cover(alert_id, customer_id, status in ACTIVE)
         return out
 
     def _alerts(self, where: str, args: list, tail: str = "") -> list[Alert]:

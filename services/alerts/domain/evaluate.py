@@ -25,6 +25,7 @@ class Trigger:
 
     key: str
     at: datetime
+    record: str | None = None  # the record an occurrence happened to (None for a condition)
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,7 @@ def _occurrences(rule: Rule, ctx: _Ctx, items: Iterable[Occurrence]) -> Result:
     detail = {"occurrences": len(current), "last_at": newest.at.isoformat()}
     if newest.value is not None:
         detail["value"] = newest.value
-    return Desired(rule.type, rule.severity, tuple(Trigger(o.key, o.at) for o in current), detail), later
+    return Desired(rule.type, rule.severity, tuple(Trigger(o.key, o.at, o.record_id) for o in current), detail), later
 
 
 def complaint(rule: Rule, ctx: _Ctx) -> Result:

@@ -25,6 +25,7 @@ class Occurrence:
     at: datetime
     store_id: str | None = None
     value: int | str | None = None  # survey score, new tier
+    record_id: str | None = None  # the identity record it happened to (an unmerge gives it back with it)
 
 
 @dataclass(frozen=True)

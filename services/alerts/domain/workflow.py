@@ -4,7 +4,11 @@ One open alert per customer and type: a new occurrence while it is open is a rep
 (an occurrence or a condition episode) is covered by one alert once, so a duplicate or replayed
 event never raises a second alert, and a resolved episode does not come back; a suppression window
 after a resolution keeps a persisting condition from coming straight back. Alert ids derive from
-the customer, the type and the trigger that opened it, so a replay produces the same ids.
+the customer, the type and the trigger that opened it, so a replay produces the same ids (in another
+arrival order another trigger may open the alert: another id, never a second alert; the store itself
+refuses a second active alert of one type for a customer). An alert raised for an occurrence belongs
+to the record it happened to, and a trigger follows its record through an unmerge, so the alerts end
+the same in every arrival order.
 """
 
 from __future__ import annotations
@@ -38,7 +42,9 @@ class Alert:
     opened_at: datetime
     updated_at: datetime
     last_trigger_at: datetime
-    origin_id: str  # the customer it was raised for: where it goes back to if a merge is undone
+    # The record it was raised for (an occurrence's record, else the customer): where it goes back to if a merge
+    # is undone, whichever customer the record was part of when the alert was raised.
+    origin_id: str
     repeats: int = 0
     detail: dict = field(default_factory=dict)
     acknowledged_by: str | None = None
@@ -134,7 +140,7 @@ def reconcile(customer_id: str, evaluation: Evaluation, rules: tuple[Rule, ...],
         opened = Alert(
             alert_id=alert_id(customer_id, rule.type, new[0].key), customer_id=customer_id, type=rule.type,
             severity=want.severity, status="open", store_id=owner.store_id, manager=manager, action=rule.action,
-            opened_at=as_of, updated_at=as_of, last_trigger_at=new[-1].at, origin_id=customer_id,
+            opened_at=as_of, updated_at=as_of, last_trigger_at=new[-1].at, origin_id=new[0].record or customer_id,
             repeats=len(new) - 1 if rule.is_event else 0, detail=want.detail)
         changes.append(Change(opened, "raised", keys))
         if rule.expires_days is not None:

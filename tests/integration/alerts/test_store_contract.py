@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
+import pytest
+
 from services.alerts.domain.facts import Expiry, Occurrence, Purchase
 from services.alerts.domain.workflow import Alert
-from services.alerts.store import AlertQuery, ExpiryRow, LoyaltyRow, OccurrenceRow, sla_filter
+from services.alerts.store import AlertQuery, Cover, ExpiryRow, LoyaltyRow, OccurrenceRow, sla_filter
 from shared.churn import ChurnModel
 from shared.facts import FieldValue, PurchaseFact, RefundFact
 from shared.membership import Membership
@@ -47,8 +49,8 @@ def test_facts_gather_every_record_of_a_customer_and_follow_merges_and_unmerges(
                                Purchase(date(2026, 11, 3), "SH-002", 5000))
     assert facts.refund_minor == 2500 and facts.spend_minor() == 12500
     at = datetime.fromtimestamp(1_700_000_000, UTC)
-    assert facts.complaints == (Occurrence("k1", at, "SH-002", None),)
-    assert facts.surveys == (Occurrence("k2", at, None, 4),)
+    assert facts.complaints == (Occurrence("k1", at, "SH-002", None, "c_b"),)  # with the record it happened to
+    assert facts.surveys == (Occurrence("k2", at, None, 4, "c_a"),)
     assert facts.expiries == (Expiry("x1", 300, datetime.fromtimestamp(1_800_000_000, UTC)),)
     with store.transaction():
         store.apply_memberships([Membership("c_b", "c_b", "2026-11-20T00:00:02.000000Z")])
@@ -86,8 +88,7 @@ def test_alerts_are_found_filtered_paginated_and_counted(store):
     ]
     with store.transaction():
         store.put_alerts(alerts)
-        store.cover([("t1", "al_1"), ("t2", "al_2")])
-        store.cover([("t1", "al_9")])  # a trigger stays with the first alert that answered it
+        store.cover([("t1", "al_1"), ("t2", "al_2"), ("t4", "al_4")])
     assert store.alert("al_4") == alerts[3]
     assert store.alert("nope") is None
     items, total = store.find_alerts(AlertQuery(), offset=0, limit=2)
@@ -111,7 +112,11 @@ def test_alerts_are_found_filtered_paginated_and_counted(store):
     assert store.find_alerts(AlertQuery(customer_ids=("c_b", "c_x")), offset=0, limit=10)[1] == 2
     assert sorted(a.alert_id for a in store.active_alerts(["c_a", "c_b"])) == ["al_1", "al_2", "al_3"]
     assert store.last_resolved(["c_a", "c_b"]) == {("c_b", "complaint"): alerts[3]}
-    assert store.covered(["t1", "t2", "t3"]) == {"t1", "t2"}
+    assert store.covered(["t1", "t2", "t3", "t4"]) == {
+        "t1": Cover("al_1", "c_a", True), "t2": Cover("al_2", "c_a", True), "t4": Cover("al_4", "c_b", False)}
+    with store.transaction():
+        store.cover([("t1", "al_3")])  # taken over by another customer's alert (an unmerge gave its record back)
+    assert store.covered(["t1"]) == {"t1": Cover("al_3", "c_b", True)}
     assert sorted(a.alert_id for a in store.alerts_from(["c_b"])) == ["al_3"]
     # The last resolution per type is a fact the rules read (a contact made, a new episode).
     assert store.facts(["c_a", "c_b"])["c_b"].last_resolved == {"complaint": T0 + timedelta(hours=1)}
@@ -164,3 +169,22 @@ def test_purchase_days_are_distinct_per_customer_through_the_membership_mapping(
     assert got == {"c_a": [date(2026, 11, 1), date(2026, 11, 2)], "c_c": [date(2026, 11, 5)]}
     one = store.purchase_days(until=date(2026, 12, 31), customer_id="c_a")
     assert {k: sorted(v) for k, v in one.items()} == {"c_a": [date(2026, 11, 1), date(2026, 11, 2)]}
+
+
+def test_the_store_refuses_a_second_active_alert_of_one_type_for_a_customer(store):
+    import sqlite3
+
+    from pymongo.errors import PyMongoError
+
+    first = _alert("al_1", "c_a")
+    with store.transaction():
+        store.put_alerts([first, _alert("al_2", "c_b"), _alert("al_3", "c_a", "survey_low")])
+    with pytest.raises((sqlite3.IntegrityError, PyMongoError)), store.transaction():
+        store.put_alerts([_alert("al_4", "c_a", status="acknowledged")])
+    assert store.alert("al_4") is None
+    # Once the first is resolved, a new episode may open; the same alert written again is an update.
+    with store.transaction():
+        store.put_alerts([_alert("al_1", "c_a", status="resolved", resolved_at=T0, resolution="manual"),
+                          _alert("al_4", "c_a", repeats=1)])
+        store.put_alerts([_alert("al_4", "c_a", repeats=2)])
+    assert sorted((a.alert_id, a.repeats) for a in store.active_alerts(["c_a"])) == [("al_3", 0), ("al_4", 2)]
