@@ -96,6 +96,9 @@ def _apply(items: list[Decoded[Item]], deps: Deps, outcome: BatchOutcome) -> lis
     store = deps.store
     records: set[str] = set()
     rows: list[Membership] = []
+    # Customers a merge or unmerge joined or split: their view parts are republished even when their alerts
+    # did not change (a brand-new record also changes the mapping, but there is nothing to announce).
+    regrouped: set[str] = set()
     for one in items:
         message = one.item.message
         if message is None or (isinstance(message, ViewPartUpdated) and message.part != "loyalty"):
@@ -104,6 +107,8 @@ def _apply(items: list[Decoded[Item]], deps: Deps, outcome: BatchOutcome) -> lis
         with message_span("alerts", one.msg, {"crm.message.kind": message.kind}):
             if isinstance(message, CustomerEventResolved | CustomerMerged):
                 rows += memberships_of(message)
+            if isinstance(message, CustomerMerged):
+                regrouped |= {message.survivor_id, message.merged_id}
             new = _fold(one.item, store, deps)
         if new is None:
             outcome.counts["ignored"] += 1
@@ -118,7 +123,7 @@ def _apply(items: list[Decoded[Item]], deps: Deps, outcome: BatchOutcome) -> lis
     writer.rehome(moved)
     customers = {store.customer_of(r) for r in records} | {c for c in moved if store.customer_of(c) == c}
     writer.evaluate(sorted(customers))
-    writer.republish(c for c in moved if store.customer_of(c) == c)
+    writer.republish(c for c in moved & regrouped if store.customer_of(c) == c)
     return writer.outbox()
 
 

@@ -345,3 +345,13 @@ def test_points_that_expired_unredeemed_close_the_reminder_saying_so(tmp_path):
     assert "expired_points" not in closed["c_r"]["detail"]
     again = h.feed(PointsExpired(entry_id="e-x", customer_id="c_x", points=300, at=expires))
     assert (again.processed, again.duplicates) == (0, 1)
+
+
+def test_a_new_customer_without_alerts_publishes_nothing_and_a_merge_republishes_both_parts(tmp_path):
+    h = Harness(tmp_path, noon("2026-11-20"))
+    h.feed(purchase("c_n1", "n1", noon("2026-11-20") - timedelta(hours=1)),
+           purchase("c_n2", "n2", noon("2026-11-20") - timedelta(hours=1)))
+    assert h.take() == []  # no alert (a welcome is due tomorrow): no view part to announce
+    h.feed(CustomerMerged(kind="customer.merged", merge_id="m9", survivor_id="c_n1", merged_id="c_n2",
+                          records=["c_n2"], at=h.advance(minutes=1)))
+    assert {c: v.value for c, v in parts(h.take()).items()} == {"c_n1": {"open": []}}
