@@ -44,31 +44,31 @@ def seed(store: SqliteAlertsStore, customers: int, rng: random.Random) -> int:
             span = 100 if stop else 150
             for k in range(visits):
                 when = start + timedelta(days=rng.uniform(0, span))
-                store.add_purchase(PurchaseFact("pos/" + home, f"{cid}-{k}", cid, f"o-{cid}-{k}",
-                                                rng.randint(50, 800) * 100, home if rng.random() < 0.8
-                                                else rng.choice(STORES), epoch_ms(when),
-                                                (when + timedelta(hours=8)).date().isoformat()))
+                store.add_purchases([PurchaseFact("pos/" + home, f"{cid}-{k}", cid, f"o-{cid}-{k}",
+                                                  rng.randint(50, 800) * 100, home if rng.random() < 0.8
+                                                  else rng.choice(STORES), epoch_ms(when),
+                                                  (when + timedelta(hours=8)).date().isoformat())])
                 written += 1
             if rng.random() < 0.05:
                 when = AS_OF - timedelta(days=rng.uniform(0, 60))
-                store.add_occurrence(OccurrenceRow("complaint", f"complaint|{cid}", cid, epoch_ms(when), home))
+                store.add_occurrences([OccurrenceRow("complaint", f"complaint|{cid}", cid, epoch_ms(when), home)])
                 written += 1
             if rng.random() < 0.1:
                 when = AS_OF - timedelta(days=rng.uniform(0, 40))
-                store.add_occurrence(OccurrenceRow("survey", f"survey|{cid}", cid, epoch_ms(when), None,
-                                                   rng.randint(0, 10)))
+                store.add_occurrences([OccurrenceRow("survey", f"survey|{cid}", cid, epoch_ms(when), None,
+                                                     rng.randint(0, 10))])
                 written += 1
             if rng.random() < 0.5:
                 born = f"{rng.randint(1960, 2004)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
-                store.put_attributes(cid, [FieldValue("birthday", born, 0, "wechat/oa", f"b-{cid}")])
+                store.put_attributes([(cid, [FieldValue("birthday", born, 0, "wechat/oa", f"b-{cid}")])])
                 written += 1
             if rng.random() < 0.4:
                 tier = rng.choice([None, None, "C", "B", "A"])
-                store.put_loyalty(LoyaltyRow(cid, tier, rng.randint(0, 9000), "2026-11-01T00:00:00.000000Z-1"))
+                store.put_loyalty([LoyaltyRow(cid, tier, rng.randint(0, 9000), "2026-11-01T00:00:00.000000Z-1")])
                 written += 1
                 if rng.random() < 0.3:
                     expires = AS_OF + timedelta(days=rng.uniform(1, 90))
-                    store.add_expiry(ExpiryRow(f"expiry|{cid}", cid, rng.randint(10, 500), epoch_ms(expires)))
+                    store.add_expiries([ExpiryRow(f"expiry|{cid}", cid, rng.randint(10, 500), epoch_ms(expires))])
                     written += 1
         store.set_due({f"c_{n:07d}": 0 for n in range(customers)})
     return written

@@ -9,7 +9,7 @@ import os
 import socket
 from collections.abc import Callable
 
-from services.alerts import handlers, scan
+from services.alerts import consume, scan
 from services.alerts.scan import Unit
 from shared import topics
 from shared.consumer import register_batch_agent, register_housekeeping
@@ -63,7 +63,7 @@ def register(app, service: Service) -> None:
                          topic_names=[settings.topic(t) for t in (topics.CUSTOMER_EVENTS, topics.CUSTOMER_MERGED,
                                                                    topics.LOYALTY_EVENTS)],
                          runner=runner, batch_size=settings.batch_size, within_s=settings.batch_within_s,
-                         handle=lambda messages: handlers.consume_batch(messages, deps))
+                         handle=lambda messages: consume.consume_batch(messages, deps))
     register_housekeeping(app, runner=runner, outbox_pending=deps.store.outbox_pending)
     owner = f"{socket.gethostname()}:{os.getpid()}"
 

@@ -1,4 +1,4 @@
-"""Alerts use cases: fold consumed facts in, follow merges, evaluate customers, ack and resolve.
+"""Alerts use cases: follow merges, evaluate customers, ack and resolve (consumption is ``consume``).
 
 Every change to an alert is written in the same store transaction as the ``AlertChanged`` and
 ``ViewPartUpdated`` messages that announce it (the outbox).
@@ -10,7 +10,6 @@ import logging
 from collections import Counter, defaultdict
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from services.alerts.config import AlertsConfig, RuleBook
@@ -27,25 +26,11 @@ from services.alerts.domain.workflow import (
     reconcile,
     resolve,
 )
-from services.alerts.store import AlertsStore, ExpiryRow, LoyaltyRow, OccurrenceRow
+from services.alerts.store import AlertsStore
 from shared import topics
-from shared.batch import BatchOutcome, Decoded, Incoming, message_span, process_batch
 from shared.clock import Clock, iso_utc
 from shared.errors import Conflict, NotFound
-from shared.events import ComplaintEvent, SurveyEvent, parse_event
-from shared.facts import attribute_values, epoch_ms, purchase_fact, refund_fact
-from shared.membership import Membership, memberships_of
-from shared.messages import (
-    AlertChanged,
-    CustomerEventResolved,
-    CustomerMerged,
-    PointsExpired,
-    PointsExpiryAnnounced,
-    TierChanged,
-    ViewPartUpdated,
-    decode,
-    encode,
-)
+from shared.messages import AlertChanged, ViewPartUpdated, encode
 from shared.settings import Settings
 from shared.storage import OutboxMessage
 from shared.tracing import message_headers
@@ -69,103 +54,6 @@ class Deps:
     def zone(self) -> ZoneInfo:
         """The timezone alert days are counted in."""
         return ZoneInfo(self.settings.timezone)
-
-
-@dataclass(frozen=True)
-class Item:
-    """A decoded message; ``event`` is the channel event a resolved customer event carries."""
-
-    message: Any
-    event: Any = None
-
-
-def _decode(msg: Incoming) -> Item:
-    message = decode(msg.value)
-    if isinstance(message, CustomerEventResolved):
-        return Item(message, parse_event(message.event))
-    return Item(message)
-
-
-def consume_batch(messages: list[Incoming], deps: Deps) -> BatchOutcome:
-    """Fold a batch of identity and loyalty messages in and evaluate the customers they touch."""
-    return process_batch(messages, store=deps.store, service="alerts", prefix=deps.settings.topic_prefix,
-                         clock=deps.clock, decode=_decode, apply=lambda items, outcome: _apply(items, deps, outcome))
-
-
-def _apply(items: list[Decoded[Item]], deps: Deps, outcome: BatchOutcome) -> list[OutboxMessage]:
-    store = deps.store
-    records: set[str] = set()
-    rows: list[Membership] = []
-    # Customers a merge or unmerge joined or split: their view parts are republished even when their alerts
-    # did not change (a brand-new record also changes the mapping, but there is nothing to announce).
-    regrouped: set[str] = set()
-    for one in items:
-        message = one.item.message
-        if message is None or (isinstance(message, ViewPartUpdated) and message.part != "loyalty"):
-            outcome.counts["ignored"] += 1  # a kind for another service
-            continue
-        with message_span("alerts", one.msg, {"crm.message.kind": message.kind}):
-            if isinstance(message, CustomerEventResolved | CustomerMerged):
-                rows += memberships_of(message)
-            if isinstance(message, CustomerMerged):
-                regrouped |= {message.survivor_id, message.merged_id}
-            new = _fold(one.item, store, deps)
-        if new is None:
-            outcome.counts["ignored"] += 1
-        elif new:
-            outcome.processed += 1
-            records.add(getattr(message, "record_id", None) or getattr(message, "customer_id", None)
-                        or message.survivor_id)
-        else:
-            outcome.duplicates += 1
-    moved = store.apply_memberships(rows)
-    writer = Writer(deps, deps.clock())
-    writer.rehome(moved)
-    customers = {store.customer_of(r) for r in records} | {c for c in moved if store.customer_of(c) == c}
-    writer.evaluate(sorted(customers))
-    writer.republish(c for c in moved & regrouped if store.customer_of(c) == c)
-    return writer.outbox()
-
-
-def _fold(item: Item, store: AlertsStore, deps: Deps) -> bool | None:
-    """Keep what a message tells; True if new, False if a duplicate, None if nothing for alerts."""
-    m = item.message
-    if isinstance(m, CustomerEventResolved):
-        event, record = item.event, m.record_id
-        if not store.mark_event(event.source, event.id):
-            return False
-        if purchase := purchase_fact(event, record, deps.settings.store_zone):
-            store.add_purchase(purchase)
-        elif refund := refund_fact(event, record):
-            store.add_refund(refund)
-        elif isinstance(event, ComplaintEvent):
-            store.add_occurrence(OccurrenceRow("complaint", f"complaint|{event.source}|{event.id}", record,
-                                               epoch_ms(event.time), event.data.store_id))
-        elif isinstance(event, SurveyEvent):
-            store.add_occurrence(OccurrenceRow("survey", f"survey|{event.source}|{event.id}", record,
-                                               epoch_ms(event.time), None, event.data.score))
-        values = [v for v in attribute_values(event) if v.field in ("birthday", "attributes.account_manager")]
-        if values:
-            store.put_attributes(record, values)
-        return True
-    if isinstance(m, CustomerMerged):
-        return True  # the membership rows carry it
-    if isinstance(m, PointsExpiryAnnounced):
-        return store.add_expiry(ExpiryRow(f"expiry|{m.announcement_id}", m.customer_id, m.points,
-                                          epoch_ms(m.expires_at)))
-    if isinstance(m, PointsExpired):
-        return store.add_occurrence(OccurrenceRow("expired", f"expired|{m.entry_id}", m.customer_id, epoch_ms(m.at),
-                                                  None, m.points))
-    if isinstance(m, TierChanged):
-        if m.direction != "upgrade":
-            return None
-        return store.add_occurrence(OccurrenceRow("upgrade", f"upgrade|{m.change_id}", m.customer_id,
-                                                  epoch_ms(m.at), None, m.tier))
-    if isinstance(m, ViewPartUpdated):
-        balance = m.value.get("points_balance")
-        return store.put_loyalty(LoyaltyRow(m.customer_id, m.value.get("tier"),
-                                            int(balance) if balance is not None else None, m.version))
-    return None
 
 
 class Writer:
@@ -195,23 +83,27 @@ class Writer:
     def rehome(self, touched: set[str]) -> None:
         """Alerts follow the survivor of a merge and go back to their customer when it is undone."""
         store = self.store
-        for gone in sorted(c for c in touched if store.customer_of(c) != c):
-            survivor = store.customer_of(gone)
+        owners = store.customers_of(sorted(touched))
+        for gone in sorted(c for c in touched if owners[c] != c):
+            survivor = owners[gone]
             for alert in sorted(store.active_alerts([gone]), key=lambda a: a.alert_id):
                 held = {a.type: a for a in store.active_alerts([survivor])}.get(alert.type)
                 self.changed.add(gone)
                 self.write(move(alert, to=survivor, held=held, at=self.as_of))
-        for cust in sorted(c for c in touched if store.customer_of(c) == c):
-            for alert in sorted(store.alerts_from(store.records_of(cust)), key=lambda a: a.alert_id):
-                if alert.resolution == "merged":
-                    into = store.alert(alert.merged_into) if alert.merged_into else None
-                    if into is not None and store.customer_of(into.customer_id) == cust:
-                        continue  # folded into an alert that is still this customer's
-                    self.write(give_back(alert, to=cust, into=into, at=self.as_of))
-                elif alert.customer_id != cust:
-                    self.changed.add(alert.customer_id)
-                    held = {a.type: a for a in store.active_alerts([cust])}.get(alert.type)
-                    self.write(move(alert, to=cust, held=held, at=self.as_of))
+        # Alerts raised for any record of these customers but held elsewhere come back (one query for all of
+        # them: every new customer changes the mapping too, and almost none has anything to give back).
+        home = store.members(sorted(c for c in touched if owners[c] == c))
+        for alert in sorted(store.alerts_from(sorted(home)), key=lambda a: a.alert_id):
+            cust = home[alert.origin_id]
+            if alert.resolution == "merged":
+                into = store.alert(alert.merged_into) if alert.merged_into else None
+                if into is not None and store.customer_of(into.customer_id) == cust:
+                    continue  # folded into an alert that is still this customer's
+                self.write(give_back(alert, to=cust, into=into, at=self.as_of))
+            elif alert.customer_id != cust:
+                self.changed.add(alert.customer_id)
+                held = {a.type: a for a in store.active_alerts([cust])}.get(alert.type)
+                self.write(move(alert, to=cust, held=held, at=self.as_of))
 
     def evaluate(self, customers: list[str]) -> None:
         """Bring these customers' alerts in line with their facts as of now; set when each is due next."""
@@ -229,9 +121,6 @@ class Writer:
         active: dict[str, dict[str, Alert]] = defaultdict(dict)
         for a in store.active_alerts(customers):
             active[a.customer_id][a.type] = a
-        resolved: dict[str, dict[str, Alert]] = defaultdict(dict)
-        for (cust, type_), a in store.last_resolved(customers).items():
-            resolved[cust][type_] = a
         evaluations = {c: evaluate(facts[c], rules, self.as_of, deps.zone) for c in customers}
         keys = {c: [t.key for d in e.desired.values() for t in d.triggers] for c, e in evaluations.items()}
         covers = store.covered([k for ks in keys.values() for k in ks])
@@ -244,8 +133,9 @@ class Writer:
             theirs = {k: covers[k].alert_id for k in keys[cust]
                       if k in covers and covers[k].active and covers[k].customer_id != cust}
             covered = {k for k in keys[cust] if k in covers and k not in theirs}
-            mine, nxt = reconcile(cust, evaluations[cust], rules, current=active[cust], last_resolved=resolved[cust],
-                                  covered=covered, owner=owner_of(facts[cust]), as_of=self.as_of)
+            mine, nxt = reconcile(cust, evaluations[cust], rules, current=active[cust],
+                                  last_resolved=facts[cust].last_resolved, covered=covered, owner=owner_of(facts[cust]),
+                                  as_of=self.as_of)
             changes += mine
             taken |= {k: theirs[k] for c in mine for k in c.triggers if k in theirs}
             due[cust] = due_ms(nxt) if nxt else None

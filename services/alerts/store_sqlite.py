@@ -21,6 +21,7 @@ from services.alerts.store import (
     assemble,
     model_doc,
     model_of,
+    newest_loyalty,
 )
 from shared.churn import ChurnModel
 from shared.facts import FieldValue, PurchaseFact, RefundFact
@@ -106,9 +107,9 @@ def _in(ids: list) -> str:
     return ",".join("?" * len(ids))
 
 
-def _chunks(ids: list[str]):
-    for i in range(0, len(ids), _CHUNK):
-        yield ids[i:i + _CHUNK]
+def _chunks(ids: list, size: int = _CHUNK):
+    for i in range(0, len(ids), size):
+        yield ids[i:i + size]
 
 
 class SqliteAlertsStore(SqliteStore, SqliteMembership):
@@ -117,51 +118,80 @@ class SqliteAlertsStore(SqliteStore, SqliteMembership):
     schema = SCHEMA
 
     # -- facts --------------------------------------------------------------------------
-    def mark_event(self, source: str, event_id: str) -> bool:
-        """Note a channel event as processed; False when it was before (a duplicate)."""
-        cur = self.db.conn().execute("INSERT OR IGNORE INTO seen_events VALUES (?, ?)", (source, event_id))
-        return cur.rowcount == 1
+    def seen_events(self, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Which of these channel events (source, id) were processed before."""
+        out: set[tuple[str, str]] = set()
+        for part in _chunks(keys, _CHUNK // 2):
+            out |= set(self.db.conn().execute(
+                f"SELECT source, id FROM seen_events WHERE (source, id) IN (VALUES {','.join(['(?,?)'] * len(part))})",
+                [x for k in part for x in k]))
+        return out
 
-    def add_purchase(self, row: PurchaseFact) -> None:
-        """A purchase of a record."""
-        self.db.conn().execute("INSERT OR IGNORE INTO purchases VALUES (?,?,?,?,?,?)",
-                               (row.source, row.id, row.record_id, row.day, row.store_id, row.amount_minor))
+    def add_events(self, keys: list[tuple[str, str]]) -> None:
+        """Note channel events as processed."""
+        self.db.conn().executemany("INSERT OR IGNORE INTO seen_events VALUES (?, ?)", keys)
 
-    def add_refund(self, row: RefundFact) -> None:
-        """A refund of a record."""
-        self.db.conn().execute("INSERT OR IGNORE INTO refunds VALUES (?,?,?,?)",
-                               (row.source, row.id, row.record_id, row.amount_minor))
+    def add_purchases(self, rows: list[PurchaseFact]) -> None:
+        """Purchases of records."""
+        self.db.conn().executemany("INSERT OR IGNORE INTO purchases VALUES (?,?,?,?,?,?)",
+                                   [(r.source, r.id, r.record_id, r.day, r.store_id, r.amount_minor) for r in rows])
 
-    def add_occurrence(self, row: OccurrenceRow) -> bool:
-        """A complaint, survey or upgrade; False when its key is known."""
-        value = None if row.value is None else json.dumps(row.value)
-        cur = self.db.conn().execute("INSERT OR IGNORE INTO occurrences VALUES (?,?,?,?,?,?)",
-                                     (row.key, row.kind, row.record_id, row.at_ms, row.store_id, value))
-        return cur.rowcount == 1
+    def add_refunds(self, rows: list[RefundFact]) -> None:
+        """Refunds of records."""
+        self.db.conn().executemany("INSERT OR IGNORE INTO refunds VALUES (?,?,?,?)",
+                                   [(r.source, r.id, r.record_id, r.amount_minor) for r in rows])
 
-    def add_expiry(self, row: ExpiryRow) -> bool:
-        """An expiry announcement; False when its key is known."""
-        cur = self.db.conn().execute("INSERT OR IGNORE INTO expiries VALUES (?,?,?,?)",
-                                     (row.key, row.record_id, row.points, row.expires_ms))
-        return cur.rowcount == 1
+    def _new_keys(self, table: str, keys: list[str]) -> set[str]:
+        held: set[str] = set()
+        for part in _chunks(keys):
+            held |= {r[0] for r in self.db.conn().execute(f"SELECT key FROM {table} WHERE key IN ({_in(part)})", part)}
+        return set(keys) - held
 
-    def put_attributes(self, record_id: str, values: list[FieldValue]) -> None:
-        """Set fields where the value is newer than the one held."""
+    def add_occurrences(self, rows: list[OccurrenceRow]) -> set[str]:
+        """Complaints, surveys, upgrades, expired points; returns the keys that were new."""
+        new = self._new_keys("occurrences", [r.key for r in rows])
+        self.db.conn().executemany("INSERT OR IGNORE INTO occurrences VALUES (?,?,?,?,?,?)", [
+            (r.key, r.kind, r.record_id, r.at_ms, r.store_id, None if r.value is None else json.dumps(r.value))
+            for r in rows if r.key in new])
+        return new
+
+    def add_expiries(self, rows: list[ExpiryRow]) -> set[str]:
+        """Expiry announcements; returns the keys that were new."""
+        new = self._new_keys("expiries", [r.key for r in rows])
+        self.db.conn().executemany("INSERT OR IGNORE INTO expiries VALUES (?,?,?,?)",
+                                   [(r.key, r.record_id, r.points, r.expires_ms) for r in rows if r.key in new])
+        return new
+
+    def put_attributes(self, items: list[tuple[str, list[FieldValue]]]) -> None:
+        """Set fields of records where the value is newer than the one held."""
         self.db.conn().executemany(
             "INSERT INTO attributes VALUES (?,?,?,?,?,?) ON CONFLICT(record_id, field) DO UPDATE SET"
             " value = excluded.value, time_ms = excluded.time_ms, source = excluded.source,"
             " event_id = excluded.event_id WHERE (excluded.time_ms, excluded.source, excluded.event_id)"
             " > (attributes.time_ms, attributes.source, attributes.event_id)",
-            [(record_id, v.field, json.dumps(v.value), v.time_ms, v.source, v.event_id) for v in values],
+            [(record, v.field, json.dumps(v.value), v.time_ms, v.source, v.event_id)
+             for record, values in items for v in values],
         )
 
-    def put_loyalty(self, row: LoyaltyRow) -> bool:
-        """Loyalty's part of a record, kept if newer; False when an equal or newer one is held."""
-        cur = self.db.conn().execute(
-            "INSERT INTO loyalty VALUES (?,?,?,?) ON CONFLICT(record_id) DO UPDATE SET tier = excluded.tier,"
-            " balance = excluded.balance, version = excluded.version WHERE excluded.version > loyalty.version",
-            (row.record_id, row.tier, row.balance, row.version))
-        return cur.rowcount == 1
+    def put_loyalty(self, rows: list[LoyaltyRow]) -> list[LoyaltyRow]:
+        """Loyalty's parts of records, each kept if newer than the one held; returns those kept."""
+        ids = sorted({r.record_id for r in rows})
+        held: dict[str, str] = {}
+        for part in _chunks(ids):
+            held.update(self.db.conn().execute(
+                f"SELECT record_id, version FROM loyalty WHERE record_id IN ({_in(part)})", part))
+        kept = newest_loyalty(rows, held)
+        self.db.conn().executemany("INSERT OR REPLACE INTO loyalty VALUES (?,?,?,?)",
+                                   [(r.record_id, r.tier, r.balance, r.version) for r in kept])
+        return kept
+
+    def customers_of(self, record_ids: list[str]) -> dict[str, str]:
+        """The customer each record belongs to now (itself if never seen)."""
+        out = {r: r for r in record_ids}
+        for part in _chunks(record_ids):
+            out.update(self.db.conn().execute(
+                f"SELECT record_id, customer_id FROM memberships WHERE record_id IN ({_in(part)})", part))
+        return out
 
     def merged_away(self, ids: list[str]) -> set[str]:
         """Which of these ids are records now part of another customer."""
@@ -172,7 +202,8 @@ class SqliteAlertsStore(SqliteStore, SqliteMembership):
                 part)}
         return out
 
-    def _records(self, customer_ids: list[str]) -> dict[str, str]:
+    def members(self, customer_ids: list[str]) -> dict[str, str]:
+        """Every record of these customers now, and the customer it belongs to (each customer's own included)."""
         out = {c: c for c in customer_ids}
         for part in _chunks(customer_ids):
             rows = self.db.conn().execute(
@@ -182,7 +213,7 @@ class SqliteAlertsStore(SqliteStore, SqliteMembership):
 
     def facts(self, customer_ids: list[str]) -> dict[str, CustomerFacts]:
         """Each customer's facts, over every record that makes it up now (bulk reads)."""
-        owner = self._records(customer_ids)
+        owner = self.members(customer_ids)
         rows = {c: FactRows([], [], 0, [], [], [], []) for c in customer_ids}
         c = self.db.conn()
         for part in _chunks(list(owner)):
@@ -265,15 +296,6 @@ class SqliteAlertsStore(SqliteStore, SqliteMembership):
         out: list[Alert] = []
         for part in _chunks(customer_ids):
             out += self._alerts(f"WHERE customer_id IN ({_in(part)}) AND status IN ('open', 'acknowledged')", part)
-        return out
-
-    def last_resolved(self, customer_ids: list[str]) -> dict[tuple[str, str], Alert]:
-        """The latest resolved alert per customer and type (merge folds excluded)."""
-        out: dict[tuple[str, str], Alert] = {}
-        for part in _chunks(customer_ids):
-            for a in self._alerts(f"WHERE customer_id IN ({_in(part)}) AND status = 'resolved'"
-                                  " AND resolution != 'merged'", part, "ORDER BY resolved_at"):
-                out[(a.customer_id, a.type)] = a
         return out
 
     def alerts_from(self, origin_ids: list[str]) -> list[Alert]:

@@ -86,7 +86,7 @@ def _higher(a: Severity, b: Severity) -> Severity:
 
 
 def reconcile(customer_id: str, evaluation: Evaluation, rules: tuple[Rule, ...], *, current: dict[str, Alert],
-              last_resolved: dict[str, Alert], covered: set[str], owner: Owner,
+              last_resolved: dict[str, datetime], covered: set[str], owner: Owner,
               as_of: datetime) -> tuple[list[Change], datetime | None]:
     """The changes that bring a customer's alerts in line with what the facts call for, and the next check."""
     changes: list[Change] = []
@@ -131,9 +131,9 @@ def reconcile(customer_id: str, evaluation: Evaluation, rules: tuple[Rule, ...],
             continue
         if not new:
             continue
-        done = last_resolved.get(rule.type)
-        if done is not None and done.resolved_at is not None and rule.suppress_days:
-            until = done.resolved_at + timedelta(days=rule.suppress_days)
+        done = last_resolved.get(rule.type)  # when an alert of this type was last resolved (folds excluded)
+        if done is not None and rule.suppress_days:
+            until = done + timedelta(days=rule.suppress_days)
             if as_of < until:
                 later.append(until)
                 continue

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from services.alerts import scan
 from services.alerts.app import create_app
 from services.alerts.config import AlertsConfig
-from services.alerts.handlers import consume_batch
+from services.alerts.consume import consume_batch
 from services.alerts.store_sqlite import SqliteAlertsStore
 from shared import topics
 from shared.batch import BatchOutcome, Incoming

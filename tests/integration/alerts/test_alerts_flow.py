@@ -355,3 +355,23 @@ def test_a_new_customer_without_alerts_publishes_nothing_and_a_merge_republishes
     h.feed(CustomerMerged(kind="customer.merged", merge_id="m9", survivor_id="c_n1", merged_id="c_n2",
                           records=["c_n2"], at=h.advance(minutes=1)))
     assert {c: v.value for c, v in parts(h.take()).items()} == {"c_n1": {"open": []}}
+
+
+def test_duplicates_inside_one_batch_count_once_and_the_newest_loyalty_part_wins_wherever_it_sits(tmp_path):
+    h = Harness(tmp_path, noon("2026-11-20"))
+    x1 = complaint("c_q", "x1", h.now - timedelta(minutes=5))
+    announced = PointsExpiryAnnounced(announcement_id="an1", customer_id="c_q", points=100,
+                                      expires_at=h.now + timedelta(days=10), balance=6000, at=h.now)
+    upgrade = TierChanged(change_id="tc1", customer_id="c_q", previous="B", tier="A", direction="upgrade",
+                          reason="visits", at=h.now)
+    newer = ViewPartUpdated(customer_id="c_q", part="loyalty", value={"points_balance": 6000, "tier": "A"},
+                            version="000000000002")
+    older = ViewPartUpdated(customer_id="c_q", part="loyalty", value={"points_balance": 100, "tier": "B"},
+                            version="000000000001")
+    out = h.feed(x1, announced, newer, upgrade, x1, announced, older, upgrade)
+    assert (out.processed, out.duplicates, out.dead_lettered) == (4, 4, 0)
+    got = h.open_types("c_q")
+    assert sorted(got) == ["complaint", "contact_due", "large_balance", "points_expiring", "tier_upgrade",
+                           "visit_due"]
+    assert got["complaint"]["repeats"] == 0 and got["large_balance"]["detail"] == {"points_balance": 6000}
+    assert got["points_expiring"]["detail"]["points"] == 100

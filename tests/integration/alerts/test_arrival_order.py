@@ -16,7 +16,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from services.alerts.config import AlertsConfig, RuleBook
-from services.alerts.handlers import Deps, consume_batch
+from services.alerts.consume import consume_batch
+from services.alerts.handlers import Deps
 from services.alerts.store_sqlite import SqliteAlertsStore
 from shared import topics
 from shared.batch import Incoming

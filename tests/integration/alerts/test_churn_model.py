@@ -55,9 +55,9 @@ def test_the_model_function_on_the_cdnow_sample_gives_the_papers_figures():
 def seeded(tmp_path) -> Harness:
     h = Harness(tmp_path, datetime.combine(CALIBRATION_END, time(23), Z))
     with h.store.transaction():
-        for n, (sample_id, day, value) in enumerate(cdnow()):
-            h.store.add_purchase(PurchaseFact("pos/CDNOW", f"l{n}", f"c_{sample_id}", f"o{n}", to_minor(
-                Decimal(value)), "CDNOW", 0, day.isoformat()))
+        h.store.add_purchases([
+            PurchaseFact("pos/CDNOW", f"l{n}", f"c_{sample_id}", f"o{n}", to_minor(Decimal(value)), "CDNOW", 0,
+                         day.isoformat()) for n, (sample_id, day, value) in enumerate(cdnow())])
         h.store.set_due({f"c_{s}": 0 for s, _, _ in cdnow()})
     return h
 

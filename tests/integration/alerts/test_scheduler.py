@@ -97,7 +97,7 @@ def test_consumption_interleaves_with_a_long_scan_one_chunk_at_a_time(tmp_path, 
     import asyncio
 
     from services.alerts.agents import scan_tick
-    from services.alerts.handlers import consume_batch
+    from services.alerts.consume import consume_batch
     from shared import topics
     from shared.batch import Incoming
     from shared.messages import encode

@@ -28,21 +28,25 @@ def _alert(alert_id: str, customer: str, type_: str = "complaint", **kw) -> Aler
 
 
 def test_facts_gather_every_record_of_a_customer_and_follow_merges_and_unmerges(store):
+    complaint = OccurrenceRow("complaint", "k1", "c_b", 1_700_000_000_000, "SH-002")
     with store.transaction():
-        assert store.mark_event("pos/SH-001", "e1") is True
-        assert store.mark_event("pos/SH-001", "e1") is False
-        store.add_purchase(_purchase(1, "c_a", "2026-11-01"))
-        store.add_purchase(_purchase(1, "c_a", "2026-11-01"))  # the same event again adds nothing
-        store.add_purchase(_purchase(2, "c_b", "2026-11-03", "SH-002", 5000))
-        store.add_refund(RefundFact("pos/SH-001", "r1", "c_a", "o1", 2500, 0))
-        assert store.add_occurrence(OccurrenceRow("complaint", "k1", "c_b", 1_700_000_000_000, "SH-002")) is True
-        assert store.add_occurrence(OccurrenceRow("complaint", "k1", "c_b", 1_700_000_000_000, "SH-002")) is False
-        assert store.add_occurrence(OccurrenceRow("survey", "k2", "c_a", 1_700_000_000_000, None, 4)) is True
-        assert store.add_expiry(ExpiryRow("x1", "c_b", 300, 1_800_000_000_000)) is True
-        assert store.add_expiry(ExpiryRow("x1", "c_b", 300, 1_800_000_000_000)) is False
+        assert store.seen_events([("pos/SH-001", "e1"), ("pos/SH-001", "e2")]) == set()
+        store.add_events([("pos/SH-001", "e1")])
+        store.add_events([("pos/SH-001", "e1"), ("wechat/oa", "e1")])
+        assert store.seen_events([("pos/SH-001", "e1"), ("pos/SH-001", "e2"), ("wechat/oa", "e1")]) == {
+            ("pos/SH-001", "e1"), ("wechat/oa", "e1")}
+        store.add_purchases([_purchase(1, "c_a", "2026-11-01"), _purchase(2, "c_b", "2026-11-03", "SH-002", 5000)])
+        store.add_purchases([_purchase(1, "c_a", "2026-11-01")])  # the same event again adds nothing
+        store.add_refunds([RefundFact("pos/SH-001", "r1", "c_a", "o1", 2500, 0)])
+        assert store.add_occurrences([complaint, complaint]) == {"k1"}
+        assert store.add_occurrences([complaint, OccurrenceRow("survey", "k2", "c_a", 1_700_000_000_000, None, 4)]) == {
+            "k2"}
+        assert store.add_expiries([ExpiryRow("x1", "c_b", 300, 1_800_000_000_000)]) == {"x1"}
+        assert store.add_expiries([ExpiryRow("x1", "c_b", 300, 1_800_000_000_000)]) == set()
         touched = store.apply_memberships([Membership("c_b", "c_a", "2026-11-20T00:00:01.000000Z")])
     assert touched == {"c_a"}
     assert store.customer_of("c_b") == "c_a"
+    assert store.customers_of(["c_b", "c_a", "c_new"]) == {"c_b": "c_a", "c_a": "c_a", "c_new": "c_new"}
     assert store.merged_away(["c_a", "c_b", "c_new"]) == {"c_b"}
     facts = store.facts(["c_a"])["c_a"]
     assert facts.purchases == (Purchase(date(2026, 11, 1), "SH-001", 10000),
@@ -63,13 +67,14 @@ def test_facts_gather_every_record_of_a_customer_and_follow_merges_and_unmerges(
 def test_newest_attribute_wins_whatever_the_order_and_the_own_loyalty_part_first(store):
     old = FieldValue("birthday", "1990-01-02", 1000, "wechat/oa", "e1")
     new = FieldValue("birthday", "1990-03-04", 2000, "pos/SH-001", "e2")
+    b2 = LoyaltyRow("c_a", "B", 1200, "2026-11-20T01:00:00.000000Z-000002")
     with store.transaction():
-        store.put_attributes("c_a", [new])
-        store.put_attributes("c_a", [old])
-        store.put_attributes("c_a", [FieldValue("attributes.account_manager", "am-7", 10, "pos/SH-001", "e3")])
-        assert store.put_loyalty(LoyaltyRow("c_a", "B", 1200, "2026-11-20T01:00:00.000000Z-000002")) is True
-        assert store.put_loyalty(LoyaltyRow("c_a", "C", 900, "2026-11-20T01:00:00.000000Z-000001")) is False
-        assert store.put_loyalty(LoyaltyRow("c_m", "A", 99999, "2026-11-21T00:00:00.000000Z-000001")) is True
+        store.put_attributes([("c_a", [new]), ("c_a", [old])])
+        store.put_attributes([("c_a", [old, FieldValue("attributes.account_manager", "am-7", 10, "pos/SH-001", "e3")])])
+        # Of two parts of one record in a batch the newer is kept; an older one later changes nothing.
+        assert store.put_loyalty([LoyaltyRow("c_a", "C", 900, "2026-11-20T01:00:00.000000Z-000001"), b2]) == [b2]
+        assert store.put_loyalty([LoyaltyRow("c_a", "C", 900, "2026-11-20T01:00:00.000000Z-000001")]) == []
+        assert store.put_loyalty([LoyaltyRow("c_m", "A", 99999, "2026-11-21T00:00:00.000000Z-000001")])[0].tier == "A"
         store.apply_memberships([Membership("c_m", "c_a", "2026-11-20T00:00:01.000000Z")])
     facts = store.facts(["c_a"])["c_a"]
     assert facts.birthday == date(1990, 3, 4)
@@ -111,7 +116,6 @@ def test_alerts_are_found_filtered_paginated_and_counted(store):
     assert [a.alert_id for a in store.find_alerts(late_open, offset=0, limit=10)[0]] == ["al_1"]
     assert store.find_alerts(AlertQuery(customer_ids=("c_b", "c_x")), offset=0, limit=10)[1] == 2
     assert sorted(a.alert_id for a in store.active_alerts(["c_a", "c_b"])) == ["al_1", "al_2", "al_3"]
-    assert store.last_resolved(["c_a", "c_b"]) == {("c_b", "complaint"): alerts[3]}
     assert store.covered(["t1", "t2", "t3", "t4"]) == {
         "t1": Cover("al_1", "c_a", True), "t2": Cover("al_2", "c_a", True), "t4": Cover("al_4", "c_b", False)}
     with store.transaction():
@@ -159,11 +163,9 @@ def test_due_index_versions_lease_and_models(store):
 
 def test_purchase_days_are_distinct_per_customer_through_the_membership_mapping(store):
     with store.transaction():
-        store.add_purchase(_purchase(1, "c_a", "2026-11-01"))
-        store.add_purchase(_purchase(2, "c_a", "2026-11-01"))
-        store.add_purchase(_purchase(3, "c_b", "2026-11-02"))
-        store.add_purchase(_purchase(4, "c_c", "2026-11-05"))
-        store.add_purchase(_purchase(5, "c_c", "2026-12-05"))
+        store.add_purchases([_purchase(1, "c_a", "2026-11-01"), _purchase(2, "c_a", "2026-11-01"),
+                             _purchase(3, "c_b", "2026-11-02"), _purchase(4, "c_c", "2026-11-05"),
+                             _purchase(5, "c_c", "2026-12-05")])
         store.apply_memberships([Membership("c_b", "c_a", "2026-11-20T00:00:01.000000Z")])
     got = {k: sorted(v) for k, v in store.purchase_days(until=date(2026, 11, 30)).items()}
     assert got == {"c_a": [date(2026, 11, 1), date(2026, 11, 2)], "c_c": [date(2026, 11, 5)]}
