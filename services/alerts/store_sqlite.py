@@ -8,6 +8,7 @@ from datetime import date
 
 from services.alerts.domain.facts import CustomerFacts
 from services.alerts.domain.workflow import ACTIVE, Alert
+from services.alerts.schema_sqlite import ALERT_COLUMNS, SCHEMA
 from services.alerts.store import (
     AlertQuery,
     Cover,
@@ -25,77 +26,12 @@ from services.alerts.store import (
 )
 from shared.churn import ChurnModel
 from shared.facts import FieldValue, PurchaseFact, RefundFact
-from shared.membership import MEMBERSHIP_SQL, SqliteMembership
+from shared.membership import SqliteMembership
 from shared.outbox import SqliteStore
-from shared.storage import OUTBOX_SQL
 
-_ALERT_COLUMNS = (
-    "alert_id", "customer_id", "type", "severity", "status", "store_id", "manager", "action", "opened_at",
-    "updated_at", "last_trigger_at", "origin_id", "repeats", "detail", "acknowledged_by", "acknowledged_at",
-    "resolved_by", "resolved_at", "resolution", "note", "merged_into", "folded", "prev_status",
-)
-
-SCHEMA = (
-    """
-CREATE TABLE IF NOT EXISTS seen_events (source TEXT NOT NULL, id TEXT NOT NULL, PRIMARY KEY (source, id))
-  WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS purchases (
-  source TEXT NOT NULL, id TEXT NOT NULL, record_id TEXT NOT NULL, day TEXT NOT NULL, store_id TEXT,
-  amount_minor INTEGER NOT NULL, PRIMARY KEY (source, id)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS purchases_record ON purchases(record_id, day);
-CREATE TABLE IF NOT EXISTS refunds (
-  source TEXT NOT NULL, id TEXT NOT NULL, record_id TEXT NOT NULL, amount_minor INTEGER NOT NULL,
-  PRIMARY KEY (source, id)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS refunds_record ON refunds(record_id);
-CREATE TABLE IF NOT EXISTS occurrences (
-  key TEXT PRIMARY KEY, kind TEXT NOT NULL, record_id TEXT NOT NULL, at_ms INTEGER NOT NULL, store_id TEXT,
-  value TEXT
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS occurrences_record ON occurrences(record_id);
-CREATE TABLE IF NOT EXISTS expiries (
-  key TEXT PRIMARY KEY, record_id TEXT NOT NULL, points INTEGER NOT NULL, expires_ms INTEGER NOT NULL
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS expiries_record ON expiries(record_id);
-CREATE TABLE IF NOT EXISTS attributes (
-  record_id TEXT NOT NULL, field TEXT NOT NULL, value TEXT NOT NULL, time_ms INTEGER NOT NULL,
-  source TEXT NOT NULL, event_id TEXT NOT NULL, PRIMARY KEY (record_id, field)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS loyalty (
-  record_id TEXT PRIMARY KEY, tier TEXT, balance INTEGER, version TEXT NOT NULL
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS alerts (
-  alert_id TEXT PRIMARY KEY, customer_id TEXT NOT NULL, type TEXT NOT NULL, severity TEXT NOT NULL,
-  status TEXT NOT NULL, store_id TEXT, manager TEXT, action TEXT NOT NULL, opened_at TEXT NOT NULL,
-  updated_at TEXT NOT NULL, last_trigger_at TEXT NOT NULL, origin_id TEXT NOT NULL, repeats INTEGER NOT NULL,
-  detail TEXT NOT NULL, acknowledged_by TEXT, acknowledged_at TEXT, resolved_by TEXT, resolved_at TEXT,
-  resolution TEXT, note TEXT, merged_into TEXT, folded INTEGER NOT NULL, prev_status TEXT
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS alerts_customer ON alerts(customer_id, status, type);
-CREATE INDEX IF NOT EXISTS alerts_origin ON alerts(origin_id);
-CREATE INDEX IF NOT EXISTS alerts_status ON alerts(status, opened_at);
-CREATE INDEX IF NOT EXISTS alerts_store ON alerts(store_id, status, opened_at);
--- One open alert per customer and type, whatever the order things arrived in: held by the store itself.
-CREATE UNIQUE INDEX IF NOT EXISTS alerts_one_active ON alerts(customer_id, type)
-  WHERE status IN ('open', 'acknowledged');
-CREATE TABLE IF NOT EXISTS alert_triggers (key TEXT PRIMARY KEY, alert_id TEXT NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS view_versions (customer_id TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS due (customer_id TEXT PRIMARY KEY, due_ms INTEGER) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS due_next ON due(due_ms, customer_id);
-CREATE TABLE IF NOT EXISTS models (as_of TEXT PRIMARY KEY, doc TEXT NOT NULL, fitted_at TEXT NOT NULL)
-  WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS leases (name TEXT PRIMARY KEY, owner TEXT NOT NULL, until_ms INTEGER NOT NULL)
-  WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS marks (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
-"""
-    + MEMBERSHIP_SQL
-    + OUTBOX_SQL
-)
-
-_UPSERT_ALERT = (f"INSERT INTO alerts({','.join(_ALERT_COLUMNS)}) VALUES ({','.join('?' * len(_ALERT_COLUMNS))})"
+_UPSERT_ALERT = (f"INSERT INTO alerts({','.join(ALERT_COLUMNS)}) VALUES ({','.join('?' * len(ALERT_COLUMNS))})"
                  " ON CONFLICT(alert_id) DO UPDATE SET "
-                 + ", ".join(f"{c} = excluded.{c}" for c in _ALERT_COLUMNS[1:]))
+                 + ", ".join(f"{c} = excluded.{c}" for c in ALERT_COLUMNS[1:]))
 # SQLite's default limit on bound variables is 32,766; stay far below it.
 _CHUNK = 900
 # Microseconds from opening to resolution, exactly (times are fixed-width UTC text, the fraction at 21-26).
@@ -263,7 +199,7 @@ class SqliteAlertsStore(SqliteStore, SqliteMembership):
         for a in alerts:
             doc = alert_doc(a)
             doc["detail"] = json.dumps(doc["detail"], sort_keys=True)
-            rows.append(tuple(doc[k] for k in _ALERT_COLUMNS))
+            rows.append(tuple(doc[k] for k in ALERT_COLUMNS))
         # An upsert, not INSERT OR REPLACE: that would delete another active alert of the customer and type
         # to make room, where a second one must fail the unit of work instead.
         self.db.conn().executemany(_UPSERT_ALERT, rows)
@@ -283,10 +219,10 @@ class SqliteAlertsStore(SqliteStore, SqliteMembership):
         return out
 
     def _alerts(self, where: str, args: list, tail: str = "") -> list[Alert]:
-        rows = self.db.conn().execute(f"SELECT {','.join(_ALERT_COLUMNS)} FROM alerts {where} {tail}", args)
+        rows = self.db.conn().execute(f"SELECT {','.join(ALERT_COLUMNS)} FROM alerts {where} {tail}", args)
         out = []
         for r in rows:
-            doc = dict(zip(_ALERT_COLUMNS, r, strict=True))
+            doc = dict(zip(ALERT_COLUMNS, r, strict=True))
             doc["detail"] = json.loads(doc["detail"])
             out.append(alert_of(doc))
         return out
