@@ -64,6 +64,10 @@ class Writer:
         self.changed: set[str] = set()
         self._news: list[AlertChanged] = []
         self.counts: dict[str, int] = defaultdict(int)
+        # The active alerts of the customers evaluated, kept current by every write: the view parts are built
+        # from them rather than read back.
+        self._active: dict[str, dict[str, Alert]] = {}
+        self._holder: dict[str, str] = {}
 
     def write(self, changes: list[Change]) -> None:
         """Persist changes and note what to announce."""
@@ -73,12 +77,21 @@ class Writer:
         self.store.cover([(k, c.alert.alert_id) for c in changes for k in c.triggers])
         for c in changes:
             self.counts[c.kind] += 1
+            self._hold(c.alert)
             if c.announce:
                 self.changed.add(c.alert.customer_id)
                 a = c.alert
                 self._news.append(AlertChanged(alert_id=a.alert_id, customer_id=a.customer_id, type=a.type,
                                                severity=a.severity, status=a.status, store_id=a.store_id,
                                                at=self.as_of))
+
+    def _hold(self, alert: Alert) -> None:
+        before = self._holder.pop(alert.alert_id, None)
+        if before is not None:
+            self._active[before].pop(alert.alert_id, None)
+        if alert.active and alert.customer_id in self._active:
+            self._active[alert.customer_id][alert.alert_id] = alert
+            self._holder[alert.alert_id] = alert.customer_id
 
     def rehome(self, touched: set[str]) -> None:
         """Alerts follow the survivor of a merge and go back to their customer when it is undone."""
@@ -119,8 +132,10 @@ class Writer:
             alive = p_alive_of(stored.model if stored else None, list(facts.values()), day)
             facts = {c: replace(f, p_alive=alive.get(c)) for c, f in facts.items()}
         active: dict[str, dict[str, Alert]] = defaultdict(dict)
+        self._active.update((c, {}) for c in customers)
         for a in store.active_alerts(customers):
             active[a.customer_id][a.type] = a
+            self._hold(a)
         evaluations = {c: evaluate(facts[c], rules, self.as_of, deps.zone) for c in customers}
         keys = {c: [t.key for d in e.desired.values() for t in d.triggers] for c, e in evaluations.items()}
         covers = store.covered([k for ks in keys.values() for k in ks])
@@ -170,11 +185,12 @@ class Writer:
         if not customers:
             return out
         versions = self.store.next_versions(customers)
-        active: dict[str, list[Alert]] = defaultdict(list)
-        for a in self.store.active_alerts(customers):
-            active[a.customer_id].append(a)
+        active: dict[str, list[Alert]] = {c: list(self._active[c].values()) for c in customers if c in self._active}
+        unknown = [c for c in customers if c not in active]
+        for a in self.store.active_alerts(unknown) if unknown else []:
+            active.setdefault(a.customer_id, []).append(a)
         for cust in customers:
-            part = ViewPartUpdated(customer_id=cust, part="alerts", value={"open": open_items(active[cust])},
+            part = ViewPartUpdated(customer_id=cust, part="alerts", value={"open": open_items(active.get(cust, []))},
                                    version=f"{versions[cust]:012d}")
             out.append(_message(settings, topics.ALERTS_EVENTS, cust, encode(part), headers))
         return out

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
+from functools import cached_property
 from zoneinfo import ZoneInfo
 
 from services.alerts.domain.facts import CustomerFacts, Occurrence
@@ -65,6 +66,26 @@ class _Ctx:
     def midnight(self, d: date) -> datetime:
         return datetime.combine(d, time(), self.zone)
 
+    # The visit windows, read by both churn lights: worked out once per evaluation.
+    @cached_property
+    def days(self) -> list[date]:
+        return self.facts.visit_days(self.day)
+
+    @cached_property
+    def visits(self) -> Visits:
+        return visits(self.days, self.day)
+
+    @cached_property
+    def window_changes(self) -> list[datetime]:
+        # A visit leaves the last-30 window 30 days later and the prior-90 window 120 days later: the next
+        # change is the first visit still inside each window, moved on by the window's length.
+        out = []
+        for n in (30, 120):
+            i = bisect_right(self.days, self.day - timedelta(days=n))
+            if i < len(self.days):
+                out.append(self.midnight(self.days[i] + timedelta(days=n)))
+        return out
+
     def since_resolved(self, rule: Rule) -> str:
         """The episode of a persisting condition: everything since its last resolution is one episode."""
         last = self.facts.last_resolved.get(rule.type)
@@ -78,7 +99,9 @@ class _Ctx:
 Result = tuple[Desired | None, list[datetime]]
 
 
-def _occurrences(rule: Rule, ctx: _Ctx, items: Iterable[Occurrence]) -> Result:
+def _occurrences(rule: Rule, ctx: _Ctx, items: tuple[Occurrence, ...] | list[Occurrence]) -> Result:
+    if not items:
+        return None, []
     since = ctx.as_of - timedelta(days=rule.window_days)
     current = sorted((o for o in items if since <= o.at <= ctx.as_of), key=lambda o: (o.at, o.key))
     later = [o.at for o in items if o.at > ctx.as_of]  # clock skew: look again when it is due
@@ -124,19 +147,8 @@ def visits(days: list[date], day: date) -> Visits:
     return Visits(bisect_right(days, day) - recent, recent - bisect_left(days, day - timedelta(days=119)))
 
 
-def _window_changes(days: list[date], day: date, ctx: _Ctx) -> list[datetime]:
-    # A visit leaves the last-30 window 30 days later and the prior-90 window 120 days later: the next
-    # change is the first visit still inside each window, moved on by the window's length.
-    out = []
-    for n in (30, 120):
-        i = bisect_right(days, day - timedelta(days=n))
-        if i < len(days):
-            out.append(ctx.midnight(days[i] + timedelta(days=n)))
-    return out
-
-
-def _red(rule: Rule, ctx: _Ctx, days: list[date]) -> Desired | None:
-    v = visits(days, ctx.day)
+def _red(rule: Rule, ctx: _Ctx) -> Desired | None:
+    days, v = ctx.days, ctx.visits
     quiet_days = int(rule.param("quiet_days"))
     if (days and (ctx.day - days[-1]).days >= quiet_days
             and v.monthly_average >= Decimal(str(rule.param("min_monthly_visits")))):
@@ -170,15 +182,13 @@ def _complaint_changes(rule: Rule, ctx: _Ctx) -> list[datetime]:
 
 
 def churn_red(rule: Rule, ctx: _Ctx) -> Result:
-    days = ctx.facts.visit_days(ctx.day)
+    days = ctx.days
     quiet = [ctx.midnight(days[-1] + timedelta(days=int(rule.param("quiet_days"))))] if days else []
-    return _red(rule, ctx, days), _window_changes(days, ctx.day, ctx) + _complaint_changes(rule, ctx) + quiet
+    return _red(rule, ctx), ctx.window_changes + _complaint_changes(rule, ctx) + quiet
 
 
 def churn_yellow(rule: Rule, ctx: _Ctx) -> Result:
-    days = ctx.facts.visit_days(ctx.day)
-    v = visits(days, ctx.day)
-    changes = _window_changes(days, ctx.day, ctx)
+    v, changes = ctx.visits, ctx.window_changes
     if v.monthly_average < Decimal(str(rule.param("min_monthly_visits"))) or v.last_30 * 2 >= v.monthly_average:
         return None, changes
     # A persisting drop is one episode until someone resolves it; suppress_days keeps it from nagging.
@@ -189,7 +199,7 @@ def churn_yellow(rule: Rule, ctx: _Ctx) -> Result:
 def churn_model(rule: Rule, ctx: _Ctx) -> Result:
     f = ctx.facts
     nxt = [ctx.midnight(ctx.day + timedelta(days=int(rule.param("recheck_days"))))] if f.purchases else []
-    if f.p_alive is None or len(f.visit_days(ctx.day)) < int(rule.param("min_purchase_days")):
+    if f.p_alive is None or len(ctx.days) < int(rule.param("min_purchase_days")):
         return None, nxt
     if f.spend_minor(ctx.day) < to_minor(Decimal(str(rule.param("min_spend")))):
         return None, nxt
@@ -251,10 +261,9 @@ def points_expired(rule: Rule, ctx: _Ctx) -> Cleared | None:
 
 
 def first_purchase(rule: Rule, ctx: _Ctx) -> Result:
-    days = ctx.facts.visit_days(ctx.day)
-    if not days:
+    if not ctx.days:
         return None, []
-    first = days[0]
+    first = ctx.days[0]
     start = first + timedelta(days=int(rule.param("after_days")))
     end = first + timedelta(days=int(rule.param("until_days")))
     if ctx.day < start:
