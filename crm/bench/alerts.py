@@ -103,7 +103,7 @@ def one_run(customers: int, seed_no: int, config: AlertsConfig) -> dict[str, flo
         deps = Deps(store=store, settings=Settings(_env_file=None), config=config, rules=RuleBook(),
                     clock=lambda: now[0])
         t0 = time.perf_counter()
-        fit_model(deps, AS_OF.date())
+        fit_model(deps, as_of=AS_OF.date())
         fitted = time.perf_counter() - t0
         published: list = []
         cpu = time.process_time()

@@ -63,7 +63,7 @@ def register(app, service: Service) -> None:
                          topic_names=[settings.topic(t) for t in (topics.CUSTOMER_EVENTS, topics.CUSTOMER_MERGED,
                                                                    topics.LOYALTY_EVENTS)],
                          runner=runner, batch_size=settings.batch_size, within_s=settings.batch_within_s,
-                         handle=lambda messages: consume.consume_batch(messages, deps))
+                         handle=lambda messages: consume.consume_batch(messages, deps=deps))
     register_housekeeping(app, runner=runner, outbox_pending=deps.store.outbox_pending)
     owner = f"{socket.gethostname()}:{os.getpid()}"
 

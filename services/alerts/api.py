@@ -82,7 +82,7 @@ def router() -> APIRouter:
                   as_of: date | None = Query(None, description="YYYY-MM-DD; today if absent")) -> ChurnModelRead:
         """BG/NBD parameters fitted on purchase days up to ``as_of`` (cached per date)."""
         svc = _svc(request)
-        model, fitted_at = scan.model_as_of(svc.deps, as_of or _today(svc))
+        model, fitted_at = scan.model_as_of(svc.deps, as_of=as_of or _today(svc))
         return views.model_read(model, fitted_at)
 
     @r.get("/churn-model/customers", response_model=StandingsPage, tags=["churn model"])
@@ -93,9 +93,8 @@ def router() -> APIRouter:
         svc = _svc(request)
         weeks = weeks or svc.deps.config.model_weeks
         day = as_of or _today(svc)
-        model, rows = scan.ranked(svc.deps, day, weeks=weeks)
-        held = svc.deps.store.model(day)
-        return StandingsPage(model=views.model_read(model, held.fitted_at if held else ""), weeks=weeks,
+        model, fitted_at, rows = scan.ranked(svc.deps, as_of=day, weeks=weeks)
+        return StandingsPage(model=views.model_read(model, fitted_at), weeks=weeks,
                              items=[views.standing_read(s) for s in rows[offset:offset + limit]], total=len(rows),
                              offset=offset, limit=limit)
 
@@ -106,9 +105,8 @@ def router() -> APIRouter:
         svc = _svc(request)
         weeks = weeks or svc.deps.config.model_weeks
         day = as_of or _today(svc)
-        model, rows = scan.ranked(svc.deps, day, weeks=weeks, customer_id=customer_id)
-        held = svc.deps.store.model(day)
-        return StandingsPage(model=views.model_read(model, held.fitted_at if held else ""), weeks=weeks,
+        model, fitted_at, rows = scan.ranked(svc.deps, as_of=day, weeks=weeks, customer_id=customer_id)
+        return StandingsPage(model=views.model_read(model, fitted_at), weeks=weeks,
                              items=[views.standing_read(s) for s in rows], total=len(rows), offset=0, limit=1)
 
     @r.get("/{alert_id}", response_model=AlertRead, tags=["alerts"])
@@ -138,7 +136,7 @@ def router() -> APIRouter:
 
 def _transition(request: Request, alert_id: str, action: str, caller: Caller, note: str | None) -> AlertRead:
     svc = _svc(request)
-    alert, outbox = handlers.transition(alert_id, action, by=caller.key_id, note=note, deps=svc.deps)
+    alert, outbox = handlers.transition(alert_id, action=action, by=caller.key_id, note=note, deps=svc.deps)
     svc.relay(outbox)
     return views.alert_read(alert, hours=svc.deps.config.sla_hours(), now=svc.clock(), reveal=caller.at_least("admin"))
 

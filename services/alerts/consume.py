@@ -46,7 +46,7 @@ def _decode(msg: Incoming) -> Item:
     return Item(message)
 
 
-def consume_batch(messages: list[Incoming], deps: Deps) -> BatchOutcome:
+def consume_batch(messages: list[Incoming], *, deps: Deps) -> BatchOutcome:
     """Fold a batch of identity and loyalty messages in and evaluate the customers they touch."""
     return process_batch(messages, store=deps.store, service="alerts", prefix=deps.settings.topic_prefix,
                          clock=deps.clock, decode=_decode, apply=lambda items, outcome: _apply(items, deps, outcome))

@@ -218,7 +218,7 @@ def _message(settings: Settings, topic: str, key: str, value: bytes, headers: li
     return OutboxMessage(settings.topic(topic), value, key.encode(), list(headers))
 
 
-def transition(alert_id: str, action: str, *, by: str, note: str | None, deps: Deps) -> tuple[Alert, list]:
+def transition(alert_id: str, *, action: str, by: str, note: str | None, deps: Deps) -> tuple[Alert, list]:
     """Acknowledge or resolve an alert as the caller ``by``; returns it and the outbox to relay."""
     store = deps.store
     with store.transaction():

@@ -151,7 +151,7 @@ async def scheduled_scan(deps: Deps, *, owner: str, run: Callable) -> ScanResult
 # -- the churn model -------------------------------------------------------------------------
 
 
-def fit_model(deps: Deps, as_of: date) -> ChurnModel:
+def fit_model(deps: Deps, *, as_of: date) -> ChurnModel:
     """Fit BG/NBD on every customer's purchase days up to ``as_of`` and keep it; NotFound without data."""
     from lifetimes.utils import ConvergenceError
 
@@ -174,14 +174,14 @@ def fit_model(deps: Deps, as_of: date) -> ChurnModel:
     return model
 
 
-def model_as_of(deps: Deps, as_of: date) -> tuple[ChurnModel, str]:
+def model_as_of(deps: Deps, *, as_of: date) -> tuple[ChurnModel, str]:
     """The model fitted as of a date (today at the latest): the cached fit, or a new one."""
     if as_of > deps.clock().astimezone(deps.zone).date():
         # Fitted as of a future day, the model would count weeks nobody has lived yet (T), and be kept.
         raise InvalidInput("as_of_in_future", "as_of cannot be later than today")
     held = deps.store.model(as_of)
     if held is None:
-        fit_model(deps, as_of)
+        fit_model(deps, as_of=as_of)
         held = deps.store.model(as_of)
         assert held is not None
     return held.model, held.fitted_at
@@ -193,22 +193,23 @@ def scheduled_refit(deps: Deps) -> ChurnModel | None:
     if deps.store.model(today) is not None:
         return None
     try:
-        return fit_model(deps, today)
+        return fit_model(deps, as_of=today)
     except (NotFound, Unavailable):
         return None
 
 
-def ranked(deps: Deps, as_of: date, *, weeks: float,
-           customer_id: str | None = None) -> tuple[ChurnModel, list[Standing]]:
-    """Customers under the model as of a date, most likely lost first (or just one customer)."""
-    model, _ = model_as_of(deps, as_of)
+def ranked(deps: Deps, *, as_of: date, weeks: float,
+           customer_id: str | None = None) -> tuple[ChurnModel, str, list[Standing]]:
+    """Customers under the model as of a date, most likely lost first (or just one customer); the model, when it
+    was fitted, the standings."""
+    model, fitted_at = model_as_of(deps, as_of=as_of)
     if customer_id is not None:
         survivor = deps.store.customer_of(customer_id)
         days = deps.store.purchase_days(until=as_of, customer_id=survivor)
         rows = standings(model, days, as_of, weeks)
         if not rows:
             raise NotFound("customer_not_found", "no purchases of that customer by that date")
-        return model, rows
+        return model, fitted_at, rows
     rows = standings(model, deps.store.purchase_days(until=as_of), as_of, weeks)
     rows.sort(key=lambda s: (s.p_alive, -s.expected, s.customer_id))
-    return model, rows
+    return model, fitted_at, rows

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from services.alerts.domain.model import Standing
-from services.alerts.domain.rules import Rule
+from services.alerts.domain.rules import DEFAULT_PARAMS, Rule
 from services.alerts.domain.workflow import Alert, sla
 from services.alerts.schemas import AlertRead, ChurnModelRead, RuleRead, StandingRead
 from shared.churn import ChurnModel
@@ -23,8 +23,6 @@ def alert_read(alert: Alert, *, hours: dict[str, float], now: datetime, reveal: 
 
 def rule_read(rule: Rule) -> RuleRead:
     """A rule with its parameters as in force (defaults filled in)."""
-    from services.alerts.domain.rules import DEFAULT_PARAMS
-
     return RuleRead(**rule.model_dump(exclude={"params"}), kind="event" if rule.is_event else "condition",
                     params={**DEFAULT_PARAMS[rule.type], **rule.params})
 

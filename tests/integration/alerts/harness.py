@@ -44,7 +44,7 @@ class Harness:
                 topics.CUSTOMER_EVENTS if isinstance(m, CustomerEventResolved) else topics.LOYALTY_EVENTS)
             self._offset += 1
             batch.append(Incoming(m if isinstance(m, bytes) else encode(m), topic, 0, self._offset))
-        outcome = consume_batch(batch, self.service.deps)
+        outcome = consume_batch(batch, deps=self.service.deps)
         self.service.relay(outcome.outbox)
         return outcome
 

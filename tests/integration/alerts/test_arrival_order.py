@@ -48,7 +48,7 @@ def _run(tmp_path, n: int, order) -> tuple[dict, dict]:
                 rules=RuleBook(), clock=lambda: NOW)
     for offset, m in enumerate(order):
         topic = topics.CUSTOMER_MERGED if isinstance(m, CustomerMerged) else topics.CUSTOMER_EVENTS
-        outcome = consume_batch([Incoming(encode(m), topic, 0, offset)], deps)
+        outcome = consume_batch([Incoming(encode(m), topic, 0, offset)], deps=deps)
         assert outcome.dead_lettered == 0
         sent += outcome.outbox
         doubled = store.db.conn().execute(

@@ -69,7 +69,7 @@ def _calls(customers: int, monkeypatch) -> int:
                                          version="000000000001"))]
     incoming = [Incoming(v, topics.CUSTOMER_EVENTS, 0, i) for i, v in enumerate(batch)]
     db.calls.clear()
-    outcome = consume_batch(incoming, deps)
+    outcome = consume_batch(incoming, deps=deps)
     assert (outcome.processed, outcome.dead_lettered) == (4 * customers, 0)
     assert len(deps.store.active_alerts([f"c_{n}" for n in range(customers)])) == 5 * customers
     return sum(db.calls.values())

@@ -114,7 +114,7 @@ def test_consumption_interleaves_with_a_long_scan_one_chunk_at_a_time(tmp_path, 
 
     def consume(batch):
         order.append("batch")
-        return consume_batch(batch, h.service.deps)
+        return consume_batch(batch, deps=h.service.deps)
 
     async def main():
         ticking = asyncio.create_task(scan_tick(h.service, owner="worker-1"))
