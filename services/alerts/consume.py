@@ -66,28 +66,23 @@ class _Facts:
     claims: list[tuple[str, str, str]] = field(default_factory=list)  # (what, key, record)
 
 
+IGNORED = "-"  # what _read returns for a message that tells alerts nothing
+
+
 def _read(item: Item, facts: _Facts, seen: set[tuple[str, str]], deps: Deps) -> str | None:
     """Note what one message tells; returns the record it concerns when it is new for sure ("" when that
-    depends on what the store holds: a claim), None when it is a duplicate or nothing for alerts."""
+    depends on what the store holds: a claim), None for a duplicate, IGNORED when it tells alerts nothing."""
     m = item.message
     if isinstance(m, CustomerEventResolved):
         event, record = item.event, m.record_id
         if event.key in seen:
             return None
+        told = _event_facts(event, record, facts, deps)
+        if not told:
+            # A page view, a follow, a city: kept nowhere and evaluated for no one (its mapping still counts).
+            return IGNORED
         seen.add(event.key)
         facts.events.append(event.key)
-        if purchase := purchase_fact(event, record, deps.settings.store_zone):
-            facts.purchases.append(purchase)
-        elif refund := refund_fact(event, record):
-            facts.refunds.append(refund)
-        elif isinstance(event, ComplaintEvent):
-            facts.occurrences.append(OccurrenceRow("complaint", f"complaint|{event.source}|{event.id}", record,
-                                                   epoch_ms(event.time), event.data.store_id))
-        elif isinstance(event, SurveyEvent):
-            facts.occurrences.append(OccurrenceRow("survey", f"survey|{event.source}|{event.id}", record,
-                                                   epoch_ms(event.time), None, event.data.score))
-        if values := [v for v in attribute_values(event) if v.field in FIELDS]:
-            facts.attributes.append((record, values))
         return record
     if isinstance(m, CustomerMerged):
         return m.survivor_id  # the membership rows carry it
@@ -110,6 +105,24 @@ def _read(item: Item, facts: _Facts, seen: set[tuple[str, str]], deps: Deps) -> 
                                     m.version))
     facts.claims.append(("loyalty", f"{m.customer_id}\0{m.version}", m.customer_id))
     return ""
+
+
+def _event_facts(event: Any, record: str, facts: _Facts, deps: Deps) -> bool:
+    """Note the facts a channel event gives the rules; False when it gives none."""
+    before = (len(facts.purchases), len(facts.refunds), len(facts.occurrences), len(facts.attributes))
+    if purchase := purchase_fact(event, record, deps.settings.store_zone):
+        facts.purchases.append(purchase)
+    elif refund := refund_fact(event, record):
+        facts.refunds.append(refund)
+    elif isinstance(event, ComplaintEvent):
+        facts.occurrences.append(OccurrenceRow("complaint", f"complaint|{event.source}|{event.id}", record,
+                                               epoch_ms(event.time), event.data.store_id))
+    elif isinstance(event, SurveyEvent):
+        facts.occurrences.append(OccurrenceRow("survey", f"survey|{event.source}|{event.id}", record,
+                                               epoch_ms(event.time), None, event.data.score))
+    if values := [v for v in attribute_values(event) if v.field in FIELDS]:
+        facts.attributes.append((record, values))
+    return before != (len(facts.purchases), len(facts.refunds), len(facts.occurrences), len(facts.attributes))
 
 
 def _relevant(message: Any) -> bool:
@@ -138,7 +151,9 @@ def _apply(items: list[Decoded[Item]], deps: Deps, outcome: BatchOutcome) -> lis
             if isinstance(message, CustomerMerged):
                 regrouped |= {message.survivor_id, message.merged_id}
             record = _read(one.item, facts, seen, deps)
-        if record:
+        if record == IGNORED:
+            outcome.counts["ignored"] += 1
+        elif record:
             outcome.processed += 1
             records.add(record)
         elif record is None:
@@ -150,6 +165,7 @@ def _apply(items: list[Decoded[Item]], deps: Deps, outcome: BatchOutcome) -> lis
     owners = store.customers_of(sorted(records | moved))
     writer.evaluate(sorted({owners[r] for r in records} | {c for c in moved if owners[c] == c}))
     writer.republish(c for c in moved & regrouped if owners[c] == c)
+    outcome.counts.update(writer.counts)  # evaluated, raised, resolved...: the service's handled metrics
     return writer.outbox()
 
 

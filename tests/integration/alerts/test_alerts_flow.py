@@ -375,3 +375,20 @@ def test_duplicates_inside_one_batch_count_once_and_the_newest_loyalty_part_wins
                            "visit_due"]
     assert got["complaint"]["repeats"] == 0 and got["large_balance"]["detail"] == {"points_balance": 6000}
     assert got["points_expiring"]["detail"]["points"] == 100
+
+
+def test_events_alerts_does_not_read_are_ignored_without_evaluating_anyone(tmp_path):
+    h = Harness(tmp_path, noon("2026-11-20"))
+    t = h.now - timedelta(minutes=5)
+    h.feed(channel("c_v", "crm.page_view", "v0", t, {"url": "https://shop.example/"}, source="web/shop"))
+    # A known customer browses, follows, moves city: nothing the rules read, nobody to evaluate.
+    out = h.feed(channel("c_v", "crm.page_view", "v1", t, {"url": "https://shop.example/p/1"}, source="web/shop"),
+                 channel("c_v", "crm.follow", "f1", t, {}, source="wechat/oa"),
+                 channel("c_v", "crm.profile", "pr1", t, {"city": "Shanghai"}, source="wechat/oa"))
+    assert (out.processed, out.duplicates, out.counts["ignored"]) == (0, 0, 3)
+    assert out.counts["evaluated"] == 0
+    assert h.store.db.conn().execute("SELECT COUNT(*) FROM seen_events").fetchone()[0] == 0
+    # A profile that sets what the rules read is a fact like any other.
+    out = h.feed(channel("c_v", "crm.profile", "pr2", t, {"birthday": "1990-11-25"}, source="wechat/oa"))
+    assert (out.processed, out.counts["evaluated"]) == (1, 1)
+    assert h.open_types("c_v")["birthday"]["detail"]["days_until"] == 5
