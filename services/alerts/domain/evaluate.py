@@ -255,6 +255,8 @@ def points_expiring(rule: Rule, ctx: _Ctx) -> Result:
 
 def points_expired(rule: Rule, ctx: _Ctx) -> Cleared | None:
     """Points loyalty expired within the reminder's horizon: the reminder did not work."""
+    if not ctx.facts.expired:
+        return None
     since = ctx.as_of - timedelta(days=float(rule.param("days_ahead")))
     gone = sum(int(o.value or 0) for o in ctx.facts.expired if since <= o.at <= ctx.as_of)
     return Cleared(f"{gone} points expired unredeemed", {"expired_points": gone}) if gone else None
