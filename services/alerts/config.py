@@ -40,6 +40,9 @@ class AlertsConfig(BaseSettings):
     model_check_interval_s: float = Field(600.0, gt=0)
     # Default horizon of expected purchases in the churn-model routes.
     model_weeks: float = Field(12.0, gt=0)
+    # How long the pages of the ranked churn list share one ranking of the whole base (0: rank at every request);
+    # purchases that arrive meanwhile show after it.
+    ranking_cache_s: float = Field(60.0, ge=0)
 
     def sla_hours(self) -> dict[str, float]:
         """Hours to resolve, by severity."""

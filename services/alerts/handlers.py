@@ -49,6 +49,8 @@ class Deps:
     config: AlertsConfig
     rules: RuleBook
     clock: Clock
+    # The last ranking of the whole base under the churn model: (key, monotonic time, rows); pages share it.
+    ranking: tuple | None = None
 
     @property
     def zone(self) -> ZoneInfo:

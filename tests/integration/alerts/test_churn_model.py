@@ -125,3 +125,24 @@ def test_the_scan_alerts_valuable_customers_the_latest_fit_says_are_probably_gon
                     Decimal(params["min_spend"])) and row.p_alive < params["p_alive_below"]}
     got = {a["customer_id"] for a in h.alerts(type="churn_model")}
     assert got == expected and len(got) > 0
+
+
+def test_paging_through_the_ranking_scores_the_base_once(seeded, monkeypatch):
+    h = seeded
+    loads = []
+    days = h.store.purchase_days
+
+    def counted(**kw):
+        loads.append(kw.get("customer_id"))
+        return days(**kw)
+
+    monkeypatch.setattr(h.store, "purchase_days", counted)
+    params = {"as_of": "1997-09-30", "weeks": 10, "limit": 100}
+    pages = [h.api.get("/v1/alerts/churn-model/customers", params={**params, "offset": n}).json() for n in (0, 100, 200)]
+    assert [len(p["items"]) for p in pages] == [100, 100, 100] and pages[1]["total"] == 2357
+    ids = [x["customer_id"] for p in pages for x in p["items"]]
+    assert len(set(ids)) == 300  # consecutive pages of one ranking
+    fits = loads.count(None)
+    assert fits == 2  # one load for the fit, one for the ranking the three pages share
+    h.api.get("/v1/alerts/churn-model/customers", params={**params, "weeks": 20})
+    assert loads.count(None) == fits + 1  # another horizon is another ranking
