@@ -138,7 +138,8 @@ def test_paging_through_the_ranking_scores_the_base_once(seeded, monkeypatch):
 
     monkeypatch.setattr(h.store, "purchase_days", counted)
     params = {"as_of": "1997-09-30", "weeks": 10, "limit": 100}
-    pages = [h.api.get("/v1/alerts/churn-model/customers", params={**params, "offset": n}).json() for n in (0, 100, 200)]
+    pages = [h.api.get("/v1/alerts/churn-model/customers", params={**params, "offset": n}).json()
+             for n in (0, 100, 200)]
     assert [len(p["items"]) for p in pages] == [100, 100, 100] and pages[1]["total"] == 2357
     ids = [x["customer_id"] for p in pages for x in p["items"]]
     assert len(set(ids)) == 300  # consecutive pages of one ranking
