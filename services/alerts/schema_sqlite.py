@@ -8,7 +8,7 @@ from shared.storage import OUTBOX_SQL
 ALERT_COLUMNS = (
     "alert_id", "customer_id", "type", "severity", "status", "store_id", "manager", "action", "opened_at",
     "updated_at", "last_trigger_at", "origin_id", "repeats", "detail", "acknowledged_by", "acknowledged_at",
-    "resolved_by", "resolved_at", "resolution", "note", "merged_into", "folded", "prev_status",
+    "resolved_by", "resolved_at", "resolution", "note", "merged_into", "folded", "prev_status", "acknowledged_note",
 )
 
 SCHEMA = (
@@ -46,7 +46,7 @@ CREATE TABLE IF NOT EXISTS alerts (
   status TEXT NOT NULL, store_id TEXT, manager TEXT, action TEXT NOT NULL, opened_at TEXT NOT NULL,
   updated_at TEXT NOT NULL, last_trigger_at TEXT NOT NULL, origin_id TEXT NOT NULL, repeats INTEGER NOT NULL,
   detail TEXT NOT NULL, acknowledged_by TEXT, acknowledged_at TEXT, resolved_by TEXT, resolved_at TEXT,
-  resolution TEXT, note TEXT, merged_into TEXT, folded INTEGER NOT NULL, prev_status TEXT
+  resolution TEXT, note TEXT, merged_into TEXT, folded INTEGER NOT NULL, prev_status TEXT, acknowledged_note TEXT
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS alerts_customer ON alerts(customer_id, status, type);
 CREATE INDEX IF NOT EXISTS alerts_origin ON alerts(origin_id);
@@ -68,3 +68,6 @@ CREATE TABLE IF NOT EXISTS marks (name TEXT PRIMARY KEY, value TEXT NOT NULL) WI
     + MEMBERSHIP_SQL
     + OUTBOX_SQL
 )
+
+# Columns added since a file may have been created: (table, column, declaration), added when missing.
+ADDED_COLUMNS = (("alerts", "acknowledged_note", "TEXT"),)

@@ -26,6 +26,7 @@ class AlertRead(BaseModel):
     detail: dict[str, Any]
     acknowledged_by: str | None
     acknowledged_at: datetime | None
+    acknowledged_note: str | None
     resolved_by: str | None
     resolved_at: datetime | None
     resolution: str | None

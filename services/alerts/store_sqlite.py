@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections import defaultdict
 from datetime import date
 
 from services.alerts.domain.facts import CustomerFacts
 from services.alerts.domain.workflow import ACTIVE, Alert
-from services.alerts.schema_sqlite import ALERT_COLUMNS, SCHEMA
+from services.alerts.schema_sqlite import ADDED_COLUMNS, ALERT_COLUMNS, SCHEMA
 from services.alerts.store import (
     AlertQuery,
     Cover,
@@ -52,6 +53,17 @@ class SqliteAlertsStore(SqliteStore, SqliteMembership):
     """Alerts data in SQLite; every write method runs inside the caller's transaction."""
 
     schema = SCHEMA
+
+    def __init__(self, path) -> None:
+        super().__init__(path)
+        c = self.db.conn()
+        for table, column, kind in ADDED_COLUMNS:
+            if column not in {r[1] for r in c.execute(f"PRAGMA table_info({table})")}:
+                try:
+                    c.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+                except sqlite3.OperationalError as exc:  # another worker added it first
+                    if "duplicate column" not in str(exc):
+                        raise
 
     # -- facts --------------------------------------------------------------------------
     def seen_events(self, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:

@@ -16,8 +16,10 @@ def alert_read(alert: Alert, *, hours: dict[str, float], now: datetime, reveal: 
     """An alert as the API shows it; staff notes with a phone number in them show it to admins only."""
     s = sla(alert, hours=hours, now=now)
     fields = {k: getattr(alert, k) for k in AlertRead.model_fields if hasattr(alert, k)}
-    if alert.note and not reveal:
-        fields["note"] = redact_digits(alert.note)
+    if not reveal:
+        for k in ("note", "acknowledged_note"):
+            if fields.get(k):
+                fields[k] = redact_digits(fields[k])
     return AlertRead(**fields, age_s=s.age_s, sla_due_at=s.due_at, sla_breached=s.breached)
 
 

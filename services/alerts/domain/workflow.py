@@ -56,6 +56,7 @@ class Alert:
     merged_into: str | None = None  # the survivor's alert this one was folded into by a merge
     folded: int = 0  # repeats it added to that alert
     prev_status: Status | None = None
+    acknowledged_note: str | None = None  # the acknowledgement's own note (``note`` is the resolution's)
 
     @property
     def active(self) -> bool:
@@ -168,7 +169,7 @@ def acknowledge(alert: Alert, *, by: str, note: str | None, at: datetime) -> Cha
         raise WorkflowError("alert_resolved", "a resolved alert cannot be acknowledged")
     if alert.status == "acknowledged":
         return None
-    return Change(replace(alert, status="acknowledged", acknowledged_by=by, acknowledged_at=at, note=note,
+    return Change(replace(alert, status="acknowledged", acknowledged_by=by, acknowledged_at=at, acknowledged_note=note,
                           updated_at=at), "acknowledged")
 
 

@@ -154,6 +154,7 @@ def test_ack_and_resolve_record_who_when_and_note_and_suppression_holds_a_condit
     body = r.json()
     assert (body["status"], body["resolution"], body["note"], body["age_s"]) == ("resolved", "manual",
                                                                                  "offered a gift set", 1800)
+    assert body["acknowledged_note"] == "on it"  # the acknowledgement keeps its own note
     conflict = h.api.post(f"/v1/alerts/{aid}/resolve", json={"note": "again"}, headers=operator)
     assert conflict.status_code == 409 and conflict.json()["error"]["code"] == "alert_resolved"
     assert h.api.post("/v1/alerts/al_nope/ack", headers=operator).status_code == 404
@@ -311,12 +312,16 @@ def test_unknown_types_are_refused_and_notes_show_phone_numbers_to_admins_only(t
     note = "called 138-0013-8000 twice, no answer"
     h.api.post(f"/v1/alerts/{alert['alert_id']}/ack", json={"note": note},
                headers={"Authorization": f"Bearer {OPERATOR}"})
-    assert h.alerts()[0]["note"] == note  # admin
+    h.api.post(f"/v1/alerts/{alert['alert_id']}/resolve", json={"note": "reached on +86 139 0000 1111 at last"},
+               headers={"Authorization": f"Bearer {OPERATOR}"})
+    assert (h.alerts()[0]["acknowledged_note"], h.alerts()[0]["note"]) == (
+        note, "reached on +86 139 0000 1111 at last")  # admin
     for key in (READER, OPERATOR):
-        seen = h.api.get("/v1/alerts", headers={"Authorization": f"Bearer {key}"}).json()["items"][0]["note"]
-        assert seen == "called [redacted] twice, no answer"
+        seen = h.api.get("/v1/alerts", headers={"Authorization": f"Bearer {key}"}).json()["items"][0]
         one = h.api.get(f"/v1/alerts/{alert['alert_id']}", headers={"Authorization": f"Bearer {key}"}).json()
-        assert one["note"] == "called [redacted] twice, no answer"
+        for got in (seen, one):
+            assert (got["acknowledged_note"], got["note"]) == ("called [redacted] twice, no answer",
+                                                               "reached on [redacted] at last")
 
 
 def test_points_that_expired_unredeemed_close_the_reminder_saying_so(tmp_path):

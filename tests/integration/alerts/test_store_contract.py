@@ -190,3 +190,20 @@ def test_the_store_refuses_a_second_active_alert_of_one_type_for_a_customer(stor
                           _alert("al_4", "c_a", repeats=1)])
         store.put_alerts([_alert("al_4", "c_a", repeats=2)])
     assert sorted((a.alert_id, a.repeats) for a in store.active_alerts(["c_a"])) == [("al_3", 0), ("al_4", 2)]
+
+
+def test_an_sqlite_file_from_before_the_acknowledgement_note_is_upgraded_when_opened(tmp_path):
+    import sqlite3
+
+    from services.alerts.schema_sqlite import SCHEMA
+    from services.alerts.store_sqlite import SqliteAlertsStore
+
+    old = SCHEMA.replace(", acknowledged_note TEXT\n) WITHOUT ROWID;", "\n) WITHOUT ROWID;")
+    assert old != SCHEMA
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as c:
+        c.executescript(old)
+    first, second = SqliteAlertsStore(path), SqliteAlertsStore(path)  # two workers opening the same file
+    with first.transaction():
+        first.put_alerts([_alert("al_1", "c_a", status="acknowledged", acknowledged_note="calling")])
+    assert second.alert("al_1").acknowledged_note == "calling"

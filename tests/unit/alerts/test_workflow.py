@@ -128,6 +128,7 @@ def test_ack_then_resolve_with_who_when_and_note():
     done = resolve(acked, by="key_mgr", note="apology sent", at=NOW + timedelta(hours=3)).alert
     assert (done.status, done.resolved_by, done.resolution, done.note) == ("resolved", "key_mgr", "manual",
                                                                           "apology sent")
+    assert done.acknowledged_note == "calling"  # each step keeps its own note
     with pytest.raises(WorkflowError):
         resolve(done, by="key_mgr", note="again", at=NOW)
     with pytest.raises(WorkflowError):
