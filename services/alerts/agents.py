@@ -3,11 +3,14 @@ the scheduler that evaluates due customers and the churn-model refit."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
+from collections.abc import Callable
 
-from services.alerts import handlers, scan
+from services.alerts import consume, scan
+from services.alerts.scan import Unit
 from shared import topics
 from shared.consumer import register_batch_agent, register_housekeeping
 from shared.service import Service
@@ -16,23 +19,41 @@ from shared.storage import is_transient
 log = logging.getLogger(__name__)
 
 
-class _Relayed:
-    """A timer's result for the batch runner: its messages were relayed already."""
-
-    def __init__(self) -> None:
-        self.outbox: list = []
-
-
-def _guarded(what: str, work) -> _Relayed:
+def _guarded(what: str, work: Callable[[], Unit | object]) -> Unit:
     """Run a timer's work: transient errors go to the runner (retried); any other failure is logged and the
     next tick tries again, because the runner ends the process on an error it cannot retry."""
     try:
-        work()
+        done = work()
     except Exception as exc:
         if is_transient(exc):
             raise
         log.exception("alerts: %s failed (%s); trying again at the next tick", what, type(exc).__name__)
-    return _Relayed()
+        return Unit()
+    return done if isinstance(done, Unit) else Unit()
+
+
+def scan_tick(service: Service, *, owner: str):
+    """The scheduler's tick: the scan unit by unit in the batch thread, never concurrent with a batch of this
+    worker, and never holding a batch back for longer than one chunk; the runner relays each unit's outbox."""
+
+    async def run(work: Callable[[], Unit]) -> Unit:
+        return await service.runner.run(lambda _batch: _guarded("scan", work), [])
+
+    return scan.scheduled_scan(service.deps, owner=owner, run=run)
+
+
+async def refit_tick(service: Service) -> None:
+    """The refit timer: outside the batch thread, since a fit over the whole base takes seconds and only
+    writes the model at the end (a failure is logged; the next tick tries again)."""
+
+    def refit() -> None:
+        try:
+            scan.scheduled_refit(service.deps)
+        except Exception as exc:
+            log.exception("alerts: churn model refit failed (%s); trying again at the next tick",
+                          type(exc).__name__)
+
+    await asyncio.get_running_loop().run_in_executor(None, refit)
 
 
 def register(app, service: Service) -> None:
@@ -42,24 +63,16 @@ def register(app, service: Service) -> None:
                          topic_names=[settings.topic(t) for t in (topics.CUSTOMER_EVENTS, topics.CUSTOMER_MERGED,
                                                                    topics.LOYALTY_EVENTS)],
                          runner=runner, batch_size=settings.batch_size, within_s=settings.batch_within_s,
-                         handle=lambda messages: handlers.consume_batch(messages, deps))
+                         handle=lambda messages: consume.consume_batch(messages, deps=deps))
     register_housekeeping(app, runner=runner, outbox_pending=deps.store.outbox_pending)
     owner = f"{socket.gethostname()}:{os.getpid()}"
 
-    def tick(_batch):
-        # In the batch thread: never concurrent with a batch of this worker; the lease keeps other
-        # workers out, and what the scan writes is relayed chunk by chunk.
-        return _guarded("scan", lambda: scan.scheduled_scan(deps, owner=owner, relay=runner.relay))
-
-    def refit(_batch):
-        return _guarded("churn model refit", lambda: scan.scheduled_refit(deps))
-
     async def scheduled_scan():
         if deps.config.scan_enabled:
-            await runner.run(tick, [])
+            await scan_tick(service, owner=owner)
 
     async def model_refit():
-        await runner.run(refit, [])
+        await refit_tick(service)
 
     app.timer(interval=deps.config.scan_interval_s, name="alerts.scheduled_scan")(scheduled_scan)
     app.timer(interval=deps.config.model_check_interval_s, name="alerts.model_refit")(model_refit)

@@ -8,6 +8,7 @@ from typing import Literal
 from fastapi import APIRouter, Query, Request
 
 from services.alerts import handlers, scan, views
+from services.alerts.domain.rules import RuleType
 from services.alerts.schemas import (
     AlertAck,
     AlertRead,
@@ -18,7 +19,7 @@ from services.alerts.schemas import (
     ScanRead,
     StandingsPage,
 )
-from services.alerts.store import AlertQuery
+from services.alerts.store import AlertQuery, sla_filter
 from shared.api import Caller, caller_dep
 from shared.errors import InvalidInput, NotFound
 
@@ -33,21 +34,28 @@ def router() -> APIRouter:
 
     @r.get("", response_model=AlertsPage, tags=["alerts"])
     def list_alerts(request: Request, caller: Caller = caller_dep("reader"),
-                    status: Literal["open", "acknowledged", "resolved"] | None = None, type: str | None = None,
+                    status: Literal["open", "acknowledged", "resolved"] | None = None, type: RuleType | None = None,
                     severity: Literal["info", "yellow", "red"] | None = None, store_id: str | None = None,
-                    customer_id: str | None = None, manager: str | None = None, offset: int = Query(0, ge=0),
-                    limit: int = Query(50, ge=1, le=500)) -> AlertsPage:
-        """Alerts, newest first, filtered by status, type, severity, store, customer or manager."""
+                    customer_id: str | None = Query(None, description="any id of the customer, merged-away ones too"),
+                    manager: str | None = None,
+                    sla_breached: bool | None = Query(None, description="late (or not) against the severity's SLA"),
+                    offset: int = Query(0, ge=0), limit: int = Query(50, ge=1, le=500)) -> AlertsPage:
+        """Alerts, newest first, filtered by status, type, severity, store, customer, manager or SLA breach."""
         svc = _svc(request)
-        store = svc.deps.store
+        store, now, hours = svc.deps.store, svc.clock(), svc.deps.config.sla_hours()
+        records = None
         if customer_id is not None:
-            customer_id = store.customer_of(customer_id)  # a merged-away id answers with its survivor's alerts
-        query = AlertQuery(status=status, type=type, severity=severity, store_id=store_id, customer_id=customer_id,
-                           manager=manager)
+            # The customer is the person: a merged-away id answers for its survivor, as identity's view does,
+            # with the alerts of every record merged into it (those folded into the survivor's included).
+            customer_id = store.customer_of(customer_id)
+            records = tuple(store.records_of(customer_id))
+        query = AlertQuery(status=status, type=type, severity=severity, store_id=store_id, customer_ids=records,
+                           manager=manager,
+                           sla=None if sla_breached is None else sla_filter(sla_breached, hours=hours, now=now))
         items, total = store.find_alerts(query, offset=offset, limit=limit)
-        now, hours = svc.clock(), svc.deps.config.sla_hours()
-        return AlertsPage(items=[views.alert_read(a, hours=hours, now=now) for a in items], total=total,
-                          offset=offset, limit=limit)
+        reveal = caller.at_least("admin")
+        return AlertsPage(items=[views.alert_read(a, hours=hours, now=now, reveal=reveal) for a in items],
+                          total=total, offset=offset, limit=limit, customer_id=customer_id)
 
     @r.get("/rules", response_model=RulesPage, tags=["rules"])
     def list_rules(request: Request, caller: Caller = caller_dep("reader")) -> RulesPage:
@@ -74,7 +82,7 @@ def router() -> APIRouter:
                   as_of: date | None = Query(None, description="YYYY-MM-DD; today if absent")) -> ChurnModelRead:
         """BG/NBD parameters fitted on purchase days up to ``as_of`` (cached per date)."""
         svc = _svc(request)
-        model, fitted_at = scan.model_as_of(svc.deps, as_of or _today(svc))
+        model, fitted_at = scan.model_as_of(svc.deps, as_of=as_of or _today(svc))
         return views.model_read(model, fitted_at)
 
     @r.get("/churn-model/customers", response_model=StandingsPage, tags=["churn model"])
@@ -85,9 +93,8 @@ def router() -> APIRouter:
         svc = _svc(request)
         weeks = weeks or svc.deps.config.model_weeks
         day = as_of or _today(svc)
-        model, rows = scan.ranked(svc.deps, day, weeks=weeks)
-        held = svc.deps.store.model(day)
-        return StandingsPage(model=views.model_read(model, held.fitted_at if held else ""), weeks=weeks,
+        model, fitted_at, rows = scan.ranked(svc.deps, as_of=day, weeks=weeks)
+        return StandingsPage(model=views.model_read(model, fitted_at), weeks=weeks,
                              items=[views.standing_read(s) for s in rows[offset:offset + limit]], total=len(rows),
                              offset=offset, limit=limit)
 
@@ -98,9 +105,8 @@ def router() -> APIRouter:
         svc = _svc(request)
         weeks = weeks or svc.deps.config.model_weeks
         day = as_of or _today(svc)
-        model, rows = scan.ranked(svc.deps, day, weeks=weeks, customer_id=customer_id)
-        held = svc.deps.store.model(day)
-        return StandingsPage(model=views.model_read(model, held.fitted_at if held else ""), weeks=weeks,
+        model, fitted_at, rows = scan.ranked(svc.deps, as_of=day, weeks=weeks, customer_id=customer_id)
+        return StandingsPage(model=views.model_read(model, fitted_at), weeks=weeks,
                              items=[views.standing_read(s) for s in rows], total=len(rows), offset=0, limit=1)
 
     @r.get("/{alert_id}", response_model=AlertRead, tags=["alerts"])
@@ -110,7 +116,8 @@ def router() -> APIRouter:
         alert = svc.deps.store.alert(alert_id)
         if alert is None:
             raise NotFound("alert_not_found", "no alert with that id")
-        return views.alert_read(alert, hours=svc.deps.config.sla_hours(), now=svc.clock())
+        return views.alert_read(alert, hours=svc.deps.config.sla_hours(), now=svc.clock(),
+                                reveal=caller.at_least("admin"))
 
     @r.post("/{alert_id}/ack", response_model=AlertRead, tags=["alerts"])
     def post_ack(request: Request, alert_id: str, body: AlertAck | None = None,
@@ -129,9 +136,9 @@ def router() -> APIRouter:
 
 def _transition(request: Request, alert_id: str, action: str, caller: Caller, note: str | None) -> AlertRead:
     svc = _svc(request)
-    alert, outbox = handlers.transition(alert_id, action, by=caller.key_id, note=note, deps=svc.deps)
+    alert, outbox = handlers.transition(alert_id, action=action, by=caller.key_id, note=note, deps=svc.deps)
     svc.relay(outbox)
-    return views.alert_read(alert, hours=svc.deps.config.sla_hours(), now=svc.clock())
+    return views.alert_read(alert, hours=svc.deps.config.sla_hours(), now=svc.clock(), reveal=caller.at_least("admin"))
 
 
 def _today(svc) -> date:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import threading
@@ -38,6 +40,9 @@ class AlertsConfig(BaseSettings):
     model_check_interval_s: float = Field(600.0, gt=0)
     # Default horizon of expected purchases in the churn-model routes.
     model_weeks: float = Field(12.0, gt=0)
+    # How long the pages of the ranked churn list share one ranking of the whole base (0: rank at every request);
+    # purchases that arrive meanwhile show after it.
+    ranking_cache_s: float = Field(60.0, ge=0)
 
     def sla_hours(self) -> dict[str, float]:
         """Hours to resolve, by severity."""
@@ -48,7 +53,8 @@ class RuleBook:
     """The rules in force: the defaults, or the rules file re-read whenever it changes.
 
     A file that becomes invalid is refused with its reasons logged and the previous rules stay in force;
-    an invalid file at start-up stops the service (``InvalidRules``).
+    an invalid file at start-up stops the service (``InvalidRules``). ``fingerprint`` names the rules in
+    force, so the scheduler can tell (across workers and restarts) whether everyone was scanned with them.
     """
 
     def __init__(self, path: str | None = None, rules: tuple[Rule, ...] | None = None) -> None:
@@ -56,10 +62,10 @@ class RuleBook:
         self._lock = threading.Lock()
         self._stamp: tuple[int, int] | None = None
         self._rules = rules or DEFAULT_RULES
-        self.generation = 0
         if self.path is not None:
             self._rules = parse_rules(self.path.read_text())
             self._stamp = self._stat()
+        self.fingerprint = _fingerprint(self._rules)
 
     def _stat(self) -> tuple[int, int] | None:
         try:
@@ -78,8 +84,12 @@ class RuleBook:
                 self._stamp = stamp
                 try:
                     self._rules = parse_rules(self.path.read_text())
-                    self.generation += 1
+                    self.fingerprint = _fingerprint(self._rules)
                     log.info("alerts: rules reloaded from %s", self.path.name)
                 except (InvalidRules, OSError) as exc:
                     log.error("alerts: rules file refused, keeping the rules in force: %s", exc)
             return self._rules
+
+
+def _fingerprint(rules: tuple[Rule, ...]) -> str:
+    return hashlib.sha256(json.dumps([r.model_dump() for r in rules], sort_keys=True).encode()).hexdigest()[:32]

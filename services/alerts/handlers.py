@@ -1,4 +1,4 @@
-"""Alerts use cases: fold consumed facts in, follow merges, evaluate customers, ack and resolve.
+"""Alerts use cases: follow merges, evaluate customers, ack and resolve (consumption is ``consume``).
 
 Every change to an alert is written in the same store transaction as the ``AlertChanged`` and
 ``ViewPartUpdated`` messages that announce it (the outbox).
@@ -7,10 +7,9 @@ Every change to an alert is written in the same store transaction as the ``Alert
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, replace
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from services.alerts.config import AlertsConfig, RuleBook
@@ -27,24 +26,11 @@ from services.alerts.domain.workflow import (
     reconcile,
     resolve,
 )
-from services.alerts.store import AlertsStore, ExpiryRow, LoyaltyRow, OccurrenceRow
+from services.alerts.store import AlertsStore
 from shared import topics
-from shared.batch import BatchOutcome, Decoded, Incoming, message_span, process_batch
 from shared.clock import Clock, iso_utc
 from shared.errors import Conflict, NotFound
-from shared.events import ComplaintEvent, SurveyEvent, parse_event
-from shared.facts import attribute_values, epoch_ms, purchase_fact, refund_fact
-from shared.membership import Membership, memberships_of
-from shared.messages import (
-    AlertChanged,
-    CustomerEventResolved,
-    CustomerMerged,
-    PointsExpiryAnnounced,
-    TierChanged,
-    ViewPartUpdated,
-    decode,
-    encode,
-)
+from shared.messages import AlertChanged, ViewPartUpdated, encode
 from shared.settings import Settings
 from shared.storage import OutboxMessage
 from shared.tracing import message_headers
@@ -63,103 +49,13 @@ class Deps:
     config: AlertsConfig
     rules: RuleBook
     clock: Clock
-    # The rule-book generation the last scheduled scan ran with (a reload triggers a full scan).
-    scanned_rules: int = 0
+    # The last ranking of the whole base under the churn model: (key, monotonic time, rows); pages share it.
+    ranking: tuple | None = None
 
     @property
     def zone(self) -> ZoneInfo:
         """The timezone alert days are counted in."""
         return ZoneInfo(self.settings.timezone)
-
-
-@dataclass(frozen=True)
-class Item:
-    """A decoded message; ``event`` is the channel event a resolved customer event carries."""
-
-    message: Any
-    event: Any = None
-
-
-def _decode(msg: Incoming) -> Item:
-    message = decode(msg.value)
-    if isinstance(message, CustomerEventResolved):
-        return Item(message, parse_event(message.event))
-    return Item(message)
-
-
-def consume_batch(messages: list[Incoming], deps: Deps) -> BatchOutcome:
-    """Fold a batch of identity and loyalty messages in and evaluate the customers they touch."""
-    return process_batch(messages, store=deps.store, service="alerts", prefix=deps.settings.topic_prefix,
-                         clock=deps.clock, decode=_decode, apply=lambda items, outcome: _apply(items, deps, outcome))
-
-
-def _apply(items: list[Decoded[Item]], deps: Deps, outcome: BatchOutcome) -> list[OutboxMessage]:
-    store = deps.store
-    records: set[str] = set()
-    rows: list[Membership] = []
-    for one in items:
-        message = one.item.message
-        if message is None or (isinstance(message, ViewPartUpdated) and message.part != "loyalty"):
-            outcome.counts["ignored"] += 1  # a kind for another service
-            continue
-        with message_span("alerts", one.msg, {"crm.message.kind": message.kind}):
-            if isinstance(message, CustomerEventResolved | CustomerMerged):
-                rows += memberships_of(message)
-            new = _fold(one.item, store, deps)
-        if new is None:
-            outcome.counts["ignored"] += 1
-        elif new:
-            outcome.processed += 1
-            records.add(getattr(message, "record_id", None) or getattr(message, "customer_id", None)
-                        or message.survivor_id)
-        else:
-            outcome.duplicates += 1
-    moved = store.apply_memberships(rows)
-    writer = Writer(deps, deps.clock())
-    writer.rehome(moved)
-    customers = {store.customer_of(r) for r in records} | {c for c in moved if store.customer_of(c) == c}
-    writer.evaluate(sorted(customers))
-    writer.republish(c for c in moved if store.customer_of(c) == c)
-    return writer.outbox()
-
-
-def _fold(item: Item, store: AlertsStore, deps: Deps) -> bool | None:
-    """Keep what a message tells; True if new, False if a duplicate, None if nothing for alerts."""
-    m = item.message
-    if isinstance(m, CustomerEventResolved):
-        event, record = item.event, m.record_id
-        if not store.mark_event(event.source, event.id):
-            return False
-        if purchase := purchase_fact(event, record, deps.settings.store_zone):
-            store.add_purchase(purchase)
-        elif refund := refund_fact(event, record):
-            store.add_refund(refund)
-        elif isinstance(event, ComplaintEvent):
-            store.add_occurrence(OccurrenceRow("complaint", f"complaint|{event.source}|{event.id}", record,
-                                               epoch_ms(event.time), event.data.store_id))
-        elif isinstance(event, SurveyEvent):
-            store.add_occurrence(OccurrenceRow("survey", f"survey|{event.source}|{event.id}", record,
-                                               epoch_ms(event.time), None, event.data.score))
-        values = [v for v in attribute_values(event) if v.field in ("birthday", "attributes.account_manager")]
-        if values:
-            store.put_attributes(record, values)
-        return True
-    if isinstance(m, CustomerMerged):
-        return True  # the membership rows carry it
-    if isinstance(m, PointsExpiryAnnounced):
-        return store.add_expiry(ExpiryRow(f"expiry|{m.announcement_id}", m.customer_id, m.points,
-                                          epoch_ms(m.expires_at)))
-    if isinstance(m, TierChanged):
-        if m.direction != "upgrade":
-            return None
-        # The new tier's benefits come with it: the moment is for presenting them to the customer.
-        return store.add_occurrence(OccurrenceRow("upgrade", f"upgrade|{m.change_id}", m.customer_id,
-                                                  epoch_ms(m.at), None, {"tier": m.tier, "benefits": m.benefits}))
-    if isinstance(m, ViewPartUpdated):
-        balance = m.value.get("points_balance")
-        return store.put_loyalty(LoyaltyRow(m.customer_id, m.value.get("tier"),
-                                            int(balance) if balance is not None else None, m.version))
-    return None
 
 
 class Writer:
@@ -170,6 +66,10 @@ class Writer:
         self.changed: set[str] = set()
         self._news: list[AlertChanged] = []
         self.counts: dict[str, int] = defaultdict(int)
+        # The active alerts of the customers evaluated, kept current by every write: the view parts are built
+        # from them rather than read back.
+        self._active: dict[str, dict[str, Alert]] = {}
+        self._holder: dict[str, str] = {}
 
     def write(self, changes: list[Change]) -> None:
         """Persist changes and note what to announce."""
@@ -179,6 +79,7 @@ class Writer:
         self.store.cover([(k, c.alert.alert_id) for c in changes for k in c.triggers])
         for c in changes:
             self.counts[c.kind] += 1
+            self._hold(c.alert)
             if c.announce:
                 self.changed.add(c.alert.customer_id)
                 a = c.alert
@@ -186,26 +87,38 @@ class Writer:
                                                severity=a.severity, status=a.status, store_id=a.store_id,
                                                at=self.as_of))
 
+    def _hold(self, alert: Alert) -> None:
+        before = self._holder.pop(alert.alert_id, None)
+        if before is not None:
+            self._active[before].pop(alert.alert_id, None)
+        if alert.active and alert.customer_id in self._active:
+            self._active[alert.customer_id][alert.alert_id] = alert
+            self._holder[alert.alert_id] = alert.customer_id
+
     def rehome(self, touched: set[str]) -> None:
         """Alerts follow the survivor of a merge and go back to their customer when it is undone."""
         store = self.store
-        for gone in sorted(c for c in touched if store.customer_of(c) != c):
-            survivor = store.customer_of(gone)
+        owners = store.customers_of(sorted(touched))
+        for gone in sorted(c for c in touched if owners[c] != c):
+            survivor = owners[gone]
             for alert in sorted(store.active_alerts([gone]), key=lambda a: a.alert_id):
                 held = {a.type: a for a in store.active_alerts([survivor])}.get(alert.type)
                 self.changed.add(gone)
                 self.write(move(alert, to=survivor, held=held, at=self.as_of))
-        for cust in sorted(c for c in touched if store.customer_of(c) == c):
-            for alert in sorted(store.alerts_from(store.records_of(cust)), key=lambda a: a.alert_id):
-                if alert.resolution == "merged":
-                    into = store.alert(alert.merged_into) if alert.merged_into else None
-                    if into is not None and store.customer_of(into.customer_id) == cust:
-                        continue  # folded into an alert that is still this customer's
-                    self.write(give_back(alert, to=cust, into=into, at=self.as_of))
-                elif alert.customer_id != cust:
-                    self.changed.add(alert.customer_id)
-                    held = {a.type: a for a in store.active_alerts([cust])}.get(alert.type)
-                    self.write(move(alert, to=cust, held=held, at=self.as_of))
+        # Alerts raised for any record of these customers but held elsewhere come back (one query for all of
+        # them: every new customer changes the mapping too, and almost none has anything to give back).
+        home = store.members(sorted(c for c in touched if owners[c] == c))
+        for alert in sorted(store.alerts_from(sorted(home)), key=lambda a: a.alert_id):
+            cust = home[alert.origin_id]
+            if alert.resolution == "merged":
+                into = store.alert(alert.merged_into) if alert.merged_into else None
+                if into is not None and store.customer_of(into.customer_id) == cust:
+                    continue  # folded into an alert that is still this customer's
+                self.write(give_back(alert, to=cust, into=into, at=self.as_of))
+            elif alert.customer_id != cust:
+                self.changed.add(alert.customer_id)
+                held = {a.type: a for a in store.active_alerts([cust])}.get(alert.type)
+                self.write(move(alert, to=cust, held=held, at=self.as_of))
 
     def evaluate(self, customers: list[str]) -> None:
         """Bring these customers' alerts in line with their facts as of now; set when each is due next."""
@@ -216,27 +129,49 @@ class Writer:
         facts = store.facts(customers)
         day = self.as_of.astimezone(deps.zone).date()
         if any(r.type == "churn_model" and r.enabled for r in rules):
-            stored = store.latest_model()
+            # A model fitted as of a later day knows purchases after as_of (a replay): never use one.
+            stored = store.latest_model(until=day)
             alive = p_alive_of(stored.model if stored else None, list(facts.values()), day)
             facts = {c: replace(f, p_alive=alive.get(c)) for c, f in facts.items()}
         active: dict[str, dict[str, Alert]] = defaultdict(dict)
+        self._active.update((c, {}) for c in customers)
         for a in store.active_alerts(customers):
             active[a.customer_id][a.type] = a
-        resolved: dict[str, dict[str, Alert]] = defaultdict(dict)
-        for (cust, type_), a in store.last_resolved(customers).items():
-            resolved[cust][type_] = a
+            self._hold(a)
         evaluations = {c: evaluate(facts[c], rules, self.as_of, deps.zone) for c in customers}
-        covered = store.covered([t.key for e in evaluations.values() for d in e.desired.values() for t in d.triggers])
+        keys = {c: [t.key for d in e.desired.values() for t in d.triggers] for c, e in evaluations.items()}
+        covers = store.covered([k for ks in keys.values() for k in ks])
         due: dict[str, int | None] = {}
         changes: list[Change] = []
+        taken: dict[str, str] = {}  # trigger -> the other customer's live alert it is taken from
         for cust in customers:
-            mine, nxt = reconcile(cust, evaluations[cust], rules, current=active[cust], last_resolved=resolved[cust],
-                                  covered=covered, owner=owner_of(facts[cust]), as_of=self.as_of)
+            # A trigger answered by another customer's live alert moved here with its record (an unmerge that
+            # came after the alert was raised on the survivor): it is this customer's to answer now.
+            theirs = {k: covers[k].alert_id for k in keys[cust]
+                      if k in covers and covers[k].active and covers[k].customer_id != cust}
+            covered = {k for k in keys[cust] if k in covers and k not in theirs}
+            mine, nxt = reconcile(cust, evaluations[cust], rules, current=active[cust],
+                                  last_resolved=facts[cust].last_resolved, covered=covered, owner=owner_of(facts[cust]),
+                                  as_of=self.as_of)
             changes += mine
-            due[cust] = epoch_ms(nxt) if nxt else None
+            taken |= {k: theirs[k] for c in mine for k in c.triggers if k in theirs}
+            due[cust] = due_ms(nxt) if nxt else None
+        changes += self._given_up(taken, changes)
         self.write(changes)  # customers do not share alerts: one bulk write for all of them
         store.set_due(due)
         self.counts["evaluated"] += len(customers)
+
+    def _given_up(self, taken: dict[str, str], changes: list[Change]) -> list[Change]:
+        """The alerts whose triggers were taken over count one repeat less for each."""
+        if not taken:
+            return []
+        latest = {c.alert.alert_id: c.alert for c in changes}
+        out = []
+        for alert_id, n in sorted(Counter(taken.values()).items()):
+            alert = latest.get(alert_id) or self.store.alert(alert_id)
+            if alert is not None:
+                out.append(Change(replace(alert, repeats=max(0, alert.repeats - n), updated_at=self.as_of), "updated"))
+        return out
 
     def republish(self, customers) -> None:
         """Republish these customers' view parts even if their alerts did not change (after a merge)."""
@@ -252,14 +187,25 @@ class Writer:
         if not customers:
             return out
         versions = self.store.next_versions(customers)
-        active: dict[str, list[Alert]] = defaultdict(list)
-        for a in self.store.active_alerts(customers):
-            active[a.customer_id].append(a)
+        active: dict[str, list[Alert]] = {c: list(self._active[c].values()) for c in customers if c in self._active}
+        unknown = [c for c in customers if c not in active]
+        for a in self.store.active_alerts(unknown) if unknown else []:
+            active.setdefault(a.customer_id, []).append(a)
         for cust in customers:
-            part = ViewPartUpdated(customer_id=cust, part="alerts", value={"open": open_items(active[cust])},
+            part = ViewPartUpdated(customer_id=cust, part="alerts", value={"open": open_items(active.get(cust, []))},
                                    version=f"{versions[cust]:012d}")
             out.append(_message(settings, topics.ALERTS_EVENTS, cust, encode(part), headers))
         return out
+
+
+def due_ms(moment: datetime) -> int:
+    """A due time in epoch milliseconds, rounded up: a scan as of the same millisecond but before the moment
+    itself would find nothing changed, and would find the customer due again, for ever."""
+    return -((_EPOCH - moment) // _MS)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
 
 
 def open_items(alerts: list[Alert]) -> list[dict]:
@@ -274,7 +220,7 @@ def _message(settings: Settings, topic: str, key: str, value: bytes, headers: li
     return OutboxMessage(settings.topic(topic), value, key.encode(), list(headers))
 
 
-def transition(alert_id: str, action: str, *, by: str, note: str | None, deps: Deps) -> tuple[Alert, list]:
+def transition(alert_id: str, *, action: str, by: str, note: str | None, deps: Deps) -> tuple[Alert, list]:
     """Acknowledge or resolve an alert as the caller ``by``; returns it and the outbox to relay."""
     store = deps.store
     with store.transaction():

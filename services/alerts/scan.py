@@ -3,9 +3,13 @@
 The due index holds, per customer, the next moment their alerts can change without a new fact
 (a visit leaving a window, a birthday coming close, points nearing expiry, a suppression ending).
 A scan evaluates only the customers due by ``as_of``, in chunks of one transaction each, so it
-costs what is due rather than the whole base. One worker scans at a time (a lease in the store);
-within SQLite, each chunk reads its due customers inside its own write transaction, so even two
-scans that overlap never evaluate a customer twice.
+costs what is due rather than the whole base. The scheduler runs a scan as separate units of work,
+one chunk each, so the consumer's batches interleave with it instead of waiting for the whole scan.
+One worker scans at a time (a lease in the store, renewed by every unit); within SQLite, each chunk
+reads its due customers inside its own write transaction, so even two scans that overlap never
+evaluate a customer twice. Rules that changed (a reload, a restart with another rules file) call for
+a full pass over every customer; its cursor is kept in the store, so another worker or a restart
+resumes it where it stopped.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from services.alerts.domain.model import Standing, standings
 from services.alerts.handlers import Deps, Writer
 from shared.churn import ChurnModel, NotEnoughData, fit, histories
 from shared.clock import iso_utc
-from shared.errors import NotFound, Unavailable
+from shared.errors import InvalidInput, NotFound, Unavailable
 from shared.facts import epoch_ms
 from shared.storage import OutboxMessage
 
@@ -30,6 +34,8 @@ log = logging.getLogger(__name__)
 
 Relay = Callable[[list[OutboxMessage]], None]
 PENALIZERS = (0.0, 0.001, 0.01, 0.1)
+RULES_MARK = "scan.rules"  # the fingerprint of the rules every customer was last scanned with
+CURSOR_MARK = "scan.full_after"  # "<fingerprint> <last customer evaluated>" of a full pass under way
 
 
 @dataclass
@@ -43,6 +49,38 @@ class ScanResult:
     counts: dict[str, int] = field(default_factory=dict)
     skipped: bool = False
 
+    def add(self, unit: Unit) -> None:
+        """Count a unit of work in."""
+        self.customers += unit.customers
+        self.chunks += 1 if unit.customers else 0
+        for k, n in unit.counts.items():
+            self.counts[k] = self.counts.get(k, 0) + n
+
+
+@dataclass
+class Unit:
+    """One chunk of a scan, committed: what to publish, and whether more is waiting."""
+
+    outbox: list[OutboxMessage] = field(default_factory=list)
+    customers: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+    more: bool = False
+    full: bool = False
+    skipped: bool = False
+
+
+def _chunk(deps: Deps, candidates: list[str], *, as_of: datetime, more: bool, full: bool = False) -> Unit:
+    """Evaluate a chunk of customers inside the caller's transaction."""
+    store = deps.store
+    gone = store.merged_away(candidates)
+    active = [c for c in candidates if c not in gone]
+    # A customer merged into another is evaluated as its survivor: it leaves the due index.
+    store.set_due(dict.fromkeys(gone))
+    writer = Writer(deps, as_of)
+    # Every active candidate gets a next check later than as_of (or none), so a due scan ends.
+    writer.evaluate(active)
+    return Unit(store.outbox_add(writer.outbox()), len(active), dict(writer.counts), more, full)
+
 
 def scan(deps: Deps, *, as_of: datetime, relay: Relay, full: bool = False) -> ScanResult:
     """Evaluate every customer due by ``as_of`` (or every customer, ``full``), chunk by chunk."""
@@ -50,7 +88,6 @@ def scan(deps: Deps, *, as_of: datetime, relay: Relay, full: bool = False) -> Sc
     result = ScanResult(as_of)
     store, size, after = deps.store, deps.config.scan_chunk, ""
     while True:
-        writer = Writer(deps, as_of)
         with store.transaction():
             if full:
                 candidates = store.customers_after(after, limit=size)
@@ -58,34 +95,53 @@ def scan(deps: Deps, *, as_of: datetime, relay: Relay, full: bool = False) -> Sc
                 candidates = store.due_customers(until_ms=epoch_ms(as_of), limit=size)
             if not candidates:
                 break
-            gone = store.merged_away(candidates)
-            active = [c for c in candidates if c not in gone]
-            # A customer merged into another is evaluated as its survivor: it leaves the due index.
-            store.set_due(dict.fromkeys(gone))
-            # Every active candidate gets a next check later than as_of (or none), so the loop ends.
-            writer.evaluate(active)
-            outbox = store.outbox_add(writer.outbox())
-        relay(outbox)
-        for k, n in writer.counts.items():
-            result.counts[k] = result.counts.get(k, 0) + n
-        result.customers += len(active)
-        result.chunks += 1
+            unit = _chunk(deps, candidates, as_of=as_of, more=True, full=full)
+        relay(unit.outbox)
+        result.add(unit)
         after = candidates[-1]
     result.seconds = time.perf_counter() - started
     return result
 
 
-def scheduled_scan(deps: Deps, *, owner: str, relay: Relay) -> ScanResult:
-    """The scheduler's tick: scan as of the clock if this worker holds the scan lease."""
+def scan_unit(deps: Deps, *, owner: str) -> Unit:
+    """One unit of the scheduler's scan as of the clock: a chunk of the full pass new rules call for,
+    else a chunk of the due customers; skipped unless this worker holds (and so renews) the lease."""
     now = deps.clock()
-    ttl = int(deps.config.scan_lease_s * 1000)
-    if not deps.store.acquire_lease("scan", owner=owner, now_ms=epoch_ms(now), ttl_ms=ttl):
-        return ScanResult(now, skipped=True)
+    store, size = deps.store, deps.config.scan_chunk
+    if not store.acquire_lease("scan", owner=owner, now_ms=epoch_ms(now), ttl_ms=int(deps.config.scan_lease_s * 1000)):
+        return Unit(skipped=True)
     deps.rules.current()
-    # New rules apply to everyone, not just the due: the first scan after a reload looks at every customer.
-    full = deps.rules.generation != deps.scanned_rules
-    result = scan(deps, as_of=now, relay=relay, full=full)
-    deps.scanned_rules = deps.rules.generation
+    fingerprint = deps.rules.fingerprint
+    with store.transaction():
+        if store.get_mark(RULES_MARK) != fingerprint:
+            # New rules apply to everyone, not just the due: a full pass, resumable from its cursor.
+            held, _, after = (store.get_mark(CURSOR_MARK) or "").partition(" ")
+            candidates = store.customers_after(after if held == fingerprint else "", limit=size)
+            if not candidates:
+                store.put_mark(RULES_MARK, fingerprint)
+                return Unit(more=True, full=True)  # the due customers next
+            store.put_mark(CURSOR_MARK, f"{fingerprint} {candidates[-1]}")
+            return _chunk(deps, candidates, as_of=now, more=True, full=True)
+        candidates = store.due_customers(until_ms=epoch_ms(now), limit=size)
+        if not candidates:
+            return Unit()
+        return _chunk(deps, candidates, as_of=now, more=len(candidates) == size)
+
+
+async def scheduled_scan(deps: Deps, *, owner: str, run: Callable) -> ScanResult:
+    """The scheduler's tick: ``scan_unit`` until nothing is left, each unit through ``run`` (the batch
+    runner, which also relays the unit's outbox), so consumption interleaves with a long scan."""
+    started = time.perf_counter()
+    result = ScanResult(deps.clock())
+    while True:
+        unit = await run(lambda: scan_unit(deps, owner=owner))
+        if unit.skipped:
+            result.skipped = True
+            break
+        result.add(unit)
+        if not unit.more:
+            break
+    result.seconds = time.perf_counter() - started
     if result.customers:
         log.info("alerts: scanned %d customers in %.2f s (%s)", result.customers, result.seconds,
                  ", ".join(f"{k}={v}" for k, v in sorted(result.counts.items())))
@@ -95,7 +151,7 @@ def scheduled_scan(deps: Deps, *, owner: str, relay: Relay) -> ScanResult:
 # -- the churn model -------------------------------------------------------------------------
 
 
-def fit_model(deps: Deps, as_of: date) -> ChurnModel:
+def fit_model(deps: Deps, *, as_of: date) -> ChurnModel:
     """Fit BG/NBD on every customer's purchase days up to ``as_of`` and keep it; NotFound without data."""
     from lifetimes.utils import ConvergenceError
 
@@ -118,11 +174,14 @@ def fit_model(deps: Deps, as_of: date) -> ChurnModel:
     return model
 
 
-def model_as_of(deps: Deps, as_of: date) -> tuple[ChurnModel, str]:
-    """The model fitted as of a date: the cached fit, or a new one."""
+def model_as_of(deps: Deps, *, as_of: date) -> tuple[ChurnModel, str]:
+    """The model fitted as of a date (today at the latest): the cached fit, or a new one."""
+    if as_of > deps.clock().astimezone(deps.zone).date():
+        # Fitted as of a future day, the model would count weeks nobody has lived yet (T), and be kept.
+        raise InvalidInput("as_of_in_future", "as_of cannot be later than today")
     held = deps.store.model(as_of)
     if held is None:
-        fit_model(deps, as_of)
+        fit_model(deps, as_of=as_of)
         held = deps.store.model(as_of)
         assert held is not None
     return held.model, held.fitted_at
@@ -134,22 +193,29 @@ def scheduled_refit(deps: Deps) -> ChurnModel | None:
     if deps.store.model(today) is not None:
         return None
     try:
-        return fit_model(deps, today)
+        return fit_model(deps, as_of=today)
     except (NotFound, Unavailable):
         return None
 
 
-def ranked(deps: Deps, as_of: date, *, weeks: float,
-           customer_id: str | None = None) -> tuple[ChurnModel, list[Standing]]:
-    """Customers under the model as of a date, most likely lost first (or just one customer)."""
-    model, _ = model_as_of(deps, as_of)
+def ranked(deps: Deps, *, as_of: date, weeks: float,
+           customer_id: str | None = None) -> tuple[ChurnModel, str, list[Standing]]:
+    """Customers under the model as of a date, most likely lost first (or just one customer); the model, when it
+    was fitted, the standings."""
+    model, fitted_at = model_as_of(deps, as_of=as_of)
     if customer_id is not None:
         survivor = deps.store.customer_of(customer_id)
         days = deps.store.purchase_days(until=as_of, customer_id=survivor)
         rows = standings(model, days, as_of, weeks)
         if not rows:
             raise NotFound("customer_not_found", "no purchases of that customer by that date")
-        return model, rows
+        return model, fitted_at, rows
+    key = (as_of, weeks, fitted_at)
+    held = deps.ranking
+    if held is not None and held[0] == key and time.monotonic() - held[1] < deps.config.ranking_cache_s:
+        return model, fitted_at, held[2]
+    # Every customer's purchase days, scored: seconds at 100,000 customers, so the pages of one ranking share it.
     rows = standings(model, deps.store.purchase_days(until=as_of), as_of, weeks)
     rows.sort(key=lambda s: (s.p_alive, -s.expected, s.customer_id))
-    return model, rows
+    deps.ranking = (key, time.monotonic(), rows)
+    return model, fitted_at, rows

@@ -26,6 +26,7 @@ class AlertRead(BaseModel):
     detail: dict[str, Any]
     acknowledged_by: str | None
     acknowledged_at: datetime | None
+    acknowledged_note: str | None
     resolved_by: str | None
     resolved_at: datetime | None
     resolution: str | None
@@ -41,6 +42,8 @@ class AlertsPage(BaseModel):
     total: int
     offset: int
     limit: int
+    customer_id: str | None = Field(None, description="the customer a customer_id filter answered for (the survivor "
+                                                      "when the id given was merged into another)")
 
 
 class AlertAck(BaseModel):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 
 from services.alerts.domain.facts import CustomerFacts
@@ -20,15 +20,12 @@ from shared.facts import FieldValue, PurchaseFact, RefundFact
 from shared.membership import Membership
 from shared.outbox import OutboxStore
 
-# The profile fields the rules read (``attributes.account_manager`` comes from ``crm.profile`` attributes).
-FIELDS = ("birthday", "attributes.account_manager")
-
 
 @dataclass(frozen=True)
 class OccurrenceRow:
     """A complaint, survey or tier upgrade of one record."""
 
-    kind: str  # complaint | survey | upgrade
+    kind: str  # complaint | survey | upgrade | expired
     key: str
     record_id: str
     at_ms: int
@@ -57,15 +54,48 @@ class LoyaltyRow:
 
 
 @dataclass(frozen=True)
+class SlaFilter:
+    """Alerts that broke (``breached``) or kept their severity's time to resolve, as of a moment: per severity,
+    an unresolved alert opened before ``opened_before`` (ISO UTC) is late, and so is a resolved one that took
+    more than ``limit_us`` microseconds."""
+
+    breached: bool
+    opened_before: dict[str, str]
+    limit_us: dict[str, int]
+
+
+@dataclass(frozen=True)
 class AlertQuery:
-    """Filters of the alert list."""
+    """Filters of the alert list (``customer_ids``: every record of one customer)."""
 
     status: str | None = None
     type: str | None = None
     severity: str | None = None
     store_id: str | None = None
-    customer_id: str | None = None
+    customer_ids: tuple[str, ...] | None = None
     manager: str | None = None
+    sla: SlaFilter | None = None
+
+
+def sla_filter(breached: bool, *, hours: dict[str, float], now: datetime) -> SlaFilter:
+    """The SLA filter as of ``now`` for the hours to resolve of each severity."""
+    limits = {s: timedelta(hours=h) for s, h in hours.items()}
+    return SlaFilter(breached, {s: iso_utc(now - d) for s, d in limits.items()},
+                     {s: d // timedelta(microseconds=1) for s, d in limits.items()})
+
+
+def took_us(alert: Alert) -> int | None:
+    """How long a resolved alert took to resolve, in microseconds."""
+    return None if alert.resolved_at is None else (alert.resolved_at - alert.opened_at) // timedelta(microseconds=1)
+
+
+@dataclass(frozen=True)
+class Cover:
+    """The alert that answered a trigger: its id, its customer now, whether it is active."""
+
+    alert_id: str
+    customer_id: str
+    active: bool
 
 
 @dataclass(frozen=True)
@@ -80,26 +110,28 @@ class AlertsStore(OutboxStore, Protocol):
     """The operations the alerts service performs on its data; writes run inside ``transaction()``."""
 
     def transaction(self) -> AbstractContextManager[Any]: ...
-    # facts
-    def mark_event(self, source: str, event_id: str) -> bool: ...
-    def add_purchase(self, row: PurchaseFact) -> None: ...
-    def add_refund(self, row: RefundFact) -> None: ...
-    def add_occurrence(self, row: OccurrenceRow) -> bool: ...
-    def add_expiry(self, row: ExpiryRow) -> bool: ...
-    def put_attributes(self, record_id: str, values: list[FieldValue]) -> None: ...
-    def put_loyalty(self, row: LoyaltyRow) -> bool: ...
+    # facts (each write takes a whole batch: one round trip, not one per message)
+    def seen_events(self, keys: list[tuple[str, str]]) -> set[tuple[str, str]]: ...
+    def add_events(self, keys: list[tuple[str, str]]) -> None: ...
+    def add_purchases(self, rows: list[PurchaseFact]) -> None: ...
+    def add_refunds(self, rows: list[RefundFact]) -> None: ...
+    def add_occurrences(self, rows: list[OccurrenceRow]) -> set[str]: ...
+    def add_expiries(self, rows: list[ExpiryRow]) -> set[str]: ...
+    def put_attributes(self, items: list[tuple[str, list[FieldValue]]]) -> None: ...
+    def put_loyalty(self, rows: list[LoyaltyRow]) -> list[LoyaltyRow]: ...
     def apply_memberships(self, rows: list[Membership]) -> set[str]: ...
     def customer_of(self, record_id: str) -> str: ...
+    def customers_of(self, record_ids: list[str]) -> dict[str, str]: ...
     def merged_away(self, ids: list[str]) -> set[str]: ...
     def records_of(self, customer_id: str) -> list[str]: ...
+    def members(self, customer_ids: list[str]) -> dict[str, str]: ...
     def facts(self, customer_ids: list[str]) -> dict[str, CustomerFacts]: ...
     def purchase_days(self, *, until: date, customer_id: str | None = None) -> dict[str, list[date]]: ...
     # alerts
     def put_alerts(self, alerts: list[Alert]) -> None: ...
     def cover(self, triggers: list[tuple[str, str]]) -> None: ...
-    def covered(self, keys: list[str]) -> set[str]: ...
+    def covered(self, keys: list[str]) -> dict[str, Cover]: ...
     def active_alerts(self, customer_ids: list[str]) -> list[Alert]: ...
-    def last_resolved(self, customer_ids: list[str]) -> dict[tuple[str, str], Alert]: ...
     def alerts_from(self, origin_ids: list[str]) -> list[Alert]: ...
     def alert(self, alert_id: str) -> Alert | None: ...
     def find_alerts(self, query: AlertQuery, *, offset: int, limit: int) -> tuple[list[Alert], int]: ...
@@ -110,10 +142,12 @@ class AlertsStore(OutboxStore, Protocol):
     def customers_after(self, after: str, *, limit: int) -> list[str]: ...
     def due_count(self, *, until_ms: int) -> int: ...
     def acquire_lease(self, name: str, *, owner: str, now_ms: int, ttl_ms: int) -> bool: ...
+    def get_mark(self, name: str) -> str | None: ...
+    def put_mark(self, name: str, value: str) -> None: ...
     # churn model
     def put_model(self, model: ChurnModel, *, fitted_at: str) -> None: ...
     def model(self, as_of: date) -> StoredModel | None: ...
-    def latest_model(self) -> StoredModel | None: ...
+    def latest_model(self, *, until: date) -> StoredModel | None: ...
 
 
 # -- row <-> document helpers both adapters use ---------------------------------------------------
@@ -176,7 +210,7 @@ def assemble(customer_id: str, rows: FactRows) -> CustomerFacts:
     from services.alerts.domain.facts import Expiry, Occurrence, Purchase
     from shared.facts import newest
 
-    occ = {"complaint": [], "survey": [], "upgrade": []}
+    occ: dict[str, list[Occurrence]] = {"complaint": [], "survey": [], "upgrade": [], "expired": []}
     for o in sorted(rows.occurrences, key=lambda o: (o.at_ms, o.key)):
         occ[o.kind].append(Occurrence(o.key, from_ms(o.at_ms), o.store_id, o.value, o.record_id))
     attrs = newest(rows.attributes)
@@ -190,6 +224,7 @@ def assemble(customer_id: str, rows: FactRows) -> CustomerFacts:
                         for d, s, a in sorted(rows.purchases, key=lambda p: (p[0], p[1] or "", p[2]))),
         refund_minor=rows.refunds,
         complaints=tuple(occ["complaint"]), surveys=tuple(occ["survey"]), upgrades=tuple(occ["upgrade"]),
+        expired=tuple(occ["expired"]),
         expiries=tuple(Expiry(e.key, e.points, from_ms(e.expires_ms))
                        for e in sorted(rows.expiries, key=lambda e: e.key)),
         birthday=_date(born.value) if born else None,
@@ -198,6 +233,15 @@ def assemble(customer_id: str, rows: FactRows) -> CustomerFacts:
         balance=loyalty.balance if loyalty else None,
         last_resolved={t: parse_iso(at) for t, at in rows.last_resolved.items()},
     )
+
+
+def newest_loyalty(rows: list[LoyaltyRow], held: dict[str, str]) -> list[LoyaltyRow]:
+    """Per record, the newest of these parts if it is newer than the version held."""
+    best: dict[str, LoyaltyRow] = {}
+    for r in rows:
+        if r.version > held.get(r.record_id, "") and (r.record_id not in best or r.version > best[r.record_id].version):
+            best[r.record_id] = r
+    return list(best.values())
 
 
 def _date(value: object) -> date | None:

@@ -11,6 +11,7 @@ from services.alerts.domain.facts import CustomerFacts
 from services.alerts.domain.workflow import ACTIVE, Alert
 from services.alerts.store import (
     AlertQuery,
+    Cover,
     ExpiryRow,
     FactRows,
     LoyaltyRow,
@@ -21,6 +22,8 @@ from services.alerts.store import (
     assemble,
     model_doc,
     model_of,
+    newest_loyalty,
+    took_us,
 )
 from shared.churn import ChurnModel
 from shared.facts import FieldValue, PurchaseFact, RefundFact
@@ -47,6 +50,9 @@ def _bulk(coll, ops: list, *, mock: bool) -> None:
 def _doc(alert: Alert) -> dict:
     doc = alert_doc(alert)
     doc["_id"] = doc["alert_id"]
+    doc["took_us"] = took_us(alert)  # what the SLA filter compares for a resolved alert
+    if alert.active:
+        doc["open_key"] = f"{alert.customer_id}\0{alert.type}"  # unique: one open alert per customer and type
     return doc
 
 
@@ -74,66 +80,96 @@ class MongoAlertsStore(MongoStore, MongoMembership):
         self.mdb["alerts"].create_index([("status", ASCENDING), ("opened_at", DESCENDING)])
         self.mdb["alerts"].create_index([("store_id", ASCENDING), ("status", ASCENDING), ("opened_at", DESCENDING)])
         self.mdb["due"].create_index([("due_ms", ASCENDING), ("_id", ASCENDING)])
+        # Only active alerts carry open_key: the store itself holds one open alert per customer and type.
+        self.mdb["alerts"].create_index("open_key", unique=True, sparse=True)
 
-    def _insert_new(self, name: str, doc: dict) -> bool:
-        res = self.mdb[name].update_one({"_id": doc["_id"]}, {"$setOnInsert": doc}, upsert=True)
-        return res.upserted_id is not None
+    def _insert_new(self, name: str, docs: list[dict]) -> set:
+        """Insert the documents whose ids are not held yet; returns their ids."""
+        if not docs:
+            return set()
+        coll = self.mdb[name]
+        unique = {d["_id"]: d for d in docs}
+        held = {d["_id"] for d in coll.find({"_id": {"$in": list(unique)}}, {"_id": 1})}
+        fresh = [d for k, d in unique.items() if k not in held]
+        if fresh:
+            coll.insert_many(fresh, ordered=False)
+        return {d["_id"] for d in fresh}
 
     # -- facts --------------------------------------------------------------------------
-    def mark_event(self, source: str, event_id: str) -> bool:
-        """Note a channel event as processed; False when it was before (a duplicate)."""
-        return self._insert_new("seen_events", {"_id": f"{source}\0{event_id}"})
+    def seen_events(self, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Which of these channel events (source, id) were processed before."""
+        if not keys:
+            return set()
+        ids = {f"{s}\0{i}": (s, i) for s, i in keys}
+        return {ids[d["_id"]] for d in self.mdb["seen_events"].find({"_id": {"$in": list(ids)}}, {"_id": 1})}
 
-    def add_purchase(self, row: PurchaseFact) -> None:
-        """A purchase of a record."""
-        self._insert_new("purchases", {"_id": f"{row.source}\0{row.id}", "record_id": row.record_id, "day": row.day,
-                                       "store_id": row.store_id, "amount_minor": row.amount_minor})
+    def add_events(self, keys: list[tuple[str, str]]) -> None:
+        """Note channel events as processed."""
+        self._insert_new("seen_events", [{"_id": f"{s}\0{i}"} for s, i in keys])
 
-    def add_refund(self, row: RefundFact) -> None:
-        """A refund of a record."""
-        self._insert_new("refunds", {"_id": f"{row.source}\0{row.id}", "record_id": row.record_id,
-                                     "amount_minor": row.amount_minor})
+    def add_purchases(self, rows: list[PurchaseFact]) -> None:
+        """Purchases of records."""
+        self._insert_new("purchases", [{"_id": f"{r.source}\0{r.id}", "record_id": r.record_id, "day": r.day,
+                                        "store_id": r.store_id, "amount_minor": r.amount_minor} for r in rows])
 
-    def add_occurrence(self, row: OccurrenceRow) -> bool:
-        """A complaint, survey or upgrade; False when its key is known."""
-        return self._insert_new("occurrences", {"_id": row.key, "kind": row.kind, "record_id": row.record_id,
-                                                "at_ms": row.at_ms, "store_id": row.store_id, "value": row.value})
+    def add_refunds(self, rows: list[RefundFact]) -> None:
+        """Refunds of records."""
+        self._insert_new("refunds", [{"_id": f"{r.source}\0{r.id}", "record_id": r.record_id,
+                                      "amount_minor": r.amount_minor} for r in rows])
 
-    def add_expiry(self, row: ExpiryRow) -> bool:
-        """An expiry announcement; False when its key is known."""
-        return self._insert_new("expiries", {"_id": row.key, "record_id": row.record_id, "points": row.points,
-                                             "expires_ms": row.expires_ms})
+    def add_occurrences(self, rows: list[OccurrenceRow]) -> set[str]:
+        """Complaints, surveys, upgrades, expired points; returns the keys that were new."""
+        return self._insert_new("occurrences", [{"_id": r.key, "kind": r.kind, "record_id": r.record_id,
+                                                 "at_ms": r.at_ms, "store_id": r.store_id, "value": r.value}
+                                                for r in rows])
 
-    def put_attributes(self, record_id: str, values: list[FieldValue]) -> None:
-        """Set fields where the value is newer than the one held."""
+    def add_expiries(self, rows: list[ExpiryRow]) -> set[str]:
+        """Expiry announcements; returns the keys that were new."""
+        return self._insert_new("expiries", [{"_id": r.key, "record_id": r.record_id, "points": r.points,
+                                              "expires_ms": r.expires_ms} for r in rows])
+
+    def put_attributes(self, items: list[tuple[str, list[FieldValue]]]) -> None:
+        """Set fields of records where the value is newer than the one held."""
+        newest: dict[str, tuple[str, FieldValue]] = {}
+        for record, values in items:
+            for v in values:
+                _id = f"{record}\0{v.field}"
+                if _id not in newest or v.order() > newest[_id][1].order():
+                    newest[_id] = (record, v)
+        if not newest:
+            return
         coll = self.mdb["attributes"]
-        ids = [f"{record_id}\0{v.field}" for v in values]
-        held = {d["_id"]: d for d in coll.find({"_id": {"$in": ids}})}
-        ops = []
-        for _id, v in zip(ids, values, strict=True):
-            old = held.get(_id)
-            if old is None or v.order() > (old["time_ms"], old["source"], old["event_id"]):
-                ops.append(ReplaceOne({"_id": _id}, {"record_id": record_id, "field": v.field, "value": v.value,
-                                                     "time_ms": v.time_ms, "source": v.source,
-                                                     "event_id": v.event_id}, upsert=True))
-        if ops:
-            _bulk(coll, ops, mock=self._mock)
+        held = {d["_id"]: (d["time_ms"], d["source"], d["event_id"]) for d in coll.find({"_id": {"$in": list(newest)}})}
+        ops = [ReplaceOne({"_id": _id}, {"record_id": record, "field": v.field, "value": v.value, "time_ms": v.time_ms,
+                                         "source": v.source, "event_id": v.event_id}, upsert=True)
+               for _id, (record, v) in newest.items() if _id not in held or v.order() > held[_id]]
+        _bulk(coll, ops, mock=self._mock)
 
-    def put_loyalty(self, row: LoyaltyRow) -> bool:
-        """Loyalty's part of a record, kept if newer; False when an equal or newer one is held."""
+    def put_loyalty(self, rows: list[LoyaltyRow]) -> list[LoyaltyRow]:
+        """Loyalty's parts of records, each kept if newer than the one held; returns those kept."""
+        if not rows:
+            return []
         coll = self.mdb["loyalty"]
-        held = coll.find_one({"_id": row.record_id})
-        if held is not None and held["version"] >= row.version:
-            return False
-        coll.replace_one({"_id": row.record_id}, {"tier": row.tier, "balance": row.balance, "version": row.version},
-                         upsert=True)
-        return True
+        held = {d["_id"]: d["version"] for d in coll.find({"_id": {"$in": list({r.record_id for r in rows})}},
+                                                          {"version": 1})}
+        kept = newest_loyalty(rows, held)
+        _bulk(coll, [ReplaceOne({"_id": r.record_id}, {"tier": r.tier, "balance": r.balance, "version": r.version},
+                                upsert=True) for r in kept], mock=self._mock)
+        return kept
+
+    def customers_of(self, record_ids: list[str]) -> dict[str, str]:
+        """The customer each record belongs to now (itself if never seen)."""
+        out = {r: r for r in record_ids}
+        if record_ids:
+            out.update((d["_id"], d["customer_id"]) for d in self.mdb["memberships"].find({"_id": {"$in": record_ids}}))
+        return out
 
     def merged_away(self, ids: list[str]) -> set[str]:
         """Which of these ids are records now part of another customer."""
         return {d["_id"] for d in self.mdb["memberships"].find({"_id": {"$in": ids}}) if d["customer_id"] != d["_id"]}
 
-    def _records(self, customer_ids: list[str]) -> dict[str, str]:
+    def members(self, customer_ids: list[str]) -> dict[str, str]:
+        """Every record of these customers now, and the customer it belongs to (each customer's own included)."""
         out = {c: c for c in customer_ids}
         for d in self.mdb["memberships"].find({"customer_id": {"$in": customer_ids}}):
             out.setdefault(d["_id"], d["customer_id"])
@@ -141,7 +177,7 @@ class MongoAlertsStore(MongoStore, MongoMembership):
 
     def facts(self, customer_ids: list[str]) -> dict[str, CustomerFacts]:
         """Each customer's facts, over every record that makes it up now (bulk reads)."""
-        owner = self._records(customer_ids)
+        owner = self.members(customer_ids)
         rows = {c: FactRows([], [], 0, [], [], [], []) for c in customer_ids}
         q = {"record_id": {"$in": list(owner)}}
         for d in self.mdb["purchases"].find(q):
@@ -159,11 +195,11 @@ class MongoAlertsStore(MongoStore, MongoMembership):
                 FieldValue(d["field"], d["value"], d["time_ms"], d["source"], d["event_id"]))
         for d in self.mdb["loyalty"].find({"_id": {"$in": list(owner)}}):
             rows[owner[d["_id"]]].loyalty.append(LoyaltyRow(d["_id"], d["tier"], d["balance"], d["version"]))
-        for d in self.mdb["alerts"].find({"customer_id": {"$in": customer_ids}, "status": "resolved",
-                                          "resolution": {"$ne": "merged"}}, {"customer_id": 1, "type": 1,
-                                                                            "resolved_at": 1}):
-            held = rows[d["customer_id"]].last_resolved
-            held[d["type"]] = max(held.get(d["type"], ""), d["resolved_at"])
+        # The latest resolution per customer and type, aggregated by the server (a customer's history grows).
+        match = {"customer_id": {"$in": customer_ids}, "status": "resolved", "resolution": {"$ne": "merged"}}
+        group = {"_id": {"c": "$customer_id", "t": "$type"}, "at": {"$max": "$resolved_at"}}
+        for d in self.mdb["alerts"].aggregate([{"$match": match}, {"$group": group}]):
+            rows[d["_id"]["c"]].last_resolved[d["_id"]["t"]] = d["at"]
         return {c: assemble(c, r) for c, r in rows.items()}
 
     def purchase_days(self, *, until: date, customer_id: str | None = None) -> dict[str, list[date]]:
@@ -188,28 +224,26 @@ class MongoAlertsStore(MongoStore, MongoMembership):
                   mock=self._mock)
 
     def cover(self, triggers: list[tuple[str, str]]) -> None:
-        """Mark triggers as answered by an alert."""
+        """Mark triggers as answered by an alert (taking them over from the one that answered them before)."""
         if triggers:
             _bulk(self.mdb["alert_triggers"],
-                  [UpdateOne({"_id": k}, {"$setOnInsert": {"alert_id": a}}, upsert=True) for k, a in triggers],
+                  [UpdateOne({"_id": k}, {"$set": {"alert_id": a}}, upsert=True) for k, a in triggers],
                   mock=self._mock)
 
-    def covered(self, keys: list[str]) -> set[str]:
-        """Which of these triggers an alert answered already."""
+    def covered(self, keys: list[str]) -> dict[str, Cover]:
+        """Which of these triggers an alert answered already, and which alert."""
         if not keys:
-            return set()
-        return {d["_id"] for d in self.mdb["alert_triggers"].find({"_id": {"$in": keys}}, {"_id": 1})}
+            return {}
+        by_key = {d["_id"]: d["alert_id"] for d in self.mdb["alert_triggers"].find({"_id": {"$in": keys}})}
+        held = {d["_id"]: d for d in self.mdb["alerts"].find({"_id": {"$in": list(set(by_key.values()))}},
+                                                              {"customer_id": 1, "status": 1})}
+        return {k: Cover(a, held[a]["customer_id"], held[a]["status"] in ACTIVE) for k, a in by_key.items()
+                if a in held}
 
     def active_alerts(self, customer_ids: list[str]) -> list[Alert]:
         """Open and acknowledged alerts of these customers."""
         cur = self.mdb["alerts"].find({"customer_id": {"$in": customer_ids}, "status": {"$in": list(ACTIVE)}})
         return [_alert(d) for d in cur]
-
-    def last_resolved(self, customer_ids: list[str]) -> dict[tuple[str, str], Alert]:
-        """The latest resolved alert per customer and type (merge folds excluded)."""
-        cur = self.mdb["alerts"].find({"customer_id": {"$in": customer_ids}, "status": "resolved",
-                                       "resolution": {"$ne": "merged"}}).sort("resolved_at", ASCENDING)
-        return {(d["customer_id"], d["type"]): _alert(d) for d in cur}
 
     def alerts_from(self, origin_ids: list[str]) -> list[Alert]:
         """Active or merge-folded alerts raised for these customers."""
@@ -224,8 +258,15 @@ class MongoAlertsStore(MongoStore, MongoMembership):
 
     def find_alerts(self, query: AlertQuery, *, offset: int, limit: int) -> tuple[list[Alert], int]:
         """Alerts matching the filters, newest opened first, and how many match."""
-        q = {k: v for k in ("status", "type", "severity", "store_id", "customer_id", "manager")
-             if (v := getattr(query, k)) is not None}
+        q: dict = {k: v for k in ("status", "type", "severity", "store_id", "manager")
+                   if (v := getattr(query, k)) is not None}
+        if query.customer_ids is not None:
+            q["customer_id"] = {"$in": list(query.customer_ids)}
+        if query.sla is not None:
+            late = [c for s, before in query.sla.opened_before.items()
+                    for c in ({"severity": s, "status": {"$in": list(ACTIVE)}, "opened_at": {"$lt": before}},
+                              {"severity": s, "status": "resolved", "took_us": {"$gt": query.sla.limit_us[s]}})]
+            q["$or" if query.sla.breached else "$nor"] = late
         coll = self.mdb["alerts"]
         cur = coll.find(q).sort([("opened_at", DESCENDING), ("_id", ASCENDING)]).skip(offset).limit(limit)
         return [_alert(d) for d in cur], coll.count_documents(q)
@@ -272,6 +313,15 @@ class MongoAlertsStore(MongoStore, MongoMembership):
             return False
         return res.matched_count == 1 or res.upserted_id is not None
 
+    def get_mark(self, name: str) -> str | None:
+        """A small piece of the scheduler's state (the rules last scanned with, a full scan's cursor)."""
+        d = self.mdb["marks"].find_one({"_id": name})
+        return d["value"] if d else None
+
+    def put_mark(self, name: str, value: str) -> None:
+        """Set a piece of the scheduler's state."""
+        self.mdb["marks"].replace_one({"_id": name}, {"value": value}, upsert=True)
+
     # -- churn model --------------------------------------------------------------------
     def put_model(self, model: ChurnModel, *, fitted_at: str) -> None:
         """Keep a fitted model for its as-of date."""
@@ -283,7 +333,7 @@ class MongoAlertsStore(MongoStore, MongoMembership):
         d = self.mdb["models"].find_one({"_id": as_of.isoformat()})
         return StoredModel(model_of(d), d["fitted_at"]) if d else None
 
-    def latest_model(self) -> StoredModel | None:
-        """The model with the latest as-of date."""
-        docs = list(self.mdb["models"].find().sort("_id", DESCENDING).limit(1))
+    def latest_model(self, *, until: date) -> StoredModel | None:
+        """The model with the latest as-of date up to ``until``."""
+        docs = list(self.mdb["models"].find({"_id": {"$lte": until.isoformat()}}).sort("_id", DESCENDING).limit(1))
         return StoredModel(model_of(docs[0]), docs[0]["fitted_at"]) if docs else None

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections import defaultdict
 from datetime import date
 
 from services.alerts.domain.facts import CustomerFacts
-from services.alerts.domain.workflow import Alert
+from services.alerts.domain.workflow import ACTIVE, Alert
+from services.alerts.schema_sqlite import ADDED_COLUMNS, ALERT_COLUMNS, SCHEMA
 from services.alerts.store import (
     AlertQuery,
+    Cover,
     ExpiryRow,
     FactRows,
     LoyaltyRow,
@@ -20,84 +23,30 @@ from services.alerts.store import (
     assemble,
     model_doc,
     model_of,
+    newest_loyalty,
 )
 from shared.churn import ChurnModel
 from shared.facts import FieldValue, PurchaseFact, RefundFact
-from shared.membership import MEMBERSHIP_SQL, SqliteMembership
+from shared.membership import SqliteMembership
 from shared.outbox import SqliteStore
-from shared.storage import OUTBOX_SQL
 
-_ALERT_COLUMNS = (
-    "alert_id", "customer_id", "type", "severity", "status", "store_id", "manager", "action", "opened_at",
-    "updated_at", "last_trigger_at", "origin_id", "repeats", "detail", "acknowledged_by", "acknowledged_at",
-    "resolved_by", "resolved_at", "resolution", "note", "merged_into", "folded", "prev_status",
-)
-
-SCHEMA = (
-    """
-CREATE TABLE IF NOT EXISTS seen_events (source TEXT NOT NULL, id TEXT NOT NULL, PRIMARY KEY (source, id))
-  WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS purchases (
-  source TEXT NOT NULL, id TEXT NOT NULL, record_id TEXT NOT NULL, day TEXT NOT NULL, store_id TEXT,
-  amount_minor INTEGER NOT NULL, PRIMARY KEY (source, id)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS purchases_record ON purchases(record_id, day);
-CREATE TABLE IF NOT EXISTS refunds (
-  source TEXT NOT NULL, id TEXT NOT NULL, record_id TEXT NOT NULL, amount_minor INTEGER NOT NULL,
-  PRIMARY KEY (source, id)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS refunds_record ON refunds(record_id);
-CREATE TABLE IF NOT EXISTS occurrences (
-  key TEXT PRIMARY KEY, kind TEXT NOT NULL, record_id TEXT NOT NULL, at_ms INTEGER NOT NULL, store_id TEXT,
-  value TEXT
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS occurrences_record ON occurrences(record_id);
-CREATE TABLE IF NOT EXISTS expiries (
-  key TEXT PRIMARY KEY, record_id TEXT NOT NULL, points INTEGER NOT NULL, expires_ms INTEGER NOT NULL
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS expiries_record ON expiries(record_id);
-CREATE TABLE IF NOT EXISTS attributes (
-  record_id TEXT NOT NULL, field TEXT NOT NULL, value TEXT NOT NULL, time_ms INTEGER NOT NULL,
-  source TEXT NOT NULL, event_id TEXT NOT NULL, PRIMARY KEY (record_id, field)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS loyalty (
-  record_id TEXT PRIMARY KEY, tier TEXT, balance INTEGER, version TEXT NOT NULL
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS alerts (
-  alert_id TEXT PRIMARY KEY, customer_id TEXT NOT NULL, type TEXT NOT NULL, severity TEXT NOT NULL,
-  status TEXT NOT NULL, store_id TEXT, manager TEXT, action TEXT NOT NULL, opened_at TEXT NOT NULL,
-  updated_at TEXT NOT NULL, last_trigger_at TEXT NOT NULL, origin_id TEXT NOT NULL, repeats INTEGER NOT NULL,
-  detail TEXT NOT NULL, acknowledged_by TEXT, acknowledged_at TEXT, resolved_by TEXT, resolved_at TEXT,
-  resolution TEXT, note TEXT, merged_into TEXT, folded INTEGER NOT NULL, prev_status TEXT
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS alerts_customer ON alerts(customer_id, status, type);
-CREATE INDEX IF NOT EXISTS alerts_origin ON alerts(origin_id);
-CREATE INDEX IF NOT EXISTS alerts_status ON alerts(status, opened_at);
-CREATE INDEX IF NOT EXISTS alerts_store ON alerts(store_id, status, opened_at);
-CREATE TABLE IF NOT EXISTS alert_triggers (key TEXT PRIMARY KEY, alert_id TEXT NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS view_versions (customer_id TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS due (customer_id TEXT PRIMARY KEY, due_ms INTEGER) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS due_next ON due(due_ms, customer_id);
-CREATE TABLE IF NOT EXISTS models (as_of TEXT PRIMARY KEY, doc TEXT NOT NULL, fitted_at TEXT NOT NULL)
-  WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS leases (name TEXT PRIMARY KEY, owner TEXT NOT NULL, until_ms INTEGER NOT NULL)
-  WITHOUT ROWID;
-"""
-    + MEMBERSHIP_SQL
-    + OUTBOX_SQL
-)
-
+_UPSERT_ALERT = (f"INSERT INTO alerts({','.join(ALERT_COLUMNS)}) VALUES ({','.join('?' * len(ALERT_COLUMNS))})"
+                 " ON CONFLICT(alert_id) DO UPDATE SET "
+                 + ", ".join(f"{c} = excluded.{c}" for c in ALERT_COLUMNS[1:]))
 # SQLite's default limit on bound variables is 32,766; stay far below it.
 _CHUNK = 900
+# Microseconds from opening to resolution, exactly (times are fixed-width UTC text, the fraction at 21-26).
+_TOOK_US = ("((strftime('%s', resolved_at) - strftime('%s', opened_at)) * 1000000"
+            " + CAST(substr(resolved_at, 21, 6) AS INTEGER) - CAST(substr(opened_at, 21, 6) AS INTEGER))")
 
 
 def _in(ids: list) -> str:
     return ",".join("?" * len(ids))
 
 
-def _chunks(ids: list[str]):
-    for i in range(0, len(ids), _CHUNK):
-        yield ids[i:i + _CHUNK]
+def _chunks(ids: list, size: int = _CHUNK):
+    for i in range(0, len(ids), size):
+        yield ids[i:i + size]
 
 
 class SqliteAlertsStore(SqliteStore, SqliteMembership):
@@ -105,52 +54,92 @@ class SqliteAlertsStore(SqliteStore, SqliteMembership):
 
     schema = SCHEMA
 
+    def __init__(self, path) -> None:
+        super().__init__(path)
+        c = self.db.conn()
+        for table, column, kind in ADDED_COLUMNS:
+            if column not in {r[1] for r in c.execute(f"PRAGMA table_info({table})")}:
+                try:
+                    c.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+                except sqlite3.OperationalError as exc:  # another worker added it first
+                    if "duplicate column" not in str(exc):
+                        raise
+
     # -- facts --------------------------------------------------------------------------
-    def mark_event(self, source: str, event_id: str) -> bool:
-        """Note a channel event as processed; False when it was before (a duplicate)."""
-        cur = self.db.conn().execute("INSERT OR IGNORE INTO seen_events VALUES (?, ?)", (source, event_id))
-        return cur.rowcount == 1
+    def seen_events(self, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Which of these channel events (source, id) were processed before."""
+        out: set[tuple[str, str]] = set()
+        for part in _chunks(keys, _CHUNK // 2):
+            out |= set(self.db.conn().execute(
+                f"SELECT source, id FROM seen_events WHERE (source, id) IN (VALUES {','.join(['(?,?)'] * len(part))})",
+                [x for k in part for x in k]))
+        return out
 
-    def add_purchase(self, row: PurchaseFact) -> None:
-        """A purchase of a record."""
-        self.db.conn().execute("INSERT OR IGNORE INTO purchases VALUES (?,?,?,?,?,?)",
-                               (row.source, row.id, row.record_id, row.day, row.store_id, row.amount_minor))
+    def add_events(self, keys: list[tuple[str, str]]) -> None:
+        """Note channel events as processed."""
+        self.db.conn().executemany("INSERT OR IGNORE INTO seen_events VALUES (?, ?)", keys)
 
-    def add_refund(self, row: RefundFact) -> None:
-        """A refund of a record."""
-        self.db.conn().execute("INSERT OR IGNORE INTO refunds VALUES (?,?,?,?)",
-                               (row.source, row.id, row.record_id, row.amount_minor))
+    def add_purchases(self, rows: list[PurchaseFact]) -> None:
+        """Purchases of records."""
+        self.db.conn().executemany("INSERT OR IGNORE INTO purchases VALUES (?,?,?,?,?,?)",
+                                   [(r.source, r.id, r.record_id, r.day, r.store_id, r.amount_minor) for r in rows])
 
-    def add_occurrence(self, row: OccurrenceRow) -> bool:
-        """A complaint, survey or upgrade; False when its key is known."""
-        value = None if row.value is None else json.dumps(row.value)
-        cur = self.db.conn().execute("INSERT OR IGNORE INTO occurrences VALUES (?,?,?,?,?,?)",
-                                     (row.key, row.kind, row.record_id, row.at_ms, row.store_id, value))
-        return cur.rowcount == 1
+    def add_refunds(self, rows: list[RefundFact]) -> None:
+        """Refunds of records."""
+        self.db.conn().executemany("INSERT OR IGNORE INTO refunds VALUES (?,?,?,?)",
+                                   [(r.source, r.id, r.record_id, r.amount_minor) for r in rows])
 
-    def add_expiry(self, row: ExpiryRow) -> bool:
-        """An expiry announcement; False when its key is known."""
-        cur = self.db.conn().execute("INSERT OR IGNORE INTO expiries VALUES (?,?,?,?)",
-                                     (row.key, row.record_id, row.points, row.expires_ms))
-        return cur.rowcount == 1
+    def _new_keys(self, table: str, keys: list[str]) -> set[str]:
+        held: set[str] = set()
+        for part in _chunks(keys):
+            held |= {r[0] for r in self.db.conn().execute(f"SELECT key FROM {table} WHERE key IN ({_in(part)})", part)}
+        return set(keys) - held
 
-    def put_attributes(self, record_id: str, values: list[FieldValue]) -> None:
-        """Set fields where the value is newer than the one held."""
+    def add_occurrences(self, rows: list[OccurrenceRow]) -> set[str]:
+        """Complaints, surveys, upgrades, expired points; returns the keys that were new."""
+        new = self._new_keys("occurrences", [r.key for r in rows])
+        self.db.conn().executemany("INSERT OR IGNORE INTO occurrences VALUES (?,?,?,?,?,?)", [
+            (r.key, r.kind, r.record_id, r.at_ms, r.store_id, None if r.value is None else json.dumps(r.value))
+            for r in rows if r.key in new])
+        return new
+
+    def add_expiries(self, rows: list[ExpiryRow]) -> set[str]:
+        """Expiry announcements; returns the keys that were new."""
+        new = self._new_keys("expiries", [r.key for r in rows])
+        self.db.conn().executemany("INSERT OR IGNORE INTO expiries VALUES (?,?,?,?)",
+                                   [(r.key, r.record_id, r.points, r.expires_ms) for r in rows if r.key in new])
+        return new
+
+    def put_attributes(self, items: list[tuple[str, list[FieldValue]]]) -> None:
+        """Set fields of records where the value is newer than the one held."""
         self.db.conn().executemany(
             "INSERT INTO attributes VALUES (?,?,?,?,?,?) ON CONFLICT(record_id, field) DO UPDATE SET"
             " value = excluded.value, time_ms = excluded.time_ms, source = excluded.source,"
             " event_id = excluded.event_id WHERE (excluded.time_ms, excluded.source, excluded.event_id)"
             " > (attributes.time_ms, attributes.source, attributes.event_id)",
-            [(record_id, v.field, json.dumps(v.value), v.time_ms, v.source, v.event_id) for v in values],
+            [(record, v.field, json.dumps(v.value), v.time_ms, v.source, v.event_id)
+             for record, values in items for v in values],
         )
 
-    def put_loyalty(self, row: LoyaltyRow) -> bool:
-        """Loyalty's part of a record, kept if newer; False when an equal or newer one is held."""
-        cur = self.db.conn().execute(
-            "INSERT INTO loyalty VALUES (?,?,?,?) ON CONFLICT(record_id) DO UPDATE SET tier = excluded.tier,"
-            " balance = excluded.balance, version = excluded.version WHERE excluded.version > loyalty.version",
-            (row.record_id, row.tier, row.balance, row.version))
-        return cur.rowcount == 1
+    def put_loyalty(self, rows: list[LoyaltyRow]) -> list[LoyaltyRow]:
+        """Loyalty's parts of records, each kept if newer than the one held; returns those kept."""
+        ids = sorted({r.record_id for r in rows})
+        held: dict[str, str] = {}
+        for part in _chunks(ids):
+            held.update(self.db.conn().execute(
+                f"SELECT record_id, version FROM loyalty WHERE record_id IN ({_in(part)})", part))
+        kept = newest_loyalty(rows, held)
+        self.db.conn().executemany("INSERT OR REPLACE INTO loyalty VALUES (?,?,?,?)",
+                                   [(r.record_id, r.tier, r.balance, r.version) for r in kept])
+        return kept
+
+    def customers_of(self, record_ids: list[str]) -> dict[str, str]:
+        """The customer each record belongs to now (itself if never seen)."""
+        out = {r: r for r in record_ids}
+        for part in _chunks(record_ids):
+            out.update(self.db.conn().execute(
+                f"SELECT record_id, customer_id FROM memberships WHERE record_id IN ({_in(part)})", part))
+        return out
 
     def merged_away(self, ids: list[str]) -> set[str]:
         """Which of these ids are records now part of another customer."""
@@ -161,7 +150,8 @@ class SqliteAlertsStore(SqliteStore, SqliteMembership):
                 part)}
         return out
 
-    def _records(self, customer_ids: list[str]) -> dict[str, str]:
+    def members(self, customer_ids: list[str]) -> dict[str, str]:
+        """Every record of these customers now, and the customer it belongs to (each customer's own included)."""
         out = {c: c for c in customer_ids}
         for part in _chunks(customer_ids):
             rows = self.db.conn().execute(
@@ -171,7 +161,7 @@ class SqliteAlertsStore(SqliteStore, SqliteMembership):
 
     def facts(self, customer_ids: list[str]) -> dict[str, CustomerFacts]:
         """Each customer's facts, over every record that makes it up now (bulk reads)."""
-        owner = self._records(customer_ids)
+        owner = self.members(customer_ids)
         rows = {c: FactRows([], [], 0, [], [], [], []) for c in customer_ids}
         c = self.db.conn()
         for part in _chunks(list(owner)):
@@ -221,27 +211,30 @@ class SqliteAlertsStore(SqliteStore, SqliteMembership):
         for a in alerts:
             doc = alert_doc(a)
             doc["detail"] = json.dumps(doc["detail"], sort_keys=True)
-            rows.append(tuple(doc[k] for k in _ALERT_COLUMNS))
-        self.db.conn().executemany(
-            f"INSERT OR REPLACE INTO alerts({','.join(_ALERT_COLUMNS)}) VALUES ({_in(list(_ALERT_COLUMNS))})", rows)
+            rows.append(tuple(doc[k] for k in ALERT_COLUMNS))
+        # An upsert, not INSERT OR REPLACE: that would delete another active alert of the customer and type
+        # to make room, where a second one must fail the unit of work instead.
+        self.db.conn().executemany(_UPSERT_ALERT, rows)
 
     def cover(self, triggers: list[tuple[str, str]]) -> None:
-        """Mark triggers as answered by an alert."""
-        self.db.conn().executemany("INSERT OR IGNORE INTO alert_triggers VALUES (?, ?)", triggers)
+        """Mark triggers as answered by an alert (taking them over from the one that answered them before)."""
+        self.db.conn().executemany("INSERT OR REPLACE INTO alert_triggers VALUES (?, ?)", triggers)
 
-    def covered(self, keys: list[str]) -> set[str]:
-        """Which of these triggers an alert answered already."""
-        out: set[str] = set()
+    def covered(self, keys: list[str]) -> dict[str, Cover]:
+        """Which of these triggers an alert answered already, and which alert."""
+        out: dict[str, Cover] = {}
         for part in _chunks(keys):
-            out |= {r[0] for r in self.db.conn().execute(
-                f"SELECT key FROM alert_triggers WHERE key IN ({_in(part)})", part)}
+            for key, alert_id, customer_id, status in self.db.conn().execute(
+                    "SELECT t.key, t.alert_id, a.customer_id, a.status FROM alert_triggers t"
+                    f" JOIN alerts a ON a.alert_id = t.alert_id WHERE t.key IN ({_in(part)})", part):
+                out[key] = Cover(alert_id, customer_id, status in ACTIVE)
         return out
 
     def _alerts(self, where: str, args: list, tail: str = "") -> list[Alert]:
-        rows = self.db.conn().execute(f"SELECT {','.join(_ALERT_COLUMNS)} FROM alerts {where} {tail}", args)
+        rows = self.db.conn().execute(f"SELECT {','.join(ALERT_COLUMNS)} FROM alerts {where} {tail}", args)
         out = []
         for r in rows:
-            doc = dict(zip(_ALERT_COLUMNS, r, strict=True))
+            doc = dict(zip(ALERT_COLUMNS, r, strict=True))
             doc["detail"] = json.loads(doc["detail"])
             out.append(alert_of(doc))
         return out
@@ -251,15 +244,6 @@ class SqliteAlertsStore(SqliteStore, SqliteMembership):
         out: list[Alert] = []
         for part in _chunks(customer_ids):
             out += self._alerts(f"WHERE customer_id IN ({_in(part)}) AND status IN ('open', 'acknowledged')", part)
-        return out
-
-    def last_resolved(self, customer_ids: list[str]) -> dict[tuple[str, str], Alert]:
-        """The latest resolved alert per customer and type (merge folds excluded)."""
-        out: dict[tuple[str, str], Alert] = {}
-        for part in _chunks(customer_ids):
-            for a in self._alerts(f"WHERE customer_id IN ({_in(part)}) AND status = 'resolved'"
-                                  " AND resolution != 'merged'", part, "ORDER BY resolved_at"):
-                out[(a.customer_id, a.type)] = a
         return out
 
     def alerts_from(self, origin_ids: list[str]) -> list[Alert]:
@@ -278,11 +262,22 @@ class SqliteAlertsStore(SqliteStore, SqliteMembership):
     def find_alerts(self, query: AlertQuery, *, offset: int, limit: int) -> tuple[list[Alert], int]:
         """Alerts matching the filters, newest opened first, and how many match."""
         conds, args = [], []
-        for name in ("status", "type", "severity", "store_id", "customer_id", "manager"):
+        for name in ("status", "type", "severity", "store_id", "manager"):
             value = getattr(query, name)
             if value is not None:
                 conds.append(f"{name} = ?")
                 args.append(value)
+        if query.customer_ids is not None:
+            ids = list(query.customer_ids)
+            conds.append(f"customer_id IN ({_in(ids)})")
+            args += ids
+        if query.sla is not None:
+            late = []
+            for severity, before in query.sla.opened_before.items():
+                late.append(f"(severity = ? AND ((status != 'resolved' AND opened_at < ?)"
+                            f" OR (status = 'resolved' AND {_TOOK_US} > ?)))")
+                args += [severity, before, query.sla.limit_us[severity]]
+            conds.append(f"{'' if query.sla.breached else 'NOT '}({' OR '.join(late)})")
         where = f"WHERE {' AND '.join(conds)}" if conds else ""
         total = self.db.conn().execute(f"SELECT COUNT(*) FROM alerts {where}", args).fetchone()[0]
         items = self._alerts(where, [*args, limit, offset], "ORDER BY opened_at DESC, alert_id LIMIT ? OFFSET ?")
@@ -328,6 +323,15 @@ class SqliteAlertsStore(SqliteStore, SqliteMembership):
                 (name, owner, now_ms + ttl_ms, now_ms))
             return cur.rowcount == 1
 
+    def get_mark(self, name: str) -> str | None:
+        """A small piece of the scheduler's state (the rules last scanned with, a full scan's cursor)."""
+        row = self.db.conn().execute("SELECT value FROM marks WHERE name = ?", (name,)).fetchone()
+        return row[0] if row else None
+
+    def put_mark(self, name: str, value: str) -> None:
+        """Set a piece of the scheduler's state."""
+        self.db.conn().execute("INSERT OR REPLACE INTO marks VALUES (?, ?)", (name, value))
+
     # -- churn model --------------------------------------------------------------------
     def put_model(self, model: ChurnModel, *, fitted_at: str) -> None:
         """Keep a fitted model for its as-of date."""
@@ -340,7 +344,8 @@ class SqliteAlertsStore(SqliteStore, SqliteMembership):
                                      (as_of.isoformat(),)).fetchone()
         return StoredModel(model_of(json.loads(row[0])), row[1]) if row else None
 
-    def latest_model(self) -> StoredModel | None:
-        """The model with the latest as-of date."""
-        row = self.db.conn().execute("SELECT doc, fitted_at FROM models ORDER BY as_of DESC LIMIT 1").fetchone()
+    def latest_model(self, *, until: date) -> StoredModel | None:
+        """The model with the latest as-of date up to ``until``."""
+        row = self.db.conn().execute("SELECT doc, fitted_at FROM models WHERE as_of <= ? ORDER BY as_of DESC LIMIT 1",
+                                     (until.isoformat(),)).fetchone()
         return StoredModel(model_of(json.loads(row[0])), row[1]) if row else None

@@ -5,23 +5,26 @@ from __future__ import annotations
 from datetime import datetime
 
 from services.alerts.domain.model import Standing
-from services.alerts.domain.rules import Rule
+from services.alerts.domain.rules import DEFAULT_PARAMS, Rule
 from services.alerts.domain.workflow import Alert, sla
 from services.alerts.schemas import AlertRead, ChurnModelRead, RuleRead, StandingRead
 from shared.churn import ChurnModel
+from shared.privacy import redact_digits
 
 
-def alert_read(alert: Alert, *, hours: dict[str, float], now: datetime) -> AlertRead:
-    """An alert as the API shows it."""
+def alert_read(alert: Alert, *, hours: dict[str, float], now: datetime, reveal: bool) -> AlertRead:
+    """An alert as the API shows it; staff notes with a phone number in them show it to admins only."""
     s = sla(alert, hours=hours, now=now)
     fields = {k: getattr(alert, k) for k in AlertRead.model_fields if hasattr(alert, k)}
+    if not reveal:
+        for k in ("note", "acknowledged_note"):
+            if fields.get(k):
+                fields[k] = redact_digits(fields[k])
     return AlertRead(**fields, age_s=s.age_s, sla_due_at=s.due_at, sla_breached=s.breached)
 
 
 def rule_read(rule: Rule) -> RuleRead:
     """A rule with its parameters as in force (defaults filled in)."""
-    from services.alerts.domain.rules import DEFAULT_PARAMS
-
     return RuleRead(**rule.model_dump(exclude={"params"}), kind="event" if rule.is_event else "condition",
                     params={**DEFAULT_PARAMS[rule.type], **rule.params})
 

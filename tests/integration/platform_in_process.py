@@ -138,10 +138,17 @@ def _timers() -> dict[str, Callable[[InProcess], Any]]:
     from services.campaigns.handlers import launch as campaigns_launch
     from services.loyalty import handlers as loyalty_handlers
 
+    def alerts_tick(s: InProcess) -> None:
+        # The scheduler's tick, unit by unit as alerts' agents run it (each unit relays its own outbox).
+        while True:
+            unit = s.run_timer(lambda: alerts_scan.scan_unit(s.deps, owner="in-process"))
+            if unit.skipped or not unit.more:
+                return
+
     return {
-        "loyalty": lambda s: loyalty_handlers.run_due(s.deps),
-        "alerts": lambda s: alerts_scan.scheduled_scan(s.deps, owner="in-process", relay=s.service.runner.relay),
-        "campaigns": lambda s: campaigns_launch.run_due(deps=s.deps),
+        "loyalty": lambda s: s.run_timer(lambda: loyalty_handlers.run_due(s.deps)),
+        "alerts": alerts_tick,
+        "campaigns": lambda s: s.run_timer(lambda: campaigns_launch.run_due(deps=s.deps)),
     }
 
 
@@ -217,7 +224,7 @@ class Platform:
         """Run the scheduled work of these services (all that have timers when none are named), then settle."""
         timers = _timers()
         for name in names or [n for n in self.services if n in timers]:
-            self.services[name].run_timer(lambda name=name: timers[name](self.services[name]))
+            timers[name](self.services[name])
         self.settle()
 
     def replay(self) -> None:

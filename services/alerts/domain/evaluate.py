@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
+from functools import cached_property
 from zoneinfo import ZoneInfo
 
 from services.alerts.domain.facts import CustomerFacts, Occurrence
@@ -25,7 +26,7 @@ class Trigger:
 
     key: str
     at: datetime
-    record_id: str | None = field(default=None, compare=False)  # an occurrence's record (None: the customer)
+    record: str | None = None  # the record an occurrence happened to (None for a condition)
 
 
 @dataclass(frozen=True)
@@ -39,11 +40,20 @@ class Desired:
 
 
 @dataclass(frozen=True)
+class Cleared:
+    """Why a condition no longer holds, when the facts say more than that (points expired unredeemed)."""
+
+    note: str
+    detail: dict
+
+
+@dataclass(frozen=True)
 class Evaluation:
     """What a customer's facts call for now, and when to look again."""
 
     desired: dict[str, Desired]
     next_check: datetime | None
+    cleared: dict[str, Cleared] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -55,6 +65,26 @@ class _Ctx:
 
     def midnight(self, d: date) -> datetime:
         return datetime.combine(d, time(), self.zone)
+
+    # The visit windows, read by both churn lights: worked out once per evaluation.
+    @cached_property
+    def days(self) -> list[date]:
+        return self.facts.visit_days(self.day)
+
+    @cached_property
+    def visits(self) -> Visits:
+        return visits(self.days, self.day)
+
+    @cached_property
+    def window_changes(self) -> list[datetime]:
+        # A visit leaves the last-30 window 30 days later and the prior-90 window 120 days later: the next
+        # change is the first visit still inside each window, moved on by the window's length.
+        out = []
+        for n in (30, 120):
+            i = bisect_right(self.days, self.day - timedelta(days=n))
+            if i < len(self.days):
+                out.append(self.midnight(self.days[i] + timedelta(days=n)))
+        return out
 
     def since_resolved(self, rule: Rule) -> str:
         """The episode of a persisting condition: everything since its last resolution is one episode."""
@@ -69,7 +99,9 @@ class _Ctx:
 Result = tuple[Desired | None, list[datetime]]
 
 
-def _occurrences(rule: Rule, ctx: _Ctx, items: Iterable[Occurrence]) -> Result:
+def _occurrences(rule: Rule, ctx: _Ctx, items: tuple[Occurrence, ...] | list[Occurrence]) -> Result:
+    if not items:
+        return None, []
     since = ctx.as_of - timedelta(days=rule.window_days)
     current = sorted((o for o in items if since <= o.at <= ctx.as_of), key=lambda o: (o.at, o.key))
     later = [o.at for o in items if o.at > ctx.as_of]  # clock skew: look again when it is due
@@ -121,19 +153,8 @@ def visits(days: list[date], day: date) -> Visits:
     return Visits(bisect_right(days, day) - recent, recent - bisect_left(days, day - timedelta(days=119)))
 
 
-def _window_changes(days: list[date], day: date, ctx: _Ctx) -> list[datetime]:
-    # A visit leaves the last-30 window 30 days later and the prior-90 window 120 days later: the next
-    # change is the first visit still inside each window, moved on by the window's length.
-    out = []
-    for n in (30, 120):
-        i = bisect_right(days, day - timedelta(days=n))
-        if i < len(days):
-            out.append(ctx.midnight(days[i] + timedelta(days=n)))
-    return out
-
-
-def _red(rule: Rule, ctx: _Ctx, days: list[date]) -> Desired | None:
-    v = visits(days, ctx.day)
+def _red(rule: Rule, ctx: _Ctx) -> Desired | None:
+    days, v = ctx.days, ctx.visits
     quiet_days = int(rule.param("quiet_days"))
     if (days and (ctx.day - days[-1]).days >= quiet_days
             and v.monthly_average >= Decimal(str(rule.param("min_monthly_visits")))):
@@ -167,15 +188,13 @@ def _complaint_changes(rule: Rule, ctx: _Ctx) -> list[datetime]:
 
 
 def churn_red(rule: Rule, ctx: _Ctx) -> Result:
-    days = ctx.facts.visit_days(ctx.day)
+    days = ctx.days
     quiet = [ctx.midnight(days[-1] + timedelta(days=int(rule.param("quiet_days"))))] if days else []
-    return _red(rule, ctx, days), _window_changes(days, ctx.day, ctx) + _complaint_changes(rule, ctx) + quiet
+    return _red(rule, ctx), ctx.window_changes + _complaint_changes(rule, ctx) + quiet
 
 
 def churn_yellow(rule: Rule, ctx: _Ctx) -> Result:
-    days = ctx.facts.visit_days(ctx.day)
-    v = visits(days, ctx.day)
-    changes = _window_changes(days, ctx.day, ctx)
+    v, changes = ctx.visits, ctx.window_changes
     if v.monthly_average < Decimal(str(rule.param("min_monthly_visits"))) or v.last_30 * 2 >= v.monthly_average:
         return None, changes
     # A persisting drop is one episode until someone resolves it; suppress_days keeps it from nagging.
@@ -186,7 +205,7 @@ def churn_yellow(rule: Rule, ctx: _Ctx) -> Result:
 def churn_model(rule: Rule, ctx: _Ctx) -> Result:
     f = ctx.facts
     nxt = [ctx.midnight(ctx.day + timedelta(days=int(rule.param("recheck_days"))))] if f.purchases else []
-    if f.p_alive is None or len(f.visit_days(ctx.day)) < int(rule.param("min_purchase_days")):
+    if f.p_alive is None or len(ctx.days) < int(rule.param("min_purchase_days")):
         return None, nxt
     if f.spend_minor(ctx.day) < to_minor(Decimal(str(rule.param("min_spend")))):
         return None, nxt
@@ -240,18 +259,27 @@ def points_expiring(rule: Rule, ctx: _Ctx) -> Result:
             changes)
 
 
+def points_expired(rule: Rule, ctx: _Ctx) -> Cleared | None:
+    """Points loyalty expired within the reminder's horizon: the reminder did not work."""
+    if not ctx.facts.expired:
+        return None
+    since = ctx.as_of - timedelta(days=float(rule.param("days_ahead")))
+    gone = sum(int(o.value or 0) for o in ctx.facts.expired if since <= o.at <= ctx.as_of)
+    return Cleared(f"{gone} points expired unredeemed", {"expired_points": gone}) if gone else None
+
+
 def first_purchase(rule: Rule, ctx: _Ctx) -> Result:
-    days = ctx.facts.visit_days(ctx.day)
-    if not days:
+    if not ctx.days:
         return None, []
-    first = days[0]
+    first = ctx.days[0]
     start = first + timedelta(days=int(rule.param("after_days")))
     end = first + timedelta(days=int(rule.param("until_days")))
     if ctx.day < start:
         return None, [ctx.midnight(start)]
     if ctx.day >= end:
         return None, []
-    desired = ctx.condition(rule, f"first={first.isoformat()}", {"first_purchase_day": first.isoformat()})
+    # One welcome per customer: a late purchase from an earlier day moves the window, not the episode.
+    desired = ctx.condition(rule, "first", {"first_purchase_day": first.isoformat()})
     return desired, [ctx.midnight(end)]
 
 
@@ -262,7 +290,9 @@ def large_balance(rule: Rule, ctx: _Ctx) -> Result:
     return ctx.condition(rule, ctx.since_resolved(rule), {"points_balance": balance}), []
 
 
-def contact_due(rule: Rule, ctx: _Ctx) -> Result:
+def cadence_due(rule: Rule, ctx: _Ctx) -> Result:
+    """Account-manager calls (contact_due) and visits (visit_due): due every cadence_days of the tier after the
+    last one, which is the last resolution of the rule's own alert."""
     cadence = rule.param("cadence_days").get(ctx.facts.tier or "")
     if cadence is None:
         return None, []
@@ -279,7 +309,7 @@ EVALUATORS: dict[str, Callable[[Rule, _Ctx], Result]] = {
     "complaint": complaint, "survey_low": survey_low, "churn_yellow": churn_yellow, "churn_red": churn_red,
     "churn_model": churn_model, "birthday": birthday, "points_expiring": points_expiring,
     "tier_upgrade": tier_upgrade, "first_purchase": first_purchase, "large_balance": large_balance,
-    "contact_due": contact_due,
+    "contact_due": cadence_due, "visit_due": cadence_due,
 }
 
 
@@ -298,4 +328,9 @@ def evaluate(facts: CustomerFacts, rules: Iterable[Rule], as_of: datetime, zone:
     if "churn_red" in desired:
         desired.pop("churn_yellow", None)  # one churn light: red supersedes yellow
     future = [c for c in changes if c > as_of]
-    return Evaluation(desired, min(future) if future else None)
+    cleared = {}
+    for rule in rules:
+        if rule.enabled and rule.type == "points_expiring" and rule.type not in desired:
+            if why := points_expired(rule, ctx):
+                cleared[rule.type] = why
+    return Evaluation(desired, min(future) if future else None, cleared)

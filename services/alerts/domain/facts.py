@@ -25,8 +25,7 @@ class Occurrence:
     at: datetime
     store_id: str | None = None
     value: int | str | dict | None = None  # survey score; an upgrade's new tier and its benefits
-    # The identity record it happened to: an alert it opens goes back there if a merge is undone.
-    record_id: str | None = field(default=None, compare=False)
+    record_id: str | None = None  # the identity record it happened to (an unmerge gives it back with it)
 
 
 @dataclass(frozen=True)
@@ -49,6 +48,7 @@ class CustomerFacts:
     surveys: tuple[Occurrence, ...] = ()
     upgrades: tuple[Occurrence, ...] = ()
     expiries: tuple[Expiry, ...] = ()
+    expired: tuple[Occurrence, ...] = ()  # points that expired unredeemed (value: how many)
     birthday: date | None = None
     account_manager: str | None = None
     tier: str | None = None

@@ -9,7 +9,7 @@ disable it; it is validated here, so a bad file is refused with reasons rather t
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -19,8 +19,9 @@ SEVERITIES: tuple[Severity, ...] = ("info", "yellow", "red")
 # Rules that fire on an occurrence (a complaint, a survey, an upgrade): each occurrence is a trigger,
 # a new one while the alert is open counts as a repeat. The others are conditions over the facts.
 EVENT_TYPES = frozenset({"complaint", "survey_low", "tier_upgrade"})
-TYPES = ("complaint", "survey_low", "churn_yellow", "churn_red", "churn_model", "birthday", "points_expiring",
-         "tier_upgrade", "first_purchase", "large_balance", "contact_due")
+RuleType = Literal["complaint", "survey_low", "churn_yellow", "churn_red", "churn_model", "birthday",
+                   "points_expiring", "tier_upgrade", "first_purchase", "large_balance", "contact_due", "visit_due"]
+TYPES: tuple[str, ...] = get_args(RuleType)
 
 
 class Rule(BaseModel):
@@ -28,8 +29,7 @@ class Rule(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    type: Literal["complaint", "survey_low", "churn_yellow", "churn_red", "churn_model", "birthday",
-                  "points_expiring", "tier_upgrade", "first_purchase", "large_balance", "contact_due"]
+    type: RuleType
     severity: Severity
     owner: Literal["home_store", "account_manager"] = "home_store"
     action: str = Field(min_length=1)
@@ -67,6 +67,7 @@ DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
     "first_purchase": {"after_days": 1, "until_days": 14},
     "large_balance": {"min_points": 5000},
     "contact_due": {"cadence_days": {"A": 3, "B": 5, "C": 3}},
+    "visit_due": {"cadence_days": {"A": 10, "B": 15, "C": 30}},
 }
 
 DEFAULT_RULES: tuple[Rule, ...] = (
@@ -107,6 +108,10 @@ DEFAULT_RULES: tuple[Rule, ...] = (
     Rule(type="contact_due", severity="info", owner="account_manager",
          action="Account-manager call due by the tier's cadence",
          description="Days since the last contact (the last resolved contact_due alert) reached the tier's "
+                     "cadence_days."),
+    Rule(type="visit_due", severity="info", owner="account_manager",
+         action="Account-manager visit due by the tier's cadence",
+         description="Days since the last visit (the last resolved visit_due alert) reached the tier's "
                      "cadence_days."),
 )
 

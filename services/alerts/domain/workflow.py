@@ -4,7 +4,11 @@ One open alert per customer and type: a new occurrence while it is open is a rep
 (an occurrence or a condition episode) is covered by one alert once, so a duplicate or replayed
 event never raises a second alert, and a resolved episode does not come back; a suppression window
 after a resolution keeps a persisting condition from coming straight back. Alert ids derive from
-the customer, the type and the trigger that opened it, so a replay produces the same ids.
+the customer, the type and the trigger that opened it, so a replay produces the same ids (in another
+arrival order another trigger may open the alert: another id, never a second alert; the store itself
+refuses a second active alert of one type for a customer). An alert raised for an occurrence belongs
+to the record it happened to, and a trigger follows its record through an unmerge, so the alerts end
+the same in every arrival order.
 """
 
 from __future__ import annotations
@@ -38,7 +42,9 @@ class Alert:
     opened_at: datetime
     updated_at: datetime
     last_trigger_at: datetime
-    origin_id: str  # the record it was raised for: where it goes back to if a merge is undone
+    # The record it was raised for (an occurrence's record, else the customer): where it goes back to if a merge
+    # is undone, whichever customer the record was part of when the alert was raised.
+    origin_id: str
     repeats: int = 0
     detail: dict = field(default_factory=dict)
     acknowledged_by: str | None = None
@@ -50,6 +56,7 @@ class Alert:
     merged_into: str | None = None  # the survivor's alert this one was folded into by a merge
     folded: int = 0  # repeats it added to that alert
     prev_status: Status | None = None
+    acknowledged_note: str | None = None  # the acknowledgement's own note (``note`` is the resolution's)
 
     @property
     def active(self) -> bool:
@@ -57,9 +64,9 @@ class Alert:
         return self.status in ACTIVE
 
 
-def alert_id(origin_id: str, type_: str, trigger: str) -> str:
-    """The deterministic id of the alert a trigger opens for a customer (or the record an occurrence is of)."""
-    return "al_" + hashlib.sha256(f"{origin_id}\0{type_}\0{trigger}".encode()).hexdigest()[:20]
+def alert_id(customer_id: str, type_: str, trigger: str) -> str:
+    """The deterministic id of the alert a trigger opens for a customer."""
+    return "al_" + hashlib.sha256(f"{customer_id}\0{type_}\0{trigger}".encode()).hexdigest()[:20]
 
 
 Kind = Literal["raised", "repeated", "updated", "acknowledged", "resolved", "moved", "reopened"]
@@ -80,7 +87,7 @@ def _higher(a: Severity, b: Severity) -> Severity:
 
 
 def reconcile(customer_id: str, evaluation: Evaluation, rules: tuple[Rule, ...], *, current: dict[str, Alert],
-              last_resolved: dict[str, Alert], covered: set[str], owner: Owner,
+              last_resolved: dict[str, datetime], covered: set[str], owner: Owner,
               as_of: datetime) -> tuple[list[Change], datetime | None]:
     """The changes that bring a customer's alerts in line with what the facts call for, and the next check."""
     changes: list[Change] = []
@@ -95,8 +102,9 @@ def reconcile(customer_id: str, evaluation: Evaluation, rules: tuple[Rule, ...],
             if cur is None:
                 continue
             if not rule.is_event:
-                changes.append(Change(_resolved(cur, SYSTEM, "the condition no longer holds", "cleared", as_of),
-                                      "resolved"))
+                why = evaluation.cleared.get(rule.type)
+                done = _resolved(cur, SYSTEM, why.note if why else "the condition no longer holds", "cleared", as_of)
+                changes.append(Change(replace(done, detail={**cur.detail, **why.detail}) if why else done, "resolved"))
                 continue
             expiry = cur.last_trigger_at + timedelta(days=rule.expires_days) if rule.expires_days else None
             if expiry is not None and expiry <= as_of:
@@ -124,19 +132,16 @@ def reconcile(customer_id: str, evaluation: Evaluation, rules: tuple[Rule, ...],
             continue
         if not new:
             continue
-        done = last_resolved.get(rule.type)
-        if done is not None and done.resolved_at is not None and rule.suppress_days:
-            until = done.resolved_at + timedelta(days=rule.suppress_days)
+        done = last_resolved.get(rule.type)  # when an alert of this type was last resolved (folds excluded)
+        if done is not None and rule.suppress_days:
+            until = done + timedelta(days=rule.suppress_days)
             if as_of < until:
                 later.append(until)
                 continue
-        # An occurrence's alert belongs to the record it happened to, even when it is raised while that record
-        # is merged into another customer: an undone merge gives it back, whichever order the merge came in.
-        origin = new[0].record_id or customer_id
         opened = Alert(
-            alert_id=alert_id(origin, rule.type, new[0].key), customer_id=customer_id, type=rule.type,
+            alert_id=alert_id(customer_id, rule.type, new[0].key), customer_id=customer_id, type=rule.type,
             severity=want.severity, status="open", store_id=owner.store_id, manager=manager, action=rule.action,
-            opened_at=as_of, updated_at=as_of, last_trigger_at=new[-1].at, origin_id=origin,
+            opened_at=as_of, updated_at=as_of, last_trigger_at=new[-1].at, origin_id=new[0].record or customer_id,
             repeats=len(new) - 1 if rule.is_event else 0, detail=want.detail)
         changes.append(Change(opened, "raised", keys))
         if rule.expires_days is not None:
@@ -164,7 +169,7 @@ def acknowledge(alert: Alert, *, by: str, note: str | None, at: datetime) -> Cha
         raise WorkflowError("alert_resolved", "a resolved alert cannot be acknowledged")
     if alert.status == "acknowledged":
         return None
-    return Change(replace(alert, status="acknowledged", acknowledged_by=by, acknowledged_at=at, note=note,
+    return Change(replace(alert, status="acknowledged", acknowledged_by=by, acknowledged_at=at, acknowledged_note=note,
                           updated_at=at), "acknowledged")
 
 

@@ -3,15 +3,17 @@ the agent feeds them and everything it publishes kept; its API through a test cl
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
 
+from services.alerts import scan
 from services.alerts.app import create_app
 from services.alerts.config import AlertsConfig
-from services.alerts.handlers import consume_batch
+from services.alerts.consume import consume_batch
 from services.alerts.store_sqlite import SqliteAlertsStore
 from shared import topics
 from shared.batch import BatchOutcome, Incoming
@@ -42,7 +44,7 @@ class Harness:
                 topics.CUSTOMER_EVENTS if isinstance(m, CustomerEventResolved) else topics.LOYALTY_EVENTS)
             self._offset += 1
             batch.append(Incoming(m if isinstance(m, bytes) else encode(m), topic, 0, self._offset))
-        outcome = consume_batch(batch, self.service.deps)
+        outcome = consume_batch(batch, deps=self.service.deps)
         self.service.relay(outcome.outbox)
         return outcome
 
@@ -69,6 +71,16 @@ class Harness:
         r = self.api.post("/v1/alerts/scan", params={**query, **params})
         assert r.status_code == 200, r.text
         return r.json()
+
+    def tick(self, owner: str = "worker-1") -> scan.ScanResult:
+        """One tick of the scheduler, its units run one after another and their outboxes relayed."""
+
+        async def run(work):
+            unit = work()
+            self.service.relay(unit.outbox)
+            return unit
+
+        return asyncio.run(scan.scheduled_scan(self.service.deps, owner=owner, run=run))
 
     def advance(self, **delta) -> datetime:
         self.now = self.now + timedelta(**delta)

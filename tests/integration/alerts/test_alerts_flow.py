@@ -80,8 +80,10 @@ def test_alerts_follow_the_survivor_of_a_merge_and_go_back_when_it_is_undone(tmp
     assert survivor["complaint"]["alert_id"] == a_complaint["alert_id"] and survivor["complaint"]["repeats"] == 1
     assert survivor["survey_low"]["alert_id"] == b_open["survey_low"]["alert_id"]
     assert h.store.active_alerts(["c_b"]) == []
-    # A merged-away id answers with its survivor's alerts.
+    # A merged-away id answers with its survivor's alerts, as identity's view does, and says so.
     assert sorted(a["type"] for a in h.alerts(customer_id="c_b", status="open")) == ["complaint", "survey_low"]
+    page = h.api.get("/v1/alerts", params={"customer_id": "c_b"}).json()
+    assert page["customer_id"] == "c_a" and page["total"] == 2 + 1  # c_b's complaint, folded into c_a's
     views = parts(h.take())
     assert sorted(a["type"] for a in views["c_a"].value["open"]) == ["complaint", "survey_low"]
     assert views["c_b"].value["open"] == []
@@ -152,6 +154,7 @@ def test_ack_and_resolve_record_who_when_and_note_and_suppression_holds_a_condit
     body = r.json()
     assert (body["status"], body["resolution"], body["note"], body["age_s"]) == ("resolved", "manual",
                                                                                  "offered a gift set", 1800)
+    assert body["acknowledged_note"] == "on it"  # the acknowledgement keeps its own note
     conflict = h.api.post(f"/v1/alerts/{aid}/resolve", json={"note": "again"}, headers=operator)
     assert conflict.status_code == 409 and conflict.json()["error"]["code"] == "alert_resolved"
     assert h.api.post("/v1/alerts/al_nope/ack", headers=operator).status_code == 404
@@ -206,7 +209,8 @@ def test_loyalty_moments_points_expiring_tier_upgrade_and_contact_cadence(tmp_pa
            ViewPartUpdated(customer_id="c_t", part="loyalty", value={"points_balance": 100, "tier": "A"},
                            version="2026-11-20T05:00:00.000000Z-000001"))
     got = h.open_types("c_t")
-    assert sorted(got) == ["contact_due", "tier_upgrade"]
+    assert sorted(got) == ["contact_due", "tier_upgrade", "visit_due"]
+    assert got["visit_due"]["manager"] == "am-7" and got["visit_due"]["detail"] == {"tier": "A", "cadence_days": 10}
     assert got["tier_upgrade"]["manager"] == "am-7" and got["tier_upgrade"]["detail"]["value"] == "A"
     assert h.alerts(manager="am-7", type="contact_due")[0]["detail"] == {"tier": "A", "cadence_days": 3}
     contact = got["contact_due"]["alert_id"]
@@ -226,7 +230,7 @@ def test_rules_are_listed_and_a_rules_file_is_reloaded_when_it_changes(tmp_path)
     path.write_text('[{"type": "complaint", "severity": "yellow"}]')
     h = Harness(tmp_path, noon("2026-11-20"), rules_file=str(path))
     listed = h.api.get("/v1/alerts/rules").json()
-    assert listed["source"] == "rules.json" and len(listed["items"]) == 11
+    assert listed["source"] == "rules.json" and len(listed["items"]) == 12
     rules = {r["type"]: r for r in listed["items"]}
     assert rules["complaint"]["severity"] == "yellow" and rules["complaint"]["kind"] == "event"
     assert rules["churn_red"]["params"]["min_monthly_visits"] == 2.0 and rules["churn_red"]["kind"] == "condition"
@@ -256,23 +260,140 @@ def test_every_message_has_a_fate_garbage_is_dead_lettered_alone_and_other_kinds
     assert list(h.open_types("c_d")) == ["complaint"]  # the good message in the same batch landed
 
 
-def test_the_scheduler_scans_on_one_worker_at_a_time_and_everyone_after_a_rules_reload(tmp_path):
-    from services.alerts.scan import scheduled_scan
+def test_a_late_earlier_purchase_does_not_welcome_the_customer_a_second_time(tmp_path):
+    h = Harness(tmp_path, noon("2026-11-02"))
+    h.feed(purchase("c_w", "w1", noon("2026-11-01")))
+    [welcome] = h.alerts(type="first_purchase")
+    assert welcome["detail"] == {"first_purchase_day": "2026-11-01"}
+    h.api.post(f"/v1/alerts/{welcome['alert_id']}/resolve", json={"note": "welcome call done"})
+    # A till that was offline uploads an earlier purchase two days later: still the same first purchase
+    # episode for the customer, already answered.
+    h.advance(days=2)
+    h.feed(purchase("c_w", "w0", noon("2026-10-30")))
+    assert [(a["alert_id"], a["status"]) for a in h.alerts(type="first_purchase")] == [
+        (welcome["alert_id"], "resolved")]
 
-    path = tmp_path / "rules.json"
-    path.write_text("[]")
-    h = Harness(tmp_path, noon("2026-11-20"), rules_file=str(path), scan_lease_s=120)
-    h.feed(*(ViewPartUpdated(customer_id=f"c_{i}", part="loyalty", value={"points_balance": 500 * i, "tier": None},
-                             version="v1") for i in range(1, 4)))
-    assert h.alerts() == []
-    deps = h.service.deps
-    first = scheduled_scan(deps, owner="worker-1", relay=h.service.relay)
-    assert not first.skipped and first.customers == 0  # a balance has no due time: nobody to look at
-    assert scheduled_scan(deps, owner="worker-2", relay=h.service.relay).skipped  # the lease is worker-1's
-    path.write_text('[{"type": "large_balance", "params": {"min_points": 1000}}]')
-    h.advance(seconds=60)
-    again = scheduled_scan(deps, owner="worker-1", relay=h.service.relay)
-    assert again.customers == 3
-    assert sorted(a["customer_id"] for a in h.alerts(type="large_balance")) == ["c_2", "c_3"]
-    h.advance(seconds=121)  # worker-1 stopped renewing: its lease lapsed
-    assert not scheduled_scan(deps, owner="worker-2", relay=h.service.relay).skipped
+
+def test_lists_filter_on_sla_breach_open_and_resolved_to_the_microsecond(tmp_path):
+    h = Harness(tmp_path, noon("2026-11-20"))
+    t0 = h.now
+    h.feed(*(complaint(f"c_{i}", f"x{i}", t0 - timedelta(minutes=1)) for i in range(4)),
+           ViewPartUpdated(customer_id="c_info", part="loyalty", value={"points_balance": 9000, "tier": None},
+                           version="000000000001"))
+    ids = {a["customer_id"]: a["alert_id"] for a in h.alerts()}
+    operator = {"Authorization": f"Bearer {OPERATOR}"}
+
+    def breached(flag: str, **params) -> list[str]:
+        r = h.api.get("/v1/alerts", params={"sla_breached": flag, "limit": 500, **params})
+        assert r.status_code == 200, r.text
+        assert all(a["sla_breached"] is (flag == "true") for a in r.json()["items"])
+        return sorted(a["customer_id"] for a in r.json()["items"])
+
+    h.advance(hours=2)
+    h.api.post(f"/v1/alerts/{ids['c_0']}/resolve", json={"note": "apology sent"}, headers=operator)
+    h.now = t0 + timedelta(hours=24)  # red: 24 hours to resolve; due, not yet late
+    assert breached("true") == []
+    h.now = t0 + timedelta(hours=24, microseconds=1)
+    assert breached("true") == ["c_1", "c_2", "c_3"]
+    h.api.post(f"/v1/alerts/{ids['c_1']}/resolve", json={"note": "late"}, headers=operator)  # resolved late
+    h.advance(hours=3)
+    assert breached("true") == ["c_1", "c_2", "c_3"]
+    assert breached("true", status="open") == ["c_2", "c_3"]
+    assert breached("false") == ["c_0", "c_info"]  # resolved in time; info has 168 hours
+    assert h.api.get("/v1/alerts", params={"sla_breached": "true"}).json()["total"] == 3
+
+
+def test_unknown_types_are_refused_and_notes_show_phone_numbers_to_admins_only(tmp_path):
+    h = Harness(tmp_path, noon("2026-11-20"))
+    h.feed(complaint("c_n", "x1", h.now - timedelta(minutes=5)))
+    bad = h.api.get("/v1/alerts", params={"type": "vip_party"})
+    assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid_request"
+    [alert] = h.alerts()
+    note = "called 138-0013-8000 twice, no answer"
+    h.api.post(f"/v1/alerts/{alert['alert_id']}/ack", json={"note": note},
+               headers={"Authorization": f"Bearer {OPERATOR}"})
+    h.api.post(f"/v1/alerts/{alert['alert_id']}/resolve", json={"note": "reached on +86 139 0000 1111 at last"},
+               headers={"Authorization": f"Bearer {OPERATOR}"})
+    assert (h.alerts()[0]["acknowledged_note"], h.alerts()[0]["note"]) == (
+        note, "reached on +86 139 0000 1111 at last")  # admin
+    for key in (READER, OPERATOR):
+        seen = h.api.get("/v1/alerts", headers={"Authorization": f"Bearer {key}"}).json()["items"][0]
+        one = h.api.get(f"/v1/alerts/{alert['alert_id']}", headers={"Authorization": f"Bearer {key}"}).json()
+        for got in (seen, one):
+            assert (got["acknowledged_note"], got["note"]) == ("called [redacted] twice, no answer",
+                                                               "reached on [redacted] at last")
+
+
+def test_points_that_expired_unredeemed_close_the_reminder_saying_so(tmp_path):
+    from shared.messages import PointsExpired
+
+    h = Harness(tmp_path, noon("2026-11-20"))
+    expires = h.now + timedelta(days=20)
+    h.feed(PointsExpiryAnnounced(announcement_id="an-x", customer_id="c_x", points=300, expires_at=expires,
+                                 balance=900, at=h.now),
+           PointsExpiryAnnounced(announcement_id="an-r", customer_id="c_r", points=200, expires_at=expires,
+                                 balance=200, at=h.now))
+    assert sorted(a["customer_id"] for a in h.alerts(type="points_expiring", status="open")) == ["c_r", "c_x"]
+    # c_r redeems everything before the deadline; c_x lets 300 points expire.
+    h.advance(days=5)
+    h.feed(ViewPartUpdated(customer_id="c_r", part="loyalty", value={"points_balance": 0, "tier": None},
+                           version="000000000002"))
+    h.now = expires
+    h.feed(PointsExpired(entry_id="e-x", customer_id="c_x", points=300, at=expires),
+           ViewPartUpdated(customer_id="c_x", part="loyalty", value={"points_balance": 600, "tier": None},
+                           version="000000000002"))
+    closed = {a["customer_id"]: a for a in h.alerts(type="points_expiring")}
+    assert (closed["c_x"]["status"], closed["c_x"]["resolved_by"], closed["c_x"]["note"]) == (
+        "resolved", "system", "300 points expired unredeemed")
+    assert closed["c_x"]["detail"]["expired_points"] == 300
+    assert (closed["c_r"]["status"], closed["c_r"]["note"]) == ("resolved", "the condition no longer holds")
+    assert "expired_points" not in closed["c_r"]["detail"]
+    again = h.feed(PointsExpired(entry_id="e-x", customer_id="c_x", points=300, at=expires))
+    assert (again.processed, again.duplicates) == (0, 1)
+
+
+def test_a_new_customer_without_alerts_publishes_nothing_and_a_merge_republishes_both_parts(tmp_path):
+    h = Harness(tmp_path, noon("2026-11-20"))
+    h.feed(purchase("c_n1", "n1", noon("2026-11-20") - timedelta(hours=1)),
+           purchase("c_n2", "n2", noon("2026-11-20") - timedelta(hours=1)))
+    assert h.take() == []  # no alert (a welcome is due tomorrow): no view part to announce
+    h.feed(CustomerMerged(kind="customer.merged", merge_id="m9", survivor_id="c_n1", merged_id="c_n2",
+                          records=["c_n2"], at=h.advance(minutes=1)))
+    assert {c: v.value for c, v in parts(h.take()).items()} == {"c_n1": {"open": []}}
+
+
+def test_duplicates_inside_one_batch_count_once_and_the_newest_loyalty_part_wins_wherever_it_sits(tmp_path):
+    h = Harness(tmp_path, noon("2026-11-20"))
+    x1 = complaint("c_q", "x1", h.now - timedelta(minutes=5))
+    announced = PointsExpiryAnnounced(announcement_id="an1", customer_id="c_q", points=100,
+                                      expires_at=h.now + timedelta(days=10), balance=6000, at=h.now)
+    upgrade = TierChanged(change_id="tc1", customer_id="c_q", previous="B", tier="A", direction="upgrade",
+                          reason="visits", at=h.now)
+    newer = ViewPartUpdated(customer_id="c_q", part="loyalty", value={"points_balance": 6000, "tier": "A"},
+                            version="000000000002")
+    older = ViewPartUpdated(customer_id="c_q", part="loyalty", value={"points_balance": 100, "tier": "B"},
+                            version="000000000001")
+    out = h.feed(x1, announced, newer, upgrade, x1, announced, older, upgrade)
+    assert (out.processed, out.duplicates, out.dead_lettered) == (4, 4, 0)
+    got = h.open_types("c_q")
+    assert sorted(got) == ["complaint", "contact_due", "large_balance", "points_expiring", "tier_upgrade",
+                           "visit_due"]
+    assert got["complaint"]["repeats"] == 0 and got["large_balance"]["detail"] == {"points_balance": 6000}
+    assert got["points_expiring"]["detail"]["points"] == 100
+
+
+def test_events_alerts_does_not_read_are_ignored_without_evaluating_anyone(tmp_path):
+    h = Harness(tmp_path, noon("2026-11-20"))
+    t = h.now - timedelta(minutes=5)
+    h.feed(channel("c_v", "crm.page_view", "v0", t, {"url": "https://shop.example/"}, source="web/shop"))
+    # A known customer browses, follows, moves city: nothing the rules read, nobody to evaluate.
+    out = h.feed(channel("c_v", "crm.page_view", "v1", t, {"url": "https://shop.example/p/1"}, source="web/shop"),
+                 channel("c_v", "crm.follow", "f1", t, {}, source="wechat/oa"),
+                 channel("c_v", "crm.profile", "pr1", t, {"city": "Shanghai"}, source="wechat/oa"))
+    assert (out.processed, out.duplicates, out.counts["ignored"]) == (0, 0, 3)
+    assert out.counts["evaluated"] == 0
+    assert h.store.db.conn().execute("SELECT COUNT(*) FROM seen_events").fetchone()[0] == 0
+    # A profile that sets what the rules read is a fact like any other.
+    out = h.feed(channel("c_v", "crm.profile", "pr2", t, {"birthday": "1990-11-25"}, source="wechat/oa"))
+    assert (out.processed, out.counts["evaluated"]) == (1, 1)
+    assert h.open_types("c_v")["birthday"]["detail"]["days_until"] == 5

@@ -55,9 +55,9 @@ def test_the_model_function_on_the_cdnow_sample_gives_the_papers_figures():
 def seeded(tmp_path) -> Harness:
     h = Harness(tmp_path, datetime.combine(CALIBRATION_END, time(23), Z))
     with h.store.transaction():
-        for n, (sample_id, day, value) in enumerate(cdnow()):
-            h.store.add_purchase(PurchaseFact("pos/CDNOW", f"l{n}", f"c_{sample_id}", f"o{n}", to_minor(
-                Decimal(value)), "CDNOW", 0, day.isoformat()))
+        h.store.add_purchases([
+            PurchaseFact("pos/CDNOW", f"l{n}", f"c_{sample_id}", f"o{n}", to_minor(Decimal(value)), "CDNOW", 0,
+                         day.isoformat()) for n, (sample_id, day, value) in enumerate(cdnow())])
         h.store.set_due({f"c_{s}": 0 for s, _, _ in cdnow()})
     return h
 
@@ -100,11 +100,18 @@ def test_the_churn_model_routes_fit_cache_and_rank_customers(seeded):
     assert item["expected_purchases"] == pytest.approx(want.expected, abs=1e-3)
     assert h.api.get("/v1/alerts/churn-model/customers/c_nobody", params={"as_of": "1997-09-30"}).status_code == 404
     assert h.api.get("/v1/alerts/churn-model", params={"as_of": "1990-01-01"}).status_code == 404
+    # The clock says 1 October 1997 (Shanghai): a model as of a later day would count weeks not yet lived.
+    future = h.api.get("/v1/alerts/churn-model", params={"as_of": "1997-10-02"})
+    assert future.status_code == 422 and future.json()["error"]["code"] == "as_of_in_future"
+    assert h.api.get("/v1/alerts/churn-model/customers", params={"as_of": "1997-10-02"}).status_code == 422
 
 
 def test_the_scan_alerts_valuable_customers_the_latest_fit_says_are_probably_gone(seeded):
     h = seeded
     h.api.get("/v1/alerts/churn-model", params={"as_of": "1997-09-30"})
+    # A replay as of an earlier day never uses a model fitted on purchases made after it.
+    assert h.scan(datetime(1997, 9, 1, 15, tzinfo=UTC), full="true")["customers"] == 2357
+    assert h.alerts(type="churn_model") == []
     result = h.scan(datetime(1997, 9, 30, 15, tzinfo=UTC))
     assert result["customers"] == 2357
     ref = _reference()
@@ -118,3 +125,25 @@ def test_the_scan_alerts_valuable_customers_the_latest_fit_says_are_probably_gon
                     Decimal(params["min_spend"])) and row.p_alive < params["p_alive_below"]}
     got = {a["customer_id"] for a in h.alerts(type="churn_model")}
     assert got == expected and len(got) > 0
+
+
+def test_paging_through_the_ranking_scores_the_base_once(seeded, monkeypatch):
+    h = seeded
+    loads = []
+    days = h.store.purchase_days
+
+    def counted(**kw):
+        loads.append(kw.get("customer_id"))
+        return days(**kw)
+
+    monkeypatch.setattr(h.store, "purchase_days", counted)
+    params = {"as_of": "1997-09-30", "weeks": 10, "limit": 100}
+    pages = [h.api.get("/v1/alerts/churn-model/customers", params={**params, "offset": n}).json()
+             for n in (0, 100, 200)]
+    assert [len(p["items"]) for p in pages] == [100, 100, 100] and pages[1]["total"] == 2357
+    ids = [x["customer_id"] for p in pages for x in p["items"]]
+    assert len(set(ids)) == 300  # consecutive pages of one ranking
+    fits = loads.count(None)
+    assert fits == 2  # one load for the fit, one for the ranking the three pages share
+    h.api.get("/v1/alerts/churn-model/customers", params={**params, "weeks": 20})
+    assert loads.count(None) == fits + 1  # another horizon is another ranking

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from services.alerts.domain.evaluate import Trigger, evaluate, visits
+from services.alerts.domain.evaluate import Cleared, Trigger, evaluate, visits
 from services.alerts.domain.facts import CustomerFacts, Expiry, Occurrence, Purchase, home_store, owner_of
 from services.alerts.domain.rules import DEFAULT_RULES, InvalidRules, merge_rules, parse_rules
 
@@ -110,8 +110,8 @@ def test_red_when_a_customer_complained_and_then_stopped_coming():
 
 def test_churn_model_alerts_a_valuable_customer_whose_probability_alive_is_low():
     days = ["2026-01-10", "2026-02-10", "2026-03-10"]  # 3 days of 100.00 each = 300.00 spent
-    rule = merge_rules([{"type": "churn_model", "params": {"min_spend": "300.00"}}])[4]
-    assert rule.type == "churn_model"
+    rule = {r.type: r for r in merge_rules([{"type": "churn_model", "params": {"min_spend": "300.00"}}])}[
+        "churn_model"]
     got = only("churn_model", facts(days, p_alive=0.2), at(date(2026, 11, 20)), rule)
     assert got.desired["churn_model"].detail == {"p_alive": 0.2}
     assert got.next_check == midnight(date(2026, 11, 27))
@@ -144,6 +144,11 @@ def test_points_expiring_fire_thirty_days_ahead_to_the_second():
     assert partly.desired["points_expiring"].detail["points"] == 120  # redeemed since the announcement
     assert only("points_expiring", facts(expiries=(e,), balance=0), now + timedelta(seconds=5)).desired == {}
     assert only("points_expiring", facts(expiries=(e,)), e.expires_at).desired == {}  # gone
+    # Loyalty says 280 of them expired unredeemed: the reminder closes saying so, within its 30-day horizon.
+    lost = (Occurrence("expired|e1", e.expires_at, value=280),)
+    assert only("points_expiring", facts(expiries=(e,), expired=lost), e.expires_at).cleared["points_expiring"] == (
+        Cleared("280 points expired unredeemed", {"expired_points": 280}))
+    assert only("points_expiring", facts(expired=lost), e.expires_at + timedelta(days=31)).cleared == {}
 
 
 def test_tier_upgrade_first_purchase_large_balance_and_contact_cadence():
@@ -171,6 +176,26 @@ def test_tier_upgrade_first_purchase_large_balance_and_contact_cadence():
     assert only("contact_due", called, now).next_check == now + timedelta(days=1)  # A: every 3 days
     assert "contact_due" in only("contact_due", called, now + timedelta(days=1)).desired
     assert only("contact_due", facts(tier=None), now).desired == {}
+
+
+def test_account_manager_visits_are_due_every_10_15_or_30_days_by_tier():
+    now = at(date(2026, 11, 20))
+    first = only("visit_due", facts(tier="B"), now)
+    assert first.desired["visit_due"].triggers[0].key == "c_x|visit_due|first"
+    assert first.desired["visit_due"].detail == {"tier": "B", "cadence_days": 15}
+    visited = now - timedelta(days=14)
+    b = facts(tier="B", last_resolved={"visit_due": visited})
+    assert only("visit_due", b, now).desired == {}
+    assert only("visit_due", b, now).next_check == visited + timedelta(days=15)
+    due = only("visit_due", b, visited + timedelta(days=15))
+    assert due.desired["visit_due"].triggers[0].key == f"c_x|visit_due|after={visited.isoformat()}"
+    for tier, days in (("A", 10), ("C", 30)):
+        f = facts(tier=tier, last_resolved={"visit_due": visited})
+        assert only("visit_due", f, visited).next_check == visited + timedelta(days=days)
+    assert only("visit_due", facts(tier=None), now).desired == {}
+    # Calls and visits keep their own cadence: a call made yesterday does not postpone a visit.
+    called = facts(tier="A", last_resolved={"contact_due": now - timedelta(days=1)})
+    assert list(evaluate(called, [RULES["contact_due"], RULES["visit_due"]], now, Z).desired) == ["visit_due"]
 
 
 def test_the_owner_is_the_home_store_or_the_store_complained_at():

@@ -82,10 +82,10 @@ def test_a_condition_that_clears_resolves_itself_and_suppression_keeps_it_from_c
     assert [(c.kind, c.alert.resolution, c.alert.resolved_by) for c in changes] == [("resolved", "cleared", "system")]
     cleared = changes[0].alert
     # Back three days later: suppressed for 14 days after the resolution, looked at again when it ends.
-    changes, nxt = run(_yellow("2026-11-24"), "churn_yellow", resolved={"churn_yellow": cleared},
+    changes, nxt = run(_yellow("2026-11-24"), "churn_yellow", resolved={"churn_yellow": cleared.resolved_at},
                        as_of=NOW + timedelta(days=4))
     assert changes == [] and nxt == NOW + timedelta(days=15)
-    changes, _ = run(_yellow("2026-12-05"), "churn_yellow", resolved={"churn_yellow": cleared},
+    changes, _ = run(_yellow("2026-12-05"), "churn_yellow", resolved={"churn_yellow": cleared.resolved_at},
                      as_of=NOW + timedelta(days=15))
     assert [c.kind for c in changes] == ["raised"] and changes[0].alert.alert_id != raised.alert_id
 
@@ -128,6 +128,7 @@ def test_ack_then_resolve_with_who_when_and_note():
     done = resolve(acked, by="key_mgr", note="apology sent", at=NOW + timedelta(hours=3)).alert
     assert (done.status, done.resolved_by, done.resolution, done.note) == ("resolved", "key_mgr", "manual",
                                                                           "apology sent")
+    assert done.acknowledged_note == "calling"  # each step keeps its own note
     with pytest.raises(WorkflowError):
         resolve(done, by="key_mgr", note="again", at=NOW)
     with pytest.raises(WorkflowError):
