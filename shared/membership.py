@@ -27,6 +27,16 @@ class Membership:
     at: str
 
 
+def newest_per_record(rows: Iterable[Membership]) -> dict[str, Membership]:
+    """Of several mappings of one record, the one identity wrote last (ties: the first given)."""
+    out: dict[str, Membership] = {}
+    for m in rows:
+        held = out.get(m.record_id)
+        if held is None or m.at > held.at:
+            out[m.record_id] = m
+    return out
+
+
 def memberships_of(message: CustomerEventResolved | CustomerMerged) -> list[Membership]:
     """What a message from identity says about which records belong to which customer."""
     if isinstance(message, CustomerEventResolved):
@@ -57,17 +67,28 @@ class SqliteMembership:
     def apply_memberships(self, rows: Iterable[Membership]) -> set[str]:
         """Record newer mappings; returns every customer whose set of records changed (old and new)."""
         c = self.db.conn()  # type: ignore[attr-defined]
+        wanted = newest_per_record(rows)
+        held: dict[str, tuple[str, str]] = {}
+        ids = list(wanted)
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            for rid, cid, at in c.execute(
+                    f"SELECT record_id, customer_id, at FROM memberships WHERE record_id IN ({marks})", chunk):
+                held[rid] = (cid, at)
         touched: set[str] = set()
-        for m in rows:
-            held = c.execute("SELECT customer_id, at FROM memberships WHERE record_id = ?", (m.record_id,)).fetchone()
-            if held is None:
-                c.execute("INSERT INTO memberships VALUES (?,?,?)", (m.record_id, m.customer_id, m.at))
-                touched.add(m.customer_id)
-            elif m.at > held[1]:
-                c.execute("UPDATE memberships SET customer_id = ?, at = ? WHERE record_id = ?",
-                          (m.customer_id, m.at, m.record_id))
-                if held[0] != m.customer_id:
-                    touched |= {held[0], m.customer_id}
+        writes = []
+        for rid, m in wanted.items():
+            old = held.get(rid)
+            if old is None or m.at > old[1]:
+                writes.append((rid, m.customer_id, m.at))
+                if old is None:
+                    touched.add(m.customer_id)
+                elif old[0] != m.customer_id:
+                    touched |= {old[0], m.customer_id}
+        c.executemany("INSERT INTO memberships VALUES (?,?,?) ON CONFLICT(record_id) DO UPDATE SET"
+                      " customer_id = excluded.customer_id, at = excluded.at WHERE excluded.at > memberships.at",
+                      writes)
         return touched
 
     def customer_of(self, record_id: str) -> str:
@@ -95,19 +116,31 @@ class MongoMembership:
 
     def apply_memberships(self, rows: Iterable[Membership]) -> set[str]:
         """Record newer mappings; returns every customer whose set of records changed (old and new)."""
+        # UpdateMany on the unique _id is one document, as UpdateOne would be; mongomock's bulk_write
+        # accepts only the former with this pymongo (mongomock#912).
+        from pymongo import UpdateMany
+
         coll = self.mdb["memberships"]  # type: ignore[attr-defined]
+        wanted = newest_per_record(rows)
+        if not wanted:
+            return set()
+        held = {d["_id"]: d for d in coll.find({"_id": {"$in": list(wanted)}})}
         touched: set[str] = set()
-        for m in rows:
-            held = coll.find_one({"_id": m.record_id})
-            if held is None:
-                coll.update_one({"_id": m.record_id}, {"$setOnInsert": {"customer_id": m.customer_id, "at": m.at}},
-                                upsert=True)
+        ops = []
+        for rid, m in wanted.items():
+            old = held.get(rid)
+            if old is None:
+                ops.append(UpdateMany({"_id": rid}, {"$setOnInsert": {"customer_id": m.customer_id, "at": m.at}},
+                                      upsert=True))
                 touched.add(m.customer_id)
-            elif m.at > held["at"]:
-                coll.update_one({"_id": m.record_id, "at": held["at"]},
-                                {"$set": {"customer_id": m.customer_id, "at": m.at}})
-                if held["customer_id"] != m.customer_id:
-                    touched |= {held["customer_id"], m.customer_id}
+            elif m.at > old["at"]:
+                # Conditional on what was read: a concurrent newer write wins, and a transaction retries.
+                ops.append(UpdateMany({"_id": rid, "at": old["at"]},
+                                      {"$set": {"customer_id": m.customer_id, "at": m.at}}))
+                if old["customer_id"] != m.customer_id:
+                    touched |= {old["customer_id"], m.customer_id}
+        if ops:
+            coll.bulk_write(ops, ordered=False)
         return touched
 
     def customer_of(self, record_id: str) -> str:
