@@ -25,7 +25,7 @@ from shared.clock import iso_utc
 from shared.errors import Conflict, DomainError
 from shared.facts import epoch_ms
 from shared.messages import CampaignTouched
-from shared.storage import OutboxMessage
+from shared.storage import OutboxMessage, is_transient
 from shared.tracing import inject_headers, tracer
 
 log = logging.getLogger(__name__)
@@ -145,6 +145,14 @@ def _announce(campaign_id: str, definition: Definition, treated: dict[str, str],
     return out
 
 
+def _where(exc: BaseException) -> str:
+    """The innermost frame of a traceback, ``file:line`` (where a bug is, without the values it met)."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}" if tb is not None else "?"
+
+
 @dataclass
 class Due:
     """What one scheduler pass did, and the messages to publish."""
@@ -168,11 +176,22 @@ def run_due(*, deps: Deps) -> Due:
     for campaign_id in starting:
         try:
             launched = launch(campaign_id, deps=deps)
-        except DomainError as exc:
+        except Exception as exc:
+            if is_transient(exc):
+                raise  # the runner retries the whole pass
+            # Anything else would end the worker (the runner exits on what it cannot retry) and, once
+            # restarted, end it again on the same campaign: it goes back to draft for ops instead.
+            reason = exc.message if isinstance(exc, DomainError) else (
+                f"the launch failed unexpectedly ({type(exc).__name__}); see the logs")
+            # The exception's text is not logged: it may quote a value of a customer's profile.
             with store.transaction():
-                store.update_campaign(campaign_id, expect_status="scheduled", status="draft", last_error=exc.message,
+                store.update_campaign(campaign_id, expect_status="scheduled", status="draft", last_error=reason,
                                       updated_at=now)
-            log.warning("campaigns: scheduled launch of %s failed (%s); back to draft", campaign_id, exc.code)
+            if isinstance(exc, DomainError):
+                log.warning("campaigns: scheduled launch of %s failed (%s); back to draft", campaign_id, exc.code)
+            else:
+                log.error("campaigns: scheduled launch of %s failed unexpectedly (%s at %s); back to draft",
+                          campaign_id, type(exc).__name__, _where(exc))
             done.failed.append(campaign_id)
             continue
         if launched.launched_now:
