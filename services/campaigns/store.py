@@ -18,6 +18,7 @@ from services.campaigns.domain.audience import CustomerFacts
 from shared.facts import FieldValue, PurchaseFact, RefundFact
 from shared.membership import Membership
 from shared.outbox import OutboxStore
+from shared.storage import OutboxMessage
 
 # The profile fields campaigns keeps: what filters and contact rules read, nothing more
 # (names, e-mail addresses and phones stay with identity).
@@ -124,6 +125,24 @@ class CampaignsStore(OutboxStore, Protocol):
               until_ms: int | None = None) -> tuple[list[Sale], list[Refund]]: ...
     def view_hashes(self, customers: Collection[str]) -> dict[str, str]: ...
     def save_views(self, hashes: dict[str, str]) -> dict[str, int]: ...
+
+    # large outboxes relayed under a lease (see ``handlers.relay``)
+    def outbox_lease(self, messages: list[OutboxMessage], *, until_ms: int) -> str | None: ...
+    def outbox_renew(self, lease_id: str, *, now_ms: int, until_ms: int) -> bool: ...
+    def outbox_release(self, lease_id: str) -> None: ...
+    def outbox_unleased(self, *, limit: int = 1000, older_than_s: float = 0) -> list[OutboxMessage]: ...
+
+
+def gaps(leased: Iterable[tuple[int, int]]) -> list[tuple[int | None, int | None]]:
+    """The open intervals of sequence numbers between leased ranges (``None``: unbounded on that side)."""
+    out: list[tuple[int | None, int | None]] = []
+    low: int | None = None
+    for first, last in sorted(leased):
+        if low is None or first > low + 1:
+            out.append((low, first))
+        low = last if low is None else max(low, last)
+    out.append((low, None))
+    return out
 
 
 def open_store(url: str, *, mongo_client=None) -> CampaignsStore:

@@ -14,6 +14,7 @@ from typing import Any
 from services.campaigns.domain.attribution import Enrolment, Refund, Sale
 from services.campaigns.domain.audience import CustomerFacts
 from services.campaigns.store import CampaignRow, MemberRow, TouchRow
+from services.campaigns.store_leases import MongoLeases
 from shared.facts import FieldValue, PurchaseFact, RefundFact, newest
 from shared.membership import MongoMembership
 from shared.outbox import MongoStore
@@ -47,12 +48,13 @@ def _member(doc: dict, customer: str | None) -> MemberRow:
                      doc["bucket"], doc.get("tier"), doc["age_band"], doc.get("home_store"), doc["returning"], customer)
 
 
-class MongoCampaignsStore(MongoStore, MongoMembership):
+class MongoCampaignsStore(MongoStore, MongoMembership, MongoLeases):
     """Campaigns data in a MongoDB database; writes join the current transaction."""
 
     def create_indexes(self) -> None:
         """The indexes this service's queries and idempotent writes rely on."""
         self.create_membership_indexes()
+        self.create_lease_indexes()
         self.mdb["purchases"].create_index([("record_id", 1), ("time_ms", 1)])
         self.mdb["refunds"].create_index("record_id")
         self.mdb["attributes"].create_index("record_id")

@@ -11,6 +11,7 @@ from typing import Any
 from services.campaigns.domain.attribution import Enrolment, Refund, Sale
 from services.campaigns.domain.audience import CustomerFacts
 from services.campaigns.store import CampaignRow, MemberRow, TouchRow, flag
+from services.campaigns.store_leases import LEASES_SQL, SqliteLeases
 from shared.facts import FieldValue, PurchaseFact, RefundFact
 from shared.membership import MEMBERSHIP_SQL, SqliteMembership
 from shared.outbox import SqliteStore
@@ -60,6 +61,7 @@ CREATE TABLE IF NOT EXISTS view_state (
 ) WITHOUT ROWID;
 """
     + MEMBERSHIP_SQL
+    + LEASES_SQL
     + OUTBOX_SQL
 )
 
@@ -80,7 +82,7 @@ def _campaign(row: tuple) -> CampaignRow:
     return CampaignRow(**values)
 
 
-class SqliteCampaignsStore(SqliteStore, SqliteMembership):
+class SqliteCampaignsStore(SqliteStore, SqliteMembership, SqliteLeases):
     """Campaigns data in SQLite; every write method runs inside the caller's transaction."""
 
     schema = SCHEMA

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -19,6 +20,7 @@ from services.campaigns.domain.audience import EXCLUSION_REASONS, Plan, launch_f
 from services.campaigns.domain.definition import Definition, next_status
 from services.campaigns.handlers.campaigns import bonus_message, definition_of, get
 from services.campaigns.handlers.common import Deps, bulk_work, outbox_message, refresh_views
+from services.campaigns.handlers.relay import Leased, lease, relay_leased
 from services.campaigns.store import CampaignRow, MemberRow, TouchRow
 from shared import topics
 from shared.clock import iso_utc
@@ -73,11 +75,11 @@ def preview(campaign_id: str, *, deps: Deps) -> dict[str, Any]:
 
 @dataclass
 class Launched:
-    """A launch (or the one that happened before) and the messages to publish."""
+    """A launch (or the one that happened before) and the messages to publish, leased to their relay."""
 
     campaign: CampaignRow
     launched_now: bool
-    outbox: list[OutboxMessage] = field(default_factory=list)
+    sent: Leased = field(default_factory=Leased)
 
 
 def _launchable(campaign_id: str, *, deps: Deps, now: datetime) -> tuple[CampaignRow, Definition | None]:
@@ -126,9 +128,9 @@ def _launch(campaign_id: str, definition: Definition, *, deps: Deps, now: dateti
             raise Conflict("concurrent_change", "the campaign changed meanwhile; try again")
         out = _announce(campaign_id, definition, treated, deps=deps, at=now)
         out += refresh_views([m.customer_id for m in found.members], deps=deps)
-        outbox = store.outbox_add(out)
+        sent = lease(out, deps=deps)
         log.info("campaigns: launched %s: %d members, %d touches", campaign_id, len(members), len(treated))
-        return Launched(get(campaign_id, deps=deps), True, outbox)
+        return Launched(get(campaign_id, deps=deps), True, sent)
 
 
 def _announce(campaign_id: str, definition: Definition, treated: dict[str, str], *, deps: Deps,
@@ -155,11 +157,13 @@ def _where(exc: BaseException) -> str:
 
 @dataclass
 class Due:
-    """What one scheduler pass did, and the messages to publish."""
+    """What one scheduler pass did, and each launch's messages, leased to their relay."""
 
     launched: list[str] = field(default_factory=list)
     completed: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+    relays: list[Leased] = field(default_factory=list)
+    # Left for the batch runner to relay: nothing, each launch's messages go under their lease.
     outbox: list[OutboxMessage] = field(default_factory=list)
 
 
@@ -196,9 +200,17 @@ def run_due(*, deps: Deps) -> Due:
             continue
         if launched.launched_now:
             done.launched.append(campaign_id)
-            done.outbox += launched.outbox
+            done.relays.append(launched.sent)
     for campaign_id in ending:
         with store.transaction():
             if store.update_campaign(campaign_id, expect_status="running", status="completed", updated_at=now):
                 done.completed.append(campaign_id)
+    return done
+
+
+def run_schedule(*, deps: Deps, relay: Callable[[list[OutboxMessage]], None]) -> Due:
+    """The scheduler's tick: launch and complete what is due, then relay each launch under its lease."""
+    done = run_due(deps=deps)
+    for sent in done.relays:
+        relay_leased(sent, deps=deps, relay=relay)
     return done

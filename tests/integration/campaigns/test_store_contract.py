@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 
 from services.campaigns.domain.attribution import Enrolment, Refund, Sale
@@ -171,3 +172,35 @@ def test_outbox_and_dead_letters_are_there(store):
     assert [m.value for m in store.outbox_pending()] == [b"v", b"w"]
     store.outbox_delete([queued[0].seq])
     assert [m.value for m in store.outbox_pending()] == [b"w"]
+
+
+def test_leased_outbox_rows_are_not_the_sweepers_until_the_lease_ends(store):
+    now = int(time.time() * 1000)
+    with store.transaction():
+        before = store.outbox_add([OutboxMessage("t", b"a", b"k")])
+        launch = store.outbox_add([OutboxMessage("t", f"l{i}".encode(), b"k") for i in range(4)])
+        lease = store.outbox_lease(launch, until_ms=now + 60_000)
+        after = store.outbox_add([OutboxMessage("t", b"z", b"k")])
+    assert store.outbox_lease([], until_ms=now + 60_000) is None
+    assert [m.value for m in store.outbox_unleased()] == [b"a", b"z"]
+    assert [m.seq for m in store.outbox_unleased()] == [before[0].seq, after[0].seq]
+    assert [m.value for m in store.outbox_unleased(limit=1)] == [b"a"]
+    assert store.outbox_unleased(older_than_s=3600) == []  # nothing is that old
+    # The relay sends part of its rows; the rest stays its own while the lease lasts.
+    store.outbox_delete([m.seq for m in launch[:2]])
+    assert store.outbox_renew(lease, now_ms=now, until_ms=now + 120_000) is True
+    assert [m.value for m in store.outbox_unleased()] == [b"a", b"z"]
+    store.outbox_release(lease)
+    assert [m.value for m in store.outbox_unleased()] == [b"a", b"l2", b"l3", b"z"]
+    assert store.outbox_renew(lease, now_ms=now, until_ms=now + 120_000) is False  # released is gone
+
+
+def test_a_lease_that_ran_out_hands_its_rows_to_the_sweeper_and_cannot_be_renewed(store):
+    now = int(time.time() * 1000)
+    with store.transaction():
+        held = store.outbox_add([OutboxMessage("t", b"x", b"k"), OutboxMessage("t", b"y", b"k")])
+        lease = store.outbox_lease(held, until_ms=now - 1)
+        live = store.outbox_lease(store.outbox_add([OutboxMessage("t", b"w", b"k")]), until_ms=now + 60_000)
+    assert [m.value for m in store.outbox_unleased()] == [b"x", b"y"]
+    assert store.outbox_renew(lease, now_ms=now, until_ms=now + 60_000) is False
+    assert store.outbox_renew(live, now_ms=now, until_ms=now + 60_000) is True
