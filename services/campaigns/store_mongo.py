@@ -260,6 +260,10 @@ class MongoCampaignsStore(MongoStore, MongoMembership, MongoLeases):
 
     def add_touches(self, rows: list[TouchRow]) -> None:
         """Record touches (a re-sent touch id changes nothing)."""
+        # Every launch writes this one document: two launch transactions running at once conflict and
+        # one is retried, so each counts the other's touches against the contact cap (on SQLite the
+        # write lock does the same).
+        self.mdb["counters"].update_one({"_id": "touch_writes"}, {"$inc": {"n": 1}}, upsert=True)
         self._new_only("touches", [
             {"_id": t.touch_id, "campaign_id": t.campaign_id, "customer_id": t.customer_id, "channel": t.channel,
              "at_ms": t.at_ms} for t in rows])

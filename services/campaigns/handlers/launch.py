@@ -10,13 +10,13 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from services.campaigns.domain import scoring
-from services.campaigns.domain.audience import EXCLUSION_REASONS, Plan, launch_fields, plan
+from services.campaigns.domain.audience import EXCLUSION_REASONS, CustomerFacts, Plan, launch_fields, plan
 from services.campaigns.domain.definition import Definition, next_status
 from services.campaigns.handlers.campaigns import bonus_message, definition_of, get
 from services.campaigns.handlers.common import Deps, bulk_work, outbox_message, refresh_views
@@ -40,18 +40,40 @@ def touch_id(campaign_id: str, customer_id: str) -> str:
     return "t_" + hashlib.sha256(f"touch\x00{campaign_id}\x00{customer_id}".encode()).hexdigest()[:24]
 
 
-def evaluate(campaign_id: str, definition: Definition, *, deps: Deps, as_of: datetime) -> Plan:
-    """Who the campaign would reach as of a moment: matches, exclusions by reason, the split."""
-    store, config = deps.store, deps.config
+@dataclass(frozen=True)
+class Audience:
+    """What an audience is evaluated from: every customer's facts, churn scores, recent touches."""
+
+    facts: list[CustomerFacts]
+    scores: dict[str, float] | None
+    recent: dict[str, int]
+    on: date
+
+
+def recent_touches(*, deps: Deps, as_of_ms: int) -> dict[str, int]:
+    """Touches per customer within the contact-cap period either side of a moment: a launch that
+    committed while this one was reading (by a clock a moment later) counts as much as an earlier one."""
+    span = deps.config.contact_cap_days * DAY_MS
+    return deps.store.touch_counts(since_ms=as_of_ms - span, until_ms=as_of_ms + span)
+
+
+def read_audience(campaign_id: str, definition: Definition, *, deps: Deps, as_of: datetime) -> Audience:
+    """Read what the audience is evaluated from, as of a moment (takes no write lock)."""
+    store = deps.store
     as_of_ms = epoch_ms(as_of)
     on = as_of.astimezone(ZoneInfo(deps.settings.timezone)).date()
-    with _tracer.start_as_current_span("campaigns evaluate audience", attributes={"crm.campaign_id": campaign_id}):
+    with _tracer.start_as_current_span("campaigns read audience", attributes={"crm.campaign_id": campaign_id}):
         facts = store.customer_facts(as_of_ms=as_of_ms, fields=launch_fields(definition),
                                      categories=definition.audience.categories is not None)
         scores = scoring.p_alive(facts, on) if definition.audience.p_alive is not None else None
-        recent = store.touch_counts(since_ms=as_of_ms - config.contact_cap_days * DAY_MS, until_ms=as_of_ms)
-        return plan(campaign_id, definition, facts, on=on, recent_touches=recent, cap=config.contact_cap,
-                    p_alive=scores)
+        return Audience(facts, scores, recent_touches(deps=deps, as_of_ms=as_of_ms), on)
+
+
+def evaluate(campaign_id: str, definition: Definition, audience: Audience, *, deps: Deps) -> Plan:
+    """Who the campaign reaches: matches, exclusions by reason, the split."""
+    with _tracer.start_as_current_span("campaigns evaluate audience", attributes={"crm.campaign_id": campaign_id}):
+        return plan(campaign_id, definition, audience.facts, on=audience.on, recent_touches=audience.recent,
+                    cap=deps.config.contact_cap, p_alive=audience.scores)
 
 
 def summary(found: Plan, *, as_of: datetime, touches: int, grants: int) -> dict[str, Any]:
@@ -68,7 +90,8 @@ def preview(campaign_id: str, *, deps: Deps) -> dict[str, Any]:
     now = deps.clock()
     definition = definition_of(row)
     with bulk_work():
-        found = evaluate(campaign_id, definition, deps=deps, as_of=now)
+        found = evaluate(campaign_id, definition, read_audience(campaign_id, definition, deps=deps, as_of=now),
+                         deps=deps)
     treated = found.count("treatment")
     return summary(found, as_of=now, touches=treated, grants=treated if definition.bonus_multiplier else 0)
 
@@ -106,7 +129,8 @@ def launch(campaign_id: str, *, deps: Deps) -> Launched:
 def _launch(campaign_id: str, definition: Definition, *, deps: Deps, now: datetime) -> Launched:
     store = deps.store
     # Reading the facts takes no write lock; the writes below re-check that nobody launched meanwhile.
-    found = evaluate(campaign_id, definition, deps=deps, as_of=now)
+    audience = read_audience(campaign_id, definition, deps=deps, as_of=now)
+    found = evaluate(campaign_id, definition, audience, deps=deps)
     with store.transaction():
         row, again = _launchable(campaign_id, deps=deps, now=now)
         if again is None:
@@ -114,6 +138,11 @@ def _launch(campaign_id: str, definition: Definition, *, deps: Deps, now: dateti
         if again != definition:
             raise Conflict("concurrent_change", "the campaign was edited meanwhile; launch it again")
         at_ms, window = epoch_ms(now), definition.window_ms()
+        # Another campaign may have launched while the audience was read: its touches count against the
+        # cap too. Launches write one at a time, so what is read here stays true until this one commits.
+        recent = recent_touches(deps=deps, as_of_ms=at_ms)
+        if recent != audience.recent:
+            found = evaluate(campaign_id, definition, replace(audience, recent=recent), deps=deps)
         members = [MemberRow(campaign_id, m.customer_id, m.group, at_ms, window, m.bucket, m.tier, m.age_band,
                              m.home_store, m.returning) for m in found.members]
         treated = {m.customer_id: touch_id(campaign_id, m.customer_id) for m in found.members
