@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from services.campaigns.domain.attribution import Enrolment, Refund, Sale
 from services.campaigns.domain.audience import CustomerFacts
+from services.campaigns.domain.results import PeriodSales
 from shared.facts import FieldValue, PurchaseFact, RefundFact
 from shared.membership import Membership
 from shared.outbox import OutboxStore
@@ -69,6 +70,9 @@ class MemberRow:
     home_store: str | None
     returning: bool
     customer_id: str | None = None
+    # Purchases and touches before the launch; None for members launched before they were kept.
+    purchases: int | None = None
+    touches_before: int | None = None
 
 
 @dataclass(frozen=True)
@@ -123,6 +127,7 @@ class CampaignsStore(OutboxStore, Protocol):
     def enrolments(self, customers: Collection[str]) -> list[Enrolment]: ...
     def sales(self, customers: Collection[str], *, since_ms: int | None = None,
               until_ms: int | None = None) -> tuple[list[Sale], list[Refund]]: ...
+    def period_sales(self, *, since_ms: int, until_ms: int) -> PeriodSales: ...
     def view_hashes(self, customers: Collection[str]) -> dict[str, str]: ...
     def save_views(self, hashes: dict[str, str]) -> dict[str, int]: ...
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from services.campaigns.domain.attribution import Enrolment, Refund, Sale
 from services.campaigns.domain.audience import CustomerFacts
+from services.campaigns.domain.results import PeriodSales
 from services.campaigns.store import CampaignRow, MemberRow, TouchRow
 from services.campaigns.store_leases import MongoLeases
 from shared.facts import FieldValue, PurchaseFact, RefundFact, newest
@@ -45,7 +46,8 @@ def _campaign(doc: dict) -> CampaignRow:
 
 def _member(doc: dict, customer: str | None) -> MemberRow:
     return MemberRow(doc["campaign_id"], doc["member_id"], doc["group"], doc["at_ms"], doc["window_ms"],
-                     doc["bucket"], doc.get("tier"), doc["age_band"], doc.get("home_store"), doc["returning"], customer)
+                     doc["bucket"], doc.get("tier"), doc["age_band"], doc.get("home_store"), doc["returning"], customer,
+                     purchases=doc.get("purchases"), touches_before=doc.get("touches_before"))
 
 
 class MongoCampaignsStore(MongoStore, MongoMembership, MongoLeases):
@@ -56,7 +58,9 @@ class MongoCampaignsStore(MongoStore, MongoMembership, MongoLeases):
         self.create_membership_indexes()
         self.create_lease_indexes()
         self.mdb["purchases"].create_index([("record_id", 1), ("time_ms", 1)])
+        self.mdb["purchases"].create_index("time_ms")  # a period's sales across every customer
         self.mdb["refunds"].create_index("record_id")
+        self.mdb["refunds"].create_index("order_id")
         self.mdb["attributes"].create_index("record_id")
         self.mdb["campaigns"].create_index([("status", 1), ("starts_at", 1)])
         self.mdb["campaigns"].create_index("idempotency_key", unique=True,
@@ -256,7 +260,8 @@ class MongoCampaignsStore(MongoStore, MongoMembership, MongoLeases):
         self._new_only("members", [
             {"_id": _key(r.campaign_id, r.member_id), "campaign_id": r.campaign_id, "member_id": r.member_id,
              "group": r.group, "at_ms": r.at_ms, "window_ms": r.window_ms, "bucket": r.bucket, "tier": r.tier,
-             "age_band": r.age_band, "home_store": r.home_store, "returning": r.returning} for r in rows])
+             "age_band": r.age_band, "home_store": r.home_store, "returning": r.returning, "purchases": r.purchases,
+             "touches_before": r.touches_before} for r in rows])
 
     def add_touches(self, rows: list[TouchRow]) -> None:
         """Record touches (a re-sent touch id changes nothing)."""
@@ -318,6 +323,33 @@ class MongoCampaignsStore(MongoStore, MongoMembership, MongoLeases):
             for d in self.mdb["refunds"].find({"record_id": {"$in": chunk}}):
                 refunds.append(Refund(owner[d["record_id"]], d["source"], d["id"], d["order_id"], d["amount_minor"]))
         return sales, refunds
+
+    def period_sales(self, *, since_ms: int, until_ms: int) -> PeriodSales:
+        """Every customer's purchases in ``[since, until)``, and the refunds of those orders (capped at each order)."""
+        bought: Counter = Counter()
+        count: Counter = Counter()
+        for g in self.mdb["purchases"].aggregate([
+                {"$match": {"time_ms": {"$gte": since_ms, "$lt": until_ms}}},
+                {"$group": {"_id": {"r": "$record_id", "o": "$order_id"}, "n": {"$sum": 1},
+                            "a": {"$sum": "$amount_minor"}}}]):
+            bought[(g["_id"]["r"], g["_id"]["o"])] += g["a"]
+            count[(g["_id"]["r"], g["_id"]["o"])] += g["n"]
+        owner = self.current_customers({r for r, _ in bought})
+        orders: Counter = Counter()
+        for (record, order), amount in bought.items():
+            orders[(owner[record], order)] += amount
+        returned: Counter = Counter()
+        for chunk in _chunks(sorted({o for _, o in bought})):
+            for g in self.mdb["refunds"].aggregate([
+                    {"$match": {"order_id": {"$in": chunk}}},
+                    {"$group": {"_id": {"r": "$record_id", "o": "$order_id"}, "a": {"$sum": "$amount_minor"}}}]):
+                returned[(g["_id"]["r"], g["_id"]["o"])] += g["a"]
+        back = self.current_customers({r for r, _ in returned})
+        refunded: Counter = Counter()
+        for (record, order), amount in returned.items():
+            refunded[(back[record], order)] += amount
+        capped = sum(min(refunded[key], amount) for key, amount in orders.items())
+        return PeriodSales(since_ms, until_ms, sum(count.values()), sum(orders.values()), capped)
 
     def view_hashes(self, customers: Collection[str]) -> dict[str, str]:
         """The fingerprint of each customer's last published campaigns part."""

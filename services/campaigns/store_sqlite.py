@@ -10,6 +10,7 @@ from typing import Any
 
 from services.campaigns.domain.attribution import Enrolment, Refund, Sale
 from services.campaigns.domain.audience import CustomerFacts
+from services.campaigns.domain.results import PeriodSales
 from services.campaigns.store import CampaignRow, MemberRow, TouchRow, flag
 from services.campaigns.store_leases import LEASES_SQL, SqliteLeases
 from shared.facts import FieldValue, PurchaseFact, RefundFact
@@ -47,7 +48,7 @@ CREATE INDEX IF NOT EXISTS campaigns_status ON campaigns(status, starts_at);
 CREATE TABLE IF NOT EXISTS members (
   campaign_id TEXT NOT NULL, member_id TEXT NOT NULL, grp TEXT NOT NULL, at_ms INTEGER NOT NULL,
   window_ms INTEGER NOT NULL, bucket INTEGER NOT NULL, tier TEXT, age_band TEXT NOT NULL, home_store TEXT,
-  repeat_buyer INTEGER NOT NULL, PRIMARY KEY (campaign_id, member_id)
+  repeat_buyer INTEGER NOT NULL, purchases INTEGER, touches_before INTEGER, PRIMARY KEY (campaign_id, member_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS members_member ON members(member_id);
 CREATE TABLE IF NOT EXISTS touches (
@@ -68,7 +69,10 @@ CREATE TABLE IF NOT EXISTS view_state (
 _CAMPAIGN_COLS = ("id", "definition", "status", "created_at", "updated_at", "starts_at", "ends_at", "launched_at",
                   "launch", "paused_from", "last_error", "idempotency_key", "created_by")
 _JSON_COLS = ("definition", "launch")
-_MEMBER_COLS = "campaign_id, member_id, grp, at_ms, window_ms, bucket, tier, age_band, home_store, repeat_buyer"
+_MEMBER_COLS = ("campaign_id, member_id, grp, at_ms, window_ms, bucket, tier, age_band, home_store, repeat_buyer,"
+                " purchases, touches_before")
+# Columns added after the first release: (table, column, type), added to a file created before them.
+_ADDED_COLUMNS = (("members", "purchases", "INTEGER"), ("members", "touches_before", "INTEGER"))
 
 
 def _dump(value: Any) -> str:
@@ -86,6 +90,16 @@ class SqliteCampaignsStore(SqliteStore, SqliteMembership, SqliteLeases):
     """Campaigns data in SQLite; every write method runs inside the caller's transaction."""
 
     schema = SCHEMA
+
+    def __init__(self, path) -> None:
+        super().__init__(path)
+        c = self.db.conn()
+        for table, column, kind in _ADDED_COLUMNS:
+            if column not in {r[1] for r in c.execute(f"PRAGMA table_info({table})")}:
+                with self.db.transaction():
+                    # Another process may have added it meanwhile: look again under the write lock.
+                    if column not in {r[1] for r in c.execute(f"PRAGMA table_info({table})")}:
+                        c.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
     def _wanted(self, ids: Iterable[str]) -> sqlite3.Connection:
         """This connection's scratch table of ids, filled with ``ids`` (joins instead of huge IN lists)."""
@@ -269,9 +283,9 @@ class SqliteCampaignsStore(SqliteStore, SqliteMembership, SqliteLeases):
     def add_members(self, rows: list[MemberRow]) -> None:
         """Freeze audience members (a re-sent member changes nothing)."""
         self.db.conn().executemany(
-            f"INSERT OR IGNORE INTO members ({_MEMBER_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            f"INSERT OR IGNORE INTO members ({_MEMBER_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
             [(r.campaign_id, r.member_id, r.group, r.at_ms, r.window_ms, r.bucket, r.tier, r.age_band, r.home_store,
-              int(r.returning)) for r in rows])
+              int(r.returning), r.purchases, r.touches_before) for r in rows])
 
     def add_touches(self, rows: list[TouchRow]) -> None:
         """Record touches (a re-sent touch id changes nothing)."""
@@ -294,7 +308,7 @@ class SqliteCampaignsStore(SqliteStore, SqliteMembership, SqliteLeases):
             f"SELECT {', '.join('x.' + c.strip() for c in _MEMBER_COLS.split(','))},"
             " COALESCE(m.customer_id, x.member_id) FROM members x LEFT JOIN memberships m ON m.record_id = x.member_id"
             f" WHERE {' AND '.join(conds)} ORDER BY x.member_id{tail}", args)
-        return [MemberRow(*r[:9], bool(r[9]), r[10]) for r in rows]
+        return [MemberRow(*r[:9], bool(r[9]), r[12], purchases=r[10], touches_before=r[11]) for r in rows]
 
     def member_count(self, campaign_id: str, *, group: str | None = None) -> int:
         """How many members a campaign has, optionally in one group."""
@@ -335,6 +349,18 @@ class SqliteCampaignsStore(SqliteStore, SqliteMembership, SqliteLeases):
             "SELECT m.customer_id, r.source, r.id, r.order_id, r.amount_minor FROM temp.wanted w"
             " JOIN memberships m ON m.customer_id = w.id JOIN refunds r ON r.record_id = m.record_id")]
         return sales, refunds
+
+    def period_sales(self, *, since_ms: int, until_ms: int) -> PeriodSales:
+        """Every customer's purchases in ``[since, until)``, and the refunds of those orders (capped at each order)."""
+        orders, gross, refunded = self.db.conn().execute(
+            "WITH p AS (SELECT m.customer_id AS c, p.order_id AS o, COUNT(*) AS n, SUM(p.amount_minor) AS a"
+            "  FROM purchases p JOIN memberships m ON m.record_id = p.record_id"
+            "  WHERE p.time_ms >= ? AND p.time_ms < ? GROUP BY 1, 2),"
+            " r AS (SELECT m.customer_id AS c, r.order_id AS o, SUM(r.amount_minor) AS a"
+            "  FROM refunds r JOIN memberships m ON m.record_id = r.record_id GROUP BY 1, 2)"
+            " SELECT COALESCE(SUM(p.n), 0), COALESCE(SUM(p.a), 0), COALESCE(SUM(MIN(COALESCE(r.a, 0), p.a)), 0)"
+            " FROM p LEFT JOIN r ON r.c = p.c AND r.o = p.o", (since_ms, until_ms)).fetchone()
+        return PeriodSales(since_ms, until_ms, orders, gross, refunded)
 
     def view_hashes(self, customers: Collection[str]) -> dict[str, str]:
         """The fingerprint of each customer's last published campaigns part."""

@@ -144,7 +144,8 @@ def _launch(campaign_id: str, definition: Definition, *, deps: Deps, now: dateti
         if recent != audience.recent:
             found = evaluate(campaign_id, definition, replace(audience, recent=recent), deps=deps)
         members = [MemberRow(campaign_id, m.customer_id, m.group, at_ms, window, m.bucket, m.tier, m.age_band,
-                             m.home_store, m.returning) for m in found.members]
+                             m.home_store, m.returning, purchases=m.purchases, touches_before=m.touches_before)
+                   for m in found.members]
         treated = {m.customer_id: touch_id(campaign_id, m.customer_id) for m in found.members
                    if m.group == "treatment"}
         store.add_members(members)

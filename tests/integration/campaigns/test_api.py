@@ -194,9 +194,16 @@ def test_csv_exports(world):
     t = json_results["overall"]["treatment"]
     assert (int(overall["treatment"]["size"]), int(overall["treatment"]["converters"]),
             overall["treatment"]["revenue"]) == (t["size"], t["converters"], t["revenue"])
-    assert {row["breakdown"] for row in rows} == {"overall", "tier", "age_band", "home_store"}
+    assert {row["breakdown"] for row in rows} == {"overall", "tier", "age_band", "home_store", "purchases_before",
+                                                  "touches_before"}
+    # 20 members, the treatment's share of the cost: 10.00 + 0.10 per touch.
+    assert overall["treatment"]["cost"] == json_results["cost"]["total"]
+    assert overall["treatment"]["roi"] == json_results["roi"]
     daily = list(csv.DictReader(io.StringIO(world.http.get(f"/v1/campaigns/{cid}/daily.csv").text)))
     assert sum(int(d["orders"]) for d in daily) == 10 and {d["day"] for d in daily} == {"2026-03-12"}
+    # Every member had bought before the launch: all their orders are returning customers' orders.
+    assert [(int(d["new_orders"]), int(d["returning_orders"])) for d in daily] == [
+        (0, int(d["orders"])) for d in daily]
 
 
 def test_event_effect_route_with_a_list_or_a_segment(world):

@@ -28,7 +28,8 @@ def campaign(cid: str, *, status: str = "draft", starts: str = "2026-03-10T00:00
 
 def member(cid: str, mid: str, group: str, at_ms: int = 1_000, **kw) -> MemberRow:
     return MemberRow(cid, mid, group, at_ms, 7 * DAY, 42, kw.get("tier"), kw.get("age_band", "25-34"),
-                     kw.get("home_store"), kw.get("returning", True))
+                     kw.get("home_store"), kw.get("returning", True), purchases=kw.get("purchases", 3),
+                     touches_before=kw.get("touches_before", 1))
 
 
 def test_seen_events_and_facts_are_kept_once(store):
@@ -122,7 +123,8 @@ def test_campaign_rows_round_trip_and_change_only_from_the_expected_status(store
 def test_members_touches_and_enrolments_follow_the_records(store):
     with store.transaction():
         store.apply_memberships([Membership(x, x, "t1") for x in ("a", "b", "c")])
-        store.add_members([member("cmp_1", "a", "treatment"), member("cmp_1", "b", "control", tier="gold"),
+        store.add_members([member("cmp_1", "a", "treatment"),
+                           member("cmp_1", "b", "control", tier="gold", purchases=0, touches_before=0),
                            member("cmp_1", "c", "treatment"), member("cmp_2", "b", "treatment", at_ms=5_000)])
         store.add_members([member("cmp_1", "a", "control")])  # a re-sent member changes nothing
         store.add_touches([TouchRow("t1", "cmp_1", "a", "sms", 1_000), TouchRow("t2", "cmp_1", "c", "sms", 1_000),
@@ -132,7 +134,8 @@ def test_members_touches_and_enrolments_follow_the_records(store):
     rows = store.members("cmp_1")
     assert [(m.member_id, m.customer_id, m.group) for m in rows] == [
         ("a", "a", "treatment"), ("b", "a", "control"), ("c", "c", "treatment")]
-    assert rows[1] == replace(member("cmp_1", "b", "control", tier="gold"), customer_id="a")
+    assert rows[1] == replace(member("cmp_1", "b", "control", tier="gold", purchases=0, touches_before=0),
+                              customer_id="a")
     assert [m.member_id for m in store.members("cmp_1", after="a", limit=1)] == ["b"]
     assert [m.member_id for m in store.members("cmp_1", group="treatment")] == ["a", "c"]
     assert (store.member_count("cmp_1"), store.member_count("cmp_1", group="control")) == (3, 1)
@@ -204,3 +207,39 @@ def test_a_lease_that_ran_out_hands_its_rows_to_the_sweeper_and_cannot_be_renewe
     assert [m.value for m in store.outbox_unleased()] == [b"x", b"y"]
     assert store.outbox_renew(lease, now_ms=now, until_ms=now + 60_000) is False
     assert store.outbox_renew(live, now_ms=now, until_ms=now + 60_000) is True
+
+
+def test_a_store_file_from_before_the_history_columns_gains_them_and_keeps_its_members(tmp_path):
+    import sqlite3
+
+    from services.campaigns.store_sqlite import SqliteCampaignsStore
+
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as old:
+        old.execute("CREATE TABLE members (campaign_id TEXT NOT NULL, member_id TEXT NOT NULL, grp TEXT NOT NULL,"
+                    " at_ms INTEGER NOT NULL, window_ms INTEGER NOT NULL, bucket INTEGER NOT NULL, tier TEXT,"
+                    " age_band TEXT NOT NULL, home_store TEXT, repeat_buyer INTEGER NOT NULL,"
+                    " PRIMARY KEY (campaign_id, member_id)) WITHOUT ROWID")
+        old.execute("INSERT INTO members VALUES ('cmp_1', 'a', 'control', 1000, 5, 42, NULL, '<25', NULL, 1)")
+    store = SqliteCampaignsStore(path)
+    SqliteCampaignsStore(path).close()  # a second process opening the same file finds the columns there
+    with store.transaction():
+        store.add_members([member("cmp_1", "b", "treatment", purchases=2, touches_before=0)])
+    assert [(m.member_id, m.purchases, m.touches_before) for m in store.members("cmp_1")] == [
+        ("a", None, None), ("b", 2, 0)]
+
+
+def test_period_sales_of_every_customer_net_of_the_refunds_of_those_orders(store):
+    with store.transaction():
+        store.apply_memberships([Membership("a", "a", "t1"), Membership("b", "a", "t1"), Membership("c", "c", "t1")])
+        store.add_purchase(purchase("p1", "a", 1_000, 100, "2026-03-01", order="o1"))
+        store.add_purchase(purchase("p2", "b", 500, 150, "2026-03-01", order="o2"))
+        store.add_purchase(purchase("p3", "c", 700, 299, "2026-03-01", order="o3"))
+        store.add_purchase(purchase("p4", "a", 900, 300, "2026-03-02", order="o4"))  # the period has ended
+        store.add_refund(RefundFact("pos/SH-001", "r1", "b", "o1", 300, 400))  # a's order, through its other record
+        store.add_refund(RefundFact("pos/SH-001", "r2", "c", "o3", 1_000, 400))  # more than the order: capped
+        store.add_refund(RefundFact("pos/SH-001", "r3", "a", "o4", 200, 400))  # of a purchase outside the period
+        store.add_refund(RefundFact("pos/SH-001", "r4", "c", "o1", 50, 400))  # c has no order o1
+    got = store.period_sales(since_ms=100, until_ms=300)
+    assert (got.orders, got.gross_minor, got.refunded_minor, got.net_minor) == (3, 2_200, 1_000, 1_200)
+    assert store.period_sales(since_ms=0, until_ms=100).orders == 0
