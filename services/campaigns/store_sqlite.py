@@ -110,10 +110,13 @@ class SqliteCampaignsStore(SqliteStore, SqliteMembership, SqliteLeases):
         return c
 
     # -- facts ----------------------------------------------------------------------------
-    def mark_seen(self, source: str, event_id: str) -> bool:
-        """Note an event as processed; False when it was seen before."""
-        cur = self.db.conn().execute("INSERT OR IGNORE INTO seen VALUES (?, ?)", (source, event_id))
-        return cur.rowcount == 1
+    def seen_first(self, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Note events as processed; returns the ``(source, id)`` pairs not seen before."""
+        c, fresh = self.db.conn(), set()
+        for key in keys:  # in-process: a statement per key costs microseconds, and tells which were new
+            if c.execute("INSERT OR IGNORE INTO seen VALUES (?, ?)", key).rowcount == 1:
+                fresh.add(key)
+        return fresh
 
     def current_customers(self, ids: Collection[str]) -> dict[str, str]:
         """The customer each id belongs to now (an id never seen maps to itself)."""
@@ -122,39 +125,34 @@ class SqliteCampaignsStore(SqliteStore, SqliteMembership, SqliteLeases):
                                " JOIN memberships m ON m.record_id = w.id"))
         return {i: found.get(i, i) for i in ids}
 
-    def add_purchase(self, fact: PurchaseFact) -> bool:
-        """Keep a purchase; False when it is already held."""
-        cur = self.db.conn().execute(
+    def add_purchases(self, facts: list[PurchaseFact]) -> None:
+        """Keep purchases (one already held changes nothing)."""
+        self.db.conn().executemany(
             "INSERT OR IGNORE INTO purchases VALUES (?,?,?,?,?,?,?,?,?)",
-            (fact.source, fact.id, fact.record_id, fact.order_id, fact.amount_minor, fact.store_id, fact.time_ms,
-             fact.day, _dump(list(fact.categories))))
-        return cur.rowcount == 1
+            [(f.source, f.id, f.record_id, f.order_id, f.amount_minor, f.store_id, f.time_ms, f.day,
+              _dump(list(f.categories))) for f in facts])
 
-    def add_refund(self, fact: RefundFact) -> bool:
-        """Keep a refund; False when it is already held."""
-        cur = self.db.conn().execute(
+    def add_refunds(self, facts: list[RefundFact]) -> None:
+        """Keep refunds (one already held changes nothing)."""
+        self.db.conn().executemany(
             "INSERT OR IGNORE INTO refunds VALUES (?,?,?,?,?,?)",
-            (fact.source, fact.id, fact.record_id, fact.order_id, fact.amount_minor, fact.time_ms))
-        return cur.rowcount == 1
+            [(f.source, f.id, f.record_id, f.order_id, f.amount_minor, f.time_ms) for f in facts])
 
-    def put_attributes(self, record_id: str, values: list[FieldValue]) -> bool:
-        """Keep each field's value where it is newer than the one held; True if any changed."""
-        c = self.db.conn()
-        before = c.total_changes
-        c.executemany(
+    def put_attributes(self, values: list[tuple[str, list[FieldValue]]]) -> None:
+        """Keep each record's field values where they are newer than the ones held."""
+        self.db.conn().executemany(
             "INSERT INTO attributes VALUES (?,?,?,?,?,?) ON CONFLICT(record_id, field) DO UPDATE SET"
             " value = excluded.value, time_ms = excluded.time_ms, source = excluded.source,"
             " event_id = excluded.event_id WHERE (excluded.time_ms, excluded.source, excluded.event_id)"
             " > (attributes.time_ms, attributes.source, attributes.event_id)",
-            [(record_id, v.field, _dump(v.value), v.time_ms, v.source, v.event_id) for v in values])
-        return c.total_changes > before
+            [(record_id, v.field, _dump(v.value), v.time_ms, v.source, v.event_id)
+             for record_id, vs in values for v in vs])
 
-    def put_tier(self, customer_id: str, tier: str | None, *, version: str) -> bool:
-        """Keep a customer's loyalty tier if this version is newer; True if it changed."""
-        cur = self.db.conn().execute(
+    def put_tiers(self, rows: list[tuple[str, str | None, str]]) -> None:
+        """Keep customers' loyalty tiers ``(customer, tier, version)`` where the version is newer."""
+        self.db.conn().executemany(
             "INSERT INTO tiers VALUES (?,?,?) ON CONFLICT(customer_id) DO UPDATE SET tier = excluded.tier,"
-            " version = excluded.version WHERE excluded.version > tiers.version", (customer_id, tier, version))
-        return cur.rowcount == 1
+            " version = excluded.version WHERE excluded.version > tiers.version", rows)
 
     def customer_count(self) -> int:
         """How many active customers campaigns knows."""

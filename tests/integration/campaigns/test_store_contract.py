@@ -34,13 +34,14 @@ def member(cid: str, mid: str, group: str, at_ms: int = 1_000, **kw) -> MemberRo
 
 def test_seen_events_and_facts_are_kept_once(store):
     with store.transaction():
-        assert store.mark_seen("pos/SH-001", "e1") is True
-        assert store.mark_seen("pos/SH-001", "e1") is False
-        assert store.mark_seen("web/shop", "e1") is True
-        assert store.add_purchase(purchase("p1", "r1", 100, 10, "2026-03-01")) is True
-        assert store.add_purchase(purchase("p1", "r1", 999, 10, "2026-03-01")) is False
-        assert store.add_refund(RefundFact("pos/SH-001", "f1", "r1", "p1", 30, 20)) is True
-        assert store.add_refund(RefundFact("pos/SH-001", "f1", "r1", "p1", 30, 20)) is False
+        assert store.seen_first([("pos/SH-001", "e1"), ("pos/SH-001", "e2")]) == {("pos/SH-001", "e1"),
+                                                                                ("pos/SH-001", "e2")}
+        assert store.seen_first([("pos/SH-001", "e1"), ("web/shop", "e1")]) == {("web/shop", "e1")}
+        assert store.seen_first([]) == set()
+        store.add_purchases([purchase("p1", "r1", 100, 10, "2026-03-01")])
+        store.add_purchases([purchase("p1", "r1", 999, 10, "2026-03-01")])  # a redelivery changes nothing
+        store.add_refunds([RefundFact("pos/SH-001", "f1", "r1", "p1", 30, 20)] * 2)
+        store.add_purchases([])
         store.apply_memberships([Membership("r1", "r1", "2026-03-01T00:00:00.000000Z")])
     sales, refunds = store.sales(["r1"])
     assert sales == [Sale("r1", "pos/SH-001", "p1", "p1", 100, 10, "2026-03-01")]
@@ -50,31 +51,33 @@ def test_seen_events_and_facts_are_kept_once(store):
 def test_attributes_newest_wins_whatever_the_arrival_order(store):
     old = FieldValue("consent.sms", True, 1_000, "web/shop", "e1")
     new = FieldValue("consent.sms", False, 2_000, "web/shop", "e2")
+    tie = FieldValue("consent.sms", True, 2_000, "web/shop", "e0")  # same time, sorts before e2: older
+    city = FieldValue("city", "Shanghai", 1_000, "wechat/mini", "e3")
     with store.transaction():
-        store.apply_memberships([Membership("r1", "r1", "t1")])
-        assert store.put_attributes("r1", [new, FieldValue("city", "Shanghai", 1_000, "wechat/mini", "e3")]) is True
-        assert store.put_attributes("r1", [old]) is False
-        assert store.put_attributes("r1", [new]) is False
-    [facts] = store.customer_facts(as_of_ms=5_000)
-    assert dict(facts.attributes) == {"consent.sms": new, "city": FieldValue("city", "Shanghai", 1_000,
-                                                                              "wechat/mini", "e3")}
+        store.apply_memberships([Membership("r1", "r1", "t1"), Membership("r2", "r2", "t1")])
+        store.put_attributes([("r1", [new, city]), ("r2", [old])])
+        store.put_attributes([("r1", [old]), ("r1", [tie]), ("r2", [new])])
+        store.put_attributes([])
+    facts = {f.customer_id: f for f in store.customer_facts(as_of_ms=5_000)}
+    assert dict(facts["r1"].attributes) == {"consent.sms": new, "city": city}
+    assert dict(facts["r2"].attributes) == {"consent.sms": new}
     # Only the newest value is kept: as of a moment before it, the field is unknown.
-    assert store.customer_facts(as_of_ms=1_500)[0].attributes == {"city": FieldValue("city", "Shanghai", 1_000,
-                                                                                        "wechat/mini", "e3")}
+    assert store.customer_facts(as_of_ms=1_500)[0].attributes == {"city": city}
 
 
 def test_customer_facts_fold_records_and_follow_merges_and_unmerges(store):
     with store.transaction():
         store.apply_memberships([Membership("a", "a", "t1"), Membership("b", "b", "t1"), Membership("c", "c", "t1")])
-        store.add_purchase(purchase("p1", "a", 10_000, 1 * DAY, "2026-03-01", "SH-001", ("skincare",)))
-        store.add_purchase(purchase("p2", "a", 5_000, 2 * DAY, "2026-03-02", "SH-002", ("makeup",)))
-        store.add_purchase(purchase("p3", "b", 2_000, 3 * DAY, "2026-03-02", "SH-002", ("makeup", "fragrance")))
-        store.add_purchase(purchase("p4", "b", 7_000, 9 * DAY, "2026-03-09", "SH-002"))  # after the as-of
-        store.add_purchase(purchase("p5", "b", 1_000, 3 * DAY, "2026-03-02", None, ()))
-        store.add_refund(RefundFact("pos/SH-001", "f1", "b", "p3", 500, 4 * DAY))
-        store.put_attributes("b", [FieldValue("gender", "F", 1, "web/shop", "e1")])
-        store.put_tier("a", "gold", version="0002")
-        store.put_tier("a", "silver", version="0001")
+        store.add_purchases([
+            purchase("p1", "a", 10_000, 1 * DAY, "2026-03-01", "SH-001", ("skincare",)),
+            purchase("p2", "a", 5_000, 2 * DAY, "2026-03-02", "SH-002", ("makeup",)),
+            purchase("p3", "b", 2_000, 3 * DAY, "2026-03-02", "SH-002", ("makeup", "fragrance")),
+            purchase("p4", "b", 7_000, 9 * DAY, "2026-03-09", "SH-002"),  # after the as-of
+            purchase("p5", "b", 1_000, 3 * DAY, "2026-03-02", None, ())])
+        store.add_refunds([RefundFact("pos/SH-001", "f1", "b", "p3", 500, 4 * DAY)])
+        store.put_attributes([("b", [FieldValue("gender", "F", 1, "web/shop", "e1")])])
+        store.put_tiers([("a", "gold", "0002"), ("a", "silver", "0001"), ("c", None, "0001")])
+        store.put_tiers([("c", "gold", "0001")])  # the same version again changes nothing
         assert store.customer_count() == 3
         store.apply_memberships([Membership("b", "a", "t2")])  # b merged into a
     got = {f.customer_id: f for f in store.customer_facts(as_of_ms=5 * DAY)}
@@ -86,6 +89,7 @@ def test_customer_facts_fold_records_and_follow_merges_and_unmerges(store):
     assert a.categories == frozenset({"skincare", "makeup", "fragrance"})
     assert a.attributes["gender"].value == "F"
     assert got["c"].purchase_count == 0 and got["c"].categories == frozenset() and got["c"].attributes == {}
+    assert got["c"].tier is None  # the first tier of version 0001 stays
     narrow = {f.customer_id: f for f in store.customer_facts(as_of_ms=5 * DAY, fields={"city"}, categories=False)}
     assert narrow["a"].attributes == {} and narrow["a"].categories == frozenset()
     assert narrow["a"].purchase_count == 4  # only the optional parts are left out
@@ -153,8 +157,8 @@ def test_sales_of_customers_in_a_time_range(store):
     with store.transaction():
         store.apply_memberships([Membership("a", "a", "t1"), Membership("b", "a", "t1"), Membership("c", "c", "t1")])
         for i, (rec, ms) in enumerate([("a", 100), ("b", 200), ("b", 300), ("c", 200)]):
-            store.add_purchase(purchase(f"p{i}", rec, 1_000 + i, ms, "2026-03-01"))
-        store.add_refund(RefundFact("pos/SH-001", "f1", "b", "p1", 10, 900))
+            store.add_purchases([purchase(f"p{i}", rec, 1_000 + i, ms, "2026-03-01")])
+        store.add_refunds([RefundFact("pos/SH-001", "f1", "b", "p1", 10, 900)])
     sales, refunds = store.sales(["a"], since_ms=200, until_ms=300)
     assert sales == [Sale("a", "pos/SH-001", "p1", "p1", 1_001, 200, "2026-03-01")]
     assert refunds == [Refund("a", "pos/SH-001", "f1", "p1", 10)]
@@ -232,14 +236,27 @@ def test_a_store_file_from_before_the_history_columns_gains_them_and_keeps_its_m
 def test_period_sales_of_every_customer_net_of_the_refunds_of_those_orders(store):
     with store.transaction():
         store.apply_memberships([Membership("a", "a", "t1"), Membership("b", "a", "t1"), Membership("c", "c", "t1")])
-        store.add_purchase(purchase("p1", "a", 1_000, 100, "2026-03-01", order="o1"))
-        store.add_purchase(purchase("p2", "b", 500, 150, "2026-03-01", order="o2"))
-        store.add_purchase(purchase("p3", "c", 700, 299, "2026-03-01", order="o3"))
-        store.add_purchase(purchase("p4", "a", 900, 300, "2026-03-02", order="o4"))  # the period has ended
-        store.add_refund(RefundFact("pos/SH-001", "r1", "b", "o1", 300, 400))  # a's order, through its other record
-        store.add_refund(RefundFact("pos/SH-001", "r2", "c", "o3", 1_000, 400))  # more than the order: capped
-        store.add_refund(RefundFact("pos/SH-001", "r3", "a", "o4", 200, 400))  # of a purchase outside the period
-        store.add_refund(RefundFact("pos/SH-001", "r4", "c", "o1", 50, 400))  # c has no order o1
+        store.add_purchases([
+            purchase("p1", "a", 1_000, 100, "2026-03-01", order="o1"),
+            purchase("p2", "b", 500, 150, "2026-03-01", order="o2"),
+            purchase("p3", "c", 700, 299, "2026-03-01", order="o3"),
+            purchase("p4", "a", 900, 300, "2026-03-02", order="o4")])  # the period has ended
+        store.add_refunds([
+            RefundFact("pos/SH-001", "r1", "b", "o1", 300, 400),  # a's order, through its other record
+            RefundFact("pos/SH-001", "r2", "c", "o3", 1_000, 400),  # more than the order: capped
+            RefundFact("pos/SH-001", "r3", "a", "o4", 200, 400),  # of a purchase outside the period
+            RefundFact("pos/SH-001", "r4", "c", "o1", 50, 400)])  # c has no order o1
     got = store.period_sales(since_ms=100, until_ms=300)
     assert (got.orders, got.gross_minor, got.refunded_minor, got.net_minor) == (3, 2_200, 1_000, 1_200)
     assert store.period_sales(since_ms=0, until_ms=100).orders == 0
+
+
+def test_memberships_in_one_batch_end_as_one_at_a_time_whatever_their_order(store):
+    rows = [Membership("r", "c1", "t2"), Membership("r", "c2", "t1"), Membership("r", "c3", "t3"),
+            Membership("s", "c1", "t1"), Membership("s", "c1", "t1"), Membership("q", "c9", "t5")]
+    with store.transaction():
+        store.apply_memberships([Membership("q", "c8", "t4")])
+        # r arrives three times (newest: c3), s twice, q moves from c8 to c9.
+        assert store.apply_memberships(rows) == {"c1", "c3", "c8", "c9"}
+        assert store.apply_memberships(list(reversed(rows))) == set()  # nothing newer: nothing changed
+    assert store.current_customers(["r", "s", "q"]) == {"r": "c3", "s": "c1", "q": "c9"}
