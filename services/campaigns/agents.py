@@ -16,7 +16,7 @@ def register(app, service: Service) -> None:
                          topic_names=[settings.topic(t) for t in (topics.CUSTOMER_EVENTS, topics.CUSTOMER_MERGED,
                                                                   topics.LOYALTY_EVENTS)],
                          runner=service.runner, batch_size=settings.batch_size, within_s=settings.batch_within_s,
-                         handle=lambda messages: consume_batch(messages, deps))
+                         handle=lambda messages: consume_batch(messages, deps=deps))
     # The sweeper leaves alone the rows a launch's relay holds (see ``store_leases``).
     register_housekeeping(app, runner=service.runner, outbox_pending=deps.store.outbox_unleased)
 

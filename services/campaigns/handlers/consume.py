@@ -39,7 +39,7 @@ def decode_message(msg: Incoming) -> Consumed:
     return Consumed(message)
 
 
-def consume_batch(messages: list[Incoming], deps: Deps) -> BatchOutcome:
+def consume_batch(messages: list[Incoming], *, deps: Deps) -> BatchOutcome:
     """Apply a batch of identity and loyalty messages in one transaction."""
     return process_batch(messages, store=deps.store, service="campaigns", prefix=deps.settings.topic_prefix,
                          clock=deps.clock, decode=decode_message,

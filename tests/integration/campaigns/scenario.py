@@ -69,7 +69,7 @@ class World:
 
     def feed(self, messages: list[Incoming]):
         """What the agent does with a batch: apply it, then relay what it produced."""
-        outcome = consume_batch(messages, self.service.deps)
+        outcome = consume_batch(messages, deps=self.service.deps)
         self.service.relay(outcome.outbox)
         return outcome
 
