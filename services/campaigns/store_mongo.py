@@ -52,10 +52,6 @@ class MongoCampaignsStore(MongoFacts, MongoStore, MongoMembership, MongoLeases):
         self.mdb["touches"].create_index("at_ms")
         self.mdb["touches"].create_index("campaign_id")
 
-    def customer_count(self) -> int:
-        """How many active customers campaigns knows."""
-        return len(self.mdb["memberships"].distinct("customer_id"))
-
     # -- campaigns ------------------------------------------------------------------------
     def add_campaign(self, row: CampaignRow) -> None:
         """Store a new campaign."""

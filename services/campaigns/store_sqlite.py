@@ -154,10 +154,6 @@ class SqliteCampaignsStore(SqliteStore, SqliteMembership, SqliteLeases):
             "INSERT INTO tiers VALUES (?,?,?) ON CONFLICT(customer_id) DO UPDATE SET tier = excluded.tier,"
             " version = excluded.version WHERE excluded.version > tiers.version", rows)
 
-    def customer_count(self) -> int:
-        """How many active customers campaigns knows."""
-        return self.db.conn().execute("SELECT COUNT(DISTINCT customer_id) FROM memberships").fetchone()[0]
-
     # -- campaigns ------------------------------------------------------------------------
     def add_campaign(self, row: CampaignRow) -> None:
         """Store a new campaign."""
