@@ -22,6 +22,6 @@ def register(app, service: Service) -> None:
 
     async def scheduler():
         # Off the event loop, with the runner's retries; what a launch writes is relayed after it commits.
-        await service.runner.run(lambda _: launch.run_schedule(deps=deps, relay=service.runner.relay), [])
+        await service.runner.run(lambda _: launch.run_due(deps=deps, relay=service.runner.relay), [])
 
     app.timer(interval=deps.config.scheduler_interval_s, name=f"{settings.topic_prefix}campaigns.scheduler")(scheduler)

@@ -187,22 +187,23 @@ def _where(exc: BaseException) -> str:
 
 @dataclass
 class Due:
-    """What one scheduler pass did, and each launch's messages, leased to their relay."""
+    """What one scheduler pass did."""
 
     launched: list[str] = field(default_factory=list)
     completed: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
-    relays: list[Leased] = field(default_factory=list)
-    # Left for the batch runner to relay: nothing, each launch's messages go under their lease.
+    # Left for the batch runner to relay: nothing, each launch's messages went under their lease.
     outbox: list[OutboxMessage] = field(default_factory=list)
 
 
-def run_due(*, deps: Deps) -> Due:
+def run_due(*, deps: Deps, relay: Callable[[list[OutboxMessage]], None]) -> Due:
     """Launch scheduled campaigns whose start has come and complete running ones whose end has come.
 
     Every worker runs this on its timer; each launch re-checks the status inside its transaction,
-    so a campaign launches once however many workers see it due. A campaign that cannot launch
-    (its dates have passed, no churn model fits) goes back to draft with the reason, for ops to fix.
+    so a campaign launches once however many workers see it due. Each launch is relayed under its
+    lease as soon as it commits, so a later failure in the same pass cannot hold its messages back.
+    A campaign that cannot launch (its dates have passed, no churn model fits, a bug) goes back to
+    draft with the reason, for ops to fix.
     """
     store, done = deps.store, Due()
     now = iso_utc(deps.clock())
@@ -230,17 +231,9 @@ def run_due(*, deps: Deps) -> Due:
             continue
         if launched.launched_now:
             done.launched.append(campaign_id)
-            done.relays.append(launched.sent)
+            relay_leased(launched.sent, deps=deps, relay=relay)
     for campaign_id in ending:
         with store.transaction():
             if store.update_campaign(campaign_id, expect_status="running", status="completed", updated_at=now):
                 done.completed.append(campaign_id)
-    return done
-
-
-def run_schedule(*, deps: Deps, relay: Callable[[list[OutboxMessage]], None]) -> Due:
-    """The scheduler's tick: launch and complete what is due, then relay each launch under its lease."""
-    done = run_due(deps=deps)
-    for sent in done.relays:
-        relay_leased(sent, deps=deps, relay=relay)
     return done

@@ -118,7 +118,7 @@ def test_a_scheduled_launch_is_relayed_under_its_lease_too(world):
     world.http.post(f"/v1/campaigns/{cid}/schedule")
     swept = _sweep_midway(world)
     world.now = at(10)
-    done = launching.run_schedule(deps=world.service.deps, relay=world.service.relay)
+    done = launching.run_due(deps=world.service.deps, relay=world.service.relay)
     assert done.launched == [cid] and done.outbox == [] and swept == [0]
     treated = world.http.get(f"/v1/campaigns/{cid}").json()["launch"]["treatment"]
     assert _sent_once(world) == {"crm.campaigns.touches": treated, "crm.campaigns.events": treated + CUSTOMERS}

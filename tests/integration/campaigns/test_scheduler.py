@@ -44,7 +44,7 @@ def test_an_unexpected_launch_failure_sends_that_campaign_back_to_draft_and_the_
 
     monkeypatch.setattr(store, "customer_facts", broken_once)
     world.now = at(10)
-    done = run_due(deps=world.service.deps)
+    done = run_due(deps=world.service.deps, relay=world.service.relay)
     # Due campaigns launch in start order, then id: which one met the failure is the first of the two.
     broken, fine = sorted([first, second], key=lambda c: (store.campaign(c).starts_at, c))
     assert (done.failed, done.launched) == ([broken], [fine])
@@ -63,5 +63,27 @@ def test_a_transient_failure_goes_to_the_runner_and_leaves_the_campaign_schedule
     monkeypatch.setattr(store, "customer_facts", locked)
     world.now = at(10)
     with pytest.raises(sqlite3.OperationalError):
-        run_due(deps=world.service.deps)
+        run_due(deps=world.service.deps, relay=world.service.relay)
     assert world.http.get(f"/v1/campaigns/{cid}").json()["status"] == "scheduled"
+
+
+def test_a_launch_is_relayed_before_a_later_one_in_the_same_pass_fails(world, monkeypatch):
+    first, second = scheduled(world, "first"), scheduled(world, "second")
+    store = world.service.deps.store
+    real, calls = store.customer_facts, []
+
+    def locked_the_second_time(**kw):
+        calls.append(1)
+        if len(calls) == 2:
+            raise sqlite3.OperationalError("database is locked")
+        return real(**kw)
+
+    monkeypatch.setattr(store, "customer_facts", locked_the_second_time)
+    world.now = at(10)
+    with pytest.raises(sqlite3.OperationalError):
+        run_due(deps=world.service.deps, relay=world.service.relay)
+    launched, waiting = sorted([first, second], key=lambda c: (store.campaign(c).starts_at, c))
+    touches = world.messages("crm.campaigns.touches")
+    assert {m["campaign_id"] for m in touches} == {launched}
+    assert len(touches) == world.http.get(f"/v1/campaigns/{launched}").json()["launch"]["treatment"]
+    assert store.outbox_pending() == [] and world.http.get(f"/v1/campaigns/{waiting}").json()["status"] == "scheduled"
