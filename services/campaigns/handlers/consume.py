@@ -2,7 +2,8 @@
 
 Every message gets a decided fate through ``process_batch``: applied (once in effect: facts are
 keyed by their event, memberships are last-writer-wins), a duplicate, ignored (a kind campaigns
-does not read), or dead-lettered. Customers whose campaigns or conversions changed get their part
+does not read), or dead-lettered. A batch is read message by message and written at once, a few
+bulk statements whatever its size. Customers whose campaigns or conversions changed get their part
 of the single customer view republished in the same transaction.
 """
 
