@@ -82,10 +82,11 @@ class MongoCampaignsStore(MongoFacts, MongoStore, MongoMembership, MongoLeases):
         return done.matched_count == 1
 
     def due(self, *, now: str) -> tuple[list[str], list[str]]:
-        """Scheduled campaigns whose start has come, running ones whose end has come."""
+        """Scheduled campaigns whose start has come, launched ones (running or paused) whose end has come."""
         coll = self.mdb["campaigns"]
         start = coll.find({"status": "scheduled", "starts_at": {"$lte": now}}).sort([("starts_at", 1), ("_id", 1)])
-        end = coll.find({"status": "running", "ends_at": {"$lte": now}}).sort([("ends_at", 1), ("_id", 1)])
+        end = coll.find({"$or": [{"status": "running"}, {"status": "paused", "launched_at": {"$ne": None}}],
+                         "ends_at": {"$lte": now}}).sort([("ends_at", 1), ("_id", 1)])
         return [d["_id"] for d in start], [d["_id"] for d in end]
 
     def campaign_names(self, ids: Collection[str]) -> dict[str, str]:

@@ -196,12 +196,12 @@ class SqliteCampaignsStore(SqliteStore, SqliteMembership, SqliteLeases):
         return cur.rowcount == 1
 
     def due(self, *, now: str) -> tuple[list[str], list[str]]:
-        """Scheduled campaigns whose start has come, running ones whose end has come."""
+        """Scheduled campaigns whose start has come, launched ones (running or paused) whose end has come."""
         c = self.db.conn()
         start = [r[0] for r in c.execute("SELECT id FROM campaigns WHERE status = 'scheduled' AND starts_at <= ?"
                                          " ORDER BY starts_at, id", (now,))]
-        end = [r[0] for r in c.execute("SELECT id FROM campaigns WHERE status = 'running' AND ends_at <= ?"
-                                       " ORDER BY ends_at, id", (now,))]
+        end = [r[0] for r in c.execute("SELECT id FROM campaigns WHERE (status = 'running' OR status = 'paused'"
+                                       " AND launched_at IS NOT NULL) AND ends_at <= ? ORDER BY ends_at, id", (now,))]
         return start, end
 
     def campaign_names(self, ids: Collection[str]) -> dict[str, str]:

@@ -197,7 +197,7 @@ class Due:
 
 
 def run_due(*, deps: Deps, relay: Callable[[list[OutboxMessage]], None]) -> Due:
-    """Launch scheduled campaigns whose start has come and complete running ones whose end has come.
+    """Launch scheduled campaigns whose start has come and complete launched ones whose end has come.
 
     Every worker runs this on its timer; each launch re-checks the status inside its transaction,
     so a campaign launches once however many workers see it due. Each launch is relayed under its
@@ -233,7 +233,9 @@ def run_due(*, deps: Deps, relay: Callable[[list[OutboxMessage]], None]) -> Due:
             done.launched.append(campaign_id)
             relay_leased(launched.sent, deps=deps, relay=relay)
     for campaign_id in ending:
+        # A launched campaign paused by ops completes at its end too: its touches went out at launch.
         with store.transaction():
-            if store.update_campaign(campaign_id, expect_status="running", status="completed", updated_at=now):
+            if any(store.update_campaign(campaign_id, expect_status=held, status="completed", paused_from=None,
+                                         updated_at=now) for held in ("running", "paused")):
                 done.completed.append(campaign_id)
     return done

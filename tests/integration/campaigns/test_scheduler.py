@@ -87,3 +87,13 @@ def test_a_launch_is_relayed_before_a_later_one_in_the_same_pass_fails(world, mo
     assert {m["campaign_id"] for m in touches} == {launched}
     assert len(touches) == world.http.get(f"/v1/campaigns/{launched}").json()["launch"]["treatment"]
     assert store.outbox_pending() == [] and world.http.get(f"/v1/campaigns/{waiting}").json()["status"] == "scheduled"
+
+
+def test_a_launched_campaign_paused_when_its_end_comes_completes_like_a_running_one(world):
+    paused, running = scheduled(world, "paused"), scheduled(world, "running")
+    world.now = at(10)
+    assert sorted(run_due(deps=world.service.deps, relay=world.service.relay).launched) == sorted([paused, running])
+    assert world.http.post(f"/v1/campaigns/{paused}/pause").json()["status"] == "paused"
+    world.now = at(20)
+    assert sorted(run_due(deps=world.service.deps, relay=world.service.relay).completed) == sorted([paused, running])
+    assert {world.http.get(f"/v1/campaigns/{c}").json()["status"] for c in (paused, running)} == {"completed"}

@@ -107,13 +107,20 @@ def test_campaign_rows_round_trip_and_change_only_from_the_expected_status(store
                                     starts="2026-03-05T00:00:00.000000Z"))
         store.add_campaign(campaign("cmp_3", created="2026-03-03T00:00:00.000000Z", status="running",
                                     ends="2026-03-06T00:00:00.000000Z"))
+        # Paused before its launch, it has nothing to complete; paused after it, it completes at its end.
+        store.add_campaign(campaign("cmp_4", created="2026-02-01T00:00:00.000000Z", status="paused",
+                                    ends="2026-03-06T00:00:00.000000Z"))
+        store.add_campaign(replace(campaign("cmp_5", created="2026-01-01T00:00:00.000000Z", status="paused",
+                                            ends="2026-03-05T00:00:00.000000Z"),
+                                   launched_at="2026-03-01T00:00:00.000000Z"))
     assert store.campaign("cmp_1") == campaign("cmp_1", key="k1")
     assert store.campaign("nope") is None and store.campaign_by_key("k1").id == "cmp_1"
-    assert [c.id for c in store.campaigns(status=None, offset=0, limit=10)] == ["cmp_3", "cmp_2", "cmp_1"]
+    newest_first = ["cmp_3", "cmp_2", "cmp_1", "cmp_4", "cmp_5"]
+    assert [c.id for c in store.campaigns(status=None, offset=0, limit=10)] == newest_first
     assert [c.id for c in store.campaigns(status=None, offset=1, limit=1)] == ["cmp_2"]
-    assert store.campaign_count(status="running") == 1 and store.campaign_count(status=None) == 3
+    assert store.campaign_count(status="running") == 1 and store.campaign_count(status=None) == 5
     assert store.due(now="2026-03-04T23:59:59.000000Z") == ([], [])
-    assert store.due(now="2026-03-06T00:00:00.000000Z") == (["cmp_2"], ["cmp_3"])
+    assert store.due(now="2026-03-06T00:00:00.000000Z") == (["cmp_2"], ["cmp_5", "cmp_3"])
     with store.transaction():
         assert store.update_campaign("cmp_1", expect_status="scheduled", status="running") is False
         assert store.update_campaign("cmp_1", expect_status="draft", status="running", launch={"members": 3},
