@@ -29,7 +29,7 @@ Status = Literal["draft", "scheduled", "running", "paused", "completed", "cancel
 MOVES = {
     "schedule": "Schedule a draft: the service launches it at its start time.",
     "unschedule": "Take a scheduled campaign back to draft (to edit it).",
-    "pause": "Hold a scheduled campaign's launch, or mark a running one paused.",
+    "pause": "Hold a scheduled campaign's launch, or mark a running one paused (it still completes at its end).",
     "resume": "Resume a paused campaign where it was.",
     "complete": "Close a running or paused campaign (results keep counting its window).",
     "cancel": "Cancel; a launched campaign's bonus points are withdrawn if its window has not ended.",
