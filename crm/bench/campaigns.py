@@ -99,7 +99,7 @@ def _one_launch(base: Path, work: Path, audience: dict, run: int) -> tuple[float
     started = time.perf_counter()
     reports.results(row.id, deps=deps)
     results_s = time.perf_counter() - started
-    figures = dict(done.campaign.launch or {}, outbox=len(done.outbox))
+    figures = dict(done.campaign.launch or {}, outbox=len(done.sent.outbox))
     store.close()
     db.unlink()
     return launch_s, results_s, figures

@@ -11,6 +11,7 @@ from services.campaigns import views
 from services.campaigns.handlers import campaigns as handlers
 from services.campaigns.handlers import launch as launching
 from services.campaigns.handlers import reports
+from services.campaigns.handlers.relay import Leased, relay_leased
 from services.campaigns.schemas import (
     AudiencePage,
     CampaignCreate,
@@ -28,29 +29,22 @@ Status = Literal["draft", "scheduled", "running", "paused", "completed", "cancel
 MOVES = {
     "schedule": "Schedule a draft: the service launches it at its start time.",
     "unschedule": "Take a scheduled campaign back to draft (to edit it).",
-    "pause": "Hold a scheduled campaign's launch, or mark a running one paused.",
+    "pause": "Hold a scheduled campaign's launch, or mark a running one paused (it still completes at its end).",
     "resume": "Resume a paused campaign where it was.",
     "complete": "Close a running or paused campaign (results keep counting its window).",
     "cancel": "Cancel; a launched campaign's bonus points are withdrawn if its window has not ended.",
 }
 
 
-RELAY_CHUNK = 5000
-
-
 def _svc(request: Request):
     return request.app.state.service
 
 
-def _relay_later(background: BackgroundTasks, svc, outbox: list) -> None:
-    """Publish after the response, a chunk at a time: a launch over 100,000 customers queues about
-    250,000 messages, and each chunk leaves the outbox as soon as the broker has it."""
-    def relay() -> None:
-        for start in range(0, len(outbox), RELAY_CHUNK):
-            svc.relay(outbox[start:start + RELAY_CHUNK])
-
-    if outbox:
-        background.add_task(relay)
+def _relay_later(background: BackgroundTasks, svc, sent: Leased) -> None:
+    """Publish after the response, a chunk at a time under the messages' lease: a launch over 100,000
+    customers queues about 250,000 messages, and each chunk leaves the outbox once the broker has it."""
+    if sent.outbox:
+        background.add_task(relay_leased, sent, deps=svc.deps, relay=svc.relay)
 
 
 def router() -> APIRouter:
@@ -97,7 +91,7 @@ def router() -> APIRouter:
         """Launch now: freeze the audience, split it, send treatment touches; again, it changes nothing."""
         svc = _svc(request)
         done = launching.launch(campaign_id, deps=svc.deps)
-        _relay_later(background, svc, done.outbox)
+        _relay_later(background, svc, done.sent)
         return views.campaign_read(done.campaign)
 
     @r.get("/campaigns/{campaign_id}/preview", response_model=LaunchRead, tags=["campaigns"])

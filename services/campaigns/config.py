@@ -25,3 +25,9 @@ class CampaignsSettings(BaseSettings):
     scheduler_interval_s: float = Field(5.0, gt=0)
     # Audience members per view-part refresh query; bounds memory on very large launches.
     refresh_chunk: int = Field(20_000, ge=100)
+    # A launch's or cancellation's messages are published this many at a time after the response, under
+    # a lease that keeps the outbox sweeper off them. The lease must outlast the longest a chunk can take
+    # (five minutes of publish retries, then five of delete retries); if the relaying process dies, the
+    # sweeper sends what is left once it runs out.
+    relay_chunk: int = Field(5000, ge=1)
+    relay_lease_s: float = Field(900.0, ge=1)

@@ -121,6 +121,8 @@ class SegmentRead(BaseModel):
     lift: LiftRead | None
     incremental_conversions: float | None
     incremental_revenue: Decimal | None
+    cost: Decimal | None = Field(None, description="the segment's treatment members' share of the campaign's cost")
+    roi: Decimal | None = Field(None, description="(incremental revenue - cost) / cost, for this segment")
 
 
 class DayRead(BaseModel):
@@ -130,6 +132,21 @@ class DayRead(BaseModel):
     returning_converters: int
     orders: int
     revenue: Decimal
+    new_orders: int = Field(description="credited orders of members with no purchase before the launch")
+    returning_orders: int = Field(description="credited orders of members who had bought before the launch")
+
+
+class PeriodSalesRead(BaseModel):
+    """Every customer's sales in the campaign's period (the launch to the end of its attribution window)."""
+
+    starts_at: str
+    ends_at: str
+    orders: int
+    sales: Decimal = Field(description="purchases net of their refunds, every customer")
+    refunded: Decimal
+    campaign_revenue: Decimal = Field(description="revenue credited to the treatment group")
+    share_of_sales: Decimal | None = Field(description="campaign revenue / sales")
+    incremental_share_of_sales: Decimal | None = Field(description="incremental revenue / sales")
 
 
 class CostRead(BaseModel):
@@ -154,6 +171,7 @@ class ResultsRead(BaseModel):
     cost: CostRead
     incremental_revenue: Decimal | None
     roi: Decimal | None = Field(description="(incremental revenue - cost) / cost")
+    period: PeriodSalesRead
 
 
 class EventEffectCreate(BaseModel):

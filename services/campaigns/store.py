@@ -15,9 +15,11 @@ from typing import Any, Protocol
 
 from services.campaigns.domain.attribution import Enrolment, Refund, Sale
 from services.campaigns.domain.audience import CustomerFacts
+from services.campaigns.domain.results import PeriodSales
 from shared.facts import FieldValue, PurchaseFact, RefundFact
 from shared.membership import Membership
 from shared.outbox import OutboxStore
+from shared.storage import OutboxMessage
 
 # The profile fields campaigns keeps: what filters and contact rules read, nothing more
 # (names, e-mail addresses and phones stay with identity).
@@ -68,6 +70,9 @@ class MemberRow:
     home_store: str | None
     returning: bool
     customer_id: str | None = None
+    # Purchases and touches before the launch; None for members launched before they were kept.
+    purchases: int | None = None
+    touches_before: int | None = None
 
 
 @dataclass(frozen=True)
@@ -86,16 +91,14 @@ class CampaignsStore(OutboxStore, Protocol):
 
     def transaction(self) -> AbstractContextManager[Any]: ...
 
-    # facts consumed from identity and loyalty
-    def mark_seen(self, source: str, event_id: str) -> bool: ...
+    # facts consumed from identity and loyalty, written a batch at a time
+    def seen_first(self, keys: list[tuple[str, str]]) -> set[tuple[str, str]]: ...
     def apply_memberships(self, rows: Iterable[Membership]) -> set[str]: ...
-    def customer_of(self, record_id: str) -> str: ...
     def current_customers(self, ids: Collection[str]) -> dict[str, str]: ...
-    def add_purchase(self, fact: PurchaseFact) -> bool: ...
-    def add_refund(self, fact: RefundFact) -> bool: ...
-    def put_attributes(self, record_id: str, values: list[FieldValue]) -> bool: ...
-    def put_tier(self, customer_id: str, tier: str | None, *, version: str) -> bool: ...
-    def customer_count(self) -> int: ...
+    def add_purchases(self, facts: list[PurchaseFact]) -> None: ...
+    def add_refunds(self, facts: list[RefundFact]) -> None: ...
+    def put_attributes(self, values: list[tuple[str, list[FieldValue]]]) -> None: ...
+    def put_tiers(self, rows: list[tuple[str, str | None, str]]) -> None: ...
 
     # campaigns
     def add_campaign(self, row: CampaignRow) -> None: ...
@@ -122,8 +125,47 @@ class CampaignsStore(OutboxStore, Protocol):
     def enrolments(self, customers: Collection[str]) -> list[Enrolment]: ...
     def sales(self, customers: Collection[str], *, since_ms: int | None = None,
               until_ms: int | None = None) -> tuple[list[Sale], list[Refund]]: ...
+    def period_sales(self, *, since_ms: int, until_ms: int) -> PeriodSales: ...
     def view_hashes(self, customers: Collection[str]) -> dict[str, str]: ...
     def save_views(self, hashes: dict[str, str]) -> dict[str, int]: ...
+
+    # large outboxes relayed under a lease (see ``handlers.relay``)
+    def outbox_lease(self, messages: list[OutboxMessage], *, until_ms: int) -> str | None: ...
+    def outbox_renew(self, lease_id: str, *, now_ms: int, until_ms: int) -> bool: ...
+    def outbox_release(self, lease_id: str) -> None: ...
+    def outbox_unleased(self, *, limit: int = 1000, older_than_s: float = 0) -> list[OutboxMessage]: ...
+
+
+def fold_memberships(held: dict[str, tuple[str, str]], rows: Iterable[Membership]
+                     ) -> tuple[dict[str, tuple[str, str]], set[str]]:
+    """Apply mappings one at a time to those held (record → (customer, at)), by ``shared.membership``'s
+    rule (last writer wins by identity's time); returns the records whose mapping changed, with their
+    new one, and every customer whose set of records changed."""
+    state = dict(held)
+    changed: dict[str, tuple[str, str]] = {}
+    touched: set[str] = set()
+    for m in rows:
+        now = state.get(m.record_id)
+        if now is not None and m.at <= now[1]:
+            continue
+        state[m.record_id] = changed[m.record_id] = (m.customer_id, m.at)
+        if now is None:
+            touched.add(m.customer_id)
+        elif now[0] != m.customer_id:
+            touched |= {now[0], m.customer_id}
+    return changed, touched
+
+
+def gaps(leased: Iterable[tuple[int, int]]) -> list[tuple[int | None, int | None]]:
+    """The open intervals of sequence numbers between leased ranges (``None``: unbounded on that side)."""
+    out: list[tuple[int | None, int | None]] = []
+    low: int | None = None
+    for first, last in sorted(leased):
+        if low is None or first > low + 1:
+            out.append((low, first))
+        low = last if low is None else max(low, last)
+    out.append((low, None))
+    return out
 
 
 def open_store(url: str, *, mongo_client=None) -> CampaignsStore:

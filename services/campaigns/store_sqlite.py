@@ -10,7 +10,9 @@ from typing import Any
 
 from services.campaigns.domain.attribution import Enrolment, Refund, Sale
 from services.campaigns.domain.audience import CustomerFacts
+from services.campaigns.domain.results import PeriodSales
 from services.campaigns.store import CampaignRow, MemberRow, TouchRow, flag
+from services.campaigns.store_leases import LEASES_SQL, SqliteLeases
 from shared.facts import FieldValue, PurchaseFact, RefundFact
 from shared.membership import MEMBERSHIP_SQL, SqliteMembership
 from shared.outbox import SqliteStore
@@ -46,7 +48,7 @@ CREATE INDEX IF NOT EXISTS campaigns_status ON campaigns(status, starts_at);
 CREATE TABLE IF NOT EXISTS members (
   campaign_id TEXT NOT NULL, member_id TEXT NOT NULL, grp TEXT NOT NULL, at_ms INTEGER NOT NULL,
   window_ms INTEGER NOT NULL, bucket INTEGER NOT NULL, tier TEXT, age_band TEXT NOT NULL, home_store TEXT,
-  repeat_buyer INTEGER NOT NULL, PRIMARY KEY (campaign_id, member_id)
+  repeat_buyer INTEGER NOT NULL, purchases INTEGER, touches_before INTEGER, PRIMARY KEY (campaign_id, member_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS members_member ON members(member_id);
 CREATE TABLE IF NOT EXISTS touches (
@@ -60,13 +62,17 @@ CREATE TABLE IF NOT EXISTS view_state (
 ) WITHOUT ROWID;
 """
     + MEMBERSHIP_SQL
+    + LEASES_SQL
     + OUTBOX_SQL
 )
 
 _CAMPAIGN_COLS = ("id", "definition", "status", "created_at", "updated_at", "starts_at", "ends_at", "launched_at",
                   "launch", "paused_from", "last_error", "idempotency_key", "created_by")
 _JSON_COLS = ("definition", "launch")
-_MEMBER_COLS = "campaign_id, member_id, grp, at_ms, window_ms, bucket, tier, age_band, home_store, repeat_buyer"
+_MEMBER_COLS = ("campaign_id, member_id, grp, at_ms, window_ms, bucket, tier, age_band, home_store, repeat_buyer,"
+                " purchases, touches_before")
+# Columns added after the first release: (table, column, type), added to a file created before them.
+_ADDED_COLUMNS = (("members", "purchases", "INTEGER"), ("members", "touches_before", "INTEGER"))
 
 
 def _dump(value: Any) -> str:
@@ -80,10 +86,20 @@ def _campaign(row: tuple) -> CampaignRow:
     return CampaignRow(**values)
 
 
-class SqliteCampaignsStore(SqliteStore, SqliteMembership):
+class SqliteCampaignsStore(SqliteStore, SqliteMembership, SqliteLeases):
     """Campaigns data in SQLite; every write method runs inside the caller's transaction."""
 
     schema = SCHEMA
+
+    def __init__(self, path) -> None:
+        super().__init__(path)
+        c = self.db.conn()
+        for table, column, kind in _ADDED_COLUMNS:
+            if column not in {r[1] for r in c.execute(f"PRAGMA table_info({table})")}:
+                with self.db.transaction():
+                    # Another process may have added it meanwhile: look again under the write lock.
+                    if column not in {r[1] for r in c.execute(f"PRAGMA table_info({table})")}:
+                        c.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
     def _wanted(self, ids: Iterable[str]) -> sqlite3.Connection:
         """This connection's scratch table of ids, filled with ``ids`` (joins instead of huge IN lists)."""
@@ -94,10 +110,13 @@ class SqliteCampaignsStore(SqliteStore, SqliteMembership):
         return c
 
     # -- facts ----------------------------------------------------------------------------
-    def mark_seen(self, source: str, event_id: str) -> bool:
-        """Note an event as processed; False when it was seen before."""
-        cur = self.db.conn().execute("INSERT OR IGNORE INTO seen VALUES (?, ?)", (source, event_id))
-        return cur.rowcount == 1
+    def seen_first(self, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Note events as processed; returns the ``(source, id)`` pairs not seen before."""
+        c, fresh = self.db.conn(), set()
+        for key in keys:  # in-process: a statement per key costs microseconds, and tells which were new
+            if c.execute("INSERT OR IGNORE INTO seen VALUES (?, ?)", key).rowcount == 1:
+                fresh.add(key)
+        return fresh
 
     def current_customers(self, ids: Collection[str]) -> dict[str, str]:
         """The customer each id belongs to now (an id never seen maps to itself)."""
@@ -106,43 +125,34 @@ class SqliteCampaignsStore(SqliteStore, SqliteMembership):
                                " JOIN memberships m ON m.record_id = w.id"))
         return {i: found.get(i, i) for i in ids}
 
-    def add_purchase(self, fact: PurchaseFact) -> bool:
-        """Keep a purchase; False when it is already held."""
-        cur = self.db.conn().execute(
+    def add_purchases(self, facts: list[PurchaseFact]) -> None:
+        """Keep purchases (one already held changes nothing)."""
+        self.db.conn().executemany(
             "INSERT OR IGNORE INTO purchases VALUES (?,?,?,?,?,?,?,?,?)",
-            (fact.source, fact.id, fact.record_id, fact.order_id, fact.amount_minor, fact.store_id, fact.time_ms,
-             fact.day, _dump(list(fact.categories))))
-        return cur.rowcount == 1
+            [(f.source, f.id, f.record_id, f.order_id, f.amount_minor, f.store_id, f.time_ms, f.day,
+              _dump(list(f.categories))) for f in facts])
 
-    def add_refund(self, fact: RefundFact) -> bool:
-        """Keep a refund; False when it is already held."""
-        cur = self.db.conn().execute(
+    def add_refunds(self, facts: list[RefundFact]) -> None:
+        """Keep refunds (one already held changes nothing)."""
+        self.db.conn().executemany(
             "INSERT OR IGNORE INTO refunds VALUES (?,?,?,?,?,?)",
-            (fact.source, fact.id, fact.record_id, fact.order_id, fact.amount_minor, fact.time_ms))
-        return cur.rowcount == 1
+            [(f.source, f.id, f.record_id, f.order_id, f.amount_minor, f.time_ms) for f in facts])
 
-    def put_attributes(self, record_id: str, values: list[FieldValue]) -> bool:
-        """Keep each field's value where it is newer than the one held; True if any changed."""
-        c = self.db.conn()
-        before = c.total_changes
-        c.executemany(
+    def put_attributes(self, values: list[tuple[str, list[FieldValue]]]) -> None:
+        """Keep each record's field values where they are newer than the ones held."""
+        self.db.conn().executemany(
             "INSERT INTO attributes VALUES (?,?,?,?,?,?) ON CONFLICT(record_id, field) DO UPDATE SET"
             " value = excluded.value, time_ms = excluded.time_ms, source = excluded.source,"
             " event_id = excluded.event_id WHERE (excluded.time_ms, excluded.source, excluded.event_id)"
             " > (attributes.time_ms, attributes.source, attributes.event_id)",
-            [(record_id, v.field, _dump(v.value), v.time_ms, v.source, v.event_id) for v in values])
-        return c.total_changes > before
+            [(record_id, v.field, _dump(v.value), v.time_ms, v.source, v.event_id)
+             for record_id, vs in values for v in vs])
 
-    def put_tier(self, customer_id: str, tier: str | None, *, version: str) -> bool:
-        """Keep a customer's loyalty tier if this version is newer; True if it changed."""
-        cur = self.db.conn().execute(
+    def put_tiers(self, rows: list[tuple[str, str | None, str]]) -> None:
+        """Keep customers' loyalty tiers ``(customer, tier, version)`` where the version is newer."""
+        self.db.conn().executemany(
             "INSERT INTO tiers VALUES (?,?,?) ON CONFLICT(customer_id) DO UPDATE SET tier = excluded.tier,"
-            " version = excluded.version WHERE excluded.version > tiers.version", (customer_id, tier, version))
-        return cur.rowcount == 1
-
-    def customer_count(self) -> int:
-        """How many active customers campaigns knows."""
-        return self.db.conn().execute("SELECT COUNT(DISTINCT customer_id) FROM memberships").fetchone()[0]
+            " version = excluded.version WHERE excluded.version > tiers.version", rows)
 
     # -- campaigns ------------------------------------------------------------------------
     def add_campaign(self, row: CampaignRow) -> None:
@@ -186,12 +196,12 @@ class SqliteCampaignsStore(SqliteStore, SqliteMembership):
         return cur.rowcount == 1
 
     def due(self, *, now: str) -> tuple[list[str], list[str]]:
-        """Scheduled campaigns whose start has come, running ones whose end has come."""
+        """Scheduled campaigns whose start has come, launched ones (running or paused) whose end has come."""
         c = self.db.conn()
         start = [r[0] for r in c.execute("SELECT id FROM campaigns WHERE status = 'scheduled' AND starts_at <= ?"
                                          " ORDER BY starts_at, id", (now,))]
-        end = [r[0] for r in c.execute("SELECT id FROM campaigns WHERE status = 'running' AND ends_at <= ?"
-                                       " ORDER BY ends_at, id", (now,))]
+        end = [r[0] for r in c.execute("SELECT id FROM campaigns WHERE (status = 'running' OR status = 'paused'"
+                                       " AND launched_at IS NOT NULL) AND ends_at <= ? ORDER BY ends_at, id", (now,))]
         return start, end
 
     def campaign_names(self, ids: Collection[str]) -> dict[str, str]:
@@ -267,9 +277,9 @@ class SqliteCampaignsStore(SqliteStore, SqliteMembership):
     def add_members(self, rows: list[MemberRow]) -> None:
         """Freeze audience members (a re-sent member changes nothing)."""
         self.db.conn().executemany(
-            f"INSERT OR IGNORE INTO members ({_MEMBER_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            f"INSERT OR IGNORE INTO members ({_MEMBER_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
             [(r.campaign_id, r.member_id, r.group, r.at_ms, r.window_ms, r.bucket, r.tier, r.age_band, r.home_store,
-              int(r.returning)) for r in rows])
+              int(r.returning), r.purchases, r.touches_before) for r in rows])
 
     def add_touches(self, rows: list[TouchRow]) -> None:
         """Record touches (a re-sent touch id changes nothing)."""
@@ -292,7 +302,7 @@ class SqliteCampaignsStore(SqliteStore, SqliteMembership):
             f"SELECT {', '.join('x.' + c.strip() for c in _MEMBER_COLS.split(','))},"
             " COALESCE(m.customer_id, x.member_id) FROM members x LEFT JOIN memberships m ON m.record_id = x.member_id"
             f" WHERE {' AND '.join(conds)} ORDER BY x.member_id{tail}", args)
-        return [MemberRow(*r[:9], bool(r[9]), r[10]) for r in rows]
+        return [MemberRow(*r[:9], bool(r[9]), r[12], purchases=r[10], touches_before=r[11]) for r in rows]
 
     def member_count(self, campaign_id: str, *, group: str | None = None) -> int:
         """How many members a campaign has, optionally in one group."""
@@ -333,6 +343,18 @@ class SqliteCampaignsStore(SqliteStore, SqliteMembership):
             "SELECT m.customer_id, r.source, r.id, r.order_id, r.amount_minor FROM temp.wanted w"
             " JOIN memberships m ON m.customer_id = w.id JOIN refunds r ON r.record_id = m.record_id")]
         return sales, refunds
+
+    def period_sales(self, *, since_ms: int, until_ms: int) -> PeriodSales:
+        """Every customer's purchases in ``[since, until)``, and the refunds of those orders (capped at each order)."""
+        orders, gross, refunded = self.db.conn().execute(
+            "WITH p AS (SELECT m.customer_id AS c, p.order_id AS o, COUNT(*) AS n, SUM(p.amount_minor) AS a"
+            "  FROM purchases p JOIN memberships m ON m.record_id = p.record_id"
+            "  WHERE p.time_ms >= ? AND p.time_ms < ? GROUP BY 1, 2),"
+            " r AS (SELECT m.customer_id AS c, r.order_id AS o, SUM(r.amount_minor) AS a"
+            "  FROM refunds r JOIN memberships m ON m.record_id = r.record_id GROUP BY 1, 2)"
+            " SELECT COALESCE(SUM(p.n), 0), COALESCE(SUM(p.a), 0), COALESCE(SUM(MIN(COALESCE(r.a, 0), p.a)), 0)"
+            " FROM p LEFT JOIN r ON r.c = p.c AND r.o = p.o", (since_ms, until_ms)).fetchone()
+        return PeriodSales(since_ms, until_ms, orders, gross, refunded)
 
     def view_hashes(self, customers: Collection[str]) -> dict[str, str]:
         """The fingerprint of each customer's last published campaigns part."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from services.campaigns.domain.effect import Effect, GroupEffect, Period
-from services.campaigns.domain.results import GroupFigures, Segment, money
+from services.campaigns.domain.results import GroupFigures, Report, Segment, money
 from services.campaigns.handlers.reports import Results
 from services.campaigns.schemas import (
     CampaignRead,
@@ -19,6 +19,7 @@ from services.campaigns.schemas import (
     LiftRead,
     MemberRead,
     PeriodRead,
+    PeriodSalesRead,
     ResultsRead,
     SegmentRead,
 )
@@ -33,6 +34,12 @@ METHOD = {
     "relative_lift_interval": "Katz 95% interval of the log risk ratio",
     "incremental_revenue": "treatment revenue minus control revenue scaled to the treatment's size",
     "roi": "(incremental revenue - cost) / cost; cost = fixed + per touch x touches",
+    "segment_cost": "the campaign's cost shared equally by its treatment members (each got one touch)",
+    "breakdowns": "segments as frozen at launch: tier, age band, home store, purchases before the launch "
+                  "(0, 1, 2-4, 5+), touches counted against the contact cap (0, 1, 2, 3+)",
+    "share_of_sales": "treatment (and incremental) revenue over every customer's sales net of refunds, from "
+                      "the launch to the end of the attribution window",
+    "delivery_rate": "not measured: channel systems publish no delivery receipts in the platform's contract",
 }
 
 
@@ -60,7 +67,20 @@ def _group(g: GroupFigures) -> GroupRead:
 def _segment(s: Segment) -> SegmentRead:
     lift = LiftRead(**vars(s.lift)) if s.lift else None
     return SegmentRead(segment=s.key, treatment=_group(s.treatment), control=_group(s.control), lift=lift,
-                       incremental_conversions=s.incremental_conversions, incremental_revenue=s.incremental_revenue)
+                       incremental_conversions=s.incremental_conversions, incremental_revenue=s.incremental_revenue,
+                       cost=s.cost, roi=s.roi)
+
+
+def _period_sales(rep: Report) -> PeriodSalesRead:
+    p = rep.period
+
+    def at(ms: int) -> str:
+        return iso_utc(datetime.fromtimestamp(ms / 1000, UTC))
+
+    return PeriodSalesRead(starts_at=at(p.starts_ms), ends_at=at(p.ends_ms), orders=p.orders,
+                           sales=money(p.net_minor), refunded=money(p.refunded_minor),
+                           campaign_revenue=money(rep.overall.treatment.revenue_minor),
+                           share_of_sales=rep.share_of_sales, incremental_share_of_sales=rep.incremental_share_of_sales)
 
 
 def results_read(found: Results, *, attribution: str) -> ResultsRead:
@@ -73,10 +93,11 @@ def results_read(found: Results, *, attribution: str) -> ResultsRead:
         launch=LaunchRead(**row.launch), overall=_segment(rep.overall),
         breakdowns={k: [_segment(s) for s in v] for k, v in rep.breakdowns.items()},
         daily=[DayRead(day=d.day, group=d.group, new_converters=d.new_converters,
-                       returning_converters=d.returning_converters, orders=d.orders, revenue=money(d.revenue_minor))
+                       returning_converters=d.returning_converters, orders=d.orders, revenue=money(d.revenue_minor),
+                       new_orders=d.new_orders, returning_orders=d.returning_orders)
                for d in rep.daily],
         cost=CostRead(fixed=costs["fixed"], per_touch=costs["per_touch"], touches=rep.touches, total=rep.cost),
-        incremental_revenue=rep.overall.incremental_revenue, roi=rep.roi,
+        incremental_revenue=rep.overall.incremental_revenue, roi=rep.roi, period=_period_sales(rep),
     )
 
 

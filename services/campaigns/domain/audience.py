@@ -67,6 +67,8 @@ class Member:
     age_band: str
     home_store: str | None
     returning: bool
+    purchases: int = 0  # purchases before the launch (the purchase-history segment)
+    touches_before: int = 0  # touches in the contact-cap period before the launch (the contact-history segment)
 
 
 @dataclass
@@ -213,6 +215,7 @@ def plan(campaign_id: str, definition: Definition, facts: Iterable[CustomerFacts
             continue
         b = bucket(campaign_id, one.customer_id)
         out.members.append(Member(one.customer_id, group_of(b, definition.control_share), b, who.tier,
-                                  who.age_band, who.home_store, who.returning))
+                                  who.age_band, who.home_store, who.returning, who.frequency,
+                                  recent_touches.get(one.customer_id, 0)))
     out.members.sort(key=lambda m: m.customer_id)
     return out

@@ -6,7 +6,11 @@ Statistics (closed form, normal quantiles from ``scipy.stats.norm``):
 - p-value of the two-sided two-proportion z-test with the pooled proportion;
 - relative lift ``p_t / p_c - 1`` with the Katz log risk-ratio interval (when both groups convert);
 - incremental revenue ``revenue_t - revenue_c * n_t / n_c`` (the control's revenue per member scaled
-  to the treatment's size); ROI ``(incremental revenue - cost) / cost``.
+  to the treatment's size); ROI ``(incremental revenue - cost) / cost``, for the whole campaign and for
+  each segment, whose cost is its treatment members' share of the campaign's (every treatment member
+  got one touch and shares the fixed cost equally);
+- the campaign's share of every customer's sales in its period (the launch to the end of the
+  attribution window): treatment revenue, and incremental revenue, over those sales net of refunds.
 
 Money stays in integer fen until it is shown (exact ``Decimal``); rates and statistics are floats.
 """
@@ -25,7 +29,7 @@ from services.campaigns.domain.definition import Costs
 
 CONFIDENCE = 0.95
 CENT = Decimal("0.01")
-BREAKDOWNS = ("tier", "age_band", "home_store")
+RATIO = Decimal("0.0001")
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,8 @@ class Unit:
     home_store: str | None
     returning: bool
     outcome: Outcome
+    purchases: int | None = None  # before the launch; None for members launched before it was kept
+    touches_before: int | None = None
 
 
 @dataclass(frozen=True)
@@ -90,11 +96,13 @@ class Segment:
     lift: Lift | None
     incremental_conversions: float | None
     incremental_revenue: Decimal | None
+    cost: Decimal | None = None  # this segment's share of the campaign's cost
+    roi: Decimal | None = None
 
 
 @dataclass(frozen=True)
 class Day:
-    """Conversions and credited orders of one group on one calendar day."""
+    """Conversions and credited orders of one group on one calendar day, by new and returning customers."""
 
     day: str
     group: str
@@ -102,6 +110,24 @@ class Day:
     returning_converters: int
     orders: int
     revenue_minor: int
+    new_orders: int = 0  # orders of members who had not bought before the launch
+    returning_orders: int = 0
+
+
+@dataclass(frozen=True)
+class PeriodSales:
+    """Every customer's purchases in the campaign's period, and what was refunded of them."""
+
+    starts_ms: int
+    ends_ms: int
+    orders: int
+    gross_minor: int
+    refunded_minor: int
+
+    @property
+    def net_minor(self) -> int:
+        """Sales net of refunds."""
+        return self.gross_minor - self.refunded_minor
 
 
 @dataclass(frozen=True)
@@ -114,6 +140,9 @@ class Report:
     touches: int
     cost: Decimal
     roi: Decimal | None
+    period: PeriodSales | None = None
+    share_of_sales: Decimal | None = None  # treatment revenue over the period's net sales
+    incremental_share_of_sales: Decimal | None = None
 
 
 def money(fen: Fraction | int) -> Decimal:
@@ -163,30 +192,58 @@ def figures(units: Iterable[Unit]) -> GroupFigures:
     return GroupFigures(size, converters, orders, revenue)
 
 
-def segment(units: list[Unit], key: str | None = None) -> Segment:
-    """Treatment against control over a set of members."""
+def ratio(part: Fraction | int, whole: Fraction | int) -> Decimal:
+    """A ratio to four places, rounded half-even."""
+    value = Fraction(part) / Fraction(whole)
+    return (Decimal(value.numerator) / Decimal(value.denominator)).quantize(RATIO, rounding=ROUND_HALF_EVEN)
+
+
+def segment(units: list[Unit], key: str | None = None, *, cost_per_treated: Fraction | None = None) -> Segment:
+    """Treatment against control over a set of members; cost and ROI when the treatment's cost is given."""
     t = figures(u for u in units if u.group == "treatment")
     c = figures(u for u in units if u.group == "control")
     found = lift(t.converters, t.size, c.converters, c.size)
-    inc_conv = inc_rev = None
+    inc_conv = inc_rev = cost = roi = None
+    exact = None
     if t.size and c.size:
         inc_conv = found.absolute * t.size if found else None
-        inc_rev = money(t.revenue_minor - Fraction(c.revenue_minor * t.size, c.size))
-    return Segment(key, t, c, found, inc_conv, inc_rev)
+        exact = t.revenue_minor - Fraction(c.revenue_minor * t.size, c.size)
+        inc_rev = money(exact)
+    if cost_per_treated is not None:
+        spent = cost_per_treated * t.size
+        cost = money(spent)
+        if spent > 0 and exact is not None:
+            roi = ratio(exact - spent, spent)
+    return Segment(key, t, c, found, inc_conv, inc_rev, cost, roi)
 
 
-def _by(units: list[Unit], key: Callable[[Unit], str | None]) -> list[Segment]:
+def purchase_band(purchases: int | None) -> str | None:
+    """The purchase-history segment: how many purchases a member had made before the launch."""
+    if purchases is None:
+        return None
+    return "0" if purchases == 0 else "1" if purchases == 1 else "2-4" if purchases <= 4 else "5+"
+
+
+def touch_band(touches: int | None) -> str | None:
+    """The contact-history segment: touches counted against the contact cap at the launch."""
+    if touches is None:
+        return None
+    return str(touches) if touches < 3 else "3+"
+
+
+def _by(units: list[Unit], key: Callable[[Unit], str | None], cost_per_treated: Fraction | None) -> list[Segment]:
     groups: dict[str, list[Unit]] = defaultdict(list)
     for u in units:
         groups[key(u) or "unknown"].append(u)
-    return [segment(groups[k], k) for k in sorted(groups)]
+    return [segment(groups[k], k, cost_per_treated=cost_per_treated) for k in sorted(groups)]
 
 
 def daily(units: list[Unit], credited: Iterable[Credit], campaign_id: str) -> list[Day]:
-    """Per day and group: members converting for the first time (new or returning customers),
-    and credited orders and revenue."""
+    """Per day and group: members converting for the first time, and credited orders and revenue, by
+    new customers (no purchase before the launch) and returning ones."""
     who = {u.customer_id: u for u in units}
-    cells: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    # new converters, returning converters, orders, revenue, new customers' orders, returning customers' orders
+    cells: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0, 0])
     for u in units:
         if u.outcome.converted and u.outcome.first_day:
             cells[(u.outcome.first_day, u.group)][1 if u.returning else 0] += 1
@@ -197,26 +254,39 @@ def daily(units: list[Unit], credited: Iterable[Credit], campaign_id: str) -> li
         cell = cells[(c.sale.day, u.group)]
         cell[2] += 1
         cell[3] += c.revenue_minor
+        cell[5 if u.returning else 4] += 1
     return [Day(day, group, *cells[(day, group)]) for day, group in sorted(cells)]
 
 
+BY: dict[str, Callable[[Unit], str | None]] = {
+    "tier": lambda u: u.tier,
+    "age_band": lambda u: u.age_band,
+    "home_store": lambda u: u.home_store,
+    "purchases_before": lambda u: purchase_band(u.purchases),
+    "touches_before": lambda u: touch_band(u.touches_before),
+}
+
+
 def report(units: list[Unit], credited: Iterable[Credit], *, campaign_id: str, costs: Costs,
-           touches: int) -> Report:
-    """The campaign's results: overall, by tier, age band and home store, daily, cost and ROI."""
-    overall = segment(units)
+           touches: int, period: PeriodSales | None = None) -> Report:
+    """The campaign's results: overall and by segment (with cost and ROI), daily, its share of the period's sales."""
     cost = costs.fixed + costs.per_touch * touches
-    roi = None
-    if cost > 0 and overall.incremental_revenue is not None:
-        roi = ((overall.incremental_revenue - cost) / cost).quantize(Decimal("0.0001"), rounding=ROUND_HALF_EVEN)
+    treated = sum(1 for u in units if u.group == "treatment")
+    per_treated = Fraction(cost) * 100 / treated if treated else None
+    overall = segment(units, cost_per_treated=per_treated)
+    share = inc_share = None
+    if period is not None and period.net_minor > 0:
+        share = ratio(overall.treatment.revenue_minor, period.net_minor)
+        if overall.incremental_revenue is not None:
+            inc_share = ratio(Fraction(overall.incremental_revenue) * 100, period.net_minor)
     return Report(
         overall=overall,
-        breakdowns={
-            "tier": _by(units, lambda u: u.tier),
-            "age_band": _by(units, lambda u: u.age_band),
-            "home_store": _by(units, lambda u: u.home_store),
-        },
+        breakdowns={name: _by(units, key, per_treated) for name, key in BY.items()},
         daily=daily(units, credited, campaign_id),
         touches=touches,
         cost=cost.quantize(CENT),
-        roi=roi,
+        roi=overall.roi,
+        period=period,
+        share_of_sales=share,
+        incremental_share_of_sales=inc_share,
     )

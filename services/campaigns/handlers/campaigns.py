@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from services.campaigns.domain.definition import Definition, next_status
 from services.campaigns.handlers.common import Deps, outbox_message
+from services.campaigns.handlers.relay import Leased, lease
 from services.campaigns.store import CampaignRow
 from shared import topics
 from shared.clock import iso_utc
@@ -74,7 +75,7 @@ def edit(campaign_id: str, changes: dict[str, Any], *, deps: Deps) -> CampaignRo
         return get(campaign_id, deps=deps)
 
 
-def move(campaign_id: str, action: str, *, deps: Deps) -> tuple[CampaignRow, list[OutboxMessage]]:
+def move(campaign_id: str, action: str, *, deps: Deps) -> tuple[CampaignRow, Leased]:
     """Schedule, unschedule, pause, resume, complete or cancel; returns the campaign and what to publish."""
     now = deps.clock()
     with deps.store.transaction():
@@ -94,7 +95,7 @@ def move(campaign_id: str, action: str, *, deps: Deps) -> tuple[CampaignRow, lis
         granted = row.launched_at is not None and definition.bonus_multiplier is not None
         if action == "cancel" and granted and now < definition.ends_at:
             out = withdraw_bonus(campaign_id, definition, deps=deps, at=now)
-        return get(campaign_id, deps=deps), deps.store.outbox_add(out)
+        return get(campaign_id, deps=deps), lease(out, deps=deps)
 
 
 def grant_id(campaign_id: str, customer_id: str) -> str:

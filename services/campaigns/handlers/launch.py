@@ -9,23 +9,25 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import dataclass, field
-from datetime import datetime
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from services.campaigns.domain import scoring
-from services.campaigns.domain.audience import EXCLUSION_REASONS, Plan, launch_fields, plan
+from services.campaigns.domain.audience import EXCLUSION_REASONS, CustomerFacts, Plan, launch_fields, plan
 from services.campaigns.domain.definition import Definition, next_status
 from services.campaigns.handlers.campaigns import bonus_message, definition_of, get
 from services.campaigns.handlers.common import Deps, bulk_work, outbox_message, refresh_views
+from services.campaigns.handlers.relay import Leased, lease, relay_leased
 from services.campaigns.store import CampaignRow, MemberRow, TouchRow
 from shared import topics
 from shared.clock import iso_utc
 from shared.errors import Conflict, DomainError
 from shared.facts import epoch_ms
 from shared.messages import CampaignTouched
-from shared.storage import OutboxMessage
+from shared.storage import OutboxMessage, is_transient
 from shared.tracing import inject_headers, tracer
 
 log = logging.getLogger(__name__)
@@ -38,18 +40,40 @@ def touch_id(campaign_id: str, customer_id: str) -> str:
     return "t_" + hashlib.sha256(f"touch\x00{campaign_id}\x00{customer_id}".encode()).hexdigest()[:24]
 
 
-def evaluate(campaign_id: str, definition: Definition, *, deps: Deps, as_of: datetime) -> Plan:
-    """Who the campaign would reach as of a moment: matches, exclusions by reason, the split."""
-    store, config = deps.store, deps.config
+@dataclass(frozen=True)
+class Audience:
+    """What an audience is evaluated from: every customer's facts, churn scores, recent touches."""
+
+    facts: list[CustomerFacts]
+    scores: dict[str, float] | None
+    recent: dict[str, int]
+    on: date
+
+
+def recent_touches(*, deps: Deps, as_of_ms: int) -> dict[str, int]:
+    """Touches per customer within the contact-cap period either side of a moment: a launch that
+    committed while this one was reading (by a clock a moment later) counts as much as an earlier one."""
+    span = deps.config.contact_cap_days * DAY_MS
+    return deps.store.touch_counts(since_ms=as_of_ms - span, until_ms=as_of_ms + span)
+
+
+def read_audience(campaign_id: str, definition: Definition, *, deps: Deps, as_of: datetime) -> Audience:
+    """Read what the audience is evaluated from, as of a moment (takes no write lock)."""
+    store = deps.store
     as_of_ms = epoch_ms(as_of)
     on = as_of.astimezone(ZoneInfo(deps.settings.timezone)).date()
-    with _tracer.start_as_current_span("campaigns evaluate audience", attributes={"crm.campaign_id": campaign_id}):
+    with _tracer.start_as_current_span("campaigns read audience", attributes={"crm.campaign_id": campaign_id}):
         facts = store.customer_facts(as_of_ms=as_of_ms, fields=launch_fields(definition),
                                      categories=definition.audience.categories is not None)
         scores = scoring.p_alive(facts, on) if definition.audience.p_alive is not None else None
-        recent = store.touch_counts(since_ms=as_of_ms - config.contact_cap_days * DAY_MS, until_ms=as_of_ms)
-        return plan(campaign_id, definition, facts, on=on, recent_touches=recent, cap=config.contact_cap,
-                    p_alive=scores)
+        return Audience(facts, scores, recent_touches(deps=deps, as_of_ms=as_of_ms), on)
+
+
+def evaluate(campaign_id: str, definition: Definition, audience: Audience, *, deps: Deps) -> Plan:
+    """Who the campaign reaches: matches, exclusions by reason, the split."""
+    with _tracer.start_as_current_span("campaigns evaluate audience", attributes={"crm.campaign_id": campaign_id}):
+        return plan(campaign_id, definition, audience.facts, on=audience.on, recent_touches=audience.recent,
+                    cap=deps.config.contact_cap, p_alive=audience.scores)
 
 
 def summary(found: Plan, *, as_of: datetime, touches: int, grants: int) -> dict[str, Any]:
@@ -66,18 +90,19 @@ def preview(campaign_id: str, *, deps: Deps) -> dict[str, Any]:
     now = deps.clock()
     definition = definition_of(row)
     with bulk_work():
-        found = evaluate(campaign_id, definition, deps=deps, as_of=now)
+        found = evaluate(campaign_id, definition, read_audience(campaign_id, definition, deps=deps, as_of=now),
+                         deps=deps)
     treated = found.count("treatment")
     return summary(found, as_of=now, touches=treated, grants=treated if definition.bonus_multiplier else 0)
 
 
 @dataclass
 class Launched:
-    """A launch (or the one that happened before) and the messages to publish."""
+    """A launch (or the one that happened before) and the messages to publish, leased to their relay."""
 
     campaign: CampaignRow
     launched_now: bool
-    outbox: list[OutboxMessage] = field(default_factory=list)
+    sent: Leased = field(default_factory=Leased)
 
 
 def _launchable(campaign_id: str, *, deps: Deps, now: datetime) -> tuple[CampaignRow, Definition | None]:
@@ -104,7 +129,8 @@ def launch(campaign_id: str, *, deps: Deps) -> Launched:
 def _launch(campaign_id: str, definition: Definition, *, deps: Deps, now: datetime) -> Launched:
     store = deps.store
     # Reading the facts takes no write lock; the writes below re-check that nobody launched meanwhile.
-    found = evaluate(campaign_id, definition, deps=deps, as_of=now)
+    audience = read_audience(campaign_id, definition, deps=deps, as_of=now)
+    found = evaluate(campaign_id, definition, audience, deps=deps)
     with store.transaction():
         row, again = _launchable(campaign_id, deps=deps, now=now)
         if again is None:
@@ -112,8 +138,14 @@ def _launch(campaign_id: str, definition: Definition, *, deps: Deps, now: dateti
         if again != definition:
             raise Conflict("concurrent_change", "the campaign was edited meanwhile; launch it again")
         at_ms, window = epoch_ms(now), definition.window_ms()
+        # Another campaign may have launched while the audience was read: its touches count against the
+        # cap too. Launches write one at a time, so what is read here stays true until this one commits.
+        recent = recent_touches(deps=deps, as_of_ms=at_ms)
+        if recent != audience.recent:
+            found = evaluate(campaign_id, definition, replace(audience, recent=recent), deps=deps)
         members = [MemberRow(campaign_id, m.customer_id, m.group, at_ms, window, m.bucket, m.tier, m.age_band,
-                             m.home_store, m.returning) for m in found.members]
+                             m.home_store, m.returning, purchases=m.purchases, touches_before=m.touches_before)
+                   for m in found.members]
         treated = {m.customer_id: touch_id(campaign_id, m.customer_id) for m in found.members
                    if m.group == "treatment"}
         store.add_members(members)
@@ -126,9 +158,9 @@ def _launch(campaign_id: str, definition: Definition, *, deps: Deps, now: dateti
             raise Conflict("concurrent_change", "the campaign changed meanwhile; try again")
         out = _announce(campaign_id, definition, treated, deps=deps, at=now)
         out += refresh_views([m.customer_id for m in found.members], deps=deps)
-        outbox = store.outbox_add(out)
+        sent = lease(out, deps=deps)
         log.info("campaigns: launched %s: %d members, %d touches", campaign_id, len(members), len(treated))
-        return Launched(get(campaign_id, deps=deps), True, outbox)
+        return Launched(get(campaign_id, deps=deps), True, sent)
 
 
 def _announce(campaign_id: str, definition: Definition, treated: dict[str, str], *, deps: Deps,
@@ -145,22 +177,33 @@ def _announce(campaign_id: str, definition: Definition, treated: dict[str, str],
     return out
 
 
+def _where(exc: BaseException) -> str:
+    """The innermost frame of a traceback, ``file:line`` (where a bug is, without the values it met)."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}" if tb is not None else "?"
+
+
 @dataclass
 class Due:
-    """What one scheduler pass did, and the messages to publish."""
+    """What one scheduler pass did."""
 
     launched: list[str] = field(default_factory=list)
     completed: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+    # Left for the batch runner to relay: nothing, each launch's messages went under their lease.
     outbox: list[OutboxMessage] = field(default_factory=list)
 
 
-def run_due(*, deps: Deps) -> Due:
-    """Launch scheduled campaigns whose start has come and complete running ones whose end has come.
+def run_due(*, deps: Deps, relay: Callable[[list[OutboxMessage]], None]) -> Due:
+    """Launch scheduled campaigns whose start has come and complete launched ones whose end has come.
 
     Every worker runs this on its timer; each launch re-checks the status inside its transaction,
-    so a campaign launches once however many workers see it due. A campaign that cannot launch
-    (its dates have passed, no churn model fits) goes back to draft with the reason, for ops to fix.
+    so a campaign launches once however many workers see it due. Each launch is relayed under its
+    lease as soon as it commits, so a later failure in the same pass cannot hold its messages back.
+    A campaign that cannot launch (its dates have passed, no churn model fits, a bug) goes back to
+    draft with the reason, for ops to fix.
     """
     store, done = deps.store, Due()
     now = iso_utc(deps.clock())
@@ -168,18 +211,31 @@ def run_due(*, deps: Deps) -> Due:
     for campaign_id in starting:
         try:
             launched = launch(campaign_id, deps=deps)
-        except DomainError as exc:
+        except Exception as exc:
+            if is_transient(exc):
+                raise  # the runner retries the whole pass
+            # Anything else would end the worker (the runner exits on what it cannot retry) and, once
+            # restarted, end it again on the same campaign: it goes back to draft for ops instead.
+            reason = exc.message if isinstance(exc, DomainError) else (
+                f"the launch failed unexpectedly ({type(exc).__name__}); see the logs")
+            # The exception's text is not logged: it may quote a value of a customer's profile.
             with store.transaction():
-                store.update_campaign(campaign_id, expect_status="scheduled", status="draft", last_error=exc.message,
+                store.update_campaign(campaign_id, expect_status="scheduled", status="draft", last_error=reason,
                                       updated_at=now)
-            log.warning("campaigns: scheduled launch of %s failed (%s); back to draft", campaign_id, exc.code)
+            if isinstance(exc, DomainError):
+                log.warning("campaigns: scheduled launch of %s failed (%s); back to draft", campaign_id, exc.code)
+            else:
+                log.error("campaigns: scheduled launch of %s failed unexpectedly (%s at %s); back to draft",
+                          campaign_id, type(exc).__name__, _where(exc))
             done.failed.append(campaign_id)
             continue
         if launched.launched_now:
             done.launched.append(campaign_id)
-            done.outbox += launched.outbox
+            relay_leased(launched.sent, deps=deps, relay=relay)
     for campaign_id in ending:
+        # A launched campaign paused by ops completes at its end too: its touches went out at launch.
         with store.transaction():
-            if store.update_campaign(campaign_id, expect_status="running", status="completed", updated_at=now):
+            if any(store.update_campaign(campaign_id, expect_status=held, status="completed", paused_from=None,
+                                         updated_at=now) for held in ("running", "paused")):
                 done.completed.append(campaign_id)
     return done

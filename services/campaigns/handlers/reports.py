@@ -59,8 +59,8 @@ def _results(campaign_id: str, *, deps: Deps) -> Results:
     enrolled = store.enrolments(customers)
     units = [e for e in collapse(enrolled) if e.campaign_id == campaign_id]
     # Only purchases inside this campaign's window can be credited to it; every member shares it.
-    start = min((e.at_ms for e in units), default=0)
-    end = max((e.at_ms + e.window_ms for e in units), default=0)
+    start = epoch_ms(datetime.fromisoformat(row.launched_at))
+    end = start + definition.window_ms()
     sales, refunds = store.sales(customers, since_ms=start, until_ms=end)
     credited = credits(enrolled, sales, refunds, deps.config.attribution)
     done = outcomes(enrolled, credited)
@@ -68,15 +68,16 @@ def _results(campaign_id: str, *, deps: Deps) -> Results:
     for e in units:
         m = snapshot[e.member_id]
         members.append(Unit(e.customer_id, e.group, m.tier, m.age_band, m.home_store, m.returning,
-                            done[(campaign_id, e.customer_id)]))
+                            done[(campaign_id, e.customer_id)], m.purchases, m.touches_before))
     mine = [c for c in credited if c.campaign_id == campaign_id]
     return Results(row, report(members, mine, campaign_id=campaign_id, costs=definition.costs,
-                               touches=store.touch_count(campaign_id)))
+                               touches=store.touch_count(campaign_id),
+                               period=store.period_sales(since_ms=start, until_ms=end)))
 
 
 CSV_COLUMNS = ["breakdown", "segment", "group", "size", "converters", "conversion_rate", "orders", "revenue",
                "average_order_value", "absolute_lift", "lift_ci_low", "lift_ci_high", "p_value", "relative_lift",
-               "incremental_revenue"]
+               "incremental_revenue", "cost", "roi"]
 
 
 def _rows(breakdown: str, seg: Segment) -> Iterable[list]:
@@ -86,8 +87,12 @@ def _rows(breakdown: str, seg: Segment) -> Iterable[list]:
                money(g.revenue_minor), g.average_order_value or "",
                _num(lift.absolute if lift else None), _num(lift.ci_low if lift else None),
                _num(lift.ci_high if lift else None), _num(lift.p_value if lift else None),
-               _num(lift.relative if lift else None), seg.incremental_revenue if seg.incremental_revenue is not None
-               else ""]
+               _num(lift.relative if lift else None), _blank(seg.incremental_revenue), _blank(seg.cost),
+               _blank(seg.roi)]
+
+
+def _blank(value: object | None) -> object:
+    return "" if value is None else value
 
 
 def _num(value: float | None) -> str:
@@ -110,9 +115,11 @@ def daily_csv(found: Results) -> str:
     """The daily series as CSV."""
     buf = io.StringIO()
     out = csv.writer(buf, lineterminator="\n")
-    out.writerow(["day", "group", "new_converters", "returning_converters", "orders", "revenue"])
+    out.writerow(["day", "group", "new_converters", "returning_converters", "orders", "revenue", "new_orders",
+                  "returning_orders"])
     for d in found.report.daily:
-        out.writerow([d.day, d.group, d.new_converters, d.returning_converters, d.orders, money(d.revenue_minor)])
+        out.writerow([d.day, d.group, d.new_converters, d.returning_converters, d.orders, money(d.revenue_minor),
+                      d.new_orders, d.returning_orders])
     return buf.getvalue()
 
 

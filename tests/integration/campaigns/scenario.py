@@ -50,17 +50,26 @@ class World:
     attribution: str = "last_touch"
     now: datetime = at(0)
     published: list = field(default_factory=list)
+    config: dict = field(default_factory=dict)  # more campaigns settings
+    # Called with every batch published, after it is recorded (to act while a relay is under way).
+    on_publish: Callable[[list], None] | None = None
 
     def __post_init__(self) -> None:
         settings = Settings(_env_file=None, data_dir=str(self.tmp), api_keys="op:operator,rd:reader,ad:admin")
-        config = CampaignsSettings(_env_file=None, contact_cap=2, attribution=self.attribution)
-        self.service = create_app(settings, store=self.store, publish=self.published.extend, clock=lambda: self.now,
+        config = CampaignsSettings(_env_file=None, **{"contact_cap": 2, "attribution": self.attribution,
+                                                      **self.config})
+        self.service = create_app(settings, store=self.store, publish=self._publish, clock=lambda: self.now,
                                   config=config)
         self.http = TestClient(self.service.api, headers={"Authorization": "Bearer op"})
 
+    def _publish(self, out: list) -> None:
+        self.published.extend(out)
+        if self.on_publish is not None:
+            self.on_publish(out)
+
     def feed(self, messages: list[Incoming]):
         """What the agent does with a batch: apply it, then relay what it produced."""
-        outcome = consume_batch(messages, self.service.deps)
+        outcome = consume_batch(messages, deps=self.service.deps)
         self.service.relay(outcome.outbox)
         return outcome
 

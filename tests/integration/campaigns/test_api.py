@@ -123,12 +123,13 @@ def test_the_scheduler_launches_at_the_start_once_however_many_workers_run_it(wo
     world.now = at(5)
     assert world.http.post(f"/v1/campaigns/{cid}/schedule").status_code == 200
     world.now = at(9)
-    assert run_due(deps=world.service.deps).launched == []
+    assert run_due(deps=world.service.deps, relay=world.service.relay).launched == []
     # Two workers on the same store file reach the start time together.
     second = World(SqliteCampaignsStore(tmp_path / "crm.campaigns.db"), tmp_path)
     world.now = second.now = at(10)
     done = []
-    threads = [threading.Thread(target=lambda w=w: done.append(run_due(deps=w.service.deps))) for w in (world, second)]
+    threads = [threading.Thread(target=lambda w=w: done.append(run_due(deps=w.service.deps, relay=w.service.relay)))
+               for w in (world, second)]
     for t in threads:
         t.start()
     for t in threads:
@@ -138,7 +139,7 @@ def test_the_scheduler_launches_at_the_start_once_however_many_workers_run_it(wo
     assert row["status"] == "running" and row["launched_at"] == "2026-03-11T04:00:00.000000Z"
     assert world.service.deps.store.touch_count(cid) == row["launch"]["treatment"]
     world.now = at(20)
-    assert run_due(deps=world.service.deps).completed == [cid]
+    assert run_due(deps=world.service.deps, relay=world.service.relay).completed == [cid]
     assert world.http.get(f"/v1/campaigns/{cid}").json()["status"] == "completed"
 
 
@@ -148,7 +149,7 @@ def test_a_scheduled_launch_that_cannot_happen_goes_back_to_draft_with_the_reaso
     world.now = at(5)
     world.http.post(f"/v1/campaigns/{cid}/schedule")
     world.now = at(10)
-    assert run_due(deps=world.service.deps).failed == [cid]
+    assert run_due(deps=world.service.deps, relay=world.service.relay).failed == [cid]
     row = world.http.get(f"/v1/campaigns/{cid}").json()
     assert row["status"] == "draft" and "churn model" in row["last_error"]
 
@@ -194,9 +195,16 @@ def test_csv_exports(world):
     t = json_results["overall"]["treatment"]
     assert (int(overall["treatment"]["size"]), int(overall["treatment"]["converters"]),
             overall["treatment"]["revenue"]) == (t["size"], t["converters"], t["revenue"])
-    assert {row["breakdown"] for row in rows} == {"overall", "tier", "age_band", "home_store"}
+    assert {row["breakdown"] for row in rows} == {"overall", "tier", "age_band", "home_store", "purchases_before",
+                                                  "touches_before"}
+    # 20 members, the treatment's share of the cost: 10.00 + 0.10 per touch.
+    assert overall["treatment"]["cost"] == json_results["cost"]["total"]
+    assert overall["treatment"]["roi"] == json_results["roi"]
     daily = list(csv.DictReader(io.StringIO(world.http.get(f"/v1/campaigns/{cid}/daily.csv").text)))
     assert sum(int(d["orders"]) for d in daily) == 10 and {d["day"] for d in daily} == {"2026-03-12"}
+    # Every member had bought before the launch: all their orders are returning customers' orders.
+    assert [(int(d["new_orders"]), int(d["returning_orders"])) for d in daily] == [
+        (0, int(d["orders"])) for d in daily]
 
 
 def test_event_effect_route_with_a_list_or_a_segment(world):

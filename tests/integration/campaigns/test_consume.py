@@ -30,7 +30,7 @@ def test_fates_of_a_mixed_batch(store):
               f.incoming(AlertChanged(alert_id="a", customer_id="c1", type="t", severity="red", status="open",
                                       at=at(1)), "crm.loyalty.events"),
               Incoming(b'{"kind": "from.the.future", "x": 1}', "crm.loyalty.events", 0, 9)]
-    outcome = consume_batch(good + [broken_event, garbage] + others, d)
+    outcome = consume_batch(good + [broken_event, garbage] + others, deps=d)
     assert (outcome.processed, outcome.duplicates, outcome.dead_lettered) == (3, 0, 2)
     assert outcome.counts["ignored"] == 4
     letters = {(x.code, x.offset) for x in store.dead_letters()}
@@ -39,8 +39,48 @@ def test_fates_of_a_mixed_batch(store):
     [facts] = store.customer_facts(as_of_ms=10**13)
     assert (facts.purchase_count, facts.tier, facts.attributes["consent.sms"].value) == (1, "gold", True)
 
-    again = consume_batch(good, d)
+    again = consume_batch(good, deps=d)
     assert (again.processed, again.duplicates, again.dead_lettered) == (1, 2, 0)  # the tier applies again
     assert store.customer_facts(as_of_ms=10**13)[0].purchase_count == 1
     # The same poison message again is not a second dead letter.
-    assert consume_batch([garbage], d).dead_lettered == 0 and store.dead_letter_count() == 2
+    assert consume_batch([garbage], deps=d).dead_lettered == 0 and store.dead_letter_count() == 2
+
+
+def test_a_batch_costs_mongodb_the_same_few_round_trips_however_many_events_it_holds(monkeypatch):
+    import uuid
+
+    import mongomock
+
+    from services.campaigns.store_mongo import MongoCampaignsStore
+    from shared.storage import MongoDb
+
+    calls: list[str] = []
+
+    def counted(name: str):
+        real = getattr(mongomock.collection.Collection, name)
+
+        def call(self, *args, **kwargs):
+            calls.append(name)
+            return real(self, *args, **kwargs)
+
+        return call
+
+    for name in ("find", "find_one", "insert_one", "insert_many", "update_one", "update_many", "bulk_write",
+                 "aggregate", "delete_many", "count_documents", "distinct"):
+        monkeypatch.setattr(mongomock.collection.Collection, name, counted(name))
+
+    def round_trips(n: int) -> int:
+        store = MongoCampaignsStore(MongoDb(mongomock.MongoClient()[f"t_{uuid.uuid4().hex[:8]}"]))
+        batch = [m for i in range(n) for m in (
+            f.purchase(f"c{i}", f"p{i}", at(1), "10.00"), f.refund(f"c{i}", f"r{i}", at(2), f"p{i}", "1.00"),
+            f.consent(f"c{i}", f"k{i}", at(1), "sms", True), f.profile(f"c{i}", f"f{i}", at(1), city="Shanghai"),
+            f.tier(f"c{i}", "gold", "0001"))]
+        batch.append(f.merged("c0", "c1", ["c1"], at(3)))
+        calls.clear()
+        outcome = consume_batch(batch, deps=deps(store))
+        assert (outcome.processed, outcome.dead_lettered) == (5 * n + 1, 0)
+        [merged] = [x for x in store.customer_facts(as_of_ms=10**13) if x.customer_id == "c0"]
+        assert (merged.purchase_count, merged.refund_minor, merged.tier) == (2, 200, "gold")
+        return len(calls)
+
+    assert round_trips(40) == round_trips(5)

@@ -65,11 +65,26 @@ def test_hand_built_scenario_gives_exactly_the_expected_results(store, tmp_path)
     assert {s["segment"]: group(s) for s in a["breakdowns"]["home_store"]} == {
         "SH-001": (5, 3, "780.00", 0, 0, "0.00"), "SH-002": (0, 0, "0.00", 4, 2, "140.00"),
         "unknown": (1, 1, "60.00", 0, 0, "0.00")}
-    assert [(d["day"], d["group"], d["new_converters"], d["returning_converters"], d["orders"], d["revenue"])
-            for d in a["daily"]] == [
-        ("2026-03-11", "treatment", 0, 1, 1, "80.00"), ("2026-03-12", "control", 0, 1, 1, "40.00"),
-        ("2026-03-12", "treatment", 1, 1, 2, "260.00"), ("2026-03-14", "control", 0, 1, 1, "100.00"),
-        ("2026-03-14", "treatment", 0, 1, 1, "500.00")]
+    # Purchases before the launch: n1 none, a2 two (day 3 and day 9), everyone else one.
+    purchases = {s["segment"]: s for s in a["breakdowns"]["purchases_before"]}
+    assert {k: group(s) for k, s in purchases.items()} == {
+        "0": (1, 1, "60.00", 0, 0, "0.00"), "1": (4, 2, "700.00", 4, 2, "140.00"), "2-4": (1, 1, "80.00", 0, 0, "0.00")}
+    # The 103.00 the campaign cost, shared by its six treatment members: 4 of them cost 68.67 (68.666…), and
+    # 700 - 140 * 4 / 4 = 560 incremental gives (560 - 206/3) / (206/3) = 1474 / 206 = 7.15533…
+    assert (purchases["1"]["cost"], purchases["1"]["roi"]) == ("68.67", "7.1553")
+    assert (purchases["0"]["cost"], purchases["0"]["roi"]) == ("17.17", None)  # no control member to compare with
+    assert [(s["segment"], s["cost"], s["roi"]) for s in a["breakdowns"]["touches_before"]] == [
+        ("0", "103.00", "5.1165")]  # nobody in A had been touched
+    assert [(d["day"], d["group"], d["new_converters"], d["returning_converters"], d["orders"], d["revenue"],
+             d["new_orders"], d["returning_orders"]) for d in a["daily"]] == [
+        ("2026-03-11", "treatment", 0, 1, 1, "80.00", 0, 1), ("2026-03-12", "control", 0, 1, 1, "40.00", 0, 1),
+        ("2026-03-12", "treatment", 1, 1, 2, "260.00", 1, 1), ("2026-03-14", "control", 0, 1, 1, "100.00", 0, 1),
+        ("2026-03-14", "treatment", 0, 1, 1, "500.00", 0, 1)]
+    # Everyone's purchases from A's launch (day 10) to the end of its window (day 17): a2 80, a1 200, n1 60,
+    # a7 40, a4 150 (refunded 150), a5 120 (refunded 20), p 500, a3 300, a7 90 (a8's at day 17 is outside).
+    assert a["period"] == {"starts_at": "2026-03-11T04:00:00.000000Z", "ends_at": "2026-03-18T04:00:00.000000Z",
+                           "orders": 9, "sales": "1370.00", "refunded": "170.00", "campaign_revenue": "840.00",
+                           "share_of_sales": "0.6131", "incremental_share_of_sales": "0.4599"}  # 840, 630 / 1370
 
     b = results(world, "B")
     assert (b["launch"]["matched"], b["launch"]["treatment"], b["launch"]["control"]) == (5, 3, 2)
@@ -77,6 +92,9 @@ def test_hand_built_scenario_gives_exactly_the_expected_results(store, tmp_path)
     assert group(b["overall"]) == (3, 2, "160.00", 2, 1, "300.00")
     assert b["overall"]["incremental_revenue"] == "-290.00"  # 160 - 300 * 3 / 2
     assert (b["cost"]["total"], b["roi"]) == ("3.00", "-97.6667")  # (-290 - 3) / 3
+    # a3 (B's control) had A's touch four days before; the others none.
+    assert {s["segment"]: group(s) for s in b["breakdowns"]["touches_before"]} == {
+        "0": (3, 2, "160.00", 1, 0, "0.00"), "1": (0, 0, "0.00", 1, 1, "300.00")}
 
     audience = world.http.get(f"/v1/campaigns/{IDS['A']}/audience", params={"limit": 1000}).json()
     groups = {m["member_id"]: (m["group"], m["customer_id"]) for m in audience["items"]}

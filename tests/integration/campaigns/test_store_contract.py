@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 
 from services.campaigns.domain.attribution import Enrolment, Refund, Sale
@@ -27,18 +28,20 @@ def campaign(cid: str, *, status: str = "draft", starts: str = "2026-03-10T00:00
 
 def member(cid: str, mid: str, group: str, at_ms: int = 1_000, **kw) -> MemberRow:
     return MemberRow(cid, mid, group, at_ms, 7 * DAY, 42, kw.get("tier"), kw.get("age_band", "25-34"),
-                     kw.get("home_store"), kw.get("returning", True))
+                     kw.get("home_store"), kw.get("returning", True), purchases=kw.get("purchases", 3),
+                     touches_before=kw.get("touches_before", 1))
 
 
 def test_seen_events_and_facts_are_kept_once(store):
     with store.transaction():
-        assert store.mark_seen("pos/SH-001", "e1") is True
-        assert store.mark_seen("pos/SH-001", "e1") is False
-        assert store.mark_seen("web/shop", "e1") is True
-        assert store.add_purchase(purchase("p1", "r1", 100, 10, "2026-03-01")) is True
-        assert store.add_purchase(purchase("p1", "r1", 999, 10, "2026-03-01")) is False
-        assert store.add_refund(RefundFact("pos/SH-001", "f1", "r1", "p1", 30, 20)) is True
-        assert store.add_refund(RefundFact("pos/SH-001", "f1", "r1", "p1", 30, 20)) is False
+        assert store.seen_first([("pos/SH-001", "e1"), ("pos/SH-001", "e2")]) == {("pos/SH-001", "e1"),
+                                                                                ("pos/SH-001", "e2")}
+        assert store.seen_first([("pos/SH-001", "e1"), ("web/shop", "e1")]) == {("web/shop", "e1")}
+        assert store.seen_first([]) == set()
+        store.add_purchases([purchase("p1", "r1", 100, 10, "2026-03-01")])
+        store.add_purchases([purchase("p1", "r1", 999, 10, "2026-03-01")])  # a redelivery changes nothing
+        store.add_refunds([RefundFact("pos/SH-001", "f1", "r1", "p1", 30, 20)] * 2)
+        store.add_purchases([])
         store.apply_memberships([Membership("r1", "r1", "2026-03-01T00:00:00.000000Z")])
     sales, refunds = store.sales(["r1"])
     assert sales == [Sale("r1", "pos/SH-001", "p1", "p1", 100, 10, "2026-03-01")]
@@ -48,35 +51,36 @@ def test_seen_events_and_facts_are_kept_once(store):
 def test_attributes_newest_wins_whatever_the_arrival_order(store):
     old = FieldValue("consent.sms", True, 1_000, "web/shop", "e1")
     new = FieldValue("consent.sms", False, 2_000, "web/shop", "e2")
+    tie = FieldValue("consent.sms", True, 2_000, "web/shop", "e0")  # same time, sorts before e2: older
+    city = FieldValue("city", "Shanghai", 1_000, "wechat/mini", "e3")
     with store.transaction():
-        store.apply_memberships([Membership("r1", "r1", "t1")])
-        assert store.put_attributes("r1", [new, FieldValue("city", "Shanghai", 1_000, "wechat/mini", "e3")]) is True
-        assert store.put_attributes("r1", [old]) is False
-        assert store.put_attributes("r1", [new]) is False
-    [facts] = store.customer_facts(as_of_ms=5_000)
-    assert dict(facts.attributes) == {"consent.sms": new, "city": FieldValue("city", "Shanghai", 1_000,
-                                                                              "wechat/mini", "e3")}
+        store.apply_memberships([Membership("r1", "r1", "t1"), Membership("r2", "r2", "t1")])
+        store.put_attributes([("r1", [new, city]), ("r2", [old])])
+        store.put_attributes([("r1", [old]), ("r1", [tie]), ("r2", [new])])
+        store.put_attributes([])
+    facts = {f.customer_id: f for f in store.customer_facts(as_of_ms=5_000)}
+    assert dict(facts["r1"].attributes) == {"consent.sms": new, "city": city}
+    assert dict(facts["r2"].attributes) == {"consent.sms": new}
     # Only the newest value is kept: as of a moment before it, the field is unknown.
-    assert store.customer_facts(as_of_ms=1_500)[0].attributes == {"city": FieldValue("city", "Shanghai", 1_000,
-                                                                                        "wechat/mini", "e3")}
+    assert store.customer_facts(as_of_ms=1_500)[0].attributes == {"city": city}
 
 
 def test_customer_facts_fold_records_and_follow_merges_and_unmerges(store):
     with store.transaction():
         store.apply_memberships([Membership("a", "a", "t1"), Membership("b", "b", "t1"), Membership("c", "c", "t1")])
-        store.add_purchase(purchase("p1", "a", 10_000, 1 * DAY, "2026-03-01", "SH-001", ("skincare",)))
-        store.add_purchase(purchase("p2", "a", 5_000, 2 * DAY, "2026-03-02", "SH-002", ("makeup",)))
-        store.add_purchase(purchase("p3", "b", 2_000, 3 * DAY, "2026-03-02", "SH-002", ("makeup", "fragrance")))
-        store.add_purchase(purchase("p4", "b", 7_000, 9 * DAY, "2026-03-09", "SH-002"))  # after the as-of
-        store.add_purchase(purchase("p5", "b", 1_000, 3 * DAY, "2026-03-02", None, ()))
-        store.add_refund(RefundFact("pos/SH-001", "f1", "b", "p3", 500, 4 * DAY))
-        store.put_attributes("b", [FieldValue("gender", "F", 1, "web/shop", "e1")])
-        store.put_tier("a", "gold", version="0002")
-        store.put_tier("a", "silver", version="0001")
-        assert store.customer_count() == 3
+        store.add_purchases([
+            purchase("p1", "a", 10_000, 1 * DAY, "2026-03-01", "SH-001", ("skincare",)),
+            purchase("p2", "a", 5_000, 2 * DAY, "2026-03-02", "SH-002", ("makeup",)),
+            purchase("p3", "b", 2_000, 3 * DAY, "2026-03-02", "SH-002", ("makeup", "fragrance")),
+            purchase("p4", "b", 7_000, 9 * DAY, "2026-03-09", "SH-002"),  # after the as-of
+            purchase("p5", "b", 1_000, 3 * DAY, "2026-03-02", None, ())])
+        store.add_refunds([RefundFact("pos/SH-001", "f1", "b", "p3", 500, 4 * DAY)])
+        store.put_attributes([("b", [FieldValue("gender", "F", 1, "web/shop", "e1")])])
+        store.put_tiers([("a", "gold", "0002"), ("a", "silver", "0001"), ("c", None, "0001")])
+        store.put_tiers([("c", "gold", "0001")])  # the same version again changes nothing
         store.apply_memberships([Membership("b", "a", "t2")])  # b merged into a
     got = {f.customer_id: f for f in store.customer_facts(as_of_ms=5 * DAY)}
-    assert set(got) == {"a", "c"} and store.customer_count() == 2
+    assert set(got) == {"a", "c"}
     a = got["a"]
     assert (a.purchase_count, a.purchase_days, a.first_day, a.last_day) == (4, 2, "2026-03-01", "2026-03-02")
     assert (a.spend_minor, a.refund_minor, a.tier) == (18_000, 500, "gold")
@@ -84,6 +88,7 @@ def test_customer_facts_fold_records_and_follow_merges_and_unmerges(store):
     assert a.categories == frozenset({"skincare", "makeup", "fragrance"})
     assert a.attributes["gender"].value == "F"
     assert got["c"].purchase_count == 0 and got["c"].categories == frozenset() and got["c"].attributes == {}
+    assert got["c"].tier is None  # the first tier of version 0001 stays
     narrow = {f.customer_id: f for f in store.customer_facts(as_of_ms=5 * DAY, fields={"city"}, categories=False)}
     assert narrow["a"].attributes == {} and narrow["a"].categories == frozenset()
     assert narrow["a"].purchase_count == 4  # only the optional parts are left out
@@ -102,13 +107,20 @@ def test_campaign_rows_round_trip_and_change_only_from_the_expected_status(store
                                     starts="2026-03-05T00:00:00.000000Z"))
         store.add_campaign(campaign("cmp_3", created="2026-03-03T00:00:00.000000Z", status="running",
                                     ends="2026-03-06T00:00:00.000000Z"))
+        # Paused before its launch, it has nothing to complete; paused after it, it completes at its end.
+        store.add_campaign(campaign("cmp_4", created="2026-02-01T00:00:00.000000Z", status="paused",
+                                    ends="2026-03-06T00:00:00.000000Z"))
+        store.add_campaign(replace(campaign("cmp_5", created="2026-01-01T00:00:00.000000Z", status="paused",
+                                            ends="2026-03-05T00:00:00.000000Z"),
+                                   launched_at="2026-03-01T00:00:00.000000Z"))
     assert store.campaign("cmp_1") == campaign("cmp_1", key="k1")
     assert store.campaign("nope") is None and store.campaign_by_key("k1").id == "cmp_1"
-    assert [c.id for c in store.campaigns(status=None, offset=0, limit=10)] == ["cmp_3", "cmp_2", "cmp_1"]
+    newest_first = ["cmp_3", "cmp_2", "cmp_1", "cmp_4", "cmp_5"]
+    assert [c.id for c in store.campaigns(status=None, offset=0, limit=10)] == newest_first
     assert [c.id for c in store.campaigns(status=None, offset=1, limit=1)] == ["cmp_2"]
-    assert store.campaign_count(status="running") == 1 and store.campaign_count(status=None) == 3
+    assert store.campaign_count(status="running") == 1 and store.campaign_count(status=None) == 5
     assert store.due(now="2026-03-04T23:59:59.000000Z") == ([], [])
-    assert store.due(now="2026-03-06T00:00:00.000000Z") == (["cmp_2"], ["cmp_3"])
+    assert store.due(now="2026-03-06T00:00:00.000000Z") == (["cmp_2"], ["cmp_5", "cmp_3"])
     with store.transaction():
         assert store.update_campaign("cmp_1", expect_status="scheduled", status="running") is False
         assert store.update_campaign("cmp_1", expect_status="draft", status="running", launch={"members": 3},
@@ -121,7 +133,8 @@ def test_campaign_rows_round_trip_and_change_only_from_the_expected_status(store
 def test_members_touches_and_enrolments_follow_the_records(store):
     with store.transaction():
         store.apply_memberships([Membership(x, x, "t1") for x in ("a", "b", "c")])
-        store.add_members([member("cmp_1", "a", "treatment"), member("cmp_1", "b", "control", tier="gold"),
+        store.add_members([member("cmp_1", "a", "treatment"),
+                           member("cmp_1", "b", "control", tier="gold", purchases=0, touches_before=0),
                            member("cmp_1", "c", "treatment"), member("cmp_2", "b", "treatment", at_ms=5_000)])
         store.add_members([member("cmp_1", "a", "control")])  # a re-sent member changes nothing
         store.add_touches([TouchRow("t1", "cmp_1", "a", "sms", 1_000), TouchRow("t2", "cmp_1", "c", "sms", 1_000),
@@ -131,7 +144,8 @@ def test_members_touches_and_enrolments_follow_the_records(store):
     rows = store.members("cmp_1")
     assert [(m.member_id, m.customer_id, m.group) for m in rows] == [
         ("a", "a", "treatment"), ("b", "a", "control"), ("c", "c", "treatment")]
-    assert rows[1] == replace(member("cmp_1", "b", "control", tier="gold"), customer_id="a")
+    assert rows[1] == replace(member("cmp_1", "b", "control", tier="gold", purchases=0, touches_before=0),
+                              customer_id="a")
     assert [m.member_id for m in store.members("cmp_1", after="a", limit=1)] == ["b"]
     assert [m.member_id for m in store.members("cmp_1", group="treatment")] == ["a", "c"]
     assert (store.member_count("cmp_1"), store.member_count("cmp_1", group="control")) == (3, 1)
@@ -149,8 +163,8 @@ def test_sales_of_customers_in_a_time_range(store):
     with store.transaction():
         store.apply_memberships([Membership("a", "a", "t1"), Membership("b", "a", "t1"), Membership("c", "c", "t1")])
         for i, (rec, ms) in enumerate([("a", 100), ("b", 200), ("b", 300), ("c", 200)]):
-            store.add_purchase(purchase(f"p{i}", rec, 1_000 + i, ms, "2026-03-01"))
-        store.add_refund(RefundFact("pos/SH-001", "f1", "b", "p1", 10, 900))
+            store.add_purchases([purchase(f"p{i}", rec, 1_000 + i, ms, "2026-03-01")])
+        store.add_refunds([RefundFact("pos/SH-001", "f1", "b", "p1", 10, 900)])
     sales, refunds = store.sales(["a"], since_ms=200, until_ms=300)
     assert sales == [Sale("a", "pos/SH-001", "p1", "p1", 1_001, 200, "2026-03-01")]
     assert refunds == [Refund("a", "pos/SH-001", "f1", "p1", 10)]
@@ -171,3 +185,84 @@ def test_outbox_and_dead_letters_are_there(store):
     assert [m.value for m in store.outbox_pending()] == [b"v", b"w"]
     store.outbox_delete([queued[0].seq])
     assert [m.value for m in store.outbox_pending()] == [b"w"]
+
+
+def test_leased_outbox_rows_are_not_the_sweepers_until_the_lease_ends(store):
+    now = int(time.time() * 1000)
+    with store.transaction():
+        before = store.outbox_add([OutboxMessage("t", b"a", b"k")])
+        launch = store.outbox_add([OutboxMessage("t", f"l{i}".encode(), b"k") for i in range(4)])
+        lease = store.outbox_lease(launch, until_ms=now + 60_000)
+        after = store.outbox_add([OutboxMessage("t", b"z", b"k")])
+    assert store.outbox_lease([], until_ms=now + 60_000) is None
+    assert [m.value for m in store.outbox_unleased()] == [b"a", b"z"]
+    assert [m.seq for m in store.outbox_unleased()] == [before[0].seq, after[0].seq]
+    assert [m.value for m in store.outbox_unleased(limit=1)] == [b"a"]
+    assert store.outbox_unleased(older_than_s=3600) == []  # nothing is that old
+    # The relay sends part of its rows; the rest stays its own while the lease lasts.
+    store.outbox_delete([m.seq for m in launch[:2]])
+    assert store.outbox_renew(lease, now_ms=now, until_ms=now + 120_000) is True
+    assert [m.value for m in store.outbox_unleased()] == [b"a", b"z"]
+    store.outbox_release(lease)
+    assert [m.value for m in store.outbox_unleased()] == [b"a", b"l2", b"l3", b"z"]
+    assert store.outbox_renew(lease, now_ms=now, until_ms=now + 120_000) is False  # released is gone
+
+
+def test_a_lease_that_ran_out_hands_its_rows_to_the_sweeper_and_cannot_be_renewed(store):
+    now = int(time.time() * 1000)
+    with store.transaction():
+        held = store.outbox_add([OutboxMessage("t", b"x", b"k"), OutboxMessage("t", b"y", b"k")])
+        lease = store.outbox_lease(held, until_ms=now - 1)
+        live = store.outbox_lease(store.outbox_add([OutboxMessage("t", b"w", b"k")]), until_ms=now + 60_000)
+    assert [m.value for m in store.outbox_unleased()] == [b"x", b"y"]
+    assert store.outbox_renew(lease, now_ms=now, until_ms=now + 60_000) is False
+    assert store.outbox_renew(live, now_ms=now, until_ms=now + 60_000) is True
+
+
+def test_a_store_file_from_before_the_history_columns_gains_them_and_keeps_its_members(tmp_path):
+    import sqlite3
+
+    from services.campaigns.store_sqlite import SqliteCampaignsStore
+
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as old:
+        old.execute("CREATE TABLE members (campaign_id TEXT NOT NULL, member_id TEXT NOT NULL, grp TEXT NOT NULL,"
+                    " at_ms INTEGER NOT NULL, window_ms INTEGER NOT NULL, bucket INTEGER NOT NULL, tier TEXT,"
+                    " age_band TEXT NOT NULL, home_store TEXT, repeat_buyer INTEGER NOT NULL,"
+                    " PRIMARY KEY (campaign_id, member_id)) WITHOUT ROWID")
+        old.execute("INSERT INTO members VALUES ('cmp_1', 'a', 'control', 1000, 5, 42, NULL, '<25', NULL, 1)")
+    store = SqliteCampaignsStore(path)
+    SqliteCampaignsStore(path).close()  # a second process opening the same file finds the columns there
+    with store.transaction():
+        store.add_members([member("cmp_1", "b", "treatment", purchases=2, touches_before=0)])
+    assert [(m.member_id, m.purchases, m.touches_before) for m in store.members("cmp_1")] == [
+        ("a", None, None), ("b", 2, 0)]
+
+
+def test_period_sales_of_every_customer_net_of_the_refunds_of_those_orders(store):
+    with store.transaction():
+        store.apply_memberships([Membership("a", "a", "t1"), Membership("b", "a", "t1"), Membership("c", "c", "t1")])
+        store.add_purchases([
+            purchase("p1", "a", 1_000, 100, "2026-03-01", order="o1"),
+            purchase("p2", "b", 500, 150, "2026-03-01", order="o2"),
+            purchase("p3", "c", 700, 299, "2026-03-01", order="o3"),
+            purchase("p4", "a", 900, 300, "2026-03-02", order="o4")])  # the period has ended
+        store.add_refunds([
+            RefundFact("pos/SH-001", "r1", "b", "o1", 300, 400),  # a's order, through its other record
+            RefundFact("pos/SH-001", "r2", "c", "o3", 1_000, 400),  # more than the order: capped
+            RefundFact("pos/SH-001", "r3", "a", "o4", 200, 400),  # of a purchase outside the period
+            RefundFact("pos/SH-001", "r4", "c", "o1", 50, 400)])  # c has no order o1
+    got = store.period_sales(since_ms=100, until_ms=300)
+    assert (got.orders, got.gross_minor, got.refunded_minor, got.net_minor) == (3, 2_200, 1_000, 1_200)
+    assert store.period_sales(since_ms=0, until_ms=100).orders == 0
+
+
+def test_memberships_in_one_batch_end_as_one_at_a_time_whatever_their_order(store):
+    rows = [Membership("r", "c1", "t2"), Membership("r", "c2", "t1"), Membership("r", "c3", "t3"),
+            Membership("s", "c1", "t1"), Membership("s", "c1", "t1"), Membership("q", "c9", "t5")]
+    with store.transaction():
+        store.apply_memberships([Membership("q", "c8", "t4")])
+        # r arrives three times (newest: c3), s twice, q moves from c8 to c9.
+        assert store.apply_memberships(rows) == {"c1", "c3", "c8", "c9"}
+        assert store.apply_memberships(list(reversed(rows))) == set()  # nothing newer: nothing changed
+    assert store.current_customers(["r", "s", "q"]) == {"r": "c3", "s": "c1", "q": "c9"}

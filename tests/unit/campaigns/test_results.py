@@ -10,7 +10,16 @@ import pytest
 
 from services.campaigns.domain.attribution import Credit, Outcome, Sale
 from services.campaigns.domain.definition import Costs
-from services.campaigns.domain.results import Unit, figures, lift, money, report
+from services.campaigns.domain.results import (
+    PeriodSales,
+    Unit,
+    figures,
+    lift,
+    money,
+    purchase_band,
+    report,
+    touch_band,
+)
 
 
 def reference(conv_t: int, n_t: int, conv_c: int, n_c: int) -> dict[str, float]:
@@ -74,7 +83,8 @@ def test_report_revenue_cost_roi_and_breakdowns_by_hand():
                 Credit("cmp_a", "c1", Sale("c1", "pos/SH-001", "s4", "o4", 5_000, 0, "2026-03-13"), 5_000, 5_000),
                 Credit("cmp_b", "t3", sale, 20_000, 20_000)]  # another campaign's credit: not ours
     rep = report(units, credited, campaign_id="cmp_a",
-                 costs=Costs(fixed=Decimal("100.00"), per_touch=Decimal("0.25")), touches=4)
+                 costs=Costs(fixed=Decimal("100.00"), per_touch=Decimal("0.25")), touches=4,
+                 period=PeriodSales(0, 1, orders=12, gross_minor=100_000, refunded_minor=30_000))
     o = rep.overall
     t = o.treatment
     assert (t.size, t.converters, t.orders, t.revenue_minor) == (4, 2, 3, 40_001)
@@ -89,16 +99,40 @@ def test_report_revenue_cost_roi_and_breakdowns_by_hand():
     tiers = {s.key: (s.treatment.size, s.treatment.converters, s.control.size, s.control.converters)
              for s in rep.breakdowns["tier"]}
     assert tiers == {"gold": (2, 1, 1, 1), "unknown": (2, 1, 1, 0)}
+    # Each of the 4 treatment members carries 25.25 of the 101.00. Gold: 300.00 - 50.00 * 2 / 1 = 200.00
+    # incremental, (200 - 50.50) / 50.50 = 2.96039…; unknown: 100.01 - 0, (100.01 - 50.50) / 50.50 = 0.98039…
+    assert {s.key: (s.cost, s.roi) for s in rep.breakdowns["tier"]} == {
+        "gold": (Decimal("50.50"), Decimal("2.9604")), "unknown": (Decimal("50.50"), Decimal("0.9804"))}
+    assert (o.cost, o.roi) == (Decimal("101.00"), rep.roi)
+    # 400.01 and 300.01 of the period's 700.00 net sales.
+    assert (rep.share_of_sales, rep.incremental_share_of_sales) == (Decimal("0.5714"), Decimal("0.4286"))
     stores = {s.key: (s.treatment.size, s.control.size) for s in rep.breakdowns["home_store"]}
     assert stores == {"SH-001": (2, 1), "SH-002": (2, 1)}
-    assert [(d.day, d.group, d.new_converters, d.returning_converters, d.orders, d.revenue_minor)
-            for d in rep.daily] == [("2026-03-12", "treatment", 1, 1, 2, 30_001),
-                                    ("2026-03-13", "control", 0, 1, 1, 5_000),
-                                    ("2026-03-14", "treatment", 0, 0, 1, 10_000)]
+    assert [(d.day, d.group, d.new_converters, d.returning_converters, d.orders, d.revenue_minor, d.new_orders,
+             d.returning_orders) for d in rep.daily] == [("2026-03-12", "treatment", 1, 1, 2, 30_001, 1, 1),
+                                                         ("2026-03-13", "control", 0, 1, 1, 5_000, 0, 1),
+                                                         ("2026-03-14", "treatment", 0, 0, 1, 10_000, 0, 1)]
+
+
+def test_history_segments_band_purchases_and_touches_before_the_launch():
+    assert [purchase_band(n) for n in (None, 0, 1, 2, 4, 5, 40)] == [None, "0", "1", "2-4", "2-4", "5+", "5+"]
+    assert [touch_band(n) for n in (None, 0, 1, 2, 3, 9)] == [None, "0", "1", "2", "3+", "3+"]
+    units = [Unit("t1", "treatment", None, "<25", None, True, Outcome(True, 100, 1, 0, "d"), 3, 0),
+             Unit("t2", "treatment", None, "<25", None, False, Outcome(), 0, 2),
+             Unit("c1", "control", None, "<25", None, True, Outcome(), None, None)]  # launched before they were kept
+    rep = report(units, [], campaign_id="x", costs=Costs(), touches=2)
+    assert {s.key: (s.treatment.size, s.control.size) for s in rep.breakdowns["purchases_before"]} == {
+        "0": (1, 0), "2-4": (1, 0), "unknown": (0, 1)}
+    assert {s.key: (s.treatment.size, s.control.size) for s in rep.breakdowns["touches_before"]} == {
+        "0": (1, 0), "2": (1, 0), "unknown": (0, 1)}
 
 
 def test_no_cost_no_roi_and_money_rounds_half_even():
     rep = report([unit("t", "treatment"), unit("c", "control")], [], campaign_id="x", costs=Costs(), touches=1)
     assert rep.roi is None and rep.cost == Decimal("0.00")
+    assert rep.share_of_sales is None  # no period given
+    empty = report([], [], campaign_id="x", costs=Costs(), touches=0,
+                   period=PeriodSales(0, 1, orders=0, gross_minor=0, refunded_minor=0))
+    assert (empty.share_of_sales, empty.overall.cost, empty.roi) == (None, None, None)
     assert money(1) == Decimal("0.01") and str(money(250)) == "2.50"
     assert figures([]).conversion_rate is None and figures([]).average_order_value is None

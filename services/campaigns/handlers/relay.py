@@ -1,0 +1,64 @@
+"""Relaying a large outbox (a launch's touches, grants and view parts; a cancellation's withdrawals).
+
+The rows are leased to their relay in the transaction that writes them (``store_leases``), so the
+shared sweeper, which resends rows older than 15 s, never sends them while the relay is at work:
+no touch reaches a customer twice because a launch took long to relay.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from services.campaigns.handlers.common import Deps, chunks
+from shared.storage import OutboxMessage
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Leased:
+    """Outbox messages committed together and the lease their relay holds on them."""
+
+    outbox: list[OutboxMessage] = field(default_factory=list)
+    lease_id: str | None = None
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def lease(messages: list[OutboxMessage], *, deps: Deps) -> Leased:
+    """Add messages to the outbox and lease them to the caller's relay (inside the caller's transaction)."""
+    queued = deps.store.outbox_add(messages)
+    if not queued:
+        return Leased()
+    until = _now_ms() + int(deps.config.relay_lease_s * 1000)
+    return Leased(queued, deps.store.outbox_lease(queued, until_ms=until))
+
+
+def relay_leased(sent: Leased, *, deps: Deps, relay: Callable[[list[OutboxMessage]], None]) -> int:
+    """Publish leased messages a chunk at a time, renewing the lease before each; returns how many went.
+
+    A chunk leaves the outbox as soon as the broker has it. The lease outlasts the longest a chunk can
+    take (publish and delete retries), so it cannot run out while a chunk is on its way; if it has run
+    out anyway (this relay stalled), the sweeper owns the rest and this relay stops. The lease is
+    released at the end, also on failure, so the sweeper picks up what is left at once.
+    """
+    store, done = deps.store, 0
+    lease_ms = int(deps.config.relay_lease_s * 1000)
+    try:
+        for part in chunks(sent.outbox, deps.config.relay_chunk):
+            now = _now_ms()
+            if sent.lease_id is not None and not store.outbox_renew(sent.lease_id, now_ms=now, until_ms=now + lease_ms):
+                log.warning("campaigns: relay lease ran out after %d of %d messages; the sweeper sends the rest",
+                            done, len(sent.outbox))
+                break
+            relay(part)
+            done += len(part)
+    finally:
+        if sent.lease_id is not None:
+            store.outbox_release(sent.lease_id)
+    return done
