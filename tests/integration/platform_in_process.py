@@ -148,7 +148,7 @@ def _timers() -> dict[str, Callable[[InProcess], Any]]:
     return {
         "loyalty": lambda s: s.run_timer(lambda: loyalty_handlers.run_due(s.deps)),
         "alerts": alerts_tick,
-        "campaigns": lambda s: s.run_timer(lambda: campaigns_launch.run_due(deps=s.deps)),
+        "campaigns": lambda s: s.run_timer(lambda: campaigns_launch.run_due(deps=s.deps, relay=s.service.runner.relay)),
     }
 
 
