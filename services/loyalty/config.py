@@ -49,6 +49,9 @@ class LoyaltySettings(BaseSettings):
     # How often the scheduler looks for expiries, announcements and tier reviews that fell due.
     schedule_interval_s: float = Field(10.0, gt=0)
     schedule_batch: int = Field(200, ge=1)
+    # An account whose settling fails for a reason that is not transient waits this long before the next
+    # try, so one broken account neither stops the schedule nor is retried at every tick.
+    schedule_retry_s: float = Field(900.0, gt=0)
     # Run the service "as of" another moment (a replay or a drill): its clock starts there and runs on.
     clock_start: AwareDatetime | None = None
 

@@ -6,21 +6,24 @@ each customer it touched once, all in one store transaction with the outbox.
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from dataclasses import dataclass, replace
 
 from services.loyalty.accounts import Deps, settle_customer, settle_many
 from services.loyalty.domain.model import Bonus, Line, Purchase, Refund
-from services.loyalty.store import ms_of
+from services.loyalty.store import from_ms, ms_of
 from shared.batch import BatchOutcome, Decoded, Incoming, message_span, process_batch
+from shared.clock import iso_utc
 from shared.events import PurchaseEvent, RefundEvent, parse_event
 from shared.facts import local_day, to_minor
 from shared.membership import memberships_of
 from shared.messages import CampaignBonusGranted, CustomerEventResolved, CustomerMerged, decode
-from shared.storage import OutboxMessage
+from shared.storage import OutboxMessage, is_transient
 from shared.tracing import event_attributes
 
 SERVICE = "loyalty"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -125,21 +128,51 @@ def run_due(deps: Deps, *, rounds: int = 20) -> BatchOutcome:
     store = deps.store
     for _ in range(rounds):
         now_ms = ms_of(deps.clock())
-        with store.transaction():
-            due = store.due_accounts(now_ms, limit=deps.config.schedule_batch)
-            out: list[OutboxMessage] = []
-            for c in due:
-                if store.customer_of(c) == c:
-                    out += settle_customer(c, deps=deps, trigger=["schedule"])
-                else:  # merged away: the survivor's account carries its lots now
-                    held = store.account(c)
-                    if held is not None:
-                        store.put_account(replace(held, next_due_ms=None))
-            outcome.outbox += store.outbox_add(out)
+        try:
+            with store.transaction():
+                due = store.due_accounts(now_ms, limit=deps.config.schedule_batch)
+                outcome.outbox += store.outbox_add([m for c in due for m in _settle_due(c, deps)])
+        except Exception as exc:
+            # The timer must not raise (the runner would end the worker, at every tick): find the account
+            # at fault, postpone it, and settle the others.
+            if is_transient(exc):
+                raise
+            due = _one_by_one(now_ms, deps, outcome)
         outcome.processed += len(due)
         if len(due) < deps.config.schedule_batch:
             break
     return outcome
+
+
+def _settle_due(customer_id: str, deps: Deps) -> list[OutboxMessage]:
+    store = deps.store
+    if store.customer_of(customer_id) == customer_id:
+        return settle_customer(customer_id, deps=deps, trigger=["schedule"])
+    held = store.account(customer_id)  # merged away: the survivor's account carries its lots now
+    if held is not None:
+        store.put_account(replace(held, next_due_ms=None))
+    return []
+
+
+def _one_by_one(now_ms: int, deps: Deps, outcome: BatchOutcome) -> list[str]:
+    store = deps.store
+    due = store.due_accounts(now_ms, limit=deps.config.schedule_batch)
+    for c in due:
+        try:
+            with store.transaction():
+                outcome.outbox += store.outbox_add(_settle_due(c, deps))
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            retry_ms = now_ms + int(deps.config.schedule_retry_s * 1000)
+            log.error("loyalty: account %s could not be settled on schedule (%s); next try at %s", c,
+                      type(exc).__name__, iso_utc(from_ms(retry_ms)))
+            outcome.counts["schedule_failed"] += 1
+            with store.transaction():
+                held = store.account(c)
+                if held is not None:
+                    store.put_account(replace(held, next_due_ms=retry_ms))
+    return due
 
 
 __all__ = ["Deps", "consume_batch", "run_due", "settle_customer"]
