@@ -174,14 +174,18 @@ def _tier_changed(held: AccountRow, s: Settlement, book: RuleBook, customer_id: 
 
 
 def _announcements(s: Settlement, customer_id: str, now: datetime, deps: Deps) -> list[OutboxMessage]:
-    due = {f"exp:{customer_id}:{iso_utc(at)}": (at, n) for at, n in s.announce}
-    fresh = sorted(set(due) - deps.store.announced(list(due)))
+    # Once per expiry moment, and again whenever more points joined that moment than were announced (a
+    # purchase inside the notice window under month-end or year-end expiry): no point expires unannounced.
+    due = {iso_utc(at): (at, n) for at, n in s.announce}
+    told = deps.store.announced(customer_id, list(due))
+    fresh = [Announcement(f"exp:{customer_id}:{key}" + (f":{n}" if key in told else ""), customer_id, key, n,
+                          iso_utc(now)) for key, (_, n) in sorted(due.items()) if n > told.get(key, 0)]
     if not fresh:
         return []
-    deps.store.add_announcements([Announcement(a, customer_id, iso_utc(due[a][0]), due[a][1], iso_utc(now))
-                                  for a in fresh])
-    return [deps.message(PointsExpiryAnnounced(announcement_id=a, customer_id=customer_id, points=due[a][1],
-                                               expires_at=due[a][0], balance=s.balance, at=now), customer_id)
+    deps.store.add_announcements(fresh)
+    return [deps.message(PointsExpiryAnnounced(announcement_id=a.announcement_id, customer_id=customer_id,
+                                               points=a.points, expires_at=due[a.expires_at][0], balance=s.balance,
+                                               at=now), customer_id)
             for a in fresh]
 
 

@@ -62,6 +62,7 @@ class MongoLoyaltyStore(MongoStore, MongoMembership):
         self.mdb["ledger"].create_index([("record_id", 1), ("bucket", 1), ("rule", 1)])
         self.mdb["ledger"].create_index([("record_id", 1), ("posted_at", -1), ("_id", -1)])
         self.mdb["accounts"].create_index("next_due_ms")
+        self.mdb["announcements"].create_index([("customer_id", 1), ("expires_at", 1)])
         self.mdb["redemptions"].create_index([("record_id", 1), ("reward_id", 1)])
 
     def known(self, record_id: str) -> bool:
@@ -205,11 +206,14 @@ class MongoLoyaltyStore(MongoStore, MongoMembership):
         """How many accounts there are."""
         return self.mdb["accounts"].count_documents({})
 
-    def announced(self, ids: list[str]) -> set[str]:
-        """Which of these announcements went out already."""
-        if not ids:
-            return set()
-        return {d["_id"] for d in self.mdb["announcements"].find({"_id": {"$in": ids}}, {"_id": 1})}
+    def announced(self, customer_id: str, expires_at: list[str]) -> dict[str, int]:
+        """The most points already announced to a customer per expiry moment, for these moments."""
+        if not expires_at:
+            return {}
+        rows = self.mdb["announcements"].aggregate([
+            {"$match": {"customer_id": customer_id, "expires_at": {"$in": expires_at}}},
+            {"$group": {"_id": "$expires_at", "n": {"$max": "$points"}}}])
+        return {d["_id"]: int(d["n"]) for d in rows}
 
     def add_announcements(self, rows: list[Announcement]) -> None:
         """Remember announcements made."""

@@ -59,6 +59,7 @@ CREATE TABLE IF NOT EXISTS announcements (
   announcement_id TEXT PRIMARY KEY, customer_id TEXT NOT NULL, expires_at TEXT NOT NULL,
   points INTEGER NOT NULL, at TEXT NOT NULL
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS announcements_customer ON announcements(customer_id, expires_at);
 CREATE TABLE IF NOT EXISTS rewards (
   reward_id TEXT PRIMARY KEY, name TEXT NOT NULL, description TEXT NOT NULL, points_cost INTEGER NOT NULL,
   stock INTEGER NOT NULL, per_member_limit INTEGER, valid_from TEXT, valid_until TEXT,
@@ -255,13 +256,14 @@ class SqliteLoyaltyStore(SqliteStore, SqliteMembership):
         """How many accounts there are."""
         return self.db.conn().execute("SELECT COUNT(*) FROM accounts").fetchone()[0]
 
-    def announced(self, ids: list[str]) -> set[str]:
-        """Which of these announcements went out already."""
-        if not ids:
-            return set()
+    def announced(self, customer_id: str, expires_at: list[str]) -> dict[str, int]:
+        """The most points already announced to a customer per expiry moment, for these moments."""
+        if not expires_at:
+            return {}
         rows = self.db.conn().execute(
-            f"SELECT announcement_id FROM announcements WHERE announcement_id IN ({_in(ids)})", ids)
-        return {r[0] for r in rows}
+            "SELECT expires_at, MAX(points) FROM announcements WHERE customer_id = ?"
+            f" AND expires_at IN ({_in(expires_at)}) GROUP BY expires_at", [customer_id, *expires_at])
+        return dict(rows.fetchall())
 
     def add_announcements(self, rows: list[Announcement]) -> None:
         """Remember announcements made."""
