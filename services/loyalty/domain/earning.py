@@ -7,7 +7,8 @@ Every amount is computed exactly (``Fraction``) and rounded down once per rule a
   before rounding): ``floor(x × k) − floor(x)`` extra (a SKU rule beats a category rule on a line);
 * the member's tier at the time of the purchase and each campaign's bonus: ``floor(B × k) − B`` extra
   on the base ``B`` (several grants of one campaign count once, the highest);
-* caps per calendar period, in event-time order: the excess is taken off (rule ``cap``);
+* caps per calendar period, in event-time order: the excess is taken off (rule ``cap``); a period's
+  room is used by what earlier orders keep after their refunds, so a refund reopens it;
 * refunds totalling R of an order of amount A that earned E leave ``floor(E × (A − R) / A)``, R capped
   at A (rule ``refund`` takes off the difference).
 """
@@ -123,8 +124,6 @@ def rate_all(purchases: list[Purchase], refunds: list[Refund], bonuses: list[Bon
             if granted > room:
                 granted = room
                 limits.append(f"{period}:{key[1]} limit {limit}")
-        for period in rules.caps:
-            used[(period, period_key(p.day, period))] += granted
         if granted != earned:
             rows.append(("cap", granted - earned, {"caps": limits}))
         net = granted
@@ -138,6 +137,9 @@ def rate_all(purchases: list[Purchase], refunds: list[Refund], bonuses: list[Bon
                     "refunds": sorted(f"{r.source}:{r.id}" for r in mine), "earned": granted,
                     "amount": f"{p.amount_minor / 100:.2f}", "refunded": f"{min(refunded, p.amount_minor) / 100:.2f}",
                     "at": latest.time.isoformat()}))
+        # A cap counts the points the member keeps: what a refund takes back frees room for later purchases.
+        for period in rules.caps:
+            used[(period, period_key(p.day, period))] += net
         targets = [Target(p.record_id, p.bucket, rule, points, _when(p, rule, mine), {**base_cause, **cause})
                    for rule, points, cause in rows if points]
         out.append(Rated(p, targets, net))
