@@ -203,5 +203,8 @@ def update_reward(reward_id: str, changes: dict[str, Any], *, add_stock: int, de
             raise NotFound("reward_not_found", "no such reward")
         if held.stock + add_stock < 0:
             raise Conflict("negative_stock", "that would take the stock below zero")
+        start, end = changes.get("valid_from", held.valid_from), changes.get("valid_until", held.valid_until)
+        if start is not None and end is not None and start >= end:
+            raise InvalidInput("invalid_validity", "valid_from must be before valid_until")
         deps.store.update_reward(reward_id, changes=changes, add_stock=add_stock)
         return deps.store.reward(reward_id)  # type: ignore[return-value]

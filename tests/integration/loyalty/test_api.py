@@ -193,3 +193,24 @@ def test_concurrent_redemptions_never_oversell(sqlite_store):
     assert sqlite_store.reward(reward["reward_id"]).stock == 0
     balances = check_invariants(sqlite_store, members)
     assert sorted(balances.values()) == [300] * 10 + [500] * 30
+
+
+def test_reward_changes_that_would_break_it_are_refused_with_reasons(loyalty):
+    reward = _reward(loyalty)
+    url = f"/v1/loyalty/rewards/{reward['reward_id']}"
+    for nulled in ("name", "points_cost", "active", "description"):
+        r = loyalty.patch(url, json={nulled: None}, headers=_as("admin"))  # before: a 500 from the store
+        assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_request", (nulled, r.text)
+    backwards = {"valid_from": "2026-12-01T00:00:00+08:00", "valid_until": "2026-11-01T00:00:00+08:00"}
+    assert loyalty.patch(url, json=backwards, headers=_as("admin")).status_code == 422
+    created = loyalty.post("/v1/loyalty/rewards", json={"name": "Pen", "points_cost": 10, "stock": 1, **backwards},
+                           headers=_as("admin"))
+    assert created.status_code == 422
+    # Moving one end past the other that is already stored is refused too.
+    dated = _reward(loyalty, valid_until="2026-12-01T00:00:00+08:00")
+    late_start = loyalty.patch(f"/v1/loyalty/rewards/{dated['reward_id']}",
+                               json={"valid_from": "2026-12-02T00:00:00+08:00"}, headers=_as("admin"))
+    assert late_start.status_code == 422 and late_start.json()["error"]["code"] == "invalid_validity"
+    ok = loyalty.patch(url, json={"per_member_limit": None, "valid_until": None, "add_stock": 3}, headers=_as("admin"))
+    assert ok.status_code == 200
+    assert (ok.json()["per_member_limit"], ok.json()["valid_until"], ok.json()["stock"]) == (None, None, 5)
