@@ -21,7 +21,7 @@ from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_expone
 from services.loyalty.accounts import Deps, settle_customer
 from services.loyalty.domain.model import ADJUST, REDEEM, Entry
 from services.loyalty.store import IdempotencyRow, RedemptionRow, RewardRow
-from shared.clock import iso_utc
+from shared.clock import iso_utc, parse_iso
 from shared.errors import Conflict, InvalidInput, NotFound
 from shared.storage import OutboxMessage, is_transient
 
@@ -107,7 +107,7 @@ def redeem(customer_id: str, *, reward_id: str, quantity: int, key: str | None, 
             if reward.per_member_limit is not None and (
                     store.redeemed_count(records, reward_id) + quantity > reward.per_member_limit):
                 raise Conflict("per_member_limit", f"at most {reward.per_member_limit} of this reward per member")
-            out = settle_customer(root, deps=deps, trigger=["redemption"])
+            out = settle_customer(root, deps=deps, trigger=["redemption"], changed_from=None)
             cost = reward.points_cost * quantity
             held = store.account(root)
             if held is None or held.balance < cost:
@@ -124,7 +124,7 @@ def redeem(customer_id: str, *, reward_id: str, quantity: int, key: str | None, 
             store.add_redemption(row)
             store.add_entries([Entry(f"r:{rid}|redemption|1", root, f"r:{rid}", "redemption", REDEEM, -cost, at, at,
                                      {"redemption_id": rid, "reward_id": reward_id, "quantity": quantity, "by": by})])
-            out += settle_customer(root, deps=deps, trigger=[f"redemption:{rid}"])
+            out += settle_customer(root, deps=deps, trigger=[f"redemption:{rid}"], changed_from=now)
             body = redemption_body(row, store.account(root).balance)  # type: ignore[union-attr]
             _bind(scope, key, request, body, deps)
             return Answer(body, 201, outbox=store.outbox_add(out))
@@ -149,7 +149,7 @@ def cancel(redemption_id: str, *, reason: str, by: str, deps: Deps) -> Answer:
                                      REDEEM, row.points, at, at, {"redemption_id": redemption_id, "reason": reason,
                                                                   "by": by})])
             root = store.customer_of(row.record_id)
-            out = settle_customer(root, deps=deps, trigger=[f"cancel:{redemption_id}"])
+            out = settle_customer(root, deps=deps, trigger=[f"cancel:{redemption_id}"], changed_from=parse_iso(at))
             done = replace(row, status="cancelled", cancelled_at=at, cancelled_by=by, cancel_reason=reason)
             return Answer(redemption_body(done, store.account(root).balance), 200,  # type: ignore[union-attr]
                           outbox=store.outbox_add(out))
@@ -171,14 +171,14 @@ def adjust(customer_id: str, *, points: int, reason: str, key: str | None, by: s
             if replayed := _replay(scope, key, request, deps):
                 return replayed
             at = iso_utc(deps.clock())
-            out = settle_customer(root, deps=deps, trigger=["adjustment"])
+            out = settle_customer(root, deps=deps, trigger=["adjustment"], changed_from=None)
             if points < 0 and not store.debit_balance(root, -points):
                 raise Conflict("insufficient_points", "the balance does not cover this adjustment")
             aid = _new_id("adj_", scope, key)
             entry = Entry(f"a:{aid}|manual|1", root, f"a:{aid}", "manual", ADJUST, points, at, at,
                           {"adjustment_id": aid, "reason": reason, "by": by})
             store.add_entries([entry])
-            out += settle_customer(root, deps=deps, trigger=[f"adjustment:{aid}"])
+            out += settle_customer(root, deps=deps, trigger=[f"adjustment:{aid}"], changed_from=parse_iso(at))
             body = {"adjustment_id": aid, "customer_id": root, "points": points, "reason": reason, "by": by,
                     "at": at, "points_balance": store.account(root).balance}  # type: ignore[union-attr]
             _bind(scope, key, request, body, deps)

@@ -46,6 +46,9 @@ class LoyaltySettings(BaseSettings):
     tier_review_months: int = Field(1, ge=1, le=12)
     tier_grace_months: int = Field(0, ge=0, le=24)
     statement_expiring_days: int = Field(90, ge=1)
+    # Each account keeps a checkpoint at the start of the month this many months back, and settles from
+    # there; an event dated before it makes that settle start from the whole history (0: never checkpoint).
+    checkpoint_lag_months: int = Field(2, ge=0, le=120)
     # How often the scheduler looks for expiries, announcements and tier reviews that fell due.
     schedule_interval_s: float = Field(10.0, gt=0)
     schedule_batch: int = Field(200, ge=1)

@@ -10,8 +10,9 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass, replace
 
-from services.loyalty.accounts import Deps, settle_customer, settle_many
+from services.loyalty.accounts import Deps, Touched, settle_customer, settle_many
 from services.loyalty.domain.model import Bonus, Line, Purchase, Refund
+from services.loyalty.domain.rules import BEGINNING
 from services.loyalty.store import from_ms, ms_of
 from shared.batch import BatchOutcome, Decoded, Incoming, message_span, process_batch
 from shared.clock import iso_utc
@@ -69,7 +70,7 @@ def consume_batch(messages: list[Incoming], deps: Deps) -> BatchOutcome:
 
 def _apply(items: list[Decoded[Item | None]], deps: Deps, outcome: BatchOutcome) -> list[OutboxMessage]:
     store = deps.store
-    touched: dict[str, list[str]] = defaultdict(list)
+    touched = Touched()
     purchases: dict[int, Purchase] = {}
     refunds: dict[int, Refund] = {}
     for n, one in enumerate(items):
@@ -81,14 +82,15 @@ def _apply(items: list[Decoded[Item | None]], deps: Deps, outcome: BatchOutcome)
         with message_span(SERVICE, one.msg, {"crm.customer_id": _customer(m), **dict(item.attributes)}):
             if isinstance(m, CampaignBonusGranted):
                 if store.put_bonus(item.fact):  # type: ignore[arg-type]
-                    touched[m.customer_id].append(f"grant:{m.grant_id}")
+                    # A grant replaced may have covered an earlier window than the new one: all of it is redone.
+                    touched.add(m.customer_id, f"grant:{m.grant_id}", BEGINNING)
                     outcome.processed += 1
                 else:
                     outcome.duplicates += 1
                 continue
             why = f"merge:{m.merge_id}" if isinstance(m, CustomerMerged) else f"membership:{m.record_id}"
             for c in store.apply_memberships(memberships_of(m)):
-                touched[c].append(why)
+                touched.add(c, why, BEGINNING)
             if isinstance(item.fact, Purchase):
                 purchases[n] = item.fact
             elif isinstance(item.fact, Refund):
@@ -107,14 +109,16 @@ def _apply(items: list[Decoded[Item | None]], deps: Deps, outcome: BatchOutcome)
         counted.add(key)
     for p in purchases.values():
         if (p.source, p.id) in new_p:
-            touched[store.customer_of(p.record_id)].append(f"event:{p.source}:{p.id}")
+            touched.add(p.record_id, f"event:{p.source}:{p.id}", p.time)
     fresh_refunds = [r for r in refunds.values() if (r.source, r.id) in new_r]
-    owners = store.purchases_for_orders(sorted({r.order_id for r in fresh_refunds}))
+    bought: dict[str, list[Purchase]] = defaultdict(list)
+    for p in store.purchases_for_orders(sorted({r.order_id for r in fresh_refunds})):
+        bought[p.order_id].append(p)
     for r in fresh_refunds:
-        for p in owners:
-            if p.order_id == r.order_id:
-                touched[store.customer_of(p.record_id)].append(f"event:{r.source}:{r.id}")
-    outcome.counts["customers_settled"] += len(touched)
+        for p in bought[r.order_id]:
+            # A refund changes its order's points, lot and month: from the purchase's time on.
+            touched.add(p.record_id, f"event:{r.source}:{r.id}", p.time)
+    outcome.counts["customers_settled"] += len(touched.why)
     return settle_many(touched, deps=deps)
 
 
@@ -147,7 +151,7 @@ def run_due(deps: Deps, *, rounds: int = 20) -> BatchOutcome:
 def _settle_due(customer_id: str, deps: Deps) -> list[OutboxMessage]:
     store = deps.store
     if store.customer_of(customer_id) == customer_id:
-        return settle_customer(customer_id, deps=deps, trigger=["schedule"])
+        return settle_customer(customer_id, deps=deps, trigger=["schedule"], changed_from=None)
     held = store.account(customer_id)  # merged away: the survivor's account carries its lots now
     if held is not None:
         store.put_account(replace(held, next_due_ms=None))

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
 from math import floor
@@ -103,15 +103,26 @@ class Rated:
     net: int
 
 
+Used = dict[tuple[str, str], int]  # (period, period key) -> points kept in that calendar period
+
+
 def rate_all(purchases: list[Purchase], refunds: list[Refund], bonuses: list[Bonus], book: RuleBook,
-             tier_at: Callable[[Purchase], str | None], order_owner: dict[str, str]) -> list[Rated]:
-    """Rate every purchase of a customer in event-time order (caps depend on that order)."""
+             tier_at: Callable[[Purchase], str | None], order_owner: dict[str, str], *, used: Used | None = None,
+             snapshot_at: datetime | None = None) -> tuple[list[Rated], Used | None]:
+    """Rate every purchase of a customer in event-time order (caps depend on that order).
+
+    ``used`` is the cap room already used by purchases before these (resuming at a horizon); with
+    ``snapshot_at``, the room used by the purchases before that moment is returned beside the ratings.
+    """
     by_order: dict[str, list[Refund]] = defaultdict(list)
     for r in refunds:
         by_order[r.order_id].append(r)
-    used: dict[tuple[str, str], int] = defaultdict(int)
+    used = defaultdict(int, used or {})
+    snapshot: Used | None = None
     out = []
     for p in sorted(purchases, key=Purchase.order):
+        if snapshot_at is not None and snapshot is None and p.time >= snapshot_at:
+            snapshot = _open_periods(used, snapshot_at)
         rules = book.at(p.time).earning
         base_cause = {"source": p.source, "event_id": p.id, "order_id": p.order_id}
         rows = gross(p, rules, tier_at(p), bonuses)
@@ -143,7 +154,18 @@ def rate_all(purchases: list[Purchase], refunds: list[Refund], bonuses: list[Bon
         targets = [Target(p.record_id, p.bucket, rule, points, _when(p, rule, mine), {**base_cause, **cause})
                    for rule, points, cause in rows if points]
         out.append(Rated(p, targets, net))
-    return out
+    if snapshot_at is not None and snapshot is None:
+        snapshot = _open_periods(used, snapshot_at)
+    return out, snapshot
+
+
+def _open_periods(used: Used, horizon: datetime) -> Used:
+    # The periods a purchase from the horizon on can share with earlier ones. Period keys are store-local
+    # days, so the bounds leave a margin for any store's timezone.
+    bounds = {"day": (horizon - timedelta(days=2)).date().isoformat(),
+              "month": (horizon - timedelta(days=32)).date().isoformat()[:7],
+              "year": (horizon - timedelta(days=367)).date().isoformat()[:4]}
+    return {k: n for k, n in used.items() if k[1] >= bounds[k[0]]}
 
 
 def _when(p: Purchase, rule: str, refunds: list[Refund]) -> datetime:

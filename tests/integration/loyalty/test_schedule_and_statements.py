@@ -112,10 +112,10 @@ def test_an_account_that_cannot_be_settled_on_schedule_is_postponed_and_the_othe
                             purchase_msg("bad-1", "70.00", "2026-01-15 10:00", record="c_bad")], deps)
     real = accounts.settle
 
-    def broken_for_one(facts, book, *, customer_id, now):
+    def broken_for_one(facts, book, *, customer_id, **kw):
         if customer_id == "c_bad":
             raise ValueError("a defect in the rules for this one account")
-        return real(facts, book, customer_id=customer_id, now=now)
+        return real(facts, book, customer_id=customer_id, **kw)
 
     monkeypatch.setattr(accounts, "settle", broken_for_one)
     clock.set("2026-12-17 00:00")  # both notices fall due (30 days before 2027-01-16 00:00)
