@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, replace
+from decimal import Decimal
 
 from services.loyalty.accounts import Deps, Touched, settle_customer, settle_many
 from services.loyalty.domain.model import Bonus, Line, Purchase, Refund
@@ -16,7 +17,7 @@ from services.loyalty.domain.rules import BEGINNING
 from services.loyalty.store import from_ms, ms_of
 from shared.batch import BatchOutcome, Decoded, Incoming, message_span, process_batch
 from shared.clock import iso_utc
-from shared.events import PurchaseEvent, RefundEvent, parse_event
+from shared.events import InvalidEvent, PurchaseEvent, RefundEvent, parse_event
 from shared.facts import local_day, to_minor
 from shared.membership import memberships_of
 from shared.messages import CampaignBonusGranted, CustomerEventResolved, CustomerMerged, decode
@@ -24,6 +25,7 @@ from shared.storage import OutboxMessage, is_transient
 from shared.tracing import event_attributes
 
 SERVICE = "loyalty"
+MIN_BONUS, MAX_BONUS = Decimal(1), Decimal(100)  # a bonus never takes points; 100 bounds every multiplier
 log = logging.getLogger(__name__)
 
 
@@ -40,6 +42,7 @@ def read(msg: Incoming, deps: Deps) -> Item | None:
     """Decode one message; ``None`` for kinds loyalty ignores, InvalidEvent for poison."""
     message = decode(msg.value)
     if isinstance(message, CampaignBonusGranted):
+        _check_grant(message)
         return Item(message, Bonus(message.grant_id, message.campaign_id, message.customer_id, message.multiplier,
                                    message.starts_at, message.ends_at, message.active, message.at))
     if isinstance(message, CustomerMerged):
@@ -59,6 +62,18 @@ def read(msg: Incoming, deps: Deps) -> Item | None:
         return Item(message, Refund(event.source, event.id, message.record_id, event.data.order_id,
                                     to_minor(event.data.amount), event.time), attrs)
     return Item(message, None, attrs)
+
+
+def _check_grant(grant: CampaignBonusGranted) -> None:
+    # A grant is a campaign's word on points: one loyalty cannot honour (a typo of 500 for 5) is not applied
+    # to anyone's points but dead-lettered, with its reason, for the campaign's owner to correct and re-drive.
+    reasons = []
+    if not (grant.multiplier.is_finite() and MIN_BONUS <= grant.multiplier <= MAX_BONUS):
+        reasons.append(f"multiplier: a campaign bonus multiplier is between {MIN_BONUS} and {MAX_BONUS}")
+    if grant.ends_at <= grant.starts_at:
+        reasons.append("window: ends_at must be after starts_at")
+    if reasons:
+        raise InvalidEvent("invalid_grant", reasons)
 
 
 def consume_batch(messages: list[Incoming], deps: Deps) -> BatchOutcome:
