@@ -87,6 +87,12 @@ class TierHistoryRead(BaseModel):
     window: list[WindowMonthRead]
 
 
+class RulesRead(BaseModel):
+    """Every rule version as the rules file spells it, with ``in_force`` on the one in force now."""
+
+    versions: list[dict[str, Any]]
+
+
 class TierLevelRead(BaseModel):
     name: str
     visits_per_month: int

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from services.loyalty.accounts import Deps, load_facts
-from services.loyalty.commands import account_root
+from services.loyalty.commands import account_root, redemption_body
 from services.loyalty.domain.account import settle
 from services.loyalty.domain.calendar import add_months, month_key, month_start, parse_month
 from services.loyalty.domain.model import Facts
@@ -26,6 +26,16 @@ def account(customer_id: str, deps: Deps) -> dict[str, Any]:
     level = deps.rules.book().at(deps.clock()).tiers.level(view.get("tier"))
     return {"customer_id": root, **view, "tier_benefits": level.benefits if level else {},
             "updated_at": held.updated_at if held else None, "requested_id": customer_id}
+
+
+def redemptions(customer_id: str, *, offset: int, limit: int, deps: Deps) -> dict[str, Any]:
+    """The member's redemptions, newest first, one page at a time."""
+    root = account_root(customer_id, deps)
+    records = deps.store.records_of(root)
+    balance = deps.store.balance(records)
+    return {"items": [redemption_body(r, balance) for r in deps.store.redemptions_of(records, offset=offset,
+                                                                                    limit=limit)],
+            "offset": offset, "limit": limit}
 
 
 def encode_cursor(key: tuple[str, str]) -> str:
