@@ -129,6 +129,8 @@ def timeline(purchases: list[Purchase], refunds: list[Refund], book: RuleBook, *
     elif purchases:
         month = add_months(month_of(min(p.time for p in purchases), zone), 1)
     else:
+        if snapshot_at is not None:
+            out.snapshot = TierState(snapshot_at, None, None, None, {}, {}, [])
         return out
     while (begins := month_start(month, zone)) <= now:
         events.append((begins, 0, "", "", "review", month))

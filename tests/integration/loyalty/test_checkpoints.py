@@ -133,3 +133,15 @@ def test_a_checkpoint_the_ledger_disagrees_with_gives_way_to_the_whole_history(s
     assert store.account("c_bk").balance == plain.store.account("c_bk").balance == 110
     assert _ledger(store, "c_bk") == _ledger(plain.store, "c_bk")
     assert check_invariants(store, ["c_bk"]) == {"c_bk": 110}
+
+
+def test_members_without_purchases_are_settled_and_checkpointed(store):
+    # Identity's word that two records are one, before either bought anything (a WeChat follower bound to
+    # a phone): the survivor is settled, with an empty account and a checkpoint, and nothing is dead-lettered.
+    deps = deps_for(store, Clock("2026-12-20 12:00"))
+    outcome = handlers.consume_batch([merge_msg("c_np1", "c_np2", ["c_np2"], "2026-12-20 11:00")], deps)
+    assert (outcome.processed, outcome.dead_lettered) == (1, 0)
+    assert store.account("c_np1").balance == 0
+    assert checkpoint.load(store.checkpoint("c_np1")).records == ("c_np1", "c_np2")
+    handlers.consume_batch([purchase_msg("np-1", "25.00", "2026-12-20 11:30", record="c_np2", customer="c_np1")], deps)
+    assert check_invariants(store, ["c_np1"]) == {"c_np1": 25}

@@ -110,3 +110,31 @@ def test_a_checkpoint_is_used_only_while_nothing_before_its_horizon_changed():
     assert not cp.usable(records=["c_a"], book=RULES.fingerprint, now=t("2026-05-01"), changed_from=None)
     assert checkpoint.horizon(t("2026-08-31 23:59"), SH, 2) == t("2026-06-01 00:00")
     assert checkpoint.horizon(t("2027-01-01 00:00"), SH, 2) == t("2026-11-01 00:00")
+
+
+def test_with_nothing_new_since_the_horizon_reviews_and_expiry_still_come_from_the_checkpoint():
+    # A member who reached A in the spring and stopped buying: from the June checkpoint alone, the reviews
+    # step the tier down month by month and the lots expire, as a settle from every fact says.
+    ps = [purchase(f"s{m}-{d}", "1800.00", f"2026-{m:02d}-{d:02d} 12:00") for m in (3, 4, 5) for d in range(1, 8)]
+    ps.append(purchase("late-may", "60.00", "2026-05-31 23:30"))
+    moves = [movement("r:rd1", "redemption", -4000, "2026-05-20 10:00")]
+    at = t("2026-06-01 00:00")
+    made = settle(facts(ps, movements=moves), RULES, customer_id="c_a", now=t("2026-06-10"), snapshot_at=at)
+    cp = checkpoint.load(checkpoint.dump(made.snapshot))
+    assert made.tier == "A" and cp.lots.consumed  # the redemption's lots travel with the checkpoint
+    for now in ("2026-07-01 00:00", "2026-08-15 00:00", "2026-09-01 00:00", "2026-12-31 00:00"):
+        resumed = settle(facts([]), RULES, customer_id="c_a", now=t(now), start=cp)
+        full = settle(facts(ps, movements=moves), RULES, customer_id="c_a", now=t(now))
+        _same(resumed, full, now)
+    assert [c.tier for c in full.timeline.changes] == ["C", "B", "A", "B", "C", None]
+
+
+def test_a_member_without_purchases_gets_a_checkpoint_too():
+    # A WeChat follower bound to a phone, a grant, a merge: settled before any purchase (before: the
+    # checkpoint had no tier state and the settle failed, dead-lettering every message about the member).
+    made = settle(facts([]), RULES, customer_id="c_a", now=t("2026-07-10"), snapshot_at=t("2026-06-01 00:00"))
+    cp = checkpoint.load(checkpoint.dump(made.snapshot))
+    later = purchase("first", "100.00", "2026-07-11 10:00")
+    resumed = settle(facts([later]), RULES, customer_id="c_a", now=t("2026-07-12"), start=cp)
+    _same(resumed, settle(facts([later]), RULES, customer_id="c_a", now=t("2026-07-12")), "first purchase")
+    assert resumed.balance == 100
