@@ -16,6 +16,7 @@ from services.loyalty.domain.statements import statement
 from services.loyalty.domain.tiers import timeline
 from shared.clock import iso_utc, parse_iso
 from shared.errors import InvalidInput
+from shared.facts import from_minor
 
 
 def account(customer_id: str, deps: Deps) -> dict[str, Any]:
@@ -109,7 +110,7 @@ def tier_history(customer_id: str, *, deps: Deps) -> dict[str, Any]:
         "failing_since": line.failing_since.isoformat() if line.failing_since else None,
         "history": [{"at": c.at.astimezone(deps.zone).isoformat(), "previous": c.previous, "tier": c.tier,
                      "direction": c.direction, "reason": c.reason} for c in line.changes],
-        "window": [{"month": w["month"], "visits": w["visits"], "spend": f"{w['spend_minor'] / 100:.2f}"}
+        "window": [{"month": w["month"], "visits": w["visits"], "spend": str(from_minor(w["spend_minor"]))}
                    for w in line.window],
     }
 

@@ -1,6 +1,6 @@
 """Points a purchase earns, rule by rule, and what refunds leave of them.
 
-Every amount is computed exactly (``Fraction``) and rounded down once per rule and order:
+Every amount is computed exactly (integer ratios) and rounded down once per rule and order:
 
 * base: ``floor(A × rate)``;
 * a category or SKU multiplier ``k`` on the part of the order spent on matching lines (``x`` points
@@ -15,16 +15,16 @@ Every amount is computed exactly (``Fraction``) and rounded down once per rule a
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from fractions import Fraction
-from math import floor
 
 from services.loyalty.domain.model import Bonus, Purchase, Refund, Target
 from services.loyalty.domain.rules import EarningRules, RuleBook, period_key
+from shared.facts import from_minor
 
 RuleRow = tuple[str, int, dict]  # rule id, points, cause
 
@@ -35,6 +35,12 @@ def _weights(p: Purchase) -> list[int]:
         return priced
     by_quantity = [ln.quantity for ln in p.lines]
     return by_quantity if sum(by_quantity) > 0 else [1] * len(p.lines)
+
+
+@functools.lru_cache(maxsize=1024)
+def _ratio(k: Decimal) -> tuple[int, int]:
+    """A multiplier as an exact integer ratio (a handful of distinct values, used for every purchase)."""
+    return k.as_integer_ratio()
 
 
 def product_extras(p: Purchase, rules: EarningRules) -> list[RuleRow]:
@@ -53,10 +59,12 @@ def product_extras(p: Purchase, rules: EarningRules) -> list[RuleRow]:
             continue
         parts[rule] = (parts.get(rule, (0, k))[0] + w, k)
     out = []
-    amount = Fraction(p.amount_minor, 100)
+    rate = rules.rate()
     for rule, (w, k) in sorted(parts.items()):
-        x = amount * w / total * rules.rate()
-        extra = floor(x * Fraction(k)) - floor(x)
+        # x = A x w / total x rate as num / den; floor(x k) - floor(x) in integers (Fractions cost 10x).
+        num, den = p.amount_minor * w * rate.numerator, 100 * total * rate.denominator
+        kn, kd = _ratio(k)
+        extra = num * kn // (den * kd) - num // den
         if extra:
             out.append((rule, extra, {"multiplier": str(k), "share": f"{w}/{total}"}))
     return out
@@ -66,12 +74,12 @@ def gross(p: Purchase, rules: EarningRules, tier: str | None, bonuses: list[Bonu
     """The points a purchase earns before caps and refunds, by rule."""
     rate = rules.rate()
     base = p.amount_minor * rate.numerator // (100 * rate.denominator)  # floor(A x rate), in integers
-    rows: list[RuleRow] = [("base", base, {"amount": f"{p.amount_minor / 100:.2f}",
+    rows: list[RuleRow] = [("base", base, {"amount": str(from_minor(p.amount_minor)),
                                            "rate": f"{rules.points_per_unit}/{rules.unit_amount}"})]
     rows += product_extras(p, rules)
     if tier is not None and tier in rules.tiers:
-        k = Fraction(rules.tiers[tier])
-        if extra := floor(base * k) - base:
+        kn, kd = _ratio(rules.tiers[tier])
+        if extra := base * kn // kd - base:
             rows.append((f"tier:{tier}", extra, {"tier": tier, "multiplier": str(rules.tiers[tier])}))
     best: dict[str, Bonus] = {}
     for b in bonuses:
@@ -80,7 +88,8 @@ def gross(p: Purchase, rules: EarningRules, tier: str | None, bonuses: list[Bonu
             if held is None or (b.multiplier, held.grant_id) > (held.multiplier, b.grant_id):
                 best[b.campaign_id] = b
     for campaign_id, b in sorted(best.items()):
-        if extra := floor(base * Fraction(b.multiplier)) - base:
+        kn, kd = _ratio(b.multiplier)
+        if extra := base * kn // kd - base:
             rows.append((f"campaign:{campaign_id}", extra,
                          {"campaign_id": campaign_id, "grant_id": b.grant_id, "multiplier": str(b.multiplier)}))
     return rows
@@ -146,7 +155,8 @@ def rate_all(purchases: list[Purchase], refunds: list[Refund], bonuses: list[Bon
                 latest = max(mine, key=lambda r: (r.time, r.source, r.id))
                 rows.append(("refund", net - granted, {
                     "refunds": sorted(f"{r.source}:{r.id}" for r in mine), "earned": granted,
-                    "amount": f"{p.amount_minor / 100:.2f}", "refunded": f"{min(refunded, p.amount_minor) / 100:.2f}",
+                    "amount": str(from_minor(p.amount_minor)),
+                    "refunded": str(from_minor(min(refunded, p.amount_minor))),
                     "at": latest.time.isoformat()}))
         # A cap counts the points the member keeps: what a refund takes back frees room for later purchases.
         for period in rules.caps:

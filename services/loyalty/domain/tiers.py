@@ -23,6 +23,7 @@ from datetime import datetime
 from services.loyalty.domain.calendar import Month, add_months, month_key, month_of, month_start
 from services.loyalty.domain.model import Purchase, Refund
 from services.loyalty.domain.rules import RuleBook, TierRules
+from shared.facts import from_minor
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,7 @@ def _window(rules: TierRules, month: Month, *, review: bool) -> list[Month]:
 
 
 def _describe(visits: int, spend: int, months: list[Month]) -> str:
-    return f"{visits} visits and {spend / 100:,.2f} CNY in {month_key(months[0])}..{month_key(months[-1])}"
+    return f"{visits} visits and {from_minor(spend):,} CNY in {month_key(months[0])}..{month_key(months[-1])}"
 
 
 def timeline(purchases: list[Purchase], refunds: list[Refund], book: RuleBook, *, now: datetime,
