@@ -142,6 +142,9 @@ def settle_customer(customer_id: str, *, deps: Deps, trigger: list[str],
         if deps.config.checkpoint_lag_months else None
     if snapshot_at is not None and start is not None and snapshot_at <= start.at:
         snapshot_at = None  # the checkpoint in place is as recent as the lag allows
+    elif snapshot_at is not None and start is None and sum(
+            1 for p in facts.purchases if p.time < snapshot_at) < deps.config.checkpoint_min_purchases:
+        snapshot_at = None  # a short history: replaying it costs less than keeping a checkpoint
     s, entries, ledger_sum = _derive(customer_id, records, facts, book, now, start, snapshot_at, trigger, store)
     if ledger_sum != s.balance and start is not None:
         # The ledger holds what the checkpoint does not explain (the clock went back past an expiry, say):

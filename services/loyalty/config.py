@@ -49,6 +49,8 @@ class LoyaltySettings(BaseSettings):
     # Each account keeps a checkpoint at the start of the month this many months back, and settles from
     # there; an event dated before it makes that settle start from the whole history (0: never checkpoint).
     checkpoint_lag_months: int = Field(2, ge=0, le=120)
+    # Below this many purchases before the horizon a replay of every fact is cheaper than a checkpoint.
+    checkpoint_min_purchases: int = Field(20, ge=0)
     # How often the scheduler looks for expiries, announcements and tier reviews that fell due.
     schedule_interval_s: float = Field(10.0, gt=0)
     schedule_batch: int = Field(200, ge=1)

@@ -9,7 +9,7 @@ from collections import defaultdict
 from services.loyalty import commands, handlers
 from services.loyalty.domain import checkpoint
 from services.loyalty.store import ms_of
-from tests.integration.loyalty.conftest import Clock, at, deps_for, merge_msg, purchase_msg, refund_msg
+from tests.integration.loyalty.conftest import Clock, at, bonus_msg, deps_for, merge_msg, purchase_msg, refund_msg
 from tests.integration.loyalty.invariants import check_invariants
 
 
@@ -73,6 +73,7 @@ def test_a_settle_reads_only_the_facts_since_the_checkpoint_and_late_facts_reach
         return calls[0]
 
     # A new purchase: only the purchases since the horizon are read (weeks 36..47, and this one).
+    assert deps.config.checkpoint_min_purchases <= 36  # weeks 0..35 are before the horizon
     assert feed(purchase_msg("c_cp-new", "88.00", "2026-12-20 11:00", record="c_cp")) == (ms_of(horizon), 13)
     # A refund of an order since the horizon: the same.
     assert feed(refund_msg("c_cp-r2", "c_cp-40", "30.00", "2026-12-20 11:30", record="c_cp"))[0] == ms_of(horizon)
@@ -80,6 +81,13 @@ def test_a_settle_reads_only_the_facts_since_the_checkpoint_and_late_facts_reach
     # before it: the whole history is read again, and the checkpoint is taken anew.
     assert feed(purchase_msg("c_cp-may", "300.00", "2026-05-30 10:00", record="c_cp")) == (None, 50)
     assert feed(refund_msg("c_cp-r3", "c_cp-8", "50.00", "2026-12-20 11:45", record="c_cp")) == (None, 50)
+    # A campaign grant over a window before the horizon (or one withdrawn) reaches back too.
+    grant = dict(campaign="camp-cp", customer="c_cp", multiplier="2", starts="2026-05-01 00:00",
+                 ends="2026-06-01 00:00")
+    assert feed(bonus_msg("g-cp", **grant)) == (None, 50)
+    moved = {**grant, "starts": "2026-11-01 00:00", "ends": "2026-12-01 00:00"}  # May's bonus must go
+    assert feed(bonus_msg("g-cp", when="2026-12-20 11:47", **moved)) == (None, 50)
+    assert feed(bonus_msg("g-cp", active=False, when="2026-12-20 11:48", **moved)) == (None, 50)
     # A merge changes which records make the customer: the whole history of both.
     handlers.consume_batch([purchase_msg("c_cp2-1", "40.00", "2026-12-01 10:00", record="c_cp2")], plain)
     handlers.consume_batch([purchase_msg("c_cp2-1", "40.00", "2026-12-01 10:00", record="c_cp2")], deps)
@@ -121,7 +129,7 @@ def test_a_checkpoint_the_ledger_disagrees_with_gives_way_to_the_whole_history(s
 
     # A replay "as of" an earlier moment: the clock goes back past an expiry already posted.
     clock = Clock("2027-02-10 12:00")
-    deps = deps_for(store, clock, expiry_days=30)
+    deps = deps_for(store, clock, expiry_days=30, checkpoint_min_purchases=0)
     plain = deps_for(_sqlite(tmp_path / "plain"), clock, checkpoint_lag_months=0, expiry_days=30)
     buys = [purchase_msg(f"bk-{d}", "100.00", f"2026-12-{d:02d} 10:00", record="c_bk") for d in (5, 20)]
     for d in (deps, plain):
@@ -138,7 +146,7 @@ def test_a_checkpoint_the_ledger_disagrees_with_gives_way_to_the_whole_history(s
 def test_members_without_purchases_are_settled_and_checkpointed(store):
     # Identity's word that two records are one, before either bought anything (a WeChat follower bound to
     # a phone): the survivor is settled, with an empty account and a checkpoint, and nothing is dead-lettered.
-    deps = deps_for(store, Clock("2026-12-20 12:00"))
+    deps = deps_for(store, Clock("2026-12-20 12:00"), checkpoint_min_purchases=0)
     outcome = handlers.consume_batch([merge_msg("c_np1", "c_np2", ["c_np2"], "2026-12-20 11:00")], deps)
     assert (outcome.processed, outcome.dead_lettered) == (1, 0)
     assert store.account("c_np1").balance == 0
