@@ -1,36 +1,41 @@
-"""``crm bench loyalty``: ledger updates per second through the embedded platform, against identity's
-own rate measured in the same run.
+"""``crm bench loyalty``: ledger updates per second through the embedded platform, against identity's own
+rate measured in the same run, and what one event costs a member with a long history.
 
-Each run starts a fresh broker and data directory, publishes purchases and refunds to the channel
-topics, and lets identity resolve them alone (identity's rate: events per second from its first to
-its last event). Then loyalty starts on identity's output backlog (loyalty's rate: purchase and refund
-events kept and settled per second, and ledger entries written per second, from its first to its last
-fact). Rates are medians over the runs; the ratio is loyalty's events/s over identity's events/s.
+Per run, on a fresh embedded platform (``crm.bench.platform``):
+
+1. **Identity.** Purchases and refunds are published to the channel topics first; then identity starts
+   with the workers ``crm up`` gives it (2) and drains them. Its rate is events announced on its output
+   topics per second, from the moment every worker holds its partitions to the last announcement.
+2. **Loyalty.** Then loyalty starts (as many workers as ``crm up`` gives it) on identity's output backlog.
+   Its rate, the ledger updates, is purchase and refund events kept and settled per second, from its
+   first to its last fact; ledger entries written per second are shown beside it.
+3. **Long history** (in process, no broker). One member holds ``history`` purchases; the cost of one more
+   purchase, settled alone in its own batch as it arrives in quiet times, is timed against the same for a
+   member with a single purchase. Cost that grows with the history makes a long-tenure member's events
+   quadratic over their life; the settle must stay bounded.
+
+Figures are medians over the runs; the machine may be shared, so compare figures of one run.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import random
-import shutil
-import signal
+import sqlite3
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
-import httpx
 import typer
 
-from crm.broker import free_port, start_broker
+from crm.bench.identity import Announcements
+from crm.bench.platform import bench_platform, median
 from crm.replay import publish_lines
-from shared.kafka import ensure_topics
-from shared.settings import Settings
 
 
 def events_for(count: int, *, seed: int = 5) -> list[str]:
@@ -59,11 +64,9 @@ def events_for(count: int, *, seed: int = 5) -> list[str]:
 
 
 def _count(path: Path, sql: str) -> int:
-    import sqlite3
-
     if not path.exists():
         return 0
-    conn = sqlite3.connect(path, timeout=30)
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
     try:
         return conn.execute(sql).fetchone()[0]
     except sqlite3.OperationalError:  # the schema is not there yet
@@ -79,88 +82,96 @@ def _window(count: Callable[[], int], total: int, *, timeout_s: float) -> tuple[
     while time.monotonic() < deadline:
         n = count()
         if n and first is None:
-            first = time.perf_counter()
+            first = time.monotonic()
         if n >= total:
-            return time.perf_counter() - (first or time.perf_counter()), n
+            return time.monotonic() - (first or time.monotonic()), n
         time.sleep(0.02)
-    raise SystemExit(f"not finished within {timeout_s:.0f} s ({count()} of {total})")
+    raise RuntimeError(f"not finished within {timeout_s:.0f} s ({count()} of {total})")
 
 
-def _start(name: str, env: dict[str, str], data: Path) -> tuple[subprocess.Popen, int]:
-    port = free_port()
-    log = open(data / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
-    proc = subprocess.Popen([sys.executable, "-m", "crm.cli", "service", name, "--port", str(port)], env=env,
-                            stdout=log, stderr=log, start_new_session=True)
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
+def one_run(lines: list[str]) -> dict[str, float]:
+    """One run on a fresh platform: identity's rate, then loyalty's on identity's output."""
+    with bench_platform() as platform:
+        env = {"CRM_LOYALTY_EXPIRY_MODE": "never", "CRM_LOYALTY_CATEGORY_MULTIPLIERS": "skincare=2"}
+        platform.env.update(env)
+        publish_lines(lines, platform.settings, batch=2000)
+        reader = Announcements(platform.bootstrap)
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                return proc, port
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None:
-            raise SystemExit(f"{name} exited at start; see {data / (name + '.log')}")
-        time.sleep(0.1)
-    raise SystemExit(f"{name} not ready in 90 s")
+            settled = platform.start("identity", workers=platform.settings.workers_of("identity"))
+            reader.wait(len(lines), timeout=900)
+            identity_rate = reader.rate_since(settled)
+        finally:
+            reader.close()
+        platform.start("loyalty", workers=platform.settings.workers_of("loyalty"))
+        db = platform.data_dir / "crm.loyalty.db"
+        seconds, facts = _window(lambda: _count(db, "SELECT (SELECT COUNT(*) FROM purchases)"
+                                                    " + (SELECT COUNT(*) FROM refunds)"), len(lines), timeout_s=900)
+        entries = _count(db, "SELECT COUNT(*) FROM ledger")
+    return {"identity_eps": identity_rate, "loyalty_eps": facts / seconds, "entries_ps": entries / seconds,
+            "ratio": facts / seconds / identity_rate}
 
 
-def one_run(lines: list[str], *, facts: int) -> dict[str, float]:
-    """One run on a fresh broker and data directory."""
-    data = Path(tempfile.mkdtemp(prefix="crm-bench-loyalty-"))
-    port = free_port()
-    broker = start_broker(port, log_path=data / "broker.log")
-    procs: list[subprocess.Popen] = []
-    try:
-        bootstrap = f"127.0.0.1:{port}"
-        settings = Settings(_env_file=None, kafka_bootstrap=bootstrap, data_dir=str(data))
-        ensure_topics(settings)
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("CRM_", "OTEL_"))}
-        env.update(CRM_KAFKA_BOOTSTRAP=bootstrap, CRM_DATA_DIR=str(data), CRM_API_KEYS="bench:admin",
-                   CRM_PSEUDONYM_SECRET="bench-pseudonym-secret-0123456789", CRM_LOG_LEVEL="WARNING",
-                   OTEL_TRACES_EXPORTER="none", CRM_LOYALTY_EXPIRY_MODE="never")
-        identity, _ = _start("identity", env, data)
-        procs.append(identity)
-        publish_lines(lines, settings)
-        id_db = data / "crm.identity.db"
-        id_s, id_n = _window(lambda: _count(id_db, "SELECT (SELECT COUNT(*) FROM events)"
-                                                   " + (SELECT COUNT(*) FROM dead_letters)"), len(lines), timeout_s=600)
-        loyalty, _ = _start("loyalty", env, data)
-        procs.append(loyalty)
-        loy_db = data / "crm.loyalty.db"
-        loy_s, loy_n = _window(lambda: _count(loy_db, "SELECT (SELECT COUNT(*) FROM purchases)"
-                                                      " + (SELECT COUNT(*) FROM refunds)"), facts, timeout_s=600)
-        entries = _count(loy_db, "SELECT COUNT(*) FROM ledger")
-        return {"identity_eps": id_n / id_s, "loyalty_eps": loy_n / loy_s, "ledger_entries_ps": entries / loy_s,
-                "entries": entries}
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        broker.kill()
-        shutil.rmtree(data, ignore_errors=True)
+def long_history(history: int, *, repeats: int = 20) -> dict[str, float]:
+    """Milliseconds to keep and settle one more purchase of a member with ``history`` purchases, and of a
+    member with one (in process, the embedded SQLite store, one purchase per batch)."""
+    from services.loyalty import handlers
+    from services.loyalty.accounts import Deps, RulesSource
+    from services.loyalty.config import LoyaltySettings
+    from services.loyalty.store_sqlite import SqliteLoyaltyStore
+    from shared.batch import Incoming
+    from shared.messages import CustomerEventResolved, encode
+    from shared.settings import Settings
+
+    now = datetime(2026, 11, 20, 4, tzinfo=UTC)
+    offsets = iter(range(10**9))
+
+    def msg(customer: str, n: int, when: datetime) -> Incoming:
+        event = {"specversion": "1.0", "id": f"{customer}-{n}", "source": "pos/SH-001", "type": "crm.purchase",
+                 "time": when.isoformat(), "data": {"identity": {"member_id": customer}, "order_id": f"{customer}-{n}",
+                                                    "amount": "88.00", "currency": "CNY", "store_id": "SH-001"}}
+        body = CustomerEventResolved(customer_id=customer, record_id=customer, event=event, resolved_at=when)
+        return Incoming(encode(body), "crm.customer.events", 0, next(offsets), [], customer.encode())
+
+    with tempfile.TemporaryDirectory(prefix="crm-bench-loyalty-") as tmp:
+        settings = Settings(_env_file=None)
+        config = LoyaltySettings(_env_file=None)
+        zone = ZoneInfo(settings.timezone)
+        deps = Deps(store=SqliteLoyaltyStore(Path(tmp) / "loyalty.db"), settings=settings, config=config,
+                    rules=RulesSource(config, zone), clock=lambda: now, zone=zone)
+        # Two years of history, oldest first, in batches as a backlog would arrive.
+        span = timedelta(days=730) / max(1, history)
+        past = [msg("c_long", i, now - timedelta(days=730) + span * i) for i in range(history)]
+        for start in range(0, len(past), 1000):
+            handlers.consume_batch(past[start:start + 1000], deps)
+        handlers.consume_batch([msg("c_short", 0, now - timedelta(days=1))], deps)
+
+        def one_more(customer: str, n: int) -> float:
+            began = time.perf_counter()
+            handlers.consume_batch([msg(customer, n, now - timedelta(minutes=repeats - n % repeats))], deps)
+            return (time.perf_counter() - began) * 1000
+
+        long_ms = statistics.median(one_more("c_long", history + i) for i in range(repeats))
+        short_ms = statistics.median(one_more("c_short", 1 + i) for i in range(repeats))
+    return {"long_ms": long_ms, "short_ms": short_ms}
 
 
-def run(events: int = 20_000, runs: int = 3) -> dict[str, float]:
+def run(events: int = 20_000, runs: int = 3, history: int = 5000) -> dict[str, float]:
     """Run the benchmark ``runs`` times and print medians."""
     lines = events_for(events)
-    facts = len(lines)
-    typer.echo(f"loyalty benchmark: {facts} purchase and refund events, {runs} runs, embedded platform "
-               f"(broker + identity + loyalty processes, SQLite)")
+    typer.echo(f"loyalty benchmark: {len(lines):,} purchase and refund events, {runs} runs, embedded platform "
+               "(broker, identity and loyalty processes as crm up runs them, SQLite)")
     results = []
     for i in range(runs):
-        r = one_run(lines, facts=facts)
+        r = {**one_run(lines), **long_history(history)}
         results.append(r)
         typer.echo(f"  run {i + 1}: identity {r['identity_eps']:,.0f} events/s; loyalty {r['loyalty_eps']:,.0f} "
-                   f"events/s, {r['ledger_entries_ps']:,.0f} ledger entries/s; ratio "
-                   f"{r['loyalty_eps'] / r['identity_eps']:.2f}")
-    med = {k: statistics.median(r[k] for r in results) for k in results[0]}
-    ratio = statistics.median(r["loyalty_eps"] / r["identity_eps"] for r in results)
-    typer.echo(f"median over {runs} runs: ledger updates {med['loyalty_eps']:,.0f} events/s "
-               f"({med['ledger_entries_ps']:,.0f} entries/s); identity {med['identity_eps']:,.0f} events/s; "
-               f"loyalty/identity ratio {ratio:.2f}")
-    return {**med, "ratio": ratio}
+                   f"events/s ({r['entries_ps']:,.0f} ledger entries/s); ratio {r['ratio']:.2f}; one more purchase "
+                   f"{r['long_ms']:.1f} ms with {history:,} before it, {r['short_ms']:.1f} ms with 1")
+    med = {k: median([r[k] for r in results]) for k in results[0]}
+    typer.echo(f"\nmedian of {runs} runs:")
+    typer.echo(f"  ledger updates      {med['loyalty_eps']:,.0f} events/s ({med['entries_ps']:,.0f} ledger entries/s)")
+    typer.echo(f"  identity            {med['identity_eps']:,.0f} events/s (same run, same events)")
+    typer.echo(f"  loyalty / identity  {med['ratio']:.2f}")
+    typer.echo(f"  one more purchase   {med['long_ms']:.1f} ms with {history:,} purchases of history, "
+               f"{med['short_ms']:.1f} ms with 1 (x{med['long_ms'] / med['short_ms']:.1f})")
+    return med

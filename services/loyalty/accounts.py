@@ -11,12 +11,14 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from services.loyalty.config import LoyaltySettings
+from services.loyalty.domain import checkpoint
 from services.loyalty.domain.account import Settlement, settle
+from services.loyalty.domain.checkpoint import Checkpoint
 from services.loyalty.domain.model import Entry, Facts, Posted, Purchase, Target, kind_of
 from services.loyalty.domain.rules import RuleBook, rule_book
 from services.loyalty.store import AccountRow, Announcement, LoyaltyStore, ms_of
@@ -86,9 +88,10 @@ class Deps:
         return OutboxMessage(topic, body.model_dump_json().encode(), key.encode(), message_headers(topic, key=key))
 
 
-def load_facts(store: LoyaltyStore, records: list[str]) -> Facts:
-    """Everything one customer's account is derived from."""
-    purchases = store.purchases_of(records)
+def load_facts(store: LoyaltyStore, records: list[str], *, since: datetime | None = None) -> Facts:
+    """Everything one customer's account is derived from (with ``since``, the purchases made from then on
+    and their refunds; every bonus and movement)."""
+    purchases = store.purchases_of(records, since_ms=ms_of(since) if since is not None else None)
     refunds = store.refunds_for_orders(sorted({p.order_id for p in purchases}))
     # Who owns a refunded order is a question about every purchase with that order id, not only ours.
     owner: dict[str, str] = {}
@@ -122,21 +125,39 @@ def view_of(s: Settlement, zone) -> dict[str, Any]:
                          for at, n in s.expiring[:EXPIRING_SHOWN]]}
 
 
-def settle_customer(customer_id: str, *, deps: Deps, trigger: list[str]) -> list[OutboxMessage]:
-    """Bring one customer's ledger and account up to date with its facts; returns what to publish."""
+def settle_customer(customer_id: str, *, deps: Deps, trigger: list[str],
+                    changed_from: datetime | None) -> list[OutboxMessage]:
+    """Bring one customer's ledger and account up to date with its facts; returns what to publish.
+
+    ``changed_from`` is the earliest moment the facts added since the last settle reach (None: no fact
+    was added, only time went on): the settle starts from the account's checkpoint when that is not
+    before the checkpoint's horizon, and from every fact otherwise.
+    """
     store, now = deps.store, deps.clock()
     at = iso_utc(now)
     book = deps.rules.book()
     records = store.records_of(customer_id)
-    facts = load_facts(store, records)
-    s = settle(facts, book, customer_id=customer_id, now=now)
-    posted = store.posted(records)
-    entries = corrections(s.targets, posted, now=at, trigger=trigger)
-    ledger_sum = sum(p.points for p in posted.values()) + sum(e.points for e in entries) + sum(
-        m.points for m in facts.movements)
+    start, facts = _starting_point(customer_id, records, book, now, changed_from, store)
+    snapshot_at = checkpoint.horizon(now, book.zone, deps.config.checkpoint_lag_months) \
+        if deps.config.checkpoint_lag_months else None
+    if snapshot_at is not None and start is not None and snapshot_at <= start.at:
+        snapshot_at = None  # the checkpoint in place is as recent as the lag allows
+    elif snapshot_at is not None and start is None and sum(
+            1 for p in facts.purchases if p.time < snapshot_at) < deps.config.checkpoint_min_purchases:
+        snapshot_at = None  # a short history: replaying it costs less than keeping a checkpoint
+    s, entries, ledger_sum = _derive(customer_id, records, facts, book, now, start, snapshot_at, trigger, store)
+    if ledger_sum != s.balance and start is not None:
+        # The ledger holds what the checkpoint does not explain (the clock went back past an expiry, say):
+        # settle from every fact, as without a checkpoint.
+        log.warning("loyalty: the checkpoint of %s disagrees with its ledger; settling from every fact", customer_id)
+        s, entries, ledger_sum = _derive(customer_id, records, load_facts(store, records), book, now, None,
+                                         snapshot_at, trigger, store)
     if ledger_sum != s.balance:
         # The ledger and the lots must agree; refuse to commit a state where they do not.
         raise RuntimeError(f"ledger sum {ledger_sum} differs from lots {s.balance} for {customer_id}")
+    if s.snapshot is not None:
+        store.put_checkpoint(customer_id, checkpoint.dump(replace(s.snapshot, records=tuple(records),
+                                                                  book=book.fingerprint)))
     store.add_entries(entries)
     held = store.account(customer_id) or AccountRow(customer_id)
     out: list[OutboxMessage] = []
@@ -174,24 +195,69 @@ def _tier_changed(held: AccountRow, s: Settlement, book: RuleBook, customer_id: 
 
 
 def _announcements(s: Settlement, customer_id: str, now: datetime, deps: Deps) -> list[OutboxMessage]:
-    due = {f"exp:{customer_id}:{iso_utc(at)}": (at, n) for at, n in s.announce}
-    fresh = sorted(set(due) - deps.store.announced(list(due)))
+    # Once per expiry moment, and again whenever more points joined that moment than were announced (a
+    # purchase inside the notice window under month-end or year-end expiry): no point expires unannounced.
+    due = {iso_utc(at): (at, n) for at, n in s.announce}
+    told = deps.store.announced(customer_id, list(due))
+    fresh = [Announcement(f"exp:{customer_id}:{key}" + (f":{n}" if key in told else ""), customer_id, key, n,
+                          iso_utc(now)) for key, (_, n) in sorted(due.items()) if n > told.get(key, 0)]
     if not fresh:
         return []
-    deps.store.add_announcements([Announcement(a, customer_id, iso_utc(due[a][0]), due[a][1], iso_utc(now))
-                                  for a in fresh])
-    return [deps.message(PointsExpiryAnnounced(announcement_id=a, customer_id=customer_id, points=due[a][1],
-                                               expires_at=due[a][0], balance=s.balance, at=now), customer_id)
+    deps.store.add_announcements(fresh)
+    return [deps.message(PointsExpiryAnnounced(announcement_id=a.announcement_id, customer_id=customer_id,
+                                               points=a.points, expires_at=due[a.expires_at][0], balance=s.balance,
+                                               at=now), customer_id)
             for a in fresh]
 
 
-def settle_many(customers: dict[str, list[str]], *, deps: Deps) -> list[OutboxMessage]:
+def _derive(customer_id: str, records: list[str], facts: Facts, book: RuleBook, now: datetime,
+            start: Checkpoint | None, snapshot_at: datetime | None, trigger: list[str],
+            store: LoyaltyStore) -> tuple[Settlement, list[Entry], int]:
+    s = settle(facts, book, customer_id=customer_id, now=now, start=start, snapshot_at=snapshot_at)
+    posted = store.posted(records, buckets=sorted(s.scope) if s.scope is not None else None)
+    entries = corrections(s.targets, posted, now=iso_utc(now), trigger=trigger)
+    return s, entries, store.balance(records) + sum(e.points for e in entries)
+
+
+def _starting_point(customer_id: str, records: list[str], book: RuleBook, now: datetime,
+                    changed_from: datetime | None, store: LoyaltyStore) -> tuple[Checkpoint | None, Facts]:
+    text = store.checkpoint(customer_id)
+    start = checkpoint.load(text) if text else None
+    if start is None or not start.usable(records=records, book=book.fingerprint, now=now, changed_from=changed_from):
+        return None, load_facts(store, records)
+    facts = load_facts(store, records, since=start.at)
+    cut = iso_utc(start.at)
+    later = [m for m in facts.movements if m.effective_at >= cut]
+    if len(facts.movements) - len(later) != start.movements_before:
+        return None, load_facts(store, records)  # a redemption or adjustment dated before the horizon
+    return start, replace(facts, movements=later)
+
+
+@dataclass
+class Touched:
+    """The customers a batch changed: why (for the correcting entries), and the earliest moment each
+    change reaches (a purchase's time; ``BEGINNING`` when any of the past may differ, as after a merge)."""
+
+    why: dict[str, list[str]] = field(default_factory=dict)
+    since: dict[str, datetime] = field(default_factory=dict)
+
+    def add(self, customer_id: str, why: str, since: datetime) -> None:
+        """Note one change of a customer's facts."""
+        self.why.setdefault(customer_id, []).append(why)
+        held = self.since.get(customer_id)
+        self.since[customer_id] = since if held is None or since < held else held
+
+
+def settle_many(touched: Touched, *, deps: Deps) -> list[OutboxMessage]:
     """Settle every active customer among these (merged-away ones are settled as their survivor)."""
     out: list[OutboxMessage] = []
-    roots: dict[str, list[str]] = {}
-    for c, why in customers.items():
-        roots.setdefault(deps.store.customer_of(c), []).extend(why)
-    for root in sorted(roots):
-        if deps.store.customer_of(root) == root:
-            out += settle_customer(root, deps=deps, trigger=roots[root])
+    roots = Touched()
+    owners = deps.store.customers_of(sorted(touched.why))
+    for c, why in touched.why.items():
+        for w in why:
+            roots.add(owners[c], w, touched.since[c])
+    active = deps.store.customers_of(sorted(roots.why))
+    for root in sorted(roots.why):
+        if active[root] == root:
+            out += settle_customer(root, deps=deps, trigger=roots.why[root], changed_from=roots.since[root])
     return out

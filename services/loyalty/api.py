@@ -20,6 +20,7 @@ from services.loyalty.schemas import (
     RewardRead,
     RewardsPage,
     RewardUpdate,
+    RulesRead,
     StatementRead,
     TierHistoryRead,
     TierRulesRead,
@@ -78,10 +79,10 @@ def router() -> APIRouter:
         """Tier rules and each tier's benefits (discount, birthday gift, contact cadence)."""
         return TierRulesRead(**views.tier_rules(_deps(request)))
 
-    @r.get("/rules", tags=["tiers"])
-    def get_rules(request: Request, caller: Caller = caller_dep("reader")) -> dict:
+    @r.get("/rules", response_model=RulesRead, tags=["tiers"])
+    def get_rules(request: Request, caller: Caller = caller_dep("reader")) -> RulesRead:
         """Every rule version (earning, expiry, tiers), the one in force marked."""
-        return views.rules_in_force(_deps(request))
+        return RulesRead(**views.rules_in_force(_deps(request)))
 
     @r.post("/accounts/{customer_id}/redemptions", response_model=RedemptionRead, status_code=201,
             tags=["redemptions"])
@@ -95,12 +96,7 @@ def router() -> APIRouter:
     def get_redemptions(request: Request, customer_id: str, caller: Caller = caller_dep("reader"),
                         offset: int = Query(0, ge=0), limit: int = Query(50, ge=1, le=500)) -> RedemptionsPage:
         """The member's redemptions, newest first."""
-        deps = _deps(request)
-        root = commands.account_root(customer_id, deps)
-        rows = deps.store.redemptions_of(deps.store.records_of(root), offset=offset, limit=limit)
-        balance = deps.store.balance(deps.store.records_of(root))
-        return RedemptionsPage(items=[RedemptionRead(**commands.redemption_body(x, balance)) for x in rows],
-                               offset=offset, limit=limit)
+        return RedemptionsPage(**views.redemptions(customer_id, offset=offset, limit=limit, deps=_deps(request)))
 
     @r.post("/redemptions/{redemption_id}/cancel", response_model=RedemptionRead, tags=["redemptions"])
     def post_cancel(request: Request, redemption_id: str, body: RedemptionCancel,

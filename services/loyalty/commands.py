@@ -4,7 +4,9 @@ A redemption checks the reward's validity, the member's limit, the stock and the
 both in one store transaction (SQLite serializes writers with ``BEGIN IMMEDIATE``; MongoDB takes
 them with conditional updates whose conflicts retry the transaction), so stock is never oversold
 and no balance goes below zero. An ``Idempotency-Key`` binds a key to the first successful answer:
-the same key with the same body gets that answer again, with another body a 409.
+the same key with the same body gets that answer again, with another body a 409. A refusal (409:
+no points, no stock, over the limit) binds nothing: it changed nothing, so the same key may be sent
+again once the cause is gone, and still spends at most once.
 """
 
 from __future__ import annotations
@@ -84,52 +86,61 @@ def redemption_body(r: RedemptionRow, balance: int) -> dict[str, Any]:
     return {**vars(r), "points_balance": balance}
 
 
-def redeem(customer_id: str, *, reward_id: str, quantity: int, key: str | None, by: str, deps: Deps) -> Answer:
-    """Spend points on a reward: validity, member limit, stock and balance checked and taken at once."""
-    request = {"reward_id": reward_id, "quantity": quantity}
-    scope = f"redeem:{customer_id}"
+def _once(customer_id: str, *, kind: str, key: str | None, request: dict[str, Any], deps: Deps,
+          act: Callable[[str, str], tuple[dict[str, Any], list[OutboxMessage]]]) -> Answer:
+    """Run ``act(root, new_id)`` in one transaction, once per ``Idempotency-Key``: the same key and body get
+    the first successful answer again (a refusal changed nothing, so it binds nothing), another body a 409."""
+    scope = f"{kind}:{customer_id}"
 
     def work() -> Answer:
-        store = deps.store
-        with store.transaction():
+        with deps.store.transaction():
             root = account_root(customer_id, deps)
             if replayed := _replay(scope, key, request, deps):
                 return replayed
-            now = deps.clock()
-            at = iso_utc(now)
-            reward = store.reward(reward_id)
-            if reward is None:
-                raise NotFound("reward_not_found", "no such reward")
-            if not reward.active or (reward.valid_from and at < reward.valid_from) or (
-                    reward.valid_until and at >= reward.valid_until):
-                raise Conflict("reward_not_available", "this reward cannot be redeemed now")
-            records = store.records_of(root)
-            if reward.per_member_limit is not None and (
-                    store.redeemed_count(records, reward_id) + quantity > reward.per_member_limit):
-                raise Conflict("per_member_limit", f"at most {reward.per_member_limit} of this reward per member")
-            out = settle_customer(root, deps=deps, trigger=["redemption"])
-            cost = reward.points_cost * quantity
-            held = store.account(root)
-            if held is None or held.balance < cost:
-                raise Conflict("insufficient_points", "the balance does not cover this reward")
-            if not store.take_stock(reward_id, quantity):
-                raise Conflict("out_of_stock", "this reward is out of stock")
-            if not store.debit_balance(root, cost):
-                # Taken by a concurrent redemption; the transaction rolls back, and without one
-                # (a store that cannot) the stock goes back by hand.
-                store.return_stock(reward_id, quantity)
-                raise Conflict("insufficient_points", "the balance does not cover this reward")
-            rid = _new_id("rd_", scope, key)
-            row = RedemptionRow(rid, root, root, reward_id, quantity, cost, "completed", at, by)
-            store.add_redemption(row)
-            store.add_entries([Entry(f"r:{rid}|redemption|1", root, f"r:{rid}", "redemption", REDEEM, -cost, at, at,
-                                     {"redemption_id": rid, "reward_id": reward_id, "quantity": quantity, "by": by})])
-            out += settle_customer(root, deps=deps, trigger=[f"redemption:{rid}"])
-            body = redemption_body(row, store.account(root).balance)  # type: ignore[union-attr]
+            body, out = act(root, _new_id({"redeem": "rd_", "adjust": "adj_"}[kind], scope, key))
             _bind(scope, key, request, body, deps)
-            return Answer(body, 201, outbox=store.outbox_add(out))
+            return Answer(body, 201, outbox=deps.store.outbox_add(out))
 
     return _retrying(work)
+
+
+def redeem(customer_id: str, *, reward_id: str, quantity: int, key: str | None, by: str, deps: Deps) -> Answer:
+    """Spend points on a reward: validity, member limit, stock and balance checked and taken at once."""
+
+    def act(root: str, rid: str) -> tuple[dict[str, Any], list[OutboxMessage]]:
+        store, now = deps.store, deps.clock()
+        at = iso_utc(now)
+        reward = store.reward(reward_id)
+        if reward is None:
+            raise NotFound("reward_not_found", "no such reward")
+        if not reward.active or (reward.valid_from and at < reward.valid_from) or (
+                reward.valid_until and at >= reward.valid_until):
+            raise Conflict("reward_not_available", "this reward cannot be redeemed now")
+        records = store.records_of(root)
+        if reward.per_member_limit is not None and (
+                store.redeemed_count(records, reward_id) + quantity > reward.per_member_limit):
+            raise Conflict("per_member_limit", f"at most {reward.per_member_limit} of this reward per member")
+        out = settle_customer(root, deps=deps, trigger=["redemption"], changed_from=None)
+        cost = reward.points_cost * quantity
+        held = store.account(root)
+        if held is None or held.balance < cost:
+            raise Conflict("insufficient_points", "the balance does not cover this reward")
+        if not store.take_stock(reward_id, quantity):
+            raise Conflict("out_of_stock", "this reward is out of stock")
+        if not store.debit_balance(root, cost):
+            # Taken by a concurrent redemption; the transaction rolls back, and without one
+            # (a store that cannot) the stock goes back by hand.
+            store.return_stock(reward_id, quantity)
+            raise Conflict("insufficient_points", "the balance does not cover this reward")
+        row = RedemptionRow(rid, root, root, reward_id, quantity, cost, "completed", at, by)
+        store.add_redemption(row)
+        store.add_entries([Entry(f"r:{rid}|redemption|1", root, f"r:{rid}", "redemption", REDEEM, -cost, at, at,
+                                 {"redemption_id": rid, "reward_id": reward_id, "quantity": quantity, "by": by})])
+        out += settle_customer(root, deps=deps, trigger=[f"redemption:{rid}"], changed_from=now)
+        return redemption_body(row, store.account(root).balance), out  # type: ignore[union-attr]
+
+    return _once(customer_id, kind="redeem", key=key, request={"reward_id": reward_id, "quantity": quantity},
+                 deps=deps, act=act)
 
 
 def cancel(redemption_id: str, *, reason: str, by: str, deps: Deps) -> Answer:
@@ -141,7 +152,8 @@ def cancel(redemption_id: str, *, reason: str, by: str, deps: Deps) -> Answer:
             row = store.redemption(redemption_id)
             if row is None:
                 raise NotFound("redemption_not_found", "no such redemption")
-            at = iso_utc(deps.clock())
+            now = deps.clock()
+            at = iso_utc(now)
             if not store.cancel_redemption(redemption_id, at=at, by=by, reason=reason):
                 raise Conflict("already_cancelled", "this redemption was cancelled already")
             store.return_stock(row.reward_id, row.quantity)
@@ -149,7 +161,7 @@ def cancel(redemption_id: str, *, reason: str, by: str, deps: Deps) -> Answer:
                                      REDEEM, row.points, at, at, {"redemption_id": redemption_id, "reason": reason,
                                                                   "by": by})])
             root = store.customer_of(row.record_id)
-            out = settle_customer(root, deps=deps, trigger=[f"cancel:{redemption_id}"])
+            out = settle_customer(root, deps=deps, trigger=[f"cancel:{redemption_id}"], changed_from=now)
             done = replace(row, status="cancelled", cancelled_at=at, cancelled_by=by, cancel_reason=reason)
             return Answer(redemption_body(done, store.account(root).balance), 200,  # type: ignore[union-attr]
                           outbox=store.outbox_add(out))
@@ -161,30 +173,21 @@ def adjust(customer_id: str, *, points: int, reason: str, key: str | None, by: s
     """A manual adjustment by an operator, with its reason; it never takes the balance below zero."""
     if points == 0:
         raise InvalidInput("zero_adjustment", "an adjustment must add or take points")
-    request = {"points": points, "reason": reason}
-    scope = f"adjust:{customer_id}"
 
-    def work() -> Answer:
-        store = deps.store
-        with store.transaction():
-            root = account_root(customer_id, deps)
-            if replayed := _replay(scope, key, request, deps):
-                return replayed
-            at = iso_utc(deps.clock())
-            out = settle_customer(root, deps=deps, trigger=["adjustment"])
-            if points < 0 and not store.debit_balance(root, -points):
-                raise Conflict("insufficient_points", "the balance does not cover this adjustment")
-            aid = _new_id("adj_", scope, key)
-            entry = Entry(f"a:{aid}|manual|1", root, f"a:{aid}", "manual", ADJUST, points, at, at,
-                          {"adjustment_id": aid, "reason": reason, "by": by})
-            store.add_entries([entry])
-            out += settle_customer(root, deps=deps, trigger=[f"adjustment:{aid}"])
-            body = {"adjustment_id": aid, "customer_id": root, "points": points, "reason": reason, "by": by,
-                    "at": at, "points_balance": store.account(root).balance}  # type: ignore[union-attr]
-            _bind(scope, key, request, body, deps)
-            return Answer(body, 201, outbox=store.outbox_add(out))
+    def act(root: str, aid: str) -> tuple[dict[str, Any], list[OutboxMessage]]:
+        store, now = deps.store, deps.clock()
+        at = iso_utc(now)
+        out = settle_customer(root, deps=deps, trigger=["adjustment"], changed_from=None)
+        if points < 0 and not store.debit_balance(root, -points):
+            raise Conflict("insufficient_points", "the balance does not cover this adjustment")
+        store.add_entries([Entry(f"a:{aid}|manual|1", root, f"a:{aid}", "manual", ADJUST, points, at, at,
+                                 {"adjustment_id": aid, "reason": reason, "by": by})])
+        out += settle_customer(root, deps=deps, trigger=[f"adjustment:{aid}"], changed_from=now)
+        return {"adjustment_id": aid, "customer_id": root, "points": points, "reason": reason, "by": by, "at": at,
+                "points_balance": store.account(root).balance}, out  # type: ignore[union-attr]
 
-    return _retrying(work)
+    return _once(customer_id, kind="adjust", key=key, request={"points": points, "reason": reason}, deps=deps,
+                 act=act)
 
 
 def create_reward(fields: dict[str, Any], *, deps: Deps) -> RewardRow:
@@ -203,5 +206,8 @@ def update_reward(reward_id: str, changes: dict[str, Any], *, add_stock: int, de
             raise NotFound("reward_not_found", "no such reward")
         if held.stock + add_stock < 0:
             raise Conflict("negative_stock", "that would take the stock below zero")
+        start, end = changes.get("valid_from", held.valid_from), changes.get("valid_until", held.valid_until)
+        if start is not None and end is not None and start >= end:
+            raise InvalidInput("invalid_validity", "valid_from must be before valid_until")
         deps.store.update_reward(reward_id, changes=changes, add_stock=add_stock)
         return deps.store.reward(reward_id)  # type: ignore[return-value]

@@ -46,9 +46,17 @@ class LoyaltySettings(BaseSettings):
     tier_review_months: int = Field(1, ge=1, le=12)
     tier_grace_months: int = Field(0, ge=0, le=24)
     statement_expiring_days: int = Field(90, ge=1)
+    # Each account keeps a checkpoint at the start of the month this many months back, and settles from
+    # there; an event dated before it makes that settle start from the whole history (0: never checkpoint).
+    checkpoint_lag_months: int = Field(2, ge=0, le=120)
+    # Below this many purchases before the horizon a replay of every fact is cheaper than a checkpoint.
+    checkpoint_min_purchases: int = Field(20, ge=0)
     # How often the scheduler looks for expiries, announcements and tier reviews that fell due.
     schedule_interval_s: float = Field(10.0, gt=0)
     schedule_batch: int = Field(200, ge=1)
+    # An account whose settling fails for a reason that is not transient waits this long before the next
+    # try, so one broken account neither stops the schedule nor is retried at every tick.
+    schedule_retry_s: float = Field(900.0, gt=0)
     # Run the service "as of" another moment (a replay or a drill): its clock starts there and runs on.
     clock_start: AwareDatetime | None = None
 

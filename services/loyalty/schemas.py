@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field, model_validator
 
 
 class ExpiringRead(BaseModel):
@@ -87,6 +87,12 @@ class TierHistoryRead(BaseModel):
     window: list[WindowMonthRead]
 
 
+class RulesRead(BaseModel):
+    """Every rule version as the rules file spells it, with ``in_force`` on the one in force now."""
+
+    versions: list[dict[str, Any]]
+
+
 class TierLevelRead(BaseModel):
     name: str
     visits_per_month: int
@@ -101,6 +107,11 @@ class TierRulesRead(BaseModel):
     levels: list[TierLevelRead]
 
 
+def _check_validity(valid_from: AwareDatetime | None, valid_until: AwareDatetime | None) -> None:
+    if valid_from is not None and valid_until is not None and valid_from >= valid_until:
+        raise ValueError("valid_from must be before valid_until")
+
+
 class RewardCreate(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     description: str = Field("", max_length=2000)
@@ -110,6 +121,11 @@ class RewardCreate(BaseModel):
     valid_from: AwareDatetime | None = None
     valid_until: AwareDatetime | None = None
     active: bool = True
+
+    @model_validator(mode="after")
+    def _validity(self) -> RewardCreate:
+        _check_validity(self.valid_from, self.valid_until)
+        return self
 
 
 class RewardUpdate(BaseModel):
@@ -121,6 +137,16 @@ class RewardUpdate(BaseModel):
     valid_until: AwareDatetime | None = None
     active: bool | None = None
     add_stock: int = Field(0, ge=-100_000_000, le=100_000_000, description="stock to add (negative takes away)")
+
+    @model_validator(mode="after")
+    def _no_nulls(self) -> RewardUpdate:
+        # null clears a limit or a validity date; a reward cannot be without a name, a cost or a state.
+        nulled = [k for k in ("name", "description", "points_cost", "active")
+                  if k in self.model_fields_set and getattr(self, k) is None]
+        if nulled:
+            raise ValueError(f"{', '.join(nulled)} cannot be null")
+        _check_validity(self.valid_from, self.valid_until)
+        return self
 
 
 class RewardRead(BaseModel):

@@ -55,14 +55,21 @@ class MongoLoyaltyStore(MongoStore, MongoMembership):
     def create_indexes(self) -> None:
         """The indexes this service's queries and idempotent writes rely on."""
         self.create_membership_indexes()
-        self.mdb["purchases"].create_index("record_id")
+        self.mdb["purchases"].create_index([("record_id", 1), ("time_ms", 1)])
         self.mdb["purchases"].create_index("order_id")
         self.mdb["refunds"].create_index("order_id")
         self.mdb["bonuses"].create_index("record_id")
         self.mdb["ledger"].create_index([("record_id", 1), ("bucket", 1), ("rule", 1)])
         self.mdb["ledger"].create_index([("record_id", 1), ("posted_at", -1), ("_id", -1)])
+        self.mdb["ledger"].create_index([("record_id", 1), ("kind", 1), ("points", 1)])
         self.mdb["accounts"].create_index("next_due_ms")
+        self.mdb["announcements"].create_index([("customer_id", 1), ("expires_at", 1)])
         self.mdb["redemptions"].create_index([("record_id", 1), ("reward_id", 1)])
+
+    def customers_of(self, record_ids: list[str]) -> dict[str, str]:
+        """The customer each of these records belongs to now (itself if never seen), in one query."""
+        held = {d["_id"]: d["customer_id"] for d in self.mdb["memberships"].find({"_id": {"$in": record_ids}})}
+        return {r: held.get(r, r) for r in record_ids}
 
     def known(self, record_id: str) -> bool:
         """Whether identity ever told us about this record."""
@@ -106,9 +113,12 @@ class MongoLoyaltyStore(MongoStore, MongoMembership):
         coll.replace_one({"_id": row.grant_id}, doc, upsert=True)
         return True
 
-    def purchases_of(self, record_ids: list[str]) -> list[Purchase]:
-        """Purchases of these records."""
-        return [_purchase(d) for d in self.mdb["purchases"].find({"record_id": {"$in": record_ids}})]
+    def purchases_of(self, record_ids: list[str], *, since_ms: int | None = None) -> list[Purchase]:
+        """Purchases of these records (made at or after ``since_ms``, if given)."""
+        q: dict[str, Any] = {"record_id": {"$in": record_ids}}
+        if since_ms is not None:
+            q["time_ms"] = {"$gte": since_ms}
+        return [_purchase(d) for d in self.mdb["purchases"].find(q)]
 
     def purchases_for_orders(self, order_ids: list[str]) -> list[Purchase]:
         """Purchases with these order ids, whoever made them."""
@@ -138,10 +148,13 @@ class MongoLoyaltyStore(MongoStore, MongoMembership):
                  "points": e.points, "effective_at": e.effective_at, "posted_at": e.posted_at, "cause": e.cause}
                 for e in entries])
 
-    def posted(self, record_ids: list[str]) -> dict[tuple[str, str], Posted]:
-        """What each derived bucket of these records adds up to now."""
+    def posted(self, record_ids: list[str], *, buckets: list[str] | None = None) -> dict[tuple[str, str], Posted]:
+        """What each derived bucket of these records (or only these buckets of them) adds up to now."""
+        match: dict[str, Any] = {"record_id": {"$in": record_ids}, "kind": {"$in": list(DERIVED_KINDS)}}
+        if buckets is not None:
+            match["bucket"] = {"$in": buckets}
         rows = self.mdb["ledger"].aggregate([
-            {"$match": {"record_id": {"$in": record_ids}, "kind": {"$in": list(DERIVED_KINDS)}}},
+            {"$match": match},
             {"$group": {"_id": {"b": "$bucket", "r": "$rule", "rec": "$record_id"}, "s": {"$sum": "$points"},
                         "n": {"$sum": 1}}},
         ])
@@ -196,6 +209,15 @@ class MongoLoyaltyStore(MongoStore, MongoMembership):
                                               {"$inc": {"balance": -points}})
         return res.modified_count == 1 or (points == 0 and res.matched_count == 1)
 
+    def checkpoint(self, customer_id: str) -> str | None:
+        """The account's checkpoint (JSON text), if one was kept."""
+        d = self.mdb["checkpoints"].find_one({"_id": customer_id})
+        return d["state"] if d else None
+
+    def put_checkpoint(self, customer_id: str, state: str) -> None:
+        """Keep the account's checkpoint, replacing the one before."""
+        self.mdb["checkpoints"].replace_one({"_id": customer_id}, {"state": state}, upsert=True)
+
     def due_accounts(self, now_ms: int, *, limit: int) -> list[str]:
         """Accounts with an expiry, announcement or review due by ``now_ms``."""
         cur = self.mdb["accounts"].find({"next_due_ms": {"$ne": None, "$lte": now_ms}}, {"_id": 1})
@@ -205,11 +227,14 @@ class MongoLoyaltyStore(MongoStore, MongoMembership):
         """How many accounts there are."""
         return self.mdb["accounts"].count_documents({})
 
-    def announced(self, ids: list[str]) -> set[str]:
-        """Which of these announcements went out already."""
-        if not ids:
-            return set()
-        return {d["_id"] for d in self.mdb["announcements"].find({"_id": {"$in": ids}}, {"_id": 1})}
+    def announced(self, customer_id: str, expires_at: list[str]) -> dict[str, int]:
+        """The most points already announced to a customer per expiry moment, for these moments."""
+        if not expires_at:
+            return {}
+        rows = self.mdb["announcements"].aggregate([
+            {"$match": {"customer_id": customer_id, "expires_at": {"$in": expires_at}}},
+            {"$group": {"_id": "$expires_at", "n": {"$max": "$points"}}}])
+        return {d["_id"]: int(d["n"]) for d in rows}
 
     def add_announcements(self, rows: list[Announcement]) -> None:
         """Remember announcements made."""

@@ -31,7 +31,7 @@ CREATE TABLE IF NOT EXISTS purchases (
   amount_minor INTEGER NOT NULL, time_ms INTEGER NOT NULL, time TEXT NOT NULL, day TEXT NOT NULL,
   lines TEXT NOT NULL, PRIMARY KEY (source, id)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS purchases_record ON purchases(record_id);
+CREATE INDEX IF NOT EXISTS purchases_record_time ON purchases(record_id, time_ms);
 CREATE INDEX IF NOT EXISTS purchases_order ON purchases(order_id);
 CREATE TABLE IF NOT EXISTS refunds (
   source TEXT NOT NULL, id TEXT NOT NULL, record_id TEXT NOT NULL, order_id TEXT NOT NULL,
@@ -50,15 +50,19 @@ CREATE TABLE IF NOT EXISTS ledger (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS ledger_bucket ON ledger(record_id, bucket, rule);
 CREATE INDEX IF NOT EXISTS ledger_posted ON ledger(record_id, posted_at, entry_id);
+-- Movements (redemptions, adjustments) by kind, and balances from the index alone.
+CREATE INDEX IF NOT EXISTS ledger_kind ON ledger(record_id, kind, points);
 CREATE TABLE IF NOT EXISTS accounts (
   customer_id TEXT PRIMARY KEY, balance INTEGER NOT NULL, debt INTEGER NOT NULL, tier TEXT,
   view TEXT NOT NULL, version INTEGER NOT NULL, next_due_ms INTEGER, updated_at TEXT NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS accounts_due ON accounts(next_due_ms);
+CREATE TABLE IF NOT EXISTS checkpoints (customer_id TEXT PRIMARY KEY, state TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS announcements (
   announcement_id TEXT PRIMARY KEY, customer_id TEXT NOT NULL, expires_at TEXT NOT NULL,
   points INTEGER NOT NULL, at TEXT NOT NULL
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS announcements_customer ON announcements(customer_id, expires_at);
 CREATE TABLE IF NOT EXISTS rewards (
   reward_id TEXT PRIMARY KEY, name TEXT NOT NULL, description TEXT NOT NULL, points_cost INTEGER NOT NULL,
   stock INTEGER NOT NULL, per_member_limit INTEGER, valid_from TEXT, valid_until TEXT,
@@ -109,6 +113,14 @@ class SqliteLoyaltyStore(SqliteStore, SqliteMembership):
 
     schema = SCHEMA
 
+    def customers_of(self, record_ids: list[str]) -> dict[str, str]:
+        """The customer each of these records belongs to now (itself if never seen), in one query."""
+        if not record_ids:
+            return {}
+        rows = self.db.conn().execute(
+            f"SELECT record_id, customer_id FROM memberships WHERE record_id IN ({_in(record_ids)})", record_ids)
+        return {r: r for r in record_ids} | dict(rows.fetchall())
+
     def known(self, record_id: str) -> bool:
         """Whether identity ever told us about this record."""
         q = "SELECT 1 FROM memberships WHERE record_id = ?"
@@ -147,10 +159,12 @@ class SqliteLoyaltyStore(SqliteStore, SqliteMembership):
              iso_utc(row.ends_at), int(row.active), iso_utc(row.at)))
         return cur.rowcount > 0
 
-    def purchases_of(self, record_ids: list[str]) -> list[Purchase]:
-        """Purchases of these records."""
-        rows = self.db.conn().execute(f"SELECT * FROM purchases WHERE record_id IN ({_in(record_ids)})", record_ids)
-        return [_purchase(r) for r in rows]
+    def purchases_of(self, record_ids: list[str], *, since_ms: int | None = None) -> list[Purchase]:
+        """Purchases of these records (made at or after ``since_ms``, if given)."""
+        q, args = f"SELECT * FROM purchases WHERE record_id IN ({_in(record_ids)})", list(record_ids)
+        if since_ms is not None:
+            q, args = q + " AND time_ms >= ?", [*args, since_ms]
+        return [_purchase(r) for r in self.db.conn().execute(q, args)]
 
     def purchases_for_orders(self, order_ids: list[str]) -> list[Purchase]:
         """Purchases with these order ids, whoever made them."""
@@ -180,12 +194,14 @@ class SqliteLoyaltyStore(SqliteStore, SqliteMembership):
             [(e.entry_id, e.record_id, e.bucket, e.rule, e.kind, e.points, e.effective_at, e.posted_at,
               json.dumps(e.cause, separators=(",", ":"), default=str)) for e in entries])
 
-    def posted(self, record_ids: list[str]) -> dict[tuple[str, str], Posted]:
-        """What each derived bucket of these records adds up to now."""
-        rows = self.db.conn().execute(
-            f"SELECT bucket, rule, record_id, SUM(points), COUNT(*) FROM ledger WHERE record_id IN ({_in(record_ids)})"
-            f" AND kind IN ({_in(list(DERIVED_KINDS))}) GROUP BY record_id, bucket, rule",
-            [*record_ids, *DERIVED_KINDS])
+    def posted(self, record_ids: list[str], *, buckets: list[str] | None = None) -> dict[tuple[str, str], Posted]:
+        """What each derived bucket of these records (or only these buckets of them) adds up to now."""
+        q = (f"SELECT bucket, rule, record_id, SUM(points), COUNT(*) FROM ledger WHERE record_id IN ({_in(record_ids)})"
+             f" AND kind IN ({_in(list(DERIVED_KINDS))})")
+        args = [*record_ids, *DERIVED_KINDS]
+        if buckets is not None:
+            q, args = q + f" AND bucket IN ({_in(buckets)})", [*args, *buckets]
+        rows = self.db.conn().execute(q + " GROUP BY record_id, bucket, rule", args)
         return {(b, r): Posted(rec, s, n) for b, r, rec, s, n in rows}
 
     def movements_of(self, record_ids: list[str]) -> list[Entry]:
@@ -245,6 +261,15 @@ class SqliteLoyaltyStore(SqliteStore, SqliteMembership):
             (points, customer_id, points))
         return cur.rowcount == 1
 
+    def checkpoint(self, customer_id: str) -> str | None:
+        """The account's checkpoint (JSON text), if one was kept."""
+        row = self.db.conn().execute("SELECT state FROM checkpoints WHERE customer_id = ?", (customer_id,)).fetchone()
+        return row[0] if row else None
+
+    def put_checkpoint(self, customer_id: str, state: str) -> None:
+        """Keep the account's checkpoint, replacing the one before."""
+        self.db.conn().execute("INSERT OR REPLACE INTO checkpoints VALUES (?, ?)", (customer_id, state))
+
     def due_accounts(self, now_ms: int, *, limit: int) -> list[str]:
         """Accounts with an expiry, announcement or review due by ``now_ms``."""
         rows = self.db.conn().execute(
@@ -255,13 +280,14 @@ class SqliteLoyaltyStore(SqliteStore, SqliteMembership):
         """How many accounts there are."""
         return self.db.conn().execute("SELECT COUNT(*) FROM accounts").fetchone()[0]
 
-    def announced(self, ids: list[str]) -> set[str]:
-        """Which of these announcements went out already."""
-        if not ids:
-            return set()
+    def announced(self, customer_id: str, expires_at: list[str]) -> dict[str, int]:
+        """The most points already announced to a customer per expiry moment, for these moments."""
+        if not expires_at:
+            return {}
         rows = self.db.conn().execute(
-            f"SELECT announcement_id FROM announcements WHERE announcement_id IN ({_in(ids)})", ids)
-        return {r[0] for r in rows}
+            "SELECT expires_at, MAX(points) FROM announcements WHERE customer_id = ?"
+            f" AND expires_at IN ({_in(expires_at)}) GROUP BY expires_at", [customer_id, *expires_at])
+        return dict(rows.fetchall())
 
     def add_announcements(self, rows: list[Announcement]) -> None:
         """Remember announcements made."""

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from services.loyalty.accounts import Deps, load_facts
-from services.loyalty.commands import account_root
+from services.loyalty.commands import account_root, redemption_body
 from services.loyalty.domain.account import settle
 from services.loyalty.domain.calendar import add_months, month_key, month_start, parse_month
 from services.loyalty.domain.model import Facts
@@ -16,6 +16,7 @@ from services.loyalty.domain.statements import statement
 from services.loyalty.domain.tiers import timeline
 from shared.clock import iso_utc, parse_iso
 from shared.errors import InvalidInput
+from shared.facts import from_minor
 
 
 def account(customer_id: str, deps: Deps) -> dict[str, Any]:
@@ -26,6 +27,16 @@ def account(customer_id: str, deps: Deps) -> dict[str, Any]:
     level = deps.rules.book().at(deps.clock()).tiers.level(view.get("tier"))
     return {"customer_id": root, **view, "tier_benefits": level.benefits if level else {},
             "updated_at": held.updated_at if held else None, "requested_id": customer_id}
+
+
+def redemptions(customer_id: str, *, offset: int, limit: int, deps: Deps) -> dict[str, Any]:
+    """The member's redemptions, newest first, one page at a time."""
+    root = account_root(customer_id, deps)
+    records = deps.store.records_of(root)
+    balance = deps.store.balance(records)
+    return {"items": [redemption_body(r, balance) for r in deps.store.redemptions_of(records, offset=offset,
+                                                                                    limit=limit)],
+            "offset": offset, "limit": limit}
 
 
 def encode_cursor(key: tuple[str, str]) -> str:
@@ -99,7 +110,7 @@ def tier_history(customer_id: str, *, deps: Deps) -> dict[str, Any]:
         "failing_since": line.failing_since.isoformat() if line.failing_since else None,
         "history": [{"at": c.at.astimezone(deps.zone).isoformat(), "previous": c.previous, "tier": c.tier,
                      "direction": c.direction, "reason": c.reason} for c in line.changes],
-        "window": [{"month": w["month"], "visits": w["visits"], "spend": f"{w['spend_minor'] / 100:.2f}"}
+        "window": [{"month": w["month"], "visits": w["visits"], "spend": str(from_minor(w["spend_minor"]))}
                    for w in line.window],
     }
 

@@ -12,11 +12,13 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from services.loyalty.domain.checkpoint import Checkpoint
 from services.loyalty.domain.earning import rate_all
 from services.loyalty.domain.lots import Credit, Debit, Replay, Restore, replay
 from services.loyalty.domain.model import Facts, Target
 from services.loyalty.domain.rules import RuleBook
 from services.loyalty.domain.tiers import Timeline, next_review, timeline
+from shared.clock import parse_iso
 
 DEBT_REASON = "points a refund took back after they were spent; repaid from later earnings"
 
@@ -32,6 +34,10 @@ class Settlement:
     expiring: list[tuple[datetime, int]] = field(default_factory=list)
     announce: list[tuple[datetime, int]] = field(default_factory=list)
     next_due: datetime | None = None
+    # Settled from a checkpoint: the buckets whose ledger entries these targets speak for (the rest were
+    # settled for good before the checkpoint's horizon). None: every bucket.
+    scope: set[str] | None = None
+    snapshot: Checkpoint | None = None  # the account at the horizon asked for
 
     @property
     def tier(self) -> str | None:
@@ -46,7 +52,7 @@ def movements_for_replay(facts: Facts) -> tuple[list[Credit], list[Debit], list[
     """Redemptions, cancellations and adjustments as lot movements."""
     credits, debits, restores = [], [], []
     for e in facts.movements:
-        at = datetime.fromisoformat(e.effective_at.replace("Z", "+00:00"))
+        at = parse_iso(e.effective_at)
         if e.rule == "cancel":
             restores.append(Restore(e.bucket, e.bucket, e.record_id, at))
         elif e.points > 0:
@@ -56,18 +62,27 @@ def movements_for_replay(facts: Facts) -> tuple[list[Credit], list[Debit], list[
     return credits, debits, restores
 
 
-def settle(facts: Facts, book: RuleBook, *, customer_id: str, now: datetime) -> Settlement:
-    """Targets, tier, lots and what falls due, for one customer from its facts."""
-    line = timeline(facts.purchases, facts.refunds, book, now=now, order_owner=facts.order_owner)
-    rated = rate_all(facts.purchases, facts.refunds, facts.bonuses, book,
-                     lambda p: line.tier_before.get(p.bucket), facts.order_owner)
+def settle(facts: Facts, book: RuleBook, *, customer_id: str, now: datetime, start: Checkpoint | None = None,
+           snapshot_at: datetime | None = None) -> Settlement:
+    """Targets, tier, lots and what falls due, for one customer from its facts.
+
+    From ``start`` (the account at a horizon), ``facts`` are the purchases from the horizon on (with their
+    refunds) and the movements dated from it on; with ``snapshot_at`` (a month start, not after ``now``),
+    the account there is kept in ``snapshot`` for the next settle to start from.
+    """
+    line = timeline(facts.purchases, facts.refunds, book, now=now, order_owner=facts.order_owner,
+                    start=start.tiers if start else None, snapshot_at=snapshot_at)
+    rated, used = rate_all(facts.purchases, facts.refunds, facts.bonuses, book,
+                           lambda p: line.tier_before.get(p.bucket), facts.order_owner,
+                           used=start.used if start else None, snapshot_at=snapshot_at)
     targets: dict[tuple[str, str], Target] = {}
     for r in rated:
         for t in r.targets:
             targets[(t.bucket, t.rule)] = t
     credits, debits, restores = movements_for_replay(facts)
     credits += [Credit(r.purchase.bucket, r.purchase.record_id, r.purchase.time, r.net) for r in rated]
-    lots = replay(credits, debits, restores, now=now, expires=book.expires_at)
+    lots = replay(credits, debits, restores, now=now, expires=book.expires_at, start=start.lots if start else None,
+                  snapshot_at=snapshot_at)
     for lot in lots.lots:
         if lot.expired:
             targets[(f"x:{lot.lot_id}", "expiry")] = Target(
@@ -78,6 +93,14 @@ def settle(facts: Facts, book: RuleBook, *, customer_id: str, now: datetime) -> 
         targets[(f"d:{customer_id}", "debt")] = Target(customer_id, f"d:{customer_id}", "debt", lots.debt, now,
                                                        {"reason": DEBT_REASON})
     out = Settlement(targets, line, lots, lots.held())
+    if start is not None:
+        # A lot can only have expiry entries once its moment has come: later ones need no look-up.
+        out.scope = ({p.bucket for p in facts.purchases} | {b for b, _ in targets} | {f"d:{customer_id}"}
+                     | {f"x:{lot.lot_id}" for lot in lots.lots if lot.expires_at is not None and lot.expires_at <= now})
+    if snapshot_at is not None:
+        before = sum(1 for m in facts.movements if parse_iso(m.effective_at) < snapshot_at)
+        out.snapshot = Checkpoint(snapshot_at, line.snapshot, used, lots.snapshot,  # type: ignore[arg-type]
+                                  (start.movements_before if start else 0) + before)
     groups: dict[datetime, int] = defaultdict(int)
     for lot in lots.open_lots():
         if lot.expires_at is not None:

@@ -9,6 +9,10 @@
 * A lot's expiry takes what is left in it at its moment; only moments up to ``now`` have happened.
 * A cancelled redemption gives its points back to the lots they came from; the part whose lots have
   expired since (and any part that was debt) comes back as a new lot, dated at the cancellation.
+
+A replay can stop at a horizon and say what it holds there (:class:`LotState`: the lots later
+movements can still touch, the debt, what each redemption took), and a later replay can start from
+that state with only the movements from the horizon on.
 """
 
 from __future__ import annotations
@@ -34,6 +38,11 @@ class Lot:
     expired: int = 0
     is_expired: bool = False
 
+    def copy(self) -> Lot:
+        """An independent copy (cheaper than ``dataclasses.replace``: checkpoints copy every open lot)."""
+        return Lot(self.lot_id, self.record_id, self.earned_at, self.expires_at, self.points, self.remaining,
+                   self.expired, self.is_expired)
+
 
 @dataclass(frozen=True)
 class Credit:
@@ -58,12 +67,23 @@ class Restore:
     at: datetime
 
 
+@dataclass(frozen=True)
+class LotState:
+    """The lots at a horizon, as far as anything from the horizon on can touch them."""
+
+    lots: list[Lot]  # lots with points left, and lots a redemption that may be cancelled took from
+    debt: int
+    consumed: dict[str, list[tuple[str, int]]]  # redemption ref -> (lot id, points) it took
+    shortfall: dict[str, int]  # redemption ref -> points no lot covered (debt)
+
+
 @dataclass
 class Replay:
     """The lots as they stand at ``now``, what expired, and the debt left."""
 
     lots: list[Lot] = field(default_factory=list)
     debt: int = 0
+    snapshot: LotState | None = None  # the state at the horizon asked for
 
     def held(self) -> int:
         """Points the member holds: what unexpired lots still have."""
@@ -75,8 +95,11 @@ class Replay:
 
 
 def replay(credits: list[Credit], debits: list[Debit], restores: list[Restore], *, now: datetime,
-           expires: Callable[[datetime], datetime | None]) -> Replay:
-    """Replay the account's movements up to ``now`` (credits dated later still count: they exist)."""
+           expires: Callable[[datetime], datetime | None], start: LotState | None = None,
+           snapshot_at: datetime | None = None) -> Replay:
+    """Replay the account's movements up to ``now`` (credits dated later still count: they exist), from
+    ``start`` (the state at a horizon; the movements are then those from the horizon on) if given; with
+    ``snapshot_at``, the state there is kept in ``snapshot``."""
     out = Replay()
     heap: list[tuple] = []
     seq = 0
@@ -86,15 +109,25 @@ def replay(credits: list[Credit], debits: list[Debit], restores: list[Restore], 
         seq += 1
         heapq.heappush(heap, (at, order, key, seq, item))
 
+    by_id: dict[str, Lot] = {}
+    consumed: dict[str, list[tuple[Lot, int]]] = {}
+    shortfall: dict[str, int] = {}
+    if start is not None:
+        out.debt = start.debt
+        for held in start.lots:
+            lot = held.copy()
+            out.lots.append(lot)
+            by_id[lot.lot_id] = lot
+            if not lot.is_expired and lot.expires_at is not None and lot.expires_at <= now:
+                push(lot.expires_at, EXPIRE, lot.lot_id, lot)
+        consumed = {ref: [(by_id[lot_id], n) for lot_id, n in took] for ref, took in start.consumed.items()}
+        shortfall = dict(start.shortfall)
     for c in credits:
         push(c.at, CREDIT, c.lot_id, c)
     for d in debits:
         push(d.at, DEBIT, d.ref, d)
     for r in restores:
         push(r.at, RESTORE, r.ref, r)
-    by_id: dict[str, Lot] = {}
-    consumed: dict[str, list[tuple[Lot, int]]] = {}
-    shortfall: dict[str, int] = {}
 
     def credit(lot_id: str, record_id: str, at: datetime, points: int) -> None:
         if points <= 0:
@@ -108,6 +141,8 @@ def replay(credits: list[Credit], debits: list[Debit], restores: list[Restore], 
             push(lot.expires_at, EXPIRE, lot_id, lot)
 
     while heap:
+        if snapshot_at is not None and out.snapshot is None and heap[0][0] >= snapshot_at:
+            out.snapshot = _state(out, consumed, shortfall)
         at, order, _, _, item = heapq.heappop(heap)
         if order == EXPIRE:
             lot: Lot = item  # type: ignore[assignment]
@@ -142,4 +177,14 @@ def replay(credits: list[Credit], debits: list[Debit], restores: list[Restore], 
                     else:
                         lot.remaining += n
             credit(r.lot_id, r.record_id, r.at, fresh)
+    if snapshot_at is not None and out.snapshot is None:
+        out.snapshot = _state(out, consumed, shortfall)
     return out
+
+
+def _state(out: Replay, consumed: dict[str, list[tuple[Lot, int]]], shortfall: dict[str, int]) -> LotState:
+    # Copies: the replay goes on changing its lots after the horizon.
+    wanted = {lot.lot_id for took in consumed.values() for lot, _ in took}
+    lots = [lot.copy() for lot in out.lots if lot.lot_id in wanted or (lot.remaining > 0 and not lot.is_expired)]
+    return LotState(lots, out.debt, {ref: [(lot.lot_id, n) for lot, n in took] for ref, took in consumed.items()},
+                    dict(shortfall))

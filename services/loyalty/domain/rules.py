@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import bisect
 import functools
+import hashlib
+import json
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from fractions import Fraction
@@ -172,6 +174,9 @@ class RuleBook:
         self.versions = sorted(versions, key=lambda v: v.effective_from)
         self._starts = [v.effective_from for v in self.versions]
         self.zone = zone
+        # Names these exact rules: what was derived with other rules (a checkpoint) is derived again.
+        text = json.dumps([str(zone), *(v.model_dump(mode="json") for v in self.versions)], sort_keys=True)
+        self.fingerprint = hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def at(self, moment: datetime) -> RuleSet:
         """The version in effect at ``moment`` (the first one before any version starts)."""

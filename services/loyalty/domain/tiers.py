@@ -8,6 +8,9 @@
   the member fails, and not before the review ``grace_months`` after the first failing one; meeting
   the tier again (at a review or with a purchase) clears the failure.
 * A purchase earns at the tier held just before it counts.
+
+A timeline can stop at a horizon and say what it holds there (:class:`TierState`), and a later one can
+start from that state with only the purchases from the horizon on.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from datetime import datetime
 from services.loyalty.domain.calendar import Month, add_months, month_key, month_of, month_start
 from services.loyalty.domain.model import Purchase, Refund
 from services.loyalty.domain.rules import RuleBook, TierRules
+from shared.facts import from_minor
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,20 @@ class TierChange:
     reason: str
 
 
+@dataclass(frozen=True)
+class TierState:
+    """A timeline at a horizon (a month start): everything before it counted, nothing after."""
+
+    at: datetime
+    tier: str | None
+    failing_since: datetime | None
+    last_change: TierChange | None
+    days: dict[str, list[str]]  # month -> visit days, for the months a later window can reach
+    spend: dict[str, int]
+    # Refunds at or after the horizon of orders bought before it: (time, source, id, month, spend taken).
+    pending: list[tuple[datetime, str, str, str, int]]
+
+
 @dataclass
 class Timeline:
     """A member's tier history as the facts say now."""
@@ -42,6 +60,7 @@ class Timeline:
     tier_before: dict[str, str | None] = field(default_factory=dict)  # purchase bucket -> tier held
     failing_since: datetime | None = None
     window: list[dict] = field(default_factory=list)  # the current window, month by month
+    snapshot: TierState | None = None  # the state at the horizon asked for
 
 
 class _Months:
@@ -80,12 +99,14 @@ def _window(rules: TierRules, month: Month, *, review: bool) -> list[Month]:
 
 
 def _describe(visits: int, spend: int, months: list[Month]) -> str:
-    return f"{visits} visits and {spend / 100:,.2f} CNY in {month_key(months[0])}..{month_key(months[-1])}"
+    return f"{visits} visits and {from_minor(spend):,} CNY in {month_key(months[0])}..{month_key(months[-1])}"
 
 
 def timeline(purchases: list[Purchase], refunds: list[Refund], book: RuleBook, *, now: datetime,
-             order_owner: dict[str, str] | None = None) -> Timeline:
-    """The tier timeline up to ``now``."""
+             order_owner: dict[str, str] | None = None, start: TierState | None = None,
+             snapshot_at: datetime | None = None) -> Timeline:
+    """The tier timeline up to ``now``, from ``start`` (then the purchases are those from its horizon on)
+    if given; with ``snapshot_at`` (a month start), the state there is kept in ``snapshot``."""
     zone = book.zone
     owner = order_owner or {}
     by_bucket = {p.bucket: p for p in purchases}
@@ -98,17 +119,28 @@ def timeline(purchases: list[Purchase], refunds: list[Refund], book: RuleBook, *
         if p is not None:
             events.append((max(r.time, p.time), 2, r.source, r.id, "refund", (r, p)))
     out = Timeline()
-    if not purchases:
+    months = _Months()
+    if start is not None:
+        out.tier, out.failing_since = start.tier, start.failing_since
+        out.changes = [start.last_change] if start.last_change else []
+        months.days.update({m: set(days) for m, days in start.days.items()})
+        months.spend.update(start.spend)
+        events += [(at, 2, src, eid, "taken", (month, n)) for at, src, eid, month, n in start.pending]
+        month = month_of(start.at, zone)
+    elif purchases:
+        month = add_months(month_of(min(p.time for p in purchases), zone), 1)
+    else:
+        if snapshot_at is not None:
+            out.snapshot = TierState(snapshot_at, None, None, None, {}, {}, [])
         return out
-    first = min(p.time for p in purchases)
-    month = add_months(month_of(first, zone), 1)
-    while (start := month_start(month, zone)) <= now:
-        events.append((start, 0, "", "", "review", month))
+    while (begins := month_start(month, zone)) <= now:
+        events.append((begins, 0, "", "", "review", month))
         month = add_months(month, 1)
     heapq.heapify(events)
-    months = _Months()
     refunded: dict[str, int] = defaultdict(int)
     while events:
+        if snapshot_at is not None and out.snapshot is None and events[0][0] >= snapshot_at:
+            out.snapshot = _state(out, months, refunded, events, book, snapshot_at)
         at, _, _, _, what, item = heapq.heappop(events)
         rules = book.at(at).tiers
         if what == "purchase":
@@ -130,12 +162,38 @@ def timeline(purchases: list[Purchase], refunds: list[Refund], book: RuleBook, *
             taken = min(refunded[p.bucket] + r.amount_minor, p.amount_minor) - refunded[p.bucket]
             refunded[p.bucket] += taken
             months.spend[p.day[:7]] -= taken
+        elif what == "taken":
+            months.spend[item[0]] -= item[1]
         elif rules.is_review(item):
             _review(out, rules, months, item, at)
+    if snapshot_at is not None and out.snapshot is None:
+        out.snapshot = _state(out, months, refunded, events, book, snapshot_at)
     window = _window(book.at(now).tiers, month_of(now, zone), review=False)
     out.window = [{"month": month_key(m), "visits": len(months.days.get(month_key(m), ())),
                    "spend_minor": months.spend.get(month_key(m), 0)} for m in window]
     return out
+
+
+def _state(out: Timeline, months: _Months, refunded: dict[str, int], events: list[tuple], book: RuleBook,
+           at: datetime) -> TierState:
+    # What a refund still to come takes from a month bought before the horizon depends on the refunds of
+    # that order before it: worked out now, in the order the timeline would count them.
+    pending, taken_so_far = [], dict(refunded)
+    for when, _, src, eid, what, item in sorted(e for e in events if e[4] in ("refund", "taken")):
+        if what == "taken":
+            pending.append((when, src, eid, *item))
+            continue
+        r, p = item
+        if p.time < at:
+            held = taken_so_far.get(p.bucket, 0)
+            n = min(held + r.amount_minor, p.amount_minor) - held
+            taken_so_far[p.bucket] = held + n
+            pending.append((when, src, eid, p.day[:7], n))
+    reach = max(v.tiers.window_months for v in book.versions) + 1
+    first = month_key(add_months(month_of(at, book.zone), -reach))
+    return TierState(at, out.tier, out.failing_since, out.changes[-1] if out.changes else None,
+                     {m: sorted(d) for m, d in months.days.items() if m >= first},
+                     {m: n for m, n in months.spend.items() if m >= first}, pending)
 
 
 def _review(out: Timeline, rules: TierRules, months: _Months, month: Month, at: datetime) -> None:

@@ -193,3 +193,52 @@ def test_concurrent_redemptions_never_oversell(sqlite_store):
     assert sqlite_store.reward(reward["reward_id"]).stock == 0
     balances = check_invariants(sqlite_store, members)
     assert sorted(balances.values()) == [300] * 10 + [500] * 30
+
+
+def test_reward_changes_that_would_break_it_are_refused_with_reasons(loyalty):
+    reward = _reward(loyalty)
+    url = f"/v1/loyalty/rewards/{reward['reward_id']}"
+    for nulled in ("name", "points_cost", "active", "description"):
+        r = loyalty.patch(url, json={nulled: None}, headers=_as("admin"))  # before: a 500 from the store
+        assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_request", (nulled, r.text)
+    backwards = {"valid_from": "2026-12-01T00:00:00+08:00", "valid_until": "2026-11-01T00:00:00+08:00"}
+    assert loyalty.patch(url, json=backwards, headers=_as("admin")).status_code == 422
+    created = loyalty.post("/v1/loyalty/rewards", json={"name": "Pen", "points_cost": 10, "stock": 1, **backwards},
+                           headers=_as("admin"))
+    assert created.status_code == 422
+    # Moving one end past the other that is already stored is refused too.
+    dated = _reward(loyalty, valid_until="2026-12-01T00:00:00+08:00")
+    late_start = loyalty.patch(f"/v1/loyalty/rewards/{dated['reward_id']}",
+                               json={"valid_from": "2026-12-02T00:00:00+08:00"}, headers=_as("admin"))
+    assert late_start.status_code == 422 and late_start.json()["error"]["code"] == "invalid_validity"
+    ok = loyalty.patch(url, json={"per_member_limit": None, "valid_until": None, "add_stock": 3}, headers=_as("admin"))
+    assert ok.status_code == 200
+    assert (ok.json()["per_member_limit"], ok.json()["valid_until"], ok.json()["stock"]) == (None, None, 5)
+
+
+def test_a_refused_redemption_binds_nothing_and_its_key_spends_once_when_the_cause_is_gone(loyalty):
+    _earn(loyalty, "c_key", "200.00")
+    reward = _reward(loyalty, per_member_limit=None)
+    url, key = "/v1/loyalty/accounts/c_key/redemptions", {**_as("operator"), "Idempotency-Key": "till-9"}
+    refused = loyalty.post(url, json={"reward_id": reward["reward_id"]}, headers=key)
+    assert refused.status_code == 409 and refused.json()["error"]["code"] == "insufficient_points"
+    handlers.consume_batch([purchase_msg("c_key-more", "150.00", "2026-10-21 10:00", record="c_key")],
+                           loyalty.service.deps)
+    spent = loyalty.post(url, json={"reward_id": reward["reward_id"]}, headers=key)
+    again = loyalty.post(url, json={"reward_id": reward["reward_id"]}, headers=key)
+    assert (spent.status_code, spent.json()["points_balance"]) == (201, 50)  # 200 + 150 - 300
+    assert again.json() == spent.json() and again.headers["Idempotent-Replayed"] == "true"
+    listed = loyalty.get(url, headers=_as("reader")).json()
+    assert [(x["redemption_id"], x["points"], x["status"], x["points_balance"]) for x in listed["items"]] == [
+        (spent.json()["redemption_id"], 300, "completed", 50)]
+    assert check_invariants(loyalty.service.store, ["c_key"]) == {"c_key": 50}
+
+
+def test_rule_versions_are_readable_with_the_one_in_force_marked(loyalty):
+    body = loyalty.get("/v1/loyalty/rules", headers=_as("reader"))
+    assert body.status_code == 200
+    (version,) = body.json()["versions"]
+    assert version["in_force"] is True and version["effective_from"] == "1970-01-01T00:00:00Z"
+    assert (version["earning"]["points_per_unit"], version["expiry"]["mode"], version["expiry"]["days"]) == (
+        "1", "days", 365)
+    assert [lv["name"] for lv in version["tiers"]["levels"]] == ["A", "B", "C"]

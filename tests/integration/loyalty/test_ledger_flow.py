@@ -212,3 +212,23 @@ def test_refund_of_points_already_spent_is_debt_and_never_a_negative_balance(sto
     handlers.consume_batch([purchase_msg("d2", "30.00", "2026-11-01 11:30", record="c_d")], deps)
     assert check_invariants(store, ["c_d"]) == {"c_d": 0}
     assert store.account("c_d").debt == 70
+
+
+def test_a_campaign_grant_loyalty_cannot_honour_is_dead_lettered_with_its_reason(store):
+    clock = Clock("2026-11-01 12:00")
+    deps = deps_for(store, clock)
+    buy = purchase_msg("gx-1", "100.00", "2026-10-03 10:00", record="c_gx")
+    window = dict(campaign="camp-x", customer="c_gx", starts="2026-10-01 00:00", ends="2026-10-08 00:00")
+    huge = bonus_msg("g-huge", multiplier="500", **window)  # a typo for 5.00: 50,000 points for 100.00
+    shrink = bonus_msg("g-shrink", multiplier="0.5", **window)  # a "bonus" that takes points away
+    backwards = bonus_msg("g-back", multiplier="2", campaign="camp-y", customer="c_gx", starts="2026-10-08 00:00",
+                          ends="2026-10-01 00:00")
+    outcome = handlers.consume_batch([buy, huge, shrink, backwards], deps)
+    assert (outcome.processed, outcome.dead_lettered) == (1, 3)
+    assert check_invariants(store, ["c_gx"]) == {"c_gx": 100}
+    letters = store.dead_letters()
+    assert {d.code for d in letters} == {"invalid_grant"}
+    assert sorted(d.reason for d in letters) == [
+        "multiplier: a campaign bonus multiplier is between 1 and 100",
+        "multiplier: a campaign bonus multiplier is between 1 and 100",
+        "window: ends_at must be after starts_at"]

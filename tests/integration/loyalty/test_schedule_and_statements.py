@@ -101,3 +101,52 @@ def test_rules_file_is_reloaded_when_it_changes_and_new_versions_never_rewrite_t
     rules.write_text("{ not json")
     os.utime(rules, ns=(1, 3_000_000_000_000_000_000))
     assert len(deps.rules.book().versions) == 2  # a broken file keeps the rules in force
+
+
+def test_an_account_that_cannot_be_settled_on_schedule_is_postponed_and_the_others_still_fire(store, monkeypatch):
+    from services.loyalty import accounts
+
+    clock = Clock("2026-01-15 11:00")
+    deps = deps_for(store, clock, schedule_retry_s=3600)
+    handlers.consume_batch([purchase_msg("ok-1", "100.00", "2026-01-15 10:00", record="c_ok"),
+                            purchase_msg("bad-1", "70.00", "2026-01-15 10:00", record="c_bad")], deps)
+    real = accounts.settle
+
+    def broken_for_one(facts, book, *, customer_id, **kw):
+        if customer_id == "c_bad":
+            raise ValueError("a defect in the rules for this one account")
+        return real(facts, book, customer_id=customer_id, **kw)
+
+    monkeypatch.setattr(accounts, "settle", broken_for_one)
+    clock.set("2026-12-17 00:00")  # both notices fall due (30 days before 2027-01-16 00:00)
+    notices = _kinds(handlers.run_due(deps))  # before: raised, and the worker exited at every tick
+    assert [(n.customer_id, n.points) for n in notices if n.kind == "loyalty.expiry_announced"] == [("c_ok", 100)]
+    assert store.account("c_bad").next_due_ms == int(at("2026-12-17 01:00").timestamp() * 1000)
+    clock.set("2026-12-17 00:30")
+    assert _kinds(handlers.run_due(deps)) == []  # postponed: not retried at every tick
+    monkeypatch.setattr(accounts, "settle", real)  # the defect is fixed and the worker restarted
+    clock.set("2026-12-17 01:00")
+    later = _kinds(handlers.run_due(deps))
+    assert [(n.customer_id, n.points) for n in later if n.kind == "loyalty.expiry_announced"] == [("c_bad", 70)]
+    assert check_invariants(store, ["c_ok", "c_bad"]) == {"c_ok": 100, "c_bad": 70}
+
+
+def test_points_earned_after_their_expiry_was_announced_are_announced_too(store):
+    # Month-end expiry with no extra months: points expire at the end of the month they were earned in,
+    # so a purchase inside the notice window joins a moment already announced.
+    clock = Clock("2026-03-20 11:00")
+    deps = deps_for(store, clock, expiry_mode="month_end", expiry_months=0)
+    first = _kinds(handlers.consume_batch([purchase_msg("me-1", "100.00", "2026-03-20 10:00", record="c_me")], deps))
+    notices = [(m.announcement_id, m.points, m.expires_at) for m in first if m.kind == "loyalty.expiry_announced"]
+    assert notices == [("exp:c_me:2026-03-31T16:00:00.000000Z", 100, at("2026-04-01 00:00"))]
+    clock.set("2026-03-25 11:00")
+    more = purchase_msg("me-2", "50.00", "2026-03-25 10:00", record="c_me")
+    second = _kinds(handlers.consume_batch([more], deps))
+    # Before: nothing, and 50 points expired unannounced. Now the member hears of all 150.
+    assert [(m.announcement_id, m.points, m.balance) for m in second if m.kind == "loyalty.expiry_announced"] == [
+        ("exp:c_me:2026-03-31T16:00:00.000000Z:150", 150, 150)]
+    assert _kinds(handlers.consume_batch([more], deps)) == []  # redelivered: nothing new
+    clock.set("2026-04-01 00:00")
+    expired = _kinds(handlers.run_due(deps))
+    assert sorted(m.points for m in expired if m.kind == "loyalty.points_expired") == [50, 100]  # one per lot
+    assert not [m for m in expired if m.kind == "loyalty.expiry_announced"]

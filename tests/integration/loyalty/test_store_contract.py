@@ -77,12 +77,15 @@ def test_accounts_debits_due_list_and_announcements(store):
         assert store.debit_balance("c_1", 100) is True
         store.add_announcements([Announcement("exp:c_1:x", "c_1", "x", 5, "t")])
         store.add_announcements([Announcement("exp:c_1:x", "c_1", "x", 5, "t")])
+        store.add_announcements([Announcement("exp:c_1:x:9", "c_1", "x", 9, "t"),
+                                 Announcement("exp:c_2:x", "c_2", "x", 7, "t")])
     assert store.account("c_1") == AccountRow("c_1", 0, 0, "B", {"points_balance": 100}, 3, 5000, "t")
     assert store.account("c_9") is None
     assert store.due_accounts(6000, limit=10) == ["c_1"]
     assert store.due_accounts(10_000, limit=10) == ["c_1", "c_2"]
     assert store.account_count() == 3
-    assert store.announced(["exp:c_1:x", "exp:c_1:y"]) == {"exp:c_1:x"}
+    assert store.announced("c_1", ["x", "y"]) == {"x": 9}
+    assert store.announced("c_2", ["x"]) == {"x": 7} and store.announced("c_3", []) == {}
 
 
 def test_rewards_stock_redemptions_and_idempotency(store):

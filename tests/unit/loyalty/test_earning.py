@@ -107,3 +107,23 @@ def test_refund_reaches_only_the_order_it_names_and_never_exceeds_what_it_earned
         earned = p.amount_minor // 100
         assert 0 <= got <= earned
         assert got == earned * (p.amount_minor - min(refunded, p.amount_minor)) // p.amount_minor
+
+
+def test_a_refund_reopens_the_cap_room_it_had_used_for_later_purchases_of_the_period():
+    # A member at the monthly cap returns the order that filled it: the cap counts what the member keeps,
+    # so the later purchase (kept, and capped at the time) earns what it would have earned without it.
+    rules = book({"earning": {"caps": {"month": 500}}})
+    a, b = purchase("a", "500.00", "2026-07-01 10:00"), purchase("b", "300.00", "2026-07-02 10:00")
+    full = settle(facts([a, b], [refund("ra", "a", "500.00", "2026-07-10 10:00")]), rules, customer_id="c_a",
+                  now=t("2026-08-01"))
+    # a: 500, all refunded -> 0; b: room 500 - 0 -> its 300 (before: 0, and the member kept nothing).
+    assert (sum(_by_rule(full, a.bucket).values()), sum(_by_rule(full, b.bucket).values())) == (0, 300)
+    part = settle(facts([a, b], [refund("ra", "a", "100.00", "2026-07-10 10:00")]), rules, customer_id="c_a",
+                  now=t("2026-08-01"))
+    # a keeps floor(500 x 400 / 500) = 400; b gets the 100 left under the cap.
+    assert (sum(_by_rule(part, a.bucket).values()), sum(_by_rule(part, b.bucket).values())) == (400, 100)
+    assert _by_rule(part, b.bucket) == {"base": 300, "cap": -200}
+    # A refund of the capped order itself leaves floor(E x (A - R) / A) of what it earned.
+    own = settle(facts([a, b], [refund("rb", "b", "150.00", "2026-07-10 10:00")]), rules, customer_id="c_a",
+                 now=t("2026-08-01"))
+    assert (sum(_by_rule(own, a.bucket).values()), sum(_by_rule(own, b.bucket).values())) == (500, 0)

@@ -1,0 +1,155 @@
+"""Accounts settled from their checkpoint: only recent facts are read, late facts fall back to the whole
+history, and the ledger ends exactly as without checkpoints, on each store."""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+
+from services.loyalty import commands, handlers
+from services.loyalty.domain import checkpoint
+from services.loyalty.store import ms_of
+from tests.integration.loyalty.conftest import Clock, at, bonus_msg, deps_for, merge_msg, purchase_msg, refund_msg
+from tests.integration.loyalty.invariants import check_invariants
+
+
+def _spy(store, monkeypatch) -> list:
+    """Each purchases_of call of a settle: the ``since_ms`` it asked for and how many purchases came back."""
+    calls: list = []
+    real = store.purchases_of
+
+    def spied(records, *, since_ms=None):
+        rows = real(records, since_ms=since_ms)
+        calls.append((since_ms, len(rows)))
+        return rows
+
+    monkeypatch.setattr(store, "purchases_of", spied)
+    return calls
+
+
+def _history(record: str, rng: random.Random):
+    """A year of weekly purchases (some skincare), a few refunds, in the order a till uploads them."""
+    msgs = []
+    for week in range(48):
+        day = f"2026-{1 + week // 4:02d}-{1 + 7 * (week % 4):02d} {rng.randrange(9, 21):02d}:00"
+        msgs.append(purchase_msg(f"{record}-{week}", f"{rng.randrange(2000, 90000) / 100:.2f}", day, record=record,
+                                 category=rng.choice(["skincare", None])))
+        if week % 9 == 4:
+            msgs.append(refund_msg(f"{record}-r{week}", f"{record}-{week}", "15.00", day, record=record))
+    return msgs
+
+
+def _ledger(store, customer: str) -> dict:
+    sums: dict = defaultdict(int)
+    for e in store.entries(store.records_of(customer), before=None, limit=10**6):
+        sums[(e.bucket, e.rule)] += e.points
+    return {k: v for k, v in sums.items() if v}
+
+
+def test_a_settle_reads_only_the_facts_since_the_checkpoint_and_late_facts_reach_back(store, tmp_path,
+                                                                                      monkeypatch):
+    from tests.integration.loyalty.conftest import _sqlite
+
+    clock = Clock("2026-12-20 12:00")
+    config = dict(category_multipliers="skincare=2", tier_multipliers="C=1.5,B=2", expiry_days=150)
+    deps = deps_for(store, clock, **config)
+    plain = deps_for(_sqlite(tmp_path / "plain"), clock, checkpoint_lag_months=0, **config)  # the reference
+    rng = random.Random(4)
+    msgs = _history("c_cp", rng)
+    for start in range(0, len(msgs), 7):  # as a till uploads them, a few at a time
+        for d in (deps, plain):
+            handlers.consume_batch(msgs[start:start + 7], d)
+    horizon = at("2026-10-01 00:00")  # two months before December
+    assert checkpoint.load(store.checkpoint("c_cp")).at == horizon
+    calls = _spy(store, monkeypatch)
+
+    def feed(*new):
+        calls.clear()
+        for d in (deps, plain):
+            handlers.consume_batch(list(new), d)
+        assert store.account("c_cp").view == plain.store.account("c_cp").view
+        assert _ledger(store, "c_cp") == _ledger(plain.store, "c_cp")
+        assert check_invariants(store, ["c_cp"]) == check_invariants(plain.store, ["c_cp"])
+        return calls[0]
+
+    # A new purchase: only the purchases since the horizon are read (weeks 36..47, and this one).
+    assert deps.config.checkpoint_min_purchases <= 36  # weeks 0..35 are before the horizon
+    assert feed(purchase_msg("c_cp-new", "88.00", "2026-12-20 11:00", record="c_cp")) == (ms_of(horizon), 13)
+    # A refund of an order since the horizon: the same.
+    assert feed(refund_msg("c_cp-r2", "c_cp-40", "30.00", "2026-12-20 11:30", record="c_cp"))[0] == ms_of(horizon)
+    # A purchase dated before the horizon (a till offline since May), or a refund of an order bought
+    # before it: the whole history is read again, and the checkpoint is taken anew.
+    assert feed(purchase_msg("c_cp-may", "300.00", "2026-05-30 10:00", record="c_cp")) == (None, 50)
+    assert feed(refund_msg("c_cp-r3", "c_cp-8", "50.00", "2026-12-20 11:45", record="c_cp")) == (None, 50)
+    # A campaign grant over a window before the horizon (or one withdrawn) reaches back too.
+    grant = dict(campaign="camp-cp", customer="c_cp", multiplier="2", starts="2026-05-01 00:00",
+                 ends="2026-06-01 00:00")
+    assert feed(bonus_msg("g-cp", **grant)) == (None, 50)
+    moved = {**grant, "starts": "2026-11-01 00:00", "ends": "2026-12-01 00:00"}  # May's bonus must go
+    assert feed(bonus_msg("g-cp", when="2026-12-20 11:47", **moved)) == (None, 50)
+    assert feed(bonus_msg("g-cp", active=False, when="2026-12-20 11:48", **moved)) == (None, 50)
+    # A merge changes which records make the customer: the whole history of both.
+    handlers.consume_batch([purchase_msg("c_cp2-1", "40.00", "2026-12-01 10:00", record="c_cp2")], plain)
+    handlers.consume_batch([purchase_msg("c_cp2-1", "40.00", "2026-12-01 10:00", record="c_cp2")], deps)
+    assert feed(merge_msg("c_cp", "c_cp2", ["c_cp2"], "2026-12-20 11:50")) == (None, 51)
+    # And then from the new checkpoint: weeks 36..47, the two December purchases before, and this one.
+    assert feed(purchase_msg("c_cp-next", "10.00", "2026-12-20 11:55", record="c_cp")) == (ms_of(horizon), 15)
+
+
+def test_redemptions_and_the_schedule_settle_from_the_checkpoint_exactly(store, tmp_path, monkeypatch):
+    from tests.integration.loyalty.conftest import _sqlite
+
+    clock = Clock("2026-12-20 12:00")
+    deps = deps_for(store, clock, expiry_days=200)
+    plain = deps_for(_sqlite(tmp_path / "plain"), clock, checkpoint_lag_months=0, expiry_days=200)
+    msgs = _history("c_rd", random.Random(9))
+    for d in (deps, plain):
+        for start in range(0, len(msgs), 10):
+            handlers.consume_batch(msgs[start:start + 10], d)
+    fields = dict(name="Kettle", points_cost=700, stock=5, per_member_limit=None, valid_from=None, valid_until=None,
+                  active=True, description="")
+    answers = []
+    for d in (deps, plain):
+        reward = commands.create_reward(fields, deps=d)
+        red = commands.redeem("c_rd", reward_id=reward.reward_id, quantity=2, key="k1", by="key_t", deps=d)
+        commands.adjust("c_rd", points=-100, reason="correction", key="k2", by="key_t", deps=d)
+        clock.set("2027-01-10 12:00")
+        commands.cancel(red.body["redemption_id"], reason="changed mind", by="key_t", deps=d)
+        clock.set("2027-03-01 00:00")  # a tier review and several lots' expiry
+        handlers.run_due(d)
+        answers.append((d.store.account("c_rd").view, _ledger(d.store, "c_rd")))
+        clock.set("2026-12-20 12:00")
+    assert answers[0] == answers[1]
+    assert checkpoint.load(store.checkpoint("c_rd")).at == at("2027-01-01 00:00")
+    assert check_invariants(store, ["c_rd"]) == check_invariants(plain.store, ["c_rd"])
+
+
+def test_a_checkpoint_the_ledger_disagrees_with_gives_way_to_the_whole_history(store, tmp_path):
+    from tests.integration.loyalty.conftest import _sqlite
+
+    # A replay "as of" an earlier moment: the clock goes back past an expiry already posted.
+    clock = Clock("2027-02-10 12:00")
+    deps = deps_for(store, clock, expiry_days=30, checkpoint_min_purchases=0)
+    plain = deps_for(_sqlite(tmp_path / "plain"), clock, checkpoint_lag_months=0, expiry_days=30)
+    buys = [purchase_msg(f"bk-{d}", "100.00", f"2026-12-{d:02d} 10:00", record="c_bk") for d in (5, 20)]
+    for d in (deps, plain):
+        handlers.consume_batch(buys, d)
+    assert store.account("c_bk").balance == 0  # both lots expired in January
+    clock.set("2027-01-10 12:00")  # the first lot (expired Jan 5) gone, the second (Jan 20) not yet
+    for d in (deps, plain):
+        handlers.consume_batch([purchase_msg("bk-late", "10.00", "2027-01-09 10:00", record="c_bk")], d)
+    assert store.account("c_bk").balance == plain.store.account("c_bk").balance == 110
+    assert _ledger(store, "c_bk") == _ledger(plain.store, "c_bk")
+    assert check_invariants(store, ["c_bk"]) == {"c_bk": 110}
+
+
+def test_members_without_purchases_are_settled_and_checkpointed(store):
+    # Identity's word that two records are one, before either bought anything (a WeChat follower bound to
+    # a phone): the survivor is settled, with an empty account and a checkpoint, and nothing is dead-lettered.
+    deps = deps_for(store, Clock("2026-12-20 12:00"), checkpoint_min_purchases=0)
+    outcome = handlers.consume_batch([merge_msg("c_np1", "c_np2", ["c_np2"], "2026-12-20 11:00")], deps)
+    assert (outcome.processed, outcome.dead_lettered) == (1, 0)
+    assert store.account("c_np1").balance == 0
+    assert checkpoint.load(store.checkpoint("c_np1")).records == ("c_np1", "c_np2")
+    handlers.consume_batch([purchase_msg("np-1", "25.00", "2026-12-20 11:30", record="c_np2", customer="c_np1")], deps)
+    assert check_invariants(store, ["c_np1"]) == {"c_np1": 25}
