@@ -4,8 +4,6 @@ to feed the handlers the messages identity and campaigns publish."""
 from __future__ import annotations
 
 import itertools
-import os
-import uuid
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -16,6 +14,7 @@ from services.loyalty.config import LoyaltySettings
 from shared.batch import Incoming
 from shared.messages import CampaignBonusGranted, CustomerEventResolved, CustomerMerged, encode
 from shared.settings import Settings
+from tests.integration.shared.backends import BACKENDS, mongo_db, sqlite_file
 
 SH = ZoneInfo("Asia/Shanghai")
 _offsets = itertools.count()
@@ -24,38 +23,19 @@ _offsets = itertools.count()
 def _sqlite(tmp_path):
     from services.loyalty.store_sqlite import SqliteLoyaltyStore
 
-    return SqliteLoyaltyStore(tmp_path / "loyalty.db")
+    return SqliteLoyaltyStore(sqlite_file(tmp_path, "loyalty"))
 
 
-def _mongomock(tmp_path):
-    import mongomock
-
-    from services.loyalty.store_mongo import MongoLoyaltyStore
-    from shared.storage import MongoDb
-
-    return MongoLoyaltyStore(MongoDb(mongomock.MongoClient()["t"]))
-
-
-def _mongodb(tmp_path):
-    url = os.environ.get("CRM_TEST_MONGODB_URL")
-    if not url:
-        pytest.skip("CRM_TEST_MONGODB_URL is not set: no MongoDB server in this environment")
-    from pymongo import MongoClient
-
-    from services.loyalty.store_mongo import MongoLoyaltyStore
-    from shared.storage import MongoDb
-
-    client = MongoClient(url, tz_aware=True)
-    return MongoLoyaltyStore(MongoDb(client[f"t_{uuid.uuid4().hex[:12]}"]))
-
-
-STORES = {"sqlite": _sqlite, "mongomock": _mongomock, "mongodb": _mongodb}
-
-
-@pytest.fixture(params=list(STORES))
+@pytest.fixture(params=BACKENDS)
 def store(request, tmp_path):
     """Each store adapter in turn."""
-    return STORES[request.param](tmp_path)
+    if request.param == "sqlite":
+        yield _sqlite(tmp_path)
+        return
+    from services.loyalty.store_mongo import MongoLoyaltyStore
+
+    with mongo_db(request.param) as db:
+        yield MongoLoyaltyStore(db)
 
 
 @pytest.fixture

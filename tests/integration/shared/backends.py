@@ -35,7 +35,7 @@ def mongo_db(kind: str) -> Iterator[MongoDb]:
     if kind == "mongomock":
         import mongomock
 
-        yield MongoDb(mongomock.MongoClient()[name])
+        yield MongoDb(mongomock.MongoClient(tz_aware=True)[name])
         return
     url = os.environ.get(MONGODB_URL_VAR)
     if not url:
