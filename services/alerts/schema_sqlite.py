@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from shared.fact_tables import ATTRIBUTES_SQL
 from shared.membership import MEMBERSHIP_SQL
 from shared.storage import OUTBOX_SQL
 
@@ -34,10 +35,6 @@ CREATE TABLE IF NOT EXISTS expiries (
   key TEXT PRIMARY KEY, record_id TEXT NOT NULL, points INTEGER NOT NULL, expires_ms INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS expiries_record ON expiries(record_id);
-CREATE TABLE IF NOT EXISTS attributes (
-  record_id TEXT NOT NULL, field TEXT NOT NULL, value TEXT NOT NULL, time_ms INTEGER NOT NULL,
-  source TEXT NOT NULL, event_id TEXT NOT NULL, PRIMARY KEY (record_id, field)
-) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS loyalty (
   record_id TEXT PRIMARY KEY, tier TEXT, balance INTEGER, version TEXT NOT NULL
 ) WITHOUT ROWID;
@@ -66,6 +63,7 @@ CREATE TABLE IF NOT EXISTS leases (name TEXT PRIMARY KEY, owner TEXT NOT NULL, u
 CREATE TABLE IF NOT EXISTS marks (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 """
     + MEMBERSHIP_SQL
+    + ATTRIBUTES_SQL
     + OUTBOX_SQL
 )
 

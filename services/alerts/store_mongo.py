@@ -26,6 +26,7 @@ from services.alerts.store import (
     took_us,
 )
 from shared.churn import ChurnModel
+from shared.fact_tables import mongo_insert_new
 from shared.facts import FieldValue, PurchaseFact, RefundFact
 from shared.membership import MongoMembership
 from shared.outbox import MongoStore
@@ -84,16 +85,7 @@ class MongoAlertsStore(MongoStore, MongoMembership):
         self.mdb["alerts"].create_index("open_key", unique=True, sparse=True)
 
     def _insert_new(self, name: str, docs: list[dict]) -> set:
-        """Insert the documents whose ids are not held yet; returns their ids."""
-        if not docs:
-            return set()
-        coll = self.mdb[name]
-        unique = {d["_id"]: d for d in docs}
-        held = {d["_id"] for d in coll.find({"_id": {"$in": list(unique)}}, {"_id": 1})}
-        fresh = [d for k, d in unique.items() if k not in held]
-        if fresh:
-            coll.insert_many(fresh, ordered=False)
-        return {d["_id"] for d in fresh}
+        return mongo_insert_new(self.mdb[name], docs)
 
     # -- facts --------------------------------------------------------------------------
     def seen_events(self, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:

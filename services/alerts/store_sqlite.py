@@ -26,6 +26,7 @@ from services.alerts.store import (
     newest_loyalty,
 )
 from shared.churn import ChurnModel
+from shared.fact_tables import sqlite_put_attributes
 from shared.facts import FieldValue, PurchaseFact, RefundFact
 from shared.membership import SqliteMembership
 from shared.outbox import SqliteStore
@@ -112,14 +113,7 @@ class SqliteAlertsStore(SqliteStore, SqliteMembership):
 
     def put_attributes(self, items: list[tuple[str, list[FieldValue]]]) -> None:
         """Set fields of records where the value is newer than the one held."""
-        self.db.conn().executemany(
-            "INSERT INTO attributes VALUES (?,?,?,?,?,?) ON CONFLICT(record_id, field) DO UPDATE SET"
-            " value = excluded.value, time_ms = excluded.time_ms, source = excluded.source,"
-            " event_id = excluded.event_id WHERE (excluded.time_ms, excluded.source, excluded.event_id)"
-            " > (attributes.time_ms, attributes.source, attributes.event_id)",
-            [(record, v.field, json.dumps(v.value), v.time_ms, v.source, v.event_id)
-             for record, values in items for v in values],
-        )
+        sqlite_put_attributes(self.db.conn(), items)
 
     def put_loyalty(self, rows: list[LoyaltyRow]) -> list[LoyaltyRow]:
         """Loyalty's parts of records, each kept if newer than the one held; returns those kept."""

@@ -13,6 +13,7 @@ from services.campaigns.domain.audience import CustomerFacts
 from services.campaigns.domain.results import PeriodSales
 from services.campaigns.store import CampaignRow, MemberRow, TouchRow, flag
 from services.campaigns.store_leases import LEASES_SQL, SqliteLeases
+from shared.fact_tables import ATTRIBUTES_SQL, compact_json, sqlite_put_attributes
 from shared.facts import FieldValue, PurchaseFact, RefundFact
 from shared.membership import MEMBERSHIP_SQL, SqliteMembership
 from shared.outbox import SqliteStore
@@ -32,10 +33,6 @@ CREATE TABLE IF NOT EXISTS refunds (
   amount_minor INTEGER NOT NULL, time_ms INTEGER NOT NULL, PRIMARY KEY (source, id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS refunds_record ON refunds(record_id);
-CREATE TABLE IF NOT EXISTS attributes (
-  record_id TEXT NOT NULL, field TEXT NOT NULL, value TEXT NOT NULL, time_ms INTEGER NOT NULL,
-  source TEXT NOT NULL, event_id TEXT NOT NULL, PRIMARY KEY (record_id, field)
-) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS tiers (
   customer_id TEXT PRIMARY KEY, tier TEXT, version TEXT NOT NULL
 ) WITHOUT ROWID;
@@ -63,6 +60,7 @@ CREATE TABLE IF NOT EXISTS view_state (
 """
     + MEMBERSHIP_SQL
     + LEASES_SQL
+    + ATTRIBUTES_SQL
     + OUTBOX_SQL
 )
 
@@ -74,9 +72,6 @@ _MEMBER_COLS = ("campaign_id, member_id, grp, at_ms, window_ms, bucket, tier, ag
 # Columns added after the first release: (table, column, type), added to a file created before them.
 _ADDED_COLUMNS = (("members", "purchases", "INTEGER"), ("members", "touches_before", "INTEGER"))
 
-
-def _dump(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
 def _campaign(row: tuple) -> CampaignRow:
@@ -130,7 +125,7 @@ class SqliteCampaignsStore(SqliteStore, SqliteMembership, SqliteLeases):
         self.db.conn().executemany(
             "INSERT OR IGNORE INTO purchases VALUES (?,?,?,?,?,?,?,?,?)",
             [(f.source, f.id, f.record_id, f.order_id, f.amount_minor, f.store_id, f.time_ms, f.day,
-              _dump(list(f.categories))) for f in facts])
+              compact_json(list(f.categories))) for f in facts])
 
     def add_refunds(self, facts: list[RefundFact]) -> None:
         """Keep refunds (one already held changes nothing)."""
@@ -140,13 +135,7 @@ class SqliteCampaignsStore(SqliteStore, SqliteMembership, SqliteLeases):
 
     def put_attributes(self, values: list[tuple[str, list[FieldValue]]]) -> None:
         """Keep each record's field values where they are newer than the ones held."""
-        self.db.conn().executemany(
-            "INSERT INTO attributes VALUES (?,?,?,?,?,?) ON CONFLICT(record_id, field) DO UPDATE SET"
-            " value = excluded.value, time_ms = excluded.time_ms, source = excluded.source,"
-            " event_id = excluded.event_id WHERE (excluded.time_ms, excluded.source, excluded.event_id)"
-            " > (attributes.time_ms, attributes.source, attributes.event_id)",
-            [(record_id, v.field, _dump(v.value), v.time_ms, v.source, v.event_id)
-             for record_id, vs in values for v in vs])
+        sqlite_put_attributes(self.db.conn(), values)
 
     def put_tiers(self, rows: list[tuple[str, str | None, str]]) -> None:
         """Keep customers' loyalty tiers ``(customer, tier, version)`` where the version is newer."""
@@ -157,7 +146,7 @@ class SqliteCampaignsStore(SqliteStore, SqliteMembership, SqliteLeases):
     # -- campaigns ------------------------------------------------------------------------
     def add_campaign(self, row: CampaignRow) -> None:
         """Store a new campaign."""
-        values = [(_dump(getattr(row, col)) if col in _JSON_COLS and getattr(row, col) is not None
+        values = [(compact_json(getattr(row, col)) if col in _JSON_COLS and getattr(row, col) is not None
                    else getattr(row, col)) for col in _CAMPAIGN_COLS]
         self.db.conn().execute(f"INSERT INTO campaigns ({', '.join(_CAMPAIGN_COLS)}) VALUES "
                                f"({', '.join('?' * len(_CAMPAIGN_COLS))})", values)
@@ -189,7 +178,7 @@ class SqliteCampaignsStore(SqliteStore, SqliteMembership, SqliteLeases):
     def update_campaign(self, campaign_id: str, *, expect_status: str, **changes: Any) -> bool:
         """Change a campaign if its status is still ``expect_status``; False when it is not."""
         cols = list(changes)
-        values = [_dump(changes[c]) if c in _JSON_COLS and changes[c] is not None else changes[c] for c in cols]
+        values = [compact_json(changes[c]) if c in _JSON_COLS and changes[c] is not None else changes[c] for c in cols]
         cur = self.db.conn().execute(
             f"UPDATE campaigns SET {', '.join(f'{c} = ?' for c in cols)} WHERE id = ? AND status = ?",
             [*values, campaign_id, expect_status])

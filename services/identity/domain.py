@@ -5,7 +5,6 @@ Pure functions over facts the handler loads; nothing here touches a database or 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -181,8 +180,3 @@ def home_store(store_days: list[tuple[str, int, str]]) -> str | None:
     ranked = sorted(store_days, key=lambda s: s[0])
     ranked.sort(key=lambda s: (s[1], s[2]), reverse=True)
     return ranked[0][0]
-
-
-def dumps(value: object) -> str:
-    """Compact JSON for stored values."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)

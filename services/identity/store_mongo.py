@@ -18,8 +18,9 @@ from collections.abc import Iterable
 
 from pymongo import ASCENDING, DESCENDING, UpdateMany
 
-from services.identity.domain import Found, Ident, dumps
+from services.identity.domain import Found, Ident
 from services.identity.store import ConflictRow, EventRow, IdentifierRow, MergeRow, RecordRow, StatsRow
+from shared.fact_tables import compact_json
 from shared.facts import FieldValue, PurchaseFact, RefundFact
 from shared.outbox import MongoStore
 
@@ -134,8 +135,8 @@ class MongoIdentityStore(MongoStore):
         records.update_many({"root_id": merged_id}, {"$set": {"root_id": survivor_id}})
         self.mdb["merges"].update_one(
             {"_id": merge_id},
-            {"$setOnInsert": {"survivor_id": survivor_id, "merged_id": merged_id, "cause": dumps(cause), "at": at,
-                              "undone_at": None, "undone_by": None}},
+            {"$setOnInsert": {"survivor_id": survivor_id, "merged_id": merged_id, "cause": compact_json(cause),
+                              "at": at, "undone_at": None, "undone_by": None}},
             upsert=True,
         )
         return moved
@@ -202,7 +203,7 @@ class MongoIdentityStore(MongoStore):
         ops = []
         for record_id, vs in values:
             for v in vs:
-                doc = {"value": dumps(v.value), "time_ms": v.time_ms, "source": v.source, "event_id": v.event_id}
+                doc = {"value": compact_json(v.value), "time_ms": v.time_ms, "source": v.source, "event_id": v.event_id}
                 key = {"record_id": record_id, "field": v.field}
                 ops.append(UpdateMany(key, {"$setOnInsert": doc}, upsert=True))
                 # Newest wins; equal times are ordered by source then event id, so arrival order never matters.
@@ -322,7 +323,7 @@ class MongoIdentityStore(MongoStore):
     def put_part(self, customer_id: str, part: str, value: dict, *, version: str) -> None:
         """Another service's part of a customer's view, kept if newer than what is held."""
         key = {"record_id": customer_id, "part": part}
-        doc = {"value": dumps(value), "version": version}
+        doc = {"value": compact_json(value), "version": version}
         self.mdb["parts"].bulk_write([
             UpdateMany(key, {"$setOnInsert": doc}, upsert=True),
             UpdateMany({**key, "version": {"$lte": version}}, {"$set": doc}),

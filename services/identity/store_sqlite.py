@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 
-from services.identity.domain import Found, Ident, dumps
+from services.identity.domain import Found, Ident
 from services.identity.store import (
     ConflictRow,
     EventRow,
@@ -14,6 +14,7 @@ from services.identity.store import (
     RecordRow,
     StatsRow,
 )
+from shared.fact_tables import ATTRIBUTES_SQL, compact_json, sqlite_put_attributes
 from shared.facts import FieldValue, PurchaseFact, RefundFact
 from shared.outbox import SqliteStore
 from shared.storage import OUTBOX_SQL
@@ -49,10 +50,6 @@ CREATE TABLE IF NOT EXISTS refunds (
   amount_minor INTEGER NOT NULL, time_ms INTEGER NOT NULL, PRIMARY KEY (source, id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS refunds_record ON refunds(record_id);
-CREATE TABLE IF NOT EXISTS attributes (
-  record_id TEXT NOT NULL, field TEXT NOT NULL, value TEXT NOT NULL, time_ms INTEGER NOT NULL,
-  source TEXT NOT NULL, event_id TEXT NOT NULL, PRIMARY KEY (record_id, field)
-) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS merges (
   merge_id TEXT PRIMARY KEY, survivor_id TEXT NOT NULL, merged_id TEXT NOT NULL, cause TEXT NOT NULL,
   at TEXT NOT NULL, undone_at TEXT, undone_by TEXT
@@ -70,6 +67,7 @@ CREATE TABLE IF NOT EXISTS parts (
   PRIMARY KEY (record_id, part)
 ) WITHOUT ROWID;
 """
+    + ATTRIBUTES_SQL
     + OUTBOX_SQL
 )
 
@@ -158,7 +156,7 @@ class SqliteIdentityStore(SqliteStore):
         c.execute("UPDATE records SET root_id = ? WHERE root_id = ?", (survivor_id, merged_id))
         c.execute(
             "INSERT OR IGNORE INTO merges(merge_id, survivor_id, merged_id, cause, at) VALUES (?,?,?,?,?)",
-            (merge_id, survivor_id, merged_id, dumps(cause), at),
+            (merge_id, survivor_id, merged_id, compact_json(cause), at),
         )
         return moved
 
@@ -216,13 +214,7 @@ class SqliteIdentityStore(SqliteStore):
 
     def put_attributes(self, values: list[tuple[str, list[FieldValue]]]) -> None:
         """Set fields of records where the value is newer than the one held."""
-        self.db.conn().executemany(
-            "INSERT INTO attributes VALUES (?,?,?,?,?,?) ON CONFLICT(record_id, field) DO UPDATE SET"
-            " value = excluded.value, time_ms = excluded.time_ms, source = excluded.source,"
-            " event_id = excluded.event_id WHERE (excluded.time_ms, excluded.source, excluded.event_id)"
-            " > (attributes.time_ms, attributes.source, attributes.event_id)",
-            [(rid, v.field, dumps(v.value), v.time_ms, v.source, v.event_id) for rid, vs in values for v in vs],
-        )
+        sqlite_put_attributes(self.db.conn(), values)
 
     def touch(self, record_id: str, *, at: str) -> None:
         """Note that a customer changed."""
@@ -339,7 +331,7 @@ class SqliteIdentityStore(SqliteStore):
         self.db.conn().execute(
             "INSERT INTO parts VALUES (?,?,?,?) ON CONFLICT(record_id, part) DO UPDATE SET"
             " value = excluded.value, version = excluded.version WHERE excluded.version >= parts.version",
-            (customer_id, part, dumps(value), version),
+            (customer_id, part, compact_json(value), version),
         )
 
     def parts(self, record_ids: list[str]) -> dict[str, list[dict]]:

@@ -19,6 +19,7 @@ from services.loyalty.store import (
     ms_of,
 )
 from shared.clock import iso_utc, parse_iso
+from shared.fact_tables import mongo_insert_new
 from shared.membership import MongoMembership
 from shared.outbox import MongoStore
 
@@ -75,14 +76,8 @@ class MongoLoyaltyStore(MongoStore, MongoMembership):
         """Whether identity ever told us about this record."""
         return self.mdb["memberships"].find_one({"_id": record_id}, {"_id": 1}) is not None
 
-    def _insert_new(self, name: str, docs: list[dict]) -> set[str]:
-        coll = self.mdb[name]
-        unique = {d["_id"]: d for d in docs}
-        held = {d["_id"] for d in coll.find({"_id": {"$in": list(unique)}}, {"_id": 1})}
-        fresh = [d for k, d in unique.items() if k not in held]
-        if fresh:
-            coll.insert_many(fresh, ordered=False)
-        return {d["_id"] for d in fresh}
+    def _insert_new(self, name: str, docs: list[dict]) -> set:
+        return mongo_insert_new(self.mdb[name], docs)
 
     # -- facts --------------------------------------------------------------------------
     def add_purchases(self, rows: list[Purchase]) -> list[Purchase]:
