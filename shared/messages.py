@@ -59,8 +59,8 @@ class ViewPartUpdated(_Message):
     """A service's part of the single customer view, replacing the one identity holds.
 
     Published on the service's own topic (``crm.loyalty.events``, ``crm.alerts.events``,
-    ``crm.campaigns.events``) whenever the part changes. ``version`` sorts as text (an ISO
-    timestamp with a sequence suffix); identity keeps the highest per customer and part, and shows
+    ``crm.campaigns.events``) whenever the part changes. ``version`` sorts as text (see
+    :func:`part_version`); identity keeps the highest per customer and part, and shows
     the part of the active customer only (a service republishes the survivor's part after a merge
     and both parts after an unmerge).
 
@@ -74,6 +74,25 @@ class ViewPartUpdated(_Message):
     part: Literal["loyalty", "alerts", "campaigns"]
     value: dict[str, Any]
     version: str
+
+
+def part_version_floor(now: datetime) -> int:
+    """The least next version of a view part at ``now``: the clock in microseconds.
+
+    A part's version is one more than the customer's last, and never below this floor, so versions
+    grow per customer even when a service's store is rebuilt from scratch (its new counters start
+    above everything published before, which identity would otherwise keep as "newer")."""
+    return int(now.timestamp() * 1_000_000)
+
+
+def next_part_version(last: int, now: datetime) -> int:
+    """The version after ``last`` at ``now``."""
+    return max(last + 1, part_version_floor(now))
+
+
+def part_version(number: int) -> str:
+    """A version as ``ViewPartUpdated`` carries it: zero-padded, so text order is number order."""
+    return f"{number:020d}"
 
 
 # -- loyalty -> alerts, campaigns (crm.loyalty.events) --------------------------------------------

@@ -30,7 +30,7 @@ from services.alerts.store import AlertsStore
 from shared import topics
 from shared.clock import Clock, iso_utc
 from shared.errors import Conflict, NotFound
-from shared.messages import AlertChanged, ViewPartUpdated, encode
+from shared.messages import AlertChanged, ViewPartUpdated, encode, part_version, part_version_floor
 from shared.settings import Settings
 from shared.storage import OutboxMessage
 from shared.tracing import message_headers
@@ -186,14 +186,14 @@ class Writer:
         customers = sorted(self.changed)
         if not customers:
             return out
-        versions = self.store.next_versions(customers)
+        versions = self.store.next_versions(customers, floor=part_version_floor(self.deps.clock()))
         active: dict[str, list[Alert]] = {c: list(self._active[c].values()) for c in customers if c in self._active}
         unknown = [c for c in customers if c not in active]
         for a in self.store.active_alerts(unknown) if unknown else []:
             active.setdefault(a.customer_id, []).append(a)
         for cust in customers:
             part = ViewPartUpdated(customer_id=cust, part="alerts", value={"open": open_items(active.get(cust, []))},
-                                   version=f"{versions[cust]:012d}")
+                                   version=part_version(versions[cust]))
             out.append(_message(settings, topics.ALERTS_EVENTS, cust, encode(part), headers))
         return out
 

@@ -263,12 +263,16 @@ class MongoAlertsStore(MongoStore, MongoMembership):
         cur = coll.find(q).sort([("opened_at", DESCENDING), ("_id", ASCENDING)]).skip(offset).limit(limit)
         return [_alert(d) for d in cur], coll.count_documents(q)
 
-    def next_versions(self, customer_ids: list[str]) -> dict[str, int]:
-        """Increment and return each customer's view-part counter."""
+    def next_versions(self, customer_ids: list[str], *, floor: int = 0) -> dict[str, int]:
+        """Advance and return each customer's view-part version: one more than the last, at least ``floor``."""
         if not customer_ids:
             return {}
         coll = self.mdb["view_versions"]
-        _bulk(coll, [UpdateOne({"_id": c}, {"$inc": {"n": 1}}, upsert=True) for c in customer_ids], mock=self._mock)
+        # max(n + 1, floor) as two ordered updates: raise to floor - 1, then add one.
+        raise_to = {"$max": {"n": max(floor - 1, 0)}}
+        ops = [op for c in customer_ids
+               for op in (UpdateOne({"_id": c}, raise_to, upsert=True), UpdateOne({"_id": c}, {"$inc": {"n": 1}}))]
+        _bulk(coll, ops, mock=self._mock)
         return {d["_id"]: int(d["n"]) for d in coll.find({"_id": {"$in": customer_ids}})}
 
     # -- scheduling ---------------------------------------------------------------------

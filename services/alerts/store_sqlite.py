@@ -277,11 +277,11 @@ class SqliteAlertsStore(SqliteStore, SqliteMembership):
         items = self._alerts(where, [*args, limit, offset], "ORDER BY opened_at DESC, alert_id LIMIT ? OFFSET ?")
         return items, total
 
-    def next_versions(self, customer_ids: list[str]) -> dict[str, int]:
-        """Increment and return each customer's view-part counter."""
+    def next_versions(self, customer_ids: list[str], *, floor: int = 0) -> dict[str, int]:
+        """Advance and return each customer's view-part version: one more than the last, at least ``floor``."""
         c = self.db.conn()
-        c.executemany("INSERT INTO view_versions VALUES (?, 1) ON CONFLICT(customer_id) DO UPDATE SET n = n + 1",
-                      [(cust,) for cust in customer_ids])
+        c.executemany("INSERT INTO view_versions VALUES (?, max(1, ?)) ON CONFLICT(customer_id)"
+                      " DO UPDATE SET n = max(n + 1, excluded.n)", [(cust, floor) for cust in customer_ids])
         out: dict[str, int] = {}
         for part in _chunks(customer_ids):
             out.update(c.execute(f"SELECT customer_id, n FROM view_versions WHERE customer_id IN ({_in(part)})", part))

@@ -172,8 +172,9 @@ class MongoCampaignsStore(MongoFacts, MongoStore, MongoMembership, MongoLeases):
             out.update({d["_id"]: d["hash"] for d in self.mdb["view_state"].find({"_id": {"$in": chunk}})})
         return out
 
-    def save_views(self, hashes: dict[str, str]) -> dict[str, int]:
-        """Record newly published parts; returns each customer's next version (a per-customer counter)."""
+    def save_views(self, hashes: dict[str, str], *, floor: int = 0) -> dict[str, int]:
+        """Record newly published parts; returns each customer's next version (one more than the last,
+        at least ``floor``)."""
         coll = self.mdb["view_state"]
         versions: dict[str, int] = {}
         for chunk in chunked(hashes):
@@ -181,7 +182,7 @@ class MongoCampaignsStore(MongoFacts, MongoStore, MongoMembership, MongoLeases):
             # Replace in bulk: delete and insert commit together inside the store transaction.
             if held:
                 coll.delete_many({"_id": {"$in": list(held)}})
-            docs = [{"_id": c, "version": held.get(c, 0) + 1, "hash": hashes[c]} for c in chunk]
+            docs = [{"_id": c, "version": max(held.get(c, 0) + 1, floor), "hash": hashes[c]} for c in chunk]
             coll.insert_many(docs, ordered=False)
             versions.update({d["_id"]: d["version"] for d in docs})
         return versions

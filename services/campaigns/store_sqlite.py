@@ -351,11 +351,13 @@ class SqliteCampaignsStore(SqliteStore, SqliteMembership, SqliteLeases):
         return dict(c.execute("SELECT v.customer_id, v.hash FROM temp.wanted w JOIN view_state v"
                               " ON v.customer_id = w.id"))
 
-    def save_views(self, hashes: dict[str, str]) -> dict[str, int]:
-        """Record newly published parts; returns each customer's next version (a per-customer counter)."""
+    def save_views(self, hashes: dict[str, str], *, floor: int = 0) -> dict[str, int]:
+        """Record newly published parts; returns each customer's next version (one more than the last,
+        at least ``floor``)."""
         c = self.db.conn()
-        c.executemany("INSERT INTO view_state VALUES (?, 1, ?) ON CONFLICT(customer_id) DO UPDATE SET"
-                      " version = view_state.version + 1, hash = excluded.hash", list(hashes.items()))
+        c.executemany("INSERT INTO view_state VALUES (?, max(1, ?), ?) ON CONFLICT(customer_id) DO UPDATE SET"
+                      " version = max(view_state.version + 1, excluded.version), hash = excluded.hash",
+                      [(cust, floor, h) for cust, h in hashes.items()])
         self._wanted(hashes)
         return dict(c.execute("SELECT v.customer_id, v.version FROM temp.wanted w JOIN view_state v"
                               " ON v.customer_id = w.id"))

@@ -24,7 +24,14 @@ from services.loyalty.domain.rules import RuleBook, rule_book
 from services.loyalty.store import AccountRow, Announcement, LoyaltyStore, ms_of
 from shared import topics
 from shared.clock import Clock, iso_utc
-from shared.messages import PointsExpired, PointsExpiryAnnounced, TierChanged, ViewPartUpdated
+from shared.messages import (
+    PointsExpired,
+    PointsExpiryAnnounced,
+    TierChanged,
+    ViewPartUpdated,
+    next_part_version,
+    part_version,
+)
 from shared.settings import Settings
 from shared.storage import OutboxMessage
 from shared.tracing import message_headers
@@ -170,9 +177,9 @@ def settle_customer(customer_id: str, *, deps: Deps, trigger: list[str],
     view = view_of(s, deps.zone)
     version = held.version
     if view != held.view:
-        version += 1
+        version = next_part_version(version, now)
         out.append(deps.message(ViewPartUpdated(customer_id=customer_id, part="loyalty", value=view,
-                                                version=f"{version:012d}"), customer_id))
+                                                version=part_version(version)), customer_id))
     store.put_account(AccountRow(customer_id, s.balance, s.debt, s.tier, view, version,
                                  ms_of(s.next_due) if s.next_due else None, at))
     return out

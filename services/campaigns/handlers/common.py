@@ -14,7 +14,7 @@ from services.campaigns.domain.attribution import collapse, credits, outcomes, v
 from services.campaigns.store import CampaignsStore
 from shared import topics
 from shared.clock import Clock
-from shared.messages import ViewPartUpdated, encode
+from shared.messages import ViewPartUpdated, encode, part_version, part_version_floor
 from shared.settings import Settings
 from shared.storage import OutboxMessage
 from shared.tracing import inject_headers
@@ -84,9 +84,9 @@ def refresh_views(customers: Collection[str], *, deps: Deps) -> list[OutboxMessa
         changed = {c: h for c, v in parts.items() if (h := _fingerprint(v)) != held.get(c)}
         if not changed:
             continue
-        versions = store.save_views(changed)
+        versions = store.save_views(changed, floor=part_version_floor(deps.clock()))
         for c in sorted(changed):
             body = ViewPartUpdated(customer_id=c, part="campaigns", value={"items": parts[c]},
-                                   version=f"{versions[c]:012d}")
+                                   version=part_version(versions[c]))
             out.append(outbox_message(deps, topics.CAMPAIGN_EVENTS, c, body, headers))
     return out

@@ -133,6 +133,9 @@ def test_due_index_versions_lease_and_models(store):
         store.set_due({"c_d": 5000})
         assert store.next_versions(["c_a", "c_b"]) == {"c_a": 1, "c_b": 1}
         assert store.next_versions(["c_a"]) == {"c_a": 2}
+        # Never below the floor (the clock), and still one more than the last when that is higher.
+        assert store.next_versions(["c_a", "c_e"], floor=1000) == {"c_a": 1000, "c_e": 1000}
+        assert store.next_versions(["c_a"], floor=5) == {"c_a": 1001}
     assert store.due_customers(until_ms=3000, limit=10) == ["c_b", "c_a"]
     assert store.due_customers(until_ms=3000, limit=1) == ["c_b"]
     assert store.due_count(until_ms=3000) == 2

@@ -175,7 +175,10 @@ def test_view_versions_count_up_per_customer(store):
     with store.transaction():
         assert store.save_views({"a": "h1", "b": "h1"}) == {"a": 1, "b": 1}
         assert store.save_views({"a": "h2"}) == {"a": 2}
-    assert store.view_hashes(["a", "b", "c"]) == {"a": "h2", "b": "h1"}
+        # Never below the floor (the clock), and still one more than the last when that is higher.
+        assert store.save_views({"a": "h3", "c": "h1"}, floor=1000) == {"a": 1000, "c": 1000}
+        assert store.save_views({"a": "h4"}, floor=5) == {"a": 1001}
+    assert store.view_hashes(["a", "b", "c"]) == {"a": "h4", "b": "h1", "c": "h1"}
 
 
 def test_outbox_and_dead_letters_are_there(store):

@@ -23,6 +23,8 @@ from shared.messages import (
     ViewPartUpdated,
     decode,
     encode,
+    next_part_version,
+    part_version,
 )
 
 AT = datetime(2026, 6, 1, 8, 0, 0, 123456, tzinfo=UTC)
@@ -114,3 +116,17 @@ def test_a_resolved_event_built_from_its_json_decodes_to_the_same_message_as_the
     model = CustomerEventResolved(customer_id="c_1", record_id="c_2", event=event.model_dump(mode="json"),
                                   resolved_at=at)
     assert decode(built) == decode(encode(model)) == model
+
+
+def test_view_part_versions_grow_per_customer_and_a_rebuilt_store_starts_above_what_was_published():
+    moment = datetime(2026, 11, 20, 4, tzinfo=UTC)
+    clock_us = 1_795_147_200_000_000  # `date -u -d 2026-11-20T04:00Z +%s`, in microseconds
+    first = next_part_version(0, moment)
+    assert first == clock_us
+    # The clock standing still (or a clock behind the last version): one more than the last.
+    assert next_part_version(first, moment) == clock_us + 1
+    # A store that published a million updates, then was rebuilt a second later, counts from 1 again:
+    # its next version still sorts above the old one as the text identity compares.
+    old = part_version(first + 1_000_000)
+    rebuilt = part_version(next_part_version(0, datetime(2026, 11, 20, 4, 0, 2, tzinfo=UTC)))
+    assert rebuilt > old and len(rebuilt) == len(old) == 20
