@@ -24,8 +24,10 @@ def serve_api(service, settings: Settings, name: str, *, port: int | None = None
     """Serve the service's API with uvicorn."""
     import uvicorn
 
+    # reset_contextvars: a request whose body exceeds uvicorn's read limit pauses the connection, and the
+    # next request on it would otherwise start inside the previous one's context (and trace).
     config = uvicorn.Config(service.api, host=settings.api_host, port=port or _port(settings, name),
-                            log_config=None, access_log=False, lifespan="off")
+                            log_config=None, access_log=False, lifespan="off", reset_contextvars=True)
     server = uvicorn.Server(config)
     if in_thread:
         threading.Thread(target=server.run, name=f"{name}-api", daemon=True).start()

@@ -115,3 +115,27 @@ def test_no_personal_data_leaks_anywhere_and_one_purchase_is_traced_through_ever
     assert output.startswith("trace ")
     assert "↪ sqlite.transaction" in output
     assert not pattern.search(output)
+
+
+def test_each_ingestion_request_on_a_kept_alive_connection_starts_its_own_trace(stack):
+    # A body over uvicorn's 64 KiB read limit pauses the connection; the next request on it used to start
+    # inside the previous request's context, so every later batch joined the first one's trace.
+    port = free_port()
+    stack.start_service("identity", api_port=port)
+    scenario = generate(400, seed=5)
+    events = [e for e in scenario.events if isinstance(e, dict)]
+    batches = [events[i:i + 300] for i in range(0, 900, 300)]
+    assert all(len(json.dumps(b)) > 65_536 for b in batches)
+    with httpx.Client(headers={"Authorization": "Bearer test-operator"}, timeout=30) as client:
+        for batch in batches:
+            assert client.post(f"http://127.0.0.1:{port}/v1/events", json=batch).status_code in (202, 207)
+
+    def server_spans() -> list[dict] | None:
+        path = stack.data_dir / "traces.jsonl"
+        spans = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+        found = [s for s in spans if s["name"] == "POST /v1/events"]
+        return found if len(found) == len(batches) else None
+
+    found = wait_for(server_spans, timeout=60, interval=0.5, what="a span per request")
+    assert [(s["kind"], s["parent_id"]) for s in found] == [("SERVER", None)] * len(batches)
+    assert len({s["trace_id"] for s in found}) == len(batches)
