@@ -20,8 +20,27 @@ def traces_of(spans: list[dict], event_id: str) -> list[str]:
     return ids
 
 
-def render(spans: list[dict], trace_id: str) -> list[str]:
-    """The lines of one trace's tree: name, service, duration, start offset.
+def _handles(span: dict, event_id: str) -> bool:
+    attrs = span.get("attributes") or {}
+    return any(attrs.get(k) == event_id for k in EVENT_KEYS)
+
+
+def _path_to(event_id: str, mine: list[dict]) -> set[str]:
+    """Span ids from the trace's root down to the spans that handled the event (a batch posted over HTTP
+    is one trace for all its events: the others' branches are left out)."""
+    by_id = {s["span_id"]: s for s in mine}
+    keep: set[str] = set()
+    for span in mine:
+        if _handles(span, event_id):
+            while span is not None and span["span_id"] not in keep:
+                keep.add(span["span_id"])
+                span = by_id.get(span["parent_id"])
+    return keep
+
+
+def render(spans: list[dict], trace_id: str, event_id: str | None = None) -> list[str]:
+    """The lines of one trace's tree: name, service, duration, start offset; with ``event_id``, only the
+    branches that lead to that event and everything beneath the spans that handled it.
 
     A span linked to work shared with other events (the batch's store transaction) shows that work
     beneath it, marked with ``↪``.
@@ -32,6 +51,7 @@ def render(spans: list[dict], trace_id: str) -> list[str]:
     for s in spans:
         children[s["parent_id"]].append(s)
     ids = {s["span_id"] for s in mine}
+    path = _path_to(event_id, mine) if event_id is not None else ids
     roots = [s for s in mine if s["parent_id"] not in ids]
     t0 = min(s["start_ns"] for s in mine)
     lines = [f"trace {trace_id}  ({len(mine)} spans)"]
@@ -42,10 +62,12 @@ def render(spans: list[dict], trace_id: str) -> list[str]:
         service = (span.get("service") or "").removeprefix("crm-")
         lines.append(f"{'  ' * depth}{mark}{span['name']}  [{service}]  {took:.2f} ms  (+{offset:.1f} ms)")
 
-    def walk(span: dict, depth: int, *, follow_links: bool = True, mark: str = "") -> None:
+    def walk(span: dict, depth: int, *, follow_links: bool = True, mark: str = "", whole: bool = False) -> None:
         line(span, depth, mark)
+        whole = whole or event_id is None or _handles(span, event_id)
         for child in sorted(children[span["span_id"]], key=lambda c: c["start_ns"]):
-            walk(child, depth + 1, follow_links=follow_links)
+            if whole or child["span_id"] in path:
+                walk(child, depth + 1, follow_links=follow_links, whole=whole)
         if follow_links:
             for link in span.get("links") or []:
                 linked = by_id.get(link["span_id"])
@@ -53,7 +75,11 @@ def render(spans: list[dict], trace_id: str) -> list[str]:
                     walk(linked, depth + 1, follow_links=False, mark="↪ ")
 
     for root in sorted(roots, key=lambda c: c["start_ns"]):
-        walk(root, 1)
+        if root["span_id"] in path:
+            walk(root, 1)
+    shown = sum(1 for ln in lines[1:] if "↪ " not in ln)
+    if shown < len(mine):
+        lines.append(f"  ({len(mine) - shown} spans of other events in this trace left out)")
     return lines
 
 
@@ -63,4 +89,4 @@ def trace_lines(path: Path, event_id: str) -> list[str]:
     found = traces_of(spans, event_id)
     if not found:
         return [f"no spans for event {event_id} in {path}"]
-    return [line for trace_id in found for line in render(spans, trace_id)]
+    return [line for trace_id in found for line in render(spans, trace_id, event_id)]
