@@ -10,11 +10,16 @@ Pure functions over purchase days; the services load the days from their own sto
 
 from __future__ import annotations
 
+import contextlib
+import io
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 
 WEEK_DAYS = 7.0
+# Tried in turn: maximum likelihood as in the paper first; a customer base the optimiser cannot fit
+# unpenalised gets the smallest L2 penalty that converges, rather than no model at all.
+PENALIZERS = (0.0, 0.001, 0.01, 0.1)
 
 
 @dataclass(frozen=True)
@@ -93,6 +98,10 @@ class NotEnoughData(ValueError):
     """Too few customers or repeat purchases to fit the model."""
 
 
+class NoConvergence(RuntimeError):
+    """The optimiser found no fit with any of the penalties tried."""
+
+
 def fit(rows: Mapping[str, History], as_of: date, *, penalizer: float = 0.0) -> ChurnModel:
     """Fit BG/NBD by maximum likelihood over every customer's summary."""
     repeat = sum(h.frequency for h in rows.values())
@@ -107,3 +116,17 @@ def fit(rows: Mapping[str, History], as_of: date, *, penalizer: float = 0.0) -> 
                np.array([h.age for h in values]))
     p = fitter.params_
     return ChurnModel(float(p["r"]), float(p["alpha"]), float(p["a"]), float(p["b"]), len(rows), repeat, as_of)
+
+
+def fit_converging(rows: Mapping[str, History], as_of: date) -> ChurnModel:
+    """:func:`fit` with the smallest penalty in ``PENALIZERS`` that converges (NoConvergence if none)."""
+    from lifetimes.utils import ConvergenceError
+
+    for penalizer in PENALIZERS:
+        try:
+            # lifetimes prints the optimiser's state when it gives up; that is not for the service's output.
+            with contextlib.redirect_stdout(io.StringIO()):
+                return fit(rows, as_of, penalizer=penalizer)
+        except ConvergenceError:
+            continue
+    raise NoConvergence("the churn model did not converge on this purchase history")

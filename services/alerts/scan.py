@@ -14,8 +14,6 @@ resumes it where it stopped.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import logging
 import time
 from collections.abc import Callable
@@ -24,7 +22,7 @@ from datetime import date, datetime
 
 from services.alerts.domain.model import Standing, standings
 from services.alerts.handlers import Deps, Writer
-from shared.churn import ChurnModel, NotEnoughData, fit, histories
+from shared.churn import ChurnModel, NoConvergence, NotEnoughData, fit_converging, histories
 from shared.clock import iso_utc
 from shared.errors import InvalidInput, NotFound, Unavailable
 from shared.facts import epoch_ms
@@ -33,7 +31,6 @@ from shared.storage import OutboxMessage
 log = logging.getLogger(__name__)
 
 Relay = Callable[[list[OutboxMessage]], None]
-PENALIZERS = (0.0, 0.001, 0.01, 0.1)
 RULES_MARK = "scan.rules"  # the fingerprint of the rules every customer was last scanned with
 CURSOR_MARK = "scan.full_after"  # "<fingerprint> <last customer evaluated>" of a full pass under way
 
@@ -153,22 +150,13 @@ async def scheduled_scan(deps: Deps, *, owner: str, run: Callable) -> ScanResult
 
 def fit_model(deps: Deps, *, as_of: date) -> ChurnModel:
     """Fit BG/NBD on every customer's purchase days up to ``as_of`` and keep it; NotFound without data."""
-    from lifetimes.utils import ConvergenceError
-
     rows = histories(deps.store.purchase_days(until=as_of), as_of)
-    # Maximum likelihood as in the paper first; a customer base the optimiser cannot fit unpenalised
-    # gets the smallest L2 penalty that converges, rather than no model at all.
-    for penalizer in PENALIZERS:
-        try:
-            with contextlib.redirect_stdout(io.StringIO()):  # lifetimes prints the optimiser's output on failure
-                model = fit(rows, as_of, penalizer=penalizer)
-            break
-        except NotEnoughData as exc:
-            raise NotFound("not_enough_data", str(exc)) from None
-        except ConvergenceError:
-            log.warning("alerts: churn model did not converge with penalizer %s", penalizer)
-    else:
-        raise Unavailable("model_did_not_converge", "the churn model did not converge on this purchase history")
+    try:
+        model = fit_converging(rows, as_of)
+    except NotEnoughData as exc:
+        raise NotFound("not_enough_data", str(exc)) from None
+    except NoConvergence as exc:
+        raise Unavailable("model_did_not_converge", str(exc)) from None
     with deps.store.transaction():
         deps.store.put_model(model, fitted_at=iso_utc(deps.clock()))
     return model

@@ -6,17 +6,12 @@ first to the last, and the weeks from the first to the day of the launch.
 
 from __future__ import annotations
 
-import contextlib
-import io
 from collections.abc import Iterable
 from datetime import date
 
 from services.campaigns.domain.audience import CustomerFacts
-from shared.churn import WEEK_DAYS, History, NotEnoughData, fit
+from shared.churn import WEEK_DAYS, History, NoConvergence, NotEnoughData, fit_converging
 from shared.errors import Conflict
-
-# Tried in turn: a small penalty helps the likelihood converge on data far from the model's shape.
-PENALIZERS = (0.0, 0.001, 0.01, 0.1)
 
 
 def history_of(facts: CustomerFacts, on: date) -> History | None:
@@ -32,20 +27,9 @@ def history_of(facts: CustomerFacts, on: date) -> History | None:
 def p_alive(facts: Iterable[CustomerFacts], on: date) -> dict[str, float]:
     """Probability each customer with a purchase is still active on a day; Conflict if no model fits."""
     rows = {f.customer_id: h for f in facts if (h := history_of(f, on)) is not None}
-    from lifetimes.utils import ConvergenceError
-
-    model = None
-    for penalizer in PENALIZERS:
-        try:
-            # lifetimes prints the optimiser's state when it gives up; that is not for the service's output.
-            with contextlib.redirect_stdout(io.StringIO()):
-                model = fit(rows, on, penalizer=penalizer)
-            break
-        except NotEnoughData as exc:
-            raise Conflict("churn_model_unavailable", f"the churn model cannot be fitted: {exc}") from None
-        except ConvergenceError:
-            continue
-    if model is None:
-        raise Conflict("churn_model_unavailable", "the churn model did not converge on this purchase history")
+    try:
+        model = fit_converging(rows, on)
+    except (NotEnoughData, NoConvergence) as exc:
+        raise Conflict("churn_model_unavailable", f"the churn model cannot be fitted: {exc}") from None
     ids = list(rows)
     return dict(zip(ids, model.p_alive([rows[i] for i in ids]), strict=True))

@@ -8,7 +8,7 @@ from importlib.resources import files
 
 import pytest
 
-from shared.churn import History, NotEnoughData, fit, histories, history
+from shared.churn import History, NoConvergence, NotEnoughData, fit, fit_converging, histories, history
 
 CALIBRATION_END = date(1997, 9, 30)  # the paper's 39-week calibration period
 
@@ -62,3 +62,19 @@ def test_too_little_history_is_refused_rather_than_fitted():
         fit(few, CALIBRATION_END)
     with pytest.raises(NotEnoughData):
         fit({str(n): History(0, 0.0, 5.0) for n in range(50)}, CALIBRATION_END)
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_a_base_the_unpenalised_fit_cannot_converge_on_gets_the_smallest_penalty_that_does():
+    from lifetimes.utils import ConvergenceError
+
+    day = date(2026, 1, 1)
+    alike = {f"c{i}": History(5, 10.0, 10.0) for i in range(50)}  # everyone alive and buying alike
+    with pytest.raises(ConvergenceError):
+        fit(alike, day)
+    assert fit_converging(alike, day) == fit(alike, day, penalizer=0.001)
+    # Two groups far from the model's shape: no penalty tried helps, and the caller is told so.
+    apart = {**{f"c{i}": History(200, 52.0, 52.0) for i in range(20)},
+             **{f"d{i}": History(1, 1.0, 52.0) for i in range(20)}}
+    with pytest.raises(NoConvergence):
+        fit_converging(apart, day)
