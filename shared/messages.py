@@ -8,13 +8,14 @@ gets a new ``kind``.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from shared.events import InvalidEvent
+from shared.events import ChannelEvent, InvalidEvent, parse_event
 
 
 class _Message(BaseModel):
@@ -212,6 +213,23 @@ def decode(raw: bytes | str) -> Message | None:
         reasons = [f"{'.'.join(str(p) for p in e['loc'][1:]) or 'message'}: {e['msg']}"
                    for e in exc.errors(include_input=False, include_url=False)]
         raise InvalidEvent("invalid_message", reasons) from None
+
+
+@dataclass(frozen=True)
+class Read:
+    """A message read off a topic; ``event`` is the channel event a resolved customer event carries."""
+
+    message: Any
+    event: ChannelEvent | None = None
+
+
+def read(raw: bytes | str) -> Read:
+    """:func:`decode`, and the channel event inside a resolved customer event parsed too (``InvalidEvent``
+    for either that can never be read: a dead letter)."""
+    message = decode(raw)
+    if isinstance(message, CustomerEventResolved):
+        return Read(message, parse_event(message.event))
+    return Read(message)
 
 
 def encode(message: _Message) -> bytes:

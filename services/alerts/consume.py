@@ -13,7 +13,7 @@ from typing import Any
 from services.alerts.handlers import Deps, Writer
 from services.alerts.store import ExpiryRow, LoyaltyRow, OccurrenceRow
 from shared.batch import BatchOutcome, Decoded, Incoming, message_span, process_batch
-from shared.events import ComplaintEvent, SurveyEvent, parse_event
+from shared.events import ComplaintEvent, SurveyEvent
 from shared.facts import FieldValue, PurchaseFact, RefundFact, attribute_values, epoch_ms, purchase_fact, refund_fact
 from shared.membership import memberships_of
 from shared.messages import (
@@ -21,9 +21,10 @@ from shared.messages import (
     CustomerMerged,
     PointsExpired,
     PointsExpiryAnnounced,
+    Read,
     TierChanged,
     ViewPartUpdated,
-    decode,
+    read,
 )
 from shared.storage import OutboxMessage
 
@@ -31,25 +32,11 @@ from shared.storage import OutboxMessage
 FIELDS = ("birthday", "attributes.account_manager")
 
 
-@dataclass(frozen=True)
-class Item:
-    """A decoded message; ``event`` is the channel event a resolved customer event carries."""
-
-    message: Any
-    event: Any = None
-
-
-def _decode(msg: Incoming) -> Item:
-    message = decode(msg.value)
-    if isinstance(message, CustomerEventResolved):
-        return Item(message, parse_event(message.event))
-    return Item(message)
-
-
 def consume_batch(messages: list[Incoming], *, deps: Deps) -> BatchOutcome:
     """Fold a batch of identity and loyalty messages in and evaluate the customers they touch."""
     return process_batch(messages, store=deps.store, service="alerts", prefix=deps.settings.topic_prefix,
-                         clock=deps.clock, decode=_decode, apply=lambda items, outcome: _apply(items, deps, outcome))
+                         clock=deps.clock, decode=lambda msg: read(msg.value),
+                         apply=lambda items, outcome: _apply(items, deps, outcome))
 
 
 @dataclass
@@ -69,7 +56,7 @@ class _Facts:
 IGNORED = "-"  # what _read returns for a message that tells alerts nothing
 
 
-def _read(item: Item, facts: _Facts, seen: set[tuple[str, str]], deps: Deps) -> str | None:
+def _read(item: Read, facts: _Facts, seen: set[tuple[str, str]], deps: Deps) -> str | None:
     """Note what one message tells; returns the record it concerns when it is new for sure ("" when that
     depends on what the store holds: a claim), None for a duplicate, IGNORED when it tells alerts nothing."""
     m = item.message
@@ -136,7 +123,7 @@ def _relevant(message: Any) -> bool:
     return isinstance(message, CustomerEventResolved | CustomerMerged | PointsExpiryAnnounced | PointsExpired)
 
 
-def _apply(items: list[Decoded[Item]], deps: Deps, outcome: BatchOutcome) -> list[OutboxMessage]:
+def _apply(items: list[Decoded[Read]], deps: Deps, outcome: BatchOutcome) -> list[OutboxMessage]:
     store = deps.store
     relevant = [one for one in items if _relevant(one.item.message)]
     outcome.counts["ignored"] += len(items) - len(relevant)

@@ -10,40 +10,22 @@ of the single customer view republished in the same transaction.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from services.campaigns.handlers.common import Deps, refresh_views
 from services.campaigns.store import kept
 from shared.batch import BatchOutcome, Decoded, Incoming, message_span, process_batch
-from shared.events import ChannelEvent, parse_event
+from shared.events import ChannelEvent
 from shared.facts import attribute_values, purchase_fact, refund_fact
 from shared.membership import Membership, memberships_of
-from shared.messages import CustomerEventResolved, CustomerMerged, ViewPartUpdated, decode
+from shared.messages import CustomerEventResolved, CustomerMerged, Read, ViewPartUpdated, read
 from shared.storage import OutboxMessage
 from shared.tracing import event_attributes
-
-
-@dataclass(frozen=True)
-class Consumed:
-    """A decoded message (None for a kind this service does not know) and, for a customer event,
-    the channel event it carries."""
-
-    message: Any
-    event: ChannelEvent | None = None
-
-
-def decode_message(msg: Incoming) -> Consumed:
-    """Decode one message; raises InvalidEvent (a dead letter) for one that can never be read."""
-    message = decode(msg.value)
-    if isinstance(message, CustomerEventResolved):
-        return Consumed(message, parse_event(message.event))
-    return Consumed(message)
 
 
 def consume_batch(messages: list[Incoming], *, deps: Deps) -> BatchOutcome:
     """Apply a batch of identity and loyalty messages in one transaction."""
     return process_batch(messages, store=deps.store, service="campaigns", prefix=deps.settings.topic_prefix,
-                         clock=deps.clock, decode=decode_message,
+                         clock=deps.clock, decode=lambda msg: read(msg.value),
                          apply=lambda items, outcome: _apply(items, deps, outcome))
 
 
@@ -57,7 +39,7 @@ class _Unit:
     tiers: list[tuple[str, str | None, str]] = field(default_factory=list)
 
 
-def _apply(items: list[Decoded[Consumed]], deps: Deps, outcome: BatchOutcome) -> list[OutboxMessage]:
+def _apply(items: list[Decoded[Read]], deps: Deps, outcome: BatchOutcome) -> list[OutboxMessage]:
     unit = _Unit()
     for one in items:
         message, event = one.item.message, one.item.event

@@ -19,6 +19,7 @@ from shared.messages import (
     CustomerMerged,
     PointsExpired,
     PointsExpiryAnnounced,
+    Read,
     TierChanged,
     ViewPartUpdated,
     decode,
@@ -130,3 +131,19 @@ def test_view_part_versions_grow_per_customer_and_a_rebuilt_store_starts_above_w
     old = part_version(first + 1_000_000)
     rebuilt = part_version(next_part_version(0, datetime(2026, 11, 20, 4, 0, 2, tzinfo=UTC)))
     assert rebuilt > old and len(rebuilt) == len(old) == 20
+
+
+def test_read_parses_the_channel_event_a_resolved_event_carries_and_refuses_one_it_cannot_parse():
+    from shared.messages import read
+
+    event = {"specversion": "1.0", "id": "e-1", "source": "pos/SH-001", "type": "crm.purchase",
+             "time": "2026-11-20T10:15:00+08:00",
+             "data": {"identity": {"member_id": "M1"}, "order_id": "o-1", "amount": "12.50", "currency": "CNY",
+                      "store_id": "SH-001"}}
+    got = read(encode(CustomerEventResolved(customer_id="c_1", record_id="c_2", event=event, resolved_at=AT)))
+    assert (got.event.id, str(got.event.data.amount), got.message.customer_id) == ("e-1", "12.50", "c_1")
+    merged = EXAMPLES[1]
+    assert read(encode(merged)) == Read(merged)  # other kinds carry no channel event
+    broken = {**event, "data": {**event["data"], "amount": "-1"}}
+    with pytest.raises(InvalidEvent):
+        read(encode(CustomerEventResolved(customer_id="c_1", record_id="c_2", event=broken, resolved_at=AT)))
