@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from datetime import UTC, datetime
 
@@ -71,3 +72,10 @@ def mismatches(client: httpx.Client, scenario: Scenario) -> list[tuple[str, dict
 
 def unique_valid_keys(scenario: Scenario) -> set[tuple[str, str]]:
     return {(e["source"], e["id"]) for e in scenario.events if isinstance(e, dict) and "-bad-" not in e["id"]}
+
+
+def consumed(port: int, topic: str) -> float:
+    """How many messages of ``topic`` a service process has consumed since it started (its /metrics)."""
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    found = re.search(rf'^crm_events_consumed_total{{topic="{re.escape(topic)}"}} (\S+)$', text, re.M)
+    return float(found.group(1)) if found else 0.0

@@ -22,17 +22,11 @@ from crm.scenario import generate
 from shared import topics
 from shared.settings import Settings
 from tests.conftest import ROOT, wait_for
-from tests.e2e.helpers import identity_store, lines_of, send_sentinels
+from tests.e2e.helpers import consumed, identity_store, lines_of, send_sentinels
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
 ADMIN = {"Authorization": "Bearer test-admin"}
-
-
-def _consumed(port: int, topic: str) -> float:
-    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
-    found = re.search(rf'^crm_events_consumed_total{{topic="{re.escape(topic)}"}} (\S+)$', text, re.M)
-    return float(found.group(1)) if found else 0.0
 
 
 def _personal_data(scenario) -> re.Pattern:
@@ -65,7 +59,7 @@ def test_no_personal_data_leaks_anywhere_and_one_purchase_is_traced_through_ever
 
     resolved = store.db.conn().execute("SELECT COUNT(*) FROM events").fetchone()[0]
     for name in ("loyalty", "alerts", "campaigns"):
-        wait_for(lambda n=name: _consumed(ports[n], topics.CUSTOMER_EVENTS) >= resolved, timeout=300,
+        wait_for(lambda n=name: consumed(ports[n], topics.CUSTOMER_EVENTS) >= resolved, timeout=300,
                  what=f"{name} consumed every resolved event")
 
     pattern = _personal_data(scenario)
