@@ -122,17 +122,24 @@ def _apply(items: list[Decoded[Item | None]], deps: Deps, outcome: BatchOutcome)
         else:
             outcome.duplicates += 1  # seen in an earlier batch, or twice in this one
         counted.add(key)
-    for p in purchases.values():
-        if (p.source, p.id) in new_p:
-            touched.add(p.record_id, f"event:{p.source}:{p.id}", p.time)
+    fresh_purchases = [p for p in purchases.values() if (p.source, p.id) in new_p]
+    for p in fresh_purchases:
+        touched.add(p.record_id, f"event:{p.source}:{p.id}", p.time)
     fresh_refunds = [r for r in refunds.values() if (r.source, r.id) in new_r]
+    # The earliest purchase of an order owns its refunds: a new purchase under a refunded order id may take
+    # them from another purchase (another member's, even), whose points change though its facts did not.
+    refunded = {r.order_id for r in store.refunds_for_orders(sorted({p.order_id for p in fresh_purchases}))}
     bought: dict[str, list[Purchase]] = defaultdict(list)
-    for p in store.purchases_for_orders(sorted({r.order_id for r in fresh_refunds})):
+    for p in store.purchases_for_orders(sorted({r.order_id for r in fresh_refunds} | refunded)):
         bought[p.order_id].append(p)
     for r in fresh_refunds:
         for p in bought[r.order_id]:
             # A refund changes its order's points, lot and month: from the purchase's time on.
             touched.add(p.record_id, f"event:{r.source}:{r.id}", p.time)
+    for fresh in fresh_purchases:
+        for p in bought.get(fresh.order_id, []) if fresh.order_id in refunded else []:
+            if p.bucket != fresh.bucket:
+                touched.add(p.record_id, f"event:{fresh.source}:{fresh.id}", p.time)
     outcome.counts["customers_settled"] += len(touched.why)
     return settle_many(touched, deps=deps)
 

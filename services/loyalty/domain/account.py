@@ -94,8 +94,11 @@ def settle(facts: Facts, book: RuleBook, *, customer_id: str, now: datetime, sta
                                                        {"reason": DEBT_REASON})
     out = Settlement(targets, line, lots, lots.held())
     if start is not None:
-        # A lot can only have expiry entries once its moment has come: later ones need no look-up.
+        # A lot can only have expiry entries once its moment has come: later ones need no look-up. A purchase or
+        # movement since the horizon that makes no lot any more (a refund took all its points) may still have
+        # the expiry entries of the lot it made before: its expiry bucket is spoken for too.
         out.scope = ({p.bucket for p in facts.purchases} | {b for b, _ in targets} | {f"d:{customer_id}"}
+                     | {f"x:{p.bucket}" for p in facts.purchases} | {f"x:{m.bucket}" for m in facts.movements}
                      | {f"x:{lot.lot_id}" for lot in lots.lots if lot.expires_at is not None and lot.expires_at <= now})
     if snapshot_at is not None:
         before = sum(1 for m in facts.movements if parse_iso(m.effective_at) < snapshot_at)

@@ -153,3 +153,53 @@ def test_members_without_purchases_are_settled_and_checkpointed(store):
     assert checkpoint.load(store.checkpoint("c_np1")).records == ("c_np1", "c_np2")
     handlers.consume_batch([purchase_msg("np-1", "25.00", "2026-12-20 11:30", record="c_np2", customer="c_np1")], deps)
     assert check_invariants(store, ["c_np1"]) == {"c_np1": 25}
+
+
+def test_a_late_purchase_that_takes_over_a_refunded_order_resettles_the_order_s_old_owner(store, tmp_path):
+    from tests.integration.loyalty.conftest import _sqlite
+
+    # Two purchases under one order id (a web order also rung up at a till, on another member's card): the
+    # earliest owns the order's refunds. A late one dated before the first takes the refund away from it, so
+    # the first owner's points change too, though none of its facts did.
+    clock = Clock("2026-04-10 12:00")
+    deps = deps_for(store, clock, checkpoint_lag_months=1, checkpoint_min_purchases=0)
+    plain = deps_for(_sqlite(tmp_path / "plain"), clock, checkpoint_lag_months=0)
+    for d in (deps, plain):
+        handlers.consume_batch([purchase_msg("ow-1", "1000.00", "2026-01-10 10:00", record="c_ow1", order="ORD-1"),
+                                refund_msg("ow-r", "ORD-1", "500.00", "2026-01-20 10:00", record="c_ow1")], d)
+    assert store.account("c_ow1").balance == 500  # floor(1000 x 500 / 1000)
+    assert checkpoint.load(store.checkpoint("c_ow1")).at == at("2026-03-01 00:00")
+    for d in (deps, plain):
+        handlers.consume_batch([purchase_msg("ow-2", "200.00", "2026-01-05 10:00", record="c_ow2", order="ORD-1")], d)
+    # ow-2 owns ORD-1 now: its 200 points are refunded away (R = 500 capped at 200) and ow-1 keeps its 1000.
+    assert (store.account("c_ow1").balance, store.account("c_ow2").balance) == (1000, 0)
+    for d in (deps, plain):
+        handlers.consume_batch([purchase_msg("ow-3", "10.00", "2026-04-10 11:00", record="c_ow1")], d)
+    assert (store.account("c_ow1").balance, store.account("c_ow2").balance) == (1010, 0)
+    assert _ledger(store, "c_ow1") == _ledger(plain.store, "c_ow1")
+    assert check_invariants(store, ["c_ow1", "c_ow2"]) == {"c_ow1": 1010, "c_ow2": 0}
+
+
+def test_a_refund_that_empties_an_expired_lot_since_the_horizon_is_settled_from_the_checkpoint(store, tmp_path,
+                                                                                               monkeypatch):
+    from tests.integration.loyalty.conftest import _sqlite
+
+    # B's lot expired (its expiry entry is in the ledger); a full refund of B leaves no lot at all, so the expiry
+    # entry must go. The checkpoint's settle has to speak for that bucket too, not give up on the checkpoint.
+    clock = Clock("2026-05-20 12:00")
+    config = dict(expiry_days=10, checkpoint_lag_months=1)
+    deps = deps_for(store, clock, checkpoint_min_purchases=0, **config)
+    plain = deps_for(_sqlite(tmp_path / "plain"), clock, **{**config, "checkpoint_lag_months": 0})
+    for d in (deps, plain):
+        handlers.consume_batch([purchase_msg("ex-a", "100.00", "2026-03-10 10:00", record="c_ex"),
+                                purchase_msg("ex-b", "200.00", "2026-05-01 10:00", record="c_ex")], d)
+    assert store.account("c_ex").balance == 0  # both lots expired (Mar 21, May 12)
+    assert checkpoint.load(store.checkpoint("c_ex")).at == at("2026-04-01 00:00")
+    calls = _spy(store, monkeypatch)
+    for d in (deps, plain):
+        handlers.consume_batch([refund_msg("ex-r", "ex-b", "200.00", "2026-05-20 11:00", record="c_ex")], d)
+    assert calls == [(ms_of(at("2026-04-01 00:00")), 1)]  # B alone, from the checkpoint
+    assert _ledger(store, "c_ex") == _ledger(plain.store, "c_ex") == {
+        ("p:pos/SH-001:ex-a", "base"): 100, ("x:p:pos/SH-001:ex-a", "expiry"): -100,
+        ("p:pos/SH-001:ex-b", "base"): 200, ("p:pos/SH-001:ex-b", "refund"): -200}
+    assert check_invariants(store, ["c_ex"]) == {"c_ex": 0}
