@@ -8,6 +8,7 @@ gets a new ``kind``.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -77,18 +78,19 @@ class ViewPartUpdated(_Message):
     version: str
 
 
-def part_version_floor(now: datetime) -> int:
-    """The least next version of a view part at ``now``: the clock in microseconds.
+def part_version_floor() -> int:
+    """The least next version of a view part: the real clock in microseconds.
 
     A part's version is one more than the customer's last, and never below this floor, so versions
     grow per customer even when a service's store is rebuilt from scratch (its new counters start
-    above everything published before, which identity would otherwise keep as "newer")."""
-    return int(now.timestamp() * 1_000_000)
+    above everything published before, which identity would otherwise keep as "newer"). The real
+    clock, never a service's business clock: a replay or drill may set that in the past or future."""
+    return time.time_ns() // 1000
 
 
-def next_part_version(last: int, now: datetime) -> int:
-    """The version after ``last`` at ``now``."""
-    return max(last + 1, part_version_floor(now))
+def next_part_version(last: int) -> int:
+    """The version after ``last``."""
+    return max(last + 1, part_version_floor())
 
 
 def part_version(number: int) -> str:

@@ -186,7 +186,7 @@ class Writer:
         customers = sorted(self.changed)
         if not customers:
             return out
-        versions = self.store.next_versions(customers, floor=part_version_floor(self.deps.clock()))
+        versions = self.store.next_versions(customers, floor=part_version_floor())
         active: dict[str, list[Alert]] = {c: list(self._active[c].values()) for c in customers if c in self._active}
         unknown = [c for c in customers if c not in active]
         for a in self.store.active_alerts(unknown) if unknown else []:

@@ -177,7 +177,7 @@ def settle_customer(customer_id: str, *, deps: Deps, trigger: list[str],
     view = view_of(s, deps.zone)
     version = held.version
     if view != held.view:
-        version = next_part_version(version, now)
+        version = next_part_version(version)
         out.append(deps.message(ViewPartUpdated(customer_id=customer_id, part="loyalty", value=view,
                                                 version=part_version(version)), customer_id))
     store.put_account(AccountRow(customer_id, s.balance, s.debt, s.tier, view, version,

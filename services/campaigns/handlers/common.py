@@ -84,7 +84,7 @@ def refresh_views(customers: Collection[str], *, deps: Deps) -> list[OutboxMessa
         changed = {c: h for c, v in parts.items() if (h := _fingerprint(v)) != held.get(c)}
         if not changed:
             continue
-        versions = store.save_views(changed, floor=part_version_floor(deps.clock()))
+        versions = store.save_views(changed, floor=part_version_floor())
         for c in sorted(changed):
             body = ViewPartUpdated(customer_id=c, part="campaigns", value={"items": parts[c]},
                                    version=part_version(versions[c]))
