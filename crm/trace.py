@@ -55,8 +55,11 @@ def render(spans: list[dict], trace_id: str, event_id: str | None = None) -> lis
     roots = [s for s in mine if s["parent_id"] not in ids]
     t0 = min(s["start_ns"] for s in mine)
     lines = [f"trace {trace_id}  ({len(mine)} spans)"]
+    shown: set[str] = set()
 
     def line(span: dict, depth: int, mark: str = "") -> None:
+        if span["trace_id"] == trace_id:
+            shown.add(span["span_id"])
         took = (span["end_ns"] - span["start_ns"]) / 1e6
         offset = (span["start_ns"] - t0) / 1e6
         service = (span.get("service") or "").removeprefix("crm-")
@@ -72,14 +75,13 @@ def render(spans: list[dict], trace_id: str, event_id: str | None = None) -> lis
             for link in span.get("links") or []:
                 linked = by_id.get(link["span_id"])
                 if linked is not None and linked["trace_id"] != trace_id:
-                    walk(linked, depth + 1, follow_links=False, mark="↪ ")
+                    walk(linked, depth + 1, follow_links=False, mark="↪ ", whole=True)
 
     for root in sorted(roots, key=lambda c: c["start_ns"]):
         if root["span_id"] in path:
             walk(root, 1)
-    shown = sum(1 for ln in lines[1:] if "↪ " not in ln)
-    if shown < len(mine):
-        lines.append(f"  ({len(mine) - shown} spans of other events in this trace left out)")
+    if len(shown) < len(mine):
+        lines.append(f"  ({len(mine) - len(shown)} spans of this trace off this event's path left out)")
     return lines
 
 

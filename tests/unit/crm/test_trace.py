@@ -26,6 +26,9 @@ def test_only_the_events_branch_is_printed_and_the_rest_is_counted(tmp_path):
         span("identity process crm.channel.pos", "p2", "s2", event="e2", start=2),
         span("create crm.customer.events", "c2", "p2", start=3),
         span("sqlite.transaction", "tx", None, trace_id="t2", start=2),
+        # The batch's work shared by several events: shown whole under the link.
+        span("create crm.loyalty.events", "cl", "tx", trace_id="t2", start=3),
+        span("identity process crm.loyalty.events", "il", "cl", trace_id="t2", start=4),
     ]
     path = tmp_path / "traces.jsonl"
     path.write_text("".join(json.dumps(s) + "\n" for s in spans))
@@ -37,6 +40,8 @@ def test_only_the_events_branch_is_printed_and_the_rest_is_counted(tmp_path):
         "        create crm.customer.events",
         "          loyalty process crm.customer.events",
         "        ↪ sqlite.transaction",
-        "  (3 spans of other events in this trace left out)",
+        "          create crm.loyalty.events",
+        "            identity process crm.loyalty.events",
+        "  (3 spans of this trace off this event's path left out)",
     ]
     assert trace_lines(path, "e9") == [f"no spans for event e9 in {path}"]
