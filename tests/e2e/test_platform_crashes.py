@@ -91,22 +91,29 @@ def test_sigkills_while_consuming_change_no_alert_and_no_campaign_figure(stack):
         send(wave)
         total = earlier + len(wave)
 
-        # Killed mid-stream: alerts has consumed part of the wave, not all of it.
-        wait_for(lambda: consumed(ports["alerts"], topics.CUSTOMER_EVENTS) >= earlier + len(wave) // 4,
-                 timeout=120, interval=0.01, what="alerts a quarter through the wave")
-        progress = consumed(ports["alerts"], topics.CUSTOMER_EVENTS)
-        for name in ("alerts", "campaigns"):
-            os.killpg(procs[name].pid, signal.SIGKILL)
-        assert progress < total, "alerts finished before it was killed; the test proves nothing"
-        for name in ("alerts", "campaigns"):
-            procs[name].wait(timeout=10)
-            procs[name] = stack.start_service(name, api_port=ports[name], log_name=f"{name}-2")
-        # Killed again while catching up, then left to finish.
-        time.sleep(0.5)
-        for name in ("alerts", "campaigns"):
-            os.killpg(procs[name].pid, signal.SIGKILL)
-            procs[name].wait(timeout=10)
-            procs[name] = stack.start_service(name, api_port=ports[name], log_name=f"{name}-3")
+        def kill_midway(least: dict[str, float], most: dict[str, float], round_: int) -> dict[str, float]:
+            # Each service is killed as soon as it has consumed ``least`` messages, and must not have consumed
+            # ``most`` by then (it was mid-stream); then both restart.
+            at_kill: dict[str, float] = {}
+            deadline = time.monotonic() + 120
+            while len(at_kill) < len(least):
+                assert time.monotonic() < deadline, f"no progress to kill at (killed so far: {at_kill})"
+                for name in least.keys() - at_kill.keys():
+                    if (n := consumed(ports[name], topics.CUSTOMER_EVENTS)) >= least[name]:
+                        os.killpg(procs[name].pid, signal.SIGKILL)
+                        at_kill[name] = n
+                time.sleep(0.01)
+            for name, n in at_kill.items():
+                assert n < most[name], f"{name} had consumed everything when it was killed; the test proves nothing"
+                procs[name].wait(timeout=10)
+                procs[name] = stack.start_service(name, api_port=ports[name], log_name=f"{name}-{round_}")
+            return at_kill
+
+        # Killed a quarter through the wave; then killed again once catching up (consuming, not done: what is
+        # left is at least what had not been consumed at the first kill), and left to finish.
+        names = ("alerts", "campaigns")
+        first = kill_midway({n: earlier + len(wave) // 4 for n in names}, {n: total for n in names}, 2)
+        kill_midway({n: 1 for n in names}, {n: total - first[n] for n in names}, 3)
 
         want = {g: (sum(1 for c in groups if groups[c] == g), sum(1 for c in spend if groups[c] == g),
                     sum(fen for c, fen in spend.items() if groups[c] == g)) for g in ("treatment", "control")}
