@@ -16,7 +16,7 @@ app.add_typer(bench_app, name="bench")
 @app.command()
 def up(demo: bool = typer.Option(False, "--demo", help="feed the generated sample once the platform is ready")):
     """Start the whole platform on this machine (broker, topics, every service); Ctrl-C stops it."""
-    from crm.platform import Platform, available_services, dev_environment
+    from crm.platform import Platform, available_services, dev_environment, key_banner
     from shared.settings import Settings
 
     settings = Settings()
@@ -32,13 +32,12 @@ def up(demo: bool = typer.Option(False, "--demo", help="feed the generated sampl
     try:
         platform.start()
         platform.wait_ready()
-        key = env.get("CRM_API_KEYS", "").split(",")[0].rpartition(":")[0] or "(from CRM_API_KEYS)"
         typer.echo("CRM platform is up.")
         typer.echo(f"  broker     {settings.kafka_bootstrap}")
         for name in platform.services:
             port = getattr(settings, f"{name}_port")
             typer.echo(f"  {name:<10} http://{settings.api_host}:{port}  (docs: /docs)")
-        typer.echo(f"  API key    {key}   (admin; send as Authorization: Bearer <key>)")
+        typer.echo(key_banner(settings, env))
         typer.echo(f"  data       {Path(settings.data_dir).resolve()}   logs: {platform.log_dir.resolve()}")
         typer.echo("Press Ctrl-C to stop.")
         if demo:
