@@ -147,6 +147,18 @@ def bench_campaigns(customers: int = typer.Option(100_000, help="customers in th
     run(customers=customers, runs=runs)
 
 
+@bench_app.command("http")
+def bench_http(seconds: float = typer.Option(60, help="seconds of offered overload per run"),
+               runs: int = typer.Option(3, help="runs; medians are reported"),
+               batch: int = typer.Option(100, help="events per request"),
+               capacity_seconds: float = typer.Option(15, help="seconds to measure capacity before the overload"),
+               workers: int = typer.Option(2, help="identity worker processes (crm up runs 2)")):
+    """POST /v1/events at twice its capacity: shedding (429/503), latency, nothing accepted lost, RSS."""
+    from crm.bench.http import run
+
+    run(seconds=seconds, runs=runs, batch=batch, capacity_seconds=capacity_seconds, workers=workers)
+
+
 def main() -> None:
     """Entry point of the ``crm`` script."""
     app()
