@@ -152,11 +152,13 @@ def bench_http(seconds: float = typer.Option(60, help="seconds of offered overlo
                runs: int = typer.Option(3, help="runs; medians are reported"),
                batch: int = typer.Option(100, help="events per request"),
                capacity_seconds: float = typer.Option(15, help="seconds to measure capacity before the overload"),
-               workers: int = typer.Option(2, help="identity worker processes (crm up runs 2)")):
+               workers: int = typer.Option(2, help="identity worker processes (crm up runs 2)"),
+               in_flight: int = typer.Option(0, help="CRM_INGEST_MAX_IN_FLIGHT for identity (0: its default)")):
     """POST /v1/events at twice its capacity: shedding (429/503), latency, nothing accepted lost, RSS."""
     from crm.bench.http import run
 
-    run(seconds=seconds, runs=runs, batch=batch, capacity_seconds=capacity_seconds, workers=workers)
+    run(seconds=seconds, runs=runs, batch=batch, capacity_seconds=capacity_seconds, workers=workers,
+        in_flight=in_flight or None)
 
 
 def main() -> None:

@@ -47,6 +47,7 @@ class RunFigures:
     accepted: int
     stored: int
     rss_mb: tuple[float, float, float]
+    client_lag_p99_ms: float
     errors: list[str] = field(default_factory=list)
 
 
@@ -100,10 +101,11 @@ async def _capacity(client: httpx.AsyncClient, batches: Batches, *, clients: int
 
 
 async def _overload(client: httpx.AsyncClient, batches: Batches, *, rate: float, seconds: float,
-                    pid: int) -> tuple[list[float], Counter, int, int, float, list[str]]:
+                    pid: int) -> tuple[list[float], Counter, int, int, float, list[str], list[float]]:
     """Offer ``rate`` events/s in batches for ``seconds``: latencies, statuses, missing Retry-After,
-    events accepted, RSS half-way, and errors the client saw."""
+    events accepted, RSS half-way, errors the client saw, and how late the client itself sent."""
     latencies: list[float] = []
+    lags: list[float] = []
     statuses: Counter = Counter()
     errors: list[str] = []
     accepted = missing = 0
@@ -128,12 +130,13 @@ async def _overload(client: httpx.AsyncClient, batches: Batches, *, rate: float,
     n = 0
     while (due := start + n * interval) < start + seconds:
         await asyncio.sleep(max(0.0, due - time.monotonic()))
+        lags.append((time.monotonic() - due) * 1000)
         tasks.append(asyncio.create_task(send(due, batches.next())))
         if not middle_rss and due >= start + seconds / 2:
             middle_rss = rss_mb(pid)
         n += 1
     await asyncio.gather(*tasks)
-    return latencies, statuses, missing, accepted, middle_rss, errors
+    return latencies, statuses, missing, accepted, middle_rss, errors, lags
 
 
 def stored_events(platform: BenchPlatform) -> int:
@@ -150,16 +153,19 @@ def _wait_stored(platform: BenchPlatform, expected: int, timeout_s: float) -> in
     return count
 
 
-def one_run(index: int, *, seconds: float, capacity_seconds: float, batch: int, workers: int) -> RunFigures:
+def one_run(index: int, *, seconds: float, capacity_seconds: float, batch: int, workers: int,
+            in_flight: int | None) -> RunFigures:
     """One run on a fresh platform."""
     with bench_platform() as platform:
-        platform.start("identity", workers=workers)
+        platform.start("identity", workers=workers,
+                       env={"CRM_INGEST_MAX_IN_FLIGHT": str(in_flight)} if in_flight else None)
         pid = platform.procs["identity"].pid
-        clients = platform.settings.ingest_max_in_flight
+        clients = in_flight or platform.settings.ingest_max_in_flight
         batches = Batches(f"{index}-{time.time_ns()}", batch)
 
         async def drive():
-            limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
+            # Few idle connections: one idle past the server's keep-alive timeout fails the request that reuses it.
+            limits = httpx.Limits(max_connections=256, max_keepalive_connections=16)
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{platform.ports['identity']}", limits=limits,
                                          headers={"Authorization": f"Bearer {BENCH_KEY}",
                                                   "Content-Type": "application/json"},
@@ -169,19 +175,22 @@ def one_run(index: int, *, seconds: float, capacity_seconds: float, batch: int, 
                 result = await _overload(client, batches, rate=2 * capacity, seconds=seconds, pid=pid)
                 return capacity, warm, start_rss, result
 
-        capacity, warm, start_rss, (latencies, statuses, missing, accepted, middle_rss, errors) = asyncio.run(drive())
+        capacity, warm, start_rss, (latencies, statuses, missing, accepted, middle_rss, errors, lags) = \
+            asyncio.run(drive())
         end_rss = rss_mb(pid)
         stored = _wait_stored(platform, warm + accepted, timeout_s=180)
     return RunFigures(capacity, 2 * capacity, accepted / seconds, percentile(latencies, 50), percentile(latencies, 99),
-                      statuses, missing, warm + accepted, stored, (start_rss, middle_rss, end_rss), errors)
+                      statuses, missing, warm + accepted, stored, (start_rss, middle_rss, end_rss),
+                      percentile(lags, 99), errors)
 
 
 def run(*, seconds: float = 60, runs: int = 3, batch: int = 100, capacity_seconds: float = 15,
-        workers: int = 2) -> None:
+        workers: int = 2, in_flight: int | None = None) -> None:
     """Run the benchmark and print the figures (medians over runs)."""
     figures = []
     for i in range(runs):
-        f = one_run(i, seconds=seconds, capacity_seconds=capacity_seconds, batch=batch, workers=workers)
+        f = one_run(i, seconds=seconds, capacity_seconds=capacity_seconds, batch=batch, workers=workers,
+                    in_flight=in_flight)
         figures.append(f)
         counts = "  ".join(f"{s}: {f.statuses.get(s, 0)}" for s in STATUSES)
         other = {s: c for s, c in f.statuses.items() if s not in STATUSES}
@@ -190,7 +199,8 @@ def run(*, seconds: float = 60, runs: int = 3, batch: int = 100, capacity_second
                    f"answers {counts}" + (f"  other {other}" if other else "")
                    + (f"  client errors {Counter(f.errors)}" if f.errors else "")
                    + f"  accepted {f.accepted:,} stored {f.stored:,}  "
-                   f"RSS {f.rss_mb[0]:.0f}/{f.rss_mb[1]:.0f}/{f.rss_mb[2]:.0f} MB")
+                   f"RSS {f.rss_mb[0]:.0f}/{f.rss_mb[1]:.0f}/{f.rss_mb[2]:.0f} MB  "
+                   f"client late p99 {f.client_lag_p99_ms:.0f} ms")
     lost = [f.accepted - f.stored for f in figures]
     typer.echo(f"\nHTTP ingestion benchmark, median of {runs} run{'s' if runs > 1 else ''}: batches of {batch} "
                f"events, {seconds:.0f} s at twice the measured capacity ({workers} identity workers):")
@@ -198,7 +208,8 @@ def run(*, seconds: float = 60, runs: int = 3, batch: int = 100, capacity_second
     typer.echo(f"  offered                 {median([f.offered for f in figures]):,.0f} events/s")
     typer.echo(f"  accepted                {median([f.accepted_rate for f in figures]):,.0f} events/s")
     typer.echo(f"  latency of answers      p50 {median([f.p50_ms for f in figures]):.0f} ms, "
-               f"p99 {median([f.p99_ms for f in figures]):.0f} ms")
+               f"p99 {median([f.p99_ms for f in figures]):.0f} ms (from each batch's scheduled moment; the "
+               f"client itself sent p99 {median([f.client_lag_p99_ms for f in figures]):.0f} ms late)")
     for s in STATUSES:
         typer.echo(f"  answers {s}             {median([f.statuses.get(s, 0) for f in figures]):,.0f}")
     typer.echo(f"  429/503 without Retry-After  {sum(f.missing_retry_after for f in figures)}")
