@@ -116,9 +116,7 @@ def _answer(status: int, code: str, message: str, retry_after_s: float, budget: 
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                (b"retry-after", str(seconds).encode())]
 
-    async def respond(send, receive=None) -> None:
-        if receive is not None:  # None: the body was read already
-            await _drain(receive)
+    async def respond(send) -> None:
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
@@ -146,12 +144,12 @@ class RateLimitMiddleware:
             client = scope.get("client")
             wait = limits.anonymous.take("ip:" + (client[0] if client else "unknown"))
             if wait:
-                await _limited(wait, "anonymous", "requests without a valid key from this address")(send, receive)
+                await _limited(wait, "anonymous", "requests without a valid key from this address")(send)
                 return
             await self.app(scope, receive, send)
             return
         if wait := limits.requests.take(key):
-            await _limited(wait, "requests", "requests for this key")(send, receive)
+            await _limited(wait, "requests", "requests for this key")(send)
             return
         if path in LOOKUP_PATHS and role != "admin":
             await self._lookup(limits, key, scope, receive, send)
@@ -162,12 +160,12 @@ class RateLimitMiddleware:
 
     async def _lookup(self, limits: RateLimits, key: str, scope, receive, send) -> None:
         if wait := limits.lookups.take(key):
-            await _limited(wait, "lookups", "lookups for this key")(send, receive)
+            await _limited(wait, "lookups", "lookups for this key")(send)
             return
         # The miss is reserved before the lookup runs, so parallel guesses cannot overrun the budget.
         if wait := limits.misses.take(key):
             limits.lookups.give_back(key)
-            await _limited(wait, "lookup_misses", "lookups that found nobody for this key")(send, receive)
+            await _limited(wait, "lookup_misses", "lookups that found nobody for this key")(send)
             return
         status = 0
 
@@ -186,7 +184,7 @@ class RateLimitMiddleware:
     async def _ingest(self, limits: RateLimits, key: str, scope, receive, send) -> None:
         if limits.in_flight >= limits.settings.ingest_max_in_flight:
             await _answer(503, "overloaded", "ingestion is at capacity; retry after the time in Retry-After",
-                          1, "in_flight")(send, receive)
+                          1, "in_flight")(send)
             return
         limits.in_flight += 1
         try:
@@ -213,17 +211,6 @@ def _caller(scope) -> tuple[str | None, str | None]:
         if hmac.compare_digest(known.encode(), token):
             return "key:" + hashlib.sha256(token).hexdigest()[:16], role
     return None, None
-
-
-async def _drain(receive) -> None:
-    # The answer comes before the route reads the body: reading it keeps the connection usable for the
-    # client's next request (uvicorn closes one whose request was not read to the end).
-    size = 0
-    while size <= _COUNT_BODY_CAP:
-        message = await receive()
-        if message["type"] != "http.request" or not message.get("more_body"):
-            return
-        size += len(message.get("body", b""))
 
 
 async def _read_body(receive) -> tuple[list[dict], bytes | None]:

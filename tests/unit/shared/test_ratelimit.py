@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
+import time
 
 import httpx
 import pytest
@@ -12,6 +14,7 @@ from fastapi import APIRouter, Body, Request
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
 
+from crm.broker import free_port
 from shared.api import caller_dep, service_api
 from shared.errors import NotFound
 from shared.ratelimit import Bucket, RateLimits, parse_rate
@@ -47,7 +50,9 @@ def _routes() -> APIRouter:
     @r.post("/events", status_code=202)
     async def events(request: Request, body=Body(...), caller=caller_dep("operator")) -> dict:
         gate = request.app.state.gate
-        if gate is not None:
+        if isinstance(gate, threading.Event):
+            await asyncio.to_thread(gate.wait)
+        elif gate is not None:
             await gate.wait()
         return {"accepted": len(body) if isinstance(body, list) else 1}
 
@@ -181,6 +186,40 @@ def test_ingestion_beyond_the_in_flight_bound_is_shed_with_503_at_once():
     assert shed.json()["error"]["code"] == "overloaded"
     assert [d.status_code for d in done] == [202, 202] and after.status_code == 202
     assert app.state.rate_limits.in_flight == 0
+
+
+def test_a_shed_request_leaves_its_connection_usable_for_the_next_one():
+    import uvicorn
+
+    app = _app(Clock(), ingest_max_in_flight=1)
+    app.state.gate = threading.Event()
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="off"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    headers = {"Authorization": f"Bearer {OPERATOR}"}
+    body = [{"id": i, "pad": "x" * 2000} for i in range(1000)]  # ~2 MB, answered before it is read
+    try:
+        deadline = time.monotonic() + 10
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.01)
+        holder = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers)
+        held = threading.Thread(target=lambda: holder.post("/v1/events", json=[{"id": "held"}]))
+        held.start()
+        while app.state.rate_limits.in_flight < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        # One connection only: the next requests must reuse the one that was answered 503.
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers,
+                          limits=httpx.Limits(max_connections=1, max_keepalive_connections=1)) as client:
+            statuses = [client.post("/v1/events", json=body).status_code for _ in range(3)]
+            app.state.gate.set()
+            held.join(timeout=10)
+            statuses.append(client.post("/v1/events", json=body).status_code)
+        holder.close()
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+    assert statuses == [503, 503, 503, 202]
 
 
 def test_the_ingested_body_reaches_the_route_unchanged():
