@@ -16,7 +16,7 @@ app.add_typer(bench_app, name="bench")
 @app.command()
 def up(demo: bool = typer.Option(False, "--demo", help="feed the generated sample once the platform is ready")):
     """Start the whole platform on this machine (broker, topics, every service); Ctrl-C stops it."""
-    from crm.platform import Platform, available_services, dev_environment
+    from crm.platform import Platform, available_services, dev_environment, key_banner
     from shared.settings import Settings
 
     settings = Settings()
@@ -32,13 +32,12 @@ def up(demo: bool = typer.Option(False, "--demo", help="feed the generated sampl
     try:
         platform.start()
         platform.wait_ready()
-        key = env.get("CRM_API_KEYS", "").split(",")[0].rpartition(":")[0] or "(from CRM_API_KEYS)"
         typer.echo("CRM platform is up.")
         typer.echo(f"  broker     {settings.kafka_bootstrap}")
         for name in platform.services:
             port = getattr(settings, f"{name}_port")
             typer.echo(f"  {name:<10} http://{settings.api_host}:{port}  (docs: /docs)")
-        typer.echo(f"  API key    {key}   (admin; send as Authorization: Bearer <key>)")
+        typer.echo(key_banner(settings, env))
         typer.echo(f"  data       {Path(settings.data_dir).resolve()}   logs: {platform.log_dir.resolve()}")
         typer.echo("Press Ctrl-C to stop.")
         if demo:
@@ -146,6 +145,20 @@ def bench_campaigns(customers: int = typer.Option(100_000, help="customers in th
     from crm.bench.campaigns import run
 
     run(customers=customers, runs=runs)
+
+
+@bench_app.command("http")
+def bench_http(seconds: float = typer.Option(60, help="seconds of offered overload per run"),
+               runs: int = typer.Option(3, help="runs; medians are reported"),
+               batch: int = typer.Option(100, help="events per request"),
+               capacity_seconds: float = typer.Option(15, help="seconds to measure capacity before the overload"),
+               workers: int = typer.Option(2, help="identity worker processes (crm up runs 2)"),
+               in_flight: int = typer.Option(0, help="CRM_INGEST_MAX_IN_FLIGHT for identity (0: its default)")):
+    """POST /v1/events at twice its capacity: shedding (429/503), latency, nothing accepted lost, RSS."""
+    from crm.bench.http import run
+
+    run(seconds=seconds, runs=runs, batch=batch, capacity_seconds=capacity_seconds, workers=workers,
+        in_flight=in_flight or None)
 
 
 def main() -> None:

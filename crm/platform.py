@@ -59,6 +59,16 @@ def dev_environment(settings: Settings) -> dict[str, str]:
     return env
 
 
+def key_banner(settings: Settings, env: dict[str, str]) -> str:
+    """What ``crm up`` says about API keys: the generated development admin key, never a configured one."""
+    if not settings.api_keys and env.get("CRM_API_KEYS", "").endswith(":admin"):
+        key = env["CRM_API_KEYS"].rpartition(":")[0]
+        return f"  API key    {key}   (admin, generated for development; send as Authorization: Bearer <key>)"
+    roles = sorted(set(settings.key_roles().values()), key=("reader", "operator", "admin").index)
+    return (f"  API keys   {len(settings.key_roles())} configured in CRM_API_KEYS "
+            f"({', '.join(roles)}; not printed)")
+
+
 def dev_key(settings: Settings) -> str:
     """An admin key for local tools (``crm demo``): CRM_API_KEY, else the generated dev key."""
     if os.environ.get("CRM_API_KEY"):

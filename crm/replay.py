@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import httpx
@@ -49,12 +50,22 @@ def post_lines(lines: list[str], url: str, key: str, *, batch: int = 500, progre
                 except ValueError:
                     totals["rejected"] += 1
             if chunk:
-                body = client.post("/v1/events", json=chunk).json()
+                body = _post_batch(client, chunk)
                 totals["accepted"] += body.get("accepted", 0)
                 totals["rejected"] += body.get("rejected", 0)
             if progress is not None:
                 progress.advance(task, len(lines[start:start + batch]))
     return totals
+
+
+def _post_batch(client: httpx.Client, chunk: list, *, attempts: int = 60) -> dict:
+    # A batch the API shed (429 rate limited, 503 overloaded) was not taken: send it again when told to.
+    for _ in range(attempts):
+        r = client.post("/v1/events", json=chunk)
+        if r.status_code not in (429, 503):
+            return r.json()
+        time.sleep(float(r.headers.get("retry-after", "1")))
+    raise SystemExit(f"identity kept answering {r.status_code} to a batch; stopped")
 
 
 def replay_file(path: Path, settings: Settings, *, via_http: bool, batch: int) -> None:

@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from shared.errors import DomainError, Forbidden, Unauthorized
+from shared.ratelimit import install_rate_limits
 from shared.settings import ROLES, Role, Settings
 
 log = logging.getLogger(__name__)
@@ -128,6 +129,7 @@ def service_api(
     FastAPIInstrumentor.instrument_app(app, excluded_urls="livez,readyz,metrics")
     app.state.api_keys = settings.key_roles()
     install_error_handlers(app)
+    install_rate_limits(app, settings)
     app.include_router(health_router(ready_checks, registry))
     for router in routers:
         app.include_router(router, prefix="/v1")

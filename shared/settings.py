@@ -51,11 +51,41 @@ class Settings(BaseSettings):
     alerts_port: int = 8003
     campaigns_port: int = 8004
     api_host: str = "127.0.0.1"
+    # Rate limits per key on every /v1 route (shared/ratelimit.py), as "COUNT/UNIT" refilled evenly with a burst.
+    # They live in the API process's memory: one process serves each service's port.
+    rate_limits: bool = True
+    rate_limit: str = "200/second"
+    rate_limit_burst: int = Field(400, ge=1)
+    # Requests without a known key, per client address.
+    anonymous_rate_limit: str = "10/second"
+    anonymous_rate_limit_burst: int = Field(20, ge=1)
+    # Identifier lookups by non-admin keys, and the lookups among them that find nobody (failed guesses).
+    lookup_rate_limit: str = "20/minute"
+    lookup_rate_limit_burst: int = Field(60, ge=1)
+    lookup_miss_limit: str = "30/hour"
+    lookup_miss_limit_burst: int = Field(20, ge=1)
+    # POST /v1/events is charged per event; the burst holds at least one full batch.
+    ingest_event_limit: str = "20000/second"
+    ingest_event_limit_burst: int = Field(40000, ge=1000)
+    # Ingestion requests handled at once; more are answered 503 "overloaded" instead of queueing.
+    ingest_max_in_flight: int = Field(4, ge=1, le=256)
+    # The span file rotates at this size, keeping this many older files (traces.jsonl.1, .2).
+    trace_file_max_mb: float = Field(64, gt=0)
+    trace_file_keep: int = Field(2, ge=1, le=10)
 
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
         ZoneInfo(value)
+        return value
+
+    @field_validator("rate_limit", "anonymous_rate_limit", "lookup_rate_limit", "lookup_miss_limit",
+                     "ingest_event_limit")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        from shared.ratelimit import parse_rate
+
+        parse_rate(value)
         return value
 
     @field_validator("store_timezones")

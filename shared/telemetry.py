@@ -6,6 +6,7 @@ JSON-lines file under the data directory, which ``crm trace`` reads.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import threading
@@ -23,21 +24,59 @@ from shared.settings import Settings
 
 class JsonLinesSpanExporter(SpanExporter):
     """Writes finished spans as JSON lines to a file several processes can append to, with the same
-    redaction as :class:`RedactingExporter` applied while each line is written (no copy of the span)."""
+    redaction as :class:`RedactingExporter` applied while each line is written (no copy of the span).
 
-    def __init__(self, path: Path) -> None:
+    The file rotates once it reaches ``max_bytes``: ``traces.jsonl`` becomes ``traces.jsonl.1`` (and
+    ``.1`` becomes ``.2``, up to ``keep`` older files), so spans never take more than about
+    ``(keep + 1) * max_bytes`` of disk.
+    """
+
+    def __init__(self, path: Path, *, max_bytes: int = 64 * 1024 * 1024, keep: int = 2) -> None:
         self.path = path
+        self.max_bytes = max_bytes
+        self.keep = keep
         path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         lines = "".join(json.dumps(_compact(span), separators=(",", ":")) + "\n" for span in spans)
-        with self._lock, open(self.path, "a", encoding="utf-8") as f:
-            f.write(lines)
+        with self._lock:
+            if _size(self.path) >= self.max_bytes:
+                self._rotate()
+            with open(self.path, "a", encoding="utf-8") as f:
+                f.write(lines)
         return SpanExportResult.SUCCESS
+
+    def _rotate(self) -> None:
+        # Every service process appends to the same file: the lock file makes one of them rotate, and the
+        # size is checked again under it so the others do not rotate the fresh file a second time.
+        with open(self.path.with_name(self.path.name + ".lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                if _size(self.path) < self.max_bytes:
+                    return
+                for n in range(self.keep, 1, -1):
+                    older = rotated(self.path, n - 1)
+                    if older.exists():
+                        older.replace(rotated(self.path, n))
+                self.path.replace(rotated(self.path, 1))
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
     def shutdown(self) -> None:
         return None
+
+
+def rotated(path: Path, n: int) -> Path:
+    """The ``n``-th older span file beside ``path`` (``traces.jsonl.1`` is the newest of them)."""
+    return path.with_name(f"{path.name}.{n}")
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
 
 
 class RedactingExporter(SpanExporter):
@@ -120,7 +159,9 @@ def setup_tracing(service: str, settings: Settings) -> None:
         provider.add_span_processor(BatchSpanProcessor(RedactingExporter(OTLPSpanExporter())))
     elif exporter_name != "none":
         path = Path(os.environ.get("CRM_TRACE_FILE", f"{settings.data_dir}/traces.jsonl"))
-        provider.add_span_processor(BatchSpanProcessor(JsonLinesSpanExporter(path)))
+        exporter = JsonLinesSpanExporter(path, max_bytes=int(settings.trace_file_max_mb * 1024 * 1024),
+                                         keep=settings.trace_file_keep)
+        provider.add_span_processor(BatchSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
     instrument_libraries()
 
@@ -136,7 +177,11 @@ def instrument_libraries() -> None:
 
 
 def read_spans(path: Path) -> list[dict]:
-    """Spans written by :class:`JsonLinesSpanExporter`."""
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    """Spans written by :class:`JsonLinesSpanExporter`: the rotated files, oldest first, then the current one."""
+    older = sorted((p for p in path.parent.glob(path.name + ".*") if p.suffix[1:].isdigit()),
+                   key=lambda p: -int(p.suffix[1:])) if path.parent.exists() else []
+    spans = []
+    for file in [*older, path]:
+        if file.exists():
+            spans += [json.loads(line) for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return spans

@@ -1,0 +1,249 @@
+"""Per-key rate limits and load shedding on every ``/v1`` route, as one ASGI middleware.
+
+Budgets, each a token bucket (GCRA: one timestamp per key, exact ``Retry-After``):
+
+- every request of a known key counts against that key's general budget; requests without a known
+  key count against their client IP's (much smaller) budget, so guessing keys is throttled too;
+- identifier lookups (``/v1/customers/lookup``) by a non-admin key also count against a lookup budget,
+  and a lookup that finds nobody (404, a failed guess) against a much stricter miss budget, so trying
+  a masked phone's 10,000 middles takes weeks (admins read phones unmasked already);
+- ``POST /v1/events`` counts events, not requests, against the key's event budget, and at most
+  ``ingest_max_in_flight`` ingestion requests run at once: more answer 503 ``overloaded`` at once
+  instead of queueing without bound.
+
+Limits are kept in process memory: each service's API runs in one process (``crm up`` serves a
+service's port from its first worker only), so a budget is per key per service.
+
+Hand-written rather than the ``limits`` package: its memory storage reads ``time.time()`` itself
+(tests could not set the clock), keeps one entry per unit of cost (an event budget of thousands per
+second would store thousands of entries per key) and starts a timer thread; GCRA needs a few lines.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import math
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from fastapi import FastAPI
+
+from shared.settings import Settings
+
+LOOKUP_PATHS = frozenset({"/v1/customers/lookup"})
+INGEST_PATH = "/v1/events"
+# Bodies larger than this are not counted (the body size limit rejects them); they cost one event.
+_COUNT_BODY_CAP = 16 * 1024 * 1024
+_UNITS = {"second": 1.0, "minute": 60.0, "hour": 3600.0, "day": 86400.0}
+_RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*(second|minute|hour|day)s?\s*$")
+
+
+def parse_rate(text: str) -> tuple[int, float]:
+    """``"50/second"``, ``"30/hour"`` or ``"100/5minutes"`` as (count, period in seconds)."""
+    m = _RATE.match(text.lower())
+    if not m or int(m.group(1)) < 1:
+        raise ValueError(f"a rate looks like 50/second or 30/hour, not {text!r}")
+    return int(m.group(1)), _UNITS[m.group(3)] * int(m.group(2) or 1)
+
+
+class Bucket:
+    """A token bucket per key as GCRA: ``burst`` at once, refilled at ``count`` per ``period_s``."""
+
+    def __init__(self, rate: str, burst: int, *, clock: Callable[[], float], max_keys: int = 100_000) -> None:
+        count, period_s = parse_rate(rate)
+        self.interval = period_s / count
+        self.burst = max(1, burst)
+        self.clock = clock
+        self.max_keys = max_keys
+        self._tat: dict[str, float] = {}  # key -> theoretical arrival time of the next unit
+
+    def take(self, key: str, cost: int = 1) -> float:
+        """Spend ``cost`` units; 0 when allowed, else the seconds until they would be."""
+        cost = min(max(1, cost), self.burst)
+        now = self.clock()
+        tat = max(self._tat.get(key, now), now) + cost * self.interval
+        wait = tat - self.burst * self.interval - now
+        if wait > 1e-9:  # float sums of the interval must not refuse the burst's last unit
+            return wait
+        if len(self._tat) >= self.max_keys:
+            self._forget_full(now)
+        self._tat[key] = tat
+        return 0.0
+
+    def give_back(self, key: str, cost: int = 1) -> None:
+        """Return units taken for work that turned out not to count."""
+        if key in self._tat:
+            self._tat[key] -= cost * self.interval
+
+    def _forget_full(self, now: float) -> None:
+        # A key whose bucket has refilled holds nothing worth remembering.
+        for key in [k for k, tat in self._tat.items() if tat <= now]:
+            del self._tat[key]
+
+
+@dataclass
+class RateLimits:
+    """Every budget of one service's API, with the clock they read (tests pass their own)."""
+
+    settings: Settings
+    clock: Callable[[], float] = time.monotonic
+    in_flight: int = field(default=0, init=False)
+
+    def __post_init__(self) -> None:
+        s, c = self.settings, self.clock
+        self.requests = Bucket(s.rate_limit, s.rate_limit_burst, clock=c)
+        self.anonymous = Bucket(s.anonymous_rate_limit, s.anonymous_rate_limit_burst, clock=c)
+        self.lookups = Bucket(s.lookup_rate_limit, s.lookup_rate_limit_burst, clock=c)
+        self.misses = Bucket(s.lookup_miss_limit, s.lookup_miss_limit_burst, clock=c)
+        self.events = Bucket(s.ingest_event_limit, s.ingest_event_limit_burst, clock=c)
+
+
+def install_rate_limits(app: FastAPI, settings: Settings) -> None:
+    """Put the rate limits and ingestion shedding in front of every ``/v1`` route of ``app``."""
+    app.state.rate_limits = RateLimits(settings)
+    if settings.rate_limits:
+        app.add_middleware(RateLimitMiddleware)
+
+
+def _answer(status: int, code: str, message: str, retry_after_s: float, budget: str):
+    seconds = max(1, math.ceil(retry_after_s))
+    body = json.dumps({"error": {"code": code, "message": message,
+                                 "details": {"budget": budget, "retry_after_s": seconds}}}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+               (b"retry-after", str(seconds).encode())]
+
+    async def respond(send) -> None:
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    return respond
+
+
+def _limited(wait: float, budget: str, what: str):
+    return _answer(429, "rate_limited", f"too many {what}; retry after the time in Retry-After", wait, budget)
+
+
+class RateLimitMiddleware:
+    """Answers 429 (budget spent) or 503 (ingestion full) before the route runs, with ``Retry-After``."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
+            await self.app(scope, receive, send)
+            return
+        limits: RateLimits = scope["app"].state.rate_limits
+        path, method = scope["path"], scope["method"]
+        key, role = _caller(scope)
+        if key is None:
+            client = scope.get("client")
+            wait = limits.anonymous.take("ip:" + (client[0] if client else "unknown"))
+            if wait:
+                await _limited(wait, "anonymous", "requests without a valid key from this address")(send)
+                return
+            await self.app(scope, receive, send)
+            return
+        if wait := limits.requests.take(key):
+            await _limited(wait, "requests", "requests for this key")(send)
+            return
+        if path in LOOKUP_PATHS and role != "admin":
+            await self._lookup(limits, key, scope, receive, send)
+        elif path == INGEST_PATH and method == "POST":
+            await self._ingest(limits, key, scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+    async def _lookup(self, limits: RateLimits, key: str, scope, receive, send) -> None:
+        if wait := limits.lookups.take(key):
+            await _limited(wait, "lookups", "lookups for this key")(send)
+            return
+        # The miss is reserved before the lookup runs, so parallel guesses cannot overrun the budget.
+        if wait := limits.misses.take(key):
+            limits.lookups.give_back(key)
+            await _limited(wait, "lookup_misses", "lookups that found nobody for this key")(send)
+            return
+        status = 0
+
+        async def noting(message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, noting)
+        finally:
+            if status != 404:
+                limits.misses.give_back(key)
+
+    async def _ingest(self, limits: RateLimits, key: str, scope, receive, send) -> None:
+        if limits.in_flight >= limits.settings.ingest_max_in_flight:
+            await _answer(503, "overloaded", "ingestion is at capacity; retry after the time in Retry-After",
+                          1, "in_flight")(send)
+            return
+        limits.in_flight += 1
+        try:
+            messages, body = await _read_body(receive)
+            if wait := limits.events.take(key, _count_events(body)):
+                await _limited(wait, "events", "events for this key")(send)
+                return
+            await self.app(scope, _replay(messages, receive), send)
+        finally:
+            limits.in_flight -= 1
+
+
+def _caller(scope) -> tuple[str | None, str | None]:
+    """The caller's bucket key (a fingerprint, never the key) and role; (None, None) for no known key."""
+    token = b""
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            scheme, _, token = value.partition(b" ")
+            token = token.strip() if scheme.lower() == b"bearer" else b""
+            break
+    if not token:
+        return None, None
+    for known, role in scope["app"].state.api_keys.items():
+        if hmac.compare_digest(known.encode(), token):
+            return "key:" + hashlib.sha256(token).hexdigest()[:16], role
+    return None, None
+
+
+async def _read_body(receive) -> tuple[list[dict], bytes | None]:
+    """The request's messages as read, and its body when small enough to count."""
+    messages, size, chunks = [], 0, []
+    while True:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request":
+            return messages, None
+        size += len(message.get("body", b""))
+        if size > _COUNT_BODY_CAP:
+            return messages, None
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            return messages, b"".join(chunks)
+
+
+def _replay(messages: list[dict], receive):
+    pending = list(messages)
+
+    async def again():
+        return pending.pop(0) if pending else await receive()
+
+    return again
+
+
+def _count_events(body: bytes | None) -> int:
+    """Events in an ingestion body: the array's length, else one."""
+    if not body:
+        return 1
+    try:
+        parsed = json.loads(body)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return 1
+    return max(1, len(parsed)) if isinstance(parsed, list) else 1
