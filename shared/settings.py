@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     alerts_port: int = 8003
     campaigns_port: int = 8004
     api_host: str = "127.0.0.1"
+    # Largest HTTP request body a service reads (413 beyond it), checked while the body streams in:
+    # 16 MiB holds a POST /v1/events batch of 1,000 events of 16 KiB each.
+    max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024)
 
     @field_validator("timezone")
     @classmethod
