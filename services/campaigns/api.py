@@ -52,7 +52,8 @@ def router() -> APIRouter:
     """The campaigns routes; handlers and store come from ``request.app.state.service``."""
     r = APIRouter()
 
-    @r.post("/campaigns", response_model=CampaignRead, status_code=201, tags=["campaigns"])
+    @r.post("/campaigns", response_model=CampaignRead, status_code=201, tags=["campaigns"],
+            responses={200: {"model": CampaignRead, "description": "The campaign this Idempotency-Key created"}})
     def post_campaign(request: Request, response: Response, body: CampaignCreate,
                       caller: Caller = caller_dep("operator"),
                       idempotency_key: str | None = Header(None, max_length=200)) -> CampaignRead:
