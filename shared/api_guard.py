@@ -114,11 +114,14 @@ class Gate:
         path: str = scope["path"]
         rule = None
         if path == API_PREFIX or path.startswith(API_PREFIX + "/"):
-            caller = authenticate(scope["app"].state.api_keys, headers.get("authorization", ""))
-            scope[CALLER_SCOPE_KEY] = caller
             rule = self._rule(scope["method"], path)
-            if rule is not None and rule.role is not None and not caller.at_least(rule.role):
-                raise Forbidden("forbidden", f"this action needs the {rule.role} role")
+            # A route that asks for no role (a sign-in) is open; any other path under /v1 needs a key,
+            # an unknown one too, so a stranger learns nothing about which routes exist.
+            if rule is None or rule.role is not None:
+                caller = authenticate(scope["app"].state.api_keys, headers.get("authorization", ""))
+                scope[CALLER_SCOPE_KEY] = caller
+                if rule is not None and not caller.at_least(rule.role):
+                    raise Forbidden("forbidden", f"this action needs the {rule.role} role")
         length = _content_length(headers)
         has_body = (length is not None and length > 0) or "chunked" in headers.get("transfer-encoding", "").lower()
         if not has_body:

@@ -43,6 +43,10 @@ def _router() -> APIRouter:
             raise Conflict("already_done", "this thing is done")
         return {"thing_id": thing_id, "text": body.text}
 
+    @r.post("/open", status_code=204)
+    def open_route(body: Note) -> None:
+        """A route that asks for no role (as a sign-in would): the gate lets it read its body."""
+
     @r.get("/crash")
     def crash(caller: Caller = caller_dep("reader")) -> dict:
         raise RuntimeError("boom")
@@ -76,6 +80,12 @@ def test_an_unauthenticated_malformed_body_is_401_not_422(http):
     r = http.post("/v1/things/t1/notes", content=b"{", headers={"Content-Type": "application/json",
                                                                  "Authorization": "Bearer nope"})
     assert (r.status_code, _error(r)["code"]) == (401, "invalid_key")
+
+
+def test_a_route_that_asks_for_no_role_is_open_and_the_rest_of_v1_is_not(http):
+    assert http.post("/v1/things/open", json={"text": "hi"}).status_code == 204
+    assert http.post("/v1/things/open", content=b"{", headers={"Content-Type": "application/json"}).status_code == 422
+    assert http.get("/v1/things").status_code == 401
 
 
 def test_a_reader_with_a_malformed_body_on_an_operator_route_is_403_not_422(http):
