@@ -140,7 +140,7 @@ def test_a_busy_store_is_503_with_retry_after(http):
     assert (r.status_code, _error(r)["code"], r.headers["retry-after"]) == (503, "store_unavailable", "5")
 
 
-def test_a_crash_answers_500_in_the_error_format_and_keeps_the_connection():
+def test_error_answers_keep_the_connection_usable():
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(_app(), host="127.0.0.1", port=port, log_level="critical"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -152,17 +152,23 @@ def test_a_crash_answers_500_in_the_error_format_and_keeps_the_connection():
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
             stream = conn.makefile("rb")
-            first = _exchange(conn, stream, "/v1/things/crash")
-            second = _exchange(conn, stream, "/v1/things")  # the same connection, still open
-        assert first[0] == 500 and b'"code":"internal_error"' in first[1]
-        assert second == (200, b'{"items":[]}')
+            crash = _exchange(conn, stream, "GET", "/v1/things/crash")
+            unread = _exchange(conn, stream, "POST", "/v1/things/t1/notes", b'{"text": ', key="nope")
+            typed = _exchange(conn, stream, "POST", "/v1/things/t1/notes", b'{"text": "a"}', kind="text/plain")
+            listing = _exchange(conn, stream, "GET", "/v1/things")  # the same connection, still open
+        assert crash[0] == 500 and b'"code":"internal_error"' in crash[1]
+        assert (unread[0], typed[0]) == (401, 415)
+        assert listing == (200, b'{"items":[]}')
     finally:
         server.should_exit = True
         thread.join(timeout=10)
 
 
-def _exchange(conn: socket.socket, stream, path: str) -> tuple[int, bytes]:
-    conn.sendall(f"GET {path} HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer k-read\r\n\r\n".encode())
+def _exchange(conn: socket.socket, stream, method: str, path: str, body: bytes = b"", *, key: str = "k-op",
+              kind: str = "application/json") -> tuple[int, bytes]:
+    head = (f"{method} {path} HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {key}\r\n"
+            f"Content-Type: {kind}\r\nContent-Length: {len(body)}\r\n\r\n")
+    conn.sendall(head.encode() + body)
     status_line = stream.readline()
     assert status_line, "the server closed the connection"
     headers = {}
