@@ -1,4 +1,5 @@
-"""What every service's HTTP API shares: key auth with roles, error mapping, health and metrics."""
+"""What every service's HTTP API shares: key auth with roles (settled by the gate in ``api_guard`` before a
+body is read), one error format for every failure, the documented statuses (``api_docs``), health, metrics."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from pymongo.errors import ConnectionFailure
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.api_docs import errors, install_openapi
@@ -51,10 +53,6 @@ def store_unavailable(exc: BaseException) -> bool:
     """Whether ``exc`` says the store is busy or out of reach for now (rather than a bug)."""
     if isinstance(exc, sqlite3.OperationalError):
         return str(exc).lower().startswith(_STORE_BUSY)
-    try:
-        from pymongo.errors import ConnectionFailure
-    except ImportError:  # pragma: no cover - pymongo is a dependency
-        return False
     return isinstance(exc, ConnectionFailure)
 
 
@@ -83,15 +81,9 @@ def install_error_handlers(app: FastAPI) -> None:
         return _error(DomainError(code, message), status=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(sqlite3.OperationalError)
-    async def _sqlite(_: Request, exc: sqlite3.OperationalError) -> JSONResponse:
+    @app.exception_handler(ConnectionFailure)
+    async def _store(_: Request, exc: Exception) -> JSONResponse:
         return _unavailable_or_crash(exc)
-
-    try:
-        from pymongo.errors import ConnectionFailure
-
-        app.add_exception_handler(ConnectionFailure, lambda _, exc: _unavailable_or_crash(exc))
-    except ImportError:  # pragma: no cover - pymongo is a dependency
-        pass
 
     @app.exception_handler(Exception)
     async def _crash(_: Request, exc: Exception) -> JSONResponse:

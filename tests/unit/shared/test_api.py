@@ -15,6 +15,7 @@ from fastapi import APIRouter
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel
+from pymongo.errors import AutoReconnect
 
 from crm.broker import free_port
 from shared.api import Caller, caller_dep, service_api
@@ -54,6 +55,14 @@ def _router() -> APIRouter:
     @r.get("/locked")
     def locked(caller: Caller = caller_dep("reader")) -> dict:
         raise sqlite3.OperationalError("database is locked")
+
+    @r.get("/mongo-away")
+    def mongo_away(caller: Caller = caller_dep("reader")) -> dict:
+        raise AutoReconnect("connection refused")
+
+    @r.get("/sql-bug")
+    def sql_bug(caller: Caller = caller_dep("reader")) -> dict:
+        raise sqlite3.OperationalError("no such column: nmae")
 
     return r
 
@@ -135,9 +144,12 @@ def test_unknown_routes_and_methods_answer_in_the_error_format(http):
     assert http.get("/v1/nothing-here").status_code == 401  # nothing under /v1 is told to a stranger
 
 
-def test_a_busy_store_is_503_with_retry_after(http):
-    r = http.get("/v1/things/locked", headers=READER)
-    assert (r.status_code, _error(r)["code"], r.headers["retry-after"]) == (503, "store_unavailable", "5")
+def test_a_busy_or_unreachable_store_is_503_with_retry_after_and_a_query_bug_stays_500(http):
+    for path in ("/v1/things/locked", "/v1/things/mongo-away"):
+        r = http.get(path, headers=READER)
+        assert (r.status_code, _error(r)["code"], r.headers["retry-after"]) == (503, "store_unavailable", "5")
+    r = http.get("/v1/things/sql-bug", headers=READER)
+    assert (r.status_code, _error(r)["code"]) == (500, "internal_error")
 
 
 def test_error_answers_keep_the_connection_usable():
