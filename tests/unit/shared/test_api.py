@@ -204,3 +204,16 @@ def test_the_openapi_document_declares_every_error_with_one_error_schema():
     assert schemas["Error"]["required"] == ["error"]
     assert "HTTPValidationError" not in schemas
     assert not any(p.startswith(("/livez", "/readyz", "/metrics")) for p in doc["paths"])
+
+
+def test_dead_letter_ids_and_offsets_past_64_bits_are_422_not_500(tmp_path):
+    from services.loyalty.app import create_app
+    from services.loyalty.store_sqlite import SqliteLoyaltyStore
+
+    settings = Settings(_env_file=None, api_keys=KEYS)
+    service = create_app(settings, store=SqliteLoyaltyStore(tmp_path / "l.db"), publish=lambda _: None)
+    http = TestClient(service.api, headers=ADMIN)
+    assert http.get("/v1/deadletters", params={"offset": 2**63}).status_code == 422
+    assert http.post(f"/v1/deadletters/{2**67}/redrive").status_code == 422
+    assert http.get("/v1/deadletters", params={"offset": 2**63 - 1}).json()["items"] == []
+    assert http.post(f"/v1/deadletters/{2**63 - 1}/redrive").json()["error"]["code"] == "dead_letter_not_found"
