@@ -11,7 +11,7 @@ import time
 
 import pytest
 import uvicorn
-from fastapi import APIRouter
+from fastapi import APIRouter, BackgroundTasks
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel
@@ -29,6 +29,10 @@ LIMIT = 4096
 
 class Note(BaseModel):
     text: str
+
+
+def _fail_after_the_answer() -> None:
+    raise RuntimeError("a task after the response failed")
 
 
 def _router() -> APIRouter:
@@ -51,6 +55,11 @@ def _router() -> APIRouter:
     @r.get("/crash")
     def crash(caller: Caller = caller_dep("reader")) -> dict:
         raise RuntimeError("boom")
+
+    @r.get("/later")
+    def later(background: BackgroundTasks, caller: Caller = caller_dep("reader")) -> dict:
+        background.add_task(_fail_after_the_answer)
+        return {"queued": True}
 
     @r.get("/locked")
     def locked(caller: Caller = caller_dep("reader")) -> dict:
@@ -167,9 +176,10 @@ def test_error_answers_keep_the_connection_usable():
             crash = _exchange(conn, stream, "GET", "/v1/things/crash")
             unread = _exchange(conn, stream, "POST", "/v1/things/t1/notes", b'{"text": ', key="nope")
             typed = _exchange(conn, stream, "POST", "/v1/things/t1/notes", b'{"text": "a"}', kind="text/plain")
+            later = _exchange(conn, stream, "GET", "/v1/things/later")  # its background task then fails
             listing = _exchange(conn, stream, "GET", "/v1/things")  # the same connection, still open
         assert crash[0] == 500 and b'"code":"internal_error"' in crash[1]
-        assert (unread[0], typed[0]) == (401, 415)
+        assert (unread[0], typed[0], later[0]) == (401, 415, 200)
         assert listing == (200, b'{"items":[]}')
     finally:
         server.should_exit = True
