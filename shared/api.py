@@ -136,7 +136,8 @@ def service_api(
 ) -> FastAPI:
     """A service's FastAPI app with auth, error mapping, health and metrics in place."""
     # FastAPI's own telemetry is off: the OpenTelemetry FastAPI instrumentation makes the server spans.
-    app = FastAPI(title=title, version="1.0.0", telemetry={"tracing": False, "operation_spans": False, "logs": False})
+    app = FastAPI(title=title, version="1.0.0", description=_description(settings),
+                  telemetry={"tracing": False, "operation_spans": False, "logs": False})
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
     FastAPIInstrumentor.instrument_app(app, excluded_urls="livez,readyz,metrics")
@@ -149,6 +150,15 @@ def service_api(
     app.add_middleware(Gate, rules=route_rules(routers), max_body_bytes=settings.max_body_bytes)
     install_openapi(app)
     return app
+
+
+def _description(settings: Settings) -> str:
+    return (
+        "Everything under `/v1` needs `Authorization: Bearer <key>`; the key and its role are checked before "
+        "the body is read. Errors are JSON `{\"error\": {\"code\", \"message\", \"details\"?}}` (the `Error` "
+        f"schema). Request bodies are JSON (415 otherwise) of at most {settings.max_body_bytes} bytes (413 "
+        "otherwise). 429 and 503 carry `Retry-After` in seconds."
+    )
 
 
 def caller_dep(role: Role):
