@@ -1,89 +1,103 @@
-"""What every service's HTTP API shares: key auth with roles, error mapping, health and metrics."""
+"""What every service's HTTP API shares: key auth with roles (settled by the gate in ``api_guard`` before a
+body is read), one error format for every failure, the documented statuses (``api_docs``), health, metrics."""
 
 from __future__ import annotations
 
-import hmac
 import logging
+import sqlite3
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from pymongo.errors import ConnectionFailure
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from shared.errors import DomainError, Forbidden, Unauthorized
+from shared.api_docs import errors, install_openapi
+from shared.api_guard import CALLER_SCOPE_KEY, Caller, Gate, authenticate, route_rules
+from shared.errors import DomainError, Forbidden, InvalidInput, Unavailable
 from shared.ratelimit import install_rate_limits
-from shared.settings import ROLES, Role, Settings
+from shared.settings import Role, Settings
+
+__all__ = ["Caller", "caller_dep", "errors", "install_error_handlers", "require", "service_api"]
 
 log = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class Caller:
-    """Who is calling: a key fingerprint (never the key) and its role."""
-
-    key_id: str
-    role: Role
-
-    def at_least(self, role: Role) -> bool:
-        """Whether this caller's role includes ``role``."""
-        return ROLES.index(self.role) >= ROLES.index(role)
-
-
-def _key_id(key: str) -> str:
-    import hashlib
-
-    return "key_" + hashlib.sha256(key.encode()).hexdigest()[:10]
+# SQLite's answers when another process holds the file or the disk is full: passing, so 503, not 500.
+_STORE_BUSY = ("database is locked", "database table is locked", "database or disk is full", "disk i/o error",
+               "unable to open database file")
+_HTTP_CODES = {404: ("not_found", "no such route"), 405: ("method_not_allowed", "this route does not take that method")}
 
 
 def require(role: Role) -> Callable[..., Caller]:
     """A dependency that admits callers whose key has at least ``role``."""
 
     def check(request: Request) -> Caller:
-        keys: dict[str, Role] = request.app.state.api_keys
-        header = request.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token:
-            raise Unauthorized("missing_credentials", "send Authorization: Bearer <key>")
-        for key, key_role in keys.items():
-            if hmac.compare_digest(key.encode(), token.strip().encode()):
-                caller = Caller(_key_id(key), key_role)
-                break
-        else:
-            raise Unauthorized("invalid_key", "that API key is not known")
+        # The gate authenticated the request before its body was read; without the gate, do it here.
+        caller = request.scope.get(CALLER_SCOPE_KEY)
+        if caller is None:
+            caller = authenticate(request.app.state.api_keys, request.headers.get("authorization", ""))
         if not caller.at_least(role):
             raise Forbidden("forbidden", f"this action needs the {role} role")
         return caller
 
+    check.crm_role = role  # type: ignore[attr-defined]  # read by the gate to check the role first
     return check
 
 
-def _error(status: int, code: str, message: str, details: object | None = None) -> JSONResponse:
-    body: dict = {"error": {"code": code, "message": message}}
-    if details is not None:
-        body["error"]["details"] = details
-    return JSONResponse(body, status_code=status)
+def _error(exc: DomainError, status: int | None = None, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(exc.payload(), status_code=status or exc.status, headers={**exc.headers(), **(headers or {})})
+
+
+def store_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the store is busy or out of reach for now (rather than a bug)."""
+    if isinstance(exc, sqlite3.OperationalError):
+        return str(exc).lower().startswith(_STORE_BUSY)
+    return isinstance(exc, ConnectionFailure)
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """Domain errors and validation errors become JSON ``{"error": {code, message}}``."""
+    """Every error answer is JSON ``{"error": {code, message, details?}}``: domain, validation, HTTP, crashes."""
 
     @app.exception_handler(DomainError)
     async def _domain(_: Request, exc: DomainError) -> JSONResponse:
-        return _error(exc.status, exc.code, exc.message, exc.details)
+        return _error(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         details = [
             {"loc": ".".join(str(p) for p in e["loc"]), "msg": e["msg"]} for e in exc.errors()
         ]
-        return _error(422, "invalid_request", "the request is not valid", details)
+        if any(e.get("type") == "json_invalid" for e in exc.errors()):
+            return _error(InvalidInput("invalid_json", "the body is not valid JSON", details=details))
+        return _error(InvalidInput("invalid_request", "the request is not valid", details=details))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and exc.__cause__ is not None:
+            # FastAPI's "There was an error parsing the body": bytes that are not text (not UTF-8).
+            return _error(InvalidInput("invalid_json", "the body is not valid JSON text (UTF-8)"))
+        code, message = _HTTP_CODES.get(exc.status_code, (f"http_{exc.status_code}", str(exc.detail)))
+        return _error(DomainError(code, message), status=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(sqlite3.OperationalError)
+    @app.exception_handler(ConnectionFailure)
+    async def _store(_: Request, exc: Exception) -> JSONResponse:
+        return _unavailable_or_crash(exc)
 
     @app.exception_handler(Exception)
     async def _crash(_: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error: %s", type(exc).__name__)
-        return _error(500, "internal_error", "something went wrong on our side")
+        return _error(DomainError("internal_error", "something went wrong on our side"), status=500)
+
+
+def _unavailable_or_crash(exc: BaseException) -> JSONResponse:
+    if store_unavailable(exc):
+        log.warning("store unavailable: %s", type(exc).__name__)
+        return _error(Unavailable("store_unavailable", "the store is busy or out of reach; try again shortly"))
+    log.error("unhandled store error: %s", type(exc).__name__, exc_info=exc)
+    return _error(DomainError("internal_error", "something went wrong on our side"), status=500)
 
 
 def health_router(ready_checks: dict[str, Callable[[], object]], registry: CollectorRegistry) -> APIRouter:
@@ -123,17 +137,31 @@ def service_api(
 ) -> FastAPI:
     """A service's FastAPI app with auth, error mapping, health and metrics in place."""
     # FastAPI's own telemetry is off: the OpenTelemetry FastAPI instrumentation makes the server spans.
-    app = FastAPI(title=title, version="1.0.0", telemetry={"tracing": False, "operation_spans": False, "logs": False})
+    app = FastAPI(title=title, version="1.0.0", description=_description(settings),
+                  telemetry={"tracing": False, "operation_spans": False, "logs": False})
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
     FastAPIInstrumentor.instrument_app(app, excluded_urls="livez,readyz,metrics")
     app.state.api_keys = settings.key_roles()
     install_error_handlers(app)
-    install_rate_limits(app, settings)
     app.include_router(health_router(ready_checks, registry))
     for router in routers:
         app.include_router(router, prefix="/v1")
+    # Key, role, body size and content type are settled before FastAPI reads a body. Middleware added
+    # last runs first: the rate limits come before the gate, so guessing keys is throttled too.
+    app.add_middleware(Gate, rules=route_rules(routers), max_body_bytes=settings.max_body_bytes)
+    install_rate_limits(app, settings)
+    install_openapi(app)
     return app
+
+
+def _description(settings: Settings) -> str:
+    return (
+        "Everything under `/v1` needs `Authorization: Bearer <key>`; the key and its role are checked before "
+        "the body is read. Errors are JSON `{\"error\": {\"code\", \"message\", \"details\"?}}` (the `Error` "
+        f"schema). Request bodies are JSON (415 otherwise) of at most {settings.max_body_bytes} bytes (413 "
+        "otherwise). 429 and 503 carry `Retry-After` in seconds."
+    )
 
 
 def caller_dep(role: Role):

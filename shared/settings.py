@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     # The span file rotates at this size, keeping this many older files (traces.jsonl.1, .2).
     trace_file_max_mb: float = Field(64, gt=0)
     trace_file_keep: int = Field(2, ge=1, le=10)
+    # Largest HTTP request body a service reads (413 beyond it), checked while the body streams in:
+    # 16 MiB holds a POST /v1/events batch of 1,000 events of 16 KiB each.
+    max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024)
 
     @field_validator("timezone")
     @classmethod

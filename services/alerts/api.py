@@ -20,7 +20,7 @@ from services.alerts.schemas import (
     StandingsPage,
 )
 from services.alerts.store import AlertQuery, sla_filter
-from shared.api import Caller, caller_dep
+from shared.api import Caller, caller_dep, errors
 from shared.errors import InvalidInput, NotFound
 
 
@@ -77,7 +77,7 @@ def router() -> APIRouter:
         return ScanRead(as_of=moment, full=full, customers=result.customers, chunks=result.chunks,
                         seconds=round(result.seconds, 3), counts=result.counts)
 
-    @r.get("/churn-model", response_model=ChurnModelRead, tags=["churn model"])
+    @r.get("/churn-model", response_model=ChurnModelRead, tags=["churn model"], responses=errors(404))
     def get_model(request: Request, caller: Caller = caller_dep("reader"),
                   as_of: date | None = Query(None, description="YYYY-MM-DD; today if absent")) -> ChurnModelRead:
         """BG/NBD parameters fitted on purchase days up to ``as_of`` (cached per date)."""
@@ -85,7 +85,7 @@ def router() -> APIRouter:
         model, fitted_at = scan.model_as_of(svc.deps, as_of=as_of or _today(svc))
         return views.model_read(model, fitted_at)
 
-    @r.get("/churn-model/customers", response_model=StandingsPage, tags=["churn model"])
+    @r.get("/churn-model/customers", response_model=StandingsPage, tags=["churn model"], responses=errors(404))
     def get_standings(request: Request, caller: Caller = caller_dep("reader"), as_of: date | None = None,
                       weeks: float | None = Query(None, gt=0, le=520), offset: int = Query(0, ge=0),
                       limit: int = Query(50, ge=1, le=1000)) -> StandingsPage:

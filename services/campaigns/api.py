@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Literal
 
 from fastapi import APIRouter, BackgroundTasks, Header, Query, Request, Response
-from fastapi.responses import PlainTextResponse
 
 from services.campaigns import views
 from services.campaigns.handlers import campaigns as handlers
@@ -23,8 +22,10 @@ from services.campaigns.schemas import (
     LaunchRead,
     ResultsRead,
 )
-from shared.api import Caller, caller_dep
+from shared.api import Caller, caller_dep, errors
 
+# The CSV exports answer text/csv, and 409 before the campaign launched.
+CSV = {200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "description": "CSV"}, **errors(409)}
 Status = Literal["draft", "scheduled", "running", "paused", "completed", "cancelled"]
 MOVES = {
     "schedule": "Schedule a draft: the service launches it at its start time.",
@@ -51,7 +52,8 @@ def router() -> APIRouter:
     """The campaigns routes; handlers and store come from ``request.app.state.service``."""
     r = APIRouter()
 
-    @r.post("/campaigns", response_model=CampaignRead, status_code=201, tags=["campaigns"])
+    @r.post("/campaigns", response_model=CampaignRead, status_code=201, tags=["campaigns"],
+            responses={200: {"model": CampaignRead, "description": "The campaign this Idempotency-Key created"}})
     def post_campaign(request: Request, response: Response, body: CampaignCreate,
                       caller: Caller = caller_dep("operator"),
                       idempotency_key: str | None = Header(None, max_length=200)) -> CampaignRead:
@@ -94,7 +96,7 @@ def router() -> APIRouter:
         _relay_later(background, svc, done.sent)
         return views.campaign_read(done.campaign)
 
-    @r.get("/campaigns/{campaign_id}/preview", response_model=LaunchRead, tags=["campaigns"])
+    @r.get("/campaigns/{campaign_id}/preview", response_model=LaunchRead, tags=["campaigns"], responses=errors(409))
     def get_preview(request: Request, campaign_id: str, caller: Caller = caller_dep("reader")) -> LaunchRead:
         """What launching now would do (audience, exclusions by reason, the split), without doing it."""
         return LaunchRead(**launching.preview(campaign_id, deps=_svc(request).deps))
@@ -109,20 +111,20 @@ def router() -> APIRouter:
         return AudiencePage(campaign_id=campaign_id, items=[views.member_read(m) for m in rows], total=total,
                             next_cursor=nxt)
 
-    @r.get("/campaigns/{campaign_id}/results", response_model=ResultsRead, tags=["results"])
+    @r.get("/campaigns/{campaign_id}/results", response_model=ResultsRead, tags=["results"], responses=errors(409))
     def get_results(request: Request, campaign_id: str, caller: Caller = caller_dep("reader")) -> ResultsRead:
         """Measured effect: groups, lift with 95% Wald interval and z-test p-value, revenue, cost, ROI,
         breakdowns by tier, age band and home store, daily conversions by new and returning customers."""
         deps = _svc(request).deps
         return views.results_read(reports.results(campaign_id, deps=deps), attribution=deps.config.attribution)
 
-    @r.get("/campaigns/{campaign_id}/results.csv", response_class=PlainTextResponse, tags=["results"])
+    @r.get("/campaigns/{campaign_id}/results.csv", response_class=Response, tags=["results"], responses=CSV)
     def get_results_csv(request: Request, campaign_id: str, caller: Caller = caller_dep("reader")) -> Response:
         """The results as CSV: each group of the campaign and of every breakdown segment."""
         found = reports.results(campaign_id, deps=_svc(request).deps)
         return _csv(reports.results_csv(found), f"{campaign_id}-results.csv")
 
-    @r.get("/campaigns/{campaign_id}/daily.csv", response_class=PlainTextResponse, tags=["results"])
+    @r.get("/campaigns/{campaign_id}/daily.csv", response_class=Response, tags=["results"], responses=CSV)
     def get_daily_csv(request: Request, campaign_id: str, caller: Caller = caller_dep("reader")) -> Response:
         """The daily series as CSV."""
         found = reports.results(campaign_id, deps=_svc(request).deps)

@@ -22,7 +22,7 @@ from services.identity.schemas import (
     UnmergeCreate,
     UnmergeRead,
 )
-from shared.api import Caller, caller_dep
+from shared.api import Caller, caller_dep, errors
 from shared.errors import InvalidInput, NotFound
 from shared.events import IDENTIFIER_TYPES, Identity, InvalidEvent
 
@@ -33,7 +33,9 @@ def router() -> APIRouter:
     """The identity routes; handlers and store come from ``request.app.state.service``."""
     r = APIRouter()
 
-    @r.post("/events", response_model=IngestRead, status_code=202, tags=["ingestion"])
+    @r.post("/events", response_model=IngestRead, status_code=202, tags=["ingestion"],
+            responses={207: {"model": IngestRead, "description": "Some events accepted, some rejected"},
+                       422: {"model": IngestRead, "description": "Every event rejected, each with its reasons"}})
     def post_events(
         request: Request, body: Any = Body(..., description="one CloudEvent or an array of up to 1,000"),
         caller: Caller = caller_dep("operator"),
@@ -51,7 +53,7 @@ def router() -> APIRouter:
         page = IngestRead(accepted=accepted, rejected=len(results) - accepted, results=results)
         return JSONResponse(page.model_dump(exclude_none=True), status_code=status)
 
-    @r.get("/customers/lookup", response_model=CustomerRead, tags=["customers"])
+    @r.get("/customers/lookup", response_model=CustomerRead, tags=["customers"], responses=errors(404))
     def lookup(request: Request, caller: Caller = caller_dep("reader"), phone: str | None = None,
                wechat_openid: str | None = None, wechat_unionid: str | None = None,
                member_id: str | None = None, web_user_id: str | None = None, email: str | None = None,
