@@ -266,7 +266,8 @@ def is_transient(exc: BaseException) -> bool:
     """Errors worth retrying: a locked or busy database, a lost or slow MongoDB connection."""
     if isinstance(exc, sqlite3.OperationalError):
         text = str(exc).lower()
-        return any(w in text for w in ("locked", "busy", "disk i/o", "unable to open"))
+        # "full": SQLITE_FULL, a disk with no space left (or a page limit), clears when space returns.
+        return any(w in text for w in ("locked", "busy", "disk i/o", "unable to open", "full"))
     try:
         from pymongo.errors import AutoReconnect, ConnectionFailure, NetworkTimeout, PyMongoError, WTimeoutError
     except ImportError:  # pragma: no cover

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Body, Query, Request
+from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from services.identity import handlers, views
@@ -23,30 +25,77 @@ from services.identity.schemas import (
     UnmergeRead,
 )
 from shared.api import Caller, caller_dep
-from shared.errors import InvalidInput, NotFound
+from shared.errors import DomainError, InvalidInput, NotFound
 from shared.events import IDENTIFIER_TYPES, Identity, InvalidEvent
 
 MAX_BATCH = 1000
+
+
+class UnsupportedMediaType(DomainError):
+    status = 415
+
+
+_ERROR = {"content": {"application/json": {"schema": {"type": "object", "required": ["error"], "properties": {
+    "error": {"type": "object", "required": ["code", "message"],
+              "properties": {"code": {"type": "string"}, "message": {"type": "string"}, "details": {}}}}}}}}
+_EVENT = {"type": "object", "description": "a CloudEvent 1.0 in structured mode (see the README)"}
+_EVENTS_BODY = {"required": True, "content": {"application/json": {"schema": {"anyOf": [
+    _EVENT, {"type": "array", "items": _EVENT, "minItems": 1, "maxItems": MAX_BATCH}]}}}}
+_INGEST_RESPONSES: dict[int | str, dict[str, Any]] = {
+    207: {"description": "some events accepted, the others rejected with their index and reasons",
+          "model": IngestRead},
+    400: {"description": "the body is not JSON", **_ERROR},
+    415: {"description": "the body is not application/json", **_ERROR},
+    422: {"description": "no event accepted (each rejected with its index and reasons), or an empty or "
+                         "too large batch", **_ERROR},
+    503: {"description": "the broker did not acknowledge the events in time; none was accepted, send "
+                         "the batch again after Retry-After seconds", **_ERROR,
+          "headers": {"Retry-After": {"schema": {"type": "integer"}}}},
+}
+
+
+def _body_items(raw: bytes) -> list[Any]:
+    """The posted events; a body that is not JSON at all is one error, a bad event is judged alone."""
+    try:
+        body = json.loads(raw)
+    except RecursionError:
+        raise InvalidInput("invalid_json", "the body nests too deeply to be read") from None
+    except ValueError:
+        raise DomainError("invalid_json", "the body is not valid JSON") from None
+    items = body if isinstance(body, list) else [body]
+    if not items:
+        raise InvalidInput("empty_batch", "send at least one event")
+    if len(items) > MAX_BATCH:
+        raise InvalidInput("batch_too_large", f"send at most {MAX_BATCH} events per request")
+    return items
 
 
 def router() -> APIRouter:
     """The identity routes; handlers and store come from ``request.app.state.service``."""
     r = APIRouter()
 
-    @r.post("/events", response_model=IngestRead, status_code=202, tags=["ingestion"])
-    def post_events(
-        request: Request, body: Any = Body(..., description="one CloudEvent or an array of up to 1,000"),
-        caller: Caller = caller_dep("operator"),
-    ) -> JSONResponse:
-        """Publish channel events to their topics; each is accepted or rejected with reasons."""
+    @r.post("/events", response_model=IngestRead, status_code=202, tags=["ingestion"],
+            responses=_INGEST_RESPONSES, openapi_extra={"requestBody": _EVENTS_BODY})
+    async def post_events(request: Request, caller: Caller = caller_dep("operator")) -> JSONResponse:
+        """Publish channel events to their topics; each is accepted or rejected with reasons.
+
+        The body is read here, not by FastAPI, so that the key is checked first and one event that
+        cannot be read (a lone surrogate, deep nesting, a huge field) is rejected alone.
+        """
         svc = request.app.state.service
-        items = body if isinstance(body, list) else [body]
-        if not items:
-            raise InvalidInput("empty_batch", "send at least one event")
-        if len(items) > MAX_BATCH:
-            raise InvalidInput("batch_too_large", f"send at most {MAX_BATCH} events per request")
-        results = handlers.ingest(items, deps=svc.deps, publish=svc.publish)
+        media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if media != "application/json" and not (media.startswith("application/") and media.endswith("+json")):
+            raise UnsupportedMediaType("unsupported_media_type", "send the events as application/json")
+        items = _body_items(await request.body())
+        try:
+            results = await run_in_threadpool(handlers.ingest, items, deps=svc.deps, publish=svc.publish)
+        except handlers.PublishUnavailable as exc:
+            svc.runner.note_failure("ingest", exc.__cause__ or exc)
+            return JSONResponse({"error": {"code": exc.code, "message": exc.message}}, status_code=503,
+                                headers={"Retry-After": str(exc.retry_after_s)})
         accepted = sum(1 for x in results if x["status"] == "accepted")
+        if accepted:
+            svc.runner.note_success("ingest")
         status = 202 if accepted == len(results) else (207 if accepted else 422)
         page = IngestRead(accepted=accepted, rejected=len(results) - accepted, results=results)
         return JSONResponse(page.model_dump(exclude_none=True), status_code=status)
