@@ -75,6 +75,10 @@ class IngestPublishFailing(NotProgressing):
     """HTTP ingestion's last publish was not acknowledged by the broker."""
 
 
+class BatchStuck(NotProgressing):
+    """One batch has been running for longer than the stall limit (a store that keeps it waiting)."""
+
+
 _STALLS = {"store": StoreRetrying, "publish": PublishRetrying, "ingest": IngestPublishFailing}
 
 
@@ -96,6 +100,7 @@ class BatchRunner:
         # What is failing now: what -> (failing since, last failure, error name), monotonic seconds.
         self._trouble: dict[str, tuple[float, float, str]] = {}
         self._trouble_lock = threading.Lock()
+        self._busy_since: float | None = None  # when the batch in progress started
         # What this service consumes and how: (agent name, topics, handle), as the agents registered them.
         self.consumers: list[tuple[str, list[str], Callable[[list], Any]]] = []
 
@@ -122,6 +127,9 @@ class BatchRunner:
             stalled = now - last < self._stall_after if what == "ingest" else now - since >= self._stall_after
             if stalled:
                 raise _STALLS.get(what, NotProgressing)(f"{what} failing for {now - since:.0f} s ({error})")
+        busy = self._busy_since
+        if busy is not None and now - busy >= self._stall_after:
+            raise BatchStuck(f"a batch has been running for {now - busy:.0f} s")
 
     def _retrying(self, what: str) -> Retrying:
         def note(state: Any) -> None:
@@ -144,6 +152,13 @@ class BatchRunner:
         trace; each message's own span continues its trace and links back to the batch's store work.
         """
         started = time.perf_counter()
+        self._busy_since = time.monotonic()
+        try:
+            return self._run_sync(handle, batch, started)
+        finally:
+            self._busy_since = None
+
+    def _run_sync(self, handle: Callable[[list], Any], batch: list, started: float) -> Any:
         links = [Link(ctx) for m in batch[:_MAX_LINKS]
                  if (ctx := trace.get_current_span(extract_context(m.headers)).get_span_context()).is_valid]
         with _tracer.start_as_current_span(f"{self.name} process batch", context=otel_context.Context(),

@@ -218,7 +218,10 @@ class SqliteDb:
                 yield conn
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                # SQLite rolls back by itself on some errors (SQLITE_FULL, an I/O error): a second ROLLBACK
+                # would fail and hide the error that says whether to retry.
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 raise
             finally:
                 self._local.depth = 0
