@@ -44,10 +44,9 @@ _EVENTS_BODY = {"required": True, "content": {"application/json": {"schema": {"a
 _INGEST_RESPONSES: dict[int | str, dict[str, Any]] = {
     207: {"description": "some events accepted, the others rejected with their index and reasons",
           "model": IngestRead},
-    400: {"description": "the body is not JSON", **_ERROR},
     415: {"description": "the body is not application/json", **_ERROR},
-    422: {"description": "no event accepted (each rejected with its index and reasons), or an empty or "
-                         "too large batch", **_ERROR},
+    422: {"description": "no event accepted (each rejected with its index and reasons), or a body that "
+                         "is not JSON, or an empty or too large batch", **_ERROR},
     503: {"description": "the broker did not acknowledge the events in time; none was accepted, send "
                          "the batch again after Retry-After seconds", **_ERROR,
           "headers": {"Retry-After": {"schema": {"type": "integer"}}}},
@@ -59,9 +58,9 @@ def _body_items(raw: bytes) -> list[Any]:
     try:
         body = json.loads(raw)
     except RecursionError:
-        raise InvalidInput("invalid_json", "the body nests too deeply to be read") from None
+        raise InvalidInput("invalid_request", "the body nests too deeply to be read") from None
     except ValueError:
-        raise DomainError("invalid_json", "the body is not valid JSON") from None
+        raise InvalidInput("invalid_request", "the body is not valid JSON") from None
     items = body if isinstance(body, list) else [body]
     if not items:
         raise InvalidInput("empty_batch", "send at least one event")

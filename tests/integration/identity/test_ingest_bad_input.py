@@ -124,8 +124,8 @@ def test_a_json_string_body_is_not_an_event(api):
 
 
 @pytest.mark.parametrize("body, status, code", [
-    (b"{not json", 400, "invalid_json"),
-    (b"[" * 5000 + b"]" * 5000, 422, "invalid_json"),
+    (b"{not json", 422, "invalid_request"),
+    (b"[" * 5000 + b"]" * 5000, 422, "invalid_request"),
     (b"[]", 422, "empty_batch"),
 ])
 def test_a_body_that_cannot_be_read_is_one_clean_error(api, body, status, code):
