@@ -69,18 +69,18 @@ BAD = {
     "usd": ('{"data": {"currency": "USD"}}', "unsupported_currency"),
     "long_currency": (json.dumps({"data": {"currency": "C" * 100_000}}), "invalid_event"),
     "epoch_time": ('{"time": 1700000000}', "invalid_event"),
+    "nan": ('{"x": NaN}', "invalid_json"),
 }
 
 
 def with_bad(template: dict, patch: str) -> str:
-    """``template`` as JSON with the members of ``patch`` (raw JSON text) merged in at the top level
-    (``data`` merged one level down), keeping the raw text of the patched values."""
-    body = json.dumps(template)
+    """``template`` as JSON text with ``patch`` merged in (``data`` one level down). An extra field ``x``
+    is spliced in as written: a lone surrogate or NaN would not survive ``json.dumps`` unchanged."""
     extra = json.loads(patch)
-    if "data" in extra:
-        data = dict(template["data"], **extra.pop("data"))
-        return json.dumps({**template, **extra, "data": data})
-    return body[:-1] + ", " + patch[1:] if "time" not in extra else json.dumps({**template, **extra})
+    if list(extra) == ["x"]:
+        return json.dumps(template)[:-1] + ", " + patch[1:]
+    data = {**template["data"], **extra.pop("data", {})}
+    return json.dumps({**template, **extra, "data": data})
 
 
 @pytest.mark.parametrize("name", list(BAD))
