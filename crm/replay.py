@@ -50,7 +50,7 @@ def post_lines(lines: list[str], url: str, key: str, *, batch: int = 500, progre
                 except ValueError:
                     totals["rejected"] += 1
             if chunk:
-                body = _post_batch(client, chunk)
+                body = _post_until_taken(client, chunk)
                 totals["accepted"] += body.get("accepted", 0)
                 totals["rejected"] += body.get("rejected", 0)
             if progress is not None:
@@ -58,14 +58,15 @@ def post_lines(lines: list[str], url: str, key: str, *, batch: int = 500, progre
     return totals
 
 
-def _post_batch(client: httpx.Client, chunk: list, *, attempts: int = 60) -> dict:
-    # A batch the API shed (429 rate limited, 503 overloaded) was not taken: send it again when told to.
+def _post_until_taken(client: httpx.Client, chunk: list, attempts: int = 20) -> dict:
+    # 503 (the broker did not acknowledge) and 429 mean none of the chunk was taken: send it again after
+    # the time the service asks for; the consumer ignores an event it sees twice.
     for _ in range(attempts):
-        r = client.post("/v1/events", json=chunk)
-        if r.status_code not in (429, 503):
-            return r.json()
-        time.sleep(float(r.headers.get("retry-after", "1")))
-    raise SystemExit(f"identity kept answering {r.status_code} to a batch; stopped")
+        response = client.post("/v1/events", json=chunk)
+        if response.status_code not in (429, 503):
+            return response.json()
+        time.sleep(min(30.0, float(response.headers.get("Retry-After", "1"))))
+    raise RuntimeError(f"POST /v1/events still answers {response.status_code} after {attempts} attempts")
 
 
 def replay_file(path: Path, settings: Settings, *, via_http: bool, batch: int) -> None:

@@ -22,7 +22,7 @@ from opentelemetry.trace import Link, Span, SpanKind
 
 from shared import topics
 from shared.clock import Clock, iso_utc
-from shared.events import InvalidEvent
+from shared.events import InvalidEvent, check_size
 from shared.storage import DeadLetter, OutboxMessage, is_transient
 from shared.tracing import extract_context, message_headers, tracer
 
@@ -30,6 +30,10 @@ log = logging.getLogger(__name__)
 _tracer = tracer(__name__)
 
 T = TypeVar("T")
+
+# The largest message any consumer decodes: what a Kafka broker takes by default. Channel events have a
+# smaller, configured limit (``CRM_MAX_EVENT_BYTES``) that identity passes in.
+MAX_MESSAGE_BYTES = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -68,9 +72,11 @@ Apply = Callable[[list[Decoded[T]], BatchOutcome], list[OutboxMessage]]
 
 
 def process_batch(messages: list[Incoming], *, store: Any, service: str, prefix: str, clock: Clock,
-                  decode: Callable[[Incoming], T], apply: Apply) -> BatchOutcome:
+                  decode: Callable[[Incoming], T], apply: Apply, max_bytes: int = MAX_MESSAGE_BYTES) -> BatchOutcome:
     """Decode, apply in one transaction, isolate failures; returns what to publish.
 
+    A message larger than ``max_bytes`` is dead-lettered ``too_large`` before it is decoded, so
+    nothing derived from it (a stored copy, an outbox message) can exceed what the broker takes.
     ``decode`` raises :class:`InvalidEvent` for a message that can never be processed.
     ``apply`` runs inside the store transaction, counts processed and duplicate messages on the
     outcome and returns the outbox messages its changes announce.
@@ -80,6 +86,7 @@ def process_batch(messages: list[Incoming], *, store: Any, service: str, prefix:
     letters: list[tuple[Incoming, str, str]] = []
     for msg in messages:
         try:
+            check_size(msg.value, max_bytes)
             ready.append(Decoded(msg, decode(msg)))
         except InvalidEvent as exc:
             letters.append((msg, exc.code, str(exc)))

@@ -9,8 +9,10 @@ batch, so it is redelivered after a restart.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -22,9 +24,10 @@ from opentelemetry.trace import Link, SpanKind
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential
 
 from shared.batch import BatchOutcome, Incoming
+from shared.clock import iso_utc, system_clock
 from shared.kafka import Outgoing
 from shared.metrics import ServiceMetrics
-from shared.storage import OutboxMessage, is_transient
+from shared.storage import DeadLetter, OutboxMessage, is_transient
 from shared.tracing import extract_context, tracer
 
 log = logging.getLogger(__name__)
@@ -34,33 +37,113 @@ _MAX_LINKS = 128  # the SDK's default limit of links per span
 EXIT_UNRECOVERABLE = 75  # EX_TEMPFAIL: the supervisor restarts us and the batch is redelivered
 
 
+# Non-retriable Kafka errors that say the broker or the client is unusable, not that one message is bad:
+# retried like any outage rather than dropping good messages.
+_CLIENT_WIDE = ("BrokerNotAvailableError", "IllegalStateError", "KafkaConfigurationError", "NoBrokersAvailable",
+                "UnrecognizedBrokerVersion", "IncompatibleBrokerVersion", "NodeNotReadyError")
+
+
+def is_permanent_publish_error(exc: BaseException) -> bool:
+    """Whether publishing failed for good (a message too large, an invalid topic): retrying repeats it."""
+    from kafka.errors import KafkaError
+
+    return (isinstance(exc, KafkaError) and not getattr(exc, "retriable", False)
+            and type(exc).__name__ not in _CLIENT_WIDE)
+
+
 def _transient_or_kafka(exc: BaseException) -> bool:
     from kafka.errors import KafkaError
 
-    return is_transient(exc) or isinstance(exc, KafkaError | TimeoutError)
+    if isinstance(exc, KafkaError):
+        return not is_permanent_publish_error(exc)
+    return is_transient(exc) or isinstance(exc, TimeoutError)
+
+
+class NotProgressing(Exception):
+    """``/readyz``: the service cannot make progress; the subclass names what is failing."""
+
+
+class StoreRetrying(NotProgressing):
+    """Batches have been failing against the store for longer than the stall limit."""
+
+
+class PublishRetrying(NotProgressing):
+    """The broker has not acknowledged the outbox for longer than the stall limit."""
+
+
+class IngestPublishFailing(NotProgressing):
+    """HTTP ingestion's last publish was not acknowledged by the broker."""
+
+
+class BatchStuck(NotProgressing):
+    """One batch has been running for longer than the stall limit (a store that keeps it waiting)."""
+
+
+_STALLS = {"store": StoreRetrying, "publish": PublishRetrying, "ingest": IngestPublishFailing}
 
 
 class BatchRunner:
     """Runs one service's batch handler off the event loop with retries, then relays its outbox."""
 
     def __init__(self, *, name: str, metrics: ServiceMetrics, publish: Callable[[list], None],
-                 delete_outbox: Callable[[list[int]], None], give_up_after_s: float = 300.0) -> None:
+                 delete_outbox: Callable[[list[int]], None], give_up_after_s: float = 300.0,
+                 publish_failed: Callable[[OutboxMessage, DeadLetter], None] | None = None,
+                 stall_after_s: float = 30.0) -> None:
         self.name = name
         self.metrics = metrics
         self._publish = publish
         self._delete = delete_outbox
+        self._publish_failed = publish_failed
         self._give_up = give_up_after_s
+        self._stall_after = stall_after_s
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{name}-batch")
+        # What is failing now: what -> (failing since, last failure, error name), monotonic seconds.
+        self._trouble: dict[str, tuple[float, float, str]] = {}
+        self._trouble_lock = threading.Lock()
+        self._busy_since: float | None = None  # when the batch in progress started
         # What this service consumes and how: (agent name, topics, handle), as the agents registered them.
         self.consumers: list[tuple[str, list[str], Callable[[list], Any]]] = []
+
+    def note_failure(self, what: str, exc: BaseException) -> None:
+        """Remember that ``what`` (store, publish, ingest) just failed, for ``/readyz``."""
+        now = time.monotonic()
+        with self._trouble_lock:
+            since = self._trouble.get(what, (now,))[0]
+            self._trouble[what] = (since, now, type(exc).__name__)
+
+    def note_success(self, what: str) -> None:
+        """``what`` works again."""
+        if what in self._trouble:
+            with self._trouble_lock:
+                self._trouble.pop(what, None)
+
+    def check_progress(self) -> None:
+        """Raise NotProgressing while the runner has retried one failure longer than the stall limit,
+        or while HTTP ingestion's publishes fail (until one succeeds, or none is tried for that long)."""
+        now = time.monotonic()
+        with self._trouble_lock:
+            trouble = dict(self._trouble)
+        for what, (since, last, error) in sorted(trouble.items()):
+            stalled = now - last < self._stall_after if what == "ingest" else now - since >= self._stall_after
+            if stalled:
+                raise _STALLS.get(what, NotProgressing)(f"{what} failing for {now - since:.0f} s ({error})")
+        busy = self._busy_since
+        if busy is not None and now - busy >= self._stall_after:
+            raise BatchStuck(f"a batch has been running for {now - busy:.0f} s")
 
     def _retrying(self, what: str) -> Retrying:
         def note(state: Any) -> None:
             self.metrics.retries(what).inc()
+            self.note_failure(what, state.outcome.exception())
             log.warning("%s: transient failure (%s), retrying", what, type(state.outcome.exception()).__name__)
 
         return Retrying(retry=retry_if_exception(_transient_or_kafka), wait=wait_exponential(0.05, max=5),
                         stop=stop_after_delay(self._give_up), reraise=True, before_sleep=note)
+
+    def _call(self, what: str, fn: Callable[..., Any], *args: Any) -> Any:
+        result = self._retrying(what).__call__(fn, *args)
+        self.note_success(what)
+        return result
 
     def run_sync(self, handle: Callable[[list], Any], batch: list) -> Any:
         """Handle a batch and publish what it produced; raises only when retries are exhausted.
@@ -69,6 +152,13 @@ class BatchRunner:
         trace; each message's own span continues its trace and links back to the batch's store work.
         """
         started = time.perf_counter()
+        self._busy_since = time.monotonic()
+        try:
+            return self._run_sync(handle, batch, started)
+        finally:
+            self._busy_since = None
+
+    def _run_sync(self, handle: Callable[[list], Any], batch: list, started: float) -> Any:
         links = [Link(ctx) for m in batch[:_MAX_LINKS]
                  if (ctx := trace.get_current_span(extract_context(m.headers)).get_span_context()).is_valid]
         with _tracer.start_as_current_span(f"{self.name} process batch", context=otel_context.Context(),
@@ -76,7 +166,7 @@ class BatchRunner:
                                            attributes={"messaging.batch.message_count": len(batch),
                                                        "messaging.operation.type": "process",
                                                        "messaging.system": "kafka"}):
-            outcome = self._retrying("store").__call__(handle, batch)
+            outcome = self._call("store", handle, batch)
             self.relay(outcome.outbox)
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
         now = time.time()
@@ -86,14 +176,44 @@ class BatchRunner:
         return outcome
 
     def relay(self, messages: list[OutboxMessage]) -> None:
-        """Publish outbox messages, wait for the broker's acknowledgement, then forget them."""
+        """Publish outbox messages, wait for the broker's acknowledgement, then forget them.
+
+        A permanent error (a message the broker will never take) is not retried: the batch is sent
+        again one message at a time, and each message that fails for good is recorded as a dead
+        letter ``publish_failed`` and leaves the outbox, so the others flow.
+        """
         if not messages:
             return
         out = [Outgoing(m.topic, m.value, m.key, list(m.headers)) for m in messages]
-        self._retrying("publish").__call__(self._publish, out)
-        for m in messages:
+        try:
+            self._call("publish", self._publish, out)
+            sent = messages
+        except Exception as exc:
+            if not is_permanent_publish_error(exc):
+                raise
+            sent = self._relay_one_by_one(messages)
+        for m in sent:
             self.metrics.published(m.topic).inc()
-        self._retrying("store").__call__(self._delete, [m.seq for m in messages if m.seq is not None])
+        self._call("store", self._delete, [m.seq for m in sent if m.seq is not None])
+
+    def _relay_one_by_one(self, messages: list[OutboxMessage]) -> list[OutboxMessage]:
+        sent = []
+        for m in messages:
+            try:
+                self._call("publish", self._publish, [Outgoing(m.topic, m.value, m.key, list(m.headers))])
+                sent.append(m)
+            except Exception as exc:
+                if not is_permanent_publish_error(exc):
+                    raise
+                log.error("%s: a %d-byte message for %s cannot be published (%s); dead-lettering it",
+                          self.name, len(m.value), m.topic, type(exc).__name__)
+                letter = publish_failure_letter(m, exc, service=self.name)
+                if self._publish_failed is not None:
+                    self._call("store", self._publish_failed, m, letter)
+                elif m.seq is not None:
+                    self._call("store", self._delete, [m.seq])
+                self.metrics.dead_letters("publish_failed").inc()
+        return sent
 
     async def run(self, handle: Callable[[list], Any], batch: list) -> Any:
         """``run_sync`` in the batch thread; a stop request waits for the batch to finish first."""
@@ -109,6 +229,18 @@ class BatchRunner:
             log.critical("%s: giving up on a batch after retries; exiting so it is redelivered", self.name)
             logging.shutdown()
             os._exit(EXIT_UNRECOVERABLE)
+
+
+def publish_failure_letter(message: OutboxMessage, exc: BaseException, *, service: str) -> DeadLetter:
+    """A dead letter for an outbox message the broker refused for good (redriving sends it to its topic)."""
+    fingerprint = hashlib.sha256(f"{service}\0publish\0{message.topic}\0".encode() + message.value).hexdigest()
+    at = iso_utc(system_clock())
+    reason = f"publishing failed: {type(exc).__name__}"
+    headers = [h for h in message.headers if not h[0].startswith("crm.dlq.")] + [
+        ("crm.dlq.code", b"publish_failed"), ("crm.dlq.reason", reason.encode()),
+        ("crm.dlq.topic", message.topic.encode()), ("crm.dlq.service", service.encode()), ("crm.dlq.at", at.encode()),
+    ]
+    return DeadLetter(fingerprint, message.topic, -1, -1, "publish_failed", reason, message.value, headers, at)
 
 
 class _Relayed:

@@ -6,6 +6,8 @@ an :class:`OtherEvent` (it still has an identity and lands on the customer's tim
 
 from __future__ import annotations
 
+import json
+import re
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Literal
@@ -35,6 +37,10 @@ IDENTIFIER_TYPES = (
 )
 CONSENT_PURPOSES = ("sms", "wechat", "email", "mail", "call")
 MAX_MONEY = Decimal("100000000")
+# How deeply objects and arrays may nest in an event (the event object itself is level 1). HTTP ingestion
+# and every consumer check it the same way, through ``parse_event``, so what one accepts the other does.
+MAX_EVENT_DEPTH = 32
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
 
 NonEmpty = Annotated[str, Field(min_length=1, max_length=256)]
 
@@ -100,7 +106,13 @@ class Item(_Open):
 class PurchaseData(_Data):
     order_id: NonEmpty
     amount: Decimal
-    currency: str = "CNY"
+    # Which currencies a deployment takes is its setting (CRM_CURRENCIES), checked where events enter.
+    currency: str = Field("CNY", pattern=r"^[A-Z]{3}$", max_length=3)
+
+    @field_validator("currency", mode="before")
+    @classmethod
+    def _code(cls, v: Any) -> Any:
+        return v.strip().upper() if isinstance(v, str) and len(v) <= 8 else v
     store_id: str | None = Field(None, max_length=64)
     items: list[Item] = Field(default_factory=list)
 
@@ -158,6 +170,16 @@ class ChannelEventBase(_Open):
     type: str
     time: AwareDatetime
     datacontenttype: str | None = "application/json"
+
+    @field_validator("time", mode="before")
+    @classmethod
+    def _rfc3339(cls, value: Any) -> Any:
+        # CloudEvents time is an RFC 3339 string; pydantic would otherwise take a number as epoch seconds.
+        if isinstance(value, datetime):
+            return value
+        if not isinstance(value, str) or not _RFC3339.match(value):
+            raise ValueError("must be an RFC 3339 timestamp string such as 2026-11-20T10:15:00+08:00")
+        return value
 
     @field_validator("time")
     @classmethod
@@ -282,8 +304,55 @@ def _reasons(exc: ValidationError) -> list[str]:
     return out
 
 
+def json_depth(value: Any) -> int:
+    """How deeply objects and arrays nest in a parsed JSON value (a scalar is 0, ``{}`` is 1)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, level = stack.pop()
+        if isinstance(node, dict):
+            children = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        deepest = max(deepest, level)
+        stack.extend((child, level + 1) for child in children if isinstance(child, dict | list))
+    return deepest
+
+
+def _too_deep() -> InvalidEvent:
+    return InvalidEvent("too_deep", [f"event: objects and arrays nest deeper than {MAX_EVENT_DEPTH} levels"])
+
+
+def check_size(raw: bytes, max_bytes: int) -> None:
+    """Raise InvalidEvent ``too_large`` for a message over ``max_bytes`` (checked before any decoding)."""
+    if len(raw) > max_bytes:
+        raise InvalidEvent("too_large", [f"event: {len(raw)} bytes is more than the maximum of {max_bytes}"])
+
+
+def check_depth(raw: bytes | str | dict) -> None:
+    """Raise InvalidEvent ``too_deep`` when objects and arrays nest deeper than MAX_EVENT_DEPTH."""
+    if isinstance(raw, dict):
+        if json_depth(raw) > MAX_EVENT_DEPTH:
+            raise _too_deep()
+        return
+    text = raw.encode() if isinstance(raw, str) else raw
+    # Every level opens with a bracket, so few brackets prove shallow nesting without a second parse.
+    if text.count(b"{") + text.count(b"[") <= MAX_EVENT_DEPTH:
+        return
+    try:
+        parsed = json.loads(text)
+    except RecursionError:
+        raise _too_deep() from None
+    except ValueError:
+        return  # not JSON at all: the validator below says so
+    if json_depth(parsed) > MAX_EVENT_DEPTH:
+        raise _too_deep()
+
+
 def parse_event(raw: bytes | str | dict) -> ChannelEvent:
     """One channel event from JSON bytes or a dict, or InvalidEvent with clean reasons."""
+    check_depth(raw)
     try:
         if isinstance(raw, dict):
             return _ADAPTER.validate_python(raw)

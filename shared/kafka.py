@@ -22,6 +22,9 @@ log = logging.getLogger(__name__)
 _tracer = trace.get_tracer(__name__)
 
 
+_MAX_REQUEST_BYTES = 32 * 1024 * 1024
+
+
 @dataclass(frozen=True)
 class Outgoing:
     """One message to publish."""
@@ -72,9 +75,16 @@ class Publisher:
             batch_size=256 * 1024,
             retries=2**31 - 1,
             max_in_flight_requests_per_connection=5,
+            # A dead letter is the consumed message unchanged, and the broker took that message: the limit
+            # must not refuse what it accepted (events over CRM_MAX_EVENT_BYTES are dead-lettered whole).
+            max_request_size=_MAX_REQUEST_BYTES,
+            # Bounded waits: a broker that takes connections but answers nothing must fail a publish in
+            # time (HTTP ingestion answers 503, the relay retries), not hang it for a minute.
+            max_block_ms=int(settings.publish_timeout_s * 1000),
         )
+        self._timeout_s = settings.publish_timeout_s
 
-    def send(self, messages: Sequence[Outgoing], *, timeout_s: float = 30.0) -> None:
+    def send(self, messages: Sequence[Outgoing], *, timeout_s: float | None = None) -> None:
         """Publish and wait until the broker has acknowledged every message.
 
         A message that already carries trace context (an outbox message: its "create" span was made
@@ -100,6 +110,7 @@ class Publisher:
         for m in fresh:
             headers = list(m.headers) if kafka_instrumented() else inject_headers(list(m.headers))
             futures.append(self._producer.send(m.topic, value=m.value, key=m.key, headers=headers))
+        timeout_s = timeout_s or self._timeout_s
         deadline = time.monotonic() + timeout_s
         self._producer.flush(timeout=timeout_s)
         for fut in futures:

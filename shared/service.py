@@ -19,7 +19,7 @@ from shared.consumer import BatchRunner
 from shared.kafka import Outgoing, broker_reachable
 from shared.metrics import ServiceMetrics
 from shared.settings import Settings
-from shared.storage import OutboxMessage
+from shared.storage import DeadLetter, OutboxMessage
 
 Publish = Callable[[list[Outgoing]], None]
 
@@ -47,8 +47,16 @@ class Service:
         """The batch runner: retries transient failures and relays the outbox."""
         if self._runner is None:
             self._runner = BatchRunner(name=self.name, metrics=self.metrics, publish=self.publish,
-                                       delete_outbox=self.store.outbox_delete)
+                                       delete_outbox=self.store.outbox_delete, publish_failed=self._publish_failed,
+                                       stall_after_s=self.settings.stall_after_s)
         return self._runner
+
+    def _publish_failed(self, message: OutboxMessage, letter: DeadLetter) -> None:
+        # One transaction: the message leaves the outbox only once its dead letter is kept.
+        with self.store.transaction():
+            self.store.dead_letter_add(letter)
+            if message.seq is not None:
+                self.store.outbox_delete([message.seq])
 
     def relay(self, outbox: list[OutboxMessage]) -> None:
         """Publish outbox messages an API call committed, then forget them."""
@@ -76,7 +84,10 @@ def build_service(*, name: str, title: str, settings: Settings, store: Any, publ
         db = getattr(store, attr, None)
         if db is not None and hasattr(db, "observe"):
             db.observe = service.metrics.store_seconds(backend).observe
-    checks = {"store": ready, "broker": lambda: broker_reachable(settings)}
+    # "progress": reachable is not enough; a broker that takes connections but acknowledges nothing, or a
+    # store that stays locked, leaves the service unable to do its work.
+    checks = {"store": ready, "broker": lambda: broker_reachable(settings),
+              "progress": lambda: service.runner.check_progress()}
     service.api = service_api(title, settings, [*routers, deadletters_router()], checks, service.metrics.registry)
     service.api.state.service = service
     return service

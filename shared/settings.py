@@ -75,6 +75,17 @@ class Settings(BaseSettings):
     # Largest HTTP request body a service reads (413 beyond it), checked while the body streams in:
     # 16 MiB holds a POST /v1/events batch of 1,000 events of 16 KiB each.
     max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024)
+    # The largest channel event accepted, in bytes of its JSON: larger ones are rejected over HTTP and
+    # dead-lettered (`too_large`) by the consumer before anything stores them. Kept well below the 1 MB a
+    # Kafka broker takes by default, so every message derived from an event (resolved event, dead
+    # letter) fits too.
+    max_event_bytes: int = Field(256 * 1024, ge=1024, le=512 * 1024)
+    # Currencies purchases may be in (ISO 4217 codes, comma separated); others are rejected, never converted.
+    currencies: str = "CNY"
+    # How long a publish may wait for the broker's acknowledgement before it counts as failed.
+    publish_timeout_s: float = Field(10.0, gt=0, le=120)
+    # /readyz turns unready when the batch runner has been retrying a failure for this long.
+    stall_after_s: float = Field(30.0, gt=0)
 
     @field_validator("timezone")
     @classmethod
@@ -104,6 +115,14 @@ class Settings(BaseSettings):
             except (ZoneInfoNotFoundError, ValueError):
                 raise ValueError(f"CRM_STORE_TIMEZONES: unknown timezone for store {store.strip()}") from None
         return value
+
+    @field_validator("currencies")
+    @classmethod
+    def _currency_codes(cls, value: str) -> str:
+        codes = [c.strip().upper() for c in value.split(",") if c.strip()]
+        if not codes or any(len(c) != 3 or not c.isalpha() or not c.isascii() for c in codes):
+            raise ValueError("CRM_CURRENCIES lists ISO 4217 codes such as CNY,HKD")
+        return ",".join(codes)
 
     @model_validator(mode="after")
     def _secrets_outside_dev(self) -> Settings:
@@ -150,6 +169,10 @@ class Settings(BaseSettings):
                 if sid.strip() == store_id:
                     return ZoneInfo(zone.strip())
         return ZoneInfo(self.timezone)
+
+    def currency_set(self) -> frozenset[str]:
+        """The currencies purchases may be in."""
+        return frozenset(self.currencies.split(","))
 
     def blocked_phone_set(self) -> frozenset[str]:
         """Configured phones (any notation) that never link."""

@@ -218,7 +218,10 @@ class SqliteDb:
                 yield conn
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                # SQLite rolls back by itself on some errors (SQLITE_FULL, an I/O error): a second ROLLBACK
+                # would fail and hide the error that says whether to retry.
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 raise
             finally:
                 self._local.depth = 0
@@ -266,7 +269,8 @@ def is_transient(exc: BaseException) -> bool:
     """Errors worth retrying: a locked or busy database, a lost or slow MongoDB connection."""
     if isinstance(exc, sqlite3.OperationalError):
         text = str(exc).lower()
-        return any(w in text for w in ("locked", "busy", "disk i/o", "unable to open"))
+        # "full": SQLITE_FULL, a disk with no space left (or a page limit), clears when space returns.
+        return any(w in text for w in ("locked", "busy", "disk i/o", "unable to open", "full"))
     try:
         from pymongo.errors import AutoReconnect, ConnectionFailure, NetworkTimeout, PyMongoError, WTimeoutError
     except ImportError:  # pragma: no cover

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Body, Query, Request
+from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from services.identity import handlers, views
@@ -23,10 +25,44 @@ from services.identity.schemas import (
     UnmergeRead,
 )
 from shared.api import Caller, caller_dep, errors
-from shared.errors import InvalidInput, NotFound
+from shared.errors import DomainError, InvalidInput, NotFound
 from shared.events import IDENTIFIER_TYPES, Identity, InvalidEvent
 
 MAX_BATCH = 1000
+
+
+class UnsupportedMediaType(DomainError):
+    status = 415
+
+
+_EVENT = {"type": "object", "description": "a CloudEvent 1.0 in structured mode (see the README)"}
+_EVENTS_BODY = {"required": True, "content": {"application/json": {"schema": {"anyOf": [
+    _EVENT, {"type": "array", "items": _EVENT, "minItems": 1, "maxItems": MAX_BATCH}]}}}}
+# 401/403/413/415/429 and the Error schema are declared for every route in shared/api_docs.py.
+_INGEST_RESPONSES: dict[int | str, dict[str, Any]] = {
+    207: {"description": "some events accepted, the others rejected with their index and reasons",
+          "model": IngestRead},
+    422: {"description": "no event accepted (each rejected with its index and reasons), or a body that "
+                         "is not JSON, or an empty or too large batch", "model": IngestRead},
+    503: {"description": "the broker did not acknowledge the events in time, or too many batches are in "
+                         "flight; none was accepted: send the batch again after Retry-After seconds"},
+}
+
+
+def _body_items(raw: bytes) -> list[Any]:
+    """The posted events; a body that is not JSON at all is one error, a bad event is judged alone."""
+    try:
+        body = json.loads(raw)
+    except RecursionError:
+        raise InvalidInput("invalid_request", "the body nests too deeply to be read") from None
+    except ValueError:
+        raise InvalidInput("invalid_request", "the body is not valid JSON") from None
+    items = body if isinstance(body, list) else [body]
+    if not items:
+        raise InvalidInput("empty_batch", "send at least one event")
+    if len(items) > MAX_BATCH:
+        raise InvalidInput("batch_too_large", f"send at most {MAX_BATCH} events per request")
+    return items
 
 
 def router() -> APIRouter:
@@ -34,21 +70,27 @@ def router() -> APIRouter:
     r = APIRouter()
 
     @r.post("/events", response_model=IngestRead, status_code=202, tags=["ingestion"],
-            responses={207: {"model": IngestRead, "description": "Some events accepted, some rejected"},
-                       422: {"model": IngestRead, "description": "Every event rejected, each with its reasons"}})
-    def post_events(
-        request: Request, body: Any = Body(..., description="one CloudEvent or an array of up to 1,000"),
-        caller: Caller = caller_dep("operator"),
-    ) -> JSONResponse:
-        """Publish channel events to their topics; each is accepted or rejected with reasons."""
+            responses=_INGEST_RESPONSES, openapi_extra={"requestBody": _EVENTS_BODY})
+    async def post_events(request: Request, caller: Caller = caller_dep("operator")) -> JSONResponse:
+        """Publish channel events to their topics; each is accepted or rejected with reasons.
+
+        The body is read here, not by FastAPI, so that the key is checked first and one event that
+        cannot be read (a lone surrogate, deep nesting, a huge field) is rejected alone.
+        """
         svc = request.app.state.service
-        items = body if isinstance(body, list) else [body]
-        if not items:
-            raise InvalidInput("empty_batch", "send at least one event")
-        if len(items) > MAX_BATCH:
-            raise InvalidInput("batch_too_large", f"send at most {MAX_BATCH} events per request")
-        results = handlers.ingest(items, deps=svc.deps, publish=svc.publish)
+        media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if media != "application/json" and not (media.startswith("application/") and media.endswith("+json")):
+            raise UnsupportedMediaType("unsupported_media_type", "send the events as application/json")
+        items = _body_items(await request.body())
+        try:
+            results = await run_in_threadpool(handlers.ingest, items, deps=svc.deps, publish=svc.publish)
+        except handlers.PublishUnavailable as exc:
+            svc.runner.note_failure("ingest", exc.__cause__ or exc)
+            return JSONResponse({"error": {"code": exc.code, "message": exc.message}}, status_code=503,
+                                headers={"Retry-After": str(exc.retry_after_s)})
         accepted = sum(1 for x in results if x["status"] == "accepted")
+        if accepted:
+            svc.runner.note_success("ingest")
         status = 202 if accepted == len(results) else (207 if accepted else 422)
         page = IngestRead(accepted=accepted, rejected=len(results) - accepted, results=results)
         return JSONResponse(page.model_dump(exclude_none=True), status_code=status)

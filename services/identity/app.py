@@ -26,7 +26,7 @@ def create_app(
     settings = settings or get_settings()
     store = store or open_store(settings.resolved_store_url())
     cleaning = Cleaning(region=settings.default_region, blocked_phones=settings.blocked_phone_set(),
-                        blocked_values=settings.blocked_identifier_set())
+                        blocked_values=settings.blocked_identifier_set(), currencies=settings.currency_set())
     deps = Deps(store=store, pseudo=Pseudonymizer(settings.secret_bytes()), cleaning=cleaning,
                 settings=settings, clock=clock)
     return build_service(name=NAME, title="CRM identity", settings=settings, store=store, publish=publish,

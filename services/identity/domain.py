@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from shared.events import Identity, InvalidEvent
+from shared.events import ChannelEventBase, Identity, InvalidEvent, PurchaseEvent
 from shared.privacy import PhoneError, normalize_phone
 
 Ident = tuple[str, str]  # (identifier type, normalised value)
@@ -20,11 +20,20 @@ PRIORITY = ("phone", "wechat_unionid", "wechat_openid", "member_id", "web_user_i
 
 @dataclass(frozen=True)
 class Cleaning:
-    """How identifiers are cleaned: default phone region and values that never link."""
+    """How events are cleaned: default phone region, values that never link, currencies taken."""
 
     region: str = "CN"
     blocked_phones: frozenset[str] = frozenset()
     blocked_values: frozenset[str] = frozenset({"0", "null", "none", "undefined", "test", "unknown"})
+    currencies: frozenset[str] = frozenset({"CNY"})
+
+
+def check_currency(event: ChannelEventBase, rules: Cleaning) -> None:
+    """Refuse a purchase in a currency this deployment does not take: amounts are never converted,
+    and counting USD as CNY would earn the wrong points and skew every total."""
+    if isinstance(event, PurchaseEvent) and event.data.currency not in rules.currencies:
+        raise InvalidEvent("unsupported_currency", [
+            f"data.currency: {event.data.currency} is not accepted; accepted: {', '.join(sorted(rules.currencies))}"])
 
 
 def clean_identity(identity: Identity, rules: Cleaning) -> list[Ident]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -13,8 +14,8 @@ from services.identity.store import ConflictRow, EventRow, IdentityStore
 from shared import topics
 from shared.batch import BatchOutcome, Decoded, Incoming, message_span, process_batch
 from shared.clock import Clock, iso_utc
-from shared.errors import Conflict, NotFound
-from shared.events import ChannelEvent, InvalidEvent, parse_event
+from shared.errors import Conflict, NotFound, Unavailable
+from shared.events import ChannelEvent, InvalidEvent, check_depth, check_size, parse_event
 from shared.facts import FieldValue, PurchaseFact, RefundFact, attribute_values, epoch_ms, purchase_fact, refund_fact
 from shared.kafka import Outgoing
 from shared.messages import CustomerMerged, ViewPartUpdated, decode, resolved_event_json
@@ -48,6 +49,7 @@ class Prepared:
 def prepare(raw: bytes | dict, cleaning: Cleaning) -> Prepared:
     """Validate one event and clean its identifiers, or raise InvalidEvent."""
     event = parse_event(raw)
+    domain.check_currency(event, cleaning)
     # Serialised here, before the batch takes the store's write lock.
     return Prepared(event, domain.clean_identity(event.data.identity, cleaning), event.model_dump_json())
 
@@ -56,7 +58,8 @@ def resolve_batch(messages: list[Incoming], deps: Deps) -> BatchOutcome:
     """Resolve a batch in one transaction; a message that fails alone is dead-lettered alone."""
     return process_batch(messages, store=deps.store, service="identity", prefix=deps.settings.topic_prefix,
                          clock=deps.clock, decode=lambda msg: prepare(msg.value, deps.cleaning),
-                         apply=lambda items, outcome: _apply_all(items, deps, outcome))
+                         apply=lambda items, outcome: _apply_all(items, deps, outcome),
+                         max_bytes=deps.settings.max_event_bytes)
 
 
 @dataclass
@@ -174,13 +177,28 @@ def close_conflict(conflict_id: str, *, status: str, by: str, note: str | None, 
             raise NotFound("conflict_not_found", "no such conflict")
 
 
+class PublishUnavailable(Unavailable):
+    """The broker did not acknowledge the batch's events in time: none of them counts as accepted."""
+
+    retry_after_s = 5
+
+
 def ingest(items: list[Any], *, deps: Deps, publish: Callable[[list[Outgoing]], None]) -> list[dict]:
-    """Channel ingestion over HTTP: publish the valid events to their channel topics, report each."""
+    """Channel ingestion over HTTP: publish the valid events to their channel topics, report each.
+
+    Every item goes through the checks a consumer makes of a message (size, nesting, decoding), so
+    what is accepted here is never dead-lettered there for its shape. Raises PublishUnavailable when
+    the broker does not acknowledge: the caller then has no accepted event and sends the batch again
+    (the consumer ignores what it sees twice).
+    """
     results: list[dict] = []
     outgoing: list[Outgoing] = []
+    limit = deps.settings.max_event_bytes
     for index, item in enumerate(items):
         try:
-            prepared = prepare(item, deps.cleaning)
+            prepared = prepare(_as_message(item, limit), deps.cleaning)
+            payload = prepared.payload.encode()
+            check_size(payload, limit)  # what is published, defaults filled in, must fit as well
         except InvalidEvent as exc:
             results.append({"index": index, "status": "rejected", "code": exc.code, "reasons": exc.reasons})
             continue
@@ -188,12 +206,33 @@ def ingest(items: list[Any], *, deps: Deps, publish: Callable[[list[Outgoing]], 
         topic = deps.settings.topic(topics.CHANNEL_TOPICS[event.channel])
         # The key spreads a customer's events over partitions without naming the customer.
         key = deps.pseudo(*prepared.idents[0]).encode()
-        outgoing.append(Outgoing(topic, event.model_dump_json().encode(), key))
+        outgoing.append(Outgoing(topic, payload, key))
         results.append({"index": index, "status": "accepted", "id": event.id, "source": event.source,
                         "topic": topic})
     if outgoing:
-        publish(outgoing)
+        try:
+            publish(outgoing)
+        except Exception as exc:
+            log.warning("ingestion: publishing %d events failed (%s)", len(outgoing), type(exc).__name__)
+            raise PublishUnavailable("publish_unavailable", "the broker did not acknowledge the events; "
+                                     "none was accepted, send the batch again later") from exc
     return results
+
+
+def _as_message(item: Any, max_bytes: int) -> bytes:
+    """One posted event as the bytes a channel would publish, or InvalidEvent."""
+    if not isinstance(item, dict):
+        raise InvalidEvent("invalid_event", ["event: must be a JSON object"])
+    check_depth(item)
+    try:
+        raw = json.dumps(item, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+    except UnicodeEncodeError:
+        raise InvalidEvent("invalid_json", ["event: a string holds a lone surrogate, which is not valid UTF-8"]) \
+            from None
+    except ValueError:
+        raise InvalidEvent("invalid_json", ["event: NaN and Infinity are not JSON numbers"]) from None
+    check_size(raw, max_bytes)
+    return raw
 
 
 def hold_parts(messages: list[Incoming], deps: Deps) -> BatchOutcome:
