@@ -21,6 +21,7 @@ from services.alerts.schemas import (
 )
 from services.alerts.store import AlertQuery, sla_filter
 from shared.api import Caller, caller_dep
+from shared.bounds import Offset
 from shared.errors import InvalidInput, NotFound
 
 
@@ -39,7 +40,7 @@ def router() -> APIRouter:
                     customer_id: str | None = Query(None, description="any id of the customer, merged-away ones too"),
                     manager: str | None = None,
                     sla_breached: bool | None = Query(None, description="late (or not) against the severity's SLA"),
-                    offset: int = Query(0, ge=0), limit: int = Query(50, ge=1, le=500)) -> AlertsPage:
+                    offset: Offset = 0, limit: int = Query(50, ge=1, le=500)) -> AlertsPage:
         """Alerts, newest first, filtered by status, type, severity, store, customer, manager or SLA breach."""
         svc = _svc(request)
         store, now, hours = svc.deps.store, svc.clock(), svc.deps.config.sla_hours()
@@ -66,13 +67,15 @@ def router() -> APIRouter:
 
     @r.post("/scan", response_model=ScanRead, tags=["operations"])
     def post_scan(request: Request, caller: Caller = caller_dep("operator"),
-                  as_of: datetime | None = Query(None, description="ISO time with zone; now if absent"),
+                  as_of: datetime | None = Query(None, description="ISO time with zone, within the scan window around "
+                                                                  "the service clock (see README); now if absent"),
                   full: bool = Query(False, description="every customer, not only the due ones")) -> ScanRead:
         """Evaluate the due customers (or all) as of a moment, as the scheduler does."""
         svc = _svc(request)
         if as_of is not None and as_of.tzinfo is None:
             raise InvalidInput("as_of_needs_zone", "as_of needs a timezone, e.g. 2026-11-20T09:00:00+08:00")
         moment = as_of or svc.clock()
+        scan.check_as_of(svc.deps, moment)
         result = scan.scan(svc.deps, as_of=moment, relay=svc.relay, full=full)
         return ScanRead(as_of=moment, full=full, customers=result.customers, chunks=result.chunks,
                         seconds=round(result.seconds, 3), counts=result.counts)
@@ -87,7 +90,7 @@ def router() -> APIRouter:
 
     @r.get("/churn-model/customers", response_model=StandingsPage, tags=["churn model"])
     def get_standings(request: Request, caller: Caller = caller_dep("reader"), as_of: date | None = None,
-                      weeks: float | None = Query(None, gt=0, le=520), offset: int = Query(0, ge=0),
+                      weeks: float | None = Query(None, gt=0, le=520), offset: Offset = 0,
                       limit: int = Query(50, ge=1, le=1000)) -> StandingsPage:
         """Customers ranked by probability alive (most likely lost first), with expected purchases."""
         svc = _svc(request)
