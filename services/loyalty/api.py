@@ -26,6 +26,7 @@ from services.loyalty.schemas import (
     TierRulesRead,
 )
 from shared.api import Caller, caller_dep
+from shared.bounds import Cursor, Offset
 from shared.clock import iso_utc
 from shared.errors import NotFound
 
@@ -59,7 +60,7 @@ def router() -> APIRouter:
 
     @r.get("/accounts/{customer_id}/ledger", response_model=LedgerPage, tags=["accounts"])
     def get_ledger(request: Request, customer_id: str, caller: Caller = caller_dep("reader"),
-                   cursor: str | None = None, limit: int = Query(50, ge=1, le=500)) -> LedgerPage:
+                   cursor: Cursor = None, limit: int = Query(50, ge=1, le=500)) -> LedgerPage:
         """Ledger entries, newest first: each names its rule and its cause."""
         return LedgerPage(**views.ledger(customer_id, cursor=cursor, limit=limit, deps=_deps(request)))
 
@@ -94,7 +95,7 @@ def router() -> APIRouter:
 
     @r.get("/accounts/{customer_id}/redemptions", response_model=RedemptionsPage, tags=["redemptions"])
     def get_redemptions(request: Request, customer_id: str, caller: Caller = caller_dep("reader"),
-                        offset: int = Query(0, ge=0), limit: int = Query(50, ge=1, le=500)) -> RedemptionsPage:
+                        offset: Offset = 0, limit: int = Query(50, ge=1, le=500)) -> RedemptionsPage:
         """The member's redemptions, newest first."""
         return RedemptionsPage(**views.redemptions(customer_id, offset=offset, limit=limit, deps=_deps(request)))
 
@@ -115,7 +116,7 @@ def router() -> APIRouter:
 
     @r.get("/rewards", response_model=RewardsPage, tags=["rewards"])
     def get_rewards(request: Request, caller: Caller = caller_dep("reader"), active_only: bool = False,
-                    offset: int = Query(0, ge=0), limit: int = Query(50, ge=1, le=500)) -> RewardsPage:
+                    offset: Offset = 0, limit: int = Query(50, ge=1, le=500)) -> RewardsPage:
         """The rewards catalogue with stock."""
         rows = _deps(request).store.rewards(active_only=active_only, offset=offset, limit=limit)
         return RewardsPage(items=[RewardRead(**vars(x)) for x in rows], offset=offset, limit=limit)
