@@ -23,6 +23,7 @@ from services.identity.schemas import (
     UnmergeRead,
 )
 from shared.api import Caller, caller_dep
+from shared.bounds import Cursor, Offset
 from shared.errors import InvalidInput, NotFound
 from shared.events import IDENTIFIER_TYPES, Identity, InvalidEvent
 
@@ -78,7 +79,7 @@ def router() -> APIRouter:
 
     @r.get("/customers/{customer_id}/timeline", response_model=TimelinePage, tags=["customers"])
     def get_timeline(request: Request, customer_id: str, caller: Caller = caller_dep("reader"),
-                     cursor: str | None = None, limit: int = Query(50, ge=1, le=500)) -> TimelinePage:
+                     cursor: Cursor = None, limit: int = Query(50, ge=1, le=500)) -> TimelinePage:
         """The customer's events across channels, newest first."""
         svc = request.app.state.service
         return views.timeline(svc.deps.store, customer_id, cursor=cursor, limit=limit,
@@ -103,7 +104,7 @@ def router() -> APIRouter:
 
     @r.get("/identity/conflicts", response_model=ConflictsPage, tags=["merges"])
     def get_conflicts(request: Request, caller: Caller = caller_dep("reader"), status: str | None = "open",
-                      customer_id: str | None = None, offset: int = Query(0, ge=0),
+                      customer_id: str | None = None, offset: Offset = 0,
                       limit: int = Query(50, ge=1, le=500)) -> ConflictsPage:
         """Events that would have joined two phone customers, for review."""
         store = request.app.state.service.deps.store
