@@ -23,11 +23,17 @@ from services.identity.schemas import (
     UnmergeRead,
 )
 from shared.api import Caller, caller_dep
-from shared.bounds import Cursor, Offset
+from shared.bounds import MAX_ID, Cursor, Offset
 from shared.errors import InvalidInput, NotFound
 from shared.events import IDENTIFIER_TYPES, Identity, InvalidEvent
 
 MAX_BATCH = 1000
+
+
+def _ident(name: str):
+    # As long as an event may carry it: a longer one cannot be anyone's, and the model would refuse it with a 500.
+    bound = next(m.max_length for m in Identity.model_fields[name].metadata if hasattr(m, "max_length"))
+    return Query(None, max_length=bound)
 
 
 def router() -> APIRouter:
@@ -53,10 +59,11 @@ def router() -> APIRouter:
         return JSONResponse(page.model_dump(exclude_none=True), status_code=status)
 
     @r.get("/customers/lookup", response_model=CustomerRead, tags=["customers"])
-    def lookup(request: Request, caller: Caller = caller_dep("reader"), phone: str | None = None,
-               wechat_openid: str | None = None, wechat_unionid: str | None = None,
-               member_id: str | None = None, web_user_id: str | None = None, email: str | None = None,
-               anonymous_id: str | None = None) -> CustomerRead:
+    def lookup(request: Request, caller: Caller = caller_dep("reader"), phone: str | None = _ident("phone"),
+               wechat_openid: str | None = _ident("wechat_openid"),
+               wechat_unionid: str | None = _ident("wechat_unionid"),
+               member_id: str | None = _ident("member_id"), web_user_id: str | None = _ident("web_user_id"),
+               email: str | None = _ident("email"), anonymous_id: str | None = _ident("anonymous_id")) -> CustomerRead:
         """The customer owning an identifier (a phone in any notation, or any other identifier)."""
         svc = request.app.state.service
         given = {k: v for k, v in dict(phone=phone, wechat_openid=wechat_openid, wechat_unionid=wechat_unionid,
@@ -103,8 +110,9 @@ def router() -> APIRouter:
         return UnmergeRead(**done)
 
     @r.get("/identity/conflicts", response_model=ConflictsPage, tags=["merges"])
-    def get_conflicts(request: Request, caller: Caller = caller_dep("reader"), status: str | None = "open",
-                      customer_id: str | None = None, offset: Offset = 0,
+    def get_conflicts(request: Request, caller: Caller = caller_dep("reader"),
+                      status: str | None = Query("open", max_length=MAX_ID),
+                      customer_id: str | None = Query(None, max_length=MAX_ID), offset: Offset = 0,
                       limit: int = Query(50, ge=1, le=500)) -> ConflictsPage:
         """Events that would have joined two phone customers, for review."""
         store = request.app.state.service.deps.store

@@ -40,3 +40,10 @@ def test_an_offset_beyond_a_64_bit_integer_is_422(platform):
     r = platform.call("GET", "/v1/identity/conflicts", ADMIN, params={"offset": 2**63})
     assert r.status_code == 422 and r.json()["error"]["details"][0]["loc"] == "query.offset"
     assert platform.call("GET", "/v1/identity/conflicts", ADMIN, params={"offset": 10_000_000}).json()["items"] == []
+
+
+def test_a_lookup_by_an_identifier_longer_than_any_event_may_carry_is_422(platform):
+    for name, bound in (("phone", 40), ("email", 254), ("member_id", 128)):
+        r = platform.call("GET", "/v1/customers/lookup", READER, params={name: "1" * (bound + 1)})
+        assert r.status_code == 422 and r.json()["error"]["details"][0]["loc"] == f"query.{name}", name
+    assert platform.call("GET", "/v1/customers/lookup", READER, params={"phone": LI}).status_code == 200
