@@ -22,6 +22,8 @@ MAX_OFFSET = 10_000_000
 MAX_COUNT = 100_000_000
 MAX_CURSOR = 1000
 MAX_ID = 200
+# Row ids in a path: a signed 64-bit integer, what SQLite and MongoDB store.
+MAX_ROW_ID = 2**63 - 1
 # The keyset values a cursor may carry: epoch milliseconds (negative before 1970), counters, short texts.
 _MAX_CURSOR_INT = 2**53
 
