@@ -21,7 +21,7 @@ from services.alerts.schemas import (
 )
 from services.alerts.store import AlertQuery, sla_filter
 from shared.api import Caller, caller_dep
-from shared.bounds import Offset
+from shared.bounds import MAX_ID, Offset
 from shared.errors import InvalidInput, NotFound
 
 
@@ -36,9 +36,11 @@ def router() -> APIRouter:
     @r.get("", response_model=AlertsPage, tags=["alerts"])
     def list_alerts(request: Request, caller: Caller = caller_dep("reader"),
                     status: Literal["open", "acknowledged", "resolved"] | None = None, type: RuleType | None = None,
-                    severity: Literal["info", "yellow", "red"] | None = None, store_id: str | None = None,
-                    customer_id: str | None = Query(None, description="any id of the customer, merged-away ones too"),
-                    manager: str | None = None,
+                    severity: Literal["info", "yellow", "red"] | None = None,
+                    store_id: str | None = Query(None, max_length=MAX_ID),
+                    customer_id: str | None = Query(None, max_length=MAX_ID,
+                                                    description="any id of the customer, merged-away ones too"),
+                    manager: str | None = Query(None, max_length=MAX_ID),
                     sla_breached: bool | None = Query(None, description="late (or not) against the severity's SLA"),
                     offset: Offset = 0, limit: int = Query(50, ge=1, le=500)) -> AlertsPage:
         """Alerts, newest first, filtered by status, type, severity, store, customer, manager or SLA breach."""
