@@ -92,3 +92,12 @@ def test_list_offsets_and_churn_model_days_out_of_range_are_422(tmp_path):
         assert (r.status_code, r.json()["error"]["code"]) == (422, "as_of_out_of_range"), as_of
     r = h.api.get("/v1/alerts/churn-model", params={"as_of": "9999-12-31"})
     assert (r.status_code, r.json()["error"]["code"]) == (422, "as_of_in_future")
+
+
+def test_dead_letter_offsets_and_ids_beyond_a_64_bit_integer_are_422(tmp_path):
+    h = Harness(tmp_path, noon("2026-11-30"))
+    r = h.api.get("/v1/deadletters", params={"offset": 2**63})
+    assert (r.status_code, r.json()["error"]["details"][0]["loc"]) == (422, "query.offset")
+    r = h.api.post(f"/v1/deadletters/{2**63}/redrive")
+    assert (r.status_code, r.json()["error"]["details"][0]["loc"]) == (422, "path.letter_id")
+    assert h.api.post(f"/v1/deadletters/{2**63 - 1}/redrive").status_code == 404
