@@ -9,17 +9,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import UTC, date, datetime, time
-from typing import Annotated
+from datetime import UTC, date, datetime
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, AwareDatetime
+from pydantic import AfterValidator, AwareDatetime, GetJsonSchemaHandler
 
 Clock = Callable[[], datetime]
 
 EARLIEST = date(1900, 1, 1)
 LATEST = date(2100, 12, 31)
-_EARLIEST_AT = datetime.combine(EARLIEST, time(), UTC)
-_LATEST_AT = datetime.combine(LATEST, time.max, UTC)
 # Years before 1000 were once written unpadded ("34-12-26T…"); such rows are still read back.
 _SHORT_YEAR = re.compile(r"^(\d{1,3})-")
 
@@ -43,8 +41,9 @@ def parse_iso(text: str) -> datetime:
 
 
 def check_moment(value: datetime) -> datetime:
-    """``value`` if it lies within the years the platform takes, else ValueError (pydantic makes it a 422)."""
-    if not _EARLIEST_AT <= value <= _LATEST_AT:
+    """``value`` if its year (as written, in its own zone) is one the platform takes, else ValueError
+    (pydantic makes it a 422)."""
+    if not EARLIEST.year <= value.year <= LATEST.year:
         raise ValueError(f"must be between {EARLIEST.isoformat()} and {LATEST.isoformat()}")
     return value
 
@@ -56,6 +55,15 @@ def check_day(value: date) -> date:
     return value
 
 
+class _Years:
+    """The bound in the OpenAPI document too, so a client (or a fuzzer) can tell before it sends."""
+
+    def __get_pydantic_json_schema__(self, core_schema: Any, handler: GetJsonSchemaHandler) -> dict[str, Any]:
+        schema = handler(core_schema)
+        schema["pattern"] = r"^(19[0-9]{2}|20[0-9]{2}|2100)-"
+        return schema
+
+
 # Field types for schemas and query parameters that reach a store or date arithmetic.
-Moment = Annotated[AwareDatetime, AfterValidator(check_moment)]
-Day = Annotated[date, AfterValidator(check_day)]
+Moment = Annotated[AwareDatetime, AfterValidator(check_moment), _Years()]
+Day = Annotated[date, AfterValidator(check_day), _Years()]

@@ -22,6 +22,7 @@ from services.alerts.schemas import (
 from services.alerts.store import AlertQuery, sla_filter
 from shared.api import Caller, caller_dep
 from shared.bounds import MAX_ID, Offset
+from shared.clock import Day
 from shared.errors import InvalidInput, NotFound
 
 
@@ -84,14 +85,14 @@ def router() -> APIRouter:
 
     @r.get("/churn-model", response_model=ChurnModelRead, tags=["churn model"])
     def get_model(request: Request, caller: Caller = caller_dep("reader"),
-                  as_of: date | None = Query(None, description="YYYY-MM-DD; today if absent")) -> ChurnModelRead:
+                  as_of: Day | None = Query(None, description="YYYY-MM-DD; today if absent")) -> ChurnModelRead:
         """BG/NBD parameters fitted on purchase days up to ``as_of`` (cached per date)."""
         svc = _svc(request)
         model, fitted_at = scan.model_as_of(svc.deps, as_of=as_of or _today(svc))
         return views.model_read(model, fitted_at)
 
     @r.get("/churn-model/customers", response_model=StandingsPage, tags=["churn model"])
-    def get_standings(request: Request, caller: Caller = caller_dep("reader"), as_of: date | None = None,
+    def get_standings(request: Request, caller: Caller = caller_dep("reader"), as_of: Day | None = None,
                       weeks: float | None = Query(None, gt=0, le=520), offset: Offset = 0,
                       limit: int = Query(50, ge=1, le=1000)) -> StandingsPage:
         """Customers ranked by probability alive (most likely lost first), with expected purchases."""
@@ -105,7 +106,7 @@ def router() -> APIRouter:
 
     @r.get("/churn-model/customers/{customer_id}", response_model=StandingsPage, tags=["churn model"])
     def get_standing(request: Request, customer_id: str, caller: Caller = caller_dep("reader"),
-                     as_of: date | None = None, weeks: float | None = Query(None, gt=0, le=520)) -> StandingsPage:
+                     as_of: Day | None = None, weeks: float | None = Query(None, gt=0, le=520)) -> StandingsPage:
         """One customer's probability alive and expected purchases in the next ``weeks`` weeks."""
         svc = _svc(request)
         weeks = weeks or svc.deps.config.model_weeks

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import JSONResponse
 
 from services.loyalty import commands, views
@@ -30,6 +30,8 @@ from shared.bounds import Cursor, Offset
 from shared.clock import iso_utc
 from shared.errors import NotFound
 
+# 1900-01..2100-12, the months the platform's dates span (a statement for 9999-12 or 0001-01 was a 500).
+MONTH = Path(pattern=r"^(19[0-9]{2}|20[0-9]{2}|2100)-(0[1-9]|1[0-2])$", description="YYYY-MM, 1900-01 to 2100-12")
 KEY_HEADER = Header(None, alias="Idempotency-Key", max_length=200,
                     description="same key and body: the same answer again; another body: 409")
 
@@ -65,7 +67,7 @@ def router() -> APIRouter:
         return LedgerPage(**views.ledger(customer_id, cursor=cursor, limit=limit, deps=_deps(request)))
 
     @r.get("/accounts/{customer_id}/statements/{month}", response_model=StatementRead, tags=["accounts"])
-    def get_statement(request: Request, customer_id: str, month: str,
+    def get_statement(request: Request, customer_id: str, month: str = MONTH,
                       caller: Caller = caller_dep("reader")) -> StatementRead:
         """A monthly statement (``YYYY-MM``): opening, earned, refunded, redeemed, expired, adjusted, closing."""
         return StatementRead(**views.monthly_statement(customer_id, month, deps=_deps(request)))
