@@ -102,3 +102,17 @@ def test_a_key_bound_through_an_id_before_its_merge_still_spends_once_after(loya
     assert again.status_code == 201 and again.json() == first.json()
     got = loyalty.get(f"/v1/loyalty/rewards/{reward['reward_id']}", headers=_as("reader")).json()
     assert (got["stock"], got["redeemed"]) == (4, 1)
+
+
+def test_one_adjustment_key_through_a_survivor_and_its_merged_away_id_adjusts_once(loyalty):
+    deps = loyalty.service.deps
+    handlers.consume_batch([purchase_msg("s-3", "400.00", "2026-10-20 10:00", record="c_surv3"),
+                            purchase_msg("m-3", "400.00", "2026-10-20 11:00", record="c_gone3")], deps)
+    handlers.consume_batch([merge_msg("c_surv3", "c_gone3", ["c_gone3"], "2026-10-25 10:00", merge_id="m_3")], deps)
+    key = {**_as("operator"), "Idempotency-Key": "fix-7"}
+    body = {"points": -100, "reason": "goodwill reversal"}
+    first = loyalty.post("/v1/loyalty/accounts/c_gone3/adjustments", json=body, headers=key)
+    second = loyalty.post("/v1/loyalty/accounts/c_surv3/adjustments", json=body, headers=key)
+    assert first.status_code == 201 and first.json()["points_balance"] == 700
+    assert second.status_code == 201 and second.json() == first.json()
+    assert check_invariants(loyalty.service.store, ["c_surv3"]) == {"c_surv3": 700}
