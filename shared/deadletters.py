@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel
 
 from shared.api import Caller, caller_dep
+from shared.bounds import MAX_ROW_ID, Offset
 from shared.clock import iso_utc
 from shared.errors import Conflict, NotFound
 from shared.kafka import Outgoing
-
-# The largest row id or offset the stores can take (a 64-bit integer): beyond it, 422 rather than a crash.
-MAX_INT64 = 2**63 - 1
 
 
 class DeadLetterRead(BaseModel):
@@ -59,8 +59,7 @@ def router() -> APIRouter:
 
     @r.get("/deadletters", response_model=DeadLettersPage)
     def get_dead_letters(request: Request, caller: Caller = caller_dep("operator"), status: str | None = None,
-                         offset: int = Query(0, ge=0, le=MAX_INT64),
-                         limit: int = Query(50, ge=1, le=500)) -> DeadLettersPage:
+                         offset: Offset = 0, limit: int = Query(50, ge=1, le=500)) -> DeadLettersPage:
         """Messages this service could not process, with reason and origin; payloads only for admins."""
         store = request.app.state.service.store
         reveal = caller.at_least("admin")
@@ -73,7 +72,7 @@ def router() -> APIRouter:
         return DeadLettersPage(items=items, total=store.dead_letter_count(status=status), offset=offset, limit=limit)
 
     @r.post("/deadletters/{letter_id}/redrive", response_model=RedriveRead)
-    def post_redrive(request: Request, letter_id: int = Path(ge=1, le=MAX_INT64),
+    def post_redrive(request: Request, letter_id: Annotated[int, Path(ge=1, le=MAX_ROW_ID)],
                      caller: Caller = caller_dep("operator")) -> RedriveRead:
         """Send a dead letter back to its topic (after the cause is fixed)."""
         svc = request.app.state.service

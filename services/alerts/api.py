@@ -21,6 +21,8 @@ from services.alerts.schemas import (
 )
 from services.alerts.store import AlertQuery, sla_filter
 from shared.api import Caller, caller_dep, errors
+from shared.bounds import MAX_ID, Offset
+from shared.clock import Day
 from shared.errors import InvalidInput, NotFound
 
 
@@ -35,11 +37,13 @@ def router() -> APIRouter:
     @r.get("", response_model=AlertsPage, tags=["alerts"])
     def list_alerts(request: Request, caller: Caller = caller_dep("reader"),
                     status: Literal["open", "acknowledged", "resolved"] | None = None, type: RuleType | None = None,
-                    severity: Literal["info", "yellow", "red"] | None = None, store_id: str | None = None,
-                    customer_id: str | None = Query(None, description="any id of the customer, merged-away ones too"),
-                    manager: str | None = None,
+                    severity: Literal["info", "yellow", "red"] | None = None,
+                    store_id: str | None = Query(None, max_length=MAX_ID),
+                    customer_id: str | None = Query(None, max_length=MAX_ID,
+                                                    description="any id of the customer, merged-away ones too"),
+                    manager: str | None = Query(None, max_length=MAX_ID),
                     sla_breached: bool | None = Query(None, description="late (or not) against the severity's SLA"),
-                    offset: int = Query(0, ge=0), limit: int = Query(50, ge=1, le=500)) -> AlertsPage:
+                    offset: Offset = 0, limit: int = Query(50, ge=1, le=500)) -> AlertsPage:
         """Alerts, newest first, filtered by status, type, severity, store, customer, manager or SLA breach."""
         svc = _svc(request)
         store, now, hours = svc.deps.store, svc.clock(), svc.deps.config.sla_hours()
@@ -66,28 +70,30 @@ def router() -> APIRouter:
 
     @r.post("/scan", response_model=ScanRead, tags=["operations"])
     def post_scan(request: Request, caller: Caller = caller_dep("operator"),
-                  as_of: datetime | None = Query(None, description="ISO time with zone; now if absent"),
+                  as_of: datetime | None = Query(None, description="ISO time with zone, within the scan window around "
+                                                                  "the service clock (see README); now if absent"),
                   full: bool = Query(False, description="every customer, not only the due ones")) -> ScanRead:
         """Evaluate the due customers (or all) as of a moment, as the scheduler does."""
         svc = _svc(request)
         if as_of is not None and as_of.tzinfo is None:
             raise InvalidInput("as_of_needs_zone", "as_of needs a timezone, e.g. 2026-11-20T09:00:00+08:00")
         moment = as_of or svc.clock()
+        scan.check_as_of(svc.deps, moment)
         result = scan.scan(svc.deps, as_of=moment, relay=svc.relay, full=full)
         return ScanRead(as_of=moment, full=full, customers=result.customers, chunks=result.chunks,
                         seconds=round(result.seconds, 3), counts=result.counts)
 
     @r.get("/churn-model", response_model=ChurnModelRead, tags=["churn model"], responses=errors(404))
     def get_model(request: Request, caller: Caller = caller_dep("reader"),
-                  as_of: date | None = Query(None, description="YYYY-MM-DD; today if absent")) -> ChurnModelRead:
+                  as_of: Day | None = Query(None, description="YYYY-MM-DD; today if absent")) -> ChurnModelRead:
         """BG/NBD parameters fitted on purchase days up to ``as_of`` (cached per date)."""
         svc = _svc(request)
         model, fitted_at = scan.model_as_of(svc.deps, as_of=as_of or _today(svc))
         return views.model_read(model, fitted_at)
 
     @r.get("/churn-model/customers", response_model=StandingsPage, tags=["churn model"], responses=errors(404))
-    def get_standings(request: Request, caller: Caller = caller_dep("reader"), as_of: date | None = None,
-                      weeks: float | None = Query(None, gt=0, le=520), offset: int = Query(0, ge=0),
+    def get_standings(request: Request, caller: Caller = caller_dep("reader"), as_of: Day | None = None,
+                      weeks: float | None = Query(None, gt=0, le=520), offset: Offset = 0,
                       limit: int = Query(50, ge=1, le=1000)) -> StandingsPage:
         """Customers ranked by probability alive (most likely lost first), with expected purchases."""
         svc = _svc(request)
@@ -100,7 +106,7 @@ def router() -> APIRouter:
 
     @r.get("/churn-model/customers/{customer_id}", response_model=StandingsPage, tags=["churn model"])
     def get_standing(request: Request, customer_id: str, caller: Caller = caller_dep("reader"),
-                     as_of: date | None = None, weeks: float | None = Query(None, gt=0, le=520)) -> StandingsPage:
+                     as_of: Day | None = None, weeks: float | None = Query(None, gt=0, le=520)) -> StandingsPage:
         """One customer's probability alive and expected purchases in the next ``weeks`` weeks."""
         svc = _svc(request)
         weeks = weeks or svc.deps.config.model_weeks

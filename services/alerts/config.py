@@ -29,6 +29,12 @@ class AlertsConfig(BaseSettings):
     scan_chunk: int = Field(500, ge=1, le=5000)
     # One worker scans at a time; its lease lapses after this long if it dies.
     scan_lease_s: float = Field(120.0, gt=0)
+    # POST /v1/alerts/scan?as_of= changes live alerts, so its moment must lie within this window around the
+    # service clock: back far enough to re-run a moment the scheduler missed (whoever it evaluates is due again
+    # after that moment, so the next scheduled scan corrects what no longer holds), forward only by clock skew.
+    # Outside it the scan is refused (422).
+    scan_as_of_past_h: float = Field(24.0, ge=0, le=24 * 31)
+    scan_as_of_future_s: float = Field(300.0, ge=0, le=3600)
     # A JSON document of rule overrides (see README); re-read when the file changes.
     rules_file: str | None = None
     # Time to resolve per severity.

@@ -18,12 +18,12 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from services.alerts.domain.model import Standing, standings
 from services.alerts.handlers import Deps, Writer
 from shared.churn import ChurnModel, NoConvergence, NotEnoughData, fit_converging, histories
-from shared.clock import iso_utc
+from shared.clock import EARLIEST, iso_utc
 from shared.errors import InvalidInput, NotFound, Unavailable
 from shared.facts import epoch_ms
 from shared.storage import OutboxMessage
@@ -77,6 +77,27 @@ def _chunk(deps: Deps, candidates: list[str], *, as_of: datetime, more: bool, fu
     # Every active candidate gets a next check later than as_of (or none), so a due scan ends.
     writer.evaluate(active)
     return Unit(store.outbox_add(writer.outbox()), len(active), dict(writer.counts), more, full)
+
+
+def as_of_window(deps: Deps) -> tuple[datetime, datetime]:
+    """The moments an on-demand scan may run as of: from the service clock minus ``scan_as_of_past_h``
+    to the clock plus ``scan_as_of_future_s``."""
+    now = deps.clock()
+    return (now - timedelta(hours=deps.config.scan_as_of_past_h),
+            now + timedelta(seconds=deps.config.scan_as_of_future_s))
+
+
+def check_as_of(deps: Deps, as_of: datetime) -> None:
+    """InvalidInput unless a scan as of ``as_of`` may change live alerts (it lies in ``as_of_window``).
+
+    A scan as of another moment would open and resolve live alerts by a clock nobody lives on: resolved
+    in the year 34, opened in 2370, and a due index pointing at moments the scheduler reaches never or
+    at once."""
+    earliest, latest = as_of_window(deps)
+    if not earliest <= as_of <= latest:
+        raise InvalidInput("as_of_outside_window",
+                           "as_of must lie within the scan window around the service clock",
+                           details={"earliest": iso_utc(earliest), "latest": iso_utc(latest)})
 
 
 def scan(deps: Deps, *, as_of: datetime, relay: Relay, full: bool = False) -> ScanResult:
@@ -167,6 +188,8 @@ def model_as_of(deps: Deps, *, as_of: date) -> tuple[ChurnModel, str]:
     if as_of > deps.clock().astimezone(deps.zone).date():
         # Fitted as of a future day, the model would count weeks nobody has lived yet (T), and be kept.
         raise InvalidInput("as_of_in_future", "as_of cannot be later than today")
+    if as_of < EARLIEST:
+        raise InvalidInput("as_of_out_of_range", f"as_of cannot be earlier than {EARLIEST.isoformat()}")
     held = deps.store.model(as_of)
     if held is None:
         fit_model(deps, as_of=as_of)

@@ -23,6 +23,7 @@ from services.campaigns.schemas import (
     ResultsRead,
 )
 from shared.api import Caller, caller_dep, errors
+from shared.bounds import Cursor, Offset
 
 # The CSV exports answer text/csv, and 409 before the campaign launched.
 CSV = {200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "description": "CSV"}, **errors(409)}
@@ -65,7 +66,7 @@ def router() -> APIRouter:
 
     @r.get("/campaigns", response_model=CampaignsPage, tags=["campaigns"])
     def list_campaigns(request: Request, caller: Caller = caller_dep("reader"), status: Status | None = None,
-                       offset: int = Query(0, ge=0), limit: int = Query(50, ge=1, le=500)) -> CampaignsPage:
+                       offset: Offset = 0, limit: int = Query(50, ge=1, le=500)) -> CampaignsPage:
         """Campaigns, newest first, optionally by status."""
         store = _svc(request).deps.store
         rows = store.campaigns(status=status, offset=offset, limit=limit)
@@ -103,7 +104,7 @@ def router() -> APIRouter:
 
     @r.get("/campaigns/{campaign_id}/audience", response_model=AudiencePage, tags=["results"])
     def get_audience(request: Request, campaign_id: str, caller: Caller = caller_dep("reader"),
-                     group: Literal["treatment", "control"] | None = None, cursor: str | None = None,
+                     group: Literal["treatment", "control"] | None = None, cursor: Cursor = None,
                      limit: int = Query(100, ge=1, le=1000)) -> AudiencePage:
         """The frozen audience with each member's group, in pages (``cursor`` from the previous page)."""
         rows, total, nxt = reports.audience(campaign_id, group=group, after=cursor, limit=limit,

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from services.campaigns.domain.definition import AudienceFilter, Channel, Costs, Definition, Objective
+from shared.bounds import MAX_ID
+from shared.clock import Day, Moment
+
+CustomerId = Annotated[str, Field(min_length=1, max_length=MAX_ID)]
 
 
 class CampaignCreate(Definition):
@@ -20,16 +24,16 @@ class CampaignUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = None
+    name: str | None = Field(None, min_length=1, max_length=200)
     objective: Objective | None = None
     channel: Channel | None = None
     audience: AudienceFilter | None = None
     offer: dict[str, Any] | None = None
-    bonus_multiplier: Decimal | None = None
-    starts_at: AwareDatetime | None = None
-    ends_at: AwareDatetime | None = None
-    attribution_window_days: int | None = None
-    control_share: Decimal | None = None
+    bonus_multiplier: Decimal | None = Field(None, gt=1, le=10)
+    starts_at: Moment | None = None
+    ends_at: Moment | None = None
+    attribution_window_days: int | None = Field(None, ge=1, le=365)
+    control_share: Decimal | None = Field(None, ge=Decimal("0.01"), le=Decimal("0.90"))
     costs: Costs | None = None
 
 
@@ -180,9 +184,9 @@ class EventEffectCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    event_date: date
-    attendees: list[str] = Field(min_length=1, max_length=100_000)
-    non_attendees: list[str] | None = Field(None, min_length=1, max_length=100_000)
+    event_date: Day
+    attendees: list[CustomerId] = Field(min_length=1, max_length=100_000)
+    non_attendees: list[CustomerId] | None = Field(None, min_length=1, max_length=100_000)
     comparison: AudienceFilter | None = None
     window_days: int = Field(90, ge=1, le=365, description="days compared before and from the event day")
 

@@ -25,6 +25,7 @@ from services.identity.schemas import (
     UnmergeRead,
 )
 from shared.api import Caller, caller_dep, errors
+from shared.bounds import MAX_ID, Cursor, Offset
 from shared.errors import DomainError, InvalidInput, NotFound
 from shared.events import IDENTIFIER_TYPES, Identity, InvalidEvent
 
@@ -65,6 +66,12 @@ def _body_items(raw: bytes) -> list[Any]:
     return items
 
 
+def _ident(name: str):
+    # As long as an event may carry it: a longer one cannot be anyone's, and the model would refuse it with a 500.
+    bound = next(m.max_length for m in Identity.model_fields[name].metadata if hasattr(m, "max_length"))
+    return Query(None, max_length=bound)
+
+
 def router() -> APIRouter:
     """The identity routes; handlers and store come from ``request.app.state.service``."""
     r = APIRouter()
@@ -96,10 +103,11 @@ def router() -> APIRouter:
         return JSONResponse(page.model_dump(exclude_none=True), status_code=status)
 
     @r.get("/customers/lookup", response_model=CustomerRead, tags=["customers"], responses=errors(404))
-    def lookup(request: Request, caller: Caller = caller_dep("reader"), phone: str | None = None,
-               wechat_openid: str | None = None, wechat_unionid: str | None = None,
-               member_id: str | None = None, web_user_id: str | None = None, email: str | None = None,
-               anonymous_id: str | None = None) -> CustomerRead:
+    def lookup(request: Request, caller: Caller = caller_dep("reader"), phone: str | None = _ident("phone"),
+               wechat_openid: str | None = _ident("wechat_openid"),
+               wechat_unionid: str | None = _ident("wechat_unionid"),
+               member_id: str | None = _ident("member_id"), web_user_id: str | None = _ident("web_user_id"),
+               email: str | None = _ident("email"), anonymous_id: str | None = _ident("anonymous_id")) -> CustomerRead:
         """The customer owning an identifier (a phone in any notation, or any other identifier)."""
         svc = request.app.state.service
         given = {k: v for k, v in dict(phone=phone, wechat_openid=wechat_openid, wechat_unionid=wechat_unionid,
@@ -122,7 +130,7 @@ def router() -> APIRouter:
 
     @r.get("/customers/{customer_id}/timeline", response_model=TimelinePage, tags=["customers"])
     def get_timeline(request: Request, customer_id: str, caller: Caller = caller_dep("reader"),
-                     cursor: str | None = None, limit: int = Query(50, ge=1, le=500)) -> TimelinePage:
+                     cursor: Cursor = None, limit: int = Query(50, ge=1, le=500)) -> TimelinePage:
         """The customer's events across channels, newest first."""
         svc = request.app.state.service
         return views.timeline(svc.deps.store, customer_id, cursor=cursor, limit=limit,
@@ -146,8 +154,9 @@ def router() -> APIRouter:
         return UnmergeRead(**done)
 
     @r.get("/identity/conflicts", response_model=ConflictsPage, tags=["merges"])
-    def get_conflicts(request: Request, caller: Caller = caller_dep("reader"), status: str | None = "open",
-                      customer_id: str | None = None, offset: int = Query(0, ge=0),
+    def get_conflicts(request: Request, caller: Caller = caller_dep("reader"),
+                      status: str | None = Query("open", max_length=MAX_ID),
+                      customer_id: str | None = Query(None, max_length=MAX_ID), offset: Offset = 0,
                       limit: int = Query(50, ge=1, le=500)) -> ConflictsPage:
         """Events that would have joined two phone customers, for review."""
         store = request.app.state.service.deps.store

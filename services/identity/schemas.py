@@ -92,7 +92,7 @@ class MergesPage(BaseModel):
 
 
 class UnmergeCreate(BaseModel):
-    merge_id: str = Field(min_length=1)
+    merge_id: str = Field(min_length=1, max_length=200)
 
 
 class UnmergeRead(BaseModel):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
@@ -19,7 +18,8 @@ from services.identity.schemas import (
     TimelinePage,
 )
 from services.identity.store import IdentityStore, RecordRow
-from shared.errors import InvalidInput, NotFound
+from shared.bounds import decode_cursor, encode_cursor
+from shared.errors import NotFound
 from shared.facts import from_minor, newest
 from shared.privacy import mask_phone
 
@@ -105,22 +105,6 @@ def _attributes(store: IdentityStore, group: list[str]):
     return attributes, sources, consents
 
 
-def encode_cursor(key: tuple[int, str, str]) -> str:
-    """An opaque timeline cursor."""
-    return base64.urlsafe_b64encode(json.dumps(list(key)).encode()).decode()
-
-
-def decode_cursor(cursor: str | None) -> tuple[int, str, str] | None:
-    """The keyset position behind a cursor, or InvalidInput."""
-    if not cursor:
-        return None
-    try:
-        ms, src, eid = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        return int(ms), str(src), str(eid)
-    except (ValueError, TypeError) as exc:
-        raise InvalidInput("invalid_cursor", "cursor is not one this API issued") from exc
-
-
 def _masked(data: dict, reveal: bool) -> dict:
     ident = data.get("identity")
     if reveal or not isinstance(ident, dict) or not ident.get("phone"):
@@ -133,7 +117,7 @@ def timeline(store: IdentityStore, customer_id: str, *, cursor: str | None, limi
              reveal: bool = False) -> TimelinePage:
     """A customer's events, newest first, one page at a time; phones masked unless ``reveal``."""
     root = active_record(store, customer_id)
-    rows = store.timeline(store.group(root.id), before=decode_cursor(cursor), limit=limit + 1)
+    rows = store.timeline(store.group(root.id), before=decode_cursor(cursor, (int, str, str)), limit=limit + 1)
     items = [
         TimelineEvent(source=r.source, id=r.id, type=r.type, channel=r.channel, time=r.time,
                       record_id=r.record_id, data=_masked(json.loads(r.payload).get("data", {}), reveal))

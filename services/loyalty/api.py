@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import JSONResponse
 
 from services.loyalty import commands, views
@@ -26,9 +26,12 @@ from services.loyalty.schemas import (
     TierRulesRead,
 )
 from shared.api import Caller, caller_dep
+from shared.bounds import Cursor, Offset
 from shared.clock import iso_utc
 from shared.errors import NotFound
 
+# 1900-01..2100-12, the months the platform's dates span (a statement for 9999-12 or 0001-01 was a 500).
+MONTH = Path(pattern=r"^(19[0-9]{2}|20[0-9]{2}|2100)-(0[1-9]|1[0-2])$", description="YYYY-MM, 1900-01 to 2100-12")
 KEY_HEADER = Header(None, alias="Idempotency-Key", max_length=200,
                     description="same key and body: the same answer again; another body: 409")
 
@@ -59,12 +62,12 @@ def router() -> APIRouter:
 
     @r.get("/accounts/{customer_id}/ledger", response_model=LedgerPage, tags=["accounts"])
     def get_ledger(request: Request, customer_id: str, caller: Caller = caller_dep("reader"),
-                   cursor: str | None = None, limit: int = Query(50, ge=1, le=500)) -> LedgerPage:
+                   cursor: Cursor = None, limit: int = Query(50, ge=1, le=500)) -> LedgerPage:
         """Ledger entries, newest first: each names its rule and its cause."""
         return LedgerPage(**views.ledger(customer_id, cursor=cursor, limit=limit, deps=_deps(request)))
 
     @r.get("/accounts/{customer_id}/statements/{month}", response_model=StatementRead, tags=["accounts"])
-    def get_statement(request: Request, customer_id: str, month: str,
+    def get_statement(request: Request, customer_id: str, month: str = MONTH,
                       caller: Caller = caller_dep("reader")) -> StatementRead:
         """A monthly statement (``YYYY-MM``): opening, earned, refunded, redeemed, expired, adjusted, closing."""
         return StatementRead(**views.monthly_statement(customer_id, month, deps=_deps(request)))
@@ -94,7 +97,7 @@ def router() -> APIRouter:
 
     @r.get("/accounts/{customer_id}/redemptions", response_model=RedemptionsPage, tags=["redemptions"])
     def get_redemptions(request: Request, customer_id: str, caller: Caller = caller_dep("reader"),
-                        offset: int = Query(0, ge=0), limit: int = Query(50, ge=1, le=500)) -> RedemptionsPage:
+                        offset: Offset = 0, limit: int = Query(50, ge=1, le=500)) -> RedemptionsPage:
         """The member's redemptions, newest first."""
         return RedemptionsPage(**views.redemptions(customer_id, offset=offset, limit=limit, deps=_deps(request)))
 
@@ -115,7 +118,7 @@ def router() -> APIRouter:
 
     @r.get("/rewards", response_model=RewardsPage, tags=["rewards"])
     def get_rewards(request: Request, caller: Caller = caller_dep("reader"), active_only: bool = False,
-                    offset: int = Query(0, ge=0), limit: int = Query(50, ge=1, le=500)) -> RewardsPage:
+                    offset: Offset = 0, limit: int = Query(50, ge=1, le=500)) -> RewardsPage:
         """The rewards catalogue with stock."""
         rows = _deps(request).store.rewards(active_only=active_only, offset=offset, limit=limit)
         return RewardsPage(items=[RewardRead(**vars(x)) for x in rows], offset=offset, limit=limit)

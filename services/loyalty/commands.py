@@ -6,7 +6,8 @@ them with conditional updates whose conflicts retry the transaction), so stock i
 and no balance goes below zero. An ``Idempotency-Key`` binds a key to the first successful answer:
 the same key with the same body gets that answer again, with another body a 409. A refusal (409:
 no points, no stock, over the limit) binds nothing: it changed nothing, so the same key may be sent
-again once the cause is gone, and still spends at most once.
+again once the cause is gone, and still spends at most once. A key belongs to the account, not to the id
+in the URL: sent through a survivor's id and through an id merged into it, it spends once.
 """
 
 from __future__ import annotations
@@ -58,15 +59,21 @@ def _fingerprint(scope: str, body: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps([scope, body], sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _replay(scope: str, key: str | None, body: dict[str, Any], deps: Deps) -> Answer | None:
+def _replay(kind: str, root: str, key: str | None, body: dict[str, Any], deps: Deps) -> Answer | None:
     if not key:
         return None
-    held = deps.store.idempotent(scope, key)
-    if held is None:
-        return None
-    if held.fingerprint != _fingerprint(scope, body):
-        raise Conflict("idempotency_key_reused", "this Idempotency-Key was used with a different request")
-    return Answer(json.loads(held.body), held.status, replayed=True, outbox=[])
+    # The key belongs to the account, whichever of its ids the request came through: it may have been
+    # bound under any record merged into it (before the merge, or by an earlier version that scoped keys
+    # by the id in the URL).
+    for record in deps.store.records_of(root):  # the root's own first
+        scope = f"{kind}:{record}"
+        held = deps.store.idempotent(scope, key)
+        if held is None:
+            continue
+        if held.fingerprint != _fingerprint(scope, body):
+            raise Conflict("idempotency_key_reused", "this Idempotency-Key was used with a different request")
+        return Answer(json.loads(held.body), held.status, replayed=True, outbox=[])
+    return None
 
 
 def _bind(scope: str, key: str | None, request: dict[str, Any], answer: dict[str, Any], deps: Deps) -> None:
@@ -89,14 +96,16 @@ def redemption_body(r: RedemptionRow, balance: int) -> dict[str, Any]:
 def _once(customer_id: str, *, kind: str, key: str | None, request: dict[str, Any], deps: Deps,
           act: Callable[[str, str], tuple[dict[str, Any], list[OutboxMessage]]]) -> Answer:
     """Run ``act(root, new_id)`` in one transaction, once per ``Idempotency-Key``: the same key and body get
-    the first successful answer again (a refusal changed nothing, so it binds nothing), another body a 409."""
-    scope = f"{kind}:{customer_id}"
+    the first successful answer again (a refusal changed nothing, so it binds nothing), another body a 409.
+    The key is scoped to the account the id resolves to, not to the id in the URL: a survivor's id and a
+    merged-away id of it are one member, and the same key through both spends once."""
 
     def work() -> Answer:
         with deps.store.transaction():
             root = account_root(customer_id, deps)
-            if replayed := _replay(scope, key, request, deps):
+            if replayed := _replay(kind, root, key, request, deps):
                 return replayed
+            scope = f"{kind}:{root}"
             body, out = act(root, _new_id({"redeem": "rd_", "adjust": "adj_"}[kind], scope, key))
             _bind(scope, key, request, body, deps)
             return Answer(body, 201, outbox=deps.store.outbox_add(out))

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
+
+from shared.bounds import MAX_COUNT
+from shared.clock import Moment
 
 
 class ExpiringRead(BaseModel):
@@ -107,7 +111,7 @@ class TierRulesRead(BaseModel):
     levels: list[TierLevelRead]
 
 
-def _check_validity(valid_from: AwareDatetime | None, valid_until: AwareDatetime | None) -> None:
+def _check_validity(valid_from: datetime | None, valid_until: datetime | None) -> None:
     if valid_from is not None and valid_until is not None and valid_from >= valid_until:
         raise ValueError("valid_from must be before valid_until")
 
@@ -117,9 +121,9 @@ class RewardCreate(BaseModel):
     description: str = Field("", max_length=2000)
     points_cost: int = Field(gt=0, le=100_000_000)
     stock: int = Field(ge=0, le=100_000_000)
-    per_member_limit: int | None = Field(None, ge=1)
-    valid_from: AwareDatetime | None = None
-    valid_until: AwareDatetime | None = None
+    per_member_limit: int | None = Field(None, ge=1, le=MAX_COUNT)
+    valid_from: Moment | None = None
+    valid_until: Moment | None = None
     active: bool = True
 
     @model_validator(mode="after")
@@ -132,9 +136,9 @@ class RewardUpdate(BaseModel):
     name: str | None = Field(None, min_length=1, max_length=200)
     description: str | None = Field(None, max_length=2000)
     points_cost: int | None = Field(None, gt=0, le=100_000_000)
-    per_member_limit: int | None = Field(None, ge=1)
-    valid_from: AwareDatetime | None = None
-    valid_until: AwareDatetime | None = None
+    per_member_limit: int | None = Field(None, ge=1, le=MAX_COUNT)
+    valid_from: Moment | None = None
+    valid_until: Moment | None = None
     active: bool | None = None
     add_stock: int = Field(0, ge=-100_000_000, le=100_000_000, description="stock to add (negative takes away)")
 

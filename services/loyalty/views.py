@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import json
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -14,7 +12,8 @@ from services.loyalty.domain.calendar import add_months, month_key, month_start,
 from services.loyalty.domain.model import Facts
 from services.loyalty.domain.statements import statement
 from services.loyalty.domain.tiers import timeline
-from shared.clock import iso_utc, parse_iso
+from shared.bounds import decode_cursor, encode_cursor
+from shared.clock import EARLIEST, LATEST, iso_utc, parse_iso
 from shared.errors import InvalidInput
 from shared.facts import from_minor
 
@@ -39,27 +38,11 @@ def redemptions(customer_id: str, *, offset: int, limit: int, deps: Deps) -> dic
             "offset": offset, "limit": limit}
 
 
-def encode_cursor(key: tuple[str, str]) -> str:
-    """An opaque ledger cursor."""
-    return base64.urlsafe_b64encode(json.dumps(list(key)).encode()).decode()
-
-
-def decode_cursor(cursor: str | None) -> tuple[str, str] | None:
-    """The keyset position behind a cursor, or InvalidInput."""
-    if not cursor:
-        return None
-    try:
-        posted, entry = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        return str(posted), str(entry)
-    except (ValueError, TypeError) as exc:
-        raise InvalidInput("invalid_cursor", "cursor is not one this API issued") from exc
-
-
 def ledger(customer_id: str, *, cursor: str | None, limit: int, deps: Deps) -> dict[str, Any]:
     """The account's ledger entries, newest first, one page at a time."""
     root = account_root(customer_id, deps)
     records = deps.store.records_of(root)
-    rows = deps.store.entries(records, before=decode_cursor(cursor), limit=limit + 1)
+    rows = deps.store.entries(records, before=decode_cursor(cursor, (str, str)), limit=limit + 1)
     page = rows[:limit]
     more = len(rows) > limit
     return {"customer_id": root, "points_balance": deps.store.balance(records),
@@ -78,6 +61,9 @@ def monthly_statement(customer_id: str, month: str, *, deps: Deps) -> dict[str, 
         m = parse_month(month)
     except ValueError as exc:
         raise InvalidInput("invalid_month", "month must look like YYYY-MM") from exc
+    if not EARLIEST.year <= m[0] <= LATEST.year:
+        # Month arithmetic at year 1 or 9999 leaves what datetime can hold.
+        raise InvalidInput("month_out_of_range", f"month must be between {EARLIEST.year}-01 and {LATEST.year}-12")
     root = account_root(customer_id, deps)
     store, zone, now = deps.store, deps.zone, deps.clock()
     start, end = month_start(m, zone), month_start(add_months(m, 1), zone)

@@ -9,10 +9,12 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from shared.bounds import MAX_COUNT, MAX_ID
+from shared.clock import Moment
 from shared.errors import Conflict
 
 Channel = Literal["sms", "wechat", "email", "mail", "call"]
@@ -23,6 +25,9 @@ Group = Literal["treatment", "control"]
 AGE_BANDS: tuple[str, ...] = ("<25", "25-34", "35-44", "45-54", "55+", "unknown")
 MAX_OFFER_BYTES = 4096
 CENT = Decimal("0.01")
+# Amounts at most what an event may carry (shared/events.py MAX_MONEY): quantizing a larger one fails.
+MAX_MONEY = Decimal("100000000")
+MAX_NAMES = 1000
 
 
 class _Frozen(BaseModel):
@@ -53,8 +58,8 @@ class _Range(_Frozen):
 class IntRange(_Range):
     """An inclusive range of whole numbers."""
 
-    min: int | None = Field(None, ge=0)
-    max: int | None = Field(None, ge=0)
+    min: int | None = Field(None, ge=0, le=MAX_COUNT)
+    max: int | None = Field(None, ge=0, le=MAX_COUNT)
 
     def holds(self, value: int | None) -> bool:
         """Whether a value lies in the range (an unknown value never does)."""
@@ -64,8 +69,8 @@ class IntRange(_Range):
 class MoneyRange(_Range):
     """An inclusive range of amounts in CNY (exact decimals)."""
 
-    min: Decimal | None = Field(None, ge=0, decimal_places=2)
-    max: Decimal | None = Field(None, ge=0, decimal_places=2)
+    min: Decimal | None = Field(None, ge=0, le=MAX_MONEY, decimal_places=2)
+    max: Decimal | None = Field(None, ge=0, le=MAX_MONEY, decimal_places=2)
 
     def holds_minor(self, minor: int) -> bool:
         """Whether an amount in fen lies in the range."""
@@ -85,7 +90,7 @@ class ProbabilityRange(_Range):
         return value is not None and (self.min is None or value >= self.min) and (self.max is None or value <= self.max)
 
 
-Names = list[str] | None
+Names = Annotated[list[Annotated[str, Field(min_length=1, max_length=MAX_ID)]], Field(max_length=MAX_NAMES)] | None
 
 
 class AudienceFilter(_Frozen):
@@ -96,7 +101,7 @@ class AudienceFilter(_Frozen):
     """
 
     tiers: Names = Field(None, min_length=1, description="loyalty tiers, e.g. ['A', 'B']")
-    age_bands: list[AgeBand] | None = Field(None, min_length=1)
+    age_bands: list[AgeBand] | None = Field(None, min_length=1, max_length=len(AGE_BANDS))
     genders: Names = Field(None, min_length=1)
     cities: Names = Field(None, min_length=1)
     home_stores: Names = Field(None, min_length=1, description="the store with most purchase days")
@@ -114,8 +119,8 @@ def _cents(value: Decimal | None) -> Decimal | None:
 class Costs(_Frozen):
     """What the campaign costs: a fixed part and a part per touch sent (CNY)."""
 
-    fixed: Decimal = Field(Decimal("0.00"), ge=0, decimal_places=2)
-    per_touch: Decimal = Field(Decimal("0.00"), ge=0, decimal_places=2)
+    fixed: Decimal = Field(Decimal("0.00"), ge=0, le=MAX_MONEY, decimal_places=2)
+    per_touch: Decimal = Field(Decimal("0.00"), ge=0, le=MAX_MONEY, decimal_places=2)
     _two_places = field_validator("fixed", "per_touch")(_cents)
 
 
@@ -129,8 +134,8 @@ class Definition(_Frozen):
     offer: dict[str, Any] = Field(default_factory=dict, description="free-form offer the channel delivers")
     bonus_multiplier: Decimal | None = Field(None, gt=1, le=10, decimal_places=2,
                                              description="treatment earns this many times the base points")
-    starts_at: AwareDatetime
-    ends_at: AwareDatetime
+    starts_at: Moment
+    ends_at: Moment
     attribution_window_days: int = Field(14, ge=1, le=365)
     control_share: Decimal = Field(Decimal("0.10"), ge=Decimal("0.01"), le=Decimal("0.90"), decimal_places=4)
     costs: Costs = Field(default_factory=Costs)

@@ -18,6 +18,7 @@ from services.campaigns.domain.results import Report, Segment, Unit, money, repo
 from services.campaigns.handlers.campaigns import definition_of, get
 from services.campaigns.handlers.common import Deps, bulk_work
 from services.campaigns.store import CampaignRow, MemberRow
+from shared.bounds import decode_cursor, encode_cursor
 from shared.errors import Conflict
 from shared.facts import epoch_ms
 
@@ -28,10 +29,13 @@ def audience(campaign_id: str, *, group: str | None, after: str | None, limit: i
              deps: Deps) -> tuple[list[MemberRow], int, str | None]:
     """One page of members in member-id order, the total, and the cursor of the next page."""
     get(campaign_id, deps=deps)
-    rows = deps.store.members(campaign_id, group=group, after=after, limit=limit + 1)
+    # Opaque like every cursor: what a client makes up is refused, not taken as a member id.
+    position = decode_cursor(after, (str,))
+    rows = deps.store.members(campaign_id, group=group, after=position[0] if position else None, limit=limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
-    return rows, deps.store.member_count(campaign_id, group=group), rows[-1].member_id if more else None
+    nxt = encode_cursor((rows[-1].member_id,)) if more else None
+    return rows, deps.store.member_count(campaign_id, group=group), nxt
 
 
 @dataclass(frozen=True)

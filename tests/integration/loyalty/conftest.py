@@ -8,8 +8,10 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
+from fastapi.testclient import TestClient
 
 from services.loyalty.accounts import Deps, RulesSource
+from services.loyalty.app import create_app
 from services.loyalty.config import LoyaltySettings
 from shared.batch import Incoming
 from shared.messages import CampaignBonusGranted, CustomerEventResolved, CustomerMerged, encode
@@ -106,3 +108,19 @@ def bonus_msg(grant: str, campaign: str, customer: str, multiplier: str, starts:
     return incoming(CampaignBonusGranted(grant_id=grant, campaign_id=campaign, customer_id=customer,
                                          multiplier=multiplier, starts_at=at(starts), ends_at=at(ends),
                                          active=active, at=at(when or starts)), "crm.campaigns.events")
+
+
+@pytest.fixture
+def loyalty(store):
+    """The loyalty API over each store, with a settable clock and what it published kept."""
+    clock = Clock("2026-11-01 12:00")
+    published: list = []
+    settings = Settings(_env_file=None, api_keys="k-admin:admin,k-op:operator,k-read:reader",
+                        timezone="Asia/Shanghai")
+    service = create_app(settings, store=store, publish=published.extend, clock=clock,
+                         config=LoyaltySettings(_env_file=None))
+    client = TestClient(service.api)
+    client.published = published
+    client.service = service
+    client.clock = clock
+    return client

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 
-import pytest
 from fastapi.testclient import TestClient
 
 from services.loyalty import handlers
@@ -17,21 +16,6 @@ from tests.integration.loyalty.conftest import Clock, purchase_msg
 from tests.integration.loyalty.invariants import check_invariants
 
 KEYS = {"admin": "k-admin", "operator": "k-op", "reader": "k-read"}
-
-
-@pytest.fixture
-def loyalty(store):
-    clock = Clock("2026-11-01 12:00")
-    published: list = []
-    settings = Settings(_env_file=None, api_keys="k-admin:admin,k-op:operator,k-read:reader",
-                        timezone="Asia/Shanghai")
-    service = create_app(settings, store=store, publish=published.extend, clock=clock,
-                         config=LoyaltySettings(_env_file=None))
-    client = TestClient(service.api)
-    client.published = published
-    client.service = service
-    client.clock = clock
-    return client
 
 
 def _as(role: str) -> dict:
