@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from shared.api_docs import errors, install_openapi
 from shared.api_guard import CALLER_SCOPE_KEY, Caller, Gate, authenticate, route_rules
 from shared.errors import DomainError, Forbidden, InvalidInput, Unavailable
-from shared.ratelimit import install_rate_limits
+from shared.ratelimit import install_ingest_shedding, install_rate_limits
 from shared.settings import Role, Settings
 
 __all__ = ["Caller", "caller_dep", "errors", "install_error_handlers", "require", "service_api"]
@@ -110,16 +110,18 @@ def health_router(ready_checks: dict[str, Callable[[], object]], registry: Colle
 
     @router.get("/readyz", include_in_schema=False)
     def readyz() -> JSONResponse:
-        results = {}
+        results, details = {}, {}
         for name, check in ready_checks.items():
             try:
                 check()
                 results[name] = "ok"
             except Exception as exc:  # a failing check reports, it does not crash the probe
                 results[name] = f"failing: {type(exc).__name__}"
+                if getattr(exc, "explains_readiness", False):  # our own words (what, for how long), no data
+                    details[name] = str(exc)
         ok = all(v == "ok" for v in results.values())
-        return JSONResponse({"status": "ok" if ok else "unavailable", "checks": results},
-                            status_code=200 if ok else 503)
+        body = {"status": "ok" if ok else "unavailable", "checks": results, **({"details": details} if details else {})}
+        return JSONResponse(body, status_code=200 if ok else 503)
 
     @router.get("/metrics", include_in_schema=False)
     def metrics() -> Response:
@@ -147,8 +149,9 @@ def service_api(
     app.include_router(health_router(ready_checks, registry))
     for router in routers:
         app.include_router(router, prefix="/v1")
-    # Key, role, body size and content type are settled before FastAPI reads a body. Middleware added
-    # last runs first: the rate limits come before the gate, so guessing keys is throttled too.
+    # Middleware added last runs first: the request budgets, then the gate (key, role, body size and content
+    # type, before FastAPI reads a body), then ingestion's event budget and in-flight bound.
+    install_ingest_shedding(app, settings)
     app.add_middleware(Gate, rules=route_rules(routers), max_body_bytes=settings.max_body_bytes)
     install_rate_limits(app, settings)
     install_openapi(app)

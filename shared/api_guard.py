@@ -77,7 +77,9 @@ def route_rules(routers: Iterable[APIRouter], prefix: str = API_PREFIX) -> list[
                 continue
             role = next((d.call.crm_role for d in route.dependant.dependencies if hasattr(d.call, "crm_role")), None)
             regex, _, _ = compile_path(prefix + route.path)
-            rules.append(RouteRule(frozenset(route.methods), regex, role, route.body_field is not None))
+            # A route that reads its own body declares it in openapi_extra (POST /v1/events does).
+            takes_json = route.body_field is not None or "requestBody" in (route.openapi_extra or {})
+            rules.append(RouteRule(frozenset(route.methods), regex, role, takes_json))
     return rules
 
 

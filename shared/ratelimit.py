@@ -1,4 +1,4 @@
-"""Per-key rate limits and load shedding on every ``/v1`` route, as one ASGI middleware.
+"""Per-key rate limits and load shedding on every ``/v1`` route, as two ASGI middlewares around the gate.
 
 Budgets, each a token bucket (GCRA: one timestamp per key, exact ``Retry-After``):
 
@@ -9,7 +9,8 @@ Budgets, each a token bucket (GCRA: one timestamp per key, exact ``Retry-After``
   a masked phone's 10,000 middles takes weeks (admins read phones unmasked already);
 - ``POST /v1/events`` counts events, not requests, against the key's event budget, and at most
   ``ingest_max_in_flight`` ingestion requests run at once: more answer 503 ``overloaded`` at once
-  instead of queueing without bound.
+  instead of queueing without bound. This part runs behind the gate (``shared.api_guard``), so a request
+  it refuses (401/403/413/415) spends no events and holds no slot, and a slow upload holds none either.
 
 Limits are kept in process memory: each service's API runs in one process (``crm up`` serves a
 service's port from its first worker only), so a budget is per key per service.
@@ -21,6 +22,7 @@ second would store thousands of entries per key) and starts a timer thread; GCRA
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -36,8 +38,6 @@ from shared.settings import Settings
 
 LOOKUP_PATHS = frozenset({"/v1/customers/lookup"})
 INGEST_PATH = "/v1/events"
-# Bodies larger than this are not counted (the body size limit rejects them); they cost one event.
-_COUNT_BODY_CAP = 16 * 1024 * 1024
 _UNITS = {"second": 1.0, "minute": 60.0, "hour": 3600.0, "day": 86400.0}
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*(second|minute|hour|day)s?\s*$")
 
@@ -102,9 +102,16 @@ class RateLimits:
         self.events = Bucket(s.ingest_event_limit, s.ingest_event_limit_burst, clock=c)
 
 
-def install_rate_limits(app: FastAPI, settings: Settings) -> None:
-    """Put the rate limits and ingestion shedding in front of every ``/v1`` route of ``app``."""
+def install_ingest_shedding(app: FastAPI, settings: Settings) -> None:
+    """Ingestion's event budget and in-flight bound, behind the gate: it runs once the key, the role and the
+    body's size and type are settled, so a request the gate refuses costs nothing and holds no slot."""
     app.state.rate_limits = RateLimits(settings)
+    if settings.rate_limits:
+        app.add_middleware(IngestSheddingMiddleware)
+
+
+def install_rate_limits(app: FastAPI, settings: Settings) -> None:
+    """The request, keyless and lookup budgets, in front of the gate (so guessing keys is throttled too)."""
     if settings.rate_limits:
         app.add_middleware(RateLimitMiddleware)
 
@@ -138,7 +145,7 @@ class RateLimitMiddleware:
             await self.app(scope, receive, send)
             return
         limits: RateLimits = scope["app"].state.rate_limits
-        path, method = scope["path"], scope["method"]
+        path = scope["path"]
         key, role = _caller(scope)
         if key is None:
             client = scope.get("client")
@@ -153,8 +160,6 @@ class RateLimitMiddleware:
             return
         if path in LOOKUP_PATHS and role != "admin":
             await self._lookup(limits, key, scope, receive, send)
-        elif path == INGEST_PATH and method == "POST":
-            await self._ingest(limits, key, scope, receive, send)
         else:
             await self.app(scope, receive, send)
 
@@ -181,15 +186,31 @@ class RateLimitMiddleware:
             if status != 404:
                 limits.misses.give_back(key)
 
-    async def _ingest(self, limits: RateLimits, key: str, scope, receive, send) -> None:
+
+
+class IngestSheddingMiddleware:
+    """``POST /v1/events``: at most ``ingest_max_in_flight`` at once (503 ``overloaded`` beyond, at once,
+    instead of queueing), and each key's event budget charged per event (429)."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or scope["path"] != INGEST_PATH or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        limits: RateLimits = scope["app"].state.rate_limits
+        key, _ = _caller(scope)
         if limits.in_flight >= limits.settings.ingest_max_in_flight:
             await _answer(503, "overloaded", "ingestion is at capacity; retry after the time in Retry-After",
                           1, "in_flight")(send)
             return
         limits.in_flight += 1
         try:
+            # The gate has read and bounded the body already: this only takes it from the gate's replay.
             messages, body = await _read_body(receive)
-            if wait := limits.events.take(key, _count_events(body)):
+            events = await asyncio.to_thread(_count_events, body)  # a large body must not stall the loop
+            if wait := limits.events.take(key or "unknown", events):
                 await _limited(wait, "events", "events for this key")(send)
                 return
             await self.app(scope, _replay(messages, receive), send)
@@ -214,15 +235,12 @@ def _caller(scope) -> tuple[str | None, str | None]:
 
 
 async def _read_body(receive) -> tuple[list[dict], bytes | None]:
-    """The request's messages as read, and its body when small enough to count."""
-    messages, size, chunks = [], 0, []
+    """The request's messages as read, and its body (already bounded by the gate)."""
+    messages, chunks = [], []
     while True:
         message = await receive()
         messages.append(message)
         if message["type"] != "http.request":
-            return messages, None
-        size += len(message.get("body", b""))
-        if size > _COUNT_BODY_CAP:
             return messages, None
         chunks.append(message.get("body", b""))
         if not message.get("more_body"):

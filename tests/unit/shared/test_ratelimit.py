@@ -162,6 +162,26 @@ def test_ingestion_is_charged_per_event_not_per_request():
     assert _post(client, OPERATOR, 1000).status_code == 202
 
 
+def test_a_request_the_gate_refuses_spends_no_events_and_holds_no_slot():
+    clock = Clock()
+    app = _app(clock, ingest_event_limit="1000/second", ingest_event_limit_burst=1500, max_body_bytes=64 * 1024)
+    client = TestClient(app)
+    body = json.dumps([{"id": str(i)} for i in range(1000)])
+    refused = [
+        client.post("/v1/events", content=body, headers={"Authorization": f"Bearer {READER}",
+                                                         "Content-Type": "application/json"}).status_code,
+        client.post("/v1/events", content=body, headers={"Authorization": f"Bearer {OPERATOR}",
+                                                         "Content-Type": "text/plain"}).status_code,
+        client.post("/v1/events", content=json.dumps([{"id": "x" * 100_000}]),
+                    headers={"Authorization": f"Bearer {OPERATOR}", "Content-Type": "application/json"}).status_code,
+    ]
+    assert refused == [403, 415, 413]
+    # The budget is whole: 1,000 events pass, and only a further 1,000 would be over the burst of 1,500.
+    assert _post(client, OPERATOR, 1000).status_code == 202
+    assert _post(client, OPERATOR, 1000).status_code == 429
+    assert app.state.rate_limits.in_flight == 0
+
+
 def test_ingestion_beyond_the_in_flight_bound_is_shed_with_503_at_once():
     clock = Clock()
     app = _app(clock, ingest_max_in_flight=2)
