@@ -37,18 +37,19 @@ _MAX_LINKS = 128  # the SDK's default limit of links per span
 EXIT_UNRECOVERABLE = 75  # EX_TEMPFAIL: the supervisor restarts us and the batch is redelivered
 
 
-# Non-retriable Kafka errors that say the broker or the client is unusable, not that one message is bad:
-# retried like any outage rather than dropping good messages.
-_CLIENT_WIDE = ("BrokerNotAvailableError", "IllegalStateError", "KafkaConfigurationError", "NoBrokersAvailable",
-                "UnrecognizedBrokerVersion", "IncompatibleBrokerVersion", "NodeNotReadyError")
+# The only publish errors that condemn one message (the broker will never take it, whatever is retried).
+# Every other Kafka error, retriable or not (authorization, credentials, a broker away), says the client or
+# the cluster cannot publish anything: it is retried like an outage and shows in /readyz, so a mistake in
+# the set-up never drains a stream of good messages into dead letters.
+_PER_MESSAGE = ("MessageSizeTooLargeError", "RecordListTooLargeError", "InvalidRecordError", "CorruptRecordError",
+                "CorruptRecordException", "InvalidTopicError", "UnsupportedForMessageFormatError")
 
 
 def is_permanent_publish_error(exc: BaseException) -> bool:
-    """Whether publishing failed for good (a message too large, an invalid topic): retrying repeats it."""
+    """Whether publishing this one message failed for good (too large, an invalid topic): retrying repeats it."""
     from kafka.errors import KafkaError
 
-    return (isinstance(exc, KafkaError) and not getattr(exc, "retriable", False)
-            and type(exc).__name__ not in _CLIENT_WIDE)
+    return isinstance(exc, KafkaError) and type(exc).__name__ in _PER_MESSAGE
 
 
 def _transient_or_kafka(exc: BaseException) -> bool:
@@ -60,7 +61,10 @@ def _transient_or_kafka(exc: BaseException) -> bool:
 
 
 class NotProgressing(Exception):
-    """``/readyz``: the service cannot make progress; the subclass names what is failing."""
+    """``/readyz``: the service cannot make progress; the subclass names what is failing, the message for
+    how long and with which error (shown in ``/readyz``'s details)."""
+
+    explains_readiness = True
 
 
 class StoreRetrying(NotProgressing):
@@ -88,7 +92,7 @@ class BatchRunner:
     def __init__(self, *, name: str, metrics: ServiceMetrics, publish: Callable[[list], None],
                  delete_outbox: Callable[[list[int]], None], give_up_after_s: float = 300.0,
                  publish_failed: Callable[[OutboxMessage, DeadLetter], None] | None = None,
-                 stall_after_s: float = 30.0) -> None:
+                 stall_after_s: float = 30.0, monotonic: Callable[[], float] = time.monotonic) -> None:
         self.name = name
         self.metrics = metrics
         self._publish = publish
@@ -96,6 +100,7 @@ class BatchRunner:
         self._publish_failed = publish_failed
         self._give_up = give_up_after_s
         self._stall_after = stall_after_s
+        self.monotonic = monotonic  # for /readyz's bookkeeping; tests pass a clock they move
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{name}-batch")
         # What is failing now: what -> (failing since, last failure, error name), monotonic seconds.
         self._trouble: dict[str, tuple[float, float, str]] = {}
@@ -106,7 +111,7 @@ class BatchRunner:
 
     def note_failure(self, what: str, exc: BaseException) -> None:
         """Remember that ``what`` (store, publish, ingest) just failed, for ``/readyz``."""
-        now = time.monotonic()
+        now = self.monotonic()
         with self._trouble_lock:
             since = self._trouble.get(what, (now,))[0]
             self._trouble[what] = (since, now, type(exc).__name__)
@@ -120,29 +125,35 @@ class BatchRunner:
     def check_progress(self) -> None:
         """Raise NotProgressing while the runner has retried one failure longer than the stall limit,
         or while HTTP ingestion's publishes fail (until one succeeds, or none is tried for that long)."""
-        now = time.monotonic()
+        now = self.monotonic()
         with self._trouble_lock:
             trouble = dict(self._trouble)
         for what, (since, last, error) in sorted(trouble.items()):
-            stalled = now - last < self._stall_after if what == "ingest" else now - since >= self._stall_after
+            stalled = now - since >= self._stall_after
+            if what == "ingest":  # nothing retries an ingestion: it is failing while failures keep coming
+                stalled = stalled and now - last < self._stall_after
             if stalled:
                 raise _STALLS.get(what, NotProgressing)(f"{what} failing for {now - since:.0f} s ({error})")
         busy = self._busy_since
         if busy is not None and now - busy >= self._stall_after:
             raise BatchStuck(f"a batch has been running for {now - busy:.0f} s")
 
-    def _retrying(self, what: str) -> Retrying:
+    def _retrying(self, what: str, *, note_progress: bool = True) -> Retrying:
         def note(state: Any) -> None:
             self.metrics.retries(what).inc()
-            self.note_failure(what, state.outcome.exception())
+            if note_progress:
+                self.note_failure(what, state.outcome.exception())
             log.warning("%s: transient failure (%s), retrying", what, type(state.outcome.exception()).__name__)
 
         return Retrying(retry=retry_if_exception(_transient_or_kafka), wait=wait_exponential(0.05, max=5),
                         stop=stop_after_delay(self._give_up), reraise=True, before_sleep=note)
 
-    def _call(self, what: str, fn: Callable[..., Any], *args: Any) -> Any:
-        result = self._retrying(what).__call__(fn, *args)
-        self.note_success(what)
+    def _call(self, what: str, fn: Callable[..., Any], *args: Any, note_progress: bool = True) -> Any:
+        result = self._retrying(what, note_progress=note_progress).__call__(fn, *args)
+        if note_progress:
+            self.note_success(what)
+            if what == "publish":
+                self.note_success("ingest")  # the broker acknowledges again
         return result
 
     def run_sync(self, handle: Callable[[list], Any], batch: list) -> Any:
@@ -152,7 +163,7 @@ class BatchRunner:
         trace; each message's own span continues its trace and links back to the batch's store work.
         """
         started = time.perf_counter()
-        self._busy_since = time.monotonic()
+        self._busy_since = self.monotonic()
         try:
             return self._run_sync(handle, batch, started)
         finally:
@@ -167,7 +178,7 @@ class BatchRunner:
                                                        "messaging.operation.type": "process",
                                                        "messaging.system": "kafka"}):
             outcome = self._call("store", handle, batch)
-            self.relay(outcome.outbox)
+            self._relay(outcome.outbox, note_progress=True)
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
         now = time.time()
         for m in batch:
@@ -176,31 +187,35 @@ class BatchRunner:
         return outcome
 
     def relay(self, messages: list[OutboxMessage]) -> None:
-        """Publish outbox messages, wait for the broker's acknowledgement, then forget them.
+        """Publish outbox messages an API call committed, wait for the broker's acknowledgement, then
+        forget them. Only the batch thread's own work counts for ``/readyz``: an API call that succeeds
+        on one partition says nothing about the batch the consumer keeps retrying."""
+        self._relay(messages, note_progress=False)
 
-        A permanent error (a message the broker will never take) is not retried: the batch is sent
+    def _relay(self, messages: list[OutboxMessage], *, note_progress: bool) -> None:
+        """A permanent error (a message the broker will never take) is not retried: the batch is sent
         again one message at a time, and each message that fails for good is recorded as a dead
-        letter ``publish_failed`` and leaves the outbox, so the others flow.
-        """
+        letter ``publish_failed`` and leaves the outbox, so the others flow."""
         if not messages:
             return
         out = [Outgoing(m.topic, m.value, m.key, list(m.headers)) for m in messages]
         try:
-            self._call("publish", self._publish, out)
+            self._call("publish", self._publish, out, note_progress=note_progress)
             sent = messages
         except Exception as exc:
             if not is_permanent_publish_error(exc):
                 raise
-            sent = self._relay_one_by_one(messages)
+            sent = self._relay_one_by_one(messages, note_progress=note_progress)
         for m in sent:
             self.metrics.published(m.topic).inc()
-        self._call("store", self._delete, [m.seq for m in sent if m.seq is not None])
+        self._call("store", self._delete, [m.seq for m in sent if m.seq is not None], note_progress=note_progress)
 
-    def _relay_one_by_one(self, messages: list[OutboxMessage]) -> list[OutboxMessage]:
+    def _relay_one_by_one(self, messages: list[OutboxMessage], *, note_progress: bool) -> list[OutboxMessage]:
         sent = []
         for m in messages:
             try:
-                self._call("publish", self._publish, [Outgoing(m.topic, m.value, m.key, list(m.headers))])
+                self._call("publish", self._publish, [Outgoing(m.topic, m.value, m.key, list(m.headers))],
+                           note_progress=note_progress)
                 sent.append(m)
             except Exception as exc:
                 if not is_permanent_publish_error(exc):
@@ -209,9 +224,9 @@ class BatchRunner:
                           self.name, len(m.value), m.topic, type(exc).__name__)
                 letter = publish_failure_letter(m, exc, service=self.name)
                 if self._publish_failed is not None:
-                    self._call("store", self._publish_failed, m, letter)
+                    self._call("store", self._publish_failed, m, letter, note_progress=note_progress)
                 elif m.seq is not None:
-                    self._call("store", self._delete, [m.seq])
+                    self._call("store", self._delete, [m.seq], note_progress=note_progress)
                 self.metrics.dead_letters("publish_failed").inc()
         return sent
 

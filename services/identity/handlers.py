@@ -178,9 +178,10 @@ def close_conflict(conflict_id: str, *, status: str, by: str, note: str | None, 
 
 
 class PublishUnavailable(Unavailable):
-    """The broker did not acknowledge the batch's events in time: none of them counts as accepted."""
+    """The broker did not acknowledge the batch's events in time: none of them counts as accepted.
 
-    retry_after_s = 5
+    The producer may still deliver some of them later; the client sends the same events again (same
+    ``source`` and ``id``) and the consumer ignores what it sees twice."""
 
 
 def ingest(items: list[Any], *, deps: Deps, publish: Callable[[list[Outgoing]], None]) -> list[dict]:
@@ -214,8 +215,8 @@ def ingest(items: list[Any], *, deps: Deps, publish: Callable[[list[Outgoing]], 
             publish(outgoing)
         except Exception as exc:
             log.warning("ingestion: publishing %d events failed (%s)", len(outgoing), type(exc).__name__)
-            raise PublishUnavailable("publish_unavailable", "the broker did not acknowledge the events; "
-                                     "none was accepted, send the batch again later") from exc
+            raise PublishUnavailable("publish_unavailable", "the broker did not confirm the events; send the "
+                                     "same events again (same ids) after Retry-After: duplicates are ignored") from exc
     return results
 
 

@@ -147,12 +147,18 @@ def test_another_currency_is_accepted_when_configured(tmp_path):
 
 
 def test_an_unacknowledged_publish_is_a_503_with_retry_after_and_readyz_says_why(api):
+    now = [100.0]
+    api.service.runner.monotonic = lambda: now[0]
     api.broken = True
     r = api.post(json.dumps([good(1), good(2)]))
     assert r.status_code == 503 and r.headers["Retry-After"] == "5"
     assert r.json()["error"]["code"] == "publish_unavailable"
+    assert api.http.get("/readyz").json()["checks"]["progress"] == "ok"  # one failed publish is a blip
+    now[0] += api.service.settings.stall_after_s
+    assert api.post(json.dumps([good(1), good(2)])).status_code == 503
     ready = api.http.get("/readyz")
     assert ready.status_code == 503 and ready.json()["checks"]["progress"] == "failing: IngestPublishFailing"
+    assert ready.json()["details"]["progress"] == "ingest failing for 30 s (KafkaTimeoutError)"
     api.broken = False
     assert api.post(json.dumps([good(1), good(2)])).status_code == 202
     assert api.http.get("/readyz").json()["checks"]["progress"] == "ok"

@@ -99,13 +99,62 @@ def test_progress_check_reports_a_store_retried_longer_than_the_limit_and_clears
     r.check_progress()  # the batch went through: ready again
 
 
-def test_progress_check_reports_a_failed_ingestion_publish_until_one_succeeds_or_it_grows_old():
-    r = runner(Broker(), {}, [], stall_after_s=0.2)
+def test_progress_check_reports_ingestion_publishes_failing_for_the_stall_limit_until_one_succeeds():
+    now = [100.0]
+    r = runner(Broker(), {}, [], stall_after_s=30, monotonic=lambda: now[0])
     r.note_failure("ingest", KafkaTimeoutError())
-    with pytest.raises(IngestPublishFailing, match="KafkaTimeoutError"):
+    r.check_progress()  # one failed publish is a blip, not a service that cannot make progress
+    now[0] += 29
+    r.note_failure("ingest", KafkaTimeoutError())
+    r.check_progress()
+    now[0] += 1
+    r.note_failure("ingest", KafkaTimeoutError())
+    with pytest.raises(IngestPublishFailing, match=r"ingest failing for 30 s \(KafkaTimeoutError\)"):
         r.check_progress()
     r.note_success("ingest")
     r.check_progress()
     r.note_failure("ingest", KafkaTimeoutError())
-    time.sleep(0.25)  # no publish tried since: the probe must not keep traffic away for good
+    now[0] += 30
+    r.note_failure("ingest", KafkaTimeoutError())
+    with pytest.raises(IngestPublishFailing):
+        r.check_progress()
+    now[0] += 30  # no publish tried since: the probe must not keep traffic away for good
     r.check_progress()
+
+
+def test_a_relay_the_batch_thread_makes_clears_a_failing_ingestion_and_an_api_relay_does_not_count():
+    now = [100.0]
+    outbox = outbox_of(b"a")
+    r = runner(Broker(), outbox, [], stall_after_s=30, monotonic=lambda: now[0])
+    r.note_failure("ingest", KafkaTimeoutError())
+    now[0] += 30
+    r.note_failure("ingest", KafkaTimeoutError())
+    r.relay(list(outbox.values()))  # an API call's relay: says nothing about the consumer
+    with pytest.raises(IngestPublishFailing):
+        r.check_progress()
+
+    class Done:
+        outbox = [OutboxMessage("crm.customer.events", b"b", b"k", [], None)]
+
+    r.run_sync(lambda batch: Done(), [])  # the batch thread's publish succeeded: the broker acknowledges
+    r.check_progress()
+
+
+def test_an_authorization_failure_is_retried_as_an_outage_not_dead_lettered():
+    from kafka.errors import TopicAuthorizationFailedError
+
+    assert not is_permanent_publish_error(TopicAuthorizationFailedError())
+    outbox = outbox_of(b"a")
+    calls = []
+
+    def publish(messages):
+        calls.append(len(messages))
+        if len(calls) < 3:
+            raise TopicAuthorizationFailedError()
+
+    letters: list = []
+    r = BatchRunner(name="svc-auth", metrics=ServiceMetrics("svc-auth"), publish=publish,
+                    delete_outbox=lambda seqs: [outbox.pop(s) for s in seqs],
+                    publish_failed=lambda m, letter: letters.append(letter))
+    r.relay(list(outbox.values()))
+    assert calls == [1, 1, 1] and letters == [] and outbox == {}
