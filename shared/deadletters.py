@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from shared.api import Caller, caller_dep
 from shared.bounds import MAX_ROW_ID, Offset
 from shared.clock import iso_utc
-from shared.errors import Conflict, NotFound
+from shared.errors import Conflict, NotFound, Unavailable
 from shared.kafka import Outgoing
 
 
@@ -48,7 +48,19 @@ def redrive(letter_id: int, *, store, publish, clock) -> RedriveRead:
     if letter.status == "redriven":
         raise Conflict("already_redriven", "this dead letter was redriven already")
     kept = [h for h in letter.headers if not h[0].startswith("crm.dlq.")]
-    publish([Outgoing(letter.topic, letter.value, None, kept)])
+    try:
+        publish([Outgoing(letter.topic, letter.value, None, kept)])
+    except Exception as exc:
+        from kafka.errors import KafkaError
+
+        from shared.consumer import is_permanent_publish_error
+
+        if is_permanent_publish_error(exc):
+            raise Conflict("cannot_redrive", f"the broker refuses this message for good ({type(exc).__name__}): "
+                           "it cannot be redriven as it is") from None
+        if isinstance(exc, KafkaError | TimeoutError):
+            raise Unavailable("broker_unavailable", "the broker did not acknowledge the message; try again") from None
+        raise
     store.dead_letter_mark(letter_id, status="redriven", at=iso_utc(clock()))
     return RedriveRead(id=letter_id, topic=letter.topic, status="redriven")
 

@@ -109,6 +109,11 @@ def stack(broker: str, tmp_path: Path) -> Iterator[Stack]:
         "CRM_PSEUDONYM_SECRET": "test-secret-of-sufficient-length",
         "CRM_LOG_LEVEL": "INFO",
         "CRM_TRACE_FILE": str(tmp_path / "traces.jsonl"),
+        # The tests check every customer of a scenario through lookups by a reader's key, far past the budget
+        # meant for people at a counter; the budgets themselves are tested in tests/unit/shared/test_ratelimit.py
+        # and tests/integration/identity/test_lookup_enumeration.py.
+        "CRM_LOOKUP_RATE_LIMIT": "1000000/minute",
+        "CRM_LOOKUP_RATE_LIMIT_BURST": "1000000",
         "PYTHONPATH": str(ROOT),
     })
     ensure_topics(Settings(_env_file=None, kafka_bootstrap=broker, data_dir=str(tmp_path)))

@@ -128,3 +128,23 @@ def test_dead_letters_are_listed_oldest_first_by_status_and_counted(box):
     marked = box.dead_letter(4)
     assert (marked.status, marked.redriven_at, marked.offset) == ("redriven", "2026-03-02T00:00:00.000000Z", 3)
     assert box.dead_letter(99) is None
+
+
+@pytest.mark.parametrize("error, status, code", [("MessageSizeTooLargeError", 409, "cannot_redrive"),
+                                                 ("KafkaTimeoutError", 503, "broker_unavailable")])
+def test_a_redrive_the_broker_refuses_is_an_answer_not_a_crash_and_the_letter_stays_dead(box, error, status, code):
+    import kafka.errors
+
+    from shared.clock import system_clock
+    from shared.deadletters import redrive
+    from shared.errors import DomainError
+
+    box.dead_letter_add(_letter("fp-r"))
+
+    def publish(_messages):
+        raise getattr(kafka.errors, error)()
+
+    with pytest.raises(DomainError) as refused:
+        redrive(1, store=box, publish=publish, clock=system_clock)
+    assert (refused.value.status, refused.value.code) == (status, code)
+    assert box.dead_letter(1).status == "dead"

@@ -14,4 +14,4 @@ def test_every_offered_event_is_valid_and_has_an_id_of_its_own():
     events = [e for _ in range(600) for e in json.loads(batches.next())]
     assert len(events) == 60_000 and len({e["id"] for e in events}) == 60_000
     cleaning = Cleaning()
-    assert all(prepare(e, cleaning).idents for e in events[:50_000])
+    assert all(prepare(e, cleaning).idents for e in events[::30])  # 2,000 spread over every batch
