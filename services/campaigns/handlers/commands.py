@@ -1,4 +1,5 @@
-"""Defining campaigns and moving them through their states (launching is in ``launch``)."""
+"""Commands behind the routes: defining campaigns and moving them through their states (launching is in
+``launch``, reading results in ``reports``)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from services.campaigns.domain.definition import Definition, next_status
-from services.campaigns.handlers.common import Deps, outbox_message
-from services.campaigns.handlers.relay import Leased, lease
+from services.campaigns.handlers import Deps
+from services.campaigns.handlers.outbox import Leased, lease, outbox_message
 from services.campaigns.store import CampaignRow
 from shared import topics
 from shared.clock import iso_utc
