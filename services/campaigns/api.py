@@ -78,7 +78,7 @@ def router(deps: Deps) -> APIRouter:
                        caller: Caller = caller_dep("operator")) -> CampaignRead:
         """Edit a draft; only the fields sent change."""
         changes = body.model_dump(mode="json", exclude_unset=True)
-        return views.campaign_read(commands.edit(campaign_id, changes, deps=deps))
+        return views.campaign_read(commands.edit(campaign_id, changes=changes, deps=deps))
 
     for action, doc in MOVES.items():
         _move_route(r, action, doc, DepsDep)
@@ -140,7 +140,7 @@ def router(deps: Deps) -> APIRouter:
 def _move_route(r: APIRouter, action: str, doc: str, DepsDep: Any) -> None:
     def move(deps: DepsDep, background: BackgroundTasks, campaign_id: str,
              caller: Caller = caller_dep("operator")) -> CampaignRead:
-        row, outbox = commands.move(campaign_id, action, deps=deps)
+        row, outbox = commands.move(campaign_id, action=action, deps=deps)
         _relay_later(background, deps, outbox)
         return views.campaign_read(row)
 

@@ -74,7 +74,7 @@ def recent_touches(*, deps: Deps, as_of_ms: int) -> dict[str, int]:
     return deps.store.touch_counts(since_ms=as_of_ms - span, until_ms=as_of_ms + span)
 
 
-def read_audience(campaign_id: str, definition: Definition, *, deps: Deps, as_of: datetime) -> Audience:
+def read_audience(campaign_id: str, *, definition: Definition, deps: Deps, as_of: datetime) -> Audience:
     """Read what the audience is evaluated from, as of a moment (takes no write lock)."""
     store = deps.store
     as_of_ms = epoch_ms(as_of)
@@ -86,7 +86,7 @@ def read_audience(campaign_id: str, definition: Definition, *, deps: Deps, as_of
         return Audience(facts, scores, recent_touches(deps=deps, as_of_ms=as_of_ms), on)
 
 
-def evaluate(campaign_id: str, definition: Definition, audience: Audience, *, deps: Deps) -> Plan:
+def evaluate(campaign_id: str, *, definition: Definition, audience: Audience, deps: Deps) -> Plan:
     """Who the campaign reaches: matches, exclusions by reason, the split."""
     with _tracer.start_as_current_span("campaigns evaluate audience", attributes={"crm.campaign_id": campaign_id}):
         return plan(campaign_id, definition, audience.facts, on=audience.on, recent_touches=audience.recent,
@@ -107,8 +107,8 @@ def preview(campaign_id: str, *, deps: Deps) -> dict[str, Any]:
     now = deps.clock()
     definition = definition_of(row)
     with bulk_work():
-        found = evaluate(campaign_id, definition, read_audience(campaign_id, definition, deps=deps, as_of=now),
-                         deps=deps)
+        audience = read_audience(campaign_id, definition=definition, deps=deps, as_of=now)
+        found = evaluate(campaign_id, definition=definition, audience=audience, deps=deps)
     treated = found.count("treatment")
     return summary(found, as_of=now, touches=treated, grants=treated if definition.bonus_multiplier else 0)
 
@@ -146,8 +146,8 @@ def launch(campaign_id: str, *, deps: Deps) -> Launched:
 def _launch(campaign_id: str, definition: Definition, *, deps: Deps, now: datetime) -> Launched:
     store = deps.store
     # Reading the facts takes no write lock; the writes below re-check that nobody launched meanwhile.
-    audience = read_audience(campaign_id, definition, deps=deps, as_of=now)
-    found = evaluate(campaign_id, definition, audience, deps=deps)
+    audience = read_audience(campaign_id, definition=definition, deps=deps, as_of=now)
+    found = evaluate(campaign_id, definition=definition, audience=audience, deps=deps)
     with store.transaction():
         row, again = _launchable(campaign_id, deps=deps, now=now)
         if again is None:
@@ -159,7 +159,8 @@ def _launch(campaign_id: str, definition: Definition, *, deps: Deps, now: dateti
         # cap too. Launches write one at a time, so what is read here stays true until this one commits.
         recent = recent_touches(deps=deps, as_of_ms=at_ms)
         if recent != audience.recent:
-            found = evaluate(campaign_id, definition, replace(audience, recent=recent), deps=deps)
+            found = evaluate(campaign_id, definition=definition, audience=replace(audience, recent=recent),
+                             deps=deps)
         members = [MemberRow(campaign_id, m.customer_id, m.group, at_ms, window, m.bucket, m.tier, m.age_band,
                              m.home_store, m.returning, purchases=m.purchases, touches_before=m.touches_before)
                    for m in found.members]
