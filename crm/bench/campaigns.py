@@ -23,11 +23,9 @@ from zoneinfo import ZoneInfo
 
 from services.campaigns.config import CampaignsSettings
 from services.campaigns.domain.definition import Definition
-from services.campaigns.handlers import campaigns as handlers
+from services.campaigns.handlers import Deps, commands, reports
 from services.campaigns.handlers import launch as launching
-from services.campaigns.handlers import reports
-from services.campaigns.handlers.common import Deps
-from services.campaigns.store_sqlite import SqliteCampaignsStore
+from services.campaigns.store.sqlite import SqliteCampaignsStore
 from shared.settings import Settings
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -92,7 +90,7 @@ def _one_launch(base: Path, work: Path, audience: dict, run: int) -> tuple[float
                 config=CampaignsSettings(_env_file=None), clock=lambda: NOW)
     definition = Definition(name=f"bench {run}", objective="promotion", channel="sms", audience=audience,
                             starts_at=NOW, ends_at=NOW + timedelta(days=14), bonus_multiplier="2")
-    row, _ = handlers.create(definition, by="bench", idempotency_key=None, deps=deps)
+    row, _ = commands.create(definition, by="bench", idempotency_key=None, deps=deps)
     started = time.perf_counter()
     done = launching.launch(row.id, deps=deps)
     launch_s = time.perf_counter() - started

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from services.campaigns.handlers import launch
-from services.campaigns.handlers.consume import consume_batch
+from services.campaigns import messages
+from services.campaigns.handlers import timers
 from shared import topics
 from shared.consumer import register_batch_agent, register_housekeeping
 from shared.service import Service
@@ -16,12 +16,12 @@ def register(app, service: Service) -> None:
                          topic_names=[settings.topic(t) for t in (topics.CUSTOMER_EVENTS, topics.CUSTOMER_MERGED,
                                                                   topics.LOYALTY_EVENTS)],
                          runner=service.runner, batch_size=settings.batch_size, within_s=settings.batch_within_s,
-                         handle=lambda messages: consume_batch(messages, deps=deps))
-    # The sweeper leaves alone the rows a launch's relay holds (see ``store_leases``).
+                         handle=lambda batch: messages.consume(batch, deps=deps))
+    # The sweeper leaves alone the rows a launch's relay holds (see ``store.leases``).
     register_housekeeping(app, runner=service.runner, outbox_pending=deps.store.outbox_unleased)
 
     async def scheduler():
         # Off the event loop, with the runner's retries; what a launch writes is relayed after it commits.
-        await service.runner.run(lambda _: launch.run_due(deps=deps, relay=service.runner.relay), [])
+        await service.runner.run(lambda _: timers.run_due(deps=deps, relay=service.runner.relay), [])
 
     app.timer(interval=deps.config.scheduler_interval_s, name=f"{settings.topic_prefix}campaigns.scheduler")(scheduler)

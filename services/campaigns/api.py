@@ -1,16 +1,14 @@
 """Campaigns' HTTP routes: define, edit, move through states, launch, list the audience, measure."""
 
-from __future__ import annotations
+# No ``from __future__ import annotations``: FastAPI reads the routes' annotations, and ``DepsDep`` is
+# local to ``router``.
+from typing import Annotated, Any, Literal
 
-from typing import Literal
-
-from fastapi import APIRouter, BackgroundTasks, Header, Query, Request, Response
+from fastapi import APIRouter, BackgroundTasks, Depends, Header, Query, Response
 
 from services.campaigns import views
-from services.campaigns.handlers import campaigns as handlers
-from services.campaigns.handlers import launch as launching
-from services.campaigns.handlers import reports
-from services.campaigns.handlers.relay import Leased, relay_leased
+from services.campaigns.handlers import Deps, commands, launch, reports
+from services.campaigns.handlers.outbox import Leased, relay_leased
 from services.campaigns.schemas import (
     AudiencePage,
     CampaignCreate,
@@ -38,118 +36,112 @@ MOVES = {
 }
 
 
-def _svc(request: Request):
-    return request.app.state.service
-
-
-def _relay_later(background: BackgroundTasks, svc, sent: Leased) -> None:
+def _relay_later(background: BackgroundTasks, deps: Deps, sent: Leased) -> None:
     """Publish after the response, a chunk at a time under the messages' lease: a launch over 100,000
     customers queues about 250,000 messages, and each chunk leaves the outbox once the broker has it."""
     if sent.outbox:
-        background.add_task(relay_leased, sent, deps=svc.deps, relay=svc.relay)
+        background.add_task(relay_leased, sent, deps=deps, relay=deps.relay)
 
 
-def router() -> APIRouter:
-    """The campaigns routes; handlers and store come from ``request.app.state.service``."""
+def router(deps: Deps) -> APIRouter:
+    """The campaigns routes over the handlers' ``deps``."""
     r = APIRouter()
+    DepsDep = Annotated[Deps, Depends(lambda: deps)]
 
     @r.post("/campaigns", response_model=CampaignRead, status_code=201, tags=["campaigns"],
             responses={200: {"model": CampaignRead, "description": "The campaign this Idempotency-Key created"}})
-    def post_campaign(request: Request, response: Response, body: CampaignCreate,
+    def post_campaign(deps: DepsDep, response: Response, body: CampaignCreate,
                       caller: Caller = caller_dep("operator"),
                       idempotency_key: str | None = Header(None, max_length=200)) -> CampaignRead:
         """Define a campaign (a draft); the same Idempotency-Key again returns the same campaign."""
-        row, created = handlers.create(body, by=caller.key_id, idempotency_key=idempotency_key, deps=_svc(request).deps)
+        row, created = commands.create(body, by=caller.key_id, idempotency_key=idempotency_key, deps=deps)
         if not created:
             response.status_code = 200
         return views.campaign_read(row)
 
     @r.get("/campaigns", response_model=CampaignsPage, tags=["campaigns"])
-    def list_campaigns(request: Request, caller: Caller = caller_dep("reader"), status: Status | None = None,
+    def list_campaigns(deps: DepsDep, caller: Caller = caller_dep("reader"), status: Status | None = None,
                        offset: Offset = 0, limit: int = Query(50, ge=1, le=500)) -> CampaignsPage:
         """Campaigns, newest first, optionally by status."""
-        store = _svc(request).deps.store
+        store = deps.store
         rows = store.campaigns(status=status, offset=offset, limit=limit)
         return CampaignsPage(items=[views.campaign_read(x) for x in rows], total=store.campaign_count(status=status),
                              offset=offset, limit=limit)
 
     @r.get("/campaigns/{campaign_id}", response_model=CampaignRead, tags=["campaigns"])
-    def get_campaign(request: Request, campaign_id: str, caller: Caller = caller_dep("reader")) -> CampaignRead:
+    def get_campaign(deps: DepsDep, campaign_id: str, caller: Caller = caller_dep("reader")) -> CampaignRead:
         """One campaign with its status and launch figures."""
-        return views.campaign_read(handlers.get(campaign_id, deps=_svc(request).deps))
+        return views.campaign_read(commands.get(campaign_id, deps=deps))
 
     @r.patch("/campaigns/{campaign_id}", response_model=CampaignRead, tags=["campaigns"])
-    def patch_campaign(request: Request, campaign_id: str, body: CampaignUpdate,
+    def patch_campaign(deps: DepsDep, campaign_id: str, body: CampaignUpdate,
                        caller: Caller = caller_dep("operator")) -> CampaignRead:
         """Edit a draft; only the fields sent change."""
         changes = body.model_dump(mode="json", exclude_unset=True)
-        return views.campaign_read(handlers.edit(campaign_id, changes, deps=_svc(request).deps))
+        return views.campaign_read(commands.edit(campaign_id, changes=changes, deps=deps))
 
     for action, doc in MOVES.items():
-        _move_route(r, action, doc)
+        _move_route(r, action, doc, DepsDep)
 
     @r.post("/campaigns/{campaign_id}/launch", response_model=CampaignRead, tags=["campaigns"])
-    def post_launch(request: Request, background: BackgroundTasks, campaign_id: str,
+    def post_launch(deps: DepsDep, background: BackgroundTasks, campaign_id: str,
                     caller: Caller = caller_dep("operator")) -> CampaignRead:
         """Launch now: freeze the audience, split it, send treatment touches; again, it changes nothing."""
-        svc = _svc(request)
-        done = launching.launch(campaign_id, deps=svc.deps)
-        _relay_later(background, svc, done.sent)
+        done = launch.launch(campaign_id, deps=deps)
+        _relay_later(background, deps, done.sent)
         return views.campaign_read(done.campaign)
 
     @r.get("/campaigns/{campaign_id}/preview", response_model=LaunchRead, tags=["campaigns"], responses=errors(409))
-    def get_preview(request: Request, campaign_id: str, caller: Caller = caller_dep("reader")) -> LaunchRead:
+    def get_preview(deps: DepsDep, campaign_id: str, caller: Caller = caller_dep("reader")) -> LaunchRead:
         """What launching now would do (audience, exclusions by reason, the split), without doing it."""
-        return LaunchRead(**launching.preview(campaign_id, deps=_svc(request).deps))
+        return LaunchRead(**launch.preview(campaign_id, deps=deps))
 
     @r.get("/campaigns/{campaign_id}/audience", response_model=AudiencePage, tags=["results"])
-    def get_audience(request: Request, campaign_id: str, caller: Caller = caller_dep("reader"),
+    def get_audience(deps: DepsDep, campaign_id: str, caller: Caller = caller_dep("reader"),
                      group: Literal["treatment", "control"] | None = None, cursor: Cursor = None,
                      limit: int = Query(100, ge=1, le=1000)) -> AudiencePage:
         """The frozen audience with each member's group, in pages (``cursor`` from the previous page)."""
         rows, total, nxt = reports.audience(campaign_id, group=group, after=cursor, limit=limit,
-                                            deps=_svc(request).deps)
+                                            deps=deps)
         return AudiencePage(campaign_id=campaign_id, items=[views.member_read(m) for m in rows], total=total,
                             next_cursor=nxt)
 
     @r.get("/campaigns/{campaign_id}/results", response_model=ResultsRead, tags=["results"], responses=errors(409))
-    def get_results(request: Request, campaign_id: str, caller: Caller = caller_dep("reader")) -> ResultsRead:
+    def get_results(deps: DepsDep, campaign_id: str, caller: Caller = caller_dep("reader")) -> ResultsRead:
         """Measured effect: groups, lift with 95% Wald interval and z-test p-value, revenue, cost, ROI,
         breakdowns by tier, age band and home store, daily conversions by new and returning customers."""
-        deps = _svc(request).deps
         return views.results_read(reports.results(campaign_id, deps=deps), attribution=deps.config.attribution)
 
     @r.get("/campaigns/{campaign_id}/results.csv", response_class=Response, tags=["results"], responses=CSV)
-    def get_results_csv(request: Request, campaign_id: str, caller: Caller = caller_dep("reader")) -> Response:
+    def get_results_csv(deps: DepsDep, campaign_id: str, caller: Caller = caller_dep("reader")) -> Response:
         """The results as CSV: each group of the campaign and of every breakdown segment."""
-        found = reports.results(campaign_id, deps=_svc(request).deps)
+        found = reports.results(campaign_id, deps=deps)
         return _csv(reports.results_csv(found), f"{campaign_id}-results.csv")
 
     @r.get("/campaigns/{campaign_id}/daily.csv", response_class=Response, tags=["results"], responses=CSV)
-    def get_daily_csv(request: Request, campaign_id: str, caller: Caller = caller_dep("reader")) -> Response:
+    def get_daily_csv(deps: DepsDep, campaign_id: str, caller: Caller = caller_dep("reader")) -> Response:
         """The daily series as CSV."""
-        found = reports.results(campaign_id, deps=_svc(request).deps)
+        found = reports.results(campaign_id, deps=deps)
         return _csv(reports.daily_csv(found), f"{campaign_id}-daily.csv")
 
     @r.post("/analyses/event-effect", response_model=EventEffectRead, tags=["results"])
-    def post_event_effect(request: Request, body: EventEffectCreate,
+    def post_event_effect(deps: DepsDep, body: EventEffectCreate,
                           caller: Caller = caller_dep("reader")) -> EventEffectRead:
         """Attendees against non-attendees: spend and purchase interval before and after, and the
         difference in differences."""
         found = reports.event_effect(body.attendees, event_day=body.event_date, window_days=body.window_days,
                                      non_attendees=body.non_attendees, comparison=body.comparison,
-                                     deps=_svc(request).deps)
+                                     deps=deps)
         return views.effect_read(found)
 
     return r
 
 
-def _move_route(r: APIRouter, action: str, doc: str) -> None:
-    def move(request: Request, background: BackgroundTasks, campaign_id: str,
+def _move_route(r: APIRouter, action: str, doc: str, DepsDep: Any) -> None:
+    def move(deps: DepsDep, background: BackgroundTasks, campaign_id: str,
              caller: Caller = caller_dep("operator")) -> CampaignRead:
-        svc = _svc(request)
-        row, outbox = handlers.move(campaign_id, action, deps=svc.deps)
-        _relay_later(background, svc, outbox)
+        row, outbox = commands.move(campaign_id, action=action, deps=deps)
+        _relay_later(background, deps, outbox)
         return views.campaign_read(row)
 
     move.__doc__ = doc

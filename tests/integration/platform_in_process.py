@@ -135,7 +135,7 @@ class _Relay:
 def _timers() -> dict[str, Callable[[InProcess], Any]]:
     """What each service's faust timers run (the agents modules register exactly these)."""
     from services.alerts import scan as alerts_scan
-    from services.campaigns.handlers import launch as campaigns_launch
+    from services.campaigns.handlers import timers as campaigns_timers
     from services.loyalty import handlers as loyalty_handlers
 
     def alerts_tick(s: InProcess) -> None:
@@ -148,7 +148,7 @@ def _timers() -> dict[str, Callable[[InProcess], Any]]:
     return {
         "loyalty": lambda s: s.run_timer(lambda: loyalty_handlers.run_due(s.deps)),
         "alerts": alerts_tick,
-        "campaigns": lambda s: s.run_timer(lambda: campaigns_launch.run_due(deps=s.deps, relay=s.service.runner.relay)),
+        "campaigns": lambda s: s.run_timer(lambda: campaigns_timers.run_due(deps=s.deps, relay=s.service.runner.relay)),
     }
 
 

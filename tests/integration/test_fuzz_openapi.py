@@ -101,7 +101,7 @@ def _alerts(tmp: Path) -> tuple[object, dict[str, list[str]]]:
 def _campaigns(tmp: Path) -> tuple[object, dict[str, list[str]]]:
     from services.campaigns.app import create_app
     from services.campaigns.config import CampaignsSettings
-    from services.campaigns.store_sqlite import SqliteCampaignsStore
+    from services.campaigns.store.sqlite import SqliteCampaignsStore
 
     service = create_app(_settings(tmp), store=SqliteCampaignsStore(tmp / "campaigns.db"), publish=lambda _: None,
                          clock=lambda: NOW, config=CampaignsSettings(_env_file=None))

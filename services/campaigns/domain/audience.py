@@ -19,6 +19,20 @@ from shared.facts import FieldValue
 BUCKETS = 1_000_000
 EXCLUSION_REASONS = ("no_consent", "opted_out", "contact_cap")
 
+# The profile fields campaigns keeps: what filters and contact rules read, nothing more
+# (names, e-mail addresses and phones stay with identity).
+KEPT_FIELDS = frozenset({"gender", "birthday", "city", "wechat_following"})
+
+
+def kept(field: str) -> bool:
+    """Whether campaigns keeps a profile field."""
+    return field in KEPT_FIELDS or field.startswith("consent.")
+
+
+def flag(field: str) -> bool:
+    """Whether a kept field holds a yes/no value (consents, the WeChat follow state)."""
+    return field == "wechat_following" or field.startswith("consent.")
+
 
 @dataclass(frozen=True)
 class CustomerFacts:

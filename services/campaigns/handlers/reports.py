@@ -15,8 +15,9 @@ from services.campaigns.domain.audience import filter_fields, matches, profile
 from services.campaigns.domain.definition import AudienceFilter
 from services.campaigns.domain.effect import Effect, effect
 from services.campaigns.domain.results import Report, Segment, Unit, money, report
-from services.campaigns.handlers.campaigns import definition_of, get
-from services.campaigns.handlers.common import Deps, bulk_work
+from services.campaigns.handlers import Deps
+from services.campaigns.handlers.commands import definition_of, get
+from services.campaigns.handlers.launch import bulk_work
 from services.campaigns.store import CampaignRow, MemberRow
 from shared.bounds import decode_cursor, encode_cursor
 from shared.errors import Conflict

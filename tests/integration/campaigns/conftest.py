@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import pytest
 
 from services.campaigns.store import CampaignsStore
-from services.campaigns.store_mongo import MongoCampaignsStore
-from services.campaigns.store_sqlite import SqliteCampaignsStore
+from services.campaigns.store.mongo import MongoCampaignsStore
+from services.campaigns.store.sqlite import SqliteCampaignsStore
 from tests.integration.shared.backends import BACKENDS, mongo_db, sqlite_file
 
 

@@ -24,7 +24,7 @@ from fastapi.testclient import TestClient
 
 from services.campaigns.app import create_app
 from services.campaigns.config import CampaignsSettings
-from services.campaigns.handlers.consume import consume_batch
+from services.campaigns.messages import consume as consume_batch
 from shared.batch import Incoming
 from shared.settings import Settings
 from tests.unit.campaigns import factory as f

@@ -8,8 +8,8 @@ import threading
 
 import pytest
 
-from services.campaigns.handlers.launch import run_due
-from services.campaigns.store_sqlite import SqliteCampaignsStore
+from services.campaigns.handlers.timers import run_due
+from services.campaigns.store.sqlite import SqliteCampaignsStore
 from tests.integration.campaigns.scenario import World
 from tests.unit.campaigns import factory as f
 from tests.unit.campaigns.factory import at

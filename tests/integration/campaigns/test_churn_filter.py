@@ -7,7 +7,7 @@ import random
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from services.campaigns.store_sqlite import SqliteCampaignsStore
+from services.campaigns.store.sqlite import SqliteCampaignsStore
 from shared.churn import fit, histories
 from tests.integration.campaigns.scenario import World
 from tests.unit.campaigns import factory as f

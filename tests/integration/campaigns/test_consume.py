@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from services.campaigns.config import CampaignsSettings
-from services.campaigns.handlers.common import Deps
-from services.campaigns.handlers.consume import consume_batch
+from services.campaigns.handlers import Deps
+from services.campaigns.messages import consume as consume_batch
 from shared.batch import Incoming
 from shared.messages import AlertChanged, PointsExpired, ViewPartUpdated
 from shared.settings import Settings
@@ -51,7 +51,7 @@ def test_a_batch_costs_mongodb_the_same_few_round_trips_however_many_events_it_h
 
     import mongomock
 
-    from services.campaigns.store_mongo import MongoCampaignsStore
+    from services.campaigns.store.mongo import MongoCampaignsStore
     from shared.storage import MongoDb
 
     calls: list[str] = []

@@ -9,8 +9,8 @@ from collections import Counter
 import pytest
 
 from services.campaigns import agents
-from services.campaigns.handlers import launch as launching
-from services.campaigns.handlers.relay import Leased, relay_leased
+from services.campaigns.handlers import timers
+from services.campaigns.handlers.outbox import Leased, relay_leased
 from shared.storage import OutboxMessage
 from tests.integration.campaigns.scenario import World
 from tests.unit.campaigns import factory as f
@@ -118,7 +118,7 @@ def test_a_scheduled_launch_is_relayed_under_its_lease_too(world):
     world.http.post(f"/v1/campaigns/{cid}/schedule")
     swept = _sweep_midway(world)
     world.now = at(10)
-    done = launching.run_due(deps=world.service.deps, relay=world.service.relay)
+    done = timers.run_due(deps=world.service.deps, relay=world.service.relay)
     assert done.launched == [cid] and done.outbox == [] and swept == [0]
     treated = world.http.get(f"/v1/campaigns/{cid}").json()["launch"]["treatment"]
     assert _sent_once(world) == {"crm.campaigns.touches": treated, "crm.campaigns.events": treated + CUSTOMERS}

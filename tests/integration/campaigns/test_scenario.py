@@ -152,7 +152,7 @@ def test_relaunching_and_replaying_change_no_assignment_and_no_figure(store, tmp
 def test_arrival_order_does_not_change_the_results(store, tmp_path):
     first = World(store, tmp_path)
     run(first)
-    from services.campaigns.store_sqlite import SqliteCampaignsStore
+    from services.campaigns.store.sqlite import SqliteCampaignsStore
 
     other = World(SqliteCampaignsStore(tmp_path / "other.db"), tmp_path)
     run(other, order=lambda msgs: list(reversed(msgs)))  # the merge now lands after p's purchase, refunds first

@@ -225,7 +225,7 @@ def test_a_lease_that_ran_out_hands_its_rows_to_the_sweeper_and_cannot_be_renewe
 def test_a_store_file_from_before_the_history_columns_gains_them_and_keeps_its_members(tmp_path):
     import sqlite3
 
-    from services.campaigns.store_sqlite import SqliteCampaignsStore
+    from services.campaigns.store.sqlite import SqliteCampaignsStore
 
     path = tmp_path / "old.db"
     with sqlite3.connect(path) as old:

@@ -1,6 +1,7 @@
-"""Relaying a large outbox (a launch's touches, grants and view parts; a cancellation's withdrawals).
+"""Outbox messages: built here, and a large outbox (a launch's touches, grants and view parts; a
+cancellation's withdrawals) relayed under a lease.
 
-The rows are leased to their relay in the transaction that writes them (``store_leases``), so the
+The rows are leased to their relay in the transaction that writes them (``store.leases``), so the
 shared sweeper, which resends rows older than 15 s, never sends them while the relay is at work:
 no touch reaches a customer twice because a launch took long to relay.
 """
@@ -9,13 +10,27 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from services.campaigns.handlers.common import Deps, chunks
+from services.campaigns.handlers import Deps
+from shared.messages import encode
 from shared.storage import OutboxMessage
+from shared.tracing import inject_headers
 
 log = logging.getLogger(__name__)
+
+
+def outbox_message(deps: Deps, topic: str, key: str, body, headers: list | None = None) -> OutboxMessage:
+    """A message for the outbox, keyed by the customer's pseudonymous id."""
+    return OutboxMessage(deps.settings.topic(topic), encode(body), key.encode(),
+                         headers if headers is not None else inject_headers())
+
+
+def chunks(items: list, size: int) -> Iterator[list]:
+    """Consecutive slices of at most ``size`` items."""
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
 
 
 @dataclass

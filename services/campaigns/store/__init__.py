@@ -1,4 +1,5 @@
-"""What campaigns needs from storage: a Protocol, the rows it speaks in, and adapter selection.
+"""What campaigns needs from storage: a Protocol and the rows it speaks in (the adapters are in
+``store.sqlite`` and ``store.mongo``; ``app`` picks one).
 
 Facts are kept per identity record (purchases, refunds, profile and consent fields) beside the
 record → customer mapping (``shared.membership``), so merges and unmerges follow exactly. Campaign
@@ -20,20 +21,6 @@ from shared.facts import FieldValue, PurchaseFact, RefundFact
 from shared.membership import Membership
 from shared.outbox import OutboxStore
 from shared.storage import OutboxMessage
-
-# The profile fields campaigns keeps: what filters and contact rules read, nothing more
-# (names, e-mail addresses and phones stay with identity).
-KEPT_FIELDS = frozenset({"gender", "birthday", "city", "wechat_following"})
-
-
-def kept(field: str) -> bool:
-    """Whether campaigns keeps a profile field."""
-    return field in KEPT_FIELDS or field.startswith("consent.")
-
-
-def flag(field: str) -> bool:
-    """Whether a kept field holds a yes/no value (consents, the WeChat follow state)."""
-    return field == "wechat_following" or field.startswith("consent.")
 
 
 @dataclass(frozen=True)
@@ -129,53 +116,8 @@ class CampaignsStore(OutboxStore, Protocol):
     def view_hashes(self, customers: Collection[str]) -> dict[str, str]: ...
     def save_views(self, hashes: dict[str, str], *, floor: int = 0) -> dict[str, int]: ...
 
-    # large outboxes relayed under a lease (see ``handlers.relay``)
+    # large outboxes relayed under a lease (see ``handlers.outbox``)
     def outbox_lease(self, messages: list[OutboxMessage], *, until_ms: int) -> str | None: ...
     def outbox_renew(self, lease_id: str, *, now_ms: int, until_ms: int) -> bool: ...
     def outbox_release(self, lease_id: str) -> None: ...
     def outbox_unleased(self, *, limit: int = 1000, older_than_s: float = 0) -> list[OutboxMessage]: ...
-
-
-def fold_memberships(held: dict[str, tuple[str, str]], rows: Iterable[Membership]
-                     ) -> tuple[dict[str, tuple[str, str]], set[str]]:
-    """Apply mappings one at a time to those held (record → (customer, at)), by ``shared.membership``'s
-    rule (last writer wins by identity's time); returns the records whose mapping changed, with their
-    new one, and every customer whose set of records changed."""
-    state = dict(held)
-    changed: dict[str, tuple[str, str]] = {}
-    touched: set[str] = set()
-    for m in rows:
-        now = state.get(m.record_id)
-        if now is not None and m.at <= now[1]:
-            continue
-        state[m.record_id] = changed[m.record_id] = (m.customer_id, m.at)
-        if now is None:
-            touched.add(m.customer_id)
-        elif now[0] != m.customer_id:
-            touched |= {now[0], m.customer_id}
-    return changed, touched
-
-
-def gaps(leased: Iterable[tuple[int, int]]) -> list[tuple[int | None, int | None]]:
-    """The open intervals of sequence numbers between leased ranges (``None``: unbounded on that side)."""
-    out: list[tuple[int | None, int | None]] = []
-    low: int | None = None
-    for first, last in sorted(leased):
-        if low is None or first > low + 1:
-            out.append((low, first))
-        low = last if low is None else max(low, last)
-    out.append((low, None))
-    return out
-
-
-def open_store(url: str, *, mongo_client=None) -> CampaignsStore:
-    """The campaigns store for ``CRM_STORE_URL``."""
-    from shared.storage import mongo_database, sqlite_path, store_kind
-
-    if store_kind(url) == "sqlite":
-        from services.campaigns.store_sqlite import SqliteCampaignsStore
-
-        return SqliteCampaignsStore(sqlite_path(url, "campaigns"))
-    from services.campaigns.store_mongo import MongoCampaignsStore
-
-    return MongoCampaignsStore(mongo_database(url, "campaigns", mongo_client))

@@ -9,10 +9,10 @@ from collections.abc import Collection, Iterable
 from typing import Any
 
 from services.campaigns.domain.attribution import Enrolment, Refund, Sale
-from services.campaigns.domain.audience import CustomerFacts
+from services.campaigns.domain.audience import CustomerFacts, flag
 from services.campaigns.domain.results import PeriodSales
-from services.campaigns.store import CampaignRow, MemberRow, TouchRow, flag
-from services.campaigns.store_leases import LEASES_SQL, SqliteLeases
+from services.campaigns.store import CampaignRow, MemberRow, TouchRow
+from services.campaigns.store.leases import LEASES_SQL, SqliteLeases
 from shared.fact_tables import ATTRIBUTES_SQL, compact_json, sqlite_put_attributes
 from shared.facts import FieldValue, PurchaseFact, RefundFact
 from shared.membership import MEMBERSHIP_SQL, SqliteMembership

@@ -1,4 +1,5 @@
-"""Defining campaigns and moving them through their states (launching is in ``launch``)."""
+"""Commands behind the routes: defining campaigns and moving them through their states (launching is in
+``launch``, reading results in ``reports``)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from services.campaigns.domain.definition import Definition, next_status
-from services.campaigns.handlers.common import Deps, outbox_message
-from services.campaigns.handlers.relay import Leased, lease
+from services.campaigns.handlers import Deps
+from services.campaigns.handlers.outbox import Leased, lease, outbox_message
 from services.campaigns.store import CampaignRow
 from shared import topics
 from shared.clock import iso_utc
@@ -56,7 +57,7 @@ def create(definition: Definition, *, by: str, idempotency_key: str | None, deps
     return row, True
 
 
-def edit(campaign_id: str, changes: dict[str, Any], *, deps: Deps) -> CampaignRow:
+def edit(campaign_id: str, *, changes: dict[str, Any], deps: Deps) -> CampaignRow:
     """Change fields of a draft; the result is validated as a whole, errors name their fields."""
     with deps.store.transaction():
         row = get(campaign_id, deps=deps)
@@ -75,7 +76,7 @@ def edit(campaign_id: str, changes: dict[str, Any], *, deps: Deps) -> CampaignRo
         return get(campaign_id, deps=deps)
 
 
-def move(campaign_id: str, action: str, *, deps: Deps) -> tuple[CampaignRow, Leased]:
+def move(campaign_id: str, *, action: str, deps: Deps) -> tuple[CampaignRow, Leased]:
     """Schedule, unschedule, pause, resume, complete or cancel; returns the campaign and what to publish."""
     now = deps.clock()
     with deps.store.transaction():
@@ -94,7 +95,7 @@ def move(campaign_id: str, action: str, *, deps: Deps) -> tuple[CampaignRow, Lea
         out: list[OutboxMessage] = []
         granted = row.launched_at is not None and definition.bonus_multiplier is not None
         if action == "cancel" and granted and now < definition.ends_at:
-            out = withdraw_bonus(campaign_id, definition, deps=deps, at=now)
+            out = withdraw_bonus(campaign_id, definition=definition, deps=deps, at=now)
         return get(campaign_id, deps=deps), lease(out, deps=deps)
 
 
@@ -112,7 +113,7 @@ def bonus_message(campaign_id: str, customer_id: str, definition: Definition, *,
     return outbox_message(deps, topics.CAMPAIGN_EVENTS, customer_id, body, headers)
 
 
-def withdraw_bonus(campaign_id: str, definition: Definition, *, deps: Deps, at: datetime) -> list[OutboxMessage]:
+def withdraw_bonus(campaign_id: str, *, definition: Definition, deps: Deps, at: datetime) -> list[OutboxMessage]:
     """Withdraw every treatment member's bonus (the members as launched: the grants loyalty holds)."""
     headers = inject_headers()
     return [bonus_message(campaign_id, m.member_id, definition, active=False, at=at, deps=deps, headers=headers)

@@ -1,6 +1,6 @@
 """Campaigns' production store on MongoDB: the same operations as the SQLite store, bulk where it counts.
 
-Facts (``store_mongo_facts``) are written a batch at a time and grouped on the server (``$group``);
+Facts (``store.mongo_facts``) are written a batch at a time and grouped on the server (``$group``);
 launches write members, touches and view versions with ``insert_many`` / ``delete_many`` inside the
 store transaction (a multi-document transaction on a replica set), never one document at a time.
 """
@@ -13,8 +13,8 @@ from typing import Any
 
 from services.campaigns.domain.attribution import Enrolment
 from services.campaigns.store import CampaignRow, MemberRow, TouchRow
-from services.campaigns.store_leases import MongoLeases
-from services.campaigns.store_mongo_facts import MongoFacts, chunked, key
+from services.campaigns.store.leases import MongoLeases
+from services.campaigns.store.mongo_facts import MongoFacts, chunked, key
 from shared.membership import MongoMembership
 from shared.outbox import MongoStore
 

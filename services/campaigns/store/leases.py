@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Iterable
 
-from services.campaigns.store import gaps
 from shared.outbox import _h_load
 from shared.storage import OutboxMessage
 
@@ -24,6 +24,18 @@ CREATE TABLE IF NOT EXISTS outbox_leases (
   id TEXT PRIMARY KEY, first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL, until_ms INTEGER NOT NULL
 ) WITHOUT ROWID;
 """
+
+
+def gaps(leased: Iterable[tuple[int, int]]) -> list[tuple[int | None, int | None]]:
+    """The open intervals of sequence numbers between leased ranges (``None``: unbounded on that side)."""
+    out: list[tuple[int | None, int | None]] = []
+    low: int | None = None
+    for first, last in sorted(leased):
+        if low is None or first > low + 1:
+            out.append((low, first))
+        low = last if low is None else max(low, last)
+    out.append((low, None))
+    return out
 
 
 def _now_ms() -> int:

@@ -19,11 +19,30 @@ from pymongo import UpdateMany
 from services.campaigns.domain.attribution import Refund, Sale
 from services.campaigns.domain.audience import CustomerFacts
 from services.campaigns.domain.results import PeriodSales
-from services.campaigns.store import fold_memberships
 from shared.facts import FieldValue, PurchaseFact, RefundFact, newest
 from shared.membership import Membership
 
 CHUNK = 5000  # ids per $in query: keeps every query document far below MongoDB's 16 MB limit
+
+
+def fold_memberships(held: dict[str, tuple[str, str]], rows: Iterable[Membership]
+                     ) -> tuple[dict[str, tuple[str, str]], set[str]]:
+    """Apply mappings one at a time to those held (record → (customer, at)), by ``shared.membership``'s
+    rule (last writer wins by identity's time); returns the records whose mapping changed, with their
+    new one, and every customer whose set of records changed."""
+    state = dict(held)
+    changed: dict[str, tuple[str, str]] = {}
+    touched: set[str] = set()
+    for m in rows:
+        now = state.get(m.record_id)
+        if now is not None and m.at <= now[1]:
+            continue
+        state[m.record_id] = changed[m.record_id] = (m.customer_id, m.at)
+        if now is None:
+            touched.add(m.customer_id)
+        elif now[0] != m.customer_id:
+            touched |= {now[0], m.customer_id}
+    return changed, touched
 
 
 def chunked(ids: Iterable[str]) -> Iterator[list[str]]:

@@ -1,59 +1,18 @@
-"""What every campaigns use case shares: its dependencies, outbox messages, the customer-view part."""
+"""The campaigns part of the single customer view: recomputed from the facts, republished when it changed."""
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import json
-from collections.abc import Collection, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Collection
 
-from services.campaigns.config import CampaignsSettings
 from services.campaigns.domain.attribution import collapse, credits, outcomes, view_items
-from services.campaigns.store import CampaignsStore
+from services.campaigns.handlers import Deps
+from services.campaigns.handlers.outbox import chunks, outbox_message
 from shared import topics
-from shared.clock import Clock
-from shared.messages import ViewPartUpdated, encode, part_version, part_version_floor
-from shared.settings import Settings
+from shared.messages import ViewPartUpdated, part_version, part_version_floor
 from shared.storage import OutboxMessage
 from shared.tracing import inject_headers
-
-
-@dataclass
-class Deps:
-    """What the handlers need, passed in: store, platform settings, campaigns settings, clock."""
-
-    store: CampaignsStore
-    settings: Settings
-    config: CampaignsSettings
-    clock: Clock
-
-
-def outbox_message(deps: Deps, topic: str, key: str, body, headers: list | None = None) -> OutboxMessage:
-    """A message for the outbox, keyed by the customer's pseudonymous id."""
-    return OutboxMessage(deps.settings.topic(topic), encode(body), key.encode(),
-                         headers if headers is not None else inject_headers())
-
-
-@contextmanager
-def bulk_work() -> Iterator[None]:
-    """Pause the cyclic garbage collector while a launch or a report builds hundreds of thousands of
-    short-lived, acyclic objects: reference counting frees them, and collections triggered by the
-    sheer number of allocations would otherwise take a third of a 100,000-customer launch."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
-def chunks(items: list, size: int) -> Iterator[list]:
-    """Consecutive slices of at most ``size`` items."""
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
 
 
 def _fingerprint(items: list[dict]) -> str:

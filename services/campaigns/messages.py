@@ -1,0 +1,49 @@
+"""The table of what campaigns consumes: each message type and the handler that takes it.
+
+``consume`` decodes a batch through ``shared.messages.read`` (once: a resolved customer event
+arrives with its channel event parsed), hands each handler the batch's messages of the types the
+table maps to it, in batch order (every handler once per batch: a batch stays a few bulk
+statements whatever its size), and counts a type it does not list as ignored. Every message gets
+a decided fate through ``process_batch``: applied, a duplicate, ignored, or dead-lettered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from services.campaigns.handlers import Deps
+from services.campaigns.handlers import consume as handlers
+from shared.batch import BatchOutcome, Decoded, Incoming, process_batch
+from shared.messages import CustomerEventResolved, CustomerMerged, Read, ViewPartUpdated, read
+from shared.storage import OutboxMessage
+
+Handler = Callable[..., list[OutboxMessage]]  # (items: list[Decoded[Read]], *, deps, outcome)
+
+HANDLERS: dict[type, Handler] = {
+    # One handler for both: the record → customer mapping keeps, of two writes with the same time,
+    # the first in batch order.
+    CustomerEventResolved: handlers.identity_messages,
+    CustomerMerged: handlers.identity_messages,
+    ViewPartUpdated: handlers.loyalty_parts,
+}
+
+
+def consume(batch: list[Incoming], *, deps: Deps) -> BatchOutcome:
+    """Apply a batch of identity and loyalty messages in one transaction."""
+    return process_batch(batch, store=deps.store, service="campaigns", prefix=deps.settings.topic_prefix,
+                         clock=deps.clock, decode=lambda msg: read(msg.value),
+                         apply=lambda items, outcome: _dispatch(items, deps=deps, outcome=outcome))
+
+
+def _dispatch(items: list[Decoded[Read]], *, deps: Deps, outcome: BatchOutcome) -> list[OutboxMessage]:
+    by_handler: dict[Handler, list[Decoded[Read]]] = {}
+    for one in items:
+        handler = HANDLERS.get(type(one.item.message))
+        if handler is None:
+            outcome.counts["ignored"] += 1  # other services' kinds on the topics campaigns reads
+        else:
+            by_handler.setdefault(handler, []).append(one)
+    out: list[OutboxMessage] = []
+    for handler, mine in by_handler.items():
+        out += handler(mine, deps=deps, outcome=outcome)
+    return out
