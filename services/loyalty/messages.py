@@ -12,7 +12,7 @@ from itertools import groupby
 
 from services.loyalty.domain.grants import check_grant
 from services.loyalty.handlers import Deps
-from services.loyalty.handlers import consume as handlers
+from services.loyalty.handlers.consume import SERVICE, ledger
 from shared.batch import BatchOutcome, Decoded, Incoming, process_batch
 from shared.messages import CampaignBonusGranted, CustomerEventResolved, CustomerMerged, Read, read
 from shared.storage import OutboxMessage
@@ -21,15 +21,15 @@ Handler = Callable[..., list[OutboxMessage]]
 
 # One handler for the three: a batch's facts are kept together and each customer they touch settled once.
 HANDLERS: dict[type, Handler] = {
-    CustomerEventResolved: handlers.ledger,
-    CustomerMerged: handlers.ledger,
-    CampaignBonusGranted: handlers.ledger,
+    CustomerEventResolved: ledger,
+    CustomerMerged: ledger,
+    CampaignBonusGranted: ledger,
 }
 
 
 def consume(batch: list[Incoming], *, deps: Deps) -> BatchOutcome:
     """Decode a batch, hand each run of it to its handler, in one transaction with the outbox."""
-    return process_batch(batch, store=deps.store, service=handlers.SERVICE, prefix=deps.settings.topic_prefix,
+    return process_batch(batch, store=deps.store, service=SERVICE, prefix=deps.settings.topic_prefix,
                          clock=deps.clock, decode=_decode,
                          apply=lambda items, outcome: _dispatch(items, deps=deps, outcome=outcome))
 
