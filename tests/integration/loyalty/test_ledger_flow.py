@@ -13,11 +13,13 @@ from math import floor
 import pytest
 
 from services.loyalty import messages
-from shared.messages import decode
+from shared.messages import CampaignTouched, decode
 from tests.integration.loyalty.conftest import (
     Clock,
+    at,
     bonus_msg,
     deps_for,
+    incoming,
     merge_msg,
     purchase_msg,
     refund_msg,
@@ -238,3 +240,18 @@ def test_a_campaign_grant_loyalty_cannot_honour_is_dead_lettered_with_its_reason
         "multiplier: a campaign bonus multiplier is between 1 and 100",
         "multiplier: a campaign bonus multiplier is between 1 and 100",
         "window: ends_at must be after starts_at"]
+
+
+def test_a_batch_of_mixed_kinds_settles_each_customer_once_and_counts_what_loyalty_ignores(store):
+    # messages.py hands consecutive kinds of one handler to it as one list; a kind loyalty ignores (a
+    # campaign's touch on the campaigns topic) between them must not split the batch into two settles.
+    deps = deps_for(store, Clock("2026-11-01 12:00"))
+    touch = incoming(CampaignTouched(touch_id="t_1", campaign_id="cp_1", customer_id="c_mx1", channel="sms",
+                                     at=at("2026-10-01 10:30")), "crm.campaigns.events")
+    outcome = messages.consume([purchase_msg("mx-1", "100.00", "2026-10-01 10:00", record="c_mx1"), touch,
+                                merge_msg("c_mx1", "c_mx2", ["c_mx2"], "2026-10-01 11:00", merge_id="m_mx"),
+                                purchase_msg("mx-2", "50.00", "2026-10-01 12:00", record="c_mx2", customer="c_mx1")],
+                               deps=deps)
+    assert (outcome.processed, outcome.duplicates, outcome.counts["ignored"]) == (3, 0, 1)
+    parts = [decode(m.value) for m in outcome.outbox if decode(m.value).kind == "view.part"]
+    assert [(p.customer_id, p.value["points_balance"]) for p in parts] == [("c_mx1", 150)]
