@@ -114,10 +114,10 @@ def one_run(lines: list[str]) -> dict[str, float]:
 def long_history(history: int, *, repeats: int = 20) -> dict[str, float]:
     """Milliseconds to keep and settle one more purchase of a member with ``history`` purchases, and of a
     member with one (in process, the embedded SQLite store, one purchase per batch)."""
-    from services.loyalty import handlers
-    from services.loyalty.accounts import Deps, RulesSource
-    from services.loyalty.config import LoyaltySettings
-    from services.loyalty.store_sqlite import SqliteLoyaltyStore
+    from services.loyalty import messages
+    from services.loyalty.config import LoyaltySettings, RulesSource
+    from services.loyalty.handlers import Deps
+    from services.loyalty.store.sqlite import SqliteLoyaltyStore
     from shared.batch import Incoming
     from shared.messages import CustomerEventResolved, encode
     from shared.settings import Settings
@@ -142,12 +142,12 @@ def long_history(history: int, *, repeats: int = 20) -> dict[str, float]:
         span = timedelta(days=730) / max(1, history)
         past = [msg("c_long", i, now - timedelta(days=730) + span * i) for i in range(history)]
         for start in range(0, len(past), 1000):
-            handlers.consume_batch(past[start:start + 1000], deps)
-        handlers.consume_batch([msg("c_short", 0, now - timedelta(days=1))], deps)
+            messages.consume(past[start:start + 1000], deps=deps)
+        messages.consume([msg("c_short", 0, now - timedelta(days=1))], deps=deps)
 
         def one_more(customer: str, n: int) -> float:
             began = time.perf_counter()
-            handlers.consume_batch([msg(customer, n, now - timedelta(minutes=repeats - n % repeats))], deps)
+            messages.consume([msg(customer, n, now - timedelta(minutes=repeats - n % repeats))], deps=deps)
             return (time.perf_counter() - began) * 1000
 
         long_ms = statistics.median(one_more("c_long", history + i) for i in range(repeats))

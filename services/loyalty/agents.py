@@ -3,7 +3,8 @@ that makes expiry, expiry notices and tier reviews happen on time without anyone
 
 from __future__ import annotations
 
-from services.loyalty import handlers
+from services.loyalty import messages
+from services.loyalty.handlers import timers
 from shared import topics
 from shared.consumer import register_batch_agent, register_housekeeping
 from shared.service import Service
@@ -16,11 +17,11 @@ def register(app, service: Service) -> None:
                          topic_names=[settings.topic(t) for t in (topics.CUSTOMER_EVENTS, topics.CUSTOMER_MERGED,
                                                                   topics.CAMPAIGN_EVENTS)],
                          runner=service.runner, batch_size=settings.batch_size, within_s=settings.batch_within_s,
-                         handle=lambda messages: handlers.consume_batch(messages, deps))
+                         handle=lambda batch: messages.consume(batch, deps=deps))
     register_housekeeping(app, runner=service.runner, outbox_pending=deps.store.outbox_pending)
 
     async def run_schedule():
         # Every worker runs it; settling is idempotent, so two workers on one account post once.
-        await service.runner.run(lambda _: handlers.run_due(deps), [])
+        await service.runner.run(lambda _: timers.run_due(deps=deps), [])
 
     app.timer(interval=deps.config.schedule_interval_s, name="loyalty.schedule")(run_schedule)

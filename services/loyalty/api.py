@@ -1,12 +1,13 @@
 """Loyalty's HTTP routes: accounts, ledger, statements, tiers, rewards, redemptions, adjustments."""
 
-from __future__ import annotations
+from typing import Annotated
 
-from fastapi import APIRouter, Header, Path, Query, Request
+from fastapi import APIRouter, Depends, Header, Path, Query
 from fastapi.responses import JSONResponse
 
-from services.loyalty import commands, views
-from services.loyalty.commands import Answer
+from services.loyalty import views
+from services.loyalty.handlers import Deps, commands, queries
+from services.loyalty.handlers.commands import Answer
 from services.loyalty.schemas import (
     AccountRead,
     AdjustmentCreate,
@@ -36,117 +37,115 @@ KEY_HEADER = Header(None, alias="Idempotency-Key", max_length=200,
                     description="same key and body: the same answer again; another body: 409")
 
 
-def _answer(request: Request, answer: Answer) -> JSONResponse:
+def _answer(answer: Answer, deps: Deps) -> JSONResponse:
     if answer.outbox:
-        request.app.state.service.relay(answer.outbox)
+        deps.relay(answer.outbox)
     headers = {"Idempotent-Replayed": "true"} if answer.replayed else {}
     return JSONResponse(answer.body, status_code=answer.status, headers=headers)
-
-
-def _deps(request: Request):
-    return request.app.state.service.deps
 
 
 def _iso(value) -> str | None:
     return iso_utc(value) if value is not None else None
 
 
-def router() -> APIRouter:
-    """The loyalty routes; handlers and store come from ``request.app.state.service``."""
+def router(deps: Deps) -> APIRouter:
+    """The loyalty routes over these ``deps``."""
     r = APIRouter(prefix="/loyalty")
+    # A name local to router(): this module keeps its annotations evaluated (no ``from __future__``) so
+    # FastAPI sees the Annotated dependency, not a string it cannot resolve.
+    DepsDep = Annotated[Deps, Depends(lambda: deps)]
 
     @r.get("/accounts/{customer_id}", response_model=AccountRead, tags=["accounts"])
-    def get_account(request: Request, customer_id: str, caller: Caller = caller_dep("reader")) -> AccountRead:
+    def get_account(d: DepsDep, customer_id: str, caller: Caller = caller_dep("reader")) -> AccountRead:
         """Balance, tier with its benefits, and expiring lots; a merged-away id answers with its survivor."""
-        return AccountRead(**views.account(customer_id, _deps(request)))
+        return AccountRead(**queries.account(customer_id, deps=d))
 
     @r.get("/accounts/{customer_id}/ledger", response_model=LedgerPage, tags=["accounts"])
-    def get_ledger(request: Request, customer_id: str, caller: Caller = caller_dep("reader"),
+    def get_ledger(d: DepsDep, customer_id: str, caller: Caller = caller_dep("reader"),
                    cursor: Cursor = None, limit: int = Query(50, ge=1, le=500)) -> LedgerPage:
         """Ledger entries, newest first: each names its rule and its cause."""
-        return LedgerPage(**views.ledger(customer_id, cursor=cursor, limit=limit, deps=_deps(request)))
+        return LedgerPage(**queries.ledger(customer_id, cursor=cursor, limit=limit, deps=d))
 
     @r.get("/accounts/{customer_id}/statements/{month}", response_model=StatementRead, tags=["accounts"])
-    def get_statement(request: Request, customer_id: str, month: str = MONTH,
+    def get_statement(d: DepsDep, customer_id: str, month: str = MONTH,
                       caller: Caller = caller_dep("reader")) -> StatementRead:
         """A monthly statement (``YYYY-MM``): opening, earned, refunded, redeemed, expired, adjusted, closing."""
-        return StatementRead(**views.monthly_statement(customer_id, month, deps=_deps(request)))
+        return StatementRead(**queries.monthly_statement(customer_id, month=month, deps=d))
 
     @r.get("/accounts/{customer_id}/tiers", response_model=TierHistoryRead, tags=["tiers"])
-    def get_tier_history(request: Request, customer_id: str, caller: Caller = caller_dep("reader")) -> TierHistoryRead:
+    def get_tier_history(d: DepsDep, customer_id: str, caller: Caller = caller_dep("reader")) -> TierHistoryRead:
         """The member's tier, benefits, every change with its reason, and the current window."""
-        return TierHistoryRead(**views.tier_history(customer_id, deps=_deps(request)))
+        return TierHistoryRead(**queries.tier_history(customer_id, deps=d))
 
     @r.get("/tiers", response_model=TierRulesRead, tags=["tiers"])
-    def get_tiers(request: Request, caller: Caller = caller_dep("reader")) -> TierRulesRead:
+    def get_tiers(d: DepsDep, caller: Caller = caller_dep("reader")) -> TierRulesRead:
         """Tier rules and each tier's benefits (discount, birthday gift, contact cadence)."""
-        return TierRulesRead(**views.tier_rules(_deps(request)))
+        return TierRulesRead(**queries.tier_rules(deps=d))
 
     @r.get("/rules", response_model=RulesRead, tags=["tiers"])
-    def get_rules(request: Request, caller: Caller = caller_dep("reader")) -> RulesRead:
+    def get_rules(d: DepsDep, caller: Caller = caller_dep("reader")) -> RulesRead:
         """Every rule version (earning, expiry, tiers), the one in force marked."""
-        return RulesRead(**views.rules_in_force(_deps(request)))
+        return RulesRead(**queries.rules_in_force(deps=d))
 
     @r.post("/accounts/{customer_id}/redemptions", response_model=RedemptionRead, status_code=201,
             tags=["redemptions"])
-    def post_redemption(request: Request, customer_id: str, body: RedemptionCreate,
+    def post_redemption(d: DepsDep, customer_id: str, body: RedemptionCreate,
                         caller: Caller = caller_dep("operator"), key: str | None = KEY_HEADER) -> JSONResponse:
         """Spend points on a reward; idempotent per ``Idempotency-Key``."""
-        return _answer(request, commands.redeem(customer_id, reward_id=body.reward_id, quantity=body.quantity,
-                                                key=key, by=caller.key_id, deps=_deps(request)))
+        return _answer(commands.redeem(customer_id, reward_id=body.reward_id, quantity=body.quantity, key=key,
+                                       by=caller.key_id, deps=d), d)
 
     @r.get("/accounts/{customer_id}/redemptions", response_model=RedemptionsPage, tags=["redemptions"])
-    def get_redemptions(request: Request, customer_id: str, caller: Caller = caller_dep("reader"),
+    def get_redemptions(d: DepsDep, customer_id: str, caller: Caller = caller_dep("reader"),
                         offset: Offset = 0, limit: int = Query(50, ge=1, le=500)) -> RedemptionsPage:
         """The member's redemptions, newest first."""
-        return RedemptionsPage(**views.redemptions(customer_id, offset=offset, limit=limit, deps=_deps(request)))
+        return RedemptionsPage(**queries.redemptions(customer_id, offset=offset, limit=limit, deps=d))
 
     @r.post("/redemptions/{redemption_id}/cancel", response_model=RedemptionRead, tags=["redemptions"])
-    def post_cancel(request: Request, redemption_id: str, body: RedemptionCancel,
+    def post_cancel(d: DepsDep, redemption_id: str, body: RedemptionCancel,
                     caller: Caller = caller_dep("operator")) -> JSONResponse:
         """Cancel a redemption: points back to the member, stock back to the reward."""
-        return _answer(request, commands.cancel(redemption_id, reason=body.reason, by=caller.key_id,
-                                                deps=_deps(request)))
+        return _answer(commands.cancel(redemption_id, reason=body.reason, by=caller.key_id, deps=d), d)
 
     @r.post("/accounts/{customer_id}/adjustments", response_model=AdjustmentRead, status_code=201,
             tags=["accounts"])
-    def post_adjustment(request: Request, customer_id: str, body: AdjustmentCreate,
+    def post_adjustment(d: DepsDep, customer_id: str, body: AdjustmentCreate,
                         caller: Caller = caller_dep("operator"), key: str | None = KEY_HEADER) -> JSONResponse:
         """A manual adjustment with its mandatory reason (operator); never below a zero balance."""
-        return _answer(request, commands.adjust(customer_id, points=body.points, reason=body.reason, key=key,
-                                                by=caller.key_id, deps=_deps(request)))
+        return _answer(commands.adjust(customer_id, points=body.points, reason=body.reason, key=key,
+                                       by=caller.key_id, deps=d), d)
 
     @r.get("/rewards", response_model=RewardsPage, tags=["rewards"])
-    def get_rewards(request: Request, caller: Caller = caller_dep("reader"), active_only: bool = False,
+    def get_rewards(d: DepsDep, caller: Caller = caller_dep("reader"), active_only: bool = False,
                     offset: Offset = 0, limit: int = Query(50, ge=1, le=500)) -> RewardsPage:
         """The rewards catalogue with stock."""
-        rows = _deps(request).store.rewards(active_only=active_only, offset=offset, limit=limit)
-        return RewardsPage(items=[RewardRead(**vars(x)) for x in rows], offset=offset, limit=limit)
+        rows = d.store.rewards(active_only=active_only, offset=offset, limit=limit)
+        return views.rewards_page(rows, offset=offset, limit=limit)
 
     @r.post("/rewards", response_model=RewardRead, status_code=201, tags=["rewards"])
-    def post_reward(request: Request, body: RewardCreate, caller: Caller = caller_dep("admin")) -> RewardRead:
+    def post_reward(d: DepsDep, body: RewardCreate, caller: Caller = caller_dep("admin")) -> RewardRead:
         """Add a reward to the catalogue (admin)."""
         fields = body.model_dump()
         fields.update(valid_from=_iso(body.valid_from), valid_until=_iso(body.valid_until))
-        return RewardRead(**vars(commands.create_reward(fields, deps=_deps(request))))
+        return views.reward_read(commands.create_reward(fields, deps=d))
 
     @r.get("/rewards/{reward_id}", response_model=RewardRead, tags=["rewards"])
-    def get_reward(request: Request, reward_id: str, caller: Caller = caller_dep("reader")) -> RewardRead:
+    def get_reward(d: DepsDep, reward_id: str, caller: Caller = caller_dep("reader")) -> RewardRead:
         """One reward."""
-        row = _deps(request).store.reward(reward_id)
+        row = d.store.reward(reward_id)
         if row is None:
             raise NotFound("reward_not_found", "no such reward")
-        return RewardRead(**vars(row))
+        return views.reward_read(row)
 
     @r.patch("/rewards/{reward_id}", response_model=RewardRead, tags=["rewards"])
-    def patch_reward(request: Request, reward_id: str, body: RewardUpdate,
+    def patch_reward(d: DepsDep, reward_id: str, body: RewardUpdate,
                      caller: Caller = caller_dep("admin")) -> RewardRead:
         """Change a reward or add stock (admin)."""
         changes = body.model_dump(exclude_unset=True, exclude={"add_stock"})
         for k in ("valid_from", "valid_until"):
             if k in changes:
                 changes[k] = _iso(changes[k])
-        row = commands.update_reward(reward_id, changes, add_stock=body.add_stock, deps=_deps(request))
-        return RewardRead(**vars(row))
+        row = commands.update_reward(reward_id, changes=changes, add_stock=body.add_stock, deps=d)
+        return views.reward_read(row)
 
     return r

@@ -6,14 +6,28 @@ from zoneinfo import ZoneInfo
 
 from services.loyalty import agents
 from services.loyalty import api as loyalty_api
-from services.loyalty.accounts import Deps, RulesSource
-from services.loyalty.config import LoyaltySettings, shifted_clock
-from services.loyalty.store import LoyaltyStore, open_store
+from services.loyalty.config import LoyaltySettings, RulesSource, shifted_clock
+from services.loyalty.handlers import Deps
+from services.loyalty.store import LoyaltyStore
 from shared.clock import Clock, system_clock
 from shared.service import Publish, Service, build_service
 from shared.settings import Settings, get_settings
+from shared.storage import OutboxMessage
 
 NAME = "loyalty"
+
+
+def open_store(url: str, *, mongo_client=None) -> LoyaltyStore:
+    """The loyalty store for ``CRM_STORE_URL``."""
+    from shared.storage import mongo_database, sqlite_path, store_kind
+
+    if store_kind(url) == "sqlite":
+        from services.loyalty.store.sqlite import SqliteLoyaltyStore
+
+        return SqliteLoyaltyStore(sqlite_path(url, "loyalty"))
+    from services.loyalty.store.mongo import MongoLoyaltyStore
+
+    return MongoLoyaltyStore(mongo_database(url, "loyalty", mongo_client))
 
 
 def create_app(
@@ -31,8 +45,13 @@ def create_app(
         clock = shifted_clock(config.clock_start)
     store = store or open_store(settings.resolved_store_url())
     zone = ZoneInfo(settings.timezone)
+
+    def relay(outbox: list[OutboxMessage]) -> None:
+        service.relay(outbox)  # the service is built below, before any route can run
+
     deps = Deps(store=store, settings=settings, config=config, rules=RulesSource(config, zone), clock=clock,
-                zone=zone)
-    return build_service(name=NAME, title="CRM loyalty", settings=settings, store=store, publish=publish,
-                         clock=clock, deps=deps, routers=[loyalty_api.router()], register=agents.register,
-                         ready=store.account_count)
+                zone=zone, relay=relay)
+    service = build_service(name=NAME, title="CRM loyalty", settings=settings, store=store, publish=publish,
+                            clock=clock, deps=deps, routers=[loyalty_api.router(deps)], register=agents.register,
+                            ready=store.account_count)
+    return service

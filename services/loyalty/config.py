@@ -7,11 +7,18 @@ with their ``effective_from``; it is re-read whenever its modification time chan
 
 from __future__ import annotations
 
+import json
+import logging
+import os
 from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import AwareDatetime, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from services.loyalty.domain.rules import RuleBook, rule_book
+
+log = logging.getLogger(__name__)
 
 
 def _pairs(text: str) -> dict[str, str]:
@@ -73,6 +80,39 @@ class LoyaltySettings(BaseSettings):
             "tiers": {"window_months": self.tier_window_months, "review_every_months": self.tier_review_months,
                       "grace_months": self.tier_grace_months},
         }
+
+
+
+class RulesSource:
+    """The rule book from settings and the rules file, re-read when the file changes."""
+
+    def __init__(self, config: LoyaltySettings, zone) -> None:
+        self._base = config.base_rules()
+        self._path = config.rules_file
+        self._zone = zone
+        self._seen: float | None = None
+        self._book = rule_book(self._base, None, zone)
+        if self._path:
+            self.book()
+
+    def book(self) -> RuleBook:
+        """The current rule book (a broken file keeps the last good one and says so in the log)."""
+        if self._path:
+            try:
+                mtime = os.stat(self._path).st_mtime_ns
+            except OSError:
+                log.error("rules file %s cannot be read; keeping the rules in force", self._path)
+                return self._book
+            if mtime != self._seen:
+                self._seen = mtime
+                try:
+                    with open(self._path, encoding="utf-8") as f:
+                        self._book = rule_book(self._base, json.load(f), self._zone)
+                    log.info("loyalty rules loaded from %s (%d versions)", self._path, len(self._book.versions))
+                except (ValueError, OSError) as exc:
+                    log.error("rules file %s is not valid (%s); keeping the rules in force", self._path,
+                              type(exc).__name__)
+        return self._book
 
 
 def shifted_clock(start: datetime):

@@ -1,117 +1,16 @@
-"""Read models: an account, its ledger, statements and tier history, assembled from the store."""
+"""Loyalty's rows as the API shows them (row -> schema, nothing else)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-from typing import Any
-
-from services.loyalty.accounts import Deps, load_facts
-from services.loyalty.commands import account_root, redemption_body
-from services.loyalty.domain.account import settle
-from services.loyalty.domain.calendar import add_months, month_key, month_start, parse_month
-from services.loyalty.domain.model import Facts
-from services.loyalty.domain.statements import statement
-from services.loyalty.domain.tiers import timeline
-from shared.bounds import decode_cursor, encode_cursor
-from shared.clock import EARLIEST, LATEST, iso_utc, parse_iso
-from shared.errors import InvalidInput
-from shared.facts import from_minor
+from services.loyalty.schemas import RewardRead, RewardsPage
+from services.loyalty.store import RewardRow
 
 
-def account(customer_id: str, deps: Deps) -> dict[str, Any]:
-    """Balance, tier with its benefits, debt and expiring lots, as last settled."""
-    root = account_root(customer_id, deps)
-    held = deps.store.account(root)
-    view = held.view if held else {"points_balance": 0, "tier": None, "debt": 0, "expiring": []}
-    level = deps.rules.book().at(deps.clock()).tiers.level(view.get("tier"))
-    return {"customer_id": root, **view, "tier_benefits": level.benefits if level else {},
-            "updated_at": held.updated_at if held else None, "requested_id": customer_id}
+def reward_read(row: RewardRow) -> RewardRead:
+    """A reward of the catalogue, with its stock."""
+    return RewardRead(**vars(row))
 
 
-def redemptions(customer_id: str, *, offset: int, limit: int, deps: Deps) -> dict[str, Any]:
-    """The member's redemptions, newest first, one page at a time."""
-    root = account_root(customer_id, deps)
-    records = deps.store.records_of(root)
-    balance = deps.store.balance(records)
-    return {"items": [redemption_body(r, balance) for r in deps.store.redemptions_of(records, offset=offset,
-                                                                                    limit=limit)],
-            "offset": offset, "limit": limit}
-
-
-def ledger(customer_id: str, *, cursor: str | None, limit: int, deps: Deps) -> dict[str, Any]:
-    """The account's ledger entries, newest first, one page at a time."""
-    root = account_root(customer_id, deps)
-    records = deps.store.records_of(root)
-    rows = deps.store.entries(records, before=decode_cursor(cursor, (str, str)), limit=limit + 1)
-    page = rows[:limit]
-    more = len(rows) > limit
-    return {"customer_id": root, "points_balance": deps.store.balance(records),
-            "items": [vars(e) for e in page],
-            "next_cursor": encode_cursor((page[-1].posted_at, page[-1].entry_id)) if more else None}
-
-
-def _before(facts: Facts, end: datetime) -> Facts:
-    return Facts([p for p in facts.purchases if p.time < end], [r for r in facts.refunds if r.time < end],
-                 facts.bonuses, [m for m in facts.movements if parse_iso(m.effective_at) < end], facts.order_owner)
-
-
-def monthly_statement(customer_id: str, month: str, *, deps: Deps) -> dict[str, Any]:
-    """A month of the account from its ledger, and the points expiring in the days after it."""
-    try:
-        m = parse_month(month)
-    except ValueError as exc:
-        raise InvalidInput("invalid_month", "month must look like YYYY-MM") from exc
-    if not EARLIEST.year <= m[0] <= LATEST.year:
-        # Month arithmetic at year 1 or 9999 leaves what datetime can hold.
-        raise InvalidInput("month_out_of_range", f"month must be between {EARLIEST.year}-01 and {LATEST.year}-12")
-    root = account_root(customer_id, deps)
-    store, zone, now = deps.store, deps.zone, deps.clock()
-    start, end = month_start(m, zone), month_start(add_months(m, 1), zone)
-    records = store.records_of(root)
-    opening = store.balance(records, before=iso_utc(start))
-    entries = store.entries_posted(records, start=iso_utc(start), end=iso_utc(end))
-    as_of = min(end, now)
-    horizon = as_of + timedelta(days=deps.config.statement_expiring_days)
-    facts = _before(load_facts(store, records), as_of)
-    s = settle(facts, deps.rules.book(), customer_id=root, now=as_of)
-    expiring = [(at.astimezone(zone).isoformat(), n) for at, n in s.expiring if at <= horizon]
-    st = statement(month_key(m), opening, entries, expiring)
-    return {"customer_id": root, **{k: v for k, v in vars(st).items() if k != "expiring"},
-            "complete": end <= now, "expiring_days": deps.config.statement_expiring_days,
-            "expiring": [{"expires_at": at, "points": n} for at, n in st.expiring],
-            "expiring_total": sum(n for _, n in st.expiring)}
-
-
-def tier_history(customer_id: str, *, deps: Deps) -> dict[str, Any]:
-    """The member's tier, its benefits, every change with its reason, and the current window."""
-    root = account_root(customer_id, deps)
-    store, now = deps.store, deps.clock()
-    facts = load_facts(store, store.records_of(root))
-    book = deps.rules.book()
-    line = timeline(facts.purchases, facts.refunds, book, now=now, order_owner=facts.order_owner)
-    rules = book.at(now).tiers
-    level = rules.level(line.tier)
-    return {
-        "customer_id": root, "tier": line.tier, "benefits": level.benefits if level else {},
-        "failing_since": line.failing_since.isoformat() if line.failing_since else None,
-        "history": [{"at": c.at.astimezone(deps.zone).isoformat(), "previous": c.previous, "tier": c.tier,
-                     "direction": c.direction, "reason": c.reason} for c in line.changes],
-        "window": [{"month": w["month"], "visits": w["visits"], "spend": str(from_minor(w["spend_minor"]))}
-                   for w in line.window],
-    }
-
-
-def tier_rules(deps: Deps) -> dict[str, Any]:
-    """The tier rules in force and each tier's benefits, for store staff."""
-    rules = deps.rules.book().at(deps.clock()).tiers
-    return {"window_months": rules.window_months, "review_every_months": rules.review_every_months,
-            "grace_months": rules.grace_months,
-            "levels": [{"name": lv.name, "visits_per_month": lv.visits, "spend_per_month": f"{lv.spend:.2f}",
-                        "benefits": lv.benefits} for lv in rules.levels]}
-
-
-def rules_in_force(deps: Deps) -> dict[str, Any]:
-    """Every rule version, with the one in force now marked."""
-    book, now = deps.rules.book(), deps.clock()
-    current = book.at(now)
-    return {"versions": [{**v.model_dump(mode="json"), "in_force": v is current} for v in book.versions]}
+def rewards_page(rows: list[RewardRow], *, offset: int, limit: int) -> RewardsPage:
+    """One page of the catalogue."""
+    return RewardsPage(items=[reward_read(x) for x in rows], offset=offset, limit=limit)

@@ -17,7 +17,7 @@ import pytest
 
 from crm.broker import free_port
 from crm.replay import publish_lines
-from services.loyalty.store_sqlite import SqliteLoyaltyStore
+from services.loyalty.store.sqlite import SqliteLoyaltyStore
 from shared.settings import Settings
 from shared.storage import sqlite_path
 from tests.conftest import wait_for

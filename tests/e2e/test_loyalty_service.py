@@ -13,7 +13,7 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
 from crm.broker import free_port
-from services.loyalty.store_sqlite import SqliteLoyaltyStore
+from services.loyalty.store.sqlite import SqliteLoyaltyStore
 from shared import topics
 from shared.messages import CustomerEventResolved, decode
 from shared.storage import sqlite_path

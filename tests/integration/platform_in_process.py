@@ -136,7 +136,7 @@ def _timers() -> dict[str, Callable[[InProcess], Any]]:
     """What each service's faust timers run (the agents modules register exactly these)."""
     from services.alerts import scan as alerts_scan
     from services.campaigns.handlers import timers as campaigns_timers
-    from services.loyalty import handlers as loyalty_handlers
+    from services.loyalty.handlers import timers as loyalty_timers
 
     def alerts_tick(s: InProcess) -> None:
         # The scheduler's tick, unit by unit as alerts' agents run it (each unit relays its own outbox).
@@ -146,7 +146,7 @@ def _timers() -> dict[str, Callable[[InProcess], Any]]:
                 return
 
     return {
-        "loyalty": lambda s: s.run_timer(lambda: loyalty_handlers.run_due(s.deps)),
+        "loyalty": lambda s: s.run_timer(lambda: loyalty_timers.run_due(deps=s.deps)),
         "alerts": alerts_tick,
         "campaigns": lambda s: s.run_timer(lambda: campaigns_timers.run_due(deps=s.deps, relay=s.service.runner.relay)),
     }

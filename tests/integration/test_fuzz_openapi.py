@@ -60,15 +60,15 @@ def _identity(tmp: Path) -> tuple[object, dict[str, list[str]]]:
 
 
 def _loyalty(tmp: Path) -> tuple[object, dict[str, list[str]]]:
-    from services.loyalty import handlers
+    from services.loyalty import messages
     from services.loyalty.app import create_app
     from services.loyalty.config import LoyaltySettings
-    from services.loyalty.store_sqlite import SqliteLoyaltyStore
+    from services.loyalty.store.sqlite import SqliteLoyaltyStore
     from tests.integration.loyalty.conftest import purchase_msg
 
     service = create_app(_settings(tmp), store=SqliteLoyaltyStore(tmp / "loyalty.db"), publish=lambda _: None,
                          clock=lambda: NOW, config=LoyaltySettings(_env_file=None))
-    handlers.consume_batch([purchase_msg("f1", "500.00", "2026-11-01 10:00", record="c_fuzz")], service.deps)
+    messages.consume([purchase_msg("f1", "500.00", "2026-11-01 10:00", record="c_fuzz")], deps=service.deps)
     http = TestClient(service.api, headers=HEADERS)
     reward = http.post("/v1/loyalty/rewards", json={"name": "Scarf", "points_cost": 100, "stock": 5})
     assert reward.status_code == 201, reward.text

@@ -10,9 +10,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from fastapi.testclient import TestClient
 
-from services.loyalty.accounts import Deps, RulesSource
 from services.loyalty.app import create_app
-from services.loyalty.config import LoyaltySettings
+from services.loyalty.config import LoyaltySettings, RulesSource
+from services.loyalty.handlers import Deps
 from shared.batch import Incoming
 from shared.messages import CampaignBonusGranted, CustomerEventResolved, CustomerMerged, encode
 from shared.settings import Settings
@@ -23,7 +23,7 @@ _offsets = itertools.count()
 
 
 def _sqlite(tmp_path):
-    from services.loyalty.store_sqlite import SqliteLoyaltyStore
+    from services.loyalty.store.sqlite import SqliteLoyaltyStore
 
     return SqliteLoyaltyStore(sqlite_file(tmp_path, "loyalty"))
 
@@ -34,7 +34,7 @@ def store(request, tmp_path):
     if request.param == "sqlite":
         yield _sqlite(tmp_path)
         return
-    from services.loyalty.store_mongo import MongoLoyaltyStore
+    from services.loyalty.store.mongo import MongoLoyaltyStore
 
     with mongo_db(request.param) as db:
         yield MongoLoyaltyStore(db)

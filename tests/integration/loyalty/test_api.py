@@ -7,7 +7,7 @@ import threading
 
 from fastapi.testclient import TestClient
 
-from services.loyalty import handlers
+from services.loyalty import messages
 from services.loyalty.app import create_app
 from services.loyalty.config import LoyaltySettings
 from shared.messages import decode
@@ -23,8 +23,8 @@ def _as(role: str) -> dict:
 
 
 def _earn(client, record: str, amount: str, n: int = 1) -> None:
-    handlers.consume_batch([purchase_msg(f"{record}-{i}", amount, "2026-10-20 10:00", record=record)
-                            for i in range(n)], client.service.deps)
+    messages.consume([purchase_msg(f"{record}-{i}", amount, "2026-10-20 10:00", record=record)
+                      for i in range(n)], deps=client.service.deps)
 
 
 def _reward(client, **over) -> dict:
@@ -155,8 +155,8 @@ def test_concurrent_redemptions_never_oversell(sqlite_store):
                          config=LoyaltySettings(_env_file=None))
     client = TestClient(service.api)
     members = [f"c_cc{i}" for i in range(40)]
-    handlers.consume_batch([purchase_msg(f"{m}-p", "500.00", "2026-10-01 10:00", record=m) for m in members],
-                           service.deps)
+    messages.consume([purchase_msg(f"{m}-p", "500.00", "2026-10-01 10:00", record=m) for m in members],
+                     deps=service.deps)
     reward = client.post("/v1/loyalty/rewards", json={"name": "Lamp", "points_cost": 200, "stock": 10},
                          headers=_as("admin")).json()
     codes: list[int] = []
@@ -206,8 +206,8 @@ def test_a_refused_redemption_binds_nothing_and_its_key_spends_once_when_the_cau
     url, key = "/v1/loyalty/accounts/c_key/redemptions", {**_as("operator"), "Idempotency-Key": "till-9"}
     refused = loyalty.post(url, json={"reward_id": reward["reward_id"]}, headers=key)
     assert refused.status_code == 409 and refused.json()["error"]["code"] == "insufficient_points"
-    handlers.consume_batch([purchase_msg("c_key-more", "150.00", "2026-10-21 10:00", record="c_key")],
-                           loyalty.service.deps)
+    messages.consume([purchase_msg("c_key-more", "150.00", "2026-10-21 10:00", record="c_key")],
+                     deps=loyalty.service.deps)
     spent = loyalty.post(url, json={"reward_id": reward["reward_id"]}, headers=key)
     again = loyalty.post(url, json={"reward_id": reward["reward_id"]}, headers=key)
     assert (spent.status_code, spent.json()["points_balance"]) == (201, 50)  # 200 + 150 - 300

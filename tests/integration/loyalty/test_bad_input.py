@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import json
 
-from services.loyalty import handlers
+from services.loyalty import messages
 from tests.integration.loyalty.conftest import merge_msg, purchase_msg
 from tests.integration.loyalty.invariants import check_invariants
 from tests.integration.loyalty.test_api import _as, _earn, _reward
@@ -68,9 +68,9 @@ def test_a_forged_or_garbage_ledger_cursor_is_invalid_cursor(loyalty):
 
 def test_one_key_through_a_survivor_and_its_merged_away_id_redeems_once(loyalty):
     deps = loyalty.service.deps
-    handlers.consume_batch([purchase_msg("s-1", "400.00", "2026-10-20 10:00", record="c_surv"),
-                            purchase_msg("m-1", "400.00", "2026-10-20 11:00", record="c_gone")], deps)
-    handlers.consume_batch([merge_msg("c_surv", "c_gone", ["c_gone"], "2026-10-25 10:00")], deps)
+    messages.consume([purchase_msg("s-1", "400.00", "2026-10-20 10:00", record="c_surv"),
+                      purchase_msg("m-1", "400.00", "2026-10-20 11:00", record="c_gone")], deps=deps)
+    messages.consume([merge_msg("c_surv", "c_gone", ["c_gone"], "2026-10-25 10:00")], deps=deps)
     reward = _reward(loyalty, stock=5, per_member_limit=None)
     key = {**_as("operator"), "Idempotency-Key": "till-42"}
     body = {"reward_id": reward["reward_id"]}
@@ -90,14 +90,14 @@ def test_one_key_through_a_survivor_and_its_merged_away_id_redeems_once(loyalty)
 
 def test_a_key_bound_through_an_id_before_its_merge_still_spends_once_after(loyalty):
     deps = loyalty.service.deps
-    handlers.consume_batch([purchase_msg("s-2", "400.00", "2026-10-20 10:00", record="c_surv2"),
-                            purchase_msg("m-2", "400.00", "2026-10-20 11:00", record="c_gone2")], deps)
+    messages.consume([purchase_msg("s-2", "400.00", "2026-10-20 10:00", record="c_surv2"),
+                      purchase_msg("m-2", "400.00", "2026-10-20 11:00", record="c_gone2")], deps=deps)
     reward = _reward(loyalty, stock=5, per_member_limit=None)
     key = {**_as("operator"), "Idempotency-Key": "till-43"}
     body = {"reward_id": reward["reward_id"]}
     first = loyalty.post("/v1/loyalty/accounts/c_gone2/redemptions", json=body, headers=key)
     assert first.status_code == 201
-    handlers.consume_batch([merge_msg("c_surv2", "c_gone2", ["c_gone2"], "2026-10-25 10:00", merge_id="m_2")], deps)
+    messages.consume([merge_msg("c_surv2", "c_gone2", ["c_gone2"], "2026-10-25 10:00", merge_id="m_2")], deps=deps)
     again = loyalty.post("/v1/loyalty/accounts/c_surv2/redemptions", json=body, headers=key)
     assert again.status_code == 201 and again.json() == first.json()
     got = loyalty.get(f"/v1/loyalty/rewards/{reward['reward_id']}", headers=_as("reader")).json()
@@ -106,9 +106,9 @@ def test_a_key_bound_through_an_id_before_its_merge_still_spends_once_after(loya
 
 def test_one_adjustment_key_through_a_survivor_and_its_merged_away_id_adjusts_once(loyalty):
     deps = loyalty.service.deps
-    handlers.consume_batch([purchase_msg("s-3", "400.00", "2026-10-20 10:00", record="c_surv3"),
-                            purchase_msg("m-3", "400.00", "2026-10-20 11:00", record="c_gone3")], deps)
-    handlers.consume_batch([merge_msg("c_surv3", "c_gone3", ["c_gone3"], "2026-10-25 10:00", merge_id="m_3")], deps)
+    messages.consume([purchase_msg("s-3", "400.00", "2026-10-20 10:00", record="c_surv3"),
+                      purchase_msg("m-3", "400.00", "2026-10-20 11:00", record="c_gone3")], deps=deps)
+    messages.consume([merge_msg("c_surv3", "c_gone3", ["c_gone3"], "2026-10-25 10:00", merge_id="m_3")], deps=deps)
     key = {**_as("operator"), "Idempotency-Key": "fix-7"}
     body = {"points": -100, "reason": "goodwill reversal"}
     first = loyalty.post("/v1/loyalty/accounts/c_gone3/adjustments", json=body, headers=key)

@@ -13,7 +13,8 @@ from datetime import timedelta
 
 import pytest
 
-from services.loyalty import commands, handlers, views
+from services.loyalty import messages
+from services.loyalty.handlers import commands, queries, timers
 from shared.errors import Conflict
 from shared.messages import decode
 from tests.integration.loyalty.conftest import (
@@ -139,7 +140,7 @@ def _snapshot(deps, w: World, months: list[str]) -> dict:
         if not store.known(c):
             continue
         for m in months:
-            st = views.monthly_statement(c, m, deps=deps)
+            st = queries.monthly_statement(c, month=m, deps=deps)
             out["statements"][(c, m)] = st
     return out
 
@@ -235,13 +236,13 @@ def _run(seed: int, tmp_path, steps: int = 28, store=None, transactional: bool =
             pub = []
             for part in (msgs[:cut], msgs[cut:]):
                 if part:
-                    o = handlers.consume_batch(part, d)
+                    o = messages.consume(part, deps=d)
                     # Applied one message at a time after a failure, a batch publishes each message's settle (the same
                     # final state, more steps), so only its counts are compared then.
                     said = _published(o.outbox) if not failing else []
                     pub.append((o.processed, o.duplicates, o.dead_lettered, said))
             cp_store.armed = False
-            due = _published(handlers.run_due(d).outbox)
+            due = _published(timers.run_due(deps=d).outbox)
             pub.append(due if not failing else [])
             pub.append([x[:2] if failing else x for x in _apply_commands(w, d, reward, step)])
             results.append(pub)
@@ -265,7 +266,7 @@ def test_checkpoints_settle_random_histories_exactly_as_the_whole_history(seed, 
 
 @pytest.mark.parametrize("backend", ["mongomock", "mongodb"])
 def test_the_mongo_store_settles_from_checkpoints_exactly_too(backend, tmp_path, caplog):
-    from services.loyalty.store_mongo import MongoLoyaltyStore
+    from services.loyalty.store.mongo import MongoLoyaltyStore
     from tests.integration.shared.backends import mongo_db
 
     with mongo_db(backend) as db:

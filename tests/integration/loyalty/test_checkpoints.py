@@ -6,8 +6,9 @@ from __future__ import annotations
 import random
 from collections import defaultdict
 
-from services.loyalty import commands, handlers
+from services.loyalty import messages
 from services.loyalty.domain import checkpoint
+from services.loyalty.handlers import commands, timers
 from services.loyalty.store import ms_of
 from tests.integration.loyalty.conftest import Clock, at, bonus_msg, deps_for, merge_msg, purchase_msg, refund_msg
 from tests.integration.loyalty.invariants import check_invariants
@@ -58,7 +59,7 @@ def test_a_settle_reads_only_the_facts_since_the_checkpoint_and_late_facts_reach
     msgs = _history("c_cp", rng)
     for start in range(0, len(msgs), 7):  # as a till uploads them, a few at a time
         for d in (deps, plain):
-            handlers.consume_batch(msgs[start:start + 7], d)
+            messages.consume(msgs[start:start + 7], deps=d)
     horizon = at("2026-10-01 00:00")  # two months before December
     assert checkpoint.load(store.checkpoint("c_cp")).at == horizon
     calls = _spy(store, monkeypatch)
@@ -66,7 +67,7 @@ def test_a_settle_reads_only_the_facts_since_the_checkpoint_and_late_facts_reach
     def feed(*new):
         calls.clear()
         for d in (deps, plain):
-            handlers.consume_batch(list(new), d)
+            messages.consume(list(new), deps=d)
         assert store.account("c_cp").view == plain.store.account("c_cp").view
         assert _ledger(store, "c_cp") == _ledger(plain.store, "c_cp")
         assert check_invariants(store, ["c_cp"]) == check_invariants(plain.store, ["c_cp"])
@@ -89,8 +90,8 @@ def test_a_settle_reads_only_the_facts_since_the_checkpoint_and_late_facts_reach
     assert feed(bonus_msg("g-cp", when="2026-12-20 11:47", **moved)) == (None, 50)
     assert feed(bonus_msg("g-cp", active=False, when="2026-12-20 11:48", **moved)) == (None, 50)
     # A merge changes which records make the customer: the whole history of both.
-    handlers.consume_batch([purchase_msg("c_cp2-1", "40.00", "2026-12-01 10:00", record="c_cp2")], plain)
-    handlers.consume_batch([purchase_msg("c_cp2-1", "40.00", "2026-12-01 10:00", record="c_cp2")], deps)
+    messages.consume([purchase_msg("c_cp2-1", "40.00", "2026-12-01 10:00", record="c_cp2")], deps=plain)
+    messages.consume([purchase_msg("c_cp2-1", "40.00", "2026-12-01 10:00", record="c_cp2")], deps=deps)
     assert feed(merge_msg("c_cp", "c_cp2", ["c_cp2"], "2026-12-20 11:50")) == (None, 51)
     # And then from the new checkpoint: weeks 36..47, the two December purchases before, and this one.
     assert feed(purchase_msg("c_cp-next", "10.00", "2026-12-20 11:55", record="c_cp")) == (ms_of(horizon), 15)
@@ -105,7 +106,7 @@ def test_redemptions_and_the_schedule_settle_from_the_checkpoint_exactly(store, 
     msgs = _history("c_rd", random.Random(9))
     for d in (deps, plain):
         for start in range(0, len(msgs), 10):
-            handlers.consume_batch(msgs[start:start + 10], d)
+            messages.consume(msgs[start:start + 10], deps=d)
     fields = dict(name="Kettle", points_cost=700, stock=5, per_member_limit=None, valid_from=None, valid_until=None,
                   active=True, description="")
     answers = []
@@ -116,7 +117,7 @@ def test_redemptions_and_the_schedule_settle_from_the_checkpoint_exactly(store, 
         clock.set("2027-01-10 12:00")
         commands.cancel(red.body["redemption_id"], reason="changed mind", by="key_t", deps=d)
         clock.set("2027-03-01 00:00")  # a tier review and several lots' expiry
-        handlers.run_due(d)
+        timers.run_due(deps=d)
         answers.append((d.store.account("c_rd").view, _ledger(d.store, "c_rd")))
         clock.set("2026-12-20 12:00")
     assert answers[0] == answers[1]
@@ -133,11 +134,11 @@ def test_a_checkpoint_the_ledger_disagrees_with_gives_way_to_the_whole_history(s
     plain = deps_for(_sqlite(tmp_path / "plain"), clock, checkpoint_lag_months=0, expiry_days=30)
     buys = [purchase_msg(f"bk-{d}", "100.00", f"2026-12-{d:02d} 10:00", record="c_bk") for d in (5, 20)]
     for d in (deps, plain):
-        handlers.consume_batch(buys, d)
+        messages.consume(buys, deps=d)
     assert store.account("c_bk").balance == 0  # both lots expired in January
     clock.set("2027-01-10 12:00")  # the first lot (expired Jan 5) gone, the second (Jan 20) not yet
     for d in (deps, plain):
-        handlers.consume_batch([purchase_msg("bk-late", "10.00", "2027-01-09 10:00", record="c_bk")], d)
+        messages.consume([purchase_msg("bk-late", "10.00", "2027-01-09 10:00", record="c_bk")], deps=d)
     assert store.account("c_bk").balance == plain.store.account("c_bk").balance == 110
     assert _ledger(store, "c_bk") == _ledger(plain.store, "c_bk")
     assert check_invariants(store, ["c_bk"]) == {"c_bk": 110}
@@ -147,11 +148,11 @@ def test_members_without_purchases_are_settled_and_checkpointed(store):
     # Identity's word that two records are one, before either bought anything (a WeChat follower bound to
     # a phone): the survivor is settled, with an empty account and a checkpoint, and nothing is dead-lettered.
     deps = deps_for(store, Clock("2026-12-20 12:00"), checkpoint_min_purchases=0)
-    outcome = handlers.consume_batch([merge_msg("c_np1", "c_np2", ["c_np2"], "2026-12-20 11:00")], deps)
+    outcome = messages.consume([merge_msg("c_np1", "c_np2", ["c_np2"], "2026-12-20 11:00")], deps=deps)
     assert (outcome.processed, outcome.dead_lettered) == (1, 0)
     assert store.account("c_np1").balance == 0
     assert checkpoint.load(store.checkpoint("c_np1")).records == ("c_np1", "c_np2")
-    handlers.consume_batch([purchase_msg("np-1", "25.00", "2026-12-20 11:30", record="c_np2", customer="c_np1")], deps)
+    messages.consume([purchase_msg("np-1", "25.00", "2026-12-20 11:30", record="c_np2", customer="c_np1")], deps=deps)
     assert check_invariants(store, ["c_np1"]) == {"c_np1": 25}
 
 
@@ -165,16 +166,16 @@ def test_a_late_purchase_that_takes_over_a_refunded_order_resettles_the_order_s_
     deps = deps_for(store, clock, checkpoint_lag_months=1, checkpoint_min_purchases=0)
     plain = deps_for(_sqlite(tmp_path / "plain"), clock, checkpoint_lag_months=0)
     for d in (deps, plain):
-        handlers.consume_batch([purchase_msg("ow-1", "1000.00", "2026-01-10 10:00", record="c_ow1", order="ORD-1"),
-                                refund_msg("ow-r", "ORD-1", "500.00", "2026-01-20 10:00", record="c_ow1")], d)
+        messages.consume([purchase_msg("ow-1", "1000.00", "2026-01-10 10:00", record="c_ow1", order="ORD-1"),
+                          refund_msg("ow-r", "ORD-1", "500.00", "2026-01-20 10:00", record="c_ow1")], deps=d)
     assert store.account("c_ow1").balance == 500  # floor(1000 x 500 / 1000)
     assert checkpoint.load(store.checkpoint("c_ow1")).at == at("2026-03-01 00:00")
     for d in (deps, plain):
-        handlers.consume_batch([purchase_msg("ow-2", "200.00", "2026-01-05 10:00", record="c_ow2", order="ORD-1")], d)
+        messages.consume([purchase_msg("ow-2", "200.00", "2026-01-05 10:00", record="c_ow2", order="ORD-1")], deps=d)
     # ow-2 owns ORD-1 now: its 200 points are refunded away (R = 500 capped at 200) and ow-1 keeps its 1000.
     assert (store.account("c_ow1").balance, store.account("c_ow2").balance) == (1000, 0)
     for d in (deps, plain):
-        handlers.consume_batch([purchase_msg("ow-3", "10.00", "2026-04-10 11:00", record="c_ow1")], d)
+        messages.consume([purchase_msg("ow-3", "10.00", "2026-04-10 11:00", record="c_ow1")], deps=d)
     assert (store.account("c_ow1").balance, store.account("c_ow2").balance) == (1010, 0)
     assert _ledger(store, "c_ow1") == _ledger(plain.store, "c_ow1")
     assert check_invariants(store, ["c_ow1", "c_ow2"]) == {"c_ow1": 1010, "c_ow2": 0}
@@ -191,13 +192,13 @@ def test_a_refund_that_empties_an_expired_lot_since_the_horizon_is_settled_from_
     deps = deps_for(store, clock, checkpoint_min_purchases=0, **config)
     plain = deps_for(_sqlite(tmp_path / "plain"), clock, **{**config, "checkpoint_lag_months": 0})
     for d in (deps, plain):
-        handlers.consume_batch([purchase_msg("ex-a", "100.00", "2026-03-10 10:00", record="c_ex"),
-                                purchase_msg("ex-b", "200.00", "2026-05-01 10:00", record="c_ex")], d)
+        messages.consume([purchase_msg("ex-a", "100.00", "2026-03-10 10:00", record="c_ex"),
+                          purchase_msg("ex-b", "200.00", "2026-05-01 10:00", record="c_ex")], deps=d)
     assert store.account("c_ex").balance == 0  # both lots expired (Mar 21, May 12)
     assert checkpoint.load(store.checkpoint("c_ex")).at == at("2026-04-01 00:00")
     calls = _spy(store, monkeypatch)
     for d in (deps, plain):
-        handlers.consume_batch([refund_msg("ex-r", "ex-b", "200.00", "2026-05-20 11:00", record="c_ex")], d)
+        messages.consume([refund_msg("ex-r", "ex-b", "200.00", "2026-05-20 11:00", record="c_ex")], deps=d)
     assert calls == [(ms_of(at("2026-04-01 00:00")), 1)]  # B alone, from the checkpoint
     assert _ledger(store, "c_ex") == _ledger(plain.store, "c_ex") == {
         ("p:pos/SH-001:ex-a", "base"): 100, ("x:p:pos/SH-001:ex-a", "expiry"): -100,

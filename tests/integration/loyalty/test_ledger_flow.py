@@ -12,12 +12,14 @@ from math import floor
 
 import pytest
 
-from services.loyalty import handlers
-from shared.messages import decode
+from services.loyalty import messages
+from shared.messages import CampaignTouched, decode
 from tests.integration.loyalty.conftest import (
     Clock,
+    at,
     bonus_msg,
     deps_for,
+    incoming,
     merge_msg,
     purchase_msg,
     refund_msg,
@@ -61,7 +63,7 @@ def feed(deps, msgs, rng: random.Random, *, check: list[str]) -> None:
     """Feed messages in random batches, checking the invariants after each batch."""
     cut = sorted(rng.sample(range(1, len(msgs)), min(6, len(msgs) - 1)))
     for a, b in zip([0, *cut], [*cut, len(msgs)], strict=True):
-        handlers.consume_batch(msgs[a:b], deps)
+        messages.consume(msgs[a:b], deps=deps)
         check_invariants(deps.store, check)
 
 
@@ -85,15 +87,15 @@ def test_redelivery_and_replay_change_nothing_and_publish_nothing(store):
     clock = Clock("2026-11-01 12:00")
     deps = deps_for(store, clock)
     orders, refunds, msgs = history(9, "c_r", 10)
-    first = handlers.consume_batch(msgs, deps)
+    first = messages.consume(msgs, deps=deps)
     assert first.processed == len(msgs) and first.duplicates == 0
     entries = store.entries(["c_r"], before=None, limit=1000)
-    again = handlers.consume_batch(msgs, deps)
+    again = messages.consume(msgs, deps=deps)
     assert again.duplicates == len(msgs) and again.outbox == []
     assert store.entries(["c_r"], before=None, limit=1000) == entries
     assert store.account("c_r").balance == reference({o: (a, None) for o, (a, _) in orders.items()}, refunds)
     twice = purchase_msg("c_r-twice", "5.00", "2026-10-01 10:00", record="c_r")
-    both = handlers.consume_batch([twice, twice], deps)
+    both = messages.consume([twice, twice], deps=deps)
     assert (both.processed, both.duplicates) == (1, 1)
 
 
@@ -101,8 +103,8 @@ def test_view_part_versions_grow_per_customer_and_carry_the_balance(store):
     clock = Clock("2026-11-01 12:00")
     deps = deps_for(store, clock)
     before = time.time_ns() // 1000
-    out1 = handlers.consume_batch([purchase_msg("v1", "100.00", "2026-10-01 10:00", record="c_v")], deps)
-    out2 = handlers.consume_batch([purchase_msg("v2", "50.00", "2026-10-02 10:00", record="c_v")], deps)
+    out1 = messages.consume([purchase_msg("v1", "100.00", "2026-10-01 10:00", record="c_v")], deps=deps)
+    out2 = messages.consume([purchase_msg("v2", "50.00", "2026-10-02 10:00", record="c_v")], deps=deps)
     after = time.time_ns() // 1000
     parts = [decode(m.value) for m in out1.outbox + out2.outbox if decode(m.value).kind == "view.part"]
     # Versions grow per customer and never fall below the real clock in microseconds (not the service's
@@ -123,13 +125,13 @@ def test_late_campaign_bonus_and_its_withdrawal_end_the_same_as_any_order(store)
         buys = [purchase_msg(f"{record}-in", "100.00", "2026-10-03 10:00", record=record),
                 purchase_msg(f"{record}-out", "100.00", "2026-10-09 10:00", record=record)]
         bonus = bonus_msg(f"g-{record}", customer=record, **grant)
-        handlers.consume_batch([bonus, *buys] if bonus_first else buys, deps)
+        messages.consume([bonus, *buys] if bonus_first else buys, deps=deps)
         if not bonus_first:
-            handlers.consume_batch([bonus], deps)
+            messages.consume([bonus], deps=deps)
         assert check_invariants(store, [record])[record] == 100 * 3 + 100
     # Withdrawn later: the bonus points are taken back with an entry that names the grant.
     withdraw = bonus_msg("g-c_b2", customer="c_b2", active=False, when="2026-10-02 00:00", **grant)
-    handlers.consume_batch([withdraw], deps)
+    messages.consume([withdraw], deps=deps)
     assert check_invariants(store, ["c_b2"])["c_b2"] == 200
     bonus_entries = [e for e in store.entries(["c_b2"], before=None, limit=100) if e.rule == "campaign:camp-9"]
     assert sorted(e.points for e in bonus_entries) == [-200, 200]
@@ -143,16 +145,16 @@ def test_merge_combines_ledgers_and_tier_and_unmerge_splits_back_exactly(store):
     deps = deps_for(store, clock)
     a = [purchase_msg(f"a{d}", "750.00", f"2027-01-{d:02d} 12:00", record="c_a") for d in range(1, 7)]
     b = [purchase_msg(f"b{d}", "750.00", f"2027-01-{d + 10:02d} 12:00", record="c_b") for d in range(1, 7)]
-    handlers.consume_batch(a + b, deps)
+    messages.consume(a + b, deps=deps)
     assert (store.account("c_a").tier, store.account("c_b").tier) == ("C", "C")  # 6 visits, 4,500.00 each
-    merged = handlers.consume_batch([merge_msg("c_a", "c_b", ["c_b"], "2027-01-31 20:00")], deps)
+    merged = messages.consume([merge_msg("c_a", "c_b", ["c_b"], "2027-01-31 20:00")], deps=deps)
     kinds = [decode(m.value) for m in merged.outbox]
     assert store.account("c_a").balance == 9000 and store.account("c_a").tier == "B"  # 12 visits, 9,000.00
     changed = [k for k in kinds if k.kind == "loyalty.tier_changed"]
     assert [(c.customer_id, c.previous, c.tier, c.direction) for c in changed] == [("c_a", "C", "B", "upgrade")]
     assert changed[0].benefits["best_discount"] == "0.88"
     assert check_invariants(store, ["c_a", "c_b"]) == {"c_a": 9000}
-    handlers.consume_batch([merge_msg("c_a", "c_b", ["c_b"], "2027-01-31 21:00", undo=True)], deps)
+    messages.consume([merge_msg("c_a", "c_b", ["c_b"], "2027-01-31 21:00", undo=True)], deps=deps)
     assert check_invariants(store, ["c_a", "c_b"]) == {"c_a": 4500, "c_b": 4500}
     assert (store.account("c_a").tier, store.account("c_b").tier) == ("C", "C")
 
@@ -160,11 +162,11 @@ def test_merge_combines_ledgers_and_tier_and_unmerge_splits_back_exactly(store):
 def test_a_merge_that_arrives_before_the_merged_records_events_still_combines(store):
     clock = Clock("2026-12-01 12:00")
     deps = deps_for(store, clock)
-    handlers.consume_batch([merge_msg("c_m1", "c_m2", ["c_m2"], "2026-11-20 10:00"),
-                            purchase_msg("m1", "10.00", "2026-11-01 10:00", record="c_m1")], deps)
+    messages.consume([merge_msg("c_m1", "c_m2", ["c_m2"], "2026-11-20 10:00"),
+                      purchase_msg("m1", "10.00", "2026-11-01 10:00", record="c_m1")], deps=deps)
     # Identity resolved this event before the merge (so it names c_m2 as its customer); it arrives late.
     late = purchase_msg("m2", "20.00", "2026-11-02 10:00", record="c_m2", customer="c_m2")
-    handlers.consume_batch([late], deps)
+    messages.consume([late], deps=deps)
     assert check_invariants(store, ["c_m1", "c_m2"]) == {"c_m1": 30}
 
 
@@ -183,9 +185,9 @@ def test_transient_fault_mid_batch_rolls_back_and_the_retry_is_exact(sqlite_stor
 
     monkeypatch.setattr(sqlite_store, "add_entries", flaky)
     with pytest.raises(sqlite3.OperationalError):
-        handlers.consume_batch(msgs, deps)
+        messages.consume(msgs, deps=deps)
     assert sqlite_store.entries(["c_f"], before=None, limit=10) == []  # nothing of the failed batch landed
-    handlers.consume_batch(msgs, deps)  # the runner's retry
+    messages.consume(msgs, deps=deps)  # the runner's retry
     assert check_invariants(sqlite_store, ["c_f"])["c_f"] == reference(
         {o: (a, None) for o, (a, _) in orders.items()}, refunds)
 
@@ -197,25 +199,25 @@ def test_a_poison_message_is_dead_lettered_alone_and_the_rest_land(store):
     bad = purchase_msg("bad1", "10.00", "2026-10-01 10:00", record="c_p")
     bad = bad.__class__(bad.value.replace(b'"crm.purchase"', b'"crm.purchase","data":0,"x":'), bad.topic,
                         bad.partition, bad.offset)
-    outcome = handlers.consume_batch([good, bad], deps)
+    outcome = messages.consume([good, bad], deps=deps)
     assert outcome.dead_lettered == 1 and outcome.processed == 1
     assert store.account("c_p").balance == 10
     assert store.dead_letter_count() == 1
 
 
 def test_refund_of_points_already_spent_is_debt_and_never_a_negative_balance(store):
-    from services.loyalty import commands
+    from services.loyalty.handlers import commands
 
     clock = Clock("2026-11-01 12:00")
     deps = deps_for(store, clock)
-    handlers.consume_batch([purchase_msg("d1", "100.00", "2026-10-30 10:00", record="c_d")], deps)
+    messages.consume([purchase_msg("d1", "100.00", "2026-10-30 10:00", record="c_d")], deps=deps)
     reward = commands.create_reward(dict(name="Mug", points_cost=100, stock=5, per_member_limit=None,
                                          valid_from=None, valid_until=None, active=True, description=""), deps=deps)
     commands.redeem("c_d", reward_id=reward.reward_id, quantity=1, key=None, by="key_x", deps=deps)
-    handlers.consume_batch([refund_msg("d1-r", "d1", "100.00", "2026-11-01 11:00", record="c_d")], deps)
+    messages.consume([refund_msg("d1-r", "d1", "100.00", "2026-11-01 11:00", record="c_d")], deps=deps)
     assert check_invariants(store, ["c_d"]) == {"c_d": 0}
     assert store.account("c_d").debt == 100
-    handlers.consume_batch([purchase_msg("d2", "30.00", "2026-11-01 11:30", record="c_d")], deps)
+    messages.consume([purchase_msg("d2", "30.00", "2026-11-01 11:30", record="c_d")], deps=deps)
     assert check_invariants(store, ["c_d"]) == {"c_d": 0}
     assert store.account("c_d").debt == 70
 
@@ -229,7 +231,7 @@ def test_a_campaign_grant_loyalty_cannot_honour_is_dead_lettered_with_its_reason
     shrink = bonus_msg("g-shrink", multiplier="0.5", **window)  # a "bonus" that takes points away
     backwards = bonus_msg("g-back", multiplier="2", campaign="camp-y", customer="c_gx", starts="2026-10-08 00:00",
                           ends="2026-10-01 00:00")
-    outcome = handlers.consume_batch([buy, huge, shrink, backwards], deps)
+    outcome = messages.consume([buy, huge, shrink, backwards], deps=deps)
     assert (outcome.processed, outcome.dead_lettered) == (1, 3)
     assert check_invariants(store, ["c_gx"]) == {"c_gx": 100}
     letters = store.dead_letters()
@@ -238,3 +240,18 @@ def test_a_campaign_grant_loyalty_cannot_honour_is_dead_lettered_with_its_reason
         "multiplier: a campaign bonus multiplier is between 1 and 100",
         "multiplier: a campaign bonus multiplier is between 1 and 100",
         "window: ends_at must be after starts_at"]
+
+
+def test_a_batch_of_mixed_kinds_settles_each_customer_once_and_counts_what_loyalty_ignores(store):
+    # messages.py hands consecutive kinds of one handler to it as one list; a kind loyalty ignores (a
+    # campaign's touch on the campaigns topic) between them must not split the batch into two settles.
+    deps = deps_for(store, Clock("2026-11-01 12:00"))
+    touch = incoming(CampaignTouched(touch_id="t_1", campaign_id="cp_1", customer_id="c_mx1", channel="sms",
+                                     at=at("2026-10-01 10:30")), "crm.campaigns.events")
+    outcome = messages.consume([purchase_msg("mx-1", "100.00", "2026-10-01 10:00", record="c_mx1"), touch,
+                                merge_msg("c_mx1", "c_mx2", ["c_mx2"], "2026-10-01 11:00", merge_id="m_mx"),
+                                purchase_msg("mx-2", "50.00", "2026-10-01 12:00", record="c_mx2", customer="c_mx1")],
+                               deps=deps)
+    assert (outcome.processed, outcome.duplicates, outcome.counts["ignored"]) == (3, 0, 1)
+    parts = [decode(m.value) for m in outcome.outbox if decode(m.value).kind == "view.part"]
+    assert [(p.customer_id, p.value["points_balance"]) for p in parts] == [("c_mx1", 150)]

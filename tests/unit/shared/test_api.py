@@ -218,7 +218,7 @@ def test_the_openapi_document_declares_every_error_with_one_error_schema():
 
 def test_dead_letter_ids_and_offsets_past_64_bits_are_422_not_500(tmp_path):
     from services.loyalty.app import create_app
-    from services.loyalty.store_sqlite import SqliteLoyaltyStore
+    from services.loyalty.store.sqlite import SqliteLoyaltyStore
 
     settings = Settings(_env_file=None, api_keys=KEYS)
     service = create_app(settings, store=SqliteLoyaltyStore(tmp_path / "l.db"), publish=lambda _: None)

@@ -21,8 +21,9 @@ from typing import Any, TypeVar
 
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential
 
-from services.loyalty.accounts import Deps, settle_customer
 from services.loyalty.domain.model import ADJUST, REDEEM, Entry
+from services.loyalty.handlers import Deps
+from services.loyalty.handlers.accounts import settle_customer
 from services.loyalty.store import IdempotencyRow, RedemptionRow, RewardRow
 from shared.clock import iso_utc
 from shared.errors import Conflict, InvalidInput, NotFound
@@ -47,7 +48,7 @@ def _retrying(work: Callable[[], T]) -> T:
                     stop=stop_after_delay(30), reraise=True)(work)
 
 
-def account_root(customer_id: str, deps: Deps) -> str:
+def account_root(customer_id: str, *, deps: Deps) -> str:
     """The active customer an id belongs to; NotFound when loyalty never heard of it."""
     store = deps.store
     if not store.known(customer_id) and store.account(customer_id) is None:
@@ -59,7 +60,7 @@ def _fingerprint(scope: str, body: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps([scope, body], sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _replay(kind: str, root: str, key: str | None, body: dict[str, Any], deps: Deps) -> Answer | None:
+def _replay(kind: str, root: str, key: str | None, body: dict[str, Any], *, deps: Deps) -> Answer | None:
     if not key:
         return None
     # The key belongs to the account, whichever of its ids the request came through: it may have been
@@ -76,7 +77,7 @@ def _replay(kind: str, root: str, key: str | None, body: dict[str, Any], deps: D
     return None
 
 
-def _bind(scope: str, key: str | None, request: dict[str, Any], answer: dict[str, Any], deps: Deps) -> None:
+def _bind(scope: str, key: str | None, request: dict[str, Any], answer: dict[str, Any], *, deps: Deps) -> None:
     if key:
         deps.store.put_idempotent(IdempotencyRow(scope, key, _fingerprint(scope, request), 201,
                                                  json.dumps(answer, default=str), iso_utc(deps.clock())))
@@ -88,7 +89,7 @@ def _new_id(prefix: str, scope: str, key: str | None) -> str:
     return prefix + uuid.uuid4().hex[:20]
 
 
-def redemption_body(r: RedemptionRow, balance: int) -> dict[str, Any]:
+def redemption_body(r: RedemptionRow, *, balance: int) -> dict[str, Any]:
     """A redemption as the API shows it."""
     return {**vars(r), "points_balance": balance}
 
@@ -102,12 +103,12 @@ def _once(customer_id: str, *, kind: str, key: str | None, request: dict[str, An
 
     def work() -> Answer:
         with deps.store.transaction():
-            root = account_root(customer_id, deps)
-            if replayed := _replay(kind, root, key, request, deps):
+            root = account_root(customer_id, deps=deps)
+            if replayed := _replay(kind, root, key, request, deps=deps):
                 return replayed
             scope = f"{kind}:{root}"
             body, out = act(root, _new_id({"redeem": "rd_", "adjust": "adj_"}[kind], scope, key))
-            _bind(scope, key, request, body, deps)
+            _bind(scope, key, request, body, deps=deps)
             return Answer(body, 201, outbox=deps.store.outbox_add(out))
 
     return _retrying(work)
@@ -146,7 +147,7 @@ def redeem(customer_id: str, *, reward_id: str, quantity: int, key: str | None, 
         store.add_entries([Entry(f"r:{rid}|redemption|1", root, f"r:{rid}", "redemption", REDEEM, -cost, at, at,
                                  {"redemption_id": rid, "reward_id": reward_id, "quantity": quantity, "by": by})])
         out += settle_customer(root, deps=deps, trigger=[f"redemption:{rid}"], changed_from=now)
-        return redemption_body(row, store.account(root).balance), out  # type: ignore[union-attr]
+        return redemption_body(row, balance=store.account(root).balance), out  # type: ignore[union-attr]
 
     return _once(customer_id, kind="redeem", key=key, request={"reward_id": reward_id, "quantity": quantity},
                  deps=deps, act=act)
@@ -172,7 +173,7 @@ def cancel(redemption_id: str, *, reason: str, by: str, deps: Deps) -> Answer:
             root = store.customer_of(row.record_id)
             out = settle_customer(root, deps=deps, trigger=[f"cancel:{redemption_id}"], changed_from=now)
             done = replace(row, status="cancelled", cancelled_at=at, cancelled_by=by, cancel_reason=reason)
-            return Answer(redemption_body(done, store.account(root).balance), 200,  # type: ignore[union-attr]
+            return Answer(redemption_body(done, balance=store.account(root).balance), 200,  # type: ignore[union-attr]
                           outbox=store.outbox_add(out))
 
     return _retrying(work)
@@ -207,7 +208,7 @@ def create_reward(fields: dict[str, Any], *, deps: Deps) -> RewardRow:
     return row
 
 
-def update_reward(reward_id: str, changes: dict[str, Any], *, add_stock: int, deps: Deps) -> RewardRow:
+def update_reward(reward_id: str, *, changes: dict[str, Any], add_stock: int, deps: Deps) -> RewardRow:
     """Change a reward (name, cost, validity, limit, active) and add stock atomically."""
     with deps.store.transaction():
         held = deps.store.reward(reward_id)

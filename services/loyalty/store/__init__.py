@@ -1,4 +1,4 @@
-"""What loyalty needs from storage: a Protocol, the rows it speaks in, and adapter selection.
+"""What loyalty needs from storage: a Protocol and the rows it speaks in (adapters: ``sqlite``, ``mongo``).
 
 Facts are kept per identity record (purchases, refunds, campaign bonuses) beside the record ->
 customer mapping; the ledger's entries each belong to a record too, so a customer's ledger is the
@@ -144,15 +144,3 @@ class LoyaltyStore(OutboxStore, Protocol):
     def idempotent(self, scope: str, key: str) -> IdempotencyRow | None: ...
     def put_idempotent(self, row: IdempotencyRow) -> None: ...
 
-
-def open_store(url: str, *, mongo_client=None) -> LoyaltyStore:
-    """The loyalty store for ``CRM_STORE_URL``."""
-    from shared.storage import mongo_database, sqlite_path, store_kind
-
-    if store_kind(url) == "sqlite":
-        from services.loyalty.store_sqlite import SqliteLoyaltyStore
-
-        return SqliteLoyaltyStore(sqlite_path(url, "loyalty"))
-    from services.loyalty.store_mongo import MongoLoyaltyStore
-
-    return MongoLoyaltyStore(mongo_database(url, "loyalty", mongo_client))

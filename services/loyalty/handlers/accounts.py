@@ -8,22 +8,19 @@ in two workers one after the other, posts nothing the second time.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from services.loyalty.config import LoyaltySettings
 from services.loyalty.domain import checkpoint
 from services.loyalty.domain.account import Settlement, settle
 from services.loyalty.domain.checkpoint import Checkpoint
 from services.loyalty.domain.model import Entry, Facts, Posted, Purchase, Target, kind_of
-from services.loyalty.domain.rules import RuleBook, rule_book
+from services.loyalty.domain.rules import RuleBook
+from services.loyalty.handlers import Deps
 from services.loyalty.store import AccountRow, Announcement, LoyaltyStore, ms_of
-from shared import topics
-from shared.clock import Clock, iso_utc
+from shared.clock import iso_utc
 from shared.messages import (
     PointsExpired,
     PointsExpiryAnnounced,
@@ -32,67 +29,10 @@ from shared.messages import (
     next_part_version,
     part_version,
 )
-from shared.settings import Settings
 from shared.storage import OutboxMessage
-from shared.tracing import message_headers
 
 log = logging.getLogger(__name__)
 EXPIRING_SHOWN = 6
-
-
-class RulesSource:
-    """The rule book from settings and the rules file, re-read when the file changes."""
-
-    def __init__(self, config: LoyaltySettings, zone) -> None:
-        self._base = config.base_rules()
-        self._path = config.rules_file
-        self._zone = zone
-        self._seen: float | None = None
-        self._book = rule_book(self._base, None, zone)
-        if self._path:
-            self.book()
-
-    def book(self) -> RuleBook:
-        """The current rule book (a broken file keeps the last good one and says so in the log)."""
-        if self._path:
-            try:
-                mtime = os.stat(self._path).st_mtime_ns
-            except OSError:
-                log.error("rules file %s cannot be read; keeping the rules in force", self._path)
-                return self._book
-            if mtime != self._seen:
-                self._seen = mtime
-                try:
-                    with open(self._path, encoding="utf-8") as f:
-                        self._book = rule_book(self._base, json.load(f), self._zone)
-                    log.info("loyalty rules loaded from %s (%d versions)", self._path, len(self._book.versions))
-                except (ValueError, OSError) as exc:
-                    log.error("rules file %s is not valid (%s); keeping the rules in force", self._path,
-                              type(exc).__name__)
-        return self._book
-
-
-@dataclass
-class Deps:
-    """What loyalty's handlers need, passed in: store, rules, settings, clock."""
-
-    store: LoyaltyStore
-    settings: Settings
-    config: LoyaltySettings
-    rules: RulesSource
-    clock: Clock
-    zone: Any = field(default=None)
-
-    def __post_init__(self) -> None:
-        if self.zone is None:
-            from zoneinfo import ZoneInfo
-
-            self.zone = ZoneInfo(self.settings.timezone)
-
-    def message(self, body: Any, key: str) -> OutboxMessage:
-        """An outbox message on loyalty's topic, keyed by the customer."""
-        topic = self.settings.topic(topics.LOYALTY_EVENTS)
-        return OutboxMessage(topic, body.model_dump_json().encode(), key.encode(), message_headers(topic, key=key))
 
 
 def load_facts(store: LoyaltyStore, records: list[str], *, since: datetime | None = None) -> Facts:

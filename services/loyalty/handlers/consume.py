@@ -1,0 +1,108 @@
+"""Loyalty's message handler: identity's events and merges and campaigns' grants, kept and settled.
+
+A batch keeps its facts (purchases, refunds, campaign grants, record memberships) and then settles
+each customer it touched once, all in one store transaction with the outbox. The three kinds are one
+handler because of that: a merge between two purchases of a batch settles the survivor once, with
+every reason in batch order, as a batch of one kind would.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from services.loyalty.domain.model import Bonus, Line, Purchase, Refund
+from services.loyalty.domain.rules import BEGINNING
+from services.loyalty.handlers import Deps
+from services.loyalty.handlers.accounts import Touched, settle_many
+from shared.batch import BatchOutcome, Decoded, message_span
+from shared.events import ChannelEvent, PurchaseEvent, RefundEvent
+from shared.facts import local_day, to_minor
+from shared.membership import memberships_of
+from shared.messages import CampaignBonusGranted, CustomerEventResolved, CustomerMerged, Read
+from shared.storage import OutboxMessage
+from shared.tracing import event_attributes
+
+SERVICE = "loyalty"
+
+
+def ledger(items: list[Decoded[Read]], *, deps: Deps, outcome: BatchOutcome) -> list[OutboxMessage]:
+    """Keep a batch's facts and settle each customer they touch once; returns what to publish."""
+    store = deps.store
+    touched = Touched()
+    purchases: dict[int, Purchase] = {}
+    refunds: dict[int, Refund] = {}
+    for n, one in enumerate(items):
+        m, event = one.item.message, one.item.event
+        attrs = event_attributes(event) if event is not None else {}
+        with message_span(SERVICE, one.msg, {"crm.customer_id": _customer(m), **attrs}):
+            if isinstance(m, CampaignBonusGranted):
+                if store.put_bonus(_bonus(m)):
+                    # A grant replaced may have covered an earlier window than the new one: all of it is redone.
+                    touched.add(m.customer_id, f"grant:{m.grant_id}", BEGINNING)
+                    outcome.processed += 1
+                else:
+                    outcome.duplicates += 1
+                continue
+            why = f"merge:{m.merge_id}" if isinstance(m, CustomerMerged) else f"membership:{m.record_id}"
+            for c in store.apply_memberships(memberships_of(m)):
+                touched.add(c, why, BEGINNING)
+            if event is not None and (p := _purchase(event, m.record_id, deps=deps)) is not None:
+                purchases[n] = p
+            elif event is not None and (r := _refund(event, m.record_id)) is not None:
+                refunds[n] = r
+            else:
+                outcome.processed += 1
+    new_p = {(p.source, p.id) for p in store.add_purchases(list(purchases.values()))}
+    new_r = {(r.source, r.id) for r in store.add_refunds(list(refunds.values()))}
+    counted: set[tuple[str, str, str]] = set()
+    for fact in [*purchases.values(), *refunds.values()]:
+        key = (type(fact).__name__, fact.source, fact.id)
+        if key not in counted and (fact.source, fact.id) in (new_p if isinstance(fact, Purchase) else new_r):
+            outcome.processed += 1
+        else:
+            outcome.duplicates += 1  # seen in an earlier batch, or twice in this one
+        counted.add(key)
+    fresh_purchases = [p for p in purchases.values() if (p.source, p.id) in new_p]
+    for p in fresh_purchases:
+        touched.add(p.record_id, f"event:{p.source}:{p.id}", p.time)
+    fresh_refunds = [r for r in refunds.values() if (r.source, r.id) in new_r]
+    # The earliest purchase of an order owns its refunds: a new purchase under a refunded order id may take
+    # them from another purchase (another member's, even), whose points change though its facts did not.
+    refunded = {r.order_id for r in store.refunds_for_orders(sorted({p.order_id for p in fresh_purchases}))}
+    bought: dict[str, list[Purchase]] = defaultdict(list)
+    for p in store.purchases_for_orders(sorted({r.order_id for r in fresh_refunds} | refunded)):
+        bought[p.order_id].append(p)
+    for r in fresh_refunds:
+        for p in bought[r.order_id]:
+            # A refund changes its order's points, lot and month: from the purchase's time on.
+            touched.add(p.record_id, f"event:{r.source}:{r.id}", p.time)
+    for fresh in fresh_purchases:
+        for p in bought.get(fresh.order_id, []) if fresh.order_id in refunded else []:
+            if p.bucket != fresh.bucket:
+                touched.add(p.record_id, f"event:{fresh.source}:{fresh.id}", p.time)
+    outcome.counts["customers_settled"] += len(touched.why)
+    return settle_many(touched, deps=deps)
+
+
+def _customer(m: CustomerEventResolved | CustomerMerged | CampaignBonusGranted) -> str:
+    return m.survivor_id if isinstance(m, CustomerMerged) else m.customer_id
+
+
+def _bonus(m: CampaignBonusGranted) -> Bonus:
+    return Bonus(m.grant_id, m.campaign_id, m.customer_id, m.multiplier, m.starts_at, m.ends_at, m.active, m.at)
+
+
+def _purchase(event: ChannelEvent, record_id: str, *, deps: Deps) -> Purchase | None:
+    if not isinstance(event, PurchaseEvent):
+        return None
+    d = event.data
+    lines = tuple(Line(i.sku, i.category, i.quantity, to_minor(i.unit_price) if i.unit_price is not None else None)
+                  for i in d.items)
+    day = local_day(event.time, deps.settings.store_zone(d.store_id)).isoformat()
+    return Purchase(event.source, event.id, record_id, d.order_id, to_minor(d.amount), event.time, day, lines)
+
+
+def _refund(event: ChannelEvent, record_id: str) -> Refund | None:
+    if not isinstance(event, RefundEvent):
+        return None
+    return Refund(event.source, event.id, record_id, event.data.order_id, to_minor(event.data.amount), event.time)

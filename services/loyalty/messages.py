@@ -1,0 +1,52 @@
+"""The table of what loyalty consumes: each message type -> the handler that takes it, and the glue.
+
+A message is decoded once, by ``shared.messages.read`` (a resolved customer event with its channel
+event parsed); a kind loyalty does not take (another service's view part, say) is counted ignored.
+Consecutive messages bound for one handler reach it as one list, in batch order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from itertools import groupby
+
+from services.loyalty.domain.grants import check_grant
+from services.loyalty.handlers import Deps
+from services.loyalty.handlers.consume import SERVICE, ledger
+from shared.batch import BatchOutcome, Decoded, Incoming, process_batch
+from shared.messages import CampaignBonusGranted, CustomerEventResolved, CustomerMerged, Read, read
+from shared.storage import OutboxMessage
+
+Handler = Callable[..., list[OutboxMessage]]
+
+# One handler for the three: a batch's facts are kept together and each customer they touch settled once.
+HANDLERS: dict[type, Handler] = {
+    CustomerEventResolved: ledger,
+    CustomerMerged: ledger,
+    CampaignBonusGranted: ledger,
+}
+
+
+def consume(batch: list[Incoming], *, deps: Deps) -> BatchOutcome:
+    """Decode a batch, hand each run of it to its handler, in one transaction with the outbox."""
+    return process_batch(batch, store=deps.store, service=SERVICE, prefix=deps.settings.topic_prefix,
+                         clock=deps.clock, decode=_decode,
+                         apply=lambda items, outcome: _dispatch(items, deps=deps, outcome=outcome))
+
+
+def _decode(msg: Incoming) -> Read:
+    item = read(msg.value)
+    if type(item.message) is CampaignBonusGranted:
+        check_grant(item.message)  # a grant loyalty cannot honour is a dead letter, with its reasons
+    return item
+
+
+def _dispatch(items: list[Decoded[Read]], *, deps: Deps, outcome: BatchOutcome) -> list[OutboxMessage]:
+    taken = [one for one in items if type(one.item.message) in HANDLERS]
+    if len(taken) < len(items):
+        outcome.counts["ignored"] += len(items) - len(taken)
+    out: list[OutboxMessage] = []
+    # A kind loyalty ignores between two of its own does not split their run.
+    for handler, run in groupby(taken, key=lambda one: HANDLERS[type(one.item.message)]):
+        out += handler(list(run), deps=deps, outcome=outcome)
+    return out
