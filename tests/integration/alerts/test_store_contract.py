@@ -198,8 +198,8 @@ def test_the_store_refuses_a_second_active_alert_of_one_type_for_a_customer(stor
 def test_an_sqlite_file_from_before_the_acknowledgement_note_is_upgraded_when_opened(tmp_path):
     import sqlite3
 
-    from services.alerts.schema_sqlite import SCHEMA
-    from services.alerts.store_sqlite import SqliteAlertsStore
+    from services.alerts.store.sqlite import SqliteAlertsStore
+    from services.alerts.store.sqlite_schema import SCHEMA
 
     old = SCHEMA.replace(", acknowledged_note TEXT\n) WITHOUT ROWID;", "\n) WITHOUT ROWID;")
     assert old != SCHEMA
