@@ -23,9 +23,9 @@ from shared.outbox import OutboxStore
 
 @dataclass(frozen=True)
 class OccurrenceRow:
-    """A complaint, survey or tier upgrade of one record."""
+    """A complaint, survey, tier upgrade, points expiry (or another event rule's occurrence) of one record."""
 
-    kind: str  # complaint | survey | upgrade | expired
+    kind: str  # complaint | survey | upgrade | expired, or the kind of another event rule
     key: str
     record_id: str
     at_ms: int
