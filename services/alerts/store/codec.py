@@ -75,7 +75,7 @@ class FactRows:
 def assemble(customer_id: str, rows: FactRows) -> CustomerFacts:
     """A customer's facts from its records' rows (newest attribute wins; the customer's own loyalty part
     first, since loyalty republishes the survivor's part after a merge)."""
-    occ: dict[str, list[Occurrence]] = {kind: [] for kind in NAMED_OCCURRENCES}
+    occ: dict[str, list[Occurrence]] = {"complaint": [], "survey": [], "upgrade": [], "expired": []}
     for o in sorted(rows.occurrences, key=lambda o: (o.at_ms, o.key)):
         occ.setdefault(o.kind, []).append(Occurrence(o.key, from_ms(o.at_ms), o.store_id, o.value, o.record_id))
     attrs = newest(rows.attributes)
@@ -90,7 +90,8 @@ def assemble(customer_id: str, rows: FactRows) -> CustomerFacts:
         refund_minor=rows.refunds,
         complaints=tuple(occ["complaint"]), surveys=tuple(occ["survey"]), upgrades=tuple(occ["upgrade"]),
         expired=tuple(occ["expired"]),
-        others={kind: tuple(items) for kind, items in occ.items() if kind not in NAMED_OCCURRENCES},
+        others={kind: tuple(items) for kind, items in occ.items() if kind not in NAMED_OCCURRENCES}
+        if len(occ) > len(NAMED_OCCURRENCES) else {},
         expiries=tuple(Expiry(e.key, e.points, from_ms(e.expires_ms))
                        for e in sorted(rows.expiries, key=lambda e: e.key)),
         birthday=_date(born.value) if born else None,
