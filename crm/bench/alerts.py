@@ -23,9 +23,10 @@ from rich.table import Table
 
 from services.alerts.config import AlertsConfig, RuleBook
 from services.alerts.handlers import Deps
-from services.alerts.scan import ScanResult, fit_model, scan_unit
+from services.alerts.handlers.commands import fit_model
+from services.alerts.handlers.timers import ScanResult, scan_unit
 from services.alerts.store import ExpiryRow, LoyaltyRow, OccurrenceRow
-from services.alerts.store_sqlite import SqliteAlertsStore
+from services.alerts.store.sqlite import SqliteAlertsStore
 from shared.facts import FieldValue, PurchaseFact, epoch_ms
 from shared.settings import Settings
 
@@ -82,7 +83,7 @@ def tick(deps: Deps, published: list) -> tuple[ScanResult, float]:
     started = time.perf_counter()
     while True:
         t0 = time.perf_counter()
-        unit = scan_unit(deps, owner="bench")
+        unit = scan_unit("bench", deps=deps)
         published += unit.outbox
         longest = max(longest, time.perf_counter() - t0)
         result.add(unit)
@@ -103,7 +104,7 @@ def one_run(customers: int, seed_no: int, config: AlertsConfig) -> dict[str, flo
         deps = Deps(store=store, settings=Settings(_env_file=None), config=config, rules=RuleBook(),
                     clock=lambda: now[0])
         t0 = time.perf_counter()
-        fit_model(deps, as_of=AS_OF.date())
+        fit_model(AS_OF.date(), deps=deps)
         fitted = time.perf_counter() - t0
         published: list = []
         cpu = time.process_time()

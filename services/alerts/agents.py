@@ -9,8 +9,9 @@ import os
 import socket
 from collections.abc import Callable
 
-from services.alerts import consume, scan
-from services.alerts.scan import Unit
+from services.alerts import messages
+from services.alerts.handlers import timers
+from services.alerts.handlers.timers import Unit
 from shared import topics
 from shared.consumer import register_batch_agent, register_housekeeping
 from shared.service import Service
@@ -39,7 +40,7 @@ def scan_tick(service: Service, *, owner: str):
     async def run(work: Callable[[], Unit]) -> Unit:
         return await service.runner.run(lambda _batch: _guarded("scan", work), [])
 
-    return scan.scheduled_scan(service.deps, owner=owner, run=run)
+    return timers.scheduled_scan(owner, deps=service.deps, run=run)
 
 
 async def refit_tick(service: Service) -> None:
@@ -48,7 +49,7 @@ async def refit_tick(service: Service) -> None:
 
     def refit() -> None:
         try:
-            scan.scheduled_refit(service.deps)
+            timers.scheduled_refit(deps=service.deps)
         except Exception as exc:
             log.exception("alerts: churn model refit failed (%s); trying again at the next tick",
                           type(exc).__name__)
@@ -63,7 +64,7 @@ def register(app, service: Service) -> None:
                          topic_names=[settings.topic(t) for t in (topics.CUSTOMER_EVENTS, topics.CUSTOMER_MERGED,
                                                                    topics.LOYALTY_EVENTS)],
                          runner=runner, batch_size=settings.batch_size, within_s=settings.batch_within_s,
-                         handle=lambda messages: consume.consume_batch(messages, deps=deps))
+                         handle=lambda batch: messages.consume(batch, deps=deps))
     register_housekeeping(app, runner=runner, outbox_pending=deps.store.outbox_pending)
     owner = f"{socket.gethostname()}:{os.getpid()}"
 

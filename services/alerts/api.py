@@ -1,14 +1,17 @@
-"""The alerts service's HTTP routes: list and work alerts, scan as of a moment, rules, churn model."""
+"""The alerts service's HTTP routes: list and work alerts, scan as of a moment, rules, churn model.
 
-from __future__ import annotations
+No ``from __future__ import annotations`` here: FastAPI reads the routes' annotations, and ``DepsDep`` is
+local to ``router()``, where only an annotation evaluated at definition finds it.
+"""
 
 from datetime import date, datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query
 
-from services.alerts import handlers, scan, views
+from services.alerts import views
 from services.alerts.domain.rules import RuleType
+from services.alerts.handlers import Deps, commands, timers
 from services.alerts.schemas import (
     AlertAck,
     AlertRead,
@@ -26,16 +29,13 @@ from shared.clock import Day
 from shared.errors import InvalidInput, NotFound
 
 
-def _svc(request: Request):
-    return request.app.state.service
-
-
-def router() -> APIRouter:
-    """The alerts routes; handlers and store come from ``request.app.state.service``."""
+def router(deps: Deps) -> APIRouter:
+    """The alerts routes over ``deps`` (store, rules, clock, relay)."""
     r = APIRouter(prefix="/alerts")
+    DepsDep = Annotated[Deps, Depends(lambda: deps)]
 
     @r.get("", response_model=AlertsPage, tags=["alerts"])
-    def list_alerts(request: Request, caller: Caller = caller_dep("reader"),
+    def list_alerts(deps: DepsDep, caller: Caller = caller_dep("reader"),
                     status: Literal["open", "acknowledged", "resolved"] | None = None, type: RuleType | None = None,
                     severity: Literal["info", "yellow", "red"] | None = None,
                     store_id: str | None = Query(None, max_length=MAX_ID),
@@ -45,8 +45,7 @@ def router() -> APIRouter:
                     sla_breached: bool | None = Query(None, description="late (or not) against the severity's SLA"),
                     offset: Offset = 0, limit: int = Query(50, ge=1, le=500)) -> AlertsPage:
         """Alerts, newest first, filtered by status, type, severity, store, customer, manager or SLA breach."""
-        svc = _svc(request)
-        store, now, hours = svc.deps.store, svc.clock(), svc.deps.config.sla_hours()
+        store, now, hours = deps.store, deps.clock(), deps.config.sla_hours()
         records = None
         if customer_id is not None:
             # The customer is the person: a merged-away id answers for its survivor, as identity's view does,
@@ -62,90 +61,84 @@ def router() -> APIRouter:
                           total=total, offset=offset, limit=limit, customer_id=customer_id)
 
     @r.get("/rules", response_model=RulesPage, tags=["rules"])
-    def list_rules(request: Request, caller: Caller = caller_dep("reader")) -> RulesPage:
+    def list_rules(deps: DepsDep, caller: Caller = caller_dep("reader")) -> RulesPage:
         """The rules in force, with severity, owner, suggested action and parameters."""
-        book = _svc(request).deps.rules
+        book = deps.rules
         return RulesPage(items=[views.rule_read(x) for x in book.current()],
                          source=book.path.name if book.path else "defaults")
 
     @r.post("/scan", response_model=ScanRead, tags=["operations"])
-    def post_scan(request: Request, caller: Caller = caller_dep("operator"),
+    def post_scan(deps: DepsDep, caller: Caller = caller_dep("operator"),
                   as_of: datetime | None = Query(None, description="ISO time with zone, within the scan window around "
                                                                   "the service clock (see README); now if absent"),
                   full: bool = Query(False, description="every customer, not only the due ones")) -> ScanRead:
         """Evaluate the due customers (or all) as of a moment, as the scheduler does."""
-        svc = _svc(request)
         if as_of is not None and as_of.tzinfo is None:
             raise InvalidInput("as_of_needs_zone", "as_of needs a timezone, e.g. 2026-11-20T09:00:00+08:00")
-        moment = as_of or svc.clock()
-        scan.check_as_of(svc.deps, moment)
-        result = scan.scan(svc.deps, as_of=moment, relay=svc.relay, full=full)
+        moment = as_of or deps.clock()
+        timers.check_as_of(moment, deps=deps)
+        result = timers.scan(moment, deps=deps, relay=deps.relay, full=full)
         return ScanRead(as_of=moment, full=full, customers=result.customers, chunks=result.chunks,
                         seconds=round(result.seconds, 3), counts=result.counts)
 
     @r.get("/churn-model", response_model=ChurnModelRead, tags=["churn model"], responses=errors(404))
-    def get_model(request: Request, caller: Caller = caller_dep("reader"),
+    def get_model(deps: DepsDep, caller: Caller = caller_dep("reader"),
                   as_of: Day | None = Query(None, description="YYYY-MM-DD; today if absent")) -> ChurnModelRead:
         """BG/NBD parameters fitted on purchase days up to ``as_of`` (cached per date)."""
-        svc = _svc(request)
-        model, fitted_at = scan.model_as_of(svc.deps, as_of=as_of or _today(svc))
+        model, fitted_at = commands.model_as_of(as_of or _today(deps), deps=deps)
         return views.model_read(model, fitted_at)
 
     @r.get("/churn-model/customers", response_model=StandingsPage, tags=["churn model"], responses=errors(404))
-    def get_standings(request: Request, caller: Caller = caller_dep("reader"), as_of: Day | None = None,
+    def get_standings(deps: DepsDep, caller: Caller = caller_dep("reader"), as_of: Day | None = None,
                       weeks: float | None = Query(None, gt=0, le=520), offset: Offset = 0,
                       limit: int = Query(50, ge=1, le=1000)) -> StandingsPage:
         """Customers ranked by probability alive (most likely lost first), with expected purchases."""
-        svc = _svc(request)
-        weeks = weeks or svc.deps.config.model_weeks
-        day = as_of or _today(svc)
-        model, fitted_at, rows = scan.ranked(svc.deps, as_of=day, weeks=weeks)
+        weeks = weeks or deps.config.model_weeks
+        day = as_of or _today(deps)
+        model, fitted_at, rows = commands.ranked(day, deps=deps, weeks=weeks)
         return StandingsPage(model=views.model_read(model, fitted_at), weeks=weeks,
                              items=[views.standing_read(s) for s in rows[offset:offset + limit]], total=len(rows),
                              offset=offset, limit=limit)
 
     @r.get("/churn-model/customers/{customer_id}", response_model=StandingsPage, tags=["churn model"])
-    def get_standing(request: Request, customer_id: str, caller: Caller = caller_dep("reader"),
+    def get_standing(deps: DepsDep, customer_id: str, caller: Caller = caller_dep("reader"),
                      as_of: Day | None = None, weeks: float | None = Query(None, gt=0, le=520)) -> StandingsPage:
         """One customer's probability alive and expected purchases in the next ``weeks`` weeks."""
-        svc = _svc(request)
-        weeks = weeks or svc.deps.config.model_weeks
-        day = as_of or _today(svc)
-        model, fitted_at, rows = scan.ranked(svc.deps, as_of=day, weeks=weeks, customer_id=customer_id)
+        weeks = weeks or deps.config.model_weeks
+        day = as_of or _today(deps)
+        model, fitted_at, rows = commands.ranked(day, deps=deps, weeks=weeks, customer_id=customer_id)
         return StandingsPage(model=views.model_read(model, fitted_at), weeks=weeks,
                              items=[views.standing_read(s) for s in rows], total=len(rows), offset=0, limit=1)
 
     @r.get("/{alert_id}", response_model=AlertRead, tags=["alerts"])
-    def get_alert(request: Request, alert_id: str, caller: Caller = caller_dep("reader")) -> AlertRead:
+    def get_alert(deps: DepsDep, alert_id: str, caller: Caller = caller_dep("reader")) -> AlertRead:
         """One alert."""
-        svc = _svc(request)
-        alert = svc.deps.store.alert(alert_id)
+        alert = deps.store.alert(alert_id)
         if alert is None:
             raise NotFound("alert_not_found", "no alert with that id")
-        return views.alert_read(alert, hours=svc.deps.config.sla_hours(), now=svc.clock(),
+        return views.alert_read(alert, hours=deps.config.sla_hours(), now=deps.clock(),
                                 reveal=caller.at_least("admin"))
 
     @r.post("/{alert_id}/ack", response_model=AlertRead, tags=["alerts"])
-    def post_ack(request: Request, alert_id: str, body: AlertAck | None = None,
+    def post_ack(deps: DepsDep, alert_id: str, body: AlertAck | None = None,
                  caller: Caller = caller_dep("operator")) -> AlertRead:
         """Acknowledge an open alert (who and when are recorded)."""
-        return _transition(request, alert_id, "ack", caller, body.note if body else None)
+        return _transition(alert_id, deps=deps, action="ack", caller=caller, note=body.note if body else None)
 
     @r.post("/{alert_id}/resolve", response_model=AlertRead, tags=["alerts"])
-    def post_resolve(request: Request, alert_id: str, body: AlertResolve,
+    def post_resolve(deps: DepsDep, alert_id: str, body: AlertResolve,
                      caller: Caller = caller_dep("operator")) -> AlertRead:
         """Resolve an alert with a note; its rule's suppression window starts."""
-        return _transition(request, alert_id, "resolve", caller, body.note)
+        return _transition(alert_id, deps=deps, action="resolve", caller=caller, note=body.note)
 
     return r
 
 
-def _transition(request: Request, alert_id: str, action: str, caller: Caller, note: str | None) -> AlertRead:
-    svc = _svc(request)
-    alert, outbox = handlers.transition(alert_id, action=action, by=caller.key_id, note=note, deps=svc.deps)
-    svc.relay(outbox)
-    return views.alert_read(alert, hours=svc.deps.config.sla_hours(), now=svc.clock(), reveal=caller.at_least("admin"))
+def _transition(alert_id: str, *, deps: Deps, action: str, caller: Caller, note: str | None) -> AlertRead:
+    alert, outbox = commands.transition(alert_id, deps=deps, action=action, by=caller.key_id, note=note)
+    deps.relay(outbox)
+    return views.alert_read(alert, hours=deps.config.sla_hours(), now=deps.clock(), reveal=caller.at_least("admin"))
 
 
-def _today(svc) -> date:
-    return svc.clock().astimezone(svc.deps.zone).date()
+def _today(deps: Deps) -> date:
+    return deps.clock().astimezone(deps.zone).date()

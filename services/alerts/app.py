@@ -1,4 +1,5 @@
-"""The alerts service's composition root: the one place that builds its store, rules, faust app and API."""
+"""The alerts service's composition root: the one place that picks its store adapter and builds its rules,
+``Deps``, faust app and API."""
 
 from __future__ import annotations
 
@@ -6,12 +7,24 @@ from services.alerts import agents
 from services.alerts import api as alerts_api
 from services.alerts.config import AlertsConfig, RuleBook
 from services.alerts.handlers import Deps
-from services.alerts.store import AlertsStore, open_store
+from services.alerts.store import AlertsStore
 from shared.clock import Clock, system_clock
 from shared.service import Publish, Service, build_service
 from shared.settings import Settings, get_settings
+from shared.storage import mongo_database, sqlite_path, store_kind
 
 NAME = "alerts"
+
+
+def open_store(url: str, *, mongo_client=None) -> AlertsStore:
+    """The alerts store for ``CRM_STORE_URL``: SQLite by default, MongoDB for a ``mongodb://`` URL."""
+    if store_kind(url) == "sqlite":
+        from services.alerts.store.sqlite import SqliteAlertsStore
+
+        return SqliteAlertsStore(sqlite_path(url, "alerts"))
+    from services.alerts.store.mongo import MongoAlertsStore
+
+    return MongoAlertsStore(mongo_database(url, "alerts", mongo_client))
 
 
 def create_app(
@@ -27,6 +40,8 @@ def create_app(
     config = config or AlertsConfig()
     store = store or open_store(settings.resolved_store_url())
     deps = Deps(store=store, settings=settings, config=config, rules=RuleBook(config.rules_file), clock=clock)
-    return build_service(name=NAME, title="CRM alerts", settings=settings, store=store, publish=publish,
-                         clock=clock, deps=deps, routers=[alerts_api.router()], register=agents.register,
-                         ready=lambda: store.due_count(until_ms=0))
+    service = build_service(name=NAME, title="CRM alerts", settings=settings, store=store, publish=publish,
+                            clock=clock, deps=deps, routers=[alerts_api.router(deps)], register=agents.register,
+                            ready=lambda: store.due_count(until_ms=0))
+    deps.relay = service.relay
+    return service

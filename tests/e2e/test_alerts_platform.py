@@ -14,7 +14,7 @@ import pytest
 from kafka import KafkaProducer
 
 from crm.broker import free_port
-from services.alerts.store_sqlite import SqliteAlertsStore
+from services.alerts.store.sqlite import SqliteAlertsStore
 from shared import topics
 from shared.messages import PointsExpiryAnnounced, encode
 from shared.storage import sqlite_path

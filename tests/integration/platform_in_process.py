@@ -134,14 +134,14 @@ class _Relay:
 
 def _timers() -> dict[str, Callable[[InProcess], Any]]:
     """What each service's faust timers run (the agents modules register exactly these)."""
-    from services.alerts import scan as alerts_scan
+    from services.alerts.handlers import timers as alerts_timers
     from services.campaigns.handlers import timers as campaigns_timers
     from services.loyalty.handlers import timers as loyalty_timers
 
     def alerts_tick(s: InProcess) -> None:
         # The scheduler's tick, unit by unit as alerts' agents run it (each unit relays its own outbox).
         while True:
-            unit = s.run_timer(lambda: alerts_scan.scan_unit(s.deps, owner="in-process"))
+            unit = s.run_timer(lambda: alerts_timers.scan_unit("in-process", deps=s.deps))
             if unit.skipped or not unit.more:
                 return
 

@@ -81,8 +81,8 @@ def _loyalty(tmp: Path) -> tuple[object, dict[str, list[str]]]:
 def _alerts(tmp: Path) -> tuple[object, dict[str, list[str]]]:
     from services.alerts.app import create_app
     from services.alerts.config import AlertsConfig
-    from services.alerts.consume import consume_batch
-    from services.alerts.store_sqlite import SqliteAlertsStore
+    from services.alerts.messages import consume
+    from services.alerts.store.sqlite import SqliteAlertsStore
     from shared import topics
     from shared.batch import Incoming
     from shared.messages import encode
@@ -91,7 +91,7 @@ def _alerts(tmp: Path) -> tuple[object, dict[str, list[str]]]:
     service = create_app(_settings(tmp), store=SqliteAlertsStore(tmp / "alerts.db"), publish=lambda _: None,
                          clock=lambda: NOW, config=AlertsConfig(_env_file=None))
     message = complaint("c_fuzz", "x1", NOW - timedelta(hours=2))
-    outcome = consume_batch([Incoming(encode(message), topics.CUSTOMER_EVENTS, 0, 1)], deps=service.deps)
+    outcome = consume([Incoming(encode(message), topics.CUSTOMER_EVENTS, 0, 1)], deps=service.deps)
     service.relay(outcome.outbox)
     alerts = TestClient(service.api, headers=HEADERS).get("/v1/alerts").json()["items"]
     assert alerts, "the seeded complaint raised no alert"

@@ -114,6 +114,11 @@ def _occurrences(rule: Rule, ctx: _Ctx, items: tuple[Occurrence, ...] | list[Occ
     return Desired(rule.type, rule.severity, tuple(Trigger(o.key, o.at, o.record_id) for o in current), detail), later
 
 
+def occurrence(rule: Rule, ctx: _Ctx) -> Result:
+    """An event rule with no evaluator of its own: each occurrence of its own kind (the rule's type) is a trigger."""
+    return _occurrences(rule, ctx, ctx.facts.occurred(rule.type))
+
+
 def complaint(rule: Rule, ctx: _Ctx) -> Result:
     return _occurrences(rule, ctx, ctx.facts.complaints)
 
@@ -321,7 +326,7 @@ def evaluate(facts: CustomerFacts, rules: Iterable[Rule], as_of: datetime, zone:
     for rule in rules:
         if not rule.enabled:
             continue
-        want, later = EVALUATORS[rule.type](rule, ctx)
+        want, later = EVALUATORS.get(rule.type, occurrence)(rule, ctx)
         changes += later
         if want is not None:
             desired[rule.type] = want

@@ -37,6 +37,10 @@ class Expiry:
     expires_at: datetime
 
 
+# The kinds of occurrence with a field of their own in ``CustomerFacts``.
+NAMED_OCCURRENCES = {"complaint": "complaints", "survey": "surveys", "upgrade": "upgrades", "expired": "expired"}
+
+
 @dataclass(frozen=True)
 class CustomerFacts:
     """A customer's facts, gathered from every record that makes the customer up now."""
@@ -59,6 +63,13 @@ class CustomerFacts:
     # Probability alive under the latest churn model, when the customer is in it.
     p_alive: float | None = None
     extra: dict = field(default_factory=dict)
+    # Occurrences of the other kinds (channel events a rule of the same kind reads), by kind.
+    others: dict[str, tuple[Occurrence, ...]] = field(default_factory=dict)
+
+    def occurred(self, kind: str) -> tuple[Occurrence, ...]:
+        """The occurrences of one kind (``complaint``, ``survey``, ``upgrade``, ``expired`` or another)."""
+        named = NAMED_OCCURRENCES.get(kind)
+        return getattr(self, named) if named else self.others.get(kind, ())
 
     @cached_property
     def _days(self) -> list[date]:

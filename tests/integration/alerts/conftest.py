@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from services.alerts.store_mongo import MongoAlertsStore
-from services.alerts.store_sqlite import SqliteAlertsStore
+from services.alerts.store.mongo import MongoAlertsStore
+from services.alerts.store.sqlite import SqliteAlertsStore
 from tests.integration.shared.backends import BACKENDS, mongo_db, sqlite_file
 
 

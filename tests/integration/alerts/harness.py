@@ -10,11 +10,11 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from services.alerts import scan
 from services.alerts.app import create_app
 from services.alerts.config import AlertsConfig
-from services.alerts.consume import consume_batch
-from services.alerts.store_sqlite import SqliteAlertsStore
+from services.alerts.handlers import timers
+from services.alerts.messages import consume
+from services.alerts.store.sqlite import SqliteAlertsStore
 from shared import topics
 from shared.batch import BatchOutcome, Incoming
 from shared.messages import AlertChanged, CustomerEventResolved, CustomerMerged, ViewPartUpdated, decode, encode
@@ -44,7 +44,7 @@ class Harness:
                 topics.CUSTOMER_EVENTS if isinstance(m, CustomerEventResolved) else topics.LOYALTY_EVENTS)
             self._offset += 1
             batch.append(Incoming(m if isinstance(m, bytes) else encode(m), topic, 0, self._offset))
-        outcome = consume_batch(batch, deps=self.service.deps)
+        outcome = consume(batch, deps=self.service.deps)
         self.service.relay(outcome.outbox)
         return outcome
 
@@ -72,7 +72,7 @@ class Harness:
         assert r.status_code == 200, r.text
         return r.json()
 
-    def tick(self, owner: str = "worker-1") -> scan.ScanResult:
+    def tick(self, owner: str = "worker-1") -> timers.ScanResult:
         """One tick of the scheduler, its units run one after another and their outboxes relayed."""
 
         async def run(work):
@@ -80,7 +80,7 @@ class Harness:
             self.service.relay(unit.outbox)
             return unit
 
-        return asyncio.run(scan.scheduled_scan(self.service.deps, owner=owner, run=run))
+        return asyncio.run(timers.scheduled_scan(owner, deps=self.service.deps, run=run))
 
     def advance(self, **delta) -> datetime:
         self.now = self.now + timedelta(**delta)

@@ -16,9 +16,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from services.alerts.config import AlertsConfig, RuleBook
-from services.alerts.consume import consume_batch
 from services.alerts.handlers import Deps
-from services.alerts.store_sqlite import SqliteAlertsStore
+from services.alerts.messages import consume
+from services.alerts.store.sqlite import SqliteAlertsStore
 from shared import topics
 from shared.batch import Incoming
 from shared.messages import CustomerMerged, ViewPartUpdated, decode, encode
@@ -48,7 +48,7 @@ def _run(tmp_path, n: int, order) -> tuple[dict, dict]:
                 rules=RuleBook(), clock=lambda: NOW)
     for offset, m in enumerate(order):
         topic = topics.CUSTOMER_MERGED if isinstance(m, CustomerMerged) else topics.CUSTOMER_EVENTS
-        outcome = consume_batch([Incoming(encode(m), topic, 0, offset)], deps=deps)
+        outcome = consume([Incoming(encode(m), topic, 0, offset)], deps=deps)
         assert outcome.dead_lettered == 0
         sent += outcome.outbox
         doubled = store.db.conn().execute(

@@ -9,11 +9,11 @@ from zoneinfo import ZoneInfo
 
 import mongomock
 
-from services.alerts import store_mongo
 from services.alerts.config import AlertsConfig, RuleBook
-from services.alerts.consume import consume_batch
 from services.alerts.handlers import Deps
-from services.alerts.store_mongo import MongoAlertsStore
+from services.alerts.messages import consume
+from services.alerts.store import mongo as store_mongo
+from services.alerts.store.mongo import MongoAlertsStore
 from shared import topics
 from shared.batch import Incoming
 from shared.messages import PointsExpiryAnnounced, ViewPartUpdated, encode
@@ -69,7 +69,7 @@ def _calls(customers: int, monkeypatch) -> int:
                                          version="000000000001"))]
     incoming = [Incoming(v, topics.CUSTOMER_EVENTS, 0, i) for i, v in enumerate(batch)]
     db.calls.clear()
-    outcome = consume_batch(incoming, deps=deps)
+    outcome = consume(incoming, deps=deps)
     assert (outcome.processed, outcome.dead_lettered) == (4 * customers, 0)
     assert len(deps.store.active_alerts([f"c_{n}" for n in range(customers)])) == 5 * customers
     return sum(db.calls.values())

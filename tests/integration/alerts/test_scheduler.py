@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from services.alerts import scan
+from services.alerts.handlers import timers
 from shared.messages import ViewPartUpdated
 from tests.integration.alerts.harness import Harness
 
@@ -34,11 +34,11 @@ def test_a_scan_inside_the_millisecond_before_a_due_time_ends_and_the_next_one_f
     until = h.now + timedelta(days=30)
     # 500 µs before the end, in the same millisecond: not due yet (a due time truncated to the millisecond
     # made this scan find the customer due, unchanged, again and again, for ever).
-    early = scan.scan(h.service.deps, as_of=until - timedelta(microseconds=500), relay=h.service.relay)
+    early = timers.scan(until - timedelta(microseconds=500), deps=h.service.deps, relay=h.service.relay)
     assert early.customers == 0 and h.open_types("c_ms") == {}
     # Due at the first millisecond boundary at or after the moment (12:00:00.001 here).
-    assert scan.scan(h.service.deps, as_of=until, relay=h.service.relay).customers == 0
-    assert scan.scan(h.service.deps, as_of=until + timedelta(microseconds=300), relay=h.service.relay).customers == 1
+    assert timers.scan(until, deps=h.service.deps, relay=h.service.relay).customers == 0
+    assert timers.scan(until + timedelta(microseconds=300), deps=h.service.deps, relay=h.service.relay).customers == 1
     assert list(h.open_types("c_ms")) == ["large_balance"]
 
 
@@ -81,7 +81,7 @@ def test_a_full_pass_is_resumed_where_a_dead_worker_left_it_and_no_customer_is_e
     h.feed(*(balance(f"c_{i}", 6000 + i) for i in range(7)))  # each raises large_balance on consumption
     h.take()
     deps = h.service.deps
-    first, second = (scan.scan_unit(deps, owner="worker-1") for _ in range(2))
+    first, second = (timers.scan_unit("worker-1", deps=deps) for _ in range(2))
     assert (first.customers, second.customers, first.full, second.more) == (3, 3, True, True)
     # worker-1 dies here; after its lease lapses, worker-2 (a new process) carries on from c_5.
     other = Harness(tmp_path, noon("2026-11-20") + timedelta(seconds=121), scan_chunk=3)
@@ -97,7 +97,7 @@ def test_consumption_interleaves_with_a_long_scan_one_chunk_at_a_time(tmp_path, 
     import asyncio
 
     from services.alerts.agents import scan_tick
-    from services.alerts.consume import consume_batch
+    from services.alerts.messages import consume as consume_messages
     from shared import topics
     from shared.batch import Incoming
     from shared.messages import encode
@@ -105,16 +105,16 @@ def test_consumption_interleaves_with_a_long_scan_one_chunk_at_a_time(tmp_path, 
     h = Harness(tmp_path, noon("2026-11-20"), scan_chunk=2)
     h.feed(*(balance(f"c_{i}", 100) for i in range(6)))
     order: list[str] = []
-    unit = scan.scan_unit
+    unit = timers.scan_unit
 
-    def counted_unit(deps, *, owner):
-        done = unit(deps, owner=owner)
+    def counted_unit(owner, *, deps):
+        done = unit(owner, deps=deps)
         order.append(f"scan:{done.customers}")
         return done
 
     def consume(batch):
         order.append("batch")
-        return consume_batch(batch, deps=h.service.deps)
+        return consume_messages(batch, deps=h.service.deps)
 
     async def main():
         ticking = asyncio.create_task(scan_tick(h.service, owner="worker-1"))
@@ -123,7 +123,7 @@ def test_consumption_interleaves_with_a_long_scan_one_chunk_at_a_time(tmp_path, 
         outcome = await h.service.runner.run(consume, batch)
         return outcome, await ticking
 
-    monkeypatch.setattr(scan, "scan_unit", counted_unit)
+    monkeypatch.setattr(timers, "scan_unit", counted_unit)
     outcome, result = asyncio.run(main())
     assert order == ["scan:2", "batch", "scan:2", "scan:2", "scan:0", "scan:0"]
     assert outcome.processed == 1 and result.customers == 6

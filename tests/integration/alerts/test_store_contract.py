@@ -198,8 +198,8 @@ def test_the_store_refuses_a_second_active_alert_of_one_type_for_a_customer(stor
 def test_an_sqlite_file_from_before_the_acknowledgement_note_is_upgraded_when_opened(tmp_path):
     import sqlite3
 
-    from services.alerts.schema_sqlite import SCHEMA
-    from services.alerts.store_sqlite import SqliteAlertsStore
+    from services.alerts.store.sqlite import SqliteAlertsStore
+    from services.alerts.store.sqlite_schema import SCHEMA
 
     old = SCHEMA.replace(", acknowledged_note TEXT\n) WITHOUT ROWID;", "\n) WITHOUT ROWID;")
     assert old != SCHEMA
@@ -210,3 +210,14 @@ def test_an_sqlite_file_from_before_the_acknowledgement_note_is_upgraded_when_op
     with first.transaction():
         first.put_alerts([_alert("al_1", "c_a", status="acknowledged", acknowledged_note="calling")])
     assert second.alert("al_1").acknowledged_note == "calling"
+
+
+def test_occurrences_of_another_kind_come_back_under_their_kind(store):
+    """A new event rule's occurrences need no store change: any kind is kept and read back by kind."""
+    row = OccurrenceRow("product_return", "product_return|pos/SH-001|e1", "c_a", 1_700_000_000_000, "SH-001", 3)
+    with store.transaction():
+        assert store.add_occurrences([row, row]) == {row.key}
+    facts = store.facts(["c_a"])["c_a"]
+    assert facts.occurred("product_return") == (
+        Occurrence(row.key, datetime(2023, 11, 14, 22, 13, 20, tzinfo=UTC), "SH-001", 3, "c_a"),)
+    assert facts.complaints == () and facts.occurred("complaint") == ()

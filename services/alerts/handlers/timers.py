@@ -1,4 +1,4 @@
-"""Time-based rules on time: the scan of due customers, and the churn model it uses.
+"""The timers: the scan of due customers (also run on demand, ``POST /alerts/scan``), and the churn-model refit.
 
 The due index holds, per customer, the next moment their alerts can change without a new fact
 (a visit leaving a window, a birthday coming close, points nearing expiry, a suppression ending).
@@ -18,12 +18,13 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 
-from services.alerts.domain.model import Standing, standings
-from services.alerts.handlers import Deps, Writer
-from shared.churn import ChurnModel, NoConvergence, NotEnoughData, fit_converging, histories
-from shared.clock import EARLIEST, iso_utc
+from services.alerts.handlers import Deps
+from services.alerts.handlers.commands import fit_model
+from services.alerts.handlers.evaluation import Writer
+from shared.churn import ChurnModel
+from shared.clock import iso_utc
 from shared.errors import InvalidInput, NotFound, Unavailable
 from shared.facts import epoch_ms
 from shared.storage import OutboxMessage
@@ -66,7 +67,7 @@ class Unit:
     skipped: bool = False
 
 
-def _chunk(deps: Deps, candidates: list[str], *, as_of: datetime, more: bool, full: bool = False) -> Unit:
+def _chunk(candidates: list[str], *, deps: Deps, as_of: datetime, more: bool, full: bool = False) -> Unit:
     """Evaluate a chunk of customers inside the caller's transaction."""
     store = deps.store
     gone = store.merged_away(candidates)
@@ -79,7 +80,7 @@ def _chunk(deps: Deps, candidates: list[str], *, as_of: datetime, more: bool, fu
     return Unit(store.outbox_add(writer.outbox()), len(active), dict(writer.counts), more, full)
 
 
-def as_of_window(deps: Deps) -> tuple[datetime, datetime]:
+def as_of_window(*, deps: Deps) -> tuple[datetime, datetime]:
     """The moments an on-demand scan may run as of: from the service clock minus ``scan_as_of_past_h``
     to the clock plus ``scan_as_of_future_s``."""
     now = deps.clock()
@@ -87,20 +88,20 @@ def as_of_window(deps: Deps) -> tuple[datetime, datetime]:
             now + timedelta(seconds=deps.config.scan_as_of_future_s))
 
 
-def check_as_of(deps: Deps, as_of: datetime) -> None:
+def check_as_of(as_of: datetime, *, deps: Deps) -> None:
     """InvalidInput unless a scan as of ``as_of`` may change live alerts (it lies in ``as_of_window``).
 
     A scan as of another moment would open and resolve live alerts by a clock nobody lives on: resolved
     in the year 34, opened in 2370, and a due index pointing at moments the scheduler reaches never or
     at once."""
-    earliest, latest = as_of_window(deps)
+    earliest, latest = as_of_window(deps=deps)
     if not earliest <= as_of <= latest:
         raise InvalidInput("as_of_outside_window",
                            "as_of must lie within the scan window around the service clock",
                            details={"earliest": iso_utc(earliest), "latest": iso_utc(latest)})
 
 
-def scan(deps: Deps, *, as_of: datetime, relay: Relay, full: bool = False) -> ScanResult:
+def scan(as_of: datetime, *, deps: Deps, relay: Relay, full: bool = False) -> ScanResult:
     """Evaluate every customer due by ``as_of`` (or every customer, ``full``), chunk by chunk."""
     started = time.perf_counter()
     result = ScanResult(as_of)
@@ -113,7 +114,7 @@ def scan(deps: Deps, *, as_of: datetime, relay: Relay, full: bool = False) -> Sc
                 candidates = store.due_customers(until_ms=epoch_ms(as_of), limit=size)
             if not candidates:
                 break
-            unit = _chunk(deps, candidates, as_of=as_of, more=True, full=full)
+            unit = _chunk(candidates, deps=deps, as_of=as_of, more=True, full=full)
         relay(unit.outbox)
         result.add(unit)
         after = candidates[-1]
@@ -121,7 +122,7 @@ def scan(deps: Deps, *, as_of: datetime, relay: Relay, full: bool = False) -> Sc
     return result
 
 
-def scan_unit(deps: Deps, *, owner: str) -> Unit:
+def scan_unit(owner: str, *, deps: Deps) -> Unit:
     """One unit of the scheduler's scan as of the clock: a chunk of the full pass new rules call for,
     else a chunk of the due customers; skipped unless this worker holds (and so renews) the lease."""
     now = deps.clock()
@@ -139,20 +140,20 @@ def scan_unit(deps: Deps, *, owner: str) -> Unit:
                 store.put_mark(RULES_MARK, fingerprint)
                 return Unit(more=True, full=True)  # the due customers next
             store.put_mark(CURSOR_MARK, f"{fingerprint} {candidates[-1]}")
-            return _chunk(deps, candidates, as_of=now, more=True, full=True)
+            return _chunk(candidates, deps=deps, as_of=now, more=True, full=True)
         candidates = store.due_customers(until_ms=epoch_ms(now), limit=size)
         if not candidates:
             return Unit()
-        return _chunk(deps, candidates, as_of=now, more=len(candidates) == size)
+        return _chunk(candidates, deps=deps, as_of=now, more=len(candidates) == size)
 
 
-async def scheduled_scan(deps: Deps, *, owner: str, run: Callable) -> ScanResult:
+async def scheduled_scan(owner: str, *, deps: Deps, run: Callable) -> ScanResult:
     """The scheduler's tick: ``scan_unit`` until nothing is left, each unit through ``run`` (the batch
     runner, which also relays the unit's outbox), so consumption interleaves with a long scan."""
     started = time.perf_counter()
     result = ScanResult(deps.clock())
     while True:
-        unit = await run(lambda: scan_unit(deps, owner=owner))
+        unit = await run(lambda: scan_unit(owner, deps=deps))
         if unit.skipped:
             result.skipped = True
             break
@@ -166,67 +167,12 @@ async def scheduled_scan(deps: Deps, *, owner: str, run: Callable) -> ScanResult
     return result
 
 
-# -- the churn model -------------------------------------------------------------------------
-
-
-def fit_model(deps: Deps, *, as_of: date) -> ChurnModel:
-    """Fit BG/NBD on every customer's purchase days up to ``as_of`` and keep it; NotFound without data."""
-    rows = histories(deps.store.purchase_days(until=as_of), as_of)
-    try:
-        model = fit_converging(rows, as_of)
-    except NotEnoughData as exc:
-        raise NotFound("not_enough_data", str(exc)) from None
-    except NoConvergence as exc:
-        raise Unavailable("model_did_not_converge", str(exc)) from None
-    with deps.store.transaction():
-        deps.store.put_model(model, fitted_at=iso_utc(deps.clock()))
-    return model
-
-
-def model_as_of(deps: Deps, *, as_of: date) -> tuple[ChurnModel, str]:
-    """The model fitted as of a date (today at the latest): the cached fit, or a new one."""
-    if as_of > deps.clock().astimezone(deps.zone).date():
-        # Fitted as of a future day, the model would count weeks nobody has lived yet (T), and be kept.
-        raise InvalidInput("as_of_in_future", "as_of cannot be later than today")
-    if as_of < EARLIEST:
-        raise InvalidInput("as_of_out_of_range", f"as_of cannot be earlier than {EARLIEST.isoformat()}")
-    held = deps.store.model(as_of)
-    if held is None:
-        fit_model(deps, as_of=as_of)
-        held = deps.store.model(as_of)
-        assert held is not None
-    return held.model, held.fitted_at
-
-
-def scheduled_refit(deps: Deps) -> ChurnModel | None:
+def scheduled_refit(*, deps: Deps) -> ChurnModel | None:
     """The refit timer: a model as of today unless one is held (None while there is too little data)."""
     today = deps.clock().astimezone(deps.zone).date()
     if deps.store.model(today) is not None:
         return None
     try:
-        return fit_model(deps, as_of=today)
+        return fit_model(today, deps=deps)
     except (NotFound, Unavailable):
         return None
-
-
-def ranked(deps: Deps, *, as_of: date, weeks: float,
-           customer_id: str | None = None) -> tuple[ChurnModel, str, list[Standing]]:
-    """Customers under the model as of a date, most likely lost first (or just one customer); the model, when it
-    was fitted, the standings."""
-    model, fitted_at = model_as_of(deps, as_of=as_of)
-    if customer_id is not None:
-        survivor = deps.store.customer_of(customer_id)
-        days = deps.store.purchase_days(until=as_of, customer_id=survivor)
-        rows = standings(model, days, as_of, weeks)
-        if not rows:
-            raise NotFound("customer_not_found", "no purchases of that customer by that date")
-        return model, fitted_at, rows
-    key = (as_of, weeks, fitted_at)
-    held = deps.ranking
-    if held is not None and held[0] == key and time.monotonic() - held[1] < deps.config.ranking_cache_s:
-        return model, fitted_at, held[2]
-    # Every customer's purchase days, scored: seconds at 100,000 customers, so the pages of one ranking share it.
-    rows = standings(model, deps.store.purchase_days(until=as_of), as_of, weeks)
-    rows.sort(key=lambda s: (s.p_alive, -s.expected, s.customer_id))
-    deps.ranking = (key, time.monotonic(), rows)
-    return model, fitted_at, rows

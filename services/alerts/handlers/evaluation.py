@@ -1,4 +1,4 @@
-"""Alerts use cases: follow merges, evaluate customers, ack and resolve (consumption is ``consume``).
+"""Evaluating customers and announcing what changed: the step every use case ends with (messages, commands, timers).
 
 Every change to an alert is written in the same store transaction as the ``AlertChanged`` and
 ``ViewPartUpdated`` messages that announce it (the outbox).
@@ -8,28 +8,22 @@ from __future__ import annotations
 
 import logging
 from collections import Counter, defaultdict
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo
 
-from services.alerts.config import AlertsConfig, RuleBook
 from services.alerts.domain.evaluate import evaluate
 from services.alerts.domain.facts import owner_of
 from services.alerts.domain.model import p_alive_of
 from services.alerts.domain.workflow import (
     Alert,
     Change,
-    WorkflowError,
-    acknowledge,
     give_back,
     move,
     reconcile,
-    resolve,
 )
-from services.alerts.store import AlertsStore
+from services.alerts.handlers import Deps
 from shared import topics
-from shared.clock import Clock, iso_utc
-from shared.errors import Conflict, NotFound
+from shared.clock import iso_utc
 from shared.messages import AlertChanged, ViewPartUpdated, encode, part_version, part_version_floor
 from shared.settings import Settings
 from shared.storage import OutboxMessage
@@ -38,24 +32,6 @@ from shared.tracing import message_headers
 log = logging.getLogger(__name__)
 
 SEVERITY_ORDER = {"red": 0, "yellow": 1, "info": 2}
-
-
-@dataclass
-class Deps:
-    """What the handlers need, passed in: store, settings, rules, clock."""
-
-    store: AlertsStore
-    settings: Settings
-    config: AlertsConfig
-    rules: RuleBook
-    clock: Clock
-    # The last ranking of the whole base under the churn model: (key, monotonic time, rows); pages share it.
-    ranking: tuple | None = None
-
-    @property
-    def zone(self) -> ZoneInfo:
-        """The timezone alert days are counted in."""
-        return ZoneInfo(self.settings.timezone)
 
 
 class Writer:
@@ -218,25 +194,3 @@ def open_items(alerts: list[Alert]) -> list[dict]:
 
 def _message(settings: Settings, topic: str, key: str, value: bytes, headers: list) -> OutboxMessage:
     return OutboxMessage(settings.topic(topic), value, key.encode(), list(headers))
-
-
-def transition(alert_id: str, *, action: str, by: str, note: str | None, deps: Deps) -> tuple[Alert, list]:
-    """Acknowledge or resolve an alert as the caller ``by``; returns it and the outbox to relay."""
-    store = deps.store
-    with store.transaction():
-        alert = store.alert(alert_id)
-        if alert is None:
-            raise NotFound("alert_not_found", "no alert with that id")
-        now = deps.clock()
-        try:
-            change = (acknowledge if action == "ack" else resolve)(alert, by=by, note=note, at=now)
-        except WorkflowError as exc:
-            raise Conflict(exc.code, str(exc)) from None
-        if change is None:
-            return alert, []
-        writer = Writer(deps, now)
-        writer.write([change])
-        # A resolution may end a contact cycle or start a suppression window: look again.
-        writer.evaluate([alert.customer_id] if store.customer_of(alert.customer_id) == alert.customer_id else [])
-        outbox = store.outbox_add(writer.outbox())
-        return store.alert(alert_id) or change.alert, outbox

@@ -9,22 +9,9 @@ from datetime import date
 
 from services.alerts.domain.facts import CustomerFacts
 from services.alerts.domain.workflow import ACTIVE, Alert
-from services.alerts.schema_sqlite import ADDED_COLUMNS, ALERT_COLUMNS, SCHEMA
-from services.alerts.store import (
-    AlertQuery,
-    Cover,
-    ExpiryRow,
-    FactRows,
-    LoyaltyRow,
-    OccurrenceRow,
-    StoredModel,
-    alert_doc,
-    alert_of,
-    assemble,
-    model_doc,
-    model_of,
-    newest_loyalty,
-)
+from services.alerts.store import AlertQuery, Cover, ExpiryRow, LoyaltyRow, OccurrenceRow, StoredModel
+from services.alerts.store.codec import FactRows, alert_doc, alert_of, assemble, model_doc, model_of, newest_loyalty
+from services.alerts.store.sqlite_schema import ADDED_COLUMNS, ALERT_COLUMNS, SCHEMA
 from shared.churn import ChurnModel
 from shared.fact_tables import sqlite_put_attributes
 from shared.facts import FieldValue, PurchaseFact, RefundFact

@@ -9,14 +9,9 @@ from pymongo import ASCENDING, DESCENDING, ReplaceOne, UpdateOne
 
 from services.alerts.domain.facts import CustomerFacts
 from services.alerts.domain.workflow import ACTIVE, Alert
-from services.alerts.store import (
-    AlertQuery,
-    Cover,
-    ExpiryRow,
+from services.alerts.store import AlertQuery, Cover, ExpiryRow, LoyaltyRow, OccurrenceRow, StoredModel
+from services.alerts.store.codec import (
     FactRows,
-    LoyaltyRow,
-    OccurrenceRow,
-    StoredModel,
     alert_doc,
     alert_of,
     assemble,

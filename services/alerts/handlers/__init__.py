@@ -1,0 +1,34 @@
+"""The alerts use cases: ``consume`` (messages), ``commands`` (behind the HTTP routes), ``timers`` (the scan and
+the churn-model refit); ``evaluation`` is the step they all end with. ``Deps`` is what each is given."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+from services.alerts.config import AlertsConfig, RuleBook
+from services.alerts.store import AlertsStore
+from shared.clock import Clock
+from shared.settings import Settings
+from shared.storage import OutboxMessage
+
+
+@dataclass
+class Deps:
+    """What the handlers need, passed in: store, settings, rules, clock."""
+
+    store: AlertsStore
+    settings: Settings
+    config: AlertsConfig
+    rules: RuleBook
+    clock: Clock
+    # The last ranking of the whole base under the churn model: (key, monotonic time, rows); pages share it.
+    ranking: tuple | None = None
+    # Publishes an outbox committed outside a batch (a route's): the service's relay, set by ``app.create_app``.
+    relay: Callable[[list[OutboxMessage]], None] | None = None
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The timezone alert days are counted in."""
+        return ZoneInfo(self.settings.timezone)

@@ -1,0 +1,245 @@
+"""Consumption: identity's and loyalty's messages folded into the facts the rules read, in bulk.
+
+``messages.HANDLERS`` gives each consumed kind its handler here. A handler notes what its messages tell
+into the batch's ``Fold``; once the whole batch is noted, ``settle`` keeps it with a few bulk store calls,
+whatever the store (on MongoDB a call per message is a round trip per document), applies the merges and
+unmerges in it, and evaluates each customer its new facts concern once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from services.alerts.handlers import Deps
+from services.alerts.handlers.evaluation import Writer
+from services.alerts.store import ExpiryRow, LoyaltyRow, OccurrenceRow
+from shared.batch import BatchOutcome, Decoded, message_span
+from shared.facts import FieldValue, PurchaseFact, RefundFact, attribute_values, epoch_ms, purchase_fact, refund_fact
+from shared.membership import Membership, memberships_of
+from shared.messages import Read
+from shared.storage import OutboxMessage
+
+# The profile fields the rules read (``attributes.account_manager`` comes from ``crm.profile`` attributes).
+FIELDS = ("birthday", "attributes.account_manager")
+
+Items = list[Decoded[Read]]
+
+
+@dataclass
+class Fold:
+    """What a batch's messages tell, to be kept in bulk; ``claims`` ties each keyed fact to its message."""
+
+    outcome: BatchOutcome
+    seen: set[tuple[str, str]]  # channel events kept already, or told earlier in this batch
+    events: list[tuple[str, str]] = field(default_factory=list)
+    purchases: list[PurchaseFact] = field(default_factory=list)
+    refunds: list[RefundFact] = field(default_factory=list)
+    occurrences: list[OccurrenceRow] = field(default_factory=list)
+    expiries: list[ExpiryRow] = field(default_factory=list)
+    attributes: list[tuple[str, list[FieldValue]]] = field(default_factory=list)
+    loyalty: list[LoyaltyRow] = field(default_factory=list)
+    claims: list[tuple[str, str, str]] = field(default_factory=list)  # (what, key, record)
+    records: set[str] = field(default_factory=set)  # new for sure (claims depend on what the store holds)
+    rows: list[Membership] = field(default_factory=list)
+    # Customers a merge or unmerge joined or split: their view parts are republished even when their alerts
+    # did not change (a brand-new record also changes the mapping, but there is nothing to announce).
+    regrouped: set[str] = field(default_factory=set)
+
+    def claim(self, what: str, key: str, record: str) -> None:
+        """A keyed fact: new or a duplicate depending on what the store holds (counted in ``settle``)."""
+        self.claims.append((what, key, record))
+
+    def ignore(self) -> None:
+        """A message that tells alerts nothing."""
+        self.outcome.counts["ignored"] += 1
+
+
+def begin(items: Items, *, deps: Deps, outcome: BatchOutcome) -> Fold:
+    """The fold of a batch, knowing (in one store call) which of its channel events were kept before."""
+    return Fold(outcome, deps.store.seen_events([one.item.event.key for one in items if one.item.event is not None]))
+
+
+def _span(one: Decoded[Read]):
+    """The span of one message's handling."""
+    return message_span("alerts", one.msg, {"crm.message.kind": one.item.message.kind})
+
+
+# -- channel events (identity's ``customer.event``): each kind's facts ------------------------------
+
+
+def _events(items: Items, fold: Fold, note: Callable[[Any, str], bool]) -> None:
+    """Resolved channel events: each moves its record into its customer (the mapping counts whatever the
+    event); ``note`` keeps what a new one tells the rules and says whether it told anything."""
+    for one in items:
+        m, event = one.item.message, one.item.event
+        with _span(one):
+            fold.rows += memberships_of(m)
+            if event.key in fold.seen:
+                told = None
+            else:
+                told = note(event, m.record_id)
+                if told:
+                    fold.seen.add(event.key)
+                    fold.events.append(event.key)
+        if told is None:
+            fold.outcome.duplicates += 1
+        elif not told:
+            fold.ignore()  # a page view, a follow, a city: kept nowhere and evaluated for no one
+        else:
+            fold.outcome.processed += 1
+            fold.records.add(m.record_id)
+
+
+def purchases(items: Items, *, deps: Deps, fold: Fold) -> None:
+    """Purchases: visits, spend and the home store."""
+
+    def note(event: Any, record: str) -> bool:
+        fold.purchases.append(purchase_fact(event, record, deps.settings.store_zone))
+        return True
+
+    _events(items, fold, note)
+
+
+def refunds(items: Items, *, deps: Deps, fold: Fold) -> None:
+    """Refunds: spend less what was given back."""
+
+    def note(event: Any, record: str) -> bool:
+        fold.refunds.append(refund_fact(event, record))
+        return True
+
+    _events(items, fold, note)
+
+
+def profiles(items: Items, *, deps: Deps, fold: Fold) -> None:
+    """Profile changes: the fields the rules read (birthday, account manager)."""
+
+    def note(event: Any, record: str) -> bool:
+        if values := [v for v in attribute_values(event) if v.field in FIELDS]:
+            fold.attributes.append((record, values))
+        return bool(values)
+
+    _events(items, fold, note)
+
+
+def occurrences(items: Items, *, deps: Deps, fold: Fold, kind: str, value: str | None = None,
+                store: str | None = None) -> None:
+    """Events that happen once and may each raise an alert (the rule of the same ``kind`` reads them):
+    ``value`` names the event's data field the rule reads, ``store`` the one naming its store."""
+
+    def note(event: Any, record: str) -> bool:
+        d = event.data
+        fold.occurrences.append(OccurrenceRow(kind, f"{kind}|{event.source}|{event.id}", record, epoch_ms(event.time),
+                                              getattr(d, store) if store else None,
+                                              getattr(d, value) if value else None))
+        return True
+
+    _events(items, fold, note)
+
+
+def other_events(items: Items, *, deps: Deps, fold: Fold) -> None:
+    """Channel events no rule reads: their records still join their customers."""
+    _events(items, fold, lambda e, record: False)
+
+
+# -- identity's merges, loyalty's messages ----------------------------------------------------------
+
+
+def merges(items: Items, *, deps: Deps, fold: Fold) -> None:
+    """Merges and unmerges: the membership rows carry them; the survivor is evaluated."""
+    for one in items:
+        m = one.item.message
+        with _span(one):
+            fold.rows += memberships_of(m)
+            fold.regrouped |= {m.survivor_id, m.merged_id}
+        fold.outcome.processed += 1
+        fold.records.add(m.survivor_id)
+
+
+def expiry_announcements(items: Items, *, deps: Deps, fold: Fold) -> None:
+    """Points loyalty announced will expire."""
+    for one in items:
+        m = one.item.message
+        with _span(one):
+            row = ExpiryRow(f"expiry|{m.announcement_id}", m.customer_id, m.points, epoch_ms(m.expires_at))
+            fold.expiries.append(row)
+            fold.claim("expiry", row.key, m.customer_id)
+
+
+def points_expired(items: Items, *, deps: Deps, fold: Fold) -> None:
+    """Points that expired unredeemed."""
+    for one in items:
+        m = one.item.message
+        with _span(one):
+            _occurred(fold, OccurrenceRow("expired", f"expired|{m.entry_id}", m.customer_id, epoch_ms(m.at), None,
+                                          m.points))
+
+
+def tier_changes(items: Items, *, deps: Deps, fold: Fold) -> None:
+    """Tier upgrades (a downgrade's tier comes with loyalty's part)."""
+    for one in items:
+        m = one.item.message
+        if m.direction != "upgrade":
+            fold.ignore()
+            continue
+        with _span(one):
+            # The new tier's benefits come with it: the moment is for presenting them to the customer.
+            _occurred(fold, OccurrenceRow("upgrade", f"upgrade|{m.change_id}", m.customer_id, epoch_ms(m.at), None,
+                                          {"tier": m.tier, "benefits": m.benefits}))
+
+
+def loyalty_parts(items: Items, *, deps: Deps, fold: Fold) -> None:
+    """Loyalty's part of the customer view: balance and tier (other parts are for identity)."""
+    for one in items:
+        m = one.item.message
+        if m.part != "loyalty":
+            fold.ignore()
+            continue
+        with _span(one):
+            balance = m.value.get("points_balance")
+            fold.loyalty.append(LoyaltyRow(m.customer_id, m.value.get("tier"),
+                                           int(balance) if balance is not None else None, m.version))
+            fold.claim("loyalty", f"{m.customer_id}\0{m.version}", m.customer_id)
+
+
+def _occurred(fold: Fold, row: OccurrenceRow) -> None:
+    fold.occurrences.append(row)
+    fold.claim("occurrence", row.key, row.record_id)
+
+
+# -- the batch, noted: kept and evaluated -----------------------------------------------------------
+
+
+def settle(fold: Fold, *, deps: Deps) -> list[OutboxMessage]:
+    """Keep a noted batch, apply its merges, evaluate the customers it concerns; the outbox announcing it."""
+    store, outcome = deps.store, fold.outcome
+    records = fold.records | _keep(fold, deps)
+    moved = store.apply_memberships(fold.rows)
+    writer = Writer(deps, deps.clock())
+    writer.rehome(moved)
+    owners = store.customers_of(sorted(records | moved))
+    writer.evaluate(sorted({owners[r] for r in records} | {c for c in moved if owners[c] == c}))
+    writer.republish(c for c in moved & fold.regrouped if owners[c] == c)
+    outcome.counts.update(writer.counts)  # evaluated, raised, resolved...: the service's handled metrics
+    return writer.outbox()
+
+
+def _keep(fold: Fold, deps: Deps) -> set[str]:
+    """Write a batch's facts in bulk; count the claims (keyed facts) that were new; their records."""
+    store, outcome = deps.store, fold.outcome
+    store.add_events(fold.events)
+    store.add_purchases(fold.purchases)
+    store.add_refunds(fold.refunds)
+    store.put_attributes(fold.attributes)
+    new = {"occurrence": store.add_occurrences(fold.occurrences), "expiry": store.add_expiries(fold.expiries),
+           "loyalty": {f"{r.record_id}\0{r.version}" for r in store.put_loyalty(fold.loyalty)}}
+    records: set[str] = set()
+    for what, key, record in fold.claims:
+        if key in new[what]:
+            new[what].discard(key)  # the same fact twice in one batch: the second is a duplicate
+            outcome.processed += 1
+            records.add(record)
+        else:
+            outcome.duplicates += 1
+    return records

@@ -1,0 +1,71 @@
+"""The table: each kind of message alerts consumes -> the handler that takes it, and the glue that applies it.
+
+A resolved customer event goes by the kind of channel event it carries (a kind with no entry of its own
+still moves its record into its customer: ``CustomerEventResolved``'s entry); any other kind of message
+on these topics is for another service, and counted as ignored. A new channel event that should raise an
+alert is one entry here (``occurrences`` with the kind its rule reads) and one rule in ``domain/rules.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from itertools import groupby
+
+from services.alerts.handlers import Deps
+from services.alerts.handlers import consume as h
+from shared.batch import BatchOutcome, Decoded, Incoming, process_batch
+from shared.events import ComplaintEvent, ProfileEvent, PurchaseEvent, RefundEvent, SurveyEvent
+from shared.messages import (
+    CustomerEventResolved,
+    CustomerMerged,
+    PointsExpired,
+    PointsExpiryAnnounced,
+    Read,
+    TierChanged,
+    ViewPartUpdated,
+    read,
+)
+from shared.storage import OutboxMessage
+
+Handler = Callable[..., None]  # (items: list[Decoded[Read]], *, deps: Deps, fold: consume.Fold) -> None
+
+HANDLERS: dict[type, Handler] = {
+    # identity: channel events by kind, then the fallback for every other kind of resolved event
+    PurchaseEvent: h.purchases,
+    RefundEvent: h.refunds,
+    ProfileEvent: h.profiles,
+    ComplaintEvent: partial(h.occurrences, kind="complaint", store="store_id"),
+    SurveyEvent: partial(h.occurrences, kind="survey", value="score"),
+    CustomerEventResolved: h.other_events,
+    CustomerMerged: h.merges,
+    # loyalty
+    PointsExpiryAnnounced: h.expiry_announcements,
+    PointsExpired: h.points_expired,
+    TierChanged: h.tier_changes,
+    ViewPartUpdated: h.loyalty_parts,
+}
+
+
+def consume(batch: list[Incoming], *, deps: Deps) -> BatchOutcome:
+    """Fold a batch of identity and loyalty messages in and evaluate the customers they touch."""
+    return process_batch(batch, store=deps.store, service="alerts", prefix=deps.settings.topic_prefix,
+                         clock=deps.clock, decode=lambda msg: read(msg.value),
+                         apply=lambda items, outcome: _apply(items, deps=deps, outcome=outcome))
+
+
+def _handler(item: Read) -> Handler | None:
+    if item.event is not None and (handler := HANDLERS.get(type(item.event))) is not None:
+        return handler
+    return HANDLERS.get(type(item.message))
+
+
+def _apply(items: list[Decoded[Read]], *, deps: Deps, outcome: BatchOutcome) -> list[OutboxMessage]:
+    """Each run of messages with one handler to it, in batch order; then the batch noted is kept and evaluated."""
+    fold = h.begin(items, deps=deps, outcome=outcome)
+    for handler, run in groupby(items, key=lambda one: _handler(one.item)):
+        if handler is None:
+            outcome.counts["ignored"] += len(list(run))
+        else:
+            handler(list(run), deps=deps, fold=fold)
+    return h.settle(fold, deps=deps)
