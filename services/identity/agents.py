@@ -3,7 +3,7 @@ services' parts of the single customer view in."""
 
 from __future__ import annotations
 
-from services.identity import handlers
+from services.identity import messages
 from shared import topics
 from shared.consumer import register_batch_agent, register_housekeeping
 from shared.service import Service
@@ -15,8 +15,8 @@ def register(app, service: Service) -> None:
     batch = dict(runner=service.runner, batch_size=settings.batch_size, within_s=settings.batch_within_s)
     register_batch_agent(app, name=f"{settings.topic_prefix}identity-resolve",
                          topic_names=[settings.topic(t) for t in topics.CHANNEL_TOPICS.values()],
-                         handle=lambda messages: handlers.resolve_batch(messages, deps), **batch)
+                         handle=lambda consumed: messages.consume(consumed, deps=deps), **batch)
     register_batch_agent(app, name=f"{settings.topic_prefix}identity-view-parts",
                          topic_names=[settings.topic(t) for t in topics.VIEW_PART_TOPICS],
-                         handle=lambda messages: handlers.hold_parts(messages, deps), **batch)
+                         handle=lambda consumed: messages.consume(consumed, deps=deps), **batch)
     register_housekeeping(app, runner=service.runner, outbox_pending=deps.store.outbox_pending)

@@ -1,24 +1,21 @@
 """Identity's HTTP routes: ingestion, lookup, the single customer view, timeline, merges, conflicts."""
 
-from __future__ import annotations
+# No ``from __future__ import annotations``: the routes' Annotated dependencies are local to router(),
+# and FastAPI can only resolve annotations that are evaluated where the route is defined.
 
 import json
-from typing import Any
-from zoneinfo import ZoneInfo
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from services.identity import handlers, views
-from services.identity.domain import clean_identity
+from services.identity.handlers import Deps, commands, queries
 from services.identity.schemas import (
-    ConflictRead,
     ConflictsPage,
     ConflictUpdate,
     CustomerRead,
     IngestRead,
-    MergeRead,
     MergesPage,
     TimelinePage,
     UnmergeCreate,
@@ -26,15 +23,17 @@ from services.identity.schemas import (
 )
 from shared.api import Caller, caller_dep, errors
 from shared.bounds import MAX_ID, Cursor, Offset
-from shared.errors import InvalidInput, NotFound
-from shared.events import IDENTIFIER_TYPES, Identity, InvalidEvent
-
-MAX_BATCH = 1000
-
+from shared.errors import InvalidInput
+from shared.events import IDENTIFIER_TYPES, Identity
 
 _EVENT = {"type": "object", "description": "a CloudEvent 1.0 in structured mode (see the README)"}
-_EVENTS_BODY = {"required": True, "content": {"application/json": {"schema": {"anyOf": [
-    _EVENT, {"type": "array", "items": _EVENT, "minItems": 1, "maxItems": MAX_BATCH}]}}}}
+
+
+def _events_body(max_batch: int) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": {"anyOf": [
+        _EVENT, {"type": "array", "items": _EVENT, "minItems": 1, "maxItems": max_batch}]}}}}
+
+
 # 401/403/413/415/429 and the Error schema are declared for every route in shared/api_docs.py.
 _INGEST_RESPONSES: dict[int | str, dict[str, Any]] = {
     207: {"description": "some events accepted, the others rejected with their index and reasons",
@@ -47,7 +46,7 @@ _INGEST_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _body_items(raw: bytes) -> list[Any]:
+def _body_items(raw: bytes, max_batch: int) -> list[Any]:
     """The posted events; a body that is not JSON at all is one error, a bad event is judged alone."""
     try:
         body = json.loads(raw)
@@ -58,8 +57,8 @@ def _body_items(raw: bytes) -> list[Any]:
     items = body if isinstance(body, list) else [body]
     if not items:
         raise InvalidInput("empty_batch", "send at least one event")
-    if len(items) > MAX_BATCH:
-        raise InvalidInput("batch_too_large", f"send at most {MAX_BATCH} events per request")
+    if len(items) > max_batch:
+        raise InvalidInput("batch_too_large", f"send at most {max_batch} events per request")
     return items
 
 
@@ -69,116 +68,88 @@ def _ident(name: str):
     return Query(None, max_length=bound)
 
 
-def router() -> APIRouter:
-    """The identity routes; handlers and store come from ``request.app.state.service``."""
+def router(deps: Deps) -> APIRouter:
+    """The identity routes over ``deps``: handlers for what changes, queries for what is read."""
     r = APIRouter()
+    DepsDep = Annotated[Deps, Depends(lambda: deps)]
+    Reader = Annotated[Caller, caller_dep("reader")]
+    Operator = Annotated[Caller, caller_dep("operator")]
+    max_batch = deps.config.ingest_max_batch
 
     @r.post("/events", response_model=IngestRead, status_code=202, tags=["ingestion"],
-            responses=_INGEST_RESPONSES, openapi_extra={"requestBody": _EVENTS_BODY})
-    async def post_events(request: Request, caller: Caller = caller_dep("operator")) -> JSONResponse:
+            responses=_INGEST_RESPONSES, openapi_extra={"requestBody": _events_body(max_batch)})
+    async def post_events(request: Request, deps: DepsDep, caller: Operator) -> JSONResponse:
         """Publish channel events to their topics; each is accepted or rejected with reasons.
 
         The body is read here, not by FastAPI, so that the key is checked first and one event that
         cannot be read (a lone surrogate, deep nesting, a huge field) is rejected alone.
         """
-        svc = request.app.state.service
         # The gate has checked key, role, size and JSON content type; parsing a large body stays off the loop.
-        items = await run_in_threadpool(_body_items, await request.body())
+        items = await run_in_threadpool(_body_items, await request.body(), max_batch)
         try:
-            results = await run_in_threadpool(handlers.ingest, items, deps=svc.deps, publish=svc.publish)
-        except handlers.PublishUnavailable as exc:
-            svc.runner.note_failure("ingest", exc.__cause__ or exc)
+            results = await run_in_threadpool(commands.ingest, items, deps=deps, publish=deps.publish)
+        except commands.PublishUnavailable as exc:
+            deps.runner().note_failure("ingest", exc.__cause__ or exc)
             raise
         accepted = sum(1 for x in results if x["status"] == "accepted")
         if accepted:
-            svc.runner.note_success("ingest")
+            deps.runner().note_success("ingest")
         status = 202 if accepted == len(results) else (207 if accepted else 422)
         page = IngestRead(accepted=accepted, rejected=len(results) - accepted, results=results)
         return JSONResponse(page.model_dump(exclude_none=True), status_code=status)
 
     @r.get("/customers/lookup", response_model=CustomerRead, tags=["customers"], responses=errors(404))
-    def lookup(request: Request, caller: Caller = caller_dep("reader"), phone: str | None = _ident("phone"),
+    def lookup(deps: DepsDep, caller: Reader, phone: str | None = _ident("phone"),
                wechat_openid: str | None = _ident("wechat_openid"),
                wechat_unionid: str | None = _ident("wechat_unionid"),
                member_id: str | None = _ident("member_id"), web_user_id: str | None = _ident("web_user_id"),
                email: str | None = _ident("email"), anonymous_id: str | None = _ident("anonymous_id")) -> CustomerRead:
         """The customer owning an identifier (a phone in any notation, or any other identifier)."""
-        svc = request.app.state.service
         given = {k: v for k, v in dict(phone=phone, wechat_openid=wechat_openid, wechat_unionid=wechat_unionid,
                  member_id=member_id, web_user_id=web_user_id, email=email, anonymous_id=anonymous_id).items() if v}
         if len(given) != 1:
             raise InvalidInput("one_identifier", f"give exactly one of {', '.join(IDENTIFIER_TYPES)}")
-        try:
-            idents = clean_identity(Identity(**given), svc.deps.cleaning)
-        except InvalidEvent as exc:
-            raise InvalidInput(exc.code, "; ".join(exc.reasons)) from None
-        found = svc.deps.store.find(idents)
-        if not found:
-            raise NotFound("customer_not_found", "no customer has that identifier")
-        return _view(request, next(iter(found.values())).root_id, caller)
+        return queries.lookup(given, deps=deps, reveal=caller.at_least("admin"))
 
     @r.get("/customers/{customer_id}", response_model=CustomerRead, tags=["customers"])
-    def get_customer(request: Request, customer_id: str, caller: Caller = caller_dep("reader")) -> CustomerRead:
+    def get_customer(customer_id: str, deps: DepsDep, caller: Reader) -> CustomerRead:
         """The single customer view; a merged-away id answers with the customer it is part of."""
-        return _view(request, customer_id, caller)
+        return queries.view(customer_id, deps=deps, reveal=caller.at_least("admin"))
 
     @r.get("/customers/{customer_id}/timeline", response_model=TimelinePage, tags=["customers"])
-    def get_timeline(request: Request, customer_id: str, caller: Caller = caller_dep("reader"),
-                     cursor: Cursor = None, limit: int = Query(50, ge=1, le=500)) -> TimelinePage:
+    def get_timeline(customer_id: str, deps: DepsDep, caller: Reader, cursor: Cursor = None,
+                     limit: int = Query(50, ge=1, le=500)) -> TimelinePage:
         """The customer's events across channels, newest first."""
-        svc = request.app.state.service
-        return views.timeline(svc.deps.store, customer_id, cursor=cursor, limit=limit,
-                              reveal=caller.at_least("admin"))
+        return queries.timeline(customer_id, deps=deps, cursor=cursor, limit=limit, reveal=caller.at_least("admin"))
 
     @r.get("/customers/{customer_id}/merges", response_model=MergesPage, tags=["merges"])
-    def get_merges(request: Request, customer_id: str, caller: Caller = caller_dep("reader")) -> MergesPage:
+    def get_merges(customer_id: str, deps: DepsDep, caller: Reader) -> MergesPage:
         """Every merge that made this customer, with what caused it."""
-        store = request.app.state.service.deps.store
-        root = views.active_record(store, customer_id)
-        rows = store.merges(store.group(root.id) + [customer_id])
-        return MergesPage(customer_id=root.id, items=[MergeRead(**vars(m)) for m in rows])
+        return queries.merges(customer_id, deps=deps)
 
     @r.post("/customers/{customer_id}/unmerge", response_model=UnmergeRead, tags=["merges"])
-    def post_unmerge(request: Request, customer_id: str, body: UnmergeCreate,
-                     caller: Caller = caller_dep("operator")) -> UnmergeRead:
+    def post_unmerge(customer_id: str, body: UnmergeCreate, deps: DepsDep, caller: Operator) -> UnmergeRead:
         """Undo a merge; both customers get back exactly what was theirs."""
-        svc = request.app.state.service
-        done = handlers.unmerge(customer_id, body.merge_id, by=caller.key_id, deps=svc.deps)
-        svc.relay(done.pop("outbox"))
+        done = commands.unmerge(customer_id, body.merge_id, by=caller.key_id, deps=deps)
+        deps.relay(done.pop("outbox"))
         return UnmergeRead(**done)
 
     @r.get("/identity/conflicts", response_model=ConflictsPage, tags=["merges"])
-    def get_conflicts(request: Request, caller: Caller = caller_dep("reader"),
-                      status: str | None = Query("open", max_length=MAX_ID),
+    def get_conflicts(deps: DepsDep, caller: Reader, status: str | None = Query("open", max_length=MAX_ID),
                       customer_id: str | None = Query(None, max_length=MAX_ID), offset: Offset = 0,
                       limit: int = Query(50, ge=1, le=500)) -> ConflictsPage:
         """Events that would have joined two phone customers, for review."""
-        store = request.app.state.service.deps.store
-        rows = store.conflicts(status=status or None, customer_id=customer_id, offset=offset, limit=limit)
-        items = [ConflictRead(**{**vars(c), "customer_ids": list(c.customer_ids)}) for c in rows]
+        items = queries.conflicts(status or None, customer_id=customer_id, offset=offset, limit=limit, deps=deps)
         return ConflictsPage(items=items, offset=offset, limit=limit)
 
     @r.post("/identity/conflicts/{conflict_id}", status_code=204, tags=["merges"])
-    def post_conflict(request: Request, conflict_id: str, body: ConflictUpdate,
-                      caller: Caller = caller_dep("operator")) -> None:
+    def post_conflict(conflict_id: str, body: ConflictUpdate, deps: DepsDep, caller: Operator) -> None:
         """Close a conflict as dismissed or resolved, with a note."""
-        handlers.close_conflict(conflict_id, status=body.status, by=caller.key_id, note=body.note,
-                                deps=request.app.state.service.deps)
+        commands.close_conflict(conflict_id, status=body.status, by=caller.key_id, note=body.note, deps=deps)
 
     @r.get("/identity/summary", tags=["operations"])
-    def get_summary(request: Request, caller: Caller = caller_dep("reader")) -> dict:
+    def get_summary(deps: DepsDep, caller: Reader) -> dict:
         """Counts ops watch: active customers, dead letters, open conflicts."""
-        store = request.app.state.service.deps.store
-        return {
-            "customers": store.customer_count(),
-            "dead_letters": store.dead_letter_count(),
-            "open_conflicts": len(store.conflicts(status="open", customer_id=None, offset=0, limit=10_000)),
-        }
+        return queries.summary(deps=deps)
 
     return r
-
-
-def _view(request: Request, customer_id: str, caller: Caller) -> CustomerRead:
-    svc = request.app.state.service
-    return views.customer_view(svc.deps.store, customer_id, reveal=caller.at_least("admin"),
-                               zone=ZoneInfo(svc.settings.timezone))

@@ -1,18 +1,32 @@
-"""Identity's composition root: the one place that builds its store, producer, faust app and API."""
+"""Identity's composition root: the one place that picks its store adapter and builds its deps, producer,
+faust app and API."""
 
 from __future__ import annotations
 
 from services.identity import agents
 from services.identity import api as identity_api
-from services.identity.domain import Cleaning
+from services.identity.config import IdentityConfig
+from services.identity.domain.cleaning import Cleaning
 from services.identity.handlers import Deps
-from services.identity.store import IdentityStore, open_store
+from services.identity.store import IdentityStore
 from shared.clock import Clock, system_clock
 from shared.privacy import Pseudonymizer
 from shared.service import Publish, Service, build_service
 from shared.settings import Settings, get_settings
+from shared.storage import mongo_database, sqlite_path, store_kind
 
 NAME = "identity"
+
+
+def open_store(url: str, *, mongo_client=None) -> IdentityStore:
+    """The identity store for ``CRM_STORE_URL``."""
+    if store_kind(url) == "sqlite":
+        from services.identity.store.sqlite import SqliteIdentityStore
+
+        return SqliteIdentityStore(sqlite_path(url, "identity"))
+    from services.identity.store.mongo import MongoIdentityStore
+
+    return MongoIdentityStore(mongo_database(url, "identity", mongo_client))
 
 
 def create_app(
@@ -21,14 +35,18 @@ def create_app(
     store: IdentityStore | None = None,
     publish: Publish | None = None,
     clock: Clock = system_clock,
+    config: IdentityConfig | None = None,
 ) -> Service:
     """Build the identity service; pass a store, a publish callable or a clock to replace the real ones."""
     settings = settings or get_settings()
     store = store or open_store(settings.resolved_store_url())
     cleaning = Cleaning(region=settings.default_region, blocked_phones=settings.blocked_phone_set(),
                         blocked_values=settings.blocked_identifier_set(), currencies=settings.currency_set())
-    deps = Deps(store=store, pseudo=Pseudonymizer(settings.secret_bytes()), cleaning=cleaning,
-                settings=settings, clock=clock)
-    return build_service(name=NAME, title="CRM identity", settings=settings, store=store, publish=publish,
-                         clock=clock, deps=deps, routers=[identity_api.router()], register=agents.register,
-                         ready=store.customer_count)
+    # Publish, relay and runner are the service's, built below: late-bound, looked up when a route needs them.
+    deps = Deps(store=store, pseudo=Pseudonymizer(settings.secret_bytes()), cleaning=cleaning, settings=settings,
+                config=config or IdentityConfig(), clock=clock, publish=lambda messages: service.publish(messages),
+                relay=lambda outbox: service.relay(outbox), runner=lambda: service.runner)
+    service = build_service(name=NAME, title="CRM identity", settings=settings, store=store, publish=publish,
+                            clock=clock, deps=deps, routers=[identity_api.router(deps)], register=agents.register,
+                            ready=store.customer_count)
+    return service

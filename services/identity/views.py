@@ -1,4 +1,7 @@
-"""Read models: the single customer view and the timeline, assembled from identity's store."""
+"""Identity's rows as its HTTP schemas: the single customer view, the timeline, merges and conflicts.
+
+Mapping only: the reads that gather the rows are in ``handlers/queries.py``.
+"""
 
 from __future__ import annotations
 
@@ -6,35 +9,24 @@ import json
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from services.identity import domain
 from services.identity.schemas import (
     AlertsPart,
+    ConflictRead,
     CustomerRead,
     FieldSource,
     IdentifierRead,
     LoyaltyPart,
+    MergeRead,
     StatsRead,
     TimelineEvent,
     TimelinePage,
 )
-from services.identity.store import IdentityStore, RecordRow
-from shared.bounds import decode_cursor, encode_cursor
-from shared.errors import NotFound
-from shared.facts import from_minor, newest
+from services.identity.store import ConflictRow, EventRow, IdentifierRow, MergeRow, RecordRow, StatsRow
+from shared.bounds import encode_cursor
+from shared.facts import FieldValue, from_minor
 from shared.privacy import mask_phone
 
 PROFILE_FIELDS = ("name", "gender", "birthday", "email", "city")
-
-
-def active_record(store: IdentityStore, customer_id: str) -> RecordRow:
-    """The active customer a (possibly merged) customer id belongs to now."""
-    record = store.record(customer_id)
-    if record is None:
-        raise NotFound("customer_not_found", "no customer with that id")
-    if record.root_id != record.id:
-        record = store.record(record.root_id)
-        assert record is not None
-    return record
 
 
 def _iso_local(ms: int | None, zone: ZoneInfo) -> str | None:
@@ -43,21 +35,19 @@ def _iso_local(ms: int | None, zone: ZoneInfo) -> str | None:
     return datetime.fromtimestamp(ms / 1000, UTC).astimezone(zone).isoformat()
 
 
-def customer_view(store: IdentityStore, customer_id: str, *, reveal: bool, zone: ZoneInfo) -> CustomerRead:
-    """The single customer view; phones are masked unless ``reveal`` (admin)."""
-    root = active_record(store, customer_id)
-    group = store.group(root.id)
-    records = {r: store.record(r) for r in group}
+def customer(root: RecordRow, *, records: dict[str, RecordRow | None], identifiers: list[IdentifierRow],
+             values: dict[str, FieldValue], stats: StatsRow, home_store: str | None, parts: dict[str, list[dict]],
+             reveal: bool, zone: ZoneInfo) -> CustomerRead:
+    """The single customer view of an active customer, from the rows of its group; phones are masked
+    unless ``reveal`` (admin)."""
+    group = list(records)
     shown = (lambda v: v) if reveal else mask_phone
     idents = [
         IdentifierRead(type=i.type, value=shown(i.value) if i.type == "phone" else i.value,
                        first_seen=i.first_seen, source=i.source, event_id=i.event_id, record_id=i.record_id)
-        for i in store.identifiers(group)
+        for i in identifiers
     ]
-    attributes, sources, consents = _attributes(store, group)
-    stats = store.stats(group)
-    # Only the active customer's own parts: services republish the survivor's after a merge.
-    parts = store.parts([root.id])
+    attributes, sources, consents = _attributes(values)
     loyalty = parts.get("loyalty")
     return CustomerRead(
         customer_id=root.id,
@@ -73,7 +63,7 @@ def customer_view(store: IdentityStore, customer_id: str, *, reveal: bool, zone:
             refund_total=str(from_minor(stats.refund_minor)),
             first_purchase_at=_iso_local(stats.first_ms, zone),
             last_purchase_at=_iso_local(stats.last_ms, zone),
-            home_store=domain.home_store(stats.store_days),
+            home_store=home_store,
         ),
         loyalty=LoyaltyPart(**loyalty[0]) if loyalty else None,
         alerts=AlertsPart(open=[a for p in parts.get("alerts", []) for a in p.get("open", [])]),
@@ -83,12 +73,12 @@ def customer_view(store: IdentityStore, customer_id: str, *, reveal: bool, zone:
     )
 
 
-def _attributes(store: IdentityStore, group: list[str]):
+def _attributes(values: dict[str, FieldValue]):
     attributes: dict = {}
     custom: dict = {}
     sources: dict[str, FieldSource] = {}
     consents: dict[str, dict] = {}
-    for name, v in sorted(newest(store.attributes(group)).items()):
+    for name, v in sorted(values.items()):
         src = FieldSource(channel=v.source.split("/", 1)[0], source=v.source, event_id=v.event_id,
                           time=datetime.fromtimestamp(v.time_ms / 1000, UTC).isoformat())
         if name.startswith("consent."):
@@ -113,11 +103,9 @@ def _masked(data: dict, reveal: bool) -> dict:
     return {**data, "identity": {**ident, "phone": f"{digits[-11:-8]}****{digits[-4:]}"}}
 
 
-def timeline(store: IdentityStore, customer_id: str, *, cursor: str | None, limit: int,
-             reveal: bool = False) -> TimelinePage:
-    """A customer's events, newest first, one page at a time; phones masked unless ``reveal``."""
-    root = active_record(store, customer_id)
-    rows = store.timeline(store.group(root.id), before=decode_cursor(cursor, (int, str, str)), limit=limit + 1)
+def timeline_page(customer_id: str, rows: list[EventRow], *, limit: int, reveal: bool) -> TimelinePage:
+    """A page of the timeline from up to ``limit + 1`` rows (one more says there is a next page); phones
+    masked unless ``reveal``."""
     items = [
         TimelineEvent(source=r.source, id=r.id, type=r.type, channel=r.channel, time=r.time,
                       record_id=r.record_id, data=_masked(json.loads(r.payload).get("data", {}), reveal))
@@ -126,6 +114,16 @@ def timeline(store: IdentityStore, customer_id: str, *, cursor: str | None, limi
     more = len(rows) > limit
     last = rows[limit - 1] if more else None
     return TimelinePage(
-        customer_id=root.id, items=items,
+        customer_id=customer_id, items=items,
         next_cursor=encode_cursor((last.time_ms, last.source, last.id)) if last else None,
     )
+
+
+def merge(row: MergeRow) -> MergeRead:
+    """One merge as the merges route shows it."""
+    return MergeRead(**vars(row))
+
+
+def conflict(row: ConflictRow) -> ConflictRead:
+    """One conflict as the conflicts route shows it."""
+    return ConflictRead(**{**vars(row), "customer_ids": list(row.customer_ids)})

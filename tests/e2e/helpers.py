@@ -11,7 +11,7 @@ import httpx
 from kafka import KafkaProducer
 
 from crm.scenario import Scenario, first_at
-from services.identity.store_sqlite import SqliteIdentityStore
+from services.identity.store.sqlite import SqliteIdentityStore
 from shared import topics
 from shared.storage import sqlite_path
 

@@ -41,9 +41,9 @@ def _settings(tmp: Path) -> Settings:
 
 
 def _identity(tmp: Path) -> tuple[object, dict[str, list[str]]]:
-    from services.identity import handlers
+    from services.identity import messages
     from services.identity.app import create_app
-    from services.identity.store_sqlite import SqliteIdentityStore
+    from services.identity.store.sqlite import SqliteIdentityStore
     from shared.batch import Incoming
     from tests.unit.identity.support import purchase
 
@@ -54,7 +54,7 @@ def _identity(tmp: Path) -> tuple[object, dict[str, list[str]]]:
     r = http.post("/v1/events", json=[purchase("f1", {"phone": "13800138000", "member_id": "M-1"}, "268.00")])
     assert r.status_code == 202, r.text
     batch = [Incoming(o.value, o.topic, 0, n, list(o.headers), o.key) for n, o in enumerate(sent)]
-    service.relay(handlers.resolve_batch(batch, service.deps).outbox)
+    service.relay(messages.consume(batch, deps=service.deps).outbox)
     customer = http.get("/v1/customers/lookup", params={"phone": "13800138000"}).json()["customer_id"]
     return service, {"customer_id": [customer]}
 

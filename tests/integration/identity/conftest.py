@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import pytest
 
 from services.identity.store import IdentityStore
-from services.identity.store_mongo import MongoIdentityStore
-from services.identity.store_sqlite import SqliteIdentityStore
+from services.identity.store.mongo import MongoIdentityStore
+from services.identity.store.sqlite import SqliteIdentityStore
 from tests.integration.shared.backends import BACKENDS, TRANSACTIONAL, mongo_db, sqlite_file
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from services.identity import handlers
+from services.identity import messages
 from services.identity.app import create_app
 from shared.batch import Incoming
 from tests.unit.identity.support import PSEUDO, TickingClock, customer_of_phone, event, purchase, settings
@@ -38,7 +38,7 @@ class Platform:
         for o in channel:
             batch.append(Incoming(o.value, o.topic, 0, self.offset, list(o.headers), o.key))
             self.offset += 1
-        outcome = handlers.resolve_batch(batch, self.service.deps)
+        outcome = messages.consume(batch, deps=self.service.deps)
         self.service.relay(outcome.outbox)
 
 

@@ -9,9 +9,9 @@ import pytest
 from fastapi.testclient import TestClient
 from kafka.errors import KafkaTimeoutError
 
-from services.identity import handlers
+from services.identity import messages
 from services.identity.app import create_app
-from services.identity.store_sqlite import SqliteIdentityStore
+from services.identity.store.sqlite import SqliteIdentityStore
 from shared.batch import Incoming
 from shared.events import MAX_EVENT_DEPTH
 from tests.unit.identity.support import TickingClock, event, purchase, settings
@@ -40,7 +40,7 @@ class Api:
     def consume(self):
         """What a worker makes of the published events."""
         batch = [Incoming(o.value, o.topic, 0, n, [], o.key) for n, o in enumerate(self.sent)]
-        return handlers.resolve_batch(batch, self.service.deps)
+        return messages.consume(batch, deps=self.service.deps)
 
 
 @pytest.fixture
@@ -106,7 +106,7 @@ def test_what_http_refuses_a_consumer_dead_letters_with_the_same_code(api, name)
     patch, code = BAD[name]
     raw = with_bad(good(1), patch).encode()
     assert api.post(raw).json()["results"][0]["code"] == code
-    outcome = handlers.resolve_batch([Incoming(raw, "crm.channel.pos", 0, 7, [])], api.service.deps)
+    outcome = messages.consume([Incoming(raw, "crm.channel.pos", 0, 7, [])], deps=api.service.deps)
     assert (outcome.processed, outcome.dead_lettered, dict(outcome.counts)) == (0, 1, {f"dead_letter:{code}": 1})
 
 

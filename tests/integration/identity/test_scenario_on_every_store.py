@@ -8,7 +8,8 @@ import json
 from zoneinfo import ZoneInfo
 
 from crm.scenario import first_at, generate
-from services.identity import handlers, views
+from services.identity import messages
+from services.identity.handlers import queries
 from tests.integration.shared.backends import mongo_db
 from tests.unit.identity.support import incoming, make_deps
 
@@ -19,14 +20,14 @@ PEOPLE = 40
 def _feed(deps, scenario, batch: int = 50) -> None:
     raw = [e if isinstance(e, str) else json.dumps(e, ensure_ascii=False) for e in scenario.events]
     for start in range(0, len(raw), batch):
-        handlers.resolve_batch(incoming(raw[start:start + batch], first_offset=start), deps)
+        messages.consume(incoming(raw[start:start + batch], first_offset=start), deps=deps)
 
 
 def _views(deps, scenario) -> dict[str, dict]:
     out = {}
     for phone in scenario.truth():
         found = deps.store.find([("phone", phone)])
-        view = views.customer_view(deps.store, found[("phone", phone)].root_id, reveal=True, zone=SHANGHAI)
+        view = queries.customer_view(deps.store, found[("phone", phone)].root_id, reveal=True, zone=SHANGHAI)
         out[phone] = view.model_dump(exclude={"updated_at"})
     return out
 
@@ -48,8 +49,8 @@ def test_a_shuffled_scenario_is_exact_on_every_store_and_the_same_on_both_adapte
     assert _views(deps, scenario) == got
 
     with mongo_db("mongomock") as mdb:  # the other adapter, fed the same events, shows the same customers
-        from services.identity.store_mongo import MongoIdentityStore
-        from services.identity.store_sqlite import SqliteIdentityStore
+        from services.identity.store.mongo import MongoIdentityStore
+        from services.identity.store.sqlite import SqliteIdentityStore
 
         other = (MongoIdentityStore(mdb) if isinstance(store, SqliteIdentityStore)
                  else SqliteIdentityStore(tmp_path / "other.db"))

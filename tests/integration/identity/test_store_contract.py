@@ -9,10 +9,11 @@ from __future__ import annotations
 import mongomock
 import pytest
 
-from services.identity.domain import Found
-from services.identity.store import ConflictRow, IdentifierRow, MergeRow, RecordRow, open_store
-from services.identity.store_mongo import MongoIdentityStore
-from services.identity.store_sqlite import SqliteIdentityStore
+from services.identity.app import open_store
+from services.identity.domain.resolution import Found
+from services.identity.store import ConflictRow, IdentifierRow, MergeRow, RecordRow
+from services.identity.store.mongo import MongoIdentityStore
+from services.identity.store.sqlite import SqliteIdentityStore
 
 PHONE = ("phone", "+8613800138000")
 OPENID = ("wechat_openid", "oX-1")

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from zoneinfo import ZoneInfo
 
-from services.identity import handlers, views
+from services.identity import messages
+from services.identity.handlers import commands, queries
 from tests.unit.identity.support import PSEUDO, customer_of_phone, event, incoming, make_deps, purchase
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -51,18 +52,18 @@ LATER = [purchase("w-buy-3", OPENID, "50.00", store_id="SH-002", source="wechat/
 
 def _world(path, store, with_binding: bool):
     deps = make_deps(path, store=store)
-    handlers.resolve_batch(incoming(FOLLOWER[:3]), deps)
-    handlers.resolve_batch(incoming(PHONE_CUSTOMER[:4] + FOLLOWER[3:]), deps)
-    handlers.resolve_batch(incoming(PHONE_CUSTOMER[4:]), deps)
+    messages.consume(incoming(FOLLOWER[:3]), deps=deps)
+    messages.consume(incoming(PHONE_CUSTOMER[:4] + FOLLOWER[3:]), deps=deps)
+    messages.consume(incoming(PHONE_CUSTOMER[4:]), deps=deps)
     if with_binding:
-        outcome = handlers.resolve_batch(incoming([BIND]), deps)
+        outcome = messages.consume(incoming([BIND]), deps=deps)
         assert outcome.counts["merges"] == 1
-    handlers.resolve_batch(incoming(LATER), deps)
+    messages.consume(incoming(LATER), deps=deps)
     return deps
 
 
 def _view(deps, customer_id: str) -> dict:
-    view = views.customer_view(deps.store, customer_id, reveal=True, zone=SHANGHAI).model_dump()
+    view = queries.customer_view(deps.store, customer_id, reveal=True, zone=SHANGHAI).model_dump()
     del view["updated_at"]
     return view
 
@@ -89,14 +90,14 @@ def test_unmerge_restores_both_customers_exactly_and_they_stay_apart(store, tmp_
     assert len(together["identifiers"]) == 4
 
     (merge,) = merged.store.merges([C])
-    done = handlers.unmerge(C, merge.merge_id, by="ops-key", deps=merged)
+    done = commands.unmerge(C, merge.merge_id, by="ops-key", deps=merged)
     assert (done["survivor_id"], done["restored_id"], done["records"]) == (C, W, [W])
     assert _view(merged, C) == want_c
     assert _view(merged, W) == want_w
 
     # A later event naming both the phone and the follower's WeChat id does not join them again.
-    again = handlers.resolve_batch(incoming([event("bind-again", {"phone": "13800138000", **OPENID},
-                                                   source="wechat/mini", time=_day(9))]), merged)
+    again = messages.consume(incoming([event("bind-again", {"phone": "13800138000", **OPENID},
+                                             source="wechat/mini", time=_day(9))]), deps=merged)
     assert (again.processed, again.counts["merges"], again.counts["conflicts"]) == (1, 0, 1)
     assert merged.store.customer_count() == 2
     assert (_view(merged, C), _view(merged, W)) == (want_c, want_w)

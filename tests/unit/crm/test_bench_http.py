@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 
 from crm.bench.http import Batches
-from services.identity.domain import Cleaning
-from services.identity.handlers import prepare
+from services.identity.domain.cleaning import Cleaning, prepare
 
 
 def test_every_offered_event_is_valid_and_has_an_id_of_its_own():

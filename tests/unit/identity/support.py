@@ -6,9 +6,9 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from services.identity.domain import Cleaning
+from services.identity.domain.cleaning import Cleaning
 from services.identity.handlers import Deps
-from services.identity.store_sqlite import SqliteIdentityStore
+from services.identity.store.sqlite import SqliteIdentityStore
 from shared.batch import Incoming
 from shared.privacy import Pseudonymizer
 from shared.settings import Settings

@@ -4,16 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from services.identity.domain import (
-    Cleaning,
-    Conflict,
-    Found,
-    Resolution,
-    clean_identity,
-    home_store,
-    record_id_for,
-    resolve,
-)
+from services.identity.domain.cleaning import Cleaning, clean_identity
+from services.identity.domain.resolution import Conflict, Found, Resolution, home_store, record_id_for, resolve
 from shared.events import Identity, InvalidEvent
 from shared.privacy import Pseudonymizer
 

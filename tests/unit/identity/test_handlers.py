@@ -7,8 +7,9 @@ import sqlite3
 
 import pytest
 
-from services.identity import handlers
-from services.identity.store_sqlite import SqliteIdentityStore
+from services.identity import messages
+from services.identity.handlers import commands
+from services.identity.store.sqlite import SqliteIdentityStore
 from shared import topics
 from shared.messages import CustomerEventResolved, CustomerMerged, decode
 from tests.unit.identity.support import PSEUDO, customer_of_phone, event, incoming, make_deps, purchase
@@ -32,7 +33,7 @@ def test_a_batch_is_processed_each_event_announced_under_its_customer_id(deps):
         purchase("e2", {"phone": "+86 138 0013 8000", "member_id": "M-1"}, "20.50"),
         event("e3", {"phone": "13900139000"}),
     ])
-    outcome = handlers.resolve_batch(batch, deps)
+    outcome = messages.consume(batch, deps=deps)
     assert (outcome.processed, outcome.duplicates, outcome.dead_lettered) == (3, 0, 0)
     sent = _published(outcome, topics.CUSTOMER_EVENTS)
     li, wang = customer_of_phone(LI), customer_of_phone(WANG)
@@ -50,9 +51,9 @@ def test_a_batch_is_processed_each_event_announced_under_its_customer_id(deps):
 
 def test_a_repeated_source_and_id_changes_nothing_in_the_same_batch_or_later(deps):
     first = purchase("e1", {"phone": LI}, "100.00")
-    outcome = handlers.resolve_batch(incoming([first, first]), deps)
+    outcome = messages.consume(incoming([first, first]), deps=deps)
     assert (outcome.processed, outcome.duplicates) == (1, 1)
-    again = handlers.resolve_batch(incoming([first, {**first, "data": {**first["data"], "amount": "999.00"}}]), deps)
+    again = messages.consume(incoming([first, {**first, "data": {**first["data"], "amount": "999.00"}}]), deps=deps)
     assert (again.processed, again.duplicates, again.outbox) == (0, 2, [])
     stats = deps.store.stats([customer_of_phone(LI)])
     assert (stats.purchase_count, stats.spend_minor) == (1, 10_000)
@@ -60,10 +61,10 @@ def test_a_repeated_source_and_id_changes_nothing_in_the_same_batch_or_later(dep
 
 def test_a_duplicate_of_a_provisional_customers_event_changes_nothing_after_the_merge(deps):
     follow = purchase("w1", {"wechat_openid": "oX-1"}, "30.00", source="wechat/mini")
-    handlers.resolve_batch(incoming([follow], topic="crm.channel.wechat"), deps)
+    messages.consume(incoming([follow], topic="crm.channel.wechat"), deps=deps)
     provisional = "c_" + PSEUDO("wechat_openid", "oX-1")
     bind = event("w2", {"phone": "13800138000", "wechat_openid": "oX-1"}, source="wechat/mini", kind="crm.follow")
-    merged = handlers.resolve_batch(incoming([bind], topic="crm.channel.wechat"), deps)
+    merged = messages.consume(incoming([bind], topic="crm.channel.wechat"), deps=deps)
     li = customer_of_phone(LI)
     assert merged.counts["merges"] == 1
     (announce,) = _published(merged, topics.CUSTOMER_MERGED)
@@ -71,7 +72,7 @@ def test_a_duplicate_of_a_provisional_customers_event_changes_nothing_after_the_
     assert isinstance(body, CustomerMerged) and announce.key == li.encode()
     assert (body.kind, body.survivor_id, body.merged_id, body.records) == ("customer.merged", li, provisional,
                                                                            [provisional])
-    again = handlers.resolve_batch(incoming([follow], topic="crm.channel.wechat", first_offset=9), deps)
+    again = messages.consume(incoming([follow], topic="crm.channel.wechat", first_offset=9), deps=deps)
     assert (again.processed, again.duplicates, again.outbox) == (0, 1, [])
     stats = deps.store.stats(deps.store.group(li))
     assert (stats.purchase_count, stats.spend_minor) == (1, 3_000)
@@ -85,7 +86,7 @@ def test_malformed_messages_are_dead_lettered_with_reason_and_origin_and_the_res
     origin = [("traceparent", b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")]
     batch = incoming([good, cut, bad_amount, no_zone], topic="crm.channel.wechat", partition=3, first_offset=40,
                      headers=origin)
-    outcome = handlers.resolve_batch(batch, deps)
+    outcome = messages.consume(batch, deps=deps)
     assert (outcome.processed, outcome.duplicates, outcome.dead_lettered) == (1, 0, 3)
     letters = _published(outcome, topics.DEADLETTER)
     assert [m.value for m in letters] == [batch[1].value, batch[2].value, batch[3].value]  # unchanged
@@ -101,7 +102,7 @@ def test_malformed_messages_are_dead_lettered_with_reason_and_origin_and_the_res
     assert stored[1].reason == "data.amount: Value error, must have at most 2 decimal places"
     assert all("13800138000" not in d.reason and "12.345" not in d.reason for d in stored)
     # Redelivered after a crash: the same letters are not counted or published twice.
-    again = handlers.resolve_batch(batch, deps)
+    again = messages.consume(batch, deps=deps)
     assert (again.processed, again.duplicates, again.dead_lettered) == (0, 1, 0)
     assert deps.store.dead_letter_count() == 3
 
@@ -110,11 +111,11 @@ def test_an_amount_that_is_not_a_number_is_dead_lettered_instead_of_stopping_the
     # decimal raised InvalidOperation through validation: the batch raised, the worker exited and the
     # redelivered batch stopped it again, forever.
     batch = incoming([purchase("e1", {"phone": LI}, "1.00"), purchase("e2", {"phone": LI}, "1,000.00")])
-    outcome = handlers.resolve_batch(batch, deps)
+    outcome = messages.consume(batch, deps=deps)
     assert (outcome.processed, outcome.dead_lettered) == (1, 1)
     assert [(d.code, d.reason) for d in deps.store.dead_letters()] == [
         ("invalid_event", "data.amount: Value error, must be a decimal amount")]
-    results = handlers.ingest([purchase("e3", {"phone": LI}, "abc")], deps=deps, publish=lambda _: None)
+    results = commands.ingest([purchase("e3", {"phone": LI}, "abc")], deps=deps, publish=lambda _: None)
     assert (results[0]["status"], results[0]["code"]) == ("rejected", "invalid_event")
 
 
@@ -136,7 +137,7 @@ def test_a_message_that_fails_for_a_reason_of_its_own_is_dead_lettered_alone(tmp
     deps = make_deps(tmp_path, store=store)
     batch = incoming([purchase("e1", {"phone": LI}, "1.00"), purchase("e2", {"phone": LI}, "2.00"),
                       purchase("e3", {"phone": WANG}, "3.00")], first_offset=7)
-    outcome = handlers.resolve_batch(batch, deps)
+    outcome = messages.consume(batch, deps=deps)
     assert (outcome.processed, outcome.duplicates, outcome.dead_lettered) == (2, 0, 1)
     assert [store.event_seen("pos/SH-001", e) for e in ("e1", "e2", "e3")] == [True, False, True]
     (letter,) = store.dead_letters()
@@ -151,17 +152,17 @@ def test_a_transient_store_error_is_raised_for_a_retry_and_commits_nothing(tmp_p
     deps = make_deps(tmp_path, store=store)
     batch = incoming([purchase("e1", {"phone": LI}, "1.00"), purchase("e2", {"phone": LI}, "2.00")])
     with pytest.raises(sqlite3.OperationalError):
-        handlers.resolve_batch(batch, deps)
+        messages.consume(batch, deps=deps)
     assert store.event_seen("pos/SH-001", "e1") is False
     assert store.outbox_pending() == [] and store.dead_letter_count() == 0
     store.refuse = "nothing"  # the lock is gone: the retry lands the whole batch
-    assert handlers.resolve_batch(batch, deps).processed == 2
+    assert messages.consume(batch, deps=deps).processed == 2
 
 
 def test_an_event_joining_two_phone_customers_records_a_conflict_and_links_nothing(deps):
-    handlers.resolve_batch(incoming([event("e1", {"phone": LI, "member_id": "M-1"}),
-                                     event("e2", {"phone": WANG})]), deps)
-    outcome = handlers.resolve_batch(incoming([event("e3", {"phone": WANG, "member_id": "M-1"})]), deps)
+    messages.consume(incoming([event("e1", {"phone": LI, "member_id": "M-1"}),
+                                     event("e2", {"phone": WANG})]), deps=deps)
+    outcome = messages.consume(incoming([event("e3", {"phone": WANG, "member_id": "M-1"})]), deps=deps)
     assert outcome.counts["conflicts"] == 1 and outcome.processed == 1
     li, wang = customer_of_phone(LI), customer_of_phone(WANG)
     (conflict,) = deps.store.conflicts(status="open", customer_id=wang, offset=0, limit=10)
@@ -177,8 +178,8 @@ def test_view_parts_from_other_services_are_held_and_other_kinds_ignored(deps):
             "version": "2026-06-01T00:00:00Z-01"}
     other = {"kind": "loyalty.points_expired", "entry_id": "x", "customer_id": "c_x", "points": 1,
              "at": "2026-06-01T00:00:00Z"}
-    outcome = handlers.hold_parts(incoming([part, other, "not json", {"kind": "from.the.future"}],
-                                           topic="crm.loyalty.events"), deps)
+    outcome = messages.consume(incoming([part, other, "not json", {"kind": "from.the.future"}],
+                                           topic="crm.loyalty.events"), deps=deps)
     assert (outcome.processed, outcome.dead_lettered, outcome.counts["ignored"]) == (1, 1, 2)
     assert deps.store.parts(["c_x"]) == {"loyalty": [{"points_balance": 5}]}
 
@@ -194,7 +195,7 @@ def test_ingest_publishes_the_valid_events_and_reports_each_one(tmp_path):
         event("e4", {"phone": "0", "email": "null"}),
         42,
     ]
-    results = handlers.ingest(items, deps=deps, publish=sent.append)
+    results = commands.ingest(items, deps=deps, publish=sent.append)
     assert [(r["index"], r["status"], r.get("code")) for r in results] == [
         (0, "accepted", None), (1, "rejected", "invalid_event"), (2, "accepted", None),
         (3, "rejected", "no_usable_identifier"), (4, "rejected", "invalid_event")]
@@ -209,5 +210,5 @@ def test_ingest_publishes_the_valid_events_and_reports_each_one(tmp_path):
 
 def test_ingest_publishes_nothing_when_every_event_is_rejected(deps):
     sent: list = []
-    results = handlers.ingest([{"specversion": "1.0"}], deps=deps, publish=sent.append)
+    results = commands.ingest([{"specversion": "1.0"}], deps=deps, publish=sent.append)
     assert results[0]["status"] == "rejected" and sent == []

@@ -8,7 +8,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from services.identity import handlers, views
+from services.identity import messages
+from services.identity.handlers import commands, queries
 from shared import topics
 from shared.errors import Conflict, NotFound
 from shared.messages import CustomerMerged, decode
@@ -25,8 +26,8 @@ def deps(tmp_path):
 
 def _merged(deps) -> tuple[str, str, str]:
     """A provisional WeChat customer bound to a phone customer; returns (survivor, merged, merge id)."""
-    handlers.resolve_batch(incoming([event("w1", {"wechat_openid": "oX-1"}, source="wechat/oa")]), deps)
-    handlers.resolve_batch(incoming([event("w2", {"phone": LI, "wechat_openid": "oX-1"}, source="wechat/oa")]), deps)
+    messages.consume(incoming([event("w1", {"wechat_openid": "oX-1"}, source="wechat/oa")]), deps=deps)
+    messages.consume(incoming([event("w2", {"phone": LI, "wechat_openid": "oX-1"}, source="wechat/oa")]), deps=deps)
     survivor, merged = customer_of_phone(LI), "c_" + PSEUDO("wechat_openid", "oX-1")
     (merge,) = deps.store.merges([survivor])
     assert (merge.survivor_id, merge.merged_id) == (survivor, merged)
@@ -37,7 +38,7 @@ def _merged(deps) -> tuple[str, str, str]:
 
 def test_unmerge_gives_the_merged_customer_back_and_announces_it(deps):
     survivor, merged, merge_id = _merged(deps)
-    done = handlers.unmerge(survivor, merge_id, by="ops-key", deps=deps)
+    done = commands.unmerge(survivor, merge_id, by="ops-key", deps=deps)
     (message,) = done.pop("outbox")
     assert done == {"merge_id": merge_id, "survivor_id": survivor, "restored_id": merged, "records": [merged]}
     body = decode(message.value)
@@ -53,28 +54,28 @@ def test_unmerge_gives_the_merged_customer_back_and_announces_it(deps):
 
 def test_unmerge_can_be_asked_through_the_merged_customers_id(deps):
     survivor, merged, merge_id = _merged(deps)
-    assert handlers.unmerge(merged, merge_id, by="k", deps=deps)["restored_id"] == merged
+    assert commands.unmerge(merged, merge_id, by="k", deps=deps)["restored_id"] == merged
 
 
 def test_unmerge_refuses_an_unknown_a_foreign_or_an_undone_merge(deps):
     survivor, _, merge_id = _merged(deps)
     with pytest.raises(NotFound) as unknown:
-        handlers.unmerge(survivor, "m_nothing", by="k", deps=deps)
+        commands.unmerge(survivor, "m_nothing", by="k", deps=deps)
     assert unknown.value.code == "merge_not_found"
     with pytest.raises(NotFound):
-        handlers.unmerge("c_someone_else", merge_id, by="k", deps=deps)
-    handlers.unmerge(survivor, merge_id, by="k", deps=deps)
+        commands.unmerge("c_someone_else", merge_id, by="k", deps=deps)
+    commands.unmerge(survivor, merge_id, by="k", deps=deps)
     with pytest.raises(Conflict) as twice:
-        handlers.unmerge(survivor, merge_id, by="k", deps=deps)
+        commands.unmerge(survivor, merge_id, by="k", deps=deps)
     assert twice.value.code == "merge_already_undone"
     assert len(deps.store.outbox_pending()) == 3 + 1  # two events, one merge, one unmerge: nothing more
 
 
 def test_after_an_unmerge_the_pair_is_kept_apart_and_the_event_is_a_conflict_for_review(deps):
     survivor, merged, merge_id = _merged(deps)
-    handlers.unmerge(survivor, merge_id, by="k", deps=deps)
-    later = handlers.resolve_batch(incoming([event("w3", {"phone": LI, "wechat_openid": "oX-1"},
-                                                   source="wechat/oa")]), deps)
+    commands.unmerge(survivor, merge_id, by="k", deps=deps)
+    later = messages.consume(incoming([event("w3", {"phone": LI, "wechat_openid": "oX-1"},
+                                                   source="wechat/oa")]), deps=deps)
     assert (later.processed, later.counts["merges"], later.counts["conflicts"]) == (1, 0, 1)
     (conflict,) = deps.store.conflicts(status="open", customer_id=survivor, offset=0, limit=10)
     assert conflict.kind == "merge_was_undone" and conflict.customer_ids == tuple(sorted((survivor, merged)))
@@ -83,16 +84,16 @@ def test_after_an_unmerge_the_pair_is_kept_apart_and_the_event_is_a_conflict_for
 
 def test_the_pair_stays_apart_after_the_restored_customer_joins_another_provisional_one(deps):
     survivor, merged, merge_id = _merged(deps)
-    handlers.unmerge(survivor, merge_id, by="k", deps=deps)
+    commands.unmerge(survivor, merge_id, by="k", deps=deps)
     # A web visitor whose record id sorts first: joined by an event naming both, the follower goes under it.
     web = next(f"u-{n}" for n in range(1000) if "c_" + PSEUDO("web_user_id", f"u-{n}") < merged)
     visitor = "c_" + PSEUDO("web_user_id", web)
-    handlers.resolve_batch(incoming([event("v1", {"web_user_id": web}, source="web/shop")]), deps)
-    joined = handlers.resolve_batch(incoming([event("v2", {"wechat_openid": "oX-1", "web_user_id": web},
-                                                    source="web/shop")]), deps)
+    messages.consume(incoming([event("v1", {"web_user_id": web}, source="web/shop")]), deps=deps)
+    joined = messages.consume(incoming([event("v2", {"wechat_openid": "oX-1", "web_user_id": web},
+                                                    source="web/shop")]), deps=deps)
     assert joined.counts["merges"] == 1 and deps.store.group(visitor) == sorted([visitor, merged])
     # The phone customer and the follower were separated by an operator: not through the visitor either.
-    later = handlers.resolve_batch(incoming([event("v3", {"phone": LI, "web_user_id": web}, source="web/shop")]), deps)
+    later = messages.consume(incoming([event("v3", {"phone": LI, "web_user_id": web}, source="web/shop")]), deps=deps)
     assert (later.counts["merges"], later.counts["conflicts"]) == (0, 1)
     assert deps.store.group(survivor) == [survivor]
     (conflict,) = deps.store.conflicts(status="open", customer_id=visitor, offset=0, limit=10)
@@ -101,14 +102,14 @@ def test_the_pair_stays_apart_after_the_restored_customer_joins_another_provisio
 
 def test_a_conflict_is_closed_with_who_and_why(deps):
     survivor, _, merge_id = _merged(deps)
-    handlers.unmerge(survivor, merge_id, by="k", deps=deps)
-    handlers.resolve_batch(incoming([event("w3", {"phone": LI, "wechat_openid": "oX-1"})]), deps)
+    commands.unmerge(survivor, merge_id, by="k", deps=deps)
+    messages.consume(incoming([event("w3", {"phone": LI, "wechat_openid": "oX-1"})]), deps=deps)
     (conflict,) = deps.store.conflicts(status="open", customer_id=None, offset=0, limit=10)
-    handlers.close_conflict(conflict.conflict_id, status="dismissed", by="ops-key", note="same family", deps=deps)
+    commands.close_conflict(conflict.conflict_id, status="dismissed", by="ops-key", note="same family", deps=deps)
     (closed,) = deps.store.conflicts(status="dismissed", customer_id=None, offset=0, limit=10)
     assert (closed.status, closed.resolved_by, closed.note) == ("dismissed", "ops-key", "same family")
     with pytest.raises(NotFound):
-        handlers.close_conflict("x_nothing", status="resolved", by="k", note=None, deps=deps)
+        commands.close_conflict("x_nothing", status="resolved", by="k", note=None, deps=deps)
 
 
 PROFILES = [
@@ -132,8 +133,8 @@ def test_profile_fields_take_the_newest_value_by_event_time_whatever_the_arrival
     for n, order in enumerate(orders):
         deps = make_deps(tmp_path / f"identity-{n}.db")
         for one in order:  # one event per batch: the arrival order is the processing order
-            handlers.resolve_batch(incoming([one]), deps)
-        view = views.customer_view(deps.store, customer_of_phone(LI), reveal=False, zone=SHANGHAI)
+            messages.consume(incoming([one]), deps=deps)
+        view = queries.customer_view(deps.store, customer_of_phone(LI), reveal=False, zone=SHANGHAI)
         seen.append((view.attributes, {k: v.event_id for k, v in view.attribute_sources.items()},
                      {k: (v["granted"], v["event_id"]) for k, v in view.consents.items()}))
     assert seen == [(

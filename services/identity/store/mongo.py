@@ -18,7 +18,8 @@ from collections.abc import Iterable
 
 from pymongo import ASCENDING, DESCENDING, UpdateMany
 
-from services.identity.domain import Found, Ident
+from services.identity.domain.cleaning import Ident
+from services.identity.domain.resolution import Found
 from services.identity.store import ConflictRow, EventRow, IdentifierRow, MergeRow, RecordRow, StatsRow
 from shared.fact_tables import compact_json
 from shared.facts import FieldValue, PurchaseFact, RefundFact

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 
-from services.identity.domain import Found, Ident
+from services.identity.domain.cleaning import Ident
+from services.identity.domain.resolution import Found
 from services.identity.store import (
     ConflictRow,
     EventRow,

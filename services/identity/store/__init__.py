@@ -1,4 +1,5 @@
-"""What identity needs from storage: a Protocol, the rows it speaks in, and adapter selection."""
+"""What identity needs from storage: a Protocol and the rows it speaks in (adapters: ``store/sqlite.py``,
+``store/mongo.py``, chosen in ``app.py``)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from services.identity.domain import Found, Ident
+from services.identity.domain.cleaning import Ident
+from services.identity.domain.resolution import Found
 from shared.facts import FieldValue, PurchaseFact, RefundFact
 from shared.outbox import OutboxStore
 
@@ -121,15 +123,3 @@ class IdentityStore(OutboxStore, Protocol):
     def put_part(self, customer_id: str, part: str, value: dict, *, version: str) -> None: ...
     def parts(self, record_ids: list[str]) -> dict[str, list[dict]]: ...
 
-
-def open_store(url: str, *, mongo_client=None) -> IdentityStore:
-    """The identity store for ``CRM_STORE_URL``."""
-    from shared.storage import mongo_database, sqlite_path, store_kind
-
-    if store_kind(url) == "sqlite":
-        from services.identity.store_sqlite import SqliteIdentityStore
-
-        return SqliteIdentityStore(sqlite_path(url, "identity"))
-    from services.identity.store_mongo import MongoIdentityStore
-
-    return MongoIdentityStore(mongo_database(url, "identity", mongo_client))

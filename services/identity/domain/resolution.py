@@ -1,73 +1,12 @@
-"""Identity rules: cleaning identifiers, resolving an event to a customer, merging, attributes.
-
-Pure functions over facts the handler loads; nothing here touches a database or a broker.
-"""
+"""Identity rules for resolution: which customer an event belongs to, the links, merges and conflicts it
+causes, and the home store of a customer. Pure functions over facts the handler loads."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from shared.events import ChannelEventBase, Identity, InvalidEvent, PurchaseEvent
-from shared.privacy import PhoneError, normalize_phone
-
-Ident = tuple[str, str]  # (identifier type, normalised value)
-Pseudo = Callable[[str, str], str]
-
-# Which identifier names a record created without a phone (most durable first).
-PRIORITY = ("phone", "wechat_unionid", "wechat_openid", "member_id", "web_user_id", "email", "anonymous_id")
-
-
-@dataclass(frozen=True)
-class Cleaning:
-    """How events are cleaned: default phone region, values that never link, currencies taken."""
-
-    region: str = "CN"
-    blocked_phones: frozenset[str] = frozenset()
-    blocked_values: frozenset[str] = frozenset({"0", "null", "none", "undefined", "test", "unknown"})
-    currencies: frozenset[str] = frozenset({"CNY"})
-
-
-def check_currency(event: ChannelEventBase, rules: Cleaning) -> None:
-    """Refuse a purchase in a currency this deployment does not take: amounts are never converted,
-    and counting USD as CNY would earn the wrong points and skew every total."""
-    if isinstance(event, PurchaseEvent) and event.data.currency not in rules.currencies:
-        raise InvalidEvent("unsupported_currency", [
-            f"data.currency: {event.data.currency} is not accepted; accepted: {', '.join(sorted(rules.currencies))}"])
-
-
-def clean_identity(identity: Identity, rules: Cleaning) -> list[Ident]:
-    """Usable identifiers in priority order; a malformed phone is an error, a placeholder is dropped."""
-    out: list[Ident] = []
-    for kind, raw in identity.present().items():
-        value = raw.strip()
-        if kind == "email":
-            value = value.lower()
-        if _placeholder(kind, value, rules):
-            continue
-        if kind == "phone":
-            try:
-                value = normalize_phone(value, rules.region, rules.blocked_phones)
-            except PhoneError as exc:
-                if "blocked" in str(exc):
-                    continue
-                raise InvalidEvent("invalid_phone", [f"data.identity.phone: {exc}"]) from None
-        out.append((kind, value))
-    if not out:
-        raise InvalidEvent(
-            "no_usable_identifier",
-            ["data.identity: every identifier is empty, a placeholder or a blocked test value"],
-        )
-    return out
-
-
-def _placeholder(kind: str, value: str, rules: Cleaning) -> bool:
-    """What staff type to get past a required field (``0``, ``null``, ``000-000``); in the phone field
-    also one digit over and over (``11111111111``), which is not even a valid number."""
-    if not value or value.lower() in rules.blocked_values or set(value) <= {"0", "-", " "}:
-        return True
-    digits = {ch for ch in value if ch.isdigit()}
-    return kind == "phone" and len(digits) == 1 and set(value) <= digits | {" ", "-"}
+from services.identity.domain.cleaning import Ident, Pseudo
 
 
 def record_id_for(ident: Ident, pseudo: Pseudo) -> str:

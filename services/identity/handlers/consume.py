@@ -1,0 +1,120 @@
+"""Identity's message handlers: resolve channel events to customers, hold the other services' view parts.
+
+Each takes the decoded items of its kinds in batch order (``messages.py`` decodes and dispatches) and
+runs inside the batch's store transaction; it returns the outbox messages its changes announce.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from services.identity.domain.cleaning import Prepared
+from services.identity.domain.resolution import resolve as resolve_event
+from services.identity.handlers import Deps
+from services.identity.store import ConflictRow, EventRow, IdentityStore
+from shared import topics
+from shared.batch import BatchOutcome, Decoded, message_span
+from shared.clock import iso_utc
+from shared.facts import FieldValue, PurchaseFact, RefundFact, attribute_values, epoch_ms, purchase_fact, refund_fact
+from shared.messages import CustomerMerged, ViewPartUpdated, resolved_event_json
+from shared.storage import OutboxMessage
+from shared.tracing import event_attributes, message_headers
+
+
+def resolve(items: list[Decoded[Prepared]], *, deps: Deps, outcome: BatchOutcome) -> list[OutboxMessage]:
+    """Resolve channel events to customers; what a batch writes in bulk is written once at its end."""
+    out: list[OutboxMessage] = []
+    unit = _Unit(seen=deps.store.seen([one.item.event.key for one in items]))
+    for one in items:
+        event = one.item.event
+        if event.key in unit.seen:
+            outcome.duplicates += 1
+            continue
+        unit.seen.add(event.key)
+        with message_span("identity", one.msg, event_attributes(event)) as span:
+            root = _apply(one.item, deps, out, outcome, unit)
+            span.set_attribute("crm.customer_id", root)
+        outcome.processed += 1
+    unit.flush(deps.store, iso_utc(deps.clock()))
+    return out
+
+
+def hold_parts(items: list[Decoded[ViewPartUpdated]], *, deps: Deps, outcome: BatchOutcome) -> list[OutboxMessage]:
+    """Keep the newest part of each customer's view that loyalty, alerts and campaigns publish."""
+    for one in items:
+        part = one.item
+        with message_span("identity", one.msg, {"crm.customer_id": part.customer_id, "crm.view.part": part.part}):
+            deps.store.put_part(part.customer_id, part.part, part.value, version=part.version)
+        outcome.processed += 1
+    return []
+
+
+@dataclass
+class _Unit:
+    """What a batch writes in bulk once every event is resolved (resolution itself reads as it goes)."""
+
+    seen: set[tuple[str, str]]
+    events: list[EventRow] = field(default_factory=list)
+    purchases: list[PurchaseFact] = field(default_factory=list)
+    refunds: list[RefundFact] = field(default_factory=list)
+    attributes: list[tuple[str, list[FieldValue]]] = field(default_factory=list)
+    touched: set[str] = field(default_factory=set)
+
+    def flush(self, store: IdentityStore, at: str) -> None:
+        store.add_events(self.events)
+        store.add_purchases(self.purchases)
+        store.add_refunds(self.refunds)
+        store.put_attributes(self.attributes)
+        for root in self.touched:
+            store.touch(root, at=at)
+
+
+def _apply(prepared: Prepared, deps: Deps, out: list[OutboxMessage], outcome: BatchOutcome, unit: _Unit) -> str:
+    event, idents = prepared.event, prepared.idents
+    store, now = deps.store, iso_utc(deps.clock())
+    found = store.find(idents)
+    blocked = store.blocked_pairs({f.root_id for f in found.values()})
+    res = resolve_event(idents, found, blocked, deps.pseudo)
+    seen_at = iso_utc(event.time)
+    if res.create:
+        store.create_record(res.create[0], phone=res.create[1], at=now)
+    for survivor, merged, cause in res.merges:
+        merge_id = "m_" + deps.pseudo("merge", f"{survivor}|{merged}|{event.source}|{event.id}")[:16]
+        moved = store.merge(
+            survivor, merged, merge_id=merge_id, at=now,
+            cause={"source": event.source, "event_id": event.id, "type": event.type, "event_time": seen_at,
+                   "identifier_type": cause[0], "identifier": deps.pseudo(*cause)},
+        )
+        outcome.counts["merges"] += 1
+        body = CustomerMerged(kind="customer.merged", merge_id=merge_id, survivor_id=survivor,
+                              merged_id=merged, records=moved, at=deps.clock())
+        out.append(outbox_message(deps, topics.CUSTOMER_MERGED, survivor, body.model_dump_json().encode()))
+    for conflict in res.conflicts:
+        outcome.counts["conflicts"] += 1
+        store.add_conflict(ConflictRow(
+            conflict_id="x_" + deps.pseudo("conflict", f"{event.source}|{event.id}|{conflict.identifier}")[:16],
+            kind=conflict.kind, identifier_type=conflict.identifier[0],
+            identifier_pseudonym=deps.pseudo(*conflict.identifier), customer_ids=conflict.customer_ids,
+            source=event.source, event_id=event.id, at=now,
+        ))
+    if res.links:
+        store.link(res.record_id, res.links, source=event.source, event_id=event.id, at=seen_at)
+    unit.events.append(EventRow(event.source, event.id, res.record_id, event.type, event.channel, seen_at,
+                                epoch_ms(event.time), prepared.payload, now))
+    if purchase := purchase_fact(event, res.record_id, deps.settings.store_zone):
+        unit.purchases.append(purchase)
+    elif refund := refund_fact(event, res.record_id):
+        unit.refunds.append(refund)
+    if values := attribute_values(event):
+        unit.attributes.append((res.record_id, values))
+    unit.touched.add(res.root_id)
+    body = resolved_event_json(customer_id=res.root_id, record_id=res.record_id, event_json=prepared.payload,
+                               resolved_at=deps.clock())
+    out.append(outbox_message(deps, topics.CUSTOMER_EVENTS, res.root_id, body))
+    return res.root_id
+
+
+def outbox_message(deps: Deps, topic: str, key: str, value: bytes, headers: list | None = None) -> OutboxMessage:
+    """A message for the outbox on ``topic`` (with this deployment's prefix), its trace headers added."""
+    name = deps.settings.topic(topic)
+    return OutboxMessage(name, value, key.encode(), message_headers(name, headers, key=key))

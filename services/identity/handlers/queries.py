@@ -1,0 +1,92 @@
+"""Identity's reads behind the HTTP routes: the single customer view, lookup by identifier, the timeline,
+merges, conflicts and the operations summary. They gather rows from the store; ``views.py`` maps them."""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo
+
+from services.identity import views
+from services.identity.domain.cleaning import clean_identity
+from services.identity.domain.resolution import home_store
+from services.identity.handlers import Deps
+from services.identity.schemas import ConflictRead, CustomerRead, MergesPage, TimelinePage
+from services.identity.store import IdentityStore, RecordRow
+from shared.bounds import decode_cursor
+from shared.errors import InvalidInput, NotFound
+from shared.events import Identity, InvalidEvent
+from shared.facts import newest
+
+
+def active_record(store: IdentityStore, customer_id: str) -> RecordRow:
+    """The active customer a (possibly merged) customer id belongs to now."""
+    record = store.record(customer_id)
+    if record is None:
+        raise NotFound("customer_not_found", "no customer with that id")
+    if record.root_id != record.id:
+        record = store.record(record.root_id)
+        assert record is not None
+    return record
+
+
+def customer_view(store: IdentityStore, customer_id: str, *, reveal: bool, zone: ZoneInfo) -> CustomerRead:
+    """The single customer view; phones are masked unless ``reveal`` (admin)."""
+    root = active_record(store, customer_id)
+    group = store.group(root.id)
+    records = {r: store.record(r) for r in group}
+    stats = store.stats(group)
+    return views.customer(
+        root, records=records, identifiers=store.identifiers(group), values=newest(store.attributes(group)),
+        stats=stats, home_store=home_store(stats.store_days),
+        # Only the active customer's own parts: services republish the survivor's after a merge.
+        parts=store.parts([root.id]), reveal=reveal, zone=zone,
+    )
+
+
+def view(customer_id: str, *, deps: Deps, reveal: bool) -> CustomerRead:
+    """The single customer view in the deployment's timezone; a merged-away id answers with its customer."""
+    return customer_view(deps.store, customer_id, reveal=reveal, zone=ZoneInfo(deps.settings.timezone))
+
+
+def lookup(given: dict[str, str], *, deps: Deps, reveal: bool) -> CustomerRead:
+    """The customer owning one identifier (a phone in any notation, or any other identifier)."""
+    try:
+        idents = clean_identity(Identity(**given), deps.cleaning)
+    except InvalidEvent as exc:
+        raise InvalidInput(exc.code, "; ".join(exc.reasons)) from None
+    found = deps.store.find(idents)
+    if not found:
+        raise NotFound("customer_not_found", "no customer has that identifier")
+    return view(next(iter(found.values())).root_id, deps=deps, reveal=reveal)
+
+
+def timeline(customer_id: str, *, deps: Deps, cursor: str | None, limit: int, reveal: bool = False) -> TimelinePage:
+    """A customer's events, newest first, one page at a time; phones masked unless ``reveal``."""
+    store = deps.store
+    root = active_record(store, customer_id)
+    rows = store.timeline(store.group(root.id), before=decode_cursor(cursor, (int, str, str)), limit=limit + 1)
+    return views.timeline_page(root.id, rows, limit=limit, reveal=reveal)
+
+
+def merges(customer_id: str, *, deps: Deps) -> MergesPage:
+    """Every merge that made this customer, with what caused it."""
+    store = deps.store
+    root = active_record(store, customer_id)
+    rows = store.merges(store.group(root.id) + [customer_id])
+    return MergesPage(customer_id=root.id, items=[views.merge(m) for m in rows])
+
+
+def conflicts(status: str | None, *, customer_id: str | None, offset: int, limit: int,
+              deps: Deps) -> list[ConflictRead]:
+    """Conflicts for review, by status (all when ``None``) and customer."""
+    rows = deps.store.conflicts(status=status, customer_id=customer_id, offset=offset, limit=limit)
+    return [views.conflict(c) for c in rows]
+
+
+def summary(*, deps: Deps) -> dict:
+    """Counts ops watch: active customers, dead letters, open conflicts."""
+    store = deps.store
+    return {
+        "customers": store.customer_count(),
+        "dead_letters": store.dead_letter_count(),
+        "open_conflicts": len(store.conflicts(status="open", customer_id=None, offset=0, limit=10_000)),
+    }

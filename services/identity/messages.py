@@ -1,0 +1,85 @@
+"""Identity's table: each message type it consumes and the handler that takes it, and the glue that
+decodes a batch once (through shared code) and hands each handler the typed items of its kinds."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from itertools import groupby
+from typing import Any
+
+from services.identity.domain.cleaning import Prepared, prepare
+from services.identity.handlers import Deps, consume
+from shared import topics
+from shared.batch import MAX_MESSAGE_BYTES, BatchOutcome, Decoded, Incoming, process_batch
+from shared.events import (
+    ComplaintEvent,
+    ConsentEvent,
+    FollowEvent,
+    OtherEvent,
+    PageViewEvent,
+    ProfileEvent,
+    PurchaseEvent,
+    RefundEvent,
+    SurveyEvent,
+    check_size,
+)
+from shared.messages import ViewPartUpdated, decode
+from shared.storage import OutboxMessage
+
+Handler = Callable[..., list[OutboxMessage]]
+
+HANDLERS: dict[type, Handler] = {
+    # Channel events, whatever their type, are resolved to a customer and kept on the timeline.
+    PurchaseEvent: consume.resolve,
+    RefundEvent: consume.resolve,
+    ProfileEvent: consume.resolve,
+    ConsentEvent: consume.resolve,
+    ComplaintEvent: consume.resolve,
+    SurveyEvent: consume.resolve,
+    FollowEvent: consume.resolve,
+    PageViewEvent: consume.resolve,
+    OtherEvent: consume.resolve,
+    # The other services' parts of the single customer view.
+    ViewPartUpdated: consume.hold_parts,
+}
+
+# process_batch's own size check is bypassed: _decode checks each message against its topic's limit.
+_SIZE_CHECKED_IN_DECODE = sys.maxsize
+
+
+def consume(batch: list[Incoming], *, deps: Deps) -> BatchOutcome:
+    """Decode a batch (a message that cannot be decoded is dead-lettered) and apply it by the table, in
+    one store transaction."""
+    channels = frozenset(deps.settings.topic(t) for t in topics.CHANNEL_TOPICS.values())
+    return process_batch(batch, store=deps.store, service="identity", prefix=deps.settings.topic_prefix,
+                         clock=deps.clock, decode=lambda msg: _decode(msg, channels, deps),
+                         apply=lambda items, outcome: _dispatch(items, deps=deps, outcome=outcome),
+                         max_bytes=_SIZE_CHECKED_IN_DECODE)
+
+
+def _decode(msg: Incoming, channels: frozenset[str], deps: Deps) -> Any:
+    """A channel event validated with its cleaned identifiers; on other topics the message a service
+    published (``None`` for a kind this version does not know)."""
+    if msg.topic in channels:
+        # Channel events have a smaller, configured limit: anything derived from one must fit the broker.
+        check_size(msg.value, deps.settings.max_event_bytes)
+        return prepare(msg.value, deps.cleaning)
+    check_size(msg.value, MAX_MESSAGE_BYTES)
+    return decode(msg.value)
+
+
+def _kind(item: Any) -> type:
+    return type(item.event) if isinstance(item, Prepared) else type(item)
+
+
+def _dispatch(items: list[Decoded[Any]], *, deps: Deps, outcome: BatchOutcome) -> list[OutboxMessage]:
+    """Each run of consecutive items its handler takes, in batch order, to that handler."""
+    out: list[OutboxMessage] = []
+    for handler, run in groupby(items, key=lambda one: HANDLERS.get(_kind(one.item))):
+        run_items = list(run)
+        if handler is None:
+            outcome.counts["ignored"] += len(run_items)  # other kinds on those topics are for other services
+            continue
+        out += handler(run_items, deps=deps, outcome=outcome)
+    return out
