@@ -32,11 +32,6 @@ from tests.e2e.helpers import (
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
 
-# The checks read 1,000 customers back as fast as they can: more than a key's request and lookup budgets
-# take at once (those budgets answer 429 and are tested in tests/unit/shared/test_ratelimit.py).
-READ_BACK = {"CRM_RATE_LIMIT_BURST": "100000", "CRM_LOOKUP_RATE_LIMIT_BURST": "100000"}
-
-
 def _client(port: int, key: str = "test-admin") -> httpx.Client:
     return httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {key}"},
                         timeout=30)
@@ -51,7 +46,6 @@ def test_scenario_through_kafka_is_exact_replay_changes_nothing_and_no_phone_lea
     scenario = generate(1000, seed=11)
     assert len(scenario.events) >= 5000 and scenario.malformed == 50 and scenario.duplicates > 0
     port = free_port()
-    stack.env.update(READ_BACK)
     stack.start_service("identity", api_port=port)
     settings = Settings(_env_file=None, kafka_bootstrap=stack.bootstrap)
     store = identity_store(stack.data_dir)
@@ -113,7 +107,6 @@ def _assert_no_phone_in_clear(stack, scenario, letters) -> None:
 def test_http_ingestion_gives_the_same_exact_result(stack):
     scenario = generate(1000, seed=12)
     port = free_port()
-    stack.env.update(READ_BACK)
     stack.start_service("identity", api_port=port)
     store = identity_store(stack.data_dir)
     good = [e for e in scenario.events if isinstance(e, dict)]
@@ -138,7 +131,6 @@ def test_http_ingestion_gives_the_same_exact_result(stack):
 def test_sigkill_mid_replay_then_restart_keeps_totals_exact(stack):
     scenario = generate(1000, seed=13)
     port = free_port()
-    stack.env.update(READ_BACK)
     proc = stack.start_service("identity", api_port=port)
     store = identity_store(stack.data_dir)
     lines = lines_of(scenario)
