@@ -26,7 +26,7 @@ from services.alerts.handlers import Deps
 from services.alerts.scan import ScanResult, fit_model, scan_unit
 from services.alerts.store import ExpiryRow, LoyaltyRow, OccurrenceRow
 from services.alerts.store_sqlite import SqliteAlertsStore
-from shared.facts import FieldValue, PurchaseFact, epoch_ms
+from shared.contract.facts import FieldValue, PurchaseFact, epoch_ms
 from shared.settings import Settings
 
 STORES = ["SH-001", "SH-002", "BJ-001", "GZ-001", "SZ-001", "CD-001"]

@@ -118,9 +118,9 @@ def long_history(history: int, *, repeats: int = 20) -> dict[str, float]:
     from services.loyalty.accounts import Deps, RulesSource
     from services.loyalty.config import LoyaltySettings
     from services.loyalty.store_sqlite import SqliteLoyaltyStore
-    from shared.batch import Incoming
-    from shared.messages import CustomerEventResolved, encode
+    from shared.contract.messages import CustomerEventResolved, encode
     from shared.settings import Settings
+    from shared.streaming.batch import Incoming
 
     now = datetime(2026, 11, 20, 4, tzinfo=UTC)
     offsets = iter(range(10**9))

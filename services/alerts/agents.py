@@ -11,10 +11,10 @@ from collections.abc import Callable
 
 from services.alerts import consume, scan
 from services.alerts.scan import Unit
-from shared import topics
-from shared.consumer import register_batch_agent, register_housekeeping
+from shared.contract import topics
 from shared.service import Service
-from shared.storage import is_transient
+from shared.storage.base import is_transient
+from shared.streaming.consumer import register_batch_agent, register_housekeeping
 
 log = logging.getLogger(__name__)
 

@@ -12,11 +12,17 @@ from typing import Any
 
 from services.alerts.handlers import Deps, Writer
 from services.alerts.store import ExpiryRow, LoyaltyRow, OccurrenceRow
-from shared.batch import BatchOutcome, Decoded, Incoming, message_span, process_batch
-from shared.events import ComplaintEvent, SurveyEvent
-from shared.facts import FieldValue, PurchaseFact, RefundFact, attribute_values, epoch_ms, purchase_fact, refund_fact
-from shared.membership import memberships_of
-from shared.messages import (
+from shared.contract.events import ComplaintEvent, SurveyEvent
+from shared.contract.facts import (
+    FieldValue,
+    PurchaseFact,
+    RefundFact,
+    attribute_values,
+    epoch_ms,
+    purchase_fact,
+    refund_fact,
+)
+from shared.contract.messages import (
     CustomerEventResolved,
     CustomerMerged,
     PointsExpired,
@@ -26,7 +32,9 @@ from shared.messages import (
     ViewPartUpdated,
     read,
 )
-from shared.storage import OutboxMessage
+from shared.storage.base import OutboxMessage
+from shared.storage.membership import memberships_of
+from shared.streaming.batch import BatchOutcome, Decoded, Incoming, message_span, process_batch
 
 # The profile fields the rules read (``attributes.account_manager`` comes from ``crm.profile`` attributes).
 FIELDS = ("birthday", "attributes.account_manager")

@@ -24,9 +24,9 @@ from services.alerts.domain.model import Standing, standings
 from services.alerts.handlers import Deps, Writer
 from shared.churn import ChurnModel, NoConvergence, NotEnoughData, fit_converging, histories
 from shared.clock import EARLIEST, iso_utc
-from shared.errors import InvalidInput, NotFound, Unavailable
-from shared.facts import epoch_ms
-from shared.storage import OutboxMessage
+from shared.contract.facts import epoch_ms
+from shared.http.errors import InvalidInput, NotFound, Unavailable
+from shared.storage.base import OutboxMessage
 
 log = logging.getLogger(__name__)
 

@@ -16,9 +16,9 @@ from services.alerts.domain.facts import CustomerFacts
 from services.alerts.domain.workflow import Alert
 from shared.churn import ChurnModel
 from shared.clock import iso_utc, parse_iso
-from shared.facts import FieldValue, PurchaseFact, RefundFact
-from shared.membership import Membership
-from shared.outbox import OutboxStore
+from shared.contract.facts import FieldValue, PurchaseFact, RefundFact
+from shared.storage.membership import Membership
+from shared.storage.outbox import OutboxStore
 
 
 @dataclass(frozen=True)
@@ -208,7 +208,7 @@ def assemble(customer_id: str, rows: FactRows) -> CustomerFacts:
     """A customer's facts from its records' rows (newest attribute wins; the customer's own loyalty part
     first, since loyalty republishes the survivor's part after a merge)."""
     from services.alerts.domain.facts import Expiry, Occurrence, Purchase
-    from shared.facts import newest
+    from shared.contract.facts import newest
 
     occ: dict[str, list[Occurrence]] = {"complaint": [], "survey": [], "upgrade": [], "expired": []}
     for o in sorted(rows.occurrences, key=lambda o: (o.at_ms, o.key)):
@@ -253,7 +253,7 @@ def _date(value: object) -> date | None:
 
 def open_store(url: str, *, mongo_client=None) -> AlertsStore:
     """The alerts store for ``CRM_STORE_URL``."""
-    from shared.storage import mongo_database, sqlite_path, store_kind
+    from shared.storage.base import mongo_database, sqlite_path, store_kind
 
     if store_kind(url) == "sqlite":
         from services.alerts.store_sqlite import SqliteAlertsStore

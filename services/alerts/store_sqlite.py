@@ -26,10 +26,10 @@ from services.alerts.store import (
     newest_loyalty,
 )
 from shared.churn import ChurnModel
-from shared.fact_tables import sqlite_put_attributes
-from shared.facts import FieldValue, PurchaseFact, RefundFact
-from shared.membership import SqliteMembership
-from shared.outbox import SqliteStore
+from shared.contract.facts import FieldValue, PurchaseFact, RefundFact
+from shared.storage.fact_tables import sqlite_put_attributes
+from shared.storage.membership import SqliteMembership
+from shared.storage.outbox import SqliteStore
 
 _UPSERT_ALERT = (f"INSERT INTO alerts({','.join(ALERT_COLUMNS)}) VALUES ({','.join('?' * len(ALERT_COLUMNS))})"
                  " ON CONFLICT(alert_id) DO UPDATE SET "

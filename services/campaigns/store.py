@@ -1,7 +1,7 @@
 """What campaigns needs from storage: a Protocol, the rows it speaks in, and adapter selection.
 
 Facts are kept per identity record (purchases, refunds, profile and consent fields) beside the
-record → customer mapping (``shared.membership``), so merges and unmerges follow exactly. Campaign
+record → customer mapping (``shared.storage.membership``), so merges and unmerges follow exactly. Campaign
 members are kept as launched (the customer id of the snapshot) and resolved to the customer they
 belong to now whenever they are read.
 """
@@ -16,10 +16,10 @@ from typing import Any, Protocol
 from services.campaigns.domain.attribution import Enrolment, Refund, Sale
 from services.campaigns.domain.audience import CustomerFacts
 from services.campaigns.domain.results import PeriodSales
-from shared.facts import FieldValue, PurchaseFact, RefundFact
-from shared.membership import Membership
-from shared.outbox import OutboxStore
-from shared.storage import OutboxMessage
+from shared.contract.facts import FieldValue, PurchaseFact, RefundFact
+from shared.storage.base import OutboxMessage
+from shared.storage.membership import Membership
+from shared.storage.outbox import OutboxStore
 
 # The profile fields campaigns keeps: what filters and contact rules read, nothing more
 # (names, e-mail addresses and phones stay with identity).
@@ -138,7 +138,7 @@ class CampaignsStore(OutboxStore, Protocol):
 
 def fold_memberships(held: dict[str, tuple[str, str]], rows: Iterable[Membership]
                      ) -> tuple[dict[str, tuple[str, str]], set[str]]:
-    """Apply mappings one at a time to those held (record → (customer, at)), by ``shared.membership``'s
+    """Apply mappings one at a time to those held (record → (customer, at)), by ``shared.storage.membership``'s
     rule (last writer wins by identity's time); returns the records whose mapping changed, with their
     new one, and every customer whose set of records changed."""
     state = dict(held)
@@ -170,7 +170,7 @@ def gaps(leased: Iterable[tuple[int, int]]) -> list[tuple[int | None, int | None
 
 def open_store(url: str, *, mongo_client=None) -> CampaignsStore:
     """The campaigns store for ``CRM_STORE_URL``."""
-    from shared.storage import mongo_database, sqlite_path, store_kind
+    from shared.storage.base import mongo_database, sqlite_path, store_kind
 
     if store_kind(url) == "sqlite":
         from services.campaigns.store_sqlite import SqliteCampaignsStore

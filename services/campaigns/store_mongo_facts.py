@@ -20,8 +20,8 @@ from services.campaigns.domain.attribution import Refund, Sale
 from services.campaigns.domain.audience import CustomerFacts
 from services.campaigns.domain.results import PeriodSales
 from services.campaigns.store import fold_memberships
-from shared.facts import FieldValue, PurchaseFact, RefundFact, newest
-from shared.membership import Membership
+from shared.contract.facts import FieldValue, PurchaseFact, RefundFact, newest
+from shared.storage.membership import Membership
 
 CHUNK = 5000  # ids per $in query: keeps every query document far below MongoDB's 16 MB limit
 
@@ -67,7 +67,7 @@ class MongoFacts:
     def apply_memberships(self, rows: Iterable[Membership]) -> set[str]:
         """Record newer mappings; returns every customer whose set of records changed (old and new).
 
-        The same rule as ``shared.membership`` (last writer wins per record by identity's time), read in
+        The same rule as ``shared.storage.membership`` (last writer wins per record by identity's time), read in
         one query and written in one bulk: a batch of 500 events carries 1,000 mappings.
         """
         rows = list(rows)

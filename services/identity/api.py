@@ -24,10 +24,10 @@ from services.identity.schemas import (
     UnmergeCreate,
     UnmergeRead,
 )
-from shared.api import Caller, caller_dep, errors
-from shared.bounds import MAX_ID, Cursor, Offset
-from shared.errors import DomainError, InvalidInput, NotFound
-from shared.events import IDENTIFIER_TYPES, Identity, InvalidEvent
+from shared.contract.events import IDENTIFIER_TYPES, Identity, InvalidEvent
+from shared.http.api import Caller, caller_dep, errors
+from shared.http.bounds import MAX_ID, Cursor, Offset
+from shared.http.errors import DomainError, InvalidInput, NotFound
 
 MAX_BATCH = 1000
 
@@ -39,7 +39,7 @@ class UnsupportedMediaType(DomainError):
 _EVENT = {"type": "object", "description": "a CloudEvent 1.0 in structured mode (see the README)"}
 _EVENTS_BODY = {"required": True, "content": {"application/json": {"schema": {"anyOf": [
     _EVENT, {"type": "array", "items": _EVENT, "minItems": 1, "maxItems": MAX_BATCH}]}}}}
-# 401/403/413/415/429 and the Error schema are declared for every route in shared/api_docs.py.
+# 401/403/413/415/429 and the Error schema are declared for every route in shared/http/docs.py.
 _INGEST_RESPONSES: dict[int | str, dict[str, Any]] = {
     207: {"description": "some events accepted, the others rejected with their index and reasons",
           "model": IngestRead},

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from shared.events import ChannelEventBase, Identity, InvalidEvent, PurchaseEvent
+from shared.contract.events import ChannelEventBase, Identity, InvalidEvent, PurchaseEvent
 from shared.privacy import PhoneError, normalize_phone
 
 Ident = tuple[str, str]  # (identifier type, normalised value)

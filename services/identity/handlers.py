@@ -11,17 +11,26 @@ from typing import Any
 from services.identity import domain
 from services.identity.domain import Cleaning, Ident, Pseudo
 from services.identity.store import ConflictRow, EventRow, IdentityStore
-from shared import topics
-from shared.batch import BatchOutcome, Decoded, Incoming, message_span, process_batch
 from shared.clock import Clock, iso_utc
-from shared.errors import Conflict, NotFound, Unavailable
-from shared.events import ChannelEvent, InvalidEvent, check_depth, check_size, parse_event
-from shared.facts import FieldValue, PurchaseFact, RefundFact, attribute_values, epoch_ms, purchase_fact, refund_fact
-from shared.kafka import Outgoing
-from shared.messages import CustomerMerged, ViewPartUpdated, decode, resolved_event_json
+from shared.contract import topics
+from shared.contract.events import ChannelEvent, InvalidEvent, check_depth, check_size, parse_event
+from shared.contract.facts import (
+    FieldValue,
+    PurchaseFact,
+    RefundFact,
+    attribute_values,
+    epoch_ms,
+    purchase_fact,
+    refund_fact,
+)
+from shared.contract.messages import CustomerMerged, ViewPartUpdated, decode, resolved_event_json
+from shared.http.errors import Conflict, NotFound, Unavailable
+from shared.observability.trace_context import event_attributes
 from shared.settings import Settings
-from shared.storage import OutboxMessage
-from shared.tracing import event_attributes, message_headers
+from shared.storage.base import OutboxMessage
+from shared.streaming.batch import BatchOutcome, Decoded, Incoming, message_span, process_batch
+from shared.streaming.kafka import Outgoing
+from shared.streaming.outbox import outbox_message
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +127,7 @@ def _apply(prepared: Prepared, deps: Deps, out: list[OutboxMessage], outcome: Ba
         outcome.counts["merges"] += 1
         body = CustomerMerged(kind="customer.merged", merge_id=merge_id, survivor_id=survivor,
                               merged_id=merged, records=moved, at=deps.clock())
-        out.append(_message(deps, topics.CUSTOMER_MERGED, survivor, body.model_dump_json().encode()))
+        out.append(outbox_message(deps.settings, topics.CUSTOMER_MERGED, survivor, body))
     for conflict in res.conflicts:
         outcome.counts["conflicts"] += 1
         store.add_conflict(ConflictRow(
@@ -140,13 +149,8 @@ def _apply(prepared: Prepared, deps: Deps, out: list[OutboxMessage], outcome: Ba
     unit.touched.add(res.root_id)
     body = resolved_event_json(customer_id=res.root_id, record_id=res.record_id, event_json=prepared.payload,
                                resolved_at=deps.clock())
-    out.append(_message(deps, topics.CUSTOMER_EVENTS, res.root_id, body))
+    out.append(outbox_message(deps.settings, topics.CUSTOMER_EVENTS, res.root_id, body))
     return res.root_id
-
-
-def _message(deps: Deps, topic: str, key: str, value: bytes, headers: list | None = None) -> OutboxMessage:
-    name = deps.settings.topic(topic)
-    return OutboxMessage(name, value, key.encode(), message_headers(name, headers, key=key))
 
 
 def unmerge(customer_id: str, merge_id: str, *, by: str, deps: Deps) -> dict[str, Any]:
@@ -164,8 +168,7 @@ def unmerge(customer_id: str, merge_id: str, *, by: str, deps: Deps) -> dict[str
         moved = store.unmerge(merge_id, by=by, at=iso_utc(deps.clock()))
         body = CustomerMerged(kind="customer.unmerged", merge_id=merge_id, survivor_id=merge.survivor_id,
                               merged_id=merge.merged_id, records=moved, at=deps.clock())
-        outbox = store.outbox_add([_message(deps, topics.CUSTOMER_MERGED, merge.survivor_id,
-                                            body.model_dump_json().encode())])
+        outbox = store.outbox_add([outbox_message(deps.settings, topics.CUSTOMER_MERGED, merge.survivor_id, body)])
     return {"merge_id": merge_id, "survivor_id": merge.survivor_id, "restored_id": merge.merged_id,
             "records": moved, "outbox": outbox}
 
@@ -249,6 +252,7 @@ def _hold_parts(items: list[Decoded], deps: Deps, outcome: BatchOutcome) -> list
             continue
         part = one.item
         with message_span("identity", one.msg, {"crm.customer_id": part.customer_id, "crm.view.part": part.part}):
-            deps.store.put_part(part.customer_id, part.part, part.value, version=part.version)
+            deps.store.put_part(part.customer_id, part.part, part.value.model_dump(mode="json", exclude_unset=True),
+                                version=part.version)
         outcome.processed += 1
     return []

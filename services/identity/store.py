@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from services.identity.domain import Found, Ident
-from shared.facts import FieldValue, PurchaseFact, RefundFact
-from shared.outbox import OutboxStore
+from shared.contract.facts import FieldValue, PurchaseFact, RefundFact
+from shared.storage.outbox import OutboxStore
 
 
 @dataclass(frozen=True)
@@ -124,7 +124,7 @@ class IdentityStore(OutboxStore, Protocol):
 
 def open_store(url: str, *, mongo_client=None) -> IdentityStore:
     """The identity store for ``CRM_STORE_URL``."""
-    from shared.storage import mongo_database, sqlite_path, store_kind
+    from shared.storage.base import mongo_database, sqlite_path, store_kind
 
     if store_kind(url) == "sqlite":
         from services.identity.store_sqlite import SqliteIdentityStore

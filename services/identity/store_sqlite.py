@@ -14,10 +14,10 @@ from services.identity.store import (
     RecordRow,
     StatsRow,
 )
-from shared.fact_tables import ATTRIBUTES_SQL, compact_json, sqlite_put_attributes
-from shared.facts import FieldValue, PurchaseFact, RefundFact
-from shared.outbox import SqliteStore
-from shared.storage import OUTBOX_SQL
+from shared.contract.facts import FieldValue, PurchaseFact, RefundFact
+from shared.storage.base import OUTBOX_SQL
+from shared.storage.fact_tables import ATTRIBUTES_SQL, compact_json, sqlite_put_attributes
+from shared.storage.outbox import SqliteStore
 
 SCHEMA = (
     """

@@ -8,19 +8,18 @@ from zoneinfo import ZoneInfo
 
 from services.identity import domain
 from services.identity.schemas import (
-    AlertsPart,
     CustomerRead,
     FieldSource,
     IdentifierRead,
-    LoyaltyPart,
     StatsRead,
     TimelineEvent,
     TimelinePage,
 )
 from services.identity.store import IdentityStore, RecordRow
-from shared.bounds import decode_cursor, encode_cursor
-from shared.errors import NotFound
-from shared.facts import from_minor, newest
+from shared.contract.facts import from_minor, newest
+from shared.contract.view_parts import AlertsPart, CampaignsPart, LoyaltyPart
+from shared.http.bounds import decode_cursor, encode_cursor
+from shared.http.errors import NotFound
 from shared.privacy import mask_phone
 
 PROFILE_FIELDS = ("name", "gender", "birthday", "email", "city")
@@ -75,9 +74,9 @@ def customer_view(store: IdentityStore, customer_id: str, *, reveal: bool, zone:
             last_purchase_at=_iso_local(stats.last_ms, zone),
             home_store=domain.home_store(stats.store_days),
         ),
-        loyalty=LoyaltyPart(**loyalty[0]) if loyalty else None,
-        alerts=AlertsPart(open=[a for p in parts.get("alerts", []) for a in p.get("open", [])]),
-        campaigns=[c for p in parts.get("campaigns", []) for c in p.get("items", [])],
+        loyalty=LoyaltyPart.model_validate(loyalty[0]) if loyalty else None,
+        alerts=AlertsPart(open=[a for p in parts.get("alerts", []) for a in AlertsPart.model_validate(p).open]),
+        campaigns=[c for p in parts.get("campaigns", []) for c in CampaignsPart.model_validate(p).items],
         merged_from=sorted(r for r in group if r != root.id),
         updated_at=max(r.updated_at for r in records.values() if r),
     )

@@ -22,9 +22,9 @@ from services.loyalty.domain.checkpoint import Checkpoint
 from services.loyalty.domain.model import Entry, Facts, Posted, Purchase, Target, kind_of
 from services.loyalty.domain.rules import RuleBook, rule_book
 from services.loyalty.store import AccountRow, Announcement, LoyaltyStore, ms_of
-from shared import topics
 from shared.clock import Clock, iso_utc
-from shared.messages import (
+from shared.contract import topics
+from shared.contract.messages import (
     PointsExpired,
     PointsExpiryAnnounced,
     TierChanged,
@@ -32,9 +32,10 @@ from shared.messages import (
     next_part_version,
     part_version,
 )
+from shared.contract.view_parts import LoyaltyPart
 from shared.settings import Settings
-from shared.storage import OutboxMessage
-from shared.tracing import message_headers
+from shared.storage.base import OutboxMessage
+from shared.streaming.outbox import outbox_message
 
 log = logging.getLogger(__name__)
 EXPIRING_SHOWN = 6
@@ -91,8 +92,7 @@ class Deps:
 
     def message(self, body: Any, key: str) -> OutboxMessage:
         """An outbox message on loyalty's topic, keyed by the customer."""
-        topic = self.settings.topic(topics.LOYALTY_EVENTS)
-        return OutboxMessage(topic, body.model_dump_json().encode(), key.encode(), message_headers(topic, key=key))
+        return outbox_message(self.settings, topics.LOYALTY_EVENTS, key, body)
 
 
 def load_facts(store: LoyaltyStore, records: list[str], *, since: datetime | None = None) -> Facts:
@@ -178,7 +178,8 @@ def settle_customer(customer_id: str, *, deps: Deps, trigger: list[str],
     version = held.version
     if view != held.view:
         version = next_part_version(version)
-        out.append(deps.message(ViewPartUpdated(customer_id=customer_id, part="loyalty", value=view,
+        out.append(deps.message(ViewPartUpdated(customer_id=customer_id, part="loyalty",
+                                                value=LoyaltyPart.model_validate(view),
                                                 version=part_version(version)), customer_id))
     store.put_account(AccountRow(customer_id, s.balance, s.debt, s.tier, view, version,
                                  ms_of(s.next_due) if s.next_due else None, at))

@@ -4,9 +4,9 @@ that makes expiry, expiry notices and tier reviews happen on time without anyone
 from __future__ import annotations
 
 from services.loyalty import handlers
-from shared import topics
-from shared.consumer import register_batch_agent, register_housekeeping
+from shared.contract import topics
 from shared.service import Service
+from shared.streaming.consumer import register_batch_agent, register_housekeeping
 
 
 def register(app, service: Service) -> None:

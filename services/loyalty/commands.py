@@ -25,8 +25,8 @@ from services.loyalty.accounts import Deps, settle_customer
 from services.loyalty.domain.model import ADJUST, REDEEM, Entry
 from services.loyalty.store import IdempotencyRow, RedemptionRow, RewardRow
 from shared.clock import iso_utc
-from shared.errors import Conflict, InvalidInput, NotFound
-from shared.storage import OutboxMessage, is_transient
+from shared.http.errors import Conflict, InvalidInput, NotFound
+from shared.storage.base import OutboxMessage, is_transient
 
 T = TypeVar("T")
 

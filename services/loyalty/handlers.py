@@ -15,14 +15,14 @@ from services.loyalty.accounts import Deps, Touched, settle_customer, settle_man
 from services.loyalty.domain.model import Bonus, Line, Purchase, Refund
 from services.loyalty.domain.rules import BEGINNING
 from services.loyalty.store import from_ms, ms_of
-from shared.batch import BatchOutcome, Decoded, Incoming, message_span, process_batch
 from shared.clock import iso_utc
-from shared.events import InvalidEvent, PurchaseEvent, RefundEvent, parse_event
-from shared.facts import local_day, to_minor
-from shared.membership import memberships_of
-from shared.messages import CampaignBonusGranted, CustomerEventResolved, CustomerMerged, decode
-from shared.storage import OutboxMessage, is_transient
-from shared.tracing import event_attributes
+from shared.contract.events import InvalidEvent, PurchaseEvent, RefundEvent, parse_event
+from shared.contract.facts import local_day, to_minor
+from shared.contract.messages import CampaignBonusGranted, CustomerEventResolved, CustomerMerged, decode
+from shared.observability.trace_context import event_attributes
+from shared.storage.base import OutboxMessage, is_transient
+from shared.storage.membership import memberships_of
+from shared.streaming.batch import BatchOutcome, Decoded, Incoming, message_span, process_batch
 
 SERVICE = "loyalty"
 MIN_BONUS, MAX_BONUS = Decimal(1), Decimal(100)  # a bonus never takes points; 100 bounds every multiplier

@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from services.loyalty.domain.model import Bonus, Entry, Posted, Purchase, Refund
-from shared.membership import Membership
-from shared.outbox import OutboxStore
+from shared.storage.membership import Membership
+from shared.storage.outbox import OutboxStore
 
 
 def ms_of(moment: datetime) -> int:
@@ -98,7 +98,7 @@ class LoyaltyStore(OutboxStore, Protocol):
     """The operations loyalty performs on its data; writes run inside ``transaction()``."""
 
     def transaction(self) -> AbstractContextManager[Any]: ...
-    # memberships (shared.membership)
+    # memberships (shared.storage.membership)
     def apply_memberships(self, rows: Iterable[Membership]) -> set[str]: ...
     def customer_of(self, record_id: str) -> str: ...
     def customers_of(self, record_ids: list[str]) -> dict[str, str]: ...
@@ -147,7 +147,7 @@ class LoyaltyStore(OutboxStore, Protocol):
 
 def open_store(url: str, *, mongo_client=None) -> LoyaltyStore:
     """The loyalty store for ``CRM_STORE_URL``."""
-    from shared.storage import mongo_database, sqlite_path, store_kind
+    from shared.storage.base import mongo_database, sqlite_path, store_kind
 
     if store_kind(url) == "sqlite":
         from services.loyalty.store_sqlite import SqliteLoyaltyStore

@@ -19,9 +19,9 @@ from services.loyalty.store import (
     ms_of,
 )
 from shared.clock import iso_utc, parse_iso
-from shared.fact_tables import mongo_insert_new
-from shared.membership import MongoMembership
-from shared.outbox import MongoStore
+from shared.storage.fact_tables import mongo_insert_new
+from shared.storage.membership import MongoMembership
+from shared.storage.outbox import MongoStore
 
 
 def _key(*parts: str) -> str:

@@ -20,9 +20,9 @@ from services.loyalty.store import (
     ms_of,
 )
 from shared.clock import iso_utc, parse_iso
-from shared.membership import MEMBERSHIP_SQL, SqliteMembership
-from shared.outbox import SqliteStore
-from shared.storage import OUTBOX_SQL
+from shared.storage.base import OUTBOX_SQL
+from shared.storage.membership import MEMBERSHIP_SQL, SqliteMembership
+from shared.storage.outbox import SqliteStore
 
 SCHEMA = (
     """

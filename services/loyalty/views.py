@@ -12,10 +12,10 @@ from services.loyalty.domain.calendar import add_months, month_key, month_start,
 from services.loyalty.domain.model import Facts
 from services.loyalty.domain.statements import statement
 from services.loyalty.domain.tiers import timeline
-from shared.bounds import decode_cursor, encode_cursor
 from shared.clock import EARLIEST, LATEST, iso_utc, parse_iso
-from shared.errors import InvalidInput
-from shared.facts import from_minor
+from shared.contract.facts import from_minor
+from shared.http.bounds import decode_cursor, encode_cursor
+from shared.http.errors import InvalidInput
 
 
 def account(customer_id: str, deps: Deps) -> dict[str, Any]:

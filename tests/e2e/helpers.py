@@ -12,8 +12,8 @@ from kafka import KafkaProducer
 
 from crm.scenario import Scenario, first_at
 from services.identity.store_sqlite import SqliteIdentityStore
-from shared import topics
-from shared.storage import sqlite_path
+from shared.contract import topics
+from shared.storage.base import sqlite_path
 
 SENTINEL_PHONE = "+86 199 0000 1234"
 

@@ -19,7 +19,7 @@ from crm.broker import free_port
 from crm.platform import SERVICES
 from crm.replay import publish_lines
 from crm.scenario import generate
-from shared import topics
+from shared.contract import topics
 from shared.settings import Settings
 from tests.conftest import ROOT, wait_for
 from tests.e2e.helpers import consumed, identity_store, lines_of, send_sentinels

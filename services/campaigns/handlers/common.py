@@ -12,12 +12,14 @@ from dataclasses import dataclass
 from services.campaigns.config import CampaignsSettings
 from services.campaigns.domain.attribution import collapse, credits, outcomes, view_items
 from services.campaigns.store import CampaignsStore
-from shared import topics
 from shared.clock import Clock
-from shared.messages import ViewPartUpdated, encode, part_version, part_version_floor
+from shared.contract import topics
+from shared.contract.messages import ViewPartUpdated, part_version, part_version_floor
+from shared.contract.view_parts import CampaignsPart
+from shared.observability.trace_context import inject_headers
 from shared.settings import Settings
-from shared.storage import OutboxMessage
-from shared.tracing import inject_headers
+from shared.storage.base import OutboxMessage
+from shared.streaming.outbox import outbox_message as shared_outbox_message
 
 
 @dataclass
@@ -32,8 +34,8 @@ class Deps:
 
 def outbox_message(deps: Deps, topic: str, key: str, body, headers: list | None = None) -> OutboxMessage:
     """A message for the outbox, keyed by the customer's pseudonymous id."""
-    return OutboxMessage(deps.settings.topic(topic), encode(body), key.encode(),
-                         headers if headers is not None else inject_headers())
+    return shared_outbox_message(deps.settings, topic, key, body,
+                                 headers=headers if headers is not None else inject_headers())
 
 
 @contextmanager
@@ -86,7 +88,7 @@ def refresh_views(customers: Collection[str], *, deps: Deps) -> list[OutboxMessa
             continue
         versions = store.save_views(changed, floor=part_version_floor())
         for c in sorted(changed):
-            body = ViewPartUpdated(customer_id=c, part="campaigns", value={"items": parts[c]},
+            body = ViewPartUpdated(customer_id=c, part="campaigns", value=CampaignsPart(items=parts[c]),
                                    version=part_version(versions[c]))
             out.append(outbox_message(deps, topics.CAMPAIGN_EVENTS, c, body, headers))
     return out

@@ -13,13 +13,13 @@ from dataclasses import dataclass, field
 
 from services.campaigns.handlers.common import Deps, refresh_views
 from services.campaigns.store import kept
-from shared.batch import BatchOutcome, Decoded, Incoming, message_span, process_batch
-from shared.events import ChannelEvent
-from shared.facts import attribute_values, purchase_fact, refund_fact
-from shared.membership import Membership, memberships_of
-from shared.messages import CustomerEventResolved, CustomerMerged, Read, ViewPartUpdated, read
-from shared.storage import OutboxMessage
-from shared.tracing import event_attributes
+from shared.contract.events import ChannelEvent
+from shared.contract.facts import attribute_values, purchase_fact, refund_fact
+from shared.contract.messages import CustomerEventResolved, CustomerMerged, Read, ViewPartUpdated, read
+from shared.observability.trace_context import event_attributes
+from shared.storage.base import OutboxMessage
+from shared.storage.membership import Membership, memberships_of
+from shared.streaming.batch import BatchOutcome, Decoded, Incoming, message_span, process_batch
 
 
 def consume_batch(messages: list[Incoming], *, deps: Deps) -> BatchOutcome:

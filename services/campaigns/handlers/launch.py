@@ -22,13 +22,13 @@ from services.campaigns.handlers.campaigns import bonus_message, definition_of, 
 from services.campaigns.handlers.common import Deps, bulk_work, outbox_message, refresh_views
 from services.campaigns.handlers.relay import Leased, lease, relay_leased
 from services.campaigns.store import CampaignRow, MemberRow, TouchRow
-from shared import topics
 from shared.clock import iso_utc
-from shared.errors import Conflict, DomainError
-from shared.facts import epoch_ms
-from shared.messages import CampaignTouched
-from shared.storage import OutboxMessage, is_transient
-from shared.tracing import inject_headers, tracer
+from shared.contract import topics
+from shared.contract.facts import epoch_ms
+from shared.contract.messages import CampaignTouched
+from shared.http.errors import Conflict, DomainError
+from shared.observability.trace_context import inject_headers, tracer
+from shared.storage.base import OutboxMessage, is_transient
 
 log = logging.getLogger(__name__)
 _tracer = tracer(__name__)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from services.campaigns.handlers.common import Deps, chunks
-from shared.storage import OutboxMessage
+from shared.storage.base import OutboxMessage
 
 log = logging.getLogger(__name__)
 

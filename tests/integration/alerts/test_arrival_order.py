@@ -19,10 +19,10 @@ from services.alerts.config import AlertsConfig, RuleBook
 from services.alerts.consume import consume_batch
 from services.alerts.handlers import Deps
 from services.alerts.store_sqlite import SqliteAlertsStore
-from shared import topics
-from shared.batch import Incoming
-from shared.messages import CustomerMerged, ViewPartUpdated, decode, encode
+from shared.contract import topics
+from shared.contract.messages import CustomerMerged, ViewPartUpdated, decode, encode
 from shared.settings import Settings
+from shared.streaming.batch import Incoming
 from tests.integration.alerts.harness import channel, complaint
 
 Z = ZoneInfo("Asia/Shanghai")

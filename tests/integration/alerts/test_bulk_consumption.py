@@ -14,11 +14,11 @@ from services.alerts.config import AlertsConfig, RuleBook
 from services.alerts.consume import consume_batch
 from services.alerts.handlers import Deps
 from services.alerts.store_mongo import MongoAlertsStore
-from shared import topics
-from shared.batch import Incoming
-from shared.messages import PointsExpiryAnnounced, ViewPartUpdated, encode
+from shared.contract import topics
+from shared.contract.messages import PointsExpiryAnnounced, ViewPartUpdated, encode
 from shared.settings import Settings
-from shared.storage import MongoDb
+from shared.storage.base import MongoDb
+from shared.streaming.batch import Incoming
 from tests.integration.alerts.harness import complaint, purchase
 
 NOW = datetime(2026, 11, 20, 12, tzinfo=ZoneInfo("Asia/Shanghai"))

@@ -14,8 +14,8 @@ from datetime import timedelta
 import pytest
 
 from services.loyalty import commands, handlers, views
-from shared.errors import Conflict
-from shared.messages import decode
+from shared.contract.messages import decode
+from shared.http.errors import Conflict
 from tests.integration.loyalty.conftest import (
     Clock,
     _sqlite,

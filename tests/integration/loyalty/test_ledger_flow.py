@@ -13,7 +13,7 @@ from math import floor
 import pytest
 
 from services.loyalty import handlers
-from shared.messages import decode
+from shared.contract.messages import decode
 from tests.integration.loyalty.conftest import (
     Clock,
     bonus_msg,

@@ -6,7 +6,7 @@ import json
 import os
 
 from services.loyalty import handlers, views
-from shared.messages import decode
+from shared.contract.messages import decode
 from tests.integration.loyalty.conftest import Clock, at, deps_for, purchase_msg, refund_msg
 from tests.integration.loyalty.invariants import check_invariants
 

@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.membership import MEMBERSHIP_SQL, Membership, MongoMembership, SqliteMembership, memberships_of
-from shared.messages import CustomerEventResolved, CustomerMerged
-from shared.storage import SqliteDb
+from shared.contract.messages import CustomerEventResolved, CustomerMerged
+from shared.storage.base import SqliteDb
+from shared.storage.membership import MEMBERSHIP_SQL, Membership, MongoMembership, SqliteMembership, memberships_of
 from tests.integration.shared.backends import BACKENDS, mongo_db, sqlite_file
 
 

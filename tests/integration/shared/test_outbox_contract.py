@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from shared.outbox import MongoOutbox, SqliteOutbox
-from shared.storage import OUTBOX_SQL, DeadLetter, OutboxMessage, SqliteDb
+from shared.storage.base import OUTBOX_SQL, DeadLetter, OutboxMessage, SqliteDb
+from shared.storage.outbox import MongoOutbox, SqliteOutbox
 from tests.integration.shared.backends import BACKENDS, TRANSACTIONAL, mongo_db, sqlite_file
 
 

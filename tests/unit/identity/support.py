@@ -9,9 +9,9 @@ from pathlib import Path
 from services.identity.domain import Cleaning
 from services.identity.handlers import Deps
 from services.identity.store_sqlite import SqliteIdentityStore
-from shared.batch import Incoming
 from shared.privacy import Pseudonymizer
 from shared.settings import Settings
+from shared.streaming.batch import Incoming
 
 PSEUDO = Pseudonymizer(b"unit-test-key")
 

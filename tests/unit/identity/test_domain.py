@@ -14,7 +14,7 @@ from services.identity.domain import (
     record_id_for,
     resolve,
 )
-from shared.events import Identity, InvalidEvent
+from shared.contract.events import Identity, InvalidEvent
 from shared.privacy import Pseudonymizer
 
 PSEUDO = Pseudonymizer(b"unit-test-key")

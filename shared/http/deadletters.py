@@ -7,11 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel
 
-from shared.api import Caller, caller_dep
-from shared.bounds import MAX_ROW_ID, Offset
 from shared.clock import iso_utc
-from shared.errors import Conflict, NotFound
-from shared.kafka import Outgoing
+from shared.http.api import Caller, caller_dep
+from shared.http.bounds import MAX_ROW_ID, Offset
+from shared.http.errors import Conflict, NotFound
+from shared.streaming.kafka import Outgoing
 
 
 class DeadLetterRead(BaseModel):

@@ -14,10 +14,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from pymongo.errors import ConnectionFailure
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from shared.api_docs import errors, install_openapi
-from shared.api_guard import CALLER_SCOPE_KEY, Caller, Gate, authenticate, route_rules
-from shared.errors import DomainError, Forbidden, InvalidInput, Unavailable
-from shared.ratelimit import install_rate_limits
+from shared.http.docs import errors, install_openapi
+from shared.http.errors import DomainError, Forbidden, InvalidInput, Unavailable
+from shared.http.guard import CALLER_SCOPE_KEY, Caller, Gate, authenticate, route_rules
+from shared.http.ratelimit import install_rate_limits
 from shared.settings import Role, Settings
 
 __all__ = ["Caller", "caller_dep", "errors", "install_error_handlers", "require", "service_api"]

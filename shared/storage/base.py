@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
-from shared.tracing import tracer
+from shared.observability.trace_context import tracer
 
 _tracer = tracer(__name__)
 

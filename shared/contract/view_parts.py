@@ -1,0 +1,75 @@
+"""The parts of the single customer view other services own, as identity shows them.
+
+Loyalty, alerts and campaigns each publish their part in a ``ViewPartUpdated``; identity keeps the
+newest and shows it as is in ``GET /v1/customers/{id}``. Both sides use these models, so a field
+renamed by the publisher fails where the part is built, not as a silently empty view. Fields are
+listed in the order the view shows them (the JSON is the external contract, key order included).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+
+class _Part(BaseModel):
+    # No field is unknown: a field renamed on one side is a bug, found where the part is built or
+    # dead-lettered where it is received. Defaults only where an empty part means "nothing yet".
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ExpiringPoints(_Part):
+    """Points of one lot and when they expire (local time of the platform's zone)."""
+
+    points: int
+    expires_at: str
+
+
+class LoyaltyPart(_Part):
+    """Loyalty's part: balance, tier, debt (points refunded after they were spent) and expiring lots."""
+
+    points_balance: int
+    tier: str | None = None
+    debt: int = 0
+    expiring: list[ExpiringPoints] = []
+
+
+class OpenAlert(_Part):
+    """One open or acknowledged alert of the customer."""
+
+    alert_id: str
+    type: str
+    severity: str
+    status: str
+    store_id: str | None
+    opened_at: str
+    action: str
+    repeats: int
+
+
+class AlertsPart(_Part):
+    """Alerts' part: the customer's open alerts, most severe first."""
+
+    open: list[OpenAlert] = []
+
+
+class CampaignItem(_Part):
+    """One campaign the customer is in, with the group drawn and whether they converted."""
+
+    campaign_id: str
+    name: str
+    group: str
+    converted: bool
+    assigned_at: str
+
+
+class CampaignsPart(_Part):
+    """Campaigns' part: every campaign the customer is in, oldest assignment first."""
+
+    items: list[CampaignItem] = []
+
+
+PartName = Literal["loyalty", "alerts", "campaigns"]
+ViewPart = LoyaltyPart | AlertsPart | CampaignsPart
+PART_MODELS: dict[str, type[_Part]] = {"loyalty": LoyaltyPart, "alerts": AlertsPart, "campaigns": CampaignsPart}
