@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
 import httpx
@@ -16,6 +17,52 @@ from shared.contract import topics
 from shared.storage.base import sqlite_path
 
 SENTINEL_PHONE = "+86 199 0000 1234"
+# A run of digit groups joined by single separators, as a number is written in any notation
+# ("138 0013 8000", "138-0013-8000", "138.0013.8000", "+86 138…", "0086138…"), never part of a longer number.
+_DIGIT_RUN = re.compile(r"(?<!\d)\d+(?:[ .\-]\d+)*(?!\d)")
+_PREFIXES = ("0086", "86")
+
+
+class PersonalData:
+    """Finds a scenario's personal data in text: a phone as a whole number in any notation (a phone's
+    digits inside a longer number, such as a span's nanosecond timestamp, are not a phone), or any of
+    ``others`` (birthdays, names) as written, a date not inside a longer number either."""
+
+    def __init__(self, phones: Iterable[str], others: Iterable[str]) -> None:
+        self.phones = frozenset(phones)
+        self._longest = max((len(p) for p in self.phones), default=0) + max(len(x) for x in _PREFIXES)
+        forms = sorted(set(others), key=len, reverse=True)
+        self._others = re.compile("|".join(rf"(?<!\d){re.escape(f)}(?!\d)" for f in forms)) if forms else None
+
+    def search(self, text: str) -> re.Match | None:
+        """The first piece of personal data in ``text`` (as a match of exactly that piece), or ``None``."""
+        found = [m for m in (self._phone(text), self._others.search(text) if self._others else None) if m]
+        return min(found, key=lambda m: m.start()) if found else None
+
+    def _phone(self, text: str) -> re.Match | None:
+        for run in _DIGIT_RUN.finditer(text):
+            groups = list(re.finditer(r"\d+", run.group(0)))
+            # A phone starts and ends at a group's edge: each span of whole groups, as long as a phone can be.
+            for i, first in enumerate(groups):
+                digits = ""
+                for last in groups[i:]:
+                    digits += last.group(0)
+                    if len(digits) > self._longest:
+                        break
+                    if self._is_phone(digits):
+                        start, end = run.start() + first.start(), run.start() + last.end()
+                        return re.compile(re.escape(text[start:end])).search(text, start)
+        return None
+
+    def _is_phone(self, digits: str) -> bool:
+        return digits in self.phones or any(
+            digits.startswith(p) and digits[len(p):] in self.phones for p in _PREFIXES)
+
+
+def personal_data(scenario: Scenario) -> PersonalData:
+    """The scan for a scenario's phones (any notation), birthdays and names."""
+    return PersonalData((p.digits for p in scenario.people),
+                        [f for p in scenario.people for f in (p.birthday.isoformat(), f"Customer {p.n}\"")])
 
 
 def lines_of(scenario: Scenario) -> list[str]:
