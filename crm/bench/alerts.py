@@ -21,7 +21,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from services.alerts.config import AlertsConfig, RuleBook
+from services.alerts.config import AlertsConfig, RulesInForce
 from services.alerts.handlers import Deps
 from services.alerts.scan import ScanResult, fit_model, scan_unit
 from services.alerts.store import ExpiryRow, LoyaltyRow, OccurrenceRow
@@ -100,7 +100,7 @@ def one_run(customers: int, seed_no: int, config: AlertsConfig) -> dict[str, flo
         facts = seed(store, customers, random.Random(seed_no))
         seeded = time.perf_counter() - t0
         now = [AS_OF]
-        deps = Deps(store=store, settings=Settings(_env_file=None), config=config, rules=RuleBook(),
+        deps = Deps(store=store, settings=Settings(_env_file=None), config=config, rules=RulesInForce(),
                     clock=lambda: now[0])
         t0 = time.perf_counter()
         fit_model(deps, as_of=AS_OF.date())

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from services.alerts.config import AlertsConfig, RuleBook
+from services.alerts.config import AlertsConfig, RulesInForce
 from services.alerts.domain.evaluate import evaluate
 from services.alerts.domain.facts import owner_of
 from services.alerts.domain.model import p_alive_of
@@ -49,7 +49,7 @@ class Deps:
     store: AlertsStore
     settings: Settings
     config: AlertsConfig
-    rules: RuleBook
+    rules: RulesInForce
     clock: Clock
     # The last ranking of the whole base under the churn model: (key, monotonic time, rows); pages share it.
     ranking: tuple | None = None

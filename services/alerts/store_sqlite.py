@@ -27,6 +27,7 @@ from services.alerts.store import (
 )
 from shared.churn import ChurnModel
 from shared.contract.facts import FieldValue, PurchaseFact, RefundFact
+from shared.storage.base import in_placeholders as _in
 from shared.storage.fact_tables import sqlite_put_attributes
 from shared.storage.membership import SqliteMembership
 from shared.storage.outbox import SqliteStore
@@ -39,10 +40,6 @@ _CHUNK = 900
 # Microseconds from opening to resolution, exactly (times are fixed-width UTC text, the fraction at 21-26).
 _TOOK_US = ("((strftime('%s', resolved_at) - strftime('%s', opened_at)) * 1000000"
             " + CAST(substr(resolved_at, 21, 6) AS INTEGER) - CAST(substr(opened_at, 21, 6) AS INTEGER))")
-
-
-def _in(ids: list) -> str:
-    return ",".join("?" * len(ids))
 
 
 def _chunks(ids: list, size: int = _CHUNK):

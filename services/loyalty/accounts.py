@@ -21,9 +21,10 @@ from services.loyalty.domain.account import Settlement, settle
 from services.loyalty.domain.checkpoint import Checkpoint
 from services.loyalty.domain.model import Entry, Facts, Posted, Purchase, Target, kind_of
 from services.loyalty.domain.rules import RuleBook, rule_book
-from services.loyalty.store import AccountRow, Announcement, LoyaltyStore, ms_of
+from services.loyalty.store import AccountRow, Announcement, LoyaltyStore
 from shared.clock import Clock, iso_utc
 from shared.contract import topics
+from shared.contract.facts import epoch_ms
 from shared.contract.messages import (
     PointsExpired,
     PointsExpiryAnnounced,
@@ -98,7 +99,7 @@ class Deps:
 def load_facts(store: LoyaltyStore, records: list[str], *, since: datetime | None = None) -> Facts:
     """Everything one customer's account is derived from (with ``since``, the purchases made from then on
     and their refunds; every bonus and movement)."""
-    purchases = store.purchases_of(records, since_ms=ms_of(since) if since is not None else None)
+    purchases = store.purchases_of(records, since_ms=epoch_ms(since) if since is not None else None)
     refunds = store.refunds_for_orders(sorted({p.order_id for p in purchases}))
     # Who owns a refunded order is a question about every purchase with that order id, not only ours.
     owner: dict[str, str] = {}
@@ -182,7 +183,7 @@ def settle_customer(customer_id: str, *, deps: Deps, trigger: list[str],
                                                 value=LoyaltyPart.model_validate(view),
                                                 version=part_version(version)), customer_id))
     store.put_account(AccountRow(customer_id, s.balance, s.debt, s.tier, view, version,
-                                 ms_of(s.next_due) if s.next_due else None, at))
+                                 epoch_ms(s.next_due) if s.next_due else None, at))
     return out
 
 

@@ -14,10 +14,10 @@ from decimal import Decimal
 from services.loyalty.accounts import Deps, Touched, settle_customer, settle_many
 from services.loyalty.domain.model import Bonus, Line, Purchase, Refund
 from services.loyalty.domain.rules import BEGINNING
-from services.loyalty.store import from_ms, ms_of
+from services.loyalty.store import from_ms
 from shared.clock import iso_utc
 from shared.contract.events import InvalidEvent, PurchaseEvent, RefundEvent, parse_event
-from shared.contract.facts import local_day, to_minor
+from shared.contract.facts import epoch_ms, local_day, to_minor
 from shared.contract.messages import CampaignBonusGranted, CustomerEventResolved, CustomerMerged, decode
 from shared.observability.trace_context import event_attributes
 from shared.storage.base import OutboxMessage, is_transient
@@ -153,7 +153,7 @@ def run_due(deps: Deps, *, rounds: int = 20) -> BatchOutcome:
     outcome = BatchOutcome()
     store = deps.store
     for _ in range(rounds):
-        now_ms = ms_of(deps.clock())
+        now_ms = epoch_ms(deps.clock())
         try:
             with store.transaction():
                 due = store.due_accounts(now_ms, limit=deps.config.schedule_batch)

@@ -18,11 +18,6 @@ from shared.storage.membership import Membership
 from shared.storage.outbox import OutboxStore
 
 
-def ms_of(moment: datetime) -> int:
-    """Milliseconds since the epoch."""
-    return int(moment.timestamp() * 1000)
-
-
 def from_ms(ms: int) -> datetime:
     """An aware UTC datetime from epoch milliseconds."""
     return datetime.fromtimestamp(ms / 1000, UTC)

@@ -8,15 +8,33 @@ listed in the order the view shows them (the JSON is the external contract, key 
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
 
 class _Part(BaseModel):
+    """A typed piece of a view part that still reads as the JSON object it is on the wire: by key
+    (``part["open"]``, ``part.get("tier")``) and equal to that object, so a consumer that reads it as
+    a mapping (alerts reads loyalty's balance and tier) sees the same values through the type."""
+
     # No field is unknown: a field renamed on one side is a bug, found where the part is built or
     # dead-lettered where it is received. Defaults only where an empty part means "nothing yet".
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in type(self).model_fields:
+            raise KeyError(name)
+        return getattr(self, name)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """The field ``name``, or ``default`` if the part has no such field."""
+        return getattr(self, name) if name in type(self).model_fields else default
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, dict):
+            return self.model_dump(mode="json", exclude_unset=True) == other
+        return super().__eq__(other)
 
 
 class ExpiringPoints(_Part):

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from services.alerts.config import AlertsConfig, RuleBook
+from services.alerts.config import AlertsConfig, RulesInForce
 from services.alerts.consume import consume_batch
 from services.alerts.handlers import Deps
 from services.alerts.store_sqlite import SqliteAlertsStore
@@ -45,7 +45,7 @@ def _run(tmp_path, n: int, order) -> tuple[dict, dict]:
     store = SqliteAlertsStore(tmp_path / f"order{n}.db")
     sent: list = []
     deps = Deps(store=store, settings=Settings(_env_file=None), config=AlertsConfig(_env_file=None),
-                rules=RuleBook(), clock=lambda: NOW)
+                rules=RulesInForce(), clock=lambda: NOW)
     for offset, m in enumerate(order):
         topic = topics.CUSTOMER_MERGED if isinstance(m, CustomerMerged) else topics.CUSTOMER_EVENTS
         outcome = consume_batch([Incoming(encode(m), topic, 0, offset)], deps=deps)

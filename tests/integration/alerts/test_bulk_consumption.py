@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import mongomock
 
 from services.alerts import store_mongo
-from services.alerts.config import AlertsConfig, RuleBook
+from services.alerts.config import AlertsConfig, RulesInForce
 from services.alerts.consume import consume_batch
 from services.alerts.handlers import Deps
 from services.alerts.store_mongo import MongoAlertsStore
@@ -57,7 +57,7 @@ def _calls(customers: int, monkeypatch) -> int:
 
     monkeypatch.setattr(store_mongo, "_bulk", bulk)
     deps = Deps(store=MongoAlertsStore(db), settings=Settings(_env_file=None), config=AlertsConfig(_env_file=None),
-                rules=RuleBook(), clock=lambda: NOW)
+                rules=RulesInForce(), clock=lambda: NOW)
     batch = []
     for n in range(customers):
         c = f"c_{n}"
