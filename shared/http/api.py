@@ -1,5 +1,5 @@
-"""What every service's HTTP API shares: key auth with roles (settled by the gate in ``api_guard`` before a
-body is read), one error format for every failure, the documented statuses (``api_docs``), health, metrics."""
+"""What every service's HTTP API shares: key auth with roles (settled by the gate in ``guard`` before a
+body is read), one error format for every failure, the documented statuses (``docs``), health, metrics."""
 
 from __future__ import annotations
 
