@@ -6,36 +6,19 @@ from collections.abc import Iterator
 
 import pytest
 
-from shared.storage.base import OUTBOX_SQL, DeadLetter, OutboxMessage, SqliteDb
-from shared.storage.outbox import MongoOutbox, SqliteOutbox
+from shared.storage.base import DeadLetter, OutboxMessage
+from shared.storage.outbox import MongoStore, SqliteStore
 from tests.integration.shared.backends import BACKENDS, TRANSACTIONAL, mongo_db, sqlite_file
-
-
-class SqliteBox(SqliteOutbox):
-    def __init__(self, path) -> None:
-        self.db = SqliteDb(path, OUTBOX_SQL)
-
-    def transaction(self):
-        return self.db.transaction()
-
-
-class MongoBox(MongoOutbox):
-    def __init__(self, mdb) -> None:
-        self.mdb = mdb
-        self.create_outbox_indexes()
-
-    def transaction(self):
-        return self.mdb.transaction()
 
 
 def _open(kind: str, tmp_path) -> Iterator:
     if kind == "sqlite":
-        box = SqliteBox(sqlite_file(tmp_path, "outbox"))
+        box = SqliteStore(sqlite_file(tmp_path, "outbox"))
         yield box
         box.db.close()
         return
     with mongo_db(kind) as mdb:
-        yield MongoBox(mdb)
+        yield MongoStore(mdb)
 
 
 @pytest.fixture(params=BACKENDS)
