@@ -7,7 +7,7 @@ import pytest
 from tests.e2e.helpers import PersonalData
 
 PHONE = "13877082117"
-SCAN = PersonalData([PHONE, "13900001111"], ["1985-03-12", 'Customer 7"'])
+SCAN = PersonalData([PHONE, "13900001111"], dates=["1985-03-12"], texts=['Customer 7"'])
 
 
 @pytest.mark.parametrize("text", [
