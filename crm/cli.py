@@ -60,7 +60,7 @@ def service(name: str, api: bool = typer.Option(True, help="serve the HTTP API")
             worker: bool = typer.Option(True, help="run the faust worker"),
             port: int = typer.Option(0, help="API port (default: the service's own)")):
     """Run one service in this process (what `crm up` and the container start)."""
-    from shared.runner import run_service
+    from shared.streaming.runner import run_service
 
     sys.argv = [sys.argv[0], "worker"]  # faust's Worker reads argv
     run_service(name, api=api, worker=worker, port=port or None)
@@ -69,8 +69,8 @@ def service(name: str, api: bool = typer.Option(True, help="serve the HTTP API")
 @app.command()
 def topics():
     """Create the platform's topics on the configured broker."""
-    from shared.kafka import ensure_topics
     from shared.settings import get_settings
+    from shared.streaming.kafka import ensure_topics
 
     created = ensure_topics(get_settings())
     typer.echo(f"created {len(created)} topics" + (f": {', '.join(created)}" if created else ""))

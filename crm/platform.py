@@ -15,8 +15,8 @@ from pathlib import Path
 import httpx
 
 from crm.broker import reachable, start_broker
-from shared.kafka import ensure_topics
 from shared.settings import Settings
+from shared.streaming.kafka import ensure_topics
 
 SERVICES = ("identity", "loyalty", "alerts", "campaigns")
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import httpx
 from rich.progress import Progress
 
-from shared import topics
-from shared.kafka import Outgoing, Publisher
+from shared.contract import topics
 from shared.settings import Settings
+from shared.streaming.kafka import Outgoing, Publisher
 
 
 def topic_for(line: str, settings: Settings) -> str:

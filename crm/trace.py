@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
-from shared.telemetry import read_spans
+from shared.observability.telemetry import read_spans
 
 EVENT_KEYS = ("messaging.message.id", "crm.event.id")
 

@@ -1,1 +1,1 @@
-"""Code the four services share: event models, settings, Kafka plumbing, privacy helpers."""
+"""Code the four services share, by kind: the cross-service contract, streaming, storage, observability, HTTP."""

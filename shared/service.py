@@ -13,13 +13,13 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI
 
-from shared.api import service_api
 from shared.clock import Clock
-from shared.consumer import BatchRunner
-from shared.kafka import Outgoing, broker_reachable
-from shared.metrics import ServiceMetrics
+from shared.http.api import service_api
+from shared.observability.metrics import ServiceMetrics
 from shared.settings import Settings
-from shared.storage import DeadLetter, OutboxMessage
+from shared.storage.base import DeadLetter, OutboxMessage
+from shared.streaming.consumer import BatchRunner
+from shared.streaming.kafka import Outgoing, broker_reachable
 
 Publish = Callable[[list[Outgoing]], None]
 
@@ -64,7 +64,7 @@ class Service:
 
     def faust_app(self):
         """The faust app with this service's agents (built on demand: nothing connects at import)."""
-        from shared.kafka import faust_app
+        from shared.streaming.kafka import faust_app
 
         app = faust_app(self.name, self.settings)
         self.register(app, self)
@@ -75,8 +75,8 @@ def build_service(*, name: str, title: str, settings: Settings, store: Any, publ
                   deps: Any, routers: list[APIRouter], register: Callable[[Any, Service], None],
                   ready: Callable[[], object]) -> Service:
     """A service with its API in place: auth, errors, health (store and broker), metrics, its routers."""
-    from shared.deadletters import router as deadletters_router
-    from shared.kafka import lazy_publisher
+    from shared.http.deadletters import router as deadletters_router
+    from shared.streaming.kafka import lazy_publisher
 
     service = Service(name=name, settings=settings, store=store, publish=publish or lazy_publisher(settings, name),
                       clock=clock, deps=deps, register=register)

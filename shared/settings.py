@@ -51,7 +51,7 @@ class Settings(BaseSettings):
     alerts_port: int = 8003
     campaigns_port: int = 8004
     api_host: str = "127.0.0.1"
-    # Rate limits per key on every /v1 route (shared/ratelimit.py), as "COUNT/UNIT" refilled evenly with a burst.
+    # Rate limits per key on every /v1 route (shared/http/ratelimit.py), as "COUNT/UNIT" refilled evenly with a burst.
     # They live in the API process's memory: one process serves each service's port.
     rate_limits: bool = True
     rate_limit: str = "200/second"
@@ -97,7 +97,7 @@ class Settings(BaseSettings):
                      "ingest_event_limit")
     @classmethod
     def _rate(cls, value: str) -> str:
-        from shared.ratelimit import parse_rate
+        from shared.http.ratelimit import parse_rate
 
         parse_rate(value)
         return value

@@ -98,8 +98,8 @@ def wait_for(predicate, *, timeout: float = 120, interval: float = 0.2, what: st
 @pytest.fixture
 def stack(broker: str, tmp_path: Path) -> Iterator[Stack]:
     """Environment for service processes against the test's broker; stops them afterwards."""
-    from shared.kafka import ensure_topics
     from shared.settings import Settings
+    from shared.streaming.kafka import ensure_topics
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CRM_", "OTEL_"))}
     env.update({

@@ -21,13 +21,13 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from services.alerts.config import AlertsConfig, RuleBook
+from services.alerts.config import AlertsConfig, RulesInForce
 from services.alerts.handlers import Deps
 from services.alerts.handlers.commands import fit_model
 from services.alerts.handlers.timers import ScanResult, scan_unit
 from services.alerts.store import ExpiryRow, LoyaltyRow, OccurrenceRow
 from services.alerts.store.sqlite import SqliteAlertsStore
-from shared.facts import FieldValue, PurchaseFact, epoch_ms
+from shared.contract.facts import FieldValue, PurchaseFact, epoch_ms
 from shared.settings import Settings
 
 STORES = ["SH-001", "SH-002", "BJ-001", "GZ-001", "SZ-001", "CD-001"]
@@ -101,7 +101,7 @@ def one_run(customers: int, seed_no: int, config: AlertsConfig) -> dict[str, flo
         facts = seed(store, customers, random.Random(seed_no))
         seeded = time.perf_counter() - t0
         now = [AS_OF]
-        deps = Deps(store=store, settings=Settings(_env_file=None), config=config, rules=RuleBook(),
+        deps = Deps(store=store, settings=Settings(_env_file=None), config=config, rules=RulesInForce(),
                     clock=lambda: now[0])
         t0 = time.perf_counter()
         fit_model(AS_OF.date(), deps=deps)

@@ -30,7 +30,7 @@ import httpx
 import typer
 
 from crm.bench.platform import BENCH_KEY, BenchPlatform, bench_platform, median, percentile
-from shared.storage import sqlite_path
+from shared.storage.base import sqlite_path
 
 STATUSES = (202, 429, 503)
 

@@ -30,8 +30,8 @@ from kafka import KafkaConsumer
 from crm.bench.platform import BenchPlatform, bench_platform, median, percentile
 from crm.replay import publish_lines, topic_for
 from crm.scenario import generate
-from shared import topics
-from shared.kafka import Outgoing, Publisher
+from shared.contract import topics
+from shared.streaming.kafka import Outgoing, Publisher
 
 
 @dataclass

@@ -118,9 +118,9 @@ def long_history(history: int, *, repeats: int = 20) -> dict[str, float]:
     from services.loyalty.config import LoyaltySettings, RulesSource
     from services.loyalty.handlers import Deps
     from services.loyalty.store.sqlite import SqliteLoyaltyStore
-    from shared.batch import Incoming
-    from shared.messages import CustomerEventResolved, encode
+    from shared.contract.messages import CustomerEventResolved, encode
     from shared.settings import Settings
+    from shared.streaming.batch import Incoming
 
     now = datetime(2026, 11, 20, 4, tzinfo=UTC)
     offsets = iter(range(10**9))

@@ -23,8 +23,8 @@ from pathlib import Path
 import httpx
 
 from crm.broker import free_port, start_broker
-from shared.kafka import ensure_topics
 from shared.settings import Settings
+from shared.streaming.kafka import ensure_topics
 
 BENCH_KEY = "bench-admin"
 

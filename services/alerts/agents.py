@@ -11,16 +11,16 @@ from collections.abc import Callable
 
 from services.alerts import messages
 from services.alerts.handlers import timers
-from services.alerts.handlers.timers import Unit
-from shared import topics
-from shared.consumer import register_batch_agent, register_housekeeping
+from services.alerts.handlers.timers import ScanChunk
+from shared.contract import topics
 from shared.service import Service
-from shared.storage import is_transient
+from shared.storage.base import is_transient
+from shared.streaming.consumer import register_batch_agent, register_housekeeping
 
 log = logging.getLogger(__name__)
 
 
-def _guarded(what: str, work: Callable[[], Unit | object]) -> Unit:
+def _guarded(what: str, work: Callable[[], ScanChunk | object]) -> ScanChunk:
     """Run a timer's work: transient errors go to the runner (retried); any other failure is logged and the
     next tick tries again, because the runner ends the process on an error it cannot retry."""
     try:
@@ -29,15 +29,15 @@ def _guarded(what: str, work: Callable[[], Unit | object]) -> Unit:
         if is_transient(exc):
             raise
         log.exception("alerts: %s failed (%s); trying again at the next tick", what, type(exc).__name__)
-        return Unit()
-    return done if isinstance(done, Unit) else Unit()
+        return ScanChunk()
+    return done if isinstance(done, ScanChunk) else ScanChunk()
 
 
 def scan_tick(service: Service, *, owner: str):
     """The scheduler's tick: the scan unit by unit in the batch thread, never concurrent with a batch of this
     worker, and never holding a batch back for longer than one chunk; the runner relays each unit's outbox."""
 
-    async def run(work: Callable[[], Unit]) -> Unit:
+    async def run(work: Callable[[], ScanChunk]) -> ScanChunk:
         return await service.runner.run(lambda _batch: _guarded("scan", work), [])
 
     return timers.scheduled_scan(owner, deps=service.deps, run=run)

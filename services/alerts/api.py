@@ -23,10 +23,10 @@ from services.alerts.schemas import (
     StandingsPage,
 )
 from services.alerts.store import AlertQuery, sla_filter
-from shared.api import Caller, caller_dep, errors
-from shared.bounds import MAX_ID, Offset
 from shared.clock import Day
-from shared.errors import InvalidInput, NotFound
+from shared.http.api import Caller, caller_dep, errors
+from shared.http.bounds import MAX_ID, Offset
+from shared.http.errors import InvalidInput, NotFound
 
 
 def router(deps: Deps) -> APIRouter:

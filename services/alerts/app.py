@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from services.alerts import agents
 from services.alerts import api as alerts_api
-from services.alerts.config import AlertsConfig, RuleBook
+from services.alerts.config import AlertsConfig, RulesInForce
 from services.alerts.handlers import Deps
 from services.alerts.store import AlertsStore
 from shared.clock import Clock, system_clock
 from shared.service import Publish, Service, build_service
 from shared.settings import Settings, get_settings
-from shared.storage import mongo_database, sqlite_path, store_kind
+from shared.storage.base import mongo_database, sqlite_path, store_kind
 
 NAME = "alerts"
 
@@ -39,7 +39,7 @@ def create_app(
     settings = settings or get_settings()
     config = config or AlertsConfig()
     store = store or open_store(settings.resolved_store_url())
-    deps = Deps(store=store, settings=settings, config=config, rules=RuleBook(config.rules_file), clock=clock)
+    deps = Deps(store=store, settings=settings, config=config, rules=RulesInForce(config.rules_file), clock=clock)
     service = build_service(name=NAME, title="CRM alerts", settings=settings, store=store, publish=publish,
                             clock=clock, deps=deps, routers=[alerts_api.router(deps)], register=agents.register,
                             ready=lambda: store.due_count(until_ms=0))

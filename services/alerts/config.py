@@ -55,7 +55,7 @@ class AlertsConfig(BaseSettings):
         return {"red": self.sla_hours_red, "yellow": self.sla_hours_yellow, "info": self.sla_hours_info}
 
 
-class RuleBook:
+class RulesInForce:
     """The rules in force: the defaults, or the rules file re-read whenever it changes.
 
     A file that becomes invalid is refused with its reasons logged and the previous rules stay in force;

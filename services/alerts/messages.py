@@ -14,9 +14,8 @@ from itertools import groupby
 
 from services.alerts.handlers import Deps
 from services.alerts.handlers import consume as h
-from shared.batch import BatchOutcome, Decoded, Incoming, process_batch
-from shared.events import ComplaintEvent, ProfileEvent, PurchaseEvent, RefundEvent, SurveyEvent
-from shared.messages import (
+from shared.contract.events import ComplaintEvent, ProfileEvent, PurchaseEvent, RefundEvent, SurveyEvent
+from shared.contract.messages import (
     CustomerEventResolved,
     CustomerMerged,
     PointsExpired,
@@ -26,7 +25,8 @@ from shared.messages import (
     ViewPartUpdated,
     read,
 )
-from shared.storage import OutboxMessage
+from shared.storage.base import OutboxMessage
+from shared.streaming.batch import BatchOutcome, Decoded, Incoming, process_batch
 
 Handler = Callable[..., None]  # (items: list[Decoded[Read]], *, deps: Deps, fold: consume.Fold) -> None
 

@@ -20,8 +20,8 @@ from services.campaigns.schemas import (
     LaunchRead,
     ResultsRead,
 )
-from shared.api import Caller, caller_dep, errors
-from shared.bounds import Cursor, Offset
+from shared.http.api import Caller, caller_dep, errors
+from shared.http.bounds import Cursor, Offset
 
 # The CSV exports answer text/csv, and 409 before the campaign launched.
 CSV = {200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "description": "CSV"}, **errors(409)}

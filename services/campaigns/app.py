@@ -16,7 +16,7 @@ NAME = "campaigns"
 
 def open_store(url: str, *, mongo_client=None) -> CampaignsStore:
     """The campaigns store for ``CRM_STORE_URL``."""
-    from shared.storage import mongo_database, sqlite_path, store_kind
+    from shared.storage.base import mongo_database, sqlite_path, store_kind
 
     if store_kind(url) == "sqlite":
         from services.campaigns.store.sqlite import SqliteCampaignsStore

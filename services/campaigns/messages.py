@@ -13,9 +13,9 @@ from collections.abc import Callable
 
 from services.campaigns.handlers import Deps
 from services.campaigns.handlers import consume as handlers
-from shared.batch import BatchOutcome, Decoded, Incoming, process_batch
-from shared.messages import CustomerEventResolved, CustomerMerged, Read, ViewPartUpdated, read
-from shared.storage import OutboxMessage
+from shared.contract.messages import CustomerEventResolved, CustomerMerged, Read, ViewPartUpdated, read
+from shared.storage.base import OutboxMessage
+from shared.streaming.batch import BatchOutcome, Decoded, Incoming, process_batch
 
 Handler = Callable[..., list[OutboxMessage]]  # (items: list[Decoded[Read]], *, deps, outcome)
 

@@ -9,8 +9,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from services.campaigns.domain.definition import AudienceFilter, Channel, Costs, Definition, Objective
-from shared.bounds import MAX_ID
 from shared.clock import Day, Moment
+from shared.http.bounds import MAX_ID
 
 CustomerId = Annotated[str, Field(min_length=1, max_length=MAX_ID)]
 

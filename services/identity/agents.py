@@ -4,9 +4,9 @@ services' parts of the single customer view in."""
 from __future__ import annotations
 
 from services.identity import messages
-from shared import topics
-from shared.consumer import register_batch_agent, register_housekeeping
+from shared.contract import topics
 from shared.service import Service
+from shared.streaming.consumer import register_batch_agent, register_housekeeping
 
 
 def register(app, service: Service) -> None:

@@ -21,10 +21,10 @@ from services.identity.schemas import (
     UnmergeCreate,
     UnmergeRead,
 )
-from shared.api import Caller, caller_dep, errors
-from shared.bounds import MAX_ID, Cursor, Offset
-from shared.errors import InvalidInput
-from shared.events import IDENTIFIER_TYPES, Identity
+from shared.contract.events import IDENTIFIER_TYPES, Identity
+from shared.http.api import Caller, caller_dep, errors
+from shared.http.bounds import MAX_ID, Cursor, Offset
+from shared.http.errors import InvalidInput
 
 _EVENT = {"type": "object", "description": "a CloudEvent 1.0 in structured mode (see the README)"}
 
@@ -34,7 +34,7 @@ def _events_body(max_batch: int) -> dict[str, Any]:
         _EVENT, {"type": "array", "items": _EVENT, "minItems": 1, "maxItems": max_batch}]}}}}
 
 
-# 401/403/413/415/429 and the Error schema are declared for every route in shared/api_docs.py.
+# 401/403/413/415/429 and the Error schema are declared for every route in shared/http/docs.py.
 _INGEST_RESPONSES: dict[int | str, dict[str, Any]] = {
     207: {"description": "some events accepted, the others rejected with their index and reasons",
           "model": IngestRead},

@@ -13,7 +13,7 @@ from shared.clock import Clock, system_clock
 from shared.privacy import Pseudonymizer
 from shared.service import Publish, Service, build_service
 from shared.settings import Settings, get_settings
-from shared.storage import mongo_database, sqlite_path, store_kind
+from shared.storage.base import mongo_database, sqlite_path, store_kind
 
 NAME = "identity"
 

@@ -10,9 +10,8 @@ from typing import Any
 
 from services.identity.domain.cleaning import Prepared, prepare
 from services.identity.handlers import Deps, consume
-from shared import topics
-from shared.batch import MAX_MESSAGE_BYTES, BatchOutcome, Decoded, Incoming, process_batch
-from shared.events import (
+from shared.contract import topics
+from shared.contract.events import (
     ComplaintEvent,
     ConsentEvent,
     FollowEvent,
@@ -24,8 +23,9 @@ from shared.events import (
     SurveyEvent,
     check_size,
 )
-from shared.messages import ViewPartUpdated, decode
-from shared.storage import OutboxMessage
+from shared.contract.messages import ViewPartUpdated, decode
+from shared.storage.base import OutboxMessage
+from shared.streaming.batch import MAX_MESSAGE_BYTES, BatchOutcome, Decoded, Incoming, process_batch
 
 Handler = Callable[..., list[OutboxMessage]]
 

@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from shared.contract.view_parts import AlertsPart, CampaignItem, LoyaltyPart
+
 
 class IdentifierRead(BaseModel):
     type: str
@@ -33,16 +35,6 @@ class StatsRead(BaseModel):
     home_store: str | None
 
 
-class LoyaltyPart(BaseModel):
-    points_balance: int | None = None
-    tier: str | None = None
-    model_config = {"extra": "allow"}
-
-
-class AlertsPart(BaseModel):
-    open: list[dict[str, Any]] = Field(default_factory=list)
-
-
 class CustomerRead(BaseModel):
     """The single customer view."""
 
@@ -55,7 +47,7 @@ class CustomerRead(BaseModel):
     stats: StatsRead
     loyalty: LoyaltyPart | None
     alerts: AlertsPart
-    campaigns: list[dict[str, Any]]
+    campaigns: list[CampaignItem]
     merged_from: list[str]
     updated_at: str
 

@@ -10,20 +10,19 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from services.identity.schemas import (
-    AlertsPart,
     ConflictRead,
     CustomerRead,
     FieldSource,
     IdentifierRead,
-    LoyaltyPart,
     MergeRead,
     StatsRead,
     TimelineEvent,
     TimelinePage,
 )
 from services.identity.store import ConflictRow, EventRow, IdentifierRow, MergeRow, RecordRow, StatsRow
-from shared.bounds import encode_cursor
-from shared.facts import FieldValue, from_minor
+from shared.contract.facts import FieldValue, from_minor
+from shared.contract.view_parts import AlertsPart, CampaignsPart, LoyaltyPart
+from shared.http.bounds import encode_cursor
 from shared.privacy import mask_phone
 
 PROFILE_FIELDS = ("name", "gender", "birthday", "email", "city")
@@ -65,9 +64,9 @@ def customer(root: RecordRow, *, records: dict[str, RecordRow | None], identifie
             last_purchase_at=_iso_local(stats.last_ms, zone),
             home_store=home_store,
         ),
-        loyalty=LoyaltyPart(**loyalty[0]) if loyalty else None,
-        alerts=AlertsPart(open=[a for p in parts.get("alerts", []) for a in p.get("open", [])]),
-        campaigns=[c for p in parts.get("campaigns", []) for c in p.get("items", [])],
+        loyalty=LoyaltyPart.model_validate(loyalty[0]) if loyalty else None,
+        alerts=AlertsPart(open=[a for p in parts.get("alerts", []) for a in AlertsPart.model_validate(p).open]),
+        campaigns=[c for p in parts.get("campaigns", []) for c in CampaignsPart.model_validate(p).items],
         merged_from=sorted(r for r in group if r != root.id),
         updated_at=max(r.updated_at for r in records.values() if r),
     )

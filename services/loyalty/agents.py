@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from services.loyalty import messages
 from services.loyalty.handlers import timers
-from shared import topics
-from shared.consumer import register_batch_agent, register_housekeeping
+from shared.contract import topics
 from shared.service import Service
+from shared.streaming.consumer import register_batch_agent, register_housekeeping
 
 
 def register(app, service: Service) -> None:

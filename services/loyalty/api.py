@@ -26,10 +26,10 @@ from services.loyalty.schemas import (
     TierHistoryRead,
     TierRulesRead,
 )
-from shared.api import Caller, caller_dep
-from shared.bounds import Cursor, Offset
 from shared.clock import iso_utc
-from shared.errors import NotFound
+from shared.http.api import Caller, caller_dep
+from shared.http.bounds import Cursor, Offset
+from shared.http.errors import NotFound
 
 # 1900-01..2100-12, the months the platform's dates span (a statement for 9999-12 or 0001-01 was a 500).
 MONTH = Path(pattern=r"^(19[0-9]{2}|20[0-9]{2}|2100)-(0[1-9]|1[0-2])$", description="YYYY-MM, 1900-01 to 2100-12")

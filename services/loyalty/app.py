@@ -12,14 +12,14 @@ from services.loyalty.store import LoyaltyStore
 from shared.clock import Clock, system_clock
 from shared.service import Publish, Service, build_service
 from shared.settings import Settings, get_settings
-from shared.storage import OutboxMessage
+from shared.storage.base import OutboxMessage
 
 NAME = "loyalty"
 
 
 def open_store(url: str, *, mongo_client=None) -> LoyaltyStore:
     """The loyalty store for ``CRM_STORE_URL``."""
-    from shared.storage import mongo_database, sqlite_path, store_kind
+    from shared.storage.base import mongo_database, sqlite_path, store_kind
 
     if store_kind(url) == "sqlite":
         from services.loyalty.store.sqlite import SqliteLoyaltyStore

@@ -13,9 +13,9 @@ from itertools import groupby
 from services.loyalty.domain.grants import check_grant
 from services.loyalty.handlers import Deps
 from services.loyalty.handlers.consume import SERVICE, ledger
-from shared.batch import BatchOutcome, Decoded, Incoming, process_batch
-from shared.messages import CampaignBonusGranted, CustomerEventResolved, CustomerMerged, Read, read
-from shared.storage import OutboxMessage
+from shared.contract.messages import CampaignBonusGranted, CustomerEventResolved, CustomerMerged, Read, read
+from shared.storage.base import OutboxMessage
+from shared.streaming.batch import BatchOutcome, Decoded, Incoming, process_batch
 
 Handler = Callable[..., list[OutboxMessage]]
 

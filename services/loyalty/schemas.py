@@ -7,8 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field, model_validator
 
-from shared.bounds import MAX_COUNT
 from shared.clock import Moment
+from shared.http.bounds import MAX_COUNT
 
 
 class ExpiringRead(BaseModel):

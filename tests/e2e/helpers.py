@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
 import httpx
@@ -12,10 +13,69 @@ from kafka import KafkaProducer
 
 from crm.scenario import Scenario, first_at
 from services.identity.store.sqlite import SqliteIdentityStore
-from shared import topics
-from shared.storage import sqlite_path
+from shared.contract import topics
+from shared.storage.base import sqlite_path
 
 SENTINEL_PHONE = "+86 199 0000 1234"
+# A run of digit groups joined by single separators, as a number is written in any notation
+# ("138 0013 8000", "138-0013-8000", "138.0013.8000", "+86 138…", "0086138…"), never part of a longer number.
+_DIGIT_RUN = re.compile(r"(?<!\d)\d+(?:[ .\-]\d+)*(?!\d)")
+_GROUP = re.compile(r"\d+")
+_DATE = re.compile(r"(?<!\d)\d{4}-\d{2}-\d{2}(?!\d)")
+_PREFIXES = ("0086", "86")
+
+
+class PersonalData:
+    """Finds a scenario's personal data in text: a phone as a whole number in any notation (a phone's
+    digits inside a longer number, such as a span's nanosecond timestamp, are not a phone), a birthday
+    (``YYYY-MM-DD``) not inside a longer number either, or any of ``texts`` (names) as written.
+
+    Candidates are found by shape and looked up in sets: one pattern with a branch per person and a
+    digit boundary on each would try every branch at every position of megabytes of spans."""
+
+    def __init__(self, phones: Iterable[str], *, dates: Iterable[str] = (), texts: Iterable[str] = ()) -> None:
+        self.phones = frozenset(phones)
+        self.dates = frozenset(dates)
+        self._longest = max((len(p) for p in self.phones), default=0) + max(len(x) for x in _PREFIXES)
+        forms = sorted(set(texts), key=len, reverse=True)
+        self._texts = re.compile("|".join(re.escape(f) for f in forms)) if forms else None
+
+    def search(self, text: str) -> re.Match | None:
+        """The first piece of personal data in ``text`` (as a match of exactly that piece), or ``None``."""
+        date = next((m for m in _DATE.finditer(text) if m.group(0) in self.dates), None)
+        found = [m for m in (self._phone(text), date, self._texts.search(text) if self._texts else None) if m]
+        return min(found, key=lambda m: m.start()) if found else None
+
+    def _phone(self, text: str) -> re.Match | None:
+        for run in _DIGIT_RUN.finditer(text):
+            # A phone has eleven digits, so a shorter run holds none (most numbers in spans are short).
+            if run.end() - run.start() >= 11 and (found := self._phone_in(text, run)) is not None:
+                return found
+        return None
+
+    def _phone_in(self, text: str, run: re.Match) -> re.Match | None:
+        groups = list(_GROUP.finditer(run.group(0)))
+        # A phone starts and ends at a group's edge: each span of whole groups, as long as a phone can be.
+        for i, first in enumerate(groups):
+            digits = ""
+            for last in groups[i:]:
+                digits += last.group(0)
+                if len(digits) > self._longest:
+                    break
+                if self._is_phone(digits):
+                    start, end = run.start() + first.start(), run.start() + last.end()
+                    return re.compile(re.escape(text[start:end])).search(text, start)
+        return None
+
+    def _is_phone(self, digits: str) -> bool:
+        return digits in self.phones or any(
+            digits.startswith(p) and digits[len(p):] in self.phones for p in _PREFIXES)
+
+
+def personal_data(scenario: Scenario) -> PersonalData:
+    """The scan for a scenario's phones (any notation), birthdays and names."""
+    return PersonalData((p.digits for p in scenario.people), dates=(p.birthday.isoformat() for p in scenario.people),
+                        texts=(f"Customer {p.n}\"" for p in scenario.people))
 
 
 def lines_of(scenario: Scenario) -> list[str]:

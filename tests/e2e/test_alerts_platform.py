@@ -15,9 +15,9 @@ from kafka import KafkaProducer
 
 from crm.broker import free_port
 from services.alerts.store.sqlite import SqliteAlertsStore
-from shared import topics
-from shared.messages import PointsExpiryAnnounced, encode
-from shared.storage import sqlite_path
+from shared.contract import topics
+from shared.contract.messages import PointsExpiryAnnounced, encode
+from shared.storage.base import sqlite_path
 from tests.conftest import wait_for
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]

@@ -15,7 +15,7 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
 from crm.broker import free_port
-from shared import topics
+from shared.contract import topics
 from tests.conftest import wait_for
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]

@@ -22,9 +22,9 @@ import pytest
 from kafka import KafkaProducer
 
 from crm.broker import free_port, start_broker
-from shared.kafka import ensure_topics
 from shared.settings import Settings
-from shared.storage import sqlite_path
+from shared.storage.base import sqlite_path
+from shared.streaming.kafka import ensure_topics
 from tests.conftest import Stack, wait_for
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]

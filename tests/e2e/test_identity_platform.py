@@ -18,7 +18,7 @@ from kafka import KafkaConsumer, KafkaProducer
 from crm.broker import free_port
 from crm.replay import publish_lines
 from crm.scenario import generate
-from shared import topics
+from shared.contract import topics
 from shared.settings import Settings
 from tests.conftest import ROOT, wait_for, wait_http
 from tests.e2e.helpers import (

@@ -19,7 +19,7 @@ from crm.broker import free_port
 from crm.replay import publish_lines
 from services.loyalty.store.sqlite import SqliteLoyaltyStore
 from shared.settings import Settings
-from shared.storage import sqlite_path
+from shared.storage.base import sqlite_path
 from tests.conftest import wait_for
 from tests.e2e.helpers import identity_store, send_sentinels
 from tests.integration.loyalty.invariants import check_invariants

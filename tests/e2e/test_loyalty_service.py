@@ -14,9 +14,9 @@ from kafka import KafkaConsumer, KafkaProducer
 
 from crm.broker import free_port
 from services.loyalty.store.sqlite import SqliteLoyaltyStore
-from shared import topics
-from shared.messages import CustomerEventResolved, decode
-from shared.storage import sqlite_path
+from shared.contract import topics
+from shared.contract.messages import CustomerEventResolved, decode
+from shared.storage.base import sqlite_path
 from tests.conftest import wait_for
 from tests.integration.loyalty.invariants import check_invariants
 

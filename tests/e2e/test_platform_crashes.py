@@ -15,7 +15,7 @@ import pytest
 from kafka import KafkaProducer
 
 from crm.broker import free_port
-from shared import topics
+from shared.contract import topics
 from tests.conftest import wait_for
 from tests.e2e.helpers import consumed
 

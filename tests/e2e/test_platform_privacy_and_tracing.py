@@ -6,7 +6,6 @@ key or header, or dead-letter reason of any service names a phone, a birthday or
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -19,23 +18,14 @@ from crm.broker import free_port
 from crm.platform import SERVICES
 from crm.replay import publish_lines
 from crm.scenario import generate
-from shared import topics
+from shared.contract import topics
 from shared.settings import Settings
 from tests.conftest import ROOT, wait_for
-from tests.e2e.helpers import consumed, identity_store, lines_of, send_sentinels
+from tests.e2e.helpers import consumed, identity_store, lines_of, personal_data, send_sentinels
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
 ADMIN = {"Authorization": "Bearer test-admin"}
-
-
-def _personal_data(scenario) -> re.Pattern:
-    forms = set()
-    for p in scenario.people:
-        d = p.digits
-        forms |= {d, f"{d[:3]}-{d[3:7]}-{d[7:]}", f"{d[:3]} {d[3:7]} {d[7:]}", p.birthday.isoformat(),
-                  f"Customer {p.n}\""}
-    return re.compile("|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True)))
 
 
 def test_no_personal_data_leaks_anywhere_and_one_purchase_is_traced_through_every_service(stack):
@@ -62,7 +52,7 @@ def test_no_personal_data_leaks_anywhere_and_one_purchase_is_traced_through_ever
         wait_for(lambda n=name: consumed(ports[n], topics.CUSTOMER_EVENTS) >= resolved, timeout=300,
                  what=f"{name} consumed every resolved event")
 
-    pattern = _personal_data(scenario)
+    pattern = personal_data(scenario)
     # Every process's log lines.
     logs = stack.logs()
     assert all((stack.data_dir / f"{name}.log").stat().st_size > 0 for name in SERVICES)

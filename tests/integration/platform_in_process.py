@@ -26,9 +26,9 @@ from fastapi.testclient import TestClient
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from crm.platform import SERVICES
-from shared.batch import Incoming
-from shared.kafka import Outgoing, Publisher
 from shared.settings import Settings
+from shared.streaming.batch import Incoming
+from shared.streaming.kafka import Outgoing, Publisher
 
 T = TypeVar("T")
 

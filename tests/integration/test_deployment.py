@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from crm.platform import SERVICES, service_command
-from shared import topics
+from shared.contract import topics
 from shared.settings import Settings
 from tests.conftest import ROOT
 

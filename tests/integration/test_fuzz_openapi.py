@@ -44,7 +44,7 @@ def _identity(tmp: Path) -> tuple[object, dict[str, list[str]]]:
     from services.identity import messages
     from services.identity.app import create_app
     from services.identity.store.sqlite import SqliteIdentityStore
-    from shared.batch import Incoming
+    from shared.streaming.batch import Incoming
     from tests.unit.identity.support import purchase
 
     sent: list = []
@@ -83,9 +83,9 @@ def _alerts(tmp: Path) -> tuple[object, dict[str, list[str]]]:
     from services.alerts.config import AlertsConfig
     from services.alerts.messages import consume
     from services.alerts.store.sqlite import SqliteAlertsStore
-    from shared import topics
-    from shared.batch import Incoming
-    from shared.messages import encode
+    from shared.contract import topics
+    from shared.contract.messages import encode
+    from shared.streaming.batch import Incoming
     from tests.integration.alerts.harness import complaint
 
     service = create_app(_settings(tmp), store=SqliteAlertsStore(tmp / "alerts.db"), publish=lambda _: None,

@@ -19,9 +19,9 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from crm.platform import SERVICES, available_services
-from shared.kafka import ensure_topics
+from shared.observability.telemetry import instrument_libraries
 from shared.settings import Settings
-from shared.telemetry import instrument_libraries
+from shared.streaming.kafka import ensure_topics
 from tests.integration.platform_in_process import Platform
 
 pytestmark = pytest.mark.broker

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 from services.alerts.domain.facts import CustomerFacts, Occurrence
 from services.alerts.domain.rules import Rule, Severity
-from shared.facts import to_minor
+from shared.contract.facts import to_minor
 
 
 @dataclass(frozen=True)

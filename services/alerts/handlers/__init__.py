@@ -7,11 +7,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from services.alerts.config import AlertsConfig, RuleBook
+from services.alerts.config import AlertsConfig, RulesInForce
 from services.alerts.store import AlertsStore
 from shared.clock import Clock
 from shared.settings import Settings
-from shared.storage import OutboxMessage
+from shared.storage.base import OutboxMessage
 
 
 @dataclass
@@ -21,7 +21,7 @@ class Deps:
     store: AlertsStore
     settings: Settings
     config: AlertsConfig
-    rules: RuleBook
+    rules: RulesInForce
     clock: Clock
     # The last ranking of the whole base under the churn model: (key, monotonic time, rows); pages share it.
     ranking: tuple | None = None

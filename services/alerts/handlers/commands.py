@@ -11,7 +11,7 @@ from services.alerts.handlers import Deps
 from services.alerts.handlers.evaluation import Writer
 from shared.churn import ChurnModel, NoConvergence, NotEnoughData, fit_converging, histories
 from shared.clock import EARLIEST, iso_utc
-from shared.errors import Conflict, InvalidInput, NotFound, Unavailable
+from shared.http.errors import Conflict, InvalidInput, NotFound, Unavailable
 
 
 def transition(alert_id: str, *, deps: Deps, action: str, by: str, note: str | None) -> tuple[Alert, list]:

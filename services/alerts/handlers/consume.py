@@ -15,11 +15,19 @@ from typing import Any
 from services.alerts.handlers import Deps
 from services.alerts.handlers.evaluation import Writer
 from services.alerts.store import ExpiryRow, LoyaltyRow, OccurrenceRow
-from shared.batch import BatchOutcome, Decoded, message_span
-from shared.facts import FieldValue, PurchaseFact, RefundFact, attribute_values, epoch_ms, purchase_fact, refund_fact
-from shared.membership import Membership, memberships_of
-from shared.messages import Read
-from shared.storage import OutboxMessage
+from shared.contract.facts import (
+    FieldValue,
+    PurchaseFact,
+    RefundFact,
+    attribute_values,
+    epoch_ms,
+    purchase_fact,
+    refund_fact,
+)
+from shared.contract.messages import Read
+from shared.storage.base import OutboxMessage
+from shared.storage.membership import Membership, memberships_of
+from shared.streaming.batch import BatchOutcome, Decoded, message_span
 
 # The profile fields the rules read (``attributes.account_manager`` comes from ``crm.profile`` attributes).
 FIELDS = ("birthday", "attributes.account_manager")

@@ -22,12 +22,13 @@ from services.alerts.domain.workflow import (
     reconcile,
 )
 from services.alerts.handlers import Deps
-from shared import topics
 from shared.clock import iso_utc
-from shared.messages import AlertChanged, ViewPartUpdated, encode, part_version, part_version_floor
-from shared.settings import Settings
-from shared.storage import OutboxMessage
-from shared.tracing import message_headers
+from shared.contract import topics
+from shared.contract.messages import AlertChanged, ViewPartUpdated, part_version, part_version_floor
+from shared.contract.view_parts import AlertsPart
+from shared.observability.trace_context import message_headers
+from shared.storage.base import OutboxMessage
+from shared.streaming.outbox import outbox_message
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +159,7 @@ class Writer:
         settings = self.deps.settings
         # One message context for everything this unit of work announces.
         headers = message_headers(settings.topic(topics.ALERTS_EVENTS))
-        out = [_message(settings, topics.ALERTS_EVENTS, n.customer_id, encode(n), headers) for n in self._news]
+        out = [outbox_message(settings, topics.ALERTS_EVENTS, n.customer_id, n, headers=headers) for n in self._news]
         customers = sorted(self.changed)
         if not customers:
             return out
@@ -168,9 +169,10 @@ class Writer:
         for a in self.store.active_alerts(unknown) if unknown else []:
             active.setdefault(a.customer_id, []).append(a)
         for cust in customers:
-            part = ViewPartUpdated(customer_id=cust, part="alerts", value={"open": open_items(active.get(cust, []))},
+            part = ViewPartUpdated(customer_id=cust, part="alerts",
+                                   value=AlertsPart(open=open_items(active.get(cust, []))),
                                    version=part_version(versions[cust]))
-            out.append(_message(settings, topics.ALERTS_EVENTS, cust, encode(part), headers))
+            out.append(outbox_message(settings, topics.ALERTS_EVENTS, cust, part, headers=headers))
         return out
 
 
@@ -191,6 +193,3 @@ def open_items(alerts: list[Alert]) -> list[dict]:
              "store_id": a.store_id, "opened_at": iso_utc(a.opened_at), "action": a.action, "repeats": a.repeats}
             for a in ranked]
 
-
-def _message(settings: Settings, topic: str, key: str, value: bytes, headers: list) -> OutboxMessage:
-    return OutboxMessage(settings.topic(topic), value, key.encode(), list(headers))

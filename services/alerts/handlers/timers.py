@@ -25,9 +25,9 @@ from services.alerts.handlers.commands import fit_model
 from services.alerts.handlers.evaluation import Writer
 from shared.churn import ChurnModel
 from shared.clock import iso_utc
-from shared.errors import InvalidInput, NotFound, Unavailable
-from shared.facts import epoch_ms
-from shared.storage import OutboxMessage
+from shared.contract.facts import epoch_ms
+from shared.http.errors import InvalidInput, NotFound, Unavailable
+from shared.storage.base import OutboxMessage
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ class ScanResult:
     counts: dict[str, int] = field(default_factory=dict)
     skipped: bool = False
 
-    def add(self, unit: Unit) -> None:
+    def add(self, unit: ScanChunk) -> None:
         """Count a unit of work in."""
         self.customers += unit.customers
         self.chunks += 1 if unit.customers else 0
@@ -56,7 +56,7 @@ class ScanResult:
 
 
 @dataclass
-class Unit:
+class ScanChunk:
     """One chunk of a scan, committed: what to publish, and whether more is waiting."""
 
     outbox: list[OutboxMessage] = field(default_factory=list)
@@ -67,7 +67,7 @@ class Unit:
     skipped: bool = False
 
 
-def _chunk(candidates: list[str], *, deps: Deps, as_of: datetime, more: bool, full: bool = False) -> Unit:
+def _chunk(candidates: list[str], *, deps: Deps, as_of: datetime, more: bool, full: bool = False) -> ScanChunk:
     """Evaluate a chunk of customers inside the caller's transaction."""
     store = deps.store
     gone = store.merged_away(candidates)
@@ -77,7 +77,7 @@ def _chunk(candidates: list[str], *, deps: Deps, as_of: datetime, more: bool, fu
     writer = Writer(deps, as_of)
     # Every active candidate gets a next check later than as_of (or none), so a due scan ends.
     writer.evaluate(active)
-    return Unit(store.outbox_add(writer.outbox()), len(active), dict(writer.counts), more, full)
+    return ScanChunk(store.outbox_add(writer.outbox()), len(active), dict(writer.counts), more, full)
 
 
 def as_of_window(*, deps: Deps) -> tuple[datetime, datetime]:
@@ -122,13 +122,13 @@ def scan(as_of: datetime, *, deps: Deps, relay: Relay, full: bool = False) -> Sc
     return result
 
 
-def scan_unit(owner: str, *, deps: Deps) -> Unit:
+def scan_unit(owner: str, *, deps: Deps) -> ScanChunk:
     """One unit of the scheduler's scan as of the clock: a chunk of the full pass new rules call for,
     else a chunk of the due customers; skipped unless this worker holds (and so renews) the lease."""
     now = deps.clock()
     store, size = deps.store, deps.config.scan_chunk
     if not store.acquire_lease("scan", owner=owner, now_ms=epoch_ms(now), ttl_ms=int(deps.config.scan_lease_s * 1000)):
-        return Unit(skipped=True)
+        return ScanChunk(skipped=True)
     deps.rules.current()
     fingerprint = deps.rules.fingerprint
     with store.transaction():
@@ -138,12 +138,12 @@ def scan_unit(owner: str, *, deps: Deps) -> Unit:
             candidates = store.customers_after(after if held == fingerprint else "", limit=size)
             if not candidates:
                 store.put_mark(RULES_MARK, fingerprint)
-                return Unit(more=True, full=True)  # the due customers next
+                return ScanChunk(more=True, full=True)  # the due customers next
             store.put_mark(CURSOR_MARK, f"{fingerprint} {candidates[-1]}")
             return _chunk(candidates, deps=deps, as_of=now, more=True, full=True)
         candidates = store.due_customers(until_ms=epoch_ms(now), limit=size)
         if not candidates:
-            return Unit()
+            return ScanChunk()
         return _chunk(candidates, deps=deps, as_of=now, more=len(candidates) == size)
 
 

@@ -16,9 +16,9 @@ from services.alerts.domain.facts import CustomerFacts
 from services.alerts.domain.workflow import Alert
 from shared.churn import ChurnModel
 from shared.clock import iso_utc
-from shared.facts import FieldValue, PurchaseFact, RefundFact
-from shared.membership import Membership
-from shared.outbox import OutboxStore
+from shared.contract.facts import FieldValue, PurchaseFact, RefundFact
+from shared.storage.membership import Membership
+from shared.storage.outbox import OutboxStore
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from services.alerts.domain.workflow import Alert
 from services.alerts.store import ExpiryRow, LoyaltyRow, OccurrenceRow
 from shared.churn import ChurnModel
 from shared.clock import iso_utc, parse_iso
-from shared.facts import FieldValue, newest
+from shared.contract.facts import FieldValue, newest
 
 
 def took_us(alert: Alert) -> int | None:

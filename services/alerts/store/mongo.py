@@ -21,11 +21,11 @@ from services.alerts.store.codec import (
     took_us,
 )
 from shared.churn import ChurnModel
-from shared.fact_tables import mongo_insert_new
-from shared.facts import FieldValue, PurchaseFact, RefundFact
-from shared.membership import MongoMembership
-from shared.outbox import MongoStore
-from shared.storage import MongoDb
+from shared.contract.facts import FieldValue, PurchaseFact, RefundFact
+from shared.storage.base import MongoDb
+from shared.storage.fact_tables import mongo_insert_new
+from shared.storage.membership import MongoMembership
+from shared.storage.outbox import MongoStore
 
 
 def _bulk(coll, ops: list, *, mock: bool) -> None:

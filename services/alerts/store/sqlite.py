@@ -13,10 +13,11 @@ from services.alerts.store import AlertQuery, Cover, ExpiryRow, LoyaltyRow, Occu
 from services.alerts.store.codec import FactRows, alert_doc, alert_of, assemble, model_doc, model_of, newest_loyalty
 from services.alerts.store.sqlite_schema import ADDED_COLUMNS, ALERT_COLUMNS, SCHEMA
 from shared.churn import ChurnModel
-from shared.fact_tables import sqlite_put_attributes
-from shared.facts import FieldValue, PurchaseFact, RefundFact
-from shared.membership import SqliteMembership
-from shared.outbox import SqliteStore
+from shared.contract.facts import FieldValue, PurchaseFact, RefundFact
+from shared.storage.base import in_placeholders as _in
+from shared.storage.fact_tables import sqlite_put_attributes
+from shared.storage.membership import SqliteMembership
+from shared.storage.outbox import SqliteStore
 
 _UPSERT_ALERT = (f"INSERT INTO alerts({','.join(ALERT_COLUMNS)}) VALUES ({','.join('?' * len(ALERT_COLUMNS))})"
                  " ON CONFLICT(alert_id) DO UPDATE SET "
@@ -26,10 +27,6 @@ _CHUNK = 900
 # Microseconds from opening to resolution, exactly (times are fixed-width UTC text, the fraction at 21-26).
 _TOOK_US = ("((strftime('%s', resolved_at) - strftime('%s', opened_at)) * 1000000"
             " + CAST(substr(resolved_at, 21, 6) AS INTEGER) - CAST(substr(opened_at, 21, 6) AS INTEGER))")
-
-
-def _in(ids: list) -> str:
-    return ",".join("?" * len(ids))
 
 
 def _chunks(ids: list, size: int = _CHUNK):

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from shared.fact_tables import ATTRIBUTES_SQL
-from shared.membership import MEMBERSHIP_SQL
-from shared.storage import OUTBOX_SQL
+from shared.storage.base import OUTBOX_SQL
+from shared.storage.fact_tables import ATTRIBUTES_SQL
+from shared.storage.membership import MEMBERSHIP_SQL
 
 ALERT_COLUMNS = (
     "alert_id", "customer_id", "type", "severity", "status", "store_id", "manager", "action", "opened_at",

@@ -14,7 +14,7 @@ from datetime import date
 from decimal import Decimal
 
 from services.campaigns.domain.definition import AudienceFilter, Definition
-from shared.facts import FieldValue
+from shared.contract.facts import FieldValue
 
 BUCKETS = 1_000_000
 EXCLUSION_REASONS = ("no_consent", "opted_out", "contact_cap")

@@ -13,9 +13,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from shared.bounds import MAX_COUNT, MAX_ID
 from shared.clock import Moment
-from shared.errors import Conflict
+from shared.http.bounds import MAX_COUNT, MAX_ID
+from shared.http.errors import Conflict
 
 Channel = Literal["sms", "wechat", "email", "mail", "call"]
 Objective = Literal["awareness", "product_launch", "promotion", "recruitment", "loyalty", "winback"]
@@ -25,7 +25,7 @@ Group = Literal["treatment", "control"]
 AGE_BANDS: tuple[str, ...] = ("<25", "25-34", "35-44", "45-54", "55+", "unknown")
 MAX_OFFER_BYTES = 4096
 CENT = Decimal("0.01")
-# Amounts at most what an event may carry (shared/events.py MAX_MONEY): quantizing a larger one fails.
+# Amounts at most what an event may carry (shared/contract/events.py MAX_MONEY): quantizing a larger one fails.
 MAX_MONEY = Decimal("100000000")
 MAX_NAMES = 1000
 

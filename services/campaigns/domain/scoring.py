@@ -11,7 +11,7 @@ from datetime import date
 
 from services.campaigns.domain.audience import CustomerFacts
 from shared.churn import WEEK_DAYS, History, NoConvergence, NotEnoughData, fit_converging
-from shared.errors import Conflict
+from shared.http.errors import Conflict
 
 
 def history_of(facts: CustomerFacts, on: date) -> History | None:

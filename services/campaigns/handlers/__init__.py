@@ -9,7 +9,7 @@ from services.campaigns.config import CampaignsSettings
 from services.campaigns.store import CampaignsStore
 from shared.clock import Clock
 from shared.settings import Settings
-from shared.storage import OutboxMessage
+from shared.storage.base import OutboxMessage
 
 
 @dataclass

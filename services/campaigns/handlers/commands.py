@@ -14,12 +14,12 @@ from services.campaigns.domain.definition import Definition, next_status
 from services.campaigns.handlers import Deps
 from services.campaigns.handlers.outbox import Leased, lease, outbox_message
 from services.campaigns.store import CampaignRow
-from shared import topics
 from shared.clock import iso_utc
-from shared.errors import Conflict, InvalidInput, NotFound
-from shared.messages import CampaignBonusGranted
-from shared.storage import OutboxMessage
-from shared.tracing import inject_headers
+from shared.contract import topics
+from shared.contract.messages import CampaignBonusGranted
+from shared.http.errors import Conflict, InvalidInput, NotFound
+from shared.observability.trace_context import inject_headers
+from shared.storage.base import OutboxMessage
 
 
 def get(campaign_id: str, *, deps: Deps) -> CampaignRow:

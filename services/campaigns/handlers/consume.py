@@ -12,20 +12,20 @@ from __future__ import annotations
 from services.campaigns.domain.audience import kept
 from services.campaigns.handlers import Deps
 from services.campaigns.handlers.view_part import refresh_views
-from shared.batch import BatchOutcome, Decoded, message_span
-from shared.events import ChannelEvent
-from shared.facts import attribute_values, purchase_fact, refund_fact
-from shared.membership import Membership, memberships_of
-from shared.messages import Read
-from shared.storage import OutboxMessage
-from shared.tracing import event_attributes
+from shared.contract.events import ChannelEvent
+from shared.contract.facts import attribute_values, purchase_fact, refund_fact
+from shared.contract.messages import Read
+from shared.observability.trace_context import event_attributes
+from shared.storage.base import OutboxMessage
+from shared.storage.membership import Membership, memberships_of
+from shared.streaming.batch import BatchOutcome, Decoded, message_span
 
 
 def identity_messages(items: list[Decoded[Read]], *, deps: Deps, outcome: BatchOutcome) -> list[OutboxMessage]:
     """Apply identity's resolved events and merges: the mappings they carry, then the events' facts.
 
     Events and merges come together, in batch order, because the mapping keeps the first of two
-    writes with the same time (``shared.membership``)."""
+    writes with the same time (``shared.storage.membership``)."""
     memberships: list[Membership] = []
     events: list[ChannelEvent] = []
     records: list[str] = []  # the record of each event

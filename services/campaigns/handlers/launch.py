@@ -25,13 +25,13 @@ from services.campaigns.handlers.commands import bonus_message, definition_of, g
 from services.campaigns.handlers.outbox import Leased, lease, outbox_message
 from services.campaigns.handlers.view_part import refresh_views
 from services.campaigns.store import CampaignRow, MemberRow, TouchRow
-from shared import topics
 from shared.clock import iso_utc
-from shared.errors import Conflict
-from shared.facts import epoch_ms
-from shared.messages import CampaignTouched
-from shared.storage import OutboxMessage
-from shared.tracing import inject_headers, tracer
+from shared.contract import topics
+from shared.contract.facts import epoch_ms
+from shared.contract.messages import CampaignTouched
+from shared.http.errors import Conflict
+from shared.observability.trace_context import inject_headers, tracer
+from shared.storage.base import OutboxMessage
 
 log = logging.getLogger(__name__)
 _tracer = tracer(__name__)

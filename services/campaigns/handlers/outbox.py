@@ -14,17 +14,17 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from services.campaigns.handlers import Deps
-from shared.messages import encode
-from shared.storage import OutboxMessage
-from shared.tracing import inject_headers
+from shared.observability.trace_context import inject_headers
+from shared.storage.base import OutboxMessage
+from shared.streaming.outbox import outbox_message as shared_outbox_message
 
 log = logging.getLogger(__name__)
 
 
 def outbox_message(deps: Deps, topic: str, key: str, body, headers: list | None = None) -> OutboxMessage:
     """A message for the outbox, keyed by the customer's pseudonymous id."""
-    return OutboxMessage(deps.settings.topic(topic), encode(body), key.encode(),
-                         headers if headers is not None else inject_headers())
+    return shared_outbox_message(deps.settings, topic, key, body,
+                                 headers=headers if headers is not None else inject_headers())
 
 
 def chunks(items: list, size: int) -> Iterator[list]:

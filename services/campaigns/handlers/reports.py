@@ -19,9 +19,9 @@ from services.campaigns.handlers import Deps
 from services.campaigns.handlers.commands import definition_of, get
 from services.campaigns.handlers.launch import bulk_work
 from services.campaigns.store import CampaignRow, MemberRow
-from shared.bounds import decode_cursor, encode_cursor
-from shared.errors import Conflict
-from shared.facts import epoch_ms
+from shared.contract.facts import epoch_ms
+from shared.http.bounds import decode_cursor, encode_cursor
+from shared.http.errors import Conflict
 
 DAY_MS = 86_400_000
 

@@ -10,8 +10,8 @@ from services.campaigns.handlers import Deps
 from services.campaigns.handlers.launch import launch
 from services.campaigns.handlers.outbox import relay_leased
 from shared.clock import iso_utc
-from shared.errors import DomainError
-from shared.storage import OutboxMessage, is_transient
+from shared.http.errors import DomainError
+from shared.storage.base import OutboxMessage, is_transient
 
 log = logging.getLogger(__name__)
 

@@ -9,10 +9,11 @@ from collections.abc import Collection
 from services.campaigns.domain.attribution import collapse, credits, outcomes, view_items
 from services.campaigns.handlers import Deps
 from services.campaigns.handlers.outbox import chunks, outbox_message
-from shared import topics
-from shared.messages import ViewPartUpdated, part_version, part_version_floor
-from shared.storage import OutboxMessage
-from shared.tracing import inject_headers
+from shared.contract import topics
+from shared.contract.messages import ViewPartUpdated, part_version, part_version_floor
+from shared.contract.view_parts import CampaignsPart
+from shared.observability.trace_context import inject_headers
+from shared.storage.base import OutboxMessage
 
 
 def _fingerprint(items: list[dict]) -> str:
@@ -45,7 +46,7 @@ def refresh_views(customers: Collection[str], *, deps: Deps) -> list[OutboxMessa
             continue
         versions = store.save_views(changed, floor=part_version_floor())
         for c in sorted(changed):
-            body = ViewPartUpdated(customer_id=c, part="campaigns", value={"items": parts[c]},
+            body = ViewPartUpdated(customer_id=c, part="campaigns", value=CampaignsPart(items=parts[c]),
                                    version=part_version(versions[c]))
             out.append(outbox_message(deps, topics.CAMPAIGN_EVENTS, c, body, headers))
     return out

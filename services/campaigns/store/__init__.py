@@ -2,7 +2,7 @@
 ``store.sqlite`` and ``store.mongo``; ``app`` picks one).
 
 Facts are kept per identity record (purchases, refunds, profile and consent fields) beside the
-record → customer mapping (``shared.membership``), so merges and unmerges follow exactly. Campaign
+record → customer mapping (``shared.storage.membership``), so merges and unmerges follow exactly. Campaign
 members are kept as launched (the customer id of the snapshot) and resolved to the customer they
 belong to now whenever they are read.
 """
@@ -17,10 +17,10 @@ from typing import Any, Protocol
 from services.campaigns.domain.attribution import Enrolment, Refund, Sale
 from services.campaigns.domain.audience import CustomerFacts
 from services.campaigns.domain.results import PeriodSales
-from shared.facts import FieldValue, PurchaseFact, RefundFact
-from shared.membership import Membership
-from shared.outbox import OutboxStore
-from shared.storage import OutboxMessage
+from shared.contract.facts import FieldValue, PurchaseFact, RefundFact
+from shared.storage.base import OutboxMessage
+from shared.storage.membership import Membership
+from shared.storage.outbox import OutboxStore
 
 
 @dataclass(frozen=True)

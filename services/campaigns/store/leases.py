@@ -16,8 +16,8 @@ import time
 import uuid
 from collections.abc import Iterable
 
-from shared.outbox import _h_load
-from shared.storage import OutboxMessage
+from shared.storage.base import OutboxMessage
+from shared.storage.outbox import _h_load
 
 LEASES_SQL = """
 CREATE TABLE IF NOT EXISTS outbox_leases (

@@ -15,8 +15,8 @@ from services.campaigns.domain.attribution import Enrolment
 from services.campaigns.store import CampaignRow, MemberRow, TouchRow
 from services.campaigns.store.leases import MongoLeases
 from services.campaigns.store.mongo_facts import MongoFacts, chunked, key
-from shared.membership import MongoMembership
-from shared.outbox import MongoStore
+from shared.storage.membership import MongoMembership
+from shared.storage.outbox import MongoStore
 
 _CAMPAIGN_FIELDS = ("definition", "status", "created_at", "updated_at", "starts_at", "ends_at", "launched_at",
                     "launch", "paused_from", "last_error", "idempotency_key", "created_by")

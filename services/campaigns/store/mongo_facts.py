@@ -19,15 +19,15 @@ from pymongo import UpdateMany
 from services.campaigns.domain.attribution import Refund, Sale
 from services.campaigns.domain.audience import CustomerFacts
 from services.campaigns.domain.results import PeriodSales
-from shared.facts import FieldValue, PurchaseFact, RefundFact, newest
-from shared.membership import Membership
+from shared.contract.facts import FieldValue, PurchaseFact, RefundFact, newest
+from shared.storage.membership import Membership
 
 CHUNK = 5000  # ids per $in query: keeps every query document far below MongoDB's 16 MB limit
 
 
 def fold_memberships(held: dict[str, tuple[str, str]], rows: Iterable[Membership]
                      ) -> tuple[dict[str, tuple[str, str]], set[str]]:
-    """Apply mappings one at a time to those held (record → (customer, at)), by ``shared.membership``'s
+    """Apply mappings one at a time to those held (record → (customer, at)), by ``shared.storage.membership``'s
     rule (last writer wins by identity's time); returns the records whose mapping changed, with their
     new one, and every customer whose set of records changed."""
     state = dict(held)
@@ -86,7 +86,7 @@ class MongoFacts:
     def apply_memberships(self, rows: Iterable[Membership]) -> set[str]:
         """Record newer mappings; returns every customer whose set of records changed (old and new).
 
-        The same rule as ``shared.membership`` (last writer wins per record by identity's time), read in
+        The same rule as ``shared.storage.membership`` (last writer wins per record by identity's time), read in
         one query and written in one bulk: a batch of 500 events carries 1,000 mappings.
         """
         rows = list(rows)

@@ -13,11 +13,11 @@ from services.campaigns.domain.audience import CustomerFacts, flag
 from services.campaigns.domain.results import PeriodSales
 from services.campaigns.store import CampaignRow, MemberRow, TouchRow
 from services.campaigns.store.leases import LEASES_SQL, SqliteLeases
-from shared.fact_tables import ATTRIBUTES_SQL, compact_json, sqlite_put_attributes
-from shared.facts import FieldValue, PurchaseFact, RefundFact
-from shared.membership import MEMBERSHIP_SQL, SqliteMembership
-from shared.outbox import SqliteStore
-from shared.storage import OUTBOX_SQL
+from shared.contract.facts import FieldValue, PurchaseFact, RefundFact
+from shared.storage.base import OUTBOX_SQL
+from shared.storage.fact_tables import ATTRIBUTES_SQL, compact_json, sqlite_put_attributes
+from shared.storage.membership import MEMBERSHIP_SQL, SqliteMembership
+from shared.storage.outbox import SqliteStore
 
 SCHEMA = (
     """

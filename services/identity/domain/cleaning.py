@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from shared.events import ChannelEvent, ChannelEventBase, Identity, InvalidEvent, PurchaseEvent, parse_event
+from shared.contract.events import ChannelEvent, ChannelEventBase, Identity, InvalidEvent, PurchaseEvent, parse_event
 from shared.privacy import PhoneError, normalize_phone
 
 Ident = tuple[str, str]  # (identifier type, normalised value)

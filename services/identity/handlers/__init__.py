@@ -10,10 +10,10 @@ from services.identity.config import IdentityConfig
 from services.identity.domain.cleaning import Cleaning, Pseudo
 from services.identity.store import IdentityStore
 from shared.clock import Clock
-from shared.consumer import BatchRunner
 from shared.service import Publish
 from shared.settings import Settings
-from shared.storage import OutboxMessage
+from shared.storage.base import OutboxMessage
+from shared.streaming.consumer import BatchRunner
 
 
 @dataclass

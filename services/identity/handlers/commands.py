@@ -9,14 +9,14 @@ from typing import Any
 
 from services.identity.domain.cleaning import prepare
 from services.identity.handlers import Deps
-from services.identity.handlers.consume import outbox_message
-from shared import topics
 from shared.clock import iso_utc
-from shared.errors import Conflict, NotFound, Unavailable
-from shared.events import InvalidEvent, check_depth, check_size
-from shared.kafka import Outgoing
-from shared.messages import CustomerMerged
+from shared.contract import topics
+from shared.contract.events import InvalidEvent, check_depth, check_size
+from shared.contract.messages import CustomerMerged
+from shared.http.errors import Conflict, NotFound, Unavailable
 from shared.service import Publish
+from shared.streaming.kafka import Outgoing
+from shared.streaming.outbox import outbox_message
 
 log = logging.getLogger(__name__)
 
@@ -97,8 +97,7 @@ def unmerge(customer_id: str, merge_id: str, *, by: str, deps: Deps) -> dict[str
         moved = store.unmerge(merge_id, by=by, at=iso_utc(deps.clock()))
         body = CustomerMerged(kind="customer.unmerged", merge_id=merge_id, survivor_id=merge.survivor_id,
                               merged_id=merge.merged_id, records=moved, at=deps.clock())
-        outbox = store.outbox_add([outbox_message(deps, topics.CUSTOMER_MERGED, merge.survivor_id,
-                                                  body.model_dump_json().encode())])
+        outbox = store.outbox_add([outbox_message(deps.settings, topics.CUSTOMER_MERGED, merge.survivor_id, body)])
     return {"merge_id": merge_id, "survivor_id": merge.survivor_id, "restored_id": merge.merged_id,
             "records": moved, "outbox": outbox}
 

@@ -12,13 +12,22 @@ from services.identity.domain.cleaning import Prepared
 from services.identity.domain.resolution import resolve as resolve_event
 from services.identity.handlers import Deps
 from services.identity.store import ConflictRow, EventRow, IdentityStore
-from shared import topics
-from shared.batch import BatchOutcome, Decoded, message_span
 from shared.clock import iso_utc
-from shared.facts import FieldValue, PurchaseFact, RefundFact, attribute_values, epoch_ms, purchase_fact, refund_fact
-from shared.messages import CustomerMerged, ViewPartUpdated, resolved_event_json
-from shared.storage import OutboxMessage
-from shared.tracing import event_attributes, message_headers
+from shared.contract import topics
+from shared.contract.facts import (
+    FieldValue,
+    PurchaseFact,
+    RefundFact,
+    attribute_values,
+    epoch_ms,
+    purchase_fact,
+    refund_fact,
+)
+from shared.contract.messages import CustomerMerged, ViewPartUpdated, resolved_event_json
+from shared.observability.trace_context import event_attributes
+from shared.storage.base import OutboxMessage
+from shared.streaming.batch import BatchOutcome, Decoded, message_span
+from shared.streaming.outbox import outbox_message
 
 
 def resolve(items: list[Decoded[Prepared]], *, deps: Deps, outcome: BatchOutcome) -> list[OutboxMessage]:
@@ -44,7 +53,8 @@ def hold_parts(items: list[Decoded[ViewPartUpdated]], *, deps: Deps, outcome: Ba
     for one in items:
         part = one.item
         with message_span("identity", one.msg, {"crm.customer_id": part.customer_id, "crm.view.part": part.part}):
-            deps.store.put_part(part.customer_id, part.part, part.value, version=part.version)
+            deps.store.put_part(part.customer_id, part.part, part.value.model_dump(mode="json", exclude_unset=True),
+                                version=part.version)
         outcome.processed += 1
     return []
 
@@ -88,7 +98,7 @@ def _apply(prepared: Prepared, deps: Deps, out: list[OutboxMessage], outcome: Ba
         outcome.counts["merges"] += 1
         body = CustomerMerged(kind="customer.merged", merge_id=merge_id, survivor_id=survivor,
                               merged_id=merged, records=moved, at=deps.clock())
-        out.append(outbox_message(deps, topics.CUSTOMER_MERGED, survivor, body.model_dump_json().encode()))
+        out.append(outbox_message(deps.settings, topics.CUSTOMER_MERGED, survivor, body))
     for conflict in res.conflicts:
         outcome.counts["conflicts"] += 1
         store.add_conflict(ConflictRow(
@@ -110,11 +120,6 @@ def _apply(prepared: Prepared, deps: Deps, out: list[OutboxMessage], outcome: Ba
     unit.touched.add(res.root_id)
     body = resolved_event_json(customer_id=res.root_id, record_id=res.record_id, event_json=prepared.payload,
                                resolved_at=deps.clock())
-    out.append(outbox_message(deps, topics.CUSTOMER_EVENTS, res.root_id, body))
+    out.append(outbox_message(deps.settings, topics.CUSTOMER_EVENTS, res.root_id, body))
     return res.root_id
 
-
-def outbox_message(deps: Deps, topic: str, key: str, value: bytes, headers: list | None = None) -> OutboxMessage:
-    """A message for the outbox on ``topic`` (with this deployment's prefix), its trace headers added."""
-    name = deps.settings.topic(topic)
-    return OutboxMessage(name, value, key.encode(), message_headers(name, headers, key=key))

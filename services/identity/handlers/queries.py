@@ -11,10 +11,10 @@ from services.identity.domain.resolution import home_store
 from services.identity.handlers import Deps
 from services.identity.schemas import ConflictRead, CustomerRead, MergesPage, TimelinePage
 from services.identity.store import IdentityStore, RecordRow
-from shared.bounds import decode_cursor
-from shared.errors import InvalidInput, NotFound
-from shared.events import Identity, InvalidEvent
-from shared.facts import newest
+from shared.contract.events import Identity, InvalidEvent
+from shared.contract.facts import newest
+from shared.http.bounds import decode_cursor
+from shared.http.errors import InvalidInput, NotFound
 
 
 def active_record(store: IdentityStore, customer_id: str) -> RecordRow:

@@ -10,8 +10,8 @@ from typing import Any, Protocol
 
 from services.identity.domain.cleaning import Ident
 from services.identity.domain.resolution import Found
-from shared.facts import FieldValue, PurchaseFact, RefundFact
-from shared.outbox import OutboxStore
+from shared.contract.facts import FieldValue, PurchaseFact, RefundFact
+from shared.storage.outbox import OutboxStore
 
 
 @dataclass(frozen=True)

@@ -21,9 +21,9 @@ from pymongo import ASCENDING, DESCENDING, UpdateMany
 from services.identity.domain.cleaning import Ident
 from services.identity.domain.resolution import Found
 from services.identity.store import ConflictRow, EventRow, IdentifierRow, MergeRow, RecordRow, StatsRow
-from shared.fact_tables import compact_json
-from shared.facts import FieldValue, PurchaseFact, RefundFact
-from shared.outbox import MongoStore
+from shared.contract.facts import FieldValue, PurchaseFact, RefundFact
+from shared.storage.fact_tables import compact_json
+from shared.storage.outbox import MongoStore
 
 _NO_ID = {"_id": False}
 

@@ -15,10 +15,11 @@ from services.identity.store import (
     RecordRow,
     StatsRow,
 )
-from shared.fact_tables import ATTRIBUTES_SQL, compact_json, sqlite_put_attributes
-from shared.facts import FieldValue, PurchaseFact, RefundFact
-from shared.outbox import SqliteStore
-from shared.storage import OUTBOX_SQL
+from shared.contract.facts import FieldValue, PurchaseFact, RefundFact
+from shared.storage.base import OUTBOX_SQL
+from shared.storage.base import in_placeholders as _in
+from shared.storage.fact_tables import ATTRIBUTES_SQL, compact_json, sqlite_put_attributes
+from shared.storage.outbox import SqliteStore
 
 SCHEMA = (
     """
@@ -71,10 +72,6 @@ CREATE TABLE IF NOT EXISTS parts (
     + ATTRIBUTES_SQL
     + OUTBOX_SQL
 )
-
-
-def _in(ids: list[str]) -> str:
-    return ",".join("?" * len(ids))
 
 
 def _chunks(items: list, size: int) -> Iterable[list]:

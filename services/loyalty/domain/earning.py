@@ -24,7 +24,7 @@ from decimal import Decimal
 
 from services.loyalty.domain.model import Bonus, Purchase, Refund, Target
 from services.loyalty.domain.rules import EarningRules, RuleBook, period_key
-from shared.facts import from_minor
+from shared.contract.facts import from_minor
 
 RuleRow = tuple[str, int, dict]  # rule id, points, cause
 

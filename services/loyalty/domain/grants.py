@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from shared.events import InvalidEvent
-from shared.messages import CampaignBonusGranted
+from shared.contract.events import InvalidEvent
+from shared.contract.messages import CampaignBonusGranted
 
 MIN_BONUS, MAX_BONUS = Decimal(1), Decimal(100)  # a bonus never takes points; 100 bounds every multiplier
 

@@ -23,7 +23,7 @@ from datetime import datetime
 from services.loyalty.domain.calendar import Month, add_months, month_key, month_of, month_start
 from services.loyalty.domain.model import Purchase, Refund
 from services.loyalty.domain.rules import RuleBook, TierRules
-from shared.facts import from_minor
+from shared.contract.facts import from_minor
 
 
 @dataclass(frozen=True)

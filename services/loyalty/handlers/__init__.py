@@ -8,11 +8,11 @@ from typing import Any
 
 from services.loyalty.config import LoyaltySettings, RulesSource
 from services.loyalty.store import LoyaltyStore
-from shared import topics
 from shared.clock import Clock
+from shared.contract import topics
 from shared.settings import Settings
-from shared.storage import OutboxMessage
-from shared.tracing import message_headers
+from shared.storage.base import OutboxMessage
+from shared.streaming.outbox import outbox_message
 
 
 def _kept(outbox: list[OutboxMessage]) -> None:
@@ -41,5 +41,4 @@ class Deps:
 
     def message(self, body: Any, key: str) -> OutboxMessage:
         """An outbox message on loyalty's topic, keyed by the customer."""
-        topic = self.settings.topic(topics.LOYALTY_EVENTS)
-        return OutboxMessage(topic, body.model_dump_json().encode(), key.encode(), message_headers(topic, key=key))
+        return outbox_message(self.settings, topics.LOYALTY_EVENTS, key, body)

@@ -19,9 +19,10 @@ from services.loyalty.domain.checkpoint import Checkpoint
 from services.loyalty.domain.model import Entry, Facts, Posted, Purchase, Target, kind_of
 from services.loyalty.domain.rules import RuleBook
 from services.loyalty.handlers import Deps
-from services.loyalty.store import AccountRow, Announcement, LoyaltyStore, ms_of
+from services.loyalty.store import AccountRow, Announcement, LoyaltyStore
 from shared.clock import iso_utc
-from shared.messages import (
+from shared.contract.facts import epoch_ms
+from shared.contract.messages import (
     PointsExpired,
     PointsExpiryAnnounced,
     TierChanged,
@@ -29,7 +30,8 @@ from shared.messages import (
     next_part_version,
     part_version,
 )
-from shared.storage import OutboxMessage
+from shared.contract.view_parts import LoyaltyPart
+from shared.storage.base import OutboxMessage
 
 log = logging.getLogger(__name__)
 EXPIRING_SHOWN = 6
@@ -38,7 +40,7 @@ EXPIRING_SHOWN = 6
 def load_facts(store: LoyaltyStore, records: list[str], *, since: datetime | None = None) -> Facts:
     """Everything one customer's account is derived from (with ``since``, the purchases made from then on
     and their refunds; every bonus and movement)."""
-    purchases = store.purchases_of(records, since_ms=ms_of(since) if since is not None else None)
+    purchases = store.purchases_of(records, since_ms=epoch_ms(since) if since is not None else None)
     refunds = store.refunds_for_orders(sorted({p.order_id for p in purchases}))
     # Who owns a refunded order is a question about every purchase with that order id, not only ours.
     owner: dict[str, str] = {}
@@ -118,10 +120,11 @@ def settle_customer(customer_id: str, *, deps: Deps, trigger: list[str],
     version = held.version
     if view != held.view:
         version = next_part_version(version)
-        out.append(deps.message(ViewPartUpdated(customer_id=customer_id, part="loyalty", value=view,
+        out.append(deps.message(ViewPartUpdated(customer_id=customer_id, part="loyalty",
+                                                value=LoyaltyPart.model_validate(view),
                                                 version=part_version(version)), customer_id))
     store.put_account(AccountRow(customer_id, s.balance, s.debt, s.tier, view, version,
-                                 ms_of(s.next_due) if s.next_due else None, at))
+                                 epoch_ms(s.next_due) if s.next_due else None, at))
     return out
 
 

@@ -26,8 +26,8 @@ from services.loyalty.handlers import Deps
 from services.loyalty.handlers.accounts import settle_customer
 from services.loyalty.store import IdempotencyRow, RedemptionRow, RewardRow
 from shared.clock import iso_utc
-from shared.errors import Conflict, InvalidInput, NotFound
-from shared.storage import OutboxMessage, is_transient
+from shared.http.errors import Conflict, InvalidInput, NotFound
+from shared.storage.base import OutboxMessage, is_transient
 
 T = TypeVar("T")
 

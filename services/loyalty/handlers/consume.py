@@ -14,13 +14,13 @@ from services.loyalty.domain.model import Bonus, Line, Purchase, Refund
 from services.loyalty.domain.rules import BEGINNING
 from services.loyalty.handlers import Deps
 from services.loyalty.handlers.accounts import Touched, settle_many
-from shared.batch import BatchOutcome, Decoded, message_span
-from shared.events import ChannelEvent, PurchaseEvent, RefundEvent
-from shared.facts import local_day, to_minor
-from shared.membership import memberships_of
-from shared.messages import CampaignBonusGranted, CustomerEventResolved, CustomerMerged, Read
-from shared.storage import OutboxMessage
-from shared.tracing import event_attributes
+from shared.contract.events import ChannelEvent, PurchaseEvent, RefundEvent
+from shared.contract.facts import local_day, to_minor
+from shared.contract.messages import CampaignBonusGranted, CustomerEventResolved, CustomerMerged, Read
+from shared.observability.trace_context import event_attributes
+from shared.storage.base import OutboxMessage
+from shared.storage.membership import memberships_of
+from shared.streaming.batch import BatchOutcome, Decoded, message_span
 
 SERVICE = "loyalty"
 

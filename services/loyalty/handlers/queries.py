@@ -13,10 +13,10 @@ from services.loyalty.domain.tiers import timeline
 from services.loyalty.handlers import Deps
 from services.loyalty.handlers.accounts import load_facts
 from services.loyalty.handlers.commands import account_root, redemption_body
-from shared.bounds import decode_cursor, encode_cursor
 from shared.clock import EARLIEST, LATEST, iso_utc, parse_iso
-from shared.errors import InvalidInput
-from shared.facts import from_minor
+from shared.contract.facts import from_minor
+from shared.http.bounds import decode_cursor, encode_cursor
+from shared.http.errors import InvalidInput
 
 
 def account(customer_id: str, *, deps: Deps) -> dict[str, Any]:

@@ -7,10 +7,11 @@ from dataclasses import replace
 
 from services.loyalty.handlers import Deps
 from services.loyalty.handlers.accounts import settle_customer
-from services.loyalty.store import from_ms, ms_of
-from shared.batch import BatchOutcome
+from services.loyalty.store import from_ms
 from shared.clock import iso_utc
-from shared.storage import OutboxMessage, is_transient
+from shared.contract.facts import epoch_ms
+from shared.storage.base import OutboxMessage, is_transient
+from shared.streaming.batch import BatchOutcome
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +21,7 @@ def run_due(*, deps: Deps, rounds: int = 20) -> BatchOutcome:
     outcome = BatchOutcome()
     store = deps.store
     for _ in range(rounds):
-        now_ms = ms_of(deps.clock())
+        now_ms = epoch_ms(deps.clock())
         try:
             with store.transaction():
                 due = store.due_accounts(now_ms, limit=deps.config.schedule_batch)

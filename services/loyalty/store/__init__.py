@@ -14,13 +14,8 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from services.loyalty.domain.model import Bonus, Entry, Posted, Purchase, Refund
-from shared.membership import Membership
-from shared.outbox import OutboxStore
-
-
-def ms_of(moment: datetime) -> int:
-    """Milliseconds since the epoch."""
-    return int(moment.timestamp() * 1000)
+from shared.storage.membership import Membership
+from shared.storage.outbox import OutboxStore
 
 
 def from_ms(ms: int) -> datetime:
@@ -98,7 +93,7 @@ class LoyaltyStore(OutboxStore, Protocol):
     """The operations loyalty performs on its data; writes run inside ``transaction()``."""
 
     def transaction(self) -> AbstractContextManager[Any]: ...
-    # memberships (shared.membership)
+    # memberships (shared.storage.membership)
     def apply_memberships(self, rows: Iterable[Membership]) -> set[str]: ...
     def customer_of(self, record_id: str) -> str: ...
     def customers_of(self, record_ids: list[str]) -> dict[str, str]: ...

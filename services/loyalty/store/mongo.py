@@ -16,12 +16,12 @@ from services.loyalty.store import (
     IdempotencyRow,
     RedemptionRow,
     RewardRow,
-    ms_of,
 )
 from shared.clock import iso_utc, parse_iso
-from shared.fact_tables import mongo_insert_new
-from shared.membership import MongoMembership
-from shared.outbox import MongoStore
+from shared.contract.facts import epoch_ms
+from shared.storage.fact_tables import mongo_insert_new
+from shared.storage.membership import MongoMembership
+from shared.storage.outbox import MongoStore
 
 
 def _key(*parts: str) -> str:
@@ -83,7 +83,7 @@ class MongoLoyaltyStore(MongoStore, MongoMembership):
     def add_purchases(self, rows: list[Purchase]) -> list[Purchase]:
         """Keep purchases not seen before; returns the new ones."""
         docs = [{"_id": _key(p.source, p.id), "source": p.source, "id": p.id, "record_id": p.record_id,
-                 "order_id": p.order_id, "amount_minor": p.amount_minor, "time_ms": ms_of(p.time),
+                 "order_id": p.order_id, "amount_minor": p.amount_minor, "time_ms": epoch_ms(p.time),
                  "time": iso_utc(p.time), "day": p.day, "lines": [list(vars(ln).values()) for ln in p.lines]}
                 for p in rows]
         new = self._insert_new("purchases", docs)

@@ -17,12 +17,13 @@ from services.loyalty.store import (
     IdempotencyRow,
     RedemptionRow,
     RewardRow,
-    ms_of,
 )
 from shared.clock import iso_utc, parse_iso
-from shared.membership import MEMBERSHIP_SQL, SqliteMembership
-from shared.outbox import SqliteStore
-from shared.storage import OUTBOX_SQL
+from shared.contract.facts import epoch_ms
+from shared.storage.base import OUTBOX_SQL
+from shared.storage.base import in_placeholders as _in
+from shared.storage.membership import MEMBERSHIP_SQL, SqliteMembership
+from shared.storage.outbox import SqliteStore
 
 SCHEMA = (
     """
@@ -84,10 +85,6 @@ CREATE TABLE IF NOT EXISTS idempotency (
 )
 
 
-def _in(ids: list[str]) -> str:
-    return ",".join("?" * len(ids))
-
-
 def _purchase(row: tuple) -> Purchase:
     source, pid, record, order, amount, _ms, time, day, lines = row
     return Purchase(source, pid, record, order, amount, parse_iso(time), day,
@@ -132,7 +129,7 @@ class SqliteLoyaltyStore(SqliteStore, SqliteMembership):
         c, new = self.db.conn(), []
         for p in rows:
             cur = c.execute("INSERT OR IGNORE INTO purchases VALUES (?,?,?,?,?,?,?,?,?)",
-                            (p.source, p.id, p.record_id, p.order_id, p.amount_minor, ms_of(p.time), iso_utc(p.time),
+                            (p.source, p.id, p.record_id, p.order_id, p.amount_minor, epoch_ms(p.time), iso_utc(p.time),
                              p.day, json.dumps([list(vars(ln).values()) for ln in p.lines])))
             if cur.rowcount:
                 new.append(p)

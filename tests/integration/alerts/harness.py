@@ -15,10 +15,17 @@ from services.alerts.config import AlertsConfig
 from services.alerts.handlers import timers
 from services.alerts.messages import consume
 from services.alerts.store.sqlite import SqliteAlertsStore
-from shared import topics
-from shared.batch import BatchOutcome, Incoming
-from shared.messages import AlertChanged, CustomerEventResolved, CustomerMerged, ViewPartUpdated, decode, encode
+from shared.contract import topics
+from shared.contract.messages import (
+    AlertChanged,
+    CustomerEventResolved,
+    CustomerMerged,
+    ViewPartUpdated,
+    decode,
+    encode,
+)
 from shared.settings import Settings
+from shared.streaming.batch import BatchOutcome, Incoming
 
 ADMIN, OPERATOR, READER = "k-admin", "k-operator", "k-reader"
 

@@ -8,7 +8,7 @@ from time import time_ns
 from zoneinfo import ZoneInfo
 
 from services.alerts.domain.workflow import alert_id
-from shared.messages import (
+from shared.contract.messages import (
     AlertChanged,
     CustomerEventResolved,
     CustomerMerged,
@@ -332,7 +332,7 @@ def test_unknown_types_are_refused_and_notes_show_phone_numbers_to_admins_only(t
 
 
 def test_points_that_expired_unredeemed_close_the_reminder_saying_so(tmp_path):
-    from shared.messages import PointsExpired
+    from shared.contract.messages import PointsExpired
 
     h = Harness(tmp_path, noon("2026-11-20"))
     expires = h.now + timedelta(days=20)

@@ -15,14 +15,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from services.alerts.config import AlertsConfig, RuleBook
+from services.alerts.config import AlertsConfig, RulesInForce
 from services.alerts.handlers import Deps
 from services.alerts.messages import consume
 from services.alerts.store.sqlite import SqliteAlertsStore
-from shared import topics
-from shared.batch import Incoming
-from shared.messages import CustomerMerged, ViewPartUpdated, decode, encode
+from shared.contract import topics
+from shared.contract.messages import CustomerMerged, ViewPartUpdated, decode, encode
 from shared.settings import Settings
+from shared.streaming.batch import Incoming
 from tests.integration.alerts.harness import channel, complaint
 
 Z = ZoneInfo("Asia/Shanghai")
@@ -45,7 +45,7 @@ def _run(tmp_path, n: int, order) -> tuple[dict, dict]:
     store = SqliteAlertsStore(tmp_path / f"order{n}.db")
     sent: list = []
     deps = Deps(store=store, settings=Settings(_env_file=None), config=AlertsConfig(_env_file=None),
-                rules=RuleBook(), clock=lambda: NOW)
+                rules=RulesInForce(), clock=lambda: NOW)
     for offset, m in enumerate(order):
         topic = topics.CUSTOMER_MERGED if isinstance(m, CustomerMerged) else topics.CUSTOMER_EVENTS
         outcome = consume([Incoming(encode(m), topic, 0, offset)], deps=deps)

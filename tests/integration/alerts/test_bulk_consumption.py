@@ -9,16 +9,16 @@ from zoneinfo import ZoneInfo
 
 import mongomock
 
-from services.alerts.config import AlertsConfig, RuleBook
+from services.alerts.config import AlertsConfig, RulesInForce
 from services.alerts.handlers import Deps
 from services.alerts.messages import consume
 from services.alerts.store import mongo as store_mongo
 from services.alerts.store.mongo import MongoAlertsStore
-from shared import topics
-from shared.batch import Incoming
-from shared.messages import PointsExpiryAnnounced, ViewPartUpdated, encode
+from shared.contract import topics
+from shared.contract.messages import PointsExpiryAnnounced, ViewPartUpdated, encode
 from shared.settings import Settings
-from shared.storage import MongoDb
+from shared.storage.base import MongoDb
+from shared.streaming.batch import Incoming
 from tests.integration.alerts.harness import complaint, purchase
 
 NOW = datetime(2026, 11, 20, 12, tzinfo=ZoneInfo("Asia/Shanghai"))
@@ -57,7 +57,7 @@ def _calls(customers: int, monkeypatch) -> int:
 
     monkeypatch.setattr(store_mongo, "_bulk", bulk)
     deps = Deps(store=MongoAlertsStore(db), settings=Settings(_env_file=None), config=AlertsConfig(_env_file=None),
-                rules=RuleBook(), clock=lambda: NOW)
+                rules=RulesInForce(), clock=lambda: NOW)
     batch = []
     for n in range(customers):
         c = f"c_{n}"

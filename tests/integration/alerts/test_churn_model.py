@@ -19,7 +19,7 @@ from lifetimes.utils import summary_data_from_transaction_data
 
 from services.alerts.domain.rules import DEFAULT_PARAMS
 from shared.churn import fit, histories
-from shared.facts import PurchaseFact, to_minor
+from shared.contract.facts import PurchaseFact, to_minor
 from tests.integration.alerts.harness import Harness
 
 CDNOW = os.path.join(os.path.dirname(lifetimes.__file__), "datasets", "CDNOW_sample.txt")

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from shared.churn import ChurnModel
-from shared.messages import CustomerMerged, PointsExpiryAnnounced, TierChanged, ViewPartUpdated
+from shared.contract.messages import CustomerMerged, PointsExpiryAnnounced, TierChanged, ViewPartUpdated
 from tests.integration.alerts.harness import Harness, channel, complaint, purchase
 
 Z = ZoneInfo("Asia/Shanghai")

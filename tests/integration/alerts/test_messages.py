@@ -9,14 +9,14 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from services.alerts.config import AlertsConfig, RuleBook
+from services.alerts.config import AlertsConfig, RulesInForce
 from services.alerts.handlers import Deps
 from services.alerts.messages import consume
 from services.alerts.store.sqlite import SqliteAlertsStore
-from shared import topics
-from shared.batch import Incoming
-from shared.messages import AlertChanged, CustomerMerged, decode, encode
+from shared.contract import topics
+from shared.contract.messages import AlertChanged, CustomerMerged, decode, encode
 from shared.settings import Settings
+from shared.streaming.batch import Incoming
 from tests.integration.alerts.harness import channel, complaint
 
 Z = ZoneInfo("Asia/Shanghai")
@@ -27,7 +27,7 @@ T = NOW - timedelta(hours=6)
 def test_a_batch_goes_to_each_kinds_handler_and_is_evaluated_once_after_its_merges(tmp_path):
     store = SqliteAlertsStore(tmp_path / "alerts.db")
     deps = Deps(store=store, settings=Settings(_env_file=None), config=AlertsConfig(_env_file=None),
-                rules=RuleBook(), clock=lambda: NOW)
+                rules=RulesInForce(), clock=lambda: NOW)
     batch = [
         complaint("c_b", "x1", T),
         channel("c_b", "crm.page_view", "pv1", T, {"url": "https://shop.example/menu"}),  # no rule reads it

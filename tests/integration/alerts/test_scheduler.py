@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from services.alerts.handlers import timers
-from shared.messages import ViewPartUpdated
+from shared.contract.messages import ViewPartUpdated
 from tests.integration.alerts.harness import Harness
 
 Z = ZoneInfo("Asia/Shanghai")
@@ -98,9 +98,9 @@ def test_consumption_interleaves_with_a_long_scan_one_chunk_at_a_time(tmp_path, 
 
     from services.alerts.agents import scan_tick
     from services.alerts.messages import consume as consume_messages
-    from shared import topics
-    from shared.batch import Incoming
-    from shared.messages import encode
+    from shared.contract import topics
+    from shared.contract.messages import encode
+    from shared.streaming.batch import Incoming
 
     h = Harness(tmp_path, noon("2026-11-20"), scan_chunk=2)
     h.feed(*(balance(f"c_{i}", 100) for i in range(6)))
@@ -135,7 +135,7 @@ def test_the_daily_refit_runs_outside_the_batch_thread(tmp_path, monkeypatch):
     import asyncio
 
     from services.alerts.agents import refit_tick
-    from shared.consumer import BatchRunner
+    from shared.streaming.consumer import BatchRunner
     from tests.integration.alerts.harness import purchase
 
     h = Harness(tmp_path, noon("2026-11-20"))

@@ -10,8 +10,8 @@ from services.alerts.domain.facts import Expiry, Occurrence, Purchase
 from services.alerts.domain.workflow import Alert
 from services.alerts.store import AlertQuery, Cover, ExpiryRow, LoyaltyRow, OccurrenceRow, sla_filter
 from shared.churn import ChurnModel
-from shared.facts import FieldValue, PurchaseFact, RefundFact
-from shared.membership import Membership
+from shared.contract.facts import FieldValue, PurchaseFact, RefundFact
+from shared.storage.membership import Membership
 
 T0 = datetime(2026, 11, 20, 4, 0, tzinfo=UTC)
 

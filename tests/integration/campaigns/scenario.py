@@ -25,8 +25,8 @@ from fastapi.testclient import TestClient
 from services.campaigns.app import create_app
 from services.campaigns.config import CampaignsSettings
 from services.campaigns.messages import consume as consume_batch
-from shared.batch import Incoming
 from shared.settings import Settings
+from shared.streaming.batch import Incoming
 from tests.unit.campaigns import factory as f
 from tests.unit.campaigns.factory import at
 

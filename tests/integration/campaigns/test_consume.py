@@ -5,9 +5,9 @@ from __future__ import annotations
 from services.campaigns.config import CampaignsSettings
 from services.campaigns.handlers import Deps
 from services.campaigns.messages import consume as consume_batch
-from shared.batch import Incoming
-from shared.messages import AlertChanged, PointsExpired, ViewPartUpdated
+from shared.contract.messages import AlertChanged, PointsExpired, ViewPartUpdated
 from shared.settings import Settings
+from shared.streaming.batch import Incoming
 from tests.unit.campaigns import factory as f
 from tests.unit.campaigns.factory import at
 
@@ -52,7 +52,7 @@ def test_a_batch_costs_mongodb_the_same_few_round_trips_however_many_events_it_h
     import mongomock
 
     from services.campaigns.store.mongo import MongoCampaignsStore
-    from shared.storage import MongoDb
+    from shared.storage.base import MongoDb
 
     calls: list[str] = []
 

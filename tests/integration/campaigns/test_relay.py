@@ -11,7 +11,7 @@ import pytest
 from services.campaigns import agents
 from services.campaigns.handlers import timers
 from services.campaigns.handlers.outbox import Leased, relay_leased
-from shared.storage import OutboxMessage
+from shared.storage.base import OutboxMessage
 from tests.integration.campaigns.scenario import World
 from tests.unit.campaigns import factory as f
 from tests.unit.campaigns.factory import at

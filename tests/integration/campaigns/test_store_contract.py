@@ -7,9 +7,9 @@ from dataclasses import replace
 
 from services.campaigns.domain.attribution import Enrolment, Refund, Sale
 from services.campaigns.store import CampaignRow, MemberRow, TouchRow
-from shared.facts import FieldValue, PurchaseFact, RefundFact
-from shared.membership import Membership
-from shared.storage import OutboxMessage
+from shared.contract.facts import FieldValue, PurchaseFact, RefundFact
+from shared.storage.base import OutboxMessage
+from shared.storage.membership import Membership
 
 DAY = 86_400_000
 

@@ -9,8 +9,8 @@ import pytest
 from services.alerts.config import AlertsConfig
 from services.campaigns.config import CampaignsSettings
 from services.loyalty.config import LoyaltySettings
-from shared.kafka import ensure_topics
 from shared.settings import Settings
+from shared.streaming.kafka import ensure_topics
 from tests.integration.flows.support import ADMIN, OPERATOR, READER, Flow
 from tests.integration.platform_in_process import Platform
 

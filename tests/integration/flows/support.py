@@ -117,7 +117,7 @@ class Flow:
     def assert_replays_change_nothing(self, customers: list[str], campaigns: list[str] = ()) -> None:
         """Every message on every topic delivered twice more (as duplicates, then as a replay of each
         service's whole input) leaves every figure where it was."""
-        from shared import topics
+        from shared.contract import topics
 
         before = self.snapshot(customers, campaigns)
         assert self.platform.republish(topics.ALL_TOPICS) > 0

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared import topics
+from shared.contract import topics
 from tests.integration.flows.support import Flow, at, event, new_id, new_phone, purchase
 
 MEMBERS = 8

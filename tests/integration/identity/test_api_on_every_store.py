@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 
 from services.identity import messages
 from services.identity.app import create_app
-from shared.batch import Incoming
+from shared.streaming.batch import Incoming
 from tests.unit.identity.support import PSEUDO, TickingClock, customer_of_phone, event, purchase, settings
 
 ADMIN, OPERATOR, READER = "k-admin", "k-operator", "k-reader"

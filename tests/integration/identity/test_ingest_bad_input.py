@@ -12,8 +12,8 @@ from kafka.errors import KafkaTimeoutError
 from services.identity import messages
 from services.identity.app import create_app
 from services.identity.store.sqlite import SqliteIdentityStore
-from shared.batch import Incoming
-from shared.events import MAX_EVENT_DEPTH
+from shared.contract.events import MAX_EVENT_DEPTH
+from shared.streaming.batch import Incoming
 from tests.unit.identity.support import TickingClock, event, purchase, settings
 
 OPERATOR = "k-operator"

@@ -3,7 +3,7 @@ answers 429 after the miss budget, even for the right guess, until the budget re
 
 from __future__ import annotations
 
-from shared.ratelimit import RateLimits
+from shared.http.ratelimit import RateLimits
 from tests.integration.identity.test_api_on_every_store import OPERATOR, READER, Platform
 from tests.unit.identity.support import purchase
 

@@ -9,8 +9,8 @@ from dataclasses import replace
 import pytest
 
 from services.identity.store import EventRow, StatsRow
-from shared.facts import FieldValue, PurchaseFact, RefundFact
-from shared.storage import OutboxMessage, is_transient
+from shared.contract.facts import FieldValue, PurchaseFact, RefundFact
+from shared.storage.base import OutboxMessage, is_transient
 
 
 def _event(source: str, eid: str, record: str, ms: int, kind: str = "crm.page_view") -> EventRow:

@@ -13,9 +13,9 @@ from fastapi.testclient import TestClient
 from services.loyalty.app import create_app
 from services.loyalty.config import LoyaltySettings, RulesSource
 from services.loyalty.handlers import Deps
-from shared.batch import Incoming
-from shared.messages import CampaignBonusGranted, CustomerEventResolved, CustomerMerged, encode
+from shared.contract.messages import CampaignBonusGranted, CustomerEventResolved, CustomerMerged, encode
 from shared.settings import Settings
+from shared.streaming.batch import Incoming
 from tests.integration.shared.backends import BACKENDS, mongo_db, sqlite_file
 
 SH = ZoneInfo("Asia/Shanghai")

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from services.loyalty import messages
 from services.loyalty.app import create_app
 from services.loyalty.config import LoyaltySettings
-from shared.messages import decode
+from shared.contract.messages import decode
 from shared.settings import Settings
 from tests.integration.loyalty.conftest import Clock, purchase_msg
 from tests.integration.loyalty.invariants import check_invariants

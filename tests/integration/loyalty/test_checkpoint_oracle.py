@@ -15,8 +15,8 @@ import pytest
 
 from services.loyalty import messages
 from services.loyalty.handlers import commands, queries, timers
-from shared.errors import Conflict
-from shared.messages import decode
+from shared.contract.messages import decode
+from shared.http.errors import Conflict
 from tests.integration.loyalty.conftest import (
     Clock,
     _sqlite,

@@ -9,7 +9,7 @@ from collections import defaultdict
 from services.loyalty import messages
 from services.loyalty.domain import checkpoint
 from services.loyalty.handlers import commands, timers
-from services.loyalty.store import ms_of
+from shared.contract.facts import epoch_ms
 from tests.integration.loyalty.conftest import Clock, at, bonus_msg, deps_for, merge_msg, purchase_msg, refund_msg
 from tests.integration.loyalty.invariants import check_invariants
 
@@ -75,9 +75,9 @@ def test_a_settle_reads_only_the_facts_since_the_checkpoint_and_late_facts_reach
 
     # A new purchase: only the purchases since the horizon are read (weeks 36..47, and this one).
     assert deps.config.checkpoint_min_purchases <= 36  # weeks 0..35 are before the horizon
-    assert feed(purchase_msg("c_cp-new", "88.00", "2026-12-20 11:00", record="c_cp")) == (ms_of(horizon), 13)
+    assert feed(purchase_msg("c_cp-new", "88.00", "2026-12-20 11:00", record="c_cp")) == (epoch_ms(horizon), 13)
     # A refund of an order since the horizon: the same.
-    assert feed(refund_msg("c_cp-r2", "c_cp-40", "30.00", "2026-12-20 11:30", record="c_cp"))[0] == ms_of(horizon)
+    assert feed(refund_msg("c_cp-r2", "c_cp-40", "30.00", "2026-12-20 11:30", record="c_cp"))[0] == epoch_ms(horizon)
     # A purchase dated before the horizon (a till offline since May), or a refund of an order bought
     # before it: the whole history is read again, and the checkpoint is taken anew.
     assert feed(purchase_msg("c_cp-may", "300.00", "2026-05-30 10:00", record="c_cp")) == (None, 50)
@@ -94,7 +94,7 @@ def test_a_settle_reads_only_the_facts_since_the_checkpoint_and_late_facts_reach
     messages.consume([purchase_msg("c_cp2-1", "40.00", "2026-12-01 10:00", record="c_cp2")], deps=deps)
     assert feed(merge_msg("c_cp", "c_cp2", ["c_cp2"], "2026-12-20 11:50")) == (None, 51)
     # And then from the new checkpoint: weeks 36..47, the two December purchases before, and this one.
-    assert feed(purchase_msg("c_cp-next", "10.00", "2026-12-20 11:55", record="c_cp")) == (ms_of(horizon), 15)
+    assert feed(purchase_msg("c_cp-next", "10.00", "2026-12-20 11:55", record="c_cp")) == (epoch_ms(horizon), 15)
 
 
 def test_redemptions_and_the_schedule_settle_from_the_checkpoint_exactly(store, tmp_path, monkeypatch):
@@ -199,7 +199,7 @@ def test_a_refund_that_empties_an_expired_lot_since_the_horizon_is_settled_from_
     calls = _spy(store, monkeypatch)
     for d in (deps, plain):
         messages.consume([refund_msg("ex-r", "ex-b", "200.00", "2026-05-20 11:00", record="c_ex")], deps=d)
-    assert calls == [(ms_of(at("2026-04-01 00:00")), 1)]  # B alone, from the checkpoint
+    assert calls == [(epoch_ms(at("2026-04-01 00:00")), 1)]  # B alone, from the checkpoint
     assert _ledger(store, "c_ex") == _ledger(plain.store, "c_ex") == {
         ("p:pos/SH-001:ex-a", "base"): 100, ("x:p:pos/SH-001:ex-a", "expiry"): -100,
         ("p:pos/SH-001:ex-b", "base"): 200, ("p:pos/SH-001:ex-b", "refund"): -200}

@@ -13,7 +13,7 @@ from math import floor
 import pytest
 
 from services.loyalty import messages
-from shared.messages import CampaignTouched, decode
+from shared.contract.messages import CampaignTouched, decode
 from tests.integration.loyalty.conftest import (
     Clock,
     at,

@@ -7,7 +7,7 @@ import os
 
 from services.loyalty import messages
 from services.loyalty.handlers import queries, timers
-from shared.messages import decode
+from shared.contract.messages import decode
 from tests.integration.loyalty.conftest import Clock, at, deps_for, purchase_msg, refund_msg
 from tests.integration.loyalty.invariants import check_invariants
 

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from services.loyalty.domain.model import Bonus, Entry, Line, Posted, Purchase, Refund
 from services.loyalty.store import AccountRow, Announcement, IdempotencyRow, RedemptionRow, RewardRow
-from shared.membership import Membership
+from shared.storage.membership import Membership
 from tests.integration.loyalty.conftest import at
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.storage import MongoDb
+from shared.storage.base import MongoDb
 
 BACKENDS = ("sqlite", "mongomock", "mongodb")
 # Backends whose transactions roll back (mongomock has none; MongoDb runs the block without one).

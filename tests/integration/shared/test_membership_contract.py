@@ -8,33 +8,25 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.membership import MEMBERSHIP_SQL, Membership, MongoMembership, SqliteMembership, memberships_of
-from shared.messages import CustomerEventResolved, CustomerMerged
-from shared.storage import SqliteDb
+from shared.contract.messages import CustomerEventResolved, CustomerMerged
+from shared.storage.membership import MEMBERSHIP_SQL, Membership, MongoMembership, SqliteMembership, memberships_of
+from shared.storage.outbox import MongoStore, SqliteStore
 from tests.integration.shared.backends import BACKENDS, mongo_db, sqlite_file
 
 
-class SqliteMap(SqliteMembership):
-    def __init__(self, path) -> None:
-        self.db = SqliteDb(path, MEMBERSHIP_SQL)
+class SqliteMap(SqliteMembership, SqliteStore):
+    schema = MEMBERSHIP_SQL
 
     def forget_all(self) -> None:
         self.db.conn().execute("DELETE FROM memberships")
 
-    def transaction(self):
-        return self.db.transaction()
 
-
-class MongoMap(MongoMembership):
-    def __init__(self, mdb) -> None:
-        self.mdb = mdb
+class MongoMap(MongoMembership, MongoStore):
+    def create_indexes(self) -> None:
         self.create_membership_indexes()
 
     def forget_all(self) -> None:
         self.mdb["memberships"].delete_many({})
-
-    def transaction(self):
-        return self.mdb.transaction()
 
 
 @pytest.fixture(params=BACKENDS)

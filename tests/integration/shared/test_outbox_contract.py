@@ -6,36 +6,19 @@ from collections.abc import Iterator
 
 import pytest
 
-from shared.outbox import MongoOutbox, SqliteOutbox
-from shared.storage import OUTBOX_SQL, DeadLetter, OutboxMessage, SqliteDb
+from shared.storage.base import DeadLetter, OutboxMessage
+from shared.storage.outbox import MongoStore, SqliteStore
 from tests.integration.shared.backends import BACKENDS, TRANSACTIONAL, mongo_db, sqlite_file
-
-
-class SqliteBox(SqliteOutbox):
-    def __init__(self, path) -> None:
-        self.db = SqliteDb(path, OUTBOX_SQL)
-
-    def transaction(self):
-        return self.db.transaction()
-
-
-class MongoBox(MongoOutbox):
-    def __init__(self, mdb) -> None:
-        self.mdb = mdb
-        self.create_outbox_indexes()
-
-    def transaction(self):
-        return self.mdb.transaction()
 
 
 def _open(kind: str, tmp_path) -> Iterator:
     if kind == "sqlite":
-        box = SqliteBox(sqlite_file(tmp_path, "outbox"))
+        box = SqliteStore(sqlite_file(tmp_path, "outbox"))
         yield box
         box.db.close()
         return
     with mongo_db(kind) as mdb:
-        yield MongoBox(mdb)
+        yield MongoStore(mdb)
 
 
 @pytest.fixture(params=BACKENDS)
@@ -136,8 +119,8 @@ def test_a_redrive_the_broker_refuses_is_an_answer_not_a_crash_and_the_letter_st
     import kafka.errors
 
     from shared.clock import system_clock
-    from shared.deadletters import redrive
-    from shared.errors import DomainError
+    from shared.http.deadletters import redrive
+    from shared.http.errors import DomainError
 
     box.dead_letter_add(_letter("fp-r"))
 

@@ -9,11 +9,11 @@ import pytest
 from kafka import KafkaConsumer
 
 from shared.clock import system_clock
-from shared.kafka import ensure_topics, lazy_publisher
-from shared.outbox import SqliteStore
 from shared.service import Service
 from shared.settings import Settings
-from shared.storage import OutboxMessage
+from shared.storage.base import OutboxMessage
+from shared.storage.outbox import SqliteStore
+from shared.streaming.kafka import ensure_topics, lazy_publisher
 
 pytestmark = [pytest.mark.broker]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import itertools
 from datetime import UTC, datetime, timedelta
 
-from shared.batch import Incoming
-from shared.messages import CustomerEventResolved, CustomerMerged, ViewPartUpdated, encode
+from shared.contract.messages import CustomerEventResolved, CustomerMerged, ViewPartUpdated, encode
+from shared.streaming.batch import Incoming
 
 T0 = datetime(2026, 3, 1, 4, 0, tzinfo=UTC)  # 12:00 in Shanghai
 _offsets = itertools.count()

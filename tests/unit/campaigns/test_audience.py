@@ -21,7 +21,7 @@ from services.campaigns.domain.audience import (
     profile,
 )
 from services.campaigns.domain.definition import AudienceFilter, Definition
-from shared.facts import FieldValue
+from shared.contract.facts import FieldValue
 
 ON = date(2026, 3, 11)
 

@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from services.campaigns.domain.definition import AudienceFilter, Definition, IntRange, MoneyRange, next_status
-from shared.errors import Conflict
+from shared.http.errors import Conflict
 
 BASE = {"name": "Spring launch", "objective": "product_launch", "channel": "sms",
         "starts_at": "2026-04-01T10:00:00+08:00", "ends_at": "2026-04-15T10:00:00+08:00"}

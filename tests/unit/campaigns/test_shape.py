@@ -9,7 +9,7 @@ import inspect
 from pathlib import Path
 
 from services.campaigns import messages
-from shared.messages import CustomerEventResolved, CustomerMerged, ViewPartUpdated
+from shared.contract.messages import CustomerEventResolved, CustomerMerged, ViewPartUpdated
 
 ROOT = Path(__file__).resolve().parents[3] / "services" / "campaigns"
 

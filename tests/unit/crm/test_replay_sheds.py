@@ -12,7 +12,7 @@ import uvicorn
 
 from crm.broker import free_port
 from crm.replay import post_lines
-from shared.ratelimit import RateLimits
+from shared.http.ratelimit import RateLimits
 from tests.unit.shared.test_ratelimit import OPERATOR, Clock, _app
 
 

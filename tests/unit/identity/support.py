@@ -9,9 +9,9 @@ from pathlib import Path
 from services.identity.domain.cleaning import Cleaning
 from services.identity.handlers import Deps
 from services.identity.store.sqlite import SqliteIdentityStore
-from shared.batch import Incoming
 from shared.privacy import Pseudonymizer
 from shared.settings import Settings
+from shared.streaming.batch import Incoming
 
 PSEUDO = Pseudonymizer(b"unit-test-key")
 

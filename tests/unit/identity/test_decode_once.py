@@ -11,8 +11,8 @@ import pytest
 
 from services.identity import messages
 from services.identity.handlers import commands, consume
-from shared import events
-from shared.messages import ViewPartUpdated
+from shared.contract import events
+from shared.contract.messages import ViewPartUpdated
 from tests.unit.identity.support import event, incoming, make_deps, purchase
 
 LI = "+8613800138000"

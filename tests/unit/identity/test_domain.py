@@ -6,7 +6,7 @@ import pytest
 
 from services.identity.domain.cleaning import Cleaning, clean_identity
 from services.identity.domain.resolution import Conflict, Found, Resolution, home_store, record_id_for, resolve
-from shared.events import Identity, InvalidEvent
+from shared.contract.events import Identity, InvalidEvent
 from shared.privacy import Pseudonymizer
 
 PSEUDO = Pseudonymizer(b"unit-test-key")

@@ -10,8 +10,8 @@ import pytest
 from services.identity import messages
 from services.identity.handlers import commands
 from services.identity.store.sqlite import SqliteIdentityStore
-from shared import topics
-from shared.messages import CustomerEventResolved, CustomerMerged, decode
+from shared.contract import topics
+from shared.contract.messages import CustomerEventResolved, CustomerMerged, decode
 from tests.unit.identity.support import PSEUDO, customer_of_phone, event, incoming, make_deps, purchase
 
 LI = "+8613800138000"

@@ -10,9 +10,9 @@ import pytest
 
 from services.identity import messages
 from services.identity.handlers import commands, queries
-from shared import topics
-from shared.errors import Conflict, NotFound
-from shared.messages import CustomerMerged, decode
+from shared.contract import topics
+from shared.contract.messages import CustomerMerged, decode
+from shared.http.errors import Conflict, NotFound
 from tests.unit.identity.support import PSEUDO, customer_of_phone, event, incoming, make_deps
 
 LI = "+8613800138000"

@@ -18,8 +18,8 @@ from pydantic import BaseModel
 from pymongo.errors import AutoReconnect
 
 from crm.broker import free_port
-from shared.api import Caller, caller_dep, service_api
-from shared.errors import Conflict
+from shared.http.api import Caller, caller_dep, service_api
+from shared.http.errors import Conflict
 from shared.settings import Settings
 
 KEYS = "k-admin:admin,k-op:operator,k-read:reader"
@@ -225,7 +225,7 @@ def test_dead_letter_ids_and_offsets_past_64_bits_are_422_not_500(tmp_path):
     http = TestClient(service.api, headers=ADMIN)
     assert http.get("/v1/deadletters", params={"offset": 2**63}).status_code == 422
     assert http.post(f"/v1/deadletters/{2**67}/redrive").status_code == 422
-    # Offsets are bounded by shared.bounds (10 million rows) on every list route: at the bound, an empty page.
+    # Offsets are bounded by shared.http.bounds (10 million rows) on every list route: at the bound, an empty page.
     assert http.get("/v1/deadletters", params={"offset": 10_000_001}).status_code == 422
     assert http.get("/v1/deadletters", params={"offset": 10_000_000}).json()["items"] == []
     assert http.post(f"/v1/deadletters/{2**63 - 1}/redrive").json()["error"]["code"] == "dead_letter_not_found"

@@ -12,9 +12,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from shared.batch import Incoming, dead_letter_for, process_batch
-from shared.events import InvalidEvent
-from shared.storage import OutboxMessage
+from shared.contract.events import InvalidEvent
+from shared.storage.base import OutboxMessage
+from shared.streaming.batch import Incoming, dead_letter_for, process_batch
 
 NOW = datetime(2026, 6, 1, 8, 0, tzinfo=UTC)
 

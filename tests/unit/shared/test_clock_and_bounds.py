@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from shared.bounds import decode_cursor, encode_cursor
 from shared.clock import iso_utc, parse_iso
-from shared.errors import InvalidInput
+from shared.http.bounds import decode_cursor, encode_cursor
+from shared.http.errors import InvalidInput
 
 
 @pytest.mark.parametrize("year", [1, 34, 999, 1000, 2026, 9999])

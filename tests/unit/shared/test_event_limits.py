@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from shared.batch import Incoming, process_batch
-from shared.events import MAX_EVENT_DEPTH, InvalidEvent, check_size, parse_event
+from shared.contract.events import MAX_EVENT_DEPTH, InvalidEvent, check_size, parse_event
+from shared.streaming.batch import Incoming, process_batch
 from tests.unit.shared.test_batch import FakeStore, apply, clock
 
 

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from shared.events import (
+from shared.contract.events import (
     ComplaintEvent,
     ConsentEvent,
     FollowEvent,

@@ -11,8 +11,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from pydantic import ValidationError
 
-from shared.events import parse_event
-from shared.facts import (
+from shared.contract.events import parse_event
+from shared.contract.facts import (
     FieldValue,
     PurchaseFact,
     RefundFact,

@@ -10,8 +10,8 @@ from decimal import Decimal
 import pytest
 from pydantic import ValidationError
 
-from shared.events import InvalidEvent
-from shared.messages import (
+from shared.contract.events import InvalidEvent
+from shared.contract.messages import (
     KINDS,
     AlertChanged,
     CampaignBonusGranted,
@@ -106,8 +106,8 @@ def test_a_known_kind_with_bad_fields_is_invalid_and_the_reasons_do_not_echo_val
 def test_a_resolved_event_built_from_its_json_decodes_to_the_same_message_as_the_model():
     from datetime import UTC, datetime
 
-    from shared.events import parse_event
-    from shared.messages import CustomerEventResolved, decode, encode, resolved_event_json
+    from shared.contract.events import parse_event
+    from shared.contract.messages import CustomerEventResolved, decode, encode, resolved_event_json
 
     event = parse_event({"specversion": "1.0", "id": "e-1", "source": "wechat/mini", "type": "crm.profile",
                          "time": "2026-11-20T10:15:00+08:00",
@@ -135,7 +135,7 @@ def test_view_part_versions_grow_per_customer_and_a_rebuilt_store_starts_above_w
 
 
 def test_read_parses_the_channel_event_a_resolved_event_carries_and_refuses_one_it_cannot_parse():
-    from shared.messages import read
+    from shared.contract.messages import read
 
     event = {"specversion": "1.0", "id": "e-1", "source": "pos/SH-001", "type": "crm.purchase",
              "time": "2026-11-20T10:15:00+08:00",

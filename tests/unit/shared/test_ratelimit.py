@@ -15,9 +15,9 @@ from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
 
 from crm.broker import free_port
-from shared.api import caller_dep, service_api
-from shared.errors import NotFound
-from shared.ratelimit import Bucket, RateLimits, parse_rate
+from shared.http.api import caller_dep, service_api
+from shared.http.errors import NotFound
+from shared.http.ratelimit import Bucket, RateLimits, parse_rate
 from shared.settings import Settings
 
 ADMIN, OPERATOR, READER = "k-admin", "k-operator", "k-reader"

@@ -9,9 +9,9 @@ import time
 import pytest
 from kafka.errors import InvalidTopicError, KafkaTimeoutError, MessageSizeTooLargeError
 
-from shared.consumer import BatchRunner, IngestPublishFailing, StoreRetrying, is_permanent_publish_error
-from shared.metrics import ServiceMetrics
-from shared.storage import OutboxMessage
+from shared.observability.metrics import ServiceMetrics
+from shared.storage.base import OutboxMessage
+from shared.streaming.consumer import BatchRunner, IngestPublishFailing, StoreRetrying, is_permanent_publish_error
 
 
 class Broker:

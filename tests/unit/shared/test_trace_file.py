@@ -8,8 +8,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from crm.trace import trace_lines
+from shared.observability.telemetry import JsonLinesSpanExporter, read_spans
 from shared.settings import Settings
-from shared.telemetry import JsonLinesSpanExporter, read_spans
 
 
 def _tracer(path, *, max_bytes: int, keep: int):

@@ -176,6 +176,13 @@ def instrument_libraries() -> None:
             instrumentor.instrument()
 
 
+def kafka_instrumented() -> bool:
+    """Whether the kafka-python instrumentation wraps the producer (it then injects trace context)."""
+    from opentelemetry.instrumentation.kafka import KafkaInstrumentor
+
+    return KafkaInstrumentor().is_instrumented_by_opentelemetry
+
+
 def read_spans(path: Path) -> list[dict]:
     """Spans written by :class:`JsonLinesSpanExporter`: the rotated files, oldest first, then the current one."""
     older = sorted((p for p in path.parent.glob(path.name + ".*") if p.suffix[1:].isdigit()),

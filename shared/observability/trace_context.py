@@ -1,4 +1,7 @@
-"""OpenTelemetry set-up and W3C trace context carried in Kafka headers."""
+"""W3C trace context carried in Kafka message headers, and the spans and attributes that mark messages.
+
+Nothing here sets OpenTelemetry up: that is :mod:`shared.observability.telemetry`, once per process.
+"""
 
 from __future__ import annotations
 
@@ -11,13 +14,6 @@ from opentelemetry import propagate, trace
 Headers = list[tuple[str, bytes]]
 _TRACER = trace.get_tracer(__name__)
 TRACE_HEADERS = ("traceparent", "tracestate", "baggage")
-
-
-def kafka_instrumented() -> bool:
-    """Whether the kafka-python instrumentation wraps the producer (it then injects trace context)."""
-    from opentelemetry.instrumentation.kafka import KafkaInstrumentor
-
-    return KafkaInstrumentor().is_instrumented_by_opentelemetry
 
 
 def message_headers(topic: str, headers: Headers | None = None, *, key: str | None = None) -> Headers:

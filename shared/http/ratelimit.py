@@ -9,7 +9,7 @@ Budgets, each a token bucket (GCRA: one timestamp per key, exact ``Retry-After``
   a masked phone's 10,000 middles takes weeks (admins read phones unmasked already);
 - ``POST /v1/events`` counts events, not requests, against the key's event budget, and at most
   ``ingest_max_in_flight`` ingestion requests run at once: more answer 503 ``overloaded`` at once
-  instead of queueing without bound. This part runs behind the gate (``shared.api_guard``), so a request
+  instead of queueing without bound. This part runs behind the gate (``shared.http.guard``), so a request
   it refuses (401/403/413/415) spends no events and holds no slot, and a slow upload holds none either.
 
 Limits are kept in process memory: each service's API runs in one process (``crm up`` serves a

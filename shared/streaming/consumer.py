@@ -23,12 +23,12 @@ from opentelemetry import trace
 from opentelemetry.trace import Link, SpanKind
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential
 
-from shared.batch import BatchOutcome, Incoming
 from shared.clock import iso_utc, system_clock
-from shared.kafka import Outgoing
-from shared.metrics import ServiceMetrics
-from shared.storage import DeadLetter, OutboxMessage, is_transient
-from shared.tracing import extract_context, tracer
+from shared.observability.metrics import ServiceMetrics
+from shared.observability.trace_context import extract_context, tracer
+from shared.storage.base import DeadLetter, OutboxMessage, is_transient
+from shared.streaming.batch import BatchOutcome, Incoming
+from shared.streaming.kafka import Outgoing
 
 log = logging.getLogger(__name__)
 _tracer = tracer(__name__)

@@ -14,9 +14,10 @@ from opentelemetry import trace
 from opentelemetry.trace import Link, SpanKind
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential
 
-from shared import topics
+from shared.contract import topics
+from shared.observability.telemetry import kafka_instrumented
+from shared.observability.trace_context import TRACE_HEADERS, Headers, extract_context, inject_headers
 from shared.settings import Settings
-from shared.tracing import TRACE_HEADERS, Headers, extract_context, inject_headers, kafka_instrumented
 
 log = logging.getLogger(__name__)
 _tracer = trace.get_tracer(__name__)
@@ -147,7 +148,7 @@ def faust_app(name: str, settings: Settings, **overrides):
     )
     options.update(overrides)
     app = faust.App(f"{settings.topic_prefix}{name}", **options)
-    from shared.faust_transport import use_short_fetch_wait
+    from shared.streaming.faust_transport import use_short_fetch_wait
 
     use_short_fetch_wait(app, settings.fetch_max_wait_ms)
     return app

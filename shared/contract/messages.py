@@ -14,9 +14,11 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 
-from shared.events import ChannelEvent, InvalidEvent, parse_event
+from shared.contract.events import ChannelEvent, InvalidEvent, parse_event
+from shared.contract.view_parts import PART_MODELS, PartName, ViewPart
 
 
 class _Message(BaseModel):
@@ -66,16 +68,33 @@ class ViewPartUpdated(_Message):
     the part of the active customer only (a service republishes the survivor's part after a merge
     and both parts after an unmerge).
 
-    ``value`` by part: ``loyalty`` ``{"points_balance": int, "tier": str|None, ...}``; ``alerts``
-    ``{"open": [{"alert_id", "type", "severity", ...}]}``; ``campaigns``
-    ``{"items": [{"campaign_id", "group", "converted", ...}]}``.
+    ``value`` is the model of its ``part`` (:mod:`shared.contract.view_parts`): ``LoyaltyPart``,
+    ``AlertsPart`` or ``CampaignsPart``; a value that is not its part's model is not a valid message.
     """
 
     kind: Literal["view.part"] = "view.part"
     customer_id: str
-    part: Literal["loyalty", "alerts", "campaigns"]
-    value: dict[str, Any]
+    part: PartName
+    value: ViewPart
     version: str
+
+    @field_validator("value", mode="before")
+    @classmethod
+    def _value_of_its_part(cls, value: Any, info: ValidationInfo) -> Any:
+        # The value's model is chosen by ``part`` (which is validated first), not guessed from its fields.
+        model = PART_MODELS.get(info.data.get("part", ""))
+        if model is None or isinstance(value, model):
+            return value
+        if isinstance(value, BaseModel):
+            raise PydanticCustomError("view_part", "a {given} is not the {part} part",
+                                      {"given": type(value).__name__, "part": info.data["part"]})
+        try:
+            return model.model_validate(value)
+        except ValidationError as exc:
+            fields = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}"
+                               for e in exc.errors(include_input=False, include_url=False))
+            raise PydanticCustomError("view_part", "not a {part} part ({fields})",
+                                      {"part": info.data["part"], "fields": fields}) from None
 
 
 def part_version_floor() -> int:

@@ -9,13 +9,13 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sized
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
-from shared.tracing import tracer
+from shared.observability.trace_context import tracer
 
 _tracer = tracer(__name__)
 
@@ -234,6 +234,11 @@ class SqliteDb:
         if conn is not None:
             conn.close()
             self._local.conn = None
+
+
+def in_placeholders(values: Sized) -> str:
+    """``?,?,?`` for an SQL ``IN (…)`` over these values, each bound as a parameter."""
+    return ",".join("?" * len(values))
 
 
 def _begin_immediate(conn: sqlite3.Connection) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from shared.facts import FieldValue
+from shared.contract.facts import FieldValue
 
 ATTRIBUTES_SQL = """
 CREATE TABLE IF NOT EXISTS attributes (

@@ -7,11 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel
 
-from shared.api import Caller, caller_dep
-from shared.bounds import MAX_ROW_ID, Offset
 from shared.clock import iso_utc
-from shared.errors import Conflict, NotFound, Unavailable
-from shared.kafka import Outgoing
+from shared.http.api import Caller, caller_dep
+from shared.http.bounds import MAX_ROW_ID, Offset
+from shared.http.errors import Conflict, NotFound, Unavailable
+from shared.streaming.kafka import Outgoing
 
 
 class DeadLetterRead(BaseModel):
@@ -53,7 +53,7 @@ def redrive(letter_id: int, *, store, publish, clock) -> RedriveRead:
     except Exception as exc:
         from kafka.errors import KafkaError
 
-        from shared.consumer import is_permanent_publish_error
+        from shared.streaming.consumer import is_permanent_publish_error
 
         if is_permanent_publish_error(exc):
             raise Conflict("cannot_redrive", f"the broker refuses this message for good ({type(exc).__name__}): "

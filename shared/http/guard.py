@@ -24,7 +24,7 @@ from opentelemetry.trace import Status, StatusCode, get_current_span
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.errors import DomainError, Forbidden, TooLarge, Unauthorized, UnsupportedMediaType
+from shared.http.errors import DomainError, Forbidden, TooLarge, Unauthorized, UnsupportedMediaType
 from shared.settings import ROLES, Role
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 from fastapi import Query
 
-from shared.errors import InvalidInput
+from shared.http.errors import InvalidInput
 
 # Past ten million rows, offset paging is the wrong tool (and a scan of that many rows per page).
 MAX_OFFSET = 10_000_000

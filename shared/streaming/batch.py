@@ -20,11 +20,11 @@ from typing import Any, Generic, TypeVar
 from opentelemetry import trace
 from opentelemetry.trace import Link, Span, SpanKind
 
-from shared import topics
 from shared.clock import Clock, iso_utc
-from shared.events import InvalidEvent, check_size
-from shared.storage import DeadLetter, OutboxMessage, is_transient
-from shared.tracing import extract_context, message_headers, tracer
+from shared.contract import topics
+from shared.contract.events import InvalidEvent, check_size
+from shared.observability.trace_context import extract_context, message_headers, tracer
+from shared.storage.base import DeadLetter, OutboxMessage, is_transient
 
 log = logging.getLogger(__name__)
 _tracer = tracer(__name__)

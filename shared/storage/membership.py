@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from shared.clock import iso_utc
-from shared.messages import CustomerEventResolved, CustomerMerged
+from shared.contract.messages import CustomerEventResolved, CustomerMerged
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from shared.events import (
+from shared.contract.events import (
     ChannelEvent,
     ConsentEvent,
     FollowEvent,

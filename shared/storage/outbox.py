@@ -12,7 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Protocol
 
-from shared.storage import OUTBOX_SQL, DeadLetter, MongoDb, OutboxMessage, SqliteDb
+from shared.storage.base import OUTBOX_SQL, DeadLetter, MongoDb, OutboxMessage, SqliteDb
 
 
 def _h_dump(headers: list[tuple[str, bytes]]) -> str:

@@ -1,5 +1,5 @@
-"""What every service's HTTP API shares: key auth with roles (settled by the gate in ``api_guard`` before a
-body is read), one error format for every failure, the documented statuses (``api_docs``), health, metrics."""
+"""What every service's HTTP API shares: key auth with roles (settled by the gate in ``guard`` before a
+body is read), one error format for every failure, the documented statuses (``docs``), health, metrics."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from pymongo.errors import ConnectionFailure
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from shared.api_docs import errors, install_openapi
-from shared.api_guard import CALLER_SCOPE_KEY, Caller, Gate, authenticate, route_rules
-from shared.errors import DomainError, Forbidden, InvalidInput, Unavailable
-from shared.ratelimit import install_ingest_shedding, install_rate_limits
+from shared.http.docs import errors, install_openapi
+from shared.http.errors import DomainError, Forbidden, InvalidInput, Unavailable
+from shared.http.guard import CALLER_SCOPE_KEY, Caller, Gate, authenticate, route_rules
+from shared.http.ratelimit import install_ingest_shedding, install_rate_limits
 from shared.settings import Role, Settings
 
 __all__ = ["Caller", "caller_dep", "errors", "install_error_handlers", "require", "service_api"]

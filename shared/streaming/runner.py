@@ -37,8 +37,8 @@ def serve_api(service, settings: Settings, name: str, *, port: int | None = None
 
 def run_service(name: str, *, api: bool = True, worker: bool = True, port: int | None = None) -> None:
     """Start a service; blocks until it is told to stop."""
-    from shared.logs import setup_logging
-    from shared.telemetry import setup_tracing
+    from shared.observability.logs import setup_logging
+    from shared.observability.telemetry import setup_tracing
 
     settings = get_settings()
     setup_logging(name, settings.log_level)

@@ -1,0 +1,1 @@
+"""Observability: the OpenTelemetry set-up, trace context in message headers, JSON logs, metrics."""

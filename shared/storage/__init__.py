@@ -1,0 +1,1 @@
+"""Storage bases every store adapter builds on: SQLite and MongoDB, outbox tables, shared fact tables."""

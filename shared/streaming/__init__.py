@@ -1,0 +1,1 @@
+"""Kafka and faust plumbing: producer and topics, the batch consumer, the outbox relay, dead letters."""
