@@ -24,6 +24,8 @@ from opentelemetry.trace import Status, StatusCode, get_current_span
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shared.access.scope import COMPANY
+from shared.access.scope import Scope as AccessScope
 from shared.http.errors import DomainError, Forbidden, TooLarge, Unauthorized, UnsupportedMediaType
 from shared.settings import ROLES, Role
 
@@ -36,10 +38,11 @@ CALLER_SCOPE_KEY = "crm.caller"
 
 @dataclass(frozen=True)
 class Caller:
-    """Who is calling: a key fingerprint (never the key) and its role."""
+    """Who is calling: a key fingerprint (never the key), its role and its scope."""
 
     key_id: str
     role: Role
+    scope: AccessScope = COMPANY
 
     def at_least(self, role: Role) -> bool:
         """Whether this caller's role includes ``role``."""
