@@ -28,7 +28,7 @@ from shared.contract.messages import (
 from shared.storage.base import OutboxMessage
 from shared.streaming.batch import BatchOutcome, Decoded, Incoming, process_batch
 
-Handler = Callable[..., None]  # (items: list[Decoded[Read]], *, deps: Deps, fold: consume.Fold) -> None
+Handler = Callable[..., list[OutboxMessage]]  # (items: list[Decoded[Read]], *, deps: Deps, outcome: consume.Fold)
 
 HANDLERS: dict[type, Handler] = {
     # identity: channel events by kind, then the fallback for every other kind of resolved event
@@ -67,5 +67,5 @@ def _apply(items: list[Decoded[Read]], *, deps: Deps, outcome: BatchOutcome) -> 
         if handler is None:
             outcome.counts["ignored"] += len(list(run))
         else:
-            handler(list(run), deps=deps, fold=fold)
+            handler(list(run), deps=deps, outcome=fold)  # nothing of its own: settle announces the batch
     return h.settle(fold, deps=deps)

@@ -1,13 +1,15 @@
 """Consumption: identity's and loyalty's messages folded into the facts the rules read, in bulk.
 
-``messages.HANDLERS`` gives each consumed kind its handler here. A handler notes what its messages tell
-into the batch's ``Fold``; once the whole batch is noted, ``settle`` keeps it with a few bulk store calls,
-whatever the store (on MongoDB a call per message is a round trip per document), applies the merges and
-unmerges in it, and evaluates each customer its new facts concern once.
+``messages.HANDLERS`` gives each consumed kind its handler here, with every service's signature ``(items, *,
+deps, outcome)``: here ``outcome`` is the batch's ``Fold`` (its counts and what its messages told), and a
+handler notes into it and announces nothing itself; once the whole batch is noted, ``settle`` keeps it with a
+few bulk store calls, whatever the store (on MongoDB a call per message is a round trip per document), applies
+the merges and unmerges in it, and evaluates each customer its new facts concern once.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,7 +41,7 @@ Items = list[Decoded[Read]]
 class Fold:
     """What a batch's messages tell, to be kept in bulk; ``claims`` ties each keyed fact to its message."""
 
-    outcome: BatchOutcome
+    batch: BatchOutcome
     seen: set[tuple[str, str]]  # channel events kept already, or told earlier in this batch
     events: list[tuple[str, str]] = field(default_factory=list)
     purchases: list[PurchaseFact] = field(default_factory=list)
@@ -55,13 +57,34 @@ class Fold:
     # did not change (a brand-new record also changes the mapping, but there is nothing to announce).
     regrouped: set[str] = field(default_factory=set)
 
+    # The batch's own counts, so a handler counts into its ``outcome`` as every service's handlers do.
+    @property
+    def counts(self) -> Counter:
+        return self.batch.counts
+
+    @property
+    def processed(self) -> int:
+        return self.batch.processed
+
+    @processed.setter
+    def processed(self, n: int) -> None:
+        self.batch.processed = n
+
+    @property
+    def duplicates(self) -> int:
+        return self.batch.duplicates
+
+    @duplicates.setter
+    def duplicates(self, n: int) -> None:
+        self.batch.duplicates = n
+
     def claim(self, what: str, key: str, record: str) -> None:
         """A keyed fact: new or a duplicate depending on what the store holds (counted in ``settle``)."""
         self.claims.append((what, key, record))
 
     def ignore(self) -> None:
         """A message that tells alerts nothing."""
-        self.outcome.counts["ignored"] += 1
+        self.counts["ignored"] += 1
 
 
 def begin(items: Items, *, deps: Deps, outcome: BatchOutcome) -> Fold:
@@ -92,123 +115,133 @@ def _events(items: Items, fold: Fold, note: Callable[[Any, str], bool]) -> None:
                     fold.seen.add(event.key)
                     fold.events.append(event.key)
         if told is None:
-            fold.outcome.duplicates += 1
+            fold.duplicates += 1
         elif not told:
             fold.ignore()  # a page view, a follow, a city: kept nowhere and evaluated for no one
         else:
-            fold.outcome.processed += 1
+            fold.processed += 1
             fold.records.add(m.record_id)
 
 
-def purchases(items: Items, *, deps: Deps, fold: Fold) -> None:
+def purchases(items: Items, *, deps: Deps, outcome: Fold) -> list[OutboxMessage]:
     """Purchases: visits, spend and the home store."""
 
     def note(event: Any, record: str) -> bool:
-        fold.purchases.append(purchase_fact(event, record, deps.settings.store_zone))
+        outcome.purchases.append(purchase_fact(event, record, deps.settings.store_zone))
         return True
 
-    _events(items, fold, note)
+    _events(items, outcome, note)
+    return []  # announced once the batch is settled
 
 
-def refunds(items: Items, *, deps: Deps, fold: Fold) -> None:
+def refunds(items: Items, *, deps: Deps, outcome: Fold) -> list[OutboxMessage]:
     """Refunds: spend less what was given back."""
 
     def note(event: Any, record: str) -> bool:
-        fold.refunds.append(refund_fact(event, record))
+        outcome.refunds.append(refund_fact(event, record))
         return True
 
-    _events(items, fold, note)
+    _events(items, outcome, note)
+    return []  # announced once the batch is settled
 
 
-def profiles(items: Items, *, deps: Deps, fold: Fold) -> None:
+def profiles(items: Items, *, deps: Deps, outcome: Fold) -> list[OutboxMessage]:
     """Profile changes: the fields the rules read (birthday, account manager)."""
 
     def note(event: Any, record: str) -> bool:
         if values := [v for v in attribute_values(event) if v.field in FIELDS]:
-            fold.attributes.append((record, values))
+            outcome.attributes.append((record, values))
         return bool(values)
 
-    _events(items, fold, note)
+    _events(items, outcome, note)
+    return []  # announced once the batch is settled
 
 
-def occurrences(items: Items, *, deps: Deps, fold: Fold, kind: str, value: str | None = None,
-                store: str | None = None) -> None:
+def occurrences(items: Items, *, deps: Deps, outcome: Fold, kind: str, value: str | None = None,
+                store: str | None = None) -> list[OutboxMessage]:
     """Events that happen once and may each raise an alert (the rule of the same ``kind`` reads them):
     ``value`` names the event's data field the rule reads, ``store`` the one naming its store."""
 
     def note(event: Any, record: str) -> bool:
         d = event.data
-        fold.occurrences.append(OccurrenceRow(kind, f"{kind}|{event.source}|{event.id}", record, epoch_ms(event.time),
-                                              getattr(d, store) if store else None,
-                                              getattr(d, value) if value else None))
+        outcome.occurrences.append(OccurrenceRow(kind, f"{kind}|{event.source}|{event.id}", record,
+                                                 epoch_ms(event.time), getattr(d, store) if store else None,
+                                                 getattr(d, value) if value else None))
         return True
 
-    _events(items, fold, note)
+    _events(items, outcome, note)
+    return []  # announced once the batch is settled
 
 
-def other_events(items: Items, *, deps: Deps, fold: Fold) -> None:
+def other_events(items: Items, *, deps: Deps, outcome: Fold) -> list[OutboxMessage]:
     """Channel events no rule reads: their records still join their customers."""
-    _events(items, fold, lambda e, record: False)
+    _events(items, outcome, lambda e, record: False)
+    return []  # announced once the batch is settled
 
 
 # -- identity's merges, loyalty's messages ----------------------------------------------------------
 
 
-def merges(items: Items, *, deps: Deps, fold: Fold) -> None:
+def merges(items: Items, *, deps: Deps, outcome: Fold) -> list[OutboxMessage]:
     """Merges and unmerges: the membership rows carry them; the survivor is evaluated."""
     for one in items:
         m = one.item.message
         with _span(one):
-            fold.rows += memberships_of(m)
-            fold.regrouped |= {m.survivor_id, m.merged_id}
-        fold.outcome.processed += 1
-        fold.records.add(m.survivor_id)
+            outcome.rows += memberships_of(m)
+            outcome.regrouped |= {m.survivor_id, m.merged_id}
+        outcome.processed += 1
+        outcome.records.add(m.survivor_id)
+    return []  # announced once the batch is settled
 
 
-def expiry_announcements(items: Items, *, deps: Deps, fold: Fold) -> None:
+def expiry_announcements(items: Items, *, deps: Deps, outcome: Fold) -> list[OutboxMessage]:
     """Points loyalty announced will expire."""
     for one in items:
         m = one.item.message
         with _span(one):
             row = ExpiryRow(f"expiry|{m.announcement_id}", m.customer_id, m.points, epoch_ms(m.expires_at))
-            fold.expiries.append(row)
-            fold.claim("expiry", row.key, m.customer_id)
+            outcome.expiries.append(row)
+            outcome.claim("expiry", row.key, m.customer_id)
+    return []  # announced once the batch is settled
 
 
-def points_expired(items: Items, *, deps: Deps, fold: Fold) -> None:
+def points_expired(items: Items, *, deps: Deps, outcome: Fold) -> list[OutboxMessage]:
     """Points that expired unredeemed."""
     for one in items:
         m = one.item.message
         with _span(one):
-            _occurred(fold, OccurrenceRow("expired", f"expired|{m.entry_id}", m.customer_id, epoch_ms(m.at), None,
+            _occurred(outcome, OccurrenceRow("expired", f"expired|{m.entry_id}", m.customer_id, epoch_ms(m.at), None,
                                           m.points))
+    return []  # announced once the batch is settled
 
 
-def tier_changes(items: Items, *, deps: Deps, fold: Fold) -> None:
+def tier_changes(items: Items, *, deps: Deps, outcome: Fold) -> list[OutboxMessage]:
     """Tier upgrades (a downgrade's tier comes with loyalty's part)."""
     for one in items:
         m = one.item.message
         if m.direction != "upgrade":
-            fold.ignore()
+            outcome.ignore()
             continue
         with _span(one):
             # The new tier's benefits come with it: the moment is for presenting them to the customer.
-            _occurred(fold, OccurrenceRow("upgrade", f"upgrade|{m.change_id}", m.customer_id, epoch_ms(m.at), None,
+            _occurred(outcome, OccurrenceRow("upgrade", f"upgrade|{m.change_id}", m.customer_id, epoch_ms(m.at), None,
                                           {"tier": m.tier, "benefits": m.benefits}))
+    return []  # announced once the batch is settled
 
 
-def loyalty_parts(items: Items, *, deps: Deps, fold: Fold) -> None:
+def loyalty_parts(items: Items, *, deps: Deps, outcome: Fold) -> list[OutboxMessage]:
     """Loyalty's part of the customer view: balance and tier (other parts are for identity)."""
     for one in items:
         m = one.item.message
         if m.part != "loyalty":
-            fold.ignore()
+            outcome.ignore()
             continue
         with _span(one):
             balance = m.value.get("points_balance")
-            fold.loyalty.append(LoyaltyRow(m.customer_id, m.value.get("tier"),
+            outcome.loyalty.append(LoyaltyRow(m.customer_id, m.value.get("tier"),
                                            int(balance) if balance is not None else None, m.version))
-            fold.claim("loyalty", f"{m.customer_id}\0{m.version}", m.customer_id)
+            outcome.claim("loyalty", f"{m.customer_id}\0{m.version}", m.customer_id)
+    return []  # announced once the batch is settled
 
 
 def _occurred(fold: Fold, row: OccurrenceRow) -> None:
@@ -221,7 +254,7 @@ def _occurred(fold: Fold, row: OccurrenceRow) -> None:
 
 def settle(fold: Fold, *, deps: Deps) -> list[OutboxMessage]:
     """Keep a noted batch, apply its merges, evaluate the customers it concerns; the outbox announcing it."""
-    store, outcome = deps.store, fold.outcome
+    store = deps.store
     records = fold.records | _keep(fold, deps)
     moved = store.apply_memberships(fold.rows)
     writer = Writer(deps, deps.clock())
@@ -229,13 +262,13 @@ def settle(fold: Fold, *, deps: Deps) -> list[OutboxMessage]:
     owners = store.customers_of(sorted(records | moved))
     writer.evaluate(sorted({owners[r] for r in records} | {c for c in moved if owners[c] == c}))
     writer.republish(c for c in moved & fold.regrouped if owners[c] == c)
-    outcome.counts.update(writer.counts)  # evaluated, raised, resolved...: the service's handled metrics
+    fold.counts.update(writer.counts)  # evaluated, raised, resolved...: the service's handled metrics
     return writer.outbox()
 
 
 def _keep(fold: Fold, deps: Deps) -> set[str]:
     """Write a batch's facts in bulk; count the claims (keyed facts) that were new; their records."""
-    store, outcome = deps.store, fold.outcome
+    store = deps.store
     store.add_events(fold.events)
     store.add_purchases(fold.purchases)
     store.add_refunds(fold.refunds)
@@ -246,8 +279,8 @@ def _keep(fold: Fold, deps: Deps) -> set[str]:
     for what, key, record in fold.claims:
         if key in new[what]:
             new[what].discard(key)  # the same fact twice in one batch: the second is a duplicate
-            outcome.processed += 1
+            fold.processed += 1
             records.add(record)
         else:
-            outcome.duplicates += 1
+            fold.duplicates += 1
     return records

@@ -33,7 +33,7 @@ RATIO = Decimal("0.0001")
 
 
 @dataclass(frozen=True)
-class Unit:
+class MemberResult:
     """One member of the campaign with the profile frozen at launch and what they did."""
 
     customer_id: str
@@ -181,7 +181,7 @@ def lift(conv_t: int, n_t: int, conv_c: int, n_c: int, confidence: float = CONFI
     return Lift(diff, diff - half, diff + half, z, p_value, relative, rel_low, rel_high)
 
 
-def figures(units: Iterable[Unit]) -> GroupFigures:
+def figures(units: Iterable[MemberResult]) -> GroupFigures:
     """The figures of a set of members."""
     size = converters = orders = revenue = 0
     for u in units:
@@ -198,7 +198,7 @@ def ratio(part: Fraction | int, whole: Fraction | int) -> Decimal:
     return (Decimal(value.numerator) / Decimal(value.denominator)).quantize(RATIO, rounding=ROUND_HALF_EVEN)
 
 
-def segment(units: list[Unit], key: str | None = None, *, cost_per_treated: Fraction | None = None) -> Segment:
+def segment(units: list[MemberResult], key: str | None = None, *, cost_per_treated: Fraction | None = None) -> Segment:
     """Treatment against control over a set of members; cost and ROI when the treatment's cost is given."""
     t = figures(u for u in units if u.group == "treatment")
     c = figures(u for u in units if u.group == "control")
@@ -231,14 +231,15 @@ def touch_band(touches: int | None) -> str | None:
     return str(touches) if touches < 3 else "3+"
 
 
-def _by(units: list[Unit], key: Callable[[Unit], str | None], cost_per_treated: Fraction | None) -> list[Segment]:
-    groups: dict[str, list[Unit]] = defaultdict(list)
+def _by(units: list[MemberResult], key: Callable[[MemberResult], str | None],
+        cost_per_treated: Fraction | None) -> list[Segment]:
+    groups: dict[str, list[MemberResult]] = defaultdict(list)
     for u in units:
         groups[key(u) or "unknown"].append(u)
     return [segment(groups[k], k, cost_per_treated=cost_per_treated) for k in sorted(groups)]
 
 
-def daily(units: list[Unit], credited: Iterable[Credit], campaign_id: str) -> list[Day]:
+def daily(units: list[MemberResult], credited: Iterable[Credit], campaign_id: str) -> list[Day]:
     """Per day and group: members converting for the first time, and credited orders and revenue, by
     new customers (no purchase before the launch) and returning ones."""
     who = {u.customer_id: u for u in units}
@@ -258,7 +259,7 @@ def daily(units: list[Unit], credited: Iterable[Credit], campaign_id: str) -> li
     return [Day(day, group, *cells[(day, group)]) for day, group in sorted(cells)]
 
 
-BY: dict[str, Callable[[Unit], str | None]] = {
+BY: dict[str, Callable[[MemberResult], str | None]] = {
     "tier": lambda u: u.tier,
     "age_band": lambda u: u.age_band,
     "home_store": lambda u: u.home_store,
@@ -267,7 +268,7 @@ BY: dict[str, Callable[[Unit], str | None]] = {
 }
 
 
-def report(units: list[Unit], credited: Iterable[Credit], *, campaign_id: str, costs: Costs,
+def report(units: list[MemberResult], credited: Iterable[Credit], *, campaign_id: str, costs: Costs,
            touches: int, period: PeriodSales | None = None) -> Report:
     """The campaign's results: overall and by segment (with cost and ROI), daily, its share of the period's sales."""
     cost = costs.fixed + costs.per_touch * touches

@@ -14,7 +14,7 @@ from services.campaigns.domain.attribution import collapse, credits, outcomes
 from services.campaigns.domain.audience import filter_fields, matches, profile
 from services.campaigns.domain.definition import AudienceFilter
 from services.campaigns.domain.effect import Effect, effect
-from services.campaigns.domain.results import Report, Segment, Unit, money, report
+from services.campaigns.domain.results import MemberResult, Report, Segment, money, report
 from services.campaigns.handlers import Deps
 from services.campaigns.handlers.commands import definition_of, get
 from services.campaigns.handlers.launch import bulk_work
@@ -72,7 +72,7 @@ def _results(campaign_id: str, *, deps: Deps) -> Results:
     members = []
     for e in units:
         m = snapshot[e.member_id]
-        members.append(Unit(e.customer_id, e.group, m.tier, m.age_band, m.home_store, m.returning,
+        members.append(MemberResult(e.customer_id, e.group, m.tier, m.age_band, m.home_store, m.returning,
                             done[(campaign_id, e.customer_id)], m.purchases, m.touches_before))
     mine = [c for c in credited if c.campaign_id == campaign_id]
     return Results(row, report(members, mine, campaign_id=campaign_id, costs=definition.costs,

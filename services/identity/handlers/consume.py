@@ -33,18 +33,18 @@ from shared.streaming.outbox import outbox_message
 def resolve(items: list[Decoded[Prepared]], *, deps: Deps, outcome: BatchOutcome) -> list[OutboxMessage]:
     """Resolve channel events to customers; what a batch writes in bulk is written once at its end."""
     out: list[OutboxMessage] = []
-    unit = _Unit(seen=deps.store.seen([one.item.event.key for one in items]))
+    fold = _Fold(seen=deps.store.seen([one.item.event.key for one in items]))
     for one in items:
         event = one.item.event
-        if event.key in unit.seen:
+        if event.key in fold.seen:
             outcome.duplicates += 1
             continue
-        unit.seen.add(event.key)
+        fold.seen.add(event.key)
         with message_span("identity", one.msg, event_attributes(event)) as span:
-            root = _apply(one.item, deps, out, outcome, unit)
+            root = _apply(one.item, deps, out, outcome, fold)
             span.set_attribute("crm.customer_id", root)
         outcome.processed += 1
-    unit.flush(deps.store, iso_utc(deps.clock()))
+    fold.flush(deps.store, iso_utc(deps.clock()))
     return out
 
 
@@ -60,7 +60,7 @@ def hold_parts(items: list[Decoded[ViewPartUpdated]], *, deps: Deps, outcome: Ba
 
 
 @dataclass
-class _Unit:
+class _Fold:
     """What a batch writes in bulk once every event is resolved (resolution itself reads as it goes)."""
 
     seen: set[tuple[str, str]]
@@ -79,7 +79,7 @@ class _Unit:
             store.touch(root, at=at)
 
 
-def _apply(prepared: Prepared, deps: Deps, out: list[OutboxMessage], outcome: BatchOutcome, unit: _Unit) -> str:
+def _apply(prepared: Prepared, deps: Deps, out: list[OutboxMessage], outcome: BatchOutcome, fold: _Fold) -> str:
     event, idents = prepared.event, prepared.idents
     store, now = deps.store, iso_utc(deps.clock())
     found = store.find(idents)
@@ -109,15 +109,15 @@ def _apply(prepared: Prepared, deps: Deps, out: list[OutboxMessage], outcome: Ba
         ))
     if res.links:
         store.link(res.record_id, res.links, source=event.source, event_id=event.id, at=seen_at)
-    unit.events.append(EventRow(event.source, event.id, res.record_id, event.type, event.channel, seen_at,
+    fold.events.append(EventRow(event.source, event.id, res.record_id, event.type, event.channel, seen_at,
                                 epoch_ms(event.time), prepared.payload, now))
     if purchase := purchase_fact(event, res.record_id, deps.settings.store_zone):
-        unit.purchases.append(purchase)
+        fold.purchases.append(purchase)
     elif refund := refund_fact(event, res.record_id):
-        unit.refunds.append(refund)
+        fold.refunds.append(refund)
     if values := attribute_values(event):
-        unit.attributes.append((res.record_id, values))
-    unit.touched.add(res.root_id)
+        fold.attributes.append((res.record_id, values))
+    fold.touched.add(res.root_id)
     body = resolved_event_json(customer_id=res.root_id, record_id=res.record_id, event_json=prepared.payload,
                                resolved_at=deps.clock())
     out.append(outbox_message(deps.settings, topics.CUSTOMER_EVENTS, res.root_id, body))

@@ -11,8 +11,8 @@ import pytest
 from services.campaigns.domain.attribution import Credit, Outcome, Sale
 from services.campaigns.domain.definition import Costs
 from services.campaigns.domain.results import (
+    MemberResult,
     PeriodSales,
-    Unit,
     figures,
     lift,
     money,
@@ -62,8 +62,8 @@ def test_degenerate_groups():
 
 
 def unit(cid: str, group: str, *, converted: bool = False, revenue: int = 0, orders: int = 0, tier=None,
-         band="25-34", store="SH-001", returning=True, day=None) -> Unit:
-    return Unit(cid, group, tier, band, store, returning,
+         band="25-34", store="SH-001", returning=True, day=None) -> MemberResult:
+    return MemberResult(cid, group, tier, band, store, returning,
                 Outcome(converted, revenue, orders, 0 if converted else None, day))
 
 
@@ -117,9 +117,10 @@ def test_report_revenue_cost_roi_and_breakdowns_by_hand():
 def test_history_segments_band_purchases_and_touches_before_the_launch():
     assert [purchase_band(n) for n in (None, 0, 1, 2, 4, 5, 40)] == [None, "0", "1", "2-4", "2-4", "5+", "5+"]
     assert [touch_band(n) for n in (None, 0, 1, 2, 3, 9)] == [None, "0", "1", "2", "3+", "3+"]
-    units = [Unit("t1", "treatment", None, "<25", None, True, Outcome(True, 100, 1, 0, "d"), 3, 0),
-             Unit("t2", "treatment", None, "<25", None, False, Outcome(), 0, 2),
-             Unit("c1", "control", None, "<25", None, True, Outcome(), None, None)]  # launched before they were kept
+    units = [MemberResult("t1", "treatment", None, "<25", None, True, Outcome(True, 100, 1, 0, "d"), 3, 0),
+             MemberResult("t2", "treatment", None, "<25", None, False, Outcome(), 0, 2),
+             # launched before they were kept:
+             MemberResult("c1", "control", None, "<25", None, True, Outcome(), None, None)]
     rep = report(units, [], campaign_id="x", costs=Costs(), touches=2)
     assert {s.key: (s.treatment.size, s.control.size) for s in rep.breakdowns["purchases_before"]} == {
         "0": (1, 0), "2-4": (1, 0), "unknown": (0, 1)}
