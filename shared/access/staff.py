@@ -162,6 +162,7 @@ def add_account(path: Path, account: StaffAccount) -> bool:
         writer.writeheader()
         writer.writerows(rows)
         text = out.getvalue()
+    parse_staff(text, kind=_kind(path))  # never write a file the services would refuse
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".staff-")
     try:

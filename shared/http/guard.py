@@ -61,7 +61,7 @@ def route_rules(routers: Iterable[APIRouter], prefix: str = API_PREFIX) -> list[
             regex, _, _ = compile_path(prefix + route.path)
             # A route that reads its own body declares it in openapi_extra (POST /v1/events does); a form
             # (the sign-in's OAuth2 password form) is not JSON.
-            form = any(isinstance(p.field_info, Form) for p in route.dependant.body_params)
+            form = route.body_field is not None and isinstance(route.body_field.field_info, Form)
             takes_json = (route.body_field is not None and not form) or "requestBody" in (route.openapi_extra or {})
             rules.append(RouteRule(frozenset(route.methods), regex, role, takes_json))
     return rules
