@@ -101,8 +101,10 @@ class StaffDirectory:
         self._stamp: tuple[int, int, int] | None = None
         self._accounts: dict[str, StaffAccount] = {}
         self._dummy: str | None = None
-        if self._path is not None and self._path.exists():
-            self._reload(strict=True)
+        if self._path is not None:
+            self._dummy_hash()  # made now, so that even the first unknown user costs no more than one check
+            if self._path.exists():
+                self._reload(strict=True)
 
     def accounts(self) -> dict[str, StaffAccount]:
         """The current accounts by user name."""
