@@ -81,11 +81,12 @@ def key_name(key: str, name_key: bytes) -> str:
 class Keyring:
     """The known keys, hashed under this process's own random key, with their callers."""
 
-    def __init__(self, entries: list[KeyEntry], *, name_key: bytes) -> None:
-        self._salt = secrets.token_bytes(32)
-        self._entries = [(self._digest(e.key.encode()), Caller(key_name(e.key, name_key), e.role, e.scope,
-                                                               name=key_name(e.key, name_key)))
-                         for e in entries]
+    def __init__(self, entries: list[KeyEntry], *, name_key: bytes, salt: bytes | None = None) -> None:
+        self._salt = salt or secrets.token_bytes(32)
+        self._name_key = name_key
+        names = [key_name(e.key, name_key) for e in entries]
+        self._entries = {self._digest(e.key.encode()): Caller(n, e.role, e.scope, name=n)
+                         for e, n in zip(entries, names, strict=True)}
 
     def _digest(self, key: bytes) -> bytes:
         return hmac.new(self._salt, key, hashlib.sha256).digest()
@@ -93,26 +94,33 @@ class Keyring:
     def __len__(self) -> int:
         return len(self._entries)
 
+    def plus(self, entries: list[KeyEntry]) -> Keyring:
+        """This keyring with ``entries`` added; an entry for a key already held replaces it."""
+        more = Keyring(entries, name_key=self._name_key, salt=self._salt)
+        more._entries = {**self._entries, **more._entries}
+        return more
+
     def match(self, presented: bytes) -> Caller | None:
         """The caller of a presented key, or None; every entry is compared, whatever matches."""
         digest = self._digest(presented)
         found = None
-        for known, caller in self._entries:
+        for known, caller in self._entries.items():
             if hmac.compare_digest(known, digest):
                 found = caller
         return found
 
 
 class KeySource:
-    """The keyring of ``CRM_API_KEYS`` plus ``CRM_API_KEYS_FILE``, rebuilt when the file changes (size or mtime)."""
+    """The keyring of ``CRM_API_KEYS`` plus ``CRM_API_KEYS_FILE``, rebuilt when the file changes (size or mtime).
+
+    Only hashes are kept: the environment's keys as a keyring, the file's re-read and hashed on each change."""
 
     def __init__(self, env_text: str, file: str, *, name_key: bytes) -> None:
-        self._env = parse_keys(env_text, source="CRM_API_KEYS")
+        self._env = Keyring(parse_keys(env_text, source="CRM_API_KEYS"), name_key=name_key)
         self._path = Path(file) if file else None
-        self._name_key = name_key
         self._lock = threading.Lock()
         self._stamp: tuple[int, int, int] | None = None
-        self._ring = Keyring(self._env, name_key=name_key)
+        self._ring = self._env
         if self._path is not None:
             self._reload(strict=True)
 
@@ -130,8 +138,8 @@ class KeySource:
         seen = stamp(path)
         try:
             text = path.read_text(encoding="utf-8") if seen is not None else ""
-            entries = parse_keys(text, source="CRM_API_KEYS_FILE")
-            ring = Keyring(_merged(self._env, entries), name_key=self._name_key)
+            # A key in both places: the file's entry wins (it is the one that changes without a restart).
+            ring = self._env.plus(parse_keys(text, source="CRM_API_KEYS_FILE"))
         except (OSError, UnicodeDecodeError, ValueError) as exc:
             if strict:
                 raise ValueError(str(exc) if isinstance(exc, ValueError) else
@@ -142,10 +150,3 @@ class KeySource:
             return
         self._ring, self._stamp = ring, seen
         log.info("key file loaded: %d keys", len(ring))
-
-
-def _merged(env: list[KeyEntry], file: list[KeyEntry]) -> list[KeyEntry]:
-    # A key in both places: the file wins (it is the one that changes without a restart).
-    in_file = {e.key for e in file}
-    return [*(e for e in env if e.key not in in_file), *file]
-

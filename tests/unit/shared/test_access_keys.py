@@ -64,10 +64,13 @@ def test_a_key_matches_its_caller_with_role_scope_and_a_salted_display_name():
     assert key_name("k-sh", b"another platform secret") != caller.name
 
 
-def test_the_keyring_holds_no_key_in_clear():
-    ring = Keyring(parse_keys("plain-key-value:admin", source="x"), name_key=NAME_KEY)
-    held = repr(vars(ring)) + repr(ring._entries)
-    assert "plain-key-value" not in held
+def test_the_key_source_holds_no_key_in_clear(tmp_path):
+    file = tmp_path / "keys.txt"
+    file.write_text("file-key-value:reader\n")
+    source = KeySource("plain-key-value:admin", str(file), name_key=NAME_KEY)
+    held = repr(vars(source)) + repr(vars(source.keyring())) + repr(vars(source._env))
+    assert "plain-key-value" not in held and "file-key-value" not in held
+    assert source.keyring().match(b"plain-key-value").role == "admin"
 
 
 def _write(path, text: str) -> None:
