@@ -164,7 +164,8 @@ def router(deps: Deps) -> APIRouter:
         """The stores registry (CRM_STORES_FILE), and the store ids events named that it lacks."""
         return queries.stores(deps=deps, registry=registry)
 
-    @r.post("/auth/token", response_model=TokenRead, tags=["auth"], responses=errors(401))
+    @r.post("/auth/token", response_model=TokenRead, tags=["auth"],
+            responses={401: {"description": "wrong user name or password (`invalid_credentials`)"}})
     def post_token(form: SignInForm, deps: DepsDep) -> TokenRead:
         """Sign a staff account in (OAuth2 password flow): a short-lived bearer token every service accepts."""
         token, ttl = sign_in(staff_directory(deps.settings.staff_file), deps.settings, form.username, form.password)
