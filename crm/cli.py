@@ -11,6 +11,8 @@ import typer
 app = typer.Typer(help="Event-driven CRM platform: run it, feed it, measure it.", no_args_is_help=True)
 bench_app = typer.Typer(help="Benchmarks that print their figures.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
+staff_app = typer.Typer(help="Staff accounts that sign in for short-lived tokens.", no_args_is_help=True)
+app.add_typer(staff_app, name="staff")
 
 
 @app.command()
@@ -52,7 +54,8 @@ def up(demo: bool = typer.Option(False, "--demo", help="feed the generated sampl
 
 def _env_overrides(env: dict[str, str]) -> dict[str, str]:
     return {k.removeprefix("CRM_").lower(): v for k, v in env.items()
-            if k.startswith("CRM_") and k.removeprefix("CRM_").lower() in {"api_keys", "pseudonym_secret"}}
+            if k.startswith("CRM_") and k.removeprefix("CRM_").lower() in {"api_keys", "pseudonym_secret",
+                                                                             "token_secret", "staff_file"}}
 
 
 @app.command()
@@ -159,6 +162,28 @@ def bench_http(seconds: float = typer.Option(60, help="seconds of offered overlo
 
     run(seconds=seconds, runs=runs, batch=batch, capacity_seconds=capacity_seconds, workers=workers,
         in_flight=in_flight or None)
+
+
+@staff_app.command("add")
+def staff_add(user: str,
+              role: str = typer.Option("reader", help="reader, operator or admin"),
+              store: str = typer.Option(None, help="scope: this one store (e.g. SH-001)"),
+              region: str = typer.Option(None, help="scope: the stores of this region"),
+              name: str = typer.Option("", help="display name"),
+              password_stdin: bool = typer.Option(False, "--password-stdin", help="read the password from stdin"),
+              file: Path = typer.Option(None, help="staff file (default: CRM_STAFF_FILE, else <data dir>/staff.json)")):
+    """Add a staff account, or replace one of the same user name; the password is kept as an argon2id hash."""
+    from crm.staff import add_staff
+
+    password = sys.stdin.readline().rstrip("\n") if password_stdin else typer.prompt(
+        "password", hide_input=True, confirmation_prompt=True)
+    try:
+        path, new = add_staff(user, role=role, store=store, region=region, display_name=name, password=password,
+                              file=file)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"{'added' if new else 'updated'} {user} ({role}) in {path}")
 
 
 def main() -> None:

@@ -46,7 +46,8 @@ def _secret_file(path: Path, make) -> str:
 
 
 def dev_environment(settings: Settings) -> dict[str, str]:
-    """Environment for the children: in dev, a generated API key and pseudonym key kept in the data dir."""
+    """Environment for the children: in dev, a generated API key, pseudonym key and token key kept in the data
+    dir, and the staff file ``crm staff add`` writes there by default."""
     env = dict(os.environ)
     data = Path(settings.data_dir)
     env["CRM_DATA_DIR"] = str(data)
@@ -56,6 +57,11 @@ def dev_environment(settings: Settings) -> dict[str, str]:
             env["CRM_API_KEYS"] = f"{key}:admin"
         if settings.pseudonym_secret is None:
             env["CRM_PSEUDONYM_SECRET"] = _secret_file(data / "pseudonym.key", lambda: secrets.token_hex(32))
+        # Every service verifies staff tokens with this one secret; kept beside the others, never printed.
+        if settings.token_secret is None:
+            env["CRM_TOKEN_SECRET"] = _secret_file(data / "token.key", lambda: secrets.token_hex(32))
+        if not settings.staff_file:  # read once it appears: `crm staff add` may come after `crm up`
+            env["CRM_STAFF_FILE"] = str(data / "staff.json")
     return env
 
 

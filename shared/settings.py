@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from functools import lru_cache
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -16,7 +18,8 @@ ROLES: tuple[Role, ...] = ("reader", "operator", "admin")
 class Settings(BaseSettings):
     """Everything a service reads from its environment, validated at start-up."""
 
-    model_config = SettingsConfigDict(env_prefix="CRM_", env_file=".env", extra="ignore")
+    # Errors never echo what was given: the input holds keys and secrets.
+    model_config = SettingsConfigDict(env_prefix="CRM_", env_file=".env", extra="ignore", hide_input_in_errors=True)
 
     env: Literal["dev", "prod"] = "dev"
     data_dir: str = ".crm"
@@ -29,7 +32,19 @@ class Settings(BaseSettings):
     # Per-store timezone overrides as "STORE=Zone,STORE2=Zone"; purchase days are counted in them.
     store_timezones: str = ""
     pseudonym_secret: SecretStr | None = None
+    # API keys as "KEY:ROLE" or "KEY:ROLE@store=ID" / "KEY:ROLE@region=NAME", comma separated (shared/access/keys.py);
+    # the file holds more of them, one a line, and is re-read when it changes (no restart).
     api_keys: str = ""
+    api_keys_file: str = ""
+    # The stores registry (CSV or JSON), re-read when it changes (shared/access/stores.py).
+    stores_file: str = ""
+    # Staff accounts (JSON or CSV, written by `crm staff add`) and the tokens they sign in for.
+    staff_file: str = ""
+    token_secret: SecretStr | None = None
+    token_ttl_s: int = Field(900, ge=30, le=86_400)
+    # Sign-ins (POST /v1/auth/token) per client address: every try costs a memory-hard hash.
+    sign_in_rate_limit: str = "10/minute"
+    sign_in_rate_limit_burst: int = Field(10, ge=1)
     # Identifier values that must never link anything, beyond the built-in rules.
     blocked_phones: str = ""
     blocked_identifiers: str = "0,null,none,undefined,test,unknown,n/a,-"
@@ -94,7 +109,7 @@ class Settings(BaseSettings):
         return value
 
     @field_validator("rate_limit", "anonymous_rate_limit", "lookup_rate_limit", "lookup_miss_limit",
-                     "ingest_event_limit")
+                     "ingest_event_limit", "sign_in_rate_limit")
     @classmethod
     def _rate(cls, value: str) -> str:
         from shared.http.ratelimit import parse_rate
@@ -129,8 +144,13 @@ class Settings(BaseSettings):
         if self.env == "prod":
             if self.pseudonym_secret is None or len(self.pseudonym_secret.get_secret_value()) < 16:
                 raise ValueError("CRM_PSEUDONYM_SECRET (at least 16 characters) is required in prod")
-            if not self.api_keys:
-                raise ValueError("CRM_API_KEYS is required in prod")
+            if not self.api_keys and not self.api_keys_file and not self.staff_file:
+                raise ValueError("CRM_API_KEYS, CRM_API_KEYS_FILE or CRM_STAFF_FILE is required in prod")
+            if self.staff_file and (self.token_secret is None or len(self.token_secret.get_secret_value()) < 32):
+                raise ValueError("CRM_TOKEN_SECRET (at least 32 characters) is required in prod with CRM_STAFF_FILE")
+        from shared.access.keys import parse_keys
+
+        parse_keys(self.api_keys, source="CRM_API_KEYS")  # a bad entry stops the start, naming its position
         return self
 
     def workers_of(self, service: str) -> int:
@@ -152,14 +172,20 @@ class Settings(BaseSettings):
         return b"crm-dev-only-pseudonym-key"
 
     def key_roles(self) -> dict[str, Role]:
-        """API keys and their roles, from ``k1:admin,k2:reader``."""
-        out: dict[str, Role] = {}
-        for part in filter(None, (p.strip() for p in self.api_keys.split(","))):
-            key, _, role = part.rpartition(":")
-            if not key or role not in ROLES:
-                raise ValueError("CRM_API_KEYS entries look like KEY:ROLE with ROLE in reader/operator/admin")
-            out[key] = role  # type: ignore[assignment]
-        return out
+        """The keys of ``CRM_API_KEYS`` and their roles (for local tools; services hold keys only hashed)."""
+        from shared.access.keys import parse_keys
+
+        return {e.key: e.role for e in parse_keys(self.api_keys, source="CRM_API_KEYS")}
+
+    def token_key(self) -> bytes:
+        """The key tokens are signed with; in dev a fixed development key stands in when none is set."""
+        if self.token_secret is not None:
+            return self.token_secret.get_secret_value().encode()
+        return b"crm-dev-only-token-key-not-for-production"
+
+    def name_key(self) -> bytes:
+        """The key that turns an API key into its display name: the same in every process of the platform."""
+        return hmac.new(self.secret_bytes(), b"crm api key display name", hashlib.sha256).digest()
 
     def store_zone(self, store_id: str | None) -> ZoneInfo:
         """The timezone a store counts its days in."""

@@ -135,7 +135,7 @@ def router(deps: Deps) -> APIRouter:
 
 
 def _transition(alert_id: str, *, deps: Deps, action: str, caller: Caller, note: str | None) -> AlertRead:
-    alert, outbox = commands.transition(alert_id, deps=deps, action=action, by=caller.key_id, note=note)
+    alert, outbox = commands.transition(alert_id, deps=deps, action=action, by=caller.name, note=note)
     deps.relay(outbox)
     return views.alert_read(alert, hours=deps.config.sla_hours(), now=deps.clock(), reveal=caller.at_least("admin"))
 

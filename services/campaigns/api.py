@@ -54,7 +54,7 @@ def router(deps: Deps) -> APIRouter:
                       caller: Caller = caller_dep("operator"),
                       idempotency_key: str | None = Header(None, max_length=200)) -> CampaignRead:
         """Define a campaign (a draft); the same Idempotency-Key again returns the same campaign."""
-        row, created = commands.create(body, by=caller.key_id, idempotency_key=idempotency_key, deps=deps)
+        row, created = commands.create(body, by=caller.name, idempotency_key=idempotency_key, deps=deps)
         if not created:
             response.status_code = 200
         return views.campaign_read(row)

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
+from fastapi.security import OAuth2PasswordRequestForm
 
 from services.identity.handlers import Deps, commands, queries
 from services.identity.schemas import (
@@ -17,10 +18,14 @@ from services.identity.schemas import (
     CustomerRead,
     IngestRead,
     MergesPage,
+    StoresPage,
     TimelinePage,
+    TokenRead,
     UnmergeCreate,
     UnmergeRead,
 )
+from shared.access.signin import sign_in, staff_directory
+from shared.access.stores import StoreRegistry, registry_for
 from shared.contract.events import IDENTIFIER_TYPES, Identity
 from shared.http.api import Caller, caller_dep, errors
 from shared.http.bounds import MAX_ID, Cursor, Offset
@@ -75,6 +80,8 @@ def router(deps: Deps) -> APIRouter:
     Reader = Annotated[Caller, caller_dep("reader")]
     Operator = Annotated[Caller, caller_dep("operator")]
     max_batch = deps.config.ingest_max_batch
+    Registry = Annotated[StoreRegistry, Depends(lambda: registry_for(deps.settings.stores_file))]
+    SignInForm = Annotated[OAuth2PasswordRequestForm, Depends()]
 
     @r.post("/events", response_model=IngestRead, status_code=202, tags=["ingestion"],
             responses=_INGEST_RESPONSES, openapi_extra={"requestBody": _events_body(max_batch)})
@@ -130,7 +137,7 @@ def router(deps: Deps) -> APIRouter:
     @r.post("/customers/{customer_id}/unmerge", response_model=UnmergeRead, tags=["merges"])
     def post_unmerge(customer_id: str, body: UnmergeCreate, deps: DepsDep, caller: Operator) -> UnmergeRead:
         """Undo a merge; both customers get back exactly what was theirs."""
-        done = commands.unmerge(customer_id, body.merge_id, by=caller.key_id, deps=deps)
+        done = commands.unmerge(customer_id, body.merge_id, by=caller.name, deps=deps)
         deps.relay(done.pop("outbox"))
         return UnmergeRead(**done)
 
@@ -145,11 +152,23 @@ def router(deps: Deps) -> APIRouter:
     @r.post("/identity/conflicts/{conflict_id}", status_code=204, tags=["merges"])
     def post_conflict(conflict_id: str, body: ConflictUpdate, deps: DepsDep, caller: Operator) -> None:
         """Close a conflict as dismissed or resolved, with a note."""
-        commands.close_conflict(conflict_id, status=body.status, by=caller.key_id, note=body.note, deps=deps)
+        commands.close_conflict(conflict_id, status=body.status, by=caller.name, note=body.note, deps=deps)
 
     @r.get("/identity/summary", tags=["operations"])
     def get_summary(deps: DepsDep, caller: Reader) -> dict:
         """Counts ops watch: active customers, dead letters, open conflicts."""
         return queries.summary(deps=deps)
+
+    @r.get("/stores", response_model=StoresPage, tags=["stores"])
+    def get_stores(deps: DepsDep, caller: Reader, registry: Registry) -> StoresPage:
+        """The stores registry (CRM_STORES_FILE), and the store ids events named that it lacks."""
+        return queries.stores(deps=deps, registry=registry)
+
+    @r.post("/auth/token", response_model=TokenRead, tags=["auth"],
+            responses={401: {"description": "wrong user name or password (`invalid_credentials`)"}})
+    def post_token(form: SignInForm, deps: DepsDep) -> TokenRead:
+        """Sign a staff account in (OAuth2 password flow): a short-lived bearer token every service accepts."""
+        token, ttl = sign_in(staff_directory(deps.settings.staff_file), deps.settings, form.username, form.password)
+        return TokenRead(access_token=token, expires_in=ttl)
 
     return r

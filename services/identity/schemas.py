@@ -133,3 +133,24 @@ class IngestRead(BaseModel):
     accepted: int
     rejected: int
     results: list[EventResult]
+
+
+# Issue 12, access (H1): the stores registry and the staff sign-in.
+class StoreRead(BaseModel):
+    store_id: str
+    name: str
+    region: str
+    timezone: str
+    parent: str | None = None
+    meal_periods: dict[str, str] = Field(default_factory=dict, description="name -> HH:MM-HH:MM")
+
+
+class StoresPage(BaseModel):
+    items: list[StoreRead]
+    unregistered: list[str] = Field(description="store ids events named that the registry lacks, sorted")
+
+
+class TokenRead(BaseModel):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int

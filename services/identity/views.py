@@ -16,10 +16,12 @@ from services.identity.schemas import (
     IdentifierRead,
     MergeRead,
     StatsRead,
+    StoreRead,
     TimelineEvent,
     TimelinePage,
 )
 from services.identity.store import ConflictRow, EventRow, IdentifierRow, MergeRow, RecordRow, StatsRow
+from shared.access.stores import Store
 from shared.contract.facts import FieldValue, from_minor
 from shared.contract.view_parts import AlertsPart, CampaignsPart, LoyaltyPart
 from shared.http.bounds import encode_cursor
@@ -126,3 +128,11 @@ def merge(row: MergeRow) -> MergeRead:
 def conflict(row: ConflictRow) -> ConflictRead:
     """One conflict as the conflicts route shows it."""
     return ConflictRead(**{**vars(row), "customer_ids": list(row.customer_ids)})
+
+
+# Issue 12, access (H1).
+def store_read(store: Store) -> StoreRead:
+    """A registered store."""
+    return StoreRead(store_id=store.store_id, name=store.name, region=store.region, timezone=store.timezone,
+                     parent=store.parent, meal_periods={p.name: f"{p.start:%H:%M}-{p.end:%H:%M}"
+                                                        for p in store.meal_periods})

@@ -93,7 +93,7 @@ def router(deps: Deps) -> APIRouter:
                         caller: Caller = caller_dep("operator"), key: str | None = KEY_HEADER) -> JSONResponse:
         """Spend points on a reward; idempotent per ``Idempotency-Key``."""
         return _answer(commands.redeem(customer_id, reward_id=body.reward_id, quantity=body.quantity, key=key,
-                                       by=caller.key_id, deps=d), d)
+                                       by=caller.name, deps=d), d)
 
     @r.get("/accounts/{customer_id}/redemptions", response_model=RedemptionsPage, tags=["redemptions"])
     def get_redemptions(d: DepsDep, customer_id: str, caller: Caller = caller_dep("reader"),
@@ -105,7 +105,7 @@ def router(deps: Deps) -> APIRouter:
     def post_cancel(d: DepsDep, redemption_id: str, body: RedemptionCancel,
                     caller: Caller = caller_dep("operator")) -> JSONResponse:
         """Cancel a redemption: points back to the member, stock back to the reward."""
-        return _answer(commands.cancel(redemption_id, reason=body.reason, by=caller.key_id, deps=d), d)
+        return _answer(commands.cancel(redemption_id, reason=body.reason, by=caller.name, deps=d), d)
 
     @r.post("/accounts/{customer_id}/adjustments", response_model=AdjustmentRead, status_code=201,
             tags=["accounts"])
@@ -113,7 +113,7 @@ def router(deps: Deps) -> APIRouter:
                         caller: Caller = caller_dep("operator"), key: str | None = KEY_HEADER) -> JSONResponse:
         """A manual adjustment with its mandatory reason (operator); never below a zero balance."""
         return _answer(commands.adjust(customer_id, points=body.points, reason=body.reason, key=key,
-                                       by=caller.key_id, deps=d), d)
+                                       by=caller.name, deps=d), d)
 
     @r.get("/rewards", response_model=RewardsPage, tags=["rewards"])
     def get_rewards(d: DepsDep, caller: Caller = caller_dep("reader"), active_only: bool = False,

@@ -14,6 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from pymongo.errors import ConnectionFailure
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from shared.access.auth import Authenticator
 from shared.http.docs import errors, install_openapi
 from shared.http.errors import DomainError, Forbidden, InvalidInput, Unavailable
 from shared.http.guard import CALLER_SCOPE_KEY, Caller, Gate, authenticate, route_rules
@@ -37,7 +38,7 @@ def require(role: Role) -> Callable[..., Caller]:
         # The gate authenticated the request before its body was read; without the gate, do it here.
         caller = request.scope.get(CALLER_SCOPE_KEY)
         if caller is None:
-            caller = authenticate(request.app.state.api_keys, request.headers.get("authorization", ""))
+            caller = authenticate(request.app.state.auth, request.headers.get("authorization", ""))
         if not caller.at_least(role):
             raise Forbidden("forbidden", f"this action needs the {role} role")
         return caller
@@ -144,7 +145,7 @@ def service_api(
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
     FastAPIInstrumentor.instrument_app(app, excluded_urls="livez,readyz,metrics")
-    app.state.api_keys = settings.key_roles()
+    app.state.auth = Authenticator(settings)
     install_error_handlers(app)
     app.include_router(health_router(ready_checks, registry))
     for router in routers:
@@ -160,8 +161,9 @@ def service_api(
 
 def _description(settings: Settings) -> str:
     return (
-        "Everything under `/v1` needs `Authorization: Bearer <key>`; the key and its role are checked before "
-        "the body is read. Errors are JSON `{\"error\": {\"code\", \"message\", \"details\"?}}` (the `Error` "
+        "Everything under `/v1` needs `Authorization: Bearer <key>` (an API key, or a staff token from identity's "
+        "`POST /v1/auth/token`); the credential and its role are checked before the body is read. "
+        "Errors are JSON `{\"error\": {\"code\", \"message\", \"details\"?}}` (the `Error` "
         f"schema). Request bodies are JSON (415 otherwise) of at most {settings.max_body_bytes} bytes (413 "
         "otherwise). 429 and 503 carry `Retry-After` in seconds."
     )

@@ -32,7 +32,8 @@ ERROR_SCHEMA: dict[str, Any] = {
 }
 
 DESCRIPTIONS: dict[int, str] = {
-    401: "No `Authorization: Bearer <key>`, or a key that is not known (checked before the body is read)",
+    401: "No `Authorization: Bearer <key or token>`, a key that is not known, or a staff token that expired "
+         "(`token_expired`) or is not valid (`invalid_token`); checked before the body is read",
     403: "The key's role does not allow this (checked before the body is read)",
     404: "Nothing with that id (or no such route)",
     409: "The request conflicts with the current state (already done, wrong state, key reused)",

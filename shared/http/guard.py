@@ -11,23 +11,22 @@ not tell whether its request took effect.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from fastapi import APIRouter
+from fastapi.params import Form
 from fastapi.routing import APIRoute
 from opentelemetry.trace import Status, StatusCode, get_current_span
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.access.scope import COMPANY
-from shared.access.scope import Scope as AccessScope
-from shared.http.errors import DomainError, Forbidden, TooLarge, Unauthorized, UnsupportedMediaType
-from shared.settings import ROLES, Role
+from shared.access.auth import Authenticator
+from shared.access.principals import Caller
+from shared.http.errors import DomainError, Forbidden, TooLarge, UnsupportedMediaType
+from shared.settings import Role
 
 log = logging.getLogger(__name__)
 
@@ -36,29 +35,9 @@ API_PREFIX = "/v1"
 CALLER_SCOPE_KEY = "crm.caller"
 
 
-@dataclass(frozen=True)
-class Caller:
-    """Who is calling: a key fingerprint (never the key), its role and its scope."""
-
-    key_id: str
-    role: Role
-    scope: AccessScope = COMPANY
-
-    def at_least(self, role: Role) -> bool:
-        """Whether this caller's role includes ``role``."""
-        return ROLES.index(self.role) >= ROLES.index(role)
-
-
-def authenticate(keys: dict[str, Role], header: str) -> Caller:
-    """The caller an ``Authorization: Bearer <key>`` header names; ``Unauthorized`` if none."""
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthorized("missing_credentials", "send Authorization: Bearer <key>")
-    sent = token.strip().encode()
-    for key, role in keys.items():
-        if hmac.compare_digest(key.encode(), sent):
-            return Caller("key_" + hashlib.sha256(key.encode()).hexdigest()[:10], role)
-    raise Unauthorized("invalid_key", "that API key is not known")
+def authenticate(auth: Authenticator, header: str) -> Caller:
+    """The caller an ``Authorization: Bearer <key or token>`` header names; ``Unauthorized`` if none."""
+    return auth.authenticate(header)
 
 
 @dataclass(frozen=True)
@@ -80,8 +59,10 @@ def route_rules(routers: Iterable[APIRouter], prefix: str = API_PREFIX) -> list[
                 continue
             role = next((d.call.crm_role for d in route.dependant.dependencies if hasattr(d.call, "crm_role")), None)
             regex, _, _ = compile_path(prefix + route.path)
-            # A route that reads its own body declares it in openapi_extra (POST /v1/events does).
-            takes_json = route.body_field is not None or "requestBody" in (route.openapi_extra or {})
+            # A route that reads its own body declares it in openapi_extra (POST /v1/events does); a form
+            # (the sign-in's OAuth2 password form) is not JSON.
+            form = route.body_field is not None and isinstance(route.body_field.field_info, Form)
+            takes_json = (route.body_field is not None and not form) or "requestBody" in (route.openapi_extra or {})
             rules.append(RouteRule(frozenset(route.methods), regex, role, takes_json))
     return rules
 
@@ -123,7 +104,9 @@ class Gate:
             # A route that asks for no role (a sign-in) is open; any other path under /v1 needs a key,
             # an unknown one too, so a stranger learns nothing about which routes exist.
             if rule is None or rule.role is not None:
-                caller = authenticate(scope["app"].state.api_keys, headers.get("authorization", ""))
+                # The budgets in front (shared/http/ratelimit.py) may have identified the caller already.
+                caller = scope.get(CALLER_SCOPE_KEY) or authenticate(scope["app"].state.auth,
+                                                                     headers.get("authorization", ""))
                 scope[CALLER_SCOPE_KEY] = caller
                 if rule is not None and not caller.at_least(rule.role):
                     raise Forbidden("forbidden", f"this action needs the {rule.role} role")

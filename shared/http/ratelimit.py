@@ -7,6 +7,8 @@ Budgets, each a token bucket (GCRA: one timestamp per key, exact ``Retry-After``
 - identifier lookups (``/v1/customers/lookup``) by a non-admin key also count against a lookup budget,
   and a lookup that finds nobody (404, a failed guess) against a much stricter miss budget, so trying
   a masked phone's 10,000 middles takes weeks (admins read phones unmasked already);
+- ``POST /v1/auth/token`` (a staff sign-in, on identity) counts against its client address's sign-in
+  budget: each try costs a memory-hard password hash, and password guessing must be slow;
 - ``POST /v1/events`` counts events, not requests, against the key's event budget, and at most
   ``ingest_max_in_flight`` ingestion requests run at once: more answer 503 ``overloaded`` at once
   instead of queueing without bound. This part runs behind the gate (``shared.http.guard``), so a request
@@ -23,8 +25,6 @@ second would store thousands of entries per key) and starts a timer thread; GCRA
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 import math
 import re
@@ -34,10 +34,12 @@ from dataclasses import dataclass, field
 
 from fastapi import FastAPI
 
+from shared.http.guard import CALLER_SCOPE_KEY
 from shared.settings import Settings
 
 LOOKUP_PATHS = frozenset({"/v1/customers/lookup"})
 INGEST_PATH = "/v1/events"
+SIGN_IN_PATH = "/v1/auth/token"
 _UNITS = {"second": 1.0, "minute": 60.0, "hour": 3600.0, "day": 86400.0}
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*(second|minute|hour|day)s?\s*$")
 
@@ -100,6 +102,7 @@ class RateLimits:
         self.lookups = Bucket(s.lookup_rate_limit, s.lookup_rate_limit_burst, clock=c)
         self.misses = Bucket(s.lookup_miss_limit, s.lookup_miss_limit_burst, clock=c)
         self.events = Bucket(s.ingest_event_limit, s.ingest_event_limit_burst, clock=c)
+        self.sign_ins = Bucket(s.sign_in_rate_limit, s.sign_in_rate_limit_burst, clock=c)
 
 
 def install_ingest_shedding(app: FastAPI, settings: Settings) -> None:
@@ -147,8 +150,15 @@ class RateLimitMiddleware:
         limits: RateLimits = scope["app"].state.rate_limits
         path = scope["path"]
         key, role = _caller(scope)
+        client = scope.get("client")
+        if path == SIGN_IN_PATH:
+            # Each try costs a memory-hard hash, and guessing passwords must be slow: a budget per address.
+            if wait := limits.sign_ins.take("ip:" + (client[0] if client else "unknown")):
+                await _limited(wait, "sign_ins", "sign-in attempts from this address")(send)
+                return
+            await self.app(scope, receive, send)
+            return
         if key is None:
-            client = scope.get("client")
             wait = limits.anonymous.take("ip:" + (client[0] if client else "unknown"))
             if wait:
                 await _limited(wait, "anonymous", "requests without a valid key from this address")(send)
@@ -219,19 +229,24 @@ class IngestSheddingMiddleware:
 
 
 def _caller(scope) -> tuple[str | None, str | None]:
-    """The caller's bucket key (a fingerprint, never the key) and role; (None, None) for no known key."""
-    token = b""
+    """The caller's bucket key (its non-secret id, never the key) and role; (None, None) for no known caller.
+
+    A caller found here is left for the gate, so a request's credential is checked once."""
+    if CALLER_SCOPE_KEY in scope:
+        caller = scope[CALLER_SCOPE_KEY]
+        return "p:" + caller.key_id, caller.role
+    header = b""
     for name, value in scope["headers"]:
         if name == b"authorization":
-            scheme, _, token = value.partition(b" ")
-            token = token.strip() if scheme.lower() == b"bearer" else b""
+            header = value
             break
-    if not token:
+    if not header:
         return None, None
-    for known, role in scope["app"].state.api_keys.items():
-        if hmac.compare_digest(known.encode(), token):
-            return "key:" + hashlib.sha256(token).hexdigest()[:16], role
-    return None, None
+    caller = scope["app"].state.auth.identify(header.decode("latin-1"))
+    if caller is None:
+        return None, None
+    scope[CALLER_SCOPE_KEY] = caller
+    return "p:" + caller.key_id, caller.role
 
 
 async def _read_body(receive) -> tuple[list[dict], bytes | None]:

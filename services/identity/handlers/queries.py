@@ -9,8 +9,9 @@ from services.identity import views
 from services.identity.domain.cleaning import clean_identity
 from services.identity.domain.resolution import home_store
 from services.identity.handlers import Deps
-from services.identity.schemas import ConflictRead, CustomerRead, MergesPage, TimelinePage
+from services.identity.schemas import ConflictRead, CustomerRead, MergesPage, StoresPage, TimelinePage
 from services.identity.store import IdentityStore, RecordRow
+from shared.access.stores import StoreRegistry
 from shared.contract.events import Identity, InvalidEvent
 from shared.contract.facts import newest
 from shared.http.bounds import decode_cursor
@@ -90,3 +91,11 @@ def summary(*, deps: Deps) -> dict:
         "dead_letters": store.dead_letter_count(),
         "open_conflicts": len(store.conflicts(status="open", customer_id=None, offset=0, limit=10_000)),
     }
+
+
+# Issue 12, access (H1).
+def stores(*, deps: Deps, registry: StoreRegistry) -> StoresPage:
+    """The stores registry, and the stores events named that it lacks (their events are processed all the same)."""
+    known = registry.known()
+    return StoresPage(items=[views.store_read(s) for s in registry.stores()],
+                      unregistered=sorted(deps.store.store_ids_seen() - known))

@@ -338,3 +338,8 @@ class MongoIdentityStore(MongoStore):
         for d in cur:
             out.setdefault(d["part"], []).append(json.loads(d["value"]))
         return out
+
+    # Issue 12, access (H1).
+    def store_ids_seen(self) -> set[str]:
+        """Every store id a purchase named (read for GET /v1/stores only)."""
+        return {s for s in self.mdb["purchases"].distinct("store_id") if s is not None}

@@ -341,3 +341,9 @@ class SqliteIdentityStore(SqliteStore):
         for part, value in rows:
             out.setdefault(part, []).append(json.loads(value))
         return out
+
+    # Issue 12, access (H1).
+    def store_ids_seen(self) -> set[str]:
+        """Every store id a purchase named (a scan: read for GET /v1/stores only, kept off the ingest path)."""
+        rows = self.db.conn().execute("SELECT DISTINCT store_id FROM purchases WHERE store_id IS NOT NULL")
+        return {r[0] for r in rows}

@@ -8,6 +8,7 @@ from time import time_ns
 from zoneinfo import ZoneInfo
 
 from services.alerts.domain.workflow import alert_id
+from shared.access.keys import key_name
 from shared.contract.messages import (
     AlertChanged,
     CustomerEventResolved,
@@ -17,6 +18,7 @@ from shared.contract.messages import (
     ViewPartUpdated,
     encode,
 )
+from shared.settings import Settings
 from tests.integration.alerts.harness import (
     OPERATOR,
     READER,
@@ -153,7 +155,8 @@ def test_ack_and_resolve_record_who_when_and_note_and_suppression_holds_a_condit
     h.advance(minutes=10)
     r = h.api.post(f"/v1/alerts/{aid}/ack", json={"note": "on it"}, headers=operator)
     assert r.status_code == 200 and r.json()["status"] == "acknowledged"
-    assert r.json()["acknowledged_by"].startswith("key_") and r.json()["acknowledged_at"] == "2026-11-20T04:10:00Z"
+    who = key_name(OPERATOR, Settings(_env_file=None).name_key())  # a display name, never a plain hash of the key
+    assert (r.json()["acknowledged_by"], r.json()["acknowledged_at"]) == (who, "2026-11-20T04:10:00Z")
     assert h.api.post(f"/v1/alerts/{aid}/resolve", json={}, headers=operator).status_code == 422  # a note is due
     h.advance(minutes=20)
     r = h.api.post(f"/v1/alerts/{aid}/resolve", json={"note": "offered a gift set"}, headers=operator)
@@ -161,6 +164,7 @@ def test_ack_and_resolve_record_who_when_and_note_and_suppression_holds_a_condit
     assert (body["status"], body["resolution"], body["note"], body["age_s"]) == ("resolved", "manual",
                                                                                  "offered a gift set", 1800)
     assert body["acknowledged_note"] == "on it"  # the acknowledgement keeps its own note
+    assert body["resolved_by"] == who
     conflict = h.api.post(f"/v1/alerts/{aid}/resolve", json={"note": "again"}, headers=operator)
     assert conflict.status_code == 409 and conflict.json()["error"]["code"] == "alert_resolved"
     assert h.api.post("/v1/alerts/al_nope/ack", headers=operator).status_code == 404

@@ -1,0 +1,55 @@
+"""Short-lived bearer tokens for signed-in staff: JWT (HS256) carrying role, scope and name, verified by every
+service with the secret they share through settings (``CRM_TOKEN_SECRET``)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import jwt
+
+from shared.access.keys import parse_scope
+from shared.access.principals import Caller
+from shared.http.errors import Unauthorized
+from shared.settings import ROLES
+
+ALGORITHM = "HS256"
+ISSUER = "crm"
+STAFF_PREFIX = "staff:"
+
+
+def looks_like_token(presented: str) -> bool:
+    """Whether a bearer credential has a JWT's shape (three dot-separated parts, a JSON header)."""
+    return presented.startswith("eyJ") and presented.count(".") == 2
+
+
+class Tokens:
+    """Issues and verifies tokens under one secret, reading time from ``clock`` (tests set it)."""
+
+    def __init__(self, secret: bytes, *, ttl_s: int, clock: Callable[[], float] = time.time) -> None:
+        self._secret = secret
+        self.ttl_s = ttl_s
+        self._clock = clock
+
+    def issue(self, caller: Caller) -> str:
+        """A signed token for a signed-in staff account, valid for ``ttl_s`` seconds from now."""
+        now = int(self._clock())
+        claims = {"iss": ISSUER, "sub": caller.name, "role": caller.role, "scope": str(caller.scope),
+                  "name": caller.name, "iat": now, "exp": now + self.ttl_s}
+        return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
+
+    def verify(self, token: str) -> Caller:
+        """The caller a token names; ``Unauthorized`` (``token_expired`` or ``invalid_token``) otherwise."""
+        try:
+            # Expiry is checked below against our clock, so that tests and the issuing service agree on "now".
+            claims = jwt.decode(token, self._secret, algorithms=[ALGORITHM], issuer=ISSUER,
+                                options={"verify_exp": False, "require": ["exp", "iat", "sub", "iss"]})
+            role, sub, exp = claims["role"], claims["sub"], int(claims["exp"])
+            scope = parse_scope(str(claims["scope"]), where="token")
+        except (jwt.InvalidTokenError, KeyError, TypeError, ValueError):
+            raise Unauthorized("invalid_token", "the token is not valid; sign in again") from None
+        if role not in ROLES or not isinstance(sub, str) or not sub:
+            raise Unauthorized("invalid_token", "the token is not valid; sign in again")
+        if exp <= self._clock():
+            raise Unauthorized("token_expired", "the token has expired; sign in again")
+        return Caller(STAFF_PREFIX + sub, role, scope, name=str(claims.get("name") or sub))
