@@ -24,7 +24,7 @@ from services.identity.schemas import (
     UnmergeCreate,
     UnmergeRead,
 )
-from shared.access.audit import Auditor, AuditQuery, kept_by
+from shared.access.audit import AuditQuery, auditor
 from shared.access.http import Reason, Reveal, check_reveal
 from shared.clock import iso_utc
 from shared.contract.events import IDENTIFIER_TYPES, Identity
@@ -82,7 +82,7 @@ def router(deps: Deps) -> APIRouter:
     Operator = Annotated[Caller, caller_dep("operator")]
     Admin = Annotated[Caller, caller_dep("admin")]
     # Identity keeps the audit log itself: its entries go straight into its store.
-    audit = Auditor(service="identity", clock=deps.clock, keep=kept_by(deps.store))
+    audit = auditor("identity", deps)
     max_batch = deps.config.ingest_max_batch
 
     @r.post("/events", response_model=IngestRead, status_code=202, tags=["ingestion"],

@@ -21,6 +21,7 @@ from typing import Any
 
 from shared.access import masking
 from shared.clock import iso_utc
+from shared.contract import topics
 
 REASON_MAX = 500
 
@@ -108,3 +109,19 @@ def published_by(store: Any, *, topic: str, relay: Callable[[], Callable[[list],
             send(queued)
 
     return publish
+
+
+# Where each service publishes its entries: its own topic, which identity consumes already.
+AUDIT_TOPICS = {"loyalty": topics.LOYALTY_EVENTS, "alerts": topics.ALERTS_EVENTS, "campaigns": topics.CAMPAIGN_EVENTS}
+
+
+def auditor(service: str, deps: Any) -> Auditor:
+    """The auditor of ``service`` over anything with its ``store``, ``settings``, ``clock`` and ``relay`` (its
+    handlers' ``Deps``, or the ``Service``). One line records an act, e.g. an erasure on identity:
+    ``auditor("identity", deps)(caller, action="privacy.erasure", customer_id=cid, reason=reason)``."""
+    if service == "identity":
+        keep = kept_by(deps.store)
+    else:
+        keep = published_by(deps.store, topic=deps.settings.topic(AUDIT_TOPICS[service]),
+                            relay=lambda: getattr(deps, "relay", None))
+    return Auditor(service=service, clock=deps.clock, keep=keep)

@@ -33,6 +33,7 @@ _EMAIL = re.compile(r"[^\s@<>()\[\],;:\"']+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
 # Digits grouped by the separators numbers are written with; seven digits or more may be a phone.
 _DIGITS = re.compile(r"(?<![\d])\+?\(?\d(?:[\d\s().\-/]*\d)?")
 _MIN_PHONE_DIGITS = 7
+_AMOUNT = re.compile(r"\d+\.\d{1,2}")  # money (12345.60): no phone is written with two decimals
 
 PHONE_KEYS = frozenset({"phone", "mobile", "tel", "telephone", "cellphone", "mobile_phone"})
 NAME_KEYS = frozenset({"name", "full_name", "first_name", "last_name", "nickname", "real_name", "contact_name"})
@@ -88,7 +89,7 @@ def birthday(value: Any) -> str | None:
 def _digits(found: re.Match) -> str:
     run = found.group(0)
     digits = re.sub(r"\D", "", run)
-    if len(digits) < _MIN_PHONE_DIGITS:
+    if len(digits) < _MIN_PHONE_DIGITS or _AMOUNT.fullmatch(run.strip()):
         return run
     return "*" * (len(digits) - 4) + digits[-4:]
 
@@ -156,3 +157,15 @@ def attributes(values: dict[str, Any]) -> dict[str, Any]:
     for k, v in values.items():
         out[k] = document(v) if k == "custom" and isinstance(v, dict) else field(k, v)
     return out
+
+
+NOTE_KEYS = frozenset({"reason", "note", "cancel_reason", "acknowledged_note"})
+
+
+def notes(data: Any) -> Any:
+    """A response with every staff note in it (``reason``, ``note``…) scrubbed of phones, e-mails and dates."""
+    if isinstance(data, dict):
+        return {k: scrub(v) if k in NOTE_KEYS and isinstance(v, str) else notes(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [notes(v) for v in data]
+    return data
