@@ -50,7 +50,7 @@ def customer(root: RecordRow, *, records: dict[str, RecordRow | None], identifie
     ]
     attributes, sources, consents = _attributes(values)
     if not reveal:
-        attributes = masking.attributes(attributes)
+        attributes = masking.attributes(attributes, masking.known_names([attributes.get("name")]))
     loyalty = parts.get("loyalty")
     return CustomerRead(
         customer_id=root.id,
@@ -98,12 +98,14 @@ def _attributes(values: dict[str, FieldValue]):
     return attributes, sources, consents
 
 
-def timeline_page(customer_id: str, rows: list[EventRow], *, limit: int, reveal: bool) -> TimelinePage:
+def timeline_page(customer_id: str, rows: list[EventRow], *, limit: int, reveal: bool,
+                  names: tuple[str, ...] = ()) -> TimelinePage:
     """A page of the timeline from up to ``limit + 1`` rows (one more says there is a next page); every
-    field of the events' data masked by what it holds unless ``reveal``."""
+    field of the events' data masked by what it holds unless ``reveal`` (``names``: the customer's names,
+    masked wherever free text mentions them)."""
     items = [
         TimelineEvent(source=r.source, id=r.id, type=r.type, channel=r.channel, time=r.time,
-                      record_id=r.record_id, data=_data(r.payload, reveal))
+                      record_id=r.record_id, data=_data(r.payload, reveal, names))
         for r in rows[:limit]
     ]
     more = len(rows) > limit
@@ -114,9 +116,9 @@ def timeline_page(customer_id: str, rows: list[EventRow], *, limit: int, reveal:
     )
 
 
-def _data(payload: str, reveal: bool) -> dict:
+def _data(payload: str, reveal: bool, names: tuple[str, ...]) -> dict:
     data = json.loads(payload).get("data", {})
-    return data if reveal or not isinstance(data, dict) else masking.document(data)
+    return data if reveal or not isinstance(data, dict) else masking.document(data, names)
 
 
 def merge(row: MergeRow) -> MergeRead:

@@ -20,6 +20,7 @@ free text. Numbers long enough to be a phone are masked too (a phone sent as a J
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any
 
 from shared.privacy import mask_name, mask_phone
@@ -94,28 +95,60 @@ def _digits(found: re.Match) -> str:
     return "*" * (len(digits) - 4) + digits[-4:]
 
 
-def scrub(value: str) -> str:
-    """Every e-mail, date and phone-like number inside a text masked (nothing cut)."""
+def scrub(value: str, names: tuple[str, ...] = ()) -> str:
+    """Every e-mail, date and phone-like number inside a text masked, and the person's own ``names``
+    (nothing cut)."""
+    if names:
+        value = _names_pattern(names).sub(lambda m: name(m.group(0)) or "*", value)
     value = _EMAIL.sub(lambda m: email(m.group(0)) or "***", value)
     value = _DATE.sub("****-**-**", value)
     return _DIGITS.sub(_digits, value)
 
 
-def text(value: Any, *, limit: int = TEXT_SHOWN) -> Any:
-    """Free text as a non-revealing reader sees it: scrubbed, then cut to ``limit`` characters."""
+# In an id (an order number, a store code) only what is certainly a phone: a Chinese mobile number in any
+# notation, or any number written in E.164; other digit runs in ids are the ids themselves.
+_PHONE_IN_ID = re.compile(r"(?<!\d)(?:(?:\+|00)?86[ \-.]?)?1[3-9]\d(?:[ \-.]?\d){8}(?!\d)|\+\d{7,15}(?!\d)")
+
+
+def scrub_id(value: str) -> str:
+    """An identifier with any e-mail or phone inside it masked, and nothing else touched."""
+    value = _EMAIL.sub(lambda m: email(m.group(0)) or "***", value)
+    return _PHONE_IN_ID.sub(_digits, value)
+
+
+def known_names(values: Any) -> tuple[str, ...]:
+    """The forms of a person's names to find in free text: each name whole, and each part of three or more
+    letters of a name written with spaces (``Wang Fang``: ``Wang``, ``Fang``)."""
+    out: set[str] = set()
+    for one in values:
+        if isinstance(one, str) and one.strip():
+            out.add(one.strip())
+            out.update(part for part in one.split() if len(part) >= 3)
+    return tuple(sorted(out, key=len, reverse=True))
+
+
+@lru_cache(maxsize=256)
+def _names_pattern(names: tuple[str, ...]) -> re.Pattern:
+    return re.compile("|".join(rf"(?<!\w){re.escape(n)}(?!\w)" if n.isascii() else re.escape(n) for n in names),
+                      re.IGNORECASE)
+
+
+def text(value: Any, *, limit: int = TEXT_SHOWN, names: tuple[str, ...] = ()) -> Any:
+    """Free text as a non-revealing reader sees it: scrubbed (the person's ``names`` too), then cut to
+    ``limit`` characters."""
     if not isinstance(value, str):
         return value
-    shown = scrub(value)
+    shown = scrub(value, names)
     return shown if len(shown) <= limit else shown[:limit] + _ELLIPSIS
 
 
-def field(key: str, value: Any) -> Any:
+def field(key: str, value: Any, names: tuple[str, ...] = ()) -> Any:
     """One field of unknown JSON masked by what its key says it holds (free text when it says nothing)."""
     k = key.lower()
     if isinstance(value, dict):
-        return document(value)
+        return document(value, names)
     if isinstance(value, list):
-        return [field(key, v) for v in value]
+        return [field(key, v, names) for v in value]
     if k in PHONE_KEYS or "phone" in k or "mobile" in k:
         return phone(value) if isinstance(value, str | int) and not isinstance(value, bool) else value
     if k in EMAIL_KEYS or "email" in k:
@@ -129,17 +162,18 @@ def field(key: str, value: Any) -> Any:
     if isinstance(value, int):
         return _number(value)
     if k in CONTRACT_KEYS or k in ID_KEYS:
-        return scrub(value) if isinstance(value, str) else value
-    return text(value)
+        return scrub_id(value) if isinstance(value, str) else value
+    return text(value, names=names)
 
 
 def _number(value: int) -> int | str:
     return value if abs(value) < 10 ** (_MIN_PHONE_DIGITS - 1) else phone(str(value))
 
 
-def document(data: dict[str, Any]) -> dict[str, Any]:
-    """A JSON object (an event's data, custom attributes, a dead letter's fields) with every field masked."""
-    return {k: field(str(k), v) for k, v in data.items()}
+def document(data: dict[str, Any], names: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A JSON object (an event's data, custom attributes) with every field masked; ``names`` are the
+    person's own names (:func:`known_names`), masked wherever free text mentions them."""
+    return {k: field(str(k), v, names) for k, v in data.items()}
 
 
 def identifier(kind: str, value: str) -> str:
@@ -148,14 +182,14 @@ def identifier(kind: str, value: str) -> str:
         return phone(value) or ""
     if kind == "email":
         return email(value) or ""
-    return scrub(value)
+    return scrub_id(value)
 
 
-def attributes(values: dict[str, Any]) -> dict[str, Any]:
+def attributes(values: dict[str, Any], names: tuple[str, ...] = ()) -> dict[str, Any]:
     """The single customer view's attributes: profile fields by name, ``custom`` as free text."""
     out = {}
     for k, v in values.items():
-        out[k] = document(v) if k == "custom" and isinstance(v, dict) else field(k, v)
+        out[k] = document(v, names) if k == "custom" and isinstance(v, dict) else field(k, v, names)
     return out
 
 

@@ -131,6 +131,8 @@ def _apply(prepared: Prepared, deps: Deps, out: list[OutboxMessage], outcome: Ba
 
 def keep_audit(items: list[Decoded[AuditRecorded]], *, deps: Deps, outcome: BatchOutcome) -> list[OutboxMessage]:
     """Keep the audit entries the other services published (once per ``audit_id``: a replay adds none)."""
-    deps.store.audit_add([AuditEntry(**one.item.model_dump(exclude={"kind"})) for one in items])
+    from services.identity.handlers.commands import keep_audit_entries
+
+    keep_audit_entries([AuditEntry(**one.item.model_dump(exclude={"kind"})) for one in items], deps=deps)
     outcome.counts["audit"] += len(items)
     return []
