@@ -93,7 +93,8 @@ def router(deps: Deps) -> APIRouter:
         done = launch.launch(campaign_id, deps=deps)
         _relay_later(background, deps, done.sent)
         if done.launched_now:  # launching again changes nothing: nothing to record, nothing to send
-            audit(caller, action="campaigns.launch", target=campaign_id, reason=reason)
+            # After the launch's own relay (tasks run in order), so its chunks keep their lease undisturbed.
+            background.add_task(audit, caller, action="campaigns.launch", target=campaign_id, reason=reason)
         return views.campaign_read(done.campaign)
 
     @r.get("/campaigns/{campaign_id}/preview", response_model=LaunchRead, tags=["campaigns"], responses=errors(409))
@@ -147,7 +148,7 @@ def _move_route(r: APIRouter, action: str, doc: str, DepsDep: Any, audit: Audito
              caller: Caller = caller_dep("operator"), reason: str | None = Reason) -> CampaignRead:
         row, outbox = commands.move(campaign_id, action=action, deps=deps)
         _relay_later(background, deps, outbox)
-        audit(caller, action=f"campaigns.{action}", target=campaign_id, reason=reason)
+        background.add_task(audit, caller, action=f"campaigns.{action}", target=campaign_id, reason=reason)
         return views.campaign_read(row)
 
     move.__doc__ = doc
