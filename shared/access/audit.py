@@ -58,8 +58,9 @@ class AuditQuery:
 
 
 def actor_of(caller: Any) -> str:
-    """The caller's display name (a staff account's user name, an API key's label) or its key id."""
-    return getattr(caller, "name", None) or caller.key_id
+    """Who the caller is in the log: its key id today; the display name (``caller.name``: a staff account's
+    user name, an API key's label) once callers carry one."""
+    return caller.key_id
 
 
 def entry(caller: Any, *, service: str, action: str, at: datetime, customer_id: str | None = None,

@@ -108,3 +108,35 @@ def test_zero_days_keeps_a_kind_forever(tmp_path):
     service.store.audit_add([_audit(1, NOW - timedelta(days=9000))])
     assert timers.purge_expired(deps=service.deps) == {"timeline": 0, "audit": 0, "deadletters": 0}
     assert service.store.dead_letter_count() == 1
+
+
+class FakeFaust:
+    """Enough of a faust app for a service's ``agents.register``: it records the timers."""
+
+    def __init__(self) -> None:
+        self.timers: dict = {}
+
+    def topic(self, *names, **kw):
+        return names
+
+    def agent(self, channel, name):
+        return lambda fn: fn
+
+    def timer(self, interval, name):
+        return lambda fn: self.timers.setdefault(name, (interval, fn))
+
+
+@pytest.mark.parametrize("name", ["identity", "loyalty", "alerts", "campaigns"])
+def test_each_service_registers_its_retention_timer_and_the_timer_purges(tmp_path, name):
+    import asyncio
+
+    clock = Clock(NOW)
+    settings = _settings(tmp_path, "sqlite", deadletter=30)
+    service = _service(name, settings.model_copy(update={"retention_interval_s": 600.0}), clock)
+    app = FakeFaust()
+    importlib.import_module(f"services.{name}.agents").register(app, service)
+    interval, tick = app.timers[f"{name}.retention"]
+    assert interval == 600.0
+    service.store.dead_letter_add(_letter(1, NOW - timedelta(days=30) - TICK))
+    asyncio.run(tick())
+    assert service.store.dead_letter_count() == 0
