@@ -266,3 +266,26 @@ def r_adjustment_target(entries: list[dict[str, Any]]) -> str:
     [target] = [e["target"] for e in entries if e["action"] == "loyalty.adjustment"]
     assert target.startswith("adj_")
     return target
+
+
+def test_a_generated_scenario_shows_a_reader_no_personal_data_on_any_get_route(flow: Flow):
+    from crm.scenario import generate
+    from tests.e2e.helpers import personal_data
+
+    scenario = generate(12, seed=12, prefix=new_id("s"))
+    events = [e for e in scenario.events if isinstance(e, dict)]
+    r = flow.identity.post("/v1/events", json=events)
+    assert r.status_code in (202, 207), r.text
+    flow.platform.settle()
+    scan = personal_data(scenario)
+    reader = {n: s.api(READER) for n, s in flow.platform.services.items()}
+    customers = [flow.customer_id(phone=p.digits) for p in scenario.people[:4]]
+    alerts = reader["alerts"].get("/v1/alerts", params={"limit": 1}).json()["items"]
+    for customer in customers:
+        values = _path_values(customer, alerts[0]["alert_id"] if alerts else "nobody", "nobody", "nobody")
+        for name, service in flow.platform.services.items():
+            for route, (status, body) in _every_get(reader[name], service.service.api, values).items():
+                found = scan.search(body)
+                assert found is None, f"{name} {route} ({status}) shows {found.group(0)!r}"
+        view = reader["identity"].get(f"/v1/customers/{customer}").json()
+        assert view["phone"].count("*") == 4
