@@ -153,13 +153,18 @@ def test_no_get_route_of_any_service_shows_personal_data_in_clear_unless_an_admi
     letters = admin["identity"].get("/v1/deadletters", params={"reveal": "true"}).json()["items"]
     assert any("13512340001" in (d["payload"] or "") for d in letters)
     assert all(d["payload"] is None for d in admin["identity"].get("/v1/deadletters").json()["items"])
-    flow.platform.settle()
+    revealed = admin["alerts"].get("/v1/alerts", params={"customer_id": customer, "reveal": "true"})
+    assert revealed.status_code == 200 and flow.platform["alerts"].api(READER).get(
+        "/v1/alerts", params={"reveal": "true"}).status_code == 403
+    flow.platform.settle()  # the alerts service's entries reach identity's log through its topic
     log = admin["identity"].get("/v1/audit", params={"action": "reveal.customer"}).json()["items"]
     assert [(e["action"], e["customer_id"], e["service"], e["role"]) for e in log] == [
         ("reveal.customer", customer, "identity", "admin")]
     assert log[0]["reason"] == "customer asked at the till, *******0001"
     actions = {e["action"] for e in admin["identity"].get("/v1/audit", params={"limit": 500}).json()["items"]}
-    assert {"reveal.customer", "reveal.timeline", "reveal.deadletters", "campaigns.launch"} <= actions
+    assert {"reveal.customer", "reveal.timeline", "reveal.deadletters", "reveal.alerts", "campaigns.launch"} <= actions
+    alerts_log = admin["identity"].get("/v1/audit", params={"action": "reveal.alerts"}).json()["items"]
+    assert [(e["service"], e["customer_id"]) for e in alerts_log] == [("alerts", customer)]
 
 
 def test_every_write_by_a_person_is_in_the_audit_log_which_filters_pages_and_holds_no_personal_data(flow: Flow):
