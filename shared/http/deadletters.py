@@ -93,9 +93,11 @@ def router() -> APIRouter:
 
     @r.post("/deadletters/{letter_id}/redrive", response_model=RedriveRead)
     def post_redrive(request: Request, letter_id: Annotated[int, Path(ge=1, le=MAX_ROW_ID)],
-                     caller: Caller = caller_dep("operator")) -> RedriveRead:
+                     caller: Caller = caller_dep("operator"), reason: str | None = Reason) -> RedriveRead:
         """Send a dead letter back to its topic (after the cause is fixed)."""
         svc = request.app.state.service
-        return redrive(letter_id, store=svc.store, publish=svc.publish, clock=svc.clock)
+        done = redrive(letter_id, store=svc.store, publish=svc.publish, clock=svc.clock)
+        auditor(svc.name, svc)(caller, action="deadletters.redrive", target=str(letter_id), reason=reason)
+        return done
 
     return r

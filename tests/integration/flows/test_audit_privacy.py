@@ -206,6 +206,11 @@ def test_every_write_by_a_person_is_in_the_audit_log_which_filters_pages_and_hol
                                                 "pos/SH-001", "e-1", "2026-11-02T00:00:00.000000Z", "open"))
     assert operator["identity"].post("/v1/identity/conflicts/x_audit1",
                                      json={"status": "dismissed", "note": "same family"}).status_code == 204
+    # A dead letter sent back to its topic (it fails again, and is kept once).
+    flow.platform.send(topics.CHANNEL_POS, [b'{"id": "bad-2", "phone": "13512340001"'])
+    flow.platform.settle()
+    [letter] = operator["identity"].get("/v1/deadletters").json()["items"]
+    assert operator["identity"].post(f"/v1/deadletters/{letter['id']}/redrive").status_code == 200
     flow.platform.settle()
 
     everything = admin["identity"].get("/v1/audit", params={"limit": 500}).json()["items"]
@@ -219,6 +224,7 @@ def test_every_write_by_a_person_is_in_the_audit_log_which_filters_pages_and_hol
         ("campaigns", "campaigns.launch", None, campaign),
         ("identity", "identity.unmerge", customer, merge),
         ("identity", "identity.conflict.dismissed", None, "x_audit1"),
+        ("identity", "deadletters.redrive", None, str(letter["id"])),
     ])
     assert {e["role"] for e in everything} == {"operator"} and {e["scope"] for e in everything} == {"company"}
     assert SCAN.search(str(everything)) is None and "Wang" not in str(everything)
