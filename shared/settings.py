@@ -101,6 +101,13 @@ class Settings(BaseSettings):
     publish_timeout_s: float = Field(10.0, gt=0, le=120)
     # /readyz turns unready when the batch runner has been retrying a failure for this long.
     stall_after_s: float = Field(30.0, gt=0)
+    # Issue 12, retention (H5): days after which each service's timer purges a kind of data (0 keeps it):
+    # raw timeline payloads (identity keeps type, time and channel), dead letters (whole raw messages),
+    # the audit log (three years: PIPL article 55's records). Checked every retention_interval_s.
+    retention_timeline_days: int = Field(365, ge=0, le=36500)
+    retention_deadletter_days: int = Field(30, ge=0, le=36500)
+    retention_audit_days: int = Field(1095, ge=0, le=36500)
+    retention_interval_s: float = Field(3600.0, gt=0)
 
     @field_validator("timezone")
     @classmethod

@@ -15,6 +15,7 @@ from services.alerts.handlers.timers import ScanChunk
 from shared.contract import topics
 from shared.service import Service
 from shared.storage.base import is_transient
+from shared.storage.retention import register_retention
 from shared.streaming.consumer import register_batch_agent, register_housekeeping
 
 log = logging.getLogger(__name__)
@@ -77,3 +78,6 @@ def register(app, service: Service) -> None:
 
     app.timer(interval=deps.config.scan_interval_s, name="alerts.scheduled_scan")(scheduled_scan)
     app.timer(interval=deps.config.model_check_interval_s, name="alerts.model_refit")(model_refit)
+    # Issue 12, retention (H5): purge what CRM_RETENTION_* says is too old.
+    register_retention(app, name=f"{settings.topic_prefix}alerts", interval_s=settings.retention_interval_s,
+                       purge=lambda: timers.purge_expired(deps=deps))

@@ -23,6 +23,8 @@ from services.alerts.schemas import (
     StandingsPage,
 )
 from services.alerts.store import AlertQuery, sla_filter
+from shared.access.audit import auditor
+from shared.access.http import Reason, Reveal, check_reveal
 from shared.clock import Day
 from shared.http.api import Caller, caller_dep, errors
 from shared.http.bounds import MAX_ID, Offset
@@ -33,6 +35,7 @@ def router(deps: Deps) -> APIRouter:
     """The alerts routes over ``deps`` (store, rules, clock, relay)."""
     r = APIRouter(prefix="/alerts")
     DepsDep = Annotated[Deps, Depends(lambda: deps)]
+    audit = auditor("alerts", deps)  # entries go through the outbox to identity's audit log
 
     @r.get("", response_model=AlertsPage, tags=["alerts"])
     def list_alerts(deps: DepsDep, caller: Caller = caller_dep("reader"),
@@ -43,8 +46,10 @@ def router(deps: Deps) -> APIRouter:
                                                     description="any id of the customer, merged-away ones too"),
                     manager: str | None = Query(None, max_length=MAX_ID),
                     sla_breached: bool | None = Query(None, description="late (or not) against the severity's SLA"),
-                    offset: Offset = 0, limit: int = Query(50, ge=1, le=500)) -> AlertsPage:
-        """Alerts, newest first, filtered by status, type, severity, store, customer, manager or SLA breach."""
+                    offset: Offset = 0, limit: int = Query(50, ge=1, le=500), reveal: bool = Reveal,
+                    reason: str | None = Reason) -> AlertsPage:
+        """Alerts, newest first, filtered by status, type, severity, store, customer, manager or SLA breach;
+        staff notes masked unless an admin asks ``reveal=true`` (audited)."""
         store, now, hours = deps.store, deps.clock(), deps.config.sla_hours()
         records = None
         if customer_id is not None:
@@ -56,7 +61,9 @@ def router(deps: Deps) -> APIRouter:
                            manager=manager,
                            sla=None if sla_breached is None else sla_filter(sla_breached, hours=hours, now=now))
         items, total = store.find_alerts(query, offset=offset, limit=limit)
-        reveal = caller.at_least("admin")
+        if check_reveal(caller, reveal):
+            for cid in sorted({a.customer_id for a in items}):
+                audit(caller, action="reveal.alerts", customer_id=cid, reason=reason)
         return AlertsPage(items=[views.alert_read(a, hours=hours, now=now, reveal=reveal) for a in items],
                           total=total, offset=offset, limit=limit, customer_id=customer_id)
 
@@ -111,25 +118,33 @@ def router(deps: Deps) -> APIRouter:
                              items=[views.standing_read(s) for s in rows], total=len(rows), offset=0, limit=1)
 
     @r.get("/{alert_id}", response_model=AlertRead, tags=["alerts"])
-    def get_alert(deps: DepsDep, alert_id: str, caller: Caller = caller_dep("reader")) -> AlertRead:
-        """One alert."""
+    def get_alert(deps: DepsDep, alert_id: str, caller: Caller = caller_dep("reader"), reveal: bool = Reveal,
+                  reason: str | None = Reason) -> AlertRead:
+        """One alert; staff notes masked unless an admin asks ``reveal=true`` (audited)."""
         alert = deps.store.alert(alert_id)
         if alert is None:
             raise NotFound("alert_not_found", "no alert with that id")
-        return views.alert_read(alert, hours=deps.config.sla_hours(), now=deps.clock(),
-                                reveal=caller.at_least("admin"))
+        if check_reveal(caller, reveal):
+            audit(caller, action="reveal.alert", customer_id=alert.customer_id, target=alert_id, reason=reason)
+        return views.alert_read(alert, hours=deps.config.sla_hours(), now=deps.clock(), reveal=reveal)
 
     @r.post("/{alert_id}/ack", response_model=AlertRead, tags=["alerts"])
     def post_ack(deps: DepsDep, alert_id: str, body: AlertAck | None = None,
-                 caller: Caller = caller_dep("operator")) -> AlertRead:
+                 caller: Caller = caller_dep("operator"), reason: str | None = Reason) -> AlertRead:
         """Acknowledge an open alert (who and when are recorded)."""
-        return _transition(alert_id, deps=deps, action="ack", caller=caller, note=body.note if body else None)
+        note = body.note if body else None
+        done = _transition(alert_id, deps=deps, action="ack", caller=caller, note=note)
+        audit(caller, action="alerts.ack", customer_id=done.customer_id, target=alert_id, reason=reason or note)
+        return done
 
     @r.post("/{alert_id}/resolve", response_model=AlertRead, tags=["alerts"])
     def post_resolve(deps: DepsDep, alert_id: str, body: AlertResolve,
-                     caller: Caller = caller_dep("operator")) -> AlertRead:
+                     caller: Caller = caller_dep("operator"), reason: str | None = Reason) -> AlertRead:
         """Resolve an alert with a note; its rule's suppression window starts."""
-        return _transition(alert_id, deps=deps, action="resolve", caller=caller, note=body.note)
+        done = _transition(alert_id, deps=deps, action="resolve", caller=caller, note=body.note)
+        audit(caller, action="alerts.resolve", customer_id=done.customer_id, target=alert_id,
+              reason=reason or body.note)
+        return done
 
     return r
 
@@ -137,7 +152,7 @@ def router(deps: Deps) -> APIRouter:
 def _transition(alert_id: str, *, deps: Deps, action: str, caller: Caller, note: str | None) -> AlertRead:
     alert, outbox = commands.transition(alert_id, deps=deps, action=action, by=caller.name, note=note)
     deps.relay(outbox)
-    return views.alert_read(alert, hours=deps.config.sla_hours(), now=deps.clock(), reveal=caller.at_least("admin"))
+    return views.alert_read(alert, hours=deps.config.sla_hours(), now=deps.clock(), reveal=False)
 
 
 def _today(deps: Deps) -> date:

@@ -8,18 +8,17 @@ from services.alerts.domain.model import Standing
 from services.alerts.domain.rules import DEFAULT_PARAMS, Rule
 from services.alerts.domain.workflow import Alert, sla
 from services.alerts.schemas import AlertRead, ChurnModelRead, RuleRead, StandingRead
+from shared.access import masking
 from shared.churn import ChurnModel
-from shared.privacy import redact_digits
 
 
 def alert_read(alert: Alert, *, hours: dict[str, float], now: datetime, reveal: bool) -> AlertRead:
-    """An alert as the API shows it; staff notes with a phone number in them show it to admins only."""
+    """An alert as the API shows it; staff notes scrubbed of phones, e-mails and dates unless ``reveal`` (the
+    detail is the rules' own: counts, tiers, days; never a birthday or a text)."""
     s = sla(alert, hours=hours, now=now)
     fields = {k: getattr(alert, k) for k in AlertRead.model_fields if hasattr(alert, k)}
     if not reveal:
-        for k in ("note", "acknowledged_note"):
-            if fields.get(k):
-                fields[k] = redact_digits(fields[k])
+        fields = masking.notes(fields)
     return AlertRead(**fields, age_s=s.age_s, sla_due_at=s.due_at, sla_breached=s.breached)
 
 

@@ -20,6 +20,8 @@ from services.campaigns.schemas import (
     LaunchRead,
     ResultsRead,
 )
+from shared.access.audit import Auditor, auditor
+from shared.access.http import Reason
 from shared.http.api import Caller, caller_dep, errors
 from shared.http.bounds import Cursor, Offset
 
@@ -47,6 +49,7 @@ def router(deps: Deps) -> APIRouter:
     """The campaigns routes over the handlers' ``deps``."""
     r = APIRouter()
     DepsDep = Annotated[Deps, Depends(lambda: deps)]
+    audit = auditor("campaigns", deps)  # entries go through the outbox to identity's audit log
 
     @r.post("/campaigns", response_model=CampaignRead, status_code=201, tags=["campaigns"],
             responses={200: {"model": CampaignRead, "description": "The campaign this Idempotency-Key created"}})
@@ -81,14 +84,17 @@ def router(deps: Deps) -> APIRouter:
         return views.campaign_read(commands.edit(campaign_id, changes=changes, deps=deps))
 
     for action, doc in MOVES.items():
-        _move_route(r, action, doc, DepsDep)
+        _move_route(r, action, doc, DepsDep, audit)
 
     @r.post("/campaigns/{campaign_id}/launch", response_model=CampaignRead, tags=["campaigns"])
     def post_launch(deps: DepsDep, background: BackgroundTasks, campaign_id: str,
-                    caller: Caller = caller_dep("operator")) -> CampaignRead:
+                    caller: Caller = caller_dep("operator"), reason: str | None = Reason) -> CampaignRead:
         """Launch now: freeze the audience, split it, send treatment touches; again, it changes nothing."""
         done = launch.launch(campaign_id, deps=deps)
         _relay_later(background, deps, done.sent)
+        if done.launched_now:  # launching again changes nothing: nothing to record, nothing to send
+            # After the launch's own relay (tasks run in order), so its chunks keep their lease undisturbed.
+            background.add_task(audit, caller, action="campaigns.launch", target=campaign_id, reason=reason)
         return views.campaign_read(done.campaign)
 
     @r.get("/campaigns/{campaign_id}/preview", response_model=LaunchRead, tags=["campaigns"], responses=errors(409))
@@ -137,11 +143,12 @@ def router(deps: Deps) -> APIRouter:
     return r
 
 
-def _move_route(r: APIRouter, action: str, doc: str, DepsDep: Any) -> None:
+def _move_route(r: APIRouter, action: str, doc: str, DepsDep: Any, audit: Auditor) -> None:
     def move(deps: DepsDep, background: BackgroundTasks, campaign_id: str,
-             caller: Caller = caller_dep("operator")) -> CampaignRead:
+             caller: Caller = caller_dep("operator"), reason: str | None = Reason) -> CampaignRead:
         row, outbox = commands.move(campaign_id, action=action, deps=deps)
         _relay_later(background, deps, outbox)
+        background.add_task(audit, caller, action=f"campaigns.{action}", target=campaign_id, reason=reason)
         return views.campaign_read(row)
 
     move.__doc__ = doc

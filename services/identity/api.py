@@ -4,6 +4,7 @@
 # and FastAPI can only resolve annotations that are evaluated where the route is defined.
 
 import json
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -11,8 +12,10 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from fastapi.security import OAuth2PasswordRequestForm
 
+from services.identity import views
 from services.identity.handlers import Deps, commands, queries
 from services.identity.schemas import (
+    AuditPage,
     ConflictsPage,
     ConflictUpdate,
     CustomerRead,
@@ -24,11 +27,14 @@ from services.identity.schemas import (
     UnmergeCreate,
     UnmergeRead,
 )
+from shared.access.audit import AuditQuery
+from shared.access.http import Reason, Reveal, check_reveal
 from shared.access.signin import sign_in, staff_directory
 from shared.access.stores import StoreRegistry, registry_for
+from shared.clock import iso_utc
 from shared.contract.events import IDENTIFIER_TYPES, Identity
 from shared.http.api import Caller, caller_dep, errors
-from shared.http.bounds import MAX_ID, Cursor, Offset
+from shared.http.bounds import MAX_ID, Cursor, Offset, decode_cursor
 from shared.http.errors import InvalidInput
 
 _EVENT = {"type": "object", "description": "a CloudEvent 1.0 in structured mode (see the README)"}
@@ -79,6 +85,11 @@ def router(deps: Deps) -> APIRouter:
     DepsDep = Annotated[Deps, Depends(lambda: deps)]
     Reader = Annotated[Caller, caller_dep("reader")]
     Operator = Annotated[Caller, caller_dep("operator")]
+    Admin = Annotated[Caller, caller_dep("admin")]
+
+    def audit(caller: Caller, **act: Any) -> None:
+        # Identity keeps the audit log itself: its entries go straight into its store.
+        commands.audit(caller, deps=deps, **act)
     max_batch = deps.config.ingest_max_batch
     Registry = Annotated[StoreRegistry, Depends(lambda: registry_for(deps.settings.stores_file))]
     SignInForm = Annotated[OAuth2PasswordRequestForm, Depends()]
@@ -106,7 +117,8 @@ def router(deps: Deps) -> APIRouter:
         return JSONResponse(page.model_dump(exclude_none=True), status_code=status)
 
     @r.get("/customers/lookup", response_model=CustomerRead, tags=["customers"], responses=errors(404))
-    def lookup(deps: DepsDep, caller: Reader, phone: str | None = _ident("phone"),
+    def lookup(deps: DepsDep, caller: Reader, reveal: bool = Reveal, reason: str | None = Reason,
+               phone: str | None = _ident("phone"),
                wechat_openid: str | None = _ident("wechat_openid"),
                wechat_unionid: str | None = _ident("wechat_unionid"),
                member_id: str | None = _ident("member_id"), web_user_id: str | None = _ident("web_user_id"),
@@ -116,18 +128,32 @@ def router(deps: Deps) -> APIRouter:
                  member_id=member_id, web_user_id=web_user_id, email=email, anonymous_id=anonymous_id).items() if v}
         if len(given) != 1:
             raise InvalidInput("one_identifier", f"give exactly one of {', '.join(IDENTIFIER_TYPES)}")
-        return queries.lookup(given, deps=deps, reveal=caller.at_least("admin"))
+        found = queries.lookup(given, deps=deps, reveal=check_reveal(caller, reveal))
+        if reveal:
+            audit(caller, action="reveal.customer", customer_id=found.customer_id, reason=reason)
+        return found
 
     @r.get("/customers/{customer_id}", response_model=CustomerRead, tags=["customers"])
-    def get_customer(customer_id: str, deps: DepsDep, caller: Reader) -> CustomerRead:
-        """The single customer view; a merged-away id answers with the customer it is part of."""
-        return queries.view(customer_id, deps=deps, reveal=caller.at_least("admin"))
+    def get_customer(customer_id: str, deps: DepsDep, caller: Reader, reveal: bool = Reveal,
+                     reason: str | None = Reason) -> CustomerRead:
+        """The single customer view; a merged-away id answers with the customer it is part of. Personal
+        data is masked; an admin may ask ``reveal=true`` (recorded in the audit log)."""
+        found = queries.view(customer_id, deps=deps, reveal=check_reveal(caller, reveal))
+        if reveal:
+            audit(caller, action="reveal.customer", customer_id=found.customer_id, reason=reason)
+        return found
 
     @r.get("/customers/{customer_id}/timeline", response_model=TimelinePage, tags=["customers"])
     def get_timeline(customer_id: str, deps: DepsDep, caller: Reader, cursor: Cursor = None,
-                     limit: int = Query(50, ge=1, le=500)) -> TimelinePage:
-        """The customer's events across channels, newest first."""
-        return queries.timeline(customer_id, deps=deps, cursor=cursor, limit=limit, reveal=caller.at_least("admin"))
+                     limit: int = Query(50, ge=1, le=500), reveal: bool = Reveal,
+                     reason: str | None = Reason) -> TimelinePage:
+        """The customer's events across channels, newest first; their data masked unless an admin asks
+        ``reveal=true`` (recorded in the audit log)."""
+        page = queries.timeline(customer_id, deps=deps, cursor=cursor, limit=limit,
+                                reveal=check_reveal(caller, reveal))
+        if reveal:
+            audit(caller, action="reveal.timeline", customer_id=page.customer_id, reason=reason)
+        return page
 
     @r.get("/customers/{customer_id}/merges", response_model=MergesPage, tags=["merges"])
     def get_merges(customer_id: str, deps: DepsDep, caller: Reader) -> MergesPage:
@@ -135,9 +161,13 @@ def router(deps: Deps) -> APIRouter:
         return queries.merges(customer_id, deps=deps)
 
     @r.post("/customers/{customer_id}/unmerge", response_model=UnmergeRead, tags=["merges"])
-    def post_unmerge(customer_id: str, body: UnmergeCreate, deps: DepsDep, caller: Operator) -> UnmergeRead:
+    def post_unmerge(customer_id: str, body: UnmergeCreate, deps: DepsDep, caller: Operator,
+                     reason: str | None = Reason) -> UnmergeRead:
         """Undo a merge; both customers get back exactly what was theirs."""
-        done = commands.unmerge(customer_id, body.merge_id, by=caller.name, deps=deps)
+        with deps.store.transaction():  # the audit entry commits with the change (identity keeps the log)
+            done = commands.unmerge(customer_id, body.merge_id, by=caller.name, deps=deps)
+            audit(caller, action="identity.unmerge", customer_id=done["survivor_id"], target=body.merge_id,
+                  reason=reason)
         deps.relay(done.pop("outbox"))
         return UnmergeRead(**done)
 
@@ -150,9 +180,28 @@ def router(deps: Deps) -> APIRouter:
         return ConflictsPage(items=items, offset=offset, limit=limit)
 
     @r.post("/identity/conflicts/{conflict_id}", status_code=204, tags=["merges"])
-    def post_conflict(conflict_id: str, body: ConflictUpdate, deps: DepsDep, caller: Operator) -> None:
+    def post_conflict(conflict_id: str, body: ConflictUpdate, deps: DepsDep, caller: Operator,
+                      reason: str | None = Reason) -> None:
         """Close a conflict as dismissed or resolved, with a note."""
-        commands.close_conflict(conflict_id, status=body.status, by=caller.name, note=body.note, deps=deps)
+        with deps.store.transaction():
+            commands.close_conflict(conflict_id, status=body.status, by=caller.name, note=body.note, deps=deps)
+            audit(caller, action=f"identity.conflict.{body.status}", target=conflict_id, reason=reason or body.note)
+
+    @r.get("/audit", response_model=AuditPage, tags=["audit"])
+    def get_audit(deps: DepsDep, caller: Admin, actor: str | None = Query(None, max_length=MAX_ID),
+                  customer_id: str | None = Query(None, max_length=MAX_ID),
+                  action: str | None = Query(None, max_length=MAX_ID),
+                  since: datetime | None = Query(None, description="from this moment (inclusive, with a zone)"),
+                  until: datetime | None = Query(None, description="before this moment (exclusive, with a zone)"),
+                  cursor: Cursor = None, limit: int = Query(50, ge=1, le=500)) -> AuditPage:
+        """The audit log of every service, newest first (admin): filter by person, customer, action, time."""
+        for moment in (since, until):
+            if moment is not None and moment.tzinfo is None:
+                raise InvalidInput("moment_needs_zone", "since and until need a timezone (…T09:00:00+08:00)")
+        query = AuditQuery(actor=actor, customer_id=customer_id, action=action,
+                           since=iso_utc(since) if since else None, until=iso_utc(until) if until else None)
+        after = decode_cursor(cursor, (str, str))
+        return views.audit_page(deps.store.audit_find(query, after=after, limit=limit + 1), limit=limit)
 
     @r.get("/identity/summary", tags=["operations"])
     def get_summary(deps: DepsDep, caller: Reader) -> dict:

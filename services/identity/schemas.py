@@ -154,3 +154,25 @@ class TokenRead(BaseModel):
     access_token: str
     token_type: Literal["bearer"] = "bearer"
     expires_in: int
+
+# -- issue 12, audit (H5) -------------------------------------------------------------------------
+
+
+class AuditRead(BaseModel):
+    """One audited act: who, in which role and scope, when, what, on which customer, and why."""
+
+    audit_id: str
+    at: str
+    service: str
+    actor: str = Field(description="the staff account's user name or the API key's label (never a key or its hash)")
+    role: str
+    scope: str
+    action: str
+    customer_id: str | None
+    target: str | None = Field(description="the id of what was acted on (a redemption, an alert, a campaign…)")
+    reason: str | None = Field(description="the X-Reason header or the reason given, personal data scrubbed")
+
+
+class AuditPage(BaseModel):
+    items: list[AuditRead]
+    next_cursor: str | None

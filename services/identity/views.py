@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from services.identity.schemas import (
+    AuditPage,
+    AuditRead,
     ConflictRead,
     CustomerRead,
     FieldSource,
@@ -21,11 +23,12 @@ from services.identity.schemas import (
     TimelinePage,
 )
 from services.identity.store import ConflictRow, EventRow, IdentifierRow, MergeRow, RecordRow, StatsRow
+from shared.access import masking
+from shared.access.audit import AuditEntry
 from shared.access.stores import Store
 from shared.contract.facts import FieldValue, from_minor
 from shared.contract.view_parts import AlertsPart, CampaignsPart, LoyaltyPart
 from shared.http.bounds import encode_cursor
-from shared.privacy import mask_phone
 
 PROFILE_FIELDS = ("name", "gender", "birthday", "email", "city")
 
@@ -39,20 +42,21 @@ def _iso_local(ms: int | None, zone: ZoneInfo) -> str | None:
 def customer(root: RecordRow, *, records: dict[str, RecordRow | None], identifiers: list[IdentifierRow],
              values: dict[str, FieldValue], stats: StatsRow, home_store: str | None, parts: dict[str, list[dict]],
              reveal: bool, zone: ZoneInfo) -> CustomerRead:
-    """The single customer view of an active customer, from the rows of its group; phones are masked
-    unless ``reveal`` (admin)."""
+    """The single customer view of an active customer, from the rows of its group; personal data (phones,
+    e-mails, name, birthday, custom attributes) masked unless ``reveal`` (an admin who asked)."""
     group = list(records)
-    shown = (lambda v: v) if reveal else mask_phone
     idents = [
-        IdentifierRead(type=i.type, value=shown(i.value) if i.type == "phone" else i.value,
+        IdentifierRead(type=i.type, value=i.value if reveal else masking.identifier(i.type, i.value),
                        first_seen=i.first_seen, source=i.source, event_id=i.event_id, record_id=i.record_id)
         for i in identifiers
     ]
     attributes, sources, consents = _attributes(values)
+    if not reveal:
+        attributes = masking.attributes(attributes, masking.known_names([attributes.get("name")]))
     loyalty = parts.get("loyalty")
     return CustomerRead(
         customer_id=root.id,
-        phone=shown(root.phone) if root.phone else None,
+        phone=(root.phone if reveal else masking.phone(root.phone)) if root.phone else None,
         identifiers=idents,
         attributes=attributes,
         attribute_sources=sources,
@@ -96,20 +100,14 @@ def _attributes(values: dict[str, FieldValue]):
     return attributes, sources, consents
 
 
-def _masked(data: dict, reveal: bool) -> dict:
-    ident = data.get("identity")
-    if reveal or not isinstance(ident, dict) or not ident.get("phone"):
-        return data
-    digits = "".join(ch for ch in str(ident["phone"]) if ch.isdigit())
-    return {**data, "identity": {**ident, "phone": f"{digits[-11:-8]}****{digits[-4:]}"}}
-
-
-def timeline_page(customer_id: str, rows: list[EventRow], *, limit: int, reveal: bool) -> TimelinePage:
-    """A page of the timeline from up to ``limit + 1`` rows (one more says there is a next page); phones
-    masked unless ``reveal``."""
+def timeline_page(customer_id: str, rows: list[EventRow], *, limit: int, reveal: bool,
+                  names: tuple[str, ...] = ()) -> TimelinePage:
+    """A page of the timeline from up to ``limit + 1`` rows (one more says there is a next page); every
+    field of the events' data masked by what it holds unless ``reveal`` (``names``: the customer's names,
+    masked wherever free text mentions them)."""
     items = [
         TimelineEvent(source=r.source, id=r.id, type=r.type, channel=r.channel, time=r.time,
-                      record_id=r.record_id, data=_masked(json.loads(r.payload).get("data", {}), reveal))
+                      record_id=r.record_id, data=_data(r.payload, reveal, names))
         for r in rows[:limit]
     ]
     more = len(rows) > limit
@@ -120,14 +118,20 @@ def timeline_page(customer_id: str, rows: list[EventRow], *, limit: int, reveal:
     )
 
 
+def _data(payload: str, reveal: bool, names: tuple[str, ...]) -> dict:
+    data = json.loads(payload).get("data", {})
+    return data if reveal or not isinstance(data, dict) else masking.document(data, names)
+
+
 def merge(row: MergeRow) -> MergeRead:
     """One merge as the merges route shows it."""
     return MergeRead(**vars(row))
 
 
 def conflict(row: ConflictRow) -> ConflictRead:
-    """One conflict as the conflicts route shows it."""
-    return ConflictRead(**{**vars(row), "customer_ids": list(row.customer_ids)})
+    """One conflict as the conflicts route shows it (the staff note scrubbed of phones, e-mails, dates)."""
+    return ConflictRead(**{**vars(row), "customer_ids": list(row.customer_ids),
+                           "note": masking.scrub(row.note) if row.note else row.note})
 
 
 # Issue 12, access (H1).
@@ -136,3 +140,11 @@ def store_read(store: Store) -> StoreRead:
     return StoreRead(store_id=store.store_id, name=store.name, region=store.region, timezone=store.timezone,
                      parent=store.parent, meal_periods={p.name: f"{p.start:%H:%M}-{p.end:%H:%M}"
                                                         for p in store.meal_periods})
+
+
+def audit_page(entries: list[AuditEntry], *, limit: int) -> AuditPage:
+    """A page of the audit log from up to ``limit + 1`` entries (one more says there is a next page)."""
+    more = len(entries) > limit
+    last = entries[limit - 1] if more else None
+    return AuditPage(items=[AuditRead(**e.as_dict()) for e in entries[:limit]],
+                     next_cursor=encode_cursor((last.at, last.audit_id)) if last else None)

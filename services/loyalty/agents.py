@@ -7,6 +7,7 @@ from services.loyalty import messages
 from services.loyalty.handlers import timers
 from shared.contract import topics
 from shared.service import Service
+from shared.storage.retention import register_retention
 from shared.streaming.consumer import register_batch_agent, register_housekeeping
 
 
@@ -25,3 +26,6 @@ def register(app, service: Service) -> None:
         await service.runner.run(lambda _: timers.run_due(deps=deps), [])
 
     app.timer(interval=deps.config.schedule_interval_s, name="loyalty.schedule")(run_schedule)
+    # Issue 12, retention (H5): purge what CRM_RETENTION_* says is too old.
+    register_retention(app, name=f"{settings.topic_prefix}loyalty", interval_s=settings.retention_interval_s,
+                       purge=lambda: timers.purge_expired(deps=deps))

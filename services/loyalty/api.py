@@ -26,6 +26,9 @@ from services.loyalty.schemas import (
     TierHistoryRead,
     TierRulesRead,
 )
+from shared.access import masking
+from shared.access.audit import auditor
+from shared.access.http import Reason
 from shared.clock import iso_utc
 from shared.http.api import Caller, caller_dep
 from shared.http.bounds import Cursor, Offset
@@ -54,6 +57,13 @@ def router(deps: Deps) -> APIRouter:
     # A name local to router(): this module keeps its annotations evaluated (no ``from __future__``) so
     # FastAPI sees the Annotated dependency, not a string it cannot resolve.
     DepsDep = Annotated[Deps, Depends(lambda: deps)]
+    audit = auditor("loyalty", deps)  # entries go through the outbox to identity's audit log
+
+    def _audit(answer: Answer, caller: Caller, *, action: str, target: str, reason: str | None) -> None:
+        # A replayed answer (the same Idempotency-Key again) changed nothing: nothing new to record.
+        if not answer.replayed and answer.status < 300:
+            audit(caller, action=action, customer_id=answer.body.get("customer_id"),
+                  target=answer.body.get(target), reason=reason)
 
     @r.get("/accounts/{customer_id}", response_model=AccountRead, tags=["accounts"])
     def get_account(d: DepsDep, customer_id: str, caller: Caller = caller_dep("reader")) -> AccountRead:
@@ -64,13 +74,13 @@ def router(deps: Deps) -> APIRouter:
     def get_ledger(d: DepsDep, customer_id: str, caller: Caller = caller_dep("reader"),
                    cursor: Cursor = None, limit: int = Query(50, ge=1, le=500)) -> LedgerPage:
         """Ledger entries, newest first: each names its rule and its cause."""
-        return LedgerPage(**queries.ledger(customer_id, cursor=cursor, limit=limit, deps=d))
+        return LedgerPage(**masking.notes(queries.ledger(customer_id, cursor=cursor, limit=limit, deps=d)))
 
     @r.get("/accounts/{customer_id}/statements/{month}", response_model=StatementRead, tags=["accounts"])
     def get_statement(d: DepsDep, customer_id: str, month: str = MONTH,
                       caller: Caller = caller_dep("reader")) -> StatementRead:
         """A monthly statement (``YYYY-MM``): opening, earned, refunded, redeemed, expired, adjusted, closing."""
-        return StatementRead(**queries.monthly_statement(customer_id, month=month, deps=d))
+        return StatementRead(**masking.notes(queries.monthly_statement(customer_id, month=month, deps=d)))
 
     @r.get("/accounts/{customer_id}/tiers", response_model=TierHistoryRead, tags=["tiers"])
     def get_tier_history(d: DepsDep, customer_id: str, caller: Caller = caller_dep("reader")) -> TierHistoryRead:
@@ -90,30 +100,39 @@ def router(deps: Deps) -> APIRouter:
     @r.post("/accounts/{customer_id}/redemptions", response_model=RedemptionRead, status_code=201,
             tags=["redemptions"])
     def post_redemption(d: DepsDep, customer_id: str, body: RedemptionCreate,
-                        caller: Caller = caller_dep("operator"), key: str | None = KEY_HEADER) -> JSONResponse:
+                        caller: Caller = caller_dep("operator"), key: str | None = KEY_HEADER,
+                        reason: str | None = Reason) -> JSONResponse:
         """Spend points on a reward; idempotent per ``Idempotency-Key``."""
-        return _answer(commands.redeem(customer_id, reward_id=body.reward_id, quantity=body.quantity, key=key,
-                                       by=caller.name, deps=d), d)
+        answer = commands.redeem(customer_id, reward_id=body.reward_id, quantity=body.quantity, key=key,
+                                 by=caller.name, deps=d)
+        _audit(answer, caller, action="loyalty.redemption", target="redemption_id", reason=reason)
+        return _answer(answer, d)
 
     @r.get("/accounts/{customer_id}/redemptions", response_model=RedemptionsPage, tags=["redemptions"])
     def get_redemptions(d: DepsDep, customer_id: str, caller: Caller = caller_dep("reader"),
                         offset: Offset = 0, limit: int = Query(50, ge=1, le=500)) -> RedemptionsPage:
         """The member's redemptions, newest first."""
-        return RedemptionsPage(**queries.redemptions(customer_id, offset=offset, limit=limit, deps=d))
+        return RedemptionsPage(**masking.notes(queries.redemptions(customer_id, offset=offset, limit=limit, deps=d)))
 
     @r.post("/redemptions/{redemption_id}/cancel", response_model=RedemptionRead, tags=["redemptions"])
     def post_cancel(d: DepsDep, redemption_id: str, body: RedemptionCancel,
-                    caller: Caller = caller_dep("operator")) -> JSONResponse:
+                    caller: Caller = caller_dep("operator"), reason: str | None = Reason) -> JSONResponse:
         """Cancel a redemption: points back to the member, stock back to the reward."""
-        return _answer(commands.cancel(redemption_id, reason=body.reason, by=caller.name, deps=d), d)
+        answer = commands.cancel(redemption_id, reason=body.reason, by=caller.name, deps=d)
+        _audit(answer, caller, action="loyalty.redemption_cancel", target="redemption_id",
+               reason=reason or body.reason)
+        return _answer(answer, d)
 
     @r.post("/accounts/{customer_id}/adjustments", response_model=AdjustmentRead, status_code=201,
             tags=["accounts"])
     def post_adjustment(d: DepsDep, customer_id: str, body: AdjustmentCreate,
-                        caller: Caller = caller_dep("operator"), key: str | None = KEY_HEADER) -> JSONResponse:
+                        caller: Caller = caller_dep("operator"), key: str | None = KEY_HEADER,
+                        reason: str | None = Reason) -> JSONResponse:
         """A manual adjustment with its mandatory reason (operator); never below a zero balance."""
-        return _answer(commands.adjust(customer_id, points=body.points, reason=body.reason, key=key,
-                                       by=caller.name, deps=d), d)
+        answer = commands.adjust(customer_id, points=body.points, reason=body.reason, key=key,
+                                 by=caller.name, deps=d)
+        _audit(answer, caller, action="loyalty.adjustment", target="adjustment_id", reason=reason or body.reason)
+        return _answer(answer, d)
 
     @r.get("/rewards", response_model=RewardsPage, tags=["rewards"])
     def get_rewards(d: DepsDep, caller: Caller = caller_dep("reader"), active_only: bool = False,

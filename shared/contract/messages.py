@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
@@ -268,3 +268,41 @@ def resolved_event_json(*, customer_id: str, record_id: str, event_json: str, re
                       separators=(",", ":"))
     tail = json.dumps(resolved_at.isoformat())
     return f'{head[:-1]},"event":{event_json},"resolved_at":{tail}}}'.encode()
+
+
+# -- issue 12, audit (H5): every service -> identity (its own topic) ------------------------------
+
+
+class AuditRecorded(_Message):
+    """One audited act (a write by a person, a reveal of personal data) for identity's audit log.
+
+    Published by loyalty, alerts and campaigns on their own topic; identity keeps it once per
+    ``audit_id``. It names customers and things by id only; ``reason`` is scrubbed of personal data.
+    """
+
+    kind: Literal["audit.recorded"] = "audit.recorded"
+    audit_id: str
+    at: str
+    service: str
+    actor: str
+    role: str
+    scope: str
+    action: str
+    customer_id: str | None = None
+    target: str | None = None
+    reason: str | None = None
+
+
+# The union above grows by this block's kind (Message stays one discriminated union, decode reads it).
+_UNION, _DISCRIMINATOR = get_args(Message)
+Message = Annotated[_UNION | AuditRecorded, _DISCRIMINATOR]  # type: ignore[misc,valid-type]
+_ADAPTER = TypeAdapter(Message)
+KINDS = KINDS | {"audit.recorded"}
+
+
+def audit_message(entry: Any, topic: str) -> Any:
+    """The outbox message announcing an audit entry (``shared.access.audit.AuditEntry``) on ``topic``."""
+    from shared.storage.base import OutboxMessage
+
+    body = encode(AuditRecorded(**entry.as_dict()))
+    return OutboxMessage(topic, body, entry.audit_id.encode())

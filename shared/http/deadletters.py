@@ -7,6 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel
 
+from shared.access.audit import auditor
+from shared.access.http import Reason, Reveal, check_reveal
 from shared.clock import iso_utc
 from shared.http.api import Caller, caller_dep
 from shared.http.bounds import MAX_ROW_ID, Offset
@@ -71,23 +73,31 @@ def router() -> APIRouter:
 
     @r.get("/deadletters", response_model=DeadLettersPage)
     def get_dead_letters(request: Request, caller: Caller = caller_dep("operator"), status: str | None = None,
-                         offset: Offset = 0, limit: int = Query(50, ge=1, le=500)) -> DeadLettersPage:
-        """Messages this service could not process, with reason and origin; payloads only for admins."""
-        store = request.app.state.service.store
-        reveal = caller.at_least("admin")
+                         offset: Offset = 0, limit: int = Query(50, ge=1, le=500), reveal: bool = Reveal,
+                         reason: str | None = Reason) -> DeadLettersPage:
+        """Messages this service could not process, with reason and origin; their raw payloads (personal data
+        in clear) only to an admin who asks ``reveal=true``, recorded in the audit log."""
+        service = request.app.state.service
+        store = service.store
+        letters = store.dead_letters(status=status, offset=offset, limit=limit)
+        if check_reveal(caller, reveal) and letters:
+            auditor(service.name, service)(caller, action="reveal.deadletters", reason=reason,
+                                           target=",".join(str(d.id) for d in letters)[:200])
         items = [
             DeadLetterRead(id=d.id, topic=d.topic, partition=d.partition, offset=d.offset, code=d.code,
                            reason=d.reason, at=d.at, status=d.status, redriven_at=d.redriven_at,
                            payload=d.value.decode("utf-8", "replace") if reveal else None)
-            for d in store.dead_letters(status=status, offset=offset, limit=limit)
+            for d in letters
         ]
         return DeadLettersPage(items=items, total=store.dead_letter_count(status=status), offset=offset, limit=limit)
 
     @r.post("/deadletters/{letter_id}/redrive", response_model=RedriveRead)
     def post_redrive(request: Request, letter_id: Annotated[int, Path(ge=1, le=MAX_ROW_ID)],
-                     caller: Caller = caller_dep("operator")) -> RedriveRead:
+                     caller: Caller = caller_dep("operator"), reason: str | None = Reason) -> RedriveRead:
         """Send a dead letter back to its topic (after the cause is fixed)."""
         svc = request.app.state.service
-        return redrive(letter_id, store=svc.store, publish=svc.publish, clock=svc.clock)
+        done = redrive(letter_id, store=svc.store, publish=svc.publish, clock=svc.clock)
+        auditor(svc.name, svc)(caller, action="deadletters.redrive", target=str(letter_id), reason=reason)
+        return done
 
     return r

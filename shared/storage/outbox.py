@@ -34,6 +34,7 @@ class OutboxStore(Protocol):
     def dead_letter(self, letter_id: int) -> DeadLetter | None: ...
     def dead_letter_mark(self, letter_id: int, *, status: str, at: str) -> None: ...
     def dead_letter_count(self, *, status: str | None = None) -> int: ...
+    def dead_letter_purge(self, *, before: str) -> int: ...
 
 
 class SqliteOutbox:
@@ -113,6 +114,11 @@ class SqliteOutbox:
         """How many dead letters, optionally by status."""
         where, args = ("WHERE status = ?", (status,)) if status else ("", ())
         return self.db.conn().execute(f"SELECT COUNT(*) FROM dead_letters {where}", args).fetchone()[0]  # type: ignore[attr-defined]
+
+    def dead_letter_purge(self, *, before: str) -> int:
+        """Delete dead letters kept since before ``before`` (retention: they hold whole raw messages)."""
+        with self.db.transaction() as c:  # type: ignore[attr-defined]
+            return c.execute("DELETE FROM dead_letters WHERE at < ?", (before,)).rowcount
 
 
 class MongoOutbox:
@@ -209,6 +215,10 @@ class MongoOutbox:
     def dead_letter_count(self, *, status: str | None = None) -> int:
         """How many dead letters, optionally by status."""
         return self.mdb["dead_letters"].count_documents({"status": status} if status else {})  # type: ignore[attr-defined]
+
+    def dead_letter_purge(self, *, before: str) -> int:
+        """Delete dead letters kept since before ``before`` (retention: they hold whole raw messages)."""
+        return self.mdb["dead_letters"].delete_many({"at": {"$lt": before}}).deleted_count  # type: ignore[attr-defined]
 
 
 class SqliteStore(SqliteOutbox):

@@ -176,3 +176,13 @@ def scheduled_refit(*, deps: Deps) -> ChurnModel | None:
         return fit_model(today, deps=deps)
     except (NotFound, Unavailable):
         return None
+
+
+# -- issue 12, retention (H5) ---------------------------------------------------------------------
+
+
+def purge_expired(*, deps: Deps) -> dict[str, int]:
+    """Purge the dead letters retention says are too old, as of the service's clock; how many."""
+    from shared.storage import retention
+
+    return {"deadletters": retention.purge_dead_letters(deps.store, now=deps.clock(), settings=deps.settings)}

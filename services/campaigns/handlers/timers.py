@@ -78,3 +78,13 @@ def run_due(*, deps: Deps, relay: Callable[[list[OutboxMessage]], None]) -> Due:
                                          updated_at=now) for held in ("running", "paused")):
                 done.completed.append(campaign_id)
     return done
+
+
+# -- issue 12, retention (H5) ---------------------------------------------------------------------
+
+
+def purge_expired(*, deps: Deps) -> dict[str, int]:
+    """Purge the dead letters retention says are too old, as of the service's clock; how many."""
+    from shared.storage import retention
+
+    return {"deadletters": retention.purge_dead_letters(deps.store, now=deps.clock(), settings=deps.settings)}

@@ -12,6 +12,7 @@ from services.identity.domain.cleaning import Prepared
 from services.identity.domain.resolution import resolve as resolve_event
 from services.identity.handlers import Deps
 from services.identity.store import ConflictRow, EventRow, IdentityStore
+from shared.access.audit import AuditEntry
 from shared.clock import iso_utc
 from shared.contract import topics
 from shared.contract.facts import (
@@ -23,7 +24,7 @@ from shared.contract.facts import (
     purchase_fact,
     refund_fact,
 )
-from shared.contract.messages import CustomerMerged, ViewPartUpdated, resolved_event_json
+from shared.contract.messages import AuditRecorded, CustomerMerged, ViewPartUpdated, resolved_event_json
 from shared.observability.trace_context import event_attributes
 from shared.storage.base import OutboxMessage
 from shared.streaming.batch import BatchOutcome, Decoded, message_span
@@ -123,3 +124,15 @@ def _apply(prepared: Prepared, deps: Deps, out: list[OutboxMessage], outcome: Ba
     out.append(outbox_message(deps.settings, topics.CUSTOMER_EVENTS, res.root_id, body))
     return res.root_id
 
+
+
+# -- issue 12, audit (H5) -------------------------------------------------------------------------
+
+
+def keep_audit(items: list[Decoded[AuditRecorded]], *, deps: Deps, outcome: BatchOutcome) -> list[OutboxMessage]:
+    """Keep the audit entries the other services published (once per ``audit_id``: a replay adds none)."""
+    from services.identity.handlers.commands import keep_audit_entries
+
+    keep_audit_entries([AuditEntry(**one.item.model_dump(exclude={"kind"})) for one in items], deps=deps)
+    outcome.counts["audit"] += len(items)
+    return []

@@ -11,6 +11,7 @@ from services.identity.domain.resolution import home_store
 from services.identity.handlers import Deps
 from services.identity.schemas import ConflictRead, CustomerRead, MergesPage, StoresPage, TimelinePage
 from services.identity.store import IdentityStore, RecordRow
+from shared.access import masking
 from shared.access.stores import StoreRegistry
 from shared.contract.events import Identity, InvalidEvent
 from shared.contract.facts import newest
@@ -64,8 +65,11 @@ def timeline(customer_id: str, *, deps: Deps, cursor: str | None, limit: int, re
     """A customer's events, newest first, one page at a time; phones masked unless ``reveal``."""
     store = deps.store
     root = active_record(store, customer_id)
-    rows = store.timeline(store.group(root.id), before=decode_cursor(cursor, (int, str, str)), limit=limit + 1)
-    return views.timeline_page(root.id, rows, limit=limit, reveal=reveal)
+    group = store.group(root.id)
+    rows = store.timeline(group, before=decode_cursor(cursor, (int, str, str)), limit=limit + 1)
+    # Every name the customer was ever given: free text that mentions one shows it masked.
+    names = () if reveal else masking.known_names(v.value for v in store.attributes(group) if v.field == "name")
+    return views.timeline_page(root.id, rows, limit=limit, reveal=reveal, names=names)
 
 
 def merges(customer_id: str, *, deps: Deps) -> MergesPage:

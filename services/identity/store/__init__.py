@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 from services.identity.domain.cleaning import Ident
 from services.identity.domain.resolution import Found
+from shared.access.audit import AuditEntry, AuditQuery
 from shared.contract.facts import FieldValue, PurchaseFact, RefundFact
 from shared.storage.outbox import OutboxStore
 
@@ -125,3 +126,10 @@ class IdentityStore(OutboxStore, Protocol):
 
     # Issue 12, access (H1): the stores events named, for the stores registry's "not in the registry" list.
     def store_ids_seen(self) -> set[str]: ...
+
+    # -- issue 12, audit and retention (H5): the audit log (append-only: no operation changes an entry) and
+    #    the purges retention runs.
+    def audit_add(self, entries: list[AuditEntry]) -> None: ...
+    def audit_find(self, query: AuditQuery, *, after: tuple[str, str] | None, limit: int) -> list[AuditEntry]: ...
+    def audit_purge(self, *, before: str) -> int: ...
+    def timeline_purge(self, *, before_ms: int) -> int: ...

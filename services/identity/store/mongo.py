@@ -21,7 +21,9 @@ from pymongo import ASCENDING, DESCENDING, UpdateMany
 from services.identity.domain.cleaning import Ident
 from services.identity.domain.resolution import Found
 from services.identity.store import ConflictRow, EventRow, IdentifierRow, MergeRow, RecordRow, StatsRow
+from shared.access.audit import AuditEntry, AuditQuery
 from shared.contract.facts import FieldValue, PurchaseFact, RefundFact
+from shared.storage import audit as audit_store
 from shared.storage.fact_tables import compact_json
 from shared.storage.outbox import MongoStore
 
@@ -58,6 +60,7 @@ class MongoIdentityStore(MongoStore):
         m["conflicts"].create_index([("status", ASCENDING), ("at", DESCENDING), ("_id", ASCENDING)])
         m["conflicts"].create_index([("at", DESCENDING), ("_id", ASCENDING)])
         m["conflicts"].create_index("customer_ids")
+        audit_store.mongo_audit_indexes(m)
         m["parts"].create_index([("record_id", ASCENDING), ("part", ASCENDING)], unique=True)
 
     # -- writes -------------------------------------------------------------------------
@@ -343,3 +346,23 @@ class MongoIdentityStore(MongoStore):
     def store_ids_seen(self) -> set[str]:
         """Every store id a purchase named (read for GET /v1/stores only)."""
         return {s for s in self.mdb["purchases"].distinct("store_id") if s is not None}
+
+    # -- issue 12, audit and retention (H5) ------------------------------------------------------------
+
+    def audit_add(self, entries: list[AuditEntry]) -> None:
+        """Append audit entries once per ``audit_id`` (a message delivered again changes nothing)."""
+        audit_store.mongo_audit_add(self.mdb, entries)
+
+    def audit_find(self, query: AuditQuery, *, after: tuple[str, str] | None, limit: int) -> list[AuditEntry]:
+        """Audit entries matching ``query``, newest first, after the keyset position ``after``."""
+        return audit_store.mongo_audit_find(self.mdb, query, after=after, limit=limit)
+
+    def audit_purge(self, *, before: str) -> int:
+        """Delete audit entries older than ``before`` (retention)."""
+        return audit_store.mongo_audit_purge(self.mdb, before=before)
+
+    def timeline_purge(self, *, before_ms: int) -> int:
+        """Drop the raw payload of events older than ``before_ms`` (the timeline keeps type, time, channel)."""
+        done = self.mdb["events"].update_many({"time_ms": {"$lt": before_ms}, "payload": {"$ne": "{}"}},
+                                              {"$set": {"payload": "{}"}})
+        return done.modified_count

@@ -15,7 +15,9 @@ from services.identity.store import (
     RecordRow,
     StatsRow,
 )
+from shared.access.audit import AuditEntry, AuditQuery
 from shared.contract.facts import FieldValue, PurchaseFact, RefundFact
+from shared.storage import audit as audit_store
 from shared.storage.base import OUTBOX_SQL
 from shared.storage.base import in_placeholders as _in
 from shared.storage.fact_tables import ATTRIBUTES_SQL, compact_json, sqlite_put_attributes
@@ -71,6 +73,7 @@ CREATE TABLE IF NOT EXISTS parts (
 """
     + ATTRIBUTES_SQL
     + OUTBOX_SQL
+    + audit_store.AUDIT_SQL
 )
 
 
@@ -347,3 +350,23 @@ class SqliteIdentityStore(SqliteStore):
         """Every store id a purchase named (a scan: read for GET /v1/stores only, kept off the ingest path)."""
         rows = self.db.conn().execute("SELECT DISTINCT store_id FROM purchases WHERE store_id IS NOT NULL")
         return {r[0] for r in rows}
+
+    # -- issue 12, audit and retention (H5) ------------------------------------------------------------
+
+    def audit_add(self, entries: list[AuditEntry]) -> None:
+        """Append audit entries once per ``audit_id`` (a message delivered again changes nothing)."""
+        audit_store.sqlite_audit_add(self.db, entries)
+
+    def audit_find(self, query: AuditQuery, *, after: tuple[str, str] | None, limit: int) -> list[AuditEntry]:
+        """Audit entries matching ``query``, newest first, after the keyset position ``after``."""
+        return audit_store.sqlite_audit_find(self.db, query, after=after, limit=limit)
+
+    def audit_purge(self, *, before: str) -> int:
+        """Delete audit entries older than ``before`` (retention)."""
+        return audit_store.sqlite_audit_purge(self.db, before=before)
+
+    def timeline_purge(self, *, before_ms: int) -> int:
+        """Drop the raw payload of events older than ``before_ms`` (the timeline keeps type, time, channel)."""
+        with self.db.transaction() as c:
+            return c.execute("UPDATE events SET payload = '{}' WHERE time_ms < ? AND payload <> '{}'",
+                             (before_ms,)).rowcount

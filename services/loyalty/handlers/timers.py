@@ -67,3 +67,13 @@ def _one_by_one(now_ms: int, *, deps: Deps, outcome: BatchOutcome) -> list[str]:
                 if held is not None:
                     store.put_account(replace(held, next_due_ms=retry_ms))
     return due
+
+
+# -- issue 12, retention (H5) ---------------------------------------------------------------------
+
+
+def purge_expired(*, deps: Deps) -> dict[str, int]:
+    """Purge the dead letters retention says are too old, as of the service's clock; how many."""
+    from shared.storage import retention
+
+    return {"deadletters": retention.purge_dead_letters(deps.store, now=deps.clock(), settings=deps.settings)}

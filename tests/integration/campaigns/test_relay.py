@@ -93,7 +93,8 @@ def test_a_launch_relayed_after_the_response_and_the_sweeper_never_send_a_messag
     launched = world.http.post(f"/v1/campaigns/{cid}/launch").json()["launch"]
     assert swept == [0]  # the launch's rows are leased to its relay: nothing for the sweeper
     treated = launched["treatment"]
-    assert _sent_once(world) == {"crm.campaigns.touches": treated, "crm.campaigns.events": treated + CUSTOMERS}
+    # The events topic also carries the audit entry of the launch, a person's act (issue 12).
+    assert _sent_once(world) == {"crm.campaigns.touches": treated, "crm.campaigns.events": treated + CUSTOMERS + 1}
     # Once the relay is done its lease is gone: a later row left behind is the sweeper's again.
     with world.service.deps.store.transaction():
         world.service.deps.store.outbox_add([OutboxMessage("crm.campaigns.touches", b"left behind", b"c_000")])
@@ -109,7 +110,7 @@ def test_a_cancellation_withdraws_each_bonus_once_while_the_sweeper_runs(world):
     swept = _sweep_midway(world)
     assert world.http.post(f"/v1/campaigns/{cid}/cancel").json()["status"] == "cancelled"
     assert swept == [0]
-    assert _sent_once(world) == {"crm.campaigns.events": treated}
+    assert _sent_once(world) == {"crm.campaigns.events": treated + 1}  # and the cancellation's audit entry
 
 
 def test_a_scheduled_launch_is_relayed_under_its_lease_too(world):
@@ -121,7 +122,8 @@ def test_a_scheduled_launch_is_relayed_under_its_lease_too(world):
     done = timers.run_due(deps=world.service.deps, relay=world.service.relay)
     assert done.launched == [cid] and done.outbox == [] and swept == [0]
     treated = world.http.get(f"/v1/campaigns/{cid}").json()["launch"]["treatment"]
-    assert _sent_once(world) == {"crm.campaigns.touches": treated, "crm.campaigns.events": treated + CUSTOMERS}
+    # The schedule was a person's act (one audit entry); the launch at its time is not.
+    assert _sent_once(world) == {"crm.campaigns.touches": treated, "crm.campaigns.events": treated + CUSTOMERS + 1}
 
 
 def test_a_relay_whose_lease_ran_out_stops_and_the_sweeper_sends_the_rest_once(world):

@@ -71,7 +71,7 @@ def test_events_posted_over_http_make_a_single_customer_view(platform):
         "purchase_count": 2, "purchase_days": 2, "total_spend": "299.50", "refund_total": "0.00",
         "first_purchase_at": "2026-05-02T10:00:00+08:00", "last_purchase_at": "2026-05-04T10:00:00+08:00",
         "home_store": "SH-001"}
-    assert platform.call("GET", f"/v1/customers/{follower}", ADMIN).json()["phone"] == LI
+    assert platform.call("GET", f"/v1/customers/{follower}", ADMIN, params={"reveal": "true"}).json()["phone"] == LI
 
     first = platform.call("GET", f"/v1/customers/{li}/timeline", READER, params={"limit": 2}).json()
     rest = platform.call("GET", f"/v1/customers/{li}/timeline", READER,

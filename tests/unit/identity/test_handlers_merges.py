@@ -134,7 +134,7 @@ def test_profile_fields_take_the_newest_value_by_event_time_whatever_the_arrival
         deps = make_deps(tmp_path / f"identity-{n}.db")
         for one in order:  # one event per batch: the arrival order is the processing order
             messages.consume(incoming([one]), deps=deps)
-        view = queries.customer_view(deps.store, customer_of_phone(LI), reveal=False, zone=SHANGHAI)
+        view = queries.customer_view(deps.store, customer_of_phone(LI), reveal=True, zone=SHANGHAI)
         seen.append((view.attributes, {k: v.event_id for k, v in view.attribute_sources.items()},
                      {k: (v["granted"], v["event_id"]) for k, v in view.consents.items()}))
     assert seen == [(

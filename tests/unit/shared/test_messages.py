@@ -14,6 +14,7 @@ from shared.contract.events import InvalidEvent
 from shared.contract.messages import (
     KINDS,
     AlertChanged,
+    AuditRecorded,
     CampaignBonusGranted,
     CampaignTouched,
     CustomerEventResolved,
@@ -49,6 +50,9 @@ EXAMPLES = [
     CampaignTouched(touch_id="u1", campaign_id="k1", customer_id="c_1", channel="sms", offer={"code": "X"}, at=AT),
     AlertChanged(alert_id="al1", customer_id="c_1", type="churn_red", severity="red", status="open",
                  store_id="SH-001", at=AT),
+    AuditRecorded(audit_id="au_1", at="2026-06-01T08:00:00.123456Z", service="loyalty", actor="ops-1",
+                  role="operator", scope="store=SH-001", action="loyalty.adjustment", customer_id="c_1",
+                  target="adj_1", reason="goodwill"),
 ]
 
 

@@ -1,0 +1,205 @@
+"""Masking by field: what every service's views show of personal data unless an admin asks to reveal it.
+
+One module, so that a phone, a name, a birthday, an e-mail or a piece of free text reads the same in
+every route of every service. The rules (see the README, "Audit, masking and retention"):
+
+- phone: ``138****8000`` (the first three and last four digits, as receipts print them);
+- name: the first character (``张**``);
+- e-mail: first character of the local part and the domain (``z***@example.com``); a local part that
+  is mostly digits (``13512340001@163.com``, a phone used as an address) shows none of it (``***@163.com``);
+- birthday: the month only (``****-03-**``): enough for a birthday greeting, not to identify anyone;
+- free text (complaint text, survey comments, notes, ``attributes.custom``, extra identity keys, fields a
+  channel adds to an event): every phone-like run of digits, e-mail address and date inside it masked,
+  then cut to :data:`TEXT_SHOWN` characters. A store manager reads what the complaint is about; the
+  whole text, unmasked, is for an admin who reveals it (and that read is audited).
+
+Walking unknown JSON: a key the contract names keeps its value (money, ids, SKUs); everything else is
+free text. Numbers long enough to be a phone are masked too (a phone sent as a JSON number).
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from typing import Any
+
+from shared.privacy import mask_name, mask_phone
+
+TEXT_SHOWN = 80
+_ELLIPSIS = "…"
+
+# A date in the notations people type: 1985-03-12, 1985/3/12, 1985.03.12, 1985年3月12日, 12/03/1985.
+_DATE = re.compile(r"(?<!\d)(?:\d{4}\s*[-/.年]\s*\d{1,2}\s*[-/.月]\s*\d{1,2}日?|\d{1,2}[-/.]\d{1,2}[-/.]\d{4})(?!\d)")
+_EMAIL = re.compile(r"[^\s@<>()\[\],;:\"']+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
+# Digits grouped by the separators numbers are written with; seven digits or more may be a phone.
+_DIGITS = re.compile(r"(?<![\d])\+?\(?\d(?:[\d\s().\-/]*\d)?")
+_MIN_PHONE_DIGITS = 7
+_AMOUNT = re.compile(r"\d+\.\d{1,2}")  # money (12345.60): no phone is written with two decimals
+
+PHONE_KEYS = frozenset({"phone", "mobile", "tel", "telephone", "cellphone", "mobile_phone"})
+NAME_KEYS = frozenset({"name", "full_name", "first_name", "last_name", "nickname", "real_name", "contact_name"})
+EMAIL_KEYS = frozenset({"email", "e_mail", "mail"})
+BIRTHDAY_KEYS = frozenset({"birthday", "birthdate", "birth_date", "date_of_birth", "dob"})
+# Identifiers that name no one outside the platform's own systems: shown (digits inside still masked).
+ID_KEYS = frozenset({"wechat_openid", "wechat_unionid", "member_id", "web_user_id", "anonymous_id"})
+# Fields of the channel events' contract that carry no personal data: shown as they are.
+CONTRACT_KEYS = frozenset({"order_id", "amount", "currency", "store_id", "items", "sku", "category", "quantity",
+                           "unit_price", "purpose", "granted", "score", "severity", "covers", "status", "touch_id",
+                           "gender", "city", "product"})
+
+
+def phone(value: Any) -> str | None:
+    """A phone (E.164 or as sent) masked: ``138****8000``."""
+    if value is None or value == "":
+        return None
+    text = str(value)
+    if text.startswith("+"):
+        return mask_phone(text)
+    digits = re.sub(r"\D", "", text)
+    if len(digits) < _MIN_PHONE_DIGITS:
+        return "*" * len(digits) or "****"
+    national = digits[-11:] if len(digits) > 11 else digits
+    return f"{national[:3]}{'*' * (len(national) - 7)}{national[-4:]}"
+
+
+def name(value: Any) -> str | None:
+    """A person's name masked: its first character."""
+    return mask_name(str(value)) if value not in (None, "") else value
+
+
+def email(value: Any) -> str | None:
+    """An e-mail masked; a local part that is mostly digits (a phone as an address) is hidden whole."""
+    if value in (None, ""):
+        return value
+    local, _, domain = str(value).partition("@")
+    if not domain:
+        return text(local)
+    digits = sum(ch.isdigit() for ch in local)
+    shown = "" if digits >= 4 or digits * 2 >= len(local) else local[:1]
+    return f"{shown}***@{domain}"
+
+
+def birthday(value: Any) -> str | None:
+    """A birthday masked to its month: ``****-03-**``."""
+    if value in (None, ""):
+        return value
+    found = re.match(r"^\d{4}-(\d{2})-\d{2}", str(value))
+    return f"****-{found.group(1)}-**" if found else "****"
+
+
+def _digits(found: re.Match) -> str:
+    run = found.group(0)
+    digits = re.sub(r"\D", "", run)
+    if len(digits) < _MIN_PHONE_DIGITS or _AMOUNT.fullmatch(run.strip()):
+        return run
+    return "*" * (len(digits) - 4) + digits[-4:]
+
+
+def scrub(value: str, names: tuple[str, ...] = ()) -> str:
+    """Every e-mail, date and phone-like number inside a text masked, and the person's own ``names``
+    (nothing cut)."""
+    if names:
+        value = _names_pattern(names).sub(lambda m: name(m.group(0)) or "*", value)
+    value = _EMAIL.sub(lambda m: email(m.group(0)) or "***", value)
+    value = _DATE.sub("****-**-**", value)
+    return _DIGITS.sub(_digits, value)
+
+
+# In an id (an order number, a store code) only what is certainly a phone: a Chinese mobile number in any
+# notation, or any number written in E.164; other digit runs in ids are the ids themselves.
+_PHONE_IN_ID = re.compile(r"(?<!\d)(?:(?:\+|00)?86[ \-.]?)?1[3-9]\d(?:[ \-.]?\d){8}(?!\d)|\+\d{7,15}(?!\d)")
+
+
+def scrub_id(value: str) -> str:
+    """An identifier with any e-mail or phone inside it masked, and nothing else touched."""
+    value = _EMAIL.sub(lambda m: email(m.group(0)) or "***", value)
+    return _PHONE_IN_ID.sub(_digits, value)
+
+
+def known_names(values: Any) -> tuple[str, ...]:
+    """The forms of a person's names to find in free text: each name whole, and each part of three or more
+    letters of a name written with spaces (``Wang Fang``: ``Wang``, ``Fang``)."""
+    out: set[str] = set()
+    for one in values:
+        if isinstance(one, str) and one.strip():
+            out.add(one.strip())
+            out.update(part for part in one.split() if len(part) >= 3)
+    return tuple(sorted(out, key=len, reverse=True))
+
+
+@lru_cache(maxsize=256)
+def _names_pattern(names: tuple[str, ...]) -> re.Pattern:
+    return re.compile("|".join(rf"(?<!\w){re.escape(n)}(?!\w)" if n.isascii() else re.escape(n) for n in names),
+                      re.IGNORECASE)
+
+
+def text(value: Any, *, limit: int = TEXT_SHOWN, names: tuple[str, ...] = ()) -> Any:
+    """Free text as a non-revealing reader sees it: scrubbed (the person's ``names`` too), then cut to
+    ``limit`` characters."""
+    if not isinstance(value, str):
+        return value
+    shown = scrub(value, names)
+    return shown if len(shown) <= limit else shown[:limit] + _ELLIPSIS
+
+
+def field(key: str, value: Any, names: tuple[str, ...] = ()) -> Any:
+    """One field of unknown JSON masked by what its key says it holds (free text when it says nothing)."""
+    k = key.lower()
+    if isinstance(value, dict):
+        return document(value, names)
+    if isinstance(value, list):
+        return [field(key, v, names) for v in value]
+    if k in PHONE_KEYS or "phone" in k or "mobile" in k:
+        return phone(value) if isinstance(value, str | int) and not isinstance(value, bool) else value
+    if k in EMAIL_KEYS or "email" in k:
+        return email(value) if isinstance(value, str) else value
+    if k in NAME_KEYS:
+        return name(value) if isinstance(value, str) else value
+    if k in BIRTHDAY_KEYS or "birth" in k:
+        return birthday(value) if isinstance(value, str) else value
+    if isinstance(value, bool) or value is None or isinstance(value, float):
+        return value
+    if isinstance(value, int):
+        return _number(value)
+    if k in CONTRACT_KEYS or k in ID_KEYS:
+        return scrub_id(value) if isinstance(value, str) else value
+    return text(value, names=names)
+
+
+def _number(value: int) -> int | str:
+    return value if abs(value) < 10 ** (_MIN_PHONE_DIGITS - 1) else phone(str(value))
+
+
+def document(data: dict[str, Any], names: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A JSON object (an event's data, custom attributes) with every field masked; ``names`` are the
+    person's own names (:func:`known_names`), masked wherever free text mentions them."""
+    return {k: field(str(k), v, names) for k, v in data.items()}
+
+
+def identifier(kind: str, value: str) -> str:
+    """An identifier of a customer as a reader sees it (its type says how)."""
+    if kind == "phone":
+        return phone(value) or ""
+    if kind == "email":
+        return email(value) or ""
+    return scrub_id(value)
+
+
+def attributes(values: dict[str, Any], names: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The single customer view's attributes: profile fields by name, ``custom`` as free text."""
+    out = {}
+    for k, v in values.items():
+        out[k] = document(v, names) if k == "custom" and isinstance(v, dict) else field(k, v, names)
+    return out
+
+
+NOTE_KEYS = frozenset({"reason", "note", "cancel_reason", "acknowledged_note"})
+
+
+def notes(data: Any) -> Any:
+    """A response with every staff note in it (``reason``, ``note``…) scrubbed of phones, e-mails and dates."""
+    if isinstance(data, dict):
+        return {k: scrub(v) if k in NOTE_KEYS and isinstance(v, str) else notes(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [notes(v) for v in data]
+    return data
