@@ -9,6 +9,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.access.scope import COMPANY, Scope
+
 Role = Literal["reader", "operator", "admin"]
 ROLES: tuple[Role, ...] = ("reader", "operator", "admin")
 
@@ -155,10 +157,22 @@ class Settings(BaseSettings):
         """API keys and their roles, from ``k1:admin,k2:reader``."""
         out: dict[str, Role] = {}
         for part in filter(None, (p.strip() for p in self.api_keys.split(","))):
-            key, _, role = part.rpartition(":")
+            key, _, role = part.partition("@")[0].rpartition(":")
             if not key or role not in ROLES:
                 raise ValueError("CRM_API_KEYS entries look like KEY:ROLE with ROLE in reader/operator/admin")
             out[key] = role  # type: ignore[assignment]
+        return out
+
+    def key_scopes(self) -> dict[str, Scope]:
+        """Each key's scope, from ``k1:reader@store=S01`` / ``@region=east`` (none: the whole company)."""
+        # Minimal parsing for the scoped-access work (issue 12, H2); the key registry (H1) replaces it.
+        out: dict[str, Scope] = {}
+        for part in filter(None, (p.strip() for p in self.api_keys.split(","))):
+            head, _, scope = part.partition("@")
+            kind, _, value = scope.partition("=")
+            if scope and (kind not in ("store", "region") or not value):
+                raise ValueError("CRM_API_KEYS scopes look like KEY:ROLE@store=ID or KEY:ROLE@region=NAME")
+            out[head.rpartition(":")[0]] = Scope(kind, value) if scope else COMPANY  # type: ignore[arg-type]
         return out
 
     def store_zone(self, store_id: str | None) -> ZoneInfo:

@@ -21,6 +21,7 @@ from services.identity.schemas import (
     UnmergeCreate,
     UnmergeRead,
 )
+from shared.access.visibility import Seeing
 from shared.contract.events import IDENTIFIER_TYPES, Identity
 from shared.http.api import Caller, caller_dep, errors
 from shared.http.bounds import MAX_ID, Cursor, Offset
@@ -99,7 +100,7 @@ def router(deps: Deps) -> APIRouter:
         return JSONResponse(page.model_dump(exclude_none=True), status_code=status)
 
     @r.get("/customers/lookup", response_model=CustomerRead, tags=["customers"], responses=errors(404))
-    def lookup(deps: DepsDep, caller: Reader, phone: str | None = _ident("phone"),
+    def lookup(deps: DepsDep, caller: Reader, seeing: Seeing, phone: str | None = _ident("phone"),
                wechat_openid: str | None = _ident("wechat_openid"),
                wechat_unionid: str | None = _ident("wechat_unionid"),
                member_id: str | None = _ident("member_id"), web_user_id: str | None = _ident("web_user_id"),
@@ -109,42 +110,51 @@ def router(deps: Deps) -> APIRouter:
                  member_id=member_id, web_user_id=web_user_id, email=email, anonymous_id=anonymous_id).items() if v}
         if len(given) != 1:
             raise InvalidInput("one_identifier", f"give exactly one of {', '.join(IDENTIFIER_TYPES)}")
-        return queries.lookup(given, deps=deps, reveal=caller.at_least("admin"))
+        return queries.visible_lookup(given, deps=deps, reveal=caller.at_least("admin"), seeing=seeing)
 
     @r.get("/customers/{customer_id}", response_model=CustomerRead, tags=["customers"])
-    def get_customer(customer_id: str, deps: DepsDep, caller: Reader) -> CustomerRead:
+    def get_customer(customer_id: str, deps: DepsDep, caller: Reader, seeing: Seeing) -> CustomerRead:
         """The single customer view; a merged-away id answers with the customer it is part of."""
+        queries.visible_customer(customer_id, deps=deps, seeing=seeing)
         return queries.view(customer_id, deps=deps, reveal=caller.at_least("admin"))
 
     @r.get("/customers/{customer_id}/timeline", response_model=TimelinePage, tags=["customers"])
-    def get_timeline(customer_id: str, deps: DepsDep, caller: Reader, cursor: Cursor = None,
+    def get_timeline(customer_id: str, deps: DepsDep, caller: Reader, seeing: Seeing, cursor: Cursor = None,
                      limit: int = Query(50, ge=1, le=500)) -> TimelinePage:
         """The customer's events across channels, newest first."""
+        queries.visible_customer(customer_id, deps=deps, seeing=seeing)
         return queries.timeline(customer_id, deps=deps, cursor=cursor, limit=limit, reveal=caller.at_least("admin"))
 
     @r.get("/customers/{customer_id}/merges", response_model=MergesPage, tags=["merges"])
-    def get_merges(customer_id: str, deps: DepsDep, caller: Reader) -> MergesPage:
+    def get_merges(customer_id: str, deps: DepsDep, caller: Reader, seeing: Seeing) -> MergesPage:
         """Every merge that made this customer, with what caused it."""
+        queries.visible_customer(customer_id, deps=deps, seeing=seeing)
         return queries.merges(customer_id, deps=deps)
 
     @r.post("/customers/{customer_id}/unmerge", response_model=UnmergeRead, tags=["merges"])
-    def post_unmerge(customer_id: str, body: UnmergeCreate, deps: DepsDep, caller: Operator) -> UnmergeRead:
+    def post_unmerge(customer_id: str, body: UnmergeCreate, deps: DepsDep, caller: Operator,
+                     seeing: Seeing) -> UnmergeRead:
         """Undo a merge; both customers get back exactly what was theirs."""
+        queries.visible_customer(customer_id, deps=deps, seeing=seeing)
         done = commands.unmerge(customer_id, body.merge_id, by=caller.key_id, deps=deps)
         deps.relay(done.pop("outbox"))
         return UnmergeRead(**done)
 
     @r.get("/identity/conflicts", response_model=ConflictsPage, tags=["merges"])
-    def get_conflicts(deps: DepsDep, caller: Reader, status: str | None = Query("open", max_length=MAX_ID),
+    def get_conflicts(deps: DepsDep, caller: Reader, seeing: Seeing,
+                      status: str | None = Query("open", max_length=MAX_ID),
                       customer_id: str | None = Query(None, max_length=MAX_ID), offset: Offset = 0,
                       limit: int = Query(50, ge=1, le=500)) -> ConflictsPage:
         """Events that would have joined two phone customers, for review."""
-        items = queries.conflicts(status or None, customer_id=customer_id, offset=offset, limit=limit, deps=deps)
+        items = queries.visible_conflicts(status or None, customer_id=customer_id, offset=offset, limit=limit,
+                                          deps=deps, seeing=seeing)
         return ConflictsPage(items=items, offset=offset, limit=limit)
 
     @r.post("/identity/conflicts/{conflict_id}", status_code=204, tags=["merges"])
-    def post_conflict(conflict_id: str, body: ConflictUpdate, deps: DepsDep, caller: Operator) -> None:
+    def post_conflict(conflict_id: str, body: ConflictUpdate, deps: DepsDep, caller: Operator,
+                      seeing: Seeing) -> None:
         """Close a conflict as dismissed or resolved, with a note."""
+        queries.check_conflict(conflict_id, deps=deps, seeing=seeing)
         commands.close_conflict(conflict_id, status=body.status, by=caller.key_id, note=body.note, deps=deps)
 
     @r.get("/identity/summary", tags=["operations"])

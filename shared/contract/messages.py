@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
@@ -268,3 +268,27 @@ def resolved_event_json(*, customer_id: str, record_id: str, event_json: str, re
                       separators=(",", ":"))
     tail = json.dumps(resolved_at.isoformat())
     return f'{head[:-1]},"event":{event_json},"resolved_at":{tail}}}'.encode()
+
+
+# -- issue 12, scoped access (H2): identity -> everyone (crm.customer.owners) ---------------------
+
+
+class CustomerOwnerChanged(_Message):
+    """A customer's owning store changed (``crm.customer.owners``, keyed by the customer).
+
+    The owning store decides who may see the customer (a store-scoped principal sees only its own
+    customers); identity computes it, as the owner of the single customer view, and every service keeps
+    the newest per customer (by ``at``, identity's time). ``store_id`` None: no store owns the customer
+    (seen by company-wide principals only).
+    """
+
+    kind: Literal["customer.owner"] = "customer.owner"
+    customer_id: str
+    store_id: str | None
+    at: datetime
+
+
+# Each part of the issue appends its kinds to the one union ``decode`` reads.
+Message = Annotated[get_args(Message)[0] | CustomerOwnerChanged, Field(discriminator="kind")]  # type: ignore[misc]
+_ADAPTER = TypeAdapter(Message)
+KINDS = KINDS | {"customer.owner"}

@@ -37,7 +37,8 @@ def require(role: Role) -> Callable[..., Caller]:
         # The gate authenticated the request before its body was read; without the gate, do it here.
         caller = request.scope.get(CALLER_SCOPE_KEY)
         if caller is None:
-            caller = authenticate(request.app.state.api_keys, request.headers.get("authorization", ""))
+            caller = authenticate(request.app.state.api_keys, request.headers.get("authorization", ""),
+                                  getattr(request.app.state, "api_scopes", None))
         if not caller.at_least(role):
             raise Forbidden("forbidden", f"this action needs the {role} role")
         return caller
@@ -145,6 +146,7 @@ def service_api(
 
     FastAPIInstrumentor.instrument_app(app, excluded_urls="livez,readyz,metrics")
     app.state.api_keys = settings.key_roles()
+    app.state.api_scopes = settings.key_scopes()
     install_error_handlers(app)
     app.include_router(health_router(ready_checks, registry))
     for router in routers:

@@ -49,15 +49,16 @@ class Caller:
         return ROLES.index(self.role) >= ROLES.index(role)
 
 
-def authenticate(keys: dict[str, Role], header: str) -> Caller:
-    """The caller an ``Authorization: Bearer <key>`` header names; ``Unauthorized`` if none."""
+def authenticate(keys: dict[str, Role], header: str, scopes: dict[str, AccessScope] | None = None) -> Caller:
+    """The caller an ``Authorization: Bearer <key>`` header names, with its scope; ``Unauthorized`` if none."""
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("missing_credentials", "send Authorization: Bearer <key>")
     sent = token.strip().encode()
     for key, role in keys.items():
         if hmac.compare_digest(key.encode(), sent):
-            return Caller("key_" + hashlib.sha256(key.encode()).hexdigest()[:10], role)
+            return Caller("key_" + hashlib.sha256(key.encode()).hexdigest()[:10], role,
+                          (scopes or {}).get(key, COMPANY))
     raise Unauthorized("invalid_key", "that API key is not known")
 
 
@@ -123,7 +124,8 @@ class Gate:
             # A route that asks for no role (a sign-in) is open; any other path under /v1 needs a key,
             # an unknown one too, so a stranger learns nothing about which routes exist.
             if rule is None or rule.role is not None:
-                caller = authenticate(scope["app"].state.api_keys, headers.get("authorization", ""))
+                caller = authenticate(scope["app"].state.api_keys, headers.get("authorization", ""),
+                                      getattr(scope["app"].state, "api_scopes", None))
                 scope[CALLER_SCOPE_KEY] = caller
                 if rule is not None and not caller.at_least(rule.role):
                     raise Forbidden("forbidden", f"this action needs the {rule.role} role")

@@ -9,6 +9,7 @@ from typing import Any
 
 from services.identity.domain.cleaning import prepare
 from services.identity.handlers import Deps
+from services.identity.handlers.consume import announce_owners
 from shared.clock import iso_utc
 from shared.contract import topics
 from shared.contract.events import InvalidEvent, check_depth, check_size
@@ -97,7 +98,10 @@ def unmerge(customer_id: str, merge_id: str, *, by: str, deps: Deps) -> dict[str
         moved = store.unmerge(merge_id, by=by, at=iso_utc(deps.clock()))
         body = CustomerMerged(kind="customer.unmerged", merge_id=merge_id, survivor_id=merge.survivor_id,
                               merged_id=merge.merged_id, records=moved, at=deps.clock())
-        outbox = store.outbox_add([outbox_message(deps.settings, topics.CUSTOMER_MERGED, merge.survivor_id, body)])
+        # Both customers' owning stores may move with the records given back.
+        owners = announce_owners({store.record(merge.survivor_id).root_id, merge.merged_id}, deps=deps)
+        outbox = store.outbox_add([outbox_message(deps.settings, topics.CUSTOMER_MERGED, merge.survivor_id, body),
+                                   *owners])
     return {"merge_id": merge_id, "survivor_id": merge.survivor_id, "restored_id": merge.merged_id,
             "records": moved, "outbox": outbox}
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from services.identity.domain.cleaning import Prepared
+from services.identity.domain.owner import changed_owners, owning_store
 from services.identity.domain.resolution import resolve as resolve_event
 from services.identity.handlers import Deps
 from services.identity.store import ConflictRow, EventRow, IdentityStore
@@ -23,9 +24,10 @@ from shared.contract.facts import (
     purchase_fact,
     refund_fact,
 )
-from shared.contract.messages import CustomerMerged, ViewPartUpdated, resolved_event_json
+from shared.contract.messages import CustomerMerged, CustomerOwnerChanged, ViewPartUpdated, resolved_event_json
 from shared.observability.trace_context import event_attributes
 from shared.storage.base import OutboxMessage
+from shared.storage.owners import OwnerRow
 from shared.streaming.batch import BatchOutcome, Decoded, message_span
 from shared.streaming.outbox import outbox_message
 
@@ -45,6 +47,7 @@ def resolve(items: list[Decoded[Prepared]], *, deps: Deps, outcome: BatchOutcome
             span.set_attribute("crm.customer_id", root)
         outcome.processed += 1
     unit.flush(deps.store, iso_utc(deps.clock()))
+    out += announce_owners(unit.owners_may_change, deps=deps)
     return out
 
 
@@ -69,6 +72,8 @@ class _Unit:
     refunds: list[RefundFact] = field(default_factory=list)
     attributes: list[tuple[str, list[FieldValue]]] = field(default_factory=list)
     touched: set[str] = field(default_factory=set)
+    # Customers whose owning store may have moved: a purchase or a merge (only they are recomputed).
+    owners_may_change: set[str] = field(default_factory=set)
 
     def flush(self, store: IdentityStore, at: str) -> None:
         store.add_events(self.events)
@@ -99,6 +104,7 @@ def _apply(prepared: Prepared, deps: Deps, out: list[OutboxMessage], outcome: Ba
         body = CustomerMerged(kind="customer.merged", merge_id=merge_id, survivor_id=survivor,
                               merged_id=merged, records=moved, at=deps.clock())
         out.append(outbox_message(deps.settings, topics.CUSTOMER_MERGED, survivor, body))
+        unit.owners_may_change.add(survivor)
     for conflict in res.conflicts:
         outcome.counts["conflicts"] += 1
         store.add_conflict(ConflictRow(
@@ -113,6 +119,7 @@ def _apply(prepared: Prepared, deps: Deps, out: list[OutboxMessage], outcome: Ba
                                 epoch_ms(event.time), prepared.payload, now))
     if purchase := purchase_fact(event, res.record_id, deps.settings.store_zone):
         unit.purchases.append(purchase)
+        unit.owners_may_change.add(res.root_id)
     elif refund := refund_fact(event, res.record_id):
         unit.refunds.append(refund)
     if values := attribute_values(event):
@@ -123,3 +130,18 @@ def _apply(prepared: Prepared, deps: Deps, out: list[OutboxMessage], outcome: Ba
     out.append(outbox_message(deps.settings, topics.CUSTOMER_EVENTS, res.root_id, body))
     return res.root_id
 
+
+
+# -- issue 12, scoped access (H2) -----------------------------------------------------------------
+
+
+def announce_owners(customer_ids: set[str] | list[str], *, deps: Deps) -> list[OutboxMessage]:
+    """Recompute these active customers' owning stores; keep and announce the ones that changed."""
+    if not customer_ids:
+        return []
+    store, at = deps.store, deps.clock()
+    computed = {c: owning_store(days) for c, days in store.store_days_of(sorted(customer_ids)).items()}
+    moved = changed_owners(computed, store.owners_of(list(computed)))
+    store.put_owners([OwnerRow(c, s, iso_utc(at)) for c, s in moved.items()])
+    return [outbox_message(deps.settings, topics.CUSTOMER_OWNERS, c,
+                           CustomerOwnerChanged(customer_id=c, store_id=s, at=at)) for c, s in sorted(moved.items())]
