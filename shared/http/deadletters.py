@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel
 
+from shared.access.visibility import Seeing
 from shared.clock import iso_utc
 from shared.http.api import Caller, caller_dep
 from shared.http.bounds import MAX_ROW_ID, Offset
@@ -70,9 +71,15 @@ def router() -> APIRouter:
     r = APIRouter(tags=["operations"])
 
     @r.get("/deadletters", response_model=DeadLettersPage)
-    def get_dead_letters(request: Request, caller: Caller = caller_dep("operator"), status: str | None = None,
-                         offset: Offset = 0, limit: int = Query(50, ge=1, le=500)) -> DeadLettersPage:
-        """Messages this service could not process, with reason and origin; payloads only for admins."""
+    def get_dead_letters(request: Request, seeing: Seeing, caller: Caller = caller_dep("operator"),
+                         status: str | None = None, offset: Offset = 0,
+                         limit: int = Query(50, ge=1, le=500)) -> DeadLettersPage:
+        """Messages this service could not process, with reason and origin; payloads only for admins.
+
+        A dead letter is a message that could not be read, so whose customer (and owning store) it is
+        cannot be told: a store- or region-scoped key sees none (issue 12)."""
+        if not seeing.company_wide:
+            return DeadLettersPage(items=[], total=0, offset=offset, limit=limit)
         store = request.app.state.service.store
         reveal = caller.at_least("admin")
         items = [
@@ -84,9 +91,11 @@ def router() -> APIRouter:
         return DeadLettersPage(items=items, total=store.dead_letter_count(status=status), offset=offset, limit=limit)
 
     @r.post("/deadletters/{letter_id}/redrive", response_model=RedriveRead)
-    def post_redrive(request: Request, letter_id: Annotated[int, Path(ge=1, le=MAX_ROW_ID)],
+    def post_redrive(request: Request, letter_id: Annotated[int, Path(ge=1, le=MAX_ROW_ID)], seeing: Seeing,
                      caller: Caller = caller_dep("operator")) -> RedriveRead:
         """Send a dead letter back to its topic (after the cause is fixed)."""
+        if not seeing.company_wide:
+            raise NotFound("dead_letter_not_found", "no such dead letter")  # none is visible to a scoped key
         svc = request.app.state.service
         return redrive(letter_id, store=svc.store, publish=svc.publish, clock=svc.clock)
 

@@ -100,8 +100,8 @@ def unmerge(customer_id: str, merge_id: str, *, by: str, deps: Deps) -> dict[str
                               merged_id=merge.merged_id, records=moved, at=deps.clock())
         # Both customers' owning stores may move with the records given back.
         owners = announce_owners({store.record(merge.survivor_id).root_id, merge.merged_id}, deps=deps)
-        outbox = store.outbox_add([outbox_message(deps.settings, topics.CUSTOMER_MERGED, merge.survivor_id, body),
-                                   *owners])
+        outbox = store.outbox_add([*owners,
+                                   outbox_message(deps.settings, topics.CUSTOMER_MERGED, merge.survivor_id, body)])
     return {"merge_id": merge_id, "survivor_id": merge.survivor_id, "restored_id": merge.merged_id,
             "records": moved, "outbox": outbox}
 

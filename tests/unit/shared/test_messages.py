@@ -18,6 +18,7 @@ from shared.contract.messages import (
     CampaignTouched,
     CustomerEventResolved,
     CustomerMerged,
+    CustomerOwnerChanged,
     PointsExpired,
     PointsExpiryAnnounced,
     Read,
@@ -49,6 +50,7 @@ EXAMPLES = [
     CampaignTouched(touch_id="u1", campaign_id="k1", customer_id="c_1", channel="sms", offer={"code": "X"}, at=AT),
     AlertChanged(alert_id="al1", customer_id="c_1", type="churn_red", severity="red", status="open",
                  store_id="SH-001", at=AT),
+    CustomerOwnerChanged(customer_id="c_1", store_id="SH-001", at=AT),
 ]
 
 
