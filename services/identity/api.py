@@ -79,12 +79,15 @@ def router(deps: Deps) -> APIRouter:
 
     @r.post("/events", response_model=IngestRead, status_code=202, tags=["ingestion"],
             responses=_INGEST_RESPONSES, openapi_extra={"requestBody": _events_body(max_batch)})
-    async def post_events(request: Request, deps: DepsDep, caller: Operator) -> JSONResponse:
+    async def post_events(request: Request, deps: DepsDep, caller: Operator, seeing: Seeing) -> JSONResponse:
         """Publish channel events to their topics; each is accepted or rejected with reasons.
 
         The body is read here, not by FastAPI, so that the key is checked first and one event that
         cannot be read (a lone surrogate, deep nesting, a huge field) is rejected alone.
         """
+        # A scoped key could post purchases that move another store's customer into its own scope (issue 12):
+        # ingestion is for company-wide keys (the channel systems).
+        seeing.company_only("posting channel events")
         # The gate has checked key, role, size and JSON content type; parsing a large body stays off the loop.
         items = await run_in_threadpool(_body_items, await request.body(), max_batch)
         try:

@@ -70,17 +70,22 @@ def customer_not_found() -> NotFound:
     return NotFound("customer_not_found", "no customer with that id")
 
 
-def visibility_dep(*, region_of: RegionOf = _no_region,
-                   known: Callable[[], Iterable[str]] = frozenset) -> Callable[..., Visibility]:
+def visibility_dep(*, region_of: RegionOf | None = None,
+                   known: Callable[[], Iterable[str]] | None = None) -> Callable[..., Visibility]:
     """A dependency: the caller (authenticated by the gate; the route's own role dependency checks its
-    role) turned into what it may see."""
+    role) turned into what it may see. Regions come from ``region_of``/``known`` when given, else from a
+    stores registry the app holds as ``app.state.stores`` (``region_of(store_id)``, ``known()``), else
+    nothing has a region."""
     caller_of = require("reader")
 
     def dep(request: Request) -> Visibility:
-        return Visibility(caller_of(request).scope, region_of, frozenset(known()))
+        registry = getattr(request.app.state, "stores", None)
+        regions = region_of or (registry.region_of if registry is not None else _no_region)
+        stores = known or (registry.known if registry is not None else frozenset)
+        return Visibility(caller_of(request).scope, regions, frozenset(stores()))
 
     return dep
 
 
 Seeing = Annotated[Visibility, Depends(visibility_dep())]
-"""A route parameter ``seeing: Seeing``: what the caller may see (region scopes once H1's registry is passed)."""
+"""A route parameter ``seeing: Seeing``: what the caller may see."""

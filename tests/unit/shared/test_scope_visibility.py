@@ -65,3 +65,30 @@ def test_of_several_owner_rows_the_newest_wins_and_a_tie_goes_to_the_last_given(
     rows = [OwnerRow("c_a", "S01", "T2"), OwnerRow("c_a", "S02", "T1"), OwnerRow("c_b", "S01", "T1"),
             OwnerRow("c_b", "S03", "T1")]
     assert {c: r.store_id for c, r in newest_per_customer(rows).items()} == {"c_a": "S01", "c_b": "S03"}
+
+
+def test_a_route_sees_through_the_stores_registry_the_app_holds():
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from shared.access.visibility import Seeing
+
+    class Registry:
+        def region_of(self, store_id: str) -> str | None:
+            return REGIONS.get(store_id)
+
+        def known(self) -> frozenset[str]:
+            return frozenset(REGIONS)
+
+    app = FastAPI()
+    app.state.api_keys = {"east-key": "reader", "all-key": "reader"}
+    app.state.api_scopes = {"east-key": Scope("region", "east")}
+    app.state.stores = Registry()
+
+    @app.get("/stores")
+    def stores(seeing: Seeing) -> list[str] | None:
+        return sorted(seeing.stores) if seeing.stores is not None else None
+
+    http = TestClient(app)
+    assert http.get("/stores", headers={"Authorization": "Bearer east-key"}).json() == ["S01", "S02"]
+    assert http.get("/stores", headers={"Authorization": "Bearer all-key"}).json() is None
