@@ -4,11 +4,13 @@ scope decides which owning stores it sees and answers an unseen customer exactly
 from __future__ import annotations
 
 import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
 from services.identity.domain.owner import changed_owners, owning_store
 from shared.access.scope import COMPANY, Scope
-from shared.access.visibility import Visibility, customer_not_found
+from shared.access.visibility import Seeing, Visibility, customer_not_found
 from shared.http.errors import Forbidden, NotFound
 from shared.settings import Settings
 from shared.storage.owners import OwnerRow, newest_per_customer
@@ -68,11 +70,6 @@ def test_of_several_owner_rows_the_newest_wins_and_a_tie_goes_to_the_last_given(
 
 
 def test_a_route_sees_through_the_stores_registry_the_app_holds():
-    from fastapi import FastAPI
-    from fastapi.testclient import TestClient
-
-    from shared.access.visibility import Seeing
-
     class Registry:
         def region_of(self, store_id: str) -> str | None:
             return REGIONS.get(store_id)
