@@ -63,7 +63,7 @@ def register(app, service: Service) -> None:
     settings, deps, runner = service.settings, service.deps, service.runner
     register_batch_agent(app, name=f"{settings.topic_prefix}alerts-facts",
                          topic_names=[settings.topic(t) for t in (topics.CUSTOMER_EVENTS, topics.CUSTOMER_MERGED,
-                                                                   topics.LOYALTY_EVENTS)],
+                                                                   topics.CUSTOMER_OWNERS, topics.LOYALTY_EVENTS)],
                          runner=runner, batch_size=settings.batch_size, within_s=settings.batch_within_s,
                          handle=lambda batch: messages.consume(batch, deps=deps))
     register_housekeeping(app, runner=runner, outbox_pending=deps.store.outbox_pending)

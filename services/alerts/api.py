@@ -25,6 +25,7 @@ from services.alerts.schemas import (
 from services.alerts.store import AlertQuery, sla_filter
 from shared.access.audit import auditor
 from shared.access.http import Reason, Reveal, check_reveal
+from shared.access.visibility import Seeing
 from shared.clock import Day
 from shared.http.api import Caller, caller_dep, errors
 from shared.http.bounds import MAX_ID, Offset
@@ -38,7 +39,7 @@ def router(deps: Deps) -> APIRouter:
     audit = auditor("alerts", deps)  # entries go through the outbox to identity's audit log
 
     @r.get("", response_model=AlertsPage, tags=["alerts"])
-    def list_alerts(deps: DepsDep, caller: Caller = caller_dep("reader"),
+    def list_alerts(deps: DepsDep, seeing: Seeing, caller: Caller = caller_dep("reader"),
                     status: Literal["open", "acknowledged", "resolved"] | None = None, type: RuleType | None = None,
                     severity: Literal["info", "yellow", "red"] | None = None,
                     store_id: str | None = Query(None, max_length=MAX_ID),
@@ -52,13 +53,17 @@ def router(deps: Deps) -> APIRouter:
         staff notes masked unless an admin asks ``reveal=true`` (audited)."""
         store, now, hours = deps.store, deps.clock(), deps.config.sla_hours()
         records = None
+        if customer_id is not None and not seeing.company_wide \
+                and not seeing.sees(commands.owner_of(customer_id, deps=deps)):
+            # Outside the caller's scope: the answer for an id nobody knows (its own id, no alerts).
+            return AlertsPage(items=[], total=0, offset=offset, limit=limit, customer_id=customer_id)
         if customer_id is not None:
             # The customer is the person: a merged-away id answers for its survivor, as identity's view does,
             # with the alerts of every record merged into it (those folded into the survivor's included).
             customer_id = store.customer_of(customer_id)
             records = tuple(store.records_of(customer_id))
         query = AlertQuery(status=status, type=type, severity=severity, store_id=store_id, customer_ids=records,
-                           manager=manager,
+                           manager=manager, owned_by=seeing.stores,
                            sla=None if sla_breached is None else sla_filter(sla_breached, hours=hours, now=now))
         items, total = store.find_alerts(query, offset=offset, limit=limit)
         if check_reveal(caller, reveal):
@@ -96,31 +101,35 @@ def router(deps: Deps) -> APIRouter:
         return views.model_read(model, fitted_at)
 
     @r.get("/churn-model/customers", response_model=StandingsPage, tags=["churn model"], responses=errors(404))
-    def get_standings(deps: DepsDep, caller: Caller = caller_dep("reader"), as_of: Day | None = None,
+    def get_standings(deps: DepsDep, seeing: Seeing, caller: Caller = caller_dep("reader"), as_of: Day | None = None,
                       weeks: float | None = Query(None, gt=0, le=520), offset: Offset = 0,
                       limit: int = Query(50, ge=1, le=1000)) -> StandingsPage:
         """Customers ranked by probability alive (most likely lost first), with expected purchases."""
         weeks = weeks or deps.config.model_weeks
         day = as_of or _today(deps)
         model, fitted_at, rows = commands.ranked(day, deps=deps, weeks=weeks)
+        rows = commands.visible_standings(rows, deps=deps, seeing=seeing)
         return StandingsPage(model=views.model_read(model, fitted_at), weeks=weeks,
                              items=[views.standing_read(s) for s in rows[offset:offset + limit]], total=len(rows),
                              offset=offset, limit=limit)
 
     @r.get("/churn-model/customers/{customer_id}", response_model=StandingsPage, tags=["churn model"])
-    def get_standing(deps: DepsDep, customer_id: str, caller: Caller = caller_dep("reader"),
+    def get_standing(deps: DepsDep, customer_id: str, seeing: Seeing, caller: Caller = caller_dep("reader"),
                      as_of: Day | None = None, weeks: float | None = Query(None, gt=0, le=520)) -> StandingsPage:
         """One customer's probability alive and expected purchases in the next ``weeks`` weeks."""
         weeks = weeks or deps.config.model_weeks
         day = as_of or _today(deps)
         model, fitted_at, rows = commands.ranked(day, deps=deps, weeks=weeks, customer_id=customer_id)
+        if not commands.visible_standings(rows, deps=deps, seeing=seeing):
+            raise NotFound("customer_not_found", "no purchases of that customer by that date")
         return StandingsPage(model=views.model_read(model, fitted_at), weeks=weeks,
                              items=[views.standing_read(s) for s in rows], total=len(rows), offset=0, limit=1)
 
     @r.get("/{alert_id}", response_model=AlertRead, tags=["alerts"])
-    def get_alert(deps: DepsDep, alert_id: str, caller: Caller = caller_dep("reader"), reveal: bool = Reveal,
-                  reason: str | None = Reason) -> AlertRead:
+    def get_alert(deps: DepsDep, alert_id: str, seeing: Seeing, caller: Caller = caller_dep("reader"),
+                  reveal: bool = Reveal, reason: str | None = Reason) -> AlertRead:
         """One alert; staff notes masked unless an admin asks ``reveal=true`` (audited)."""
+        commands.visible_alert(alert_id, deps=deps, seeing=seeing)
         alert = deps.store.alert(alert_id)
         if alert is None:
             raise NotFound("alert_not_found", "no alert with that id")
@@ -129,18 +138,20 @@ def router(deps: Deps) -> APIRouter:
         return views.alert_read(alert, hours=deps.config.sla_hours(), now=deps.clock(), reveal=reveal)
 
     @r.post("/{alert_id}/ack", response_model=AlertRead, tags=["alerts"])
-    def post_ack(deps: DepsDep, alert_id: str, body: AlertAck | None = None,
+    def post_ack(deps: DepsDep, alert_id: str, seeing: Seeing, body: AlertAck | None = None,
                  caller: Caller = caller_dep("operator"), reason: str | None = Reason) -> AlertRead:
         """Acknowledge an open alert (who and when are recorded)."""
+        commands.visible_alert(alert_id, deps=deps, seeing=seeing)
         note = body.note if body else None
         done = _transition(alert_id, deps=deps, action="ack", caller=caller, note=note)
         audit(caller, action="alerts.ack", customer_id=done.customer_id, target=alert_id, reason=reason or note)
         return done
 
     @r.post("/{alert_id}/resolve", response_model=AlertRead, tags=["alerts"])
-    def post_resolve(deps: DepsDep, alert_id: str, body: AlertResolve,
+    def post_resolve(deps: DepsDep, alert_id: str, body: AlertResolve, seeing: Seeing,
                      caller: Caller = caller_dep("operator"), reason: str | None = Reason) -> AlertRead:
         """Resolve an alert with a note; its rule's suppression window starts."""
+        commands.visible_alert(alert_id, deps=deps, seeing=seeing)
         done = _transition(alert_id, deps=deps, action="resolve", caller=caller, note=body.note)
         audit(caller, action="alerts.resolve", customer_id=done.customer_id, target=alert_id,
               reason=reason or body.note)

@@ -18,6 +18,7 @@ from shared.contract.events import ComplaintEvent, ProfileEvent, PurchaseEvent, 
 from shared.contract.messages import (
     CustomerEventResolved,
     CustomerMerged,
+    CustomerOwnerChanged,
     PointsExpired,
     PointsExpiryAnnounced,
     Read,
@@ -39,6 +40,7 @@ HANDLERS: dict[type, Handler] = {
     SurveyEvent: partial(h.occurrences, kind="survey", value="score"),
     CustomerEventResolved: h.other_events,
     CustomerMerged: h.merges,
+    CustomerOwnerChanged: h.owners,  # issue 12: who may see the customer
     # loyalty
     PointsExpiryAnnounced: h.expiry_announcements,
     PointsExpired: h.points_expired,

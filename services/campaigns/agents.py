@@ -15,7 +15,7 @@ def register(app, service: Service) -> None:
     settings, deps = service.settings, service.deps
     register_batch_agent(app, name=f"{settings.topic_prefix}campaigns-facts",
                          topic_names=[settings.topic(t) for t in (topics.CUSTOMER_EVENTS, topics.CUSTOMER_MERGED,
-                                                                  topics.LOYALTY_EVENTS)],
+                                                                  topics.CUSTOMER_OWNERS, topics.LOYALTY_EVENTS)],
                          runner=service.runner, batch_size=settings.batch_size, within_s=settings.batch_within_s,
                          handle=lambda batch: messages.consume(batch, deps=deps))
     # The sweeper leaves alone the rows a launch's relay holds (see ``store.leases``).

@@ -22,11 +22,15 @@ from services.campaigns.schemas import (
 )
 from shared.access.audit import Auditor, auditor
 from shared.access.http import Reason
+from shared.access.visibility import Seeing
 from shared.http.api import Caller, caller_dep, errors
 from shared.http.bounds import Cursor, Offset
 
 # The CSV exports answer text/csv, and 409 before the campaign launched.
 CSV = {200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "description": "CSV"}, **errors(409)}
+# Issue 12: defining, launching and measuring a campaign (aggregates over its whole audience, and an
+# event-effect analysis over any ids) stay company-wide; a store- or region-scoped key gets 403.
+COMPANY_WIDE = "defining, launching or measuring a campaign"
 Status = Literal["draft", "scheduled", "running", "paused", "completed", "cancelled"]
 MOVES = {
     "schedule": "Schedule a draft: the service launches it at its start time.",
@@ -53,10 +57,11 @@ def router(deps: Deps) -> APIRouter:
 
     @r.post("/campaigns", response_model=CampaignRead, status_code=201, tags=["campaigns"],
             responses={200: {"model": CampaignRead, "description": "The campaign this Idempotency-Key created"}})
-    def post_campaign(deps: DepsDep, response: Response, body: CampaignCreate,
+    def post_campaign(deps: DepsDep, response: Response, body: CampaignCreate, seeing: Seeing,
                       caller: Caller = caller_dep("operator"),
                       idempotency_key: str | None = Header(None, max_length=200)) -> CampaignRead:
         """Define a campaign (a draft); the same Idempotency-Key again returns the same campaign."""
+        seeing.company_only(COMPANY_WIDE)
         row, created = commands.create(body, by=caller.name, idempotency_key=idempotency_key, deps=deps)
         if not created:
             response.status_code = 200
@@ -77,9 +82,10 @@ def router(deps: Deps) -> APIRouter:
         return views.campaign_read(commands.get(campaign_id, deps=deps))
 
     @r.patch("/campaigns/{campaign_id}", response_model=CampaignRead, tags=["campaigns"])
-    def patch_campaign(deps: DepsDep, campaign_id: str, body: CampaignUpdate,
+    def patch_campaign(deps: DepsDep, campaign_id: str, body: CampaignUpdate, seeing: Seeing,
                        caller: Caller = caller_dep("operator")) -> CampaignRead:
         """Edit a draft; only the fields sent change."""
+        seeing.company_only(COMPANY_WIDE)
         changes = body.model_dump(mode="json", exclude_unset=True)
         return views.campaign_read(commands.edit(campaign_id, changes=changes, deps=deps))
 
@@ -87,9 +93,10 @@ def router(deps: Deps) -> APIRouter:
         _move_route(r, action, doc, DepsDep, audit)
 
     @r.post("/campaigns/{campaign_id}/launch", response_model=CampaignRead, tags=["campaigns"])
-    def post_launch(deps: DepsDep, background: BackgroundTasks, campaign_id: str,
+    def post_launch(deps: DepsDep, background: BackgroundTasks, campaign_id: str, seeing: Seeing,
                     caller: Caller = caller_dep("operator"), reason: str | None = Reason) -> CampaignRead:
         """Launch now: freeze the audience, split it, send treatment touches; again, it changes nothing."""
+        seeing.company_only(COMPANY_WIDE)
         done = launch.launch(campaign_id, deps=deps)
         _relay_later(background, deps, done.sent)
         if done.launched_now:  # launching again changes nothing: nothing to record, nothing to send
@@ -98,43 +105,52 @@ def router(deps: Deps) -> APIRouter:
         return views.campaign_read(done.campaign)
 
     @r.get("/campaigns/{campaign_id}/preview", response_model=LaunchRead, tags=["campaigns"], responses=errors(409))
-    def get_preview(deps: DepsDep, campaign_id: str, caller: Caller = caller_dep("reader")) -> LaunchRead:
+    def get_preview(deps: DepsDep, campaign_id: str, seeing: Seeing,
+                    caller: Caller = caller_dep("reader")) -> LaunchRead:
         """What launching now would do (audience, exclusions by reason, the split), without doing it."""
+        seeing.company_only(COMPANY_WIDE)
         return LaunchRead(**launch.preview(campaign_id, deps=deps))
 
     @r.get("/campaigns/{campaign_id}/audience", response_model=AudiencePage, tags=["results"])
-    def get_audience(deps: DepsDep, campaign_id: str, caller: Caller = caller_dep("reader"),
+    def get_audience(deps: DepsDep, campaign_id: str, seeing: Seeing, caller: Caller = caller_dep("reader"),
                      group: Literal["treatment", "control"] | None = None, cursor: Cursor = None,
                      limit: int = Query(100, ge=1, le=1000)) -> AudiencePage:
         """The frozen audience with each member's group, in pages (``cursor`` from the previous page)."""
         rows, total, nxt = reports.audience(campaign_id, group=group, after=cursor, limit=limit,
-                                            deps=deps)
+                                            deps=deps, owned_by=seeing.stores)
         return AudiencePage(campaign_id=campaign_id, items=[views.member_read(m) for m in rows], total=total,
                             next_cursor=nxt)
 
     @r.get("/campaigns/{campaign_id}/results", response_model=ResultsRead, tags=["results"], responses=errors(409))
-    def get_results(deps: DepsDep, campaign_id: str, caller: Caller = caller_dep("reader")) -> ResultsRead:
+    def get_results(deps: DepsDep, campaign_id: str, seeing: Seeing,
+                    caller: Caller = caller_dep("reader")) -> ResultsRead:
         """Measured effect: groups, lift with 95% Wald interval and z-test p-value, revenue, cost, ROI,
         breakdowns by tier, age band and home store, daily conversions by new and returning customers."""
+        seeing.company_only(COMPANY_WIDE)
         return views.results_read(reports.results(campaign_id, deps=deps), attribution=deps.config.attribution)
 
     @r.get("/campaigns/{campaign_id}/results.csv", response_class=Response, tags=["results"], responses=CSV)
-    def get_results_csv(deps: DepsDep, campaign_id: str, caller: Caller = caller_dep("reader")) -> Response:
+    def get_results_csv(deps: DepsDep, campaign_id: str, seeing: Seeing,
+                        caller: Caller = caller_dep("reader")) -> Response:
         """The results as CSV: each group of the campaign and of every breakdown segment."""
+        seeing.company_only(COMPANY_WIDE)
         found = reports.results(campaign_id, deps=deps)
         return _csv(reports.results_csv(found), f"{campaign_id}-results.csv")
 
     @r.get("/campaigns/{campaign_id}/daily.csv", response_class=Response, tags=["results"], responses=CSV)
-    def get_daily_csv(deps: DepsDep, campaign_id: str, caller: Caller = caller_dep("reader")) -> Response:
+    def get_daily_csv(deps: DepsDep, campaign_id: str, seeing: Seeing,
+                      caller: Caller = caller_dep("reader")) -> Response:
         """The daily series as CSV."""
+        seeing.company_only(COMPANY_WIDE)
         found = reports.results(campaign_id, deps=deps)
         return _csv(reports.daily_csv(found), f"{campaign_id}-daily.csv")
 
     @r.post("/analyses/event-effect", response_model=EventEffectRead, tags=["results"])
-    def post_event_effect(deps: DepsDep, body: EventEffectCreate,
+    def post_event_effect(deps: DepsDep, body: EventEffectCreate, seeing: Seeing,
                           caller: Caller = caller_dep("reader")) -> EventEffectRead:
         """Attendees against non-attendees: spend and purchase interval before and after, and the
         difference in differences."""
+        seeing.company_only(COMPANY_WIDE)
         found = reports.event_effect(body.attendees, event_day=body.event_date, window_days=body.window_days,
                                      non_attendees=body.non_attendees, comparison=body.comparison,
                                      deps=deps)
@@ -144,8 +160,9 @@ def router(deps: Deps) -> APIRouter:
 
 
 def _move_route(r: APIRouter, action: str, doc: str, DepsDep: Any, audit: Auditor) -> None:
-    def move(deps: DepsDep, background: BackgroundTasks, campaign_id: str,
+    def move(deps: DepsDep, background: BackgroundTasks, campaign_id: str, seeing: Seeing,
              caller: Caller = caller_dep("operator"), reason: str | None = Reason) -> CampaignRead:
+        seeing.company_only(COMPANY_WIDE)
         row, outbox = commands.move(campaign_id, action=action, deps=deps)
         _relay_later(background, deps, outbox)
         background.add_task(audit, caller, action=f"campaigns.{action}", target=campaign_id, reason=reason)

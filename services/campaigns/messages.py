@@ -13,7 +13,14 @@ from collections.abc import Callable
 
 from services.campaigns.handlers import Deps
 from services.campaigns.handlers import consume as handlers
-from shared.contract.messages import CustomerEventResolved, CustomerMerged, Read, ViewPartUpdated, read
+from shared.contract.messages import (
+    CustomerEventResolved,
+    CustomerMerged,
+    CustomerOwnerChanged,
+    Read,
+    ViewPartUpdated,
+    read,
+)
 from shared.storage.base import OutboxMessage
 from shared.streaming.batch import BatchOutcome, Decoded, Incoming, process_batch
 
@@ -25,6 +32,7 @@ HANDLERS: dict[type, Handler] = {
     CustomerEventResolved: handlers.identity_messages,
     CustomerMerged: handlers.identity_messages,
     ViewPartUpdated: handlers.loyalty_parts,
+    CustomerOwnerChanged: handlers.owners,  # issue 12: who may see the customer
 }
 
 

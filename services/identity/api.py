@@ -31,6 +31,7 @@ from shared.access.audit import AuditQuery
 from shared.access.http import Reason, Reveal, check_reveal
 from shared.access.signin import sign_in, staff_directory
 from shared.access.stores import StoreRegistry, registry_for
+from shared.access.visibility import Seeing
 from shared.clock import iso_utc
 from shared.contract.events import IDENTIFIER_TYPES, Identity
 from shared.http.api import Caller, caller_dep, errors
@@ -96,12 +97,15 @@ def router(deps: Deps) -> APIRouter:
 
     @r.post("/events", response_model=IngestRead, status_code=202, tags=["ingestion"],
             responses=_INGEST_RESPONSES, openapi_extra={"requestBody": _events_body(max_batch)})
-    async def post_events(request: Request, deps: DepsDep, caller: Operator) -> JSONResponse:
+    async def post_events(request: Request, deps: DepsDep, caller: Operator, seeing: Seeing) -> JSONResponse:
         """Publish channel events to their topics; each is accepted or rejected with reasons.
 
         The body is read here, not by FastAPI, so that the key is checked first and one event that
         cannot be read (a lone surrogate, deep nesting, a huge field) is rejected alone.
         """
+        # A scoped key could post purchases that move another store's customer into its own scope (issue 12):
+        # ingestion is for company-wide keys (the channel systems).
+        seeing.company_only("posting channel events")
         # The gate has checked key, role, size and JSON content type; parsing a large body stays off the loop.
         items = await run_in_threadpool(_body_items, await request.body(), max_batch)
         try:
@@ -117,7 +121,7 @@ def router(deps: Deps) -> APIRouter:
         return JSONResponse(page.model_dump(exclude_none=True), status_code=status)
 
     @r.get("/customers/lookup", response_model=CustomerRead, tags=["customers"], responses=errors(404))
-    def lookup(deps: DepsDep, caller: Reader, reveal: bool = Reveal, reason: str | None = Reason,
+    def lookup(deps: DepsDep, caller: Reader, seeing: Seeing, reveal: bool = Reveal, reason: str | None = Reason,
                phone: str | None = _ident("phone"),
                wechat_openid: str | None = _ident("wechat_openid"),
                wechat_unionid: str | None = _ident("wechat_unionid"),
@@ -128,27 +132,29 @@ def router(deps: Deps) -> APIRouter:
                  member_id=member_id, web_user_id=web_user_id, email=email, anonymous_id=anonymous_id).items() if v}
         if len(given) != 1:
             raise InvalidInput("one_identifier", f"give exactly one of {', '.join(IDENTIFIER_TYPES)}")
-        found = queries.lookup(given, deps=deps, reveal=check_reveal(caller, reveal))
+        found = queries.visible_lookup(given, deps=deps, reveal=check_reveal(caller, reveal), seeing=seeing)
         if reveal:
             audit(caller, action="reveal.customer", customer_id=found.customer_id, reason=reason)
         return found
 
     @r.get("/customers/{customer_id}", response_model=CustomerRead, tags=["customers"])
-    def get_customer(customer_id: str, deps: DepsDep, caller: Reader, reveal: bool = Reveal,
+    def get_customer(customer_id: str, deps: DepsDep, caller: Reader, seeing: Seeing, reveal: bool = Reveal,
                      reason: str | None = Reason) -> CustomerRead:
         """The single customer view; a merged-away id answers with the customer it is part of. Personal
         data is masked; an admin may ask ``reveal=true`` (recorded in the audit log)."""
+        queries.visible_customer(customer_id, deps=deps, seeing=seeing)
         found = queries.view(customer_id, deps=deps, reveal=check_reveal(caller, reveal))
         if reveal:
             audit(caller, action="reveal.customer", customer_id=found.customer_id, reason=reason)
         return found
 
     @r.get("/customers/{customer_id}/timeline", response_model=TimelinePage, tags=["customers"])
-    def get_timeline(customer_id: str, deps: DepsDep, caller: Reader, cursor: Cursor = None,
+    def get_timeline(customer_id: str, deps: DepsDep, caller: Reader, seeing: Seeing, cursor: Cursor = None,
                      limit: int = Query(50, ge=1, le=500), reveal: bool = Reveal,
                      reason: str | None = Reason) -> TimelinePage:
         """The customer's events across channels, newest first; their data masked unless an admin asks
         ``reveal=true`` (recorded in the audit log)."""
+        queries.visible_customer(customer_id, deps=deps, seeing=seeing)
         page = queries.timeline(customer_id, deps=deps, cursor=cursor, limit=limit,
                                 reveal=check_reveal(caller, reveal))
         if reveal:
@@ -156,14 +162,16 @@ def router(deps: Deps) -> APIRouter:
         return page
 
     @r.get("/customers/{customer_id}/merges", response_model=MergesPage, tags=["merges"])
-    def get_merges(customer_id: str, deps: DepsDep, caller: Reader) -> MergesPage:
+    def get_merges(customer_id: str, deps: DepsDep, caller: Reader, seeing: Seeing) -> MergesPage:
         """Every merge that made this customer, with what caused it."""
+        queries.visible_customer(customer_id, deps=deps, seeing=seeing)
         return queries.merges(customer_id, deps=deps)
 
     @r.post("/customers/{customer_id}/unmerge", response_model=UnmergeRead, tags=["merges"])
     def post_unmerge(customer_id: str, body: UnmergeCreate, deps: DepsDep, caller: Operator,
-                     reason: str | None = Reason) -> UnmergeRead:
+                     seeing: Seeing, reason: str | None = Reason) -> UnmergeRead:
         """Undo a merge; both customers get back exactly what was theirs."""
+        queries.visible_customer(customer_id, deps=deps, seeing=seeing)
         with deps.store.transaction():  # the audit entry commits with the change (identity keeps the log)
             done = commands.unmerge(customer_id, body.merge_id, by=caller.name, deps=deps)
             audit(caller, action="identity.unmerge", customer_id=done["survivor_id"], target=body.merge_id,
@@ -172,29 +180,33 @@ def router(deps: Deps) -> APIRouter:
         return UnmergeRead(**done)
 
     @r.get("/identity/conflicts", response_model=ConflictsPage, tags=["merges"])
-    def get_conflicts(deps: DepsDep, caller: Reader, status: str | None = Query("open", max_length=MAX_ID),
+    def get_conflicts(deps: DepsDep, caller: Reader, seeing: Seeing,
+                      status: str | None = Query("open", max_length=MAX_ID),
                       customer_id: str | None = Query(None, max_length=MAX_ID), offset: Offset = 0,
                       limit: int = Query(50, ge=1, le=500)) -> ConflictsPage:
         """Events that would have joined two phone customers, for review."""
-        items = queries.conflicts(status or None, customer_id=customer_id, offset=offset, limit=limit, deps=deps)
+        items = queries.visible_conflicts(status or None, customer_id=customer_id, offset=offset, limit=limit,
+                                          deps=deps, seeing=seeing)
         return ConflictsPage(items=items, offset=offset, limit=limit)
 
     @r.post("/identity/conflicts/{conflict_id}", status_code=204, tags=["merges"])
     def post_conflict(conflict_id: str, body: ConflictUpdate, deps: DepsDep, caller: Operator,
-                      reason: str | None = Reason) -> None:
+                      seeing: Seeing, reason: str | None = Reason) -> None:
         """Close a conflict as dismissed or resolved, with a note."""
+        queries.check_conflict(conflict_id, deps=deps, seeing=seeing)
         with deps.store.transaction():
             commands.close_conflict(conflict_id, status=body.status, by=caller.name, note=body.note, deps=deps)
             audit(caller, action=f"identity.conflict.{body.status}", target=conflict_id, reason=reason or body.note)
 
     @r.get("/audit", response_model=AuditPage, tags=["audit"])
-    def get_audit(deps: DepsDep, caller: Admin, actor: str | None = Query(None, max_length=MAX_ID),
+    def get_audit(deps: DepsDep, caller: Admin, seeing: Seeing, actor: str | None = Query(None, max_length=MAX_ID),
                   customer_id: str | None = Query(None, max_length=MAX_ID),
                   action: str | None = Query(None, max_length=MAX_ID),
                   since: datetime | None = Query(None, description="from this moment (inclusive, with a zone)"),
                   until: datetime | None = Query(None, description="before this moment (exclusive, with a zone)"),
                   cursor: Cursor = None, limit: int = Query(50, ge=1, le=500)) -> AuditPage:
         """The audit log of every service, newest first (admin): filter by person, customer, action, time."""
+        seeing.company_only("the audit log")
         for moment in (since, until):
             if moment is not None and moment.tzinfo is None:
                 raise InvalidInput("moment_needs_zone", "since and until need a timezone (…T09:00:00+08:00)")

@@ -16,7 +16,7 @@ def register(app, service: Service) -> None:
     settings, deps = service.settings, service.deps
     register_batch_agent(app, name=f"{settings.topic_prefix}loyalty-ledger",
                          topic_names=[settings.topic(t) for t in (topics.CUSTOMER_EVENTS, topics.CUSTOMER_MERGED,
-                                                                  topics.CAMPAIGN_EVENTS)],
+                                                                  topics.CUSTOMER_OWNERS, topics.CAMPAIGN_EVENTS)],
                          runner=service.runner, batch_size=settings.batch_size, within_s=settings.batch_within_s,
                          handle=lambda batch: messages.consume(batch, deps=deps))
     register_housekeeping(app, runner=service.runner, outbox_pending=deps.store.outbox_pending)

@@ -29,6 +29,7 @@ from services.loyalty.schemas import (
 from shared.access import masking
 from shared.access.audit import auditor
 from shared.access.http import Reason
+from shared.access.visibility import Seeing
 from shared.clock import iso_utc
 from shared.http.api import Caller, caller_dep
 from shared.http.bounds import Cursor, Offset
@@ -66,25 +67,30 @@ def router(deps: Deps) -> APIRouter:
                   target=answer.body.get(target), reason=reason)
 
     @r.get("/accounts/{customer_id}", response_model=AccountRead, tags=["accounts"])
-    def get_account(d: DepsDep, customer_id: str, caller: Caller = caller_dep("reader")) -> AccountRead:
+    def get_account(d: DepsDep, customer_id: str, seeing: Seeing, caller: Caller = caller_dep("reader")) -> AccountRead:
         """Balance, tier with its benefits, and expiring lots; a merged-away id answers with its survivor."""
+        queries.visible_root(customer_id, deps=d, seeing=seeing)
         return AccountRead(**queries.account(customer_id, deps=d))
 
     @r.get("/accounts/{customer_id}/ledger", response_model=LedgerPage, tags=["accounts"])
-    def get_ledger(d: DepsDep, customer_id: str, caller: Caller = caller_dep("reader"),
+    def get_ledger(d: DepsDep, customer_id: str, seeing: Seeing, caller: Caller = caller_dep("reader"),
                    cursor: Cursor = None, limit: int = Query(50, ge=1, le=500)) -> LedgerPage:
         """Ledger entries, newest first: each names its rule and its cause."""
+        queries.visible_root(customer_id, deps=d, seeing=seeing)
         return LedgerPage(**masking.notes(queries.ledger(customer_id, cursor=cursor, limit=limit, deps=d)))
 
     @r.get("/accounts/{customer_id}/statements/{month}", response_model=StatementRead, tags=["accounts"])
-    def get_statement(d: DepsDep, customer_id: str, month: str = MONTH,
+    def get_statement(d: DepsDep, customer_id: str, seeing: Seeing, month: str = MONTH,
                       caller: Caller = caller_dep("reader")) -> StatementRead:
         """A monthly statement (``YYYY-MM``): opening, earned, refunded, redeemed, expired, adjusted, closing."""
+        queries.visible_root(customer_id, deps=d, seeing=seeing)
         return StatementRead(**masking.notes(queries.monthly_statement(customer_id, month=month, deps=d)))
 
     @r.get("/accounts/{customer_id}/tiers", response_model=TierHistoryRead, tags=["tiers"])
-    def get_tier_history(d: DepsDep, customer_id: str, caller: Caller = caller_dep("reader")) -> TierHistoryRead:
+    def get_tier_history(d: DepsDep, customer_id: str, seeing: Seeing,
+                         caller: Caller = caller_dep("reader")) -> TierHistoryRead:
         """The member's tier, benefits, every change with its reason, and the current window."""
+        queries.visible_root(customer_id, deps=d, seeing=seeing)
         return TierHistoryRead(**queries.tier_history(customer_id, deps=d))
 
     @r.get("/tiers", response_model=TierRulesRead, tags=["tiers"])
@@ -99,25 +105,28 @@ def router(deps: Deps) -> APIRouter:
 
     @r.post("/accounts/{customer_id}/redemptions", response_model=RedemptionRead, status_code=201,
             tags=["redemptions"])
-    def post_redemption(d: DepsDep, customer_id: str, body: RedemptionCreate,
+    def post_redemption(d: DepsDep, customer_id: str, body: RedemptionCreate, seeing: Seeing,
                         caller: Caller = caller_dep("operator"), key: str | None = KEY_HEADER,
                         reason: str | None = Reason) -> JSONResponse:
         """Spend points on a reward; idempotent per ``Idempotency-Key``."""
+        queries.visible_root(customer_id, deps=d, seeing=seeing)
         answer = commands.redeem(customer_id, reward_id=body.reward_id, quantity=body.quantity, key=key,
                                  by=caller.name, deps=d)
         _audit(answer, caller, action="loyalty.redemption", target="redemption_id", reason=reason)
         return _answer(answer, d)
 
     @r.get("/accounts/{customer_id}/redemptions", response_model=RedemptionsPage, tags=["redemptions"])
-    def get_redemptions(d: DepsDep, customer_id: str, caller: Caller = caller_dep("reader"),
+    def get_redemptions(d: DepsDep, customer_id: str, seeing: Seeing, caller: Caller = caller_dep("reader"),
                         offset: Offset = 0, limit: int = Query(50, ge=1, le=500)) -> RedemptionsPage:
         """The member's redemptions, newest first."""
+        queries.visible_root(customer_id, deps=d, seeing=seeing)
         return RedemptionsPage(**masking.notes(queries.redemptions(customer_id, offset=offset, limit=limit, deps=d)))
 
     @r.post("/redemptions/{redemption_id}/cancel", response_model=RedemptionRead, tags=["redemptions"])
-    def post_cancel(d: DepsDep, redemption_id: str, body: RedemptionCancel,
+    def post_cancel(d: DepsDep, redemption_id: str, body: RedemptionCancel, seeing: Seeing,
                     caller: Caller = caller_dep("operator"), reason: str | None = Reason) -> JSONResponse:
         """Cancel a redemption: points back to the member, stock back to the reward."""
+        queries.check_redemption(redemption_id, deps=d, seeing=seeing)
         answer = commands.cancel(redemption_id, reason=body.reason, by=caller.name, deps=d)
         _audit(answer, caller, action="loyalty.redemption_cancel", target="redemption_id",
                reason=reason or body.reason)
@@ -125,10 +134,11 @@ def router(deps: Deps) -> APIRouter:
 
     @r.post("/accounts/{customer_id}/adjustments", response_model=AdjustmentRead, status_code=201,
             tags=["accounts"])
-    def post_adjustment(d: DepsDep, customer_id: str, body: AdjustmentCreate,
+    def post_adjustment(d: DepsDep, customer_id: str, body: AdjustmentCreate, seeing: Seeing,
                         caller: Caller = caller_dep("operator"), key: str | None = KEY_HEADER,
                         reason: str | None = Reason) -> JSONResponse:
         """A manual adjustment with its mandatory reason (operator); never below a zero balance."""
+        queries.visible_root(customer_id, deps=d, seeing=seeing)
         answer = commands.adjust(customer_id, points=body.points, reason=body.reason, key=key,
                                  by=caller.name, deps=d)
         _audit(answer, caller, action="loyalty.adjustment", target="adjustment_id", reason=reason or body.reason)

@@ -12,8 +12,15 @@ from itertools import groupby
 
 from services.loyalty.domain.grants import check_grant
 from services.loyalty.handlers import Deps
-from services.loyalty.handlers.consume import SERVICE, ledger
-from shared.contract.messages import CampaignBonusGranted, CustomerEventResolved, CustomerMerged, Read, read
+from services.loyalty.handlers.consume import SERVICE, ledger, owners
+from shared.contract.messages import (
+    CampaignBonusGranted,
+    CustomerEventResolved,
+    CustomerMerged,
+    CustomerOwnerChanged,
+    Read,
+    read,
+)
 from shared.storage.base import OutboxMessage
 from shared.streaming.batch import BatchOutcome, Decoded, Incoming, process_batch
 
@@ -24,6 +31,8 @@ HANDLERS: dict[type, Handler] = {
     CustomerEventResolved: ledger,
     CustomerMerged: ledger,
     CampaignBonusGranted: ledger,
+    # issue 12: who may see the customer
+    CustomerOwnerChanged: owners,
 }
 
 

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
@@ -205,16 +205,58 @@ class AlertChanged(_Message):
     at: datetime
 
 
+# -- identity -> everyone (crm.customer.owners) ---------------------------------------------------
+
+
+class CustomerOwnerChanged(_Message):
+    """A customer's owning store changed (``crm.customer.owners``, keyed by the customer).
+
+    The owning store decides who may see the customer (a store-scoped principal sees only its own
+    customers); identity computes it, as the owner of the single customer view, and every service keeps
+    the newest per customer (by ``at``, identity's time). ``store_id`` None: no store owns the customer
+    (seen by company-wide principals only).
+    """
+
+    kind: Literal["customer.owner"] = "customer.owner"
+    customer_id: str
+    store_id: str | None
+    at: datetime
+
+
+# -- every service -> identity, for the audit log (each on its own topic) ---------------------------
+
+
+class AuditRecorded(_Message):
+    """One audited act (a write by a person, a reveal of personal data) for identity's audit log.
+
+    Published by loyalty, alerts and campaigns on their own topic; identity keeps it once per
+    ``audit_id``. It names customers and things by id only; ``reason`` is scrubbed of personal data.
+    """
+
+    kind: Literal["audit.recorded"] = "audit.recorded"
+    audit_id: str
+    at: str
+    service: str
+    actor: str
+    role: str
+    scope: str
+    action: str
+    customer_id: str | None = None
+    target: str | None = None
+    reason: str | None = None
+
+
 Message = Annotated[
     CustomerEventResolved | CustomerMerged | ViewPartUpdated | PointsExpiryAnnounced | PointsExpired | TierChanged
-    | CampaignBonusGranted | CampaignTouched | AlertChanged,
+    | CampaignBonusGranted | CampaignTouched | AlertChanged | CustomerOwnerChanged | AuditRecorded,
     Field(discriminator="kind"),
 ]
 _ADAPTER: TypeAdapter[Message] = TypeAdapter(Message)
 _HEAD: TypeAdapter[dict[str, Any]] = TypeAdapter(dict[str, Any])  # built once: building one per call costs ~0.1 ms
 KINDS = frozenset(
     kind for model in (CustomerEventResolved, CustomerMerged, ViewPartUpdated, PointsExpiryAnnounced, PointsExpired,
-                       TierChanged, CampaignBonusGranted, CampaignTouched, AlertChanged)
+                       TierChanged, CampaignBonusGranted, CampaignTouched, AlertChanged, CustomerOwnerChanged,
+                       AuditRecorded)
     for kind in model.model_fields["kind"].annotation.__args__  # type: ignore[union-attr]
 )
 
@@ -268,36 +310,6 @@ def resolved_event_json(*, customer_id: str, record_id: str, event_json: str, re
                       separators=(",", ":"))
     tail = json.dumps(resolved_at.isoformat())
     return f'{head[:-1]},"event":{event_json},"resolved_at":{tail}}}'.encode()
-
-
-# -- issue 12, audit (H5): every service -> identity (its own topic) ------------------------------
-
-
-class AuditRecorded(_Message):
-    """One audited act (a write by a person, a reveal of personal data) for identity's audit log.
-
-    Published by loyalty, alerts and campaigns on their own topic; identity keeps it once per
-    ``audit_id``. It names customers and things by id only; ``reason`` is scrubbed of personal data.
-    """
-
-    kind: Literal["audit.recorded"] = "audit.recorded"
-    audit_id: str
-    at: str
-    service: str
-    actor: str
-    role: str
-    scope: str
-    action: str
-    customer_id: str | None = None
-    target: str | None = None
-    reason: str | None = None
-
-
-# The union above grows by this block's kind (Message stays one discriminated union, decode reads it).
-_UNION, _DISCRIMINATOR = get_args(Message)
-Message = Annotated[_UNION | AuditRecorded, _DISCRIMINATOR]  # type: ignore[misc,valid-type]
-_ADAPTER = TypeAdapter(Message)
-KINDS = KINDS | {"audit.recorded"}
 
 
 def audit_message(entry: Any, topic: str) -> Any:

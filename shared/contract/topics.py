@@ -33,3 +33,7 @@ ALL_TOPICS = [
 def named(topic: str, prefix: str = "") -> str:
     """The topic's name under a deployment prefix."""
     return f"{prefix}{topic}"
+
+# Issue 12, scoped access (H2): identity -> everyone, each customer's owning store (``CustomerOwnerChanged``).
+CUSTOMER_OWNERS = "crm.customer.owners"
+ALL_TOPICS.append(CUSTOMER_OWNERS)

@@ -15,6 +15,7 @@ from pymongo.errors import ConnectionFailure
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.access.auth import Authenticator
+from shared.access.stores import registry_for
 from shared.http.docs import errors, install_openapi
 from shared.http.errors import DomainError, Forbidden, InvalidInput, Unavailable
 from shared.http.guard import CALLER_SCOPE_KEY, Caller, Gate, authenticate, route_rules
@@ -146,6 +147,7 @@ def service_api(
 
     FastAPIInstrumentor.instrument_app(app, excluded_urls="livez,readyz,metrics")
     app.state.auth = Authenticator(settings)
+    app.state.stores = registry_for(settings.stores_file)  # regions of the scopes (shared/access/visibility.py)
     install_error_handlers(app)
     app.include_router(health_router(ready_checks, registry))
     for router in routers:

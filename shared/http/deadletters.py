@@ -9,6 +9,7 @@ from pydantic import BaseModel
 
 from shared.access.audit import auditor
 from shared.access.http import Reason, Reveal, check_reveal
+from shared.access.visibility import Seeing
 from shared.clock import iso_utc
 from shared.http.api import Caller, caller_dep
 from shared.http.bounds import MAX_ROW_ID, Offset
@@ -72,11 +73,16 @@ def router() -> APIRouter:
     r = APIRouter(tags=["operations"])
 
     @r.get("/deadletters", response_model=DeadLettersPage)
-    def get_dead_letters(request: Request, caller: Caller = caller_dep("operator"), status: str | None = None,
-                         offset: Offset = 0, limit: int = Query(50, ge=1, le=500), reveal: bool = Reveal,
-                         reason: str | None = Reason) -> DeadLettersPage:
+    def get_dead_letters(request: Request, seeing: Seeing, caller: Caller = caller_dep("operator"),
+                         status: str | None = None, offset: Offset = 0, limit: int = Query(50, ge=1, le=500),
+                         reveal: bool = Reveal, reason: str | None = Reason) -> DeadLettersPage:
         """Messages this service could not process, with reason and origin; their raw payloads (personal data
-        in clear) only to an admin who asks ``reveal=true``, recorded in the audit log."""
+        in clear) only to an admin who asks ``reveal=true``, recorded in the audit log.
+
+        A dead letter is a message that could not be read, so whose customer (and owning store) it is
+        cannot be told: a store- or region-scoped key sees none (issue 12)."""
+        if not seeing.company_wide:
+            return DeadLettersPage(items=[], total=0, offset=offset, limit=limit)
         service = request.app.state.service
         store = service.store
         letters = store.dead_letters(status=status, offset=offset, limit=limit)
@@ -92,9 +98,11 @@ def router() -> APIRouter:
         return DeadLettersPage(items=items, total=store.dead_letter_count(status=status), offset=offset, limit=limit)
 
     @r.post("/deadletters/{letter_id}/redrive", response_model=RedriveRead)
-    def post_redrive(request: Request, letter_id: Annotated[int, Path(ge=1, le=MAX_ROW_ID)],
+    def post_redrive(request: Request, letter_id: Annotated[int, Path(ge=1, le=MAX_ROW_ID)], seeing: Seeing,
                      caller: Caller = caller_dep("operator"), reason: str | None = Reason) -> RedriveRead:
         """Send a dead letter back to its topic (after the cause is fixed)."""
+        if not seeing.company_wide:
+            raise NotFound("dead_letter_not_found", "no such dead letter")  # none is visible to a scoped key
         svc = request.app.state.service
         done = redrive(letter_id, store=svc.store, publish=svc.publish, clock=svc.clock)
         auditor(svc.name, svc)(caller, action="deadletters.redrive", target=str(letter_id), reason=reason)

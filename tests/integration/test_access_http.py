@@ -196,7 +196,7 @@ def _echo_app(settings: Settings) -> TestClient:
 def test_a_keys_scope_reaches_the_caller_and_an_edited_key_file_takes_effect_without_a_restart(tmp_path):
     keys = tmp_path / "keys.txt"
     keys.write_text("k-store-0001:reader@store=SH-001\nk-east-0001:operator@region=east\n")
-    http = _echo_app(_settings(tmp_path, api_keys="k-env-0001:admin", api_keys_file=str(keys)))
+    http = _echo_app(_settings(tmp_path, api_keys="k-env-0001:admin", api_keys_file=str(keys), stores_file=""))
     who = {k: http.get("/v1/whoami", headers=_bearer(k)).json() for k in ("k-store-0001", "k-east-0001", "k-env-0001")}
     assert [(w["role"], w["scope"]) for w in who.values()] == [
         ("reader", "store=SH-001"), ("operator", "region=east"), ("admin", "company")]

@@ -9,6 +9,7 @@ from services.alerts.domain.model import Standing, standings
 from services.alerts.domain.workflow import Alert, WorkflowError, acknowledge, resolve
 from services.alerts.handlers import Deps
 from services.alerts.handlers.evaluation import Writer
+from shared.access.visibility import Visibility
 from shared.churn import ChurnModel, NoConvergence, NotEnoughData, fit_converging, histories
 from shared.clock import EARLIEST, iso_utc
 from shared.http.errors import Conflict, InvalidInput, NotFound, Unavailable
@@ -86,3 +87,29 @@ def ranked(as_of: date, *, deps: Deps, weeks: float,
     rows.sort(key=lambda s: (s.p_alive, -s.expected, s.customer_id))
     deps.ranking = (key, time.monotonic(), rows)
     return model, fitted_at, rows
+
+
+# -- issue 12, scoped access (H2) -----------------------------------------------------------------
+
+
+def owner_of(customer_id: str, *, deps: Deps) -> str | None:
+    """The owning store of the customer an id (a merged-away one too) belongs to now."""
+    survivor = deps.store.customer_of(customer_id)
+    return deps.store.owners_of([survivor])[survivor]
+
+
+def visible_alert(alert_id: str, *, deps: Deps, seeing: Visibility) -> None:
+    """An alert of a customer outside the caller's scope answers as an unknown alert."""
+    if seeing.company_wide:
+        return
+    alert = deps.store.alert(alert_id)
+    if alert is None or not seeing.sees(owner_of(alert.customer_id, deps=deps)):
+        raise NotFound("alert_not_found", "no alert with that id")
+
+
+def visible_standings(rows: list, *, deps: Deps, seeing: Visibility) -> list:
+    """The standings of customers the caller may see (the ranking is held whole in memory, then paged)."""
+    if seeing.company_wide:
+        return rows
+    owners = deps.store.owners_of([s.customer_id for s in rows])
+    return [s for s in rows if seeing.sees(owners[s.customer_id])]

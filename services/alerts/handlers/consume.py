@@ -29,6 +29,7 @@ from shared.contract.facts import (
 from shared.contract.messages import Read
 from shared.storage.base import OutboxMessage
 from shared.storage.membership import Membership, memberships_of
+from shared.storage.owners import owner_row
 from shared.streaming.batch import BatchOutcome, Decoded, message_span
 
 # The profile fields the rules read (``attributes.account_manager`` comes from ``crm.profile`` attributes).
@@ -284,3 +285,13 @@ def _keep(fold: Fold, deps: Deps) -> set[str]:
         else:
             fold.duplicates += 1
     return records
+
+
+# -- issue 12, scoped access (H2) -----------------------------------------------------------------
+
+
+def owners(items: Items, *, deps: Deps, outcome: Fold) -> list[OutboxMessage]:
+    """Keep each customer's owning store as identity announces it (who may see the customer)."""
+    deps.store.put_owners([owner_row(one.item.message) for one in items])
+    outcome.processed += len(items)
+    return []

@@ -7,6 +7,7 @@ they were raised for (``origin_id``), so an undone merge gives them back.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -19,6 +20,7 @@ from shared.clock import iso_utc
 from shared.contract.facts import FieldValue, PurchaseFact, RefundFact
 from shared.storage.membership import Membership
 from shared.storage.outbox import OutboxStore
+from shared.storage.owners import OwnerRow
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,8 @@ class AlertQuery:
     customer_ids: tuple[str, ...] | None = None
     manager: str | None = None
     sla: SlaFilter | None = None
+    # Issue 12: only alerts of customers owned by these stores (None: every alert).
+    owned_by: frozenset[str] | None = None
 
 
 def sla_filter(breached: bool, *, hours: dict[str, float], now: datetime) -> SlaFilter:
@@ -143,3 +147,7 @@ class AlertsStore(OutboxStore, Protocol):
     def put_model(self, model: ChurnModel, *, fitted_at: str) -> None: ...
     def model(self, as_of: date) -> StoredModel | None: ...
     def latest_model(self, *, until: date) -> StoredModel | None: ...
+
+    # -- issue 12, scoped access (H2): each customer's owning store, from identity ----------
+    def put_owners(self, rows: Iterable[OwnerRow]) -> None: ...
+    def owners_of(self, customer_ids: list[str]) -> dict[str, str | None]: ...

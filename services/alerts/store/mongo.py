@@ -26,6 +26,7 @@ from shared.storage.base import MongoDb
 from shared.storage.fact_tables import mongo_insert_new
 from shared.storage.membership import MongoMembership
 from shared.storage.outbox import MongoStore
+from shared.storage.owners import MongoOwners
 
 
 def _bulk(coll, ops: list, *, mock: bool) -> None:
@@ -56,7 +57,7 @@ def _alert(doc: dict) -> Alert:
     return alert_of(doc)
 
 
-class MongoAlertsStore(MongoStore, MongoMembership):
+class MongoAlertsStore(MongoStore, MongoMembership, MongoOwners):
     """Alerts data in the service's MongoDB database; writes join the current transaction."""
 
     def __init__(self, mdb: MongoDb) -> None:
@@ -66,6 +67,7 @@ class MongoAlertsStore(MongoStore, MongoMembership):
     def create_indexes(self) -> None:
         """The indexes this service's queries and idempotent writes rely on."""
         self.create_membership_indexes()
+        self.create_owner_indexes()
         self.mdb["purchases"].create_index("record_id")
         self.mdb["refunds"].create_index("record_id")
         self.mdb["occurrences"].create_index("record_id")
@@ -254,6 +256,8 @@ class MongoAlertsStore(MongoStore, MongoMembership):
                     for c in ({"severity": s, "status": {"$in": list(ACTIVE)}, "opened_at": {"$lt": before}},
                               {"severity": s, "status": "resolved", "took_us": {"$gt": query.sla.limit_us[s]}})]
             q["$or" if query.sla.breached else "$nor"] = late
+        if query.owned_by is not None:
+            q.setdefault("$and", []).append({"customer_id": {"$in": self.owned_records(query.owned_by)}})
         coll = self.mdb["alerts"]
         cur = coll.find(q).sort([("opened_at", DESCENDING), ("_id", ASCENDING)]).skip(offset).limit(limit)
         return [_alert(d) for d in cur], coll.count_documents(q)

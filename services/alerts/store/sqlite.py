@@ -18,6 +18,7 @@ from shared.storage.base import in_placeholders as _in
 from shared.storage.fact_tables import sqlite_put_attributes
 from shared.storage.membership import SqliteMembership
 from shared.storage.outbox import SqliteStore
+from shared.storage.owners import SqliteOwners
 
 _UPSERT_ALERT = (f"INSERT INTO alerts({','.join(ALERT_COLUMNS)}) VALUES ({','.join('?' * len(ALERT_COLUMNS))})"
                  " ON CONFLICT(alert_id) DO UPDATE SET "
@@ -34,7 +35,7 @@ def _chunks(ids: list, size: int = _CHUNK):
         yield ids[i:i + size]
 
 
-class SqliteAlertsStore(SqliteStore, SqliteMembership):
+class SqliteAlertsStore(SqliteStore, SqliteMembership, SqliteOwners):
     """Alerts data in SQLite; every write method runs inside the caller's transaction."""
 
     schema = SCHEMA
@@ -256,6 +257,10 @@ class SqliteAlertsStore(SqliteStore, SqliteMembership):
                             f" OR (status = 'resolved' AND {_TOOK_US} > ?)))")
                 args += [severity, before, query.sla.limit_us[severity]]
             conds.append(f"{'' if query.sla.breached else 'NOT '}({' OR '.join(late)})")
+        if query.owned_by is not None:
+            cond, more = self.owned_sql("customer_id", query.owned_by)
+            conds.append(cond)
+            args += more
         where = f"WHERE {' AND '.join(conds)}" if conds else ""
         total = self.db.conn().execute(f"SELECT COUNT(*) FROM alerts {where}", args).fetchone()[0]
         items = self._alerts(where, [*args, limit, offset], "ORDER BY opened_at DESC, alert_id LIMIT ? OFFSET ?")

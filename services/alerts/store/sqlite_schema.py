@@ -5,6 +5,7 @@ from __future__ import annotations
 from shared.storage.base import OUTBOX_SQL
 from shared.storage.fact_tables import ATTRIBUTES_SQL
 from shared.storage.membership import MEMBERSHIP_SQL
+from shared.storage.owners import OWNERS_SQL
 
 ALERT_COLUMNS = (
     "alert_id", "customer_id", "type", "severity", "status", "store_id", "manager", "action", "opened_at",
@@ -63,6 +64,7 @@ CREATE TABLE IF NOT EXISTS leases (name TEXT PRIMARY KEY, owner TEXT NOT NULL, u
 CREATE TABLE IF NOT EXISTS marks (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 """
     + MEMBERSHIP_SQL
+    + OWNERS_SQL
     + ATTRIBUTES_SQL
     + OUTBOX_SQL
 )

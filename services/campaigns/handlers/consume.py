@@ -18,6 +18,7 @@ from shared.contract.messages import Read
 from shared.observability.trace_context import event_attributes
 from shared.storage.base import OutboxMessage
 from shared.storage.membership import Membership, memberships_of
+from shared.storage.owners import owner_row
 from shared.streaming.batch import BatchOutcome, Decoded, message_span
 
 
@@ -86,3 +87,13 @@ def _write(memberships: list[Membership], events: list[ChannelEvent], records: l
     # A purchase or refund changes its customer's conversions: their part of the view is recomputed.
     affected |= set(store.current_customers({f.record_id for f in [*purchases, *refunds]}).values())
     return refresh_views(affected, deps=deps)
+
+
+# -- issue 12, scoped access (H2) -----------------------------------------------------------------
+
+
+def owners(items: list[Decoded[Read]], *, deps: Deps, outcome: BatchOutcome) -> list[OutboxMessage]:
+    """Keep each customer's owning store as identity announces it (who may see the customer)."""
+    deps.store.put_owners([owner_row(one.item.message) for one in items])
+    outcome.processed += len(items)
+    return []

@@ -26,17 +26,19 @@ from shared.http.errors import Conflict
 DAY_MS = 86_400_000
 
 
-def audience(campaign_id: str, *, group: str | None, after: str | None, limit: int,
-             deps: Deps) -> tuple[list[MemberRow], int, str | None]:
-    """One page of members in member-id order, the total, and the cursor of the next page."""
+def audience(campaign_id: str, *, group: str | None, after: str | None, limit: int, deps: Deps,
+             owned_by: frozenset[str] | None = None) -> tuple[list[MemberRow], int, str | None]:
+    """One page of members in member-id order, the total, and the cursor of the next page (``owned_by``:
+    only members of customers those stores own, filtered in the store query)."""
     get(campaign_id, deps=deps)
     # Opaque like every cursor: what a client makes up is refused, not taken as a member id.
     position = decode_cursor(after, (str,))
-    rows = deps.store.members(campaign_id, group=group, after=position[0] if position else None, limit=limit + 1)
+    rows = deps.store.members(campaign_id, group=group, after=position[0] if position else None, limit=limit + 1,
+                              owned_by=owned_by)
     more = len(rows) > limit
     rows = rows[:limit]
     nxt = encode_cursor((rows[-1].member_id,)) if more else None
-    return rows, deps.store.member_count(campaign_id, group=group), nxt
+    return rows, deps.store.member_count(campaign_id, group=group, owned_by=owned_by), nxt
 
 
 @dataclass(frozen=True)

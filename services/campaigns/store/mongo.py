@@ -17,6 +17,7 @@ from services.campaigns.store.leases import MongoLeases
 from services.campaigns.store.mongo_facts import MongoFacts, chunked, key
 from shared.storage.membership import MongoMembership
 from shared.storage.outbox import MongoStore
+from shared.storage.owners import MongoOwners
 
 _CAMPAIGN_FIELDS = ("definition", "status", "created_at", "updated_at", "starts_at", "ends_at", "launched_at",
                     "launch", "paused_from", "last_error", "idempotency_key", "created_by")
@@ -32,12 +33,13 @@ def _member(doc: dict, customer: str | None) -> MemberRow:
                      purchases=doc.get("purchases"), touches_before=doc.get("touches_before"))
 
 
-class MongoCampaignsStore(MongoFacts, MongoStore, MongoMembership, MongoLeases):
+class MongoCampaignsStore(MongoFacts, MongoStore, MongoMembership, MongoLeases, MongoOwners):
     """Campaigns data in a MongoDB database; writes join the current transaction."""
 
     def create_indexes(self) -> None:
         """The indexes this service's queries and idempotent writes rely on."""
         self.create_membership_indexes()
+        self.create_owner_indexes()
         self.create_lease_indexes()
         self.mdb["purchases"].create_index([("record_id", 1), ("time_ms", 1)])
         self.mdb["purchases"].create_index("time_ms")  # a period's sales across every customer
@@ -134,9 +136,12 @@ class MongoCampaignsStore(MongoFacts, MongoStore, MongoMembership, MongoLeases):
              "at_ms": t.at_ms} for t in rows])
 
     def members(self, campaign_id: str, *, group: str | None = None, after: str | None = None,
-                limit: int | None = None) -> list[MemberRow]:
-        """Members in member-id order, each with the customer it belongs to now."""
+                limit: int | None = None, owned_by: frozenset[str] | None = None) -> list[MemberRow]:
+        """Members in member-id order, each with the customer it belongs to now (``owned_by``: only the
+        members of customers those stores own)."""
         query: dict[str, Any] = {"campaign_id": campaign_id}
+        if owned_by is not None:
+            query["$and"] = [{"member_id": {"$in": self.owned_records(owned_by)}}]
         if group:
             query["group"] = group
         if after:
@@ -146,9 +151,13 @@ class MongoCampaignsStore(MongoFacts, MongoStore, MongoMembership, MongoLeases):
         now = self.current_customers([d["member_id"] for d in docs])
         return [_member(d, now[d["member_id"]]) for d in docs]
 
-    def member_count(self, campaign_id: str, *, group: str | None = None) -> int:
-        """How many members a campaign has, optionally in one group."""
-        return self.mdb["members"].count_documents({"campaign_id": campaign_id, **({"group": group} if group else {})})
+    def member_count(self, campaign_id: str, *, group: str | None = None,
+                     owned_by: frozenset[str] | None = None) -> int:
+        """How many members a campaign has, optionally in one group (and of customers ``owned_by`` stores)."""
+        query: dict[str, Any] = {"campaign_id": campaign_id, **({"group": group} if group else {})}
+        if owned_by is not None:
+            query["member_id"] = {"$in": self.owned_records(owned_by)}
+        return self.mdb["members"].count_documents(query)
 
     def touch_count(self, campaign_id: str) -> int:
         """How many touches a campaign sent."""

@@ -18,6 +18,7 @@ from shared.storage.base import OUTBOX_SQL
 from shared.storage.fact_tables import ATTRIBUTES_SQL, compact_json, sqlite_put_attributes
 from shared.storage.membership import MEMBERSHIP_SQL, SqliteMembership
 from shared.storage.outbox import SqliteStore
+from shared.storage.owners import OWNERS_SQL, SqliteOwners
 
 SCHEMA = (
     """
@@ -59,6 +60,7 @@ CREATE TABLE IF NOT EXISTS view_state (
 ) WITHOUT ROWID;
 """
     + MEMBERSHIP_SQL
+    + OWNERS_SQL
     + LEASES_SQL
     + ATTRIBUTES_SQL
     + OUTBOX_SQL
@@ -81,7 +83,7 @@ def _campaign(row: tuple) -> CampaignRow:
     return CampaignRow(**values)
 
 
-class SqliteCampaignsStore(SqliteStore, SqliteMembership, SqliteLeases):
+class SqliteCampaignsStore(SqliteStore, SqliteMembership, SqliteLeases, SqliteOwners):
     """Campaigns data in SQLite; every write method runs inside the caller's transaction."""
 
     schema = SCHEMA
@@ -277,9 +279,14 @@ class SqliteCampaignsStore(SqliteStore, SqliteMembership, SqliteLeases):
             [(t.touch_id, t.campaign_id, t.customer_id, t.channel, t.at_ms) for t in rows])
 
     def members(self, campaign_id: str, *, group: str | None = None, after: str | None = None,
-                limit: int | None = None) -> list[MemberRow]:
-        """Members in member-id order, each with the customer it belongs to now."""
+                limit: int | None = None, owned_by: frozenset[str] | None = None) -> list[MemberRow]:
+        """Members in member-id order, each with the customer it belongs to now (``owned_by``: only the
+        members of customers those stores own)."""
         conds, args = ["x.campaign_id = ?"], [campaign_id]
+        if owned_by is not None:
+            cond, more = self.owned_sql("x.member_id", owned_by)
+            conds.append(cond)
+            args += more
         if group:
             conds.append("x.grp = ?")
             args.append(group)
@@ -293,9 +300,13 @@ class SqliteCampaignsStore(SqliteStore, SqliteMembership, SqliteLeases):
             f" WHERE {' AND '.join(conds)} ORDER BY x.member_id{tail}", args)
         return [MemberRow(*r[:9], bool(r[9]), r[12], purchases=r[10], touches_before=r[11]) for r in rows]
 
-    def member_count(self, campaign_id: str, *, group: str | None = None) -> int:
-        """How many members a campaign has, optionally in one group."""
+    def member_count(self, campaign_id: str, *, group: str | None = None,
+                     owned_by: frozenset[str] | None = None) -> int:
+        """How many members a campaign has, optionally in one group (and of customers ``owned_by`` stores)."""
         where, args = ("AND grp = ?", [group]) if group else ("", [])
+        if owned_by is not None:
+            cond, more = self.owned_sql("member_id", owned_by)
+            where, args = f"{where} AND {cond}", [*args, *more]
         return self.db.conn().execute(f"SELECT COUNT(*) FROM members WHERE campaign_id = ? {where}",
                                       [campaign_id, *args]).fetchone()[0]
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from services.identity.domain.cleaning import prepare
 from services.identity.handlers import Deps
+from services.identity.handlers.consume import announce_owners
 from shared.access import masking
 from shared.access.audit import AuditEntry, entry
 from shared.clock import iso_utc
@@ -100,7 +101,10 @@ def unmerge(customer_id: str, merge_id: str, *, by: str, deps: Deps) -> dict[str
         moved = store.unmerge(merge_id, by=by, at=iso_utc(deps.clock()))
         body = CustomerMerged(kind="customer.unmerged", merge_id=merge_id, survivor_id=merge.survivor_id,
                               merged_id=merge.merged_id, records=moved, at=deps.clock())
-        outbox = store.outbox_add([outbox_message(deps.settings, topics.CUSTOMER_MERGED, merge.survivor_id, body)])
+        # Both customers' owning stores may move with the records given back.
+        owners = announce_owners({store.record(merge.survivor_id).root_id, merge.merged_id}, deps=deps)
+        outbox = store.outbox_add([*owners,
+                                   outbox_message(deps.settings, topics.CUSTOMER_MERGED, merge.survivor_id, body)])
     return {"merge_id": merge_id, "survivor_id": merge.survivor_id, "restored_id": merge.merged_id,
             "records": moved, "outbox": outbox}
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from services.identity.domain.cleaning import Prepared
+from services.identity.domain.owner import changed_owners, owning_store
 from services.identity.domain.resolution import resolve as resolve_event
 from services.identity.handlers import Deps
 from services.identity.store import ConflictRow, EventRow, IdentityStore
@@ -24,9 +25,16 @@ from shared.contract.facts import (
     purchase_fact,
     refund_fact,
 )
-from shared.contract.messages import AuditRecorded, CustomerMerged, ViewPartUpdated, resolved_event_json
+from shared.contract.messages import (
+    AuditRecorded,
+    CustomerMerged,
+    CustomerOwnerChanged,
+    ViewPartUpdated,
+    resolved_event_json,
+)
 from shared.observability.trace_context import event_attributes
 from shared.storage.base import OutboxMessage
+from shared.storage.owners import OwnerRow
 from shared.streaming.batch import BatchOutcome, Decoded, message_span
 from shared.streaming.outbox import outbox_message
 
@@ -46,6 +54,7 @@ def resolve(items: list[Decoded[Prepared]], *, deps: Deps, outcome: BatchOutcome
             span.set_attribute("crm.customer_id", root)
         outcome.processed += 1
     fold.flush(deps.store, iso_utc(deps.clock()))
+    out += announce_owners(fold.owners_may_change, deps=deps)
     return out
 
 
@@ -70,6 +79,8 @@ class _Fold:
     refunds: list[RefundFact] = field(default_factory=list)
     attributes: list[tuple[str, list[FieldValue]]] = field(default_factory=list)
     touched: set[str] = field(default_factory=set)
+    # Customers whose owning store may have moved: a purchase or a merge (only they are recomputed).
+    owners_may_change: set[str] = field(default_factory=set)
 
     def flush(self, store: IdentityStore, at: str) -> None:
         store.add_events(self.events)
@@ -100,6 +111,7 @@ def _apply(prepared: Prepared, deps: Deps, out: list[OutboxMessage], outcome: Ba
         body = CustomerMerged(kind="customer.merged", merge_id=merge_id, survivor_id=survivor,
                               merged_id=merged, records=moved, at=deps.clock())
         out.append(outbox_message(deps.settings, topics.CUSTOMER_MERGED, survivor, body))
+        fold.owners_may_change.add(survivor)
     for conflict in res.conflicts:
         outcome.counts["conflicts"] += 1
         store.add_conflict(ConflictRow(
@@ -114,6 +126,7 @@ def _apply(prepared: Prepared, deps: Deps, out: list[OutboxMessage], outcome: Ba
                                 epoch_ms(event.time), prepared.payload, now))
     if purchase := purchase_fact(event, res.record_id, deps.settings.store_zone):
         fold.purchases.append(purchase)
+        fold.owners_may_change.add(res.root_id)
     elif refund := refund_fact(event, res.record_id):
         fold.refunds.append(refund)
     if values := attribute_values(event):
@@ -136,3 +149,17 @@ def keep_audit(items: list[Decoded[AuditRecorded]], *, deps: Deps, outcome: Batc
     keep_audit_entries([AuditEntry(**one.item.model_dump(exclude={"kind"})) for one in items], deps=deps)
     outcome.counts["audit"] += len(items)
     return []
+
+# -- issue 12, scoped access (H2) -----------------------------------------------------------------
+
+
+def announce_owners(customer_ids: set[str] | list[str], *, deps: Deps) -> list[OutboxMessage]:
+    """Recompute these active customers' owning stores; keep and announce the ones that changed."""
+    if not customer_ids:
+        return []
+    store, at = deps.store, deps.clock()
+    computed = {c: owning_store(days) for c, days in store.store_days_of(sorted(customer_ids)).items()}
+    moved = changed_owners(computed, store.owners_of(list(computed)))
+    store.put_owners([OwnerRow(c, s, iso_utc(at)) for c, s in moved.items()])
+    return [outbox_message(deps.settings, topics.CUSTOMER_OWNERS, c,
+                           CustomerOwnerChanged(customer_id=c, store_id=s, at=at)) for c, s in sorted(moved.items())]

@@ -13,6 +13,7 @@ from services.identity.schemas import ConflictRead, CustomerRead, MergesPage, St
 from services.identity.store import IdentityStore, RecordRow
 from shared.access import masking
 from shared.access.stores import StoreRegistry
+from shared.access.visibility import Visibility
 from shared.contract.events import Identity, InvalidEvent
 from shared.contract.facts import newest
 from shared.http.bounds import decode_cursor
@@ -103,3 +104,39 @@ def stores(*, deps: Deps, registry: StoreRegistry) -> StoresPage:
     known = registry.known()
     return StoresPage(items=[views.store_read(s) for s in registry.stores()],
                       unregistered=sorted(deps.store.store_ids_seen() - known))
+
+# -- issue 12, scoped access (H2) -----------------------------------------------------------------
+
+
+def visible_customer(customer_id: str, *, deps: Deps, seeing: Visibility) -> str:
+    """The active customer ``customer_id`` is part of, if the caller may see it; else the unknown id's 404."""
+    root = active_record(deps.store, customer_id).id
+    return seeing.check(root, lambda c: deps.store.owners_of([c])[c])
+
+
+def visible_lookup(given: dict[str, str], *, deps: Deps, reveal: bool, seeing: Visibility) -> CustomerRead:
+    """:func:`lookup`, answering a customer outside the caller's scope exactly as an unknown identifier."""
+    found = lookup(given, deps=deps, reveal=reveal)
+    seeing.check(found.customer_id, lambda c: deps.store.owners_of([c])[c],
+                 not_found=NotFound("customer_not_found", "no customer has that identifier"))
+    return found
+
+
+def visible_conflicts(status: str | None, *, customer_id: str | None, offset: int, limit: int, deps: Deps,
+                      seeing: Visibility) -> list[ConflictRead]:
+    """:func:`conflicts` a caller may see: those whose every customer is in its scope (filtered in the store)."""
+    stores = seeing.stores
+    if stores is None:
+        return conflicts(status, customer_id=customer_id, offset=offset, limit=limit, deps=deps)
+    rows = deps.store.conflicts_owned(stores, status=status, customer_id=customer_id, offset=offset, limit=limit)
+    return [views.conflict(c) for c in rows]
+
+
+def check_conflict(conflict_id: str, *, deps: Deps, seeing: Visibility) -> None:
+    """A conflict outside the caller's scope answers as an unknown one."""
+    if seeing.company_wide:
+        return
+    customers = deps.store.conflict_customers(conflict_id) or ()
+    owners = deps.store.owners_of(list(customers))
+    if not customers or len(seeing.visible(owners)) != len(owners):
+        raise NotFound("conflict_not_found", "no such conflict")

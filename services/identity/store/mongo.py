@@ -26,6 +26,7 @@ from shared.contract.facts import FieldValue, PurchaseFact, RefundFact
 from shared.storage import audit as audit_store
 from shared.storage.fact_tables import compact_json
 from shared.storage.outbox import MongoStore
+from shared.storage.owners import MongoOwners
 
 _NO_ID = {"_id": False}
 
@@ -36,7 +37,7 @@ def _before(key: tuple[int, str, str], names: tuple[str, str, str]) -> dict:
     return {"$or": [{a: {"$lt": x}}, {a: x, b: {"$lt": y}}, {a: x, b: y, c: {"$lt": z}}]}
 
 
-class MongoIdentityStore(MongoStore):
+class MongoIdentityStore(MongoStore, MongoOwners):
     """Identity data in a MongoDB database; every write method joins the caller's transaction."""
 
     def create_indexes(self) -> None:
@@ -61,6 +62,7 @@ class MongoIdentityStore(MongoStore):
         m["conflicts"].create_index([("at", DESCENDING), ("_id", ASCENDING)])
         m["conflicts"].create_index("customer_ids")
         audit_store.mongo_audit_indexes(m)
+        self.create_owner_indexes()
         m["parts"].create_index([("record_id", ASCENDING), ("part", ASCENDING)], unique=True)
 
     # -- writes -------------------------------------------------------------------------
@@ -366,3 +368,38 @@ class MongoIdentityStore(MongoStore):
         done = self.mdb["events"].update_many({"time_ms": {"$lt": before_ms}, "payload": {"$ne": "{}"}},
                                               {"$set": {"payload": "{}"}})
         return done.modified_count
+
+    # -- issue 12, scoped access (H2): each customer's owning store -----------------------
+    def store_days_of(self, root_ids: list[str]) -> dict[str, list[tuple[str, int, str]]]:
+        """Per active customer, its stores with purchase days and last day (over every record it holds)."""
+        out: dict[str, list[tuple[str, int, str]]] = {r: [] for r in root_ids}
+        root_of = {d["_id"]: d["root_id"] for d in self.mdb["records"].find(
+            {"root_id": {"$in": list(out)}}, {"_id": 1, "root_id": 1})}
+        days: dict[tuple[str, str], set[str]] = {}
+        for d in self.mdb["purchases"].find({"record_id": {"$in": list(root_of)}, "store_id": {"$ne": None}},
+                                            {"record_id": 1, "store_id": 1, "day": 1}):
+            days.setdefault((root_of[d["record_id"]], d["store_id"]), set()).add(d["day"])
+        for (root, store), seen in sorted(days.items()):
+            out[root].append((store, len(seen), max(seen)))
+        return out
+
+    def conflicts_owned(self, stores: frozenset[str], *, status: str | None, customer_id: str | None, offset: int,
+                        limit: int) -> list[ConflictRow]:
+        """:meth:`conflicts` whose every customer is owned by one of ``stores`` (filtered in the query)."""
+        owned = self.owned_records(stores, via_memberships=False)
+        query: dict = {"customer_ids": {"$not": {"$elemMatch": {"$nin": owned}}}}
+        if status:
+            query["status"] = status
+        if customer_id:
+            query["$and"] = [{"customer_ids": customer_id}]
+        cur = self.mdb["conflicts"].find(query).sort([("at", DESCENDING), ("_id", ASCENDING)]).skip(offset).limit(limit)
+        return [
+            ConflictRow(d["_id"], d["kind"], d["identifier_type"], d["identifier_pseudonym"], tuple(d["customer_ids"]),
+                        d["source"], d["event_id"], d["at"], d["status"], d.get("resolved_by"), d.get("note"))
+            for d in cur
+        ]
+
+    def conflict_customers(self, conflict_id: str) -> tuple[str, ...] | None:
+        """The customers a conflict names (None: no such conflict)."""
+        doc = self.mdb["conflicts"].find_one({"_id": conflict_id}, {"customer_ids": 1})
+        return tuple(doc["customer_ids"]) if doc else None

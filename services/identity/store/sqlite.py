@@ -22,6 +22,7 @@ from shared.storage.base import OUTBOX_SQL
 from shared.storage.base import in_placeholders as _in
 from shared.storage.fact_tables import ATTRIBUTES_SQL, compact_json, sqlite_put_attributes
 from shared.storage.outbox import SqliteStore
+from shared.storage.owners import OWNERS_SQL, SqliteOwners
 
 SCHEMA = (
     """
@@ -74,6 +75,7 @@ CREATE TABLE IF NOT EXISTS parts (
     + ATTRIBUTES_SQL
     + OUTBOX_SQL
     + audit_store.AUDIT_SQL
+    + OWNERS_SQL
 )
 
 
@@ -82,7 +84,7 @@ def _chunks(items: list, size: int) -> Iterable[list]:
         yield items[start:start + size]
 
 
-class SqliteIdentityStore(SqliteStore):
+class SqliteIdentityStore(SqliteStore, SqliteOwners):
     """Identity data in SQLite; every write method runs inside the caller's transaction."""
 
     schema = SCHEMA
@@ -370,3 +372,39 @@ class SqliteIdentityStore(SqliteStore):
         with self.db.transaction() as c:
             return c.execute("UPDATE events SET payload = '{}' WHERE time_ms < ? AND payload <> '{}'",
                              (before_ms,)).rowcount
+
+    # -- issue 12, scoped access (H2): each customer's owning store -----------------------
+    def store_days_of(self, root_ids: list[str]) -> dict[str, list[tuple[str, int, str]]]:
+        """Per active customer, its stores with purchase days and last day (over every record it holds)."""
+        out: dict[str, list[tuple[str, int, str]]] = {r: [] for r in root_ids}
+        for part in _chunks(list(out), 500):
+            rows = self.db.conn().execute(
+                f"SELECT r.root_id, p.store_id, COUNT(DISTINCT p.day), MAX(p.day) FROM records r"
+                f" JOIN purchases p ON p.record_id = r.id WHERE r.root_id IN ({_in(part)})"
+                " AND p.store_id IS NOT NULL GROUP BY r.root_id, p.store_id", part)
+            for root, store, days, last in rows:
+                out[root].append((store, days, last))
+        return out
+
+    def conflicts_owned(self, stores: frozenset[str], *, status: str | None, customer_id: str | None, offset: int,
+                        limit: int) -> list[ConflictRow]:
+        """:meth:`conflicts` whose every customer is owned by one of ``stores`` (filtered in the query)."""
+        marks = ",".join("?" * len(stores)) or "NULL"
+        conds, args = [f"NOT EXISTS (SELECT 1 FROM json_each(customer_ids) j WHERE j.value NOT IN"
+                       f" (SELECT customer_id FROM customer_owners WHERE store_id IN ({marks})))"], sorted(stores)
+        if status:
+            conds.append("status = ?")
+            args.append(status)
+        if customer_id:
+            conds.append("EXISTS (SELECT 1 FROM json_each(customer_ids) WHERE value = ?)")
+            args.append(customer_id)
+        rows = self.db.conn().execute(
+            f"SELECT * FROM conflicts WHERE {' AND '.join(conds)} ORDER BY at DESC, conflict_id LIMIT ? OFFSET ?",
+            [*args, limit, offset])
+        return [ConflictRow(r[0], r[1], r[2], r[3], tuple(json.loads(r[4])), *r[5:]) for r in rows]
+
+    def conflict_customers(self, conflict_id: str) -> tuple[str, ...] | None:
+        """The customers a conflict names (None: no such conflict)."""
+        row = self.db.conn().execute("SELECT customer_ids FROM conflicts WHERE conflict_id = ?",
+                                     (conflict_id,)).fetchone()
+        return tuple(json.loads(row[0])) if row else None

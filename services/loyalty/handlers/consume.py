@@ -20,6 +20,7 @@ from shared.contract.messages import CampaignBonusGranted, CustomerEventResolved
 from shared.observability.trace_context import event_attributes
 from shared.storage.base import OutboxMessage
 from shared.storage.membership import memberships_of
+from shared.storage.owners import owner_row
 from shared.streaming.batch import BatchOutcome, Decoded, message_span
 
 SERVICE = "loyalty"
@@ -106,3 +107,13 @@ def _refund(event: ChannelEvent, record_id: str) -> Refund | None:
     if not isinstance(event, RefundEvent):
         return None
     return Refund(event.source, event.id, record_id, event.data.order_id, to_minor(event.data.amount), event.time)
+
+
+# -- issue 12, scoped access (H2) -----------------------------------------------------------------
+
+
+def owners(items: list[Decoded[Read]], *, deps: Deps, outcome: BatchOutcome) -> list[OutboxMessage]:
+    """Keep each customer's owning store as identity announces it (who may see the customer)."""
+    deps.store.put_owners([owner_row(one.item.message) for one in items])
+    outcome.processed += len(items)
+    return []

@@ -13,10 +13,11 @@ from services.loyalty.domain.tiers import timeline
 from services.loyalty.handlers import Deps
 from services.loyalty.handlers.accounts import load_facts
 from services.loyalty.handlers.commands import account_root, redemption_body
+from shared.access.visibility import Visibility
 from shared.clock import EARLIEST, LATEST, iso_utc, parse_iso
 from shared.contract.facts import from_minor
 from shared.http.bounds import decode_cursor, encode_cursor
-from shared.http.errors import InvalidInput
+from shared.http.errors import InvalidInput, NotFound
 
 
 def account(customer_id: str, *, deps: Deps) -> dict[str, Any]:
@@ -116,3 +117,23 @@ def rules_in_force(*, deps: Deps) -> dict[str, Any]:
     book, now = deps.rules.book(), deps.clock()
     current = book.at(now)
     return {"versions": [{**v.model_dump(mode="json"), "in_force": v is current} for v in book.versions]}
+
+
+# -- issue 12, scoped access (H2) -----------------------------------------------------------------
+
+
+def visible_root(customer_id: str, *, deps: Deps, seeing: Visibility) -> str:
+    """The active customer an id belongs to, if the caller may see it; else the unknown id's very 404."""
+    root = account_root(customer_id, deps=deps)
+    return seeing.check(root, lambda c: deps.store.owners_of([c])[c],
+                        not_found=NotFound("account_not_found", "no loyalty account for that customer"))
+
+
+def check_redemption(redemption_id: str, *, deps: Deps, seeing: Visibility) -> None:
+    """A redemption of a customer outside the caller's scope answers as an unknown one."""
+    if seeing.company_wide:
+        return
+    row = deps.store.redemption(redemption_id)
+    owner = deps.store.owners_of([deps.store.customer_of(row.customer_id)]) if row else {}
+    if row is None or not seeing.visible(owner):
+        raise NotFound("redemption_not_found", "no such redemption")

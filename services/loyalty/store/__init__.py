@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from services.loyalty.domain.model import Bonus, Entry, Posted, Purchase, Refund
 from shared.storage.membership import Membership
 from shared.storage.outbox import OutboxStore
+from shared.storage.owners import OwnerRow
 
 
 def from_ms(ms: int) -> datetime:
@@ -139,3 +140,6 @@ class LoyaltyStore(OutboxStore, Protocol):
     def idempotent(self, scope: str, key: str) -> IdempotencyRow | None: ...
     def put_idempotent(self, row: IdempotencyRow) -> None: ...
 
+    # -- issue 12, scoped access (H2): each customer's owning store, from identity ----------
+    def put_owners(self, rows: Iterable[OwnerRow]) -> None: ...
+    def owners_of(self, customer_ids: list[str]) -> dict[str, str | None]: ...

@@ -22,6 +22,7 @@ from shared.contract.facts import epoch_ms
 from shared.storage.fact_tables import mongo_insert_new
 from shared.storage.membership import MongoMembership
 from shared.storage.outbox import MongoStore
+from shared.storage.owners import MongoOwners
 
 
 def _key(*parts: str) -> str:
@@ -50,12 +51,13 @@ def _redemption(d: dict) -> RedemptionRow:
                          d.get("cancelled_at"), d.get("cancelled_by"), d.get("cancel_reason"))
 
 
-class MongoLoyaltyStore(MongoStore, MongoMembership):
+class MongoLoyaltyStore(MongoStore, MongoMembership, MongoOwners):
     """Loyalty data in MongoDB; writes join the current transaction."""
 
     def create_indexes(self) -> None:
         """The indexes this service's queries and idempotent writes rely on."""
         self.create_membership_indexes()
+        self.create_owner_indexes()
         self.mdb["purchases"].create_index([("record_id", 1), ("time_ms", 1)])
         self.mdb["purchases"].create_index("order_id")
         self.mdb["refunds"].create_index("order_id")

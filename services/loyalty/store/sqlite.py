@@ -24,6 +24,7 @@ from shared.storage.base import OUTBOX_SQL
 from shared.storage.base import in_placeholders as _in
 from shared.storage.membership import MEMBERSHIP_SQL, SqliteMembership
 from shared.storage.outbox import SqliteStore
+from shared.storage.owners import OWNERS_SQL, SqliteOwners
 
 SCHEMA = (
     """
@@ -81,6 +82,7 @@ CREATE TABLE IF NOT EXISTS idempotency (
 ) WITHOUT ROWID;
 """
     + MEMBERSHIP_SQL
+    + OWNERS_SQL
     + OUTBOX_SQL
 )
 
@@ -105,7 +107,7 @@ def _reward(row: tuple) -> RewardRow:
     return RewardRow(*row[:7], bool(row[7]), *row[8:])
 
 
-class SqliteLoyaltyStore(SqliteStore, SqliteMembership):
+class SqliteLoyaltyStore(SqliteStore, SqliteMembership, SqliteOwners):
     """Loyalty data in SQLite; every write method runs inside the caller's transaction."""
 
     schema = SCHEMA

@@ -142,7 +142,9 @@ def test_a_message_that_fails_for_a_reason_of_its_own_is_dead_lettered_alone(tmp
     assert [store.event_seen("pos/SH-001", e) for e in ("e1", "e2", "e3")] == [True, False, True]
     (letter,) = store.dead_letters()
     assert (letter.offset, letter.code, letter.reason) == (8, "processing_error", "processing failed: ValueError")
-    assert [m.topic for m in outcome.outbox] == [topics.CUSTOMER_EVENTS, topics.CUSTOMER_EVENTS, topics.DEADLETTER]
+    # Each customer's first purchase also names its owning store (issue 12).
+    assert [m.topic for m in outcome.outbox] == [topics.CUSTOMER_EVENTS, topics.CUSTOMER_OWNERS, topics.CUSTOMER_EVENTS,
+                                                 topics.CUSTOMER_OWNERS, topics.DEADLETTER]
     assert store.stats([customer_of_phone(LI)]).spend_minor == 100
 
 

@@ -19,6 +19,7 @@ from shared.contract.messages import (
     CampaignTouched,
     CustomerEventResolved,
     CustomerMerged,
+    CustomerOwnerChanged,
     PointsExpired,
     PointsExpiryAnnounced,
     Read,
@@ -53,6 +54,7 @@ EXAMPLES = [
     AuditRecorded(audit_id="au_1", at="2026-06-01T08:00:00.123456Z", service="loyalty", actor="ops-1",
                   role="operator", scope="store=SH-001", action="loyalty.adjustment", customer_id="c_1",
                   target="adj_1", reason="goodwill"),
+    CustomerOwnerChanged(customer_id="c_1", store_id="SH-001", at=AT),
 ]
 
 
