@@ -10,11 +10,15 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from services.identity.handlers import Deps, commands, queries
+from services.identity.handlers import Deps, commands, privacy, queries
 from services.identity.schemas import (
     ConflictsPage,
     ConflictUpdate,
     CustomerRead,
+    ErasureAccepted,
+    ErasureCreate,
+    ErasureRead,
+    ExportRead,
     IngestRead,
     MergesPage,
     TimelinePage,
@@ -151,5 +155,29 @@ def router(deps: Deps) -> APIRouter:
     def get_summary(deps: DepsDep, caller: Reader) -> dict:
         """Counts ops watch: active customers, dead letters, open conflicts."""
         return queries.summary(deps=deps)
+
+    # -- issue 12, erasure and export (H4) ---------------------------------------------
+    Admin = Annotated[Caller, caller_dep("admin")]
+
+    @r.post("/customers/{customer_id}/erasure", response_model=ErasureAccepted, status_code=202, tags=["privacy"],
+            responses=errors(404))
+    def post_erasure(customer_id: str, body: ErasureCreate, deps: DepsDep, caller: Admin) -> ErasureAccepted:
+        """Erase a customer in every service; identity's part is done when this answers, follow the rest
+        at ``GET /v1/erasures/{erasure_id}``."""
+        return ErasureAccepted(erasure_id=privacy.erase(customer_id, reason=body.reason, by=caller.key_id,
+                                                        deps=deps))
+
+    @r.get("/erasures/{erasure_id}", response_model=ErasureRead, tags=["privacy"], responses=errors(404))
+    def get_erasure(erasure_id: str, deps: DepsDep, caller: Admin) -> ErasureRead:
+        """An erasure's state: each service's confirmation, ``done`` once all four confirmed."""
+        return ErasureRead(**privacy.erasure_status(erasure_id, deps=deps))
+
+    @r.get("/customers/{customer_id}/export", response_model=ExportRead, tags=["privacy"],
+           responses=errors(404, 503))
+    def get_export(customer_id: str, request: Request, deps: DepsDep, caller: Admin) -> ExportRead:
+        """Everything the platform holds of a customer, gathered from the four services (503 naming a
+        service that does not answer)."""
+        return ExportRead(**privacy.export(customer_id, authorization=request.headers.get("authorization", ""),
+                                           deps=deps))
 
     return r

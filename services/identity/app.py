@@ -3,6 +3,11 @@ faust app and API."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import httpx
+
 from services.identity import agents
 from services.identity import api as identity_api
 from services.identity.config import IdentityConfig
@@ -36,6 +41,7 @@ def create_app(
     publish: Publish | None = None,
     clock: Clock = system_clock,
     config: IdentityConfig | None = None,
+    peer_get: Callable[[str, str, Mapping[str, str]], Any] | None = None,
 ) -> Service:
     """Build the identity service; pass a store, a publish callable or a clock to replace the real ones."""
     settings = settings or get_settings()
@@ -45,8 +51,19 @@ def create_app(
     # Publish, relay and runner are the service's, built below: late-bound, looked up when a route needs them.
     deps = Deps(store=store, pseudo=Pseudonymizer(settings.secret_bytes()), cleaning=cleaning, settings=settings,
                 config=config or IdentityConfig(), clock=clock, publish=lambda messages: service.publish(messages),
-                relay=lambda outbox: service.relay(outbox), runner=lambda: service.runner)
+                relay=lambda outbox: service.relay(outbox), runner=lambda: service.runner,
+                peer_get=peer_get or _http_peer(settings))
     service = build_service(name=NAME, title="CRM identity", settings=settings, store=store, publish=publish,
                             clock=clock, deps=deps, routers=[identity_api.router(deps)], register=agents.register,
                             ready=store.customer_count)
     return service
+
+
+def _http_peer(settings: Settings) -> Callable[[str, str, Mapping[str, str]], httpx.Response]:
+    """GET from another service's API on its port from settings (what the export route gathers)."""
+
+    def get(name: str, path: str, headers: Mapping[str, str]) -> httpx.Response:
+        port = getattr(settings, f"{name}_port")
+        return httpx.get(f"http://{settings.api_host}:{port}{path}", headers=dict(headers), timeout=10)
+
+    return get

@@ -23,7 +23,7 @@ from shared.contract.events import (
     SurveyEvent,
     check_size,
 )
-from shared.contract.messages import ViewPartUpdated, decode
+from shared.contract.messages import ErasureConfirmed, ViewPartUpdated, decode
 from shared.storage.base import OutboxMessage
 from shared.streaming.batch import MAX_MESSAGE_BYTES, BatchOutcome, Decoded, Incoming, process_batch
 
@@ -42,6 +42,8 @@ HANDLERS: dict[type, Handler] = {
     OtherEvent: consume.resolve,
     # The other services' parts of the single customer view.
     ViewPartUpdated: consume.hold_parts,
+    # Issue 12: a service confirms it erased its part of a customer.
+    ErasureConfirmed: consume.confirm_erasure,
 }
 
 # process_batch's own size check is bypassed: _decode checks each message against its topic's limit.

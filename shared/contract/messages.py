@@ -268,3 +268,36 @@ def resolved_event_json(*, customer_id: str, record_id: str, event_json: str, re
                       separators=(",", ":"))
     tail = json.dumps(resolved_at.isoformat())
     return f'{head[:-1]},"event":{event_json},"resolved_at":{tail}}}'.encode()
+
+
+# -- issue 12, erasure (H4): identity -> everyone (crm.customer.events), everyone -> identity ------
+
+
+class CustomerErased(_Message):
+    """Identity erased a customer (``crm.customer.events``, keyed by the customer, so it follows every event
+    of theirs published before it): each service removes or anonymises what it holds of ``records`` and
+    confirms with :class:`ErasureConfirmed`. Carries ids only, never what was erased."""
+
+    kind: Literal["customer.erased"] = "customer.erased"
+    erasure_id: str
+    customer_id: str
+    records: list[str]
+    at: datetime
+
+
+class ErasureConfirmed(_Message):
+    """A service has erased its part of a customer (on its own topic; identity marks the service done)."""
+
+    kind: Literal["erasure.confirmed"] = "erasure.confirmed"
+    erasure_id: str
+    service: str
+    at: datetime
+
+
+Message = Annotated[
+    CustomerEventResolved | CustomerMerged | ViewPartUpdated | PointsExpiryAnnounced | PointsExpired | TierChanged
+    | CampaignBonusGranted | CampaignTouched | AlertChanged | CustomerErased | ErasureConfirmed,
+    Field(discriminator="kind"),
+]
+_ADAPTER = TypeAdapter(Message)
+KINDS = KINDS | {"customer.erased", "erasure.confirmed"}

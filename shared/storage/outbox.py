@@ -34,6 +34,12 @@ class OutboxStore(Protocol):
     def dead_letter(self, letter_id: int) -> DeadLetter | None: ...
     def dead_letter_mark(self, letter_id: int, *, status: str, at: str) -> None: ...
     def dead_letter_count(self, *, status: str | None = None) -> int: ...
+    # issue 12, erasure (H4)
+    def forget_messages(self, *, keys: list[str], needles: list[str]) -> int: ...
+    def dead_letters_delete(self, ids: list[int]) -> None: ...
+    def scrub(self) -> None: ...
+    def erased_ids(self, ids: list[str]) -> set[str]: ...
+    def note_erased(self, ids: list[str], *, erasure_id: str) -> None: ...
 
 
 class SqliteOutbox:
@@ -113,6 +119,54 @@ class SqliteOutbox:
         """How many dead letters, optionally by status."""
         where, args = ("WHERE status = ?", (status,)) if status else ("", ())
         return self.db.conn().execute(f"SELECT COUNT(*) FROM dead_letters {where}", args).fetchone()[0]  # type: ignore[attr-defined]
+
+
+    # -- issue 12, erasure (H4) -----------------------------------------------------------
+    def forget_messages(self, *, keys: list[str], needles: list[str]) -> int:
+        """Delete outbox rows keyed by any of ``keys`` or holding any of ``needles``, and dead letters
+        holding any of ``needles`` (an erased customer's ids); returns how many rows went."""
+        blobs = [n.encode() for n in needles if n]
+        gone = 0
+        with self.db.transaction() as c:  # type: ignore[attr-defined]
+            if keys:
+                gone += c.execute(f"DELETE FROM outbox WHERE key IN ({','.join('?' * len(keys))})",
+                                  [k.encode() for k in keys]).rowcount
+            for blob in blobs:
+                gone += c.execute("DELETE FROM outbox WHERE instr(value, ?) > 0", (blob,)).rowcount
+                gone += c.execute("DELETE FROM dead_letters WHERE instr(value, ?) > 0", (blob,)).rowcount
+        return gone
+
+    def dead_letters_delete(self, ids: list[int]) -> None:
+        """Delete dead letters by id (they held an erased customer's data)."""
+        with self.db.transaction() as c:  # type: ignore[attr-defined]
+            c.executemany("DELETE FROM dead_letters WHERE id = ?", [(i,) for i in ids])
+
+    def erased_ids(self, ids: list[str]) -> set[str]:
+        """Which of these customer or record ids were erased (one query; none when nobody ever was)."""
+        c = self.db.conn()  # type: ignore[attr-defined]
+        if not ids or c.execute("SELECT 1 FROM erased_ids LIMIT 1").fetchone() is None:
+            return set()
+        out: set[str] = set()
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            rows = c.execute(f"SELECT id FROM erased_ids WHERE id IN ({','.join('?' * len(chunk))})", chunk)
+            out.update(r[0] for r in rows)
+        return out
+
+    def note_erased(self, ids: list[str], *, erasure_id: str) -> None:
+        """Remember these ids as erased: later messages naming them are dropped."""
+        with self.db.transaction() as c:  # type: ignore[attr-defined]
+            c.executemany("INSERT OR IGNORE INTO erased_ids VALUES (?,?)", [(i, erasure_id) for i in ids])
+
+    def scrub(self) -> None:
+        """Move everything the write-ahead log holds into the file and empty the log, so a deleted row's old
+        copies in the log are gone too (the file itself has them zeroed: ``secure_delete``)."""
+        conn = self.db.conn()  # type: ignore[attr-defined]
+        for _ in range(50):
+            busy, _log, _done = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            if not busy:
+                return
+            time.sleep(0.05)
 
 
 class MongoOutbox:
@@ -209,6 +263,44 @@ class MongoOutbox:
     def dead_letter_count(self, *, status: str | None = None) -> int:
         """How many dead letters, optionally by status."""
         return self.mdb["dead_letters"].count_documents({"status": status} if status else {})  # type: ignore[attr-defined]
+
+
+    # -- issue 12, erasure (H4) -----------------------------------------------------------
+    def forget_messages(self, *, keys: list[str], needles: list[str]) -> int:
+        """Delete outbox rows keyed by any of ``keys`` or holding any of ``needles``, and dead letters
+        holding any of ``needles`` (an erased customer's ids); returns how many documents went."""
+        blobs = [n.encode() for n in needles if n]
+        gone = 0
+        for name, by_key in (("outbox", True), ("dead_letters", False)):
+            coll = self.mdb[name]  # type: ignore[attr-defined]
+            # Values are bytes: no server-side substring match, so the (short) collections are read through.
+            ids = [d["_id"] for d in coll.find({}, {"key": 1, "value": 1})
+                   if (by_key and d.get("key") and bytes(d["key"]).decode("latin-1") in keys)
+                   or any(b in bytes(d["value"]) for b in blobs)]
+            if ids:
+                gone += coll.delete_many({"_id": {"$in": ids}}).deleted_count
+        return gone
+
+    def dead_letters_delete(self, ids: list[int]) -> None:
+        """Delete dead letters by id (they held an erased customer's data)."""
+        if ids:
+            self.mdb["dead_letters"].delete_many({"_id": {"$in": list(ids)}})  # type: ignore[attr-defined]
+
+    def erased_ids(self, ids: list[str]) -> set[str]:
+        """Which of these customer or record ids were erased."""
+        if not ids:
+            return set()
+        return {d["_id"] for d in self.mdb["erased_ids"].find({"_id": {"$in": list(ids)}}, {"_id": 1})}  # type: ignore[attr-defined]
+
+    def note_erased(self, ids: list[str], *, erasure_id: str) -> None:
+        """Remember these ids as erased: later messages naming them are dropped."""
+        for i in ids:
+            self.mdb["erased_ids"].update_one({"_id": i}, {"$setOnInsert": {"erasure_id": erasure_id}},  # type: ignore[attr-defined]
+                                              upsert=True)
+
+    def scrub(self) -> None:
+        """Nothing to do: a deleted document is gone from what MongoDB serves (its own storage engine and
+        oplog are the server's to compact)."""
 
 
 class SqliteStore(SqliteOutbox):

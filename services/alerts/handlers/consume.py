@@ -15,6 +15,7 @@ from typing import Any
 from services.alerts.handlers import Deps
 from services.alerts.handlers.evaluation import Writer
 from services.alerts.store import ExpiryRow, LoyaltyRow, OccurrenceRow
+from shared.contract import topics
 from shared.contract.facts import (
     FieldValue,
     PurchaseFact,
@@ -28,6 +29,7 @@ from shared.contract.messages import Read
 from shared.storage.base import OutboxMessage
 from shared.storage.membership import Membership, memberships_of
 from shared.streaming.batch import BatchOutcome, Decoded, message_span
+from shared.streaming.erasure import erase_each
 
 # The profile fields the rules read (``attributes.account_manager`` comes from ``crm.profile`` attributes).
 FIELDS = ("birthday", "attributes.account_manager")
@@ -251,3 +253,10 @@ def _keep(fold: Fold, deps: Deps) -> set[str]:
         else:
             outcome.duplicates += 1
     return records
+
+
+def erase(items: Items, *, deps: Deps, outcome: BatchOutcome) -> list[OutboxMessage]:
+    """Erase customers (issue 12): their facts, free text and alerts deleted; each erasure confirmed on
+    alerts' topic."""
+    return erase_each(items, service="alerts", store=deps.store, settings=deps.settings,
+                      topic=topics.ALERTS_EVENTS, clock=deps.clock, outcome=outcome)

@@ -116,3 +116,23 @@ def rules_in_force(*, deps: Deps) -> dict[str, Any]:
     book, now = deps.rules.book(), deps.clock()
     current = book.at(now)
     return {"versions": [{**v.model_dump(mode="json"), "in_force": v is current} for v in book.versions]}
+
+
+# -- issue 12, export (H4) ------------------------------------------------------------------------
+
+
+def export(customer_id: str, *, deps: Deps) -> dict[str, Any]:
+    """Loyalty's part of a customer's export: the account, every ledger entry, every redemption and the
+    tier history, each as its own read route shows it."""
+    entries: list[dict] = []
+    cursor = None
+    while True:
+        page = ledger(customer_id, cursor=cursor, limit=500, deps=deps)
+        entries += page["items"]
+        if not (cursor := page["next_cursor"]):
+            break
+    spent: list[dict] = []
+    while batch := redemptions(customer_id, offset=len(spent), limit=500, deps=deps)["items"]:
+        spent += batch
+    return {"account": account(customer_id, deps=deps), "ledger": entries, "redemptions": spent,
+            "tiers": tier_history(customer_id, deps=deps)}
