@@ -9,7 +9,7 @@ import inspect
 from pathlib import Path
 
 from services.campaigns import messages
-from shared.contract.messages import CustomerEventResolved, CustomerMerged, ViewPartUpdated
+from shared.contract.messages import CustomerErased, CustomerEventResolved, CustomerMerged, ViewPartUpdated
 
 ROOT = Path(__file__).resolve().parents[3] / "services" / "campaigns"
 
@@ -49,7 +49,7 @@ def test_domain_rules_import_no_infrastructure():
 
 
 def test_one_table_maps_each_consumed_type_to_a_handler_of_the_one_signature():
-    assert set(messages.HANDLERS) == {CustomerEventResolved, CustomerMerged, ViewPartUpdated}
+    assert set(messages.HANDLERS) == {CustomerEventResolved, CustomerMerged, ViewPartUpdated, CustomerErased}
     for handler in set(messages.HANDLERS.values()):
         params = list(inspect.signature(handler).parameters.values())
         assert [p.kind for p in params] == [inspect.Parameter.POSITIONAL_OR_KEYWORD,

@@ -16,8 +16,10 @@ from shared.contract.messages import (
     AlertChanged,
     CampaignBonusGranted,
     CampaignTouched,
+    CustomerErased,
     CustomerEventResolved,
     CustomerMerged,
+    ErasureConfirmed,
     PointsExpired,
     PointsExpiryAnnounced,
     Read,
@@ -49,6 +51,8 @@ EXAMPLES = [
     CampaignTouched(touch_id="u1", campaign_id="k1", customer_id="c_1", channel="sms", offer={"code": "X"}, at=AT),
     AlertChanged(alert_id="al1", customer_id="c_1", type="churn_red", severity="red", status="open",
                  store_id="SH-001", at=AT),
+    CustomerErased(erasure_id="er_1", customer_id="c_1", records=["c_1", "c_2"], at=AT),
+    ErasureConfirmed(erasure_id="er_1", service="loyalty", at=AT),
 ]
 
 
