@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from services.identity.domain.cleaning import Cleaning, Ident, Pseudo
 from shared.contract.events import IDENTIFIER_TYPES
@@ -44,3 +45,9 @@ def status(confirmed: dict[str, str | None], services: Iterable[str]) -> dict:
     """``pending`` until every service has confirmed, then ``done``; each service ``pending`` or ``done``."""
     each = {name: "done" if confirmed.get(name) else "pending" for name in services}
     return {"status": "done" if all(v == "done" for v in each.values()) else "pending", "services": each}
+
+
+@dataclass(frozen=True)
+class ErasedEvent:
+    """A channel event that cannot be processed and carries an identifier of an erased person: dropped
+    (counted), never kept as a dead letter, whose payload would bring their data back."""

@@ -75,6 +75,12 @@ def _without_erased(items: list[Decoded[Prepared]], *, deps: Deps, outcome: Batc
     return kept
 
 
+def drop_erased(items: list[Decoded[object]], *, deps: Deps, outcome: BatchOutcome) -> list[OutboxMessage]:
+    """Count events dropped, unread, because they name an erased person (issue 12)."""
+    outcome.counts["erased"] += len(items)
+    return []
+
+
 def confirm_erasure(items: list[Decoded[ErasureConfirmed]], *, deps: Deps,
                     outcome: BatchOutcome) -> list[OutboxMessage]:
     """Note each service's confirmation of an erasure (again and again changes nothing)."""
