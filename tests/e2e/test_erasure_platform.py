@@ -95,6 +95,11 @@ def test_an_erased_customer_stays_erased_through_a_replay_of_every_channel_topic
     assert target["attributes"]["name"] == NAME and target["attributes"]["birthday"] == BIRTHDAY
     wait_for(lambda: httpx.get(f"{url['loyalty']}/v1/loyalty/accounts/{customer}", headers=ADMIN,
                                timeout=10).json().get("points_balance") == 520, what="the target's points")
+    pattern = PersonalData(["19973152846"], dates=[BIRTHDAY], texts=[NAME])
+    # The scan finds them where they are (so finding nothing later means something).
+    for name in ("identity", "alerts"):
+        held = b"".join(f.read_bytes() for f in stack.data_dir.glob(f"crm.{name}.db*"))
+        assert pattern.search(held.decode("latin-1")) is not None, name
     ledger_before = _ledger(stack.data_dir)
     others_before = {r: p for r, p in ledger_before.items() if r != customer}
     assert len(others_before) > 100
@@ -129,8 +134,7 @@ def test_an_erased_customer_stays_erased_through_a_replay_of_every_channel_topic
     assert sum(ledger_after.values()) == sum(ledger_before.values())
 
     # In no store file (the SQLite files and their write-ahead logs, as bytes), log line, or span.
-    pattern = PersonalData(["19973152846"], dates=[BIRTHDAY], texts=[NAME])
-    scanned = [f for f in stack.data_dir.iterdir() if f.is_file()]
+    scanned = [f for f in stack.data_dir.rglob("*") if f.is_file()]
     assert {f.name for f in scanned} >= {f"crm.{n}.db" for n in SERVICES} | {"traces.jsonl"} | {
         f"{n}.log" for n in SERVICES}
     for f in scanned:
