@@ -51,9 +51,14 @@ def resolve(items: list[Decoded[Prepared]], *, deps: Deps, outcome: BatchOutcome
 
 
 def hold_parts(items: list[Decoded[ViewPartUpdated]], *, deps: Deps, outcome: BatchOutcome) -> list[OutboxMessage]:
-    """Keep the newest part of each customer's view that loyalty, alerts and campaigns publish."""
+    """Keep the newest part of each customer's view that loyalty, alerts and campaigns publish (never one of
+    an erased customer, which a service may have published before it erased its own part)."""
+    erased = deps.store.erased_ids(sorted({one.item.customer_id for one in items}))
     for one in items:
         part = one.item
+        if part.customer_id in erased:
+            outcome.counts["erased"] += 1
+            continue
         with message_span("identity", one.msg, {"crm.customer_id": part.customer_id, "crm.view.part": part.part}):
             deps.store.put_part(part.customer_id, part.part, part.value.model_dump(mode="json", exclude_unset=True),
                                 version=part.version)

@@ -8,7 +8,15 @@ import json
 
 from services.identity import messages
 from services.identity.handlers import privacy
-from shared.contract.messages import CustomerErased, ErasureConfirmed, decode, encode
+from shared.contract.messages import (
+    CustomerErased,
+    ErasureConfirmed,
+    ViewPartUpdated,
+    decode,
+    encode,
+    next_part_version,
+    part_version,
+)
 from tests.unit.identity.support import customer_of_phone, event, incoming, make_deps, purchase
 
 PHONE = "+8613512340001"
@@ -55,6 +63,12 @@ def test_erasure_forgets_the_person_and_a_replay_is_dropped_and_counted(tmp_path
     # A new event with one erased identifier only (the openid) is dropped too.
     later = messages.consume(incoming([event("v9", {"wechat_openid": "oGone"}, source="wechat/oa")]), deps=deps)
     assert later.counts["erased"] == 1 and store.find([("wechat_openid", "oGone")]) == {}
+
+    # A view part published before that service erased its own part is not kept.
+    part = ViewPartUpdated(customer_id=gone, part="loyalty", value={"points_balance": 100, "tier": None},
+                           version=part_version(next_part_version(0)))
+    late = messages.consume(incoming([encode(part)], topic="crm.loyalty.events"), deps=deps)
+    assert late.counts["erased"] == 1 and store.parts([gone]) == {}
 
     # Confirmations from the other services, again and again, until done.
     for service in ("loyalty", "alerts", "campaigns", "loyalty"):
