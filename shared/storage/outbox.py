@@ -7,12 +7,15 @@ publishes it and deletes it, so a crash between the two republishes rather than 
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Protocol
 
 from shared.storage.base import OUTBOX_SQL, DeadLetter, MongoDb, OutboxMessage, SqliteDb
+
+log = logging.getLogger(__name__)
 
 
 def _h_dump(headers: list[tuple[str, bytes]]) -> str:
@@ -167,6 +170,8 @@ class SqliteOutbox:
             if not busy:
                 return
             time.sleep(0.05)
+        # Readers held the log all along: its old frames stay until SQLite reuses them (or the next erasure).
+        log.warning("%s: the write-ahead log could not be truncated after an erasure", self.db.path.name)  # type: ignore[attr-defined]
 
 
 class MongoOutbox:
