@@ -46,24 +46,27 @@ def create_app(
     """Build the identity service; pass a store, a publish callable or a clock to replace the real ones."""
     settings = settings or get_settings()
     store = store or open_store(settings.resolved_store_url())
+    config = config or IdentityConfig()
     cleaning = Cleaning(region=settings.default_region, blocked_phones=settings.blocked_phone_set(),
                         blocked_values=settings.blocked_identifier_set(), currencies=settings.currency_set())
     # Publish, relay and runner are the service's, built below: late-bound, looked up when a route needs them.
     deps = Deps(store=store, pseudo=Pseudonymizer(settings.secret_bytes()), cleaning=cleaning, settings=settings,
-                config=config or IdentityConfig(), clock=clock, publish=lambda messages: service.publish(messages),
+                config=config, clock=clock, publish=lambda messages: service.publish(messages),
                 relay=lambda outbox: service.relay(outbox), runner=lambda: service.runner,
-                peer_get=peer_get or _http_peer(settings))
+                peer_get=peer_get or _http_peer(settings, config))
     service = build_service(name=NAME, title="CRM identity", settings=settings, store=store, publish=publish,
                             clock=clock, deps=deps, routers=[identity_api.router(deps)], register=agents.register,
                             ready=store.customer_count)
     return service
 
 
-def _http_peer(settings: Settings) -> Callable[[str, str, Mapping[str, str]], httpx.Response]:
-    """GET from another service's API on its port from settings (what the export route gathers)."""
+def _http_peer(settings: Settings, config: IdentityConfig) -> Callable[[str, str, Mapping[str, str]], httpx.Response]:
+    """GET from another service's API (what the export route gathers): at its URL from
+    ``CRM_IDENTITY_PEER_URLS``, else on its port from settings on this host."""
+    host = "127.0.0.1" if settings.api_host in ("0.0.0.0", "::", "") else settings.api_host
 
     def get(name: str, path: str, headers: Mapping[str, str]) -> httpx.Response:
-        port = getattr(settings, f"{name}_port")
-        return httpx.get(f"http://{settings.api_host}:{port}{path}", headers=dict(headers), timeout=10)
+        base = config.peer_url(name) or f"http://{host}:{getattr(settings, f'{name}_port')}"
+        return httpx.get(f"{base}{path}", headers=dict(headers), timeout=10)
 
     return get

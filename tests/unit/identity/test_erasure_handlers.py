@@ -75,3 +75,11 @@ def test_erasure_forgets_the_person_and_a_replay_is_dropped_and_counted(tmp_path
         body = ErasureConfirmed(erasure_id=erasure_id, service=service, at=deps.clock())
         messages.consume(incoming([encode(body)], topic=f"crm.{service}.events"), deps=deps)
     assert privacy.erasure_status(erasure_id, deps=deps)["status"] == "done"
+
+
+def test_the_export_reaches_each_service_at_its_configured_url_or_on_this_host():
+    from services.identity.config import IdentityConfig
+
+    config = IdentityConfig(_env_file=None, peer_urls="loyalty=http://loyalty:8002/, alerts = http://a.svc:9")
+    assert (config.peer_url("loyalty"), config.peer_url("alerts"), config.peer_url("campaigns")) == (
+        "http://loyalty:8002", "http://a.svc:9", None)
