@@ -123,6 +123,15 @@ def bench_identity(events: int = typer.Option(50_000, help="events to push"),
     run(events=events, runs=runs, workers=workers, trace_ratio=trace_ratio)
 
 
+@bench_app.command("erasure")
+def bench_erasure(customers: int = typer.Option(1000, help="customers in the generated scenario"),
+                  samples: int = typer.Option(10, help="customers erased, one after another")):
+    """Seconds from an erasure request to ``done`` in every service, on the embedded platform (issue 12)."""
+    from crm.bench.erasure import run
+
+    run(customers=customers, samples=samples)
+
+
 @bench_app.command("loyalty")
 def bench_loyalty(events: int = typer.Option(20_000, help="purchases and refunds to push"),
                   runs: int = typer.Option(3, help="runs; medians are reported")):

@@ -16,6 +16,7 @@ from services.alerts.schemas import (
     AlertAck,
     AlertRead,
     AlertResolve,
+    AlertsExport,
     AlertsPage,
     ChurnModelRead,
     RulesPage,
@@ -157,7 +158,21 @@ def router(deps: Deps) -> APIRouter:
               reason=reason or body.note)
         return done
 
-    return r
+    # -- issue 12, export (H4): outside /alerts, the same path on every service ----------------
+    outer = APIRouter()
+    outer.include_router(r)
+
+    @outer.get("/customers/{customer_id}/export", response_model=AlertsExport, tags=["privacy"])
+    def get_export(deps: DepsDep, customer_id: str, seeing: Seeing,
+                   caller: Caller = caller_dep("admin")) -> AlertsExport:
+        """Alerts' part of the customer's export: every alert of theirs, in any status."""
+        seeing.check(deps.store.customer_of(customer_id), lambda c: commands.owner_of(c, deps=deps))
+        root, alerts = commands.customer_alerts(customer_id, deps=deps)
+        now, hours = deps.clock(), deps.config.sla_hours()
+        return AlertsExport(customer_id=root, alerts=[views.alert_read(a, hours=hours, now=now, reveal=True)
+                                                      for a in alerts])
+
+    return outer
 
 
 def _transition(alert_id: str, *, deps: Deps, action: str, caller: Caller, note: str | None) -> AlertRead:

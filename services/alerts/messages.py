@@ -16,6 +16,7 @@ from services.alerts.handlers import Deps
 from services.alerts.handlers import consume as h
 from shared.contract.events import ComplaintEvent, ProfileEvent, PurchaseEvent, RefundEvent, SurveyEvent
 from shared.contract.messages import (
+    CustomerErased,
     CustomerEventResolved,
     CustomerMerged,
     CustomerOwnerChanged,
@@ -28,6 +29,7 @@ from shared.contract.messages import (
 )
 from shared.storage.base import OutboxMessage
 from shared.streaming.batch import BatchOutcome, Decoded, Incoming, process_batch
+from shared.streaming.erasure import dispatch_with_erasures, scrub_after
 
 Handler = Callable[..., list[OutboxMessage]]  # (items: list[Decoded[Read]], *, deps: Deps, outcome: consume.Fold)
 
@@ -46,14 +48,25 @@ HANDLERS: dict[type, Handler] = {
     PointsExpired: h.points_expired,
     TierChanged: h.tier_changes,
     ViewPartUpdated: h.loyalty_parts,
+    # Issue 12: erase the customer and confirm (not a fold step: it runs after the messages before it
+    # are kept and evaluated, and returns its confirmations).
+    CustomerErased: h.erase,
 }
 
 
 def consume(batch: list[Incoming], *, deps: Deps) -> BatchOutcome:
     """Fold a batch of identity and loyalty messages in and evaluate the customers they touch."""
-    return process_batch(batch, store=deps.store, service="alerts", prefix=deps.settings.topic_prefix,
-                         clock=deps.clock, decode=lambda msg: read(msg.value),
-                         apply=lambda items, outcome: _apply(items, deps=deps, outcome=outcome))
+    outcome = process_batch(batch, store=deps.store, service="alerts", prefix=deps.settings.topic_prefix,
+                            clock=deps.clock, decode=lambda msg: read(msg.value),
+                            apply=lambda items, outcome: _with_erasures(items, deps=deps, outcome=outcome))
+    return scrub_after(outcome, deps.store)
+
+
+def _with_erasures(items: list[Decoded[Read]], *, deps: Deps, outcome: BatchOutcome) -> list[OutboxMessage]:
+    # An erasure is a barrier: what came before it is applied first; what names an erased id is dropped.
+    return dispatch_with_erasures(items, store=deps.store, outcome=outcome,
+                                  apply=lambda run: _apply(run, deps=deps, outcome=outcome),
+                                  erase=lambda run: HANDLERS[CustomerErased](run, deps=deps, outcome=outcome))
 
 
 def _handler(item: Read) -> Handler | None:

@@ -109,3 +109,13 @@ class StandingsPage(BaseModel):
     total: int
     offset: int
     limit: int
+
+
+# -- issue 12, export (H4) ------------------------------------------------------------------------
+
+
+class AlertsExport(BaseModel):
+    """Alerts' part of a customer's export (``GET /v1/customers/{id}/export`` on identity gathers it)."""
+
+    customer_id: str
+    alerts: list[AlertRead]

@@ -7,12 +7,13 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, BackgroundTasks, Depends, Header, Query, Response
 
 from services.campaigns import views
-from services.campaigns.handlers import Deps, commands, launch, reports
+from services.campaigns.handlers import Deps, commands, launch, reports, view_part
 from services.campaigns.handlers.outbox import Leased, relay_leased
 from services.campaigns.schemas import (
     AudiencePage,
     CampaignCreate,
     CampaignRead,
+    CampaignsExport,
     CampaignsPage,
     CampaignUpdate,
     EventEffectCreate,
@@ -155,6 +156,15 @@ def router(deps: Deps) -> APIRouter:
                                      non_attendees=body.non_attendees, comparison=body.comparison,
                                      deps=deps)
         return views.effect_read(found)
+
+    # -- issue 12, export (H4) -------------------------------------------------------------
+    @r.get("/customers/{customer_id}/export", response_model=CampaignsExport, tags=["privacy"])
+    def get_export(deps: DepsDep, customer_id: str, seeing: Seeing,
+                   caller: Caller = caller_dep("admin")) -> CampaignsExport:
+        """Campaigns' part of the customer's export: every campaign they are in, with group and conversion."""
+        survivor = deps.store.customer_of(customer_id)
+        seeing.check(survivor, lambda c: deps.store.owners_of([c])[c])
+        return CampaignsExport(**view_part.export(customer_id, deps=deps))
 
     return r
 

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from services.campaigns.handlers import Deps
 from services.campaigns.handlers import consume as handlers
 from shared.contract.messages import (
+    CustomerErased,
     CustomerEventResolved,
     CustomerMerged,
     CustomerOwnerChanged,
@@ -23,6 +24,7 @@ from shared.contract.messages import (
 )
 from shared.storage.base import OutboxMessage
 from shared.streaming.batch import BatchOutcome, Decoded, Incoming, process_batch
+from shared.streaming.erasure import dispatch_with_erasures, scrub_after
 
 Handler = Callable[..., list[OutboxMessage]]  # (items: list[Decoded[Read]], *, deps, outcome)
 
@@ -33,14 +35,25 @@ HANDLERS: dict[type, Handler] = {
     CustomerMerged: handlers.identity_messages,
     ViewPartUpdated: handlers.loyalty_parts,
     CustomerOwnerChanged: handlers.owners,  # issue 12: who may see the customer
+
+    # Issue 12: erase the customer, keeping campaign counts under anonymous ids; confirm.
+    CustomerErased: handlers.erase,
 }
 
 
 def consume(batch: list[Incoming], *, deps: Deps) -> BatchOutcome:
     """Apply a batch of identity and loyalty messages in one transaction."""
-    return process_batch(batch, store=deps.store, service="campaigns", prefix=deps.settings.topic_prefix,
-                         clock=deps.clock, decode=lambda msg: read(msg.value),
-                         apply=lambda items, outcome: _dispatch(items, deps=deps, outcome=outcome))
+    outcome = process_batch(batch, store=deps.store, service="campaigns", prefix=deps.settings.topic_prefix,
+                            clock=deps.clock, decode=lambda msg: read(msg.value),
+                            apply=lambda items, outcome: _with_erasures(items, deps=deps, outcome=outcome))
+    return scrub_after(outcome, deps.store)
+
+
+def _with_erasures(items: list[Decoded[Read]], *, deps: Deps, outcome: BatchOutcome) -> list[OutboxMessage]:
+    # An erasure is a barrier: what came before it is applied first; what names an erased id is dropped.
+    return dispatch_with_erasures(items, store=deps.store, outcome=outcome,
+                                  apply=lambda run: _dispatch(run, deps=deps, outcome=outcome),
+                                  erase=lambda run: HANDLERS[CustomerErased](run, deps=deps, outcome=outcome))
 
 
 def _dispatch(items: list[Decoded[Read]], *, deps: Deps, outcome: BatchOutcome) -> list[OutboxMessage]:

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from services.campaigns.domain.definition import AudienceFilter, Channel, Costs, Definition, Objective
 from shared.clock import Day, Moment
+from shared.contract.view_parts import CampaignItem
 from shared.http.bounds import MAX_ID
 
 CustomerId = Annotated[str, Field(min_length=1, max_length=MAX_ID)]
@@ -225,3 +226,13 @@ class EventEffectRead(BaseModel):
     attendees: GroupEffectRead
     non_attendees: GroupEffectRead
     difference_in_differences: ChangeRead
+
+
+# -- issue 12, export (H4) ------------------------------------------------------------------------
+
+
+class CampaignsExport(BaseModel):
+    """Campaigns' part of a customer's export (``GET /v1/customers/{id}/export`` on identity gathers it)."""
+
+    customer_id: str
+    campaigns: list[CampaignItem]

@@ -13,12 +13,16 @@ from fastapi.responses import JSONResponse
 from fastapi.security import OAuth2PasswordRequestForm
 
 from services.identity import views
-from services.identity.handlers import Deps, commands, queries
+from services.identity.handlers import Deps, commands, privacy, queries
 from services.identity.schemas import (
     AuditPage,
     ConflictsPage,
     ConflictUpdate,
     CustomerRead,
+    ErasureAccepted,
+    ErasureCreate,
+    ErasureRead,
+    ExportRead,
     IngestRead,
     MergesPage,
     StoresPage,
@@ -231,5 +235,35 @@ def router(deps: Deps) -> APIRouter:
         """Sign a staff account in (OAuth2 password flow): a short-lived bearer token every service accepts."""
         token, ttl = sign_in(staff_directory(deps.settings.staff_file), deps.settings, form.username, form.password)
         return TokenRead(access_token=token, expires_in=ttl)
+
+    # -- issue 12, erasure and export -------------------------------------------------------------
+
+    @r.post("/customers/{customer_id}/erasure", response_model=ErasureAccepted, status_code=202, tags=["privacy"],
+            responses=errors(404))
+    def post_erasure(customer_id: str, body: ErasureCreate, deps: DepsDep, caller: Admin,
+                     seeing: Seeing) -> ErasureAccepted:
+        """Erase a customer in every service; identity's part is done when this answers, follow the rest
+        at ``GET /v1/erasures/{erasure_id}``."""
+        root = queries.visible_customer(customer_id, deps=deps, seeing=seeing)
+        erasure_id = privacy.erase(customer_id, reason=body.reason, by=caller.name, deps=deps)
+        audit(caller, action="privacy.erasure", customer_id=root, target=erasure_id, reason=body.reason)
+        return ErasureAccepted(erasure_id=erasure_id)
+
+    @r.get("/erasures/{erasure_id}", response_model=ErasureRead, tags=["privacy"], responses=errors(404))
+    def get_erasure(erasure_id: str, deps: DepsDep, caller: Admin) -> ErasureRead:
+        """An erasure's state: each service's confirmation, ``done`` once all four confirmed (ids only)."""
+        return ErasureRead(**privacy.erasure_status(erasure_id, deps=deps))
+
+    @r.get("/customers/{customer_id}/export", response_model=ExportRead, tags=["privacy"],
+           responses=errors(404, 503))
+    def get_export(customer_id: str, request: Request, deps: DepsDep, caller: Admin, seeing: Seeing,
+                   reason: str | None = Reason) -> ExportRead:
+        """Everything the platform holds of a customer, gathered from the four services (503 naming a
+        service that does not answer); recorded in the audit log."""
+        root = queries.visible_customer(customer_id, deps=deps, seeing=seeing)
+        done = ExportRead(**privacy.export(customer_id, authorization=request.headers.get("authorization", ""),
+                                           deps=deps))
+        audit(caller, action="privacy.export", customer_id=root, reason=reason)
+        return done
 
     return r

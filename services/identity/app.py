@@ -3,6 +3,11 @@ faust app and API."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import httpx
+
 from services.identity import agents
 from services.identity import api as identity_api
 from services.identity.config import IdentityConfig
@@ -36,17 +41,32 @@ def create_app(
     publish: Publish | None = None,
     clock: Clock = system_clock,
     config: IdentityConfig | None = None,
+    peer_get: Callable[[str, str, Mapping[str, str]], Any] | None = None,
 ) -> Service:
     """Build the identity service; pass a store, a publish callable or a clock to replace the real ones."""
     settings = settings or get_settings()
     store = store or open_store(settings.resolved_store_url())
+    config = config or IdentityConfig()
     cleaning = Cleaning(region=settings.default_region, blocked_phones=settings.blocked_phone_set(),
                         blocked_values=settings.blocked_identifier_set(), currencies=settings.currency_set())
     # Publish, relay and runner are the service's, built below: late-bound, looked up when a route needs them.
     deps = Deps(store=store, pseudo=Pseudonymizer(settings.secret_bytes()), cleaning=cleaning, settings=settings,
-                config=config or IdentityConfig(), clock=clock, publish=lambda messages: service.publish(messages),
-                relay=lambda outbox: service.relay(outbox), runner=lambda: service.runner)
+                config=config, clock=clock, publish=lambda messages: service.publish(messages),
+                relay=lambda outbox: service.relay(outbox), runner=lambda: service.runner,
+                peer_get=peer_get or _http_peer(settings, config))
     service = build_service(name=NAME, title="CRM identity", settings=settings, store=store, publish=publish,
                             clock=clock, deps=deps, routers=[identity_api.router(deps)], register=agents.register,
                             ready=store.customer_count)
     return service
+
+
+def _http_peer(settings: Settings, config: IdentityConfig) -> Callable[[str, str, Mapping[str, str]], httpx.Response]:
+    """GET from another service's API (what the export route gathers): at its URL from
+    ``CRM_IDENTITY_PEER_URLS``, else on its port from settings on this host."""
+    host = "127.0.0.1" if settings.api_host in ("0.0.0.0", "::", "") else settings.api_host
+
+    def get(name: str, path: str, headers: Mapping[str, str]) -> httpx.Response:
+        base = config.peer_url(name) or f"http://{host}:{getattr(settings, f'{name}_port')}"
+        return httpx.get(f"{base}{path}", headers=dict(headers), timeout=10)
+
+    return get

@@ -15,3 +15,15 @@ class IdentityConfig(BaseSettings):
     # Events per POST /v1/events request: more is refused whole (422 batch_too_large). The 16 MiB body
     # limit (CRM_MAX_BODY_BYTES) holds a full batch of 16 KiB events.
     ingest_max_batch: int = Field(1000, ge=1, le=10_000)
+    # Issue 12 (export): where identity reaches the other services' APIs, ``name=url`` comma-separated
+    # (``loyalty=http://loyalty:8002,...``); a service not named is at CRM_API_HOST (127.0.0.1 when that is
+    # 0.0.0.0) on its port from the platform settings, as ``crm up`` runs it.
+    peer_urls: str = Field("", max_length=2000)
+
+    def peer_url(self, name: str) -> str | None:
+        """The base URL of another service's API, when set here."""
+        for item in self.peer_urls.split(","):
+            key, _, url = item.partition("=")
+            if key.strip() == name and url.strip():
+                return url.strip().rstrip("/")
+        return None

@@ -9,12 +9,14 @@ from itertools import groupby
 from typing import Any
 
 from services.identity.domain.cleaning import Prepared, prepare
+from services.identity.domain.erasure import ErasedEvent, identifiers_in, pseudonyms_of
 from services.identity.handlers import Deps, consume
 from shared.contract import topics
 from shared.contract.events import (
     ComplaintEvent,
     ConsentEvent,
     FollowEvent,
+    InvalidEvent,
     OtherEvent,
     PageViewEvent,
     ProfileEvent,
@@ -23,7 +25,7 @@ from shared.contract.events import (
     SurveyEvent,
     check_size,
 )
-from shared.contract.messages import AuditRecorded, ViewPartUpdated, decode
+from shared.contract.messages import AuditRecorded, ErasureConfirmed, ViewPartUpdated, decode
 from shared.storage.base import OutboxMessage
 from shared.streaming.batch import MAX_MESSAGE_BYTES, BatchOutcome, Decoded, Incoming, process_batch
 
@@ -44,6 +46,11 @@ HANDLERS: dict[type, Handler] = {
     ViewPartUpdated: consume.hold_parts,
     # The other services' audit entries (issue 12): identity keeps the one audit log.
     AuditRecorded: consume.keep_audit,
+
+    # Issue 12: a service confirms it erased its part of a customer; an event that would be a dead
+    # letter but names an erased person is dropped instead.
+    ErasureConfirmed: consume.confirm_erasure,
+    ErasedEvent: consume.drop_erased,
 }
 
 # process_batch's own size check is bypassed: _decode checks each message against its topic's limit.
@@ -65,10 +72,22 @@ def _decode(msg: Incoming, channels: frozenset[str], deps: Deps) -> Any:
     published (``None`` for a kind this version does not know)."""
     if msg.topic in channels:
         # Channel events have a smaller, configured limit: anything derived from one must fit the broker.
-        check_size(msg.value, deps.settings.max_event_bytes)
-        return prepare(msg.value, deps.cleaning)
+        try:
+            check_size(msg.value, deps.settings.max_event_bytes)
+            return prepare(msg.value, deps.cleaning)
+        except InvalidEvent:
+            if _names_erased(msg.value, deps):
+                return ErasedEvent()
+            raise
     check_size(msg.value, MAX_MESSAGE_BYTES)
     return decode(msg.value)
+
+
+def _names_erased(raw: bytes, deps: Deps) -> bool:
+    """Whether an event that cannot be processed carries an identifier of an erased person."""
+    if not deps.store.has_erasures():
+        return False
+    return bool(deps.store.erased(pseudonyms_of(identifiers_in(raw, deps.cleaning), deps.pseudo)))
 
 
 def _kind(item: Any) -> type:

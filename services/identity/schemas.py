@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from shared.contract.view_parts import AlertsPart, CampaignItem, LoyaltyPart
 
@@ -176,3 +176,42 @@ class AuditRead(BaseModel):
 class AuditPage(BaseModel):
     items: list[AuditRead]
     next_cursor: str | None
+
+# -- issue 12, erasure and export (H4) ------------------------------------------------------------
+
+
+class ErasureCreate(BaseModel):
+    """Why a customer is erased (kept with the erasure; say what asked for it, never the person's data)."""
+
+    reason: str = Field(..., max_length=2000)
+
+    @field_validator("reason")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("reason must not be blank")
+        return value.strip()
+
+
+class ErasureAccepted(BaseModel):
+    erasure_id: str
+
+
+class ErasureRead(BaseModel):
+    """How far an erasure has come: ``done`` once every service has confirmed."""
+
+    erasure_id: str
+    status: Literal["pending", "done"]
+    services: dict[str, Literal["pending", "done"]]
+    requested_at: str
+    confirmed_at: dict[str, str | None]
+
+
+class ExportRead(BaseModel):
+    """Everything the platform holds of one customer, a key per service."""
+
+    customer_id: str
+    identity: dict[str, Any]
+    loyalty: dict[str, Any]
+    alerts: dict[str, Any]
+    campaigns: dict[str, Any]

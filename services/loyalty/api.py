@@ -13,6 +13,7 @@ from services.loyalty.schemas import (
     AdjustmentCreate,
     AdjustmentRead,
     LedgerPage,
+    LoyaltyExport,
     RedemptionCancel,
     RedemptionCreate,
     RedemptionRead,
@@ -177,4 +178,14 @@ def router(deps: Deps) -> APIRouter:
         row = commands.update_reward(reward_id, changes=changes, add_stock=body.add_stock, deps=d)
         return views.reward_read(row)
 
-    return r
+    # -- issue 12, export (H4): outside /loyalty, the same path on every service --------------
+    outer = APIRouter()
+    outer.include_router(r)
+
+    @outer.get("/customers/{customer_id}/export", response_model=LoyaltyExport, tags=["privacy"])
+    def get_export(d: DepsDep, customer_id: str, seeing: Seeing, caller: Caller = caller_dep("admin")) -> LoyaltyExport:
+        """Loyalty's part of the customer's export (identity's export route gathers it)."""
+        queries.visible_root(customer_id, deps=d, seeing=seeing)
+        return LoyaltyExport(**queries.export(customer_id, deps=d))
+
+    return outer

@@ -12,9 +12,10 @@ from itertools import groupby
 
 from services.loyalty.domain.grants import check_grant
 from services.loyalty.handlers import Deps
-from services.loyalty.handlers.consume import SERVICE, ledger, owners
+from services.loyalty.handlers.consume import SERVICE, erase, ledger, owners
 from shared.contract.messages import (
     CampaignBonusGranted,
+    CustomerErased,
     CustomerEventResolved,
     CustomerMerged,
     CustomerOwnerChanged,
@@ -23,6 +24,7 @@ from shared.contract.messages import (
 )
 from shared.storage.base import OutboxMessage
 from shared.streaming.batch import BatchOutcome, Decoded, Incoming, process_batch
+from shared.streaming.erasure import dispatch_with_erasures, scrub_after
 
 Handler = Callable[..., list[OutboxMessage]]
 
@@ -33,14 +35,18 @@ HANDLERS: dict[type, Handler] = {
     CampaignBonusGranted: ledger,
     # issue 12: who may see the customer
     CustomerOwnerChanged: owners,
+
+    # Issue 12: erase the customer, keeping the ledger's totals under an anonymous id; confirm.
+    CustomerErased: erase,
 }
 
 
 def consume(batch: list[Incoming], *, deps: Deps) -> BatchOutcome:
     """Decode a batch, hand each run of it to its handler, in one transaction with the outbox."""
-    return process_batch(batch, store=deps.store, service=SERVICE, prefix=deps.settings.topic_prefix,
-                         clock=deps.clock, decode=_decode,
-                         apply=lambda items, outcome: _dispatch(items, deps=deps, outcome=outcome))
+    outcome = process_batch(batch, store=deps.store, service=SERVICE, prefix=deps.settings.topic_prefix,
+                            clock=deps.clock, decode=_decode,
+                            apply=lambda items, outcome: _dispatch(items, deps=deps, outcome=outcome))
+    return scrub_after(outcome, deps.store)
 
 
 def _decode(msg: Incoming) -> Read:
@@ -51,6 +57,13 @@ def _decode(msg: Incoming) -> Read:
 
 
 def _dispatch(items: list[Decoded[Read]], *, deps: Deps, outcome: BatchOutcome) -> list[OutboxMessage]:
+    # An erasure is a barrier: what came before it is applied first; what names an erased id is dropped.
+    return dispatch_with_erasures(items, store=deps.store, outcome=outcome,
+                                  apply=lambda run: _dispatch_run(run, deps=deps, outcome=outcome),
+                                  erase=lambda run: HANDLERS[CustomerErased](run, deps=deps, outcome=outcome))
+
+
+def _dispatch_run(items: list[Decoded[Read]], *, deps: Deps, outcome: BatchOutcome) -> list[OutboxMessage]:
     taken = [one for one in items if type(one.item.message) in HANDLERS]
     if len(taken) < len(items):
         outcome.counts["ignored"] += len(items) - len(taken)

@@ -217,3 +217,15 @@ class AdjustmentRead(BaseModel):
     by: str
     at: str
     points_balance: int
+
+
+# -- issue 12, export (H4) ------------------------------------------------------------------------
+
+
+class LoyaltyExport(BaseModel):
+    """Loyalty's part of a customer's export (``GET /v1/customers/{id}/export`` on identity gathers it)."""
+
+    account: AccountRead
+    ledger: list[EntryRead]
+    redemptions: list[RedemptionRead]
+    tiers: TierHistoryRead

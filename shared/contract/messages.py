@@ -246,9 +246,34 @@ class AuditRecorded(_Message):
     reason: str | None = None
 
 
+# -- identity -> everyone (crm.customer.events): an erasure; everyone -> identity: its confirmation ------
+
+
+class CustomerErased(_Message):
+    """Identity erased a customer (``crm.customer.events``, keyed by the customer, so it follows every event
+    of theirs published before it): each service removes or anonymises what it holds of ``records`` and
+    confirms with :class:`ErasureConfirmed`. Carries ids only, never what was erased."""
+
+    kind: Literal["customer.erased"] = "customer.erased"
+    erasure_id: str
+    customer_id: str
+    records: list[str]
+    at: datetime
+
+
+class ErasureConfirmed(_Message):
+    """A service has erased its part of a customer (on its own topic; identity marks the service done)."""
+
+    kind: Literal["erasure.confirmed"] = "erasure.confirmed"
+    erasure_id: str
+    service: str
+    at: datetime
+
+
 Message = Annotated[
     CustomerEventResolved | CustomerMerged | ViewPartUpdated | PointsExpiryAnnounced | PointsExpired | TierChanged
-    | CampaignBonusGranted | CampaignTouched | AlertChanged | CustomerOwnerChanged | AuditRecorded,
+    | CampaignBonusGranted | CampaignTouched | AlertChanged | CustomerOwnerChanged | AuditRecorded | CustomerErased
+    | ErasureConfirmed,
     Field(discriminator="kind"),
 ]
 _ADAPTER: TypeAdapter[Message] = TypeAdapter(Message)
@@ -256,7 +281,7 @@ _HEAD: TypeAdapter[dict[str, Any]] = TypeAdapter(dict[str, Any])  # built once: 
 KINDS = frozenset(
     kind for model in (CustomerEventResolved, CustomerMerged, ViewPartUpdated, PointsExpiryAnnounced, PointsExpired,
                        TierChanged, CampaignBonusGranted, CampaignTouched, AlertChanged, CustomerOwnerChanged,
-                       AuditRecorded)
+                       AuditRecorded, CustomerErased, ErasureConfirmed)
     for kind in model.model_fields["kind"].annotation.__args__  # type: ignore[union-attr]
 )
 

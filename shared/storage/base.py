@@ -190,6 +190,9 @@ class SqliteDb:
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA busy_timeout=60000")
             conn.execute("PRAGMA foreign_keys=OFF")
+            # Deleted rows are overwritten with zeros, not left in free pages: an erased customer's phone must
+            # not stay readable in the file (issue 12, erasure).
+            conn.execute("PRAGMA secure_delete=ON")
             with self._schema_lock:
                 if not self._schema_done:
                     conn.executescript(self._schema)
@@ -254,6 +257,9 @@ def _begin_immediate(conn: sqlite3.Connection) -> None:
     conn.execute("BEGIN IMMEDIATE")
 
 
+# What an erased customer's kept facts are filed under (issue 12): ids that name nobody, never in an audience.
+ANON_PREFIX = "anon_"
+
 OUTBOX_SQL = """
 CREATE TABLE IF NOT EXISTS outbox (
   seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -267,6 +273,7 @@ CREATE TABLE IF NOT EXISTS dead_letters (
   code TEXT NOT NULL, reason TEXT NOT NULL, value BLOB NOT NULL, headers TEXT NOT NULL,
   at TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'dead', redriven_at TEXT, attempts INTEGER NOT NULL DEFAULT 1
 );
+CREATE TABLE IF NOT EXISTS erased_ids (id TEXT PRIMARY KEY, erasure_id TEXT NOT NULL) WITHOUT ROWID;
 """
 
 

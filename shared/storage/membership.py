@@ -153,3 +153,10 @@ class MongoMembership:
         cur = self.mdb["memberships"].find(  # type: ignore[attr-defined]
             {"customer_id": customer_id, "_id": {"$ne": customer_id}}).sort("_id", 1)
         return [customer_id, *(d["_id"] for d in cur)]
+
+
+def anonymous_names(ids: Iterable[str], *, customer_id: str, anon: str) -> dict[str, str]:
+    """Issue 12: the anonymous name of each id of an erased customer, the customer ``anon`` and each other
+    record ``anon.n``, so facts kept under them keep their record -> customer shape."""
+    others = sorted(set(ids) - {customer_id})
+    return {customer_id: anon, **{r: f"{anon}.{n}" for n, r in enumerate(others, 1)}}

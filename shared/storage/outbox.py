@@ -7,12 +7,15 @@ publishes it and deletes it, so a crash between the two republishes rather than 
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Protocol
 
 from shared.storage.base import OUTBOX_SQL, DeadLetter, MongoDb, OutboxMessage, SqliteDb
+
+log = logging.getLogger(__name__)
 
 
 def _h_dump(headers: list[tuple[str, bytes]]) -> str:
@@ -35,6 +38,13 @@ class OutboxStore(Protocol):
     def dead_letter_mark(self, letter_id: int, *, status: str, at: str) -> None: ...
     def dead_letter_count(self, *, status: str | None = None) -> int: ...
     def dead_letter_purge(self, *, before: str) -> int: ...
+
+    # issue 12, erasure (H4)
+    def forget_messages(self, *, keys: list[str], needles: list[str]) -> int: ...
+    def dead_letters_delete(self, ids: list[int]) -> None: ...
+    def scrub(self) -> None: ...
+    def erased_ids(self, ids: list[str]) -> set[str]: ...
+    def note_erased(self, ids: list[str], *, erasure_id: str) -> None: ...
 
 
 class SqliteOutbox:
@@ -119,6 +129,56 @@ class SqliteOutbox:
         """Delete dead letters kept since before ``before`` (retention: they hold whole raw messages)."""
         with self.db.transaction() as c:  # type: ignore[attr-defined]
             return c.execute("DELETE FROM dead_letters WHERE at < ?", (before,)).rowcount
+
+
+    # -- issue 12, erasure (H4) -----------------------------------------------------------
+    def forget_messages(self, *, keys: list[str], needles: list[str]) -> int:
+        """Delete outbox rows keyed by any of ``keys`` or holding any of ``needles``, and dead letters
+        holding any of ``needles`` (an erased customer's ids); returns how many rows went."""
+        blobs = [n.encode() for n in needles if n]
+        gone = 0
+        with self.db.transaction() as c:  # type: ignore[attr-defined]
+            if keys:
+                gone += c.execute(f"DELETE FROM outbox WHERE key IN ({','.join('?' * len(keys))})",
+                                  [k.encode() for k in keys]).rowcount
+            for blob in blobs:
+                gone += c.execute("DELETE FROM outbox WHERE instr(value, ?) > 0", (blob,)).rowcount
+                gone += c.execute("DELETE FROM dead_letters WHERE instr(value, ?) > 0", (blob,)).rowcount
+        return gone
+
+    def dead_letters_delete(self, ids: list[int]) -> None:
+        """Delete dead letters by id (they held an erased customer's data)."""
+        with self.db.transaction() as c:  # type: ignore[attr-defined]
+            c.executemany("DELETE FROM dead_letters WHERE id = ?", [(i,) for i in ids])
+
+    def erased_ids(self, ids: list[str]) -> set[str]:
+        """Which of these customer or record ids were erased (one query; none when nobody ever was)."""
+        c = self.db.conn()  # type: ignore[attr-defined]
+        if not ids or c.execute("SELECT 1 FROM erased_ids LIMIT 1").fetchone() is None:
+            return set()
+        out: set[str] = set()
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            rows = c.execute(f"SELECT id FROM erased_ids WHERE id IN ({','.join('?' * len(chunk))})", chunk)
+            out.update(r[0] for r in rows)
+        return out
+
+    def note_erased(self, ids: list[str], *, erasure_id: str) -> None:
+        """Remember these ids as erased: later messages naming them are dropped."""
+        with self.db.transaction() as c:  # type: ignore[attr-defined]
+            c.executemany("INSERT OR IGNORE INTO erased_ids VALUES (?,?)", [(i, erasure_id) for i in ids])
+
+    def scrub(self) -> None:
+        """Move everything the write-ahead log holds into the file and empty the log, so a deleted row's old
+        copies in the log are gone too (the file itself has them zeroed: ``secure_delete``)."""
+        conn = self.db.conn()  # type: ignore[attr-defined]
+        for _ in range(50):
+            busy, _log, _done = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            if not busy:
+                return
+            time.sleep(0.05)
+        # Readers held the log all along: its old frames stay until SQLite reuses them (or the next erasure).
+        log.warning("%s: the write-ahead log could not be truncated after an erasure", self.db.path.name)  # type: ignore[attr-defined]
 
 
 class MongoOutbox:
@@ -219,6 +279,44 @@ class MongoOutbox:
     def dead_letter_purge(self, *, before: str) -> int:
         """Delete dead letters kept since before ``before`` (retention: they hold whole raw messages)."""
         return self.mdb["dead_letters"].delete_many({"at": {"$lt": before}}).deleted_count  # type: ignore[attr-defined]
+
+
+    # -- issue 12, erasure (H4) -----------------------------------------------------------
+    def forget_messages(self, *, keys: list[str], needles: list[str]) -> int:
+        """Delete outbox rows keyed by any of ``keys`` or holding any of ``needles``, and dead letters
+        holding any of ``needles`` (an erased customer's ids); returns how many documents went."""
+        blobs = [n.encode() for n in needles if n]
+        gone = 0
+        for name, by_key in (("outbox", True), ("dead_letters", False)):
+            coll = self.mdb[name]  # type: ignore[attr-defined]
+            # Values are bytes: no server-side substring match, so the (short) collections are read through.
+            ids = [d["_id"] for d in coll.find({}, {"key": 1, "value": 1})
+                   if (by_key and d.get("key") and bytes(d["key"]).decode("latin-1") in keys)
+                   or any(b in bytes(d["value"]) for b in blobs)]
+            if ids:
+                gone += coll.delete_many({"_id": {"$in": ids}}).deleted_count
+        return gone
+
+    def dead_letters_delete(self, ids: list[int]) -> None:
+        """Delete dead letters by id (they held an erased customer's data)."""
+        if ids:
+            self.mdb["dead_letters"].delete_many({"_id": {"$in": list(ids)}})  # type: ignore[attr-defined]
+
+    def erased_ids(self, ids: list[str]) -> set[str]:
+        """Which of these customer or record ids were erased."""
+        if not ids:
+            return set()
+        return {d["_id"] for d in self.mdb["erased_ids"].find({"_id": {"$in": list(ids)}}, {"_id": 1})}  # type: ignore[attr-defined]
+
+    def note_erased(self, ids: list[str], *, erasure_id: str) -> None:
+        """Remember these ids as erased: later messages naming them are dropped."""
+        for i in ids:
+            self.mdb["erased_ids"].update_one({"_id": i}, {"$setOnInsert": {"erasure_id": erasure_id}},  # type: ignore[attr-defined]
+                                              upsert=True)
+
+    def scrub(self) -> None:
+        """Nothing to do: a deleted document is gone from what MongoDB serves (its own storage engine and
+        oplog are the server's to compact)."""
 
 
 class SqliteStore(SqliteOutbox):

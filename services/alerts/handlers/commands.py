@@ -113,3 +113,21 @@ def visible_standings(rows: list, *, deps: Deps, seeing: Visibility) -> list:
         return rows
     owners = deps.store.owners_of([s.customer_id for s in rows])
     return [s for s in rows if seeing.sees(owners[s.customer_id])]
+
+# -- issue 12, export (H4) ------------------------------------------------------------------------
+
+
+def customer_alerts(customer_id: str, *, deps: Deps) -> tuple[str, list[Alert]]:
+    """Every alert of a customer in any status, newest first, as ``GET /v1/alerts?customer_id=`` lists them
+    (a merged-away id answers for its survivor); what the export holds."""
+    from services.alerts.store import AlertQuery
+
+    store = deps.store
+    root = store.customer_of(customer_id)
+    query = AlertQuery(customer_ids=tuple(store.records_of(root)))
+    found: list[Alert] = []
+    while True:
+        page, total = store.find_alerts(query, offset=len(found), limit=500)
+        found += page
+        if not page or len(found) >= total:
+            return root, found

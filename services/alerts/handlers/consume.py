@@ -17,6 +17,7 @@ from typing import Any
 from services.alerts.handlers import Deps
 from services.alerts.handlers.evaluation import Writer
 from services.alerts.store import ExpiryRow, LoyaltyRow, OccurrenceRow
+from shared.contract import topics
 from shared.contract.facts import (
     FieldValue,
     PurchaseFact,
@@ -31,6 +32,7 @@ from shared.storage.base import OutboxMessage
 from shared.storage.membership import Membership, memberships_of
 from shared.storage.owners import owner_row
 from shared.streaming.batch import BatchOutcome, Decoded, message_span
+from shared.streaming.erasure import erase_each
 
 # The profile fields the rules read (``attributes.account_manager`` comes from ``crm.profile`` attributes).
 FIELDS = ("birthday", "attributes.account_manager")
@@ -295,3 +297,9 @@ def owners(items: Items, *, deps: Deps, outcome: Fold) -> list[OutboxMessage]:
     deps.store.put_owners([owner_row(one.item.message) for one in items])
     outcome.processed += len(items)
     return []
+
+def erase(items: Items, *, deps: Deps, outcome: BatchOutcome) -> list[OutboxMessage]:
+    """Erase customers (issue 12): their facts, free text and alerts deleted; each erasure confirmed on
+    alerts' topic."""
+    return erase_each(items, service="alerts", store=deps.store, settings=deps.settings,
+                      topic=topics.ALERTS_EVENTS, clock=deps.clock, outcome=outcome)

@@ -332,3 +332,21 @@ class MongoAlertsStore(MongoStore, MongoMembership, MongoOwners):
         """The model with the latest as-of date up to ``until``."""
         docs = list(self.mdb["models"].find({"_id": {"$lte": until.isoformat()}}).sort("_id", DESCENDING).limit(1))
         return StoredModel(model_of(docs[0]), docs[0]["fitted_at"]) if docs else None
+
+    # -- issue 12, erasure (H4) ---------------------------------------------------------
+    def erase_customer(self, customer_id: str, *, records: list[str], erasure_id: str, anon: str) -> list[str]:
+        """Erase a customer: facts, profile fields, free text, loyalty state, alerts and their schedule all
+        go (alerts keep no totals that need them; ``anon`` is unused). Returns the ids erased."""
+        m = self.mdb
+        ids = sorted({customer_id, *records, *self.records_of(customer_id)})
+        for name in ("purchases", "refunds", "occurrences", "expiries", "attributes"):
+            m[name].delete_many({"record_id": {"$in": ids}})
+        m["loyalty"].delete_many({"_id": {"$in": ids}})
+        alert_ids = [d["_id"] for d in m["alerts"].find({"customer_id": {"$in": ids}}, {"_id": 1})]
+        m["alert_triggers"].delete_many({"alert_id": {"$in": alert_ids}})
+        m["alerts"].delete_many({"_id": {"$in": alert_ids}})
+        for name in ("view_versions", "due"):
+            m[name].delete_many({"_id": {"$in": ids}})
+        m["memberships"].delete_many({"$or": [{"_id": {"$in": ids}}, {"customer_id": {"$in": ids}}]})
+        self.note_erased(ids, erasure_id=erasure_id)
+        return ids

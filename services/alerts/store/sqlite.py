@@ -332,3 +332,21 @@ class SqliteAlertsStore(SqliteStore, SqliteMembership, SqliteOwners):
         row = self.db.conn().execute("SELECT doc, fitted_at FROM models WHERE as_of <= ? ORDER BY as_of DESC LIMIT 1",
                                      (until.isoformat(),)).fetchone()
         return StoredModel(model_of(json.loads(row[0])), row[1]) if row else None
+
+    # -- issue 12, erasure (H4) ---------------------------------------------------------
+    def erase_customer(self, customer_id: str, *, records: list[str], erasure_id: str, anon: str) -> list[str]:
+        """Erase a customer: facts, profile fields, free text, loyalty state, alerts and their schedule all
+        go (alerts keep no totals that need them; ``anon`` is unused). Returns the ids erased."""
+        c = self.db.conn()
+        ids = sorted({customer_id, *records, *self.records_of(customer_id)})
+        q = ",".join("?" * len(ids))
+        for table in ("purchases", "refunds", "occurrences", "expiries", "loyalty", "attributes"):
+            c.execute(f"DELETE FROM {table} WHERE record_id IN ({q})", ids)
+        c.execute(f"DELETE FROM alert_triggers WHERE alert_id IN (SELECT alert_id FROM alerts"
+                  f" WHERE customer_id IN ({q}))", ids)
+        c.execute(f"DELETE FROM alerts WHERE customer_id IN ({q})", ids)
+        for table in ("view_versions", "due"):
+            c.execute(f"DELETE FROM {table} WHERE customer_id IN ({q})", ids)
+        c.execute(f"DELETE FROM memberships WHERE record_id IN ({q}) OR customer_id IN ({q})", ids + ids)
+        self.note_erased(ids, erasure_id=erasure_id)
+        return ids

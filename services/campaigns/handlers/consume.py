@@ -12,6 +12,7 @@ from __future__ import annotations
 from services.campaigns.domain.audience import kept
 from services.campaigns.handlers import Deps
 from services.campaigns.handlers.view_part import refresh_views
+from shared.contract import topics
 from shared.contract.events import ChannelEvent
 from shared.contract.facts import attribute_values, purchase_fact, refund_fact
 from shared.contract.messages import Read
@@ -20,6 +21,7 @@ from shared.storage.base import OutboxMessage
 from shared.storage.membership import Membership, memberships_of
 from shared.storage.owners import owner_row
 from shared.streaming.batch import BatchOutcome, Decoded, message_span
+from shared.streaming.erasure import erase_each
 
 
 def identity_messages(items: list[Decoded[Read]], *, deps: Deps, outcome: BatchOutcome) -> list[OutboxMessage]:
@@ -97,3 +99,9 @@ def owners(items: list[Decoded[Read]], *, deps: Deps, outcome: BatchOutcome) -> 
     deps.store.put_owners([owner_row(one.item.message) for one in items])
     outcome.processed += len(items)
     return []
+
+def erase(items: list[Decoded[Read]], *, deps: Deps, outcome: BatchOutcome) -> list[OutboxMessage]:
+    """Erase customers (issue 12): profile fields deleted, campaign memberships and facts kept under
+    anonymous ids so results stay exact; each erasure confirmed on campaigns' topic."""
+    return erase_each(items, service="campaigns", store=deps.store, settings=deps.settings,
+                      topic=topics.CAMPAIGN_EVENTS, clock=deps.clock, outcome=outcome)

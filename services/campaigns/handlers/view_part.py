@@ -50,3 +50,21 @@ def refresh_views(customers: Collection[str], *, deps: Deps) -> list[OutboxMessa
                                    version=part_version(versions[c]))
             out.append(outbox_message(deps, topics.CAMPAIGN_EVENTS, c, body, headers))
     return out
+
+
+# -- issue 12, export (H4) ------------------------------------------------------------------------
+
+
+def export(customer_id: str, *, deps: Deps) -> dict:
+    """Campaigns' part of a customer's export: every campaign they are enrolled in, with group and
+    conversion, as their part of the single customer view shows it (a merged-away id: its customer's)."""
+    store = deps.store
+    root = store.current_customers({customer_id}).get(customer_id, customer_id)
+    enrolled = store.enrolments([root])
+    if not enrolled:
+        return {"customer_id": root, "campaigns": []}
+    units = collapse(enrolled)
+    sales, refunds = store.sales({e.customer_id for e in units}, since_ms=min(e.at_ms for e in units))
+    done = outcomes(units, credits(units, sales, refunds, deps.config.attribution))
+    items = view_items(units, done, store.campaign_names({e.campaign_id for e in units}))
+    return {"customer_id": root, "campaigns": items.get(root, [])}

@@ -15,7 +15,7 @@ from services.campaigns.domain.attribution import Enrolment
 from services.campaigns.store import CampaignRow, MemberRow, TouchRow
 from services.campaigns.store.leases import MongoLeases
 from services.campaigns.store.mongo_facts import MongoFacts, chunked, key
-from shared.storage.membership import MongoMembership
+from shared.storage.membership import MongoMembership, anonymous_names
 from shared.storage.outbox import MongoStore
 from shared.storage.owners import MongoOwners
 
@@ -195,3 +195,32 @@ class MongoCampaignsStore(MongoFacts, MongoStore, MongoMembership, MongoLeases, 
             coll.insert_many(docs, ordered=False)
             versions.update({d["_id"]: d["version"] for d in docs})
         return versions
+
+    # -- issue 12, erasure (H4) ---------------------------------------------------------
+    def erase_customer(self, customer_id: str, *, records: list[str], erasure_id: str, anon: str) -> list[str]:
+        """Erase a customer: profile fields, tier and view state go; audience memberships, touches and the
+        purchase and refund facts results count stay, each id renamed to an anonymous one (the same
+        record -> customer shape), so every campaign's group sizes, conversions and sales stay exact.
+        Returns the ids erased."""
+        m = self.mdb
+        ids = sorted({customer_id, *records, *self.records_of(customer_id)})
+        renamed = anonymous_names(ids, customer_id=customer_id, anon=anon)
+        m["attributes"].delete_many({"record_id": {"$in": ids}})
+        for name in ("tiers", "view_state"):
+            m[name].delete_many({"_id": {"$in": ids}})
+        held = list(m["memberships"].find({"$or": [{"_id": {"$in": ids}}, {"customer_id": {"$in": ids}}]}))
+        m["memberships"].delete_many({"_id": {"$in": [d["_id"] for d in held]}})
+        for d in held:
+            owner = renamed.get(d["customer_id"], d["customer_id"])
+            m["memberships"].update_one({"_id": renamed.get(d["_id"], d["_id"])},
+                                        {"$setOnInsert": {"customer_id": owner, "at": d["at"]}}, upsert=True)
+        for old, new in renamed.items():
+            m["purchases"].update_many({"record_id": old}, {"$set": {"record_id": new}})
+            m["refunds"].update_many({"record_id": old}, {"$set": {"record_id": new}})
+            m["touches"].update_many({"customer_id": old}, {"$set": {"customer_id": new}})
+            # A member's id is part of its document id, which cannot change: the document is written anew.
+            for d in list(m["members"].find({"member_id": old})):
+                m["members"].insert_one({**d, "_id": key(d["campaign_id"], new), "member_id": new})
+                m["members"].delete_one({"_id": d["_id"]})
+        self.note_erased(ids, erasure_id=erasure_id)
+        return ids

@@ -20,6 +20,7 @@ from services.campaigns.domain.attribution import Refund, Sale
 from services.campaigns.domain.audience import CustomerFacts
 from services.campaigns.domain.results import PeriodSales
 from shared.contract.facts import FieldValue, PurchaseFact, RefundFact, newest
+from shared.storage.base import ANON_PREFIX
 from shared.storage.membership import Membership
 
 CHUNK = 5000  # ids per $in query: keeps every query document far below MongoDB's 16 MB limit
@@ -216,7 +217,7 @@ class MongoFacts:
             CustomerFacts(customer_id=cid, store_days=tuple(sorted(stores.get(cid, ()))),
                           categories=frozenset(cats.get(cid, ())), attributes=newest(values.get(cid, [])),
                           tier=tiers.get(cid), **fields)
-            for cid, fields in sorted(agg.items())
+            for cid, fields in sorted(agg.items()) if not cid.startswith(ANON_PREFIX)  # erased: in no audience
         ]
 
     def sales(self, customers: Collection[str], *, since_ms: int | None = None,

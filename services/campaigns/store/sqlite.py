@@ -14,9 +14,9 @@ from services.campaigns.domain.results import PeriodSales
 from services.campaigns.store import CampaignRow, MemberRow, TouchRow
 from services.campaigns.store.leases import LEASES_SQL, SqliteLeases
 from shared.contract.facts import FieldValue, PurchaseFact, RefundFact
-from shared.storage.base import OUTBOX_SQL
+from shared.storage.base import ANON_PREFIX, OUTBOX_SQL
 from shared.storage.fact_tables import ATTRIBUTES_SQL, compact_json, sqlite_put_attributes
-from shared.storage.membership import MEMBERSHIP_SQL, SqliteMembership
+from shared.storage.membership import MEMBERSHIP_SQL, SqliteMembership, anonymous_names
 from shared.storage.outbox import SqliteStore
 from shared.storage.owners import OWNERS_SQL, SqliteOwners
 
@@ -241,7 +241,7 @@ class SqliteCampaignsStore(SqliteStore, SqliteMembership, SqliteLeases, SqliteOw
             CustomerFacts(customer_id=cid, store_days=tuple(sorted(stores[cid])) if cid in stores else (),
                           categories=frozenset(bought.get(cid, ())), attributes=attributes.get(cid, {}),
                           tier=tiers.get(cid), **held)
-            for cid, held in sorted(acc.items())
+            for cid, held in sorted(acc.items()) if not cid.startswith(ANON_PREFIX)  # erased: in no audience
         ]
 
     def _newest(self, as_of_ms: int, fields: Collection[str] | None) -> dict[str, dict[str, FieldValue]]:
@@ -372,3 +372,30 @@ class SqliteCampaignsStore(SqliteStore, SqliteMembership, SqliteLeases, SqliteOw
         self._wanted(hashes)
         return dict(c.execute("SELECT v.customer_id, v.version FROM temp.wanted w JOIN view_state v"
                               " ON v.customer_id = w.id"))
+
+    # -- issue 12, erasure (H4) ---------------------------------------------------------
+    def erase_customer(self, customer_id: str, *, records: list[str], erasure_id: str, anon: str) -> list[str]:
+        """Erase a customer: profile fields, tier and view state go; audience memberships, touches and the
+        purchase and refund facts results count stay, each id renamed to an anonymous one (the same
+        record -> customer shape), so every campaign's group sizes, conversions and sales stay exact.
+        Returns the ids erased."""
+        c = self.db.conn()
+        ids = sorted({customer_id, *records, *self.records_of(customer_id)})
+        renamed = anonymous_names(ids, customer_id=customer_id, anon=anon)
+        q = ",".join("?" * len(ids))
+        for table in ("attributes",):
+            c.execute(f"DELETE FROM {table} WHERE record_id IN ({q})", ids)
+        for table in ("tiers", "view_state"):
+            c.execute(f"DELETE FROM {table} WHERE customer_id IN ({q})", ids)
+        held = c.execute(f"SELECT record_id, customer_id, at FROM memberships WHERE record_id IN ({q})"
+                         f" OR customer_id IN ({q})", ids + ids).fetchall()
+        c.execute(f"DELETE FROM memberships WHERE record_id IN ({q}) OR customer_id IN ({q})", ids + ids)
+        c.executemany("INSERT OR IGNORE INTO memberships VALUES (?,?,?)",
+                      [(renamed.get(r, r), renamed.get(m, m), at) for r, m, at in held])
+        pairs = list(renamed.items())
+        c.executemany("UPDATE purchases SET record_id = ? WHERE record_id = ?", [(new, old) for old, new in pairs])
+        c.executemany("UPDATE refunds SET record_id = ? WHERE record_id = ?", [(new, old) for old, new in pairs])
+        c.executemany("UPDATE members SET member_id = ? WHERE member_id = ?", [(new, old) for old, new in pairs])
+        c.executemany("UPDATE touches SET customer_id = ? WHERE customer_id = ?", [(new, old) for old, new in pairs])
+        self.note_erased(ids, erasure_id=erasure_id)
+        return ids

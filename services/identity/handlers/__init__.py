@@ -3,8 +3,9 @@ routes that change something) and ``queries`` (the single customer view and the 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from services.identity.config import IdentityConfig
 from services.identity.domain.cleaning import Cleaning, Pseudo
@@ -30,3 +31,6 @@ class Deps:
     publish: Publish | None = None
     relay: Callable[[list[OutboxMessage]], None] | None = None
     runner: Callable[[], BatchRunner] | None = None  # built on first use: it owns a thread pool
+    # Issue 12 (export): GET a path on another service's API with these headers; app.py's default calls
+    # it over HTTP on its port from settings, tests pass the other services' in-process apps.
+    peer_get: Callable[[str, str, Mapping[str, str]], Any] | None = None

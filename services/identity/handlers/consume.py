@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from services.identity.domain.cleaning import Prepared
+from services.identity.domain.erasure import pseudonyms_of
 from services.identity.domain.owner import changed_owners, owning_store
 from services.identity.domain.resolution import resolve as resolve_event
 from services.identity.handlers import Deps
@@ -29,6 +30,7 @@ from shared.contract.messages import (
     AuditRecorded,
     CustomerMerged,
     CustomerOwnerChanged,
+    ErasureConfirmed,
     ViewPartUpdated,
     resolved_event_json,
 )
@@ -42,6 +44,7 @@ from shared.streaming.outbox import outbox_message
 def resolve(items: list[Decoded[Prepared]], *, deps: Deps, outcome: BatchOutcome) -> list[OutboxMessage]:
     """Resolve channel events to customers; what a batch writes in bulk is written once at its end."""
     out: list[OutboxMessage] = []
+    items = _without_erased(items, deps=deps, outcome=outcome)
     fold = _Fold(seen=deps.store.seen([one.item.event.key for one in items]))
     for one in items:
         event = one.item.event
@@ -59,13 +62,51 @@ def resolve(items: list[Decoded[Prepared]], *, deps: Deps, outcome: BatchOutcome
 
 
 def hold_parts(items: list[Decoded[ViewPartUpdated]], *, deps: Deps, outcome: BatchOutcome) -> list[OutboxMessage]:
-    """Keep the newest part of each customer's view that loyalty, alerts and campaigns publish."""
+    """Keep the newest part of each customer's view that loyalty, alerts and campaigns publish (never one of
+    an erased customer, which a service may have published before it erased its own part)."""
+    erased = deps.store.erased_ids(sorted({one.item.customer_id for one in items}))
     for one in items:
         part = one.item
+        if part.customer_id in erased:
+            outcome.counts["erased"] += 1
+            continue
         with message_span("identity", one.msg, {"crm.customer_id": part.customer_id, "crm.view.part": part.part}):
             deps.store.put_part(part.customer_id, part.part, part.value.model_dump(mode="json", exclude_unset=True),
                                 version=part.version)
         outcome.processed += 1
+    return []
+
+
+def _without_erased(items: list[Decoded[Prepared]], *, deps: Deps, outcome: BatchOutcome) -> list[Decoded[Prepared]]:
+    """The events that carry no identifier of an erased customer: the others are dropped before anything
+    stores them (a replay must not bring the person back), counted ``erased``, never dead-lettered."""
+    if not items or not deps.store.has_erasures():
+        return items
+    carried = [pseudonyms_of(one.item.idents, deps.pseudo) for one in items]
+    erased = deps.store.erased([p for ps in carried for p in ps])
+    if not erased:
+        return items
+    kept = [one for one, ps in zip(items, carried, strict=True) if erased.isdisjoint(ps)]
+    outcome.counts["erased"] += len(items) - len(kept)
+    return kept
+
+
+def drop_erased(items: list[Decoded[object]], *, deps: Deps, outcome: BatchOutcome) -> list[OutboxMessage]:
+    """Count events dropped, unread, because they name an erased person (issue 12)."""
+    outcome.counts["erased"] += len(items)
+    return []
+
+
+def confirm_erasure(items: list[Decoded[ErasureConfirmed]], *, deps: Deps,
+                    outcome: BatchOutcome) -> list[OutboxMessage]:
+    """Note each service's confirmation of an erasure (again and again changes nothing)."""
+    for one in items:
+        m = one.item
+        with message_span("identity", one.msg, {"crm.erasure_id": m.erasure_id, "crm.erasure.service": m.service}):
+            if deps.store.confirm_erasure(m.erasure_id, service=m.service, at=iso_utc(m.at)):
+                outcome.processed += 1
+            else:
+                outcome.counts["ignored"] += 1  # an erasure this identity store never asked for
     return []
 
 

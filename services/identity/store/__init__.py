@@ -90,7 +90,35 @@ class StatsRow:
     store_days: list[tuple[str, int, str]] = field(default_factory=list)
 
 
-class IdentityStore(OutboxStore, Protocol):
+# -- issue 12, erasure and export (H4) ------------------------------------------------------------
+
+ERASURE_SERVICES = ("identity", "loyalty", "alerts", "campaigns")
+
+
+@dataclass(frozen=True)
+class ErasureRow:
+    """An erasure asked for: whose, why, by whom, and when each service confirmed it (``None``: not yet)."""
+
+    erasure_id: str
+    customer_id: str
+    records: tuple[str, ...]
+    reason: str
+    requested_by: str
+    requested_at: str
+    confirmed: dict[str, str | None] = field(default_factory=dict)
+
+
+class ErasureStore(Protocol):
+    """Identity's erasure operations (part of :class:`IdentityStore`; kept apart so the block stays one)."""
+
+    def erase(self, records: list[str], *, erasure: ErasureRow, pseudonyms: list[str]) -> None: ...
+    def has_erasures(self) -> bool: ...
+    def erased(self, pseudonyms: list[str]) -> set[str]: ...
+    def erasure(self, erasure_id: str) -> ErasureRow | None: ...
+    def confirm_erasure(self, erasure_id: str, *, service: str, at: str) -> bool: ...
+
+
+class IdentityStore(OutboxStore, ErasureStore, Protocol):
     """The operations identity performs on its data; writes run inside ``transaction()``."""
 
     def transaction(self) -> AbstractContextManager[Any]: ...
@@ -144,3 +172,4 @@ class IdentityStore(OutboxStore, Protocol):
         self, stores: frozenset[str], *, status: str | None, customer_id: str | None, offset: int, limit: int
     ) -> list[ConflictRow]: ...
     def conflict_customers(self, conflict_id: str) -> tuple[str, ...] | None: ...
+

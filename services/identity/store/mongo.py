@@ -20,7 +20,15 @@ from pymongo import ASCENDING, DESCENDING, UpdateMany
 
 from services.identity.domain.cleaning import Ident
 from services.identity.domain.resolution import Found
-from services.identity.store import ConflictRow, EventRow, IdentifierRow, MergeRow, RecordRow, StatsRow
+from services.identity.store import (
+    ConflictRow,
+    ErasureRow,
+    EventRow,
+    IdentifierRow,
+    MergeRow,
+    RecordRow,
+    StatsRow,
+)
 from shared.access.audit import AuditEntry, AuditQuery
 from shared.contract.facts import FieldValue, PurchaseFact, RefundFact
 from shared.storage import audit as audit_store
@@ -403,3 +411,51 @@ class MongoIdentityStore(MongoStore, MongoOwners):
         """The customers a conflict names (None: no such conflict)."""
         doc = self.mdb["conflicts"].find_one({"_id": conflict_id}, {"customer_ids": 1})
         return tuple(doc["customer_ids"]) if doc else None
+
+    # -- issue 12, erasure (H4) ---------------------------------------------------------
+    def erase(self, records: list[str], *, erasure: ErasureRow, pseudonyms: list[str]) -> None:
+        """Delete everything held of these records and keep the erasure and the pseudonyms of their
+        identifiers (never the identifiers), so later events carrying them are recognised and dropped."""
+        m, ids = self.mdb, list(records)
+        m["erasures"].update_one({"_id": erasure.erasure_id}, {"$setOnInsert": {
+            "customer_id": erasure.customer_id, "records": list(erasure.records), "reason": erasure.reason,
+            "requested_by": erasure.requested_by, "requested_at": erasure.requested_at,
+            "confirmed": dict(erasure.confirmed)}}, upsert=True)
+        for p in set(pseudonyms):
+            m["erased_identifiers"].update_one({"_id": p}, {"$setOnInsert": {"erasure_id": erasure.erasure_id}},
+                                               upsert=True)
+        if not ids:
+            return
+        for name in ("identifiers", "events", "purchases", "refunds", "attributes", "parts"):
+            m[name].delete_many({"record_id": {"$in": ids}})
+        m["records"].delete_many({"_id": {"$in": ids}})
+        m["merges"].delete_many({"$or": [{"survivor_id": {"$in": ids}}, {"merged_id": {"$in": ids}}]})
+        m["merge_blocks"].delete_many({"$or": [{"a": {"$in": ids}}, {"b": {"$in": ids}}]})
+        m["conflicts"].delete_many({"customer_ids": {"$in": ids}})
+
+    def has_erasures(self) -> bool:
+        """Whether anyone was ever erased (most batches need no pseudonym at all then)."""
+        return self.mdb["erased_identifiers"].find_one({}, {"_id": 1}) is not None
+
+    def erased(self, pseudonyms: list[str]) -> set[str]:
+        """Which of these identifier pseudonyms belong to an erased customer."""
+        if not pseudonyms:
+            return set()
+        return {d["_id"] for d in self.mdb["erased_identifiers"].find({"_id": {"$in": list(set(pseudonyms))}},
+                                                                       {"_id": 1})}
+
+    def erasure(self, erasure_id: str) -> ErasureRow | None:
+        """One erasure."""
+        d = self.mdb["erasures"].find_one({"_id": erasure_id})
+        if d is None:
+            return None
+        return ErasureRow(d["_id"], d["customer_id"], tuple(d["records"]), d["reason"], d["requested_by"],
+                          d["requested_at"], dict(d["confirmed"]))
+
+    def confirm_erasure(self, erasure_id: str, *, service: str, at: str) -> bool:
+        """Note that ``service`` confirmed (the first confirmation's time is kept); False when unknown."""
+        if self.mdb["erasures"].find_one({"_id": erasure_id}, {"_id": 1}) is None:
+            return False
+        self.mdb["erasures"].update_one({"_id": erasure_id, f"confirmed.{service}": None},
+                                        {"$set": {f"confirmed.{service}": at}})
+        return True

@@ -9,6 +9,7 @@ from services.identity.domain.cleaning import Ident
 from services.identity.domain.resolution import Found
 from services.identity.store import (
     ConflictRow,
+    ErasureRow,
     EventRow,
     IdentifierRow,
     MergeRow,
@@ -71,6 +72,11 @@ CREATE TABLE IF NOT EXISTS parts (
   record_id TEXT NOT NULL, part TEXT NOT NULL, value TEXT NOT NULL, version TEXT NOT NULL,
   PRIMARY KEY (record_id, part)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS erasures (
+  erasure_id TEXT PRIMARY KEY, customer_id TEXT NOT NULL, records TEXT NOT NULL, reason TEXT NOT NULL,
+  requested_by TEXT NOT NULL, requested_at TEXT NOT NULL, confirmed TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS erased_identifiers (pseudonym TEXT PRIMARY KEY, erasure_id TEXT NOT NULL) WITHOUT ROWID;
 """
     + ATTRIBUTES_SQL
     + OUTBOX_SQL
@@ -408,3 +414,51 @@ class SqliteIdentityStore(SqliteStore, SqliteOwners):
         row = self.db.conn().execute("SELECT customer_ids FROM conflicts WHERE conflict_id = ?",
                                      (conflict_id,)).fetchone()
         return tuple(json.loads(row[0])) if row else None
+
+    # -- issue 12, erasure (H4) ---------------------------------------------------------
+    def erase(self, records: list[str], *, erasure: ErasureRow, pseudonyms: list[str]) -> None:
+        """Delete everything held of these records and keep the erasure and the pseudonyms of their
+        identifiers (never the identifiers), so later events carrying them are recognised and dropped."""
+        c, ids = self.db.conn(), records
+        c.execute("INSERT OR IGNORE INTO erasures VALUES (?,?,?,?,?,?,?)",
+                  (erasure.erasure_id, erasure.customer_id, json.dumps(list(erasure.records)), erasure.reason,
+                   erasure.requested_by, erasure.requested_at, json.dumps(erasure.confirmed)))
+        c.executemany("INSERT OR IGNORE INTO erased_identifiers VALUES (?,?)",
+                      [(p, erasure.erasure_id) for p in pseudonyms])
+        if not ids:
+            return
+        q = _in(ids)
+        for table in ("identifiers", "events", "purchases", "refunds", "attributes", "parts"):
+            c.execute(f"DELETE FROM {table} WHERE record_id IN ({q})", ids)
+        c.execute(f"DELETE FROM records WHERE id IN ({q})", ids)
+        c.execute(f"DELETE FROM merges WHERE survivor_id IN ({q}) OR merged_id IN ({q})", ids + ids)
+        c.execute(f"DELETE FROM merge_blocks WHERE a IN ({q}) OR b IN ({q})", ids + ids)
+        c.execute(f"DELETE FROM conflicts WHERE EXISTS (SELECT 1 FROM json_each(customer_ids) WHERE value IN ({q}))",
+                  ids)
+
+    def has_erasures(self) -> bool:
+        """Whether anyone was ever erased (most batches need no pseudonym at all then)."""
+        return self.db.conn().execute("SELECT 1 FROM erased_identifiers LIMIT 1").fetchone() is not None
+
+    def erased(self, pseudonyms: list[str]) -> set[str]:
+        """Which of these identifier pseudonyms belong to an erased customer."""
+        out: set[str] = set()
+        for chunk in _chunks(list(set(pseudonyms)), 500):
+            rows = self.db.conn().execute(
+                f"SELECT pseudonym FROM erased_identifiers WHERE pseudonym IN ({_in(chunk)})", chunk)
+            out.update(r[0] for r in rows)
+        return out
+
+    def erasure(self, erasure_id: str) -> ErasureRow | None:
+        """One erasure."""
+        row = self.db.conn().execute("SELECT * FROM erasures WHERE erasure_id = ?", (erasure_id,)).fetchone()
+        if row is None:
+            return None
+        return ErasureRow(row[0], row[1], tuple(json.loads(row[2])), row[3], row[4], row[5], json.loads(row[6]))
+
+    def confirm_erasure(self, erasure_id: str, *, service: str, at: str) -> bool:
+        """Note that ``service`` confirmed (the first confirmation's time is kept); False when unknown."""
+        cur = self.db.conn().execute(
+            "UPDATE erasures SET confirmed = json_set(confirmed, '$.' || ?, COALESCE(json_extract(confirmed,"
+            " '$.' || ?), ?)) WHERE erasure_id = ?", (service, service, at, erasure_id))
+        return cur.rowcount == 1

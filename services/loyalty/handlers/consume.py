@@ -14,6 +14,7 @@ from services.loyalty.domain.model import Bonus, Line, Purchase, Refund
 from services.loyalty.domain.rules import BEGINNING
 from services.loyalty.handlers import Deps
 from services.loyalty.handlers.accounts import Touched, settle_many
+from shared.contract import topics
 from shared.contract.events import ChannelEvent, PurchaseEvent, RefundEvent
 from shared.contract.facts import local_day, to_minor
 from shared.contract.messages import CampaignBonusGranted, CustomerEventResolved, CustomerMerged, Read
@@ -22,6 +23,7 @@ from shared.storage.base import OutboxMessage
 from shared.storage.membership import memberships_of
 from shared.storage.owners import owner_row
 from shared.streaming.batch import BatchOutcome, Decoded, message_span
+from shared.streaming.erasure import erase_each
 
 SERVICE = "loyalty"
 
@@ -117,3 +119,9 @@ def owners(items: list[Decoded[Read]], *, deps: Deps, outcome: BatchOutcome) -> 
     deps.store.put_owners([owner_row(one.item.message) for one in items])
     outcome.processed += len(items)
     return []
+
+def erase(items: list[Decoded[Read]], *, deps: Deps, outcome: BatchOutcome) -> list[OutboxMessage]:
+    """Erase customers (issue 12): ledger and redemptions kept under an anonymous id, the rest deleted;
+    each erasure confirmed on loyalty's topic."""
+    return erase_each(items, service=SERVICE, store=deps.store, settings=deps.settings,
+                      topic=topics.LOYALTY_EVENTS, clock=deps.clock, outcome=outcome)

@@ -137,3 +137,22 @@ def check_redemption(redemption_id: str, *, deps: Deps, seeing: Visibility) -> N
     owner = deps.store.owners_of([deps.store.customer_of(row.customer_id)]) if row else {}
     if row is None or not seeing.visible(owner):
         raise NotFound("redemption_not_found", "no such redemption")
+
+# -- issue 12, export (H4) ------------------------------------------------------------------------
+
+
+def export(customer_id: str, *, deps: Deps) -> dict[str, Any]:
+    """Loyalty's part of a customer's export: the account, every ledger entry, every redemption and the
+    tier history, each as its own read route shows it."""
+    entries: list[dict] = []
+    cursor = None
+    while True:
+        page = ledger(customer_id, cursor=cursor, limit=500, deps=deps)
+        entries += page["items"]
+        if not (cursor := page["next_cursor"]):
+            break
+    spent: list[dict] = []
+    while batch := redemptions(customer_id, offset=len(spent), limit=500, deps=deps)["items"]:
+        spent += batch
+    return {"account": account(customer_id, deps=deps), "ledger": entries, "redemptions": spent,
+            "tiers": tier_history(customer_id, deps=deps)}

@@ -6,6 +6,7 @@ transaction; two transactions that touch the same reward or account conflict and
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -310,3 +311,25 @@ class MongoLoyaltyStore(MongoStore, MongoMembership, MongoOwners):
         """Remember the answer given to a key."""
         self.mdb["idempotency"].insert_one({"_id": _key(row.scope, row.key), "fingerprint": row.fingerprint,
                                             "status": row.status, "body": row.body, "at": row.at})
+
+    # -- issue 12, erasure (H4) ---------------------------------------------------------
+    def erase_customer(self, customer_id: str, *, records: list[str], erasure_id: str, anon: str) -> list[str]:
+        """Erase a customer: the ledger and redemptions stay, filed under ``anon`` with no reason text (so
+        every total of points issued, spent and expired stays exact); facts, account, schedule,
+        announcements, memberships and idempotency answers go. Returns the ids erased."""
+        m = self.mdb
+        ids = sorted({customer_id, *records, *self.records_of(customer_id)})
+        m["ledger"].update_many({"record_id": {"$in": ids}}, {"$set": {"record_id": anon, "cause": {}}})
+        m["redemptions"].update_many({"$or": [{"record_id": {"$in": ids}}, {"customer_id": {"$in": ids}}]},
+                                     {"$set": {"customer_id": anon, "record_id": anon, "cancel_reason": None}})
+        for name in ("purchases", "refunds", "bonuses"):
+            m[name].delete_many({"record_id": {"$in": ids}})
+        for name in ("accounts", "checkpoints"):
+            m[name].delete_many({"_id": {"$in": ids}})
+        m["announcements"].delete_many({"customer_id": {"$in": ids}})
+        m["memberships"].delete_many({"$or": [{"_id": {"$in": ids}}, {"customer_id": {"$in": ids}}]})
+        for kind in ("redeem", "adjust"):
+            for i in ids:
+                m["idempotency"].delete_many({"_id": {"$regex": "^" + re.escape(_key(f"{kind}:{i}", ""))}})
+        self.note_erased(ids, erasure_id=erasure_id)
+        return ids

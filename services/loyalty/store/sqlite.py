@@ -371,3 +371,23 @@ class SqliteLoyaltyStore(SqliteStore, SqliteMembership, SqliteOwners):
         """Remember the answer given to a key."""
         self.db.conn().execute("INSERT INTO idempotency VALUES (?,?,?,?,?,?)", tuple(vars(row).values()))
 
+    # -- issue 12, erasure (H4) ---------------------------------------------------------
+    def erase_customer(self, customer_id: str, *, records: list[str], erasure_id: str, anon: str) -> list[str]:
+        """Erase a customer: the ledger and redemptions stay, filed under ``anon`` with no reason text (so
+        every total of points issued, spent and expired stays exact); facts, account, schedule,
+        announcements, memberships and idempotency answers go. Returns the ids erased."""
+        c = self.db.conn()
+        ids = sorted({customer_id, *records, *self.records_of(customer_id)})
+        q = ",".join("?" * len(ids))
+        c.execute(f"UPDATE ledger SET record_id = ?, cause = '{{}}' WHERE record_id IN ({q})", [anon, *ids])
+        c.execute(f"UPDATE redemptions SET customer_id = ?, record_id = ?, cancel_reason = NULL"
+                  f" WHERE record_id IN ({q}) OR customer_id IN ({q})", [anon, anon, *ids, *ids])
+        for table in ("purchases", "refunds", "bonuses"):
+            c.execute(f"DELETE FROM {table} WHERE record_id IN ({q})", ids)
+        for table in ("accounts", "checkpoints", "announcements"):
+            c.execute(f"DELETE FROM {table} WHERE customer_id IN ({q})", ids)
+        c.execute(f"DELETE FROM memberships WHERE record_id IN ({q}) OR customer_id IN ({q})", ids + ids)
+        scopes = [f"{kind}:{i}" for kind in ("redeem", "adjust") for i in ids]
+        c.execute(f"DELETE FROM idempotency WHERE scope IN ({','.join('?' * len(scopes))})", scopes)
+        self.note_erased(ids, erasure_id=erasure_id)
+        return ids

@@ -25,6 +25,10 @@ from tests.integration.platform_in_process import Platform
 pytestmark = pytest.mark.broker
 
 S01_KEY, S02_KEY = "scope-s01-operator", "scope-s02-reader"
+S01_ADMIN = "scope-s01-admin"
+# Admin-only customer routes, called with S01's admin key (an operator gets 403 before scope is looked at).
+# Their answers for the key's own customer are checked in tests/integration/flows/test_erasure_flow.py.
+ADMIN_ONLY = {"/v1/customers/{customer_id}/erasure", "/v1/customers/{customer_id}/export"}
 SERVICES = ("identity", "loyalty", "alerts", "campaigns")
 # A customer id, alert, redemption and conflict nobody has: what every route answers for an unknown object.
 UNKNOWN = {"customer_id": "c_" + "0" * 26, "alert_id": "al_unknown", "redemption_id": "r_unknown",
@@ -50,6 +54,7 @@ BODIES: dict[str, dict[str, Any]] = {
 NOT_A_CUSTOMER = {
     "/v1/identity/summary": "counts only", "/v1/stores": "master data", "/v1/auth/token": "sign-in",
     "/v1/audit": "admin, company-wide (403 forbidden_scope to a scoped admin)",
+    "/v1/erasures/{erasure_id}": "an erasure's progress, admin: ids and times only (the person is gone)",
     "/v1/loyalty/tiers": "rules", "/v1/loyalty/rules": "rules", "/v1/loyalty/rewards": "catalogue",
     "/v1/loyalty/rewards/{reward_id}": "catalogue",
     "/v1/alerts/rules": "rules", "/v1/alerts/scan": "scheduler run", "/v1/alerts/churn-model": "model parameters",
@@ -72,7 +77,8 @@ def flow(broker, tmp_path) -> Iterator[Flow]:
     company-wide keys."""
     settings = Settings(_env_file=None, kafka_bootstrap=broker, data_dir=str(tmp_path),
                         api_keys=f"{ADMIN}:admin,{OPERATOR}:operator,{READER}:reader,"
-                                 f"{S01_KEY}:operator@store=S01,{S02_KEY}:reader@store=S02",
+                                 f"{S01_KEY}:operator@store=S01,{S02_KEY}:reader@store=S02,"
+                                 f"{S01_ADMIN}:admin@store=S01",
                         pseudonym_secret="scope-test-secret-0123456789")
     ensure_topics(settings)
     platform = Platform(settings, options={
@@ -174,6 +180,12 @@ def test_a_store_scoped_key_gets_404_for_another_stores_customer_on_every_route_
             if (method, path) in COMPANY_ONLY:
                 r = _call(scoped, method, path, world.objects("a"), body)
                 assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden_scope", (path, r.text)
+            elif path in ADMIN_ONLY:
+                body = {"reason": "ticket 42"} if method == "POST" else None
+                unknown = _call(service.api(S01_ADMIN), method, path, UNKNOWN, body)
+                other = _call(service.api(S01_ADMIN), method, path, world.objects("b"), body)
+                assert unknown.status_code == 404, (method, path, unknown.text)
+                assert (other.status_code, other.json()) == (404, unknown.json()), (method, path)
             elif objects:
                 unknown = _call(scoped, method, path, UNKNOWN | {"month": "2026-11"}, body)
                 other = _call(scoped, method, path, world.objects("b"), body)
@@ -189,6 +201,11 @@ def test_a_store_scoped_key_gets_404_for_another_stores_customer_on_every_route_
 
     assert {"/v1/customers/{customer_id}", "/v1/loyalty/accounts/{customer_id}/ledger",
             "/v1/alerts/{alert_id}", "/v1/campaigns/{campaign_id}/audience"} <= seen_routes
+    # The audit log spans every store: a store's own admin may not read it, a company-wide admin may.
+    identity = flow.platform["identity"]
+    r = identity.api(S01_ADMIN).get("/v1/audit")
+    assert (r.status_code, r.json()["error"]["code"]) == (403, "forbidden_scope")
+    assert identity.api(ADMIN).get("/v1/audit").status_code == 200
 
 
 def test_lists_and_lookups_show_a_store_scoped_key_only_its_stores_customers(flow: Flow):

@@ -9,7 +9,13 @@ import inspect
 from pathlib import Path
 
 from services.campaigns import messages
-from shared.contract.messages import CustomerEventResolved, CustomerMerged, CustomerOwnerChanged, ViewPartUpdated
+from shared.contract.messages import (
+    CustomerErased,
+    CustomerEventResolved,
+    CustomerMerged,
+    CustomerOwnerChanged,
+    ViewPartUpdated,
+)
 
 ROOT = Path(__file__).resolve().parents[3] / "services" / "campaigns"
 
@@ -49,7 +55,8 @@ def test_domain_rules_import_no_infrastructure():
 
 
 def test_one_table_maps_each_consumed_type_to_a_handler_of_the_one_signature():
-    assert set(messages.HANDLERS) == {CustomerEventResolved, CustomerMerged, ViewPartUpdated, CustomerOwnerChanged}
+    assert set(messages.HANDLERS) == {CustomerEventResolved, CustomerMerged, ViewPartUpdated, CustomerOwnerChanged,
+                                      CustomerErased}
     for handler in set(messages.HANDLERS.values()):
         params = list(inspect.signature(handler).parameters.values())
         assert [p.kind for p in params] == [inspect.Parameter.POSITIONAL_OR_KEYWORD,

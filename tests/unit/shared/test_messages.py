@@ -17,9 +17,11 @@ from shared.contract.messages import (
     AuditRecorded,
     CampaignBonusGranted,
     CampaignTouched,
+    CustomerErased,
     CustomerEventResolved,
     CustomerMerged,
     CustomerOwnerChanged,
+    ErasureConfirmed,
     PointsExpired,
     PointsExpiryAnnounced,
     Read,
@@ -55,6 +57,8 @@ EXAMPLES = [
                   role="operator", scope="store=SH-001", action="loyalty.adjustment", customer_id="c_1",
                   target="adj_1", reason="goodwill"),
     CustomerOwnerChanged(customer_id="c_1", store_id="SH-001", at=AT),
+    CustomerErased(erasure_id="er_1", customer_id="c_1", records=["c_1", "c_2"], at=AT),
+    ErasureConfirmed(erasure_id="er_1", service="loyalty", at=AT),
 ]
 
 

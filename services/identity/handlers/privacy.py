@@ -1,0 +1,110 @@
+"""Identity's privacy use cases (issue 12): erase a customer across the platform, follow the erasure,
+and export everything the platform holds of one customer.
+
+An erasure runs here in one store transaction: identity forgets the customer's records, identifiers,
+timeline, facts, view parts, conflicts, merges, dead letters and pending outbox rows, keeps keyed
+pseudonyms of the identifiers (so a replayed event is recognised and dropped before anything stores it)
+and announces ``CustomerErased`` through its outbox. Loyalty, alerts and campaigns erase their parts when
+it reaches them and confirm with ``ErasureConfirmed``, which identity notes (``consume.confirm_erasure``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from services.identity.domain.erasure import identifiers_in, pseudonyms_of, status
+from services.identity.handlers import Deps
+from services.identity.handlers.queries import active_record, timeline, view
+from services.identity.store import ERASURE_SERVICES, ErasureRow
+from shared.clock import iso_utc
+from shared.contract import topics
+from shared.contract.messages import CustomerErased
+from shared.http.errors import NotFound, Unavailable
+from shared.streaming.outbox import outbox_message
+
+# Dead letters are read through in pages of this many to find the ones that carry an erased identifier.
+_LETTER_PAGE = 500
+PEER_SERVICES = ("loyalty", "alerts", "campaigns")
+
+
+def erase(customer_id: str, *, reason: str, by: str, deps: Deps) -> str:
+    """Erase a customer (a merged-away id erases the customer it is part of); returns the erasure id."""
+    store = deps.store
+    now = iso_utc(deps.clock())
+    erasure_id = "er_" + uuid.uuid4().hex[:20]
+    with store.transaction():
+        root = active_record(store, customer_id)
+        records = store.group(root.id)
+        idents = {(i.type, i.value) for i in store.identifiers(records)}
+        idents |= {("phone", r.phone) for r in (store.record(x) for x in records) if r is not None and r.phone}
+        pseudonyms = pseudonyms_of(idents, deps.pseudo)
+        row = ErasureRow(erasure_id, root.id, tuple(records), reason, by, now,
+                         {name: (now if name == "identity" else None) for name in ERASURE_SERVICES})
+        store.erase(records, erasure=row, pseudonyms=pseudonyms)
+        # A view part another service published before it erased its own part must not be kept either.
+        store.note_erased(records, erasure_id=erasure_id)
+        # Messages about the customer not yet published, and any message kept for redrive that names them.
+        store.forget_messages(keys=records, needles=[f'"{r}"' for r in records])
+        _forget_letters(set(pseudonyms), deps=deps)
+        body = CustomerErased(erasure_id=erasure_id, customer_id=root.id, records=records, at=deps.clock())
+        outbox = store.outbox_add([outbox_message(deps.settings, topics.CUSTOMER_EVENTS, root.id, body)])
+    deps.relay(outbox)
+    store.scrub()
+    return erasure_id
+
+
+def _forget_letters(pseudonyms: set[str], *, deps: Deps) -> None:
+    """Delete the dead letters (raw channel events) that carry any of these identifier pseudonyms."""
+    doomed: list[int] = []
+    offset = 0
+    while page := deps.store.dead_letters(offset=offset, limit=_LETTER_PAGE):
+        for letter in page:
+            carried = pseudonyms_of(identifiers_in(letter.value, deps.cleaning), deps.pseudo)
+            if letter.id is not None and pseudonyms.intersection(carried):
+                doomed.append(letter.id)
+        offset += len(page)
+    deps.store.dead_letters_delete(doomed)
+
+
+def erasure_status(erasure_id: str, *, deps: Deps) -> dict[str, Any]:
+    """Where an erasure stands: ``done`` once every service confirmed, and each service's state."""
+    row = deps.store.erasure(erasure_id)
+    if row is None:
+        raise NotFound("erasure_not_found", "no erasure with that id")
+    return {"erasure_id": row.erasure_id, **status(row.confirmed, ERASURE_SERVICES),
+            "requested_at": row.requested_at, "confirmed_at": dict(row.confirmed)}
+
+
+def identity_export(customer_id: str, *, deps: Deps) -> dict[str, Any]:
+    """Identity's part of an export: the profile with every identifier and its source, consents, merges
+    and the whole timeline, unmasked (it is the person's own copy)."""
+    profile = view(customer_id, deps=deps, reveal=True)
+    events: list[dict] = []
+    cursor = None
+    while True:
+        page = timeline(profile.customer_id, deps=deps, cursor=cursor, limit=500, reveal=True)
+        events += [item.model_dump(mode="json") for item in page.items]
+        if not (cursor := page.next_cursor):
+            break
+    return {"customer_id": profile.customer_id, "profile": profile.model_dump(mode="json"), "timeline": events}
+
+
+def export(customer_id: str, *, authorization: str, deps: Deps) -> dict[str, Any]:
+    """One document with a key per service: identity's own part and each other service's, fetched from
+    its export route with the caller's credentials. A service that does not answer is a 503 naming it."""
+    mine = identity_export(customer_id, deps=deps)
+    out: dict[str, Any] = {"customer_id": mine["customer_id"], "identity": mine}
+    for name in PEER_SERVICES:
+        try:
+            response = deps.peer_get(name, f"/v1/customers/{mine['customer_id']}/export",
+                                     {"Authorization": authorization})
+        except Exception as exc:  # any transport failure: the service cannot be reached
+            raise Unavailable("service_unavailable", f"the {name} service did not answer "
+                              f"({type(exc).__name__}); try again", details={"service": name}) from None
+        if response.status_code != 200:
+            raise Unavailable("service_unavailable", f"the {name} service answered {response.status_code}; try again",
+                              details={"service": name})
+        out[name] = response.json()
+    return out
+

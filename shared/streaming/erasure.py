@@ -1,0 +1,110 @@
+"""How loyalty, alerts and campaigns take an erasure (issue 12): ``CustomerErased`` is a barrier in a
+batch (what came before it is applied first, so nothing of the customer is written after it), each
+service erases its part through its store and confirms with ``ErasureConfirmed`` on its own topic, and
+every later message about an erased id is dropped (counted ``erased``), so a late or replayed one cannot
+bring the person back."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol
+
+from shared.clock import Clock
+from shared.contract.messages import CustomerErased, ErasureConfirmed, Read
+from shared.settings import Settings
+from shared.storage.base import ANON_PREFIX, OutboxMessage
+from shared.streaming.batch import BatchOutcome, Decoded, message_span
+from shared.streaming.outbox import outbox_message
+
+_ID_FIELDS = ("customer_id", "record_id", "survivor_id", "merged_id")
+
+
+class ErasingStore(Protocol):
+    """What a downstream store offers for erasure (besides the outbox's ``forget_messages``)."""
+
+    def erase_customer(self, customer_id: str, *, records: list[str], erasure_id: str, anon: str) -> list[str]: ...
+    def erased_ids(self, ids: list[str]) -> set[str]: ...
+    def forget_messages(self, *, keys: list[str], needles: list[str]) -> int: ...
+    def scrub(self) -> None: ...
+
+
+def anonymous_id(erasure_id: str, service: str) -> str:
+    """The id an erased customer's kept facts are filed under: linked to no person, and to no other
+    service's copy of them."""
+    return ANON_PREFIX + hashlib.sha256(f"{service}\0{erasure_id}".encode()).hexdigest()[:16]
+
+
+def ids_of(message: Any) -> set[str]:
+    """Every customer or record id a message names."""
+    out = {v for f in _ID_FIELDS if isinstance(v := getattr(message, f, None), str)}
+    return out | set(getattr(message, "records", None) or ())
+
+
+def runs(items: list[Decoded[Read]]) -> Iterator[tuple[list[Decoded[Read]], list[Decoded[Read]]]]:
+    """The batch cut at each run of erasures: (the messages before it, the erasures), in order."""
+    before: list[Decoded[Read]] = []
+    erasures: list[Decoded[Read]] = []
+    for one in items:
+        if isinstance(one.item.message, CustomerErased):
+            erasures.append(one)
+            continue
+        if erasures:
+            yield before, erasures
+            before, erasures = [], []
+        before.append(one)
+    yield before, erasures
+
+
+def without_erased(items: list[Decoded[Read]], *, store: ErasingStore,
+                   outcome: BatchOutcome) -> list[Decoded[Read]]:
+    """The messages that name no erased customer or record (the others are counted ``erased``)."""
+    named = [ids_of(one.item.message) for one in items]
+    erased = store.erased_ids(sorted({i for ids in named for i in ids})) if items else set()
+    if not erased:
+        return items
+    kept = [one for one, ids in zip(items, named, strict=True) if erased.isdisjoint(ids)]
+    outcome.counts["erased"] += len(items) - len(kept)
+    return kept
+
+
+def dispatch_with_erasures(items: list[Decoded[Read]], *, store: ErasingStore, outcome: BatchOutcome,
+                           apply: Callable[[list[Decoded[Read]]], list[OutboxMessage]],
+                           erase: Callable[[list[Decoded[Read]]], list[OutboxMessage]]) -> list[OutboxMessage]:
+    """Apply a batch by ``apply`` with each run of erasures, by ``erase``, in its place: the messages before
+    it applied first, then the customers erased and what the batch was about to publish about them
+    withdrawn. Messages naming an already erased id are dropped."""
+    out: list[OutboxMessage] = []
+    for before, erasures in runs(items):
+        if kept := without_erased(before, store=store, outcome=outcome):
+            out += apply(kept)
+        if erasures:
+            confirmations = erase(erasures)
+            gone = store.erased_ids(sorted({(m.key or b"").decode("latin-1") for m in out}))
+            out = [m for m in out if (m.key or b"").decode("latin-1") not in gone] + confirmations
+    return out
+
+
+def erase_each(items: list[Decoded[Read]], *, service: str, store: ErasingStore, settings: Settings, topic: str,
+               clock: Clock, outcome: BatchOutcome) -> list[OutboxMessage]:
+    """Erase each customer through the store (again changes nothing, and confirms again); returns the
+    confirmations to publish on the service's ``topic``."""
+    out: list[OutboxMessage] = []
+    for one in items:
+        m: CustomerErased = one.item.message
+        with message_span(service, one.msg, {"crm.customer_id": m.customer_id, "crm.erasure_id": m.erasure_id}):
+            ids = store.erase_customer(m.customer_id, records=list(m.records), erasure_id=m.erasure_id,
+                                       anon=anonymous_id(m.erasure_id, service))
+            store.forget_messages(keys=ids, needles=[f'"{i}"' for i in ids])
+            body = ErasureConfirmed(erasure_id=m.erasure_id, service=service, at=clock())
+            out.append(outbox_message(settings, topic, m.customer_id, body))
+        outcome.processed += 1
+        outcome.counts["erasures"] += 1
+    return out
+
+
+def scrub_after(outcome: BatchOutcome, store: ErasingStore) -> BatchOutcome:
+    """Once a batch that erased someone has committed, clear the store's log of their old copies."""
+    if outcome.counts.get("erasures"):
+        store.scrub()
+    return outcome
