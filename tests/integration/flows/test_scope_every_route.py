@@ -17,6 +17,8 @@ from fastapi.testclient import TestClient
 from services.alerts.config import AlertsConfig
 from services.campaigns.config import CampaignsSettings
 from services.loyalty.config import LoyaltySettings
+from shared.access.scope import Scope
+from shared.access.staff import StaffAccount, add_account, hash_password
 from shared.settings import Settings
 from shared.streaming.kafka import ensure_topics
 from tests.integration.flows.support import ADMIN, OPERATOR, READER, Flow, at, event, new_id, new_phone, purchase
@@ -26,6 +28,7 @@ pytestmark = pytest.mark.broker
 
 S01_KEY, S02_KEY = "scope-s01-operator", "scope-s02-reader"
 S01_ADMIN = "scope-s01-admin"
+S01_STAFF, S01_PASSWORD = "li.wei", "s01-counter-password"
 # Admin-only customer routes, called with S01's admin key (an operator gets 403 before scope is looked at).
 # Their answers for the key's own customer are checked in tests/integration/flows/test_erasure_flow.py.
 ADMIN_ONLY = {"/v1/customers/{customer_id}/erasure", "/v1/customers/{customer_id}/export"}
@@ -79,7 +82,11 @@ def flow(broker, tmp_path) -> Iterator[Flow]:
                         api_keys=f"{ADMIN}:admin,{OPERATOR}:operator,{READER}:reader,"
                                  f"{S01_KEY}:operator@store=S01,{S02_KEY}:reader@store=S02,"
                                  f"{S01_ADMIN}:admin@store=S01",
-                        pseudonym_secret="scope-test-secret-0123456789")
+                        pseudonym_secret="scope-test-secret-0123456789", staff_file=str(tmp_path / "staff.json"),
+                        token_secret="scope-test-token-secret-0123456789")
+    # A staff account at S01, the same role as S01's key: its signed-in token must see exactly what the key sees.
+    add_account(tmp_path / "staff.json", StaffAccount(S01_STAFF, hash_password(S01_PASSWORD), "operator",
+                                                      Scope("store", "S01")))
     ensure_topics(settings)
     platform = Platform(settings, options={
         "loyalty": {"config": LoyaltySettings(_env_file=None)},
@@ -166,12 +173,24 @@ def _call(client: TestClient, method: str, path: str, values: dict[str, str], bo
     return client.request(method, _fill(path, values), json=body if method != "GET" else None)
 
 
-def test_a_store_scoped_key_gets_404_for_another_stores_customer_on_every_route_and_only_its_rows(flow: Flow):
+@pytest.fixture(params=["key", "token"])
+def s01(request, flow: Flow) -> str:
+    """S01's operator credential: its API key, or the token its staff account signs in for."""
+    if request.param == "key":
+        return S01_KEY
+    r = flow.platform["identity"].api(READER).post("/v1/auth/token",
+                                                    data={"username": S01_STAFF, "password": S01_PASSWORD})
+    assert r.status_code == 200, r.text
+    return r.json()["access_token"]
+
+
+def test_a_store_scoped_key_gets_404_for_another_stores_customer_on_every_route_and_only_its_rows(flow: Flow,
+                                                                                                   s01: str):
     world = Scenario(flow)
     seen_routes = set()
     for name in SERVICES:
         service = flow.platform[name]
-        scoped, company = service.api(S01_KEY), service.api(READER)
+        scoped, company = service.api(s01), service.api(READER)
         for method, path in _routes(scoped):
             seen_routes.add(path)
             body = {k: (world.reward if v == "REWARD" else v) for k, v in BODIES.get(path, {}).items()} or None
@@ -208,10 +227,10 @@ def test_a_store_scoped_key_gets_404_for_another_stores_customer_on_every_route_
     assert identity.api(ADMIN).get("/v1/audit").status_code == 200
 
 
-def test_lists_and_lookups_show_a_store_scoped_key_only_its_stores_customers(flow: Flow):
+def test_lists_and_lookups_show_a_store_scoped_key_only_its_stores_customers(flow: Flow, s01: str):
     world = Scenario(flow)
     a, a2, b, b2 = (world.ids[n] for n in ("a", "a2", "b", "b2"))
-    identity_s01, identity_all = flow.platform["identity"].api(S01_KEY), flow.platform["identity"].api(READER)
+    identity_s01, identity_all = flow.platform["identity"].api(s01), flow.platform["identity"].api(READER)
 
     # Lookup by phone: another store's customer answers as a phone nobody has.
     assert identity_s01.get("/v1/customers/lookup", params={"phone": world.phones["a"]}).json()["customer_id"] == a
@@ -226,14 +245,14 @@ def test_lists_and_lookups_show_a_store_scoped_key_only_its_stores_customers(flo
     assert conflicts(identity_s01) == [sorted([a, a2])]
     assert conflicts(identity_all) == sorted([sorted([a, a2]), sorted([b, b2])])
 
-    alerts_s01, alerts_all = flow.platform["alerts"].api(S01_KEY), flow.platform["alerts"].api(READER)
+    alerts_s01, alerts_all = flow.platform["alerts"].api(s01), flow.platform["alerts"].api(READER)
     page = alerts_s01.get("/v1/alerts", params={"limit": 1}).json()
     assert ([x["customer_id"] for x in page["items"]], page["total"]) == ([a], 1)
     assert sorted(x["customer_id"] for x in alerts_all.get("/v1/alerts").json()["items"]) == sorted([a, b])
     assert alerts_s01.get("/v1/alerts", params={"customer_id": b}).json()["items"] == []
     assert flow.platform["alerts"].api(S02_KEY).get("/v1/alerts").json()["total"] == 1
 
-    campaigns_s01 = flow.platform["campaigns"].api(S01_KEY)
+    campaigns_s01 = flow.platform["campaigns"].api(s01)
     url = f"/v1/campaigns/{world.campaign}/audience"
     first = campaigns_s01.get(url, params={"limit": 1}).json()
     rest = campaigns_s01.get(url, params={"limit": 1, "cursor": first["next_cursor"]}).json()
@@ -243,7 +262,7 @@ def test_lists_and_lookups_show_a_store_scoped_key_only_its_stores_customers(flo
     assert sorted(m["member_id"] for m in everyone["items"]) == sorted([a, a2, b, b2])
 
     for name in SERVICES:
-        assert flow.platform[name].api(S01_KEY).get("/v1/deadletters").json() == {
+        assert flow.platform[name].api(s01).get("/v1/deadletters").json() == {
             "items": [], "total": 0, "offset": 0, "limit": 50}
 
 
