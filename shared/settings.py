@@ -29,6 +29,8 @@ class Settings(BaseSettings):
     # Per-store timezone overrides as "STORE=Zone,STORE2=Zone"; purchase days are counted in them.
     store_timezones: str = ""
     pseudonym_secret: SecretStr | None = None
+    # Base64 of 32 random bytes: wraps every customer's data key (encryption at rest, shared/storage/crypto.py).
+    master_key: SecretStr | None = None
     api_keys: str = ""
     # Identifier values that must never link anything, beyond the built-in rules.
     blocked_phones: str = ""
@@ -131,6 +133,12 @@ class Settings(BaseSettings):
                 raise ValueError("CRM_PSEUDONYM_SECRET (at least 16 characters) is required in prod")
             if not self.api_keys:
                 raise ValueError("CRM_API_KEYS is required in prod")
+            if self.master_key is None:
+                raise ValueError("CRM_MASTER_KEY (base64 of 32 random bytes) is required in prod")
+        if self.master_key is not None:
+            from shared.storage.crypto import parse_master_key
+
+            parse_master_key(self.master_key.get_secret_value())
         return self
 
     def workers_of(self, service: str) -> int:
@@ -150,6 +158,14 @@ class Settings(BaseSettings):
         if self.pseudonym_secret is not None:
             return self.pseudonym_secret.get_secret_value().encode()
         return b"crm-dev-only-pseudonym-key"
+
+    def master_key_bytes(self) -> bytes:
+        """The master key; in dev a fixed development key stands in when none is set (``crm up`` sets one)."""
+        from shared.storage.crypto import DEV_MASTER_KEY, parse_master_key
+
+        if self.master_key is not None:
+            return parse_master_key(self.master_key.get_secret_value())
+        return DEV_MASTER_KEY
 
     def key_roles(self) -> dict[str, Role]:
         """API keys and their roles, from ``k1:admin,k2:reader``."""

@@ -20,6 +20,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, Spa
 
 from shared.privacy import redact_digits
 from shared.settings import Settings
+from shared.storage.files import private_dir, private_opener
 
 
 class JsonLinesSpanExporter(SpanExporter):
@@ -35,7 +36,7 @@ class JsonLinesSpanExporter(SpanExporter):
         self.path = path
         self.max_bytes = max_bytes
         self.keep = keep
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
         self._lock = threading.Lock()
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
@@ -43,14 +44,14 @@ class JsonLinesSpanExporter(SpanExporter):
         with self._lock:
             if _size(self.path) >= self.max_bytes:
                 self._rotate()
-            with open(self.path, "a", encoding="utf-8") as f:
+            with open(self.path, "a", encoding="utf-8", opener=private_opener) as f:
                 f.write(lines)
         return SpanExportResult.SUCCESS
 
     def _rotate(self) -> None:
         # Every service process appends to the same file: the lock file makes one of them rotate, and the
         # size is checked again under it so the others do not rotate the fresh file a second time.
-        with open(self.path.with_name(self.path.name + ".lock"), "a") as lock:
+        with open(self.path.with_name(self.path.name + ".lock"), "a", opener=private_opener) as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
                 if _size(self.path) < self.max_bytes:

@@ -59,9 +59,9 @@ def _alert(doc: dict) -> Alert:
 class MongoAlertsStore(MongoStore, MongoMembership):
     """Alerts data in the service's MongoDB database; writes join the current transaction."""
 
-    def __init__(self, mdb: MongoDb) -> None:
+    def __init__(self, mdb: MongoDb, **options) -> None:
         self._mock = type(mdb.database).__module__.startswith("mongomock")
-        super().__init__(mdb)
+        super().__init__(mdb, **options)
 
     def create_indexes(self) -> None:
         """The indexes this service's queries and idempotent writes rely on."""

@@ -86,8 +86,8 @@ class SqliteCampaignsStore(SqliteStore, SqliteMembership, SqliteLeases):
 
     schema = SCHEMA
 
-    def __init__(self, path) -> None:
-        super().__init__(path)
+    def __init__(self, path, **options) -> None:
+        super().__init__(path, **options)
         c = self.db.conn()
         for table, column, kind in _ADDED_COLUMNS:
             if column not in {r[1] for r in c.execute(f"PRAGMA table_info({table})")}:
