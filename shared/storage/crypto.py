@@ -16,6 +16,8 @@ sealed under the service's own key (customer ``SERVICE``), which is never shredd
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import os
 import threading
 import time
@@ -26,6 +28,8 @@ from typing import Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from shared.privacy import Pseudonymizer
 
 # Sealed text starts with this tag: text without it was written before encryption (read as it is).
 PREFIX = "enc1:"
@@ -68,7 +72,7 @@ class KeyBackend(Protocol):
     """Where wrapped data keys are kept: one row per customer, never updated, deleted to shred."""
 
     def get_many(self, customers: list[str]) -> dict[str, bytes]: ...
-    def add(self, customer: str, wrapped: bytes) -> None: ...
+    def add(self, wrapped: dict[str, bytes]) -> None: ...
     def delete(self, customer: str) -> bool: ...
 
 
@@ -95,10 +99,11 @@ class SqliteKeys:
             out.update((k, bytes(w)) for k, w in rows)
         return out
 
-    def add(self, customer: str, wrapped: bytes) -> None:
-        """Keep a new wrapped key; a key another worker added first wins."""
-        self.db.conn().execute("INSERT OR IGNORE INTO data_keys VALUES (?,?,?)",
-                               (customer, wrapped, int(time.time() * 1000)))
+    def add(self, wrapped: dict[str, bytes]) -> None:
+        """Keep new wrapped keys (one statement); a key another worker added first wins."""
+        now = int(time.time() * 1000)
+        self.db.conn().executemany("INSERT OR IGNORE INTO data_keys VALUES (?,?,?)",
+                                   [(c, w, now) for c, w in wrapped.items()])
 
     def delete(self, customer: str) -> bool:
         """Forget a customer's key; True when there was one."""
@@ -115,10 +120,14 @@ class MongoKeys:
         """The wrapped keys held for these customers."""
         return {d["_id"]: bytes(d["wrapped"]) for d in self.mdb["data_keys"].find({"_id": {"$in": customers}})}
 
-    def add(self, customer: str, wrapped: bytes) -> None:
-        """Keep a new wrapped key; a key another worker added first wins."""
-        self.mdb["data_keys"].update_one({"_id": customer}, {"$setOnInsert": {"wrapped": wrapped,
-                                          "created_ms": int(time.time() * 1000)}}, upsert=True)
+    def add(self, wrapped: dict[str, bytes]) -> None:
+        """Keep new wrapped keys (one round trip); a key another worker added first wins."""
+        from pymongo import UpdateMany
+
+        now = int(time.time() * 1000)
+        self.mdb["data_keys"].bulk_write([
+            UpdateMany({"_id": c}, {"$setOnInsert": {"wrapped": w, "created_ms": now}}, upsert=True)
+            for c, w in wrapped.items()], ordered=False)
 
     def delete(self, customer: str) -> bool:
         """Forget a customer's key; True when there was one."""
@@ -138,6 +147,9 @@ class KeyRing:
         self._cache_size, self._cache_s = cache_size, cache_s
         self._lock = threading.Lock()
         self._checked = False
+        # Lookups never decrypt: a sealed identifier is found by its keyed pseudonym (a blind index) under a
+        # key derived from the master key, so the index means nothing without it.
+        self._index = Pseudonymizer(hmac.new(master, b"crm lookup index v1", hashlib.sha256).digest())
 
     # -- keys ---------------------------------------------------------------------------
     def _wrap(self, customer: str, key: bytes) -> bytes:
@@ -154,7 +166,7 @@ class KeyRing:
         # A check value wrapped once: a wrong master key fails here, clearly, before anything is sealed with it.
         held = self._backend.get_many([_CHECK]).get(_CHECK)
         if held is None:
-            self._backend.add(_CHECK, self._wrap(_CHECK, _CHECK_TEXT))
+            self._backend.add({_CHECK: self._wrap(_CHECK, _CHECK_TEXT)})
             held = self._backend.get_many([_CHECK])[_CHECK]
         self._unwrap(_CHECK, held)
         self._checked = True
@@ -175,13 +187,10 @@ class KeyRing:
         if not missing:
             return out
         held = self._backend.get_many(missing)
-        if create:
-            for c in missing:
-                if c not in held:
-                    self._backend.add(c, self._wrap(c, AESGCM.generate_key(bit_length=256)))
-            absent = [c for c in missing if c not in held]
-            if absent:
-                held.update(self._backend.get_many(absent))  # the winner's key when two workers raced
+        absent = [c for c in missing if c not in held]
+        if create and absent:
+            self._backend.add({c: self._wrap(c, AESGCM.generate_key(bit_length=256)) for c in absent})
+            held.update(self._backend.get_many(absent))  # the winner's key when two workers raced
         with self._lock:
             for c in missing:
                 if c in held:
@@ -195,6 +204,14 @@ class KeyRing:
     def prepare(self, customers: Iterable[str]) -> None:
         """Create (or load) the data keys of these customers in one round trip, before sealing a batch."""
         self._keys(set(customers), create=True)
+
+    def index(self, kind: str, value: str) -> str:
+        """The keyed pseudonym an identifier is looked up by (stable per master key; not reversible)."""
+        return self._index(kind, value, length=32)
+
+    def load(self, customers: Iterable[str]) -> None:
+        """Load the data keys these customers have in one round trip, before opening many of their values."""
+        self._keys(set(customers), create=False)
 
     def shred(self, customer: str) -> bool:
         """Delete a customer's data key: every sealed copy of their fields becomes unreadable for good."""
@@ -271,8 +288,8 @@ def mongo_keyring(mdb, master: bytes) -> KeyRing:
     return KeyRing(master, MongoKeys(MongoDb(mdb.client[f"{mdb.database.name}_keys"], transactions=False)))
 
 
-def is_sealed(value: str | bytes | None) -> bool:
+def is_sealed(value: object) -> bool:
     """Whether a stored value is sealed."""
-    if value is None:
-        return False
-    return value.startswith(PREFIX if isinstance(value, str) else PREFIX.encode())
+    if isinstance(value, str):
+        return value.startswith(PREFIX)
+    return isinstance(value, bytes) and value.startswith(PREFIX.encode())

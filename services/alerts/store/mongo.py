@@ -23,7 +23,7 @@ from services.alerts.store.codec import (
 from shared.churn import ChurnModel
 from shared.contract.facts import FieldValue, PurchaseFact, RefundFact
 from shared.storage.base import MongoDb
-from shared.storage.fact_tables import mongo_insert_new
+from shared.storage.fact_tables import mongo_insert_new, open_doc_field, seal_doc_field
 from shared.storage.membership import MongoMembership
 from shared.storage.outbox import MongoStore
 
@@ -127,8 +127,11 @@ class MongoAlertsStore(MongoStore, MongoMembership):
             return
         coll = self.mdb["attributes"]
         held = {d["_id"]: (d["time_ms"], d["source"], d["event_id"]) for d in coll.find({"_id": {"$in": list(newest)}})}
-        ops = [ReplaceOne({"_id": _id}, {"record_id": record, "field": v.field, "value": v.value, "time_ms": v.time_ms,
-                                         "source": v.source, "event_id": v.event_id}, upsert=True)
+        self.keys.prepare(record for record, _ in newest.values())
+        ops = [ReplaceOne({"_id": _id}, {"record_id": record, "field": v.field,
+                                         "value": seal_doc_field(self.keys, record, v.field, v.value),
+                                         "time_ms": v.time_ms, "source": v.source, "event_id": v.event_id},
+                          upsert=True)
                for _id, (record, v) in newest.items() if _id not in held or v.order() > held[_id]]
         _bulk(coll, ops, mock=self._mock)
 
@@ -177,9 +180,11 @@ class MongoAlertsStore(MongoStore, MongoMembership):
         for d in self.mdb["expiries"].find(q):
             rows[owner[d["record_id"]]].expiries.append(ExpiryRow(d["_id"], d["record_id"], d["points"],
                                                                   d["expires_ms"]))
+        self.keys.load(owner)
         for d in self.mdb["attributes"].find(q):
+            value = open_doc_field(self.keys, d["record_id"], d["field"], d["value"])
             rows[owner[d["record_id"]]].attributes.append(
-                FieldValue(d["field"], d["value"], d["time_ms"], d["source"], d["event_id"]))
+                FieldValue(d["field"], value, d["time_ms"], d["source"], d["event_id"]))
         for d in self.mdb["loyalty"].find({"_id": {"$in": list(owner)}}):
             rows[owner[d["_id"]]].loyalty.append(LoyaltyRow(d["_id"], d["tier"], d["balance"], d["version"]))
         # The latest resolution per customer and type, aggregated by the server (a customer's history grows).

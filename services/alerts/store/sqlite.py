@@ -15,7 +15,7 @@ from services.alerts.store.sqlite_schema import ADDED_COLUMNS, ALERT_COLUMNS, SC
 from shared.churn import ChurnModel
 from shared.contract.facts import FieldValue, PurchaseFact, RefundFact
 from shared.storage.base import in_placeholders as _in
-from shared.storage.fact_tables import sqlite_put_attributes
+from shared.storage.fact_tables import open_field, sqlite_put_attributes
 from shared.storage.membership import SqliteMembership
 from shared.storage.outbox import SqliteStore
 
@@ -97,7 +97,7 @@ class SqliteAlertsStore(SqliteStore, SqliteMembership):
 
     def put_attributes(self, items: list[tuple[str, list[FieldValue]]]) -> None:
         """Set fields of records where the value is newer than the one held."""
-        sqlite_put_attributes(self.db.conn(), items)
+        sqlite_put_attributes(self.db.conn(), items, keys=self.keys)
 
     def put_loyalty(self, rows: list[LoyaltyRow]) -> list[LoyaltyRow]:
         """Loyalty's parts of records, each kept if newer than the one held; returns those kept."""
@@ -157,8 +157,9 @@ class SqliteAlertsStore(SqliteStore, SqliteMembership):
                     OccurrenceRow(kind, key, rec, at, store, None if value is None else json.loads(value)))
             for key, rec, points, ms in c.execute(f"SELECT * FROM expiries WHERE record_id IN ({q})", part):
                 rows[owner[rec]].expiries.append(ExpiryRow(key, rec, points, ms))
+            self.keys.load(part)
             for rec, f, v, t, s, e in c.execute(f"SELECT * FROM attributes WHERE record_id IN ({q})", part):
-                rows[owner[rec]].attributes.append(FieldValue(f, json.loads(v), t, s, e))
+                rows[owner[rec]].attributes.append(FieldValue(f, open_field(self.keys, rec, f, v), t, s, e))
             for rec, tier, balance, version in c.execute(f"SELECT * FROM loyalty WHERE record_id IN ({q})", part):
                 rows[owner[rec]].loyalty.append(LoyaltyRow(rec, tier, balance, version))
         for part in _chunks(customer_ids):
