@@ -16,7 +16,8 @@ ROLES: tuple[Role, ...] = ("reader", "operator", "admin")
 class Settings(BaseSettings):
     """Everything a service reads from its environment, validated at start-up."""
 
-    model_config = SettingsConfigDict(env_prefix="CRM_", env_file=".env", extra="ignore")
+    # Inputs stay out of validation errors: they hold secrets (keys, the master key) that start-up logs print.
+    model_config = SettingsConfigDict(env_prefix="CRM_", env_file=".env", extra="ignore", hide_input_in_errors=True)
 
     env: Literal["dev", "prod"] = "dev"
     data_dir: str = ".crm"
@@ -89,6 +90,15 @@ class Settings(BaseSettings):
     # /readyz turns unready when the batch runner has been retrying a failure for this long.
     stall_after_s: float = Field(30.0, gt=0)
 
+    @field_validator("master_key")
+    @classmethod
+    def _master_key_shape(cls, value: SecretStr | None) -> SecretStr | None:
+        from shared.storage.crypto import parse_master_key
+
+        if value is not None:
+            parse_master_key(value.get_secret_value())
+        return value
+
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
@@ -135,10 +145,6 @@ class Settings(BaseSettings):
                 raise ValueError("CRM_API_KEYS is required in prod")
             if self.master_key is None:
                 raise ValueError("CRM_MASTER_KEY (base64 of 32 random bytes) is required in prod")
-        if self.master_key is not None:
-            from shared.storage.crypto import parse_master_key
-
-            parse_master_key(self.master_key.get_secret_value())
         return self
 
     def workers_of(self, service: str) -> int:

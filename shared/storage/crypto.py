@@ -162,6 +162,11 @@ class KeyRing:
         except InvalidTag:
             raise MasterKeyError("CRM_MASTER_KEY does not open this store's data keys (wrong master key?)") from None
 
+    def check(self) -> None:
+        """Fail now, with MasterKeyError, when the master key is not the one this keyring's keys were wrapped
+        with (stores call it when they open, so a wrong key stops a service at start, not at its first read)."""
+        self._check_master()
+
     def _check_master(self) -> None:
         # A check value wrapped once: a wrong master key fails here, clearly, before anything is sealed with it.
         held = self._backend.get_many([_CHECK]).get(_CHECK)

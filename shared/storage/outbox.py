@@ -241,6 +241,7 @@ class SqliteStore(SqliteOutbox):
     def __init__(self, path: Path | str, *, master_key: bytes | None = None) -> None:
         self.db = SqliteDb(path, self.schema)
         self.keys = sqlite_keyring(self.db.path, master_key or _default_master_key())
+        self.keys.check()
 
     def transaction(self):
         """One atomic unit of work across processes."""
@@ -259,6 +260,7 @@ class MongoStore(MongoOutbox):
     def __init__(self, mdb: MongoDb, *, master_key: bytes | None = None) -> None:
         self.mdb = mdb
         self.keys = mongo_keyring(mdb, master_key or _default_master_key())
+        self.keys.check()
         self.create_outbox_indexes()
         self.create_indexes()
 
