@@ -43,8 +43,8 @@ def _bulk(coll, ops: list, *, mock: bool) -> None:
             coll.update_one(op._filter, op._doc, upsert=op._upsert)
 
 
-def _doc(alert: Alert) -> dict:
-    doc = alert_doc(alert)
+def _doc(alert: Alert, keys) -> dict:
+    doc = alert_doc(alert, keys=keys)
     doc["_id"] = doc["alert_id"]
     doc["took_us"] = took_us(alert)  # what the SLA filter compares for a resolved alert
     if alert.active:
@@ -52,8 +52,8 @@ def _doc(alert: Alert) -> dict:
     return doc
 
 
-def _alert(doc: dict) -> Alert:
-    return alert_of(doc)
+def _alert(doc: dict, keys) -> Alert:
+    return alert_of(doc, keys=keys)
 
 
 class MongoAlertsStore(MongoStore, MongoMembership):
@@ -212,7 +212,7 @@ class MongoAlertsStore(MongoStore, MongoMembership):
     def put_alerts(self, alerts: list[Alert]) -> None:
         """Insert or replace alerts."""
         if alerts:
-            _bulk(self.mdb["alerts"], [ReplaceOne({"_id": a.alert_id}, _doc(a), upsert=True) for a in alerts],
+            _bulk(self.mdb["alerts"], [ReplaceOne({"_id": a.alert_id}, _doc(a, self.keys), upsert=True) for a in alerts],
                   mock=self._mock)
 
     def cover(self, triggers: list[tuple[str, str]]) -> None:
@@ -235,18 +235,18 @@ class MongoAlertsStore(MongoStore, MongoMembership):
     def active_alerts(self, customer_ids: list[str]) -> list[Alert]:
         """Open and acknowledged alerts of these customers."""
         cur = self.mdb["alerts"].find({"customer_id": {"$in": customer_ids}, "status": {"$in": list(ACTIVE)}})
-        return [_alert(d) for d in cur]
+        return [_alert(d, self.keys) for d in cur]
 
     def alerts_from(self, origin_ids: list[str]) -> list[Alert]:
         """Active or merge-folded alerts raised for these customers."""
         cur = self.mdb["alerts"].find({"origin_id": {"$in": origin_ids},
                                        "$or": [{"status": {"$in": list(ACTIVE)}}, {"resolution": "merged"}]})
-        return [_alert(d) for d in cur]
+        return [_alert(d, self.keys) for d in cur]
 
     def alert(self, alert_id: str) -> Alert | None:
         """One alert."""
         d = self.mdb["alerts"].find_one({"_id": alert_id})
-        return _alert(d) if d else None
+        return _alert(d, self.keys) if d else None
 
     def find_alerts(self, query: AlertQuery, *, offset: int, limit: int) -> tuple[list[Alert], int]:
         """Alerts matching the filters, newest opened first, and how many match."""
@@ -261,7 +261,7 @@ class MongoAlertsStore(MongoStore, MongoMembership):
             q["$or" if query.sla.breached else "$nor"] = late
         coll = self.mdb["alerts"]
         cur = coll.find(q).sort([("opened_at", DESCENDING), ("_id", ASCENDING)]).skip(offset).limit(limit)
-        return [_alert(d) for d in cur], coll.count_documents(q)
+        return [_alert(d, self.keys) for d in cur], coll.count_documents(q)
 
     def next_versions(self, customer_ids: list[str], *, floor: int = 0) -> dict[str, int]:
         """Advance and return each customer's view-part version: one more than the last, at least ``floor``."""

@@ -188,7 +188,7 @@ class SqliteAlertsStore(SqliteStore, SqliteMembership):
         """Insert or replace alerts."""
         rows = []
         for a in alerts:
-            doc = alert_doc(a)
+            doc = alert_doc(a, keys=self.keys)
             doc["detail"] = json.dumps(doc["detail"], sort_keys=True)
             rows.append(tuple(doc[k] for k in ALERT_COLUMNS))
         # An upsert, not INSERT OR REPLACE: that would delete another active alert of the customer and type
@@ -215,7 +215,7 @@ class SqliteAlertsStore(SqliteStore, SqliteMembership):
         for r in rows:
             doc = dict(zip(ALERT_COLUMNS, r, strict=True))
             doc["detail"] = json.loads(doc["detail"])
-            out.append(alert_of(doc))
+            out.append(alert_of(doc, keys=self.keys))
         return out
 
     def active_alerts(self, customer_ids: list[str]) -> list[Alert]:
