@@ -212,8 +212,8 @@ class MongoAlertsStore(MongoStore, MongoMembership):
     def put_alerts(self, alerts: list[Alert]) -> None:
         """Insert or replace alerts."""
         if alerts:
-            _bulk(self.mdb["alerts"], [ReplaceOne({"_id": a.alert_id}, _doc(a, self.keys), upsert=True) for a in alerts],
-                  mock=self._mock)
+            ops = [ReplaceOne({"_id": a.alert_id}, _doc(a, self.keys), upsert=True) for a in alerts]
+            _bulk(self.mdb["alerts"], ops, mock=self._mock)
 
     def cover(self, triggers: list[tuple[str, str]]) -> None:
         """Mark triggers as answered by an alert (taking them over from the one that answered them before)."""
