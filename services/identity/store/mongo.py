@@ -22,6 +22,7 @@ from services.identity.domain.cleaning import Ident
 from services.identity.domain.resolution import Found
 from services.identity.store import ConflictRow, EventRow, IdentifierRow, MergeRow, RecordRow, StatsRow
 from shared.contract.facts import FieldValue, PurchaseFact, RefundFact
+from shared.storage.crypto import SERVICE
 from shared.storage.fact_tables import compact_json, open_field, seal_field
 from shared.storage.outbox import MongoStore
 
@@ -177,7 +178,8 @@ class MongoIdentityStore(MongoStore):
                 "kind": conflict.kind, "identifier_type": conflict.identifier_type,
                 "identifier_pseudonym": conflict.identifier_pseudonym, "customer_ids": list(conflict.customer_ids),
                 "source": conflict.source, "event_id": conflict.event_id, "at": conflict.at,
-                "status": conflict.status, "resolved_by": conflict.resolved_by, "note": conflict.note,
+                "status": conflict.status, "resolved_by": conflict.resolved_by,
+                "note": self.keys.seal(SERVICE, "conflicts.note", conflict.note),
             }},
             upsert=True,
         )
@@ -325,14 +327,16 @@ class MongoIdentityStore(MongoStore):
         cur = self.mdb["conflicts"].find(query).sort([("at", DESCENDING), ("_id", ASCENDING)]).skip(offset).limit(limit)
         return [
             ConflictRow(d["_id"], d["kind"], d["identifier_type"], d["identifier_pseudonym"], tuple(d["customer_ids"]),
-                        d["source"], d["event_id"], d["at"], d["status"], d.get("resolved_by"), d.get("note"))
+                        d["source"], d["event_id"], d["at"], d["status"], d.get("resolved_by"),
+                        self.keys.open(SERVICE, "conflicts.note", d.get("note")))
             for d in cur
         ]
 
     def set_conflict_status(self, conflict_id: str, *, status: str, by: str, note: str | None) -> bool:
         """Close a conflict; False when it does not exist."""
         done = self.mdb["conflicts"].update_one(
-            {"_id": conflict_id}, {"$set": {"status": status, "resolved_by": by, "note": note}})
+            {"_id": conflict_id},
+            {"$set": {"status": status, "resolved_by": by, "note": self.keys.seal(SERVICE, "conflicts.note", note)}})
         return done.matched_count == 1
 
     def customer_count(self) -> int:

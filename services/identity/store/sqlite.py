@@ -18,6 +18,7 @@ from services.identity.store import (
 from shared.contract.facts import FieldValue, PurchaseFact, RefundFact
 from shared.storage.base import OUTBOX_SQL
 from shared.storage.base import in_placeholders as _in
+from shared.storage.crypto import SERVICE
 from shared.storage.fact_tables import ATTRIBUTES_SQL, compact_json, open_field, sqlite_put_attributes
 from shared.storage.outbox import SqliteStore
 
@@ -207,7 +208,7 @@ class SqliteIdentityStore(SqliteStore):
             "INSERT OR IGNORE INTO conflicts VALUES (?,?,?,?,?,?,?,?,?,?,?)",
             (conflict.conflict_id, conflict.kind, conflict.identifier_type, conflict.identifier_pseudonym,
              json.dumps(list(conflict.customer_ids)), conflict.source, conflict.event_id, conflict.at,
-             conflict.status, conflict.resolved_by, conflict.note),
+             conflict.status, conflict.resolved_by, self.keys.seal(SERVICE, "conflicts.note", conflict.note)),
         )
 
     def add_events(self, rows: list[EventRow]) -> None:
@@ -337,15 +338,17 @@ class SqliteIdentityStore(SqliteStore):
         rows = self.db.conn().execute(
             f"SELECT * FROM conflicts {where} ORDER BY at DESC, conflict_id LIMIT ? OFFSET ?", [*args, limit, offset]
         )
+        # The staff note is free text: sealed under the service's key.
         return [
-            ConflictRow(r[0], r[1], r[2], r[3], tuple(json.loads(r[4])), *r[5:]) for r in rows
+            ConflictRow(r[0], r[1], r[2], r[3], tuple(json.loads(r[4])), *r[5:10],
+                        self.keys.open(SERVICE, "conflicts.note", r[10])) for r in rows
         ]
 
     def set_conflict_status(self, conflict_id: str, *, status: str, by: str, note: str | None) -> bool:
         """Close a conflict; False when it does not exist."""
         cur = self.db.conn().execute(
             "UPDATE conflicts SET status = ?, resolved_by = ?, note = ? WHERE conflict_id = ?",
-            (status, by, note, conflict_id),
+            (status, by, self.keys.seal(SERVICE, "conflicts.note", note), conflict_id),
         )
         return cur.rowcount == 1
 

@@ -65,3 +65,15 @@ def test_shredding_a_record_key_leaves_its_personal_fields_unreadable(store):
         "name": None, "birthday": None, "attributes.custom": None, "consent.sms": True}
     # Lookups still find the record by pseudonym: erasure (which calls shred) removes those rows itself.
     assert store.find([("phone", PHONE)]) == {("phone", PHONE): Found("c_a", "c_a", True)}
+
+
+def test_a_conflict_decision_note_is_sealed_and_read_back(store):
+    from services.identity.store import ConflictRow
+
+    with store.transaction():
+        store.add_conflict(ConflictRow("x_1", "shared_identifier", "phone", "ab12", ("c_a", "c_b"), "pos/SH-001",
+                                       "e1", "T1"))
+        store.set_conflict_status("x_1", status="dismissed", by="ops", note="Zhang Sanfeng confirmed by 135 1234 0001")
+    [row] = store.conflicts(status=None, customer_id=None, offset=0, limit=10)
+    assert (row.status, row.note) == ("dismissed", "Zhang Sanfeng confirmed by 135 1234 0001")
+    assert [c for c in ("Zhang Sanfeng", "1234 0001") if c in _raw(store)] == []
