@@ -109,9 +109,10 @@ class Pseudonymizer:
 # customers of a Chinese chain come from: mainland, Hong Kong, Macau, Taiwan, Singapore, Malaysia, and
 # the US, Japan, Korea, the UK and Australia.
 REDACT_REGIONS = ("CN", "HK", "MO", "TW", "SG", "MY", "US", "JP", "KR", "GB", "AU")
-# A run of digits long enough to be a phone (7 to 17 digits with separators between groups); text
-# without one cannot hold a phone, so most log lines and span attributes skip the matcher entirely.
-_MAYBE_PHONE = re.compile(r"\d(?:[\s().\-/]{0,3}\d){6,16}")
+# A whole run of digits long enough to be a phone (7 to 17 digits, separators between groups, no ASCII
+# letter or digit on either side); text without one cannot hold a phone, so most log lines and span
+# attributes (hex ids, ISO timestamps, short numbers) skip the matcher entirely.
+_MAYBE_PHONE = re.compile(r"(?<![A-Za-z0-9])\d(?:[\s().\-/]{0,3}\d){6,16}(?![A-Za-z0-9])")
 _EMAIL = re.compile(r"[\w.+\-]+@[\w\-]+(?:\.[\w\-]+)+")
 
 
