@@ -38,6 +38,19 @@ def _before(key: tuple[int, str, str], names: tuple[str, str, str]) -> dict:
 class MongoIdentityStore(MongoStore):
     """Identity data in a MongoDB database; every write method joins the caller's transaction."""
 
+    def __init__(self, mdb, **options) -> None:
+        super().__init__(mdb, **options)
+        self._seal_identifiers_of_older_databases()
+
+    def _seal_identifiers_of_older_databases(self) -> None:
+        # A database from before encryption at rest holds identifiers in clear: each is re-keyed to its
+        # pseudonym and sealed once (idempotent: a document with ``sealed`` is never touched again).
+        coll = self.mdb["identifiers"]
+        for d in coll.find({"sealed": {"$exists": False}}):
+            t, v, rec = d["type"], d["value"], d["record_id"]
+            sealed = {"value": self.keys.index(t, v), "sealed": self.keys.seal(rec, f"identifiers.{t}", v)}
+            coll.update_one({"_id": d["_id"], "sealed": {"$exists": False}}, {"$set": sealed})
+
     def create_indexes(self) -> None:
         """The indexes every query and idempotent upsert here relies on (idempotent; run at open)."""
         m = self.mdb

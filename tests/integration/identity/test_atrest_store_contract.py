@@ -77,3 +77,35 @@ def test_a_conflict_decision_note_is_sealed_and_read_back(store):
     [row] = store.conflicts(status=None, customer_id=None, offset=0, limit=10)
     assert (row.status, row.note) == ("dismissed", "Zhang Sanfeng confirmed by 135 1234 0001")
     assert [c for c in ("Zhang Sanfeng", "1234 0001") if c in _raw(store)] == []
+
+
+def test_identifiers_written_before_encryption_are_sealed_when_the_store_opens(tmp_path):
+    import sqlite3
+
+    import mongomock
+
+    from services.identity.store.mongo import MongoIdentityStore
+    from services.identity.store.sqlite import SqliteIdentityStore
+    from shared.storage.base import MongoDb
+
+    # SQLite: a file with the identifiers table as it was, holding a phone in clear.
+    path = tmp_path / "old.db"
+    c = sqlite3.connect(path)
+    c.executescript("""CREATE TABLE records (id TEXT PRIMARY KEY, root_id TEXT NOT NULL, merged_into TEXT, phone TEXT,
+      created_at TEXT NOT NULL, updated_at TEXT NOT NULL) WITHOUT ROWID;
+    CREATE TABLE identifiers (type TEXT NOT NULL, value TEXT NOT NULL, record_id TEXT NOT NULL,
+      first_seen TEXT NOT NULL, source TEXT NOT NULL, event_id TEXT NOT NULL, PRIMARY KEY (type, value)) WITHOUT ROWID;
+    INSERT INTO records VALUES ('c_a', 'c_a', NULL, '+8613512340001', 'T1', 'T1');
+    INSERT INTO identifiers VALUES ('phone', '+8613512340001', 'c_a', 'T1', 'pos/SH-001', 'e1');""")
+    c.commit()
+    c.close()
+    mdb = MongoDb(mongomock.MongoClient()["old"])
+    mdb["records"].insert_one({"_id": "c_a", "root_id": "c_a", "merged_into": None, "phone": PHONE,
+                               "created_at": "T1", "updated_at": "T1"})
+    mdb["identifiers"].insert_one({"type": "phone", "value": PHONE, "record_id": "c_a", "first_seen": "T1",
+                                   "source": "pos/SH-001", "event_id": "e1"})
+    for store in (SqliteIdentityStore(path), MongoIdentityStore(mdb)):
+        assert store.find([("phone", PHONE)]) == {("phone", PHONE): Found("c_a", "c_a", True)}
+        assert store.identifiers(["c_a"]) == [IdentifierRow("phone", PHONE, "c_a", "T1", "pos/SH-001", "e1")]
+        assert store.record("c_a").phone == PHONE  # a phone in clear reads as it is until rewritten
+    assert "+8613512340001" not in repr(list(mdb["identifiers"].find()))
