@@ -54,7 +54,7 @@ def dev_environment(settings: Settings) -> dict[str, str]:
     env = dict(os.environ)
     data = Path(settings.data_dir)
     env["CRM_DATA_DIR"] = str(data)
-    private_dir(data)
+    private_dir(data, narrow=True)
     if settings.env == "dev":
         if not settings.api_keys:
             key = _secret_file(data / "dev-api-key", lambda: "dev-" + secrets.token_urlsafe(18))
@@ -110,8 +110,8 @@ class Platform:
 
     def start(self) -> None:
         """Broker (unless one is configured), topics, then each service as its own process."""
-        private_dir(self.settings.data_dir)
-        private_dir(self.log_dir)
+        private_dir(self.settings.data_dir, narrow=True)
+        private_dir(self.log_dir, narrow=True)
         bootstrap = self.settings.kafka_bootstrap
         host, _, port = bootstrap.split(",")[0].rpartition(":")
         if reachable(bootstrap):

@@ -9,11 +9,14 @@ DIR_MODE = 0o700
 FILE_MODE = 0o600
 
 
-def private_dir(path: Path | str) -> Path:
-    """Create a directory (and missing parents) 0700; an existing one is narrowed to 0700."""
+def private_dir(path: Path | str, *, narrow: bool = False) -> Path:
+    """Create a directory (and missing parents) 0700. An existing one is left as it is unless ``narrow``
+    (the data dir itself): a store file may sit in a directory others share, such as /tmp."""
     path = Path(path)
-    path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
-    if path.stat().st_mode & 0o077:
+    if not path.is_dir():
+        path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+        path.chmod(DIR_MODE)
+    elif narrow and path.stat().st_mode & 0o077:
         path.chmod(DIR_MODE)
     return path
 

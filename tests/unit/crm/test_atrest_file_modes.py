@@ -56,3 +56,15 @@ def test_store_files_keyrings_wal_and_span_files_are_created_private(tmp_path):
             "traces.jsonl", "service.log"} <= set(files)
     assert {name: mode for name, mode in files.items() if mode & 0o077} == {}
     store.close()
+
+
+def test_a_store_in_a_directory_others_share_leaves_that_directory_alone(tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)  # like /tmp
+    store = SqliteStore(shared / "crm.db")
+    with store.transaction():
+        pass
+    assert _mode(shared) == 0o1777
+    assert _mode(shared / "crm.db") == 0o600 and _mode(shared / "crm.keys.db") == 0o600
+    store.close()
