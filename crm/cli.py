@@ -20,7 +20,9 @@ def up(demo: bool = typer.Option(False, "--demo", help="feed the generated sampl
     """Start the whole platform on this machine (broker, topics, every service); Ctrl-C stops it."""
     from crm.platform import Platform, available_services, dev_environment, key_banner
     from shared.settings import Settings
+    from shared.storage.files import private_umask
 
+    private_umask()  # the data dir, stores, keys, logs and trace files: the owner's alone
     settings = Settings()
     env = dev_environment(settings)
     platform = Platform(settings=Settings(_env_file=None, **_env_overrides(env)), env=env,
@@ -54,8 +56,10 @@ def up(demo: bool = typer.Option(False, "--demo", help="feed the generated sampl
 
 def _env_overrides(env: dict[str, str]) -> dict[str, str]:
     return {k.removeprefix("CRM_").lower(): v for k, v in env.items()
-            if k.startswith("CRM_") and k.removeprefix("CRM_").lower() in {"api_keys", "pseudonym_secret",
-                                                                             "token_secret", "staff_file"}}
+            if k.startswith("CRM_") and k.removeprefix("CRM_").lower() in _GENERATED}
+
+
+_GENERATED = {"api_keys", "pseudonym_secret", "token_secret", "staff_file", "master_key"}
 
 
 @app.command()
@@ -63,8 +67,10 @@ def service(name: str, api: bool = typer.Option(True, help="serve the HTTP API")
             worker: bool = typer.Option(True, help="run the faust worker"),
             port: int = typer.Option(0, help="API port (default: the service's own)")):
     """Run one service in this process (what `crm up` and the container start)."""
+    from shared.storage.files import private_umask
     from shared.streaming.runner import run_service
 
+    private_umask()
     sys.argv = [sys.argv[0], "worker"]  # faust's Worker reads argv
     run_service(name, api=api, worker=worker, port=port or None)
 

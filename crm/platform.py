@@ -16,6 +16,8 @@ import httpx
 
 from crm.broker import reachable, start_broker
 from shared.settings import Settings
+from shared.storage.crypto import new_master_key
+from shared.storage.files import private_dir, private_opener
 from shared.streaming.kafka import ensure_topics
 
 SERVICES = ("identity", "loyalty", "alerts", "campaigns")
@@ -38,10 +40,12 @@ def available_services() -> list[str]:
 def _secret_file(path: Path, make) -> str:
     if path.exists():
         return path.read_text().strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     value = make()
-    path.write_text(value + "\n")
-    path.chmod(0o600)
+    # Created 0600 in one step: write-then-chmod would leave the secret readable for a moment.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(value + "\n")
     return value
 
 
@@ -51,6 +55,7 @@ def dev_environment(settings: Settings) -> dict[str, str]:
     env = dict(os.environ)
     data = Path(settings.data_dir)
     env["CRM_DATA_DIR"] = str(data)
+    private_dir(data, narrow=True)
     if settings.env == "dev":
         if not settings.api_keys:
             key = _secret_file(data / "dev-api-key", lambda: "dev-" + secrets.token_urlsafe(18))
@@ -62,6 +67,8 @@ def dev_environment(settings: Settings) -> dict[str, str]:
             env["CRM_TOKEN_SECRET"] = _secret_file(data / "token.key", lambda: secrets.token_hex(32))
         if not settings.staff_file:  # read once it appears: `crm staff add` may come after `crm up`
             env["CRM_STAFF_FILE"] = str(data / "staff.json")
+        if settings.master_key is None:
+            env["CRM_MASTER_KEY"] = _secret_file(data / "master.key", new_master_key)
     return env
 
 
@@ -109,7 +116,8 @@ class Platform:
 
     def start(self) -> None:
         """Broker (unless one is configured), topics, then each service as its own process."""
-        self.log_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.settings.data_dir, narrow=True)
+        private_dir(self.log_dir, narrow=True)
         bootstrap = self.settings.kafka_bootstrap
         host, _, port = bootstrap.split(",")[0].rpartition(":")
         if reachable(bootstrap):
@@ -126,7 +134,7 @@ class Platform:
     def spawn(self, worker: tuple[str, int]) -> None:
         """Start (or restart) one worker process of a service."""
         name, index = worker
-        log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
+        log = open(self.log_dir / f"{name}.log", "ab", opener=private_opener)  # noqa: SIM115 - owned by the child
         self.children[worker] = subprocess.Popen(
             [sys.executable, "-m", "crm.cli", *service_command(name, api=index == 0)], env=self.env,
             stdout=log, stderr=log, start_new_session=True,

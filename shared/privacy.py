@@ -104,10 +104,75 @@ class Pseudonymizer:
         return digest[:length]
 
 
-# A Chinese mobile number in any common notation, optionally with the country code.
-_MOBILE = re.compile(r"(?<!\d)(?:(?:\+|00)?86[ \-]?)?1[3-9]\d(?:[ \-]?\d){8}(?!\d)")
+# Regions whose phones the last guard recognises written nationally (without a country code); a number
+# written with one (``+852 …``, ``00852 …``) is recognised whatever its region. These are the places
+# customers of a Chinese chain come from: mainland, Hong Kong, Macau, Taiwan, Singapore, Malaysia, and
+# the US, Japan, Korea, the UK and Australia.
+REDACT_REGIONS = ("CN", "HK", "MO", "TW", "SG", "MY", "US", "JP", "KR", "GB", "AU")
+# A whole run of digits long enough to be a phone (7 to 17 digits, separators between groups, no ASCII
+# letter or digit on either side); text without one cannot hold a phone, so most log lines and span
+# attributes (hex ids, ISO timestamps, short numbers) skip the matcher entirely.
+_MAYBE_PHONE = re.compile(r"(?<![A-Za-z0-9])\d(?:[\s().\-/]{0,3}\d){6,16}(?![A-Za-z0-9])")
+_EMAIL = re.compile(r"[\w.+\-]+@[\w\-]+(?:\.[\w\-]+)+")
 
 
 def redact_digits(text: str) -> str:
-    """Replace anything that looks like a mobile number in free text (a last guard for logs and spans)."""
-    return _MOBILE.sub("[redacted]", text)
+    """Replace every phone number in free text, of any region and in any notation (a last guard for logs,
+    spans and notes): what ``phonenumbers`` finds as a whole number that is a valid mobile or fixed-line
+    number of one of ``REDACT_REGIONS`` or carries a country code. Digits inside longer numbers
+    (timestamps, ids) are left alone."""
+    if not _MAYBE_PHONE.search(text):
+        return text
+    return _redact_phones(text)
+
+
+@lru_cache(maxsize=8192)
+def _redact_phones(text: str) -> str:
+    spans: set[tuple[int, int]] = set()
+    for region in REDACT_REGIONS:
+        # POSSIBLE finds numbers next to Chinese text too; validity and whole-number edges are checked below.
+        for match in phonenumbers.PhoneNumberMatcher(text, region, leniency=phonenumbers.Leniency.POSSIBLE):
+            if _is_real_number(text, match):
+                spans.add((match.start, match.end))
+    if not spans:
+        return text
+    out, last = [], 0
+    for start, end in sorted(spans):
+        if start < last:  # overlapping finds of two regions: one replacement
+            start = last
+            if start >= end:
+                continue
+            out.append(text[last:start])
+        else:
+            out.append(text[last:start] + "[redacted]")
+        last = end
+    out.append(text[last:])
+    return "".join(out)
+
+
+def _is_real_number(text: str, match) -> bool:
+    # A whole number: no ASCII letter or digit right before or after, so digits inside hex ids, pseudonyms
+    # and longer numbers stay; Chinese text around a phone (``电话13512340001``) does not protect it.
+    if (match.start and _word(text[match.start - 1])) or (match.end < len(text) and _word(text[match.end])):
+        return False
+    number = match.number
+    if not phonenumbers.is_valid_number(number):
+        return False
+    return phonenumbers.number_type(number) in _REDACT_TYPES
+
+
+def _word(ch: str) -> bool:
+    return ch.isascii() and ch.isalnum()
+
+
+_REDACT_TYPES = _MOBILE_TYPES | {PhoneNumberType.FIXED_LINE}
+
+
+def redact_emails(text: str) -> str:
+    """Replace every e-mail address in free text."""
+    return _EMAIL.sub("[email]", text) if "@" in text else text
+
+
+def redact(text: str) -> str:
+    """The last guard for log lines and span attributes: phones of any region in any notation, e-mails."""
+    return redact_digits(redact_emails(text))

@@ -18,7 +18,7 @@ ROLES: tuple[Role, ...] = ("reader", "operator", "admin")
 class Settings(BaseSettings):
     """Everything a service reads from its environment, validated at start-up."""
 
-    # Errors never echo what was given: the input holds keys and secrets.
+    # Inputs stay out of validation errors: they hold secrets (keys, the master key) that start-up logs print.
     model_config = SettingsConfigDict(env_prefix="CRM_", env_file=".env", extra="ignore", hide_input_in_errors=True)
 
     env: Literal["dev", "prod"] = "dev"
@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     # Per-store timezone overrides as "STORE=Zone,STORE2=Zone"; purchase days are counted in them.
     store_timezones: str = ""
     pseudonym_secret: SecretStr | None = None
+    # Base64 of 32 random bytes: wraps every customer's data key (encryption at rest, shared/storage/crypto.py).
+    master_key: SecretStr | None = None
     # API keys as "KEY:ROLE" or "KEY:ROLE@store=ID" / "KEY:ROLE@region=NAME", comma separated (shared/access/keys.py);
     # the file holds more of them, one a line, and is re-read when it changes (no restart).
     api_keys: str = ""
@@ -109,6 +111,15 @@ class Settings(BaseSettings):
     retention_audit_days: int = Field(1095, ge=0, le=36500)
     retention_interval_s: float = Field(3600.0, gt=0)
 
+    @field_validator("master_key")
+    @classmethod
+    def _master_key_shape(cls, value: SecretStr | None) -> SecretStr | None:
+        from shared.storage.crypto import parse_master_key
+
+        if value is not None:
+            parse_master_key(value.get_secret_value())
+        return value
+
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
@@ -155,6 +166,8 @@ class Settings(BaseSettings):
                 raise ValueError("CRM_API_KEYS, CRM_API_KEYS_FILE or CRM_STAFF_FILE is required in prod")
             if self.staff_file and (self.token_secret is None or len(self.token_secret.get_secret_value()) < 32):
                 raise ValueError("CRM_TOKEN_SECRET (at least 32 characters) is required in prod with CRM_STAFF_FILE")
+            if self.master_key is None:
+                raise ValueError("CRM_MASTER_KEY (base64 of 32 random bytes) is required in prod")
         from shared.access.keys import parse_keys
 
         parse_keys(self.api_keys, source="CRM_API_KEYS")  # a bad entry stops the start, naming its position
@@ -177,6 +190,14 @@ class Settings(BaseSettings):
         if self.pseudonym_secret is not None:
             return self.pseudonym_secret.get_secret_value().encode()
         return b"crm-dev-only-pseudonym-key"
+
+    def master_key_bytes(self) -> bytes:
+        """The master key; in dev a fixed development key stands in when none is set (``crm up`` sets one)."""
+        from shared.storage.crypto import DEV_MASTER_KEY, parse_master_key
+
+        if self.master_key is not None:
+            return parse_master_key(self.master_key.get_secret_value())
+        return DEV_MASTER_KEY
 
     def key_roles(self) -> dict[str, Role]:
         """The keys of ``CRM_API_KEYS`` and their roles (for local tools; services hold keys only hashed)."""

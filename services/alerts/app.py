@@ -16,15 +16,15 @@ from shared.storage.base import mongo_database, sqlite_path, store_kind
 NAME = "alerts"
 
 
-def open_store(url: str, *, mongo_client=None) -> AlertsStore:
+def open_store(url: str, *, mongo_client=None, master_key: bytes | None = None) -> AlertsStore:
     """The alerts store for ``CRM_STORE_URL``: SQLite by default, MongoDB for a ``mongodb://`` URL."""
     if store_kind(url) == "sqlite":
         from services.alerts.store.sqlite import SqliteAlertsStore
 
-        return SqliteAlertsStore(sqlite_path(url, "alerts"))
+        return SqliteAlertsStore(sqlite_path(url, "alerts"), master_key=master_key)
     from services.alerts.store.mongo import MongoAlertsStore
 
-    return MongoAlertsStore(mongo_database(url, "alerts", mongo_client))
+    return MongoAlertsStore(mongo_database(url, "alerts", mongo_client), master_key=master_key)
 
 
 def create_app(
@@ -38,7 +38,7 @@ def create_app(
     """Build the alerts service; pass a store, a publish callable, a clock or its config to replace the real ones."""
     settings = settings or get_settings()
     config = config or AlertsConfig()
-    store = store or open_store(settings.resolved_store_url())
+    store = store or open_store(settings.resolved_store_url(), master_key=settings.master_key_bytes())
     deps = Deps(store=store, settings=settings, config=config, rules=RulesInForce(config.rules_file), clock=clock)
     service = build_service(name=NAME, title="CRM alerts", settings=settings, store=store, publish=publish,
                             clock=clock, deps=deps, routers=[alerts_api.router(deps)], register=agents.register,

@@ -14,17 +14,17 @@ from shared.settings import Settings, get_settings
 NAME = "campaigns"
 
 
-def open_store(url: str, *, mongo_client=None) -> CampaignsStore:
+def open_store(url: str, *, mongo_client=None, master_key: bytes | None = None) -> CampaignsStore:
     """The campaigns store for ``CRM_STORE_URL``."""
     from shared.storage.base import mongo_database, sqlite_path, store_kind
 
     if store_kind(url) == "sqlite":
         from services.campaigns.store.sqlite import SqliteCampaignsStore
 
-        return SqliteCampaignsStore(sqlite_path(url, "campaigns"))
+        return SqliteCampaignsStore(sqlite_path(url, "campaigns"), master_key=master_key)
     from services.campaigns.store.mongo import MongoCampaignsStore
 
-    return MongoCampaignsStore(mongo_database(url, "campaigns", mongo_client))
+    return MongoCampaignsStore(mongo_database(url, "campaigns", mongo_client), master_key=master_key)
 
 
 def create_app(
@@ -38,7 +38,7 @@ def create_app(
     """Build the campaigns service; pass a store, a publish callable, a clock or settings to replace the real ones."""
     settings = settings or get_settings()
     config = config or CampaignsSettings()
-    store = store or open_store(settings.resolved_store_url())
+    store = store or open_store(settings.resolved_store_url(), master_key=settings.master_key_bytes())
     # What a route commits is relayed by the service's runner (bound late: the service is built below).
     deps = Deps(store=store, settings=settings, config=config, clock=clock,
                 relay=lambda outbox: service.relay(outbox))

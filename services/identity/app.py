@@ -23,15 +23,15 @@ from shared.storage.base import mongo_database, sqlite_path, store_kind
 NAME = "identity"
 
 
-def open_store(url: str, *, mongo_client=None) -> IdentityStore:
+def open_store(url: str, *, mongo_client=None, master_key: bytes | None = None) -> IdentityStore:
     """The identity store for ``CRM_STORE_URL``."""
     if store_kind(url) == "sqlite":
         from services.identity.store.sqlite import SqliteIdentityStore
 
-        return SqliteIdentityStore(sqlite_path(url, "identity"))
+        return SqliteIdentityStore(sqlite_path(url, "identity"), master_key=master_key)
     from services.identity.store.mongo import MongoIdentityStore
 
-    return MongoIdentityStore(mongo_database(url, "identity", mongo_client))
+    return MongoIdentityStore(mongo_database(url, "identity", mongo_client), master_key=master_key)
 
 
 def create_app(
@@ -45,7 +45,7 @@ def create_app(
 ) -> Service:
     """Build the identity service; pass a store, a publish callable or a clock to replace the real ones."""
     settings = settings or get_settings()
-    store = store or open_store(settings.resolved_store_url())
+    store = store or open_store(settings.resolved_store_url(), master_key=settings.master_key_bytes())
     config = config or IdentityConfig()
     cleaning = Cleaning(region=settings.default_region, blocked_phones=settings.blocked_phone_set(),
                         blocked_values=settings.blocked_identifier_set(), currencies=settings.currency_set())

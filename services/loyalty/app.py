@@ -17,17 +17,17 @@ from shared.storage.base import OutboxMessage
 NAME = "loyalty"
 
 
-def open_store(url: str, *, mongo_client=None) -> LoyaltyStore:
+def open_store(url: str, *, mongo_client=None, master_key: bytes | None = None) -> LoyaltyStore:
     """The loyalty store for ``CRM_STORE_URL``."""
     from shared.storage.base import mongo_database, sqlite_path, store_kind
 
     if store_kind(url) == "sqlite":
         from services.loyalty.store.sqlite import SqliteLoyaltyStore
 
-        return SqliteLoyaltyStore(sqlite_path(url, "loyalty"))
+        return SqliteLoyaltyStore(sqlite_path(url, "loyalty"), master_key=master_key)
     from services.loyalty.store.mongo import MongoLoyaltyStore
 
-    return MongoLoyaltyStore(mongo_database(url, "loyalty", mongo_client))
+    return MongoLoyaltyStore(mongo_database(url, "loyalty", mongo_client), master_key=master_key)
 
 
 def create_app(
@@ -43,7 +43,7 @@ def create_app(
     config = config or LoyaltySettings()
     if config.clock_start is not None and clock is system_clock:
         clock = shifted_clock(config.clock_start)
-    store = store or open_store(settings.resolved_store_url())
+    store = store or open_store(settings.resolved_store_url(), master_key=settings.master_key_bytes())
     zone = ZoneInfo(settings.timezone)
 
     def relay(outbox: list[OutboxMessage]) -> None:

@@ -1,4 +1,4 @@
-"""JSON logs with trace and span ids; a filter masks anything that looks like a phone number."""
+"""JSON logs with trace and span ids; a filter masks phone numbers (any region, any notation) and e-mails."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 from opentelemetry import trace
 from pythonjsonlogger.json import JsonFormatter
 
-from shared.privacy import redact_digits
+from shared.privacy import redact
 
 
 class _Context(logging.Filter):
@@ -21,8 +21,15 @@ class _Context(logging.Filter):
         record.service = self.service
         record.trace_id = format(ctx.trace_id, "032x") if ctx.is_valid else None
         record.span_id = format(ctx.span_id, "016x") if ctx.is_valid else None
-        # Last guard: no log line carries a phone number, whoever formatted it.
-        record.msg = redact_digits(record.getMessage())
+        # Last guard: no log line carries a phone number (any region, any notation) or an e-mail address,
+        # whoever formatted it; an exception's text too.
+        record.msg = redact(record.getMessage())
+        if record.exc_info:
+            # Formatted here, redacted, and kept as text: formatters print exc_text when exc_info is gone.
+            record.exc_text = redact(record.exc_text or logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+        elif record.exc_text:
+            record.exc_text = redact(record.exc_text)
         record.args = None
         return True
 

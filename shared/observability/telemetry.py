@@ -15,11 +15,13 @@ from pathlib import Path
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import Event, ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.trace import Status
 
-from shared.privacy import redact_digits
+from shared.privacy import redact
 from shared.settings import Settings
+from shared.storage.files import private_dir, private_opener
 
 
 class JsonLinesSpanExporter(SpanExporter):
@@ -35,7 +37,7 @@ class JsonLinesSpanExporter(SpanExporter):
         self.path = path
         self.max_bytes = max_bytes
         self.keep = keep
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
         self._lock = threading.Lock()
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
@@ -43,14 +45,14 @@ class JsonLinesSpanExporter(SpanExporter):
         with self._lock:
             if _size(self.path) >= self.max_bytes:
                 self._rotate()
-            with open(self.path, "a", encoding="utf-8") as f:
+            with open(self.path, "a", encoding="utf-8", opener=private_opener) as f:
                 f.write(lines)
         return SpanExportResult.SUCCESS
 
     def _rotate(self) -> None:
         # Every service process appends to the same file: the lock file makes one of them rotate, and the
         # size is checked again under it so the others do not rotate the fresh file a second time.
-        with open(self.path.with_name(self.path.name + ".lock"), "a") as lock:
+        with open(self.path.with_name(self.path.name + ".lock"), "a", opener=private_opener) as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
                 if _size(self.path) < self.max_bytes:
@@ -109,7 +111,7 @@ def _clean(attrs) -> dict:
     out = {}
     for k, v in (attrs or {}).items():
         if isinstance(v, str):
-            v = _no_query_values(v) if k in _URL_KEYS and "=" in v else redact_digits(v)
+            v = _no_query_values(v) if k in _URL_KEYS and "=" in v else redact(v)
         out[k] = v
     return out
 
@@ -117,8 +119,11 @@ def _clean(attrs) -> dict:
 def _redacted(span: ReadableSpan) -> ReadableSpan:
     return ReadableSpan(
         name=span.name, context=span.context, parent=span.parent, resource=span.resource,
-        attributes=_clean(span.attributes), events=span.events, links=span.links, kind=span.kind,
-        status=span.status, start_time=span.start_time, end_time=span.end_time,
+        attributes=_clean(span.attributes), links=span.links, kind=span.kind,
+        # An exception recorded on a span carries its message: cleaned like the attributes.
+        events=[Event(e.name, _clean(e.attributes), e.timestamp) for e in span.events],
+        status=Status(span.status.status_code, redact(span.status.description))
+        if span.status.description else span.status, start_time=span.start_time, end_time=span.end_time,
         instrumentation_scope=span.instrumentation_scope,
     )
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from shared.observability.trace_context import tracer
+from shared.storage.files import private_file
 
 _tracer = tracer(__name__)
 
@@ -173,7 +174,8 @@ class SqliteDb:
 
     def __init__(self, path: Path | str, schema: str) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # 0600 before SQLite opens it (its -wal and -shm files take the database file's mode).
+        private_file(self.path)
         self._schema = schema
         self._local = threading.local()
         self._schema_lock = threading.Lock()

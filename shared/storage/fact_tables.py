@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 from shared.contract.facts import FieldValue
+from shared.storage.crypto import KeyRing, is_sealed
 
 ATTRIBUTES_SQL = """
 CREATE TABLE IF NOT EXISTS attributes (
@@ -31,10 +32,47 @@ def compact_json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
-def sqlite_put_attributes(conn, values: list[tuple[str, list[FieldValue]]]) -> None:
-    """Set fields of records where the value is newer than the one held (SQLite ``attributes``)."""
-    conn.executemany(_PUT_ATTRIBUTES, [(record_id, v.field, compact_json(v.value), v.time_ms, v.source, v.event_id)
-                                       for record_id, vs in values for v in vs])
+def sqlite_put_attributes(conn, values: list[tuple[str, list[FieldValue]]], *, keys: KeyRing) -> None:
+    """Set fields of records where the value is newer than the one held (SQLite ``attributes``); personal
+    fields sealed under their record's key."""
+    keys.prepare(record_id for record_id, _ in values)
+    conn.executemany(_PUT_ATTRIBUTES, [
+        (record_id, v.field, seal_field(keys, record_id, v.field, v.value), v.time_ms, v.source, v.event_id)
+        for record_id, vs in values for v in vs])
+
+
+# Profile fields kept in clear: consent flags and WeChat follow state say nothing about who a person is,
+# and rules filter on them; every other field (name, birthday, e-mail, gender, city, attributes.*) is sealed.
+_CLEAR_PREFIXES = ("consent.", "wechat_following")
+
+
+def is_personal_field(field: str) -> bool:
+    """Whether a profile field is sealed at rest."""
+    return not field.startswith(_CLEAR_PREFIXES)
+
+
+def seal_field(keys: KeyRing, record_id: str, field: str, value: Any) -> str:
+    """The stored text of a profile field: compact JSON, sealed under the record's key when personal."""
+    text = compact_json(value)
+    return keys.seal(record_id, f"attributes.{field}", text) if is_personal_field(field) else text  # type: ignore[return-value]
+
+
+def open_field(keys: KeyRing, record_id: str, field: str, stored: str) -> Any:
+    """The value of a profile field stored as JSON text (None once the record's key is shredded)."""
+    if not is_sealed(stored):
+        return json.loads(stored)
+    text = keys.open(record_id, f"attributes.{field}", stored)
+    return None if text is None else json.loads(text)
+
+
+def open_doc_field(keys: KeyRing, record_id: str, field: str, stored: Any) -> Any:
+    """The value of a profile field of a MongoDB document kept as the value itself when not sealed."""
+    return open_field(keys, record_id, field, stored) if is_sealed(stored) else stored
+
+
+def seal_doc_field(keys: KeyRing, record_id: str, field: str, value: Any) -> Any:
+    """A profile field's value for a MongoDB document: sealed text when personal, the value itself otherwise."""
+    return seal_field(keys, record_id, field, value) if is_personal_field(field) else value
 
 
 def mongo_insert_new(coll, docs: list[dict]) -> set:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Protocol
 
 from shared.storage.base import OUTBOX_SQL, DeadLetter, MongoDb, OutboxMessage, SqliteDb
+from shared.storage.crypto import SERVICE, KeyRing, mongo_keyring, sqlite_keyring
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,23 @@ class OutboxStore(Protocol):
     def note_erased(self, ids: list[str], *, erasure_id: str) -> None: ...
 
 
-class SqliteOutbox:
+class _Sealing:
+    """Outbox rows and dead letters are sealed under the service's own key: they may carry personal data
+    (raw events, profile changes) before any customer is known. Outbox rows live until the broker has
+    them; dead letters until retention or erasure removes them."""
+
+    keys: KeyRing
+
+    def _seal_value(self, value: bytes, field: str = "outbox.value") -> bytes:
+        return self.keys.seal_bytes(SERVICE, field, value)
+
+    def _open_value(self, value: bytes, field: str = "outbox.value") -> bytes:
+        opened = self.keys.open_bytes(SERVICE, field, value)
+        assert opened is not None, "the service key is never shredded"
+        return opened
+
+
+class SqliteOutbox(_Sealing):
     """Outbox and dead letters in the service's SQLite file (needs ``self.db``)."""
 
     db: object
@@ -60,7 +77,7 @@ class SqliteOutbox:
         with self.db.transaction() as c:  # type: ignore[attr-defined]
             c.executemany(
                 "INSERT INTO outbox(topic, key, value, headers, created_ms) VALUES (?,?,?,?,?)",
-                [(m.topic, m.key, m.value, _h_dump(m.headers), now) for m in messages],
+                [(m.topic, m.key, self._seal_value(m.value), _h_dump(m.headers), now) for m in messages],
             )
             # The write lock is ours for the whole transaction, so the new rows are the last ones.
             last = c.execute("SELECT last_insert_rowid()").fetchone()[0]
@@ -74,7 +91,7 @@ class SqliteOutbox:
             "SELECT seq, topic, key, value, headers FROM outbox WHERE created_ms <= ? ORDER BY seq LIMIT ?",
             (cutoff, limit),
         )
-        return [OutboxMessage(t, bytes(v), k and bytes(k), _h_load(h), s) for s, t, k, v, h in rows]
+        return [OutboxMessage(t, self._open_value(bytes(v)), k and bytes(k), _h_load(h), s) for s, t, k, v, h in rows]
 
     def outbox_delete(self, seqs: list[int]) -> None:
         """Forget messages the broker has acknowledged."""
@@ -90,7 +107,8 @@ class SqliteOutbox:
                 " attempts = attempts + 1, reason = excluded.reason, code = excluded.code,"
                 " status = 'dead' RETURNING attempts",
                 (letter.fingerprint, letter.topic, letter.partition, letter.offset, letter.code,
-                 letter.reason, letter.value, _h_dump(letter.headers), letter.at),
+                 letter.reason, self._seal_value(letter.value, "dead_letters.value"), _h_dump(letter.headers),
+                 letter.at),
             )
             return cur.fetchone()[0] == 1
 
@@ -101,7 +119,8 @@ class SqliteOutbox:
             args,
         )
         return [
-            DeadLetter(fp, t, p, o, code, reason, bytes(v), _h_load(h), at, i, st, rd)
+            DeadLetter(fp, t, p, o, code, reason, self._open_value(bytes(v), "dead_letters.value"), _h_load(h), at, i,
+                       st, rd)
             for i, fp, t, p, o, code, reason, v, h, at, st, rd in rows
         ]
 
@@ -181,7 +200,7 @@ class SqliteOutbox:
         log.warning("%s: the write-ahead log could not be truncated after an erasure", self.db.path.name)  # type: ignore[attr-defined]
 
 
-class MongoOutbox:
+class MongoOutbox(_Sealing):
     """Outbox and dead letters in the service's MongoDB database (needs ``self.mdb``)."""
 
     mdb: object
@@ -211,7 +230,7 @@ class MongoOutbox:
         # and ordered by time; the sequence number is the id read as an integer.
         out = [replace(m, seq=int(str(ObjectId()), 16)) for m in messages]
         docs = [
-            {"_id": ObjectId(format(m.seq, "024x")), "topic": m.topic, "key": m.key, "value": m.value,
+            {"_id": ObjectId(format(m.seq, "024x")), "topic": m.topic, "key": m.key, "value": self._seal_value(m.value),
              "headers": _h_dump(m.headers), "created_ms": now}
             for m in out
         ]
@@ -223,7 +242,8 @@ class MongoOutbox:
         cutoff = int((time.time() - older_than_s) * 1000)
         cur = self.mdb["outbox"].find({"created_ms": {"$lte": cutoff}}).sort("_id", 1).limit(limit)  # type: ignore[attr-defined]
         return [
-            OutboxMessage(d["topic"], bytes(d["value"]), d["key"] and bytes(d["key"]), _h_load(d["headers"]),
+            OutboxMessage(d["topic"], self._open_value(bytes(d["value"])), d["key"] and bytes(d["key"]),
+                          _h_load(d["headers"]),
                           int(str(d["_id"]), 16))
             for d in cur
         ]
@@ -247,15 +267,16 @@ class MongoOutbox:
         coll.insert_one({
             "_id": self._next("dead_letters"), "fingerprint": letter.fingerprint, "topic": letter.topic,
             "partition": letter.partition, "offset": letter.offset, "code": letter.code,
-            "reason": letter.reason, "value": letter.value, "headers": _h_dump(letter.headers),
+            "reason": letter.reason, "value": self._seal_value(letter.value, "dead_letters.value"),
+            "headers": _h_dump(letter.headers),
             "at": letter.at, "status": "dead", "redriven_at": None, "attempts": 1,
         })
         return True
 
-    @staticmethod
-    def _letter(d: dict) -> DeadLetter:
+    def _letter(self, d: dict) -> DeadLetter:
         return DeadLetter(d["fingerprint"], d["topic"], d["partition"], d["offset"], d["code"], d["reason"],
-                          bytes(d["value"]), _h_load(d["headers"]), d["at"], d["_id"], d["status"], d["redriven_at"])
+                          self._open_value(bytes(d["value"]), "dead_letters.value"), _h_load(d["headers"]), d["at"],
+                          d["_id"], d["status"], d["redriven_at"])
 
     def dead_letters(self, *, status: str | None = None, offset: int = 0, limit: int = 50) -> list[DeadLetter]:
         """Dead letters, oldest first, optionally by status."""
@@ -325,24 +346,29 @@ class SqliteStore(SqliteOutbox):
 
     schema: str = OUTBOX_SQL
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, *, master_key: bytes | None = None) -> None:
         self.db = SqliteDb(path, self.schema)
+        self.keys = sqlite_keyring(self.db.path, master_key or _default_master_key())
+        self.keys.check()
 
     def transaction(self):
         """One atomic unit of work across processes."""
         return self.db.transaction()
 
     def close(self) -> None:
-        """Close this thread's connection."""
+        """Close this thread's connections."""
         self.db.close()
+        self.keys.close()
 
 
 class MongoStore(MongoOutbox):
     """What every service's MongoDB store starts from: its database, transactions (on a replica set),
     the outbox and dead letters; ``create_indexes`` adds the service's own indexes at open."""
 
-    def __init__(self, mdb: MongoDb) -> None:
+    def __init__(self, mdb: MongoDb, *, master_key: bytes | None = None) -> None:
         self.mdb = mdb
+        self.keys = mongo_keyring(mdb, master_key or _default_master_key())
+        self.keys.check()
         self.create_outbox_indexes()
         self.create_indexes()
 
@@ -355,3 +381,10 @@ class MongoStore(MongoOutbox):
 
     def close(self) -> None:
         """Nothing to release: the client belongs to whoever opened it."""
+
+
+def _default_master_key() -> bytes:
+    # A store opened without a key (tests, tools) uses the deployment's: CRM_MASTER_KEY, or the dev key.
+    from shared.settings import get_settings
+
+    return get_settings().master_key_bytes()

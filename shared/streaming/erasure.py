@@ -14,6 +14,7 @@ from shared.clock import Clock
 from shared.contract.messages import CustomerErased, ErasureConfirmed, Read
 from shared.settings import Settings
 from shared.storage.base import ANON_PREFIX, OutboxMessage
+from shared.storage.crypto import KeyRing
 from shared.streaming.batch import BatchOutcome, Decoded, message_span
 from shared.streaming.outbox import outbox_message
 
@@ -27,6 +28,9 @@ class ErasingStore(Protocol):
     def erased_ids(self, ids: list[str]) -> set[str]: ...
     def forget_messages(self, *, keys: list[str], needles: list[str]) -> int: ...
     def scrub(self) -> None: ...
+
+    @property
+    def keys(self) -> KeyRing: ...
 
 
 def anonymous_id(erasure_id: str, service: str) -> str:
@@ -95,6 +99,9 @@ def erase_each(items: list[Decoded[Read]], *, service: str, store: ErasingStore,
         with message_span(service, one.msg, {"crm.customer_id": m.customer_id, "crm.erasure_id": m.erasure_id}):
             ids = store.erase_customer(m.customer_id, records=list(m.records), erasure_id=m.erasure_id,
                                        anon=anonymous_id(m.erasure_id, service))
+            # Crypto-shredding: the data keys of every record go, so sealed copies anywhere stay unreadable.
+            for key_id in sorted({*ids, *m.records, m.customer_id}):
+                store.keys.shred(key_id)
             store.forget_messages(keys=ids, needles=[f'"{i}"' for i in ids])
             body = ErasureConfirmed(erasure_id=m.erasure_id, service=service, at=clock())
             out.append(outbox_message(settings, topic, m.customer_id, body))

@@ -78,8 +78,10 @@ class Identity:
             like = (f"{run}-%",)
             return (conn.execute("SELECT COUNT(*) FROM events WHERE id LIKE ?", like).fetchone()[0],
                     conn.execute("SELECT COUNT(*) FROM purchases WHERE id LIKE ?", like).fetchone()[0],
-                    conn.execute("SELECT COUNT(*) FROM identifiers WHERE type = 'member_id' AND value LIKE ?",
-                                 (f"M-{run}-%",)).fetchone()[0])
+                    # Identifier values are sealed at rest (found by pseudonym): count those the run's events
+                    # brought in, by the event that first saw them.
+                    conn.execute("SELECT COUNT(*) FROM identifiers WHERE type = 'member_id' AND event_id LIKE ?",
+                                 like).fetchone()[0])
 
     def wait_counted(self, run: str, n: int, timeout: float = 40) -> None:
         wait_for(lambda: self.count(run) == (n, n, n), timeout=timeout, what=f"{n} events of the run stored")

@@ -12,6 +12,7 @@ from services.alerts.store import ExpiryRow, LoyaltyRow, OccurrenceRow
 from shared.churn import ChurnModel
 from shared.clock import iso_utc, parse_iso
 from shared.contract.facts import FieldValue, newest
+from shared.storage.crypto import SERVICE, KeyRing
 
 
 def took_us(alert: Alert) -> int | None:
@@ -24,21 +25,29 @@ _FIELDS = tuple(Alert.__dataclass_fields__)
 _TIMES = ("opened_at", "updated_at", "last_trigger_at", "acknowledged_at", "resolved_at")
 
 
-def alert_doc(alert: Alert) -> dict[str, Any]:
-    """An alert as a flat document (times as sortable UTC text)."""
+# Staff notes are free text (a phone number written down, a name): sealed at rest under the service's key.
+_NOTES = ("note", "acknowledged_note")
+
+
+def alert_doc(alert: Alert, *, keys: KeyRing) -> dict[str, Any]:
+    """An alert as a flat document (times as sortable UTC text, notes sealed)."""
     doc = {k: getattr(alert, k) for k in _FIELDS}  # shallow: asdict deep-copies, a tenth of a scan's time
     for k in _TIMES:
         if doc[k] is not None:
             doc[k] = iso_utc(doc[k])
+    for k in _NOTES:
+        doc[k] = keys.seal(SERVICE, f"alerts.{k}", doc[k])
     return doc
 
 
-def alert_of(doc: dict[str, Any]) -> Alert:
+def alert_of(doc: dict[str, Any], *, keys: KeyRing) -> Alert:
     """The alert a document holds."""
     values = {k: doc[k] for k in _FIELDS}
     for k in _TIMES:
         if values[k] is not None:
             values[k] = parse_iso(values[k])
+    for k in _NOTES:
+        values[k] = keys.open(SERVICE, f"alerts.{k}", values[k])
     return Alert(**values)
 
 

@@ -23,7 +23,7 @@ from services.alerts.store.codec import (
 from shared.churn import ChurnModel
 from shared.contract.facts import FieldValue, PurchaseFact, RefundFact
 from shared.storage.base import MongoDb
-from shared.storage.fact_tables import mongo_insert_new
+from shared.storage.fact_tables import mongo_insert_new, open_doc_field, seal_doc_field
 from shared.storage.membership import MongoMembership
 from shared.storage.outbox import MongoStore
 from shared.storage.owners import MongoOwners
@@ -44,8 +44,8 @@ def _bulk(coll, ops: list, *, mock: bool) -> None:
             coll.update_one(op._filter, op._doc, upsert=op._upsert)
 
 
-def _doc(alert: Alert) -> dict:
-    doc = alert_doc(alert)
+def _doc(alert: Alert, keys) -> dict:
+    doc = alert_doc(alert, keys=keys)
     doc["_id"] = doc["alert_id"]
     doc["took_us"] = took_us(alert)  # what the SLA filter compares for a resolved alert
     if alert.active:
@@ -53,16 +53,16 @@ def _doc(alert: Alert) -> dict:
     return doc
 
 
-def _alert(doc: dict) -> Alert:
-    return alert_of(doc)
+def _alert(doc: dict, keys) -> Alert:
+    return alert_of(doc, keys=keys)
 
 
 class MongoAlertsStore(MongoStore, MongoMembership, MongoOwners):
     """Alerts data in the service's MongoDB database; writes join the current transaction."""
 
-    def __init__(self, mdb: MongoDb) -> None:
+    def __init__(self, mdb: MongoDb, **options) -> None:
         self._mock = type(mdb.database).__module__.startswith("mongomock")
-        super().__init__(mdb)
+        super().__init__(mdb, **options)
 
     def create_indexes(self) -> None:
         """The indexes this service's queries and idempotent writes rely on."""
@@ -129,8 +129,11 @@ class MongoAlertsStore(MongoStore, MongoMembership, MongoOwners):
             return
         coll = self.mdb["attributes"]
         held = {d["_id"]: (d["time_ms"], d["source"], d["event_id"]) for d in coll.find({"_id": {"$in": list(newest)}})}
-        ops = [ReplaceOne({"_id": _id}, {"record_id": record, "field": v.field, "value": v.value, "time_ms": v.time_ms,
-                                         "source": v.source, "event_id": v.event_id}, upsert=True)
+        self.keys.prepare(record for record, _ in newest.values())
+        ops = [ReplaceOne({"_id": _id}, {"record_id": record, "field": v.field,
+                                         "value": seal_doc_field(self.keys, record, v.field, v.value),
+                                         "time_ms": v.time_ms, "source": v.source, "event_id": v.event_id},
+                          upsert=True)
                for _id, (record, v) in newest.items() if _id not in held or v.order() > held[_id]]
         _bulk(coll, ops, mock=self._mock)
 
@@ -179,9 +182,11 @@ class MongoAlertsStore(MongoStore, MongoMembership, MongoOwners):
         for d in self.mdb["expiries"].find(q):
             rows[owner[d["record_id"]]].expiries.append(ExpiryRow(d["_id"], d["record_id"], d["points"],
                                                                   d["expires_ms"]))
+        self.keys.load(owner)
         for d in self.mdb["attributes"].find(q):
+            value = open_doc_field(self.keys, d["record_id"], d["field"], d["value"])
             rows[owner[d["record_id"]]].attributes.append(
-                FieldValue(d["field"], d["value"], d["time_ms"], d["source"], d["event_id"]))
+                FieldValue(d["field"], value, d["time_ms"], d["source"], d["event_id"]))
         for d in self.mdb["loyalty"].find({"_id": {"$in": list(owner)}}):
             rows[owner[d["_id"]]].loyalty.append(LoyaltyRow(d["_id"], d["tier"], d["balance"], d["version"]))
         # The latest resolution per customer and type, aggregated by the server (a customer's history grows).
@@ -209,8 +214,8 @@ class MongoAlertsStore(MongoStore, MongoMembership, MongoOwners):
     def put_alerts(self, alerts: list[Alert]) -> None:
         """Insert or replace alerts."""
         if alerts:
-            _bulk(self.mdb["alerts"], [ReplaceOne({"_id": a.alert_id}, _doc(a), upsert=True) for a in alerts],
-                  mock=self._mock)
+            ops = [ReplaceOne({"_id": a.alert_id}, _doc(a, self.keys), upsert=True) for a in alerts]
+            _bulk(self.mdb["alerts"], ops, mock=self._mock)
 
     def cover(self, triggers: list[tuple[str, str]]) -> None:
         """Mark triggers as answered by an alert (taking them over from the one that answered them before)."""
@@ -232,18 +237,18 @@ class MongoAlertsStore(MongoStore, MongoMembership, MongoOwners):
     def active_alerts(self, customer_ids: list[str]) -> list[Alert]:
         """Open and acknowledged alerts of these customers."""
         cur = self.mdb["alerts"].find({"customer_id": {"$in": customer_ids}, "status": {"$in": list(ACTIVE)}})
-        return [_alert(d) for d in cur]
+        return [_alert(d, self.keys) for d in cur]
 
     def alerts_from(self, origin_ids: list[str]) -> list[Alert]:
         """Active or merge-folded alerts raised for these customers."""
         cur = self.mdb["alerts"].find({"origin_id": {"$in": origin_ids},
                                        "$or": [{"status": {"$in": list(ACTIVE)}}, {"resolution": "merged"}]})
-        return [_alert(d) for d in cur]
+        return [_alert(d, self.keys) for d in cur]
 
     def alert(self, alert_id: str) -> Alert | None:
         """One alert."""
         d = self.mdb["alerts"].find_one({"_id": alert_id})
-        return _alert(d) if d else None
+        return _alert(d, self.keys) if d else None
 
     def find_alerts(self, query: AlertQuery, *, offset: int, limit: int) -> tuple[list[Alert], int]:
         """Alerts matching the filters, newest opened first, and how many match."""
@@ -260,7 +265,7 @@ class MongoAlertsStore(MongoStore, MongoMembership, MongoOwners):
             q.setdefault("$and", []).append({"customer_id": {"$in": self.owned_records(query.owned_by)}})
         coll = self.mdb["alerts"]
         cur = coll.find(q).sort([("opened_at", DESCENDING), ("_id", ASCENDING)]).skip(offset).limit(limit)
-        return [_alert(d) for d in cur], coll.count_documents(q)
+        return [_alert(d, self.keys) for d in cur], coll.count_documents(q)
 
     def next_versions(self, customer_ids: list[str], *, floor: int = 0) -> dict[str, int]:
         """Advance and return each customer's view-part version: one more than the last, at least ``floor``."""

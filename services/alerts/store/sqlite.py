@@ -15,7 +15,7 @@ from services.alerts.store.sqlite_schema import ADDED_COLUMNS, ALERT_COLUMNS, SC
 from shared.churn import ChurnModel
 from shared.contract.facts import FieldValue, PurchaseFact, RefundFact
 from shared.storage.base import in_placeholders as _in
-from shared.storage.fact_tables import sqlite_put_attributes
+from shared.storage.fact_tables import open_field, sqlite_put_attributes
 from shared.storage.membership import SqliteMembership
 from shared.storage.outbox import SqliteStore
 from shared.storage.owners import SqliteOwners
@@ -40,8 +40,8 @@ class SqliteAlertsStore(SqliteStore, SqliteMembership, SqliteOwners):
 
     schema = SCHEMA
 
-    def __init__(self, path) -> None:
-        super().__init__(path)
+    def __init__(self, path, **options) -> None:
+        super().__init__(path, **options)
         c = self.db.conn()
         for table, column, kind in ADDED_COLUMNS:
             if column not in {r[1] for r in c.execute(f"PRAGMA table_info({table})")}:
@@ -98,7 +98,7 @@ class SqliteAlertsStore(SqliteStore, SqliteMembership, SqliteOwners):
 
     def put_attributes(self, items: list[tuple[str, list[FieldValue]]]) -> None:
         """Set fields of records where the value is newer than the one held."""
-        sqlite_put_attributes(self.db.conn(), items)
+        sqlite_put_attributes(self.db.conn(), items, keys=self.keys)
 
     def put_loyalty(self, rows: list[LoyaltyRow]) -> list[LoyaltyRow]:
         """Loyalty's parts of records, each kept if newer than the one held; returns those kept."""
@@ -158,8 +158,9 @@ class SqliteAlertsStore(SqliteStore, SqliteMembership, SqliteOwners):
                     OccurrenceRow(kind, key, rec, at, store, None if value is None else json.loads(value)))
             for key, rec, points, ms in c.execute(f"SELECT * FROM expiries WHERE record_id IN ({q})", part):
                 rows[owner[rec]].expiries.append(ExpiryRow(key, rec, points, ms))
+            self.keys.load(part)
             for rec, f, v, t, s, e in c.execute(f"SELECT * FROM attributes WHERE record_id IN ({q})", part):
-                rows[owner[rec]].attributes.append(FieldValue(f, json.loads(v), t, s, e))
+                rows[owner[rec]].attributes.append(FieldValue(f, open_field(self.keys, rec, f, v), t, s, e))
             for rec, tier, balance, version in c.execute(f"SELECT * FROM loyalty WHERE record_id IN ({q})", part):
                 rows[owner[rec]].loyalty.append(LoyaltyRow(rec, tier, balance, version))
         for part in _chunks(customer_ids):
@@ -188,7 +189,7 @@ class SqliteAlertsStore(SqliteStore, SqliteMembership, SqliteOwners):
         """Insert or replace alerts."""
         rows = []
         for a in alerts:
-            doc = alert_doc(a)
+            doc = alert_doc(a, keys=self.keys)
             doc["detail"] = json.dumps(doc["detail"], sort_keys=True)
             rows.append(tuple(doc[k] for k in ALERT_COLUMNS))
         # An upsert, not INSERT OR REPLACE: that would delete another active alert of the customer and type
@@ -215,7 +216,7 @@ class SqliteAlertsStore(SqliteStore, SqliteMembership, SqliteOwners):
         for r in rows:
             doc = dict(zip(ALERT_COLUMNS, r, strict=True))
             doc["detail"] = json.loads(doc["detail"])
-            out.append(alert_of(doc))
+            out.append(alert_of(doc, keys=self.keys))
         return out
 
     def active_alerts(self, customer_ids: list[str]) -> list[Alert]:

@@ -83,7 +83,8 @@ class SqliteLeases:
                 "SELECT seq, topic, key, value, headers FROM outbox WHERE seq > ? AND seq < ? AND created_ms <= ?"
                 " ORDER BY seq LIMIT ?",
                 (-1 if low is None else low, 2**63 - 1 if high is None else high, cutoff, limit - len(out)))
-            out += [OutboxMessage(t, bytes(v), k and bytes(k), _h_load(h), q) for q, t, k, v, h in rows]
+            out += [OutboxMessage(t, self._open_value(bytes(v)), k and bytes(k), _h_load(h), q)  # type: ignore[attr-defined]
+                    for q, t, k, v, h in rows]
             if len(out) >= limit:
                 break
         return out
@@ -137,8 +138,9 @@ class MongoLeases:
                    **({"$lt": ObjectId(format(high, "024x"))} if high is not None else {})}
             query = {"created_ms": {"$lte": cutoff}, **({"_id": ids} if ids else {})}
             cur = self.mdb["outbox"].find(query).sort("_id", 1).limit(limit - len(out))  # type: ignore[attr-defined]
-            out += [OutboxMessage(d["topic"], bytes(d["value"]), d["key"] and bytes(d["key"]), _h_load(d["headers"]),
-                                  int(str(d["_id"]), 16)) for d in cur]
+            out += [OutboxMessage(d["topic"], self._open_value(bytes(d["value"])),  # type: ignore[attr-defined]
+                                  d["key"] and bytes(d["key"]), _h_load(d["headers"]), int(str(d["_id"]), 16))
+                    for d in cur]
             if len(out) >= limit:
                 break
         return out

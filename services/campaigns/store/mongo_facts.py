@@ -21,6 +21,7 @@ from services.campaigns.domain.audience import CustomerFacts
 from services.campaigns.domain.results import PeriodSales
 from shared.contract.facts import FieldValue, PurchaseFact, RefundFact, newest
 from shared.storage.base import ANON_PREFIX
+from shared.storage.fact_tables import open_doc_field, seal_doc_field
 from shared.storage.membership import Membership
 
 CHUNK = 5000  # ids per $in query: keeps every query document far below MongoDB's 16 MB limit
@@ -74,6 +75,7 @@ class MongoFacts:
     """Facts per record and their owners, in the service's MongoDB database (needs ``self.mdb``)."""
 
     mdb: Any
+    keys: Any
 
     def _records(self, customers: Collection[str]) -> dict[str, str]:
         """record id → customer for every record of these customers."""
@@ -148,9 +150,11 @@ class MongoFacts:
     def put_attributes(self, values: list[tuple[str, list[FieldValue]]]) -> None:
         """Keep each record's field values where they are newer than the ones held."""
         ops = []
+        self.keys.prepare(record_id for record_id, _ in values)
         for record_id, vs in values:
             for v in vs:
-                doc = {"record_id": record_id, "field": v.field, "value": v.value, "time_ms": v.time_ms,
+                value = seal_doc_field(self.keys, record_id, v.field, v.value)
+                doc = {"record_id": record_id, "field": v.field, "value": value, "time_ms": v.time_ms,
                        "source": v.source, "event_id": v.event_id}
                 # Newest wins, ties ordered by source then event id; the server decides, so arrival order
                 # and concurrent workers never move a value backwards.
@@ -209,9 +213,12 @@ class MongoFacts:
         query: dict[str, Any] = {"time_ms": {"$lte": as_of_ms}}
         if fields is not None:
             query["field"] = {"$in": sorted(fields)}
-        for d in self.mdb["attributes"].find(query):
+        docs = list(self.mdb["attributes"].find(query))
+        self.keys.load({d["record_id"] for d in docs})
+        for d in docs:
+            value = open_doc_field(self.keys, d["record_id"], d["field"], d["value"])
             values[owner.get(d["record_id"], d["record_id"])].append(
-                FieldValue(d["field"], d["value"], d["time_ms"], d["source"], d["event_id"]))
+                FieldValue(d["field"], value, d["time_ms"], d["source"], d["event_id"]))
         tiers = {d["_id"]: d.get("tier") for d in self.mdb["tiers"].find({})}
         return [
             CustomerFacts(customer_id=cid, store_days=tuple(sorted(stores.get(cid, ()))),

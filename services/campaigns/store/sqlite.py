@@ -15,7 +15,7 @@ from services.campaigns.store import CampaignRow, MemberRow, TouchRow
 from services.campaigns.store.leases import LEASES_SQL, SqliteLeases
 from shared.contract.facts import FieldValue, PurchaseFact, RefundFact
 from shared.storage.base import ANON_PREFIX, OUTBOX_SQL
-from shared.storage.fact_tables import ATTRIBUTES_SQL, compact_json, sqlite_put_attributes
+from shared.storage.fact_tables import ATTRIBUTES_SQL, compact_json, open_field, sqlite_put_attributes
 from shared.storage.membership import MEMBERSHIP_SQL, SqliteMembership, anonymous_names
 from shared.storage.outbox import SqliteStore
 from shared.storage.owners import OWNERS_SQL, SqliteOwners
@@ -88,8 +88,8 @@ class SqliteCampaignsStore(SqliteStore, SqliteMembership, SqliteLeases, SqliteOw
 
     schema = SCHEMA
 
-    def __init__(self, path) -> None:
-        super().__init__(path)
+    def __init__(self, path, **options) -> None:
+        super().__init__(path, **options)
         c = self.db.conn()
         for table, column, kind in _ADDED_COLUMNS:
             if column not in {r[1] for r in c.execute(f"PRAGMA table_info({table})")}:
@@ -137,7 +137,7 @@ class SqliteCampaignsStore(SqliteStore, SqliteMembership, SqliteLeases, SqliteOw
 
     def put_attributes(self, values: list[tuple[str, list[FieldValue]]]) -> None:
         """Keep each record's field values where they are newer than the ones held."""
-        sqlite_put_attributes(self.db.conn(), values)
+        sqlite_put_attributes(self.db.conn(), values, keys=self.keys)
 
     def put_tiers(self, rows: list[tuple[str, str | None, str]]) -> None:
         """Keep customers' loyalty tiers ``(customer, tier, version)`` where the version is newer."""
@@ -249,12 +249,16 @@ class SqliteCampaignsStore(SqliteStore, SqliteMembership, SqliteLeases, SqliteOw
         wanted = sorted(fields) if fields is not None else None
         cond = f" AND a.field IN ({','.join('?' * len(wanted))})" if wanted is not None else ""
         out: dict[str, dict[str, FieldValue]] = defaultdict(dict)
-        for cid, field, value, ms, source, eid in self.db.conn().execute(
-                "SELECT m.customer_id, a.field, json_extract(a.value, '$'), a.time_ms, a.source, a.event_id"
-                f" FROM memberships m JOIN attributes a ON a.record_id = m.record_id WHERE a.time_ms <= ?{cond}",
-                [as_of_ms, *(wanted or [])]):
+        rows = self.db.conn().execute(
+            "SELECT m.customer_id, a.record_id, a.field, a.value, a.time_ms, a.source, a.event_id"
+            f" FROM memberships m JOIN attributes a ON a.record_id = m.record_id WHERE a.time_ms <= ?{cond}",
+            [as_of_ms, *(wanted or [])]).fetchall()
+        # Personal fields are sealed: opened here, in memory, with each record's key loaded once.
+        self.keys.load({r[1] for r in rows})
+        for cid, record_id, field, stored, ms, source, eid in rows:
             held = out[cid].get(field)
             if held is None or (ms, source, eid) > (held.time_ms, held.source, held.event_id):
+                value = open_field(self.keys, record_id, field, stored)
                 out[cid][field] = FieldValue(field, bool(value) if flag(field) else value, ms, source, eid)
         return out
 

@@ -42,6 +42,8 @@ def erase(customer_id: str, *, reason: str, by: str, deps: Deps) -> str:
         row = ErasureRow(erasure_id, root.id, tuple(records), reason, by, now,
                          {name: (now if name == "identity" else None) for name in ERASURE_SERVICES})
         store.erase(records, erasure=row, pseudonyms=pseudonyms)
+        for record in records:  # crypto-shredding: every sealed copy (replicas, backups) unreadable for good
+            store.keys.shred(record)
         # A view part another service published before it erased its own part must not be kept either.
         store.note_erased(records, erasure_id=erasure_id)
         # Messages about the customer not yet published, and any message kept for redrive that names them.

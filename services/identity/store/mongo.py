@@ -32,7 +32,8 @@ from services.identity.store import (
 from shared.access.audit import AuditEntry, AuditQuery
 from shared.contract.facts import FieldValue, PurchaseFact, RefundFact
 from shared.storage import audit as audit_store
-from shared.storage.fact_tables import compact_json
+from shared.storage.crypto import SERVICE
+from shared.storage.fact_tables import compact_json, open_field, seal_field
 from shared.storage.outbox import MongoStore
 from shared.storage.owners import MongoOwners
 
@@ -47,6 +48,19 @@ def _before(key: tuple[int, str, str], names: tuple[str, str, str]) -> dict:
 
 class MongoIdentityStore(MongoStore, MongoOwners):
     """Identity data in a MongoDB database; every write method joins the caller's transaction."""
+
+    def __init__(self, mdb, **options) -> None:
+        super().__init__(mdb, **options)
+        self._seal_identifiers_of_older_databases()
+
+    def _seal_identifiers_of_older_databases(self) -> None:
+        # A database from before encryption at rest holds identifiers in clear: each is re-keyed to its
+        # pseudonym and sealed once (idempotent: a document with ``sealed`` is never touched again).
+        coll = self.mdb["identifiers"]
+        for d in coll.find({"sealed": {"$exists": False}}):
+            t, v, rec = d["type"], d["value"], d["record_id"]
+            sealed = {"value": self.keys.index(t, v), "sealed": self.keys.seal(rec, f"identifiers.{t}", v)}
+            coll.update_one({"_id": d["_id"], "sealed": {"$exists": False}}, {"$set": sealed})
 
     def create_indexes(self) -> None:
         """The indexes every query and idempotent upsert here relies on (idempotent; run at open)."""
@@ -93,8 +107,10 @@ class MongoIdentityStore(MongoStore, MongoOwners):
         wanted = list(dict.fromkeys(idents))
         if not wanted:
             return {}
+        # Identifiers are held by their keyed pseudonym (the value itself is sealed): look that up.
+        by_index = {(t, self.keys.index(t, v)): (t, v) for t, v in wanted}
         hits = list(self.mdb["identifiers"].find(
-            {"$or": [{"type": t, "value": v} for t, v in wanted]}, {"type": 1, "value": 1, "record_id": 1}))
+            {"$or": [{"type": t, "value": ix} for t, ix in by_index]}, {"type": 1, "value": 1, "record_id": 1}))
         if not hits:
             return {}
         records = {d["_id"]: d for d in self.mdb["records"].find(
@@ -105,7 +121,7 @@ class MongoIdentityStore(MongoStore, MongoOwners):
         for h in hits:
             record = records.get(h["record_id"])
             if record is not None:
-                out[(h["type"], h["value"])] = Found(h["record_id"], record["root_id"],
+                out[by_index[(h["type"], h["value"])]] = Found(h["record_id"], record["root_id"],
                                                      roots.get(record["root_id"], False))
         return out
 
@@ -124,7 +140,8 @@ class MongoIdentityStore(MongoStore, MongoOwners):
         """A new customer record (no-op if it exists)."""
         self.mdb["records"].update_one(
             {"_id": record_id},
-            {"$setOnInsert": {"root_id": record_id, "merged_into": None, "phone": phone, "created_at": at,
+            {"$setOnInsert": {"root_id": record_id, "merged_into": None,
+                              "phone": self.keys.seal(record_id, "records.phone", phone), "created_at": at,
                               "updated_at": at}},
             upsert=True,
         )
@@ -134,11 +151,14 @@ class MongoIdentityStore(MongoStore, MongoOwners):
         if not idents:
             return
         seen = {"first_seen": at, "source": source, "event_id": event_id}
-        ops = [UpdateMany({"type": t, "value": v}, {"$setOnInsert": {"record_id": record_id, **seen}}, upsert=True)
+        keys = self.keys
+        ops = [UpdateMany({"type": t, "value": keys.index(t, v)},
+                          {"$setOnInsert": {"record_id": record_id, **seen,
+                                            "sealed": keys.seal(record_id, f"identifiers.{t}", v)}}, upsert=True)
                for t, v in idents]
         # An earlier sighting of an identifier this record already holds moves its first_seen back.
-        ops.append(UpdateMany({"$or": [{"type": t, "value": v} for t, v in idents], "record_id": record_id,
-                               "first_seen": {"$gt": at}}, {"$set": seen}))
+        ops.append(UpdateMany({"$or": [{"type": t, "value": keys.index(t, v)} for t, v in idents],
+                               "record_id": record_id, "first_seen": {"$gt": at}}, {"$set": seen}))
         self.mdb["identifiers"].bulk_write(ops, ordered=True)
 
     def merge(self, survivor_id: str, merged_id: str, *, merge_id: str, cause: dict, at: str) -> list[str]:
@@ -184,7 +204,8 @@ class MongoIdentityStore(MongoStore, MongoOwners):
                 "kind": conflict.kind, "identifier_type": conflict.identifier_type,
                 "identifier_pseudonym": conflict.identifier_pseudonym, "customer_ids": list(conflict.customer_ids),
                 "source": conflict.source, "event_id": conflict.event_id, "at": conflict.at,
-                "status": conflict.status, "resolved_by": conflict.resolved_by, "note": conflict.note,
+                "status": conflict.status, "resolved_by": conflict.resolved_by,
+                "note": self.keys.seal(SERVICE, "conflicts.note", conflict.note),
             }},
             upsert=True,
         )
@@ -192,7 +213,10 @@ class MongoIdentityStore(MongoStore, MongoOwners):
     def add_events(self, rows: list[EventRow]) -> None:
         """Keep events for the timeline (marks them processed); a second ``(source, id)`` is refused."""
         if rows:
-            self.mdb["events"].insert_many([dict(vars(row)) for row in rows], ordered=True)
+            self.keys.prepare(r.record_id for r in rows)
+            self.mdb["events"].insert_many(
+                [{**vars(r), "payload": self.keys.seal(r.record_id, "events.payload", r.payload)} for r in rows],
+                ordered=True)
 
     def add_purchases(self, rows: list[PurchaseFact]) -> None:
         """Purchase facts (a second ``(source, id)`` changes nothing)."""
@@ -217,7 +241,8 @@ class MongoIdentityStore(MongoStore, MongoOwners):
         ops = []
         for record_id, vs in values:
             for v in vs:
-                doc = {"value": compact_json(v.value), "time_ms": v.time_ms, "source": v.source, "event_id": v.event_id}
+                doc = {"value": seal_field(self.keys, record_id, v.field, v.value), "time_ms": v.time_ms,
+                       "source": v.source, "event_id": v.event_id}
                 key = {"record_id": record_id, "field": v.field}
                 ops.append(UpdateMany(key, {"$setOnInsert": doc}, upsert=True))
                 # Newest wins; equal times are ordered by source then event id, so arrival order never matters.
@@ -236,8 +261,8 @@ class MongoIdentityStore(MongoStore, MongoOwners):
         d = self.mdb["records"].find_one({"_id": record_id})
         if d is None:
             return None
-        return RecordRow(d["_id"], d["root_id"], d.get("merged_into"), d.get("phone"), d["created_at"],
-                         d["updated_at"])
+        return RecordRow(d["_id"], d["root_id"], d.get("merged_into"),
+                         self.keys.open(d["_id"], "records.phone", d.get("phone")), d["created_at"], d["updated_at"])
 
     def group(self, root_id: str) -> list[str]:
         """The records that make up a customer."""
@@ -245,16 +270,23 @@ class MongoIdentityStore(MongoStore, MongoOwners):
 
     def identifiers(self, record_ids: list[str]) -> list[IdentifierRow]:
         """Identifiers of these records, oldest first."""
-        cur = self.mdb["identifiers"].find({"record_id": {"$in": record_ids}}, _NO_ID).sort(
-            [("first_seen", ASCENDING), ("type", ASCENDING), ("value", ASCENDING)])
-        return [IdentifierRow(d["type"], d["value"], d["record_id"], d["first_seen"], d["source"], d["event_id"])
-                for d in cur]
+        out = []
+        for d in self.mdb["identifiers"].find({"record_id": {"$in": record_ids}}, _NO_ID):
+            # Written before encryption at rest: the value itself, not a pseudonym, and nothing sealed.
+            value = self.keys.open(d["record_id"], f"identifiers.{d['type']}", d["sealed"]) if "sealed" in d \
+                else d["value"]
+            if value is not None:
+                out.append(IdentifierRow(d["type"], value, d["record_id"], d["first_seen"], d["source"],
+                                         d["event_id"]))
+        # Sorted once opened: the stored value is a pseudonym, whose order means nothing.
+        return sorted(out, key=lambda r: (r.first_seen, r.type, r.value))
 
     def attributes(self, record_ids: list[str]) -> list[FieldValue]:
         """Every field value held by these records."""
         cur = self.mdb["attributes"].find({"record_id": {"$in": record_ids}}, _NO_ID).sort(
             [("record_id", ASCENDING), ("field", ASCENDING)])
-        return [FieldValue(d["field"], json.loads(d["value"]), d["time_ms"], d["source"], d["event_id"]) for d in cur]
+        return [FieldValue(d["field"], open_field(self.keys, d["record_id"], d["field"], d["value"]), d["time_ms"],
+                           d["source"], d["event_id"]) for d in cur]
 
     def stats(self, record_ids: list[str]) -> StatsRow:
         """Purchase and refund figures over these records, from the facts themselves."""
@@ -291,7 +323,8 @@ class MongoIdentityStore(MongoStore, MongoOwners):
         cur = self.mdb["events"].find(query, _NO_ID).sort(
             [("time_ms", DESCENDING), ("source", DESCENDING), ("id", DESCENDING)]).limit(limit)
         return [EventRow(d["source"], d["id"], d["record_id"], d["type"], d["channel"], d["time"], d["time_ms"],
-                         d["payload"], d["ingested_at"]) for d in cur]
+                         self.keys.open(d["record_id"], "events.payload", d["payload"]) or "{}", d["ingested_at"])
+                for d in cur]
 
     @staticmethod
     def _merge(d: dict) -> MergeRow:
@@ -320,14 +353,16 @@ class MongoIdentityStore(MongoStore, MongoOwners):
         cur = self.mdb["conflicts"].find(query).sort([("at", DESCENDING), ("_id", ASCENDING)]).skip(offset).limit(limit)
         return [
             ConflictRow(d["_id"], d["kind"], d["identifier_type"], d["identifier_pseudonym"], tuple(d["customer_ids"]),
-                        d["source"], d["event_id"], d["at"], d["status"], d.get("resolved_by"), d.get("note"))
+                        d["source"], d["event_id"], d["at"], d["status"], d.get("resolved_by"),
+                        self.keys.open(SERVICE, "conflicts.note", d.get("note")))
             for d in cur
         ]
 
     def set_conflict_status(self, conflict_id: str, *, status: str, by: str, note: str | None) -> bool:
         """Close a conflict; False when it does not exist."""
         done = self.mdb["conflicts"].update_one(
-            {"_id": conflict_id}, {"$set": {"status": status, "resolved_by": by, "note": note}})
+            {"_id": conflict_id},
+            {"$set": {"status": status, "resolved_by": by, "note": self.keys.seal(SERVICE, "conflicts.note", note)}})
         return done.matched_count == 1
 
     def customer_count(self) -> int:

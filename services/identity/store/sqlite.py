@@ -21,7 +21,8 @@ from shared.contract.facts import FieldValue, PurchaseFact, RefundFact
 from shared.storage import audit as audit_store
 from shared.storage.base import OUTBOX_SQL
 from shared.storage.base import in_placeholders as _in
-from shared.storage.fact_tables import ATTRIBUTES_SQL, compact_json, sqlite_put_attributes
+from shared.storage.crypto import SERVICE
+from shared.storage.fact_tables import ATTRIBUTES_SQL, compact_json, open_field, sqlite_put_attributes
 from shared.storage.outbox import SqliteStore
 from shared.storage.owners import OWNERS_SQL, SqliteOwners
 
@@ -35,7 +36,7 @@ CREATE INDEX IF NOT EXISTS records_root ON records(root_id);
 CREATE INDEX IF NOT EXISTS records_merged_into ON records(merged_into);
 CREATE TABLE IF NOT EXISTS identifiers (
   type TEXT NOT NULL, value TEXT NOT NULL, record_id TEXT NOT NULL,
-  first_seen TEXT NOT NULL, source TEXT NOT NULL, event_id TEXT NOT NULL,
+  first_seen TEXT NOT NULL, source TEXT NOT NULL, event_id TEXT NOT NULL, sealed TEXT,
   PRIMARY KEY (type, value)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS identifiers_record ON identifiers(record_id);
@@ -95,6 +96,25 @@ class SqliteIdentityStore(SqliteStore, SqliteOwners):
 
     schema = SCHEMA
 
+    def __init__(self, path, **options) -> None:
+        super().__init__(path, **options)
+        self._seal_identifiers_of_older_files()
+
+    def _seal_identifiers_of_older_files(self) -> None:
+        # A file from before encryption at rest holds identifiers in clear, without the sealed column:
+        # each is re-keyed to its pseudonym and sealed once, under the write lock.
+        c = self.db.conn()
+        if "sealed" in {r[1] for r in c.execute("PRAGMA table_info(identifiers)")}:
+            return
+        with self.db.transaction():
+            if "sealed" in {r[1] for r in c.execute("PRAGMA table_info(identifiers)")}:
+                return
+            c.execute("ALTER TABLE identifiers ADD COLUMN sealed TEXT")
+            rows = c.execute("SELECT type, value, record_id FROM identifiers").fetchall()
+            c.executemany("UPDATE identifiers SET value = ?, sealed = ? WHERE type = ? AND value = ?",
+                          [(self.keys.index(t, v), self.keys.seal(rec, f"identifiers.{t}", v), t, v)
+                           for t, v, rec in rows])
+
     # -- writes -------------------------------------------------------------------------
     def event_seen(self, source: str, event_id: str) -> bool:
         """Whether ``(source, id)`` was processed before."""
@@ -119,11 +139,13 @@ class SqliteIdentityStore(SqliteStore, SqliteOwners):
         wanted = list(idents)
         if not wanted:
             return {}
+        # Identifiers are held by their keyed pseudonym (the value itself is sealed): look that up.
+        by_index = {(t, self.keys.index(t, v)): (t, v) for t, v in wanted}
         one = ("SELECT i.type, i.value, i.record_id, r.root_id, root.phone IS NOT NULL FROM identifiers i"
                " JOIN records r ON r.id = i.record_id JOIN records root ON root.id = r.root_id"
                " WHERE i.type = ? AND i.value = ?")
-        rows = self.db.conn().execute(" UNION ALL ".join([one] * len(wanted)), [v for ident in wanted for v in ident])
-        return {(t, v): Found(rec, root, bool(has_phone)) for t, v, rec, root, has_phone in rows}
+        rows = self.db.conn().execute(" UNION ALL ".join([one] * len(by_index)), [v for key in by_index for v in key])
+        return {by_index[(t, ix)]: Found(rec, root, bool(has_phone)) for t, ix, rec, root, has_phone in rows}
 
     def blocked_pairs(self, root_ids: Iterable[str]) -> set[frozenset[str]]:
         """Pairs of these customers that hold records an unmerge separated, so they are not merged again
@@ -144,17 +166,18 @@ class SqliteIdentityStore(SqliteStore, SqliteOwners):
         self.db.conn().execute(
             "INSERT OR IGNORE INTO records(id, root_id, merged_into, phone, created_at, updated_at)"
             " VALUES (?,?,NULL,?,?,?)",
-            (record_id, record_id, phone, at, at),
+            (record_id, record_id, self.keys.seal(record_id, "records.phone", phone), at, at),
         )
 
     def link(self, record_id: str, idents: list[Ident], *, source: str, event_id: str, at: str) -> None:
         """Attach identifiers to a record; a known one keeps its record and its earliest sighting."""
         self.db.conn().executemany(
-            "INSERT INTO identifiers(type, value, record_id, first_seen, source, event_id)"
-            " VALUES (?,?,?,?,?,?) ON CONFLICT(type, value) DO UPDATE SET first_seen = excluded.first_seen,"
+            "INSERT INTO identifiers(type, value, record_id, first_seen, source, event_id, sealed)"
+            " VALUES (?,?,?,?,?,?,?) ON CONFLICT(type, value) DO UPDATE SET first_seen = excluded.first_seen,"
             " source = excluded.source, event_id = excluded.event_id"
             " WHERE excluded.record_id = identifiers.record_id AND excluded.first_seen < identifiers.first_seen",
-            [(t, v, record_id, at, source, event_id) for t, v in idents],
+            [(t, self.keys.index(t, v), record_id, at, source, event_id,
+              self.keys.seal(record_id, f"identifiers.{t}", v)) for t, v in idents],
         )
 
     def merge(self, survivor_id: str, merged_id: str, *, merge_id: str, cause: dict, at: str) -> list[str]:
@@ -196,15 +219,16 @@ class SqliteIdentityStore(SqliteStore, SqliteOwners):
             "INSERT OR IGNORE INTO conflicts VALUES (?,?,?,?,?,?,?,?,?,?,?)",
             (conflict.conflict_id, conflict.kind, conflict.identifier_type, conflict.identifier_pseudonym,
              json.dumps(list(conflict.customer_ids)), conflict.source, conflict.event_id, conflict.at,
-             conflict.status, conflict.resolved_by, conflict.note),
+             conflict.status, conflict.resolved_by, self.keys.seal(SERVICE, "conflicts.note", conflict.note)),
         )
 
     def add_events(self, rows: list[EventRow]) -> None:
         """Keep events for the timeline (marks them processed)."""
+        self.keys.prepare(r.record_id for r in rows)
         self.db.conn().executemany(
             "INSERT INTO events VALUES (?,?,?,?,?,?,?,?,?)",
-            [(r.source, r.id, r.record_id, r.type, r.channel, r.time, r.time_ms, r.payload, r.ingested_at)
-             for r in rows],
+            [(r.source, r.id, r.record_id, r.type, r.channel, r.time, r.time_ms,
+              self.keys.seal(r.record_id, "events.payload", r.payload), r.ingested_at) for r in rows],
         )
 
     def add_purchases(self, rows: list[PurchaseFact]) -> None:
@@ -223,7 +247,7 @@ class SqliteIdentityStore(SqliteStore, SqliteOwners):
 
     def put_attributes(self, values: list[tuple[str, list[FieldValue]]]) -> None:
         """Set fields of records where the value is newer than the one held."""
-        sqlite_put_attributes(self.db.conn(), values)
+        sqlite_put_attributes(self.db.conn(), values, keys=self.keys)
 
     def touch(self, record_id: str, *, at: str) -> None:
         """Note that a customer changed."""
@@ -233,7 +257,9 @@ class SqliteIdentityStore(SqliteStore, SqliteOwners):
     def record(self, record_id: str) -> RecordRow | None:
         """One record."""
         row = self.db.conn().execute("SELECT * FROM records WHERE id = ?", (record_id,)).fetchone()
-        return RecordRow(*row) if row else None
+        if not row:
+            return None
+        return RecordRow(row[0], row[1], row[2], self.keys.open(row[0], "records.phone", row[3]), *row[4:])
 
     def group(self, root_id: str) -> list[str]:
         """The records that make up a customer."""
@@ -243,19 +269,23 @@ class SqliteIdentityStore(SqliteStore, SqliteOwners):
     def identifiers(self, record_ids: list[str]) -> list[IdentifierRow]:
         """Identifiers of these records, oldest first."""
         rows = self.db.conn().execute(
-            f"SELECT type, value, record_id, first_seen, source, event_id FROM identifiers"
-            f" WHERE record_id IN ({_in(record_ids)}) ORDER BY first_seen, type, value",
+            f"SELECT type, sealed, record_id, first_seen, source, event_id FROM identifiers"
+            f" WHERE record_id IN ({_in(record_ids)})",
             record_ids,
         )
-        return [IdentifierRow(*r) for r in rows]
+        out = [IdentifierRow(t, self.keys.open(rec, f"identifiers.{t}", v), rec, first, src, eid)
+               for t, v, rec, first, src, eid in rows]
+        # Sorted once opened: the stored value is a pseudonym, whose order means nothing.
+        return sorted((r for r in out if r.value is not None), key=lambda r: (r.first_seen, r.type, r.value))
 
     def attributes(self, record_ids: list[str]) -> list[FieldValue]:
         """Every field value held by these records."""
         rows = self.db.conn().execute(
-            f"SELECT field, value, time_ms, source, event_id FROM attributes WHERE record_id IN ({_in(record_ids)})",
+            f"SELECT record_id, field, value, time_ms, source, event_id FROM attributes"
+            f" WHERE record_id IN ({_in(record_ids)})",
             record_ids,
         )
-        return [FieldValue(f, json.loads(v), t, s, e) for f, v, t, s, e in rows]
+        return [FieldValue(f, open_field(self.keys, rec, f, v), t, s, e) for rec, f, v, t, s, e in rows]
 
     def stats(self, record_ids: list[str]) -> StatsRow:
         """Purchase and refund figures over these records, from the facts themselves."""
@@ -287,7 +317,7 @@ class SqliteIdentityStore(SqliteStore, SqliteOwners):
             f" WHERE record_id IN ({_in(record_ids)}){cond} ORDER BY time_ms DESC, source DESC, id DESC LIMIT ?",
             [*args, limit],
         )
-        return [EventRow(*r) for r in rows]
+        return [EventRow(*r[:7], self.keys.open(r[2], "events.payload", r[7]) or "{}", r[8]) for r in rows]
 
     def merges(self, record_ids: list[str]) -> list[MergeRow]:
         """Merges that involved any of these records, newest first."""
@@ -319,15 +349,17 @@ class SqliteIdentityStore(SqliteStore, SqliteOwners):
         rows = self.db.conn().execute(
             f"SELECT * FROM conflicts {where} ORDER BY at DESC, conflict_id LIMIT ? OFFSET ?", [*args, limit, offset]
         )
+        # The staff note is free text: sealed under the service's key.
         return [
-            ConflictRow(r[0], r[1], r[2], r[3], tuple(json.loads(r[4])), *r[5:]) for r in rows
+            ConflictRow(r[0], r[1], r[2], r[3], tuple(json.loads(r[4])), *r[5:10],
+                        self.keys.open(SERVICE, "conflicts.note", r[10])) for r in rows
         ]
 
     def set_conflict_status(self, conflict_id: str, *, status: str, by: str, note: str | None) -> bool:
         """Close a conflict; False when it does not exist."""
         cur = self.db.conn().execute(
             "UPDATE conflicts SET status = ?, resolved_by = ?, note = ? WHERE conflict_id = ?",
-            (status, by, note, conflict_id),
+            (status, by, self.keys.seal(SERVICE, "conflicts.note", note), conflict_id),
         )
         return cur.rowcount == 1
 

@@ -115,8 +115,17 @@ def test_an_erased_customer_is_gone_everywhere_totals_stay_and_replays_do_not_br
     assert (flow.account(gone)["points_balance"], flow.account(kept)["points_balance"]) == (318, 398)
     assert _ledger_total(tmp_path) == 318 + 398
 
+    # A copy of a sealed field taken before the erasure (a replica, a backup) in every service.
+    copies = {name: {who: flow.platform[name].deps.store.keys.seal(who, "backup.copy", "Erased Person")
+                     for who in (gone, kept)} for name in ("identity", "loyalty", "alerts", "campaigns")}
     erasure_id = _erase(flow, gone)
     status = flow.platform["identity"].api(ADMIN).get(f"/v1/erasures/{erasure_id}").json()
+    # Crypto-shredding: the erased customer's data keys are gone in every service, so no old copy opens;
+    # everyone else's still does.
+    for name, sealed in copies.items():
+        keys = flow.platform[name].deps.store.keys
+        assert (keys.open(gone, "backup.copy", sealed[gone]), keys.open(kept, "backup.copy", sealed[kept])) == (
+            None, "Erased Person"), name
     assert (status["status"], status["services"]) == ("done", {s: "done" for s in
                                                               ("identity", "loyalty", "alerts", "campaigns")})
 

@@ -47,4 +47,5 @@ def mongo_db(kind: str) -> Iterator[MongoDb]:
         yield MongoDb(client[name])
     finally:
         client.drop_database(name)
+        client.drop_database(f"{name}_keys")  # the keyring beside it (shared/storage/crypto.py)
         client.close()
