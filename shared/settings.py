@@ -164,8 +164,9 @@ class Settings(BaseSettings):
                 raise ValueError("CRM_PSEUDONYM_SECRET (at least 16 characters) is required in prod")
             if not self.api_keys and not self.api_keys_file and not self.staff_file:
                 raise ValueError("CRM_API_KEYS, CRM_API_KEYS_FILE or CRM_STAFF_FILE is required in prod")
-            if self.staff_file and (self.token_secret is None or len(self.token_secret.get_secret_value()) < 32):
-                raise ValueError("CRM_TOKEN_SECRET (at least 32 characters) is required in prod with CRM_STAFF_FILE")
+            # Always: every service accepts tokens, so without a secret of its own the public dev key would do.
+            if self.token_secret is None or len(self.token_secret.get_secret_value()) < 32:
+                raise ValueError("CRM_TOKEN_SECRET (at least 32 characters) is required in prod")
             if self.master_key is None:
                 raise ValueError("CRM_MASTER_KEY (base64 of 32 random bytes) is required in prod")
         from shared.access.keys import parse_keys
@@ -207,7 +208,7 @@ class Settings(BaseSettings):
 
     def token_key(self) -> bytes:
         """The key tokens are signed with; in dev a fixed development key stands in when none is set."""
-        if self.token_secret is not None:
+        if self.token_secret is not None and self.token_secret.get_secret_value():
             return self.token_secret.get_secret_value().encode()
         return b"crm-dev-only-token-key-not-for-production"
 

@@ -163,14 +163,16 @@ def router(deps: Deps) -> APIRouter:
     outer.include_router(r)
 
     @outer.get("/customers/{customer_id}/export", response_model=AlertsExport, tags=["privacy"])
-    def get_export(deps: DepsDep, customer_id: str, seeing: Seeing,
-                   caller: Caller = caller_dep("admin")) -> AlertsExport:
-        """Alerts' part of the customer's export: every alert of theirs, in any status."""
+    def get_export(deps: DepsDep, customer_id: str, seeing: Seeing, caller: Caller = caller_dep("admin"),
+                   reason: str | None = Reason) -> AlertsExport:
+        """Alerts' part of the customer's export: every alert of theirs, in any status; audited."""
         seeing.check(deps.store.customer_of(customer_id), lambda c: commands.owner_of(c, deps=deps))
         root, alerts = commands.customer_alerts(customer_id, deps=deps)
         now, hours = deps.clock(), deps.config.sla_hours()
-        return AlertsExport(customer_id=root, alerts=[views.alert_read(a, hours=hours, now=now, reveal=True)
+        done = AlertsExport(customer_id=root, alerts=[views.alert_read(a, hours=hours, now=now, reveal=True)
                                                       for a in alerts])
+        audit(caller, action="privacy.export", customer_id=root, reason=reason)
+        return done
 
     return outer
 

@@ -159,12 +159,15 @@ def router(deps: Deps) -> APIRouter:
 
     # -- issue 12, export (H4) -------------------------------------------------------------
     @r.get("/customers/{customer_id}/export", response_model=CampaignsExport, tags=["privacy"])
-    def get_export(deps: DepsDep, customer_id: str, seeing: Seeing,
-                   caller: Caller = caller_dep("admin")) -> CampaignsExport:
-        """Campaigns' part of the customer's export: every campaign they are in, with group and conversion."""
+    def get_export(deps: DepsDep, customer_id: str, seeing: Seeing, caller: Caller = caller_dep("admin"),
+                   reason: str | None = Reason) -> CampaignsExport:
+        """Campaigns' part of the customer's export: every campaign they are in, with group and conversion;
+        audited."""
         survivor = deps.store.customer_of(customer_id)
         seeing.check(survivor, lambda c: deps.store.owners_of([c])[c])
-        return CampaignsExport(**view_part.export(customer_id, deps=deps))
+        done = CampaignsExport(**view_part.export(customer_id, deps=deps))
+        audit(caller, action="privacy.export", customer_id=survivor, reason=reason)
+        return done
 
     return r
 

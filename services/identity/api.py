@@ -136,7 +136,7 @@ def router(deps: Deps) -> APIRouter:
                  member_id=member_id, web_user_id=web_user_id, email=email, anonymous_id=anonymous_id).items() if v}
         if len(given) != 1:
             raise InvalidInput("one_identifier", f"give exactly one of {', '.join(IDENTIFIER_TYPES)}")
-        found = queries.visible_lookup(given, deps=deps, reveal=check_reveal(caller, reveal), seeing=seeing)
+        found = queries.lookup(given, deps=deps, reveal=check_reveal(caller, reveal), seeing=seeing)
         if reveal:
             audit(caller, action="reveal.customer", customer_id=found.customer_id, reason=reason)
         return found

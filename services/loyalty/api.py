@@ -183,9 +183,12 @@ def router(deps: Deps) -> APIRouter:
     outer.include_router(r)
 
     @outer.get("/customers/{customer_id}/export", response_model=LoyaltyExport, tags=["privacy"])
-    def get_export(d: DepsDep, customer_id: str, seeing: Seeing, caller: Caller = caller_dep("admin")) -> LoyaltyExport:
-        """Loyalty's part of the customer's export (identity's export route gathers it)."""
-        queries.visible_root(customer_id, deps=d, seeing=seeing)
-        return LoyaltyExport(**queries.export(customer_id, deps=d))
+    def get_export(d: DepsDep, customer_id: str, seeing: Seeing, caller: Caller = caller_dep("admin"),
+                   reason: str | None = Reason) -> LoyaltyExport:
+        """Loyalty's part of the customer's export (identity's export route gathers it); audited."""
+        root = queries.visible_root(customer_id, deps=d, seeing=seeing)
+        done = LoyaltyExport(**queries.export(customer_id, deps=d))
+        audit(caller, action="privacy.export", customer_id=root, reason=reason)
+        return done
 
     return outer

@@ -46,7 +46,7 @@ class Tokens:
                                 options={"verify_exp": False, "require": ["exp", "iat", "sub", "iss"]})
             role, sub, exp = claims["role"], claims["sub"], int(claims["exp"])
             scope = parse_scope(str(claims["scope"]), where="token")
-        except (jwt.InvalidTokenError, KeyError, TypeError, ValueError):
+        except (jwt.PyJWTError, KeyError, TypeError, ValueError):  # PyJWTError: an unusable key too
             raise Unauthorized("invalid_token", "the token is not valid; sign in again") from None
         if role not in ROLES or not isinstance(sub, str) or not sub:
             raise Unauthorized("invalid_token", "the token is not valid; sign in again")

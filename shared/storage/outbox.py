@@ -63,6 +63,10 @@ class _Sealing:
         assert opened is not None, "the service key is never shredded"
         return opened
 
+    @staticmethod
+    def _holds(value: bytes, needles: list[str]) -> bool:
+        return any(n and n.encode() in value for n in needles)
+
 
 class SqliteOutbox(_Sealing):
     """Outbox and dead letters in the service's SQLite file (needs ``self.db``)."""
@@ -154,15 +158,17 @@ class SqliteOutbox(_Sealing):
     def forget_messages(self, *, keys: list[str], needles: list[str]) -> int:
         """Delete outbox rows keyed by any of ``keys`` or holding any of ``needles``, and dead letters
         holding any of ``needles`` (an erased customer's ids); returns how many rows went."""
-        blobs = [n.encode() for n in needles if n]
         gone = 0
         with self.db.transaction() as c:  # type: ignore[attr-defined]
             if keys:
                 gone += c.execute(f"DELETE FROM outbox WHERE key IN ({','.join('?' * len(keys))})",
                                   [k.encode() for k in keys]).rowcount
-            for blob in blobs:
-                gone += c.execute("DELETE FROM outbox WHERE instr(value, ?) > 0", (blob,)).rowcount
-                gone += c.execute("DELETE FROM dead_letters WHERE instr(value, ?) > 0", (blob,)).rowcount
+            # Values are sealed (a random nonce each): matched once opened, never as stored bytes.
+            for table, field in (("outbox", "outbox.value"), ("dead_letters", "dead_letters.value")):
+                rows = c.execute(f"SELECT rowid, value FROM {table}").fetchall()
+                ids = [(r,) for r, v in rows if self._holds(self._open_value(bytes(v), field), needles)]
+                c.executemany(f"DELETE FROM {table} WHERE rowid = ?", ids)
+                gone += len(ids)
         return gone
 
     def dead_letters_delete(self, ids: list[int]) -> None:
@@ -306,14 +312,13 @@ class MongoOutbox(_Sealing):
     def forget_messages(self, *, keys: list[str], needles: list[str]) -> int:
         """Delete outbox rows keyed by any of ``keys`` or holding any of ``needles``, and dead letters
         holding any of ``needles`` (an erased customer's ids); returns how many documents went."""
-        blobs = [n.encode() for n in needles if n]
         gone = 0
-        for name, by_key in (("outbox", True), ("dead_letters", False)):
+        for name, by_key, field in (("outbox", True, "outbox.value"), ("dead_letters", False, "dead_letters.value")):
             coll = self.mdb[name]  # type: ignore[attr-defined]
-            # Values are bytes: no server-side substring match, so the (short) collections are read through.
+            # Values are sealed bytes: no server-side match, so the (short) collections are read and opened.
             ids = [d["_id"] for d in coll.find({}, {"key": 1, "value": 1})
                    if (by_key and d.get("key") and bytes(d["key"]).decode("latin-1") in keys)
-                   or any(b in bytes(d["value"]) for b in blobs)]
+                   or self._holds(self._open_value(bytes(d["value"]), field), needles)]
             if ids:
                 gone += coll.delete_many({"_id": {"$in": ids}}).deleted_count
         return gone

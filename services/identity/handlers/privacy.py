@@ -17,6 +17,7 @@ from services.identity.domain.erasure import identifiers_in, pseudonyms_of, stat
 from services.identity.handlers import Deps
 from services.identity.handlers.queries import active_record, timeline, view
 from services.identity.store import ERASURE_SERVICES, ErasureRow
+from shared.access import masking
 from shared.clock import iso_utc
 from shared.contract import topics
 from shared.contract.messages import CustomerErased
@@ -39,11 +40,10 @@ def erase(customer_id: str, *, reason: str, by: str, deps: Deps) -> str:
         idents = {(i.type, i.value) for i in store.identifiers(records)}
         idents |= {("phone", r.phone) for r in (store.record(x) for x in records) if r is not None and r.phone}
         pseudonyms = pseudonyms_of(idents, deps.pseudo)
-        row = ErasureRow(erasure_id, root.id, tuple(records), reason, by, now,
+        # The reason is kept after the person is gone: scrubbed of phones, e-mails and dates like any staff note.
+        row = ErasureRow(erasure_id, root.id, tuple(records), masking.scrub(reason), by, now,
                          {name: (now if name == "identity" else None) for name in ERASURE_SERVICES})
         store.erase(records, erasure=row, pseudonyms=pseudonyms)
-        for record in records:  # crypto-shredding: every sealed copy (replicas, backups) unreadable for good
-            store.keys.shred(record)
         # A view part another service published before it erased its own part must not be kept either.
         store.note_erased(records, erasure_id=erasure_id)
         # Messages about the customer not yet published, and any message kept for redrive that names them.
@@ -51,6 +51,10 @@ def erase(customer_id: str, *, reason: str, by: str, deps: Deps) -> str:
         _forget_letters(set(pseudonyms), deps=deps)
         body = CustomerErased(erasure_id=erasure_id, customer_id=root.id, records=records, at=deps.clock())
         outbox = store.outbox_add([outbox_message(deps.settings, topics.CUSTOMER_EVENTS, root.id, body)])
+    # Crypto-shredding, once the erasure is committed (the keyring is a file of its own, outside the
+    # transaction): every sealed copy of their fields, replicas and backups too, is unreadable for good.
+    for record in records:
+        store.keys.shred(record)
     deps.relay(outbox)
     store.scrub()
     return erasure_id

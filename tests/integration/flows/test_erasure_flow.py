@@ -217,6 +217,10 @@ def test_the_export_holds_exactly_what_the_four_services_apis_show(flow):
     assert doc["campaigns"]["campaigns"] == view["campaigns"] and len(view["campaigns"]) == 1
     # Admin only: the export is every personal field in clear.
     assert flow.platform["identity"].api(READER).get(f"/v1/customers/{customer}/export").status_code == 403
+    # Each service records that it handed the person's data out (a direct call to one service too).
+    flow.platform.settle()
+    entries = admin.get("/v1/audit", params={"action": "privacy.export", "customer_id": customer}).json()["items"]
+    assert sorted(e["service"] for e in entries) == ["alerts", "campaigns", "identity", "loyalty"]
 
 
 def test_an_export_names_the_service_that_does_not_answer(flow, tmp_path):

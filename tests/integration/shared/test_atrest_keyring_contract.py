@@ -126,6 +126,6 @@ def test_master_key_settings_are_checked_at_start_and_required_in_prod():
             Settings(_env_file=None, master_key=bad)
         assert bad not in str(err.value)  # a secret, even a malformed one, never printed
     with pytest.raises(ValueError, match="CRM_MASTER_KEY"):
-        Settings(_env_file=None, env="prod", pseudonym_secret="x" * 20, api_keys="k:admin")
-    assert Settings(_env_file=None, env="prod", pseudonym_secret="x" * 20, api_keys="k:admin",
+        Settings(_env_file=None, env="prod", pseudonym_secret="x" * 20, api_keys="k:admin", token_secret="t" * 32)
+    assert Settings(_env_file=None, env="prod", pseudonym_secret="x" * 20, api_keys="k:admin", token_secret="t" * 32,
                     master_key=key).master_key_bytes() == base64.b64decode(key)

@@ -34,7 +34,7 @@ def test_crm_up_generates_a_private_master_key_into_a_private_data_dir(tmp_path,
     assert Settings(_env_file=None, master_key=key).master_key_bytes() == base64.b64decode(key)
     assert _mode(data) == 0o700
     assert {p.name: _mode(p) for p in data.iterdir()} == {
-        "master.key": 0o600, "pseudonym.key": 0o600, "dev-api-key": 0o600}
+        "master.key": 0o600, "pseudonym.key": 0o600, "dev-api-key": 0o600, "token.key": 0o600}
     # Started again, the same key (the data sealed with it stays readable).
     assert dev_environment(settings)["CRM_MASTER_KEY"] == key
 

@@ -14,6 +14,7 @@ from shared.access.scope import COMPANY, Scope
 from shared.access.staff import StaffAccount, StaffDirectory, add_account, hash_password, parse_staff
 from shared.access.tokens import Tokens
 from shared.http.errors import Unauthorized
+from shared.settings import Settings
 
 PASSWORD = "correct horse battery staple"
 
@@ -130,3 +131,22 @@ def test_tokens_carry_role_scope_and_name_and_expire():
     with pytest.raises(Unauthorized) as caught:
         Tokens(b"other" * 8, ttl_s=900, clock=lambda: 1_000_000.0).verify(token)
     assert caught.value.code == "invalid_token"
+
+
+def test_prod_needs_a_token_secret_of_its_own_staff_file_or_not():
+    # Every service accepts tokens: without a secret of its own, a token signed with the public
+    # development key would pass as any role.
+    base = {"_env_file": None, "env": "prod", "pseudonym_secret": "p" * 20, "api_keys": "k-prod-0001:admin",
+            "master_key": "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE="}
+    for secret in (None, "", "short"):
+        with pytest.raises(ValueError, match="CRM_TOKEN_SECRET"):
+            Settings(**base, token_secret=secret)
+    assert Settings(**base, token_secret="t" * 32).token_key() == b"t" * 32
+
+
+def test_a_token_checked_with_an_unusable_key_is_a_401_not_a_crash():
+    token = Tokens(b"k" * 32, ttl_s=900, clock=lambda: 1_000_000.0).issue(
+        StaffAccount("li.wei", "x", "reader").caller())
+    with pytest.raises(Unauthorized) as err:
+        Tokens(b"", ttl_s=900, clock=lambda: 1_000_000.0).verify(token)
+    assert err.value.code == "invalid_token"
