@@ -113,6 +113,8 @@ REDACT_REGIONS = ("CN", "HK", "MO", "TW", "SG", "MY", "US", "JP", "KR", "GB", "A
 # letter or digit on either side); text without one cannot hold a phone, so most log lines and span
 # attributes (hex ids, ISO timestamps, short numbers) skip the matcher entirely.
 _MAYBE_PHONE = re.compile(r"(?<![A-Za-z0-9])\d(?:[\s().\-/]{0,3}\d){6,16}(?![A-Za-z0-9])")
+# A long digit run glued to a letter no hex id has (``tel13512340001``): worth the matcher too.
+_GLUED_PHONE = re.compile(r"[g-zG-Z]\d{7}|\d{7}[g-zG-Z]")
 _EMAIL = re.compile(r"[\w.+\-]+@[\w\-]+(?:\.[\w\-]+)+")
 
 
@@ -121,7 +123,7 @@ def redact_digits(text: str) -> str:
     spans and notes): what ``phonenumbers`` finds as a whole number that is a valid mobile or fixed-line
     number of one of ``REDACT_REGIONS`` or carries a country code. Digits inside longer numbers
     (timestamps, ids) are left alone."""
-    if not _MAYBE_PHONE.search(text):
+    if not _MAYBE_PHONE.search(text) and not _GLUED_PHONE.search(text):
         return text
     return _redact_phones(text)
 
@@ -151,10 +153,21 @@ def _redact_phones(text: str) -> str:
 
 
 def _is_real_number(text: str, match) -> bool:
-    # A whole number: no ASCII letter or digit right before or after, so digits inside hex ids, pseudonyms
-    # and longer numbers stay; Chinese text around a phone (``电话13512340001``) does not protect it.
-    if (match.start and _word(text[match.start - 1])) or (match.end < len(text) and _word(text[match.end])):
+    # A whole number: no digit right before or after (timestamps and longer numbers stay), and not inside a
+    # hex token (ids, pseudonyms, hashes); letters glued to it (``tel13512340001``) and Chinese text around
+    # it (``电话13512340001``) do not protect a phone.
+    before = text[match.start - 1] if match.start else ""
+    after = text[match.end] if match.end < len(text) else ""
+    if before.isdigit() or after.isdigit():
         return False
+    if _word(before) or _word(after):
+        start, end = match.start, match.end
+        while start and _word(text[start - 1]):
+            start -= 1
+        while end < len(text) and _word(text[end]):
+            end += 1
+        if all(ch in _HEX for ch in text[start:end]):
+            return False
     number = match.number
     if not phonenumbers.is_valid_number(number):
         return False
@@ -163,6 +176,9 @@ def _is_real_number(text: str, match) -> bool:
 
 def _word(ch: str) -> bool:
     return ch.isascii() and ch.isalnum()
+
+
+_HEX = frozenset("0123456789abcdefABCDEF")
 
 
 _REDACT_TYPES = _MOBILE_TYPES | {PhoneNumberType.FIXED_LINE}

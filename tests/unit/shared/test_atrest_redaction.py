@@ -46,6 +46,7 @@ def test_every_region_and_notation_is_redacted_as_a_whole(region, notation, tail
 
 @pytest.mark.parametrize("text", [
     "phone=13512340001", '{"phone":"+85291234567"}', "电话13512340001请回电", "phone:13512340001;",
+    "tel13512340001", "call tel13512340001x now", "mobile+85291234567", "hk91234567ok",
 ])
 def test_a_phone_touching_punctuation_or_chinese_text_is_redacted(text):
     assert "12340001" not in redact(text) and "91234567" not in redact(text)
