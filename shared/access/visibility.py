@@ -22,7 +22,7 @@ RegionOf = Callable[[str], str | None]
 
 
 def _no_region(_: str) -> str | None:
-    # Until the stores registry (H1) lands nothing has a region: store scopes work, region scopes see nobody.
+    # Without a stores registry nothing has a region: store scopes work, region scopes see nobody.
     return None
 
 
