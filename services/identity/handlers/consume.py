@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 
 from services.identity.domain.cleaning import Prepared
 from services.identity.domain.erasure import pseudonyms_of
-from services.identity.domain.owner import changed_owners, owning_store
+from services.identity.domain.owner import changed_owners, complaint_store, owning_store
 from services.identity.domain.resolution import resolve as resolve_event
 from services.identity.handlers import Deps
-from services.identity.store import ConflictRow, EventRow, IdentityStore
+from services.identity.store import ComplaintStoreRow, ConflictRow, EventRow, IdentityStore
 from shared.access.audit import AuditEntry
 from shared.clock import iso_utc
 from shared.contract import topics
@@ -120,13 +120,16 @@ class _Fold:
     refunds: list[RefundFact] = field(default_factory=list)
     attributes: list[tuple[str, list[FieldValue]]] = field(default_factory=list)
     touched: set[str] = field(default_factory=set)
-    # Customers whose owning store may have moved: a purchase or a merge (only they are recomputed).
+    complaint_stores: list[ComplaintStoreRow] = field(default_factory=list)
+    # Customers whose owning store may have moved: a purchase, a complaint naming a store or a merge (only
+    # they are recomputed).
     owners_may_change: set[str] = field(default_factory=set)
 
     def flush(self, store: IdentityStore, at: str) -> None:
         store.add_events(self.events)
         store.add_purchases(self.purchases)
         store.add_refunds(self.refunds)
+        store.add_complaint_stores(self.complaint_stores)
         store.put_attributes(self.attributes)
         for root in self.touched:
             store.touch(root, at=at)
@@ -170,6 +173,9 @@ def _apply(prepared: Prepared, deps: Deps, out: list[OutboxMessage], outcome: Ba
         fold.owners_may_change.add(res.root_id)
     elif refund := refund_fact(event, res.record_id):
         fold.refunds.append(refund)
+    elif complained_in := complaint_store(event):
+        fold.complaint_stores.append(ComplaintStoreRow(res.record_id, complained_in, epoch_ms(event.time)))
+        fold.owners_may_change.add(res.root_id)
     if values := attribute_values(event):
         fold.attributes.append((res.record_id, values))
     fold.touched.add(res.root_id)
@@ -199,7 +205,10 @@ def announce_owners(customer_ids: set[str] | list[str], *, deps: Deps) -> list[O
     if not customer_ids:
         return []
     store, at = deps.store, deps.clock()
-    computed = {c: owning_store(days) for c, days in store.store_days_of(sorted(customer_ids)).items()}
+    ids = sorted(customer_ids)
+    complained = store.complaint_stores_of(ids)
+    computed = {c: owning_store(days, complaint_store=complained.get(c))
+                for c, days in store.store_days_of(ids).items()}
     moved = changed_owners(computed, store.owners_of(list(computed)))
     store.put_owners([OwnerRow(c, s, iso_utc(at)) for c, s in moved.items()])
     return [outbox_message(deps.settings, topics.CUSTOMER_OWNERS, c,

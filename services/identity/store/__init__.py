@@ -173,3 +173,16 @@ class IdentityStore(OutboxStore, ErasureStore, Protocol):
     ) -> list[ConflictRow]: ...
     def conflict_customers(self, conflict_id: str) -> tuple[str, ...] | None: ...
 
+
+    # -- the store of each customer's latest complaint: the owning store of one who never bought ----------
+    def add_complaint_stores(self, rows: list[ComplaintStoreRow]) -> None: ...
+    def complaint_stores_of(self, root_ids: list[str]) -> dict[str, str]: ...
+
+
+@dataclass(frozen=True)
+class ComplaintStoreRow:
+    """The store a record's complaint named, at the complaint's event time (a record keeps its latest)."""
+
+    record_id: str
+    store_id: str
+    time_ms: int

@@ -21,6 +21,7 @@ from pymongo import ASCENDING, DESCENDING, UpdateMany
 from services.identity.domain.cleaning import Ident
 from services.identity.domain.resolution import Found
 from services.identity.store import (
+    ComplaintStoreRow,
     ConflictRow,
     ErasureRow,
     EventRow,
@@ -86,6 +87,7 @@ class MongoIdentityStore(MongoStore, MongoOwners):
         audit_store.mongo_audit_indexes(m)
         self.create_owner_indexes()
         m["parts"].create_index([("record_id", ASCENDING), ("part", ASCENDING)], unique=True)
+        m["complaint_stores"].create_index("record_id", unique=True)
 
     # -- writes -------------------------------------------------------------------------
     def event_seen(self, source: str, event_id: str) -> bool:
@@ -461,7 +463,7 @@ class MongoIdentityStore(MongoStore, MongoOwners):
                                                upsert=True)
         if not ids:
             return
-        for name in ("identifiers", "events", "purchases", "refunds", "attributes", "parts"):
+        for name in ("identifiers", "events", "purchases", "refunds", "attributes", "parts", "complaint_stores"):
             m[name].delete_many({"record_id": {"$in": ids}})
         m["records"].delete_many({"_id": {"$in": ids}})
         m["merges"].delete_many({"$or": [{"survivor_id": {"$in": ids}}, {"merged_id": {"$in": ids}}]})
@@ -494,3 +496,28 @@ class MongoIdentityStore(MongoStore, MongoOwners):
         self.mdb["erasures"].update_one({"_id": erasure_id, f"confirmed.{service}": None},
                                         {"$set": {f"confirmed.{service}": at}})
         return True
+
+    # -- the store of each customer's latest complaint -----------------------------------
+    def add_complaint_stores(self, rows: list[ComplaintStoreRow]) -> None:
+        """Keep each record's latest complaint store (equal times go to the higher store id, so arrival order
+        never matters)."""
+        ops = []
+        for r in rows:
+            doc, key = {"store_id": r.store_id, "time_ms": r.time_ms}, {"record_id": r.record_id}
+            ops.append(UpdateMany(key, {"$setOnInsert": doc}, upsert=True))
+            held_older = {"$or": [{"time_ms": {"$lt": r.time_ms}},
+                                  {"time_ms": r.time_ms, "store_id": {"$lt": r.store_id}}]}
+            ops.append(UpdateMany({**key, **held_older}, {"$set": doc}))
+        if ops:
+            self.mdb["complaint_stores"].bulk_write(ops, ordered=True)
+
+    def complaint_stores_of(self, root_ids: list[str]) -> dict[str, str]:
+        """Per active customer that complained naming a store, the store of its latest such complaint (over
+        every record it holds)."""
+        root_of = {d["_id"]: d["root_id"] for d in self.mdb["records"].find(
+            {"root_id": {"$in": list(dict.fromkeys(root_ids))}}, {"_id": 1, "root_id": 1})}
+        latest: dict[str, tuple[int, str]] = {}
+        for d in self.mdb["complaint_stores"].find({"record_id": {"$in": list(root_of)}}, _NO_ID):
+            root, seen = root_of[d["record_id"]], (d["time_ms"], d["store_id"])
+            latest[root] = max(latest.get(root, seen), seen)
+        return {root: store for root, (_, store) in latest.items()}

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from services.identity.domain.cleaning import Ident
 from services.identity.domain.resolution import Found
 from services.identity.store import (
+    ComplaintStoreRow,
     ConflictRow,
     ErasureRow,
     EventRow,
@@ -57,6 +58,9 @@ CREATE TABLE IF NOT EXISTS refunds (
   amount_minor INTEGER NOT NULL, time_ms INTEGER NOT NULL, PRIMARY KEY (source, id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS refunds_record ON refunds(record_id);
+CREATE TABLE IF NOT EXISTS complaint_stores (
+  record_id TEXT PRIMARY KEY, store_id TEXT NOT NULL, time_ms INTEGER NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS merges (
   merge_id TEXT PRIMARY KEY, survivor_id TEXT NOT NULL, merged_id TEXT NOT NULL, cause TEXT NOT NULL,
   at TEXT NOT NULL, undone_at TEXT, undone_by TEXT
@@ -460,7 +464,7 @@ class SqliteIdentityStore(SqliteStore, SqliteOwners):
         if not ids:
             return
         q = _in(ids)
-        for table in ("identifiers", "events", "purchases", "refunds", "attributes", "parts"):
+        for table in ("identifiers", "events", "purchases", "refunds", "attributes", "parts", "complaint_stores"):
             c.execute(f"DELETE FROM {table} WHERE record_id IN ({q})", ids)
         c.execute(f"DELETE FROM records WHERE id IN ({q})", ids)
         c.execute(f"DELETE FROM merges WHERE survivor_id IN ({q}) OR merged_id IN ({q})", ids + ids)
@@ -494,3 +498,25 @@ class SqliteIdentityStore(SqliteStore, SqliteOwners):
             "UPDATE erasures SET confirmed = json_set(confirmed, '$.' || ?, COALESCE(json_extract(confirmed,"
             " '$.' || ?), ?)) WHERE erasure_id = ?", (service, service, at, erasure_id))
         return cur.rowcount == 1
+
+    # -- the store of each customer's latest complaint -----------------------------------
+    def add_complaint_stores(self, rows: list[ComplaintStoreRow]) -> None:
+        """Keep each record's latest complaint store (equal times go to the higher store id, so arrival order
+        never matters)."""
+        self.db.conn().executemany(
+            "INSERT INTO complaint_stores VALUES (?,?,?) ON CONFLICT (record_id) DO UPDATE SET"
+            " store_id = excluded.store_id, time_ms = excluded.time_ms"
+            " WHERE (excluded.time_ms, excluded.store_id) > (complaint_stores.time_ms, complaint_stores.store_id)",
+            [(r.record_id, r.store_id, r.time_ms) for r in rows])
+
+    def complaint_stores_of(self, root_ids: list[str]) -> dict[str, str]:
+        """Per active customer that complained naming a store, the store of its latest such complaint (over
+        every record it holds)."""
+        latest: dict[str, tuple[int, str]] = {}
+        for part in _chunks(list(dict.fromkeys(root_ids)), 500):
+            rows = self.db.conn().execute(
+                f"SELECT r.root_id, k.time_ms, k.store_id FROM records r JOIN complaint_stores k"
+                f" ON k.record_id = r.id WHERE r.root_id IN ({_in(part)})", part)
+            for root, time_ms, store in rows:
+                latest[root] = max(latest.get(root, (time_ms, store)), (time_ms, store))
+        return {root: store for root, (_, store) in latest.items()}

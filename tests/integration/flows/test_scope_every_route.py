@@ -294,3 +294,27 @@ def test_a_merge_and_an_unmerge_move_the_owning_store_in_every_service(flow: Flo
     assert s01.get(f"/v1/loyalty/accounts/{customer}").status_code == 200
     assert s02.get(f"/v1/loyalty/accounts/{customer}").status_code == 404
     assert flow.platform["identity"].api(S02_KEY).get(f"/v1/customers/{merge['merged_id']}").status_code == 200
+
+
+def test_a_customer_who_only_complained_is_seen_by_the_complaint_stores_key_and_by_no_other(flow: Flow):
+    # The alert goes to the complaint's store (alerts' routing), so that store must own the customer too.
+    flow.set_clocks(at("2026-11-20T12:00"))
+    phone = new_phone()
+    flow.ingest(event("crm.complaint", at("2026-11-20T11:00"), {"phone": phone}, source="wechat/oa",
+                      text="cold soup", store_id="S01", severity="high"))
+    customer = flow.customer_id(phone=phone)
+    complaint = flow.open_alerts(customer)["complaint"]
+    assert complaint["store_id"] == "S01"
+    identity, alerts = flow.platform["identity"], flow.platform["alerts"]
+    assert identity.api(S01_KEY).get(f"/v1/customers/{customer}").json()["customer_id"] == customer
+    page = alerts.api(S01_KEY).get("/v1/alerts", params={"customer_id": customer}).json()
+    assert ([a["alert_id"] for a in page["items"]], page["total"]) == ([complaint["alert_id"]], 1)
+    assert alerts.api(S01_KEY).get(f"/v1/alerts/{complaint['alert_id']}").status_code == 200
+
+    unknown = identity.api(S02_KEY).get(f"/v1/customers/{UNKNOWN['customer_id']}")
+    other = identity.api(S02_KEY).get(f"/v1/customers/{customer}")
+    assert unknown.status_code == 404 and (other.status_code, other.json()) == (404, unknown.json())
+    unknown_alert = alerts.api(S02_KEY).get(f"/v1/alerts/{UNKNOWN['alert_id']}")
+    other_alert = alerts.api(S02_KEY).get(f"/v1/alerts/{complaint['alert_id']}")
+    assert (other_alert.status_code, other_alert.json()) == (404, unknown_alert.json())
+    assert alerts.api(S02_KEY).get("/v1/alerts", params={"customer_id": customer}).json()["total"] == 0

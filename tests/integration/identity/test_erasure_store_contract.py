@@ -4,7 +4,7 @@ are kept once per service."""
 
 from __future__ import annotations
 
-from services.identity.store import ConflictRow, ErasureRow, EventRow
+from services.identity.store import ComplaintStoreRow, ConflictRow, ErasureRow, EventRow
 from shared.contract.facts import FieldValue, PurchaseFact, RefundFact
 
 SERVICES = {"identity": "T9", "loyalty": None, "alerts": None, "campaigns": None}
@@ -18,6 +18,7 @@ def _customer(store, rid: str, phone: str, *, merged: str | None = None) -> None
         store.add_events([EventRow("pos/S1", f"e-{rid}", rid, "crm.purchase", "pos", "T1", 1, '{"data":{}}', "T1")])
         store.add_purchases([PurchaseFact("pos/S1", f"e-{rid}", rid, "O1", 1000, "S1", 1, "2026-01-01")])
         store.add_refunds([RefundFact("pos/S1", f"r-{rid}", rid, "O1", 100, 2)])
+        store.add_complaint_stores([ComplaintStoreRow(rid, "S2", 3)])
         store.put_attributes([(rid, [FieldValue("name", f"Name {rid}", 1, "pos/S1", f"e-{rid}")])])
         store.put_part(rid, "loyalty", {"points_balance": 10}, version="1")
         if merged:
@@ -54,6 +55,11 @@ def test_erase_removes_every_row_of_the_records_and_keeps_only_pseudonyms(store)
     assert store.erased([]) == set()
     assert store.erasure("er_1") == row
     assert store.erasure("er_nothing") is None
+    # No complaint store is left behind: the same record ids held again have none (nor an owning store).
+    with store.transaction():
+        for rid in ("c_gone", "c_gone_w"):
+            store.create_record(rid, phone=None, at="T10")
+    assert store.complaint_stores_of(["c_gone", "c_gone_w", "c_kept"]) == {"c_kept": "S2"}
 
 
 def test_an_erasure_is_kept_once_and_each_confirmation_keeps_its_first_time(store):

@@ -1,9 +1,10 @@
 """Identity's store contract for scoped access (issue 12): each customer's owning store, the stores and
-purchase days it is computed from, and conflicts filtered by owner in the query, on every backend."""
+purchase days and the latest complaint store it is computed from, and conflicts filtered by owner in the
+query, on every backend."""
 
 from __future__ import annotations
 
-from services.identity.store import ConflictRow
+from services.identity.store import ComplaintStoreRow, ConflictRow
 from shared.contract.facts import PurchaseFact
 from shared.storage.owners import OwnerRow
 
@@ -52,3 +53,21 @@ def test_conflicts_owned_lists_those_whose_every_customer_the_stores_own_in_orde
     assert ids(store.conflicts_owned(frozenset({"S01", "S02"}), status=None, customer_id="c_b", offset=0,
                                      limit=10)) == ["x2"]
     assert store.conflict_customers("x2") == ("c_a", "c_b") and store.conflict_customers("nope") is None
+
+
+def test_complaint_stores_of_gives_the_latest_complaint_store_over_every_record_of_each_active_customer(store):
+    with store.transaction():
+        for rid in ("c_a", "c_b", "c_c", "c_d"):
+            store.create_record(rid, phone=None, at="T1")
+        store.merge("c_a", "c_b", merge_id="m1", cause={}, at="T2")
+        store.add_complaint_stores([ComplaintStoreRow("c_a", "S01", 100), ComplaintStoreRow("c_b", "S02", 300),
+                                    ComplaintStoreRow("c_c", "S03", 200)])
+        # An older complaint changes nothing; equal times go to the higher store id whatever the order.
+        store.add_complaint_stores([ComplaintStoreRow("c_b", "S01", 50), ComplaintStoreRow("c_c", "S04", 200),
+                                    ComplaintStoreRow("c_c", "S02", 200)])
+    assert store.complaint_stores_of(["c_a", "c_c", "c_d"]) == {"c_a": "S02", "c_c": "S04"}
+    assert store.complaint_stores_of(["c_b"]) == {}  # merged away: not an active customer
+    with store.transaction():
+        store.unmerge("m1", by="k-admin", at="T3")
+    assert store.complaint_stores_of(["c_a", "c_b"]) == {"c_a": "S01", "c_b": "S02"}
+    assert store.complaint_stores_of([]) == {}

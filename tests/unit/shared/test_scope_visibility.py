@@ -51,6 +51,14 @@ def test_the_owning_store_is_the_managers_store_else_the_home_store_and_only_cha
     assert changed_owners({"c_a": "S01", "c_b": "S02", "c_c": None}, {"c_a": "S01", "c_b": "S01"}) == {"c_b": "S02"}
 
 
+def test_a_customer_who_never_bought_belongs_to_the_store_of_their_latest_complaint():
+    # The same rule alerts route a complaint by: home store first, the complaint store only without one.
+    assert owning_store([], complaint_store="S01") == "S01"
+    assert owning_store([("S02", 1, "2026-11-01")], complaint_store="S01") == "S02"
+    assert owning_store([], complaint_store="S01", manager_store="S09") == "S09"
+    assert owning_store([], complaint_store=None) is None
+
+
 def test_of_several_owner_rows_the_newest_wins_and_a_tie_goes_to_the_last_given():
     rows = [OwnerRow("c_a", "S01", "T2"), OwnerRow("c_a", "S02", "T1"), OwnerRow("c_b", "S01", "T1"),
             OwnerRow("c_b", "S03", "T1")]
