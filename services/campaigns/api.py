@@ -29,9 +29,9 @@ from shared.http.bounds import Cursor, Offset
 
 # The CSV exports answer text/csv, and 409 before the campaign launched.
 CSV = {200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "description": "CSV"}, **errors(409)}
-# Issue 12: defining, launching and measuring a campaign (aggregates over its whole audience, and an
-# event-effect analysis over any ids) stay company-wide; a store- or region-scoped key gets 403.
-COMPANY_WIDE = "defining, launching or measuring a campaign"
+# Issue 12: who may define, launch and measure which campaign is decided once, in ``commands`` (``runs``,
+# ``may_define``, ``sees``). The event-effect analysis (over any ids given) stays company-wide.
+EVENT_EFFECT = "an event-effect analysis"
 Status = Literal["draft", "scheduled", "running", "paused", "completed", "cancelled"]
 MOVES = {
     "schedule": "Schedule a draft: the service launches it at its start time.",
@@ -62,33 +62,32 @@ def router(deps: Deps) -> APIRouter:
                       caller: Caller = caller_dep("operator"),
                       idempotency_key: str | None = Header(None, max_length=200)) -> CampaignRead:
         """Define a campaign (a draft); the same Idempotency-Key again returns the same campaign."""
-        seeing.company_only(COMPANY_WIDE)
-        row, created = commands.create(body, by=caller.name, idempotency_key=idempotency_key, deps=deps)
+        row, created = commands.create(body, by=caller.name, idempotency_key=idempotency_key, deps=deps,
+                                       seeing=seeing)
         if not created:
             response.status_code = 200
         return views.campaign_read(row)
 
     @r.get("/campaigns", response_model=CampaignsPage, tags=["campaigns"])
-    def list_campaigns(deps: DepsDep, caller: Caller = caller_dep("reader"), status: Status | None = None,
-                       offset: Offset = 0, limit: int = Query(50, ge=1, le=500)) -> CampaignsPage:
-        """Campaigns, newest first, optionally by status."""
-        store = deps.store
-        rows = store.campaigns(status=status, offset=offset, limit=limit)
-        return CampaignsPage(items=[views.campaign_read(x) for x in rows], total=store.campaign_count(status=status),
-                             offset=offset, limit=limit)
+    def list_campaigns(deps: DepsDep, seeing: Seeing, caller: Caller = caller_dep("reader"),
+                       status: Status | None = None, offset: Offset = 0,
+                       limit: int = Query(50, ge=1, le=500)) -> CampaignsPage:
+        """Campaigns the caller sees, newest first, optionally by status."""
+        rows, total = commands.listed(status=status, offset=offset, limit=limit, seeing=seeing, deps=deps)
+        return CampaignsPage(items=[views.campaign_read(x) for x in rows], total=total, offset=offset, limit=limit)
 
     @r.get("/campaigns/{campaign_id}", response_model=CampaignRead, tags=["campaigns"])
-    def get_campaign(deps: DepsDep, campaign_id: str, caller: Caller = caller_dep("reader")) -> CampaignRead:
+    def get_campaign(deps: DepsDep, campaign_id: str, seeing: Seeing,
+                     caller: Caller = caller_dep("reader")) -> CampaignRead:
         """One campaign with its status and launch figures."""
-        return views.campaign_read(commands.get(campaign_id, deps=deps))
+        return views.campaign_read(commands.get(campaign_id, deps=deps, seeing=seeing))
 
     @r.patch("/campaigns/{campaign_id}", response_model=CampaignRead, tags=["campaigns"])
     def patch_campaign(deps: DepsDep, campaign_id: str, body: CampaignUpdate, seeing: Seeing,
                        caller: Caller = caller_dep("operator")) -> CampaignRead:
         """Edit a draft; only the fields sent change."""
-        seeing.company_only(COMPANY_WIDE)
         changes = body.model_dump(mode="json", exclude_unset=True)
-        return views.campaign_read(commands.edit(campaign_id, changes=changes, deps=deps))
+        return views.campaign_read(commands.edit(campaign_id, changes=changes, deps=deps, seeing=seeing))
 
     for action, doc in MOVES.items():
         _move_route(r, action, doc, DepsDep, audit)
@@ -97,7 +96,7 @@ def router(deps: Deps) -> APIRouter:
     def post_launch(deps: DepsDep, background: BackgroundTasks, campaign_id: str, seeing: Seeing,
                     caller: Caller = caller_dep("operator"), reason: str | None = Reason) -> CampaignRead:
         """Launch now: freeze the audience, split it, send treatment touches; again, it changes nothing."""
-        seeing.company_only(COMPANY_WIDE)
+        commands.runs(campaign_id, seeing=seeing, deps=deps)
         done = launch.launch(campaign_id, deps=deps)
         _relay_later(background, deps, done.sent)
         if done.launched_now:  # launching again changes nothing: nothing to record, nothing to send
@@ -109,7 +108,7 @@ def router(deps: Deps) -> APIRouter:
     def get_preview(deps: DepsDep, campaign_id: str, seeing: Seeing,
                     caller: Caller = caller_dep("reader")) -> LaunchRead:
         """What launching now would do (audience, exclusions by reason, the split), without doing it."""
-        seeing.company_only(COMPANY_WIDE)
+        commands.runs(campaign_id, seeing=seeing, deps=deps)
         return LaunchRead(**launch.preview(campaign_id, deps=deps))
 
     @r.get("/campaigns/{campaign_id}/audience", response_model=AudiencePage, tags=["results"])
@@ -117,6 +116,7 @@ def router(deps: Deps) -> APIRouter:
                      group: Literal["treatment", "control"] | None = None, cursor: Cursor = None,
                      limit: int = Query(100, ge=1, le=1000)) -> AudiencePage:
         """The frozen audience with each member's group, in pages (``cursor`` from the previous page)."""
+        commands.get(campaign_id, deps=deps, seeing=seeing)
         rows, total, nxt = reports.audience(campaign_id, group=group, after=cursor, limit=limit,
                                             deps=deps, owned_by=seeing.stores)
         return AudiencePage(campaign_id=campaign_id, items=[views.member_read(m) for m in rows], total=total,
@@ -127,14 +127,14 @@ def router(deps: Deps) -> APIRouter:
                     caller: Caller = caller_dep("reader")) -> ResultsRead:
         """Measured effect: groups, lift with 95% Wald interval and z-test p-value, revenue, cost, ROI,
         breakdowns by tier, age band and home store, daily conversions by new and returning customers."""
-        seeing.company_only(COMPANY_WIDE)
+        commands.runs(campaign_id, seeing=seeing, deps=deps)
         return views.results_read(reports.results(campaign_id, deps=deps), attribution=deps.config.attribution)
 
     @r.get("/campaigns/{campaign_id}/results.csv", response_class=Response, tags=["results"], responses=CSV)
     def get_results_csv(deps: DepsDep, campaign_id: str, seeing: Seeing,
                         caller: Caller = caller_dep("reader")) -> Response:
         """The results as CSV: each group of the campaign and of every breakdown segment."""
-        seeing.company_only(COMPANY_WIDE)
+        commands.runs(campaign_id, seeing=seeing, deps=deps)
         found = reports.results(campaign_id, deps=deps)
         return _csv(reports.results_csv(found), f"{campaign_id}-results.csv")
 
@@ -142,7 +142,7 @@ def router(deps: Deps) -> APIRouter:
     def get_daily_csv(deps: DepsDep, campaign_id: str, seeing: Seeing,
                       caller: Caller = caller_dep("reader")) -> Response:
         """The daily series as CSV."""
-        seeing.company_only(COMPANY_WIDE)
+        commands.runs(campaign_id, seeing=seeing, deps=deps)
         found = reports.results(campaign_id, deps=deps)
         return _csv(reports.daily_csv(found), f"{campaign_id}-daily.csv")
 
@@ -151,7 +151,7 @@ def router(deps: Deps) -> APIRouter:
                           caller: Caller = caller_dep("reader")) -> EventEffectRead:
         """Attendees against non-attendees: spend and purchase interval before and after, and the
         difference in differences."""
-        seeing.company_only(COMPANY_WIDE)
+        seeing.company_only(EVENT_EFFECT)
         found = reports.event_effect(body.attendees, event_day=body.event_date, window_days=body.window_days,
                                      non_attendees=body.non_attendees, comparison=body.comparison,
                                      deps=deps)
@@ -175,8 +175,7 @@ def router(deps: Deps) -> APIRouter:
 def _move_route(r: APIRouter, action: str, doc: str, DepsDep: Any, audit: Auditor) -> None:
     def move(deps: DepsDep, background: BackgroundTasks, campaign_id: str, seeing: Seeing,
              caller: Caller = caller_dep("operator"), reason: str | None = Reason) -> CampaignRead:
-        seeing.company_only(COMPANY_WIDE)
-        row, outbox = commands.move(campaign_id, action=action, deps=deps)
+        row, outbox = commands.move(campaign_id, action=action, deps=deps, seeing=seeing)
         _relay_later(background, deps, outbox)
         background.add_task(audit, caller, action=f"campaigns.{action}", target=campaign_id, reason=reason)
         return views.campaign_read(row)

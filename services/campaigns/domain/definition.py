@@ -162,6 +162,14 @@ class Definition(_Frozen):
         return self.attribution_window_days * 86_400_000
 
 
+def confined_to(definition: Definition, stores: frozenset[str]) -> tuple[bool, list[str]]:
+    """Whether the audience is confined to ``stores`` (``audience.home_stores`` given, each one of them), and
+    the home stores it names outside them, sorted."""
+    homes = definition.audience.home_stores or []
+    outside = sorted(set(homes) - stores)
+    return bool(homes) and not outside, outside
+
+
 # action: (statuses it applies to, status it leads to; None = back to where the pause came from)
 _ACTIONS: dict[str, tuple[frozenset[str], str | None]] = {
     "schedule": (frozenset({"draft"}), "scheduled"),

@@ -10,22 +10,31 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from services.campaigns.domain.definition import Definition, next_status
+from services.campaigns.domain.definition import Definition, confined_to, next_status
 from services.campaigns.handlers import Deps
 from services.campaigns.handlers.outbox import Leased, lease, outbox_message
 from services.campaigns.store import CampaignRow
+from shared.access.visibility import Visibility
 from shared.clock import iso_utc
 from shared.contract import topics
 from shared.contract.messages import CampaignBonusGranted
-from shared.http.errors import Conflict, InvalidInput, NotFound
+from shared.http.errors import Conflict, Forbidden, InvalidInput, NotFound
 from shared.observability.trace_context import inject_headers
 from shared.storage.base import OutboxMessage
 
+# Issue 12: who may define, launch and measure which campaign is decided here, for every route. A company-wide
+# key: any campaign. A region-scoped key: the campaigns whose audience is confined to its region (its
+# ``audience.home_stores`` given, each in the region); any other campaign answers it as an unknown id, so a
+# region cannot probe another's campaigns. A store-scoped key: none (403); it still reads definitions and
+# its own store's audience members.
+EVERYONE = Visibility()
+SCOPED_OUT = "defining, launching or measuring a campaign needs a company-wide or region-scoped key"
 
-def get(campaign_id: str, *, deps: Deps) -> CampaignRow:
-    """One campaign, or NotFound."""
+
+def get(campaign_id: str, *, deps: Deps, seeing: Visibility = EVERYONE) -> CampaignRow:
+    """One campaign, or NotFound; one the caller does not see (:func:`sees`) answers the same NotFound."""
     row = deps.store.campaign(campaign_id)
-    if row is None:
+    if row is None or not sees(row, seeing=seeing):
         raise NotFound("campaign_not_found", "no campaign with that id")
     return row
 
@@ -35,12 +44,58 @@ def definition_of(row: CampaignRow) -> Definition:
     return Definition.model_validate(row.definition)
 
 
+def sees(row: CampaignRow, *, seeing: Visibility) -> bool:
+    """Whether the caller sees a campaign: a region-scoped one only those confined to its region."""
+    if seeing.scope.kind != "region":
+        return True
+    return confined_to(definition_of(row), seeing.stores or frozenset())[0]
+
+
+def runs(campaign_id: str, *, seeing: Visibility, deps: Deps) -> CampaignRow:
+    """The campaign, if the caller may edit, move, preview, launch and measure it: 403 to a store-scoped
+    key (before the id is looked at, as for every id), NotFound for one it does not see."""
+    if seeing.scope.kind == "store":
+        raise Forbidden("forbidden_scope", SCOPED_OUT)
+    return get(campaign_id, deps=deps, seeing=seeing)
+
+
+def may_define(definition: Definition, *, seeing: Visibility) -> None:
+    """Refuse (403 forbidden_scope) a definition beyond the caller's scope, naming the home stores outside
+    a region-scoped key's region (store ids only)."""
+    if seeing.company_wide:
+        return
+    if seeing.scope.kind != "region":
+        raise Forbidden("forbidden_scope", SCOPED_OUT)
+    confined, outside = confined_to(definition, seeing.stores or frozenset())
+    if outside:
+        raise Forbidden("forbidden_scope", f"audience.home_stores outside region {seeing.scope.value}: "
+                        f"{', '.join(outside)}", details={"stores_outside": outside})
+    if not confined:
+        raise Forbidden("forbidden_scope", f"a key scoped to region {seeing.scope.value} must give "
+                        "audience.home_stores, every one in its region")
+
+
+def listed(*, status: str | None, offset: int, limit: int, seeing: Visibility,
+           deps: Deps) -> tuple[list[CampaignRow], int]:
+    """One page of the campaigns the caller sees, newest first, and their total."""
+    store = deps.store
+    if seeing.scope.kind != "region":
+        return store.campaigns(status=status, offset=offset, limit=limit), store.campaign_count(status=status)
+    # Confinement depends on the stores registry, which changes without the campaigns changing, so a region's
+    # list is filtered here over every campaign (hundreds, not customers) rather than in the store query.
+    every = store.campaigns(status=status, offset=0, limit=store.campaign_count(status=status))
+    mine = [row for row in every if sees(row, seeing=seeing)]
+    return mine[offset:offset + limit], len(mine)
+
+
 def _hashed(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def create(definition: Definition, *, by: str, idempotency_key: str | None, deps: Deps) -> tuple[CampaignRow, bool]:
+def create(definition: Definition, *, by: str, idempotency_key: str | None, deps: Deps,
+           seeing: Visibility = EVERYONE) -> tuple[CampaignRow, bool]:
     """Create a draft; with an idempotency key, the same request again returns the same campaign."""
+    may_define(definition, seeing=seeing)
     stored = definition.model_dump(mode="json")
     key = _hashed(idempotency_key) if idempotency_key else None
     now = iso_utc(deps.clock())
@@ -57,10 +112,10 @@ def create(definition: Definition, *, by: str, idempotency_key: str | None, deps
     return row, True
 
 
-def edit(campaign_id: str, *, changes: dict[str, Any], deps: Deps) -> CampaignRow:
+def edit(campaign_id: str, *, changes: dict[str, Any], deps: Deps, seeing: Visibility = EVERYONE) -> CampaignRow:
     """Change fields of a draft; the result is validated as a whole, errors name their fields."""
     with deps.store.transaction():
-        row = get(campaign_id, deps=deps)
+        row = runs(campaign_id, seeing=seeing, deps=deps)
         if row.status != "draft":
             raise Conflict("not_a_draft", f"only drafts can be edited; this campaign is {row.status}")
         try:
@@ -69,6 +124,7 @@ def edit(campaign_id: str, *, changes: dict[str, Any], deps: Deps) -> CampaignRo
             details = [{"loc": ".".join(["body", *(str(p) for p in e["loc"])]), "msg": e["msg"]}
                        for e in exc.errors(include_input=False, include_url=False)]
             raise InvalidInput("invalid_request", "the request is not valid", details=details) from None
+        may_define(definition, seeing=seeing)  # an edit must not take the audience out of the caller's region
         now = iso_utc(deps.clock())
         deps.store.update_campaign(campaign_id, expect_status="draft", definition=definition.model_dump(mode="json"),
                                    starts_at=iso_utc(definition.starts_at), ends_at=iso_utc(definition.ends_at),
@@ -76,11 +132,12 @@ def edit(campaign_id: str, *, changes: dict[str, Any], deps: Deps) -> CampaignRo
         return get(campaign_id, deps=deps)
 
 
-def move(campaign_id: str, *, action: str, deps: Deps) -> tuple[CampaignRow, Leased]:
+def move(campaign_id: str, *, action: str, deps: Deps,
+         seeing: Visibility = EVERYONE) -> tuple[CampaignRow, Leased]:
     """Schedule, unschedule, pause, resume, complete or cancel; returns the campaign and what to publish."""
     now = deps.clock()
     with deps.store.transaction():
-        row = get(campaign_id, deps=deps)
+        row = runs(campaign_id, seeing=seeing, deps=deps)
         target = next_status(row.status, action, paused_from=row.paused_from, launched=row.launched_at is not None)
         definition = definition_of(row)
         if action == "schedule" and definition.ends_at <= now:

@@ -65,8 +65,10 @@ NOT_A_CUSTOMER = {
 }
 LISTS = {"/v1/identity/conflicts", "/v1/alerts", "/v1/alerts/churn-model/customers",
          "/v1/campaigns/{campaign_id}/audience", "/v1/deadletters", "/v1/deadletters/{letter_id}/redrive"}
-# Defining, launching and measuring a campaign stay company-wide, and so does ingestion (a scoped key could
-# otherwise post purchases that move another store's customer into its scope): 403 for a store-scoped key.
+# Defining, launching and measuring a campaign need a company-wide key or a region-scoped one (for campaigns
+# confined to its region: tests/integration/flows/test_scope_region_campaigns.py); the event-effect analysis and
+# ingestion stay company-wide (a scoped key could otherwise post purchases that move another store's customer
+# into its scope): 403 for a store-scoped key.
 COMPANY_ONLY = {("POST", "/v1/campaigns/{campaign_id}/" + m) for m in (
     "launch", "schedule", "unschedule", "pause", "resume", "complete", "cancel")} | {
     ("GET", "/v1/campaigns/{campaign_id}/" + m) for m in ("preview", "results", "results.csv", "daily.csv")} | {
