@@ -5,10 +5,17 @@ from __future__ import annotations
 
 import random
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from services.alerts.config import AlertsConfig
+from services.campaigns.config import CampaignsSettings
+from services.loyalty.config import LoyaltySettings
+from shared.settings import Settings
+from shared.streaming.kafka import ensure_topics
 from tests.integration.platform_in_process import Platform
 
 ADMIN, OPERATOR, READER = "flows-admin", "flows-operator", "flows-reader"
@@ -125,3 +132,18 @@ class Flow:
         assert self.snapshot(customers, campaigns) == before, "duplicates changed a figure"
         self.platform.replay()
         assert self.snapshot(customers, campaigns) == before, "a replay changed a figure"
+
+
+@contextmanager
+def running_flow(settings: Settings) -> Iterator[Flow]:
+    """The four services in this process on ``settings``, with their default rules, closed afterwards."""
+    ensure_topics(settings)
+    platform = Platform(settings, options={
+        "loyalty": {"config": LoyaltySettings(_env_file=None)},
+        "alerts": {"config": AlertsConfig(_env_file=None)},
+        "campaigns": {"config": CampaignsSettings(_env_file=None)},
+    })
+    try:
+        yield Flow(platform)
+    finally:
+        platform.close()

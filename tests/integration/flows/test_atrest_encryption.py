@@ -12,16 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from services.alerts.config import AlertsConfig
-from services.campaigns.config import CampaignsSettings
-from services.loyalty.config import LoyaltySettings
 from shared.contract import topics
 from shared.settings import Settings
 from shared.storage.crypto import MasterKeyError, new_master_key
-from shared.streaming.kafka import ensure_topics
 from tests.e2e.helpers import PersonalData
-from tests.integration.flows.support import ADMIN, OPERATOR, READER, Flow, at, event, purchase
-from tests.integration.platform_in_process import Platform
+from tests.integration.flows.support import ADMIN, OPERATOR, READER, Flow, at, event, purchase, running_flow
 
 pytestmark = pytest.mark.broker
 
@@ -47,16 +42,8 @@ def flow(broker, tmp_path, master_key) -> Iterator[Flow]:
     settings = Settings(_env_file=None, kafka_bootstrap=broker, data_dir=str(tmp_path / "data"),
                         api_keys=f"{ADMIN}:admin,{OPERATOR}:operator,{READER}:reader",
                         pseudonym_secret="atrest-test-secret-0123456789", master_key=master_key)
-    ensure_topics(settings)
-    platform = Platform(settings, options={
-        "loyalty": {"config": LoyaltySettings(_env_file=None)},
-        "alerts": {"config": AlertsConfig(_env_file=None)},
-        "campaigns": {"config": CampaignsSettings(_env_file=None)},
-    })
-    try:
-        yield Flow(platform)
-    finally:
-        platform.close()
+    with running_flow(settings) as flow:
+        yield flow
 
 
 def _scenario(flow: Flow) -> str:

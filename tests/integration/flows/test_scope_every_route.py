@@ -14,15 +14,21 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from services.alerts.config import AlertsConfig
-from services.campaigns.config import CampaignsSettings
-from services.loyalty.config import LoyaltySettings
 from shared.access.scope import Scope
 from shared.access.staff import StaffAccount, add_account, hash_password
 from shared.settings import Settings
-from shared.streaming.kafka import ensure_topics
-from tests.integration.flows.support import ADMIN, OPERATOR, READER, Flow, at, event, new_id, new_phone, purchase
-from tests.integration.platform_in_process import Platform
+from tests.integration.flows.support import (
+    ADMIN,
+    OPERATOR,
+    READER,
+    Flow,
+    at,
+    event,
+    new_id,
+    new_phone,
+    purchase,
+    running_flow,
+)
 
 pytestmark = pytest.mark.broker
 
@@ -89,16 +95,8 @@ def flow(broker, tmp_path) -> Iterator[Flow]:
     # A staff account at S01, the same role as S01's key: its signed-in token must see exactly what the key sees.
     add_account(tmp_path / "staff.json", StaffAccount(S01_STAFF, hash_password(S01_PASSWORD), "operator",
                                                       Scope("store", "S01")))
-    ensure_topics(settings)
-    platform = Platform(settings, options={
-        "loyalty": {"config": LoyaltySettings(_env_file=None)},
-        "alerts": {"config": AlertsConfig(_env_file=None)},
-        "campaigns": {"config": CampaignsSettings(_env_file=None)},
-    })
-    try:
-        yield Flow(platform)
-    finally:
-        platform.close()
+    with running_flow(settings) as flow:
+        yield flow
 
 
 class Scenario:

@@ -10,14 +10,9 @@ from typing import Any
 
 import pytest
 
-from services.alerts.config import AlertsConfig
-from services.campaigns.config import CampaignsSettings
 from services.campaigns.handlers.reports import CSV_COLUMNS
-from services.loyalty.config import LoyaltySettings
 from shared.settings import Settings
-from shared.streaming.kafka import ensure_topics
-from tests.integration.flows.support import ADMIN, OPERATOR, READER, Flow, at, event, new_phone, purchase
-from tests.integration.platform_in_process import Platform
+from tests.integration.flows.support import ADMIN, OPERATOR, READER, Flow, at, event, new_phone, purchase, running_flow
 
 pytestmark = pytest.mark.broker
 
@@ -47,16 +42,8 @@ def flow(broker, tmp_path) -> Iterator[Flow]:
                                  f"{EAST_KEY}:operator@region=east,{S01_KEY}:operator@store=S01",
                         pseudonym_secret="region-test-secret-0123456789", stores_file=str(tmp_path / "stores.csv"),
                         token_secret="region-test-token-secret-0123456789")
-    ensure_topics(settings)
-    platform = Platform(settings, options={
-        "loyalty": {"config": LoyaltySettings(_env_file=None)},
-        "alerts": {"config": AlertsConfig(_env_file=None)},
-        "campaigns": {"config": CampaignsSettings(_env_file=None)},
-    })
-    try:
-        yield Flow(platform)
-    finally:
-        platform.close()
+    with running_flow(settings) as flow:
+        yield flow
 
 
 def customers(flow: Flow) -> dict[str, str]:
