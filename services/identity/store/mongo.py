@@ -440,9 +440,11 @@ class MongoIdentityStore(MongoStore, MongoOwners):
         if customer_id:
             query["$and"] = [{"customer_ids": customer_id}]
         cur = self.mdb["conflicts"].find(query).sort([("at", DESCENDING), ("_id", ASCENDING)]).skip(offset).limit(limit)
+        # The note opened as :meth:`conflicts` opens it (a scoped list showed the sealed text).
         return [
             ConflictRow(d["_id"], d["kind"], d["identifier_type"], d["identifier_pseudonym"], tuple(d["customer_ids"]),
-                        d["source"], d["event_id"], d["at"], d["status"], d.get("resolved_by"), d.get("note"))
+                        d["source"], d["event_id"], d["at"], d["status"], d.get("resolved_by"),
+                        self.keys.open(SERVICE, "conflicts.note", d.get("note")))
             for d in cur
         ]
 

@@ -447,7 +447,9 @@ class SqliteIdentityStore(SqliteStore, SqliteOwners):
         rows = self.db.conn().execute(
             f"SELECT * FROM conflicts WHERE {' AND '.join(conds)} ORDER BY at DESC, conflict_id LIMIT ? OFFSET ?",
             [*args, limit, offset])
-        return [ConflictRow(r[0], r[1], r[2], r[3], tuple(json.loads(r[4])), *r[5:]) for r in rows]
+        # The note opened as :meth:`conflicts` opens it (a scoped list showed the sealed text).
+        return [ConflictRow(r[0], r[1], r[2], r[3], tuple(json.loads(r[4])), *r[5:10],
+                            self.keys.open(SERVICE, "conflicts.note", r[10])) for r in rows]
 
     def conflict_customers(self, conflict_id: str) -> tuple[str, ...] | None:
         """The customers a conflict names (None: no such conflict)."""

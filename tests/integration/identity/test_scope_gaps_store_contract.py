@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from services.identity.store import EventRow
+from services.identity.store import ConflictRow, EventRow
 from shared.storage.owners import OwnerRow
 
 
@@ -55,3 +55,16 @@ def test_backfill_gives_complaints_kept_before_complaint_stores_their_store_once
         store.add_events([_complaint("e6", "c_n", 400, "S04")])
         assert store.backfill_complaint_stores(at="T4") == []
     assert store.complaint_stores_of(["c_n"]) == {}
+
+
+def test_conflicts_owned_shows_a_decision_note_as_written_as_conflicts_does(store):
+    # The note is staff free text, sealed at rest: a scoped list must open it like the company-wide one.
+    with store.transaction():
+        store.put_owners([OwnerRow("c_a", "S01", "T1"), OwnerRow("c_a2", "S01", "T1")])
+        store.add_conflict(ConflictRow("x1", "would_merge_two_phone_customers", "wechat_openid", "ps",
+                                       ("c_a", "c_a2"), "wechat/oa", "e-x1", "T1"))
+        store.set_conflict_status("x1", status="dismissed", by="li.wei", note="two people")
+    (every,) = store.conflicts(status=None, customer_id=None, offset=0, limit=10)
+    (mine,) = store.conflicts_owned(frozenset({"S01"}), status=None, customer_id=None, offset=0, limit=10)
+    assert every.note == mine.note == "two people"
+    assert mine == every
