@@ -81,11 +81,13 @@ def router(deps: Deps) -> APIRouter:
                          source=book.path.name if book.path else "defaults")
 
     @r.post("/scan", response_model=ScanRead, tags=["operations"])
-    def post_scan(deps: DepsDep, caller: Caller = caller_dep("operator"),
+    def post_scan(deps: DepsDep, seeing: Seeing, caller: Caller = caller_dep("operator"),
                   as_of: datetime | None = Query(None, description="ISO time with zone, within the scan window around "
                                                                   "the service clock (see README); now if absent"),
                   full: bool = Query(False, description="every customer, not only the due ones")) -> ScanRead:
-        """Evaluate the due customers (or all) as of a moment, as the scheduler does."""
+        """Evaluate the due customers (or all) as of a moment, as the scheduler does (company-wide keys)."""
+        # A scan evaluates every store's customers and raises their alerts: not one store's to start.
+        seeing.company_only("a scan")
         if as_of is not None and as_of.tzinfo is None:
             raise InvalidInput("as_of_needs_zone", "as_of needs a timezone, e.g. 2026-11-20T09:00:00+08:00")
         moment = as_of or deps.clock()

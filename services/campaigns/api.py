@@ -126,24 +126,27 @@ def router(deps: Deps) -> APIRouter:
     def get_results(deps: DepsDep, campaign_id: str, seeing: Seeing,
                     caller: Caller = caller_dep("reader")) -> ResultsRead:
         """Measured effect: groups, lift with 95% Wald interval and z-test p-value, revenue, cost, ROI,
-        breakdowns by tier, age band and home store, daily conversions by new and returning customers."""
-        commands.runs(campaign_id, seeing=seeing, deps=deps)
-        return views.results_read(reports.results(campaign_id, deps=deps), attribution=deps.config.attribution)
+        breakdowns by tier, age band and home store, daily conversions by new and returning customers. A
+        store-scoped key reads them over its stores' members only (``scope``), without cost, ROI, touches and
+        the period's sales, which belong to the whole campaign."""
+        owned_by = commands.measured_over(campaign_id, seeing=seeing, deps=deps)
+        return views.results_read(reports.results(campaign_id, deps=deps, owned_by=owned_by),
+                                  attribution=deps.config.attribution)
 
     @r.get("/campaigns/{campaign_id}/results.csv", response_class=Response, tags=["results"], responses=CSV)
     def get_results_csv(deps: DepsDep, campaign_id: str, seeing: Seeing,
                         caller: Caller = caller_dep("reader")) -> Response:
         """The results as CSV: each group of the campaign and of every breakdown segment."""
-        commands.runs(campaign_id, seeing=seeing, deps=deps)
-        found = reports.results(campaign_id, deps=deps)
+        owned_by = commands.measured_over(campaign_id, seeing=seeing, deps=deps)
+        found = reports.results(campaign_id, deps=deps, owned_by=owned_by)
         return _csv(reports.results_csv(found), f"{campaign_id}-results.csv")
 
     @r.get("/campaigns/{campaign_id}/daily.csv", response_class=Response, tags=["results"], responses=CSV)
     def get_daily_csv(deps: DepsDep, campaign_id: str, seeing: Seeing,
                       caller: Caller = caller_dep("reader")) -> Response:
         """The daily series as CSV."""
-        commands.runs(campaign_id, seeing=seeing, deps=deps)
-        found = reports.results(campaign_id, deps=deps)
+        owned_by = commands.measured_over(campaign_id, seeing=seeing, deps=deps)
+        found = reports.results(campaign_id, deps=deps, owned_by=owned_by)
         return _csv(reports.daily_csv(found), f"{campaign_id}-daily.csv")
 
     @r.post("/analyses/event-effect", response_model=EventEffectRead, tags=["results"])

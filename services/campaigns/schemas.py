@@ -157,8 +157,17 @@ class PeriodSalesRead(BaseModel):
 class CostRead(BaseModel):
     fixed: Decimal
     per_touch: Decimal
-    touches: int
-    total: Decimal
+    touches: int | None = Field(description="null in results restricted to some stores' members")
+    total: Decimal | None = Field(description="null in results restricted to some stores' members")
+
+
+class ResultsScopeRead(BaseModel):
+    """Results restricted to the members some stores own (a store-scoped caller's)."""
+
+    kind: Literal["store"] = "store"
+    stores: list[str]
+    note: str = ("figures over these stores' members only; cost, ROI, touches and the period's sales belong to "
+                 "the whole campaign and are null")
 
 
 class ResultsRead(BaseModel):
@@ -176,7 +185,10 @@ class ResultsRead(BaseModel):
     cost: CostRead
     incremental_revenue: Decimal | None
     roi: Decimal | None = Field(description="(incremental revenue - cost) / cost")
-    period: PeriodSalesRead
+    period: PeriodSalesRead | None = Field(description="every customer's sales in the period; null in results "
+                                                       "restricted to some stores' members")
+    scope: ResultsScopeRead | None = Field(None, description="null: the whole campaign; else the stores whose "
+                                                             "members the figures cover")
 
 
 class EventEffectCreate(BaseModel):

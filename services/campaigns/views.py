@@ -21,6 +21,7 @@ from services.campaigns.schemas import (
     PeriodRead,
     PeriodSalesRead,
     ResultsRead,
+    ResultsScopeRead,
     SegmentRead,
 )
 from services.campaigns.store import CampaignRow, MemberRow
@@ -71,8 +72,10 @@ def _segment(s: Segment) -> SegmentRead:
                        cost=s.cost, roi=s.roi)
 
 
-def _period_sales(rep: Report) -> PeriodSalesRead:
+def _period_sales(rep: Report) -> PeriodSalesRead | None:
     p = rep.period
+    if p is None:
+        return None
 
     def at(ms: int) -> str:
         return iso_utc(datetime.fromtimestamp(ms / 1000, UTC))
@@ -98,6 +101,7 @@ def results_read(found: Results, *, attribution: str) -> ResultsRead:
                for d in rep.daily],
         cost=CostRead(fixed=costs["fixed"], per_touch=costs["per_touch"], touches=rep.touches, total=rep.cost),
         incremental_revenue=rep.overall.incremental_revenue, roi=rep.roi, period=_period_sales(rep),
+        scope=ResultsScopeRead(stores=sorted(found.owned_by)) if found.owned_by is not None else None,
     )
 
 

@@ -220,9 +220,10 @@ def router(deps: Deps) -> APIRouter:
         return views.audit_page(deps.store.audit_find(query, after=after, limit=limit + 1), limit=limit)
 
     @r.get("/identity/summary", tags=["operations"])
-    def get_summary(deps: DepsDep, caller: Reader) -> dict:
-        """Counts ops watch: active customers, dead letters, open conflicts."""
-        return queries.summary(deps=deps)
+    def get_summary(deps: DepsDep, caller: Reader, seeing: Seeing) -> dict:
+        """Counts ops watch: active customers, dead letters, open conflicts (a scoped caller: its own
+        customers and conflicts; dead letters null)."""
+        return queries.summary(deps=deps, seeing=seeing)
 
     @r.get("/stores", response_model=StoresPage, tags=["stores"])
     def get_stores(deps: DepsDep, caller: Reader, registry: Registry) -> StoresPage:

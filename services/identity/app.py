@@ -12,7 +12,7 @@ from services.identity import agents
 from services.identity import api as identity_api
 from services.identity.config import IdentityConfig
 from services.identity.domain.cleaning import Cleaning
-from services.identity.handlers import Deps
+from services.identity.handlers import Deps, consume
 from services.identity.store import IdentityStore
 from shared.clock import Clock, system_clock
 from shared.privacy import Pseudonymizer
@@ -57,6 +57,9 @@ def create_app(
     service = build_service(name=NAME, title="CRM identity", settings=settings, store=store, publish=publish,
                             clock=clock, deps=deps, routers=[identity_api.router(deps)], register=agents.register,
                             ready=store.customer_count)
+    # Owning stores of customers whose complaints predate complaint_stores: what it announces is published by
+    # the outbox sweep every worker runs (nothing connects here).
+    consume.backfill_complaint_owners(deps=deps)
     return service
 
 

@@ -153,8 +153,11 @@ def router(deps: Deps) -> APIRouter:
         return views.rewards_page(rows, offset=offset, limit=limit)
 
     @r.post("/rewards", response_model=RewardRead, status_code=201, tags=["rewards"])
-    def post_reward(d: DepsDep, body: RewardCreate, caller: Caller = caller_dep("admin")) -> RewardRead:
-        """Add a reward to the catalogue (admin)."""
+    def post_reward(d: DepsDep, body: RewardCreate, seeing: Seeing,
+                    caller: Caller = caller_dep("admin")) -> RewardRead:
+        """Add a reward to the catalogue (admin, company-wide)."""
+        # The catalogue is company master data every store redeems from: a store's admin may not change it.
+        seeing.company_only("changing the rewards catalogue")
         fields = body.model_dump()
         fields.update(valid_from=_iso(body.valid_from), valid_until=_iso(body.valid_until))
         return views.reward_read(commands.create_reward(fields, deps=d))
@@ -168,9 +171,10 @@ def router(deps: Deps) -> APIRouter:
         return views.reward_read(row)
 
     @r.patch("/rewards/{reward_id}", response_model=RewardRead, tags=["rewards"])
-    def patch_reward(d: DepsDep, reward_id: str, body: RewardUpdate,
+    def patch_reward(d: DepsDep, reward_id: str, body: RewardUpdate, seeing: Seeing,
                      caller: Caller = caller_dep("admin")) -> RewardRead:
-        """Change a reward or add stock (admin)."""
+        """Change a reward or add stock (admin, company-wide)."""
+        seeing.company_only("changing the rewards catalogue")
         changes = body.model_dump(exclude_unset=True, exclude={"add_stock"})
         for k in ("valid_from", "valid_until"):
             if k in changes:

@@ -137,8 +137,8 @@ class Report:
     overall: Segment
     breakdowns: dict[str, list[Segment]]
     daily: list[Day]
-    touches: int
-    cost: Decimal
+    touches: int | None  # None (with cost): measured over some stores' members, which no cost splits to
+    cost: Decimal | None
     roi: Decimal | None
     period: PeriodSales | None = None
     share_of_sales: Decimal | None = None  # treatment revenue over the period's net sales
@@ -268,12 +268,15 @@ BY: dict[str, Callable[[MemberResult], str | None]] = {
 }
 
 
-def report(units: list[MemberResult], credited: Iterable[Credit], *, campaign_id: str, costs: Costs,
-           touches: int, period: PeriodSales | None = None) -> Report:
-    """The campaign's results: overall and by segment (with cost and ROI), daily, its share of the period's sales."""
-    cost = costs.fixed + costs.per_touch * touches
+def report(units: list[MemberResult], credited: Iterable[Credit], *, campaign_id: str, costs: Costs | None,
+           touches: int | None, period: PeriodSales | None = None) -> Report:
+    """The campaign's results: overall and by segment (with cost and ROI), daily, its share of the period's sales.
+
+    Without ``costs`` (results over some stores' members only) cost and ROI are None everywhere: the fixed
+    cost and the touches belong to the whole campaign and no share of them is any store's."""
+    cost = costs.fixed + costs.per_touch * touches if costs is not None and touches is not None else None
     treated = sum(1 for u in units if u.group == "treatment")
-    per_treated = Fraction(cost) * 100 / treated if treated else None
+    per_treated = Fraction(cost) * 100 / treated if treated and cost is not None else None
     overall = segment(units, cost_per_treated=per_treated)
     share = inc_share = None
     if period is not None and period.net_minor > 0:
@@ -285,7 +288,7 @@ def report(units: list[MemberResult], credited: Iterable[Credit], *, campaign_id
         breakdowns={name: _by(units, key, per_treated) for name, key in BY.items()},
         daily=daily(units, credited, campaign_id),
         touches=touches,
-        cost=cost.quantize(CENT),
+        cost=cost.quantize(CENT) if cost is not None else None,
         roi=overall.roi,
         period=period,
         share_of_sales=share,

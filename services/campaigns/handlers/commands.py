@@ -25,8 +25,8 @@ from shared.storage.base import OutboxMessage
 # Issue 12: who may define, launch and measure which campaign is decided here, for every route. A company-wide
 # key: any campaign. A region-scoped key: the campaigns whose audience is confined to its region (its
 # ``audience.home_stores`` given, each in the region); any other campaign answers it as an unknown id, so a
-# region cannot probe another's campaigns. A store-scoped key: none (403); it still reads definitions and
-# its own store's audience members.
+# region cannot probe another's campaigns. A store-scoped key: none (403); it still reads definitions, its
+# own store's audience members and the results over those members (``measured_over``).
 EVERYONE = Visibility()
 SCOPED_OUT = "defining, launching or measuring a campaign needs a company-wide or region-scoped key"
 
@@ -57,6 +57,17 @@ def runs(campaign_id: str, *, seeing: Visibility, deps: Deps) -> CampaignRow:
     if seeing.scope.kind == "store":
         raise Forbidden("forbidden_scope", SCOPED_OUT)
     return get(campaign_id, deps=deps, seeing=seeing)
+
+
+def measured_over(campaign_id: str, *, seeing: Visibility, deps: Deps) -> frozenset[str] | None:
+    """Whose results the caller reads: None, the whole campaign (company-wide, or region-scoped for a campaign
+    confined to its region, else NotFound as :func:`runs`); for a store-scoped key its stores, whose members'
+    results it reads (results are figures over customers, filtered by scope like every list)."""
+    if seeing.scope.kind == "store":
+        get(campaign_id, deps=deps, seeing=seeing)
+        return seeing.stores
+    runs(campaign_id, seeing=seeing, deps=deps)
+    return None
 
 
 def may_define(definition: Definition, *, seeing: Visibility) -> None:

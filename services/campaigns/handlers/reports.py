@@ -43,28 +43,37 @@ def audience(campaign_id: str, *, group: str | None, after: str | None, limit: i
 
 @dataclass(frozen=True)
 class Results:
-    """A campaign and its report, computed from the facts as they are now."""
+    """A campaign and its report, computed from the facts as they are now (``owned_by``: over the members
+    those stores own only, None: the whole campaign)."""
 
     campaign: CampaignRow
     report: Report
+    owned_by: frozenset[str] | None = None
 
 
-def results(campaign_id: str, *, deps: Deps) -> Results:
-    """Measure a launched campaign: groups, lift, revenue, cost, ROI, breakdowns, daily series."""
+def results(campaign_id: str, *, deps: Deps, owned_by: frozenset[str] | None = None) -> Results:
+    """Measure a launched campaign: groups, lift, revenue, cost, ROI, breakdowns, daily series; with
+    ``owned_by``, over the members whose owning store is one of those (cost, ROI, touches and the share of the
+    period's sales, which belong to the whole campaign, left out)."""
     with bulk_work():
-        return _results(campaign_id, deps=deps)
+        return _results(campaign_id, deps=deps, owned_by=owned_by)
 
 
-def _results(campaign_id: str, *, deps: Deps) -> Results:
+def _results(campaign_id: str, *, deps: Deps, owned_by: frozenset[str] | None = None) -> Results:
     store = deps.store
     row = get(campaign_id, deps=deps)
     if row.launched_at is None:
         raise Conflict("not_launched", "the campaign has not launched yet; results start at launch")
     definition = definition_of(row)
     snapshot = {m.member_id: m for m in store.members(campaign_id)}
+    if owned_by is not None:
+        # A customer's credits depend on its own enrolments and sales only: leaving the others out before
+        # anything is counted gives every figure over exactly these members.
+        owners = store.owners_of(sorted({m.customer_id for m in snapshot.values()}))
+        snapshot = {k: m for k, m in snapshot.items() if owners.get(m.customer_id) in owned_by}
     customers = {m.customer_id for m in snapshot.values()}
     enrolled = store.enrolments(customers)
-    units = [e for e in collapse(enrolled) if e.campaign_id == campaign_id]
+    units = [e for e in collapse(enrolled) if e.campaign_id == campaign_id and e.member_id in snapshot]
     # Only purchases inside this campaign's window can be credited to it; every member shares it.
     start = epoch_ms(datetime.fromisoformat(row.launched_at))
     end = start + definition.window_ms()
@@ -77,6 +86,8 @@ def _results(campaign_id: str, *, deps: Deps) -> Results:
         members.append(MemberResult(e.customer_id, e.group, m.tier, m.age_band, m.home_store, m.returning,
                             done[(campaign_id, e.customer_id)], m.purchases, m.touches_before))
     mine = [c for c in credited if c.campaign_id == campaign_id]
+    if owned_by is not None:
+        return Results(row, report(members, mine, campaign_id=campaign_id, costs=None, touches=None), owned_by)
     return Results(row, report(members, mine, campaign_id=campaign_id, costs=definition.costs,
                                touches=store.touch_count(campaign_id),
                                period=store.period_sales(since_ms=start, until_ms=end)))

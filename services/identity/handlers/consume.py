@@ -213,3 +213,13 @@ def announce_owners(customer_ids: set[str] | list[str], *, deps: Deps) -> list[O
     store.put_owners([OwnerRow(c, s, iso_utc(at)) for c, s in moved.items()])
     return [outbox_message(deps.settings, topics.CUSTOMER_OWNERS, c,
                            CustomerOwnerChanged(customer_id=c, store_id=s, at=at)) for c, s in sorted(moved.items())]
+
+
+def backfill_complaint_owners(*, deps: Deps) -> list[OutboxMessage]:
+    """Once per database, at start: give complaints kept before ``complaint_stores`` existed their store, and
+    recompute (and announce, through the outbox) the owning stores of the customers they name, in one
+    transaction, so a crash leaves it to the next start. Cheap when done: one lookup of its marker."""
+    store = deps.store
+    with store.transaction():
+        roots = store.backfill_complaint_stores(at=iso_utc(deps.clock()))
+        return store.outbox_add(announce_owners(roots, deps=deps)) if roots else []

@@ -94,13 +94,23 @@ def conflicts(status: str | None, *, customer_id: str | None, offset: int, limit
     return [views.conflict(c) for c in rows]
 
 
-def summary(*, deps: Deps) -> dict:
-    """Counts ops watch: active customers, dead letters, open conflicts."""
+def summary(*, deps: Deps, seeing: Visibility | None = None) -> dict:
+    """Counts ops watch: active customers, dead letters, open conflicts; a scoped caller's counts cover only
+    the customers (and conflicts) its scope sees, and dead letters (company-wide) answer null."""
     store = deps.store
+    stores = seeing.stores if seeing is not None else None
+    if stores is None:
+        return {
+            "customers": store.customer_count(),
+            "dead_letters": store.dead_letter_count(),
+            "open_conflicts": len(store.conflicts(status="open", customer_id=None, offset=0, limit=10_000)),
+        }
+    # A dead letter is an event no customer could be found for: it belongs to no store, so no scope sees it.
     return {
-        "customers": store.customer_count(),
-        "dead_letters": store.dead_letter_count(),
-        "open_conflicts": len(store.conflicts(status="open", customer_id=None, offset=0, limit=10_000)),
+        "customers": store.customer_count_owned(stores),
+        "dead_letters": None,
+        "open_conflicts": len(store.conflicts_owned(stores, status="open", customer_id=None, offset=0,
+                                                    limit=10_000)),
     }
 
 

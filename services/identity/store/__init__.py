@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -178,6 +179,10 @@ class IdentityStore(OutboxStore, ErasureStore, Protocol):
     def add_complaint_stores(self, rows: list[ComplaintStoreRow]) -> None: ...
     def complaint_stores_of(self, root_ids: list[str]) -> dict[str, str]: ...
 
+    # -- issue 12, scope gaps: the operations summary counted over a scope -------------------------
+    def customer_count_owned(self, stores: frozenset[str]) -> int: ...
+    def backfill_complaint_stores(self, *, at: str) -> list[str]: ...
+
 
 @dataclass(frozen=True)
 class ComplaintStoreRow:
@@ -186,3 +191,17 @@ class ComplaintStoreRow:
     record_id: str
     store_id: str
     time_ms: int
+
+
+# Issue 12, scope gaps: the complaint stores of complaints kept before ``complaint_stores`` existed.
+COMPLAINT_BACKFILL = "complaint_stores"
+
+
+def complaint_store_in(payload: str | None) -> str | None:
+    """The store a kept complaint event's payload (the event as validated, JSON) names, if any; None for a
+    payload retention emptied or whose customer's key was shredded."""
+    if not payload:
+        return None
+    data = json.loads(payload).get("data")
+    store = data.get("store_id") if isinstance(data, dict) else None
+    return store if isinstance(store, str) and store else None

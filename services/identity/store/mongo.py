@@ -21,6 +21,7 @@ from pymongo import ASCENDING, DESCENDING, UpdateMany
 from services.identity.domain.cleaning import Ident
 from services.identity.domain.resolution import Found
 from services.identity.store import (
+    COMPLAINT_BACKFILL,
     ComplaintStoreRow,
     ConflictRow,
     ErasureRow,
@@ -29,6 +30,7 @@ from services.identity.store import (
     MergeRow,
     RecordRow,
     StatsRow,
+    complaint_store_in,
 )
 from shared.access.audit import AuditEntry, AuditQuery
 from shared.contract.facts import FieldValue, PurchaseFact, RefundFact
@@ -438,9 +440,11 @@ class MongoIdentityStore(MongoStore, MongoOwners):
         if customer_id:
             query["$and"] = [{"customer_ids": customer_id}]
         cur = self.mdb["conflicts"].find(query).sort([("at", DESCENDING), ("_id", ASCENDING)]).skip(offset).limit(limit)
+        # The note opened as :meth:`conflicts` opens it (a scoped list showed the sealed text).
         return [
             ConflictRow(d["_id"], d["kind"], d["identifier_type"], d["identifier_pseudonym"], tuple(d["customer_ids"]),
-                        d["source"], d["event_id"], d["at"], d["status"], d.get("resolved_by"), d.get("note"))
+                        d["source"], d["event_id"], d["at"], d["status"], d.get("resolved_by"),
+                        self.keys.open(SERVICE, "conflicts.note", d.get("note")))
             for d in cur
         ]
 
@@ -521,3 +525,26 @@ class MongoIdentityStore(MongoStore, MongoOwners):
             root, seen = root_of[d["record_id"]], (d["time_ms"], d["store_id"])
             latest[root] = max(latest.get(root, seen), seen)
         return {root: store for root, (_, store) in latest.items()}
+
+    # -- issue 12, scope gaps: the operations summary counted over a scope -------------------------
+    def customer_count_owned(self, stores: frozenset[str]) -> int:
+        """How many active customers one of ``stores`` owns (counted in the query)."""
+        owned = self.owned_records(stores, via_memberships=False)
+        return self.mdb["records"].count_documents({"merged_into": None, "_id": {"$in": owned}})
+
+    def backfill_complaint_stores(self, *, at: str) -> list[str]:
+        """Once per database (in the caller's transaction): the complaint stores of every complaint kept before
+        ``complaint_stores`` existed, read from the complaint events' payloads (only those events are opened);
+        the active customers given one, whose owning store may move (none when it was done before)."""
+        m = self.mdb
+        if m["backfills"].find_one({"_id": COMPLAINT_BACKFILL}) is not None:
+            return []
+        found = [(d["record_id"], d["time_ms"], d["payload"]) for d in m["events"].find(
+            {"type": "crm.complaint"}, {"_id": 0, "record_id": 1, "time_ms": 1, "payload": 1})]
+        self.keys.load(r for r, _, _ in found)
+        rows = [ComplaintStoreRow(r, store, t) for r, t, payload in found
+                if (store := complaint_store_in(self.keys.open(r, "events.payload", payload)))]
+        self.add_complaint_stores(rows)
+        m["backfills"].update_one({"_id": COMPLAINT_BACKFILL}, {"$setOnInsert": {"at": at}}, upsert=True)
+        records = sorted({r.record_id for r in rows})
+        return sorted({d["root_id"] for d in m["records"].find({"_id": {"$in": records}}, {"root_id": 1})})

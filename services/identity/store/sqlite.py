@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from services.identity.domain.cleaning import Ident
 from services.identity.domain.resolution import Found
 from services.identity.store import (
+    COMPLAINT_BACKFILL,
     ComplaintStoreRow,
     ConflictRow,
     ErasureRow,
@@ -16,6 +17,7 @@ from services.identity.store import (
     MergeRow,
     RecordRow,
     StatsRow,
+    complaint_store_in,
 )
 from shared.access.audit import AuditEntry, AuditQuery
 from shared.contract.facts import FieldValue, PurchaseFact, RefundFact
@@ -87,6 +89,8 @@ CREATE TABLE IF NOT EXISTS erased_identifiers (pseudonym TEXT PRIMARY KEY, erasu
     + OUTBOX_SQL
     + audit_store.AUDIT_SQL
     + OWNERS_SQL
+    # One-off data migrations done on this file (issue 12, scope gaps: the complaint stores of older complaints).
+    + "CREATE TABLE IF NOT EXISTS backfills (name TEXT PRIMARY KEY, at TEXT NOT NULL) WITHOUT ROWID;\n"
 )
 
 
@@ -443,7 +447,9 @@ class SqliteIdentityStore(SqliteStore, SqliteOwners):
         rows = self.db.conn().execute(
             f"SELECT * FROM conflicts WHERE {' AND '.join(conds)} ORDER BY at DESC, conflict_id LIMIT ? OFFSET ?",
             [*args, limit, offset])
-        return [ConflictRow(r[0], r[1], r[2], r[3], tuple(json.loads(r[4])), *r[5:]) for r in rows]
+        # The note opened as :meth:`conflicts` opens it (a scoped list showed the sealed text).
+        return [ConflictRow(r[0], r[1], r[2], r[3], tuple(json.loads(r[4])), *r[5:10],
+                            self.keys.open(SERVICE, "conflicts.note", r[10])) for r in rows]
 
     def conflict_customers(self, conflict_id: str) -> tuple[str, ...] | None:
         """The customers a conflict names (None: no such conflict)."""
@@ -520,3 +526,28 @@ class SqliteIdentityStore(SqliteStore, SqliteOwners):
             for root, time_ms, store in rows:
                 latest[root] = max(latest.get(root, (time_ms, store)), (time_ms, store))
         return {root: store for root, (_, store) in latest.items()}
+
+    # -- issue 12, scope gaps: the operations summary counted over a scope -------------------------
+    def customer_count_owned(self, stores: frozenset[str]) -> int:
+        """How many active customers one of ``stores`` owns (counted in the query)."""
+        owned, args = self.owned_sql("id", stores, via_memberships=False)
+        return self.db.conn().execute(f"SELECT COUNT(*) FROM records WHERE root_id = id AND {owned}",
+                                      args).fetchone()[0]
+
+    def backfill_complaint_stores(self, *, at: str) -> list[str]:
+        """Once per database (in the caller's transaction): the complaint stores of every complaint kept before
+        ``complaint_stores`` existed, read from the complaint events' payloads (only those events are opened);
+        the active customers given one, whose owning store may move (none when it was done before)."""
+        c = self.db.conn()
+        if c.execute("SELECT 1 FROM backfills WHERE name = ?", (COMPLAINT_BACKFILL,)).fetchone():
+            return []
+        found = c.execute("SELECT record_id, time_ms, payload FROM events WHERE type = 'crm.complaint'").fetchall()
+        self.keys.load(r for r, _, _ in found)
+        rows = [ComplaintStoreRow(r, store, t) for r, t, payload in found
+                if (store := complaint_store_in(self.keys.open(r, "events.payload", payload)))]
+        self.add_complaint_stores(rows)
+        c.execute("INSERT INTO backfills VALUES (?, ?)", (COMPLAINT_BACKFILL, at))
+        roots: set[str] = set()
+        for part in _chunks(sorted({r.record_id for r in rows}), 500):
+            roots.update(x for (x,) in c.execute(f"SELECT root_id FROM records WHERE id IN ({_in(part)})", part))
+        return sorted(roots)

@@ -61,23 +61,29 @@ BODIES: dict[str, dict[str, Any]] = {
 }
 # The routes that take no customer: every one is named here with why, so a new route needs a decision.
 NOT_A_CUSTOMER = {
-    "/v1/identity/summary": "counts only", "/v1/stores": "master data", "/v1/auth/token": "sign-in",
+    "/v1/identity/summary": "counts over the caller's scope (test_scope_gaps.py)", "/v1/stores": "master data",
+    "/v1/auth/token": "sign-in",
     "/v1/audit": "admin, company-wide (403 forbidden_scope to a scoped admin)",
     "/v1/erasures/{erasure_id}": "an erasure's progress, admin: ids and times only (the person is gone)",
     "/v1/loyalty/tiers": "rules", "/v1/loyalty/rules": "rules", "/v1/loyalty/rewards": "catalogue",
     "/v1/loyalty/rewards/{reward_id}": "catalogue",
-    "/v1/alerts/rules": "rules", "/v1/alerts/scan": "scheduler run", "/v1/alerts/churn-model": "model parameters",
+    "/v1/alerts/rules": "rules", "/v1/alerts/churn-model": "model parameters",
     "/v1/campaigns": "the list of campaigns", "/v1/campaigns/{campaign_id}": "a campaign's definition",
 }
+# Lists, and figures over customers (a store-scoped key reads a campaign's results over its own store's members:
+# tests/integration/flows/test_scope_gaps.py).
 LISTS = {"/v1/identity/conflicts", "/v1/alerts", "/v1/alerts/churn-model/customers",
-         "/v1/campaigns/{campaign_id}/audience", "/v1/deadletters", "/v1/deadletters/{letter_id}/redrive"}
-# Defining, launching and measuring a campaign need a company-wide key or a region-scoped one (for campaigns
-# confined to its region: tests/integration/flows/test_scope_region_campaigns.py); the event-effect analysis and
-# ingestion stay company-wide (a scoped key could otherwise post purchases that move another store's customer
-# into its scope): 403 for a store-scoped key.
+         "/v1/campaigns/{campaign_id}/audience", "/v1/deadletters", "/v1/deadletters/{letter_id}/redrive",
+         "/v1/campaigns/{campaign_id}/results", "/v1/campaigns/{campaign_id}/results.csv",
+         "/v1/campaigns/{campaign_id}/daily.csv"}
+# Defining, launching and previewing a campaign need a company-wide key or a region-scoped one (for campaigns
+# confined to its region: tests/integration/flows/test_scope_region_campaigns.py); the event-effect analysis,
+# ingestion (a scoped key could otherwise post purchases that move another store's customer into its scope) and
+# the alerts scan (over every store's customers) stay company-wide: 403 for a store-scoped key. (The rewards
+# catalogue's writes too, admin: tests/integration/flows/test_scope_gaps.py.)
 COMPANY_ONLY = {("POST", "/v1/campaigns/{campaign_id}/" + m) for m in (
     "launch", "schedule", "unschedule", "pause", "resume", "complete", "cancel")} | {
-    ("GET", "/v1/campaigns/{campaign_id}/" + m) for m in ("preview", "results", "results.csv", "daily.csv")} | {
+    ("GET", "/v1/campaigns/{campaign_id}/preview"), ("POST", "/v1/alerts/scan"),
     ("POST", "/v1/analyses/event-effect"), ("POST", "/v1/campaigns"), ("PATCH", "/v1/campaigns/{campaign_id}"),
     ("POST", "/v1/events")}
 
