@@ -15,7 +15,7 @@ import yaml
 
 from shared.privacy import redact
 from tests.conftest import ROOT
-from tests.unit.shared.test_atrest_redaction import PHONES
+from tests.unit.shared.test_atrest_redaction import KEPT, PHONES, TOUCHING
 
 CONFIG = yaml.safe_load((ROOT / "deploy" / "otel-collector.yaml").read_text(encoding="utf-8"))
 PATTERNS = CONFIG["processors"]["redaction"]["blocked_values"]
@@ -54,9 +54,7 @@ def test_every_region_and_notation_the_redactor_masks_is_masked_by_the_collector
 
 
 @pytest.mark.parametrize("value", [
-    "phone=13512340001", '{"phone":"+85291234567"}', "电话13512340001请回电", "phone:13512340001;",
-    "tel13512340001", "call tel13512340001x now", "mobile+85291234567", "hk91234567ok",
-    "请回电 135－1234－0001 谢谢", "call 135–1234–0001", "+86 (135) 1234-0001", "0086 135 1234 0001",
+    *TOUCHING, "请回电 135－1234－0001 谢谢", "call 135–1234–0001", "+86 (135) 1234-0001", "0086 135 1234 0001",
     "86 13800138000", "+44 20 7946 0958", "+81 90-1234-5678",
 ])
 def test_a_phone_touching_punctuation_or_chinese_text_or_in_another_notation_is_masked(value):
@@ -66,13 +64,7 @@ def test_a_phone_touching_punctuation_or_chinese_text_or_in_another_notation_is_
 
 
 @pytest.mark.parametrize("value", [
-    "order T-20261120-000123 paid 268.00 on 2026-11-20 at SH-001, ticket 123456789012",
-    '"start_ns":1796213877082117404',
-    "2026-11-20T10:15:00+08:00 took 1700000000000 ns",
-    "customer c_8f3a91b2c4 merged m_0123456789abcdef, pseudonym a13512340001f",
-    "135123400019 is an id, 913512340001 too",
-    "points 12500 balance 1234567",
-    "trace 4bf92f3577b34da6a3ce929d0e0e4736 span 00f067aa0ba902b7 at 10.0.12.200:9092",
+    *KEPT, "trace 4bf92f3577b34da6a3ce929d0e0e4736 span 00f067aa0ba902b7 at 10.0.12.200:9092",
 ])
 def test_timestamps_ids_amounts_and_longer_numbers_stay(value):
     assert redact(value) == value
