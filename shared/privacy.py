@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+from collections.abc import Callable
 from functools import lru_cache
 
 import phonenumbers
@@ -112,44 +113,55 @@ REDACT_REGIONS = ("CN", "HK", "MO", "TW", "SG", "MY", "US", "JP", "KR", "GB", "A
 # A whole run of digits long enough to be a phone (7 to 17 digits, separators between groups, no ASCII
 # letter or digit on either side); text without one cannot hold a phone, so most log lines and span
 # attributes (hex ids, ISO timestamps, short numbers) skip the matcher entirely.
-_MAYBE_PHONE = re.compile(r"(?<![A-Za-z0-9])\d(?:[\s().\-/]{0,3}\d){6,16}(?![A-Za-z0-9])")
+# The separators are those ``phonenumbers`` reads inside a number: besides . - / ( ) and spaces, the dashes,
+# slashes, dots and brackets of Chinese and Japanese input methods (``135－1234－0001``, ``135–1234–0001``).
+_MAYBE_PHONE = re.compile(r"(?<![A-Za-z0-9])\d(?:[\s().\-/\u00ad\u200b\u2060\u2010-\u2015\u2212\u30fc\uff0d-\uff0f"
+                          r"\uff08\uff09\uff3b\uff3d\[\]]{0,3}\d){6,16}(?![A-Za-z0-9])")
 # A long digit run glued to a letter no hex id has (``tel13512340001``): worth the matcher too.
 _GLUED_PHONE = re.compile(r"[g-zG-Z]\d{7}|\d{7}[g-zG-Z]")
 _EMAIL = re.compile(r"[\w.+\-]+@[\w\-]+(?:\.[\w\-]+)+")
 
 
-def redact_digits(text: str) -> str:
-    """Replace every phone number in free text, of any region and in any notation (a last guard for logs,
-    spans and notes): what ``phonenumbers`` finds as a whole number that is a valid mobile or fixed-line
-    number of one of ``REDACT_REGIONS`` or carries a country code. Digits inside longer numbers
-    (timestamps, ids) are left alone."""
+def phone_spans(text: str) -> tuple[tuple[int, int], ...]:
+    """Where the phone numbers in free text are, ``(start, end)`` in order (overlapping finds joined): what
+    ``phonenumbers`` finds as a whole number that is a valid mobile or fixed-line number of one of
+    ``REDACT_REGIONS`` or carries a country code, in any notation. The one phone detector behind the log
+    redactor and the masking of free text; digits inside longer numbers (timestamps, ids) are no phone."""
     if not _MAYBE_PHONE.search(text) and not _GLUED_PHONE.search(text):
-        return text
-    return _redact_phones(text)
+        return ()
+    return _phone_spans(text)
 
 
 @lru_cache(maxsize=8192)
-def _redact_phones(text: str) -> str:
+def _phone_spans(text: str) -> tuple[tuple[int, int], ...]:
     spans: set[tuple[int, int]] = set()
     for region in REDACT_REGIONS:
         # POSSIBLE finds numbers next to Chinese text too; validity and whole-number edges are checked below.
         for match in phonenumbers.PhoneNumberMatcher(text, region, leniency=phonenumbers.Leniency.POSSIBLE):
             if _is_real_number(text, match):
                 spans.add((match.start, match.end))
-    if not spans:
-        return text
-    out, last = [], 0
+    joined: list[tuple[int, int]] = []
     for start, end in sorted(spans):
-        if start < last:  # overlapping finds of two regions: one replacement
-            start = last
-            if start >= end:
-                continue
-            out.append(text[last:start])
+        if joined and start < joined[-1][1]:  # overlapping finds of two regions: one number
+            joined[-1] = (joined[-1][0], max(end, joined[-1][1]))
         else:
-            out.append(text[last:start] + "[redacted]")
+            joined.append((start, end))
+    return tuple(joined)
+
+
+def replace_phones(text: str, by: Callable[[str], str]) -> str:
+    """``text`` with each phone :func:`phone_spans` finds replaced by ``by(the phone as written)``."""
+    out, last = [], 0
+    for start, end in phone_spans(text):
+        out.append(text[last:start] + by(text[start:end]))
         last = end
-    out.append(text[last:])
-    return "".join(out)
+    return "".join(out) + text[last:] if out else text
+
+
+def redact_digits(text: str) -> str:
+    """Replace every phone number in free text, of any region and in any notation (a last guard for logs,
+    spans and notes): each one :func:`phone_spans` finds."""
+    return replace_phones(text, lambda _: "[redacted]")
 
 
 def _is_real_number(text: str, match) -> bool:

@@ -28,8 +28,8 @@ from shared.contract.messages import (
     read,
 )
 from shared.storage.base import OutboxMessage
-from shared.streaming.batch import BatchOutcome, Decoded, Incoming, process_batch
-from shared.streaming.erasure import dispatch_with_erasures, scrub_after
+from shared.streaming.batch import BatchOutcome, Decoded, Incoming
+from shared.streaming.erasure import consume_with_erasures
 
 Handler = Callable[..., list[OutboxMessage]]  # (items: list[Decoded[Read]], *, deps: Deps, outcome: consume.Fold)
 
@@ -56,17 +56,9 @@ HANDLERS: dict[type, Handler] = {
 
 def consume(batch: list[Incoming], *, deps: Deps) -> BatchOutcome:
     """Fold a batch of identity and loyalty messages in and evaluate the customers they touch."""
-    outcome = process_batch(batch, store=deps.store, service="alerts", prefix=deps.settings.topic_prefix,
-                            clock=deps.clock, decode=lambda msg: read(msg.value),
-                            apply=lambda items, outcome: _with_erasures(items, deps=deps, outcome=outcome))
-    return scrub_after(outcome, deps.store)
-
-
-def _with_erasures(items: list[Decoded[Read]], *, deps: Deps, outcome: BatchOutcome) -> list[OutboxMessage]:
     # An erasure is a barrier: what came before it is applied first; what names an erased id is dropped.
-    return dispatch_with_erasures(items, store=deps.store, outcome=outcome,
-                                  apply=lambda run: _apply(run, deps=deps, outcome=outcome),
-                                  erase=lambda run: HANDLERS[CustomerErased](run, deps=deps, outcome=outcome))
+    return consume_with_erasures(batch, deps=deps, service="alerts", decode=lambda msg: read(msg.value),
+                                 dispatch=_apply, erase=HANDLERS[CustomerErased])
 
 
 def _handler(item: Read) -> Handler | None:

@@ -23,8 +23,8 @@ from shared.contract.messages import (
     read,
 )
 from shared.storage.base import OutboxMessage
-from shared.streaming.batch import BatchOutcome, Decoded, Incoming, process_batch
-from shared.streaming.erasure import dispatch_with_erasures, scrub_after
+from shared.streaming.batch import BatchOutcome, Decoded, Incoming
+from shared.streaming.erasure import consume_with_erasures
 
 Handler = Callable[..., list[OutboxMessage]]  # (items: list[Decoded[Read]], *, deps, outcome)
 
@@ -43,17 +43,9 @@ HANDLERS: dict[type, Handler] = {
 
 def consume(batch: list[Incoming], *, deps: Deps) -> BatchOutcome:
     """Apply a batch of identity and loyalty messages in one transaction."""
-    outcome = process_batch(batch, store=deps.store, service="campaigns", prefix=deps.settings.topic_prefix,
-                            clock=deps.clock, decode=lambda msg: read(msg.value),
-                            apply=lambda items, outcome: _with_erasures(items, deps=deps, outcome=outcome))
-    return scrub_after(outcome, deps.store)
-
-
-def _with_erasures(items: list[Decoded[Read]], *, deps: Deps, outcome: BatchOutcome) -> list[OutboxMessage]:
     # An erasure is a barrier: what came before it is applied first; what names an erased id is dropped.
-    return dispatch_with_erasures(items, store=deps.store, outcome=outcome,
-                                  apply=lambda run: _dispatch(run, deps=deps, outcome=outcome),
-                                  erase=lambda run: HANDLERS[CustomerErased](run, deps=deps, outcome=outcome))
+    return consume_with_erasures(batch, deps=deps, service="campaigns", decode=lambda msg: read(msg.value),
+                                 dispatch=_dispatch, erase=HANDLERS[CustomerErased])
 
 
 def _dispatch(items: list[Decoded[Read]], *, deps: Deps, outcome: BatchOutcome) -> list[OutboxMessage]:

@@ -23,8 +23,8 @@ from shared.contract.messages import (
     read,
 )
 from shared.storage.base import OutboxMessage
-from shared.streaming.batch import BatchOutcome, Decoded, Incoming, process_batch
-from shared.streaming.erasure import dispatch_with_erasures, scrub_after
+from shared.streaming.batch import BatchOutcome, Decoded, Incoming
+from shared.streaming.erasure import consume_with_erasures
 
 Handler = Callable[..., list[OutboxMessage]]
 
@@ -43,10 +43,9 @@ HANDLERS: dict[type, Handler] = {
 
 def consume(batch: list[Incoming], *, deps: Deps) -> BatchOutcome:
     """Decode a batch, hand each run of it to its handler, in one transaction with the outbox."""
-    outcome = process_batch(batch, store=deps.store, service=SERVICE, prefix=deps.settings.topic_prefix,
-                            clock=deps.clock, decode=_decode,
-                            apply=lambda items, outcome: _dispatch(items, deps=deps, outcome=outcome))
-    return scrub_after(outcome, deps.store)
+    # An erasure is a barrier: what came before it is applied first; what names an erased id is dropped.
+    return consume_with_erasures(batch, deps=deps, service=SERVICE, decode=_decode, dispatch=_dispatch,
+                                 erase=HANDLERS[CustomerErased])
 
 
 def _decode(msg: Incoming) -> Read:
@@ -57,13 +56,6 @@ def _decode(msg: Incoming) -> Read:
 
 
 def _dispatch(items: list[Decoded[Read]], *, deps: Deps, outcome: BatchOutcome) -> list[OutboxMessage]:
-    # An erasure is a barrier: what came before it is applied first; what names an erased id is dropped.
-    return dispatch_with_erasures(items, store=deps.store, outcome=outcome,
-                                  apply=lambda run: _dispatch_run(run, deps=deps, outcome=outcome),
-                                  erase=lambda run: HANDLERS[CustomerErased](run, deps=deps, outcome=outcome))
-
-
-def _dispatch_run(items: list[Decoded[Read]], *, deps: Deps, outcome: BatchOutcome) -> list[OutboxMessage]:
     taken = [one for one in items if type(one.item.message) in HANDLERS]
     if len(taken) < len(items):
         outcome.counts["ignored"] += len(items) - len(taken)

@@ -15,35 +15,36 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from shared.access import masking
 from shared.clock import iso_utc
 from shared.contract import topics
+from shared.contract.messages import AuditRecorded
 
 REASON_MAX = 500
 
 
-@dataclass(frozen=True)
-class AuditEntry:
-    """One audited act: who (display name or key id, role, scope), when, what, on which customer."""
+_FIELDS = tuple(name for name in AuditRecorded.model_fields if name != "kind")
 
-    audit_id: str
-    at: str  # fixed-width UTC text (``shared.clock.iso_utc``): sorts as time
-    service: str
-    actor: str
-    role: str
-    scope: str
-    action: str
-    customer_id: str | None = None
-    target: str | None = None
-    reason: str | None = None
+
+class AuditEntry(AuditRecorded):
+    """One audited act: who (display name or key id, role, scope), when, what, on which customer.
+
+    Its fields are those of the ``AuditRecorded`` message that carries it to identity, defined once there;
+    ``at`` is fixed-width UTC text (``shared.clock.iso_utc``), so it sorts as time. A store row's values
+    build one in field order: ``AuditEntry(*row)``."""
+
+    def __init__(self, *values: Any, **fields: Any) -> None:
+        if len(values) > len(_FIELDS):
+            raise TypeError(f"AuditEntry takes at most {len(_FIELDS)} positional values")
+        super().__init__(**dict(zip(_FIELDS, values, strict=False)), **fields)
 
     def as_dict(self) -> dict[str, Any]:
         """The entry as plain fields (store rows, messages, the HTTP schema)."""
-        return asdict(self)
+        return self.model_dump(exclude={"kind"})
 
 
 @dataclass(frozen=True)

@@ -12,19 +12,15 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import logging
 import re
 import secrets
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from shared.access.filestamp import stamp
 from shared.access.principals import Caller
+from shared.access.reloading import Reloading
 from shared.access.scope import COMPANY, Scope
 from shared.settings import ROLES, Role
-
-log = logging.getLogger(__name__)
 
 _ENTRY = re.compile(r"^(?P<key>.+):(?P<role>[a-z]+)(?:@(?P<kind>[a-z]+)=(?P<value>.*))?$", re.DOTALL)
 _SCOPE_VALUE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -117,36 +113,23 @@ class KeySource:
 
     def __init__(self, env_text: str, file: str, *, name_key: bytes) -> None:
         self._env = Keyring(parse_keys(env_text, source="CRM_API_KEYS"), name_key=name_key)
-        self._path = Path(file) if file else None
-        self._lock = threading.Lock()
-        self._stamp: tuple[int, int, int] | None = None
-        self._ring = self._env
-        if self._path is not None:
-            self._reload(strict=True)
+        self._file = Reloading(Path(file), self._with_file, initial=self._env, what="key file",
+                               describe=_describe) if file else None
+        if self._file is not None:
+            try:
+                self._file.reload()
+            except (OSError, UnicodeDecodeError, ValueError) as exc:
+                raise ValueError(_describe(exc)) from None
 
     def keyring(self) -> Keyring:
         """The current keyring; a stat of the key file per call picks up edits without a restart."""
-        if self._path is not None and stamp(self._path) != self._stamp:
-            with self._lock:
-                if stamp(self._path) != self._stamp:
-                    self._reload(strict=False)
-        return self._ring
+        return self._env if self._file is None else self._file.current()
 
-    def _reload(self, *, strict: bool) -> None:
-        path = self._path
-        assert path is not None
-        seen = stamp(path)
-        try:
-            text = path.read_text(encoding="utf-8") if seen is not None else ""
-            # A key in both places: the file's entry wins (it is the one that changes without a restart).
-            ring = self._env.plus(parse_keys(text, source="CRM_API_KEYS_FILE"))
-        except (OSError, UnicodeDecodeError, ValueError) as exc:
-            if strict:
-                raise ValueError(str(exc) if isinstance(exc, ValueError) else
-                                 f"CRM_API_KEYS_FILE cannot be read: {type(exc).__name__}") from None
-            # A half-written or broken file must not lock everyone out: the last good keys stay.
-            log.error("key file not reloaded, the previous keys stay in force: %s", exc)
-            self._stamp = seen
-            return
-        self._ring, self._stamp = ring, seen
-        log.info("key file loaded: %d keys", len(ring))
+    def _with_file(self, text: str | None) -> Keyring:
+        # A key in both places: the file's entry wins (it is the one that changes without a restart).
+        return self._env.plus(parse_keys(text or "", source="CRM_API_KEYS_FILE"))
+
+
+def _describe(exc: Exception) -> str:
+    # Never the file's text: a parse error names the entry's position, a read error only its kind.
+    return str(exc) if isinstance(exc, ValueError) else f"CRM_API_KEYS_FILE cannot be read: {type(exc).__name__}"

@@ -23,7 +23,7 @@ import re
 from functools import lru_cache
 from typing import Any
 
-from shared.privacy import mask_name, mask_phone
+from shared.privacy import mask_name, mask_phone, replace_phones
 
 TEXT_SHOWN = 80
 _ELLIPSIS = "…"
@@ -87,12 +87,16 @@ def birthday(value: Any) -> str | None:
     return f"****-{found.group(1)}-**" if found else "****"
 
 
+def _last_four(run: str) -> str:
+    digits = re.sub(r"\D", "", run)
+    return "*" * (len(digits) - 4) + digits[-4:]
+
+
 def _digits(found: re.Match) -> str:
     run = found.group(0)
-    digits = re.sub(r"\D", "", run)
-    if len(digits) < _MIN_PHONE_DIGITS or _AMOUNT.fullmatch(run.strip()):
+    if len(re.sub(r"\D", "", run)) < _MIN_PHONE_DIGITS or _AMOUNT.fullmatch(run.strip()):
         return run
-    return "*" * (len(digits) - 4) + digits[-4:]
+    return _last_four(run)
 
 
 def scrub(value: str, names: tuple[str, ...] = ()) -> str:
@@ -102,6 +106,9 @@ def scrub(value: str, names: tuple[str, ...] = ()) -> str:
         value = _names_pattern(names).sub(lambda m: name(m.group(0)) or "*", value)
     value = _EMAIL.sub(lambda m: email(m.group(0)) or "***", value)
     value = _DATE.sub("****-**-**", value)
+    # Phones by the redactor's detector (any region, any notation: ``135－1234－0001`` too); then any other
+    # run of seven digits or more, which may be a phone no region's plan knows, or an id card number.
+    value = replace_phones(value, _last_four)
     return _DIGITS.sub(_digits, value)
 
 

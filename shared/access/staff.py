@@ -6,25 +6,21 @@ from __future__ import annotations
 import csv
 import io
 import json
-import logging
 import os
 import re
 import tempfile
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from shared.access.filestamp import stamp
 from shared.access.keys import parse_scope
 from shared.access.principals import Caller
+from shared.access.reloading import Reloading
 from shared.access.scope import COMPANY, Scope
 from shared.access.tokens import STAFF_PREFIX
 from shared.settings import ROLES, Role
-
-log = logging.getLogger(__name__)
 
 FIELDS = ("user", "password_hash", "role", "scope", "display_name")
 _USER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
@@ -96,37 +92,17 @@ class StaffDirectory:
     """The staff accounts of ``CRM_STAFF_FILE``, re-read when its size or mtime changes."""
 
     def __init__(self, path: str) -> None:
-        self._path = Path(path) if path else None
-        self._lock = threading.Lock()
-        self._stamp: tuple[int, int, int] | None = None
-        self._accounts: dict[str, StaffAccount] = {}
+        file = Path(path) if path else None
+        self._file = None if file is None else Reloading(
+            file, lambda text: parse_staff(text or "", kind=_kind(file)), initial={}, what="staff file")
         self._dummy: str | None = None
-        if self._path is not None:
+        if self._file is not None:
             self._dummy_hash()  # made now, so that even the first unknown user costs no more than one check
-            if self._path.exists():
-                self._reload(strict=True)
+            self._file.reload()
 
     def accounts(self) -> dict[str, StaffAccount]:
         """The current accounts by user name."""
-        if self._path is not None and stamp(self._path) != self._stamp:
-            with self._lock:
-                if stamp(self._path) != self._stamp:
-                    self._reload(strict=False)
-        return self._accounts
-
-    def _reload(self, *, strict: bool) -> None:
-        assert self._path is not None
-        seen = stamp(self._path)
-        try:
-            text = self._path.read_text(encoding="utf-8") if seen is not None else ""
-            accounts = parse_staff(text, kind=_kind(self._path))
-        except (OSError, UnicodeDecodeError, ValueError) as exc:
-            if strict:
-                raise
-            log.error("staff file not reloaded, the previous accounts stay: %s", exc)
-            self._stamp = seen
-            return
-        self._accounts, self._stamp = accounts, seen
+        return {} if self._file is None else self._file.current()
 
     def sign_in(self, user: str, password: str) -> Caller | None:
         """The caller for a right user name and password, else None; an unknown user costs a hash check too."""

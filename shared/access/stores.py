@@ -6,9 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-import logging
 import re
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,9 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from shared.access.filestamp import stamp
-
-log = logging.getLogger(__name__)
+from shared.access.reloading import Reloading
 
 FIELDS = ("store_id", "name", "region", "timezone", "parent", "meal_periods")
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -144,44 +140,23 @@ class StoreRegistry:
 
     def __init__(self, path: str | Path | None, *, recheck_s: float = 1.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self._path = Path(path) if path else None
-        self._recheck_s = recheck_s
-        self._clock = clock
-        self._checked = float("-inf")
-        self._lock = threading.Lock()
-        self._stamp: tuple[int, int, int] | None = None
-        self._stores: dict[str, Store] = {}
-        self.error: str | None = None
-        if self._path is not None:
-            self._reload(strict=True)
+        file = Path(path) if path else None
+        self._file = None if file is None else Reloading(
+            file, lambda text: _load(file, text), initial={}, what="stores file", describe=_describe,
+            recheck_s=recheck_s, clock=clock)
+        if self._file is not None:
+            try:
+                self._file.reload()
+            except (OSError, UnicodeDecodeError, StoresFileError) as exc:
+                raise StoresFileError(_describe(exc)) from None
+
+    @property
+    def error(self) -> str | None:
+        """Why the file's last edit was refused (the previous registry stays in force), or None."""
+        return None if self._file is None else self._file.error
 
     def _current(self) -> dict[str, Store]:
-        if self._path is not None:
-            now = self._clock()
-            if now - self._checked >= self._recheck_s:
-                self._checked = now
-                if stamp(self._path) != self._stamp:
-                    with self._lock:
-                        if stamp(self._path) != self._stamp:
-                            self._reload(strict=False)
-        return self._stores
-
-    def _reload(self, *, strict: bool) -> None:
-        assert self._path is not None
-        seen = stamp(self._path)
-        try:
-            if seen is None:
-                raise StoresFileError("CRM_STORES_FILE: no such file")
-            stores = parse_stores(self._path.read_text(encoding="utf-8"), kind=file_kind(self._path))
-        except (OSError, UnicodeDecodeError, StoresFileError) as exc:
-            message = str(exc) if isinstance(exc, StoresFileError) else f"CRM_STORES_FILE: {type(exc).__name__}"
-            if strict:
-                raise StoresFileError(message) from None
-            log.error("stores file not reloaded, the previous registry stays: %s", message)
-            self._stamp, self.error = seen, message
-            return
-        self._stores, self._stamp, self.error = stores, seen, None
-        log.info("stores registry loaded: %d stores", len(stores))
+        return {} if self._file is None else self._file.current()
 
     def stores(self) -> list[Store]:
         """Every registered store, by id."""
@@ -199,6 +174,16 @@ class StoreRegistry:
     def known(self) -> frozenset[str]:
         """The ids of every registered store."""
         return frozenset(self._current())
+
+
+def _load(path: Path, text: str | None) -> dict[str, Store]:
+    if text is None:
+        raise StoresFileError("CRM_STORES_FILE: no such file")
+    return parse_stores(text, kind=file_kind(path))
+
+
+def _describe(exc: Exception) -> str:
+    return str(exc) if isinstance(exc, StoresFileError) else f"CRM_STORES_FILE: {type(exc).__name__}"
 
 
 @lru_cache(maxsize=8)

@@ -246,6 +246,12 @@ def in_placeholders(values: Sized) -> str:
     return ",".join("?" * len(values))
 
 
+def chunks(items: list, size: int) -> Iterator[list]:
+    """``items`` in consecutive slices of at most ``size`` (SQLite caps the parameters of one statement)."""
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
 def _begin_immediate(conn: sqlite3.Connection) -> None:
     # busy_timeout covers most waits; a checkpoint can still return BUSY at once.
     for attempt in range(200):

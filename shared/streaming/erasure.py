@@ -15,10 +15,13 @@ from shared.contract.messages import CustomerErased, ErasureConfirmed, Read
 from shared.settings import Settings
 from shared.storage.base import ANON_PREFIX, OutboxMessage
 from shared.storage.crypto import KeyRing
-from shared.streaming.batch import BatchOutcome, Decoded, message_span
+from shared.streaming.batch import BatchOutcome, Decoded, Incoming, message_span, process_batch
 from shared.streaming.outbox import outbox_message
 
 _ID_FIELDS = ("customer_id", "record_id", "survivor_id", "merged_id")
+
+
+Run = Callable[..., list[OutboxMessage]]  # (items: list[Decoded[Read]], *, deps, outcome: BatchOutcome)
 
 
 class ErasingStore(Protocol):
@@ -115,3 +118,27 @@ def scrub_after(outcome: BatchOutcome, store: ErasingStore) -> BatchOutcome:
     if outcome.counts.get("erasures"):
         store.scrub()
     return outcome
+
+
+class ErasingDeps(Protocol):
+    """What :func:`consume_with_erasures` reads of a downstream service's ``Deps``."""
+
+    store: ErasingStore
+    settings: Settings
+    clock: Clock
+
+
+def consume_with_erasures(batch: list[Incoming], *, deps: ErasingDeps, service: str,
+                          decode: Callable[[Incoming], Read], dispatch: Run, erase: Run) -> BatchOutcome:
+    """A downstream service's consume: the batch decoded by ``decode`` and applied in one transaction by
+    ``dispatch``, each run of erasures taken by ``erase`` as a barrier (see :func:`dispatch_with_erasures`);
+    once it committed, the erased customers' old copies scrubbed. ``dispatch`` and ``erase`` are handlers
+    ``(items, *, deps, outcome)``."""
+    def apply(items: list[Decoded[Read]], outcome: BatchOutcome) -> list[OutboxMessage]:
+        return dispatch_with_erasures(items, store=deps.store, outcome=outcome,
+                                      apply=lambda run: dispatch(run, deps=deps, outcome=outcome),
+                                      erase=lambda run: erase(run, deps=deps, outcome=outcome))
+
+    outcome = process_batch(batch, store=deps.store, service=service, prefix=deps.settings.topic_prefix,
+                            clock=deps.clock, decode=decode, apply=apply)
+    return scrub_after(outcome, deps.store)

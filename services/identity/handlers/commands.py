@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import replace
 from typing import Any
 
 from services.identity.domain.cleaning import prepare
@@ -141,6 +140,6 @@ def keep_audit_entries(entries: list[AuditEntry], *, deps: Deps) -> None:
         if record is not None:
             group = store.group(record.root_id)
             names = masking.known_names(v.value for v in store.attributes(group) if v.field == "name")
-            one = replace(one, reason=masking.scrub(one.reason or "", names))
+            one = one.model_copy(update={"reason": masking.scrub(one.reason or "", names)})
         kept.append(one)
     store.audit_add(kept)

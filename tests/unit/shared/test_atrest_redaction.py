@@ -44,23 +44,27 @@ def test_every_region_and_notation_is_redacted_as_a_whole(region, notation, tail
     assert tail not in "".join(ch for ch in out if ch.isdigit())
 
 
-@pytest.mark.parametrize("text", [
+TOUCHING = [
     "phone=13512340001", '{"phone":"+85291234567"}', "电话13512340001请回电", "phone:13512340001;",
     "tel13512340001", "call tel13512340001x now", "mobile+85291234567", "hk91234567ok",
-])
-def test_a_phone_touching_punctuation_or_chinese_text_is_redacted(text):
-    assert "12340001" not in redact(text) and "91234567" not in redact(text)
-    assert "[redacted]" in redact(text)
-
-
-@pytest.mark.parametrize("text", [
+]
+KEPT = [
     "order T-20261120-000123 paid 268.00 on 2026-11-20 at SH-001, ticket 123456789012",
     '"start_ns":1796213877082117404',
     "2026-11-20T10:15:00+08:00 took 1700000000000 ns",
     "customer c_8f3a91b2c4 merged m_0123456789abcdef, pseudonym a13512340001f",
     "135123400019 is an id, 913512340001 too",
     "points 12500 balance 1234567",
-])
+]
+
+
+@pytest.mark.parametrize("text", TOUCHING)
+def test_a_phone_touching_punctuation_or_chinese_text_is_redacted(text):
+    assert "12340001" not in redact(text) and "91234567" not in redact(text)
+    assert "[redacted]" in redact(text)
+
+
+@pytest.mark.parametrize("text", KEPT)
 def test_timestamps_ids_amounts_and_longer_numbers_stay(text):
     assert redact(text) == text
 
