@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
-from shared.contract.events import ChannelEvent, InvalidEvent, parse_event
+from shared.contract.events import MAX_EVENT_DEPTH, ChannelEvent, InvalidEvent, parse_event
 from shared.contract.view_parts import PART_MODELS, PartName, ViewPart
 
 
@@ -316,8 +316,16 @@ def read(raw: bytes | str) -> Read:
     for either that can never be read: a dead letter)."""
     message = decode(raw)
     if isinstance(message, CustomerEventResolved):
-        return Read(message, parse_event(message.event))
+        # A message that nests no deeper than the limit carries an event that cannot either: the event's
+        # dict is not walked again for its depth.
+        return Read(message, parse_event(message.event, shallow=_shallow(raw)))
     return Read(message)
+
+
+def _shallow(raw: bytes | str) -> bool:
+    # Every level of nesting opens with a bracket: few brackets prove shallow nesting.
+    text = raw.encode() if isinstance(raw, str) else raw
+    return text.count(b"{") + text.count(b"[") <= MAX_EVENT_DEPTH
 
 
 def encode(message: _Message) -> bytes:
