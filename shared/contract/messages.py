@@ -290,6 +290,12 @@ def decode(raw: bytes | str) -> Message | None:
     """The message a service published; ``None`` for a kind this platform version does not know
     (a consumer ignores it). Raises :class:`InvalidEvent` for a value that is not a valid message."""
     try:
+        # A valid message of a known kind, the common case, in one pass from its JSON (about half the time
+        # of parsing it to a dict and validating that); anything else is read again below to say what it is.
+        return _ADAPTER.validate_json(raw)
+    except ValidationError:
+        pass
+    try:
         head = _HEAD.validate_json(raw)
     except ValidationError:
         raise InvalidEvent("invalid_json", ["value is not valid JSON"]) from None
