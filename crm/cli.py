@@ -121,8 +121,8 @@ def trace(event_id: str, file: Path = typer.Option(None, help="span file (defaul
 def bench_identity(events: int = typer.Option(50_000, help="events to push"),
                    runs: int = typer.Option(3, help="runs; medians are reported"),
                    workers: int = typer.Option(2, help="identity worker processes (crm up runs 2)"),
-                   trace_ratio: float = typer.Option(1.0, help="share of events traced (1: all, as crm up; "
-                                                                "the production files sample 0.1)")):
+                   trace_ratio: float = typer.Option(1.0, help="share of events traced (1: all; crm up traces "
+                                                                "CRM_TRACE_RATIO, 0.1 by default)")):
     """Events/s through identity, publish→profile latency, and a bare faust agent on the same data."""
     from crm.bench.identity import run
 

@@ -90,5 +90,7 @@ def trace_lines(path: Path, event_id: str) -> list[str]:
     spans = read_spans(path)
     found = traces_of(spans, event_id)
     if not found:
-        return [f"no spans for event {event_id} in {path}"]
+        return [f"no spans for event {event_id} in {path}",
+                "(one event in ten is traced by default: CRM_TRACE_RATIO=1 crm up traces every event, and an event "
+                "published with a sampled traceparent header is traced whatever the ratio)"]
     return [line for trace_id in found for line in render(spans, trace_id, event_id)]

@@ -89,6 +89,10 @@ class Settings(BaseSettings):
     # The span file rotates at this size, keeping this many older files (traces.jsonl.1, .2).
     trace_file_max_mb: float = Field(64, gt=0)
     trace_file_keep: int = Field(2, ge=1, le=10)
+    # Share of events traced when OTEL_TRACES_SAMPLER is not set (parent-based: an event whose publisher
+    # sent a sampled traceparent is traced whatever the ratio). 1 traces every event (`crm trace` on any
+    # event id); a span per message per service costs more than a third of a downstream service's work.
+    trace_ratio: float = Field(0.1, ge=0, le=1)
     # Largest HTTP request body a service reads (413 beyond it), checked while the body streams in:
     # 16 MiB holds a POST /v1/events batch of 1,000 events of 16 KiB each.
     max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024)

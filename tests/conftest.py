@@ -109,6 +109,9 @@ def stack(broker: str, tmp_path: Path) -> Iterator[Stack]:
         "CRM_PSEUDONYM_SECRET": "test-secret-of-sufficient-length",
         "CRM_LOG_LEVEL": "INFO",
         "CRM_TRACE_FILE": str(tmp_path / "traces.jsonl"),
+        # Every event traced (the default is one in ten): `crm trace` follows any event, and the privacy
+        # checks scan every span.
+        "CRM_TRACE_RATIO": "1",
         # The tests read every customer of a scenario back as fast as they can, far past the request and lookup
         # budgets meant for people at a counter; the budgets themselves answer 429 in
         # tests/unit/shared/test_ratelimit.py and tests/integration/identity/test_lookup_enumeration.py.

@@ -350,9 +350,11 @@ def check_depth(raw: bytes | str | dict) -> None:
         raise _too_deep()
 
 
-def parse_event(raw: bytes | str | dict) -> ChannelEvent:
-    """One channel event from JSON bytes or a dict, or InvalidEvent with clean reasons."""
-    check_depth(raw)
+def parse_event(raw: bytes | str | dict, *, shallow: bool = False) -> ChannelEvent:
+    """One channel event from JSON bytes or a dict, or InvalidEvent with clean reasons; ``shallow`` says
+    the caller has proved it nests no deeper than MAX_EVENT_DEPTH (its depth is not checked again)."""
+    if not shallow:
+        check_depth(raw)
     try:
         if isinstance(raw, dict):
             return _ADAPTER.validate_python(raw)

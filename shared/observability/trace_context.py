@@ -55,19 +55,32 @@ def inject_headers(headers: Headers | None = None) -> Headers:
 
 def extract_context(headers: Iterable[tuple[str, Any]] | dict | None) -> otel_context.Context:
     """The trace context a consumed message carries (an empty one if none)."""
-    if headers is None:
+    if not headers:
         return otel_context.Context()
     items = headers.items() if isinstance(headers, dict) else headers
-    carrier = {
-        k: (v.decode("latin-1") if isinstance(v, bytes | bytearray) else str(v)) for k, v in items
-    }
-    return propagate.extract(carrier)
+    fields = _fields(propagate.get_global_textmap())
+    # Only the propagators' own headers are decoded: a message's other headers (dead-letter reasons,
+    # say) are none of their business, and this runs for every message consumed.
+    carrier = {k: (v.decode("latin-1") if isinstance(v, bytes | bytearray) else str(v))
+               for k, v in items if k in fields}
+    return propagate.extract(carrier) if carrier else otel_context.Context()
+
+
+_FIELDS: dict[int, frozenset[str]] = {}
+
+
+def _fields(textmap: Any) -> frozenset[str]:
+    # What the configured propagators read (W3C trace context and baggage unless OTEL_PROPAGATORS says
+    # otherwise), worked out once per propagator.
+    key = id(textmap)
+    if key not in _FIELDS:
+        _FIELDS[key] = frozenset(textmap.fields)
+    return _FIELDS[key]
 
 
 def event_attributes(event: Any) -> dict[str, str]:
     """Span attributes naming a channel event (never an identifier of the customer)."""
     return {
-        "messaging.message.id": event.id,
         "crm.event.id": event.id,
         "crm.event.type": event.type,
         "crm.event.source": event.source,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -161,14 +161,22 @@ def dead_letter_for(msg: Incoming, code: str, reason: str, clock: Clock, *, serv
 
 
 @contextmanager
-def message_span(service: str, msg: Incoming, attributes: dict[str, Any]) -> Iterator[Span]:
+def message_span(service: str, msg: Incoming,
+                 attributes: Mapping[str, Any] | Callable[[], Mapping[str, Any]]) -> Iterator[Span]:
     """One consumer span per message, continuing the trace its publisher started, linked to the span
-    of the store work it is part of (the batch's transaction), so the event's trace reaches the store."""
-    attrs = {"messaging.system": "kafka", "messaging.destination.name": msg.topic,
-             "messaging.operation.type": "process", "messaging.destination.partition.id": str(msg.partition),
-             "messaging.kafka.offset": msg.offset, **attributes}
+    of the store work it is part of (the batch's transaction), so the event's trace reaches the store.
+
+    ``attributes`` may be a callable: it is called only for a span that records (an event sampled out
+    costs no attributes). Attributes the batch's span carries for all its messages (the messaging system,
+    the operation) are not repeated on each message's span: every attribute is cleaned and exported
+    span after span."""
     batch = trace.get_current_span().get_span_context()
-    with _tracer.start_as_current_span(f"{service} process {msg.topic}", context=extract_context(msg.headers),
-                                       kind=SpanKind.CONSUMER, attributes=attrs,
-                                       links=[Link(batch)] if batch.is_valid else None) as span:
+    span = _tracer.start_span(f"{service} process {msg.topic}", context=extract_context(msg.headers),
+                              kind=SpanKind.CONSUMER, links=[Link(batch)] if batch.is_valid else None)
+    if span.is_recording():
+        span.set_attributes({"messaging.destination.name": msg.topic,
+                             "messaging.destination.partition.id": str(msg.partition),
+                             "messaging.kafka.offset": msg.offset,
+                             **(attributes() if callable(attributes) else attributes)})
+    with trace.use_span(span, end_on_exit=True):
         yield span

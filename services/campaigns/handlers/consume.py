@@ -9,6 +9,8 @@ the same transaction.
 
 from __future__ import annotations
 
+from functools import partial
+
 from services.campaigns.domain.audience import kept
 from services.campaigns.handlers import Deps
 from services.campaigns.handlers.view_part import refresh_views
@@ -35,8 +37,8 @@ def identity_messages(items: list[Decoded[Read]], *, deps: Deps, outcome: BatchO
     for one in items:
         message, event = one.item.message, one.item.event
         if event is not None:  # a resolved customer event (``shared.messages.read`` parsed its channel event)
-            attrs = {**event_attributes(event), "crm.customer_id": message.customer_id}
-            with message_span("campaigns", one.msg, attrs):
+            # Attributes are built only for a span that records (an event sampled out costs none of them).
+            with message_span("campaigns", one.msg, partial(_event_attributes, event, message.customer_id)):
                 memberships += memberships_of(message)
                 events.append(event)
                 records.append(message.record_id)
@@ -46,6 +48,10 @@ def identity_messages(items: list[Decoded[Read]], *, deps: Deps, outcome: BatchO
                 memberships += memberships_of(message)
             outcome.processed += 1
     return _write(memberships, events, records, deps=deps, outcome=outcome)
+
+
+def _event_attributes(event: ChannelEvent, customer_id: str) -> dict[str, str]:
+    return {**event_attributes(event), "crm.customer_id": customer_id}
 
 
 def loyalty_parts(items: list[Decoded[Read]], *, deps: Deps, outcome: BatchOutcome) -> list[OutboxMessage]:

@@ -9,6 +9,7 @@ every reason in batch order, as a batch of one kind would.
 from __future__ import annotations
 
 from collections import defaultdict
+from functools import partial
 
 from services.loyalty.domain.model import Bonus, Line, Purchase, Refund
 from services.loyalty.domain.rules import BEGINNING
@@ -36,8 +37,8 @@ def ledger(items: list[Decoded[Read]], *, deps: Deps, outcome: BatchOutcome) -> 
     refunds: dict[int, Refund] = {}
     for n, one in enumerate(items):
         m, event = one.item.message, one.item.event
-        attrs = event_attributes(event) if event is not None else {}
-        with message_span(SERVICE, one.msg, {"crm.customer_id": _customer(m), **attrs}):
+        # Attributes are built only for a span that records (an event sampled out costs none of them).
+        with message_span(SERVICE, one.msg, partial(_attributes, m, event)):
             if isinstance(m, CampaignBonusGranted):
                 if store.put_bonus(_bonus(m)):
                     # A grant replaced may have covered an earlier window than the new one: all of it is redone.
@@ -85,6 +86,11 @@ def ledger(items: list[Decoded[Read]], *, deps: Deps, outcome: BatchOutcome) -> 
                 touched.add(p.record_id, f"event:{fresh.source}:{fresh.id}", p.time)
     outcome.counts["customers_settled"] += len(touched.why)
     return settle_many(touched, deps=deps)
+
+
+def _attributes(m: CustomerEventResolved | CustomerMerged | CampaignBonusGranted,
+                event: ChannelEvent | None) -> dict[str, str]:
+    return {"crm.customer_id": _customer(m), **(event_attributes(event) if event is not None else {})}
 
 
 def _customer(m: CustomerEventResolved | CustomerMerged | CampaignBonusGranted) -> str:

@@ -44,4 +44,7 @@ def test_only_the_events_branch_is_printed_and_the_rest_is_counted(tmp_path):
         "            identity process crm.loyalty.events",
         "  (3 spans of this trace off this event's path left out)",
     ]
-    assert trace_lines(path, "e9") == [f"no spans for event e9 in {path}"]
+    assert trace_lines(path, "e9") == [
+        f"no spans for event e9 in {path}",
+        "(one event in ten is traced by default: CRM_TRACE_RATIO=1 crm up traces every event, and an event "
+        "published with a sampled traceparent header is traced whatever the ratio)"]

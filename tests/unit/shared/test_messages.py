@@ -158,3 +158,42 @@ def test_read_parses_the_channel_event_a_resolved_event_carries_and_refuses_one_
     broken = {**event, "data": {**event["data"], "amount": "-1"}}
     with pytest.raises(InvalidEvent):
         read(encode(CustomerEventResolved(customer_id="c_1", record_id="c_2", event=broken, resolved_at=AT)))
+
+
+def test_read_walks_a_resolved_events_depth_only_when_its_brackets_allow_a_deep_one(monkeypatch):
+    # Issue 13: every consumer read each resolved event's dict again for its depth, a visible cost per event.
+    from shared.contract import events as events_module
+    from shared.contract.messages import read
+
+    walked = []
+    real = events_module.json_depth
+    monkeypatch.setattr(events_module, "json_depth", lambda value: walked.append(1) or real(value))
+    event = {"specversion": "1.0", "id": "p-1", "source": "web/shop", "type": "crm.profile",
+             "time": "2026-11-20T10:15:00+08:00", "data": {"identity": {"member_id": "M1"}, "attributes": {}}}
+    got = read(encode(CustomerEventResolved(customer_id="c_1", record_id="c_2", event=event, resolved_at=AT)))
+    assert got.event.id == "p-1" and walked == []
+    deep: dict = {}
+    for _ in range(40):
+        deep = {"x": deep}
+    too_deep = {**event, "data": {**event["data"], "attributes": deep}}
+    with pytest.raises(InvalidEvent) as caught:
+        read(encode(CustomerEventResolved(customer_id="c_1", record_id="c_2", event=too_deep, resolved_at=AT)))
+    assert caught.value.code == "too_deep" and walked == [1]
+
+
+@pytest.mark.parametrize("message", EXAMPLES, ids=lambda m: m.kind)
+def test_a_valid_message_is_validated_from_its_json_in_one_pass(message, monkeypatch):
+    # Issue 13: each message was parsed to a dict and that dict validated, about twice the time of one pass.
+    from shared.contract import messages as messages_module
+
+    class Counting:
+        calls = 0
+
+        def validate_json(self, raw):
+            Counting.calls += 1
+            return real.validate_json(raw)
+
+    real = messages_module._HEAD
+    monkeypatch.setattr(messages_module, "_HEAD", Counting())
+    assert decode(encode(message)) == message and Counting.calls == 0
+    assert decode(b'{"kind": "no.such.kind"}') is None and Counting.calls == 1
