@@ -140,19 +140,22 @@ class SqliteIdentityStore(SqliteStore, SqliteOwners):
         return out
 
     def find(self, idents: Iterable[Ident]) -> dict[Ident, Found]:
-        """Where each known identifier points (one query per 250 identifiers)."""
+        """Where each known identifier points (one query per 400 identifiers)."""
         wanted = list(idents)
         if not wanted:
             return {}
         # Identifiers are held by their keyed pseudonym (the value itself is sealed): look that up.
         by_index = {(t, self.keys.index(t, v)): (t, v) for t, v in wanted}
-        one = ("SELECT i.type, i.value, i.record_id, r.root_id, root.phone IS NOT NULL FROM identifiers i"
-               " JOIN records r ON r.id = i.record_id JOIN records root ON root.id = r.root_id"
-               " WHERE i.type = ? AND i.value = ?")
         out: dict[Ident, Found] = {}
-        # A batch's identifiers come in one call: a statement takes at most 500 terms (SQLite's compound limit).
-        for chunk in _chunks(list(by_index), 250):
-            rows = self.db.conn().execute(" UNION ALL ".join([one] * len(chunk)), [v for key in chunk for v in key])
+        # A batch's identifiers in a few statements: the wanted pairs as a table joined on the primary key
+        # (a UNION ALL of one lookup each was several times slower to prepare and run).
+        for chunk in _chunks(list(by_index), 400):
+            rows = self.db.conn().execute(
+                f"WITH wanted(type, value) AS (VALUES {','.join(['(?,?)'] * len(chunk))})"
+                " SELECT i.type, i.value, i.record_id, r.root_id, root.phone IS NOT NULL FROM wanted"
+                " JOIN identifiers i ON i.type = wanted.type AND i.value = wanted.value"
+                " JOIN records r ON r.id = i.record_id JOIN records root ON root.id = r.root_id",
+                [v for key in chunk for v in key])
             out.update((by_index[(t, ix)], Found(rec, root, bool(has_phone))) for t, ix, rec, root, has_phone in rows)
         return out
 
