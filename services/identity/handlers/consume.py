@@ -68,15 +68,22 @@ def hold_parts(items: list[Decoded[ViewPartUpdated]], *, deps: Deps, outcome: Ba
     """Keep the newest part of each customer's view that loyalty, alerts and campaigns publish (never one of
     an erased customer, which a service may have published before it erased its own part)."""
     erased = deps.store.erased_ids(sorted({one.item.customer_id for one in items}))
+    # One write per customer and part per batch (issue 13): the store keeps a part whose version is at least
+    # the held one, so of a batch's updates only the last of the highest version can be what stays.
+    newest: dict[tuple[str, str], ViewPartUpdated] = {}
     for one in items:
         part = one.item
         if part.customer_id in erased:
             outcome.counts["erased"] += 1
             continue
         with message_span("identity", one.msg, {"crm.customer_id": part.customer_id, "crm.view.part": part.part}):
-            deps.store.put_part(part.customer_id, part.part, part.value.model_dump(mode="json", exclude_unset=True),
-                                version=part.version)
+            held = newest.get((part.customer_id, part.part))
+            if held is None or part.version >= held.version:
+                newest[(part.customer_id, part.part)] = part
         outcome.processed += 1
+    for part in newest.values():
+        deps.store.put_part(part.customer_id, part.part, part.value.model_dump(mode="json", exclude_unset=True),
+                            version=part.version)
     return []
 
 
