@@ -98,11 +98,15 @@ class Pseudonymizer:
 
     def __init__(self, secret: bytes) -> None:
         self._secret = secret
+        # Keyed once: a copy per pseudonym skips the key set-up hmac.new repeats (issue 13, identity's hot
+        # path computes several per event); the digest is the same.
+        self._keyed = hmac.new(secret, digestmod=hashlib.sha256)
 
     def __call__(self, kind: str, value: str, length: int = 20) -> str:
         """The pseudonym of one identifier, e.g. ``p("phone", "+8613800138000")``."""
-        digest = hmac.new(self._secret, f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()
-        return digest[:length]
+        mac = self._keyed.copy()
+        mac.update(f"{kind}:{value}".encode())
+        return mac.hexdigest()[:length]
 
 
 # Regions whose phones the last guard recognises written nationally (without a country code); a number

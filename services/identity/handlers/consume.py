@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from services.identity.domain.cleaning import Prepared
+from services.identity.domain.cleaning import Ident, Prepared
 from services.identity.domain.erasure import pseudonyms_of
 from services.identity.domain.owner import changed_owners, complaint_store, owning_store
 from services.identity.domain.resolution import resolve as resolve_event
 from services.identity.handlers import Deps
-from services.identity.store import ComplaintStoreRow, ConflictRow, EventRow, IdentityStore
+from services.identity.handlers.known import Known
+from services.identity.store import ComplaintStoreRow, ConflictRow, EventRow, IdentityStore, NewRecord
 from shared.access.audit import AuditEntry
 from shared.clock import iso_utc
 from shared.contract import topics
@@ -46,6 +47,8 @@ def resolve(items: list[Decoded[Prepared]], *, deps: Deps, outcome: BatchOutcome
     out: list[OutboxMessage] = []
     items = _without_erased(items, deps=deps, outcome=outcome)
     fold = _Fold(seen=deps.store.seen([one.item.event.key for one in items]))
+    # Every identifier of the batch is looked up in one read; the batch's own changes are kept on top.
+    known = Known(deps.store, (i for one in items if one.item.event.key not in fold.seen for i in one.item.idents))
     for one in items:
         event = one.item.event
         if event.key in fold.seen:
@@ -53,7 +56,7 @@ def resolve(items: list[Decoded[Prepared]], *, deps: Deps, outcome: BatchOutcome
             continue
         fold.seen.add(event.key)
         with message_span("identity", one.msg, event_attributes(event)) as span:
-            root = _apply(one.item, deps, out, outcome, fold)
+            root = _apply(one.item, deps, out, outcome, fold, known)
             span.set_attribute("crm.customer_id", root)
         outcome.processed += 1
     fold.flush(deps.store, iso_utc(deps.clock()))
@@ -65,15 +68,22 @@ def hold_parts(items: list[Decoded[ViewPartUpdated]], *, deps: Deps, outcome: Ba
     """Keep the newest part of each customer's view that loyalty, alerts and campaigns publish (never one of
     an erased customer, which a service may have published before it erased its own part)."""
     erased = deps.store.erased_ids(sorted({one.item.customer_id for one in items}))
+    # One write per customer and part per batch (issue 13): the store keeps a part whose version is at least
+    # the held one, so of a batch's updates only the last of the highest version can be what stays.
+    newest: dict[tuple[str, str], ViewPartUpdated] = {}
     for one in items:
         part = one.item
         if part.customer_id in erased:
             outcome.counts["erased"] += 1
             continue
         with message_span("identity", one.msg, {"crm.customer_id": part.customer_id, "crm.view.part": part.part}):
-            deps.store.put_part(part.customer_id, part.part, part.value.model_dump(mode="json", exclude_unset=True),
-                                version=part.version)
+            held = newest.get((part.customer_id, part.part))
+            if held is None or part.version >= held.version:
+                newest[(part.customer_id, part.part)] = part
         outcome.processed += 1
+    for part in newest.values():
+        deps.store.put_part(part.customer_id, part.part, part.value.model_dump(mode="json", exclude_unset=True),
+                            version=part.version)
     return []
 
 
@@ -115,6 +125,9 @@ class _Fold:
     """What a batch writes in bulk once every event is resolved (resolution itself reads as it goes)."""
 
     seen: set[tuple[str, str]]
+    # New records wait here until a merge needs them or the batch ends: their data keys are made in one go.
+    records: list[NewRecord] = field(default_factory=list)
+    links: list[tuple[str, list[Ident], str, str, str]] = field(default_factory=list)  # record, idents, source, id, at
     events: list[EventRow] = field(default_factory=list)
     purchases: list[PurchaseFact] = field(default_factory=list)
     refunds: list[RefundFact] = field(default_factory=list)
@@ -125,7 +138,17 @@ class _Fold:
     # they are recomputed).
     owners_may_change: set[str] = field(default_factory=set)
 
+    def write_records(self, store: IdentityStore) -> None:
+        if self.records:
+            store.create_records(self.records)
+            self.records = []
+        # After the records: sealing an identifier takes its record's data key, made above for new ones.
+        for record_id, idents, source, event_id, at in self.links:
+            store.link(record_id, idents, source=source, event_id=event_id, at=at)
+        self.links = []
+
     def flush(self, store: IdentityStore, at: str) -> None:
+        self.write_records(store)
         store.add_events(self.events)
         store.add_purchases(self.purchases)
         store.add_refunds(self.refunds)
@@ -135,15 +158,22 @@ class _Fold:
             store.touch(root, at=at)
 
 
-def _apply(prepared: Prepared, deps: Deps, out: list[OutboxMessage], outcome: BatchOutcome, fold: _Fold) -> str:
+def _apply(prepared: Prepared, deps: Deps, out: list[OutboxMessage], outcome: BatchOutcome, fold: _Fold,
+           known: Known) -> str:
     event, idents = prepared.event, prepared.idents
     store, now = deps.store, iso_utc(deps.clock())
-    found = store.find(idents)
-    blocked = store.blocked_pairs({f.root_id for f in found.values()})
+    found = known.find(idents)
+    roots = {f.root_id for f in found.values()}
+    if len(roots) > 1:
+        fold.write_records(store)  # what the store reads next must see the records this batch created
+    blocked = store.blocked_pairs(roots)
     res = resolve_event(idents, found, blocked, deps.pseudo)
     seen_at = iso_utc(event.time)
     if res.create:
-        store.create_record(res.create[0], phone=res.create[1], at=now)
+        fold.records.append(NewRecord(res.create[0], res.create[1], now))
+        known.created(res.create[0], phone=res.create[1])
+    if res.merges:
+        fold.write_records(store)  # a merge moves every record under the merged customer: all must be written
     for survivor, merged, cause in res.merges:
         merge_id = "m_" + deps.pseudo("merge", f"{survivor}|{merged}|{event.source}|{event.id}")[:16]
         moved = store.merge(
@@ -151,6 +181,7 @@ def _apply(prepared: Prepared, deps: Deps, out: list[OutboxMessage], outcome: Ba
             cause={"source": event.source, "event_id": event.id, "type": event.type, "event_time": seen_at,
                    "identifier_type": cause[0], "identifier": deps.pseudo(*cause)},
         )
+        known.merged(survivor, merged)
         outcome.counts["merges"] += 1
         body = CustomerMerged(kind="customer.merged", merge_id=merge_id, survivor_id=survivor,
                               merged_id=merged, records=moved, at=deps.clock())
@@ -165,7 +196,8 @@ def _apply(prepared: Prepared, deps: Deps, out: list[OutboxMessage], outcome: Ba
             source=event.source, event_id=event.id, at=now,
         ))
     if res.links:
-        store.link(res.record_id, res.links, source=event.source, event_id=event.id, at=seen_at)
+        fold.links.append((res.record_id, res.links, event.source, event.id, seen_at))
+        known.linked(res.record_id, res.links)
     fold.events.append(EventRow(event.source, event.id, res.record_id, event.type, event.channel, seen_at,
                                 epoch_ms(event.time), prepared.payload, now))
     if purchase := purchase_fact(event, res.record_id, deps.settings.store_zone):

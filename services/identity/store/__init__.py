@@ -33,6 +33,15 @@ class EventRow:
 
 
 @dataclass(frozen=True)
+class NewRecord:
+    """A customer record to create (issue 13: a batch creates its new records in one write)."""
+
+    id: str
+    phone: str | None
+    at: str
+
+
+@dataclass(frozen=True)
 class RecordRow:
     """A customer record; it is an active customer when it is its own root."""
 
@@ -128,6 +137,7 @@ class IdentityStore(OutboxStore, ErasureStore, Protocol):
     def find(self, idents: Iterable[Ident]) -> dict[Ident, Found]: ...
     def blocked_pairs(self, root_ids: Iterable[str]) -> set[frozenset[str]]: ...
     def create_record(self, record_id: str, *, phone: str | None, at: str) -> None: ...
+    def create_records(self, rows: list[NewRecord]) -> None: ...
     def link(self, record_id: str, idents: list[Ident], *, source: str, event_id: str, at: str) -> None: ...
     def merge(self, survivor_id: str, merged_id: str, *, merge_id: str, cause: dict, at: str) -> list[str]: ...
     def unmerge(self, merge_id: str, *, by: str, at: str) -> list[str]: ...

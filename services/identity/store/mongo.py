@@ -27,6 +27,7 @@ from services.identity.store import (
     EventRow,
     IdentifierRow,
     MergeRow,
+    NewRecord,
     RecordRow,
     StatsRow,
     complaint_store_in,
@@ -132,13 +133,18 @@ class MongoIdentityStore(MongoStore, MongoOwners, MongoPrivacy):
 
     def create_record(self, record_id: str, *, phone: str | None, at: str) -> None:
         """A new customer record (no-op if it exists)."""
-        self.mdb["records"].update_one(
-            {"_id": record_id},
-            {"$setOnInsert": {"root_id": record_id, "merged_into": None,
-                              "phone": self.keys.seal(record_id, "records.phone", phone), "created_at": at,
-                              "updated_at": at}},
-            upsert=True,
-        )
+        self.create_records([NewRecord(record_id, phone, at)])
+
+    def create_records(self, rows: list[NewRecord]) -> None:
+        """New customer records, in order (each a no-op if it exists); their data keys made in one go."""
+        if not rows:
+            return
+        self.keys.prepare(r.id for r in rows)
+        self.mdb["records"].bulk_write([
+            UpdateMany({"_id": r.id}, {"$setOnInsert": {"root_id": r.id, "merged_into": None,
+                                                         "phone": self.keys.seal(r.id, "records.phone", r.phone),
+                                                         "created_at": r.at, "updated_at": r.at}}, upsert=True)
+            for r in rows], ordered=True)
 
     def link(self, record_id: str, idents: list[Ident], *, source: str, event_id: str, at: str) -> None:
         """Attach identifiers to a record; a known one keeps its record and its earliest sighting."""

@@ -14,6 +14,7 @@ from services.identity.store import (
     EventRow,
     IdentifierRow,
     MergeRow,
+    NewRecord,
     RecordRow,
     StatsRow,
     complaint_store_in,
@@ -123,17 +124,24 @@ class SqliteIdentityStore(SqliteStore, SqliteOwners, SqlitePrivacy):
         return out
 
     def find(self, idents: Iterable[Ident]) -> dict[Ident, Found]:
-        """Where each known identifier points (one query)."""
+        """Where each known identifier points (one query per 400 identifiers)."""
         wanted = list(idents)
         if not wanted:
             return {}
         # Identifiers are held by their keyed pseudonym (the value itself is sealed): look that up.
         by_index = {(t, self.keys.index(t, v)): (t, v) for t, v in wanted}
-        one = ("SELECT i.type, i.value, i.record_id, r.root_id, root.phone IS NOT NULL FROM identifiers i"
-               " JOIN records r ON r.id = i.record_id JOIN records root ON root.id = r.root_id"
-               " WHERE i.type = ? AND i.value = ?")
-        rows = self.db.conn().execute(" UNION ALL ".join([one] * len(by_index)), [v for key in by_index for v in key])
-        return {by_index[(t, ix)]: Found(rec, root, bool(has_phone)) for t, ix, rec, root, has_phone in rows}
+        out: dict[Ident, Found] = {}
+        # A batch's identifiers in a few statements: the wanted pairs as a table joined on the primary key
+        # (a UNION ALL of one lookup each was several times slower to prepare and run).
+        for chunk in _chunks(list(by_index), 400):
+            rows = self.db.conn().execute(
+                f"WITH wanted(type, value) AS (VALUES {','.join(['(?,?)'] * len(chunk))})"
+                " SELECT i.type, i.value, i.record_id, r.root_id, root.phone IS NOT NULL FROM wanted"
+                " JOIN identifiers i ON i.type = wanted.type AND i.value = wanted.value"
+                " JOIN records r ON r.id = i.record_id JOIN records root ON root.id = r.root_id",
+                [v for key in chunk for v in key])
+            out.update((by_index[(t, ix)], Found(rec, root, bool(has_phone))) for t, ix, rec, root, has_phone in rows)
+        return out
 
     def blocked_pairs(self, root_ids: Iterable[str]) -> set[frozenset[str]]:
         """Pairs of these customers that hold records an unmerge separated, so they are not merged again
@@ -151,10 +159,15 @@ class SqliteIdentityStore(SqliteStore, SqliteOwners, SqlitePrivacy):
 
     def create_record(self, record_id: str, *, phone: str | None, at: str) -> None:
         """A new customer record (no-op if it exists)."""
-        self.db.conn().execute(
+        self.create_records([NewRecord(record_id, phone, at)])
+
+    def create_records(self, rows: list[NewRecord]) -> None:
+        """New customer records, in order (each a no-op if it exists); their data keys made in one go."""
+        self.keys.prepare(r.id for r in rows)
+        self.db.conn().executemany(
             "INSERT OR IGNORE INTO records(id, root_id, merged_into, phone, created_at, updated_at)"
             " VALUES (?,?,NULL,?,?,?)",
-            (record_id, record_id, self.keys.seal(record_id, "records.phone", phone), at, at),
+            [(r.id, r.id, self.keys.seal(r.id, "records.phone", r.phone), r.at, r.at) for r in rows],
         )
 
     def link(self, record_id: str, idents: list[Ident], *, source: str, event_id: str, at: str) -> None:

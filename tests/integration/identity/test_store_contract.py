@@ -11,7 +11,7 @@ import pytest
 
 from services.identity.app import open_store
 from services.identity.domain.resolution import Found
-from services.identity.store import ConflictRow, IdentifierRow, MergeRow, RecordRow
+from services.identity.store import ConflictRow, IdentifierRow, MergeRow, NewRecord, RecordRow
 from services.identity.store.mongo import MongoIdentityStore
 from services.identity.store.sqlite import SqliteIdentityStore
 
@@ -38,6 +38,19 @@ def test_create_record_reads_back_and_a_second_create_changes_nothing(store):
     assert store.group("c_a") == ["c_a"]
     assert store.group("c_nobody") == []
     assert store.customer_count() == 2
+
+
+def test_create_records_writes_a_batch_of_new_records_and_leaves_an_existing_one_alone(store):
+    # Issue 13: identity writes a batch's new records at once (each its own customer, phone sealed).
+    with store.transaction():
+        store.create_record("c_a", phone="+8613800138000", at="T1")
+        store.create_records([NewRecord("c_b", None, "T2"), NewRecord("c_a", "+8613900139000", "T3"),
+                              NewRecord("c_c", "+8613700137000", "T4")])
+        store.create_records([])
+    assert store.record("c_a") == RecordRow("c_a", "c_a", None, "+8613800138000", "T1", "T1")
+    assert store.record("c_b") == RecordRow("c_b", "c_b", None, None, "T2", "T2")
+    assert store.record("c_c") == RecordRow("c_c", "c_c", None, "+8613700137000", "T4", "T4")
+    assert store.customer_count() == 3
 
 
 def test_link_keeps_an_identifier_on_its_first_record_and_remembers_its_earliest_sighting(store):
@@ -82,6 +95,18 @@ def test_find_names_record_root_and_whether_the_root_has_a_phone(store):
     with store.transaction():
         store.merge("c_p", "c_w", merge_id="m1", cause={"identifier_type": "wechat_openid"}, at="T3")
     assert store.find([OPENID, MEMBER]) == {OPENID: Found("c_w", "c_p", True), MEMBER: Found("c_p", "c_p", True)}
+
+
+def test_find_answers_a_whole_batch_of_identifiers_in_one_call(store):
+    # Issue 13: identity looks up every identifier of a batch (a thousand events) at once.
+    _records(store, "c_p", "c_w", phone_of={"c_p": PHONE[1]})
+    known = [("wechat_openid", f"oX-{i}") for i in range(700)]
+    with store.transaction():
+        store.link("c_p", known[:350], source="wechat/oa", event_id="e1", at="T1")
+        store.link("c_w", known[350:], source="wechat/oa", event_id="e2", at="T1")
+    wanted = [*known, *[("email", f"nobody{i}@example.com") for i in range(500)]]
+    assert store.find(wanted) == {**{i: Found("c_p", "c_p", True) for i in known[:350]},
+                                  **{i: Found("c_w", "c_w", False) for i in known[350:]}}
 
 
 def test_merge_moves_the_merged_customer_with_everything_under_it_and_records_the_cause(store):

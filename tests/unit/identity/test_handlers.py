@@ -186,6 +186,22 @@ def test_view_parts_from_other_services_are_held_and_other_kinds_ignored(deps):
     assert deps.store.parts(["c_x"]) == {"loyalty": [{"points_balance": 5}]}
 
 
+def test_several_updates_of_a_part_in_one_batch_leave_the_newest_version_and_of_equal_versions_the_last(deps):
+    # Issue 13: a batch writes each customer's part once; what stays is what one write per message left.
+    def part(customer: str, points: int, version: str) -> dict:
+        return {"kind": "view.part", "customer_id": customer, "part": "loyalty",
+                "value": {"points_balance": points}, "version": version}
+
+    messages.consume(incoming([part("c_y", 1, "2026-06-03T00:00:00Z-01")], topic="crm.loyalty.events"), deps=deps)
+    outcome = messages.consume(incoming([
+        part("c_x", 10, "2026-06-02T00:00:00Z-01"), part("c_y", 2, "2026-06-02T00:00:00Z-01"),
+        part("c_x", 20, "2026-06-02T00:00:00Z-01"), part("c_x", 5, "2026-06-01T00:00:00Z-01"),
+    ], topic="crm.loyalty.events"), deps=deps)
+    assert (outcome.processed, outcome.dead_lettered) == (4, 0)
+    assert deps.store.parts(["c_x"]) == {"loyalty": [{"points_balance": 20}]}
+    assert deps.store.parts(["c_y"]) == {"loyalty": [{"points_balance": 1}]}  # the held one is newer
+
+
 # -- HTTP ingestion --------------------------------------------------------------------------------
 def test_ingest_publishes_the_valid_events_and_reports_each_one(tmp_path):
     deps = make_deps(tmp_path / "identity.db", topic_prefix="t1.")
