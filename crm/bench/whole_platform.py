@@ -58,7 +58,7 @@ _TICK = 100  # /proc/PID/stat counts CPU time in clock ticks of 1/100 s on Linux
 
 
 def _phone(n: int) -> str:
-    return f"139{n:08d}"
+    return f"139{10_000_000 + n:08d}"  # never all zeros (a blocked test value)
 
 
 def _event(kind: str, eid: str, who: int, rng: random.Random, orders: list[tuple[str, int]]) -> dict:
