@@ -32,7 +32,6 @@ Figures are medians over the runs; the machine may be shared, so compare figures
 from __future__ import annotations
 
 import json
-import random
 import secrets
 import subprocess
 import sys
@@ -43,6 +42,7 @@ from pathlib import Path
 
 import typer
 
+from crm.bench.channel_mix import base_events, mixed_events
 from crm.bench.identity import tracing_env
 from crm.bench.platform import BenchPlatform, bench_platform, median, percentile
 from crm.replay import topic_for
@@ -55,58 +55,6 @@ DOWNSTREAM = SERVICES[1:]
 PROBE_EVERY = 10
 POLL_S = 0.05
 _TICK = 100  # /proc/PID/stat counts CPU time in clock ticks of 1/100 s on Linux
-
-
-def _phone(n: int) -> str:
-    return f"139{10_000_000 + n:08d}"  # never all zeros (a blocked test value)
-
-
-def _event(kind: str, eid: str, who: int, rng: random.Random, orders: list[tuple[str, int]]) -> dict:
-    ident = {"phone": _phone(who)}
-    if kind == "refund" and orders:
-        oid, whose = orders[rng.randrange(len(orders))]
-        return {"source": "pos/SH-001", "type": "crm.refund", "data": {"identity": {"phone": _phone(whose)},
-                                                                     "order_id": oid, "amount": "10.00"}}
-    if kind in ("purchase", "refund"):
-        amount = f"{rng.randrange(1000, 100000) / 100:.2f}"
-        orders.append((eid, who))
-        return {"source": "pos/SH-001", "type": "crm.purchase",
-                "data": {"identity": ident, "order_id": eid, "amount": amount, "currency": "CNY", "store_id": "SH-001",
-                         "items": [{"sku": "SK-1", "category": "skincare", "quantity": 1, "unit_price": amount}]}}
-    if kind == "profile":
-        return {"source": "web/shop", "type": "crm.profile", "data": {"identity": ident, "city": "Shanghai"}}
-    if kind == "page_view":
-        return {"source": "web/shop", "type": "crm.page_view",
-                "data": {"identity": ident, "url": "https://shop.example/p/SK-1", "product": "SK-1"}}
-    wechat = {**ident, "wechat_openid": f"o-{who}"}
-    if kind == "follow":
-        return {"source": "wechat/oa", "type": "crm.follow", "data": {"identity": wechat}}
-    return {"source": "wechat/oa", "type": "crm.survey", "data": {"identity": wechat, "score": rng.randrange(11),
-                                                                 "comment": "ok"}}
-
-
-MIX = [("purchase", 40), ("refund", 5), ("profile", 10), ("page_view", 30), ("follow", 5), ("survey", 10)]
-
-
-def mixed_events(count: int, *, customers: int, tag: str, seed: int) -> list[str]:
-    """``count`` channel events of the mix above, each for one of ``customers`` customers (by phone)."""
-    rng = random.Random(seed)
-    kinds = rng.choices([k for k, _ in MIX], weights=[w for _, w in MIX], k=count)
-    orders: list[tuple[str, int]] = []
-    out = []
-    for i, kind in enumerate(kinds):
-        eid = f"{tag}-{i}"
-        body = _event(kind, eid, rng.randrange(customers), rng, orders)
-        out.append(json.dumps({"specversion": "1.0", "id": eid, "time": "2026-11-20T10:15:00+08:00", **body}))
-    return out
-
-
-def base_events(customers: int) -> list[str]:
-    """One profile event per customer of the base."""
-    return [json.dumps({"specversion": "1.0", "id": f"base-{n}", "source": "web/shop", "type": "crm.profile",
-                        "time": "2026-11-01T10:00:00+08:00", "data": {"identity": {"phone": _phone(n)},
-                                                                      "city": "Shanghai"}})
-            for n in range(customers)]
 
 
 def publish(lines: list[str], settings: Settings, *, rate: float | None) -> tuple[float, dict[str, int]]:
@@ -294,9 +242,11 @@ class BareRun:
         ensure_topics(self.settings)
         Path(self.settings.data_dir).mkdir(exist_ok=True)
         self.reports: list[dict] = []
-        self.procs = []
+        self.procs, self.roles = [], []
+        self.cpu_per_1k: dict[str, float] = {}
         for role in SERVICES:
             for _ in range(workers[role]):
+                self.roles.append(role)
                 proc = subprocess.Popen([sys.executable, "-m", "crm.bench.bare_pipeline", role, platform.bootstrap,
                                          "bare.", str(platform.data_dir / "bare")], stdout=subprocess.PIPE,
                                         stderr=open(platform.data_dir / "bare.log", "ab"),  # noqa: SIM115
@@ -319,7 +269,9 @@ class BareRun:
         return None
 
     def feed(self, lines: list[str], *, total: int, timeout_s: float) -> float:
-        """Publish ``lines`` at full speed; events/s until every stand-in has consumed ``total`` events."""
+        """Publish ``lines`` at full speed; events/s until every stand-in has consumed ``total`` events.
+        ``cpu_per_1k`` holds each role's CPU seconds per 1,000 of these events."""
+        cpu0 = {p.pid: proc_cpu_s(p.pid) for p in self.procs}
         first, _ = publish(lines, self.settings, rate=None)
         deadline = time.monotonic() + timeout_s
         while None in (ends := [self.reached(role, total) for role in SERVICES]):
@@ -327,6 +279,10 @@ class BareRun:
                 raise RuntimeError(f"bare pipeline not done within {timeout_s:.0f} s or a worker exited; "
                                    "see bare.log")
             time.sleep(0.05)
+        used = {role: 0.0 for role in SERVICES}
+        for proc, role in zip(self.procs, self.roles, strict=True):
+            used[role] += proc_cpu_s(proc.pid) - cpu0[proc.pid]
+        self.cpu_per_1k = {role: used[role] / len(lines) * 1000 for role in SERVICES}
         return len(lines) / max(1e-9, max(ends) - first)
 
     def stop(self) -> None:
@@ -341,6 +297,7 @@ class RunFigures:
     bare_eps: float
     rss_mb: dict[str, float]
     published: int  # channel events in all, the base included
+    bare_cpu_per_1k: dict[str, float]
 
 
 def one_run(*, events: int, customers: int, rates: list[float], workers: dict[str, int], trace_ratio: float,
@@ -376,7 +333,7 @@ def one_run(*, events: int, customers: int, rates: list[float], workers: dict[st
             bare_eps = bare.feed(full, total=len(warm) + len(full), timeout_s=max(300, events / 50))
         finally:
             bare.stop()
-    return RunFigures(phases, bare_eps, rss, total)
+    return RunFigures(phases, bare_eps, rss, total, bare.cpu_per_1k)
 
 
 def _latency_text(phase: Phase) -> str:
@@ -401,8 +358,9 @@ def run(*, events: int = 30_000, runs: int = 3, rates: list[float] | None = None
     rates = [500.0, 1000.0] if rates is None else rates
     workers = workers or parse_workers("")
     shape = ", ".join(f"{s} {n}" for s, n in workers.items())
-    typer.echo(f"platform benchmark: {events:,} mixed channel events at full speed, then "
-               f"{', '.join(f'{r:,.0f}/s' for r in rates)} offered for up to {load_seconds:.0f} s each; "
+    loads = f", then {', '.join(f'{r:,.0f}/s' for r in rates)} offered for up to {load_seconds:.0f} s each" \
+        if rates else ""
+    typer.echo(f"platform benchmark: {events:,} mixed channel events at full speed{loads}; "
                f"{customers:,} customers; workers {shape}; {trace_ratio:.0%} of events traced")
     typer.echo("  latency p50/p99 ms: publish -> the service's batch holding the event committed and relayed "
                f"(1 event in {PROBE_EVERY}, traced)")
@@ -416,7 +374,8 @@ def run(*, events: int = 30_000, runs: int = 3, rates: list[float] | None = None
             typer.echo(f"run {i + 1} {phase.name:>10}: {phase.events:,} events  {phase.eps:,.0f} ev/s  "
                        f"latency {_latency_text(phase)}  CPU s/1k {cpu}")
         typer.echo(f"run {i + 1}       bare: {r.bare_eps:,.0f} ev/s  platform/bare {r.phases[0].eps / r.bare_eps:.2f}  "
-                   f"peak RSS MB " + " ".join(f"{w} {mb:.0f}" for w, mb in r.rss_mb.items()))
+                   "bare CPU s/1k " + " ".join(f"{s} {r.bare_cpu_per_1k[s]:.2f}" for s in SERVICES)
+                   + "  peak RSS MB " + " ".join(f"{w} {mb:.0f}" for w, mb in r.rss_mb.items()))
         c = r.phases[-1].counts
         typer.echo(f"run {i + 1}   accounts: {r.published:,} channel events published, identity consumed "
                    f"{c['channel']:,} and resolved {c['resolved']:,}; consumed by "
@@ -433,6 +392,8 @@ def run(*, events: int = 30_000, runs: int = 3, rates: list[float] | None = None
             f"{s} {med(lambda p, s=s: p.cpu_per_1k[s]):.2f}" for s in SERVICES))
     bare = median([r.bare_eps for r in results])
     typer.echo(f"  bare pipeline {bare:,.0f} events/s (same topology, no work; same broker, same events, same run)")
+    typer.echo("                CPU s per 1,000 events " + "  ".join(
+        f"{s} {median([r.bare_cpu_per_1k[s] for r in results]):.2f}" for s in SERVICES))
     typer.echo(f"  platform/bare {median([r.phases[0].eps / r.bare_eps for r in results]):.2f}")
     workers_rss = sorted({w for r in results for w in r.rss_mb})
     typer.echo("  peak RSS MB   " + "  ".join(f"{w} {median([r.rss_mb.get(w, 0) for r in results]):.0f}"

@@ -8,7 +8,8 @@ from collections import Counter
 import pytest
 import typer
 
-from crm.bench.whole_platform import base_events, mixed_events, parse_workers
+from crm.bench.channel_mix import base_events, mixed_events
+from crm.bench.whole_platform import parse_workers
 from services.identity.domain.cleaning import Cleaning, prepare
 
 
