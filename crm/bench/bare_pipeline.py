@@ -11,7 +11,7 @@ Each batch is read the way the services read theirs (``take_events``, same batch
 topics under PREFIX, made with the services' own faust settings (``faust_app``), and what it sends goes
 out the way the services relay their outbox: one ``Publisher.send`` per batch (kafka-python, acks=all,
 waited for) in a worker thread while the event loop keeps fetching; faust's own per-message
-``topic.send`` costs several times as much CPU per event (measured here), so it would understate the limit.
+``topic.send`` cost two to three times as much CPU per event here, so it would understate the limit.
 After every batch the process prints one JSON line: its role, its cumulative counts, and the monotonic time.
 """
 
