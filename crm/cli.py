@@ -129,6 +129,22 @@ def bench_identity(events: int = typer.Option(50_000, help="events to push"),
     run(events=events, runs=runs, workers=workers, trace_ratio=trace_ratio)
 
 
+@bench_app.command("platform")
+def bench_platform(events: int = typer.Option(30_000, help="mixed channel events of the full-speed phase"),
+                   runs: int = typer.Option(3, help="runs; medians are reported"),
+                   rates: str = typer.Option("500,1000", help="offered loads, events/s, each a phase after it"),
+                   workers: str = typer.Option("", help="workers per service, e.g. identity=2,loyalty=1 "
+                                                        "(default: as crm up)"),
+                   customers: int = typer.Option(5000, help="customers in the base (one profile each first)"),
+                   trace_ratio: float = typer.Option(1.0, help="share of events traced (1: all, as crm up)"),
+                   load_seconds: float = typer.Option(20, help="seconds of each offered load (at most --events)")):
+    """The four services together as crm up runs them: events/s, latency, CPU and RSS, and a bare pipeline."""
+    from crm.bench.whole_platform import parse_workers, run
+
+    run(events=events, runs=runs, rates=[float(r) for r in rates.split(",") if r.strip()],
+        workers=parse_workers(workers), customers=customers, trace_ratio=trace_ratio, load_seconds=load_seconds)
+
+
 @bench_app.command("erasure")
 def bench_erasure(customers: int = typer.Option(1000, help="customers in the generated scenario"),
                   samples: int = typer.Option(10, help="customers erased, one after another")):

@@ -43,6 +43,10 @@ class BenchPlatform:
     def start(self, name: str, *, workers: int = 1, env: dict[str, str] | None = None) -> float:
         """Start a service's workers (each with an API port, for its metrics) and wait until every one is
         ready and holds partitions; returns the monotonic time the assignment settled."""
+        return self.wait_assigned(name, self.launch(name, workers=workers, env=env))
+
+    def launch(self, name: str, *, workers: int = 1, env: dict[str, str] | None = None) -> list[str]:
+        """Start a service's workers without waiting for them; returns their names."""
         names = [name if i == 0 else f"{name}-{i}" for i in range(workers)]
         for worker in names:
             port = free_port()
@@ -51,6 +55,10 @@ class BenchPlatform:
                 [sys.executable, "-m", "crm.cli", "service", name, "--port", str(port)],
                 env={**self.env, **(env or {})}, stdout=log, stderr=log, start_new_session=True)
             self.ports[worker] = port
+        return names
+
+    def wait_assigned(self, name: str, names: list[str]) -> float:
+        """Wait until every named worker is ready and holds partitions; returns the monotonic time."""
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             for worker in names:
@@ -63,14 +71,20 @@ class BenchPlatform:
 
     def assigned(self, worker: str) -> int:
         """How many partitions a worker holds (its metrics gauge); 0 while it is not up."""
+        return int(self.metrics(worker).get("crm_consumer_assigned_partitions", 0))
+
+    def metrics(self, worker: str) -> dict[str, float]:
+        """A worker's metrics, ``{'name{labels}': value}``; empty while it is not up."""
         try:
             text = httpx.get(f"http://127.0.0.1:{self.ports[worker]}/metrics", timeout=2).text
         except httpx.HTTPError:
-            return 0
+            return {}
+        out = {}
         for line in text.splitlines():
-            if line.startswith("crm_consumer_assigned_partitions "):
-                return int(float(line.split()[1]))
-        return 0
+            if line and not line.startswith("#"):
+                key, _, value = line.rpartition(" ")
+                out[key] = float(value)
+        return out
 
     def stop(self) -> None:
         """Stop every service (SIGTERM, then SIGKILL after a grace period)."""

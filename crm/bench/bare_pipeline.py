@@ -1,0 +1,84 @@
+"""The bare pipeline of ``crm bench platform``: the platform's topology doing no work, as the machine's limit.
+
+Run as ``python -m crm.bench.bare_pipeline ROLE BOOTSTRAP PREFIX DATA_DIR``, one process per worker:
+
+- ``identity``: a faust agent that reads the three channel topics and forwards each message unchanged to
+  the customer-events topic, and a second agent that counts the view-part messages coming back;
+- ``loyalty``, ``alerts``, ``campaigns``: an agent that reads the customer-events topic and publishes one
+  small message per event to its view-part topic (the path back to identity).
+
+Each batch is read the way the services read theirs (``take_events``, same batch size and wait) from
+topics under PREFIX, made with the services' own faust settings (``faust_app``), and what it sends goes
+out the way the services relay their outbox: one ``Publisher.send`` per batch (kafka-python, acks=all,
+waited for) in a worker thread while the event loop keeps fetching; faust's own per-message
+``topic.send`` cost two to three times as much CPU per event here, so it would understate the limit.
+After every batch the process prints one JSON line: its role, its cumulative counts, and the monotonic time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import time
+
+from shared.contract import topics
+
+PART_TOPIC = {"loyalty": topics.LOYALTY_EVENTS, "alerts": topics.ALERTS_EVENTS, "campaigns": topics.CAMPAIGN_EVENTS}
+PART = b'{"kind":"view_part","part":"bare"}'
+
+
+def main() -> None:
+    """Start one worker of the given role."""
+    from faust import Worker
+
+    from shared.settings import Settings
+    from shared.streaming.kafka import Outgoing, Publisher, faust_app
+
+    role, bootstrap, prefix, data_dir = sys.argv[1:5]
+    settings = Settings(_env_file=None, kafka_bootstrap=bootstrap, topic_prefix=prefix, data_dir=data_dir)
+    app = faust_app(f"bare-{role}", settings)
+    raw = {"value_serializer": "raw", "key_serializer": "raw"}
+    customer = settings.topic(topics.CUSTOMER_EVENTS)
+    counts = {"in": 0, "parts": 0}
+    publisher = Publisher(settings, client_id=f"bare-{role}")
+
+    async def send(out: list[Outgoing]) -> None:
+        await asyncio.get_running_loop().run_in_executor(None, publisher.send, out)
+
+    def report() -> None:
+        print(json.dumps({"role": role, "pid": os.getpid(), **counts, "t": time.monotonic()}), flush=True)
+
+    def batches(stream):
+        return stream.take_events(settings.batch_size, within=settings.batch_within_s)
+
+    if role == "identity":
+        @app.agent(app.topic(*[settings.topic(t) for t in topics.CHANNEL_TOPICS.values()], **raw), name="forward")
+        async def forward(stream):
+            async for events in batches(stream):
+                await send([Outgoing(customer, e.message.value or b"", e.message.key) for e in events])
+                counts["in"] += len(events)
+                report()
+
+        @app.agent(app.topic(*[settings.topic(t) for t in topics.VIEW_PART_TOPICS], **raw), name="view-parts")
+        async def view_parts(stream):
+            async for events in batches(stream):
+                counts["parts"] += len(events)
+                report()
+    else:
+        out = settings.topic(PART_TOPIC[role])
+
+        @app.agent(app.topic(customer, **raw), name="consume")
+        async def consume(stream):
+            async for events in batches(stream):
+                await send([Outgoing(out, PART, e.message.key) for e in events])
+                counts["in"] += len(events)
+                report()
+
+    sys.argv = [sys.argv[0], "worker"]
+    Worker(app, loglevel="warning", quiet=True, redirect_stdouts=False).execute_from_commandline()
+
+
+if __name__ == "__main__":
+    main()
