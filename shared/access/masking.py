@@ -226,12 +226,36 @@ def attributes(values: dict[str, Any], names: tuple[str, ...] = ()) -> dict[str,
 
 
 NOTE_KEYS = frozenset({"reason", "note", "cancel_reason", "acknowledged_note"})
+# Ids a channel supplies (its event id, its source path, its order number): shown to trace an event, through
+# scrub_id, since a channel may build them from a phone (``wx-13512340001-0001``, ``wechat/mp/13512340001``).
+TRACE_KEYS = frozenset({"event_id", "source", "order_id"})
 
 
-def notes(data: Any) -> Any:
-    """A response with every staff note in it (``reason``, ``note``…) scrubbed of phones, e-mails and dates."""
+def withheld(note: str) -> str:
+    """What a reader sees of a staff note where the service cannot tell the customer's names in it: that
+    there is one, and its length; never a word of it."""
+    return f"[note withheld: {len(note)} characters]"
+
+
+def note(value: str, *, withhold: bool, names: tuple[str, ...] = ()) -> str:
+    """A staff note as a caller below admin sees it: scrubbed of the customer's ``names``, phones, e-mails and
+    dates, or :func:`withheld` (``withhold``: the service does not know the customer's names)."""
+    return withheld(value) if withhold else scrub(value, names)
+
+
+def notes(data: Any, *, withhold: bool = False, names: tuple[str, ...] = ()) -> Any:
+    """A response with every staff note in it (``reason``, ``note``…) masked by :func:`note`, and every
+    channel-supplied id in it (``event_id``, ``source``, ``order_id``) by :func:`scrub_id`."""
     if isinstance(data, dict):
-        return {k: scrub(v) if k in NOTE_KEYS and isinstance(v, str) else notes(v) for k, v in data.items()}
+        out = {}
+        for k, v in data.items():
+            if k in NOTE_KEYS and isinstance(v, str):
+                out[k] = note(v, withhold=withhold, names=names)
+            elif k in TRACE_KEYS and isinstance(v, str):
+                out[k] = scrub_id(v)
+            else:
+                out[k] = notes(v, withhold=withhold, names=names)
+        return out
     if isinstance(data, list):
-        return [notes(v) for v in data]
+        return [notes(v, withhold=withhold, names=names) for v in data]
     return data
