@@ -142,10 +142,26 @@ _PHONE_IN_ID = re.compile(r"(?<!\d)(?:(?:\+|00)?86[ \-._*,]?)?1[3-9]\d(?:[ \-._*
                           r"|\+\d(?:[ \-.()]{0,2}\d){6,16}(?!\d)|\d{7,}")
 
 
+_HEX_TOKEN = re.compile(r"[0-9a-fA-F]{16,}")
+
+
 def scrub_id(value: str) -> str:
-    """An identifier with any e-mail, phone or other run of seven digits or more inside it masked."""
+    """An identifier with any e-mail, phone or other run of seven digits or more inside it masked (digits of a
+    random hex token the platform made, ``rd_8c1101d1e5ec44f8945f``, are no phone and stay)."""
     value = _EMAIL.sub(lambda m: email(m.group(0)) or "***", value)
-    return _PHONE_IN_ID.sub(lambda m: _last_four(m.group(0)), value)
+    hexes = [(h.start(), h.end()) for h in _HEX_TOKEN.finditer(value) if not h.group(0).isdigit()]
+
+    def masked(found: re.Match) -> str:
+        run = found.group(0)
+        if run.isdigit() and not _CN_MOBILE.fullmatch(run) and any(
+                s <= found.start() and found.end() <= e for s, e in hexes):
+            return run
+        return _last_four(run)
+
+    return _PHONE_IN_ID.sub(masked, value)
+
+
+_CN_MOBILE = re.compile(r"1[3-9]\d{9}")
 
 
 def known_names(values: Any) -> tuple[str, ...]:
@@ -226,9 +242,10 @@ def attributes(values: dict[str, Any], names: tuple[str, ...] = ()) -> dict[str,
 
 
 NOTE_KEYS = frozenset({"reason", "note", "cancel_reason", "acknowledged_note"})
-# Ids a channel supplies (its event id, its source path, its order number): shown to trace an event, through
+# Ids a channel supplies (its event id, its source path, its order number, and loyalty's ledger entry ids and
+# buckets made from them): shown to trace an event, through
 # scrub_id, since a channel may build them from a phone (``wx-13512340001-0001``, ``wechat/mp/13512340001``).
-TRACE_KEYS = frozenset({"event_id", "source", "order_id"})
+TRACE_KEYS = frozenset({"event_id", "source", "order_id", "entry_id", "bucket"})
 
 
 def withheld(note: str) -> str:

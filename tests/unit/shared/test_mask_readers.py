@@ -74,6 +74,8 @@ def test_words_and_amounts_that_are_no_date_or_phone_stay():
     ("wechat/mp/13512340001", "wechat/mp/*******0001"),
     ("M-135_1234_0001", "M-*******0001"),
     ("pos/S01", "pos/S01"), ("M-7", "M-7"), ("e-2026-0001", "e-2026-0001"),
+    ("rd_8c1101d1e5ec44f8945f", "rd_8c1101d1e5ec44f8945f"), ("rd_8c11019924565d4f8945", "rd_8c11019924565d4f8945"),
+    ("p:pos/SH-001:wx-13512340001-1|base|1", "p:pos/SH-001:wx-*******0001-1|base|1"),
 ])
 def test_scrub_id_masks_every_long_number_inside_an_id(value, shown):
     assert masking.scrub_id(value) == shown
