@@ -66,16 +66,28 @@ def _normalized_blocklist(blocked: frozenset[str], region: str) -> frozenset[str
 
 
 def mask_phone(e164: str | None) -> str | None:
-    """``138****8000`` from ``+8613800138000``: enough for staff to confirm, not to dial."""
+    """``138****8000`` from ``+8613800138000``: enough for staff to confirm, not to dial (see :func:`mask_digits`)."""
     if not e164:
         return None
     try:
         national = str(phonenumbers.parse(e164).national_number)
     except NumberParseException:
         return "****"
-    if len(national) < 8:
-        return "*" * len(national)
-    return f"{national[:3]}{'*' * (len(national) - 7)}{national[-4:]}"
+    return mask_digits(national)
+
+
+HIDDEN_MIN = 4  # digits a masked phone always hides: 10,000 guesses, against the lookup's miss budget
+
+
+def mask_digits(digits: str) -> str:
+    """A phone's national digits masked, at least :data:`HIDDEN_MIN` of them hidden whatever the length: the
+    first three and last four from eleven digits on (``138****8000``), the last four from eight to ten
+    (``****4567``), fewer for shorter numbers (``****567``), none below five."""
+    n = len(digits)
+    if n >= 11:
+        return f"{digits[:3]}{'*' * (n - 7)}{digits[-4:]}"
+    shown = min(4, max(0, n - HIDDEN_MIN))
+    return "*" * (n - shown) + digits[n - shown:]
 
 
 def mask_email(email: str | None) -> str | None:

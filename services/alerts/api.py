@@ -70,7 +70,8 @@ def router(deps: Deps) -> APIRouter:
         if check_reveal(caller, reveal):
             for cid in sorted({a.customer_id for a in items}):
                 audit(caller, action="reveal.alerts", customer_id=cid, reason=reason)
-        return AlertsPage(items=[views.alert_read(a, hours=hours, now=now, reveal=reveal) for a in items],
+        return AlertsPage(items=[views.alert_read(a, hours=hours, now=now, reveal=reveal,
+                                                   admin=caller.at_least("admin")) for a in items],
                           total=total, offset=offset, limit=limit, customer_id=customer_id)
 
     @r.get("/rules", response_model=RulesPage, tags=["rules"])
@@ -138,7 +139,8 @@ def router(deps: Deps) -> APIRouter:
             raise NotFound("alert_not_found", "no alert with that id")
         if check_reveal(caller, reveal):
             audit(caller, action="reveal.alert", customer_id=alert.customer_id, target=alert_id, reason=reason)
-        return views.alert_read(alert, hours=deps.config.sla_hours(), now=deps.clock(), reveal=reveal)
+        return views.alert_read(alert, hours=deps.config.sla_hours(), now=deps.clock(), reveal=reveal,
+                               admin=caller.at_least("admin"))
 
     @r.post("/{alert_id}/ack", response_model=AlertRead, tags=["alerts"])
     def post_ack(deps: DepsDep, alert_id: str, seeing: Seeing, body: AlertAck | None = None,
@@ -182,7 +184,8 @@ def router(deps: Deps) -> APIRouter:
 def _transition(alert_id: str, *, deps: Deps, action: str, caller: Caller, note: str | None) -> AlertRead:
     alert, outbox = commands.transition(alert_id, deps=deps, action=action, by=caller.name, note=note)
     deps.relay(outbox)
-    return views.alert_read(alert, hours=deps.config.sla_hours(), now=deps.clock(), reveal=False)
+    return views.alert_read(alert, hours=deps.config.sla_hours(), now=deps.clock(), reveal=False,
+                           admin=caller.at_least("admin"))
 
 
 def _today(deps: Deps) -> date:

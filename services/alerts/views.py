@@ -12,13 +12,14 @@ from shared.access import masking
 from shared.churn import ChurnModel
 
 
-def alert_read(alert: Alert, *, hours: dict[str, float], now: datetime, reveal: bool) -> AlertRead:
-    """An alert as the API shows it; staff notes scrubbed of phones, e-mails and dates unless ``reveal`` (the
-    detail is the rules' own: counts, tiers, days; never a birthday or a text)."""
+def alert_read(alert: Alert, *, hours: dict[str, float], now: datetime, reveal: bool, admin: bool = False) -> AlertRead:
+    """An alert as the API shows it; unless ``reveal``, staff notes withheld below admin (alerts keeps no
+    customer names to scrub from them) and scrubbed of phones, e-mails and dates for an ``admin`` (the detail
+    is the rules' own: counts, tiers, days; never a birthday or a text)."""
     s = sla(alert, hours=hours, now=now)
     fields = {k: getattr(alert, k) for k in AlertRead.model_fields if hasattr(alert, k)}
     if not reveal:
-        fields = masking.notes(fields)
+        fields = masking.notes(fields, withhold=not admin)
     return AlertRead(**fields, age_s=s.age_s, sla_due_at=s.due_at, sla_breached=s.breached)
 
 

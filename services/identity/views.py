@@ -47,10 +47,11 @@ def customer(root: RecordRow, *, records: dict[str, RecordRow | None], identifie
     group = list(records)
     idents = [
         IdentifierRead(type=i.type, value=i.value if reveal else masking.identifier(i.type, i.value),
-                       first_seen=i.first_seen, source=i.source, event_id=i.event_id, record_id=i.record_id)
+                       first_seen=i.first_seen, source=_id(i.source, reveal), event_id=_id(i.event_id, reveal),
+                       record_id=i.record_id)
         for i in identifiers
     ]
-    attributes, sources, consents = _attributes(values)
+    attributes, sources, consents = _attributes(values, reveal)
     if not reveal:
         attributes = masking.attributes(attributes, masking.known_names([attributes.get("name")]))
     loyalty = parts.get("loyalty")
@@ -78,13 +79,19 @@ def customer(root: RecordRow, *, records: dict[str, RecordRow | None], identifie
     )
 
 
-def _attributes(values: dict[str, FieldValue]):
+def _id(value: str | None, reveal: bool) -> str | None:
+    # A channel's own id or source path may be built from a phone (wx-13512340001-0001): masked unless revealed.
+    return value if reveal or value is None else masking.scrub_id(value)
+
+
+def _attributes(values: dict[str, FieldValue], reveal: bool = True):
     attributes: dict = {}
     custom: dict = {}
     sources: dict[str, FieldSource] = {}
     consents: dict[str, dict] = {}
     for name, v in sorted(values.items()):
-        src = FieldSource(channel=v.source.split("/", 1)[0], source=v.source, event_id=v.event_id,
+        src = FieldSource(channel=v.source.split("/", 1)[0], source=_id(v.source, reveal),
+                          event_id=_id(v.event_id, reveal),
                           time=datetime.fromtimestamp(v.time_ms / 1000, UTC).isoformat())
         if name.startswith("consent."):
             consents[name.removeprefix("consent.")] = {"granted": v.value, **src.model_dump()}
@@ -106,7 +113,7 @@ def timeline_page(customer_id: str, rows: list[EventRow], *, limit: int, reveal:
     field of the events' data masked by what it holds unless ``reveal`` (``names``: the customer's names,
     masked wherever free text mentions them)."""
     items = [
-        TimelineEvent(source=r.source, id=r.id, type=r.type, channel=r.channel, time=r.time,
+        TimelineEvent(source=_id(r.source, reveal), id=_id(r.id, reveal), type=r.type, channel=r.channel, time=r.time,
                       record_id=r.record_id, data=_data(r.payload, reveal, names))
         for r in rows[:limit]
     ]
@@ -123,15 +130,17 @@ def _data(payload: str, reveal: bool, names: tuple[str, ...]) -> dict:
     return data if reveal or not isinstance(data, dict) else masking.document(data, names)
 
 
-def merge(row: MergeRow) -> MergeRead:
-    """One merge as the merges route shows it."""
-    return MergeRead(**vars(row))
+def merge(row: MergeRow, *, reveal: bool = False) -> MergeRead:
+    """One merge as the merges route shows it (the channel ids of its cause masked below admin)."""
+    return MergeRead(**{**vars(row), "cause": row.cause if reveal else masking.notes(row.cause)})
 
 
-def conflict(row: ConflictRow) -> ConflictRead:
-    """One conflict as the conflicts route shows it (the staff note scrubbed of phones, e-mails, dates)."""
+def conflict(row: ConflictRow, *, names: tuple[str, ...] = (), reveal: bool = False) -> ConflictRead:
+    """One conflict as the conflicts route shows it: the staff note scrubbed of the customers' ``names``,
+    phones, e-mails and dates; the channel's event id and source masked below admin."""
     return ConflictRead(**{**vars(row), "customer_ids": list(row.customer_ids),
-                           "note": masking.scrub(row.note) if row.note else row.note})
+                           "note": masking.scrub(row.note, names) if row.note else row.note,
+                           "event_id": _id(row.event_id, reveal), "source": _id(row.source, reveal)})
 
 
 # Issue 12, access (H1).

@@ -27,9 +27,8 @@ from services.loyalty.schemas import (
     TierHistoryRead,
     TierRulesRead,
 )
-from shared.access import masking
 from shared.access.audit import auditor
-from shared.access.http import Reason
+from shared.access.http import Reason, Reveal, check_reveal
 from shared.access.visibility import Seeing
 from shared.clock import iso_utc
 from shared.http.api import Caller, caller_dep
@@ -73,19 +72,32 @@ def router(deps: Deps) -> APIRouter:
         queries.visible_root(customer_id, deps=d, seeing=seeing)
         return AccountRead(**queries.account(customer_id, deps=d))
 
+    def _shown(data: dict, caller: Caller, root: str, *, reveal: bool, reason: str | None, what: str) -> dict:
+        # Staff notes name no one a reader may see: below admin withheld, for an admin scrubbed, whole only on
+        # an admin's reveal (audited). Channel ids (event_id, source, order_id) through scrub_id.
+        if check_reveal(caller, reveal):
+            audit(caller, action=f"reveal.{what}", customer_id=root, reason=reason)
+            return data
+        return views.shown(data, admin=caller.at_least("admin"))
+
     @r.get("/accounts/{customer_id}/ledger", response_model=LedgerPage, tags=["accounts"])
     def get_ledger(d: DepsDep, customer_id: str, seeing: Seeing, caller: Caller = caller_dep("reader"),
-                   cursor: Cursor = None, limit: int = Query(50, ge=1, le=500)) -> LedgerPage:
-        """Ledger entries, newest first: each names its rule and its cause."""
-        queries.visible_root(customer_id, deps=d, seeing=seeing)
-        return LedgerPage(**masking.notes(queries.ledger(customer_id, cursor=cursor, limit=limit, deps=d)))
+                   cursor: Cursor = None, limit: int = Query(50, ge=1, le=500), reveal: bool = Reveal,
+                   reason: str | None = Reason) -> LedgerPage:
+        """Ledger entries, newest first: each names its rule and its cause (staff notes withheld below admin,
+        whole on an admin's ``reveal=true``, audited)."""
+        root = queries.visible_root(customer_id, deps=d, seeing=seeing)
+        page = queries.ledger(customer_id, cursor=cursor, limit=limit, deps=d)
+        return LedgerPage(**_shown(page, caller, root, reveal=reveal, reason=reason, what="ledger"))
 
     @r.get("/accounts/{customer_id}/statements/{month}", response_model=StatementRead, tags=["accounts"])
     def get_statement(d: DepsDep, customer_id: str, seeing: Seeing, month: str = MONTH,
-                      caller: Caller = caller_dep("reader")) -> StatementRead:
+                      caller: Caller = caller_dep("reader"), reveal: bool = Reveal,
+                      reason: str | None = Reason) -> StatementRead:
         """A monthly statement (``YYYY-MM``): opening, earned, refunded, redeemed, expired, adjusted, closing."""
-        queries.visible_root(customer_id, deps=d, seeing=seeing)
-        return StatementRead(**masking.notes(queries.monthly_statement(customer_id, month=month, deps=d)))
+        root = queries.visible_root(customer_id, deps=d, seeing=seeing)
+        statement = queries.monthly_statement(customer_id, month=month, deps=d)
+        return StatementRead(**_shown(statement, caller, root, reveal=reveal, reason=reason, what="statement"))
 
     @r.get("/accounts/{customer_id}/tiers", response_model=TierHistoryRead, tags=["tiers"])
     def get_tier_history(d: DepsDep, customer_id: str, seeing: Seeing,
@@ -118,10 +130,12 @@ def router(deps: Deps) -> APIRouter:
 
     @r.get("/accounts/{customer_id}/redemptions", response_model=RedemptionsPage, tags=["redemptions"])
     def get_redemptions(d: DepsDep, customer_id: str, seeing: Seeing, caller: Caller = caller_dep("reader"),
-                        offset: Offset = 0, limit: int = Query(50, ge=1, le=500)) -> RedemptionsPage:
+                        offset: Offset = 0, limit: int = Query(50, ge=1, le=500), reveal: bool = Reveal,
+                        reason: str | None = Reason) -> RedemptionsPage:
         """The member's redemptions, newest first."""
-        queries.visible_root(customer_id, deps=d, seeing=seeing)
-        return RedemptionsPage(**masking.notes(queries.redemptions(customer_id, offset=offset, limit=limit, deps=d)))
+        root = queries.visible_root(customer_id, deps=d, seeing=seeing)
+        page = queries.redemptions(customer_id, offset=offset, limit=limit, deps=d)
+        return RedemptionsPage(**_shown(page, caller, root, reveal=reveal, reason=reason, what="redemptions"))
 
     @r.post("/redemptions/{redemption_id}/cancel", response_model=RedemptionRead, tags=["redemptions"])
     def post_cancel(d: DepsDep, redemption_id: str, body: RedemptionCancel, seeing: Seeing,

@@ -3,13 +3,16 @@
 One module, so that a phone, a name, a birthday, an e-mail or a piece of free text reads the same in
 every route of every service. The rules (see the README, "Audit, masking and retention"):
 
-- phone: ``138****8000`` (the first three and last four digits, as receipts print them);
+- phone: ``138****8000`` (the first three and last four digits, as receipts print them) from eleven digits
+  on, the last four only from eight to ten (``****4567``), fewer below: never fewer than four digits hidden;
 - name: the first character (``张**``);
 - e-mail: first character of the local part and the domain (``z***@example.com``); a local part that
   is mostly digits (``13512340001@163.com``, a phone used as an address) shows none of it (``***@163.com``);
 - birthday: the month only (``****-03-**``): enough for a birthday greeting, not to identify anyone;
 - free text (complaint text, survey comments, notes, ``attributes.custom``, extra identity keys, fields a
-  channel adds to an event): every phone-like run of digits, e-mail address and date inside it masked,
+  channel adds to an event): every phone-like run of digits (separated by spaces, dots, dashes, slashes,
+  underscores, asterisks or commas, Arabic or Chinese digits), e-mail address and date (numeric, with
+  English month names, Chinese 年月日) inside it masked,
   then cut to :data:`TEXT_SHOWN` characters. A store manager reads what the complaint is about; the
   whole text, unmasked, is for an admin who reveals it (and that read is audited).
 
@@ -23,16 +26,30 @@ import re
 from functools import lru_cache
 from typing import Any
 
-from shared.privacy import mask_name, mask_phone, replace_phones
+from shared.privacy import HIDDEN_MIN, mask_digits, mask_name, mask_phone, replace_phones
 
 TEXT_SHOWN = 80
 _ELLIPSIS = "…"
 
-# A date in the notations people type: 1985-03-12, 1985/3/12, 1985.03.12, 1985年3月12日, 12/03/1985.
-_DATE = re.compile(r"(?<!\d)(?:\d{4}\s*[-/.年]\s*\d{1,2}\s*[-/.月]\s*\d{1,2}日?|\d{1,2}[-/.]\d{1,2}[-/.]\d{4})(?!\d)")
+# A date in the notations people type: 1985-03-12, 1985/3/12, 1985.03.12, 12/03/1985, 85-03-12, 1985年3月12日,
+# 3月12日, 一九八五年三月十二日, March 12, 1985, 12 Mar 1985, 12th of March: birthdays are written every way.
+_CN = "〇一二三四五六七八九零"
+_CN_NUM = f"[{_CN}十两]"
+_MONTH = (r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?"
+          r"|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?")
+_DAY = r"\d{1,2}(?:st|nd|rd|th)?"
+_DATE = re.compile(
+    r"(?<!\d)(?:\d{4}\s*[-/.]\s*\d{1,2}\s*[-/.]\s*\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{4}|\d{2}[-/.]\d{2}[-/.]\d{2})(?!\d)"
+    r"|(?:(?<!\d)\d{2,4}\s*年\s*)?(?<!\d)\d{1,2}\s*月\s*\d{1,2}\s*[日号]?"
+    rf"|(?:{_CN_NUM}{{2,4}}\s*年\s*)?{_CN_NUM}{{1,2}}\s*月\s*{_CN_NUM}{{1,3}}\s*[日号]"
+    rf"|\b{_MONTH}\s+{_DAY}\b(?:,?\s*(?:\d{{4}}|'?\d{{2}})(?!\d))?"
+    rf"|(?<!\d){_DAY}\s+(?:of\s+)?{_MONTH}(?![a-z])(?:,?\s*(?:\d{{4}}|'?\d{{2}})(?!\d))?",
+    re.IGNORECASE)
 _EMAIL = re.compile(r"[^\s@<>()\[\],;:\"']+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
-# Digits grouped by the separators numbers are written with; seven digits or more may be a phone.
-_DIGITS = re.compile(r"(?<![\d])\+?\(?\d(?:[\d\s().\-/]*\d)?")
+# Digits (Arabic, fullwidth or Chinese: 一三五一二三四零零零一) grouped by the separators numbers are written
+# with (spaces, dots, dashes, slashes, brackets, underscores, asterisks, commas); seven or more may be a phone.
+_D = rf"[\d{_CN}]"
+_DIGITS = re.compile(rf"(?<![\d{_CN}])\+?\(?{_D}(?:[\s().\-/_*,，]{{0,3}}{_D})*")
 _MIN_PHONE_DIGITS = 7
 _AMOUNT = re.compile(r"\d+\.\d{1,2}")  # money (12345.60): no phone is written with two decimals
 
@@ -49,17 +66,16 @@ CONTRACT_KEYS = frozenset({"order_id", "amount", "currency", "store_id", "items"
 
 
 def phone(value: Any) -> str | None:
-    """A phone (E.164 or as sent) masked: ``138****8000``."""
+    """A phone (E.164 or as sent) masked: ``138****8000``, at least four digits hidden whatever its length."""
     if value is None or value == "":
         return None
     text = str(value)
     if text.startswith("+"):
         return mask_phone(text)
     digits = re.sub(r"\D", "", text)
-    if len(digits) < _MIN_PHONE_DIGITS:
-        return "*" * len(digits) or "****"
-    national = digits[-11:] if len(digits) > 11 else digits
-    return f"{national[:3]}{'*' * (len(national) - 7)}{national[-4:]}"
+    if not digits:
+        return "****"
+    return mask_digits(digits[-11:] if len(digits) > 11 else digits)
 
 
 def name(value: Any) -> str | None:
@@ -88,13 +104,20 @@ def birthday(value: Any) -> str | None:
 
 
 def _last_four(run: str) -> str:
-    digits = re.sub(r"\D", "", run)
-    return "*" * (len(digits) - 4) + digits[-4:]
+    # The run's digits as written (Chinese stay Chinese), all hidden but the last four, and never fewer than
+    # HIDDEN_MIN hidden: ``*******0001``, ``*******零零零一``, ``****567``.
+    digits = [ch for ch in run if ch.isdigit() or ch in _CN]
+    shown = min(4, max(0, len(digits) - HIDDEN_MIN))
+    return "*" * (len(digits) - shown) + "".join(digits[len(digits) - shown:])
+
+
+def _digit_count(run: str) -> int:
+    return sum(ch.isdigit() or ch in _CN for ch in run)
 
 
 def _digits(found: re.Match) -> str:
     run = found.group(0)
-    if len(re.sub(r"\D", "", run)) < _MIN_PHONE_DIGITS or _AMOUNT.fullmatch(run.strip()):
+    if _digit_count(run) < _MIN_PHONE_DIGITS or _AMOUNT.fullmatch(run.strip()):
         return run
     return _last_four(run)
 
@@ -106,21 +129,39 @@ def scrub(value: str, names: tuple[str, ...] = ()) -> str:
         value = _names_pattern(names).sub(lambda m: name(m.group(0)) or "*", value)
     value = _EMAIL.sub(lambda m: email(m.group(0)) or "***", value)
     value = _DATE.sub("****-**-**", value)
-    # Phones by the redactor's detector (any region, any notation: ``135－1234－0001`` too); then any other
-    # run of seven digits or more, which may be a phone no region's plan knows, or an id card number.
-    value = replace_phones(value, _last_four)
-    return _DIGITS.sub(_digits, value)
+    # Any run of seven digits or more (a phone in any notation, one no region's plan knows, an id card
+    # number); then what the redactor's phone detector finds besides (``135－1234－0001``, ``+1 650 253 0000``).
+    value = _DIGITS.sub(_digits, value)
+    return replace_phones(value, _last_four)
 
 
-# In an id (an order number, a store code) only what is certainly a phone: a Chinese mobile number in any
-# notation, or any number written in E.164; other digit runs in ids are the ids themselves.
-_PHONE_IN_ID = re.compile(r"(?<!\d)(?:(?:\+|00)?86[ \-.]?)?1[3-9]\d(?:[ \-.]?\d){8}(?!\d)|\+\d{7,15}(?!\d)")
+# In an id (an order number, a source path, an event id) every run of seven digits or more, a number written
+# with its country code and spaces (``+852 9123 4567``), and a Chinese mobile in any notation: ids are shown
+# to trace an event, a reader needs none of their long numbers.
+_PHONE_IN_ID = re.compile(r"(?<!\d)(?:(?:\+|00)?86[ \-._*,]?)?1[3-9]\d(?:[ \-._*,]?\d){8}(?!\d)"
+                          r"|\+\d(?:[ \-.()]{0,2}\d){6,16}(?!\d)|\d{7,}")
+
+
+_HEX_TOKEN = re.compile(r"[0-9a-fA-F]{16,}")
 
 
 def scrub_id(value: str) -> str:
-    """An identifier with any e-mail or phone inside it masked, and nothing else touched."""
+    """An identifier with any e-mail, phone or other run of seven digits or more inside it masked (digits of a
+    random hex token the platform made, ``rd_8c1101d1e5ec44f8945f``, are no phone and stay)."""
     value = _EMAIL.sub(lambda m: email(m.group(0)) or "***", value)
-    return _PHONE_IN_ID.sub(_digits, value)
+    hexes = [(h.start(), h.end()) for h in _HEX_TOKEN.finditer(value) if not h.group(0).isdigit()]
+
+    def masked(found: re.Match) -> str:
+        run = found.group(0)
+        if run.isdigit() and not _CN_MOBILE.fullmatch(run) and any(
+                s <= found.start() and found.end() <= e for s, e in hexes):
+            return run
+        return _last_four(run)
+
+    return _PHONE_IN_ID.sub(masked, value)
+
+
+_CN_MOBILE = re.compile(r"1[3-9]\d{9}")
 
 
 def known_names(values: Any) -> tuple[str, ...]:
@@ -201,12 +242,37 @@ def attributes(values: dict[str, Any], names: tuple[str, ...] = ()) -> dict[str,
 
 
 NOTE_KEYS = frozenset({"reason", "note", "cancel_reason", "acknowledged_note"})
+# Ids a channel supplies (its event id, its source path, its order number, and loyalty's ledger entry ids and
+# buckets made from them): shown to trace an event, through
+# scrub_id, since a channel may build them from a phone (``wx-13512340001-0001``, ``wechat/mp/13512340001``).
+TRACE_KEYS = frozenset({"event_id", "source", "order_id", "entry_id", "bucket"})
 
 
-def notes(data: Any) -> Any:
-    """A response with every staff note in it (``reason``, ``note``…) scrubbed of phones, e-mails and dates."""
+def withheld(note: str) -> str:
+    """What a reader sees of a staff note where the service cannot tell the customer's names in it: that
+    there is one, and its length; never a word of it."""
+    return f"[note withheld: {len(note)} characters]"
+
+
+def note(value: str, *, withhold: bool, names: tuple[str, ...] = ()) -> str:
+    """A staff note as a caller below admin sees it: scrubbed of the customer's ``names``, phones, e-mails and
+    dates, or :func:`withheld` (``withhold``: the service does not know the customer's names)."""
+    return withheld(value) if withhold else scrub(value, names)
+
+
+def notes(data: Any, *, withhold: bool = False, names: tuple[str, ...] = ()) -> Any:
+    """A response with every staff note in it (``reason``, ``note``…) masked by :func:`note`, and every
+    channel-supplied id in it (``event_id``, ``source``, ``order_id``) by :func:`scrub_id`."""
     if isinstance(data, dict):
-        return {k: scrub(v) if k in NOTE_KEYS and isinstance(v, str) else notes(v) for k, v in data.items()}
+        out = {}
+        for k, v in data.items():
+            if k in NOTE_KEYS and isinstance(v, str):
+                out[k] = note(v, withhold=withhold, names=names)
+            elif k in TRACE_KEYS and isinstance(v, str):
+                out[k] = scrub_id(v)
+            else:
+                out[k] = notes(v, withhold=withhold, names=names)
+        return out
     if isinstance(data, list):
-        return [notes(v) for v in data]
+        return [notes(v, withhold=withhold, names=names) for v in data]
     return data

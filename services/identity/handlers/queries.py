@@ -91,7 +91,13 @@ def conflicts(status: str | None, *, customer_id: str | None, offset: int, limit
               deps: Deps) -> list[ConflictRead]:
     """Conflicts for review, by status (all when ``None``) and customer."""
     rows = deps.store.conflicts(status=status, customer_id=customer_id, offset=offset, limit=limit)
-    return [views.conflict(c) for c in rows]
+    return [views.conflict(c, names=_names(deps.store, c.customer_ids)) for c in rows]
+
+
+def _names(store, customer_ids) -> tuple[str, ...]:
+    # A conflict's note is staff's free text about its customers: their names are masked in it like in a timeline.
+    records = sorted({r for c in customer_ids for r in [c, *store.group(c)]})
+    return masking.known_names(v.value for v in store.attributes(records) if v.field == "name")
 
 
 def summary(*, deps: Deps, seeing: Visibility | None = None) -> dict:
@@ -137,7 +143,7 @@ def visible_conflicts(status: str | None, *, customer_id: str | None, offset: in
     if stores is None:
         return conflicts(status, customer_id=customer_id, offset=offset, limit=limit, deps=deps)
     rows = deps.store.conflicts_owned(stores, status=status, customer_id=customer_id, offset=offset, limit=limit)
-    return [views.conflict(c) for c in rows]
+    return [views.conflict(c, names=_names(deps.store, c.customer_ids)) for c in rows]
 
 
 def check_conflict(conflict_id: str, *, deps: Deps, seeing: Visibility) -> None:

@@ -9,14 +9,46 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from services.loyalty.domain.model import Bonus, Entry, Posted, Purchase, Refund
+from shared.storage.crypto import SERVICE, KeyRing
 from shared.storage.membership import Membership
 from shared.storage.outbox import OutboxStore
 from shared.storage.owners import OwnerRow
+
+# Staff notes are free text (a customer's name or phone written down): sealed at rest under the service's own
+# key, in both adapters, as alerts seals its notes. Rows written before are read as they are.
+NOTE_FIELDS = ("reason", "note")
+
+
+def seal_cause(cause: dict[str, Any], keys: KeyRing) -> dict[str, Any]:
+    """A ledger entry's cause with its staff notes sealed."""
+    return {k: keys.seal(SERVICE, f"loyalty.cause.{k}", v) if k in NOTE_FIELDS and isinstance(v, str) else v
+            for k, v in cause.items()}
+
+
+def open_cause(cause: dict[str, Any], keys: KeyRing) -> dict[str, Any]:
+    """A stored cause with its staff notes opened."""
+    return {k: keys.open(SERVICE, f"loyalty.cause.{k}", v) if k in NOTE_FIELDS and isinstance(v, str) else v
+            for k, v in cause.items()}
+
+
+def seal_note(keys: KeyRing, field_name: str, text: str | None) -> str | None:
+    """A staff note (cancellation reason) or stored answer sealed under the service's key."""
+    return keys.seal(SERVICE, f"loyalty.{field_name}", text)
+
+
+def open_note(keys: KeyRing, field_name: str, token: str | None) -> str | None:
+    """What :func:`seal_note` sealed (a value written before sealing as it is)."""
+    return keys.open(SERVICE, f"loyalty.{field_name}", token)
+
+
+def opened_redemption(row: RedemptionRow, keys: KeyRing) -> RedemptionRow:
+    """A stored redemption with its cancellation reason opened."""
+    return replace(row, cancel_reason=open_note(keys, "cancel_reason", row.cancel_reason)) if row.cancel_reason else row
 
 
 def from_ms(ms: int) -> datetime:

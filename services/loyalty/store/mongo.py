@@ -17,6 +17,11 @@ from services.loyalty.store import (
     IdempotencyRow,
     RedemptionRow,
     RewardRow,
+    open_cause,
+    open_note,
+    opened_redemption,
+    seal_cause,
+    seal_note,
 )
 from shared.clock import iso_utc, parse_iso
 from shared.contract.facts import epoch_ms
@@ -35,9 +40,9 @@ def _purchase(d: dict) -> Purchase:
                     d["day"], tuple(Line(*ln) for ln in d["lines"]))
 
 
-def _entry(d: dict) -> Entry:
+def _entry(d: dict, keys) -> Entry:
     return Entry(d["_id"], d["record_id"], d["bucket"], d["rule"], d["kind"], d["points"], d["effective_at"],
-                 d["posted_at"], d["cause"])
+                 d["posted_at"], open_cause(d["cause"], keys))
 
 
 def _reward(d: dict) -> RewardRow:
@@ -143,7 +148,8 @@ class MongoLoyaltyStore(MongoStore, MongoMembership, MongoOwners):
         if entries:
             self.mdb["ledger"].insert_many([
                 {"_id": e.entry_id, "record_id": e.record_id, "bucket": e.bucket, "rule": e.rule, "kind": e.kind,
-                 "points": e.points, "effective_at": e.effective_at, "posted_at": e.posted_at, "cause": e.cause}
+                 "points": e.points, "effective_at": e.effective_at, "posted_at": e.posted_at,
+                 "cause": seal_cause(e.cause, self.keys)}
                 for e in entries])
 
     def posted(self, record_ids: list[str], *, buckets: list[str] | None = None) -> dict[tuple[str, str], Posted]:
@@ -161,7 +167,7 @@ class MongoLoyaltyStore(MongoStore, MongoMembership, MongoOwners):
     def movements_of(self, record_ids: list[str]) -> list[Entry]:
         """Redemptions, cancellations and manual adjustments of these records."""
         cur = self.mdb["ledger"].find({"record_id": {"$in": record_ids}, "kind": {"$in": ["redeem", "adjust"]}})
-        return [_entry(d) for d in cur]
+        return [_entry(d, self.keys) for d in cur]
 
     def balance(self, record_ids: list[str], *, before: str | None = None) -> int:
         """The sum of these records' entries (posted before ``before``, if given)."""
@@ -178,12 +184,12 @@ class MongoLoyaltyStore(MongoStore, MongoMembership, MongoOwners):
         if before is not None:
             q["$or"] = [{"posted_at": {"$lt": before[0]}}, {"posted_at": before[0], "_id": {"$lt": before[1]}}]
         cur = self.mdb["ledger"].find(q).sort([("posted_at", -1), ("_id", -1)]).limit(limit)
-        return [_entry(d) for d in cur]
+        return [_entry(d, self.keys) for d in cur]
 
     def entries_posted(self, record_ids: list[str], *, start: str, end: str) -> list[Entry]:
         """Entries posted in ``[start, end)``."""
         cur = self.mdb["ledger"].find({"record_id": {"$in": record_ids}, "posted_at": {"$gte": start, "$lt": end}})
-        return [_entry(d) for d in cur.sort([("posted_at", 1), ("_id", 1)])]
+        return [_entry(d, self.keys) for d in cur.sort([("posted_at", 1), ("_id", 1)])]
 
     # -- accounts -----------------------------------------------------------------------
     def account(self, customer_id: str) -> AccountRow | None:
@@ -281,12 +287,13 @@ class MongoLoyaltyStore(MongoStore, MongoMembership, MongoOwners):
     def redemption(self, redemption_id: str) -> RedemptionRow | None:
         """One redemption."""
         d = self.mdb["redemptions"].find_one({"_id": redemption_id})
-        return _redemption(d) if d else None
+        return opened_redemption(_redemption(d), self.keys) if d else None
 
     def redemptions_of(self, record_ids: list[str], *, offset: int, limit: int) -> list[RedemptionRow]:
         """Redemptions of these records, newest first."""
         cur = self.mdb["redemptions"].find({"record_id": {"$in": record_ids}})
-        return [_redemption(d) for d in cur.sort([("created_at", -1), ("_id", -1)]).skip(offset).limit(limit)]
+        cur = cur.sort([("created_at", -1), ("_id", -1)]).skip(offset).limit(limit)
+        return [opened_redemption(_redemption(d), self.keys) for d in cur]
 
     def redeemed_count(self, record_ids: list[str], reward_id: str) -> int:
         """How many of a reward these records hold (cancelled ones do not count)."""
@@ -299,18 +306,24 @@ class MongoLoyaltyStore(MongoStore, MongoMembership, MongoOwners):
         """Mark a completed redemption cancelled; False when it was not completed."""
         res = self.mdb["redemptions"].update_one(
             {"_id": redemption_id, "status": "completed"},
-            {"$set": {"status": "cancelled", "cancelled_at": at, "cancelled_by": by, "cancel_reason": reason}})
+            {"$set": {"status": "cancelled", "cancelled_at": at, "cancelled_by": by,
+                      "cancel_reason": seal_note(self.keys, "cancel_reason", reason)}})
         return res.matched_count == 1
 
     def idempotent(self, scope: str, key: str) -> IdempotencyRow | None:
         """The answer already given to this key, if any."""
         d = self.mdb["idempotency"].find_one({"_id": _key(scope, key)})
-        return IdempotencyRow(scope, key, d["fingerprint"], d["status"], d["body"], d["at"]) if d else None
+        if d is None:
+            return None
+        body = open_note(self.keys, "idempotency.body", d["body"])
+        return IdempotencyRow(scope, key, d["fingerprint"], d["status"], body, d["at"])  # type: ignore[arg-type]
 
     def put_idempotent(self, row: IdempotencyRow) -> None:
         """Remember the answer given to a key."""
         self.mdb["idempotency"].insert_one({"_id": _key(row.scope, row.key), "fingerprint": row.fingerprint,
-                                            "status": row.status, "body": row.body, "at": row.at})
+                                            "status": row.status,
+                                            "body": seal_note(self.keys, "idempotency.body", row.body),
+                                            "at": row.at})
 
     # -- issue 12, erasure (H4) ---------------------------------------------------------
     def erase_customer(self, customer_id: str, *, records: list[str], erasure_id: str, anon: str) -> list[str]:

@@ -7,6 +7,7 @@ and its writes are serialized across threads and processes.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -17,6 +18,11 @@ from services.loyalty.store import (
     IdempotencyRow,
     RedemptionRow,
     RewardRow,
+    open_cause,
+    open_note,
+    opened_redemption,
+    seal_cause,
+    seal_note,
 )
 from shared.clock import iso_utc, parse_iso
 from shared.contract.facts import epoch_ms
@@ -93,9 +99,9 @@ def _purchase(row: tuple) -> Purchase:
                     tuple(Line(*ln) for ln in json.loads(lines)))
 
 
-def _entry(row: tuple) -> Entry:
+def _entry(row: tuple, keys) -> Entry:
     eid, record, bucket, rule, kind, points, eff, posted, cause = row
-    return Entry(eid, record, bucket, rule, kind, points, eff, posted, json.loads(cause))
+    return Entry(eid, record, bucket, rule, kind, points, eff, posted, open_cause(json.loads(cause), keys))
 
 
 _ENTRY_COLS = "entry_id, record_id, bucket, rule, kind, points, effective_at, posted_at, cause"
@@ -191,7 +197,7 @@ class SqliteLoyaltyStore(SqliteStore, SqliteMembership, SqliteOwners):
         self.db.conn().executemany(
             f"INSERT INTO ledger({_ENTRY_COLS}) VALUES (?,?,?,?,?,?,?,?,?)",
             [(e.entry_id, e.record_id, e.bucket, e.rule, e.kind, e.points, e.effective_at, e.posted_at,
-              json.dumps(e.cause, separators=(",", ":"), default=str)) for e in entries])
+              json.dumps(seal_cause(e.cause, self.keys), separators=(",", ":"), default=str)) for e in entries])
 
     def posted(self, record_ids: list[str], *, buckets: list[str] | None = None) -> dict[tuple[str, str], Posted]:
         """What each derived bucket of these records (or only these buckets of them) adds up to now."""
@@ -208,7 +214,7 @@ class SqliteLoyaltyStore(SqliteStore, SqliteMembership, SqliteOwners):
         rows = self.db.conn().execute(
             f"SELECT {_ENTRY_COLS} FROM ledger WHERE record_id IN ({_in(record_ids)}) AND kind IN ('redeem', 'adjust')",
             record_ids)
-        return [_entry(r) for r in rows]
+        return [_entry(r, self.keys) for r in rows]
 
     def balance(self, record_ids: list[str], *, before: str | None = None) -> int:
         """The sum of these records' entries (posted before ``before``, if given)."""
@@ -228,14 +234,14 @@ class SqliteLoyaltyStore(SqliteStore, SqliteMembership, SqliteOwners):
         rows = self.db.conn().execute(
             f"SELECT {_ENTRY_COLS} FROM ledger WHERE record_id IN ({_in(record_ids)}){cond}"
             " ORDER BY posted_at DESC, entry_id DESC LIMIT ?", [*args, limit])
-        return [_entry(r) for r in rows]
+        return [_entry(r, self.keys) for r in rows]
 
     def entries_posted(self, record_ids: list[str], *, start: str, end: str) -> list[Entry]:
         """Entries posted in ``[start, end)``."""
         rows = self.db.conn().execute(
             f"SELECT {_ENTRY_COLS} FROM ledger WHERE record_id IN ({_in(record_ids)}) AND posted_at >= ?"
             " AND posted_at < ? ORDER BY posted_at, entry_id", [*record_ids, start, end])
-        return [_entry(r) for r in rows]
+        return [_entry(r, self.keys) for r in rows]
 
     # -- accounts -----------------------------------------------------------------------
     def account(self, customer_id: str) -> AccountRow | None:
@@ -340,14 +346,14 @@ class SqliteLoyaltyStore(SqliteStore, SqliteMembership, SqliteOwners):
     def redemption(self, redemption_id: str) -> RedemptionRow | None:
         """One redemption."""
         row = self.db.conn().execute("SELECT * FROM redemptions WHERE redemption_id = ?", (redemption_id,)).fetchone()
-        return RedemptionRow(*row) if row else None
+        return opened_redemption(RedemptionRow(*row), self.keys) if row else None
 
     def redemptions_of(self, record_ids: list[str], *, offset: int, limit: int) -> list[RedemptionRow]:
         """Redemptions of these records, newest first."""
         rows = self.db.conn().execute(
             f"SELECT * FROM redemptions WHERE record_id IN ({_in(record_ids)})"
             " ORDER BY created_at DESC, redemption_id DESC LIMIT ? OFFSET ?", [*record_ids, limit, offset])
-        return [RedemptionRow(*r) for r in rows]
+        return [opened_redemption(RedemptionRow(*r), self.keys) for r in rows]
 
     def redeemed_count(self, record_ids: list[str], reward_id: str) -> int:
         """How many of a reward these records hold (cancelled ones do not count)."""
@@ -359,17 +365,20 @@ class SqliteLoyaltyStore(SqliteStore, SqliteMembership, SqliteOwners):
         """Mark a completed redemption cancelled; False when it was not completed."""
         cur = self.db.conn().execute(
             "UPDATE redemptions SET status = 'cancelled', cancelled_at = ?, cancelled_by = ?, cancel_reason = ?"
-            " WHERE redemption_id = ? AND status = 'completed'", (at, by, reason, redemption_id))
+            " WHERE redemption_id = ? AND status = 'completed'",
+            (at, by, seal_note(self.keys, "cancel_reason", reason), redemption_id))
         return cur.rowcount == 1
 
     def idempotent(self, scope: str, key: str) -> IdempotencyRow | None:
         """The answer already given to this key, if any."""
         row = self.db.conn().execute("SELECT * FROM idempotency WHERE scope = ? AND key = ?", (scope, key)).fetchone()
-        return IdempotencyRow(*row) if row else None
+        return IdempotencyRow(*row[:4], open_note(self.keys, "idempotency.body", row[4]), row[5]) if row else None
 
     def put_idempotent(self, row: IdempotencyRow) -> None:
         """Remember the answer given to a key."""
-        self.db.conn().execute("INSERT INTO idempotency VALUES (?,?,?,?,?,?)", tuple(vars(row).values()))
+        # The answer repeats the request's reason (a staff note): sealed like it.
+        sealed = replace(row, body=seal_note(self.keys, "idempotency.body", row.body))
+        self.db.conn().execute("INSERT INTO idempotency VALUES (?,?,?,?,?,?)", tuple(vars(sealed).values()))
 
     # -- issue 12, erasure (H4) ---------------------------------------------------------
     def erase_customer(self, customer_id: str, *, records: list[str], erasure_id: str, anon: str) -> list[str]:

@@ -62,7 +62,26 @@ def _scenario(flow: Flow) -> str:
     cut = f'{{"specversion": "1.0", "id": "cut-1", "source": "pos/SH-004", "data": {{"identity": {{"phone": "{PHONE}"'
     flow.platform.send(topics.CHANNEL_TOPICS["pos"], [cut.encode()])
     flow.platform.settle()
-    return flow.customer_id(phone=PHONE)
+    customer = flow.customer_id(phone=PHONE)
+    _loyalty_notes(flow, customer)
+    return customer
+
+
+# Staff notes in loyalty (an adjustment's reason, a cancelled redemption's reason) name the customer.
+NOTE = f"{NAME} asked by phone {PHONE}, born {BIRTHDAY}"
+
+
+def _loyalty_notes(flow: Flow, customer: str) -> None:
+    operator = flow.platform["loyalty"].api(OPERATOR)
+    admin = flow.platform["loyalty"].api(ADMIN)
+    assert operator.post(f"/v1/loyalty/accounts/{customer}/adjustments", json={"points": 500, "reason": NOTE},
+                         headers={"Idempotency-Key": "atrest-adj-1"}).status_code == 201
+    reward = admin.post("/v1/loyalty/rewards", json={"name": "Tea set", "points_cost": 100, "stock": 5})
+    assert reward.status_code == 201, reward.text
+    red = operator.post(f"/v1/loyalty/accounts/{customer}/redemptions", json={"reward_id": reward.json()["reward_id"]})
+    assert red.status_code == 201, red.text
+    cancel = operator.post(f"/v1/loyalty/redemptions/{red.json()['redemption_id']}/cancel", json={"reason": NOTE})
+    assert cancel.status_code == 200, cancel.text
 
 
 def _store_files(data: Path) -> list[Path]:
@@ -100,6 +119,9 @@ def test_no_personal_field_is_readable_in_the_store_files_without_the_master_key
     letters = admin.get("/v1/deadletters", params={"reveal": "true"}).json()
     assert any(PHONE in json.dumps(x) for x in letters["items"]), letters
     assert set(flow.open_alerts(customer)) >= {"complaint", "survey_low"}
+    loyalty = flow.platform["loyalty"].api(ADMIN)
+    ledger = loyalty.get(f"/v1/loyalty/accounts/{customer}/ledger", params={"reveal": "true"}).json()["items"]
+    assert [e["cause"]["reason"] for e in ledger if e["rule"] in ("manual", "cancel")] == [NOTE, NOTE]
 
 
 def test_a_store_opened_with_another_master_key_fails_clearly(flow: Flow, tmp_path):

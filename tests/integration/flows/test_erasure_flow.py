@@ -207,8 +207,9 @@ def test_the_export_holds_exactly_what_the_four_services_apis_show(flow):
     assert len(doc["identity"]["timeline"]) == 4
     assert doc["loyalty"]["account"] == loyalty.get(f"/v1/loyalty/accounts/{customer}").json()
     assert doc["loyalty"]["ledger"] == loyalty.get(f"/v1/loyalty/accounts/{customer}/ledger",
-                                                   params={"limit": 500}).json()["items"]
-    assert doc["loyalty"]["redemptions"] == loyalty.get(f"/v1/loyalty/accounts/{customer}/redemptions").json()["items"]
+                                                   params={"limit": 500, "reveal": "true"}).json()["items"]
+    assert doc["loyalty"]["redemptions"] == loyalty.get(f"/v1/loyalty/accounts/{customer}/redemptions",
+                                                        params={"reveal": "true"}).json()["items"]
     assert len(doc["loyalty"]["redemptions"]) == 1
     assert doc["loyalty"]["tiers"] == loyalty.get(f"/v1/loyalty/accounts/{customer}/tiers").json()
     alerts = flow.platform["alerts"].api(ADMIN).get("/v1/alerts", params={"customer_id": customer, "limit": 500,
