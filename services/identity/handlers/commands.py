@@ -137,9 +137,13 @@ def keep_audit_entries(entries: list[AuditEntry], *, deps: Deps) -> None:
     kept = []
     for one in entries:
         record = store.record(one.customer_id) if one.reason and one.customer_id else None
+        names: tuple[str, ...] = ()
         if record is not None:
             group = store.group(record.root_id)
             names = masking.known_names(v.value for v in store.attributes(group) if v.field == "name")
-            one = one.model_copy(update={"reason": masking.scrub(one.reason or "", names)})
+        if one.reason:
+            # Every reason, with a customer or without (a conflict closed, a campaign moved, a redrive), is
+            # scrubbed again here: an entry published by another service is kept only as identity scrubs it.
+            one = one.model_copy(update={"reason": masking.scrub(one.reason, names)})
         kept.append(one)
     store.audit_add(kept)

@@ -7,6 +7,7 @@ Adapter-private (kept apart so ``sqlite.py`` holds the identity graph itself); t
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 from services.identity.store import ErasureRow
 from shared.access.audit import AuditEntry, AuditQuery
@@ -42,6 +43,10 @@ class SqlitePrivacy:
     def audit_find(self, query: AuditQuery, *, after: tuple[str, str] | None, limit: int) -> list[AuditEntry]:
         """Audit entries matching ``query``, newest first, after the keyset position ``after``."""
         return audit_store.sqlite_audit_find(self.db, query, after=after, limit=limit)
+
+    def audit_scrub(self, customer_ids: list[str], *, scrub: Callable[[str], str]) -> int:
+        """Rewrite the reasons of the audit entries about these customers through ``scrub`` (an erasure)."""
+        return audit_store.sqlite_audit_scrub(self.db, customer_ids, scrub=scrub)
 
     def audit_purge(self, *, before: str) -> int:
         """Delete audit entries older than ``before`` (retention)."""
