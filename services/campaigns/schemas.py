@@ -57,12 +57,15 @@ class CampaignRead(Definition):
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
+    # Null to a store-scoped reader, with ``launch``: they belong to the whole campaign (like the results' cost).
+    costs: Costs | None = Field(default_factory=Costs)  # type: ignore[assignment]
     campaign_id: str
     status: Literal["draft", "scheduled", "running", "paused", "completed", "cancelled"]
     created_at: str
     updated_at: str
     launched_at: str | None = None
-    launch: LaunchRead | None = None
+    launch: LaunchRead | None = Field(None, description="what the launch did; null before it, and to a "
+                                                        "store-scoped reader (company-wide figures)")
     paused_from: str | None = None
     last_error: str | None = Field(None, description="why the last scheduled launch failed, if it did")
 

@@ -44,12 +44,15 @@ METHOD = {
 }
 
 
-def campaign_read(row: CampaignRow) -> CampaignRead:
-    """A stored campaign as the API shows it."""
-    return CampaignRead(**row.definition, campaign_id=row.id, status=row.status, created_at=row.created_at,
+def campaign_read(row: CampaignRow, *, whole: bool = True) -> CampaignRead:
+    """A stored campaign as the API shows it; ``whole=False`` (a store-scoped reader) leaves out what
+    belongs to the whole campaign and cannot be split by store: the launch figures and the costs (null), as
+    the results do for such a reader."""
+    definition = row.definition if whole else {**row.definition, "costs": None}
+    return CampaignRead(**definition, campaign_id=row.id, status=row.status, created_at=row.created_at,
                         updated_at=row.updated_at, launched_at=row.launched_at,
-                        launch=LaunchRead(**row.launch) if row.launch else None, paused_from=row.paused_from,
-                        last_error=row.last_error)
+                        launch=LaunchRead(**row.launch) if row.launch and whole else None,
+                        paused_from=row.paused_from, last_error=row.last_error)
 
 
 def member_read(row: MemberRow) -> MemberRead:
