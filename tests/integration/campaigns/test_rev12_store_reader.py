@@ -60,4 +60,5 @@ def test_a_store_scoped_reader_sees_no_launch_figures_and_no_costs(world):
     for seen in read("s1-reader"):
         assert {"launch", "costs"} <= set(seen)  # the field names stay
         assert (seen["launch"], seen["costs"]) == (None, None)
-        assert (seen["name"], seen["status"], seen["launched_at"]) == ("Spring", "running", launched.json()["launched_at"])
+        assert (seen["name"], seen["status"], seen["launched_at"]) == (
+            "Spring", "running", launched.json()["launched_at"])
