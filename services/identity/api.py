@@ -253,8 +253,11 @@ def router(deps: Deps) -> APIRouter:
         return ErasureAccepted(erasure_id=done.erasure_id)
 
     @r.get("/erasures/{erasure_id}", response_model=ErasureRead, tags=["privacy"], responses=errors(404))
-    def get_erasure(erasure_id: str, deps: DepsDep, caller: Admin) -> ErasureRead:
-        """An erasure's state: each service's confirmation, ``done`` once all four confirmed (ids only)."""
+    def get_erasure(erasure_id: str, deps: DepsDep, caller: Admin, seeing: Seeing) -> ErasureRead:
+        """An erasure's state: each service's confirmation, ``done`` once all four confirmed (ids only);
+        company-wide admins only, like the audit log (the erased customer's store is gone with them)."""
+        # A scoped admin gets the same 403 for every id, known or not: nothing about erasures to probe.
+        seeing.company_only("following an erasure")
         return ErasureRead(**privacy.erasure_status(erasure_id, deps=deps))
 
     @r.get("/customers/{customer_id}/export", response_model=ExportRead, tags=["privacy"],
