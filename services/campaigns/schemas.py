@@ -158,8 +158,8 @@ class PeriodSalesRead(BaseModel):
 
 
 class CostRead(BaseModel):
-    fixed: Decimal
-    per_touch: Decimal
+    fixed: Decimal | None = Field(description="null in results restricted to some stores' members")
+    per_touch: Decimal | None = Field(description="null in results restricted to some stores' members")
     touches: int | None = Field(description="null in results restricted to some stores' members")
     total: Decimal | None = Field(description="null in results restricted to some stores' members")
 
@@ -181,7 +181,8 @@ class ResultsRead(BaseModel):
     attribution: Literal["last_touch", "first_touch", "linear"]
     attribution_window_days: int
     method: dict[str, str]
-    launch: LaunchRead
+    launch: LaunchRead | None = Field(description="what the launch did (company-wide figures); null in results "
+                                                  "restricted to some stores' members")
     overall: SegmentRead
     breakdowns: dict[str, list[SegmentRead]]
     daily: list[DayRead]

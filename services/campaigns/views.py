@@ -92,11 +92,14 @@ def _period_sales(rep: Report) -> PeriodSalesRead | None:
 def results_read(found: Results, *, attribution: str) -> ResultsRead:
     """A campaign's report as the API shows it."""
     row, rep = found.campaign, found.report
-    costs = row.definition["costs"]
+    # Restricted to some stores' members: the whole campaign's launch figures and costs are left out, as its
+    # cost total, touches and ROI are (and as the campaign route does for such a reader).
+    whole = found.owned_by is None
+    costs = row.definition["costs"] if whole else {"fixed": None, "per_touch": None}
     return ResultsRead(
         campaign_id=row.id, status=row.status, attribution=attribution,
         attribution_window_days=row.definition["attribution_window_days"], method=METHOD,
-        launch=LaunchRead(**row.launch), overall=_segment(rep.overall),
+        launch=LaunchRead(**row.launch) if whole else None, overall=_segment(rep.overall),
         breakdowns={k: [_segment(s) for s in v] for k, v in rep.breakdowns.items()},
         daily=[DayRead(day=d.day, group=d.group, new_converters=d.new_converters,
                        returning_converters=d.returning_converters, orders=d.orders, revenue=money(d.revenue_minor),

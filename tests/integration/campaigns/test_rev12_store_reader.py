@@ -62,3 +62,11 @@ def test_a_store_scoped_reader_sees_no_launch_figures_and_no_costs(world):
         assert (seen["launch"], seen["costs"]) == (None, None)
         assert (seen["name"], seen["status"], seen["launched_at"]) == (
             "Spring", "running", launched.json()["launched_at"])
+    # The results over its store's members leave the whole campaign's launch figures and costs out as well.
+    mine = world.http.get(f"/v1/campaigns/{campaign}/results", headers={"Authorization": "Bearer s1-reader"})
+    everyone = world.http.get(f"/v1/campaigns/{campaign}/results", headers={"Authorization": "Bearer rd"})
+    assert mine.status_code == everyone.status_code == 200, (mine.text, everyone.text)
+    assert (mine.json()["launch"], mine.json()["cost"]) == (None, {"fixed": None, "per_touch": None, "touches": None,
+                                                                    "total": None})
+    assert everyone.json()["launch"] == launched.json()["launch"]
+    assert (everyone.json()["cost"]["fixed"], everyone.json()["cost"]["per_touch"]) == ("10.00", "0.10")
