@@ -58,15 +58,18 @@ def sqlite_audit_purge(db: Any, *, before: str) -> int:
         return c.execute("DELETE FROM audit_log WHERE at < ?", (before,)).rowcount
 
 
-def sqlite_audit_scrub(db: Any, customer_ids: list[str], *, scrub: Callable[[str], str]) -> int:
-    """Rewrite the reasons of the entries about these customers through ``scrub`` (an erasure); returns how many
-    changed. Joins the caller's transaction."""
-    if not customer_ids:
+def sqlite_audit_scrub(db: Any, customer_ids: list[str], *, scrub: Callable[[str], str],
+                      targets: list[str] | tuple[str, ...] = ()) -> int:
+    """Rewrite through ``scrub`` (an erasure) the reasons of the entries about these customers, or acting on
+    these ``targets`` (their conflicts: a conflict's entry names no customer); returns how many changed. Joins
+    the caller's transaction."""
+    if not customer_ids and not targets:
         return 0
-    marks = ",".join("?" * len(customer_ids))
+    customers, acted_on = ",".join("?" * len(customer_ids)), ",".join("?" * len(targets))
     with db.transaction() as c:
-        rows = c.execute(f"SELECT audit_id, reason FROM audit_log WHERE customer_id IN ({marks})"
-                         " AND reason IS NOT NULL", customer_ids).fetchall()
+        rows = c.execute(f"SELECT audit_id, reason FROM audit_log WHERE (customer_id IN ({customers})"
+                         f" OR target IN ({acted_on})) AND reason IS NOT NULL",
+                         [*customer_ids, *targets]).fetchall()
         changed = [(scrub(reason), audit_id) for audit_id, reason in rows if scrub(reason) != reason]
         c.executemany("UPDATE audit_log SET reason = ? WHERE audit_id = ?", changed)
     return len(changed)
@@ -109,12 +112,14 @@ def mongo_audit_find(mdb: Any, query: AuditQuery, *, after: tuple[str, str] | No
     return [AuditEntry(d["_id"], *(d.get(k) for k in _COLS[1:])) for d in cur]
 
 
-def mongo_audit_scrub(mdb: Any, customer_ids: list[str], *, scrub: Callable[[str], str]) -> int:
-    """Rewrite the reasons of the entries about these customers through ``scrub`` (an erasure); returns how many
-    changed."""
+def mongo_audit_scrub(mdb: Any, customer_ids: list[str], *, scrub: Callable[[str], str],
+                      targets: list[str] | tuple[str, ...] = ()) -> int:
+    """Rewrite through ``scrub`` (an erasure) the reasons of the entries about these customers, or acting on
+    these ``targets``; returns how many changed."""
     changed = 0
-    for doc in list(mdb["audit_log"].find({"customer_id": {"$in": customer_ids}, "reason": {"$ne": None}},
-                                          {"reason": 1})):
+    which = {"$or": [{"customer_id": {"$in": list(customer_ids)}}, {"target": {"$in": list(targets)}}],
+             "reason": {"$ne": None}}
+    for doc in list(mdb["audit_log"].find(which, {"reason": 1})):
         kept = scrub(doc["reason"])
         if kept != doc["reason"]:
             mdb["audit_log"].update_one({"_id": doc["_id"]}, {"$set": {"reason": kept}})

@@ -61,7 +61,7 @@ def erase(customer_id: str, *, reason: str, by: str, deps: Deps,
 
         row = ErasureRow(erasure_id, root.id, tuple(records), scrub(reason), by, now,
                          {name: (now if name == "identity" else None) for name in ERASURE_SERVICES})
-        store.audit_scrub(records, scrub=scrub)
+        store.audit_scrub(records, scrub=scrub, targets=_conflicts_of(records, deps=deps))
         store.erase(records, erasure=row, pseudonyms=pseudonyms)
         done = Erased(erasure_id, root.id, row.reason)
         if audit is not None:
@@ -80,6 +80,17 @@ def erase(customer_id: str, *, reason: str, by: str, deps: Deps,
     deps.relay(outbox)
     store.scrub()
     return done
+
+
+def _conflicts_of(records: list[str], *, deps: Deps) -> list[str]:
+    """The ids of every conflict naming one of these records (their audit entries name no customer)."""
+    found: set[str] = set()
+    for record in records:
+        offset = 0
+        while page := deps.store.conflicts(status=None, customer_id=record, offset=offset, limit=_LETTER_PAGE):
+            found.update(c.conflict_id for c in page)
+            offset += len(page)
+    return sorted(found)
 
 
 def _forget_letters(pseudonyms: set[str], *, deps: Deps) -> None:

@@ -35,9 +35,11 @@ class MongoPrivacy:
         """Audit entries matching ``query``, newest first, after the keyset position ``after``."""
         return audit_store.mongo_audit_find(self.mdb, query, after=after, limit=limit)
 
-    def audit_scrub(self, customer_ids: list[str], *, scrub: Callable[[str], str]) -> int:
-        """Rewrite the reasons of the audit entries about these customers through ``scrub`` (an erasure)."""
-        return audit_store.mongo_audit_scrub(self.mdb, customer_ids, scrub=scrub)
+    def audit_scrub(self, customer_ids: list[str], *, scrub: Callable[[str], str], targets: list[str]) -> int:
+        """Rewrite through ``scrub`` (an erasure) the reasons of the audit entries about these customers or
+        acting on these ``targets`` (their conflicts)."""
+        return audit_store.mongo_audit_scrub(self.mdb, customer_ids, scrub=scrub,
+                                               targets=targets)
 
     def audit_purge(self, *, before: str) -> int:
         """Delete audit entries older than ``before`` (retention)."""

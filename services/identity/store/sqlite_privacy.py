@@ -44,9 +44,11 @@ class SqlitePrivacy:
         """Audit entries matching ``query``, newest first, after the keyset position ``after``."""
         return audit_store.sqlite_audit_find(self.db, query, after=after, limit=limit)
 
-    def audit_scrub(self, customer_ids: list[str], *, scrub: Callable[[str], str]) -> int:
-        """Rewrite the reasons of the audit entries about these customers through ``scrub`` (an erasure)."""
-        return audit_store.sqlite_audit_scrub(self.db, customer_ids, scrub=scrub)
+    def audit_scrub(self, customer_ids: list[str], *, scrub: Callable[[str], str], targets: list[str]) -> int:
+        """Rewrite through ``scrub`` (an erasure) the reasons of the audit entries about these customers or
+        acting on these ``targets`` (their conflicts)."""
+        return audit_store.sqlite_audit_scrub(self.db, customer_ids, scrub=scrub,
+                                               targets=targets)
 
     def audit_purge(self, *, before: str) -> int:
         """Delete audit entries older than ``before`` (retention)."""

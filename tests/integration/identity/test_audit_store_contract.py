@@ -123,12 +123,15 @@ def test_dead_letter_purge_deletes_letters_older_than_the_moment_and_keeps_that_
 
 def test_an_erasure_rewrites_the_reasons_of_entries_about_its_customers_and_no_others(store):
     # Review of issue 12, D4: the one change an entry undergoes, on every backend.
+    # A conflict's entry names no customer, only the conflict (its target): au_010 acts on one of theirs.
     store.audit_add([_entry(2, customer="c_gone"), _entry(4, customer="c_gone_w"), _entry(6, customer="c_kept"),
-                     _entry(8, customer=None), _entry(1, customer="c_gone")])  # au_001 has no reason
+                     _entry(8, customer=None), _entry(1, customer="c_gone"), _entry(10, customer=None)])
     with store.transaction():
-        changed = store.audit_scrub(["c_gone", "c_gone_w"], scrub=lambda text: text.replace("good", "****"))
-    assert changed == 2
+        changed = store.audit_scrub(["c_gone", "c_gone_w"], scrub=lambda text: text.replace("good", "****"),
+                                    targets=["adj_10"])
+    assert changed == 3  # au_001 has no reason
     reasons = {e.audit_id: e.reason for e in store.audit_find(AuditQuery(), after=None, limit=10)}
     assert reasons == {"au_002": "****will", "au_004": "****will", "au_006": "goodwill", "au_008": "goodwill",
-                       "au_001": None}
-    assert store.audit_scrub([], scrub=str.upper) == 0
+                       "au_001": None, "au_010": "****will"}
+    assert store.audit_scrub([], scrub=str.upper, targets=[]) == 0
+    assert store.audit_scrub([], scrub=lambda text: text.replace("will", "WILL"), targets=["adj_8"]) == 1
