@@ -74,13 +74,17 @@ def router(deps: Deps) -> APIRouter:
                        limit: int = Query(50, ge=1, le=500)) -> CampaignsPage:
         """Campaigns the caller sees, newest first, optionally by status."""
         rows, total = commands.listed(status=status, offset=offset, limit=limit, seeing=seeing, deps=deps)
-        return CampaignsPage(items=[views.campaign_read(x) for x in rows], total=total, offset=offset, limit=limit)
+        whole = seeing.scope.kind != "store"  # a store-scoped reader: no company-wide launch figures, no costs
+        return CampaignsPage(items=[views.campaign_read(x, whole=whole) for x in rows], total=total, offset=offset,
+                             limit=limit)
 
     @r.get("/campaigns/{campaign_id}", response_model=CampaignRead, tags=["campaigns"])
     def get_campaign(deps: DepsDep, campaign_id: str, seeing: Seeing,
                      caller: Caller = caller_dep("reader")) -> CampaignRead:
-        """One campaign with its status and launch figures."""
-        return views.campaign_read(commands.get(campaign_id, deps=deps, seeing=seeing))
+        """One campaign with its status and launch figures (a store-scoped reader: launch and costs null,
+        they are the whole campaign's)."""
+        return views.campaign_read(commands.get(campaign_id, deps=deps, seeing=seeing),
+                                   whole=seeing.scope.kind != "store")
 
     @r.patch("/campaigns/{campaign_id}", response_model=CampaignRead, tags=["campaigns"])
     def patch_campaign(deps: DepsDep, campaign_id: str, body: CampaignUpdate, seeing: Seeing,

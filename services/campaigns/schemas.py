@@ -57,12 +57,15 @@ class CampaignRead(Definition):
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
+    # Null to a store-scoped reader, with ``launch``: they belong to the whole campaign (like the results' cost).
+    costs: Costs | None = Field(default_factory=Costs)  # type: ignore[assignment]
     campaign_id: str
     status: Literal["draft", "scheduled", "running", "paused", "completed", "cancelled"]
     created_at: str
     updated_at: str
     launched_at: str | None = None
-    launch: LaunchRead | None = None
+    launch: LaunchRead | None = Field(None, description="what the launch did; null before it, and to a "
+                                                        "store-scoped reader (company-wide figures)")
     paused_from: str | None = None
     last_error: str | None = Field(None, description="why the last scheduled launch failed, if it did")
 
@@ -155,8 +158,8 @@ class PeriodSalesRead(BaseModel):
 
 
 class CostRead(BaseModel):
-    fixed: Decimal
-    per_touch: Decimal
+    fixed: Decimal | None = Field(description="null in results restricted to some stores' members")
+    per_touch: Decimal | None = Field(description="null in results restricted to some stores' members")
     touches: int | None = Field(description="null in results restricted to some stores' members")
     total: Decimal | None = Field(description="null in results restricted to some stores' members")
 
@@ -178,7 +181,8 @@ class ResultsRead(BaseModel):
     attribution: Literal["last_touch", "first_touch", "linear"]
     attribution_window_days: int
     method: dict[str, str]
-    launch: LaunchRead
+    launch: LaunchRead | None = Field(description="what the launch did (company-wide figures); null in results "
+                                                  "restricted to some stores' members")
     overall: SegmentRead
     breakdowns: dict[str, list[SegmentRead]]
     daily: list[DayRead]

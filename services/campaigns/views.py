@@ -44,12 +44,15 @@ METHOD = {
 }
 
 
-def campaign_read(row: CampaignRow) -> CampaignRead:
-    """A stored campaign as the API shows it."""
-    return CampaignRead(**row.definition, campaign_id=row.id, status=row.status, created_at=row.created_at,
+def campaign_read(row: CampaignRow, *, whole: bool = True) -> CampaignRead:
+    """A stored campaign as the API shows it; ``whole=False`` (a store-scoped reader) leaves out what
+    belongs to the whole campaign and cannot be split by store: the launch figures and the costs (null), as
+    the results do for such a reader."""
+    definition = row.definition if whole else {**row.definition, "costs": None}
+    return CampaignRead(**definition, campaign_id=row.id, status=row.status, created_at=row.created_at,
                         updated_at=row.updated_at, launched_at=row.launched_at,
-                        launch=LaunchRead(**row.launch) if row.launch else None, paused_from=row.paused_from,
-                        last_error=row.last_error)
+                        launch=LaunchRead(**row.launch) if row.launch and whole else None,
+                        paused_from=row.paused_from, last_error=row.last_error)
 
 
 def member_read(row: MemberRow) -> MemberRead:
@@ -89,11 +92,14 @@ def _period_sales(rep: Report) -> PeriodSalesRead | None:
 def results_read(found: Results, *, attribution: str) -> ResultsRead:
     """A campaign's report as the API shows it."""
     row, rep = found.campaign, found.report
-    costs = row.definition["costs"]
+    # Restricted to some stores' members: the whole campaign's launch figures and costs are left out, as its
+    # cost total, touches and ROI are (and as the campaign route does for such a reader).
+    whole = found.owned_by is None
+    costs = row.definition["costs"] if whole else {"fixed": None, "per_touch": None}
     return ResultsRead(
         campaign_id=row.id, status=row.status, attribution=attribution,
         attribution_window_days=row.definition["attribution_window_days"], method=METHOD,
-        launch=LaunchRead(**row.launch), overall=_segment(rep.overall),
+        launch=LaunchRead(**row.launch) if whole else None, overall=_segment(rep.overall),
         breakdowns={k: [_segment(s) for s in v] for k, v in rep.breakdowns.items()},
         daily=[DayRead(day=d.day, group=d.group, new_converters=d.new_converters,
                        returning_converters=d.returning_converters, orders=d.orders, revenue=money(d.revenue_minor),

@@ -246,13 +246,18 @@ def router(deps: Deps) -> APIRouter:
         """Erase a customer in every service; identity's part is done when this answers, follow the rest
         at ``GET /v1/erasures/{erasure_id}``."""
         root = queries.visible_customer(customer_id, deps=deps, seeing=seeing)
-        erasure_id = privacy.erase(customer_id, reason=body.reason, by=caller.name, deps=deps)
-        audit(caller, action="privacy.erasure", customer_id=root, target=erasure_id, reason=body.reason)
-        return ErasureAccepted(erasure_id=erasure_id)
+        # The entry is written inside the erasure's transaction with the reason as the erasure keeps it: the
+        # person's names masked (once the records are gone nothing could find them in the text any more).
+        done = privacy.erase(customer_id, reason=body.reason, by=caller.name, deps=deps, audit=lambda erased: audit(
+            caller, action="privacy.erasure", customer_id=root, target=erased.erasure_id, reason=erased.reason))
+        return ErasureAccepted(erasure_id=done.erasure_id)
 
     @r.get("/erasures/{erasure_id}", response_model=ErasureRead, tags=["privacy"], responses=errors(404))
-    def get_erasure(erasure_id: str, deps: DepsDep, caller: Admin) -> ErasureRead:
-        """An erasure's state: each service's confirmation, ``done`` once all four confirmed (ids only)."""
+    def get_erasure(erasure_id: str, deps: DepsDep, caller: Admin, seeing: Seeing) -> ErasureRead:
+        """An erasure's state: each service's confirmation, ``done`` once all four confirmed (ids only);
+        company-wide admins only, like the audit log (the erased customer's store is gone with them)."""
+        # A scoped admin gets the same 403 for every id, known or not: nothing about erasures to probe.
+        seeing.company_only("following an erasure")
         return ErasureRead(**privacy.erasure_status(erasure_id, deps=deps))
 
     @r.get("/customers/{customer_id}/export", response_model=ExportRead, tags=["privacy"],

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import re
 import secrets
 from dataclasses import dataclass
@@ -24,6 +25,8 @@ from shared.settings import ROLES, Role
 
 _ENTRY = re.compile(r"^(?P<key>.+):(?P<role>[a-z]+)(?:@(?P<kind>[a-z]+)=(?P<value>.*))?$", re.DOTALL)
 _SCOPE_VALUE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+log = logging.getLogger(__name__)
+KEY_NAME_PREFIX = "api-key-"  # what a key's display name starts with (no staff account may: shared/access/staff.py)
 FORMAT = "KEY:ROLE, KEY:ROLE@store=STORE_ID or KEY:ROLE@region=REGION, ROLE one of reader/operator/admin"
 
 
@@ -50,28 +53,42 @@ def parse_scope(text: str, *, where: str) -> Scope:
 def parse_keys(text: str, *, source: str) -> list[KeyEntry]:
     """Entries separated by commas or new lines (``#`` starts a comment line); errors name the entry's position,
     never the key."""
-    entries: list[KeyEntry] = []
+    entries, errors = parse_keys_leniently(text, source=source)
+    if errors:
+        raise ValueError(errors[0])
+    return entries
+
+
+def parse_keys_leniently(text: str, *, source: str) -> tuple[list[KeyEntry], list[str]]:
+    """The entries that read well, and an error for each that does not (its position, never the key); a key
+    listed twice is an error, and neither of its entries is kept."""
+    entries: list[tuple[int, KeyEntry]] = []
+    errors: list[str] = []
     parts = [p.strip() for line in text.splitlines() if not line.strip().startswith("#") for p in line.split(",")]
     for position, part in enumerate(filter(None, parts), start=1):
         where = f"{source} entry {position}"
         m = _ENTRY.match(part)
-        if m is None or not m["key"].strip():
-            raise ValueError(f"{where}: entries look like {FORMAT}")
-        if m["role"] not in ROLES:
-            raise ValueError(f"{where}: unknown role; {FORMAT}")
-        scope = COMPANY if m["kind"] is None else parse_scope(f"{m['kind']}={m['value']}", where=where)
-        entries.append(KeyEntry(m["key"].strip(), m["role"], scope))  # type: ignore[arg-type]
-    seen: set[str] = set()
-    for position, e in enumerate(entries, start=1):
+        try:
+            if m is None or not m["key"].strip():
+                raise ValueError(f"{where}: entries look like {FORMAT}")
+            if m["role"] not in ROLES:
+                raise ValueError(f"{where}: unknown role; {FORMAT}")
+            scope = COMPANY if m["kind"] is None else parse_scope(f"{m['kind']}={m['value']}", where=where)
+        except ValueError as exc:
+            errors.append(str(exc))
+            continue
+        entries.append((position, KeyEntry(m["key"].strip(), m["role"], scope)))  # type: ignore[arg-type]
+    seen: dict[str, int] = {}
+    for position, e in entries:
         if e.key in seen:
-            raise ValueError(f"{source} entry {position}: the same key is listed twice")
-        seen.add(e.key)
-    return entries
+            errors.append(f"{source} entry {position}: the same key is listed twice")
+        seen[e.key] = seen.get(e.key, 0) + 1
+    return [e for _, e in entries if seen[e.key] == 1], errors
 
 
 def key_name(key: str, name_key: bytes) -> str:
     """A key's display name: not secret, stable across the platform's processes, no help in guessing the key."""
-    return "api-key-" + hmac.new(name_key, key.encode(), hashlib.sha256).hexdigest()[:8]
+    return KEY_NAME_PREFIX + hmac.new(name_key, key.encode(), hashlib.sha256).hexdigest()[:8]
 
 
 class Keyring:
@@ -96,6 +113,15 @@ class Keyring:
         more._entries = {**self._entries, **more._entries}
         return more
 
+    def still_listed(self, entries: list[KeyEntry], *, base: Keyring) -> Keyring:
+        """``base`` (same salt) plus those of this keyring's entries that ``entries`` list again with the same
+        role and scope, compared by key hash: what a broken key file leaves in force (nothing is added)."""
+        listed = {(self._digest(e.key.encode()), e.role, e.scope) for e in entries}
+        kept = Keyring([], name_key=self._name_key, salt=self._salt)
+        kept._entries = {**base._entries, **{digest: caller for digest, caller in self._entries.items()
+                                             if (digest, caller.role, caller.scope) in listed}}
+        return kept
+
     def match(self, presented: bytes) -> Caller | None:
         """The caller of a presented key, or None; every entry is compared, whatever matches."""
         digest = self._digest(presented)
@@ -114,7 +140,7 @@ class KeySource:
     def __init__(self, env_text: str, file: str, *, name_key: bytes) -> None:
         self._env = Keyring(parse_keys(env_text, source="CRM_API_KEYS"), name_key=name_key)
         self._file = Reloading(Path(file), self._with_file, initial=self._env, what="key file",
-                               describe=_describe) if file else None
+                               describe=_describe, salvage=self._still_listed) if file else None
         if self._file is not None:
             try:
                 self._file.reload()
@@ -125,9 +151,21 @@ class KeySource:
         """The current keyring; a stat of the key file per call picks up edits without a restart."""
         return self._env if self._file is None else self._file.current()
 
+    def _still_listed(self, text: str | None, last: Keyring) -> Keyring:
+        # Fail closed: of the last good keys only those the broken file still lists (same role and scope) stay,
+        # so a removed key is out at once; the environment's keys stay; nothing new is let in until it is fixed.
+        entries, errors = parse_keys_leniently(text or "", source="CRM_API_KEYS_FILE")
+        _still_listed_log(errors)
+        return last.still_listed(entries, base=self._env)
+
     def _with_file(self, text: str | None) -> Keyring:
         # A key in both places: the file's entry wins (it is the one that changes without a restart).
         return self._env.plus(parse_keys(text or "", source="CRM_API_KEYS_FILE"))
+
+
+def _still_listed_log(errors: list[str]) -> None:
+    for error in errors:  # positions and reasons only, never an entry's text
+        log.error("key file entry not used: %s", error)
 
 
 def _describe(exc: Exception) -> str:

@@ -1,8 +1,10 @@
 """The audit log's rows in SQLite and MongoDB: appended once per ``audit_id``, read newest first, purged
-only by retention. There is deliberately no operation that changes an entry."""
+only by retention. The one change an entry ever undergoes is an erasure masking the erased person's
+names in the reasons of the entries about them (``*_audit_scrub``): who did what, when, stays as it was."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from shared.access.audit import AuditEntry, AuditQuery
@@ -56,6 +58,23 @@ def sqlite_audit_purge(db: Any, *, before: str) -> int:
         return c.execute("DELETE FROM audit_log WHERE at < ?", (before,)).rowcount
 
 
+def sqlite_audit_scrub(db: Any, customer_ids: list[str], *, scrub: Callable[[str], str],
+                      targets: list[str] | tuple[str, ...] = ()) -> int:
+    """Rewrite through ``scrub`` (an erasure) the reasons of the entries about these customers, or acting on
+    these ``targets`` (their conflicts: a conflict's entry names no customer); returns how many changed. Joins
+    the caller's transaction."""
+    if not customer_ids and not targets:
+        return 0
+    customers, acted_on = ",".join("?" * len(customer_ids)), ",".join("?" * len(targets))
+    with db.transaction() as c:
+        rows = c.execute(f"SELECT audit_id, reason FROM audit_log WHERE (customer_id IN ({customers})"
+                         f" OR target IN ({acted_on})) AND reason IS NOT NULL",
+                         [*customer_ids, *targets]).fetchall()
+        changed = [(scrub(reason), audit_id) for audit_id, reason in rows if scrub(reason) != reason]
+        c.executemany("UPDATE audit_log SET reason = ? WHERE audit_id = ?", changed)
+    return len(changed)
+
+
 def _filter(query: AuditQuery, after: tuple[str, str] | None) -> dict[str, Any]:
     q: dict[str, Any] = {k: v for k, v in (("actor", query.actor), ("customer_id", query.customer_id),
                                            ("action", query.action)) if v is not None}
@@ -91,6 +110,21 @@ def mongo_audit_find(mdb: Any, query: AuditQuery, *, after: tuple[str, str] | No
     """Entries matching ``query``, newest first, after the keyset position ``after``."""
     cur = mdb["audit_log"].find(_filter(query, after)).sort([("at", -1), ("_id", -1)]).limit(limit)
     return [AuditEntry(d["_id"], *(d.get(k) for k in _COLS[1:])) for d in cur]
+
+
+def mongo_audit_scrub(mdb: Any, customer_ids: list[str], *, scrub: Callable[[str], str],
+                      targets: list[str] | tuple[str, ...] = ()) -> int:
+    """Rewrite through ``scrub`` (an erasure) the reasons of the entries about these customers, or acting on
+    these ``targets``; returns how many changed."""
+    changed = 0
+    which = {"$or": [{"customer_id": {"$in": list(customer_ids)}}, {"target": {"$in": list(targets)}}],
+             "reason": {"$ne": None}}
+    for doc in list(mdb["audit_log"].find(which, {"reason": 1})):
+        kept = scrub(doc["reason"])
+        if kept != doc["reason"]:
+            mdb["audit_log"].update_one({"_id": doc["_id"]}, {"$set": {"reason": kept}})
+            changed += 1
+    return changed
 
 
 def mongo_audit_purge(mdb: Any, *, before: str) -> int:

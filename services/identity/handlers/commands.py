@@ -90,13 +90,14 @@ def unmerge(customer_id: str, merge_id: str, *, by: str, deps: Deps) -> dict[str
     store = deps.store
     with store.transaction():
         merge = store.merge_row(merge_id)
-        if merge is None:
-            raise NotFound("merge_not_found", "no such merge")
+        record = store.record(merge.survivor_id) if merge is not None else None
+        # A made-up id and another customer's (another store's) merge answer alike, so merge ids cannot be
+        # probed through a customer one may see; only a merge of this customer can be "undone already".
+        if merge is None or customer_id not in (merge.survivor_id, merge.merged_id,
+                                                record.root_id if record else None):
+            raise NotFound("merge_not_found", "no such merge of this customer")
         if merge.undone_at is not None:
             raise Conflict("merge_already_undone", "this merge was undone already")
-        record = store.record(merge.survivor_id)
-        if customer_id not in (merge.survivor_id, merge.merged_id, record.root_id if record else None):
-            raise NotFound("merge_not_found", "this merge does not belong to that customer")
         moved = store.unmerge(merge_id, by=by, at=iso_utc(deps.clock()))
         body = CustomerMerged(kind="customer.unmerged", merge_id=merge_id, survivor_id=merge.survivor_id,
                               merged_id=merge.merged_id, records=moved, at=deps.clock())
@@ -137,9 +138,13 @@ def keep_audit_entries(entries: list[AuditEntry], *, deps: Deps) -> None:
     kept = []
     for one in entries:
         record = store.record(one.customer_id) if one.reason and one.customer_id else None
+        names: tuple[str, ...] = ()
         if record is not None:
             group = store.group(record.root_id)
             names = masking.known_names(v.value for v in store.attributes(group) if v.field == "name")
-            one = one.model_copy(update={"reason": masking.scrub(one.reason or "", names)})
+        if one.reason:
+            # Every reason, with a customer or without (a conflict closed, a campaign moved, a redrive), is
+            # scrubbed again here: an entry published by another service is kept only as identity scrubs it.
+            one = one.model_copy(update={"reason": masking.scrub(one.reason, names)})
         kept.append(one)
     store.audit_add(kept)

@@ -11,7 +11,8 @@ it reaches them and confirm with ``ErasureConfirmed``, which identity notes (``c
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 from services.identity.domain.erasure import identifiers_in, pseudonyms_of, status
 from services.identity.handlers import Deps
@@ -29,8 +30,18 @@ _LETTER_PAGE = 500
 PEER_SERVICES = ("loyalty", "alerts", "campaigns")
 
 
-def erase(customer_id: str, *, reason: str, by: str, deps: Deps) -> str:
-    """Erase a customer (a merged-away id erases the customer it is part of); returns the erasure id."""
+class Erased(NamedTuple):
+    """What an erasure leaves for its audit entry: its id, the customer, and the reason as it is kept."""
+
+    erasure_id: str
+    customer_id: str
+    reason: str
+
+
+def erase(customer_id: str, *, reason: str, by: str, deps: Deps,
+          audit: Callable[[Erased], None] | None = None) -> Erased:
+    """Erase a customer (a merged-away id erases the customer it is part of); ``audit`` records the act in
+    the same transaction, with the reason as kept (the person's names and identifiers masked)."""
     store = deps.store
     now = iso_utc(deps.clock())
     erasure_id = "er_" + uuid.uuid4().hex[:20]
@@ -40,10 +51,21 @@ def erase(customer_id: str, *, reason: str, by: str, deps: Deps) -> str:
         idents = {(i.type, i.value) for i in store.identifiers(records)}
         idents |= {("phone", r.phone) for r in (store.record(x) for x in records) if r is not None and r.phone}
         pseudonyms = pseudonyms_of(idents, deps.pseudo)
-        # The reason is kept after the person is gone: scrubbed of phones, e-mails and dates like any staff note.
-        row = ErasureRow(erasure_id, root.id, tuple(records), masking.scrub(reason), by, now,
+        # Collected before the records go: once they are gone nothing knows this person's names any more,
+        # and the reason, the audit log and the erasure row outlive them.
+        names = masking.known_names([*(v.value for v in store.attributes(records) if v.field == "name"),
+                                     *(value for _kind, value in idents)])
+
+        def scrub(text: str) -> str:
+            return masking.scrub(text, names)
+
+        row = ErasureRow(erasure_id, root.id, tuple(records), scrub(reason), by, now,
                          {name: (now if name == "identity" else None) for name in ERASURE_SERVICES})
+        store.audit_scrub(records, scrub=scrub, targets=_conflicts_of(records, deps=deps))
         store.erase(records, erasure=row, pseudonyms=pseudonyms)
+        done = Erased(erasure_id, root.id, row.reason)
+        if audit is not None:
+            audit(done)
         # A view part another service published before it erased its own part must not be kept either.
         store.note_erased(records, erasure_id=erasure_id)
         # Messages about the customer not yet published, and any message kept for redrive that names them.
@@ -57,7 +79,18 @@ def erase(customer_id: str, *, reason: str, by: str, deps: Deps) -> str:
         store.keys.shred(record)
     deps.relay(outbox)
     store.scrub()
-    return erasure_id
+    return done
+
+
+def _conflicts_of(records: list[str], *, deps: Deps) -> list[str]:
+    """The ids of every conflict naming one of these records (their audit entries name no customer)."""
+    found: set[str] = set()
+    for record in records:
+        offset = 0
+        while page := deps.store.conflicts(status=None, customer_id=record, offset=offset, limit=_LETTER_PAGE):
+            found.update(c.conflict_id for c in page)
+            offset += len(page)
+    return sorted(found)
 
 
 def _forget_letters(pseudonyms: set[str], *, deps: Deps) -> None:

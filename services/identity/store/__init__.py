@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -167,10 +167,11 @@ class IdentityStore(OutboxStore, ErasureStore, Protocol):
     # Issue 12, access (H1): the stores events named, for the stores registry's "not in the registry" list.
     def store_ids_seen(self) -> set[str]: ...
 
-    # -- issue 12, audit and retention (H5): the audit log (append-only: no operation changes an entry) and
-    #    the purges retention runs.
+    # -- issue 12, audit and retention (H5): the audit log (append-only: the one change is an erasure masking
+    #    the erased person's names in the reasons of entries about them) and the purges retention runs.
     def audit_add(self, entries: list[AuditEntry]) -> None: ...
     def audit_find(self, query: AuditQuery, *, after: tuple[str, str] | None, limit: int) -> list[AuditEntry]: ...
+    def audit_scrub(self, customer_ids: list[str], *, scrub: Callable[[str], str], targets: list[str]) -> int: ...
     def audit_purge(self, *, before: str) -> int: ...
     def timeline_purge(self, *, before_ms: int) -> int: ...
 

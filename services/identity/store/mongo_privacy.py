@@ -6,6 +6,8 @@ Adapter-private (kept apart so ``mongo.py`` holds the identity graph itself); th
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from services.identity.store import ErasureRow
 from shared.access.audit import AuditEntry, AuditQuery
 from shared.storage import audit as audit_store
@@ -32,6 +34,12 @@ class MongoPrivacy:
     def audit_find(self, query: AuditQuery, *, after: tuple[str, str] | None, limit: int) -> list[AuditEntry]:
         """Audit entries matching ``query``, newest first, after the keyset position ``after``."""
         return audit_store.mongo_audit_find(self.mdb, query, after=after, limit=limit)
+
+    def audit_scrub(self, customer_ids: list[str], *, scrub: Callable[[str], str], targets: list[str]) -> int:
+        """Rewrite through ``scrub`` (an erasure) the reasons of the audit entries about these customers or
+        acting on these ``targets`` (their conflicts)."""
+        return audit_store.mongo_audit_scrub(self.mdb, customer_ids, scrub=scrub,
+                                               targets=targets)
 
     def audit_purge(self, *, before: str) -> int:
         """Delete audit entries older than ``before`` (retention)."""

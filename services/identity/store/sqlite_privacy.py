@@ -7,6 +7,7 @@ Adapter-private (kept apart so ``sqlite.py`` holds the identity graph itself); t
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 from services.identity.store import ErasureRow
 from shared.access.audit import AuditEntry, AuditQuery
@@ -42,6 +43,12 @@ class SqlitePrivacy:
     def audit_find(self, query: AuditQuery, *, after: tuple[str, str] | None, limit: int) -> list[AuditEntry]:
         """Audit entries matching ``query``, newest first, after the keyset position ``after``."""
         return audit_store.sqlite_audit_find(self.db, query, after=after, limit=limit)
+
+    def audit_scrub(self, customer_ids: list[str], *, scrub: Callable[[str], str], targets: list[str]) -> int:
+        """Rewrite through ``scrub`` (an erasure) the reasons of the audit entries about these customers or
+        acting on these ``targets`` (their conflicts)."""
+        return audit_store.sqlite_audit_scrub(self.db, customer_ids, scrub=scrub,
+                                               targets=targets)
 
     def audit_purge(self, *, before: str) -> int:
         """Delete audit entries older than ``before`` (retention)."""

@@ -76,9 +76,9 @@ def _ledger_total(data_dir: Path) -> int:
         return db.execute("SELECT COALESCE(SUM(points), 0) FROM ledger").fetchone()[0]
 
 
-def _erase(flow: Flow, customer: str) -> str:
+def _erase(flow: Flow, customer: str, reason: str = "the customer asked (ticket 4711)") -> str:
     admin = flow.platform["identity"].api(ADMIN)
-    r = admin.post(f"/v1/customers/{customer}/erasure", json={"reason": "the customer asked (ticket 4711)"})
+    r = admin.post(f"/v1/customers/{customer}/erasure", json={"reason": reason})
     assert r.status_code == 202, r.text
     erasure_id = r.json()["erasure_id"]
     assert admin.get(f"/v1/erasures/{erasure_id}").json()["services"]["identity"] == "done"
@@ -118,7 +118,8 @@ def test_an_erased_customer_is_gone_everywhere_totals_stay_and_replays_do_not_br
     # A copy of a sealed field taken before the erasure (a replica, a backup) in every service.
     copies = {name: {who: flow.platform[name].deps.store.keys.seal(who, "backup.copy", "Erased Person")
                      for who in (gone, kept)} for name in ("identity", "loyalty", "alerts", "campaigns")}
-    erasure_id = _erase(flow, gone)
+    # Staff should write a ticket number, but a reason naming the person must not keep them in clear either.
+    erasure_id = _erase(flow, gone, reason="Erased Person asked to be forgotten (ticket 4711)")
     status = flow.platform["identity"].api(ADMIN).get(f"/v1/erasures/{erasure_id}").json()
     # Crypto-shredding: the erased customer's data keys are gone in every service, so no old copy opens;
     # everyone else's still does.
@@ -147,6 +148,12 @@ def test_an_erased_customer_is_gone_everywhere_totals_stay_and_replays_do_not_br
         assert flow.snapshot([kept]) == kept_before
 
     assert_gone()
+    # Identity's file and write-ahead log, checkpointed by the erasure: no name of the person given in the reason
+    # (in the erasure row or in the audit log) nor in the profile or the complaint text.
+    identity_db = Path(sqlite_path(f"sqlite:///{tmp_path}/crm.db", "identity"))
+    on_disk = b"".join(p.read_bytes() for p in (identity_db, identity_db.with_name(identity_db.name + "-wal"))
+                       if p.exists())
+    assert b"Erased Person" not in on_disk and b"Erased" not in on_disk
     # The same channel events again (a replay of the channel topics) are dropped before identity keeps them.
     before = _erased_count(flow)
     assert flow.platform.republish(topics.CHANNEL_TOPICS.values()) > 0

@@ -64,7 +64,8 @@ NOT_A_CUSTOMER = {
     "/v1/identity/summary": "counts over the caller's scope (test_scope_gaps.py)", "/v1/stores": "master data",
     "/v1/auth/token": "sign-in",
     "/v1/audit": "admin, company-wide (403 forbidden_scope to a scoped admin)",
-    "/v1/erasures/{erasure_id}": "an erasure's progress, admin: ids and times only (the person is gone)",
+    "/v1/erasures/{erasure_id}": "an erasure's progress, admin, company-wide (403 forbidden_scope to a scoped "
+                                 "admin, any id: test_rev12_unmerge_erasure_scope.py)",
     "/v1/loyalty/tiers": "rules", "/v1/loyalty/rules": "rules", "/v1/loyalty/rewards": "catalogue",
     "/v1/loyalty/rewards/{reward_id}": "catalogue",
     "/v1/alerts/rules": "rules", "/v1/alerts/churn-model": "model parameters",

@@ -61,8 +61,10 @@ def test_audit_filters_by_person_customer_action_and_time_and_pages_by_keyset(st
     assert pages == [["au_006", "au_005"], ["au_004", "au_003"], ["au_002", "au_001"], []]
 
 
-def test_the_audit_log_has_no_operation_that_changes_an_entry(store):
-    assert [name for name in dir(store) if name.startswith("audit_")] == ["audit_add", "audit_find", "audit_purge"]
+def test_the_audit_log_has_no_operation_that_changes_an_entry_but_an_erasure_masking_names(store):
+    # audit_scrub only rewrites reasons, and only an erasure calls it (review of issue 12, D4).
+    assert [name for name in dir(store) if name.startswith("audit_")] == [
+        "audit_add", "audit_find", "audit_purge", "audit_scrub"]
 
 
 def test_audit_purge_deletes_entries_older_than_the_moment_and_keeps_that_moment(store):
@@ -117,3 +119,19 @@ def test_dead_letter_purge_deletes_letters_older_than_the_moment_and_keeps_that_
     assert box.dead_letter_purge(before="2026-06-01T00:00:00.000000Z") == 1
     assert [d.fingerprint for d in box.dead_letters()] == ["fp-1", "fp-2"]
     assert box.dead_letter_purge(before="2026-06-01T00:00:00.000000Z") == 0
+
+
+def test_an_erasure_rewrites_the_reasons_of_entries_about_its_customers_and_no_others(store):
+    # Review of issue 12, D4: the one change an entry undergoes, on every backend.
+    # A conflict's entry names no customer, only the conflict (its target): au_010 acts on one of theirs.
+    store.audit_add([_entry(2, customer="c_gone"), _entry(4, customer="c_gone_w"), _entry(6, customer="c_kept"),
+                     _entry(8, customer=None), _entry(1, customer="c_gone"), _entry(10, customer=None)])
+    with store.transaction():
+        changed = store.audit_scrub(["c_gone", "c_gone_w"], scrub=lambda text: text.replace("good", "****"),
+                                    targets=["adj_10"])
+    assert changed == 3  # au_001 has no reason
+    reasons = {e.audit_id: e.reason for e in store.audit_find(AuditQuery(), after=None, limit=10)}
+    assert reasons == {"au_002": "****will", "au_004": "****will", "au_006": "goodwill", "au_008": "goodwill",
+                       "au_001": None, "au_010": "****will"}
+    assert store.audit_scrub([], scrub=str.upper, targets=[]) == 0
+    assert store.audit_scrub([], scrub=lambda text: text.replace("will", "WILL"), targets=["adj_8"]) == 1

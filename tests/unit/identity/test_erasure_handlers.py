@@ -42,7 +42,7 @@ def test_erasure_forgets_the_person_and_a_replay_is_dropped_and_counted(tmp_path
     gone = customer_of_phone(PHONE)
     assert deps.store.record(gone) is not None
 
-    erasure_id = privacy.erase(gone, reason="asked", by="k-admin", deps=deps)
+    erasure_id = privacy.erase(gone, reason="asked", by="k-admin", deps=deps).erasure_id
 
     store = deps.store
     assert store.record(gone) is None and store.find([("phone", PHONE), ("wechat_openid", "oGone")]) == {}
