@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 Month = tuple[int, int]  # (year, month)
@@ -20,6 +21,7 @@ def month_of(moment: datetime, zone: ZoneInfo) -> Month:
     return local.year, local.month
 
 
+@lru_cache(maxsize=4096)  # a settle asks for the same few months once per purchase
 def month_key(month: Month) -> str:
     """``2026-11``."""
     return f"{month[0]:04d}-{month[1]:02d}"

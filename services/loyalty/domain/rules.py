@@ -165,6 +165,10 @@ class RuleSet(_Rules):
     tiers: TierRules = TierRules()
 
 
+_NOT_HELD = object()
+_EXPIRY_KEPT = 20_000
+
+
 class RuleBook:
     """Rule versions by the moment they take effect."""
 
@@ -174,6 +178,7 @@ class RuleBook:
         self.versions = sorted(versions, key=lambda v: v.effective_from)
         self._starts = [v.effective_from for v in self.versions]
         self.zone = zone
+        self._expiry: dict[datetime, datetime | None] = {}
         # Names these exact rules: what was derived with other rules (a checkpoint) is derived again.
         text = json.dumps([str(zone), *(v.model_dump(mode="json") for v in self.versions)], sort_keys=True)
         self.fingerprint = hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -187,7 +192,14 @@ class RuleBook:
 
     def expires_at(self, earned: datetime) -> datetime | None:
         """When points earned at ``earned`` expire."""
-        return self.at(earned).expiry.expires_at(earned, self.zone)
+        # Every settle replays the member's lots, asking again for each purchase's expiry: the answer depends
+        # only on the instant and these (frozen) rules, so it is kept per book, bounded.
+        held = self._expiry.get(earned, _NOT_HELD)
+        if held is _NOT_HELD:
+            if len(self._expiry) >= _EXPIRY_KEPT:
+                self._expiry.clear()
+            held = self._expiry[earned] = self.at(earned).expiry.expires_at(earned, self.zone)
+        return held  # type: ignore[return-value]
 
 
 def _merge(base: dict, over: dict) -> dict:

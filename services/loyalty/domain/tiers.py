@@ -19,6 +19,7 @@ import heapq
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 
 from services.loyalty.domain.calendar import Month, add_months, month_key, month_of, month_start
 from services.loyalty.domain.model import Purchase, Refund
@@ -71,9 +72,11 @@ class _Months:
         self.spend: dict[str, int] = defaultdict(int)
 
     def totals(self, months: list[Month]) -> tuple[int, int]:
+        return self.totals_of(tuple(month_key(m) for m in months))
+
+    def totals_of(self, keys: tuple[str, ...]) -> tuple[int, int]:
         visits = spend = 0
-        for m in months:
-            key = month_key(m)
+        for key in keys:
             visits += len(self.days.get(key, ()))
             spend += self.spend.get(key, 0)
         return visits, spend
@@ -96,6 +99,12 @@ def _window(rules: TierRules, month: Month, *, review: bool) -> list[Month]:
     w = rules.window_months
     last = add_months(month, -1) if review else month
     return [add_months(last, -i) for i in range(w - 1, -1, -1)]
+
+
+@lru_cache(maxsize=4096)
+def _window_keys(window_months: int, month: Month) -> tuple[str, ...]:
+    # A purchase's window (as ``_window`` without review) as month keys: built once per month, not per purchase.
+    return tuple(month_key(add_months(month, -i)) for i in range(window_months - 1, -1, -1))
 
 
 def _describe(visits: int, spend: int, months: list[Month]) -> str:
@@ -148,14 +157,16 @@ def timeline(purchases: list[Purchase], refunds: list[Refund], book: RuleBook, *
             out.tier_before[p.bucket] = out.tier
             months.days[p.day[:7]].add(p.day)
             months.spend[p.day[:7]] += p.amount_minor
-            window = _window(rules, month_of(at, zone), review=False)
-            visits, spend = months.totals(window)
+            month_now = month_of(at, zone)
+            visits, spend = months.totals_of(_window_keys(rules.window_months, month_now))
             met = rules.qualifies(visits, spend)
-            if _rank(rules, met) < _rank(rules, out.tier):
+            got, held = _rank(rules, met), _rank(rules, out.tier)
+            if got < held:
+                window = _window(rules, month_now, review=False)
                 out.changes.append(TierChange(at, out.tier, met, "upgrade",
                                               f"met {met}: {_describe(visits, spend, window)}"))
                 out.tier = met
-            if _rank(rules, met) <= _rank(rules, out.tier):
+            if got <= held:  # after an upgrade the member holds ``met``: meeting it clears a failure too
                 out.failing_since = None
         elif what == "refund":
             r, p = item

@@ -93,10 +93,23 @@ CREATE TABLE IF NOT EXISTS idempotency (
 )
 
 
+# Every settle reads the member's purchases again; a row decoded once (its JSON lines, its timestamp) is kept
+# by its whole content, so an identical row gives an equal, immutable Purchase. Bounded: cleared when full.
+_DECODED: dict[tuple, Purchase] = {}
+_DECODED_KEPT = 20_000  # a few MB: the RSS budget (400 MB a process) matters more than the last hits
+
+
 def _purchase(row: tuple) -> Purchase:
+    held = _DECODED.get(row)
+    if held is not None:
+        return held
     source, pid, record, order, amount, _ms, time, day, lines = row
-    return Purchase(source, pid, record, order, amount, parse_iso(time), day,
-                    tuple(Line(*ln) for ln in json.loads(lines)))
+    out = Purchase(source, pid, record, order, amount, parse_iso(time), day,
+                   tuple(Line(*ln) for ln in json.loads(lines)))
+    if len(_DECODED) >= _DECODED_KEPT:
+        _DECODED.clear()
+    _DECODED[row] = out
+    return out
 
 
 def _entry(row: tuple, keys) -> Entry:
