@@ -131,13 +131,14 @@ def settle_customer(customer_id: str, *, deps: Deps, trigger: list[str],
     elif snapshot_at is not None and start is None and sum(
             1 for p in facts.purchases if p.time < snapshot_at) < deps.config.checkpoint_min_purchases:
         snapshot_at = None  # a short history: replaying it costs less than keeping a checkpoint
-    s, entries, ledger_sum = _derive(customer_id, records, facts, book, now, start, snapshot_at, trigger, store)
+    s, entries, ledger_sum = _derive(customer_id, records, facts, book, now, start, snapshot_at, trigger, store,
+                                     read.balance)
     if ledger_sum != s.balance and start is not None:
         # The ledger holds what the checkpoint does not explain (the clock went back past an expiry, say):
         # settle from every fact, as without a checkpoint.
         log.warning("loyalty: the checkpoint of %s disagrees with its ledger; settling from every fact", customer_id)
         s, entries, ledger_sum = _derive(customer_id, records, load_facts(store, records), book, now, None,
-                                         snapshot_at, trigger, store)
+                                         snapshot_at, trigger, store, read.balance)
     if ledger_sum != s.balance:
         # The ledger and the lots must agree; refuse to commit a state where they do not.
         raise RuntimeError(f"ledger sum {ledger_sum} differs from lots {s.balance} for {customer_id}")
@@ -199,22 +200,23 @@ def _announcements(s: Settlement, customer_id: str, now: datetime, deps: Deps) -
 
 def _derive(customer_id: str, records: list[str], facts: Facts, book: RuleBook, now: datetime,
             start: Checkpoint | None, snapshot_at: datetime | None, trigger: list[str],
-            store: LoyaltyStore) -> tuple[Settlement, list[Entry], int]:
+            store: LoyaltyStore, balance: int) -> tuple[Settlement, list[Entry], int]:
     s = settle(facts, book, customer_id=customer_id, now=now, start=start, snapshot_at=snapshot_at)
     posted = store.posted(records, buckets=sorted(s.scope) if s.scope is not None else None)
     entries = corrections(s.targets, posted, now=iso_utc(now), trigger=trigger)
-    return s, entries, store.balance(records) + sum(e.points for e in entries)
+    return s, entries, balance + sum(e.points for e in entries)
 
 
 @dataclass(frozen=True)
 class Prepared:
     """What a settle reads before deriving: the customer's records, the checkpoint it starts from (None: from
-    every fact), the facts from there on, and the account as last settled."""
+    every fact), the facts from there on, the account as last settled, and its records' ledger sum."""
 
     records: list[str]
     start: Checkpoint | None
     facts: Facts
     account: AccountRow | None
+    balance: int  # the sum of the records' ledger entries before this settle
 
 
 def prepare(customers: list[str], *, deps: Deps, changed_from: dict[str, datetime | None]) -> dict[str, Prepared]:
@@ -247,7 +249,9 @@ def prepare(customers: list[str], *, deps: Deps, changed_from: dict[str, datetim
     if partial:
         facts |= load_histories(store, {c: records[c] for c in partial}, {})
     accounts = store.accounts_of(customers)
-    return {c: Prepared(records[c], starts[c], facts[c], accounts.get(c)) for c in customers}
+    sums = store.balances_of([r for c in customers for r in records[c]])
+    return {c: Prepared(records[c], starts[c], facts[c], accounts.get(c), sum(sums.get(r, 0) for r in records[c]))
+            for c in customers}
 
 
 @dataclass

@@ -186,6 +186,12 @@ class MongoLoyaltyStore(MongoStore, MongoMembership, MongoOwners):
                                                   {"$group": {"_id": None, "s": {"$sum": "$points"}}}]))
         return int(rows[0]["s"]) if rows else 0
 
+    def balances_of(self, record_ids: list[str]) -> dict[str, int]:
+        """The sum of each of these records' entries (records with none are left out)."""
+        rows = self.mdb["ledger"].aggregate([{"$match": {"record_id": {"$in": list(record_ids)}}},
+                                             {"$group": {"_id": "$record_id", "sum": {"$sum": "$points"}}}])
+        return {d["_id"]: d["sum"] for d in rows}
+
     def entries(self, record_ids: list[str], *, before: tuple[str, str] | None, limit: int) -> list[Entry]:
         """Entries newest first, after a keyset cursor ``(posted_at, entry_id)``."""
         q: dict[str, Any] = {"record_id": {"$in": record_ids}}

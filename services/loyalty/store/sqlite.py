@@ -269,6 +269,15 @@ class SqliteLoyaltyStore(SqliteStore, SqliteMembership, SqliteOwners):
             args.append(before)
         return self.db.conn().execute(q, args).fetchone()[0]
 
+    def balances_of(self, record_ids: list[str]) -> dict[str, int]:
+        """The sum of each of these records' entries (records with none are left out)."""
+        out: dict[str, int] = {}
+        for ids in _chunked(record_ids):
+            out.update(self.db.conn().execute(
+                f"SELECT record_id, SUM(points) FROM ledger WHERE record_id IN ({_in(ids)}) GROUP BY record_id",
+                ids).fetchall())
+        return out
+
     def entries(self, record_ids: list[str], *, before: tuple[str, str] | None, limit: int) -> list[Entry]:
         """Entries newest first, after a keyset cursor ``(posted_at, entry_id)``."""
         cond, args = "", list(record_ids)

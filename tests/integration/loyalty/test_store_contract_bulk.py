@@ -53,6 +53,9 @@ def test_the_bulk_reads_give_each_customer_what_its_own_reads_give(store):
     assert store.checkpoints_of(customers) == {"c_c": store.checkpoint("c_c")} == {"c_c": '{"at": "x"}'}
     assert store.accounts_of(customers) == {"c_a": store.account("c_a")}
     assert store.accounts_of(customers)["c_a"].view == {"points_balance": 30}
+    sums = store.balances_of([r for c in customers for r in records[c]])
+    assert {c: sum(sums.get(r, 0) for r in records[c]) for c in customers} == \
+        {c: store.balance(records[c]) for c in customers} == {"c_a": -20, "c_c": 0, "c_d": 0, "c_new": 0}
     since = {"c_a": T0 + timedelta(days=5), "c_c": T0 + timedelta(days=5), "c_d": None, "c_new": None}
     for horizons in ({}, since):
         bulk = load_histories(store, records, horizons)
