@@ -9,6 +9,7 @@ in two workers one after the other, posts nothing the second time.
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 from services.loyalty.domain import checkpoint
 from services.loyalty.domain.account import Settlement, settle
 from services.loyalty.domain.checkpoint import Checkpoint
-from services.loyalty.domain.model import Entry, Facts, Posted, Purchase, Target, kind_of
+from services.loyalty.domain.model import Bonus, Entry, Facts, Posted, Purchase, Target, kind_of
 from services.loyalty.domain.rules import RuleBook
 from services.loyalty.handlers import Deps
 from services.loyalty.store import AccountRow, Announcement, LoyaltyStore
@@ -49,6 +50,40 @@ def load_facts(store: LoyaltyStore, records: list[str], *, since: datetime | Non
     return Facts(purchases, refunds, store.bonuses_of(records), store.movements_of(records), owner)
 
 
+def load_histories(store: LoyaltyStore, records: dict[str, list[str]],
+                   since: dict[str, datetime | None]) -> dict[str, Facts]:
+    """What :func:`load_facts` answers for each of these customers (``records``: each one's records), in a
+    few queries for all of them: one per distinct ``since`` (checkpoint horizons are month starts), and one
+    each for the refunds, the refunded orders' purchases, the bonuses and the movements."""
+    customer_of = {r: c for c, rs in records.items() for r in rs}
+    groups: dict[datetime | None, list[str]] = defaultdict(list)
+    for c, rs in records.items():
+        groups[since.get(c)].extend(rs)
+    purchases: dict[str, list[Purchase]] = {c: [] for c in records}
+    for when, rs in groups.items():
+        for p in store.purchases_of(rs, since_ms=epoch_ms(when) if when is not None else None):
+            purchases[customer_of[p.record_id]].append(p)
+    orders = {c: {p.order_id for p in ps} for c, ps in purchases.items()}
+    refunds = store.refunds_for_orders(sorted(set().union(*orders.values())))
+    by_owner = sorted(store.purchases_for_orders(sorted({r.order_id for r in refunds})), key=Purchase.order)
+    bonuses: dict[str, list[Bonus]] = {c: [] for c in records}
+    for b in store.bonuses_of(list(customer_of)):
+        bonuses[customer_of[b.record_id]].append(b)
+    movements: dict[str, list[Entry]] = {c: [] for c in records}
+    for m in store.movements_of(list(customer_of)):
+        movements[customer_of[m.record_id]].append(m)
+    out = {}
+    for c in records:
+        mine = [r for r in refunds if r.order_id in orders[c]]
+        refunded = {r.order_id for r in mine}
+        owner: dict[str, str] = {}
+        for p in by_owner:
+            if p.order_id in refunded:
+                owner.setdefault(p.order_id, p.bucket)
+        out[c] = Facts(purchases[c], mine, bonuses[c], movements[c], owner)
+    return out
+
+
 def corrections(targets: dict[tuple[str, str], Target], posted: dict[tuple[str, str], Posted], *, now: str,
                 trigger: list[str]) -> list[Entry]:
     """The entries that bring every derived bucket to its target."""
@@ -75,18 +110,20 @@ def view_of(s: Settlement, zone) -> dict[str, Any]:
 
 
 def settle_customer(customer_id: str, *, deps: Deps, trigger: list[str],
-                    changed_from: datetime | None) -> list[OutboxMessage]:
+                    changed_from: datetime | None, read: Prepared | None = None) -> list[OutboxMessage]:
     """Bring one customer's ledger and account up to date with its facts; returns what to publish.
 
     ``changed_from`` is the earliest moment the facts added since the last settle reach (None: no fact
     was added, only time went on): the settle starts from the account's checkpoint when that is not
-    before the checkpoint's horizon, and from every fact otherwise.
+    before the checkpoint's horizon, and from every fact otherwise. ``read``: what :func:`prepare` read
+    for this customer beforehand (a batch reads every customer's at once); read here when not given.
     """
     store, now = deps.store, deps.clock()
     at = iso_utc(now)
     book = deps.rules.book()
-    records = store.records_of(customer_id)
-    start, facts = _starting_point(customer_id, records, book, now, changed_from, store)
+    if read is None:
+        read = prepare([customer_id], deps=deps, changed_from={customer_id: changed_from})[customer_id]
+    records, start, facts = read.records, read.start, read.facts
     snapshot_at = checkpoint.horizon(now, book.zone, deps.config.checkpoint_lag_months) \
         if deps.config.checkpoint_lag_months else None
     if snapshot_at is not None and start is not None and snapshot_at <= start.at:
@@ -94,13 +131,14 @@ def settle_customer(customer_id: str, *, deps: Deps, trigger: list[str],
     elif snapshot_at is not None and start is None and sum(
             1 for p in facts.purchases if p.time < snapshot_at) < deps.config.checkpoint_min_purchases:
         snapshot_at = None  # a short history: replaying it costs less than keeping a checkpoint
-    s, entries, ledger_sum = _derive(customer_id, records, facts, book, now, start, snapshot_at, trigger, store)
+    s, entries, ledger_sum = _derive(customer_id, records, facts, book, now, start, snapshot_at, trigger, store,
+                                     read.balance)
     if ledger_sum != s.balance and start is not None:
         # The ledger holds what the checkpoint does not explain (the clock went back past an expiry, say):
         # settle from every fact, as without a checkpoint.
         log.warning("loyalty: the checkpoint of %s disagrees with its ledger; settling from every fact", customer_id)
         s, entries, ledger_sum = _derive(customer_id, records, load_facts(store, records), book, now, None,
-                                         snapshot_at, trigger, store)
+                                         snapshot_at, trigger, store, read.balance)
     if ledger_sum != s.balance:
         # The ledger and the lots must agree; refuse to commit a state where they do not.
         raise RuntimeError(f"ledger sum {ledger_sum} differs from lots {s.balance} for {customer_id}")
@@ -108,7 +146,7 @@ def settle_customer(customer_id: str, *, deps: Deps, trigger: list[str],
         store.put_checkpoint(customer_id, checkpoint.dump(replace(s.snapshot, records=tuple(records),
                                                                   book=book.fingerprint)))
     store.add_entries(entries)
-    held = store.account(customer_id) or AccountRow(customer_id)
+    held = read.account or AccountRow(customer_id)
     out: list[OutboxMessage] = []
     for e in entries:
         if e.rule == "expiry" and e.points < 0:
@@ -162,25 +200,58 @@ def _announcements(s: Settlement, customer_id: str, now: datetime, deps: Deps) -
 
 def _derive(customer_id: str, records: list[str], facts: Facts, book: RuleBook, now: datetime,
             start: Checkpoint | None, snapshot_at: datetime | None, trigger: list[str],
-            store: LoyaltyStore) -> tuple[Settlement, list[Entry], int]:
+            store: LoyaltyStore, balance: int) -> tuple[Settlement, list[Entry], int]:
     s = settle(facts, book, customer_id=customer_id, now=now, start=start, snapshot_at=snapshot_at)
     posted = store.posted(records, buckets=sorted(s.scope) if s.scope is not None else None)
     entries = corrections(s.targets, posted, now=iso_utc(now), trigger=trigger)
-    return s, entries, store.balance(records) + sum(e.points for e in entries)
+    return s, entries, balance + sum(e.points for e in entries)
 
 
-def _starting_point(customer_id: str, records: list[str], book: RuleBook, now: datetime,
-                    changed_from: datetime | None, store: LoyaltyStore) -> tuple[Checkpoint | None, Facts]:
-    text = store.checkpoint(customer_id)
-    start = checkpoint.load(text) if text else None
-    if start is None or not start.usable(records=records, book=book.fingerprint, now=now, changed_from=changed_from):
-        return None, load_facts(store, records)
-    facts = load_facts(store, records, since=start.at)
-    cut = iso_utc(start.at)
-    later = [m for m in facts.movements if m.effective_at >= cut]
-    if len(facts.movements) - len(later) != start.movements_before:
-        return None, load_facts(store, records)  # a redemption or adjustment dated before the horizon
-    return start, replace(facts, movements=later)
+@dataclass(frozen=True)
+class Prepared:
+    """What a settle reads before deriving: the customer's records, the checkpoint it starts from (None: from
+    every fact), the facts from there on, the account as last settled, and its records' ledger sum."""
+
+    records: list[str]
+    start: Checkpoint | None
+    facts: Facts
+    account: AccountRow | None
+    balance: int  # the sum of the records' ledger entries before this settle
+
+
+def prepare(customers: list[str], *, deps: Deps, changed_from: dict[str, datetime | None]) -> dict[str, Prepared]:
+    """Read what settling each of these customers starts from, for all of them at once.
+
+    Settling one customer writes only its own rows (its records' ledger entries, its account, checkpoint
+    and announcements), so reading every customer's before settling any gives what each would read alone.
+    """
+    store, now, book = deps.store, deps.clock(), deps.rules.book()
+    records = store.records_of_many(customers)
+    texts = store.checkpoints_of(customers)
+    starts: dict[str, Checkpoint | None] = {}
+    for c in customers:
+        start = checkpoint.load(texts[c]) if texts.get(c) else None
+        usable = start is not None and start.usable(records=records[c], book=book.fingerprint, now=now,
+                                                    changed_from=changed_from.get(c))
+        starts[c] = start if usable else None
+    facts = load_histories(store, records, {c: s.at if s is not None else None for c, s in starts.items()})
+    partial = []
+    for c, start in starts.items():
+        if start is None:
+            continue
+        cut = iso_utc(start.at)
+        later = [m for m in facts[c].movements if m.effective_at >= cut]
+        if len(facts[c].movements) - len(later) != start.movements_before:
+            starts[c] = None  # a redemption or adjustment dated before the horizon: from every fact
+            partial.append(c)
+        else:
+            facts[c] = replace(facts[c], movements=later)
+    if partial:
+        facts |= load_histories(store, {c: records[c] for c in partial}, {})
+    accounts = store.accounts_of(customers)
+    sums = store.balances_of([r for c in customers for r in records[c]])
+    return {c: Prepared(records[c], starts[c], facts[c], accounts.get(c), sum(sums.get(r, 0) for r in records[c]))
+            for c in customers}
 
 
 @dataclass
@@ -207,7 +278,9 @@ def settle_many(touched: Touched, *, deps: Deps) -> list[OutboxMessage]:
         for w in why:
             roots.add(owners[c], w, touched.since[c])
     active = deps.store.customers_of(sorted(roots.why))
-    for root in sorted(roots.why):
-        if active[root] == root:
-            out += settle_customer(root, deps=deps, trigger=roots.why[root], changed_from=roots.since[root])
+    settled = [root for root in sorted(roots.why) if active[root] == root]
+    read = prepare(settled, deps=deps, changed_from={c: roots.since[c] for c in settled})
+    for root in settled:
+        out += settle_customer(root, deps=deps, trigger=roots.why[root], changed_from=roots.since[root],
+                               read=read[root])
     return out

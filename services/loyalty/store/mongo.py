@@ -142,6 +142,14 @@ class MongoLoyaltyStore(MongoStore, MongoMembership, MongoOwners):
                       parse_iso(d["ends_at"]), bool(d["active"]), parse_iso(d["at"]))
                 for d in self.mdb["bonuses"].find({"record_id": {"$in": record_ids}})]
 
+    def records_of_many(self, customer_ids: list[str]) -> dict[str, list[str]]:
+        """What :meth:`records_of` answers for each of these customers, in one query."""
+        more: dict[str, list[str]] = {c: [] for c in customer_ids}
+        for d in self.mdb["memberships"].find({"customer_id": {"$in": list(more)}}).sort("_id", 1):
+            if d["_id"] != d["customer_id"]:
+                more[d["customer_id"]].append(d["_id"])
+        return {c: [c, *rs] for c, rs in more.items()}
+
     # -- ledger -------------------------------------------------------------------------
     def add_entries(self, entries: list[Entry]) -> None:
         """Append entries; an entry id is unique, so nothing is ever posted twice."""
@@ -178,6 +186,12 @@ class MongoLoyaltyStore(MongoStore, MongoMembership, MongoOwners):
                                                   {"$group": {"_id": None, "s": {"$sum": "$points"}}}]))
         return int(rows[0]["s"]) if rows else 0
 
+    def balances_of(self, record_ids: list[str]) -> dict[str, int]:
+        """The sum of each of these records' entries (records with none are left out)."""
+        rows = self.mdb["ledger"].aggregate([{"$match": {"record_id": {"$in": list(record_ids)}}},
+                                             {"$group": {"_id": "$record_id", "sum": {"$sum": "$points"}}}])
+        return {d["_id"]: d["sum"] for d in rows}
+
     def entries(self, record_ids: list[str], *, before: tuple[str, str] | None, limit: int) -> list[Entry]:
         """Entries newest first, after a keyset cursor ``(posted_at, entry_id)``."""
         q: dict[str, Any] = {"record_id": {"$in": record_ids}}
@@ -200,6 +214,12 @@ class MongoLoyaltyStore(MongoStore, MongoMembership, MongoOwners):
         return AccountRow(d["_id"], d["balance"], d["debt"], d.get("tier"), d["view"], d["version"],
                           d.get("next_due_ms"), d["updated_at"])
 
+    def accounts_of(self, customer_ids: list[str]) -> dict[str, AccountRow]:
+        """The account snapshots of these customers (those that have one)."""
+        return {d["_id"]: AccountRow(d["_id"], d["balance"], d["debt"], d.get("tier"), d["view"], d["version"],
+                                     d.get("next_due_ms"), d["updated_at"])
+                for d in self.mdb["accounts"].find({"_id": {"$in": list(customer_ids)}})}
+
     def put_account(self, row: AccountRow) -> None:
         """Write the snapshot."""
         self.mdb["accounts"].replace_one(
@@ -217,6 +237,10 @@ class MongoLoyaltyStore(MongoStore, MongoMembership, MongoOwners):
         """The account's checkpoint (JSON text), if one was kept."""
         d = self.mdb["checkpoints"].find_one({"_id": customer_id})
         return d["state"] if d else None
+
+    def checkpoints_of(self, customer_ids: list[str]) -> dict[str, str]:
+        """The checkpoints kept for these customers (those that have one)."""
+        return {d["_id"]: d["state"] for d in self.mdb["checkpoints"].find({"_id": {"$in": list(customer_ids)}})}
 
     def put_checkpoint(self, customer_id: str, state: str) -> None:
         """Keep the account's checkpoint, replacing the one before."""
