@@ -31,10 +31,9 @@ PART = b'{"kind":"view_part","part":"bare"}'
 
 def main() -> None:
     """Start one worker of the given role."""
-    from faust import Worker
 
     from shared.settings import Settings
-    from shared.streaming.kafka import Outgoing, Publisher, faust_app
+    from shared.streaming.kafka import Outgoing, Publisher, faust_app, faust_worker
 
     role, bootstrap, prefix, data_dir = sys.argv[1:5]
     settings = Settings(_env_file=None, kafka_bootstrap=bootstrap, topic_prefix=prefix, data_dir=data_dir)
@@ -77,7 +76,7 @@ def main() -> None:
                 report()
 
     sys.argv = [sys.argv[0], "worker"]
-    Worker(app, loglevel="warning", quiet=True, redirect_stdouts=False).execute_from_commandline()
+    faust_worker(app, "warning").execute_from_commandline()
 
 
 if __name__ == "__main__":
