@@ -16,9 +16,9 @@ import uuid
 def main() -> None:
     """Start the counting agent."""
     import faust
-    from faust import Worker
 
     from shared.settings import Settings
+    from shared.streaming.kafka import faust_worker
 
     bootstrap, expected, names = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
     settings = Settings(_env_file=None, kafka_bootstrap=bootstrap)
@@ -42,7 +42,7 @@ def main() -> None:
                       flush=True)
 
     sys.argv = [sys.argv[0], "worker"]
-    Worker(app, loglevel="warning", quiet=True, redirect_stdouts=False).execute_from_commandline()
+    faust_worker(app, "warning").execute_from_commandline()
 
 
 if __name__ == "__main__":

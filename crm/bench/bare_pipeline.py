@@ -31,15 +31,14 @@ PART = b'{"kind":"view_part","part":"bare"}'
 
 def main() -> None:
     """Start one worker of the given role."""
-    from faust import Worker
 
     from shared.settings import Settings
-    from shared.streaming.kafka import Outgoing, Publisher, faust_app
+    from shared.streaming.faust_transport import raw_topic
+    from shared.streaming.kafka import Outgoing, Publisher, faust_app, faust_worker
 
     role, bootstrap, prefix, data_dir = sys.argv[1:5]
     settings = Settings(_env_file=None, kafka_bootstrap=bootstrap, topic_prefix=prefix, data_dir=data_dir)
     app = faust_app(f"bare-{role}", settings)
-    raw = {"value_serializer": "raw", "key_serializer": "raw"}
     customer = settings.topic(topics.CUSTOMER_EVENTS)
     counts = {"in": 0, "parts": 0}
     publisher = Publisher(settings, client_id=f"bare-{role}")
@@ -54,14 +53,14 @@ def main() -> None:
         return stream.take_events(settings.batch_size, within=settings.batch_within_s)
 
     if role == "identity":
-        @app.agent(app.topic(*[settings.topic(t) for t in topics.CHANNEL_TOPICS.values()], **raw), name="forward")
+        @app.agent(raw_topic(app, *[settings.topic(t) for t in topics.CHANNEL_TOPICS.values()]), name="forward")
         async def forward(stream):
             async for events in batches(stream):
                 await send([Outgoing(customer, e.message.value or b"", e.message.key) for e in events])
                 counts["in"] += len(events)
                 report()
 
-        @app.agent(app.topic(*[settings.topic(t) for t in topics.VIEW_PART_TOPICS], **raw), name="view-parts")
+        @app.agent(raw_topic(app, *[settings.topic(t) for t in topics.VIEW_PART_TOPICS]), name="view-parts")
         async def view_parts(stream):
             async for events in batches(stream):
                 counts["parts"] += len(events)
@@ -69,7 +68,7 @@ def main() -> None:
     else:
         out = settings.topic(PART_TOPIC[role])
 
-        @app.agent(app.topic(customer, **raw), name="consume")
+        @app.agent(raw_topic(app, customer), name="consume")
         async def consume(stream):
             async for events in batches(stream):
                 await send([Outgoing(out, PART, e.message.key) for e in events])
@@ -77,7 +76,7 @@ def main() -> None:
                 report()
 
     sys.argv = [sys.argv[0], "worker"]
-    Worker(app, loglevel="warning", quiet=True, redirect_stdouts=False).execute_from_commandline()
+    faust_worker(app, "warning").execute_from_commandline()
 
 
 if __name__ == "__main__":

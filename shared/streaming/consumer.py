@@ -272,7 +272,9 @@ def register_batch_agent(app, *, name: str, topic_names: list[str], runner: Batc
     ``handle`` owns every message's fate (processed, duplicate or dead-lettered); the runner retries
     transient failures and exits without acknowledging when they last too long.
     """
-    channel = app.topic(*topic_names, value_serializer="raw", key_serializer="raw")
+    from shared.streaming.faust_transport import raw_topic
+
+    channel = raw_topic(app, *topic_names)
     metrics = runner.metrics
 
     def counted(batch: list[Incoming]) -> BatchOutcome:

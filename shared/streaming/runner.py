@@ -49,7 +49,6 @@ def run_service(name: str, *, api: bool = True, worker: bool = True, port: int |
         return
     if api:
         serve_api(service, settings, name, port=port, in_thread=True)
-    from faust import Worker
+    from shared.streaming.kafka import faust_worker
 
-    app = service.faust_app()
-    Worker(app, loglevel=settings.log_level.lower(), quiet=True, redirect_stdouts=False).execute_from_commandline()
+    faust_worker(service.faust_app(), settings.log_level.lower()).execute_from_commandline()
