@@ -136,7 +136,8 @@ def bench_platform(events: int = typer.Option(30_000, help="mixed channel events
                    workers: str = typer.Option("", help="workers per service, e.g. identity=2,loyalty=1 "
                                                         "(default: as crm up)"),
                    customers: int = typer.Option(5000, help="customers in the base (one profile each first)"),
-                   trace_ratio: float = typer.Option(1.0, help="share of events traced (1: all, as crm up)"),
+                   trace_ratio: float = typer.Option(0.1, help="share of events traced (0.1 as crm up, "
+                                                                "CRM_TRACE_RATIO's default; 1: all)"),
                    load_seconds: float = typer.Option(20, help="seconds of each offered load (at most --events)")):
     """The four services together as crm up runs them: events/s, latency, CPU and RSS, and a bare pipeline."""
     from crm.bench.whole_platform import parse_workers, run
