@@ -59,10 +59,13 @@ EMAIL_KEYS = frozenset({"email", "e_mail", "mail"})
 BIRTHDAY_KEYS = frozenset({"birthday", "birthdate", "birth_date", "date_of_birth", "dob"})
 # Identifiers that name no one outside the platform's own systems: shown (digits inside still masked).
 ID_KEYS = frozenset({"wechat_openid", "wechat_unionid", "member_id", "web_user_id", "anonymous_id"})
-# Fields of the channel events' contract that carry no personal data: shown as they are.
+# Fields of the channel events' contract that carry no personal data: shown, any long number inside masked.
 CONTRACT_KEYS = frozenset({"order_id", "amount", "currency", "store_id", "items", "sku", "category", "quantity",
                            "unit_price", "purpose", "granted", "score", "severity", "covers", "status", "touch_id",
                            "gender", "city", "product"})
+# The company's own codes (a store, an article): numeric store codes and EAN-13 barcodes are long digit runs
+# that name no one, and a store manager matches them against the till, so only a phone inside is masked.
+CODE_KEYS = frozenset({"store_id", "sku"})
 
 
 def phone(value: Any) -> str | None:
@@ -162,6 +165,14 @@ def scrub_id(value: str) -> str:
 
 
 _CN_MOBILE = re.compile(r"1[3-9]\d{9}")
+_PHONE_IN_CODE = re.compile(_PHONE_IN_ID.pattern.rsplit("|", 1)[0])  # a mobile or a +country number only
+
+
+def scrub_code(value: str) -> str:
+    """A store code or SKU as written (``3101150012``, ``6901234567890``, ``SH-3b84896509``), with only an
+    e-mail or a phone (a mainland mobile in any notation, a number with its country code) inside it masked."""
+    value = _EMAIL.sub(lambda m: email(m.group(0)) or "***", value)
+    return _PHONE_IN_CODE.sub(lambda m: _last_four(m.group(0)), value)
 
 
 def known_names(values: Any) -> tuple[str, ...]:
@@ -209,6 +220,8 @@ def field(key: str, value: Any, names: tuple[str, ...] = ()) -> Any:
         return value
     if isinstance(value, int):
         return _number(value)
+    if k in CODE_KEYS and isinstance(value, str):
+        return scrub_code(value)
     if k in CONTRACT_KEYS or k in ID_KEYS:
         return scrub_id(value) if isinstance(value, str) else value
     return text(value, names=names)

@@ -84,3 +84,14 @@ def test_scrub_id_masks_every_long_number_inside_an_id(value, shown):
 def test_an_id_key_in_a_payload_shows_no_phone():
     data = {"identity": {"member_id": "+852 9123 4567", "web_user_id": "85291234567"}}
     assert masking.document(data) == {"identity": {"member_id": "*******4567", "web_user_id": "*******4567"}}
+
+
+@pytest.mark.parametrize(("value", "shown"), [
+    ("SH-3b84896509", "SH-3b84896509"), ("3101150012", "3101150012"), ("6901234567890", "6901234567890"),
+    ("SH-001", "SH-001"), ("S-13512340001", "S-*******0001"), ("+852 9123 4567", "*******4567"),
+    ("shop-135.1234.0001", "shop-*******0001"), ("13512340001@163.com", "***@163.com"),
+])
+def test_a_store_code_or_sku_is_shown_as_the_till_prints_it_but_a_phone_inside_is_masked(value, shown):
+    # A random store id once held eight digits in a row (SH-3b84896509) and a reader saw SH-3b****6509.
+    assert masking.document({"store_id": value, "items": [{"sku": value}]}) == {
+        "store_id": shown, "items": [{"sku": shown}]}
