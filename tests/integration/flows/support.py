@@ -33,8 +33,12 @@ def new_phone() -> str:
     return f"139 {digits[:4]} {digits[4:]}"
 
 
+_LETTERS = str.maketrans("0123456789", "ghijklmnop")
+
+
 def new_id(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+    """A unique id of letters only: a random run of digits in an id could be read as a phone and masked."""
+    return f"{prefix}-{uuid.uuid4().hex[:10].translate(_LETTERS)}"
 
 
 def event(type_: str, when: datetime, identity: dict[str, str], *, source: str = "pos/SH-001",
