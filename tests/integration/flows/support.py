@@ -11,15 +11,41 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from fastapi.testclient import TestClient
+
 from services.alerts.config import AlertsConfig
 from services.campaigns.config import CampaignsSettings
+from services.identity import messages as identity_messages
+from services.identity.app import create_app as identity_app
 from services.loyalty.config import LoyaltySettings
 from shared.settings import Settings
+from shared.streaming.batch import Incoming
 from shared.streaming.kafka import ensure_topics
 from tests.integration.platform_in_process import Platform
 
 ADMIN, OPERATOR, READER = "flows-admin", "flows-operator", "flows-reader"
 SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+@contextmanager
+def identity_alone(settings: Settings, key: str, *, accept=(202,)) -> Iterator[tuple[Any, TestClient, Any]]:
+    """Identity in process without a broker: its app, an HTTP client, and ``ingest(*events)``, which posts
+    channel events as ``key`` (answered with a status in ``accept``) and consumes what that published."""
+    sent: list = []
+    app = identity_app(settings, publish=sent.extend)
+    http = TestClient(app.api)
+
+    def ingest(*events: dict[str, Any]) -> None:
+        first = len(sent)
+        r = http.post("/v1/events", headers={"Authorization": f"Bearer {key}"}, json=list(events))
+        assert r.status_code in accept, r.text
+        identity_messages.consume([Incoming(o.value, o.topic, 0, i, list(o.headers), o.key)
+                                   for i, o in enumerate(sent[first:]) if ".channel." in o.topic], deps=app.deps)
+
+    try:
+        yield app, http, ingest
+    finally:
+        http.close()
 
 
 def at(text: str) -> datetime:

@@ -9,10 +9,8 @@ import json
 import pytest
 from fastapi.testclient import TestClient
 
-from services.identity import messages as identity_messages
-from services.identity.app import create_app as identity_app
 from shared.settings import Settings
-from shared.streaming.batch import Incoming
+from tests.integration.flows.support import identity_alone
 from tests.unit.identity.support import event, purchase
 
 ADMIN, READER, S01R, OPS = "k-admin-0001", "k-reader-0001", "k-s01-reader", "k-ops-0001"
@@ -33,25 +31,14 @@ def _settings(tmp_path) -> Settings:
 
 @pytest.fixture
 def identity(tmp_path):
-    sent: list = []
-    app = identity_app(_settings(tmp_path), publish=sent.extend)
-    http = TestClient(app.api)
+    with identity_alone(_settings(tmp_path), ADMIN, accept=(202, 207)) as (_app, http, ingest):
+        yield http, ingest, lambda phone: _customer(http, phone)
 
-    def ingest(*events: dict) -> None:
-        n0 = len(sent)
-        r = http.post("/v1/events", headers=_as(ADMIN), json=list(events))
-        assert r.status_code in (202, 207), r.text
-        batch = [Incoming(o.value, o.topic, 0, i, list(o.headers), o.key)
-                 for i, o in enumerate(sent[n0:]) if ".channel." in o.topic]
-        identity_messages.consume(batch, deps=app.deps)
 
-    def customer(phone: str) -> str:
-        r = http.get("/v1/customers/lookup", params={"phone": phone}, headers=_as(ADMIN))
-        assert r.status_code == 200, r.text
-        return r.json()["customer_id"]
-
-    yield http, ingest, customer
-    http.close()
+def _customer(http: TestClient, phone: str) -> str:
+    r = http.get("/v1/customers/lookup", params={"phone": phone}, headers=_as(ADMIN))
+    assert r.status_code == 200, r.text
+    return r.json()["customer_id"]
 
 
 def test_a_reader_cannot_recover_a_hong_kong_phone_from_its_mask_in_ten_lookups(identity):

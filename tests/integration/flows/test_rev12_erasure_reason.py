@@ -8,14 +8,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
 
-from services.identity import messages as identity_messages
-from services.identity.app import create_app as identity_app
 from shared.access.audit import AuditEntry
 from shared.settings import Settings
 from shared.storage.base import sqlite_path
-from shared.streaming.batch import Incoming
+from tests.integration.flows.support import identity_alone
 from tests.unit.identity.support import event, purchase
 
 ADMIN = "k-rev12-admin-0001"
@@ -27,19 +24,8 @@ PHONE = "+8613512340001"
 def identity(tmp_path) -> Iterator[tuple]:
     settings = Settings(_env_file=None, data_dir=str(tmp_path), api_keys=f"{ADMIN}:admin",
                         pseudonym_secret="rev12-pseudonym-key-0123", token_secret="t" * 40)
-    sent: list = []
-    app = identity_app(settings, publish=sent.extend)
-    http = TestClient(app.api)
-
-    def ingest(*events: dict) -> None:
-        first = len(sent)
-        r = http.post("/v1/events", headers=AUTH, json=list(events))
-        assert r.status_code == 202, r.text
-        batch = [Incoming(o.value, o.topic, 0, i, list(o.headers), o.key)
-                 for i, o in enumerate(sent[first:]) if ".channel." in o.topic]
-        identity_messages.consume(batch, deps=app.deps)
-
-    yield app, http, ingest
+    with identity_alone(settings, ADMIN) as (app, http, ingest):
+        yield app, http, ingest
 
 
 def _identity_bytes(data_dir: Path) -> bytes:

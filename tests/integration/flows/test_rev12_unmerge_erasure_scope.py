@@ -12,10 +12,8 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from services.identity import messages as identity_messages
-from services.identity.app import create_app as identity_app
 from shared.settings import Settings
-from shared.streaming.batch import Incoming
+from tests.integration.flows.support import identity_alone
 from tests.unit.identity.support import event, purchase
 
 ADMIN, S01_ADMIN, S02_ADMIN = "k-rev12-admin-0001", "k-rev12-s01-admin", "k-rev12-s02-admin"
@@ -35,22 +33,13 @@ def http(tmp_path) -> Iterator[TestClient]:
     settings = Settings(_env_file=None, data_dir=str(tmp_path), stores_file=str(tmp_path / "stores.csv"),
                         api_keys=f"{ADMIN}:admin,{S01_ADMIN}:admin@store=S01,{S02_ADMIN}:admin@store=S02",
                         pseudonym_secret="rev12-pseudonym-key-0123", token_secret="t" * 40)
-    sent: list = []
-    app = identity_app(settings, publish=sent.extend)
-    client = TestClient(app.api)
-
-    def ingest(*events: dict) -> None:
-        first = len(sent)
-        r = client.post("/v1/events", headers=auth(ADMIN), json=list(events))
-        assert r.status_code == 202, r.text
-        identity_messages.consume([Incoming(o.value, o.topic, 0, i, list(o.headers), o.key)
-                                   for i, o in enumerate(sent[first:]) if ".channel." in o.topic], deps=app.deps)
-
-    for n, (store, phone) in enumerate(PHONES.items()):
-        ingest(purchase(f"p{n}", {"phone": phone}, "88.00", store_id=store),
-               event(f"f{n}", {"wechat_openid": f"oRev12{n}"}, kind="crm.follow", source="wechat/oa"))
-        ingest(event(f"g{n}", {"wechat_openid": f"oRev12{n}", "phone": phone}, kind="crm.follow", source="wechat/oa"))
-    yield client
+    with identity_alone(settings, ADMIN) as (_app, client, ingest):
+        for n, (store, phone) in enumerate(PHONES.items()):
+            ingest(purchase(f"p{n}", {"phone": phone}, "88.00", store_id=store),
+                   event(f"f{n}", {"wechat_openid": f"oRev12{n}"}, kind="crm.follow", source="wechat/oa"))
+            ingest(event(f"g{n}", {"wechat_openid": f"oRev12{n}", "phone": phone}, kind="crm.follow",
+                         source="wechat/oa"))
+        yield client
 
 
 def customer(http: TestClient, store: str) -> str:
