@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 
+from shared.access.visibility import Seeing
 from shared.clock import iso_utc
 from shared.http.api import Caller, caller_dep
 from shared.http.bounds import Offset
@@ -47,17 +48,25 @@ def router(hooks: Webhooks, *, audit: Any = None) -> APIRouter:
     r = APIRouter(prefix="/webhooks", tags=["webhooks"])
     HooksDep = Annotated[Webhooks, Depends(lambda: hooks)]
 
+    def company_wide(seeing: Seeing) -> None:
+        # Subscribers get every store's events: a store's own admin may not subscribe (403 forbidden_scope).
+        seeing.company_only("webhooks")
+
+    # The role first (the gate reads it before the body), then the scope.
+    Admin = Annotated[Caller, caller_dep("admin")]
+    CompanyWide = Annotated[None, Depends(company_wide)]
+
     def note(caller: Caller, action: str, webhook_id: str) -> None:
         if audit is not None:
             audit(caller, action=action, target=webhook_id)
 
     @r.get("/event-types", response_model=list[str])
-    def event_types(caller: Caller = caller_dep("admin")) -> list[str]:
+    def event_types(caller: Admin, _company: CompanyWide) -> list[str]:
         """The event types a subscription can ask for."""
         return list(EVENT_TYPES)
 
     @r.post("", response_model=WebhookRead, status_code=201)
-    def create_webhook(body: WebhookCreate, hooks: HooksDep, caller: Caller = caller_dep("admin")) -> WebhookRead:
+    def create_webhook(body: WebhookCreate, hooks: HooksDep, caller: Admin, _company: CompanyWide) -> WebhookRead:
         """Subscribe a URL to event types; a generated secret is in this answer only."""
         sub, generated = commands.create(body.url, hooks=hooks, event_types=list(body.event_types),
                                          secret=body.secret, description=body.description, actor=caller.name)
@@ -65,19 +74,19 @@ def router(hooks: Webhooks, *, audit: Any = None) -> APIRouter:
         return webhook_read(sub, secret=generated)
 
     @r.get("", response_model=WebhooksPage)
-    def list_webhooks(hooks: HooksDep, caller: Caller = caller_dep("admin")) -> WebhooksPage:
+    def list_webhooks(hooks: HooksDep, caller: Admin, _company: CompanyWide) -> WebhooksPage:
         """Every subscription, oldest first (secrets never shown)."""
         subs = hooks.store.subscriptions()
         return WebhooksPage(items=[webhook_read(s) for s in subs], total=len(subs))
 
     @r.get("/{webhook_id}", response_model=WebhookRead)
-    def get_webhook(webhook_id: str, hooks: HooksDep, caller: Caller = caller_dep("admin")) -> WebhookRead:
+    def get_webhook(webhook_id: str, hooks: HooksDep, caller: Admin, _company: CompanyWide) -> WebhookRead:
         """One subscription."""
         return webhook_read(commands.get(webhook_id, hooks=hooks))
 
     @r.patch("/{webhook_id}", response_model=WebhookRead)
     def update_webhook(webhook_id: str, body: WebhookUpdate, hooks: HooksDep,
-                       caller: Caller = caller_dep("admin")) -> WebhookRead:
+                       caller: Admin, _company: CompanyWide) -> WebhookRead:
         """Change a subscription's URL, event types, description, or enable/disable it."""
         sub = commands.update(webhook_id, hooks=hooks, url=body.url, description=body.description,
                               event_types=None if body.event_types is None else list(body.event_types),
@@ -86,14 +95,14 @@ def router(hooks: Webhooks, *, audit: Any = None) -> APIRouter:
         return webhook_read(sub)
 
     @r.delete("/{webhook_id}", response_model=WebhookRead)
-    def disable_webhook(webhook_id: str, hooks: HooksDep, caller: Caller = caller_dep("admin")) -> WebhookRead:
+    def disable_webhook(webhook_id: str, hooks: HooksDep, caller: Admin, _company: CompanyWide) -> WebhookRead:
         """Disable a subscription: nothing more is recorded or sent for it; its deliveries stay listed."""
         sub = commands.update(webhook_id, hooks=hooks, enabled=False)
         note(caller, "webhook.disable", webhook_id)
         return webhook_read(sub)
 
     @r.get("/{webhook_id}/deliveries", response_model=DeliveriesPage)
-    def list_deliveries(webhook_id: str, hooks: HooksDep, caller: Caller = caller_dep("admin"),
+    def list_deliveries(webhook_id: str, hooks: HooksDep, caller: Admin, _company: CompanyWide,
                         status: Literal["pending", "delivered", "dead"] | None = None, offset: Offset = 0,
                         limit: int = Query(50, ge=1, le=500)) -> DeliveriesPage:
         """A subscription's deliveries, newest first, with status, attempts and the last code or error."""
@@ -103,7 +112,7 @@ def router(hooks: Webhooks, *, audit: Any = None) -> APIRouter:
 
     @r.post("/{webhook_id}/deliveries/{delivery_id}/redeliver", response_model=DeliveryRead, status_code=202)
     def redeliver(webhook_id: str, delivery_id: str, hooks: HooksDep,
-                  caller: Caller = caller_dep("admin")) -> DeliveryRead:
+                  caller: Admin, _company: CompanyWide) -> DeliveryRead:
         """Send a dead delivery again (a fresh set of tries); 409 unless it is dead."""
         d = commands.redeliver(webhook_id, hooks=hooks, delivery_id=delivery_id)
         note(caller, "webhook.redeliver", webhook_id)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 
 from shared.storage.base import SqliteDb, chunks, in_placeholders
 from shared.webhooks.events import AlertSeen
@@ -44,18 +43,13 @@ class SqliteWebhookStore:
 
     def __init__(self, db: SqliteDb) -> None:
         self.db = db
-        self._ready = False
-        self._lock = threading.Lock()
+        # The tables are made here, outside any transaction: made inside one, a rollback would take them back.
+        with db.transaction() as conn:
+            for statement in SCHEMA:
+                conn.execute(statement)
 
     def _conn(self):
-        conn = self.db.conn()
-        if not self._ready:
-            with self._lock:
-                if not self._ready:
-                    for statement in SCHEMA:
-                        conn.execute(statement)
-                    self._ready = True
-        return conn
+        return self.db.conn()
 
     def subscription_add(self, sub: Subscription) -> None:
         """Keep a new subscription."""

@@ -31,7 +31,8 @@ class Host:
         self.store = SqliteAlertsStore(path)
         settings = Settings(_env_file=None, api_keys=f"{ADMIN}:admin,{READER}:reader")
         cfg = {"backoff_s": 0.05, "timeout_s": 2.0, "poll_s": 0.05, "max_attempts": 4, **config}
-        self.service = create_app(settings, store=self.store, publish=lambda _: None,
+        self.sent: list = []  # what the service published (audit entries)
+        self.service = create_app(settings, store=self.store, publish=self.sent.extend,
                                   webhooks=WebhooksConfig(_env_file=None, **cfg))
         self.hooks = self.service.deps.webhooks
         self.api = TestClient(self.service.api, headers={"Authorization": f"Bearer {ADMIN}"})
