@@ -171,3 +171,14 @@ def test_only_subscribed_types_of_enabled_subscriptions_are_recorded(host):
     h.feed(touch(1), alert("al_9"))
     assert [d["event_type"] for d in h.deliveries(alerts_only)] == ["alert.opened"]
     assert h.deliveries(touches) == []
+
+
+def test_a_private_address_is_refused_again_before_sending(host):
+    with Receiver(secret=SECRET) as rx:
+        open_host = host()
+        wid = open_host.subscribe(rx.url, "campaign.touch", secret=SECRET)  # accepted while the guard was off
+        guarded = host(block_private=True).start()
+        guarded.feed(touch(1))
+        [d] = wait_for(_status(guarded, wid, "dead"), what="refused before sending")
+    assert d["attempts"] == 1 and rx.received == []
+    assert d["dead_reason"] == "URL refused: the URL's host is a loopback, private, link-local or reserved address"
