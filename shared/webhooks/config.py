@@ -18,6 +18,8 @@ class WebhooksConfig(BaseSettings):
     backoff_max_s: float = Field(6 * 3600.0, gt=0)
     concurrency: int = Field(8, ge=1, le=256)  # requests in flight at once, over all subscribers
     poll_s: float = Field(1.0, gt=0, le=60)  # how often the dispatcher looks for due deliveries
+    # Delivered and dead deliveries are forgotten this long after their last try (pending ones never are).
+    keep_days: float = Field(30.0, gt=0)
     # Refuse subscriber URLs on loopback, private, link-local or reserved addresses (SSRF). Off by default so
     # a receiver on the same machine or network works out of the box; turn it on where the API is exposed.
     block_private: bool = False

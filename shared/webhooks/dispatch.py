@@ -30,6 +30,7 @@ from shared.webhooks.urls import UnsafeUrl, check_url
 log = logging.getLogger(__name__)
 
 USER_AGENT = "CRM-Webhooks/1.0"
+PURGE_EVERY_S = 3600.0
 
 
 class _Retry(Exception):
@@ -89,9 +90,13 @@ class Dispatcher:
         limits = httpx.Limits(max_connections=cfg.concurrency, max_keepalive_connections=cfg.concurrency)
         async with httpx.AsyncClient(timeout=cfg.timeout_s, limits=limits, follow_redirects=False,
                                      trust_env=False) as client:
+            purged_at = 0.0
             while not self._stopping.is_set():
                 try:
                     self._take(client, in_flight)
+                    if self.now() - purged_at >= PURGE_EVERY_S:
+                        purged_at = self.now()
+                        self.purge()
                 except Exception as exc:  # a store that is locked or away: try again at the next poll
                     log.warning("webhooks: taking due deliveries failed (%s)", type(exc).__name__)
                 self._wake.clear()
@@ -101,6 +106,10 @@ class Dispatcher:
                     pass
             for task in in_flight:
                 task.cancel()
+
+    def purge(self) -> int:
+        """Forget delivered and dead deliveries older than ``keep_days``."""
+        return self.store.deliveries_purge(before=iso_utc_now(lambda: self.now() - self.config.keep_days * 86400))
 
     def _take(self, client: httpx.AsyncClient, in_flight: set[asyncio.Task]) -> None:
         free = self.config.concurrency - len(in_flight)

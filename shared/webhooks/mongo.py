@@ -125,6 +125,11 @@ class MongoWebhookStore:
         docs = col.find(query).sort("seq", DESCENDING).skip(offset).limit(limit)
         return [_delivery(d) for d in docs], col.count_documents(query)
 
+    def deliveries_purge(self, *, before: str) -> int:
+        """Forget delivered and dead deliveries last tried before ``before``."""
+        return self._col("webhook_deliveries").delete_many(
+            {"status": {"$in": ["delivered", "dead"]}, "updated_at": {"$lt": before}}).deleted_count
+
     def alerts_seen(self, alert_ids: list[str]) -> dict[str, AlertSeen]:
         """The last change seen of these alerts."""
         docs = self._col("webhook_alerts_seen").find({"_id": {"$in": sorted(set(alert_ids))}})

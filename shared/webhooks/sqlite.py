@@ -135,6 +135,12 @@ class SqliteWebhookStore:
                             "ORDER BY seq DESC LIMIT ? OFFSET ?", (*args, limit, offset)).fetchall()
         return [_delivery(r) for r in rows], total
 
+    def deliveries_purge(self, *, before: str) -> int:
+        """Forget delivered and dead deliveries last tried before ``before``."""
+        with self.db.transaction() as conn:
+            return conn.execute("DELETE FROM webhook_deliveries WHERE status IN ('delivered', 'dead') "
+                                "AND updated_at < ?", (before,)).rowcount
+
     def alerts_seen(self, alert_ids: list[str]) -> dict[str, AlertSeen]:
         """The last change seen of these alerts."""
         out: dict[str, AlertSeen] = {}

@@ -86,6 +86,9 @@ class WebhookStore(Protocol):
                    limit: int = 50) -> tuple[list[Delivery], int]:
         """A subscription's deliveries, newest first, and how many there are."""
 
+    def deliveries_purge(self, *, before: str) -> int:
+        """Forget delivered and dead deliveries last tried before ``before`` (ISO-8601 UTC); returns how many."""
+
     def alerts_seen(self, alert_ids: list[str]) -> dict[str, AlertSeen]:
         """The last change seen of these alerts (active ones only)."""
 

@@ -182,3 +182,19 @@ def test_a_private_address_is_refused_again_before_sending(host):
         [d] = wait_for(_status(guarded, wid, "dead"), what="refused before sending")
     assert d["attempts"] == 1 and rx.received == []
     assert d["dead_reason"] == "URL refused: the URL's host is a loopback, private, link-local or reserved address"
+
+
+def test_finished_deliveries_are_forgotten_after_keep_days(host):
+    from shared.webhooks.dispatch import Dispatcher
+
+    with Receiver(secret=SECRET) as rx:
+        h = host(keep_days=30).start()
+        wid = h.subscribe(rx.url, "campaign.touch", secret=SECRET)
+        h.feed(touch(1))
+        wait_for(_status(h, wid, "delivered"), what="delivered")
+    h.stop()
+    h.feed(touch(2))  # pending: kept whatever its age
+    day = 86400
+    assert Dispatcher(h.hooks.store, h.hooks.config, now=lambda: time.time() + 29 * day).purge() == 0
+    assert Dispatcher(h.hooks.store, h.hooks.config, now=lambda: time.time() + 31 * day).purge() == 1
+    assert [d["status"] for d in h.deliveries(wid)] == ["pending"]

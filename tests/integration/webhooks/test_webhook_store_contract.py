@@ -89,6 +89,17 @@ def test_attempts_are_recorded(backend):
     assert total == 2 and [d.delivery_id for d in items] == ["dl_1"]
 
 
+def test_purge_forgets_old_finished_deliveries_only(backend):
+    _, store, _ = backend
+    store.deliveries_add([_delivery(n) for n in (1, 2, 3, 4)])
+    store.delivery_update(replace(_delivery(1), status="delivered", attempts=1, updated_at="2026-10-01T00:00:00Z"))
+    store.delivery_update(replace(_delivery(2), status="dead", attempts=8, updated_at="2026-10-02T00:00:00Z"))
+    store.delivery_update(replace(_delivery(3), status="delivered", attempts=1, updated_at="2026-11-02T00:00:00Z"))
+    store.delivery_update(replace(_delivery(4), attempts=3, updated_at="2026-10-01T00:00:00Z"))  # still pending
+    assert store.deliveries_purge(before="2026-11-01T00:00:00Z") == 2
+    assert sorted(d.delivery_id for d in store.deliveries("wh_1")[0]) == ["dl_3", "dl_4"]
+
+
 def test_alerts_seen(backend):
     _, store, _ = backend
     store.alerts_seen_put(seen=[AlertSeen("al_1", "open", "yellow"), AlertSeen("al_2", "open", "red")], forget=[])
