@@ -17,6 +17,7 @@ from shared.service import Service
 from shared.storage.base import is_transient
 from shared.storage.retention import register_retention
 from shared.streaming.consumer import register_batch_agent, register_housekeeping
+from shared.webhooks import host as webhooks
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,8 @@ def register(app, service: Service) -> None:
                          runner=runner, batch_size=settings.batch_size, within_s=settings.batch_within_s,
                          handle=lambda batch: messages.consume(batch, deps=deps))
     register_housekeeping(app, runner=runner, outbox_pending=deps.store.outbox_pending)
+    if deps.webhooks is not None:  # issue 14: alert, loyalty and campaign events to webhook subscribers
+        webhooks.register(app, hooks=deps.webhooks, service=service)
     owner = f"{socket.gethostname()}:{os.getpid()}"
 
     async def scheduled_scan():

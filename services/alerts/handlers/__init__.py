@@ -12,6 +12,7 @@ from services.alerts.store import AlertsStore
 from shared.clock import Clock
 from shared.settings import Settings
 from shared.storage.base import OutboxMessage
+from shared.webhooks.host import Webhooks
 
 
 @dataclass
@@ -27,6 +28,8 @@ class Deps:
     ranking: tuple | None = None
     # Publishes an outbox committed outside a batch (a route's): the service's relay, set by ``app.create_app``.
     relay: Callable[[list[OutboxMessage]], None] | None = None
+    # Issue 14: the webhook parts this service hosts (shared/webhooks), set by ``app.create_app``.
+    webhooks: Webhooks | None = None
 
     @property
     def zone(self) -> ZoneInfo:

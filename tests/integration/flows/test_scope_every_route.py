@@ -70,6 +70,10 @@ NOT_A_CUSTOMER = {
     "/v1/loyalty/rewards/{reward_id}": "catalogue",
     "/v1/alerts/rules": "rules", "/v1/alerts/churn-model": "model parameters",
     "/v1/campaigns": "the list of campaigns", "/v1/campaigns/{campaign_id}": "a campaign's definition",
+    # Issue 14: webhook subscriptions, admin and company-wide (403 forbidden_scope to a scoped admin).
+    **{f"/v1/webhooks{p}": "webhook subscriptions" for p in (
+        "", "/event-types", "/{webhook_id}", "/{webhook_id}/deliveries",
+        "/{webhook_id}/deliveries/{delivery_id}/redeliver")},
 }
 # Lists, and figures over customers (a store-scoped key reads a campaign's results over its own store's members:
 # tests/integration/flows/test_scope_gaps.py).

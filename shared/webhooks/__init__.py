@@ -1,0 +1,1 @@
+"""Webhooks: subscriptions to platform events, signed deliveries recorded outbox-style, sent apart from consumption."""

@@ -1,0 +1,144 @@
+"""The webhook store in the host service's MongoDB database (its own collections, the host's transactions)."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import asdict, replace
+
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo.errors import BulkWriteError, DuplicateKeyError
+
+from shared.storage.base import MongoDb
+from shared.webhooks.events import AlertSeen
+from shared.webhooks.store import Delivery, Subscription
+
+
+def _sub(doc) -> Subscription:
+    return Subscription(doc["_id"], doc["url"], tuple(doc["event_types"]), doc["secret"], doc["enabled"],
+                        doc.get("description"), doc["created_by"], doc["created_at"], doc["updated_at"])
+
+
+def _delivery(doc) -> Delivery:
+    return Delivery(**{k: v for k, v in doc.items() if k not in ("_id", "seq")}, delivery_id=doc["_id"])
+
+
+class MongoWebhookStore:
+    """Webhook collections beside the host's, written in the host's transactions."""
+
+    def __init__(self, mdb: MongoDb) -> None:
+        self.mdb = mdb
+        self._ready = False
+        self._lock = threading.Lock()
+
+    def _col(self, name: str):
+        if not self._ready:
+            with self._lock:
+                if not self._ready:
+                    deliveries = self.mdb.database["webhook_deliveries"]
+                    deliveries.create_index([("webhook_id", ASCENDING), ("event_id", ASCENDING)], unique=True)
+                    deliveries.create_index([("status", ASCENDING), ("next_ms", ASCENDING)])
+                    deliveries.create_index([("webhook_id", ASCENDING), ("seq", DESCENDING)])
+                    self._ready = True
+        return self.mdb[name]
+
+    def subscription_add(self, sub: Subscription) -> None:
+        """Keep a new subscription."""
+        doc = asdict(sub)
+        doc["_id"] = doc.pop("webhook_id")
+        doc["event_types"] = list(sub.event_types)
+        self._col("webhook_subscriptions").insert_one(doc)
+
+    def subscription_put(self, sub: Subscription) -> None:
+        """Replace a subscription."""
+        self._col("webhook_subscriptions").update_one({"_id": sub.webhook_id}, {"$set": {
+            "url": sub.url, "event_types": list(sub.event_types), "enabled": sub.enabled,
+            "description": sub.description, "updated_at": sub.updated_at}})
+
+    def subscription(self, webhook_id: str) -> Subscription | None:
+        """One subscription."""
+        doc = self._col("webhook_subscriptions").find_one({"_id": webhook_id})
+        return _sub(doc) if doc else None
+
+    def subscriptions(self, *, enabled_only: bool = False) -> list[Subscription]:
+        """Every subscription, oldest first."""
+        query = {"enabled": True} if enabled_only else {}
+        docs = self._col("webhook_subscriptions").find(query).sort([("created_at", ASCENDING), ("_id", ASCENDING)])
+        return [_sub(d) for d in docs]
+
+    def deliveries_add(self, deliveries: list[Delivery]) -> int:
+        """Keep new deliveries; returns how many were new."""
+        if not deliveries:
+            return 0
+        col = self._col("webhook_deliveries")
+        last = col.find_one({}, sort=[("seq", DESCENDING)])
+        seq = last["seq"] if last else 0
+        new = 0
+        for i, d in enumerate(deliveries):
+            doc = asdict(d)
+            doc["_id"] = doc.pop("delivery_id")
+            doc["seq"] = seq + i + 1
+            try:
+                col.insert_one(doc)
+                new += 1
+            except (DuplicateKeyError, BulkWriteError):
+                pass  # the same event for the same subscription: already kept
+        return new
+
+    def deliveries_due(self, *, now_ms: int, lease_ms: int, limit: int, webhook_ids: list[str]) -> list[Delivery]:
+        """Take up to ``limit`` due pending deliveries of these subscriptions, leased until ``lease_ms``."""
+        if not webhook_ids or limit <= 0:
+            return []
+        col = self._col("webhook_deliveries")
+        query = {"status": "pending", "next_ms": {"$lte": now_ms}, "lease_ms": {"$lte": now_ms},
+                 "webhook_id": {"$in": list(webhook_ids)}}
+        out = []
+        # One document at a time: find_one_and_update is what keeps two dispatchers from taking the same one.
+        while len(out) < limit:
+            doc = col.find_one_and_update(query, {"$set": {"lease_ms": lease_ms}},
+                                          sort=[("next_ms", ASCENDING), ("seq", ASCENDING)],
+                                          return_document=ReturnDocument.AFTER)
+            if doc is None:
+                break
+            out.append(_delivery(doc))
+        return out
+
+    def delivery_update(self, delivery: Delivery) -> None:
+        """Record an attempt's outcome."""
+        doc = asdict(replace(delivery))
+        doc.pop("delivery_id")
+        for fixed in ("webhook_id", "event_id", "event_type", "body", "created_at"):
+            doc.pop(fixed)
+        self._col("webhook_deliveries").update_one({"_id": delivery.delivery_id}, {"$set": doc})
+
+    def delivery(self, delivery_id: str) -> Delivery | None:
+        """One delivery."""
+        doc = self._col("webhook_deliveries").find_one({"_id": delivery_id})
+        return _delivery(doc) if doc else None
+
+    def deliveries(self, webhook_id: str, *, status: str | None = None, offset: int = 0,
+                   limit: int = 50) -> tuple[list[Delivery], int]:
+        """A subscription's deliveries, newest first, and how many there are."""
+        query: dict = {"webhook_id": webhook_id}
+        if status is not None:
+            query["status"] = status
+        col = self._col("webhook_deliveries")
+        docs = col.find(query).sort("seq", DESCENDING).skip(offset).limit(limit)
+        return [_delivery(d) for d in docs], col.count_documents(query)
+
+    def deliveries_purge(self, *, before: str) -> int:
+        """Forget delivered and dead deliveries last tried before ``before``."""
+        return self._col("webhook_deliveries").delete_many(
+            {"status": {"$in": ["delivered", "dead"]}, "updated_at": {"$lt": before}}).deleted_count
+
+    def alerts_seen(self, alert_ids: list[str]) -> dict[str, AlertSeen]:
+        """The last change seen of these alerts."""
+        docs = self._col("webhook_alerts_seen").find({"_id": {"$in": sorted(set(alert_ids))}})
+        return {d["_id"]: AlertSeen(d["_id"], d["status"], d["severity"]) for d in docs}
+
+    def alerts_seen_put(self, *, seen: list[AlertSeen], forget: list[str]) -> None:
+        """Keep the last change seen of alerts; forget resolved ones."""
+        col = self._col("webhook_alerts_seen")
+        for s in seen:
+            col.replace_one({"_id": s.alert_id}, {"status": s.status, "severity": s.severity}, upsert=True)
+        if forget:
+            col.delete_many({"_id": {"$in": forget}})
