@@ -42,6 +42,9 @@ def customer_view(store: IdentityStore, customer_id: str, *, reveal: bool, zone:
         stats=stats, home_store=home_store(stats.store_days),
         # Only the active customer's own parts: services republish the survivor's after a merge.
         parts=store.parts([root.id]), reveal=reveal, zone=zone,
+        # Issue 14: phones staff replaced, the owning store and the assignments staff made.
+        replaced=store.replaced_identifiers(group), owner=store.owners_of([root.id]).get(root.id),
+        assignments=store.assignments_of([root.id]).get(root.id, {}),
     )
 
 
