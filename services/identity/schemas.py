@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
@@ -292,7 +292,8 @@ class ProfileCorrection(_Reasoned):
     birthday: date | None = None
     email: str | None = Field(None, min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")
     city: str | None = Field(None, min_length=1, max_length=128)
-    attributes: dict[str, str | int | float | bool] = Field(default_factory=dict, max_length=50)
+    attributes: dict[str, Annotated[str, Field(max_length=1000)] | int | Annotated[float, Field(allow_inf_nan=False)]
+                     | bool] = Field(default_factory=dict, max_length=50)
 
     @field_validator("attributes")
     @classmethod

@@ -58,6 +58,12 @@ BODIES: dict[str, dict[str, Any]] = {
     "/v1/campaigns": CAMPAIGN,
     "/v1/campaigns/{campaign_id}": {"name": "renamed"},
     "/v1/analyses/event-effect": {"event_date": "2026-11-10", "attendees": ["c_1"], "non_attendees": ["c_2"]},
+    # Issue 14, staff corrections.
+    "/v1/customers/{customer_id}/merge": {"customer_id": UNKNOWN["customer_id"], "reason": "review"},
+    "/v1/customers/{customer_id}/phone": {"phone": "+8613912345678", "reason": "new number"},
+    "/v1/customers/{customer_id}/profile": {"city": "Hangzhou", "reason": "ID shown"},
+    "/v1/customers/{customer_id}/owner": {"store_id": "S01", "reason": "moved"},
+    "/v1/customers/{customer_id}/account-manager": {"account_manager": "am-1", "reason": "key customer"},
 }
 # The routes that take no customer: every one is named here with why, so a new route needs a decision.
 NOT_A_CUSTOMER = {
