@@ -20,6 +20,7 @@ from services.identity.schemas import (
     ConflictsPage,
     ConflictUpdate,
     CustomerRead,
+    CustomersPage,
     ErasureAccepted,
     ErasureCreate,
     ErasureRead,
@@ -149,6 +150,15 @@ def router(deps: Deps) -> APIRouter:
         if reveal:
             audit(caller, action="reveal.customer", customer_id=found.customer_id, reason=reason)
         return found
+
+    @r.get("/customers", response_model=CustomersPage, tags=["customers"])
+    def list_customers(deps: DepsDep, caller: Reader, seeing: Seeing,
+                       account_manager: str = Query(..., min_length=1, max_length=MAX_ID,
+                                                    description="the staff id of an account manager"),
+                       offset: Offset = 0, limit: int = Query(50, ge=1, le=200)) -> CustomersPage:
+        """The customers assigned to an account manager (``PUT /v1/customers/{id}/account-manager``), newest
+        assignment first, only those the caller may see; each as the single customer view, masked."""
+        return queries.managed_customers(account_manager, deps=deps, seeing=seeing, offset=offset, limit=limit)
 
     @r.get("/customers/{customer_id}", response_model=CustomerRead, tags=["customers"])
     def get_customer(customer_id: str, deps: DepsDep, caller: Reader, seeing: Seeing, reveal: bool = Reveal,

@@ -325,3 +325,11 @@ class AssignmentRead(BaseModel):
     customer_id: str
     owner: OwnerRead
     account_manager: AccountManagerRead | None
+
+
+class CustomersPage(BaseModel):
+    """Customers assigned to one account manager, newest assignment first (masked like every view)."""
+
+    items: list[CustomerRead]
+    offset: int
+    limit: int

@@ -81,3 +81,18 @@ class MongoCorrections:
             out.setdefault(d["customer_id"], {})[d["kind"]] = AssignmentRow(d["customer_id"], d["kind"], d["value"],
                                                                             d["by"], d["at"])
         return out
+
+    def assigned_to(self, kind: str, value: str, *, stores: frozenset[str] | None, offset: int,
+                    limit: int) -> list[AssignmentRow]:
+        """The active customers assigned to ``value`` (e.g. one account manager), newest assignment first; with
+        ``stores``, only customers one of them owns (filtered before paging, so pages stay whole)."""
+        query: dict = {"kind": kind, "value": value}
+        if stores is not None:
+            query["customer_id"] = {"$in": self.owned_records(stores, via_memberships=False)}
+        rows = sorted(self.mdb["assignments"].find(query, _NO_ID), key=lambda d: d["customer_id"])
+        rows.sort(key=lambda d: d["at"], reverse=True)
+        # A merged-away customer's assignment waits for an unmerge: only active customers are listed.
+        active = {d["_id"] for d in self.mdb["records"].find(
+            {"_id": {"$in": [d["customer_id"] for d in rows]}, "merged_into": None}, {"_id": 1})}
+        kept = [d for d in rows if d["customer_id"] in active][offset:offset + limit]
+        return [AssignmentRow(d["customer_id"], d["kind"], d["value"], d["by"], d["at"]) for d in kept]

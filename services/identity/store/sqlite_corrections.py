@@ -92,3 +92,18 @@ class SqliteCorrections:
             for row in rows:
                 out.setdefault(row[0], {})[row[1]] = AssignmentRow(*row)
         return out
+
+    def assigned_to(self, kind: str, value: str, *, stores: frozenset[str] | None, offset: int,
+                    limit: int) -> list[AssignmentRow]:
+        """The active customers assigned to ``value`` (e.g. one account manager), newest assignment first; with
+        ``stores``, only customers one of them owns (filtered in the query, so pages stay whole)."""
+        conds, args = ["a.kind = ?", "a.value = ?"], [kind, value]
+        if stores is not None:
+            cond, owned = self.owned_sql("a.customer_id", stores, via_memberships=False)
+            conds.append(cond)
+            args += owned
+        rows = self.db.conn().execute(
+            "SELECT a.customer_id, a.kind, a.value, a.by, a.at FROM assignments a"
+            " JOIN records r ON r.id = a.customer_id AND r.root_id = r.id"  # a merged-away customer's waits
+            f" WHERE {' AND '.join(conds)} ORDER BY a.at DESC, a.customer_id LIMIT ? OFFSET ?", [*args, limit, offset])
+        return [AssignmentRow(*row) for row in rows]

@@ -79,7 +79,7 @@ NOT_A_CUSTOMER = {
 }
 # Lists, and figures over customers (a store-scoped key reads a campaign's results over its own store's members:
 # tests/integration/flows/test_scope_gaps.py).
-LISTS = {"/v1/identity/conflicts", "/v1/alerts", "/v1/alerts/churn-model/customers",
+LISTS = {"/v1/customers", "/v1/identity/conflicts", "/v1/alerts", "/v1/alerts/churn-model/customers",
          "/v1/campaigns/{campaign_id}/audience", "/v1/deadletters", "/v1/deadletters/{letter_id}/redrive",
          "/v1/campaigns/{campaign_id}/results", "/v1/campaigns/{campaign_id}/results.csv",
          "/v1/campaigns/{campaign_id}/daily.csv"}

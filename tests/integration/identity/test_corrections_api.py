@@ -378,3 +378,30 @@ def test_the_merged_customers_assignment_comes_back_with_the_unmerge(platform):
     assert platform.view(li)["account_manager"] is None
     platform.call("POST", f"/v1/customers/{li}/unmerge", OPERATOR, json={"merge_id": done["merge_id"]})
     assert platform.view(wang)["account_manager"]["id"] == "am-3"
+
+
+def test_the_customers_of_an_account_manager_are_listed_within_the_callers_scope(platform):
+    li, wang = _two_phone_customers(platform)
+    platform.ingest(purchase("p3", {"phone": NEW}, "10.00", store_id="SH-002"))
+    other_store = customer_of_phone(NEW)
+    for customer in (li, wang, other_store):
+        assert platform.call("PUT", f"/v1/customers/{customer}/account-manager", OPERATOR,
+                             json={"account_manager": "am-7", "reason": "key customer"}).status_code == 200
+    platform.call("PUT", f"/v1/customers/{wang}/account-manager", OPERATOR,
+                  json={"account_manager": "am-9", "reason": "moved to am-9"})
+
+    def listed(key: str, **params) -> list[str]:
+        r = platform.call("GET", "/v1/customers", key, params={"account_manager": "am-7", **params})
+        assert r.status_code == 200, r.text
+        return [c["customer_id"] for c in r.json()["items"]]
+
+    assert listed(READER) == [other_store, li]  # newest assignment first
+    assert listed(READER, limit=1, offset=1) == [li]
+    assert listed(S2_READER) == [other_store]
+    page = platform.call("GET", "/v1/customers", READER, params={"account_manager": "am-9"}).json()
+    assert ([c["customer_id"] for c in page["items"]], page["items"][0]["phone"]) == ([wang], "139****9000")
+    # A customer merged away is listed no more (its assignment waits for an unmerge).
+    platform.call("POST", f"/v1/customers/{wang}/merge", OPERATOR, json={"customer_id": li, "reason": "same"})
+    assert listed(READER) == [other_store]
+    r = platform.call("GET", "/v1/customers", READER)
+    assert r.status_code == 422 and _detail_locs(r) == ["query.account_manager"]

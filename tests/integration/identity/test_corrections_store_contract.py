@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from services.identity.domain.resolution import Found
 from services.identity.store import AssignmentRow, ErasureRow, ReplacedIdentifierRow
+from shared.storage.owners import OwnerRow
 
 OLD, NEW = "+8613500000001", "+8613500000009"
 
@@ -78,3 +79,23 @@ def test_an_erasure_removes_the_replaced_identifiers_and_assignments_of_its_reco
     assert store.replaced_identifiers(["c_gone"]) == []
     assert [r.change_id for r in store.replaced_identifiers(["c_kept"])] == ["pc_2"]
     assert list(store.assignments_of(["c_gone", "c_kept"])) == ["c_kept"]
+
+
+def test_assigned_to_lists_active_customers_newest_first_within_the_stores_and_pages(store):
+    with store.transaction():
+        for rid in ("c_a", "c_b", "c_c", "c_d"):
+            store.create_record(rid, phone=None, at="T1")
+        store.put_owners([OwnerRow("c_a", "S01", "T1"), OwnerRow("c_b", "S02", "T1"), OwnerRow("c_c", "S01", "T1")])
+        for rid, at in (("c_a", "T3"), ("c_b", "T4"), ("c_c", "T2"), ("c_d", "T5")):
+            store.put_assignment(AssignmentRow(rid, "manager", "am-7", "k", at))
+        store.put_assignment(AssignmentRow("c_a", "store", "am-7", "k", "T9"))  # another kind, same value
+        store.merge("c_c", "c_d", merge_id="m1", cause={}, at="T6")
+
+    def ids(rows):
+        return [r.customer_id for r in rows]
+
+    assert ids(store.assigned_to("manager", "am-7", stores=None, offset=0, limit=10)) == ["c_b", "c_a", "c_c"]
+    assert ids(store.assigned_to("manager", "am-7", stores=None, offset=1, limit=1)) == ["c_a"]
+    assert ids(store.assigned_to("manager", "am-7", stores=frozenset({"S01"}), offset=0, limit=10)) == ["c_a", "c_c"]
+    assert ids(store.assigned_to("manager", "am-7", stores=frozenset(), offset=0, limit=10)) == []
+    assert store.assigned_to("manager", "am-8", stores=None, offset=0, limit=10) == []
