@@ -405,3 +405,16 @@ def test_the_customers_of_an_account_manager_are_listed_within_the_callers_scope
     assert listed(READER) == [other_store]
     r = platform.call("GET", "/v1/customers", READER)
     assert r.status_code == 422 and _detail_locs(r) == ["query.account_manager"]
+
+
+def test_an_erasure_after_a_phone_change_drops_a_replay_of_the_old_numbers_events_too(platform):
+    li, _ = _two_phone_customers(platform)
+    assert platform.call("PUT", f"/v1/customers/{li}/phone", OPERATOR,
+                         json={"phone": NEW, "reason": "new number"}).status_code == 200
+    r = platform.call("POST", f"/v1/customers/{li}/erasure", ADMIN, json={"reason": "the customer asked"})
+    assert r.status_code == 202, r.text
+    # The old purchase replayed (and the new number's): the person does not come back under either number.
+    platform.ingest(purchase("p1", {"phone": LI}, "100.00", time="2026-05-02T10:00:00+08:00"),
+                    purchase("p7", {"phone": NEW}, "1.00", time="2026-05-04T10:00:00+08:00"))
+    assert (platform.lookup(LI), platform.lookup(NEW)) == (404, 404)
+    assert platform.call("GET", f"/v1/customers/{li}", ADMIN).status_code == 404
