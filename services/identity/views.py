@@ -53,8 +53,8 @@ def _iso_local(ms: int | None, zone: ZoneInfo) -> str | None:
 
 def customer(root: RecordRow, *, records: dict[str, RecordRow | None], identifiers: list[IdentifierRow],
              values: dict[str, FieldValue], stats: StatsRow, home_store: str | None, parts: dict[str, list[dict]],
-             reveal: bool, zone: ZoneInfo, replaced: list[ReplacedIdentifierRow] = (), owner: str | None = None,
-             assignments: dict[str, AssignmentRow] | None = None) -> CustomerRead:
+             reveal: bool, zone: ZoneInfo, replaced: list[ReplacedIdentifierRow] | None = None,
+             owner: str | None = None, assignments: dict[str, AssignmentRow] | None = None) -> CustomerRead:
     """The single customer view of an active customer, from the rows of its group; personal data (phones,
     e-mails, name, birthday, custom attributes) masked unless ``reveal`` (an admin who asked)."""
     group = list(records)
@@ -64,7 +64,7 @@ def customer(root: RecordRow, *, records: dict[str, RecordRow | None], identifie
                        record_id=i.record_id, replaced_at=getattr(i, "replaced_at", None),
                        replaced_by=getattr(i, "replaced_by", None))
         # The identifier history: what links now and what a phone change replaced, in the order first seen.
-        for i in sorted([*identifiers, *replaced], key=lambda r: (r.first_seen, r.type, r.value))
+        for i in sorted([*identifiers, *(replaced or [])], key=lambda r: (r.first_seen, r.type, r.value))
     ]
     assignments = assignments or {}
     attributes, sources, consents = _attributes(values, reveal)
