@@ -13,18 +13,28 @@ from fastapi.responses import JSONResponse
 from fastapi.security import OAuth2PasswordRequestForm
 
 from services.identity import views
-from services.identity.handlers import Deps, commands, privacy, queries
+from services.identity.handlers import Deps, commands, corrections, privacy, queries
 from services.identity.schemas import (
+    AssignmentRead,
     AuditPage,
     ConflictsPage,
     ConflictUpdate,
     CustomerRead,
+    CustomersPage,
     ErasureAccepted,
     ErasureCreate,
     ErasureRead,
     ExportRead,
     IngestRead,
+    ManagerAssign,
+    MergeCreate,
+    MergeDone,
     MergesPage,
+    OwnerAssign,
+    PhoneChange,
+    PhoneChanged,
+    ProfileCorrected,
+    ProfileCorrection,
     StoresPage,
     TimelinePage,
     TokenRead,
@@ -40,7 +50,7 @@ from shared.clock import iso_utc
 from shared.contract.events import IDENTIFIER_TYPES, Identity
 from shared.http.api import Caller, caller_dep, errors
 from shared.http.bounds import MAX_ID, Cursor, Offset, decode_cursor
-from shared.http.errors import InvalidInput
+from shared.http.errors import Forbidden, InvalidInput
 
 _EVENT = {"type": "object", "description": "a CloudEvent 1.0 in structured mode (see the README)"}
 
@@ -140,6 +150,15 @@ def router(deps: Deps) -> APIRouter:
         if reveal:
             audit(caller, action="reveal.customer", customer_id=found.customer_id, reason=reason)
         return found
+
+    @r.get("/customers", response_model=CustomersPage, tags=["customers"])
+    def list_customers(deps: DepsDep, caller: Reader, seeing: Seeing,
+                       account_manager: str = Query(..., min_length=1, max_length=MAX_ID,
+                                                    description="the staff id of an account manager"),
+                       offset: Offset = 0, limit: int = Query(50, ge=1, le=200)) -> CustomersPage:
+        """The customers assigned to an account manager (``PUT /v1/customers/{id}/account-manager``), newest
+        assignment first, only those the caller may see; each as the single customer view, masked."""
+        return queries.managed_customers(account_manager, deps=deps, seeing=seeing, offset=offset, limit=limit)
 
     @r.get("/customers/{customer_id}", response_model=CustomerRead, tags=["customers"])
     def get_customer(customer_id: str, deps: DepsDep, caller: Reader, seeing: Seeing, reveal: bool = Reveal,
@@ -271,5 +290,93 @@ def router(deps: Deps) -> APIRouter:
                                            deps=deps))
         audit(caller, action="privacy.export", customer_id=root, reason=reason)
         return done
+
+    # -- issue 14, staff corrections: each with a reason, audited in its transaction, 404 outside the scope ----
+
+    @r.post("/customers/{customer_id}/merge", response_model=MergeDone, tags=["corrections"],
+            responses=errors(404, 409))
+    def post_merge(customer_id: str, body: MergeCreate, deps: DepsDep, caller: Operator,
+                   seeing: Seeing) -> MergeDone:
+        """Merge another customer into this one (a conflict review found them to be one person); every service
+        follows as for any merge. Undo: ``POST /v1/customers/{survivor_id}/unmerge`` with the ``merge_id``."""
+        queries.visible_customer(customer_id, deps=deps, seeing=seeing)
+        queries.visible_customer(body.customer_id, deps=deps, seeing=seeing)
+        if body.conflict_id is not None:
+            queries.check_conflict(body.conflict_id, deps=deps, seeing=seeing)
+        with deps.store.transaction():
+            done = corrections.merge(customer_id, other_id=body.customer_id, by=caller.name, deps=deps,
+                                     conflict_id=body.conflict_id)
+            audit(caller, action="identity.merge", customer_id=done["survivor_id"], target=done["merge_id"],
+                  reason=body.reason)
+        deps.relay(done.pop("outbox"))
+        return MergeDone(**done)
+
+    @r.put("/customers/{customer_id}/phone", response_model=PhoneChanged, tags=["corrections"],
+           responses=errors(404, 409))
+    def put_phone(customer_id: str, body: PhoneChange, deps: DepsDep, caller: Operator,
+                  seeing: Seeing) -> PhoneChanged:
+        """Change a customer's phone number: the old one stays in the identifier history marked replaced and
+        links nothing any more (an event carrying it is someone else's); 409 when another customer holds it."""
+        queries.visible_customer(customer_id, deps=deps, seeing=seeing)
+        with deps.store.transaction():
+            done = corrections.change_phone(customer_id, phone=body.phone, by=caller.name, deps=deps, seeing=seeing)
+            audit(caller, action="identity.phone.change", customer_id=done["customer_id"], target=done["change_id"],
+                  reason=body.reason)
+        return PhoneChanged(**done)
+
+    @r.patch("/customers/{customer_id}/profile", response_model=ProfileCorrected, tags=["corrections"],
+             responses=errors(404, 409))
+    def patch_profile(customer_id: str, body: ProfileCorrection, deps: DepsDep, caller: Operator,
+                      seeing: Seeing) -> ProfileCorrected:
+        """Correct profile fields: each shows from the ``staff`` source (who, when) until a channel reports a
+        value dated after the correction."""
+        queries.visible_customer(customer_id, deps=deps, seeing=seeing)
+        given = body.model_dump(exclude={"reason", "attributes"}, exclude_none=True, mode="json")
+        given |= {f"attributes.{k}": v for k, v in body.attributes.items()}
+        with deps.store.transaction():
+            done = corrections.correct_profile(customer_id, fields=given, by=caller.name, deps=deps)
+            # The field names only: their values are the customer's personal data.
+            audit(caller, action="identity.profile.correct", customer_id=done["customer_id"],
+                  target=",".join(done["fields"]), reason=body.reason)
+        return ProfileCorrected(**done)
+
+    @r.put("/customers/{customer_id}/owner", response_model=AssignmentRead, tags=["corrections"],
+           responses=errors(404))
+    def put_owner(customer_id: str, body: OwnerAssign, deps: DepsDep, caller: Operator, seeing: Seeing,
+                  registry: Registry) -> AssignmentRead:
+        """Assign or transfer a customer to a store: its owning store (who may see it) from now on, announced to
+        every service; ``store_id: null`` gives back the store computed from purchases."""
+        queries.visible_customer(customer_id, deps=deps, seeing=seeing)
+        if body.store_id is not None:
+            known = registry.known()
+            if known and body.store_id not in known:
+                raise InvalidInput("unknown_store", "store_id: no such store in the stores registry",
+                                   details=[{"loc": "body.store_id", "msg": "not in the stores registry"}])
+            if not seeing.company_wide and not seeing.sees(body.store_id):
+                raise Forbidden("store_out_of_scope", "a customer can be assigned only to a store your key sees")
+        with deps.store.transaction():
+            root, outbox = corrections.assign(customer_id, kind="store", value=body.store_id, by=caller.name,
+                                              deps=deps)
+            audit(caller, action="identity.owner.assign" if body.store_id else "identity.owner.unassign",
+                  customer_id=root, target=body.store_id, reason=body.reason)
+        deps.relay(outbox)
+        return _assignment(root)
+
+    @r.put("/customers/{customer_id}/account-manager", response_model=AssignmentRead, tags=["corrections"],
+           responses=errors(404))
+    def put_account_manager(customer_id: str, body: ManagerAssign, deps: DepsDep, caller: Operator,
+                            seeing: Seeing) -> AssignmentRead:
+        """Assign a customer to an account manager (a staff id, shown in the view); ``null`` ends it."""
+        queries.visible_customer(customer_id, deps=deps, seeing=seeing)
+        with deps.store.transaction():
+            root, _ = corrections.assign(customer_id, kind="manager", value=body.account_manager, by=caller.name,
+                                         deps=deps)
+            audit(caller, action="identity.manager.assign" if body.account_manager else "identity.manager.unassign",
+                  customer_id=root, target=body.account_manager, reason=body.reason)
+        return _assignment(root)
+
+    def _assignment(root: str) -> AssignmentRead:
+        view = queries.view(root, deps=deps, reveal=False)
+        return AssignmentRead(customer_id=root, owner=view.owner, account_manager=view.account_manager)
 
     return r

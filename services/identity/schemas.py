@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from datetime import date
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
+from shared.access.audit import REASON_MAX
 from shared.contract.view_parts import AlertsPart, CampaignItem, LoyaltyPart
+from shared.http.bounds import MAX_ID
 
 
 class IdentifierRead(BaseModel):
@@ -16,13 +19,33 @@ class IdentifierRead(BaseModel):
     source: str
     event_id: str
     record_id: str
+    # Issue 14: an identifier a phone change took off the customer stays listed, marked; it links nothing.
+    replaced_at: str | None = Field(None, description="when staff replaced it (a phone change); null while it links")
+    replaced_by: str | None = None
 
 
 class FieldSource(BaseModel):
-    channel: str
+    channel: str = Field(description="pos, wechat, web, or staff for a staff correction")
     source: str
     event_id: str
     time: str
+    by: str | None = Field(None, description="who corrected the field (staff corrections only)")
+
+
+class OwnerRead(BaseModel):
+    """The store that owns a customer (decides who may see them): assigned by staff, or computed."""
+
+    store_id: str | None
+    assigned: bool = Field(description="true when staff assigned the store; false when computed from purchases "
+                                       "and complaints")
+    assigned_by: str | None = None
+    assigned_at: str | None = None
+
+
+class AccountManagerRead(BaseModel):
+    id: str
+    assigned_by: str
+    assigned_at: str
 
 
 class StatsRead(BaseModel):
@@ -50,6 +73,8 @@ class CustomerRead(BaseModel):
     campaigns: list[CampaignItem]
     merged_from: list[str]
     updated_at: str
+    owner: OwnerRead | None = None
+    account_manager: AccountManagerRead | None = None
 
 
 class TimelineEvent(BaseModel):
@@ -215,3 +240,96 @@ class ExportRead(BaseModel):
     loyalty: dict[str, Any]
     alerts: dict[str, Any]
     campaigns: dict[str, Any]
+
+# -- issue 14, staff corrections ------------------------------------------------------------------
+
+
+class _Reasoned(BaseModel):
+    """A staff write: why, required (kept in the audit log, scrubbed of personal data)."""
+
+    model_config = {"extra": "forbid"}
+
+    reason: str = Field(..., max_length=REASON_MAX, description="why (kept in the audit log, personal data masked)")
+
+    @field_validator("reason")
+    @classmethod
+    def _reason_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("reason must not be blank")
+        return value.strip()
+
+
+class MergeCreate(_Reasoned):
+    """Merge another customer into this one (a conflict review found them to be one person)."""
+
+    customer_id: str = Field(..., min_length=1, max_length=MAX_ID, description="the customer merged into this one")
+    conflict_id: str | None = Field(None, min_length=1, max_length=MAX_ID,
+                                    description="the conflict this merge resolves (closed as resolved)")
+
+
+class MergeDone(BaseModel):
+    merge_id: str = Field(description="undo with POST /v1/customers/{survivor_id}/unmerge {merge_id}")
+    survivor_id: str
+    merged_id: str
+    records: list[str]
+
+
+class PhoneChange(_Reasoned):
+    phone: str = Field(..., min_length=1, max_length=40, description="the new phone number, any notation")
+
+
+class PhoneChanged(BaseModel):
+    customer_id: str
+    change_id: str
+    replaced: bool = Field(description="whether an old phone was replaced (kept in the history, no longer linking)")
+
+
+class ProfileCorrection(_Reasoned):
+    """Profile fields to correct (at least one); each becomes the customer's value from the ``staff`` source."""
+
+    name: str | None = Field(None, min_length=1, max_length=128)
+    gender: str | None = Field(None, min_length=1, max_length=16)
+    birthday: date | None = None
+    email: str | None = Field(None, min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")
+    city: str | None = Field(None, min_length=1, max_length=128)
+    attributes: dict[str, Annotated[str, Field(max_length=1000)] | int | Annotated[float, Field(allow_inf_nan=False)]
+                     | bool] = Field(default_factory=dict, max_length=50)
+
+    @field_validator("attributes")
+    @classmethod
+    def _attribute_names(cls, value: dict) -> dict:
+        for key in value:
+            if not key or len(key) > 64:
+                raise ValueError("attribute names are 1 to 64 characters")
+        return value
+
+
+class ProfileCorrected(BaseModel):
+    customer_id: str
+    correction_id: str
+    fields: list[str]
+    at: str
+
+
+class OwnerAssign(_Reasoned):
+    store_id: str | None = Field(..., min_length=1, max_length=MAX_ID,
+                                 description="the owning store; null gives back the one computed from purchases")
+
+
+class ManagerAssign(_Reasoned):
+    account_manager: str | None = Field(..., min_length=1, max_length=MAX_ID,
+                                        description="the staff id of the account manager; null ends the assignment")
+
+
+class AssignmentRead(BaseModel):
+    customer_id: str
+    owner: OwnerRead
+    account_manager: AccountManagerRead | None
+
+
+class CustomersPage(BaseModel):
+    """Customers assigned to one account manager, newest assignment first (masked like every view)."""
+
+    items: list[CustomerRead]
+    offset: int
+    limit: int

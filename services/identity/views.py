@@ -9,7 +9,9 @@ import json
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
+from services.identity.domain.corrections import staff_by
 from services.identity.schemas import (
+    AccountManagerRead,
     AuditPage,
     AuditRead,
     ConflictRead,
@@ -17,12 +19,22 @@ from services.identity.schemas import (
     FieldSource,
     IdentifierRead,
     MergeRead,
+    OwnerRead,
     StatsRead,
     StoreRead,
     TimelineEvent,
     TimelinePage,
 )
-from services.identity.store import ConflictRow, EventRow, IdentifierRow, MergeRow, RecordRow, StatsRow
+from services.identity.store import (
+    AssignmentRow,
+    ConflictRow,
+    EventRow,
+    IdentifierRow,
+    MergeRow,
+    RecordRow,
+    ReplacedIdentifierRow,
+    StatsRow,
+)
 from shared.access import masking
 from shared.access.audit import AuditEntry
 from shared.access.stores import Store
@@ -41,16 +53,20 @@ def _iso_local(ms: int | None, zone: ZoneInfo) -> str | None:
 
 def customer(root: RecordRow, *, records: dict[str, RecordRow | None], identifiers: list[IdentifierRow],
              values: dict[str, FieldValue], stats: StatsRow, home_store: str | None, parts: dict[str, list[dict]],
-             reveal: bool, zone: ZoneInfo) -> CustomerRead:
+             reveal: bool, zone: ZoneInfo, replaced: list[ReplacedIdentifierRow] | None = None,
+             owner: str | None = None, assignments: dict[str, AssignmentRow] | None = None) -> CustomerRead:
     """The single customer view of an active customer, from the rows of its group; personal data (phones,
     e-mails, name, birthday, custom attributes) masked unless ``reveal`` (an admin who asked)."""
     group = list(records)
     idents = [
         IdentifierRead(type=i.type, value=i.value if reveal else masking.identifier(i.type, i.value),
                        first_seen=i.first_seen, source=_id(i.source, reveal), event_id=_id(i.event_id, reveal),
-                       record_id=i.record_id)
-        for i in identifiers
+                       record_id=i.record_id, replaced_at=getattr(i, "replaced_at", None),
+                       replaced_by=getattr(i, "replaced_by", None))
+        # The identifier history: what links now and what a phone change replaced, in the order first seen.
+        for i in sorted([*identifiers, *(replaced or [])], key=lambda r: (r.first_seen, r.type, r.value))
     ]
+    assignments = assignments or {}
     attributes, sources, consents = _attributes(values, reveal)
     if not reveal:
         attributes = masking.attributes(attributes, masking.known_names([attributes.get("name")]))
@@ -76,7 +92,17 @@ def customer(root: RecordRow, *, records: dict[str, RecordRow | None], identifie
         campaigns=[c for p in parts.get("campaigns", []) for c in CampaignsPart.model_validate(p).items],
         merged_from=sorted(r for r in group if r != root.id),
         updated_at=max(r.updated_at for r in records.values() if r),
+        owner=_owner(owner, assignments.get("store")),
+        account_manager=AccountManagerRead(id=m.value, assigned_by=m.by, assigned_at=m.at)
+        if (m := assignments.get("manager")) else None,
     )
+
+
+def _owner(store_id: str | None, assigned: AssignmentRow | None) -> OwnerRead:
+    # The owning store as announced; "assigned" only while the staff assignment is what decides it.
+    if assigned is not None and assigned.value == store_id:
+        return OwnerRead(store_id=store_id, assigned=True, assigned_by=assigned.by, assigned_at=assigned.at)
+    return OwnerRead(store_id=store_id, assigned=False)
 
 
 def _id(value: str | None, reveal: bool) -> str | None:
@@ -90,11 +116,12 @@ def _attributes(values: dict[str, FieldValue], reveal: bool = True):
     sources: dict[str, FieldSource] = {}
     consents: dict[str, dict] = {}
     for name, v in sorted(values.items()):
-        src = FieldSource(channel=v.source.split("/", 1)[0], source=_id(v.source, reveal),
-                          event_id=_id(v.event_id, reveal),
-                          time=datetime.fromtimestamp(v.time_ms / 1000, UTC).isoformat())
+        by = staff_by(v.source)
+        src = FieldSource(channel=v.source.split("/", 1)[0], source=v.source if by else _id(v.source, reveal),
+                          event_id=v.event_id if by else _id(v.event_id, reveal),
+                          time=datetime.fromtimestamp(v.time_ms / 1000, UTC).isoformat(), by=by)
         if name.startswith("consent."):
-            consents[name.removeprefix("consent.")] = {"granted": v.value, **src.model_dump()}
+            consents[name.removeprefix("consent.")] = {"granted": v.value, **src.model_dump(exclude={"by"})}
             continue
         if name.startswith("attributes."):
             custom[name.removeprefix("attributes.")] = v.value

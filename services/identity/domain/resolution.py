@@ -9,9 +9,13 @@ from dataclasses import dataclass, field
 from services.identity.domain.cleaning import Ident, Pseudo
 
 
-def record_id_for(ident: Ident, pseudo: Pseudo) -> str:
-    """A record's id: the keyed pseudonym of the identifier that created it (stable across replays)."""
-    return "c_" + pseudo(*ident)
+def record_id_for(ident: Ident, pseudo: Pseudo, *, replaced: int = 0) -> str:
+    """A record's id: the keyed pseudonym of the identifier that created it (stable across replays).
+
+    A phone staff replaced on a customer (issue 14) may come back as someone else's: the record it creates
+    then is named after the phone and how often it was replaced, since the first id is its old customer's."""
+    kind, value = ident
+    return "c_" + (pseudo(kind, f"{value}#{replaced}") if replaced else pseudo(kind, value))
 
 
 @dataclass(frozen=True)
@@ -50,18 +54,20 @@ def resolve(
     found: Mapping[Ident, Found],
     blocked: set[frozenset[str]],
     pseudo: Pseudo,
+    replaced: Mapping[Ident, int] | None = None,
 ) -> Resolution:
     """Decide which customer an event belongs to and which links and merges it causes.
 
     The phone is the key. Other identifiers join the phone's customer; a customer known only by
     other identifiers (provisional) is merged into the phone's customer. Two customers that each
     have a phone are never merged: that is a conflict for review, and the event links nothing.
+    ``replaced``: how often staff replaced each identifier (a phone change), for the id of a new record.
     """
     phone = next((i for i in idents if i[0] == "phone"), None)
     if phone is not None:
         known = found.get(phone)
         if known is None:
-            rid = record_id_for(phone, pseudo)
+            rid = record_id_for(phone, pseudo, replaced=(replaced or {}).get(phone, 0))
             res = Resolution(record_id=rid, root_id=rid, create=(rid, phone[1]))
         else:
             res = Resolution(record_id=known.record_id, root_id=known.root_id)

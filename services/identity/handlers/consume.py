@@ -167,7 +167,7 @@ def _apply(prepared: Prepared, deps: Deps, out: list[OutboxMessage], outcome: Ba
     if len(roots) > 1:
         fold.write_records(store)  # what the store reads next must see the records this batch created
     blocked = store.blocked_pairs(roots)
-    res = resolve_event(idents, found, blocked, deps.pseudo)
+    res = resolve_event(idents, found, blocked, deps.pseudo, known.replaced)
     seen_at = iso_utc(event.time)
     if res.create:
         fold.records.append(NewRecord(res.create[0], res.create[1], now))
@@ -239,7 +239,9 @@ def announce_owners(customer_ids: set[str] | list[str], *, deps: Deps) -> list[O
     store, at = deps.store, deps.clock()
     ids = sorted(customer_ids)
     complained = store.complaint_stores_of(ids)
-    computed = {c: owning_store(days, complaint_store=complained.get(c))
+    assigned = store.assignments_of(ids)  # issue 14: a store staff assigned outranks the computed one
+    computed = {c: owning_store(days, complaint_store=complained.get(c),
+                                assigned_store=a.value if (a := assigned.get(c, {}).get("store")) else None)
                 for c, days in store.store_days_of(ids).items()}
     moved = changed_owners(computed, store.owners_of(list(computed)))
     store.put_owners([OwnerRow(c, s, iso_utc(at)) for c, s in moved.items()])

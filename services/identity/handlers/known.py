@@ -21,7 +21,13 @@ class Known:
     """
 
     def __init__(self, store: IdentityStore, idents: Iterable[Ident]) -> None:
-        found = store.find(dict.fromkeys(idents))
+        wanted = dict.fromkeys(idents)
+        found = store.find(wanted)
+        # Phones staff replaced on a customer (issue 14): one that comes back names a record of its own. Read
+        # only when some phone was ever replaced, and only for the batch's phones nobody holds.
+        self.replaced: dict[Ident, int] = {}
+        if store.has_replaced_identifiers():
+            self.replaced = store.times_replaced([i for i in wanted if i[0] == "phone" and i not in found])
         self._record = {ident: f.record_id for ident, f in found.items()}
         self._root = {f.record_id: f.root_id for f in found.values()}  # each record's customer when read
         self._phone = {f.root_id: f.root_has_phone for f in found.values()}  # whether a customer has a phone

@@ -50,6 +50,10 @@ def erase(customer_id: str, *, reason: str, by: str, deps: Deps,
         records = store.group(root.id)
         idents = {(i.type, i.value) for i in store.identifiers(records)}
         idents |= {("phone", r.phone) for r in (store.record(x) for x in records) if r is not None and r.phone}
+        # Phones staff replaced (issue 14) were theirs too: a replay of their old events must not bring them back.
+        # One someone else holds now is that person's, and stays usable.
+        replaced = {(r.type, r.value) for r in store.replaced_identifiers(records)} - idents
+        idents |= replaced - set(store.find(replaced))
         pseudonyms = pseudonyms_of(idents, deps.pseudo)
         # Collected before the records go: once they are gone nothing knows this person's names any more,
         # and the reason, the audit log and the erasure row outlive them.

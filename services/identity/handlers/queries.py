@@ -9,7 +9,14 @@ from services.identity import views
 from services.identity.domain.cleaning import clean_identity
 from services.identity.domain.resolution import home_store
 from services.identity.handlers import Deps
-from services.identity.schemas import ConflictRead, CustomerRead, MergesPage, StoresPage, TimelinePage
+from services.identity.schemas import (
+    ConflictRead,
+    CustomerRead,
+    CustomersPage,
+    MergesPage,
+    StoresPage,
+    TimelinePage,
+)
 from services.identity.store import IdentityStore, RecordRow
 from shared.access import masking
 from shared.access.stores import StoreRegistry
@@ -42,6 +49,9 @@ def customer_view(store: IdentityStore, customer_id: str, *, reveal: bool, zone:
         stats=stats, home_store=home_store(stats.store_days),
         # Only the active customer's own parts: services republish the survivor's after a merge.
         parts=store.parts([root.id]), reveal=reveal, zone=zone,
+        # Issue 14: phones staff replaced, the owning store and the assignments staff made.
+        replaced=store.replaced_identifiers(group), owner=store.owners_of([root.id]).get(root.id),
+        assignments=store.assignments_of([root.id]).get(root.id, {}),
     )
 
 
@@ -154,3 +164,14 @@ def check_conflict(conflict_id: str, *, deps: Deps, seeing: Visibility) -> None:
     owners = deps.store.owners_of(list(customers))
     if not customers or len(seeing.visible(owners)) != len(owners):
         raise NotFound("conflict_not_found", "no such conflict")
+
+
+# -- issue 14, staff corrections ------------------------------------------------------------------
+
+
+def managed_customers(manager: str, *, deps: Deps, seeing: Visibility, offset: int, limit: int,
+                      reveal: bool = False) -> CustomersPage:
+    """The customers assigned to an account manager that the caller may see (filtered in the store query)."""
+    rows = deps.store.assigned_to("manager", manager, stores=seeing.stores, offset=offset, limit=limit)
+    return CustomersPage(items=[view(r.customer_id, deps=deps, reveal=reveal) for r in rows], offset=offset,
+                         limit=limit)

@@ -128,7 +128,54 @@ class ErasureStore(Protocol):
     def confirm_erasure(self, erasure_id: str, *, service: str, at: str) -> bool: ...
 
 
-class IdentityStore(OutboxStore, ErasureStore, Protocol):
+# -- issue 14, staff corrections ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReplacedIdentifierRow:
+    """An identifier a staff correction took off a customer: kept for the history, never found again."""
+
+    type: str
+    value: str
+    record_id: str
+    first_seen: str
+    source: str
+    event_id: str
+    replaced_at: str
+    replaced_by: str
+    change_id: str
+
+
+@dataclass(frozen=True)
+class AssignmentRow:
+    """A customer staff assigned to a store (``kind`` "store") or to an account manager (``kind`` "manager")."""
+
+    customer_id: str
+    kind: str
+    value: str
+    by: str
+    at: str
+
+
+ASSIGNMENT_KINDS = ("store", "manager")
+
+
+class CorrectionStore(Protocol):
+    """Identity's staff-correction operations (part of :class:`IdentityStore`)."""
+
+    def replace_identifier(self, ident: Ident, *, change_id: str, by: str, at: str) -> bool: ...
+    def set_phone(self, record_id: str, *, phone: str, at: str) -> None: ...
+    def replaced_identifiers(self, record_ids: list[str]) -> list[ReplacedIdentifierRow]: ...
+    def has_replaced_identifiers(self) -> bool: ...
+    def times_replaced(self, idents: list[Ident]) -> dict[Ident, int]: ...
+    def put_assignment(self, row: AssignmentRow) -> None: ...
+    def remove_assignment(self, customer_id: str, *, kind: str) -> bool: ...
+    def assignments_of(self, customer_ids: list[str]) -> dict[str, dict[str, AssignmentRow]]: ...
+    def assigned_to(self, kind: str, value: str, *, stores: frozenset[str] | None, offset: int,
+                    limit: int) -> list[AssignmentRow]: ...
+
+
+class IdentityStore(OutboxStore, ErasureStore, CorrectionStore, Protocol):
     """The operations identity performs on its data; writes run inside ``transaction()``."""
 
     def transaction(self) -> AbstractContextManager[Any]: ...

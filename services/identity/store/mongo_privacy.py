@@ -65,8 +65,10 @@ class MongoPrivacy:
                                                upsert=True)
         if not ids:
             return
-        for name in ("identifiers", "events", "purchases", "refunds", "attributes", "parts", "complaint_stores"):
+        for name in ("identifiers", "events", "purchases", "refunds", "attributes", "parts", "complaint_stores",
+                     "replaced_identifiers"):
             m[name].delete_many({"record_id": {"$in": ids}})
+        m["assignments"].delete_many({"customer_id": {"$in": ids}})
         m["records"].delete_many({"_id": {"$in": ids}})
         m["merges"].delete_many({"$or": [{"survivor_id": {"$in": ids}}, {"merged_id": {"$in": ids}}]})
         m["merge_blocks"].delete_many({"$or": [{"a": {"$in": ids}}, {"b": {"$in": ids}}]})

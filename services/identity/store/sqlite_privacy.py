@@ -73,8 +73,10 @@ class SqlitePrivacy:
         if not ids:
             return
         q = _in(ids)
-        for table in ("identifiers", "events", "purchases", "refunds", "attributes", "parts", "complaint_stores"):
+        for table in ("identifiers", "events", "purchases", "refunds", "attributes", "parts", "complaint_stores",
+                      "replaced_identifiers"):
             c.execute(f"DELETE FROM {table} WHERE record_id IN ({q})", ids)
+        c.execute(f"DELETE FROM assignments WHERE customer_id IN ({q})", ids)
         c.execute(f"DELETE FROM records WHERE id IN ({q})", ids)
         c.execute(f"DELETE FROM merges WHERE survivor_id IN ({q}) OR merged_id IN ({q})", ids + ids)
         c.execute(f"DELETE FROM merge_blocks WHERE a IN ({q}) OR b IN ({q})", ids + ids)

@@ -58,6 +58,12 @@ BODIES: dict[str, dict[str, Any]] = {
     "/v1/campaigns": CAMPAIGN,
     "/v1/campaigns/{campaign_id}": {"name": "renamed"},
     "/v1/analyses/event-effect": {"event_date": "2026-11-10", "attendees": ["c_1"], "non_attendees": ["c_2"]},
+    # Issue 14, staff corrections.
+    "/v1/customers/{customer_id}/merge": {"customer_id": UNKNOWN["customer_id"], "reason": "review"},
+    "/v1/customers/{customer_id}/phone": {"phone": "+8613912345678", "reason": "new number"},
+    "/v1/customers/{customer_id}/profile": {"city": "Hangzhou", "reason": "ID shown"},
+    "/v1/customers/{customer_id}/owner": {"store_id": "S01", "reason": "moved"},
+    "/v1/customers/{customer_id}/account-manager": {"account_manager": "am-1", "reason": "key customer"},
 }
 # The routes that take no customer: every one is named here with why, so a new route needs a decision.
 NOT_A_CUSTOMER = {
@@ -77,7 +83,7 @@ NOT_A_CUSTOMER = {
 }
 # Lists, and figures over customers (a store-scoped key reads a campaign's results over its own store's members:
 # tests/integration/flows/test_scope_gaps.py).
-LISTS = {"/v1/identity/conflicts", "/v1/alerts", "/v1/alerts/churn-model/customers",
+LISTS = {"/v1/customers", "/v1/identity/conflicts", "/v1/alerts", "/v1/alerts/churn-model/customers",
          "/v1/campaigns/{campaign_id}/audience", "/v1/deadletters", "/v1/deadletters/{letter_id}/redrive",
          "/v1/campaigns/{campaign_id}/results", "/v1/campaigns/{campaign_id}/results.csv",
          "/v1/campaigns/{campaign_id}/daily.csv"}

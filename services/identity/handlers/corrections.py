@@ -1,0 +1,134 @@
+"""Identity's staff corrections (issue 14), behind the HTTP routes: merge two customers a conflict review
+found to be one person, change a customer's phone, correct profile fields, assign a customer to a store
+or an account manager.
+
+Each runs in one store transaction that the route's audit entry joins; what other services must learn
+goes through the outbox the way consumption announces it (``CustomerMerged``, ``CustomerOwnerChanged``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from services.identity.domain.cleaning import clean_identity
+from services.identity.domain.corrections import overruled_by_channels, staff_source, staff_values
+from services.identity.domain.erasure import pseudonyms_of
+from services.identity.handlers import Deps
+from services.identity.handlers.consume import announce_owners
+from services.identity.handlers.queries import active_record
+from services.identity.store import AssignmentRow
+from shared.access.visibility import Visibility
+from shared.clock import iso_utc
+from shared.contract import topics
+from shared.contract.events import Identity, InvalidEvent
+from shared.contract.facts import epoch_ms, newest
+from shared.contract.messages import CustomerMerged
+from shared.http.errors import Conflict, InvalidInput, NotFound
+from shared.storage.base import OutboxMessage
+from shared.streaming.outbox import outbox_message
+
+
+def _new_id(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:16]}"
+
+
+def merge(customer_id: str, *, other_id: str, by: str, deps: Deps, conflict_id: str | None = None) -> dict[str, Any]:
+    """Merge ``other_id`` into ``customer_id`` as consumption merges (undone by the unmerge route); when only
+    the other customer has a phone it survives instead, as a phone customer always does."""
+    store = deps.store
+    with store.transaction():
+        survivor, merged = active_record(store, customer_id), active_record(store, other_id)
+        if survivor.id == merged.id:
+            raise Conflict("already_one_customer", "these two ids are one customer already")
+        if survivor.phone is None and merged.phone is not None:
+            survivor, merged = merged, survivor
+        if conflict_id is not None and not store.set_conflict_status(conflict_id, status="resolved", by=by,
+                                                                     note=None):
+            raise NotFound("conflict_not_found", "no such conflict")
+        merge_id = _new_id("m")
+        at = deps.clock()
+        moved = store.merge(survivor.id, merged.id, merge_id=merge_id, at=iso_utc(at),
+                            cause={"kind": "staff", "by": by, "conflict_id": conflict_id})
+        store.touch(survivor.id, at=iso_utc(at))
+        body = CustomerMerged(kind="customer.merged", merge_id=merge_id, survivor_id=survivor.id,
+                              merged_id=merged.id, records=moved, at=at)
+        # The same messages a merge found by consumption sends: every service follows the survivor.
+        outbox = store.outbox_add([outbox_message(deps.settings, topics.CUSTOMER_MERGED, survivor.id, body),
+                                   *announce_owners({survivor.id}, deps=deps)])
+    return {"merge_id": merge_id, "survivor_id": survivor.id, "merged_id": merged.id, "records": moved,
+            "outbox": outbox}
+
+
+def _phone(raw: str, *, deps: Deps) -> str:
+    """The new phone in the platform's notation; 422 naming the field when it is none."""
+    try:
+        [(_kind, phone)] = clean_identity(Identity(phone=raw), deps.cleaning)
+    except InvalidEvent:
+        raise InvalidInput("invalid_phone", "phone: not a phone number this deployment accepts",
+                           details=[{"loc": "body.phone", "msg": "not a usable phone number"}]) from None
+    return phone
+
+
+def change_phone(customer_id: str, *, phone: str, by: str, deps: Deps, seeing: Visibility) -> dict[str, Any]:
+    """Give a customer a new phone: the old one moves to the identifier history (an event carrying it from now
+    on is someone else's), the new one links to the customer. 409 when another customer holds it."""
+    store, new = deps.store, _phone(phone, deps=deps)
+    ident = ("phone", new)
+    with store.transaction():
+        root = active_record(store, customer_id)
+        held = store.find([ident]).get(ident)
+        if held is not None and held.root_id == root.id:
+            if root.phone == new:
+                raise Conflict("phone_unchanged", "the customer has that phone number already")
+            raise Conflict("phone_in_use", "a record merged into this customer holds that phone number; unmerge it "
+                           "first")
+        if held is not None:
+            owner = store.owners_of([held.root_id])[held.root_id]
+            # Named only to a caller who may see that customer: an id outside one's scope is never shown.
+            details = {"customer_id": held.root_id} if seeing.company_wide or seeing.sees(owner) else None
+            raise Conflict("phone_in_use", "another customer holds that phone number", details=details)
+        if store.has_erasures() and store.erased(pseudonyms_of([ident], deps.pseudo)):
+            raise Conflict("phone_erased", "that phone number belonged to an erased customer: events carrying it "
+                           "are dropped")
+        change_id, at = _new_id("pc"), iso_utc(deps.clock())
+        replaced = root.phone is not None and store.replace_identifier(("phone", root.phone), change_id=change_id,
+                                                                       by=by, at=at)
+        store.link(root.id, [ident], source=staff_source(by), event_id=change_id, at=at)
+        store.set_phone(root.id, phone=new, at=at)
+    return {"customer_id": root.id, "change_id": change_id, "replaced": replaced}
+
+
+def correct_profile(customer_id: str, *, fields: dict[str, object], by: str, deps: Deps) -> dict[str, Any]:
+    """Set profile fields from the ``staff`` source, dated now: they show until a channel reports a newer value."""
+    if not fields:
+        raise InvalidInput("no_fields", "give at least one field to correct (name, gender, birthday, email, city, "
+                           "attributes)", details=[{"loc": "body", "msg": "no field to correct"}])
+    store, now = deps.store, deps.clock()
+    correction_id = _new_id("pf")
+    values = staff_values(fields, by=by, at_ms=epoch_ms(now), correction_id=correction_id)
+    with store.transaction():
+        root = active_record(store, customer_id)
+        later = overruled_by_channels(values, newest(store.attributes(store.group(root.id))))
+        if later:
+            raise Conflict("newer_channel_value", "a channel reported a value dated after now for these fields",
+                           details={"fields": later})
+        store.put_attributes([(root.id, values)])
+        store.touch(root.id, at=iso_utc(now))
+    return {"customer_id": root.id, "correction_id": correction_id, "fields": [v.field for v in values],
+            "at": iso_utc(now)}
+
+
+def assign(customer_id: str, *, kind: str, value: str | None, by: str, deps: Deps) -> tuple[str, list[OutboxMessage]]:
+    """Assign a customer to a store (its owning store from now on) or an account manager; ``None`` ends the
+    assignment (the owning store is computed again). Returns the customer and the owner change to relay."""
+    store, at = deps.store, iso_utc(deps.clock())
+    with store.transaction():
+        root = active_record(store, customer_id).id
+        if value is None:
+            store.remove_assignment(root, kind=kind)
+        else:
+            store.put_assignment(AssignmentRow(root, kind, value, by, at))
+        store.touch(root, at=at)
+        outbox = store.outbox_add(announce_owners({root}, deps=deps)) if kind == "store" else []
+    return root, outbox
