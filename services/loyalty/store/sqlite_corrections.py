@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from services.loyalty.store import ApprovalRow, TierOverrideRow, open_note, seal_note
+from shared.storage.base import chunks
 from shared.storage.base import in_placeholders as _in
 
 CORRECTIONS_SQL = """
@@ -57,12 +58,11 @@ class SqliteCorrections:
 
     def tier_overrides_of(self, record_ids: list[str]) -> list[TierOverrideRow]:
         """Every tier override set on these records (lifted and ended ones too), oldest first."""
-        if not record_ids:
-            return []
-        rows = self.db.conn().execute(  # type: ignore[attr-defined]
-            f"SELECT {_OVERRIDE_COLS} FROM tier_overrides WHERE customer_id IN ({_in(record_ids)})"
-            " ORDER BY starts_at, override_id", list(record_ids))
-        return [self._override(r) for r in rows]
+        out = []
+        for ids in chunks(sorted(set(record_ids)), 500):  # a batch asks for all its customers' records at once
+            out += [self._override(r) for r in self.db.conn().execute(  # type: ignore[attr-defined]
+                f"SELECT {_OVERRIDE_COLS} FROM tier_overrides WHERE customer_id IN ({_in(ids)})", ids)]
+        return sorted(out, key=lambda o: (o.starts_at, o.override_id))
 
     def lift_tier_override(self, override_id: str, *, at: str, by: str, reason: str) -> bool:
         """End an override at ``at``; False when it was lifted already or had ended by then."""
