@@ -32,6 +32,7 @@ from services.loyalty.schemas import (
     TierOverrideCreate,
     TierOverrideLift,
     TierOverrideRead,
+    TierOverridesPage,
     TierRulesRead,
 )
 from shared.access.audit import auditor
@@ -189,6 +190,14 @@ def router(deps: Deps) -> APIRouter:
         _audit(answer, caller, action="loyalty.tier_override", target="override_id", reason=body.reason)
         return _answer(answer, d)
 
+    @r.get("/accounts/{customer_id}/tier-overrides", response_model=TierOverridesPage, tags=["tiers"])
+    def get_tier_overrides(d: DepsDep, customer_id: str, seeing: Seeing,
+                           caller: Caller = caller_dep("reader")) -> TierOverridesPage:
+        """Every tier override of the customer (in force, ended, lifted), newest first; reasons masked."""
+        queries.visible_root(customer_id, deps=d, seeing=seeing)
+        page = corrections.overrides(customer_id, deps=d)
+        return TierOverridesPage(**views.shown(page, admin=caller.at_least("admin")))
+
     @r.post("/accounts/{customer_id}/tier-override/lift", response_model=TierOverrideRead, tags=["tiers"])
     def post_tier_override_lift(d: DepsDep, customer_id: str, body: TierOverrideLift, seeing: Seeing,
                                 caller: Caller = caller_dep("operator")) -> JSONResponse:
@@ -199,7 +208,7 @@ def router(deps: Deps) -> APIRouter:
         return _answer(answer, d)
 
     @r.get("/approvals", response_model=ApprovalsPage, tags=["accounts"])
-    def get_approvals(d: DepsDep, seeing: Seeing, caller: Caller = caller_dep("operator"),
+    def get_approvals(d: DepsDep, seeing: Seeing, caller: Caller = caller_dep("reader"),
                       status: str = Query("pending", pattern="^(pending|approved|rejected|all)$"),
                       offset: Offset = 0, limit: int = Query(50, ge=1, le=500)) -> ApprovalsPage:
         """Adjustments awaiting approval (or decided ones), oldest first, of the customers the caller sees."""
@@ -209,7 +218,7 @@ def router(deps: Deps) -> APIRouter:
 
     @r.get("/approvals/{approval_id}", response_model=ApprovalRead, tags=["accounts"])
     def get_approval(d: DepsDep, approval_id: str, seeing: Seeing,
-                     caller: Caller = caller_dep("operator")) -> ApprovalRead:
+                     caller: Caller = caller_dep("reader")) -> ApprovalRead:
         """One approval."""
         queries.check_approval(approval_id, deps=d, seeing=seeing)
         row = d.store.approval(approval_id)

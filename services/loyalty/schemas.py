@@ -230,6 +230,8 @@ class LoyaltyExport(BaseModel):
     ledger: list[EntryRead]
     redemptions: list[RedemptionRead]
     tiers: TierHistoryRead
+    tier_overrides: list[TierOverrideRead] = Field(default_factory=list)  # issue 14
+    approvals: list[ApprovalRead] = Field(default_factory=list)
 
 
 # -- issue 14, staff corrections: tier overrides and adjustments awaiting approval ------------------
@@ -271,6 +273,11 @@ class TierOverrideRead(BaseModel):
     lifted: DecisionRead | None
 
 
+class TierOverridesPage(BaseModel):
+    customer_id: str
+    items: list[TierOverrideRead]
+
+
 class AdjustmentDecision(BaseModel):
     reason: StaffReason
 
@@ -296,4 +303,6 @@ class ApprovalsPage(BaseModel):
     limit: int
 
 
-AccountRead.model_rebuild()  # it names TierOverrideRead, defined with issue 14's schemas above
+# They name issue 14's schemas, defined below them.
+AccountRead.model_rebuild()
+LoyaltyExport.model_rebuild()

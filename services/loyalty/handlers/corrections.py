@@ -67,6 +67,14 @@ def current_override(root: str, *, deps: Deps) -> dict[str, Any] | None:
     return override_body(held, at=at) if held else None
 
 
+def overrides(customer_id: str, *, deps: Deps) -> dict[str, Any]:
+    """Every tier override of the customer (in force, ended, lifted), newest first."""
+    root = account_root(customer_id, deps=deps)
+    at = iso_utc(deps.clock())
+    rows = deps.store.tier_overrides_of(deps.store.records_of(root))
+    return {"customer_id": root, "items": [override_body(o, at=at) for o in reversed(rows)]}
+
+
 def set_override(customer_id: str, *, tier: str, until: date, reason: str, by: str, deps: Deps) -> Answer:
     """Hold the customer at ``tier`` from now through the day ``until``; one override in force at a time."""
     now = deps.clock()
@@ -194,8 +202,9 @@ def decide(approval_id: str, *, approve: bool, reason: str, by: str, deps: Deps)
     return _retrying(work)
 
 
-def approvals(*, status: str | None, stores: frozenset[str] | None, offset: int, limit: int,
-              deps: Deps) -> dict[str, Any]:
-    """Approvals (pending by default), oldest first, of the customers the caller sees."""
-    rows = deps.store.approvals(status=status, stores=stores, offset=offset, limit=limit)
+def approvals(*, status: str | None, stores: frozenset[str] | None, offset: int, limit: int, deps: Deps,
+              customer_id: str | None = None) -> dict[str, Any]:
+    """Approvals (pending by default), oldest first, of the customers the caller sees (of one, if given)."""
+    records = deps.store.records_of(account_root(customer_id, deps=deps)) if customer_id is not None else None
+    rows = deps.store.approvals(status=status, stores=stores, offset=offset, limit=limit, records=records)
     return {"items": [approval_body(r) for r in rows], "offset": offset, "limit": limit}

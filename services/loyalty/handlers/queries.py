@@ -164,5 +164,10 @@ def export(customer_id: str, *, deps: Deps) -> dict[str, Any]:
     spent: list[dict] = []
     while batch := redemptions(customer_id, offset=len(spent), limit=500, deps=deps)["items"]:
         spent += batch
+    asked: list[dict] = []
+    while batch := corrections.approvals(status=None, stores=None, offset=len(asked), limit=500, deps=deps,
+                                         customer_id=customer_id)["items"]:
+        asked += batch
     return {"account": account(customer_id, deps=deps), "ledger": entries, "redemptions": spent,
-            "tiers": tier_history(customer_id, deps=deps)}
+            "tiers": tier_history(customer_id, deps=deps),
+            "tier_overrides": corrections.overrides(customer_id, deps=deps)["items"], "approvals": asked}

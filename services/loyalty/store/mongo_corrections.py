@@ -71,14 +71,20 @@ class MongoCorrections:
         d = self.mdb["approvals"].find_one({"_id": approval_id})
         return self._approval(d) if d else None
 
-    def approvals(self, *, status: str | None, stores: frozenset[str] | None, offset: int,
-                  limit: int) -> list[ApprovalRow]:
-        """Approvals (with ``status``, if given; of customers owned by ``stores``, if given), oldest first."""
+    def approvals(self, *, status: str | None, stores: frozenset[str] | None, offset: int, limit: int,
+                  records: list[str] | None = None) -> list[ApprovalRow]:
+        """Approvals (with ``status``, if given; of customers owned by ``stores``, if given; asked through
+        these ``records``, if given), oldest first."""
         query: dict[str, Any] = {}
         if status is not None:
             query["status"] = status
+        ids: list[set] = []
         if stores is not None:
-            query["customer_id"] = {"$in": self.owned_records(stores)}  # type: ignore[attr-defined]
+            ids.append(set(self.owned_records(stores)))  # type: ignore[attr-defined]
+        if records is not None:
+            ids.append(set(records))
+        if ids:
+            query["customer_id"] = {"$in": sorted(set.intersection(*ids))}
         docs = self.mdb["approvals"].find(query).sort([("requested_at", 1), ("_id", 1)]).skip(offset).limit(limit)
         return [self._approval(d) for d in docs]
 

@@ -84,10 +84,14 @@ class SqliteCorrections:
             f"SELECT {_APPROVAL_COLS} FROM approvals WHERE approval_id = ?", (approval_id,)).fetchone()
         return self._approval(row) if row else None
 
-    def approvals(self, *, status: str | None, stores: frozenset[str] | None, offset: int,
-                  limit: int) -> list[ApprovalRow]:
-        """Approvals (with ``status``, if given; of customers owned by ``stores``, if given), oldest first."""
+    def approvals(self, *, status: str | None, stores: frozenset[str] | None, offset: int, limit: int,
+                  records: list[str] | None = None) -> list[ApprovalRow]:
+        """Approvals (with ``status``, if given; of customers owned by ``stores``, if given; asked through
+        these ``records``, if given), oldest first."""
         where, args = ["1 = 1"], []
+        if records is not None:
+            where.append(f"customer_id IN ({_in(records)})")
+            args += records
         if status is not None:
             where.append("status = ?")
             args.append(status)

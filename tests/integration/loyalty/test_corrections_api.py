@@ -174,6 +174,15 @@ def test_a_lifted_override_leaves_the_tier_to_the_next_review(api):
     again = api.post("/v1/loyalty/accounts/c_lf/tier-override",
                      json={"tier": "B", "until": "2026-12-01", "reason": "second thoughts"}, headers=OP)
     assert again.status_code == 201 and _tier(api, "c_lf") == "B"
+    # Every override stays listed, newest first, with who lifted it and why (reasons masked below admin).
+    listed = api.get("/v1/loyalty/accounts/c_lf/tier-overrides", headers=READ).json()["items"]
+    assert [(o["tier"], o["active"], o["lifted"] and o["lifted"]["by"]) for o in listed] == [
+        ("B", True, None), ("A", False, key_name("k-admin", NAME_KEY))]
+    assert listed[1]["lifted"]["reason"] == f"[note withheld: {len('event cancelled')} characters]"
+    exported = api.get("/v1/customers/c_lf/export", headers=ADMIN).json()
+    assert [(o["override_id"], o["reason"]) for o in exported["tier_overrides"]] == [
+        (again.json()["override_id"], "second thoughts"), (r.json()["override_id"], "launch event guest")]
+    assert exported["account"]["tier_override"]["tier"] == "B"
 
 
 def test_override_input_role_and_conflicts_answer_with_the_field_named(api):
@@ -226,7 +235,7 @@ def test_a_large_adjustment_waits_for_another_admin_and_is_posted_once_however_o
     listed = api.get("/v1/loyalty/approvals", headers=OP).json()["items"]
     assert [(a["approval_id"], a["reason"]) for a in listed] == [
         (pending["approval_id"], f"[note withheld: {len('points lost in the till outage')} characters]")]
-    assert api.get("/v1/loyalty/approvals", headers=READ).status_code == 403
+    assert api.get("/v1/loyalty/approvals", headers=READ).json()["items"] == listed  # reads, as the ledger's
     # An operator cannot approve; an admin who asked cannot approve their own (below).
     approve = f"/v1/loyalty/approvals/{pending['approval_id']}/approve"
     assert api.post(approve, json={"reason": "checked the till log"}, headers=OP).status_code == 403
@@ -252,6 +261,9 @@ def test_a_large_adjustment_waits_for_another_admin_and_is_posted_once_however_o
     assert manual[0]["cause"]["by"] == key_name("k-op", NAME_KEY)
     assert check_invariants(api.service.store, ["c_big"]) == {"c_big": 2501}
     assert api.get("/v1/loyalty/approvals", headers=ADMIN).json()["items"] == []
+    exported = api.get("/v1/customers/c_big/export", headers=ADMIN).json()["approvals"]
+    assert [(a["approval_id"], a["status"], a["reason"]) for a in exported] == [
+        (pending["approval_id"], "approved", "points lost in the till outage")]
     decided = api.get("/v1/loyalty/approvals", params={"status": "approved"}, headers=ADMIN).json()["items"]
     assert [a["approval_id"] for a in decided] == [pending["approval_id"]]
 

@@ -58,6 +58,9 @@ def test_approvals_are_listed_by_status_and_store_and_decided_once(store):
                                                    limit=10)] == ["apr_a", "apr_c"]
     assert store.approvals(status=None, stores=frozenset({"SH-009"}), offset=0, limit=10) == []
     assert [a.approval_id for a in store.approvals(status=None, stores=None, offset=1, limit=1)] == ["apr_b"]
+    assert [a.approval_id for a in store.approvals(status=None, stores=None, offset=0, limit=10,
+                                                   records=["c_s1", "c_s1b"])] == ["apr_a", "apr_c"]
+    assert store.approvals(status=None, stores=frozenset({"SH-002"}), offset=0, limit=10, records=["c_s1"]) == []
     with store.transaction():
         assert store.decide_approval("apr_a", status="approved", by="k-admin", at=T1, reason="ok " + NOTE,
                                      adjustment_id="adj_1") is True
