@@ -147,7 +147,8 @@ class Scenario:
         # Issue 14: an adjustment above the approval threshold, pending for each store's customer.
         self.approvals = {}
         for n in ("a", "b"):
-            r = admin.post(f"/v1/loyalty/accounts/{self.ids[n]}/adjustments", json={"points": 5000, "reason": "till outage"})
+            r = admin.post(f"/v1/loyalty/accounts/{self.ids[n]}/adjustments",
+                           json={"points": 5000, "reason": "till outage"})
             assert r.status_code == 202, r.text
             self.approvals[n] = r.json()["approval_id"]
         flow.platform.settle()

@@ -332,3 +332,32 @@ def test_corrections_of_a_customer_outside_the_callers_stores_answer_404(api):
     assert ok.status_code == 200 and ok.json()["points_balance"] == 5100
     assert _tier(api, "c_far") == "C"
     assert api.get("/v1/loyalty/accounts/c_far", headers=READ).json()["points_balance"] == 4800
+
+
+def test_two_admins_approving_at_once_post_the_adjustment_once(sqlite_store):
+    import threading
+
+    settings = Settings(_env_file=None, api_keys=KEYS + ",k-admin3:admin", timezone="Asia/Shanghai")
+    service = create_app(settings, store=sqlite_store, publish=lambda _: None, clock=Clock("2026-11-01 12:00"),
+                         config=LoyaltySettings(_env_file=None))
+    client = TestClient(service.api)
+    messages.consume([purchase_msg("c_two-p", "100.00", "2026-10-01 10:00", record="c_two")], deps=service.deps)
+    asked = client.post("/v1/loyalty/accounts/c_two/adjustments", json={"points": 4000, "reason": "outage"},
+                        headers=OP).json()
+    answers: list = []
+    lock = threading.Lock()
+
+    def approve(key: str) -> None:
+        r = client.post(f"/v1/loyalty/approvals/{asked['approval_id']}/approve", json={"reason": "ok"},
+                        headers=_as(key))
+        with lock:
+            answers.append((r.status_code, r.headers.get("Idempotent-Replayed"), r.json()["points_balance"]))
+
+    threads = [threading.Thread(target=approve, args=(k,)) for k in ("k-admin", "k-admin2", "k-admin3") * 4]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    # One approval posts; the others, waiting on the lock, find it approved and answer it again.
+    assert sorted(answers, key=lambda a: a[1] or "") == [(200, None, 4100)] + [(200, "true", 4100)] * 11
+    assert check_invariants(sqlite_store, ["c_two"]) == {"c_two": 4100}
