@@ -1,17 +1,21 @@
 """Loyalty's HTTP routes: accounts, ledger, statements, tiers, rewards, redemptions, adjustments."""
 
+from dataclasses import replace
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path, Query
 from fastapi.responses import JSONResponse
 
 from services.loyalty import views
-from services.loyalty.handlers import Deps, commands, queries
+from services.loyalty.handlers import Deps, commands, corrections, queries
 from services.loyalty.handlers.commands import Answer
 from services.loyalty.schemas import (
     AccountRead,
     AdjustmentCreate,
+    AdjustmentDecision,
     AdjustmentRead,
+    ApprovalRead,
+    ApprovalsPage,
     LedgerPage,
     LoyaltyExport,
     RedemptionCancel,
@@ -25,6 +29,10 @@ from services.loyalty.schemas import (
     RulesRead,
     StatementRead,
     TierHistoryRead,
+    TierOverrideCreate,
+    TierOverrideLift,
+    TierOverrideRead,
+    TierOverridesPage,
     TierRulesRead,
 )
 from shared.access.audit import auditor
@@ -70,7 +78,10 @@ def router(deps: Deps) -> APIRouter:
     def get_account(d: DepsDep, customer_id: str, seeing: Seeing, caller: Caller = caller_dep("reader")) -> AccountRead:
         """Balance, tier with its benefits, and expiring lots; a merged-away id answers with its survivor."""
         queries.visible_root(customer_id, deps=d, seeing=seeing)
-        return AccountRead(**queries.account(customer_id, deps=d))
+        data = queries.account(customer_id, deps=d)
+        if data["tier_override"] is not None:  # its reason is a staff note: masked as the ledger's are
+            data["tier_override"] = views.shown(data["tier_override"], admin=caller.at_least("admin"))
+        return AccountRead(**data)
 
     def _shown(data: dict, caller: Caller, root: str, *, reveal: bool, reason: str | None, what: str) -> dict:
         # Staff notes name no one a reader may see: below admin withheld, for an admin scrubbed, whole only on
@@ -148,16 +159,90 @@ def router(deps: Deps) -> APIRouter:
         return _answer(answer, d)
 
     @r.post("/accounts/{customer_id}/adjustments", response_model=AdjustmentRead, status_code=201,
-            tags=["accounts"])
+            tags=["accounts"], responses={202: {"model": ApprovalRead,
+                                                "description": "above the approval threshold: pending approval"}})
     def post_adjustment(d: DepsDep, customer_id: str, body: AdjustmentCreate, seeing: Seeing,
                         caller: Caller = caller_dep("operator"), key: str | None = KEY_HEADER,
                         reason: str | None = Reason) -> JSONResponse:
-        """A manual adjustment with its mandatory reason (operator); never below a zero balance."""
+        """A manual adjustment with its mandatory reason (operator); never below a zero balance. Above
+        ``CRM_LOYALTY_APPROVAL_THRESHOLD`` points either way: 202, a pending approval, no balance change."""
         queries.visible_root(customer_id, deps=d, seeing=seeing)
+        if corrections.needs_approval(body.points, deps=d):
+            answer = corrections.request_adjustment(customer_id, points=body.points, reason=body.reason, key=key,
+                                                    by=caller.name, deps=d)
+            _audit(answer, caller, action="loyalty.adjustment_request", target="approval_id",
+                   reason=reason or body.reason)
+            return _answer(answer, d)
         answer = commands.adjust(customer_id, points=body.points, reason=body.reason, key=key,
                                  by=caller.name, deps=d)
         _audit(answer, caller, action="loyalty.adjustment", target="adjustment_id", reason=reason or body.reason)
         return _answer(answer, d)
+
+    # -- issue 14, staff corrections: tier overrides and adjustments awaiting approval -----------
+    @r.post("/accounts/{customer_id}/tier-override", response_model=TierOverrideRead, status_code=201,
+            tags=["tiers"])
+    def post_tier_override(d: DepsDep, customer_id: str, body: TierOverrideCreate, seeing: Seeing,
+                           caller: Caller = caller_dep("operator")) -> JSONResponse:
+        """Hold the customer at a tier from now through the day ``until`` (operator, with a reason; audited)."""
+        queries.visible_root(customer_id, deps=d, seeing=seeing)
+        answer = corrections.set_override(customer_id, tier=body.tier, until=body.until, reason=body.reason,
+                                          by=caller.name, deps=d)
+        _audit(answer, caller, action="loyalty.tier_override", target="override_id", reason=body.reason)
+        return _answer(answer, d)
+
+    @r.get("/accounts/{customer_id}/tier-overrides", response_model=TierOverridesPage, tags=["tiers"])
+    def get_tier_overrides(d: DepsDep, customer_id: str, seeing: Seeing,
+                           caller: Caller = caller_dep("reader")) -> TierOverridesPage:
+        """Every tier override of the customer (in force, ended, lifted), newest first; reasons masked."""
+        queries.visible_root(customer_id, deps=d, seeing=seeing)
+        page = corrections.overrides(customer_id, deps=d)
+        return TierOverridesPage(**views.shown(page, admin=caller.at_least("admin")))
+
+    @r.post("/accounts/{customer_id}/tier-override/lift", response_model=TierOverrideRead, tags=["tiers"])
+    def post_tier_override_lift(d: DepsDep, customer_id: str, body: TierOverrideLift, seeing: Seeing,
+                                caller: Caller = caller_dep("operator")) -> JSONResponse:
+        """End the override in force early: the normal tier rules resume now (operator, reason; audited)."""
+        queries.visible_root(customer_id, deps=d, seeing=seeing)
+        answer = corrections.lift_override(customer_id, reason=body.reason, by=caller.name, deps=d)
+        _audit(answer, caller, action="loyalty.tier_override_lift", target="override_id", reason=body.reason)
+        return _answer(answer, d)
+
+    @r.get("/approvals", response_model=ApprovalsPage, tags=["accounts"])
+    def get_approvals(d: DepsDep, seeing: Seeing, caller: Caller = caller_dep("reader"),
+                      status: str = Query("pending", pattern="^(pending|approved|rejected|all)$"),
+                      offset: Offset = 0, limit: int = Query(50, ge=1, le=500)) -> ApprovalsPage:
+        """Adjustments awaiting approval (or decided ones), oldest first, of the customers the caller sees."""
+        page = corrections.approvals(status=None if status == "all" else status, stores=seeing.stores,
+                                     offset=offset, limit=limit, deps=d)
+        return ApprovalsPage(**views.shown(page, admin=caller.at_least("admin")))
+
+    @r.get("/approvals/{approval_id}", response_model=ApprovalRead, tags=["accounts"])
+    def get_approval(d: DepsDep, approval_id: str, seeing: Seeing,
+                     caller: Caller = caller_dep("reader")) -> ApprovalRead:
+        """One approval."""
+        queries.check_approval(approval_id, deps=d, seeing=seeing)
+        row = d.store.approval(approval_id)
+        return ApprovalRead(**views.shown(corrections.approval_body(row), admin=caller.at_least("admin")))  # type: ignore[arg-type]
+
+    def _decide(d: Deps, approval_id: str, body: AdjustmentDecision, seeing, caller: Caller, *,
+                approve: bool) -> JSONResponse:
+        queries.check_approval(approval_id, deps=d, seeing=seeing)
+        answer = corrections.decide(approval_id, approve=approve, reason=body.reason, by=caller.name, deps=d)
+        _audit(answer, caller, action="loyalty.adjustment_" + ("approve" if approve else "reject"),
+               target="approval_id", reason=body.reason)
+        return _answer(replace(answer, body=views.shown(answer.body, admin=True)), d)
+
+    @r.post("/approvals/{approval_id}/approve", response_model=ApprovalRead, tags=["accounts"])
+    def post_approve(d: DepsDep, approval_id: str, body: AdjustmentDecision, seeing: Seeing,
+                     caller: Caller = caller_dep("admin")) -> JSONResponse:
+        """Approve an adjustment another person asked for (admin): posted once, however often this is sent."""
+        return _decide(d, approval_id, body, seeing, caller, approve=True)
+
+    @r.post("/approvals/{approval_id}/reject", response_model=ApprovalRead, tags=["accounts"])
+    def post_reject(d: DepsDep, approval_id: str, body: AdjustmentDecision, seeing: Seeing,
+                    caller: Caller = caller_dep("admin")) -> JSONResponse:
+        """Reject an adjustment another person asked for (admin, with a reason): no balance changes."""
+        return _decide(d, approval_id, body, seeing, caller, approve=False)
 
     @r.get("/rewards", response_model=RewardsPage, tags=["rewards"])
     def get_rewards(d: DepsDep, caller: Caller = caller_dep("reader"), active_only: bool = False,

@@ -64,6 +64,9 @@ class LoyaltySettings(BaseSettings):
     # An account whose settling fails for a reason that is not transient waits this long before the next
     # try, so one broken account neither stops the schedule nor is retried at every tick.
     schedule_retry_s: float = Field(900.0, gt=0)
+    # Issue 14: a manual adjustment of more than this many points (either way) waits for a second person's
+    # approval (an admin who did not ask for it); up to it, an operator's adjustment applies at once.
+    approval_threshold: int = Field(1000, ge=0)
     # Run the service "as of" another moment (a replay or a drill): its clock starts there and runs on.
     clock_start: AwareDatetime | None = None
 

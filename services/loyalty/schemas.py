@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from datetime import date, datetime
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, StringConstraints, model_validator
 
 from shared.clock import Moment
 from shared.http.bounds import MAX_COUNT
@@ -27,6 +27,7 @@ class AccountRead(BaseModel):
     debt: int
     expiring: list[ExpiringRead]
     updated_at: str | None
+    tier_override: TierOverrideRead | None = None
 
 
 class EntryRead(BaseModel):
@@ -229,3 +230,79 @@ class LoyaltyExport(BaseModel):
     ledger: list[EntryRead]
     redemptions: list[RedemptionRead]
     tiers: TierHistoryRead
+    tier_overrides: list[TierOverrideRead] = Field(default_factory=list)  # issue 14
+    approvals: list[ApprovalRead] = Field(default_factory=list)
+
+
+# -- issue 14, staff corrections: tier overrides and adjustments awaiting approval ------------------
+
+# Every staff correction says why: required, not blank, kept (sealed) with the change and in the audit log.
+StaffReason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+
+
+class TierOverrideCreate(BaseModel):
+    tier: str = Field(min_length=1, max_length=32, description="one of the tiers in force")
+    until: date = Field(description="the last day the override holds (business timezone), today or later")
+    reason: StaffReason
+
+
+class TierOverrideLift(BaseModel):
+    reason: StaffReason
+
+
+class DecisionRead(BaseModel):
+    """Who ended an override or decided an approval, when and why."""
+
+    at: str
+    by: str
+    reason: str | None
+
+
+class TierOverrideRead(BaseModel):
+    """A staff override: ``tier`` from ``starts_at`` through the day ``until`` (to ``ends_at``), unless lifted."""
+
+    override_id: str
+    customer_id: str
+    tier: str
+    until: str
+    starts_at: str
+    ends_at: str
+    reason: str
+    by: str
+    active: bool
+    lifted: DecisionRead | None
+
+
+class TierOverridesPage(BaseModel):
+    customer_id: str
+    items: list[TierOverrideRead]
+
+
+class AdjustmentDecision(BaseModel):
+    reason: StaffReason
+
+
+class ApprovalRead(BaseModel):
+    """An adjustment above the approval threshold: pending until an admin other than the requester decides."""
+
+    approval_id: str
+    customer_id: str
+    points: int
+    reason: str
+    status: str
+    requested_by: str
+    requested_at: str
+    decision: DecisionRead | None
+    adjustment_id: str | None
+    points_balance: int | None
+
+
+class ApprovalsPage(BaseModel):
+    items: list[ApprovalRead]
+    offset: int
+    limit: int
+
+
+# They name issue 14's schemas, defined below them.
+AccountRead.model_rebuild()
+LoyaltyExport.model_rebuild()

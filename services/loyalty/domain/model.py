@@ -133,3 +133,4 @@ class Facts:
     movements: list[Entry]  # redemptions, cancellations, manual adjustments
     # order id -> bucket of the purchase that owns the order (the first one with that order id)
     order_owner: dict[str, str] = field(default_factory=dict)
+    holds: tuple[Any, ...] = ()  # staff tier overrides (``domain.holds.TierHold``)

@@ -22,6 +22,7 @@ from datetime import datetime
 from functools import lru_cache
 
 from services.loyalty.domain.calendar import Month, add_months, month_key, month_of, month_start
+from services.loyalty.domain.holds import TierHold, holding
 from services.loyalty.domain.model import Purchase, Refund
 from services.loyalty.domain.rules import RuleBook, TierRules
 from shared.contract.facts import from_minor
@@ -113,9 +114,10 @@ def _describe(visits: int, spend: int, months: list[Month]) -> str:
 
 def timeline(purchases: list[Purchase], refunds: list[Refund], book: RuleBook, *, now: datetime,
              order_owner: dict[str, str] | None = None, start: TierState | None = None,
-             snapshot_at: datetime | None = None) -> Timeline:
+             snapshot_at: datetime | None = None, holds: tuple[TierHold, ...] = ()) -> Timeline:
     """The tier timeline up to ``now``, from ``start`` (then the purchases are those from its horizon on)
-    if given; with ``snapshot_at`` (a month start), the state there is kept in ``snapshot``."""
+    if given; with ``snapshot_at`` (a month start), the state there is kept in ``snapshot``; ``holds``: staff
+    overrides (``domain.holds``)."""
     zone = book.zone
     owner = order_owner or {}
     by_bucket = {p.bucket: p for p in purchases}
@@ -136,12 +138,16 @@ def timeline(purchases: list[Purchase], refunds: list[Refund], book: RuleBook, *
         months.spend.update(start.spend)
         events += [(at, 2, src, eid, "taken", (month, n)) for at, src, eid, month, n in start.pending]
         month = month_of(start.at, zone)
-    elif purchases:
-        month = add_months(month_of(min(p.time for p in purchases), zone), 1)
+    elif purchases or holds:
+        month = add_months(month_of(min([p.time for p in purchases] + [h.start for h in holds]), zone), 1)
     else:
         if snapshot_at is not None:
             out.snapshot = TierState(snapshot_at, None, None, None, {}, {}, [])
         return out
+    holds = tuple(h for h in holds if h.start < h.end)
+    # A hold that began before the state started from is in that state already.
+    events += [(h.start, 3, "", h.override_id, "hold", h) for h in holds
+               if h.start <= now and (start is None or h.start >= start.at)]
     while (begins := month_start(month, zone)) <= now:
         events.append((begins, 0, "", "", "review", month))
         month = add_months(month, 1)
@@ -157,6 +163,8 @@ def timeline(purchases: list[Purchase], refunds: list[Refund], book: RuleBook, *
             out.tier_before[p.bucket] = out.tier
             months.days[p.day[:7]].add(p.day)
             months.spend[p.day[:7]] += p.amount_minor
+            if holds and holding(holds, at):
+                continue  # a staff override fixes the tier; the purchase still counts in the window
             month_now = month_of(at, zone)
             visits, spend = months.totals_of(_window_keys(rules.window_months, month_now))
             met = rules.qualifies(visits, spend)
@@ -175,7 +183,9 @@ def timeline(purchases: list[Purchase], refunds: list[Refund], book: RuleBook, *
             months.spend[p.day[:7]] -= taken
         elif what == "taken":
             months.spend[item[0]] -= item[1]
-        elif rules.is_review(item):
+        elif what == "hold":
+            _hold(out, rules, item, at)
+        elif rules.is_review(item) and not (holds and holding(holds, at)):
             _review(out, rules, months, item, at)
     if snapshot_at is not None and out.snapshot is None:
         out.snapshot = _state(out, months, refunded, events, book, snapshot_at)
@@ -205,6 +215,14 @@ def _state(out: Timeline, months: _Months, refunded: dict[str, int], events: lis
     return TierState(at, out.tier, out.failing_since, out.changes[-1] if out.changes else None,
                      {m: sorted(d) for m, d in months.days.items() if m >= first},
                      {m: n for m, n in months.spend.items() if m >= first}, pending)
+
+
+def _hold(out: Timeline, rules: TierRules, hold: TierHold, at: datetime) -> None:
+    if hold.tier != out.tier:
+        direction = "upgrade" if _rank(rules, hold.tier) < _rank(rules, out.tier) else "downgrade"
+        out.changes.append(TierChange(at, out.tier, hold.tier, direction, hold.reason()))
+        out.tier = hold.tier
+    out.failing_since = None  # the normal rules resume after the hold as after any change of tier
 
 
 def _review(out: Timeline, rules: TierRules, months: _Months, month: Month, at: datetime) -> None:

@@ -17,11 +17,12 @@ from typing import Any
 from services.loyalty.domain import checkpoint
 from services.loyalty.domain.account import Settlement, settle
 from services.loyalty.domain.checkpoint import Checkpoint
+from services.loyalty.domain.holds import TierHold
 from services.loyalty.domain.model import Bonus, Entry, Facts, Posted, Purchase, Target, kind_of
 from services.loyalty.domain.rules import RuleBook
 from services.loyalty.handlers import Deps
-from services.loyalty.store import AccountRow, Announcement, LoyaltyStore
-from shared.clock import iso_utc
+from services.loyalty.store import AccountRow, Announcement, LoyaltyStore, TierOverrideRow
+from shared.clock import iso_utc, parse_iso
 from shared.contract.facts import epoch_ms
 from shared.contract.messages import (
     PointsExpired,
@@ -47,7 +48,15 @@ def load_facts(store: LoyaltyStore, records: list[str], *, since: datetime | Non
     owner: dict[str, str] = {}
     for p in sorted(store.purchases_for_orders(sorted({r.order_id for r in refunds})), key=Purchase.order):
         owner.setdefault(p.order_id, p.bucket)
-    return Facts(purchases, refunds, store.bonuses_of(records), store.movements_of(records), owner)
+    return Facts(purchases, refunds, store.bonuses_of(records), store.movements_of(records), owner,
+                 holds_of(store.tier_overrides_of(records)))
+
+
+def holds_of(rows: list[TierOverrideRow]) -> tuple[TierHold, ...]:
+    """Staff tier overrides as the tier timeline takes them (issue 14): each ends at its last day's end or
+    when it was lifted."""
+    return tuple(TierHold(o.override_id, o.tier, parse_iso(o.starts_at),
+                          parse_iso(min(o.ends_at, o.lifted_at or o.ends_at)), o.until) for o in rows)
 
 
 def load_histories(store: LoyaltyStore, records: dict[str, list[str]],
@@ -248,6 +257,11 @@ def prepare(customers: list[str], *, deps: Deps, changed_from: dict[str, datetim
             facts[c] = replace(facts[c], movements=later)
     if partial:
         facts |= load_histories(store, {c: records[c] for c in partial}, {})
+    overrides = store.tier_overrides_of([r for c in customers for r in records[c]])  # issue 14: one query a batch
+    if overrides:
+        customer_of = {r: c for c in customers for r in records[c]}
+        for c in {customer_of[o.customer_id] for o in overrides}:
+            facts[c] = replace(facts[c], holds=holds_of([o for o in overrides if customer_of[o.customer_id] == c]))
     accounts = store.accounts_of(customers)
     sums = store.balances_of([r for c in customers for r in records[c]])
     return {c: Prepared(records[c], starts[c], facts[c], accounts.get(c), sum(sums.get(r, 0) for r in records[c]))

@@ -10,7 +10,7 @@ from services.loyalty.domain.calendar import add_months, month_key, month_start,
 from services.loyalty.domain.model import Facts
 from services.loyalty.domain.statements import statement
 from services.loyalty.domain.tiers import timeline
-from services.loyalty.handlers import Deps
+from services.loyalty.handlers import Deps, corrections
 from services.loyalty.handlers.accounts import load_facts
 from services.loyalty.handlers.commands import account_root, redemption_body
 from shared.access.visibility import Visibility
@@ -27,7 +27,8 @@ def account(customer_id: str, *, deps: Deps) -> dict[str, Any]:
     view = held.view if held else {"points_balance": 0, "tier": None, "debt": 0, "expiring": []}
     level = deps.rules.book().at(deps.clock()).tiers.level(view.get("tier"))
     return {"customer_id": root, **view, "tier_benefits": level.benefits if level else {},
-            "updated_at": held.updated_at if held else None, "requested_id": customer_id}
+            "updated_at": held.updated_at if held else None, "requested_id": customer_id,
+            "tier_override": corrections.current_override(root, deps=deps)}
 
 
 def redemptions(customer_id: str, *, offset: int, limit: int, deps: Deps) -> dict[str, Any]:
@@ -54,7 +55,8 @@ def ledger(customer_id: str, *, cursor: str | None, limit: int, deps: Deps) -> d
 
 def _before(facts: Facts, end: datetime) -> Facts:
     return Facts([p for p in facts.purchases if p.time < end], [r for r in facts.refunds if r.time < end],
-                 facts.bonuses, [m for m in facts.movements if parse_iso(m.effective_at) < end], facts.order_owner)
+                 facts.bonuses, [m for m in facts.movements if parse_iso(m.effective_at) < end], facts.order_owner,
+                 facts.holds)
 
 
 def monthly_statement(customer_id: str, *, month: str, deps: Deps) -> dict[str, Any]:
@@ -90,7 +92,7 @@ def tier_history(customer_id: str, *, deps: Deps) -> dict[str, Any]:
     store, now = deps.store, deps.clock()
     facts = load_facts(store, store.records_of(root))
     book = deps.rules.book()
-    line = timeline(facts.purchases, facts.refunds, book, now=now, order_owner=facts.order_owner)
+    line = timeline(facts.purchases, facts.refunds, book, now=now, order_owner=facts.order_owner, holds=facts.holds)
     rules = book.at(now).tiers
     level = rules.level(line.tier)
     return {
@@ -129,6 +131,14 @@ def visible_root(customer_id: str, *, deps: Deps, seeing: Visibility) -> str:
                         not_found=NotFound("account_not_found", "no loyalty account for that customer"))
 
 
+def check_approval(approval_id: str, *, deps: Deps, seeing: Visibility) -> None:
+    """An approval for a customer outside the caller's scope answers as an unknown one (issue 14)."""
+    row = deps.store.approval(approval_id)
+    if row is None or not (seeing.company_wide or seeing.visible(
+            deps.store.owners_of([deps.store.customer_of(row.customer_id)]))):
+        raise NotFound("approval_not_found", "no such approval")
+
+
 def check_redemption(redemption_id: str, *, deps: Deps, seeing: Visibility) -> None:
     """A redemption of a customer outside the caller's scope answers as an unknown one."""
     if seeing.company_wide:
@@ -154,5 +164,10 @@ def export(customer_id: str, *, deps: Deps) -> dict[str, Any]:
     spent: list[dict] = []
     while batch := redemptions(customer_id, offset=len(spent), limit=500, deps=deps)["items"]:
         spent += batch
+    asked: list[dict] = []
+    while batch := corrections.approvals(status=None, stores=None, offset=len(asked), limit=500, deps=deps,
+                                         customer_id=customer_id)["items"]:
+        asked += batch
     return {"account": account(customer_id, deps=deps), "ledger": entries, "redemptions": spent,
-            "tiers": tier_history(customer_id, deps=deps)}
+            "tiers": tier_history(customer_id, deps=deps),
+            "tier_overrides": corrections.overrides(customer_id, deps=deps)["items"], "approvals": asked}

@@ -122,6 +122,41 @@ class Announcement:
     at: str
 
 
+@dataclass(frozen=True)
+class TierOverrideRow:
+    """A staff override of a customer's tier: ``tier`` from ``starts_at`` through the day ``until`` (it ends
+    at ``ends_at``, the first moment after that day), unless lifted earlier."""
+
+    override_id: str
+    customer_id: str
+    tier: str
+    until: str  # the last day it holds, YYYY-MM-DD in the business zone
+    starts_at: str
+    ends_at: str
+    reason: str
+    by: str
+    lifted_at: str | None = None
+    lifted_by: str | None = None
+    lift_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class ApprovalRow:
+    """A points adjustment above the approval threshold, waiting for (or given) a second person's decision."""
+
+    approval_id: str
+    customer_id: str
+    points: int
+    reason: str
+    requested_by: str
+    requested_at: str
+    status: str = "pending"  # pending | approved | rejected
+    decided_by: str | None = None
+    decided_at: str | None = None
+    decision_reason: str | None = None
+    adjustment_id: str | None = None
+
+
 class LoyaltyStore(OutboxStore, Protocol):
     """The operations loyalty performs on its data; writes run inside ``transaction()``."""
 
@@ -179,6 +214,17 @@ class LoyaltyStore(OutboxStore, Protocol):
     # -- issue 12, scoped access (H2): each customer's owning store, from identity ----------
     def put_owners(self, rows: Iterable[OwnerRow]) -> None: ...
     def owners_of(self, customer_ids: list[str]) -> dict[str, str | None]: ...
+
+    # -- issue 14, staff corrections: tier overrides and adjustments awaiting approval ----------
+    def add_tier_override(self, row: TierOverrideRow) -> None: ...
+    def tier_overrides_of(self, record_ids: list[str]) -> list[TierOverrideRow]: ...
+    def lift_tier_override(self, override_id: str, *, at: str, by: str, reason: str) -> bool: ...
+    def add_approval(self, row: ApprovalRow) -> None: ...
+    def approval(self, approval_id: str) -> ApprovalRow | None: ...
+    def approvals(self, *, status: str | None, stores: frozenset[str] | None, offset: int, limit: int,
+                  records: list[str] | None = None) -> list[ApprovalRow]: ...
+    def decide_approval(self, approval_id: str, *, status: str, by: str, at: str, reason: str,
+                        adjustment_id: str | None) -> bool: ...
 
     # issue 12, erasure (H4); erased_ids, note_erased and forget_messages come with the outbox
     def erase_customer(self, customer_id: str, *, records: list[str], erasure_id: str, anon: str) -> list[str]: ...

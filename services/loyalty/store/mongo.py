@@ -23,6 +23,7 @@ from services.loyalty.store import (
     seal_cause,
     seal_note,
 )
+from services.loyalty.store.mongo_corrections import MongoCorrections
 from shared.clock import iso_utc, parse_iso
 from shared.contract.facts import epoch_ms
 from shared.storage.fact_tables import mongo_insert_new
@@ -57,13 +58,14 @@ def _redemption(d: dict) -> RedemptionRow:
                          d.get("cancelled_at"), d.get("cancelled_by"), d.get("cancel_reason"))
 
 
-class MongoLoyaltyStore(MongoStore, MongoMembership, MongoOwners):
+class MongoLoyaltyStore(MongoStore, MongoMembership, MongoOwners, MongoCorrections):
     """Loyalty data in MongoDB; writes join the current transaction."""
 
     def create_indexes(self) -> None:
         """The indexes this service's queries and idempotent writes rely on."""
         self.create_membership_indexes()
         self.create_owner_indexes()
+        self.create_correction_indexes()
         self.mdb["purchases"].create_index([("record_id", 1), ("time_ms", 1)])
         self.mdb["purchases"].create_index("order_id")
         self.mdb["refunds"].create_index("order_id")
@@ -368,5 +370,6 @@ class MongoLoyaltyStore(MongoStore, MongoMembership, MongoOwners):
         for kind in ("redeem", "adjust"):
             for i in ids:
                 m["idempotency"].delete_many({"_id": {"$regex": "^" + re.escape(_key(f"{kind}:{i}", ""))}})
+        self.erase_corrections(ids)
         self.note_erased(ids, erasure_id=erasure_id)
         return ids

@@ -24,6 +24,7 @@ from services.loyalty.store import (
     seal_cause,
     seal_note,
 )
+from services.loyalty.store.sqlite_corrections import CORRECTIONS_SQL, SqliteCorrections
 from shared.clock import iso_utc, parse_iso
 from shared.contract.facts import epoch_ms
 from shared.storage.base import OUTBOX_SQL, chunks
@@ -90,6 +91,7 @@ CREATE TABLE IF NOT EXISTS idempotency (
     + MEMBERSHIP_SQL
     + OWNERS_SQL
     + OUTBOX_SQL
+    + CORRECTIONS_SQL
 )
 
 
@@ -135,7 +137,7 @@ def _reward(row: tuple) -> RewardRow:
     return RewardRow(*row[:7], bool(row[7]), *row[8:])
 
 
-class SqliteLoyaltyStore(SqliteStore, SqliteMembership, SqliteOwners):
+class SqliteLoyaltyStore(SqliteStore, SqliteMembership, SqliteOwners, SqliteCorrections):
     """Loyalty data in SQLite; every write method runs inside the caller's transaction."""
 
     schema = SCHEMA
@@ -468,5 +470,6 @@ class SqliteLoyaltyStore(SqliteStore, SqliteMembership, SqliteOwners):
         c.execute(f"DELETE FROM memberships WHERE record_id IN ({q}) OR customer_id IN ({q})", ids + ids)
         scopes = [f"{kind}:{i}" for kind in ("redeem", "adjust") for i in ids]
         c.execute(f"DELETE FROM idempotency WHERE scope IN ({','.join('?' * len(scopes))})", scopes)
+        self.erase_corrections(ids)
         self.note_erased(ids, erasure_id=erasure_id)
         return ids

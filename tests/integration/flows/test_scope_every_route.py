@@ -37,11 +37,12 @@ S01_ADMIN = "scope-s01-admin"
 S01_STAFF, S01_PASSWORD = "li.wei", "s01-counter-password"
 # Admin-only customer routes, called with S01's admin key (an operator gets 403 before scope is looked at).
 # Their answers for the key's own customer are checked in tests/integration/flows/test_erasure_flow.py.
-ADMIN_ONLY = {"/v1/customers/{customer_id}/erasure", "/v1/customers/{customer_id}/export"}
+ADMIN_ONLY = {"/v1/customers/{customer_id}/erasure", "/v1/customers/{customer_id}/export",
+              "/v1/loyalty/approvals/{approval_id}/approve", "/v1/loyalty/approvals/{approval_id}/reject"}
 SERVICES = ("identity", "loyalty", "alerts", "campaigns")
 # A customer id, alert, redemption and conflict nobody has: what every route answers for an unknown object.
 UNKNOWN = {"customer_id": "c_" + "0" * 26, "alert_id": "al_unknown", "redemption_id": "r_unknown",
-           "conflict_id": "x_unknown", "letter_id": "999999"}
+           "conflict_id": "x_unknown", "letter_id": "999999", "approval_id": "apr_unknown"}
 CAMPAIGN = {"name": "Both stores", "objective": "promotion", "channel": "sms",
             "audience": {"home_stores": ["S01", "S02"]}, "offer": {"text": "tea on us"},
             "starts_at": "2026-11-20T00:00:00+08:00", "ends_at": "2026-11-30T00:00:00+08:00",
@@ -51,6 +52,8 @@ BODIES: dict[str, dict[str, Any]] = {
     "/v1/customers/{customer_id}/unmerge": {"merge_id": "m_nothing"},
     "/v1/loyalty/accounts/{customer_id}/redemptions": {"reward_id": "REWARD", "quantity": 1},
     "/v1/loyalty/accounts/{customer_id}/adjustments": {"points": 10, "reason": "goodwill"},
+    "/v1/loyalty/accounts/{customer_id}/tier-override": {"tier": "A", "until": "2027-12-31", "reason": "courtesy"},
+    "/v1/loyalty/accounts/{customer_id}/tier-override/lift": {"reason": "done"},
     "/v1/loyalty/redemptions/{redemption_id}/cancel": {"reason": "asked by the member"},
     "/v1/alerts/{alert_id}/ack": {"note": "seen"},
     "/v1/alerts/{alert_id}/resolve": {"note": "called back"},
@@ -86,7 +89,7 @@ NOT_A_CUSTOMER = {
 LISTS = {"/v1/customers", "/v1/identity/conflicts", "/v1/alerts", "/v1/alerts/churn-model/customers",
          "/v1/campaigns/{campaign_id}/audience", "/v1/deadletters", "/v1/deadletters/{letter_id}/redrive",
          "/v1/campaigns/{campaign_id}/results", "/v1/campaigns/{campaign_id}/results.csv",
-         "/v1/campaigns/{campaign_id}/daily.csv"}
+         "/v1/campaigns/{campaign_id}/daily.csv", "/v1/loyalty/approvals"}
 # Defining, launching and previewing a campaign need a company-wide key or a region-scoped one (for campaigns
 # confined to its region: tests/integration/flows/test_scope_region_campaigns.py); the event-effect analysis,
 # ingestion (a scoped key could otherwise post purchases that move another store's customer into its scope) and
@@ -151,6 +154,13 @@ class Scenario:
             r = admin.post(f"/v1/loyalty/accounts/{self.ids[n]}/redemptions", json={"reward_id": self.reward})
             assert r.status_code == 201, r.text
             self.redemptions[n] = r.json()["redemption_id"]
+        # Issue 14: an adjustment above the approval threshold, pending for each store's customer.
+        self.approvals = {}
+        for n in ("a", "b"):
+            r = admin.post(f"/v1/loyalty/accounts/{self.ids[n]}/adjustments",
+                           json={"points": 5000, "reason": "till outage"})
+            assert r.status_code == 202, r.text
+            self.approvals[n] = r.json()["approval_id"]
         flow.platform.settle()
         self.alerts = {n: flow.open_alerts(self.ids[n])["complaint"]["alert_id"] for n in ("a", "b")}
         conflicts = flow.identity.get("/v1/identity/conflicts").json()["items"]
@@ -165,7 +175,8 @@ class Scenario:
     def objects(self, who: str) -> dict[str, str]:
         """The path parameters that name ``who``'s customer and objects."""
         return {"customer_id": self.ids[who], "alert_id": self.alerts[who], "redemption_id": self.redemptions[who],
-                "conflict_id": self.conflicts[who], "campaign_id": self.campaign, "month": "2026-11"}
+                "conflict_id": self.conflicts[who], "campaign_id": self.campaign, "month": "2026-11",
+                "approval_id": self.approvals[who]}
 
 
 def churn_history() -> list[tuple[str, list[date]]]:
@@ -212,7 +223,7 @@ def test_a_store_scoped_key_gets_404_for_another_stores_customer_on_every_route_
             seen_routes.add(path)
             body = {k: (world.reward if v == "REWARD" else v) for k, v in BODIES.get(path, {}).items()} or None
             objects = set(re.findall(r"\{(\w+)\}", path)) & {"customer_id", "alert_id", "redemption_id",
-                                                              "conflict_id"}
+                                                              "conflict_id", "approval_id"}
             if (method, path) in COMPANY_ONLY:
                 r = _call(scoped, method, path, world.objects("a"), body)
                 assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden_scope", (path, r.text)
