@@ -7,6 +7,7 @@ when it is written, field by field, so a 422 names the field at fault.
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -28,6 +29,7 @@ CENT = Decimal("0.01")
 # Amounts at most what an event may carry (shared/contract/events.py MAX_MONEY): quantizing a larger one fails.
 MAX_MONEY = Decimal("100000000")
 MAX_NAMES = 1000
+MAX_MATCH_CHARS = 200
 
 
 class _Frozen(BaseModel):
@@ -112,6 +114,46 @@ class AudienceFilter(_Frozen):
     p_alive: ProbabilityRange | None = Field(None, description="BG/NBD probability the customer is still active")
 
 
+def _small(value: dict[str, Any]) -> dict[str, Any]:
+    if len(json.dumps(value, default=str)) > MAX_OFFER_BYTES:
+        raise ValueError(f"offer must stay under {MAX_OFFER_BYTES} bytes of JSON")
+    return value
+
+
+def _nested_repeat(items: Any, inside: bool) -> bool:
+    """Whether a parsed pattern repeats a group that itself repeats or alternates (backtracking that can
+    take exponential time on a crafted reply)."""
+    from re import _constants as c  # type: ignore[attr-defined]
+
+    for op, arg in items:
+        if op in (c.MAX_REPEAT, c.MIN_REPEAT, c.POSSESSIVE_REPEAT):
+            if inside or _nested_repeat(arg[2], True):
+                return True
+        elif op is c.BRANCH:
+            if inside or any(_nested_repeat(b, inside) for b in arg[1]):
+                return True
+        elif op is c.SUBPATTERN:
+            if _nested_repeat(arg[3], inside):
+                return True
+        elif op in (c.ASSERT, c.ASSERT_NOT):
+            if _nested_repeat(arg[1], inside):
+                return True
+    return False
+
+
+def check_pattern(pattern: str) -> re.Pattern[str]:
+    """A follow-up's ``match`` compiled (case-insensitive), or ValueError saying why it is refused."""
+    from re import _parser  # type: ignore[attr-defined]
+
+    try:
+        compiled = re.compile(pattern, re.IGNORECASE)
+    except re.error as exc:
+        raise ValueError(f"not a valid regular expression: {exc.msg}") from None
+    if _nested_repeat(_parser.parse(pattern).data, False):
+        raise ValueError("a repeated group may not hold another repeat or an alternation")
+    return compiled
+
+
 def _cents(value: Decimal | None) -> Decimal | None:
     return None if value is None else value.quantize(CENT)
 
@@ -122,6 +164,28 @@ class Costs(_Frozen):
     fixed: Decimal = Field(Decimal("0.00"), ge=0, le=MAX_MONEY, decimal_places=2)
     per_touch: Decimal = Field(Decimal("0.00"), ge=0, le=MAX_MONEY, decimal_places=2)
     _two_places = field_validator("fixed", "per_touch")(_cents)
+
+
+class FollowUp(_Frozen):
+    """The next step for a treatment member who replied to the campaign's touch (issue 14): one more touch,
+    on ``channel`` (the campaign's own when left out) with ``offer``, sent once per member."""
+
+    on: Literal["replied"] = Field(description="what moves a member to the follow-up: a reply to the touch")
+    match: str | None = Field(None, min_length=1, max_length=MAX_MATCH_CHARS,
+                              description="only replies matching this keyword or regular expression (case-"
+                                          "insensitive search; a repeated group may not hold another repeat "
+                                          "or an alternation)")
+    channel: Channel | None = None
+    offer: dict[str, Any] = Field(default_factory=dict, description="free-form offer of the follow-up touch")
+
+    @field_validator("match")
+    @classmethod
+    def _pattern(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_pattern(value)
+        return value
+
+    _small_offer = field_validator("offer")(lambda value: _small(value))
 
 
 class Definition(_Frozen):
@@ -139,6 +203,7 @@ class Definition(_Frozen):
     attribution_window_days: int = Field(14, ge=1, le=365)
     control_share: Decimal = Field(Decimal("0.10"), ge=Decimal("0.01"), le=Decimal("0.90"), decimal_places=4)
     costs: Costs = Field(default_factory=Costs)
+    follow_up: FollowUp | None = None
 
     _two_places = field_validator("bonus_multiplier")(_cents)
 
@@ -150,12 +215,7 @@ class Definition(_Frozen):
             raise ValueError("ends_at must be after starts_at")
         return value
 
-    @field_validator("offer")
-    @classmethod
-    def _small_offer(cls, value: dict[str, Any]) -> dict[str, Any]:
-        if len(json.dumps(value, default=str)) > MAX_OFFER_BYTES:
-            raise ValueError(f"offer must stay under {MAX_OFFER_BYTES} bytes of JSON")
-        return value
+    _small_offer = field_validator("offer")(lambda value: _small(value))
 
     def window_ms(self) -> int:
         """The attribution window in milliseconds."""

@@ -1,0 +1,58 @@
+"""Delivery receipts in campaigns' MongoDB database (issue 14): the same operations as ``sqlite_receipts``.
+
+A receipt's document id is its event's ``(source, id)``, so a redelivered receipt, or one a concurrent
+worker keeps first, is inserted once; it holds no personal data (the reply text is never kept here).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+from services.campaigns.domain.delivery import Receipt
+from services.campaigns.store import TouchRow
+from services.campaigns.store.mongo_facts import chunked, key
+from shared.storage.fact_tables import mongo_insert_new
+
+_FIELDS = ("source", "id", "touch_id", "campaign_id", "status", "reason", "time_ms")
+
+
+def _touch(d: dict) -> TouchRow:
+    return TouchRow(d["_id"], d["campaign_id"], d["customer_id"], d["channel"], d["at_ms"], d.get("step", "initial"))
+
+
+class MongoReceipts:
+    """Receipts and the touch reads they need (needs ``self.mdb``)."""
+
+    mdb: object
+
+    def create_receipt_indexes(self) -> None:
+        """The index a campaign's receipts are read by."""
+        self.mdb["receipts"].create_index("campaign_id")  # type: ignore[index]
+
+    def add_receipts(self, rows: list[Receipt]) -> list[Receipt]:
+        """Keep receipts not held before (by source and id); returns those kept now, in order."""
+        docs = [{"_id": key(r.source, r.id), **{f: getattr(r, f) for f in _FIELDS}} for r in rows]
+        fresh = mongo_insert_new(self.mdb["receipts"], docs) if docs else set()  # type: ignore[index]
+        out, seen = [], set()
+        for r in rows:  # the same receipt twice in one batch is kept once
+            k = key(r.source, r.id)
+            if k in fresh and k not in seen:
+                seen.add(k)
+                out.append(r)
+        return out
+
+    def touches_by_id(self, touch_ids: Collection[str]) -> dict[str, TouchRow]:
+        """The touches held of these ids."""
+        out: dict[str, TouchRow] = {}
+        for chunk in chunked(touch_ids):
+            out.update({d["_id"]: _touch(d) for d in self.mdb["touches"].find({"_id": {"$in": chunk}})})  # type: ignore[index]
+        return out
+
+    def campaign_touches(self, campaign_id: str) -> list[TouchRow]:
+        """Every touch a campaign sent (first touches and follow-ups), by touch id."""
+        return [_touch(d) for d in self.mdb["touches"].find({"campaign_id": campaign_id}).sort("_id", 1)]  # type: ignore[index]
+
+    def receipts(self, campaign_id: str) -> list[Receipt]:
+        """Every receipt kept for a campaign's touches."""
+        docs = self.mdb["receipts"].find({"campaign_id": campaign_id}).sort([("source", 1), ("id", 1)])  # type: ignore[index]
+        return [Receipt(*(d.get(f) for f in _FIELDS)) for d in docs]
