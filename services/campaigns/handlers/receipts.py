@@ -9,7 +9,8 @@ the follow-up touch a reply earns.
   so a channel system cannot know its id sooner. It is not marked as seen, so a re-drive re-reads it.
 - A ``replied`` receipt for a campaign's first touch, when the campaign is running and defines a
   ``follow_up`` whose ``match`` the reply satisfies (or none), sends the follow-up touch: once per member
-  (its touch id is derived from the campaign and the member, recorded in the same transaction).
+  (its touch id is derived from the campaign and the member, recorded in the same transaction), unless the
+  member opted out of the follow-up's channel (the reply asked for it: no other consent is needed).
 - The reply text is personal data: read here to match, never stored, logged or put in a span.
 """
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
+from services.campaigns.domain.audience import consent
 from services.campaigns.domain.definition import Definition, check_pattern
 from services.campaigns.domain.delivery import Receipt, reply_matches
 from services.campaigns.handlers import Deps
@@ -116,12 +118,17 @@ def _follow_ups(replies: list[_Reply], *, deps: Deps, outcome: BatchOutcome) -> 
                              step="follow_up"))
     if not rows:
         return []
-    sent = store.add_touches(rows)
     # The touch goes to the customer the member is now (a merge since the launch moved them).
     now_of = store.current_customers({r.customer_id for r in rows})
+    # The reply asked for the follow-up, so no consent is needed beyond it, but an opt-out of its channel holds.
+    held = store.field_values(set(now_of.values()), fields={f"consent.{r.channel}" for r in rows} | {
+        "wechat_following"})
+    allowed = [r for r in rows if consent(held.get(now_of[r.customer_id], {}), r.channel) is not False]
+    outcome.counts["follow_up:opted_out"] += len(rows) - len(allowed)
+    sent = store.add_touches(allowed)
     headers = inject_headers()
     out = []
-    for r in rows:
+    for r in allowed:
         if r.touch_id not in sent:
             continue  # followed up before: once per member
         sent.discard(r.touch_id)

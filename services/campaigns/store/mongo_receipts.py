@@ -11,7 +11,8 @@ from collections.abc import Collection
 from services.campaigns.domain.delivery import Receipt
 from services.campaigns.store import TouchRow
 from services.campaigns.store.mongo_facts import chunked, key
-from shared.storage.fact_tables import mongo_insert_new
+from shared.contract.facts import FieldValue, newest
+from shared.storage.fact_tables import mongo_insert_new, open_doc_field
 
 _FIELDS = ("source", "id", "touch_id", "campaign_id", "status", "reason", "time_ms")
 
@@ -56,3 +57,17 @@ class MongoReceipts:
         """Every receipt kept for a campaign's touches."""
         docs = self.mdb["receipts"].find({"campaign_id": campaign_id}).sort([("source", 1), ("id", 1)])  # type: ignore[index]
         return [Receipt(*(d.get(f) for f in _FIELDS)) for d in docs]
+
+    def field_values(self, customers: Collection[str], *, fields: Collection[str]) -> dict[str, dict[str, FieldValue]]:
+        """The newest value of each of these profile fields of a few customers (over all their records;
+        a customer with no record yet is read as its own record)."""
+        owner = {c: c for c in customers} | self._records(customers)  # type: ignore[attr-defined]
+        values: dict[str, list[FieldValue]] = {}
+        for chunk in chunked(owner):
+            docs = list(self.mdb["attributes"].find({"record_id": {"$in": chunk}, "field": {"$in": sorted(fields)}}))  # type: ignore[index]
+            self.keys.load({d["record_id"] for d in docs})  # type: ignore[attr-defined]
+            for d in docs:
+                value = open_doc_field(self.keys, d["record_id"], d["field"], d["value"])  # type: ignore[attr-defined]
+                values.setdefault(owner[d["record_id"]], []).append(
+                    FieldValue(d["field"], value, d["time_ms"], d["source"], d["event_id"]))
+        return {c: newest(vs) for c, vs in values.items()}

@@ -10,6 +10,8 @@ from collections.abc import Collection
 
 from services.campaigns.domain.delivery import Receipt
 from services.campaigns.store import TouchRow
+from shared.contract.facts import FieldValue
+from shared.storage.fact_tables import open_field
 
 RECEIPTS_SQL = """
 CREATE TABLE IF NOT EXISTS receipts (
@@ -55,3 +57,22 @@ class SqliteReceipts:
             "SELECT source, id, touch_id, campaign_id, status, reason, time_ms FROM receipts WHERE campaign_id = ?"
             " ORDER BY source, id", (campaign_id,))
         return [Receipt(*r) for r in rows]
+
+    def field_values(self, customers: Collection[str], *, fields: Collection[str]) -> dict[str, dict[str, FieldValue]]:
+        """The newest value of each of these profile fields of a few customers (over all their records;
+        a customer with no record yet is read as its own record)."""
+        c = self._wanted(customers)  # type: ignore[attr-defined]
+        wanted = sorted(fields)
+        rows = c.execute(
+            "SELECT COALESCE(m.customer_id, w.id), a.record_id, a.field, a.value, a.time_ms, a.source, a.event_id"
+            " FROM temp.wanted w LEFT JOIN memberships m ON m.customer_id = w.id"
+            " JOIN attributes a ON a.record_id = COALESCE(m.record_id, w.id)"
+            f" WHERE a.field IN ({','.join('?' * len(wanted))})", wanted).fetchall()
+        self.keys.load({r[1] for r in rows})  # type: ignore[attr-defined]
+        out: dict[str, dict[str, FieldValue]] = {}
+        for cid, record_id, field, stored, ms, source, eid in rows:
+            value = FieldValue(field, open_field(self.keys, record_id, field, stored), ms, source, eid)  # type: ignore[attr-defined]
+            held = out.setdefault(cid, {}).get(field)
+            if held is None or value.order() > held.order():
+                out[cid][field] = value
+        return out

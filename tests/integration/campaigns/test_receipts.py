@@ -179,3 +179,16 @@ def test_a_bad_follow_up_is_a_422_naming_the_field(world, follow_up, loc):
     draft = world.http.post("/v1/campaigns", json={k: v for k, v in BODY.items() if k != "follow_up"}).json()
     r = world.http.patch(f"/v1/campaigns/{draft['campaign_id']}", json={"follow_up": follow_up})
     assert r.status_code == 422 and [d["loc"] for d in r.json()["error"]["details"]] == [loc]
+
+
+def test_a_member_who_opted_out_of_the_follow_up_channel_is_not_followed_up_and_one_never_asked_is(world):
+    sent = touches(world)
+    treated = sorted(sent)
+    out, asked = treated[7], treated[8]
+    world.feed([f.consent(out, "rc-mail-out", at(10, 1), "mail", False)])
+    world.feed([delivery(out, "o-1", at(11), sent[out]["touch_id"], "replied", reply_text="确认"),
+                delivery(asked, "o-2", at(11), sent[asked]["touch_id"], "replied", reply_text="确认")])
+    follow_ups = [m for m in world.messages("crm.campaigns.touches") if m.get("step") == "follow_up"]
+    assert [m["customer_id"] for m in follow_ups] == [asked]
+    delivery_figures = world.http.get(f"/v1/campaigns/{CID}/results").json()["overall"]["treatment"]["delivery"]
+    assert (delivery_figures["replied"], delivery_figures["follow_ups"]) == (2, 1)

@@ -56,3 +56,21 @@ def test_an_old_sqlite_file_gets_the_step_column_and_its_touches_read_as_first_t
         c.execute("INSERT INTO touches VALUES ('t_old', 'cmp_1', 'c_1', 'sms', 7)")
     store = SqliteCampaignsStore(path)
     assert store.campaign_touches("cmp_1") == [TouchRow("t_old", "cmp_1", "c_1", "sms", 7, "initial")]
+
+
+def test_field_values_fold_a_few_customers_records_newest_first(store):
+    from shared.contract.facts import FieldValue
+    from shared.storage.membership import Membership
+
+    old = FieldValue("consent.mail", True, 1_000, "web/shop", "e1")
+    new = FieldValue("consent.mail", False, 2_000, "web/shop", "e2")
+    sms = FieldValue("consent.sms", True, 1_500, "web/shop", "e3")
+    with store.transaction():
+        store.apply_memberships([Membership("r1", "c1", "t1"), Membership("r2", "c1", "t1"),
+                                 Membership("r3", "c3", "t1")])
+        store.put_attributes([("r1", [old, sms]), ("r2", [new]), ("r3", [old]), ("lonely", [sms])])
+    assert store.field_values(["c1", "c3", "lonely", "c_none"], fields={"consent.mail"}) == {
+        "c1": {"consent.mail": new}, "c3": {"consent.mail": old}}
+    assert store.field_values(["c1", "lonely"], fields={"consent.mail", "consent.sms"}) == {
+        "c1": {"consent.mail": new, "consent.sms": sms}, "lonely": {"consent.sms": sms}}
+    assert store.field_values([], fields={"consent.mail"}) == {}
