@@ -102,7 +102,8 @@ class DeliveryRead(BaseModel):
     """What the channel systems' receipts (``crm.delivery``) say became of a group's touches (issue 14).
 
     Each status implies the ones before it: ``replied`` counts as opened and delivered, ``opened`` as
-    delivered; ``failed`` counts touches no receipt reported delivered. Rates are over ``touches``."""
+    delivered; ``failed`` counts touches no receipt reported delivered. Rates are over ``touches``, null
+    until a receipt for one of the group's touches has come (nothing measured yet)."""
 
     touches: int
     delivered: int

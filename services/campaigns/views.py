@@ -44,7 +44,8 @@ METHOD = {
                       "the launch to the end of the attribution window",
     "delivery_rate": "touches a crm.delivery receipt reported delivered, opened or replied, over touches sent; "
                      "each touch counts once, at the highest status its receipts report (failed < delivered < "
-                     "opened < replied), whatever order they arrived in; duplicates change nothing",
+                     "opened < replied), whatever order they arrived in; duplicates change nothing; null (not "
+                     "measured) until a receipt for one of the group's touches has come",
     "failure_rate": "touches whose receipts report failed and nothing higher, over touches sent; reasons are "
                     "those of each touch's newest failed receipt",
     "open_rate": "touches reported opened or replied, over touches sent",

@@ -163,7 +163,6 @@ class PageViewData(_Data):
     product: str | None = Field(None, max_length=256)
 
 
-DELIVERY_STATUSES = ("delivered", "failed", "opened", "replied")
 MAX_REPLY_CHARS = 2000
 
 

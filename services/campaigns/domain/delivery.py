@@ -78,8 +78,9 @@ class DeliveryFigures:
         return self.touches - self.delivered - self.failed
 
     def rate(self, count: int) -> float | None:
-        """A count over the touches sent (None without touches)."""
-        return count / self.touches if self.touches else None
+        """A count over the touches sent; None until a receipt for one of them has come (a channel system
+        that sends no receipts has measured nothing: its touches are not 0% delivered)."""
+        return count / self.touches if self.touches and self.pending < self.touches else None
 
 
 def figures(touched: Iterable[tuple[TouchState, bool]]) -> DeliveryFigures:

@@ -41,6 +41,8 @@ def test_group_figures_count_each_touch_once_with_the_statuses_it_implies():
     assert (got.rate(got.delivered), got.rate(got.failed), got.rate(got.opened), got.rate(got.replied)) == (
         3 / 8, 3 / 8, 2 / 8, 1 / 8)
     assert figures([]).rate(0) is None
+    unheard = figures([(TouchState(), False), (TouchState(), False)])  # no receipt yet: nothing measured
+    assert (unheard.pending, unheard.rate(unheard.delivered)) == (2, None)
 
 
 @pytest.mark.parametrize(("pattern", "reply", "moves"), [
