@@ -1,7 +1,8 @@
 """Delivery receipts in campaigns' MongoDB database (issue 14): the same operations as ``sqlite_receipts``.
 
 A receipt's document id is its event's ``(source, id)``, so a redelivered receipt, or one a concurrent
-worker keeps first, is inserted once; it holds no personal data (the reply text is never kept here).
+worker keeps first, is inserted once; its failure reason is sealed under the service's own key (the reply
+text is never kept here).
 """
 
 from __future__ import annotations
@@ -12,7 +13,10 @@ from services.campaigns.domain.delivery import Receipt
 from services.campaigns.store import TouchRow
 from services.campaigns.store.mongo_facts import chunked, key
 from shared.contract.facts import FieldValue, newest
+from shared.storage.crypto import SERVICE
 from shared.storage.fact_tables import mongo_insert_new, open_doc_field
+
+REASON = "receipts.reason"  # the field a reason is sealed as
 
 _FIELDS = ("source", "id", "touch_id", "campaign_id", "status", "reason", "time_ms")
 
@@ -32,7 +36,8 @@ class MongoReceipts:
 
     def add_receipts(self, rows: list[Receipt]) -> list[Receipt]:
         """Keep receipts not held before (by source and id); returns those kept now, in order."""
-        docs = [{"_id": key(r.source, r.id), **{f: getattr(r, f) for f in _FIELDS}} for r in rows]
+        docs = [{"_id": key(r.source, r.id), **{f: getattr(r, f) for f in _FIELDS},
+                 "reason": self.keys.seal(SERVICE, REASON, r.reason)} for r in rows]  # type: ignore[attr-defined]
         fresh = mongo_insert_new(self.mdb["receipts"], docs) if docs else set()  # type: ignore[index]
         out, seen = [], set()
         for r in rows:  # the same receipt twice in one batch is kept once
@@ -56,7 +61,8 @@ class MongoReceipts:
     def receipts(self, campaign_id: str) -> list[Receipt]:
         """Every receipt kept for a campaign's touches."""
         docs = self.mdb["receipts"].find({"campaign_id": campaign_id}).sort([("source", 1), ("id", 1)])  # type: ignore[index]
-        return [Receipt(*(d.get(f) for f in _FIELDS)) for d in docs]
+        return [Receipt(*(self.keys.open(SERVICE, REASON, d.get(f)) if f == "reason" else d.get(f)  # type: ignore[attr-defined]
+                          for f in _FIELDS)) for d in docs]
 
     def field_values(self, customers: Collection[str], *, fields: Collection[str]) -> dict[str, dict[str, FieldValue]]:
         """The newest value of each of these profile fields of a few customers (over all their records;

@@ -1,7 +1,8 @@
 """Delivery receipts in campaigns' SQLite file (issue 14): kept once per ``(source, id)``, read per campaign.
 
-A receipt holds no personal data: the touch it speaks of, its status, its time and a failure reason
-scrubbed before it is stored; the customer's reply text is never kept here.
+A receipt holds the touch it speaks of, its status, its time and a failure reason, scrubbed of phones,
+e-mails and dates before it is stored and sealed under the service's own key (a gateway's free text
+may still name someone); the customer's reply text is never kept here.
 """
 
 from __future__ import annotations
@@ -11,7 +12,10 @@ from collections.abc import Collection
 from services.campaigns.domain.delivery import Receipt
 from services.campaigns.store import TouchRow
 from shared.contract.facts import FieldValue
+from shared.storage.crypto import SERVICE
 from shared.storage.fact_tables import open_field
+
+REASON = "receipts.reason"  # the field a reason is sealed as
 
 RECEIPTS_SQL = """
 CREATE TABLE IF NOT EXISTS receipts (
@@ -34,7 +38,8 @@ class SqliteReceipts:
         c, fresh = self.db.conn(), []  # type: ignore[attr-defined]
         for r in rows:  # in-process: a statement per receipt costs microseconds, and tells which were new
             if c.execute("INSERT OR IGNORE INTO receipts VALUES (?,?,?,?,?,?,?)",
-                         (r.source, r.id, r.touch_id, r.campaign_id, r.status, r.reason, r.time_ms)).rowcount == 1:
+                         (r.source, r.id, r.touch_id, r.campaign_id, r.status,
+                          self.keys.seal(SERVICE, REASON, r.reason), r.time_ms)).rowcount == 1:  # type: ignore[attr-defined]
                 fresh.append(r)
         return fresh
 
@@ -56,7 +61,7 @@ class SqliteReceipts:
         rows = self.db.conn().execute(  # type: ignore[attr-defined]
             "SELECT source, id, touch_id, campaign_id, status, reason, time_ms FROM receipts WHERE campaign_id = ?"
             " ORDER BY source, id", (campaign_id,))
-        return [Receipt(*r) for r in rows]
+        return [Receipt(*r[:5], self.keys.open(SERVICE, REASON, r[5]), r[6]) for r in rows]  # type: ignore[attr-defined]
 
     def field_values(self, customers: Collection[str], *, fields: Collection[str]) -> dict[str, dict[str, FieldValue]]:
         """The newest value of each of these profile fields of a few customers (over all their records;

@@ -44,6 +44,10 @@ def test_receipts_are_kept_once_per_source_and_id_and_read_per_campaign(store):
             r3, other]
         assert store.add_receipts([]) == []
     assert store.receipts("cmp_1") == [r3, r1, r2]
+    # A gateway's reason is free text: sealed at rest, under the service's own key.
+    raw = (store.db.conn().execute("SELECT reason FROM receipts WHERE id = 'e1' AND source = 'pos/mail'").fetchone()[0]
+           if hasattr(store, "db") else store.mdb["receipts"].find_one({"source": "pos/mail"})["reason"])
+    assert raw.startswith("enc1:") and "blocked" not in raw
     assert store.receipts("cmp_2") == [other]
     assert store.receipts("cmp_none") == []
 
