@@ -149,6 +149,8 @@ def check_pattern(pattern: str) -> re.Pattern[str]:
         compiled = re.compile(pattern, re.IGNORECASE)
     except re.error as exc:
         raise ValueError(f"not a valid regular expression: {exc.msg}") from None
+    except (OverflowError, RecursionError):  # a{99999999999}: not a re.error, and must not become a 500
+        raise ValueError("not a valid regular expression: a repetition or nesting is too large") from None
     if _nested_repeat(_parser.parse(pattern).data, False):
         raise ValueError("a repeated group may not hold another repeat or an alternation")
     return compiled

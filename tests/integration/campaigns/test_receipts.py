@@ -168,6 +168,7 @@ def test_no_follow_up_without_a_match_to_a_control_member_or_once_the_campaign_i
 @pytest.mark.parametrize(("follow_up", "loc"), [
     ({"on": "replied", "match": "(yes"}, "body.follow_up.match"),
     ({"on": "replied", "match": "(a+)+$"}, "body.follow_up.match"),
+    ({"on": "replied", "match": "a{4294967296}"}, "body.follow_up.match"),  # OverflowError inside re
     ({"on": "opened"}, "body.follow_up.on"),
     ({"on": "replied", "channel": "fax"}, "body.follow_up.channel"),
     ({"on": "replied", "offer": {"text": "x" * 5000}}, "body.follow_up.offer"),
