@@ -7,13 +7,13 @@ when it is written, field by field, so a 422 names the field at fault.
 from __future__ import annotations
 
 import json
-import re
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from services.campaigns.domain.delivery import check_pattern
 from shared.clock import Moment
 from shared.http.bounds import MAX_COUNT, MAX_ID
 from shared.http.errors import Conflict
@@ -120,42 +120,6 @@ def _small(value: dict[str, Any]) -> dict[str, Any]:
     return value
 
 
-def _nested_repeat(items: Any, inside: bool) -> bool:
-    """Whether a parsed pattern repeats a group that itself repeats or alternates (backtracking that can
-    take exponential time on a crafted reply)."""
-    from re import _constants as c  # type: ignore[attr-defined]
-
-    for op, arg in items:
-        if op in (c.MAX_REPEAT, c.MIN_REPEAT, c.POSSESSIVE_REPEAT):
-            if inside or _nested_repeat(arg[2], True):
-                return True
-        elif op is c.BRANCH:
-            if inside or any(_nested_repeat(b, inside) for b in arg[1]):
-                return True
-        elif op is c.SUBPATTERN:
-            if _nested_repeat(arg[3], inside):
-                return True
-        elif op in (c.ASSERT, c.ASSERT_NOT):
-            if _nested_repeat(arg[1], inside):
-                return True
-    return False
-
-
-def check_pattern(pattern: str) -> re.Pattern[str]:
-    """A follow-up's ``match`` compiled (case-insensitive), or ValueError saying why it is refused."""
-    from re import _parser  # type: ignore[attr-defined]
-
-    try:
-        compiled = re.compile(pattern, re.IGNORECASE)
-    except re.error as exc:
-        raise ValueError(f"not a valid regular expression: {exc.msg}") from None
-    except (OverflowError, RecursionError):  # a{99999999999}: not a re.error, and must not become a 500
-        raise ValueError("not a valid regular expression: a repetition or nesting is too large") from None
-    if _nested_repeat(_parser.parse(pattern).data, False):
-        raise ValueError("a repeated group may not hold another repeat or an alternation")
-    return compiled
-
-
 def _cents(value: Decimal | None) -> Decimal | None:
     return None if value is None else value.quantize(CENT)
 
@@ -187,7 +151,7 @@ class FollowUp(_Frozen):
             check_pattern(value)
         return value
 
-    _small_offer = field_validator("offer")(lambda value: _small(value))
+    _small_offer = field_validator("offer")(_small)
 
 
 class Definition(_Frozen):
@@ -217,7 +181,7 @@ class Definition(_Frozen):
             raise ValueError("ends_at must be after starts_at")
         return value
 
-    _small_offer = field_validator("offer")(lambda value: _small(value))
+    _small_offer = field_validator("offer")(_small)
 
     def window_ms(self) -> int:
         """The attribution window in milliseconds."""

@@ -5,6 +5,11 @@ replied``: each status implies the ones before it (a reply was opened, an open w
 ``delivered`` never undoes a reply, a ``failed`` after a ``delivered`` never undoes the delivery, and the
 state does not depend on the order receipts arrive in. A failed touch's reason is the one of its newest
 ``failed`` receipt (by event time, then source and id). A touch no receipt speaks of is ``pending``.
+
+A reply moves its member to a campaign's follow-up step when the step's ``match`` (a keyword or regular
+expression, searched case-insensitively in the Unicode-folded reply) finds something, or always without
+one. Patterns whose repeated group holds another repeat or an alternation are refused: the reply is the
+customer's text, and such patterns can backtrack for exponential time on a crafted one.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import unicodedata
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 RANK = {"failed": 1, "delivered": 2, "opened": 3, "replied": 4}
 NO_REASON = "unknown"
@@ -98,6 +104,43 @@ def figures(touched: Iterable[tuple[TouchState, bool]]) -> DeliveryFigures:
             failed += 1
             reasons[state.reason or NO_REASON] += 1
     return DeliveryFigures(touches, delivered, failed, opened, replied, follow_ups, dict(sorted(reasons.items())))
+
+
+def _nested_repeat(items: Any, inside: bool) -> bool:
+    """Whether a parsed pattern repeats a group that itself repeats or alternates (backtracking that can
+    take exponential time on a crafted reply)."""
+    # The parse tree of the standard ``re`` engine (``re._parser``/``re._constants`` since Python 3.11).
+    from re import _constants as c  # type: ignore[attr-defined]
+
+    for op, arg in items:
+        if op in (c.MAX_REPEAT, c.MIN_REPEAT, c.POSSESSIVE_REPEAT):
+            if inside or _nested_repeat(arg[2], True):
+                return True
+        elif op is c.BRANCH:
+            if inside or any(_nested_repeat(b, inside) for b in arg[1]):
+                return True
+        elif op is c.SUBPATTERN:
+            if _nested_repeat(arg[3], inside):
+                return True
+        elif op in (c.ASSERT, c.ASSERT_NOT):
+            if _nested_repeat(arg[1], inside):
+                return True
+    return False
+
+
+def check_pattern(pattern: str) -> re.Pattern[str]:
+    """A follow-up's ``match`` compiled (case-insensitive), or ValueError saying why it is refused."""
+    from re import _parser  # type: ignore[attr-defined]
+
+    try:
+        compiled = re.compile(pattern, re.IGNORECASE)
+    except re.error as exc:
+        raise ValueError(f"not a valid regular expression: {exc.msg}") from None
+    except (OverflowError, RecursionError):  # a{99999999999}: not a re.error, and must not become a 500
+        raise ValueError("not a valid regular expression: a repetition or nesting is too large") from None
+    if _nested_repeat(_parser.parse(pattern).data, False):
+        raise ValueError("a repeated group may not hold another repeat or an alternation")
+    return compiled
 
 
 def normalised(text: str) -> str:

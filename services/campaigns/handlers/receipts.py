@@ -20,8 +20,8 @@ import hashlib
 from dataclasses import dataclass
 
 from services.campaigns.domain.audience import consent
-from services.campaigns.domain.definition import Definition, check_pattern
-from services.campaigns.domain.delivery import Receipt, reply_matches
+from services.campaigns.domain.definition import Definition
+from services.campaigns.domain.delivery import Receipt, check_pattern, reply_matches
 from services.campaigns.handlers import Deps
 from services.campaigns.handlers.outbox import outbox_message
 from services.campaigns.handlers.view_part import refresh_views

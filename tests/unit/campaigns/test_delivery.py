@@ -7,8 +7,7 @@ import itertools
 
 import pytest
 
-from services.campaigns.domain.definition import check_pattern
-from services.campaigns.domain.delivery import Receipt, TouchState, figures, reply_matches, states
+from services.campaigns.domain.delivery import Receipt, TouchState, check_pattern, figures, reply_matches, states
 from shared.contract.events import DeliveryEvent, InvalidEvent, parse_event
 
 
