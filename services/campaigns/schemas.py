@@ -272,8 +272,21 @@ class EventEffectRead(BaseModel):
 # -- issue 12, export (H4) ------------------------------------------------------------------------
 
 
+class TouchExportRead(BaseModel):
+    """A touch sent to the customer and what the channel systems' receipts said of it (issue 14)."""
+
+    touch_id: str
+    campaign_id: str
+    step: Literal["initial", "follow_up"]
+    channel: str
+    sent_at: str
+    status: Literal["pending", "delivered", "failed", "opened", "replied"]
+    failure_reason: str | None = None
+
+
 class CampaignsExport(BaseModel):
     """Campaigns' part of a customer's export (``GET /v1/customers/{id}/export`` on identity gathers it)."""
 
     customer_id: str
     campaigns: list[CampaignItem]
+    touches: list[TouchExportRead] = Field(default_factory=list, description="touches sent and their receipts")

@@ -61,8 +61,25 @@ class MongoReceipts:
     def receipts(self, campaign_id: str) -> list[Receipt]:
         """Every receipt kept for a campaign's touches."""
         docs = self.mdb["receipts"].find({"campaign_id": campaign_id}).sort([("source", 1), ("id", 1)])  # type: ignore[index]
-        return [Receipt(*(self.keys.open(SERVICE, REASON, d.get(f)) if f == "reason" else d.get(f)  # type: ignore[attr-defined]
-                          for f in _FIELDS)) for d in docs]
+        return [self._receipt(d) for d in docs]
+
+    def touches_of(self, member_ids: Collection[str]) -> list[TouchRow]:
+        """Every touch sent to these members (as launched), oldest first (a customer's export)."""
+        out = []
+        for chunk in chunked(member_ids):
+            out += [_touch(d) for d in self.mdb["touches"].find({"customer_id": {"$in": chunk}})]  # type: ignore[index]
+        return sorted(out, key=lambda t: (t.at_ms, t.touch_id))
+
+    def receipts_of(self, touch_ids: Collection[str]) -> list[Receipt]:
+        """Every receipt kept for these touches."""
+        out = []
+        for chunk in chunked(touch_ids):
+            out += [self._receipt(d) for d in self.mdb["receipts"].find({"touch_id": {"$in": chunk}})]  # type: ignore[index]
+        return sorted(out, key=lambda r: (r.source, r.id))
+
+    def _receipt(self, d: dict) -> Receipt:
+        return Receipt(*(self.keys.open(SERVICE, REASON, d.get(f)) if f == "reason" else d.get(f)  # type: ignore[attr-defined]
+                         for f in _FIELDS))
 
     def field_values(self, customers: Collection[str], *, fields: Collection[str]) -> dict[str, dict[str, FieldValue]]:
         """The newest value of each of these profile fields of a few customers (over all their records;

@@ -63,6 +63,20 @@ class SqliteReceipts:
             " ORDER BY source, id", (campaign_id,))
         return [Receipt(*r[:5], self.keys.open(SERVICE, REASON, r[5]), r[6]) for r in rows]  # type: ignore[attr-defined]
 
+    def touches_of(self, member_ids: Collection[str]) -> list[TouchRow]:
+        """Every touch sent to these members (as launched), oldest first (a customer's export)."""
+        c = self._wanted(member_ids)  # type: ignore[attr-defined]
+        rows = c.execute(f"SELECT {', '.join('t.' + x.strip() for x in _TOUCH_COLS.split(','))} FROM temp.wanted w"
+                         " JOIN touches t ON t.customer_id = w.id ORDER BY t.at_ms, t.touch_id")
+        return [TouchRow(*r) for r in rows]
+
+    def receipts_of(self, touch_ids: Collection[str]) -> list[Receipt]:
+        """Every receipt kept for these touches."""
+        c = self._wanted(touch_ids)  # type: ignore[attr-defined]
+        rows = c.execute("SELECT r.source, r.id, r.touch_id, r.campaign_id, r.status, r.reason, r.time_ms"
+                         " FROM temp.wanted w JOIN receipts r ON r.touch_id = w.id ORDER BY r.source, r.id")
+        return [Receipt(*r[:5], self.keys.open(SERVICE, REASON, r[5]), r[6]) for r in rows]  # type: ignore[attr-defined]
+
     def field_values(self, customers: Collection[str], *, fields: Collection[str]) -> dict[str, dict[str, FieldValue]]:
         """The newest value of each of these profile fields of a few customers (over all their records;
         a customer with no record yet is read as its own record)."""

@@ -79,6 +79,7 @@ def test_receipts_give_exact_rates_per_group_and_segment_and_a_reply_earns_one_f
         delivery(t[5], "r-5a", at(10, 2), tid[t[5]], "opened"),
     ]
     # The batch in reverse: arrival order must not matter (the "delivered" after t0's reply arrives first).
+    world.now = at(10, 7)
     outcome = world.feed(list(reversed(receipts)))
     assert (outcome.processed, outcome.duplicates, outcome.dead_lettered) == (11, 0, 0)
 
@@ -137,6 +138,13 @@ def test_receipts_give_exact_rates_per_group_and_segment_and_a_reply_earns_one_f
     again = world.http.get(f"/v1/campaigns/{CID}/results").json()
     assert (again["follow_up"]["delivered"], again["follow_up"]["delivery_rate"]) == (1, 1.0)
     assert again["overall"]["treatment"]["delivery"] == treatment["delivery"]  # first touches unchanged
+
+    # The member's export holds both touches and where their receipts left them (an admin's read).
+    doc = world.http.get(f"/v1/customers/{t[0]}/export", headers={"Authorization": "Bearer ad"}).json()
+    assert [(x["touch_id"], x["step"], x["channel"], x["status"]) for x in doc["touches"]] == [
+        (tid[t[0]], "initial", "sms", "replied"), (follow_ups[0]["touch_id"], "follow_up", "mail", "delivered")]
+    doc = world.http.get(f"/v1/customers/{t[2]}/export", headers={"Authorization": "Bearer ad"}).json()
+    assert [(x["status"], x["failure_reason"]) for x in doc["touches"]] == [("failed", "空号")]
 
 
 def test_a_receipt_for_an_unknown_touch_is_dead_lettered_with_its_reason_and_counts_nowhere(world):

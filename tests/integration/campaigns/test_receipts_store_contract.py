@@ -24,6 +24,8 @@ def test_touches_report_which_were_recorded_now_and_keep_their_step(store):
     assert store.campaign_touches("cmp_1") == [first[0], first[1], follow]
     assert store.campaign_touches("cmp_none") == []
     assert store.touch_count("cmp_1") == 3
+    assert store.touches_of(["c_1", "c_none"]) == [TouchRow("t_x", "cmp_2", "c_1", "sms", 9), first[0], follow]
+    assert store.touches_of([]) == []
     # A follow-up is a contact like any other: it counts against the contact cap.
     assert store.touch_counts(since_ms=0, until_ms=10_000) == {"c_1": 3, "c_2": 1}
 
@@ -49,6 +51,8 @@ def test_receipts_are_kept_once_per_source_and_id_and_read_per_campaign(store):
            if hasattr(store, "db") else store.mdb["receipts"].find_one({"source": "pos/mail"})["reason"])
     assert raw.startswith("enc1:") and "blocked" not in raw
     assert store.receipts("cmp_2") == [other]
+    assert store.receipts_of(["t_a", "t_c", "t_none"]) == [r1, r2, other]
+    assert store.receipts_of([]) == []
     assert store.receipts("cmp_none") == []
 
 
