@@ -77,7 +77,9 @@ def seed(path: Path, customers: int, *, seed_value: int = 1) -> int:
         c.executemany("INSERT INTO refunds VALUES (?,?,?,?,?,?)", refunds)
         c.executemany("INSERT INTO attributes VALUES (?,?,?,?,?,?)", attributes)
         c.executemany("INSERT INTO tiers VALUES (?,?,?)", tiers)
-        c.executemany("INSERT INTO touches VALUES (?,?,?,?,?)", touches)
+        # Named columns: touches gained a ``step`` (issue 14), which earlier touches take by default.
+        c.executemany("INSERT INTO touches (touch_id, campaign_id, customer_id, channel, at_ms) VALUES (?,?,?,?,?)",
+                      touches)
     store.close()
     return len(purchases)
 

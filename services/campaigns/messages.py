@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from services.campaigns.handlers import Deps
+from services.campaigns.handlers import Deps, receipts
 from services.campaigns.handlers import consume as handlers
+from shared.contract.events import DeliveryEvent
 from shared.contract.messages import (
     CustomerErased,
     CustomerEventResolved,
@@ -35,6 +36,8 @@ HANDLERS: dict[type, Handler] = {
     CustomerMerged: handlers.identity_messages,
     ViewPartUpdated: handlers.loyalty_parts,
     CustomerOwnerChanged: handlers.owners,  # issue 12: who may see the customer
+    # Issue 14: a resolved crm.delivery event (by the channel event it carries): a receipt of a touch.
+    DeliveryEvent: receipts.receipts,
 
     # Issue 12: erase the customer, keeping campaign counts under anonymous ids; confirm.
     CustomerErased: handlers.erase,
@@ -48,10 +51,17 @@ def consume(batch: list[Incoming], *, deps: Deps) -> BatchOutcome:
                                  dispatch=_dispatch, erase=HANDLERS[CustomerErased])
 
 
+def _handler(item: Read) -> Handler | None:
+    # A resolved event goes by the kind of channel event it carries when the table names that kind.
+    if item.event is not None and (handler := HANDLERS.get(type(item.event))) is not None:
+        return handler
+    return HANDLERS.get(type(item.message))
+
+
 def _dispatch(items: list[Decoded[Read]], *, deps: Deps, outcome: BatchOutcome) -> list[OutboxMessage]:
     by_handler: dict[Handler, list[Decoded[Read]]] = {}
     for one in items:
-        handler = HANDLERS.get(type(one.item.message))
+        handler = _handler(one.item)
         if handler is None:
             outcome.counts["ignored"] += 1  # other services' kinds on the topics campaigns reads
         else:

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from services.campaigns.domain.definition import AudienceFilter, Channel, Costs, Definition, Objective
+from services.campaigns.domain.definition import AudienceFilter, Channel, Costs, Definition, FollowUp, Objective
 from shared.clock import Day, Moment
 from shared.contract.view_parts import CampaignItem
 from shared.http.bounds import MAX_ID
@@ -36,6 +36,7 @@ class CampaignUpdate(BaseModel):
     attribution_window_days: int | None = Field(None, ge=1, le=365)
     control_share: Decimal | None = Field(None, ge=Decimal("0.01"), le=Decimal("0.90"))
     costs: Costs | None = None
+    follow_up: FollowUp | None = None
 
 
 class LaunchRead(BaseModel):
@@ -97,6 +98,27 @@ class AudiencePage(BaseModel):
     next_cursor: str | None
 
 
+class DeliveryRead(BaseModel):
+    """What the channel systems' receipts (``crm.delivery``) say became of a group's touches (issue 14).
+
+    Each status implies the ones before it: ``replied`` counts as opened and delivered, ``opened`` as
+    delivered; ``failed`` counts touches no receipt reported delivered. Rates are over ``touches``, null
+    until a receipt for one of the group's touches has come (nothing measured yet)."""
+
+    touches: int
+    delivered: int
+    failed: int
+    opened: int
+    replied: int
+    pending: int = Field(description="touches no receipt has spoken of yet")
+    delivery_rate: float | None
+    failure_rate: float | None
+    open_rate: float | None
+    reply_rate: float | None
+    failure_reasons: dict[str, int] = Field(description="failed touches by the reason of their newest failure")
+    follow_ups: int = Field(description="members sent the follow-up touch after their reply")
+
+
 class GroupRead(BaseModel):
     size: int
     converters: int
@@ -105,6 +127,7 @@ class GroupRead(BaseModel):
     revenue: Decimal
     average_order_value: Decimal | None
     revenue_per_member: Decimal | None
+    delivery: DeliveryRead | None = Field(None, description="null: the group got no touches (control)")
 
 
 class LiftRead(BaseModel):
@@ -193,6 +216,8 @@ class ResultsRead(BaseModel):
                                                        "restricted to some stores' members")
     scope: ResultsScopeRead | None = Field(None, description="null: the whole campaign; else the stores whose "
                                                              "members the figures cover")
+    follow_up: DeliveryRead | None = Field(None, description="the follow-up touches and their receipts; null "
+                                                             "when the campaign has no follow-up step")
 
 
 class EventEffectCreate(BaseModel):
@@ -247,8 +272,21 @@ class EventEffectRead(BaseModel):
 # -- issue 12, export (H4) ------------------------------------------------------------------------
 
 
+class TouchExportRead(BaseModel):
+    """A touch sent to the customer and what the channel systems' receipts said of it (issue 14)."""
+
+    touch_id: str
+    campaign_id: str
+    step: Literal["initial", "follow_up"]
+    channel: str
+    sent_at: str
+    status: Literal["pending", "delivered", "failed", "opened", "replied"]
+    failure_reason: str | None = None
+
+
 class CampaignsExport(BaseModel):
     """Campaigns' part of a customer's export (``GET /v1/customers/{id}/export`` on identity gathers it)."""
 
     customer_id: str
     campaigns: list[CampaignItem]
+    touches: list[TouchExportRead] = Field(default_factory=list, description="touches sent and their receipts")

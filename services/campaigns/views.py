@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from services.campaigns.domain.delivery import DeliveryFigures
 from services.campaigns.domain.effect import Effect, GroupEffect, Period
 from services.campaigns.domain.results import GroupFigures, Report, Segment, money
 from services.campaigns.handlers.reports import Results
@@ -12,6 +13,7 @@ from services.campaigns.schemas import (
     ChangeRead,
     CostRead,
     DayRead,
+    DeliveryRead,
     EventEffectRead,
     GroupEffectRead,
     GroupRead,
@@ -40,7 +42,16 @@ METHOD = {
                   "(0, 1, 2-4, 5+), touches counted against the contact cap (0, 1, 2, 3+)",
     "share_of_sales": "treatment (and incremental) revenue over every customer's sales net of refunds, from "
                       "the launch to the end of the attribution window",
-    "delivery_rate": "not measured: channel systems publish no delivery receipts in the platform's contract",
+    "delivery_rate": "touches a crm.delivery receipt reported delivered, opened or replied, over touches sent; "
+                     "each touch counts once, at the highest status its receipts report (failed < delivered < "
+                     "opened < replied), whatever order they arrived in; duplicates change nothing; null (not "
+                     "measured) until a receipt for one of the group's touches has come",
+    "failure_rate": "touches whose receipts report failed and nothing higher, over touches sent; reasons are "
+                    "those of each touch's newest failed receipt",
+    "open_rate": "touches reported opened or replied, over touches sent",
+    "reply_rate": "touches reported replied, over touches sent",
+    "follow_up": "members whose reply to the first touch matched the follow-up step get one follow-up touch, "
+                 "while the campaign runs; its receipts are counted apart, in follow_up",
 }
 
 
@@ -62,10 +73,20 @@ def member_read(row: MemberRow) -> MemberRead:
                       age_band=row.age_band, home_store=row.home_store, returning=row.returning)
 
 
+def delivery_read(d: DeliveryFigures | None) -> DeliveryRead | None:
+    """A group's (or the follow-up's) delivery figures as the API shows them."""
+    if d is None:
+        return None
+    return DeliveryRead(touches=d.touches, delivered=d.delivered, failed=d.failed, opened=d.opened, replied=d.replied,
+                        pending=d.pending, delivery_rate=d.rate(d.delivered), failure_rate=d.rate(d.failed),
+                        open_rate=d.rate(d.opened), reply_rate=d.rate(d.replied), failure_reasons=d.failure_reasons,
+                        follow_ups=d.follow_ups)
+
+
 def _group(g: GroupFigures) -> GroupRead:
     return GroupRead(size=g.size, converters=g.converters, conversion_rate=g.conversion_rate, orders=g.orders,
                      revenue=money(g.revenue_minor), average_order_value=g.average_order_value,
-                     revenue_per_member=g.revenue_per_member)
+                     revenue_per_member=g.revenue_per_member, delivery=delivery_read(g.delivery))
 
 
 def _segment(s: Segment) -> SegmentRead:
@@ -108,6 +129,7 @@ def results_read(found: Results, *, attribution: str) -> ResultsRead:
         cost=CostRead(fixed=costs["fixed"], per_touch=costs["per_touch"], touches=rep.touches, total=rep.cost),
         incremental_revenue=rep.overall.incremental_revenue, roi=rep.roi, period=_period_sales(rep),
         scope=ResultsScopeRead(stores=sorted(found.owned_by)) if found.owned_by is not None else None,
+        follow_up=delivery_read(rep.follow_up),
     )
 
 

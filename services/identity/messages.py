@@ -15,6 +15,7 @@ from shared.contract import topics
 from shared.contract.events import (
     ComplaintEvent,
     ConsentEvent,
+    DeliveryEvent,
     FollowEvent,
     InvalidEvent,
     OtherEvent,
@@ -41,6 +42,7 @@ HANDLERS: dict[type, Handler] = {
     SurveyEvent: consume.resolve,
     FollowEvent: consume.resolve,
     PageViewEvent: consume.resolve,
+    DeliveryEvent: consume.resolve,  # issue 14: receipts of campaign touches, for campaigns
     OtherEvent: consume.resolve,
     # The other services' parts of the single customer view.
     ViewPartUpdated: consume.hold_parts,

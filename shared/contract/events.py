@@ -163,6 +163,19 @@ class PageViewData(_Data):
     product: str | None = Field(None, max_length=256)
 
 
+MAX_REPLY_CHARS = 2000
+
+
+class DeliveryData(_Data):
+    """What a channel system reports about a campaign touch (issue 14): ``reply_text`` is the customer's
+    own words, personal data (never logged, masked for readers)."""
+
+    touch_id: NonEmpty
+    status: Literal["delivered", "failed", "opened", "replied"]
+    reason: str | None = Field(None, max_length=256)
+    reply_text: str | None = Field(None, max_length=MAX_REPLY_CHARS)
+
+
 class ChannelEventBase(_Open):
     specversion: Literal["1.0"]
     id: NonEmpty
@@ -245,6 +258,11 @@ class PageViewEvent(ChannelEventBase):
     data: PageViewData
 
 
+class DeliveryEvent(ChannelEventBase):
+    type: Literal["crm.delivery"]
+    data: DeliveryData
+
+
 class OtherEvent(ChannelEventBase):
     """A type this platform does not interpret; it still resolves and lands on the timeline."""
 
@@ -262,6 +280,7 @@ _KNOWN = {
     "crm.follow": "follow",
     "crm.unfollow": "follow",
     "crm.page_view": "crm.page_view",
+    "crm.delivery": "crm.delivery",
 }
 
 
@@ -279,6 +298,7 @@ ChannelEvent = Annotated[
     | Annotated[SurveyEvent, Tag("crm.survey")]
     | Annotated[FollowEvent, Tag("follow")]
     | Annotated[PageViewEvent, Tag("crm.page_view")]
+    | Annotated[DeliveryEvent, Tag("crm.delivery")]
     | Annotated[OtherEvent, Tag("other")],
     Discriminator(_tag),
 ]

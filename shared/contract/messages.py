@@ -187,6 +187,8 @@ class CampaignTouched(_Message):
     channel: Literal["sms", "wechat", "email", "mail", "call"]
     offer: dict[str, Any] = Field(default_factory=dict)
     at: datetime
+    # Issue 14: "follow_up" for the touch a member's reply to the first one earned (the campaign's follow-up step).
+    step: Literal["initial", "follow_up"] = "initial"
 
 
 # -- alerts -> identity, ops tools (crm.alerts.events) --------------------------------------------

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from services.campaigns.domain.delivery import check_pattern
 from shared.clock import Moment
 from shared.http.bounds import MAX_COUNT, MAX_ID
 from shared.http.errors import Conflict
@@ -28,6 +29,7 @@ CENT = Decimal("0.01")
 # Amounts at most what an event may carry (shared/contract/events.py MAX_MONEY): quantizing a larger one fails.
 MAX_MONEY = Decimal("100000000")
 MAX_NAMES = 1000
+MAX_MATCH_CHARS = 200
 
 
 class _Frozen(BaseModel):
@@ -112,6 +114,12 @@ class AudienceFilter(_Frozen):
     p_alive: ProbabilityRange | None = Field(None, description="BG/NBD probability the customer is still active")
 
 
+def _small(value: dict[str, Any]) -> dict[str, Any]:
+    if len(json.dumps(value, default=str)) > MAX_OFFER_BYTES:
+        raise ValueError(f"offer must stay under {MAX_OFFER_BYTES} bytes of JSON")
+    return value
+
+
 def _cents(value: Decimal | None) -> Decimal | None:
     return None if value is None else value.quantize(CENT)
 
@@ -122,6 +130,28 @@ class Costs(_Frozen):
     fixed: Decimal = Field(Decimal("0.00"), ge=0, le=MAX_MONEY, decimal_places=2)
     per_touch: Decimal = Field(Decimal("0.00"), ge=0, le=MAX_MONEY, decimal_places=2)
     _two_places = field_validator("fixed", "per_touch")(_cents)
+
+
+class FollowUp(_Frozen):
+    """The next step for a treatment member who replied to the campaign's touch (issue 14): one more touch,
+    on ``channel`` (the campaign's own when left out) with ``offer``, sent once per member."""
+
+    on: Literal["replied"] = Field(description="what moves a member to the follow-up: a reply to the touch")
+    match: str | None = Field(None, min_length=1, max_length=MAX_MATCH_CHARS,
+                              description="only replies matching this keyword or regular expression (case-"
+                                          "insensitive search; a repeated group may not hold another repeat "
+                                          "or an alternation)")
+    channel: Channel | None = None
+    offer: dict[str, Any] = Field(default_factory=dict, description="free-form offer of the follow-up touch")
+
+    @field_validator("match")
+    @classmethod
+    def _pattern(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_pattern(value)
+        return value
+
+    _small_offer = field_validator("offer")(_small)
 
 
 class Definition(_Frozen):
@@ -139,6 +169,7 @@ class Definition(_Frozen):
     attribution_window_days: int = Field(14, ge=1, le=365)
     control_share: Decimal = Field(Decimal("0.10"), ge=Decimal("0.01"), le=Decimal("0.90"), decimal_places=4)
     costs: Costs = Field(default_factory=Costs)
+    follow_up: FollowUp | None = None
 
     _two_places = field_validator("bonus_multiplier")(_cents)
 
@@ -150,12 +181,7 @@ class Definition(_Frozen):
             raise ValueError("ends_at must be after starts_at")
         return value
 
-    @field_validator("offer")
-    @classmethod
-    def _small_offer(cls, value: dict[str, Any]) -> dict[str, Any]:
-        if len(json.dumps(value, default=str)) > MAX_OFFER_BYTES:
-            raise ValueError(f"offer must stay under {MAX_OFFER_BYTES} bytes of JSON")
-        return value
+    _small_offer = field_validator("offer")(_small)
 
     def window_ms(self) -> int:
         """The attribution window in milliseconds."""

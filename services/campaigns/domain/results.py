@@ -26,6 +26,8 @@ from fractions import Fraction
 
 from services.campaigns.domain.attribution import Credit, Outcome
 from services.campaigns.domain.definition import Costs
+from services.campaigns.domain.delivery import DeliveryFigures, TouchState
+from services.campaigns.domain.delivery import figures as delivery_figures
 
 CONFIDENCE = 0.95
 CENT = Decimal("0.01")
@@ -45,6 +47,10 @@ class MemberResult:
     outcome: Outcome
     purchases: int | None = None  # before the launch; None for members launched before it was kept
     touches_before: int | None = None
+    # Issue 14: the state of the member's touch by its receipts (None: no touch, a control member), and
+    # whether their reply earned the follow-up touch.
+    delivery: TouchState | None = None
+    followed_up: bool = False
 
 
 @dataclass(frozen=True)
@@ -55,6 +61,7 @@ class GroupFigures:
     converters: int = 0
     orders: int = 0
     revenue_minor: int = 0
+    delivery: DeliveryFigures | None = None  # None: the group got no touches (a control group)
 
     @property
     def conversion_rate(self) -> float | None:
@@ -143,6 +150,7 @@ class Report:
     period: PeriodSales | None = None
     share_of_sales: Decimal | None = None  # treatment revenue over the period's net sales
     incremental_share_of_sales: Decimal | None = None
+    follow_up: DeliveryFigures | None = None  # the follow-up touches' own receipts (None: no follow-up step)
 
 
 def money(fen: Fraction | int) -> Decimal:
@@ -184,12 +192,15 @@ def lift(conv_t: int, n_t: int, conv_c: int, n_c: int, confidence: float = CONFI
 def figures(units: Iterable[MemberResult]) -> GroupFigures:
     """The figures of a set of members."""
     size = converters = orders = revenue = 0
+    touched = []
     for u in units:
         size += 1
         converters += u.outcome.converted
         orders += u.outcome.orders
         revenue += u.outcome.revenue_minor
-    return GroupFigures(size, converters, orders, revenue)
+        if u.delivery is not None:
+            touched.append((u.delivery, u.followed_up))
+    return GroupFigures(size, converters, orders, revenue, delivery_figures(touched) if touched else None)
 
 
 def ratio(part: Fraction | int, whole: Fraction | int) -> Decimal:
@@ -269,7 +280,7 @@ BY: dict[str, Callable[[MemberResult], str | None]] = {
 
 
 def report(units: list[MemberResult], credited: Iterable[Credit], *, campaign_id: str, costs: Costs | None,
-           touches: int | None, period: PeriodSales | None = None) -> Report:
+           touches: int | None, period: PeriodSales | None = None, follow_up: DeliveryFigures | None = None) -> Report:
     """The campaign's results: overall and by segment (with cost and ROI), daily, its share of the period's sales.
 
     Without ``costs`` (results over some stores' members only) cost and ROI are None everywhere: the fixed
@@ -293,4 +304,5 @@ def report(units: list[MemberResult], credited: Iterable[Credit], *, campaign_id
         period=period,
         share_of_sales=share,
         incremental_share_of_sales=inc_share,
+        follow_up=follow_up,
     )

@@ -13,6 +13,8 @@ from services.campaigns.domain import scoring
 from services.campaigns.domain.attribution import collapse, credits, outcomes
 from services.campaigns.domain.audience import filter_fields, matches, profile
 from services.campaigns.domain.definition import AudienceFilter
+from services.campaigns.domain.delivery import DeliveryFigures, TouchState, states
+from services.campaigns.domain.delivery import figures as delivery_figures
 from services.campaigns.domain.effect import Effect, effect
 from services.campaigns.domain.results import MemberResult, Report, Segment, money, report
 from services.campaigns.handlers import Deps
@@ -80,22 +82,42 @@ def _results(campaign_id: str, *, deps: Deps, owned_by: frozenset[str] | None = 
     sales, refunds = store.sales(customers, since_ms=start, until_ms=end)
     credited = credits(enrolled, sales, refunds, deps.config.attribution)
     done = outcomes(enrolled, credited)
+    first, followed = touch_states(campaign_id, deps=deps)
     members = []
     for e in units:
         m = snapshot[e.member_id]
         members.append(MemberResult(e.customer_id, e.group, m.tier, m.age_band, m.home_store, m.returning,
-                            done[(campaign_id, e.customer_id)], m.purchases, m.touches_before))
+                                    done[(campaign_id, e.customer_id)], m.purchases, m.touches_before,
+                                    delivery=first.get(e.member_id), followed_up=e.member_id in followed))
+    # The follow-up touches' own receipts (a mailed sample delivered), over the members measured.
+    follow_up = (delivery_figures([(followed[e.member_id], False) for e in units if e.member_id in followed])
+                 if definition.follow_up is not None or followed else None)
     mine = [c for c in credited if c.campaign_id == campaign_id]
     if owned_by is not None:
-        return Results(row, report(members, mine, campaign_id=campaign_id, costs=None, touches=None), owned_by)
+        return Results(row, report(members, mine, campaign_id=campaign_id, costs=None, touches=None,
+                                   follow_up=follow_up), owned_by)
     return Results(row, report(members, mine, campaign_id=campaign_id, costs=definition.costs,
                                touches=store.touch_count(campaign_id),
-                               period=store.period_sales(since_ms=start, until_ms=end)))
+                               period=store.period_sales(since_ms=start, until_ms=end), follow_up=follow_up))
+
+
+def touch_states(campaign_id: str, *, deps: Deps) -> tuple[dict[str, TouchState], dict[str, TouchState]]:
+    """Issue 14: the state of each member's first touch and follow-up touch by their receipts, by member id
+    as launched (a touch no receipt spoke of is pending)."""
+    found = states(deps.store.receipts(campaign_id))
+    first: dict[str, TouchState] = {}
+    followed: dict[str, TouchState] = {}
+    for t in deps.store.campaign_touches(campaign_id):
+        (followed if t.step == "follow_up" else first)[t.customer_id] = found.get(t.touch_id, TouchState())
+    return first, followed
 
 
 CSV_COLUMNS = ["breakdown", "segment", "group", "size", "converters", "conversion_rate", "orders", "revenue",
                "average_order_value", "absolute_lift", "lift_ci_low", "lift_ci_high", "p_value", "relative_lift",
-               "incremental_revenue", "cost", "roi"]
+               "incremental_revenue", "cost", "roi",
+               # issue 14: the group's touches by their receipts (blank for a group without touches)
+               "touches", "delivered", "failed", "opened", "replied", "delivery_rate", "failure_rate", "open_rate",
+               "reply_rate", "failure_reasons", "follow_ups"]
 
 
 def _rows(breakdown: str, seg: Segment) -> Iterable[list]:
@@ -106,7 +128,15 @@ def _rows(breakdown: str, seg: Segment) -> Iterable[list]:
                _num(lift.absolute if lift else None), _num(lift.ci_low if lift else None),
                _num(lift.ci_high if lift else None), _num(lift.p_value if lift else None),
                _num(lift.relative if lift else None), _blank(seg.incremental_revenue), _blank(seg.cost),
-               _blank(seg.roi)]
+               _blank(seg.roi), *_delivery_cells(g.delivery)]
+
+
+def _delivery_cells(d: DeliveryFigures | None) -> list:
+    if d is None:
+        return [""] * 11
+    reasons = ";".join(f"{k}={n}" for k, n in d.failure_reasons.items())
+    return [d.touches, d.delivered, d.failed, d.opened, d.replied, _num(d.rate(d.delivered)), _num(d.rate(d.failed)),
+            _num(d.rate(d.opened)), _num(d.rate(d.replied)), reasons, d.follow_ups]
 
 
 def _blank(value: object | None) -> object:
@@ -126,6 +156,9 @@ def results_csv(found: Results) -> str:
     for name, segments in found.report.breakdowns.items():
         for seg in segments:
             out.writerows(_rows(name, seg))
+    if found.report.follow_up is not None:  # issue 14: the follow-up touches' receipts, one row
+        out.writerow(["follow_up", "all", "treatment", *[""] * (len(CSV_COLUMNS) - 14),
+                      *_delivery_cells(found.report.follow_up)])
     return buf.getvalue()
 
 

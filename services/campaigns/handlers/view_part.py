@@ -5,10 +5,13 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Collection
+from datetime import UTC, datetime
 
 from services.campaigns.domain.attribution import collapse, credits, outcomes, view_items
+from services.campaigns.domain.delivery import TouchState, states
 from services.campaigns.handlers import Deps
 from services.campaigns.handlers.outbox import chunks, outbox_message
+from shared.clock import iso_utc
 from shared.contract import topics
 from shared.contract.messages import ViewPartUpdated, part_version, part_version_floor
 from shared.contract.view_parts import CampaignsPart
@@ -67,4 +70,17 @@ def export(customer_id: str, *, deps: Deps) -> dict:
     sales, refunds = store.sales({e.customer_id for e in units}, since_ms=min(e.at_ms for e in units))
     done = outcomes(units, credits(units, sales, refunds, deps.config.attribution))
     items = view_items(units, done, store.campaign_names({e.campaign_id for e in units}))
-    return {"customer_id": root, "campaigns": items.get(root, [])}
+    return {"customer_id": root, "campaigns": items.get(root, []), "touches": _touches(enrolled, deps=deps)}
+
+
+def _touches(enrolled: list, *, deps: Deps) -> list[dict]:
+    """Issue 14: every touch sent to the customer's records and where its receipts left it."""
+    touches = deps.store.touches_of(sorted({e.member_id for e in enrolled}))
+    found = states(deps.store.receipts_of([t.touch_id for t in touches]))
+    out = []
+    for t in touches:
+        state = found.get(t.touch_id, TouchState())
+        out.append({"touch_id": t.touch_id, "campaign_id": t.campaign_id, "step": t.step, "channel": t.channel,
+                    "sent_at": iso_utc(datetime.fromtimestamp(t.at_ms / 1000, UTC)), "status": state.status,
+                    "failure_reason": state.reason})
+    return out

@@ -15,6 +15,7 @@ from services.campaigns.domain.attribution import Enrolment
 from services.campaigns.store import CampaignRow, MemberRow, TouchRow
 from services.campaigns.store.leases import MongoLeases
 from services.campaigns.store.mongo_facts import MongoFacts, chunked, key
+from services.campaigns.store.mongo_receipts import MongoReceipts
 from shared.storage.membership import MongoMembership, anonymous_names
 from shared.storage.outbox import MongoStore
 from shared.storage.owners import MongoOwners
@@ -33,7 +34,7 @@ def _member(doc: dict, customer: str | None) -> MemberRow:
                      purchases=doc.get("purchases"), touches_before=doc.get("touches_before"))
 
 
-class MongoCampaignsStore(MongoFacts, MongoStore, MongoMembership, MongoLeases, MongoOwners):
+class MongoCampaignsStore(MongoFacts, MongoStore, MongoMembership, MongoLeases, MongoOwners, MongoReceipts):
     """Campaigns data in a MongoDB database; writes join the current transaction."""
 
     def create_indexes(self) -> None:
@@ -41,6 +42,7 @@ class MongoCampaignsStore(MongoFacts, MongoStore, MongoMembership, MongoLeases, 
         self.create_membership_indexes()
         self.create_owner_indexes()
         self.create_lease_indexes()
+        self.create_receipt_indexes()
         self.mdb["purchases"].create_index([("record_id", 1), ("time_ms", 1)])
         self.mdb["purchases"].create_index("time_ms")  # a period's sales across every customer
         self.mdb["refunds"].create_index("record_id")
@@ -108,14 +110,18 @@ class MongoCampaignsStore(MongoFacts, MongoStore, MongoMembership, MongoLeases, 
             out[now[cid]] += n
         return dict(out)
 
-    def _new_only(self, name: str, docs: list[dict]) -> None:
+    def _new_only(self, name: str, docs: list[dict]) -> set:
         coll = self.mdb[name]
         held: set = set()
         for chunk in chunked(d["_id"] for d in docs):
             held.update(d["_id"] for d in coll.find({"_id": {"$in": chunk}}, {"_id": 1}))
-        fresh = [d for d in docs if d["_id"] not in held]
+        fresh: dict = {}
+        for d in docs:  # the first of two documents with one id, as an unordered insert would keep
+            if d["_id"] not in held:
+                fresh.setdefault(d["_id"], d)
         if fresh:
-            coll.insert_many(fresh, ordered=False)
+            coll.insert_many(list(fresh.values()), ordered=False)
+        return set(fresh)
 
     def add_members(self, rows: list[MemberRow]) -> None:
         """Freeze audience members (a re-sent member changes nothing)."""
@@ -125,15 +131,15 @@ class MongoCampaignsStore(MongoFacts, MongoStore, MongoMembership, MongoLeases, 
              "age_band": r.age_band, "home_store": r.home_store, "returning": r.returning, "purchases": r.purchases,
              "touches_before": r.touches_before} for r in rows])
 
-    def add_touches(self, rows: list[TouchRow]) -> None:
-        """Record touches (a re-sent touch id changes nothing)."""
+    def add_touches(self, rows: list[TouchRow]) -> set[str]:
+        """Record touches (a re-sent touch id changes nothing); returns the ids recorded now."""
         # Every launch writes this one document: two launch transactions running at once conflict and
         # one is retried, so each counts the other's touches against the contact cap (on SQLite the
         # write lock does the same).
         self.mdb["counters"].update_one({"_id": "touch_writes"}, {"$inc": {"n": 1}}, upsert=True)
-        self._new_only("touches", [
+        return self._new_only("touches", [
             {"_id": t.touch_id, "campaign_id": t.campaign_id, "customer_id": t.customer_id, "channel": t.channel,
-             "at_ms": t.at_ms} for t in rows])
+             "at_ms": t.at_ms, "step": t.step} for t in rows])
 
     def members(self, campaign_id: str, *, group: str | None = None, after: str | None = None,
                 limit: int | None = None, owned_by: frozenset[str] | None = None) -> list[MemberRow]:

@@ -13,6 +13,7 @@ from services.campaigns.domain.audience import CustomerFacts, flag
 from services.campaigns.domain.results import PeriodSales
 from services.campaigns.store import CampaignRow, MemberRow, TouchRow
 from services.campaigns.store.leases import LEASES_SQL, SqliteLeases
+from services.campaigns.store.sqlite_receipts import RECEIPTS_SQL, SqliteReceipts
 from shared.contract.facts import FieldValue, PurchaseFact, RefundFact
 from shared.storage.base import ANON_PREFIX, OUTBOX_SQL
 from shared.storage.fact_tables import ATTRIBUTES_SQL, compact_json, open_field, sqlite_put_attributes
@@ -51,7 +52,7 @@ CREATE TABLE IF NOT EXISTS members (
 CREATE INDEX IF NOT EXISTS members_member ON members(member_id);
 CREATE TABLE IF NOT EXISTS touches (
   touch_id TEXT PRIMARY KEY, campaign_id TEXT NOT NULL, customer_id TEXT NOT NULL, channel TEXT NOT NULL,
-  at_ms INTEGER NOT NULL
+  at_ms INTEGER NOT NULL, step TEXT NOT NULL DEFAULT 'initial'
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS touches_at ON touches(at_ms);
 CREATE INDEX IF NOT EXISTS touches_campaign ON touches(campaign_id);
@@ -62,6 +63,7 @@ CREATE TABLE IF NOT EXISTS view_state (
     + MEMBERSHIP_SQL
     + OWNERS_SQL
     + LEASES_SQL
+    + RECEIPTS_SQL
     + ATTRIBUTES_SQL
     + OUTBOX_SQL
 )
@@ -72,7 +74,8 @@ _JSON_COLS = ("definition", "launch")
 _MEMBER_COLS = ("campaign_id, member_id, grp, at_ms, window_ms, bucket, tier, age_band, home_store, repeat_buyer,"
                 " purchases, touches_before")
 # Columns added after the first release: (table, column, type), added to a file created before them.
-_ADDED_COLUMNS = (("members", "purchases", "INTEGER"), ("members", "touches_before", "INTEGER"))
+_ADDED_COLUMNS = (("members", "purchases", "INTEGER"), ("members", "touches_before", "INTEGER"),
+                  ("touches", "step", "TEXT NOT NULL DEFAULT 'initial'"))
 
 
 
@@ -83,7 +86,7 @@ def _campaign(row: tuple) -> CampaignRow:
     return CampaignRow(**values)
 
 
-class SqliteCampaignsStore(SqliteStore, SqliteMembership, SqliteLeases, SqliteOwners):
+class SqliteCampaignsStore(SqliteStore, SqliteMembership, SqliteLeases, SqliteOwners, SqliteReceipts):
     """Campaigns data in SQLite; every write method runs inside the caller's transaction."""
 
     schema = SCHEMA
@@ -276,11 +279,14 @@ class SqliteCampaignsStore(SqliteStore, SqliteMembership, SqliteLeases, SqliteOw
             [(r.campaign_id, r.member_id, r.group, r.at_ms, r.window_ms, r.bucket, r.tier, r.age_band, r.home_store,
               int(r.returning), r.purchases, r.touches_before) for r in rows])
 
-    def add_touches(self, rows: list[TouchRow]) -> None:
-        """Record touches (a re-sent touch id changes nothing)."""
-        self.db.conn().executemany(
-            "INSERT OR IGNORE INTO touches VALUES (?,?,?,?,?)",
-            [(t.touch_id, t.campaign_id, t.customer_id, t.channel, t.at_ms) for t in rows])
+    def add_touches(self, rows: list[TouchRow]) -> set[str]:
+        """Record touches (a re-sent touch id changes nothing); returns the ids recorded now."""
+        c = self._wanted(t.touch_id for t in rows)
+        held = {r[0] for r in c.execute("SELECT t.touch_id FROM temp.wanted w JOIN touches t ON t.touch_id = w.id")}
+        c.executemany("INSERT OR IGNORE INTO touches (touch_id, campaign_id, customer_id, channel, at_ms, step)"
+                      " VALUES (?,?,?,?,?,?)",
+                      [(t.touch_id, t.campaign_id, t.customer_id, t.channel, t.at_ms, t.step) for t in rows])
+        return {t.touch_id for t in rows} - held
 
     def members(self, campaign_id: str, *, group: str | None = None, after: str | None = None,
                 limit: int | None = None, owned_by: frozenset[str] | None = None) -> list[MemberRow]:

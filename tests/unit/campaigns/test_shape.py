@@ -9,6 +9,7 @@ import inspect
 from pathlib import Path
 
 from services.campaigns import messages
+from shared.contract.events import DeliveryEvent
 from shared.contract.messages import (
     CustomerErased,
     CustomerEventResolved,
@@ -56,7 +57,7 @@ def test_domain_rules_import_no_infrastructure():
 
 def test_one_table_maps_each_consumed_type_to_a_handler_of_the_one_signature():
     assert set(messages.HANDLERS) == {CustomerEventResolved, CustomerMerged, ViewPartUpdated, CustomerOwnerChanged,
-                                      CustomerErased}
+                                      CustomerErased, DeliveryEvent}
     for handler in set(messages.HANDLERS.values()):
         params = list(inspect.signature(handler).parameters.values())
         assert [p.kind for p in params] == [inspect.Parameter.POSITIONAL_OR_KEYWORD,
