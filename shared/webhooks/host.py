@@ -48,7 +48,7 @@ class Webhooks:
         """Delete every delivery about these erased customers (each of their records, merged ones too), in the
         host's erasure transaction: pending ones are never sent. ``host_store`` answers ``records_of``."""
         ids = {i for m in erasures for i in (m.customer_id, *m.records, *host_store.records_of(m.customer_id))}
-        return self.store.deliveries_erase(sorted(ids))
+        return self.store.customers_erase(sorted(ids))
 
 
 def build_webhooks(store: WebhookStore, *, clock: Clock, config: WebhooksConfig | None = None) -> Webhooks:

@@ -38,6 +38,7 @@ class MongoWebhookStore:
                     deliveries.create_index([("status", ASCENDING), ("next_ms", ASCENDING)])
                     deliveries.create_index([("webhook_id", ASCENDING), ("seq", DESCENDING)])
                     deliveries.create_index([("customer_id", ASCENDING)])
+                    self.mdb.database["webhook_alerts_seen"].create_index([("customer_id", ASCENDING)])
                     self._upgrade()
                     self._ready = True
         return self.mdb[name]
@@ -146,11 +147,13 @@ class MongoWebhookStore:
         docs = col.find(query).sort("seq", DESCENDING).skip(offset).limit(limit)
         return [_delivery(d) for d in docs], col.count_documents(query)
 
-    def deliveries_erase(self, customer_ids: list[str]) -> int:
-        """Delete every delivery about these customer or record ids (in the caller's transaction)."""
+    def customers_erase(self, customer_ids: list[str]) -> int:
+        """Delete every delivery about these customer or record ids and their alerts seen (in the caller's
+        transaction); returns how many deliveries."""
         ids = sorted(set(customer_ids))
         if not ids:
             return 0
+        self._col("webhook_alerts_seen").delete_many({"customer_id": {"$in": ids}})
         return self._col("webhook_deliveries").delete_many({"customer_id": {"$in": ids}}).deleted_count
 
     def deliveries_purge(self, *, before: str) -> int:
@@ -161,12 +164,13 @@ class MongoWebhookStore:
     def alerts_seen(self, alert_ids: list[str]) -> dict[str, AlertSeen]:
         """The last change seen of these alerts."""
         docs = self._col("webhook_alerts_seen").find({"_id": {"$in": sorted(set(alert_ids))}})
-        return {d["_id"]: AlertSeen(d["_id"], d["status"], d["severity"]) for d in docs}
+        return {d["_id"]: AlertSeen(d["_id"], d["status"], d["severity"], d.get("customer_id")) for d in docs}
 
     def alerts_seen_put(self, *, seen: list[AlertSeen], forget: list[str]) -> None:
         """Keep the last change seen of alerts; forget resolved ones."""
         col = self._col("webhook_alerts_seen")
         for s in seen:
-            col.replace_one({"_id": s.alert_id}, {"status": s.status, "severity": s.severity}, upsert=True)
+            col.replace_one({"_id": s.alert_id}, {"status": s.status, "severity": s.severity,
+                                                  "customer_id": s.customer_id}, upsert=True)
         if forget:
             col.delete_many({"_id": {"$in": forget}})

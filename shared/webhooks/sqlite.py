@@ -24,11 +24,12 @@ SCHEMA = [
     "CREATE INDEX IF NOT EXISTS webhook_deliveries_due ON webhook_deliveries (status, next_ms)",
     "CREATE INDEX IF NOT EXISTS webhook_deliveries_list ON webhook_deliveries (webhook_id, seq)",
     """CREATE TABLE IF NOT EXISTS webhook_alerts_seen (
-      alert_id TEXT PRIMARY KEY, status TEXT NOT NULL, severity TEXT NOT NULL) WITHOUT ROWID""",
+      alert_id TEXT PRIMARY KEY, status TEXT NOT NULL, severity TEXT NOT NULL, customer_id TEXT) WITHOUT ROWID""",
 ]
 
 # Made after the columns an older table lacks are added (an index on a missing column fails).
-INDEXES = ["CREATE INDEX IF NOT EXISTS webhook_deliveries_customer ON webhook_deliveries (customer_id)"]
+INDEXES = ["CREATE INDEX IF NOT EXISTS webhook_deliveries_customer ON webhook_deliveries (customer_id)",
+           "CREATE INDEX IF NOT EXISTS webhook_alerts_seen_customer ON webhook_alerts_seen (customer_id)"]
 
 _DELIVERY_COLS = ("delivery_id, webhook_id, event_id, event_type, body, status, created_at, attempts, next_ms, "
                   "lease_ms, last_status, last_error, dead_reason, updated_at, customer_id")
@@ -149,14 +150,16 @@ class SqliteWebhookStore:
                             "ORDER BY seq DESC LIMIT ? OFFSET ?", (*args, limit, offset)).fetchall()
         return [_delivery(r) for r in rows], total
 
-    def deliveries_erase(self, customer_ids: list[str]) -> int:
-        """Delete every delivery about these customer or record ids (in the caller's transaction)."""
+    def customers_erase(self, customer_ids: list[str]) -> int:
+        """Delete every delivery about these customer or record ids and their alerts seen (in the caller's
+        transaction); returns how many deliveries."""
         ids = sorted(set(customer_ids))
         gone = 0
         with self.db.transaction() as conn:
             for part in chunks(ids, 500):
-                gone += conn.execute(f"DELETE FROM webhook_deliveries WHERE customer_id IN ({in_placeholders(part)})",
-                                     part).rowcount
+                marks = in_placeholders(part)
+                gone += conn.execute(f"DELETE FROM webhook_deliveries WHERE customer_id IN ({marks})", part).rowcount
+                conn.execute(f"DELETE FROM webhook_alerts_seen WHERE customer_id IN ({marks})", part)
         return gone
 
     def deliveries_purge(self, *, before: str) -> int:
@@ -170,7 +173,7 @@ class SqliteWebhookStore:
         out: dict[str, AlertSeen] = {}
         for part in chunks(sorted(set(alert_ids)), 500):
             for row in self._conn().execute(
-                    f"SELECT alert_id, status, severity FROM webhook_alerts_seen WHERE alert_id IN "
+                    f"SELECT alert_id, status, severity, customer_id FROM webhook_alerts_seen WHERE alert_id IN "
                     f"({in_placeholders(part)})", part):
                 out[row[0]] = AlertSeen(*row)
         return out
@@ -179,8 +182,8 @@ class SqliteWebhookStore:
         """Keep the last change seen of alerts; forget resolved ones."""
         with self.db.transaction():
             conn = self._conn()
-            conn.executemany("INSERT OR REPLACE INTO webhook_alerts_seen VALUES (?,?,?)",
-                             [(s.alert_id, s.status, s.severity) for s in seen])
+            conn.executemany("INSERT OR REPLACE INTO webhook_alerts_seen VALUES (?,?,?,?)",
+                             [(s.alert_id, s.status, s.severity, s.customer_id) for s in seen])
             conn.executemany("DELETE FROM webhook_alerts_seen WHERE alert_id=?", [(a,) for a in forget])
 
 
@@ -190,6 +193,9 @@ def _upgrade(conn, keys: KeyRing) -> int:
     if "customer_id" not in {r[1] for r in conn.execute("PRAGMA table_info(webhook_deliveries)")}:
         conn.execute("ALTER TABLE webhook_deliveries ADD COLUMN customer_id TEXT")
         conn.execute("UPDATE webhook_deliveries SET customer_id = json_extract(body, '$.data.customer_id')")
+    if "customer_id" not in {r[1] for r in conn.execute("PRAGMA table_info(webhook_alerts_seen)")}:
+        # Alerts seen before this learn their customer at their next change (or go when they are resolved).
+        conn.execute("ALTER TABLE webhook_alerts_seen ADD COLUMN customer_id TEXT")
     clear = [(w, s) for w, s in conn.execute("SELECT webhook_id, secret FROM webhook_subscriptions")
              if needs_sealing(s)]
     conn.executemany("UPDATE webhook_subscriptions SET secret=? WHERE webhook_id=?",

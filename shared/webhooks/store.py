@@ -91,9 +91,9 @@ class WebhookStore(Protocol):
                    limit: int = 50) -> tuple[list[Delivery], int]:
         """A subscription's deliveries, newest first, and how many there are."""
 
-    def deliveries_erase(self, customer_ids: list[str]) -> int:
-        """Delete every delivery (pending, delivered or dead) about these customer or record ids, in the
-        caller's transaction (an erasure's); returns how many."""
+    def customers_erase(self, customer_ids: list[str]) -> int:
+        """Delete every delivery (pending, delivered or dead) about these customer or record ids, and the alert
+        changes seen of theirs, in the caller's transaction (an erasure's); returns how many deliveries."""
 
     def deliveries_purge(self, *, before: str) -> int:
         """Forget delivered and dead deliveries last tried before ``before`` (ISO-8601 UTC); returns how many."""

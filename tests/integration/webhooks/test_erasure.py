@@ -13,7 +13,7 @@ from services.alerts.store.mongo import MongoAlertsStore
 from services.alerts.store.sqlite import SqliteAlertsStore
 from shared.contract.messages import ErasureConfirmed, TierChanged, decode
 from tests.integration.shared.backends import mongo_db
-from tests.integration.webhooks.harness import AT, Host, touch
+from tests.integration.webhooks.harness import AT, Host, alert, touch
 from tests.integration.webhooks.receiver import Receiver, wait_for
 
 SECRET = "whsec_test_0123456789abcdef"
@@ -78,10 +78,14 @@ def test_erasure_deletes_every_delivery_about_the_customer_and_none_is_sent(host
 def test_a_late_message_about_an_erased_customer_records_nothing(host):
     h = host
     wid = h.subscribe("https://receiver.example/hooks", "campaign.touch", "tier.changed", secret=SECRET)
+    h.feed(alert("al_1"))  # c_1's alert, seen (to tell an opening from an escalation later)
+    assert set(h.hooks.store.alerts_seen(["al_1"])) == {"al_1"}
     h.erase("c_1", "c_1m")
-    outcome = h.feed(touch(4, customer_id="c_1"), _tier("c_1m"), touch(5))
-    assert (outcome.counts["erased"], outcome.counts["webhook_deliveries"]) == (2, 1)
+    assert h.hooks.store.alerts_seen(["al_1"]) == {}  # forgotten with the customer
+    outcome = h.feed(touch(4, customer_id="c_1"), _tier("c_1m"), touch(5), alert("al_1", severity="red"))
+    assert (outcome.counts["erased"], outcome.counts["webhook_deliveries"]) == (3, 1)
     assert _about(h, wid) == [("c_5", "pending")]
+    assert h.hooks.store.alerts_seen(["al_1"]) == {}
     # Replayed, the same late messages stay dropped.
     again = h.feed(touch(4, customer_id="c_1"), _tier("c_1m"))
     assert (again.counts["erased"], again.counts["webhook_deliveries"]) == (2, 0)

@@ -147,13 +147,15 @@ def test_erase_deletes_every_delivery_about_the_customers_in_the_callers_transac
                           _delivery(5, webhook="wh_2", customer="c_g"), _delivery(6)])
     store.delivery_update(replace(_delivery(1, customer="c_g"), status="delivered", attempts=1, updated_at="t1"))
     store.delivery_update(replace(_delivery(2, customer="c_g2"), status="dead", attempts=8, updated_at="t2"))
+    store.alerts_seen_put(seen=[AlertSeen("al_g", "open", "red", "c_g2"), AlertSeen("al_k", "open", "red", "c_k")],
+                          forget=[])
     if kind in TRANSACTIONAL:  # an erasure that fails takes its deletions back with it
         with pytest.raises(RuntimeError), db.transaction():
-            store.deliveries_erase(["c_g", "c_g2"])
+            store.customers_erase(["c_g", "c_g2"])
             raise RuntimeError("the erasure failed")
         assert store.deliveries("wh_1")[1] == 5
     with db.transaction():
-        assert store.deliveries_erase(["c_g", "c_g2", "c_g"]) == 4  # pending, delivered and dead alike
+        assert store.customers_erase(["c_g", "c_g2", "c_g"]) == 4  # pending, delivered and dead alike
     assert sorted(d.delivery_id for d in store.deliveries("wh_1")[0]) == ["dl_4", "dl_6"]
     assert store.deliveries("wh_2") == ([], 0)
     assert store.delivery("dl_3") is None
@@ -161,7 +163,9 @@ def test_erase_deletes_every_delivery_about_the_customers_in_the_callers_transac
     due = store.deliveries_due(now_ms=10**12, lease_ms=10**12 + 1, limit=10, webhook_ids=["wh_1", "wh_2"])
     assert sorted(d.delivery_id for d in due) == ["dl_4", "dl_6"]
     assert store.delivery("dl_4").customer_id == "c_k"
-    assert store.deliveries_erase([]) == 0 and store.deliveries_erase(["c_nobody"]) == 0
+    # The alert changes seen of their alerts go too (an alert id derives from its customer's id).
+    assert store.alerts_seen(["al_g", "al_k"]) == {"al_k": AlertSeen("al_k", "open", "red", "c_k")}
+    assert store.customers_erase([]) == 0 and store.customers_erase(["c_nobody"]) == 0
 
 
 # -- signing secrets at rest ---------------------------------------------------------------------------
@@ -219,6 +223,9 @@ _OLD_SQLITE = [  # the tables as the first version of webhooks made them: secret
       next_ms INTEGER NOT NULL, lease_ms INTEGER NOT NULL, last_status INTEGER, last_error TEXT,
       dead_reason TEXT, updated_at TEXT, seq INTEGER NOT NULL,
       UNIQUE (webhook_id, event_id))""",
+    """CREATE TABLE webhook_alerts_seen (
+      alert_id TEXT PRIMARY KEY, status TEXT NOT NULL, severity TEXT NOT NULL) WITHOUT ROWID""",
+    "INSERT INTO webhook_alerts_seen VALUES ('al_old', 'open', 'red')",
 ]
 
 
@@ -237,8 +244,9 @@ def test_an_older_database_keeps_working_its_secrets_sealed_once(kind_and_old_db
     assert _stored_secret(kind, db, "wh_old") == stored  # sealed once, not again at each start
     # Deliveries kept before they named their customer are erased by it all the same.
     with db.transaction():
-        assert store.deliveries_erase(["c_old"]) == 1
+        assert store.customers_erase(["c_old"]) == 1
     assert [d.delivery_id for d in store.deliveries("wh_old")[0]] == ["dl_kept"]
+    assert store.alerts_seen(["al_old"]) == {"al_old": AlertSeen("al_old", "open", "red")}
 
 
 @pytest.fixture(params=BACKENDS)
@@ -265,6 +273,7 @@ def kind_and_old_db(request, tmp_path):
         raw["webhook_subscriptions"].insert_one(dict(zip(
             ("_id", "url", "event_types", "secret", "enabled", "description", "created_by", "created_at",
              "updated_at"), (*sub[:2], ["campaign.touch"], sub[3], True, *sub[5:]), strict=True)))
+        raw["webhook_alerts_seen"].insert_one({"_id": "al_old", "status": "open", "severity": "red"})
         raw["webhook_deliveries"].insert_many([dict(zip(
             ("_id", "webhook_id", "event_id", "event_type", "body", "status", "created_at", "attempts", "next_ms",
              "lease_ms", "last_status", "last_error", "dead_reason", "updated_at", "seq"), r, strict=True))
