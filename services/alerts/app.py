@@ -32,14 +32,15 @@ def open_store(url: str, *, mongo_client=None, master_key: bytes | None = None) 
 
 
 def open_webhooks(store: AlertsStore, *, clock: Clock, config: WebhooksConfig | None = None) -> Webhooks:
-    """The webhook subscriptions and deliveries, in the alerts database (so in its store transactions)."""
+    """The webhook subscriptions and deliveries, in the alerts database (so in its store transactions), their
+    secrets sealed under its keyring."""
     if getattr(store, "db", None) is not None:
         from shared.webhooks.sqlite import SqliteWebhookStore
 
-        return build_webhooks(SqliteWebhookStore(store.db), clock=clock, config=config)
+        return build_webhooks(SqliteWebhookStore(store.db, keys=store.keys), clock=clock, config=config)
     from shared.webhooks.mongo import MongoWebhookStore
 
-    return build_webhooks(MongoWebhookStore(store.mdb), clock=clock, config=config)
+    return build_webhooks(MongoWebhookStore(store.mdb, keys=store.keys), clock=clock, config=config)
 
 
 def create_app(

@@ -125,6 +125,8 @@ class Dispatcher:
             task.add_done_callback(lambda t: (in_flight.discard(t), self._wake.set()))
 
     async def _deliver(self, client: httpx.AsyncClient, d: Delivery, sub: Subscription) -> None:
+        if self.store.delivery(d.delivery_id) is None:
+            return  # deleted since it was taken (its customer erased): never sent
         try:
             status = await self.attempt(client, d, sub)
             done = replace(d, status="delivered", last_status=status, last_error=None)

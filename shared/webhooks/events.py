@@ -39,6 +39,7 @@ class AlertSeen:
     alert_id: str
     status: str
     severity: str
+    customer_id: str | None = None  # whose alert: an erasure forgets it (alert ids derive from the customer's)
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,7 @@ def _alert(m: AlertChanged, seen: dict[str, AlertSeen]) -> list[WebhookEvent]:
     if m.status == "resolved":
         seen.pop(m.alert_id, None)
     else:
-        seen[m.alert_id] = AlertSeen(m.alert_id, m.status, m.severity)
+        seen[m.alert_id] = AlertSeen(m.alert_id, m.status, m.severity, m.customer_id)
     data = {"alert_id": m.alert_id, "customer_id": m.customer_id, "alert_type": m.type, "severity": m.severity,
             "status": m.status, "store_id": m.store_id}
     at = m.at.isoformat()

@@ -13,6 +13,7 @@ from typing import Any
 
 from shared.clock import Clock
 from shared.contract import topics
+from shared.contract.messages import CustomerErased
 from shared.streaming.batch import Incoming
 from shared.webhooks.config import WebhooksConfig
 from shared.webhooks.dispatch import Dispatcher
@@ -42,6 +43,12 @@ class Webhooks:
         if outcome.counts["webhook_deliveries"]:
             self.dispatcher.wake()
         return outcome
+
+    def erase(self, erasures: list[CustomerErased], *, host_store: Any) -> int:
+        """Delete every delivery about these erased customers (each of their records, merged ones too), in the
+        host's erasure transaction: pending ones are never sent. ``host_store`` answers ``records_of``."""
+        ids = {i for m in erasures for i in (m.customer_id, *m.records, *host_store.records_of(m.customer_id))}
+        return self.store.customers_erase(sorted(ids))
 
 
 def build_webhooks(store: WebhookStore, *, clock: Clock, config: WebhooksConfig | None = None) -> Webhooks:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from dataclasses import asdict, replace
 
@@ -9,13 +10,10 @@ from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from shared.storage.base import MongoDb
+from shared.storage.crypto import KeyRing
 from shared.webhooks.events import AlertSeen
+from shared.webhooks.sealing import needs_sealing, open_secret, seal_secret
 from shared.webhooks.store import Delivery, Subscription
-
-
-def _sub(doc) -> Subscription:
-    return Subscription(doc["_id"], doc["url"], tuple(doc["event_types"]), doc["secret"], doc["enabled"],
-                        doc.get("description"), doc["created_by"], doc["created_at"], doc["updated_at"])
 
 
 def _delivery(doc) -> Delivery:
@@ -23,10 +21,11 @@ def _delivery(doc) -> Delivery:
 
 
 class MongoWebhookStore:
-    """Webhook collections beside the host's, written in the host's transactions."""
+    """Webhook collections beside the host's, written in the host's transactions; signing secrets sealed
+    under the host's keyring ``keys``."""
 
-    def __init__(self, mdb: MongoDb) -> None:
-        self.mdb = mdb
+    def __init__(self, mdb: MongoDb, *, keys: KeyRing) -> None:
+        self.mdb, self.keys = mdb, keys
         self._ready = False
         self._lock = threading.Lock()
 
@@ -38,14 +37,37 @@ class MongoWebhookStore:
                     deliveries.create_index([("webhook_id", ASCENDING), ("event_id", ASCENDING)], unique=True)
                     deliveries.create_index([("status", ASCENDING), ("next_ms", ASCENDING)])
                     deliveries.create_index([("webhook_id", ASCENDING), ("seq", DESCENDING)])
+                    deliveries.create_index([("customer_id", ASCENDING)])
+                    self.mdb.database["webhook_alerts_seen"].create_index([("customer_id", ASCENDING)])
+                    self._upgrade()
                     self._ready = True
         return self.mdb[name]
+
+    def _upgrade(self) -> None:
+        """Bring what an older version wrote up to date, once: deliveries learn whom they are about (from their
+        body, where every event names its customer) and clear signing secrets are sealed."""
+        db = self.mdb.database  # outside any transaction, like the indexes
+        deliveries = db["webhook_deliveries"]
+        for doc in deliveries.find({"customer_id": {"$exists": False}}, {"body": 1}):
+            customer = json.loads(doc["body"]).get("data", {}).get("customer_id")
+            deliveries.update_one({"_id": doc["_id"]}, {"$set": {"customer_id": customer}})
+        subs = db["webhook_subscriptions"]
+        for doc in subs.find({}, {"secret": 1}):
+            if needs_sealing(doc["secret"]):
+                subs.update_one({"_id": doc["_id"], "secret": doc["secret"]},
+                                {"$set": {"secret": seal_secret(self.keys, doc["_id"], doc["secret"])}})
+
+    def _sub(self, doc) -> Subscription:
+        return Subscription(doc["_id"], doc["url"], tuple(doc["event_types"]),
+                            open_secret(self.keys, doc["_id"], doc["secret"]), doc["enabled"],
+                            doc.get("description"), doc["created_by"], doc["created_at"], doc["updated_at"])
 
     def subscription_add(self, sub: Subscription) -> None:
         """Keep a new subscription."""
         doc = asdict(sub)
         doc["_id"] = doc.pop("webhook_id")
         doc["event_types"] = list(sub.event_types)
+        doc["secret"] = seal_secret(self.keys, sub.webhook_id, sub.secret)
         self._col("webhook_subscriptions").insert_one(doc)
 
     def subscription_put(self, sub: Subscription) -> None:
@@ -57,13 +79,13 @@ class MongoWebhookStore:
     def subscription(self, webhook_id: str) -> Subscription | None:
         """One subscription."""
         doc = self._col("webhook_subscriptions").find_one({"_id": webhook_id})
-        return _sub(doc) if doc else None
+        return self._sub(doc) if doc else None
 
     def subscriptions(self, *, enabled_only: bool = False) -> list[Subscription]:
         """Every subscription, oldest first."""
         query = {"enabled": True} if enabled_only else {}
         docs = self._col("webhook_subscriptions").find(query).sort([("created_at", ASCENDING), ("_id", ASCENDING)])
-        return [_sub(d) for d in docs]
+        return [self._sub(d) for d in docs]
 
     def deliveries_add(self, deliveries: list[Delivery]) -> int:
         """Keep new deliveries; returns how many were new."""
@@ -106,7 +128,7 @@ class MongoWebhookStore:
         """Record an attempt's outcome."""
         doc = asdict(replace(delivery))
         doc.pop("delivery_id")
-        for fixed in ("webhook_id", "event_id", "event_type", "body", "created_at"):
+        for fixed in ("webhook_id", "event_id", "event_type", "body", "created_at", "customer_id"):
             doc.pop(fixed)
         self._col("webhook_deliveries").update_one({"_id": delivery.delivery_id}, {"$set": doc})
 
@@ -125,6 +147,15 @@ class MongoWebhookStore:
         docs = col.find(query).sort("seq", DESCENDING).skip(offset).limit(limit)
         return [_delivery(d) for d in docs], col.count_documents(query)
 
+    def customers_erase(self, customer_ids: list[str]) -> int:
+        """Delete every delivery about these customer or record ids and their alerts seen (in the caller's
+        transaction); returns how many deliveries."""
+        ids = sorted(set(customer_ids))
+        if not ids:
+            return 0
+        self._col("webhook_alerts_seen").delete_many({"customer_id": {"$in": ids}})
+        return self._col("webhook_deliveries").delete_many({"customer_id": {"$in": ids}}).deleted_count
+
     def deliveries_purge(self, *, before: str) -> int:
         """Forget delivered and dead deliveries last tried before ``before``."""
         return self._col("webhook_deliveries").delete_many(
@@ -133,12 +164,13 @@ class MongoWebhookStore:
     def alerts_seen(self, alert_ids: list[str]) -> dict[str, AlertSeen]:
         """The last change seen of these alerts."""
         docs = self._col("webhook_alerts_seen").find({"_id": {"$in": sorted(set(alert_ids))}})
-        return {d["_id"]: AlertSeen(d["_id"], d["status"], d["severity"]) for d in docs}
+        return {d["_id"]: AlertSeen(d["_id"], d["status"], d["severity"], d.get("customer_id")) for d in docs}
 
     def alerts_seen_put(self, *, seen: list[AlertSeen], forget: list[str]) -> None:
         """Keep the last change seen of alerts; forget resolved ones."""
         col = self._col("webhook_alerts_seen")
         for s in seen:
-            col.replace_one({"_id": s.alert_id}, {"status": s.status, "severity": s.severity}, upsert=True)
+            col.replace_one({"_id": s.alert_id}, {"status": s.status, "severity": s.severity,
+                                                  "customer_id": s.customer_id}, upsert=True)
         if forget:
             col.delete_many({"_id": {"$in": forget}})

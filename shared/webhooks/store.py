@@ -2,6 +2,9 @@
 
 Adapters (``sqlite.py``, ``mongo.py``) live in the host service's own database, so a batch's deliveries are
 written in the same transaction as the rest of what the batch does, and its dead letters beside them.
+Signing secrets are kept sealed under the host's keyring (encryption at rest, ``shared/storage/crypto.py``):
+a copy of the database alone signs nothing. Secrets kept in clear by an older version are sealed when the
+store opens.
 """
 
 from __future__ import annotations
@@ -51,6 +54,8 @@ class Delivery:
     last_error: str | None = None
     dead_reason: str | None = None
     updated_at: str | None = None
+    # Whom the event is about (``data.customer_id``): what an erasure deletes the delivery by.
+    customer_id: str | None = None
 
 
 class WebhookStore(Protocol):
@@ -85,6 +90,10 @@ class WebhookStore(Protocol):
     def deliveries(self, webhook_id: str, *, status: str | None = None, offset: int = 0,
                    limit: int = 50) -> tuple[list[Delivery], int]:
         """A subscription's deliveries, newest first, and how many there are."""
+
+    def customers_erase(self, customer_ids: list[str]) -> int:
+        """Delete every delivery (pending, delivered or dead) about these customer or record ids, and the alert
+        changes seen of theirs, in the caller's transaction (an erasure's); returns how many deliveries."""
 
     def deliveries_purge(self, *, before: str) -> int:
         """Forget delivered and dead deliveries last tried before ``before`` (ISO-8601 UTC); returns how many."""

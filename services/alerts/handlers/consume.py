@@ -301,5 +301,7 @@ def owners(items: Items, *, deps: Deps, outcome: Fold) -> list[OutboxMessage]:
 def erase(items: Items, *, deps: Deps, outcome: BatchOutcome) -> list[OutboxMessage]:
     """Erase customers (issue 12): their facts, free text and alerts deleted; each erasure confirmed on
     alerts' topic."""
+    if deps.webhooks is not None:  # issue 14: webhook deliveries about them go in this same transaction
+        deps.webhooks.erase([one.item.message for one in items], host_store=deps.store)
     return erase_each(items, service="alerts", store=deps.store, settings=deps.settings,
                       topic=topics.ALERTS_EVENTS, clock=deps.clock, outcome=outcome)

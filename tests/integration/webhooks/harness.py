@@ -10,9 +10,17 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from services.alerts.app import create_app
+from services.alerts.messages import consume
 from services.alerts.store.sqlite import SqliteAlertsStore
 from shared.contract import topics
-from shared.contract.messages import AlertChanged, CampaignTouched, PointsExpiryAnnounced, TierChanged, encode
+from shared.contract.messages import (
+    AlertChanged,
+    CampaignTouched,
+    CustomerErased,
+    PointsExpiryAnnounced,
+    TierChanged,
+    encode,
+)
 from shared.settings import Settings
 from shared.streaming.batch import BatchOutcome, Incoming
 from shared.webhooks.config import WebhooksConfig
@@ -27,8 +35,8 @@ _TOPIC = {AlertChanged: topics.ALERTS_EVENTS, CampaignTouched: topics.CAMPAIGN_T
 class Host:
     """One alerts service with webhooks; ``start()`` runs its dispatcher."""
 
-    def __init__(self, path: Path, **config: Any) -> None:
-        self.store = SqliteAlertsStore(path)
+    def __init__(self, path: Path, *, store: Any = None, **config: Any) -> None:
+        self.store = store if store is not None else SqliteAlertsStore(path)
         settings = Settings(_env_file=None, api_keys=f"{ADMIN}:admin,{READER}:reader")
         cfg = {"backoff_s": 0.05, "timeout_s": 2.0, "poll_s": 0.05, "max_attempts": 4, **config}
         self.sent: list = []  # what the service published (audit entries)
@@ -57,6 +65,13 @@ class Host:
             self._offset += 1
             batch.append(Incoming(encode(m), _TOPIC[type(m)], 0, self._offset))
         return self.hooks.consume(batch, host_store=self.store, service="alerts", prefix="")
+
+    def erase(self, customer_id: str, *records: str) -> BatchOutcome:
+        """Erase a customer as alerts' own agent takes identity's erasure (one batch), as in issue 12."""
+        self._offset += 1
+        m = CustomerErased(erasure_id=f"er_{customer_id}", customer_id=customer_id,
+                           records=[customer_id, *records], at=AT)
+        return consume([Incoming(encode(m), topics.CUSTOMER_EVENTS, 1, self._offset)], deps=self.service.deps)
 
     def deliveries(self, webhook_id: str, **params) -> list[dict]:
         r = self.api.get(f"/v1/webhooks/{webhook_id}/deliveries", params={"limit": 500, **params})
