@@ -338,6 +338,7 @@ def router(deps: Deps) -> APIRouter:
             # The field names only: their values are the customer's personal data.
             audit(caller, action="identity.profile.correct", customer_id=done["customer_id"],
                   target=",".join(done["fields"]), reason=body.reason)
+        deps.relay(done.pop("outbox"))
         return ProfileCorrected(**done)
 
     @r.put("/customers/{customer_id}/owner", response_model=AssignmentRead, tags=["corrections"],
@@ -369,10 +370,11 @@ def router(deps: Deps) -> APIRouter:
         """Assign a customer to an account manager (a staff id, shown in the view); ``null`` ends it."""
         queries.visible_customer(customer_id, deps=deps, seeing=seeing)
         with deps.store.transaction():
-            root, _ = corrections.assign(customer_id, kind="manager", value=body.account_manager, by=caller.name,
-                                         deps=deps)
+            root, outbox = corrections.assign(customer_id, kind="manager", value=body.account_manager,
+                                              by=caller.name, deps=deps)
             audit(caller, action="identity.manager.assign" if body.account_manager else "identity.manager.unassign",
                   customer_id=root, target=body.account_manager, reason=body.reason)
+        deps.relay(outbox)
         return _assignment(root)
 
     def _assignment(root: str) -> AssignmentRead:
