@@ -106,6 +106,25 @@ def correct_profile(customer_id: str, *, fields: dict[str, object], by: str, dep
     if not fields:
         raise InvalidInput("no_fields", "give at least one field to correct (name, gender, birthday, email, city, "
                            "attributes)", details=[{"loc": "body", "msg": "no field to correct"}])
+    data: dict[str, Any] = {"attributes": {}}
+    for name, value in fields.items():
+        if name.startswith("attributes."):
+            data["attributes"][name.removeprefix("attributes.")] = value
+        else:
+            data[name] = value
+    return _correct(customer_id, fields=fields, announced=("crm.profile", data), by=by, deps=deps)
+
+
+def correct_consent(customer_id: str, *, purpose: str, granted: bool, by: str, deps: Deps) -> dict[str, Any]:
+    """Record a consent the customer gave or withdrew in front of staff (``staff`` source, dated now), as a
+    ``crm.consent`` event would: it decides until a channel reports a newer one."""
+    return _correct(customer_id, fields={f"consent.{purpose}": granted}, by=by, deps=deps,
+                    announced=("crm.consent", {"purpose": purpose, "granted": granted}))
+
+
+def _correct(customer_id: str, *, fields: dict[str, object], announced: tuple[str, dict[str, Any]], by: str,
+             deps: Deps) -> dict[str, Any]:
+    """Keep staff values and announce them, with the customer's touch and the outbox, in one transaction."""
     store, now = deps.store, deps.clock()
     correction_id = _new_id("pf")
     values = staff_values(fields, by=by, at_ms=epoch_ms(now), correction_id=correction_id)
@@ -117,14 +136,9 @@ def correct_profile(customer_id: str, *, fields: dict[str, object], by: str, dep
                            details={"fields": later})
         store.put_attributes([(root.id, values)])
         store.touch(root.id, at=iso_utc(now))
-        data: dict[str, Any] = {"attributes": {}}
-        for name, value in fields.items():
-            if name.startswith("attributes."):
-                data["attributes"][name.removeprefix("attributes.")] = value
-            else:
-                data[name] = value
-        outbox = store.outbox_add([staff_event(root.id, type_="crm.profile", data=data, by=by,
-                                               event_id=correction_id, at=now, deps=deps)])
+        type_, data = announced
+        outbox = store.outbox_add([staff_event(root.id, type_=type_, data=data, by=by, event_id=correction_id,
+                                               at=now, deps=deps)])
     return {"customer_id": root.id, "correction_id": correction_id, "fields": [v.field for v in values],
             "at": iso_utc(now), "outbox": outbox}
 
