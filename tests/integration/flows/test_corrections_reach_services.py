@@ -1,7 +1,7 @@
 """Issue 14: a staff correction reaches every service the normal way, on a real broker: identity announces it
 as a resolved ``crm.profile`` event from ``staff/<who>``, so alerts' birthday alert follows a corrected
 birthday and its manager follows an account manager assignment, exactly once, until a channel reports a
-value dated after the correction."""
+value dated after the correction. A consent staff record reaches campaigns' consent check the same way."""
 
 from __future__ import annotations
 
@@ -11,7 +11,18 @@ from datetime import timedelta
 import pytest
 
 from shared.settings import Settings
-from tests.integration.flows.support import ADMIN, OPERATOR, READER, Flow, at, event, new_phone, purchase, running_flow
+from tests.integration.flows.support import (
+    ADMIN,
+    OPERATOR,
+    READER,
+    Flow,
+    at,
+    event,
+    new_id,
+    new_phone,
+    purchase,
+    running_flow,
+)
 
 pytestmark = pytest.mark.broker
 
@@ -100,4 +111,36 @@ def test_an_assigned_account_manager_owns_the_customers_alerts_and_ending_it_giv
     assert r.status_code == 200, r.text
     flow.ingest(_profile(phone, NOW + timedelta(hours=1), attributes={"account_manager": "am-9"}))
     assert _birthday_alert(flow, c)["manager"] == "am-9"  # a channel's newer value wins, as for any field
+    _no_dead_letters(flow)
+
+
+def test_a_consent_staff_record_decides_campaigns_consent_check_until_a_newer_channel_consent(flow: Flow):
+    store, phone = new_id("SH"), new_phone()
+    flow.ingest(event("crm.consent", at("2026-11-01T09:00"), {"phone": phone}, purpose="sms", granted=True),
+                purchase({"phone": phone}, at("2026-11-02T10:00"), "100.00", store=store))
+    c = flow.customer_id(phone=phone)
+    r = flow.campaigns.post("/v1/campaigns", json={
+        "name": "Winter offer", "objective": "promotion", "channel": "sms", "audience": {"home_stores": [store]},
+        "starts_at": "2026-11-21T00:00:00+08:00", "ends_at": "2026-11-30T00:00:00+08:00"})
+    assert r.status_code == 201, r.text
+    cid = r.json()["campaign_id"]
+
+    def preview() -> tuple[int, int, dict]:
+        p = flow.campaigns.get(f"/v1/campaigns/{cid}/preview").json()
+        return p["matched"], p["members"], {k: n for k, n in p["excluded"].items() if n}
+
+    assert preview() == (1, 1, {})
+    r = flow.identity.put(f"/v1/customers/{c}/consents/sms", json={"granted": False,
+                                                                   "reason": "asked at the counter: no more texts"})
+    assert r.status_code == 200, r.text
+    flow.platform.settle()
+    flow.set_clocks(NOW + timedelta(minutes=1))  # campaigns looks after the correction
+    assert preview() == (1, 0, {"opted_out": 1})
+    flow.assert_replays_change_nothing([c])
+    assert preview() == (1, 0, {"opted_out": 1})
+
+    flow.ingest(event("crm.consent", NOW + timedelta(hours=1), {"phone": phone}, source="wechat/oa", purpose="sms",
+                      granted=True))
+    flow.set_clocks(NOW + timedelta(hours=2))
+    assert preview() == (1, 1, {})
     _no_dead_letters(flow)
