@@ -121,3 +121,12 @@ def test_a_consent_correction_refuses_bad_input_readers_and_customers_outside_th
     assert platform.call("PUT", "/v1/customers/c_nobody/consents/sms", OPERATOR,
                          json={"granted": True, "reason": "x"}).status_code == 404
     assert platform.audit("identity.consent.correct") == [] and _staff_events(platform) == []
+
+
+def test_a_channel_cannot_send_an_event_from_the_staff_source(platform):
+    r = platform.call("POST", "/v1/events", OPERATOR, json=[
+        event("pr1", {"phone": LI}, kind="crm.profile", source="staff/ops-1", birthday="1990-02-01")])
+    assert r.status_code == 422, r.text
+    [result] = r.json()["results"]
+    assert result["reasons"] == ["source: String should match pattern '^(pos|wechat|web)/[^\\s]+$'"]
+    assert platform.lookup(LI) == 404
