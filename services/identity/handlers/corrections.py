@@ -166,7 +166,8 @@ def _identity_of(record_id: str, *, deps: Deps) -> dict[str, str]:
 
 def assign(customer_id: str, *, kind: str, value: str | None, by: str, deps: Deps) -> tuple[str, list[OutboxMessage]]:
     """Assign a customer to a store (its owning store from now on) or an account manager; ``None`` ends the
-    assignment (the owning store is computed again). Returns the customer and the owner change to relay."""
+    assignment (the owning store is computed again). Returns the customer and what to relay: the owner change,
+    or the manager as the other services read it."""
     store, now = deps.store, deps.clock()
     at = iso_utc(now)
     with store.transaction():
