@@ -5,7 +5,7 @@
 
 import json
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -19,6 +19,8 @@ from services.identity.schemas import (
     AuditPage,
     ConflictsPage,
     ConflictUpdate,
+    ConsentCorrected,
+    ConsentCorrection,
     CustomerRead,
     CustomersPage,
     ErasureAccepted,
@@ -53,6 +55,9 @@ from shared.http.bounds import MAX_ID, Cursor, Offset, decode_cursor
 from shared.http.errors import Forbidden, InvalidInput
 
 _EVENT = {"type": "object", "description": "a CloudEvent 1.0 in structured mode (see the README)"}
+
+# A consent purpose staff may correct (shared.contract.events.CONSENT_PURPOSES).
+Purpose = Literal["sms", "wechat", "email", "mail", "call"]
 
 
 def _events_body(max_batch: int) -> dict[str, Any]:
@@ -338,7 +343,25 @@ def router(deps: Deps) -> APIRouter:
             # The field names only: their values are the customer's personal data.
             audit(caller, action="identity.profile.correct", customer_id=done["customer_id"],
                   target=",".join(done["fields"]), reason=body.reason)
+        deps.relay(done.pop("outbox"))
         return ProfileCorrected(**done)
+
+    @r.put("/customers/{customer_id}/consents/{purpose}", response_model=ConsentCorrected, tags=["corrections"],
+           responses=errors(404, 409))
+    def put_consent(customer_id: str, purpose: Purpose, body: ConsentCorrection, deps: DepsDep, caller: Operator,
+                    seeing: Seeing) -> ConsentCorrected:
+        """Record a consent the customer gave or withdrew in front of staff: it decides (campaigns' consent
+        checks included) until a channel reports a newer one."""
+        queries.visible_customer(customer_id, deps=deps, seeing=seeing)
+        with deps.store.transaction():
+            done = corrections.correct_consent(customer_id, purpose=purpose, granted=body.granted, by=caller.name,
+                                               deps=deps)
+            # The purpose only: whether it was granted is the customer's own.
+            audit(caller, action="identity.consent.correct", customer_id=done["customer_id"],
+                  target=f"consent.{purpose}", reason=body.reason)
+        deps.relay(done.pop("outbox"))
+        return ConsentCorrected(customer_id=done["customer_id"], correction_id=done["correction_id"],
+                                purpose=purpose, granted=body.granted, at=done["at"])
 
     @r.put("/customers/{customer_id}/owner", response_model=AssignmentRead, tags=["corrections"],
            responses=errors(404))
@@ -369,10 +392,11 @@ def router(deps: Deps) -> APIRouter:
         """Assign a customer to an account manager (a staff id, shown in the view); ``null`` ends it."""
         queries.visible_customer(customer_id, deps=deps, seeing=seeing)
         with deps.store.transaction():
-            root, _ = corrections.assign(customer_id, kind="manager", value=body.account_manager, by=caller.name,
-                                         deps=deps)
+            root, outbox = corrections.assign(customer_id, kind="manager", value=body.account_manager,
+                                              by=caller.name, deps=deps)
             audit(caller, action="identity.manager.assign" if body.account_manager else "identity.manager.unassign",
                   customer_id=root, target=body.account_manager, reason=body.reason)
+        deps.relay(outbox)
         return _assignment(root)
 
     def _assignment(root: str) -> AssignmentRead:

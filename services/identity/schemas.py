@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, StrictBool, field_validator
 
 from shared.access.audit import REASON_MAX
 from shared.contract.view_parts import AlertsPart, CampaignItem, LoyaltyPart
@@ -308,6 +308,20 @@ class ProfileCorrected(BaseModel):
     customer_id: str
     correction_id: str
     fields: list[str]
+    at: str
+
+
+class ConsentCorrection(_Reasoned):
+    """A consent the customer gave or withdrew in front of staff."""
+
+    granted: StrictBool
+
+
+class ConsentCorrected(BaseModel):
+    customer_id: str
+    correction_id: str
+    purpose: str
+    granted: bool
     at: str
 
 

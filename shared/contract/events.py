@@ -26,6 +26,10 @@ from pydantic import (
 )
 
 CHANNELS = ("pos", "wechat", "web")
+# Issue 14: a source may also be ``staff/<who>``, on the corrections identity announces as resolved customer
+# events; never a channel's: ``parse_event`` refuses it unless the caller reads identity's resolved events.
+_CHANNEL_SOURCE = r"^(pos|wechat|web)/[^\s]+$"
+_SOURCE = r"^(pos|wechat|web|staff)/[^\s]+$"
 IDENTIFIER_TYPES = (
     "phone",
     "wechat_unionid",
@@ -179,7 +183,7 @@ class DeliveryData(_Data):
 class ChannelEventBase(_Open):
     specversion: Literal["1.0"]
     id: NonEmpty
-    source: str = Field(pattern=r"^(pos|wechat|web)/[^\s]+$", max_length=256)
+    source: str = Field(pattern=_SOURCE, max_length=256)
     type: str
     time: AwareDatetime
     datacontenttype: str | None = "application/json"
@@ -209,7 +213,7 @@ class ChannelEventBase(_Open):
 
     @property
     def channel(self) -> str:
-        """``pos``, ``wechat`` or ``web``, from ``source``."""
+        """``pos``, ``wechat`` or ``web``, from ``source`` (``staff`` for a correction identity announces)."""
         return self.source.split("/", 1)[0]
 
     @property
@@ -370,20 +374,27 @@ def check_depth(raw: bytes | str | dict) -> None:
         raise _too_deep()
 
 
-def parse_event(raw: bytes | str | dict, *, shallow: bool = False) -> ChannelEvent:
+def parse_event(raw: bytes | str | dict, *, shallow: bool = False, resolved: bool = False) -> ChannelEvent:
     """One channel event from JSON bytes or a dict, or InvalidEvent with clean reasons; ``shallow`` says
-    the caller has proved it nests no deeper than MAX_EVENT_DEPTH (its depth is not checked again)."""
+    the caller has proved it nests no deeper than MAX_EVENT_DEPTH (its depth is not checked again);
+    ``resolved`` that it is the event of identity's resolved customer event, which may be a staff correction."""
     if not shallow:
         check_depth(raw)
     try:
         if isinstance(raw, dict):
-            return _ADAPTER.validate_python(raw)
-        return _ADAPTER.validate_json(raw)
+            event = _ADAPTER.validate_python(raw)
+        else:
+            event = _ADAPTER.validate_json(raw)
     except ValidationError as exc:
         code = "invalid_json" if any(e["type"] == "json_invalid" for e in exc.errors()) else "invalid_event"
         if code == "invalid_json":
             raise InvalidEvent(code, ["value is not valid JSON"]) from None
-        raise InvalidEvent(code, _reasons(exc)) from None
+        # The pattern a channel's source must match is the one a refusal names (staff is not a channel's).
+        raise InvalidEvent(code, [r.replace(_SOURCE, _CHANNEL_SOURCE) for r in _reasons(exc)]) from None
+    if not resolved and event.source.startswith("staff/"):
+        # A channel may not speak for staff: its event is refused as one naming no channel is.
+        raise InvalidEvent("invalid_event", [f"source: String should match pattern '{_CHANNEL_SOURCE}'"])
+    return event
 
 
 def event_time(event: ChannelEventBase) -> datetime:

@@ -326,7 +326,7 @@ def read(raw: bytes | str) -> Read:
     if isinstance(message, CustomerEventResolved):
         # A message that nests no deeper than the limit carries an event that cannot either: the event's
         # dict is not walked again for its depth.
-        return Read(message, parse_event(message.event, shallow=_shallow(raw)))
+        return Read(message, parse_event(message.event, shallow=_shallow(raw), resolved=True))
     return Read(message)
 
 

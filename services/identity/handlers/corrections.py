@@ -3,12 +3,14 @@ found to be one person, change a customer's phone, correct profile fields, assig
 or an account manager.
 
 Each runs in one store transaction that the route's audit entry joins; what other services must learn
-goes through the outbox the way consumption announces it (``CustomerMerged``, ``CustomerOwnerChanged``).
+goes through the outbox the way consumption announces it (``CustomerMerged``, ``CustomerOwnerChanged``, and
+for a profile value a resolved customer event from the ``staff/<who>`` source, see ``staff_event``).
 """
 
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 from services.identity.domain.cleaning import clean_identity
@@ -21,9 +23,9 @@ from services.identity.store import AssignmentRow
 from shared.access.visibility import Visibility
 from shared.clock import iso_utc
 from shared.contract import topics
-from shared.contract.events import Identity, InvalidEvent
+from shared.contract.events import IDENTIFIER_TYPES, Identity, InvalidEvent, parse_event
 from shared.contract.facts import epoch_ms, newest
-from shared.contract.messages import CustomerMerged
+from shared.contract.messages import CustomerMerged, resolved_event_json
 from shared.http.errors import Conflict, InvalidInput, NotFound
 from shared.storage.base import OutboxMessage
 from shared.streaming.outbox import outbox_message
@@ -104,6 +106,25 @@ def correct_profile(customer_id: str, *, fields: dict[str, object], by: str, dep
     if not fields:
         raise InvalidInput("no_fields", "give at least one field to correct (name, gender, birthday, email, city, "
                            "attributes)", details=[{"loc": "body", "msg": "no field to correct"}])
+    data: dict[str, Any] = {"attributes": {}}
+    for name, value in fields.items():
+        if name.startswith("attributes."):
+            data["attributes"][name.removeprefix("attributes.")] = value
+        else:
+            data[name] = value
+    return _correct(customer_id, fields=fields, announced=("crm.profile", data), by=by, deps=deps)
+
+
+def correct_consent(customer_id: str, *, purpose: str, granted: bool, by: str, deps: Deps) -> dict[str, Any]:
+    """Record a consent the customer gave or withdrew in front of staff (``staff`` source, dated now), as a
+    ``crm.consent`` event would: it decides until a channel reports a newer one."""
+    return _correct(customer_id, fields={f"consent.{purpose}": granted}, by=by, deps=deps,
+                    announced=("crm.consent", {"purpose": purpose, "granted": granted}))
+
+
+def _correct(customer_id: str, *, fields: dict[str, object], announced: tuple[str, dict[str, Any]], by: str,
+             deps: Deps) -> dict[str, Any]:
+    """Keep staff values and announce them, with the customer's touch and the outbox, in one transaction."""
     store, now = deps.store, deps.clock()
     correction_id = _new_id("pf")
     values = staff_values(fields, by=by, at_ms=epoch_ms(now), correction_id=correction_id)
@@ -115,14 +136,40 @@ def correct_profile(customer_id: str, *, fields: dict[str, object], by: str, dep
                            details={"fields": later})
         store.put_attributes([(root.id, values)])
         store.touch(root.id, at=iso_utc(now))
+        type_, data = announced
+        outbox = store.outbox_add([staff_event(root.id, type_=type_, data=data, by=by, event_id=correction_id,
+                                               at=now, deps=deps)])
     return {"customer_id": root.id, "correction_id": correction_id, "fields": [v.field for v in values],
-            "at": iso_utc(now)}
+            "at": iso_utc(now), "outbox": outbox}
+
+
+def staff_event(customer_id: str, *, type_: str, data: dict[str, Any], by: str, event_id: str, at: datetime,
+                deps: Deps) -> OutboxMessage:
+    """A correction as every service reads a profile or consent change: the resolved customer event of a
+    channel event from the source ``staff/<who>``, with the correction's id (so a duplicate or a replay is
+    the same event) and its time (so a channel value dated later wins again downstream as it does here)."""
+    event = parse_event({"specversion": "1.0", "id": event_id, "source": staff_source(by), "type": type_,
+                         "time": at.isoformat(), "data": {"identity": _identity_of(customer_id, deps=deps), **data}},
+                        resolved=True)
+    body = resolved_event_json(customer_id=customer_id, record_id=customer_id, event_json=event.model_dump_json(),
+                               resolved_at=at)
+    return outbox_message(deps.settings, topics.CUSTOMER_EVENTS, customer_id, body)
+
+
+def _identity_of(record_id: str, *, deps: Deps) -> dict[str, str]:
+    """The identity block of a staff event: the record's first identifier by priority, as a resolved event of
+    the record carries (no service resolves it again); the record id as an anonymous id when it has none."""
+    held = {row.type: row.value for row in deps.store.identifiers([record_id])}
+    kind = next((t for t in IDENTIFIER_TYPES if held.get(t)), None)
+    return {kind: held[kind]} if kind else {"anonymous_id": record_id}
 
 
 def assign(customer_id: str, *, kind: str, value: str | None, by: str, deps: Deps) -> tuple[str, list[OutboxMessage]]:
     """Assign a customer to a store (its owning store from now on) or an account manager; ``None`` ends the
-    assignment (the owning store is computed again). Returns the customer and the owner change to relay."""
-    store, at = deps.store, iso_utc(deps.clock())
+    assignment (the owning store is computed again). Returns the customer and what to relay: the owner change,
+    or the manager as the other services read it."""
+    store, now = deps.store, deps.clock()
+    at = iso_utc(now)
     with store.transaction():
         root = active_record(store, customer_id).id
         if value is None:
@@ -130,5 +177,19 @@ def assign(customer_id: str, *, kind: str, value: str | None, by: str, deps: Dep
         else:
             store.put_assignment(AssignmentRow(root, kind, value, by, at))
         store.touch(root, at=at)
-        outbox = store.outbox_add(announce_owners({root}, deps=deps)) if kind == "store" else []
+        if kind == "store":
+            outbox = store.outbox_add(announce_owners({root}, deps=deps))
+        else:
+            outbox = store.outbox_add([_manager_event(root, value=value, by=by, at=now, deps=deps)])
     return root, outbox
+
+
+def _manager_event(root: str, *, value: str | None, by: str, at: datetime, deps: Deps) -> OutboxMessage:
+    """An account manager assignment as the other services read a manager: ``attributes.account_manager`` of a
+    staff profile event. Ending one announces the manager the customer's profile names without it (a
+    channel's ``attributes.account_manager``, or none)."""
+    if value is None:
+        held = newest(deps.store.attributes(deps.store.group(root))).get("attributes.account_manager")
+        value = held.value if held is not None else None
+    return staff_event(root, type_="crm.profile", data={"attributes": {"account_manager": value}}, by=by,
+                       event_id=_new_id("am"), at=at, deps=deps)

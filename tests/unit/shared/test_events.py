@@ -134,3 +134,12 @@ def test_a_value_that_is_not_json_is_refused_as_such():
     with pytest.raises(InvalidEvent) as bad:
         parse_event(b'{"specversion": "1.0", "id": "13800138000"')
     assert (bad.value.code, bad.value.reasons) == ("invalid_json", ["value is not valid JSON"])
+
+
+def test_a_staff_source_is_refused_from_a_channel_and_read_on_a_resolved_event():
+    staff = {**ev("crm.profile", birthday="1990-11-26"), "source": "staff/ops-1", "id": "pf_1"}
+    with pytest.raises(InvalidEvent) as refused:
+        parse_event(json.dumps(staff))
+    assert refused.value.reasons == ["source: String should match pattern '^(pos|wechat|web)/[^\\s]+$'"]
+    read = parse_event(staff, resolved=True)
+    assert (type(read), read.source, read.channel) == (ProfileEvent, "staff/ops-1", "staff")
