@@ -8,8 +8,9 @@ state does not depend on the order receipts arrive in. A failed touch's reason i
 
 A reply moves its member to a campaign's follow-up step when the step's ``match`` (a keyword or regular
 expression, searched case-insensitively in the Unicode-folded reply) finds something, or always without
-one. Patterns whose repeated group holds another repeat or an alternation are refused: the reply is the
-customer's text, and such patterns can backtrack for exponential time on a crafted one.
+one; the pattern is folded the same way. Patterns whose repeated group holds another repeat or an
+alternation are refused: the reply is the customer's text, and such patterns can backtrack for
+exponential time on a crafted one.
 """
 
 from __future__ import annotations
@@ -132,6 +133,8 @@ def check_pattern(pattern: str) -> re.Pattern[str]:
     """A follow-up's ``match`` compiled (case-insensitive), or ValueError saying why it is refused."""
     from re import _parser  # type: ignore[attr-defined]
 
+    # Folded as replies are (a keyword typed full-width, ＹＥＳ, must find the reply ＹＥＳ, read YES).
+    pattern = unicodedata.normalize("NFKC", pattern)
     try:
         compiled = re.compile(pattern, re.IGNORECASE)
     except re.error as exc:

@@ -1,0 +1,41 @@
+"""Review of issue 14 (webhooks, delivery receipts): probes of defects found, each failing before its fix."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.campaigns.domain.delivery import check_pattern, reply_matches
+from tests.integration.webhooks.harness import Host, touch
+from tests.integration.webhooks.receiver import wait_for
+
+
+@pytest.mark.parametrize(("match", "reply"), [("ＹＥＳ", "ＹＥＳ"), ("ＹＥＳ", "yes please"), ("是的|ＯＫ", "ok")])
+def test_a_full_width_keyword_matches_the_reply_it_names(match, reply):
+    # Replies are NFKC-folded before matching (ＹＥＳ reads YES); a keyword typed full-width with a Chinese
+    # input method must be folded the same way, or it never matches even the identical reply.
+    assert reply_matches(check_pattern(match), reply)
+
+
+@pytest.fixture
+def hosts(tmp_path):
+    made: list[Host] = []
+
+    def make(**config) -> Host:
+        h = Host(tmp_path / "alerts.db", **config)
+        made.append(h)
+        return h
+
+    yield make
+    for h in made:
+        h.stop()
+
+
+def test_a_host_that_does_not_resolve_is_tried_again_not_dead_at_once(hosts):
+    # With the private-address guard on, the name is resolved before every request; a failed lookup (a DNS
+    # outage) is as transient as the connection error the same host gives with the guard off: retried.
+    wid = hosts().subscribe("http://no-such-host.invalid/hook", "campaign.touch")
+    guarded = hosts(block_private=True, max_attempts=3, backoff_s=0.05).start()
+    guarded.feed(touch(1))
+    [d] = wait_for(lambda: guarded.deliveries(wid, status="dead"), what="dead after its tries")
+    assert d["attempts"] == 3
+    assert d["dead_reason"] == "gave up after 3 attempts; last: URL refused: the URL's host does not resolve"
