@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from services.campaigns.domain.delivery import check_pattern, reply_matches
@@ -39,3 +41,14 @@ def test_a_host_that_does_not_resolve_is_tried_again_not_dead_at_once(hosts):
     [d] = wait_for(lambda: guarded.deliveries(wid, status="dead"), what="dead after its tries")
     assert d["attempts"] == 3
     assert d["dead_reason"] == "gave up after 3 attempts; last: URL refused: the URL's host does not resolve"
+
+
+def test_a_follow_up_touch_says_so_to_the_subscriber(hosts):
+    # The cosmetics flow: the first touch is an SMS invite, the follow-up (a reply earned it) mails a sample.
+    # A channel system fed by campaign.touch must tell them apart as the platform's own CampaignTouched does.
+    h = hosts()
+    wid = h.subscribe("http://127.0.0.1:9/hook", "campaign.touch")
+    h.feed(touch(1), touch(2, step="follow_up", channel="mail"))
+    bodies = {d["event_id"]: json.loads(h.hooks.store.delivery(d["delivery_id"]).body) for d in h.deliveries(wid)}
+    steps = sorted((b["data"]["touch_id"], b["data"]["step"]) for b in bodies.values())
+    assert steps == [("t-1", "initial"), ("t-2", "follow_up")]
