@@ -18,6 +18,14 @@ def test_a_full_width_keyword_matches_the_reply_it_names(match, reply):
     assert reply_matches(check_pattern(match), reply)
 
 
+@pytest.mark.parametrize(("match", "reply", "moves"), [
+    ("是？", "是?", True), ("是？", "不要", False),
+    ("确认（样品）", "确认（样品）", True), ("确认（样品）", "确认样品", False)])
+def test_full_width_punctuation_in_a_keyword_stays_text(match, reply, moves):
+    # Folding a keyword must not turn a full-width ？ or （ into regex syntax: 是？ would match every reply.
+    assert reply_matches(check_pattern(match), reply) is moves
+
+
 @pytest.fixture
 def hosts(tmp_path):
     made: list[Host] = []
