@@ -25,7 +25,7 @@ from shared.clock import iso_utc
 from shared.webhooks import signing
 from shared.webhooks.config import WebhooksConfig
 from shared.webhooks.store import Delivery, Subscription, WebhookStore
-from shared.webhooks.urls import UnsafeUrl, check_url
+from shared.webhooks.urls import Unresolved, UnsafeUrl, check_url
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +155,8 @@ class Dispatcher:
         try:
             await asyncio.get_running_loop().run_in_executor(
                 None, lambda: check_url(sub.url, block_private=self.config.block_private))
+        except Unresolved as exc:  # a lookup that failed now may succeed at the next try
+            raise _Retry(f"URL refused: {exc}") from None
         except UnsafeUrl as exc:
             raise _Fatal(f"URL refused: {exc}") from None
         body = d.body.encode()

@@ -95,10 +95,11 @@ def _tier(m: TierChanged, seen: dict[str, AlertSeen]) -> list[WebhookEvent]:
 
 
 def _touch(m: CampaignTouched, seen: dict[str, AlertSeen]) -> list[WebhookEvent]:
-    # No phone or address: a channel system looks the customer up with its own key (see the README).
+    # No phone or address: a channel system looks the customer up with its own key (see the README). The step
+    # tells a reply's follow-up (the sample to mail) from the first touch (the invite).
     return [WebhookEvent(event_id(CAMPAIGN_TOUCH, m.touch_id), CAMPAIGN_TOUCH, m.at,
                          {"touch_id": m.touch_id, "campaign_id": m.campaign_id, "customer_id": m.customer_id,
-                          "channel": m.channel, "offer": masking.document(m.offer)})]
+                          "channel": m.channel, "step": m.step, "offer": masking.document(m.offer)})]
 
 
 Entry = Callable[[Any, dict[str, AlertSeen]], list[WebhookEvent]]

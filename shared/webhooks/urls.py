@@ -13,6 +13,11 @@ class UnsafeUrl(ValueError):
     """A URL a webhook may not be sent to; the message says why (it never repeats the URL)."""
 
 
+class Unresolved(UnsafeUrl):
+    """The URL's host did not resolve: refused at subscription, but only a failed try when sending (a DNS
+    outage passes, as a connection error does)."""
+
+
 def check_url(url: str, *, block_private: bool, resolve=socket.getaddrinfo) -> str:
     """``url`` if a webhook may be sent to it; raises :class:`UnsafeUrl` otherwise."""
     if len(url) > MAX_URL:
@@ -43,5 +48,5 @@ def _addresses(host: str, port: int, resolve) -> list[ipaddress.IPv4Address | ip
     try:
         infos = resolve(host, port, proto=socket.IPPROTO_TCP)
     except OSError:
-        raise UnsafeUrl("the URL's host does not resolve") from None
+        raise Unresolved("the URL's host does not resolve") from None
     return [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]

@@ -8,8 +8,9 @@ state does not depend on the order receipts arrive in. A failed touch's reason i
 
 A reply moves its member to a campaign's follow-up step when the step's ``match`` (a keyword or regular
 expression, searched case-insensitively in the Unicode-folded reply) finds something, or always without
-one. Patterns whose repeated group holds another repeat or an alternation are refused: the reply is the
-customer's text, and such patterns can backtrack for exponential time on a crafted one.
+one; the pattern is folded the same way. Patterns whose repeated group holds another repeat or an
+alternation are refused: the reply is the customer's text, and such patterns can backtrack for
+exponential time on a crafted one.
 """
 
 from __future__ import annotations
@@ -132,6 +133,7 @@ def check_pattern(pattern: str) -> re.Pattern[str]:
     """A follow-up's ``match`` compiled (case-insensitive), or ValueError saying why it is refused."""
     from re import _parser  # type: ignore[attr-defined]
 
+    pattern = folded_pattern(pattern)
     try:
         compiled = re.compile(pattern, re.IGNORECASE)
     except re.error as exc:
@@ -141,6 +143,17 @@ def check_pattern(pattern: str) -> re.Pattern[str]:
     if _nested_repeat(_parser.parse(pattern).data, False):
         raise ValueError("a repeated group may not hold another repeat or an alternation")
     return compiled
+
+
+def folded_pattern(pattern: str) -> str:
+    """A ``match`` folded as replies are (a keyword typed full-width, ``ＹＥＳ``, finds the reply ``ＹＥＳ``, which
+    reads ``YES``); a character that folds is literal text, so a full-width ``？`` or ``（`` typed in a keyword
+    stays a question mark or a parenthesis and never becomes regex syntax (``是？`` must not match every reply)."""
+    out = []
+    for ch in unicodedata.normalize("NFC", pattern):
+        folded = unicodedata.normalize("NFKC", ch)
+        out.append(ch if folded == ch else re.escape(folded))
+    return "".join(out)
 
 
 def normalised(text: str) -> str:
