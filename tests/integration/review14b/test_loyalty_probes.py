@@ -125,3 +125,19 @@ def test_a_retried_request_with_its_key_after_approval_posts_nothing_more(store,
     listed = api.get("/v1/loyalty/approvals", params={"status": "all"}, headers=ADMIN).json()["items"]
     assert len(listed) == 1
     assert check_invariants(api.service.store, ["c_rt"]) == {"c_rt": 100 + points}
+
+
+def test_an_approval_asked_before_a_merge_and_approved_after_it_goes_back_with_its_customer_on_unmerge(store):
+    api = _client(store)
+    _buy(api, "c_p", ["2026-10-20"], "100.00")
+    _buy(api, "c_q", ["2026-10-21"], "300.00")
+    asked = api.post("/v1/loyalty/accounts/c_p/adjustments", json={"points": 2000, "reason": "till outage"},
+                     headers=OP).json()
+    messages.consume([merge_msg("c_q", "c_p", ["c_p"], "2026-11-01 12:00")], deps=api.service.deps)
+    ok = api.post(f"/v1/loyalty/approvals/{asked['approval_id']}/approve", json={"reason": "checked"},
+                  headers=ADMIN)
+    assert ok.status_code == 200 and ok.json()["points_balance"] == 2400
+    messages.consume([merge_msg("c_q", "c_p", ["c_p"], "2026-11-01 13:00", undo=True)], deps=api.service.deps)
+    # The points were asked for c_p's account: the unmerge gives them back to c_p, as it gives back c_p's own.
+    assert (_account(api, "c_p")["points_balance"], _account(api, "c_q")["points_balance"]) == (2100, 300)
+    assert check_invariants(api.service.store, ["c_p", "c_q"]) == {"c_p": 2100, "c_q": 300}
