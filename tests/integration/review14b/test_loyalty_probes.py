@@ -141,3 +141,21 @@ def test_an_approval_asked_before_a_merge_and_approved_after_it_goes_back_with_i
     # The points were asked for c_p's account: the unmerge gives them back to c_p, as it gives back c_p's own.
     assert (_account(api, "c_p")["points_balance"], _account(api, "c_q")["points_balance"]) == (2100, 300)
     assert check_invariants(api.service.store, ["c_p", "c_q"]) == {"c_p": 2100, "c_q": 300}
+
+
+def test_a_refund_after_the_override_was_lifted_takes_back_what_the_purchase_earned_at_the_held_tier(store):
+    api = _client(store, tier_multipliers="A=2")
+    _buy(api, "c_rf", _days("2026-10", 5, 6), "800.00")  # C: 4,800 points
+    api.post("/v1/loyalty/accounts/c_rf/tier-override", json={"tier": "A", "until": "2026-12-31",
+                                                               "reason": "courtesy"}, headers=OP)
+    api.clock.set("2026-11-02 13:00")
+    messages.consume([purchase_msg("c_rf-n", "100.00", "2026-11-02 12:00", record="c_rf", order="o-rf")],
+                     deps=api.service.deps)
+    assert _account(api, "c_rf")["points_balance"] == 5000  # 200 at A
+    api.clock.set("2026-11-03 10:00")
+    assert api.post("/v1/loyalty/accounts/c_rf/tier-override/lift", json={"reason": "done"},
+                    headers=OP).status_code == 200
+    api.clock.set("2026-11-04 10:00")
+    messages.consume([refund_msg("c_rf-r", "o-rf", "100.00", "2026-11-04 10:00", record="c_rf")],
+                     deps=api.service.deps)
+    assert check_invariants(api.service.store, ["c_rf"]) == {"c_rf": 4800}

@@ -57,3 +57,21 @@ def test_huge_or_odd_attribute_names_answer_422_not_500(store):
         r = platform.call("PATCH", f"/v1/customers/{li}/profile", OPERATOR,
                           json={"attributes": {name: "v"}, "reason": "asked"})
         assert r.status_code in (200, 422), (name[:10], r.status_code, r.text[:300])
+
+
+def test_a_phone_change_after_a_staff_merge_survives_the_unmerge(store):
+    platform = Platform(store)
+    platform.ingest(purchase("p1", {"phone": LI}, "100.00"), purchase("p2", {"phone": WANG}, "40.00"))
+    li, wang = customer_of_phone(LI), customer_of_phone(WANG)
+    done = platform.call("POST", f"/v1/customers/{li}/merge", OPERATOR,
+                         json={"customer_id": wang, "reason": "same person"}).json()
+    r = platform.call("PUT", f"/v1/customers/{li}/phone", OPERATOR, json={"phone": NEW, "reason": "new SIM"})
+    assert r.status_code == 200, r.text
+    assert (platform.lookup(LI), platform.lookup(NEW), platform.lookup(WANG)) == (404, li, li)
+    r = platform.call("POST", f"/v1/customers/{li}/unmerge", OPERATOR, json={"merge_id": done["merge_id"]})
+    assert r.status_code == 200, r.text
+    assert (platform.lookup(LI), platform.lookup(NEW), platform.lookup(WANG)) == (404, li, wang)
+    assert platform.view(li)["phone"] == NEW and platform.view(wang)["phone"] == WANG
+    same = platform.call("PUT", f"/v1/customers/{li}/phone", OPERATOR,
+                         json={"phone": "137 0013 7000", "reason": "again"})
+    assert (same.status_code, same.json()["error"]["code"]) == (409, "phone_unchanged")
