@@ -75,3 +75,14 @@ def test_a_phone_change_after_a_staff_merge_survives_the_unmerge(store):
     same = platform.call("PUT", f"/v1/customers/{li}/phone", OPERATOR,
                          json={"phone": "137 0013 7000", "reason": "again"})
     assert (same.status_code, same.json()["error"]["code"]) == (409, "phone_unchanged")
+
+
+def test_a_huge_number_in_a_custom_attribute_answers_422_not_500(store):
+    platform = Platform(store)
+    platform.ingest(purchase("p1", {"phone": LI}, "10.00"))
+    li = customer_of_phone(LI)
+    r = platform.call("PATCH", f"/v1/customers/{li}/profile", OPERATOR,
+                      json={"attributes": {"visits": 10**30}, "reason": "asked"})
+    assert r.status_code in (200, 422), r.text[:300]
+    if r.status_code == 200:
+        assert platform.view(li)["attributes"]["custom"]["visits"] == 10**30
