@@ -43,6 +43,7 @@ from services.identity.schemas import (
     UnmergeCreate,
     UnmergeRead,
 )
+from shared.access import masking
 from shared.access.audit import AuditQuery
 from shared.access.http import Reason, Reveal, check_reveal
 from shared.access.signin import sign_in, staff_directory
@@ -340,9 +341,10 @@ def router(deps: Deps) -> APIRouter:
         given |= {f"attributes.{k}": v for k, v in body.attributes.items()}
         with deps.store.transaction():
             done = corrections.correct_profile(customer_id, fields=given, by=caller.name, deps=deps)
-            # The field names only: their values are the customer's personal data.
+            # The field names only: their values are the customer's personal data (a custom attribute's
+            # name is staff's free text, so it is scrubbed as a reason is).
             audit(caller, action="identity.profile.correct", customer_id=done["customer_id"],
-                  target=",".join(done["fields"]), reason=body.reason)
+                  target=masking.scrub(",".join(done["fields"])), reason=body.reason)
         deps.relay(done.pop("outbox"))
         return ProfileCorrected(**done)
 

@@ -207,7 +207,9 @@ class RedemptionsPage(BaseModel):
 
 class AdjustmentCreate(BaseModel):
     points: int = Field(ge=-10_000_000, le=10_000_000, description="points to add (negative takes away)")
-    reason: str = Field(min_length=3, max_length=500, description="why: mandatory, kept on the ledger entry")
+    # Stripped before the length check: a blank reason is no reason (a large one waits for approval on it).
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=500)] = Field(
+        description="why: mandatory, not blank, kept on the ledger entry")
 
 
 class AdjustmentRead(BaseModel):

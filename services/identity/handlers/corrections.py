@@ -45,9 +45,17 @@ def merge(customer_id: str, *, other_id: str, by: str, deps: Deps, conflict_id: 
             raise Conflict("already_one_customer", "these two ids are one customer already")
         if survivor.phone is None and merged.phone is not None:
             survivor, merged = merged, survivor
-        if conflict_id is not None and not store.set_conflict_status(conflict_id, status="resolved", by=by,
-                                                                     note=None):
-            raise NotFound("conflict_not_found", "no such conflict")
+        if conflict_id is not None:
+            # Only the conflict about these two is closed by their merge: citing another one would close a
+            # review nobody did and leave its customers apart.
+            named = store.conflict_customers(conflict_id)
+            if named is None:
+                raise NotFound("conflict_not_found", "no such conflict")
+            about = {active_record(store, c).id for c in named if store.record(c) is not None}
+            if not {survivor.id, merged.id} <= about:
+                raise Conflict("conflict_not_about_these", "that conflict is not about these two customers",
+                               details={"conflict_id": conflict_id})
+            store.set_conflict_status(conflict_id, status="resolved", by=by, note=None)
         merge_id = _new_id("m")
         at = deps.clock()
         moved = store.merge(survivor.id, merged.id, merge_id=merge_id, at=iso_utc(at),

@@ -148,6 +148,10 @@ def timeline(purchases: list[Purchase], refunds: list[Refund], book: RuleBook, *
     # A hold that began before the state started from is in that state already.
     events += [(h.start, 3, "", h.override_id, "hold", h) for h in holds
                if h.start <= now and (start is None or h.start >= start.at)]
+    # A hold ending while an earlier one is still in force (two customers' overrides joined by a merge) gives
+    # the tier back to that one, which is in force again.
+    events += [(h.end, 3, "", h.override_id, "hold_end", h) for h in holds
+               if h.end <= now and (start is None or h.end >= start.at)]
     while (begins := month_start(month, zone)) <= now:
         events.append((begins, 0, "", "", "review", month))
         month = add_months(month, 1)
@@ -185,6 +189,9 @@ def timeline(purchases: list[Purchase], refunds: list[Refund], book: RuleBook, *
             months.spend[item[0]] -= item[1]
         elif what == "hold":
             _hold(out, rules, item, at)
+        elif what == "hold_end":
+            if (again := holding(holds, at)) is not None:
+                _hold(out, rules, again, at)
         elif rules.is_review(item) and not (holds and holding(holds, at)):
             _review(out, rules, months, item, at)
     if snapshot_at is not None and out.snapshot is None:

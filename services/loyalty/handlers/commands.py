@@ -192,15 +192,17 @@ def adjust(customer_id: str, *, points: int, reason: str, key: str | None, by: s
 
 
 def post_adjustment(root: str, *, adjustment_id: str, points: int, reason: str, by: str, deps: Deps,
-                    cause: dict[str, Any] | None = None) -> tuple[dict[str, Any], list[OutboxMessage]]:
+                    cause: dict[str, Any] | None = None,
+                    record: str | None = None) -> tuple[dict[str, Any], list[OutboxMessage]]:
     """Post a manual adjustment to ``root``'s ledger inside the caller's transaction, never below a zero balance;
-    the answer's body and what to publish. ``cause``: more to note on the entry (an approval, issue 14)."""
+    the answer's body and what to publish. ``cause``: more to note on the entry (an approval, issue 14);
+    ``record``: the record (of ``root``) the entry belongs to, so an unmerge gives it back with it."""
     store, now = deps.store, deps.clock()
     at, aid = iso_utc(now), adjustment_id
     out = settle_customer(root, deps=deps, trigger=["adjustment"], changed_from=None)
     if points < 0 and not store.debit_balance(root, -points):
         raise Conflict("insufficient_points", "the balance does not cover this adjustment")
-    store.add_entries([Entry(f"a:{aid}|manual|1", root, f"a:{aid}", "manual", ADJUST, points, at, at,
+    store.add_entries([Entry(f"a:{aid}|manual|1", record or root, f"a:{aid}", "manual", ADJUST, points, at, at,
                              {"adjustment_id": aid, "reason": reason, "by": by, **(cause or {})})])
     out += settle_customer(root, deps=deps, trigger=[f"adjustment:{aid}"], changed_from=now)
     return {"adjustment_id": aid, "customer_id": root, "points": points, "reason": reason, "by": by, "at": at,

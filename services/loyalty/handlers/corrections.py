@@ -189,7 +189,8 @@ def decide(approval_id: str, *, approve: bool, reason: str, by: str, deps: Deps)
                 # comes from the approval, so it is never posted twice.
                 _, out = post_adjustment(root, adjustment_id=aid, points=row.points, reason=row.reason,
                                          by=row.requested_by, deps=deps,
-                                         cause={"approval_id": approval_id, "approved_by": by})
+                                         cause={"approval_id": approval_id, "approved_by": by},
+                                         record=row.customer_id)  # asked for that record: an unmerge takes it
             if not store.decide_approval(approval_id, status=status, by=by, at=at, reason=reason,
                                          adjustment_id=aid):
                 raise Conflict("already_decided", "this adjustment was decided meanwhile")
