@@ -19,10 +19,12 @@ from shared.contract.events import (
     InvalidEvent,
     OtherEvent,
     PageViewEvent,
+    PointsOpeningEvent,
     ProfileEvent,
     PurchaseEvent,
     RefundEvent,
     SurveyEvent,
+    TierImportEvent,
     check_size,
 )
 from shared.contract.messages import AuditRecorded, ErasureConfirmed, ViewPartUpdated, decode
@@ -41,6 +43,9 @@ HANDLERS: dict[type, Handler] = {
     SurveyEvent: consume.resolve,
     FollowEvent: consume.resolve,
     PageViewEvent: consume.resolve,
+    # Issue 14: what a member import brings (opening points, an imported tier) resolves like any event.
+    PointsOpeningEvent: consume.resolve,
+    TierImportEvent: consume.resolve,
     OtherEvent: consume.resolve,
     # The other services' parts of the single customer view.
     ViewPartUpdated: consume.hold_parts,

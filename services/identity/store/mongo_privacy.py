@@ -65,7 +65,8 @@ class MongoPrivacy:
                                                upsert=True)
         if not ids:
             return
-        for name in ("identifiers", "events", "purchases", "refunds", "attributes", "parts", "complaint_stores"):
+        for name in ("identifiers", "events", "purchases", "refunds", "attributes", "parts", "complaint_stores",
+                     "home_stores"):
             m[name].delete_many({"record_id": {"$in": ids}})
         m["records"].delete_many({"_id": {"$in": ids}})
         m["merges"].delete_many({"$or": [{"survivor_id": {"$in": ids}}, {"merged_id": {"$in": ids}}]})

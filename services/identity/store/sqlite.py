@@ -16,6 +16,7 @@ from services.identity.store import (
     RecordRow,
     StatsRow,
 )
+from services.identity.store.sqlite_imports import IMPORTS_SQL, SqliteImports
 from services.identity.store.sqlite_privacy import SqlitePrivacy
 from services.identity.store.sqlite_scope import SqliteScope
 from shared.contract.facts import FieldValue, PurchaseFact, RefundFact
@@ -88,12 +89,13 @@ CREATE TABLE IF NOT EXISTS erased_identifiers (pseudonym TEXT PRIMARY KEY, erasu
     + OUTBOX_SQL
     + audit_store.AUDIT_SQL
     + OWNERS_SQL
+    + IMPORTS_SQL
     # One-off data migrations done on this file (issue 12, scope gaps: the complaint stores of older complaints).
     + "CREATE TABLE IF NOT EXISTS backfills (name TEXT PRIMARY KEY, at TEXT NOT NULL) WITHOUT ROWID;\n"
 )
 
 
-class SqliteIdentityStore(SqliteStore, SqliteOwners, SqlitePrivacy, SqliteScope):
+class SqliteIdentityStore(SqliteStore, SqliteOwners, SqlitePrivacy, SqliteScope, SqliteImports):
     """Identity data in SQLite; every write method runs inside the caller's transaction."""
 
     schema = SCHEMA

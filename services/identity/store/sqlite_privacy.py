@@ -73,7 +73,8 @@ class SqlitePrivacy:
         if not ids:
             return
         q = _in(ids)
-        for table in ("identifiers", "events", "purchases", "refunds", "attributes", "parts", "complaint_stores"):
+        for table in ("identifiers", "events", "purchases", "refunds", "attributes", "parts", "complaint_stores",
+                      "home_stores"):
             c.execute(f"DELETE FROM {table} WHERE record_id IN ({q})", ids)
         c.execute(f"DELETE FROM records WHERE id IN ({q})", ids)
         c.execute(f"DELETE FROM merges WHERE survivor_id IN ({q}) OR merged_id IN ({q})", ids + ids)

@@ -90,7 +90,8 @@ def tier_history(customer_id: str, *, deps: Deps) -> dict[str, Any]:
     store, now = deps.store, deps.clock()
     facts = load_facts(store, store.records_of(root))
     book = deps.rules.book()
-    line = timeline(facts.purchases, facts.refunds, book, now=now, order_owner=facts.order_owner)
+    line = timeline(facts.purchases, facts.refunds, book, now=now, order_owner=facts.order_owner,
+                    imports=facts.tier_imports)
     rules = book.at(now).tiers
     level = rules.level(line.tier)
     return {

@@ -24,6 +24,7 @@ from services.loyalty.store import (
     seal_cause,
     seal_note,
 )
+from services.loyalty.store.sqlite_imports import IMPORTS_SQL, SqliteImports
 from shared.clock import iso_utc, parse_iso
 from shared.contract.facts import epoch_ms
 from shared.storage.base import OUTBOX_SQL, chunks
@@ -90,6 +91,7 @@ CREATE TABLE IF NOT EXISTS idempotency (
     + MEMBERSHIP_SQL
     + OWNERS_SQL
     + OUTBOX_SQL
+    + IMPORTS_SQL
 )
 
 
@@ -135,7 +137,7 @@ def _reward(row: tuple) -> RewardRow:
     return RewardRow(*row[:7], bool(row[7]), *row[8:])
 
 
-class SqliteLoyaltyStore(SqliteStore, SqliteMembership, SqliteOwners):
+class SqliteLoyaltyStore(SqliteStore, SqliteMembership, SqliteOwners, SqliteImports):
     """Loyalty data in SQLite; every write method runs inside the caller's transaction."""
 
     schema = SCHEMA
@@ -461,7 +463,7 @@ class SqliteLoyaltyStore(SqliteStore, SqliteMembership, SqliteOwners):
         c.execute(f"UPDATE ledger SET record_id = ?, cause = '{{}}' WHERE record_id IN ({q})", [anon, *ids])
         c.execute(f"UPDATE redemptions SET customer_id = ?, record_id = ?, cancel_reason = NULL"
                   f" WHERE record_id IN ({q}) OR customer_id IN ({q})", [anon, anon, *ids, *ids])
-        for table in ("purchases", "refunds", "bonuses"):
+        for table in ("purchases", "refunds", "bonuses", "tier_imports"):
             c.execute(f"DELETE FROM {table} WHERE record_id IN ({q})", ids)
         for table in ("accounts", "checkpoints", "announcements"):
             c.execute(f"DELETE FROM {table} WHERE customer_id IN ({q})", ids)
