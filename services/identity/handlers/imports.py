@@ -52,13 +52,18 @@ def file_digest(path: str | Path) -> str:
     return h.hexdigest()
 
 
+def job_id_for(kind: str, sums: dict[str, str], options: dict[str, Any]) -> str:
+    """A job's id: its kind, its files' SHA-256 by name and its options (the same import is the same job)."""
+    return "imp_" + hashlib.sha256(json.dumps([kind, sorted(sums.items()), options], sort_keys=True)
+                                   .encode()).hexdigest()[:20]
+
+
 def start(kind: str, files: dict[str, str], *, options: dict[str, Any], by: str, origin: str,
           deps: Deps) -> ImportJob:
     """The job for these files: a new one, the unfinished one to resume, or a finished one to run again."""
     files = {name: str(Path(path).resolve()) for name, path in files.items()}
     sums = {name: file_digest(path) for name, path in files.items()}
-    job_id = "imp_" + hashlib.sha256(json.dumps([kind, sorted(sums.items()), options], sort_keys=True)
-                                     .encode()).hexdigest()[:20]
+    job_id = job_id_for(kind, sums, options)
     store, now = deps.store, iso_utc(deps.clock())
     described = {name: {"path": files[name], "sha256": sums[name]} for name in files}
     with store.transaction():
