@@ -3,7 +3,7 @@ a member file declared (a private mixin of the adapter)."""
 
 from __future__ import annotations
 
-from pymongo import ASCENDING, UpdateMany, UpdateOne
+from pymongo import ASCENDING, UpdateMany
 
 from services.identity.store import HomeStoreRow, ImportJob, ImportRowError
 
@@ -42,7 +42,7 @@ class MongoImports:
 
     def add_import_errors(self, rows: list[ImportRowError]) -> None:
         """Keep rejected rows (the same row, line and column again changes nothing: a resumed job repeats some)."""
-        ops = [UpdateOne({"job_id": r.job_id, "file": r.file, "line": r.line, "column": r.column},
+        ops = [UpdateMany({"job_id": r.job_id, "file": r.file, "line": r.line, "column": r.column},
                          {"$setOnInsert": {"reason": r.reason}}, upsert=True) for r in rows]
         if ops:
             self.mdb["import_errors"].bulk_write(ops, ordered=False)
