@@ -11,7 +11,9 @@ fresh SQLite file. What the services then do with the events is their own rate (
 
 from __future__ import annotations
 
+import os
 import random
+import resource
 import tempfile
 import time
 from datetime import UTC, date, datetime, timedelta
@@ -68,7 +70,8 @@ def _lot_line(phone: str, i: int, points: int, earned: date, *, by_phone: bool) 
 
 def bench_import(members: int = typer.Option(100_000, help="generated members"),
                  lots: float = typer.Option(1.0, help="points lots per member on average"),
-                 chunk: int = typer.Option(2000, help="rows published per step")) -> None:
+                 chunk: int = typer.Option(2000, help="rows published per step"),
+                 workers: int = typer.Option(2, help="processes that check rows (0: the importing one)")) -> None:
     """Import generated members through ``crm import members`` and print rows/s and the 1,000,000 projection."""
     from crm.imports import run_import
     from shared.settings import Settings
@@ -89,10 +92,15 @@ def bench_import(members: int = typer.Option(100_000, help="generated members"),
             m_path, p_path, _ = write_members(folder, members, lots=lots)
             made = time.perf_counter() - started
             lot_rows = sum(1 for _ in open(p_path, encoding="utf-8")) - 1
+            kids0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            broker0 = _cpu_of(broker.pid) if broker is not None else 0.0
             cpu0, started = time.process_time(), time.perf_counter()
             job, _ = run_import("members", {"members": m_path, "points": p_path}, options={}, chunk_rows=chunk,
-                                quiet=True, settings=settings)
+                                quiet=True, settings=settings, workers=workers)
             took, cpu = time.perf_counter() - started, time.process_time() - cpu0
+            kids1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            workers_cpu = kids1.ru_utime + kids1.ru_stime - kids0.ru_utime - kids0.ru_stime
+            broker_cpu = _cpu_of(broker.pid) - broker0 if broker is not None else None
     finally:
         if broker is not None:
             broker.kill()
@@ -101,7 +109,23 @@ def bench_import(members: int = typer.Option(100_000, help="generated members"),
     typer.echo(f"generated {members:,} members and {lot_rows:,} lots in {made:.1f} s")
     typer.echo(f"imported: {job.status}; {job.counts.get('events', 0):,} events; rejected "
                f"{job.counts.get('members.rejected', 0) + job.counts.get('points.rejected', 0):,}")
-    typer.echo(f"{took:.1f} s wall, {cpu:.1f} s CPU of this process: {rows / took:,.0f} rows/s "
+    typer.echo(f"{took:.1f} s wall, {cpu:.1f} s CPU of the importing process ({workers} row workers beside it)")
+    typer.echo(f"{rows / took:,.0f} rows/s "
                f"({members / took:,.0f} members/s with their lots, {job.counts.get('events', 0) / took:,.0f} events/s)")
     projected = per_member * 1_000_000
     typer.echo(f"projected for 1,000,000 members: {projected / 60:.1f} min (target: under 10 min)")
+    total = cpu + workers_cpu + (broker_cpu or 0.0)
+    typer.echo(f"CPU s per 1,000 members: importer {cpu / members * 1000:.3f}, row workers "
+               f"{workers_cpu / members * 1000:.3f}"
+               + (f", bundled broker {broker_cpu / members * 1000:.3f}" if broker_cpu is not None else "")
+               + f"; all of it spread over 2 free cores: {total / members * 1_000_000 / 2 / 60:.1f} min"
+               " for 1,000,000 members (the machine's load decides the wall time above)")
+
+
+def _cpu_of(pid: int) -> float:
+    """CPU seconds a process has used (Linux /proc), 0 when it cannot be read."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0

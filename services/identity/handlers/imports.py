@@ -13,13 +13,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import multiprocessing
 import os
 import tempfile
 import threading
-from collections import Counter
-from collections.abc import Callable
+from collections import Counter, deque
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, BinaryIO
 from zoneinfo import ZoneInfo
@@ -81,10 +82,11 @@ def start(kind: str, files: dict[str, str], *, options: dict[str, Any], by: str,
 
 
 def run(job_id: str, *, deps: Deps, publish: Publish, on_progress: Progress | None = None,
-        stop: threading.Event | None = None, chunk_rows: int = CHUNK_ROWS) -> ImportJob:
+        stop: threading.Event | None = None, chunk_rows: int = CHUNK_ROWS, workers: int = 0) -> ImportJob:
     """Publish a job's rows from where it stopped; returns the job as it ends (``running`` when ``stop`` was
     set: it resumes later). A file that cannot be read fails the job; a broker that does not acknowledge
-    raises, leaving the job to resume."""
+    raises, leaving the job to resume. ``workers``: processes that check rows and build events (phone
+    parsing is most of an import's CPU) while this one publishes; 0 builds here."""
     job = deps.store.import_job(job_id)
     if job is None:
         raise NotFound("import_not_found", "no such import")
@@ -95,13 +97,16 @@ def run(job_id: str, *, deps: Deps, publish: Publish, on_progress: Progress | No
     progress = dict(job.progress)
     topic = deps.settings.topic(topics.CHANNEL_TOPICS[rules_of.SOURCE.split("/", 1)[0]])
     pipe = _Pipeline(publish)
+    # Spawned, not forked: this process runs the producer's and the pipeline's threads.
+    pool = multiprocessing.get_context("spawn").Pool(workers) if workers > 0 else None
     try:
         for name in FILES[job.kind]:
             if name not in job.files:
                 continue
             try:
                 _run_file(job, name, rules=rules, deps=deps, pipe=pipe, topic=topic, counts=counts,
-                          progress=progress, on_progress=on_progress, stop=stop, chunk_rows=chunk_rows)
+                          progress=progress, on_progress=on_progress, stop=stop, chunk_rows=chunk_rows, pool=pool,
+                          workers=workers)
                 pipe.drain()
             except (FileError, UnicodeDecodeError, OSError) as exc:
                 pipe.drain()  # what was read before the fault is published and counted
@@ -113,19 +118,64 @@ def run(job_id: str, *, deps: Deps, publish: Publish, on_progress: Progress | No
                 return deps.store.import_job(job_id) or job
     finally:
         pipe.close()
+        if pool is not None:
+            pool.terminate()
     job = _save(job, deps=deps, status="done", counts=counts, progress=progress)
     if on_progress:
         on_progress(job)
     return job
 
 
-def _builder(name: str, job: ImportJob, rules: Rules) -> Callable[[int, dict | None, int], Built]:
-    if name == "members":
-        return lambda line, row, _n: rules_of.member_events(line, row, rules)
-    if name == "points":
-        return lambda line, row, n: rules_of.lot_events(line, row, rules, occurrence=n)
-    cols = OrderColumns(**job.options.get("columns", {}))
-    return lambda line, row, _n: rules_of.order_events(line, row, rules, cols)
+Row = tuple[int, dict[str, str] | None, int]  # line, values (None: unreadable), occurrence of an identical lot
+Built1 = tuple[int, list[tuple[bytes, str, str]], list[rules_of.RowError]]  # line, (payload, key kind, value), errors
+
+
+@dataclass(frozen=True)
+class Task:
+    """What building a chunk of one file's rows needs (sent to a worker process as it is)."""
+
+    name: str
+    rules: Rules
+    columns: dict[str, str]
+
+
+def build_chunk(task: Task, items: list[Row]) -> list[Built1]:
+    """Each row's validated event payloads (with the identifier that keys them) or its errors."""
+    if task.name == "members":
+        def build(line: int, row: dict | None, _n: int) -> Built:
+            return rules_of.member_events(line, row, task.rules)
+    elif task.name == "points":
+        def build(line: int, row: dict | None, n: int) -> Built:
+            return rules_of.lot_events(line, row, task.rules, occurrence=n)
+    else:
+        cols = OrderColumns(**task.columns)
+
+        def build(line: int, row: dict | None, _n: int) -> Built:
+            return rules_of.order_events(line, row, task.rules, cols)
+    out = []
+    for line, row, n in items:
+        built = build(line, row, n)
+        payloads = _payloads(built, line=line)
+        out.append((line, payloads, built.errors))
+    return out
+
+
+def _payloads(built: Built, *, line: int) -> list[tuple[bytes, str, str]]:
+    """The row's events, each validated by the event contract as every consumer validates it (so none is a
+    dead letter for its shape), with the identifier ingestion would key it by: the first in identity's priority
+    order (the row's identifiers were cleaned already, phones normalised, so they are not parsed twice). A row
+    whose event the contract refuses is rejected whole."""
+    out = []
+    for event in built.events:
+        try:
+            parse_event(event, shallow=True)
+        except InvalidEvent as exc:
+            built.errors.append(rules_of.RowError(line, "-", f"rejected by the event contract: {exc.code}"))
+            return []
+        ids = event["data"]["identity"]
+        first = next(kind for kind in PRIORITY if kind in ids)
+        out.append((json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode(), first, ids[first]))
+    return out
 
 
 def _columns(name: str) -> tuple[tuple[str, ...] | None, tuple[str, ...]]:
@@ -136,19 +186,12 @@ def _columns(name: str) -> tuple[tuple[str, ...] | None, tuple[str, ...]]:
     return None, ()  # an orders file has the brand's own columns, mapped by options
 
 
-def _run_file(job: ImportJob, name: str, *, rules: Rules, deps: Deps, pipe: _Pipeline, topic: str,
-              counts: Counter[str], progress: dict[str, int], on_progress: Progress | None,
-              stop: threading.Event | None, chunk_rows: int) -> ImportJob:
-    done = progress.get(name, 0)
-    build = _builder(name, job, rules)
+def _unread(path: str, name: str, *, done: int, chunk_rows: int) -> Iterator[list[Row]]:
+    """The file's rows after line ``done``, in chunks (identical lots counted from the first line on)."""
     columns, required = _columns(name)
     seen: Counter[str] = Counter()  # identical lot rows are distinct lots: the nth gets its own id
-    outgoing: list[Outgoing] = []
-    errors: list[ImportRowError] = []
-    pending: Counter[str] = Counter()
-    rows = 0
-    last = done
-    with open(job.files[name]["path"], encoding="utf-8-sig", newline="") as fh:
+    chunk: list[Row] = []
+    with open(path, encoding="utf-8-sig", newline="") as fh:
         for line, row in rules_of.read_rows(fh, columns=columns, required_any=required):
             n = 0
             if name == "points" and (key := rules_of.lot_key(row)) is not None:
@@ -156,45 +199,53 @@ def _run_file(job: ImportJob, name: str, *, rules: Rules, deps: Deps, pipe: _Pip
                 seen[key] += 1
             if line <= done:
                 continue
-            built = build(line, row, n)
-            messages = _messages(built, line=line, deps=deps, topic=topic)
+            chunk.append((line, row, n))
+            if len(chunk) >= chunk_rows:
+                yield chunk
+                chunk = []
+    if chunk:
+        yield chunk
+
+
+def _built(chunks: Iterator[list[Row]], task: Task, pool: Any, workers: int) -> Iterator[list[Built1]]:
+    """Chunks built in order: here, or by the worker processes with a few chunks read ahead (bounded memory)."""
+    if pool is None:
+        for items in chunks:
+            yield build_chunk(task, items)
+        return
+    ahead: deque = deque()
+    for items in chunks:
+        ahead.append(pool.apply_async(build_chunk, (task, items)))
+        if len(ahead) > 2 * workers:
+            yield ahead.popleft().get()
+    while ahead:
+        yield ahead.popleft().get()
+
+
+def _run_file(job: ImportJob, name: str, *, rules: Rules, deps: Deps, pipe: _Pipeline, topic: str,
+              counts: Counter[str], progress: dict[str, int], on_progress: Progress | None,
+              stop: threading.Event | None, chunk_rows: int, pool: Any, workers: int) -> ImportJob:
+    task = Task(name, rules, job.options.get("columns", {}))
+    chunks = _unread(job.files[name]["path"], name, done=progress.get(name, 0), chunk_rows=chunk_rows)
+    for chunk in _built(chunks, task, pool, workers):
+        outgoing: list[Outgoing] = []
+        errors: list[ImportRowError] = []
+        pending: Counter[str] = Counter()
+        for _line, payloads, row_errors in chunk:
             pending[f"{name}.rows"] += 1
-            if built.errors:
+            if row_errors:
                 pending[f"{name}.rejected"] += 1
-                errors += [ImportRowError(job.job_id, name, e.line, e.column, e.reason) for e in built.errors]
+                errors += [ImportRowError(job.job_id, name, e.line, e.column, e.reason) for e in row_errors]
             else:
                 pending[f"{name}.imported"] += 1
-                pending["events"] += len(messages)
-                outgoing += messages
-            rows, last = rows + 1, line
-            if rows >= chunk_rows:
-                _flush(job, name, last, outgoing, errors, pending, deps=deps, pipe=pipe, counts=counts,
-                       progress=progress, on_progress=on_progress)
-                outgoing, errors, pending, rows = [], [], Counter(), 0
-                if stop is not None and stop.is_set():
-                    return job
-    _flush(job, name, last, outgoing, errors, pending, deps=deps, pipe=pipe, counts=counts, progress=progress,
-           on_progress=on_progress)
+                pending["events"] += len(payloads)
+                outgoing += [Outgoing(topic, payload, deps.pseudo(kind, value).encode())
+                             for payload, kind, value in payloads]
+        _flush(job, name, chunk[-1][0], outgoing, errors, pending, deps=deps, pipe=pipe, counts=counts,
+               progress=progress, on_progress=on_progress)
+        if stop is not None and stop.is_set():
+            return job
     return job
-
-
-def _messages(built: Built, *, line: int, deps: Deps, topic: str) -> list[Outgoing]:
-    """The row's events, each validated by the event contract as every consumer validates it (so none is a
-    dead letter for its shape) and keyed as ingestion keys them: by the pseudonym of the first identifier in
-    identity's priority order (the row's identifiers were cleaned already, phones normalised, so they are not
-    parsed twice). A row whose event the contract refuses is rejected whole."""
-    out = []
-    for event in built.events:
-        try:
-            parse_event(event, shallow=True)
-        except InvalidEvent as exc:
-            built.errors.append(rules_of.RowError(line, "-", f"rejected by the event contract: {exc.code}"))
-            return []
-        ids = event["data"]["identity"]
-        first = next(kind for kind in PRIORITY if kind in ids)
-        payload = json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode()
-        out.append(Outgoing(topic, payload, deps.pseudo(first, ids[first]).encode()))
-    return out
 
 
 def _flush(job: ImportJob, name: str, line: int, outgoing: list[Outgoing], errors: list[ImportRowError],

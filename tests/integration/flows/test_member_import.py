@@ -221,3 +221,25 @@ def test_a_command_line_import_killed_half_way_and_run_again_ends_exact(flow, tm
     want = expected_from(members, points, now=_noon())
     # The command published to the broker itself: pump until the platform shows what the files say.
     flow.platform.pump_until(lambda: actual_of(flow, list(want)) == want, timeout=300, what="the imported state")
+
+
+def test_historical_orders_with_their_own_column_names_become_purchases(flow, tmp_path):
+    flow.set_clocks(_noon())
+    orders = tmp_path / "orders.csv"
+    day = _today() - timedelta(days=40)
+    orders.write_text("no,mobile,total,paid,shop\n"
+                      f"T-1,139 6172 8450,268.00,{day.isoformat()},SH-001\n"
+                      f"T-2,+86 13961728450,100.5,{day.isoformat()}T19:30:00+08:00,SH-002\n"
+                      f"T-3,1,5.00,{day.isoformat()},SH-001\n"
+                      f"T-1,139 6172 8450,268.00,{day.isoformat()},SH-001\n", encoding="utf-8")
+    job = run_job(flow, "orders", {"orders": orders}, options={"columns": {
+        "phone": "mobile", "amount": "total", "date": "paid", "store": "shop", "order": "no"}})
+    assert job.status == "done" and job.counts["orders.imported"] == 3 and job.counts["orders.rejected"] == 1
+    errors = flow.platform["identity"].deps.store.import_errors(job.job_id, offset=0, limit=10)
+    assert [(e.line, e.column) for e in errors] == [(4, "mobile")]
+    flow.platform.settle()
+    customer = flow.customer_id(phone="13961728450")
+    stats = flow.view(customer)["stats"]
+    # T-1 twice is one order (its id is the order number).
+    assert stats["purchase_count"] == 2 and stats["total_spend"] == "368.50" and stats["purchase_days"] == 1
+    assert flow.account(customer)["points_balance"] == 368
