@@ -243,3 +243,25 @@ def test_historical_orders_with_their_own_column_names_become_purchases(flow, tm
     # T-1 twice is one order (its id is the order number).
     assert stats["purchase_count"] == 2 and stats["total_spend"] == "368.50" and stats["purchase_days"] == 1
     assert flow.account(customer)["points_balance"] == 368
+
+
+def test_only_a_company_wide_admin_starts_or_reads_an_import(broker, tmp_path):
+    from shared.settings import Settings
+    from tests.integration.flows.support import running_flow
+
+    settings = Settings(_env_file=None, kafka_bootstrap=broker, data_dir=str(tmp_path),
+                        api_keys=f"{ADMIN}:admin,op:operator,s01-admin:admin@store=S01",
+                        pseudonym_secret="flows-test-secret-0123456789")
+    members = tmp_path / "m.csv"
+    members.write_text("phone\n13961728450\n", encoding="utf-8")
+    with running_flow(settings) as flow:
+        identity = flow.platform["identity"]
+        for key, status, code in (("op", 403, "forbidden"), ("s01-admin", 403, "forbidden_scope")):
+            with open(members, "rb") as fh:
+                r = identity.api(key).post("/v1/imports", files={"members": ("m.csv", fh, "text/csv")})
+            assert (r.status_code, r.json()["error"]["code"]) == (status, code)
+            r = identity.api(key).get("/v1/imports/imp_x")
+            assert (r.status_code, r.json()["error"]["code"]) == (status, code)
+        assert identity.api(ADMIN).get("/v1/imports/imp_x").status_code == 404
+        r = identity.api(ADMIN).post("/v1/imports", files={"points": ("p.csv", b"phone,points,earned_at\n")})
+        assert (r.status_code, r.json()["error"]["code"]) == (422, "import_files")

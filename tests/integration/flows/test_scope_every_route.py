@@ -70,6 +70,8 @@ NOT_A_CUSTOMER = {
     "/v1/loyalty/rewards/{reward_id}": "catalogue",
     "/v1/alerts/rules": "rules", "/v1/alerts/churn-model": "model parameters",
     "/v1/campaigns": "the list of campaigns", "/v1/campaigns/{campaign_id}": "a campaign's definition",
+    # Issue 14: member imports span every store (403 forbidden_scope to a scoped admin, like the audit log).
+    "/v1/imports": "an import job, admin, company-wide", "/v1/imports/{import_id}": "an import job's progress",
 }
 # Lists, and figures over customers (a store-scoped key reads a campaign's results over its own store's members:
 # tests/integration/flows/test_scope_gaps.py).
