@@ -106,6 +106,7 @@ def test_members_with_lots_tiers_and_consents_end_exactly_as_the_file_says_and_a
         assert account["points_balance"] == want[p]["balance"]
         assert account["tier"] == want[p]["tier"]
         assert view["consents"].get("sms", {}).get("granted") == want[p]["sms"]
+        assert view["stats"]["home_store"] == want[p]["store"]
     before = flow.snapshot(customers)
 
     again = run_job(flow, "members", {"members": members, "points": points})
