@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import io
 import json
 import re
 from collections.abc import Iterator
@@ -117,11 +116,6 @@ def _csv_rows(header_line: str, number: int, lines: Iterator[str], *, columns: t
         yield start, dict(zip(header, values, strict=True))
 
 
-def open_text(raw: bytes) -> Iterator[str]:
-    """Lines of an uploaded file (UTF-8, with or without a byte-order mark)."""
-    return iter(io.StringIO(raw.decode("utf-8-sig"), newline=""))
-
-
 def digest(row: dict[str, Any]) -> str:
     """A row's content hash: what its events' ids are made of."""
     return hashlib.sha256(json.dumps(row, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:32]
@@ -193,7 +187,8 @@ def _text(row: dict[str, str], name: str) -> str:
 
 def member_events(line: int, row: dict[str, str] | None, rules: Rules) -> Built:
     """A member row's events: its profile (identifiers, fields, join date, home store), its SMS consent and
-    its tier, or the reasons it is rejected (a row with any bad value is rejected whole)."""
+    its tier (dated at ``tier_since``, else the join date, else the import's start), or the reasons it is
+    rejected (a row with any bad value is rejected whole)."""
     out = Built()
     if row is None:
         out.errors.append(RowError(line, "-", "the row cannot be read (wrong number of values, or not an object)"))
@@ -247,9 +242,12 @@ def member_events(line: int, row: dict[str, str] | None, rules: Rules) -> Built:
     if errors:
         return out
     key = digest({"identity": identity, **{c: _text(row, c) for c in MEMBER_COLUMNS}})
-    out.events.append(_event("crm.profile", f"m-{key}-profile", joined, identity, **profile))
+    # Dated when the import started: the file is the brand's word as of then, so it outranks what channels said
+    # before and a newer channel value (or a corrected file imported later) outranks it.
+    at = rules.default_time
+    out.events.append(_event("crm.profile", f"m-{key}-profile", at, identity, **profile))
     if consent is not None:
-        out.events.append(_event("crm.consent", f"m-{key}-sms", joined, identity, purpose="sms", granted=consent))
+        out.events.append(_event("crm.consent", f"m-{key}-sms", at, identity, purpose="sms", granted=consent))
     if tier:
         out.events.append(_event("crm.tier_import", f"m-{key}-tier", since, identity, tier=tier))
     return out
