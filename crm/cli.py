@@ -14,6 +14,13 @@ app.add_typer(bench_app, name="bench")
 staff_app = typer.Typer(help="Staff accounts that sign in for short-lived tokens.", no_args_is_help=True)
 app.add_typer(staff_app, name="staff")
 
+# -- issue 14: member and order imports, and their benchmark --
+from crm.bench.imports import bench_import  # noqa: E402
+from crm.imports import import_app  # noqa: E402
+
+app.add_typer(import_app, name="import")
+bench_app.command("import")(bench_import)
+
 
 @app.command()
 def up(demo: bool = typer.Option(False, "--demo", help="feed the generated sample once the platform is ready")):

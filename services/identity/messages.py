@@ -20,10 +20,12 @@ from shared.contract.events import (
     InvalidEvent,
     OtherEvent,
     PageViewEvent,
+    PointsOpeningEvent,
     ProfileEvent,
     PurchaseEvent,
     RefundEvent,
     SurveyEvent,
+    TierImportEvent,
     check_size,
 )
 from shared.contract.messages import AuditRecorded, ErasureConfirmed, ViewPartUpdated, decode
@@ -43,6 +45,9 @@ HANDLERS: dict[type, Handler] = {
     FollowEvent: consume.resolve,
     PageViewEvent: consume.resolve,
     DeliveryEvent: consume.resolve,  # issue 14: receipts of campaign touches, for campaigns
+    # Issue 14: what a member import brings (opening points, an imported tier) resolves like any event.
+    PointsOpeningEvent: consume.resolve,
+    TierImportEvent: consume.resolve,
     OtherEvent: consume.resolve,
     # The other services' parts of the single customer view.
     ViewPartUpdated: consume.hold_parts,

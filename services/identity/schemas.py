@@ -347,3 +347,33 @@ class CustomersPage(BaseModel):
     items: list[CustomerRead]
     offset: int
     limit: int
+
+
+# -- issue 14, member import ------------------------------------------------------------------------------
+
+
+class ImportRowErrorRead(BaseModel):
+    """A rejected row: which file, line and column, and why (never the value)."""
+
+    file: str
+    line: int
+    column: str
+    reason: str
+
+
+class ImportRead(BaseModel):
+    """An import job: ``running``, ``done`` or ``failed`` (a file that cannot be read at all: ``error``); counts
+    per file (``members.rows``, ``members.imported``, ``members.rejected``, ``points.…``, ``events``), lines
+    done per file, and a page of rejected rows."""
+
+    import_id: str
+    kind: Literal["members", "orders"]
+    status: Literal["running", "done", "failed"]
+    counts: dict[str, int]
+    progress: dict[str, int]
+    rejected_rows: int
+    created_at: str
+    updated_at: str
+    error: str | None = None
+    files: dict[str, dict[str, str]]
+    errors: list[ImportRowErrorRead]

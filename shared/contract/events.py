@@ -144,6 +144,9 @@ class ProfileData(_Data):
     email: str | None = Field(None, max_length=254)
     city: str | None = Field(None, max_length=128)
     attributes: dict[str, Any] = Field(default_factory=dict)
+    # Issue 14 (imports): the store a brand's member system assigned the member to; it owns the customer
+    # until the platform's own purchases name a home store (identity's owner rule).
+    home_store: str | None = Field(None, min_length=1, max_length=64)
 
 
 class ConsentData(_Data):
@@ -178,6 +181,23 @@ class DeliveryData(_Data):
     status: Literal["delivered", "failed", "opened", "replied"]
     reason: str | None = Field(None, max_length=256)
     reply_text: str | None = Field(None, max_length=MAX_REPLY_CHARS)
+
+
+# -- issue 14, member import: what a brand's existing member file brings besides profiles and consents --
+
+
+class PointsOpeningData(_Data):
+    """One lot of points a member earned before the platform: it expires by the rule in effect at the
+    event's ``time`` (its earn moment), as if it had been earned here."""
+
+    points: int = Field(ge=1, le=100_000_000)
+
+
+class TierImportData(_Data):
+    """The tier a member held in the brand's old system since the event's ``time``: loyalty keeps it until
+    the first tier review after that moment, then judges the member by its own rules."""
+
+    tier: str = Field(min_length=1, max_length=32)
 
 
 class ChannelEventBase(_Open):
@@ -267,6 +287,16 @@ class DeliveryEvent(ChannelEventBase):
     data: DeliveryData
 
 
+class PointsOpeningEvent(ChannelEventBase):
+    type: Literal["crm.points_opening"]
+    data: PointsOpeningData
+
+
+class TierImportEvent(ChannelEventBase):
+    type: Literal["crm.tier_import"]
+    data: TierImportData
+
+
 class OtherEvent(ChannelEventBase):
     """A type this platform does not interpret; it still resolves and lands on the timeline."""
 
@@ -285,6 +315,8 @@ _KNOWN = {
     "crm.unfollow": "follow",
     "crm.page_view": "crm.page_view",
     "crm.delivery": "crm.delivery",
+    "crm.points_opening": "crm.points_opening",
+    "crm.tier_import": "crm.tier_import",
 }
 
 
@@ -303,6 +335,8 @@ ChannelEvent = Annotated[
     | Annotated[FollowEvent, Tag("follow")]
     | Annotated[PageViewEvent, Tag("crm.page_view")]
     | Annotated[DeliveryEvent, Tag("crm.delivery")]
+    | Annotated[PointsOpeningEvent, Tag("crm.points_opening")]
+    | Annotated[TierImportEvent, Tag("crm.tier_import")]
     | Annotated[OtherEvent, Tag("other")],
     Discriminator(_tag),
 ]

@@ -12,12 +12,14 @@ from shared.contract.events import ChannelEvent, ComplaintEvent
 
 
 def owning_store(store_days: list[tuple[str, int, str]], *, complaint_store: str | None = None,
-                 manager_store: str | None = None, assigned_store: str | None = None) -> str | None:
+                 manager_store: str | None = None, assigned_store: str | None = None,
+                 declared_store: str | None = None) -> str | None:
     """The store staff assigned the customer to (issue 14) if any, else the store of an assigned account manager,
-    else the home store (most purchase days), else the store of the latest complaint: a customer who only
-    complained belongs to the store that alerts route their complaint to, so that store's keys see both the
-    customer and the alert."""
-    return assigned_store or manager_store or home_store(store_days) or complaint_store
+    else the home store a member file declared (issue 14: the counter the brand assigned the member to keeps them
+    through a purchase elsewhere), else the home store (most purchase days), else the store of the latest
+    complaint: a customer who only complained belongs to the store that alerts route their complaint to, so
+    that store's keys see both the customer and the alert."""
+    return assigned_store or manager_store or declared_store or home_store(store_days) or complaint_store
 
 
 def changed_owners(computed: dict[str, str | None], held: dict[str, str | None]) -> dict[str, str | None]:

@@ -14,10 +14,18 @@ from services.identity.domain.owner import changed_owners, complaint_store, owni
 from services.identity.domain.resolution import resolve as resolve_event
 from services.identity.handlers import Deps
 from services.identity.handlers.known import Known
-from services.identity.store import ComplaintStoreRow, ConflictRow, EventRow, IdentityStore, NewRecord
+from services.identity.store import (
+    ComplaintStoreRow,
+    ConflictRow,
+    EventRow,
+    HomeStoreRow,
+    IdentityStore,
+    NewRecord,
+)
 from shared.access.audit import AuditEntry
 from shared.clock import iso_utc
 from shared.contract import topics
+from shared.contract.events import ProfileEvent
 from shared.contract.facts import (
     FieldValue,
     PurchaseFact,
@@ -134,6 +142,7 @@ class _Fold:
     attributes: list[tuple[str, list[FieldValue]]] = field(default_factory=list)
     touched: set[str] = field(default_factory=set)
     complaint_stores: list[ComplaintStoreRow] = field(default_factory=list)
+    home_stores: list[HomeStoreRow] = field(default_factory=list)  # issue 14: declared by a member file
     # Customers whose owning store may have moved: a purchase, a complaint naming a store or a merge (only
     # they are recomputed).
     owners_may_change: set[str] = field(default_factory=set)
@@ -153,6 +162,8 @@ class _Fold:
         store.add_purchases(self.purchases)
         store.add_refunds(self.refunds)
         store.add_complaint_stores(self.complaint_stores)
+        if self.home_stores:
+            store.add_home_stores(self.home_stores)
         store.put_attributes(self.attributes)
         for root in self.touched:
             store.touch(root, at=at)
@@ -208,6 +219,9 @@ def _apply(prepared: Prepared, deps: Deps, out: list[OutboxMessage], outcome: Ba
     elif complained_in := complaint_store(event):
         fold.complaint_stores.append(ComplaintStoreRow(res.record_id, complained_in, epoch_ms(event.time)))
         fold.owners_may_change.add(res.root_id)
+    if isinstance(event, ProfileEvent) and event.data.home_store:  # issue 14: a member file's home store
+        fold.home_stores.append(HomeStoreRow(res.record_id, event.data.home_store, epoch_ms(event.time)))
+        fold.owners_may_change.add(res.root_id)
     if values := attribute_values(event):
         fold.attributes.append((res.record_id, values))
     fold.touched.add(res.root_id)
@@ -240,7 +254,8 @@ def announce_owners(customer_ids: set[str] | list[str], *, deps: Deps) -> list[O
     ids = sorted(customer_ids)
     complained = store.complaint_stores_of(ids)
     assigned = store.assignments_of(ids)  # issue 14: a store staff assigned outranks the computed one
-    computed = {c: owning_store(days, complaint_store=complained.get(c),
+    declared = store.home_stores_of(ids)  # issue 14: the home store a member file named
+    computed = {c: owning_store(days, complaint_store=complained.get(c), declared_store=declared.get(c),
                                 assigned_store=a.value if (a := assigned.get(c, {}).get("store")) else None)
                 for c, days in store.store_days_of(ids).items()}
     moved = changed_owners(computed, store.owners_of(list(computed)))

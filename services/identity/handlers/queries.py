@@ -46,7 +46,8 @@ def customer_view(store: IdentityStore, customer_id: str, *, reveal: bool, zone:
     stats = store.stats(group)
     return views.customer(
         root, records=records, identifiers=store.identifiers(group), values=newest(store.attributes(group)),
-        stats=stats, home_store=home_store(stats.store_days),
+        # Issue 14: the home store a member file declared stands before the one purchases suggest (the owner rule).
+        stats=stats, home_store=store.home_stores_of([root.id]).get(root.id) or home_store(stats.store_days),
         # Only the active customer's own parts: services republish the survivor's after a merge.
         parts=store.parts([root.id]), reveal=reveal, zone=zone,
         # Issue 14: phones staff replaced, the owning store and the assignments staff made.

@@ -175,7 +175,60 @@ class CorrectionStore(Protocol):
                     limit: int) -> list[AssignmentRow]: ...
 
 
-class IdentityStore(OutboxStore, ErasureStore, CorrectionStore, Protocol):
+# -- issue 14, member import: jobs with their progress and rejected rows, and declared home stores -----------
+
+
+@dataclass(frozen=True)
+class HomeStoreRow:
+    """The store a record's member file named as its home, as of the event's time (a record keeps its latest)."""
+
+    record_id: str
+    store_id: str
+    time_ms: int
+
+
+@dataclass(frozen=True)
+class ImportJob:
+    """An import: its files (``{"members": {"path", "sha256", "format"}, ...}``), how far each is published
+    (``progress``: lines done, every event before them acknowledged by the broker) and the counts so far."""
+
+    job_id: str
+    kind: str  # members | orders
+    status: str  # running | done | failed
+    files: dict[str, dict[str, Any]]
+    options: dict[str, Any]
+    progress: dict[str, int]
+    counts: dict[str, int]
+    created_at: str
+    updated_at: str
+    by: str
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class ImportRowError:
+    """A rejected row: file, line number, column and a reason that never holds the value."""
+
+    job_id: str
+    file: str
+    line: int
+    column: str
+    reason: str
+
+
+class ImportStore(Protocol):
+    """Identity's import operations (part of :class:`IdentityStore`)."""
+
+    def put_import_job(self, job: ImportJob) -> None: ...
+    def import_job(self, job_id: str) -> ImportJob | None: ...
+    def unfinished_import_jobs(self) -> list[ImportJob]: ...
+    def add_import_errors(self, rows: list[ImportRowError]) -> None: ...
+    def import_errors(self, job_id: str, *, offset: int, limit: int) -> list[ImportRowError]: ...
+    def add_home_stores(self, rows: list[HomeStoreRow]) -> None: ...
+    def home_stores_of(self, root_ids: list[str]) -> dict[str, str]: ...
+
+
+class IdentityStore(OutboxStore, ErasureStore, CorrectionStore, ImportStore, Protocol):
     """The operations identity performs on its data; writes run inside ``transaction()``."""
 
     def transaction(self) -> AbstractContextManager[Any]: ...

@@ -30,6 +30,7 @@ from services.identity.store import (
     StatsRow,
 )
 from services.identity.store.mongo_corrections import MongoCorrections
+from services.identity.store.mongo_imports import MongoImports
 from services.identity.store.mongo_privacy import MongoPrivacy
 from services.identity.store.mongo_scope import MongoScope
 from shared.contract.facts import FieldValue, PurchaseFact, RefundFact
@@ -48,7 +49,7 @@ def _before(key: tuple[int, str, str], names: tuple[str, str, str]) -> dict:
     return {"$or": [{a: {"$lt": x}}, {a: x, b: {"$lt": y}}, {a: x, b: y, c: {"$lt": z}}]}
 
 
-class MongoIdentityStore(MongoStore, MongoOwners, MongoPrivacy, MongoScope, MongoCorrections):
+class MongoIdentityStore(MongoStore, MongoOwners, MongoPrivacy, MongoScope, MongoCorrections, MongoImports):
     """Identity data in a MongoDB database; every write method joins the caller's transaction."""
 
     def __init__(self, mdb, **options) -> None:
@@ -81,6 +82,7 @@ class MongoIdentityStore(MongoStore, MongoOwners, MongoPrivacy, MongoScope, Mong
         m["parts"].create_index([("record_id", ASCENDING), ("part", ASCENDING)], unique=True)
         m["complaint_stores"].create_index("record_id", unique=True)
         self.create_correction_indexes()
+        self.create_import_indexes()
 
     # -- writes -------------------------------------------------------------------------
     def event_seen(self, source: str, event_id: str) -> bool:

@@ -66,7 +66,7 @@ class MongoPrivacy:
         if not ids:
             return
         for name in ("identifiers", "events", "purchases", "refunds", "attributes", "parts", "complaint_stores",
-                     "replaced_identifiers"):
+                     "replaced_identifiers", "home_stores"):
             m[name].delete_many({"record_id": {"$in": ids}})
         m["assignments"].delete_many({"customer_id": {"$in": ids}})
         m["records"].delete_many({"_id": {"$in": ids}})

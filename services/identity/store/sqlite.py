@@ -17,6 +17,7 @@ from services.identity.store import (
     StatsRow,
 )
 from services.identity.store.sqlite_corrections import CORRECTIONS_SQL, SqliteCorrections
+from services.identity.store.sqlite_imports import IMPORTS_SQL, SqliteImports
 from services.identity.store.sqlite_privacy import SqlitePrivacy
 from services.identity.store.sqlite_scope import SqliteScope
 from shared.contract.facts import FieldValue, PurchaseFact, RefundFact
@@ -90,12 +91,13 @@ CREATE TABLE IF NOT EXISTS erased_identifiers (pseudonym TEXT PRIMARY KEY, erasu
     + audit_store.AUDIT_SQL
     + OWNERS_SQL
     + CORRECTIONS_SQL
+    + IMPORTS_SQL
     # One-off data migrations done on this file (issue 12, scope gaps: the complaint stores of older complaints).
     + "CREATE TABLE IF NOT EXISTS backfills (name TEXT PRIMARY KEY, at TEXT NOT NULL) WITHOUT ROWID;\n"
 )
 
 
-class SqliteIdentityStore(SqliteStore, SqliteOwners, SqlitePrivacy, SqliteScope, SqliteCorrections):
+class SqliteIdentityStore(SqliteStore, SqliteOwners, SqlitePrivacy, SqliteScope, SqliteCorrections, SqliteImports):
     """Identity data in SQLite; every write method runs inside the caller's transaction."""
 
     schema = SCHEMA

@@ -71,7 +71,8 @@ def settle(facts: Facts, book: RuleBook, *, customer_id: str, now: datetime, sta
     the account there is kept in ``snapshot`` for the next settle to start from.
     """
     line = timeline(facts.purchases, facts.refunds, book, now=now, order_owner=facts.order_owner,
-                    start=start.tiers if start else None, snapshot_at=snapshot_at, holds=facts.holds)
+                    start=start.tiers if start else None, snapshot_at=snapshot_at, holds=facts.holds,
+                    imports=facts.tier_imports)
     rated, used = rate_all(facts.purchases, facts.refunds, facts.bonuses, book,
                            lambda p: line.tier_before.get(p.bucket), facts.order_owner,
                            used=start.used if start else None, snapshot_at=snapshot_at)

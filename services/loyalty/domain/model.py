@@ -12,7 +12,10 @@ EARN, REFUND, REDEEM, EXPIRE, ADJUST, DEBT = "earn", "refund", "redeem", "expire
 # Kinds recomputed from facts (the rest are posted once, by people, and never recomputed).
 DERIVED_KINDS = (EARN, REFUND, EXPIRE, DEBT)
 RULE_KINDS = {"refund": REFUND, "expiry": EXPIRE, "debt": DEBT, "redemption": REDEEM, "cancel": REDEEM,
-              "manual": ADJUST}
+              "manual": ADJUST, "opening": ADJUST}
+# Issue 14: an imported member's opening lot is posted once, as a movement dated at its earn moment, so it
+# expires by the rule in effect then, as a purchase's lot would.
+OPENING = "opening"
 
 
 def kind_of(rule: str) -> str:
@@ -124,6 +127,18 @@ class Posted:
 
 
 @dataclass(frozen=True)
+class TierImport:
+    """A tier a member held in the brand's old system since ``since`` (issue 14, member import): held until
+    the first review after ``since``, then judged by the rules like any tier."""
+
+    source: str
+    id: str
+    record_id: str
+    tier: str
+    since: datetime
+
+
+@dataclass(frozen=True)
 class Facts:
     """Everything one customer's account is derived from."""
 
@@ -134,3 +149,4 @@ class Facts:
     # order id -> bucket of the purchase that owns the order (the first one with that order id)
     order_owner: dict[str, str] = field(default_factory=dict)
     holds: tuple[Any, ...] = ()  # staff tier overrides (``domain.holds.TierHold``)
+    tier_imports: list[TierImport] = field(default_factory=list)  # issue 14

@@ -23,7 +23,7 @@ from functools import lru_cache
 
 from services.loyalty.domain.calendar import Month, add_months, month_key, month_of, month_start
 from services.loyalty.domain.holds import TierHold, holding
-from services.loyalty.domain.model import Purchase, Refund
+from services.loyalty.domain.model import Purchase, Refund, TierImport
 from services.loyalty.domain.rules import RuleBook, TierRules
 from shared.contract.facts import from_minor
 
@@ -114,10 +114,12 @@ def _describe(visits: int, spend: int, months: list[Month]) -> str:
 
 def timeline(purchases: list[Purchase], refunds: list[Refund], book: RuleBook, *, now: datetime,
              order_owner: dict[str, str] | None = None, start: TierState | None = None,
-             snapshot_at: datetime | None = None, holds: tuple[TierHold, ...] = ()) -> Timeline:
+             snapshot_at: datetime | None = None, holds: tuple[TierHold, ...] = (),
+             imports: list[TierImport] | tuple = ()) -> Timeline:
     """The tier timeline up to ``now``, from ``start`` (then the purchases are those from its horizon on)
     if given; with ``snapshot_at`` (a month start), the state there is kept in ``snapshot``; ``holds``: staff
-    overrides (``domain.holds``)."""
+    overrides (``domain.holds``); ``imports``: tiers a member file says the member held since a moment
+    (issue 14), each held until the next review."""
     zone = book.zone
     owner = order_owner or {}
     by_bucket = {p.bucket: p for p in purchases}
@@ -129,6 +131,10 @@ def timeline(purchases: list[Purchase], refunds: list[Refund], book: RuleBook, *
         p = by_bucket.get(bucket) if bucket else None
         if p is not None:
             events.append((max(r.time, p.time), 2, r.source, r.id, "refund", (r, p)))
+    # A checkpoint holds what an import before its horizon did; a tier these rules do not know is not held.
+    imports = [i for i in imports if (start is None or i.since >= start.at) and book.at(i.since).tiers.level(i.tier)]
+    for i in imports:
+        events.append((i.since, 1, i.source, i.id, "imported", i))
     out = Timeline()
     months = _Months()
     if start is not None:
@@ -138,8 +144,9 @@ def timeline(purchases: list[Purchase], refunds: list[Refund], book: RuleBook, *
         months.spend.update(start.spend)
         events += [(at, 2, src, eid, "taken", (month, n)) for at, src, eid, month, n in start.pending]
         month = month_of(start.at, zone)
-    elif purchases or holds:
-        month = add_months(month_of(min([p.time for p in purchases] + [h.start for h in holds]), zone), 1)
+    elif purchases or holds or imports:
+        month = add_months(month_of(min([p.time for p in purchases] + [h.start for h in holds]
+                                        + [i.since for i in imports]), zone), 1)
     else:
         if snapshot_at is not None:
             out.snapshot = TierState(snapshot_at, None, None, None, {}, {}, [])
@@ -192,6 +199,9 @@ def timeline(purchases: list[Purchase], refunds: list[Refund], book: RuleBook, *
         elif what == "hold_end":
             if (again := holding(holds, at)) is not None:
                 _hold(out, rules, again, at)
+        elif what == "imported":
+            if not (holds and holding(holds, at)):  # a staff override in force outranks the member file
+                _imported(out, rules, item)
         elif rules.is_review(item) and not (holds and holding(holds, at)):
             _review(out, rules, months, item, at)
     if snapshot_at is not None and out.snapshot is None:
@@ -230,6 +240,16 @@ def _hold(out: Timeline, rules: TierRules, hold: TierHold, at: datetime) -> None
         out.changes.append(TierChange(at, out.tier, hold.tier, direction, hold.reason()))
         out.tier = hold.tier
     out.failing_since = None  # the normal rules resume after the hold as after any change of tier
+
+
+def _imported(out: Timeline, rules: TierRules, imp: TierImport) -> None:
+    # The member file's word stands from its moment until the next review judges the member (issue 14).
+    out.failing_since = None
+    if imp.tier != out.tier:
+        up = _rank(rules, imp.tier) < _rank(rules, out.tier)
+        out.changes.append(TierChange(imp.since, out.tier, imp.tier, "upgrade" if up else "downgrade",
+                                      f"imported: {imp.tier} held since {imp.since.isoformat()}"))
+        out.tier = imp.tier
 
 
 def _review(out: Timeline, rules: TierRules, months: _Months, month: Month, at: datetime) -> None:

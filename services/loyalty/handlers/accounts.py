@@ -18,7 +18,7 @@ from services.loyalty.domain import checkpoint
 from services.loyalty.domain.account import Settlement, settle
 from services.loyalty.domain.checkpoint import Checkpoint
 from services.loyalty.domain.holds import TierHold
-from services.loyalty.domain.model import Bonus, Entry, Facts, Posted, Purchase, Target, kind_of
+from services.loyalty.domain.model import Bonus, Entry, Facts, Posted, Purchase, Target, TierImport, kind_of
 from services.loyalty.domain.rules import RuleBook
 from services.loyalty.handlers import Deps
 from services.loyalty.store import AccountRow, Announcement, LoyaltyStore, TierOverrideRow
@@ -49,7 +49,7 @@ def load_facts(store: LoyaltyStore, records: list[str], *, since: datetime | Non
     for p in sorted(store.purchases_for_orders(sorted({r.order_id for r in refunds})), key=Purchase.order):
         owner.setdefault(p.order_id, p.bucket)
     return Facts(purchases, refunds, store.bonuses_of(records), store.movements_of(records), owner,
-                 holds_of(store.tier_overrides_of(records)))
+                 holds=holds_of(store.tier_overrides_of(records)), tier_imports=store.tier_imports_of(records))
 
 
 def holds_of(rows: list[TierOverrideRow]) -> tuple[TierHold, ...]:
@@ -81,6 +81,9 @@ def load_histories(store: LoyaltyStore, records: dict[str, list[str]],
     movements: dict[str, list[Entry]] = {c: [] for c in records}
     for m in store.movements_of(list(customer_of)):
         movements[customer_of[m.record_id]].append(m)
+    tiers: dict[str, list[TierImport]] = {c: [] for c in records}
+    for t in store.tier_imports_of(list(customer_of)):
+        tiers[customer_of[t.record_id]].append(t)
     out = {}
     for c in records:
         mine = [r for r in refunds if r.order_id in orders[c]]
@@ -89,7 +92,7 @@ def load_histories(store: LoyaltyStore, records: dict[str, list[str]],
         for p in by_owner:
             if p.order_id in refunded:
                 owner.setdefault(p.order_id, p.bucket)
-        out[c] = Facts(purchases[c], mine, bonuses[c], movements[c], owner)
+        out[c] = Facts(purchases[c], mine, bonuses[c], movements[c], owner, tier_imports=tiers[c])
     return out
 
 

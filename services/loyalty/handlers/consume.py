@@ -9,14 +9,17 @@ every reason in batch order, as a batch of one kind would.
 from __future__ import annotations
 
 from collections import defaultdict
+from datetime import datetime
 from functools import partial
 
-from services.loyalty.domain.model import Bonus, Line, Purchase, Refund
+from services.loyalty.domain.model import ADJUST, OPENING, Bonus, Entry, Line, Purchase, Refund, TierImport
 from services.loyalty.domain.rules import BEGINNING
 from services.loyalty.handlers import Deps
 from services.loyalty.handlers.accounts import Touched, settle_many
+from services.loyalty.store import LoyaltyStore
+from shared.clock import iso_utc
 from shared.contract import topics
-from shared.contract.events import ChannelEvent, PurchaseEvent, RefundEvent
+from shared.contract.events import ChannelEvent, PointsOpeningEvent, PurchaseEvent, RefundEvent, TierImportEvent
 from shared.contract.facts import local_day, to_minor
 from shared.contract.messages import CampaignBonusGranted, CustomerEventResolved, CustomerMerged, Read
 from shared.observability.trace_context import event_attributes
@@ -35,6 +38,7 @@ def ledger(items: list[Decoded[Read]], *, deps: Deps, outcome: BatchOutcome) -> 
     touched = Touched()
     purchases: dict[int, Purchase] = {}
     refunds: dict[int, Refund] = {}
+    imported: list[Entry | TierImport] = []  # issue 14: opening lots and imported tiers
     for n, one in enumerate(items):
         m, event = one.item.message, one.item.event
         # Attributes are built only for a span that records (an event sampled out costs none of them).
@@ -54,8 +58,11 @@ def ledger(items: list[Decoded[Read]], *, deps: Deps, outcome: BatchOutcome) -> 
                 purchases[n] = p
             elif event is not None and (r := _refund(event, m.record_id)) is not None:
                 refunds[n] = r
+            elif event is not None and (i := _imported(event, m.record_id, deps=deps)) is not None:
+                imported.append(i)
             else:
                 outcome.processed += 1
+    _keep_imported(imported, store=store, touched=touched, outcome=outcome)
     new_p = {(p.source, p.id) for p in store.add_purchases(list(purchases.values()))}
     new_r = {(r.source, r.id) for r in store.add_refunds(list(refunds.values()))}
     counted: set[tuple[str, str, str]] = set()
@@ -115,6 +122,34 @@ def _refund(event: ChannelEvent, record_id: str) -> Refund | None:
     if not isinstance(event, RefundEvent):
         return None
     return Refund(event.source, event.id, record_id, event.data.order_id, to_minor(event.data.amount), event.time)
+
+
+# -- issue 14, member import ---------------------------------------------------------------------
+
+
+def _imported(event: ChannelEvent, record_id: str, *, deps: Deps) -> Entry | TierImport | None:
+    """An opening lot (a movement dated at its earn moment, posted once) or an imported tier."""
+    if isinstance(event, PointsOpeningEvent):
+        bucket = f"o:{event.source}:{event.id}"
+        return Entry(f"{bucket}|{OPENING}|1", record_id, bucket, OPENING, ADJUST, event.data.points,
+                     iso_utc(event.time), iso_utc(deps.clock()), {"import": event.id})
+    if isinstance(event, TierImportEvent):
+        return TierImport(event.source, event.id, record_id, event.data.tier, event.time)
+    return None
+
+
+def _keep_imported(imported: list[Entry | TierImport], *, store: LoyaltyStore, touched: Touched,
+                   outcome: BatchOutcome) -> None:
+    """Keep what was not kept before and note the customers it touches, from the fact's own moment."""
+    fresh: list[Entry | TierImport] = [*store.add_openings([f for f in imported if isinstance(f, Entry)]),
+                                       *store.add_tier_imports([f for f in imported if isinstance(f, TierImport)])]
+    for fact in fresh:
+        if isinstance(fact, Entry):
+            touched.add(fact.record_id, f"opening:{fact.bucket}", datetime.fromisoformat(fact.effective_at))
+        else:
+            touched.add(fact.record_id, f"tier_import:{fact.source}:{fact.id}", fact.since)
+    outcome.processed += len(fresh)
+    outcome.duplicates += len(imported) - len(fresh)
 
 
 # -- issue 12, scoped access (H2) -----------------------------------------------------------------

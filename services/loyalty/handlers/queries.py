@@ -56,7 +56,7 @@ def ledger(customer_id: str, *, cursor: str | None, limit: int, deps: Deps) -> d
 def _before(facts: Facts, end: datetime) -> Facts:
     return Facts([p for p in facts.purchases if p.time < end], [r for r in facts.refunds if r.time < end],
                  facts.bonuses, [m for m in facts.movements if parse_iso(m.effective_at) < end], facts.order_owner,
-                 facts.holds)
+                 holds=facts.holds, tier_imports=[i for i in facts.tier_imports if i.since < end])
 
 
 def monthly_statement(customer_id: str, *, month: str, deps: Deps) -> dict[str, Any]:
@@ -92,7 +92,8 @@ def tier_history(customer_id: str, *, deps: Deps) -> dict[str, Any]:
     store, now = deps.store, deps.clock()
     facts = load_facts(store, store.records_of(root))
     book = deps.rules.book()
-    line = timeline(facts.purchases, facts.refunds, book, now=now, order_owner=facts.order_owner, holds=facts.holds)
+    line = timeline(facts.purchases, facts.refunds, book, now=now, order_owner=facts.order_owner, holds=facts.holds,
+                    imports=facts.tier_imports)
     rules = book.at(now).tiers
     level = rules.level(line.tier)
     return {

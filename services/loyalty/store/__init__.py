@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from services.loyalty.domain.model import Bonus, Entry, Posted, Purchase, Refund
+from services.loyalty.domain.model import Bonus, Entry, Posted, Purchase, Refund, TierImport
 from shared.storage.crypto import SERVICE, KeyRing
 from shared.storage.membership import Membership
 from shared.storage.outbox import OutboxStore
@@ -228,3 +228,8 @@ class LoyaltyStore(OutboxStore, Protocol):
 
     # issue 12, erasure (H4); erased_ids, note_erased and forget_messages come with the outbox
     def erase_customer(self, customer_id: str, *, records: list[str], erasure_id: str, anon: str) -> list[str]: ...
+
+    # issue 14, member import: opening lots (posted once, as movements) and imported tiers
+    def add_openings(self, entries: list[Entry]) -> list[Entry]: ...
+    def add_tier_imports(self, rows: list[TierImport]) -> list[TierImport]: ...
+    def tier_imports_of(self, record_ids: list[str]) -> list[TierImport]: ...

@@ -24,6 +24,7 @@ from services.loyalty.store import (
     seal_note,
 )
 from services.loyalty.store.mongo_corrections import MongoCorrections
+from services.loyalty.store.mongo_imports import MongoImports
 from shared.clock import iso_utc, parse_iso
 from shared.contract.facts import epoch_ms
 from shared.storage.fact_tables import mongo_insert_new
@@ -58,7 +59,7 @@ def _redemption(d: dict) -> RedemptionRow:
                          d.get("cancelled_at"), d.get("cancelled_by"), d.get("cancel_reason"))
 
 
-class MongoLoyaltyStore(MongoStore, MongoMembership, MongoOwners, MongoCorrections):
+class MongoLoyaltyStore(MongoStore, MongoMembership, MongoOwners, MongoCorrections, MongoImports):
     """Loyalty data in MongoDB; writes join the current transaction."""
 
     def create_indexes(self) -> None:
@@ -66,6 +67,7 @@ class MongoLoyaltyStore(MongoStore, MongoMembership, MongoOwners, MongoCorrectio
         self.create_membership_indexes()
         self.create_owner_indexes()
         self.create_correction_indexes()
+        self.create_import_indexes()
         self.mdb["purchases"].create_index([("record_id", 1), ("time_ms", 1)])
         self.mdb["purchases"].create_index("order_id")
         self.mdb["refunds"].create_index("order_id")
@@ -361,7 +363,7 @@ class MongoLoyaltyStore(MongoStore, MongoMembership, MongoOwners, MongoCorrectio
         m["ledger"].update_many({"record_id": {"$in": ids}}, {"$set": {"record_id": anon, "cause": {}}})
         m["redemptions"].update_many({"$or": [{"record_id": {"$in": ids}}, {"customer_id": {"$in": ids}}]},
                                      {"$set": {"customer_id": anon, "record_id": anon, "cancel_reason": None}})
-        for name in ("purchases", "refunds", "bonuses"):
+        for name in ("purchases", "refunds", "bonuses", "tier_imports"):
             m[name].delete_many({"record_id": {"$in": ids}})
         for name in ("accounts", "checkpoints"):
             m[name].delete_many({"_id": {"$in": ids}})

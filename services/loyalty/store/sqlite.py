@@ -25,6 +25,7 @@ from services.loyalty.store import (
     seal_note,
 )
 from services.loyalty.store.sqlite_corrections import CORRECTIONS_SQL, SqliteCorrections
+from services.loyalty.store.sqlite_imports import IMPORTS_SQL, SqliteImports
 from shared.clock import iso_utc, parse_iso
 from shared.contract.facts import epoch_ms
 from shared.storage.base import OUTBOX_SQL, chunks
@@ -92,6 +93,7 @@ CREATE TABLE IF NOT EXISTS idempotency (
     + OWNERS_SQL
     + OUTBOX_SQL
     + CORRECTIONS_SQL
+    + IMPORTS_SQL
 )
 
 
@@ -137,7 +139,7 @@ def _reward(row: tuple) -> RewardRow:
     return RewardRow(*row[:7], bool(row[7]), *row[8:])
 
 
-class SqliteLoyaltyStore(SqliteStore, SqliteMembership, SqliteOwners, SqliteCorrections):
+class SqliteLoyaltyStore(SqliteStore, SqliteMembership, SqliteOwners, SqliteCorrections, SqliteImports):
     """Loyalty data in SQLite; every write method runs inside the caller's transaction."""
 
     schema = SCHEMA
@@ -463,7 +465,7 @@ class SqliteLoyaltyStore(SqliteStore, SqliteMembership, SqliteOwners, SqliteCorr
         c.execute(f"UPDATE ledger SET record_id = ?, cause = '{{}}' WHERE record_id IN ({q})", [anon, *ids])
         c.execute(f"UPDATE redemptions SET customer_id = ?, record_id = ?, cancel_reason = NULL"
                   f" WHERE record_id IN ({q}) OR customer_id IN ({q})", [anon, anon, *ids, *ids])
-        for table in ("purchases", "refunds", "bonuses"):
+        for table in ("purchases", "refunds", "bonuses", "tier_imports"):
             c.execute(f"DELETE FROM {table} WHERE record_id IN ({q})", ids)
         for table in ("accounts", "checkpoints", "announcements"):
             c.execute(f"DELETE FROM {table} WHERE customer_id IN ({q})", ids)

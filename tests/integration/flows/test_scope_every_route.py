@@ -83,6 +83,8 @@ NOT_A_CUSTOMER = {
     **{f"/v1/webhooks{p}": "webhook subscriptions" for p in (
         "", "/event-types", "/{webhook_id}", "/{webhook_id}/deliveries",
         "/{webhook_id}/deliveries/{delivery_id}/redeliver")},
+    # Issue 14: member imports span every store (403 forbidden_scope to a scoped admin, like the audit log).
+    "/v1/imports": "an import job, admin, company-wide", "/v1/imports/{import_id}": "an import job's progress",
 }
 # Lists, and figures over customers (a store-scoped key reads a campaign's results over its own store's members:
 # tests/integration/flows/test_scope_gaps.py).

@@ -59,6 +59,6 @@ def test_a_consumed_channel_event_is_parsed_once_and_the_handler_gets_it_typed(d
 
 def test_the_table_takes_every_channel_event_type_and_view_parts():
     channel_types = {typing.get_args(member)[0] for member in typing.get_args(typing.get_args(events.ChannelEvent)[0])}
-    assert len(channel_types) == 10  # issue 14 added crm.delivery
+    assert len(channel_types) == 12  # issue 14 added crm.delivery, crm.points_opening and crm.tier_import
     assert {t: messages.HANDLERS.get(t) for t in channel_types} == {t: consume.resolve for t in channel_types}
     assert messages.HANDLERS[ViewPartUpdated] is consume.hold_parts

@@ -1,0 +1,61 @@
+"""Loyalty's SQLite adapter, issue 14's member-import facts: opening lots (ledger movements posted once) and
+imported tiers (a private mixin of the adapter)."""
+
+from __future__ import annotations
+
+import json
+
+from services.loyalty.domain.model import Entry, TierImport
+from services.loyalty.store import seal_cause
+from shared.clock import iso_utc, parse_iso
+from shared.storage.base import chunks as _chunks
+from shared.storage.base import in_placeholders as _in
+
+IMPORTS_SQL = """
+CREATE TABLE IF NOT EXISTS tier_imports (
+  source TEXT NOT NULL, id TEXT NOT NULL, record_id TEXT NOT NULL, tier TEXT NOT NULL, since TEXT NOT NULL,
+  PRIMARY KEY (source, id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS tier_imports_record ON tier_imports(record_id);
+"""
+
+
+class SqliteImports:
+    """Mixed into the sqlite adapter; uses the adapter's database and keyring."""
+
+    def add_openings(self, entries: list[Entry]) -> list[Entry]:
+        """Post opening lots not posted before (by entry id); returns those posted now."""
+        c, fresh, seen = self.db.conn(), [], set()
+        held: set[str] = set()
+        ids = [e.entry_id for e in entries]
+        for part in _chunks(ids, 500):
+            held.update(r for (r,) in c.execute(f"SELECT entry_id FROM ledger WHERE entry_id IN ({_in(part)})", part))
+        for e in entries:
+            if e.entry_id not in held and e.entry_id not in seen:
+                seen.add(e.entry_id)
+                fresh.append(e)
+        c.executemany(
+            "INSERT INTO ledger(entry_id, record_id, bucket, rule, kind, points, effective_at, posted_at, cause)"
+            " VALUES (?,?,?,?,?,?,?,?,?)",
+            [(e.entry_id, e.record_id, e.bucket, e.rule, e.kind, e.points, e.effective_at, e.posted_at,
+              json.dumps(seal_cause(e.cause, self.keys), separators=(",", ":"))) for e in fresh])
+        return fresh
+
+    def add_tier_imports(self, rows: list[TierImport]) -> list[TierImport]:
+        """Keep imported tiers not kept before (by source and id); returns those kept now."""
+        c, fresh = self.db.conn(), []
+        for r in rows:
+            cur = c.execute("INSERT OR IGNORE INTO tier_imports VALUES (?,?,?,?,?)",
+                            (r.source, r.id, r.record_id, r.tier, iso_utc(r.since)))
+            if cur.rowcount:
+                fresh.append(r)
+        return fresh
+
+    def tier_imports_of(self, record_ids: list[str]) -> list[TierImport]:
+        """The imported tiers of these records."""
+        out = []
+        for part in _chunks(sorted(set(record_ids)), 500):
+            rows = self.db.conn().execute(
+                f"SELECT source, id, record_id, tier, since FROM tier_imports WHERE record_id IN ({_in(part)})", part)
+            out += [TierImport(s, i, r, t, parse_iso(since)) for s, i, r, t, since in rows]
+        return sorted(out, key=lambda t: (t.since, t.source, t.id))

@@ -1,0 +1,31 @@
+"""Loyalty's store contract for member imports (issue 14): opening lots posted once as ledger movements, and
+imported tiers kept once each, on every backend."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from services.loyalty.domain.model import ADJUST, OPENING, Entry, TierImport
+
+
+def _lot(n: int, record: str = "c_a", points: int = 100) -> Entry:
+    return Entry(f"o:pos/import:l-{n}|opening|1", record, f"o:pos/import:l-{n}", OPENING, ADJUST, points,
+                 f"2026-01-0{n}T00:00:00Z", "2026-12-05T00:00:00Z", {"import": f"l-{n}"})
+
+
+def test_opening_lots_are_posted_once_and_read_back_as_movements(store):
+    with store.transaction():
+        assert store.add_openings([_lot(1), _lot(2), _lot(1)]) == [_lot(1), _lot(2)]
+        assert store.add_openings([_lot(2), _lot(3, points=7)]) == [_lot(3, points=7)]
+    assert sorted(store.movements_of(["c_a"]), key=lambda e: e.entry_id) == [_lot(1), _lot(2), _lot(3, points=7)]
+    assert store.balance(["c_a"]) == 207
+
+
+def test_imported_tiers_are_kept_once_and_read_in_time_order(store):
+    late = TierImport("pos/import", "m-1-tier", "c_a", "A", datetime(2026, 11, 3, tzinfo=UTC))
+    early = TierImport("pos/import", "m-2-tier", "c_b", "B", datetime(2026, 11, 1, tzinfo=UTC))
+    with store.transaction():
+        assert store.add_tier_imports([late, early]) == [late, early]
+        assert store.add_tier_imports([late]) == []
+    assert store.tier_imports_of(["c_a", "c_b", "c_z"]) == [early, late]
+    assert store.tier_imports_of(["c_b"]) == [early]

@@ -1,0 +1,102 @@
+"""Issue 14: how the rows of a member, points or orders file are read, checked and turned into events."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from services.identity.domain import imports as rows
+from services.identity.domain.cleaning import Cleaning
+from shared.contract.events import parse_event
+
+SH = ZoneInfo("Asia/Shanghai")
+RULES = rows.Rules(Cleaning(), zone=SH, default_time=datetime(2026, 12, 1, tzinfo=UTC),
+                   now=datetime(2026, 12, 5, 4, 0, tzinfo=UTC))
+
+
+def _read(text: str, columns=rows.MEMBER_COLUMNS, required=rows.MEMBER_IDS):
+    return list(rows.read_rows(iter(text.splitlines(keepends=True)), columns=columns, required_any=required))
+
+
+def test_csv_rows_carry_their_line_numbers_across_blank_lines_and_quoted_newlines():
+    text = 'phone,name\n139 6172 8450,Wang\n\n13912345679,"Li\nXiao"\n13912345670\n'
+    assert _read(text) == [(2, {"phone": "139 6172 8450", "name": "Wang"}),
+                           (4, {"phone": "13912345679", "name": "Li\nXiao"}), (6, None)]
+
+
+def test_json_lines_are_read_with_their_line_numbers():
+    text = '{"phone": "13961728450", "tier": null}\nnot json\n\n{"member_id": 7}\n'
+    assert _read(text) == [(1, {"phone": "13961728450", "tier": ""}), (2, None), (4, {"member_id": "7"})]
+
+
+@pytest.mark.parametrize(("header", "why"), [("phone,nmae", "unknown columns nmae"),
+                                             ("name,city", "the header needs one of phone, member_id, wechat_openid"),
+                                             ("phone,phone", "a column is named twice")])
+def test_a_header_that_cannot_be_imported_stops_the_file(header, why):
+    with pytest.raises(rows.FileError, match=why):
+        _read(header + "\n1,2\n")
+
+
+def _member(**values: str) -> dict[str, str]:
+    return {c: values.get(c, "") for c in rows.MEMBER_COLUMNS}
+
+
+def test_a_member_row_becomes_a_profile_a_consent_and_a_tier_with_ids_from_its_content():
+    row = _member(phone="+86 139-6172-8450", member_id="M1", name="王芳", gender="F", birthday="1990-05-01",
+                  email="Wang@Example.com", city="上海", join_date="2020-03-04", home_store="SH-001", tier="B",
+                  tier_since="2026-12-01", sms_consent="yes")
+    built = rows.member_events(7, row, RULES)
+    assert built.errors == []
+    profile, consent, tier = built.events
+    assert [e["type"] for e in built.events] == ["crm.profile", "crm.consent", "crm.tier_import"]
+    assert profile["data"] == {"identity": {"phone": "+8613961728450", "member_id": "M1"}, "name": "王芳",
+                               "gender": "F", "city": "上海", "email": "wang@example.com", "birthday": "1990-05-01",
+                               "attributes": {"join_date": "2020-03-04"}, "home_store": "SH-001"}
+    # The profile and consent are the file's word as of the import's start (a newer channel value wins).
+    assert profile["time"] == consent["time"] == "2026-12-01T00:00:00+00:00" and profile["source"] == rows.SOURCE
+    assert consent["data"]["granted"] is True and consent["data"]["purpose"] == "sms"
+    assert tier["time"] == "2026-12-01T00:00:00+08:00" and tier["data"]["tier"] == "B"
+    for e in built.events:
+        parse_event(e)  # every event is one the contract takes
+    # The same row again (another line, another file) gives the same ids; another value other ids.
+    assert [e["id"] for e in rows.member_events(99, row, RULES).events] == [e["id"] for e in built.events]
+    assert rows.member_events(7, {**row, "city": "北京"}, RULES).events[0]["id"] != profile["id"]
+
+
+def test_a_bad_member_row_is_rejected_whole_with_each_column_and_never_the_value():
+    row = _member(phone="12345", email="nobody", birthday="1990-13-01", sms_consent="maybe", tier="Gold Plus",
+                  join_date="2999-01-01")
+    built = rows.member_events(5, row, RULES)
+    assert built.events == []
+    assert {e.column for e in built.errors} == {"phone", "email", "birthday", "sms_consent", "tier", "join_date"}
+    assert all(e.line == 5 for e in built.errors)
+    text = repr(built.errors)
+    for value in ("12345", "nobody", "1990-13-01", "maybe", "Gold Plus", "2999"):
+        assert value not in text
+    assert rows.member_events(6, _member(name="x"), RULES).errors == [
+        rows.RowError(6, "phone", "needs one of phone, member_id, wechat_openid")]
+
+
+def test_identical_lot_rows_are_distinct_lots_and_a_lot_needs_its_earn_date():
+    lot = {"phone": "13961728450", "member_id": "", "points": "120", "earned_at": "2026-01-02"}
+    first, second = (rows.lot_events(2, lot, RULES, occurrence=n).events[0] for n in (0, 1))
+    assert first["id"] != second["id"] and first["data"]["points"] == 120
+    assert first["type"] == "crm.points_opening" and first["time"] == "2026-01-02T00:00:00+08:00"
+    parse_event(first)
+    assert [e.column for e in rows.lot_events(3, {**lot, "earned_at": ""}, RULES, occurrence=0).errors] == [
+        "earned_at"]
+    assert [e.column for e in rows.lot_events(3, {**lot, "points": "1.5"}, RULES, occurrence=0).errors] == ["points"]
+
+
+def test_an_order_row_maps_its_columns_to_a_purchase_keyed_by_its_order_id():
+    cols = rows.OrderColumns(phone="mobile", amount="total", date="paid", store="shop", order="no")
+    row = {"mobile": "13961728450", "total": "268.5", "paid": "2025-11-20T10:15:00+08:00", "shop": "SH-001",
+           "no": "T-1"}
+    (event,) = rows.order_events(2, row, RULES, cols).events
+    assert event["id"] == "o-T-1" and event["type"] == "crm.purchase"
+    assert event["data"]["amount"] == "268.50" and event["data"]["store_id"] == "SH-001"
+    parse_event(event)
+    bad = rows.order_events(3, {**row, "total": "abc", "mobile": "1"}, RULES, cols).errors
+    assert {e.column for e in bad} == {"mobile", "total"}
