@@ -6,21 +6,19 @@ replied``: each status implies the ones before it (a reply was opened, an open w
 state does not depend on the order receipts arrive in. A failed touch's reason is the one of its newest
 ``failed`` receipt (by event time, then source and id). A touch no receipt speaks of is ``pending``.
 
-A reply moves its member to a campaign's follow-up step when the step's ``match`` (a keyword or regular
-expression, searched case-insensitively in the Unicode-folded reply) finds something, or always without
-one; the pattern is folded the same way. Patterns whose repeated group holds another repeat or an
-alternation are refused: the reply is the customer's text, and such patterns can backtrack for
-exponential time on a crafted one.
+A reply moves its member to a campaign's follow-up step when it holds one of the step's ``match``
+keywords (literal text, case-insensitive, full-width characters folded in the reply and the keywords
+alike), or always without any. Keywords, never regular expressions: the reply is the customer's text, and
+a pattern (even one refusing nested repeats, ``\\d+\\s*\\d+x``) can backtrack for seconds to hours on a
+crafted one, stalling the consumer.
 """
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 RANK = {"failed": 1, "delivered": 2, "opened": 3, "replied": 4}
 NO_REASON = "unknown"
@@ -107,53 +105,18 @@ def figures(touched: Iterable[tuple[TouchState, bool]]) -> DeliveryFigures:
     return DeliveryFigures(touches, delivered, failed, opened, replied, follow_ups, dict(sorted(reasons.items())))
 
 
-def _nested_repeat(items: Any, inside: bool) -> bool:
-    """Whether a parsed pattern repeats a group that itself repeats or alternates (backtracking that can
-    take exponential time on a crafted reply)."""
-    # The parse tree of the standard ``re`` engine (``re._parser``/``re._constants`` since Python 3.11).
-    from re import _constants as c  # type: ignore[attr-defined]
-
-    for op, arg in items:
-        if op in (c.MAX_REPEAT, c.MIN_REPEAT, c.POSSESSIVE_REPEAT):
-            if inside or _nested_repeat(arg[2], True):
-                return True
-        elif op is c.BRANCH:
-            if inside or any(_nested_repeat(b, inside) for b in arg[1]):
-                return True
-        elif op is c.SUBPATTERN:
-            if _nested_repeat(arg[3], inside):
-                return True
-        elif op in (c.ASSERT, c.ASSERT_NOT):
-            if _nested_repeat(arg[1], inside):
-                return True
-    return False
+def folded_keyword(keyword: str) -> str:
+    """A ``match`` keyword folded as replies are (a keyword typed full-width, ``ＹＥＳ``, finds the reply ``ＹＥＳ``,
+    which reads ``YES``) and case-folded; every character is literal text, so a full-width ``？`` or ``（`` stays a
+    question mark or a parenthesis (``是？`` never matches every reply)."""
+    return unicodedata.normalize("NFKC", keyword).casefold()
 
 
-def check_pattern(pattern: str) -> re.Pattern[str]:
-    """A follow-up's ``match`` compiled (case-insensitive), or ValueError saying why it is refused."""
-    from re import _parser  # type: ignore[attr-defined]
-
-    pattern = folded_pattern(pattern)
-    try:
-        compiled = re.compile(pattern, re.IGNORECASE)
-    except re.error as exc:
-        raise ValueError(f"not a valid regular expression: {exc.msg}") from None
-    except (OverflowError, RecursionError):  # a{99999999999}: not a re.error, and must not become a 500
-        raise ValueError("not a valid regular expression: a repetition or nesting is too large") from None
-    if _nested_repeat(_parser.parse(pattern).data, False):
-        raise ValueError("a repeated group may not hold another repeat or an alternation")
-    return compiled
-
-
-def folded_pattern(pattern: str) -> str:
-    """A ``match`` folded as replies are (a keyword typed full-width, ``ＹＥＳ``, finds the reply ``ＹＥＳ``, which
-    reads ``YES``); a character that folds is literal text, so a full-width ``？`` or ``（`` typed in a keyword
-    stays a question mark or a parenthesis and never becomes regex syntax (``是？`` must not match every reply)."""
-    out = []
-    for ch in unicodedata.normalize("NFC", pattern):
-        folded = unicodedata.normalize("NFKC", ch)
-        out.append(ch if folded == ch else re.escape(folded))
-    return "".join(out)
+def keywords(match: str | list[str] | None) -> list[str] | None:
+    """A follow-up's ``match`` as the folded keywords a reply is searched for (None: every reply moves on)."""
+    if match is None:
+        return None
+    return [folded_keyword(k) for k in ([match] if isinstance(match, str) else match)]
 
 
 def normalised(text: str) -> str:
@@ -161,9 +124,13 @@ def normalised(text: str) -> str:
     return unicodedata.normalize("NFKC", text).strip()
 
 
-def reply_matches(pattern: re.Pattern[str] | None, reply_text: str | None) -> bool:
-    """Whether a reply moves its member to the follow-up: any reply without a pattern, else one the
-    pattern finds (case-insensitive) in."""
-    if pattern is None:
+def reply_matches(words: list[str] | None, reply_text: str | None) -> bool:
+    """Whether a reply moves its member to the follow-up: any reply without keywords, else one holding any of
+    them as literal text (case-insensitive). A substring search, linear in the reply: no pattern a campaign
+    defines can make the consumer backtrack on a crafted reply."""
+    if words is None:
         return True
-    return reply_text is not None and pattern.search(normalised(reply_text)) is not None
+    if reply_text is None:
+        return False
+    text = normalised(reply_text).casefold()
+    return any(w in text for w in words)

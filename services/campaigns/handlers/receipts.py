@@ -8,7 +8,7 @@ the follow-up touch a reply earns.
   a touch is recorded in the transaction that launches it, before it is published to any channel system,
   so a channel system cannot know its id sooner. It is not marked as seen, so a re-drive re-reads it.
 - A ``replied`` receipt for a campaign's first touch, when the campaign is running and defines a
-  ``follow_up`` whose ``match`` the reply satisfies (or none), sends the follow-up touch: once per member
+  ``follow_up`` one of whose ``match`` keywords the reply holds (or none), sends the follow-up touch: once per member
   (its touch id is derived from the campaign and the member, recorded in the same transaction), unless the
   member opted out of the follow-up's channel (the reply asked for it: no other consent is needed).
 - The reply text is personal data: read here to match, never stored, logged or put in a span.
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from services.campaigns.domain.audience import consent
 from services.campaigns.domain.definition import Definition
-from services.campaigns.domain.delivery import Receipt, check_pattern, reply_matches
+from services.campaigns.domain.delivery import Receipt, keywords, reply_matches
 from services.campaigns.handlers import Deps
 from services.campaigns.handlers.outbox import outbox_message
 from services.campaigns.handlers.view_part import refresh_views
@@ -109,8 +109,7 @@ def _follow_ups(replies: list[_Reply], *, deps: Deps, outcome: BatchOutcome) -> 
         step = definition.follow_up if definition is not None else None
         if step is None:
             continue
-        pattern = check_pattern(step.match) if step.match is not None else None
-        if not reply_matches(pattern, reply.text):
+        if not reply_matches(keywords(step.match), reply.text):
             outcome.counts["follow_up:no_match"] += 1
             continue
         rows.append(TouchRow(follow_up_touch_id(campaign_id, reply.touch.customer_id), campaign_id,
