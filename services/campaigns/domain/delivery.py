@@ -15,6 +15,7 @@ crafted one, stalling the consumer.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable
@@ -22,6 +23,13 @@ from dataclasses import dataclass, field
 
 RANK = {"failed": 1, "delivered": 2, "opened": 3, "replied": 4}
 NO_REASON = "unknown"
+OTHER_REASON = "other"
+# A gateway's reason is free text and may name the person (``张伟 refused: wrong person``): results show it
+# only when it is a code, or one of the carriers' and gateways' common Chinese reasons.
+CODE = re.compile(r"[A-Za-z0-9_.:/-]{1,40}")
+CARRIER_REASONS = frozenset({"空号", "停机", "关机", "拒收", "黑名单", "超时", "欠费", "无法接通", "用户忙",
+                             "不在服务区", "号码无效", "号码错误", "用户不存在", "已退订", "被拦截", "内容违规",
+                             "频率超限"})
 
 
 @dataclass(frozen=True)
@@ -75,7 +83,7 @@ class DeliveryFigures:
     opened: int = 0  # opened or replied
     replied: int = 0
     follow_ups: int = 0  # members of the group sent the follow-up touch
-    failure_reasons: dict[str, int] = field(default_factory=dict)
+    failure_reasons: dict[str, int] = field(default_factory=dict)  # by shown_reason
 
     @property
     def pending(self) -> int:
@@ -101,8 +109,16 @@ def figures(touched: Iterable[tuple[TouchState, bool]]) -> DeliveryFigures:
         follow_ups += followed
         if state.status == "failed":
             failed += 1
-            reasons[state.reason or NO_REASON] += 1
+            reasons[shown_reason(state.reason)] += 1
     return DeliveryFigures(touches, delivered, failed, opened, replied, follow_ups, dict(sorted(reasons.items())))
+
+
+def shown_reason(reason: str | None) -> str:
+    """A failure reason as results show it: a code (``invalid_number``, ``SMS:UNDELIV``, ``E102``) or a common
+    carrier reason as it came, anything else ``other`` (the full reason stays sealed in the store)."""
+    if not reason:
+        return NO_REASON
+    return reason if CODE.fullmatch(reason) or reason in CARRIER_REASONS else OTHER_REASON
 
 
 def folded_keyword(keyword: str) -> str:
