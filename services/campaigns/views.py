@@ -80,7 +80,7 @@ def delivery_read(d: DeliveryFigures | None) -> DeliveryRead | None:
     return DeliveryRead(touches=d.touches, delivered=d.delivered, failed=d.failed, opened=d.opened, replied=d.replied,
                         pending=d.pending, delivery_rate=d.rate(d.delivered), failure_rate=d.rate(d.failed),
                         open_rate=d.rate(d.opened), reply_rate=d.rate(d.replied), failure_reasons=d.failure_reasons,
-                        follow_ups=d.follow_ups)
+                        follow_ups=d.follow_ups, mismatched_replies=d.mismatched_replies)
 
 
 def _group(g: GroupFigures) -> GroupRead:

@@ -43,6 +43,9 @@ class Receipt:
     status: str
     reason: str | None
     time_ms: int
+    # A reply whose sender identity resolved to another customer than the touch's member (a gateway's mix-up):
+    # it counts for the touch's status but moves no one on.
+    mismatched: bool = False
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,7 @@ class TouchState:
 
     status: str = "pending"  # pending, failed, delivered, opened or replied
     reason: str | None = None  # of a failed touch
+    mismatched_replies: int = 0  # replies to it that came from another customer
 
     @property
     def rank(self) -> int:
@@ -62,7 +66,9 @@ def states(receipts: Iterable[Receipt]) -> dict[str, TouchState]:
     """Each touch's state from its receipts, whatever order they came in."""
     best: dict[str, str] = {}
     failure: dict[str, tuple[tuple[int, str, str], str]] = {}
+    mismatched: Counter = Counter()
     for r in receipts:
+        mismatched[r.touch_id] += bool(r.mismatched)
         if RANK[r.status] > RANK.get(best.get(r.touch_id, ""), 0):
             best[r.touch_id] = r.status
         if r.status == "failed":
@@ -70,7 +76,7 @@ def states(receipts: Iterable[Receipt]) -> dict[str, TouchState]:
             held = failure.get(r.touch_id)
             if held is None or order > held[0]:
                 failure[r.touch_id] = (order, r.reason or NO_REASON)
-    return {t: TouchState(s, failure[t][1] if s == "failed" else None) for t, s in best.items()}
+    return {t: TouchState(s, failure[t][1] if s == "failed" else None, mismatched[t]) for t, s in best.items()}
 
 
 @dataclass(frozen=True)
@@ -83,6 +89,7 @@ class DeliveryFigures:
     opened: int = 0  # opened or replied
     replied: int = 0
     follow_ups: int = 0  # members of the group sent the follow-up touch
+    mismatched_replies: int = 0  # replies to the group's touches from another customer (no follow-up)
     failure_reasons: dict[str, int] = field(default_factory=dict)  # by shown_reason
 
     @property
@@ -98,7 +105,7 @@ class DeliveryFigures:
 
 def figures(touched: Iterable[tuple[TouchState, bool]]) -> DeliveryFigures:
     """The figures of some members' touches: (state of the member's touch, whether it was followed up)."""
-    touches = delivered = failed = opened = replied = follow_ups = 0
+    touches = delivered = failed = opened = replied = follow_ups = mismatched = 0
     reasons: Counter = Counter()
     for state, followed in touched:
         touches += 1
@@ -107,10 +114,12 @@ def figures(touched: Iterable[tuple[TouchState, bool]]) -> DeliveryFigures:
         opened += rank >= RANK["opened"]
         replied += rank >= RANK["replied"]
         follow_ups += followed
+        mismatched += state.mismatched_replies
         if state.status == "failed":
             failed += 1
             reasons[shown_reason(state.reason)] += 1
-    return DeliveryFigures(touches, delivered, failed, opened, replied, follow_ups, dict(sorted(reasons.items())))
+    return DeliveryFigures(touches, delivered, failed, opened, replied, follow_ups, mismatched,
+                           dict(sorted(reasons.items())))
 
 
 def shown_reason(reason: str | None) -> str:

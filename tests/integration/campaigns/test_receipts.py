@@ -25,14 +25,14 @@ YOUNG = set(CUSTOMERS[::2])  # born 2004: "<25" at the launch; the others born 1
 
 
 def delivery(customer: str, eid: str, when, touch_id: str, status: str, *, reason: str | None = None,
-             reply_text: str | None = None, source: str = "web/sms-gateway"):
+             reply_text: str | None = None, source: str = "web/sms-gateway", record: str | None = None):
     """Identity's resolved ``crm.delivery`` event, as a channel system reported it."""
     data = {"touch_id": touch_id, "status": status}
     if reason is not None:
         data["reason"] = reason
     if reply_text is not None:
         data["reply_text"] = reply_text
-    return f.resolved(customer, f.channel_event("crm.delivery", eid, when, data, source))
+    return f.resolved(customer, f.channel_event("crm.delivery", eid, when, data, source), record=record)
 
 
 @pytest.fixture
@@ -99,13 +99,13 @@ def test_receipts_give_exact_rates_per_group_and_segment_and_a_reply_earns_one_f
     assert treatment["delivery"] == {
         "touches": 10, "delivered": 4, "failed": 2, "opened": 3, "replied": 2, "pending": 4,
         "delivery_rate": 0.4, "failure_rate": 0.2, "open_rate": 0.3, "reply_rate": 0.2,
-        "failure_reasons": {"blocked": 1, "空号": 1}, "follow_ups": 1}
+        "failure_reasons": {"blocked": 1, "空号": 1}, "follow_ups": 1, "mismatched_replies": 0}
     assert results["overall"]["control"]["delivery"] is None  # the control group got no touches
     # No receipt for the follow-up touch yet: nothing measured, not 0% delivered.
     assert results["follow_up"] == {
         "touches": 1, "delivered": 0, "failed": 0, "opened": 0, "replied": 0, "pending": 1,
         "delivery_rate": None, "failure_rate": None, "open_rate": None, "reply_rate": None, "failure_reasons": {},
-        "follow_ups": 0}
+        "follow_ups": 0, "mismatched_replies": 0}
     assert results["method"]["delivery_rate"].startswith("touches a crm.delivery receipt reported delivered")
 
     # Per segment: the same rule over each age band's touches.
