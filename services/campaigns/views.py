@@ -47,11 +47,13 @@ METHOD = {
                      "opened < replied), whatever order they arrived in; duplicates change nothing; null (not "
                      "measured) until a receipt for one of the group's touches has come",
     "failure_rate": "touches whose receipts report failed and nothing higher, over touches sent; reasons are "
-                    "those of each touch's newest failed receipt",
+                    "those of each touch's newest failed receipt, shown when a code or a common carrier reason, "
+                    "else counted as other",
     "open_rate": "touches reported opened or replied, over touches sent",
     "reply_rate": "touches reported replied, over touches sent",
     "follow_up": "members whose reply to the first touch matched the follow-up step get one follow-up touch, "
-                 "while the campaign runs; its receipts are counted apart, in follow_up",
+                 "while the campaign runs; its receipts are counted apart, in follow_up; a reply resolved to "
+                 "another customer than the touch's member sends none and counts in mismatched_replies",
 }
 
 
