@@ -115,8 +115,13 @@ class DeliveryRead(BaseModel):
     failure_rate: float | None
     open_rate: float | None
     reply_rate: float | None
-    failure_reasons: dict[str, int] = Field(description="failed touches by the reason of their newest failure")
+    failure_reasons: dict[str, int] = Field(description="failed touches by the reason of their newest failure: "
+                                                        "a code (E102, SMS:UNDELIV) or a common carrier reason "
+                                                        "(空号) as given, any other text counted as other")
     follow_ups: int = Field(description="members sent the follow-up touch after their reply")
+    mismatched_replies: int = Field(description="replies to the group's touches that identity resolved to another "
+                                                "customer than the touch's member: counted in the touch's status, "
+                                                "no follow-up")
 
 
 class GroupRead(BaseModel):

@@ -47,11 +47,13 @@ METHOD = {
                      "opened < replied), whatever order they arrived in; duplicates change nothing; null (not "
                      "measured) until a receipt for one of the group's touches has come",
     "failure_rate": "touches whose receipts report failed and nothing higher, over touches sent; reasons are "
-                    "those of each touch's newest failed receipt",
+                    "those of each touch's newest failed receipt, shown when a code or a common carrier reason, "
+                    "else counted as other",
     "open_rate": "touches reported opened or replied, over touches sent",
     "reply_rate": "touches reported replied, over touches sent",
     "follow_up": "members whose reply to the first touch matched the follow-up step get one follow-up touch, "
-                 "while the campaign runs; its receipts are counted apart, in follow_up",
+                 "while the campaign runs; its receipts are counted apart, in follow_up; a reply resolved to "
+                 "another customer than the touch's member sends none and counts in mismatched_replies",
 }
 
 
@@ -80,7 +82,7 @@ def delivery_read(d: DeliveryFigures | None) -> DeliveryRead | None:
     return DeliveryRead(touches=d.touches, delivered=d.delivered, failed=d.failed, opened=d.opened, replied=d.replied,
                         pending=d.pending, delivery_rate=d.rate(d.delivered), failure_rate=d.rate(d.failed),
                         open_rate=d.rate(d.opened), reply_rate=d.rate(d.replied), failure_reasons=d.failure_reasons,
-                        follow_ups=d.follow_ups)
+                        follow_ups=d.follow_ups, mismatched_replies=d.mismatched_replies)
 
 
 def _group(g: GroupFigures) -> GroupRead:

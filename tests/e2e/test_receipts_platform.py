@@ -83,7 +83,7 @@ def test_receipts_through_identity_give_exact_rates_and_one_follow_up_on_the_run
         want = {"touches": treated, "delivered": 3, "failed": 1, "opened": 3, "replied": 2,
                 "pending": treated - 4, "delivery_rate": 3 / treated, "failure_rate": 1 / treated,
                 "open_rate": 3 / treated, "reply_rate": 2 / treated, "failure_reasons": {"空号": 1},
-                "follow_ups": 1}
+                "follow_ups": 1, "mismatched_replies": 0}
         wait_for(lambda: ops.get(f"/v1/campaigns/{cid}/results").json()["overall"]["treatment"]["delivery"] == want,
                  timeout=120, what="results with every receipt")
         follow_ups = wait_for(lambda: [x for x in _touches(stack.bootstrap, cid) if x.get("step") == "follow_up"],

@@ -13,7 +13,6 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from services.campaigns.domain.delivery import check_pattern
 from shared.clock import Moment
 from shared.http.bounds import MAX_COUNT, MAX_ID
 from shared.http.errors import Conflict
@@ -29,7 +28,8 @@ CENT = Decimal("0.01")
 # Amounts at most what an event may carry (shared/contract/events.py MAX_MONEY): quantizing a larger one fails.
 MAX_MONEY = Decimal("100000000")
 MAX_NAMES = 1000
-MAX_MATCH_CHARS = 200
+MAX_KEYWORDS = 20  # a follow-up's match: keywords only (issue 14 review: regexes could stall the consumer)
+MAX_KEYWORD_CHARS = 50
 
 
 class _Frozen(BaseModel):
@@ -137,18 +137,22 @@ class FollowUp(_Frozen):
     on ``channel`` (the campaign's own when left out) with ``offer``, sent once per member."""
 
     on: Literal["replied"] = Field(description="what moves a member to the follow-up: a reply to the touch")
-    match: str | None = Field(None, min_length=1, max_length=MAX_MATCH_CHARS,
-                              description="only replies matching this keyword or regular expression (case-"
-                                          "insensitive search; a repeated group may not hold another repeat "
-                                          "or an alternation)")
+    match: str | list[str] | None = Field(
+        None, description=f"only replies holding this keyword, or one of these (at most {MAX_KEYWORDS}, each "
+                          f"1..{MAX_KEYWORD_CHARS} characters): literal text, case-insensitive, full-width "
+                          "characters folded; no regular expressions")
     channel: Channel | None = None
     offer: dict[str, Any] = Field(default_factory=dict, description="free-form offer of the follow-up touch")
 
     @field_validator("match")
     @classmethod
-    def _pattern(cls, value: str | None) -> str | None:
-        if value is not None:
-            check_pattern(value)
+    def _keywords(cls, value: str | list[str] | None) -> str | list[str] | None:
+        words = [value] if isinstance(value, str) else value
+        if words is not None:
+            if not 1 <= len(words) <= MAX_KEYWORDS:
+                raise ValueError(f"give 1 to {MAX_KEYWORDS} keywords")
+            if any(not 1 <= len(w) <= MAX_KEYWORD_CHARS or not w.strip() for w in words):
+                raise ValueError(f"each keyword must be 1 to {MAX_KEYWORD_CHARS} characters, not blank")
         return value
 
     _small_offer = field_validator("offer")(_small)

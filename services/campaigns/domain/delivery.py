@@ -6,11 +6,11 @@ replied``: each status implies the ones before it (a reply was opened, an open w
 state does not depend on the order receipts arrive in. A failed touch's reason is the one of its newest
 ``failed`` receipt (by event time, then source and id). A touch no receipt speaks of is ``pending``.
 
-A reply moves its member to a campaign's follow-up step when the step's ``match`` (a keyword or regular
-expression, searched case-insensitively in the Unicode-folded reply) finds something, or always without
-one; the pattern is folded the same way. Patterns whose repeated group holds another repeat or an
-alternation are refused: the reply is the customer's text, and such patterns can backtrack for
-exponential time on a crafted one.
+A reply moves its member to a campaign's follow-up step when it holds one of the step's ``match``
+keywords (literal text, case-insensitive, full-width characters folded in the reply and the keywords
+alike), or always without any. Keywords, never regular expressions: the reply is the customer's text, and
+a pattern (even one refusing nested repeats, ``\\d+\\s*\\d+x``) can backtrack for seconds to hours on a
+crafted one, stalling the consumer.
 """
 
 from __future__ import annotations
@@ -20,10 +20,16 @@ import unicodedata
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 RANK = {"failed": 1, "delivered": 2, "opened": 3, "replied": 4}
 NO_REASON = "unknown"
+OTHER_REASON = "other"
+# A gateway's reason is free text and may name the person (``张伟 refused: wrong person``): results show it
+# only when it is a code, or one of the carriers' and gateways' common Chinese reasons.
+CODE = re.compile(r"[A-Za-z0-9_.:/-]{1,40}")
+CARRIER_REASONS = frozenset({"空号", "停机", "关机", "拒收", "黑名单", "超时", "欠费", "无法接通", "用户忙",
+                             "不在服务区", "号码无效", "号码错误", "用户不存在", "已退订", "被拦截", "内容违规",
+                             "频率超限"})
 
 
 @dataclass(frozen=True)
@@ -37,6 +43,9 @@ class Receipt:
     status: str
     reason: str | None
     time_ms: int
+    # A reply whose sender identity resolved to another customer than the touch's member (a gateway's mix-up):
+    # it counts for the touch's status but moves no one on.
+    mismatched: bool = False
 
 
 @dataclass(frozen=True)
@@ -45,6 +54,7 @@ class TouchState:
 
     status: str = "pending"  # pending, failed, delivered, opened or replied
     reason: str | None = None  # of a failed touch
+    mismatched_replies: int = 0  # replies to it that came from another customer
 
     @property
     def rank(self) -> int:
@@ -56,7 +66,9 @@ def states(receipts: Iterable[Receipt]) -> dict[str, TouchState]:
     """Each touch's state from its receipts, whatever order they came in."""
     best: dict[str, str] = {}
     failure: dict[str, tuple[tuple[int, str, str], str]] = {}
+    mismatched: Counter = Counter()
     for r in receipts:
+        mismatched[r.touch_id] += bool(r.mismatched)
         if RANK[r.status] > RANK.get(best.get(r.touch_id, ""), 0):
             best[r.touch_id] = r.status
         if r.status == "failed":
@@ -64,7 +76,7 @@ def states(receipts: Iterable[Receipt]) -> dict[str, TouchState]:
             held = failure.get(r.touch_id)
             if held is None or order > held[0]:
                 failure[r.touch_id] = (order, r.reason or NO_REASON)
-    return {t: TouchState(s, failure[t][1] if s == "failed" else None) for t, s in best.items()}
+    return {t: TouchState(s, failure[t][1] if s == "failed" else None, mismatched[t]) for t, s in best.items()}
 
 
 @dataclass(frozen=True)
@@ -77,7 +89,8 @@ class DeliveryFigures:
     opened: int = 0  # opened or replied
     replied: int = 0
     follow_ups: int = 0  # members of the group sent the follow-up touch
-    failure_reasons: dict[str, int] = field(default_factory=dict)
+    mismatched_replies: int = 0  # replies to the group's touches from another customer (no follow-up)
+    failure_reasons: dict[str, int] = field(default_factory=dict)  # by shown_reason
 
     @property
     def pending(self) -> int:
@@ -92,7 +105,7 @@ class DeliveryFigures:
 
 def figures(touched: Iterable[tuple[TouchState, bool]]) -> DeliveryFigures:
     """The figures of some members' touches: (state of the member's touch, whether it was followed up)."""
-    touches = delivered = failed = opened = replied = follow_ups = 0
+    touches = delivered = failed = opened = replied = follow_ups = mismatched = 0
     reasons: Counter = Counter()
     for state, followed in touched:
         touches += 1
@@ -101,59 +114,34 @@ def figures(touched: Iterable[tuple[TouchState, bool]]) -> DeliveryFigures:
         opened += rank >= RANK["opened"]
         replied += rank >= RANK["replied"]
         follow_ups += followed
+        mismatched += state.mismatched_replies
         if state.status == "failed":
             failed += 1
-            reasons[state.reason or NO_REASON] += 1
-    return DeliveryFigures(touches, delivered, failed, opened, replied, follow_ups, dict(sorted(reasons.items())))
+            reasons[shown_reason(state.reason)] += 1
+    return DeliveryFigures(touches, delivered, failed, opened, replied, follow_ups, mismatched,
+                           dict(sorted(reasons.items())))
 
 
-def _nested_repeat(items: Any, inside: bool) -> bool:
-    """Whether a parsed pattern repeats a group that itself repeats or alternates (backtracking that can
-    take exponential time on a crafted reply)."""
-    # The parse tree of the standard ``re`` engine (``re._parser``/``re._constants`` since Python 3.11).
-    from re import _constants as c  # type: ignore[attr-defined]
-
-    for op, arg in items:
-        if op in (c.MAX_REPEAT, c.MIN_REPEAT, c.POSSESSIVE_REPEAT):
-            if inside or _nested_repeat(arg[2], True):
-                return True
-        elif op is c.BRANCH:
-            if inside or any(_nested_repeat(b, inside) for b in arg[1]):
-                return True
-        elif op is c.SUBPATTERN:
-            if _nested_repeat(arg[3], inside):
-                return True
-        elif op in (c.ASSERT, c.ASSERT_NOT):
-            if _nested_repeat(arg[1], inside):
-                return True
-    return False
+def shown_reason(reason: str | None) -> str:
+    """A failure reason as results show it: a code (``invalid_number``, ``SMS:UNDELIV``, ``E102``) or a common
+    carrier reason as it came, anything else ``other`` (the full reason stays sealed in the store)."""
+    if not reason:
+        return NO_REASON
+    return reason if CODE.fullmatch(reason) or reason in CARRIER_REASONS else OTHER_REASON
 
 
-def check_pattern(pattern: str) -> re.Pattern[str]:
-    """A follow-up's ``match`` compiled (case-insensitive), or ValueError saying why it is refused."""
-    from re import _parser  # type: ignore[attr-defined]
-
-    pattern = folded_pattern(pattern)
-    try:
-        compiled = re.compile(pattern, re.IGNORECASE)
-    except re.error as exc:
-        raise ValueError(f"not a valid regular expression: {exc.msg}") from None
-    except (OverflowError, RecursionError):  # a{99999999999}: not a re.error, and must not become a 500
-        raise ValueError("not a valid regular expression: a repetition or nesting is too large") from None
-    if _nested_repeat(_parser.parse(pattern).data, False):
-        raise ValueError("a repeated group may not hold another repeat or an alternation")
-    return compiled
+def folded_keyword(keyword: str) -> str:
+    """A ``match`` keyword folded as replies are (a keyword typed full-width, ``ＹＥＳ``, finds the reply ``ＹＥＳ``,
+    which reads ``YES``) and case-folded; every character is literal text, so a full-width ``？`` or ``（`` stays a
+    question mark or a parenthesis (``是？`` never matches every reply)."""
+    return unicodedata.normalize("NFKC", keyword).casefold()
 
 
-def folded_pattern(pattern: str) -> str:
-    """A ``match`` folded as replies are (a keyword typed full-width, ``ＹＥＳ``, finds the reply ``ＹＥＳ``, which
-    reads ``YES``); a character that folds is literal text, so a full-width ``？`` or ``（`` typed in a keyword
-    stays a question mark or a parenthesis and never becomes regex syntax (``是？`` must not match every reply)."""
-    out = []
-    for ch in unicodedata.normalize("NFC", pattern):
-        folded = unicodedata.normalize("NFKC", ch)
-        out.append(ch if folded == ch else re.escape(folded))
-    return "".join(out)
+def keywords(match: str | list[str] | None) -> list[str] | None:
+    """A follow-up's ``match`` as the folded keywords a reply is searched for (None: every reply moves on)."""
+    if match is None:
+        return None
+    return [folded_keyword(k) for k in ([match] if isinstance(match, str) else match)]
 
 
 def normalised(text: str) -> str:
@@ -161,9 +149,13 @@ def normalised(text: str) -> str:
     return unicodedata.normalize("NFKC", text).strip()
 
 
-def reply_matches(pattern: re.Pattern[str] | None, reply_text: str | None) -> bool:
-    """Whether a reply moves its member to the follow-up: any reply without a pattern, else one the
-    pattern finds (case-insensitive) in."""
-    if pattern is None:
+def reply_matches(words: list[str] | None, reply_text: str | None) -> bool:
+    """Whether a reply moves its member to the follow-up: any reply without keywords, else one holding any of
+    them as literal text (case-insensitive). A substring search, linear in the reply: no pattern a campaign
+    defines can make the consumer backtrack on a crafted reply."""
+    if words is None:
         return True
-    return reply_text is not None and pattern.search(normalised(reply_text)) is not None
+    if reply_text is None:
+        return False
+    text = normalised(reply_text).casefold()
+    return any(w in text for w in words)

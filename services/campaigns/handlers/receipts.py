@@ -1,14 +1,16 @@
 """Delivery receipts (issue 14): ``crm.delivery`` events identity resolved, kept against their touch, and
 the follow-up touch a reply earns.
 
-- A receipt is matched by its ``touch_id`` (the touch names the campaign and the member as launched;
-  the customer identity resolved the event to is not needed to find it). It is kept once per event
-  ``(source, id)``: a redelivered or repeated receipt changes nothing.
+- A receipt is matched by its ``touch_id`` (the touch names the campaign and the member as launched).
+  A reply identity resolved to another customer than the touch's member (both followed through the merges
+  campaigns knows) still counts for the touch's status (the message was delivered and answered) but is
+  ``mismatched``: it moves no one on (a gateway's mix-up must not mail A the sample B asked for).
+  A receipt is kept once per event ``(source, id)``: a redelivered or repeated receipt changes nothing.
 - A receipt for a touch campaigns never recorded is dead-lettered ``unknown_touch``. It cannot be early:
   a touch is recorded in the transaction that launches it, before it is published to any channel system,
   so a channel system cannot know its id sooner. It is not marked as seen, so a re-drive re-reads it.
 - A ``replied`` receipt for a campaign's first touch, when the campaign is running and defines a
-  ``follow_up`` whose ``match`` the reply satisfies (or none), sends the follow-up touch: once per member
+  ``follow_up`` one of whose ``match`` keywords the reply holds (or none), sends the follow-up touch: once per member
   (its touch id is derived from the campaign and the member, recorded in the same transaction), unless the
   member opted out of the follow-up's channel (the reply asked for it: no other consent is needed).
 - The reply text is personal data: read here to match, never stored, logged or put in a span.
@@ -21,7 +23,7 @@ from dataclasses import dataclass
 
 from services.campaigns.domain.audience import consent
 from services.campaigns.domain.definition import Definition
-from services.campaigns.domain.delivery import Receipt, check_pattern, reply_matches
+from services.campaigns.domain.delivery import Receipt, keywords, reply_matches
 from services.campaigns.handlers import Deps
 from services.campaigns.handlers.outbox import outbox_message
 from services.campaigns.handlers.view_part import refresh_views
@@ -64,6 +66,10 @@ def receipts(items: list[Decoded[Read]], *, deps: Deps, outcome: BatchOutcome) -
     # Like every resolved event, a receipt carries its record's mapping to its customer.
     affected = store.apply_memberships([m for one in items for m in memberships_of(one.item.message)])
     touches = store.touches_by_id({one.item.event.data.touch_id for one in items})
+    # Who a reply came from and whom its touch went to, each as the customer they are now (a merge since the
+    # launch, or a staff phone change, leaves a real reply its member's).
+    now_of = store.current_customers({x for one in items if one.item.event.data.status == "replied"
+                                      for x in (one.item.message.customer_id, _member(one, touches))} - {None})
     matched: list[tuple[Decoded[Read], Receipt]] = []
     letters: list[Incoming] = []
     for one in items:
@@ -74,9 +80,11 @@ def receipts(items: list[Decoded[Read]], *, deps: Deps, outcome: BatchOutcome) -
             if touch is None:
                 letters.append(one.msg)
                 continue
+            mismatched = (event.data.status == "replied"
+                          and now_of[one.item.message.customer_id] != now_of[touch.customer_id])
             matched.append((one, Receipt(event.source, event.id, touch.touch_id, touch.campaign_id,
                                          event.data.status, reason_of(event) if event.data.status == "failed"
-                                         else None, epoch_ms(event.time))))
+                                         else None, epoch_ms(event.time), mismatched)))
     fresh = {(r.source, r.id) for r in store.add_receipts([r for _, r in matched])}
     replies: list[_Reply] = []
     for one, receipt in matched:
@@ -87,11 +95,18 @@ def receipts(items: list[Decoded[Read]], *, deps: Deps, outcome: BatchOutcome) -
         outcome.processed += 1
         outcome.counts[f"receipt:{receipt.status}"] += 1
         touch = touches[receipt.touch_id]
-        if receipt.status == "replied" and touch.step == "initial":
+        if receipt.mismatched:
+            outcome.counts["follow_up:mismatched_reply"] += 1
+        elif receipt.status == "replied" and touch.step == "initial":
             replies.append(_Reply(touch, one.item.event.data.reply_text))
     out = _follow_ups(replies, deps=deps, outcome=outcome)
     out += refresh_views(affected, deps=deps)
     return out + _dead_letters(letters, deps=deps, outcome=outcome)
+
+
+def _member(one: Decoded[Read], touches: dict[str, TouchRow]) -> str | None:
+    touch = touches.get(one.item.event.data.touch_id)
+    return touch.customer_id if touch is not None else None
 
 
 def _follow_ups(replies: list[_Reply], *, deps: Deps, outcome: BatchOutcome) -> list[OutboxMessage]:
@@ -109,8 +124,7 @@ def _follow_ups(replies: list[_Reply], *, deps: Deps, outcome: BatchOutcome) -> 
         step = definition.follow_up if definition is not None else None
         if step is None:
             continue
-        pattern = check_pattern(step.match) if step.match is not None else None
-        if not reply_matches(pattern, reply.text):
+        if not reply_matches(keywords(step.match), reply.text):
             outcome.counts["follow_up:no_match"] += 1
             continue
         rows.append(TouchRow(follow_up_touch_id(campaign_id, reply.touch.customer_id), campaign_id,

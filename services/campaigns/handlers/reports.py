@@ -117,7 +117,7 @@ CSV_COLUMNS = ["breakdown", "segment", "group", "size", "converters", "conversio
                "incremental_revenue", "cost", "roi",
                # issue 14: the group's touches by their receipts (blank for a group without touches)
                "touches", "delivered", "failed", "opened", "replied", "delivery_rate", "failure_rate", "open_rate",
-               "reply_rate", "failure_reasons", "follow_ups"]
+               "reply_rate", "failure_reasons", "follow_ups", "mismatched_replies"]
 
 
 def _rows(breakdown: str, seg: Segment) -> Iterable[list]:
@@ -133,10 +133,10 @@ def _rows(breakdown: str, seg: Segment) -> Iterable[list]:
 
 def _delivery_cells(d: DeliveryFigures | None) -> list:
     if d is None:
-        return [""] * 11
+        return [""] * 12
     reasons = ";".join(f"{k}={n}" for k, n in d.failure_reasons.items())
     return [d.touches, d.delivered, d.failed, d.opened, d.replied, _num(d.rate(d.delivered)), _num(d.rate(d.failed)),
-            _num(d.rate(d.opened)), _num(d.rate(d.replied)), reasons, d.follow_ups]
+            _num(d.rate(d.opened)), _num(d.rate(d.replied)), reasons, d.follow_ups, d.mismatched_replies]
 
 
 def _blank(value: object | None) -> object:
@@ -157,7 +157,7 @@ def results_csv(found: Results) -> str:
         for seg in segments:
             out.writerows(_rows(name, seg))
     if found.report.follow_up is not None:  # issue 14: the follow-up touches' receipts, one row
-        out.writerow(["follow_up", "all", "treatment", *[""] * (len(CSV_COLUMNS) - 14),
+        out.writerow(["follow_up", "all", "treatment", *[""] * (len(CSV_COLUMNS) - 3 - len(_delivery_cells(None))),
                       *_delivery_cells(found.report.follow_up)])
     return buf.getvalue()
 

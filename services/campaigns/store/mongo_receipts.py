@@ -18,7 +18,7 @@ from shared.storage.fact_tables import mongo_insert_new, open_doc_field
 
 REASON = "receipts.reason"  # the field a reason is sealed as
 
-_FIELDS = ("source", "id", "touch_id", "campaign_id", "status", "reason", "time_ms")
+_FIELDS = ("source", "id", "touch_id", "campaign_id", "status", "reason", "time_ms", "mismatched")
 
 
 def _touch(d: dict) -> TouchRow:
@@ -78,8 +78,8 @@ class MongoReceipts:
         return sorted(out, key=lambda r: (r.source, r.id))
 
     def _receipt(self, d: dict) -> Receipt:
-        return Receipt(*(self.keys.open(SERVICE, REASON, d.get(f)) if f == "reason" else d.get(f)  # type: ignore[attr-defined]
-                         for f in _FIELDS))
+        values = {f: d.get(f) for f in _FIELDS} | {"mismatched": bool(d.get("mismatched"))}  # older: absent
+        return Receipt(**values | {"reason": self.keys.open(SERVICE, REASON, d.get("reason"))})  # type: ignore[attr-defined]
 
     def field_values(self, customers: Collection[str], *, fields: Collection[str]) -> dict[str, dict[str, FieldValue]]:
         """The newest value of each of these profile fields of a few customers (over all their records;

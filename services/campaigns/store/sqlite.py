@@ -75,7 +75,8 @@ _MEMBER_COLS = ("campaign_id, member_id, grp, at_ms, window_ms, bucket, tier, ag
                 " purchases, touches_before")
 # Columns added after the first release: (table, column, type), added to a file created before them.
 _ADDED_COLUMNS = (("members", "purchases", "INTEGER"), ("members", "touches_before", "INTEGER"),
-                  ("touches", "step", "TEXT NOT NULL DEFAULT 'initial'"))
+                  ("touches", "step", "TEXT NOT NULL DEFAULT 'initial'"),
+                  ("receipts", "mismatched", "INTEGER NOT NULL DEFAULT 0"))
 
 
 

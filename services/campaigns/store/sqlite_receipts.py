@@ -20,7 +20,7 @@ REASON = "receipts.reason"  # the field a reason is sealed as
 RECEIPTS_SQL = """
 CREATE TABLE IF NOT EXISTS receipts (
   source TEXT NOT NULL, id TEXT NOT NULL, touch_id TEXT NOT NULL, campaign_id TEXT NOT NULL, status TEXT NOT NULL,
-  reason TEXT, time_ms INTEGER NOT NULL, PRIMARY KEY (source, id)
+  reason TEXT, time_ms INTEGER NOT NULL, mismatched INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (source, id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS receipts_campaign ON receipts(campaign_id);
 """
@@ -37,9 +37,10 @@ class SqliteReceipts:
         """Keep receipts not held before (by source and id); returns those kept now, in order."""
         c, fresh = self.db.conn(), []  # type: ignore[attr-defined]
         for r in rows:  # in-process: a statement per receipt costs microseconds, and tells which were new
-            if c.execute("INSERT OR IGNORE INTO receipts VALUES (?,?,?,?,?,?,?)",
+            if c.execute("INSERT OR IGNORE INTO receipts (source, id, touch_id, campaign_id, status, reason, time_ms,"
+                         " mismatched) VALUES (?,?,?,?,?,?,?,?)",
                          (r.source, r.id, r.touch_id, r.campaign_id, r.status,
-                          self.keys.seal(SERVICE, REASON, r.reason), r.time_ms)).rowcount == 1:  # type: ignore[attr-defined]
+                          self.keys.seal(SERVICE, REASON, r.reason), r.time_ms, int(r.mismatched))).rowcount == 1:  # type: ignore[attr-defined]
                 fresh.append(r)
         return fresh
 
@@ -59,9 +60,9 @@ class SqliteReceipts:
     def receipts(self, campaign_id: str) -> list[Receipt]:
         """Every receipt kept for a campaign's touches."""
         rows = self.db.conn().execute(  # type: ignore[attr-defined]
-            "SELECT source, id, touch_id, campaign_id, status, reason, time_ms FROM receipts WHERE campaign_id = ?"
-            " ORDER BY source, id", (campaign_id,))
-        return [Receipt(*r[:5], self.keys.open(SERVICE, REASON, r[5]), r[6]) for r in rows]  # type: ignore[attr-defined]
+            "SELECT source, id, touch_id, campaign_id, status, reason, time_ms, mismatched FROM receipts"
+            " WHERE campaign_id = ? ORDER BY source, id", (campaign_id,))
+        return [self._receipt(r) for r in rows]  # type: ignore[attr-defined]
 
     def touches_of(self, member_ids: Collection[str]) -> list[TouchRow]:
         """Every touch sent to these members (as launched), oldest first (a customer's export)."""
@@ -73,9 +74,13 @@ class SqliteReceipts:
     def receipts_of(self, touch_ids: Collection[str]) -> list[Receipt]:
         """Every receipt kept for these touches."""
         c = self._wanted(touch_ids)  # type: ignore[attr-defined]
-        rows = c.execute("SELECT r.source, r.id, r.touch_id, r.campaign_id, r.status, r.reason, r.time_ms"
-                         " FROM temp.wanted w JOIN receipts r ON r.touch_id = w.id ORDER BY r.source, r.id")
-        return [Receipt(*r[:5], self.keys.open(SERVICE, REASON, r[5]), r[6]) for r in rows]  # type: ignore[attr-defined]
+        rows = c.execute("SELECT r.source, r.id, r.touch_id, r.campaign_id, r.status, r.reason, r.time_ms,"
+                         " r.mismatched FROM temp.wanted w JOIN receipts r ON r.touch_id = w.id"
+                         " ORDER BY r.source, r.id")
+        return [self._receipt(r) for r in rows]
+
+    def _receipt(self, r: tuple) -> Receipt:
+        return Receipt(*r[:5], self.keys.open(SERVICE, REASON, r[5]), r[6], bool(r[7]))  # type: ignore[attr-defined]
 
     def field_values(self, customers: Collection[str], *, fields: Collection[str]) -> dict[str, dict[str, FieldValue]]:
         """The newest value of each of these profile fields of a few customers (over all their records;

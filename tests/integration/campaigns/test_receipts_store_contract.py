@@ -82,3 +82,27 @@ def test_field_values_fold_a_few_customers_records_newest_first(store):
     assert store.field_values(["c1", "lonely"], fields={"consent.mail", "consent.sms"}) == {
         "c1": {"consent.mail": new, "consent.sms": sms}, "lonely": {"consent.sms": sms}}
     assert store.field_values([], fields={"consent.mail"}) == {}
+
+
+def test_a_receipt_keeps_whether_its_reply_came_from_another_customer(store):
+    mixed = Receipt("web/sms", "m1", "t_a", "cmp_1", "replied", None, 10, mismatched=True)
+    own = Receipt("web/sms", "m2", "t_a", "cmp_1", "replied", None, 20)
+    with store.transaction():
+        assert store.add_receipts([mixed, own]) == [mixed, own]
+    assert store.receipts("cmp_1") == [mixed, own]
+    assert store.receipts_of(["t_a"]) == [mixed, own]
+    assert [r.mismatched for r in store.receipts("cmp_1")] == [True, False]
+
+
+def test_an_old_sqlite_file_gets_the_mismatched_column_and_its_receipts_read_as_matched(tmp_path):
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as c:
+        c.execute("CREATE TABLE receipts (source TEXT NOT NULL, id TEXT NOT NULL, touch_id TEXT NOT NULL, campaign_id"
+                  " TEXT NOT NULL, status TEXT NOT NULL, reason TEXT, time_ms INTEGER NOT NULL, PRIMARY KEY (source,"
+                  " id)) WITHOUT ROWID")
+        c.execute("INSERT INTO receipts VALUES ('web/sms', 'e1', 't_a', 'cmp_1', 'replied', NULL, 7)")
+    store = SqliteCampaignsStore(path)
+    assert store.receipts("cmp_1") == [Receipt("web/sms", "e1", "t_a", "cmp_1", "replied", None, 7, False)]
+    with store.transaction():
+        assert store.add_receipts([new := Receipt("web/sms", "e2", "t_a", "cmp_1", "replied", None, 8, True)]) == [new]
+    assert store.receipts_of(["t_a"])[1].mismatched is True

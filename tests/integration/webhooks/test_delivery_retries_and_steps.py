@@ -1,4 +1,5 @@
-"""Review of issue 14 (webhooks, delivery receipts): probes of defects found, each failing before its fix."""
+"""Webhook deliveries (issue 14 review): a host that does not resolve is retried like any transient failure,
+and a campaign.touch delivery says which step of the campaign the touch is."""
 
 from __future__ import annotations
 
@@ -6,24 +7,8 @@ import json
 
 import pytest
 
-from services.campaigns.domain.delivery import check_pattern, reply_matches
 from tests.integration.webhooks.harness import Host, touch
 from tests.integration.webhooks.receiver import wait_for
-
-
-@pytest.mark.parametrize(("match", "reply"), [("ＹＥＳ", "ＹＥＳ"), ("ＹＥＳ", "yes please"), ("是的|ＯＫ", "ok")])
-def test_a_full_width_keyword_matches_the_reply_it_names(match, reply):
-    # Replies are NFKC-folded before matching (ＹＥＳ reads YES); a keyword typed full-width with a Chinese
-    # input method must be folded the same way, or it never matches even the identical reply.
-    assert reply_matches(check_pattern(match), reply)
-
-
-@pytest.mark.parametrize(("match", "reply", "moves"), [
-    ("是？", "是?", True), ("是？", "不要", False),
-    ("确认（样品）", "确认（样品）", True), ("确认（样品）", "确认样品", False)])
-def test_full_width_punctuation_in_a_keyword_stays_text(match, reply, moves):
-    # Folding a keyword must not turn a full-width ？ or （ into regex syntax: 是？ would match every reply.
-    assert reply_matches(check_pattern(match), reply) is moves
 
 
 @pytest.fixture
