@@ -257,6 +257,8 @@ def birthday(rule: Rule, ctx: _Ctx) -> Result:
 
 
 def points_expiring(rule: Rule, ctx: _Ctx) -> Result:
+    if not ctx.facts.expiries:
+        return None, []  # nothing announced: nothing soon, nothing to look again for
     ahead = timedelta(days=float(rule.param("days_ahead")))
     balance = ctx.facts.balance
     live = [e for e in ctx.facts.expiries if ctx.as_of < e.expires_at]
