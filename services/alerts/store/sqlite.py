@@ -56,8 +56,11 @@ class SqliteAlertsStore(SqliteStore, SqliteMembership, SqliteOwners):
         """Which of these channel events (source, id) were processed before."""
         out: set[tuple[str, str]] = set()
         for part in _chunks(keys, _CHUNK // 2):
+            # The keys drive the join (CROSS JOIN keeps that order), each looked up by the primary key: a
+            # row-value ``IN (VALUES ...)`` read every event ever seen, a cost that grew with the history.
             out |= set(self.db.conn().execute(
-                f"SELECT source, id FROM seen_events WHERE (source, id) IN (VALUES {','.join(['(?,?)'] * len(part))})",
+                f"WITH k(source, id) AS (VALUES {','.join(['(?,?)'] * len(part))}) SELECT e.source, e.id"
+                " FROM k CROSS JOIN seen_events e ON e.source = k.source AND e.id = k.id",
                 [x for k in part for x in k]))
         return out
 
