@@ -161,8 +161,10 @@ class SqliteAlertsStore(SqliteStore, SqliteMembership, SqliteOwners):
                     OccurrenceRow(kind, key, rec, at, store, None if value is None else json.loads(value)))
             for key, rec, points, ms in c.execute(f"SELECT * FROM expiries WHERE record_id IN ({q})", part):
                 rows[owner[rec]].expiries.append(ExpiryRow(key, rec, points, ms))
-            self.keys.load(part)
-            for rec, f, v, t, s, e in c.execute(f"SELECT * FROM attributes WHERE record_id IN ({q})", part):
+            attributes = c.execute(f"SELECT * FROM attributes WHERE record_id IN ({q})", part).fetchall()
+            if attributes:  # the data keys of the records with fields to open, not of every record
+                self.keys.load({r[0] for r in attributes})
+            for rec, f, v, t, s, e in attributes:
                 rows[owner[rec]].attributes.append(FieldValue(f, open_field(self.keys, rec, f, v), t, s, e))
             for rec, tier, balance, version in c.execute(f"SELECT * FROM loyalty WHERE record_id IN ({q})", part):
                 rows[owner[rec]].loyalty.append(LoyaltyRow(rec, tier, balance, version))
