@@ -285,7 +285,11 @@ class SqliteAlertsStore(SqliteStore, SqliteMembership, SqliteOwners):
     # -- scheduling ---------------------------------------------------------------------
     def set_due(self, due: dict[str, int | None]) -> None:
         """When each customer needs a look next (None: only when a fact arrives)."""
-        self.db.conn().executemany("INSERT OR REPLACE INTO due VALUES (?, ?)", list(due.items()))
+        # An upsert that leaves an unchanged row alone: most customers evaluated keep their due time, and a
+        # replaced row dirties its pages (table and index) for the commit to write out again.
+        self.db.conn().executemany("INSERT INTO due VALUES (?, ?) ON CONFLICT(customer_id) DO UPDATE"
+                                   " SET due_ms = excluded.due_ms WHERE due_ms IS NOT excluded.due_ms",
+                                   list(due.items()))
 
     def due_customers(self, *, until_ms: int, limit: int) -> list[str]:
         """Customers due by ``until_ms``, earliest first."""

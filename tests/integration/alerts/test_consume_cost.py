@@ -47,3 +47,21 @@ def test_an_event_named_twice_in_a_batch_is_seen_once(store):
         store.add_events([("pos/SH-001", "e1")])
         assert store.seen_events([("pos/SH-001", "e1"), ("pos/SH-001", "e1"), ("pos/SH-001", "e2")]) == {
             ("pos/SH-001", "e1")}
+
+
+def test_a_due_time_that_stays_the_same_is_not_written_again(tmp_path):
+    store = SqliteAlertsStore(tmp_path / "due.db")
+    try:
+        with store.transaction():
+            store.set_due({"c_1": 1_000, "c_2": None, "c_3": 3_000})
+        conn = store.db.conn()
+        with store.transaction():
+            before = conn.total_changes
+            store.set_due({"c_1": 1_000, "c_2": None, "c_3": 4_000})  # a batch evaluated all three again
+            written = conn.total_changes - before
+        # Only c_3's row changed: rewriting the others dirtied their pages for the commit to write out again.
+        assert written == 1
+        assert store.due_customers(until_ms=5_000, limit=10) == ["c_1", "c_3"]
+        assert store.due_count(until_ms=3_500) == 1
+    finally:
+        store.close()
