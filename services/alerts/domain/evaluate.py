@@ -12,7 +12,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
-from functools import cached_property
 from zoneinfo import ZoneInfo
 
 from services.alerts.domain.facts import CustomerFacts, Occurrence
@@ -56,35 +55,45 @@ class Evaluation:
     cleared: dict[str, Cleared] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
 class _Ctx:
-    facts: CustomerFacts
-    as_of: datetime
-    day: date
-    zone: ZoneInfo
+    """One evaluation's facts and moment; the visit windows both churn lights read are worked out once, on
+    first use (plain attributes: ``functools.cached_property`` takes a lock on every read)."""
+
+    __slots__ = ("facts", "as_of", "day", "zone", "_days", "_visits", "_window_changes")
+
+    def __init__(self, facts: CustomerFacts, as_of: datetime, day: date, zone: ZoneInfo) -> None:
+        self.facts, self.as_of, self.day, self.zone = facts, as_of, day, zone
+        self._days: list[date] | None = None
+        self._visits: Visits | None = None
+        self._window_changes: list[datetime] | None = None
 
     def midnight(self, d: date) -> datetime:
         return datetime.combine(d, time(), self.zone)
 
-    # The visit windows, read by both churn lights: worked out once per evaluation.
-    @cached_property
+    @property
     def days(self) -> list[date]:
-        return self.facts.visit_days(self.day)
+        if self._days is None:
+            self._days = self.facts.visit_days(self.day)
+        return self._days
 
-    @cached_property
+    @property
     def visits(self) -> Visits:
-        return visits(self.days, self.day)
+        if self._visits is None:
+            self._visits = visits(self.days, self.day)
+        return self._visits
 
-    @cached_property
+    @property
     def window_changes(self) -> list[datetime]:
         # A visit leaves the last-30 window 30 days later and the prior-90 window 120 days later: the next
         # change is the first visit still inside each window, moved on by the window's length.
-        out = []
-        for n in (30, 120):
-            i = bisect_right(self.days, self.day - timedelta(days=n))
-            if i < len(self.days):
-                out.append(self.midnight(self.days[i] + timedelta(days=n)))
-        return out
+        if self._window_changes is None:
+            days, out = self.days, []
+            for n in (30, 120):
+                i = bisect_right(days, self.day - timedelta(days=n))
+                if i < len(days):
+                    out.append(self.midnight(days[i] + timedelta(days=n)))
+            self._window_changes = out
+        return self._window_changes
 
     def since_resolved(self, rule: Rule) -> str:
         """The episode of a persisting condition: everything since its last resolution is one episode."""
@@ -248,6 +257,8 @@ def birthday(rule: Rule, ctx: _Ctx) -> Result:
 
 
 def points_expiring(rule: Rule, ctx: _Ctx) -> Result:
+    if not ctx.facts.expiries:
+        return None, []  # nothing announced: nothing soon, nothing to look again for
     ahead = timedelta(days=float(rule.param("days_ahead")))
     balance = ctx.facts.balance
     live = [e for e in ctx.facts.expiries if ctx.as_of < e.expires_at]

@@ -5,7 +5,6 @@ from __future__ import annotations
 from bisect import bisect_right
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from functools import cached_property
 
 
 @dataclass(frozen=True)
@@ -71,13 +70,10 @@ class CustomerFacts:
         named = NAMED_OCCURRENCES.get(kind)
         return getattr(self, named) if named else self.others.get(kind, ())
 
-    @cached_property
-    def _days(self) -> list[date]:
-        return sorted({p.day for p in self.purchases})
-
     def visit_days(self, until: date) -> list[date]:
         """Distinct purchase days up to ``until``, oldest first."""
-        return self._days[:bisect_right(self._days, until)]
+        days = sorted({p.day for p in self.purchases})
+        return days[:bisect_right(days, until)]
 
     def spend_minor(self, until: date | None = None) -> int:
         """Purchases (up to ``until``) less refunds, in fen."""

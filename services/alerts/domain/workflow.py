@@ -96,11 +96,11 @@ def reconcile(customer_id: str, evaluation: Evaluation, rules: tuple[Rule, ...],
         if not rule.enabled:
             continue
         want, cur = evaluation.desired.get(rule.type), current.get(rule.type)
+        if want is None and cur is None:
+            continue  # most rules of most customers: nothing wanted, nothing held
         manager = owner.manager if rule.owner == "account_manager" else None
         store_id = owner.store_id or (cur.store_id if cur is not None else None)
         if want is None:
-            if cur is None:
-                continue
             if not rule.is_event:
                 why = evaluation.cleared.get(rule.type)
                 done = _resolved(cur, SYSTEM, why.note if why else "the condition no longer holds", "cleared", as_of)

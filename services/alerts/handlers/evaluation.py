@@ -109,7 +109,8 @@ class Writer:
             # A model fitted as of a later day knows purchases after as_of (a replay): never use one.
             stored = store.latest_model(until=day)
             alive = p_alive_of(stored.model if stored else None, list(facts.values()), day)
-            facts = {c: replace(f, p_alive=alive.get(c)) for c, f in facts.items()}
+            # Facts come from the store without one: only the customers the model scores need a copy.
+            facts |= {c: replace(facts[c], p_alive=p) for c, p in alive.items()}
         active: dict[str, dict[str, Alert]] = defaultdict(dict)
         self._active.update((c, {}) for c in customers)
         for a in store.active_alerts(customers):

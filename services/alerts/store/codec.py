@@ -85,7 +85,7 @@ def assemble(customer_id: str, rows: FactRows) -> CustomerFacts:
     """A customer's facts from its records' rows (newest attribute wins; the customer's own loyalty part
     first, since loyalty republishes the survivor's part after a merge)."""
     occ: dict[str, list[Occurrence]] = {"complaint": [], "survey": [], "upgrade": [], "expired": []}
-    for o in sorted(rows.occurrences, key=lambda o: (o.at_ms, o.key)):
+    for o in sorted(rows.occurrences, key=_occurrence_order) if rows.occurrences else ():
         occ.setdefault(o.kind, []).append(Occurrence(o.key, from_ms(o.at_ms), o.store_id, o.value, o.record_id))
     attrs = newest(rows.attributes)
     born = attrs.get("birthday")
@@ -94,8 +94,7 @@ def assemble(customer_id: str, rows: FactRows) -> CustomerFacts:
     loyalty = own[0] if own else max(rows.loyalty, key=lambda x: x.version, default=None)
     return CustomerFacts(
         customer_id=customer_id,
-        purchases=tuple(Purchase(date.fromisoformat(d), s, a)
-                        for d, s, a in sorted(rows.purchases, key=lambda p: (p[0], p[1] or "", p[2]))),
+        purchases=tuple(Purchase(date.fromisoformat(d), s, a) for d, s, a in _by_day(rows.purchases)),
         refund_minor=rows.refunds,
         complaints=tuple(occ["complaint"]), surveys=tuple(occ["survey"]), upgrades=tuple(occ["upgrade"]),
         expired=tuple(occ["expired"]),
@@ -109,6 +108,20 @@ def assemble(customer_id: str, rows: FactRows) -> CustomerFacts:
         balance=loyalty.balance if loyalty else None,
         last_resolved={t: parse_iso(at) for t, at in rows.last_resolved.items()},
     )
+
+
+def _occurrence_order(o: OccurrenceRow) -> tuple[int, str]:
+    return o.at_ms, o.key
+
+
+def _by_day(purchases: list[tuple[str, str | None, int]]) -> list[tuple[str, str | None, int]]:
+    """Purchases by day, store (none first) and amount."""
+    try:
+        # The rows as they are sort the same way while no store is missing (or no missing one is compared with
+        # another's id), and without a key tuple built per row.
+        return sorted(purchases)
+    except TypeError:
+        return sorted(purchases, key=lambda p: (p[0], p[1] or "", p[2]))
 
 
 def newest_loyalty(rows: list[LoyaltyRow], held: dict[str, str]) -> list[LoyaltyRow]:

@@ -182,8 +182,10 @@ class MongoAlertsStore(MongoStore, MongoMembership, MongoOwners):
         for d in self.mdb["expiries"].find(q):
             rows[owner[d["record_id"]]].expiries.append(ExpiryRow(d["_id"], d["record_id"], d["points"],
                                                                   d["expires_ms"]))
-        self.keys.load(owner)
-        for d in self.mdb["attributes"].find(q):
+        attributes = list(self.mdb["attributes"].find(q))
+        if attributes:  # the data keys of the records with fields to open, not of every record
+            self.keys.load({d["record_id"] for d in attributes})
+        for d in attributes:
             value = open_doc_field(self.keys, d["record_id"], d["field"], d["value"])
             rows[owner[d["record_id"]]].attributes.append(
                 FieldValue(d["field"], value, d["time_ms"], d["source"], d["event_id"]))

@@ -56,8 +56,11 @@ class SqliteAlertsStore(SqliteStore, SqliteMembership, SqliteOwners):
         """Which of these channel events (source, id) were processed before."""
         out: set[tuple[str, str]] = set()
         for part in _chunks(keys, _CHUNK // 2):
+            # The keys drive the join (CROSS JOIN keeps that order), each looked up by the primary key: a
+            # row-value ``IN (VALUES ...)`` read every event ever seen, a cost that grew with the history.
             out |= set(self.db.conn().execute(
-                f"SELECT source, id FROM seen_events WHERE (source, id) IN (VALUES {','.join(['(?,?)'] * len(part))})",
+                f"WITH k(source, id) AS (VALUES {','.join(['(?,?)'] * len(part))}) SELECT e.source, e.id"
+                " FROM k CROSS JOIN seen_events e ON e.source = k.source AND e.id = k.id",
                 [x for k in part for x in k]))
         return out
 
@@ -158,8 +161,10 @@ class SqliteAlertsStore(SqliteStore, SqliteMembership, SqliteOwners):
                     OccurrenceRow(kind, key, rec, at, store, None if value is None else json.loads(value)))
             for key, rec, points, ms in c.execute(f"SELECT * FROM expiries WHERE record_id IN ({q})", part):
                 rows[owner[rec]].expiries.append(ExpiryRow(key, rec, points, ms))
-            self.keys.load(part)
-            for rec, f, v, t, s, e in c.execute(f"SELECT * FROM attributes WHERE record_id IN ({q})", part):
+            attributes = c.execute(f"SELECT * FROM attributes WHERE record_id IN ({q})", part).fetchall()
+            if attributes:  # the data keys of the records with fields to open, not of every record
+                self.keys.load({r[0] for r in attributes})
+            for rec, f, v, t, s, e in attributes:
                 rows[owner[rec]].attributes.append(FieldValue(f, open_field(self.keys, rec, f, v), t, s, e))
             for rec, tier, balance, version in c.execute(f"SELECT * FROM loyalty WHERE record_id IN ({q})", part):
                 rows[owner[rec]].loyalty.append(LoyaltyRow(rec, tier, balance, version))
@@ -280,7 +285,11 @@ class SqliteAlertsStore(SqliteStore, SqliteMembership, SqliteOwners):
     # -- scheduling ---------------------------------------------------------------------
     def set_due(self, due: dict[str, int | None]) -> None:
         """When each customer needs a look next (None: only when a fact arrives)."""
-        self.db.conn().executemany("INSERT OR REPLACE INTO due VALUES (?, ?)", list(due.items()))
+        # An upsert that leaves an unchanged row alone: most customers evaluated keep their due time, and a
+        # replaced row dirties its pages (table and index) for the commit to write out again.
+        self.db.conn().executemany("INSERT INTO due VALUES (?, ?) ON CONFLICT(customer_id) DO UPDATE"
+                                   " SET due_ms = excluded.due_ms WHERE due_ms IS NOT excluded.due_ms",
+                                   list(due.items()))
 
     def due_customers(self, *, until_ms: int, limit: int) -> list[str]:
         """Customers due by ``until_ms``, earliest first."""

@@ -1,0 +1,139 @@
+"""CPU seconds per 1,000 channel events of one downstream service's consume path, in process (issue 13).
+
+``record``: the ``crm bench platform`` channel mix (one profile per customer of the base, then mixed
+events) is run through identity, loyalty, alerts and campaigns in this process, each service built by
+its own ``create_app`` on a temp SQLite store with a fixed clock, their outboxes routed by topic to the
+consumers that declare them, batches of 100; what alerts and campaigns consumed is kept in a file.
+``measure``: a fresh service is fed the recorded base (untimed), then the recorded mixed phase through
+its agent's handler and ``BatchRunner.run_sync`` (commit, relay to a no-op publisher), timed with
+``time.process_time``; printed per 1,000 mixed channel events. Only the measured service's code runs in
+the timed part, so code versions can be compared on one recording (``PYTHONPATH`` at another checkout).
+
+    python -m crm.bench.consume_path record /tmp/rec.pkl --customers 2000 --events 6000
+    python -m crm.bench.consume_path measure alerts /tmp/rec.pkl --runs 3 [--batch 100] [--profile 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import importlib
+import pickle
+import pstats
+import statistics
+import tempfile
+import time
+from collections import defaultdict, deque
+from datetime import UTC, datetime
+from pathlib import Path
+
+from crm.bench.channel_mix import base_events, mixed_events
+from crm.replay import topic_for
+from shared.settings import Settings
+from shared.streaming.batch import Incoming
+
+AS_OF = datetime(2026, 11, 20, 2, 30, tzinfo=UTC)
+ORDER = ("identity", "loyalty", "alerts", "campaigns")
+KEPT = ("alerts", "campaigns")
+
+
+def _service(name: str, data_dir: str, publish):
+    app = importlib.import_module(f"services.{name}.app")
+    service = app.create_app(Settings(_env_file=None, data_dir=data_dir), publish=publish, clock=lambda: AS_OF)
+    service.faust_app()  # registers its agents, which declare what they consume
+    return service, {t: h for _, names, h in service.runner.consumers for t in names}
+
+
+def record(path: Path, *, customers: int, events: int, batch: int = 100) -> dict[str, int]:
+    """Run the mix through the four services; keep what alerts and campaigns consumed, by phase."""
+    data_dir = tempfile.mkdtemp(prefix="crm-consume-rec-")
+    queues: dict[str, deque] = defaultdict(deque)
+    kept: dict[str, list] = {name: [] for name in KEPT}
+    phase, offset, handles, services = ["base"], [0], {}, {}
+
+    def publish(messages) -> None:
+        for m in messages:
+            for name, by_topic in handles.items():
+                if m.topic in by_topic:
+                    offset[0] += 1
+                    queues[name].append(Incoming(m.value, m.topic, 0, offset[0], list(m.headers), m.key))
+                    if name in kept:
+                        kept[name].append((phase[0], m.topic, m.value, m.key))
+
+    for name in ORDER:
+        services[name], handles[name] = _service(name, data_dir, publish)
+
+    def feed(lines: list[str]) -> None:
+        settings = services["identity"].settings
+        for line in lines:
+            offset[0] += 1
+            queues["identity"].append(Incoming(line.encode(), topic_for(line, settings), 0, offset[0]))
+        while any(queues[name] for name in ORDER):
+            for name in ORDER:
+                while queues[name]:
+                    chunk = [queues[name].popleft() for _ in range(min(batch, len(queues[name])))]
+                    by_topic: dict[str, list] = defaultdict(list)
+                    for one in chunk:
+                        by_topic[one.topic].append(one)
+                    for topic, items in by_topic.items():
+                        services[name].runner.run_sync(handles[name][topic], items)
+
+    feed(base_events(customers))
+    phase[0] = "mix"
+    feed(mixed_events(events, customers=customers, tag="consume", seed=7))
+    path.write_bytes(pickle.dumps(kept))
+    return {name: len(v) for name, v in kept.items()}
+
+
+def measure(name: str, path: Path, *, batch: int = 100, profile: int = 0) -> float:
+    """One run: CPU seconds per 1,000 mixed channel events of ``name``'s consume path over the recording."""
+    rows = pickle.loads(path.read_bytes())[name]
+    events = sum(1 for ph, topic, _, _ in rows if ph == "mix" and topic.endswith("customer.events"))
+    service, by_topic = _service(name, tempfile.mkdtemp(prefix="crm-consume-"), lambda messages: None)
+    (handle,) = set(by_topic.values())
+
+    def run(phase: str) -> None:
+        messages = [Incoming(v, t, 0, i, [], k) for i, (ph, t, v, k) in enumerate(rows) if ph == phase]
+        for start in range(0, len(messages), batch):
+            service.runner.run_sync(handle, messages[start:start + batch])
+
+    run("base")
+    profiler = cProfile.Profile() if profile else None
+    cpu = time.process_time()
+    if profiler:
+        profiler.enable()
+    run("mix")
+    if profiler:
+        profiler.disable()
+    cpu = time.process_time() - cpu
+    if profiler:
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(profile)
+    return cpu / events * 1000
+
+
+def main() -> None:
+    """The command line (see the module's docstring)."""
+    parser = argparse.ArgumentParser(prog="python -m crm.bench.consume_path")
+    sub = parser.add_subparsers(dest="command", required=True)
+    rec = sub.add_parser("record")
+    rec.add_argument("path", type=Path)
+    rec.add_argument("--customers", type=int, default=2000)
+    rec.add_argument("--events", type=int, default=6000)
+    mes = sub.add_parser("measure")
+    mes.add_argument("service", choices=KEPT)
+    mes.add_argument("path", type=Path)
+    mes.add_argument("--runs", type=int, default=3)
+    mes.add_argument("--batch", type=int, default=100)
+    mes.add_argument("--profile", type=int, default=0, help="print this many cProfile rows of the last run")
+    args = parser.parse_args()
+    if args.command == "record":
+        print(record(args.path, customers=args.customers, events=args.events))
+        return
+    figures = [measure(args.service, args.path, batch=args.batch, profile=args.profile if i == args.runs - 1 else 0)
+               for i in range(args.runs)]
+    print(f"{args.service}: CPU s per 1,000 events, batches of {args.batch}: runs "
+          f"{', '.join(f'{f:.3f}' for f in figures)}; median {statistics.median(figures):.3f}")
+
+
+if __name__ == "__main__":
+    main()
