@@ -1,4 +1,5 @@
-"""Edge cases of identity's staff corrections (issue 14: conflicts, audit text, odd attributes) through the HTTP API, on each store."""
+"""Edge cases of identity's staff corrections (issue 14: conflicts, audit text, odd attributes) through the
+HTTP API, on each store."""
 
 from __future__ import annotations
 
