@@ -1,6 +1,6 @@
 """Edge cases of loyalty's staff corrections (issue 14: merges, refunds, retries), expected values worked out
-by hand from the default rules (3-month window, monthly reviews; C: 6 visits and 4,500 CNY, B: 12 and 9,000, A: 18 and 15,000; one point
-per CNY)."""
+by hand from the default rules (3-month window, monthly reviews; C: 6 visits and 4,500 CNY, B: 12 and 9,000,
+A: 18 and 15,000; one point per CNY)."""
 
 from __future__ import annotations
 
