@@ -114,11 +114,15 @@ def replay(credits: list[Credit], debits: list[Debit], restores: list[Restore], 
     shortfall: dict[str, int] = {}
     if start is not None:
         out.debt = start.debt
+        # Only a lot this replay can change is copied (one whose expiry has come; every one if anything spends or
+        # gives back): a long-tenure member's thousands of untouched lots are shared with the start, read-only.
+        moves = bool(debits or restores)
         for held in start.lots:
-            lot = held.copy()
+            due = not held.is_expired and held.expires_at is not None and held.expires_at <= now
+            lot = held.copy() if due or moves else held
             out.lots.append(lot)
             by_id[lot.lot_id] = lot
-            if not lot.is_expired and lot.expires_at is not None and lot.expires_at <= now:
+            if due:
                 push(lot.expires_at, EXPIRE, lot.lot_id, lot)
         consumed = {ref: [(by_id[lot_id], n) for lot_id, n in took] for ref, took in start.consumed.items()}
         shortfall = dict(start.shortfall)

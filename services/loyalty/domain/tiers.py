@@ -40,7 +40,7 @@ class TierChange:
 
 @dataclass(frozen=True)
 class TierState:
-    """A timeline at a horizon (a month start): everything before it counted, nothing after."""
+    """A timeline at a horizon: everything before it counted, nothing after."""
 
     at: datetime
     tier: str | None
@@ -115,7 +115,7 @@ def timeline(purchases: list[Purchase], refunds: list[Refund], book: RuleBook, *
              order_owner: dict[str, str] | None = None, start: TierState | None = None,
              snapshot_at: datetime | None = None) -> Timeline:
     """The tier timeline up to ``now``, from ``start`` (then the purchases are those from its horizon on)
-    if given; with ``snapshot_at`` (a month start), the state there is kept in ``snapshot``."""
+    if given; with ``snapshot_at`` (not after ``now``), the state there is kept in ``snapshot``."""
     zone = book.zone
     owner = order_owner or {}
     by_bucket = {p.bucket: p for p in purchases}
@@ -136,6 +136,8 @@ def timeline(purchases: list[Purchase], refunds: list[Refund], book: RuleBook, *
         months.spend.update(start.spend)
         events += [(at, 2, src, eid, "taken", (month, n)) for at, src, eid, month, n in start.pending]
         month = month_of(start.at, zone)
+        if month_start(month, zone) < start.at:
+            month = add_months(month, 1)  # a horizon inside a month (a settle's own): that month's review is past
     elif purchases:
         month = add_months(month_of(min(p.time for p in purchases), zone), 1)
     else:

@@ -53,7 +53,8 @@ def test_a_settle_reads_only_the_facts_since_the_checkpoint_and_late_facts_reach
 
     clock = Clock("2026-12-20 12:00")
     config = dict(category_multipliers="skincare=2", tier_multipliers="C=1.5,B=2", expiry_days=150)
-    deps = deps_for(store, clock, **config)
+    # The monthly checkpoint alone (the latest one, beside it, has its test below).
+    deps = deps_for(store, clock, checkpoint_recent_purchases=0, **config)
     plain = deps_for(_sqlite(tmp_path / "plain"), clock, checkpoint_lag_months=0, **config)  # the reference
     rng = random.Random(4)
     msgs = _history("c_cp", rng)
