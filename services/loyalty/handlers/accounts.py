@@ -150,6 +150,9 @@ def settle_customer(customer_id: str, *, deps: Deps, trigger: list[str],
         # A new monthly checkpoint replaces both; a latest one goes beside the monthly one in place.
         store.put_checkpoint(customer_id, checkpoint.join(read.kept, snap) if latest is not None and read.kept
                              else checkpoint.dump(snap))
+    elif read.stale and read.kept:
+        # A latest checkpoint this settle did not start from may miss a fact it just took: never used again.
+        store.put_checkpoint(customer_id, read.kept)
     store.add_entries(entries)
     held = read.account or AccountRow(customer_id)
     out: list[OutboxMessage] = []
@@ -236,6 +239,7 @@ class Prepared:
     account: AccountRow | None
     balance: int  # the sum of the records' ledger entries before this settle
     kept: str | None = None  # the stored monthly checkpoint's text, kept as it is beside a latest one
+    stale: bool = False  # a latest checkpoint is stored that this settle does not start from
 
 
 def prepare(customers: list[str], *, deps: Deps, changed_from: dict[str, datetime | None]) -> dict[str, Prepared]:
@@ -251,15 +255,18 @@ def prepare(customers: list[str], *, deps: Deps, changed_from: dict[str, datetim
     due = checkpoint.horizon(now, book.zone, lag) if lag else None
     starts: dict[str, Checkpoint | None] = {}
     kept: dict[str, str | None] = {}
+    latest: dict[str, bool] = {}  # a latest checkpoint is stored
+    recents: dict[str, Checkpoint | None] = {}
     for c in customers:
         month_text, recent_text = checkpoint.split(texts[c]) if texts.get(c) else (None, None)
-        kept[c], starts[c] = month_text, None
+        kept[c], starts[c], latest[c] = month_text, None, recent_text is not None
         month = checkpoint.load(month_text) if month_text else None
         # The latest checkpoint only while the monthly one is where it should be: a settle from the monthly one
         # moves it (once a month), so a member whose events all come in order still has a recent one to fall
         # back on.
         recent = checkpoint.load(recent_text) if recent_text and month is not None and (
             due is None or month.at >= due) else None
+        recents[c] = recent
         for start in (recent, month):
             if start is not None and start.usable(records=records[c], book=book.fingerprint, now=now,
                                                   changed_from=changed_from.get(c)):
@@ -282,7 +289,8 @@ def prepare(customers: list[str], *, deps: Deps, changed_from: dict[str, datetim
     accounts = store.accounts_of(customers)
     sums = store.balances_of([r for c in customers for r in records[c]])
     return {c: Prepared(records[c], starts[c], facts[c], accounts.get(c), sum(sums.get(r, 0) for r in records[c]),
-                        kept[c]) for c in customers}
+                        kept[c], latest[c] and (recents[c] is None or starts[c] is not recents[c]))
+            for c in customers}
 
 
 @dataclass
