@@ -99,7 +99,8 @@ def settle(facts: Facts, book: RuleBook, *, customer_id: str, now: datetime, sta
         # the expiry entries of the lot it made before: its expiry bucket is spoken for too.
         out.scope = ({p.bucket for p in facts.purchases} | {b for b, _ in targets} | {f"d:{customer_id}"}
                      | {f"x:{p.bucket}" for p in facts.purchases} | {f"x:{m.bucket}" for m in facts.movements}
-                     | {f"x:{lot.lot_id}" for lot in lots.lots if lot.expires_at is not None and lot.expires_at <= now})
+                     # (a lot is expired after the replay exactly when its moment is not after ``now``)
+                     | {f"x:{lot.lot_id}" for lot in lots.lots if lot.is_expired})
     if snapshot_at is not None:
         before = sum(1 for m in facts.movements if parse_iso(m.effective_at) < snapshot_at)
         out.snapshot = Checkpoint(snapshot_at, line.snapshot, used, lots.snapshot,  # type: ignore[arg-type]

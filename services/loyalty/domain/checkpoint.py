@@ -86,8 +86,17 @@ def _t(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment is not None else None
 
 
+_ZONES: dict = {}
+
+
 def _d(text: str | None) -> datetime | None:
-    return datetime.fromisoformat(text) if text is not None else None
+    if text is None:
+        return None
+    # One tzinfo object per offset: a checkpoint's thousands of moments then compare and sort without asking
+    # each one its offset (the same instants, written the same way).
+    moment = datetime.fromisoformat(text)
+    zone = _ZONES.setdefault(moment.utcoffset(), moment.tzinfo)
+    return moment if zone is moment.tzinfo else moment.replace(tzinfo=zone)
 
 
 def dump(cp: Checkpoint) -> str:
