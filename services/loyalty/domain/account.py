@@ -67,8 +67,8 @@ def settle(facts: Facts, book: RuleBook, *, customer_id: str, now: datetime, sta
     """Targets, tier, lots and what falls due, for one customer from its facts.
 
     From ``start`` (the account at a horizon), ``facts`` are the purchases from the horizon on (with their
-    refunds) and the movements dated from it on; with ``snapshot_at`` (a month start, not after ``now``),
-    the account there is kept in ``snapshot`` for the next settle to start from.
+    refunds) and the movements dated from it on; with ``snapshot_at`` (not after ``now``: a month start, or
+    where this settle's facts end), the account there is kept in ``snapshot`` for the next settle to start from.
     """
     line = timeline(facts.purchases, facts.refunds, book, now=now, order_owner=facts.order_owner,
                     start=start.tiers if start else None, snapshot_at=snapshot_at)
