@@ -58,6 +58,9 @@ class LoyaltySettings(BaseSettings):
     checkpoint_lag_months: int = Field(2, ge=0, le=120)
     # Below this many purchases before the horizon a replay of every fact is cheaper than a checkpoint.
     checkpoint_min_purchases: int = Field(20, ge=0)
+    # A settle that replayed this many purchases since its checkpoint keeps another where it stopped, so the next
+    # in-order event replays only what is new (0: only the monthly checkpoint). Fewer: more checkpoint writes.
+    checkpoint_recent_purchases: int = Field(32, ge=0)
     # How often the scheduler looks for expiries, announcements and tier reviews that fell due.
     schedule_interval_s: float = Field(10.0, gt=0)
     schedule_batch: int = Field(200, ge=1)

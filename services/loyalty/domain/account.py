@@ -67,8 +67,8 @@ def settle(facts: Facts, book: RuleBook, *, customer_id: str, now: datetime, sta
     """Targets, tier, lots and what falls due, for one customer from its facts.
 
     From ``start`` (the account at a horizon), ``facts`` are the purchases from the horizon on (with their
-    refunds) and the movements dated from it on; with ``snapshot_at`` (a month start, not after ``now``),
-    the account there is kept in ``snapshot`` for the next settle to start from.
+    refunds) and the movements dated from it on; with ``snapshot_at`` (not after ``now``: a month start, or
+    where this settle's facts end), the account there is kept in ``snapshot`` for the next settle to start from.
     """
     line = timeline(facts.purchases, facts.refunds, book, now=now, order_owner=facts.order_owner,
                     start=start.tiers if start else None, snapshot_at=snapshot_at, holds=facts.holds,
@@ -100,7 +100,8 @@ def settle(facts: Facts, book: RuleBook, *, customer_id: str, now: datetime, sta
         # the expiry entries of the lot it made before: its expiry bucket is spoken for too.
         out.scope = ({p.bucket for p in facts.purchases} | {b for b, _ in targets} | {f"d:{customer_id}"}
                      | {f"x:{p.bucket}" for p in facts.purchases} | {f"x:{m.bucket}" for m in facts.movements}
-                     | {f"x:{lot.lot_id}" for lot in lots.lots if lot.expires_at is not None and lot.expires_at <= now})
+                     # (a lot is expired after the replay exactly when its moment is not after ``now``)
+                     | {f"x:{lot.lot_id}" for lot in lots.lots if lot.is_expired})
     if snapshot_at is not None:
         before = sum(1 for m in facts.movements if parse_iso(m.effective_at) < snapshot_at)
         out.snapshot = Checkpoint(snapshot_at, line.snapshot, used, lots.snapshot,  # type: ignore[arg-type]

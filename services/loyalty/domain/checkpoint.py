@@ -7,11 +7,17 @@ starts there with the facts from the horizon on. It is only valid while nothing 
 changed: the same records and rule book, no movement dated before it that it has not counted, and no
 new fact dated before it (the caller knows which facts a batch added); otherwise the account is
 settled from all its facts, exactly as without a checkpoint, and a new checkpoint is taken.
+
+Beside that monthly checkpoint an account keeps a second one where its last settle stopped (the second
+of its latest purchase): a member whose events arrive in time order then settles each new one from there,
+replaying only what is new, however long the history. The store keeps both in one text, a line each; a
+late event (dated before the second one) settles from the monthly one, one dated before that from every fact.
 """
 
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -21,6 +27,8 @@ from services.loyalty.domain.lots import Lot, LotState
 from services.loyalty.domain.tiers import TierChange, TierState
 
 VERSION = 1
+PARSED_KEPT = 64  # parsed checkpoints kept per process, by their exact text
+_parsed: OrderedDict[str, Checkpoint | None] = OrderedDict()
 
 
 @dataclass(frozen=True)
@@ -46,12 +54,49 @@ def horizon(now: datetime, zone, lag_months: int) -> datetime:
     return month_start(add_months(month_of(now, zone), -lag_months), zone)
 
 
+def frontier(times: list[datetime], *, start: datetime, now: datetime) -> datetime:
+    """Where a settle from ``start`` may keep its own checkpoint: the second of its latest purchase (whole
+    seconds, so the store's millisecond bound picks exactly the purchases from there on), never after ``now``."""
+    if not times:
+        return start
+    return max(start, min(max(times), now).replace(microsecond=0))
+
+
+def split(text: str) -> tuple[str, str | None]:
+    """The monthly checkpoint's text and the latest one's (None when the account keeps only the first)."""
+    month, _, recent = text.partition("\n")
+    return month, recent or None
+
+
+def join(month: str, recent: Checkpoint) -> str:
+    """What the store keeps for an account with both checkpoints (JSON has no raw newline)."""
+    text = dump(recent)
+    _keep(text, recent)  # the next settle reads this very text back: it need not parse it
+    return f"{month}\n{text}"
+
+
+def _keep(text: str, cp: Checkpoint | None) -> None:
+    _parsed[text] = cp
+    _parsed.move_to_end(text)
+    while len(_parsed) > PARSED_KEPT:
+        _parsed.popitem(last=False)
+
+
 def _t(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment is not None else None
 
 
+_ZONES: dict = {}
+
+
 def _d(text: str | None) -> datetime | None:
-    return datetime.fromisoformat(text) if text is not None else None
+    if text is None:
+        return None
+    # One tzinfo object per offset: a checkpoint's thousands of moments then compare and sort without asking
+    # each one its offset (the same instants, written the same way).
+    moment = datetime.fromisoformat(text)
+    zone = _ZONES.setdefault(moment.utcoffset(), moment.tzinfo)
+    return moment if zone is moment.tzinfo else moment.replace(tzinfo=zone)
 
 
 def dump(cp: Checkpoint) -> str:
@@ -74,7 +119,20 @@ def dump(cp: Checkpoint) -> str:
 
 
 def load(text: str) -> Checkpoint | None:
-    """A checkpoint from its JSON text; None for one an older version of the service wrote."""
+    """A checkpoint from its JSON text; None for one an older version of the service wrote.
+
+    Settles treat a checkpoint as read-only (every replay copies what it changes), so the parse of a text
+    seen lately is shared: it is a pure function of the text.
+    """
+    if text in _parsed:
+        _parsed.move_to_end(text)
+        return _parsed[text]
+    out = _load(text)
+    _keep(text, out)
+    return out
+
+
+def _load(text: str) -> Checkpoint | None:
     d = json.loads(text)
     if d.get("v") != VERSION:
         return None

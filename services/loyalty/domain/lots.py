@@ -21,6 +21,7 @@ import heapq
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 
 EXPIRE, CREDIT, DEBIT, RESTORE = 0, 1, 2, 3  # order of events at the same moment
 
@@ -76,6 +77,12 @@ class LotState:
     consumed: dict[str, list[tuple[str, int]]]  # redemption ref -> (lot id, points) it took
     shortfall: dict[str, int]  # redemption ref -> points no lot covered (debt)
 
+    @cached_property
+    def next_expiry(self) -> datetime | None:
+        """The first moment one of these lots expires (a state is read by many replays: found once)."""
+        return min((lot.expires_at for lot in self.lots if not lot.is_expired and lot.expires_at is not None),
+                   default=None)
+
 
 @dataclass
 class Replay:
@@ -114,12 +121,22 @@ def replay(credits: list[Credit], debits: list[Debit], restores: list[Restore], 
     shortfall: dict[str, int] = {}
     if start is not None:
         out.debt = start.debt
-        for held in start.lots:
-            lot = held.copy()
-            out.lots.append(lot)
-            by_id[lot.lot_id] = lot
-            if not lot.is_expired and lot.expires_at is not None and lot.expires_at <= now:
-                push(lot.expires_at, EXPIRE, lot.lot_id, lot)
+        # Only a lot this replay can change is copied (one whose expiry has come; every one if anything spends or
+        # gives back): a long-tenure member's thousands of untouched lots are shared with the start, read-only.
+        moves = bool(debits or restores)
+        if not moves and (start.next_expiry is None or start.next_expiry > now):
+            out.lots.extend(start.lots)  # nothing here can change any of them
+            wanted = {lot_id for took in start.consumed.values() for lot_id, _ in took}
+            if wanted:
+                by_id.update((lot.lot_id, lot) for lot in start.lots if lot.lot_id in wanted)
+        else:
+            for held in start.lots:
+                due = not held.is_expired and held.expires_at is not None and held.expires_at <= now
+                lot = held.copy() if due or moves else held
+                out.lots.append(lot)
+                by_id[lot.lot_id] = lot
+                if due:
+                    push(lot.expires_at, EXPIRE, lot.lot_id, lot)
         consumed = {ref: [(by_id[lot_id], n) for lot_id, n in took] for ref, took in start.consumed.items()}
         shortfall = dict(start.shortfall)
     for c in credits:

@@ -41,7 +41,7 @@ class TierChange:
 
 @dataclass(frozen=True)
 class TierState:
-    """A timeline at a horizon (a month start): everything before it counted, nothing after."""
+    """A timeline at a horizon: everything before it counted, nothing after."""
 
     at: datetime
     tier: str | None
@@ -117,7 +117,7 @@ def timeline(purchases: list[Purchase], refunds: list[Refund], book: RuleBook, *
              snapshot_at: datetime | None = None, holds: tuple[TierHold, ...] = (),
              imports: list[TierImport] | tuple = ()) -> Timeline:
     """The tier timeline up to ``now``, from ``start`` (then the purchases are those from its horizon on)
-    if given; with ``snapshot_at`` (a month start), the state there is kept in ``snapshot``; ``holds``: staff
+    if given; with ``snapshot_at`` (not after ``now``), the state there is kept in ``snapshot``; ``holds``: staff
     overrides (``domain.holds``); ``imports``: tiers a member file says the member held since a moment
     (issue 14), each held until the next review."""
     zone = book.zone
@@ -144,6 +144,8 @@ def timeline(purchases: list[Purchase], refunds: list[Refund], book: RuleBook, *
         months.spend.update(start.spend)
         events += [(at, 2, src, eid, "taken", (month, n)) for at, src, eid, month, n in start.pending]
         month = month_of(start.at, zone)
+        if month_start(month, zone) < start.at:
+            month = add_months(month, 1)  # a horizon inside a month (a settle's own): that month's review is past
     elif purchases or holds or imports:
         month = add_months(month_of(min([p.time for p in purchases] + [h.start for h in holds]
                                         + [i.since for i in imports]), zone), 1)

@@ -136,27 +136,35 @@ def settle_customer(customer_id: str, *, deps: Deps, trigger: list[str],
     if read is None:
         read = prepare([customer_id], deps=deps, changed_from={customer_id: changed_from})[customer_id]
     records, start, facts = read.records, read.start, read.facts
-    snapshot_at = checkpoint.horizon(now, book.zone, deps.config.checkpoint_lag_months) \
-        if deps.config.checkpoint_lag_months else None
-    if snapshot_at is not None and start is not None and snapshot_at <= start.at:
-        snapshot_at = None  # the checkpoint in place is as recent as the lag allows
-    elif snapshot_at is not None and start is None and sum(
-            1 for p in facts.purchases if p.time < snapshot_at) < deps.config.checkpoint_min_purchases:
-        snapshot_at = None  # a short history: replaying it costs less than keeping a checkpoint
-    s, entries, ledger_sum = _derive(customer_id, records, facts, book, now, start, snapshot_at, trigger, store,
-                                     read.balance)
+    monthly = _monthly_snapshot(start, facts, now=now, book=book, deps=deps)
+    # Not moving the monthly checkpoint, a settle that replayed enough purchases since its own keeps one where
+    # it stopped, beside the monthly one, for the next settle to start from.
+    latest = None
+    if monthly is None and start is not None and read.kept is not None and deps.config.checkpoint_recent_purchases \
+            and len(facts.purchases) >= deps.config.checkpoint_recent_purchases:
+        latest = checkpoint.frontier([p.time for p in facts.purchases], start=start.at, now=now)
+        latest = latest if latest > start.at else None
+    s, entries, ledger_sum = _derive(customer_id, records, facts, book, now, start, monthly or latest, trigger,
+                                     store, read.balance)
     if ledger_sum != s.balance and start is not None:
         # The ledger holds what the checkpoint does not explain (the clock went back past an expiry, say):
         # settle from every fact, as without a checkpoint.
         log.warning("loyalty: the checkpoint of %s disagrees with its ledger; settling from every fact", customer_id)
-        s, entries, ledger_sum = _derive(customer_id, records, load_facts(store, records), book, now, None,
-                                         snapshot_at, trigger, store, read.balance)
+        facts, start, latest = load_facts(store, records), None, None
+        monthly = _monthly_snapshot(None, facts, now=now, book=book, deps=deps)
+        s, entries, ledger_sum = _derive(customer_id, records, facts, book, now, None, monthly, trigger, store,
+                                         read.balance)
     if ledger_sum != s.balance:
         # The ledger and the lots must agree; refuse to commit a state where they do not.
         raise RuntimeError(f"ledger sum {ledger_sum} differs from lots {s.balance} for {customer_id}")
     if s.snapshot is not None:
-        store.put_checkpoint(customer_id, checkpoint.dump(replace(s.snapshot, records=tuple(records),
-                                                                  book=book.fingerprint)))
+        snap = replace(s.snapshot, records=tuple(records), book=book.fingerprint)
+        # A new monthly checkpoint replaces both; a latest one goes beside the monthly one in place.
+        store.put_checkpoint(customer_id, checkpoint.join(read.kept, snap) if latest is not None and read.kept
+                             else checkpoint.dump(snap))
+    elif read.stale and read.kept:
+        # A latest checkpoint this settle did not start from may miss a fact it just took: never used again.
+        store.put_checkpoint(customer_id, read.kept)
     store.add_entries(entries)
     held = read.account or AccountRow(customer_id)
     out: list[OutboxMessage] = []
@@ -176,6 +184,19 @@ def settle_customer(customer_id: str, *, deps: Deps, trigger: list[str],
     store.put_account(AccountRow(customer_id, s.balance, s.debt, s.tier, view, version,
                                  epoch_ms(s.next_due) if s.next_due else None, at))
     return out
+
+
+def _monthly_snapshot(start: Checkpoint | None, facts: Facts, *, now: datetime, book: RuleBook,
+                      deps: Deps) -> datetime | None:
+    # Where this settle moves the monthly checkpoint to, if it does.
+    if not deps.config.checkpoint_lag_months:
+        return None
+    at = checkpoint.horizon(now, book.zone, deps.config.checkpoint_lag_months)
+    if start is not None and at <= start.at:
+        return None  # the checkpoint in place is as recent as the lag allows
+    if start is None and sum(1 for p in facts.purchases if p.time < at) < deps.config.checkpoint_min_purchases:
+        return None  # a short history: replaying it costs less than keeping a checkpoint
+    return at
 
 
 def _tier_changed(held: AccountRow, s: Settlement, book: RuleBook, customer_id: str, now: datetime,
@@ -229,6 +250,8 @@ class Prepared:
     facts: Facts
     account: AccountRow | None
     balance: int  # the sum of the records' ledger entries before this settle
+    kept: str | None = None  # the stored monthly checkpoint's text, kept as it is beside a latest one
+    stale: bool = False  # a latest checkpoint is stored that this settle does not start from
 
 
 def prepare(customers: list[str], *, deps: Deps, changed_from: dict[str, datetime | None]) -> dict[str, Prepared]:
@@ -240,12 +263,27 @@ def prepare(customers: list[str], *, deps: Deps, changed_from: dict[str, datetim
     store, now, book = deps.store, deps.clock(), deps.rules.book()
     records = store.records_of_many(customers)
     texts = store.checkpoints_of(customers)
+    lag = deps.config.checkpoint_lag_months
+    due = checkpoint.horizon(now, book.zone, lag) if lag else None
     starts: dict[str, Checkpoint | None] = {}
+    kept: dict[str, str | None] = {}
+    latest: dict[str, bool] = {}  # a latest checkpoint is stored
+    recents: dict[str, Checkpoint | None] = {}
     for c in customers:
-        start = checkpoint.load(texts[c]) if texts.get(c) else None
-        usable = start is not None and start.usable(records=records[c], book=book.fingerprint, now=now,
-                                                    changed_from=changed_from.get(c))
-        starts[c] = start if usable else None
+        month_text, recent_text = checkpoint.split(texts[c]) if texts.get(c) else (None, None)
+        kept[c], starts[c], latest[c] = month_text, None, recent_text is not None
+        month = checkpoint.load(month_text) if month_text else None
+        # The latest checkpoint only while the monthly one is where it should be: a settle from the monthly one
+        # moves it (once a month), so a member whose events all come in order still has a recent one to fall
+        # back on.
+        recent = checkpoint.load(recent_text) if recent_text and month is not None and (
+            due is None or month.at >= due) else None
+        recents[c] = recent
+        for start in (recent, month):
+            if start is not None and start.usable(records=records[c], book=book.fingerprint, now=now,
+                                                  changed_from=changed_from.get(c)):
+                starts[c] = start
+                break
     facts = load_histories(store, records, {c: s.at if s is not None else None for c, s in starts.items()})
     partial = []
     for c, start in starts.items():
@@ -267,7 +305,8 @@ def prepare(customers: list[str], *, deps: Deps, changed_from: dict[str, datetim
             facts[c] = replace(facts[c], holds=holds_of([o for o in overrides if customer_of[o.customer_id] == c]))
     accounts = store.accounts_of(customers)
     sums = store.balances_of([r for c in customers for r in records[c]])
-    return {c: Prepared(records[c], starts[c], facts[c], accounts.get(c), sum(sums.get(r, 0) for r in records[c]))
+    return {c: Prepared(records[c], starts[c], facts[c], accounts.get(c), sum(sums.get(r, 0) for r in records[c]),
+                        kept[c], latest[c] and (recents[c] is None or starts[c] is not recents[c]))
             for c in customers}
 
 

@@ -8,17 +8,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from decimal import Decimal
 from typing import Any
 
-from services.loyalty.domain.model import DERIVED_KINDS, Bonus, Entry, Line, Posted, Purchase, Refund
+from services.loyalty.domain.model import DERIVED_KINDS, Bonus, Entry, Posted, Purchase, Refund
 from services.loyalty.store import (
     AccountRow,
     Announcement,
     IdempotencyRow,
     RedemptionRow,
     RewardRow,
-    open_cause,
     open_note,
     opened_redemption,
     seal_cause,
@@ -26,9 +24,10 @@ from services.loyalty.store import (
 )
 from services.loyalty.store.sqlite_corrections import CORRECTIONS_SQL, SqliteCorrections
 from services.loyalty.store.sqlite_imports import IMPORTS_SQL, SqliteImports
-from shared.clock import iso_utc, parse_iso
+from services.loyalty.store.sqlite_reads import _ENTRY_COLS, SqliteBulkReads, _entry
+from shared.clock import iso_utc
 from shared.contract.facts import epoch_ms
-from shared.storage.base import OUTBOX_SQL, chunks
+from shared.storage.base import OUTBOX_SQL
 from shared.storage.base import in_placeholders as _in
 from shared.storage.membership import MEMBERSHIP_SQL, SqliteMembership
 from shared.storage.outbox import SqliteStore
@@ -97,40 +96,6 @@ CREATE TABLE IF NOT EXISTS idempotency (
 )
 
 
-# Every settle reads the member's purchases again; a row decoded once (its JSON lines, its timestamp) is kept
-# by its whole content, so an identical row gives an equal, immutable Purchase. Bounded: cleared when full.
-_DECODED: dict[tuple, Purchase] = {}
-_DECODED_KEPT = 20_000  # a few MB: the RSS budget (400 MB a process) matters more than the last hits
-
-
-def _purchase(row: tuple) -> Purchase:
-    held = _DECODED.get(row)
-    if held is not None:
-        return held
-    source, pid, record, order, amount, _ms, time, day, lines = row
-    out = Purchase(source, pid, record, order, amount, parse_iso(time), day,
-                   tuple(Line(*ln) for ln in json.loads(lines)))
-    if len(_DECODED) >= _DECODED_KEPT:
-        _DECODED.clear()
-    _DECODED[row] = out
-    return out
-
-
-# A batch reads the facts of all its customers at once: ids go to SQLite in chunks under its parameter cap,
-# each chunk of sorted ids, so rows come back in the order one customer's own read gives them.
-_CHUNK = 500
-
-
-def _chunked(ids: list[str]) -> list[list[str]]:
-    return list(chunks(sorted(set(ids)), _CHUNK)) if len(ids) > _CHUNK else [ids]
-
-
-def _entry(row: tuple, keys) -> Entry:
-    eid, record, bucket, rule, kind, points, eff, posted, cause = row
-    return Entry(eid, record, bucket, rule, kind, points, eff, posted, open_cause(json.loads(cause), keys))
-
-
-_ENTRY_COLS = "entry_id, record_id, bucket, rule, kind, points, effective_at, posted_at, cause"
 _REWARD_COLS = ("reward_id, name, points_cost, stock, per_member_limit, valid_from, valid_until, active, created_at,"
                 " description, redeemed")
 
@@ -139,7 +104,8 @@ def _reward(row: tuple) -> RewardRow:
     return RewardRow(*row[:7], bool(row[7]), *row[8:])
 
 
-class SqliteLoyaltyStore(SqliteStore, SqliteMembership, SqliteOwners, SqliteCorrections, SqliteImports):
+class SqliteLoyaltyStore(SqliteBulkReads, SqliteStore, SqliteMembership, SqliteOwners, SqliteCorrections,
+                         SqliteImports):
     """Loyalty data in SQLite; every write method runs inside the caller's transaction."""
 
     schema = SCHEMA
@@ -190,52 +156,6 @@ class SqliteLoyaltyStore(SqliteStore, SqliteMembership, SqliteOwners, SqliteCorr
              iso_utc(row.ends_at), int(row.active), iso_utc(row.at)))
         return cur.rowcount > 0
 
-    def purchases_of(self, record_ids: list[str], *, since_ms: int | None = None) -> list[Purchase]:
-        """Purchases of these records (made at or after ``since_ms``, if given)."""
-        out = []
-        for ids in _chunked(record_ids):
-            q, args = f"SELECT * FROM purchases WHERE record_id IN ({_in(ids)})", list(ids)
-            if since_ms is not None:
-                q, args = q + " AND time_ms >= ?", [*args, since_ms]
-            out += [_purchase(r) for r in self.db.conn().execute(q, args)]
-        return out
-
-    def purchases_for_orders(self, order_ids: list[str]) -> list[Purchase]:
-        """Purchases with these order ids, whoever made them."""
-        out = []
-        for ids in _chunked(order_ids) if order_ids else []:
-            rows = self.db.conn().execute(f"SELECT * FROM purchases WHERE order_id IN ({_in(ids)})", ids)
-            out += [_purchase(r) for r in rows]
-        return out
-
-    def refunds_for_orders(self, order_ids: list[str]) -> list[Refund]:
-        """Refunds of these orders, whoever asked for them."""
-        out = []
-        for ids in _chunked(order_ids) if order_ids else []:
-            rows = self.db.conn().execute(f"SELECT * FROM refunds WHERE order_id IN ({_in(ids)})", ids)
-            out += [Refund(s, i, rec, o, a, parse_iso(t)) for s, i, rec, o, a, t in rows]
-        return out
-
-    def bonuses_of(self, record_ids: list[str]) -> list[Bonus]:
-        """Campaign grants to these records."""
-        out = []
-        for ids in _chunked(record_ids):
-            rows = self.db.conn().execute(f"SELECT * FROM bonuses WHERE record_id IN ({_in(ids)})", ids)
-            out += [Bonus(g, c, r, Decimal(m), parse_iso(s), parse_iso(e), bool(a), parse_iso(at))
-                    for g, c, r, m, s, e, a, at in rows]
-        return out
-
-    def records_of_many(self, customer_ids: list[str]) -> dict[str, list[str]]:
-        """What :meth:`records_of` answers for each of these customers, in one query per chunk."""
-        more: dict[str, list[str]] = {c: [] for c in customer_ids}
-        for ids in _chunked(customer_ids):
-            rows = self.db.conn().execute(
-                f"SELECT customer_id, record_id FROM memberships WHERE customer_id IN ({_in(ids)})"
-                " AND record_id != customer_id ORDER BY customer_id, record_id", ids)
-            for c, r in rows:
-                more[c].append(r)
-        return {c: [c, *rs] for c, rs in more.items()}
-
     # -- ledger -------------------------------------------------------------------------
     def add_entries(self, entries: list[Entry]) -> None:
         """Append entries; an entry id is unique, so nothing is ever posted twice."""
@@ -254,16 +174,6 @@ class SqliteLoyaltyStore(SqliteStore, SqliteMembership, SqliteOwners, SqliteCorr
         rows = self.db.conn().execute(q + " GROUP BY record_id, bucket, rule", args)
         return {(b, r): Posted(rec, s, n) for b, r, rec, s, n in rows}
 
-    def movements_of(self, record_ids: list[str]) -> list[Entry]:
-        """Redemptions, cancellations and manual adjustments of these records."""
-        out = []
-        for ids in _chunked(record_ids):
-            rows = self.db.conn().execute(
-                f"SELECT {_ENTRY_COLS} FROM ledger WHERE record_id IN ({_in(ids)}) AND kind IN ('redeem', 'adjust')",
-                ids)
-            out += [_entry(r, self.keys) for r in rows]
-        return out
-
     def balance(self, record_ids: list[str], *, before: str | None = None) -> int:
         """The sum of these records' entries (posted before ``before``, if given)."""
         q = f"SELECT COALESCE(SUM(points), 0) FROM ledger WHERE record_id IN ({_in(record_ids)})"
@@ -272,15 +182,6 @@ class SqliteLoyaltyStore(SqliteStore, SqliteMembership, SqliteOwners, SqliteCorr
             q += " AND posted_at < ?"
             args.append(before)
         return self.db.conn().execute(q, args).fetchone()[0]
-
-    def balances_of(self, record_ids: list[str]) -> dict[str, int]:
-        """The sum of each of these records' entries (records with none are left out)."""
-        out: dict[str, int] = {}
-        for ids in _chunked(record_ids):
-            out.update(self.db.conn().execute(
-                f"SELECT record_id, SUM(points) FROM ledger WHERE record_id IN ({_in(ids)}) GROUP BY record_id",
-                ids).fetchall())
-        return out
 
     def entries(self, record_ids: list[str], *, before: tuple[str, str] | None, limit: int) -> list[Entry]:
         """Entries newest first, after a keyset cursor ``(posted_at, entry_id)``."""
@@ -309,15 +210,6 @@ class SqliteLoyaltyStore(SqliteStore, SqliteMembership, SqliteOwners, SqliteCorr
         cid, bal, debt, tier, view, version, due, at = row
         return AccountRow(cid, bal, debt, tier, json.loads(view), version, due, at)
 
-    def accounts_of(self, customer_ids: list[str]) -> dict[str, AccountRow]:
-        """The account snapshots of these customers (those that have one)."""
-        out = {}
-        for ids in _chunked(customer_ids):
-            for cid, bal, debt, tier, view, version, due, at in self.db.conn().execute(
-                    f"SELECT * FROM accounts WHERE customer_id IN ({_in(ids)})", ids):
-                out[cid] = AccountRow(cid, bal, debt, tier, json.loads(view), version, due, at)
-        return out
-
     def put_account(self, row: AccountRow) -> None:
         """Write the snapshot."""
         self.db.conn().execute(
@@ -336,14 +228,6 @@ class SqliteLoyaltyStore(SqliteStore, SqliteMembership, SqliteOwners, SqliteCorr
         """The account's checkpoint (JSON text), if one was kept."""
         row = self.db.conn().execute("SELECT state FROM checkpoints WHERE customer_id = ?", (customer_id,)).fetchone()
         return row[0] if row else None
-
-    def checkpoints_of(self, customer_ids: list[str]) -> dict[str, str]:
-        """The checkpoints kept for these customers (those that have one)."""
-        out: dict[str, str] = {}
-        for ids in _chunked(customer_ids):
-            out.update(self.db.conn().execute(
-                f"SELECT customer_id, state FROM checkpoints WHERE customer_id IN ({_in(ids)})", ids).fetchall())
-        return out
 
     def put_checkpoint(self, customer_id: str, state: str) -> None:
         """Keep the account's checkpoint, replacing the one before."""

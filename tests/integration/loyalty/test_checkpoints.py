@@ -53,7 +53,8 @@ def test_a_settle_reads_only_the_facts_since_the_checkpoint_and_late_facts_reach
 
     clock = Clock("2026-12-20 12:00")
     config = dict(category_multipliers="skincare=2", tier_multipliers="C=1.5,B=2", expiry_days=150)
-    deps = deps_for(store, clock, **config)
+    # The monthly checkpoint alone (the latest one, beside it, has its test below).
+    deps = deps_for(store, clock, checkpoint_recent_purchases=0, **config)
     plain = deps_for(_sqlite(tmp_path / "plain"), clock, checkpoint_lag_months=0, **config)  # the reference
     rng = random.Random(4)
     msgs = _history("c_cp", rng)
@@ -204,3 +205,46 @@ def test_a_refund_that_empties_an_expired_lot_since_the_horizon_is_settled_from_
         ("p:pos/SH-001:ex-a", "base"): 100, ("x:p:pos/SH-001:ex-a", "expiry"): -100,
         ("p:pos/SH-001:ex-b", "base"): 200, ("p:pos/SH-001:ex-b", "refund"): -200}
     assert check_invariants(store, ["c_ex"]) == {"c_ex": 0}
+
+
+def test_an_in_order_purchase_reads_only_what_came_since_the_latest_checkpoint(store, tmp_path, monkeypatch):
+    # Issue 13: a member with a long history paid for every purchase since the monthly horizon at each new one.
+    from datetime import timedelta
+
+    from tests.integration.loyalty.conftest import _sqlite
+
+    clock = Clock("2026-12-20 12:00")
+    config = dict(category_multipliers="skincare=2", tier_multipliers="C=1.5,B=2", expiry_days=150)
+    deps = deps_for(store, clock, checkpoint_recent_purchases=4, **config)
+    plain = deps_for(_sqlite(tmp_path / "plain"), clock, checkpoint_lag_months=0, **config)
+    msgs = _history("c_in", random.Random(4))
+    for start in range(0, len(msgs), 7):
+        for d in (deps, plain):
+            messages.consume(msgs[start:start + 7], deps=d)
+    horizon = at("2026-10-01 00:00")
+    calls = _spy(store, monkeypatch)
+
+    def feed(eid: str, when: str):
+        calls.clear()
+        clock.now = max(clock.now, at(when) + timedelta(minutes=5))
+        for d in (deps, plain):
+            messages.consume([purchase_msg(eid, "88.00", when, record="c_in")], deps=d)
+        assert store.account("c_in").view == plain.store.account("c_in").view
+        assert _ledger(store, "c_in") == _ledger(plain.store, "c_in")
+        assert check_invariants(store, ["c_in"]) == check_invariants(plain.store, ["c_in"])
+        return calls[0]
+
+    # The history's last settle stopped at its clock (Dec 20 12:00; week 47 is dated Dec 22): each purchase in time
+    # order reads from there, until four of them make a new latest checkpoint at the last one's second.
+    assert feed("c_in-n1", "2026-12-23 10:00") == (epoch_ms(at("2026-12-20 12:00")), 2)
+    assert feed("c_in-n2", "2026-12-23 10:10") == (epoch_ms(at("2026-12-20 12:00")), 3)
+    assert feed("c_in-n3", "2026-12-23 10:20") == (epoch_ms(at("2026-12-20 12:00")), 4)
+    assert feed("c_in-n4", "2026-12-23 10:30") == (epoch_ms(at("2026-12-23 10:20")), 2)
+    # A late one (before the latest checkpoint, after the monthly horizon) reads from the horizon, and leaves a
+    # latest checkpoint that counts it.
+    assert feed("c_in-late", "2026-11-15 09:00") == (epoch_ms(horizon), 17)
+    assert feed("c_in-n5", "2026-12-23 10:40") == (epoch_ms(at("2026-12-23 10:30")), 2)
+    # One before the horizon reads every fact; the next from the monthly checkpoint, then from the latest again.
+    assert feed("c_in-may", "2026-05-30 10:00") == (None, 55)
+    assert feed("c_in-n6", "2026-12-23 10:50") == (epoch_ms(horizon), 19)
+    assert feed("c_in-n7", "2026-12-23 11:00") == (epoch_ms(at("2026-12-23 10:50")), 2)

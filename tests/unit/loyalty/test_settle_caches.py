@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from services.loyalty.domain import rules as rules_module
 from services.loyalty.domain.model import Line, Purchase
-from services.loyalty.store import sqlite as sqlite_store
+from services.loyalty.store import sqlite_reads as sqlite_store
 from shared.clock import iso_utc
 from tests.unit.loyalty.helpers import SH, book
 
