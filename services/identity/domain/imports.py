@@ -14,7 +14,7 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -34,6 +34,9 @@ _TIER = re.compile(r"^[A-Za-z0-9_.\-]{1,32}$")
 _STORE = re.compile(r"^\S{1,64}$")
 _YES = {"1", "true", "yes", "y", "t", "是", "同意"}
 _NO = {"0", "false", "no", "n", "f", "否", "拒绝"}
+_LOCAL_DATE = re.compile(r"^(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2}))?)?$")
+# A header cell holding a digit, an @ or a non-ASCII letter is a value (a phone, an e-mail, a Chinese name).
+_DATA_LIKE = re.compile(r"[0-9@]|[^\x00-\x7f]")
 _LIMITS = {"member_id": 128, "wechat_openid": 128, "name": 128, "gender": 16, "city": 128}
 
 
@@ -99,6 +102,10 @@ def _csv_rows(header_line: str, number: int, lines: Iterator[str], *, columns: t
               required_any: tuple[str, ...]) -> Iterator[tuple[int, dict[str, str] | None]]:
     header = [h.strip() for h in next(csv.reader([header_line]))]
     if columns is not None and (unknown := [h for h in header if h not in columns]):
+        if any(_DATA_LIKE.search(h) for h in unknown):
+            # A file without a header: its first row is a member's data, which an error must not repeat.
+            raise FileError(f"the first line is not a header (it holds values, not column names); expected a "
+                            f"header naming some of {', '.join(columns)}")
         raise FileError(f"unknown columns {', '.join(sorted(unknown))[:200]}; expected some of {', '.join(columns)}")
     if len(set(header)) != len(header):
         raise FileError("a column is named twice in the header")
@@ -140,14 +147,15 @@ class Rules:
         """A date (midnight in the business timezone) or an ISO date-time; never after now when ``past``."""
         text = raw.strip()
         try:
-            if len(text) <= 10:
-                d = date.fromisoformat(text)
-                at = datetime.combine(d, time(0), self.zone)
+            if m := _LOCAL_DATE.match(text):
+                # Excel and most Chinese tills write 2023/1/5 or 2023-1-5 10:30: a local date (and time).
+                y, mo, d, h, mi, sec = (int(g) if g else 0 for g in m.groups())
+                at = datetime(y, mo, d, h, mi, sec, tzinfo=self.zone)
             else:
                 at = datetime.fromisoformat(text.replace("Z", "+00:00"))
                 at = at if at.tzinfo else at.replace(tzinfo=self.zone)
         except ValueError:
-            raise ValueError("must be a date YYYY-MM-DD or an ISO date-time") from None
+            raise ValueError("must be a date YYYY-MM-DD (or YYYY/M/D) or an ISO date-time") from None
         if not 1900 <= at.year <= 9998:
             raise ValueError("must be between the years 1900 and 9998")
         if past and at > self.now:
@@ -207,8 +215,8 @@ def member_events(line: int, row: dict[str, str] | None, rules: Rules) -> Built:
         profile["email"] = value.lower()
     if value := _text(row, "birthday"):
         try:
-            if len(value) != 10:
-                raise ValueError("must be a date YYYY-MM-DD")
+            if (m := _LOCAL_DATE.match(value)) is None or m.group(4) is not None:
+                raise ValueError("must be a date YYYY-MM-DD (or YYYY/M/D)")
             profile["birthday"] = rules.moment(value).date().isoformat()
         except ValueError as exc:
             errors.append(RowError(line, "birthday", str(exc)))

@@ -100,3 +100,30 @@ def test_an_order_row_maps_its_columns_to_a_purchase_keyed_by_its_order_id():
     parse_event(event)
     bad = rows.order_events(3, {**row, "total": "abc", "mobile": "1"}, RULES, cols).errors
     assert {e.column for e in bad} == {"mobile", "total"}
+
+
+def test_a_file_without_a_header_fails_without_repeating_its_first_member_in_the_error():
+    with pytest.raises(rows.FileError) as raised:
+        _read("13961728450,王芳,F,wang@example.com\n13912345679,李四,M,\n")
+    reason = str(raised.value)
+    assert reason.startswith("the first line is not a header")
+    assert not any(value in reason for value in ("13961728450", "王芳", "wang@example.com"))
+
+
+@pytest.mark.parametrize(("written", "meant"), [("2023/1/5", "2023-01-05T00:00:00+08:00"),
+                                                ("2023/01/05", "2023-01-05T00:00:00+08:00"),
+                                                ("2023-1-5", "2023-01-05T00:00:00+08:00"),
+                                                ("2023/1/5 9:30", "2023-01-05T09:30:00+08:00"),
+                                                ("2023/1/5 09:30:15", "2023-01-05T09:30:15+08:00")])
+def test_excel_style_dates_are_local_dates_and_times(written, meant):
+    lot = rows.lot_events(2, {"phone": "13961728450", "points": "100", "earned_at": written}, RULES, occurrence=0)
+    assert lot.errors == [] and lot.events[0]["time"] == meant
+    member = rows.member_events(2, _member(phone="13961728450", birthday=written.split()[0]), RULES)
+    assert member.errors == [] and member.events[0]["data"]["birthday"] == "2023-01-05"
+
+
+def test_a_birthday_with_a_time_or_an_impossible_date_is_rejected():
+    for written, why in (("1990/1/5 10:00", "must be a date YYYY-MM-DD (or YYYY/M/D)"),
+                         ("1990/2/30", "must be a date YYYY-MM-DD (or YYYY/M/D) or an ISO date-time")):
+        built = rows.member_events(2, _member(phone="13961728450", birthday=written), RULES)
+        assert [(e.column, e.reason) for e in built.errors] == [("birthday", why)]
