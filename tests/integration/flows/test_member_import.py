@@ -266,3 +266,17 @@ def test_only_a_company_wide_admin_starts_or_reads_an_import(broker, tmp_path):
         assert identity.api(ADMIN).get("/v1/imports/imp_x").status_code == 404
         r = identity.api(ADMIN).post("/v1/imports", files={"points": ("p.csv", b"phone,points,earned_at\n")})
         assert (r.status_code, r.json()["error"]["code"]) == (422, "import_files")
+
+
+def test_a_member_file_excel_saved_as_gbk_imports_like_its_utf8_twin(flow, tmp_path):
+    flow.set_clocks(_noon())
+    members = tmp_path / "members-gbk.csv"
+    members.write_bytes("phone,name,city,join_date\r\n139 6172 8451,王芳,上海,2023/1/5\r\n"
+                        "13961728452,李四,北京,2023/2/1\r\n".encode("gbk"))
+    job = run_job(flow, "members", {"members": members})
+    assert (job.status, job.error, job.counts["members.imported"]) == ("done", None, 2)
+    flow.platform.settle()
+    view = flow.platform["identity"].api(ADMIN).get(f"/v1/customers/{flow.customer_id(phone='13961728451')}",
+                                                    params={"reveal": "true"}).json()
+    assert view["attributes"]["name"] == "王芳" and view["attributes"]["city"] == "上海"
+    assert view["attributes"]["custom"] == {"join_date": "2023-01-05"}
