@@ -61,11 +61,12 @@ class Built:
     errors: list[RowError] = field(default_factory=list)
 
 
-def read_rows(text_lines: Iterator[str], *, columns: tuple[str, ...] | None,
-              required_any: tuple[str, ...] = ()) -> Iterator[tuple[int, dict[str, str] | None]]:
+def read_rows(text_lines: Iterator[str], *, columns: tuple[str, ...] | None, required_any: tuple[str, ...] = (),
+              required_all: tuple[str, ...] = ()) -> Iterator[tuple[int, dict[str, str] | None]]:
     """Rows of a CSV file (header first) or of JSON lines, each with its line number (the header is line 1
-    of a CSV file). ``columns``: the names a header may hold (None: any); a row that cannot be read at all
-    comes as ``(line, None)``. Raises FileError for a file whose header cannot be imported."""
+    of a CSV file). ``columns``: the names a header may hold (None: any), ``required_all`` those it must; a
+    row that cannot be read at all comes as ``(line, None)``. Raises FileError for an empty file or one whose
+    header cannot be imported."""
     lines = iter(text_lines)
     first, number = "", 0
     for first in lines:
@@ -73,12 +74,14 @@ def read_rows(text_lines: Iterator[str], *, columns: tuple[str, ...] | None,
         if first.strip():
             break
     else:
-        return
+        # An empty upload or a wrong file: "done, nothing imported" would look like success.
+        raise FileError("the file is empty")
     first = first.lstrip("\ufeff")
     if first.lstrip().startswith("{"):
         yield from _json_lines(first, number, lines)
         return
-    yield from _csv_rows(first, number, lines, columns=columns, required_any=required_any)
+    yield from _csv_rows(first, number, lines, columns=columns, required_any=required_any,
+                         required_all=required_all)
 
 
 def _json_lines(first: str, number: int, lines: Iterator[str]) -> Iterator[tuple[int, dict[str, str] | None]]:
@@ -99,7 +102,8 @@ def _chain(first: str, lines: Iterator[str]) -> Iterator[str]:
 
 
 def _csv_rows(header_line: str, number: int, lines: Iterator[str], *, columns: tuple[str, ...] | None,
-              required_any: tuple[str, ...]) -> Iterator[tuple[int, dict[str, str] | None]]:
+              required_any: tuple[str, ...], required_all: tuple[str, ...] = ()
+              ) -> Iterator[tuple[int, dict[str, str] | None]]:
     header = [h.strip() for h in next(csv.reader([header_line]))]
     if columns is not None and (unknown := [h for h in header if h not in columns]):
         if any(_DATA_LIKE.search(h) for h in unknown):
@@ -111,6 +115,9 @@ def _csv_rows(header_line: str, number: int, lines: Iterator[str], *, columns: t
         raise FileError("a column is named twice in the header")
     if required_any and not set(required_any) & set(header):
         raise FileError(f"the header needs one of {', '.join(required_any)}")
+    if missing := [c for c in required_all if c not in header]:
+        # An orders file mapped by the wrong flags would otherwise reject every row as if its values were bad.
+        raise FileError(f"the header has no column {', '.join(missing)}")
     reader = csv.reader(lines)
     line = number + 1
     for values in reader:

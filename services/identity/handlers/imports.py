@@ -198,21 +198,25 @@ def _payloads(built: Built, *, line: int) -> list[tuple[bytes, str, str]]:
     return out
 
 
-def _columns(name: str) -> tuple[tuple[str, ...] | None, tuple[str, ...]]:
+def _columns(name: str, mapped: dict[str, str]) -> tuple[tuple[str, ...] | None, tuple[str, ...], tuple[str, ...]]:
     if name == "members":
-        return rules_of.MEMBER_COLUMNS, rules_of.MEMBER_IDS
+        return rules_of.MEMBER_COLUMNS, rules_of.MEMBER_IDS, ()
     if name == "points":
-        return rules_of.LOT_COLUMNS, rules_of.LOT_IDS
-    return None, ()  # an orders file has the brand's own columns, mapped by options
+        return rules_of.LOT_COLUMNS, rules_of.LOT_IDS, ()
+    # An orders file has the brand's own columns, mapped by options: those it must have are checked.
+    cols = OrderColumns(**mapped)
+    return None, (cols.phone, cols.member_id), (cols.amount, cols.date)
 
 
-def _unread(path: str, name: str, *, done: int, chunk_rows: int, encoding: str = "utf-8-sig") -> Iterator[list[Row]]:
+def _unread(path: str, name: str, *, done: int, chunk_rows: int, encoding: str = "utf-8-sig",
+            mapped: dict[str, str] | None = None) -> Iterator[list[Row]]:
     """The file's rows after line ``done``, in chunks (identical lots counted from the first line on)."""
-    columns, required = _columns(name)
+    columns, required, needed = _columns(name, mapped or {})
     seen: Counter[str] = Counter()  # identical lot rows are distinct lots: the nth gets its own id
     chunk: list[Row] = []
     with open(path, encoding=encoding, newline="") as fh:
-        for line, row in rules_of.read_rows(fh, columns=columns, required_any=required):
+        for line, row in rules_of.read_rows(fh, columns=columns, required_any=required,
+                                             required_all=needed):
             n = 0
             if name == "points" and (key := rules_of.lot_key(row)) is not None:
                 n = seen[key]
@@ -247,7 +251,7 @@ def _run_file(job: ImportJob, name: str, *, rules: Rules, deps: Deps, pipe: _Pip
               stop: threading.Event | None, chunk_rows: int, pool: Any, workers: int) -> ImportJob:
     task = Task(name, rules, job.options.get("columns", {}))
     chunks = _unread(job.files[name]["path"], name, done=progress.get(name, 0), chunk_rows=chunk_rows,
-                     encoding=job.files[name].get("encoding", "utf-8-sig"))
+                     encoding=job.files[name].get("encoding", "utf-8-sig"), mapped=task.columns)
     for chunk in _built(chunks, task, pool, workers):
         outgoing: list[Outgoing] = []
         errors: list[ImportRowError] = []

@@ -280,3 +280,15 @@ def test_a_member_file_excel_saved_as_gbk_imports_like_its_utf8_twin(flow, tmp_p
                                                     params={"reveal": "true"}).json()
     assert view["attributes"]["name"] == "王芳" and view["attributes"]["city"] == "上海"
     assert view["attributes"]["custom"] == {"join_date": "2023-01-05"}
+
+
+def test_an_empty_upload_is_refused_and_orders_mapped_to_a_missing_column_fail_at_once(flow, tmp_path):
+    admin = flow.platform["identity"].api(ADMIN)
+    r = admin.post("/v1/imports", files={"members": ("m.csv", b"", "text/csv")})
+    assert (r.status_code, r.json()["error"]["code"]) == (422, "import_empty_file")
+    orders = tmp_path / "orders.csv"
+    orders.write_text("mobile,total,paid\n13961728450,5.00,2026-01-02\n", encoding="utf-8")
+    job = run_job(flow, "orders", {"orders": orders}, options={"columns": {
+        "phone": "mobile", "amount": "total", "date": "date", "store": "store_id", "order": "order_id",
+        "member_id": "member_id"}})
+    assert (job.status, job.error, job.counts) == ("failed", "orders: the header has no column date", {})

@@ -127,3 +127,15 @@ def test_a_birthday_with_a_time_or_an_impossible_date_is_rejected():
                          ("1990/2/30", "must be a date YYYY-MM-DD (or YYYY/M/D) or an ISO date-time")):
         built = rows.member_events(2, _member(phone="13961728450", birthday=written), RULES)
         assert [(e.column, e.reason) for e in built.errors] == [("birthday", why)]
+
+
+@pytest.mark.parametrize(("text", "why"), [("", "the file is empty"), ("\r\n \r\n", "the file is empty")])
+def test_an_empty_file_fails_rather_than_finishing_with_nothing_imported(text, why):
+    with pytest.raises(rows.FileError, match=why):
+        _read(text)
+
+
+def test_an_orders_file_without_its_mapped_amount_or_date_column_fails_at_the_header():
+    with pytest.raises(rows.FileError, match="the header has no column paid"):
+        list(rows.read_rows(iter(["mobile,total\n", "13961728450,5\n"]), columns=None,
+                            required_any=("mobile", "member_id"), required_all=("total", "paid")))
