@@ -78,19 +78,25 @@ def read_rows(text_lines: Iterator[str], *, columns: tuple[str, ...] | None, req
         raise FileError("the file is empty")
     first = first.lstrip("\ufeff")
     if first.lstrip().startswith("{"):
-        yield from _json_lines(first, number, lines)
+        yield from _json_lines(first, number, lines, columns=columns)
         return
     yield from _csv_rows(first, number, lines, columns=columns, required_any=required_any,
                          required_all=required_all)
 
 
-def _json_lines(first: str, number: int, lines: Iterator[str]) -> Iterator[tuple[int, dict[str, str] | None]]:
+def _json_lines(first: str, number: int, lines: Iterator[str], *,
+                columns: tuple[str, ...] | None) -> Iterator[tuple[int, dict[str, str] | None]]:
     for text in _chain(first, lines):
         if text.strip():
             try:
                 value = json.loads(text)
             except ValueError:
                 value = None
+            if columns is not None and isinstance(value, dict) and (unknown := [k for k in value if k not in columns]):
+                # As a CSV header's: a misspelt key would otherwise drop its value silently.
+                named = "a key that is not a column name" if any(_DATA_LIKE.search(k) for k in unknown) else (
+                    f"unknown keys {', '.join(sorted(unknown))[:200]}")
+                raise FileError(f"line {number}: {named}; expected some of {', '.join(columns)}")
             yield number, ({k: "" if v is None else str(v) for k, v in value.items()}
                            if isinstance(value, dict) else None)
         number += 1

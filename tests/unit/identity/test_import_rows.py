@@ -139,3 +139,12 @@ def test_an_orders_file_without_its_mapped_amount_or_date_column_fails_at_the_he
     with pytest.raises(rows.FileError, match="the header has no column paid"):
         list(rows.read_rows(iter(["mobile,total\n", "13961728450,5\n"]), columns=None,
                             required_any=("mobile", "member_id"), required_all=("total", "paid")))
+
+
+def test_a_json_line_with_a_misspelt_key_fails_the_file_rather_than_dropping_its_value():
+    text = '{"phone": "13961728450", "name": "Wang"}\n{"phone": "13961728451", "birth_day": "1990-01-05"}\n'
+    with pytest.raises(rows.FileError, match="line 2: unknown keys birth_day; expected some of phone"):
+        _read(text)
+    with pytest.raises(rows.FileError) as raised:
+        _read('{"phone": "13961728450", "王芳": "F"}\n')
+    assert "王芳" not in str(raised.value) and str(raised.value).startswith("line 1: a key that is not a column")
