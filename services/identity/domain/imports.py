@@ -360,5 +360,6 @@ def order_events(line: int, row: dict[str, str] | None, rules: Rules, cols: Orde
                             "items": []}
     if store:
         data["store_id"] = store
-    out.events.append(_event("crm.purchase", f"o-{order}", when, identity, **data))
+    # Tills number receipts per store: 1001 at two stores is two sales, so the store is part of the id.
+    out.events.append(_event("crm.purchase", f"o-{store}/{order}" if store else f"o-{order}", when, identity, **data))
     return out

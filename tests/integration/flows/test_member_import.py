@@ -292,3 +292,17 @@ def test_an_empty_upload_is_refused_and_orders_mapped_to_a_missing_column_fail_a
         "phone": "mobile", "amount": "total", "date": "date", "store": "store_id", "order": "order_id",
         "member_id": "member_id"}})
     assert (job.status, job.error, job.counts) == ("failed", "orders: the header has no column date", {})
+
+
+def test_the_same_receipt_number_at_two_stores_is_two_orders(flow, tmp_path):
+    # Tills number their receipts per store: 1001 at SH-001 and 1001 at SH-002 are different sales.
+    flow.set_clocks(_noon())
+    orders = tmp_path / "orders.csv"
+    day = (_today() - timedelta(days=10)).isoformat()
+    orders.write_text(f"order_id,phone,amount,date,store_id\n1001,13961728453,100.00,{day},SH-001\n"
+                      f"1001,13961728454,200.00,{day},SH-002\n", encoding="utf-8")
+    job = run_job(flow, "orders", {"orders": orders})
+    assert job.status == "done" and job.counts["orders.imported"] == 2
+    flow.platform.settle()
+    spend = {p: flow.view(flow.customer_id(phone=p))["stats"]["total_spend"] for p in ("13961728453", "13961728454")}
+    assert spend == {"13961728453": "100.00", "13961728454": "200.00"}

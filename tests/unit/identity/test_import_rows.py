@@ -95,7 +95,7 @@ def test_an_order_row_maps_its_columns_to_a_purchase_keyed_by_its_order_id():
     row = {"mobile": "13961728450", "total": "268.5", "paid": "2025-11-20T10:15:00+08:00", "shop": "SH-001",
            "no": "T-1"}
     (event,) = rows.order_events(2, row, RULES, cols).events
-    assert event["id"] == "o-T-1" and event["type"] == "crm.purchase"
+    assert event["id"] == "o-SH-001/T-1" and event["type"] == "crm.purchase"
     assert event["data"]["amount"] == "268.50" and event["data"]["store_id"] == "SH-001"
     parse_event(event)
     bad = rows.order_events(3, {**row, "total": "abc", "mobile": "1"}, RULES, cols).errors
