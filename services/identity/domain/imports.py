@@ -111,6 +111,9 @@ def _csv_rows(header_line: str, number: int, lines: Iterator[str], *, columns: t
               required_any: tuple[str, ...], required_all: tuple[str, ...] = ()
               ) -> Iterator[tuple[int, dict[str, str] | None]]:
     header = [h.strip() for h in next(csv.reader([header_line]))]
+    width = len(header)
+    while header and not header[-1]:
+        header.pop()  # Excel and WPS write a trailing empty column as "phone,name,": nothing is lost by it
     if columns is not None and (unknown := [h for h in header if h not in columns]):
         if any(_DATA_LIKE.search(h) for h in unknown):
             # A file without a header: its first row is a member's data, which an error must not repeat.
@@ -130,6 +133,8 @@ def _csv_rows(header_line: str, number: int, lines: Iterator[str], *, columns: t
         start, line = line, number + 1 + reader.line_num
         if not any(v.strip() for v in values):
             continue
+        if len(values) == width > len(header) and not any(v.strip() for v in values[len(header):]):
+            values = values[:len(header)]
         if len(values) != len(header):
             yield start, None
             continue

@@ -148,3 +148,9 @@ def test_a_json_line_with_a_misspelt_key_fails_the_file_rather_than_dropping_its
     with pytest.raises(rows.FileError) as raised:
         _read('{"phone": "13961728450", "王芳": "F"}\n')
     assert "王芳" not in str(raised.value) and str(raised.value).startswith("line 1: a key that is not a column")
+
+
+def test_a_trailing_empty_column_as_excel_writes_it_loses_nothing_and_a_value_under_it_is_reported():
+    text = "phone,name,\r\n13961728450,Wang,\r\n13961728451,Li\r\n13961728452,Zhao,extra\r\n"
+    assert _read(text) == [(2, {"phone": "13961728450", "name": "Wang"}), (3, {"phone": "13961728451", "name": "Li"}),
+                           (4, None)]
