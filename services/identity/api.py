@@ -431,6 +431,8 @@ def router(deps: Deps) -> APIRouter:
                    "date": date_column, "store": store_column, "order": order_column}
         kind = "members" if members is not None else "orders"
         uploads = {n: f for n, f in (("members", members), ("points", points), ("orders", orders)) if f is not None}
+        if empty := [n for n, f in uploads.items() if not f.size]:
+            raise InvalidInput("import_empty_file", f"the {empty[0]} file is empty", details={"field": empty[0]})
         files = {n: imports.keep_upload(f.file, deps=deps) for n, f in uploads.items()}
         job = imports.start(kind, files, options={"columns": columns} if kind == "orders" else {}, by=caller.name,
                             origin="api", deps=deps)

@@ -14,7 +14,7 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -34,6 +34,9 @@ _TIER = re.compile(r"^[A-Za-z0-9_.\-]{1,32}$")
 _STORE = re.compile(r"^\S{1,64}$")
 _YES = {"1", "true", "yes", "y", "t", "是", "同意"}
 _NO = {"0", "false", "no", "n", "f", "否", "拒绝"}
+_LOCAL_DATE = re.compile(r"^(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2}))?)?$")
+# A header cell holding a digit, an @ or a non-ASCII letter is a value (a phone, an e-mail, a Chinese name).
+_DATA_LIKE = re.compile(r"[0-9@]|[^\x00-\x7f]")
 _LIMITS = {"member_id": 128, "wechat_openid": 128, "name": 128, "gender": 16, "city": 128}
 
 
@@ -58,11 +61,12 @@ class Built:
     errors: list[RowError] = field(default_factory=list)
 
 
-def read_rows(text_lines: Iterator[str], *, columns: tuple[str, ...] | None,
-              required_any: tuple[str, ...] = ()) -> Iterator[tuple[int, dict[str, str] | None]]:
+def read_rows(text_lines: Iterator[str], *, columns: tuple[str, ...] | None, required_any: tuple[str, ...] = (),
+              required_all: tuple[str, ...] = ()) -> Iterator[tuple[int, dict[str, str] | None]]:
     """Rows of a CSV file (header first) or of JSON lines, each with its line number (the header is line 1
-    of a CSV file). ``columns``: the names a header may hold (None: any); a row that cannot be read at all
-    comes as ``(line, None)``. Raises FileError for a file whose header cannot be imported."""
+    of a CSV file). ``columns``: the names a header may hold (None: any), ``required_all`` those it must; a
+    row that cannot be read at all comes as ``(line, None)``. Raises FileError for an empty file or one whose
+    header cannot be imported."""
     lines = iter(text_lines)
     first, number = "", 0
     for first in lines:
@@ -70,21 +74,29 @@ def read_rows(text_lines: Iterator[str], *, columns: tuple[str, ...] | None,
         if first.strip():
             break
     else:
-        return
+        # An empty upload or a wrong file: "done, nothing imported" would look like success.
+        raise FileError("the file is empty")
     first = first.lstrip("\ufeff")
     if first.lstrip().startswith("{"):
-        yield from _json_lines(first, number, lines)
+        yield from _json_lines(first, number, lines, columns=columns)
         return
-    yield from _csv_rows(first, number, lines, columns=columns, required_any=required_any)
+    yield from _csv_rows(first, number, lines, columns=columns, required_any=required_any,
+                         required_all=required_all)
 
 
-def _json_lines(first: str, number: int, lines: Iterator[str]) -> Iterator[tuple[int, dict[str, str] | None]]:
+def _json_lines(first: str, number: int, lines: Iterator[str], *,
+                columns: tuple[str, ...] | None) -> Iterator[tuple[int, dict[str, str] | None]]:
     for text in _chain(first, lines):
         if text.strip():
             try:
                 value = json.loads(text)
             except ValueError:
                 value = None
+            if columns is not None and isinstance(value, dict) and (unknown := [k for k in value if k not in columns]):
+                # As a CSV header's: a misspelt key would otherwise drop its value silently.
+                named = "a key that is not a column name" if any(_DATA_LIKE.search(k) for k in unknown) else (
+                    f"unknown keys {', '.join(sorted(unknown))[:200]}")
+                raise FileError(f"line {number}: {named}; expected some of {', '.join(columns)}")
             yield number, ({k: "" if v is None else str(v) for k, v in value.items()}
                            if isinstance(value, dict) else None)
         number += 1
@@ -96,20 +108,33 @@ def _chain(first: str, lines: Iterator[str]) -> Iterator[str]:
 
 
 def _csv_rows(header_line: str, number: int, lines: Iterator[str], *, columns: tuple[str, ...] | None,
-              required_any: tuple[str, ...]) -> Iterator[tuple[int, dict[str, str] | None]]:
+              required_any: tuple[str, ...], required_all: tuple[str, ...] = ()
+              ) -> Iterator[tuple[int, dict[str, str] | None]]:
     header = [h.strip() for h in next(csv.reader([header_line]))]
+    width = len(header)
+    while header and not header[-1]:
+        header.pop()  # Excel and WPS write a trailing empty column as "phone,name,": nothing is lost by it
     if columns is not None and (unknown := [h for h in header if h not in columns]):
+        if any(_DATA_LIKE.search(h) for h in unknown):
+            # A file without a header: its first row is a member's data, which an error must not repeat.
+            raise FileError(f"the first line is not a header (it holds values, not column names); expected a "
+                            f"header naming some of {', '.join(columns)}")
         raise FileError(f"unknown columns {', '.join(sorted(unknown))[:200]}; expected some of {', '.join(columns)}")
     if len(set(header)) != len(header):
         raise FileError("a column is named twice in the header")
     if required_any and not set(required_any) & set(header):
         raise FileError(f"the header needs one of {', '.join(required_any)}")
+    if missing := [c for c in required_all if c not in header]:
+        # An orders file mapped by the wrong flags would otherwise reject every row as if its values were bad.
+        raise FileError(f"the header has no column {', '.join(missing)}")
     reader = csv.reader(lines)
     line = number + 1
     for values in reader:
         start, line = line, number + 1 + reader.line_num
         if not any(v.strip() for v in values):
             continue
+        if len(values) == width > len(header) and not any(v.strip() for v in values[len(header):]):
+            values = values[:len(header)]
         if len(values) != len(header):
             yield start, None
             continue
@@ -140,14 +165,15 @@ class Rules:
         """A date (midnight in the business timezone) or an ISO date-time; never after now when ``past``."""
         text = raw.strip()
         try:
-            if len(text) <= 10:
-                d = date.fromisoformat(text)
-                at = datetime.combine(d, time(0), self.zone)
+            if m := _LOCAL_DATE.match(text):
+                # Excel and most Chinese tills write 2023/1/5 or 2023-1-5 10:30: a local date (and time).
+                y, mo, d, h, mi, sec = (int(g) if g else 0 for g in m.groups())
+                at = datetime(y, mo, d, h, mi, sec, tzinfo=self.zone)
             else:
                 at = datetime.fromisoformat(text.replace("Z", "+00:00"))
                 at = at if at.tzinfo else at.replace(tzinfo=self.zone)
         except ValueError:
-            raise ValueError("must be a date YYYY-MM-DD or an ISO date-time") from None
+            raise ValueError("must be a date YYYY-MM-DD (or YYYY/M/D) or an ISO date-time") from None
         if not 1900 <= at.year <= 9998:
             raise ValueError("must be between the years 1900 and 9998")
         if past and at > self.now:
@@ -207,8 +233,8 @@ def member_events(line: int, row: dict[str, str] | None, rules: Rules) -> Built:
         profile["email"] = value.lower()
     if value := _text(row, "birthday"):
         try:
-            if len(value) != 10:
-                raise ValueError("must be a date YYYY-MM-DD")
+            if (m := _LOCAL_DATE.match(value)) is None or m.group(4) is not None:
+                raise ValueError("must be a date YYYY-MM-DD (or YYYY/M/D)")
             profile["birthday"] = rules.moment(value).date().isoformat()
         except ValueError as exc:
             errors.append(RowError(line, "birthday", str(exc)))
@@ -339,5 +365,6 @@ def order_events(line: int, row: dict[str, str] | None, rules: Rules, cols: Orde
                             "items": []}
     if store:
         data["store_id"] = store
-    out.events.append(_event("crm.purchase", f"o-{order}", when, identity, **data))
+    # Tills number receipts per store: 1001 at two stores is two sales, so the store is part of the id.
+    out.events.append(_event("crm.purchase", f"o-{store}/{order}" if store else f"o-{order}", when, identity, **data))
     return out

@@ -10,6 +10,7 @@ rejected rows of each chunk are written in one transaction after the chunk's eve
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import json
 import logging
@@ -53,6 +54,23 @@ def file_digest(path: str | Path) -> str:
     return h.hexdigest()
 
 
+def file_encoding(path: str | Path) -> str:
+    """How a file's text is encoded: UTF-8 (with or without BOM) when all of it decodes so, else GB18030 (what
+    Excel and most tills in China save a CSV as; a superset of GBK) when that decodes it, else UTF-8 (the job
+    then fails saying the file is not UTF-8 text)."""
+    for encoding in ("utf-8-sig", "gb18030"):
+        decoder = codecs.getincrementaldecoder(encoding)()
+        try:
+            with open(path, "rb") as fh:
+                for block in iter(lambda f=fh: f.read(1 << 20), b""):
+                    decoder.decode(block)
+            decoder.decode(b"", final=True)
+            return encoding
+        except UnicodeDecodeError:
+            continue
+    return "utf-8-sig"
+
+
 def job_id_for(kind: str, sums: dict[str, str], options: dict[str, Any]) -> str:
     """A job's id: its kind, its files' SHA-256 by name and its options (the same import is the same job)."""
     return "imp_" + hashlib.sha256(json.dumps([kind, sorted(sums.items()), options], sort_keys=True)
@@ -66,7 +84,8 @@ def start(kind: str, files: dict[str, str], *, options: dict[str, Any], by: str,
     sums = {name: file_digest(path) for name, path in files.items()}
     job_id = job_id_for(kind, sums, options)
     store, now = deps.store, iso_utc(deps.clock())
-    described = {name: {"path": files[name], "sha256": sums[name]} for name in files}
+    described = {name: {"path": files[name], "sha256": sums[name], "encoding": file_encoding(files[name])}
+                 for name in files}
     with store.transaction():
         held = store.import_job(job_id)
         if held is not None and held.status == "running":
@@ -111,7 +130,8 @@ def run(job_id: str, *, deps: Deps, publish: Publish, on_progress: Progress | No
             except (FileError, UnicodeDecodeError, OSError) as exc:
                 pipe.drain()  # what was read before the fault is published and counted
                 reason = str(exc) if isinstance(exc, FileError) else (
-                    "the file is not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else "the file cannot be read")
+                    "the file is neither UTF-8 nor GBK text" if isinstance(exc, UnicodeDecodeError)
+                    else "the file cannot be read")
                 return _save(job, deps=deps, status="failed", error=f"{name}: {reason}", counts=counts,
                              progress=progress)
             if stop is not None and stop.is_set():
@@ -178,21 +198,25 @@ def _payloads(built: Built, *, line: int) -> list[tuple[bytes, str, str]]:
     return out
 
 
-def _columns(name: str) -> tuple[tuple[str, ...] | None, tuple[str, ...]]:
+def _columns(name: str, mapped: dict[str, str]) -> tuple[tuple[str, ...] | None, tuple[str, ...], tuple[str, ...]]:
     if name == "members":
-        return rules_of.MEMBER_COLUMNS, rules_of.MEMBER_IDS
+        return rules_of.MEMBER_COLUMNS, rules_of.MEMBER_IDS, ()
     if name == "points":
-        return rules_of.LOT_COLUMNS, rules_of.LOT_IDS
-    return None, ()  # an orders file has the brand's own columns, mapped by options
+        return rules_of.LOT_COLUMNS, rules_of.LOT_IDS, ()
+    # An orders file has the brand's own columns, mapped by options: those it must have are checked.
+    cols = OrderColumns(**mapped)
+    return None, (cols.phone, cols.member_id), (cols.amount, cols.date)
 
 
-def _unread(path: str, name: str, *, done: int, chunk_rows: int) -> Iterator[list[Row]]:
+def _unread(path: str, name: str, *, done: int, chunk_rows: int, encoding: str = "utf-8-sig",
+            mapped: dict[str, str] | None = None) -> Iterator[list[Row]]:
     """The file's rows after line ``done``, in chunks (identical lots counted from the first line on)."""
-    columns, required = _columns(name)
+    columns, required, needed = _columns(name, mapped or {})
     seen: Counter[str] = Counter()  # identical lot rows are distinct lots: the nth gets its own id
     chunk: list[Row] = []
-    with open(path, encoding="utf-8-sig", newline="") as fh:
-        for line, row in rules_of.read_rows(fh, columns=columns, required_any=required):
+    with open(path, encoding=encoding, newline="") as fh:
+        for line, row in rules_of.read_rows(fh, columns=columns, required_any=required,
+                                             required_all=needed):
             n = 0
             if name == "points" and (key := rules_of.lot_key(row)) is not None:
                 n = seen[key]
@@ -226,7 +250,8 @@ def _run_file(job: ImportJob, name: str, *, rules: Rules, deps: Deps, pipe: _Pip
               counts: Counter[str], progress: dict[str, int], on_progress: Progress | None,
               stop: threading.Event | None, chunk_rows: int, pool: Any, workers: int) -> ImportJob:
     task = Task(name, rules, job.options.get("columns", {}))
-    chunks = _unread(job.files[name]["path"], name, done=progress.get(name, 0), chunk_rows=chunk_rows)
+    chunks = _unread(job.files[name]["path"], name, done=progress.get(name, 0), chunk_rows=chunk_rows,
+                     encoding=job.files[name].get("encoding", "utf-8-sig"), mapped=task.columns)
     for chunk in _built(chunks, task, pool, workers):
         outgoing: list[Outgoing] = []
         errors: list[ImportRowError] = []

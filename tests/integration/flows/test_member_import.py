@@ -266,3 +266,43 @@ def test_only_a_company_wide_admin_starts_or_reads_an_import(broker, tmp_path):
         assert identity.api(ADMIN).get("/v1/imports/imp_x").status_code == 404
         r = identity.api(ADMIN).post("/v1/imports", files={"points": ("p.csv", b"phone,points,earned_at\n")})
         assert (r.status_code, r.json()["error"]["code"]) == (422, "import_files")
+
+
+def test_a_member_file_excel_saved_as_gbk_imports_like_its_utf8_twin(flow, tmp_path):
+    flow.set_clocks(_noon())
+    members = tmp_path / "members-gbk.csv"
+    members.write_bytes("phone,name,city,join_date\r\n139 6172 8451,王芳,上海,2023/1/5\r\n"
+                        "13961728452,李四,北京,2023/2/1\r\n".encode("gbk"))
+    job = run_job(flow, "members", {"members": members})
+    assert (job.status, job.error, job.counts["members.imported"]) == ("done", None, 2)
+    flow.platform.settle()
+    view = flow.platform["identity"].api(ADMIN).get(f"/v1/customers/{flow.customer_id(phone='13961728451')}",
+                                                    params={"reveal": "true"}).json()
+    assert view["attributes"]["name"] == "王芳" and view["attributes"]["city"] == "上海"
+    assert view["attributes"]["custom"] == {"join_date": "2023-01-05"}
+
+
+def test_an_empty_upload_is_refused_and_orders_mapped_to_a_missing_column_fail_at_once(flow, tmp_path):
+    admin = flow.platform["identity"].api(ADMIN)
+    r = admin.post("/v1/imports", files={"members": ("m.csv", b"", "text/csv")})
+    assert (r.status_code, r.json()["error"]["code"]) == (422, "import_empty_file")
+    orders = tmp_path / "orders.csv"
+    orders.write_text("mobile,total,paid\n13961728450,5.00,2026-01-02\n", encoding="utf-8")
+    job = run_job(flow, "orders", {"orders": orders}, options={"columns": {
+        "phone": "mobile", "amount": "total", "date": "date", "store": "store_id", "order": "order_id",
+        "member_id": "member_id"}})
+    assert (job.status, job.error, job.counts) == ("failed", "orders: the header has no column date", {})
+
+
+def test_the_same_receipt_number_at_two_stores_is_two_orders(flow, tmp_path):
+    # Tills number their receipts per store: 1001 at SH-001 and 1001 at SH-002 are different sales.
+    flow.set_clocks(_noon())
+    orders = tmp_path / "orders.csv"
+    day = (_today() - timedelta(days=10)).isoformat()
+    orders.write_text(f"order_id,phone,amount,date,store_id\n1001,13961728453,100.00,{day},SH-001\n"
+                      f"1001,13961728454,200.00,{day},SH-002\n", encoding="utf-8")
+    job = run_job(flow, "orders", {"orders": orders})
+    assert job.status == "done" and job.counts["orders.imported"] == 2
+    flow.platform.settle()
+    spend = {p: flow.view(flow.customer_id(phone=p))["stats"]["total_spend"] for p in ("13961728453", "13961728454")}
+    assert spend == {"13961728453": "100.00", "13961728454": "200.00"}

@@ -95,8 +95,62 @@ def test_an_order_row_maps_its_columns_to_a_purchase_keyed_by_its_order_id():
     row = {"mobile": "13961728450", "total": "268.5", "paid": "2025-11-20T10:15:00+08:00", "shop": "SH-001",
            "no": "T-1"}
     (event,) = rows.order_events(2, row, RULES, cols).events
-    assert event["id"] == "o-T-1" and event["type"] == "crm.purchase"
+    assert event["id"] == "o-SH-001/T-1" and event["type"] == "crm.purchase"
     assert event["data"]["amount"] == "268.50" and event["data"]["store_id"] == "SH-001"
     parse_event(event)
     bad = rows.order_events(3, {**row, "total": "abc", "mobile": "1"}, RULES, cols).errors
     assert {e.column for e in bad} == {"mobile", "total"}
+
+
+def test_a_file_without_a_header_fails_without_repeating_its_first_member_in_the_error():
+    with pytest.raises(rows.FileError) as raised:
+        _read("13961728450,王芳,F,wang@example.com\n13912345679,李四,M,\n")
+    reason = str(raised.value)
+    assert reason.startswith("the first line is not a header")
+    assert not any(value in reason for value in ("13961728450", "王芳", "wang@example.com"))
+
+
+@pytest.mark.parametrize(("written", "meant"), [("2023/1/5", "2023-01-05T00:00:00+08:00"),
+                                                ("2023/01/05", "2023-01-05T00:00:00+08:00"),
+                                                ("2023-1-5", "2023-01-05T00:00:00+08:00"),
+                                                ("2023/1/5 9:30", "2023-01-05T09:30:00+08:00"),
+                                                ("2023/1/5 09:30:15", "2023-01-05T09:30:15+08:00")])
+def test_excel_style_dates_are_local_dates_and_times(written, meant):
+    lot = rows.lot_events(2, {"phone": "13961728450", "points": "100", "earned_at": written}, RULES, occurrence=0)
+    assert lot.errors == [] and lot.events[0]["time"] == meant
+    member = rows.member_events(2, _member(phone="13961728450", birthday=written.split()[0]), RULES)
+    assert member.errors == [] and member.events[0]["data"]["birthday"] == "2023-01-05"
+
+
+def test_a_birthday_with_a_time_or_an_impossible_date_is_rejected():
+    for written, why in (("1990/1/5 10:00", "must be a date YYYY-MM-DD (or YYYY/M/D)"),
+                         ("1990/2/30", "must be a date YYYY-MM-DD (or YYYY/M/D) or an ISO date-time")):
+        built = rows.member_events(2, _member(phone="13961728450", birthday=written), RULES)
+        assert [(e.column, e.reason) for e in built.errors] == [("birthday", why)]
+
+
+@pytest.mark.parametrize(("text", "why"), [("", "the file is empty"), ("\r\n \r\n", "the file is empty")])
+def test_an_empty_file_fails_rather_than_finishing_with_nothing_imported(text, why):
+    with pytest.raises(rows.FileError, match=why):
+        _read(text)
+
+
+def test_an_orders_file_without_its_mapped_amount_or_date_column_fails_at_the_header():
+    with pytest.raises(rows.FileError, match="the header has no column paid"):
+        list(rows.read_rows(iter(["mobile,total\n", "13961728450,5\n"]), columns=None,
+                            required_any=("mobile", "member_id"), required_all=("total", "paid")))
+
+
+def test_a_json_line_with_a_misspelt_key_fails_the_file_rather_than_dropping_its_value():
+    text = '{"phone": "13961728450", "name": "Wang"}\n{"phone": "13961728451", "birth_day": "1990-01-05"}\n'
+    with pytest.raises(rows.FileError, match="line 2: unknown keys birth_day; expected some of phone"):
+        _read(text)
+    with pytest.raises(rows.FileError) as raised:
+        _read('{"phone": "13961728450", "王芳": "F"}\n')
+    assert "王芳" not in str(raised.value) and str(raised.value).startswith("line 1: a key that is not a column")
+
+
+def test_a_trailing_empty_column_as_excel_writes_it_loses_nothing_and_a_value_under_it_is_reported():
+    text = "phone,name,\r\n13961728450,Wang,\r\n13961728451,Li\r\n13961728452,Zhao,extra\r\n"
+    assert _read(text) == [(2, {"phone": "13961728450", "name": "Wang"}), (3, {"phone": "13961728451", "name": "Li"}),
+                           (4, None)]
