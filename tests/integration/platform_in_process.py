@@ -66,7 +66,11 @@ class InProcess:
         self.service = app.create_app(settings, publish=publish, **options)
         self.service.faust_app()  # registers its agents, which declare what they consume
         self.topics = sorted({t for _, names, _ in self.service.runner.consumers for t in names})
-        self.handles = {t: h for _, names, h in self.service.runner.consumers for t in names}
+        # A topic may feed several agents of one service (alerts' own and its webhook recorder): each takes it.
+        self.handles: dict[str, list] = defaultdict(list)
+        for _, names, h in self.service.runner.consumers:
+            for t in names:
+                self.handles[t].append(h)
         self.handled: Counter[str] = Counter()  # messages handled per topic since the last rewind
         self.partitions = [TopicPartition(t, p) for t in self.topics for p in range(settings.topic_partitions)]
         # Every partition assigned directly: no consumer group to join (a join takes seconds on this broker).
@@ -92,7 +96,8 @@ class InProcess:
                 by_topic[r.topic].append(Incoming(r.value, r.topic, r.partition, r.offset, list(r.headers), r.key,
                                                   r.timestamp / 1000))
             for topic, batch in by_topic.items():
-                self.service.runner.run_sync(self.handles[topic], batch)
+                for handle in self.handles[topic]:
+                    self.service.runner.run_sync(handle, batch)
                 self.handled[topic] += len(batch)
                 handled += len(batch)
         return handled

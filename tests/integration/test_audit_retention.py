@@ -125,6 +125,9 @@ class FakeFaust:
     def timer(self, interval, name):
         return lambda fn: self.timers.setdefault(name, (interval, fn))
 
+    def task(self, fn):
+        return fn
+
 
 @pytest.mark.parametrize("name", ["identity", "loyalty", "alerts", "campaigns"])
 def test_each_service_registers_its_retention_timer_and_the_timer_purges(tmp_path, name):
