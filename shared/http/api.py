@@ -76,7 +76,11 @@ def install_error_handlers(app: FastAPI) -> None:
         return _error(InvalidInput("invalid_request", "the request is not valid", details=details))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and request.headers.get("content-type", "").startswith("multipart/"):
+            # Starlette's "Invalid multipart data" (a file upload route, e.g. POST /v1/imports): a bad request
+            # body like any other, answered as the documented 422.
+            return _error(InvalidInput("invalid_multipart", "the body is not valid multipart/form-data"))
         if exc.status_code == 400 and exc.__cause__ is not None:
             # FastAPI's "There was an error parsing the body": bytes that are not text (not UTF-8).
             return _error(InvalidInput("invalid_json", "the body is not valid JSON text (UTF-8)"))

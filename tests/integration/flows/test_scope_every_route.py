@@ -42,7 +42,8 @@ ADMIN_ONLY = {"/v1/customers/{customer_id}/erasure", "/v1/customers/{customer_id
 SERVICES = ("identity", "loyalty", "alerts", "campaigns")
 # A customer id, alert, redemption and conflict nobody has: what every route answers for an unknown object.
 UNKNOWN = {"customer_id": "c_" + "0" * 26, "alert_id": "al_unknown", "redemption_id": "r_unknown",
-           "conflict_id": "x_unknown", "letter_id": "999999", "approval_id": "apr_unknown"}
+           "conflict_id": "x_unknown", "letter_id": "999999", "approval_id": "apr_unknown",
+           "purpose": "sms"}  # a consent's purpose names no object: a valid one, so the answer is about the customer
 CAMPAIGN = {"name": "Both stores", "objective": "promotion", "channel": "sms",
             "audience": {"home_stores": ["S01", "S02"]}, "offer": {"text": "tea on us"},
             "starts_at": "2026-11-20T00:00:00+08:00", "ends_at": "2026-11-30T00:00:00+08:00",
@@ -67,6 +68,7 @@ BODIES: dict[str, dict[str, Any]] = {
     "/v1/customers/{customer_id}/profile": {"city": "Hangzhou", "reason": "ID shown"},
     "/v1/customers/{customer_id}/owner": {"store_id": "S01", "reason": "moved"},
     "/v1/customers/{customer_id}/account-manager": {"account_manager": "am-1", "reason": "key customer"},
+    "/v1/customers/{customer_id}/consents/{purpose}": {"granted": True, "reason": "said so at the counter"},
 }
 # The routes that take no customer: every one is named here with why, so a new route needs a decision.
 NOT_A_CUSTOMER = {
