@@ -253,7 +253,8 @@ def _hold(out: Timeline, rules: TierRules, hold: TierHold, at: datetime) -> None
 
 
 def _imported(out: Timeline, rules: TierRules, imp: TierImport) -> None:
-    # The member file's word stands from its moment until the next review judges the member (issue 14).
+    # The member file's word stands from its moment until the first review after the import judges the member
+    # (issue 14; the reviews before it are skipped in ``timeline``).
     out.failing_since = None
     if imp.tier != out.tier:
         up = _rank(rules, imp.tier) < _rank(rules, out.tier)
