@@ -194,10 +194,22 @@ class PointsOpeningData(_Data):
 
 
 class TierImportData(_Data):
-    """The tier a member held in the brand's old system since the event's ``time``: loyalty keeps it until
-    the first tier review after that moment, then judges the member by its own rules."""
+    """The tier a member held in the brand's old system since the event's ``time``, imported at
+    ``imported_at`` (absent: at ``time``): loyalty keeps it until the first tier review after the later of
+    the two, then judges the member by its own rules."""
 
     tier: str = Field(min_length=1, max_length=32)
+    imported_at: AwareDatetime | None = None
+
+    @field_validator("imported_at", mode="before")
+    @classmethod
+    def _rfc3339(cls, value: Any) -> Any:
+        # As the event's ``time``: an RFC 3339 string, never a number read as epoch seconds.
+        if value is None or isinstance(value, datetime):
+            return value
+        if not isinstance(value, str) or not _RFC3339.match(value):
+            raise ValueError("must be an RFC 3339 timestamp string such as 2026-11-20T10:15:00+08:00")
+        return value
 
 
 class ChannelEventBase(_Open):

@@ -275,7 +275,10 @@ def member_events(line: int, row: dict[str, str] | None, rules: Rules) -> Built:
     if consent is not None:
         out.events.append(_event("crm.consent", f"m-{key}-sms", at, identity, purpose="sms", granted=consent))
     if tier:
-        out.events.append(_event("crm.tier_import", f"m-{key}-tier", since, identity, tier=tier))
+        # Dated at ``tier_since`` (the tier history shows it held since then) and carrying the import's moment:
+        # loyalty holds it until the first review after the later of the two, not the review after an old date.
+        out.events.append(_event("crm.tier_import", f"m-{key}-tier", since, identity, tier=tier,
+                                 imported_at=at.isoformat()))
     return out
 
 

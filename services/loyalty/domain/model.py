@@ -128,14 +128,21 @@ class Posted:
 
 @dataclass(frozen=True)
 class TierImport:
-    """A tier a member held in the brand's old system since ``since`` (issue 14, member import): held until
-    the first review after ``since``, then judged by the rules like any tier."""
+    """A tier a member held in the brand's old system since ``since`` (issue 14, member import), imported at
+    ``imported_at`` (None: at ``since``): held until the first review after the later of the two, then judged
+    by the rules like any tier."""
 
     source: str
     id: str
     record_id: str
     tier: str
     since: datetime
+    imported_at: datetime | None = None
+
+    @property
+    def held_until(self) -> datetime:
+        """The moment after which the next review judges the member (no review up to it does)."""
+        return max(self.since, self.imported_at) if self.imported_at is not None else self.since
 
 
 @dataclass(frozen=True)

@@ -119,7 +119,7 @@ def timeline(purchases: list[Purchase], refunds: list[Refund], book: RuleBook, *
     """The tier timeline up to ``now``, from ``start`` (then the purchases are those from its horizon on)
     if given; with ``snapshot_at`` (not after ``now``), the state there is kept in ``snapshot``; ``holds``: staff
     overrides (``domain.holds``); ``imports``: tiers a member file says the member held since a moment
-    (issue 14), each held until the next review."""
+    (issue 14), each held until the first review after the later of that moment and the import."""
     zone = book.zone
     owner = order_owner or {}
     by_bucket = {p.bucket: p for p in purchases}
@@ -132,7 +132,12 @@ def timeline(purchases: list[Purchase], refunds: list[Refund], book: RuleBook, *
         if p is not None:
             events.append((max(r.time, p.time), 2, r.source, r.id, "refund", (r, p)))
     # A checkpoint holds what an import before its horizon did; a tier these rules do not know is not held.
-    imports = [i for i in imports if (start is None or i.since >= start.at) and book.at(i.since).tiers.level(i.tier)]
+    imports = [i for i in imports if book.at(i.since).tiers.level(i.tier)]
+    # No review from an imported tier's moment up to the import judges the member: a file saying "A since
+    # 2021" imported today holds A until the first review after today. Worked out from every import, those
+    # before a checkpoint's horizon too, so a timeline started from one skips the same reviews.
+    shields = [(i.since, i.held_until) for i in imports if i.held_until > i.since]
+    imports = [i for i in imports if start is None or i.since >= start.at]
     for i in imports:
         events.append((i.since, 1, i.source, i.id, "imported", i))
     out = Timeline()
@@ -154,6 +159,8 @@ def timeline(purchases: list[Purchase], refunds: list[Refund], book: RuleBook, *
             out.snapshot = TierState(snapshot_at, None, None, None, {}, {}, [])
         return out
     holds = tuple(h for h in holds if h.start < h.end)
+    # An import a staff override outranked at its moment was never held: it shields nothing.
+    shields = [(a, b) for a, b in shields if not (holds and holding(holds, a))]
     # A hold that began before the state started from is in that state already.
     events += [(h.start, 3, "", h.override_id, "hold", h) for h in holds
                if h.start <= now and (start is None or h.start >= start.at)]
@@ -204,7 +211,8 @@ def timeline(purchases: list[Purchase], refunds: list[Refund], book: RuleBook, *
         elif what == "imported":
             if not (holds and holding(holds, at)):  # a staff override in force outranks the member file
                 _imported(out, rules, item)
-        elif rules.is_review(item) and not (holds and holding(holds, at)):
+        elif rules.is_review(item) and not (holds and holding(holds, at)) \
+                and not any(a < at <= b for a, b in shields):
             _review(out, rules, months, item, at)
     if snapshot_at is not None and out.snapshot is None:
         out.snapshot = _state(out, months, refunded, events, book, snapshot_at)
@@ -245,7 +253,8 @@ def _hold(out: Timeline, rules: TierRules, hold: TierHold, at: datetime) -> None
 
 
 def _imported(out: Timeline, rules: TierRules, imp: TierImport) -> None:
-    # The member file's word stands from its moment until the next review judges the member (issue 14).
+    # The member file's word stands from its moment until the first review after the import judges the member
+    # (issue 14; the reviews before it are skipped in ``timeline``).
     out.failing_since = None
     if imp.tier != out.tier:
         up = _rank(rules, imp.tier) < _rank(rules, out.tier)

@@ -134,7 +134,9 @@ def _imported(event: ChannelEvent, record_id: str, *, deps: Deps) -> Entry | Tie
         return Entry(f"{bucket}|{OPENING}|1", record_id, bucket, OPENING, ADJUST, event.data.points,
                      iso_utc(event.time), iso_utc(deps.clock()), {"import": event.id})
     if isinstance(event, TierImportEvent):
-        return TierImport(event.source, event.id, record_id, event.data.tier, event.time)
+        # An event from before ``imported_at`` was announced was imported at its own moment.
+        return TierImport(event.source, event.id, record_id, event.data.tier, event.time,
+                          event.data.imported_at or event.time)
     return None
 
 

@@ -35,7 +35,8 @@ class MongoImports:
             res = self.mdb["tier_imports"].update_one(
                 {"_id": f"{r.source}\0{r.id}"},
                 {"$setOnInsert": {"source": r.source, "id": r.id, "record_id": r.record_id, "tier": r.tier,
-                                  "since": iso_utc(r.since)}}, upsert=True)
+                                  "since": iso_utc(r.since),
+                                  "imported_at": iso_utc(r.imported_at) if r.imported_at else None}}, upsert=True)
             if res.upserted_id is not None:
                 fresh.append(r)
         return fresh
@@ -43,5 +44,6 @@ class MongoImports:
     def tier_imports_of(self, record_ids: list[str]) -> list[TierImport]:
         """The imported tiers of these records."""
         docs = self.mdb["tier_imports"].find({"record_id": {"$in": sorted(set(record_ids))}})
-        out = [TierImport(d["source"], d["id"], d["record_id"], d["tier"], parse_iso(d["since"])) for d in docs]
+        out = [TierImport(d["source"], d["id"], d["record_id"], d["tier"], parse_iso(d["since"]),
+                          parse_iso(d["imported_at"]) if d.get("imported_at") else None) for d in docs]
         return sorted(out, key=lambda t: (t.since, t.source, t.id))

@@ -110,6 +110,10 @@ class SqliteLoyaltyStore(SqliteBulkReads, SqliteStore, SqliteMembership, SqliteO
 
     schema = SCHEMA
 
+    def __init__(self, path, **options) -> None:
+        super().__init__(path, **options)
+        self.add_import_columns()
+
     def customers_of(self, record_ids: list[str]) -> dict[str, str]:
         """The customer each of these records belongs to now (itself if never seen), in one query."""
         if not record_ids:

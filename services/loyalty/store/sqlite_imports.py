@@ -4,6 +4,7 @@ imported tiers (a private mixin of the adapter)."""
 from __future__ import annotations
 
 import json
+import sqlite3
 
 from services.loyalty.domain.model import Entry, TierImport
 from services.loyalty.store import seal_cause
@@ -14,7 +15,7 @@ from shared.storage.base import in_placeholders as _in
 IMPORTS_SQL = """
 CREATE TABLE IF NOT EXISTS tier_imports (
   source TEXT NOT NULL, id TEXT NOT NULL, record_id TEXT NOT NULL, tier TEXT NOT NULL, since TEXT NOT NULL,
-  PRIMARY KEY (source, id)
+  imported_at TEXT, PRIMARY KEY (source, id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS tier_imports_record ON tier_imports(record_id);
 """
@@ -22,6 +23,16 @@ CREATE INDEX IF NOT EXISTS tier_imports_record ON tier_imports(record_id);
 
 class SqliteImports:
     """Mixed into the sqlite adapter; uses the adapter's database and keyring."""
+
+    def add_import_columns(self) -> None:
+        """Add ``tier_imports.imported_at`` to a file made before it (its rows read as imported at ``since``)."""
+        c = self.db.conn()
+        if "imported_at" not in {r[1] for r in c.execute("PRAGMA table_info(tier_imports)")}:
+            try:
+                c.execute("ALTER TABLE tier_imports ADD COLUMN imported_at TEXT")
+            except sqlite3.OperationalError as exc:  # another worker added it first
+                if "duplicate column" not in str(exc):
+                    raise
 
     def add_openings(self, entries: list[Entry]) -> list[Entry]:
         """Post opening lots not posted before (by entry id); returns those posted now."""
@@ -45,8 +56,9 @@ class SqliteImports:
         """Keep imported tiers not kept before (by source and id); returns those kept now."""
         c, fresh = self.db.conn(), []
         for r in rows:
-            cur = c.execute("INSERT OR IGNORE INTO tier_imports VALUES (?,?,?,?,?)",
-                            (r.source, r.id, r.record_id, r.tier, iso_utc(r.since)))
+            cur = c.execute("INSERT OR IGNORE INTO tier_imports(source, id, record_id, tier, since, imported_at)"
+                            " VALUES (?,?,?,?,?,?)", (r.source, r.id, r.record_id, r.tier, iso_utc(r.since),
+                                                      iso_utc(r.imported_at) if r.imported_at else None))
             if cur.rowcount:
                 fresh.append(r)
         return fresh
@@ -56,6 +68,8 @@ class SqliteImports:
         out = []
         for part in _chunks(sorted(set(record_ids)), 500):
             rows = self.db.conn().execute(
-                f"SELECT source, id, record_id, tier, since FROM tier_imports WHERE record_id IN ({_in(part)})", part)
-            out += [TierImport(s, i, r, t, parse_iso(since)) for s, i, r, t, since in rows]
+                f"SELECT source, id, record_id, tier, since, imported_at FROM tier_imports"
+                f" WHERE record_id IN ({_in(part)})", part)
+            out += [TierImport(s, i, r, t, parse_iso(since), parse_iso(at) if at else None)
+                    for s, i, r, t, since, at in rows]
         return sorted(out, key=lambda t: (t.since, t.source, t.id))

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from crm.bench.imports import write_members
+from crm.bench.imports import MEMBER_HEADER, write_members
 from services.identity.handlers import imports
 from shared.privacy import normalize_phone
 from tests.integration.flows.support import ADMIN, SHANGHAI, Flow
@@ -114,6 +114,20 @@ def test_members_with_lots_tiers_and_consents_end_exactly_as_the_file_says_and_a
     flow.platform.settle(timeout=900)
     assert actual_of(flow, list(want)) == want
     assert flow.snapshot(customers) == before
+
+
+def test_tiers_held_since_years_ago_are_held_from_the_import_to_the_next_review(flow, tmp_path):
+    # A brand bringing its members of 2021: their tiers hold, not dropped at the review after tier_since.
+    flow.set_clocks(_noon())
+    members = tmp_path / "old_tiers.csv"
+    members.write_text("\n".join([MEMBER_HEADER, "13812360001,M-o1,,Wang,F,,,,2019-03-01,SH-001,A,2021-06-01,yes",
+                                   "13812360002,M-o2,,Li,F,,,,2020-05-04,SH-001,B,,no",
+                                   "13812360003,M-o3,,Zhao,M,,,,,SH-002,C,2024/2/29,"]) + "\n", encoding="utf-8")
+    job = run_job(flow, "members", {"members": members})
+    assert job.status == "done" and job.counts["members.imported"] == 3
+    flow.platform.settle(timeout=300)
+    for phone, tier in (("+8613812360001", "A"), ("+8613812360002", "B"), ("+8613812360003", "C")):
+        assert flow.account(flow.customer_id(phone=phone))["tier"] == tier
 
 
 def _bad_rows(tmp_path: Path, good: int) -> tuple[Path, dict[int, str], list[str]]:  # file, bad lines, phones

@@ -29,3 +29,33 @@ def test_imported_tiers_are_kept_once_and_read_in_time_order(store):
         assert store.add_tier_imports([late]) == []
     assert store.tier_imports_of(["c_a", "c_b", "c_z"]) == [early, late]
     assert store.tier_imports_of(["c_b"]) == [early]
+
+
+def test_an_imported_tier_keeps_its_import_moment(store):
+    # A tier held since 2021 and imported in 2026: the import moment is what decides its first review.
+    old = TierImport("pos/import", "m-3-tier", "c_a", "A", datetime(2021, 5, 31, 16, tzinfo=UTC),
+                     datetime(2026, 12, 5, 2, tzinfo=UTC))
+    with store.transaction():
+        assert store.add_tier_imports([old]) == [old]
+    assert store.tier_imports_of(["c_a"]) == [old]
+    assert store.tier_imports_of(["c_a"])[0].held_until == datetime(2026, 12, 5, 2, tzinfo=UTC)
+
+
+def test_a_sqlite_file_from_before_the_import_moment_keeps_its_tiers_and_takes_new_ones(tmp_path):
+    import sqlite3
+
+    from services.loyalty.store.sqlite import SqliteLoyaltyStore
+    from tests.integration.shared.backends import sqlite_file
+
+    path = sqlite_file(tmp_path, "loyalty")
+    with sqlite3.connect(path) as c:  # the table as issue 14 first made it
+        c.execute("CREATE TABLE tier_imports (source TEXT NOT NULL, id TEXT NOT NULL, record_id TEXT NOT NULL,"
+                  " tier TEXT NOT NULL, since TEXT NOT NULL, PRIMARY KEY (source, id)) WITHOUT ROWID")
+        c.execute("INSERT INTO tier_imports VALUES ('pos/import', 'm-1-tier', 'c_a', 'A', '2026-11-03T00:00:00Z')")
+    store = SqliteLoyaltyStore(path)
+    new = TierImport("pos/import", "m-2-tier", "c_a", "B", datetime(2021, 5, 31, 16, tzinfo=UTC),
+                     datetime(2026, 12, 5, 2, tzinfo=UTC))
+    with store.transaction():
+        assert store.add_tier_imports([new]) == [new]
+    assert store.tier_imports_of(["c_a"]) == [
+        new, TierImport("pos/import", "m-1-tier", "c_a", "A", datetime(2026, 11, 3, tzinfo=UTC))]

@@ -58,8 +58,14 @@ def test_a_member_row_becomes_a_profile_a_consent_and_a_tier_with_ids_from_its_c
     assert profile["time"] == consent["time"] == "2026-12-01T00:00:00+00:00" and profile["source"] == rows.SOURCE
     assert consent["data"]["granted"] is True and consent["data"]["purpose"] == "sms"
     assert tier["time"] == "2026-12-01T00:00:00+08:00" and tier["data"]["tier"] == "B"
+    # It carries the import's moment: loyalty holds the tier until the first review after the later of the two.
+    assert tier["data"]["imported_at"] == "2026-12-01T00:00:00+00:00"
     for e in built.events:
         parse_event(e)  # every event is one the contract takes
+    assert parse_event(tier).data.imported_at == datetime(2026, 12, 1, tzinfo=UTC)
+    assert parse_event({**tier, "data": {"identity": tier["data"]["identity"], "tier": "B"}}).data.imported_at is None
+    with pytest.raises(ValueError):  # as the event's time: an RFC 3339 string, not epoch seconds
+        parse_event({**tier, "data": {**tier["data"], "imported_at": 1764547200}})
     # The same row again (another line, another file) gives the same ids; another value other ids.
     assert [e["id"] for e in rows.member_events(99, row, RULES).events] == [e["id"] for e in built.events]
     assert rows.member_events(7, {**row, "city": "北京"}, RULES).events[0]["id"] != profile["id"]
