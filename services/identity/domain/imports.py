@@ -14,7 +14,7 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -211,10 +211,11 @@ def _text(row: dict[str, str], name: str) -> str:
     return (row.get(name) or "").strip()
 
 
-def member_events(line: int, row: dict[str, str] | None, rules: Rules) -> Built:
+def member_events(line: int, row: dict[str, str] | None, rules: Rules, *, lines: int = 0) -> Built:
     """A member row's events: its profile (identifiers, fields, join date, home store), its SMS consent and
     its tier (dated at ``tier_since``, else the join date, else the import's start), or the reasons it is
-    rejected (a row with any bad value is rejected whole)."""
+    rejected (a row with any bad value is rejected whole). ``lines``: how many lines the file has (the
+    profile and consent are dated a millisecond before the import's start for each line after this one)."""
     out = Built()
     if row is None:
         out.errors.append(RowError(line, "-", "the row cannot be read (wrong number of values, or not an object)"))
@@ -269,8 +270,10 @@ def member_events(line: int, row: dict[str, str] | None, rules: Rules) -> Built:
         return out
     key = digest({"identity": identity, **{c: _text(row, c) for c in MEMBER_COLUMNS}})
     # Dated when the import started: the file is the brand's word as of then, so it outranks what channels said
-    # before and a newer channel value (or a corrected file imported later) outranks it.
-    at = rules.default_time
+    # before and a newer channel value (or a corrected file imported later) outranks it. Less a millisecond
+    # (identity keeps times to the millisecond) per line after this one: of two rows for one member the later
+    # line is newer and wins, as it would had the brand typed them in order, and none is after the start.
+    at = rules.default_time - timedelta(milliseconds=max(lines - line, 0))
     out.events.append(_event("crm.profile", f"m-{key}-profile", at, identity, **profile))
     if consent is not None:
         out.events.append(_event("crm.consent", f"m-{key}-sms", at, identity, purpose="sms", granted=consent))
@@ -278,7 +281,7 @@ def member_events(line: int, row: dict[str, str] | None, rules: Rules) -> Built:
         # Dated at ``tier_since`` (the tier history shows it held since then) and carrying the import's moment:
         # loyalty holds it until the first review after the later of the two, not the review after an old date.
         out.events.append(_event("crm.tier_import", f"m-{key}-tier", since, identity, tier=tier,
-                                 imported_at=at.isoformat()))
+                                 imported_at=rules.default_time.isoformat()))
     return out
 
 

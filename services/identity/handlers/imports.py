@@ -71,6 +71,16 @@ def file_encoding(path: str | Path) -> str:
     return "utf-8-sig"
 
 
+def line_count(path: str | Path) -> int:
+    """At least as many lines as a file has, counting every CR and LF (old Excel for Mac ends lines with CR
+    alone; neither byte is part of a UTF-8 or GB18030 character): no row's line number exceeds it."""
+    count = 1  # a last line without a line break
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            count += block.count(b"\n") + block.count(b"\r")
+    return count
+
+
 def job_id_for(kind: str, sums: dict[str, str], options: dict[str, Any]) -> str:
     """A job's id: its kind, its files' SHA-256 by name and its options (the same import is the same job)."""
     return "imp_" + hashlib.sha256(json.dumps([kind, sorted(sums.items()), options], sort_keys=True)
@@ -84,8 +94,9 @@ def start(kind: str, files: dict[str, str], *, options: dict[str, Any], by: str,
     sums = {name: file_digest(path) for name, path in files.items()}
     job_id = job_id_for(kind, sums, options)
     store, now = deps.store, iso_utc(deps.clock())
-    described = {name: {"path": files[name], "sha256": sums[name], "encoding": file_encoding(files[name])}
-                 for name in files}
+    # Lines counted once, stored with the job: a resumed job dates each member row as the first run did.
+    described = {name: {"path": files[name], "sha256": sums[name], "encoding": file_encoding(files[name]),
+                        "lines": line_count(files[name])} for name in files}
     with store.transaction():
         held = store.import_job(job_id)
         if held is not None and held.status == "running":
@@ -157,13 +168,14 @@ class Task:
     name: str
     rules: Rules
     columns: dict[str, str]
+    lines: int = 0  # the file's lines (a member row's events are dated by how many follow it)
 
 
 def build_chunk(task: Task, items: list[Row]) -> list[Built1]:
     """Each row's validated event payloads (with the identifier that keys them) or its errors."""
     if task.name == "members":
         def build(line: int, row: dict | None, _n: int) -> Built:
-            return rules_of.member_events(line, row, task.rules)
+            return rules_of.member_events(line, row, task.rules, lines=task.lines)
     elif task.name == "points":
         def build(line: int, row: dict | None, n: int) -> Built:
             return rules_of.lot_events(line, row, task.rules, occurrence=n)
@@ -249,7 +261,10 @@ def _built(chunks: Iterator[list[Row]], task: Task, pool: Any, workers: int) -> 
 def _run_file(job: ImportJob, name: str, *, rules: Rules, deps: Deps, pipe: _Pipeline, topic: str,
               counts: Counter[str], progress: dict[str, int], on_progress: Progress | None,
               stop: threading.Event | None, chunk_rows: int, pool: Any, workers: int) -> ImportJob:
-    task = Task(name, rules, job.options.get("columns", {}))
+    described = job.files[name]
+    # A job started before lines were stored has them counted now (the same file: its sha256 names the job).
+    lines = described.get("lines") or line_count(described["path"])
+    task = Task(name, rules, job.options.get("columns", {}), lines)
     chunks = _unread(job.files[name]["path"], name, done=progress.get(name, 0), chunk_rows=chunk_rows,
                      encoding=job.files[name].get("encoding", "utf-8-sig"), mapped=task.columns)
     for chunk in _built(chunks, task, pool, workers):

@@ -320,3 +320,19 @@ def test_the_same_receipt_number_at_two_stores_is_two_orders(flow, tmp_path):
     flow.platform.settle()
     spend = {p: flow.view(flow.customer_id(phone=p))["stats"]["total_spend"] for p in ("13961728453", "13961728454")}
     assert spend == {"13961728453": "100.00", "13961728454": "200.00"}
+
+
+def test_two_rows_for_one_member_end_with_the_later_line_as_a_file_reads(flow, tmp_path):
+    flow.set_clocks(_noon())
+    members = tmp_path / "members.csv"
+    lines = ["phone,name,city"] + [f"1396172846{i},Old{i},Hangzhou\n1396172846{i},New{i},Shanghai" for i in range(6)]
+    members.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert run_job(flow, "members", {"members": members}).counts["members.imported"] == 12
+    flow.platform.settle()
+    # Each member ends with the later line's name and city (the name read whole, as an admin may).
+    admin, ends = flow.platform["identity"].api(ADMIN), {}
+    for i in range(6):
+        r = admin.get(f"/v1/customers/{flow.customer_id(phone=f'1396172846{i}')}", params={"reveal": "true"})
+        assert r.status_code == 200, r.text
+        ends[i] = (r.json()["attributes"]["name"], r.json()["attributes"]["city"])
+    assert ends == {i: (f"New{i}", "Shanghai") for i in range(6)}

@@ -9,8 +9,9 @@ from services.identity.store import HomeStoreRow, ImportJob, ImportRowError
 
 
 def _job(job_id: str = "imp_1", status: str = "running", created: str = "2026-12-05T01:00:00Z") -> ImportJob:
-    return ImportJob(job_id, "members", status, {"members": {"path": "/x/m.csv", "sha256": "ab"}}, {"origin": "api"},
-                     {}, {}, created, created, "li.wei")
+    # The file's lines are stored with it: a resumed job dates each member row as the first run did.
+    files = {"members": {"path": "/x/m.csv", "sha256": "ab", "lines": 1001}}
+    return ImportJob(job_id, "members", status, files, {"origin": "api"}, {}, {}, created, created, "li.wei")
 
 
 def test_a_job_keeps_its_progress_and_counts_and_unfinished_ones_are_listed(store):

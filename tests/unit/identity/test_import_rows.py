@@ -71,6 +71,21 @@ def test_a_member_row_becomes_a_profile_a_consent_and_a_tier_with_ids_from_its_c
     assert rows.member_events(7, {**row, "city": "北京"}, RULES).events[0]["id"] != profile["id"]
 
 
+def test_of_two_rows_for_one_member_the_later_line_is_newer_and_none_is_after_the_import_start():
+    old = rows.member_events(2, _member(phone="13961728450", name="Old", sms_consent="yes"), RULES, lines=4)
+    new = rows.member_events(3, _member(phone="13961728450", name="New", sms_consent="no"), RULES, lines=4)
+    # A millisecond a line (identity keeps times to the millisecond), the file's last line at the start itself.
+    assert [e["time"] for e in old.events] == ["2026-11-30T23:59:59.998000+00:00"] * 2
+    assert [e["time"] for e in new.events] == ["2026-11-30T23:59:59.999000+00:00"] * 2
+    last = rows.member_events(4, _member(phone="13961728450", tier="gold"), RULES, lines=4)
+    assert last.events[0]["time"] == "2026-12-01T00:00:00+00:00"
+    # The tier stays dated at its own moment (tier_since, here missing: the start) and carries the start.
+    assert last.events[1]["time"] == last.events[1]["data"]["imported_at"] == "2026-12-01T00:00:00+00:00"
+    # The ids do not depend on the line: the same row again is the same events.
+    row = _member(phone="13961728450", name="New", sms_consent="no")
+    assert [e["id"] for e in rows.member_events(3, row, RULES, lines=9).events] == [e["id"] for e in new.events]
+
+
 def test_a_bad_member_row_is_rejected_whole_with_each_column_and_never_the_value():
     row = _member(phone="12345", email="nobody", birthday="1990-13-01", sms_consent="maybe", tier="Gold Plus",
                   join_date="2999-01-01")
