@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
@@ -44,6 +46,22 @@ merge = st.just(("merge",))
 step = st.tuples(st.integers(1, 60 * 24 * 25),  # minutes the clock moves on: across expiries, notices, reviews
                  st.lists(st.one_of(buy, buy, buy, refund, redeem, adjust, merge), max_size=7),
                  st.lists(st.integers(0, 7), max_size=3))  # where the step's messages are cut into batches
+
+
+@contextmanager
+def twin_stores(every: int) -> Iterator[tuple[Clock, object, object, list[str]]]:
+    """A checkpointing store (the latest checkpoint every ``every`` purchases) and a replaying one, on one clock,
+    each with the same reward."""
+    with tempfile.TemporaryDirectory() as tmp:
+        rules = Path(tmp) / "rules.json"
+        rules.write_text(json.dumps(RULES))
+        clock = Clock("2026-02-10 10:00")
+        resumed = deps_for(_sqlite(Path(tmp) / "cp"), clock, rules_file=str(rules), checkpoint_lag_months=1,
+                           checkpoint_min_purchases=0, checkpoint_recent_purchases=every)
+        replayed = deps_for(_sqlite(Path(tmp) / "plain"), clock, rules_file=str(rules), checkpoint_lag_months=0)
+        fields = dict(name="Mug", points_cost=150, stock=10**6, per_member_limit=None, valid_from=None,
+                      valid_until=None, active=True, description="")
+        yield clock, resumed, replayed, [commands.create_reward(fields, deps=d).reward_id for d in (resumed, replayed)]
 
 
 def _stamp(moment) -> str:
@@ -89,16 +107,7 @@ def _command(op: tuple, owner: dict, deps, reward: str, key: str):
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(step, min_size=1, max_size=8), st.sampled_from([1, 2, 4]))
 def test_settling_from_the_latest_checkpoint_equals_replaying_every_fact(steps, every):
-    with tempfile.TemporaryDirectory() as tmp:
-        rules = Path(tmp) / "rules.json"
-        rules.write_text(json.dumps(RULES))
-        clock = Clock("2026-02-10 10:00")
-        resumed = deps_for(_sqlite(Path(tmp) / "cp"), clock, rules_file=str(rules), checkpoint_lag_months=1,
-                           checkpoint_min_purchases=0, checkpoint_recent_purchases=every)
-        replayed = deps_for(_sqlite(Path(tmp) / "plain"), clock, rules_file=str(rules), checkpoint_lag_months=0)
-        fields = dict(name="Mug", points_cost=150, stock=10**6, per_member_limit=None, valid_from=None,
-                      valid_until=None, active=True, description="")
-        rewards = [commands.create_reward(fields, deps=d).reward_id for d in (resumed, replayed)]
+    with twin_stores(every) as (clock, resumed, replayed, rewards):
         owner = {r: r for r in RECORDS}
         orders: list[tuple[str, str]] = []  # order id, record
         latest = clock.now

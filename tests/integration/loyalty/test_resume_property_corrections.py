@@ -9,24 +9,18 @@ same and hold the same ledger, balances, tiers and views.
 
 from __future__ import annotations
 
-import json
 import re
-import tempfile
 from datetime import timedelta
-from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from services.loyalty import messages
-from services.loyalty.handlers import commands, corrections, timers
+from services.loyalty.handlers import corrections, timers
 from shared.contract.messages import CustomerEventResolved
 from shared.http.errors import Conflict, NotFound
 from tests.integration.loyalty.conftest import (
     SH,
-    Clock,
-    _sqlite,
-    deps_for,
     incoming,
     merge_msg,
     purchase_msg,
@@ -34,13 +28,13 @@ from tests.integration.loyalty.conftest import (
 )
 from tests.integration.loyalty.test_resume_property import (
     RECORDS,
-    RULES,
     _command,
     _published,
     _stamp,
     _state,
     buy,
     refund,
+    twin_stores,
 )
 
 BACK = st.one_of(st.just(0), st.integers(0, 60 * 24 * 3), st.integers(0, 60 * 24 * 80))  # minutes before now
@@ -87,16 +81,7 @@ def _same(said: list) -> str:
 
 def run_history(steps, every) -> None:
     """Play ``steps`` on a checkpointing store and a replaying one; both must agree after every step."""
-    with tempfile.TemporaryDirectory() as tmp:
-        rules = Path(tmp) / "rules.json"
-        rules.write_text(json.dumps(RULES))
-        clock = Clock("2026-02-10 10:00")
-        resumed = deps_for(_sqlite(Path(tmp) / "cp"), clock, rules_file=str(rules), checkpoint_lag_months=1,
-                           checkpoint_min_purchases=0, checkpoint_recent_purchases=every)
-        replayed = deps_for(_sqlite(Path(tmp) / "plain"), clock, rules_file=str(rules), checkpoint_lag_months=0)
-        fields = dict(name="Mug", points_cost=150, stock=10**6, per_member_limit=None, valid_from=None,
-                      valid_until=None, active=True, description="")
-        rewards = [commands.create_reward(fields, deps=d).reward_id for d in (resumed, replayed)]
+    with twin_stores(every) as (clock, resumed, replayed, rewards):
         owner = {r: r for r in RECORDS}
         orders: list[tuple[str, str]] = []
         latest = clock.now
