@@ -34,6 +34,7 @@ _TIER = re.compile(r"^[A-Za-z0-9_.\-]{1,32}$")
 _STORE = re.compile(r"^\S{1,64}$")
 _YES = {"1", "true", "yes", "y", "t", "是", "同意"}
 _NO = {"0", "false", "no", "n", "f", "否", "拒绝"}
+_DIGITS = re.compile(r"\D")
 _LOCAL_DATE = re.compile(r"^(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2}))?)?$")
 # A header cell holding a digit, an @ or a non-ASCII letter is a value (a phone, an e-mail, a Chinese name).
 _DATA_LIKE = re.compile(r"[0-9@]|[^\x00-\x7f]")
@@ -316,8 +317,19 @@ def lot_events(line: int, row: dict[str, str] | None, rules: Rules, *, occurrenc
 
 
 def lot_key(row: dict[str, str] | None) -> str | None:
-    """What makes two lot rows identical (the occurrence counter's key)."""
-    return None if row is None else digest({c: _text(row, c) for c in LOT_COLUMNS})
+    """What makes two lot rows identical (the occurrence counter's key), whatever notation each writes its
+    phone and date in: two rows of one lot in two notations must be two occurrences, not two zeroth ones that
+    would share an id. Cheap on purpose (the file's reader computes it for every row before the workers clean
+    them): a key coarser than the cleaned identity is harmless, since the lot's id holds the cleaned identity."""
+    if row is None:
+        return None
+    phone = _DIGITS.sub("", _text(row, "phone"))
+    phone = phone[4:] if phone.startswith("0086") else phone[2:] if len(phone) == 13 and phone[:2] == "86" else phone
+    earned = _text(row, "earned_at")
+    if m := _LOCAL_DATE.match(earned):
+        earned = "-".join(str(int(g or 0)) for g in m.groups())
+    return digest({"phone": phone, "member_id": _text(row, "member_id"), "points": _text(row, "points").lstrip("0"),
+                   "earned_at": earned})
 
 
 @dataclass(frozen=True)

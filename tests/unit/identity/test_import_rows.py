@@ -175,3 +175,15 @@ def test_a_trailing_empty_column_as_excel_writes_it_loses_nothing_and_a_value_un
     text = "phone,name,\r\n13961728450,Wang,\r\n13961728451,Li\r\n13961728452,Zhao,extra\r\n"
     assert _read(text) == [(2, {"phone": "13961728450", "name": "Wang"}), (3, {"phone": "13961728451", "name": "Li"}),
                            (4, None)]
+
+
+@pytest.mark.parametrize("phone, earned", [("139 6172 8450", "2026/1/2"), ("+86 139-6172-8450", "2026-01-02"),
+                                           ("008613961728450", "2026-1-2"), ("13961728450", " 2026-01-02 ")])
+def test_the_same_lot_written_in_another_notation_is_still_a_second_lot(phone, earned):
+    # Two rows for one member, one amount, one day are two lots however each writes the phone and the date:
+    # the occurrence counter must see them as identical, or both would get occurrence 0 and one id.
+    plain = {"phone": "13961728450", "member_id": "", "points": "120", "earned_at": "2026-01-02"}
+    other = {**plain, "phone": phone, "earned_at": earned}
+    assert rows.lot_key(other) == rows.lot_key(plain)
+    assert rows.lot_key({**plain, "points": "121"}) != rows.lot_key(plain)
+    assert rows.lot_key({**plain, "phone": "13961728451"}) != rows.lot_key(plain)
