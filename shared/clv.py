@@ -151,3 +151,15 @@ def value(churn: ChurnModel, spend: SpendModel, s: Spending, *, months: int, mon
     discounted = sum((cumulative[m] - cumulative[m - 1]) * aov / (1 + monthly_rate) ** m for m in range(1, months + 1))
     return Value(churn.p_alive(h)[0], cumulative[-1], money(aov), money(cumulative[-1] * aov),
                  money(margin * discounted))
+
+
+def spend_model_doc(model: SpendModel) -> dict:
+    """A spend model's fields as a stored document, ``as_of`` as ISO text."""
+    return {"p": model.p, "q": model.q, "gamma": model.gamma, "repeat_customers": model.repeat_customers,
+            "as_of": model.as_of.isoformat()}
+
+
+def spend_model_of(doc: Mapping) -> SpendModel:
+    """The spend model a stored document holds."""
+    return SpendModel(float(doc["p"]), float(doc["q"]), float(doc["gamma"]), int(doc["repeat_customers"]),
+                      date.fromisoformat(doc["as_of"]))
