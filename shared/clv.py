@@ -141,6 +141,11 @@ def money(x: float) -> Decimal:
     return Decimal(float(x)).quantize(_CENT, rounding=ROUND_HALF_EVEN)
 
 
+def exact_money(x: Fraction) -> Decimal:
+    """An exact amount in major units to a two-place decimal (half even, exactly)."""
+    return Decimal(round(x * 100)).scaleb(-2)
+
+
 def value(churn: ChurnModel, spend: SpendModel, s: Spending, *, months: int, monthly_rate: float,
           margin: float) -> Value:
     """Expected purchases, average order value, spend and discounted CLV of one customer over ``months``."""
