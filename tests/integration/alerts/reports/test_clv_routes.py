@@ -189,3 +189,18 @@ def test_the_horizon_discount_rate_and_margin_come_from_settings(tmp_path, monke
     body = alerts.api().get("/v1/customers/c_0001/value", params={"as_of": "1997-09-30"}).json()
     assert (body["horizon_months"], body["monthly_discount_rate"], body["margin"]) == (6, 0.02, 0.4)
     assert picked(body) == expected_value(ref, "c_0001", margin=0.4)
+
+
+def test_the_daily_refit_keeps_the_spend_model_beside_the_churn_model(tmp_path):
+    from services.alerts.handlers import timers
+
+    alerts = Alerts(tmp_path)
+    deps = alerts.service.deps
+    assert alerts.store.spend_model(END) is None
+    timers.scheduled_refit(deps=deps)
+    kept, fitted_at = alerts.store.spend_model(END)
+    assert (kept.repeat_customers, kept.as_of, alerts.store.model(END) is not None) == (946, END, True)
+    alerts.now = alerts.now.replace(minute=45)
+    assert timers.scheduled_refit(deps=deps) is None  # both held: nothing fitted again
+    body = alerts.api().get("/v1/reports/clv-model", params={"as_of": "1997-09-30"}).json()
+    assert (body["fitted_at"], body["gamma_gamma"]["p"]) == (fitted_at, kept.p)
