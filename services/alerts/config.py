@@ -55,6 +55,18 @@ class AlertsConfig(BaseSettings):
         return {"red": self.sla_hours_red, "yellow": self.sla_hours_yellow, "info": self.sla_hours_info}
 
 
+class ClvSettings(BaseSettings):
+    """Issue 15, clv: the horizon, discount and margin of customer lifetime value (``CRM_CLV_*``)."""
+
+    model_config = SettingsConfigDict(env_prefix="CRM_CLV_", env_file=".env", extra="ignore")
+
+    # Months of purchases counted (each of 4.345 weeks, as lifetimes counts them), discounted at the monthly rate.
+    horizon_months: int = Field(12, ge=1, le=120)
+    monthly_discount_rate: float = Field(0.01, ge=0, le=1)
+    # The share of spend that is margin: 1 values customers by spend, a gross margin by profit.
+    margin: float = Field(1.0, gt=0, le=1)
+
+
 class RulesInForce:
     """The rules in force: the defaults, or the rules file re-read whenever it changes.
 

@@ -14,6 +14,7 @@ resumes it where it stopped.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from datetime import datetime, timedelta
 from services.alerts.handlers import Deps
 from services.alerts.handlers.commands import fit_model
 from services.alerts.handlers.evaluation import Writer
+from services.alerts.reports.clv import clv_model_as_of
 from shared.churn import ChurnModel
 from shared.clock import iso_utc
 from shared.contract.facts import epoch_ms
@@ -170,12 +172,17 @@ async def scheduled_scan(owner: str, *, deps: Deps, run: Callable) -> ScanResult
 def scheduled_refit(*, deps: Deps) -> ChurnModel | None:
     """The refit timer: a model as of today unless one is held (None while there is too little data)."""
     today = deps.clock().astimezone(deps.zone).date()
-    if deps.store.model(today) is not None:
-        return None
-    try:
-        return fit_model(today, deps=deps)
-    except (NotFound, Unavailable):
-        return None
+    fitted = None
+    if deps.store.model(today) is None:
+        try:
+            fitted = fit_model(today, deps=deps)
+        except (NotFound, Unavailable):
+            return None
+    # Issue 15, clv: the spend model beside it, so the day's first CLV request does not wait for a fit.
+    if deps.store.spend_model(today) is None:
+        with contextlib.suppress(NotFound, Unavailable):
+            clv_model_as_of(today, deps=deps)
+    return fitted
 
 
 # -- issue 12, retention (H5) ---------------------------------------------------------------------

@@ -17,6 +17,7 @@ from services.alerts.domain.facts import CustomerFacts
 from services.alerts.domain.workflow import Alert
 from shared.churn import ChurnModel
 from shared.clock import iso_utc
+from shared.clv import SpendModel
 from shared.contract.facts import FieldValue, PurchaseFact, RefundFact
 from shared.storage.membership import Membership
 from shared.storage.outbox import OutboxStore
@@ -154,3 +155,8 @@ class AlertsStore(OutboxStore, Protocol):
 
     # issue 12, erasure (H4); erased_ids, note_erased and forget_messages come with the outbox
     def erase_customer(self, customer_id: str, *, records: list[str], erasure_id: str, anon: str) -> list[str]: ...
+
+    # issue 15, clv: spend per purchase day (what Gamma-Gamma is fitted on) and the spend model per as-of date
+    def purchase_spend(self, *, until: date, customer_id: str | None = None) -> dict[str, dict[date, int]]: ...
+    def put_spend_model(self, model: SpendModel, *, fitted_at: str) -> None: ...
+    def spend_model(self, as_of: date) -> tuple[SpendModel, str] | None: ...

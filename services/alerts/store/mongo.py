@@ -20,6 +20,7 @@ from services.alerts.store.codec import (
     newest_loyalty,
     took_us,
 )
+from services.alerts.store.mongo_clv import MongoClv
 from shared.churn import ChurnModel
 from shared.contract.facts import FieldValue, PurchaseFact, RefundFact
 from shared.storage.base import MongoDb
@@ -57,7 +58,7 @@ def _alert(doc: dict, keys) -> Alert:
     return alert_of(doc, keys=keys)
 
 
-class MongoAlertsStore(MongoStore, MongoMembership, MongoOwners):
+class MongoAlertsStore(MongoStore, MongoMembership, MongoOwners, MongoClv):
     """Alerts data in the service's MongoDB database; writes join the current transaction."""
 
     def __init__(self, mdb: MongoDb, **options) -> None:

@@ -103,7 +103,8 @@ COMPANY_ONLY = {("POST", "/v1/campaigns/{campaign_id}/" + m) for m in (
     "launch", "schedule", "unschedule", "pause", "resume", "complete", "cancel")} | {
     ("GET", "/v1/campaigns/{campaign_id}/preview"), ("POST", "/v1/alerts/scan"),
     ("POST", "/v1/analyses/event-effect"), ("POST", "/v1/campaigns"), ("PATCH", "/v1/campaigns/{campaign_id}"),
-    ("POST", "/v1/events")}
+    ("POST", "/v1/events"),
+    ("GET", "/v1/reports/clv-model")}  # issue 15, clv: the model is the whole customer base's
 
 
 @pytest.fixture
