@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from services.alerts.domain.facts import CustomerFacts
 from services.alerts.domain.workflow import Alert
+from services.alerts.reports.attendance import SittingFact, SittingRow
 from shared.churn import ChurnModel
 from shared.clock import iso_utc
 from shared.contract.facts import FieldValue, PurchaseFact, RefundFact
@@ -154,3 +155,8 @@ class AlertsStore(OutboxStore, Protocol):
 
     # issue 12, erasure (H4); erased_ids, note_erased and forget_messages come with the outbox
     def erase_customer(self, customer_id: str, *, records: list[str], erasure_id: str, anon: str) -> list[str]: ...
+
+    # issue 15, attendance: purchases by sitting (day and meal period) per record, refunds by order
+    def add_sittings(self, rows: list[SittingFact], *, refunds: list[RefundFact]) -> None: ...
+    def sittings_at(self, store_id: str, *, first: date, until: date) -> list[SittingRow]: ...
+    def tiers_of(self, customer_ids: list[str]) -> dict[str, str | None]: ...

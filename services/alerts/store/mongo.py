@@ -20,6 +20,7 @@ from services.alerts.store.codec import (
     newest_loyalty,
     took_us,
 )
+from services.alerts.store.mongo_attendance import MongoAttendance
 from shared.churn import ChurnModel
 from shared.contract.facts import FieldValue, PurchaseFact, RefundFact
 from shared.storage.base import MongoDb
@@ -57,7 +58,7 @@ def _alert(doc: dict, keys) -> Alert:
     return alert_of(doc, keys=keys)
 
 
-class MongoAlertsStore(MongoStore, MongoMembership, MongoOwners):
+class MongoAlertsStore(MongoStore, MongoMembership, MongoOwners, MongoAttendance):
     """Alerts data in the service's MongoDB database; writes join the current transaction."""
 
     def __init__(self, mdb: MongoDb, **options) -> None:
@@ -80,6 +81,7 @@ class MongoAlertsStore(MongoStore, MongoMembership, MongoOwners):
         self.mdb["due"].create_index([("due_ms", ASCENDING), ("_id", ASCENDING)])
         # Only active alerts carry open_key: the store itself holds one open alert per customer and type.
         self.mdb["alerts"].create_index("open_key", unique=True, sparse=True)
+        self.create_attendance_indexes()  # issue 15
 
     def _insert_new(self, name: str, docs: list[dict]) -> set:
         return mongo_insert_new(self.mdb[name], docs)
