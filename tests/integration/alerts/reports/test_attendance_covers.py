@@ -1,6 +1,6 @@
 """``covers`` on ``crm.purchase`` (issue 15): a whole number from 1, optional. A bad one is refused where events
-enter (422 naming the field) and dead-lettered by a consumer with the same reason; a good one is handed on, resolved, to alerts
-(whose sheet counts it: test_attendance.py)."""
+enter (422 naming the field) and dead-lettered by a consumer with the same reason; a good one is handed on,
+resolved, to alerts (whose sheet counts it: test_attendance.py)."""
 
 from __future__ import annotations
 
