@@ -357,5 +357,6 @@ class MongoAlertsStore(MongoStore, MongoMembership, MongoOwners, MongoAttendance
         for name in ("view_versions", "due"):
             m[name].delete_many({"_id": {"$in": ids}})
         m["memberships"].delete_many({"$or": [{"_id": {"$in": ids}}, {"customer_id": {"$in": ids}}]})
+        self.erase_attendance(ids)  # issue 15
         self.note_erased(ids, erasure_id=erasure_id)
         return ids

@@ -26,6 +26,8 @@ class MongoAttendance:
         """The indexes the sheet's reads and the refund matching rely on."""
         self.mdb["attendance_purchases"].create_index([("order_id", ASCENDING), ("takes_refunds", ASCENDING)])
         self.mdb["attendance_refunds"].create_index("order_id")
+        self.mdb["attendance_refunds"].create_index("record_id")
+        self.mdb["attendance_purchases"].create_index("record_id")
         self.mdb["attendance_sittings"].create_index([("store_id", ASCENDING), ("day", ASCENDING)])
         self.mdb["attendance_sittings"].create_index("record_id")
 
@@ -64,7 +66,8 @@ class MongoAttendance:
             m["attendance_purchases"].insert_many(docs, ordered=True)
         self._write_sittings(ops)
         fresh = mongo_insert_new(m["attendance_refunds"], [
-            {"_id": f"{r.source}\0{r.id}", "order_id": r.order_id, "amount_minor": r.amount_minor} for r in refunds])
+            {"_id": f"{r.source}\0{r.id}", "order_id": r.order_id, "record_id": r.record_id,
+             "amount_minor": r.amount_minor} for r in refunds])
         new = [r for r in {f"{r.source}\0{r.id}": r for r in refunds}.values() if f"{r.source}\0{r.id}" in fresh]
         if not new:
             return
@@ -98,3 +101,8 @@ class MongoAttendance:
         rows = [(d["_id"], d["tier"], d["version"])
                 for d in self.mdb["loyalty"].find({"_id": {"$in": list(owner)}}, {"tier": 1, "version": 1})]
         return pick_tiers(customer_ids, owner=owner, rows=rows)
+
+    def erase_attendance(self, ids: list[str]) -> None:
+        """Forget these records' purchases, refunds and sittings (an erasure)."""
+        for name in ("attendance_purchases", "attendance_refunds", "attendance_sittings"):
+            self.mdb[name].delete_many({"record_id": {"$in": ids}})

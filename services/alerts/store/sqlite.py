@@ -359,5 +359,6 @@ class SqliteAlertsStore(SqliteStore, SqliteMembership, SqliteOwners, SqliteAtten
         for table in ("view_versions", "due"):
             c.execute(f"DELETE FROM {table} WHERE customer_id IN ({q})", ids)
         c.execute(f"DELETE FROM memberships WHERE record_id IN ({q}) OR customer_id IN ({q})", ids + ids)
+        self.erase_attendance(ids)  # issue 15
         self.note_erased(ids, erasure_id=erasure_id)
         return ids

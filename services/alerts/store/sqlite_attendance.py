@@ -21,10 +21,12 @@ CREATE TABLE IF NOT EXISTS attendance_purchases (
 );  -- with a rowid: the order purchases arrived in decides which one takes an order's refunds
 CREATE INDEX IF NOT EXISTS attendance_purchases_order ON attendance_purchases(order_id);
 CREATE TABLE IF NOT EXISTS attendance_refunds (
-  source TEXT NOT NULL, id TEXT NOT NULL, order_id TEXT NOT NULL, amount_minor INTEGER NOT NULL,
-  PRIMARY KEY (source, id)
+  source TEXT NOT NULL, id TEXT NOT NULL, order_id TEXT NOT NULL, record_id TEXT NOT NULL,
+  amount_minor INTEGER NOT NULL, PRIMARY KEY (source, id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS attendance_refunds_order ON attendance_refunds(order_id);
+CREATE INDEX IF NOT EXISTS attendance_refunds_record ON attendance_refunds(record_id);
+CREATE INDEX IF NOT EXISTS attendance_purchases_record ON attendance_purchases(record_id);
 CREATE TABLE IF NOT EXISTS attendance_sittings (
   store_id TEXT NOT NULL, day TEXT NOT NULL, sitting TEXT NOT NULL, record_id TEXT NOT NULL,
   orders INTEGER NOT NULL, spend_minor INTEGER NOT NULL, refund_minor INTEGER NOT NULL, covers INTEGER,
@@ -63,8 +65,8 @@ class SqliteAttendance:
         c.executemany("INSERT OR IGNORE INTO attendance_purchases VALUES (?,?,?,?,?,?,?,?,?)",
                       [(r.source, r.id, r.order_id, r.record_id, r.store_id, r.day, r.sitting, r.amount_minor,
                         r.covers) for r in rows])
-        c.executemany("INSERT OR IGNORE INTO attendance_refunds VALUES (?,?,?,?)",
-                      [(r.source, r.id, r.order_id, r.amount_minor) for r in refunds])
+        c.executemany("INSERT OR IGNORE INTO attendance_refunds VALUES (?,?,?,?,?)",
+                      [(r.source, r.id, r.order_id, r.record_id, r.amount_minor) for r in refunds])
 
     def sittings_at(self, store_id: str, *, first: date, until: date) -> list[SittingRow]:
         """The sittings at a store from ``first`` up to (not including) ``until``, per record."""
@@ -82,3 +84,9 @@ class SqliteAttendance:
             rows += self.db.conn().execute(  # type: ignore[attr-defined]
                 f"SELECT record_id, tier, version FROM loyalty WHERE record_id IN ({_in(part)})", part).fetchall()
         return pick_tiers(customer_ids, owner=owner, rows=rows)
+
+    def erase_attendance(self, ids: list[str]) -> None:
+        """Forget these records' purchases, refunds and sittings (an erasure)."""
+        c, q = self.db.conn(), _in(ids)  # type: ignore[attr-defined]
+        for table in ("attendance_purchases", "attendance_refunds", "attendance_sittings"):
+            c.execute(f"DELETE FROM {table} WHERE record_id IN ({q})", ids)

@@ -75,3 +75,18 @@ def test_tiers_follow_the_customer_s_own_part_else_its_records_newest(store):
                                  Membership("r_c", "c_c", "2026-11-20T00:00:01.000000Z"),
                                  Membership("r_d", "c_c", "2026-11-20T00:00:01.000000Z")])
     assert store.tiers_of(["c_a", "c_c", "c_none"]) == {"c_a": "A", "c_c": "B", "c_none": None}
+
+
+def test_an_erasure_forgets_the_customer_s_sittings_and_leaves_the_others(store):
+    with store.transaction():
+        store.add_sittings([seat("p1", "r_a", "2026-11-02", "lunch", 5000, 2, order="o1"),
+                            seat("p2", "r_b", "2026-11-02", "lunch", 4000, 3, order="o2"),
+                            seat("p3", "r_x", "2026-11-02", "lunch", 3000, 1, order="o3")],
+                           refunds=[back("x1", "o1", 100, "r_b"), back("x2", "o9", 100, "r_b")])
+        store.apply_memberships([Membership("r_b", "c_a", "2026-11-20T00:00:01.000000Z")])
+    with store.transaction():
+        store.erase_customer("c_a", records=["r_a", "r_b"], erasure_id="er1", anon="anon-1")
+    assert rows(store) == [SittingRow("r_x", "2026-11-02", "lunch", 1, 3000, 0, 1)]
+    with store.transaction():  # its refunds went too: its purchase kept again takes none of them
+        store.add_sittings([seat("p1", "r_a", "2026-11-02", "lunch", 5000, 2, order="o1")], refunds=[])
+    assert rows(store)[0] == SittingRow("r_a", "2026-11-02", "lunch", 1, 5000, 0, 2)
