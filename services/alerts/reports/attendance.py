@@ -88,12 +88,19 @@ def sittings(purchases: Iterable[PurchaseFact], *, periods_of: Callable[[str], I
              zone_of: Callable[[str | None], ZoneInfo]) -> list[SittingFact]:
     """The sittings of a batch's purchases (those naming no store belong to no store's sheet)."""
     out = []
+    periods: dict[str, tuple[MealPeriod, ...]] = {}  # per store, looked up once a batch
     for p in purchases:
         if p.store_id is None:
             continue
-        local = datetime.fromtimestamp(p.time_ms / 1000, UTC).astimezone(zone_of(p.store_id))
-        day, sitting = sitting_of(local, periods_of(p.store_id))
-        out.append(SittingFact(p.source, p.id, p.order_id, p.record_id, p.store_id, day.isoformat(), sitting,
+        if (mine := periods.get(p.store_id)) is None:
+            mine = periods[p.store_id] = tuple(periods_of(p.store_id))
+        if mine:
+            local = datetime.fromtimestamp(p.time_ms / 1000, UTC).astimezone(zone_of(p.store_id))
+            day, sitting = sitting_of(local, mine)
+            seat_day = day.isoformat()
+        else:  # no periods: the purchase's own day (counted in the same zone), no clock arithmetic
+            seat_day, sitting = p.day, OUTSIDE
+        out.append(SittingFact(p.source, p.id, p.order_id, p.record_id, p.store_id, seat_day, sitting,
                                p.amount_minor, p.covers))
     return out
 
