@@ -61,9 +61,10 @@ def create_app(
     # Issue 14: webhooks are hosted here (routes on this port, the recording agent and dispatcher in this worker).
     deps.webhooks = open_webhooks(store, clock=clock, config=webhooks)
     hooks_router = webhooks_api.router(deps.webhooks, audit=auditor(NAME, deps))
+    routers = [alerts_api.router(deps), hooks_router]
+    routers.append(reports_attendance_router(deps))  # issue 15: the attendance sheet
     service = build_service(name=NAME, title="CRM alerts", settings=settings, store=store, publish=publish,
-                            clock=clock, deps=deps, routers=[alerts_api.router(deps), hooks_router,
-                                     reports_attendance_router(deps)],  # issue 15
+                            clock=clock, deps=deps, routers=routers,
                             register=agents.register,
                             ready=lambda: store.due_count(until_ms=0))
     deps.relay = service.relay
