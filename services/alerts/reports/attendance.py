@@ -25,7 +25,7 @@ from shared.contract.facts import PurchaseFact, from_minor
 from shared.http.errors import InvalidInput
 
 OUTSIDE = ""  # the sitting of a purchase outside every meal period: its day
-_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
+_MONTH = re.compile(r"([0-9]{4})-([0-9]{2})")
 CENT = Decimal("0.01")
 
 
@@ -117,8 +117,9 @@ def periods_in(registry: StoreRegistry) -> Callable[[str], tuple[MealPeriod, ...
 
 def month_of(text: str | None, *, name: str = "month") -> tuple[date, date]:
     """The first day of ``YYYY-MM`` and of the month after; a bad one is a 422 naming the parameter."""
-    m = _MONTH.match(text or "")
-    if m is None or not 1 <= int(m[2]) <= 12 or int(m[1]) < 1900:
+    m = _MONTH.fullmatch(text or "")
+    # The years events may carry (1900 to 9998): 9999-12 has no month after it to bound a query with.
+    if m is None or not 1 <= int(m[2]) <= 12 or not 1900 <= int(m[1]) <= 9998:
         raise InvalidInput("invalid_month", f"{name}: a month as YYYY-MM, such as 2026-11",
                            details={"parameter": name})
     first = date(int(m[1]), int(m[2]), 1)

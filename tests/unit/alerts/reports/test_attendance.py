@@ -78,7 +78,8 @@ def test_no_covers_no_spend_per_head():
 def test_months():
     assert month_of("2026-12") == (date(2026, 12, 1), date(2027, 1, 1))
     assert month_of("2024-02") == (date(2024, 2, 1), date(2024, 3, 1))
-    for bad in ("2026-00", "2026-13", "26-11", "2026-11-01", None):
+    assert month_of("9998-12") == (date(9998, 12, 1), date(9999, 1, 1))
+    for bad in ("2026-00", "2026-13", "26-11", "2026-11-01", "1899-12", "9999-12", "２０２６-11", "2026-11\n", None):
         with pytest.raises(InvalidInput) as caught:
             month_of(bad)
         assert caught.value.code == "invalid_month" and caught.value.details == {"parameter": "month"}
