@@ -41,6 +41,7 @@ IDENTIFIER_TYPES = (
 )
 CONSENT_PURPOSES = ("sms", "wechat", "email", "mail", "call")
 MAX_MONEY = Decimal("100000000")
+MAX_COVERS = 10_000
 # How deeply objects and arrays may nest in an event (the event object itself is level 1). HTTP ingestion
 # and every consumer check it the same way, through ``parse_event``, so what one accepts the other does.
 MAX_EVENT_DEPTH = 32
@@ -119,6 +120,9 @@ class PurchaseData(_Data):
         return v.strip().upper() if isinstance(v, str) and len(v) <= 8 else v
     store_id: str | None = Field(None, max_length=64)
     items: list[Item] = Field(default_factory=list)
+    # Issue 15: the party size (人数) the sale served, for the attendance sheet's covers and spend per head. A whole
+    # number only (strict: "4" or 4.5 is refused with the field named, never silently read as 4).
+    covers: int | None = Field(None, ge=1, le=MAX_COVERS, strict=True)
 
     @field_validator("amount", mode="before")
     @classmethod

@@ -57,6 +57,7 @@ class PurchaseFact:
     day: str  # the calendar day in the store's timezone, ISO
     categories: tuple[str, ...] = ()
     skus: tuple[str, ...] = ()
+    covers: int | None = None  # issue 15: the party size, when the till gave it
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,7 @@ def purchase_fact(event: ChannelEvent, record_id: str,
         event.source, event.id, record_id, d.order_id, to_minor(d.amount), d.store_id, epoch_ms(event.time),
         local_day(event.time, zone_of(d.store_id)).isoformat(),
         tuple(sorted({i.category for i in d.items if i.category})), tuple(sorted({i.sku for i in d.items})),
+        d.covers,
     )
 
 

@@ -16,7 +16,9 @@ from typing import Any
 
 from services.alerts.handlers import Deps
 from services.alerts.handlers.evaluation import Writer
+from services.alerts.reports import attendance
 from services.alerts.store import ExpiryRow, LoyaltyRow, OccurrenceRow
+from shared.access.stores import registry_for
 from shared.contract import topics
 from shared.contract.facts import (
     FieldValue,
@@ -275,6 +277,9 @@ def _keep(fold: Fold, deps: Deps) -> set[str]:
     store.add_events(fold.events)
     store.add_purchases(fold.purchases)
     store.add_refunds(fold.refunds)
+    # Issue 15: the attendance sheet's aggregate, kept with its facts.
+    store.add_sittings(attendance.sittings(fold.purchases, periods_of=attendance.periods_in(
+        registry_for(deps.settings.stores_file)), zone_of=deps.settings.store_zone), refunds=fold.refunds)
     store.put_attributes(fold.attributes)
     new = {"occurrence": store.add_occurrences(fold.occurrences), "expiry": store.add_expiries(fold.expiries),
            "loyalty": {f"{r.record_id}\0{r.version}" for r in store.put_loyalty(fold.loyalty)}}

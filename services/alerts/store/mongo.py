@@ -20,6 +20,7 @@ from services.alerts.store.codec import (
     newest_loyalty,
     took_us,
 )
+from services.alerts.store.mongo_attendance import MongoAttendance
 from services.alerts.store.mongo_clv import MongoClv
 from shared.churn import ChurnModel
 from shared.contract.facts import FieldValue, PurchaseFact, RefundFact
@@ -58,7 +59,7 @@ def _alert(doc: dict, keys) -> Alert:
     return alert_of(doc, keys=keys)
 
 
-class MongoAlertsStore(MongoStore, MongoMembership, MongoOwners, MongoClv):
+class MongoAlertsStore(MongoStore, MongoMembership, MongoOwners, MongoClv, MongoAttendance):
     """Alerts data in the service's MongoDB database; writes join the current transaction."""
 
     def __init__(self, mdb: MongoDb, **options) -> None:
@@ -81,6 +82,7 @@ class MongoAlertsStore(MongoStore, MongoMembership, MongoOwners, MongoClv):
         self.mdb["due"].create_index([("due_ms", ASCENDING), ("_id", ASCENDING)])
         # Only active alerts carry open_key: the store itself holds one open alert per customer and type.
         self.mdb["alerts"].create_index("open_key", unique=True, sparse=True)
+        self.create_attendance_indexes()  # issue 15
 
     def _insert_new(self, name: str, docs: list[dict]) -> set:
         return mongo_insert_new(self.mdb[name], docs)
@@ -356,5 +358,6 @@ class MongoAlertsStore(MongoStore, MongoMembership, MongoOwners, MongoClv):
         for name in ("view_versions", "due"):
             m[name].delete_many({"_id": {"$in": ids}})
         m["memberships"].delete_many({"$or": [{"_id": {"$in": ids}}, {"customer_id": {"$in": ids}}]})
+        self.erase_attendance(ids)  # issue 15
         self.note_erased(ids, erasure_id=erasure_id)
         return ids

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from services.alerts.store.sqlite_attendance import ATTENDANCE_SQL
 from services.alerts.store.sqlite_clv import CLV_SQL
 from shared.storage.base import OUTBOX_SQL
 from shared.storage.fact_tables import ATTRIBUTES_SQL
@@ -69,6 +70,7 @@ CREATE TABLE IF NOT EXISTS marks (name TEXT PRIMARY KEY, value TEXT NOT NULL) WI
     + ATTRIBUTES_SQL
     + OUTBOX_SQL
     + CLV_SQL  # issue 15, clv
+    + ATTENDANCE_SQL  # issue 15
 )
 
 # Columns added since a file may have been created: (table, column, declaration), added when missing.
