@@ -7,6 +7,7 @@ from services.alerts import agents
 from services.alerts import api as alerts_api
 from services.alerts.config import AlertsConfig, RulesInForce
 from services.alerts.handlers import Deps
+from services.alerts.reports_satisfaction_api import reports_satisfaction_router
 from services.alerts.store import AlertsStore
 from shared.access.audit import auditor
 from shared.clock import Clock, system_clock
@@ -61,7 +62,8 @@ def create_app(
     deps.webhooks = open_webhooks(store, clock=clock, config=webhooks)
     hooks_router = webhooks_api.router(deps.webhooks, audit=auditor(NAME, deps))
     service = build_service(name=NAME, title="CRM alerts", settings=settings, store=store, publish=publish,
-                            clock=clock, deps=deps, routers=[alerts_api.router(deps), hooks_router],
+                            clock=clock, deps=deps, routers=[alerts_api.router(deps), hooks_router,
+                                     reports_satisfaction_router(deps)],
                             register=agents.register,
                             ready=lambda: store.due_count(until_ms=0))
     deps.relay = service.relay

@@ -20,6 +20,7 @@ from services.alerts.store.codec import (
     newest_loyalty,
     took_us,
 )
+from services.alerts.store.mongo_satisfaction import MongoSatisfaction
 from shared.churn import ChurnModel
 from shared.contract.facts import FieldValue, PurchaseFact, RefundFact
 from shared.storage.base import MongoDb
@@ -57,7 +58,7 @@ def _alert(doc: dict, keys) -> Alert:
     return alert_of(doc, keys=keys)
 
 
-class MongoAlertsStore(MongoStore, MongoMembership, MongoOwners):
+class MongoAlertsStore(MongoSatisfaction, MongoStore, MongoMembership, MongoOwners):
     """Alerts data in the service's MongoDB database; writes join the current transaction."""
 
     def __init__(self, mdb: MongoDb, **options) -> None:
@@ -68,6 +69,7 @@ class MongoAlertsStore(MongoStore, MongoMembership, MongoOwners):
         """The indexes this service's queries and idempotent writes rely on."""
         self.create_membership_indexes()
         self.create_owner_indexes()
+        self.create_satisfaction_indexes()  # issue 15
         self.mdb["purchases"].create_index("record_id")
         self.mdb["refunds"].create_index("record_id")
         self.mdb["occurrences"].create_index("record_id")
@@ -355,5 +357,6 @@ class MongoAlertsStore(MongoStore, MongoMembership, MongoOwners):
         for name in ("view_versions", "due"):
             m[name].delete_many({"_id": {"$in": ids}})
         m["memberships"].delete_many({"$or": [{"_id": {"$in": ids}}, {"customer_id": {"$in": ids}}]})
+        self.erase_satisfaction(ids)  # issue 15
         self.note_erased(ids, erasure_id=erasure_id)
         return ids

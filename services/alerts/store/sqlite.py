@@ -11,6 +11,7 @@ from services.alerts.domain.facts import CustomerFacts
 from services.alerts.domain.workflow import ACTIVE, Alert
 from services.alerts.store import AlertQuery, Cover, ExpiryRow, LoyaltyRow, OccurrenceRow, StoredModel
 from services.alerts.store.codec import FactRows, alert_doc, alert_of, assemble, model_doc, model_of, newest_loyalty
+from services.alerts.store.sqlite_satisfaction import SqliteSatisfaction
 from services.alerts.store.sqlite_schema import ADDED_COLUMNS, ALERT_COLUMNS, SCHEMA
 from shared.churn import ChurnModel
 from shared.contract.facts import FieldValue, PurchaseFact, RefundFact
@@ -35,7 +36,7 @@ def _chunks(ids: list, size: int = _CHUNK):
         yield ids[i:i + size]
 
 
-class SqliteAlertsStore(SqliteStore, SqliteMembership, SqliteOwners):
+class SqliteAlertsStore(SqliteSatisfaction, SqliteStore, SqliteMembership, SqliteOwners):
     """Alerts data in SQLite; every write method runs inside the caller's transaction."""
 
     schema = SCHEMA
@@ -358,5 +359,6 @@ class SqliteAlertsStore(SqliteStore, SqliteMembership, SqliteOwners):
         for table in ("view_versions", "due"):
             c.execute(f"DELETE FROM {table} WHERE customer_id IN ({q})", ids)
         c.execute(f"DELETE FROM memberships WHERE record_id IN ({q}) OR customer_id IN ({q})", ids + ids)
+        self.erase_satisfaction(ids)  # issue 15
         self.note_erased(ids, erasure_id=erasure_id)
         return ids
