@@ -34,14 +34,9 @@ class MongoSatisfaction:
         m["sat_reasons"].create_index("record_id")  # type: ignore[index]
 
     def _write(self, name: str, ops: list) -> None:
-        if not ops:
-            return
-        coll = self.mdb[name]  # type: ignore[index]
-        if not self._mock:
-            coll.bulk_write(ops, ordered=False)
-            return
-        for op in ops:  # mongomock cannot take pymongo's bulk operations (see mongo.py's _bulk)
-            coll.update_one(op._filter, op._doc, upsert=op._upsert)
+        from services.alerts.store import mongo  # the adapter's one bulk write (it imports this module)
+
+        mongo._bulk(self.mdb[name], ops, mock=self._mock)  # type: ignore[index]
 
     def add_survey_scores(self, rows: list[SurveyScore]) -> None:
         """Count new survey responses into their store-month (one bulk write for the batch)."""
