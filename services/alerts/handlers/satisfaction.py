@@ -7,7 +7,7 @@ duplicate event (already filtered by ``seen_events``) never counts twice and a c
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from services.alerts.domain.workflow import Alert
@@ -29,7 +29,7 @@ from shared.http.errors import InvalidInput, NotFound
 def keep(fold: Any, *, deps: Deps) -> None:
     """Count a settled batch's new surveys and purchase days into the satisfaction aggregates."""
     store = deps.store
-    visits = [VisitDay(p.store_id or NO_STORE, p.record_id, datetime.strptime(p.day, "%Y-%m-%d").date())
+    visits = [VisitDay(p.store_id or NO_STORE, p.record_id, date.fromisoformat(p.day))
               for p in fold.purchases if p.record_id]
     surveys = [o for o in fold.occurrences if o.kind == "survey" and isinstance(o.value, int)]
     # A survey naming no store counts at its customer's owning store as alerts knows it now.
