@@ -126,8 +126,9 @@ def satisfaction_report(deps: Deps, *, month: str, stores: frozenset[str] | None
         s = sat.scores(counts[m])
         trend.append(MonthScores(month=m, responses=s.responses, promoters=s.promoters, passives=s.passives,
                                  detractors=s.detractors, nps=s.nps, csat=s.csat))
-    loyal = sat.loyalty(store.purchase_day_counts(months=sat.months_back(month, sat.LOYAL_WINDOW_MONTHS),
-                                                  stores=stores).values())
+    customers, loyal_customers = store.repeat_buyers(months=sat.months_back(month, sat.LOYAL_WINDOW_MONTHS),
+                                                     stores=stores)
+    loyal = sat.Loyalty(customers, loyal_customers)
     now = trend[-1]
     return SatisfactionRead(store_id=store_id, region=region, month=month, responses=now.responses,
                             promoters=now.promoters, passives=now.passives, detractors=now.detractors, nps=now.nps,

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -17,7 +16,7 @@ from fractions import Fraction
 PROMOTER_MIN, SATISFIED_MIN, SCORES = 9, 7, 11
 TREND_MONTHS = 6  # the month asked and the five before it
 LOYAL_WINDOW_MONTHS = 12  # a loyal customer bought on at least LOYAL_MIN_DAYS distinct days in this window
-LOYAL_MIN_DAYS = 2
+LOYAL_MIN_DAYS = 2  # the stores count "at least two" in their queries: change them with it
 NO_STORE = ""  # how the aggregates key a survey no store can be named for (company totals only)
 
 # The four causes of churn the material names, and "other" (with a text); for churn and complaint alerts.
@@ -127,12 +126,6 @@ class Loyalty:
     def share(self) -> float | None:
         """Loyal / customers, rounded half-even to 4 places; None without customers."""
         return rounded(Fraction(self.loyal, self.customers), 4) if self.customers else None
-
-
-def loyalty(days_per_customer: Iterable[int]) -> Loyalty:
-    """The loyal share from each customer's count of distinct purchase days in the window."""
-    days = list(days_per_customer)
-    return Loyalty(customers=len(days), loyal=sum(1 for n in days if n >= LOYAL_MIN_DAYS))
 
 
 def day_counts(masks: dict[tuple[str, str], int]) -> dict[str, int]:

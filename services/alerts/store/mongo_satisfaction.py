@@ -68,15 +68,16 @@ class MongoSatisfaction:
                 out[d["month"]][int(score)] += n
         return out
 
-    def purchase_day_counts(self, *, months: list[str], stores: frozenset[str] | None) -> dict[str, int]:
-        """Each customer's distinct purchase days in ``months`` at ``stores`` (None: all), records mapped to
-        their customer now."""
+    def repeat_buyers(self, *, months: list[str], stores: frozenset[str] | None) -> tuple[int, int]:
+        """Customers with a purchase in ``months`` at ``stores`` (None: all), and those of them with purchases on
+        at least two distinct days; records mapped to their customer now."""
         docs = list(self.mdb["sat_visits"].find({"month": {"$in": months}, **_stores(stores)}))  # type: ignore[index]
         owner = self.customers_of(sorted({d["record_id"] for d in docs}))  # type: ignore[attr-defined]
         masks: dict[tuple[str, str], int] = defaultdict(int)
         for d in docs:
             masks[(owner[d["record_id"]], d["month"])] |= sum(1 << (day - 1) for day in d["days"])
-        return day_counts(masks)
+        days = day_counts(masks)
+        return len(days), sum(1 for n in days.values() if n >= 2)
 
     def put_reason(self, row: ReasonRow) -> None:
         """Keep why an alert was resolved (its text sealed); a later resolution of the same alert replaces it."""

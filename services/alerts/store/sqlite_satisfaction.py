@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 
-from services.alerts.reports.satisfaction import SCORES, ReasonRow, SurveyScore, VisitDay, day_counts, month_of
+from services.alerts.reports.satisfaction import SCORES, ReasonRow, SurveyScore, VisitDay, month_of
 from shared.storage.base import in_placeholders as _in
 from shared.storage.crypto import SERVICE
 
@@ -68,17 +68,20 @@ class SqliteSatisfaction:
             out[month][score] = n
         return out
 
-    def purchase_day_counts(self, *, months: list[str], stores: frozenset[str] | None) -> dict[str, int]:
-        """Each customer's distinct purchase days in ``months`` at ``stores`` (None: all), records mapped to
-        their customer now."""
+    def repeat_buyers(self, *, months: list[str], stores: frozenset[str] | None) -> tuple[int, int]:
+        """Customers with a purchase in ``months`` at ``stores`` (None: all), and those of them with purchases on
+        at least two distinct days; records mapped to their customer now."""
         where, args = _stores_sql(stores)
-        masks: dict[tuple[str, str], int] = defaultdict(int)
-        for customer, month, mask in self.db.conn().execute(  # type: ignore[attr-defined]
-                "SELECT COALESCE(m.customer_id, v.record_id), v.month, v.days FROM sat_visits v"
-                " LEFT JOIN memberships m ON m.record_id = v.record_id"
-                f" WHERE v.month IN ({_in(months)}){where.replace('store_id', 'v.store_id')}", [*months, *args]):
-            masks[(customer, month)] |= mask  # two records of one customer on one day: one day
-        return day_counts(masks)
+        # Counted in SQL (SQLite has no OR aggregate): two distinct days means two months, or one month whose
+        # rows (a record's days at a store, a bit per day) hold two bits in one row or differ between rows.
+        row = self.db.conn().execute(  # type: ignore[attr-defined]
+            "SELECT COUNT(*), COALESCE(SUM(loyal), 0) FROM (SELECT COUNT(DISTINCT month) > 1"
+            " OR MAX(days & (days - 1)) > 0 OR MIN(days) != MAX(days) AS loyal FROM ("
+            "SELECT COALESCE(m.customer_id, v.record_id) AS customer, v.month, v.days FROM sat_visits v"
+            " LEFT JOIN memberships m ON m.record_id = v.record_id"
+            f" WHERE v.month IN ({_in(months)}){where.replace('store_id', 'v.store_id')}) GROUP BY customer)",
+            [*months, *args]).fetchone()
+        return row[0], row[1]
 
     def put_reason(self, row: ReasonRow) -> None:
         """Keep why an alert was resolved (its text sealed); a later resolution of the same alert replaces it."""

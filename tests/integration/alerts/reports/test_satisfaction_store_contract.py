@@ -40,17 +40,30 @@ def test_purchase_days_count_once_per_customer_through_merges(store):
     with store.transaction():
         store.add_visit_days([VisitDay("S01", "r1", date(2026, 11, 30)), VisitDay("S01", "r1", date(2026, 11, 2))])
     months = ["2026-10", "2026-11"]
-    assert store.purchase_day_counts(months=months, stores=frozenset({"S01"})) == {"r1": 2, "r2": 1, "r3": 1}
-    assert store.purchase_day_counts(months=months, stores=None) == {"r1": 2, "r2": 1, "r3": 2}
-    assert store.purchase_day_counts(months=["2026-11"], stores=frozenset({"S02"})) == {"r3": 1}
+    # r1: 2 and 30 November; r2: 2 November; r3: 31 October at S01, 1 November at S02.
+    assert store.repeat_buyers(months=months, stores=frozenset({"S01"})) == (3, 1)
+    assert store.repeat_buyers(months=months, stores=None) == (3, 2)
+    assert store.repeat_buyers(months=["2026-11"], stores=frozenset({"S02"})) == (1, 0)
+    assert store.repeat_buyers(months=["2026-12"], stores=None) == (0, 0)
+    with store.transaction():
+        store.add_visit_days([VisitDay("S03", "r4", date(2026, 11, 5)), VisitDay("S03", "r5", date(2026, 11, 5)),
+                              VisitDay("S03", "r6", date(2026, 11, 6)), VisitDay("S03", "r7", date(2026, 11, 7))])
+        store.apply_memberships([Membership("r5", "r4", "2026-12-01T00:00:00.000000Z"),
+                                 Membership("r7", "r6", "2026-12-01T00:00:00.000000Z")])
+    # r4 + r5 bought on one day: one customer, one day; r6 + r7 on two days: one loyal customer.
+    assert store.repeat_buyers(months=["2026-11"], stores=frozenset({"S03"})) == (2, 1)
     with store.transaction():
         store.apply_memberships([Membership("r2", "r1", "2026-12-01T00:00:00.000000Z"),
                                  Membership("r3", "r1", "2026-12-01T00:00:00.000000Z")])
-    # r2 bought on a day r1 did: still two days; r3's 31 October is a third.
-    assert store.purchase_day_counts(months=months, stores=frozenset({"S01"})) == {"r1": 3}
+    # One customer now: r2 bought on a day r1 did, r3's 31 October is another month.
+    assert store.repeat_buyers(months=months, stores=frozenset({"S01"})) == (1, 1)
+    assert store.repeat_buyers(months=["2026-11"], stores=frozenset({"S01"})) == (1, 1)  # 2 and 30 November
     with store.transaction():
-        store.apply_memberships([Membership("r3", "r3", "2026-12-01T00:00:01.000000Z")])
-    assert store.purchase_day_counts(months=months, stores=None) == {"r1": 2, "r3": 2}
+        store.apply_memberships([Membership("r1", "r1", "2026-12-01T00:00:01.000000Z"),
+                                 Membership("r3", "r3", "2026-12-01T00:00:01.000000Z")])
+    # r2 stays with r1 (2 November twice, 30 November); r3 is its own again.
+    assert store.repeat_buyers(months=["2026-10"], stores=frozenset({"S01"})) == (1, 0)
+    assert store.repeat_buyers(months=months, stores=None) == (4, 3)
 
 
 def test_reasons_count_per_store_and_an_erasure_clears_the_text_but_keeps_the_count(store):
@@ -97,4 +110,4 @@ def test_an_erasure_takes_the_customers_purchase_days(store):
         store.apply_memberships([Membership("r2", "r1", "2026-12-01T00:00:00.000000Z")])
     with store.transaction():
         store.erase_customer("r1", records=["r1", "r2"], erasure_id="er1", anon="anon")
-    assert store.purchase_day_counts(months=["2026-11"], stores=None) == {}
+    assert store.repeat_buyers(months=["2026-11"], stores=None) == (0, 0)

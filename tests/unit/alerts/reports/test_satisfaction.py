@@ -7,8 +7,8 @@ from fractions import Fraction
 import pytest
 
 from services.alerts.reports.satisfaction import (
+    Loyalty,
     day_counts,
-    loyalty,
     months_back,
     parse_month,
     reason_problem,
@@ -53,7 +53,7 @@ def test_the_loyal_share_counts_distinct_days_of_merged_masks():
     # c1: day 1 and day 1 again in one month (two records): one day; day 2 of another month: two days.
     counts = day_counts({("c1", "2026-10"): 0b1 | 0b1, ("c1", "2026-11"): 0b10, ("c2", "2026-11"): 0b101})
     assert counts == {"c1": 2, "c2": 2}
-    assert loyalty([1, 2, 3]).share == 0.6667 and loyalty([]).share is None
+    assert Loyalty(3, 2).share == 0.6667 and Loyalty(0, 0).share is None
 
 
 @pytest.mark.parametrize(("alert_type", "reason", "text", "problem"), [
