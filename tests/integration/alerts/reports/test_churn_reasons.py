@@ -3,14 +3,18 @@ refused (422 naming the field), the report of reasons per store, the export, and
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import ExitStack
 from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from services.alerts.store.mongo import MongoAlertsStore
 from shared.contract.messages import CustomerErased
 from tests.integration.alerts.harness import ADMIN, complaint, purchase
 from tests.integration.alerts.reports.test_satisfaction import S01_KEY, ScopedHarness, survey
+from tests.integration.shared.backends import mongo_db
 
 Z = ZoneInfo("Asia/Shanghai")
 PHONE = "13800138000"
@@ -21,10 +25,15 @@ def noon(d: str) -> datetime:
     return datetime.combine(date.fromisoformat(d), time(12), Z)
 
 
-@pytest.fixture
-def h(tmp_path) -> ScopedHarness:
+@pytest.fixture(params=["sqlite", "mongomock"])
+def h(request, tmp_path) -> Iterator[ScopedHarness]:
+    with ExitStack() as stack:
+        store = None if request.param == "sqlite" else MongoAlertsStore(stack.enter_context(mongo_db(request.param)))
+        yield _history(ScopedHarness(tmp_path, datetime(2026, 11, 24, tzinfo=Z), store))
+
+
+def _history(h: ScopedHarness) -> ScopedHarness:
     # Midnight on 24 November: c_r's six visits 10 Aug - 25 Oct, none for 30 days, raise churn_red.
-    h = ScopedHarness(tmp_path, datetime(2026, 11, 24, tzinfo=Z))
     h.feed(*[purchase("c_r", f"p-{d}", noon(d), store="S01") for d in (
         "2026-08-10", "2026-08-25", "2026-09-10", "2026-09-25", "2026-10-10", "2026-10-25")])
     h.feed(complaint("c_x", "x1", noon("2026-11-23"), store="S01"),
@@ -98,8 +107,12 @@ def test_reasons_are_counted_per_store_and_the_text_is_personal(h: ScopedHarness
     # Erased with the customer: the text goes, the count stays.
     h.feed(CustomerErased(erasure_id="er1", customer_id="c_x", records=["c_x"], at=h.advance(minutes=1)))
     assert h.store.reasons_of(["c_x"]) == []
-    held = h.store.db.conn().execute("SELECT reason_text, record_id FROM sat_reasons WHERE alert_id = ?",
-                                     (x,)).fetchone()
+    if isinstance(h.store, MongoAlertsStore):
+        doc = h.store.mdb["sat_reasons"].find_one({"_id": x})
+        held = (doc["reason_text"], doc["record_id"])
+    else:
+        held = h.store.db.conn().execute("SELECT reason_text, record_id FROM sat_reasons WHERE alert_id = ?",
+                                         (x,)).fetchone()
     assert held == (None, None)
     assert report() == company
 

@@ -3,6 +3,7 @@ region and company with the trend, the loyal share through merges and unmerges, 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -11,10 +12,13 @@ from fastapi.testclient import TestClient
 
 from services.alerts.app import create_app
 from services.alerts.config import AlertsConfig
+from services.alerts.store import AlertsStore
+from services.alerts.store.mongo import MongoAlertsStore
 from services.alerts.store.sqlite import SqliteAlertsStore
 from shared.contract.messages import CustomerMerged, CustomerOwnerChanged
 from shared.settings import Settings
 from tests.integration.alerts.harness import ADMIN, Harness, channel, purchase
+from tests.integration.shared.backends import mongo_db
 
 S01_KEY, EAST_KEY, WEST_KEY = "k-s01", "k-east", "k-west"
 STORES = """store_id,name,region,timezone
@@ -28,12 +32,12 @@ NOW = datetime(2026, 12, 3, 2, 0, tzinfo=UTC)
 class ScopedHarness(Harness):
     """The alerts harness with a stores registry and keys scoped to a store and to regions."""
 
-    def __init__(self, tmp: Path, now: datetime) -> None:
+    def __init__(self, tmp: Path, now: datetime, store: AlertsStore | None = None) -> None:
         self.now = now
         self.sent: list = []
         self._offset = 0
         (tmp / "stores.csv").write_text(STORES)
-        self.store = SqliteAlertsStore(tmp / "alerts.db")
+        self.store = store or SqliteAlertsStore(tmp / "alerts.db")
         settings = Settings(_env_file=None, stores_file=str(tmp / "stores.csv"),
                             api_keys=f"{ADMIN}:admin,{S01_KEY}:operator@store=S01,{EAST_KEY}:reader@region=east,"
                                      f"{WEST_KEY}:reader@region=west")
@@ -56,9 +60,14 @@ def at(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
-@pytest.fixture
-def h(tmp_path) -> ScopedHarness:
-    return ScopedHarness(tmp_path, NOW)
+@pytest.fixture(params=["sqlite", "mongomock"])
+def h(request, tmp_path) -> Iterator[ScopedHarness]:
+    """The service on each store adapter (the report figures come from each adapter's aggregates)."""
+    if request.param == "sqlite":
+        yield ScopedHarness(tmp_path, NOW)
+        return
+    with mongo_db(request.param) as db:
+        yield ScopedHarness(tmp_path, NOW, MongoAlertsStore(db))
 
 
 def _figures(report: dict) -> tuple:
