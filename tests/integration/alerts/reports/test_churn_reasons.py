@@ -3,6 +3,7 @@ refused (422 naming the field), the report of reasons per store, the export, and
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import ExitStack
 from datetime import date, datetime, time
@@ -70,7 +71,8 @@ def test_a_reason_that_cannot_be_taken_is_422_naming_the_field_and_resolves_noth
     assert h.api.get("/v1/reports/churn-reasons", params={"month": "2026-11"}).json()["total"] == 0
 
 
-def test_reasons_are_counted_per_store_and_the_text_is_personal(h: ScopedHarness):
+def test_reasons_are_counted_per_store_and_the_text_is_personal(h: ScopedHarness, caplog):
+    caplog.set_level(logging.DEBUG)
     r, x, y = _alert(h, "c_r", "churn_red"), _alert(h, "c_x", "complaint"), _alert(h, "c_y", "complaint")
     assert _resolve(h, r, reason="price_competition").json()["status"] == "resolved"
     assert _resolve(h, x, reason="other", reason_text=TEXT).status_code == 200
@@ -103,6 +105,7 @@ def test_reasons_are_counted_per_store_and_the_text_is_personal(h: ScopedHarness
     assert [(e["alert_id"], e["type"], e["store_id"], e["reason"], e["reason_text"]) for e in exported] == [
         (x, "complaint", "S01", "other", TEXT)]
     assert PHONE not in repr([m.value for m in h.sent])
+    assert "Hangzhou" not in caplog.text and PHONE not in caplog.text
 
     # Erased with the customer: the text goes, the count stays.
     h.feed(CustomerErased(erasure_id="er1", customer_id="c_x", records=["c_x"], at=h.advance(minutes=1)))
