@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Query
 
 from services.alerts import views
 from services.alerts.domain.rules import RuleType
-from services.alerts.handlers import Deps, commands, timers
+from services.alerts.handlers import Deps, commands, satisfaction, timers
 from services.alerts.schemas import (
     AlertAck,
     AlertRead,
@@ -19,6 +19,7 @@ from services.alerts.schemas import (
     AlertsExport,
     AlertsPage,
     ChurnModelRead,
+    ResolutionReasonRead,
     RulesPage,
     ScanRead,
     StandingsPage,
@@ -155,9 +156,15 @@ def router(deps: Deps) -> APIRouter:
     @r.post("/{alert_id}/resolve", response_model=AlertRead, tags=["alerts"])
     def post_resolve(deps: DepsDep, alert_id: str, body: AlertResolve, seeing: Seeing,
                      caller: Caller = caller_dep("operator"), reason: str | None = Reason) -> AlertRead:
-        """Resolve an alert with a note; its rule's suppression window starts."""
+        """Resolve an alert with a note (and, for churn and complaint alerts, a reason); its rule's suppression
+        window starts."""
         commands.visible_alert(alert_id, deps=deps, seeing=seeing)
-        done = _transition(alert_id, deps=deps, action="resolve", caller=caller, note=body.note)
+        # Issue 15: with its structured reason, in the same transaction (reason_text is never audited).
+        alert, outbox = satisfaction.resolve(alert_id, deps=deps, by=caller.name, note=body.note, reason=body.reason,
+                                             reason_text=body.reason_text)
+        deps.relay(outbox)
+        done = views.alert_read(alert, hours=deps.config.sla_hours(), now=deps.clock(), reveal=False,
+                                admin=caller.at_least("admin"))
         audit(caller, action="alerts.resolve", customer_id=done.customer_id, target=alert_id,
               reason=reason or body.note)
         return done
@@ -174,7 +181,9 @@ def router(deps: Deps) -> APIRouter:
         root, alerts = commands.customer_alerts(customer_id, deps=deps)
         now, hours = deps.clock(), deps.config.sla_hours()
         done = AlertsExport(customer_id=root, alerts=[views.alert_read(a, hours=hours, now=now, reveal=True)
-                                                      for a in alerts])
+                                                      for a in alerts],
+                            resolution_reasons=[ResolutionReasonRead(**vars(x)) for x in
+                                                deps.store.reasons_of(deps.store.records_of(root))])
         audit(caller, action="privacy.export", customer_id=root, reason=reason)
         return done
 

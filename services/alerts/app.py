@@ -9,6 +9,7 @@ from services.alerts.config import AlertsConfig, RulesInForce
 from services.alerts.handlers import Deps
 from services.alerts.reports_attendance_api import reports_attendance_router
 from services.alerts.reports_clv_api import reports_clv_router
+from services.alerts.reports_satisfaction_api import reports_satisfaction_router
 from services.alerts.store import AlertsStore
 from shared.access.audit import auditor
 from shared.clock import Clock, system_clock
@@ -65,6 +66,7 @@ def create_app(
     routers = [alerts_api.router(deps), hooks_router]
     routers.append(reports_attendance_router(deps))  # issue 15: the attendance sheet
     routers.append(reports_clv_router(deps))  # issue 15: the CLV model and each customer's value
+    routers.append(reports_satisfaction_router(deps))  # issue 15: NPS, CSAT, loyal share, churn reasons
     service = build_service(name=NAME, title="CRM alerts", settings=settings, store=store, publish=publish,
                             clock=clock, deps=deps, routers=routers,
                             register=agents.register,

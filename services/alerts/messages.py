@@ -39,7 +39,7 @@ HANDLERS: dict[type, Handler] = {
     RefundEvent: h.refunds,
     ProfileEvent: h.profiles,
     ComplaintEvent: partial(h.occurrences, kind="complaint", store="store_id"),
-    SurveyEvent: partial(h.occurrences, kind="survey", value="score"),
+    SurveyEvent: partial(h.occurrences, kind="survey", value="score", store="store_id"),
     CustomerEventResolved: h.other_events,
     CustomerMerged: h.merges,
     CustomerOwnerChanged: h.owners,  # issue 12: who may see the customer

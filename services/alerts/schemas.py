@@ -50,8 +50,17 @@ class AlertAck(BaseModel):
     note: str | None = Field(None, max_length=2000)
 
 
+ResolveReason = Literal["product_or_service_defect", "price_competition", "no_clear_difference", "novelty_or_habit",
+                        "other"]
+
+
 class AlertResolve(BaseModel):
     note: str = Field(min_length=1, max_length=2000, description="what was done")
+    # Issue 15: why a churn or complaint alert ended (the four causes of churn, or "other" with a text).
+    reason: ResolveReason | None = Field(None, description="for churn and complaint alerts only")
+    reason_text: str | None = Field(None, max_length=2000,
+                                    description="required with reason 'other'; personal free text, erased with "
+                                                "the customer")
 
 
 class ScanRead(BaseModel):
@@ -114,8 +123,21 @@ class StandingsPage(BaseModel):
 # -- issue 12, export (H4) ------------------------------------------------------------------------
 
 
+class ResolutionReasonRead(BaseModel):
+    """Why staff resolved one of the customer's churn or complaint alerts (issue 15)."""
+
+    alert_id: str
+    type: str
+    store_id: str | None
+    month: str
+    reason: str | None
+    reason_text: str | None
+    resolved_at: datetime
+
+
 class AlertsExport(BaseModel):
     """Alerts' part of a customer's export (``GET /v1/customers/{id}/export`` on identity gathers it)."""
 
     customer_id: str
     alerts: list[AlertRead]
+    resolution_reasons: list[ResolutionReasonRead] = Field(default_factory=list)  # issue 15

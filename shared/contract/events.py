@@ -166,6 +166,8 @@ class ComplaintData(_Data):
 
 class SurveyData(_Data):
     score: int = Field(ge=0, le=10)
+    # Issue 15: the store the survey is about (satisfaction counts it there; else at the owning store).
+    store_id: str | None = Field(None, max_length=64)
     comment: str | None = Field(None, max_length=10000)
 
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from services.alerts.handlers import Deps
+from services.alerts.handlers import Deps, satisfaction
 from services.alerts.handlers.evaluation import Writer
 from services.alerts.reports import attendance
 from services.alerts.store import ExpiryRow, LoyaltyRow, OccurrenceRow
@@ -262,6 +262,7 @@ def settle(fold: Fold, *, deps: Deps) -> list[OutboxMessage]:
     store = deps.store
     records = fold.records | _keep(fold, deps)
     moved = store.apply_memberships(fold.rows)
+    satisfaction.keep(fold, deps=deps)  # issue 15: survey and purchase-day aggregates, this transaction
     writer = Writer(deps, deps.clock())
     writer.rehome(moved)
     owners = store.customers_of(sorted(records | moved))

@@ -22,6 +22,7 @@ from services.alerts.store.codec import (
 )
 from services.alerts.store.mongo_attendance import MongoAttendance
 from services.alerts.store.mongo_clv import MongoClv
+from services.alerts.store.mongo_satisfaction import MongoSatisfaction
 from shared.churn import ChurnModel
 from shared.contract.facts import FieldValue, PurchaseFact, RefundFact
 from shared.storage.base import MongoDb
@@ -59,7 +60,8 @@ def _alert(doc: dict, keys) -> Alert:
     return alert_of(doc, keys=keys)
 
 
-class MongoAlertsStore(MongoStore, MongoMembership, MongoOwners, MongoClv, MongoAttendance):
+class MongoAlertsStore(MongoStore, MongoMembership, MongoOwners,
+                       MongoClv, MongoAttendance, MongoSatisfaction):  # issue 15: reports
     """Alerts data in the service's MongoDB database; writes join the current transaction."""
 
     def __init__(self, mdb: MongoDb, **options) -> None:
@@ -70,6 +72,7 @@ class MongoAlertsStore(MongoStore, MongoMembership, MongoOwners, MongoClv, Mongo
         """The indexes this service's queries and idempotent writes rely on."""
         self.create_membership_indexes()
         self.create_owner_indexes()
+        self.create_satisfaction_indexes()  # issue 15
         self.mdb["purchases"].create_index("record_id")
         self.mdb["refunds"].create_index("record_id")
         self.mdb["occurrences"].create_index("record_id")
@@ -359,5 +362,6 @@ class MongoAlertsStore(MongoStore, MongoMembership, MongoOwners, MongoClv, Mongo
             m[name].delete_many({"_id": {"$in": ids}})
         m["memberships"].delete_many({"$or": [{"_id": {"$in": ids}}, {"customer_id": {"$in": ids}}]})
         self.erase_attendance(ids)  # issue 15
+        self.erase_satisfaction(ids)  # issue 15
         self.note_erased(ids, erasure_id=erasure_id)
         return ids

@@ -13,6 +13,7 @@ from services.alerts.store import AlertQuery, Cover, ExpiryRow, LoyaltyRow, Occu
 from services.alerts.store.codec import FactRows, alert_doc, alert_of, assemble, model_doc, model_of, newest_loyalty
 from services.alerts.store.sqlite_attendance import SqliteAttendance
 from services.alerts.store.sqlite_clv import SqliteClv
+from services.alerts.store.sqlite_satisfaction import SqliteSatisfaction
 from services.alerts.store.sqlite_schema import ADDED_COLUMNS, ALERT_COLUMNS, SCHEMA
 from shared.churn import ChurnModel
 from shared.contract.facts import FieldValue, PurchaseFact, RefundFact
@@ -37,7 +38,8 @@ def _chunks(ids: list, size: int = _CHUNK):
         yield ids[i:i + size]
 
 
-class SqliteAlertsStore(SqliteStore, SqliteMembership, SqliteOwners, SqliteClv, SqliteAttendance):
+class SqliteAlertsStore(SqliteStore, SqliteMembership, SqliteOwners,
+                        SqliteClv, SqliteAttendance, SqliteSatisfaction):  # issue 15: reports
     """Alerts data in SQLite; every write method runs inside the caller's transaction."""
 
     schema = SCHEMA
@@ -361,5 +363,6 @@ class SqliteAlertsStore(SqliteStore, SqliteMembership, SqliteOwners, SqliteClv, 
             c.execute(f"DELETE FROM {table} WHERE customer_id IN ({q})", ids)
         c.execute(f"DELETE FROM memberships WHERE record_id IN ({q}) OR customer_id IN ({q})", ids + ids)
         self.erase_attendance(ids)  # issue 15
+        self.erase_satisfaction(ids)  # issue 15
         self.note_erased(ids, erasure_id=erasure_id)
         return ids

@@ -87,6 +87,9 @@ NOT_A_CUSTOMER = {
         "/{webhook_id}/deliveries/{delivery_id}/redeliver")},
     # Issue 14: member imports span every store (403 forbidden_scope to a scoped admin, like the audit log).
     "/v1/imports": "an import job, admin, company-wide", "/v1/imports/{import_id}": "an import job's progress",
+    # Issue 15: figures per store, region or company, no customer listed (403 forbidden_scope for another
+    # store's: tests/integration/alerts/reports/test_satisfaction.py).
+    "/v1/reports/satisfaction": "survey figures per store", "/v1/reports/churn-reasons": "reason counts per store",
 }
 # Lists, and figures over customers (a store-scoped key reads a campaign's results over its own store's members:
 # tests/integration/flows/test_scope_gaps.py).
