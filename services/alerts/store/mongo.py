@@ -20,6 +20,7 @@ from services.alerts.store.codec import (
     newest_loyalty,
     took_us,
 )
+from services.alerts.store.mongo_kpi import MongoKpi
 from shared.churn import ChurnModel
 from shared.contract.facts import FieldValue, PurchaseFact, RefundFact
 from shared.storage.base import MongoDb
@@ -57,7 +58,7 @@ def _alert(doc: dict, keys) -> Alert:
     return alert_of(doc, keys=keys)
 
 
-class MongoAlertsStore(MongoStore, MongoMembership, MongoOwners):
+class MongoAlertsStore(MongoStore, MongoMembership, MongoOwners, MongoKpi):
     """Alerts data in the service's MongoDB database; writes join the current transaction."""
 
     def __init__(self, mdb: MongoDb, **options) -> None:
@@ -68,6 +69,7 @@ class MongoAlertsStore(MongoStore, MongoMembership, MongoOwners):
         """The indexes this service's queries and idempotent writes rely on."""
         self.create_membership_indexes()
         self.create_owner_indexes()
+        self.create_kpi_indexes()  # issue 15
         self.mdb["purchases"].create_index("record_id")
         self.mdb["refunds"].create_index("record_id")
         self.mdb["occurrences"].create_index("record_id")
@@ -100,11 +102,13 @@ class MongoAlertsStore(MongoStore, MongoMembership, MongoOwners):
         """Purchases of records."""
         self._insert_new("purchases", [{"_id": f"{r.source}\0{r.id}", "record_id": r.record_id, "day": r.day,
                                         "store_id": r.store_id, "amount_minor": r.amount_minor} for r in rows])
+        self.kpi_add(rows, [])  # issue 15: the store KPIs' aggregates, in the same transaction
 
     def add_refunds(self, rows: list[RefundFact]) -> None:
         """Refunds of records."""
         self._insert_new("refunds", [{"_id": f"{r.source}\0{r.id}", "record_id": r.record_id,
                                       "amount_minor": r.amount_minor} for r in rows])
+        self.kpi_add([], rows)  # issue 15: the store KPIs' aggregates, in the same transaction
 
     def add_occurrences(self, rows: list[OccurrenceRow]) -> set[str]:
         """Complaints, surveys, upgrades, expired points; returns the keys that were new."""

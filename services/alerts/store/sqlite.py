@@ -11,6 +11,7 @@ from services.alerts.domain.facts import CustomerFacts
 from services.alerts.domain.workflow import ACTIVE, Alert
 from services.alerts.store import AlertQuery, Cover, ExpiryRow, LoyaltyRow, OccurrenceRow, StoredModel
 from services.alerts.store.codec import FactRows, alert_doc, alert_of, assemble, model_doc, model_of, newest_loyalty
+from services.alerts.store.sqlite_kpi import SqliteKpi
 from services.alerts.store.sqlite_schema import ADDED_COLUMNS, ALERT_COLUMNS, SCHEMA
 from shared.churn import ChurnModel
 from shared.contract.facts import FieldValue, PurchaseFact, RefundFact
@@ -35,7 +36,7 @@ def _chunks(ids: list, size: int = _CHUNK):
         yield ids[i:i + size]
 
 
-class SqliteAlertsStore(SqliteStore, SqliteMembership, SqliteOwners):
+class SqliteAlertsStore(SqliteStore, SqliteMembership, SqliteOwners, SqliteKpi):
     """Alerts data in SQLite; every write method runs inside the caller's transaction."""
 
     schema = SCHEMA
@@ -72,11 +73,13 @@ class SqliteAlertsStore(SqliteStore, SqliteMembership, SqliteOwners):
         """Purchases of records."""
         self.db.conn().executemany("INSERT OR IGNORE INTO purchases VALUES (?,?,?,?,?,?)",
                                    [(r.source, r.id, r.record_id, r.day, r.store_id, r.amount_minor) for r in rows])
+        self.kpi_add(rows, [])  # issue 15: the store KPIs' aggregates, in the same transaction
 
     def add_refunds(self, rows: list[RefundFact]) -> None:
         """Refunds of records."""
         self.db.conn().executemany("INSERT OR IGNORE INTO refunds VALUES (?,?,?,?)",
                                    [(r.source, r.id, r.record_id, r.amount_minor) for r in rows])
+        self.kpi_add([], rows)  # issue 15: the store KPIs' aggregates, in the same transaction
 
     def _new_keys(self, table: str, keys: list[str]) -> set[str]:
         held: set[str] = set()
