@@ -171,3 +171,48 @@ def test_a_bad_month_is_a_422_naming_the_parameter(tmp_path):
         r = h.api.get("/v1/reports/stores/SH-001", params={"month": bad})
         assert r.status_code == 422, r.text
         assert r.json()["error"]["code"] == "invalid_month" and r.json()["error"]["details"] == {"parameter": "month"}
+
+
+class ScopedHarness(Harness):
+    """The harness with a stores registry (SH-001 and SH-002 in east, BJ-001 in north) and scoped keys."""
+
+    def __init__(self, tmp, now) -> None:
+        from fastapi.testclient import TestClient
+
+        from services.alerts.app import create_app
+        from services.alerts.config import AlertsConfig
+        from services.alerts.store.sqlite import SqliteAlertsStore
+        from shared.settings import Settings
+
+        (tmp / "stores.csv").write_text("store_id,name,region,timezone\nSH-001,One,east,Asia/Shanghai\n"
+                                        "SH-002,Two,east,Asia/Shanghai\nBJ-001,Three,north,Asia/Shanghai\n")
+        self.now, self.sent, self._offset = now, [], 0
+        self.store = SqliteAlertsStore(tmp / "alerts.db")
+        settings = Settings(_env_file=None, stores_file=str(tmp / "stores.csv"),
+                            api_keys="k-admin:admin,k-sh1:reader@store=SH-001,k-east:reader@region=east,"
+                                     "k-north:reader@region=north")
+        self.service = create_app(settings, store=self.store, publish=self.sent.extend, clock=lambda: self.now,
+                                  config=AlertsConfig(_env_file=None))
+        self.api = TestClient(self.service.api, headers={"Authorization": "Bearer k-admin"})
+
+
+def test_each_key_gets_the_reports_of_its_own_scope(tmp_path):
+    h = ScopedHarness(tmp_path, NOW)
+    history(h)
+    h.feed(purchase("c_q", "q1", at("2026-11-09T12:00"), store="BJ-001", amount="7.00"))
+
+    def status(key: str, path: str) -> tuple[int, str | None]:
+        r = h.api.get(path, params={"month": "2026-11"}, headers={"Authorization": f"Bearer {key}"})
+        return r.status_code, r.json().get("error", {}).get("code") if r.status_code != 200 else r.json()["sales"]
+
+    assert status("k-sh1", "/v1/reports/stores/SH-001") == (200, "880.00")
+    assert status("k-sh1", "/v1/reports/stores/SH-002") == (403, "forbidden_scope")
+    assert status("k-sh1", "/v1/reports/regions/east") == (403, "forbidden_scope")
+    assert status("k-sh1", "/v1/reports/company") == (403, "forbidden_scope")
+    assert status("k-east", "/v1/reports/stores/SH-002") == (200, "999.00")
+    assert status("k-east", "/v1/reports/stores/BJ-001") == (403, "forbidden_scope")
+    assert status("k-east", "/v1/reports/regions/east") == (200, "1879.00")  # SH-001 and SH-002
+    assert status("k-east", "/v1/reports/regions/north") == (403, "forbidden_scope")
+    assert status("k-north", "/v1/reports/regions/north") == (200, "7.00")
+    assert status("k-admin", "/v1/reports/company") == (200, "1886.00")
+    assert status("k-admin", "/v1/reports/regions/west") == (404, "region_not_found")
