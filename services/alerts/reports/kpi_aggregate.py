@@ -4,7 +4,7 @@ Pure: the store adapters read the few rows a batch touches, call :func:`fold_sal
 ``Changes`` back in the same transaction as the facts. Rows are keyed by identity record (never by
 customer), so merges and unmerges change past months at read time through the membership mapping.
 
-- an order row per ``order_id``: its store, month, record (None: a non-member) and amount, and every refund
+- an order row per ``order_id``: its store, month, record (None: a non-member; ``ERASED``) and amount, and every refund
   received for it (a refund arriving before its purchase waits in a row with no amount);
 - per store and month: orders, sales, refunds, and the members' share of each;
 - per store, month and record: the purchase days (a bit per day of the month), orders and net spend;
@@ -21,6 +21,7 @@ from shared.contract.facts import PurchaseFact, RefundFact
 # Store totals' columns, in order (``StoreMonth.values``).
 TOTALS = ("orders", "sales_minor", "refunds_minor", "member_orders", "member_sales_minor", "member_refunds_minor")
 NO_STORE = ""  # the store of a purchase naming none: counted company-wide, in no store's report
+ERASED = ""  # the record of an erased member's order: still a member's sale, of no one any more
 
 
 @dataclass(frozen=True)
@@ -115,7 +116,8 @@ def fold_sales(sales: list[Sale], refunds: list[tuple[str, int]], *, held: dict[
             totals[2] += taken
             if order.record_id is not None:
                 totals[5] += taken
-                out.records[(order.store_id, order.month, order.record_id)][2] -= taken
+                if order.record_id != ERASED:
+                    out.records[(order.store_id, order.month, order.record_id)][2] -= taken
     for record, new in days.items():
         have = firsts.get(record)
         both = sorted(new | ({d for d in have if d} if have else set()))

@@ -359,5 +359,6 @@ class MongoAlertsStore(MongoStore, MongoMembership, MongoOwners, MongoKpi):
         for name in ("view_versions", "due"):
             m[name].delete_many({"_id": {"$in": ids}})
         m["memberships"].delete_many({"$or": [{"_id": {"$in": ids}}, {"customer_id": {"$in": ids}}]})
+        self.kpi_erase(ids)  # issue 15: per-record KPI rows go, store totals stay
         self.note_erased(ids, erasure_id=erasure_id)
         return ids

@@ -122,3 +122,10 @@ class MongoKpi:
                 value = open_doc_field(self.keys, d["record_id"], MANAGER, d["value"])  # type: ignore[attr-defined]
                 newest[owner[d["record_id"]]] = (order, value)
         return {c for c, (_, value) in newest.items() if value}
+
+    def kpi_erase(self, ids: list[str]) -> None:
+        """Forget erased records in the aggregates: their rows go, their orders stay in the store totals."""
+        m = self.mdb
+        m["kpi_record_month"].delete_many({"record_id": {"$in": ids}})  # type: ignore[index]
+        m["kpi_records"].delete_many({"_id": {"$in": ids}})  # type: ignore[index]
+        m["kpi_orders"].update_many({"record_id": {"$in": ids}}, {"$set": {"record_id": ""}})  # type: ignore[index]

@@ -361,5 +361,6 @@ class SqliteAlertsStore(SqliteStore, SqliteMembership, SqliteOwners, SqliteKpi):
         for table in ("view_versions", "due"):
             c.execute(f"DELETE FROM {table} WHERE customer_id IN ({q})", ids)
         c.execute(f"DELETE FROM memberships WHERE record_id IN ({q}) OR customer_id IN ({q})", ids + ids)
+        self.kpi_erase(ids)  # issue 15: per-record KPI rows go, store totals stay
         self.note_erased(ids, erasure_id=erasure_id)
         return ids

@@ -127,3 +127,11 @@ class SqliteKpi:
                 if held is None or tuple(order) > held[0]:
                     newest[owner[record]] = (tuple(order), open_field(self.keys, record, MANAGER, value))  # type: ignore[attr-defined]
         return {c for c, (_, value) in newest.items() if value}
+
+    def kpi_erase(self, ids: list[str]) -> None:
+        """Forget erased records in the aggregates: their rows go, their orders stay in the store totals."""
+        c = self.db.conn()  # type: ignore[attr-defined]
+        for part in _chunks(ids):
+            c.execute(f"DELETE FROM kpi_record_month WHERE record_id IN ({_in(part)})", part)
+            c.execute(f"DELETE FROM kpi_records WHERE record_id IN ({_in(part)})", part)
+            c.execute(f"UPDATE kpi_orders SET record_id = '' WHERE record_id IN ({_in(part)})", part)

@@ -46,3 +46,20 @@ def test_the_newest_account_manager_over_a_customers_records_decides(store):
         store.apply_memberships([Membership("c_m", "c_a", "2026-11-20T00:00:01.000000Z")])
     # a's newest value (from its record m) is empty: no longer managed; b is.
     assert store.kpi_managed({"c_a": ["c_a", "c_m"], "c_b": ["c_b"], "c_c": ["c_c"]}) == {"c_b"}
+
+
+def test_an_erased_customers_rows_go_and_the_store_totals_stay(store):
+    with store.transaction():
+        store.add_purchases([_p("p1", "c_a", "2026-11-03", 10000), _p("p2", "c_b", "2026-11-04", 2000)])
+        store.add_refunds([_r("r1", "c_a", "o-p1", 1000)])
+    with store.transaction():
+        store.erase_customer("c_a", records=["c_a"], erasure_id="er-1", anon="anon-1")
+    assert [r.record_id for r in store.kpi_records(months=["2026-11"], stores=None)] == ["c_b"]
+    assert store.kpi_firsts(["c_a"]) == {}
+    assert store.kpi_totals(months=["2026-11"], stores=None) == [
+        StoreMonth("SH-001", "2026-11", 2, 12000, 1000, 2, 12000, 1000)]
+    with store.transaction():  # a later refund of the erased customer's order still counts in the totals
+        store.add_refunds([_r("r2", "anon-1", "o-p1", 500)])
+    assert store.kpi_totals(months=["2026-11"], stores=None) == [
+        StoreMonth("SH-001", "2026-11", 2, 12000, 1500, 2, 12000, 1500)]
+    assert [r.record_id for r in store.kpi_records(months=["2026-11"], stores=None)] == ["c_b"]
