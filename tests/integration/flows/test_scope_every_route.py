@@ -87,6 +87,10 @@ NOT_A_CUSTOMER = {
         "/{webhook_id}/deliveries/{delivery_id}/redeliver")},
     # Issue 14: member imports span every store (403 forbidden_scope to a scoped admin, like the audit log).
     "/v1/imports": "an import job, admin, company-wide", "/v1/imports/{import_id}": "an import job's progress",
+    # Issue 15, kpi: a store's, region's or the company's figures (403 outside the key's scope:
+    # tests/integration/alerts/reports/test_kpi.py).
+    "/v1/reports/stores/{store_id}": "store KPIs", "/v1/reports/regions/{region}": "region KPIs",
+    "/v1/reports/company": "company KPIs",
 }
 # Lists, and figures over customers (a store-scoped key reads a campaign's results over its own store's members:
 # tests/integration/flows/test_scope_gaps.py).
