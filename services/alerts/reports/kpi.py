@@ -90,13 +90,14 @@ def figures(month: str, *, totals: list[StoreMonth], rows: list[RecordMonth], pr
                                                       "member_sales_minor", "member_refunds_minor")]
     days = _days(rows, owner)
     before = set(_days(previous, owner))
-    new = [c for c in days if firsts[c][0][:7] == month]
+    # Every buyer has first days (kept with the purchase); the guard keeps a report up if a row were missing.
+    new = [c for c in days if c in firsts and firsts[c][0][:7] == month]
     window = timedelta(days=retention_days)
     returning = [c for c in new if (second := firsts[c][1]) is not None
                  and date.fromisoformat(second) - date.fromisoformat(firsts[c][0]) <= window]
     tenure = dict.fromkeys((name for name, _, _ in TENURE), 0)
     for c in days:
-        age = _months_between(firsts[c][0][:7], month)
+        age = _months_between(firsts[c][0][:7], month) if c in firsts else 0
         tenure[next(name for name, lo, hi in TENURE if lo <= age and (hi is None or age <= hi))] += 1
     counts = [d.bit_count() for d in days.values()]
     return Figures(month, orders=t[0], gross_sales=t[1], refunds=t[2], member_orders=t[3],
