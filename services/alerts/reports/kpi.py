@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from fractions import Fraction
+from functools import lru_cache
 
 from services.alerts.store.kpi_rows import RecordMonth, StoreMonth
 
@@ -68,17 +69,22 @@ def month_shift(month: str, months: int) -> str:
     return f"{n // 12:04d}-{n % 12 + 1:02d}"
 
 
-def _months_between(first: str, month: str) -> int:
-    return (int(month[:4]) - int(first[:4])) * 12 + int(month[5:7]) - int(first[5:7])
-
-
 def _days(rows: Iterable[RecordMonth], owner: dict[str, str]) -> dict[str, int]:
     """Each customer's purchase days of the rows (bits OR'd over their records and the stores)."""
     out: dict[str, int] = defaultdict(int)
-    for r in rows:
-        if r.orders:
-            out[owner[r.record_id]] |= r.days
+    for _, _, record, days, _, _ in rows:  # unpacked: a company's month is tens of thousands of rows
+        out[owner[record]] |= days
     return out
+
+
+@lru_cache(maxsize=4096)
+def _month_number(month: str) -> int:
+    return int(month[:4]) * 12 + int(month[5:7])
+
+
+# The tenure bucket of each age in months (the last one for every age beyond).
+_BUCKET = [next(name for name, lo, hi in TENURE if lo <= age and (hi is None or age <= hi))
+           for age in range(TENURE[-1][1] + 1)]
 
 
 def figures(month: str, *, totals: list[StoreMonth], rows: list[RecordMonth], previous: list[RecordMonth],
@@ -96,9 +102,10 @@ def figures(month: str, *, totals: list[StoreMonth], rows: list[RecordMonth], pr
     returning = [c for c in new if (second := firsts[c][1]) is not None
                  and date.fromisoformat(second) - date.fromisoformat(firsts[c][0]) <= window]
     tenure = dict.fromkeys((name for name, _, _ in TENURE), 0)
+    now, last = _month_number(month), len(_BUCKET) - 1
     for c in days:
-        age = _months_between(firsts[c][0][:7], month) if c in firsts else 0
-        tenure[next(name for name, lo, hi in TENURE if lo <= age and (hi is None or age <= hi))] += 1
+        age = now - _month_number(firsts[c][0][:7]) if c in firsts else 0
+        tenure[_BUCKET[min(age, last)]] += 1
     counts = [d.bit_count() for d in days.values()]
     return Figures(month, orders=t[0], gross_sales=t[1], refunds=t[2], member_orders=t[3],
                    member_sales=t[4] - t[5], customers=len(days), new_customers=len(new),
@@ -112,6 +119,10 @@ def first_days(records_of: dict[str, list[str]], held: dict[str, tuple[str, str 
     """Each customer's first two distinct purchase days: the two smallest of their records' own two."""
     out: dict[str, tuple[str, str | None]] = {}
     for customer, records in records_of.items():
+        if len(records) == 1:  # most customers are one record: its own two days
+            if (mine := held.get(records[0])) is not None:
+                out[customer] = mine
+            continue
         days = sorted({d for r in records if r in held for d in held[r] if d})
         if days:
             out[customer] = (days[0], days[1] if len(days) > 1 else None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 
 @dataclass(frozen=True)
@@ -19,9 +20,9 @@ class StoreMonth:
     member_refunds_minor: int
 
 
-@dataclass(frozen=True)
-class RecordMonth:
-    """One record's purchases at one store in one month: days as bits (day 1 is bit 0), orders, net spend."""
+class RecordMonth(NamedTuple):
+    """One record's purchases at one store in one month: days as bits (day 1 is bit 0), orders, net spend.
+    A tuple: a company's month is tens of thousands of them."""
 
     month: str
     store_id: str

@@ -94,13 +94,11 @@ class SqliteKpi:
         c = self.db.conn()  # type: ignore[attr-defined]
         for month in months:
             if stores is None:
-                rows = c.execute("SELECT * FROM kpi_record_month WHERE month = ?", (month,))
-                out += [RecordMonth(*r) for r in rows]
+                out += map(RecordMonth._make, c.execute("SELECT * FROM kpi_record_month WHERE month = ?", (month,)))
                 continue
             for part in _chunks(stores):
-                rows = c.execute(f"SELECT * FROM kpi_record_month WHERE month = ? AND store_id IN ({_in(part)})",
-                                 [month, *part])
-                out += [RecordMonth(*r) for r in rows]
+                out += map(RecordMonth._make, c.execute(
+                    f"SELECT * FROM kpi_record_month WHERE month = ? AND store_id IN ({_in(part)})", [month, *part]))
         return out
 
     def kpi_firsts(self, records: list[str]) -> dict[str, tuple[str, str | None]]:
