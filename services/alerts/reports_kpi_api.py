@@ -133,12 +133,16 @@ def report_csv(report: KpiReport) -> str:
     p, y = report.previous_month, report.same_month_last_year
     w.writerow(["figure", report.month, p.month, y.month, "change_previous_month", "change_same_month_last_year"])
     for name in exact(Figures("")):
-        w.writerow([name, getattr(report, name), getattr(p, name), getattr(y, name),
-                    report.change["previous_month"][name], report.change["same_month_last_year"][name]])
+        w.writerow(_cells(name, getattr(report, name), getattr(p, name), getattr(y, name),
+                          report.change["previous_month"][name], report.change["same_month_last_year"][name]))
     for name, _, _ in TENURE:
         w.writerow([f"tenure_{name}", report.tenure[name], p.tenure[name], y.tenure[name],
                     report.tenure[name] - p.tenure[name], report.tenure[name] - y.tenure[name]])
-    return out.getvalue().replace("None", "")
+    return out.getvalue()
+
+
+def _cells(*values: object) -> list[object]:
+    return ["" if v is None else v for v in values]  # an empty cell where the figure has no denominator
 
 
 def reports_kpi_router(deps: Deps, config: KpiConfig | None = None) -> APIRouter:

@@ -216,3 +216,18 @@ def test_each_key_gets_the_reports_of_its_own_scope(tmp_path):
     assert status("k-north", "/v1/reports/regions/north") == (200, "7.00")
     assert status("k-admin", "/v1/reports/company") == (200, "1886.00")
     assert status("k-admin", "/v1/reports/regions/west") == (404, "region_not_found")
+
+
+def test_customers_managed_by_an_account_manager(tmp_path):
+    h = Harness(tmp_path, NOW)
+    history(h)
+    h.feed(channel("c_a", "crm.profile", "pf1", at("2026-11-21T09:00"), {"attributes": {"account_manager": "am-7"}}),
+           channel("c_b", "crm.profile", "pf2", at("2026-11-21T09:00"), {"attributes": {"account_manager": "am-8"}}),
+           channel("c_x", "crm.profile", "pf3", at("2026-11-21T09:00"), {"attributes": {"account_manager": "am-9"}}))
+    # Of November's customers a, c, d, e2 only a has a manager (b and x did not buy at SH-001 in November).
+    assert kpi(h, "2026-11")["managed_customers"] == 1
+    h.feed(merged("customer.merged", "c_b", "c_e2", ["c_b", "c_e2"], NOW))
+    assert kpi(h, "2026-11")["managed_customers"] == 2  # e2 is b now, and b has a manager
+    # The manager is taken off a (an empty value, newer): no longer managed.
+    h.feed(channel("c_a", "crm.profile", "pf4", at("2026-11-22T09:00"), {"attributes": {"account_manager": ""}}))
+    assert kpi(h, "2026-11")["managed_customers"] == 1
