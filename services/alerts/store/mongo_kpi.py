@@ -13,17 +13,10 @@ MANAGER = "attributes.account_manager"
 
 
 def _apply(coll, ops: list, *, mock: bool) -> None:
-    """One bulk write (mongomock cannot take pymongo's bulk operations: there, one by one)."""
-    if not ops:
-        return
-    if not mock:
-        coll.bulk_write(ops, ordered=False)
-        return
-    for op in ops:
-        if isinstance(op, ReplaceOne):
-            coll.replace_one(op._filter, op._doc, upsert=op._upsert)
-        else:
-            coll.update_one(op._filter, op._doc, upsert=op._upsert)
+    """One bulk write, through the adapter's own (read when called: ``mongo`` imports this module)."""
+    from services.alerts.store import mongo
+
+    mongo._bulk(coll, ops, mock=mock)
 
 
 def _bits(days: list[int]) -> int:
