@@ -231,3 +231,13 @@ def test_customers_managed_by_an_account_manager(tmp_path):
     # The manager is taken off a (an empty value, newer): no longer managed.
     h.feed(channel("c_a", "crm.profile", "pf4", at("2026-11-22T09:00"), {"attributes": {"account_manager": ""}}))
     assert kpi(h, "2026-11")["managed_customers"] == 1
+
+
+def test_a_purchase_counts_in_the_month_of_its_local_day_at_the_store(tmp_path):
+    h = Harness(tmp_path, NOW)
+    # 17:00 UTC on 31 October is 01:00 on 1 November in Shanghai, the store's timezone.
+    h.feed(purchase("c_a", "a1", datetime(2026, 10, 31, 17, 0, tzinfo=UTC), amount="10.00"),
+           sale("n1", datetime(2026, 10, 31, 15, 59, tzinfo=UTC), "5.00"))  # 23:59 on 31 October
+    november, october = kpi(h, "2026-11"), kpi(h, "2026-10")
+    assert (november["orders"], november["sales"], november["new_customers"]) == (1, "10.00", 1)
+    assert (october["orders"], october["sales"], october["customers"]) == (1, "5.00", 0)
