@@ -7,6 +7,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from shared.contract.messages import CustomerMerged, StoreSaleRecorded
 from tests.integration.alerts.harness import Harness, channel, purchase
 
@@ -114,8 +116,33 @@ LAST_YEAR = {
 }
 
 
-def test_a_store_month_with_comparisons_late_events_refunds_and_non_members(tmp_path):
-    h = Harness(tmp_path, NOW)
+class MongoHarness(Harness):
+    """The harness on a mongomock alerts store: the same figures from the other adapter."""
+
+    def __init__(self, tmp, now) -> None:
+        import mongomock
+        from fastapi.testclient import TestClient
+
+        from services.alerts.app import create_app
+        from services.alerts.config import AlertsConfig
+        from services.alerts.store.mongo import MongoAlertsStore
+        from shared.settings import Settings
+        from shared.storage.base import MongoDb
+
+        self.now, self.sent, self._offset = now, [], 0
+        self.store = MongoAlertsStore(MongoDb(mongomock.MongoClient(tz_aware=True)[f"kpi_{tmp.name[-12:]}"]))
+        settings = Settings(_env_file=None, api_keys="k-admin:admin")
+        self.service = create_app(settings, store=self.store, publish=self.sent.extend, clock=lambda: self.now,
+                                  config=AlertsConfig(_env_file=None))
+        self.api = TestClient(self.service.api, headers={"Authorization": "Bearer k-admin"})
+
+
+BOTH = pytest.mark.parametrize("make", [Harness, MongoHarness], ids=["sqlite", "mongomock"])
+
+
+@BOTH
+def test_a_store_month_with_comparisons_late_events_refunds_and_non_members(tmp_path, make):
+    h = make(tmp_path, NOW)
     history(h)
     got = kpi(h, "2026-11")
     assert {k: got[k] for k in NOVEMBER} == NOVEMBER
@@ -131,8 +158,9 @@ def test_a_store_month_with_comparisons_late_events_refunds_and_non_members(tmp_
     assert (last["sales"], last["new_customers"], last["repeat_purchase_rate"]) == ("380.00", 1, 0.5)
 
 
-def test_a_merge_joins_and_an_unmerge_splits_past_months(tmp_path):
-    h = Harness(tmp_path, NOW)
+@BOTH
+def test_a_merge_joins_and_an_unmerge_splits_past_months(tmp_path, make):
+    h = make(tmp_path, NOW)
     history(h)
     h.feed(merged("customer.merged", "c_b", "c_e2", ["c_b", "c_e2"], NOW))
     october, november = kpi(h, "2026-10"), kpi(h, "2026-11")
@@ -218,8 +246,9 @@ def test_each_key_gets_the_reports_of_its_own_scope(tmp_path):
     assert status("k-admin", "/v1/reports/regions/west") == (404, "region_not_found")
 
 
-def test_customers_managed_by_an_account_manager(tmp_path):
-    h = Harness(tmp_path, NOW)
+@BOTH
+def test_customers_managed_by_an_account_manager(tmp_path, make):
+    h = make(tmp_path, NOW)
     history(h)
     h.feed(channel("c_a", "crm.profile", "pf1", at("2026-11-21T09:00"), {"attributes": {"account_manager": "am-7"}}),
            channel("c_b", "crm.profile", "pf2", at("2026-11-21T09:00"), {"attributes": {"account_manager": "am-8"}}),
