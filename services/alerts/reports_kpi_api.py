@@ -162,7 +162,8 @@ def reports_kpi_router(deps: Deps, config: KpiConfig | None = None) -> APIRouter
                            previous_month=figures_read(prev), same_month_last_year=figures_read(last),
                            change={"previous_month": change(now, prev), "same_month_last_year": change(now, last)})
         if fmt == "csv" or (fmt is None and "text/csv" in request.headers.get("accept", "")):
-            name = where.get("store_id") or where.get("region") or "company"
+            # Only safe characters in the header's file name, whatever the path held.
+            name = re.sub(r"[^A-Za-z0-9._-]", "_", where.get("store_id") or where.get("region") or "company")
             return Response(report_csv(report), media_type="text/csv; charset=utf-8",
                             headers={"Content-Disposition": f'attachment; filename="kpi-{name}-{month}.csv"'})
         return report
@@ -177,7 +178,7 @@ def reports_kpi_router(deps: Deps, config: KpiConfig | None = None) -> APIRouter
         return answer(request, month, [store_id], format, level="store", store_id=store_id)
 
     @r.get("/regions/{region}", response_model=KpiReport, responses={**CSV, **errors(403, 404, 422)})
-    def get_region(deps: DepsDep, request: Request, region: str, seeing: Seeing,
+    def get_region(deps: DepsDep, request: Request, seeing: Seeing, region: str = Path(max_length=MAX_ID),
                    caller: Caller = caller_dep("reader"), month: str = Month,
                    format: Literal["json", "csv"] | None = Format):
         """A region's KPIs of a month: its stores in the stores registry together (company or region keys)."""
