@@ -46,7 +46,7 @@ class CustomerEventResolved(_Message):
 
 class StoreSaleRecorded(_Message):
     """A sale or refund to a non-member (``data.identity`` is ``{}``; issue 15) as identity validated it
-    (``crm.customer.events``, keyed by its store): it belongs to no customer, so loyalty and campaigns ignore
+    (``crm.customer.events``, keyed by its order): it belongs to no customer, so loyalty and campaigns ignore
     it and alerts counts it in its store's totals only."""
 
     kind: Literal["store.sale"] = "store.sale"

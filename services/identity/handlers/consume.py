@@ -81,8 +81,9 @@ def resolve(items: list[Decoded[Prepared]], *, deps: Deps, outcome: BatchOutcome
 
 
 def sale_key(event: ChannelEventBase) -> str:
-    """The Kafka key of a non-member's sale: its store (there is no customer to key it by)."""
-    return f"store:{getattr(event.data, 'store_id', None) or event.source}"
+    """The Kafka key of a non-member's sale or refund: its order (there is no customer to key it by), so a
+    refund follows its purchase on one partition, whichever till sent it."""
+    return f"order:{event.data.order_id}"  # type: ignore[attr-defined]
 
 
 def hold_parts(items: list[Decoded[ViewPartUpdated]], *, deps: Deps, outcome: BatchOutcome) -> list[OutboxMessage]:

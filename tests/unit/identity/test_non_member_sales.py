@@ -21,7 +21,7 @@ def test_a_non_members_sale_and_refund_are_handed_on_with_no_customer(tmp_path):
     assert all(isinstance(b, StoreSaleRecorded) for b in bodies)
     assert [(b.event["id"], any(b.event["data"]["identity"].values())) for b in bodies] == [("e1", False),
                                                                                             ("r1", False)]
-    assert [m.key for m in sent] == [b"store:SH-001", b"store:pos/SH-001"]  # the refund names no store
+    assert [m.key for m in sent] == [b"order:o-e1", b"order:o-e1"]  # a refund follows its purchase
     assert deps.store.customer_count() == 0
 
 
@@ -36,4 +36,4 @@ def test_ingest_accepts_a_sale_without_identifiers_and_refuses_any_other_type(tm
         (3, "rejected", "no_usable_identifier")]  # a placeholder is not a non-member: the till sent garbage
     assert results[1]["reasons"] == ["data.identity: Value error, identity needs at least one of phone, "
                                      "wechat_unionid, wechat_openid, member_id, web_user_id, email, anonymous_id"]
-    assert [(o.topic, o.key) for o in sent] == [("crm.channel.pos", b"store:SH-001")]
+    assert [(o.topic, o.key) for o in sent] == [("crm.channel.pos", b"order:o-e1")]
