@@ -172,7 +172,8 @@ def _malformed(count: int, rng: random.Random, tag: str, start: datetime) -> lis
                   {"identity": {"phone": "13912345670"}, "order_id": "x", "amount": "10.00", "store_id": "SH-001"})
     makers = [
         lambda i: f'{{"specversion": "1.0", "id": "{tag}-bad-{i}", "source": "pos/SH-001"',  # cut-off JSON
-        lambda i: {**good, "id": f"{tag}-bad-{i}", "data": {**good["data"], "identity": {}}},
+        # No identifier: a purchase with none is a non-member's sale (issue 15), a profile never is.
+        lambda i: {**good, "id": f"{tag}-bad-{i}", "type": "crm.profile", "data": {"identity": {}, "city": "x"}},
         lambda i: {**good, "id": f"{tag}-bad-{i}", "data": {**good["data"], "amount": "12.345"}},
         lambda i: {**good, "id": f"{tag}-bad-{i}", "time": "2026-01-01T10:00:00"},  # no timezone
         lambda i: {**good, "id": f"{tag}-bad-{i}", "data": {**good["data"], "identity": {"phone": "12345"}}},

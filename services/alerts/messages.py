@@ -14,7 +14,7 @@ from itertools import groupby
 
 from services.alerts.handlers import Deps
 from services.alerts.handlers import consume as h
-from shared.contract.events import ComplaintEvent, ProfileEvent, PurchaseEvent, RefundEvent, SurveyEvent
+from shared.contract.events import ComplaintEvent, ProfileEvent, PurchaseEvent, RefundEvent, SurveyEvent, parse_event
 from shared.contract.messages import (
     CustomerErased,
     CustomerEventResolved,
@@ -23,6 +23,7 @@ from shared.contract.messages import (
     PointsExpired,
     PointsExpiryAnnounced,
     Read,
+    StoreSaleRecorded,
     TierChanged,
     ViewPartUpdated,
     read,
@@ -43,6 +44,7 @@ HANDLERS: dict[type, Handler] = {
     CustomerEventResolved: h.other_events,
     CustomerMerged: h.merges,
     CustomerOwnerChanged: h.owners,  # issue 12: who may see the customer
+    StoreSaleRecorded: h.store_sales,  # issue 15: a non-member's sale, for store totals
     # loyalty
     PointsExpiryAnnounced: h.expiry_announcements,
     PointsExpired: h.points_expired,
@@ -57,11 +59,21 @@ HANDLERS: dict[type, Handler] = {
 def consume(batch: list[Incoming], *, deps: Deps) -> BatchOutcome:
     """Fold a batch of identity and loyalty messages in and evaluate the customers they touch."""
     # An erasure is a barrier: what came before it is applied first; what names an erased id is dropped.
-    return consume_with_erasures(batch, deps=deps, service="alerts", decode=lambda msg: read(msg.value),
+    return consume_with_erasures(batch, deps=deps, service="alerts", decode=lambda msg: _read(msg.value),
                                  dispatch=_apply, erase=HANDLERS[CustomerErased])
 
 
+def _read(raw: bytes) -> Read:
+    """:func:`read`, with the sale inside a non-member's sale parsed too (issue 15: alerts alone reads it)."""
+    item = read(raw)
+    if isinstance(item.message, StoreSaleRecorded):
+        return Read(item.message, parse_event(item.message.event, resolved=True))
+    return item
+
+
 def _handler(item: Read) -> Handler | None:
+    if isinstance(item.message, StoreSaleRecorded):
+        return HANDLERS[StoreSaleRecorded]
     if item.event is not None and (handler := HANDLERS.get(type(item.event))) is not None:
         return handler
     return HANDLERS.get(type(item.message))

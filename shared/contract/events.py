@@ -54,8 +54,8 @@ class _Open(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
 
 
-class Identity(_Open):
-    """Whatever identifiers the channel has; at least one."""
+class Identifiers(_Open):
+    """Whatever identifiers the channel has."""
 
     phone: str | None = Field(None, max_length=40)
     wechat_openid: str | None = Field(None, max_length=128)
@@ -65,17 +65,30 @@ class Identity(_Open):
     email: str | None = Field(None, max_length=254)
     anonymous_id: str | None = Field(None, max_length=128)
 
-    @model_validator(mode="after")
-    def _at_least_one(self) -> Identity:
+    def given(self) -> bool:
+        """Whether any identifier is given."""
         # Spelled out: this runs for every event and a generator over getattr was a visible cost.
-        if not (self.phone or self.wechat_unionid or self.wechat_openid or self.member_id or self.web_user_id
-                or self.email or self.anonymous_id):
-            raise ValueError(f"identity needs at least one of {', '.join(IDENTIFIER_TYPES)}")
-        return self
+        return bool(self.phone or self.wechat_unionid or self.wechat_openid or self.member_id or self.web_user_id
+                    or self.email or self.anonymous_id)
 
     def present(self) -> dict[str, str]:
         """The identifiers given, by type, in priority order."""
         return {n: v for n in IDENTIFIER_TYPES if (v := getattr(self, n))}
+
+
+class Identity(Identifiers):
+    """Whatever identifiers the channel has; at least one."""
+
+    @model_validator(mode="after")
+    def _at_least_one(self) -> Identity:
+        if not self.given():
+            raise ValueError(f"identity needs at least one of {', '.join(IDENTIFIER_TYPES)}")
+        return self
+
+
+class SaleIdentity(Identifiers):
+    """A sale's or refund's identifiers: none at all (``{}``) is a sale to a non-member (issue 15), counted in
+    store totals only."""
 
 
 def _money(value: Any) -> Decimal:
@@ -109,6 +122,7 @@ class Item(_Open):
 
 
 class PurchaseData(_Data):
+    identity: SaleIdentity  # type: ignore[assignment]  # issue 15: {} is a non-member's sale
     order_id: NonEmpty
     amount: Decimal
     # Which currencies a deployment takes is its setting (CRM_CURRENCIES), checked where events enter.
@@ -131,6 +145,7 @@ class PurchaseData(_Data):
 
 
 class RefundData(_Data):
+    identity: SaleIdentity  # type: ignore[assignment]  # issue 15: {} is a refund to a non-member
     order_id: NonEmpty
     amount: Decimal
     store_id: str | None = Field(None, max_length=64)
@@ -447,6 +462,12 @@ def parse_event(raw: bytes | str | dict, *, shallow: bool = False, resolved: boo
         # A channel may not speak for staff: its event is refused as one naming no channel is.
         raise InvalidEvent("invalid_event", [f"source: String should match pattern '{_CHANNEL_SOURCE}'"])
     return event
+
+
+def non_member(event: ChannelEventBase) -> bool:
+    """Whether an event is a sale or refund to a non-member (``data.identity`` is ``{}``, issue 15): it counts
+    in store totals only, never as a customer."""
+    return isinstance(event, (PurchaseEvent, RefundEvent)) and not event.data.identity.given()
 
 
 def event_time(event: ChannelEventBase) -> datetime:

@@ -44,6 +44,16 @@ class CustomerEventResolved(_Message):
     resolved_at: datetime
 
 
+class StoreSaleRecorded(_Message):
+    """A sale or refund to a non-member (``data.identity`` is ``{}``; issue 15) as identity validated it
+    (``crm.customer.events``, keyed by its order): it belongs to no customer, so loyalty and campaigns ignore
+    it and alerts counts it in its store's totals only."""
+
+    kind: Literal["store.sale"] = "store.sale"
+    event: dict[str, Any]
+    resolved_at: datetime
+
+
 class CustomerMerged(_Message):
     """Records that became one customer, or were split again (``crm.customer.merged``)."""
 
@@ -275,7 +285,7 @@ class ErasureConfirmed(_Message):
 Message = Annotated[
     CustomerEventResolved | CustomerMerged | ViewPartUpdated | PointsExpiryAnnounced | PointsExpired | TierChanged
     | CampaignBonusGranted | CampaignTouched | AlertChanged | CustomerOwnerChanged | AuditRecorded | CustomerErased
-    | ErasureConfirmed,
+    | ErasureConfirmed | StoreSaleRecorded,
     Field(discriminator="kind"),
 ]
 _ADAPTER: TypeAdapter[Message] = TypeAdapter(Message)
@@ -283,7 +293,7 @@ _HEAD: TypeAdapter[dict[str, Any]] = TypeAdapter(dict[str, Any])  # built once: 
 KINDS = frozenset(
     kind for model in (CustomerEventResolved, CustomerMerged, ViewPartUpdated, PointsExpiryAnnounced, PointsExpired,
                        TierChanged, CampaignBonusGranted, CampaignTouched, AlertChanged, CustomerOwnerChanged,
-                       AuditRecorded, CustomerErased, ErasureConfirmed)
+                       AuditRecorded, CustomerErased, ErasureConfirmed, StoreSaleRecorded)
     for kind in model.model_fields["kind"].annotation.__args__  # type: ignore[union-attr]
 )
 

@@ -61,6 +61,9 @@ class Fold:
     # Customers a merge or unmerge joined or split: their view parts are republished even when their alerts
     # did not change (a brand-new record also changes the mapping, but there is nothing to announce).
     regrouped: set[str] = field(default_factory=set)
+    # Issue 15: non-members' sales and refunds, for store totals only.
+    sales: list[PurchaseFact] = field(default_factory=list)
+    sale_refunds: list[RefundFact] = field(default_factory=list)
 
     # The batch's own counts, so a handler counts into its ``outcome`` as every service's handlers do.
     @property
@@ -148,6 +151,24 @@ def refunds(items: Items, *, deps: Deps, outcome: Fold) -> list[OutboxMessage]:
 
     _events(items, outcome, note)
     return []  # announced once the batch is settled
+
+
+def store_sales(items: Items, *, deps: Deps, outcome: Fold) -> list[OutboxMessage]:
+    """Issue 15: non-members' sales and refunds (identity resolved them to no one): store totals only."""
+    for one in items:
+        event = one.item.event
+        with _span(one):
+            if event.key in outcome.seen:
+                outcome.duplicates += 1
+                continue
+            outcome.seen.add(event.key)
+            outcome.events.append(event.key)
+            if purchase := purchase_fact(event, "", deps.settings.store_zone):
+                outcome.sales.append(purchase)
+            elif refund := refund_fact(event, ""):
+                outcome.sale_refunds.append(refund)
+        outcome.processed += 1
+    return []  # announced once the batch is settled (nothing: no customer changed)
 
 
 def profiles(items: Items, *, deps: Deps, outcome: Fold) -> list[OutboxMessage]:
@@ -281,6 +302,7 @@ def _keep(fold: Fold, deps: Deps) -> set[str]:
     # Issue 15: the attendance sheet's aggregate, kept with its facts.
     store.add_sittings(attendance.sittings(fold.purchases, periods_of=attendance.periods_in(
         registry_for(deps.settings.stores_file)), zone_of=deps.settings.store_zone), refunds=fold.refunds)
+    store.add_store_sales(fold.sales, fold.sale_refunds)  # issue 15
     store.put_attributes(fold.attributes)
     new = {"occurrence": store.add_occurrences(fold.occurrences), "expiry": store.add_expiries(fold.expiries),
            "loyalty": {f"{r.record_id}\0{r.version}" for r in store.put_loyalty(fold.loyalty)}}

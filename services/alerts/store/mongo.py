@@ -22,6 +22,7 @@ from services.alerts.store.codec import (
 )
 from services.alerts.store.mongo_attendance import MongoAttendance
 from services.alerts.store.mongo_clv import MongoClv
+from services.alerts.store.mongo_kpi import MongoKpi
 from services.alerts.store.mongo_satisfaction import MongoSatisfaction
 from shared.churn import ChurnModel
 from shared.contract.facts import FieldValue, PurchaseFact, RefundFact
@@ -61,7 +62,7 @@ def _alert(doc: dict, keys) -> Alert:
 
 
 class MongoAlertsStore(MongoStore, MongoMembership, MongoOwners,
-                       MongoClv, MongoAttendance, MongoSatisfaction):  # issue 15: reports
+                       MongoClv, MongoAttendance, MongoSatisfaction, MongoKpi):  # issue 15: reports
     """Alerts data in the service's MongoDB database; writes join the current transaction."""
 
     def __init__(self, mdb: MongoDb, **options) -> None:
@@ -73,6 +74,7 @@ class MongoAlertsStore(MongoStore, MongoMembership, MongoOwners,
         self.create_membership_indexes()
         self.create_owner_indexes()
         self.create_satisfaction_indexes()  # issue 15
+        self.create_kpi_indexes()  # issue 15
         self.mdb["purchases"].create_index("record_id")
         self.mdb["refunds"].create_index("record_id")
         self.mdb["occurrences"].create_index("record_id")
@@ -106,11 +108,13 @@ class MongoAlertsStore(MongoStore, MongoMembership, MongoOwners,
         """Purchases of records."""
         self._insert_new("purchases", [{"_id": f"{r.source}\0{r.id}", "record_id": r.record_id, "day": r.day,
                                         "store_id": r.store_id, "amount_minor": r.amount_minor} for r in rows])
+        self.kpi_add(rows, [])  # issue 15: the store KPIs' aggregates, in the same transaction
 
     def add_refunds(self, rows: list[RefundFact]) -> None:
         """Refunds of records."""
         self._insert_new("refunds", [{"_id": f"{r.source}\0{r.id}", "record_id": r.record_id,
                                       "amount_minor": r.amount_minor} for r in rows])
+        self.kpi_add([], rows)  # issue 15: the store KPIs' aggregates, in the same transaction
 
     def add_occurrences(self, rows: list[OccurrenceRow]) -> set[str]:
         """Complaints, surveys, upgrades, expired points; returns the keys that were new."""
@@ -363,5 +367,6 @@ class MongoAlertsStore(MongoStore, MongoMembership, MongoOwners,
         m["memberships"].delete_many({"$or": [{"_id": {"$in": ids}}, {"customer_id": {"$in": ids}}]})
         self.erase_attendance(ids)  # issue 15
         self.erase_satisfaction(ids)  # issue 15
+        self.kpi_erase(ids)  # issue 15: per-record KPI rows go, store totals stay
         self.note_erased(ids, erasure_id=erasure_id)
         return ids

@@ -13,6 +13,7 @@ from services.alerts.store import AlertQuery, Cover, ExpiryRow, LoyaltyRow, Occu
 from services.alerts.store.codec import FactRows, alert_doc, alert_of, assemble, model_doc, model_of, newest_loyalty
 from services.alerts.store.sqlite_attendance import SqliteAttendance
 from services.alerts.store.sqlite_clv import SqliteClv
+from services.alerts.store.sqlite_kpi import SqliteKpi
 from services.alerts.store.sqlite_satisfaction import SqliteSatisfaction
 from services.alerts.store.sqlite_schema import ADDED_COLUMNS, ALERT_COLUMNS, SCHEMA
 from shared.churn import ChurnModel
@@ -39,7 +40,7 @@ def _chunks(ids: list, size: int = _CHUNK):
 
 
 class SqliteAlertsStore(SqliteStore, SqliteMembership, SqliteOwners,
-                        SqliteClv, SqliteAttendance, SqliteSatisfaction):  # issue 15: reports
+                        SqliteClv, SqliteAttendance, SqliteSatisfaction, SqliteKpi):  # issue 15: reports
     """Alerts data in SQLite; every write method runs inside the caller's transaction."""
 
     schema = SCHEMA
@@ -76,11 +77,13 @@ class SqliteAlertsStore(SqliteStore, SqliteMembership, SqliteOwners,
         """Purchases of records."""
         self.db.conn().executemany("INSERT OR IGNORE INTO purchases VALUES (?,?,?,?,?,?)",
                                    [(r.source, r.id, r.record_id, r.day, r.store_id, r.amount_minor) for r in rows])
+        self.kpi_add(rows, [])  # issue 15: the store KPIs' aggregates, in the same transaction
 
     def add_refunds(self, rows: list[RefundFact]) -> None:
         """Refunds of records."""
         self.db.conn().executemany("INSERT OR IGNORE INTO refunds VALUES (?,?,?,?)",
                                    [(r.source, r.id, r.record_id, r.amount_minor) for r in rows])
+        self.kpi_add([], rows)  # issue 15: the store KPIs' aggregates, in the same transaction
 
     def _new_keys(self, table: str, keys: list[str]) -> set[str]:
         held: set[str] = set()
@@ -364,5 +367,6 @@ class SqliteAlertsStore(SqliteStore, SqliteMembership, SqliteOwners,
         c.execute(f"DELETE FROM memberships WHERE record_id IN ({q}) OR customer_id IN ({q})", ids + ids)
         self.erase_attendance(ids)  # issue 15
         self.erase_satisfaction(ids)  # issue 15
+        self.kpi_erase(ids)  # issue 15: per-record KPI rows go, store totals stay
         self.note_erased(ids, erasure_id=erasure_id)
         return ids

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from services.alerts.store.sqlite_attendance import ATTENDANCE_SQL
 from services.alerts.store.sqlite_clv import CLV_SQL
+from services.alerts.store.sqlite_kpi import KPI_SQL
 from services.alerts.store.sqlite_satisfaction import SATISFACTION_SQL
 from shared.storage.base import OUTBOX_SQL
 from shared.storage.fact_tables import ATTRIBUTES_SQL
@@ -73,6 +74,7 @@ CREATE TABLE IF NOT EXISTS marks (name TEXT PRIMARY KEY, value TEXT NOT NULL) WI
     + CLV_SQL  # issue 15, clv
     + ATTENDANCE_SQL  # issue 15
     + SATISFACTION_SQL  # issue 15, satisfaction
+    + KPI_SQL  # issue 15, kpi
 )
 
 # Columns added since a file may have been created: (table, column, declaration), added when missing.

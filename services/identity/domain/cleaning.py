@@ -6,7 +6,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from shared.contract.events import ChannelEvent, ChannelEventBase, Identity, InvalidEvent, PurchaseEvent, parse_event
+from shared.contract.events import (
+    ChannelEvent,
+    ChannelEventBase,
+    Identifiers,
+    InvalidEvent,
+    PurchaseEvent,
+    non_member,
+    parse_event,
+)
 from shared.privacy import PhoneError, normalize_phone
 
 Ident = tuple[str, str]  # (identifier type, normalised value)
@@ -34,7 +42,7 @@ def check_currency(event: ChannelEventBase, rules: Cleaning) -> None:
             f"data.currency: {event.data.currency} is not accepted; accepted: {', '.join(sorted(rules.currencies))}"])
 
 
-def clean_identity(identity: Identity, rules: Cleaning) -> list[Ident]:
+def clean_identity(identity: Identifiers, rules: Cleaning) -> list[Ident]:
     """Usable identifiers in priority order; a malformed phone is an error, a placeholder is dropped."""
     out: list[Ident] = []
     for kind, raw in identity.present().items():
@@ -70,7 +78,7 @@ def _placeholder(kind: str, value: str, rules: Cleaning) -> bool:
 
 @dataclass(frozen=True)
 class Prepared:
-    """A channel event that passed validation, with its cleaned identifiers."""
+    """A channel event that passed validation, with its cleaned identifiers (none: a non-member's sale)."""
 
     event: ChannelEvent
     idents: list[Ident]
@@ -82,5 +90,7 @@ def prepare(raw: bytes | dict, cleaning: Cleaning) -> Prepared:
     identifiers, or raise InvalidEvent. The one place an event is parsed and validated."""
     event = parse_event(raw)
     check_currency(event, cleaning)
+    # A non-member's sale (issue 15) has no identifier to clean: it resolves to no customer.
+    idents = [] if non_member(event) else clean_identity(event.data.identity, cleaning)
     # Serialised here, before the batch takes the store's write lock.
-    return Prepared(event, clean_identity(event.data.identity, cleaning), event.model_dump_json())
+    return Prepared(event, idents, event.model_dump_json())

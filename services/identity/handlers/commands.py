@@ -9,7 +9,7 @@ from typing import Any
 
 from services.identity.domain.cleaning import prepare
 from services.identity.handlers import Deps
-from services.identity.handlers.consume import announce_owners
+from services.identity.handlers.consume import announce_owners, sale_key
 from shared.access import masking
 from shared.access.audit import AuditEntry, entry
 from shared.clock import iso_utc
@@ -55,7 +55,7 @@ def ingest(items: list[Any], *, deps: Deps, publish: Publish) -> list[dict]:
         event = prepared.event
         topic = deps.settings.topic(topics.CHANNEL_TOPICS[event.channel])
         # The key spreads a customer's events over partitions without naming the customer.
-        key = deps.pseudo(*prepared.idents[0]).encode()
+        key = (deps.pseudo(*prepared.idents[0]) if prepared.idents else sale_key(event)).encode()
         outgoing.append(Outgoing(topic, payload, key))
         results.append({"index": index, "status": "accepted", "id": event.id, "source": event.source,
                         "topic": topic})

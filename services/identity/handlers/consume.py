@@ -6,6 +6,7 @@ runs inside the batch's store transaction; it returns the outbox messages its ch
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 from services.identity.domain.cleaning import Ident, Prepared
@@ -25,7 +26,7 @@ from services.identity.store import (
 from shared.access.audit import AuditEntry
 from shared.clock import iso_utc
 from shared.contract import topics
-from shared.contract.events import ProfileEvent
+from shared.contract.events import ChannelEventBase, ProfileEvent
 from shared.contract.facts import (
     FieldValue,
     PurchaseFact,
@@ -40,6 +41,7 @@ from shared.contract.messages import (
     CustomerMerged,
     CustomerOwnerChanged,
     ErasureConfirmed,
+    StoreSaleRecorded,
     ViewPartUpdated,
     resolved_event_json,
 )
@@ -63,6 +65,12 @@ def resolve(items: list[Decoded[Prepared]], *, deps: Deps, outcome: BatchOutcome
             outcome.duplicates += 1
             continue
         fold.seen.add(event.key)
+        if not one.item.idents:  # issue 15: a non-member's sale, for store totals only: no customer, no timeline
+            out.append(outbox_message(deps.settings, topics.CUSTOMER_EVENTS, sale_key(event),
+                                      StoreSaleRecorded(event=json.loads(one.item.payload), resolved_at=deps.clock())))
+            outcome.counts["non_member"] += 1
+            outcome.processed += 1
+            continue
         with message_span("identity", one.msg, event_attributes(event)) as span:
             root = _apply(one.item, deps, out, outcome, fold, known)
             span.set_attribute("crm.customer_id", root)
@@ -70,6 +78,12 @@ def resolve(items: list[Decoded[Prepared]], *, deps: Deps, outcome: BatchOutcome
     fold.flush(deps.store, iso_utc(deps.clock()))
     out += announce_owners(fold.owners_may_change, deps=deps)
     return out
+
+
+def sale_key(event: ChannelEventBase) -> str:
+    """The Kafka key of a non-member's sale or refund: its order (there is no customer to key it by), so a
+    refund follows its purchase on one partition, whichever till sent it."""
+    return f"order:{event.data.order_id}"  # type: ignore[attr-defined]
 
 
 def hold_parts(items: list[Decoded[ViewPartUpdated]], *, deps: Deps, outcome: BatchOutcome) -> list[OutboxMessage]:

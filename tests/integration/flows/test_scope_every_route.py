@@ -90,6 +90,10 @@ NOT_A_CUSTOMER = {
     # Issue 15: figures per store, region or company, no customer listed (403 forbidden_scope for another
     # store's: tests/integration/alerts/reports/test_satisfaction.py).
     "/v1/reports/satisfaction": "survey figures per store", "/v1/reports/churn-reasons": "reason counts per store",
+    # Issue 15, kpi: a store's, region's or the company's figures (403 outside the key's scope:
+    # tests/integration/alerts/reports/test_kpi.py).
+    "/v1/reports/stores/{store_id}": "store KPIs", "/v1/reports/regions/{region}": "region KPIs",
+    "/v1/reports/company": "company KPIs",
 }
 # Lists, and figures over customers (a store-scoped key reads a campaign's results over its own store's members:
 # tests/integration/flows/test_scope_gaps.py).

@@ -25,6 +25,7 @@ from shared.contract.messages import (
     PointsExpired,
     PointsExpiryAnnounced,
     Read,
+    StoreSaleRecorded,
     TierChanged,
     ViewPartUpdated,
     decode,
@@ -59,6 +60,8 @@ EXAMPLES = [
     CustomerOwnerChanged(customer_id="c_1", store_id="SH-001", at=AT),
     CustomerErased(erasure_id="er_1", customer_id="c_1", records=["c_1", "c_2"], at=AT),
     ErasureConfirmed(erasure_id="er_1", service="loyalty", at=AT),
+    # issue 15: a non-member's sale, for store totals only
+    StoreSaleRecorded(event={"id": "e2", "data": {"identity": {}, "amount": "1.00"}}, resolved_at=AT),
 ]
 
 

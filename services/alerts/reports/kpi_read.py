@@ -1,0 +1,46 @@
+"""Reading store KPIs (issue 15): the aggregate rows of the months a report needs, mapped to customers now."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from services.alerts.reports.kpi import Figures, figures, first_days, month_shift
+from services.alerts.store import AlertsStore
+
+
+class KpiConfig(BaseSettings):
+    """Settings of the store KPIs (``CRM_REPORTS_*``)."""
+
+    model_config = SettingsConfigDict(env_prefix="CRM_REPORTS_", env_file=".env", extra="ignore")
+
+    # A new customer is retained who buys again within this many days of their first purchase.
+    retention_days: int = Field(90, ge=1, le=3650)
+
+
+def compared(month: str) -> dict[str, str]:
+    """The months a report shows: the month, the one before, the same month a year before."""
+    return {"month": month, "previous_month": month_shift(month, -1), "same_month_last_year": month_shift(month, -12)}
+
+
+def kpis(months: list[str], *, store: AlertsStore, stores: list[str] | None, retention_days: int
+         ) -> dict[str, Figures]:
+    """The figures of each month over ``stores`` (None: every store), read in a few bulk calls."""
+    before = {m: month_shift(m, -1) for m in months}
+    totals = store.kpi_totals(months=months, stores=stores)
+    rows = store.kpi_records(months=sorted(set(months) | set(before.values())), stores=stores)
+    owner = store.customers_of(sorted({r.record_id for r in rows}))
+    members = store.members(sorted(set(owner.values())))  # every record of those customers, not only buyers
+    records_of: dict[str, list[str]] = defaultdict(list)
+    for record, customer in members.items():
+        records_of[customer].append(record)
+    firsts = first_days(records_of, store.kpi_firsts(sorted(members)))
+    managed = store.kpi_managed(records_of)
+    by_month: dict[str, list] = defaultdict(list)
+    for r in rows:
+        by_month[r.month].append(r)
+    return {m: figures(m, totals=[t for t in totals if t.month == m], rows=by_month[m], previous=by_month[before[m]],
+                       owner=owner, firsts=firsts, managed=managed, retention_days=retention_days)
+            for m in months}
