@@ -20,6 +20,7 @@ from services.alerts.store.codec import (
     newest_loyalty,
     took_us,
 )
+from services.alerts.store.mongo_value import MongoValue
 from shared.churn import ChurnModel
 from shared.contract.facts import FieldValue, PurchaseFact, RefundFact
 from shared.storage.base import MongoDb
@@ -53,11 +54,21 @@ def _doc(alert: Alert, keys) -> dict:
     return doc
 
 
+def _fresh(rows: list, new: set) -> list:
+    """The rows whose (source, id) was just inserted, each once."""
+    left, out = set(new), []
+    for r in rows:
+        if (k := f"{r.source}\0{r.id}") in left:
+            left.discard(k)
+            out.append(r)
+    return out
+
+
 def _alert(doc: dict, keys) -> Alert:
     return alert_of(doc, keys=keys)
 
 
-class MongoAlertsStore(MongoStore, MongoMembership, MongoOwners):
+class MongoAlertsStore(MongoStore, MongoMembership, MongoOwners, MongoValue):
     """Alerts data in the service's MongoDB database; writes join the current transaction."""
 
     def __init__(self, mdb: MongoDb, **options) -> None:
@@ -68,6 +79,7 @@ class MongoAlertsStore(MongoStore, MongoMembership, MongoOwners):
         """The indexes this service's queries and idempotent writes rely on."""
         self.create_membership_indexes()
         self.create_owner_indexes()
+        self.create_value_indexes()
         self.mdb["purchases"].create_index("record_id")
         self.mdb["refunds"].create_index("record_id")
         self.mdb["occurrences"].create_index("record_id")
@@ -97,14 +109,16 @@ class MongoAlertsStore(MongoStore, MongoMembership, MongoOwners):
         self._insert_new("seen_events", [{"_id": f"{s}\0{i}"} for s, i in keys])
 
     def add_purchases(self, rows: list[PurchaseFact]) -> None:
-        """Purchases of records."""
-        self._insert_new("purchases", [{"_id": f"{r.source}\0{r.id}", "record_id": r.record_id, "day": r.day,
+        """Purchases of records (and the customer-value aggregate, issue 15)."""
+        new = self._insert_new("purchases", [{"_id": f"{r.source}\0{r.id}", "record_id": r.record_id, "day": r.day,
                                         "store_id": r.store_id, "amount_minor": r.amount_minor} for r in rows])
+        self.keep_value_purchases(_fresh(rows, new))
 
     def add_refunds(self, rows: list[RefundFact]) -> None:
-        """Refunds of records."""
-        self._insert_new("refunds", [{"_id": f"{r.source}\0{r.id}", "record_id": r.record_id,
-                                      "amount_minor": r.amount_minor} for r in rows])
+        """Refunds of records (and the customer-value aggregate, issue 15)."""
+        new = self._insert_new("refunds", [{"_id": f"{r.source}\0{r.id}", "record_id": r.record_id,
+                                            "amount_minor": r.amount_minor} for r in rows])
+        self.keep_value_refunds(_fresh(rows, new))
 
     def add_occurrences(self, rows: list[OccurrenceRow]) -> set[str]:
         """Complaints, surveys, upgrades, expired points; returns the keys that were new."""
@@ -355,5 +369,6 @@ class MongoAlertsStore(MongoStore, MongoMembership, MongoOwners):
         for name in ("view_versions", "due"):
             m[name].delete_many({"_id": {"$in": ids}})
         m["memberships"].delete_many({"$or": [{"_id": {"$in": ids}}, {"customer_id": {"$in": ids}}]})
+        self.erase_value(ids)
         self.note_erased(ids, erasure_id=erasure_id)
         return ids

@@ -12,6 +12,7 @@ from services.alerts.domain.workflow import ACTIVE, Alert
 from services.alerts.store import AlertQuery, Cover, ExpiryRow, LoyaltyRow, OccurrenceRow, StoredModel
 from services.alerts.store.codec import FactRows, alert_doc, alert_of, assemble, model_doc, model_of, newest_loyalty
 from services.alerts.store.sqlite_schema import ADDED_COLUMNS, ALERT_COLUMNS, SCHEMA
+from services.alerts.store.sqlite_value import SqliteValue
 from shared.churn import ChurnModel
 from shared.contract.facts import FieldValue, PurchaseFact, RefundFact
 from shared.storage.base import in_placeholders as _in
@@ -35,7 +36,7 @@ def _chunks(ids: list, size: int = _CHUNK):
         yield ids[i:i + size]
 
 
-class SqliteAlertsStore(SqliteStore, SqliteMembership, SqliteOwners):
+class SqliteAlertsStore(SqliteStore, SqliteMembership, SqliteOwners, SqliteValue):
     """Alerts data in SQLite; every write method runs inside the caller's transaction."""
 
     schema = SCHEMA
@@ -69,14 +70,18 @@ class SqliteAlertsStore(SqliteStore, SqliteMembership, SqliteOwners):
         self.db.conn().executemany("INSERT OR IGNORE INTO seen_events VALUES (?, ?)", keys)
 
     def add_purchases(self, rows: list[PurchaseFact]) -> None:
-        """Purchases of records."""
+        """Purchases of records (and the customer-value aggregate, issue 15)."""
+        fresh = self.fresh_facts("purchases", rows)
         self.db.conn().executemany("INSERT OR IGNORE INTO purchases VALUES (?,?,?,?,?,?)",
                                    [(r.source, r.id, r.record_id, r.day, r.store_id, r.amount_minor) for r in rows])
+        self.keep_value_purchases(fresh)
 
     def add_refunds(self, rows: list[RefundFact]) -> None:
-        """Refunds of records."""
+        """Refunds of records (and the customer-value aggregate, issue 15)."""
+        fresh = self.fresh_facts("refunds", rows)
         self.db.conn().executemany("INSERT OR IGNORE INTO refunds VALUES (?,?,?,?)",
                                    [(r.source, r.id, r.record_id, r.amount_minor) for r in rows])
+        self.keep_value_refunds(fresh)
 
     def _new_keys(self, table: str, keys: list[str]) -> set[str]:
         held: set[str] = set()
@@ -358,5 +363,6 @@ class SqliteAlertsStore(SqliteStore, SqliteMembership, SqliteOwners):
         for table in ("view_versions", "due"):
             c.execute(f"DELETE FROM {table} WHERE customer_id IN ({q})", ids)
         c.execute(f"DELETE FROM memberships WHERE record_id IN ({q}) OR customer_id IN ({q})", ids + ids)
+        self.erase_value(ids)
         self.note_erased(ids, erasure_id=erasure_id)
         return ids

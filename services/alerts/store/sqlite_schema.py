@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from services.alerts.store.sqlite_value import VALUE_SQL
 from shared.storage.base import OUTBOX_SQL
 from shared.storage.fact_tables import ATTRIBUTES_SQL
 from shared.storage.membership import MEMBERSHIP_SQL
@@ -67,6 +68,7 @@ CREATE TABLE IF NOT EXISTS marks (name TEXT PRIMARY KEY, value TEXT NOT NULL) WI
     + OWNERS_SQL
     + ATTRIBUTES_SQL
     + OUTBOX_SQL
+    + VALUE_SQL
 )
 
 # Columns added since a file may have been created: (table, column, declaration), added when missing.
