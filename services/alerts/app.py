@@ -7,6 +7,7 @@ from services.alerts import agents
 from services.alerts import api as alerts_api
 from services.alerts.config import AlertsConfig, RulesInForce
 from services.alerts.handlers import Deps
+from services.alerts.reports_value_api import reports_value_router
 from services.alerts.store import AlertsStore
 from shared.access.audit import auditor
 from shared.clock import Clock, system_clock
@@ -60,8 +61,9 @@ def create_app(
     # Issue 14: webhooks are hosted here (routes on this port, the recording agent and dispatcher in this worker).
     deps.webhooks = open_webhooks(store, clock=clock, config=webhooks)
     hooks_router = webhooks_api.router(deps.webhooks, audit=auditor(NAME, deps))
+    routers = [alerts_api.router(deps), hooks_router, reports_value_router(deps)]  # issue 15: report routers
     service = build_service(name=NAME, title="CRM alerts", settings=settings, store=store, publish=publish,
-                            clock=clock, deps=deps, routers=[alerts_api.router(deps), hooks_router],
+                            clock=clock, deps=deps, routers=routers,
                             register=agents.register,
                             ready=lambda: store.due_count(until_ms=0))
     deps.relay = service.relay
