@@ -136,7 +136,7 @@ def reports_value_router(deps: Deps) -> APIRouter:
                      for x in report.levels],
             rfm_segments=[SegmentCount(segment=n, rule=rule, customers=report.segments[n]) for n, rule, _ in SEGMENTS],
             lifecycle_stages=[StageCount(stage=n, label=label, customers=report.stages[n]) for n, label in STAGES],
-            items=[_item(s) for s in report.standings[offset:offset + limit]], total=len(report.standings),
+            items=[_item(s) for s in report.standings(offset, limit)], total=len(report.rows),
             offset=offset, limit=limit)
 
     return r
@@ -146,7 +146,7 @@ def _csv(report: ValueReport, filename: str) -> Response:
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\n")
     w.writerow(CSV_COLUMNS)
-    for s in report.standings:
+    for s in report.standings():
         i = _item(s)
         w.writerow([i.customer_id, i.net_spend, i.pyramid_level or "", i.recency or "", i.frequency or "",
                     i.monetary or "", i.rfm_segment or "", i.lifecycle_stage])

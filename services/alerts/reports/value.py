@@ -13,12 +13,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from fractions import Fraction
-from typing import Any, Protocol
+from operator import itemgetter
+from typing import Any, NamedTuple, Protocol
 
 
-@dataclass(frozen=True)
-class ValueTotals:
-    """One customer's purchase totals as of a day: over the period, and over all history up to that day."""
+class ValueTotals(NamedTuple):
+    """One customer's purchase totals as of a day: over the period, and over all history up to that day (a tuple:
+    a report builds 100,000 of them)."""
 
     customer_id: str
     net_minor: int  # purchases in the period less the refunds of those purchases, fen
@@ -27,6 +28,13 @@ class ValueTotals:
     days: int  # distinct purchase days up to as_of
     first_day: date  # first purchase day ever (up to as_of)
     last_day: date  # last purchase day up to as_of
+
+
+def totals_of(customer_id: str, by_day: dict[str, list[int]], *, since: str) -> ValueTotals:
+    """A customer's totals from its purchase days (ISO day -> [net fen, purchases]) up to as_of."""
+    inside = [v for day, v in by_day.items() if day >= since]
+    return ValueTotals(customer_id, sum(v[0] for v in inside), sum(v[1] for v in inside), len(inside), len(by_day),
+                       date.fromisoformat(min(by_day)), date.fromisoformat(max(by_day)))
 
 
 # The pyramid's levels from the top, with the cumulative percent of customers each reaches down to
@@ -64,7 +72,11 @@ def period_start(as_of: date, months: int) -> date:
 
 def ranked(rows: Iterable[ValueTotals]) -> list[ValueTotals]:
     """Customers of the period by net spend, highest first; equal spend by customer id (ascending)."""
-    return sorted((t for t in rows if t.period_days > 0), key=lambda t: (-t.net_minor, t.customer_id))
+    # Two stable sorts (by id, then by spend reversed, which keeps equal spends in id order) cost less than
+    # one over a (spend, id) key built per customer.
+    order = sorted((t for t in rows if t.period_days > 0), key=itemgetter(0))
+    order.sort(key=itemgetter(1), reverse=True)
+    return order
 
 
 def level_sizes(n: int) -> list[int]:
@@ -86,7 +98,10 @@ class Level:
 
 def pyramid(rows: Iterable[ValueTotals]) -> tuple[list[Level], dict[str, str]]:
     """The pyramid's levels and each customer's level (customers with a purchase day in the period)."""
-    order = ranked(rows)
+    return _levels(ranked(rows))
+
+
+def _levels(order: list[ValueTotals]) -> tuple[list[Level], dict[str, str]]:
     n, total = len(order), sum(t.net_minor for t in order)
     levels, level_of, start = [], {}, 0
     for (name, _), size in zip(LEVELS, level_sizes(n), strict=True):
@@ -95,7 +110,7 @@ def pyramid(rows: Iterable[ValueTotals]) -> tuple[list[Level], dict[str, str]]:
         revenue = sum(t.net_minor for t in part)
         levels.append(Level(name, size, revenue, Fraction(size, n) if n else Fraction(0),
                             Fraction(revenue, total) if total > 0 else None))
-        level_of.update((t.customer_id, name) for t in part)
+        level_of.update(dict.fromkeys([t.customer_id for t in part], name))
     return levels, level_of
 
 
@@ -110,8 +125,7 @@ def quintiles(values: dict[str, Any]) -> dict[str, int]:
     return {c: 1 + 5 * below[v] // n for c, v in values.items()}
 
 
-@dataclass(frozen=True)
-class Rfm:
+class Rfm(NamedTuple):
     """A customer's RFM scores (5 best) and named segment."""
 
     r: int
@@ -125,33 +139,39 @@ def segment_of(r: int, f: int, m: int) -> str:
     return next(name for name, _, rule in SEGMENTS if rule(r, f, m))
 
 
+# Every score triple's segment, worked out once.
+_RFM = {(r, f, m): Rfm(r, f, m, segment_of(r, f, m)) for r in range(1, 6) for f in range(1, 6) for m in range(1, 6)}
+
+
 def rfm(rows: Iterable[ValueTotals], *, as_of: date) -> dict[str, Rfm]:
     """RFM over the period's customers: R from days since the last purchase (fewer is better), F from purchase
     days in the period, M from net spend in the period."""
     active = [t for t in rows if t.period_days > 0]
-    r = quintiles({t.customer_id: -(as_of - t.last_day).days for t in active})
+    # Fewer days since the last purchase is a later last day: rank the days themselves (as_of is the same).
+    r = quintiles({t.customer_id: t.last_day.toordinal() for t in active})
     f = quintiles({t.customer_id: t.period_days for t in active})
     m = quintiles({t.customer_id: t.net_minor for t in active})
-    return {c: Rfm(r[c], f[c], m[c], segment_of(r[c], f[c], m[c])) for c in r}
+    return {c: _RFM[(r[c], f[c], m[c])] for c in r}
 
 
-def stage_of(t: ValueTotals, *, as_of: date) -> str:
-    """The relationship's lifecycle stage as of a day, over all its purchase days up to then (README rules)."""
-    gap = (as_of - t.last_day).days
-    span = (t.last_day - t.first_day).days
+def _stage(as_of: int, first: int, last: int, days: int) -> str:
+    gap, span = as_of - last, last - first
     # A repeat buyer's own rhythm: mean interval span / (days - 1); compared exactly, without dividing.
-    off_rhythm = t.days >= 2 and gap * (t.days - 1) > RHYTHM_FACTOR * span and gap >= RHYTHM_MIN_DAYS
-    if gap > LAPSE_DAYS or off_rhythm:
+    if gap > LAPSE_DAYS or (days >= 2 and gap * (days - 1) > RHYTHM_FACTOR * span and gap >= RHYTHM_MIN_DAYS):
         return "decline"
-    if t.days == 1:
+    if days == 1:
         return "exploration"
-    if t.days >= STABLE_DAYS and (as_of - t.first_day).days >= STABLE_TENURE_DAYS:
+    if days >= STABLE_DAYS and as_of - first >= STABLE_TENURE_DAYS:
         return "stability"
     return "formation"
 
 
-@dataclass(frozen=True)
-class Standing:
+def stage_of(t: ValueTotals, *, as_of: date) -> str:
+    """The relationship's lifecycle stage as of a day, over all its purchase days up to then (README rules)."""
+    return _stage(as_of.toordinal(), t.first_day.toordinal(), t.last_day.toordinal(), t.days)
+
+
+class Standing(NamedTuple):
     """One customer's place: RFM scores and segment, pyramid level (None outside the period), stage."""
 
     customer_id: str
@@ -163,7 +183,7 @@ class Standing:
 
 @dataclass(frozen=True)
 class ValueReport:
-    """The customer-value report over a set of customers."""
+    """The customer-value report over a set of customers; each customer's standing is built when asked for."""
 
     as_of: date
     start: date
@@ -172,23 +192,36 @@ class ValueReport:
     levels: list[Level]
     segments: dict[str, int]
     stages: dict[str, int]
-    standings: list[Standing]  # pyramid order first (by net spend), then customers outside the period by id
+    rows: list[ValueTotals]  # pyramid order first (by net spend), then customers outside the period by id
+    scores: dict[str, Rfm]
+    level_of: dict[str, str]
+    stage_of: dict[str, str]
+
+    def standing(self, t: ValueTotals) -> Standing:
+        """One listed customer's standing."""
+        c = t.customer_id
+        return Standing(c, t.net_minor, self.scores.get(c), self.level_of.get(c), self.stage_of[c])
+
+    def standings(self, offset: int = 0, limit: int | None = None) -> list[Standing]:
+        """The standings of the listed customers from ``offset`` (all, or ``limit`` of them)."""
+        end = None if limit is None else offset + limit
+        return [self.standing(t) for t in self.rows[offset:end]]
 
 
 def value_report(rows: Iterable[ValueTotals], *, as_of: date, months: int) -> ValueReport:
     """Pyramid, RFM and lifecycle of these customers (each row: a customer's totals as of ``as_of``)."""
     rows = list(rows)
-    levels, level_of = pyramid(rows)
-    scores = rfm(rows, as_of=as_of)
     order = ranked(rows)
+    levels, level_of = _levels(order)
+    scores = rfm(order, as_of=as_of)
     idle = sorted((t for t in rows if t.period_days == 0), key=lambda t: t.customer_id)
-    standings = [Standing(t.customer_id, t.net_minor, scores.get(t.customer_id), level_of.get(t.customer_id),
-                          stage_of(t, as_of=as_of)) for t in [*order, *idle]]
-    segments = Counter(s.rfm.segment for s in standings if s.rfm)
-    stages = Counter(s.stage for s in standings)
+    day = as_of.toordinal()
+    stage = {t.customer_id: _stage(day, t.first_day.toordinal(), t.last_day.toordinal(), t.days) for t in rows}
+    segments = Counter(x.segment for x in scores.values())
+    stages = Counter(stage.values())
     return ValueReport(as_of, period_start(as_of, months), len(order), sum(t.net_minor for t in order), levels,
                        {name: segments[name] for name, _, _ in SEGMENTS}, {name: stages[name] for name, _ in STAGES},
-                       standings)
+                       [*order, *idle], scores, level_of, stage)
 
 
 class ValueReader(Protocol):
@@ -204,4 +237,4 @@ def standing_of(store: ValueReader, customer_id: str, as_of: date, *, months: in
     customer_id = store.customer_of(customer_id)
     report = value_report(store.value_totals(since=period_start(as_of, months), until=as_of), as_of=as_of,
                           months=months)
-    return next((s for s in report.standings if s.customer_id == customer_id), None)
+    return next((report.standing(t) for t in report.rows if t.customer_id == customer_id), None)

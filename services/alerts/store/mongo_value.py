@@ -12,7 +12,7 @@ from datetime import date
 
 from pymongo import UpdateOne
 
-from services.alerts.reports.value import ValueTotals
+from services.alerts.reports.value import ValueTotals, totals_of
 from shared.contract.facts import PurchaseFact, RefundFact
 
 
@@ -89,12 +89,7 @@ class MongoValue:
             acc = days[owner.get(d["record_id"], d["record_id"])].setdefault(d["day"], [0, 0])
             acc[0] += d["spend_minor"] - d["refund_minor"]
             acc[1] += d["orders"]
-        out = []
-        for cust, by_day in days.items():
-            inside = [v for day, v in by_day.items() if day >= lo]
-            out.append(ValueTotals(cust, sum(v[0] for v in inside), sum(v[1] for v in inside), len(inside),
-                                   len(by_day), date.fromisoformat(min(by_day)), date.fromisoformat(max(by_day))))
-        return out
+        return [totals_of(cust, by_day, since=lo) for cust, by_day in days.items()]
 
     def erase_value(self, ids: list[str]) -> None:
         """Forget erased records' aggregate rows."""

@@ -9,10 +9,10 @@ into customers through the membership table, so merges and unmerges regroup ever
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict
 from datetime import date
 
-from services.alerts.reports.value import ValueTotals
+from services.alerts.reports.value import ValueTotals, totals_of
 from shared.contract.facts import PurchaseFact, RefundFact
 
 VALUE_SQL = """
@@ -110,16 +110,32 @@ class SqliteValue:
 
     def value_totals(self, *, since: date, until: date) -> list[ValueTotals]:
         """Every customer's totals: over purchase days ``since``..``until`` and over all days up to ``until``."""
+        c = self.db.conn()  # type: ignore[attr-defined]
         lo, hi = since.isoformat(), until.isoformat()
-        rows = self.db.conn().execute(  # type: ignore[attr-defined]
-            "SELECT cust, SUM(CASE WHEN day >= :lo THEN spend_minor - refund_minor ELSE 0 END),"
-            " SUM(CASE WHEN day >= :lo THEN orders ELSE 0 END), COUNT(DISTINCT CASE WHEN day >= :lo THEN day END),"
-            " COUNT(DISTINCT day), MIN(day), MAX(day) FROM (SELECT COALESCE(m.customer_id, v.record_id) AS cust,"
-            " v.day, v.spend_minor, v.refund_minor, v.orders FROM value_days v"
-            " LEFT JOIN memberships m ON m.record_id = v.record_id WHERE v.day <= :hi) GROUP BY cust",
-            {"lo": lo, "hi": hi})
-        return [ValueTotals(cust, net, n, pdays, days, date.fromisoformat(first), date.fromisoformat(last))
-                for cust, net, n, pdays, days, first, last in rows]
+        # Records merged into another customer are few: the rest are customers of their own, summed by the
+        # database in primary-key order (no join, no temporary tree); a merged customer's days are gathered
+        # below, where one day bought on by two of its records counts once.
+        owner = dict(c.execute("SELECT record_id, customer_id FROM memberships WHERE customer_id != record_id"))
+        joined = set(owner.values())
+        out, merged = [], defaultdict(list)
+        for rec, net, n, pdays, days, first, last in c.execute(
+                "SELECT record_id, SUM(CASE WHEN day >= :lo THEN spend_minor - refund_minor ELSE 0 END),"
+                " SUM(CASE WHEN day >= :lo THEN orders ELSE 0 END), SUM(day >= :lo), COUNT(*), MIN(day), MAX(day)"
+                " FROM value_days WHERE day <= :hi GROUP BY record_id", {"lo": lo, "hi": hi}):
+            if rec in owner or rec in joined:
+                merged[owner.get(rec, rec)].append(rec)
+            else:
+                out.append(ValueTotals(rec, net, n, pdays, days, date.fromisoformat(first), date.fromisoformat(last)))
+        for cust, records in merged.items():
+            by_day: dict[str, list[int]] = {}
+            for day, net, n in c.execute(
+                    f"SELECT day, spend_minor - refund_minor, orders FROM value_days WHERE day <= ?"
+                    f" AND record_id IN ({','.join('?' * len(records))})", [hi, *records]):
+                acc = by_day.setdefault(day, [0, 0])
+                acc[0] += net
+                acc[1] += n
+            out.append(totals_of(cust, by_day, since=lo))
+        return out
 
     def erase_value(self, ids: list[str]) -> None:
         """Forget erased records' aggregate rows."""

@@ -129,10 +129,10 @@ def test_the_report_counts_segments_and_stages_and_lists_idle_customers_last():
     report = value_report(rows, as_of=AS_OF, months=12)
     assert report.start == date(2025, 7, 1)
     assert (report.customers, report.revenue_minor) == (2, 700)
-    assert [(s.customer_id, s.level, s.stage) for s in report.standings] == [
+    assert [(s.customer_id, s.level, s.stage) for s in report.standings()] == [
         ("a", "top", "exploration"), ("b", "small", "exploration"), ("old", None, "decline")]
     # R and F tie (1 + 0 below); M: a has 1 of 2 below -> 1 + 5 // 2 = 3. R 1, F 1: hibernating both.
-    assert [(s.rfm.r, s.rfm.f, s.rfm.m) for s in report.standings[:2]] == [(1, 1, 3), (1, 1, 1)]
+    assert [(s.rfm.r, s.rfm.f, s.rfm.m) for s in report.standings()[:2]] == [(1, 1, 3), (1, 1, 1)]
     assert report.segments == {"champions": 0, "loyal": 0, "promising": 0, "at_risk": 0, "hibernating": 2,
                                "need_attention": 0}
     assert report.stages == {"exploration": 2, "formation": 0, "stability": 0, "decline": 1}
