@@ -4,7 +4,7 @@ and the caller's scope. Every figure is worked out by hand in the comments."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from services.alerts.app import create_app
 from services.alerts.config import AlertsConfig
 from services.alerts.messages import consume
+from services.alerts.reports.value import Rfm, Standing, standing_of
 from services.alerts.store.sqlite import SqliteAlertsStore
 from shared.contract import topics
 from shared.contract.messages import CustomerEventResolved, CustomerMerged, CustomerOwnerChanged, encode
@@ -163,3 +164,14 @@ def test_csv_lists_every_customer_and_a_bad_day_names_the_parameter(alerts):
     assert by_accept.text == r.text
     bad = alerts.report(as_of="2026-13-01")
     assert bad.status_code == 422 and bad.json()["error"]["details"][0]["loc"] == "query.as_of"
+
+
+def test_standing_of_gives_one_customers_place_among_every_customer(alerts):
+    day = date(2026, 6, 30)
+    # The figures of the company report above; a merged-away id answers for its survivor.
+    assert standing_of(alerts.store, "c1", day) == Standing("c1", 120000, Rfm(4, 4, 3, "loyal"), "small", "stability")
+    assert standing_of(alerts.store, "c6", day) == Standing("c3", 120000, Rfm(3, 4, 3, "loyal"), "small", "formation")
+    assert standing_of(alerts.store, "c_nobody", day) is None
+    # As of 2025-12-31 (12 months from 2025-01-01): c1 alone, with its purchases of 2025-06-15 and 2025-09-10.
+    assert standing_of(alerts.store, "c1", date(2025, 12, 31)) == Standing("c1", 40000, Rfm(1, 1, 1, "hibernating"),
+                                                                           "top", "formation")
