@@ -17,14 +17,10 @@ from shared.contract.facts import PurchaseFact, RefundFact
 
 
 def _write(coll, ops: list, *, mock: bool) -> None:
-    """One bulk write (mongomock cannot take pymongo's bulk operations: there they go one by one)."""
-    if not ops:
-        return
-    if not mock:
-        coll.bulk_write(ops, ordered=True)
-        return
-    for op in ops:
-        coll.update_one(op._filter, op._doc, upsert=op._upsert)
+    """One bulk write, through the adapter's own (mongomock takes the operations one by one there)."""
+    from services.alerts.store import mongo  # imported here: the adapter imports this mixin
+
+    mongo._bulk(coll, ops, mock=mock)
 
 
 class MongoValue:
