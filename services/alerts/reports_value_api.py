@@ -146,10 +146,8 @@ def _csv(report: ValueReport, filename: str) -> Response:
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\n")
     w.writerow(CSV_COLUMNS)
-    for s in report.standings():
-        i = _item(s)
-        w.writerow([i.customer_id, i.net_spend, i.pyramid_level or "", i.recency or "", i.frequency or "",
-                    i.monetary or "", i.rfm_segment or "", i.lifecycle_stage])
+    # Straight from the standings (no response model per row: the company-wide file has a row per customer).
+    w.writerows((s.customer_id, from_minor(s.net_minor), s.level or "", *(s.rfm[:4] if s.rfm else ("",) * 4),
+                 s.stage) for s in report.standings())
     return Response(out.getvalue(), media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="{filename}"'})
-
