@@ -142,12 +142,19 @@ def reports_value_router(deps: Deps) -> APIRouter:
     return r
 
 
+def _money(minor: int) -> str:
+    """Fen as a 2-place decimal string, exactly (``from_minor`` without a Decimal per row)."""
+    q, r = divmod(abs(minor), 100)
+    return f"{'-' if minor < 0 else ''}{q}.{r:02d}"
+
+
 def _csv(report: ValueReport, filename: str) -> Response:
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\n")
     w.writerow(CSV_COLUMNS)
-    # Straight from the standings (no response model per row: the company-wide file has a row per customer).
-    w.writerows((s.customer_id, from_minor(s.net_minor), s.level or "", *(s.rfm[:4] if s.rfm else ("",) * 4),
-                 s.stage) for s in report.standings())
+    # Straight from the report's maps (no standing or response model per row: a row per customer).
+    scores, level_of, stage_of, blank = report.scores, report.level_of, report.stage_of, ("",) * 4
+    w.writerows((c, _money(t.net_minor), level_of.get(c, ""), *(scores[c] if c in scores else blank), stage_of[c])
+                for t in report.rows for c in (t.customer_id,))
     return Response(out.getvalue(), media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="{filename}"'})

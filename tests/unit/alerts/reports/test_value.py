@@ -136,3 +136,11 @@ def test_the_report_counts_segments_and_stages_and_lists_idle_customers_last():
     assert report.segments == {"champions": 0, "loyal": 0, "promising": 0, "at_risk": 0, "hibernating": 2,
                                "need_attention": 0}
     assert report.stages == {"exploration": 2, "formation": 0, "stability": 0, "decline": 1}
+
+
+def test_csv_money_is_the_exact_two_place_decimal():
+    from services.alerts.reports_value_api import _money
+    from shared.contract.facts import from_minor
+
+    for minor in (0, 5, -5, 100, -199, 123456, -100, 10**12 + 7):
+        assert _money(minor) == str(from_minor(minor))
