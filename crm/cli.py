@@ -189,6 +189,17 @@ def bench_campaigns(customers: int = typer.Option(100_000, help="customers in th
     run(customers=customers, runs=runs)
 
 
+@bench_app.command("reports")
+def bench_reports(customers: int = typer.Option(100_000, help="customers in the history"),
+                  purchases: int = typer.Option(1_000_000, help="purchases over two years"),
+                  batch: int = typer.Option(1000, help="facts per bulk store call"),
+                  calls: int = typer.Option(5, help="calls per report route; the median is reported")):
+    """Each report route's time over a large history, and the reports' aggregate cost per event (issue 15)."""
+    from crm.bench.reports import run
+
+    run(customers=customers, purchases=purchases, batch=batch, calls=calls)
+
+
 @bench_app.command("http")
 def bench_http(seconds: float = typer.Option(60, help="seconds of offered overload per run"),
                runs: int = typer.Option(3, help="runs; medians are reported"),

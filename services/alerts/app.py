@@ -11,6 +11,7 @@ from services.alerts.reports_attendance_api import reports_attendance_router
 from services.alerts.reports_clv_api import reports_clv_router
 from services.alerts.reports_kpi_api import reports_kpi_router
 from services.alerts.reports_satisfaction_api import reports_satisfaction_router
+from services.alerts.reports_value_api import reports_value_router
 from services.alerts.store import AlertsStore
 from shared.access.audit import auditor
 from shared.clock import Clock, system_clock
@@ -69,6 +70,7 @@ def create_app(
     routers.append(reports_clv_router(deps))  # issue 15: the CLV model and each customer's value
     routers.append(reports_satisfaction_router(deps))  # issue 15: NPS, CSAT, loyal share, churn reasons
     routers.append(reports_kpi_router(deps))  # issue 15, kpi
+    routers.append(reports_value_router(deps))  # issue 15: pyramid, RFM and lifecycle
     service = build_service(name=NAME, title="CRM alerts", settings=settings, store=store, publish=publish,
                             clock=clock, deps=deps, routers=routers,
                             register=agents.register,

@@ -17,6 +17,7 @@ from services.alerts.domain.facts import CustomerFacts
 from services.alerts.domain.workflow import Alert
 from services.alerts.reports.attendance import SittingFact, SittingRow
 from services.alerts.reports.satisfaction import ReasonRow, SurveyScore, VisitDay
+from services.alerts.reports.value import ValueTotals
 from services.alerts.store.kpi_rows import RecordMonth, StoreMonth
 from shared.churn import ChurnModel
 from shared.clock import iso_utc
@@ -155,6 +156,9 @@ class AlertsStore(OutboxStore, Protocol):
     # -- issue 12, scoped access (H2): each customer's owning store, from identity ----------
     def put_owners(self, rows: Iterable[OwnerRow]) -> None: ...
     def owners_of(self, customer_ids: list[str]) -> dict[str, str | None]: ...
+
+    # issue 15, value: per record and purchase day, kept inside add_purchases / add_refunds
+    def value_totals(self, *, since: date, until: date) -> list[ValueTotals]: ...
 
     # issue 12, erasure (H4); erased_ids, note_erased and forget_messages come with the outbox
     def erase_customer(self, customer_id: str, *, records: list[str], erasure_id: str, anon: str) -> list[str]: ...

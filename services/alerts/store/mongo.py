@@ -24,6 +24,7 @@ from services.alerts.store.mongo_attendance import MongoAttendance
 from services.alerts.store.mongo_clv import MongoClv
 from services.alerts.store.mongo_kpi import MongoKpi
 from services.alerts.store.mongo_satisfaction import MongoSatisfaction
+from services.alerts.store.mongo_value import MongoValue
 from shared.churn import ChurnModel
 from shared.contract.facts import FieldValue, PurchaseFact, RefundFact
 from shared.storage.base import MongoDb
@@ -57,12 +58,22 @@ def _doc(alert: Alert, keys) -> dict:
     return doc
 
 
+def _fresh(rows: list, new: set) -> list:
+    """The rows whose (source, id) was just inserted, each once."""
+    left, out = set(new), []
+    for r in rows:
+        if (k := f"{r.source}\0{r.id}") in left:
+            left.discard(k)
+            out.append(r)
+    return out
+
+
 def _alert(doc: dict, keys) -> Alert:
     return alert_of(doc, keys=keys)
 
 
 class MongoAlertsStore(MongoStore, MongoMembership, MongoOwners,
-                       MongoClv, MongoAttendance, MongoSatisfaction, MongoKpi):  # issue 15: reports
+                       MongoClv, MongoAttendance, MongoSatisfaction, MongoKpi, MongoValue):  # issue 15: reports
     """Alerts data in the service's MongoDB database; writes join the current transaction."""
 
     def __init__(self, mdb: MongoDb, **options) -> None:
@@ -75,6 +86,7 @@ class MongoAlertsStore(MongoStore, MongoMembership, MongoOwners,
         self.create_owner_indexes()
         self.create_satisfaction_indexes()  # issue 15
         self.create_kpi_indexes()  # issue 15
+        self.create_value_indexes()
         self.mdb["purchases"].create_index("record_id")
         self.mdb["refunds"].create_index("record_id")
         self.mdb["occurrences"].create_index("record_id")
@@ -105,16 +117,18 @@ class MongoAlertsStore(MongoStore, MongoMembership, MongoOwners,
         self._insert_new("seen_events", [{"_id": f"{s}\0{i}"} for s, i in keys])
 
     def add_purchases(self, rows: list[PurchaseFact]) -> None:
-        """Purchases of records."""
-        self._insert_new("purchases", [{"_id": f"{r.source}\0{r.id}", "record_id": r.record_id, "day": r.day,
-                                        "store_id": r.store_id, "amount_minor": r.amount_minor} for r in rows])
+        """Purchases of records (and the store KPIs' and customer-value aggregates, issue 15)."""
+        new = self._insert_new("purchases", [{"_id": f"{r.source}\0{r.id}", "record_id": r.record_id, "day": r.day,
+                                              "store_id": r.store_id, "amount_minor": r.amount_minor} for r in rows])
         self.kpi_add(rows, [])  # issue 15: the store KPIs' aggregates, in the same transaction
+        self.keep_value_purchases(_fresh(rows, new))
 
     def add_refunds(self, rows: list[RefundFact]) -> None:
-        """Refunds of records."""
-        self._insert_new("refunds", [{"_id": f"{r.source}\0{r.id}", "record_id": r.record_id,
-                                      "amount_minor": r.amount_minor} for r in rows])
+        """Refunds of records (and the store KPIs' and customer-value aggregates, issue 15)."""
+        new = self._insert_new("refunds", [{"_id": f"{r.source}\0{r.id}", "record_id": r.record_id,
+                                            "amount_minor": r.amount_minor} for r in rows])
         self.kpi_add([], rows)  # issue 15: the store KPIs' aggregates, in the same transaction
+        self.keep_value_refunds(_fresh(rows, new))
 
     def add_occurrences(self, rows: list[OccurrenceRow]) -> set[str]:
         """Complaints, surveys, upgrades, expired points; returns the keys that were new."""
@@ -368,5 +382,6 @@ class MongoAlertsStore(MongoStore, MongoMembership, MongoOwners,
         self.erase_attendance(ids)  # issue 15
         self.erase_satisfaction(ids)  # issue 15
         self.kpi_erase(ids)  # issue 15: per-record KPI rows go, store totals stay
+        self.erase_value(ids)
         self.note_erased(ids, erasure_id=erasure_id)
         return ids

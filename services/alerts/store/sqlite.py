@@ -16,6 +16,7 @@ from services.alerts.store.sqlite_clv import SqliteClv
 from services.alerts.store.sqlite_kpi import SqliteKpi
 from services.alerts.store.sqlite_satisfaction import SqliteSatisfaction
 from services.alerts.store.sqlite_schema import ADDED_COLUMNS, ALERT_COLUMNS, SCHEMA
+from services.alerts.store.sqlite_value import SqliteValue
 from shared.churn import ChurnModel
 from shared.contract.facts import FieldValue, PurchaseFact, RefundFact
 from shared.storage.base import in_placeholders as _in
@@ -40,7 +41,7 @@ def _chunks(ids: list, size: int = _CHUNK):
 
 
 class SqliteAlertsStore(SqliteStore, SqliteMembership, SqliteOwners,
-                        SqliteClv, SqliteAttendance, SqliteSatisfaction, SqliteKpi):  # issue 15: reports
+                        SqliteClv, SqliteAttendance, SqliteSatisfaction, SqliteKpi, SqliteValue):  # issue 15: reports
     """Alerts data in SQLite; every write method runs inside the caller's transaction."""
 
     schema = SCHEMA
@@ -74,16 +75,20 @@ class SqliteAlertsStore(SqliteStore, SqliteMembership, SqliteOwners,
         self.db.conn().executemany("INSERT OR IGNORE INTO seen_events VALUES (?, ?)", keys)
 
     def add_purchases(self, rows: list[PurchaseFact]) -> None:
-        """Purchases of records."""
+        """Purchases of records (and the customer-value aggregate, issue 15)."""
+        fresh = self.fresh_facts("purchases", rows)
         self.db.conn().executemany("INSERT OR IGNORE INTO purchases VALUES (?,?,?,?,?,?)",
                                    [(r.source, r.id, r.record_id, r.day, r.store_id, r.amount_minor) for r in rows])
         self.kpi_add(rows, [])  # issue 15: the store KPIs' aggregates, in the same transaction
+        self.keep_value_purchases(fresh)
 
     def add_refunds(self, rows: list[RefundFact]) -> None:
-        """Refunds of records."""
+        """Refunds of records (and the customer-value aggregate, issue 15)."""
+        fresh = self.fresh_facts("refunds", rows)
         self.db.conn().executemany("INSERT OR IGNORE INTO refunds VALUES (?,?,?,?)",
                                    [(r.source, r.id, r.record_id, r.amount_minor) for r in rows])
         self.kpi_add([], rows)  # issue 15: the store KPIs' aggregates, in the same transaction
+        self.keep_value_refunds(fresh)
 
     def _new_keys(self, table: str, keys: list[str]) -> set[str]:
         held: set[str] = set()
@@ -368,5 +373,6 @@ class SqliteAlertsStore(SqliteStore, SqliteMembership, SqliteOwners,
         self.erase_attendance(ids)  # issue 15
         self.erase_satisfaction(ids)  # issue 15
         self.kpi_erase(ids)  # issue 15: per-record KPI rows go, store totals stay
+        self.erase_value(ids)
         self.note_erased(ids, erasure_id=erasure_id)
         return ids

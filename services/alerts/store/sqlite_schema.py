@@ -6,6 +6,7 @@ from services.alerts.store.sqlite_attendance import ATTENDANCE_SQL
 from services.alerts.store.sqlite_clv import CLV_SQL
 from services.alerts.store.sqlite_kpi import KPI_SQL
 from services.alerts.store.sqlite_satisfaction import SATISFACTION_SQL
+from services.alerts.store.sqlite_value import VALUE_SQL
 from shared.storage.base import OUTBOX_SQL
 from shared.storage.fact_tables import ATTRIBUTES_SQL
 from shared.storage.membership import MEMBERSHIP_SQL
@@ -75,6 +76,7 @@ CREATE TABLE IF NOT EXISTS marks (name TEXT PRIMARY KEY, value TEXT NOT NULL) WI
     + ATTENDANCE_SQL  # issue 15
     + SATISFACTION_SQL  # issue 15, satisfaction
     + KPI_SQL  # issue 15, kpi
+    + VALUE_SQL
 )
 
 # Columns added since a file may have been created: (table, column, declaration), added when missing.

@@ -1,0 +1,240 @@
+"""Customer value (issue 15, part 4): the customer pyramid, RFM quintiles and segments, lifecycle stages.
+
+Pure functions over per-customer totals (``ValueTotals``), which the store keeps incrementally per identity
+record and groups into customers at read time. Integer arithmetic throughout: money in fen, shares as exact
+fractions (rounded to 4 places only for JSON). The README's "Report definitions" table states each rule.
+"""
+
+from __future__ import annotations
+
+import calendar
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import date, timedelta
+from fractions import Fraction
+from operator import itemgetter
+from typing import Any, NamedTuple, Protocol
+
+
+class ValueTotals(NamedTuple):
+    """One customer's purchase totals as of a day: over the period, and over all history up to that day (a tuple:
+    a report builds 100,000 of them)."""
+
+    customer_id: str
+    net_minor: int  # purchases in the period less the refunds of those purchases, fen
+    orders: int  # purchases in the period
+    period_days: int  # distinct purchase days in the period
+    days: int  # distinct purchase days up to as_of
+    first_day: date  # first purchase day ever (up to as_of)
+    last_day: date  # last purchase day up to as_of
+
+
+def totals_of(customer_id: str, by_day: dict[str, list[int]], *, since: str) -> ValueTotals:
+    """A customer's totals from its purchase days (ISO day -> [net fen, purchases]) up to as_of."""
+    inside = [v for day, v in by_day.items() if day >= since]
+    return ValueTotals(customer_id, sum(v[0] for v in inside), sum(v[1] for v in inside), len(inside), len(by_day),
+                       date.fromisoformat(min(by_day)), date.fromisoformat(max(by_day)))
+
+
+# The pyramid's levels from the top, with the cumulative percent of customers each reaches down to
+# (Curry's customer pyramid: top 1%, big 4%, medium 15%, small the remaining 80%).
+LEVELS: tuple[tuple[str, int], ...] = (("top", 1), ("big", 5), ("medium", 20), ("small", 100))
+
+# Named RFM segments, first match wins; every (R, F, M) in 1..5 matches exactly one (the last is a catch-all).
+SEGMENTS: tuple[tuple[str, str, Callable[[int, int, int], bool]], ...] = (
+    ("champions", "R >= 4 and F >= 4 and M >= 4", lambda r, f, m: r >= 4 and f >= 4 and m >= 4),
+    ("loyal", "R >= 3 and F >= 4", lambda r, f, m: r >= 3 and f >= 4),
+    ("promising", "R >= 4 and F <= 3", lambda r, f, m: r >= 4 and f <= 3),
+    ("at_risk", "R <= 2 and F >= 3", lambda r, f, m: r <= 2 and f >= 3),
+    ("hibernating", "R <= 2 and F <= 2", lambda r, f, m: r <= 2 and f <= 2),
+    ("need_attention", "R = 3 and F <= 3", lambda r, f, m: True),
+)
+
+# Lifecycle stages (DOMAIN: 考察期, 形成期, 稳定期, 退化期) and the thresholds of their rules.
+STAGES: tuple[tuple[str, str], ...] = (("exploration", "考察期"), ("formation", "形成期"), ("stability", "稳定期"),
+                                       ("decline", "退化期"))
+LAPSE_DAYS = 180  # no purchase for this long: the relationship is declining whatever the rhythm
+RHYTHM_FACTOR = 2  # a repeat buyer silent for more than twice their own mean interval...
+RHYTHM_MIN_DAYS = 60  # ...and at least this long is declining
+STABLE_DAYS = 4  # purchase days...
+STABLE_TENURE_DAYS = 365  # ...and days since the first purchase for a stable relationship
+
+
+def period_start(as_of: date, months: int) -> date:
+    """The first day of the ``months`` months ending on ``as_of`` (the same day-of-month ``months`` earlier,
+    clamped to that month's end, plus one day): 2026-06-30 and 12 months start on 2025-07-01."""
+    y, m = divmod(as_of.year * 12 + as_of.month - 1 - months, 12)
+    m += 1
+    back = date(y, m, min(as_of.day, calendar.monthrange(y, m)[1]))
+    return back + timedelta(days=1)
+
+
+def ranked(rows: Iterable[ValueTotals]) -> list[ValueTotals]:
+    """Customers of the period by net spend, highest first; equal spend by customer id (ascending)."""
+    # Two stable sorts (by id, then by spend reversed, which keeps equal spends in id order) cost less than
+    # one over a (spend, id) key built per customer.
+    order = sorted((t for t in rows if t.period_days > 0), key=itemgetter(0))
+    order.sort(key=itemgetter(1), reverse=True)
+    return order
+
+
+def level_sizes(n: int) -> list[int]:
+    """How many of ``n`` ranked customers each level holds: level k ends at ceil(n × cumulative% / 100)."""
+    ends = [-(-n * pct // 100) for _, pct in LEVELS]
+    return [e - s for s, e in zip([0, *ends[:-1]], ends, strict=True)]
+
+
+@dataclass(frozen=True)
+class Level:
+    """One level of the pyramid: its customers, their net spend, and the shares of all."""
+
+    level: str
+    customers: int
+    revenue_minor: int
+    customer_share: Fraction
+    revenue_share: Fraction | None  # None when the period's net revenue is not positive
+
+
+def pyramid(rows: Iterable[ValueTotals]) -> tuple[list[Level], dict[str, str]]:
+    """The pyramid's levels and each customer's level (customers with a purchase day in the period)."""
+    return _levels(ranked(rows))
+
+
+def _levels(order: list[ValueTotals]) -> tuple[list[Level], dict[str, str]]:
+    n, total = len(order), sum(t.net_minor for t in order)
+    levels, level_of, start = [], {}, 0
+    for (name, _), size in zip(LEVELS, level_sizes(n), strict=True):
+        part = order[start:start + size]
+        start += size
+        revenue = sum(t.net_minor for t in part)
+        levels.append(Level(name, size, revenue, Fraction(size, n) if n else Fraction(0),
+                            Fraction(revenue, total) if total > 0 else None))
+        level_of.update(dict.fromkeys([t.customer_id for t in part], name))
+    return levels, level_of
+
+
+def quintiles(values: dict[str, Any]) -> dict[str, int]:
+    """Scores 1-5 where higher values are better: 1 + floor(5 × (customers with a strictly lower value) / n),
+    so equal values share a score and the lowest value scores 1."""
+    n = len(values)
+    below, seen = {}, 0
+    for value, count in sorted(Counter(values.values()).items()):
+        below[value] = seen
+        seen += count
+    return {c: 1 + 5 * below[v] // n for c, v in values.items()}
+
+
+class Rfm(NamedTuple):
+    """A customer's RFM scores (5 best) and named segment."""
+
+    r: int
+    f: int
+    m: int
+    segment: str
+
+
+def segment_of(r: int, f: int, m: int) -> str:
+    """The first segment in ``SEGMENTS`` whose rule the scores meet."""
+    return next(name for name, _, rule in SEGMENTS if rule(r, f, m))
+
+
+# Every score triple's segment, worked out once.
+_RFM = {(r, f, m): Rfm(r, f, m, segment_of(r, f, m)) for r in range(1, 6) for f in range(1, 6) for m in range(1, 6)}
+
+
+def rfm(rows: Iterable[ValueTotals], *, as_of: date) -> dict[str, Rfm]:
+    """RFM over the period's customers: R from days since the last purchase (fewer is better), F from purchase
+    days in the period, M from net spend in the period."""
+    active = [t for t in rows if t.period_days > 0]
+    # Fewer days since the last purchase is a later last day: rank the days themselves (as_of is the same).
+    r = quintiles({t.customer_id: t.last_day.toordinal() for t in active})
+    f = quintiles({t.customer_id: t.period_days for t in active})
+    m = quintiles({t.customer_id: t.net_minor for t in active})
+    return {c: _RFM[(r[c], f[c], m[c])] for c in r}
+
+
+def _stage(as_of: int, first: int, last: int, days: int) -> str:
+    gap, span = as_of - last, last - first
+    # A repeat buyer's own rhythm: mean interval span / (days - 1); compared exactly, without dividing.
+    if gap > LAPSE_DAYS or (days >= 2 and gap * (days - 1) > RHYTHM_FACTOR * span and gap >= RHYTHM_MIN_DAYS):
+        return "decline"
+    if days == 1:
+        return "exploration"
+    if days >= STABLE_DAYS and as_of - first >= STABLE_TENURE_DAYS:
+        return "stability"
+    return "formation"
+
+
+def stage_of(t: ValueTotals, *, as_of: date) -> str:
+    """The relationship's lifecycle stage as of a day, over all its purchase days up to then (README rules)."""
+    return _stage(as_of.toordinal(), t.first_day.toordinal(), t.last_day.toordinal(), t.days)
+
+
+class Standing(NamedTuple):
+    """One customer's place: RFM scores and segment, pyramid level (None outside the period), stage."""
+
+    customer_id: str
+    net_minor: int
+    rfm: Rfm | None
+    level: str | None
+    stage: str
+
+
+@dataclass(frozen=True)
+class ValueReport:
+    """The customer-value report over a set of customers; each customer's standing is built when asked for."""
+
+    as_of: date
+    start: date
+    customers: int  # with a purchase day in the period
+    revenue_minor: int
+    levels: list[Level]
+    segments: dict[str, int]
+    stages: dict[str, int]
+    rows: list[ValueTotals]  # pyramid order first (by net spend), then customers outside the period by id
+    scores: dict[str, Rfm]
+    level_of: dict[str, str]
+    stage_of: dict[str, str]
+
+    def standing(self, t: ValueTotals) -> Standing:
+        """One listed customer's standing."""
+        c = t.customer_id
+        return Standing(c, t.net_minor, self.scores.get(c), self.level_of.get(c), self.stage_of[c])
+
+    def standings(self, offset: int = 0, limit: int | None = None) -> list[Standing]:
+        """The standings of the listed customers from ``offset`` (all, or ``limit`` of them)."""
+        end = None if limit is None else offset + limit
+        return [self.standing(t) for t in self.rows[offset:end]]
+
+
+def value_report(rows: Iterable[ValueTotals], *, as_of: date, months: int) -> ValueReport:
+    """Pyramid, RFM and lifecycle of these customers (each row: a customer's totals as of ``as_of``)."""
+    rows = list(rows)
+    order = ranked(rows)
+    levels, level_of = _levels(order)
+    scores = rfm(order, as_of=as_of)
+    idle = sorted((t for t in rows if t.period_days == 0), key=lambda t: t.customer_id)
+    day = as_of.toordinal()
+    stage = {t.customer_id: _stage(day, t.first_day.toordinal(), t.last_day.toordinal(), t.days) for t in rows}
+    segments = Counter(x.segment for x in scores.values())
+    stages = Counter(stage.values())
+    return ValueReport(as_of, period_start(as_of, months), len(order), sum(t.net_minor for t in order), levels,
+                       {name: segments[name] for name, _, _ in SEGMENTS}, {name: stages[name] for name, _ in STAGES},
+                       [*order, *idle], scores, level_of, stage)
+
+
+class ValueReader(Protocol):
+    """What ``standing_of`` needs from a store."""
+
+    def value_totals(self, *, since: date, until: date) -> list[ValueTotals]: ...
+    def customer_of(self, record_id: str) -> str: ...
+
+
+def standing_of(store: ValueReader, customer_id: str, as_of: date, *, months: int = 12) -> Standing | None:
+    """A customer's RFM scores and segment, pyramid level and lifecycle stage as of a day, ranked among every
+    customer (company-wide, the default 12-month period); None without a purchase up to ``as_of``."""
+    customer_id = store.customer_of(customer_id)
+    report = value_report(store.value_totals(since=period_start(as_of, months), until=as_of), as_of=as_of,
+                          months=months)
+    return next((report.standing(t) for t in report.rows if t.customer_id == customer_id), None)

@@ -1,0 +1,146 @@
+"""Customer value's aggregate in SQLite (issue 15, part 4): per record and purchase day, kept with the facts.
+
+``value_days`` holds, per identity record and local purchase day, the spend, the refunds of those purchases and
+the number of purchases; ``value_orders`` ties an order to the (record, day) of its purchase so a refund lands
+on its purchase's day, and holds a refund that arrived first until its purchase comes. Both are written in the
+same transaction as the purchases and refunds, with one bulk statement per table per batch; reads group records
+into customers through the membership table, so merges and unmerges regroup every past day without a rewrite.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from datetime import date
+
+from services.alerts.reports.value import ValueTotals, totals_of
+from shared.contract.facts import PurchaseFact, RefundFact
+
+VALUE_SQL = """
+CREATE TABLE IF NOT EXISTS value_days (
+  record_id TEXT NOT NULL, day TEXT NOT NULL, spend_minor INTEGER NOT NULL, refund_minor INTEGER NOT NULL,
+  orders INTEGER NOT NULL, PRIMARY KEY (record_id, day)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS value_orders (
+  order_id TEXT PRIMARY KEY, record_id TEXT, day TEXT, refund_minor INTEGER NOT NULL
+) WITHOUT ROWID;
+"""
+
+_CHUNK = 400  # keys per statement, two variables each: far below SQLite's limit
+
+
+def _chunks(items: list, size: int = _CHUNK):
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+class SqliteValue:
+    """Keeps and reads the customer-value aggregate (needs ``self.db``; schema :data:`VALUE_SQL`)."""
+
+    db: object
+
+    def _held(self, table: str, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Which (source, id) keys ``table`` holds already, each looked up by its primary key."""
+        out: set[tuple[str, str]] = set()
+        for part in _chunks(keys):
+            out |= set(self.db.conn().execute(  # type: ignore[attr-defined]
+                f"WITH k(source, id) AS (VALUES {','.join(['(?,?)'] * len(part))}) SELECT t.source, t.id"
+                f" FROM k CROSS JOIN {table} t ON t.source = k.source AND t.id = k.id", [x for k in part for x in k]))
+        return out
+
+    def fresh_facts(self, table: str, rows: list) -> list:
+        """The rows of a batch of purchases or refunds not held yet (call before inserting them)."""
+        held = self._held(table, list({(r.source, r.id) for r in rows}))
+        seen: set[tuple[str, str]] = set()
+        out = []
+        for r in rows:
+            if (r.source, r.id) not in held and (r.source, r.id) not in seen:
+                seen.add((r.source, r.id))
+                out.append(r)
+        return out
+
+    def _orders(self, order_ids: list[str]) -> dict[str, tuple[str | None, str | None, int]]:
+        out = {}
+        for part in _chunks(order_ids):
+            for order, record, day, refund in self.db.conn().execute(  # type: ignore[attr-defined]
+                    f"SELECT order_id, record_id, day, refund_minor FROM value_orders"
+                    f" WHERE order_id IN ({','.join('?' * len(part))})", part):
+                out[order] = (record, day, refund)
+        return out
+
+    def keep_value_purchases(self, rows: list[PurchaseFact]) -> None:
+        """Add new purchases to the aggregate; a refund of the order that came first lands with them."""
+        if not rows:
+            return
+        c = self.db.conn()  # type: ignore[attr-defined]
+        held = self._orders(sorted({r.order_id for r in rows}))
+        spend: Counter = Counter()
+        orders: Counter = Counter()
+        refund: Counter = Counter()
+        placed: dict[str, tuple[str, str]] = {}
+        for r in rows:
+            key = (r.record_id, r.day)
+            spend[key] += r.amount_minor
+            orders[key] += 1
+            h = held.get(r.order_id)
+            if (h is None or h[1] is None) and r.order_id not in placed:  # the order's first purchase
+                placed[r.order_id] = key
+                if h is not None:
+                    refund[key] += h[2]  # refunded before the purchase arrived
+        c.executemany("INSERT INTO value_orders VALUES (?,?,?,0) ON CONFLICT(order_id) DO UPDATE SET"
+                      " record_id = excluded.record_id, day = excluded.day",
+                      [(o, rec, day) for o, (rec, day) in placed.items()])
+        c.executemany("INSERT INTO value_days VALUES (?,?,?,?,?) ON CONFLICT(record_id, day) DO UPDATE SET"
+                      " spend_minor = spend_minor + excluded.spend_minor,"
+                      " refund_minor = refund_minor + excluded.refund_minor, orders = orders + excluded.orders",
+                      [(*k, spend[k], refund[k], orders[k]) for k in spend])
+
+    def keep_value_refunds(self, rows: list[RefundFact]) -> None:
+        """Add new refunds to the aggregate, on their order's purchase day (kept aside until it comes)."""
+        if not rows:
+            return
+        c = self.db.conn()  # type: ignore[attr-defined]
+        amount: Counter = Counter()
+        for r in rows:
+            amount[r.order_id] += r.amount_minor
+        held = self._orders(sorted(amount))
+        c.executemany("INSERT INTO value_orders VALUES (?, NULL, NULL, ?) ON CONFLICT(order_id) DO UPDATE SET"
+                      " refund_minor = refund_minor + excluded.refund_minor", list(amount.items()))
+        c.executemany("UPDATE value_days SET refund_minor = refund_minor + ? WHERE record_id = ? AND day = ?",
+                      [(amount[o], rec, day) for o, (rec, day, _) in held.items() if day is not None])
+
+    def value_totals(self, *, since: date, until: date) -> list[ValueTotals]:
+        """Every customer's totals: over purchase days ``since``..``until`` and over all days up to ``until``."""
+        c = self.db.conn()  # type: ignore[attr-defined]
+        lo, hi = since.isoformat(), until.isoformat()
+        # Records merged into another customer are few: the rest are customers of their own, summed by the
+        # database in primary-key order (no join, no temporary tree); a merged customer's days are gathered
+        # below, where one day bought on by two of its records counts once.
+        owner = dict(c.execute("SELECT record_id, customer_id FROM memberships WHERE customer_id != record_id"))
+        joined = set(owner.values())
+        out, merged = [], defaultdict(list)
+        for rec, net, n, pdays, days, first, last in c.execute(
+                "SELECT record_id, SUM(CASE WHEN day >= :lo THEN spend_minor - refund_minor ELSE 0 END),"
+                " SUM(CASE WHEN day >= :lo THEN orders ELSE 0 END), SUM(day >= :lo), COUNT(*), MIN(day), MAX(day)"
+                " FROM value_days WHERE day <= :hi GROUP BY record_id", {"lo": lo, "hi": hi}):
+            if rec in owner or rec in joined:
+                merged[owner.get(rec, rec)].append(rec)
+            else:
+                out.append(ValueTotals(rec, net, n, pdays, days, date.fromisoformat(first), date.fromisoformat(last)))
+        for cust, records in merged.items():
+            by_day: dict[str, list[int]] = {}
+            for day, net, n in c.execute(
+                    f"SELECT day, spend_minor - refund_minor, orders FROM value_days WHERE day <= ?"
+                    f" AND record_id IN ({','.join('?' * len(records))})", [hi, *records]):
+                acc = by_day.setdefault(day, [0, 0])
+                acc[0] += net
+                acc[1] += n
+            out.append(totals_of(cust, by_day, since=lo))
+        return out
+
+    def erase_value(self, ids: list[str]) -> None:
+        """Forget erased records' aggregate rows."""
+        c = self.db.conn()  # type: ignore[attr-defined]
+        for part in _chunks(ids):
+            q = ",".join("?" * len(part))
+            c.execute(f"DELETE FROM value_days WHERE record_id IN ({q})", part)
+            c.execute(f"DELETE FROM value_orders WHERE record_id IN ({q})", part)

@@ -1,0 +1,70 @@
+"""The alerts store contract for customer value's aggregate (issue 15, part 4), on every backend: kept with the
+purchases and refunds (a duplicate counts once, a refund before its purchase counts once both are there), read
+per customer through the membership mapping (a merge joins, an unmerge splits every past day)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from services.alerts.reports.value import ValueTotals
+from shared.contract.facts import PurchaseFact, RefundFact
+from shared.storage.membership import Membership
+
+SINCE, UNTIL = date(2025, 7, 1), date(2026, 6, 30)
+
+
+def _p(n: int, record: str, day: str, amount: int, order: str | None = None) -> PurchaseFact:
+    return PurchaseFact("pos/S01", f"p{n}", record, order or f"o{n}", amount, "S01", 0, day)
+
+
+def _r(n: int, record: str, order: str, amount: int) -> RefundFact:
+    return RefundFact("pos/S01", f"r{n}", record, order, amount, 0)
+
+
+def _totals(store, since=SINCE, until=UNTIL) -> dict[str, ValueTotals]:
+    return {t.customer_id: t for t in store.value_totals(since=since, until=until)}
+
+
+def _history(store) -> None:
+    with store.transaction():
+        store.add_purchases([_p(1, "c_a", "2026-01-05", 10000), _p(2, "c_a", "2026-01-05", 5000),
+                             _p(4, "c_b", "2025-05-01", 3000), _p(5, "c_b", "2026-02-01", 7000)])
+        store.add_refunds([_r(2, "c_b", "o9", 1000)])  # before its purchase: counts once the purchase comes
+    with store.transaction():
+        store.add_purchases([_p(3, "c_a", "2026-03-10", 20000), _p(1, "c_a", "2026-01-05", 10000),
+                             _p(6, "c_b", "2026-01-05", 1000), _p(9, "c_b", "2026-02-20", 4000)])
+        store.add_refunds([_r(1, "c_a", "o3", 2500), _r(1, "c_a", "o3", 2500), _r(2, "c_b", "o9", 1000)])
+
+
+def test_totals_count_each_purchase_and_refund_once_on_the_purchase_day(store):
+    _history(store)
+    got = _totals(store)
+    # c_a: 10000 + 5000 + 20000 - 2500 (the duplicate purchase p1 and refund r1 count once); days 01-05, 03-10.
+    assert got["c_a"] == ValueTotals("c_a", 32500, 3, 2, 2, date(2026, 1, 5), date(2026, 3, 10))
+    # c_b: in the period 7000 + 1000 + 4000 - 1000 (refund r2 came before purchase p9); 2025-05-01 is before it.
+    assert got["c_b"] == ValueTotals("c_b", 11000, 3, 3, 4, date(2025, 5, 1), date(2026, 2, 20))
+    # As of 2026-02-10 nothing later counts: c_b's refunded purchase of 02-20 is not there yet.
+    early = _totals(store, until=date(2026, 2, 10))
+    assert early["c_a"] == ValueTotals("c_a", 15000, 2, 1, 1, date(2026, 1, 5), date(2026, 1, 5))
+    assert early["c_b"] == ValueTotals("c_b", 8000, 2, 2, 3, date(2025, 5, 1), date(2026, 2, 1))
+    assert _totals(store, until=date(2025, 4, 30)) == {}
+
+
+def test_a_merge_joins_every_past_day_and_an_unmerge_splits_it_again(store):
+    _history(store)
+    with store.transaction():
+        store.apply_memberships([Membership("c_b", "c_a", "2026-07-01T00:00:01.000000Z")])
+    # One customer: a day both records bought on (01-05) is one purchase day.
+    assert _totals(store) == {"c_a": ValueTotals("c_a", 43500, 6, 4, 5, date(2025, 5, 1), date(2026, 3, 10))}
+    with store.transaction():
+        store.apply_memberships([Membership("c_b", "c_b", "2026-07-01T00:00:02.000000Z")])
+    got = _totals(store)
+    assert (got["c_a"].net_minor, got["c_b"].net_minor, got["c_b"].days) == (32500, 11000, 4)
+
+
+def test_a_refund_of_an_unknown_order_counts_nowhere_and_erasure_forgets_the_records(store):
+    _history(store)
+    with store.transaction():
+        store.add_refunds([_r(7, "c_a", "o-unknown", 900)])
+        store.erase_customer("c_b", records=["c_b"], erasure_id="er1", anon="anon")
+    assert _totals(store) == {"c_a": ValueTotals("c_a", 32500, 3, 2, 2, date(2026, 1, 5), date(2026, 3, 10))}
