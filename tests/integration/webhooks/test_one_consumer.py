@@ -10,7 +10,7 @@ import pytest
 
 from services.alerts.store.sqlite import SqliteAlertsStore
 from shared.contract import topics
-from shared.contract.messages import PointsExpiryAnnounced, TierChanged, encode
+from shared.contract.messages import CustomerErased, PointsExpiryAnnounced, TierChanged, encode
 from shared.streaming.batch import Incoming
 from tests.integration.webhooks.harness import AT, Host, touch
 
@@ -101,3 +101,18 @@ def test_a_message_dead_lettered_records_no_delivery_and_the_others_land(host):
     kept, _ = h.hooks.store.deliveries(wid)
     assert sorted((d.event_type, d.customer_id) for d in kept) == [("points.expiring", "c_3"), ("tier.changed", "c_2")]
     assert _count(h, "expiries") == 1
+
+
+def test_an_erasure_in_the_batch_takes_the_deliveries_recorded_before_it_and_drops_those_after(host):
+    h = host()
+    wid = h.subscribe("https://receiver.example/hooks", "tier.changed", "campaign.touch", secret=SECRET)
+    [(_, _, handle)] = h.service.runner.consumers
+    erased = CustomerErased(erasure_id="er_c_1", customer_id="c_1", records=["c_1"], at=AT)
+    batch = [*_batch(_upgrade("c_1"), touch(1), touch(2)),
+             Incoming(encode(erased), topics.CUSTOMER_EVENTS, 1, 90), *_batch(touch(1, touch_id="t-late"), first=91)]
+
+    outcome = h.service.runner.run_sync(handle, batch)
+
+    assert (outcome.counts["erasures"], outcome.counts["erased"], outcome.counts["webhook_deliveries"]) == (1, 1, 3)
+    kept, _ = h.hooks.store.deliveries(wid)
+    assert [(d.event_type, d.customer_id) for d in kept] == [("campaign.touch", "c_2")]
