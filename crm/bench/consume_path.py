@@ -41,7 +41,12 @@ def _service(name: str, data_dir: str, publish):
     app = importlib.import_module(f"services.{name}.app")
     service = app.create_app(Settings(_env_file=None, data_dir=data_dir), publish=publish, clock=lambda: AS_OF)
     service.faust_app()  # registers its agents, which declare what they consume
-    return service, {t: h for _, names, h in service.runner.consumers for t in names}
+    # A topic may feed several agents of one service: each takes every message of it.
+    by_topic: dict[str, list] = defaultdict(list)
+    for _, names, h in service.runner.consumers:
+        for t in names:
+            by_topic[t].append(h)
+    return service, by_topic
 
 
 def record(path: Path, *, customers: int, events: int, batch: int = 100) -> dict[str, int]:
@@ -76,7 +81,8 @@ def record(path: Path, *, customers: int, events: int, batch: int = 100) -> dict
                     for one in chunk:
                         by_topic[one.topic].append(one)
                     for topic, items in by_topic.items():
-                        services[name].runner.run_sync(handles[name][topic], items)
+                        for handle in handles[name][topic]:
+                            services[name].runner.run_sync(handle, items)
 
     feed(base_events(customers))
     phase[0] = "mix"
@@ -89,13 +95,15 @@ def measure(name: str, path: Path, *, batch: int = 100, profile: int = 0) -> flo
     """One run: CPU seconds per 1,000 mixed channel events of ``name``'s consume path over the recording."""
     rows = pickle.loads(path.read_bytes())[name]
     events = sum(1 for ph, topic, _, _ in rows if ph == "mix" and topic.endswith("customer.events"))
-    service, by_topic = _service(name, tempfile.mkdtemp(prefix="crm-consume-"), lambda messages: None)
-    (handle,) = set(by_topic.values())
+    service, _ = _service(name, tempfile.mkdtemp(prefix="crm-consume-"), lambda messages: None)
 
     def run(phase: str) -> None:
         messages = [Incoming(v, t, 0, i, [], k) for i, (ph, t, v, k) in enumerate(rows) if ph == phase]
-        for start in range(0, len(messages), batch):
-            service.runner.run_sync(handle, messages[start:start + batch])
+        # Each agent takes full batches of its own topics, as it would under load.
+        for _, names, handle in service.runner.consumers:
+            mine = [m for m in messages if m.topic in names]
+            for start in range(0, len(mine), batch):
+                service.runner.run_sync(handle, mine[start:start + batch])
 
     run("base")
     profiler = cProfile.Profile() if profile else None

@@ -12,7 +12,6 @@ from collections.abc import Callable
 from services.alerts import messages
 from services.alerts.handlers import timers
 from services.alerts.handlers.timers import ScanChunk
-from shared.contract import topics
 from shared.service import Service
 from shared.storage.base import is_transient
 from shared.storage.retention import register_retention
@@ -62,9 +61,11 @@ async def refit_tick(service: Service) -> None:
 def register(app, service: Service) -> None:
     """Attach the alerts agent and timers to a faust app."""
     settings, deps, runner = service.settings, service.deps, service.runner
+    # Issue 14: the topics of the events webhook subscribers receive are read in the same batches, so loyalty's
+    # messages, which both want, are consumed and decoded once.
+    hooked = webhooks.TOPICS if deps.webhooks is not None else ()
     register_batch_agent(app, name=f"{settings.topic_prefix}alerts-facts",
-                         topic_names=[settings.topic(t) for t in (topics.CUSTOMER_EVENTS, topics.CUSTOMER_MERGED,
-                                                                   topics.CUSTOMER_OWNERS, topics.LOYALTY_EVENTS)],
+                         topic_names=[settings.topic(t) for t in dict.fromkeys((*messages.TOPICS, *hooked))],
                          runner=runner, batch_size=settings.batch_size, within_s=settings.batch_within_s,
                          handle=lambda batch: messages.consume(batch, deps=deps))
     register_housekeeping(app, runner=runner, outbox_pending=deps.store.outbox_pending)

@@ -4,6 +4,10 @@ A resolved customer event goes by the kind of channel event it carries (a kind w
 still moves its record into its customer: ``CustomerEventResolved``'s entry); any other kind of message
 on these topics is for another service, and counted as ignored. A new channel event that should raise an
 alert is one entry here (``occurrences`` with the kind its rule reads) and one rule in ``domain/rules.py``.
+
+The webhooks alerts hosts (issue 14) are recorded in the same batch: the batch also holds the topics only they
+read (alerts' own events, campaign touches), whose messages are decoded only when a subscriber may want them,
+and every message of the batch that names no erased customer is offered to them once, in batch order.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from itertools import groupby
 
 from services.alerts.handlers import Deps
 from services.alerts.handlers import consume as h
+from shared.contract import topics
 from shared.contract.events import ComplaintEvent, ProfileEvent, PurchaseEvent, RefundEvent, SurveyEvent, parse_event
 from shared.contract.messages import (
     CustomerErased,
@@ -56,11 +61,25 @@ HANDLERS: dict[type, Handler] = {
 }
 
 
+# What alerts folds in (the topics of webhook events join them in the batch: ``agents.py``).
+TOPICS = (topics.CUSTOMER_EVENTS, topics.CUSTOMER_MERGED, topics.CUSTOMER_OWNERS, topics.LOYALTY_EVENTS)
+
+
 def consume(batch: list[Incoming], *, deps: Deps) -> BatchOutcome:
-    """Fold a batch of identity and loyalty messages in and evaluate the customers they touch."""
+    """Fold a batch of identity and loyalty messages in and evaluate the customers they touch; record the
+    webhook deliveries of the batch's messages in the same transaction."""
+    own = frozenset(deps.settings.topic(t) for t in TOPICS)
+    hooks = deps.webhooks
+
+    def decode(msg: Incoming) -> Read:
+        if msg.topic in own:
+            return _read(msg.value)
+        return Read(hooks.decode(msg.value) if hooks is not None else None)  # a topic only webhooks read
+
     # An erasure is a barrier: what came before it is applied first; what names an erased id is dropped.
-    return consume_with_erasures(batch, deps=deps, service="alerts", decode=lambda msg: _read(msg.value),
-                                 dispatch=_apply, erase=HANDLERS[CustomerErased])
+    outcome = consume_with_erasures(batch, deps=deps, service="alerts", decode=decode,
+                                    dispatch=partial(_apply, own=own), erase=HANDLERS[CustomerErased])
+    return hooks.committed(outcome) if hooks is not None else outcome
 
 
 def _read(raw: bytes) -> Read:
@@ -79,12 +98,24 @@ def _handler(item: Read) -> Handler | None:
     return HANDLERS.get(type(item.message))
 
 
-def _apply(items: list[Decoded[Read]], *, deps: Deps, outcome: BatchOutcome) -> list[OutboxMessage]:
-    """Each run of messages with one handler to it, in batch order; then the batch noted is kept and evaluated."""
-    fold = h.begin(items, deps=deps, outcome=outcome)
-    for handler, run in groupby(items, key=lambda one: _handler(one.item)):
-        if handler is None:
-            outcome.counts["ignored"] += len(list(run))
-        else:
-            handler(list(run), deps=deps, outcome=fold)  # nothing of its own: settle announces the batch
-    return h.settle(fold, deps=deps)
+def _apply(items: list[Decoded[Read]], *, deps: Deps, outcome: BatchOutcome,
+           own: frozenset[str]) -> list[OutboxMessage]:
+    """Each run of alerts' messages with one handler to it, in batch order; then the batch noted is kept and
+    evaluated. Every message is offered to the webhooks."""
+    mine = [one for one in items if one.msg.topic in own]
+    out: list[OutboxMessage] = []
+    if mine:
+        fold = h.begin(mine, deps=deps, outcome=outcome)
+        for handler, run in groupby(mine, key=lambda one: _handler(one.item)):
+            if handler is None:
+                outcome.counts["ignored"] += len(list(run))
+            else:
+                handler(list(run), deps=deps, outcome=fold)  # nothing of its own: settle announces the batch
+        out = h.settle(fold, deps=deps)
+    if len(mine) < len(items):  # messages only the webhooks read: of a kind they send, or ignored
+        told = sum(1 for one in items if one.msg.topic not in own and one.item.message is not None)
+        outcome.processed += told
+        outcome.counts["ignored"] += len(items) - len(mine) - told
+    if deps.webhooks is not None:
+        deps.webhooks.record([one.item.message for one in items], outcome=outcome)
+    return out

@@ -1,5 +1,6 @@
-"""What a service hosting webhooks holds (``Webhooks``) and its faust wiring: the recording agent over the topics
-that carry the subscribed events, and the dispatcher started with the worker.
+"""What a service hosting webhooks holds (``Webhooks``) and its faust wiring: the dispatcher started with the
+worker. The host's own consumer reads ``TOPICS`` too and records each batch's deliveries (``Webhooks.record``)
+in its batch: one consumer, one decode per message.
 
 The alerts service hosts them (routes on its port, 8003): it is the service ops already watch, and the
 events come from three services' topics, which any one consumer group can read.
@@ -14,10 +15,10 @@ from typing import Any
 from shared.clock import Clock
 from shared.contract import topics
 from shared.contract.messages import CustomerErased
-from shared.streaming.batch import Incoming
+from shared.streaming.batch import BatchOutcome
 from shared.webhooks.config import WebhooksConfig
 from shared.webhooks.dispatch import Dispatcher
-from shared.webhooks.record import record
+from shared.webhooks.record import decode_subscribed, record
 from shared.webhooks.store import WebhookStore
 
 log = logging.getLogger(__name__)
@@ -36,11 +37,19 @@ class Webhooks:
     clock: Clock
     dispatcher: Dispatcher
 
-    def consume(self, batch: list[Incoming], *, host_store: Any, service: str, prefix: str):
-        """Record a batch's deliveries (in the host's store transaction), then wake the dispatcher."""
-        outcome = record(batch, host_store=host_store, webhooks=self.store, service=service, prefix=prefix,
-                         clock=self.clock)
-        if outcome.counts["webhook_deliveries"]:
+    @staticmethod
+    def decode(raw: bytes) -> Any:
+        """A consumed message of a kind subscribers may receive; None for any other (not parsed)."""
+        return decode_subscribed(raw)
+
+    def record(self, messages: list[Any], *, outcome: BatchOutcome) -> None:
+        """Record the deliveries of a batch's decoded messages (none naming an erased customer) in the host's
+        batch transaction; counted ``webhook_deliveries``. :meth:`committed` once the batch has committed."""
+        outcome.counts["webhook_deliveries"] += record(messages, webhooks=self.store, clock=self.clock)
+
+    def committed(self, outcome: BatchOutcome) -> BatchOutcome:
+        """A batch that recorded deliveries has committed: the dispatcher looks for them now."""
+        if outcome.counts.get("webhook_deliveries"):
             self.dispatcher.wake()
         return outcome
 
@@ -58,16 +67,7 @@ def build_webhooks(store: WebhookStore, *, clock: Clock, config: WebhooksConfig 
 
 
 def register(app, *, hooks: Webhooks, service: Any) -> None:
-    """Attach the recording agent (its own agent, fed through the host's batch runner) and start the dispatcher
-    with the worker."""
-    from shared.streaming.consumer import register_batch_agent
-
-    settings = service.settings
-    register_batch_agent(app, name=f"{settings.topic_prefix}{service.name}-webhooks",
-                         topic_names=[settings.topic(t) for t in TOPICS], runner=service.runner,
-                         batch_size=settings.batch_size, within_s=settings.batch_within_s,
-                         handle=lambda batch: hooks.consume(batch, host_store=service.store, service=service.name,
-                                                            prefix=settings.topic_prefix))
+    """Start the dispatcher with the worker (the host's own consumer records the deliveries)."""
 
     @app.task
     async def start_dispatcher() -> None:

@@ -66,7 +66,7 @@ class InProcess:
         self.service = app.create_app(settings, publish=publish, **options)
         self.service.faust_app()  # registers its agents, which declare what they consume
         self.topics = sorted({t for _, names, _ in self.service.runner.consumers for t in names})
-        # A topic may feed several agents of one service (alerts' own and its webhook recorder): each takes it.
+        # A topic may feed several agents of one service: each takes it.
         self.handles: dict[str, list] = defaultdict(list)
         for _, names, h in self.service.runner.consumers:
             for t in names:

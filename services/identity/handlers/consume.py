@@ -260,6 +260,9 @@ def keep_audit(items: list[Decoded[AuditRecorded]], *, deps: Deps, outcome: Batc
 # -- issue 12, scoped access (H2) -----------------------------------------------------------------
 
 
+_NONE = (None, None)  # a customer with no store assigned and none declared
+
+
 def announce_owners(customer_ids: set[str] | list[str], *, deps: Deps) -> list[OutboxMessage]:
     """Recompute these active customers' owning stores; keep and announce the ones that changed."""
     if not customer_ids:
@@ -267,10 +270,10 @@ def announce_owners(customer_ids: set[str] | list[str], *, deps: Deps) -> list[O
     store, at = deps.store, deps.clock()
     ids = sorted(customer_ids)
     complained = store.complaint_stores_of(ids)
-    assigned = store.assignments_of(ids)  # issue 14: a store staff assigned outranks the computed one
-    declared = store.home_stores_of(ids)  # issue 14: the home store a member file named
-    computed = {c: owning_store(days, complaint_store=complained.get(c), declared_store=declared.get(c),
-                                assigned_store=a.value if (a := assigned.get(c, {}).get("store")) else None)
+    # Issue 14: a store staff assigned outranks the computed one; then the home store a member file named.
+    named = store.named_stores_of(ids)
+    computed = {c: owning_store(days, complaint_store=complained.get(c), declared_store=named.get(c, _NONE)[1],
+                                assigned_store=named.get(c, _NONE)[0])
                 for c, days in store.store_days_of(ids).items()}
     moved = changed_owners(computed, store.owners_of(list(computed)))
     store.put_owners([OwnerRow(c, s, iso_utc(at)) for c, s in moved.items()])

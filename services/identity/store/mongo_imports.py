@@ -74,3 +74,25 @@ class MongoImports:
             root, seen = root_of[d["record_id"]], (d["time_ms"], d["store_id"])
             latest[root] = max(latest.get(root, seen), seen)
         return {root: store for root, (_, store) in latest.items()}
+
+    def named_stores_of(self, root_ids: list[str]) -> dict[str, tuple[str | None, str | None]]:
+        """Per active customer with either, (the store staff assigned it, the latest home store a member file
+        declared over every record it holds): what the owner rule reads besides purchases, in one round trip
+        (the customer's records with their declarations and, on the customer's own record, its assignments)."""
+        assigned: dict[str, str] = {}
+        latest: dict[str, tuple[int, str]] = {}
+        for d in self.mdb["records"].aggregate([
+                {"$match": {"root_id": {"$in": list(dict.fromkeys(root_ids))}}},
+                {"$project": {"_id": 1, "root_id": 1}},
+                {"$lookup": {"from": "home_stores", "localField": "_id", "foreignField": "record_id",
+                             "as": "declared"}},
+                {"$lookup": {"from": "assignments", "localField": "_id", "foreignField": "customer_id",
+                             "as": "assigned"}}]):
+            root = d["root_id"]
+            for h in d["declared"]:
+                seen = (h["time_ms"], h["store_id"])
+                latest[root] = max(latest.get(root, seen), seen)
+            if d["_id"] == root:  # a merged-away record's assignment waits for an unmerge
+                assigned.update((root, a["value"]) for a in d["assigned"] if a["kind"] == "store")
+        return {root: (assigned.get(root), latest[root][1] if root in latest else None)
+                for root in assigned.keys() | latest.keys()}

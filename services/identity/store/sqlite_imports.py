@@ -85,3 +85,22 @@ class SqliteImports:
             for root, time_ms, store in rows:
                 latest[root] = max(latest.get(root, (time_ms, store)), (time_ms, store))
         return {root: store for root, (_, store) in latest.items()}
+
+    def named_stores_of(self, root_ids: list[str]) -> dict[str, tuple[str | None, str | None]]:
+        """Per active customer with either, (the store staff assigned it, the latest home store a member file
+        declared over every record it holds): what the owner rule reads besides purchases, in one query."""
+        assigned: dict[str, str] = {}
+        latest: dict[str, tuple[int, str]] = {}
+        for part in _chunks(list(dict.fromkeys(root_ids)), 250):
+            marks = _in(part)
+            rows = self.db.conn().execute(
+                f"SELECT customer_id, NULL, value FROM assignments WHERE kind = 'store' AND customer_id IN ({marks})"
+                f" UNION ALL SELECT r.root_id, h.time_ms, h.store_id FROM records r JOIN home_stores h"
+                f" ON h.record_id = r.id WHERE r.root_id IN ({marks})", [*part, *part])
+            for root, time_ms, store in rows:
+                if time_ms is None:
+                    assigned[root] = store
+                else:
+                    latest[root] = max(latest.get(root, (time_ms, store)), (time_ms, store))
+        return {root: (assigned.get(root), latest[root][1] if root in latest else None)
+                for root in assigned.keys() | latest.keys()}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from services.identity.store import HomeStoreRow, ImportJob, ImportRowError
+from services.identity.store import AssignmentRow, HomeStoreRow, ImportJob, ImportRowError
 
 
 def _job(job_id: str = "imp_1", status: str = "running", created: str = "2026-12-05T01:00:00Z") -> ImportJob:
@@ -58,3 +58,20 @@ def test_the_latest_declared_home_store_over_a_customers_records_wins(store):
     with store.transaction():
         store.add_home_stores([HomeStoreRow("c_b", "S04", 300)])
     assert store.home_stores_of(["c_b"]) == {"c_b": "S04"}
+
+
+def test_the_stores_the_owner_rule_reads_come_in_one_read_per_customer(store):
+    # Issue 13: the store staff assigned and the declared home store, read together (they were two queries).
+    with store.transaction():
+        for rid in ("c_a", "c_a2", "c_b", "c_c", "c_n"):
+            store.create_record(rid, phone=None, at="T1")
+        store.merge("c_a", "c_a2", merge_id="m1", cause={}, at="T2")
+        store.add_home_stores([HomeStoreRow("c_a", "S01", 100), HomeStoreRow("c_a2", "S02", 200),
+                               HomeStoreRow("c_c", "S05", 100)])
+        store.put_assignment(AssignmentRow("c_a", "store", "S09", "k1", "T3"))
+        store.put_assignment(AssignmentRow("c_a2", "store", "S08", "k1", "T3"))  # waits for an unmerge
+        store.put_assignment(AssignmentRow("c_b", "store", "S07", "k1", "T3"))
+        store.put_assignment(AssignmentRow("c_c", "manager", "am-7", "k1", "T3"))  # not a store
+    assert store.named_stores_of(["c_a", "c_b", "c_c", "c_n", "c_a"]) == {
+        "c_a": ("S09", "S02"), "c_b": ("S07", None), "c_c": (None, "S05")}
+    assert store.named_stores_of([]) == {}

@@ -1,5 +1,5 @@
 """The alerts service hosting webhooks, in-process over its SQLite store: subscriptions through its API,
-messages recorded as its webhook agent records them, the dispatcher in its own thread."""
+messages recorded as its agent records them (in its own batches), the dispatcher in its own thread."""
 
 from __future__ import annotations
 
@@ -59,12 +59,12 @@ class Host:
         return r.json()["webhook_id"]
 
     def feed(self, *messages) -> BatchOutcome:
-        """Consume messages as the webhook agent does (one batch)."""
+        """Consume messages as the alerts agent does (one batch)."""
         batch = []
         for m in messages:
             self._offset += 1
             batch.append(Incoming(encode(m), _TOPIC[type(m)], 0, self._offset))
-        return self.hooks.consume(batch, host_store=self.store, service="alerts", prefix="")
+        return consume(batch, deps=self.service.deps)
 
     def erase(self, customer_id: str, *records: str) -> BatchOutcome:
         """Erase a customer as alerts' own agent takes identity's erasure (one batch), as in issue 12."""
