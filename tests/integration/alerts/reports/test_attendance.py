@@ -209,3 +209,15 @@ def test_csv_by_accept_header_or_format(p):
         assert r.status_code == 200, r.text
         assert r.headers["content-type"].startswith("text/csv")
         assert r.text == expected
+
+
+def test_csv_of_a_store_id_with_characters_a_header_cannot_carry(p):
+    # The store id went into Content-Disposition as given: a store named in Chinese (any id up to 64
+    # characters is valid) made the CSV a 500 (a header is latin-1), a quote broke the file name.
+    for store in ("北京-01", 'BJ"01'):
+        p.feed(buy("c_a", f"a-{store}", at("2026-11-02", "12:00"), "10.00", store=store, covers=2))
+        r = p.get(store_id=store, month="2026-11", format="csv")
+        assert r.status_code == 200, r.text
+        assert r.text == "customer_id,visits,orders,spend,covers,spend_per_head,tier\nc_a,1,1,10.00,2,5.00,\n"
+        safe = "".join(ch if ch.isascii() and (ch.isalnum() or ch in "._-") else "_" for ch in store)
+        assert r.headers["content-disposition"] == f'attachment; filename="attendance-{safe}-2026-11.csv"'
