@@ -221,3 +221,20 @@ def test_csv_of_a_store_id_with_characters_a_header_cannot_carry(p):
         assert r.text == "customer_id,visits,orders,spend,covers,spend_per_head,tier\nc_a,1,1,10.00,2,5.00,\n"
         safe = "".join(ch if ch.isascii() and (ch.isalnum() or ch in "._-") else "_" for ch in store)
         assert r.headers["content-disposition"] == f'attachment; filename="attendance-{safe}-2026-11.csv"'
+
+
+def test_refunds_beyond_their_order_take_no_other_order_s_spend(p):
+    # One lunch of two orders (100.00 for 2, 50.00); the 50.00 order refunded 30.00 twice (re-sent under a new
+    # id): it loses 50.00, not 60.00. Dinner: a refund of 70.00 before its 40.00 order, and a 60.00 order for 3.
+    # Spend 100 + 0 + 0 + 60 = 160.00 over 5 covers = 32.00 a head, the member sales the store KPIs count.
+    p.feed(refund("c_a", "r3", at("2026-11-02", "19:30"), "o3", "70.00"))
+    p.feed(buy("c_a", "p1", at("2026-11-02", "12:00"), "100.00", covers=2, order="o1"),
+           buy("c_a", "p2", at("2026-11-02", "12:30"), "50.00", order="o2"),
+           buy("c_a", "p3", at("2026-11-02", "18:00"), "40.00", order="o3"),
+           buy("c_a", "p4", at("2026-11-02", "18:30"), "60.00", covers=3, order="o4"),
+           refund("c_a", "r2a", at("2026-11-02", "13:00"), "o2", "30.00"))
+    p.feed(refund("c_a", "r2b", at("2026-11-02", "13:05"), "o2", "30.00"))
+    assert p.sheet("BJ-01", "2026-11") == {"c_a": line(2, 4, "160.00", 5, "32.00")}
+    kpi = p.http.get("/v1/reports/stores/BJ-01", params={"month": "2026-11"},
+                     headers={"Authorization": f"Bearer {ADMIN}"}).json()
+    assert kpi["member_sales"] == "160.00"
