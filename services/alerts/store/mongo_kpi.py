@@ -42,9 +42,9 @@ class MongoKpi:
         """Give records kept before the KPI aggregates their first purchase days, once per database: without
         them every returning customer counted as new (and of tenure 0) in the first month after an upgrade."""
         m = self.mdb
+        if m["kpi_backfills"].find_one({"_id": FIRST_DAYS}) is not None:  # type: ignore[index]
+            return  # every later start: one read
         with self.transaction():  # type: ignore[attr-defined]
-            if m["kpi_backfills"].find_one({"_id": FIRST_DAYS}) is not None:  # type: ignore[index]
-                return
             # The purchases collection holds every member purchase the aggregates count: this is exact.
             days: dict[str, set[str]] = {}
             for d in m["purchases"].find({}, {"record_id": 1, "day": 1}):  # type: ignore[index]

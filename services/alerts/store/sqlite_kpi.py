@@ -89,9 +89,12 @@ class SqliteKpi:
     def kpi_backfill(self) -> None:
         """Give records kept before the KPI aggregates their first purchase days, once per database: without
         them every returning customer counted as new (and of tenure 0) in the first month after an upgrade."""
+        c = self.db.conn()  # type: ignore[attr-defined]
+        done = "SELECT 1 FROM kpi_backfills WHERE name = ?"
+        if c.execute(done, (FIRST_DAYS,)).fetchone() is not None:
+            return  # every later start: one read, no write lock taken
         with self.transaction():  # type: ignore[attr-defined]
-            c = self.db.conn()  # type: ignore[attr-defined]
-            if c.execute("SELECT 1 FROM kpi_backfills WHERE name = ?", (FIRST_DAYS,)).fetchone() is None:
+            if c.execute(done, (FIRST_DAYS,)).fetchone() is None:  # another worker may have just done it
                 c.execute(_BACKFILL)
                 c.execute("INSERT INTO kpi_backfills VALUES (?)", (FIRST_DAYS,))
 
