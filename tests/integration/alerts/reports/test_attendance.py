@@ -21,6 +21,7 @@ from shared.contract.messages import (
     CustomerEventResolved,
     CustomerMerged,
     CustomerOwnerChanged,
+    StoreSaleRecorded,
     ViewPartUpdated,
     encode,
 )
@@ -57,6 +58,7 @@ class Platform:
         batch = []
         for m in messages:
             topic = {CustomerMerged: topics.CUSTOMER_MERGED, CustomerEventResolved: topics.CUSTOMER_EVENTS,
+                     StoreSaleRecorded: topics.CUSTOMER_EVENTS,
                      CustomerOwnerChanged: topics.CUSTOMER_OWNERS}.get(type(m), topics.LOYALTY_EVENTS)
             self.offset += 1
             batch.append(Incoming(encode(m), topic, 0, self.offset))
@@ -238,3 +240,19 @@ def test_refunds_beyond_their_order_take_no_other_order_s_spend(p):
     kpi = p.http.get("/v1/reports/stores/BJ-01", params={"month": "2026-11"},
                      headers={"Authorization": f"Bearer {ADMIN}"}).json()
     assert kpi["member_sales"] == "160.00"
+
+
+def test_a_member_s_order_refunded_at_a_till_that_named_no_one_comes_off_the_sheet(p):
+    # The refund desk did not scan the card: the refund of c_a's lunch order comes with data.identity {} (a
+    # non-member's refund, identity hands it on as store.sale). It still refunds c_a's order: the store KPIs'
+    # member sales lose it, and so must the sheet (100.00 - 30.00 = 70.00 over 2 covers = 35.00 a head).
+    p.feed(buy("c_a", "p1", at("2026-11-02", "12:00"), "100.00", covers=2, order="o1"))
+    when = at("2026-11-03", "10:00")
+    p.feed(StoreSaleRecorded(event={"specversion": "1.0", "id": "nr1", "source": "pos/BJ-01", "type": "crm.refund",
+                                    "time": when.isoformat(), "data": {"identity": {}, "order_id": "o1",
+                                                                       "amount": "30.00", "store_id": "BJ-01"}},
+                             resolved_at=when))
+    assert p.sheet("BJ-01", "2026-11") == {"c_a": line(1, 1, "70.00", 2, "35.00")}
+    kpi = p.http.get("/v1/reports/stores/BJ-01", params={"month": "2026-11"},
+                     headers={"Authorization": f"Bearer {ADMIN}"}).json()
+    assert (kpi["member_sales"], kpi["sales"]) == ("70.00", "70.00")
