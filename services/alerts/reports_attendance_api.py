@@ -4,6 +4,7 @@ No ``from __future__ import annotations`` here: FastAPI reads the routes' annota
 local to the router function.
 """
 
+import re
 from decimal import Decimal
 from typing import Annotated, Literal
 
@@ -72,8 +73,11 @@ def reports_attendance_router(deps: Deps) -> APIRouter:
             rows = [x for x in rows if owner[x.record_id] in shown]
         lines = attendance.sheet(rows, customer_of=owner, tiers=store.tiers_of(customers))
         if format == "csv" or (format is None and "text/csv" in request.headers.get("accept", "")):
+            # Only safe characters in the header's file name: a header is latin-1 (a store id in Chinese was a
+            # 500) and a quote would end the name.
+            name = re.sub(r"[^A-Za-z0-9._-]", "_", store_id)
             return Response(attendance.sheet_csv(lines), media_type="text/csv; charset=utf-8", headers={
-                "Content-Disposition": f'attachment; filename="attendance-{store_id}-{month}.csv"'})
+                "Content-Disposition": f'attachment; filename="attendance-{name}-{month}.csv"'})
         found = registry_for(deps.settings.stores_file).get(store_id)
         return AttendanceRead(
             store_id=store_id, month=month, customers=len(lines),

@@ -21,7 +21,9 @@ from shared.http.api import Caller, caller_dep, errors
 from shared.http.bounds import MAX_ID
 from shared.http.errors import Forbidden, InvalidInput, NotFound
 
-_MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+# ASCII digits, the whole value: ``\d`` takes any script's digits and ``$`` matches before a final newline, and
+# "2026-11\n" answered an empty report under that month instead of a 422.
+_MONTH = re.compile(r"([0-9]{4})-(0[1-9]|1[0-2])")
 _CENT, _RATE = Decimal("0.01"), Decimal("0.0001")
 # Money in fen as a two-place decimal string; rates as numbers rounded half-even to 4 places.
 MONEY = ("sales", "gross_sales", "refunds", "member_sales", "non_member_sales", "average_ticket",
@@ -121,7 +123,7 @@ def change(now: Figures, then: Figures) -> dict[str, str | float | int | None]:
 
 def check_month(month: str) -> str:
     """``month`` if it is YYYY-MM, else a 422 naming the parameter."""
-    if not _MONTH.match(month):
+    if not _MONTH.fullmatch(month) or int(month[:4]) < 1900:  # the years events carry; no "-001-12" months
         raise InvalidInput("invalid_month", "month must be YYYY-MM, e.g. 2026-11", details={"parameter": "month"})
     return month
 

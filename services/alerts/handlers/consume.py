@@ -299,9 +299,11 @@ def _keep(fold: Fold, deps: Deps) -> set[str]:
     store.add_events(fold.events)
     store.add_purchases(fold.purchases)
     store.add_refunds(fold.refunds)
-    # Issue 15: the attendance sheet's aggregate, kept with its facts.
+    # Issue 15: the attendance sheet's aggregate, kept with its facts. A refund naming no one (data.identity {})
+    # may still refund a member's order: it comes off that order's sitting, as off the KPIs' member sales.
     store.add_sittings(attendance.sittings(fold.purchases, periods_of=attendance.periods_in(
-        registry_for(deps.settings.stores_file)), zone_of=deps.settings.store_zone), refunds=fold.refunds)
+        registry_for(deps.settings.stores_file)), zone_of=deps.settings.store_zone),
+        refunds=fold.refunds + fold.sale_refunds)
     store.add_store_sales(fold.sales, fold.sale_refunds)  # issue 15
     store.put_attributes(fold.attributes)
     new = {"occurrence": store.add_occurrences(fold.occurrences), "expiry": store.add_expiries(fold.expiries),

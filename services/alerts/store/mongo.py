@@ -79,6 +79,7 @@ class MongoAlertsStore(MongoStore, MongoMembership, MongoOwners,
     def __init__(self, mdb: MongoDb, **options) -> None:
         self._mock = type(mdb.database).__module__.startswith("mongomock")
         super().__init__(mdb, **options)
+        self.kpi_backfill()  # issue 15: first purchase days of records kept before the KPI aggregates
 
     def create_indexes(self) -> None:
         """The indexes this service's queries and idempotent writes rely on."""

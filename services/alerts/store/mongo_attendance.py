@@ -55,7 +55,9 @@ class MongoAttendance:
                          "store_id": r.store_id, "day": r.day, "sitting": r.sitting, "amount_minor": r.amount_minor,
                          "covers": r.covers, "takes_refunds": takes})
             update: dict = {"$inc": {"orders": 1, "spend_minor": r.amount_minor,
-                                     "refund_minor": refunded.get(r.order_id, 0) if takes else 0},
+                                     # Refunds take at most their order's amount, as the store KPIs count them.
+                                     "refund_minor": min(refunded.get(r.order_id, 0), r.amount_minor) if takes
+                                     else 0},
                             "$setOnInsert": {"store_id": r.store_id, "day": r.day, "sitting": r.sitting,
                                              "record_id": r.record_id}}
             if r.covers is not None:
@@ -71,12 +73,25 @@ class MongoAttendance:
         new = [r for r in {f"{r.source}\0{r.id}": r for r in refunds}.values() if f"{r.source}\0{r.id}" in fresh]
         if not new:
             return
+        named = sorted({r.order_id for r in new})
         takers = {d["order_id"]: d for d in m["attendance_purchases"].find(
-            {"order_id": {"$in": sorted({r.order_id for r in new})}, "takes_refunds": True})}
-        self._write_sittings([
-            UpdateOne({"_id": _sitting_id(p["store_id"], p["day"], p["sitting"], p["record_id"])},
-                      {"$inc": {"refund_minor": r.amount_minor}})
-            for r in new if (p := takers.get(r.order_id)) is not None])
+            {"order_id": {"$in": named}, "takes_refunds": True})}
+        # What an order's refunds take now (their sum, the new ones included, capped at the order's amount) less
+        # what they took before the new ones: a refund re-sent under a new id never takes another order's spend.
+        total: dict[str, int] = dict.fromkeys(named, 0)
+        for d in m["attendance_refunds"].find({"order_id": {"$in": sorted(takers)}},
+                                              {"order_id": 1, "amount_minor": 1}):
+            total[d["order_id"]] += d["amount_minor"]
+        added: dict[str, int] = dict.fromkeys(named, 0)
+        for r in new:
+            added[r.order_id] += r.amount_minor
+        ops = []
+        for order, p in takers.items():
+            amount = p["amount_minor"]
+            if taken_now := min(total[order], amount) - min(total[order] - added[order], amount):
+                ops.append(UpdateOne({"_id": _sitting_id(p["store_id"], p["day"], p["sitting"], p["record_id"])},
+                                     {"$inc": {"refund_minor": taken_now}}))
+        self._write_sittings(ops)
 
     def _write_sittings(self, ops: list[UpdateOne]) -> None:
         # The adapter's one bulk write (mongomock's fallback included), looked up when called: mongo.py

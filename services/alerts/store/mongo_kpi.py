@@ -10,6 +10,7 @@ from shared.contract.facts import PurchaseFact, RefundFact
 from shared.storage.fact_tables import open_doc_field
 
 MANAGER = "attributes.account_manager"
+FIRST_DAYS = "first_days"  # the backfill of first purchase days (``kpi_backfill``)
 
 
 def _apply(coll, ops: list, *, mock: bool) -> None:
@@ -36,6 +37,23 @@ class MongoKpi:
         """The indexes the KPI reads rely on."""
         self.mdb["kpi_store_month"].create_index([("month", 1), ("store_id", 1)])  # type: ignore[index]
         self.mdb["kpi_record_month"].create_index([("month", 1), ("store_id", 1)])  # type: ignore[index]
+
+    def kpi_backfill(self) -> None:
+        """Give records kept before the KPI aggregates their first purchase days, once per database: without
+        them every returning customer counted as new (and of tenure 0) in the first month after an upgrade."""
+        m = self.mdb
+        if m["kpi_backfills"].find_one({"_id": FIRST_DAYS}) is not None:  # type: ignore[index]
+            return  # every later start: one read
+        with self.transaction():  # type: ignore[attr-defined]
+            # The purchases collection holds every member purchase the aggregates count: this is exact.
+            days: dict[str, set[str]] = {}
+            for d in m["purchases"].find({}, {"record_id": 1, "day": 1}):  # type: ignore[index]
+                days.setdefault(d["record_id"], set()).add(d["day"])
+            two = {r: sorted(ds)[:2] for r, ds in days.items()}
+            _apply(m["kpi_records"], [ReplaceOne({"_id": r}, {"first_day": t[0],  # type: ignore[index]
+                                                              "second_day": t[1] if len(t) > 1 else None},
+                                                 upsert=True) for r, t in two.items()], mock=self._mock)
+            m["kpi_backfills"].insert_one({"_id": FIRST_DAYS})  # type: ignore[index]
 
     def add_store_sales(self, purchases: list[PurchaseFact], refunds: list[RefundFact]) -> None:
         """Non-members' purchases and refunds: kept in store totals only."""

@@ -56,6 +56,7 @@ class SqliteAlertsStore(SqliteStore, SqliteMembership, SqliteOwners,
                 except sqlite3.OperationalError as exc:  # another worker added it first
                     if "duplicate column" not in str(exc):
                         raise
+        self.kpi_backfill()  # issue 15: first purchase days of records kept before the KPI aggregates
 
     # -- facts --------------------------------------------------------------------------
     def seen_events(self, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:

@@ -33,21 +33,31 @@ CREATE TABLE IF NOT EXISTS attendance_sittings (
   PRIMARY KEY (store_id, day, sitting, record_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS attendance_sittings_record ON attendance_sittings(record_id);
--- A new purchase joins its sitting, with what was refunded of its order before it arrived (only the order's
--- first purchase takes its refunds, so an order sent twice under two event ids never loses them twice).
-CREATE TRIGGER IF NOT EXISTS attendance_purchase_kept AFTER INSERT ON attendance_purchases BEGIN
+-- Refunds take at most their order's amount (the first purchase's), as the store KPIs count them: a refund
+-- re-sent under a new id, or refunds beyond the order, never come off another order of the sitting. The
+-- triggers of the first version took them whole; they are replaced (IF NOT EXISTS would keep them).
+DROP TRIGGER IF EXISTS attendance_purchase_kept;
+DROP TRIGGER IF EXISTS attendance_refund_kept;
+-- A new purchase joins its sitting, with what was refunded of its order before it arrived, up to its amount
+-- (only the order's first purchase takes its refunds, so an order sent twice never loses them twice).
+CREATE TRIGGER IF NOT EXISTS attendance_purchase_joins AFTER INSERT ON attendance_purchases BEGIN
   INSERT INTO attendance_sittings VALUES (NEW.store_id, NEW.day, NEW.sitting, NEW.record_id, 1, NEW.amount_minor,
     CASE WHEN EXISTS (SELECT 1 FROM attendance_purchases p WHERE p.order_id = NEW.order_id
                       AND (p.source != NEW.source OR p.id != NEW.id)) THEN 0
-         ELSE (SELECT COALESCE(SUM(amount_minor), 0) FROM attendance_refunds WHERE order_id = NEW.order_id) END,
+         ELSE min(NEW.amount_minor, (SELECT COALESCE(SUM(amount_minor), 0) FROM attendance_refunds
+                                     WHERE order_id = NEW.order_id)) END,
     NEW.covers)
   ON CONFLICT (store_id, day, sitting, record_id) DO UPDATE SET orders = orders + 1,
     spend_minor = spend_minor + excluded.spend_minor, refund_minor = refund_minor + excluded.refund_minor,
     covers = {_MAX_COVERS};
 END;
--- A new refund comes off the sitting of its order's first purchase, if that arrived already.
-CREATE TRIGGER IF NOT EXISTS attendance_refund_kept AFTER INSERT ON attendance_refunds BEGIN
-  UPDATE attendance_sittings SET refund_minor = refund_minor + NEW.amount_minor
+-- A new refund comes off the sitting of its order's first purchase, if that arrived already: what the order's
+-- refunds take now (their sum, this one included, capped at the amount) less what they took before it.
+CREATE TRIGGER IF NOT EXISTS attendance_refund_joins AFTER INSERT ON attendance_refunds BEGIN
+  UPDATE attendance_sittings SET refund_minor = refund_minor + (
+    SELECT min(t.total, p.amount_minor) - min(t.total - NEW.amount_minor, p.amount_minor)
+      FROM (SELECT SUM(amount_minor) AS total FROM attendance_refunds WHERE order_id = NEW.order_id) AS t,
+           (SELECT amount_minor FROM attendance_purchases WHERE order_id = NEW.order_id ORDER BY rowid LIMIT 1) AS p)
    WHERE (store_id, day, sitting, record_id) = (SELECT store_id, day, sitting, record_id FROM attendance_purchases
                                                 WHERE order_id = NEW.order_id ORDER BY rowid LIMIT 1);
 END;

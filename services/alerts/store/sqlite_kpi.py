@@ -26,7 +26,15 @@ CREATE TABLE IF NOT EXISTS kpi_record_month (
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS kpi_records (record_id TEXT PRIMARY KEY, first_day TEXT NOT NULL, second_day TEXT)
   WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS kpi_backfills (name TEXT PRIMARY KEY) WITHOUT ROWID;
 """
+
+# Once per database: the first two purchase days of every record from the purchases alerts kept before the KPI
+# aggregates existed (the purchases table holds every member purchase the aggregates count, so this is exact).
+FIRST_DAYS = "first_days"
+_BACKFILL = ("INSERT OR REPLACE INTO kpi_records SELECT f.record_id, f.first_day,"
+             " (SELECT MIN(p.day) FROM purchases p WHERE p.record_id = f.record_id AND p.day > f.first_day)"
+             " FROM (SELECT record_id, MIN(day) AS first_day FROM purchases GROUP BY record_id) f")
 
 _TOTALS = (f"INSERT INTO kpi_store_month VALUES (?,?,{','.join('?' * len(TOTALS))}) ON CONFLICT(store_id, month)"
            " DO UPDATE SET " + ", ".join(f"{c} = {c} + excluded.{c}" for c in TOTALS))
@@ -77,6 +85,18 @@ class SqliteKpi:
         c.executemany(_RECORDS, [(m, s, r, *v) for (s, m, r), v in ch.records.items()])
         c.executemany("INSERT OR REPLACE INTO kpi_records VALUES (?,?,?)",
                       [(r, a, b) for r, (a, b) in ch.firsts.items()])
+
+    def kpi_backfill(self) -> None:
+        """Give records kept before the KPI aggregates their first purchase days, once per database: without
+        them every returning customer counted as new (and of tenure 0) in the first month after an upgrade."""
+        c = self.db.conn()  # type: ignore[attr-defined]
+        done = "SELECT 1 FROM kpi_backfills WHERE name = ?"
+        if c.execute(done, (FIRST_DAYS,)).fetchone() is not None:
+            return  # every later start: one read, no write lock taken
+        with self.transaction():  # type: ignore[attr-defined]
+            if c.execute(done, (FIRST_DAYS,)).fetchone() is None:  # another worker may have just done it
+                c.execute(_BACKFILL)
+                c.execute("INSERT INTO kpi_backfills VALUES (?)", (FIRST_DAYS,))
 
     def kpi_totals(self, *, months: list[str], stores: list[str] | None) -> list[StoreMonth]:
         """Store totals of these months, of these stores (None: every store)."""

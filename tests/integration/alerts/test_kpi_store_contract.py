@@ -63,3 +63,46 @@ def test_an_erased_customers_rows_go_and_the_store_totals_stay(store):
     assert store.kpi_totals(months=["2026-11"], stores=None) == [
         StoreMonth("SH-001", "2026-11", 2, 12000, 1500, 2, 12000, 1500)]
     assert [r.record_id for r in store.kpi_records(months=["2026-11"], stores=None)] == ["c_b"]
+
+
+def _as_before_the_kpi_aggregates(store) -> None:
+    """Leave the purchases and forget what the KPI aggregates made of them, as a database of the version before."""
+    if hasattr(store, "db"):
+        with store.transaction():
+            for table in ("kpi_records", "kpi_record_month", "kpi_store_month", "kpi_orders", "kpi_backfills"):
+                store.db.conn().execute(f"DELETE FROM {table}")
+        return
+    for name in ("kpi_records", "kpi_record_month", "kpi_store_month", "kpi_orders", "kpi_backfills"):
+        store.mdb[name].delete_many({})
+
+
+def _reopened(store):
+    if hasattr(store, "db"):
+        from services.alerts.store.sqlite import SqliteAlertsStore
+
+        return SqliteAlertsStore(store.db.path)
+    from services.alerts.store.mongo import MongoAlertsStore
+
+    return MongoAlertsStore(store.mdb)
+
+
+def test_an_upgraded_database_gives_customers_kept_before_it_their_first_days(store):
+    # c_a bought on 10 and 20 September under the version before the KPI aggregates; after the upgrade c_a and
+    # the new c_b buy in November. Without the backfill c_a had no first days: 2 new customers, both of tenure 0.
+    from services.alerts.reports.kpi_read import kpis
+
+    with store.transaction():
+        store.add_purchases([_p("old1", "c_a", "2026-09-10", 1000), _p("old2", "c_a", "2026-09-20", 1000)])
+    _as_before_the_kpi_aggregates(store)
+    store = _reopened(store)
+    assert store.kpi_firsts(["c_a"]) == {"c_a": ("2026-09-10", "2026-09-20")}
+    with store.transaction():
+        store.add_purchases([_p("n1", "c_a", "2026-11-02", 3000), _p("n2", "c_b", "2026-11-03", 2000)])
+    november = kpis(["2026-11"], store=store, stores=["SH-001"], retention_days=90)["2026-11"]
+    # c_a: first purchase in September, 2 months before November; c_b new.
+    assert (november.customers, november.new_customers) == (2, 1)
+    assert november.tenure["new"] == 1 and november.tenure["1_2_months"] == 1
+    assert store.kpi_firsts(["c_a", "c_b"]) == {"c_a": ("2026-09-10", "2026-09-20"), "c_b": ("2026-11-03", None)}
+    with store.transaction():  # a later start finds the backfill done: the aggregate is not rebuilt again
+        store.add_purchases([_p("n3", "c_b", "2026-11-04", 100)])
+    assert _reopened(store).kpi_firsts(["c_b"]) == {"c_b": ("2026-11-03", "2026-11-04")}

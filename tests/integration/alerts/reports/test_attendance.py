@@ -21,6 +21,7 @@ from shared.contract.messages import (
     CustomerEventResolved,
     CustomerMerged,
     CustomerOwnerChanged,
+    StoreSaleRecorded,
     ViewPartUpdated,
     encode,
 )
@@ -57,6 +58,7 @@ class Platform:
         batch = []
         for m in messages:
             topic = {CustomerMerged: topics.CUSTOMER_MERGED, CustomerEventResolved: topics.CUSTOMER_EVENTS,
+                     StoreSaleRecorded: topics.CUSTOMER_EVENTS,
                      CustomerOwnerChanged: topics.CUSTOMER_OWNERS}.get(type(m), topics.LOYALTY_EVENTS)
             self.offset += 1
             batch.append(Incoming(encode(m), topic, 0, self.offset))
@@ -209,3 +211,48 @@ def test_csv_by_accept_header_or_format(p):
         assert r.status_code == 200, r.text
         assert r.headers["content-type"].startswith("text/csv")
         assert r.text == expected
+
+
+def test_csv_of_a_store_id_with_characters_a_header_cannot_carry(p):
+    # The store id went into Content-Disposition as given: a store named in Chinese (any id up to 64
+    # characters is valid) made the CSV a 500 (a header is latin-1), a quote broke the file name.
+    for store in ("北京-01", 'BJ"01'):
+        p.feed(buy("c_a", f"a-{store}", at("2026-11-02", "12:00"), "10.00", store=store, covers=2))
+        r = p.get(store_id=store, month="2026-11", format="csv")
+        assert r.status_code == 200, r.text
+        assert r.text == "customer_id,visits,orders,spend,covers,spend_per_head,tier\nc_a,1,1,10.00,2,5.00,\n"
+        safe = "".join(ch if ch.isascii() and (ch.isalnum() or ch in "._-") else "_" for ch in store)
+        assert r.headers["content-disposition"] == f'attachment; filename="attendance-{safe}-2026-11.csv"'
+
+
+def test_refunds_beyond_their_order_take_no_other_order_s_spend(p):
+    # One lunch of two orders (100.00 for 2, 50.00); the 50.00 order refunded 30.00 twice (re-sent under a new
+    # id): it loses 50.00, not 60.00. Dinner: a refund of 70.00 before its 40.00 order, and a 60.00 order for 3.
+    # Spend 100 + 0 + 0 + 60 = 160.00 over 5 covers = 32.00 a head, the member sales the store KPIs count.
+    p.feed(refund("c_a", "r3", at("2026-11-02", "19:30"), "o3", "70.00"))
+    p.feed(buy("c_a", "p1", at("2026-11-02", "12:00"), "100.00", covers=2, order="o1"),
+           buy("c_a", "p2", at("2026-11-02", "12:30"), "50.00", order="o2"),
+           buy("c_a", "p3", at("2026-11-02", "18:00"), "40.00", order="o3"),
+           buy("c_a", "p4", at("2026-11-02", "18:30"), "60.00", covers=3, order="o4"),
+           refund("c_a", "r2a", at("2026-11-02", "13:00"), "o2", "30.00"))
+    p.feed(refund("c_a", "r2b", at("2026-11-02", "13:05"), "o2", "30.00"))
+    assert p.sheet("BJ-01", "2026-11") == {"c_a": line(2, 4, "160.00", 5, "32.00")}
+    kpi = p.http.get("/v1/reports/stores/BJ-01", params={"month": "2026-11"},
+                     headers={"Authorization": f"Bearer {ADMIN}"}).json()
+    assert kpi["member_sales"] == "160.00"
+
+
+def test_a_member_s_order_refunded_at_a_till_that_named_no_one_comes_off_the_sheet(p):
+    # The refund desk did not scan the card: the refund of c_a's lunch order comes with data.identity {} (a
+    # non-member's refund, identity hands it on as store.sale). It still refunds c_a's order: the store KPIs'
+    # member sales lose it, and so must the sheet (100.00 - 30.00 = 70.00 over 2 covers = 35.00 a head).
+    p.feed(buy("c_a", "p1", at("2026-11-02", "12:00"), "100.00", covers=2, order="o1"))
+    when = at("2026-11-03", "10:00")
+    p.feed(StoreSaleRecorded(event={"specversion": "1.0", "id": "nr1", "source": "pos/BJ-01", "type": "crm.refund",
+                                    "time": when.isoformat(), "data": {"identity": {}, "order_id": "o1",
+                                                                       "amount": "30.00", "store_id": "BJ-01"}},
+                             resolved_at=when))
+    assert p.sheet("BJ-01", "2026-11") == {"c_a": line(1, 1, "70.00", 2, "35.00")}
+    kpi = p.http.get("/v1/reports/stores/BJ-01", params={"month": "2026-11"},
+                     headers={"Authorization": f"Bearer {ADMIN}"}).json()
+    assert (kpi["member_sales"], kpi["sales"]) == ("70.00", "70.00")

@@ -90,3 +90,21 @@ def test_an_erasure_forgets_the_customer_s_sittings_and_leaves_the_others(store)
     with store.transaction():  # its refunds went too: its purchase kept again takes none of them
         store.add_sittings([seat("p1", "r_a", "2026-11-02", "lunch", 5000, 2, order="o1")], refunds=[])
     assert rows(store)[0] == SittingRow("r_a", "2026-11-02", "lunch", 1, 5000, 0, 2)
+
+
+def test_an_order_s_refunds_take_at_most_its_amount_as_the_store_kpis_count_them(store):
+    # Two orders at one lunch (o1 100.00, o2 50.00); o2 refunded 30.00 twice (a refund re-sent under a new id):
+    # o2 loses 50.00, never o1's money, so the sitting is 150.00 - 50.00 (the store KPIs' sales say 100.00
+    # too). At dinner the refund of 70.00 comes before its order o3 of 40.00: 40.00 of it counts.
+    with store.transaction():
+        store.add_sittings([], refunds=[back("x3", "o3", 7000)])
+    with store.transaction():
+        store.add_sittings([seat("p1", "r_a", "2026-11-02", "lunch", 10000, order="o1"),
+                            seat("p2", "r_a", "2026-11-02", "lunch", 5000, order="o2"),
+                            seat("p3", "r_a", "2026-11-02", "dinner", 4000, order="o3"),
+                            seat("p4", "r_a", "2026-11-02", "dinner", 6000, order="o4")],
+                           refunds=[back("x1", "o2", 3000)])
+    with store.transaction():
+        store.add_sittings([], refunds=[back("x2", "o2", 3000), back("x4", "o4", 1000)])
+    assert rows(store) == [SittingRow("r_a", "2026-11-02", "dinner", 2, 10000, 4000 + 1000, None),
+                           SittingRow("r_a", "2026-11-02", "lunch", 2, 15000, 5000, None)]

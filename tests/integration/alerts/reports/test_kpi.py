@@ -270,3 +270,17 @@ def test_a_purchase_counts_in_the_month_of_its_local_day_at_the_store(tmp_path):
     november, october = kpi(h, "2026-11"), kpi(h, "2026-10")
     assert (november["orders"], november["sales"], november["new_customers"]) == (1, "10.00", 1)
     assert (october["orders"], october["sales"], october["customers"]) == (1, "5.00", 0)
+
+
+@pytest.mark.parametrize("bad", ["2026-11\n", "\uff12\uff10\uff12\uff16-11", "2026-\u0661\u0661", "0000-01"])
+def test_a_month_with_a_trailing_newline_or_non_ascii_digits_is_a_422_not_an_empty_report(tmp_path, bad):
+    # "2026-11\n" passed the check (``$`` matches before a final newline) and answered November's report with
+    # every figure 0 under the month "2026-11\n"; full-width or Arabic-Indic digits passed ``\d`` alike; year 0
+    # compared itself with the months "-001-12" and "-001-01".
+    h = Harness(tmp_path, NOW)
+    h.feed(purchase("c_a", "a1", at("2026-11-02T12:00"), amount="10.00"))
+    for path in ("/v1/reports/stores/SH-001", "/v1/reports/company"):
+        r = h.api.get(path, params={"month": bad})
+        assert r.status_code == 422, r.text
+        assert r.json()["error"]["code"] == "invalid_month" and r.json()["error"]["details"] == {"parameter": "month"}
+    assert kpi(h, "2026-11")["sales"] == "10.00"
