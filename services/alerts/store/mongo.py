@@ -79,6 +79,8 @@ class MongoAlertsStore(MongoStore, MongoMembership, MongoOwners,
     def __init__(self, mdb: MongoDb, **options) -> None:
         self._mock = type(mdb.database).__module__.startswith("mongomock")
         super().__init__(mdb, **options)
+        with self.transaction():
+            self.backfill_value()  # issue 15: purchases kept before the customer-value aggregate
 
     def create_indexes(self) -> None:
         """The indexes this service's queries and idempotent writes rely on."""

@@ -56,6 +56,8 @@ class SqliteAlertsStore(SqliteStore, SqliteMembership, SqliteOwners,
                 except sqlite3.OperationalError as exc:  # another worker added it first
                     if "duplicate column" not in str(exc):
                         raise
+        with self.transaction():
+            self.backfill_value()  # issue 15: purchases kept before the customer-value aggregate
 
     # -- facts --------------------------------------------------------------------------
     def seen_events(self, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
