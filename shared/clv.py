@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import io
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -65,6 +65,20 @@ def spendings(by_customer: Mapping[str, Mapping[date, int]], as_of: date) -> dic
         s = spending(days, as_of)
         if s is not None:
             out[customer] = s
+    return out
+
+
+def spend_by_customer(rows: Iterable[tuple[str, str, int]], owner: Mapping[str, str]) -> dict[str, dict[date, int]]:
+    """Spend per customer and day from (record, ISO day, spend) rows, each record counted under
+    ``owner.get(record, record)``; two records' spend on one day is one day's."""
+    out: dict[str, dict[date, int]] = {}
+    days: dict[str, date] = {}  # a few hundred distinct days among a million rows: parsed once each
+    for record, text, amount in rows:
+        day = days.get(text)
+        if day is None:
+            day = days[text] = date.fromisoformat(text)
+        held = out.setdefault(owner.get(record, record), {})
+        held[day] = held.get(day, 0) + amount
     return out
 
 

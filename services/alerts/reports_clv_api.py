@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 from services.alerts.config import ClvSettings
 from services.alerts.handlers import Deps, commands
 from services.alerts.reports import clv
+from services.alerts.reports.value import standing_of
 from shared.access.visibility import Seeing
 from shared.clock import Day
 from shared.clv import exact_money
@@ -61,9 +62,13 @@ class CustomerValueRead(BaseModel):
     expected_average_order_value: str = Field(description="expected spend per purchase day (Gamma-Gamma)")
     expected_spend: str = Field(description="expected purchases x expected average order value, undiscounted")
     clv: str = Field(description="margin x expected spend month by month, discounted at the monthly rate")
-    rfm_segment: str | None = Field(None, description="filled by the customer-value report (issue 15, value)")
-    pyramid_level: str | None = Field(None, description="filled by the customer-value report (issue 15, value)")
-    lifecycle_stage: str | None = Field(None, description="filled by the customer-value report (issue 15, value)")
+    rfm_segment: str | None = Field(None, description="RFM segment among every customer of the 12 months ending "
+                                                      "on as_of (the customer-value report's rules); null "
+                                                      "without a purchase in them")
+    pyramid_level: str | None = Field(None, description="top, big, medium or small among the same customers; "
+                                                        "null without a purchase in the 12 months")
+    lifecycle_stage: str | None = Field(None, description="exploration, formation, stability or decline over all "
+                                                          "purchase days up to as_of")
 
 
 def reports_clv_router(deps: Deps, settings: ClvSettings | None = None) -> APIRouter:
@@ -96,6 +101,8 @@ def reports_clv_router(deps: Deps, settings: ClvSettings | None = None) -> APIRo
         seeing.check(deps.store.customer_of(customer_id), lambda c: commands.owner_of(c, deps=deps))
         day = as_of or _today(deps)
         survivor, s, v, _ = clv.customer_value(customer_id, as_of=day, deps=deps, settings=cfg)
+        standing = standing_of(deps.store, survivor, day)
+        rfm = standing.rfm if standing else None
         average = s.average
         return CustomerValueRead(
             customer_id=survivor, as_of=day, horizon_months=cfg.horizon_months,
@@ -103,7 +110,9 @@ def reports_clv_router(deps: Deps, settings: ClvSettings | None = None) -> APIRo
             average_spend=None if average is None else str(exact_money(average)),
             p_alive=round(v.p_alive, _PLACES), expected_purchases=round(v.expected_purchases, _PLACES),
             expected_average_order_value=str(v.expected_average_order_value), expected_spend=str(v.expected_spend),
-            clv=str(v.clv))
+            clv=str(v.clv), rfm_segment=rfm.segment if rfm else None,
+            pyramid_level=standing.level if standing else None,
+            lifecycle_stage=standing.stage if standing else None)
 
     return r
 

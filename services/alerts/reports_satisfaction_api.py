@@ -73,8 +73,8 @@ def _month(text: str) -> str:
     try:
         sat.parse_month(text)
     except ValueError:
-        raise InvalidInput("invalid_month", "month must be YYYY-MM",
-                           details=[{"loc": "query.month", "msg": "month must be YYYY-MM"}]) from None
+        # The shape every report's month error has (README: ``details.parameter``).
+        raise InvalidInput("invalid_month", "month must be YYYY-MM", details={"parameter": "month"}) from None
     return text
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable, Mapping
 from datetime import date
 
 from services.alerts.domain.model import Standing, standings
@@ -37,9 +38,10 @@ def transition(alert_id: str, *, deps: Deps, action: str, by: str, note: str | N
         return store.alert(alert_id) or change.alert, outbox
 
 
-def fit_model(as_of: date, *, deps: Deps) -> ChurnModel:
-    """Fit BG/NBD on every customer's purchase days up to ``as_of`` and keep it; NotFound without data."""
-    rows = histories(deps.store.purchase_days(until=as_of), as_of)
+def fit_model(as_of: date, *, deps: Deps, days: Mapping[str, Iterable[date]] | None = None) -> ChurnModel:
+    """Fit BG/NBD on every customer's purchase days up to ``as_of`` (``days``, or read from the store) and keep
+    it; NotFound without data."""
+    rows = histories(deps.store.purchase_days(until=as_of) if days is None else days, as_of)
     try:
         model = fit_converging(rows, as_of)
     except NotEnoughData as exc:
@@ -51,8 +53,10 @@ def fit_model(as_of: date, *, deps: Deps) -> ChurnModel:
     return model
 
 
-def model_as_of(as_of: date, *, deps: Deps) -> tuple[ChurnModel, str]:
-    """The model fitted as of a date (today at the latest): the cached fit, or a new one."""
+def model_as_of(as_of: date, *, deps: Deps,
+                days: Callable[[], Mapping[str, Iterable[date]]] | None = None) -> tuple[ChurnModel, str]:
+    """The model fitted as of a date (today at the latest): the cached fit, or a new one (on ``days()`` if
+    given: a caller that reads every customer's days anyway shares its read)."""
     if as_of > deps.clock().astimezone(deps.zone).date():
         # Fitted as of a future day, the model would count weeks nobody has lived yet (T), and be kept.
         raise InvalidInput("as_of_in_future", "as_of cannot be later than today")
@@ -60,7 +64,7 @@ def model_as_of(as_of: date, *, deps: Deps) -> tuple[ChurnModel, str]:
         raise InvalidInput("as_of_out_of_range", f"as_of cannot be earlier than {EARLIEST.isoformat()}")
     held = deps.store.model(as_of)
     if held is None:
-        fit_model(as_of, deps=deps)
+        fit_model(as_of, deps=deps, days=None if days is None else days())
         held = deps.store.model(as_of)
         assert held is not None
     return held.model, held.fitted_at

@@ -27,10 +27,18 @@ class ClvModel:
 
 def clv_model_as_of(as_of: date, *, deps: Deps) -> ClvModel:
     """BG/NBD and Gamma-Gamma fitted as of a date (today at the latest): the kept fits, or new ones kept."""
-    churn, _ = model_as_of(as_of, deps=deps)  # checks as_of; NotFound when there is too little to fit
+    read: dict[str, dict[str, dict[date, int]]] = {}
+
+    def spend() -> dict[str, dict[date, int]]:
+        # One read of every customer's spend per day serves both fits (its days are BG/NBD's purchase days).
+        if "rows" not in read:
+            read["rows"] = deps.store.purchase_spend(until=as_of)
+        return read["rows"]
+
+    churn, _ = model_as_of(as_of, deps=deps, days=spend)  # checks as_of; NotFound when there is too little to fit
     held = deps.store.spend_model(as_of)
     if held is None:
-        rows = spendings(deps.store.purchase_spend(until=as_of), as_of)
+        rows = spendings(spend(), as_of)
         try:
             fitted = fit_converging(rows, as_of)
         except NotEnoughData as exc:

@@ -24,7 +24,8 @@ REASONS = ("product_or_service_defect", "price_competition", "no_clear_differenc
 REASONED_TYPES = frozenset({"complaint", "churn_yellow", "churn_red", "churn_model"})
 UNSPECIFIED = "unspecified"  # a churn or complaint alert resolved with no reason given
 
-_MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+# ASCII digits, the whole text (``$`` alone would take a trailing newline, ``\d`` other scripts' digits).
+_MONTH = re.compile(r"([0-9]{4})-(0[1-9]|1[0-2])")
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,7 @@ class ReasonRow:
 
 def parse_month(text: str) -> tuple[int, int]:
     """``YYYY-MM`` as (year, month); ValueError otherwise."""
-    m = _MONTH.match(text)
+    m = _MONTH.fullmatch(text)
     if m is None:
         raise ValueError("month must be YYYY-MM")
     return int(m.group(1)), int(m.group(2))

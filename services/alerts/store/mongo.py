@@ -80,6 +80,10 @@ class MongoAlertsStore(MongoStore, MongoMembership, MongoOwners,
         self._mock = type(mdb.database).__module__.startswith("mongomock")
         super().__init__(mdb, **options)
         self.kpi_backfill()  # issue 15: first purchase days of records kept before the KPI aggregates
+        # Issue 15: purchases kept before the customer-value aggregate. Outside a transaction: a history of a
+        # million purchases is far beyond what one MongoDB transaction may write; the upserts only insert and
+        # the mark comes last, so an interrupted backfill is finished by the next opening.
+        self.backfill_value()
 
     def create_indexes(self) -> None:
         """The indexes this service's queries and idempotent writes rely on."""

@@ -3,10 +3,9 @@ Gamma-Gamma is fitted on) and the spend model kept per as-of date."""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from datetime import date
 
-from shared.clv import SpendModel, spend_model_doc, spend_model_of
+from shared.clv import SpendModel, spend_by_customer, spend_model_doc, spend_model_of
 
 
 class MongoClv:
@@ -15,18 +14,17 @@ class MongoClv:
     def purchase_spend(self, *, until: date, customer_id: str | None = None) -> dict[str, dict[date, int]]:
         """Spend (minor units) per purchase day up to ``until`` of every customer (or one), the amounts of one
         day summed, through the membership mapping (a merge joins two histories, an unmerge splits them)."""
+        # From the customer-value aggregate (a document per record and purchase day), not every purchase.
         mdb = self.mdb  # type: ignore[attr-defined]
         q: dict = {"day": {"$lte": until.isoformat()}}
-        owner: dict[str, str] | None = None
         if customer_id is not None:
-            q["record_id"] = {"$in": self.records_of(customer_id)}  # type: ignore[attr-defined]
+            records = self.records_of(customer_id)  # type: ignore[attr-defined]
+            q["record_id"] = {"$in": records}
+            owner = dict.fromkeys(records, customer_id)
         else:
             owner = {d["_id"]: d["customer_id"] for d in mdb["memberships"].find({}, {"customer_id": 1})}
-        out: dict[str, dict[date, int]] = defaultdict(lambda: defaultdict(int))
-        for d in mdb["purchases"].find(q, {"record_id": 1, "day": 1, "amount_minor": 1}):
-            cust = customer_id if owner is None else owner.get(d["record_id"], d["record_id"])
-            out[cust][date.fromisoformat(d["day"])] += d["amount_minor"]
-        return {c: dict(days) for c, days in out.items()}
+        docs = mdb["value_days"].find(q, {"_id": 0, "record_id": 1, "day": 1, "spend_minor": 1})
+        return spend_by_customer(((d["record_id"], d["day"], d["spend_minor"]) for d in docs), owner)
 
     def put_spend_model(self, model: SpendModel, *, fitted_at: str) -> None:
         """Keep a fitted spend model for its as-of date (the first one kept stays: one fit per as-of)."""

@@ -87,6 +87,27 @@ class MongoValue:
             acc[1] += d["orders"]
         return [totals_of(cust, by_day, since=lo) for cust, by_day in days.items()]
 
+    def backfill_value(self) -> int:
+        """Once per store: ``value_days`` documents for the purchases kept before the aggregate existed (a store
+        upgraded with history), so the customer-value report and the CLV model see them; how many."""
+        from services.alerts.store.sqlite_value import VALUE_BACKFILL_MARK
+
+        if self.get_mark(VALUE_BACKFILL_MARK) is not None:  # type: ignore[attr-defined]
+            return 0
+        days: dict[tuple[str, str], list[int]] = {}
+        for d in self.mdb["purchases"].find({}, {"record_id": 1, "day": 1, "amount_minor": 1}):  # type: ignore[index]
+            acc = days.setdefault((d["record_id"], d["day"]), [0, 0])
+            acc[0] += d["amount_minor"]
+            acc[1] += 1
+        # Only days the aggregate does not hold yet; those purchases' refunds named no order: not subtracted.
+        held = {d["_id"] for d in self.mdb["value_days"].find({}, {"_id": 1})}  # type: ignore[index]
+        ops = [UpdateOne({"_id": f"{rec}\0{day}"}, {"$setOnInsert": {"record_id": rec, "day": day, "spend_minor": s,
+                                                                     "refund_minor": 0, "orders": n}}, upsert=True)
+               for (rec, day), (s, n) in days.items() if f"{rec}\0{day}" not in held]
+        _write(self.mdb["value_days"], ops, mock=self._mock)  # type: ignore[index]
+        self.put_mark(VALUE_BACKFILL_MARK, "1")  # type: ignore[attr-defined]
+        return len(ops)
+
     def erase_value(self, ids: list[str]) -> None:
         """Forget erased records' aggregate rows."""
         self.mdb["value_days"].delete_many({"record_id": {"$in": ids}})  # type: ignore[index]

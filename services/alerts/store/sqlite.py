@@ -57,6 +57,8 @@ class SqliteAlertsStore(SqliteStore, SqliteMembership, SqliteOwners,
                     if "duplicate column" not in str(exc):
                         raise
         self.kpi_backfill()  # issue 15: first purchase days of records kept before the KPI aggregates
+        with self.transaction():
+            self.backfill_value()  # issue 15: purchases kept before the customer-value aggregate
 
     # -- facts --------------------------------------------------------------------------
     def seen_events(self, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:

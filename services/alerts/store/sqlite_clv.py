@@ -4,10 +4,9 @@ Gamma-Gamma is fitted on) and the spend model kept per as-of date."""
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 from datetime import date
 
-from shared.clv import SpendModel, spend_model_doc, spend_model_of
+from shared.clv import SpendModel, spend_by_customer, spend_model_doc, spend_model_of
 from shared.storage.base import in_placeholders as _in
 
 CLV_SQL = """
@@ -22,17 +21,19 @@ class SqliteClv:
     def purchase_spend(self, *, until: date, customer_id: str | None = None) -> dict[str, dict[date, int]]:
         """Spend (minor units) per purchase day up to ``until`` of every customer (or one), the amounts of one
         day summed, through the membership mapping (a merge joins two histories, an unmerge splits them)."""
-        sql = ("SELECT COALESCE(m.customer_id, p.record_id) AS cust, p.day, SUM(p.amount_minor) FROM purchases p"
-               " LEFT JOIN memberships m ON m.record_id = p.record_id WHERE p.day <= ?")
-        args: list = [until.isoformat()]
+        # From the customer-value aggregate (a row per record and purchase day, kept with the purchases), not
+        # the purchases themselves: a read of 1,000,000 purchases grouped per customer and day took seconds.
+        c = self.db.conn()  # type: ignore[attr-defined]
+        hi = until.isoformat()
         if customer_id is not None:
             records = self.records_of(customer_id)  # type: ignore[attr-defined]
-            sql += f" AND p.record_id IN ({_in(records)})"
-            args += records
-        out: dict[str, dict[date, int]] = defaultdict(dict)
-        for cust, day, amount in self.db.conn().execute(sql + " GROUP BY cust, p.day", args):  # type: ignore[attr-defined]
-            out[customer_id or cust][date.fromisoformat(day)] = amount
-        return dict(out)
+            owner = dict.fromkeys(records, customer_id)
+            rows = c.execute(f"SELECT record_id, day, spend_minor FROM value_days WHERE record_id IN"
+                             f" ({_in(records)}) AND day <= ?", [*records, hi])
+        else:
+            owner = dict(c.execute("SELECT record_id, customer_id FROM memberships WHERE customer_id != record_id"))
+            rows = c.execute("SELECT record_id, day, spend_minor FROM value_days WHERE day <= ?", (hi,))
+        return spend_by_customer(rows, owner)
 
     def put_spend_model(self, model: SpendModel, *, fitted_at: str) -> None:
         """Keep a fitted spend model for its as-of date (the first one kept stays: one fit per as-of)."""

@@ -25,6 +25,7 @@ CREATE TABLE IF NOT EXISTS value_orders (
 ) WITHOUT ROWID;
 """
 
+VALUE_BACKFILL_MARK = "value_days.backfilled"  # set once the purchases before the aggregate are in it
 _CHUNK = 400  # keys per statement, two variables each: far below SQLite's limit
 
 
@@ -136,6 +137,21 @@ class SqliteValue:
                 acc[1] += n
             out.append(totals_of(cust, by_day, since=lo))
         return out
+
+    def backfill_value(self) -> int:
+        """Once per store: ``value_days`` rows for the purchases kept before the aggregate existed (a store
+        upgraded with history), so the customer-value report and the CLV model see them; how many rows."""
+        c = self.db.conn()  # type: ignore[attr-defined]
+        if self.get_mark(VALUE_BACKFILL_MARK) is not None:  # type: ignore[attr-defined]
+            return 0
+        # Only days the aggregate does not hold yet: a store whose purchases all went through it adds none.
+        # Those purchases' refunds named no order (the refunds table keeps none): they are not subtracted.
+        added = c.execute(
+            "INSERT INTO value_days SELECT p.record_id, p.day, SUM(p.amount_minor), 0, COUNT(*) FROM purchases p"
+            " WHERE NOT EXISTS (SELECT 1 FROM value_days v WHERE v.record_id = p.record_id AND v.day = p.day)"
+            " GROUP BY p.record_id, p.day").rowcount
+        self.put_mark(VALUE_BACKFILL_MARK, "1")  # type: ignore[attr-defined]
+        return added
 
     def erase_value(self, ids: list[str]) -> None:
         """Forget erased records' aggregate rows."""

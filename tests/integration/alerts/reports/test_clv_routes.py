@@ -140,6 +140,38 @@ def test_the_clv_model_gives_the_notes_parameters_over_946_repeat_customers_and_
     assert (scoped.status_code, scoped.json()["error"]["code"]) == (403, "forbidden_scope")
 
 
+# Each customer's standing among the 2,357 CDNOW customers as of 1997-09-30 (the 12 months from 1996-10-01 hold
+# all their purchases), worked out apart from the service from the sample file: net spend ranked highest first,
+# equal spend by id, levels ending at ceil(1%, 5%, 20% of 2,357) = 24, 118, 472; each score 1 + 5 x (customers
+# with a strictly worse value) // 2,357 over the last purchase day, distinct days and spend; then the README's
+# segment and stage rules. (segment, level, stage)
+STANDINGS = {
+    "c_0001": ("champions", "small", "formation"),  # R 5 F 4 M 4: 3 days, 74.02, last 1997-08-02
+    "c_0004": ("hibernating", "small", "decline"),  # R 1 F 1 M 1: one day, 1997-01-01
+    "c_0018": ("at_risk", "small", "decline"),  # R 2 F 3 M 2: 2 days, last 1997-02-04
+    "c_2357": ("promising", "small", "decline"),  # R 4 F 1 M 2: one day, 1997-03-25 (188 days before)
+    "c_0157": ("champions", "top", "formation"),  # R 5 F 5 M 5: 30 days, 773.57, last 1997-09-28
+    "c_0017": ("champions", "big", "formation"),  # 11 days, 268.33, last 1997-08-28
+    "c_0060": ("hibernating", "medium", "decline"),  # R 1 F 1 M 5: one day of 121.34
+    "c_0142": ("loyal", "medium", "decline"),  # R 3 F 5 M 5: 6 days, last 1997-02-24
+}
+
+
+def standing(body: dict) -> tuple:
+    return body["rfm_segment"], body["pyramid_level"], body["lifecycle_stage"]
+
+
+def test_each_customers_value_carries_its_rfm_segment_pyramid_level_and_lifecycle_stage(tmp_path):
+    api = Alerts(tmp_path).api()
+    for customer, want in STANDINGS.items():
+        r = api.get(f"/v1/customers/{customer}/value", params={"as_of": "1997-09-30"})
+        assert r.status_code == 200, r.text
+        assert standing(r.json()) == want, customer
+    # Before its first purchase day (1997-03-25) c_2357 is no customer yet: 404, no standing.
+    early = api.get("/v1/customers/c_2357/value", params={"as_of": "1997-03-24"})
+    assert (early.status_code, early.json()["error"]["code"]) == (404, "customer_not_found")
+
+
 def test_each_customers_value_equals_lifetimes_own_figures_and_scope_hides_another_stores(tmp_path):
     alerts = Alerts(tmp_path)
     api, ref = alerts.api(), reference(cdnow())
@@ -150,7 +182,7 @@ def test_each_customers_value_equals_lifetimes_own_figures_and_scope_hides_anoth
         assert picked(body) == expected_value(ref, customer), customer
         assert (body["customer_id"], body["as_of"], body["horizon_months"], body["monthly_discount_rate"],
                 body["margin"]) == (customer, "1997-09-30", 12, 0.01, 1.0)
-        assert (body["rfm_segment"], body["pyramid_level"], body["lifecycle_stage"]) == (None, None, None)
+        assert standing(body) == STANDINGS[customer], customer
     # The customer of store A is store A's key's; every other customer answers as an unknown id does.
     scoped = alerts.api(STORE_A)
     assert picked(scoped.get("/v1/customers/c_0004/value", params={"as_of": "1997-09-30"}).json()) == \
@@ -172,12 +204,16 @@ def test_a_merge_joins_two_histories_and_an_unmerge_splits_them_under_the_kept_m
     body = api.get("/v1/customers/c_0018/value", params={"as_of": "1997-09-30"}).json()
     assert body["customer_id"] == "c_0004"
     assert picked(body) == expected_value(merged, "c_0004")
+    # Joined, c_0004 has 2 distinct days (c_0018's first is c_0004's 1997-01-01) and 37.93 among 2,356
+    # customers: R 2, F 3, M 3, at risk (worked out as for STANDINGS).
+    assert standing(body) == ("at_risk", "small", "decline")
     with alerts.store.transaction():
         alerts.store.apply_memberships([Membership("c_0018", "c_0018", "1997-09-30T11:00:00.000000Z")])
     apart = reference(rows)
     for customer in ("c_0004", "c_0018"):
         got = api.get(f"/v1/customers/{customer}/value", params={"as_of": "1997-09-30"}).json()
         assert (got["customer_id"], picked(got)) == (customer, expected_value(apart, customer))
+        assert standing(got) == STANDINGS[customer]
 
 
 def test_the_horizon_discount_rate_and_margin_come_from_settings(tmp_path, monkeypatch):

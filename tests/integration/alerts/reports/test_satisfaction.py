@@ -141,12 +141,15 @@ def test_a_key_sees_only_its_own_stores_and_region(h: ScopedHarness):
     assert status(ADMIN, region="west") == (200, None)
 
 
-@pytest.mark.parametrize("month", ["2026-13", "2026-1", "26-11", "2026-11-01", "november"])
-def test_a_bad_month_is_422_naming_the_parameter(h: ScopedHarness, month: str):
-    r = h.api.get("/v1/reports/satisfaction", params={"month": month})
+@pytest.mark.parametrize("month", ["2026-13", "2026-1", "26-11", "2026-11-01", "november", "2026-11\n",
+                                   "\u0662\u0660\u0662\u0666-11"])
+@pytest.mark.parametrize("route", ["satisfaction", "churn-reasons"])
+def test_a_bad_month_is_422_naming_the_parameter(h: ScopedHarness, month: str, route: str):
+    r = h.api.get(f"/v1/reports/{route}", params={"month": month})
     assert r.status_code == 422
-    assert r.json()["error"]["code"] == "invalid_month"
-    assert r.json()["error"]["details"] == [{"loc": "query.month", "msg": "month must be YYYY-MM"}]
+    # The same error as the other reports' (README: details.parameter).
+    assert r.json()["error"] == {"code": "invalid_month", "message": "month must be YYYY-MM",
+                                 "details": {"parameter": "month"}}
 
 
 def test_the_loyal_share_counts_distinct_days_per_customer_and_follows_merges_and_unmerges(h: ScopedHarness):
