@@ -5,7 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 
 CONSOLE := services/console
-# Debian's chromium drives the console's browser tests (Playwright's own browser download fails on these machines).
+# Debian's chromium drives the console's browser tests (Playwright's own browser download fails on these machines);
+# the CJK fonts make the Chinese pages' screenshots readable.
 CHROMIUM := /usr/bin/chromium
 
 .PHONY: up demo test bench bench-identity clean chromium
@@ -17,9 +18,9 @@ $(CONSOLE)/node_modules/.package-lock.json: $(CONSOLE)/package-lock.json
 
 chromium:
 	@if [ ! -x $(CHROMIUM) ]; then \
-	  if [ "$$(id -u)" = 0 ]; then apt-get install -y chromium || (apt-get update && apt-get install -y chromium); \
-	  elif command -v sudo >/dev/null; then sudo apt-get install -y chromium || (sudo apt-get update && sudo apt-get install -y chromium); \
-	  else echo "the console's browser tests need Debian's chromium at $(CHROMIUM): run 'apt-get install -y chromium' as root" >&2; exit 1; fi; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get install -y chromium fonts-noto-cjk || (apt-get update && apt-get install -y chromium fonts-noto-cjk); \
+	  elif command -v sudo >/dev/null; then sudo apt-get install -y chromium fonts-noto-cjk || (sudo apt-get update && sudo apt-get install -y chromium fonts-noto-cjk); \
+	  else echo "the console's browser tests need Debian's chromium at $(CHROMIUM): run 'apt-get install -y chromium fonts-noto-cjk' as root" >&2; exit 1; fi; \
 	fi
 
 $(BIN)/crm: pyproject.toml
