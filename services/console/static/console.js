@@ -7,3 +7,11 @@ document.addEventListener("DOMContentLoaded", function () {
     {code: "[45]..", swap: true, error: false},
   ];
 });
+
+// No inline handlers (the page's CSP allows scripts from this site only): dismiss a message, go back.
+document.addEventListener("click", function (event) {
+  var dismiss = event.target.closest("[data-dismiss]");
+  if (dismiss) { dismiss.parentElement.remove(); return; }
+  var back = event.target.closest("a[data-back]");
+  if (back && history.length > 1) { event.preventDefault(); history.back(); }
+});

@@ -122,11 +122,18 @@ def browser():
 
 @pytest.fixture
 def page(browser):
-    """A fresh browser context (no cookies) per test."""
+    """A fresh browser context (no cookies) per test; the test fails on any script error or blocked resource
+    the page reports (a missing npm package, a CSP violation), expected 4xx answers aside."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     context.set_default_timeout(20_000)
-    yield context.new_page()
+    tab = context.new_page()
+    errors: list[str] = []
+    tab.on("pageerror", lambda exc: errors.append(str(exc)))
+    tab.on("console", lambda msg: errors.append(f"{msg.text} at {msg.location}") if msg.type == "error"
+           and "the server responded with a status of 4" not in msg.text else None)
+    yield tab
     context.close()
+    assert errors == [], errors
 
 
 @pytest.fixture
