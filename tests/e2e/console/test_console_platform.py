@@ -4,6 +4,7 @@ alert; another store's customer is the not-found page; both languages render wit
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -134,3 +135,50 @@ def test_the_dev_admin_printed_by_crm_up_sees_each_page_in_chinese_then_english_
         page.get_by_role("link", name="中文").click()
         expect(page.locator("main")).to_contain_text("¥688.00")
         shoot(page, "zh-again")
+
+
+def test_the_inbox_filters_in_place_resolves_with_a_reason_and_the_timeline_pages_on(platform, shop, page, shoot):
+    phone, now = new_phone(), datetime.now(SHANGHAI).replace(microsecond=0)
+    views = [event("crm.page_view", now - timedelta(minutes=50 - i), {"phone": phone}, source="web/shop",
+                   url=f"https://shop.example/p/{i}") for i in range(22)]
+    with platform.api("identity") as identity:
+        r = identity.post("/v1/events", json=[purchase({"phone": phone}, now - timedelta(hours=3), "120.00",
+                                                       store="S01"),
+                                              event("crm.complaint", now - timedelta(hours=2), {"phone": phone},
+                                                    source="pos/S01", text="wrong size", store_id="S01"),
+                                              *views])
+        assert r.status_code == 202, r.text
+        cid = wait_until(lambda: identity.get("/v1/customers/lookup", params={"phone": phone}).json()
+                         .get("customer_id"), what="the customer resolved")
+        wait_until(lambda: len(identity.get(f"/v1/customers/{cid}/timeline", params={"limit": 500}).json()
+                               ["items"]) == 24, what="every event on the timeline")
+    with platform.api("alerts", platform.token("mgr-s01")) as alerts:
+        alert = wait_until(lambda: (alerts.get("/v1/alerts", params={"customer_id": cid}).json()
+                                    .get("items") or [None])[0], what="the complaint's alert")
+    _sign_in(page, platform, "mgr-s01", PASSWORD, shoot)
+    page.goto(platform.url + "/alerts")
+    shoot(page, "inbox")
+    page.get_by_label("状态").select_option("open")
+    page.get_by_label("类型").select_option("complaint")
+    # The list is replaced in place and the address follows the filters (a link to this view).
+    expect(page).to_have_url(re.compile(r"status=open.*type=complaint|type=complaint.*status=open"))
+    row = page.locator(f"#alert-{alert['alert_id']}")
+    expect(row).to_have_attribute("data-status", "open")
+    expect(page.locator("#alert-list article[data-status=acknowledged]")).to_have_count(0)
+    shoot(page, "inbox-open-complaints")
+    row.get_by_label("处理情况").fill("exchanged the size")
+    row.get_by_label("原因", exact=True).select_option("product_or_service_defect")
+    row.get_by_role("button", name="解决").click()
+    expect(row).to_have_attribute("data-status", "resolved")
+    expect(row).to_contain_text("mgr-s01 于")
+    shoot(page, "inbox-resolved")
+    with platform.api("alerts") as admin:
+        got = admin.get(f"/v1/alerts/{alert['alert_id']}").json()
+    assert (got["status"], got["resolved_by"]) == ("resolved", "mgr-s01")
+    page.goto(f"{platform.url}/customers/{cid}")
+    rows = page.locator("[aria-labelledby=h-timeline] tbody tr:not(#timeline-more)")
+    expect(rows).to_have_count(20)
+    page.get_by_role("button", name="更早的事件").click()
+    expect(rows).to_have_count(24)
+    expect(page.get_by_role("button", name="更早的事件")).to_have_count(0)
+    shoot(page, "customer-timeline-paged")
