@@ -52,7 +52,7 @@ def create_app(settings: Settings | None = None, *, console: ConsoleSettings | N
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     # Front-end packages straight from npm's folder (`make up` runs `npm ci`); nothing built is committed.
-    modules = HERE / "node_modules"
+    modules = Path(console.assets_dir) if console.assets_dir else HERE / "node_modules"
     app.mount("/vendor/htmx", StaticFiles(directory=modules / "htmx.org" / "dist", check_dir=False), name="htmx")
     app.mount("/vendor/echarts", StaticFiles(directory=modules / "echarts" / "dist", check_dir=False),
               name="echarts")

@@ -18,6 +18,8 @@ class ConsoleSettings(BaseSettings):
     loyalty_url: str = ""
     alerts_url: str = ""
     campaigns_url: str = ""
+    # Where npm ci put htmx and echarts (the container installs them outside the Python package).
+    assets_dir: str = ""
     # Seconds a page waits for one service before it shows the "service unavailable" page.
     timeout_s: float = 10.0
 
