@@ -62,15 +62,16 @@ async def customer_page(request: Request, customer_id: str, session: SessionDep,
     # The identity view first: a customer outside the person's stores is a 404 here, before anything else.
     view = await clients.get("identity", f"/v1/customers/{customer_id}", token=token)
     cid = view["customer_id"]
-    account, ledger, timeline, alerts, value = await asyncio.gather(
+    account, tiers, ledger, timeline, alerts, value = await asyncio.gather(
         clients.optional("loyalty", f"/v1/loyalty/accounts/{cid}", token=token),
+        clients.optional("loyalty", f"/v1/loyalty/accounts/{cid}/tiers", token=token),
         clients.optional("loyalty", f"/v1/loyalty/accounts/{cid}/ledger", token=token, limit=PAGE),
         clients.get("identity", f"/v1/customers/{cid}/timeline", token=token, limit=PAGE),
         clients.get("alerts", "/v1/alerts", token=token, customer_id=cid, limit=PAGE),
         clients.optional("alerts", f"/v1/customers/{cid}/value", token=token))
     zone = zone_of(request, view["stats"].get("home_store"))
-    return render(request, "customers/view.html", c=view, account=account, ledger=ledger, timeline=timeline,
-                  value=value, zone=zone, **alert_context(alerts))
+    return render(request, "customers/view.html", c=view, account=account, tiers=tiers, ledger=ledger,
+                  timeline=timeline, value=value, zone=zone, **alert_context(alerts))
 
 
 @router.get("/customers/{customer_id}/timeline")

@@ -41,8 +41,8 @@ def shop(platform):
     with platform.api("loyalty", token) as loyalty, platform.api("alerts", token) as alerts:
         points = wait_until(lambda: loyalty.get(f"/v1/loyalty/accounts/{ids['S01']}").json().get("points_balance"),
                             what="the S01 customer's points")
-        alert = wait_until(lambda: (alerts.get("/v1/alerts", params={"customer_id": ids["S01"]}).json()
-                                    .get("items") or [None])[0], what="the complaint's alert")
+        alert = wait_until(lambda: (alerts.get("/v1/alerts", params={"customer_id": ids["S01"], "type": "complaint"})
+                                    .json().get("items") or [None])[0], what="the complaint's alert")
     return {"phones": phones, "ids": ids, "points": points, "alert": alert}
 
 
@@ -153,8 +153,8 @@ def test_the_inbox_filters_in_place_resolves_with_a_reason_and_the_timeline_page
         wait_until(lambda: len(identity.get(f"/v1/customers/{cid}/timeline", params={"limit": 500}).json()
                                ["items"]) == 24, what="every event on the timeline")
     with platform.api("alerts", platform.token("mgr-s01")) as alerts:
-        alert = wait_until(lambda: (alerts.get("/v1/alerts", params={"customer_id": cid}).json()
-                                    .get("items") or [None])[0], what="the complaint's alert")
+        alert = wait_until(lambda: (alerts.get("/v1/alerts", params={"customer_id": cid, "type": "complaint"})
+                                    .json().get("items") or [None])[0], what="the complaint's alert")
     _sign_in(page, platform, "mgr-s01", PASSWORD, shoot)
     page.goto(platform.url + "/alerts")
     shoot(page, "inbox")
