@@ -48,6 +48,7 @@ def create_app(settings: Settings | None = None, *, console: ConsoleSettings | N
 
     app = FastAPI(title="CRM console", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     app.state.clients, app.state.platform, app.state.fernet = clients, settings, sealer(settings)
+    app.state.secure_cookies = console.secure_cookies
     for router in ROUTERS:
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")

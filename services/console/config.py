@@ -20,6 +20,8 @@ class ConsoleSettings(BaseSettings):
     campaigns_url: str = ""
     # Where npm ci put htmx and echarts (the container installs them outside the Python package).
     assets_dir: str = ""
+    # Mark the session cookie Secure (behind a TLS-terminating proxy the console itself sees plain http).
+    secure_cookies: bool = False
     # Seconds a page waits for one service before it shows the "service unavailable" page.
     timeout_s: float = 10.0
 

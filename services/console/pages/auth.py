@@ -53,7 +53,8 @@ async def sign_in(request: Request, clients: ClientsDep, user: Annotated[str, Fo
     session = Session.new(answer["access_token"], user=user, ttl_s=int(answer["expires_in"]))
     response = RedirectResponse(_safe_next(next), status_code=303)
     response.set_cookie(COOKIE, session.seal(request.app.state.fernet), max_age=int(answer["expires_in"]),
-                        httponly=True, samesite="strict", secure=request.url.scheme == "https")
+                        httponly=True, samesite="strict",
+                        secure=request.app.state.secure_cookies or request.url.scheme == "https")
     return response
 
 

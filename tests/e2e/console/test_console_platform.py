@@ -107,6 +107,12 @@ def test_a_manager_of_s01_opening_an_s02_customers_page_gets_the_not_found_page(
     page.get_by_role("button", name="查找").click()
     expect(page.get_by_role("alert").filter(has_text="您的门店中没有使用该标识的顾客。")).to_be_visible()
     shoot(page, "s02-search")
+    # Signed out, the session is gone: the customer page asks to sign in again.
+    page.get_by_role("button", name="退出登录").click()
+    expect(page.locator("[data-page=sign-in]")).to_be_visible()
+    page.goto(f"{platform.url}/customers/{shop['ids']['S01']}")
+    expect(page.locator("[data-page=sign-in]")).to_be_visible()
+    shoot(page, "signed-out")
 
 
 def _untranslated(text: str, locale: str) -> list[str]:

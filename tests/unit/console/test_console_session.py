@@ -96,3 +96,43 @@ def test_an_expired_token_at_a_service_sends_to_sign_in(console, services):
 def test_sign_in_never_redirects_off_the_site(console):
     r = console.post("/sign-in", data={"user": "mgr", "password": "pw", "next": "//evil.example/x"})
     assert r.headers["location"] == "/customers"
+
+
+def _customer(services, value: httpx.Response) -> None:
+    view = {"customer_id": "c_1", "phone": "139****0300", "identifiers": [], "attributes": {"name": "王芳"},
+            "attribute_sources": {"name": {"channel": "wechat", "source": "wechat/oa", "event_id": "e1",
+                                           "time": "2026-11-02T02:00:00+00:00"}},
+            "consents": {}, "stats": {"purchase_count": 2, "purchase_days": 2, "total_spend": "1234.50",
+                                      "refund_total": "0.00", "first_purchase_at": None, "last_purchase_at": None,
+                                      "home_store": "S01"},
+            "loyalty": None, "alerts": {"open": []}, "campaigns": [], "merged_from": [], "updated_at": "x"}
+    empty = {"items": [], "next_cursor": None, "customer_id": "c_1", "points_balance": 0}
+    services.answers.update({
+        ("GET", "/v1/customers/c_1"): httpx.Response(200, json=view),
+        ("GET", "/v1/customers/c_1/timeline"): httpx.Response(200, json=empty),
+        ("GET", "/v1/alerts"): httpx.Response(200, json={"items": [], "total": 0, "offset": 0, "limit": 20}),
+        ("GET", "/v1/customers/c_1/value"): value})
+
+
+def test_the_customer_page_shows_value_and_clv_when_alerts_answers_and_says_so_when_it_cannot(console, services):
+    _sign_in(console)
+    _customer(services, httpx.Response(200, json={
+        "customer_id": "c_1", "as_of": "2026-12-05", "horizon_months": 12, "monthly_discount_rate": 0.01,
+        "margin": 0.3, "frequency": 1, "average_spend": "600.00", "p_alive": 0.8123, "expected_purchases": 1.5,
+        "expected_average_order_value": "610.00", "expected_spend": "915.00", "clv": "262.35"}))
+    page = console.get("/customers/c_1").text
+    assert "¥262.35" in page and "81.2%" in page and "¥1,234.50" in page and "预计消费次数（12 个月）" in page
+    assert "来自 wechat" in page  # the profile value's source
+    _customer(services, httpx.Response(404, json={"error": {"code": "customer_not_found", "message": "none"}}))
+    page = console.get("/customers/c_1")
+    assert page.status_code == 200 and "消费记录不足，无法估算。" in page.text
+
+
+def test_sign_out_needs_the_csrf_header_and_then_forgets_the_session(console):
+    _sign_in(console)
+    assert console.post("/sign-out").status_code == 403
+    page = console.get("/customers")
+    csrf = page.text.split('"X-CSRF-Token": "')[1].split('"')[0]
+    r = console.post("/sign-out", headers={"X-CSRF-Token": csrf, "HX-Request": "true"})
+    assert (r.status_code, r.headers["HX-Redirect"]) == (204, "/sign-in") and COOKIE in r.headers["set-cookie"]
+    assert console.get("/customers").headers["location"] == "/sign-in?next=%2Fcustomers"
