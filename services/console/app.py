@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import time
 from contextlib import asynccontextmanager
 from pathlib import Path
 from urllib.parse import quote
@@ -65,6 +66,7 @@ def create_app(settings: Settings | None = None, *, console: ConsoleSettings | N
 
     @app.middleware("http")
     async def session_and_locale(request: Request, call_next) -> Response:
+        started = time.perf_counter()
         i18n.use(request.cookies.get(i18n.LANG_COOKIE, i18n.DEFAULT))
         session = Session.open(request.cookies.get(COOKIE), app.state.fernet)
         request.state.session = session
@@ -78,6 +80,8 @@ def create_app(settings: Settings | None = None, *, console: ConsoleSettings | N
         response = await call_next(request)
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
+        # The page's server time (the services' answers included), for the browser's tools and benchmarks.
+        response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.1f}"
         return response
 
     @app.exception_handler(SignInNeeded)

@@ -57,6 +57,7 @@ def test_sign_in_keeps_the_token_sealed_in_an_httponly_strict_cookie(console, se
                                                                         "limit": 25})
     page = console.get("/alerts")
     assert page.status_code == 200 and TOKEN not in page.text
+    assert page.headers["Server-Timing"].startswith("app;dur=")
     assert services.sent[-1].headers["Authorization"] == f"Bearer {TOKEN}"
 
 
