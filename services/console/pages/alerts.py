@@ -4,6 +4,7 @@ resolve actions, which the customer page reuses."""
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Query, Request
 from starlette.responses import Response
@@ -45,7 +46,8 @@ async def inbox(request: Request, session: SessionDep, clients: ClientsDep,
                "sla_breached": sla_breached if sla_breached in ("true", "false") else None}
     page = await clients.get("alerts", "/v1/alerts", token=session.token, offset=offset, limit=PAGE, **filters)
     template = "alerts/_list.html" if request.headers.get("HX-Request") == "true" else "alerts/inbox.html"
-    return render(request, template, filters=filters, **alert_context(page))
+    query = urlencode({k: v for k, v in filters.items() if v})  # the pager's links keep the filters
+    return render(request, template, filters=filters, query=query, **alert_context(page))
 
 
 @router.post("/alerts/{alert_id}/ack")

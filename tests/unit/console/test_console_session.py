@@ -137,3 +137,15 @@ def test_sign_out_needs_the_csrf_header_and_then_forgets_the_session(console):
     r = console.post("/sign-out", headers={"X-CSRF-Token": csrf, "HX-Request": "true"})
     assert (r.status_code, r.headers["HX-Redirect"]) == (204, "/sign-in") and COOKIE in r.headers["set-cookie"]
     assert console.get("/customers").headers["location"] == "/sign-in?next=%2Fcustomers"
+
+
+def test_the_inbox_pages_on_with_its_filters_kept_and_asks_the_api_for_exactly_them(console, services):
+    _sign_in(console)
+    services.answers[("GET", "/v1/alerts")] = httpx.Response(200, json={"items": [], "total": 60, "offset": 25,
+                                                                        "limit": 25})
+    page = console.get("/alerts", params={"status": "open", "store_id": "S 01&x", "severity": "purple",
+                                          "offset": 25}).text
+    asked = services.sent[-1].url.params
+    assert dict(asked) == {"status": "open", "store_id": "S 01&x", "offset": "25", "limit": "25"}
+    assert 'href="/alerts?status=open&amp;store_id=S+01%26x&offset=0"' in page  # newer
+    assert 'href="/alerts?status=open&amp;store_id=S+01%26x&offset=50"' in page  # older
