@@ -149,3 +149,10 @@ def test_the_inbox_pages_on_with_its_filters_kept_and_asks_the_api_for_exactly_t
     assert dict(asked) == {"status": "open", "store_id": "S 01&x", "offset": "25", "limit": "25"}
     assert 'href="/alerts?status=open&amp;store_id=S+01%26x&offset=0"' in page  # newer
     assert 'href="/alerts?status=open&amp;store_id=S+01%26x&offset=50"' in page  # older
+
+
+def test_the_npm_packages_are_served_from_node_modules(console):
+    # `make test` runs npm ci first; the later pages' charts load ECharts from here.
+    for path in ("/vendor/htmx/htmx.min.js", "/vendor/echarts/echarts.min.js"):
+        r = console.get(path)
+        assert r.status_code == 200 and len(r.content) > 40_000, path
