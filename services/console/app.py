@@ -71,13 +71,14 @@ def create_app(settings: Settings | None = None, *, console: ConsoleSettings | N
         session = Session.open(request.cookies.get(COOKIE), app.state.fernet)
         request.state.session = session
         if request.method not in ("GET", "HEAD") and request.url.path not in OPEN_POSTS:
-            sent = request.headers.get(CSRF_HEADER, "")
             if session is None:
-                return _to_sign_in(request)
-            if not hmac.compare_digest(sent, session.csrf):
-                return render(request, "errors/error.html", 403, title=_("Request refused"),
-                              message=_("The page was out of date. Reload it and try again."))
-        response = await call_next(request)
+                response = _to_sign_in(request)
+            elif not hmac.compare_digest(request.headers.get(CSRF_HEADER, ""), session.csrf):
+                response = _refused(request)
+            else:
+                response = await call_next(request)
+        else:
+            response = await call_next(request)
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
         # The page's server time (the services' answers included), for the browser's tools and benchmarks.
@@ -112,6 +113,14 @@ def create_app(settings: Settings | None = None, *, console: ConsoleSettings | N
         return render(request, "errors/not_found.html", 404)
 
     return app
+
+
+def _refused(request: Request) -> Response:
+    message = _("The page was out of date. Reload it and try again.")
+    if is_htmx(request):
+        return render(request, "errors/_flash.html", 403, message=message,
+                      headers={"HX-Retarget": "#flash", "HX-Reswap": "innerHTML"})
+    return render(request, "errors/error.html", 403, title=_("Request refused"), message=message)
 
 
 def _flash(exc: ApiError) -> str:

@@ -142,6 +142,8 @@ def shoot(request):
     base = Path(os.environ.get("CRM_CONSOLE_SHOTS") or ROOT / ".pytest-output" / "console")
     folder = base / re.sub(r"[^\w.-]+", "_", request.node.name)
     folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.png"):  # only this run's pages in the folder
+        old.unlink()
     taken: list[Path] = []
 
     def take(page, name: str) -> Path:

@@ -72,6 +72,9 @@ def test_an_action_without_the_sessions_csrf_header_never_reaches_a_service(cons
     before = len(services.sent)
     r = console.post("/alerts/a1/ack", data={"note": "x"}, headers={"HX-Request": "true"})
     assert r.status_code == 403 and len(services.sent) == before
+    # In words, into the page's message area (the page stays), and with the page's security headers.
+    assert r.headers["HX-Retarget"] == "#flash" and "页面已过期，请刷新后重试。" in r.text
+    assert "default-src 'self'" in r.headers["Content-Security-Policy"]
     r = console.post("/alerts/a1/ack", data={"note": "x"},
                      headers={"HX-Request": "true", "X-CSRF-Token": "not-the-sessions"})
     assert r.status_code == 403 and len(services.sent) == before
