@@ -4,6 +4,8 @@ reaches a service, and each API status becomes the page the design names."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import httpx
 import pytest
 from fastapi.testclient import TestClient
@@ -20,14 +22,15 @@ class Services:
 
     def __init__(self) -> None:
         self.sent: list[httpx.Request] = []
-        self.answers: dict[tuple[str, str], httpx.Response] = {}
+        self.answers: dict[tuple[str, str], httpx.Response | Callable] = {}
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         self.sent.append(request)
         if request.url.path == "/v1/auth/token":
             return httpx.Response(200, json={"access_token": TOKEN, "token_type": "bearer", "expires_in": 900})
-        return self.answers.get((request.method, request.url.path),
-                                httpx.Response(404, json={"error": {"code": "not_found", "message": "no such"}}))
+        answer = self.answers.get((request.method, request.url.path),
+                                  httpx.Response(404, json={"error": {"code": "not_found", "message": "no such"}}))
+        return answer(request) if callable(answer) else answer
 
 
 @pytest.fixture
@@ -159,3 +162,22 @@ def test_the_npm_packages_are_served_from_node_modules(console):
     for path in ("/vendor/htmx/htmx.min.js", "/vendor/echarts/echarts.min.js"):
         r = console.get(path)
         assert r.status_code == 200 and len(r.content) > 40_000, path
+
+
+def test_search_tries_member_card_then_wechat_ids_for_a_non_phone_and_opens_the_match(console, services):
+    _sign_in(console)
+
+    def lookup(request: httpx.Request) -> httpx.Response:
+        if "wechat_openid" in request.url.params:
+            return httpx.Response(200, json={"customer_id": "c_9"})
+        return httpx.Response(404, json={"error": {"code": "not_found", "message": "no"}})
+
+    services.answers[("GET", "/v1/customers/lookup")] = lookup
+    r = console.get("/customers", params={"q": "oWx-abc123"})
+    assert (r.status_code, r.headers["location"]) == (303, "/customers/c_9")
+    tried = [dict(q.url.params) for q in services.sent if q.url.path == "/v1/customers/lookup"]
+    assert tried == [{"member_id": "oWx-abc123"}, {"wechat_openid": "oWx-abc123"}]
+    services.sent.clear()
+    r = console.get("/customers", params={"q": " +86 (139) 1234-5678 "})
+    assert [dict(q.url.params) for q in services.sent] == [{"phone": "+86 (139) 1234-5678"}]
+    assert r.status_code == 404 and "您的门店中没有使用该标识的顾客。" in r.text
