@@ -18,9 +18,9 @@ from services.console import i18n
 from services.console.clients import ApiError, Clients
 from services.console.config import ConsoleSettings
 from services.console.i18n import _
-from services.console.pages import ROUTERS
+from services.console.pages import NAV, ROUTERS
 from services.console.session import COOKIE, CSRF_HEADER, Session, sealer
-from services.console.web import SignInNeeded, is_htmx, render
+from services.console.web import TEMPLATES, SignInNeeded, is_htmx, render
 from shared.settings import Settings
 
 HERE = Path(__file__).parent
@@ -52,6 +52,7 @@ def create_app(settings: Settings | None = None, *, console: ConsoleSettings | N
     app.state.secure_cookies = console.secure_cookies
     for router in ROUTERS:
         app.include_router(router)
+    TEMPLATES.env.globals["NAV"] = NAV
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     # Front-end packages straight from npm's folder (`make up` runs `npm ci`); nothing built is committed.
     modules = Path(console.assets_dir) if console.assets_dir else HERE / "node_modules"
