@@ -78,9 +78,10 @@ def wait_until(predicate, *, timeout: float = 120, what: str):
         time.sleep(0.2)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def platform(tmp_path_factory) -> Iterator[ConsolePlatform]:
-    """``crm up`` in a subprocess on free ports with no staff file, so it makes and prints a dev admin."""
+    """``crm up`` in a subprocess on free ports with no staff file, so it makes and prints a dev admin; one for
+    the console tests (each module arranges its own customers with new phones), stopped after their package."""
     home = tmp_path_factory.mktemp("console-platform")
     ports = {name: free_port() for name in ("identity", "loyalty", "alerts", "campaigns", "console")}
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CRM_", "OTEL_"))}
@@ -109,7 +110,7 @@ def platform(tmp_path_factory) -> Iterator[ConsolePlatform]:
             proc.kill()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def browser():
     """Debian's chromium under Playwright (its own browser download does not work on these machines)."""
     from playwright.sync_api import sync_playwright
