@@ -25,13 +25,22 @@ bench_app.command("import")(bench_import)
 @app.command()
 def up(demo: bool = typer.Option(False, "--demo", help="feed the generated sample once the platform is ready")):
     """Start the whole platform on this machine (broker, topics, every service); Ctrl-C stops it."""
-    from crm.platform import Platform, available_services, dev_environment, key_banner
+    from crm.platform import (
+        CONSOLE,
+        Platform,
+        available_services,
+        console_banner,
+        dev_console_admin,
+        dev_environment,
+        key_banner,
+    )
     from shared.settings import Settings
     from shared.storage.files import private_umask
 
     private_umask()  # the data dir, stores, keys, logs and trace files: the owner's alone
     settings = Settings()
     env = dev_environment(settings)
+    sign_in = dev_console_admin(settings, env)
     platform = Platform(settings=Settings(_env_file=None, **_env_overrides(env)), env=env,
                         services=available_services())
 
@@ -49,6 +58,8 @@ def up(demo: bool = typer.Option(False, "--demo", help="feed the generated sampl
             port = getattr(settings, f"{name}_port")
             typer.echo(f"  {name:<10} http://{settings.api_host}:{port}  (docs: /docs)")
         typer.echo(key_banner(settings, env))
+        if (CONSOLE, 0) in platform.children:
+            typer.echo(console_banner(settings, env, sign_in))
         typer.echo(f"  data       {Path(settings.data_dir).resolve()}   logs: {platform.log_dir.resolve()}")
         typer.echo("Press Ctrl-C to stop.")
         if demo:
@@ -80,6 +91,16 @@ def service(name: str, api: bool = typer.Option(True, help="serve the HTTP API")
     private_umask()
     sys.argv = [sys.argv[0], "worker"]  # faust's Worker reads argv
     run_service(name, api=api, worker=worker, port=port or None)
+
+
+@app.command()
+def console():
+    """Serve the ops console (what `crm up` starts on CRM_CONSOLE_PORT, 8000 by default)."""
+    from services.console.app import serve
+    from shared.storage.files import private_umask
+
+    private_umask()
+    serve()
 
 
 @app.command()

@@ -21,12 +21,45 @@ from shared.storage.files import private_dir, private_opener
 from shared.streaming.kafka import ensure_topics
 
 SERVICES = ("identity", "loyalty", "alerts", "campaigns")
+CONSOLE = "console"  # issue 16: the ops console, a fifth process over the four services' APIs
+DEV_ADMIN = "admin"
 
 
 def service_command(name: str, *, api: bool = True) -> list[str]:
     """The ``crm`` arguments that run one service: the same here, in the container and in Kubernetes.
     Extra workers of a service run without the API (one process serves each port)."""
     return ["service", name] if api else ["service", name, "--no-api"]
+
+
+def console_port(env: dict[str, str]) -> int:
+    """The console's port (CRM_CONSOLE_PORT, 8000 by default)."""
+    return int(env.get("CRM_CONSOLE_PORT") or 8000)
+
+
+def dev_console_admin(settings: Settings, env: dict[str, str]) -> str | None:
+    """In dev, when no staff file exists yet, a development admin with a random password (kept 0600 in the
+    data dir, so later starts print it again); the password to print, or None when staff are configured."""
+    if settings.env != "dev" or settings.staff_file:
+        return None
+    from crm.staff import add_staff
+
+    data = Path(settings.data_dir)
+    staff, kept = Path(env["CRM_STAFF_FILE"]), data / "console-admin-password"
+    if not staff.exists():
+        kept.unlink(missing_ok=True)  # a password of a staff file since deleted signs nobody in
+        password = _secret_file(kept, lambda: secrets.token_urlsafe(15))
+        add_staff(DEV_ADMIN, role="admin", store=None, region=None, display_name="Development admin",
+                  password=password, file=staff)
+        return password
+    return kept.read_text().strip() if kept.exists() else None
+
+
+def console_banner(settings: Settings, env: dict[str, str], password: str | None) -> str:
+    """What ``crm up`` says about the console: its URL and, in dev, the generated sign-in."""
+    line = f"  console    http://{settings.api_host}:{console_port(env)}/"
+    if password:
+        line += f"   (sign in as {DEV_ADMIN} / {password}, generated for development)"
+    return line
 
 
 def available_services() -> list[str]:
@@ -130,21 +163,27 @@ class Platform:
         ensure_topics(self.settings)
         for worker in self.workers():
             self.spawn(worker)
+        if importlib.util.find_spec(f"services.{CONSOLE}") is not None:
+            self.spawn((CONSOLE, 0))
 
     def spawn(self, worker: tuple[str, int]) -> None:
         """Start (or restart) one worker process of a service."""
         name, index = worker
         log = open(self.log_dir / f"{name}.log", "ab", opener=private_opener)  # noqa: SIM115 - owned by the child
+        args = [CONSOLE] if name == CONSOLE else service_command(name, api=index == 0)
         self.children[worker] = subprocess.Popen(
-            [sys.executable, "-m", "crm.cli", *service_command(name, api=index == 0)], env=self.env,
+            [sys.executable, "-m", "crm.cli", *args], env=self.env,
             stdout=log, stderr=log, start_new_session=True,
         )
 
     def wait_ready(self, timeout_s: float = 90) -> None:
         """Poll each service's /readyz until it answers 200."""
         deadline = time.monotonic() + timeout_s
-        for name in self.services:
-            url = f"http://{self.settings.api_host}:{getattr(self.settings, f'{name}_port')}/readyz"
+        ports = {name: getattr(self.settings, f"{name}_port") for name in self.services}
+        if (CONSOLE, 0) in self.children:
+            ports[CONSOLE] = console_port(self.env)
+        for name, port in ports.items():
+            url = f"http://{self.settings.api_host}:{port}/readyz"
             while True:
                 if self.children[(name, 0)].poll() is not None:
                     raise SystemExit(f"{name} exited at start; see {self.log_dir / (name + '.log')}")

@@ -200,7 +200,8 @@ def test_crm_up_then_demo_works_as_the_readme_says(tmp_path):
     port = free_port()
     env.update({"CRM_DATA_DIR": str(tmp_path / "data"), "CRM_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}",
                 "CRM_IDENTITY_PORT": str(port), "CRM_LOYALTY_PORT": str(free_port()),
-                "CRM_ALERTS_PORT": str(free_port()), "CRM_CAMPAIGNS_PORT": str(free_port())})
+                "CRM_ALERTS_PORT": str(free_port()), "CRM_CAMPAIGNS_PORT": str(free_port()),
+                "CRM_CONSOLE_PORT": str(free_port())})
     up = subprocess.Popen([sys.executable, "-m", "crm.cli", "up"], env=env, cwd=tmp_path, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True)
     try:

@@ -55,9 +55,11 @@ def test_compose_runs_every_service_with_the_command_the_embedded_platform_uses(
 
 
 def test_kubernetes_runs_every_service_with_the_same_command_and_probes():
-    deployments = {d["metadata"]["name"]: d for _, d in _manifests() if d["kind"] == "Deployment"}
+    # The console (issue 16) is checked on its own below: it consumes nothing, so it has no autoscaler.
+    deployments = {d["metadata"]["name"]: d for _, d in _manifests()
+                   if d["kind"] == "Deployment" and d["metadata"]["name"] != "console"}
     hpas = {d["metadata"]["name"] for _, d in _manifests() if d["kind"] == "HorizontalPodAutoscaler"}
-    services = {d["metadata"]["name"] for _, d in _manifests() if d["kind"] == "Service"}
+    services = {d["metadata"]["name"] for _, d in _manifests() if d["kind"] == "Service"} - {"console"}
     assert set(deployments) == set(SERVICES) == hpas == services
     for name, d in deployments.items():
         container = d["spec"]["template"]["spec"]["containers"][0]
@@ -67,6 +69,23 @@ def test_kubernetes_runs_every_service_with_the_same_command_and_probes():
         assert container["resources"]["requests"] and container["resources"]["limits"]
         port = container["ports"][0]["containerPort"]
         assert port == getattr(Settings(_env_file=None), f"{name}_port")
+
+
+def test_the_console_runs_from_the_same_image_over_the_services_apis(compose):
+    console = compose["services"]["console"]
+    assert console["command"] == ["console"] and console["image"] == compose["services"]["identity"]["image"]
+    assert console["ports"] == ["8000:8000"] and console["env_file"] == [".env"]
+    assert {n: d["condition"] for n, d in console["depends_on"].items()} == dict.fromkeys(SERVICES, "service_healthy")
+    urls = {f"CRM_CONSOLE_{n.upper()}_URL": f"http://{n}:{getattr(Settings(_env_file=None), f'{n}_port')}"
+            for n in SERVICES}
+    assert {k: console["environment"][k] for k in urls} == urls
+    (deployment,) = [d for _, d in _manifests() if d["kind"] == "Deployment" and d["metadata"]["name"] == "console"]
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["args"] == ["console"] and container["ports"][0]["containerPort"] == 8000
+    assert (container["livenessProbe"]["httpGet"]["path"], container["readinessProbe"]["httpGet"]["path"]) == (
+        "/livez", "/readyz")
+    assert {e["name"] for e in container["env"]} == set(urls)
+    assert "npm ci" in (ROOT / "deploy" / "Dockerfile").read_text()
 
 
 def test_compose_starts_services_only_once_their_dependencies_are_healthy(compose):

@@ -1,0 +1,1 @@
+"""The ops console: server-rendered pages over the four services' HTTP APIs (issue 16)."""

@@ -1,0 +1,152 @@
+"""``create_app``: the console's composition root (settings, clients, pages, sessions, locale, error pages)."""
+
+from __future__ import annotations
+
+import hmac
+import time
+from contextlib import asynccontextmanager
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+from fastapi import FastAPI, Request
+from fastapi.responses import PlainTextResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.responses import Response
+
+from services.console import i18n
+from services.console.clients import ApiError, Clients
+from services.console.config import ConsoleSettings
+from services.console.i18n import _
+from services.console.pages import NAV, ROUTERS
+from services.console.session import COOKIE, CSRF_HEADER, Session, sealer
+from services.console.web import TEMPLATES, SignInNeeded, is_htmx, render
+from shared.settings import Settings
+
+HERE = Path(__file__).parent
+# Scripts only from this site (no inline handlers); inline styles allowed, since htmx sets some while it swaps;
+# no framing; no address (a search's phone in ?q=) sent to another site.
+SECURITY_HEADERS = {"Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; "
+                                               "img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; "
+                                               "base-uri 'none'",
+                    "Referrer-Policy": "no-referrer", "X-Content-Type-Options": "nosniff",
+                    "Cache-Control": "no-store"}
+# Posts that may come without a session (and so without its CSRF token).
+OPEN_POSTS = {"/sign-in"}
+
+
+def create_app(settings: Settings | None = None, *, console: ConsoleSettings | None = None,
+               transport: httpx.AsyncBaseTransport | None = None) -> FastAPI:
+    """The console app; ``transport`` lets a test route the service calls (the real APIs otherwise)."""
+    settings = settings or Settings()
+    console = console or ConsoleSettings()
+    clients = Clients(console, settings, transport=transport)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        await clients.close()
+
+    app = FastAPI(title="CRM console", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
+    app.state.clients, app.state.platform, app.state.fernet = clients, settings, sealer(settings)
+    app.state.secure_cookies = console.secure_cookies
+    for router in ROUTERS:
+        app.include_router(router)
+    TEMPLATES.env.globals["NAV"] = NAV
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    # Front-end packages straight from npm's folder (`make up` runs `npm ci`); nothing built is committed.
+    modules = Path(console.assets_dir) if console.assets_dir else HERE / "node_modules"
+    app.mount("/vendor/htmx", StaticFiles(directory=modules / "htmx.org" / "dist", check_dir=False), name="htmx")
+    app.mount("/vendor/echarts", StaticFiles(directory=modules / "echarts" / "dist", check_dir=False),
+              name="echarts")
+
+    @app.get("/livez", include_in_schema=False)
+    @app.get("/readyz", include_in_schema=False)
+    def health() -> PlainTextResponse:
+        return PlainTextResponse("ok")
+
+    @app.middleware("http")
+    async def session_and_locale(request: Request, call_next) -> Response:
+        started = time.perf_counter()
+        i18n.use(request.cookies.get(i18n.LANG_COOKIE, i18n.DEFAULT))
+        session = Session.open(request.cookies.get(COOKIE), app.state.fernet)
+        request.state.session = session
+        if request.method not in ("GET", "HEAD") and request.url.path not in OPEN_POSTS:
+            if session is None:
+                response = _to_sign_in(request)
+            elif not hmac.compare_digest(request.headers.get(CSRF_HEADER, ""), session.csrf):
+                response = _refused(request)
+            else:
+                response = await call_next(request)
+        else:
+            response = await call_next(request)
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        # The page's server time (the services' answers included), for the browser's tools and benchmarks.
+        response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.1f}"
+        return response
+
+    @app.exception_handler(SignInNeeded)
+    async def sign_in_needed(request: Request, exc: SignInNeeded) -> Response:
+        return _to_sign_in(request)
+
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError) -> Response:
+        if exc.status == 401:
+            return _to_sign_in(request)
+        if is_htmx(request):
+            # An action on a page: the words go into the page's message area, the page stays.
+            return render(request, "errors/_flash.html", exc.status, message=_flash(exc),
+                          headers={"HX-Retarget": "#flash", "HX-Reswap": "innerHTML"})
+        if exc.status == 404:
+            return render(request, "errors/not_found.html", 404)
+        if exc.status == 403:
+            return render(request, "errors/forbidden.html", 403)
+        if exc.status in (409, 422):
+            # The API's own sentence, which says what was wrong with the input.
+            return render(request, "errors/error.html", exc.status, title=_("That did not work"),
+                          message=exc.message)
+        return render(request, "errors/error.html", 503, title=_("A service is unavailable"),
+                      message=_("The platform did not answer. Try again in a moment; if it persists, tell IT."))
+
+    @app.exception_handler(404)
+    async def no_page(request: Request, exc) -> Response:
+        return render(request, "errors/not_found.html", 404)
+
+    return app
+
+
+def _refused(request: Request) -> Response:
+    message = _("The page was out of date. Reload it and try again.")
+    if is_htmx(request):
+        return render(request, "errors/_flash.html", 403, message=message,
+                      headers={"HX-Retarget": "#flash", "HX-Reswap": "innerHTML"})
+    return render(request, "errors/error.html", 403, title=_("Request refused"), message=message)
+
+
+def _flash(exc: ApiError) -> str:
+    if exc.status == 404:
+        return _("Not found, or not in your stores.")
+    if exc.status == 403:
+        return _("Your role may not do this.")
+    if exc.status in (409, 422):
+        return exc.message
+    return _("The platform did not answer. Try again in a moment; if it persists, tell IT.")
+
+
+def _to_sign_in(request: Request) -> Response:
+    target = "/sign-in?next=" + quote(request.url.path, safe="")
+    if is_htmx(request):
+        return Response(status_code=204, headers={"HX-Redirect": target})
+    response = RedirectResponse(target, status_code=303)
+    response.delete_cookie(COOKIE)
+    return response
+
+
+def serve() -> None:
+    """Run the console (what ``crm console`` and ``crm up`` start)."""
+    import uvicorn
+
+    settings, console = Settings(), ConsoleSettings()
+    uvicorn.run(create_app(settings, console=console), host=settings.api_host, port=console.port,
+                log_config=None, access_log=False)

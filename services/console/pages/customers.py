@@ -1,0 +1,92 @@
+"""Customer search (phone in any notation, member card, WeChat id) and the customer 360 page."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import RedirectResponse
+from starlette.responses import Response
+
+from services.console.clients import ApiError
+from services.console.i18n import N_, _
+from services.console.pages.alerts import alert_context
+from services.console.web import ClientsDep, SessionDep, render, zone_of
+
+router = APIRouter()
+PAGE = 20
+KINDS = {"auto": N_("Any identifier"), "phone": N_("Phone"), "member_id": N_("Member card"),
+         "wechat_openid": N_("WeChat OpenID"), "wechat_unionid": N_("WeChat UnionID"), "email": N_("E-mail")}
+# What a phone looks like when typed: digits with spaces, dashes, dots, brackets or a leading +.
+_PHONE_LIKE = re.compile(r"^\+?[\d\s().\-]{7,}$")
+
+
+def _tries(q: str, kind: str) -> list[str]:
+    if kind != "auto":
+        return [kind]
+    if _PHONE_LIKE.match(q):
+        return ["phone"]
+    if "@" in q:
+        return ["email"]
+    return ["member_id", "wechat_openid", "wechat_unionid"]
+
+
+@router.get("/customers")
+async def search(request: Request, session: SessionDep, clients: ClientsDep,
+                 q: str = Query("", max_length=256), kind: str = Query("auto")) -> Response:
+    """Find one customer by an identifier; found, go to their page."""
+    q, kind = q.strip(), kind if kind in KINDS else "auto"
+    message = None
+    if q:
+        for name in _tries(q, kind):
+            try:
+                found = await clients.get("identity", "/v1/customers/lookup", token=session.token, **{name: q})
+            except ApiError as exc:
+                if exc.status == 404:
+                    continue
+                if exc.status == 422:
+                    message = exc.message
+                    break
+                raise
+            return RedirectResponse(f"/customers/{found['customer_id']}", status_code=303)
+        message = message or _("No customer in your stores has that identifier.")
+    return render(request, "customers/search.html", 404 if message else 200, q=q, kind=kind, kinds=KINDS,
+                  message=message)
+
+
+@router.get("/customers/{customer_id}")
+async def customer_page(request: Request, customer_id: str, session: SessionDep, clients: ClientsDep) -> Response:
+    """Customer 360: profile with sources, identifiers, stats, points, alerts, campaigns, value, timeline."""
+    token = session.token
+    # The identity view first: a customer outside the person's stores is a 404 here, before anything else.
+    view = await clients.get("identity", f"/v1/customers/{customer_id}", token=token)
+    cid = view["customer_id"]
+    account, tiers, ledger, timeline, alerts, value = await asyncio.gather(
+        clients.optional("loyalty", f"/v1/loyalty/accounts/{cid}", token=token),
+        clients.optional("loyalty", f"/v1/loyalty/accounts/{cid}/tiers", token=token),
+        clients.optional("loyalty", f"/v1/loyalty/accounts/{cid}/ledger", token=token, limit=PAGE),
+        clients.get("identity", f"/v1/customers/{cid}/timeline", token=token, limit=PAGE),
+        clients.get("alerts", "/v1/alerts", token=token, customer_id=cid, limit=PAGE),
+        clients.optional("alerts", f"/v1/customers/{cid}/value", token=token))
+    zone = zone_of(request, view["stats"].get("home_store"))
+    return render(request, "customers/view.html", c=view, account=account, tiers=tiers, ledger=ledger,
+                  timeline=timeline, value=value, zone=zone, **alert_context(alerts))
+
+
+@router.get("/customers/{customer_id}/timeline")
+async def timeline_page(request: Request, customer_id: str, session: SessionDep, clients: ClientsDep,
+                        cursor: str = Query(..., max_length=512)) -> Response:
+    """The next page of the timeline (htmx appends it)."""
+    page = await clients.get("identity", f"/v1/customers/{customer_id}/timeline", token=session.token,
+                             cursor=cursor, limit=PAGE)
+    return render(request, "customers/_timeline_rows.html", timeline=page, cid=customer_id)
+
+
+@router.get("/customers/{customer_id}/ledger")
+async def ledger_page(request: Request, customer_id: str, session: SessionDep, clients: ClientsDep,
+                      cursor: str = Query(..., max_length=512)) -> Response:
+    """The next page of the points ledger (htmx appends it)."""
+    page = await clients.get("loyalty", f"/v1/loyalty/accounts/{customer_id}/ledger", token=session.token,
+                             cursor=cursor, limit=PAGE)
+    return render(request, "customers/_ledger_rows.html", ledger=page, cid=customer_id)
