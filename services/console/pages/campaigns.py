@@ -39,6 +39,11 @@ MOVE_LABELS = {"launch": N_("Launch now"), "schedule": N_("Schedule"), "unschedu
 # Moves that cannot be taken back ask first.
 CONFIRM = {"launch": N_("Launch this campaign now? Its audience is frozen and the touches are sent."),
            "cancel": N_("Cancel this campaign? A launched campaign's bonus points are withdrawn.")}
+# The audience's criteria as a launched campaign's page names them.
+CRITERIA = {"tiers": N_("Tiers"), "age_bands": N_("Age bands"), "genders": N_("Genders"), "cities": N_("Cities"),
+            "home_stores": N_("Home stores"), "categories": N_("Categories bought"),
+            "recency_days": N_("Days since last purchase"), "frequency": N_("Number of purchases"),
+            "spend": N_("Net spend (¥)"), "p_alive": N_("Probability still active (0–1)")}
 LISTS = ("tiers", "genders", "cities", "home_stores", "categories")
 RANGES = ("recency_days", "frequency", "spend", "p_alive")
 
@@ -112,7 +117,7 @@ async def _worded(call):
 def _context(campaign: dict) -> dict[str, Any]:
     return {"c": campaign, "statuses": STATUSES, "objectives": OBJECTIVES, "channels": CHANNELS,
             "moves": MOVES.get(campaign["status"], ()), "move_labels": MOVE_LABELS, "confirm": CONFIRM,
-            "exclusions": EXCLUSIONS, "age_bands": AGE_BANDS, "a": campaign.get("audience") or {}}
+            "exclusions": EXCLUSIONS, "age_bands": AGE_BANDS, "criteria": CRITERIA, "a": campaign.get("audience") or {}}
 
 
 @router.get("/campaigns")

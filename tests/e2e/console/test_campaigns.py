@@ -216,6 +216,22 @@ def test_an_invalid_campaign_is_refused_in_words_and_the_form_stays(platform, cr
     expect(page.locator("#flash .flash")).to_contain_text("ends_at must be after starts_at")
     expect(page.locator("[data-page=campaign-new]")).to_be_visible()
     shoot(page, "new-refused")
+    # Put right, it is created; scheduled, and taken back to draft, in place.
+    page.locator("#flash [data-dismiss]").click()
+    page.get_by_label("结束时间").fill((datetime.now(SHANGHAI) + timedelta(days=20)).strftime("%Y-%m-%dT%H:%M"))
+    page.get_by_role("button", name="创建草稿").click()
+    expect(page.locator("[data-page=campaign]")).to_be_visible()
+    campaign_id = page.locator("[data-page=campaign]").get_attribute("data-campaign")
+    page.get_by_role("button", name="排期").click()
+    expect(page.locator("#campaign")).to_have_attribute("data-status", "scheduled")
+    expect(page.locator("#preview [data-preview=matched]")).to_be_visible()  # a scheduled campaign still previews
+    shoot(page, "scheduled")
+    with platform.api("campaigns", platform.token("marketer")) as api:
+        assert api.get(f"/v1/campaigns/{campaign_id}").json()["status"] == "scheduled"
+    page.get_by_role("button", name="退回草稿").click()
+    expect(page.locator("#campaign")).to_have_attribute("data-status", "draft")
+    expect(page.locator("[data-panel=audience] form")).to_be_visible()
+    shoot(page, "back-to-draft")
 
 
 def test_the_campaigns_pages_render_in_english(platform, crowd, page, shoot):
