@@ -6,6 +6,7 @@ filter work in place."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -14,6 +15,7 @@ import pytest
 from playwright.sync_api import expect
 
 from services.console import i18n
+from tests.e2e.console.catalogue import extracted
 from tests.e2e.console.conftest import PASSWORD, wait_until
 from tests.integration.flows.support import event, new_id, new_phone, purchase
 
@@ -62,6 +64,12 @@ def _sign_in(page, platform, shoot) -> None:
     shoot(page, "signed-in")
 
 
+def _untranslated(page, locale: str) -> list[str]:
+    """Source messages of several words shown as written in a page whose catalogue translates them."""
+    text, catalogue = page.locator("body").inner_text(), i18n.translations(locale)
+    return sorted(m for m in extracted() if " " in m and "%(" not in m and catalogue.gettext(m) != m and m in text)
+
+
 def _value(page, selector: str, attribute: str = "data-value") -> str | None:
     return page.locator(selector).get_attribute(attribute)
 
@@ -101,6 +109,7 @@ def test_a_marketer_creates_previews_launches_and_reads_the_results_the_api_give
     assert (preview["matched"], preview["excluded"]["no_consent"], preview["members"]) == (CROWD, 1, CROWD - 1)
     _expect_preview(page, preview)
     shoot(page, "draft-preview")
+    assert _untranslated(page, "zh_Hans_CN") == []
 
     # The builder is live: a criterion no one meets empties the preview in place; taking it off brings it back.
     builder = page.locator("[data-panel=audience] form")
@@ -144,6 +153,7 @@ def test_a_marketer_creates_previews_launches_and_reads_the_results_the_api_give
     page.wait_for_function("() => window.echarts && echarts.getInstanceByDom(document.getElementById('lift-chart'))"
                            " && echarts.getInstanceByDom(document.getElementById('daily-chart'))")
     shoot(page, "results")
+    assert _untranslated(page, "zh_Hans_CN") == []
     o, lift = results["overall"], results["overall"]["lift"]
     assert lift is not None
     i18n.use("zh_Hans_CN")
@@ -245,3 +255,5 @@ def test_the_campaigns_pages_render_in_english(platform, crowd, page, shoot):
     expect(page.get_by_label("Control group (%)")).to_have_value("10")
     expect(page.get_by_label("Number of purchases from")).to_be_visible()
     shoot(page, "new-en")
+    # Nothing left in Chinese in the page's content (the language switch names 中文 in its own language).
+    assert re.findall(r"[\u4e00-\u9fff]+", page.locator("main").inner_text()) == []
