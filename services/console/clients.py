@@ -36,8 +36,9 @@ class Clients:
             await client.aclose()
 
     async def call(self, service: str, method: str, path: str, *, token: str | None, params: dict | None = None,
-                   json: Any = None, data: dict | None = None) -> Any:
-        """One request to ``service``; the decoded JSON body of a 2xx answer (None for 204)."""
+                   json: Any = None, data: dict | None = None, as_text: bool = False) -> Any:
+        """One request to ``service``; the decoded JSON body of a 2xx answer (its text with ``as_text``, as for
+        a CSV; None for 204)."""
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         query = {k: v for k, v in (params or {}).items() if v not in (None, "")}
         try:
@@ -47,7 +48,7 @@ class Clients:
         if r.status_code == 204:
             return None
         if r.is_success:
-            return r.json()
+            return r.text if as_text else r.json()
         try:
             error = r.json().get("error") or {}
         except ValueError:
