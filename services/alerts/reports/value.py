@@ -37,6 +37,30 @@ def totals_of(customer_id: str, by_day: dict[str, list[int]], *, since: str) -> 
                        date.fromisoformat(min(by_day)), date.fromisoformat(max(by_day)))
 
 
+class DayDeltas(NamedTuple):
+    """What a batch of new purchases adds to the per-record-and-day aggregate, whatever the adapter keeps it in."""
+
+    spend: Counter  # (record, day) -> fen
+    orders: Counter  # (record, day) -> purchases
+    refund: Counter  # (record, day) -> fen refunded before the purchase arrived
+    placed: dict[str, tuple[str, str]]  # order -> (record, day) of its first purchase
+
+
+def day_deltas(rows: Iterable[Any], held: dict[str, tuple[str | None, int]]) -> DayDeltas:
+    """The aggregate's additions for new purchases; ``held`` gives each order already kept its purchase day (None
+    while only its refunds came) and the refunds it holds: those land on the day of the order's first purchase."""
+    out = DayDeltas(Counter(), Counter(), Counter(), {})
+    for r in rows:
+        key = (r.record_id, r.day)
+        out.spend[key] += r.amount_minor
+        out.orders[key] += 1
+        day, refunded = held.get(r.order_id, (None, 0))
+        if day is None and r.order_id not in out.placed:  # the order's first purchase
+            out.placed[r.order_id] = key
+            out.refund[key] += refunded
+    return out
+
+
 # The pyramid's levels from the top, with the cumulative percent of customers each reaches down to
 # (Curry's customer pyramid: top 1%, big 4%, medium 15%, small the remaining 80%).
 LEVELS: tuple[tuple[str, int], ...] = (("top", 1), ("big", 5), ("medium", 20), ("small", 100))

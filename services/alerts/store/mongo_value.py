@@ -12,7 +12,7 @@ from datetime import date
 
 from pymongo import UpdateOne
 
-from services.alerts.reports.value import ValueTotals, totals_of
+from services.alerts.reports.value import ValueTotals, day_deltas, totals_of
 from shared.contract.facts import PurchaseFact, RefundFact
 
 
@@ -36,20 +36,9 @@ class MongoValue:
         """Add new purchases to the aggregate; a refund of the order that came first lands with them."""
         if not rows:
             return
-        held = self._orders(sorted({r.order_id for r in rows}))
-        spend: Counter = Counter()
-        orders: Counter = Counter()
-        refund: Counter = Counter()
-        placed: dict[str, tuple[str, str]] = {}
-        for r in rows:
-            key = (r.record_id, r.day)
-            spend[key] += r.amount_minor
-            orders[key] += 1
-            h = held.get(r.order_id)
-            if (h is None or h.get("day") is None) and r.order_id not in placed:  # the order's first purchase
-                placed[r.order_id] = key
-                if h is not None:
-                    refund[key] += h["refund_minor"]  # refunded before the purchase arrived
+        docs = self._orders(sorted({r.order_id for r in rows}))
+        held = {o: (d.get("day"), d["refund_minor"]) for o, d in docs.items()}
+        spend, orders, refund, placed = day_deltas(rows, held)
         _write(self.mdb["value_orders"], [  # type: ignore[index]
             UpdateOne({"_id": o}, {"$set": {"record_id": rec, "day": day}, "$setOnInsert": {"refund_minor": 0}},
                       upsert=True) for o, (rec, day) in placed.items()], mock=self._mock)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from datetime import date
 
-from services.alerts.reports.value import ValueTotals, totals_of
+from services.alerts.reports.value import ValueTotals, day_deltas, totals_of
 from shared.contract.facts import PurchaseFact, RefundFact
 
 VALUE_SQL = """
@@ -74,19 +74,7 @@ class SqliteValue:
             return
         c = self.db.conn()  # type: ignore[attr-defined]
         held = self._orders(sorted({r.order_id for r in rows}))
-        spend: Counter = Counter()
-        orders: Counter = Counter()
-        refund: Counter = Counter()
-        placed: dict[str, tuple[str, str]] = {}
-        for r in rows:
-            key = (r.record_id, r.day)
-            spend[key] += r.amount_minor
-            orders[key] += 1
-            h = held.get(r.order_id)
-            if (h is None or h[1] is None) and r.order_id not in placed:  # the order's first purchase
-                placed[r.order_id] = key
-                if h is not None:
-                    refund[key] += h[2]  # refunded before the purchase arrived
+        spend, orders, refund, placed = day_deltas(rows, {o: (h[1], h[2]) for o, h in held.items()})
         c.executemany("INSERT INTO value_orders VALUES (?,?,?,0) ON CONFLICT(order_id) DO UPDATE SET"
                       " record_id = excluded.record_id, day = excluded.day",
                       [(o, rec, day) for o, (rec, day) in placed.items()])
