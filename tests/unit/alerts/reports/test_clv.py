@@ -3,32 +3,21 @@ customer's figures against lifetimes' own summariser, fitters and CLV function c
 
 from __future__ import annotations
 
-import os
 from collections import defaultdict
 from datetime import date
 from decimal import Decimal
 from fractions import Fraction
 
-import lifetimes
 import pandas as pd
 import pytest
 from lifetimes import BetaGeoFitter, GammaGammaFitter
 from lifetimes.utils import summary_data_from_transaction_data
 
 from shared import churn, clv
+from tests.integration.alerts.test_churn_model import cdnow
 
-CDNOW = os.path.join(os.path.dirname(lifetimes.__file__), "datasets", "CDNOW_sample.txt")
 END = date(1997, 9, 30)
 NOTE = {"p": 6.25, "q": 3.74, "gamma": 15.44}
-
-
-def cdnow() -> list[tuple[str, date, str]]:
-    """(sample id, day, dollar value) per line of the sample."""
-    rows = []
-    for line in open(CDNOW):
-        _, sample_id, day, _, value = line.split()
-        rows.append((sample_id, date(int(day[:4]), int(day[4:6]), int(day[6:])), value))
-    return rows
 
 
 def spend_by_day() -> dict[str, dict[date, int]]:
