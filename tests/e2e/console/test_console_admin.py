@@ -5,8 +5,10 @@ every admin section; a store manager has no admin link and gets the forbidden pa
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -190,6 +192,27 @@ def test_an_admin_walks_every_admin_section(platform, page, shoot, tmp_path):
     page.goto(platform.url + "/admin/privacy")
     expect(page.locator("[data-page=admin-privacy]")).to_be_visible()
     shoot(page, "privacy")
+    kept, gone = _customer(platform, new_phone(), "30.00", "S05"), _customer(platform, new_phone(), "20.00", "S05")
+    page.get_by_label("顾客 ID").nth(1).fill(kept)
+    page.get_by_label("请求来源", exact=True).fill("ticket DSR-1")
+    with page.expect_download() as download:
+        page.get_by_role("button", name="下载为 JSON").click()
+    exported = json.loads(Path(download.value.path()).read_text(encoding="utf-8"))
+    assert exported["customer_id"] == kept and set(exported) >= {"identity", "loyalty", "alerts", "campaigns"}
+    page.get_by_label("顾客 ID").first.fill(gone)
+    page.get_by_label("请求来源（不含个人数据）").fill("ticket DSR-2")
+    page.get_by_role("button", name="删除", exact=True).click()
+    expect(page.get_by_role("alert").filter(has_text="请勾选确认：删除无法撤销。")).to_be_visible()
+    page.get_by_label("我了解这会在所有服务中删除该顾客，且无法撤销。").check()
+    page.get_by_role("button", name="删除", exact=True).click()
+    expect(page.locator("#erasure-started [data-erasure]")).to_be_visible()
+    shoot(page, "erasure-started")
+    with platform.api("identity") as identity:
+        assert identity.get(f"/v1/customers/{gone}").status_code == 404
+    page.goto(platform.url + "/admin/privacy")
+    expect(page.locator("[data-request='privacy.erasure']").first).to_contain_text(gone)
+    expect(page.locator("[data-request='privacy.export']").first).to_contain_text(kept)
+    shoot(page, "privacy-requests")
     page.goto(platform.url + "/admin")
     page.get_by_role("link", name="English").click()
     expect(page.locator("[data-page=admin]")).to_contain_text("Open identity conflicts")
