@@ -19,6 +19,7 @@ from playwright.sync_api import expect
 from crm.bench.imports import MEMBER_HEADER
 from shared.contract import topics
 from tests.e2e.console.conftest import PASSWORD, wait_until
+from tests.e2e.console.test_console_platform import _untranslated
 from tests.integration.flows.support import event, new_phone, purchase
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
@@ -264,3 +265,19 @@ def test_an_admin_inspects_a_dead_letter_and_redrives_it(platform, page, shoot):
                                                                      "actor": "admin"}).json()["items"],
                           what="the re-drive audited")
     assert [a["target"] for a in acts if a["service"] == "identity"].count(str(letter["id"])) == 1
+
+
+@pytest.mark.parametrize("path", ["/admin", "/admin/conflicts", "/admin/deadletters", "/admin/imports",
+                                  "/admin/webhooks", "/admin/audit", "/admin/privacy"])
+def test_each_admin_page_renders_in_chinese_then_english_with_no_missing_message(platform, page, shoot, path):
+    _sign_in(page, platform, "admin", platform.dev_password, shoot)
+    page.goto(platform.url + path)
+    expect(page.locator("main [data-page]")).to_be_visible()
+    expect(page.locator("html")).to_have_attribute("lang", "zh-Hans-CN")
+    assert _untranslated(page.locator("body").inner_text(), "zh_Hans_CN") == []
+    shoot(page, "zh")
+    page.get_by_role("link", name="English").click()
+    expect(page.locator("html")).to_have_attribute("lang", "en")
+    expect(page.get_by_role("navigation", name="Admin sections")).to_be_visible()
+    assert page.url.split("?")[0] == platform.url + path
+    shoot(page, "en")
