@@ -59,7 +59,9 @@ async def redeem(request: Request, customer_id: str, session: SessionDep, client
             raise
         return render(request, "customers/_redeem_refused.html", refusal=_(REFUSALS[exc.code]))
     reward = await clients.optional("loyalty", f"/v1/loyalty/rewards/{reward_id}", token=session.token)
-    return render(request, "customers/_redeem_done.html", cid=customer_id, done=done, reward=reward)
+    # The rewards panel reloads on this event, so the stock it shows is the stock after the redemption.
+    return render(request, "customers/_redeem_done.html", cid=customer_id, done=done, reward=reward,
+                  headers={"HX-Trigger": "redeemed"})
 
 
 @router.get("/customers/{customer_id}/rewards/close")

@@ -83,6 +83,7 @@ def test_a_double_click_on_confirm_redeems_once_and_the_balance_drops_by_the_cos
     expect(done).to_be_visible()
     expect(page.locator("#points-balance")).to_have_attribute("data-points", str(after))
     expect(page.locator("#points-balance")).to_have_text(f"{after:,}")
+    expect(page.locator(f"[data-reward={mask['reward_id']}] td").nth(2)).to_have_text("4")  # the stock after
     shoot(page, "redeemed")
     # The same confirmation sent again (a resent form, a retry after a timeout): the key makes it the same one.
     csrf = page.evaluate("JSON.parse(document.body.getAttribute('hx-headers'))['X-CSRF-Token']")
