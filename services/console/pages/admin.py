@@ -135,7 +135,7 @@ async def redrive(request: Request, service: str, letter_id: int, session: Sessi
     if service not in SERVICES:
         raise ApiError(404, "not_found", "no such service")
     done = await clients.post(service, f"/v1/deadletters/{letter_id}/redrive", token=session.token)
-    return render(request, "admin/_redriven.html", done=done)
+    return render(request, "admin/_redriven.html", done=done, service=service)  # the button goes with it
 
 
 # -- audit log --------------------------------------------------------------------------------------------
