@@ -117,6 +117,10 @@ def test_a_reward_too_dear_or_out_of_stock_is_refused_in_words(platform, member,
 @pytest.fixture(scope="module")
 def conflict(platform):
     """Two phone customers of S04 and a WeChat follower carrying both phones: an open identity conflict."""
+    return _conflict(platform)
+
+
+def _conflict(platform) -> dict:
     phones = [new_phone(), new_phone()]
     ids = [_customer(platform, p, "50.00", "S04") for p in phones]
     openid = "oX-" + uuid.uuid4().hex[:12]
@@ -156,6 +160,25 @@ def test_an_admin_merges_a_conflict_and_sees_it_closed(platform, conflict, page,
     page.get_by_label("状态").select_option("resolved")
     expect(page.locator(f"#conflict-{conflict['conflict_id']}")).to_have_attribute("data-status", "resolved")
     shoot(page, "conflicts-merged-filter")
+
+
+def test_an_admin_dismisses_a_conflict_as_two_people(platform, page, shoot):
+    conflict = _conflict(platform)
+    _sign_in(page, platform, "admin", platform.dev_password, shoot)
+    page.goto(f"{platform.url}/admin/conflicts?customer_id={conflict['customer_ids'][0]}")
+    row = page.locator(f"#conflict-{conflict['conflict_id']}")
+    expect(row).to_have_attribute("data-status", "open")
+    row.get_by_label("备注（可选）").fill("twins sharing one WeChat account")
+    row.get_by_role("button", name="忽略：是两个人").click()
+    expect(row).to_have_attribute("data-status", "dismissed")
+    expect(row).to_contain_text("由 admin 关闭")
+    shoot(page, "conflict-dismissed")
+    with platform.api("identity") as identity:
+        closed = identity.get("/v1/identity/conflicts", params={"status": "dismissed",
+                                                                "customer_id": conflict["customer_ids"][0]})
+        assert [k["conflict_id"] for k in closed.json()["items"]] == [conflict["conflict_id"]]
+        a, b = conflict["customer_ids"]
+        assert identity.get(f"/v1/customers/{b}").json()["customer_id"] == b  # still two customers
 
 
 def test_an_admin_walks_every_admin_section(platform, page, shoot, tmp_path):
