@@ -60,15 +60,17 @@ def zone_of(request: Request, store_id: str | None = None):
     return platform(request).store_zone(store_id)
 
 
-def role_of(session: Session | None) -> str | None:
-    """The role the session's token carries (what the nav shows; the services still check every call)."""
+def is_admin(session: Session | None) -> bool:
+    """Whether the session's token is a company-wide admin's, the one the admin pages serve (the nav's link);
+    the services still check every call."""
     if session is None:
-        return None
+        return False
     try:
         # Not verified here: the token came sealed in our own cookie, and every service verifies it on use.
-        return jwt.decode(session.token, options={"verify_signature": False}).get("role")
+        claims = jwt.decode(session.token, options={"verify_signature": False})
     except jwt.PyJWTError:
-        return None
+        return False
+    return claims.get("role") == "admin" and claims.get("scope") == "company"
 
 
 def render(request: Request, template: str, status_code: int = 200, *, headers: dict | None = None,
@@ -79,7 +81,7 @@ def render(request: Request, template: str, status_code: int = 200, *, headers: 
             "when": lambda v, z=zone: i18n.when(v, z), "here": quote(str(request.url.path) +
                                                                      (f"?{request.url.query}" if request.url.query
                                                                       else ""), safe="")}
-    base["role"] = role_of(request.state.session)  # the nav's admin link
+    base["is_admin"] = is_admin(request.state.session)  # the nav's admin link
     return TEMPLATES.TemplateResponse(request, template, {**base, **context}, status_code=status_code,
                                       headers=headers)
 

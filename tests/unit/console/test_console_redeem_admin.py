@@ -12,7 +12,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from services.console.app import create_app
+from shared.access.keys import parse_scope
 from shared.access.principals import Caller
+from shared.access.scope import COMPANY
 from shared.access.tokens import Tokens
 from shared.settings import Settings
 
@@ -23,7 +25,9 @@ REWARD = {"reward_id": "rw1", "name": "Mask", "description": "", "points_cost": 
 
 
 def _token(role: str) -> str:
-    return Tokens(SETTINGS.token_key(), ttl_s=900).issue(Caller("staff:u", role, name="u"))
+    scope = parse_scope("store=S01", where="test") if role == "store-admin" else COMPANY
+    return Tokens(SETTINGS.token_key(), ttl_s=900).issue(Caller("staff:u", role.removeprefix("store-"), scope,
+                                                                name="u"))
 
 
 class Services:
@@ -101,8 +105,9 @@ def test_each_refusal_of_loyalty_is_said_in_words_with_what_to_do(console, servi
     assert r.status_code == 200 and f"<p class=\"flash\" role=\"alert\" data-refused>{words}</p>" in r.text
 
 
-@pytest.mark.parametrize(("role", "shown"), [("admin", True), ("operator", False), ("reader", False)])
-def test_the_admin_link_is_in_the_nav_for_the_admin_role_only(console, services, role, shown):
+@pytest.mark.parametrize(("role", "shown"), [("admin", True), ("store-admin", False), ("operator", False),
+                                             ("reader", False)])
+def test_the_admin_link_is_in_the_nav_for_a_company_wide_admin_only(console, services, role, shown):
     services.role = role
     _sign_in(console)
     page = console.get("/sign-in").text
