@@ -36,13 +36,15 @@ class Clients:
             await client.aclose()
 
     async def call(self, service: str, method: str, path: str, *, token: str | None, params: dict | None = None,
-                   json: Any = None, data: dict | None = None, as_text: bool = False) -> Any:
+                   json: Any = None, data: dict | None = None, files: dict | None = None,
+                   headers: dict | None = None, as_text: bool = False) -> Any:
         """One request to ``service``; the decoded JSON body of a 2xx answer (its text with ``as_text``, as for
         a CSV; None for 204)."""
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        headers = {**(headers or {}), **({"Authorization": f"Bearer {token}"} if token else {})}
         query = {k: v for k, v in (params or {}).items() if v not in (None, "")}
         try:
-            r = await self.http[service].request(method, path, params=query, json=json, data=data, headers=headers)
+            r = await self.http[service].request(method, path, params=query, json=json, data=data, files=files,
+                                                     headers=headers)
         except httpx.HTTPError as exc:
             raise ApiError(503, "unavailable", f"{service} did not answer") from exc
         if r.status_code == 204:
@@ -60,9 +62,10 @@ class Clients:
         """GET ``path`` of ``service`` with query ``params`` (None values left out)."""
         return await self.call(service, "GET", path, token=token, params=params)
 
-    async def post(self, service: str, path: str, *, token: str, body: Any = None) -> Any:
-        """POST a JSON ``body`` to ``path`` of ``service``."""
-        return await self.call(service, "POST", path, token=token, json=body)
+    async def post(self, service: str, path: str, *, token: str, body: Any = None,
+                   headers: dict | None = None) -> Any:
+        """POST a JSON ``body`` to ``path`` of ``service`` (``headers`` such as an Idempotency-Key)."""
+        return await self.call(service, "POST", path, token=token, json=body, headers=headers)
 
     async def optional(self, service: str, path: str, *, token: str, **params: Any) -> Any:
         """GET that answers None when the service has nothing (404) or cannot answer (503): for panels a

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
+import jwt
 from fastapi import Depends, Request
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader
@@ -59,6 +60,19 @@ def zone_of(request: Request, store_id: str | None = None):
     return platform(request).store_zone(store_id)
 
 
+def is_admin(session: Session | None) -> bool:
+    """Whether the session's token is a company-wide admin's, the one the admin pages serve (the nav's link);
+    the services still check every call."""
+    if session is None:
+        return False
+    try:
+        # Not verified here: the token came sealed in our own cookie, and every service verifies it on use.
+        claims = jwt.decode(session.token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return False
+    return claims.get("role") == "admin" and claims.get("scope") == "company"
+
+
 def render(request: Request, template: str, status_code: int = 200, *, headers: dict | None = None,
            **context: Any) -> Response:
     """A page (or, for htmx, a partial) rendered in the request's locale."""
@@ -67,6 +81,7 @@ def render(request: Request, template: str, status_code: int = 200, *, headers: 
             "when": lambda v, z=zone: i18n.when(v, z), "here": quote(str(request.url.path) +
                                                                      (f"?{request.url.query}" if request.url.query
                                                                       else ""), safe="")}
+    base["is_admin"] = is_admin(request.state.session)  # the nav's admin link
     return TEMPLATES.TemplateResponse(request, template, {**base, **context}, status_code=status_code,
                                       headers=headers)
 

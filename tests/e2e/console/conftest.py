@@ -87,6 +87,9 @@ def platform(tmp_path_factory) -> Iterator[ConsolePlatform]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CRM_", "OTEL_"))}
     env.update({"CRM_DATA_DIR": str(home / "data"), "CRM_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}",
                 "CRM_API_KEYS": f"{ADMIN_KEY}:admin",
+                # Every browser test signs in from 127.0.0.1: the default 10 a minute per address would refuse
+                # the package's later sign-ins (the limit itself is tested in tests/integration).
+                "CRM_SIGN_IN_RATE_LIMIT": "600/minute", "CRM_SIGN_IN_RATE_LIMIT_BURST": "600",
                 **{f"CRM_{name.upper()}_PORT": str(port) for name, port in ports.items()}})
     proc = subprocess.Popen([sys.executable, "-m", "crm.cli", "up"], env=env, cwd=home, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
