@@ -42,8 +42,9 @@ def fit_model(as_of: date, *, deps: Deps, days: Mapping[str, Iterable[date]] | N
     """Fit BG/NBD on every customer's purchase days up to ``as_of`` (``days``, or read from the store) and keep
     it; NotFound without data."""
     rows = histories(deps.store.purchase_days(until=as_of) if days is None else days, as_of)
-    # The latest fit kept up to that date, if any: a hint that starts the optimiser near the answer.
-    near = deps.store.latest_model(until=as_of)
+    # The latest fit kept up to that date, else the latest kept at all (the daily refit's, of today): a hint that
+    # starts the optimiser near the answer.
+    near = deps.store.latest_model(until=as_of) or deps.store.latest_model(until=date.max)
     try:
         model = fit_converging(rows, as_of, near=None if near is None else near.model)
     except NotEnoughData as exc:
