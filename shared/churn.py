@@ -61,6 +61,7 @@ class ChurnModel:
     customers: int
     repeat_purchases: int
     as_of: date
+    penalizer: float = 0.0  # the L2 penalty the fit needed (0: maximum likelihood as in the paper)
 
     def _fitter(self):
         from lifetimes import BetaGeoFitter
@@ -102,31 +103,53 @@ class NoConvergence(RuntimeError):
     """The optimiser found no fit with any of the penalties tried."""
 
 
-def fit(rows: Mapping[str, History], as_of: date, *, penalizer: float = 0.0) -> ChurnModel:
-    """Fit BG/NBD by maximum likelihood over every customer's summary."""
+def distinct(rows: Iterable[tuple]) -> tuple[list[tuple], list[int]]:
+    """The distinct rows and how many times each occurs: lifetimes' likelihood is a weighted mean over rows, so a
+    fit over them with these weights is the fit over every row, at the cost of the distinct ones only."""
+    counts: dict[tuple, int] = {}
+    for row in rows:
+        counts[row] = counts.get(row, 0) + 1
+    return list(counts), list(counts.values())
+
+
+def fit(rows: Mapping[str, History], as_of: date, *, penalizer: float = 0.0,
+        start: ChurnModel | None = None) -> ChurnModel:
+    """Fit BG/NBD by maximum likelihood over every customer's summary (from ``start``'s parameters if given)."""
     repeat = sum(h.frequency for h in rows.values())
     if len(rows) < 10 or repeat == 0:
         raise NotEnoughData("the model needs at least 10 customers and some repeat purchases")
     import numpy as np
     from lifetimes import BetaGeoFitter
 
-    values = list(rows.values())
+    keys, weights = distinct((h.frequency, h.recency, h.age) for h in rows.values())
+    f, t_x, big_t = (np.array(v, dtype=float) for v in zip(*keys, strict=True))
+    # lifetimes optimises the logarithms of the parameters; a kept fit of a nearby date starts it close to the end.
+    held = None if start is None else [start.r, start.alpha, start.a, start.b]
+    initial = np.log(held) if held and min(held) > 0 else None  # a parameter that underflowed to 0 has no log
     fitter = BetaGeoFitter(penalizer_coef=penalizer)
-    fitter.fit(np.array([h.frequency for h in values], dtype=float), np.array([h.recency for h in values]),
-               np.array([h.age for h in values]))
+    fitter.fit(f, t_x, big_t, weights=np.array(weights, dtype=float), initial_params=initial)
     p = fitter.params_
-    return ChurnModel(float(p["r"]), float(p["alpha"]), float(p["a"]), float(p["b"]), len(rows), repeat, as_of)
+    return ChurnModel(float(p["r"]), float(p["alpha"]), float(p["a"]), float(p["b"]), len(rows), repeat, as_of,
+                      penalizer)
 
 
-def fit_converging(rows: Mapping[str, History], as_of: date) -> ChurnModel:
-    """:func:`fit` with the smallest penalty in ``PENALIZERS`` that converges (NoConvergence if none)."""
+def fit_converging(rows: Mapping[str, History], as_of: date, *, near: ChurnModel | None = None) -> ChurnModel:
+    """:func:`fit` with the smallest penalty in ``PENALIZERS`` that converges (NoConvergence if none).
+
+    ``near``, a kept fit of a nearby date, is a hint: its parameters start the optimiser and the penalty it
+    needed is tried first (the smaller ones failed on nearly the same history: each failure costs a whole
+    optimisation), then the others in turn."""
     from lifetimes.utils import ConvergenceError
 
-    for penalizer in PENALIZERS:
+    order = list(PENALIZERS)
+    if near is not None and near.penalizer in order:
+        order.remove(near.penalizer)
+        order.insert(0, near.penalizer)
+    for penalizer in order:
         try:
             # lifetimes prints the optimiser's state when it gives up; that is not for the service's output.
             with contextlib.redirect_stdout(io.StringIO()):
-                return fit(rows, as_of, penalizer=penalizer)
+                return fit(rows, as_of, penalizer=penalizer, start=near)
         except ConvergenceError:
             continue
     raise NoConvergence("the churn model did not converge on this purchase history")

@@ -25,7 +25,7 @@ from datetime import date
 from decimal import ROUND_HALF_EVEN, Decimal
 from fractions import Fraction
 
-from shared.churn import ChurnModel, History, NoConvergence, NotEnoughData, history
+from shared.churn import WEEK_DAYS, ChurnModel, History, NoConvergence, NotEnoughData
 
 # lifetimes' month in weeks (its ``freq="W"`` factor), so CLV here equals lifetimes' own.
 MONTH_WEEKS = 4.345
@@ -50,12 +50,13 @@ class Spending:
 
 def spending(spend_by_day: Mapping[date, int], as_of: date) -> Spending | None:
     """The summary of one customer's spend (fen) per purchase day up to ``as_of`` (None if no purchase by then)."""
-    days = {d: amount for d, amount in spend_by_day.items() if d <= as_of}
-    h = history(days, as_of)
-    if h is None:
+    # One pass per customer, no sorting (a dict's days are distinct): this runs for every customer of a fit.
+    days = [d for d in spend_by_day if d <= as_of]
+    if not days:
         return None
-    first = min(days)
-    return Spending(h, sum(amount for d, amount in days.items() if d != first))
+    first, last = min(days), max(days)
+    h = History(len(days) - 1, (last - first).days / WEEK_DAYS, (as_of - first).days / WEEK_DAYS)
+    return Spending(h, sum(spend_by_day[d] for d in days) - spend_by_day[first])
 
 
 def spendings(by_customer: Mapping[str, Mapping[date, int]], as_of: date) -> dict[str, Spending]:

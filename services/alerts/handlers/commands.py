@@ -11,7 +11,7 @@ from services.alerts.domain.workflow import Alert, WorkflowError, acknowledge, r
 from services.alerts.handlers import Deps
 from services.alerts.handlers.evaluation import Writer
 from shared.access.visibility import Visibility
-from shared.churn import ChurnModel, NoConvergence, NotEnoughData, fit_converging, histories
+from shared.churn import ChurnModel, History, NoConvergence, NotEnoughData, fit_converging, histories
 from shared.clock import EARLIEST, iso_utc
 from shared.http.errors import Conflict, InvalidInput, NotFound, Unavailable
 
@@ -38,12 +38,17 @@ def transition(alert_id: str, *, deps: Deps, action: str, by: str, note: str | N
         return store.alert(alert_id) or change.alert, outbox
 
 
-def fit_model(as_of: date, *, deps: Deps, days: Mapping[str, Iterable[date]] | None = None) -> ChurnModel:
-    """Fit BG/NBD on every customer's purchase days up to ``as_of`` (``days``, or read from the store) and keep
-    it; NotFound without data."""
-    rows = histories(deps.store.purchase_days(until=as_of) if days is None else days, as_of)
+def fit_model(as_of: date, *, deps: Deps, days: Mapping[str, Iterable[date]] | None = None,
+              summaries: Mapping[str, History] | None = None) -> ChurnModel:
+    """Fit BG/NBD on every customer's purchase days up to ``as_of`` (``summaries`` of them, ``days``, or read from
+    the store) and keep it; NotFound without data."""
+    rows = summaries if summaries is not None else histories(
+        deps.store.purchase_days(until=as_of) if days is None else days, as_of)
+    # The latest fit kept up to that date, else the latest kept at all (the daily refit's, of today): a hint that
+    # starts the optimiser near the answer.
+    near = deps.store.latest_model(until=as_of) or deps.store.latest_model(until=date.max)
     try:
-        model = fit_converging(rows, as_of)
+        model = fit_converging(rows, as_of, near=None if near is None else near.model)
     except NotEnoughData as exc:
         raise NotFound("not_enough_data", str(exc)) from None
     except NoConvergence as exc:
@@ -54,9 +59,9 @@ def fit_model(as_of: date, *, deps: Deps, days: Mapping[str, Iterable[date]] | N
 
 
 def model_as_of(as_of: date, *, deps: Deps,
-                days: Callable[[], Mapping[str, Iterable[date]]] | None = None) -> tuple[ChurnModel, str]:
-    """The model fitted as of a date (today at the latest): the cached fit, or a new one (on ``days()`` if
-    given: a caller that reads every customer's days anyway shares its read)."""
+                summaries: Callable[[], Mapping[str, History]] | None = None) -> tuple[ChurnModel, str]:
+    """The model fitted as of a date (today at the latest): the cached fit, or a new one (on ``summaries()`` if
+    given: a caller that summarises every customer's days anyway shares its work)."""
     if as_of > deps.clock().astimezone(deps.zone).date():
         # Fitted as of a future day, the model would count weeks nobody has lived yet (T), and be kept.
         raise InvalidInput("as_of_in_future", "as_of cannot be later than today")
@@ -64,7 +69,7 @@ def model_as_of(as_of: date, *, deps: Deps,
         raise InvalidInput("as_of_out_of_range", f"as_of cannot be earlier than {EARLIEST.isoformat()}")
     held = deps.store.model(as_of)
     if held is None:
-        fit_model(as_of, deps=deps, days=None if days is None else days())
+        fit_model(as_of, deps=deps, summaries=None if summaries is None else summaries())
         held = deps.store.model(as_of)
         assert held is not None
     return held.model, held.fitted_at

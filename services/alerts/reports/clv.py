@@ -15,6 +15,9 @@ from shared.clock import iso_utc
 from shared.clv import Spending, SpendModel, Value, fit_converging, spending, spendings, value
 from shared.http.errors import NotFound, Unavailable
 
+# A mark per as-of date whose spend model did not converge (its value: when that was found).
+_NO_CONVERGENCE = "clv_spend_no_convergence:"
+
 
 @dataclass(frozen=True)
 class ClvModel:
@@ -27,23 +30,30 @@ class ClvModel:
 
 def clv_model_as_of(as_of: date, *, deps: Deps) -> ClvModel:
     """BG/NBD and Gamma-Gamma fitted as of a date (today at the latest): the kept fits, or new ones kept."""
-    read: dict[str, dict[str, dict[date, int]]] = {}
+    read: dict[str, dict[str, Spending]] = {}
 
-    def spend() -> dict[str, dict[date, int]]:
-        # One read of every customer's spend per day serves both fits (its days are BG/NBD's purchase days).
+    def summaries() -> dict[str, Spending]:
+        # One read and one summary of every customer's spend per day serve both fits (its days are BG/NBD's
+        # purchase days).
         if "rows" not in read:
-            read["rows"] = deps.store.purchase_spend(until=as_of)
+            read["rows"] = spendings(deps.store.purchase_spend(until=as_of), as_of)
         return read["rows"]
 
-    churn, _ = model_as_of(as_of, deps=deps, days=spend)  # checks as_of; NotFound when there is too little to fit
+    # Checks as_of; NotFound when there is too little to fit.
+    churn, _ = model_as_of(as_of, deps=deps, summaries=lambda: {c: s.history for c, s in summaries().items()})
     held = deps.store.spend_model(as_of)
     if held is None:
-        rows = spendings(spend(), as_of)
+        failed = _NO_CONVERGENCE + as_of.isoformat()
+        if deps.store.get_mark(failed) is not None:
+            # Kept like a fit: the same history up to that date would fail again, after seconds of trying.
+            raise Unavailable("model_did_not_converge", "the spend model did not converge on this purchase history")
         try:
-            fitted = fit_converging(rows, as_of)
+            fitted = fit_converging(summaries(), as_of)
         except NotEnoughData as exc:
             raise NotFound("not_enough_data", str(exc)) from None
         except NoConvergence as exc:
+            with deps.store.transaction():
+                deps.store.put_mark(failed, iso_utc(deps.clock()))
             raise Unavailable("model_did_not_converge", str(exc)) from None
         with deps.store.transaction():
             deps.store.put_spend_model(fitted, fitted_at=iso_utc(deps.clock()))

@@ -64,7 +64,8 @@ def model_doc(model: ChurnModel) -> dict[str, Any]:
 def model_of(doc: dict[str, Any]) -> ChurnModel:
     """The churn model a document holds."""
     return ChurnModel(float(doc["r"]), float(doc["alpha"]), float(doc["a"]), float(doc["b"]), int(doc["customers"]),
-                      int(doc["repeat_purchases"]), date.fromisoformat(doc["as_of"]))
+                      int(doc["repeat_purchases"]), date.fromisoformat(doc["as_of"]),
+                      float(doc.get("penalizer", 0.0)))  # fits kept before the penalty was kept: none known
 
 
 @dataclass

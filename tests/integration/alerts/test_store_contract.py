@@ -152,13 +152,14 @@ def test_due_index_versions_lease_and_models(store):
         store.put_mark("scan.rules", "f2")
     assert store.get_mark("scan.rules") == "f2"
     older = ChurnModel(0.2, 4.0, 0.7, 2.0, 10, 7, date(2026, 11, 1))
-    newer = ChurnModel(0.3, 5.0, 0.8, 3.0, 12, 9, date(2026, 11, 2))
+    newer = ChurnModel(0.3, 5.0, 0.8, 3.0, 12, 9, date(2026, 11, 2), penalizer=0.1)  # the penalty is kept too
     with store.transaction():
         store.put_model(newer, fitted_at="b")
         store.put_model(older, fitted_at="a")
     assert store.model(date(2026, 11, 1)).model == older
     assert store.model(date(2026, 11, 3)) is None
     assert store.latest_model(until=date(2026, 11, 5)).model == newer
+    assert store.latest_model(until=date.max).model.penalizer == 0.1
     assert store.latest_model(until=date(2026, 11, 2)).fitted_at == "b"
     assert store.latest_model(until=date(2026, 11, 1)).model == older  # never one fitted after the day asked
     assert store.latest_model(until=date(2026, 10, 31)) is None
