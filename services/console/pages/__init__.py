@@ -2,7 +2,7 @@
 has a top-level page, one (path, label) line to NAV (the label marked with ``N_`` for the catalogues)."""
 
 from services.console.i18n import N_
-from services.console.pages import alerts, auth, customers
+from services.console.pages import alerts, auth, customers, reports
 
-ROUTERS = [auth.router, customers.router, alerts.router]
-NAV = [("/customers", N_("Customers")), ("/alerts", N_("Alerts"))]
+ROUTERS = [auth.router, customers.router, alerts.router, reports.router]
+NAV = [("/customers", N_("Customers")), ("/alerts", N_("Alerts")), ("/reports", N_("Reports"))]
