@@ -14,7 +14,7 @@ from playwright.sync_api import expect
 from services.console.pages.reports import FIGURES
 from tests.e2e.console.conftest import PASSWORD, wait_until
 from tests.e2e.console.test_console_platform import _untranslated
-from tests.integration.flows.support import new_phone, purchase
+from tests.integration.flows.support import event, new_phone, purchase
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -32,7 +32,12 @@ def month_of_sales(platform):
     events = [purchase({"phone": a}, last_month + timedelta(days=2), "688.00", store=STORE),
               purchase({"phone": a}, last_month + timedelta(days=9), "120.50", store=STORE),
               purchase({"phone": b}, last_month + timedelta(days=4), "1299.00", store=STORE),
-              purchase({"phone": c}, last_month + timedelta(days=5), "99.00", store=OTHER)]
+              purchase({"phone": c}, last_month + timedelta(days=5), "99.00", store=OTHER),
+              # Two surveys at RP1: a promoter and a detractor (NPS 0, CSAT 50%).
+              event("crm.survey", last_month + timedelta(days=3), {"phone": a}, source="web/survey", score=10,
+                    store_id=STORE),
+              event("crm.survey", last_month + timedelta(days=5), {"phone": b}, source="web/survey", score=5,
+                    store_id=STORE)]
     with platform.api("identity") as identity:
         r = identity.post("/v1/events", json=events)
         assert r.status_code == 202, r.text
@@ -43,7 +48,10 @@ def month_of_sales(platform):
         sheet = wait_until(lambda: (lambda got: got if got.get("customers") == 2 else None)(
             alerts.get("/v1/reports/attendance", params={"store_id": STORE, "month": month}).json()),
             what="RP1's attendance sheet")
-    return {"month": month, "report": report, "sheet": sheet}
+        scores = wait_until(lambda: (lambda got: got if got.get("responses") == 2 else None)(
+            alerts.get("/v1/reports/satisfaction", params={"store_id": STORE, "month": month}).json()),
+            what="RP1's surveys counted")
+    return {"month": month, "report": report, "sheet": sheet, "scores": scores}
 
 
 def _sign_in(page, platform, user: str, password: str, shoot) -> None:
@@ -116,7 +124,8 @@ def test_the_attendance_sheet_lists_the_apis_lines_and_downloads_its_csv(platfor
 
 @pytest.mark.parametrize("path", ["/reports", "/reports/kpis?scope=store&store_id={store}&month={month}",
                                   "/reports/attendance?store_id={store}&month={month}",
-                                  "/reports/value?store_id={store}", "/reports/satisfaction?store_id={store}",
+                                  "/reports/value?store_id={store}",
+                                  "/reports/satisfaction?store_id={store}&month={month}",
                                   "/reports/churn-reasons?month={month}"])
 def test_every_report_page_renders_in_chinese_then_english_with_no_missing_message(
         platform, month_of_sales, page, shoot, path):
@@ -136,4 +145,8 @@ def test_every_report_page_renders_in_chinese_then_english_with_no_missing_messa
     if "value" in path:
         expect(page.get_by_test_id("pyramid")).to_contain_text("Top (1%)")
     if "satisfaction" in path:
+        scores = month_of_sales["scores"]
+        assert (scores["nps"], scores["csat"]) == (0.0, 0.5)
+        expect(page.get_by_test_id("satisfaction").locator("dd").nth(1)).to_have_text("0.00")
+        expect(page.get_by_test_id("satisfaction").locator("dd").nth(2)).to_have_text("50.00%")
         expect(page.locator("[data-chart=trend] canvas")).to_have_count(1)
