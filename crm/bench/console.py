@@ -8,7 +8,8 @@ Identity and loyalty are not loaded, so customer search and the customer page ar
 API and the console are served over HTTP on free local ports in this process, the console with a signed-in
 company-wide session (the bench's API key as its token), and each page in ``PAGES`` is opened ``calls`` times
 after one warm-up; the median and slowest of the console's own ``Server-Timing`` (the page's whole server time,
-the API's answer included) are printed with the wall time the client saw.
+the API's answer included) are printed with the part of it spent waiting for alerts' API and the wall time the
+client saw.
 """
 
 from __future__ import annotations
@@ -91,22 +92,46 @@ def serve_console(settings, alerts_url: str):
             raise RuntimeError("the console did not start")
         time.sleep(0.05)
     cookie = Session.new(reports.KEY, user="bench", ttl_s=24 * 3600).seal(sealer(settings))
-    return f"http://127.0.0.1:{port}", server, {COOKIE: cookie}
+    return f"http://127.0.0.1:{port}", server, {COOKIE: cookie}, app
 
 
-def time_pages(base: str, cookies: dict, calls: int) -> list[tuple[str, float, float, float, int, int]]:
-    """(name, median server ms, slowest server ms, median wall ms, bytes, status) of each page."""
+class Waited:
+    """Adds up the wall time the console's pages spend waiting for the services' answers (pages are opened one
+    at a time, so the sum since ``reset`` is the current page's): the page's own cost is its server time less it."""
+
+    def __init__(self, clients) -> None:
+        self.ms = 0.0
+        call = clients.call
+
+        async def timed(*args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return await call(*args, **kwargs)
+            finally:
+                self.ms += (time.perf_counter() - t0) * 1000
+
+        clients.call = timed
+
+
+
+def time_pages(base: str, cookies: dict, calls: int, waited: Waited
+               ) -> list[tuple[str, float, float, float, float, int, int]]:
+    """(name, median server ms, slowest server ms, median ms waiting for the API, median wall ms, bytes, status)
+    of each page."""
     out = []
     with httpx.Client(base_url=base, cookies=cookies, timeout=600) as client:
         for name, path in PAGES:
             client.get(path)
-            server, wall = [], []
+            server, wall, api = [], [], []
             for _ in range(calls):
+                waited.ms = 0.0
                 t0 = time.perf_counter()
                 r = client.get(path)
                 wall.append((time.perf_counter() - t0) * 1000)
+                api.append(waited.ms)
                 server.append(float(_DUR.search(r.headers.get("server-timing", "")).group(1)))
-            out.append((name, statistics.median(server), max(server), statistics.median(wall), len(r.content),
+            out.append((name, statistics.median(server), max(server), statistics.median(api),
+                        statistics.median(wall), len(r.content),
                         r.status_code))
     return out
 
@@ -124,18 +149,20 @@ def run(customers: int = 100_000, purchases: int = 1_000_000, batch: int = 1000,
                       f"refunds, {loaded['sales']:,} non-members' sales, {loaded['surveys']:,} surveys, "
                       f"{alerts:,} open alerts in {time.perf_counter() - t0:.0f} s")
         api, api_server = reports.serve(store, settings)
-        base, console_server, cookies = serve_console(settings, api)
+        base, console_server, cookies, app = serve_console(settings, api)
         try:
-            timings = time_pages(base, cookies, calls)
+            timings = time_pages(base, cookies, calls, Waited(app.state.clients))
         finally:
             console_server.should_exit = True
             api_server.should_exit = True
         table = Table(title=f"crm bench console: {customers:,} customers, {loaded['purchases']:,} purchases (SQLite; "
                             f"the console's Server-Timing, median of {calls} calls; target {TARGET_MS:.0f} ms)")
-        for column in ("page", "server ms (median)", "slowest", "wall ms", "KiB", "status", "target"):
+        for column in ("page", "server ms (median)", "slowest", "of it the API", "wall ms", "KiB", "status",
+                       "target"):
             table.add_column(column, justify="left" if column == "page" else "right")
-        for name, median, slowest, wall, size, status in timings:
-            table.add_row(name, f"{median:.0f}", f"{slowest:.0f}", f"{wall:.0f}", f"{size / 1024:,.1f}",
-                          str(status), "met" if median < TARGET_MS and status == 200 else "NOT met")
+        for name, median, slowest, api_ms, wall, size, status in timings:
+            table.add_row(name, f"{median:.0f}", f"{slowest:.0f}", f"{api_ms:.0f}", f"{wall:.0f}",
+                          f"{size / 1024:,.1f}", str(status),
+                          "met" if median < TARGET_MS and status == 200 else "NOT met")
         console.print(table)
         store.close()
