@@ -221,6 +221,17 @@ def bench_reports(customers: int = typer.Option(100_000, help="customers in the 
     run(customers=customers, purchases=purchases, batch=batch, calls=calls)
 
 
+@bench_app.command("console")
+def bench_console(customers: int = typer.Option(100_000, help="customers in the history"),
+                  purchases: int = typer.Option(1_000_000, help="purchases over two years"),
+                  batch: int = typer.Option(1000, help="facts per bulk store call"),
+                  calls: int = typer.Option(5, help="calls per page; the median is reported")):
+    """Each console page's server time over a large history (issue 16: under 300 ms each)."""
+    from crm.bench.console import run
+
+    run(customers=customers, purchases=purchases, batch=batch, calls=calls)
+
+
 @bench_app.command("http")
 def bench_http(seconds: float = typer.Option(60, help="seconds of offered overload per run"),
                runs: int = typer.Option(3, help="runs; medians are reported"),
