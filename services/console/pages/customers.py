@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import re
+from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import RedirectResponse
 from starlette.responses import Response
 
 from services.console.clients import ApiError
 from services.console.i18n import N_, _
 from services.console.pages.alerts import alert_context
-from services.console.web import ClientsDep, SessionDep, render, zone_of
+from services.console.web import ClientsDep, SessionDep, is_htmx, render, zone_of
 
 router = APIRouter()
 PAGE = 20
@@ -33,9 +34,15 @@ def _tries(q: str, kind: str) -> list[str]:
 
 
 @router.get("/customers")
+def search_page(request: Request, session: SessionDep) -> Response:
+    """The search form (its phone is posted, never put in the address: no history, log or link keeps it)."""
+    return render(request, "customers/search.html", q="", kind="auto", kinds=KINDS, message=None)
+
+
+@router.post("/customers/search")
 async def search(request: Request, session: SessionDep, clients: ClientsDep,
-                 q: str = Query("", max_length=256), kind: str = Query("auto")) -> Response:
-    """Find one customer by an identifier; found, go to their page."""
+                 q: Annotated[str, Form(max_length=256)] = "", kind: Annotated[str, Form()] = "auto") -> Response:
+    """Find one customer by an identifier; found, go to their page (htmx follows HX-Redirect)."""
     q, kind = q.strip(), kind if kind in KINDS else "auto"
     message = None
     if q:
@@ -49,8 +56,13 @@ async def search(request: Request, session: SessionDep, clients: ClientsDep,
                     message = exc.message
                     break
                 raise
-            return RedirectResponse(f"/customers/{found['customer_id']}", status_code=303)
+            target = f"/customers/{found['customer_id']}"
+            if is_htmx(request):
+                return Response(status_code=204, headers={"HX-Redirect": target})
+            return RedirectResponse(target, status_code=303)
         message = message or _("No customer in your stores has that identifier.")
+    if is_htmx(request):
+        return render(request, "customers/_search_message.html", message=message)
     return render(request, "customers/search.html", 404 if message else 200, q=q, kind=kind, kinds=KINDS,
                   message=message)
 
