@@ -10,6 +10,7 @@ from urllib.parse import quote
 
 import httpx
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import PlainTextResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.responses import Response
@@ -71,7 +72,15 @@ def create_app(settings: Settings | None = None, *, console: ConsoleSettings | N
         i18n.use(request.cookies.get(i18n.LANG_COOKIE, i18n.DEFAULT))
         session = Session.open(request.cookies.get(COOKIE), app.state.fernet)
         request.state.session = session
-        if request.method not in ("GET", "HEAD") and request.url.path not in OPEN_POSTS:
+        if request.method not in ("GET", "HEAD") and request.url.path in OPEN_POSTS:
+            # No session yet, so no CSRF token: a sign-in posted by another site's page (which would sign the
+            # person in as someone else) is told apart by the Origin browsers send with every form post.
+            origin = request.headers.get("origin")
+            if origin and origin != f"{request.url.scheme}://{request.url.netloc}":
+                response = _refused(request)
+            else:
+                response = await call_next(request)
+        elif request.method not in ("GET", "HEAD"):
             if session is None:
                 response = _to_sign_in(request)
             elif not hmac.compare_digest(request.headers.get(CSRF_HEADER, ""), session.csrf):
@@ -112,6 +121,16 @@ def create_app(settings: Settings | None = None, *, console: ConsoleSettings | N
     @app.exception_handler(404)
     async def no_page(request: Request, exc) -> Response:
         return render(request, "errors/not_found.html", 404)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
+        # The console's own refusal in words; FastAPI's JSON would echo what was sent (a typed phone included).
+        message = _("The request was not valid (a value too long or out of range). Go back, correct it and try "
+                    "again.")
+        if is_htmx(request):
+            return render(request, "errors/_flash.html", 422, message=message,
+                          headers={"HX-Retarget": "#flash", "HX-Reswap": "innerHTML"})
+        return render(request, "errors/error.html", 422, title=_("Invalid request"), message=message)
 
     return app
 

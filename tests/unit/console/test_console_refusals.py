@@ -1,0 +1,32 @@
+"""Issue 16 review: the console's own refusals are pages in words, never FastAPI's JSON (which echoes what was
+sent back, a phone included), and a sign-in posted from another site is refused before identity sees it."""
+
+from __future__ import annotations
+
+from tests.unit.console.test_console_session import _sign_in
+
+PHONE = "13912345678"
+
+
+def test_a_malformed_page_address_is_the_error_page_in_words_not_json(console, services):
+    _sign_in(console)
+    r = console.get("/alerts", params={"offset": "-1"})
+    assert r.status_code == 422 and 'data-page="error"' in r.text and "请求无效" in r.text
+    assert r.headers["content-type"].startswith("text/html") and "detail" not in r.text
+
+
+def test_a_malformed_action_says_so_in_the_message_area_without_echoing_what_was_typed(console, services):
+    _sign_in(console)
+    csrf = console.get("/customers").text.split('"X-CSRF-Token": "')[1].split('"')[0]
+    r = console.post("/customers/search", data={"q": PHONE * 30},
+                     headers={"HX-Request": "true", "X-CSRF-Token": csrf})
+    assert r.status_code == 422 and r.headers["HX-Retarget"] == "#flash" and PHONE not in r.text
+    assert "请求无效" in r.text
+
+
+def test_a_sign_in_posted_from_another_site_is_refused_before_identity_sees_it(console, services):
+    r = console.post("/sign-in", data={"user": "mgr", "password": "pw"},
+                     headers={"Origin": "https://evil.example"})
+    assert r.status_code == 403 and services.sent == [] and "crm_console" not in r.headers.get("set-cookie", "")
+    r = console.post("/sign-in", data={"user": "mgr", "password": "pw"}, headers={"Origin": "http://testserver"})
+    assert r.status_code == 303
