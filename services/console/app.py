@@ -6,7 +6,7 @@ import hmac
 import time
 from contextlib import asynccontextmanager
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import httpx
 from fastapi import FastAPI, Request
@@ -74,9 +74,12 @@ def create_app(settings: Settings | None = None, *, console: ConsoleSettings | N
         request.state.session = session
         if request.method not in ("GET", "HEAD") and request.url.path in OPEN_POSTS:
             # No session yet, so no CSRF token: a sign-in posted by another site's page (which would sign the
-            # person in as someone else) is told apart by the Origin browsers send with every form post.
-            origin = request.headers.get("origin")
-            if origin and origin != f"{request.url.scheme}://{request.url.netloc}":
+            # person in as someone else) is told apart by what browsers send with every form post: Sec-Fetch-Site,
+            # and an Origin naming another host (our own pages send "null", their Referrer-Policy being no-referrer;
+            # host only, since behind a TLS-terminating proxy the page is https while the console sees http).
+            origin = request.headers.get("origin", "null")
+            if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none") or (
+                    origin != "null" and urlsplit(origin).netloc != request.url.netloc):
                 response = _refused(request)
             else:
                 response = await call_next(request)
