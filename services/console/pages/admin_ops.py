@@ -8,6 +8,7 @@ import json
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from markupsafe import escape
 from starlette.responses import Response
 
 from services.console.i18n import N_, _
@@ -111,7 +112,8 @@ async def redeliver(request: Request, webhook_id: str, delivery_id: str, session
     """Send a dead delivery again."""
     d = await clients.post("alerts", f"/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver",
                            token=session.token)
-    return Response(_(DELIVERY_STATUSES.get(d["status"], d["status"])), media_type="text/html")
+    # htmx swaps this in as HTML: a status the console has no words for is the API's text, so it is escaped.
+    return Response(str(escape(_(DELIVERY_STATUSES.get(d["status"], d["status"])))), media_type="text/html")
 
 
 # -- erasure and export -----------------------------------------------------------------------------------

@@ -3,6 +3,8 @@ sent back, a phone included), and a sign-in posted from another site is refused 
 
 from __future__ import annotations
 
+import httpx
+
 from tests.unit.console.test_console_session import _sign_in
 
 PHONE = "13912345678"
@@ -38,3 +40,12 @@ def test_a_sign_in_posted_from_another_site_is_refused_before_identity_sees_it(c
         r = console.post("/sign-in", data={"user": "mgr", "password": "pw"}, headers=headers)
         assert r.status_code == 303, headers
 
+
+def test_a_redelivered_webhooks_status_from_the_api_is_swapped_in_as_text_not_markup(console, services):
+    _sign_in(console)
+    services.answers[("POST", "/v1/webhooks/w1/deliveries/d1/redeliver")] = httpx.Response(
+        200, json={"status": '<img src=x onerror="alert(1)">'})
+    csrf = console.get("/customers").text.split('"X-CSRF-Token": "')[1].split('"')[0]
+    r = console.post("/admin/webhooks/w1/deliveries/d1/redeliver", headers={"HX-Request": "true",
+                                                                              "X-CSRF-Token": csrf})
+    assert r.status_code == 200 and r.text == '&lt;img src=x onerror=&#34;alert(1)&#34;&gt;'
