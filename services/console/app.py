@@ -34,6 +34,9 @@ SECURITY_HEADERS = {"Content-Security-Policy": "default-src 'self'; style-src 's
                     "Cache-Control": "no-store"}
 # Posts that may come without a session (and so without its CSRF token).
 OPEN_POSTS = {"/sign-in"}
+# Plain form posts whose answer the browser downloads (no htmx, so no header): the route checks the form's
+# ``csrf`` field against the session's instead.
+FORM_POSTS = {"/admin/privacy/export"}
 
 
 def create_app(settings: Settings | None = None, *, console: ConsoleSettings | None = None,
@@ -86,6 +89,8 @@ def create_app(settings: Settings | None = None, *, console: ConsoleSettings | N
         elif request.method not in ("GET", "HEAD"):
             if session is None:
                 response = _to_sign_in(request)
+            elif request.url.path in FORM_POSTS:
+                response = await call_next(request)
             elif not hmac.compare_digest(request.headers.get(CSRF_HEADER, ""), session.csrf):
                 response = _refused(request)
             else:
