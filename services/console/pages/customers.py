@@ -19,6 +19,9 @@ router = APIRouter()
 PAGE = 20
 KINDS = {"auto": N_("Any identifier"), "phone": N_("Phone"), "member_id": N_("Member card"),
          "wechat_openid": N_("WeChat OpenID"), "wechat_unionid": N_("WeChat UnionID"), "email": N_("E-mail")}
+# Identity's profile fields (crm.profile) in words; any other attribute keeps its own key.
+FIELDS = {"name": N_("Full name"), "gender": N_("Gender"), "birthday": N_("Birthday"), "email": N_("E-mail"),
+          "city": N_("City")}
 # What a phone looks like when typed: digits with spaces, dashes, dots, brackets or a leading +.
 _PHONE_LIKE = re.compile(r"^\+?[\d\s().\-]{7,}$")
 
@@ -83,7 +86,8 @@ async def customer_page(request: Request, customer_id: str, session: SessionDep,
         clients.optional("alerts", f"/v1/customers/{cid}/value", token=token))
     zone = zone_of(request, view["stats"].get("home_store"))
     return render(request, "customers/view.html", c=view, account=account, tiers=tiers, ledger=ledger,
-                  timeline=timeline, value=value, zone=zone, **alert_context(alerts))
+                  timeline=timeline, value=value, zone=zone, fields=FIELDS,
+                  **alert_context(alerts))
 
 
 @router.get("/customers/{customer_id}/timeline")
