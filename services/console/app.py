@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import PlainTextResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from services.console import i18n
@@ -126,9 +127,13 @@ def create_app(settings: Settings | None = None, *, console: ConsoleSettings | N
         return render(request, "errors/error.html", 503, title=_("A service is unavailable"),
                       message=_("The platform did not answer. Try again in a moment; if it persists, tell IT."))
 
-    @app.exception_handler(404)
-    async def no_page(request: Request, exc) -> Response:
-        return render(request, "errors/not_found.html", 404)
+    @app.exception_handler(StarletteHTTPException)
+    async def no_page(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 404:
+            return render(request, "errors/not_found.html", 404)
+        # Starlette's own refusals (a method the address does not take) in words, not its JSON.
+        return render(request, "errors/error.html", exc.status_code, title=_("That did not work"),
+                      message=_("This address does not take that request. Go back and use the page's buttons."))
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> Response:

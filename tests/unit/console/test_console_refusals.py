@@ -49,3 +49,10 @@ def test_a_redelivered_webhooks_status_from_the_api_is_swapped_in_as_text_not_ma
     r = console.post("/admin/webhooks/w1/deliveries/d1/redeliver", headers={"HX-Request": "true",
                                                                               "X-CSRF-Token": csrf})
     assert r.status_code == 200 and r.text == '&lt;img src=x onerror=&#34;alert(1)&#34;&gt;'
+
+
+def test_an_address_that_does_not_take_the_method_is_a_page_in_words_not_json(console, services):
+    _sign_in(console)
+    r = console.get("/admin/privacy/export", params={"customer_id": "c_1"})
+    assert r.status_code == 405 and 'data-page="error"' in r.text and "请返回并使用页面上的按钮。" in r.text
+    assert r.headers["content-type"].startswith("text/html") and "detail" not in r.text
