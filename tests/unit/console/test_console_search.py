@@ -36,3 +36,12 @@ def test_a_search_that_finds_no_one_says_so_in_the_pages_message_area(console, s
                      headers={"HX-Request": "true", "X-CSRF-Token": _csrf(console)})
     assert r.status_code == 200 and 'role="alert"' in r.text and "您的门店中没有使用该标识的顾客。" in r.text
     assert "<html" not in r.text  # a partial for #search-message, not a page
+
+
+def test_a_phone_identity_cannot_read_is_said_in_the_pages_language(console, services):
+    _sign_in(console)
+    services.answers[("GET", "/v1/customers/lookup")] = httpx.Response(422, json={"error": {
+        "code": "invalid_phone", "message": "data.identity.phone: phone is not a valid number"}})
+    r = console.post("/customers/search", data={"q": "139 1234"},
+                     headers={"HX-Request": "true", "X-CSRF-Token": _csrf(console)})
+    assert "这不是可用的手机号码" in r.text and "phone is not" not in r.text
