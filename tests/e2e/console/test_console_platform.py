@@ -82,6 +82,9 @@ def test_a_store_manager_finds_a_customer_by_another_notation_reads_the_points_a
     # The row is swapped in place (no reload): acknowledged, by the manager.
     expect(alert).to_have_attribute("data-status", "acknowledged")
     expect(alert).to_contain_text("mgr-s01 于")
+    # The button that had focus is gone: the new row takes focus and the page says what happened.
+    expect(alert).to_be_focused()
+    expect(page.locator("#announce")).to_have_text("提醒已确认。")
     shoot(page, "customer-acknowledged")
     with platform.api("alerts") as alerts:
         got = alerts.get(f"/v1/alerts/{shop['alert']['alert_id']}").json()
