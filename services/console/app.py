@@ -124,6 +124,9 @@ def create_app(settings: Settings | None = None, *, console: ConsoleSettings | N
             # The API's own sentence, which says what was wrong with the input.
             return render(request, "errors/error.html", exc.status, title=_("That did not work"),
                           message=exc.message)
+        if exc.status == 429:
+            # The person's key is over its rate: the platform is up, waiting helps.
+            return render(request, "errors/error.html", 429, title=_("That did not work"), message=_flash(exc))
         return render(request, "errors/error.html", 503, title=_("A service is unavailable"),
                       message=_("The platform did not answer. Try again in a moment; if it persists, tell IT."))
 
@@ -163,6 +166,8 @@ def _flash(exc: ApiError) -> str:
         return _("Your role may not do this.")
     if exc.status in (409, 422):
         return exc.message
+    if exc.status == 429:
+        return _("Too many requests at once. Wait a moment and try again.")
     return _("The platform did not answer. Try again in a moment; if it persists, tell IT.")
 
 

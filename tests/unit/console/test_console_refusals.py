@@ -56,3 +56,16 @@ def test_an_address_that_does_not_take_the_method_is_a_page_in_words_not_json(co
     r = console.get("/admin/privacy/export", params={"customer_id": "c_1"})
     assert r.status_code == 405 and 'data-page="error"' in r.text and "请返回并使用页面上的按钮。" in r.text
     assert r.headers["content-type"].startswith("text/html") and "detail" not in r.text
+
+
+def test_a_services_rate_limit_is_said_as_such_not_as_the_platform_being_down(console, services):
+    _sign_in(console)
+    services.answers[("GET", "/v1/customers/c_1")] = httpx.Response(
+        429, headers={"Retry-After": "30"}, json={"error": {"code": "rate_limited", "message": "slow down"}})
+    r = console.get("/customers/c_1")
+    assert r.status_code == 429 and 'data-page="error"' in r.text and "请求过于频繁" in r.text
+    assert "平台没有响应" not in r.text
+    csrf = r.text.split('"X-CSRF-Token": "')[1].split('"')[0]
+    services.answers[("POST", "/v1/alerts/al_1/ack")] = services.answers[("GET", "/v1/customers/c_1")]
+    r = console.post("/alerts/al_1/ack", headers={"HX-Request": "true", "X-CSRF-Token": csrf})
+    assert r.status_code == 429 and r.headers["HX-Retarget"] == "#flash" and "请求过于频繁" in r.text
