@@ -172,7 +172,9 @@ def _flash(exc: ApiError) -> str:
 
 
 def _to_sign_in(request: Request) -> Response:
-    target = "/sign-in?next=" + quote(request.url.path, safe="")
+    # Back to the page after sign-in; an action's address takes only its method, so that goes to the start.
+    target = "/sign-in?next=" + quote(request.url.path, safe="") if request.method in ("GET", "HEAD") \
+        else "/sign-in"
     if is_htmx(request):
         return Response(status_code=204, headers={"HX-Redirect": target})
     response = RedirectResponse(target, status_code=303)

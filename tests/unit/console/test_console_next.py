@@ -15,3 +15,11 @@ def test_sign_in_refuses_a_next_a_browser_reads_as_another_site(console, target)
 def test_sign_in_still_returns_to_a_page_of_this_site(console):
     r = console.post("/sign-in", data={"user": "mgr", "password": "pw", "next": "/alerts?status=open"})
     assert r.headers["location"] == "/alerts?status=open"
+
+
+def test_an_action_whose_session_expired_signs_in_again_without_returning_to_the_actions_address(console):
+    # After sign-in the browser GETs ?next=; an action's address takes only POST (a 405 page).
+    r = console.post("/alerts/a1/ack", headers={"HX-Request": "true"})
+    assert (r.status_code, r.headers["HX-Redirect"]) == (204, "/sign-in")
+    r = console.post("/customers/search", data={"q": "x"})
+    assert r.headers["location"] == "/sign-in"
