@@ -172,9 +172,12 @@ def _flash(exc: ApiError) -> str:
 
 
 def _to_sign_in(request: Request) -> Response:
-    # Back to the page after sign-in; an action's address takes only its method, so that goes to the start.
-    target = "/sign-in?next=" + quote(request.url.path, safe="") if request.method in ("GET", "HEAD") \
-        else "/sign-in"
+    # Back to the page after sign-in: an htmx panel's page (the panel alone is a fragment); an action's address
+    # takes only its method, so that goes to the start.
+    path = request.url.path
+    if is_htmx(request) and request.headers.get("HX-Current-URL"):
+        path = urlsplit(request.headers["HX-Current-URL"]).path or "/"
+    target = "/sign-in?next=" + quote(path, safe="") if request.method in ("GET", "HEAD") else "/sign-in"
     if is_htmx(request):
         return Response(status_code=204, headers={"HX-Redirect": target})
     response = RedirectResponse(target, status_code=303)

@@ -23,3 +23,9 @@ def test_an_action_whose_session_expired_signs_in_again_without_returning_to_the
     assert (r.status_code, r.headers["HX-Redirect"]) == (204, "/sign-in")
     r = console.post("/customers/search", data={"q": "x"})
     assert r.headers["location"] == "/sign-in"
+
+
+def test_a_panel_whose_session_expired_returns_to_its_page_not_to_the_bare_panel(console):
+    r = console.get("/customers/c_1/timeline", params={"cursor": "x"},
+                    headers={"HX-Request": "true", "HX-Current-URL": "http://testserver/customers/c_1"})
+    assert (r.status_code, r.headers["HX-Redirect"]) == (204, "/sign-in?next=%2Fcustomers%2Fc_1")
