@@ -6,12 +6,14 @@ import hmac
 import time
 from contextlib import asynccontextmanager
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import httpx
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import PlainTextResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from services.console import i18n
@@ -33,6 +35,9 @@ SECURITY_HEADERS = {"Content-Security-Policy": "default-src 'self'; style-src 's
                     "Cache-Control": "no-store"}
 # Posts that may come without a session (and so without its CSRF token).
 OPEN_POSTS = {"/sign-in"}
+# Plain form posts whose answer the browser downloads (no htmx, so no header): the route checks the form's
+# ``csrf`` field against the session's instead.
+FORM_POSTS = {"/admin/privacy/export"}
 
 
 def create_app(settings: Settings | None = None, *, console: ConsoleSettings | None = None,
@@ -71,9 +76,22 @@ def create_app(settings: Settings | None = None, *, console: ConsoleSettings | N
         i18n.use(request.cookies.get(i18n.LANG_COOKIE, i18n.DEFAULT))
         session = Session.open(request.cookies.get(COOKIE), app.state.fernet)
         request.state.session = session
-        if request.method not in ("GET", "HEAD") and request.url.path not in OPEN_POSTS:
+        if request.method not in ("GET", "HEAD") and request.url.path in OPEN_POSTS:
+            # No session yet, so no CSRF token: a sign-in posted by another site's page (which would sign the
+            # person in as someone else) is told apart by what browsers send with every form post: Sec-Fetch-Site,
+            # and an Origin naming another host (our own pages send "null", their Referrer-Policy being no-referrer;
+            # host only, since behind a TLS-terminating proxy the page is https while the console sees http).
+            origin = request.headers.get("origin", "null")
+            if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none") or (
+                    origin != "null" and urlsplit(origin).netloc != request.url.netloc):
+                response = _refused(request)
+            else:
+                response = await call_next(request)
+        elif request.method not in ("GET", "HEAD"):
             if session is None:
                 response = _to_sign_in(request)
+            elif request.url.path in FORM_POSTS:
+                response = await call_next(request)
             elif not hmac.compare_digest(request.headers.get(CSRF_HEADER, ""), session.csrf):
                 response = _refused(request)
             else:
@@ -106,12 +124,29 @@ def create_app(settings: Settings | None = None, *, console: ConsoleSettings | N
             # The API's own sentence, which says what was wrong with the input.
             return render(request, "errors/error.html", exc.status, title=_("That did not work"),
                           message=exc.message)
+        if exc.status == 429:
+            # The person's key is over its rate: the platform is up, waiting helps.
+            return render(request, "errors/error.html", 429, title=_("That did not work"), message=_flash(exc))
         return render(request, "errors/error.html", 503, title=_("A service is unavailable"),
                       message=_("The platform did not answer. Try again in a moment; if it persists, tell IT."))
 
-    @app.exception_handler(404)
-    async def no_page(request: Request, exc) -> Response:
-        return render(request, "errors/not_found.html", 404)
+    @app.exception_handler(StarletteHTTPException)
+    async def no_page(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 404:
+            return render(request, "errors/not_found.html", 404)
+        # Starlette's own refusals (a method the address does not take) in words, not its JSON.
+        return render(request, "errors/error.html", exc.status_code, title=_("That did not work"),
+                      message=_("This address does not take that request. Go back and use the page's buttons."))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
+        # The console's own refusal in words; FastAPI's JSON would echo what was sent (a typed phone included).
+        message = _("The request was not valid (a value too long or out of range). Go back, correct it and try "
+                    "again.")
+        if is_htmx(request):
+            return render(request, "errors/_flash.html", 422, message=message,
+                          headers={"HX-Retarget": "#flash", "HX-Reswap": "innerHTML"})
+        return render(request, "errors/error.html", 422, title=_("Invalid request"), message=message)
 
     return app
 
@@ -131,11 +166,18 @@ def _flash(exc: ApiError) -> str:
         return _("Your role may not do this.")
     if exc.status in (409, 422):
         return exc.message
+    if exc.status == 429:
+        return _("Too many requests at once. Wait a moment and try again.")
     return _("The platform did not answer. Try again in a moment; if it persists, tell IT.")
 
 
 def _to_sign_in(request: Request) -> Response:
-    target = "/sign-in?next=" + quote(request.url.path, safe="")
+    # Back to the page after sign-in: an htmx panel's page (the panel alone is a fragment); an action's address
+    # takes only its method, so that goes to the start.
+    path = request.url.path
+    if is_htmx(request) and request.headers.get("HX-Current-URL"):
+        path = urlsplit(request.headers["HX-Current-URL"]).path or "/"
+    target = "/sign-in?next=" + quote(path, safe="") if request.method in ("GET", "HEAD") else "/sign-in"
     if is_htmx(request):
         return Response(status_code=204, headers={"HX-Redirect": target})
     response = RedirectResponse(target, status_code=303)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import jwt
 from fastapi import Depends, Request
@@ -77,10 +77,12 @@ def render(request: Request, template: str, status_code: int = 200, *, headers: 
            **context: Any) -> Response:
     """A page (or, for htmx, a partial) rendered in the request's locale."""
     zone = context.pop("zone", None) or zone_of(request)
+    # The language links come back here with the page's filters, but never with a search's words (``q``,
+    # a phone or name from an old link): those would sit in the next address and the browser's history.
+    query = urlencode([(k, v) for k, v in request.query_params.multi_items() if k != "q"])
     base = {"session": request.state.session, "locale": i18n.current(), "lang": i18n.LOCALES[i18n.current()],
-            "when": lambda v, z=zone: i18n.when(v, z), "here": quote(str(request.url.path) +
-                                                                     (f"?{request.url.query}" if request.url.query
-                                                                      else ""), safe="")}
+            "when": lambda v, z=zone: i18n.when(v, z),
+            "here": quote(str(request.url.path) + (f"?{query}" if query else ""), safe="")}
     base["is_admin"] = is_admin(request.state.session)  # the nav's admin link
     return TEMPLATES.TemplateResponse(request, template, {**base, **context}, status_code=status_code,
                                       headers=headers)

@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Form, Query, Request
 from starlette.responses import Response
 
-from services.console.i18n import N_
+from services.console.i18n import N_, _
 from services.console.web import ClientsDep, SessionDep, render
 
 router = APIRouter()
@@ -56,7 +56,8 @@ async def acknowledge(request: Request, alert_id: str, session: SessionDep, clie
     """Acknowledge an alert; answers with its row, now acknowledged."""
     alert = await clients.post("alerts", f"/v1/alerts/{alert_id}/ack", token=session.token,
                                body={"note": note.strip() or None})
-    return render(request, "alerts/_row.html", a=alert, **alert_context({}))
+    # The row (and the button that had focus) is replaced: say what happened, and the row takes focus.
+    return render(request, "alerts/_row.html", a=alert, announce=_("Alert acknowledged."), **alert_context({}))
 
 
 @router.post("/alerts/{alert_id}/resolve")
@@ -66,4 +67,4 @@ async def resolve(request: Request, alert_id: str, session: SessionDep, clients:
     """Resolve an alert with what was done (and, for churn and complaints, why); answers with its row."""
     body = {"note": note.strip(), "reason": reason or None, "reason_text": reason_text.strip() or None}
     alert = await clients.post("alerts", f"/v1/alerts/{alert_id}/resolve", token=session.token, body=body)
-    return render(request, "alerts/_row.html", a=alert, **alert_context({}))
+    return render(request, "alerts/_row.html", a=alert, announce=_("Alert resolved."), **alert_context({}))

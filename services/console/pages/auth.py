@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse
@@ -19,8 +20,15 @@ YEAR_S = 365 * 86_400
 
 
 def _safe_next(target: str | None) -> str:
-    # Only a path on this site: an absolute URL in ?next= would send a fresh session elsewhere.
-    return target if target and target.startswith("/") and not target.startswith("//") else "/customers"
+    # Only a path on this site: an absolute URL in ?next= would send a fresh session elsewhere. Browsers read
+    # "/\\evil.example" as "//evil.example" and drop tabs and newlines ("/\t/evil.example"), so a backslash or
+    # a control character anywhere, or anything urlsplit reads as a scheme or host, is refused too.
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/customers"
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in target):
+        return "/customers"
+    parts = urlsplit(target)
+    return target if not parts.scheme and not parts.netloc else "/customers"
 
 
 @router.get("/")

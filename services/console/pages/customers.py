@@ -4,20 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import re
+from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import RedirectResponse
 from starlette.responses import Response
 
 from services.console.clients import ApiError
 from services.console.i18n import N_, _
 from services.console.pages.alerts import alert_context
-from services.console.web import ClientsDep, SessionDep, render, zone_of
+from services.console.web import ClientsDep, SessionDep, is_htmx, render, zone_of
 
 router = APIRouter()
 PAGE = 20
 KINDS = {"auto": N_("Any identifier"), "phone": N_("Phone"), "member_id": N_("Member card"),
          "wechat_openid": N_("WeChat OpenID"), "wechat_unionid": N_("WeChat UnionID"), "email": N_("E-mail")}
+# Identity's profile fields (crm.profile) in words; any other attribute keeps its own key.
+FIELDS = {"name": N_("Full name"), "gender": N_("Gender"), "birthday": N_("Birthday"), "email": N_("E-mail"),
+          "city": N_("City")}
+BAD_PHONE = N_("This is not a usable mobile number. Check the digits (11 for a mainland China number).")
 # What a phone looks like when typed: digits with spaces, dashes, dots, brackets or a leading +.
 _PHONE_LIKE = re.compile(r"^\+?[\d\s().\-]{7,}$")
 
@@ -33,9 +38,15 @@ def _tries(q: str, kind: str) -> list[str]:
 
 
 @router.get("/customers")
+def search_page(request: Request, session: SessionDep) -> Response:
+    """The search form (its phone is posted, never put in the address: no history, log or link keeps it)."""
+    return render(request, "customers/search.html", q="", kind="auto", kinds=KINDS, message=None)
+
+
+@router.post("/customers/search")
 async def search(request: Request, session: SessionDep, clients: ClientsDep,
-                 q: str = Query("", max_length=256), kind: str = Query("auto")) -> Response:
-    """Find one customer by an identifier; found, go to their page."""
+                 q: Annotated[str, Form(max_length=256)] = "", kind: Annotated[str, Form()] = "auto") -> Response:
+    """Find one customer by an identifier; found, go to their page (htmx follows HX-Redirect)."""
     q, kind = q.strip(), kind if kind in KINDS else "auto"
     message = None
     if q:
@@ -46,11 +57,17 @@ async def search(request: Request, session: SessionDep, clients: ClientsDep,
                 if exc.status == 404:
                     continue
                 if exc.status == 422:
-                    message = exc.message
+                    # Identity's sentence is English; the one a till's typo causes is said in the page's language.
+                    message = _(BAD_PHONE) if exc.code == "invalid_phone" else exc.message
                     break
                 raise
-            return RedirectResponse(f"/customers/{found['customer_id']}", status_code=303)
+            target = f"/customers/{found['customer_id']}"
+            if is_htmx(request):
+                return Response(status_code=204, headers={"HX-Redirect": target})
+            return RedirectResponse(target, status_code=303)
         message = message or _("No customer in your stores has that identifier.")
+    if is_htmx(request):
+        return render(request, "customers/_search_message.html", message=message)
     return render(request, "customers/search.html", 404 if message else 200, q=q, kind=kind, kinds=KINDS,
                   message=message)
 
@@ -71,7 +88,8 @@ async def customer_page(request: Request, customer_id: str, session: SessionDep,
         clients.optional("alerts", f"/v1/customers/{cid}/value", token=token))
     zone = zone_of(request, view["stats"].get("home_store"))
     return render(request, "customers/view.html", c=view, account=account, tiers=tiers, ledger=ledger,
-                  timeline=timeline, value=value, zone=zone, **alert_context(alerts))
+                  timeline=timeline, value=value, zone=zone, fields=FIELDS,
+                  **alert_context(alerts))
 
 
 @router.get("/customers/{customer_id}/timeline")

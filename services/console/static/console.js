@@ -15,3 +15,9 @@ document.addEventListener("click", function (event) {
   var back = event.target.closest("a[data-back]");
   if (back && history.length > 1) { event.preventDefault(); history.back(); }
 });
+
+// An action that replaced the element holding focus marks its answer data-focus: focus goes there, not to the body.
+document.addEventListener("htmx:afterSettle", function () {
+  var next = document.querySelector("[data-focus]");
+  if (next) { next.removeAttribute("data-focus"); next.focus(); }
+});

@@ -82,6 +82,9 @@ def test_a_store_manager_finds_a_customer_by_another_notation_reads_the_points_a
     # The row is swapped in place (no reload): acknowledged, by the manager.
     expect(alert).to_have_attribute("data-status", "acknowledged")
     expect(alert).to_contain_text("mgr-s01 于")
+    # The button that had focus is gone: the new row takes focus and the page says what happened.
+    expect(alert).to_be_focused()
+    expect(page.locator("#announce")).to_have_text("提醒已确认。")
     shoot(page, "customer-acknowledged")
     with platform.api("alerts") as alerts:
         got = alerts.get(f"/v1/alerts/{shop['alert']['alert_id']}").json()
@@ -106,6 +109,8 @@ def test_a_manager_of_s01_opening_an_s02_customers_page_gets_the_not_found_page(
     page.get_by_label("手机号、会员卡号或微信 ID").fill(shop["phones"]["S02"])
     page.get_by_role("button", name="查找").click()
     expect(page.get_by_role("alert").filter(has_text="您的门店中没有使用该标识的顾客。")).to_be_visible()
+    # The phone was posted: the address (and so the history) holds no digit of it.
+    assert page.url == platform.url + "/customers"
     shoot(page, "s02-search")
     # Signed out, the session is gone: the customer page asks to sign in again.
     page.get_by_role("button", name="退出登录").click()

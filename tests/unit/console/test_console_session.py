@@ -173,11 +173,12 @@ def test_search_tries_member_card_then_wechat_ids_for_a_non_phone_and_opens_the_
         return httpx.Response(404, json={"error": {"code": "not_found", "message": "no"}})
 
     services.answers[("GET", "/v1/customers/lookup")] = lookup
-    r = console.get("/customers", params={"q": "oWx-abc123"})
+    csrf = console.get("/customers").text.split('"X-CSRF-Token": "')[1].split('"')[0]
+    r = console.post("/customers/search", data={"q": "oWx-abc123"}, headers={"X-CSRF-Token": csrf})
     assert (r.status_code, r.headers["location"]) == (303, "/customers/c_9")
     tried = [dict(q.url.params) for q in services.sent if q.url.path == "/v1/customers/lookup"]
     assert tried == [{"member_id": "oWx-abc123"}, {"wechat_openid": "oWx-abc123"}]
     services.sent.clear()
-    r = console.get("/customers", params={"q": " +86 (139) 1234-5678 "})
+    r = console.post("/customers/search", data={"q": " +86 (139) 1234-5678 "}, headers={"X-CSRF-Token": csrf})
     assert [dict(q.url.params) for q in services.sent] == [{"phone": "+86 (139) 1234-5678"}]
     assert r.status_code == 404 and "您的门店中没有使用该标识的顾客。" in r.text
