@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo
 
 from services.identity.domain import imports as rules_of
 from services.identity.domain.cleaning import PRIORITY
-from services.identity.domain.imports import Built, FileError, OrderColumns, Rules
+from services.identity.domain.imports import UNKNOWN_MEMBER, Built, FileError, Members, OrderColumns, Rules, member_hash
 from services.identity.handlers import Deps
 from services.identity.store import ImportJob, ImportRowError
 from shared.clock import iso_utc, parse_iso
@@ -127,6 +127,8 @@ def run(job_id: str, *, deps: Deps, publish: Publish, on_progress: Progress | No
     progress = dict(job.progress)
     topic = deps.settings.topic(topics.CHANNEL_TOPICS[rules_of.SOURCE.split("/", 1)[0]])
     pipe = _Pipeline(publish)
+    # A lot must belong to a member: of the member file (gathered as it is read) or of the platform.
+    index = Members() if "points" in job.files else None
     # Spawned, not forked: this process runs the producer's and the pipeline's threads.
     pool = multiprocessing.get_context("spawn").Pool(workers) if workers > 0 else None
     try:
@@ -136,7 +138,7 @@ def run(job_id: str, *, deps: Deps, publish: Publish, on_progress: Progress | No
             try:
                 _run_file(job, name, rules=rules, deps=deps, pipe=pipe, topic=topic, counts=counts,
                           progress=progress, on_progress=on_progress, stop=stop, chunk_rows=chunk_rows, pool=pool,
-                          workers=workers)
+                          workers=workers, index=index)
                 pipe.drain()
             except (FileError, UnicodeDecodeError, OSError) as exc:
                 pipe.drain()  # what was read before the fault is published and counted
@@ -158,7 +160,10 @@ def run(job_id: str, *, deps: Deps, publish: Publish, on_progress: Progress | No
 
 
 Row = tuple[int, dict[str, str] | None, int]  # line, values (None: unreadable), occurrence of an identical lot
-Built1 = tuple[int, list[tuple[bytes, str, str]], list[rules_of.RowError]]  # line, (payload, key kind, value), errors
+Member = tuple[int, str, str]  # (hash, kind, value) of an accepted lot's phone or member_id
+# line, (payload, key kind, value), errors, and what a member row is known by (its phone's and member id's hashes)
+# or whom a lot names (the identifiers too: the platform is asked about those the file does not hold)
+Built1 = tuple[int, list[tuple[bytes, str, str]], list[rules_of.RowError], list[int] | list[Member]]
 
 
 @dataclass(frozen=True)
@@ -188,7 +193,14 @@ def build_chunk(task: Task, items: list[Row]) -> list[Built1]:
     for line, row, n in items:
         built = build(line, row, n)
         payloads = _payloads(built, line=line)
-        out.append((line, payloads, built.errors))
+        members: list[int] | list[Member] = []
+        if payloads and task.name in ("members", "points"):
+            ids = built.events[0]["data"]["identity"]
+            # A member row sends its hashes only (fewer bytes between processes for a million of them).
+            members = ([member_hash(kind, ids[kind]) for kind in rules_of.LOT_IDS if kind in ids]
+                       if task.name == "members" else
+                       [(member_hash(kind, ids[kind]), kind, ids[kind]) for kind in rules_of.LOT_IDS if kind in ids])
+        out.append((line, payloads, built.errors, members))
     return out
 
 
@@ -260,18 +272,30 @@ def _built(chunks: Iterator[list[Row]], task: Task, pool: Any, workers: int) -> 
 
 def _run_file(job: ImportJob, name: str, *, rules: Rules, deps: Deps, pipe: _Pipeline, topic: str,
               counts: Counter[str], progress: dict[str, int], on_progress: Progress | None,
-              stop: threading.Event | None, chunk_rows: int, pool: Any, workers: int) -> ImportJob:
+              stop: threading.Event | None, chunk_rows: int, pool: Any, workers: int,
+              index: Members | None = None) -> ImportJob:
     described = job.files[name]
     # A job started before lines were stored has them counted now (the same file: its sha256 names the job).
     lines = described.get("lines") or line_count(described["path"])
     task = Task(name, rules, job.options.get("columns", {}), lines)
-    chunks = _unread(job.files[name]["path"], name, done=progress.get(name, 0), chunk_rows=chunk_rows,
+    done = progress.get(name, 0)
+    gather = name == "members" and index is not None
+    # The lots need every member of the file: a resumed job reads again (checks, publishes nothing) the member
+    # rows a stopped run published already, identity may not have consumed them yet.
+    chunks = _unread(job.files[name]["path"], name, done=0 if gather else done, chunk_rows=chunk_rows,
                      encoding=job.files[name].get("encoding", "utf-8-sig"), mapped=task.columns)
     for chunk in _built(chunks, task, pool, workers):
+        if gather:
+            index.add([h for _line, _p, row_errors, hashes in chunk if not row_errors for h in hashes])
+            chunk = [built for built in chunk if built[0] > done]
+            if not chunk:
+                continue
+        elif name == "points" and index is not None:
+            chunk = _of_members(chunk, index=index, deps=deps)
         outgoing: list[Outgoing] = []
         errors: list[ImportRowError] = []
         pending: Counter[str] = Counter()
-        for _line, payloads, row_errors in chunk:
+        for _line, payloads, row_errors, _members in chunk:
             pending[f"{name}.rows"] += 1
             if row_errors:
                 pending[f"{name}.rejected"] += 1
@@ -286,6 +310,19 @@ def _run_file(job: ImportJob, name: str, *, rules: Rules, deps: Deps, pipe: _Pip
         if stop is not None and stop.is_set():
             return job
     return job
+
+
+def _of_members(chunk: list[Built1], *, index: Members, deps: Deps) -> list[Built1]:
+    """The chunk with each lot that names no member of the member file nor a customer of the platform rejected
+    (its event would make a customer holding only points); the platform is asked only about the rest."""
+    lots = [b for b in chunk if not b[2]]
+    hits = iter(index.known([h for b in lots for h, _k, _v in b[3]]))
+    unknown = {b[0]: b for b in lots if not any([next(hits) for _ in b[3]])}
+    if unknown:
+        found = deps.store.find([(kind, value) for b in unknown.values() for _h, kind, value in b[3]])
+        unknown = {line: b for line, b in unknown.items() if not any((k, v) in found for _h, k, v in b[3])}
+    return [(line, [], [rules_of.RowError(line, "member", UNKNOWN_MEMBER)], members) if line in unknown
+            else (line, payloads, errors, members) for line, payloads, errors, members in chunk]
 
 
 def _flush(job: ImportJob, name: str, line: int, outgoing: list[Outgoing], errors: list[ImportRowError],

@@ -187,3 +187,15 @@ def test_the_same_lot_written_in_another_notation_is_still_a_second_lot(phone, e
     assert rows.lot_key(other) == rows.lot_key(plain)
     assert rows.lot_key({**plain, "points": "121"}) != rows.lot_key(plain)
     assert rows.lot_key({**plain, "phone": "13961728451"}) != rows.lot_key(plain)
+
+
+def test_the_member_files_index_knows_its_members_in_any_order_and_nobody_else():
+    index = rows.Members()
+    assert index.known([rows.member_hash("phone", "+8613961728471")]) == [False]
+    index.add([rows.member_hash("phone", "+8613961728471"), rows.member_hash("member_id", "M-1")])
+    index.add([rows.member_hash("phone", "+8613961728471")])  # the same member on a later line
+    asked = [rows.member_hash("member_id", "M-1"), rows.member_hash("phone", "+8613961728479"),
+             rows.member_hash("phone", "+8613961728471"), rows.member_hash("member_id", "+8613961728471")]
+    assert index.known(asked) == [True, False, True, False]
+    index.add([rows.member_hash("member_id", "M-2")])  # added after a question: still known with the rest
+    assert index.known([rows.member_hash("member_id", "M-2"), asked[0], asked[1]]) == [True, True, False]
