@@ -4,7 +4,6 @@ No ``from __future__ import annotations`` here: FastAPI reads the routes' annota
 local to the router function.
 """
 
-import re
 from decimal import Decimal
 from typing import Annotated, Literal
 
@@ -12,7 +11,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from services.alerts.handlers import Deps
-from services.alerts.reports import attendance
+from services.alerts.reports import attachment, attendance
 from shared.access.stores import registry_for
 from shared.access.visibility import Seeing, Visibility
 from shared.contract.facts import from_minor
@@ -73,11 +72,8 @@ def reports_attendance_router(deps: Deps) -> APIRouter:
             rows = [x for x in rows if owner[x.record_id] in shown]
         lines = attendance.sheet(rows, customer_of=owner, tiers=store.tiers_of(customers))
         if format == "csv" or (format is None and "text/csv" in request.headers.get("accept", "")):
-            # Only safe characters in the header's file name: a header is latin-1 (a store id in Chinese was a
-            # 500) and a quote would end the name.
-            name = re.sub(r"[^A-Za-z0-9._-]", "_", store_id)
-            return Response(attendance.sheet_csv(lines), media_type="text/csv; charset=utf-8", headers={
-                "Content-Disposition": f'attachment; filename="attendance-{name}-{month}.csv"'})
+            return Response(attendance.sheet_csv(lines), media_type="text/csv; charset=utf-8",
+                            headers=attachment("attendance", store_id, month))
         found = registry_for(deps.settings.stores_file).get(store_id)
         return AttendanceRead(
             store_id=store_id, month=month, customers=len(lines),

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel
 
 from services.alerts.handlers import Deps
+from services.alerts.reports import attachment
 from services.alerts.reports.kpi import TENURE, Figures, ratio
 from services.alerts.reports.kpi_read import KpiConfig, compared, kpis
 from shared.access.visibility import Seeing, Visibility
@@ -164,10 +165,8 @@ def reports_kpi_router(deps: Deps, config: KpiConfig | None = None) -> APIRouter
                            previous_month=figures_read(prev), same_month_last_year=figures_read(last),
                            change={"previous_month": change(now, prev), "same_month_last_year": change(now, last)})
         if fmt == "csv" or (fmt is None and "text/csv" in request.headers.get("accept", "")):
-            # Only safe characters in the header's file name, whatever the path held.
-            name = re.sub(r"[^A-Za-z0-9._-]", "_", where.get("store_id") or where.get("region") or "company")
             return Response(report_csv(report), media_type="text/csv; charset=utf-8",
-                            headers={"Content-Disposition": f'attachment; filename="kpi-{name}-{month}.csv"'})
+                            headers=attachment("kpi", where.get("store_id") or where.get("region") or "company", month))
         return report
 
     @r.get("/stores/{store_id}", response_model=KpiReport, responses={**CSV, **errors(403, 422)})

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from services.alerts.handlers import Deps
+from services.alerts.reports import attachment
 from services.alerts.reports import satisfaction as sat
 from shared.access.visibility import Seeing, Visibility
 from shared.http.api import Caller, caller_dep, errors
@@ -108,11 +109,10 @@ def _wants_csv(request: Request, format: str | None) -> bool:
     return format == "csv" or (format is None and "text/csv" in request.headers.get("accept", ""))
 
 
-def _csv(rows: list[list], filename: str) -> Response:
+def _csv(rows: list[list], *name: str) -> Response:
     out = io.StringIO()
     csv.writer(out, lineterminator="\n").writerows(rows)
-    return Response(out.getvalue(), media_type="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+    return Response(out.getvalue(), media_type="text/csv; charset=utf-8", headers=attachment(*name))
 
 
 def satisfaction_report(deps: Deps, *, month: str, stores: frozenset[str] | None, store_id: str | None,
@@ -157,7 +157,7 @@ def reports_satisfaction_router(deps: Deps) -> APIRouter:
         rows: list[list] = [["month", "responses", "promoters", "passives", "detractors", "nps", "csat"]]
         rows += [[t.month, t.responses, t.promoters, t.passives, t.detractors, _cell(t.nps), _cell(t.csat)]
                  for t in report.trend]
-        return _csv(rows, f"satisfaction-{store_id or region or 'company'}-{month}.csv")
+        return _csv(rows, "satisfaction", store_id or region or "company", month)
 
     @r.get("/churn-reasons", response_model=ChurnReasonsRead, responses={**CSV, **errors(403)})
     def get_churn_reasons(request: Request, seeing: Seeing, caller: Caller = caller_dep("reader"),
@@ -178,7 +178,7 @@ def reports_satisfaction_router(deps: Deps) -> APIRouter:
             return report
         rows: list[list] = [["store_id", "reason", "alerts"]]
         rows += [[x.store_id or "", x.reason, x.alerts] for x in items]
-        return _csv(rows, f"churn-reasons-{store_id or region or 'company'}-{month}.csv")
+        return _csv(rows, "churn-reasons", store_id or region or "company", month)
 
     return r
 

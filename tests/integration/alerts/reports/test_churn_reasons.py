@@ -126,3 +126,11 @@ def test_the_satisfaction_report_answers_csv(h: ScopedHarness):
     assert r.text.splitlines() == ["month,responses,promoters,passives,detractors,nps,csat",
                                    "2026-06,0,0,0,0,,", "2026-07,0,0,0,0,,", "2026-08,0,0,0,0,,",
                                    "2026-09,0,0,0,0,,", "2026-10,0,0,0,0,,", "2026-11,1,0,0,1,-100.0,0.0"]
+
+
+@pytest.mark.parametrize("path", ["/v1/reports/satisfaction", "/v1/reports/churn-reasons"])
+def test_a_csv_for_a_region_named_in_chinese_is_a_file_not_a_500(h: ScopedHarness, path: str):
+    # The file name goes into a latin-1 header: a region or store named in Chinese (or with a quote) was a 500.
+    r = h.api.get(path, params={"month": "2026-11", "region": '华东"区', "format": "csv"})
+    assert r.status_code == 200, r.text
+    assert r.headers["content-disposition"] == f'attachment; filename="{path.rsplit("/", 1)[1]}-____-2026-11.csv"'
