@@ -39,6 +39,7 @@ class BenchPlatform:
     settings: Settings
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
+    envs: dict[str, dict[str, str]] = field(default_factory=dict)  # each service's extra environment
     # One client for every poll: a new one per request builds an SSL context (CA certificates loaded), which
     # took about a sixth of the bench process's CPU, taken from the services it measures.
     http: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=2, trust_env=False))
@@ -51,22 +52,41 @@ class BenchPlatform:
     def launch(self, name: str, *, workers: int = 1, env: dict[str, str] | None = None) -> list[str]:
         """Start a service's workers without waiting for them; returns their names."""
         names = [name if i == 0 else f"{name}-{i}" for i in range(workers)]
+        self.envs[name] = env or {}
         for worker in names:
-            port = free_port()
-            log = open(self.data_dir / f"{worker}.log", "ab")  # noqa: SIM115 - owned by the child
-            self.procs[worker] = subprocess.Popen(
-                [sys.executable, "-m", "crm.cli", "service", name, "--port", str(port)],
-                env={**self.env, **(env or {})}, stdout=log, stderr=log, start_new_session=True)
-            self.ports[worker] = port
+            self._spawn(name, worker)
         return names
 
+    def _spawn(self, name: str, worker: str) -> None:
+        port = free_port()
+        log = open(self.data_dir / f"{worker}.log", "ab")  # noqa: SIM115 - owned by the child
+        self.procs[worker] = subprocess.Popen(
+            [sys.executable, "-m", "crm.cli", "service", name, "--port", str(port)],
+            env={**self.env, **self.envs.get(name, {})}, stdout=log, stderr=log, start_new_session=True)
+        self.ports[worker] = port
+
+    def _log_tail(self, worker: str, lines: int = 15) -> str:
+        path = self.data_dir / f"{worker}.log"
+        text = path.read_text(errors="replace") if path.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
     def wait_assigned(self, name: str, names: list[str]) -> float:
-        """Wait until every named worker is ready and holds partitions; returns the monotonic time."""
+        """Wait until every named worker is ready and holds partitions; returns the monotonic time. As ``crm up``
+        does, a worker after the first that exits while starting is started again (once); the first one's exit,
+        or a second exit, stops the bench with the end of the worker's log."""
         deadline = time.monotonic() + 120
+        restarted: set[str] = set()
         while time.monotonic() < deadline:
             for worker in names:
                 if self.procs[worker].poll() is not None:
-                    raise RuntimeError(f"{worker} exited at start; see {self.data_dir / (worker + '.log')}")
+                    if worker != names[0] and worker not in restarted:
+                        print(f"{worker} exited at start ({self.procs[worker].returncode}); restarting:\n"
+                              f"{self._log_tail(worker)}", file=sys.stderr, flush=True)
+                        restarted.add(worker)
+                        self._spawn(name, worker)
+                        continue
+                    raise RuntimeError(f"{worker} exited at start; see {self.data_dir / (worker + '.log')}:\n"
+                                       f"{self._log_tail(worker)}")
             if all(self.assigned(worker) for worker in names):
                 return time.monotonic()
             time.sleep(0.2)
