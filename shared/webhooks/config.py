@@ -20,6 +20,7 @@ class WebhooksConfig(BaseSettings):
     poll_s: float = Field(1.0, gt=0, le=60)  # how often the dispatcher looks for due deliveries
     # Delivered and dead deliveries are forgotten this long after their last try (pending ones never are).
     keep_days: float = Field(30.0, gt=0)
-    # Refuse subscriber URLs on loopback, private, link-local or reserved addresses (SSRF). Off by default so
-    # a receiver on the same machine or network works out of the box; turn it on where the API is exposed.
-    block_private: bool = False
+    # Refuse subscriber URLs on loopback, private, link-local or reserved addresses (SSRF: a subscription must
+    # not make the service call cloud metadata or internal systems). On by default; turn it off only where the
+    # receivers are on the same machine or network and only operators can subscribe.
+    block_private: bool = True

@@ -25,6 +25,7 @@ SECRET = "whsec_e2e_0123456789abcdef"
 def test_loyalty_and_campaign_events_reach_a_subscriber_signed(stack):
     port = free_port()
     stack.env["CRM_WEBHOOKS_POLL_S"] = "0.2"
+    stack.env["CRM_WEBHOOKS_BLOCK_PRIVATE"] = "false"  # the receiver listens on loopback
     stack.start_service("alerts", api_port=port)
     api = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": "Bearer test-admin"},
                        timeout=30)

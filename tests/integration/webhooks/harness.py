@@ -38,7 +38,9 @@ class Host:
     def __init__(self, path: Path, *, store: Any = None, **config: Any) -> None:
         self.store = store if store is not None else SqliteAlertsStore(path)
         settings = Settings(_env_file=None, api_keys=f"{ADMIN}:admin,{READER}:reader")
-        cfg = {"backoff_s": 0.05, "timeout_s": 2.0, "poll_s": 0.05, "max_attempts": 4, **config}
+        # The tests' receivers listen on loopback, which the default (block_private) refuses.
+        cfg = {"backoff_s": 0.05, "timeout_s": 2.0, "poll_s": 0.05, "max_attempts": 4, "block_private": False,
+               **config}
         self.sent: list = []  # what the service published (audit entries)
         self.service = create_app(settings, store=self.store, publish=self.sent.extend,
                                   webhooks=WebhooksConfig(_env_file=None, **cfg))

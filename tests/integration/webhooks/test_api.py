@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from shared.webhooks.config import WebhooksConfig
 from tests.integration.webhooks.harness import READER, Host
 
 
@@ -47,8 +48,9 @@ def test_only_http_urls_are_accepted(host, url):
     assert url not in r.text
 
 
-def test_private_addresses_are_refused_when_asked(tmp_path):
-    h = Host(tmp_path / "alerts.db", block_private=True)
+def test_private_addresses_are_refused_by_default(tmp_path):
+    # The service's own default, not the harness's (whose receivers listen on loopback).
+    h = Host(tmp_path / "alerts.db", block_private=WebhooksConfig(_env_file=None).block_private)
     for url in ("http://127.0.0.1:8080/x", "http://169.254.169.254/latest/meta-data", "http://[::1]/x",
                 "http://10.1.2.3/x", "http://localhost/x"):
         r = h.api.post("/v1/webhooks", json={"url": url, "event_types": ["campaign.touch"]})
