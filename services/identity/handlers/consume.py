@@ -188,6 +188,9 @@ def _apply(prepared: Prepared, deps: Deps, out: list[OutboxMessage], outcome: Ba
     event, idents = prepared.event, prepared.idents
     store, now = deps.store, iso_utc(deps.clock())
     found = known.find(idents)
+    phone = next((i for i in idents if i[0] == "phone"), None)
+    if phone is not None and (then := known.held_then(phone, iso_utc(event.time))) is not None:
+        found[phone] = then  # a late upload from before a phone change: its customer then, the number not linked
     roots = {f.root_id for f in found.values()}
     if len(roots) > 1:
         fold.write_records(store)  # what the store reads next must see the records this batch created

@@ -23,11 +23,14 @@ class Known:
     def __init__(self, store: IdentityStore, idents: Iterable[Ident]) -> None:
         wanted = dict.fromkeys(idents)
         found = store.find(wanted)
-        # Phones staff replaced on a customer (issue 14): one that comes back names a record of its own. Read
-        # only when some phone was ever replaced, and only for the batch's phones nobody holds.
-        self.replaced: dict[Ident, int] = {}
+        # Phones staff replaced on a customer (issue 14), read only when some phone ever was: an event that
+        # happened before a replacement belongs to the customer who held the number then (a till's late
+        # upload); after the last one, a number nobody holds names a record of its own.
+        self._store = store
+        self._replacements: dict[Ident, list[tuple[str, str]]] = {}
         if store.has_replaced_identifiers():
-            self.replaced = store.times_replaced([i for i in wanted if i[0] == "phone" and i not in found])
+            self._replacements = store.replacements([i for i in wanted if i[0] == "phone"])
+        self.replaced = {ident: len(held) for ident, held in self._replacements.items() if ident not in found}
         self._record = {ident: f.record_id for ident, f in found.items()}
         self._root = {f.record_id: f.root_id for f in found.values()}  # each record's customer when read
         self._phone = {f.root_id: f.root_has_phone for f in found.values()}  # whether a customer has a phone
@@ -42,6 +45,22 @@ class Known:
                 root = self._customer(self._root[record])
                 out[ident] = Found(record, root, self._phone[root])
         return out
+
+    def held_then(self, phone: Ident, at: str) -> Found | None:
+        """Where a replaced phone pointed at ``at`` (a fixed-width UTC timestamp), if that was before its last
+        replacement: the record that held it until the first replacement after ``at``, under its customer now."""
+        record = next((r for replaced_at, r in self._replacements.get(phone, ()) if at < replaced_at), None)
+        if record is None:
+            return None
+        if record not in self._root:
+            held = self._store.record(record)
+            root = self._store.record(held.root_id) if held is not None else None
+            if root is None:  # erased since: the event goes where the number points now
+                return None
+            self._root[record] = root.id
+            self._phone[root.id] = root.phone is not None
+        root_id = self._customer(self._root[record])
+        return Found(record, root_id, self._phone.get(root_id, True))
 
     def created(self, record_id: str, *, phone: str | None) -> None:
         """A new record, its own customer (a record is named after the identifier that created it and

@@ -53,16 +53,17 @@ class MongoCorrections:
         """Whether a phone change ever replaced an identifier (most batches need no extra read then)."""
         return self.mdb["replaced_identifiers"].find_one({}, {"_id": 1}) is not None
 
-    def times_replaced(self, idents: list[Ident]) -> dict[Ident, int]:
-        """How often each of these identifiers was replaced (only those replaced at least once)."""
+    def replacements(self, idents: list[Ident]) -> dict[Ident, list[tuple[str, str]]]:
+        """When each of these identifiers was replaced and on which record, oldest first (only those replaced)."""
         by_index = {(t, self.keys.index(t, v)): (t, v) for t, v in dict.fromkeys(idents)}
         if not by_index:
             return {}
-        out: dict[Ident, int] = {}
-        for d in self.mdb["replaced_identifiers"].find({"$or": [{"type": t, "value": ix} for t, ix in by_index]},
-                                                        {"type": 1, "value": 1}):
-            ident = by_index[(d["type"], d["value"])]
-            out[ident] = out.get(ident, 0) + 1
+        out: dict[Ident, list[tuple[str, str]]] = {}
+        found = self.mdb["replaced_identifiers"].find(
+            {"$or": [{"type": t, "value": ix} for t, ix in by_index]},
+            {"type": 1, "value": 1, "replaced_at": 1, "record_id": 1, "change_id": 1})
+        for d in sorted(found, key=lambda d: (d["replaced_at"], d["change_id"])):
+            out.setdefault(by_index[(d["type"], d["value"])], []).append((d["replaced_at"], d["record_id"]))
         return out
 
     def put_assignment(self, row: AssignmentRow) -> None:

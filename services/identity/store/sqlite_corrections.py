@@ -57,17 +57,18 @@ class SqliteCorrections:
         """Whether a phone change ever replaced an identifier (most batches need no extra read then)."""
         return self.db.conn().execute("SELECT 1 FROM replaced_identifiers LIMIT 1").fetchone() is not None
 
-    def times_replaced(self, idents: list[Ident]) -> dict[Ident, int]:
-        """How often each of these identifiers was replaced (only those replaced at least once)."""
+    def replacements(self, idents: list[Ident]) -> dict[Ident, list[tuple[str, str]]]:
+        """When each of these identifiers was replaced and on which record, oldest first (only those replaced)."""
         by_index = {(t, self.keys.index(t, v)): (t, v) for t, v in dict.fromkeys(idents)}
-        out: dict[Ident, int] = {}
+        out: dict[Ident, list[tuple[str, str]]] = {}
         for chunk in _chunks(list(by_index), 400):
             rows = self.db.conn().execute(
                 f"WITH wanted(type, value) AS (VALUES {','.join(['(?,?)'] * len(chunk))})"
-                " SELECT r.type, r.value, COUNT(*) FROM wanted JOIN replaced_identifiers r"
-                " ON r.type = wanted.type AND r.value = wanted.value GROUP BY r.type, r.value",
+                " SELECT r.type, r.value, r.replaced_at, r.record_id, r.change_id FROM wanted"
+                " JOIN replaced_identifiers r ON r.type = wanted.type AND r.value = wanted.value",
                 [v for key in chunk for v in key])
-            out.update((by_index[(t, ix)], n) for t, ix, n in rows)
+            for t, ix, at, record, _change in sorted(rows, key=lambda row: (row[2], row[4])):
+                out.setdefault(by_index[(t, ix)], []).append((at, record))
         return out
 
     def put_assignment(self, row: AssignmentRow) -> None:

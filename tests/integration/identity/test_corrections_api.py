@@ -190,6 +190,29 @@ def test_a_phone_change_keeps_the_old_number_in_the_history_and_it_no_longer_lin
     assert platform.view(li)["stats"]["total_spend"] == "105.00"
 
 
+def test_a_late_upload_from_before_a_phone_change_is_the_customer_who_held_the_number_then(platform):
+    li, _ = _two_phone_customers(platform)
+    # The change happens at the test clock's 2026-06-01T08:00Z.
+    assert platform.call("PUT", f"/v1/customers/{li}/phone", OPERATOR,
+                         json={"phone": NEW, "reason": "customer changed numbers"}).status_code == 200
+    # A till uploads a purchase of 31 May late, under the old number: it was this customer's purchase.
+    platform.ingest(purchase("late1", {"phone": LI, "member_id": "M-77"}, "30.00",
+                             time="2026-05-31T20:00:00+08:00"))
+    assert platform.view(li)["stats"]["total_spend"] == "130.00"
+    assert platform.lookup(LI) == 404  # the old number still links nobody
+    assert "M-77" in [i["value"] for i in platform.view(li)["identifiers"] if i["type"] == "member_id"]
+    # The number's next holder buys after the change: a customer of their own.
+    platform.ingest(purchase("p9", {"phone": LI}, "77.00", time="2026-06-05T10:00:00+08:00"))
+    newcomer = platform.lookup(LI)
+    assert newcomer not in (li, 404)
+    # Another late upload from before the change still goes to the old holder, not to the number's holder now;
+    # one from after the change (16:30 Shanghai is 08:30Z) is the newcomer's.
+    platform.ingest(purchase("late2", {"phone": "138 0013 8000"}, "12.00", time="2026-06-01T15:59:00+08:00"),
+                    purchase("late3", {"phone": LI}, "8.00", time="2026-06-01T16:30:00+08:00"))
+    assert platform.view(li)["stats"]["total_spend"] == "142.00"
+    assert platform.view(newcomer)["stats"]["total_spend"] == "85.00"
+
+
 def test_a_phone_change_is_undone_by_changing_back_unless_the_old_number_went_to_someone_else(platform):
     li, _ = _two_phone_customers(platform)
     assert platform.call("PUT", f"/v1/customers/{li}/phone", OPERATOR,

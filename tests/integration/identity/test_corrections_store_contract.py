@@ -35,7 +35,7 @@ def test_a_replaced_identifier_is_found_no_more_and_kept_in_the_history(store):
         ReplacedIdentifierRow("phone", OLD, "c_a", "T1", "pos/S1", "e-c_a", "T5", "key-1", "pc_1")]
     assert sorted((i.type, i.value, i.source) for i in store.identifiers(["c_a"])) == [
         ("phone", NEW, "staff/key-1"), ("wechat_openid", "o-c_a", "pos/S1")]
-    assert store.times_replaced([("phone", OLD), ("phone", NEW)]) == {("phone", OLD): 1}
+    assert store.replacements([("phone", OLD), ("phone", NEW)]) == {("phone", OLD): [("T5", "c_a")]}
 
 
 def test_an_identifier_replaced_twice_counts_twice(store):
@@ -44,7 +44,7 @@ def test_an_identifier_replaced_twice_counts_twice(store):
         store.replace_identifier(("phone", OLD), change_id="pc_1", by="k", at="T2")
         store.link("c_a", [("phone", OLD)], source="staff/k", event_id="pc_2", at="T3")  # changed back
         store.replace_identifier(("phone", OLD), change_id="pc_3", by="k", at="T4")
-    assert store.times_replaced([("phone", OLD)]) == {("phone", OLD): 2}
+    assert store.replacements([("phone", OLD)]) == {("phone", OLD): [("T2", "c_a"), ("T4", "c_a")]}
     assert [(r.change_id, r.source) for r in store.replaced_identifiers(["c_a"])] == [
         ("pc_1", "pos/S1"), ("pc_3", "staff/k")]
 
