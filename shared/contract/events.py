@@ -14,31 +14,25 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     AwareDatetime,
-    BaseModel,
-    ConfigDict,
     Discriminator,
     Field,
     Tag,
     TypeAdapter,
     ValidationError,
     field_validator,
-    model_validator,
 )
+
+from shared.contract.identity import IDENTIFIER_TYPES as IDENTIFIER_TYPES
+from shared.contract.identity import Identifiers as Identifiers
+from shared.contract.identity import Identity as Identity
+from shared.contract.identity import Open as _Open
+from shared.contract.identity import SaleIdentity as SaleIdentity
 
 CHANNELS = ("pos", "wechat", "web")
 # Issue 14: a source may also be ``staff/<who>``, on the corrections identity announces as resolved customer
 # events; never a channel's: ``parse_event`` refuses it unless the caller reads identity's resolved events.
 _CHANNEL_SOURCE = r"^(pos|wechat|web)/[^\s]+$"
 _SOURCE = r"^(pos|wechat|web|staff)/[^\s]+$"
-IDENTIFIER_TYPES = (
-    "phone",
-    "wechat_unionid",
-    "wechat_openid",
-    "member_id",
-    "web_user_id",
-    "email",
-    "anonymous_id",
-)
 CONSENT_PURPOSES = ("sms", "wechat", "email", "mail", "call")
 MAX_MONEY = Decimal("100000000")
 MAX_COVERS = 10_000
@@ -48,47 +42,6 @@ MAX_EVENT_DEPTH = 32
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
 
 NonEmpty = Annotated[str, Field(min_length=1, max_length=256)]
-
-
-class _Open(BaseModel):
-    model_config = ConfigDict(extra="allow", frozen=True)
-
-
-class Identifiers(_Open):
-    """Whatever identifiers the channel has."""
-
-    phone: str | None = Field(None, max_length=40)
-    wechat_openid: str | None = Field(None, max_length=128)
-    wechat_unionid: str | None = Field(None, max_length=128)
-    member_id: str | None = Field(None, max_length=128)
-    web_user_id: str | None = Field(None, max_length=128)
-    email: str | None = Field(None, max_length=254)
-    anonymous_id: str | None = Field(None, max_length=128)
-
-    def given(self) -> bool:
-        """Whether any identifier is given."""
-        # Spelled out: this runs for every event and a generator over getattr was a visible cost.
-        return bool(self.phone or self.wechat_unionid or self.wechat_openid or self.member_id or self.web_user_id
-                    or self.email or self.anonymous_id)
-
-    def present(self) -> dict[str, str]:
-        """The identifiers given, by type, in priority order."""
-        return {n: v for n in IDENTIFIER_TYPES if (v := getattr(self, n))}
-
-
-class Identity(Identifiers):
-    """Whatever identifiers the channel has; at least one."""
-
-    @model_validator(mode="after")
-    def _at_least_one(self) -> Identity:
-        if not self.given():
-            raise ValueError(f"identity needs at least one of {', '.join(IDENTIFIER_TYPES)}")
-        return self
-
-
-class SaleIdentity(Identifiers):
-    """A sale's or refund's identifiers: none at all (``{}``) is a sale to a non-member (issue 15), counted in
-    store totals only."""
 
 
 def _money(value: Any) -> Decimal:
