@@ -10,7 +10,6 @@ rejected rows of each chunk are written in one transaction after the chunk's eve
 
 from __future__ import annotations
 
-import codecs
 import hashlib
 import json
 import logging
@@ -30,6 +29,7 @@ from services.identity.domain import imports as rules_of
 from services.identity.domain.cleaning import PRIORITY
 from services.identity.domain.imports import UNKNOWN_MEMBER, Built, FileError, Members, OrderColumns, Rules, member_hash
 from services.identity.handlers import Deps
+from services.identity.handlers.import_files import file_digest, file_encoding, line_count
 from services.identity.store import ImportJob, ImportRowError
 from shared.clock import iso_utc, parse_iso
 from shared.contract import topics
@@ -43,42 +43,6 @@ log = logging.getLogger(__name__)
 FILES = {"members": ("members", "points"), "orders": ("orders",)}
 CHUNK_ROWS = 2000
 Progress = Callable[[ImportJob], None]
-
-
-def file_digest(path: str | Path) -> str:
-    """The SHA-256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def file_encoding(path: str | Path) -> str:
-    """How a file's text is encoded: UTF-8 (with or without BOM) when all of it decodes so, else GB18030 (what
-    Excel and most tills in China save a CSV as; a superset of GBK) when that decodes it, else UTF-8 (the job
-    then fails saying the file is not UTF-8 text)."""
-    for encoding in ("utf-8-sig", "gb18030"):
-        decoder = codecs.getincrementaldecoder(encoding)()
-        try:
-            with open(path, "rb") as fh:
-                for block in iter(lambda f=fh: f.read(1 << 20), b""):
-                    decoder.decode(block)
-            decoder.decode(b"", final=True)
-            return encoding
-        except UnicodeDecodeError:
-            continue
-    return "utf-8-sig"
-
-
-def line_count(path: str | Path) -> int:
-    """At least as many lines as a file has, counting every CR and LF (old Excel for Mac ends lines with CR
-    alone; neither byte is part of a UTF-8 or GB18030 character): no row's line number exceeds it."""
-    count = 1  # a last line without a line break
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            count += block.count(b"\n") + block.count(b"\r")
-    return count
 
 
 def job_id_for(kind: str, sums: dict[str, str], options: dict[str, Any]) -> str:
