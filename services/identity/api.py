@@ -54,7 +54,7 @@ from shared.clock import iso_utc
 from shared.contract.events import IDENTIFIER_TYPES, Identity
 from shared.http.api import Caller, caller_dep, errors
 from shared.http.bounds import MAX_ID, Cursor, Offset, decode_cursor
-from shared.http.errors import Forbidden, InvalidInput
+from shared.http.errors import Conflict, Forbidden, InvalidInput
 
 _EVENT = {"type": "object", "description": "a CloudEvent 1.0 in structured mode (see the README)"}
 
@@ -325,10 +325,20 @@ def router(deps: Deps) -> APIRouter:
         """Change a customer's phone number: the old one stays in the identifier history marked replaced and
         links nothing any more (an event carrying it is someone else's); 409 when another customer holds it."""
         queries.visible_customer(customer_id, deps=deps, seeing=seeing)
-        with deps.store.transaction():
-            done = corrections.change_phone(customer_id, phone=body.phone, by=caller.name, deps=deps, seeing=seeing)
-            audit(caller, action="identity.phone.change", customer_id=done["customer_id"], target=done["change_id"],
-                  reason=body.reason)
+        try:
+            with deps.store.transaction():
+                done = corrections.change_phone(customer_id, phone=body.phone, by=caller.name, deps=deps,
+                                                seeing=seeing)
+                audit(caller, action="identity.phone.change", customer_id=done["customer_id"],
+                      target=done["change_id"], reason=body.reason)
+        except Conflict as exc:
+            if exc.code == "phone_in_use":
+                # The refusal tells the caller that the number is somebody's, perhaps a customer outside their
+                # scope: each one is audited (never the number), so probing numbers this way shows in the log.
+                with deps.store.transaction():
+                    audit(caller, action="identity.phone.change.refused", customer_id=customer_id,
+                          target="phone_in_use", reason=body.reason)
+            raise
         return PhoneChanged(**done)
 
     @r.patch("/customers/{customer_id}/profile", response_model=ProfileCorrected, tags=["corrections"],

@@ -238,6 +238,16 @@ def test_a_phone_change_refuses_another_customers_number_bad_input_readers_and_o
     assert (r.status_code, r.json()["error"]["code"]) == (409, "phone_in_use")
     assert r.json()["error"]["details"] == {"customer_id": wang}
     assert "139" not in r.json()["error"]["message"]
+    # A store's operator learns that a number is somebody's even outside the store (unnamed): audited each time.
+    platform.ingest(purchase("p3", {"phone": "+8613600136000"}, "10.00", store_id="SH-002",
+                             time="2026-05-04T10:00:00+08:00"))
+    r = platform.call("PUT", url, S1_OPERATOR, json={"phone": "136 0013 6000", "reason": "probing"})
+    assert (r.status_code, r.json()["error"]["code"]) == (409, "phone_in_use")
+    assert r.json()["error"].get("details") is None  # the other store's customer is not named
+    refused = platform.audit("identity.phone.change.refused")
+    assert [(e["customer_id"], e["target"], e["reason"]) for e in refused] == [
+        (li, "phone_in_use", "probing"), (li, "phone_in_use", "asked")]
+    assert not any(n in str(refused) for n in ("13900139000", "139 0013 9000", "13600136000", "136 0013 6000"))
     r = platform.call("PUT", url, OPERATOR, json={"phone": LI, "reason": "asked"})
     assert (r.status_code, r.json()["error"]["code"]) == (409, "phone_unchanged")
     r = platform.call("PUT", url, OPERATOR, json={"phone": "12345", "reason": "asked"})
