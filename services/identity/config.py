@@ -3,7 +3,7 @@ are in ``shared.settings.Settings``)."""
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -25,6 +25,12 @@ class IdentityConfig(BaseSettings):
     # least 32 characters, apart from CRM_MASTER_KEY and CRM_PSEUDONYM_SECRET; required in prod. Changing it
     # rebuilds the index from the sealed names when identity starts.
     name_index_key: SecretStr | None = Field(None, min_length=32)
+
+    @field_validator("name_index_key", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # An empty line in .env (the template's) means "not set", as for the platform's other secrets.
+        return None if value == "" else value
 
     def name_index_key_bytes(self, env: str) -> bytes:
         """The name index key; in dev a fixed development key stands in when none is set."""
