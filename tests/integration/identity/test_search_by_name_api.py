@@ -93,3 +93,11 @@ def test_names_that_find_nobody_spend_the_lookup_miss_budget(platform):
     assert statuses == [404] * 20 + [429] * 2
     assert platform.call("GET", "/v1/customers/lookup", READER, params={"phone": LI_1}).status_code == 429
     assert _search(platform, "Li Lei", ADMIN).status_code == 200  # admins are not budgeted (they see all)
+
+
+def test_names_kept_before_the_index_or_under_another_key_are_found_once_identity_starts(store):
+    from tests.integration.identity.test_names_store_contract import OTHER_KEY, _named, _reopened
+
+    _named(store, "c_old", "Guo Jing")  # indexed under the development key only
+    restarted = Platform(_reopened(store, OTHER_KEY))  # the service starts with a new key: the index is rebuilt
+    assert _ids(_search(restarted, "guo jing")) == ["c_old"]
