@@ -102,6 +102,12 @@ def dev_environment(settings: Settings) -> dict[str, str]:
             env["CRM_STAFF_FILE"] = str(data / "staff.json")
         if settings.master_key is None:
             env["CRM_MASTER_KEY"] = _secret_file(data / "master.key", new_master_key)
+        # Identity's name index key (search by name), apart from the master key: names indexed under it stay
+        # findable across restarts, as with a key set in production.
+        from services.identity.config import IdentityConfig
+
+        if IdentityConfig().name_index_key is None:
+            env["CRM_IDENTITY_NAME_INDEX_KEY"] = _secret_file(data / "name-index.key", lambda: secrets.token_hex(32))
     return env
 
 

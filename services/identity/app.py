@@ -8,11 +8,11 @@ from typing import Any
 
 import httpx
 
-from services.identity import agents
+from services.identity import agents, search_api
 from services.identity import api as identity_api
 from services.identity.config import IdentityConfig
 from services.identity.domain.cleaning import Cleaning
-from services.identity.handlers import Deps, consume
+from services.identity.handlers import Deps, consume, names
 from services.identity.store import IdentityStore
 from shared.clock import Clock, system_clock
 from shared.privacy import Pseudonymizer
@@ -23,15 +23,17 @@ from shared.storage.base import mongo_database, sqlite_path, store_kind
 NAME = "identity"
 
 
-def open_store(url: str, *, mongo_client=None, master_key: bytes | None = None) -> IdentityStore:
-    """The identity store for ``CRM_STORE_URL``."""
+def open_store(url: str, *, mongo_client=None, master_key: bytes | None = None,
+               name_key: bytes | None = None) -> IdentityStore:
+    """The identity store for ``CRM_STORE_URL`` (``name_key``: the names' index key, see ``IdentityConfig``)."""
     if store_kind(url) == "sqlite":
         from services.identity.store.sqlite import SqliteIdentityStore
 
-        return SqliteIdentityStore(sqlite_path(url, "identity"), master_key=master_key)
+        return SqliteIdentityStore(sqlite_path(url, "identity"), master_key=master_key, name_key=name_key)
     from services.identity.store.mongo import MongoIdentityStore
 
-    return MongoIdentityStore(mongo_database(url, "identity", mongo_client), master_key=master_key)
+    return MongoIdentityStore(mongo_database(url, "identity", mongo_client), master_key=master_key,
+                              name_key=name_key)
 
 
 def create_app(
@@ -45,8 +47,11 @@ def create_app(
 ) -> Service:
     """Build the identity service; pass a store, a publish callable or a clock to replace the real ones."""
     settings = settings or get_settings()
-    store = store or open_store(settings.resolved_store_url(), master_key=settings.master_key_bytes())
     config = config or IdentityConfig()
+    # Read first: in prod a missing name index key stops the start here, before any store is opened.
+    name_key = config.name_index_key_bytes(settings.env)
+    store = store or open_store(settings.resolved_store_url(), master_key=settings.master_key_bytes(),
+                                name_key=name_key)
     cleaning = Cleaning(region=settings.default_region, blocked_phones=settings.blocked_phone_set(),
                         blocked_values=settings.blocked_identifier_set(), currencies=settings.currency_set())
     # Publish, relay and runner are the service's, built below: late-bound, looked up when a route needs them.
@@ -55,11 +60,13 @@ def create_app(
                 relay=lambda outbox: service.relay(outbox), runner=lambda: service.runner,
                 peer_get=peer_get or _http_peer(settings, config))
     service = build_service(name=NAME, title="CRM identity", settings=settings, store=store, publish=publish,
-                            clock=clock, deps=deps, routers=[identity_api.router(deps)], register=agents.register,
-                            ready=store.customer_count)
+                            clock=clock, deps=deps, register=agents.register, ready=store.customer_count,
+                            # Search first: its path would otherwise be taken for /customers/{customer_id}.
+                            routers=[search_api.router(deps), identity_api.router(deps)])
     # Owning stores of customers whose complaints predate complaint_stores: what it announces is published by
     # the outbox sweep every worker runs (nothing connects here).
     consume.backfill_complaint_owners(deps=deps)
+    names.rebuild_name_index(deps=deps)  # issue 16: names kept before their index, or under another key
     return service
 
 

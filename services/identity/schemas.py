@@ -342,7 +342,8 @@ class AssignmentRead(BaseModel):
 
 
 class CustomersPage(BaseModel):
-    """Customers assigned to one account manager, newest assignment first (masked like every view)."""
+    """A page of customers (masked like every view): those assigned to one account manager, newest assignment
+    first, or those with a name (``GET /v1/customers/search``), by id."""
 
     items: list[CustomerRead]
     offset: int

@@ -4,9 +4,10 @@ Budgets, each a token bucket (GCRA: one timestamp per key, exact ``Retry-After``
 
 - every request of a known key counts against that key's general budget; requests without a known
   key count against their client IP's (much smaller) budget, so guessing keys is throttled too;
-- identifier lookups (``/v1/customers/lookup``) by a non-admin key also count against a lookup budget,
-  and a lookup that finds nobody (404, a failed guess) against a much stricter miss budget, so trying
-  a masked phone's 10,000 middles takes weeks (admins read phones unmasked already);
+- identifier lookups (``/v1/customers/lookup``, and by name ``/v1/customers/search``) by a non-admin
+  key also count against a lookup budget, and a lookup that finds nobody (404, a failed guess) against
+  a much stricter miss budget, so trying a masked phone's 10,000 middles takes weeks (admins read phones
+  unmasked already);
 - ``POST /v1/auth/token`` (a staff sign-in, on identity) counts against its client address's sign-in
   budget: each try costs a memory-hard password hash, and password guessing must be slow;
 - ``POST /v1/events`` counts events, not requests, against the key's event budget, and at most
@@ -37,7 +38,7 @@ from fastapi import FastAPI
 from shared.http.guard import CALLER_SCOPE_KEY
 from shared.settings import Settings
 
-LOOKUP_PATHS = frozenset({"/v1/customers/lookup"})
+LOOKUP_PATHS = frozenset({"/v1/customers/lookup", "/v1/customers/search"})  # search: by name (issue 16)
 INGEST_PATH = "/v1/events"
 SIGN_IN_PATH = "/v1/auth/token"
 _UNITS = {"second": 1.0, "minute": 60.0, "hour": 3600.0, "day": 86400.0}

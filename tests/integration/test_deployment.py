@@ -104,11 +104,13 @@ def test_compose_starts_services_only_once_their_dependencies_are_healthy(compos
 def test_no_secret_is_committed_and_services_read_them_from_an_env_file(compose):
     for name in SERVICES:
         env = compose["services"][name]["environment"]
-        assert all(k not in env for k in ("CRM_PSEUDONYM_SECRET", "CRM_API_KEYS", "CRM_TOKEN_SECRET", "CRM_MASTER_KEY"))
+        assert all(k not in env for k in ("CRM_PSEUDONYM_SECRET", "CRM_API_KEYS", "CRM_TOKEN_SECRET", "CRM_MASTER_KEY",
+                                          "CRM_IDENTITY_NAME_INDEX_KEY"))
         assert compose["services"][name]["env_file"] == [".env"]
     example = dict(line.split("=", 1) for line in (ROOT / ".env.example").read_text().splitlines()
                    if line and not line.startswith("#"))
-    assert example == {"CRM_PSEUDONYM_SECRET": "", "CRM_API_KEYS": "", "CRM_TOKEN_SECRET": "", "CRM_MASTER_KEY": ""}
+    assert example == {"CRM_PSEUDONYM_SECRET": "", "CRM_API_KEYS": "", "CRM_TOKEN_SECRET": "", "CRM_MASTER_KEY": "",
+                       "CRM_IDENTITY_NAME_INDEX_KEY": ""}
     assert ".env" in (ROOT / ".gitignore").read_text().splitlines()
 
 

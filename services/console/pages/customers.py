@@ -1,4 +1,5 @@
-"""Customer search (phone in any notation, member card, WeChat id) and the customer 360 page."""
+"""Customer search (phone in any notation, member card, WeChat id, name for staff of the owning store) and the
+customer 360 page."""
 
 from __future__ import annotations
 
@@ -18,13 +19,20 @@ from services.console.web import ClientsDep, SessionDep, is_htmx, render, zone_o
 router = APIRouter()
 PAGE = 20
 KINDS = {"auto": N_("Any identifier"), "phone": N_("Phone"), "member_id": N_("Member card"),
-         "wechat_openid": N_("WeChat OpenID"), "wechat_unionid": N_("WeChat UnionID"), "email": N_("E-mail")}
+         "wechat_openid": N_("WeChat OpenID"), "wechat_unionid": N_("WeChat UnionID"), "email": N_("E-mail"),
+         "name": N_("Full name")}
 # Identity's profile fields (crm.profile) in words; any other attribute keeps its own key.
 FIELDS = {"name": N_("Full name"), "gender": N_("Gender"), "birthday": N_("Birthday"), "email": N_("E-mail"),
           "city": N_("City")}
 BAD_PHONE = N_("This is not a usable mobile number. Check the digits (11 for a mainland China number).")
+NOT_FOUND = {"id": N_("No customer in your stores has that identifier."),
+             "name": N_("No customer in your stores has that name."),
+             "both": N_("No customer in your stores has that identifier or name.")}
+TOO_LONG_NAME = N_("A name has at most 200 characters.")
 # What a phone looks like when typed: digits with spaces, dashes, dots, brackets or a leading +.
 _PHONE_LIKE = re.compile(r"^\+?[\d\s().\-]{7,}$")
+# A space or a character beyond ASCII (Chinese, full-width): a name, never a card number or a WeChat id.
+_NAME_LIKE = re.compile(r"[^\x21-\x7e]")
 
 
 def _tries(q: str, kind: str) -> list[str]:
@@ -34,7 +42,14 @@ def _tries(q: str, kind: str) -> list[str]:
         return ["phone"]
     if "@" in q:
         return ["email"]
-    return ["member_id", "wechat_openid", "wechat_unionid"]
+    if _NAME_LIKE.search(q):
+        return ["name"]
+    return ["member_id", "wechat_openid", "wechat_unionid", "name"]
+
+
+def _not_found(tries: list[str]) -> str:
+    key = "both" if "name" in tries and len(tries) > 1 else "name" if "name" in tries else "id"
+    return _(NOT_FOUND[key])
 
 
 @router.get("/customers")
@@ -45,31 +60,47 @@ def search_page(request: Request, session: SessionDep) -> Response:
 
 @router.post("/customers/search")
 async def search(request: Request, session: SessionDep, clients: ClientsDep,
-                 q: Annotated[str, Form(max_length=256)] = "", kind: Annotated[str, Form()] = "auto") -> Response:
-    """Find one customer by an identifier; found, go to their page (htmx follows HX-Redirect)."""
+                 q: Annotated[str, Form(max_length=256)] = "", kind: Annotated[str, Form()] = "auto",
+                 offset: Annotated[int, Form(ge=0, le=10_000)] = 0) -> Response:
+    """Find a customer by an identifier or a name; one found, go to their page (htmx follows HX-Redirect);
+    several of one name, list them (masked, a page at a time)."""
     q, kind = q.strip(), kind if kind in KINDS else "auto"
-    message = None
+    message, matches = None, None
     if q:
-        for name in _tries(q, kind):
+        tries = _tries(q, kind)
+        for name in tries:
             try:
-                found = await clients.get("identity", "/v1/customers/lookup", token=session.token, **{name: q})
+                if name == "name":
+                    # Posted to the console and sent on to identity only: never in this page's address.
+                    page = await clients.get("identity", "/v1/customers/search", token=session.token, name=q,
+                                             offset=offset, limit=PAGE + 1)
+                    matches = page["items"]
+                    if len(matches) != 1 or offset:
+                        break
+                    found = matches[0]
+                else:
+                    found = await clients.get("identity", "/v1/customers/lookup", token=session.token, **{name: q})
             except ApiError as exc:
                 if exc.status == 404:
                     continue
                 if exc.status == 422:
                     # Identity's sentence is English; the one a till's typo causes is said in the page's language.
-                    message = _(BAD_PHONE) if exc.code == "invalid_phone" else exc.message
+                    message = (_(BAD_PHONE) if exc.code == "invalid_phone" else
+                               _(TOO_LONG_NAME) if name == "name" else exc.message)
                     break
                 raise
             target = f"/customers/{found['customer_id']}"
             if is_htmx(request):
                 return Response(status_code=204, headers={"HX-Redirect": target})
             return RedirectResponse(target, status_code=303)
-        message = message or _("No customer in your stores has that identifier.")
+        if not matches:
+            message = message or _not_found(tries)
+    found_many = {"matches": matches[:PAGE], "more": len(matches) > PAGE, "offset": offset,
+                  "page_size": PAGE} if matches else {}
     if is_htmx(request):
-        return render(request, "customers/_search_message.html", message=message)
+        return render(request, "customers/_search_message.html", message=message, **found_many)
     return render(request, "customers/search.html", 404 if message else 200, q=q, kind=kind, kinds=KINDS,
-                  message=message)
+                  message=message, **found_many)
 
 
 @router.get("/customers/{customer_id}")

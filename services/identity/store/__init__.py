@@ -229,7 +229,26 @@ class ImportStore(Protocol):
     def named_stores_of(self, root_ids: list[str]) -> dict[str, tuple[str | None, str | None]]: ...
 
 
-class IdentityStore(OutboxStore, ErasureStore, CorrectionStore, ImportStore, Protocol):
+# -- issue 16, search by name: a blind index of each record's name, kept by ``put_attributes`` with the name ------
+
+
+class NameStore(Protocol):
+    """Identity's search by name (part of :class:`IdentityStore`)."""
+
+    def customers_named(self, name: str, *, stores: frozenset[str] | None, offset: int,
+                        limit: int) -> list[str]: ...
+    def rebuild_name_index(self, *, at: str) -> bool: ...
+
+
+def default_name_key() -> bytes:
+    """The name index key of this process's settings (stores opened without one, as tools and tests open them)."""
+    from services.identity.config import IdentityConfig
+    from shared.settings import get_settings
+
+    return IdentityConfig().name_index_key_bytes(get_settings().env)
+
+
+class IdentityStore(OutboxStore, ErasureStore, CorrectionStore, ImportStore, NameStore, Protocol):
     """The operations identity performs on its data; writes run inside ``transaction()``."""
 
     def transaction(self) -> AbstractContextManager[Any]: ...

@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from pymongo import ASCENDING, DESCENDING, UpdateMany
 
 from services.identity.domain.cleaning import Ident
+from services.identity.domain.names import NameIndex
 from services.identity.domain.resolution import Found
 from services.identity.store import (
     ConflictRow,
@@ -28,9 +29,11 @@ from services.identity.store import (
     NewRecord,
     RecordRow,
     StatsRow,
+    default_name_key,
 )
 from services.identity.store.mongo_corrections import MongoCorrections
 from services.identity.store.mongo_imports import MongoImports
+from services.identity.store.mongo_names import MongoNames
 from services.identity.store.mongo_privacy import MongoPrivacy
 from services.identity.store.mongo_scope import MongoScope
 from shared.contract.facts import FieldValue, PurchaseFact, RefundFact
@@ -49,10 +52,12 @@ def _before(key: tuple[int, str, str], names: tuple[str, str, str]) -> dict:
     return {"$or": [{a: {"$lt": x}}, {a: x, b: {"$lt": y}}, {a: x, b: y, c: {"$lt": z}}]}
 
 
-class MongoIdentityStore(MongoStore, MongoOwners, MongoPrivacy, MongoScope, MongoCorrections, MongoImports):
+class MongoIdentityStore(MongoStore, MongoOwners, MongoPrivacy, MongoScope, MongoCorrections, MongoImports,
+                         MongoNames):
     """Identity data in a MongoDB database; every write method joins the caller's transaction."""
 
-    def __init__(self, mdb, **options) -> None:
+    def __init__(self, mdb, *, name_key: bytes | None = None, **options) -> None:
+        self.names = NameIndex(name_key or default_name_key())
         super().__init__(mdb, **options)
         self._seal_identifiers_of_older_databases()
 
@@ -83,6 +88,7 @@ class MongoIdentityStore(MongoStore, MongoOwners, MongoPrivacy, MongoScope, Mong
         m["complaint_stores"].create_index("record_id", unique=True)
         self.create_correction_indexes()
         self.create_import_indexes()
+        self.create_name_indexes()
 
     # -- writes -------------------------------------------------------------------------
     def event_seen(self, source: str, event_id: str) -> bool:
@@ -239,7 +245,7 @@ class MongoIdentityStore(MongoStore, MongoOwners, MongoPrivacy, MongoScope, Mong
                 ordered=True)
 
     def put_attributes(self, values: list[tuple[str, list[FieldValue]]]) -> None:
-        """Set fields of records where the value is newer than the one held."""
+        """Set fields of records where the value is newer than the one held; a name's index entry with it."""
         ops = []
         for record_id, vs in values:
             for v in vs:
@@ -252,6 +258,7 @@ class MongoIdentityStore(MongoStore, MongoOwners, MongoPrivacy, MongoScope, Mong
                 ops.append(UpdateMany({**key, **held_older}, {"$set": doc}))
         if ops:
             self.mdb["attributes"].bulk_write(ops, ordered=True)
+        self._index_names(values)
 
     def touch(self, record_id: str, *, at: str) -> None:
         """Note that a customer changed."""

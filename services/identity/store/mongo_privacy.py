@@ -69,6 +69,7 @@ class MongoPrivacy:
                      "replaced_identifiers", "home_stores"):
             m[name].delete_many({"record_id": {"$in": ids}})
         m["assignments"].delete_many({"customer_id": {"$in": ids}})
+        m["name_index"].delete_many({"_id": {"$in": ids}})  # the blind index of their names
         m["records"].delete_many({"_id": {"$in": ids}})
         m["merges"].delete_many({"$or": [{"survivor_id": {"$in": ids}}, {"merged_id": {"$in": ids}}]})
         m["merge_blocks"].delete_many({"$or": [{"a": {"$in": ids}}, {"b": {"$in": ids}}]})

@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterable
 
 from services.identity.domain.cleaning import Ident
+from services.identity.domain.names import NameIndex
 from services.identity.domain.resolution import Found
 from services.identity.store import (
     ConflictRow,
@@ -15,9 +16,11 @@ from services.identity.store import (
     NewRecord,
     RecordRow,
     StatsRow,
+    default_name_key,
 )
 from services.identity.store.sqlite_corrections import CORRECTIONS_SQL, SqliteCorrections
 from services.identity.store.sqlite_imports import IMPORTS_SQL, SqliteImports
+from services.identity.store.sqlite_names import NAMES_SQL, SqliteNames
 from services.identity.store.sqlite_privacy import SqlitePrivacy
 from services.identity.store.sqlite_scope import SqliteScope
 from shared.contract.facts import FieldValue, PurchaseFact, RefundFact
@@ -92,18 +95,21 @@ CREATE TABLE IF NOT EXISTS erased_identifiers (pseudonym TEXT PRIMARY KEY, erasu
     + OWNERS_SQL
     + CORRECTIONS_SQL
     + IMPORTS_SQL
+    + NAMES_SQL
     # One-off data migrations done on this file (issue 12, scope gaps: the complaint stores of older complaints).
     + "CREATE TABLE IF NOT EXISTS backfills (name TEXT PRIMARY KEY, at TEXT NOT NULL) WITHOUT ROWID;\n"
 )
 
 
-class SqliteIdentityStore(SqliteStore, SqliteOwners, SqlitePrivacy, SqliteScope, SqliteCorrections, SqliteImports):
+class SqliteIdentityStore(SqliteStore, SqliteOwners, SqlitePrivacy, SqliteScope, SqliteCorrections, SqliteImports,
+                          SqliteNames):
     """Identity data in SQLite; every write method runs inside the caller's transaction."""
 
     schema = SCHEMA
 
-    def __init__(self, path, **options) -> None:
+    def __init__(self, path, *, name_key: bytes | None = None, **options) -> None:
         super().__init__(path, **options)
+        self.names = NameIndex(name_key or default_name_key())
         self._seal_identifiers_of_older_files()
 
     # -- writes -------------------------------------------------------------------------
@@ -249,8 +255,9 @@ class SqliteIdentityStore(SqliteStore, SqliteOwners, SqlitePrivacy, SqliteScope,
         )
 
     def put_attributes(self, values: list[tuple[str, list[FieldValue]]]) -> None:
-        """Set fields of records where the value is newer than the one held."""
+        """Set fields of records where the value is newer than the one held; a name's index entry with it."""
         sqlite_put_attributes(self.db.conn(), values, keys=self.keys)
+        self._index_names(values)
 
     def touch(self, record_id: str, *, at: str) -> None:
         """Note that a customer changed."""

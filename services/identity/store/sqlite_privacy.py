@@ -74,7 +74,7 @@ class SqlitePrivacy:
             return
         q = _in(ids)
         for table in ("identifiers", "events", "purchases", "refunds", "attributes", "parts", "complaint_stores",
-                      "replaced_identifiers", "home_stores"):
+                      "replaced_identifiers", "home_stores", "name_index"):
             c.execute(f"DELETE FROM {table} WHERE record_id IN ({q})", ids)
         c.execute(f"DELETE FROM assignments WHERE customer_id IN ({q})", ids)
         c.execute(f"DELETE FROM records WHERE id IN ({q})", ids)

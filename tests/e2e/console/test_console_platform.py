@@ -67,7 +67,7 @@ def test_a_store_manager_finds_a_customer_by_another_notation_reads_the_points_a
     d = _digits(shop["phones"]["S01"])
     typed = f"+86-{d[:3]}-{d[3:7]}-{d[7:]}"  # the till sent "139 dddd dddd"
     assert typed != shop["phones"]["S01"]
-    page.get_by_label("手机号、会员卡号或微信 ID").fill(typed)
+    page.get_by_label("手机号、会员卡号、微信 ID 或姓名").fill(typed)
     page.get_by_role("button", name="查找").click()
     card = page.locator(f"[data-page=customer][data-customer={shop['ids']['S01']}]")
     expect(card).to_be_visible()
@@ -106,7 +106,7 @@ def test_a_manager_of_s01_opening_an_s02_customers_page_gets_the_not_found_page(
         assert identity.get(f"/v1/customers/{shop['ids']['S02']}").status_code == 200
     # And an S02 phone typed into S01's search finds no one.
     page.goto(platform.url + "/customers")
-    page.get_by_label("手机号、会员卡号或微信 ID").fill(shop["phones"]["S02"])
+    page.get_by_label("手机号、会员卡号、微信 ID 或姓名").fill(shop["phones"]["S02"])
     page.get_by_role("button", name="查找").click()
     expect(page.get_by_role("alert").filter(has_text="您的门店中没有使用该标识的顾客。")).to_be_visible()
     # The phone was posted: the address (and so the history) holds no digit of it.

@@ -103,7 +103,9 @@ LISTS = {"/v1/customers", "/v1/identity/conflicts", "/v1/alerts", "/v1/alerts/ch
          "/v1/campaigns/{campaign_id}/daily.csv", "/v1/loyalty/approvals",
          # Issue 15: a store's sheet, 403 forbidden_scope for another store's (test_attendance.py)
          "/v1/reports/attendance",
-         "/v1/reports/customer-value"}  # issue 15: over the customers the key sees (its tests: reports/)
+         "/v1/reports/customer-value",  # issue 15: over the customers the key sees (its tests: reports/)
+         # Issue 16: customers by name, only those the key sees (tests/integration/identity/test_search_by_name_api.py)
+         "/v1/customers/search"}
 # Defining, launching and previewing a campaign need a company-wide key or a region-scoped one (for campaigns
 # confined to its region: tests/integration/flows/test_scope_region_campaigns.py); the event-effect analysis,
 # ingestion (a scoped key could otherwise post purchases that move another store's customer into its scope) and

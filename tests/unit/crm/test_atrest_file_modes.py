@@ -20,7 +20,7 @@ def _mode(path) -> int:
 
 
 def test_crm_up_generates_a_private_master_key_into_a_private_data_dir(tmp_path, monkeypatch):
-    for name in ("CRM_MASTER_KEY", "CRM_API_KEYS", "CRM_PSEUDONYM_SECRET"):
+    for name in ("CRM_MASTER_KEY", "CRM_API_KEYS", "CRM_PSEUDONYM_SECRET", "CRM_IDENTITY_NAME_INDEX_KEY"):
         monkeypatch.delenv(name, raising=False)
     old = os.umask(0o022)  # a usual umask: the code, not the umask, must make them private
     try:
@@ -34,9 +34,14 @@ def test_crm_up_generates_a_private_master_key_into_a_private_data_dir(tmp_path,
     assert Settings(_env_file=None, master_key=key).master_key_bytes() == base64.b64decode(key)
     assert _mode(data) == 0o700
     assert {p.name: _mode(p) for p in data.iterdir()} == {
-        "master.key": 0o600, "pseudonym.key": 0o600, "dev-api-key": 0o600, "token.key": 0o600}
-    # Started again, the same key (the data sealed with it stays readable).
-    assert dev_environment(settings)["CRM_MASTER_KEY"] == key
+        "master.key": 0o600, "pseudonym.key": 0o600, "dev-api-key": 0o600, "token.key": 0o600,
+        "name-index.key": 0o600}  # issue 16: identity's name index key, apart from the master key
+    assert env["CRM_IDENTITY_NAME_INDEX_KEY"] == (data / "name-index.key").read_text().strip()
+    assert len(env["CRM_IDENTITY_NAME_INDEX_KEY"]) == 64 and env["CRM_IDENTITY_NAME_INDEX_KEY"] != key
+    # Started again, the same keys (the data sealed or indexed with them stays readable and findable).
+    again = dev_environment(settings)
+    assert (again["CRM_MASTER_KEY"], again["CRM_IDENTITY_NAME_INDEX_KEY"]) == (
+        key, env["CRM_IDENTITY_NAME_INDEX_KEY"])
 
 
 def test_store_files_keyrings_wal_and_span_files_are_created_private(tmp_path):
