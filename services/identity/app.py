@@ -14,6 +14,7 @@ from services.identity.config import IdentityConfig
 from services.identity.domain.cleaning import Cleaning
 from services.identity.handlers import Deps, consume
 from services.identity.store import IdentityStore
+from shared.access.revocations import StoreRevocations
 from shared.clock import Clock, system_clock
 from shared.privacy import Pseudonymizer
 from shared.service import Publish, Service, build_service
@@ -57,6 +58,8 @@ def create_app(
     service = build_service(name=NAME, title="CRM identity", settings=settings, store=store, publish=publish,
                             clock=clock, deps=deps, routers=[identity_api.router(deps)], register=agents.register,
                             ready=store.customer_count)
+    # Identity keeps the signed-out tokens: it looks each one up in its store, so sign-out holds here at once.
+    service.api.state.auth.revocations = StoreRevocations(store.token_revoked)
     # Owning stores of customers whose complaints predate complaint_stores: what it announces is published by
     # the outbox sweep every worker runs (nothing connects here).
     consume.backfill_complaint_owners(deps=deps)

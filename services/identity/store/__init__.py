@@ -229,7 +229,15 @@ class ImportStore(Protocol):
     def named_stores_of(self, root_ids: list[str]) -> dict[str, tuple[str | None, str | None]]: ...
 
 
-class IdentityStore(OutboxStore, ErasureStore, CorrectionStore, ImportStore, Protocol):
+class TokenStore(Protocol):
+    """Signed-out staff tokens (``POST /v1/auth/sign-out``), kept until they would have expired anyway."""
+
+    def revoke_token(self, token_id: str, *, expires_at: int, at: str, now: int) -> None: ...
+    def token_revoked(self, token_id: str) -> bool: ...
+    def revoked_tokens(self, *, now: int) -> list[tuple[str, int]]: ...
+
+
+class IdentityStore(OutboxStore, ErasureStore, CorrectionStore, ImportStore, TokenStore, Protocol):
     """The operations identity performs on its data; writes run inside ``transaction()``."""
 
     def transaction(self) -> AbstractContextManager[Any]: ...

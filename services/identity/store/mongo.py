@@ -33,6 +33,7 @@ from services.identity.store.mongo_corrections import MongoCorrections
 from services.identity.store.mongo_imports import MongoImports
 from services.identity.store.mongo_privacy import MongoPrivacy
 from services.identity.store.mongo_scope import MongoScope
+from services.identity.store.mongo_tokens import MongoTokens
 from shared.contract.facts import FieldValue, PurchaseFact, RefundFact
 from shared.storage import audit as audit_store
 from shared.storage.crypto import SERVICE
@@ -49,7 +50,8 @@ def _before(key: tuple[int, str, str], names: tuple[str, str, str]) -> dict:
     return {"$or": [{a: {"$lt": x}}, {a: x, b: {"$lt": y}}, {a: x, b: y, c: {"$lt": z}}]}
 
 
-class MongoIdentityStore(MongoStore, MongoOwners, MongoPrivacy, MongoScope, MongoCorrections, MongoImports):
+class MongoIdentityStore(MongoStore, MongoOwners, MongoPrivacy, MongoScope, MongoCorrections, MongoImports,
+                         MongoTokens):
     """Identity data in a MongoDB database; every write method joins the caller's transaction."""
 
     def __init__(self, mdb, **options) -> None:
@@ -83,6 +85,7 @@ class MongoIdentityStore(MongoStore, MongoOwners, MongoPrivacy, MongoScope, Mong
         m["complaint_stores"].create_index("record_id", unique=True)
         self.create_correction_indexes()
         self.create_import_indexes()
+        self.create_token_indexes()
 
     # -- writes -------------------------------------------------------------------------
     def event_seen(self, source: str, event_id: str) -> bool:

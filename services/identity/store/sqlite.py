@@ -20,6 +20,7 @@ from services.identity.store.sqlite_corrections import CORRECTIONS_SQL, SqliteCo
 from services.identity.store.sqlite_imports import IMPORTS_SQL, SqliteImports
 from services.identity.store.sqlite_privacy import SqlitePrivacy
 from services.identity.store.sqlite_scope import SqliteScope
+from services.identity.store.sqlite_tokens import TOKENS_SQL, SqliteTokens
 from shared.contract.facts import FieldValue, PurchaseFact, RefundFact
 from shared.storage import audit as audit_store
 from shared.storage.base import OUTBOX_SQL
@@ -92,12 +93,14 @@ CREATE TABLE IF NOT EXISTS erased_identifiers (pseudonym TEXT PRIMARY KEY, erasu
     + OWNERS_SQL
     + CORRECTIONS_SQL
     + IMPORTS_SQL
+    + TOKENS_SQL
     # One-off data migrations done on this file (issue 12, scope gaps: the complaint stores of older complaints).
     + "CREATE TABLE IF NOT EXISTS backfills (name TEXT PRIMARY KEY, at TEXT NOT NULL) WITHOUT ROWID;\n"
 )
 
 
-class SqliteIdentityStore(SqliteStore, SqliteOwners, SqlitePrivacy, SqliteScope, SqliteCorrections, SqliteImports):
+class SqliteIdentityStore(SqliteStore, SqliteOwners, SqlitePrivacy, SqliteScope, SqliteCorrections, SqliteImports,
+                          SqliteTokens):
     """Identity data in SQLite; every write method runs inside the caller's transaction."""
 
     schema = SCHEMA
