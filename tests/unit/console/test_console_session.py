@@ -84,13 +84,14 @@ def test_an_action_without_the_sessions_csrf_header_never_reaches_a_service(cons
 
 
 @pytest.mark.parametrize(("status", "page", "words"), [
-    (404, "not-found", "未找到"), (403, "forbidden", "无权访问"), (422, "error", "a phone needs 11 digits")])
+    (404, "not-found", "未找到"), (403, "forbidden", "无权访问"), (422, "error", "填写的内容未被接受。请检查后重试。")])
 def test_each_api_status_is_the_page_the_design_names(console, services, status, page, words):
     _sign_in(console)
     services.answers[("GET", "/v1/customers/c_1")] = httpx.Response(
         status, json={"error": {"code": "x", "message": "a phone needs 11 digits"}})
     r = console.get("/customers/c_1")
     assert r.status_code == status and f'data-page="{page}"' in r.text and words in r.text
+    assert "a phone needs 11 digits" not in r.text  # the API's English sentence, never on a Chinese page
 
 
 def test_an_expired_token_at_a_service_sends_to_sign_in(console, services):
