@@ -89,12 +89,12 @@ _PLACES = ("body", "query", "path", "form")
 
 def field_label(loc: Any) -> str:
     """The form's label for a detail's ``loc`` (``body.audience.recency_days.min``): its last part a form
-    labels, else the path as the API wrote it (a field name, never a sentence)."""
+    labels, else the path as the API wrote it (a field name, never a sentence; empty for the whole body)."""
     parts = [p for p in str(loc).split(".") if p and p not in _PLACES]
     for part in reversed(parts):
         if part in FIELDS:
             return _(FIELDS[part])
-    return ".".join(parts) or "?"
+    return ".".join(parts)
 
 
 def worded(exc: ApiError) -> str:
@@ -102,7 +102,9 @@ def worded(exc: ApiError) -> str:
     if exc.code in WORDS:
         return _(WORDS[exc.code])
     details = exc.details if isinstance(exc.details, list) else []
-    fields = list(dict.fromkeys(field_label(d.get("loc", "")) for d in details if isinstance(d, dict)))
+    # A refusal of the whole body (no field in its path) names none: the general sentence says it.
+    labels = (field_label(d.get("loc", "")) for d in details if isinstance(d, dict))
+    fields = list(dict.fromkeys(label for label in labels if label))
     if fields:
         separator = "、" if i18n.current().startswith("zh") else ", "
         return _("%(fields)s: this value was not accepted. Correct it and try again.", fields=separator.join(fields))

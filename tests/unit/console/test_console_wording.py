@@ -54,6 +54,9 @@ def test_an_unknown_code_says_a_general_sentence_naming_the_field_or_none(consol
     _refuse(services, "POST", "/v1/alerts/a1/ack", 422, "brand_new_code", [{"loc": "body.shelf_code", "msg": "x"}])
     r = console.post("/alerts/a1/ack", data={"note": ""}, headers=headers)
     assert "shelf_code：该值未被接受。请更正后重试。" in r.text and ENGLISH not in r.text
+    _refuse(services, "POST", "/v1/alerts/a1/ack", 422, "brand_new_code", [{"loc": "body", "msg": "x"}])
+    r = console.post("/alerts/a1/ack", data={"note": ""}, headers=headers)
+    assert "填写的内容未被接受。请检查后重试。" in r.text and ENGLISH not in r.text
     _refuse(services, "POST", "/v1/alerts/a1/ack", 409, "brand_new_conflict")
     r = console.post("/alerts/a1/ack", data={"note": ""}, headers=headers)
     assert "当前状态下无法执行此操作。请刷新页面后重试。" in r.text and ENGLISH not in r.text
