@@ -68,13 +68,19 @@ class PolledRevocations:
         self._pending: asyncio.Task | None = None
 
     async def refresh(self) -> None:
-        """Fetch the list again if the copy is older than the poll interval (one fetch at a time)."""
-        if self._fetched_at is not None and self.poll_s > 0 and self._clock() - self._fetched_at < self.poll_s:
+        """Make sure the copy is younger than the poll interval, fetching it again if not (one fetch at a time).
+
+        From half the interval on, a request starts the fetch without waiting for it: under steady traffic the
+        copy is renewed in the background, and only a request that finds it older than the interval waits."""
+        age = None if self._fetched_at is None else self._clock() - self._fetched_at
+        if age is not None and self.poll_s > 0 and age < self.poll_s / 2:
             return
+        loop = asyncio.get_running_loop()
         pending = self._pending
-        if pending is None or pending.done() or pending.get_loop() is not asyncio.get_running_loop():
-            pending = self._pending = asyncio.ensure_future(self._fetch())
-        await asyncio.shield(pending)
+        if pending is None or pending.done() or pending.get_loop() is not loop:
+            pending = self._pending = loop.create_task(self._fetch())
+        if age is None or self.poll_s == 0 or age >= self.poll_s:
+            await asyncio.shield(pending)
 
     def revoked(self, token_id: str) -> bool:
         """Whether the copy lists ``token_id``."""
