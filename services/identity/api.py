@@ -4,13 +4,12 @@
 # and FastAPI can only resolve annotations that are evaluated where the route is defined.
 
 import json
-import time
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse
 from fastapi.security import OAuth2PasswordRequestForm
 
 from services.identity import views
@@ -39,8 +38,6 @@ from services.identity.schemas import (
     PhoneChanged,
     ProfileCorrected,
     ProfileCorrection,
-    RevokedToken,
-    RevokedTokensRead,
     StoresPage,
     TimelinePage,
     TokenRead,
@@ -265,29 +262,6 @@ def router(deps: Deps) -> APIRouter:
         """Sign a staff account in (OAuth2 password flow): a short-lived bearer token every service accepts."""
         token, ttl = sign_in(staff_directory(deps.settings.staff_file), deps.settings, form.username, form.password)
         return TokenRead(access_token=token, expires_in=ttl)
-
-    @r.post("/auth/sign-out", status_code=204, tags=["auth"], response_class=Response,
-            responses=errors(422))
-    def post_sign_out(deps: DepsDep, caller: Reader) -> Response:
-        """Sign the presented staff token out: from now on every service answers it ``401 token_revoked``
-        (identity at once, the others within ``CRM_TOKEN_REVOCATION_POLL_S``); recorded in the audit log."""
-        if caller.token_id is None or caller.token_expires is None:
-            raise InvalidInput("not_a_token", "only a staff token signs out; an API key is withdrawn from its "
-                                              "keys file")
-        # Token expiry is on the wall clock tokens are issued and checked by (shared/access/tokens.py).
-        with deps.store.transaction():
-            deps.store.revoke_token(caller.token_id, expires_at=caller.token_expires, at=iso_utc(deps.clock()),
-                                    now=int(time.time()))
-            audit(caller, action="auth.sign_out", target=caller.token_id)
-        return Response(status_code=204)
-
-    @r.get("/auth/revocations", response_model=RevokedTokensRead, tags=["auth"])
-    def get_revocations(deps: DepsDep, caller: Admin, seeing: Seeing) -> RevokedTokensRead:
-        """The signed-out tokens not expired yet, by id: what the other services fetch and refuse (company-wide
-        admins: the services sign their fetch as one)."""
-        seeing.company_only("the signed-out tokens")
-        return RevokedTokensRead(items=[RevokedToken(token_id=t, expires_at=e)
-                                        for t, e in deps.store.revoked_tokens(now=int(time.time()))])
 
     # -- issue 12, erasure and export -------------------------------------------------------------
 

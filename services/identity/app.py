@@ -10,6 +10,7 @@ import httpx
 
 from services.identity import agents
 from services.identity import api as identity_api
+from services.identity import api_auth as auth_api
 from services.identity.config import IdentityConfig
 from services.identity.domain.cleaning import Cleaning
 from services.identity.handlers import Deps, consume
@@ -56,8 +57,8 @@ def create_app(
                 relay=lambda outbox: service.relay(outbox), runner=lambda: service.runner,
                 peer_get=peer_get or _http_peer(settings, config))
     service = build_service(name=NAME, title="CRM identity", settings=settings, store=store, publish=publish,
-                            clock=clock, deps=deps, routers=[identity_api.router(deps)], register=agents.register,
-                            ready=store.customer_count)
+                            clock=clock, deps=deps, routers=[identity_api.router(deps), auth_api.router(deps)],
+                            register=agents.register, ready=store.customer_count)
     # Identity keeps the signed-out tokens: it looks each one up in its store, so sign-out holds here at once.
     service.api.state.auth.revocations = StoreRevocations(store.token_revoked)
     # Owning stores of customers whose complaints predate complaint_stores: what it announces is published by
