@@ -44,6 +44,11 @@ class Settings(BaseSettings):
     staff_file: str = ""
     token_secret: SecretStr | None = None
     token_ttl_s: int = Field(900, ge=30, le=86_400)
+    # Signed-out tokens (shared/access/revocations.py): the services other than identity fetch identity's list of
+    # revoked token ids again when their copy is older than this (0: on every token request); identity's URL
+    # (empty: http://<api_host>:<identity_port>, as `crm up` runs it).
+    token_revocation_poll_s: float = Field(1.0, ge=0, le=60)
+    identity_url: str = ""
     # Sign-ins (POST /v1/auth/token) per client address: every try costs a memory-hard hash.
     sign_in_rate_limit: str = "10/minute"
     sign_in_rate_limit_burst: int = Field(10, ge=1)
@@ -185,6 +190,11 @@ class Settings(BaseSettings):
     def topic(self, name: str) -> str:
         """A topic name with this deployment's prefix."""
         return f"{self.topic_prefix}{name}"
+
+    def identity_base_url(self) -> str:
+        """Where the services reach identity's API (revoked tokens)."""
+        host = "127.0.0.1" if self.api_host in ("0.0.0.0", "::", "") else self.api_host
+        return (self.identity_url or f"http://{host}:{self.identity_port}").rstrip("/")
 
     def resolved_store_url(self) -> str:
         """The store URL, defaulting to an SQLite file under the data directory."""

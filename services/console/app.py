@@ -23,6 +23,7 @@ from services.console.i18n import _
 from services.console.pages import NAV, ROUTERS
 from services.console.session import COOKIE, CSRF_HEADER, Session, sealer
 from services.console.web import TEMPLATES, SignInNeeded, is_htmx, render
+from services.console.wording import worded
 from shared.settings import Settings
 
 HERE = Path(__file__).parent
@@ -121,9 +122,9 @@ def create_app(settings: Settings | None = None, *, console: ConsoleSettings | N
         if exc.status == 403:
             return render(request, "errors/forbidden.html", 403)
         if exc.status in (409, 422):
-            # The API's own sentence, which says what was wrong with the input.
+            # In the page's language, never the API's English sentence (services/console/wording.py).
             return render(request, "errors/error.html", exc.status, title=_("That did not work"),
-                          message=exc.message)
+                          message=worded(exc))
         if exc.status == 429:
             # The person's key is over its rate: the platform is up, waiting helps.
             return render(request, "errors/error.html", 429, title=_("That did not work"), message=_flash(exc))
@@ -165,7 +166,7 @@ def _flash(exc: ApiError) -> str:
     if exc.status == 403:
         return _("Your role may not do this.")
     if exc.status in (409, 422):
-        return exc.message
+        return worded(exc)
     if exc.status == 429:
         return _("Too many requests at once. Wait a moment and try again.")
     return _("The platform did not answer. Try again in a moment; if it persists, tell IT.")

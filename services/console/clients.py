@@ -81,3 +81,7 @@ class Clients:
         """Identity's OAuth2 password flow: ``{"access_token", "expires_in"}``."""
         return await self.call("identity", "POST", "/v1/auth/token", token=None,
                                data={"username": user, "password": password, "grant_type": "password"})
+
+    async def sign_out(self, token: str) -> None:
+        """Revoke ``token`` at identity (``POST /v1/auth/sign-out``): every service refuses it from then on."""
+        await self.call("identity", "POST", "/v1/auth/sign-out", token=token)

@@ -180,6 +180,15 @@ class TokenRead(BaseModel):
     token_type: Literal["bearer"] = "bearer"
     expires_in: int
 
+
+class RevokedToken(BaseModel):
+    token_id: str = Field(description="the signed-out token's `jti`")
+    expires_at: int = Field(description="when the token would have expired anyway (epoch seconds)")
+
+
+class RevokedTokensRead(BaseModel):
+    items: list[RevokedToken]
+
 # -- issue 12, audit (H5) -------------------------------------------------------------------------
 
 

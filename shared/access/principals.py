@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from shared.access.scope import COMPANY
 from shared.access.scope import Scope as AccessScope
@@ -21,6 +21,9 @@ class Caller:
     role: Role
     scope: AccessScope = COMPANY
     name: str = ""
+    # A staff token's id (``jti``) and expiry (epoch seconds), which sign-out revokes; None for an API key.
+    token_id: str | None = field(default=None, compare=False)
+    token_expires: int | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if not self.name:

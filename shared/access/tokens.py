@@ -3,6 +3,7 @@ service with the secret they share through settings (``CRM_TOKEN_SECRET``)."""
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Callable
 
@@ -31,11 +32,18 @@ class Tokens:
         self.ttl_s = ttl_s
         self._clock = clock
 
+    @property
+    def secret(self) -> bytes:
+        """The signing secret (for a service's own short-lived token to identity)."""
+        return self._secret
+
     def issue(self, caller: Caller) -> str:
         """A signed token for a signed-in staff account, valid for ``ttl_s`` seconds from now."""
         now = int(self._clock())
         claims = {"iss": ISSUER, "sub": caller.name, "role": caller.role, "scope": str(caller.scope),
-                  "name": caller.name, "iat": now, "exp": now + self.ttl_s}
+                  "name": caller.name, "iat": now, "exp": now + self.ttl_s,
+                  # The id sign-out revokes (shared/access/revocations.py): unique per token, random.
+                  "jti": secrets.token_urlsafe(16)}
         return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
 
     def verify(self, token: str) -> Caller:
@@ -52,4 +60,7 @@ class Tokens:
             raise Unauthorized("invalid_token", "the token is not valid; sign in again")
         if exp <= self._clock():
             raise Unauthorized("token_expired", "the token has expired; sign in again")
-        return Caller(STAFF_PREFIX + sub, role, scope, name=str(claims.get("name") or sub))
+        jti = claims.get("jti")
+        # A token issued before tokens had ids carries none: it cannot be revoked, and expires as before.
+        return Caller(STAFF_PREFIX + sub, role, scope, name=str(claims.get("name") or sub),
+                      token_id=jti if isinstance(jti, str) and jti else None, token_expires=exp)

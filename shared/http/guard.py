@@ -105,8 +105,12 @@ class Gate:
             # an unknown one too, so a stranger learns nothing about which routes exist.
             if rule is None or rule.role is not None:
                 # The budgets in front (shared/http/ratelimit.py) may have identified the caller already.
-                caller = scope.get(CALLER_SCOPE_KEY) or authenticate(scope["app"].state.auth,
-                                                                     headers.get("authorization", ""))
+                auth = scope["app"].state.auth
+                caller = scope.get(CALLER_SCOPE_KEY) or authenticate(auth, headers.get("authorization", ""))
+                if caller.token_id is not None:
+                    # The budgets in front judged it against the list as it was: bring it up to date and look again.
+                    await auth.revocations.refresh()
+                    auth.not_revoked(caller)
                 scope[CALLER_SCOPE_KEY] = caller
                 if rule is not None and not caller.at_least(rule.role):
                     raise Forbidden("forbidden", f"this action needs the {rule.role} role")

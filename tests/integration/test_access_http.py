@@ -8,9 +8,10 @@ import os
 import time
 from pathlib import Path
 
+import httpx
 import jwt
 import pytest
-from fastapi import APIRouter
+from fastapi import APIRouter, FastAPI
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
 
@@ -24,6 +25,7 @@ from services.loyalty import messages as loyalty_messages
 from services.loyalty.app import create_app as loyalty_app
 from services.loyalty.config import LoyaltySettings
 from shared.access.principals import Caller
+from shared.access.revocations import PolledRevocations
 from shared.access.scope import Scope
 from shared.access.staff import StaffAccount, add_account, hash_password
 from shared.access.tokens import Tokens
@@ -223,3 +225,65 @@ def test_a_staff_name_is_who_did_it_on_the_loyalty_ledger(platform):
     # The note itself is withheld below admin (loyalty cannot tell a name in it); who wrote it is shown.
     assert [(e["cause"]["reason"], e["cause"]["by"]) for e in items if e["rule"] == "manual"] == [
         ("[note withheld: 24 characters]", "ops.zhang")]
+
+
+def _revocations_from_identity(platform: Platform, **overrides) -> None:
+    """The other services fetch identity's list of signed-out tokens from the in-process identity app."""
+    settings = platform.settings.model_copy(update=overrides)
+    for name in ("loyalty", "alerts", "campaigns"):
+        auth = platform.apps[name].state.auth
+        auth.revocations = PolledRevocations(settings, tokens=auth.tokens,
+                                             transport=httpx.ASGITransport(app=platform.identity.api))
+
+
+def test_a_signed_out_token_is_refused_by_every_service_and_other_sessions_stay(platform):
+    _revocations_from_identity(platform, token_revocation_poll_s=0)
+    copied, other = (platform.sign_in("li.wei", PASSWORD).json()["access_token"] for _ in range(2))
+    for name, route in READER_ROUTES.items():
+        assert platform.http[name].get(route, headers=_bearer(copied)).status_code == 200, name
+    r = platform.http["identity"].post("/v1/auth/sign-out", headers=_bearer(copied))
+    assert (r.status_code, r.content) == (204, b"")
+    for name, route in READER_ROUTES.items():
+        r = platform.http[name].get(route, headers=_bearer(copied))
+        assert (r.status_code, r.json()) == (401, {"error": {"code": "token_revoked", "message":
+                                                             "the token was signed out; sign in again"}}), name
+        # Signing out is of one token: the same person's other session goes on.
+        assert platform.http[name].get(route, headers=_bearer(other)).status_code == 200, name
+    again = platform.http["identity"].post("/v1/auth/sign-out", headers=_bearer(copied))
+    assert (again.status_code, again.json()["error"]["code"]) == (401, "token_revoked")
+    jti = jwt.decode(copied, SECRET, algorithms=["HS256"])["jti"]
+    audit = platform.http["identity"].get("/v1/audit", params={"action": "auth.sign_out"}, headers=_bearer(ADMIN))
+    assert [(e["actor"], e["role"], e["scope"], e["target"]) for e in audit.json()["items"]] == [
+        ("li.wei", "reader", "store=SH-001", jti)]
+    listed = platform.http["identity"].get("/v1/auth/revocations", headers=_bearer(ADMIN)).json()["items"]
+    assert [i["token_id"] for i in listed] == [jti]
+    assert listed[0]["expires_at"] == jwt.decode(copied, SECRET, algorithms=["HS256"])["exp"]
+
+
+def test_only_a_token_signs_out_and_only_company_admins_read_the_list(platform):
+    r = platform.http["identity"].post("/v1/auth/sign-out", headers=_bearer(ADMIN))
+    assert (r.status_code, r.json()["error"]["code"]) == (422, "not_a_token")
+    reader = platform.sign_in("li.wei", PASSWORD).json()["access_token"]
+    r = platform.http["identity"].get("/v1/auth/revocations", headers=_bearer(reader))
+    assert (r.status_code, r.json()["error"]["code"]) == (403, "forbidden")
+
+
+def test_a_service_refuses_a_signed_out_token_once_its_copy_is_older_than_the_poll_interval(platform):
+    _revocations_from_identity(platform, token_revocation_poll_s=60)
+    now = [1_000.0]
+    auth = platform.apps["loyalty"].state.auth
+    auth.revocations._clock = lambda: now[0]
+    token = platform.sign_in("li.wei", PASSWORD).json()["access_token"]
+    loyalty = platform.http["loyalty"]
+    assert loyalty.get("/v1/loyalty/tiers", headers=_bearer(token)).status_code == 200  # the list fetched: empty
+    assert platform.http["identity"].post("/v1/auth/sign-out", headers=_bearer(token)).status_code == 204
+    now[0] += 59.9
+    assert loyalty.get("/v1/loyalty/tiers", headers=_bearer(token)).status_code == 200  # the copy is 59.9 s old
+    now[0] += 0.1
+    r = loyalty.get("/v1/loyalty/tiers", headers=_bearer(token))
+    assert (r.status_code, r.json()["error"]["code"]) == (401, "token_revoked")
+    # Identity gone: the last list stays in force.
+    auth.revocations._transport = httpx.ASGITransport(app=FastAPI())
+    now[0] += 61
+    r = loyalty.get("/v1/loyalty/tiers", headers=_bearer(token))
+    assert (r.status_code, r.json()["error"]["code"]) == (401, "token_revoked")

@@ -75,7 +75,7 @@ async def merge(request: Request, conflict_id: str, session: SessionDep, clients
     """Merge the conflict's two customers (the survivor keeps its id); the conflict closes as resolved."""
     others = [c for c in pair.split() if c != survivor]
     if survivor not in pair.split() or len(others) != 1:
-        raise ApiError(422, "invalid_input", _("Choose one of the two customers to keep."))
+        raise ApiError(422, "choose_survivor", "choose one of the two customers to keep")
     other = others[0]
     if not reason.strip():
         return render(request, "errors/_flash.html", 422, message=_("Say why they are one person."),

@@ -67,8 +67,16 @@ async def sign_in(request: Request, clients: ClientsDep, user: Annotated[str, Fo
 
 
 @router.post("/sign-out")
-def sign_out(session: SessionDep) -> Response:
-    """Forget the session (htmx follows the redirect header to the sign-in form)."""
+async def sign_out(session: SessionDep, clients: ClientsDep) -> Response:
+    """Revoke the session's token at identity, so that a copy of it is refused by every service, then forget the
+    session (htmx follows the redirect header to the sign-in form)."""
+    try:
+        await clients.sign_out(session.token)
+    except ApiError as exc:
+        # Already refused (expired, or signed out elsewhere): nothing left to revoke. Anything else (identity did
+        # not answer) keeps the session, so the person sees it did not work and can sign out again.
+        if exc.status != 401:
+            raise
     response = Response(status_code=204, headers={"HX-Redirect": "/sign-in"})
     response.delete_cookie(COOKIE)
     return response

@@ -13,7 +13,6 @@ from fastapi import APIRouter, Query, Request
 from starlette.datastructures import FormData
 from starlette.responses import Response
 
-from services.console.clients import ApiError
 from services.console.i18n import N_
 from services.console.web import ClientsDep, SessionDep, is_htmx, render, zone_of
 
@@ -102,18 +101,6 @@ def definition_of(form: FormData, zone) -> dict[str, Any]:
     return body
 
 
-async def _worded(call):
-    """The API's answer; its 422 with each field at fault named in the message (the flash shows the message)."""
-    try:
-        return await call
-    except ApiError as exc:
-        if exc.status == 422 and isinstance(exc.details, list) and exc.details:
-            fields = "; ".join(f"{str(d.get('loc', '')).removeprefix('body.')}: {d.get('msg', '')}"
-                               for d in exc.details if isinstance(d, dict))
-            raise ApiError(422, exc.code, f"{exc.message}: {fields}", exc.details) from exc
-        raise
-
-
 def _context(campaign: dict) -> dict[str, Any]:
     return {"c": campaign, "statuses": STATUSES, "objectives": OBJECTIVES, "channels": CHANNELS,
             "moves": MOVES.get(campaign["status"], ()), "move_labels": MOVE_LABELS, "confirm": CONFIRM,
@@ -145,7 +132,7 @@ async def new_campaign(request: Request, session: SessionDep) -> Response:
 async def create_campaign(request: Request, session: SessionDep, clients: ClientsDep) -> Response:
     """Define the draft, then open its page (where the audience's preview is)."""
     body = definition_of(await request.form(), zone_of(request))
-    created = await _worded(clients.post("campaigns", "/v1/campaigns", token=session.token, body=body))
+    created = await clients.post("campaigns", "/v1/campaigns", token=session.token, body=body)
     return Response(status_code=204, headers={"HX-Redirect": f"/campaigns/{created['campaign_id']}"})
 
 
@@ -163,8 +150,8 @@ async def campaign_page(request: Request, campaign_id: str, session: SessionDep,
 async def change_audience(request: Request, campaign_id: str, session: SessionDep, clients: ClientsDep) -> Response:
     """Save a draft's audience as the builder now says, and answer with the preview of it."""
     audience = audience_of(await request.form())
-    await _worded(clients.call("campaigns", "PATCH", f"/v1/campaigns/{campaign_id}", token=session.token,
-                               json={"audience": audience}))
+    await clients.call("campaigns", "PATCH", f"/v1/campaigns/{campaign_id}", token=session.token,
+                       json={"audience": audience})
     preview = await clients.get("campaigns", f"/v1/campaigns/{campaign_id}/preview", token=session.token)
     return render(request, "campaigns/_preview.html", preview=preview, exclusions=EXCLUSIONS)
 

@@ -15,6 +15,7 @@ from services.console.clients import ApiError
 from services.console.i18n import N_, _
 from services.console.pages.alerts import alert_context
 from services.console.web import ClientsDep, SessionDep, is_htmx, render, zone_of
+from services.console.wording import worded
 
 router = APIRouter()
 PAGE = 20
@@ -24,7 +25,6 @@ KINDS = {"auto": N_("Any identifier"), "phone": N_("Phone"), "member_id": N_("Me
 # Identity's profile fields (crm.profile) in words; any other attribute keeps its own key.
 FIELDS = {"name": N_("Full name"), "gender": N_("Gender"), "birthday": N_("Birthday"), "email": N_("E-mail"),
           "city": N_("City")}
-BAD_PHONE = N_("This is not a usable mobile number. Check the digits (11 for a mainland China number).")
 NOT_FOUND = {"id": N_("No customer in your stores has that identifier."),
              "name": N_("No customer in your stores has that name."),
              "both": N_("No customer in your stores has that identifier or name.")}
@@ -84,9 +84,8 @@ async def search(request: Request, session: SessionDep, clients: ClientsDep,
                 if exc.status == 404:
                     continue
                 if exc.status == 422:
-                    # Identity's sentence is English; the one a till's typo causes is said in the page's language.
-                    message = (_(BAD_PHONE) if exc.code == "invalid_phone" else
-                               _(TOO_LONG_NAME) if name == "name" else exc.message)
+                    # Identity's sentence is English: said in the page's language (a till's typo: invalid_phone).
+                    message = _(TOO_LONG_NAME) if name == "name" else worded(exc)
                     break
                 raise
             target = f"/customers/{found['customer_id']}"

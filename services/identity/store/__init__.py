@@ -248,7 +248,19 @@ def default_name_key() -> bytes:
     return IdentityConfig().name_index_key_bytes(get_settings().env)
 
 
-class IdentityStore(OutboxStore, ErasureStore, CorrectionStore, ImportStore, NameStore, Protocol):
+
+# -- issue 16, sign-out ------------------------------------------------------------------------------
+
+
+class TokenStore(Protocol):
+    """Signed-out staff tokens (``POST /v1/auth/sign-out``), kept until they would have expired anyway."""
+
+    def revoke_token(self, token_id: str, *, expires_at: int, at: str, now: int) -> None: ...
+    def token_revoked(self, token_id: str) -> bool: ...
+    def revoked_tokens(self, *, now: int) -> list[tuple[str, int]]: ...
+
+
+class IdentityStore(OutboxStore, ErasureStore, CorrectionStore, ImportStore, NameStore, TokenStore, Protocol):
     """The operations identity performs on its data; writes run inside ``transaction()``."""
 
     def transaction(self) -> AbstractContextManager[Any]: ...

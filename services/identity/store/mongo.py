@@ -36,6 +36,7 @@ from services.identity.store.mongo_imports import MongoImports
 from services.identity.store.mongo_names import MongoNames
 from services.identity.store.mongo_privacy import MongoPrivacy
 from services.identity.store.mongo_scope import MongoScope
+from services.identity.store.mongo_tokens import MongoTokens
 from shared.contract.facts import FieldValue, PurchaseFact, RefundFact
 from shared.storage import audit as audit_store
 from shared.storage.crypto import SERVICE
@@ -53,7 +54,7 @@ def _before(key: tuple[int, str, str], names: tuple[str, str, str]) -> dict:
 
 
 class MongoIdentityStore(MongoStore, MongoOwners, MongoPrivacy, MongoScope, MongoCorrections, MongoImports,
-                         MongoNames):
+                         MongoNames, MongoTokens):
     """Identity data in a MongoDB database; every write method joins the caller's transaction."""
 
     def __init__(self, mdb, *, name_key: bytes | None = None, **options) -> None:
@@ -89,6 +90,7 @@ class MongoIdentityStore(MongoStore, MongoOwners, MongoPrivacy, MongoScope, Mong
         self.create_correction_indexes()
         self.create_import_indexes()
         self.create_name_indexes()
+        self.create_token_indexes()
 
     # -- writes -------------------------------------------------------------------------
     def event_seen(self, source: str, event_id: str) -> bool:

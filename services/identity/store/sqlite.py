@@ -23,6 +23,7 @@ from services.identity.store.sqlite_imports import IMPORTS_SQL, SqliteImports
 from services.identity.store.sqlite_names import NAMES_SQL, SqliteNames
 from services.identity.store.sqlite_privacy import SqlitePrivacy
 from services.identity.store.sqlite_scope import SqliteScope
+from services.identity.store.sqlite_tokens import TOKENS_SQL, SqliteTokens
 from shared.contract.facts import FieldValue, PurchaseFact, RefundFact
 from shared.storage import audit as audit_store
 from shared.storage.base import OUTBOX_SQL
@@ -96,13 +97,14 @@ CREATE TABLE IF NOT EXISTS erased_identifiers (pseudonym TEXT PRIMARY KEY, erasu
     + CORRECTIONS_SQL
     + IMPORTS_SQL
     + NAMES_SQL
+    + TOKENS_SQL
     # One-off data migrations done on this file (issue 12, scope gaps: the complaint stores of older complaints).
     + "CREATE TABLE IF NOT EXISTS backfills (name TEXT PRIMARY KEY, at TEXT NOT NULL) WITHOUT ROWID;\n"
 )
 
 
 class SqliteIdentityStore(SqliteStore, SqliteOwners, SqlitePrivacy, SqliteScope, SqliteCorrections, SqliteImports,
-                          SqliteNames):
+                          SqliteNames, SqliteTokens):
     """Identity data in SQLite; every write method runs inside the caller's transaction."""
 
     schema = SCHEMA

@@ -223,7 +223,8 @@ def test_an_invalid_campaign_is_refused_in_words_and_the_form_stays(platform, cr
     page.get_by_label("名称").fill(new_id("Backwards"))
     page.get_by_label("结束时间").fill("2020-01-01T10:00")  # before the start
     page.get_by_role("button", name="创建草稿").click()
-    expect(page.locator("#flash .flash")).to_contain_text("ends_at must be after starts_at")
+    # The field at fault by its label, in the page's language (never the API's "ends_at must be after starts_at").
+    expect(page.locator("#flash .flash")).to_contain_text("结束时间：该值未被接受。请更正后重试。")
     expect(page.locator("[data-page=campaign-new]")).to_be_visible()
     shoot(page, "new-refused")
     # Put right, it is created; scheduled, and taken back to draft, in place.

@@ -181,7 +181,7 @@ def test_the_inbox_filters_in_place_resolves_with_a_reason_and_the_timeline_page
     # "Other" without its words: the API's 422 is shown in words above the page, which stays as it was.
     row.get_by_label("原因", exact=True).select_option("other")
     row.get_by_role("button", name="解决").click()
-    expect(page.locator("#flash .flash")).to_be_visible()
+    expect(page.locator("#flash .flash")).to_contain_text("选择“其他”时，请用文字说明原因。")
     expect(row).to_have_attribute("data-status", "open")
     shoot(page, "inbox-resolve-refused")
     page.locator("#flash [data-dismiss]").click()

@@ -74,6 +74,8 @@ BODIES: dict[str, dict[str, Any]] = {
 NOT_A_CUSTOMER = {
     "/v1/identity/summary": "counts over the caller's scope (test_scope_gaps.py)", "/v1/stores": "master data",
     "/v1/auth/token": "sign-in",
+    "/v1/auth/sign-out": "signs out the caller's own token (tests/integration/test_access_http.py)",
+    "/v1/auth/revocations": "signed-out token ids, company-wide admins (tests/integration/test_access_http.py)",
     "/v1/audit": "admin, company-wide (403 forbidden_scope to a scoped admin)",
     "/v1/erasures/{erasure_id}": "an erasure's progress, admin, company-wide (403 forbidden_scope to a scoped "
                                  "admin, any id: test_rev12_unmerge_erasure_scope.py)",

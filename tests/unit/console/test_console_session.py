@@ -84,13 +84,14 @@ def test_an_action_without_the_sessions_csrf_header_never_reaches_a_service(cons
 
 
 @pytest.mark.parametrize(("status", "page", "words"), [
-    (404, "not-found", "未找到"), (403, "forbidden", "无权访问"), (422, "error", "a phone needs 11 digits")])
+    (404, "not-found", "未找到"), (403, "forbidden", "无权访问"), (422, "error", "填写的内容未被接受。请检查后重试。")])
 def test_each_api_status_is_the_page_the_design_names(console, services, status, page, words):
     _sign_in(console)
     services.answers[("GET", "/v1/customers/c_1")] = httpx.Response(
         status, json={"error": {"code": "x", "message": "a phone needs 11 digits"}})
     r = console.get("/customers/c_1")
     assert r.status_code == status and f'data-page="{page}"' in r.text and words in r.text
+    assert "a phone needs 11 digits" not in r.text  # the API's English sentence, never on a Chinese page
 
 
 def test_an_expired_token_at_a_service_sends_to_sign_in(console, services):
@@ -135,14 +136,32 @@ def test_the_customer_page_shows_value_and_clv_when_alerts_answers_and_says_so_w
     assert page.status_code == 200 and "消费记录不足，无法估算。" in page.text
 
 
-def test_sign_out_needs_the_csrf_header_and_then_forgets_the_session(console):
+def test_sign_out_needs_the_csrf_header_and_then_revokes_the_token_and_forgets_the_session(console, services):
+    services.answers[("POST", "/v1/auth/sign-out")] = httpx.Response(204)
     _sign_in(console)
     assert console.post("/sign-out").status_code == 403
     page = console.get("/customers")
     csrf = page.text.split('"X-CSRF-Token": "')[1].split('"')[0]
     r = console.post("/sign-out", headers={"X-CSRF-Token": csrf, "HX-Request": "true"})
     assert (r.status_code, r.headers["HX-Redirect"]) == (204, "/sign-in") and COOKIE in r.headers["set-cookie"]
+    revoked = [q for q in services.sent if q.url.path == "/v1/auth/sign-out"]
+    assert [(q.method, q.headers["Authorization"]) for q in revoked] == [("POST", f"Bearer {TOKEN}")]
     assert console.get("/customers").headers["location"] == "/sign-in?next=%2Fcustomers"
+
+
+def test_a_sign_out_identity_cannot_record_keeps_the_session_and_says_so(console, services):
+    services.answers[("POST", "/v1/auth/sign-out")] = httpx.Response(503, json={"error": {
+        "code": "unavailable", "message": "the store is busy"}})
+    _sign_in(console)
+    csrf = console.get("/customers").text.split('"X-CSRF-Token": "')[1].split('"')[0]
+    r = console.post("/sign-out", headers={"X-CSRF-Token": csrf, "HX-Request": "true"})
+    assert (r.status_code, r.headers["HX-Retarget"]) == (503, "#flash") and "set-cookie" not in r.headers
+    assert "平台没有响应" in r.text
+    # A token already refused (expired, or signed out elsewhere) has nothing left to revoke: the session ends.
+    services.answers[("POST", "/v1/auth/sign-out")] = httpx.Response(401, json={"error": {
+        "code": "token_revoked", "message": "the token was signed out; sign in again"}})
+    r = console.post("/sign-out", headers={"X-CSRF-Token": csrf, "HX-Request": "true"})
+    assert (r.status_code, r.headers["HX-Redirect"]) == (204, "/sign-in") and COOKIE in r.headers["set-cookie"]
 
 
 def test_the_inbox_pages_on_with_its_filters_kept_and_asks_the_api_for_exactly_them(console, services):
