@@ -161,3 +161,18 @@ def shoot(request):
 
     take.taken = taken  # type: ignore[attr-defined]
     return take
+
+
+def sign_in(page, platform: ConsolePlatform, user: str, password: str, shoot, *, start: str = "/") -> None:
+    """Sign in as a person would, from ``start`` (the console sends an anonymous visitor to the sign-in page),
+    and land on customer search; both pages are screenshotted."""
+    from playwright.sync_api import expect
+
+    page.goto(platform.url + start)
+    expect(page.locator("[data-page=sign-in]")).to_be_visible()
+    shoot(page, "sign-in")
+    page.get_by_label("用户名").fill(user)
+    page.get_by_label("密码").fill(password)
+    page.get_by_role("button", name="登录").click()
+    expect(page.locator("[data-page=customer-search]")).to_be_visible()
+    shoot(page, "signed-in")

@@ -16,7 +16,7 @@ from playwright.sync_api import expect
 
 from services.console import i18n
 from tests.e2e.console.catalogue import extracted
-from tests.e2e.console.conftest import PASSWORD, wait_until
+from tests.e2e.console.conftest import PASSWORD, sign_in, wait_until
 from tests.integration.flows.support import event, new_id, new_phone, purchase
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
@@ -55,13 +55,7 @@ def crowd(platform):
 
 
 def _sign_in(page, platform, shoot) -> None:
-    page.goto(platform.url + "/")
-    expect(page.locator("[data-page=sign-in]")).to_be_visible()
-    page.get_by_label("用户名").fill("marketer")
-    page.get_by_label("密码").fill(PASSWORD)
-    page.get_by_role("button", name="登录").click()
-    expect(page.locator("[data-page=customer-search]")).to_be_visible()
-    shoot(page, "signed-in")
+    sign_in(page, platform, "marketer", PASSWORD, shoot)
 
 
 def _untranslated(page, locale: str) -> list[str]:

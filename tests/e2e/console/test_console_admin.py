@@ -18,7 +18,7 @@ from playwright.sync_api import expect
 
 from crm.bench.imports import MEMBER_HEADER
 from shared.contract import topics
-from tests.e2e.console.conftest import PASSWORD, wait_until
+from tests.e2e.console.conftest import PASSWORD, sign_in, wait_until
 from tests.e2e.console.test_console_platform import _untranslated
 from tests.integration.flows.support import event, new_phone, purchase
 
@@ -27,12 +27,7 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
 def _sign_in(page, platform, user: str, password: str, shoot) -> None:
-    page.goto(platform.url + "/sign-in")
-    page.get_by_label("用户名").fill(user)
-    page.get_by_label("密码").fill(password)
-    page.get_by_role("button", name="登录").click()
-    expect(page.locator("[data-page=customer-search]")).to_be_visible()
-    shoot(page, "search")
+    sign_in(page, platform, user, password, shoot, start="/sign-in")
 
 
 def _customer(platform, phone: str, amount: str, store: str) -> str:

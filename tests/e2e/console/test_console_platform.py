@@ -13,7 +13,7 @@ from playwright.sync_api import expect
 
 from services.console.i18n import translations
 from tests.e2e.console.catalogue import extracted
-from tests.e2e.console.conftest import PASSWORD, wait_until
+from tests.e2e.console.conftest import PASSWORD, sign_in, wait_until
 from tests.integration.flows.support import event, new_phone, purchase
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
@@ -51,14 +51,7 @@ def _digits(phone: str) -> str:
 
 
 def _sign_in(page, platform, user: str, password: str, shoot) -> None:
-    page.goto(platform.url + "/")
-    expect(page.locator("[data-page=sign-in]")).to_be_visible()
-    shoot(page, "sign-in")
-    page.get_by_label("用户名").fill(user)
-    page.get_by_label("密码").fill(password)
-    page.get_by_role("button", name="登录").click()
-    expect(page.locator("[data-page=customer-search]")).to_be_visible()
-    shoot(page, "search")
+    sign_in(page, platform, user, password, shoot)
 
 
 def test_a_store_manager_finds_a_customer_by_another_notation_reads_the_points_and_acknowledges_the_alert(

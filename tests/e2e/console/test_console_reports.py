@@ -12,7 +12,7 @@ import pytest
 from playwright.sync_api import expect
 
 from services.console.pages.reports import FIGURES
-from tests.e2e.console.conftest import PASSWORD, wait_until
+from tests.e2e.console.conftest import PASSWORD, sign_in, wait_until
 from tests.e2e.console.test_console_platform import _untranslated
 from tests.integration.flows.support import event, new_phone, purchase
 
@@ -55,13 +55,7 @@ def month_of_sales(platform):
 
 
 def _sign_in(page, platform, user: str, password: str, shoot) -> None:
-    page.goto(platform.url + "/sign-in")
-    expect(page.locator("[data-page=sign-in]")).to_be_visible()
-    page.get_by_label("用户名").fill(user)
-    page.get_by_label("密码").fill(password)
-    page.get_by_role("button", name="登录").click()
-    expect(page.locator("[data-page=customer-search]")).to_be_visible()
-    shoot(page, "signed-in")
+    sign_in(page, platform, user, password, shoot, start="/sign-in")
 
 
 def test_a_store_manager_reads_exactly_the_apis_kpis_of_their_store_and_another_store_is_not_allowed(

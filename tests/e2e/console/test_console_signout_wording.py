@@ -12,7 +12,7 @@ from playwright.sync_api import expect
 
 from services.console.session import COOKIE, Session, sealer
 from shared.settings import Settings
-from tests.e2e.console.conftest import PASSWORD, wait_until
+from tests.e2e.console.conftest import PASSWORD, sign_in, wait_until
 from tests.integration.flows.support import new_id
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
@@ -23,13 +23,7 @@ ROUTES = {"identity": "/v1/identity/summary", "loyalty": "/v1/loyalty/tiers", "a
 
 
 def _sign_in(page, platform, user: str, shoot) -> None:
-    page.goto(platform.url + "/")
-    expect(page.locator("[data-page=sign-in]")).to_be_visible()
-    page.get_by_label("用户名").fill(user)
-    page.get_by_label("密码").fill(PASSWORD)
-    page.get_by_role("button", name="登录").click()
-    expect(page.locator("[data-page=customer-search]")).to_be_visible()
-    shoot(page, "signed-in")
+    sign_in(page, platform, user, PASSWORD, shoot)
 
 
 def _status(platform, service: str, token: str) -> tuple[int, str | None]:

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.console.conftest import PASSWORD, wait_until
+from tests.e2e.console.conftest import PASSWORD, sign_in, wait_until
 from tests.integration.flows.support import event, new_phone, purchase
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
@@ -44,12 +44,7 @@ def named(platform):
 
 
 def _sign_in(page, platform, user: str, password: str, shoot) -> None:
-    page.goto(platform.url + "/")
-    page.get_by_label("用户名").fill(user)
-    page.get_by_label("密码").fill(password)
-    page.get_by_role("button", name="登录").click()
-    expect(page.locator("[data-page=customer-search]")).to_be_visible()
-    shoot(page, "search")
+    sign_in(page, platform, user, password, shoot)
 
 
 def test_a_store_manager_finds_their_customer_by_name_and_nobody_of_another_store(platform, named, page, shoot):
