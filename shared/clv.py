@@ -59,6 +59,13 @@ def spending(spend_by_day: Mapping[date, int], as_of: date) -> Spending | None:
     return Spending(h, sum(spend_by_day[d] for d in days) - spend_by_day[first])
 
 
+def summarised(first: date, last: date, days: int, spend_minor: int, first_spend_minor: int, as_of: date) -> Spending:
+    """The summary :func:`spending` gives, from a customer's purchase days as a database sums them: the first and
+    last day up to ``as_of``, how many days, the spend (fen) of them all and of the first day."""
+    h = History(days - 1, (last - first).days / WEEK_DAYS, (as_of - first).days / WEEK_DAYS)
+    return Spending(h, spend_minor - first_spend_minor)
+
+
 def spendings(by_customer: Mapping[str, Mapping[date, int]], as_of: date) -> dict[str, Spending]:
     """Summaries of every customer with a purchase by ``as_of``."""
     out = {}
@@ -119,8 +126,9 @@ def fit(rows: Mapping[str, Spending], as_of: date, *, penalizer: float = 0.0) ->
     from lifetimes import GammaGammaFitter
 
     fitter = GammaGammaFitter(penalizer_coef=penalizer)
+    # int / int is the correctly rounded quotient, as float(s.average) is, without a Fraction per customer.
     fitter.fit(np.array([s.history.frequency for s in repeat], dtype=float),
-               np.array([float(s.average) for s in repeat], dtype=float))  # type: ignore[arg-type]
+               np.array([s.repeat_spend_minor / (100 * s.history.frequency) for s in repeat], dtype=float))
     p = fitter.params_
     return SpendModel(float(p["p"]), float(p["q"]), float(p["v"]), len(repeat), as_of)
 

@@ -12,7 +12,7 @@ from services.alerts.handlers import Deps
 from services.alerts.handlers.commands import model_as_of
 from shared.churn import ChurnModel, NoConvergence, NotEnoughData
 from shared.clock import iso_utc
-from shared.clv import Spending, SpendModel, Value, fit_converging, spending, spendings, value
+from shared.clv import Spending, SpendModel, Value, fit_converging, spending, value
 from shared.http.errors import NotFound, Unavailable
 
 # A mark per as-of date whose spend model did not converge (its value: when that was found).
@@ -33,10 +33,10 @@ def clv_model_as_of(as_of: date, *, deps: Deps) -> ClvModel:
     read: dict[str, dict[str, Spending]] = {}
 
     def summaries() -> dict[str, Spending]:
-        # One read and one summary of every customer's spend per day serve both fits (its days are BG/NBD's
-        # purchase days).
+        # One read of every customer's summary serves both fits (its days are BG/NBD's purchase days), summed per
+        # record by the database.
         if "rows" not in read:
-            read["rows"] = spendings(deps.store.purchase_spend(until=as_of), as_of)
+            read["rows"] = deps.store.purchase_summaries(until=as_of)
         return read["rows"]
 
     # Checks as_of; NotFound when there is too little to fit.
