@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import io
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 
@@ -103,13 +103,21 @@ class NoConvergence(RuntimeError):
     """The optimiser found no fit with any of the penalties tried."""
 
 
-def distinct(rows: Iterable[tuple]) -> tuple[list[tuple], list[int]]:
-    """The distinct rows and how many times each occurs: lifetimes' likelihood is a weighted mean over rows, so a
-    fit over them with these weights is the fit over every row, at the cost of the distinct ones only."""
-    counts: dict[tuple, int] = {}
-    for row in rows:
-        counts[row] = counts.get(row, 0) + 1
-    return list(counts), list(counts.values())
+def distinct(rows: Collection[History]):
+    """The distinct summaries as arrays (frequency, recency, age) and how many customers each stands for:
+    lifetimes' likelihood is a weighted mean over rows, so a fit over them with these weights is the fit over
+    every row, at the cost of the distinct ones only."""
+    import numpy as np
+
+    n = len(rows)
+    table = np.empty((n, 3))
+    # Straight into arrays, deduplicated by numpy: building tuples and a dict of them cost a third of a second at
+    # 100,000 customers.
+    table[:, 0] = np.fromiter((h.frequency for h in rows), float, n)
+    table[:, 1] = np.fromiter((h.recency for h in rows), float, n)
+    table[:, 2] = np.fromiter((h.age for h in rows), float, n)
+    keys, counts = np.unique(table, axis=0, return_counts=True)
+    return (keys[:, 0], keys[:, 1], keys[:, 2]), counts.astype(float)
 
 
 def fit(rows: Mapping[str, History], as_of: date, *, penalizer: float = 0.0,
@@ -121,13 +129,12 @@ def fit(rows: Mapping[str, History], as_of: date, *, penalizer: float = 0.0,
     import numpy as np
     from lifetimes import BetaGeoFitter
 
-    keys, weights = distinct((h.frequency, h.recency, h.age) for h in rows.values())
-    f, t_x, big_t = (np.array(v, dtype=float) for v in zip(*keys, strict=True))
+    (f, t_x, big_t), weights = distinct(list(rows.values()))
     # lifetimes optimises the logarithms of the parameters; a kept fit of a nearby date starts it close to the end.
     held = None if start is None else [start.r, start.alpha, start.a, start.b]
     initial = np.log(held) if held and min(held) > 0 else None  # a parameter that underflowed to 0 has no log
     fitter = BetaGeoFitter(penalizer_coef=penalizer)
-    fitter.fit(f, t_x, big_t, weights=np.array(weights, dtype=float), initial_params=initial)
+    fitter.fit(f, t_x, big_t, weights=weights, initial_params=initial)
     p = fitter.params_
     return ChurnModel(float(p["r"]), float(p["alpha"]), float(p["a"]), float(p["b"]), len(rows), repeat, as_of,
                       penalizer)
