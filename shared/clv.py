@@ -25,7 +25,7 @@ from datetime import date
 from decimal import ROUND_HALF_EVEN, Decimal
 from fractions import Fraction
 
-from shared.churn import WEEK_DAYS, ChurnModel, History, NoConvergence, NotEnoughData
+from shared.churn import WEEK_DAYS, ChurnModel, History, NoConvergence, NotEnoughData, minimise
 
 # lifetimes' month in weeks (its ``freq="W"`` factor), so CLV here equals lifetimes' own.
 MONTH_WEEKS = 4.345
@@ -125,12 +125,12 @@ def fit(rows: Mapping[str, Spending], as_of: date, *, penalizer: float = 0.0) ->
     import numpy as np
     from lifetimes import GammaGammaFitter
 
-    fitter = GammaGammaFitter(penalizer_coef=penalizer)
     # int / int is the correctly rounded quotient, as float(s.average) is, without a Fraction per customer.
-    fitter.fit(np.array([s.history.frequency for s in repeat], dtype=float),
-               np.array([s.repeat_spend_minor / (100 * s.history.frequency) for s in repeat], dtype=float))
-    p = fitter.params_
-    return SpendModel(float(p["p"]), float(p["q"]), float(p["v"]), len(repeat), as_of)
+    frequency = np.array([s.history.frequency for s in repeat], dtype=float)
+    average = np.array([s.repeat_spend_minor / (100 * s.history.frequency) for s in repeat], dtype=float)
+    # GammaGammaFitter.fit's own optimisation, without the Hessian and the rest it computes after it.
+    p, q, v = minimise(GammaGammaFitter, (frequency, average, np.ones_like(frequency, dtype=int), penalizer), 3)
+    return SpendModel(float(p), float(q), float(v), len(repeat), as_of)
 
 
 def fit_converging(rows: Mapping[str, Spending], as_of: date) -> SpendModel:
