@@ -29,7 +29,17 @@ class ClvModel:
 
 
 def clv_model_as_of(as_of: date, *, deps: Deps) -> ClvModel:
-    """BG/NBD and Gamma-Gamma fitted as of a date (today at the latest): the kept fits, or new ones kept."""
+    """BG/NBD and Gamma-Gamma fitted as of a date (today at the latest): the kept fits, or new ones kept (after a
+    fit in flight, which may be this one)."""
+    churn, held = deps.store.model(as_of), deps.store.spend_model(as_of)
+    if churn is not None and held is not None:  # both kept (and so as_of was checked when they were fitted)
+        return ClvModel(churn.model, held[0], held[1])
+    with deps.fitting:
+        return _fitted(as_of, deps=deps)
+
+
+def _fitted(as_of: date, *, deps: Deps) -> ClvModel:
+    """Both models as of a date, fitting what is not kept (under ``deps.fitting``)."""
     read: dict[str, dict[str, Spending]] = {}
 
     def summaries() -> dict[str, Spending]:
