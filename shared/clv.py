@@ -25,7 +25,7 @@ from datetime import date
 from decimal import ROUND_HALF_EVEN, Decimal
 from fractions import Fraction
 
-from shared.churn import WEEK_DAYS, ChurnModel, History, NoConvergence, NotEnoughData
+from shared.churn import WEEK_DAYS, ChurnModel, History, NoConvergence, NotEnoughData, minimise
 
 # lifetimes' month in weeks (its ``freq="W"`` factor), so CLV here equals lifetimes' own.
 MONTH_WEEKS = 4.345
@@ -57,6 +57,13 @@ def spending(spend_by_day: Mapping[date, int], as_of: date) -> Spending | None:
     first, last = min(days), max(days)
     h = History(len(days) - 1, (last - first).days / WEEK_DAYS, (as_of - first).days / WEEK_DAYS)
     return Spending(h, sum(spend_by_day[d] for d in days) - spend_by_day[first])
+
+
+def summarised(first: date, last: date, days: int, spend_minor: int, first_spend_minor: int, as_of: date) -> Spending:
+    """The summary :func:`spending` gives, from a customer's purchase days as a database sums them: the first and
+    last day up to ``as_of``, how many days, the spend (fen) of them all and of the first day."""
+    h = History(days - 1, (last - first).days / WEEK_DAYS, (as_of - first).days / WEEK_DAYS)
+    return Spending(h, spend_minor - first_spend_minor)
 
 
 def spendings(by_customer: Mapping[str, Mapping[date, int]], as_of: date) -> dict[str, Spending]:
@@ -118,11 +125,12 @@ def fit(rows: Mapping[str, Spending], as_of: date, *, penalizer: float = 0.0) ->
     import numpy as np
     from lifetimes import GammaGammaFitter
 
-    fitter = GammaGammaFitter(penalizer_coef=penalizer)
-    fitter.fit(np.array([s.history.frequency for s in repeat], dtype=float),
-               np.array([float(s.average) for s in repeat], dtype=float))  # type: ignore[arg-type]
-    p = fitter.params_
-    return SpendModel(float(p["p"]), float(p["q"]), float(p["v"]), len(repeat), as_of)
+    # int / int is the correctly rounded quotient, as float(s.average) is, without a Fraction per customer.
+    frequency = np.array([s.history.frequency for s in repeat], dtype=float)
+    average = np.array([s.repeat_spend_minor / (100 * s.history.frequency) for s in repeat], dtype=float)
+    # GammaGammaFitter.fit's own optimisation, without the Hessian and the rest it computes after it.
+    p, q, v = minimise(GammaGammaFitter, (frequency, average, np.ones_like(frequency, dtype=int), penalizer), 3)
+    return SpendModel(float(p), float(q), float(v), len(repeat), as_of)
 
 
 def fit_converging(rows: Mapping[str, Spending], as_of: date) -> SpendModel:

@@ -82,6 +82,9 @@ def register(app, service: Service) -> None:
 
     app.timer(interval=deps.config.scan_interval_s, name="alerts.scheduled_scan")(scheduled_scan)
     app.timer(interval=deps.config.model_check_interval_s, name="alerts.model_refit")(model_refit)
+    # A timer first fires after its interval: today's models are fitted at start too, so the day's first churn or
+    # CLV request reads a kept fit (a request meanwhile waits for this fit rather than starting its own).
+    app.task(model_refit)
     # Issue 12, retention (H5): purge what CRM_RETENTION_* says is too old.
     register_retention(app, name=f"{settings.topic_prefix}alerts", interval_s=settings.retention_interval_s,
                        purge=lambda: timers.purge_expired(deps=deps))

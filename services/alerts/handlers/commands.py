@@ -69,9 +69,12 @@ def model_as_of(as_of: date, *, deps: Deps,
         raise InvalidInput("as_of_out_of_range", f"as_of cannot be earlier than {EARLIEST.isoformat()}")
     held = deps.store.model(as_of)
     if held is None:
-        fit_model(as_of, deps=deps, summaries=None if summaries is None else summaries())
-        held = deps.store.model(as_of)
-        assert held is not None
+        with deps.fitting:
+            held = deps.store.model(as_of)  # kept by a fit this request waited for
+            if held is None:
+                fit_model(as_of, deps=deps, summaries=None if summaries is None else summaries())
+                held = deps.store.model(as_of)
+                assert held is not None
     return held.model, held.fitted_at
 
 

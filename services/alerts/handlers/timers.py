@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from services.alerts.handlers import Deps
-from services.alerts.handlers.commands import fit_model
 from services.alerts.handlers.evaluation import Writer
 from services.alerts.reports.clv import clv_model_as_of
 from shared.churn import ChurnModel
@@ -170,19 +169,19 @@ async def scheduled_scan(owner: str, *, deps: Deps, run: Callable) -> ScanResult
 
 
 def scheduled_refit(*, deps: Deps) -> ChurnModel | None:
-    """The refit timer: a model as of today unless one is held (None while there is too little data)."""
+    """The refit timer (at start, then every ``model_check_interval_s``): BG/NBD and, beside it, Gamma-Gamma as of
+    today unless both are held, so the day's first churn or CLV request does not wait for a fit; the churn model
+    if this call fitted it (None while there is too little data)."""
     today = deps.clock().astimezone(deps.zone).date()
-    fitted = None
-    if deps.store.model(today) is None:
-        try:
-            fitted = fit_model(today, deps=deps)
-        except (NotFound, Unavailable):
-            return None
-    # Issue 15, clv: the spend model beside it, so the day's first CLV request does not wait for a fit.
-    if deps.store.spend_model(today) is None:
-        with contextlib.suppress(NotFound, Unavailable):
-            clv_model_as_of(today, deps=deps)
-    return fitted
+    had = deps.store.model(today) is not None
+    if had and deps.store.spend_model(today) is not None:
+        return None
+    # One read of every customer's summary serves both fits; a request fitting the same day meanwhile is waited
+    # for (deps.fitting), not repeated.
+    with contextlib.suppress(NotFound, Unavailable):
+        clv_model_as_of(today, deps=deps)
+    held = None if had else deps.store.model(today)
+    return None if held is None else held.model
 
 
 # -- issue 12, retention (H5) ---------------------------------------------------------------------

@@ -12,7 +12,7 @@ from services.alerts.handlers import Deps
 from services.alerts.handlers.commands import model_as_of
 from shared.churn import ChurnModel, NoConvergence, NotEnoughData
 from shared.clock import iso_utc
-from shared.clv import Spending, SpendModel, Value, fit_converging, spending, spendings, value
+from shared.clv import Spending, SpendModel, Value, fit_converging, spending, value
 from shared.http.errors import NotFound, Unavailable
 
 # A mark per as-of date whose spend model did not converge (its value: when that was found).
@@ -29,14 +29,24 @@ class ClvModel:
 
 
 def clv_model_as_of(as_of: date, *, deps: Deps) -> ClvModel:
-    """BG/NBD and Gamma-Gamma fitted as of a date (today at the latest): the kept fits, or new ones kept."""
+    """BG/NBD and Gamma-Gamma fitted as of a date (today at the latest): the kept fits, or new ones kept (after a
+    fit in flight, which may be this one)."""
+    churn, held = deps.store.model(as_of), deps.store.spend_model(as_of)
+    if churn is not None and held is not None:  # both kept (and so as_of was checked when they were fitted)
+        return ClvModel(churn.model, held[0], held[1])
+    with deps.fitting:
+        return _fitted(as_of, deps=deps)
+
+
+def _fitted(as_of: date, *, deps: Deps) -> ClvModel:
+    """Both models as of a date, fitting what is not kept (under ``deps.fitting``)."""
     read: dict[str, dict[str, Spending]] = {}
 
     def summaries() -> dict[str, Spending]:
-        # One read and one summary of every customer's spend per day serve both fits (its days are BG/NBD's
-        # purchase days).
+        # One read of every customer's summary serves both fits (its days are BG/NBD's purchase days), summed per
+        # record by the database.
         if "rows" not in read:
-            read["rows"] = spendings(deps.store.purchase_spend(until=as_of), as_of)
+            read["rows"] = deps.store.purchase_summaries(until=as_of)
         return read["rows"]
 
     # Checks as_of; NotFound when there is too little to fit.

@@ -21,7 +21,7 @@ from services.alerts.reports.value import ValueTotals
 from services.alerts.store.kpi_rows import RecordMonth, StoreMonth
 from shared.churn import ChurnModel
 from shared.clock import iso_utc
-from shared.clv import SpendModel
+from shared.clv import Spending, SpendModel
 from shared.contract.facts import FieldValue, PurchaseFact, RefundFact
 from shared.storage.membership import Membership
 from shared.storage.outbox import OutboxStore
@@ -166,6 +166,7 @@ class AlertsStore(OutboxStore, Protocol):
 
     # issue 15, clv: spend per purchase day (what Gamma-Gamma is fitted on) and the spend model per as-of date
     def purchase_spend(self, *, until: date, customer_id: str | None = None) -> dict[str, dict[date, int]]: ...
+    def purchase_summaries(self, *, until: date) -> dict[str, Spending]: ...
     def put_spend_model(self, model: SpendModel, *, fitted_at: str) -> None: ...
     def spend_model(self, as_of: date) -> tuple[SpendModel, str] | None: ...
     # issue 15, attendance: purchases by sitting (day and meal period) per record, refunds by order
