@@ -6,15 +6,24 @@ service fetches (shared/access/revocations.py). Sign-in stays with the other rou
 import time
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from services.identity.handlers import Deps, commands
 from services.identity.schemas import RevokedToken, RevokedTokensRead
-from shared.access.visibility import Seeing
+from shared.access.visibility import visibility_dep
 from shared.clock import iso_utc
 from shared.http.api import Caller, caller_dep, errors
 from shared.http.errors import InvalidInput
+
+
+def _list_reader(request: Request) -> None:
+    """The other services' own token for the list (``REVOCATIONS_AUDIENCE``), or a company-wide admin."""
+    if request.app.state.auth.service_token(request.headers.get("authorization", "")) is not None:
+        return
+    # Anyone else as on any admin route (the gate leaves this route to this check: no role declared).
+    caller_dep("admin").dependency(request)
+    visibility_dep()(request).company_only("the signed-out tokens")
 
 
 def router(deps: Deps) -> APIRouter:
@@ -22,7 +31,6 @@ def router(deps: Deps) -> APIRouter:
     r = APIRouter()
     DepsDep = Annotated[Deps, Depends(lambda: deps)]
     Reader = Annotated[Caller, caller_dep("reader")]
-    Admin = Annotated[Caller, caller_dep("admin")]
 
     @r.post("/auth/sign-out", status_code=204, tags=["auth"], response_class=Response, responses=errors(422))
     def post_sign_out(deps: DepsDep, caller: Reader) -> Response:
@@ -38,11 +46,11 @@ def router(deps: Deps) -> APIRouter:
             commands.audit(caller, deps=deps, action="auth.sign_out", target=caller.token_id)
         return Response(status_code=204)
 
-    @r.get("/auth/revocations", response_model=RevokedTokensRead, tags=["auth"])
-    def get_revocations(deps: DepsDep, caller: Admin, seeing: Seeing) -> RevokedTokensRead:
-        """The signed-out tokens not expired yet, by id: what the other services fetch and refuse (company-wide
-        admins: the services sign their fetch as one)."""
-        seeing.company_only("the signed-out tokens")
+    @r.get("/auth/revocations", response_model=RevokedTokensRead, tags=["auth"], responses=errors(401, 403),
+           dependencies=[Depends(_list_reader)])
+    def get_revocations(deps: DepsDep) -> RevokedTokensRead:
+        """The signed-out tokens not expired yet, by id: what the other services fetch and refuse (with a token
+        of their own that opens this list only), or a company-wide admin reads."""
         return RevokedTokensRead(items=[RevokedToken(token_id=t, expires_at=e)
                                         for t, e in deps.store.revoked_tokens(now=int(time.time()))])
 

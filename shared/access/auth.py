@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from shared.access.keys import KeySource
 from shared.access.principals import Caller
-from shared.access.revocations import PolledRevocations, Revocations
+from shared.access.revocations import REVOCATIONS_AUDIENCE, PolledRevocations, Revocations
 from shared.access.tokens import Tokens, looks_like_token
 from shared.http.errors import Unauthorized
 from shared.settings import Settings
@@ -41,6 +41,13 @@ class Authenticator:
         if caller.token_id is not None and self.revocations.revoked(caller.token_id):
             raise Unauthorized("token_revoked", "the token was signed out; sign in again")
         return caller
+
+    def service_token(self, header: str) -> str | None:
+        """The service a token for identity's list of signed-out tokens names, or None (never a caller)."""
+        scheme, _, credential = header.partition(" ")
+        if scheme.lower() != "bearer":
+            return None
+        return self.tokens.verify_for(credential.strip(), audience=REVOCATIONS_AUDIENCE)
 
     def identify(self, header: str) -> Caller | None:
         """The caller the header names, or None (for budgets, which must not answer 401 themselves)."""

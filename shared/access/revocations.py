@@ -3,8 +3,8 @@
 Identity keeps the revoked ids in its store (``POST /v1/auth/sign-out``) and looks each token up there. The other
 services keep a copy of the list, fetched again from identity's ``GET /v1/auth/revocations`` before a token is
 accepted whenever the copy is older than ``CRM_TOKEN_REVOCATION_POLL_S`` (1 s; 0: on every token request), so a
-signed-out token is refused by every service within that time. A token is stateless otherwise: nothing else could
-tell a copied token from the person's own.
+signed-out token is refused by every service within that time (a service without any copy refuses tokens). A
+token is stateless otherwise: nothing else could tell a copied token from the person's own.
 """
 
 from __future__ import annotations
@@ -17,9 +17,8 @@ from typing import Protocol
 
 import httpx
 
-from shared.access.principals import Caller
-from shared.access.scope import COMPANY
-from shared.access.tokens import STAFF_PREFIX, Tokens
+from shared.access.tokens import Tokens
+from shared.http.errors import Unavailable
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -27,6 +26,9 @@ log = logging.getLogger(__name__)
 REVOCATIONS_PATH = "/v1/auth/revocations"
 # The name the services' own fetch of the list signs as (never a staff account: those cannot start so).
 POLLER = "service.token-revocations"
+# The audience of the services' own token for that fetch: identity's list accepts it, no other route does
+# (it is sent a few times a second, over the services' network).
+REVOCATIONS_AUDIENCE = "crm:token-revocations"
 
 
 class Revocations(Protocol):
@@ -54,15 +56,16 @@ class StoreRevocations:
 class PolledRevocations:
     """Another service's copy of identity's list, fetched when older than the poll interval.
 
-    When identity does not answer, the last list fetched stays in force (logged once per outage): a sign-out
-    could not have been recorded meanwhile either, since identity records it."""
+    When identity does not answer, the last list fetched stays in force (logged once per outage). A service that
+    never got a list (started while identity was down) cannot tell a signed-out token: it refuses every token
+    (``503 token_check_unavailable``, API keys unaffected) until a fetch succeeds."""
 
     def __init__(self, settings: Settings, *, tokens: Tokens, transport: httpx.AsyncBaseTransport | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.url = settings.identity_base_url() + REVOCATIONS_PATH
         self.poll_s = settings.token_revocation_poll_s
         self._tokens, self._transport, self._clock = tokens, transport, clock
-        self._expiry: dict[str, int] = {}
+        self._expiry: dict[str, int] | None = None  # None until the first fetch succeeds
         self._fetched_at: float | None = None
         self._failing = False
         self._pending: asyncio.Task | None = None
@@ -71,26 +74,30 @@ class PolledRevocations:
         """Make sure the copy is younger than the poll interval, fetching it again if not (one fetch at a time).
 
         From half the interval on, a request starts the fetch without waiting for it: under steady traffic the
-        copy is renewed in the background, and only a request that finds it older than the interval waits."""
+        copy is renewed in the background, and only a request that finds it older than the interval waits.
+        Without any list yet, every request waits for a fetch, and ``Unavailable`` when it fails."""
+        listed = self._expiry is not None
         age = None if self._fetched_at is None else self._clock() - self._fetched_at
-        if age is not None and self.poll_s > 0 and age < self.poll_s / 2:
+        if listed and age is not None and self.poll_s > 0 and age < self.poll_s / 2:
             return
         loop = asyncio.get_running_loop()
         pending = self._pending
         if pending is None or pending.done() or pending.get_loop() is not loop:
             pending = self._pending = loop.create_task(self._fetch())
-        if age is None or self.poll_s == 0 or age >= self.poll_s:
+        if not listed or age is None or self.poll_s == 0 or age >= self.poll_s:
             await asyncio.shield(pending)
+        if self._expiry is None:
+            raise Unavailable("token_check_unavailable", "signed-out tokens cannot be checked now (identity does "
+                                                         "not answer); an API key works, or try again shortly")
 
     def revoked(self, token_id: str) -> bool:
-        """Whether the copy lists ``token_id``."""
-        return token_id in self._expiry
+        """Whether the copy lists ``token_id`` (no copy yet: :meth:`refresh` refuses the token first)."""
+        return self._expiry is not None and token_id in self._expiry
 
     async def _fetch(self) -> None:
         started = self._clock()
-        # Signed with the secret every service shares; short-lived, sent only to identity.
-        bearer = Tokens(self._tokens.secret, ttl_s=60).issue(Caller(STAFF_PREFIX + POLLER, "admin", COMPANY,
-                                                                     name=POLLER))
+        # Signed with the secret every service shares, for identity's list only (REVOCATIONS_AUDIENCE).
+        bearer = self._tokens.issue_for(REVOCATIONS_AUDIENCE, name=POLLER, ttl_s=60)
         try:
             async with httpx.AsyncClient(transport=self._transport, timeout=2.0) as client:
                 r = await client.get(self.url, headers={"Authorization": f"Bearer {bearer}"})

@@ -46,6 +46,25 @@ class Tokens:
                   "jti": secrets.token_urlsafe(16)}
         return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
 
+    def issue_for(self, audience: str, *, name: str, ttl_s: int) -> str:
+        """A service's own token for one purpose (``audience``): only :meth:`verify_for` with that audience
+        accepts it, never :meth:`verify` (PyJWT refuses a token with an ``aud`` when no audience is asked)."""
+        now = int(self._clock())
+        claims = {"iss": ISSUER, "sub": name, "aud": audience, "iat": now, "exp": now + ttl_s}
+        return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
+
+    def verify_for(self, token: str, *, audience: str) -> str | None:
+        """The name a service's token for ``audience`` carries; None for any other credential or an expired one."""
+        try:
+            claims = jwt.decode(token, self._secret, algorithms=[ALGORITHM], issuer=ISSUER, audience=audience,
+                                options={"verify_exp": False, "require": ["exp", "iat", "sub", "iss", "aud"]})
+        except jwt.PyJWTError:
+            return None
+        sub, exp = claims["sub"], claims["exp"]
+        if not isinstance(sub, str) or not isinstance(exp, int) or exp <= self._clock():
+            return None
+        return sub
+
     def verify(self, token: str) -> Caller:
         """The caller a token names; ``Unauthorized`` (``token_expired`` or ``invalid_token``) otherwise."""
         try:

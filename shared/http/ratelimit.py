@@ -243,9 +243,12 @@ def _caller(scope) -> tuple[str | None, str | None]:
             break
     if not header:
         return None, None
-    caller = scope["app"].state.auth.identify(header.decode("latin-1"))
+    auth = scope["app"].state.auth
+    caller = auth.identify(header.decode("latin-1"))
     if caller is None:
-        return None, None
+        # A service's own token for identity's list of signed-out tokens: its own budget, not its address's.
+        service = auth.service_token(header.decode("latin-1"))
+        return ("s:" + service, None) if service else (None, None)
     scope[CALLER_SCOPE_KEY] = caller
     return "p:" + caller.key_id, caller.role
 

@@ -43,5 +43,6 @@ def setup_logging(service: str, level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("aiokafka", "kafka", "faust", "mode"):
+    # httpx logs every request at INFO: the services fetch identity's signed-out tokens a few times a second.
+    for noisy in ("aiokafka", "kafka", "faust", "mode", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))

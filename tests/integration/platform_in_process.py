@@ -22,10 +22,12 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
+import httpx
 from fastapi.testclient import TestClient
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from crm.platform import SERVICES
+from shared.access.revocations import PolledRevocations
 from shared.settings import Settings
 from shared.streaming.batch import Incoming
 from shared.streaming.kafka import Outgoing, Publisher
@@ -173,6 +175,13 @@ class Platform:
             self.services[name] = InProcess(name, settings, clock=self.clocks.get(name),
                                             publish=self._counting(self._publishers[name].send),
                                             **(options or {}).get(name, {}))
+        if "identity" in self.services:
+            # As deployed: the other services fetch identity's list of signed-out tokens from identity.
+            transport = httpx.ASGITransport(app=self.services["identity"].service.api)
+            for name, one in self.services.items():
+                auth = one.service.api.state.auth
+                if name != "identity":
+                    auth.revocations = PolledRevocations(settings, tokens=auth.tokens, transport=transport)
 
     def __getitem__(self, name: str) -> InProcess:
         return self.services[name]

@@ -82,7 +82,9 @@ class Platform:
 
 @pytest.fixture
 def platform(tmp_path) -> Platform:
-    return Platform(tmp_path)
+    platform = Platform(tmp_path)
+    _revocations_from_identity(platform)  # as deployed: the services reach identity's list
+    return platform
 
 
 def _bearer(credential: str) -> dict[str, str]:
@@ -285,5 +287,51 @@ def test_a_service_refuses_a_signed_out_token_once_its_copy_is_older_than_the_po
     # Identity gone: the last list stays in force.
     auth.revocations._transport = httpx.ASGITransport(app=FastAPI())
     now[0] += 61
+    r = loyalty.get("/v1/loyalty/tiers", headers=_bearer(token))
+    assert (r.status_code, r.json()["error"]["code"]) == (401, "token_revoked")
+
+
+class _Recording(httpx.AsyncBaseTransport):
+    """Identity's app as a transport, keeping the Authorization header of each fetch."""
+
+    def __init__(self, app) -> None:
+        self.inner, self.bearers = httpx.ASGITransport(app=app), []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.bearers.append(request.headers["authorization"].removeprefix("Bearer "))
+        return await self.inner.handle_async_request(request)
+
+
+def test_the_token_a_service_fetches_the_list_with_opens_that_list_and_nothing_else(platform):
+    recording = _Recording(platform.identity.api)
+    auth = platform.apps["loyalty"].state.auth
+    auth.revocations = PolledRevocations(platform.settings.model_copy(update={"token_revocation_poll_s": 0}),
+                                         tokens=auth.tokens, transport=recording)
+    token = platform.sign_in("li.wei", PASSWORD).json()["access_token"]
+    assert platform.http["loyalty"].get("/v1/loyalty/tiers", headers=_bearer(token)).status_code == 200
+    poller = recording.bearers[-1]
+    assert platform.http["identity"].get("/v1/auth/revocations", headers=_bearer(poller)).status_code == 200
+    # Sent in every fetch, a few times a second: anyone who reads one must not hold a company-wide admin.
+    for name, route in {**READER_ROUTES, "identity": "/v1/audit"}.items():
+        r = platform.http[name].get(route, headers=_bearer(poller))
+        assert (r.status_code, r.json()["error"]["code"]) == (401, "invalid_token"), name
+    r = platform.http["identity"].post("/v1/auth/sign-out", headers=_bearer(poller))
+    assert (r.status_code, r.json()["error"]["code"]) == (401, "invalid_token")
+
+
+def test_a_service_that_never_got_the_list_refuses_tokens_until_it_does_api_keys_go_on(platform):
+    token = platform.sign_in("li.wei", PASSWORD).json()["access_token"]
+    assert platform.http["identity"].post("/v1/auth/sign-out", headers=_bearer(token)).status_code == 204
+    # Loyalty (re)started while identity does not answer: it holds no list, so it cannot tell a signed-out token.
+    auth = platform.apps["loyalty"].state.auth
+    auth.revocations = PolledRevocations(platform.settings.model_copy(update={"token_revocation_poll_s": 60}),
+                                         tokens=auth.tokens, transport=httpx.ASGITransport(app=FastAPI()))
+    loyalty = platform.http["loyalty"]
+    for _ in range(2):  # the failed fetch does not count as a list on the next request either
+        r = loyalty.get("/v1/loyalty/tiers", headers=_bearer(token))
+        assert (r.status_code, r.json()["error"]["code"]) == (503, "token_check_unavailable")
+        assert "Retry-After" in r.headers
+    assert loyalty.get("/v1/loyalty/tiers", headers=_bearer(ADMIN)).status_code == 200
+    auth.revocations._transport = httpx.ASGITransport(app=platform.identity.api)
     r = loyalty.get("/v1/loyalty/tiers", headers=_bearer(token))
     assert (r.status_code, r.json()["error"]["code"]) == (401, "token_revoked")

@@ -65,6 +65,12 @@ def resolve(items: list[Decoded[Prepared]], *, deps: Deps, outcome: BatchOutcome
             outcome.duplicates += 1
             continue
         fold.seen.add(event.key)
+        phone = next((i for i in one.item.idents if i[0] == "phone"), None)
+        if phone is not None and known.erased_then(phone, iso_utc(event.time)):
+            # A replay or late upload from before a phone change, of the customer erased since: dropped like
+            # any event of an erased person, not given to the number's holder now.
+            outcome.counts["erased"] += 1
+            continue
         if not one.item.idents:  # issue 15: a non-member's sale, for store totals only: no customer, no timeline
             out.append(outbox_message(deps.settings, topics.CUSTOMER_EVENTS, sale_key(event),
                                       StoreSaleRecorded(event=json.loads(one.item.payload), resolved_at=deps.clock())))

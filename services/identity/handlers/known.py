@@ -35,6 +35,7 @@ class Known:
         self._root = {f.record_id: f.root_id for f in found.values()}  # each record's customer when read
         self._phone = {f.root_id: f.root_has_phone for f in found.values()}  # whether a customer has a phone
         self._moved: dict[str, str] = {}  # a customer merged in this batch -> the one it was merged into
+        self._gone: set[str] = set()  # records that held a replaced phone once, erased since
 
     def find(self, idents: Iterable[Ident]) -> dict[Ident, Found]:
         """What ``store.find`` answers now for these identifiers."""
@@ -48,19 +49,37 @@ class Known:
 
     def held_then(self, phone: Ident, at: str) -> Found | None:
         """Where a replaced phone pointed at ``at`` (a fixed-width UTC timestamp), if that was before its last
-        replacement: the record that held it until the first replacement after ``at``, under its customer now."""
-        record = next((r for replaced_at, r in self._replacements.get(phone, ()) if at < replaced_at), None)
-        if record is None:
+        replacement: the record that held it until the first replacement after ``at``, under its customer now
+        (None as well when that customer was erased since: see :meth:`erased_then`)."""
+        record = self._holder_then(phone, at)
+        if record is None or not self._exists(record):
             return None
-        if record not in self._root:
-            held = self._store.record(record)
-            root = self._store.record(held.root_id) if held is not None else None
-            if root is None:  # erased since: the event goes where the number points now
-                return None
-            self._root[record] = root.id
-            self._phone[root.id] = root.phone is not None
         root_id = self._customer(self._root[record])
         return Found(record, root_id, self._phone.get(root_id, True))
+
+    def erased_then(self, phone: Ident, at: str) -> bool:
+        """Whether the customer who held a replaced phone at ``at`` was erased since: the event (a replay, or a
+        till's late upload) was that person's, never the number's holder now."""
+        record = self._holder_then(phone, at)
+        return record is not None and not self._exists(record)
+
+    def _holder_then(self, phone: Ident, at: str) -> str | None:
+        return next((r for replaced_at, r in self._replacements.get(phone, ()) if at < replaced_at), None)
+
+    def _exists(self, record: str) -> bool:
+        # A record is only ever deleted by an erasure (which keeps its replaced numbers, see the store's erase).
+        if record in self._root:
+            return True
+        if record in self._gone:
+            return False
+        held = self._store.record(record)
+        root = self._store.record(held.root_id) if held is not None else None
+        if root is None:
+            self._gone.add(record)
+            return False
+        self._root[record] = root.id
+        self._phone[root.id] = root.phone is not None
+        return True
 
     def created(self, record_id: str, *, phone: str | None) -> None:
         """A new record, its own customer (a record is named after the identifier that created it and

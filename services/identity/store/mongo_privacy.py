@@ -54,7 +54,8 @@ class MongoPrivacy:
     # -- issue 12, erasure (H4) ---------------------------------------------------------
     def erase(self, records: list[str], *, erasure: ErasureRow, pseudonyms: list[str]) -> None:
         """Delete everything held of these records and keep the erasure and the pseudonyms of their
-        identifiers (never the identifiers), so later events carrying them are recognised and dropped."""
+        identifiers (never the identifiers), so later events carrying them are recognised and dropped; the
+        numbers phone changes took off them stay noted as theirs until the change, unreadable."""
         m, ids = self.mdb, list(records)
         m["erasures"].update_one({"_id": erasure.erasure_id}, {"$setOnInsert": {
             "customer_id": erasure.customer_id, "records": list(erasure.records), "reason": erasure.reason,
@@ -66,8 +67,11 @@ class MongoPrivacy:
         if not ids:
             return
         for name in ("identifiers", "events", "purchases", "refunds", "attributes", "parts", "complaint_stores",
-                     "replaced_identifiers", "home_stores"):
+                     "home_stores"):
             m[name].delete_many({"record_id": {"$in": ids}})
+        # A number a phone change took off them stays noted as theirs until then (its keyed index, never the
+        # number): their events from before the change are dropped, not given to the number's next holder.
+        m["replaced_identifiers"].update_many({"record_id": {"$in": ids}}, {"$set": {"sealed": None}})
         m["assignments"].delete_many({"customer_id": {"$in": ids}})
         m["name_index"].delete_many({"_id": {"$in": ids}})  # the blind index of their names
         m["records"].delete_many({"_id": {"$in": ids}})

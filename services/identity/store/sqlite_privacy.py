@@ -63,7 +63,8 @@ class SqlitePrivacy:
     # -- issue 12, erasure (H4) ---------------------------------------------------------
     def erase(self, records: list[str], *, erasure: ErasureRow, pseudonyms: list[str]) -> None:
         """Delete everything held of these records and keep the erasure and the pseudonyms of their
-        identifiers (never the identifiers), so later events carrying them are recognised and dropped."""
+        identifiers (never the identifiers), so later events carrying them are recognised and dropped; the
+        numbers phone changes took off them stay noted as theirs until the change, unreadable."""
         c, ids = self.db.conn(), records
         c.execute("INSERT OR IGNORE INTO erasures VALUES (?,?,?,?,?,?,?)",
                   (erasure.erasure_id, erasure.customer_id, json.dumps(list(erasure.records)), erasure.reason,
@@ -74,8 +75,11 @@ class SqlitePrivacy:
             return
         q = _in(ids)
         for table in ("identifiers", "events", "purchases", "refunds", "attributes", "parts", "complaint_stores",
-                      "replaced_identifiers", "home_stores", "name_index"):
+                      "home_stores", "name_index"):
             c.execute(f"DELETE FROM {table} WHERE record_id IN ({q})", ids)
+        # A number a phone change took off them stays noted as theirs until then (its keyed index, never the
+        # number): their events from before the change are dropped, not given to the number's next holder.
+        c.execute(f"UPDATE replaced_identifiers SET sealed = NULL WHERE record_id IN ({q})", ids)
         c.execute(f"DELETE FROM assignments WHERE customer_id IN ({q})", ids)
         c.execute(f"DELETE FROM records WHERE id IN ({q})", ids)
         c.execute(f"DELETE FROM merges WHERE survivor_id IN ({q}) OR merged_id IN ({q})", ids + ids)

@@ -451,3 +451,42 @@ def test_an_erasure_after_a_phone_change_drops_a_replay_of_the_old_numbers_event
                     purchase("p7", {"phone": NEW}, "1.00", time="2026-05-04T10:00:00+08:00"))
     assert (platform.lookup(LI), platform.lookup(NEW)) == (404, 404)
     assert platform.call("GET", f"/v1/customers/{li}", ADMIN).status_code == 404
+
+
+def test_after_the_old_holders_erasure_their_events_from_before_the_phone_change_are_dropped_not_the_newcomers(
+        platform):
+    li, _ = _two_phone_customers(platform)
+    assert platform.call("PUT", f"/v1/customers/{li}/phone", OPERATOR,
+                         json={"phone": NEW, "reason": "new number"}).status_code == 200
+    platform.ingest(purchase("p9", {"phone": LI}, "77.00", time="2026-06-05T10:00:00+08:00"))
+    newcomer = platform.lookup(LI)
+    assert newcomer not in (li, 404)
+    r = platform.call("POST", f"/v1/customers/{li}/erasure", ADMIN, json={"reason": "the customer asked"})
+    assert r.status_code == 202, r.text
+    # The erased person's purchase replayed, and a till's late upload of theirs, both from before the change:
+    # they were the erased person's, never the newcomer's.
+    platform.ingest(purchase("p1", {"phone": LI}, "100.00", time="2026-05-02T10:00:00+08:00"),
+                    purchase("late1", {"phone": LI, "member_id": "M-77"}, "30.00", time="2026-05-31T20:00:00+08:00"))
+    assert platform.lookup(LI) == newcomer
+    seen = platform.view(newcomer)
+    assert seen["stats"]["total_spend"] == "77.00"
+    assert "M-77" not in [i["value"] for i in seen["identifiers"]]
+    assert platform.call("GET", f"/v1/customers/{li}", ADMIN).status_code == 404
+
+
+def test_a_number_given_up_by_its_second_holder_after_the_first_holders_erasure_makes_a_third_customer(platform):
+    li, _ = _two_phone_customers(platform)
+    assert platform.call("PUT", f"/v1/customers/{li}/phone", OPERATOR,
+                         json={"phone": NEW, "reason": "new number"}).status_code == 200
+    platform.ingest(purchase("p9", {"phone": LI}, "77.00", time="2026-06-05T10:00:00+08:00"))
+    newcomer = platform.lookup(LI)
+    r = platform.call("POST", f"/v1/customers/{li}/erasure", ADMIN, json={"reason": "the customer asked"})
+    assert r.status_code == 202, r.text
+    assert platform.call("PUT", f"/v1/customers/{newcomer}/phone", OPERATOR,
+                         json={"phone": "+8613600136000", "reason": "new number"}).status_code == 200
+    # The number's third holder buys (after every change): a customer of their own, not the second holder.
+    platform.ingest(purchase("p10", {"phone": LI}, "5.00", time="2026-06-20T10:00:00+08:00"))
+    third = platform.lookup(LI)
+    assert third not in (404, li, newcomer)
+    assert platform.view(newcomer)["stats"]["total_spend"] == "77.00"
+    assert platform.view(third)["stats"]["total_spend"] == "5.00"

@@ -1,6 +1,7 @@
 """Issue 14: identity's staff-correction operations on every backend: an identifier a phone change replaced
 leaves the lookup and stays readable in the history (counted per identifier), a record's phone is set,
-assignments are kept one per customer and kind, and an erasure removes both."""
+assignments are kept one per customer and kind, and an erasure removes both (noting only whose a replaced
+number was until its change)."""
 
 from __future__ import annotations
 
@@ -65,7 +66,8 @@ def test_assignments_are_one_per_customer_and_kind_replaced_and_removed(store):
     assert store.assignments_of(["c_a"]) == {"c_a": {"manager": AssignmentRow("c_a", "manager", "am-7", "k1", "T1")}}
 
 
-def test_an_erasure_removes_the_replaced_identifiers_and_assignments_of_its_records_only(store):
+def test_an_erasure_removes_the_replaced_identifiers_and_assignments_of_its_records_only_noting_whose_they_were(
+        store):
     _phone_customer(store, "c_gone", OLD)
     _phone_customer(store, "c_kept", "+8613500000002")
     with store.transaction():
@@ -78,6 +80,10 @@ def test_an_erasure_removes_the_replaced_identifiers_and_assignments_of_its_reco
         store.erase(["c_gone"], erasure=row, pseudonyms=["p1"])
     assert store.replaced_identifiers(["c_gone"]) == []
     assert [r.change_id for r in store.replaced_identifiers(["c_kept"])] == ["pc_2"]
+    # Whose the number was until its change is still noted (the number itself unreadable): the erased person's
+    # events from before it are recognised, and the next holder's record is not named as an earlier one.
+    assert store.replacements([("phone", OLD)]) == {("phone", OLD): [("T2", "c_gone")]}
+    assert store.has_replaced_identifiers()
     assert list(store.assignments_of(["c_gone", "c_kept"])) == ["c_kept"]
 
 
