@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import calendar
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from fractions import Fraction
+from functools import cached_property
 from operator import itemgetter
 from typing import Any, NamedTuple, Protocol
+
+from services.alerts.reports.value_cache import kept_for
 
 
 class ValueTotals(NamedTuple):
@@ -37,27 +40,62 @@ def totals_of(customer_id: str, by_day: dict[str, list[int]], *, since: str) -> 
                        date.fromisoformat(min(by_day)), date.fromisoformat(max(by_day)))
 
 
+class Held(NamedTuple):
+    """An order as the aggregate holds it: the (record, day) of its first purchase (None while only refunds
+    came), the sum of its purchases (None: kept before refunds were capped, so they are not) and its refunds."""
+
+    record_id: str | None
+    day: str | None
+    amount_minor: int | None
+    refund_minor: int
+
+
+NOT_HELD = Held(None, None, 0, 0)
+
+
+def applied(order: Held) -> int:
+    """What an order's refunds take off its day's spend: nothing before its purchase comes, and never more than
+    the order's amount (KPIs cap a refund the same way)."""
+    if order.day is None:
+        return 0
+    return order.refund_minor if order.amount_minor is None else min(order.refund_minor, order.amount_minor)
+
+
 class DayDeltas(NamedTuple):
     """What a batch of new purchases adds to the per-record-and-day aggregate, whatever the adapter keeps it in."""
 
     spend: Counter  # (record, day) -> fen
     orders: Counter  # (record, day) -> purchases
-    refund: Counter  # (record, day) -> fen refunded before the purchase arrived
-    placed: dict[str, tuple[str, str]]  # order -> (record, day) of its first purchase
+    refund: Counter  # (record, day) -> fen of refunds the batch's purchases let count (capped)
+    placed: dict[str, Held]  # order -> its new state (every order the batch's purchases name)
 
 
-def day_deltas(rows: Iterable[Any], held: dict[str, tuple[str | None, int]]) -> DayDeltas:
-    """The aggregate's additions for new purchases; ``held`` gives each order already kept its purchase day (None
-    while only its refunds came) and the refunds it holds: those land on the day of the order's first purchase."""
+def day_deltas(rows: Iterable[Any], held: dict[str, Held]) -> DayDeltas:
+    """The aggregate's additions for new purchases; ``held`` gives the orders already kept: refunds land on the
+    day of the order's first purchase, up to the sum of the order's purchases."""
     out = DayDeltas(Counter(), Counter(), Counter(), {})
     for r in rows:
         key = (r.record_id, r.day)
         out.spend[key] += r.amount_minor
         out.orders[key] += 1
-        day, refunded = held.get(r.order_id, (None, 0))
-        if day is None and r.order_id not in out.placed:  # the order's first purchase
-            out.placed[r.order_id] = key
-            out.refund[key] += refunded
+        o = out.placed.get(r.order_id) or held.get(r.order_id, NOT_HELD)
+        if o.day is None:  # the order's first purchase
+            o = Held(r.record_id, r.day, 0, o.refund_minor)
+        out.placed[r.order_id] = o._replace(amount_minor=None if o.amount_minor is None
+                                            else o.amount_minor + r.amount_minor)
+    for order, o in out.placed.items():
+        if taken := applied(o) - applied(held.get(order, NOT_HELD)):
+            out.refund[(o.record_id, o.day)] += taken
+    return out
+
+
+def refund_deltas(amounts: dict[str, int], held: dict[str, Held]) -> Counter:
+    """What new refunds (order -> fen) take off each (record, day) of a purchased order, within its amount."""
+    out: Counter = Counter()
+    for order, amount in amounts.items():
+        o = held.get(order, NOT_HELD)
+        if taken := applied(o._replace(refund_minor=o.refund_minor + amount)) - applied(o):
+            out[(o.record_id, o.day)] += taken
     return out
 
 
@@ -226,6 +264,14 @@ class ValueReport:
         c = t.customer_id
         return Standing(c, t.net_minor, self.scores.get(c), self.level_of.get(c), self.stage_of[c])
 
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @cached_property
+    def row_of(self) -> dict[str, ValueTotals]:
+        """Each listed customer's row, by customer id."""
+        return {t.customer_id: t for t in self.rows}
+
     def standings(self, offset: int = 0, limit: int | None = None) -> list[Standing]:
         """The standings of the listed customers from ``offset`` (all, or ``limit`` of them)."""
         end = None if limit is None else offset + limit
@@ -248,17 +294,77 @@ def value_report(rows: Iterable[ValueTotals], *, as_of: date, months: int) -> Va
                        [*order, *idle], scores, level_of, stage)
 
 
-class ValueReader(Protocol):
-    """What ``standing_of`` needs from a store."""
+def standing_among(rows: Iterable[ValueTotals], customer_id: str, *, as_of: date) -> Standing | None:
+    """One customer's standing among these customers, exactly as :func:`value_report` ranks them, in one pass
+    with no sort: its place in the pyramid and its RFM scores are counts of the customers ahead and below."""
+    rows = rows if isinstance(rows, list) else list(rows)
+    me = next((t for t in rows if t.customer_id == customer_id), None)
+    if me is None:
+        return None
+    stage = stage_of(me, as_of=as_of)
+    if me.period_days == 0:
+        return Standing(customer_id, me.net_minor, None, None, stage)
+    n = ahead = net_below = last_below = days_below = 0
+    net, last, days = me.net_minor, me.last_day, me.period_days
+    for t in rows:
+        if t.period_days > 0:
+            n += 1
+            if t.net_minor > net or (t.net_minor == net and t.customer_id < customer_id):
+                ahead += 1
+            net_below += t.net_minor < net
+            last_below += t.last_day < last
+            days_below += t.period_days < days
+    # The level whose cumulative end first passes the customer's place (empty levels end where the last did).
+    end, level = 0, LEVELS[-1][0]
+    for (name, _), size in zip(LEVELS, level_sizes(n), strict=True):
+        end += size
+        if ahead < end:
+            level = name
+            break
+    scores = _RFM[(1 + 5 * last_below // n, 1 + 5 * days_below // n, 1 + 5 * net_below // n)]
+    return Standing(customer_id, net, scores, level, stage)
 
+
+class ValueReader(Protocol):
+    """What the kept reports and ``standing_of`` need from a store."""
+
+    def value_generation(self) -> int: ...
     def value_totals(self, *, since: date, until: date) -> list[ValueTotals]: ...
+    def owners_of(self, customer_ids: list[str]) -> dict[str, str | None]: ...
     def customer_of(self, record_id: str) -> str: ...
+
+
+def report_of(store: ValueReader, *, as_of: date, months: int, scope: Hashable = None,
+              keep: Callable[[str | None], bool] | None = None) -> ValueReport:
+    """The report over every customer (``keep`` None) or over those whose owning store ``keep`` accepts
+    (``scope`` names that choice), computed once per change of what it reads and kept (``value_cache``)."""
+    kept = kept_for(store)
+    generation = store.value_generation()  # before the data: see value_cache
+    totals = kept.get(("totals", as_of, months), generation,
+                      lambda: store.value_totals(since=period_start(as_of, months), until=as_of))
+    if keep is None:
+        return kept.get(("report", as_of, months, None), generation,
+                        lambda: value_report(totals, as_of=as_of, months=months))
+
+    def scoped() -> ValueReport:
+        owners = kept.get(("owners", as_of, months), generation,
+                          lambda: store.owners_of([t.customer_id for t in totals]))
+        return value_report([t for t in totals if keep(owners[t.customer_id])], as_of=as_of, months=months)
+
+    return kept.get(("report", as_of, months, scope), generation, scoped)
 
 
 def standing_of(store: ValueReader, customer_id: str, as_of: date, *, months: int = 12) -> Standing | None:
     """A customer's RFM scores and segment, pyramid level and lifecycle stage as of a day, ranked among every
     customer (company-wide, the default 12-month period); None without a purchase up to ``as_of``."""
     customer_id = store.customer_of(customer_id)
-    report = value_report(store.value_totals(since=period_start(as_of, months), until=as_of), as_of=as_of,
-                          months=months)
-    return next((report.standing(t) for t in report.rows if t.customer_id == customer_id), None)
+    kept = kept_for(store)
+    generation = store.value_generation()  # before the data: see value_cache
+    report = kept.peek(("report", as_of, months, None), generation)
+    if report is not None:
+        t = report.row_of.get(customer_id)
+        return None if t is None else report.standing(t)
+    # No report kept since the last change: one pass over every customer's totals, not a whole ranking.
+    totals = kept.get(("totals", as_of, months), generation,
+                      lambda: store.value_totals(since=period_start(as_of, months), until=as_of))
+    return standing_among(totals, customer_id, as_of=as_of)

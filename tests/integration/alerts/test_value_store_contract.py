@@ -7,8 +7,10 @@ from __future__ import annotations
 from datetime import date
 
 from services.alerts.reports.value import ValueTotals
+from services.alerts.store import LoyaltyRow
 from shared.contract.facts import PurchaseFact, RefundFact
 from shared.storage.membership import Membership
+from shared.storage.owners import OwnerRow
 
 SINCE, UNTIL = date(2025, 7, 1), date(2026, 6, 30)
 
@@ -68,3 +70,45 @@ def test_a_refund_of_an_unknown_order_counts_nowhere_and_erasure_forgets_the_rec
         store.add_refunds([_r(7, "c_a", "o-unknown", 900)])
         store.erase_customer("c_b", records=["c_b"], erasure_id="er1", anon="anon")
     assert _totals(store) == {"c_a": ValueTotals("c_a", 32500, 3, 2, 2, date(2026, 1, 5), date(2026, 3, 10))}
+
+
+def test_a_refund_takes_off_at_most_its_orders_amount(store):
+    with store.transaction():
+        store.add_purchases([_p(1, "c_a", "2026-01-05", 5000), _p(2, "c_a", "2026-02-01", 6000),
+                             _p(4, "c_a", "2026-04-01", 10000)])
+        store.add_refunds([_r(1, "c_a", "o1", 8000),  # more than its order of 50.00: takes off 50.00
+                           _r(2, "c_a", "o2", 4000),  # the first of two refunds of o2 (60.00): 40.00 of it
+                           _r(3, "c_a", "o3", 9000),  # before its purchase of 70.00 comes
+                           _r(4, "c_a", "o4", 2500)])  # within its order: all of it
+    assert _totals(store)["c_a"] == ValueTotals("c_a", 5000 - 5000 + 6000 - 4000 + 10000 - 2500, 3, 3, 3,
+                                                date(2026, 1, 5), date(2026, 4, 1))
+    with store.transaction():
+        store.add_refunds([_r(5, "c_a", "o2", 3000)])  # 40.00 + 30.00 > 60.00: only the 20.00 left of o2
+        store.add_purchases([_p(3, "c_a", "2026-03-01", 7000)])  # o3 arrives: its 90.00 refund takes 70.00
+    assert _totals(store)["c_a"] == ValueTotals("c_a", 0 + 0 + 0 + 7500, 4, 4, 4, date(2026, 1, 5),
+                                                date(2026, 4, 1))
+    with store.transaction():
+        store.add_refunds([_r(6, "c_a", "o3", 1000), _r(6, "c_a", "o3", 1000)])  # o3 is refunded in full
+        store.add_purchases([_p(7, "c_a", "2026-04-01", 1500, order="o4")])  # a second line of o4: 115.00
+        store.add_refunds([_r(8, "c_a", "o4", 20000)])  # o4's 25.00 + 200.00 > its 115.00: 115.00 in all
+    got = _totals(store)["c_a"]
+    assert (got.net_minor, got.orders) == (0, 5)
+
+
+def test_every_write_the_report_reads_changes_the_generation_and_nothing_else_does(store):
+    seen = [store.value_generation()]
+
+    def changed(write) -> bool:
+        with store.transaction():
+            write()
+        seen.append(store.value_generation())
+        return seen[-1] != seen[-2]
+
+    assert changed(lambda: store.add_purchases([_p(1, "c_a", "2026-01-05", 10000), _p(2, "c_b", "2026-01-06", 500)]))
+    assert changed(lambda: store.add_refunds([_r(1, "c_a", "o1", 2500)]))
+    assert changed(lambda: store.apply_memberships([Membership("c_b", "c_a", "2026-07-01T00:00:01.000000Z")]))
+    assert changed(lambda: store.apply_memberships([Membership("c_b", "c_b", "2026-07-01T00:00:02.000000Z")]))
+    assert changed(lambda: store.put_owners([OwnerRow("c_a", "S02", "2026-07-01T00:00:03.000000Z")]))
+    assert changed(lambda: store.erase_customer("c_b", records=["c_b"], erasure_id="er1", anon="anon"))
+    assert not changed(lambda: store.put_loyalty([LoyaltyRow("c_a", "gold", 10, "1")]))
+    assert not changed(lambda: store.value_totals(since=SINCE, until=UNTIL))
