@@ -5,7 +5,10 @@ for the same ranking again and again. The store counts every change to what the 
 bumped in the same transaction as each write to the value aggregate, a merge, an unmerge, an erasure and an
 owner change), so a kept result is used only while the store's generation is the one it was computed at: a
 kept result is never stale, and the first request after a write computes afresh. The generation is read
-before the data, so a result computed from data newer than its generation is only ever superseded.
+before the data, so a result computed from data newer than its generation is only ever superseded. The store
+also logs which record and customer ids each generation changed (the last few hundred generations): the
+customers' totals a report ranks are then brought forward by re-reading only those customers, and the ranking
+is computed again from them.
 
 Kept in this process's memory per store (each worker keeps its own), bounded by the rows it holds.
 """
@@ -35,6 +38,12 @@ class Kept:
         with self._lock:
             held = self._held.get(key)
             return held[1] if held is not None and held[0] == generation else None
+
+    def latest(self, key: Hashable) -> tuple[int, Any] | None:
+        """The value kept for ``key`` at whatever generation, with that generation, or None."""
+        with self._lock:
+            held = self._held.get(key)
+            return None if held is None else (held[0], held[1])
 
     def get(self, key: Hashable, generation: int, compute: Callable[[], Any]) -> Any:
         """The value kept for ``key`` at ``generation``, or ``compute()`` kept for it; a second request for a

@@ -10,9 +10,10 @@ record by the database (``$group``) and into customers through the membership co
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from datetime import date
 
-from pymongo import UpdateOne
+from pymongo import ReturnDocument, UpdateOne
 
 from services.alerts.reports.value import Held, ValueTotals, day_deltas, refund_deltas, totals_of
 from shared.contract.facts import PurchaseFact, RefundFact
@@ -31,14 +32,44 @@ class MongoValue:
     mdb: object
     _mock: bool
 
-    def bump_value(self) -> None:
-        """Note, in the writer's transaction, that what the customer-value report reads has changed."""
-        self.mdb["value_generation"].update_one({"_id": "value"}, {"$inc": {"n": 1}}, upsert=True)  # type: ignore
+    def bump_value(self, ids: Iterable[str] | None) -> None:
+        """Note, in the writer's transaction, that what the customer-value report reads has changed, and for
+        which record or customer ids (None: unknown, a kept report is then computed afresh)."""
+        from services.alerts.store.sqlite_value import VALUE_LOG_KEEP
+
+        n = self.mdb["value_generation"].find_one_and_update(  # type: ignore[index]
+            {"_id": "value"}, {"$inc": {"n": 1}}, upsert=True, return_document=ReturnDocument.AFTER)["n"]
+        log = self.mdb["value_changes"]  # type: ignore[index]
+        log.insert_one({"_id": n, "ids": None if ids is None else sorted(set(ids))})
+        log.delete_many({"_id": {"$lte": n - VALUE_LOG_KEEP}})
 
     def value_generation(self) -> int:
         """How many times what the report reads has changed (0: never): equal numbers, equal reports."""
         doc = self.mdb["value_generation"].find_one({"_id": "value"})  # type: ignore[index]
         return doc["n"] if doc else 0
+
+    def value_changes(self, *, after: int, upto: int) -> set[str] | None:
+        """The record and customer ids changed by generations after..upto, or None when that is not known."""
+        docs = list(self.mdb["value_changes"].find({"_id": {"$gt": after, "$lte": upto}}))  # type: ignore[index]
+        if len(docs) != upto - after or any(d["ids"] is None for d in docs):
+            return None
+        return {x for d in docs for x in d["ids"]}
+
+    def value_totals_of(self, customer_ids: list[str], *, since: date, until: date) -> list[ValueTotals]:
+        """These ids' totals as ``value_totals`` gives them (ids with no purchase day left out)."""
+        # As ``value_totals`` groups them: an id's own record unless it belongs to another customer, and every
+        # record that belongs to it.
+        mapped = self.customers_of(customer_ids)  # type: ignore[attr-defined]
+        owner = {x: x for x in customer_ids if mapped[x] == x}
+        owner.update({d["_id"]: d["customer_id"] for d in self.mdb["memberships"].find(  # type: ignore[index]
+            {"customer_id": {"$in": customer_ids}}, {"customer_id": 1})})
+        days: dict[str, dict[str, list[int]]] = defaultdict(dict)
+        for d in self.mdb["value_days"].find(  # type: ignore[index]
+                {"record_id": {"$in": list(owner)}, "day": {"$lte": until.isoformat()}}):
+            acc = days[owner[d["record_id"]]].setdefault(d["day"], [0, 0])
+            acc[0] += d["spend_minor"] - d["refund_minor"]
+            acc[1] += d["orders"]
+        return [totals_of(cust, by_day, since=since.isoformat()) for cust, by_day in days.items()]
 
     def _orders(self, order_ids: list[str]) -> dict[str, Held]:
         return {d["_id"]: Held(d.get("record_id"), d.get("day"), d.get("amount_minor"), d["refund_minor"])
@@ -59,7 +90,7 @@ class MongoValue:
                                                            "refund_minor": refund[(rec, day)],
                                                            "orders": orders[(rec, day)]}}, upsert=True)
             for rec, day in spend], mock=self._mock)
-        self.bump_value()
+        self.bump_value({r.record_id for r in rows})
 
     def keep_value_refunds(self, rows: list[RefundFact]) -> None:
         """Add new refunds to the aggregate, on their order's purchase day (kept aside until it comes), never
@@ -77,7 +108,8 @@ class MongoValue:
         _write(self.mdb["value_days"], [  # type: ignore[index]
             UpdateOne({"_id": f"{rec}\0{day}"}, {"$inc": {"refund_minor": t}}) for (rec, day), t in taken.items()],
             mock=self._mock)
-        self.bump_value()
+        if taken:  # refunds of orders not purchased yet, or already refunded in full, change no figure
+            self.bump_value({rec for rec, _ in taken})
 
     def value_totals(self, *, since: date, until: date) -> list[ValueTotals]:
         """Every customer's totals: over purchase days ``since``..``until`` and over all days up to ``until``."""
@@ -133,14 +165,14 @@ class MongoValue:
         _write(self.mdb["value_days"], ops, mock=self._mock)  # type: ignore[index]
         self.put_mark(VALUE_BACKFILL_MARK, "1")  # type: ignore[attr-defined]
         if ops:
-            self.bump_value()
+            self.bump_value(None)
         return len(ops)
 
     def erase_value(self, ids: list[str]) -> None:
         """Forget erased records' aggregate rows."""
         self.mdb["value_days"].delete_many({"record_id": {"$in": ids}})  # type: ignore[index]
         self.mdb["value_orders"].delete_many({"record_id": {"$in": ids}})  # type: ignore[index]
-        self.bump_value()
+        self.bump_value(ids)
 
     def create_value_indexes(self) -> None:
         """The indexes the aggregate's reads and erasure use."""

@@ -133,9 +133,10 @@ class SqliteAlertsStore(SqliteStore, SqliteMembership, SqliteOwners,
 
     def apply_memberships(self, rows: Iterable[Membership]) -> set[str]:
         """Record newer mappings (see the mixin); a change regroups the customer-value report (issue 15)."""
+        rows = list(rows)
         touched = super().apply_memberships(rows)
-        if touched:
-            self.bump_value()
+        if touched:  # a record kept under its own id until its mapping came is regrouped too
+            self.bump_value(touched | {m.record_id for m in rows})
         return touched
 
     def put_owners(self, rows: Iterable[OwnerRow]) -> None:
@@ -143,7 +144,7 @@ class SqliteAlertsStore(SqliteStore, SqliteMembership, SqliteOwners,
         rows = list(rows)
         super().put_owners(rows)
         if rows:
-            self.bump_value()
+            self.bump_value({r.customer_id for r in rows})
 
     def customers_of(self, record_ids: list[str]) -> dict[str, str]:
         """The customer each record belongs to now (itself if never seen)."""

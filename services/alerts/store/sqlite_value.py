@@ -11,7 +11,9 @@ into customers through the membership table, so merges and unmerges regroup ever
 
 from __future__ import annotations
 
+import json
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from datetime import date
 
 from services.alerts.reports.value import Held, ValueTotals, day_deltas, refund_deltas, totals_of
@@ -26,8 +28,10 @@ CREATE TABLE IF NOT EXISTS value_orders (
   order_id TEXT PRIMARY KEY, record_id TEXT, day TEXT, refund_minor INTEGER NOT NULL, amount_minor INTEGER
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS value_generation (id INTEGER PRIMARY KEY CHECK (id = 0), n INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS value_changes (generation INTEGER PRIMARY KEY, ids TEXT);
 """
 
+VALUE_LOG_KEEP = 256  # generations whose changed ids are kept: a report kept further back is computed afresh
 VALUE_BACKFILL_MARK = "value_days.backfilled"  # set once the purchases before the aggregate are in it
 _CHUNK = 400  # keys per statement, two variables each: far below SQLite's limit
 
@@ -62,15 +66,48 @@ class SqliteValue:
                 out.append(r)
         return out
 
-    def bump_value(self) -> None:
-        """Note, in the writer's transaction, that what the customer-value report reads has changed."""
-        self.db.conn().execute(  # type: ignore[attr-defined]
-            "INSERT INTO value_generation VALUES (0, 1) ON CONFLICT(id) DO UPDATE SET n = n + 1")
+    def bump_value(self, ids: Iterable[str] | None) -> None:
+        """Note, in the writer's transaction, that what the customer-value report reads has changed, and for
+        which record or customer ids (None: unknown, a kept report is then computed afresh)."""
+        c = self.db.conn()  # type: ignore[attr-defined]
+        n = c.execute("INSERT INTO value_generation VALUES (0, 1) ON CONFLICT(id) DO UPDATE SET n = n + 1"
+                      " RETURNING n").fetchone()[0]
+        c.execute("INSERT INTO value_changes VALUES (?, ?)", (n, None if ids is None else json.dumps(sorted(set(ids)))))
+        c.execute("DELETE FROM value_changes WHERE generation <= ?", (n - VALUE_LOG_KEEP,))
 
     def value_generation(self) -> int:
         """How many times what the report reads has changed (0: never): equal numbers, equal reports."""
         row = self.db.conn().execute("SELECT n FROM value_generation").fetchone()  # type: ignore[attr-defined]
         return row[0] if row else 0
+
+    def value_changes(self, *, after: int, upto: int) -> set[str] | None:
+        """The record and customer ids changed by generations after..upto, or None when that is not known."""
+        rows = self.db.conn().execute(  # type: ignore[attr-defined]
+            "SELECT ids FROM value_changes WHERE generation > ? AND generation <= ?", (after, upto)).fetchall()
+        if len(rows) != upto - after or any(ids is None for ids, in rows):
+            return None
+        return {x for ids, in rows for x in json.loads(ids)}
+
+    def value_totals_of(self, customer_ids: list[str], *, since: date, until: date) -> list[ValueTotals]:
+        """These ids' totals as ``value_totals`` gives them (ids with no purchase day left out)."""
+        c = self.db.conn()  # type: ignore[attr-defined]
+        # As ``value_totals`` groups them: an id's own record unless it belongs to another customer, and every
+        # record that belongs to it.
+        mapped = self.customers_of(customer_ids)  # type: ignore[attr-defined]
+        owner = {x: x for x in customer_ids if mapped[x] == x}
+        for part in _chunks(customer_ids):
+            owner.update(c.execute(f"SELECT record_id, customer_id FROM memberships WHERE customer_id IN"
+                                   f" ({','.join('?' * len(part))})", part))
+        days: dict[str, dict[str, list[int]]] = defaultdict(dict)
+        records = list(owner)
+        for part in _chunks(records):
+            for rec, day, net, n in c.execute(
+                    f"SELECT record_id, day, spend_minor - refund_minor, orders FROM value_days WHERE day <= ?"
+                    f" AND record_id IN ({','.join('?' * len(part))})", [until.isoformat(), *part]):
+                acc = days[owner[rec]].setdefault(day, [0, 0])
+                acc[0] += net
+                acc[1] += n
+        return [totals_of(cust, by_day, since=since.isoformat()) for cust, by_day in days.items()]
 
     def _orders(self, order_ids: list[str]) -> dict[str, Held]:
         out = {}
@@ -95,7 +132,7 @@ class SqliteValue:
                       " spend_minor = spend_minor + excluded.spend_minor,"
                       " refund_minor = refund_minor + excluded.refund_minor, orders = orders + excluded.orders",
                       [(*k, spend[k], refund[k], orders[k]) for k in spend])
-        self.bump_value()
+        self.bump_value({r.record_id for r in rows})
 
     def keep_value_refunds(self, rows: list[RefundFact]) -> None:
         """Add new refunds to the aggregate, on their order's purchase day (kept aside until it comes), never
@@ -112,7 +149,8 @@ class SqliteValue:
                       " refund_minor = refund_minor + excluded.refund_minor", list(amount.items()))
         c.executemany("UPDATE value_days SET refund_minor = refund_minor + ? WHERE record_id = ? AND day = ?",
                       [(t, rec, day) for (rec, day), t in taken.items()])
-        self.bump_value()
+        if taken:  # refunds of orders not purchased yet, or already refunded in full, change no figure
+            self.bump_value({rec for rec, _ in taken})
 
     def value_totals(self, *, since: date, until: date) -> list[ValueTotals]:
         """Every customer's totals: over purchase days ``since``..``until`` and over all days up to ``until``."""
@@ -157,7 +195,7 @@ class SqliteValue:
             " GROUP BY p.record_id, p.day").rowcount
         self.put_mark(VALUE_BACKFILL_MARK, "1")  # type: ignore[attr-defined]
         if added:
-            self.bump_value()
+            self.bump_value(None)
         return added
 
     def erase_value(self, ids: list[str]) -> None:
@@ -167,4 +205,4 @@ class SqliteValue:
             q = ",".join("?" * len(part))
             c.execute(f"DELETE FROM value_days WHERE record_id IN ({q})", part)
             c.execute(f"DELETE FROM value_orders WHERE record_id IN ({q})", part)
-        self.bump_value()
+        self.bump_value(ids)

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from datetime import date
 
-from services.alerts.reports.value import ValueTotals
+from services.alerts.reports.value import ValueTotals, report_of, standing_of, value_report
 from services.alerts.store import LoyaltyRow
+from services.alerts.store.sqlite_value import VALUE_LOG_KEEP
 from shared.contract.facts import PurchaseFact, RefundFact
 from shared.storage.membership import Membership
 from shared.storage.owners import OwnerRow
@@ -112,3 +113,52 @@ def test_every_write_the_report_reads_changes_the_generation_and_nothing_else_do
     assert changed(lambda: store.erase_customer("c_b", records=["c_b"], erasure_id="er1", anon="anon"))
     assert not changed(lambda: store.put_loyalty([LoyaltyRow("c_a", "gold", 10, "1")]))
     assert not changed(lambda: store.value_totals(since=SINCE, until=UNTIL))
+
+
+def test_a_kept_report_brought_forward_after_each_write_is_the_report_read_whole(store):
+    def check() -> None:
+        whole_totals = store.value_totals(since=SINCE, until=UNTIL)
+        whole = value_report(whole_totals, as_of=UNTIL, months=12)
+        got = report_of(store, as_of=UNTIL, months=12)
+        assert (got.rows, got.levels, got.scores, got.stage_of) == (whole.rows, whole.levels, whole.scores,
+                                                                   whole.stage_of)
+        owners = store.owners_of([t.customer_id for t in whole_totals])
+        s01 = value_report([t for t in whole_totals if owners[t.customer_id] == "S01"], as_of=UNTIL, months=12)
+        assert report_of(store, as_of=UNTIL, months=12, scope="S01", keep=lambda s: s == "S01").rows == s01.rows
+        for t in whole.rows:  # an id answers for its customer now (a record left behind by a merge stands alone)
+            if store.customer_of(t.customer_id) == t.customer_id:
+                assert standing_of(store, t.customer_id, UNTIL) == whole.standing(t)
+
+    _history(store)
+    with store.transaction():
+        store.put_owners([OwnerRow(c, "S01", "2026-01-01T00:00:00.000000Z") for c in ("c_a", "c_b")])
+    check()
+    steps = [
+        lambda: store.add_purchases([_p(20, "r_x", "2026-05-01", 90000)]),  # a record with no mapping yet
+        lambda: store.apply_memberships([Membership("r_x", "c_b", "2026-07-01T00:00:01.000000Z")]),
+        lambda: store.add_refunds([_r(20, "r_x", "o20", 100000)]),  # over its order: takes 900.00
+        lambda: store.apply_memberships([Membership("c_b", "c_a", "2026-07-01T00:00:02.000000Z")]),  # a merge
+        lambda: store.put_owners([OwnerRow("c_c", "S01", "2026-07-01T00:00:03.000000Z")]),
+        lambda: store.add_purchases([_p(21, "c_c", "2026-06-30", 100), _p(22, "c_d", "2026-06-01", 700)]),
+        lambda: store.apply_memberships([Membership("c_b", "c_b", "2026-07-01T00:00:04.000000Z")]),  # unmerge
+        lambda: store.put_owners([OwnerRow("c_b", "S02", "2026-07-01T00:00:05.000000Z")]),
+        lambda: store.erase_customer("c_a", records=["c_a"], erasure_id="er2", anon="anon"),
+    ]
+    for step in steps:
+        with store.transaction():
+            step()
+        check()
+
+
+def test_the_log_of_changed_ids_reaches_back_a_bounded_number_of_generations(store):
+    start = store.value_generation()
+    with store.transaction():
+        store.add_purchases([_p(1, "c_a", "2026-01-05", 100)])
+        store.put_owners([OwnerRow("c_z", "S01", "2026-01-01T00:00:00.000000Z")])
+    assert store.value_changes(after=start, upto=start + 2) == {"c_a", "c_z"}
+    for n in range(VALUE_LOG_KEEP):
+        with store.transaction():
+            store.put_owners([OwnerRow("c_z", "S01", f"2026-01-02T00:00:00.{n:06d}Z")])
+    now = store.value_generation()
+    assert store.value_changes(after=start, upto=now) is None  # too far back: a report is read whole
+    assert store.value_changes(after=now - 3, upto=now) == {"c_z"}
