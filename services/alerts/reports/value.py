@@ -78,17 +78,21 @@ def day_deltas(rows: Iterable[Any], held: dict[str, Held]) -> DayDeltas:
     """The aggregate's additions for new purchases; ``held`` gives the orders already kept: refunds land on the
     day of the order's first purchase, up to the sum of the order's purchases."""
     out = DayDeltas(Counter(), Counter(), Counter(), {})
-    for r in rows:
+    spend, orders, placed = out.spend, out.orders, out.placed
+    for r in rows:  # per purchase: kept lean, it runs for every purchase the service consumes
         key = (r.record_id, r.day)
-        out.spend[key] += r.amount_minor
-        out.orders[key] += 1
-        o = out.placed.get(r.order_id) or held.get(r.order_id, NOT_HELD)
+        spend[key] += r.amount_minor
+        orders[key] += 1
+        o = placed.get(r.order_id) or held.get(r.order_id, NOT_HELD)
         if o.day is None:  # the order's first purchase
-            o = Held(r.record_id, r.day, 0, o.refund_minor)
-        out.placed[r.order_id] = o._replace(amount_minor=None if o.amount_minor is None
-                                            else o.amount_minor + r.amount_minor)
-    for order, o in out.placed.items():
-        if taken := applied(o) - applied(held.get(order, NOT_HELD)):
+            placed[r.order_id] = Held(r.record_id, r.day, r.amount_minor, o.refund_minor)
+        else:
+            amount = o.amount_minor
+            placed[r.order_id] = Held(o.record_id, o.day, None if amount is None else amount + r.amount_minor,
+                                      o.refund_minor)
+    for order, o in placed.items():
+        # Purchases leave an order's refunds as they were: with none there is nothing to take off.
+        if o.refund_minor and (taken := applied(o) - applied(held.get(order, NOT_HELD))):
             out.refund[(o.record_id, o.day)] += taken
     return out
 

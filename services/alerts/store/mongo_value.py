@@ -40,7 +40,7 @@ class MongoValue:
         n = self.mdb["value_generation"].find_one_and_update(  # type: ignore[index]
             {"_id": "value"}, {"$inc": {"n": 1}}, upsert=True, return_document=ReturnDocument.AFTER)["n"]
         log = self.mdb["value_changes"]  # type: ignore[index]
-        log.insert_one({"_id": n, "ids": None if ids is None else sorted(set(ids))})
+        log.insert_one({"_id": n, "ids": None if ids is None else list(set(ids))})
         log.delete_many({"_id": {"$lte": n - VALUE_LOG_KEEP}})
 
     def value_generation(self) -> int:

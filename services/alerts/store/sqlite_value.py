@@ -72,7 +72,7 @@ class SqliteValue:
         c = self.db.conn()  # type: ignore[attr-defined]
         n = c.execute("INSERT INTO value_generation VALUES (0, 1) ON CONFLICT(id) DO UPDATE SET n = n + 1"
                       " RETURNING n").fetchone()[0]
-        c.execute("INSERT INTO value_changes VALUES (?, ?)", (n, None if ids is None else json.dumps(sorted(set(ids)))))
+        c.execute("INSERT INTO value_changes VALUES (?, ?)", (n, None if ids is None else json.dumps(list(set(ids)))))
         c.execute("DELETE FROM value_changes WHERE generation <= ?", (n - VALUE_LOG_KEEP,))
 
     def value_generation(self) -> int:
