@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from services.alerts.handlers import Deps
-from services.alerts.reports.value import SEGMENTS, STAGES, Standing, ValueReport, period_start, value_report
+from services.alerts.reports.value import SEGMENTS, STAGES, Standing, ValueReport, report_of
 from shared.access.visibility import Seeing, Visibility
 from shared.clock import Day
 from shared.contract.facts import from_minor
@@ -101,13 +101,13 @@ def customer_value(*, as_of: date, months: int, store_id: str | None, seeing: Vi
     """The report over the customers a caller sees (owned by ``store_id`` if given: 403 outside its scope)."""
     if store_id is not None and not seeing.company_wide and not seeing.sees(store_id):
         raise Forbidden("forbidden_scope", "that store is outside the key's scope")
-    store = deps.store
-    rows = store.value_totals(since=period_start(as_of, months), until=as_of)
-    if store_id is not None or not seeing.company_wide:
-        owners = store.owners_of([t.customer_id for t in rows])
-        keep = {c for c, s in owners.items() if s is not None and (s == store_id if store_id else seeing.sees(s))}
-        rows = [t for t in rows if t.customer_id in keep]
-    return value_report(rows, as_of=as_of, months=months)
+    if store_id is not None:
+        return report_of(deps.store, as_of=as_of, months=months, scope=("store", store_id),
+                         keep=lambda s: s is not None and s == store_id)
+    if not seeing.company_wide:
+        return report_of(deps.store, as_of=as_of, months=months, scope=("seeing", seeing.scope, seeing.stores),
+                         keep=lambda s: s is not None and seeing.sees(s))
+    return report_of(deps.store, as_of=as_of, months=months)
 
 
 def reports_value_router(deps: Deps) -> APIRouter:

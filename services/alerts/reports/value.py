@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import calendar
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from fractions import Fraction
+from functools import cached_property
 from operator import itemgetter
 from typing import Any, NamedTuple, Protocol
+
+from services.alerts.reports.value_cache import kept_for
 
 
 class ValueTotals(NamedTuple):
@@ -30,6 +33,10 @@ class ValueTotals(NamedTuple):
     last_day: date  # last purchase day up to as_of
 
 
+# Columns of a ``ValueTotals`` row, for ``map`` over 100,000 of them (cheaper than an attribute per row).
+_ID, _NET, _PERIOD_DAYS, _LAST = itemgetter(0), itemgetter(1), itemgetter(3), itemgetter(6)
+
+
 def totals_of(customer_id: str, by_day: dict[str, list[int]], *, since: str) -> ValueTotals:
     """A customer's totals from its purchase days (ISO day -> [net fen, purchases]) up to as_of."""
     inside = [v for day, v in by_day.items() if day >= since]
@@ -37,27 +44,66 @@ def totals_of(customer_id: str, by_day: dict[str, list[int]], *, since: str) -> 
                        date.fromisoformat(min(by_day)), date.fromisoformat(max(by_day)))
 
 
+class Held(NamedTuple):
+    """An order as the aggregate holds it: the (record, day) of its first purchase (None while only refunds
+    came), the sum of its purchases (None: kept before refunds were capped, so they are not) and its refunds."""
+
+    record_id: str | None
+    day: str | None
+    amount_minor: int | None
+    refund_minor: int
+
+
+NOT_HELD = Held(None, None, 0, 0)
+
+
+def applied(order: Held) -> int:
+    """What an order's refunds take off its day's spend: nothing before its purchase comes, and never more than
+    the order's amount (KPIs cap a refund the same way)."""
+    if order.day is None:
+        return 0
+    return order.refund_minor if order.amount_minor is None else min(order.refund_minor, order.amount_minor)
+
+
 class DayDeltas(NamedTuple):
     """What a batch of new purchases adds to the per-record-and-day aggregate, whatever the adapter keeps it in."""
 
     spend: Counter  # (record, day) -> fen
     orders: Counter  # (record, day) -> purchases
-    refund: Counter  # (record, day) -> fen refunded before the purchase arrived
-    placed: dict[str, tuple[str, str]]  # order -> (record, day) of its first purchase
+    refund: Counter  # (record, day) -> fen of refunds the batch's purchases let count (capped)
+    placed: dict[str, Held]  # order -> its new state (every order the batch's purchases name)
 
 
-def day_deltas(rows: Iterable[Any], held: dict[str, tuple[str | None, int]]) -> DayDeltas:
-    """The aggregate's additions for new purchases; ``held`` gives each order already kept its purchase day (None
-    while only its refunds came) and the refunds it holds: those land on the day of the order's first purchase."""
+def day_deltas(rows: Iterable[Any], held: dict[str, Held]) -> DayDeltas:
+    """The aggregate's additions for new purchases; ``held`` gives the orders already kept: refunds land on the
+    day of the order's first purchase, up to the sum of the order's purchases."""
     out = DayDeltas(Counter(), Counter(), Counter(), {})
-    for r in rows:
+    spend, orders, placed = out.spend, out.orders, out.placed
+    for r in rows:  # per purchase: kept lean, it runs for every purchase the service consumes
         key = (r.record_id, r.day)
-        out.spend[key] += r.amount_minor
-        out.orders[key] += 1
-        day, refunded = held.get(r.order_id, (None, 0))
-        if day is None and r.order_id not in out.placed:  # the order's first purchase
-            out.placed[r.order_id] = key
-            out.refund[key] += refunded
+        spend[key] += r.amount_minor
+        orders[key] += 1
+        o = placed.get(r.order_id) or held.get(r.order_id, NOT_HELD)
+        if o.day is None:  # the order's first purchase
+            placed[r.order_id] = Held(r.record_id, r.day, r.amount_minor, o.refund_minor)
+        else:
+            amount = o.amount_minor
+            placed[r.order_id] = Held(o.record_id, o.day, None if amount is None else amount + r.amount_minor,
+                                      o.refund_minor)
+    for order, o in placed.items():
+        # Purchases leave an order's refunds as they were: with none there is nothing to take off.
+        if o.refund_minor and (taken := applied(o) - applied(held.get(order, NOT_HELD))):
+            out.refund[(o.record_id, o.day)] += taken
+    return out
+
+
+def refund_deltas(amounts: dict[str, int], held: dict[str, Held]) -> Counter:
+    """What new refunds (order -> fen) take off each (record, day) of a purchased order, within its amount."""
+    out: Counter = Counter()
+    for order, amount in amounts.items():
+        o = held.get(order, NOT_HELD)
+        if taken := applied(o._replace(refund_minor=o.refund_minor + amount)) - applied(o):
+            out[(o.record_id, o.day)] += taken
     return out
 
 
@@ -126,27 +172,34 @@ def pyramid(rows: Iterable[ValueTotals]) -> tuple[list[Level], dict[str, str]]:
 
 
 def _levels(order: list[ValueTotals]) -> tuple[list[Level], dict[str, str]]:
-    n, total = len(order), sum(t.net_minor for t in order)
+    n, total = len(order), sum(map(_NET, order))
     levels, level_of, start = [], {}, 0
     for (name, _), size in zip(LEVELS, level_sizes(n), strict=True):
         part = order[start:start + size]
         start += size
-        revenue = sum(t.net_minor for t in part)
+        revenue = sum(map(_NET, part))
         levels.append(Level(name, size, revenue, Fraction(size, n) if n else Fraction(0),
                             Fraction(revenue, total) if total > 0 else None))
-        level_of.update(dict.fromkeys([t.customer_id for t in part], name))
+        level_of.update(dict.fromkeys(map(_ID, part), name))
     return levels, level_of
 
 
 def quintiles(values: dict[str, Any]) -> dict[str, int]:
     """Scores 1-5 where higher values are better: 1 + floor(5 × (customers with a strictly lower value) / n),
     so equal values share a score and the lowest value scores 1."""
-    n = len(values)
-    below, seen = {}, 0
-    for value, count in sorted(Counter(values.values()).items()):
-        below[value] = seen
-        seen += count
-    return {c: 1 + 5 * below[v] // n for c, v in values.items()}
+    score = _scores(values.values())
+    return {c: score[v] for c, v in values.items()}
+
+
+def _scores(values: Iterable[Any]) -> dict[Any, int]:
+    """Each distinct value's quintile score among ``values`` (one per customer)."""
+    counts = Counter(values)
+    n = sum(counts.values())
+    out, seen = {}, 0
+    for value in sorted(counts):
+        out[value] = 1 + 5 * seen // n
+        seen += counts[value]
+    return out
 
 
 class Rfm(NamedTuple):
@@ -172,10 +225,11 @@ def rfm(rows: Iterable[ValueTotals], *, as_of: date) -> dict[str, Rfm]:
     days in the period, M from net spend in the period."""
     active = [t for t in rows if t.period_days > 0]
     # Fewer days since the last purchase is a later last day: rank the days themselves (as_of is the same).
-    r = quintiles({t.customer_id: t.last_day.toordinal() for t in active})
-    f = quintiles({t.customer_id: t.period_days for t in active})
-    m = quintiles({t.customer_id: t.net_minor for t in active})
-    return {c: _RFM[(r[c], f[c], m[c])] for c in r}
+    # Scores per distinct value, then one lookup per customer (no per-customer map per dimension).
+    r = _scores(map(_LAST, active))
+    f = _scores(map(_PERIOD_DAYS, active))
+    m = _scores(map(_NET, active))
+    return {t.customer_id: _RFM[(r[t.last_day], f[t.period_days], m[t.net_minor])] for t in active}
 
 
 def _stage(as_of: int, first: int, last: int, days: int) -> str:
@@ -226,6 +280,14 @@ class ValueReport:
         c = t.customer_id
         return Standing(c, t.net_minor, self.scores.get(c), self.level_of.get(c), self.stage_of[c])
 
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @cached_property
+    def row_of(self) -> dict[str, ValueTotals]:
+        """Each listed customer's row, by customer id."""
+        return {t.customer_id: t for t in self.rows}
+
     def standings(self, offset: int = 0, limit: int | None = None) -> list[Standing]:
         """The standings of the listed customers from ``offset`` (all, or ``limit`` of them)."""
         end = None if limit is None else offset + limit
@@ -240,25 +302,128 @@ def value_report(rows: Iterable[ValueTotals], *, as_of: date, months: int) -> Va
     scores = rfm(order, as_of=as_of)
     idle = sorted((t for t in rows if t.period_days == 0), key=lambda t: t.customer_id)
     day = as_of.toordinal()
-    stage = {t.customer_id: _stage(day, t.first_day.toordinal(), t.last_day.toordinal(), t.days) for t in rows}
+    stage = {c: _stage(day, first.toordinal(), last.toordinal(), days) for c, _, _, _, days, first, last in rows}
     segments = Counter(x.segment for x in scores.values())
     stages = Counter(stage.values())
-    return ValueReport(as_of, period_start(as_of, months), len(order), sum(t.net_minor for t in order), levels,
+    return ValueReport(as_of, period_start(as_of, months), len(order), sum(map(_NET, order)), levels,
                        {name: segments[name] for name, _, _ in SEGMENTS}, {name: stages[name] for name, _ in STAGES},
                        [*order, *idle], scores, level_of, stage)
 
 
-class ValueReader(Protocol):
-    """What ``standing_of`` needs from a store."""
+def standing_among(rows: Iterable[ValueTotals], customer_id: str, *, as_of: date) -> Standing | None:
+    """One customer's standing among these customers, exactly as :func:`value_report` ranks them, in one pass
+    with no sort: its place in the pyramid and its RFM scores are counts of the customers ahead and below."""
+    rows = rows if isinstance(rows, list) else list(rows)
+    me = next((t for t in rows if t.customer_id == customer_id), None)
+    if me is None:
+        return None
+    stage = stage_of(me, as_of=as_of)
+    if me.period_days == 0:
+        return Standing(customer_id, me.net_minor, None, None, stage)
+    n = ahead = net_below = last_below = days_below = 0
+    net, last, days = me.net_minor, me.last_day, me.period_days
+    for t in rows:
+        if t.period_days > 0:
+            n += 1
+            if t.net_minor > net or (t.net_minor == net and t.customer_id < customer_id):
+                ahead += 1
+            net_below += t.net_minor < net
+            last_below += t.last_day < last
+            days_below += t.period_days < days
+    # The level whose cumulative end first passes the customer's place (empty levels end where the last did).
+    end, level = 0, LEVELS[-1][0]
+    for (name, _), size in zip(LEVELS, level_sizes(n), strict=True):
+        end += size
+        if ahead < end:
+            level = name
+            break
+    scores = _RFM[(1 + 5 * last_below // n, 1 + 5 * days_below // n, 1 + 5 * net_below // n)]
+    return Standing(customer_id, net, scores, level, stage)
 
+
+class ValueReader(Protocol):
+    """What the kept reports and ``standing_of`` need from a store."""
+
+    def value_generation(self) -> int: ...
+    def value_changes(self, *, after: int, upto: int) -> set[str] | None: ...
     def value_totals(self, *, since: date, until: date) -> list[ValueTotals]: ...
+    def value_totals_of(self, customer_ids: list[str], *, since: date, until: date) -> list[ValueTotals]: ...
+    def owners_of(self, customer_ids: list[str]) -> dict[str, str | None]: ...
+    def customers_of(self, record_ids: list[str]) -> dict[str, str]: ...
     def customer_of(self, record_id: str) -> str: ...
+
+
+def _kept_forward(store: ValueReader, key: Hashable, generation: int, whole: Callable[[], Any],
+                  forward: Callable[[Any, set[str], dict[str, str]], Any]) -> Any:
+    """What ``key`` names at ``generation``: kept; or brought forward by ``forward(old, changed ids, their
+    customers now)`` from a kept older generation the store's log of changed ids reaches back to; or ``whole()``."""
+    kept = kept_for(store)
+
+    def compute() -> Any:
+        old = kept.latest(key)
+        changed = None if old is None else store.value_changes(after=old[0], upto=generation)
+        if changed is None:
+            return whole()
+        return forward(old[1], changed, store.customers_of(sorted(changed)))
+
+    return kept.get(key, generation, compute)
+
+
+def _totals(store: ValueReader, *, as_of: date, months: int, generation: int) -> list[ValueTotals]:
+    """Every customer's totals at ``generation``; after a write, only the customers it changed are read again."""
+    since = period_start(as_of, months)
+
+    def forward(old: list[ValueTotals], changed: set[str], now: dict[str, str]) -> list[ValueTotals]:
+        # A changed id is a record or a customer: it and its customer now are read again, as the whole read
+        # groups them (a record merged into another customer no longer stands for itself).
+        again = changed | set(now.values())
+        return [t for t in old if t.customer_id not in again] + store.value_totals_of(sorted(again), since=since,
+                                                                                      until=as_of)
+
+    return _kept_forward(store, ("totals", as_of, months), generation,
+                         lambda: store.value_totals(since=since, until=as_of), forward)
+
+
+def _owners(store: ValueReader, totals: list[ValueTotals], *, as_of: date, months: int,
+            generation: int) -> dict[str, str | None]:
+    """The owning store of every customer of ``totals`` (kept and brought forward like them)."""
+    def forward(old: dict[str, str | None], changed: set[str], now: dict[str, str]) -> dict[str, str | None]:
+        out = dict(old)
+        out.update(store.owners_of(sorted(changed | set(now.values()))))
+        return out
+
+    return _kept_forward(store, ("owners", as_of, months), generation,
+                         lambda: store.owners_of([t.customer_id for t in totals]), forward)
+
+
+def report_of(store: ValueReader, *, as_of: date, months: int, scope: Hashable = None,
+              keep: Callable[[str | None], bool] | None = None) -> ValueReport:
+    """The report over every customer (``keep`` None) or over those whose owning store ``keep`` accepts
+    (``scope`` names that choice), computed once per change of what it reads and kept (``value_cache``)."""
+    kept = kept_for(store)
+    generation = store.value_generation()  # before the data: see value_cache
+    totals = _totals(store, as_of=as_of, months=months, generation=generation)
+    if keep is None:
+        return kept.get(("report", as_of, months, None), generation,
+                        lambda: value_report(totals, as_of=as_of, months=months))
+
+    def scoped() -> ValueReport:
+        owners = _owners(store, totals, as_of=as_of, months=months, generation=generation)
+        return value_report([t for t in totals if keep(owners.get(t.customer_id))], as_of=as_of, months=months)
+
+    return kept.get(("report", as_of, months, scope), generation, scoped)
 
 
 def standing_of(store: ValueReader, customer_id: str, as_of: date, *, months: int = 12) -> Standing | None:
     """A customer's RFM scores and segment, pyramid level and lifecycle stage as of a day, ranked among every
     customer (company-wide, the default 12-month period); None without a purchase up to ``as_of``."""
     customer_id = store.customer_of(customer_id)
-    report = value_report(store.value_totals(since=period_start(as_of, months), until=as_of), as_of=as_of,
-                          months=months)
-    return next((report.standing(t) for t in report.rows if t.customer_id == customer_id), None)
+    kept = kept_for(store)
+    generation = store.value_generation()  # before the data: see value_cache
+    report = kept.peek(("report", as_of, months, None), generation)
+    if report is not None:
+        t = report.row_of.get(customer_id)
+        return None if t is None else report.standing(t)
+    # No report kept since the last change: one pass over every customer's totals, not a whole ranking.
+    return standing_among(_totals(store, as_of=as_of, months=months, generation=generation), customer_id,
+                          as_of=as_of)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from datetime import date
 
 from pymongo import ASCENDING, DESCENDING, ReplaceOne, UpdateOne
@@ -29,9 +30,9 @@ from shared.churn import ChurnModel
 from shared.contract.facts import FieldValue, PurchaseFact, RefundFact
 from shared.storage.base import MongoDb
 from shared.storage.fact_tables import mongo_insert_new, open_doc_field, seal_doc_field
-from shared.storage.membership import MongoMembership
+from shared.storage.membership import Membership, MongoMembership
 from shared.storage.outbox import MongoStore
-from shared.storage.owners import MongoOwners
+from shared.storage.owners import MongoOwners, OwnerRow
 
 
 def _bulk(coll, ops: list, *, mock: bool) -> None:
@@ -177,6 +178,21 @@ class MongoAlertsStore(MongoStore, MongoMembership, MongoOwners,
         _bulk(coll, [ReplaceOne({"_id": r.record_id}, {"tier": r.tier, "balance": r.balance, "version": r.version},
                                 upsert=True) for r in kept], mock=self._mock)
         return kept
+
+    def apply_memberships(self, rows: Iterable[Membership]) -> set[str]:
+        """Record newer mappings (see the mixin); a change regroups the customer-value report (issue 15)."""
+        rows = list(rows)
+        touched = super().apply_memberships(rows)
+        if touched:  # a record kept under its own id until its mapping came is regrouped too
+            self.bump_value(touched | {m.record_id for m in rows})
+        return touched
+
+    def put_owners(self, rows: Iterable[OwnerRow]) -> None:
+        """Keep each customer's newest owning store (see the mixin); a store's value report changes with it."""
+        rows = list(rows)
+        super().put_owners(rows)
+        if rows:
+            self.bump_value({r.customer_id for r in rows})
 
     def customers_of(self, record_ids: list[str]) -> dict[str, str]:
         """The customer each record belongs to now (itself if never seen)."""

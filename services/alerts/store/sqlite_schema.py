@@ -80,4 +80,5 @@ CREATE TABLE IF NOT EXISTS marks (name TEXT PRIMARY KEY, value TEXT NOT NULL) WI
 )
 
 # Columns added since a file may have been created: (table, column, declaration), added when missing.
-ADDED_COLUMNS = (("alerts", "acknowledged_note", "TEXT"),)
+# Issue 15: value_orders.amount_minor stays NULL for orders kept before refunds were capped at the order.
+ADDED_COLUMNS = (("alerts", "acknowledged_note", "TEXT"), ("value_orders", "amount_minor", "INTEGER"))

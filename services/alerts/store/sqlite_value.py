@@ -2,17 +2,21 @@
 
 ``value_days`` holds, per identity record and local purchase day, the spend, the refunds of those purchases and
 the number of purchases; ``value_orders`` ties an order to the (record, day) of its purchase so a refund lands
-on its purchase's day, and holds a refund that arrived first until its purchase comes. Both are written in the
+on its purchase's day, holds a refund that arrived first until its purchase comes, and keeps the sum of the
+order's purchases, which its refunds never take off more than (``amount_minor`` NULL: an order kept before
+refunds were capped, whose amount is not known; its refunds stay uncapped). Both are written in the
 same transaction as the purchases and refunds, with one bulk statement per table per batch; reads group records
 into customers through the membership table, so merges and unmerges regroup every past day without a rewrite.
 """
 
 from __future__ import annotations
 
+import json
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from datetime import date
 
-from services.alerts.reports.value import ValueTotals, day_deltas, totals_of
+from services.alerts.reports.value import Held, ValueTotals, day_deltas, refund_deltas, totals_of
 from shared.contract.facts import PurchaseFact, RefundFact
 
 VALUE_SQL = """
@@ -21,10 +25,13 @@ CREATE TABLE IF NOT EXISTS value_days (
   orders INTEGER NOT NULL, PRIMARY KEY (record_id, day)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS value_orders (
-  order_id TEXT PRIMARY KEY, record_id TEXT, day TEXT, refund_minor INTEGER NOT NULL
+  order_id TEXT PRIMARY KEY, record_id TEXT, day TEXT, refund_minor INTEGER NOT NULL, amount_minor INTEGER
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS value_generation (id INTEGER PRIMARY KEY CHECK (id = 0), n INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS value_changes (generation INTEGER PRIMARY KEY, ids TEXT);
 """
 
+VALUE_LOG_KEEP = 256  # generations whose changed ids are kept: a report kept further back is computed afresh
 VALUE_BACKFILL_MARK = "value_days.backfilled"  # set once the purchases before the aggregate are in it
 _CHUNK = 400  # keys per statement, two variables each: far below SQLite's limit
 
@@ -59,13 +66,56 @@ class SqliteValue:
                 out.append(r)
         return out
 
-    def _orders(self, order_ids: list[str]) -> dict[str, tuple[str | None, str | None, int]]:
+    def bump_value(self, ids: Iterable[str] | None) -> None:
+        """Note, in the writer's transaction, that what the customer-value report reads has changed, and for
+        which record or customer ids (None: unknown, a kept report is then computed afresh)."""
+        c = self.db.conn()  # type: ignore[attr-defined]
+        n = c.execute("INSERT INTO value_generation VALUES (0, 1) ON CONFLICT(id) DO UPDATE SET n = n + 1"
+                      " RETURNING n").fetchone()[0]
+        c.execute("INSERT INTO value_changes VALUES (?, ?)", (n, None if ids is None else json.dumps(list(set(ids)))))
+        c.execute("DELETE FROM value_changes WHERE generation <= ?", (n - VALUE_LOG_KEEP,))
+
+    def value_generation(self) -> int:
+        """How many times what the report reads has changed (0: never): equal numbers, equal reports."""
+        row = self.db.conn().execute("SELECT n FROM value_generation").fetchone()  # type: ignore[attr-defined]
+        return row[0] if row else 0
+
+    def value_changes(self, *, after: int, upto: int) -> set[str] | None:
+        """The record and customer ids changed by generations after..upto, or None when that is not known."""
+        rows = self.db.conn().execute(  # type: ignore[attr-defined]
+            "SELECT ids FROM value_changes WHERE generation > ? AND generation <= ?", (after, upto)).fetchall()
+        if len(rows) != upto - after or any(ids is None for ids, in rows):
+            return None
+        return {x for ids, in rows for x in json.loads(ids)}
+
+    def value_totals_of(self, customer_ids: list[str], *, since: date, until: date) -> list[ValueTotals]:
+        """These ids' totals as ``value_totals`` gives them (ids with no purchase day left out)."""
+        c = self.db.conn()  # type: ignore[attr-defined]
+        # As ``value_totals`` groups them: an id's own record unless it belongs to another customer, and every
+        # record that belongs to it.
+        mapped = self.customers_of(customer_ids)  # type: ignore[attr-defined]
+        owner = {x: x for x in customer_ids if mapped[x] == x}
+        for part in _chunks(customer_ids):
+            owner.update(c.execute(f"SELECT record_id, customer_id FROM memberships WHERE customer_id IN"
+                                   f" ({','.join('?' * len(part))})", part))
+        days: dict[str, dict[str, list[int]]] = defaultdict(dict)
+        records = list(owner)
+        for part in _chunks(records):
+            for rec, day, net, n in c.execute(
+                    f"SELECT record_id, day, spend_minor - refund_minor, orders FROM value_days WHERE day <= ?"
+                    f" AND record_id IN ({','.join('?' * len(part))})", [until.isoformat(), *part]):
+                acc = days[owner[rec]].setdefault(day, [0, 0])
+                acc[0] += net
+                acc[1] += n
+        return [totals_of(cust, by_day, since=since.isoformat()) for cust, by_day in days.items()]
+
+    def _orders(self, order_ids: list[str]) -> dict[str, Held]:
         out = {}
         for part in _chunks(order_ids):
-            for order, record, day, refund in self.db.conn().execute(  # type: ignore[attr-defined]
-                    f"SELECT order_id, record_id, day, refund_minor FROM value_orders"
+            for order, *held in self.db.conn().execute(  # type: ignore[attr-defined]
+                    f"SELECT order_id, record_id, day, amount_minor, refund_minor FROM value_orders"
                     f" WHERE order_id IN ({','.join('?' * len(part))})", part):
-                out[order] = (record, day, refund)
+                out[order] = Held(*held)
         return out
 
     def keep_value_purchases(self, rows: list[PurchaseFact]) -> None:
@@ -73,29 +123,34 @@ class SqliteValue:
         if not rows:
             return
         c = self.db.conn()  # type: ignore[attr-defined]
-        held = self._orders(sorted({r.order_id for r in rows}))
-        spend, orders, refund, placed = day_deltas(rows, {o: (h[1], h[2]) for o, h in held.items()})
-        c.executemany("INSERT INTO value_orders VALUES (?,?,?,0) ON CONFLICT(order_id) DO UPDATE SET"
-                      " record_id = excluded.record_id, day = excluded.day",
-                      [(o, rec, day) for o, (rec, day) in placed.items()])
+        spend, orders, refund, placed = day_deltas(rows, self._orders(sorted({r.order_id for r in rows})))
+        c.executemany("INSERT INTO value_orders (order_id, record_id, day, refund_minor, amount_minor)"
+                      " VALUES (?,?,?,0,?) ON CONFLICT(order_id) DO UPDATE SET record_id = excluded.record_id,"
+                      " day = excluded.day, amount_minor = excluded.amount_minor",
+                      [(o, h.record_id, h.day, h.amount_minor) for o, h in placed.items()])
         c.executemany("INSERT INTO value_days VALUES (?,?,?,?,?) ON CONFLICT(record_id, day) DO UPDATE SET"
                       " spend_minor = spend_minor + excluded.spend_minor,"
                       " refund_minor = refund_minor + excluded.refund_minor, orders = orders + excluded.orders",
                       [(*k, spend[k], refund[k], orders[k]) for k in spend])
+        self.bump_value({r.record_id for r in rows})
 
     def keep_value_refunds(self, rows: list[RefundFact]) -> None:
-        """Add new refunds to the aggregate, on their order's purchase day (kept aside until it comes)."""
+        """Add new refunds to the aggregate, on their order's purchase day (kept aside until it comes), never
+        taking off more than the order's amount."""
         if not rows:
             return
         c = self.db.conn()  # type: ignore[attr-defined]
         amount: Counter = Counter()
         for r in rows:
             amount[r.order_id] += r.amount_minor
-        held = self._orders(sorted(amount))
-        c.executemany("INSERT INTO value_orders VALUES (?, NULL, NULL, ?) ON CONFLICT(order_id) DO UPDATE SET"
+        taken = refund_deltas(amount, self._orders(sorted(amount)))
+        c.executemany("INSERT INTO value_orders (order_id, record_id, day, refund_minor, amount_minor)"
+                      " VALUES (?, NULL, NULL, ?, 0) ON CONFLICT(order_id) DO UPDATE SET"
                       " refund_minor = refund_minor + excluded.refund_minor", list(amount.items()))
         c.executemany("UPDATE value_days SET refund_minor = refund_minor + ? WHERE record_id = ? AND day = ?",
-                      [(amount[o], rec, day) for o, (rec, day, _) in held.items() if day is not None])
+                      [(t, rec, day) for (rec, day), t in taken.items()])
+        if taken:  # refunds of orders not purchased yet, or already refunded in full, change no figure
+            self.bump_value({rec for rec, _ in taken})
 
     def value_totals(self, *, since: date, until: date) -> list[ValueTotals]:
         """Every customer's totals: over purchase days ``since``..``until`` and over all days up to ``until``."""
@@ -139,6 +194,8 @@ class SqliteValue:
             " WHERE NOT EXISTS (SELECT 1 FROM value_days v WHERE v.record_id = p.record_id AND v.day = p.day)"
             " GROUP BY p.record_id, p.day").rowcount
         self.put_mark(VALUE_BACKFILL_MARK, "1")  # type: ignore[attr-defined]
+        if added:
+            self.bump_value(None)
         return added
 
     def erase_value(self, ids: list[str]) -> None:
@@ -148,3 +205,4 @@ class SqliteValue:
             q = ",".join("?" * len(part))
             c.execute(f"DELETE FROM value_days WHERE record_id IN ({q})", part)
             c.execute(f"DELETE FROM value_orders WHERE record_id IN ({q})", part)
+        self.bump_value(ids)

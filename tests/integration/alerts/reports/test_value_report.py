@@ -16,7 +16,13 @@ from services.alerts.messages import consume
 from services.alerts.reports.value import Rfm, Standing, standing_of
 from services.alerts.store.sqlite import SqliteAlertsStore
 from shared.contract import topics
-from shared.contract.messages import CustomerEventResolved, CustomerMerged, CustomerOwnerChanged, encode
+from shared.contract.messages import (
+    CustomerErased,
+    CustomerEventResolved,
+    CustomerMerged,
+    CustomerOwnerChanged,
+    encode,
+)
 from shared.settings import Settings
 from shared.streaming.batch import Incoming
 from tests.integration.alerts.harness import channel, purchase
@@ -175,3 +181,47 @@ def test_standing_of_gives_one_customers_place_among_every_customer(alerts):
     # As of 2025-12-31 (12 months from 2025-01-01): c1 alone, with its purchases of 2025-06-15 and 2025-09-10.
     assert standing_of(alerts.store, "c1", date(2025, 12, 31)) == Standing("c1", 40000, Rfm(1, 1, 1, "hibernating"),
                                                                            "top", "formation")
+
+
+def _ranked(body) -> list[tuple[str, str]]:
+    return [(i["customer_id"], i["net_spend"]) for i in body["items"]]
+
+
+def test_a_kept_report_follows_every_write_it_reads(alerts):
+    day = date(2026, 6, 30)
+    base = [("c2", "4000.00"), ("c1", "1200.00"), ("c3", "1200.00"), ("c4", "100.00"), ("c5", "30.00")]
+    assert _ranked(alerts.report().json()) == base
+    assert _ranked(alerts.report().json()) == base  # kept: the same answer
+    assert standing_of(alerts.store, "c4", day).level == "small"
+    alerts.feed(_buy("c4", "e11", "2026-06-30", "5000.00", store="S02"))  # a purchase
+    assert _ranked(alerts.report().json())[:2] == [("c4", "5100.00"), ("c2", "4000.00")]
+    assert standing_of(alerts.store, "c4", day).level == "top"
+    alerts.feed(_refund("c4", "x3", "2026-06-30", "e11", "9000.00"))  # a refund, over its order: takes 5000.00
+    body = alerts.report().json()
+    assert (_ranked(body), body["revenue"]) == (base, "6530.00")
+    assert standing_of(alerts.store, "c4", day).level == "small"
+    assert _ranked(alerts.report("k-s01").json()) == [("c2", "4000.00"), ("c1", "1200.00"), ("c3", "1200.00")]
+    alerts.feed(UNMERGE)  # an unmerge
+    assert _ranked(alerts.report().json()) == [("c2", "4000.00"), ("c1", "1200.00"), ("c6", "800.00"),
+                                               ("c3", "400.00"), ("c4", "100.00"), ("c5", "30.00")]
+    assert _ranked(alerts.report("k-s01").json()) == [("c2", "4000.00"), ("c1", "1200.00"), ("c6", "800.00"),
+                                                      ("c3", "400.00")]
+    alerts.feed(CustomerOwnerChanged(customer_id="c4", store_id="S01", at=_at("2026-06-30")))  # an owner change
+    assert _ranked(alerts.report("k-s01").json())[-1] == ("c4", "100.00")
+    alerts.feed(CustomerErased(erasure_id="er1", customer_id="c2", records=["c2"], at=_at("2026-06-30")))
+    assert [c for c, _ in _ranked(alerts.report().json())] == ["c1", "c6", "c3", "c4", "c5"]  # an erasure
+    assert standing_of(alerts.store, "c2", day) is None
+
+
+def test_refunds_take_off_at_most_their_orders_amount(alerts):
+    alerts.feed(_buy("c7", "e20", "2026-06-01", "100.00", store="S03"),
+                _refund("c7", "x20", "2026-06-02", "e20", "150.00"),  # over its order of 100.00: 100.00
+                _buy("c7", "e21", "2026-06-03", "60.00", store="S03"),
+                _refund("c7", "x21", "2026-06-04", "e21", "40.00"),
+                _refund("c7", "x23", "2026-06-05", "e23", "90.00"))  # before its purchase of 70.00
+    alerts.feed(_refund("c7", "x22", "2026-06-05", "e21", "30.00"),  # 40.00 + 30.00 over 60.00: 20.00 more
+                _buy("c7", "e23", "2026-06-04", "70.00", store="S03"),
+                _buy("c7", "e24", "2026-06-06", "10.00", store="S03"))
+    c7 = next(i for i in alerts.report().json()["items"] if i["customer_id"] == "c7")
+    # 100 - 100 + 60 - 60 + 70 - 70 + 10: only the last purchase's 10.00 is left.
+    assert c7["net_spend"] == "10.00"
