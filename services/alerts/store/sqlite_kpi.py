@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+
+from services.alerts.reports.kpi import TENURE, Figures, plus
 from services.alerts.reports.kpi_aggregate import TOTALS, Changes, Order, fold_sales, refunds_of, sales_of
 from services.alerts.store.kpi_rows import RecordMonth, StoreMonth
 from shared.contract.facts import PurchaseFact, RefundFact
@@ -27,6 +30,10 @@ CREATE TABLE IF NOT EXISTS kpi_record_month (
 CREATE TABLE IF NOT EXISTS kpi_records (record_id TEXT PRIMARY KEY, first_day TEXT NOT NULL, second_day TEXT)
   WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS kpi_backfills (name TEXT PRIMARY KEY) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS kpi_record_month_record ON kpi_record_month(month, record_id, days);
+CREATE INDEX IF NOT EXISTS kpi_merged_records ON memberships(customer_id) WHERE record_id != customer_id;
+CREATE INDEX IF NOT EXISTS kpi_account_managers ON attributes(record_id)
+  WHERE field = 'attributes.account_manager';
 """
 
 # Once per database: the first two purchase days of every record from the purchases alerts kept before the KPI
@@ -47,6 +54,49 @@ _CHUNK = 900
 def _chunks(ids: list, size: int = _CHUNK):
     for i in range(0, len(ids), size):
         yield ids[i:i + size]
+
+
+# A record is "alone" when no other record belongs to its customer and it belongs to no other customer: it is its
+# own customer with its own first days and account manager, so its figures are counted here without any mapping.
+# The records of merged customers (kpi_merged_records: few) take the general path in Python (``customer_figures``).
+_MERGED = "SELECT record_id, customer_id FROM memberships WHERE record_id != customer_id"
+_MANAGERS = f"SELECT record_id, value FROM attributes WHERE field = '{MANAGER}'"
+# Each alone record's days of the month over the stores (a bit per day OR'd over its stores' rows), its first days,
+# whether it bought in the month before, its tenure in months; then the month's counts over those records.
+_ALONE = """
+WITH g AS (
+  SELECT record_id, CASE WHEN COUNT(*) > 1 THEN kpi_or(group_concat(days)) ELSE MAX(days) END AS days
+  FROM kpi_record_month WHERE month = :month{stores}
+    AND record_id NOT IN (SELECT value FROM json_each(:merged)) GROUP BY record_id),
+c AS (
+  SELECT g.record_id, g.days, k.first_day, k.second_day,
+    EXISTS (SELECT 1 FROM kpi_record_month p WHERE p.month = :before AND p.record_id = g.record_id{stores}) AS kept,
+    CASE WHEN k.first_day IS NULL THEN 0
+         ELSE :number - CAST(substr(k.first_day, 1, 4) AS INTEGER) * 12 - CAST(substr(k.first_day, 6, 2) AS INTEGER)
+    END AS age
+  FROM g LEFT JOIN kpi_records k ON k.record_id = g.record_id)
+SELECT COUNT(*),
+  (SELECT COUNT(DISTINCT record_id) FROM kpi_record_month WHERE month = :before{stores}
+     AND record_id NOT IN (SELECT value FROM json_each(:merged))),
+  SUM(kept), SUM(kpi_bits(days)), SUM(days & (days - 1) != 0), SUM(substr(first_day, 1, 7) = :month),
+  SUM(substr(first_day, 1, 7) = :month AND julianday(second_day) - julianday(first_day) <= :window),
+  SUM(record_id IN (SELECT value FROM json_each(:managed))), {tenure}
+FROM c
+""".replace("{tenure}", ", ".join(f"SUM(age <= {hi})" if lo == 0 else f"SUM(age >= {lo})" if hi is None
+                                  else f"SUM(age BETWEEN {lo} AND {hi})" for _, lo, hi in TENURE))
+_STORES = " AND store_id IN (SELECT value FROM json_each(:stores))"
+
+
+def _or(days: str) -> int:
+    """The OR of a record's day bits over its stores' rows (``group_concat``'s text)."""
+    out = 0
+    for d in days.split(","):
+        out |= int(d)
+    return out
+
+
+def _bits(days: int | None) -> int | None:
+    return None if days is None else days.bit_count()
 
 
 class SqliteKpi:
@@ -145,6 +195,51 @@ class SqliteKpi:
                 if held is None or tuple(order) > held[0]:
                     newest[owner[record]] = (tuple(order), open_field(self.keys, record, MANAGER, value))  # type: ignore[attr-defined]
         return {c for c, (_, value) in newest.items() if value}
+
+    def kpi_customers(self, before: dict[str, str], *, stores: list[str] | None,
+                      retention_days: int) -> dict[str, Figures]:
+        """The customer figures of each month (``before``: month -> the month before) over ``stores``, every
+        record mapped to its customer now (the store totals' figures left at 0): records alone counted in SQL,
+        merged customers' records in Python."""
+        from services.alerts.reports.kpi_read import customer_figures  # it reads through this store
+
+        c = self.db.conn()  # type: ignore[attr-defined]
+        c.create_function("kpi_or", 1, _or, deterministic=True)
+        c.create_function("kpi_bits", 1, _bits, deterministic=True)
+        merged = sorted({x for pair in c.execute(_MERGED) for x in pair})
+        args = {"merged": json.dumps(merged), "managed": json.dumps(sorted(self._kpi_managers(c))),
+                "stores": json.dumps(stores), "window": retention_days}
+        sql = _ALONE.replace("{stores}", "" if stores is None else _STORES)
+        out: dict[str, Figures] = {}
+        for month, prior in before.items():
+            n = [v or 0 for v in c.execute(sql, {**args, "month": month, "before": prior,
+                                                 "number": int(month[:4]) * 12 + int(month[5:7])}).fetchone()]
+            out[month] = Figures(month, customers=n[0], previous_customers=n[1], retained_customers=n[2],
+                                 purchase_days=n[3], repeat_customers=n[4], new_customers=n[5], returning_new=n[6],
+                                 managed_customers=n[7],
+                                 tenure={name: v for (name, _, _), v in zip(TENURE, n[8:], strict=True)})
+        if not merged:
+            return out
+        months = sorted(set(before) | set(before.values()))
+        rows = list(map(RecordMonth._make, c.execute(
+            "SELECT * FROM kpi_record_month WHERE month IN (SELECT value FROM json_each(:months))"
+            f" AND record_id IN (SELECT value FROM json_each(:merged)){'' if stores is None else _STORES}",
+            {**args, "months": json.dumps(months)})))
+        rest = customer_figures(self, before, rows, retention_days=retention_days)  # type: ignore[arg-type]
+        return {m: plus(out[m], rest[m]) for m in before}
+
+    def _kpi_managers(self, c) -> set[str]:
+        """The records whose own account manager is set now. Opening a sealed value costs a key and a decryption:
+        what each stored value says is kept (the stored text changes with the value, and an erasure deletes it)."""
+        rows = c.execute(_MANAGERS).fetchall()
+        held: dict[tuple[str, str], bool] = getattr(self, "_kpi_opened", {})
+        fresh = [(r, v) for r, v in rows if (r, v) not in held]
+        if fresh:
+            self.keys.load({r for r, _ in fresh})  # type: ignore[attr-defined]
+            held = {**held, **{(r, v): bool(open_field(self.keys, r, MANAGER, v))  # type: ignore[attr-defined]
+                               for r, v in fresh}}
+        self._kpi_opened = {(r, v): held[(r, v)] for r, v in rows}  # only the values held now
+        return {r for r, v in rows if held[(r, v)]}
 
     def kpi_erase(self, ids: list[str]) -> None:
         """Forget erased records in the aggregates: their rows go, their orders stay in the store totals."""
