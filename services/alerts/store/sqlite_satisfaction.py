@@ -3,6 +3,7 @@ loyal-customer count), and the reasons alerts were resolved for, in alerts' SQLi
 
 from __future__ import annotations
 
+import json
 from collections import Counter, defaultdict
 
 from services.alerts.reports.satisfaction import SCORES, ReasonRow, SurveyScore, VisitDay, month_of
@@ -27,6 +28,11 @@ CREATE INDEX IF NOT EXISTS sat_reasons_month ON sat_reasons(month, store_id);
 CREATE INDEX IF NOT EXISTS sat_reasons_record ON sat_reasons(record_id);
 """
 
+# Counted in SQL (SQLite has no OR aggregate): two distinct days means two months, or one month whose rows (a
+# record's days at a store, a bit per day) hold two bits in one row or differ between rows.
+_LOYAL = "MIN(month) != MAX(month) OR MAX(days & (days - 1)) > 0 OR MIN(days) != MAX(days) AS loyal"
+# Records of merged customers: the records merged into another and the customers they were merged into.
+_MERGED = "SELECT record_id, customer_id FROM memberships WHERE record_id != customer_id"
 _REASON_COLUMNS = ("alert_id", "type", "store_id", "month", "reason", "reason_text", "record_id", "resolved_at")
 
 
@@ -72,16 +78,24 @@ class SqliteSatisfaction:
         """Customers with a purchase in ``months`` at ``stores`` (None: all), and those of them with purchases on
         at least two distinct days; records mapped to their customer now."""
         where, args = _stores_sql(stores)
-        # Counted in SQL (SQLite has no OR aggregate): two distinct days means two months, or one month whose
-        # rows (a record's days at a store, a bit per day) hold two bits in one row or differ between rows.
-        row = self.db.conn().execute(  # type: ignore[attr-defined]
-            "SELECT COUNT(*), COALESCE(SUM(loyal), 0) FROM (SELECT COUNT(DISTINCT month) > 1"
-            " OR MAX(days & (days - 1)) > 0 OR MIN(days) != MAX(days) AS loyal FROM ("
+        c = self.db.conn()  # type: ignore[attr-defined]
+        # A record no other belongs to, and belonging to no other, is its own customer: grouped by record with no
+        # mapping. The few records of merged customers are grouped by their customer through the memberships.
+        merged = sorted({x for pair in c.execute(_MERGED) for x in pair})
+        alone = c.execute(
+            f"SELECT COUNT(*), COALESCE(SUM(loyal), 0) FROM (SELECT {_LOYAL} FROM sat_visits"
+            f" WHERE month IN ({_in(months)}){where} AND record_id NOT IN (SELECT value FROM json_each(?))"
+            " GROUP BY record_id)", [*months, *args, json.dumps(merged)]).fetchone()
+        if not merged:
+            return alone[0], alone[1]
+        rest = c.execute(
+            f"SELECT COUNT(*), COALESCE(SUM(loyal), 0) FROM (SELECT {_LOYAL} FROM ("
             "SELECT COALESCE(m.customer_id, v.record_id) AS customer, v.month, v.days FROM sat_visits v"
             " LEFT JOIN memberships m ON m.record_id = v.record_id"
-            f" WHERE v.month IN ({_in(months)}){where.replace('store_id', 'v.store_id')}) GROUP BY customer)",
-            [*months, *args]).fetchone()
-        return row[0], row[1]
+            f" WHERE v.month IN ({_in(months)}){where.replace('store_id', 'v.store_id')}"
+            " AND v.record_id IN (SELECT value FROM json_each(?))) GROUP BY customer)",
+            [*months, *args, json.dumps(merged)]).fetchone()
+        return alone[0] + rest[0], alone[1] + rest[1]
 
     def put_reason(self, row: ReasonRow) -> None:
         """Keep why an alert was resolved (its text sealed); a later resolution of the same alert replaces it."""
