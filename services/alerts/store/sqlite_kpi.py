@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
-from services.alerts.reports.kpi import TENURE, Figures, plus
+from services.alerts.reports.kpi import TENURE, Figures, month_shift, plus
 from services.alerts.reports.kpi_aggregate import TOTALS, Changes, Order, fold_sales, refunds_of, sales_of
 from services.alerts.store.kpi_rows import RecordMonth, StoreMonth
 from shared.contract.facts import PurchaseFact, RefundFact
@@ -61,29 +62,37 @@ def _chunks(ids: list, size: int = _CHUNK):
 # The records of merged customers (kpi_merged_records: few) take the general path in Python (``customer_figures``).
 _MERGED = "SELECT record_id, customer_id FROM memberships WHERE record_id != customer_id"
 _MANAGERS = f"SELECT record_id, value FROM attributes WHERE field = '{MANAGER}'"
-# Each alone record's days of the month over the stores (a bit per day OR'd over its stores' rows), its first days,
-# whether it bought in the month before, its tenure in months; then the month's counts over those records.
+# Each alone record's days of the month over the stores (a bit per day OR'd over its stores' rows), its first days
+# and whether it bought in the month before; then the month's counts over those records. Tenure compares the first
+# day with the first day of the month ``hi`` months back (:since_<hi>): string comparisons, no date arithmetic
+# per row; the retention window's date arithmetic runs for the month's new customers only.
 _ALONE = """
 WITH g AS (
   SELECT record_id, CASE WHEN COUNT(*) > 1 THEN kpi_or(group_concat(days)) ELSE MAX(days) END AS days
   FROM kpi_record_month WHERE month = :month{stores}
     AND record_id NOT IN (SELECT value FROM json_each(:merged)) GROUP BY record_id),
 c AS (
-  SELECT g.record_id, g.days, k.first_day, k.second_day,
-    EXISTS (SELECT 1 FROM kpi_record_month p WHERE p.month = :before AND p.record_id = g.record_id{stores}) AS kept,
-    CASE WHEN k.first_day IS NULL THEN 0
-         ELSE :number - CAST(substr(k.first_day, 1, 4) AS INTEGER) * 12 - CAST(substr(k.first_day, 6, 2) AS INTEGER)
-    END AS age
+  SELECT g.days, k.first_day, k.second_day,
+    EXISTS (SELECT 1 FROM kpi_record_month p WHERE p.month = :before AND p.record_id = g.record_id{stores}) AS kept
   FROM g LEFT JOIN kpi_records k ON k.record_id = g.record_id)
-SELECT COUNT(*),
-  (SELECT COUNT(DISTINCT record_id) FROM kpi_record_month WHERE month = :before{stores}
-     AND record_id NOT IN (SELECT value FROM json_each(:merged))),
-  SUM(kept), SUM(kpi_bits(days)), SUM(days & (days - 1) != 0), SUM(substr(first_day, 1, 7) = :month),
-  SUM(substr(first_day, 1, 7) = :month AND julianday(second_day) - julianday(first_day) <= :window),
-  SUM(record_id IN (SELECT value FROM json_each(:managed))), {tenure}
+SELECT COUNT(*), SUM(kept), SUM(kpi_bits(days)), SUM(days & (days - 1) != 0),
+  SUM(first_day >= :start AND first_day < :next),
+  SUM(CASE WHEN first_day >= :start AND first_day < :next THEN second_day <= date(first_day, :window) END),
+  SUM(first_day IS NULL OR first_day >= :start), {since}
 FROM c
-""".replace("{tenure}", ", ".join(f"SUM(age <= {hi})" if lo == 0 else f"SUM(age >= {lo})" if hi is None
-                                  else f"SUM(age BETWEEN {lo} AND {hi})" for _, lo, hi in TENURE))
+""".replace("{since}", ", ".join(f"SUM(first_day IS NULL OR first_day >= :since_{hi})" for _, lo, hi in TENURE
+                                 if lo and hi))
+# The alone records of a month (the months before the report's months).
+_ALONE_COUNT = ("SELECT COUNT(*) FROM (SELECT record_id FROM kpi_record_month WHERE month = :month{stores}"
+                " AND record_id NOT IN (SELECT value FROM json_each(:merged)) GROUP BY record_id)")
+# The month's managed alone records, looked up from the (few) records with an account manager set.
+_MANAGED = ("SELECT COUNT(DISTINCT k.record_id) FROM json_each(:managed) j"
+            " CROSS JOIN kpi_record_month k INDEXED BY kpi_record_month_record"
+            " WHERE k.month = :month AND k.record_id = j.value{stores}")
+# Every row of the months of the merged customers' records, looked up record by record.
+_MERGED_ROWS = ("SELECT k.* FROM json_each(:months) m CROSS JOIN json_each(:merged) r"
+                " CROSS JOIN kpi_record_month k INDEXED BY kpi_record_month_record"
+                " WHERE k.month = m.value AND k.record_id = r.value{stores}")
 _STORES = " AND store_id IN (SELECT value FROM json_each(:stores))"
 
 
@@ -188,12 +197,11 @@ class SqliteKpi:
             rows = self.db.conn().execute(  # type: ignore[attr-defined]
                 "SELECT record_id, value, time_ms, source, event_id FROM attributes WHERE field = ?"
                 f" AND record_id IN ({_in(part)})", [MANAGER, *part]).fetchall()
-            if rows:
-                self.keys.load({r[0] for r in rows})  # type: ignore[attr-defined]
+            self._kpi_open([(record, value) for record, value, *_ in rows])
             for record, value, *order in rows:
                 held = newest.get(owner[record])
                 if held is None or tuple(order) > held[0]:
-                    newest[owner[record]] = (tuple(order), open_field(self.keys, record, MANAGER, value))  # type: ignore[attr-defined]
+                    newest[owner[record]] = (tuple(order), self._kpi_opened[(record, value)])
         return {c for c, (_, value) in newest.items() if value}
 
     def kpi_customers(self, before: dict[str, str], *, stores: list[str] | None,
@@ -207,39 +215,51 @@ class SqliteKpi:
         c.create_function("kpi_or", 1, _or, deterministic=True)
         c.create_function("kpi_bits", 1, _bits, deterministic=True)
         merged = sorted({x for pair in c.execute(_MERGED) for x in pair})
-        args = {"merged": json.dumps(merged), "managed": json.dumps(sorted(self._kpi_managers(c))),
-                "stores": json.dumps(stores), "window": retention_days}
-        sql = _ALONE.replace("{stores}", "" if stores is None else _STORES)
+        args = {"merged": json.dumps(merged), "stores": json.dumps(stores),
+                "managed": json.dumps(sorted(self._kpi_managers(c) - set(merged))),
+                "window": f"+{retention_days} days"}
+        where = "" if stores is None else _STORES
+        sql, count, managed = (q.replace("{stores}", where) for q in (_ALONE, _ALONE_COUNT, _MANAGED))
         out: dict[str, Figures] = {}
         for month, prior in before.items():
-            n = [v or 0 for v in c.execute(sql, {**args, "month": month, "before": prior,
-                                                 "number": int(month[:4]) * 12 + int(month[5:7])}).fetchone()]
-            out[month] = Figures(month, customers=n[0], previous_customers=n[1], retained_customers=n[2],
-                                 purchase_days=n[3], repeat_customers=n[4], new_customers=n[5], returning_new=n[6],
-                                 managed_customers=n[7],
-                                 tenure={name: v for (name, _, _), v in zip(TENURE, n[8:], strict=True)})
+            start = {hi: f"{month_shift(month, -hi)}-01" for _, _, hi in TENURE if hi is not None}
+            at = {**args, "month": month, "before": prior, "start": start[0], "next": f"{month_shift(month, 1)}-01",
+                  **{f"since_{hi}": day for hi, day in start.items() if hi}}
+            n = [v or 0 for v in c.execute(sql, at).fetchone()]
+            since = [*n[6:], n[0]]  # first day (or none) since the month's start, since each bucket's, any
+            out[month] = Figures(month, customers=n[0], retained_customers=n[1], purchase_days=n[2],
+                                 repeat_customers=n[3], new_customers=n[4], returning_new=n[5],
+                                 managed_customers=c.execute(managed, at).fetchone()[0],
+                                 tenure={name: since[i] - (since[i - 1] if i else 0)
+                                         for i, (name, _, _) in enumerate(TENURE)})
+        for month, prior in before.items():
+            held = out[prior].customers if prior in out else c.execute(count, {**args, "month": prior}).fetchone()[0]
+            out[month] = replace(out[month], previous_customers=held)
         if not merged:
             return out
         months = sorted(set(before) | set(before.values()))
-        rows = list(map(RecordMonth._make, c.execute(
-            "SELECT * FROM kpi_record_month WHERE month IN (SELECT value FROM json_each(:months))"
-            f" AND record_id IN (SELECT value FROM json_each(:merged)){'' if stores is None else _STORES}",
-            {**args, "months": json.dumps(months)})))
+        rows = list(map(RecordMonth._make, c.execute(_MERGED_ROWS.replace("{stores}", where),
+                                                     {**args, "months": json.dumps(months)})))
         rest = customer_figures(self, before, rows, retention_days=retention_days)  # type: ignore[arg-type]
         return {m: plus(out[m], rest[m]) for m in before}
 
     def _kpi_managers(self, c) -> set[str]:
-        """The records whose own account manager is set now. Opening a sealed value costs a key and a decryption:
-        what each stored value says is kept (the stored text changes with the value, and an erasure deletes it)."""
+        """The records whose own account manager is set now."""
         rows = c.execute(_MANAGERS).fetchall()
+        self._kpi_open(rows)
+        self._kpi_opened = {(r, v): self._kpi_opened[(r, v)] for r, v in rows}  # only the values held now
+        return {r for r, v in rows if self._kpi_opened[(r, v)]}
+
+    def _kpi_open(self, rows: list[tuple[str, str]]) -> None:
+        """Whether each stored account manager (record, stored text) is set. Opening a sealed value costs a key and a
+        decryption: what each stored text says is kept (the text changes with the value, an erasure deletes it)."""
         held: dict[tuple[str, str], bool] = getattr(self, "_kpi_opened", {})
         fresh = [(r, v) for r, v in rows if (r, v) not in held]
         if fresh:
             self.keys.load({r for r, _ in fresh})  # type: ignore[attr-defined]
             held = {**held, **{(r, v): bool(open_field(self.keys, r, MANAGER, v))  # type: ignore[attr-defined]
                                for r, v in fresh}}
-        self._kpi_opened = {(r, v): held[(r, v)] for r, v in rows}  # only the values held now
-        return {r for r, v in rows if held[(r, v)]}
+        self._kpi_opened = held
 
     def kpi_erase(self, ids: list[str]) -> None:
         """Forget erased records in the aggregates: their rows go, their orders stay in the store totals."""
