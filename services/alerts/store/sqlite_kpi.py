@@ -197,11 +197,11 @@ class SqliteKpi:
             rows = self.db.conn().execute(  # type: ignore[attr-defined]
                 "SELECT record_id, value, time_ms, source, event_id FROM attributes WHERE field = ?"
                 f" AND record_id IN ({_in(part)})", [MANAGER, *part]).fetchall()
-            self._kpi_open([(record, value) for record, value, *_ in rows])
+            opened = self._kpi_open([(record, value) for record, value, *_ in rows])
             for record, value, *order in rows:
                 held = newest.get(owner[record])
                 if held is None or tuple(order) > held[0]:
-                    newest[owner[record]] = (tuple(order), self._kpi_opened[(record, value)])
+                    newest[owner[record]] = (tuple(order), opened[(record, value)])
         return {c for c, (_, value) in newest.items() if value}
 
     def kpi_customers(self, before: dict[str, str], *, stores: list[str] | None,
@@ -246,11 +246,11 @@ class SqliteKpi:
     def _kpi_managers(self, c) -> set[str]:
         """The records whose own account manager is set now."""
         rows = c.execute(_MANAGERS).fetchall()
-        self._kpi_open(rows)
-        self._kpi_opened = {(r, v): self._kpi_opened[(r, v)] for r, v in rows}  # only the values held now
-        return {r for r, v in rows if self._kpi_opened[(r, v)]}
+        opened = self._kpi_open(rows)
+        self._kpi_opened = {(r, v): opened[(r, v)] for r, v in rows}  # only the values held now
+        return {r for r, v in rows if opened[(r, v)]}
 
-    def _kpi_open(self, rows: list[tuple[str, str]]) -> None:
+    def _kpi_open(self, rows: list[tuple[str, str]]) -> dict[tuple[str, str], bool]:
         """Whether each stored account manager (record, stored text) is set. Opening a sealed value costs a key and a
         decryption: what each stored text says is kept (the text changes with the value, an erasure deletes it)."""
         held: dict[tuple[str, str], bool] = getattr(self, "_kpi_opened", {})
@@ -259,7 +259,8 @@ class SqliteKpi:
             self.keys.load({r for r, _ in fresh})  # type: ignore[attr-defined]
             held = {**held, **{(r, v): bool(open_field(self.keys, r, MANAGER, v))  # type: ignore[attr-defined]
                                for r, v in fresh}}
-        self._kpi_opened = held
+            self._kpi_opened = held
+        return held
 
     def kpi_erase(self, ids: list[str]) -> None:
         """Forget erased records in the aggregates: their rows go, their orders stay in the store totals."""
