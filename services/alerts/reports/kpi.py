@@ -123,10 +123,11 @@ def with_totals(f: Figures, totals: list[StoreMonth]) -> Figures:
     return replace(f, orders=t[0], gross_sales=t[1], refunds=t[2], member_orders=t[3], member_sales=t[4] - t[5])
 
 
-def plus(a: Figures, b: Figures) -> Figures:
-    """The customer figures of two disjoint sets of customers together."""
-    return replace(a, **{c: getattr(a, c) + getattr(b, c) for c in CUSTOMER_COUNTS},
-                   tenure={name: a.tenure.get(name, 0) + b.tenure.get(name, 0) for name, _, _ in TENURE})
+def plus(a: Figures, b: Figures, sign: int = 1) -> Figures:
+    """The customer figures of two disjoint sets of customers together (``sign`` -1: ``b``'s, counted in ``a``,
+    taken out of it)."""
+    return replace(a, **{c: getattr(a, c) + sign * getattr(b, c) for c in CUSTOMER_COUNTS},
+                   tenure={name: a.tenure.get(name, 0) + sign * b.tenure.get(name, 0) for name, _, _ in TENURE})
 
 
 def first_days(records_of: dict[str, list[str]], held: dict[str, tuple[str, str | None]]

@@ -52,3 +52,15 @@ def customer_figures(store: AlertsStore, before: dict[str, str], rows: list[Reco
         by_month[r.month].append(r)
     return {m: figures(m, totals=[], rows=by_month[m], previous=by_month[b], owner=owner, firsts=firsts,
                        managed=managed, retention_days=retention_days) for m, b in before.items()}
+
+
+def record_figures(before: dict[str, str], rows: list[RecordMonth], *, firsts: dict[str, tuple[str, str | None]],
+                   managed: set[str], retention_days: int) -> dict[str, Figures]:
+    """The customer figures of each month from these record rows as if each record were a customer of its own (its
+    own first days, its own account manager): what a count by record holds of these records."""
+    alone = {r.record_id: r.record_id for r in rows}
+    by_month: dict[str, list] = defaultdict(list)
+    for r in rows:
+        by_month[r.month].append(r)
+    return {m: figures(m, totals=[], rows=by_month[m], previous=by_month[b], owner=alone, firsts=firsts,
+                       managed=managed, retention_days=retention_days) for m, b in before.items()}

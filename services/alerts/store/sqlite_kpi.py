@@ -58,8 +58,9 @@ def _chunks(ids: list, size: int = _CHUNK):
 
 
 # A record is "alone" when no other record belongs to its customer and it belongs to no other customer: it is its
-# own customer with its own first days and account manager, so its figures are counted here without any mapping.
-# The records of merged customers (kpi_merged_records: few) take the general path in Python (``customer_figures``).
+# own customer with its own first days and account manager. Every record is counted in SQL as if it were alone (no
+# mapping, no test per row); then the records of merged customers (kpi_merged_records: few) are taken out of those
+# counts (``record_figures``) and counted by their customer in Python (``customer_figures``).
 _MERGED = "SELECT record_id, customer_id FROM memberships WHERE record_id != customer_id"
 _MANAGERS = f"SELECT record_id, value FROM attributes WHERE field = '{MANAGER}'"
 # Each alone record's days of the month over the stores (a bit per day OR'd over its stores' rows), its first days
@@ -69,8 +70,7 @@ _MANAGERS = f"SELECT record_id, value FROM attributes WHERE field = '{MANAGER}'"
 _ALONE = """
 WITH g AS (
   SELECT record_id, CASE WHEN COUNT(*) > 1 THEN kpi_or(group_concat(days)) ELSE MAX(days) END AS days
-  FROM kpi_record_month WHERE month = :month{stores}
-    AND record_id NOT IN (SELECT value FROM json_each(:merged)) GROUP BY record_id),
+  FROM kpi_record_month WHERE month = :month{stores} GROUP BY record_id),
 c AS (
   SELECT g.days, k.first_day, k.second_day,
     EXISTS (SELECT 1 FROM kpi_record_month p WHERE p.month = :before AND p.record_id = g.record_id{stores}) AS kept
@@ -84,7 +84,7 @@ FROM c
                                  if lo and hi))
 # The alone records of a month (the months before the report's months).
 _ALONE_COUNT = ("SELECT COUNT(*) FROM (SELECT record_id FROM kpi_record_month WHERE month = :month{stores}"
-                " AND record_id NOT IN (SELECT value FROM json_each(:merged)) GROUP BY record_id)")
+                " GROUP BY record_id)")
 # The month's managed alone records, looked up from the (few) records with an account manager set.
 _MANAGED = ("SELECT COUNT(DISTINCT k.record_id) FROM json_each(:managed) j"
             " CROSS JOIN kpi_record_month k INDEXED BY kpi_record_month_record"
@@ -209,14 +209,14 @@ class SqliteKpi:
         """The customer figures of each month (``before``: month -> the month before) over ``stores``, every
         record mapped to its customer now (the store totals' figures left at 0): records alone counted in SQL,
         merged customers' records in Python."""
-        from services.alerts.reports.kpi_read import customer_figures  # it reads through this store
+        from services.alerts.reports.kpi_read import customer_figures, record_figures  # they read through it
 
         c = self.db.conn()  # type: ignore[attr-defined]
         c.create_function("kpi_or", 1, _or, deterministic=True)
         c.create_function("kpi_bits", 1, _bits, deterministic=True)
         merged = sorted({x for pair in c.execute(_MERGED) for x in pair})
         args = {"merged": json.dumps(merged), "stores": json.dumps(stores),
-                "managed": json.dumps(sorted(self._kpi_managers(c) - set(merged))),
+                "managed": json.dumps(sorted(self._kpi_managers(c))),
                 "window": f"+{retention_days} days"}
         where = "" if stores is None else _STORES
         sql, count, managed = (q.replace("{stores}", where) for q in (_ALONE, _ALONE_COUNT, _MANAGED))
@@ -240,8 +240,10 @@ class SqliteKpi:
         months = sorted(set(before) | set(before.values()))
         rows = list(map(RecordMonth._make, c.execute(_MERGED_ROWS.replace("{stores}", where),
                                                      {**args, "months": json.dumps(months)})))
-        rest = customer_figures(self, before, rows, retention_days=retention_days)  # type: ignore[arg-type]
-        return {m: plus(out[m], rest[m]) for m in before}
+        apart = record_figures(before, rows, firsts=self.kpi_firsts(sorted({r.record_id for r in rows})),
+                               managed=self._kpi_managers(c), retention_days=retention_days)
+        together = customer_figures(self, before, rows, retention_days=retention_days)  # type: ignore[arg-type]
+        return {m: plus(plus(out[m], apart[m], -1), together[m]) for m in before}
 
     def _kpi_managers(self, c) -> set[str]:
         """The records whose own account manager is set now."""
