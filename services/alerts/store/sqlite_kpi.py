@@ -63,6 +63,17 @@ def _chunks(ids: list, size: int = _CHUNK):
 # counts (``record_figures``) and counted by their customer in Python (``customer_figures``).
 _MERGED = "SELECT record_id, customer_id FROM memberships WHERE record_id != customer_id"
 _MANAGERS = f"SELECT record_id, value FROM attributes WHERE field = '{MANAGER}'"
+
+
+def _bit_count(x: str) -> str:
+    """SQL for the number of bits set in ``x`` (a month's day bits, under 2**31): the SWAR sum of bits in pairs,
+    fours and bytes, then the bytes added by one multiplication (SQLite has no popcount; a Python function
+    called per row costs more)."""
+    a = f"({x} - (({x} >> 1) & 1431655765))"
+    b = f"(({a} & 858993459) + (({a} >> 2) & 858993459))"
+    return f"(((({b} + ({b} >> 4)) & 252645135) * 16843009) >> 24 & 255)"
+
+
 # Each alone record's days of the month over the stores (a bit per day OR'd over its stores' rows), its first days
 # and whether it bought in the month before; then the month's counts over those records. Tenure compares the first
 # day with the first day of the month ``hi`` months back (:since_<hi>): string comparisons, no date arithmetic
@@ -75,13 +86,13 @@ c AS (
   SELECT g.days, k.first_day, k.second_day,
     EXISTS (SELECT 1 FROM kpi_record_month p WHERE p.month = :before AND p.record_id = g.record_id{stores}) AS kept
   FROM g LEFT JOIN kpi_records k ON k.record_id = g.record_id)
-SELECT COUNT(*), SUM(kept), SUM(kpi_bits(days)), SUM(days & (days - 1) != 0),
+SELECT COUNT(*), SUM(kept), SUM({bits}), SUM(days & (days - 1) != 0),
   SUM(first_day >= :start AND first_day < :next),
   SUM(CASE WHEN first_day >= :start AND first_day < :next THEN second_day <= date(first_day, :window) END),
   SUM(first_day IS NULL OR first_day >= :start), {since}
 FROM c
-""".replace("{since}", ", ".join(f"SUM(first_day IS NULL OR first_day >= :since_{hi})" for _, lo, hi in TENURE
-                                 if lo and hi))
+""".replace("{bits}", _bit_count("days")).replace("{since}", ", ".join(
+    f"SUM(first_day IS NULL OR first_day >= :since_{hi})" for _, lo, hi in TENURE if lo and hi))
 # The alone records of a month (the months before the report's months).
 _ALONE_COUNT = ("SELECT COUNT(*) FROM (SELECT record_id FROM kpi_record_month WHERE month = :month{stores}"
                 " GROUP BY record_id)")
@@ -102,10 +113,6 @@ def _or(days: str) -> int:
     for d in days.split(","):
         out |= int(d)
     return out
-
-
-def _bits(days: int | None) -> int | None:
-    return None if days is None else days.bit_count()
 
 
 class SqliteKpi:
@@ -213,7 +220,6 @@ class SqliteKpi:
 
         c = self.db.conn()  # type: ignore[attr-defined]
         c.create_function("kpi_or", 1, _or, deterministic=True)
-        c.create_function("kpi_bits", 1, _bits, deterministic=True)
         merged = sorted({x for pair in c.execute(_MERGED) for x in pair})
         args = {"merged": json.dumps(merged), "stores": json.dumps(stores),
                 "managed": json.dumps(sorted(self._kpi_managers(c))),

@@ -35,3 +35,16 @@ def test_the_company_month_maps_and_reads_only_merged_customers_records(tmp_path
     assert asked["customers_of"] == [["c001", "r_m"]]
     assert sorted(asked["kpi_firsts"][0]) == ["c001", "r_m"]
     store.close()
+
+
+def test_the_sql_count_of_day_bits_is_pythons_for_every_month_shape():
+    import random
+    import sqlite3
+
+    from services.alerts.store.sqlite_kpi import _bit_count
+
+    rng = random.Random(31)
+    days = [0, 1, 1 << 30, (1 << 31) - 1, 0x55555555 >> 1, 0x2AAAAAAA] + [rng.getrandbits(31) for _ in range(2000)]
+    conn = sqlite3.connect(":memory:")
+    assert [conn.execute(f"SELECT {_bit_count('?1')}", (d,)).fetchone()[0] for d in days] == [
+        d.bit_count() for d in days]
