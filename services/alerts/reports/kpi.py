@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from fractions import Fraction
 from functools import lru_cache
@@ -92,8 +92,6 @@ def figures(month: str, *, totals: list[StoreMonth], rows: list[RecordMonth], pr
             retention_days: int) -> Figures:
     """The month's figures: ``totals`` and ``rows`` of the month, ``previous`` the record rows of the month
     before, ``owner`` record -> customer now, ``firsts`` customer -> first two purchase days."""
-    t = [sum(getattr(x, c) for x in totals) for c in ("orders", "sales_minor", "refunds_minor", "member_orders",
-                                                      "member_sales_minor", "member_refunds_minor")]
     days = _days(rows, owner)
     before = set(_days(previous, owner))
     # Every buyer has first days (kept with the purchase); the guard keeps a report up if a row were missing.
@@ -107,11 +105,29 @@ def figures(month: str, *, totals: list[StoreMonth], rows: list[RecordMonth], pr
         age = now - _month_number(firsts[c][0][:7]) if c in firsts else 0
         tenure[_BUCKET[min(age, last)]] += 1
     counts = [d.bit_count() for d in days.values()]
-    return Figures(month, orders=t[0], gross_sales=t[1], refunds=t[2], member_orders=t[3],
-                   member_sales=t[4] - t[5], customers=len(days), new_customers=len(new),
-                   returning_new=len(returning), previous_customers=len(before),
-                   retained_customers=len(before & set(days)), repeat_customers=sum(1 for n in counts if n >= 2),
-                   purchase_days=sum(counts), managed_customers=len(managed & set(days)), tenure=tenure)
+    return with_totals(Figures(month, customers=len(days), new_customers=len(new), returning_new=len(returning),
+                               previous_customers=len(before), retained_customers=len(before & set(days)),
+                               repeat_customers=sum(1 for n in counts if n >= 2), purchase_days=sum(counts),
+                               managed_customers=len(managed & set(days)), tenure=tenure), totals)
+
+
+# The figures counted per customer: a disjoint set of customers' figures add up (``plus``).
+CUSTOMER_COUNTS = ("customers", "new_customers", "returning_new", "previous_customers", "retained_customers",
+                   "repeat_customers", "purchase_days", "managed_customers")
+
+
+def with_totals(f: Figures, totals: list[StoreMonth]) -> Figures:
+    """``f`` with its orders and money from the store totals of its month."""
+    t = [sum(getattr(x, c) for x in totals) for c in ("orders", "sales_minor", "refunds_minor", "member_orders",
+                                                      "member_sales_minor", "member_refunds_minor")]
+    return replace(f, orders=t[0], gross_sales=t[1], refunds=t[2], member_orders=t[3], member_sales=t[4] - t[5])
+
+
+def plus(a: Figures, b: Figures, sign: int = 1) -> Figures:
+    """The customer figures of two disjoint sets of customers together (``sign`` -1: ``b``'s, counted in ``a``,
+    taken out of it)."""
+    return replace(a, **{c: getattr(a, c) + sign * getattr(b, c) for c in CUSTOMER_COUNTS},
+                   tenure={name: a.tenure.get(name, 0) + sign * b.tenure.get(name, 0) for name, _, _ in TENURE})
 
 
 def first_days(records_of: dict[str, list[str]], held: dict[str, tuple[str, str | None]]

@@ -7,8 +7,9 @@ from collections import defaultdict
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from services.alerts.reports.kpi import Figures, figures, first_days, month_shift
+from services.alerts.reports.kpi import Figures, figures, first_days, month_shift, with_totals
 from services.alerts.store import AlertsStore
+from services.alerts.store.kpi_rows import RecordMonth
 
 
 class KpiConfig(BaseSettings):
@@ -27,10 +28,18 @@ def compared(month: str) -> dict[str, str]:
 
 def kpis(months: list[str], *, store: AlertsStore, stores: list[str] | None, retention_days: int
          ) -> dict[str, Figures]:
-    """The figures of each month over ``stores`` (None: every store), read in a few bulk calls."""
-    before = {m: month_shift(m, -1) for m in months}
+    """The figures of each month over ``stores`` (None: every store): the store totals, and the customer figures the
+    store counts (``kpi_customers``)."""
     totals = store.kpi_totals(months=months, stores=stores)
-    rows = store.kpi_records(months=sorted(set(months) | set(before.values())), stores=stores)
+    counted = store.kpi_customers({m: month_shift(m, -1) for m in months}, stores=stores,
+                                  retention_days=retention_days)
+    return {m: with_totals(counted[m], [t for t in totals if t.month == m]) for m in months}
+
+
+def customer_figures(store: AlertsStore, before: dict[str, str], rows: list[RecordMonth], *, retention_days: int
+                     ) -> dict[str, Figures]:
+    """The customer figures of each month (``before``: month -> the month before it) from these record rows of the
+    months and the months before, each record mapped to its customer now: the general path, whatever the records."""
     owner = store.customers_of(sorted({r.record_id for r in rows}))
     members = store.members(sorted(set(owner.values())))  # every record of those customers, not only buyers
     records_of: dict[str, list[str]] = defaultdict(list)
@@ -41,6 +50,17 @@ def kpis(months: list[str], *, store: AlertsStore, stores: list[str] | None, ret
     by_month: dict[str, list] = defaultdict(list)
     for r in rows:
         by_month[r.month].append(r)
-    return {m: figures(m, totals=[t for t in totals if t.month == m], rows=by_month[m], previous=by_month[before[m]],
-                       owner=owner, firsts=firsts, managed=managed, retention_days=retention_days)
-            for m in months}
+    return {m: figures(m, totals=[], rows=by_month[m], previous=by_month[b], owner=owner, firsts=firsts,
+                       managed=managed, retention_days=retention_days) for m, b in before.items()}
+
+
+def record_figures(before: dict[str, str], rows: list[RecordMonth], *, firsts: dict[str, tuple[str, str | None]],
+                   managed: set[str], retention_days: int) -> dict[str, Figures]:
+    """The customer figures of each month from these record rows as if each record were a customer of its own (its
+    own first days, its own account manager): what a count by record holds of these records."""
+    alone = {r.record_id: r.record_id for r in rows}
+    by_month: dict[str, list] = defaultdict(list)
+    for r in rows:
+        by_month[r.month].append(r)
+    return {m: figures(m, totals=[], rows=by_month[m], previous=by_month[b], owner=alone, firsts=firsts,
+                       managed=managed, retention_days=retention_days) for m, b in before.items()}

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from services.alerts.domain.facts import CustomerFacts
 from services.alerts.domain.workflow import Alert
 from services.alerts.reports.attendance import SittingFact, SittingRow
+from services.alerts.reports.kpi import Figures
 from services.alerts.reports.satisfaction import ReasonRow, SurveyScore, VisitDay
 from services.alerts.reports.value import ValueTotals
 from services.alerts.store.kpi_rows import RecordMonth, StoreMonth
@@ -190,3 +191,5 @@ class AlertsStore(OutboxStore, Protocol):
     def kpi_records(self, *, months: list[str], stores: list[str] | None) -> list[RecordMonth]: ...
     def kpi_firsts(self, records: list[str]) -> dict[str, tuple[str, str | None]]: ...
     def kpi_managed(self, records_of: dict[str, list[str]]) -> set[str]: ...
+    def kpi_customers(self, before: dict[str, str], *, stores: list[str] | None,
+                      retention_days: int) -> dict[str, Figures]: ...

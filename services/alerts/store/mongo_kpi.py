@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pymongo import ReplaceOne, UpdateOne
 
+from services.alerts.reports.kpi import Figures
 from services.alerts.reports.kpi_aggregate import TOTALS, Changes, Order, fold_sales, refunds_of, sales_of
 from services.alerts.store.kpi_rows import RecordMonth, StoreMonth
 from shared.contract.facts import PurchaseFact, RefundFact
@@ -133,6 +134,15 @@ class MongoKpi:
                 value = open_doc_field(self.keys, d["record_id"], MANAGER, d["value"])  # type: ignore[attr-defined]
                 newest[owner[d["record_id"]]] = (order, value)
         return {c for c, (_, value) in newest.items() if value}
+
+    def kpi_customers(self, before: dict[str, str], *, stores: list[str] | None,
+                      retention_days: int) -> dict[str, Figures]:
+        """The customer figures of each month (``before``: month -> the month before) over ``stores``, every
+        record mapped to its customer now (the store totals' figures left at 0)."""
+        from services.alerts.reports.kpi_read import customer_figures  # it reads through this store
+
+        rows = self.kpi_records(months=sorted(set(before) | set(before.values())), stores=stores)
+        return customer_figures(self, before, rows, retention_days=retention_days)  # type: ignore[arg-type]
 
     def kpi_erase(self, ids: list[str]) -> None:
         """Forget erased records in the aggregates: their rows go, their orders stay in the store totals."""

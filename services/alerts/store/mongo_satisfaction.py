@@ -7,10 +7,22 @@ from collections import Counter, defaultdict
 
 from pymongo import ASCENDING, UpdateOne
 
-from services.alerts.reports.satisfaction import SCORES, ReasonRow, SurveyScore, VisitDay, day_counts, month_of
+from services.alerts.reports.satisfaction import (
+    LOYAL_MIN_DAYS,
+    SCORES,
+    ReasonRow,
+    SurveyScore,
+    VisitDay,
+    day_counts,
+    month_of,
+)
 from shared.storage.crypto import SERVICE
 
 _REASON_FIELDS = ("alert_id", "type", "store_id", "month", "reason", "reason_text", "record_id", "resolved_at")
+
+
+# Records of merged customers: the records merged into another and the customers they were merged into.
+_MERGED = [{"$project": {"customer_id": 1, "moved": {"$ne": ["$customer_id", "$_id"]}}}, {"$match": {"moved": True}}]
 
 
 def _stores(stores: frozenset[str] | None) -> dict:
@@ -71,13 +83,25 @@ class MongoSatisfaction:
     def repeat_buyers(self, *, months: list[str], stores: frozenset[str] | None) -> tuple[int, int]:
         """Customers with a purchase in ``months`` at ``stores`` (None: all), and those of them with purchases on
         at least two distinct days; records mapped to their customer now."""
-        docs = list(self.mdb["sat_visits"].find({"month": {"$in": months}, **_stores(stores)}))  # type: ignore[index]
+        m = self.mdb
+        q = {"month": {"$in": months}, **_stores(stores)}
+        # A record no other belongs to, and belonging to no other, is its own customer: its distinct days counted
+        # in the database. The few records of merged customers are read and grouped by their customer here.
+        merged = sorted({x for d in m["memberships"].aggregate(_MERGED) for x in (d["_id"], d["customer_id"])})  # type: ignore[index]
+        alone = list(m["sat_visits"].aggregate([  # type: ignore[index]
+            {"$match": {**q, "record_id": {"$nin": merged}}}, {"$unwind": "$days"},
+            {"$group": {"_id": {"r": "$record_id", "m": "$month", "d": "$days"}}},
+            {"$group": {"_id": "$_id.r", "n": {"$sum": 1}}},
+            {"$group": {"_id": None, "customers": {"$sum": 1},
+                        "loyal": {"$sum": {"$cond": [{"$gte": ["$n", LOYAL_MIN_DAYS]}, 1, 0]}}}}]))
+        customers, loyal = (alone[0]["customers"], alone[0]["loyal"]) if alone else (0, 0)
+        docs = list(m["sat_visits"].find({**q, "record_id": {"$in": merged}})) if merged else []  # type: ignore[index]
         owner = self.customers_of(sorted({d["record_id"] for d in docs}))  # type: ignore[attr-defined]
         masks: dict[tuple[str, str], int] = defaultdict(int)
         for d in docs:
             masks[(owner[d["record_id"]], d["month"])] |= sum(1 << (day - 1) for day in d["days"])
         days = day_counts(masks)
-        return len(days), sum(1 for n in days.values() if n >= 2)
+        return customers + len(days), loyal + sum(1 for n in days.values() if n >= LOYAL_MIN_DAYS)
 
     def put_reason(self, row: ReasonRow) -> None:
         """Keep why an alert was resolved (its text sealed); a later resolution of the same alert replaces it."""

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
+
+from services.alerts.reports.kpi import TENURE, Figures, month_shift, plus
 from services.alerts.reports.kpi_aggregate import TOTALS, Changes, Order, fold_sales, refunds_of, sales_of
 from services.alerts.store.kpi_rows import RecordMonth, StoreMonth
 from shared.contract.facts import PurchaseFact, RefundFact
@@ -27,6 +31,10 @@ CREATE TABLE IF NOT EXISTS kpi_record_month (
 CREATE TABLE IF NOT EXISTS kpi_records (record_id TEXT PRIMARY KEY, first_day TEXT NOT NULL, second_day TEXT)
   WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS kpi_backfills (name TEXT PRIMARY KEY) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS kpi_record_month_record ON kpi_record_month(month, record_id, days);
+CREATE INDEX IF NOT EXISTS kpi_merged_records ON memberships(customer_id) WHERE record_id != customer_id;
+CREATE INDEX IF NOT EXISTS kpi_account_managers ON attributes(record_id)
+  WHERE field = 'attributes.account_manager';
 """
 
 # Once per database: the first two purchase days of every record from the purchases alerts kept before the KPI
@@ -47,6 +55,64 @@ _CHUNK = 900
 def _chunks(ids: list, size: int = _CHUNK):
     for i in range(0, len(ids), size):
         yield ids[i:i + size]
+
+
+# A record is "alone" when no other record belongs to its customer and it belongs to no other customer: it is its
+# own customer with its own first days and account manager. Every record is counted in SQL as if it were alone (no
+# mapping, no test per row); then the records of merged customers (kpi_merged_records: few) are taken out of those
+# counts (``record_figures``) and counted by their customer in Python (``customer_figures``).
+_MERGED = "SELECT record_id, customer_id FROM memberships WHERE record_id != customer_id"
+_MANAGERS = f"SELECT record_id, value FROM attributes WHERE field = '{MANAGER}'"
+
+
+def _bit_count(x: str) -> str:
+    """SQL for the number of bits set in ``x`` (a month's day bits, under 2**31): the SWAR sum of bits in pairs,
+    fours and bytes, then the bytes added by one multiplication (SQLite has no popcount; a Python function
+    called per row costs more)."""
+    a = f"({x} - (({x} >> 1) & 1431655765))"
+    b = f"(({a} & 858993459) + (({a} >> 2) & 858993459))"
+    return f"(((({b} + ({b} >> 4)) & 252645135) * 16843009) >> 24 & 255)"
+
+
+# Each alone record's days of the month over the stores (a bit per day OR'd over its stores' rows), its first days
+# and whether it bought in the month before; then the month's counts over those records. Tenure compares the first
+# day with the first day of the month ``hi`` months back (:since_<hi>): string comparisons, no date arithmetic
+# per row; the retention window's date arithmetic runs for the month's new customers only.
+_ALONE = """
+WITH g AS (
+  SELECT record_id, CASE WHEN COUNT(*) > 1 THEN kpi_or(group_concat(days)) ELSE MAX(days) END AS days
+  FROM kpi_record_month WHERE month = :month{stores} GROUP BY record_id),
+c AS (
+  SELECT g.days, k.first_day, k.second_day,
+    EXISTS (SELECT 1 FROM kpi_record_month p WHERE p.month = :before AND p.record_id = g.record_id{stores}) AS kept
+  FROM g LEFT JOIN kpi_records k ON k.record_id = g.record_id)
+SELECT COUNT(*), SUM(kept), SUM({bits}), SUM(days & (days - 1) != 0),
+  SUM(first_day >= :start AND first_day < :next),
+  SUM(CASE WHEN first_day >= :start AND first_day < :next THEN second_day <= date(first_day, :window) END),
+  SUM(first_day IS NULL OR first_day >= :start), {since}
+FROM c
+""".replace("{bits}", _bit_count("days")).replace("{since}", ", ".join(
+    f"SUM(first_day IS NULL OR first_day >= :since_{hi})" for _, lo, hi in TENURE if lo and hi))
+# The alone records of a month (the months before the report's months).
+_ALONE_COUNT = ("SELECT COUNT(*) FROM (SELECT record_id FROM kpi_record_month WHERE month = :month{stores}"
+                " GROUP BY record_id)")
+# The month's managed alone records, looked up from the (few) records with an account manager set.
+_MANAGED = ("SELECT COUNT(DISTINCT k.record_id) FROM json_each(:managed) j"
+            " CROSS JOIN kpi_record_month k INDEXED BY kpi_record_month_record"
+            " WHERE k.month = :month AND k.record_id = j.value{stores}")
+# Every row of the months of the merged customers' records, looked up record by record.
+_MERGED_ROWS = ("SELECT k.* FROM json_each(:months) m CROSS JOIN json_each(:merged) r"
+                " CROSS JOIN kpi_record_month k INDEXED BY kpi_record_month_record"
+                " WHERE k.month = m.value AND k.record_id = r.value{stores}")
+_STORES = " AND store_id IN (SELECT value FROM json_each(:stores))"
+
+
+def _or(days: str) -> int:
+    """The OR of a record's day bits over its stores' rows (``group_concat``'s text)."""
+    out = 0
+    for d in days.split(","):
+        out |= int(d)
+    return out
 
 
 class SqliteKpi:
@@ -138,13 +204,71 @@ class SqliteKpi:
             rows = self.db.conn().execute(  # type: ignore[attr-defined]
                 "SELECT record_id, value, time_ms, source, event_id FROM attributes WHERE field = ?"
                 f" AND record_id IN ({_in(part)})", [MANAGER, *part]).fetchall()
-            if rows:
-                self.keys.load({r[0] for r in rows})  # type: ignore[attr-defined]
+            opened = self._kpi_open([(record, value) for record, value, *_ in rows])
             for record, value, *order in rows:
                 held = newest.get(owner[record])
                 if held is None or tuple(order) > held[0]:
-                    newest[owner[record]] = (tuple(order), open_field(self.keys, record, MANAGER, value))  # type: ignore[attr-defined]
+                    newest[owner[record]] = (tuple(order), opened[(record, value)])
         return {c for c, (_, value) in newest.items() if value}
+
+    def kpi_customers(self, before: dict[str, str], *, stores: list[str] | None,
+                      retention_days: int) -> dict[str, Figures]:
+        """The customer figures of each month (``before``: month -> the month before) over ``stores``, every
+        record mapped to its customer now (the store totals' figures left at 0): records alone counted in SQL,
+        merged customers' records in Python."""
+        from services.alerts.reports.kpi_read import customer_figures, record_figures  # they read through it
+
+        c = self.db.conn()  # type: ignore[attr-defined]
+        c.create_function("kpi_or", 1, _or, deterministic=True)
+        merged = sorted({x for pair in c.execute(_MERGED) for x in pair})
+        args = {"merged": json.dumps(merged), "stores": json.dumps(stores),
+                "managed": json.dumps(sorted(self._kpi_managers(c))),
+                "window": f"+{retention_days} days"}
+        where = "" if stores is None else _STORES
+        sql, count, managed = (q.replace("{stores}", where) for q in (_ALONE, _ALONE_COUNT, _MANAGED))
+        out: dict[str, Figures] = {}
+        for month, prior in before.items():
+            start = {hi: f"{month_shift(month, -hi)}-01" for _, _, hi in TENURE if hi is not None}
+            at = {**args, "month": month, "before": prior, "start": start[0], "next": f"{month_shift(month, 1)}-01",
+                  **{f"since_{hi}": day for hi, day in start.items() if hi}}
+            n = [v or 0 for v in c.execute(sql, at).fetchone()]
+            since = [*n[6:], n[0]]  # first day (or none) since the month's start, since each bucket's, any
+            out[month] = Figures(month, customers=n[0], retained_customers=n[1], purchase_days=n[2],
+                                 repeat_customers=n[3], new_customers=n[4], returning_new=n[5],
+                                 managed_customers=c.execute(managed, at).fetchone()[0],
+                                 tenure={name: since[i] - (since[i - 1] if i else 0)
+                                         for i, (name, _, _) in enumerate(TENURE)})
+        for month, prior in before.items():
+            held = out[prior].customers if prior in out else c.execute(count, {**args, "month": prior}).fetchone()[0]
+            out[month] = replace(out[month], previous_customers=held)
+        if not merged:
+            return out
+        months = sorted(set(before) | set(before.values()))
+        rows = list(map(RecordMonth._make, c.execute(_MERGED_ROWS.replace("{stores}", where),
+                                                     {**args, "months": json.dumps(months)})))
+        apart = record_figures(before, rows, firsts=self.kpi_firsts(sorted({r.record_id for r in rows})),
+                               managed=self._kpi_managers(c), retention_days=retention_days)
+        together = customer_figures(self, before, rows, retention_days=retention_days)  # type: ignore[arg-type]
+        return {m: plus(plus(out[m], apart[m], -1), together[m]) for m in before}
+
+    def _kpi_managers(self, c) -> set[str]:
+        """The records whose own account manager is set now."""
+        rows = c.execute(_MANAGERS).fetchall()
+        opened = self._kpi_open(rows)
+        self._kpi_opened = {(r, v): opened[(r, v)] for r, v in rows}  # only the values held now
+        return {r for r, v in rows if opened[(r, v)]}
+
+    def _kpi_open(self, rows: list[tuple[str, str]]) -> dict[tuple[str, str], bool]:
+        """Whether each stored account manager (record, stored text) is set. Opening a sealed value costs a key and a
+        decryption: what each stored text says is kept (the text changes with the value, an erasure deletes it)."""
+        held: dict[tuple[str, str], bool] = getattr(self, "_kpi_opened", {})
+        fresh = [(r, v) for r, v in rows if (r, v) not in held]
+        if fresh:
+            self.keys.load({r for r, _ in fresh})  # type: ignore[attr-defined]
+            held = {**held, **{(r, v): bool(open_field(self.keys, r, MANAGER, v))  # type: ignore[attr-defined]
+                               for r, v in fresh}}
+            self._kpi_opened = held
+        return held
 
     def kpi_erase(self, ids: list[str]) -> None:
         """Forget erased records in the aggregates: their rows go, their orders stay in the store totals."""

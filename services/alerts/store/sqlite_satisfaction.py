@@ -3,6 +3,7 @@ loyal-customer count), and the reasons alerts were resolved for, in alerts' SQLi
 
 from __future__ import annotations
 
+import json
 from collections import Counter, defaultdict
 
 from services.alerts.reports.satisfaction import SCORES, ReasonRow, SurveyScore, VisitDay, month_of
@@ -18,7 +19,8 @@ CREATE TABLE IF NOT EXISTS sat_visits (
   month TEXT NOT NULL, store_id TEXT NOT NULL, record_id TEXT NOT NULL, days INTEGER NOT NULL,
   PRIMARY KEY (month, store_id, record_id)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS sat_visits_record ON sat_visits(record_id);
+DROP INDEX IF EXISTS sat_visits_record;
+CREATE INDEX IF NOT EXISTS sat_visits_by_record ON sat_visits(record_id, month, days);
 CREATE TABLE IF NOT EXISTS sat_reasons (
   alert_id TEXT PRIMARY KEY, type TEXT NOT NULL, store_id TEXT, month TEXT NOT NULL, reason TEXT,
   reason_text TEXT, record_id TEXT, resolved_at TEXT NOT NULL
@@ -27,6 +29,11 @@ CREATE INDEX IF NOT EXISTS sat_reasons_month ON sat_reasons(month, store_id);
 CREATE INDEX IF NOT EXISTS sat_reasons_record ON sat_reasons(record_id);
 """
 
+# Counted in SQL (SQLite has no OR aggregate): two distinct days means two months, or one month whose rows (a
+# record's days at a store, a bit per day) hold two bits in one row or differ between rows.
+_LOYAL = "MIN(month) != MAX(month) OR MAX(days & (days - 1)) > 0 OR MIN(days) != MAX(days) AS loyal"
+# Records of merged customers: the records merged into another and the customers they were merged into.
+_MERGED = "SELECT record_id, customer_id FROM memberships WHERE record_id != customer_id"
 _REASON_COLUMNS = ("alert_id", "type", "store_id", "month", "reason", "reason_text", "record_id", "resolved_at")
 
 
@@ -72,16 +79,26 @@ class SqliteSatisfaction:
         """Customers with a purchase in ``months`` at ``stores`` (None: all), and those of them with purchases on
         at least two distinct days; records mapped to their customer now."""
         where, args = _stores_sql(stores)
-        # Counted in SQL (SQLite has no OR aggregate): two distinct days means two months, or one month whose
-        # rows (a record's days at a store, a bit per day) hold two bits in one row or differ between rows.
-        row = self.db.conn().execute(  # type: ignore[attr-defined]
-            "SELECT COUNT(*), COALESCE(SUM(loyal), 0) FROM (SELECT COUNT(DISTINCT month) > 1"
-            " OR MAX(days & (days - 1)) > 0 OR MIN(days) != MAX(days) AS loyal FROM ("
+        c = self.db.conn()  # type: ignore[attr-defined]
+        # Grouped by record first, every record as its own customer: the company's rows read in record order from
+        # sat_visits_by_record (no sort of a year's rows); a store's or region's few rows sorted. Then the records
+        # of merged customers (few) are taken out of that and counted by their customer through the memberships.
+        scan = " INDEXED BY sat_visits_by_record" if stores is None else ""
+        by_record = (f"SELECT COUNT(*), COALESCE(SUM(loyal), 0) FROM (SELECT {_LOYAL} FROM sat_visits{scan}"
+                     f" WHERE month IN ({_in(months)}){where}{{only}} GROUP BY record_id)")
+        alone = c.execute(by_record.replace("{only}", ""), [*months, *args]).fetchone()
+        merged = json.dumps(sorted({x for pair in c.execute(_MERGED) for x in pair}))
+        if merged == "[]":
+            return alone[0], alone[1]
+        only = " AND record_id IN (SELECT value FROM json_each(?))"
+        apart = c.execute(by_record.replace("{only}", only), [*months, *args, merged]).fetchone()
+        together = c.execute(
+            f"SELECT COUNT(*), COALESCE(SUM(loyal), 0) FROM (SELECT {_LOYAL} FROM ("
             "SELECT COALESCE(m.customer_id, v.record_id) AS customer, v.month, v.days FROM sat_visits v"
             " LEFT JOIN memberships m ON m.record_id = v.record_id"
-            f" WHERE v.month IN ({_in(months)}){where.replace('store_id', 'v.store_id')}) GROUP BY customer)",
-            [*months, *args]).fetchone()
-        return row[0], row[1]
+            f" WHERE v.month IN ({_in(months)}){where.replace('store_id', 'v.store_id')}"
+            f"{only.replace('record_id', 'v.record_id')}) GROUP BY customer)", [*months, *args, merged]).fetchone()
+        return alone[0] - apart[0] + together[0], alone[1] - apart[1] + together[1]
 
     def put_reason(self, row: ReasonRow) -> None:
         """Keep why an alert was resolved (its text sealed); a later resolution of the same alert replaces it."""

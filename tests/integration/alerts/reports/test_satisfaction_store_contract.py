@@ -111,3 +111,30 @@ def test_an_erasure_takes_the_customers_purchase_days(store):
     with store.transaction():
         store.erase_customer("r1", records=["r1", "r2"], erasure_id="er1", anon="anon")
     assert store.repeat_buyers(months=["2026-11"], stores=None) == (0, 0)
+
+
+def test_loyal_customers_on_a_random_history_with_merges_match_a_count_by_hand(store):
+    # Records merged into others, several stores, days repeated over stores and months: each scope's count is the
+    # customers (records mapped as merged) with a purchase day in the months there, and those with two distinct.
+    import random
+    from collections import defaultdict
+
+    rng = random.Random(16)
+    records = [f"r{n:02d}" for n in range(40)]
+    stores = ["S01", "S02", "S03"]
+    visits = [VisitDay(rng.choice(stores), rng.choice(records),
+                       date(2026, rng.choice([9, 10, 11]), rng.choice([1, 2, 30]))) for _ in range(120)]
+    owner = {r: r for r in records}
+    for r in rng.sample(records[8:], 12):
+        owner[r] = rng.choice(records[:8])
+    with store.transaction():
+        store.add_visit_days(visits)
+        store.apply_memberships([Membership(r, c, "2026-12-01T00:00:00.000000Z") for r, c in owner.items() if r != c])
+    months = ["2026-10", "2026-11"]
+    for scope in (None, frozenset({"S01"}), frozenset({"S01", "S02"})):
+        days: dict[str, set[date]] = defaultdict(set)
+        for v in visits:
+            if f"{v.day:%Y-%m}" in months and (scope is None or v.store_id in scope):
+                days[owner[v.record_id]].add(v.day)
+        assert store.repeat_buyers(months=months, stores=scope) == (
+            len(days), sum(1 for d in days.values() if len(d) >= 2)), scope
