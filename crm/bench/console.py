@@ -108,6 +108,8 @@ def pages(platform: console_load.Platform) -> list[Page]:
         ledger = f"{urls['loyalty']}/v1/loyalty/accounts/{cid}/ledger"
         cursors = {"timeline 2": _cursor(http, timeline, 1), "timeline 20": _cursor(http, timeline, 19),
                    "ledger 2": _cursor(http, ledger, 1), "ledger 20": _cursor(http, ledger, 19)}
+        letter = http.get(f"{urls['identity']}/v1/deadletters", params={"status": "dead", "limit": 1}).json()
+    letter_id = letter["items"][0]["id"]
     rows = "<tr><td>"
     return [
         Page("customer search form", "/customers", _section("customer-search")),
@@ -140,6 +142,8 @@ def pages(platform: console_load.Platform) -> list[Page]:
         Page("admin: identity conflicts", "/admin/conflicts", _section("admin-conflicts")),
         Page("admin: dead letters, identity", "/admin/deadletters?service=identity", _section("admin-deadletters")),
         Page("admin: dead letters, loyalty", "/admin/deadletters?service=loyalty", _section("admin-deadletters")),
+        Page("admin: a dead letter's payload (inspect)",
+             f"/admin/deadletters/identity/{letter_id}?position=0&status=dead", f'data-payload="{letter_id}"'),
         Page("admin: imports", "/admin/imports", _section("admin-imports")),
         Page("admin: webhooks", "/admin/webhooks", _section("admin-webhooks")),
         Page("admin: a webhook's deliveries", f"/admin/webhooks/{ids['webhook']}", _section("admin-webhook")),

@@ -16,7 +16,7 @@ def test_every_page_the_bench_times_answers_with_its_page(tmp_path):
     wrong = [(t.page.name, t.status) for t in timings if not t.answered]
     assert wrong == []
     names = [t.page.name for t in timings]
-    assert len(names) == len(set(names)) == len(console.REPORT_PAGES) + 30
+    assert len(names) == len(set(names)) == len(console.REPORT_PAGES) + 31
     for page in ("customer search, phone in another notation", "customer 360 (long history)",
                  "points ledger, page 20", "customer timeline, page 20", "redeem", "campaign results",
                  "audience builder, preview of a change", "admin: identity conflicts", "admin: audit log"):
