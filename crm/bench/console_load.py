@@ -14,7 +14,8 @@ and a few dozen cannot be read (dead letters).
 
 Alerts' store holds the report history ``crm bench reports`` loads (its own customer ids), so of identity's
 announcements alerts consumes only the subject's (their value and alerts panels have data; the report figures
-stay those of ``crm bench reports``), plus ``SUBJECT_ALERTS`` open alerts of the subject.
+stay those of ``crm bench reports``), plus ``SUBJECT_ALERTS`` alerts of the subject (one active of each kind,
+the others resolved).
 """
 
 from __future__ import annotations
