@@ -21,12 +21,17 @@ class ApiError(Exception):
         self.status, self.code, self.message, self.details = status, code, message, details
 
 
+KEEPALIVE_S = 2.0
+
+
 class Clients:
     """One pooled client per service; ``call`` raises ``ApiError`` for any answer but 2xx."""
 
     def __init__(self, console: ConsoleSettings, platform: Settings,
                  transport: httpx.AsyncBaseTransport | None = None) -> None:
-        limits = httpx.Limits(max_connections=50, max_keepalive_connections=20)
+        # An idle pooled connection is dropped well before the services' servers close theirs (uvicorn: 5 s), so
+        # a request is seldom sent on a connection the server is closing at that moment.
+        limits = httpx.Limits(max_connections=50, max_keepalive_connections=20, keepalive_expiry=KEEPALIVE_S)
         self.http = {name: httpx.AsyncClient(base_url=console.service_url(name, platform), timeout=console.timeout_s,
                                              limits=limits, transport=transport) for name in SERVICES}
 
@@ -42,9 +47,17 @@ class Clients:
         a CSV; None for 204)."""
         headers = {**(headers or {}), **({"Authorization": f"Bearer {token}"} if token else {})}
         query = {k: v for k, v in (params or {}).items() if v not in (None, "")}
+        client = self.http[service]
         try:
-            r = await self.http[service].request(method, path, params=query, json=json, data=data, files=files,
-                                                     headers=headers)
+            try:
+                r = await client.request(method, path, params=query, json=json, data=data, files=files,
+                                         headers=headers)
+            except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError):
+                # The connection broke before any answer (a pooled one the server had just closed): a GET asks
+                # again once on a fresh one; anything else may have acted, so it is not repeated.
+                if method != "GET":
+                    raise
+                r = await client.request(method, path, params=query, headers=headers)
         except httpx.HTTPError as exc:
             raise ApiError(503, "unavailable", f"{service} did not answer") from exc
         if r.status_code == 204:
