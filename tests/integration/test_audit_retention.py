@@ -16,6 +16,7 @@ from shared.clock import iso_utc
 from shared.contract.facts import epoch_ms
 from shared.settings import Settings
 from shared.storage.base import DeadLetter
+from tests.integration.faust_stub import RecordingFaust
 
 NOW = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
 TICK = timedelta(microseconds=1)
@@ -110,25 +111,6 @@ def test_zero_days_keeps_a_kind_forever(tmp_path):
     assert service.store.dead_letter_count() == 1
 
 
-class FakeFaust:
-    """Enough of a faust app for a service's ``agents.register``: it records the timers."""
-
-    def __init__(self) -> None:
-        self.timers: dict = {}
-
-    def topic(self, *names, **kw):
-        return names
-
-    def agent(self, channel, name):
-        return lambda fn: fn
-
-    def timer(self, interval, name):
-        return lambda fn: self.timers.setdefault(name, (interval, fn))
-
-    def task(self, fn):
-        return fn
-
-
 @pytest.mark.parametrize("name", ["identity", "loyalty", "alerts", "campaigns"])
 def test_each_service_registers_its_retention_timer_and_the_timer_purges(tmp_path, name):
     import asyncio
@@ -136,7 +118,7 @@ def test_each_service_registers_its_retention_timer_and_the_timer_purges(tmp_pat
     clock = Clock(NOW)
     settings = _settings(tmp_path, "sqlite", deadletter=30)
     service = _service(name, settings.model_copy(update={"retention_interval_s": 600.0}), clock)
-    app = FakeFaust()
+    app = RecordingFaust()
     importlib.import_module(f"services.{name}.agents").register(app, service)
     interval, tick = app.timers[f"{name}.retention"]
     assert interval == 600.0

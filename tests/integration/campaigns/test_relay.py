@@ -13,28 +13,13 @@ from services.campaigns.handlers import timers
 from services.campaigns.handlers.outbox import Leased, relay_leased
 from shared.storage.base import OutboxMessage
 from tests.integration.campaigns.scenario import World
+from tests.integration.faust_stub import RecordingFaust
 from tests.unit.campaigns import factory as f
 from tests.unit.campaigns.factory import at
 
 BODY = {"name": "Spring", "objective": "promotion", "channel": "sms", "starts_at": at(10).isoformat(),
         "ends_at": at(20).isoformat(), "control_share": "0.2", "bonus_multiplier": "1.5"}
 CUSTOMERS = 30
-
-
-class FakeFaust:
-    """Enough of a faust app for ``agents.register``: it records the timers."""
-
-    def __init__(self) -> None:
-        self.timers: dict = {}
-
-    def topic(self, *names, **kw):
-        return names
-
-    def agent(self, channel, name):
-        return lambda fn: fn
-
-    def timer(self, interval, name):
-        return lambda fn: self.timers.setdefault(name, fn)
 
 
 def _age_outbox(store, seconds: int) -> None:
@@ -54,7 +39,7 @@ def world(store, tmp_path, monkeypatch) -> World:
     # The sweeper exactly as the shared housekeeping runs it, over what campaigns' agents give it to read.
     wired: dict = {}
     monkeypatch.setattr(agents, "register_housekeeping", lambda app, **kw: wired.update(kw))
-    agents.register(FakeFaust(), w.service)
+    agents.register(RecordingFaust(), w.service)
 
     def sweep() -> int:
         pending = wired["outbox_pending"](limit=5000, older_than_s=15.0)

@@ -9,6 +9,7 @@ import time
 from services.alerts.reports.clv import clv_model_as_of
 from shared import churn
 from tests.integration.alerts.reports.test_clv_routes import END, Alerts
+from tests.integration.faust_stub import RecordingFaust
 
 
 def test_a_request_for_a_fit_in_flight_waits_for_it_and_reads_the_kept_fit(tmp_path, monkeypatch):
@@ -35,27 +36,6 @@ def test_a_request_for_a_fit_in_flight_waits_for_it_and_reads_the_kept_fit(tmp_p
     assert fits == [END]
     assert answers == [first]
     assert (first.bgnbd.customers, first.gamma_gamma.repeat_customers) == (2357, 946)
-
-
-class RecordingFaust:
-    """Enough of a faust app for ``agents.register``: it records the timers and the tasks run at start."""
-
-    def __init__(self) -> None:
-        self.timers: dict = {}
-        self.tasks: list = []
-
-    def topic(self, *names, **kw):
-        return names
-
-    def agent(self, channel, name):
-        return lambda fn: fn
-
-    def timer(self, interval, name):
-        return lambda fn: self.timers.setdefault(name, (interval, fn))
-
-    def task(self, fn):
-        self.tasks.append(fn)
-        return fn
 
 
 def test_the_service_fits_todays_models_when_it_starts(tmp_path):
