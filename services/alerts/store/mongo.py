@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
 from datetime import date
 
 from pymongo import ASCENDING, DESCENDING, ReplaceOne, UpdateOne
@@ -26,13 +25,14 @@ from services.alerts.store.mongo_clv import MongoClv
 from services.alerts.store.mongo_kpi import MongoKpi
 from services.alerts.store.mongo_satisfaction import MongoSatisfaction
 from services.alerts.store.mongo_value import MongoValue
+from services.alerts.store.value_regroup import RegroupsValue
 from shared.churn import ChurnModel
 from shared.contract.facts import FieldValue, PurchaseFact, RefundFact
 from shared.storage.base import MongoDb
 from shared.storage.fact_tables import mongo_insert_new, open_doc_field, seal_doc_field
-from shared.storage.membership import Membership, MongoMembership
+from shared.storage.membership import MongoMembership
 from shared.storage.outbox import MongoStore
-from shared.storage.owners import MongoOwners, OwnerRow
+from shared.storage.owners import MongoOwners
 
 
 def _bulk(coll, ops: list, *, mock: bool) -> None:
@@ -73,7 +73,7 @@ def _alert(doc: dict, keys) -> Alert:
     return alert_of(doc, keys=keys)
 
 
-class MongoAlertsStore(MongoStore, MongoMembership, MongoOwners,
+class MongoAlertsStore(RegroupsValue, MongoStore, MongoMembership, MongoOwners,
                        MongoClv, MongoAttendance, MongoSatisfaction, MongoKpi, MongoValue):  # issue 15: reports
     """Alerts data in the service's MongoDB database; writes join the current transaction."""
 
@@ -178,21 +178,6 @@ class MongoAlertsStore(MongoStore, MongoMembership, MongoOwners,
         _bulk(coll, [ReplaceOne({"_id": r.record_id}, {"tier": r.tier, "balance": r.balance, "version": r.version},
                                 upsert=True) for r in kept], mock=self._mock)
         return kept
-
-    def apply_memberships(self, rows: Iterable[Membership]) -> set[str]:
-        """Record newer mappings (see the mixin); a change regroups the customer-value report (issue 15)."""
-        rows = list(rows)
-        touched = super().apply_memberships(rows)
-        if touched:  # a record kept under its own id until its mapping came is regrouped too
-            self.bump_value(touched | {m.record_id for m in rows})
-        return touched
-
-    def put_owners(self, rows: Iterable[OwnerRow]) -> None:
-        """Keep each customer's newest owning store (see the mixin); a store's value report changes with it."""
-        rows = list(rows)
-        super().put_owners(rows)
-        if rows:
-            self.bump_value({r.customer_id for r in rows})
 
     def customers_of(self, record_ids: list[str]) -> dict[str, str]:
         """The customer each record belongs to now (itself if never seen)."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections import defaultdict
-from collections.abc import Iterable
 from datetime import date
 
 from services.alerts.domain.facts import CustomerFacts
@@ -18,13 +17,14 @@ from services.alerts.store.sqlite_kpi import SqliteKpi
 from services.alerts.store.sqlite_satisfaction import SqliteSatisfaction
 from services.alerts.store.sqlite_schema import ADDED_COLUMNS, ALERT_COLUMNS, SCHEMA
 from services.alerts.store.sqlite_value import SqliteValue
+from services.alerts.store.value_regroup import RegroupsValue
 from shared.churn import ChurnModel
 from shared.contract.facts import FieldValue, PurchaseFact, RefundFact
 from shared.storage.base import in_placeholders as _in
 from shared.storage.fact_tables import open_field, sqlite_put_attributes
-from shared.storage.membership import Membership, SqliteMembership
+from shared.storage.membership import SqliteMembership
 from shared.storage.outbox import SqliteStore
-from shared.storage.owners import OwnerRow, SqliteOwners
+from shared.storage.owners import SqliteOwners
 
 _UPSERT_ALERT = (f"INSERT INTO alerts({','.join(ALERT_COLUMNS)}) VALUES ({','.join('?' * len(ALERT_COLUMNS))})"
                  " ON CONFLICT(alert_id) DO UPDATE SET "
@@ -41,7 +41,7 @@ def _chunks(ids: list, size: int = _CHUNK):
         yield ids[i:i + size]
 
 
-class SqliteAlertsStore(SqliteStore, SqliteMembership, SqliteOwners,
+class SqliteAlertsStore(RegroupsValue, SqliteStore, SqliteMembership, SqliteOwners,
                         SqliteClv, SqliteAttendance, SqliteSatisfaction, SqliteKpi, SqliteValue):  # issue 15: reports
     """Alerts data in SQLite; every write method runs inside the caller's transaction."""
 
@@ -130,21 +130,6 @@ class SqliteAlertsStore(SqliteStore, SqliteMembership, SqliteOwners,
         self.db.conn().executemany("INSERT OR REPLACE INTO loyalty VALUES (?,?,?,?)",
                                    [(r.record_id, r.tier, r.balance, r.version) for r in kept])
         return kept
-
-    def apply_memberships(self, rows: Iterable[Membership]) -> set[str]:
-        """Record newer mappings (see the mixin); a change regroups the customer-value report (issue 15)."""
-        rows = list(rows)
-        touched = super().apply_memberships(rows)
-        if touched:  # a record kept under its own id until its mapping came is regrouped too
-            self.bump_value(touched | {m.record_id for m in rows})
-        return touched
-
-    def put_owners(self, rows: Iterable[OwnerRow]) -> None:
-        """Keep each customer's newest owning store (see the mixin); a store's value report changes with it."""
-        rows = list(rows)
-        super().put_owners(rows)
-        if rows:
-            self.bump_value({r.customer_id for r in rows})
 
     def customers_of(self, record_ids: list[str]) -> dict[str, str]:
         """The customer each record belongs to now (itself if never seen)."""
