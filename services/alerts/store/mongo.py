@@ -384,10 +384,14 @@ class MongoAlertsStore(RegroupsValue, MongoStore, MongoMembership, MongoOwners,
         m["alerts"].delete_many({"_id": {"$in": alert_ids}})
         for name in ("view_versions", "due"):
             m[name].delete_many({"_id": {"$in": ids}})
+        # Whom the mappings deleted below regroup: the customers these records still belong to here (one the
+        # erasure does not name loses their days) and the records mapped to them (each left on its own): the
+        # kept value report re-reads them.
+        was = {*self.customers_of(ids).values(), *self.members(ids)}
         m["memberships"].delete_many({"$or": [{"_id": {"$in": ids}}, {"customer_id": {"$in": ids}}]})
         self.erase_attendance(ids)  # issue 15
         self.erase_satisfaction(ids)  # issue 15
         self.kpi_erase(ids)  # issue 15: per-record KPI rows go, store totals stay
-        self.erase_value(ids)
+        self.erase_value(ids, customers=was)
         self.note_erased(ids, erasure_id=erasure_id)
         return ids

@@ -168,11 +168,11 @@ class MongoValue:
             self.bump_value(None)
         return len(ops)
 
-    def erase_value(self, ids: list[str]) -> None:
-        """Forget erased records' aggregate rows."""
+    def erase_value(self, ids: list[str], *, customers: Iterable[str] = ()) -> None:
+        """Forget erased records' aggregate rows (``customers``: those they belonged to, whose totals change)."""
         self.mdb["value_days"].delete_many({"record_id": {"$in": ids}})  # type: ignore[index]
         self.mdb["value_orders"].delete_many({"record_id": {"$in": ids}})  # type: ignore[index]
-        self.bump_value(ids)
+        self.bump_value({*ids, *customers})
 
     def create_value_indexes(self) -> None:
         """The indexes the aggregate's reads and erasure use."""

@@ -373,10 +373,14 @@ class SqliteAlertsStore(RegroupsValue, SqliteStore, SqliteMembership, SqliteOwne
         c.execute(f"DELETE FROM alerts WHERE customer_id IN ({q})", ids)
         for table in ("view_versions", "due"):
             c.execute(f"DELETE FROM {table} WHERE customer_id IN ({q})", ids)
+        # Whom the mappings deleted below regroup: the customers these records still belong to here (one the
+        # erasure does not name loses their days) and the records mapped to them (each left on its own): the
+        # kept value report re-reads them.
+        was = {*self.customers_of(ids).values(), *self.members(ids)}
         c.execute(f"DELETE FROM memberships WHERE record_id IN ({q}) OR customer_id IN ({q})", ids + ids)
         self.erase_attendance(ids)  # issue 15
         self.erase_satisfaction(ids)  # issue 15
         self.kpi_erase(ids)  # issue 15: per-record KPI rows go, store totals stay
-        self.erase_value(ids)
+        self.erase_value(ids, customers=was)
         self.note_erased(ids, erasure_id=erasure_id)
         return ids

@@ -198,11 +198,11 @@ class SqliteValue:
             self.bump_value(None)
         return added
 
-    def erase_value(self, ids: list[str]) -> None:
-        """Forget erased records' aggregate rows."""
+    def erase_value(self, ids: list[str], *, customers: Iterable[str] = ()) -> None:
+        """Forget erased records' aggregate rows (``customers``: those they belonged to, whose totals change)."""
         c = self.db.conn()  # type: ignore[attr-defined]
         for part in _chunks(ids):
             q = ",".join("?" * len(part))
             c.execute(f"DELETE FROM value_days WHERE record_id IN ({q})", part)
             c.execute(f"DELETE FROM value_orders WHERE record_id IN ({q})", part)
-        self.bump_value(ids)
+        self.bump_value({*ids, *customers})

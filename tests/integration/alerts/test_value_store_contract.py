@@ -162,3 +162,33 @@ def test_the_log_of_changed_ids_reaches_back_a_bounded_number_of_generations(sto
     now = store.value_generation()
     assert store.value_changes(after=start, upto=now) is None  # too far back: a report is read whole
     assert store.value_changes(after=now - 3, upto=now) == {"c_z"}
+
+
+def test_erasing_a_record_still_merged_here_brings_its_old_customer_forward_too(store):
+    # Identity split r_x off c_b and erased it; alerts got the erasure before the unmerge, so here r_x still
+    # belongs to c_b when it goes. The report kept before must lose r_x's spend from c_b, as a whole read does.
+    with store.transaction():
+        store.add_purchases([_p(1, "c_b", "2026-01-05", 1000), _p(2, "r_x", "2026-02-01", 90000)])
+        store.apply_memberships([Membership("r_x", "c_b", "2026-07-01T00:00:01.000000Z")])
+    assert report_of(store, as_of=UNTIL, months=12).rows[0].net_minor == 91000
+    with store.transaction():
+        store.erase_customer("r_x", records=["r_x"], erasure_id="er1", anon="anon")
+    whole = value_report(store.value_totals(since=SINCE, until=UNTIL), as_of=UNTIL, months=12)
+    assert [(t.customer_id, t.net_minor) for t in whole.rows] == [("c_b", 1000)]
+    assert report_of(store, as_of=UNTIL, months=12).rows == whole.rows
+
+
+def test_erasing_a_customer_brings_forward_a_record_its_mapping_left_on_its_own(store):
+    # r_y was merged into r_x and r_x into c_b; identity's r_y -> c_b had not come when c_b (with r_x) was erased.
+    # Deleting the mappings leaves r_y, which the erasure does not name, a customer of its own: the report kept
+    # before must list it, as a whole read does.
+    with store.transaction():
+        store.add_purchases([_p(1, "c_b", "2026-01-05", 1000), _p(2, "r_y", "2026-02-01", 500)])
+        store.apply_memberships([Membership("r_x", "c_b", "2026-07-01T00:00:01.000000Z"),
+                                 Membership("r_y", "r_x", "2026-07-01T00:00:01.000000Z")])
+    report_of(store, as_of=UNTIL, months=12)
+    with store.transaction():
+        store.erase_customer("c_b", records=["c_b", "r_x"], erasure_id="er1", anon="anon")
+    whole = value_report(store.value_totals(since=SINCE, until=UNTIL), as_of=UNTIL, months=12)
+    assert [(t.customer_id, t.net_minor) for t in whole.rows] == [("r_y", 500)]
+    assert report_of(store, as_of=UNTIL, months=12).rows == whole.rows
