@@ -11,6 +11,7 @@ import httpx
 from services.identity import agents, search_api
 from services.identity import api as identity_api
 from services.identity import api_auth as auth_api
+from services.identity import api_imports as imports_api
 from services.identity.config import IdentityConfig
 from services.identity.domain.cleaning import Cleaning
 from services.identity.handlers import Deps, consume, names
@@ -64,7 +65,8 @@ def create_app(
     service = build_service(name=NAME, title="CRM identity", settings=settings, store=store, publish=publish,
                             clock=clock, deps=deps, register=agents.register, ready=store.customer_count,
                             # Search first: its path would otherwise be taken for /customers/{customer_id}.
-                            routers=[search_api.router(deps), identity_api.router(deps), auth_api.router(deps)])
+                            routers=[search_api.router(deps), identity_api.router(deps), auth_api.router(deps),
+                                     imports_api.router(deps)])
     # Identity keeps the signed-out tokens: it looks each one up in its store, so sign-out holds here at once.
     service.api.state.auth.revocations = StoreRevocations(store.token_revoked)
     # Owning stores of customers whose complaints predate complaint_stores: what it announces is published by
