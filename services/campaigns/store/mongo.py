@@ -58,6 +58,7 @@ class _MongoCampaigns(MongoFacts, MongoStore, MongoMembership, MongoLeases, Mong
         self.mdb["members"].create_index("member_id")
         self.mdb["touches"].create_index("at_ms")
         self.mdb["touches"].create_index("campaign_id")
+        self.mdb["touches"].create_index("customer_id")  # a few members' touches (kept results, exports)
 
     # -- campaigns ------------------------------------------------------------------------
     def add_campaign(self, row: CampaignRow) -> None:
