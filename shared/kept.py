@@ -1,14 +1,13 @@
-"""What the customer-value report computes, kept while nothing it reads changes (issues 15 and 16).
+"""Readings kept while nothing they read changes (issues 15 and 16): alerts' customer-value report, campaigns'
+results.
 
-Ranking every customer of the period takes a second at 100,000 customers; the console and the CLV route ask
-for the same ranking again and again. The store counts every change to what the report reads (a generation,
-bumped in the same transaction as each write to the value aggregate, a merge, an unmerge, an erasure and an
-owner change), so a kept result is used only while the store's generation is the one it was computed at: a
-kept result is never stale, and the first request after a write computes afresh. The generation is read
-before the data, so a result computed from data newer than its generation is only ever superseded. The store
-also logs which record and customer ids each generation changed (the last few hundred generations): the
-customers' totals a report ranks are then brought forward by re-reading only those customers, and the ranking
-is computed again from them.
+A reading over every customer takes a second or more at 100,000 customers, and the console asks for the same
+one again and again. The store counts every change to what a reading reads (a generation, bumped in the same
+transaction as each write it depends on: ``shared.storage.changes``), so a kept result is used only while the
+store's generation is the one it was computed at: a kept result is never stale. The generation is read before
+the data, so a result computed from data newer than its generation is only ever superseded. The store also logs
+which record and customer ids each generation changed (the last few hundred generations): a kept result is
+then brought forward (``latest``) by computing again only those customers.
 
 Kept in this process's memory per store (each worker keeps its own), bounded by the rows it holds.
 """
