@@ -195,6 +195,9 @@ class SqliteDb:
             # Deleted rows are overwritten with zeros, not left in free pages: an erased customer's phone must
             # not stay readable in the file (issue 12, erasure).
             conn.execute("PRAGMA secure_delete=ON")
+            # Scratch tables (ids joined instead of huge IN lists) and sorts stay in memory: in a temporary file
+            # with a 2 MB cache, filling one with 100,000 ids took 3.4 s of a campaign's results (issue 16).
+            conn.execute("PRAGMA temp_store=MEMORY")
             with self._schema_lock:
                 if not self._schema_done:
                     conn.executescript(self._schema)

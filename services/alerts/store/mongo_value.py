@@ -13,10 +13,12 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from datetime import date
 
-from pymongo import ReturnDocument, UpdateOne
+from pymongo import UpdateOne
 
 from services.alerts.reports.value import Held, ValueTotals, day_deltas, refund_deltas, totals_of
+from services.alerts.store.sqlite_value import VALUE_LOG
 from shared.contract.facts import PurchaseFact, RefundFact
+from shared.storage.changes import MongoChanges
 
 
 def _write(coll, ops: list, *, mock: bool) -> None:
@@ -26,7 +28,7 @@ def _write(coll, ops: list, *, mock: bool) -> None:
     mongo._bulk(coll, ops, mock=mock)
 
 
-class MongoValue:
+class MongoValue(MongoChanges):
     """Keeps and reads the customer-value aggregate (needs ``self.mdb`` and ``self._mock``)."""
 
     mdb: object
@@ -35,25 +37,15 @@ class MongoValue:
     def bump_value(self, ids: Iterable[str] | None) -> None:
         """Note, in the writer's transaction, that what the customer-value report reads has changed, and for
         which record or customer ids (None: unknown, a kept report is then computed afresh)."""
-        from services.alerts.store.sqlite_value import VALUE_LOG_KEEP
-
-        n = self.mdb["value_generation"].find_one_and_update(  # type: ignore[index]
-            {"_id": "value"}, {"$inc": {"n": 1}}, upsert=True, return_document=ReturnDocument.AFTER)["n"]
-        log = self.mdb["value_changes"]  # type: ignore[index]
-        log.insert_one({"_id": n, "ids": None if ids is None else list(set(ids))})
-        log.delete_many({"_id": {"$lte": n - VALUE_LOG_KEEP}})
+        self.bump_log(VALUE_LOG, ids)
 
     def value_generation(self) -> int:
         """How many times what the report reads has changed (0: never): equal numbers, equal reports."""
-        doc = self.mdb["value_generation"].find_one({"_id": "value"})  # type: ignore[index]
-        return doc["n"] if doc else 0
+        return self.log_generation(VALUE_LOG)
 
     def value_changes(self, *, after: int, upto: int) -> set[str] | None:
         """The record and customer ids changed by generations after..upto, or None when that is not known."""
-        docs = list(self.mdb["value_changes"].find({"_id": {"$gt": after, "$lte": upto}}))  # type: ignore[index]
-        if len(docs) != upto - after or any(d["ids"] is None for d in docs):
-            return None
-        return {x for d in docs for x in d["ids"]}
+        return self.log_changes(VALUE_LOG, after=after, upto=upto)
 
     def value_totals_of(self, customer_ids: list[str], *, since: date, until: date) -> list[ValueTotals]:
         """These ids' totals as ``value_totals`` gives them (ids with no purchase day left out)."""

@@ -11,13 +11,13 @@ into customers through the membership table, so merges and unmerges regroup ever
 
 from __future__ import annotations
 
-import json
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from datetime import date
 
 from services.alerts.reports.value import Held, ValueTotals, day_deltas, refund_deltas, totals_of
 from shared.contract.facts import PurchaseFact, RefundFact
+from shared.storage.changes import CHANGES_KEEP, SqliteChanges, changes_sql
 
 VALUE_SQL = """
 CREATE TABLE IF NOT EXISTS value_days (
@@ -27,11 +27,10 @@ CREATE TABLE IF NOT EXISTS value_days (
 CREATE TABLE IF NOT EXISTS value_orders (
   order_id TEXT PRIMARY KEY, record_id TEXT, day TEXT, refund_minor INTEGER NOT NULL, amount_minor INTEGER
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS value_generation (id INTEGER PRIMARY KEY CHECK (id = 0), n INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS value_changes (generation INTEGER PRIMARY KEY, ids TEXT);
-"""
+""" + changes_sql("value")
 
-VALUE_LOG_KEEP = 256  # generations whose changed ids are kept: a report kept further back is computed afresh
+VALUE_LOG = "value"  # the store's log of changes the customer-value report reads (``shared.storage.changes``)
+VALUE_LOG_KEEP = CHANGES_KEEP  # generations whose changed ids are kept: a report kept further back is computed afresh
 VALUE_BACKFILL_MARK = "value_days.backfilled"  # set once the purchases before the aggregate are in it
 _CHUNK = 400  # keys per statement, two variables each: far below SQLite's limit
 
@@ -41,7 +40,7 @@ def _chunks(items: list, size: int = _CHUNK):
         yield items[i:i + size]
 
 
-class SqliteValue:
+class SqliteValue(SqliteChanges):
     """Keeps and reads the customer-value aggregate (needs ``self.db``; schema :data:`VALUE_SQL`)."""
 
     db: object
@@ -69,24 +68,15 @@ class SqliteValue:
     def bump_value(self, ids: Iterable[str] | None) -> None:
         """Note, in the writer's transaction, that what the customer-value report reads has changed, and for
         which record or customer ids (None: unknown, a kept report is then computed afresh)."""
-        c = self.db.conn()  # type: ignore[attr-defined]
-        n = c.execute("INSERT INTO value_generation VALUES (0, 1) ON CONFLICT(id) DO UPDATE SET n = n + 1"
-                      " RETURNING n").fetchone()[0]
-        c.execute("INSERT INTO value_changes VALUES (?, ?)", (n, None if ids is None else json.dumps(list(set(ids)))))
-        c.execute("DELETE FROM value_changes WHERE generation <= ?", (n - VALUE_LOG_KEEP,))
+        self.bump_log(VALUE_LOG, ids)
 
     def value_generation(self) -> int:
         """How many times what the report reads has changed (0: never): equal numbers, equal reports."""
-        row = self.db.conn().execute("SELECT n FROM value_generation").fetchone()  # type: ignore[attr-defined]
-        return row[0] if row else 0
+        return self.log_generation(VALUE_LOG)
 
     def value_changes(self, *, after: int, upto: int) -> set[str] | None:
         """The record and customer ids changed by generations after..upto, or None when that is not known."""
-        rows = self.db.conn().execute(  # type: ignore[attr-defined]
-            "SELECT ids FROM value_changes WHERE generation > ? AND generation <= ?", (after, upto)).fetchall()
-        if len(rows) != upto - after or any(ids is None for ids, in rows):
-            return None
-        return {x for ids, in rows for x in json.loads(ids)}
+        return self.log_changes(VALUE_LOG, after=after, upto=upto)
 
     def value_totals_of(self, customer_ids: list[str], *, since: date, until: date) -> list[ValueTotals]:
         """These ids' totals as ``value_totals`` gives them (ids with no purchase day left out)."""

@@ -13,9 +13,11 @@ from typing import Any
 
 from services.campaigns.domain.attribution import Enrolment
 from services.campaigns.store import CampaignRow, MemberRow, TouchRow
+from services.campaigns.store.changes import LogsChanges
 from services.campaigns.store.leases import MongoLeases
 from services.campaigns.store.mongo_facts import MongoFacts, chunked, key
 from services.campaigns.store.mongo_receipts import MongoReceipts
+from shared.storage.changes import MongoChanges
 from shared.storage.membership import MongoMembership, anonymous_names
 from shared.storage.outbox import MongoStore
 from shared.storage.owners import MongoOwners
@@ -34,7 +36,8 @@ def _member(doc: dict, customer: str | None) -> MemberRow:
                      purchases=doc.get("purchases"), touches_before=doc.get("touches_before"))
 
 
-class MongoCampaignsStore(MongoFacts, MongoStore, MongoMembership, MongoLeases, MongoOwners, MongoReceipts):
+class _MongoCampaigns(MongoFacts, MongoStore, MongoMembership, MongoLeases, MongoOwners, MongoReceipts,
+                      MongoChanges):
     """Campaigns data in a MongoDB database; writes join the current transaction."""
 
     def create_indexes(self) -> None:
@@ -230,3 +233,7 @@ class MongoCampaignsStore(MongoFacts, MongoStore, MongoMembership, MongoLeases, 
                 m["members"].delete_one({"_id": d["_id"]})
         self.note_erased(ids, erasure_id=erasure_id)
         return ids
+
+
+class MongoCampaignsStore(LogsChanges, _MongoCampaigns):
+    """Campaigns data in a MongoDB database, each write logged in the store's log of changes (``store.changes``)."""

@@ -12,10 +12,12 @@ from services.campaigns.domain.attribution import Enrolment, Refund, Sale
 from services.campaigns.domain.audience import CustomerFacts, flag
 from services.campaigns.domain.results import PeriodSales
 from services.campaigns.store import CampaignRow, MemberRow, TouchRow
+from services.campaigns.store.changes import CHANGES_SQL, LogsChanges
 from services.campaigns.store.leases import LEASES_SQL, SqliteLeases
 from services.campaigns.store.sqlite_receipts import RECEIPTS_SQL, SqliteReceipts
 from shared.contract.facts import FieldValue, PurchaseFact, RefundFact
 from shared.storage.base import ANON_PREFIX, OUTBOX_SQL
+from shared.storage.changes import SqliteChanges
 from shared.storage.fact_tables import ATTRIBUTES_SQL, compact_json, open_field, sqlite_put_attributes
 from shared.storage.membership import MEMBERSHIP_SQL, SqliteMembership, anonymous_names
 from shared.storage.outbox import SqliteStore
@@ -66,6 +68,7 @@ CREATE TABLE IF NOT EXISTS view_state (
     + RECEIPTS_SQL
     + ATTRIBUTES_SQL
     + OUTBOX_SQL
+    + CHANGES_SQL
 )
 
 _CAMPAIGN_COLS = ("id", "definition", "status", "created_at", "updated_at", "starts_at", "ends_at", "launched_at",
@@ -87,7 +90,7 @@ def _campaign(row: tuple) -> CampaignRow:
     return CampaignRow(**values)
 
 
-class SqliteCampaignsStore(SqliteStore, SqliteMembership, SqliteLeases, SqliteOwners, SqliteReceipts):
+class _SqliteCampaigns(SqliteStore, SqliteMembership, SqliteLeases, SqliteOwners, SqliteReceipts, SqliteChanges):
     """Campaigns data in SQLite; every write method runs inside the caller's transaction."""
 
     schema = SCHEMA
@@ -422,3 +425,7 @@ class SqliteCampaignsStore(SqliteStore, SqliteMembership, SqliteLeases, SqliteOw
         c.executemany("UPDATE touches SET customer_id = ? WHERE customer_id = ?", [(new, old) for old, new in pairs])
         self.note_erased(ids, erasure_id=erasure_id)
         return ids
+
+
+class SqliteCampaignsStore(LogsChanges, _SqliteCampaigns):
+    """Campaigns data in SQLite, each write logged in the store's log of changes (``store.changes``)."""
