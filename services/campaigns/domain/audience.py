@@ -88,6 +88,16 @@ class Member:
     touches_before: int = 0  # touches in the contact-cap period before the launch (the contact-history segment)
 
 
+@dataclass(frozen=True)
+class Tally:
+    """What evaluating an audience counts: matches, exclusions by reason, members per group."""
+
+    matched: int
+    excluded: Counter
+    treatment: int
+    control: int
+
+
 @dataclass
 class Plan:
     """The outcome of evaluating an audience: members by group and exclusions by reason."""
@@ -99,6 +109,10 @@ class Plan:
     def count(self, group: str) -> int:
         """How many members are in a group."""
         return sum(1 for m in self.members if m.group == group)
+
+    def tally(self) -> Tally:
+        """The counts of this plan."""
+        return Tally(self.matched, self.excluded, self.count("treatment"), self.count("control"))
 
 
 def home_store(store_days: Iterable[tuple[str, int, str]]) -> str | None:
