@@ -109,8 +109,7 @@ def preview(campaign_id: str, *, deps: Deps) -> dict[str, Any]:
     now = deps.clock()
     definition = definition_of(row)
     with bulk_work():
-        found = fast.tally(campaign_id, definition, deps=deps, as_of=now,
-                           recent=recent_touches(deps=deps, as_of_ms=epoch_ms(now)))
+        found = fast.tally(campaign_id, definition, deps=deps, as_of=now)
         if found is None:
             audience = read_audience(campaign_id, definition=definition, deps=deps, as_of=now)
             found = evaluate(campaign_id, definition=definition, audience=audience, deps=deps).tally()

@@ -50,6 +50,7 @@ EVER = 2**62  # "as of" for the index: every fact held, whatever its date
 CHANNELS: tuple[str, ...] = get_args(Channel)
 NO_CONSENT, OPTED_OUT, CONSENTED = 0, 1, 2
 KEPT_CAMPAIGNS = 16  # campaigns whose members' buckets are kept
+DAY_MS = 86_400_000
 REBUILD_SHARE = 4  # more changed customers than one in this many: the whole index is read again
 
 
@@ -83,6 +84,9 @@ class FactsIndex:
         self.cols: dict[str, np.ndarray] = {name: np.zeros(0, dtype=np.int64) for name in ints}
         self.cols.update({f"consent.{c}": np.zeros(0, dtype=np.int8) for c in CHANNELS})
         self.active = np.zeros(0, dtype=bool)
+        # Every touch of an indexed customer: its position and time (the contact cap counts them per period).
+        self.touch_pos = np.zeros(0, dtype=np.int64)
+        self.touch_at = np.zeros(0, dtype=np.int64)
 
     # -- keeping it current ---------------------------------------------------------------
     def bring_forward(self, store) -> None:
@@ -95,10 +99,13 @@ class FactsIndex:
             now = store.current_customers(sorted(changed))
             customers = set(now.values()) | {c for c in changed if c in self.pos}
             if len(customers) * REBUILD_SHARE <= max(len(self.ids), 1):
-                self._apply(store.customer_facts(as_of_ms=EVER, customers=sorted(customers)), customers)
+                named = sorted(customers)
+                self._apply(store.customer_facts(as_of_ms=EVER, customers=named), customers)
+                self._touches(store.touch_times(customers=named), customers)
                 self.generation = generation
                 return
         self._apply(store.customer_facts(as_of_ms=EVER), None)
+        self._touches(store.touch_times(), None)
         self.generation = generation
 
     def _word(self, value: str | None) -> int:
@@ -135,6 +142,24 @@ class FactsIndex:
             for c in bought - self.cats_of[p]:
                 self.cat_pos.setdefault(c, set()).add(p)
             self.cats_of[p] = bought
+
+    def _touches(self, rows: list[tuple[str, int]], read: Collection[str] | None) -> None:
+        """Put in the touches of the customers ``read`` (None: everyone) in place of those held."""
+        if read is None:
+            keep = np.zeros(0, dtype=np.int64)
+            self.touch_pos, self.touch_at = keep, keep
+        else:
+            again = _codes([self.pos[c] for c in read if c in self.pos])
+            keep = ~np.isin(self.touch_pos, again)
+            self.touch_pos, self.touch_at = self.touch_pos[keep], self.touch_at[keep]
+        held = [(self.pos[c], at) for c, at in rows if c in self.pos]  # touches of no indexed customer count for none
+        self.touch_pos = np.concatenate([self.touch_pos, _codes([p for p, _ in held])])
+        self.touch_at = np.concatenate([self.touch_at, _codes([at for _, at in held])])
+
+    def touches(self, *, since_ms: int, until_ms: int) -> np.ndarray:
+        """Each customer's touches in ``(since, until]`` (``store.touch_counts`` by position)."""
+        within = (self.touch_at > since_ms) & (self.touch_at <= until_ms)
+        return np.bincount(self.touch_pos[within], minlength=len(self.ids))
 
     def _row(self, f: CustomerFacts, rows: dict[str, list[int]]) -> None:
         attrs = f.attributes
@@ -231,10 +256,10 @@ def index_for(store: object) -> FactsIndex:
         return index
 
 
-def tally(campaign_id: str, definition: Definition, *, deps: Deps, as_of: datetime,
-          recent: dict[str, int]) -> Tally | None:
+def tally(campaign_id: str, definition: Definition, *, deps: Deps, as_of: datetime) -> Tally | None:
     """What launching at ``as_of`` would count, from the kept index; None for a filter it cannot evaluate
-    (``p_alive``). ``recent``: touches per customer in the contact-cap period (``launch.recent_touches``)."""
+    (``p_alive``). Touches count in the contact-cap period either side of the moment, as the launch counts them
+    (``launch.recent_touches``)."""
     rule = definition.audience
     if rule.p_alive is not None:
         return None
@@ -250,20 +275,20 @@ def tally(campaign_id: str, definition: Definition, *, deps: Deps, as_of: dateti
         excluded: Counter = Counter({"no_consent": int(np.count_nonzero(matched & (state == NO_CONSENT))),
                                      "opted_out": int(np.count_nonzero(matched & (state == OPTED_OUT)))})
         allowed = matched & (state == CONSENTED)
-        capped = np.zeros(len(allowed), dtype=bool)
-        over = [index.pos[c] for c, n in recent.items() if n >= cap and c in index.pos]
-        capped[over] = True
+        span = deps.config.contact_cap_days * DAY_MS
+        touched = index.touches(since_ms=as_of_ms - span, until_ms=as_of_ms + span)
+        capped = touched >= cap
         excluded["contact_cap"] = int(np.count_nonzero(allowed & capped))
         members = np.flatnonzero(allowed & ~capped)
         control = int(np.count_nonzero(index.bucket_of(campaign_id, members)
                                        < int(definition.control_share * BUCKETS)))
         treatment = len(members) - control
-        late = [index.ids[p] for p in np.flatnonzero(later).tolist()]
+        late = {index.ids[p]: int(touched[p]) for p in np.flatnonzero(later).tolist()}
     count = int(np.count_nonzero(matched))
     if late:
         facts = deps.store.customer_facts(as_of_ms=as_of_ms, fields=launch_fields(definition),
-                                          categories=rule.categories is not None, customers=late)
-        found = plan(campaign_id, definition, facts, on=on, recent_touches=recent, cap=cap).tally()
+                                          categories=rule.categories is not None, customers=sorted(late))
+        found = plan(campaign_id, definition, facts, on=on, recent_touches=late, cap=cap).tally()
         count += found.matched
         excluded.update(found.excluded)
         control += found.control

@@ -58,6 +58,7 @@ CREATE TABLE IF NOT EXISTS touches (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS touches_at ON touches(at_ms);
 CREATE INDEX IF NOT EXISTS touches_campaign ON touches(campaign_id);
+CREATE INDEX IF NOT EXISTS touches_customer ON touches(customer_id);
 CREATE TABLE IF NOT EXISTS view_state (
   customer_id TEXT PRIMARY KEY, version INTEGER NOT NULL, hash TEXT NOT NULL
 ) WITHOUT ROWID;
@@ -287,6 +288,20 @@ class _SqliteCampaigns(SqliteStore, SqliteMembership, SqliteLeases, SqliteOwners
             "SELECT COALESCE(m.customer_id, t.customer_id), COUNT(*) FROM touches t LEFT JOIN memberships m"
             " ON m.record_id = t.customer_id WHERE t.at_ms > ? AND t.at_ms <= ? GROUP BY 1", (since_ms, until_ms))
         return dict(rows)
+
+    def touch_times(self, *, customers: Collection[str] | None = None) -> list[tuple[str, int]]:
+        """Every touch as (its customer as they are now, its time); only the ``customers`` named, when named."""
+        c = self.db.conn()
+        if customers is None:
+            return c.execute("SELECT COALESCE(m.customer_id, t.customer_id), t.at_ms FROM touches t"
+                             " LEFT JOIN memberships m ON m.record_id = t.customer_id").fetchall()
+        self._wanted(customers)
+        # A customer's touches: those of its records, and those of its own id when no mapping names that id.
+        return c.execute(
+            "SELECT m.customer_id, t.at_ms FROM temp.wanted w JOIN memberships m ON m.customer_id = w.id"
+            " JOIN touches t ON t.customer_id = m.record_id UNION ALL SELECT t.customer_id, t.at_ms"
+            " FROM temp.wanted w JOIN touches t ON t.customer_id = w.id"
+            " WHERE NOT EXISTS (SELECT 1 FROM memberships m WHERE m.record_id = t.customer_id)").fetchall()
 
     def add_members(self, rows: list[MemberRow]) -> None:
         """Freeze audience members (a re-sent member changes nothing)."""

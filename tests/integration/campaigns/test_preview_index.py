@@ -79,8 +79,9 @@ class History:
             elif kind == "unmerge":
                 store.apply_memberships([Membership(record, record, at)])
             elif kind == "touches":  # up to 6 touches around day 30: many customers over a cap of 3
+                # On whole hours, as the previews are: some fall exactly on the edges of a contact-cap period.
                 store.add_touches([TouchRow(f"t{n}-{k}", "cmp_earlier", record, "sms",
-                                            epoch_ms(T0 + timedelta(days=rng.uniform(5, 55))))
+                                            epoch_ms(T0 + timedelta(hours=rng.randrange(5 * 24, 80 * 24))))
                                    for k in range(rng.randrange(1, 7))])
 
     def erase(self) -> None:
@@ -192,3 +193,23 @@ def test_a_preview_reads_again_only_the_customers_changed_since_the_last(store, 
     assert launching.preview(cid, deps=deps) == planned(cid, deps)
     owner = store.current_customers(["r007"])["r007"]
     assert kept[1:] == [sorted({owner, "r007"})] or kept[1:] == [[owner]]  # the record's customer only
+
+
+def test_the_contact_cap_counts_touches_up_to_the_edges_of_its_period_as_the_launch_does(store, tmp_path):
+    now = T0 + timedelta(days=40)
+    deps = deps_for(store, tmp_path, [now])
+    span = timedelta(days=deps.config.contact_cap_days)
+    with store.transaction():
+        store.apply_memberships([Membership(c, c, "t1") for c in ("a", "b")])
+        store.put_attributes([(c, [FieldValue("consent.sms", True, epoch_ms(T0), "web/shop", f"e-{c}")])
+                              for c in ("a", "b")])
+        # a: the touch at the start of the period is outside it (2 in all); b: the one at its end is in it (3).
+        store.add_touches([TouchRow(f"t-{c}-{k}", "cmp_0", c, "sms", epoch_ms(at)) for c, edge in
+                           (("a", now - span), ("b", now + span))
+                           for k, at in enumerate((edge, now - timedelta(days=1), now - timedelta(days=2)))])
+    definition = Definition(name="d", objective="promotion", channel="sms", starts_at=now,
+                            ends_at=now + timedelta(days=9))
+    cid = commands.create(definition, by="test", idempotency_key=None, deps=deps)[0].id
+    got = launching.preview(cid, deps=deps)
+    assert (got["matched"], got["excluded"]["contact_cap"], got["members"]) == (2, 1, 1)
+    assert got == planned(cid, deps)

@@ -289,3 +289,19 @@ def test_customer_facts_of_some_customers_are_theirs_as_in_the_full_read_with_th
     assert some == [full["b"], full["c"]]  # d is b's now; an id with no records is no customer
     assert store.customer_facts(as_of_ms=5 * DAY, customers=["b"])[0].newest_ms == 3 * DAY  # as of a moment
     assert store.customer_facts(as_of_ms=10 * DAY, customers=[]) == []
+
+
+def test_touch_times_follow_the_customers_as_they_are_now_as_touch_counts_do(store):
+    with store.transaction():
+        store.apply_memberships([Membership("a", "a", "t1"), Membership("b", "b", "t1"), Membership("c", "c", "t1")])
+        store.add_touches([TouchRow("t1", "cmp_1", "a", "sms", 10), TouchRow("t2", "cmp_1", "b", "sms", 20),
+                           TouchRow("t3", "cmp_2", "b", "sms", 30), TouchRow("t4", "cmp_2", "loose", "sms", 40)])
+        store.apply_memberships([Membership("b", "a", "t2")])  # b merged into a
+    assert sorted(store.touch_times()) == [("a", 10), ("a", 20), ("a", 30), ("loose", 40)]
+    assert sorted(store.touch_times(customers=["a", "loose", "c"])) == [("a", 10), ("a", 20), ("a", 30),
+                                                                        ("loose", 40)]
+    assert store.touch_times(customers=["b"]) == []  # b's touches are a's now
+    assert store.touch_counts(since_ms=0, until_ms=100) == {"a": 3, "loose": 1}
+    with store.transaction():
+        store.apply_memberships([Membership("b", "b", "t3")])  # unmerged
+    assert sorted(store.touch_times(customers=["b"])) == [("b", 20), ("b", 30)]
