@@ -26,6 +26,7 @@ from services.campaigns.domain.definition import Definition
 from services.campaigns.handlers import Deps, commands, reports
 from services.campaigns.handlers import launch as launching
 from services.campaigns.store.sqlite import SqliteCampaignsStore
+from shared.contract.facts import FieldValue
 from shared.settings import Settings
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -133,3 +134,53 @@ def run(customers: int = 100_000, runs: int = 3) -> None:
             print(f"  launch time: median {statistics.median(launches):.2f} s over {runs} runs "
                   f"(min {min(launches):.2f}, max {max(launches):.2f}); target < 60 s")
             print(f"  results (lift, breakdowns, daily) computed in: median {statistics.median(reads):.2f} s")
+        print_previews(base, work, customers)
+
+
+def preview_timings(base: Path, work: Path, runs: int = 5) -> dict[str, list[float]]:
+    """Time the audience preview (the API's ``/preview``) over a copy of the base, in ms of CPU: the first in a
+    process (its index of customers' facts is built), then per run a new draft's, a changed audience of that
+    draft, and a preview after a write that touches three customers."""
+    db = work / "preview.db"
+    shutil.copyfile(base, db)
+    store = SqliteCampaignsStore(db)
+    deps = Deps(store=store, settings=Settings(_env_file=None, data_dir=str(work)),
+                config=CampaignsSettings(_env_file=None), clock=lambda: NOW)
+    timings: dict[str, list[float]] = {"first in a process": [], "new draft": [], "changed audience": [],
+                                       "after a write to 3 customers": []}
+
+    def timed(label: str, campaign_id: str) -> None:
+        started = time.process_time()
+        launching.preview(campaign_id, deps=deps)
+        timings[label].append((time.process_time() - started) * 1000)
+
+    def draft(run: int) -> str:
+        definition = Definition(name=f"preview {run}", objective="promotion", channel="sms",
+                                audience={"home_stores": ["SH-001", "SH-002"]}, starts_at=NOW,
+                                ends_at=NOW + timedelta(days=14))
+        return commands.create(definition, by="bench", idempotency_key=None, deps=deps)[0].id
+
+    timed("first in a process", draft(-1))
+    for run in range(runs):
+        campaign_id = draft(run)
+        timed("new draft", campaign_id)
+        commands.edit(campaign_id, changes={"audience": {"cities": ["Shanghai"], "frequency": {"min": 2},
+                                                         "spend": {"min": "100.00"}, "age_bands": ["25-34"]}},
+                      deps=deps)
+        timed("changed audience", campaign_id)
+        at = int(NOW.timestamp() * 1000) - 1000
+        with store.transaction():
+            store.put_attributes([(f"c_{run * 3 + k:08d}", [FieldValue("city", "Beijing", at, "web/shop",
+                                                                        f"bench-{run}-{k}")]) for k in range(3)])
+        timed("after a write to 3 customers", campaign_id)
+    store.close()
+    db.unlink()
+    return timings
+
+
+def print_previews(base: Path, work: Path, customers: int) -> None:
+    """Print the preview's timings (medians) over ``customers`` customers."""
+    timings = preview_timings(base, work)
+    print(f"\naudience preview over {customers:,} customers (CPU ms; target < 200 ms each)")
+    for label, values in timings.items():
+        print(f"  {label}: median {statistics.median(values):.0f} ms over {len(values)} (max {max(values):.0f})")
