@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from collections import Counter, OrderedDict
 from collections.abc import Collection
 from datetime import date, datetime
@@ -74,6 +75,7 @@ class FactsIndex:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.generation: int | None = None
+        self.used_at: float | None = None  # the last preview's time.monotonic()
         self.ids: list[str] = []
         self.pos: dict[str, int] = {}
         self.words: dict[str, int] = {}  # casefolded text -> its code in the text columns
@@ -256,6 +258,30 @@ def index_for(store: object) -> FactsIndex:
         return index
 
 
+def warm(store: object) -> None:
+    """Build the index before the first preview of this process asks for it (at start-up, in the background)."""
+    index = index_for(store)
+    with index.lock:
+        index.bring_forward(store)
+
+
+def keep_current(store: object, *, while_used_s: float) -> bool:
+    """Bring the index forward ahead of the next preview, while people preview (the last preview within
+    ``while_used_s``): after a launch over every customer its first preview would read them all again. True
+    when it did; a preview bringing it forward meanwhile is not waited for."""
+    with _INDEXES_LOCK:
+        index = _INDEXES.get(store)
+    if index is None or index.used_at is None or time.monotonic() - index.used_at > while_used_s:
+        return False
+    if not index.lock.acquire(blocking=False):
+        return False
+    try:
+        index.bring_forward(store)
+    finally:
+        index.lock.release()
+    return True
+
+
 def tally(campaign_id: str, definition: Definition, *, deps: Deps, as_of: datetime) -> Tally | None:
     """What launching at ``as_of`` would count, from the kept index; None for a filter it cannot evaluate
     (``p_alive``). Touches count in the contact-cap period either side of the moment, as the launch counts them
@@ -268,6 +294,7 @@ def tally(campaign_id: str, definition: Definition, *, deps: Deps, as_of: dateti
     cap = deps.config.contact_cap
     index = index_for(deps.store)
     with index.lock:
+        index.used_at = time.monotonic()
         index.bring_forward(deps.store)
         later = index.active & (index.cols["newest"] > as_of_ms)  # facts after the moment: the exact path
         matched = index.matching(rule, on) & ~later

@@ -5,11 +5,14 @@ between previews, and random filters over every criterion, for new drafts and ch
 
 from __future__ import annotations
 
+import asyncio
 import random
+import time
 from datetime import UTC, datetime, timedelta
 from typing import get_args
 from zoneinfo import ZoneInfo
 
+from services.campaigns import agents
 from services.campaigns.config import CampaignsSettings
 from services.campaigns.domain.audience import launch_fields, plan
 from services.campaigns.domain.definition import AGE_BANDS, Channel, Definition
@@ -20,6 +23,9 @@ from services.campaigns.store import TouchRow
 from shared.contract.facts import FieldValue, PurchaseFact, RefundFact, epoch_ms
 from shared.settings import Settings
 from shared.storage.membership import Membership
+from tests.integration.campaigns.scenario import World
+from tests.integration.faust_stub import RecordingFaust
+from tests.unit.campaigns import factory as f
 
 T0 = datetime(2026, 3, 1, 4, 0, tzinfo=UTC)
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -123,7 +129,8 @@ def planned(campaign_id: str, deps: Deps) -> dict:
     definition = commands.definition_of(commands.get(campaign_id, deps=deps))
     facts = deps.store.customer_facts(as_of_ms=epoch_ms(now), fields=launch_fields(definition),
                                       categories=definition.audience.categories is not None)
-    found = plan(campaign_id, definition, facts, on=now.astimezone(SHANGHAI).date(), cap=3,
+    found = plan(campaign_id, definition, facts, on=now.astimezone(ZoneInfo(deps.settings.timezone)).date(),
+                 cap=deps.config.contact_cap,
                  recent_touches=launching.recent_touches(deps=deps, as_of_ms=epoch_ms(now))).tally()
     return launching.summary(found, as_of=now, touches=found.treatment,
                              grants=found.treatment if definition.bonus_multiplier else 0)
@@ -213,3 +220,35 @@ def test_the_contact_cap_counts_touches_up_to_the_edges_of_its_period_as_the_lau
     got = launching.preview(cid, deps=deps)
     assert (got["matched"], got["excluded"]["contact_cap"], got["members"]) == (2, 1, 1)
     assert got == planned(cid, deps)
+
+
+def test_the_worker_builds_the_index_as_it_starts_and_keeps_it_current_while_people_preview(store, tmp_path,
+                                                                                              monkeypatch):
+    world = World(store, tmp_path)
+    world.feed([m for i in range(30) for m in (f.consent(f"c_{i:03d}", f"cons-{i}", f.at(1), "sms", i % 5 > 0),
+                                               f.purchase(f"c_{i:03d}", f"pre-{i}", f.at(2), f"{10 * i}.00"))])
+    world.now = f.at(5)
+    deps, app = world.service.deps, RecordingFaust()
+    agents.register(app, world.service)
+    index = fast.index_for(store)
+    for task in app.tasks:  # what the worker runs as it starts
+        asyncio.run(task())
+    assert index.generation == store.change_generation() and int(index.active.sum()) == 30
+    body = {"objective": "promotion", "channel": "sms", "starts_at": f.at(10).isoformat(),
+            "ends_at": f.at(20).isoformat()}
+    draft = world.http.post("/v1/campaigns", json={**body, "name": "draft"}).json()["campaign_id"]
+    assert world.http.get(f"/v1/campaigns/{draft}/preview").json()["members"] == planned(draft, deps)["members"] == 24
+    other = world.http.post("/v1/campaigns", json={**body, "name": "other"}).json()["campaign_id"]
+    assert world.http.post(f"/v1/campaigns/{other}/launch").status_code == 200  # every consenting customer
+    _, keep = app.timers["campaigns.preview_index"]
+    asyncio.run(keep())  # the next tick reads the launched customers again, not the next preview
+    assert index.generation == store.change_generation()
+    kept: list = []
+    real = store.customer_facts
+    monkeypatch.setattr(store, "customer_facts", lambda **kw: kept.append(kw["as_of_ms"]) or real(**kw))
+    got = world.http.get(f"/v1/campaigns/{draft}/preview").json()
+    assert got == {**planned(draft, deps), "as_of": got["as_of"]} and fast.EVER not in kept
+    index.used_at = time.monotonic() - deps.config.preview_keep_s - 1  # nobody previewed for a while
+    world.feed([f.purchase("c_001", "late-1", f.at(4), "5.00")])
+    asyncio.run(keep())
+    assert index.generation < store.change_generation()  # left for the next preview
