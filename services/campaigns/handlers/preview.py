@@ -79,10 +79,11 @@ class FactsIndex:
         self.ids: list[str] = []
         self.pos: dict[str, int] = {}
         self.words: dict[str, int] = {}  # casefolded text -> its code in the text columns
-        self.cats_of: list[frozenset[str]] = []
-        self.cat_pos: dict[str, set[int]] = {}
+        # Each distinct set of categories bought (casefolded), once: customers hold its code.
+        self.category_sets: dict[frozenset[str], int] = {}
         self.buckets: OrderedDict[str, np.ndarray] = OrderedDict()
-        ints = ("newest", "tier", "gender", "city", "home", "born_y", "born_m", "born_d", "last", "frequency", "net")
+        ints = ("newest", "tier", "gender", "city", "home", "born_y", "born_m", "born_d", "last", "frequency", "net",
+                "categories")
         self.cols: dict[str, np.ndarray] = {name: np.zeros(0, dtype=np.int64) for name in ints}
         self.cols.update({f"consent.{c}": np.zeros(0, dtype=np.int8) for c in CHANNELS})
         self.active = np.zeros(0, dtype=bool)
@@ -120,7 +121,6 @@ class FactsIndex:
             start = len(self.ids)
             self.ids += fresh
             self.pos.update((c, start + k) for k, c in enumerate(fresh))
-            self.cats_of += [frozenset()] * len(fresh)
             grow = len(fresh)
             for name, col in self.cols.items():
                 self.cols[name] = np.concatenate([col, np.zeros(grow, dtype=col.dtype)])
@@ -137,13 +137,6 @@ class FactsIndex:
         for name, values in rows.items():
             self.cols[name][at] = values
         self.active[at] = True
-        for p, f in zip(at, facts, strict=True):
-            bought = frozenset(c.casefold() for c in f.categories)
-            for c in self.cats_of[p] - bought:
-                self.cat_pos[c].discard(p)
-            for c in bought - self.cats_of[p]:
-                self.cat_pos.setdefault(c, set()).add(p)
-            self.cats_of[p] = bought
 
     def _touches(self, rows: list[tuple[str, int]], read: Collection[str] | None) -> None:
         """Put in the touches of the customers ``read`` (None: everyone) in place of those held."""
@@ -175,7 +168,9 @@ class FactsIndex:
                   "city": self._word(text(attrs, "city")), "home": self._word(home_store(f.store_days)),
                   "born_y": -1 if born is None else born.year, "born_m": 0 if born is None else born.month,
                   "born_d": 0 if born is None else born.day, "last": last, "frequency": f.purchase_count,
-                  "net": f.spend_minor - f.refund_minor}
+                  "net": f.spend_minor - f.refund_minor,
+                  "categories": self.category_sets.setdefault(frozenset(c.casefold() for c in f.categories),
+                                                              len(self.category_sets))}
         for channel in CHANNELS:
             given = consent(attrs, channel)
             values[f"consent.{channel}"] = NO_CONSENT if given is None else CONSENTED if given else OPTED_OUT
@@ -207,12 +202,9 @@ class FactsIndex:
         if rule.age_bands is not None:
             mask &= np.isin(self.age_bands(on), _codes([AGE_BANDS.index(b) for b in rule.age_bands]))
         if rule.categories is not None:
-            bought = np.zeros(len(mask), dtype=bool)
-            for c in {c.casefold() for c in rule.categories}:
-                held = self.cat_pos.get(c)
-                if held:
-                    bought[np.fromiter(held, dtype=np.int64, count=len(held))] = True
-            mask &= bought
+            wanted = {c.casefold() for c in rule.categories}
+            mask &= np.isin(self.cols["categories"], _codes([code for bought, code in self.category_sets.items()
+                                                             if bought & wanted]))
         if rule.recency_days is not None:
             last = self.cols["last"]
             mask &= (last >= 0) & _within(on.toordinal() - last, *_bounds(rule.recency_days))
