@@ -1,79 +1,14 @@
 """What the customer-value report computes, kept while nothing it reads changes (issues 15 and 16).
 
 Ranking every customer of the period takes a second at 100,000 customers; the console and the CLV route ask
-for the same ranking again and again. The store counts every change to what the report reads (a generation,
-bumped in the same transaction as each write to the value aggregate, a merge, an unmerge, an erasure and an
-owner change), so a kept result is used only while the store's generation is the one it was computed at: a
-kept result is never stale, and the first request after a write computes afresh. The generation is read
-before the data, so a result computed from data newer than its generation is only ever superseded. The store
-also logs which record and customer ids each generation changed (the last few hundred generations): the
-customers' totals a report ranks are then brought forward by re-reading only those customers, and the ranking
-is computed again from them.
-
-Kept in this process's memory per store (each worker keeps its own), bounded by the rows it holds.
+for the same ranking again and again. The report, the customers' totals and their owners are kept per store
+in ``shared.kept`` under the store's value generation (``value_generation``, bumped with every write to the
+value aggregate, a merge, an unmerge, an erasure and an owner change) and brought forward through the log of
+changed ids (``value_changes``): see ``reports.value``.
 """
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
-from collections.abc import Callable, Hashable, Sized
-from typing import Any
-from weakref import WeakKeyDictionary
+from shared.kept import ROWS_LIMIT, Kept, kept_for
 
-ROWS_LIMIT = 400_000  # customers' rows kept in all (a report of 100,000 customers holds about 40 MB)
-
-
-class Kept:
-    """Results per key, each valid for one generation; least recently used go first past ``rows_limit``."""
-
-    def __init__(self, *, rows_limit: int = ROWS_LIMIT) -> None:
-        self.rows_limit = rows_limit
-        self._held: OrderedDict[Hashable, tuple[int, Any, int]] = OrderedDict()  # key -> (generation, value, rows)
-        self._lock = threading.Lock()
-        self._computing: dict[Hashable, threading.Lock] = {}
-
-    def peek(self, key: Hashable, generation: int) -> Any:
-        """The value kept for ``key`` at ``generation``, or None (nothing is computed)."""
-        with self._lock:
-            held = self._held.get(key)
-            return held[1] if held is not None and held[0] == generation else None
-
-    def latest(self, key: Hashable) -> tuple[int, Any] | None:
-        """The value kept for ``key`` at whatever generation, with that generation, or None."""
-        with self._lock:
-            held = self._held.get(key)
-            return None if held is None else (held[0], held[1])
-
-    def get(self, key: Hashable, generation: int, compute: Callable[[], Any]) -> Any:
-        """The value kept for ``key`` at ``generation``, or ``compute()`` kept for it; a second request for a
-        key being computed waits for that computation instead of starting its own."""
-        with self._lock:
-            busy = self._computing.setdefault(key, threading.Lock())
-        with busy:
-            with self._lock:
-                held = self._held.get(key)
-                if held is not None and held[0] == generation:
-                    self._held.move_to_end(key)
-                    return held[1]
-            value = compute()
-            with self._lock:
-                self._held[key] = (generation, value, len(value) if isinstance(value, Sized) else 1)
-                self._held.move_to_end(key)
-                while len(self._held) > 1 and sum(r for _, _, r in self._held.values()) > self.rows_limit:
-                    self._held.popitem(last=False)
-                self._computing.pop(key, None)
-            return value
-
-
-_KEPT: WeakKeyDictionary = WeakKeyDictionary()
-_KEPT_LOCK = threading.Lock()
-
-
-def kept_for(store: object) -> Kept:
-    """The results kept for one store object (forgotten with it)."""
-    with _KEPT_LOCK:
-        kept = _KEPT.get(store)
-        if kept is None:
-            kept = _KEPT[store] = Kept()
-        return kept
+__all__ = ["ROWS_LIMIT", "Kept", "kept_for"]

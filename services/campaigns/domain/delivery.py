@@ -103,23 +103,40 @@ class DeliveryFigures:
         return count / self.touches if self.touches and self.pending < self.touches else None
 
 
+TOUCH_SUMS = 7  # touches, delivered, failed, opened, replied, follow-ups, mismatched replies (see ``add_touch``)
+
+
+def add_touch(acc: list, at: int, state: TouchState, followed: bool, reasons: Counter, sign: int = 1) -> None:
+    """Add (``sign`` 1) or take off (-1) one member's touch in the sums ``acc[at:at + TOUCH_SUMS]`` and its
+    failure reason in ``reasons``: results are kept as such sums, brought forward a member at a time."""
+    rank = state.rank
+    acc[at] += sign
+    if rank >= RANK["delivered"]:
+        acc[at + 1] += sign
+        if rank >= RANK["opened"]:
+            acc[at + 3] += sign
+            if rank >= RANK["replied"]:
+                acc[at + 4] += sign
+    if followed:
+        acc[at + 5] += sign
+    if state.mismatched_replies:
+        acc[at + 6] += sign * state.mismatched_replies
+    if state.status == "failed":
+        acc[at + 2] += sign
+        reasons[shown_reason(state.reason)] += sign
+
+
+def figures_of(acc: list, at: int, reasons: Counter) -> DeliveryFigures:
+    """The figures the sums ``acc[at:at + TOUCH_SUMS]`` and ``reasons`` stand for (see ``add_touch``)."""
+    return DeliveryFigures(*acc[at:at + TOUCH_SUMS], dict(sorted((k, n) for k, n in reasons.items() if n)))
+
+
 def figures(touched: Iterable[tuple[TouchState, bool]]) -> DeliveryFigures:
     """The figures of some members' touches: (state of the member's touch, whether it was followed up)."""
-    touches = delivered = failed = opened = replied = follow_ups = mismatched = 0
-    reasons: Counter = Counter()
+    acc, reasons = [0] * TOUCH_SUMS, Counter()
     for state, followed in touched:
-        touches += 1
-        rank = state.rank
-        delivered += rank >= RANK["delivered"]
-        opened += rank >= RANK["opened"]
-        replied += rank >= RANK["replied"]
-        follow_ups += followed
-        mismatched += state.mismatched_replies
-        if state.status == "failed":
-            failed += 1
-            reasons[shown_reason(state.reason)] += 1
-    return DeliveryFigures(touches, delivered, failed, opened, replied, follow_ups, mismatched,
-                           dict(sorted(reasons.items())))
+        add_touch(acc, 0, state, followed, reasons)
+    return figures_of(acc, 0, reasons)
 
 
 def shown_reason(reason: str | None) -> str:

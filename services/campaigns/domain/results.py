@@ -18,7 +18,7 @@ Money stays in integer fen until it is shown (exact ``Decimal``); rates and stat
 from __future__ import annotations
 
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -26,8 +26,7 @@ from fractions import Fraction
 
 from services.campaigns.domain.attribution import Credit, Outcome
 from services.campaigns.domain.definition import Costs
-from services.campaigns.domain.delivery import DeliveryFigures, TouchState
-from services.campaigns.domain.delivery import figures as delivery_figures
+from services.campaigns.domain.delivery import TOUCH_SUMS, DeliveryFigures, TouchState, add_touch, figures_of
 
 CONFIDENCE = 0.95
 CENT = Decimal("0.01")
@@ -189,18 +188,42 @@ def lift(conv_t: int, n_t: int, conv_c: int, n_c: int, confidence: float = CONFI
     return Lift(diff, diff - half, diff + half, z, p_value, relative, rel_low, rel_high)
 
 
+_SUMS = 4 + TOUCH_SUMS  # size, converters, orders, revenue, then the touch's (``delivery.add_touch``)
+
+
+def _sums() -> list:
+    """Empty sums of a set of members, with their failure reasons last."""
+    return [0] * _SUMS + [Counter()]
+
+
+def _add_member(acc: list, u: MemberResult, sign: int = 1) -> None:
+    acc[0] += sign
+    outcome = u.outcome
+    if outcome.converted:
+        acc[1] += sign
+    acc[2] += sign * outcome.orders
+    acc[3] += sign * outcome.revenue_minor
+    if u.delivery is not None:
+        add_touch(acc, 4, u.delivery, u.followed_up, acc[_SUMS], sign)
+
+
+def _merge(into: list, acc: list) -> None:
+    for i in range(_SUMS):
+        into[i] += acc[i]
+    if acc[_SUMS]:
+        into[_SUMS].update(acc[_SUMS])
+
+
+def _figures(acc: list) -> GroupFigures:
+    return GroupFigures(*acc[:4], figures_of(acc, 4, acc[_SUMS]) if acc[4] else None)
+
+
 def figures(units: Iterable[MemberResult]) -> GroupFigures:
     """The figures of a set of members."""
-    size = converters = orders = revenue = 0
-    touched = []
+    acc = _sums()
     for u in units:
-        size += 1
-        converters += u.outcome.converted
-        orders += u.outcome.orders
-        revenue += u.outcome.revenue_minor
-        if u.delivery is not None:
-            touched.append((u.delivery, u.followed_up))
-    return GroupFigures(size, converters, orders, revenue, delivery_figures(touched) if touched else None)
+        _add_member(acc, u)
+    return _figures(acc)
 
 
 def ratio(part: Fraction | int, whole: Fraction | int) -> Decimal:
@@ -211,8 +234,11 @@ def ratio(part: Fraction | int, whole: Fraction | int) -> Decimal:
 
 def segment(units: list[MemberResult], key: str | None = None, *, cost_per_treated: Fraction | None = None) -> Segment:
     """Treatment against control over a set of members; cost and ROI when the treatment's cost is given."""
-    t = figures(u for u in units if u.group == "treatment")
-    c = figures(u for u in units if u.group == "control")
+    return _segment(figures(u for u in units if u.group == "treatment"),
+                    figures(u for u in units if u.group == "control"), key, cost_per_treated)
+
+
+def _segment(t: GroupFigures, c: GroupFigures, key: str | None, cost_per_treated: Fraction | None) -> Segment:
     found = lift(t.converters, t.size, c.converters, c.size)
     inc_conv = inc_rev = cost = roi = None
     exact = None
@@ -242,34 +268,6 @@ def touch_band(touches: int | None) -> str | None:
     return str(touches) if touches < 3 else "3+"
 
 
-def _by(units: list[MemberResult], key: Callable[[MemberResult], str | None],
-        cost_per_treated: Fraction | None) -> list[Segment]:
-    groups: dict[str, list[MemberResult]] = defaultdict(list)
-    for u in units:
-        groups[key(u) or "unknown"].append(u)
-    return [segment(groups[k], k, cost_per_treated=cost_per_treated) for k in sorted(groups)]
-
-
-def daily(units: list[MemberResult], credited: Iterable[Credit], campaign_id: str) -> list[Day]:
-    """Per day and group: members converting for the first time, and credited orders and revenue, by
-    new customers (no purchase before the launch) and returning ones."""
-    who = {u.customer_id: u for u in units}
-    # new converters, returning converters, orders, revenue, new customers' orders, returning customers' orders
-    cells: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0, 0])
-    for u in units:
-        if u.outcome.converted and u.outcome.first_day:
-            cells[(u.outcome.first_day, u.group)][1 if u.returning else 0] += 1
-    for c in credited:
-        u = who.get(c.customer_id)
-        if c.campaign_id != campaign_id or u is None or c.net_minor <= 0:
-            continue
-        cell = cells[(c.sale.day, u.group)]
-        cell[2] += 1
-        cell[3] += c.revenue_minor
-        cell[5 if u.returning else 4] += 1
-    return [Day(day, group, *cells[(day, group)]) for day, group in sorted(cells)]
-
-
 BY: dict[str, Callable[[MemberResult], str | None]] = {
     "tier": lambda u: u.tier,
     "age_band": lambda u: u.age_band,
@@ -279,30 +277,99 @@ BY: dict[str, Callable[[MemberResult], str | None]] = {
 }
 
 
+class Tally:
+    """What a report sums, kept so that members can be added and taken off one at a time (issue 16): per cell
+    of members alike in group and in every breakdown's segment, their figures; per day and group, conversions
+    and credited orders. A report folds the cells into segments, one pass over far fewer cells than members."""
+
+    def __init__(self) -> None:
+        self.cells: dict[tuple, list] = {}  # (group, tier, age band, home store, purchase band, touch band)
+        # (day, group) -> new converters, returning converters, orders, revenue, new orders, returning orders
+        self.days: dict[tuple[str, str], list[int]] = {}
+
+    def copy(self) -> Tally:
+        """An independent copy (a kept tally is never changed: a newer one is made from a copy)."""
+        out = Tally()
+        out.cells = {k: [*v[:_SUMS], Counter(v[_SUMS])] for k, v in self.cells.items()}
+        out.days = {k: list(v) for k, v in self.days.items()}
+        return out
+
+    def add(self, u: MemberResult, mine: Iterable[Credit], sign: int = 1) -> None:
+        """Add (``sign`` 1) or take off (-1) a member with the campaign's credits of its customer (``mine``)."""
+        key = (u.group, u.tier, u.age_band, u.home_store, purchase_band(u.purchases), touch_band(u.touches_before))
+        acc = self.cells.get(key)
+        if acc is None:
+            acc = self.cells[key] = _sums()
+        _add_member(acc, u, sign)
+        if not acc[0]:
+            del self.cells[key]
+        if u.outcome.converted and u.outcome.first_day:
+            self._day(u.outcome.first_day, u.group)[1 if u.returning else 0] += sign
+        for c in mine:
+            if c.net_minor <= 0:
+                continue
+            cell = self._day(c.sale.day, u.group)
+            cell[2] += sign
+            cell[3] += sign * c.revenue_minor
+            cell[5 if u.returning else 4] += sign
+        if sign < 0:  # a day left with nothing on it is not shown, as if it had never been added
+            for k in [k for k, v in self.days.items() if not any(v)]:
+                del self.days[k]
+
+    def _day(self, day: str, group: str) -> list[int]:
+        cell = self.days.get((day, group))
+        if cell is None:
+            cell = self.days[(day, group)] = [0] * 6
+        return cell
+
+    def report(self, *, costs: Costs | None, touches: int | None, period: PeriodSales | None = None,
+               follow_up: DeliveryFigures | None = None) -> Report:
+        """The report over the members added (see :func:`report`)."""
+        overall = {"treatment": _sums(), "control": _sums()}
+        parts: list[dict[str, dict[str, list]]] = [{} for _ in BY]
+        for (group, *keys), acc in self.cells.items():
+            _merge(overall.setdefault(group, _sums()), acc)
+            for part, k in zip(parts, keys, strict=True):
+                _merge(part.setdefault(k or "unknown", {}).setdefault(group, _sums()), acc)
+        cost = costs.fixed + costs.per_touch * touches if costs is not None and touches is not None else None
+        treated = overall["treatment"][0]
+        per_treated = Fraction(cost) * 100 / treated if treated and cost is not None else None
+        both = _segment(_figures(overall["treatment"]), _figures(overall["control"]), None, per_treated)
+        share = inc_share = None
+        if period is not None and period.net_minor > 0:
+            share = ratio(both.treatment.revenue_minor, period.net_minor)
+            if both.incremental_revenue is not None:
+                inc_share = ratio(Fraction(both.incremental_revenue) * 100, period.net_minor)
+        empty = GroupFigures()
+        return Report(
+            overall=both,
+            breakdowns={name: [_segment(_figures(g["treatment"]) if "treatment" in g else empty,
+                                        _figures(g["control"]) if "control" in g else empty, k, per_treated)
+                               for k, g in sorted(part.items())] for name, part in zip(BY, parts, strict=True)},
+            daily=[Day(day, group, *self.days[(day, group)]) for day, group in sorted(self.days)],
+            touches=touches,
+            cost=cost.quantize(CENT) if cost is not None else None,
+            roi=both.roi,
+            period=period,
+            share_of_sales=share,
+            incremental_share_of_sales=inc_share,
+            follow_up=follow_up,
+        )
+
+
 def report(units: list[MemberResult], credited: Iterable[Credit], *, campaign_id: str, costs: Costs | None,
            touches: int | None, period: PeriodSales | None = None, follow_up: DeliveryFigures | None = None) -> Report:
     """The campaign's results: overall and by segment (with cost and ROI), daily, its share of the period's sales.
 
-    Without ``costs`` (results over some stores' members only) cost and ROI are None everywhere: the fixed
-    cost and the touches belong to the whole campaign and no share of them is any store's."""
-    cost = costs.fixed + costs.per_touch * touches if costs is not None and touches is not None else None
-    treated = sum(1 for u in units if u.group == "treatment")
-    per_treated = Fraction(cost) * 100 / treated if treated and cost is not None else None
-    overall = segment(units, cost_per_treated=per_treated)
-    share = inc_share = None
-    if period is not None and period.net_minor > 0:
-        share = ratio(overall.treatment.revenue_minor, period.net_minor)
-        if overall.incremental_revenue is not None:
-            inc_share = ratio(Fraction(overall.incremental_revenue) * 100, period.net_minor)
-    return Report(
-        overall=overall,
-        breakdowns={name: _by(units, key, per_treated) for name, key in BY.items()},
-        daily=daily(units, credited, campaign_id),
-        touches=touches,
-        cost=cost.quantize(CENT) if cost is not None else None,
-        roi=overall.roi,
-        period=period,
-        share_of_sales=share,
-        incremental_share_of_sales=inc_share,
-        follow_up=follow_up,
-    )
+    Daily: per day and group, members converting for the first time, and credited orders and revenue, by new
+    customers (no purchase before the launch) and returning ones. Without ``costs`` (results over some stores'
+    members only) cost and ROI are None everywhere: the fixed cost and the touches belong to the whole campaign
+    and no share of them is any store's."""
+    mine: dict[str, list[Credit]] = defaultdict(list)
+    for c in credited:
+        if c.campaign_id == campaign_id:
+            mine[c.customer_id].append(c)
+    tally = Tally()
+    for u in units:
+        tally.add(u, mine.get(u.customer_id, ()))
+    return tally.report(costs=costs, touches=touches, period=period, follow_up=follow_up)

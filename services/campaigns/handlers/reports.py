@@ -10,15 +10,14 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from services.campaigns.domain import scoring
-from services.campaigns.domain.attribution import collapse, credits, outcomes
 from services.campaigns.domain.audience import filter_fields, matches, profile
 from services.campaigns.domain.definition import AudienceFilter
-from services.campaigns.domain.delivery import DeliveryFigures, TouchState, states
-from services.campaigns.domain.delivery import figures as delivery_figures
+from services.campaigns.domain.delivery import DeliveryFigures
 from services.campaigns.domain.effect import Effect, effect
-from services.campaigns.domain.results import MemberResult, Report, Segment, money, report
+from services.campaigns.domain.results import Report, Segment, money
 from services.campaigns.handlers import Deps
 from services.campaigns.handlers.commands import definition_of, get
+from services.campaigns.handlers.kept_results import kept_report
 from services.campaigns.handlers.launch import bulk_work
 from services.campaigns.store import CampaignRow, MemberRow
 from shared.contract.facts import epoch_ms
@@ -62,54 +61,11 @@ def results(campaign_id: str, *, deps: Deps, owned_by: frozenset[str] | None = N
 
 
 def _results(campaign_id: str, *, deps: Deps, owned_by: frozenset[str] | None = None) -> Results:
-    store = deps.store
     row = get(campaign_id, deps=deps)
     if row.launched_at is None:
         raise Conflict("not_launched", "the campaign has not launched yet; results start at launch")
-    definition = definition_of(row)
-    snapshot = {m.member_id: m for m in store.members(campaign_id)}
-    if owned_by is not None:
-        # A customer's credits depend on its own enrolments and sales only: leaving the others out before
-        # anything is counted gives every figure over exactly these members.
-        owners = store.owners_of(sorted({m.customer_id for m in snapshot.values()}))
-        snapshot = {k: m for k, m in snapshot.items() if owners.get(m.customer_id) in owned_by}
-    customers = {m.customer_id for m in snapshot.values()}
-    enrolled = store.enrolments(customers)
-    units = [e for e in collapse(enrolled) if e.campaign_id == campaign_id and e.member_id in snapshot]
-    # Only purchases inside this campaign's window can be credited to it; every member shares it.
-    start = epoch_ms(datetime.fromisoformat(row.launched_at))
-    end = start + definition.window_ms()
-    sales, refunds = store.sales(customers, since_ms=start, until_ms=end)
-    credited = credits(enrolled, sales, refunds, deps.config.attribution)
-    done = outcomes(enrolled, credited)
-    first, followed = touch_states(campaign_id, deps=deps)
-    members = []
-    for e in units:
-        m = snapshot[e.member_id]
-        members.append(MemberResult(e.customer_id, e.group, m.tier, m.age_band, m.home_store, m.returning,
-                                    done[(campaign_id, e.customer_id)], m.purchases, m.touches_before,
-                                    delivery=first.get(e.member_id), followed_up=e.member_id in followed))
-    # The follow-up touches' own receipts (a mailed sample delivered), over the members measured.
-    follow_up = (delivery_figures([(followed[e.member_id], False) for e in units if e.member_id in followed])
-                 if definition.follow_up is not None or followed else None)
-    mine = [c for c in credited if c.campaign_id == campaign_id]
-    if owned_by is not None:
-        return Results(row, report(members, mine, campaign_id=campaign_id, costs=None, touches=None,
-                                   follow_up=follow_up), owned_by)
-    return Results(row, report(members, mine, campaign_id=campaign_id, costs=definition.costs,
-                               touches=store.touch_count(campaign_id),
-                               period=store.period_sales(since_ms=start, until_ms=end), follow_up=follow_up))
-
-
-def touch_states(campaign_id: str, *, deps: Deps) -> tuple[dict[str, TouchState], dict[str, TouchState]]:
-    """Issue 14: the state of each member's first touch and follow-up touch by their receipts, by member id
-    as launched (a touch no receipt spoke of is pending)."""
-    found = states(deps.store.receipts(campaign_id))
-    first: dict[str, TouchState] = {}
-    followed: dict[str, TouchState] = {}
-    for t in deps.store.campaign_touches(campaign_id):
-        (followed if t.step == "follow_up" else first)[t.customer_id] = found.get(t.touch_id, TouchState())
-    return first, followed
+    # Kept between calls and brought forward over the customers changed since (issue 16).
+    return Results(row, kept_report(row, definition_of(row), deps=deps, owned_by=owned_by), owned_by)
 
 
 CSV_COLUMNS = ["breakdown", "segment", "group", "size", "converters", "conversion_rate", "orders", "revenue",

@@ -58,7 +58,8 @@ class _MongoCampaigns(MongoFacts, MongoStore, MongoMembership, MongoLeases, Mong
         self.mdb["members"].create_index("member_id")
         self.mdb["touches"].create_index("at_ms")
         self.mdb["touches"].create_index("campaign_id")
-        self.mdb["touches"].create_index("customer_id")  # a customer's touches (the preview's index, erasure)
+        # a customer's touches (the preview's index, erasure), a few members' touches (kept results, exports)
+        self.mdb["touches"].create_index("customer_id")
 
     # -- campaigns ------------------------------------------------------------------------
     def add_campaign(self, row: CampaignRow) -> None:

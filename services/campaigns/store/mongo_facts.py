@@ -284,18 +284,34 @@ class MongoFacts:
 
     def period_sales(self, *, since_ms: int, until_ms: int) -> PeriodSales:
         """Every customer's purchases in ``[since, until)``, and the refunds of those orders (capped at each order)."""
+        per = self.period_sales_of(None, since_ms=since_ms, until_ms=until_ms).values()
+        return PeriodSales(since_ms, until_ms, *(sum(x) for x in zip(*per, strict=True))) if per else \
+            PeriodSales(since_ms, until_ms, 0, 0, 0)
+
+    def period_sales_of(self, customers: Collection[str] | None, *, since_ms: int,
+                        until_ms: int) -> dict[str, tuple[int, int, int]]:
+        """``period_sales`` per customer (of these customers, or of all): purchases, their sum and what was
+        refunded of those orders; customers without a purchase in the period left out."""
+        match: dict = {"time_ms": {"$gte": since_ms, "$lt": until_ms}}
+        if customers is not None:
+            # Their records as the whole read maps them: a customer's own id unless it belongs to another now.
+            now = self.current_customers(list(customers))
+            owned = {c: c for c in customers if now[c] == c} | self._records(customers)
+            match["record_id"] = {"$in": sorted(owned)}
         bought: Counter = Counter()
         count: Counter = Counter()
         for g in self.mdb["purchases"].aggregate([
-                {"$match": {"time_ms": {"$gte": since_ms, "$lt": until_ms}}},
+                {"$match": match},
                 {"$group": {"_id": {"r": "$record_id", "o": "$order_id"}, "n": {"$sum": 1},
                             "a": {"$sum": "$amount_minor"}}}]):
             bought[(g["_id"]["r"], g["_id"]["o"])] += g["a"]
             count[(g["_id"]["r"], g["_id"]["o"])] += g["n"]
         owner = self.current_customers({r for r, _ in bought})
         orders: Counter = Counter()
+        n: Counter = Counter()
         for (record, order), amount in bought.items():
             orders[(owner[record], order)] += amount
+            n[owner[record]] += count[(record, order)]
         returned: Counter = Counter()
         for chunk in chunked(sorted({o for _, o in bought})):
             for g in self.mdb["refunds"].aggregate([
@@ -306,5 +322,9 @@ class MongoFacts:
         refunded: Counter = Counter()
         for (record, order), amount in returned.items():
             refunded[(back[record], order)] += amount
-        capped = sum(min(refunded[key], amount) for key, amount in orders.items())
-        return PeriodSales(since_ms, until_ms, sum(count.values()), sum(orders.values()), capped)
+        out: dict[str, list[int]] = {}
+        for (cust, order), amount in orders.items():
+            acc = out.setdefault(cust, [n[cust], 0, 0])
+            acc[1] += amount
+            acc[2] += min(refunded[(cust, order)], amount)
+        return {c: tuple(v) for c, v in out.items() if customers is None or c in customers}

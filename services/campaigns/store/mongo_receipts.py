@@ -31,8 +31,9 @@ class MongoReceipts:
     mdb: object
 
     def create_receipt_indexes(self) -> None:
-        """The index a campaign's receipts are read by."""
+        """The indexes receipts are read by (a campaign's, a few touches')."""
         self.mdb["receipts"].create_index("campaign_id")  # type: ignore[index]
+        self.mdb["receipts"].create_index("touch_id")  # type: ignore[index]
 
     def add_receipts(self, rows: list[Receipt]) -> list[Receipt]:
         """Keep receipts not held before (by source and id); returns those kept now, in order."""

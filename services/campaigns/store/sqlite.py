@@ -364,7 +364,7 @@ class _SqliteCampaigns(SqliteStore, SqliteMembership, SqliteLeases, SqliteOwners
         c = self._wanted(customers)
         rows = c.execute(
             "SELECT x.campaign_id, x.member_id, m.customer_id, x.grp, x.at_ms, x.window_ms FROM temp.wanted w"
-            " JOIN memberships m ON m.customer_id = w.id JOIN members x ON x.member_id = m.record_id")
+            " CROSS JOIN memberships m ON m.customer_id = w.id CROSS JOIN members x ON x.member_id = m.record_id")
         return [Enrolment(*r) for r in rows]
 
     def sales(self, customers: Collection[str], *, since_ms: int | None = None,
@@ -380,24 +380,37 @@ class _SqliteCampaigns(SqliteStore, SqliteMembership, SqliteLeases, SqliteOwners
             args.append(until_ms)
         sales = [Sale(*r) for r in c.execute(
             "SELECT m.customer_id, p.source, p.id, p.order_id, p.amount_minor, p.time_ms, p.day FROM temp.wanted w"
-            " JOIN memberships m ON m.customer_id = w.id JOIN purchases p ON p.record_id = m.record_id WHERE 1=1"
+            " CROSS JOIN memberships m ON m.customer_id = w.id CROSS JOIN purchases p ON p.record_id = m.record_id"
+            " WHERE 1=1"
             + "".join(conds), args)]
         refunds = [Refund(*r) for r in c.execute(
             "SELECT m.customer_id, r.source, r.id, r.order_id, r.amount_minor FROM temp.wanted w"
-            " JOIN memberships m ON m.customer_id = w.id JOIN refunds r ON r.record_id = m.record_id")]
+            " CROSS JOIN memberships m ON m.customer_id = w.id CROSS JOIN refunds r ON r.record_id = m.record_id")]
         return sales, refunds
 
     def period_sales(self, *, since_ms: int, until_ms: int) -> PeriodSales:
         """Every customer's purchases in ``[since, until)``, and the refunds of those orders (capped at each order)."""
-        orders, gross, refunded = self.db.conn().execute(
+        per = self.period_sales_of(None, since_ms=since_ms, until_ms=until_ms).values()
+        return PeriodSales(since_ms, until_ms, *(sum(x) for x in zip(*per, strict=True))) if per else \
+            PeriodSales(since_ms, until_ms, 0, 0, 0)
+
+    def period_sales_of(self, customers: Collection[str] | None, *, since_ms: int,
+                        until_ms: int) -> dict[str, tuple[int, int, int]]:
+        """``period_sales`` per customer (of these customers, or of all): purchases, their sum and what was
+        refunded of those orders; customers without a purchase in the period left out."""
+        if customers is None:
+            c, join = self.db.conn(), "memberships m"
+        else:
+            c, join = self._wanted(customers), "temp.wanted w CROSS JOIN memberships m ON m.customer_id = w.id"
+        rows = c.execute(
             "WITH p AS (SELECT m.customer_id AS c, p.order_id AS o, COUNT(*) AS n, SUM(p.amount_minor) AS a"
-            "  FROM purchases p JOIN memberships m ON m.record_id = p.record_id"
+            f"  FROM {join} CROSS JOIN purchases p ON m.record_id = p.record_id"
             "  WHERE p.time_ms >= ? AND p.time_ms < ? GROUP BY 1, 2),"
             " r AS (SELECT m.customer_id AS c, r.order_id AS o, SUM(r.amount_minor) AS a"
-            "  FROM refunds r JOIN memberships m ON m.record_id = r.record_id GROUP BY 1, 2)"
-            " SELECT COALESCE(SUM(p.n), 0), COALESCE(SUM(p.a), 0), COALESCE(SUM(MIN(COALESCE(r.a, 0), p.a)), 0)"
-            " FROM p LEFT JOIN r ON r.c = p.c AND r.o = p.o", (since_ms, until_ms)).fetchone()
-        return PeriodSales(since_ms, until_ms, orders, gross, refunded)
+            f"  FROM {join} CROSS JOIN refunds r ON m.record_id = r.record_id GROUP BY 1, 2)"
+            " SELECT p.c, SUM(p.n), SUM(p.a), SUM(MIN(COALESCE(r.a, 0), p.a))"
+            " FROM p LEFT JOIN r ON r.c = p.c AND r.o = p.o GROUP BY p.c", (since_ms, until_ms))
+        return {cust: (n, gross, refunded) for cust, n, gross, refunded in rows}
 
     def view_hashes(self, customers: Collection[str]) -> dict[str, str]:
         """The fingerprint of each customer's last published campaigns part."""

@@ -23,6 +23,7 @@ CREATE TABLE IF NOT EXISTS receipts (
   reason TEXT, time_ms INTEGER NOT NULL, mismatched INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (source, id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS receipts_campaign ON receipts(campaign_id);
+CREATE INDEX IF NOT EXISTS receipts_touch ON receipts(touch_id);
 """
 
 _TOUCH_COLS = "touch_id, campaign_id, customer_id, channel, at_ms, step"
@@ -68,14 +69,14 @@ class SqliteReceipts:
         """Every touch sent to these members (as launched), oldest first (a customer's export)."""
         c = self._wanted(member_ids)  # type: ignore[attr-defined]
         rows = c.execute(f"SELECT {', '.join('t.' + x.strip() for x in _TOUCH_COLS.split(','))} FROM temp.wanted w"
-                         " JOIN touches t ON t.customer_id = w.id ORDER BY t.at_ms, t.touch_id")
+                         " CROSS JOIN touches t ON t.customer_id = w.id ORDER BY t.at_ms, t.touch_id")
         return [TouchRow(*r) for r in rows]
 
     def receipts_of(self, touch_ids: Collection[str]) -> list[Receipt]:
         """Every receipt kept for these touches."""
         c = self._wanted(touch_ids)  # type: ignore[attr-defined]
         rows = c.execute("SELECT r.source, r.id, r.touch_id, r.campaign_id, r.status, r.reason, r.time_ms,"
-                         " r.mismatched FROM temp.wanted w JOIN receipts r ON r.touch_id = w.id"
+                         " r.mismatched FROM temp.wanted w CROSS JOIN receipts r ON r.touch_id = w.id"
                          " ORDER BY r.source, r.id")
         return [self._receipt(r) for r in rows]
 

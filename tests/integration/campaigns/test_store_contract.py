@@ -258,6 +258,11 @@ def test_period_sales_of_every_customer_net_of_the_refunds_of_those_orders(store
     got = store.period_sales(since_ms=100, until_ms=300)
     assert (got.orders, got.gross_minor, got.refunded_minor, got.net_minor) == (3, 2_200, 1_000, 1_200)
     assert store.period_sales(since_ms=0, until_ms=100).orders == 0
+    # Issue 16: the same per customer, of all or of some (kept results bring a few customers forward).
+    assert store.period_sales_of(None, since_ms=100, until_ms=300) == {"a": (2, 1_500, 300), "c": (1, 700, 700)}
+    assert store.period_sales_of(["c", "b", "z"], since_ms=100, until_ms=300) == {"c": (1, 700, 700)}
+    assert store.period_sales_of(["a"], since_ms=100, until_ms=300) == {"a": (2, 1_500, 300)}
+    assert store.period_sales_of([], since_ms=100, until_ms=300) == {}
 
 
 def test_memberships_in_one_batch_end_as_one_at_a_time_whatever_their_order(store):
