@@ -244,10 +244,7 @@ _INDEXES_LOCK = threading.Lock()
 def index_for(store: object) -> FactsIndex:
     """The index kept for one store object (forgotten with it)."""
     with _INDEXES_LOCK:
-        index = _INDEXES.get(store)
-        if index is None:
-            index = _INDEXES[store] = FactsIndex()
-        return index
+        return _INDEXES.setdefault(store, FactsIndex())
 
 
 def warm(store: object) -> None:
