@@ -42,36 +42,42 @@ class LogsChanges(Regroups):
 
     def add_purchases(self, facts: list[PurchaseFact]) -> None:
         """Keep purchases (see the adapter); their records are logged."""
+        facts = list(facts)  # read twice: by the adapter and for the log
         super().add_purchases(facts)  # type: ignore[misc]
         if facts:
             self._changed({f.record_id for f in facts})
 
     def add_refunds(self, facts: list[RefundFact]) -> None:
         """Keep refunds (see the adapter); their records are logged."""
+        facts = list(facts)
         super().add_refunds(facts)  # type: ignore[misc]
         if facts:
             self._changed({f.record_id for f in facts})
 
     def put_attributes(self, values: list[tuple[str, list[FieldValue]]]) -> None:
         """Keep newer field values (see the adapter); their records are logged."""
+        values = list(values)
         super().put_attributes(values)  # type: ignore[misc]
         if any(vs for _, vs in values):
             self._changed({record for record, vs in values if vs})
 
     def put_tiers(self, rows: list[tuple[str, str | None, str]]) -> None:
         """Keep newer tiers (see the adapter); their customers are logged."""
+        rows = list(rows)
         super().put_tiers(rows)  # type: ignore[misc]
         if rows:
             self._changed({customer for customer, _, _ in rows})
 
     def add_members(self, rows: list[MemberRow]) -> None:
         """Freeze audience members (see the adapter); their ids as launched are logged."""
+        rows = list(rows)
         super().add_members(rows)  # type: ignore[misc]
         if rows:
             self._changed({r.member_id for r in rows})
 
     def add_touches(self, rows: list[TouchRow]) -> set[str]:
         """Record touches (see the adapter); the customers of those recorded now are logged."""
+        rows = list(rows)
         fresh = super().add_touches(rows)  # type: ignore[misc]
         if fresh:
             self._changed({t.customer_id for t in rows if t.touch_id in fresh})
