@@ -27,7 +27,7 @@ from services.campaigns.domain.definition import Definition
 from services.campaigns.handlers import Deps, commands, reports
 from services.campaigns.handlers import launch as launching
 from services.campaigns.store.sqlite import SqliteCampaignsStore
-from shared.contract.facts import PurchaseFact
+from shared.contract.facts import FieldValue, PurchaseFact
 from shared.settings import Settings
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -174,3 +174,55 @@ def run(customers: int = 100_000, runs: int = 3) -> None:
                 wall = statistics.median(r[what][0] for r in reads) * 1000
                 cpu = statistics.median(r[what][1] for r in reads) * 1000
                 print(f"    {what:<16} {wall:8.1f} ms  (CPU {cpu:.1f} ms)")
+        print_previews(base, work, customers)
+
+
+def preview_timings(base: Path, work: Path, runs: int = 5) -> dict[str, list[tuple[float, float]]]:
+    """Time the audience preview (the API's ``/preview``) over a copy of the base, (CPU, wall) in ms: the first
+    in a process (its index of customers' facts is built), then per run a new draft's, a changed audience of
+    that draft, and a preview after a write that touches three customers."""
+    db = work / "preview.db"
+    shutil.copyfile(base, db)
+    store = SqliteCampaignsStore(db)
+    deps = Deps(store=store, settings=Settings(_env_file=None, data_dir=str(work)),
+                config=CampaignsSettings(_env_file=None), clock=lambda: NOW)
+    timings: dict[str, list[tuple[float, float]]] = {"first in a process": [], "new draft": [], "changed audience": [],
+                                       "after a write to 3 customers": []}
+
+    def timed(label: str, campaign_id: str) -> None:
+        cpu, wall = time.process_time(), time.perf_counter()
+        launching.preview(campaign_id, deps=deps)
+        timings[label].append(((time.process_time() - cpu) * 1000, (time.perf_counter() - wall) * 1000))
+
+    def draft(run: int) -> str:
+        definition = Definition(name=f"preview {run}", objective="promotion", channel="sms",
+                                audience={"home_stores": ["SH-001", "SH-002"]}, starts_at=NOW,
+                                ends_at=NOW + timedelta(days=14))
+        return commands.create(definition, by="bench", idempotency_key=None, deps=deps)[0].id
+
+    timed("first in a process", draft(-1))
+    for run in range(runs):
+        campaign_id = draft(run)
+        timed("new draft", campaign_id)
+        commands.edit(campaign_id, changes={"audience": {"cities": ["Shanghai"], "frequency": {"min": 2},
+                                                         "spend": {"min": "100.00"}, "age_bands": ["25-34"]}},
+                      deps=deps)
+        timed("changed audience", campaign_id)
+        at = int(NOW.timestamp() * 1000) - 1000
+        with store.transaction():
+            store.put_attributes([(f"c_{run * 3 + k:08d}", [FieldValue("city", "Beijing", at, "web/shop",
+                                                                        f"bench-{run}-{k}")]) for k in range(3)])
+        timed("after a write to 3 customers", campaign_id)
+    store.close()
+    db.unlink()
+    return timings
+
+
+def print_previews(base: Path, work: Path, customers: int) -> None:
+    """Print the preview's timings (medians) over ``customers`` customers."""
+    timings = preview_timings(base, work)
+    print(f"\naudience preview over {customers:,} customers (target < 200 ms each)")
+    for label, values in timings.items():
+        cpu, wall = [v[0] for v in values], [v[1] for v in values]
+        print(f"  {label}: median {statistics.median(cpu):.0f} ms CPU (max {max(cpu):.0f}), "
+              f"{statistics.median(wall):.0f} ms wall, over {len(values)}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from services.campaigns import messages
 from services.campaigns.handlers import timers
 from shared.contract import topics
@@ -26,6 +28,17 @@ def register(app, service: Service) -> None:
         await service.runner.run(lambda _: timers.run_due(deps=deps, relay=service.runner.relay), [])
 
     app.timer(interval=deps.config.scheduler_interval_s, name=f"{settings.topic_prefix}campaigns.scheduler")(scheduler)
+
+    async def keep_preview_index():
+        # Outside the batch thread: reading 100,000 customers' facts again takes seconds.
+        await asyncio.get_running_loop().run_in_executor(None, lambda: timers.keep_preview(deps=deps))
+
+    async def warm_preview_index():
+        await asyncio.get_running_loop().run_in_executor(None, lambda: timers.keep_preview(deps=deps, warm=True))
+
+    app.timer(interval=deps.config.preview_keep_interval_s,
+              name=f"{settings.topic_prefix}campaigns.preview_index")(keep_preview_index)
+    app.task(warm_preview_index)  # built as the worker starts, before the first preview asks for it
     # Issue 12, retention (H5): purge what CRM_RETENTION_* says is too old.
     register_retention(app, name=f"{settings.topic_prefix}campaigns", interval_s=settings.retention_interval_s,
                        purge=lambda: timers.purge_expired(deps=deps))

@@ -23,6 +23,11 @@ class CampaignsSettings(BaseSettings):
     attribution: AttributionModel = "last_touch"
     # How often a worker looks for scheduled campaigns to launch and running ones to complete.
     scheduler_interval_s: float = Field(5.0, gt=0)
+    # Issue 16: while people preview audiences (the last preview within ``preview_keep_s``), the preview's index of
+    # customers' facts is brought forward this often in the background, so a preview after a launch or a batch
+    # of events finds it current.
+    preview_keep_interval_s: float = Field(10.0, gt=0)
+    preview_keep_s: float = Field(600.0, ge=0)
     # Audience members per view-part refresh query; bounds memory on very large launches.
     refresh_chunk: int = Field(20_000, ge=100)
     # A launch's or cancellation's messages are published this many at a time after the response, under

@@ -51,6 +51,9 @@ class CustomerFacts:
     # The newest value of each profile, consent and follow field.
     attributes: Mapping[str, FieldValue] = field(default_factory=dict)
     tier: str | None = None
+    # The time of the newest purchase, refund or profile value folded in (ms; 0: none): a customer whose
+    # newest fact is after a moment has facts a reading as of that moment leaves out.
+    newest_ms: int = 0
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,16 @@ class Member:
     touches_before: int = 0  # touches in the contact-cap period before the launch (the contact-history segment)
 
 
+@dataclass(frozen=True)
+class Tally:
+    """What evaluating an audience counts: matches, exclusions by reason, members per group."""
+
+    matched: int
+    excluded: Counter
+    treatment: int
+    control: int
+
+
 @dataclass
 class Plan:
     """The outcome of evaluating an audience: members by group and exclusions by reason."""
@@ -97,6 +110,10 @@ class Plan:
         """How many members are in a group."""
         return sum(1 for m in self.members if m.group == group)
 
+    def tally(self) -> Tally:
+        """The counts of this plan."""
+        return Tally(self.matched, self.excluded, self.count("treatment"), self.count("control"))
+
 
 def home_store(store_days: Iterable[tuple[str, int, str]]) -> str | None:
     """The store with most purchase days; ties go to the most recent day, then the lowest id
@@ -106,22 +123,34 @@ def home_store(store_days: Iterable[tuple[str, int, str]]) -> str | None:
     return ranked[0][0] if ranked else None
 
 
+# Ages below each limit fall in its band; the rest are 55+ (the bands of ``definition.AGE_BANDS``).
+AGE_LIMITS = ((25, "<25"), (35, "25-34"), (45, "35-44"), (55, "45-54"))
+
+
+def birth_date(birthday: object) -> date | None:
+    """The day a birthday value (``YYYY-MM-DD``) names, or None when it names none."""
+    try:
+        return date.fromisoformat(str(birthday))
+    except ValueError:
+        return None
+
+
 def age_band(birthday: object, on: date) -> str:
     """The age band of a birthday (``YYYY-MM-DD``) on a day; ``unknown`` without a usable one."""
-    try:
-        born = date.fromisoformat(str(birthday))
-    except ValueError:
+    born = birth_date(birthday)
+    if born is None:
         return "unknown"
     age = on.year - born.year - ((on.month, on.day) < (born.month, born.day))
     if age < 0:
         return "unknown"
-    for limit, band in ((25, "<25"), (35, "25-34"), (45, "35-44"), (55, "45-54")):
+    for limit, band in AGE_LIMITS:
         if age < limit:
             return band
     return "55+"
 
 
-def _text(attrs: Mapping[str, FieldValue], name: str) -> str | None:
+def text(attrs: Mapping[str, FieldValue], name: str) -> str | None:
+    """A profile field's value as text (None when unknown)."""
     value = attrs.get(name)
     return None if value is None or value.value is None else str(value.value)
 
@@ -131,8 +160,8 @@ def profile(facts: CustomerFacts, on: date) -> Profile:
     attrs = facts.attributes
     recency = None if facts.last_day is None else (on - date.fromisoformat(facts.last_day)).days
     return Profile(
-        customer_id=facts.customer_id, tier=facts.tier, age_band=age_band(_text(attrs, "birthday"), on),
-        gender=_text(attrs, "gender"), city=_text(attrs, "city"), home_store=home_store(facts.store_days),
+        customer_id=facts.customer_id, tier=facts.tier, age_band=age_band(text(attrs, "birthday"), on),
+        gender=text(attrs, "gender"), city=text(attrs, "city"), home_store=home_store(facts.store_days),
         recency_days=recency, frequency=facts.purchase_count, net_spend_minor=facts.spend_minor - facts.refund_minor,
         categories=facts.categories, returning=facts.purchase_count > 0,
     )

@@ -18,9 +18,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from services.campaigns.domain import scoring
-from services.campaigns.domain.audience import EXCLUSION_REASONS, CustomerFacts, Plan, launch_fields, plan
+from services.campaigns.domain.audience import EXCLUSION_REASONS, CustomerFacts, Plan, Tally, launch_fields, plan
 from services.campaigns.domain.definition import Definition, next_status
 from services.campaigns.handlers import Deps
+from services.campaigns.handlers import preview as fast
 from services.campaigns.handlers.commands import bonus_message, definition_of, get
 from services.campaigns.handlers.outbox import Leased, lease, outbox_message
 from services.campaigns.handlers.view_part import refresh_views
@@ -93,24 +94,27 @@ def evaluate(campaign_id: str, *, definition: Definition, audience: Audience, de
                     cap=deps.config.contact_cap, p_alive=audience.scores)
 
 
-def summary(found: Plan, *, as_of: datetime, touches: int, grants: int) -> dict[str, Any]:
-    """The launch figures kept with the campaign."""
+def summary(found: Tally, *, as_of: datetime, touches: int, grants: int) -> dict[str, Any]:
+    """The launch figures kept with the campaign (or previewed)."""
     return {"as_of": iso_utc(as_of), "matched": found.matched,
             "excluded": {r: found.excluded.get(r, 0) for r in EXCLUSION_REASONS},
-            "members": len(found.members), "treatment": found.count("treatment"), "control": found.count("control"),
+            "members": found.treatment + found.control, "treatment": found.treatment, "control": found.control,
             "touches": touches, "bonus_grants": grants}
 
 
 def preview(campaign_id: str, *, deps: Deps) -> dict[str, Any]:
-    """What launching now would do, without doing it."""
+    """What launching now would do, without doing it: counted from the kept index of customers' facts
+    (``handlers.preview``), or the launch's way for a filter the index cannot evaluate."""
     row = get(campaign_id, deps=deps)
     now = deps.clock()
     definition = definition_of(row)
     with bulk_work():
-        audience = read_audience(campaign_id, definition=definition, deps=deps, as_of=now)
-        found = evaluate(campaign_id, definition=definition, audience=audience, deps=deps)
-    treated = found.count("treatment")
-    return summary(found, as_of=now, touches=treated, grants=treated if definition.bonus_multiplier else 0)
+        found = fast.tally(campaign_id, definition, deps=deps, as_of=now)
+        if found is None:
+            audience = read_audience(campaign_id, definition=definition, deps=deps, as_of=now)
+            found = evaluate(campaign_id, definition=definition, audience=audience, deps=deps).tally()
+    return summary(found, as_of=now, touches=found.treatment,
+                   grants=found.treatment if definition.bonus_multiplier else 0)
 
 
 @dataclass
@@ -169,7 +173,7 @@ def _launch(campaign_id: str, definition: Definition, *, deps: Deps, now: dateti
         store.add_members(members)
         store.add_touches([TouchRow(t, campaign_id, c, definition.channel, at_ms) for c, t in treated.items()])
         grants = len(treated) if definition.bonus_multiplier else 0
-        figures = summary(found, as_of=now, touches=len(treated), grants=grants)
+        figures = summary(found.tally(), as_of=now, touches=len(treated), grants=grants)
         if not store.update_campaign(campaign_id, expect_status=row.status, status="running",
                                      launched_at=iso_utc(now), launch=figures, updated_at=iso_utc(now),
                                      last_error=None):

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from services.campaigns.handlers import Deps
+from services.campaigns.handlers import preview as previews
 from services.campaigns.handlers.launch import launch
 from services.campaigns.handlers.outbox import relay_leased
 from shared.clock import iso_utc
@@ -88,3 +89,15 @@ def purge_expired(*, deps: Deps) -> dict[str, int]:
     from shared.storage import retention
 
     return {"deadletters": retention.purge_dead_letters(deps.store, now=deps.clock(), settings=deps.settings)}
+
+
+def keep_preview(*, deps: Deps, warm: bool = False) -> None:
+    """Build the audience preview's index (``warm``, at start-up) or bring it forward while people preview; a
+    failure is logged, and the next tick (or the next preview) tries again."""
+    try:
+        if warm:
+            previews.warm(deps.store)
+        else:
+            previews.keep_current(deps.store, while_used_s=deps.config.preview_keep_s)
+    except Exception as exc:
+        log.exception("campaigns: keeping the preview's index failed (%s at %s)", type(exc).__name__, _where(exc))

@@ -58,7 +58,8 @@ class _MongoCampaigns(MongoFacts, MongoStore, MongoMembership, MongoLeases, Mong
         self.mdb["members"].create_index("member_id")
         self.mdb["touches"].create_index("at_ms")
         self.mdb["touches"].create_index("campaign_id")
-        self.mdb["touches"].create_index("customer_id")  # a few members' touches (kept results, exports)
+        # a customer's touches (the preview's index, erasure), a few members' touches (kept results, exports)
+        self.mdb["touches"].create_index("customer_id")
 
     # -- campaigns ------------------------------------------------------------------------
     def add_campaign(self, row: CampaignRow) -> None:
@@ -113,6 +114,21 @@ class _MongoCampaigns(MongoFacts, MongoStore, MongoMembership, MongoLeases, Mong
         for cid, n in per_id.items():
             out[now[cid]] += n
         return dict(out)
+
+    def touch_times(self, *, customers: Collection[str] | None = None) -> list[tuple[str, int]]:
+        """Every touch as (its customer as they are now, its time); only the ``customers`` named, when named."""
+        coll = self.mdb["touches"]
+        if customers is None:
+            held = [(d["customer_id"], d["at_ms"]) for d in coll.find({}, {"customer_id": 1, "at_ms": 1})]
+            now = self.current_customers({c for c, _ in held})
+            return [(now[c], at) for c, at in held]
+        # A customer's touches: those of its records, and those of its own id when no mapping names that id.
+        owner = self._records(customers)
+        mapped = {d["_id"] for chunk in chunked(customers)
+                  for d in self.mdb["memberships"].find({"_id": {"$in": chunk}}, {"_id": 1})}
+        owner.update({c: c for c in customers if c not in mapped})
+        return [(owner[d["customer_id"]], d["at_ms"]) for chunk in chunked(owner)
+                for d in coll.find({"customer_id": {"$in": chunk}}, {"customer_id": 1, "at_ms": 1})]
 
     def _new_only(self, name: str, docs: list[dict]) -> set:
         coll = self.mdb[name]

@@ -173,39 +173,68 @@ class MongoFacts:
         if ops:
             self.mdb["tiers"].bulk_write(ops, ordered=True)
 
+    def _owners(self, customers: Collection[str] | None) -> tuple[dict[str, str], list[str] | None]:
+        """record → customer for the mappings a facts read folds, and the records whose facts it reads (None:
+        every record). Restricted to some customers: their records, and those of them that are records no
+        mapping names (a fact of such a record is its own customer's, as in the full read)."""
+        if customers is None:
+            return {d["_id"]: d["customer_id"] for d in self.mdb["memberships"].find({}, {"customer_id": 1})}, None
+        owner = self._records(customers)
+        for chunk in chunked(customers):
+            owner.update({d["_id"]: d["customer_id"]
+                          for d in self.mdb["memberships"].find({"_id": {"$in": chunk}}, {"customer_id": 1})})
+        return owner, sorted({*owner, *(c for c in customers if c not in owner)})
+
+    def _matching(self, records: list[str] | None, query: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """``query`` for every record, or for these records a chunk at a time."""
+        if records is None:
+            yield query
+            return
+        for chunk in chunked(records):
+            yield {**query, "record_id": {"$in": chunk}}
+
     def customer_facts(self, *, as_of_ms: int, fields: Collection[str] | None = None,
-                       categories: bool = True) -> list[CustomerFacts]:
+                       categories: bool = True, customers: Collection[str] | None = None) -> list[CustomerFacts]:
         """Every active customer's facts up to a moment, folded over its records (only the profile
-        ``fields`` asked for, all kept ones by default; categories bought only when asked)."""
-        owner = {d["_id"]: d["customer_id"] for d in self.mdb["memberships"].find({}, {"customer_id": 1})}
+        ``fields`` asked for, all kept ones by default; categories bought only when asked; only the
+        ``customers`` named, when named)."""
+        owner, records = self._owners(customers)
         agg: dict[str, dict] = {c: {} for c in set(owner.values())}
         days: dict[str, set] = defaultdict(set)
         store_days: dict[tuple[str, str], set] = defaultdict(set)
         cats: dict[str, set] = defaultdict(set)
         counts: Counter = Counter()
         spend: Counter = Counter()
+        last_ms: Counter = Counter()
         group: dict[str, Any] = {"_id": {"r": "$record_id", "s": "$store_id"}, "n": {"$sum": 1},
-                                 "amount": {"$sum": "$amount_minor"}, "days": {"$addToSet": "$day"}}
+                                 "amount": {"$sum": "$amount_minor"}, "days": {"$addToSet": "$day"},
+                                 "last": {"$max": "$time_ms"}}
         if categories:
             group["cats"] = {"$push": "$categories"}
-        for g in self.mdb["purchases"].aggregate([{"$match": {"time_ms": {"$lte": as_of_ms}}}, {"$group": group}]):
-            cid = owner.get(g["_id"]["r"], g["_id"]["r"])
-            counts[cid] += g["n"]
-            spend[cid] += g["amount"]
-            days[cid].update(g["days"])
-            if g["_id"].get("s") is not None:
-                store_days[(cid, g["_id"]["s"])].update(g["days"])
-            if categories:
-                for listed in g["cats"]:
-                    cats[cid].update(listed)
+        for match in self._matching(records, {"time_ms": {"$lte": as_of_ms}}):
+            for g in self.mdb["purchases"].aggregate([{"$match": match}, {"$group": group}]):
+                cid = owner.get(g["_id"]["r"], g["_id"]["r"])
+                counts[cid] += g["n"]
+                spend[cid] += g["amount"]
+                last_ms[cid] = max(last_ms[cid], g["last"])
+                days[cid].update(g["days"])
+                if g["_id"].get("s") is not None:
+                    store_days[(cid, g["_id"]["s"])].update(g["days"])
+                if categories:
+                    for listed in g["cats"]:
+                        cats[cid].update(listed)
         for cid, seen in days.items():
             agg.setdefault(cid, {}).update(purchase_count=counts[cid], purchase_days=len(seen), first_day=min(seen),
                                            last_day=max(seen), spend_minor=spend[cid])
-        for g in self.mdb["refunds"].aggregate([
-                {"$match": {"time_ms": {"$lte": as_of_ms}}},
-                {"$group": {"_id": "$record_id", "amount": {"$sum": "$amount_minor"}}}]):
-            held = agg.setdefault(owner.get(g["_id"], g["_id"]), {})
-            held["refund_minor"] = held.get("refund_minor", 0) + g["amount"]
+        for match in self._matching(records, {"time_ms": {"$lte": as_of_ms}}):
+            for g in self.mdb["refunds"].aggregate([
+                    {"$match": match},
+                    {"$group": {"_id": "$record_id", "amount": {"$sum": "$amount_minor"},
+                                "last": {"$max": "$time_ms"}}}]):
+                cid = owner.get(g["_id"], g["_id"])
+                held = agg.setdefault(cid, {})
+                held["refund_minor"] = held.get("refund_minor", 0) + g["amount"]
+                last_ms[cid] = max(last_ms[cid], g["last"])
         stores: dict[str, list] = defaultdict(list)
         for (cid, store), seen in store_days.items():
             stores[cid].append((store, len(seen), max(seen)))
@@ -213,18 +242,25 @@ class MongoFacts:
         query: dict[str, Any] = {"time_ms": {"$lte": as_of_ms}}
         if fields is not None:
             query["field"] = {"$in": sorted(fields)}
-        docs = list(self.mdb["attributes"].find(query))
+        docs = [d for match in self._matching(records, query) for d in self.mdb["attributes"].find(match)]
         self.keys.load({d["record_id"] for d in docs})
         for d in docs:
             value = open_doc_field(self.keys, d["record_id"], d["field"], d["value"])
             values[owner.get(d["record_id"], d["record_id"])].append(
                 FieldValue(d["field"], value, d["time_ms"], d["source"], d["event_id"]))
-        tiers = {d["_id"]: d.get("tier") for d in self.mdb["tiers"].find({})}
+        named = None if customers is None else set(customers)
+        if named is None:
+            tiers = {d["_id"]: d.get("tier") for d in self.mdb["tiers"].find({})}
+        else:
+            tiers = {d["_id"]: d.get("tier") for chunk in chunked(sorted(named))
+                     for d in self.mdb["tiers"].find({"_id": {"$in": chunk}})}
         return [
             CustomerFacts(customer_id=cid, store_days=tuple(sorted(stores.get(cid, ()))),
                           categories=frozenset(cats.get(cid, ())), attributes=newest(values.get(cid, [])),
-                          tier=tiers.get(cid), **fields)
-            for cid, fields in sorted(agg.items()) if not cid.startswith(ANON_PREFIX)  # erased: in no audience
+                          tier=tiers.get(cid), newest_ms=max([last_ms[cid]] + [v.time_ms for v in values.get(cid, [])]),
+                          **fields)
+            for cid, fields in sorted(agg.items())
+            if not cid.startswith(ANON_PREFIX) and (named is None or cid in named)  # erased: in no audience
         ]
 
     def sales(self, customers: Collection[str], *, since_ms: int | None = None,

@@ -212,54 +212,68 @@ class _SqliteCampaigns(SqliteStore, SqliteMembership, SqliteLeases, SqliteOwners
 
     # -- audiences ------------------------------------------------------------------------
     def customer_facts(self, *, as_of_ms: int, fields: Collection[str] | None = None,
-                       categories: bool = True) -> list[CustomerFacts]:
+                       categories: bool = True, customers: Collection[str] | None = None) -> list[CustomerFacts]:
         """Every active customer's facts up to a moment, folded over its records (only the profile
-        ``fields`` asked for, all kept ones by default; categories bought only when asked)."""
+        ``fields`` asked for, all kept ones by default; categories bought only when asked; only the
+        ``customers`` named, when named)."""
         c = self.db.conn()
-        acc: dict[str, dict] = {r[0]: {} for r in c.execute("SELECT DISTINCT customer_id FROM memberships")}
+        # Restricted to some customers: their records through the scratch table, joined in that order (CROSS
+        # JOIN keeps SQLite from scanning every mapping), the same queries otherwise.
+        src, join = "memberships m", "JOIN"
+        if customers is not None:
+            self._wanted(customers)
+            src, join = "temp.wanted w CROSS JOIN memberships m ON m.customer_id = w.id", "CROSS JOIN"
+        acc: dict[str, dict] = {r[0]: {} for r in c.execute(f"SELECT DISTINCT m.customer_id FROM {src}")}
         days: dict[str, set] = defaultdict(set)
         stores: dict[str, list] = defaultdict(list)
+        newest: dict[str, int] = defaultdict(int)
         # One pass over the purchases, per customer and store; days come back as a list to fold here.
-        for cid, store, n, spend, seen in c.execute(
-                "SELECT m.customer_id, p.store_id, COUNT(*), SUM(p.amount_minor), group_concat(DISTINCT p.day)"
-                " FROM memberships m JOIN purchases p ON p.record_id = m.record_id WHERE p.time_ms <= ?"
-                " GROUP BY m.customer_id, p.store_id", (as_of_ms,)):
+        for cid, store, n, spend, seen, last_ms in c.execute(
+                "SELECT m.customer_id, p.store_id, COUNT(*), SUM(p.amount_minor), group_concat(DISTINCT p.day),"
+                f" MAX(p.time_ms) FROM {src} {join} purchases p ON p.record_id = m.record_id"
+                " WHERE p.time_ms <= ? GROUP BY m.customer_id, p.store_id", (as_of_ms,)):
             held = acc.setdefault(cid, {})
             held["purchase_count"] = held.get("purchase_count", 0) + n
             held["spend_minor"] = held.get("spend_minor", 0) + spend
+            newest[cid] = max(newest[cid], last_ms)
             listed = seen.split(",")
             days[cid].update(listed)
             if store is not None:
                 stores[cid].append((store, len(listed), max(listed)))
         for cid, seen in days.items():
             acc[cid].update(purchase_days=len(seen), first_day=min(seen), last_day=max(seen))
-        for cid, refunded in c.execute(
-                "SELECT m.customer_id, SUM(r.amount_minor) FROM memberships m JOIN refunds r"
+        for cid, refunded, last_ms in c.execute(
+                f"SELECT m.customer_id, SUM(r.amount_minor), MAX(r.time_ms) FROM {src} {join} refunds r"
                 " ON r.record_id = m.record_id WHERE r.time_ms <= ? GROUP BY m.customer_id", (as_of_ms,)):
             acc.setdefault(cid, {})["refund_minor"] = refunded
+            newest[cid] = max(newest[cid], last_ms)
         bought: dict[str, set] = defaultdict(set)
         if categories:
             for cid, category in c.execute(
-                    "SELECT DISTINCT m.customer_id, j.value FROM memberships m JOIN purchases p"
+                    f"SELECT DISTINCT m.customer_id, j.value FROM {src} {join} purchases p"
                     " ON p.record_id = m.record_id JOIN json_each(p.categories) j WHERE p.time_ms <= ?", (as_of_ms,)):
                 bought[cid].add(category)
-        attributes = self._newest(as_of_ms, fields)
-        tiers = dict(c.execute("SELECT customer_id, tier FROM tiers"))
+        attributes = self._newest(as_of_ms, fields, f"{src} {join}")
+        tiers = dict(c.execute("SELECT t.customer_id, t.tier FROM "
+                               + ("temp.wanted w CROSS JOIN tiers t ON t.customer_id = w.id" if customers is not None
+                                  else "tiers t")))
         return [
             CustomerFacts(customer_id=cid, store_days=tuple(sorted(stores[cid])) if cid in stores else (),
                           categories=frozenset(bought.get(cid, ())), attributes=attributes.get(cid, {}),
-                          tier=tiers.get(cid), **held)
+                          tier=tiers.get(cid), newest_ms=max([newest.get(cid, 0)] + [
+                              v.time_ms for v in attributes.get(cid, {}).values()]), **held)
             for cid, held in sorted(acc.items()) if not cid.startswith(ANON_PREFIX)  # erased: in no audience
         ]
 
-    def _newest(self, as_of_ms: int, fields: Collection[str] | None) -> dict[str, dict[str, FieldValue]]:
+    def _newest(self, as_of_ms: int, fields: Collection[str] | None,
+                joined: str = "memberships m JOIN") -> dict[str, dict[str, FieldValue]]:
         """Per customer and field, the newest value up to a moment (decoded by SQLite, folded here)."""
         wanted = sorted(fields) if fields is not None else None
         cond = f" AND a.field IN ({','.join('?' * len(wanted))})" if wanted is not None else ""
         out: dict[str, dict[str, FieldValue]] = defaultdict(dict)
         rows = self.db.conn().execute(
             "SELECT m.customer_id, a.record_id, a.field, a.value, a.time_ms, a.source, a.event_id"
-            f" FROM memberships m JOIN attributes a ON a.record_id = m.record_id WHERE a.time_ms <= ?{cond}",
+            f" FROM {joined} attributes a ON a.record_id = m.record_id WHERE a.time_ms <= ?{cond}",
             [as_of_ms, *(wanted or [])]).fetchall()
         # Personal fields are sealed: opened here, in memory, with each record's key loaded once.
         self.keys.load({r[1] for r in rows})
@@ -276,6 +290,20 @@ class _SqliteCampaigns(SqliteStore, SqliteMembership, SqliteLeases, SqliteOwners
             "SELECT COALESCE(m.customer_id, t.customer_id), COUNT(*) FROM touches t LEFT JOIN memberships m"
             " ON m.record_id = t.customer_id WHERE t.at_ms > ? AND t.at_ms <= ? GROUP BY 1", (since_ms, until_ms))
         return dict(rows)
+
+    def touch_times(self, *, customers: Collection[str] | None = None) -> list[tuple[str, int]]:
+        """Every touch as (its customer as they are now, its time); only the ``customers`` named, when named."""
+        c = self.db.conn()
+        if customers is None:
+            return c.execute("SELECT COALESCE(m.customer_id, t.customer_id), t.at_ms FROM touches t"
+                             " LEFT JOIN memberships m ON m.record_id = t.customer_id").fetchall()
+        self._wanted(customers)
+        # A customer's touches: those of its records, and those of its own id when no mapping names that id.
+        return c.execute(
+            "SELECT m.customer_id, t.at_ms FROM temp.wanted w CROSS JOIN memberships m ON m.customer_id = w.id"
+            " CROSS JOIN touches t ON t.customer_id = m.record_id UNION ALL SELECT t.customer_id, t.at_ms"
+            " FROM temp.wanted w CROSS JOIN touches t ON t.customer_id = w.id"
+            " WHERE NOT EXISTS (SELECT 1 FROM memberships m WHERE m.record_id = t.customer_id)").fetchall()
 
     def add_members(self, rows: list[MemberRow]) -> None:
         """Freeze audience members (a re-sent member changes nothing)."""

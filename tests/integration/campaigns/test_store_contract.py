@@ -274,3 +274,39 @@ def test_memberships_in_one_batch_end_as_one_at_a_time_whatever_their_order(stor
         assert store.apply_memberships(rows) == {"c1", "c3", "c8", "c9"}
         assert store.apply_memberships(list(reversed(rows))) == set()  # nothing newer: nothing changed
     assert store.current_customers(["r", "s", "q"]) == {"r": "c3", "s": "c1", "q": "c9"}
+
+
+def test_customer_facts_of_some_customers_are_theirs_as_in_the_full_read_with_their_newest_fact_time(store):
+    with store.transaction():
+        store.apply_memberships([Membership("a", "a", "t1"), Membership("b", "b", "t1"), Membership("c", "c", "t1"),
+                                 Membership("d", "d", "t1")])
+        store.add_purchases([purchase("p1", "a", 10_000, 1 * DAY, "2026-03-01", "SH-001", ("skincare",)),
+                             purchase("p2", "b", 2_000, 3 * DAY, "2026-03-02", "SH-002", ("makeup",)),
+                             purchase("p3", "b", 7_000, 9 * DAY, "2026-03-09", "SH-002")])
+        store.add_refunds([RefundFact("pos/SH-001", "f1", "a", "p1", 500, 4 * DAY)])
+        store.put_attributes([("c", [FieldValue("gender", "F", 6 * DAY, "web/shop", "e1")]),
+                              ("a", [FieldValue("city", "Shanghai", 2 * DAY, "web/shop", "e2")])])
+        store.put_tiers([("b", "gold", "0001"), ("d", "silver", "0001")])
+        store.apply_memberships([Membership("d", "b", "t2")])  # d merged into b
+    full = {f.customer_id: f for f in store.customer_facts(as_of_ms=10 * DAY)}
+    assert {c: f.newest_ms for c, f in full.items()} == {"a": 4 * DAY, "b": 9 * DAY, "c": 6 * DAY}
+    some = store.customer_facts(as_of_ms=10 * DAY, customers=["b", "c", "d", "never"])
+    assert some == [full["b"], full["c"]]  # d is b's now; an id with no records is no customer
+    assert store.customer_facts(as_of_ms=5 * DAY, customers=["b"])[0].newest_ms == 3 * DAY  # as of a moment
+    assert store.customer_facts(as_of_ms=10 * DAY, customers=[]) == []
+
+
+def test_touch_times_follow_the_customers_as_they_are_now_as_touch_counts_do(store):
+    with store.transaction():
+        store.apply_memberships([Membership("a", "a", "t1"), Membership("b", "b", "t1"), Membership("c", "c", "t1")])
+        store.add_touches([TouchRow("t1", "cmp_1", "a", "sms", 10), TouchRow("t2", "cmp_1", "b", "sms", 20),
+                           TouchRow("t3", "cmp_2", "b", "sms", 30), TouchRow("t4", "cmp_2", "loose", "sms", 40)])
+        store.apply_memberships([Membership("b", "a", "t2")])  # b merged into a
+    assert sorted(store.touch_times()) == [("a", 10), ("a", 20), ("a", 30), ("loose", 40)]
+    assert sorted(store.touch_times(customers=["a", "loose", "c"])) == [("a", 10), ("a", 20), ("a", 30),
+                                                                        ("loose", 40)]
+    assert store.touch_times(customers=["b"]) == []  # b's touches are a's now
+    assert store.touch_counts(since_ms=0, until_ms=100) == {"a": 3, "loose": 1}
+    with store.transaction():
+        store.apply_memberships([Membership("b", "b", "t3")])  # unmerged
+    assert sorted(store.touch_times(customers=["b"])) == [("b", 20), ("b", 30)]
