@@ -121,15 +121,22 @@ def view_of(s: Settlement, zone) -> dict[str, Any]:
                          for at, n in s.expiring[:EXPIRING_SHOWN]]}
 
 
-def settle_customer(customer_id: str, *, deps: Deps, trigger: list[str],
-                    changed_from: datetime | None, read: Prepared | None = None) -> list[OutboxMessage]:
+def settle_customer(customer_id: str, *, deps: Deps, trigger: list[str], changed_from: datetime | None,
+                    read: Prepared | None = None, writes: Writes | None = None) -> list[OutboxMessage]:
     """Bring one customer's ledger and account up to date with its facts; returns what to publish.
 
     ``changed_from`` is the earliest moment the facts added since the last settle reach (None: no fact
     was added, only time went on): the settle starts from the account's checkpoint when that is not
     before the checkpoint's horizon, and from every fact otherwise. ``read``: what :func:`prepare` read
     for this customer beforehand (a batch reads every customer's at once); read here when not given.
+    ``writes``: where a batch gathers what its settles write, to write it once (written here when not given).
     """
+    if writes is None:
+        writes = Writes()
+        out = settle_customer(customer_id, deps=deps, trigger=trigger, changed_from=changed_from, read=read,
+                              writes=writes)
+        writes.flush(deps.store)
+        return out
     store, now = deps.store, deps.clock()
     at = iso_utc(now)
     book = deps.rules.book()
@@ -160,12 +167,12 @@ def settle_customer(customer_id: str, *, deps: Deps, trigger: list[str],
     if s.snapshot is not None:
         snap = replace(s.snapshot, records=tuple(records), book=book.fingerprint)
         # A new monthly checkpoint replaces both; a latest one goes beside the monthly one in place.
-        store.put_checkpoint(customer_id, checkpoint.join(read.kept, snap) if latest is not None and read.kept
-                             else checkpoint.dump(snap))
+        writes.checkpoints[customer_id] = (checkpoint.join(read.kept, snap) if latest is not None and read.kept
+                                           else checkpoint.dump(snap))
     elif read.stale and read.kept:
         # A latest checkpoint this settle did not start from may miss a fact it just took: never used again.
-        store.put_checkpoint(customer_id, read.kept)
-    store.add_entries(entries)
+        writes.checkpoints[customer_id] = read.kept
+    writes.entries += entries
     held = read.account or AccountRow(customer_id)
     out: list[OutboxMessage] = []
     for e in entries:
@@ -173,7 +180,7 @@ def settle_customer(customer_id: str, *, deps: Deps, trigger: list[str],
             out.append(deps.message(PointsExpired(entry_id=e.entry_id, customer_id=customer_id, points=-e.points,
                                                   at=now), customer_id))
     out += _tier_changed(held, s, book, customer_id, now, deps)
-    out += _announcements(s, customer_id, now, deps)
+    out += _announcements(s, customer_id, now, deps, writes)
     view = view_of(s, deps.zone)
     version = held.version
     if view != held.view:
@@ -181,8 +188,8 @@ def settle_customer(customer_id: str, *, deps: Deps, trigger: list[str],
         out.append(deps.message(ViewPartUpdated(customer_id=customer_id, part="loyalty",
                                                 value=LoyaltyPart.model_validate(view),
                                                 version=part_version(version)), customer_id))
-    store.put_account(AccountRow(customer_id, s.balance, s.debt, s.tier, view, version,
-                                 epoch_ms(s.next_due) if s.next_due else None, at))
+    writes.accounts.append(AccountRow(customer_id, s.balance, s.debt, s.tier, view, version,
+                                      epoch_ms(s.next_due) if s.next_due else None, at))
     return out
 
 
@@ -215,7 +222,8 @@ def _tier_changed(held: AccountRow, s: Settlement, book: RuleBook, customer_id: 
     return [deps.message(body, customer_id)]
 
 
-def _announcements(s: Settlement, customer_id: str, now: datetime, deps: Deps) -> list[OutboxMessage]:
+def _announcements(s: Settlement, customer_id: str, now: datetime, deps: Deps,
+                   writes: Writes) -> list[OutboxMessage]:
     # Once per expiry moment, and again whenever more points joined that moment than were announced (a
     # purchase inside the notice window under month-end or year-end expiry): no point expires unannounced.
     due = {iso_utc(at): (at, n) for at, n in s.announce}
@@ -224,7 +232,7 @@ def _announcements(s: Settlement, customer_id: str, now: datetime, deps: Deps) -
                           iso_utc(now)) for key, (_, n) in sorted(due.items()) if n > told.get(key, 0)]
     if not fresh:
         return []
-    deps.store.add_announcements(fresh)
+    writes.announcements += fresh
     return [deps.message(PointsExpiryAnnounced(announcement_id=a.announcement_id, customer_id=customer_id,
                                                points=a.points, expires_at=due[a.expires_at][0], balance=s.balance,
                                                at=now), customer_id)
@@ -238,6 +246,28 @@ def _derive(customer_id: str, records: list[str], facts: Facts, book: RuleBook, 
     posted = store.posted(records, buckets=sorted(s.scope) if s.scope is not None else None)
     entries = corrections(s.targets, posted, now=iso_utc(now), trigger=trigger)
     return s, entries, balance + sum(e.points for e in entries)
+
+
+@dataclass
+class Writes:
+    """What settles write (ledger entries, checkpoints, announcements, accounts), gathered so a batch writes
+    each kind once. Exact because a settle reads only its own customer's rows (see :func:`prepare`)."""
+
+    entries: list[Entry] = field(default_factory=list)
+    checkpoints: dict[str, str] = field(default_factory=dict)
+    announcements: list[Announcement] = field(default_factory=list)
+    accounts: list[AccountRow] = field(default_factory=list)
+
+    def flush(self, store: LoyaltyStore) -> None:
+        """Write what was gathered, each kind in one store call."""
+        if self.checkpoints:
+            store.put_checkpoints(self.checkpoints)
+        if self.entries:
+            store.add_entries(self.entries)
+        if self.announcements:
+            store.add_announcements(self.announcements)
+        if self.accounts:
+            store.put_accounts(self.accounts)
 
 
 @dataclass(frozen=True)
@@ -336,7 +366,9 @@ def settle_many(touched: Touched, *, deps: Deps) -> list[OutboxMessage]:
     active = deps.store.customers_of(sorted(roots.why))
     settled = [root for root in sorted(roots.why) if active[root] == root]
     read = prepare(settled, deps=deps, changed_from={c: roots.since[c] for c in settled})
+    writes = Writes()
     for root in settled:
         out += settle_customer(root, deps=deps, trigger=roots.why[root], changed_from=roots.since[root],
-                               read=read[root])
+                               read=read[root], writes=writes)
+    writes.flush(deps.store)
     return out

@@ -216,10 +216,14 @@ class SqliteLoyaltyStore(SqliteBulkReads, SqliteStore, SqliteMembership, SqliteO
 
     def put_account(self, row: AccountRow) -> None:
         """Write the snapshot."""
-        self.db.conn().execute(
+        self.put_accounts([row])
+
+    def put_accounts(self, rows: list[AccountRow]) -> None:
+        """Write these snapshots (a batch's settles), in one statement."""
+        self.db.conn().executemany(
             "INSERT OR REPLACE INTO accounts VALUES (?,?,?,?,?,?,?,?)",
-            (row.customer_id, row.balance, row.debt, row.tier, json.dumps(row.view, separators=(",", ":")),
-             row.version, row.next_due_ms, row.updated_at))
+            [(row.customer_id, row.balance, row.debt, row.tier, json.dumps(row.view, separators=(",", ":")),
+              row.version, row.next_due_ms, row.updated_at) for row in rows])
 
     def debit_balance(self, customer_id: str, points: int) -> bool:
         """Take points off the snapshot if it holds them; False (and no change) otherwise."""
@@ -235,7 +239,11 @@ class SqliteLoyaltyStore(SqliteBulkReads, SqliteStore, SqliteMembership, SqliteO
 
     def put_checkpoint(self, customer_id: str, state: str) -> None:
         """Keep the account's checkpoint, replacing the one before."""
-        self.db.conn().execute("INSERT OR REPLACE INTO checkpoints VALUES (?, ?)", (customer_id, state))
+        self.put_checkpoints({customer_id: state})
+
+    def put_checkpoints(self, states: dict[str, str]) -> None:
+        """Keep these accounts' checkpoints (customer -> state), replacing the ones before, in one statement."""
+        self.db.conn().executemany("INSERT OR REPLACE INTO checkpoints VALUES (?, ?)", list(states.items()))
 
     def due_accounts(self, now_ms: int, *, limit: int) -> list[str]:
         """Accounts with an expiry, announcement or review due by ``now_ms``."""

@@ -91,3 +91,24 @@ def test_the_bulk_reads_of_more_customers_than_one_query_binds(store):
                     for n, c in enumerate(customers)}
     assert [len(bulk[c].purchases) for c in customers[:3]] == [1, 2, 2]
     assert bulk[customers[-1]].bonuses[0].grant_id == "g9" and len(bulk[customers[4]].refunds) == 1
+
+
+def test_a_batch_writes_its_accounts_and_checkpoints_in_one_call_each_replacing_the_ones_before(store):
+    """Issue 13: a batch's settles write every account and checkpoint at once; what is read back is what one
+    ``put_account`` / ``put_checkpoint`` per customer leaves."""
+    with store.transaction():
+        store.put_account(AccountRow("c_w1", 5, 0, "B", {"points_balance": 5}, 1, 100, "t0"))
+        store.put_checkpoint("c_w1", '{"old": 1}')
+        store.put_accounts([AccountRow("c_w1", 50, 2, None, {"points_balance": 50, "tier": None}, 2, None, "t1"),
+                            AccountRow("c_w2", 7, 0, "A", {"points_balance": 7}, 1, 9000, "t1")])
+        store.put_accounts([])
+        store.put_checkpoints({"c_w1": '{"new": 1}', "c_w2": '{"new": 2}'})
+        store.put_checkpoints({})
+    assert store.accounts_of(["c_w1", "c_w2", "c_w3"]) == {
+        "c_w1": AccountRow("c_w1", 50, 2, None, {"points_balance": 50, "tier": None}, 2, None, "t1"),
+        "c_w2": AccountRow("c_w2", 7, 0, "A", {"points_balance": 7}, 1, 9000, "t1")}
+    assert store.account("c_w1") == AccountRow("c_w1", 50, 2, None, {"points_balance": 50, "tier": None}, 2, None,
+                                               "t1")
+    assert store.checkpoints_of(["c_w1", "c_w2", "c_w3"]) == {"c_w1": '{"new": 1}', "c_w2": '{"new": 2}'}
+    assert store.due_accounts(10_000, limit=10) == ["c_w2"]  # c_w1's due time went with its old snapshot
+    assert store.account_count() == 2
