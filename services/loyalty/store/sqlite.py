@@ -130,23 +130,30 @@ class SqliteLoyaltyStore(SqliteBulkReads, SqliteStore, SqliteMembership, SqliteO
     # -- facts --------------------------------------------------------------------------
     def add_purchases(self, rows: list[Purchase]) -> list[Purchase]:
         """Keep purchases not seen before; returns the new ones."""
-        c, new = self.db.conn(), []
-        for p in rows:
-            cur = c.execute("INSERT OR IGNORE INTO purchases VALUES (?,?,?,?,?,?,?,?,?)",
-                            (p.source, p.id, p.record_id, p.order_id, p.amount_minor, epoch_ms(p.time), iso_utc(p.time),
-                             p.day, json.dumps([list(vars(ln).values()) for ln in p.lines])))
-            if cur.rowcount:
-                new.append(p)
-        return new
+        return self._insert_new("purchases", rows, [
+            (p.source, p.id, p.record_id, p.order_id, p.amount_minor, epoch_ms(p.time), iso_utc(p.time), p.day,
+             json.dumps([list(vars(ln).values()) for ln in p.lines])) for p in rows])
 
     def add_refunds(self, rows: list[Refund]) -> list[Refund]:
         """Keep refunds not seen before; returns the new ones."""
-        c, new = self.db.conn(), []
-        for r in rows:
-            cur = c.execute("INSERT OR IGNORE INTO refunds VALUES (?,?,?,?,?,?)",
-                            (r.source, r.id, r.record_id, r.order_id, r.amount_minor, iso_utc(r.time)))
-            if cur.rowcount:
-                new.append(r)
+        return self._insert_new("refunds", rows, [
+            (r.source, r.id, r.record_id, r.order_id, r.amount_minor, iso_utc(r.time)) for r in rows])
+
+    def _insert_new(self, table: str, facts: list, values: list[tuple]) -> list:
+        # A batch's facts in a few statements (not one each): a multi-row INSERT OR IGNORE returns the keys it
+        # inserted, and of a key given twice only the first is inserted, as one statement per fact would do.
+        c, inserted = self.db.conn(), set()
+        step = max(1, 900 // len(values[0])) if values else 1  # well under SQLite's bound variable cap
+        for start in range(0, len(values), step):
+            chunk = values[start:start + step]
+            marks = ",".join([f"({','.join('?' * len(chunk[0]))})"] * len(chunk))
+            inserted |= set(c.execute(f"INSERT OR IGNORE INTO {table} VALUES {marks} RETURNING source, id",
+                                      [v for row in chunk for v in row]).fetchall())
+        new = []
+        for fact in facts:
+            if (fact.source, fact.id) in inserted:
+                inserted.discard((fact.source, fact.id))
+                new.append(fact)
         return new
 
     def put_bonus(self, row: Bonus) -> bool:

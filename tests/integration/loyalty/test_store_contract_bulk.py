@@ -112,3 +112,21 @@ def test_a_batch_writes_its_accounts_and_checkpoints_in_one_call_each_replacing_
     assert store.checkpoints_of(["c_w1", "c_w2", "c_w3"]) == {"c_w1": '{"new": 1}', "c_w2": '{"new": 2}'}
     assert store.due_accounts(10_000, limit=10) == ["c_w2"]  # c_w1's due time went with its old snapshot
     assert store.account_count() == 2
+
+
+def test_a_batch_of_facts_keeps_each_new_one_once_whatever_its_size_and_returns_the_first_of_each(store):
+    """Issue 13: a batch's purchases and refunds go in a few statements; of a fact given twice (in one call, or
+    far apart in a long one) the first is kept and returned, and one kept before is not new."""
+    with store.transaction():
+        assert store.add_purchases([_p("k0", "c_k")]) == [_p("k0", "c_k")]
+        batch = [_p(f"k{i}", "c_k", days=i % 7) for i in range(260)]
+        again = [_p("k5", "c_k", order="other", days=3), _p("k0", "c_k"), _p("k250", "c_k", order="late")]
+        new = store.add_purchases(batch[:130] + again + batch[130:])
+        # k0 was kept before, the second k5 is not new; the first k250 given is the one kept
+        assert new == batch[1:130] + [again[2]] + [p for p in batch[130:] if p.id != "k250"]
+        refunds = [Refund("pos/S1", f"q{i % 150}", "c_k", f"k{i}", i, T0 + timedelta(days=1)) for i in range(300)]
+        assert store.add_refunds(refunds) == refunds[:150]
+        assert store.add_refunds([]) == [] and store.add_purchases([]) == []
+    kept = {p.id: p for p in store.purchases_of(["c_k"])}
+    assert len(kept) == 260 and kept["k5"] == batch[5] and kept["k250"] == again[2]
+    assert [r.amount_minor for r in store.refunds_for_orders(["k3", "k153"])] == [3]
