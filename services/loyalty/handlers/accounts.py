@@ -122,7 +122,8 @@ def view_of(s: Settlement, zone) -> dict[str, Any]:
 
 
 def settle_customer(customer_id: str, *, deps: Deps, trigger: list[str], changed_from: datetime | None,
-                    read: Prepared | None = None, writes: Writes | None = None) -> list[OutboxMessage]:
+                    read: Prepared | None = None, writes: Writes | None = None,
+                    first: First | None = None) -> list[OutboxMessage]:
     """Bring one customer's ledger and account up to date with its facts; returns what to publish.
 
     ``changed_from`` is the earliest moment the facts added since the last settle reach (None: no fact
@@ -130,6 +131,8 @@ def settle_customer(customer_id: str, *, deps: Deps, trigger: list[str], changed
     before the checkpoint's horizon, and from every fact otherwise. ``read``: what :func:`prepare` read
     for this customer beforehand (a batch reads every customer's at once); read here when not given.
     ``writes``: where a batch gathers what its settles write, to write it once (written here when not given).
+    ``first``: the settlement from ``read`` and what its buckets hold, worked out beforehand (a batch asks the
+    ledger for every customer's at once), at its moment and under its rule book.
     """
     if writes is None:
         writes = Writes()
@@ -137,22 +140,17 @@ def settle_customer(customer_id: str, *, deps: Deps, trigger: list[str], changed
                               writes=writes)
         writes.flush(deps.store)
         return out
-    store, now = deps.store, deps.clock()
-    at = iso_utc(now)
-    book = deps.rules.book()
+    store = deps.store
     if read is None:
         read = prepare([customer_id], deps=deps, changed_from={customer_id: changed_from})[customer_id]
+    if first is None:
+        first = settle_first(customer_id, read, deps=deps, now=deps.clock(), book=deps.rules.book())
+    now, book, s, monthly, latest = first.now, first.book, first.s, first.monthly, first.latest
+    at = iso_utc(now)
     records, start, facts = read.records, read.start, read.facts
-    monthly = _monthly_snapshot(start, facts, now=now, book=book, deps=deps)
-    # Not moving the monthly checkpoint, a settle that replayed enough purchases since its own keeps one where
-    # it stopped, beside the monthly one, for the next settle to start from.
-    latest = None
-    if monthly is None and start is not None and read.kept is not None and deps.config.checkpoint_recent_purchases \
-            and len(facts.purchases) >= deps.config.checkpoint_recent_purchases:
-        latest = checkpoint.frontier([p.time for p in facts.purchases], start=start.at, now=now)
-        latest = latest if latest > start.at else None
-    s, entries, ledger_sum = _derive(customer_id, records, facts, book, now, start, monthly or latest, trigger,
-                                     store, read.balance)
+    posted = first.posted if first.posted is not None else store.posted(records, buckets=first.buckets)
+    entries = corrections(s.targets, posted, now=iso_utc(now), trigger=trigger)
+    ledger_sum = read.balance + sum(e.points for e in entries)
     if ledger_sum != s.balance and start is not None:
         # The ledger holds what the checkpoint does not explain (the clock went back past an expiry, say):
         # settle from every fact, as without a checkpoint.
@@ -237,6 +235,39 @@ def _announcements(s: Settlement, customer_id: str, now: datetime, deps: Deps,
                                                points=a.points, expires_at=due[a.expires_at][0], balance=s.balance,
                                                at=now), customer_id)
             for a in fresh]
+
+
+@dataclass(frozen=True)
+class First:
+    """A settle's first try: its moment and rule book, the checkpoints it may keep, the settlement, and what
+    the settlement's buckets hold in the ledger (None: not read yet)."""
+
+    now: datetime
+    book: RuleBook
+    monthly: datetime | None
+    latest: datetime | None
+    s: Settlement
+    posted: dict[tuple[str, str], Posted] | None = None
+
+    @property
+    def buckets(self) -> list[str] | None:
+        """The buckets whose ledger sums the settlement is compared with (None: all of them)."""
+        return sorted(self.s.scope) if self.s.scope is not None else None
+
+
+def settle_first(customer_id: str, read: Prepared, *, deps: Deps, now: datetime, book: RuleBook) -> First:
+    """The settlement of what :func:`prepare` read, from its checkpoint, at ``now``; the ledger not read."""
+    start, facts = read.start, read.facts
+    monthly = _monthly_snapshot(start, facts, now=now, book=book, deps=deps)
+    # Not moving the monthly checkpoint, a settle that replayed enough purchases since its own keeps one where
+    # it stopped, beside the monthly one, for the next settle to start from.
+    latest = None
+    if monthly is None and start is not None and read.kept is not None and deps.config.checkpoint_recent_purchases \
+            and len(facts.purchases) >= deps.config.checkpoint_recent_purchases:
+        latest = checkpoint.frontier([p.time for p in facts.purchases], start=start.at, now=now)
+        latest = latest if latest > start.at else None
+    s = settle(facts, book, customer_id=customer_id, now=now, start=start, snapshot_at=monthly or latest)
+    return First(now, book, monthly, latest, s)
 
 
 def _derive(customer_id: str, records: list[str], facts: Facts, book: RuleBook, now: datetime,
@@ -366,9 +397,13 @@ def settle_many(touched: Touched, *, deps: Deps) -> list[OutboxMessage]:
     active = deps.store.customers_of(sorted(roots.why))
     settled = [root for root in sorted(roots.why) if active[root] == root]
     read = prepare(settled, deps=deps, changed_from={c: roots.since[c] for c in settled})
+    # Every customer's first try at one moment, then one look at the ledger for all of them.
+    now, book = deps.clock(), deps.rules.book()
+    firsts = {c: settle_first(c, read[c], deps=deps, now=now, book=book) for c in settled}
+    posted = deps.store.posted_many({c: (read[c].records, firsts[c].buckets) for c in settled})
     writes = Writes()
     for root in settled:
         out += settle_customer(root, deps=deps, trigger=roots.why[root], changed_from=roots.since[root],
-                               read=read[root], writes=writes)
+                               read=read[root], writes=writes, first=replace(firsts[root], posted=posted[root]))
     writes.flush(deps.store)
     return out

@@ -176,6 +176,30 @@ class MongoLoyaltyStore(MongoStore, MongoMembership, MongoOwners, MongoCorrectio
         ])
         return {(d["_id"]["b"], d["_id"]["r"]): Posted(d["_id"]["rec"], d["s"], d["n"]) for d in rows}
 
+    def posted_many(self, asks: dict[str, tuple[list[str], list[str] | None]]
+                    ) -> dict[str, dict[tuple[str, str], Posted]]:
+        """:meth:`posted` for each of several customers (customer -> (its records, its buckets or None)), in two
+        aggregations for all of them."""
+        out: dict[str, dict[tuple[str, str], Posted]] = {c: {} for c in asks}
+        for whole in (True, False):
+            mine = [c for c, (_, buckets) in asks.items() if (buckets is None) == whole]
+            owner = {r: c for c in mine for r in asks[c][0]}
+            if not owner:
+                continue
+            match: dict[str, Any] = {"record_id": {"$in": list(owner)}, "kind": {"$in": list(DERIVED_KINDS)}}
+            scope = {c: set(asks[c][1] or ()) for c in mine}
+            if not whole:
+                match["bucket"] = {"$in": sorted(set().union(*scope.values()))}
+            for d in self.mdb["ledger"].aggregate([
+                {"$match": match},
+                {"$group": {"_id": {"b": "$bucket", "r": "$rule", "rec": "$record_id"}, "s": {"$sum": "$points"},
+                            "n": {"$sum": 1}}},
+            ]):
+                rec, b = d["_id"]["rec"], d["_id"]["b"]
+                if whole or b in scope[owner[rec]]:
+                    out[owner[rec]][(b, d["_id"]["r"])] = Posted(rec, d["s"], d["n"])
+        return out
+
     def movements_of(self, record_ids: list[str]) -> list[Entry]:
         """Redemptions, cancellations and manual adjustments of these records."""
         cur = self.mdb["ledger"].find({"record_id": {"$in": record_ids}, "kind": {"$in": ["redeem", "adjust"]}})

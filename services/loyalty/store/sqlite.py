@@ -185,6 +185,39 @@ class SqliteLoyaltyStore(SqliteBulkReads, SqliteStore, SqliteMembership, SqliteO
         rows = self.db.conn().execute(q + " GROUP BY record_id, bucket, rule", args)
         return {(b, r): Posted(rec, s, n) for b, r, rec, s, n in rows}
 
+    def posted_many(self, asks: dict[str, tuple[list[str], list[str] | None]]
+                    ) -> dict[str, dict[tuple[str, str], Posted]]:
+        """:meth:`posted` for each of several customers (customer -> (its records, its buckets or None)), in a
+        few queries for all of them."""
+        out: dict[str, dict[tuple[str, str], Posted]] = {c: {} for c in asks}
+        for whole in (True, False):
+            group: list[str] = []
+            size = 0
+            mine = [c for c, (_, buckets) in asks.items() if (buckets is None) == whole]
+            for n, c in enumerate(mine):
+                group.append(c)
+                size += len(asks[c][0]) + len(asks[c][1] or ())
+                if size > 2000 or n == len(mine) - 1:  # well under SQLite's bound variable cap
+                    self._posted_of(group, asks, out)
+                    group, size = [], 0
+        return out
+
+    def _posted_of(self, customers: list[str], asks: dict[str, tuple[list[str], list[str] | None]],
+                   out: dict[str, dict[tuple[str, str], Posted]]) -> None:
+        owner = {r: c for c in customers for r in asks[c][0]}
+        records = list(owner)
+        q = (f"SELECT record_id, bucket, rule, SUM(points), COUNT(*) FROM ledger WHERE record_id IN ({_in(records)})"
+             f" AND kind IN ({_in(list(DERIVED_KINDS))})")
+        args = [*records, *DERIVED_KINDS]
+        scope = {c: set(asks[c][1]) for c in customers if asks[c][1] is not None}
+        if scope:
+            buckets = sorted(set().union(*scope.values()))
+            q, args = q + f" AND bucket IN ({_in(buckets)})", [*args, *buckets]
+        for rec, b, r, total, n in self.db.conn().execute(q + " GROUP BY record_id, bucket, rule", args):
+            c = owner[rec]
+            if c not in scope or b in scope[c]:
+                out[c][(b, r)] = Posted(rec, total, n)
+
     def balance(self, record_ids: list[str], *, before: str | None = None) -> int:
         """The sum of these records' entries (posted before ``before``, if given)."""
         q = f"SELECT COALESCE(SUM(points), 0) FROM ledger WHERE record_id IN ({_in(record_ids)})"
