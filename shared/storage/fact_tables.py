@@ -77,7 +77,10 @@ def seal_doc_field(keys: KeyRing, record_id: str, field: str, value: Any) -> Any
 
 def mongo_insert_new(coll, docs: list[dict]) -> set:
     """Insert the documents whose ``_id`` is not held yet (one read, one bulk insert); returns their ids."""
-    unique = {d["_id"]: d for d in docs}
+    unique: dict = {}
+    for d in docs:
+        # The first of an id given twice is kept, as SQLite's INSERT OR IGNORE keeps it and the callers return it.
+        unique.setdefault(d["_id"], d)
     if not unique:
         return set()
     held = {d["_id"] for d in coll.find({"_id": {"$in": list(unique)}}, {"_id": 1})}

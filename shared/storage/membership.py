@@ -37,6 +37,26 @@ def newest_per_record(rows: Iterable[Membership]) -> dict[str, Membership]:
     return out
 
 
+def fold_runs(held: dict[str, tuple[str, str]],
+              runs: list[list[Membership]]) -> tuple[list[set[str]], dict[str, tuple[str, str]]]:
+    """Runs of mappings applied in turn to ``held`` (record -> (customer, at), updated in place), as one
+    store call each would apply them: the customers each run changed, and every record's row to write."""
+    touched_by_run: list[set[str]] = []
+    changed: dict[str, tuple[str, str]] = {}
+    for rows in runs:
+        touched: set[str] = set()
+        for rid, m in newest_per_record(rows).items():
+            old = held.get(rid)
+            if old is None or m.at > old[1]:
+                if old is None:
+                    touched.add(m.customer_id)
+                elif old[0] != m.customer_id:
+                    touched |= {old[0], m.customer_id}
+                held[rid] = changed[rid] = (m.customer_id, m.at)
+        touched_by_run.append(touched)
+    return touched_by_run, changed
+
+
 def memberships_of(message: CustomerEventResolved | CustomerMerged) -> list[Membership]:
     """What a message from identity says about which records belong to which customer."""
     if isinstance(message, CustomerEventResolved):
@@ -66,29 +86,24 @@ class SqliteMembership:
 
     def apply_memberships(self, rows: Iterable[Membership]) -> set[str]:
         """Record newer mappings; returns every customer whose set of records changed (old and new)."""
+        return self.apply_membership_runs([list(rows)])[0]
+
+    def apply_membership_runs(self, runs: list[list[Membership]]) -> list[set[str]]:
+        """:meth:`apply_memberships` of each run in turn (one per message of a batch, say), in one read and
+        one write; the customers each run changed."""
         c = self.db.conn()  # type: ignore[attr-defined]
-        wanted = newest_per_record(rows)
         held: dict[str, tuple[str, str]] = {}
-        ids = list(wanted)
+        ids = list({m.record_id: None for rows in runs for m in rows})
         for start in range(0, len(ids), 500):
             chunk = ids[start:start + 500]
             marks = ",".join("?" * len(chunk))
             for rid, cid, at in c.execute(
                     f"SELECT record_id, customer_id, at FROM memberships WHERE record_id IN ({marks})", chunk):
                 held[rid] = (cid, at)
-        touched: set[str] = set()
-        writes = []
-        for rid, m in wanted.items():
-            old = held.get(rid)
-            if old is None or m.at > old[1]:
-                writes.append((rid, m.customer_id, m.at))
-                if old is None:
-                    touched.add(m.customer_id)
-                elif old[0] != m.customer_id:
-                    touched |= {old[0], m.customer_id}
+        touched, changed = fold_runs(held, runs)
         c.executemany("INSERT INTO memberships VALUES (?,?,?) ON CONFLICT(record_id) DO UPDATE SET"
                       " customer_id = excluded.customer_id, at = excluded.at WHERE excluded.at > memberships.at",
-                      writes)
+                      [(rid, cid, at) for rid, (cid, at) in changed.items()])
         return touched
 
     def customer_of(self, record_id: str) -> str:
@@ -116,29 +131,29 @@ class MongoMembership:
 
     def apply_memberships(self, rows: Iterable[Membership]) -> set[str]:
         """Record newer mappings; returns every customer whose set of records changed (old and new)."""
+        return self.apply_membership_runs([list(rows)])[0]
+
+    def apply_membership_runs(self, runs: list[list[Membership]]) -> list[set[str]]:
+        """:meth:`apply_memberships` of each run in turn (one per message of a batch, say), in one read and
+        one bulk write; the customers each run changed."""
         # UpdateMany on the unique _id is one document, as UpdateOne would be; mongomock's bulk_write
         # accepts only the former with this pymongo (mongomock#912).
         from pymongo import UpdateMany
 
         coll = self.mdb["memberships"]  # type: ignore[attr-defined]
-        wanted = newest_per_record(rows)
-        if not wanted:
-            return set()
-        held = {d["_id"]: d for d in coll.find({"_id": {"$in": list(wanted)}})}
-        touched: set[str] = set()
+        ids = list({m.record_id: None for rows in runs for m in rows})
+        if not ids:
+            return [set() for _ in runs]
+        read = {d["_id"]: (d["customer_id"], d["at"]) for d in coll.find({"_id": {"$in": ids}})}
+        touched, changed = fold_runs(dict(read), runs)
         ops = []
-        for rid, m in wanted.items():
-            old = held.get(rid)
+        for rid, (cid, at) in changed.items():
+            old = read.get(rid)
             if old is None:
-                ops.append(UpdateMany({"_id": rid}, {"$setOnInsert": {"customer_id": m.customer_id, "at": m.at}},
-                                      upsert=True))
-                touched.add(m.customer_id)
-            elif m.at > old["at"]:
+                ops.append(UpdateMany({"_id": rid}, {"$setOnInsert": {"customer_id": cid, "at": at}}, upsert=True))
+            else:
                 # Conditional on what was read: a concurrent newer write wins, and a transaction retries.
-                ops.append(UpdateMany({"_id": rid, "at": old["at"]},
-                                      {"$set": {"customer_id": m.customer_id, "at": m.at}}))
-                if old["customer_id"] != m.customer_id:
-                    touched |= {old["customer_id"], m.customer_id}
+                ops.append(UpdateMany({"_id": rid, "at": old[1]}, {"$set": {"customer_id": cid, "at": at}}))
         if ops:
             coll.bulk_write(ops, ordered=False)
         return touched

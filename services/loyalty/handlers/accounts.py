@@ -121,31 +121,36 @@ def view_of(s: Settlement, zone) -> dict[str, Any]:
                          for at, n in s.expiring[:EXPIRING_SHOWN]]}
 
 
-def settle_customer(customer_id: str, *, deps: Deps, trigger: list[str],
-                    changed_from: datetime | None, read: Prepared | None = None) -> list[OutboxMessage]:
+def settle_customer(customer_id: str, *, deps: Deps, trigger: list[str], changed_from: datetime | None,
+                    read: Prepared | None = None, writes: Writes | None = None,
+                    first: First | None = None) -> list[OutboxMessage]:
     """Bring one customer's ledger and account up to date with its facts; returns what to publish.
 
     ``changed_from`` is the earliest moment the facts added since the last settle reach (None: no fact
     was added, only time went on): the settle starts from the account's checkpoint when that is not
     before the checkpoint's horizon, and from every fact otherwise. ``read``: what :func:`prepare` read
     for this customer beforehand (a batch reads every customer's at once); read here when not given.
+    ``writes``: where a batch gathers what its settles write, to write it once (written here when not given).
+    ``first``: the settlement from ``read`` and what its buckets hold, worked out beforehand (a batch asks the
+    ledger for every customer's at once), at its moment and under its rule book.
     """
-    store, now = deps.store, deps.clock()
-    at = iso_utc(now)
-    book = deps.rules.book()
+    if writes is None:
+        writes = Writes()
+        out = settle_customer(customer_id, deps=deps, trigger=trigger, changed_from=changed_from, read=read,
+                              writes=writes)
+        writes.flush(deps.store)
+        return out
+    store = deps.store
     if read is None:
         read = prepare([customer_id], deps=deps, changed_from={customer_id: changed_from})[customer_id]
+    if first is None:
+        first = settle_first(customer_id, read, deps=deps, now=deps.clock(), book=deps.rules.book())
+    now, book, s, monthly, latest = first.now, first.book, first.s, first.monthly, first.latest
+    at = iso_utc(now)
     records, start, facts = read.records, read.start, read.facts
-    monthly = _monthly_snapshot(start, facts, now=now, book=book, deps=deps)
-    # Not moving the monthly checkpoint, a settle that replayed enough purchases since its own keeps one where
-    # it stopped, beside the monthly one, for the next settle to start from.
-    latest = None
-    if monthly is None and start is not None and read.kept is not None and deps.config.checkpoint_recent_purchases \
-            and len(facts.purchases) >= deps.config.checkpoint_recent_purchases:
-        latest = checkpoint.frontier([p.time for p in facts.purchases], start=start.at, now=now)
-        latest = latest if latest > start.at else None
-    s, entries, ledger_sum = _derive(customer_id, records, facts, book, now, start, monthly or latest, trigger,
-                                     store, read.balance)
+    posted = first.posted if first.posted is not None else store.posted(records, buckets=first.buckets)
+    entries = corrections(s.targets, posted, now=iso_utc(now), trigger=trigger)
+    ledger_sum = read.balance + sum(e.points for e in entries)
     if ledger_sum != s.balance and start is not None:
         # The ledger holds what the checkpoint does not explain (the clock went back past an expiry, say):
         # settle from every fact, as without a checkpoint.
@@ -160,12 +165,12 @@ def settle_customer(customer_id: str, *, deps: Deps, trigger: list[str],
     if s.snapshot is not None:
         snap = replace(s.snapshot, records=tuple(records), book=book.fingerprint)
         # A new monthly checkpoint replaces both; a latest one goes beside the monthly one in place.
-        store.put_checkpoint(customer_id, checkpoint.join(read.kept, snap) if latest is not None and read.kept
-                             else checkpoint.dump(snap))
+        writes.checkpoints[customer_id] = (checkpoint.join(read.kept, snap) if latest is not None and read.kept
+                                           else checkpoint.dump(snap))
     elif read.stale and read.kept:
         # A latest checkpoint this settle did not start from may miss a fact it just took: never used again.
-        store.put_checkpoint(customer_id, read.kept)
-    store.add_entries(entries)
+        writes.checkpoints[customer_id] = read.kept
+    writes.entries += entries
     held = read.account or AccountRow(customer_id)
     out: list[OutboxMessage] = []
     for e in entries:
@@ -173,7 +178,7 @@ def settle_customer(customer_id: str, *, deps: Deps, trigger: list[str],
             out.append(deps.message(PointsExpired(entry_id=e.entry_id, customer_id=customer_id, points=-e.points,
                                                   at=now), customer_id))
     out += _tier_changed(held, s, book, customer_id, now, deps)
-    out += _announcements(s, customer_id, now, deps)
+    out += _announcements(s, customer_id, now, deps, writes)
     view = view_of(s, deps.zone)
     version = held.version
     if view != held.view:
@@ -181,8 +186,8 @@ def settle_customer(customer_id: str, *, deps: Deps, trigger: list[str],
         out.append(deps.message(ViewPartUpdated(customer_id=customer_id, part="loyalty",
                                                 value=LoyaltyPart.model_validate(view),
                                                 version=part_version(version)), customer_id))
-    store.put_account(AccountRow(customer_id, s.balance, s.debt, s.tier, view, version,
-                                 epoch_ms(s.next_due) if s.next_due else None, at))
+    writes.accounts.append(AccountRow(customer_id, s.balance, s.debt, s.tier, view, version,
+                                      epoch_ms(s.next_due) if s.next_due else None, at))
     return out
 
 
@@ -215,7 +220,8 @@ def _tier_changed(held: AccountRow, s: Settlement, book: RuleBook, customer_id: 
     return [deps.message(body, customer_id)]
 
 
-def _announcements(s: Settlement, customer_id: str, now: datetime, deps: Deps) -> list[OutboxMessage]:
+def _announcements(s: Settlement, customer_id: str, now: datetime, deps: Deps,
+                   writes: Writes) -> list[OutboxMessage]:
     # Once per expiry moment, and again whenever more points joined that moment than were announced (a
     # purchase inside the notice window under month-end or year-end expiry): no point expires unannounced.
     due = {iso_utc(at): (at, n) for at, n in s.announce}
@@ -224,11 +230,44 @@ def _announcements(s: Settlement, customer_id: str, now: datetime, deps: Deps) -
                           iso_utc(now)) for key, (_, n) in sorted(due.items()) if n > told.get(key, 0)]
     if not fresh:
         return []
-    deps.store.add_announcements(fresh)
+    writes.announcements += fresh
     return [deps.message(PointsExpiryAnnounced(announcement_id=a.announcement_id, customer_id=customer_id,
                                                points=a.points, expires_at=due[a.expires_at][0], balance=s.balance,
                                                at=now), customer_id)
             for a in fresh]
+
+
+@dataclass(frozen=True)
+class First:
+    """A settle's first try: its moment and rule book, the checkpoints it may keep, the settlement, and what
+    the settlement's buckets hold in the ledger (None: not read yet)."""
+
+    now: datetime
+    book: RuleBook
+    monthly: datetime | None
+    latest: datetime | None
+    s: Settlement
+    posted: dict[tuple[str, str], Posted] | None = None
+
+    @property
+    def buckets(self) -> list[str] | None:
+        """The buckets whose ledger sums the settlement is compared with (None: all of them)."""
+        return sorted(self.s.scope) if self.s.scope is not None else None
+
+
+def settle_first(customer_id: str, read: Prepared, *, deps: Deps, now: datetime, book: RuleBook) -> First:
+    """The settlement of what :func:`prepare` read, from its checkpoint, at ``now``; the ledger not read."""
+    start, facts = read.start, read.facts
+    monthly = _monthly_snapshot(start, facts, now=now, book=book, deps=deps)
+    # Not moving the monthly checkpoint, a settle that replayed enough purchases since its own keeps one where
+    # it stopped, beside the monthly one, for the next settle to start from.
+    latest = None
+    if monthly is None and start is not None and read.kept is not None and deps.config.checkpoint_recent_purchases \
+            and len(facts.purchases) >= deps.config.checkpoint_recent_purchases:
+        latest = checkpoint.frontier([p.time for p in facts.purchases], start=start.at, now=now)
+        latest = latest if latest > start.at else None
+    s = settle(facts, book, customer_id=customer_id, now=now, start=start, snapshot_at=monthly or latest)
+    return First(now, book, monthly, latest, s)
 
 
 def _derive(customer_id: str, records: list[str], facts: Facts, book: RuleBook, now: datetime,
@@ -238,6 +277,28 @@ def _derive(customer_id: str, records: list[str], facts: Facts, book: RuleBook, 
     posted = store.posted(records, buckets=sorted(s.scope) if s.scope is not None else None)
     entries = corrections(s.targets, posted, now=iso_utc(now), trigger=trigger)
     return s, entries, balance + sum(e.points for e in entries)
+
+
+@dataclass
+class Writes:
+    """What settles write (ledger entries, checkpoints, announcements, accounts), gathered so a batch writes
+    each kind once. Exact because a settle reads only its own customer's rows (see :func:`prepare`)."""
+
+    entries: list[Entry] = field(default_factory=list)
+    checkpoints: dict[str, str] = field(default_factory=dict)
+    announcements: list[Announcement] = field(default_factory=list)
+    accounts: list[AccountRow] = field(default_factory=list)
+
+    def flush(self, store: LoyaltyStore) -> None:
+        """Write what was gathered, each kind in one store call."""
+        if self.checkpoints:
+            store.put_checkpoints(self.checkpoints)
+        if self.entries:
+            store.add_entries(self.entries)
+        if self.announcements:
+            store.add_announcements(self.announcements)
+        if self.accounts:
+            store.put_accounts(self.accounts)
 
 
 @dataclass(frozen=True)
@@ -336,7 +397,13 @@ def settle_many(touched: Touched, *, deps: Deps) -> list[OutboxMessage]:
     active = deps.store.customers_of(sorted(roots.why))
     settled = [root for root in sorted(roots.why) if active[root] == root]
     read = prepare(settled, deps=deps, changed_from={c: roots.since[c] for c in settled})
+    # Every customer's first try at one moment, then one look at the ledger for all of them.
+    now, book = deps.clock(), deps.rules.book()
+    firsts = {c: settle_first(c, read[c], deps=deps, now=now, book=book) for c in settled}
+    posted = deps.store.posted_many({c: (read[c].records, firsts[c].buckets) for c in settled})
+    writes = Writes()
     for root in settled:
         out += settle_customer(root, deps=deps, trigger=roots.why[root], changed_from=roots.since[root],
-                               read=read[root])
+                               read=read[root], writes=writes, first=replace(firsts[root], posted=posted[root]))
+    writes.flush(deps.store)
     return out

@@ -24,7 +24,7 @@ from shared.contract.facts import local_day, to_minor
 from shared.contract.messages import CampaignBonusGranted, CustomerEventResolved, CustomerMerged, Read
 from shared.observability.trace_context import event_attributes
 from shared.storage.base import OutboxMessage
-from shared.storage.membership import memberships_of
+from shared.storage.membership import Membership, memberships_of
 from shared.storage.owners import owner_row
 from shared.streaming.batch import BatchOutcome, Decoded, message_span
 from shared.streaming.erasure import erase_each
@@ -39,6 +39,10 @@ def ledger(items: list[Decoded[Read]], *, deps: Deps, outcome: BatchOutcome) -> 
     purchases: dict[int, Purchase] = {}
     refunds: dict[int, Refund] = {}
     imported: list[Entry | TierImport] = []  # issue 14: opening lots and imported tiers
+    # Each message's memberships are applied as that message alone would apply them, all in one store call
+    # after the loop; the changes they and the grants make are noted in batch order (the triggers' order).
+    runs: list[list[Membership]] = []
+    noted: list[tuple[str, str | int]] = []  # (why, the customer a grant touched or the index of a run)
     for n, one in enumerate(items):
         m, event = one.item.message, one.item.event
         # Attributes are built only for a span that records (an event sampled out costs none of them).
@@ -46,14 +50,14 @@ def ledger(items: list[Decoded[Read]], *, deps: Deps, outcome: BatchOutcome) -> 
             if isinstance(m, CampaignBonusGranted):
                 if store.put_bonus(_bonus(m)):
                     # A grant replaced may have covered an earlier window than the new one: all of it is redone.
-                    touched.add(m.customer_id, f"grant:{m.grant_id}", BEGINNING)
+                    noted.append((f"grant:{m.grant_id}", m.customer_id))
                     outcome.processed += 1
                 else:
                     outcome.duplicates += 1
                 continue
             why = f"merge:{m.merge_id}" if isinstance(m, CustomerMerged) else f"membership:{m.record_id}"
-            for c in store.apply_memberships(memberships_of(m)):
-                touched.add(c, why, BEGINNING)
+            noted.append((why, len(runs)))
+            runs.append(memberships_of(m))
             if event is not None and (p := _purchase(event, m.record_id, deps=deps)) is not None:
                 purchases[n] = p
             elif event is not None and (r := _refund(event, m.record_id)) is not None:
@@ -62,6 +66,10 @@ def ledger(items: list[Decoded[Read]], *, deps: Deps, outcome: BatchOutcome) -> 
                 imported.append(i)
             else:
                 outcome.processed += 1
+    moved = store.apply_membership_runs(runs)
+    for why, whom in noted:
+        for c in moved[whom] if isinstance(whom, int) else (whom,):
+            touched.add(c, why, BEGINNING)
     _keep_imported(imported, store=store, touched=touched, outcome=outcome)
     new_p = {(p.source, p.id) for p in store.add_purchases(list(purchases.values()))}
     new_r = {(r.source, r.id) for r in store.add_refunds(list(refunds.values()))}

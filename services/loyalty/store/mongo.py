@@ -176,6 +176,30 @@ class MongoLoyaltyStore(MongoStore, MongoMembership, MongoOwners, MongoCorrectio
         ])
         return {(d["_id"]["b"], d["_id"]["r"]): Posted(d["_id"]["rec"], d["s"], d["n"]) for d in rows}
 
+    def posted_many(self, asks: dict[str, tuple[list[str], list[str] | None]]
+                    ) -> dict[str, dict[tuple[str, str], Posted]]:
+        """:meth:`posted` for each of several customers (customer -> (its records, its buckets or None)), in two
+        aggregations for all of them."""
+        out: dict[str, dict[tuple[str, str], Posted]] = {c: {} for c in asks}
+        for whole in (True, False):
+            mine = [c for c, (_, buckets) in asks.items() if (buckets is None) == whole]
+            owner = {r: c for c in mine for r in asks[c][0]}
+            if not owner:
+                continue
+            match: dict[str, Any] = {"record_id": {"$in": list(owner)}, "kind": {"$in": list(DERIVED_KINDS)}}
+            scope = {c: set(asks[c][1] or ()) for c in mine}
+            if not whole:
+                match["bucket"] = {"$in": sorted(set().union(*scope.values()))}
+            for d in self.mdb["ledger"].aggregate([
+                {"$match": match},
+                {"$group": {"_id": {"b": "$bucket", "r": "$rule", "rec": "$record_id"}, "s": {"$sum": "$points"},
+                            "n": {"$sum": 1}}},
+            ]):
+                rec, b = d["_id"]["rec"], d["_id"]["b"]
+                if whole or b in scope[owner[rec]]:
+                    out[owner[rec]][(b, d["_id"]["r"])] = Posted(rec, d["s"], d["n"])
+        return out
+
     def movements_of(self, record_ids: list[str]) -> list[Entry]:
         """Redemptions, cancellations and manual adjustments of these records."""
         cur = self.mdb["ledger"].find({"record_id": {"$in": record_ids}, "kind": {"$in": ["redeem", "adjust"]}})
@@ -226,10 +250,18 @@ class MongoLoyaltyStore(MongoStore, MongoMembership, MongoOwners, MongoCorrectio
 
     def put_account(self, row: AccountRow) -> None:
         """Write the snapshot."""
-        self.mdb["accounts"].replace_one(
-            {"_id": row.customer_id},
-            {"balance": row.balance, "debt": row.debt, "tier": row.tier, "view": row.view, "version": row.version,
-             "next_due_ms": row.next_due_ms, "updated_at": row.updated_at}, upsert=True)
+        self.put_accounts([row])
+
+    def put_accounts(self, rows: list[AccountRow]) -> None:
+        """Write these snapshots (a batch's settles), in one bulk write."""
+        # Every field of the document is set, so an update is the replacement; mongomock's bulk_write takes
+        # UpdateMany on the unique _id (one document) but not ReplaceOne with this pymongo.
+        from pymongo import UpdateMany
+
+        if rows:
+            self.mdb["accounts"].bulk_write([UpdateMany({"_id": row.customer_id}, {"$set": {
+                "balance": row.balance, "debt": row.debt, "tier": row.tier, "view": row.view, "version": row.version,
+                "next_due_ms": row.next_due_ms, "updated_at": row.updated_at}}, upsert=True) for row in rows])
 
     def debit_balance(self, customer_id: str, points: int) -> bool:
         """Take points off the snapshot if it holds them; False (and no change) otherwise."""
@@ -248,7 +280,15 @@ class MongoLoyaltyStore(MongoStore, MongoMembership, MongoOwners, MongoCorrectio
 
     def put_checkpoint(self, customer_id: str, state: str) -> None:
         """Keep the account's checkpoint, replacing the one before."""
-        self.mdb["checkpoints"].replace_one({"_id": customer_id}, {"state": state}, upsert=True)
+        self.put_checkpoints({customer_id: state})
+
+    def put_checkpoints(self, states: dict[str, str]) -> None:
+        """Keep these accounts' checkpoints (customer -> state), replacing the ones before, in one bulk write."""
+        from pymongo import UpdateMany
+
+        if states:
+            self.mdb["checkpoints"].bulk_write([UpdateMany({"_id": c}, {"$set": {"state": state}}, upsert=True)
+                                                for c, state in states.items()])
 
     def due_accounts(self, now_ms: int, *, limit: int) -> list[str]:
         """Accounts with an expiry, announcement or review due by ``now_ms``."""

@@ -130,23 +130,30 @@ class SqliteLoyaltyStore(SqliteBulkReads, SqliteStore, SqliteMembership, SqliteO
     # -- facts --------------------------------------------------------------------------
     def add_purchases(self, rows: list[Purchase]) -> list[Purchase]:
         """Keep purchases not seen before; returns the new ones."""
-        c, new = self.db.conn(), []
-        for p in rows:
-            cur = c.execute("INSERT OR IGNORE INTO purchases VALUES (?,?,?,?,?,?,?,?,?)",
-                            (p.source, p.id, p.record_id, p.order_id, p.amount_minor, epoch_ms(p.time), iso_utc(p.time),
-                             p.day, json.dumps([list(vars(ln).values()) for ln in p.lines])))
-            if cur.rowcount:
-                new.append(p)
-        return new
+        return self._insert_new("purchases", rows, [
+            (p.source, p.id, p.record_id, p.order_id, p.amount_minor, epoch_ms(p.time), iso_utc(p.time), p.day,
+             json.dumps([list(vars(ln).values()) for ln in p.lines])) for p in rows])
 
     def add_refunds(self, rows: list[Refund]) -> list[Refund]:
         """Keep refunds not seen before; returns the new ones."""
-        c, new = self.db.conn(), []
-        for r in rows:
-            cur = c.execute("INSERT OR IGNORE INTO refunds VALUES (?,?,?,?,?,?)",
-                            (r.source, r.id, r.record_id, r.order_id, r.amount_minor, iso_utc(r.time)))
-            if cur.rowcount:
-                new.append(r)
+        return self._insert_new("refunds", rows, [
+            (r.source, r.id, r.record_id, r.order_id, r.amount_minor, iso_utc(r.time)) for r in rows])
+
+    def _insert_new(self, table: str, facts: list, values: list[tuple]) -> list:
+        # A batch's facts in a few statements (not one each): a multi-row INSERT OR IGNORE returns the keys it
+        # inserted, and of a key given twice only the first is inserted, as one statement per fact would do.
+        c, inserted = self.db.conn(), set()
+        step = max(1, 900 // len(values[0])) if values else 1  # well under SQLite's bound variable cap
+        for start in range(0, len(values), step):
+            chunk = values[start:start + step]
+            marks = ",".join([f"({','.join('?' * len(chunk[0]))})"] * len(chunk))
+            inserted |= set(c.execute(f"INSERT OR IGNORE INTO {table} VALUES {marks} RETURNING source, id",
+                                      [v for row in chunk for v in row]).fetchall())
+        new = []
+        for fact in facts:
+            if (fact.source, fact.id) in inserted:
+                inserted.discard((fact.source, fact.id))
+                new.append(fact)
         return new
 
     def put_bonus(self, row: Bonus) -> bool:
@@ -177,6 +184,39 @@ class SqliteLoyaltyStore(SqliteBulkReads, SqliteStore, SqliteMembership, SqliteO
             q, args = q + f" AND bucket IN ({_in(buckets)})", [*args, *buckets]
         rows = self.db.conn().execute(q + " GROUP BY record_id, bucket, rule", args)
         return {(b, r): Posted(rec, s, n) for b, r, rec, s, n in rows}
+
+    def posted_many(self, asks: dict[str, tuple[list[str], list[str] | None]]
+                    ) -> dict[str, dict[tuple[str, str], Posted]]:
+        """:meth:`posted` for each of several customers (customer -> (its records, its buckets or None)), in a
+        few queries for all of them."""
+        out: dict[str, dict[tuple[str, str], Posted]] = {c: {} for c in asks}
+        for whole in (True, False):
+            group: list[str] = []
+            size = 0
+            mine = [c for c, (_, buckets) in asks.items() if (buckets is None) == whole]
+            for n, c in enumerate(mine):
+                group.append(c)
+                size += len(asks[c][0]) + len(asks[c][1] or ())
+                if size > 2000 or n == len(mine) - 1:  # well under SQLite's bound variable cap
+                    self._posted_of(group, asks, out)
+                    group, size = [], 0
+        return out
+
+    def _posted_of(self, customers: list[str], asks: dict[str, tuple[list[str], list[str] | None]],
+                   out: dict[str, dict[tuple[str, str], Posted]]) -> None:
+        owner = {r: c for c in customers for r in asks[c][0]}
+        records = list(owner)
+        q = (f"SELECT record_id, bucket, rule, SUM(points), COUNT(*) FROM ledger WHERE record_id IN ({_in(records)})"
+             f" AND kind IN ({_in(list(DERIVED_KINDS))})")
+        args = [*records, *DERIVED_KINDS]
+        scope = {c: set(asks[c][1]) for c in customers if asks[c][1] is not None}
+        if scope:
+            buckets = sorted(set().union(*scope.values()))
+            q, args = q + f" AND bucket IN ({_in(buckets)})", [*args, *buckets]
+        for rec, b, r, total, n in self.db.conn().execute(q + " GROUP BY record_id, bucket, rule", args):
+            c = owner[rec]
+            if c not in scope or b in scope[c]:
+                out[c][(b, r)] = Posted(rec, total, n)
 
     def balance(self, record_ids: list[str], *, before: str | None = None) -> int:
         """The sum of these records' entries (posted before ``before``, if given)."""
@@ -216,10 +256,14 @@ class SqliteLoyaltyStore(SqliteBulkReads, SqliteStore, SqliteMembership, SqliteO
 
     def put_account(self, row: AccountRow) -> None:
         """Write the snapshot."""
-        self.db.conn().execute(
+        self.put_accounts([row])
+
+    def put_accounts(self, rows: list[AccountRow]) -> None:
+        """Write these snapshots (a batch's settles), in one statement."""
+        self.db.conn().executemany(
             "INSERT OR REPLACE INTO accounts VALUES (?,?,?,?,?,?,?,?)",
-            (row.customer_id, row.balance, row.debt, row.tier, json.dumps(row.view, separators=(",", ":")),
-             row.version, row.next_due_ms, row.updated_at))
+            [(row.customer_id, row.balance, row.debt, row.tier, json.dumps(row.view, separators=(",", ":")),
+              row.version, row.next_due_ms, row.updated_at) for row in rows])
 
     def debit_balance(self, customer_id: str, points: int) -> bool:
         """Take points off the snapshot if it holds them; False (and no change) otherwise."""
@@ -235,7 +279,11 @@ class SqliteLoyaltyStore(SqliteBulkReads, SqliteStore, SqliteMembership, SqliteO
 
     def put_checkpoint(self, customer_id: str, state: str) -> None:
         """Keep the account's checkpoint, replacing the one before."""
-        self.db.conn().execute("INSERT OR REPLACE INTO checkpoints VALUES (?, ?)", (customer_id, state))
+        self.put_checkpoints({customer_id: state})
+
+    def put_checkpoints(self, states: dict[str, str]) -> None:
+        """Keep these accounts' checkpoints (customer -> state), replacing the ones before, in one statement."""
+        self.db.conn().executemany("INSERT OR REPLACE INTO checkpoints VALUES (?, ?)", list(states.items()))
 
     def due_accounts(self, now_ms: int, *, limit: int) -> list[str]:
         """Accounts with an expiry, announcement or review due by ``now_ms``."""

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import itertools
+import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -108,3 +109,40 @@ def test_a_merge_arriving_before_the_events_it_concerns_still_wins(mapping):
     assert _apply(mapping, messages[5]) == {"y-c", "y-w"}
     assert mapping.records_of("y-w") == ["y-w", "y-q"]
     assert mapping.records_of("y-c") == ["y-c"]
+
+
+def test_runs_applied_in_one_call_change_what_each_run_alone_would_change_in_turn(mapping):
+    """Issue 13: loyalty applies a batch's memberships in one call, one run per message; each run's changed
+    customers and the mapping left are those of one ``apply_memberships`` per run, in batch order."""
+    rng = random.Random(13)
+    records, customers = [f"rr{i}" for i in range(6)], [f"rc{i}" for i in range(4)]
+    for trial in range(40):
+        held = [Membership(r, rng.choice(customers), f"T{rng.randint(10, 30)}") for r in rng.sample(records, 3)]
+        runs = [[Membership(rng.choice(records), rng.choice(customers), f"T{rng.randint(10, 40)}")
+                 for _ in range(rng.randint(0, 4))] for _ in range(rng.randint(1, 8))]
+        mapping.forget_all()
+        with mapping.transaction():
+            mapping.apply_memberships(held)
+            one_by_one = [mapping.apply_memberships(run) for run in runs]
+        after = {r: mapping.customer_of(r) for r in records}, {c: mapping.records_of(c) for c in customers}
+        mapping.forget_all()
+        with mapping.transaction():
+            mapping.apply_memberships(held)
+            assert mapping.apply_membership_runs(runs) == one_by_one, trial
+        assert ({r: mapping.customer_of(r) for r in records}, {c: mapping.records_of(c) for c in customers}) == after
+    with mapping.transaction():
+        assert mapping.apply_membership_runs([]) == []
+        assert mapping.apply_membership_runs([[], []]) == [set(), set()]
+
+
+def test_runs_keep_the_newest_mapping_and_name_both_customers_of_a_move(mapping):
+    rows = lambda *r: [Membership(*x) for x in r]  # noqa: E731
+    with mapping.transaction():
+        assert mapping.apply_membership_runs([
+            rows(("s1", "d1", "T2"), ("s2", "d1", "T2")),  # new: d1 changed
+            rows(("s1", "d1", "T3")),  # newer, same customer: nothing changed
+            rows(("s1", "d2", "T1")),  # older than what the first run wrote: ignored
+            rows(("s1", "d2", "T4")),  # moved: both
+        ]) == [{"d1"}, set(), set(), {"d1", "d2"}]
+    assert mapping.records_of("d1") == ["d1", "s2"]
+    assert mapping.records_of("d2") == ["d2", "s1"]
