@@ -5,7 +5,9 @@ Nothing here sets OpenTelemetry up: that is :mod:`shared.observability.telemetry
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterable
+from functools import lru_cache
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -58,12 +60,51 @@ def extract_context(headers: Iterable[tuple[str, Any]] | dict | None) -> otel_co
     if not headers:
         return otel_context.Context()
     items = headers.items() if isinstance(headers, dict) else headers
-    fields = _fields(propagate.get_global_textmap())
+    textmap = propagate.get_global_textmap()
+    fields = _fields(textmap)
     # Only the propagators' own headers are decoded: a message's other headers (dead-letter reasons,
     # say) are none of their business, and this runs for every message consumed.
-    carrier = {k: (v.decode("latin-1") if isinstance(v, bytes | bytearray) else str(v))
-               for k, v in items if k in fields}
-    return propagate.extract(carrier) if carrier else otel_context.Context()
+    carried = tuple((k, v) for k, v in items if k in fields)
+    return _extracted(carried, textmap) if carried else otel_context.Context()
+
+
+@lru_cache(maxsize=4096)
+def _extracted(carried: tuple[tuple[str, Any], ...], textmap: Any) -> otel_context.Context:
+    # Each consumed message's headers are read twice (the batch's span links to them, the message's own span
+    # continues them): parsed once. A context never changes once made, so one can serve both.
+    carrier = {k: (v.decode("latin-1") if isinstance(v, bytes | bytearray) else str(v)) for k, v in carried}
+    return propagate.extract(carrier)
+
+
+def unsampled_child(context: otel_context.Context) -> trace.Span | None:
+    """The span the SDK would start under ``context`` when its sampler drops it for sure, made without the
+    SDK; ``None`` when the SDK must decide.
+
+    Most consumed events were sampled out where they entered (``CRM_TRACE_RATIO``), and the default sampler
+    (parent-based) drops every span of such a trace: the same non-recording span (the trace's id, flags and
+    state, a new span id) is made here without the sampler's and the SDK's work for each message."""
+    parent = trace.get_current_span(context).get_span_context()
+    if not parent.is_valid or parent.trace_flags.sampled or not _drops_unsampled(trace.get_tracer_provider()):
+        return None
+    flags = trace.TraceFlags(parent.trace_flags & trace.TraceFlags.RANDOM_TRACE_ID)
+    span_id = random.getrandbits(64) or 1  # the SDK's own generator: 64 random bits, never the invalid 0
+    return trace.NonRecordingSpan(trace.SpanContext(parent.trace_id, span_id, is_remote=False,
+                                                    trace_flags=flags, trace_state=parent.trace_state))
+
+
+_DROPS: list[Any] = [None, False]  # (the provider last asked about, its answer)
+
+
+def _drops_unsampled(provider: Any) -> bool:
+    # Whether this provider's sampler is the SDK's parent-based one that drops the child of a remote parent
+    # that is not sampled (the default, and what CRM_TRACE_RATIO sets up; OTEL_TRACES_SAMPLER may choose
+    # another, which then decides for itself). Worked out once per provider.
+    if _DROPS[0] is not provider:
+        sampler = getattr(provider, "sampler", None)
+        kind = type(sampler)
+        _DROPS[:] = [provider, kind.__module__ == "opentelemetry.sdk.trace.sampling" and kind.__name__ == "ParentBased"
+                     and "remoteParentNotSampled:AlwaysOffSampler," in sampler.get_description()]
+    return _DROPS[1]
 
 
 _FIELDS: dict[int, frozenset[str]] = {}
