@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
 import importlib
 import os
 import pickle
@@ -38,6 +39,7 @@ from crm.bench.channel_mix import base_events, mixed_events
 from crm.replay import topic_for
 from shared.settings import Settings
 from shared.streaming.batch import Incoming
+from shared.streaming.runner import settle_heap
 
 AS_OF = datetime(2026, 11, 20, 2, 30, tzinfo=UTC)
 ORDER = ("identity", "loyalty", "alerts", "campaigns")
@@ -115,7 +117,9 @@ def measure(name: str, path: Path, *, batch: int = 100, profile: int = 0, trace_
     rows = pickle.loads(path.read_bytes())[name]
     headers = traced(trace_ratio, len(rows)) if trace_ratio is not None else [[] for _ in rows]
     events = sum(1 for ph, topic, _, _ in rows if ph == "mix" and topic.endswith("customer.events"))
+    gc.unfreeze()  # an earlier run's service is garbage now
     service, _ = _service(name, tempfile.mkdtemp(prefix="crm-consume-"), lambda messages: None)
+    settle_heap()  # as ``crm up`` runs a service, once it is built
 
     def run(phase: str) -> None:
         messages = [Incoming(v, t, 0, i, headers[i], k) for i, (ph, t, v, k) in enumerate(rows) if ph == phase]
