@@ -72,8 +72,44 @@ def extract_context(headers: Iterable[tuple[str, Any]] | dict | None) -> otel_co
 def _extracted(carried: tuple[tuple[str, Any], ...], textmap: Any) -> otel_context.Context:
     # Each consumed message's headers are read twice (the batch's span links to them, the message's own span
     # continues them): parsed once. A context never changes once made, so one can serve both.
+    if len(carried) == 1 and carried[0][0] == "traceparent" and _w3c_default(textmap):
+        if (context := _traceparent(carried[0][1])) is not None:
+            return context
     carrier = {k: (v.decode("latin-1") if isinstance(v, bytes | bytearray) else str(v)) for k, v in carried}
     return propagate.extract(carrier)
+
+
+_HEX = b"0123456789abcdef"
+
+
+def _traceparent(value: Any) -> otel_context.Context | None:
+    # What the W3C propagators make of a message carrying only a ``traceparent`` in its canonical form (version
+    # 00, lower-case hex, no spaces), read without their regular expression and getters (a third of a sampled-out
+    # message's tracing cost); ``None`` for any other value, which they read themselves.
+    if type(value) is not bytes or len(value) != 55 or value[:3] != b"00-" or value[35] != 45 or value[52] != 45:
+        return None  # 45: "-"
+    trace_id, span_id, flags = value[3:35], value[36:52], value[53:55]
+    if trace_id.translate(None, _HEX) or span_id.translate(None, _HEX) or flags.translate(None, _HEX):
+        return None
+    ids = int(trace_id, 16), int(span_id, 16)
+    if not all(ids):
+        return None
+    parent = trace.SpanContext(*ids, is_remote=True, trace_flags=trace.TraceFlags(int(flags, 16)))
+    return trace.set_span_in_context(trace.NonRecordingSpan(parent), otel_context.Context())
+
+
+_W3C: list[Any] = [None, False]  # (the text map last asked about, whether it is the default W3C pair)
+
+
+def _w3c_default(textmap: Any) -> bool:
+    # The default propagators (OTEL_PROPAGATORS unset): W3C trace context, then W3C baggage.
+    if _W3C[0] is not textmap:
+        from opentelemetry.baggage.propagation import W3CBaggagePropagator
+        from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+        kinds = [type(p) for p in getattr(textmap, "_propagators", ())]
+        _W3C[:] = [textmap, kinds == [TraceContextTextMapPropagator, W3CBaggagePropagator]]
+    return _W3C[1]
 
 
 def unsampled_child(context: otel_context.Context) -> trace.Span | None:

@@ -194,3 +194,38 @@ def test_a_batch_reads_each_message_s_trace_headers_once_for_its_own_span_and_th
 
 class _Outcome:
     outbox: list = []
+
+
+def _read_by_the_propagators(value: bytes):
+    from opentelemetry import propagate, trace
+
+    ctx = propagate.extract({"traceparent": value.decode("latin-1")})
+    return trace.get_current_span(ctx).get_span_context(), dict(ctx)
+
+
+def test_a_traceparent_read_without_the_propagators_reads_exactly_as_they_do():
+    import random
+
+    from opentelemetry import trace
+
+    from shared.observability.trace_context import _traceparent, extract_context
+
+    assert _traceparent(SAMPLED.encode()) is not None  # the canonical form is read here, not by the propagators
+    rng = random.Random(22)
+    tid, sid = "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"
+    values = [f"00-{rng.getrandbits(128):032x}-{rng.getrandbits(64):016x}-{f:02x}" for f in (0, 1, 2, 3, 255)
+              for _ in range(20)]
+    values += [SAMPLED, NOT_SAMPLED, f"00-{'0' * 32}-{sid}-01", f"00-{tid}-{'0' * 16}-01", f"00-{tid.upper()}-{sid}-01",
+               f"ff-{tid}-{sid}-01", f"01-{tid}-{sid}-01", f"01-{tid}-{sid}-01-future", f"00-{tid}-{sid}-01-x",
+               f" 00-{tid}-{sid}-01", f"00-{tid}-{sid}-01 ", f"00-{tid}-{sid}-0g", f"00-{tid[:-1]}g-{sid}-01",
+               f"00_{tid}-{sid}-01", f"00-{tid}_{sid}-01", f"00-{tid}-{sid}_01", f"00-{tid[:8]}_{tid[9:]}-{sid}-01",
+               f"00-{tid}-{sid}-1", "", "garbage", f"00-{tid}-{sid}-01é"]
+    for value in values:
+        raw = value.encode()
+        got = extract_context([("traceparent", raw)])
+        made = trace.get_current_span(got).get_span_context()
+        expected, expected_items = _read_by_the_propagators(raw)
+        assert (made.trace_id, made.span_id, made.trace_flags, made.is_remote, made.trace_state, made.is_valid) == (
+            expected.trace_id, expected.span_id, expected.trace_flags, expected.is_remote, expected.trace_state,
+            expected.is_valid), value
+        assert dict(got).keys() == expected_items.keys(), value
