@@ -11,15 +11,21 @@ the timed part, so code versions can be compared on one recording (``PYTHONPATH`
 
     python -m crm.bench.consume_path record /tmp/rec.pkl --customers 2000 --events 6000
     python -m crm.bench.consume_path measure loyalty|alerts|campaigns /tmp/rec.pkl --runs 3 [--batch 100] [--profile 30]
+
+``--trace-ratio 0.1`` measures with tracing as ``crm up`` runs it: the SDK installed (spans to a temp file),
+each message carrying a trace context sampled upstream at that ratio (fixed seed).
 """
 
 from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
 import importlib
+import os
 import pickle
 import pstats
+import random
 import statistics
 import tempfile
 import time
@@ -27,10 +33,13 @@ from collections import defaultdict, deque
 from datetime import UTC, datetime
 from pathlib import Path
 
+from opentelemetry import trace
+
 from crm.bench.channel_mix import base_events, mixed_events
 from crm.replay import topic_for
 from shared.settings import Settings
 from shared.streaming.batch import Incoming
+from shared.streaming.runner import settle_heap
 
 AS_OF = datetime(2026, 11, 20, 2, 30, tzinfo=UTC)
 ORDER = ("identity", "loyalty", "alerts", "campaigns")
@@ -91,14 +100,29 @@ def record(path: Path, *, customers: int, events: int, batch: int = 100) -> dict
     return {name: len(v) for name, v in kept.items()}
 
 
-def measure(name: str, path: Path, *, batch: int = 100, profile: int = 0) -> float:
+def traced(ratio: float, count: int) -> list[list[tuple[str, bytes]]]:
+    """Tracing as ``crm up`` runs it (once per process); each message's trace headers, sampled upstream at
+    ``ratio`` as identity's ingestion does."""
+    from shared.observability.telemetry import setup_tracing
+
+    os.environ.setdefault("CRM_TRACE_FILE", str(Path(tempfile.mkdtemp(prefix="crm-consume-trace-")) / "t.jsonl"))
+    setup_tracing("bench", Settings(_env_file=None, trace_ratio=ratio))
+    rng = random.Random(13)
+    return [[("traceparent", f"00-{rng.getrandbits(128):032x}-{rng.getrandbits(64):016x}-"
+                             f"{'01' if rng.random() < ratio else '00'}".encode())] for _ in range(count)]
+
+
+def measure(name: str, path: Path, *, batch: int = 100, profile: int = 0, trace_ratio: float | None = None) -> float:
     """One run: CPU seconds per 1,000 mixed channel events of ``name``'s consume path over the recording."""
     rows = pickle.loads(path.read_bytes())[name]
+    headers = traced(trace_ratio, len(rows)) if trace_ratio is not None else [[] for _ in rows]
     events = sum(1 for ph, topic, _, _ in rows if ph == "mix" and topic.endswith("customer.events"))
+    gc.unfreeze()  # an earlier run's service is garbage now
     service, _ = _service(name, tempfile.mkdtemp(prefix="crm-consume-"), lambda messages: None)
+    settle_heap()  # as ``crm up`` runs a service, once it is built
 
     def run(phase: str) -> None:
-        messages = [Incoming(v, t, 0, i, [], k) for i, (ph, t, v, k) in enumerate(rows) if ph == phase]
+        messages = [Incoming(v, t, 0, i, headers[i], k) for i, (ph, t, v, k) in enumerate(rows) if ph == phase]
         # Each agent takes full batches of its own topics, as it would under load.
         for _, names, handle in service.runner.consumers:
             mine = [m for m in messages if m.topic in names]
@@ -111,6 +135,8 @@ def measure(name: str, path: Path, *, batch: int = 100, profile: int = 0) -> flo
     if profiler:
         profiler.enable()
     run("mix")
+    if trace_ratio is not None:
+        trace.get_tracer_provider().force_flush()  # the spans of this run written, in its time
     if profiler:
         profiler.disable()
     cpu = time.process_time() - cpu
@@ -133,13 +159,15 @@ def main() -> None:
     mes.add_argument("--runs", type=int, default=3)
     mes.add_argument("--batch", type=int, default=100)
     mes.add_argument("--profile", type=int, default=0, help="print this many cProfile rows of the last run")
+    mes.add_argument("--trace-ratio", type=float, default=None, help="trace as crm up does, this share sampled")
     args = parser.parse_args()
     if args.command == "record":
         print(record(args.path, customers=args.customers, events=args.events))
         return
-    figures = [measure(args.service, args.path, batch=args.batch, profile=args.profile if i == args.runs - 1 else 0)
-               for i in range(args.runs)]
-    print(f"{args.service}: CPU s per 1,000 events, batches of {args.batch}: runs "
+    figures = [measure(args.service, args.path, batch=args.batch, profile=args.profile if i == args.runs - 1 else 0,
+                       trace_ratio=args.trace_ratio) for i in range(args.runs)]
+    traced_as = "" if args.trace_ratio is None else f", {args.trace_ratio:.0%} traced"
+    print(f"{args.service}: CPU s per 1,000 events, batches of {args.batch}{traced_as}: runs "
           f"{', '.join(f'{f:.3f}' for f in figures)}; median {statistics.median(figures):.3f}")
 
 

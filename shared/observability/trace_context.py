@@ -5,7 +5,9 @@ Nothing here sets OpenTelemetry up: that is :mod:`shared.observability.telemetry
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterable
+from functools import lru_cache
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -58,12 +60,87 @@ def extract_context(headers: Iterable[tuple[str, Any]] | dict | None) -> otel_co
     if not headers:
         return otel_context.Context()
     items = headers.items() if isinstance(headers, dict) else headers
-    fields = _fields(propagate.get_global_textmap())
+    textmap = propagate.get_global_textmap()
+    fields = _fields(textmap)
     # Only the propagators' own headers are decoded: a message's other headers (dead-letter reasons,
     # say) are none of their business, and this runs for every message consumed.
-    carrier = {k: (v.decode("latin-1") if isinstance(v, bytes | bytearray) else str(v))
-               for k, v in items if k in fields}
-    return propagate.extract(carrier) if carrier else otel_context.Context()
+    carried = tuple((k, v) for k, v in items if k in fields)
+    return _extracted(carried, textmap) if carried else otel_context.Context()
+
+
+@lru_cache(maxsize=4096)
+def _extracted(carried: tuple[tuple[str, Any], ...], textmap: Any) -> otel_context.Context:
+    # Each consumed message's headers are read twice (the batch's span links to them, the message's own span
+    # continues them): parsed once. A context never changes once made, so one can serve both.
+    if len(carried) == 1 and carried[0][0] == "traceparent" and _w3c_default(textmap):
+        if (context := _traceparent(carried[0][1])) is not None:
+            return context
+    carrier = {k: (v.decode("latin-1") if isinstance(v, bytes | bytearray) else str(v)) for k, v in carried}
+    return propagate.extract(carrier)
+
+
+_HEX = b"0123456789abcdef"
+
+
+def _traceparent(value: Any) -> otel_context.Context | None:
+    # What the W3C propagators make of a message carrying only a ``traceparent`` in its canonical form (version
+    # 00, lower-case hex, no spaces), read without their regular expression and getters (a third of a sampled-out
+    # message's tracing cost); ``None`` for any other value, which they read themselves.
+    if type(value) is not bytes or len(value) != 55 or value[:3] != b"00-" or value[35] != 45 or value[52] != 45:
+        return None  # 45: "-"
+    trace_id, span_id, flags = value[3:35], value[36:52], value[53:55]
+    if trace_id.translate(None, _HEX) or span_id.translate(None, _HEX) or flags.translate(None, _HEX):
+        return None
+    ids = int(trace_id, 16), int(span_id, 16)
+    if not all(ids):
+        return None
+    parent = trace.SpanContext(*ids, is_remote=True, trace_flags=trace.TraceFlags(int(flags, 16)))
+    return trace.set_span_in_context(trace.NonRecordingSpan(parent), otel_context.Context())
+
+
+_W3C: list[Any] = [None, False]  # (the text map last asked about, whether it is the default W3C pair)
+
+
+def _w3c_default(textmap: Any) -> bool:
+    # The default propagators (OTEL_PROPAGATORS unset): W3C trace context, then W3C baggage.
+    if _W3C[0] is not textmap:
+        from opentelemetry.baggage.propagation import W3CBaggagePropagator
+        from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+        kinds = [type(p) for p in getattr(textmap, "_propagators", ())]
+        _W3C[:] = [textmap, kinds == [TraceContextTextMapPropagator, W3CBaggagePropagator]]
+    return _W3C[1]
+
+
+def unsampled_child(context: otel_context.Context) -> trace.Span | None:
+    """The span the SDK would start under ``context`` when its sampler drops it for sure, made without the
+    SDK; ``None`` when the SDK must decide.
+
+    Most consumed events were sampled out where they entered (``CRM_TRACE_RATIO``), and the default sampler
+    (parent-based) drops every span of such a trace: the same non-recording span (the trace's id, flags and
+    state, a new span id) is made here without the sampler's and the SDK's work for each message."""
+    parent = trace.get_current_span(context).get_span_context()
+    if not parent.is_valid or parent.trace_flags.sampled or not _drops_unsampled(trace.get_tracer_provider()):
+        return None
+    flags = trace.TraceFlags(parent.trace_flags & trace.TraceFlags.RANDOM_TRACE_ID)
+    span_id = random.getrandbits(64) or 1  # the SDK's own generator: 64 random bits, never the invalid 0
+    return trace.NonRecordingSpan(trace.SpanContext(parent.trace_id, span_id, is_remote=False,
+                                                    trace_flags=flags, trace_state=parent.trace_state))
+
+
+_DROPS: list[Any] = [None, False]  # (the provider last asked about, its answer)
+
+
+def _drops_unsampled(provider: Any) -> bool:
+    # Whether this provider's sampler is the SDK's parent-based one that drops the child of a remote parent
+    # that is not sampled (the default, and what CRM_TRACE_RATIO sets up; OTEL_TRACES_SAMPLER may choose
+    # another, which then decides for itself). Worked out once per provider.
+    if _DROPS[0] is not provider:
+        sampler = getattr(provider, "sampler", None)
+        kind = type(sampler)
+        _DROPS[:] = [provider, kind.__module__ == "opentelemetry.sdk.trace.sampling" and kind.__name__ == "ParentBased"
+                     and "remoteParentNotSampled:AlwaysOffSampler," in sampler.get_description()]
+    return _DROPS[1]
 
 
 _FIELDS: dict[int, frozenset[str]] = {}

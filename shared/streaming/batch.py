@@ -17,13 +17,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Link, Span, SpanKind
 
 from shared.clock import Clock, iso_utc
 from shared.contract import topics
 from shared.contract.events import InvalidEvent, check_size
-from shared.observability.trace_context import extract_context, message_headers, tracer
+from shared.observability.trace_context import extract_context, message_headers, tracer, unsampled_child
 from shared.storage.base import DeadLetter, OutboxMessage, is_transient
 
 log = logging.getLogger(__name__)
@@ -170,8 +171,16 @@ def message_span(service: str, msg: Incoming,
     costs no attributes). Attributes the batch's span carries for all its messages (the messaging system,
     the operation) are not repeated on each message's span: every attribute is cleaned and exported
     span after span."""
+    context = extract_context(msg.headers)
+    if (quiet := unsampled_child(context)) is not None:  # an event sampled out: nothing to record
+        token = otel_context.attach(trace.set_span_in_context(quiet))
+        try:
+            yield quiet
+        finally:
+            otel_context.detach(token)
+        return
     batch = trace.get_current_span().get_span_context()
-    span = _tracer.start_span(f"{service} process {msg.topic}", context=extract_context(msg.headers),
+    span = _tracer.start_span(f"{service} process {msg.topic}", context=context,
                               kind=SpanKind.CONSUMER, links=[Link(batch)] if batch.is_valid else None)
     if span.is_recording():
         span.set_attributes({"messaging.destination.name": msg.topic,

@@ -94,3 +94,138 @@ def test_the_embedded_default_traces_one_event_in_ten_and_crm_trace_ratio_1_trac
     assert "TraceIdRatioBased{1.0}" in _sampler_of(monkeypatch, tmp_path, {"CRM_TRACE_RATIO": "1"})
     # The standard variables still decide when they are set.
     assert _sampler_of(monkeypatch, tmp_path, {"OTEL_TRACES_SAMPLER": "always_on"}) == "AlwaysOnSampler"
+
+
+# -- session 22: a message sampled out upstream costs neither the sampler nor a second parse of its headers --
+
+TRACESTATE = b"crm=t1"
+
+
+def _installed(monkeypatch, sampler):
+    """An SDK provider installed as the process's (``trace.get_tracer_provider()`` answers it), its sampler's
+    decisions counted; returns the exporter and the count."""
+    from opentelemetry import trace
+
+    exporter, asked = InMemorySpanExporter(), []
+    provider = TracerProvider(sampler=sampler)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    decide = provider.sampler.should_sample
+    monkeypatch.setattr(provider.sampler, "should_sample", lambda *a, **kw: asked.append(1) or decide(*a, **kw))
+    monkeypatch.setattr(trace, "_TRACER_PROVIDER", provider)
+    monkeypatch.setattr(batch_module, "_tracer", provider.get_tracer("test"))
+    return exporter, asked, provider
+
+
+def _with_state(traceparent: str, offset: int = 7) -> Incoming:
+    msg = _message(traceparent, offset)
+    return Incoming(msg.value, msg.topic, msg.partition, msg.offset, [*msg.headers, ("tracestate", TRACESTATE)])
+
+
+def test_a_message_sampled_out_upstream_gets_the_span_the_sdk_would_make_without_asking_the_sampler(monkeypatch):
+    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
+    from shared.observability.trace_context import extract_context, message_headers
+
+    exporter, asked, provider = _installed(monkeypatch, ParentBased(TraceIdRatioBased(0.1)))  # CRM_TRACE_RATIO's
+    msg, calls = _with_state(NOT_SAMPLED), []
+    sdk = provider.get_tracer("sdk").start_span("n", context=extract_context(msg.headers)).get_span_context()
+    asked.clear()
+    with message_span("loyalty", msg, lambda: calls.append(1) or {}) as span:
+        made = span.get_span_context()
+        [(_, sent)] = [h for h in message_headers("crm.loyalty.events") if h[0] == "traceparent"]
+    assert asked == [] and calls == [] and exporter.get_finished_spans() == ()
+    assert not span.is_recording()
+    assert (made.trace_id, made.trace_flags, made.trace_state, made.is_remote) == (
+        sdk.trace_id, sdk.trace_flags, sdk.trace_state, sdk.is_remote)
+    assert made.span_id not in (0, int(NOT_SAMPLED.split("-")[2], 16))
+    # What the message sends on carries its trace, still sampled out, so the services after it skip it too.
+    assert sent.decode() == f"00-{NOT_SAMPLED.split('-')[1]}-{made.span_id:016x}-00"
+    with message_span("loyalty", _with_state(SAMPLED), lambda: calls.append(1) or {}):
+        pass
+    assert len(exporter.get_finished_spans()) == 1 and calls == [1]
+
+
+def test_a_sampler_that_does_not_follow_its_parent_still_decides_for_a_message_sampled_out_upstream(monkeypatch):
+    from opentelemetry.sdk.trace.sampling import ALWAYS_ON
+
+    exporter, asked, _ = _installed(monkeypatch, ALWAYS_ON)  # OTEL_TRACES_SAMPLER=always_on
+    with message_span("loyalty", _message(NOT_SAMPLED), {"crm.event.id": "T-1"}):
+        pass
+    [span] = exporter.get_finished_spans()
+    assert asked == [1] and span.attributes["crm.event.id"] == "T-1"
+    assert format(span.context.trace_id, "032x") == NOT_SAMPLED.split("-")[1]
+
+
+def test_a_batch_reads_each_message_s_trace_headers_once_for_its_own_span_and_the_message_s(monkeypatch):
+    from opentelemetry import propagate
+    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
+    from shared.observability.metrics import ServiceMetrics
+    from shared.streaming.consumer import BatchRunner
+
+    _installed(monkeypatch, ParentBased(TraceIdRatioBased(0.1)))
+    textmap, parsed = propagate.get_global_textmap(), []
+
+    class Counting:
+        fields = textmap.fields
+
+        def extract(self, carrier, context=None, getter=None):
+            parsed.append(carrier["traceparent"])
+            return textmap.extract(carrier, context) if getter is None else textmap.extract(carrier, context, getter)
+
+        def inject(self, carrier, context=None, setter=None):
+            return textmap.inject(carrier, context) if setter is None else textmap.inject(carrier, context, setter)
+
+    monkeypatch.setattr(propagate, "_HTTP_TEXT_FORMAT", Counting())
+    parents = [f"00-{n:032x}-{n:016x}-0{n % 2}" for n in range(1, 7)]
+    batch = [_message(p, offset=n) for n, p in enumerate(parents)]
+
+    def handle(messages):
+        for m in messages:
+            with message_span("loyalty", m, {}):
+                pass
+        return _Outcome()
+
+    runner = BatchRunner(name="svc-s22d", metrics=ServiceMetrics("svc-s22d"), publish=lambda out: None,
+                         delete_outbox=lambda seqs: None)
+    runner.run_sync(handle, batch)
+    assert sorted(parsed) == sorted(parents)
+
+
+class _Outcome:
+    outbox: list = []
+
+
+def _read_by_the_propagators(value: bytes):
+    from opentelemetry import propagate, trace
+
+    ctx = propagate.extract({"traceparent": value.decode("latin-1")})
+    return trace.get_current_span(ctx).get_span_context(), dict(ctx)
+
+
+def test_a_traceparent_read_without_the_propagators_reads_exactly_as_they_do():
+    import random
+
+    from opentelemetry import trace
+
+    from shared.observability.trace_context import _traceparent, extract_context
+
+    assert _traceparent(SAMPLED.encode()) is not None  # the canonical form is read here, not by the propagators
+    rng = random.Random(22)
+    tid, sid = "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"
+    values = [f"00-{rng.getrandbits(128):032x}-{rng.getrandbits(64):016x}-{f:02x}" for f in (0, 1, 2, 3, 255)
+              for _ in range(20)]
+    values += [SAMPLED, NOT_SAMPLED, f"00-{'0' * 32}-{sid}-01", f"00-{tid}-{'0' * 16}-01", f"00-{tid.upper()}-{sid}-01",
+               f"ff-{tid}-{sid}-01", f"01-{tid}-{sid}-01", f"01-{tid}-{sid}-01-future", f"00-{tid}-{sid}-01-x",
+               f" 00-{tid}-{sid}-01", f"00-{tid}-{sid}-01 ", f"00-{tid}-{sid}-0g", f"00-{tid[:-1]}g-{sid}-01",
+               f"00_{tid}-{sid}-01", f"00-{tid}_{sid}-01", f"00-{tid}-{sid}_01", f"00-{tid[:8]}_{tid[9:]}-{sid}-01",
+               f"00-{tid}-{sid}-1", "", "garbage", f"00-{tid}-{sid}-01é"]
+    for value in values:
+        raw = value.encode()
+        got = extract_context([("traceparent", raw)])
+        made = trace.get_current_span(got).get_span_context()
+        expected, expected_items = _read_by_the_propagators(raw)
+        assert (made.trace_id, made.span_id, made.trace_flags, made.is_remote, made.trace_state, made.is_valid) == (
+            expected.trace_id, expected.span_id, expected.trace_flags, expected.is_remote, expected.trace_state,
+            expected.is_valid), value
+        assert dict(got).keys() == expected_items.keys(), value
