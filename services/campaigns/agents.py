@@ -39,6 +39,17 @@ def register(app, service: Service) -> None:
     app.timer(interval=deps.config.preview_keep_interval_s,
               name=f"{settings.topic_prefix}campaigns.preview_index")(keep_preview_index)
     app.task(warm_preview_index)  # built as the worker starts, before the first preview asks for it
+
+    async def keep_results():
+        # Outside the batch thread: a campaign measured whole takes seconds at 100,000 members.
+        await asyncio.get_running_loop().run_in_executor(None, lambda: timers.keep_results(deps=deps))
+
+    async def warm_results():
+        await asyncio.get_running_loop().run_in_executor(None, lambda: timers.keep_results(deps=deps, warm=True))
+
+    app.timer(interval=deps.config.results_keep_interval_s,
+              name=f"{settings.topic_prefix}campaigns.results")(keep_results)
+    app.task(warm_results)  # measured as the worker starts, before the first person opens results
     # Issue 12, retention (H5): purge what CRM_RETENTION_* says is too old.
     register_retention(app, name=f"{settings.topic_prefix}campaigns", interval_s=settings.retention_interval_s,
                        purge=lambda: timers.purge_expired(deps=deps))
