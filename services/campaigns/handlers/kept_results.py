@@ -21,7 +21,7 @@ import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from weakref import WeakKeyDictionary
 
@@ -218,10 +218,17 @@ def kept_report(row: CampaignRow, definition: Definition, *, deps: Deps,
     assert row.launched_at is not None
     start = epoch_ms(datetime.fromisoformat(row.launched_at))
     c = _Campaign(row, definition, start, start + definition.window_ms(), owned_by)
+    held = _kept(c, store.change_generation(), deps=deps)  # the generation before the data: see shared.kept
+    assert held.report is not None
+    return held.report
+
+
+def _kept(c: _Campaign, generation: int, *, deps: Deps) -> Held:
+    """What is kept for the campaign and scope at ``generation`` (or newer), brought forward or measured."""
+    store = deps.store
     kept = kept_for(store)
-    key = ("campaign-results", row.id, owned_by, row.launched_at, definition.model_dump_json(),
+    key = ("campaign-results", c.row.id, c.owned_by, c.row.launched_at, c.definition.model_dump_json(),
            deps.config.attribution)
-    generation = store.change_generation()  # before the data: see shared.kept
 
     def compute() -> Held:
         old = kept.latest(key)
@@ -231,11 +238,25 @@ def kept_report(row: CampaignRow, definition: Definition, *, deps: Deps,
                 return _report(c, _forward(c, old[1], changed, deps=deps), deps=deps)
             except _Stale:
                 pass
+        if c.owned_by is not None:
+            # Each customer is measured alone, whatever the scope: a store's members' parts of the whole
+            # campaign's (kept, as the worker keeps it from the start) are exactly what the scope would measure.
+            return _report(c, _scoped(c, _kept(replace(c, owned_by=None), generation, deps=deps), deps=deps),
+                           deps=deps)
         return _report(c, _whole(c, deps=deps), deps=deps)
 
-    held = kept.get(key, generation, compute)
-    assert held.report is not None
-    return held.report
+    return kept.get(key, generation, compute)
+
+
+def _scoped(c: _Campaign, whole: Held, *, deps: Deps) -> Held:
+    """The parts of the whole campaign's ``whole`` whose customers the scope's stores own, summed again."""
+    assert c.owned_by is not None
+    owners = deps.store.owners_of(sorted(whole.measured))
+    held = Held(whole.launched, {x: m for x, m in whole.measured.items() if owners.get(x) in c.owned_by}, Tally(),
+                followed=set(whole.followed))
+    for m in held.measured.values():
+        held.add(m)
+    return held
 
 
 def likely_opened(*, deps: Deps) -> list[CampaignRow]:

@@ -41,12 +41,19 @@ def test_a_worker_keeps_results_from_the_start_and_current_while_people_read_the
     got = world.http.get(f"/v1/campaigns/{running}/results")
     assert got.status_code == 200 and got.json()["overall"]["treatment"]["size"] > 0
     assert measured == []  # the first request measured nothing: it answered with what the worker kept
+    # A store's scope is its members' parts of the whole campaign's kept results, exactly: nothing measured.
+    s01 = frozenset({"S01"})
+    got = reports.results(running, deps=service.deps, owned_by=s01).report
+    assert got == measured_afresh(store, running, attribution=deps.config.attribution, owned_by=s01)
+    assert measured == [] and 0 < got.overall.treatment.size < reports.results(
+        running, deps=service.deps).report.overall.treatment.size
 
     _, keep = app.timers["campaigns.results"]
     for n in range(8):
         history.step(running)  # a write between two ticks is in the next read, exactly
-        got = reports.results(running, deps=service.deps).report
-        assert got == measured_afresh(store, running, attribution=deps.config.attribution, owned_by=None), n
+        for scope in (None, s01):
+            got = reports.results(running, deps=service.deps, owned_by=scope).report
+            assert got == measured_afresh(store, running, attribution=deps.config.attribution, owned_by=scope), n
     history.step(running)
     history.step(paused)
     asyncio.run(keep())  # people read results: the tick brings both forward
