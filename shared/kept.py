@@ -47,22 +47,29 @@ class Kept:
     def get(self, key: Hashable, generation: int, compute: Callable[[], Any]) -> Any:
         """The value kept for ``key`` at ``generation``, or ``compute()`` kept for it; a second request for a
         key being computed waits for that computation instead of starting its own."""
-        with self._lock:
-            busy = self._computing.setdefault(key, threading.Lock())
-        with busy:
+        while True:
             with self._lock:
-                held = self._held.get(key)
-                if held is not None and held[0] == generation:
+                busy = self._computing.setdefault(key, threading.Lock())
+            with busy:
+                with self._lock:
+                    if self._computing.get(key) is not busy:
+                        # The lock waited for was let go by a computation that finished: a request arriving
+                        # since may hold the key's new lock, and two must never compute one key at once.
+                        continue
+                    held = self._held.get(key)
+                    # One kept at a newer generation was computed from data at least as new as this caller's:
+                    # computing an older one over it would only make the next reader bring it forward again.
+                    if held is not None and held[0] >= generation:
+                        self._held.move_to_end(key)
+                        return held[1]
+                value = compute()
+                with self._lock:
+                    self._held[key] = (generation, value, len(value) if isinstance(value, Sized) else 1)
                     self._held.move_to_end(key)
-                    return held[1]
-            value = compute()
-            with self._lock:
-                self._held[key] = (generation, value, len(value) if isinstance(value, Sized) else 1)
-                self._held.move_to_end(key)
-                while len(self._held) > 1 and sum(r for _, _, r in self._held.values()) > self.rows_limit:
-                    self._held.popitem(last=False)
-                self._computing.pop(key, None)
-            return value
+                    while len(self._held) > 1 and sum(r for _, _, r in self._held.values()) > self.rows_limit:
+                        self._held.popitem(last=False)
+                    del self._computing[key]
+                return value
 
 
 _KEPT: WeakKeyDictionary = WeakKeyDictionary()

@@ -28,6 +28,12 @@ class CampaignsSettings(BaseSettings):
     # of events finds it current.
     preview_keep_interval_s: float = Field(10.0, gt=0)
     preview_keep_s: float = Field(600.0, ge=0)
+    # Issue 16: the worker measures, as it starts, the results of the campaigns a person is likely to open (running,
+    # paused, and completed ones whose results window ended within ``results_keep_days``) and, while someone read
+    # results within ``results_keep_s``, brings them forward every ``results_keep_interval_s`` in the background.
+    results_keep_days: int = Field(30, ge=0, le=366)
+    results_keep_interval_s: float = Field(10.0, gt=0)
+    results_keep_s: float = Field(600.0, ge=0)
     # Audience members per view-part refresh query; bounds memory on very large launches.
     refresh_chunk: int = Field(20_000, ge=100)
     # A launch's or cancellation's messages are published this many at a time after the response, under

@@ -8,20 +8,29 @@ them. A call at the same generation answers with the kept report; at a newer one
 since (a changed id and the customer it belongs to now) are taken off the sums and measured again, alone: a
 customer's credits depend on its own enrolments and sales only. A log that no longer reaches back, or a
 restart, measures every member (the cold call).
+
+So that the first person to open results after a restart does not pay that cold call, the worker measures, as it
+starts, the whole-campaign results of every campaign a person is likely to open (``keep``: running, paused, and
+completed ones whose results window ended within ``results_keep_days``), and, while someone has read results
+recently, brings them forward on a timer off the batch thread.
 """
 
 from __future__ import annotations
 
+import threading
+import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Collection
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from weakref import WeakKeyDictionary
 
 from services.campaigns.domain.attribution import Credit, collapse, credits, outcomes
 from services.campaigns.domain.definition import Definition
 from services.campaigns.domain.delivery import TOUCH_SUMS, TouchState, add_touch, figures_of, states
 from services.campaigns.domain.results import MemberResult, PeriodSales, Report, Tally
 from services.campaigns.handlers import Deps
+from services.campaigns.handlers.commands import definition_of
 from services.campaigns.store import CampaignRow, MemberRow
 from shared.contract.facts import epoch_ms
 from shared.kept import kept_for
@@ -194,17 +203,32 @@ def _report(c: _Campaign, held: Held, *, deps: Deps) -> Held:
     return held
 
 
+_READ_AT: WeakKeyDictionary = WeakKeyDictionary()  # store -> time.monotonic() of the last results a person read
+_READ_LOCK = threading.Lock()
+
+
 def kept_report(row: CampaignRow, definition: Definition, *, deps: Deps,
-                owned_by: frozenset[str] | None = None) -> Report:
-    """The report of a launched campaign as the store holds it now: kept, brought forward, or measured whole."""
+                owned_by: frozenset[str] | None = None, read: bool = True) -> Report:
+    """The report of a launched campaign as the store holds it now: kept, brought forward, or measured whole
+    (``read``: a person asked, which keeps the timer bringing results forward)."""
     store = deps.store
+    if read:
+        with _READ_LOCK:
+            _READ_AT[store] = time.monotonic()
     assert row.launched_at is not None
     start = epoch_ms(datetime.fromisoformat(row.launched_at))
     c = _Campaign(row, definition, start, start + definition.window_ms(), owned_by)
+    held = _kept(c, store.change_generation(), deps=deps)  # the generation before the data: see shared.kept
+    assert held.report is not None
+    return held.report
+
+
+def _kept(c: _Campaign, generation: int, *, deps: Deps) -> Held:
+    """What is kept for the campaign and scope at ``generation`` (or newer), brought forward or measured."""
+    store = deps.store
     kept = kept_for(store)
-    key = ("campaign-results", row.id, owned_by, row.launched_at, definition.model_dump_json(),
+    key = ("campaign-results", c.row.id, c.owned_by, c.row.launched_at, c.definition.model_dump_json(),
            deps.config.attribution)
-    generation = store.change_generation()  # before the data: see shared.kept
 
     def compute() -> Held:
         old = kept.latest(key)
@@ -214,8 +238,60 @@ def kept_report(row: CampaignRow, definition: Definition, *, deps: Deps,
                 return _report(c, _forward(c, old[1], changed, deps=deps), deps=deps)
             except _Stale:
                 pass
+        if c.owned_by is not None:
+            # Each customer is measured alone, whatever the scope: a store's members' parts of the whole
+            # campaign's (kept, as the worker keeps it from the start) are exactly what the scope would measure.
+            return _report(c, _scoped(c, _kept(replace(c, owned_by=None), generation, deps=deps), deps=deps),
+                           deps=deps)
         return _report(c, _whole(c, deps=deps), deps=deps)
 
-    held = kept.get(key, generation, compute)
-    assert held.report is not None
-    return held.report
+    return kept.get(key, generation, compute)
+
+
+def _scoped(c: _Campaign, whole: Held, *, deps: Deps) -> Held:
+    """The parts of the whole campaign's ``whole`` whose customers the scope's stores own, summed again."""
+    assert c.owned_by is not None
+    owners = deps.store.owners_of(sorted(whole.measured))
+    held = Held(whole.launched, {x: m for x, m in whole.measured.items() if owners.get(x) in c.owned_by}, Tally(),
+                followed=set(whole.followed))
+    for m in held.measured.values():
+        held.add(m)
+    return held
+
+
+def likely_opened(*, deps: Deps) -> list[CampaignRow]:
+    """The launched campaigns a person is likely to open: running and paused ones, and completed ones whose
+    results window (to the later of their end and the attribution window's) ended within ``results_keep_days``;
+    running, then paused, then completed, each newest first."""
+    store, now = deps.store, deps.clock()
+    horizon = now - timedelta(days=deps.config.results_keep_days)
+    rows = []
+    for status in ("running", "paused", "completed"):
+        for row in store.campaigns(status=status, offset=0, limit=store.campaign_count(status=status)):
+            if row.launched_at is None:
+                continue
+            launched = datetime.fromisoformat(row.launched_at)
+            window_end = launched + timedelta(milliseconds=definition_of(row).window_ms())
+            if status != "completed" or max(window_end, datetime.fromisoformat(row.ends_at)) >= horizon:
+                rows.append(row)
+    return rows
+
+
+def keep(*, deps: Deps, while_read_s: float | None = None) -> list[str]:
+    """Measure (at start-up, ``while_read_s`` None) or bring forward (while a person read results within
+    ``while_read_s``) the whole-campaign results of the campaigns a person is likely to open, as many as half
+    of what ``shared.kept`` holds (the rest is for store-scoped readers); the ids kept current."""
+    store = deps.store
+    if while_read_s is not None:
+        with _READ_LOCK:
+            at = _READ_AT.get(store)
+        if at is None or time.monotonic() - at > while_read_s:
+            return []
+    budget, done = kept_for(store).rows_limit // 2, []
+    for row in likely_opened(deps=deps):
+        budget -= store.member_count(row.id, group=None, owned_by=None)
+        if budget < 0:
+            break
+        kept_report(row, definition_of(row), deps=deps, read=False)
+        done.append(row.id)
+    return done

@@ -6,9 +6,9 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from services.campaigns.handlers import Deps
+from services.campaigns.handlers import Deps, kept_results
 from services.campaigns.handlers import preview as previews
-from services.campaigns.handlers.launch import launch
+from services.campaigns.handlers.launch import bulk_work, launch
 from services.campaigns.handlers.outbox import relay_leased
 from shared.clock import iso_utc
 from shared.http.errors import DomainError
@@ -101,3 +101,15 @@ def keep_preview(*, deps: Deps, warm: bool = False) -> None:
             previews.keep_current(deps.store, while_used_s=deps.config.preview_keep_s)
     except Exception as exc:
         log.exception("campaigns: keeping the preview's index failed (%s at %s)", type(exc).__name__, _where(exc))
+
+
+def keep_results(*, deps: Deps, warm: bool = False) -> list[str]:
+    """Measure the results of the campaigns a person is likely to open (``warm``, at start-up) or bring them
+    forward while people read results; the ids kept. A failure is logged, and the next tick (or the next
+    request) tries again."""
+    try:
+        with bulk_work():
+            return kept_results.keep(deps=deps, while_read_s=None if warm else deps.config.results_keep_s)
+    except Exception as exc:
+        log.exception("campaigns: keeping results failed (%s at %s)", type(exc).__name__, _where(exc))
+        return []
