@@ -45,19 +45,24 @@ class Kept:
             return None if held is None else (held[0], held[1])
 
     def get(self, key: Hashable, generation: int, compute: Callable[[], Any]) -> Any:
-        """The value kept for ``key`` at ``generation``, or ``compute()`` kept for it; a second request for a
-        key being computed waits for that computation instead of starting its own."""
+        """The value kept for ``key`` at ``generation`` (or a newer one), or ``compute()`` kept for it; a second
+        request for a key being computed waits for that computation instead of starting its own."""
         with self._lock:
             busy = self._computing.setdefault(key, threading.Lock())
         with busy:
             with self._lock:
                 held = self._held.get(key)
-                if held is not None and held[0] == generation:
+                # A value kept at a newer generation holds every change up to it: a reader that read the
+                # generation just before a write takes it, rather than computing an older one from scratch
+                # (the log cannot go backwards) and keeping it over the newer.
+                if held is not None and held[0] >= generation:
                     self._held.move_to_end(key)
                     return held[1]
             value = compute()
             with self._lock:
-                self._held[key] = (generation, value, len(value) if isinstance(value, Sized) else 1)
+                held = self._held.get(key)
+                if held is None or held[0] <= generation:
+                    self._held[key] = (generation, value, len(value) if isinstance(value, Sized) else 1)
                 self._held.move_to_end(key)
                 while len(self._held) > 1 and sum(r for _, _, r in self._held.values()) > self.rows_limit:
                     self._held.popitem(last=False)
