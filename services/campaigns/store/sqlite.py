@@ -291,6 +291,10 @@ class _SqliteCampaigns(SqliteStore, SqliteMembership, SqliteLeases, SqliteOwners
             " ON m.record_id = t.customer_id WHERE t.at_ms > ? AND t.at_ms <= ? GROUP BY 1", (since_ms, until_ms))
         return dict(rows)
 
+    def customer_ids(self) -> list[str]:
+        """Every customer a whole ``customer_facts`` read may return (and erased ones), to read a chunk at a time."""
+        return [r[0] for r in self.db.conn().execute("SELECT DISTINCT customer_id FROM memberships ORDER BY 1")]
+
     def touch_times(self, *, customers: Collection[str] | None = None) -> list[tuple[str, int]]:
         """Every touch as (its customer as they are now, its time); only the ``customers`` named, when named."""
         c = self.db.conn()
