@@ -158,7 +158,7 @@ class FactsIndex:
             self.cols[name][at] = values
             self.cols[name][blank] = BLANK[name]
         self.active[at] = True
-        self._forget_words(before - {-1})
+        self._forget_words(before - {-1} - {code for name in TEXT_COLUMNS for code in rows[name]})
 
     def _forget_words(self, codes: set[int]) -> None:
         """Forget the words of these codes that no row holds any more."""
