@@ -44,6 +44,11 @@ class Kept:
             held = self._held.get(key)
             return None if held is None else (held[0], held[1])
 
+    def items(self) -> list[tuple[Hashable, Any]]:
+        """Every key and the value kept for it (whatever its generation)."""
+        with self._lock:
+            return [(key, held[1]) for key, held in self._held.items()]
+
     def get(self, key: Hashable, generation: int, compute: Callable[[], Any]) -> Any:
         """The value kept for ``key`` at ``generation`` (or a newer one), or ``compute()`` kept for it; a second
         request for a key being computed waits for that computation instead of starting its own."""

@@ -12,12 +12,10 @@ restart, measures every member (the cold call).
 
 from __future__ import annotations
 
-import threading
-from collections import Counter, OrderedDict, defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime
-from weakref import WeakKeyDictionary
 
 from services.campaigns.domain.attribution import Credit, collapse, credits, outcomes
 from services.campaigns.domain.definition import Definition
@@ -133,31 +131,20 @@ def _measure(c: _Campaign, customers: Collection[str], launched: dict[str, Membe
     return out
 
 
-_LAUNCHED: WeakKeyDictionary = WeakKeyDictionary()  # store -> campaign id -> its members as launched, by member id
-_LAUNCHED_LOCK = threading.Lock()
-LAUNCHED_KEPT = 16  # campaigns whose members as launched are shared between their kept scopes
-
-
-def _shared_launched(store: object, campaign_id: str, launched: dict[str, MemberRow]) -> dict[str, MemberRow]:
-    """``launched``, or an equal dict another scope of the campaign keeps: every store's scope reads all the
-    members as launched, and a copy per scope would take 25 MB each at 82,000 members."""
-    with _LAUNCHED_LOCK:
-        held = _LAUNCHED.setdefault(store, OrderedDict())
-        same = held.get(campaign_id)
-        if same is not None and same == launched:
-            held.move_to_end(campaign_id)
-            return same
-        held[campaign_id] = launched  # members renamed by an erasure: the new ones from now on
-        held.move_to_end(campaign_id)
-        while len(held) > LAUNCHED_KEPT:
-            held.popitem(last=False)
-        return launched
+def _shared_launched(c: _Campaign, launched: dict[str, MemberRow], *, deps: Deps) -> dict[str, MemberRow]:
+    """``launched``, or an equal dict another kept scope of the campaign holds: every store's scope reads all the
+    members as launched, and a copy per scope would take 25 MB each at 82,000 members (held only while a kept
+    report holds it)."""
+    for key, value in kept_for(deps.store).items():
+        if isinstance(value, Held) and key[:2] == ("campaign-results", c.row.id) and value.launched == launched:
+            return value.launched
+    return launched
 
 
 def _whole(c: _Campaign, *, deps: Deps) -> Held:
     """Measure every member (the cold call)."""
     store = deps.store
-    launched = _shared_launched(store, c.row.id, {m.member_id: m for m in store.members(c.row.id)})
+    launched = _shared_launched(c, {m.member_id: m for m in store.members(c.row.id)}, deps=deps)
     customers = {m.customer_id for m in launched.values()}
     if c.owned_by is not None:
         # A customer's credits depend on its own enrolments and sales only: leaving the others out before
