@@ -44,9 +44,14 @@ class Kept:
             held = self._held.get(key)
             return None if held is None else (held[0], held[1])
 
+    def items(self) -> list[tuple[Hashable, Any]]:
+        """Every key and the value kept for it (whatever its generation)."""
+        with self._lock:
+            return [(key, held[1]) for key, held in self._held.items()]
+
     def get(self, key: Hashable, generation: int, compute: Callable[[], Any]) -> Any:
-        """The value kept for ``key`` at ``generation``, or ``compute()`` kept for it; a second request for a
-        key being computed waits for that computation instead of starting its own."""
+        """The value kept for ``key`` at ``generation`` (or a newer one), or ``compute()`` kept for it; a second
+        request for a key being computed waits for that computation instead of starting its own."""
         while True:
             with self._lock:
                 busy = self._computing.setdefault(key, threading.Lock())
@@ -64,7 +69,9 @@ class Kept:
                         return held[1]
                 value = compute()
                 with self._lock:
-                    self._held[key] = (generation, value, len(value) if isinstance(value, Sized) else 1)
+                    held = self._held.get(key)
+                    if held is None or held[0] <= generation:  # never an older value over a newer one
+                        self._held[key] = (generation, value, len(value) if isinstance(value, Sized) else 1)
                     self._held.move_to_end(key)
                     while len(self._held) > 1 and sum(r for _, _, r in self._held.values()) > self.rows_limit:
                         self._held.popitem(last=False)

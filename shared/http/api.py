@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from pymongo.errors import ConnectionFailure
+from pymongo.errors import ConnectionFailure, PyMongoError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.access.auth import Authenticator
@@ -56,7 +56,10 @@ def store_unavailable(exc: BaseException) -> bool:
     """Whether ``exc`` says the store is busy or out of reach for now (rather than a bug)."""
     if isinstance(exc, sqlite3.OperationalError):
         return str(exc).lower().startswith(_STORE_BUSY)
-    return isinstance(exc, ConnectionFailure)
+    # A MongoDB transaction aborted by a concurrent one (a write conflict: every campaigns write bumps its log's
+    # one generation document) succeeds when tried again.
+    return isinstance(exc, ConnectionFailure) or (isinstance(exc, PyMongoError)
+                                                  and exc.has_error_label("TransientTransactionError"))
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -88,7 +91,7 @@ def install_error_handlers(app: FastAPI) -> None:
         return _error(DomainError(code, message), status=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(sqlite3.OperationalError)
-    @app.exception_handler(ConnectionFailure)
+    @app.exception_handler(PyMongoError)
     async def _store(_: Request, exc: Exception) -> JSONResponse:
         return _unavailable_or_crash(exc)
 

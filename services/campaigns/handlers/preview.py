@@ -53,6 +53,11 @@ NO_CONSENT, OPTED_OUT, CONSENTED = 0, 1, 2
 KEPT_CAMPAIGNS = 16  # campaigns whose members' buckets are kept
 DAY_MS = 86_400_000
 REBUILD_SHARE = 4  # more changed customers than one in this many: the whole index is read again
+CHUNK = 20_000  # customers whose facts are read at once (about 90 MB of objects at most)
+TEXT_COLUMNS = ("tier", "gender", "city", "home")  # codes of ``FactsIndex.words``
+# A row without facts (a customer gone: erased or merged away) holds nothing of the customer it was.
+BLANK = {"newest": 0, "tier": -1, "gender": -1, "city": -1, "home": -1, "born_y": -1, "born_m": 0, "born_d": 0,
+         "last": -1, "frequency": 0, "net": 0, "categories": -1, **{f"consent.{c}": NO_CONSENT for c in CHANNELS}}
 
 
 def _codes(values: list[int]) -> np.ndarray:
@@ -78,7 +83,8 @@ class FactsIndex:
         self.used_at: float | None = None  # the last preview's time.monotonic()
         self.ids: list[str] = []
         self.pos: dict[str, int] = {}
-        self.words: dict[str, int] = {}  # casefolded text -> its code in the text columns
+        self.words: dict[str, int] = {}  # casefolded text -> its code in the text columns, while a row holds it
+        self._next_word = 0  # codes are never reused: a word no row holds any more is forgotten
         # Each distinct set of categories bought (casefolded), once: customers hold its code.
         self.category_sets: dict[frozenset[str], int] = {}
         self.buckets: OrderedDict[str, np.ndarray] = OrderedDict()
@@ -103,16 +109,27 @@ class FactsIndex:
             customers = set(now.values()) | {c for c in changed if c in self.pos}
             if len(customers) * REBUILD_SHARE <= max(len(self.ids), 1):
                 named = sorted(customers)
-                self._apply(store.customer_facts(as_of_ms=EVER, customers=named), customers)
+                self._read(store, named)
                 self._touches(store.touch_times(customers=named), customers)
                 self.generation = generation
                 return
-        self._apply(store.customer_facts(as_of_ms=EVER), None)
+        self._read(store, sorted(set(store.customer_ids()) | set(self.pos)))
         self._touches(store.touch_times(), None)
         self.generation = generation
 
+    def _read(self, store, customers: list[str]) -> None:
+        """Read these customers' facts again, a chunk at a time: every customer's facts as objects at once
+        would take hundreds of MB at 100,000 customers (issue 13: 400 MB a process)."""
+        for i in range(0, len(customers), CHUNK):
+            chunk = customers[i:i + CHUNK]
+            self._apply(store.customer_facts(as_of_ms=EVER, customers=chunk), chunk)
+
     def _word(self, value: str | None) -> int:
-        return -1 if value is None else self.words.setdefault(value.casefold(), len(self.words))
+        if value is None:
+            return -1
+        code = self.words.setdefault(value.casefold(), self._next_word)
+        self._next_word = max(self._next_word, code + 1)
+        return code
 
     def _apply(self, facts: list[CustomerFacts], read: Collection[str] | None) -> None:
         """Put these customers' facts in; of ``read`` (None: everyone), those without facts are no longer active."""
@@ -129,14 +146,25 @@ class FactsIndex:
                 self.buckets[campaign] = np.concatenate([held, np.full(grow, -1, dtype=np.int64)])
         gone = set(self.pos) if read is None else {c for c in read if c in self.pos}
         gone -= {f.customer_id for f in facts}
-        self.active[[self.pos[c] for c in gone]] = False
+        blank = [self.pos[c] for c in gone]
+        self.active[blank] = False
         at = [self.pos[f.customer_id] for f in facts]
+        # Erasure (PIPL): the texts only rewritten or blanked rows held are dropped from memory with them.
+        before = {int(x) for name in TEXT_COLUMNS for x in self.cols[name][at + blank]}
         rows: dict[str, list[int]] = {name: [] for name in self.cols}
         for f in facts:
             self._row(f, rows)
         for name, values in rows.items():
             self.cols[name][at] = values
+            self.cols[name][blank] = BLANK[name]
         self.active[at] = True
+        self._forget_words(before - {-1} - {code for name in TEXT_COLUMNS for code in rows[name]})
+
+    def _forget_words(self, codes: set[int]) -> None:
+        """Forget the words of these codes that no row holds any more."""
+        unheld = {code for code in codes if not any(np.any(self.cols[name] == code) for name in TEXT_COLUMNS)}
+        if unheld:
+            self.words = {w: code for w, code in self.words.items() if code not in unheld}
 
     def _touches(self, rows: list[tuple[str, int]], read: Collection[str] | None) -> None:
         """Put in the touches of the customers ``read`` (None: everyone) in place of those held."""

@@ -115,6 +115,13 @@ class _MongoCampaigns(MongoFacts, MongoStore, MongoMembership, MongoLeases, Mong
             out[now[cid]] += n
         return dict(out)
 
+    def customer_ids(self) -> list[str]:
+        """Every customer a whole ``customer_facts`` read may return (and erased ones), to read a chunk at a time:
+        the mapped customers, and the records no mapping names that hold a purchase or refund."""
+        mapped = set(self.mdb["memberships"].distinct("_id"))
+        loose = {r for name in ("purchases", "refunds") for r in self.mdb[name].distinct("record_id")} - mapped
+        return sorted(set(self.mdb["memberships"].distinct("customer_id")) | loose)
+
     def touch_times(self, *, customers: Collection[str] | None = None) -> list[tuple[str, int]]:
         """Every touch as (its customer as they are now, its time); only the ``customers`` named, when named."""
         coll = self.mdb["touches"]

@@ -284,9 +284,8 @@ class MongoFacts:
 
     def period_sales(self, *, since_ms: int, until_ms: int) -> PeriodSales:
         """Every customer's purchases in ``[since, until)``, and the refunds of those orders (capped at each order)."""
-        per = self.period_sales_of(None, since_ms=since_ms, until_ms=until_ms).values()
-        return PeriodSales(since_ms, until_ms, *(sum(x) for x in zip(*per, strict=True))) if per else \
-            PeriodSales(since_ms, until_ms, 0, 0, 0)
+        per = self.period_sales_of(None, since_ms=since_ms, until_ms=until_ms)
+        return PeriodSales.summed(since_ms, until_ms, per.values())
 
     def period_sales_of(self, customers: Collection[str] | None, *, since_ms: int,
                         until_ms: int) -> dict[str, tuple[int, int, int]]:

@@ -291,6 +291,10 @@ class _SqliteCampaigns(SqliteStore, SqliteMembership, SqliteLeases, SqliteOwners
             " ON m.record_id = t.customer_id WHERE t.at_ms > ? AND t.at_ms <= ? GROUP BY 1", (since_ms, until_ms))
         return dict(rows)
 
+    def customer_ids(self) -> list[str]:
+        """Every customer a whole ``customer_facts`` read may return (and erased ones), to read a chunk at a time."""
+        return [r[0] for r in self.db.conn().execute("SELECT DISTINCT customer_id FROM memberships ORDER BY 1")]
+
     def touch_times(self, *, customers: Collection[str] | None = None) -> list[tuple[str, int]]:
         """Every touch as (its customer as they are now, its time); only the ``customers`` named, when named."""
         c = self.db.conn()
@@ -390,9 +394,8 @@ class _SqliteCampaigns(SqliteStore, SqliteMembership, SqliteLeases, SqliteOwners
 
     def period_sales(self, *, since_ms: int, until_ms: int) -> PeriodSales:
         """Every customer's purchases in ``[since, until)``, and the refunds of those orders (capped at each order)."""
-        per = self.period_sales_of(None, since_ms=since_ms, until_ms=until_ms).values()
-        return PeriodSales(since_ms, until_ms, *(sum(x) for x in zip(*per, strict=True))) if per else \
-            PeriodSales(since_ms, until_ms, 0, 0, 0)
+        per = self.period_sales_of(None, since_ms=since_ms, until_ms=until_ms)
+        return PeriodSales.summed(since_ms, until_ms, per.values())
 
     def period_sales_of(self, customers: Collection[str] | None, *, since_ms: int,
                         until_ms: int) -> dict[str, tuple[int, int, int]]:

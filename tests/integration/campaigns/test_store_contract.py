@@ -310,3 +310,18 @@ def test_touch_times_follow_the_customers_as_they_are_now_as_touch_counts_do(sto
     with store.transaction():
         store.apply_memberships([Membership("b", "b", "t3")])  # unmerged
     assert sorted(store.touch_times(customers=["b"])) == [("b", 20), ("b", 30)]
+
+
+def test_customer_ids_name_every_customer_of_the_whole_facts_read_so_it_can_be_read_in_chunks(store):
+    with store.transaction():
+        store.apply_memberships([Membership(r, r, "t1") for r in ("a", "b", "c", "d")])
+        store.add_purchases([purchase("p1", "a", 10_000, 1 * DAY, "2026-03-01", "SH-001", ("skincare",)),
+                             purchase("p2", "d", 2_000, 3 * DAY, "2026-03-02", "SH-002")])
+        store.put_attributes([("c", [FieldValue("gender", "F", 6 * DAY, "web/shop", "e1")])])
+        store.apply_memberships([Membership("d", "b", "t2")])  # d merged into b
+    ids = store.customer_ids()
+    assert set(ids) >= {"a", "b", "c"} and "d" not in ids
+    whole = store.customer_facts(as_of_ms=10 * DAY)
+    chunks = [f for i in range(0, len(ids), 2) for f in store.customer_facts(as_of_ms=10 * DAY,
+                                                                              customers=ids[i:i + 2])]
+    assert sorted(chunks, key=lambda f: f.customer_id) == whole

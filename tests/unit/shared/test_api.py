@@ -15,7 +15,7 @@ from fastapi import APIRouter, BackgroundTasks, File, UploadFile
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel
-from pymongo.errors import AutoReconnect
+from pymongo.errors import AutoReconnect, OperationFailure
 
 from crm.broker import free_port
 from shared.http.api import Caller, caller_dep, service_api
@@ -72,6 +72,12 @@ def _router() -> APIRouter:
     @r.get("/mongo-away")
     def mongo_away(caller: Caller = caller_dep("reader")) -> dict:
         raise AutoReconnect("connection refused")
+
+    @r.get("/write-conflict")
+    def write_conflict(caller: Caller = caller_dep("reader")) -> dict:
+        # MongoDB aborts a transaction that wrote a document another one wrote meanwhile (each campaigns write
+        # bumps the one generation document of its log of changes): the caller may simply try again.
+        raise OperationFailure("WriteConflict", code=112, details={"errorLabels": ["TransientTransactionError"]})
 
     @r.get("/sql-bug")
     def sql_bug(caller: Caller = caller_dep("reader")) -> dict:
@@ -170,7 +176,7 @@ def test_unknown_routes_and_methods_answer_in_the_error_format(http):
 
 
 def test_a_busy_or_unreachable_store_is_503_with_retry_after_and_a_query_bug_stays_500(http):
-    for path in ("/v1/things/locked", "/v1/things/mongo-away"):
+    for path in ("/v1/things/locked", "/v1/things/mongo-away", "/v1/things/write-conflict"):
         r = http.get(path, headers=READER)
         assert (r.status_code, _error(r)["code"], r.headers["retry-after"]) == (503, "store_unavailable", "5")
     r = http.get("/v1/things/sql-bug", headers=READER)
