@@ -266,6 +266,12 @@ class MongoIdentityStore(MongoStore, MongoOwners, MongoPrivacy, MongoScope, Mong
         """Note that a customer changed."""
         self.mdb["records"].update_one({"_id": record_id, "updated_at": {"$lt": at}}, {"$set": {"updated_at": at}})
 
+    def touch_all(self, record_ids: list[str], *, at: str) -> None:
+        """Note that these customers changed, in one write (a batch's, issue 13)."""
+        if record_ids:
+            self.mdb["records"].update_many({"_id": {"$in": record_ids}, "updated_at": {"$lt": at}},
+                                            {"$set": {"updated_at": at}})
+
     # -- reads --------------------------------------------------------------------------
     def record(self, record_id: str) -> RecordRow | None:
         """One record."""
@@ -382,12 +388,18 @@ class MongoIdentityStore(MongoStore, MongoOwners, MongoPrivacy, MongoScope, Mong
 
     def put_part(self, customer_id: str, part: str, value: dict, *, version: str) -> None:
         """Another service's part of a customer's view, kept if newer than what is held."""
-        key = {"record_id": customer_id, "part": part}
-        doc = {"value": compact_json(value), "version": version}
-        self.mdb["parts"].bulk_write([
-            UpdateMany(key, {"$setOnInsert": doc}, upsert=True),
-            UpdateMany({**key, "version": {"$lte": version}}, {"$set": doc}),
-        ], ordered=True)
+        self.put_parts([(customer_id, part, value, version)])
+
+    def put_parts(self, parts: list[tuple[str, str, dict, str]]) -> None:
+        """Parts (customer, part, value, version) as ``put_part`` would keep them one after another."""
+        ops = []
+        for customer_id, part, value, version in parts:
+            key = {"record_id": customer_id, "part": part}
+            doc = {"value": compact_json(value), "version": version}
+            ops += [UpdateMany(key, {"$setOnInsert": doc}, upsert=True),
+                    UpdateMany({**key, "version": {"$lte": version}}, {"$set": doc})]
+        if ops:
+            self.mdb["parts"].bulk_write(ops, ordered=True)
 
     def parts(self, record_ids: list[str]) -> dict[str, list[dict]]:
         """Other services' parts held for these records, by part name."""

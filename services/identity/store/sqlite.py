@@ -265,6 +265,12 @@ class SqliteIdentityStore(SqliteStore, SqliteOwners, SqlitePrivacy, SqliteScope,
         """Note that a customer changed."""
         self.db.conn().execute("UPDATE records SET updated_at = max(updated_at, ?) WHERE id = ?", (at, record_id))
 
+    def touch_all(self, record_ids: list[str], *, at: str) -> None:
+        """Note that these customers changed, in one statement (a batch's, issue 13)."""
+        if record_ids:
+            self.db.conn().execute("UPDATE records SET updated_at = max(updated_at, ?)"
+                                   " WHERE id IN (SELECT value FROM json_each(?))", (at, json.dumps(record_ids)))
+
     # -- reads --------------------------------------------------------------------------
     def record(self, record_id: str) -> RecordRow | None:
         """One record."""
@@ -381,10 +387,14 @@ class SqliteIdentityStore(SqliteStore, SqliteOwners, SqlitePrivacy, SqliteScope,
 
     def put_part(self, customer_id: str, part: str, value: dict, *, version: str) -> None:
         """Another service's part of a customer's view, kept if newer than what is held."""
-        self.db.conn().execute(
+        self.put_parts([(customer_id, part, value, version)])
+
+    def put_parts(self, parts: list[tuple[str, str, dict, str]]) -> None:
+        """Parts (customer, part, value, version) as ``put_part`` would keep them one after another."""
+        self.db.conn().executemany(
             "INSERT INTO parts VALUES (?,?,?,?) ON CONFLICT(record_id, part) DO UPDATE SET"
             " value = excluded.value, version = excluded.version WHERE excluded.version >= parts.version",
-            (customer_id, part, compact_json(value), version),
+            [(customer_id, part, compact_json(value), version) for customer_id, part, value, version in parts],
         )
 
     def parts(self, record_ids: list[str]) -> dict[str, list[dict]]:
