@@ -172,8 +172,7 @@ class _Fold:
             store.create_records(self.records)
             self.records = []
         # After the records: sealing an identifier takes its record's data key, made above for new ones.
-        for record_id, idents, source, event_id, at in self.links:
-            store.link(record_id, idents, source=source, event_id=event_id, at=at)
+        store.link_all(self.links)
         self.links = []
 
     def flush(self, store: IdentityStore, at: str) -> None:

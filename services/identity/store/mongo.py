@@ -158,18 +158,24 @@ class MongoIdentityStore(MongoStore, MongoOwners, MongoPrivacy, MongoScope, Mong
 
     def link(self, record_id: str, idents: list[Ident], *, source: str, event_id: str, at: str) -> None:
         """Attach identifiers to a record; a known one keeps its record and its earliest sighting."""
-        if not idents:
-            return
-        seen = {"first_seen": at, "source": source, "event_id": event_id}
-        keys = self.keys
-        ops = [UpdateMany({"type": t, "value": keys.index(t, v)},
-                          {"$setOnInsert": {"record_id": record_id, **seen,
-                                            "sealed": keys.seal(record_id, f"identifiers.{t}", v)}}, upsert=True)
-               for t, v in idents]
-        # An earlier sighting of an identifier this record already holds moves its first_seen back.
-        ops.append(UpdateMany({"$or": [{"type": t, "value": keys.index(t, v)} for t, v in idents],
-                               "record_id": record_id, "first_seen": {"$gt": at}}, {"$set": seen}))
-        self.mdb["identifiers"].bulk_write(ops, ordered=True)
+        self.link_all([(record_id, idents, source, event_id, at)])
+
+    def link_all(self, links: list[tuple[str, list[Ident], str, str, str]]) -> None:
+        """``link`` for each (record, identifiers, source, event id, at) in turn, in one ordered bulk write."""
+        keys, ops = self.keys, []
+        for record_id, idents, source, event_id, at in links:
+            if not idents:
+                continue
+            seen = {"first_seen": at, "source": source, "event_id": event_id}
+            ops += [UpdateMany({"type": t, "value": keys.index(t, v)},
+                               {"$setOnInsert": {"record_id": record_id, **seen,
+                                                 "sealed": keys.seal(record_id, f"identifiers.{t}", v)}}, upsert=True)
+                    for t, v in idents]
+            # An earlier sighting of an identifier this record already holds moves its first_seen back.
+            ops.append(UpdateMany({"$or": [{"type": t, "value": keys.index(t, v)} for t, v in idents],
+                                   "record_id": record_id, "first_seen": {"$gt": at}}, {"$set": seen}))
+        if ops:
+            self.mdb["identifiers"].bulk_write(ops, ordered=True)
 
     def merge(self, survivor_id: str, merged_id: str, *, merge_id: str, cause: dict, at: str) -> list[str]:
         """Put ``merged_id`` and everything under it beneath ``survivor_id``; returns the records moved."""

@@ -182,14 +182,22 @@ class SqliteIdentityStore(SqliteStore, SqliteOwners, SqlitePrivacy, SqliteScope,
 
     def link(self, record_id: str, idents: list[Ident], *, source: str, event_id: str, at: str) -> None:
         """Attach identifiers to a record; a known one keeps its record and its earliest sighting."""
-        self.db.conn().executemany(
-            "INSERT INTO identifiers(type, value, record_id, first_seen, source, event_id, sealed)"
-            " VALUES (?,?,?,?,?,?,?) ON CONFLICT(type, value) DO UPDATE SET first_seen = excluded.first_seen,"
-            " source = excluded.source, event_id = excluded.event_id"
-            " WHERE excluded.record_id = identifiers.record_id AND excluded.first_seen < identifiers.first_seen",
-            [(t, self.keys.index(t, v), record_id, at, source, event_id,
-              self.keys.seal(record_id, f"identifiers.{t}", v)) for t, v in idents],
-        )
+        self.link_all([(record_id, idents, source, event_id, at)])
+
+    def link_all(self, links: list[tuple[str, list[Ident], str, str, str]]) -> None:
+        """``link`` for each (record, identifiers, source, event id, at) in turn, in a few statements."""
+        rows = [(t, self.keys.index(t, v), record_id, at, source, event_id,
+                 self.keys.seal(record_id, f"identifiers.{t}", v))
+                for record_id, idents, source, event_id, at in links for t, v in idents]
+        # Multi-row: SQLite applies the upsert row by row, so each row is weighed against those before it.
+        for chunk in _chunks(rows, 200):
+            self.db.conn().execute(
+                "INSERT INTO identifiers(type, value, record_id, first_seen, source, event_id, sealed)"
+                f" VALUES {','.join(['(?,?,?,?,?,?,?)'] * len(chunk))} ON CONFLICT(type, value) DO UPDATE SET"
+                " first_seen = excluded.first_seen, source = excluded.source, event_id = excluded.event_id"
+                " WHERE excluded.record_id = identifiers.record_id AND excluded.first_seen < identifiers.first_seen",
+                [v for row in chunk for v in row],
+            )
 
     def merge(self, survivor_id: str, merged_id: str, *, merge_id: str, cause: dict, at: str) -> list[str]:
         """Put ``merged_id`` and everything under it beneath ``survivor_id``; returns the records moved."""
@@ -391,11 +399,16 @@ class SqliteIdentityStore(SqliteStore, SqliteOwners, SqlitePrivacy, SqliteScope,
 
     def put_parts(self, parts: list[tuple[str, str, dict, str]]) -> None:
         """Parts (customer, part, value, version) as ``put_part`` would keep them one after another."""
-        self.db.conn().executemany(
-            "INSERT INTO parts VALUES (?,?,?,?) ON CONFLICT(record_id, part) DO UPDATE SET"
-            " value = excluded.value, version = excluded.version WHERE excluded.version >= parts.version",
-            [(customer_id, part, compact_json(value), version) for customer_id, part, value, version in parts],
-        )
+        # A few multi-row statements, not one per part: SQLite applies the upsert row by row, so a part given
+        # twice is weighed against the one before it, as in turn.
+        for chunk in _chunks(parts, 400):
+            self.db.conn().execute(
+                f"INSERT INTO parts VALUES {','.join(['(?,?,?,?)'] * len(chunk))} ON CONFLICT(record_id, part)"
+                " DO UPDATE SET value = excluded.value, version = excluded.version"
+                " WHERE excluded.version >= parts.version",
+                [v for customer_id, part, value, version in chunk
+                 for v in (customer_id, part, compact_json(value), version)],
+            )
 
     def parts(self, record_ids: list[str]) -> dict[str, list[dict]]:
         """Other services' parts held for these records, by part name."""

@@ -69,6 +69,26 @@ def test_link_keeps_an_identifier_on_its_first_record_and_remembers_its_earliest
     assert store.find([EMAIL]) == {EMAIL: Found("c_a", "c_a", False)}
 
 
+def test_link_all_keeps_what_the_same_link_calls_in_turn_would(store):
+    # Issue 13: a batch's links in a few statements; each still weighed against the ones before it.
+    _records(store, "c_a", "c_b")
+    with store.transaction():
+        store.link_all([
+            ("c_a", [EMAIL, MEMBER], "web/shop", "e5", "T5"),
+            ("c_a", [EMAIL], "pos/SH-001", "e3", "T3"),  # seen earlier: moves back
+            ("c_a", [EMAIL], "wechat/oa", "e9", "T9"),  # seen later: no change
+            ("c_b", [EMAIL], "web/shop", "e1", "T1"),  # another record: stays on c_a
+            ("c_b", [], "web/shop", "e0", "T0"),
+        ])
+        store.link_all([])
+    assert store.identifiers(["c_a"]) == [
+        IdentifierRow("email", "li@example.com", "c_a", "T3", "pos/SH-001", "e3"),
+        IdentifierRow("member_id", "M-1", "c_a", "T5", "web/shop", "e5"),
+    ]
+    assert store.identifiers(["c_b"]) == []
+    assert store.find([EMAIL]) == {EMAIL: Found("c_a", "c_a", False)}
+
+
 def test_identifiers_of_several_records_come_oldest_first_then_by_type_and_value(store):
     _records(store, "c_a", "c_b")
     with store.transaction():

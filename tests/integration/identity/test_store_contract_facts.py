@@ -187,6 +187,15 @@ def test_put_parts_keeps_what_the_same_put_part_calls_in_turn_would(store):
         "loyalty": [{"points_balance": 10, "tier": "B"}, {"points_balance": 20, "tier": None}],
         "alerts": [{"open": []}],
     }
+    # One customer's part several times in one call: each is weighed against the one before it, in turn.
+    with store.transaction():
+        store.put_parts([
+            ("c_c", "loyalty", {"points_balance": 1}, "2026-01-02T00:00:00Z-0001"),
+            ("c_c", "loyalty", {"points_balance": 2}, "2026-01-01T00:00:00Z-0001"),
+            ("c_c", "loyalty", {"points_balance": 3}, "2026-01-02T00:00:00Z-0001"),
+        ] + [(f"c_{n:04d}", "campaigns", {"n": n}, "2026-01-01T00:00:00Z-0001") for n in range(700)])
+    assert store.parts(["c_c"]) == {"loyalty": [{"points_balance": 3}]}
+    assert store.parts(["c_0000", "c_0699"]) == {"campaigns": [{"n": 0}, {"n": 699}]}
 
 
 def test_view_parts_keep_the_highest_version_per_customer_and_part(store):
