@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterable
 
 from services.identity.domain.cleaning import Ident
@@ -189,15 +190,10 @@ class SqliteIdentityStore(SqliteStore, SqliteOwners, SqlitePrivacy, SqliteScope,
         rows = [(t, self.keys.index(t, v), record_id, at, source, event_id,
                  self.keys.seal(record_id, f"identifiers.{t}", v))
                 for record_id, idents, source, event_id, at in links for t, v in idents]
-        # Multi-row: SQLite applies the upsert row by row, so each row is weighed against those before it.
-        for chunk in _chunks(rows, 200):
-            self.db.conn().execute(
-                "INSERT INTO identifiers(type, value, record_id, first_seen, source, event_id, sealed)"
-                f" VALUES {','.join(['(?,?,?,?,?,?,?)'] * len(chunk))} ON CONFLICT(type, value) DO UPDATE SET"
-                " first_seen = excluded.first_seen, source = excluded.source, event_id = excluded.event_id"
-                " WHERE excluded.record_id = identifiers.record_id AND excluded.first_seen < identifiers.first_seen",
-                [v for row in chunk for v in row],
-            )
+        _insert_rows(self.db.conn(), "INSERT INTO identifiers(type, value, record_id, first_seen, source, event_id,"
+                     " sealed)", rows, " ON CONFLICT(type, value) DO UPDATE SET first_seen = excluded.first_seen,"
+                     " source = excluded.source, event_id = excluded.event_id WHERE excluded.record_id ="
+                     " identifiers.record_id AND excluded.first_seen < identifiers.first_seen")
 
     def merge(self, survivor_id: str, merged_id: str, *, merge_id: str, cause: dict, at: str) -> list[str]:
         """Put ``merged_id`` and everything under it beneath ``survivor_id``; returns the records moved."""
@@ -244,25 +240,19 @@ class SqliteIdentityStore(SqliteStore, SqliteOwners, SqlitePrivacy, SqliteScope,
     def add_events(self, rows: list[EventRow]) -> None:
         """Keep events for the timeline (marks them processed)."""
         self.keys.prepare(r.record_id for r in rows)
-        self.db.conn().executemany(
-            "INSERT INTO events VALUES (?,?,?,?,?,?,?,?,?)",
-            [(r.source, r.id, r.record_id, r.type, r.channel, r.time, r.time_ms,
-              self.keys.seal(r.record_id, "events.payload", r.payload), r.ingested_at) for r in rows],
-        )
+        _insert_rows(self.db.conn(), "INSERT INTO events", [
+            (r.source, r.id, r.record_id, r.type, r.channel, r.time, r.time_ms,
+             self.keys.seal(r.record_id, "events.payload", r.payload), r.ingested_at) for r in rows])
 
     def add_purchases(self, rows: list[PurchaseFact]) -> None:
         """Purchase facts."""
-        self.db.conn().executemany(
-            "INSERT OR IGNORE INTO purchases VALUES (?,?,?,?,?,?,?,?)",
-            [(r.source, r.id, r.record_id, r.order_id, r.amount_minor, r.store_id, r.time_ms, r.day) for r in rows],
-        )
+        _insert_rows(self.db.conn(), "INSERT OR IGNORE INTO purchases", [
+            (r.source, r.id, r.record_id, r.order_id, r.amount_minor, r.store_id, r.time_ms, r.day) for r in rows])
 
     def add_refunds(self, rows: list[RefundFact]) -> None:
         """Refund facts."""
-        self.db.conn().executemany(
-            "INSERT OR IGNORE INTO refunds VALUES (?,?,?,?,?,?)",
-            [(r.source, r.id, r.record_id, r.order_id, r.amount_minor, r.time_ms) for r in rows],
-        )
+        _insert_rows(self.db.conn(), "INSERT OR IGNORE INTO refunds",
+                     [(r.source, r.id, r.record_id, r.order_id, r.amount_minor, r.time_ms) for r in rows])
 
     def put_attributes(self, values: list[tuple[str, list[FieldValue]]]) -> None:
         """Set fields of records where the value is newer than the one held; a name's index entry with it."""
@@ -399,16 +389,10 @@ class SqliteIdentityStore(SqliteStore, SqliteOwners, SqlitePrivacy, SqliteScope,
 
     def put_parts(self, parts: list[tuple[str, str, dict, str]]) -> None:
         """Parts (customer, part, value, version) as ``put_part`` would keep them one after another."""
-        # A few multi-row statements, not one per part: SQLite applies the upsert row by row, so a part given
-        # twice is weighed against the one before it, as in turn.
-        for chunk in _chunks(parts, 400):
-            self.db.conn().execute(
-                f"INSERT INTO parts VALUES {','.join(['(?,?,?,?)'] * len(chunk))} ON CONFLICT(record_id, part)"
-                " DO UPDATE SET value = excluded.value, version = excluded.version"
-                " WHERE excluded.version >= parts.version",
-                [v for customer_id, part, value, version in chunk
-                 for v in (customer_id, part, compact_json(value), version)],
-            )
+        _insert_rows(self.db.conn(), "INSERT INTO parts",
+                     [(customer_id, part, compact_json(value), version) for customer_id, part, value, version in parts],
+                     " ON CONFLICT(record_id, part) DO UPDATE SET value = excluded.value, version = excluded.version"
+                     " WHERE excluded.version >= parts.version")
 
     def parts(self, record_ids: list[str]) -> dict[str, list[dict]]:
         """Other services' parts held for these records, by part name."""
@@ -425,3 +409,16 @@ class SqliteIdentityStore(SqliteStore, SqliteOwners, SqlitePrivacy, SqliteScope,
         """Every store id a purchase named (a scan: read for GET /v1/stores only, kept off the ingest path)."""
         rows = self.db.conn().execute("SELECT DISTINCT store_id FROM purchases WHERE store_id IS NOT NULL")
         return {r[0] for r in rows}
+
+
+def _insert_rows(conn: sqlite3.Connection, head: str, rows: list[tuple], tail: str = "") -> None:
+    """``head VALUES (…),(…)… tail`` for the rows, a few statements of at most about 900 bound values each."""
+    # A batch's rows in a few statements, not one each (issue 13). SQLite inserts (and upserts) a multi-row
+    # VALUES row by row, so a key given twice meets the row before it, exactly as statements in turn would.
+    if not rows:
+        return
+    marks = f"({','.join('?' * len(rows[0]))})"
+    step = max(1, 900 // len(rows[0]))
+    for start in range(0, len(rows), step):
+        chunk = rows[start:start + step]
+        conn.execute(f"{head} VALUES {','.join([marks] * len(chunk))}{tail}", [v for row in chunk for v in row])
