@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterable
 
 from services.identity.domain.cleaning import Ident
@@ -30,6 +29,7 @@ from shared.storage import audit as audit_store
 from shared.storage.base import OUTBOX_SQL
 from shared.storage.base import chunks as _chunks
 from shared.storage.base import in_placeholders as _in
+from shared.storage.base import insert_rows as _insert_rows
 from shared.storage.crypto import SERVICE
 from shared.storage.fact_tables import ATTRIBUTES_SQL, compact_json, open_field, sqlite_put_attributes
 from shared.storage.outbox import SqliteStore
@@ -409,16 +409,3 @@ class SqliteIdentityStore(SqliteStore, SqliteOwners, SqlitePrivacy, SqliteScope,
         """Every store id a purchase named (a scan: read for GET /v1/stores only, kept off the ingest path)."""
         rows = self.db.conn().execute("SELECT DISTINCT store_id FROM purchases WHERE store_id IS NOT NULL")
         return {r[0] for r in rows}
-
-
-def _insert_rows(conn: sqlite3.Connection, head: str, rows: list[tuple], tail: str = "") -> None:
-    """``head VALUES (…),(…)… tail`` for the rows, a few statements of at most about 900 bound values each."""
-    # A batch's rows in a few statements, not one each (issue 13). SQLite inserts (and upserts) a multi-row
-    # VALUES row by row, so a key given twice meets the row before it, exactly as statements in turn would.
-    if not rows:
-        return
-    marks = f"({','.join('?' * len(rows[0]))})"
-    step = max(1, 900 // len(rows[0]))
-    for start in range(0, len(rows), step):
-        chunk = rows[start:start + step]
-        conn.execute(f"{head} VALUES {','.join([marks] * len(chunk))}{tail}", [v for row in chunk for v in row])
