@@ -3,14 +3,16 @@
 ``record``: the ``crm bench platform`` channel mix (one profile per customer of the base, then mixed
 events) is run through identity, loyalty, alerts and campaigns in this process, each service built by
 its own ``create_app`` on a temp SQLite store with a fixed clock, their outboxes routed by topic to the
-consumers that declare them, batches of 100; what loyalty, alerts and campaigns consumed is kept in a file.
+consumers that declare them, batches of 100; what each service consumed (identity: the channel lines and
+the view parts) is kept in a file.
 ``measure``: a fresh service is fed the recorded base (untimed), then the recorded mixed phase through
 its agent's handler and ``BatchRunner.run_sync`` (commit, relay to a no-op publisher), timed with
 ``time.process_time``; printed per 1,000 mixed channel events. Only the measured service's code runs in
 the timed part, so code versions can be compared on one recording (``PYTHONPATH`` at another checkout).
 
     python -m crm.bench.consume_path record /tmp/rec.pkl --customers 2000 --events 6000
-    python -m crm.bench.consume_path measure loyalty|alerts|campaigns /tmp/rec.pkl --runs 3 [--batch 100] [--profile 30]
+    python -m crm.bench.consume_path measure identity|loyalty|alerts|campaigns /tmp/rec.pkl --runs 3 \
+        [--batch 100] [--profile 30]
 
 ``--trace-ratio 0.1`` measures with tracing as ``crm up`` runs it: the SDK installed (spans to a temp file),
 each message carrying a trace context sampled upstream at that ratio (fixed seed).
@@ -43,7 +45,7 @@ from shared.streaming.runner import settle_heap
 
 AS_OF = datetime(2026, 11, 20, 2, 30, tzinfo=UTC)
 ORDER = ("identity", "loyalty", "alerts", "campaigns")
-KEPT = ("loyalty", "alerts", "campaigns")
+KEPT = ("identity", "loyalty", "alerts", "campaigns")
 
 
 def _service(name: str, data_dir: str, publish):
@@ -59,7 +61,7 @@ def _service(name: str, data_dir: str, publish):
 
 
 def record(path: Path, *, customers: int, events: int, batch: int = 100) -> dict[str, int]:
-    """Run the mix through the four services; keep what loyalty, alerts and campaigns consumed, by phase."""
+    """Run the mix through the four services; keep what each consumed, by phase."""
     data_dir = tempfile.mkdtemp(prefix="crm-consume-rec-")
     queues: dict[str, deque] = defaultdict(deque)
     kept: dict[str, list] = {name: [] for name in KEPT}
@@ -81,7 +83,9 @@ def record(path: Path, *, customers: int, events: int, batch: int = 100) -> dict
         settings = services["identity"].settings
         for line in lines:
             offset[0] += 1
-            queues["identity"].append(Incoming(line.encode(), topic_for(line, settings), 0, offset[0]))
+            topic = topic_for(line, settings)
+            queues["identity"].append(Incoming(line.encode(), topic, 0, offset[0]))
+            kept["identity"].append((phase[0], topic, line.encode(), None))
         while any(queues[name] for name in ORDER):
             for name in ORDER:
                 while queues[name]:
@@ -116,7 +120,9 @@ def measure(name: str, path: Path, *, batch: int = 100, profile: int = 0, trace_
     """One run: CPU seconds per 1,000 mixed channel events of ``name``'s consume path over the recording."""
     rows = pickle.loads(path.read_bytes())[name]
     headers = traced(trace_ratio, len(rows)) if trace_ratio is not None else [[] for _ in rows]
-    events = sum(1 for ph, topic, _, _ in rows if ph == "mix" and topic.endswith("customer.events"))
+    # Identity's unit is a channel line it resolves; downstream, a customer event it published.
+    unit = ".channel." if name == "identity" else "customer.events"
+    events = sum(1 for ph, topic, _, _ in rows if ph == "mix" and unit in topic)
     gc.unfreeze()  # an earlier run's service is garbage now
     service, _ = _service(name, tempfile.mkdtemp(prefix="crm-consume-"), lambda messages: None)
     settle_heap()  # as ``crm up`` runs a service, once it is built

@@ -255,6 +255,19 @@ def chunks(items: list, size: int) -> Iterator[list]:
         yield items[start:start + size]
 
 
+def insert_rows(conn: sqlite3.Connection, head: str, rows: list[tuple], tail: str = "") -> None:
+    """``head VALUES (…),(…)… tail`` for the rows, a few statements of at most about 900 bound values each."""
+    # A batch's rows in a few statements, not one each (issue 13). SQLite inserts (and upserts) a multi-row
+    # VALUES row by row, so a key given twice meets the row before it, exactly as statements in turn would.
+    if not rows:
+        return
+    marks = f"({','.join('?' * len(rows[0]))})"
+    step = max(1, 900 // len(rows[0]))
+    for start in range(0, len(rows), step):
+        chunk = rows[start:start + step]
+        conn.execute(f"{head} VALUES {','.join([marks] * len(chunk))}{tail}", [v for row in chunk for v in row])
+
+
 def _begin_immediate(conn: sqlite3.Connection) -> None:
     # busy_timeout covers most waits; a checkpoint can still return BUSY at once.
     for attempt in range(200):

@@ -13,7 +13,16 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Protocol
 
-from shared.storage.base import OUTBOX_SQL, DeadLetter, MongoDb, OutboxMessage, SqliteDb
+from shared.storage.base import (
+    OUTBOX_SQL,
+    DeadLetter,
+    MongoDb,
+    OutboxMessage,
+    SqliteDb,
+    chunks,
+    in_placeholders,
+    insert_rows,
+)
 from shared.storage.crypto import SERVICE, KeyRing, mongo_keyring, sqlite_keyring
 
 log = logging.getLogger(__name__)
@@ -79,11 +88,9 @@ class SqliteOutbox(_Sealing):
             return []
         now = int(time.time() * 1000)
         with self.db.transaction() as c:  # type: ignore[attr-defined]
-            c.executemany(
-                "INSERT INTO outbox(topic, key, value, headers, created_ms) VALUES (?,?,?,?,?)",
-                [(m.topic, m.key, self._seal_value(m.value), _h_dump(m.headers), now) for m in messages],
-            )
-            # The write lock is ours for the whole transaction, so the new rows are the last ones.
+            insert_rows(c, "INSERT INTO outbox(topic, key, value, headers, created_ms)",
+                        [(m.topic, m.key, self._seal_value(m.value), _h_dump(m.headers), now) for m in messages])
+            # The write lock is ours for the whole transaction, so the new rows are the last ones, in order.
             last = c.execute("SELECT last_insert_rowid()").fetchone()[0]
         first = last - len(messages) + 1
         return [replace(m, seq=first + i) for i, m in enumerate(messages)]
@@ -100,7 +107,8 @@ class SqliteOutbox(_Sealing):
     def outbox_delete(self, seqs: list[int]) -> None:
         """Forget messages the broker has acknowledged."""
         with self.db.transaction() as c:  # type: ignore[attr-defined]
-            c.executemany("DELETE FROM outbox WHERE seq = ?", [(s,) for s in seqs])
+            for chunk in chunks(seqs, 900):  # a batch's acknowledged messages in a few statements (issue 13)
+                c.execute(f"DELETE FROM outbox WHERE seq IN ({in_placeholders(chunk)})", chunk)
 
     def dead_letter_add(self, letter: DeadLetter) -> bool:
         """Record a dead letter once per fingerprint; True when it is new."""

@@ -66,7 +66,8 @@ def resolve(items: list[Decoded[Prepared]], *, deps: Deps, outcome: BatchOutcome
             continue
         fold.seen.add(event.key)
         phone = next((i for i in one.item.idents if i[0] == "phone"), None)
-        if phone is not None and known.erased_then(phone, iso_utc(event.time)):
+        seen_at = iso_utc(event.time)  # once per event: the checks below and _apply compare and keep it
+        if phone is not None and known.erased_then(phone, seen_at):
             # A replay or late upload from before a phone change, of the customer erased since: dropped like
             # any event of an erased person, not given to the number's holder now.
             outcome.counts["erased"] += 1
@@ -78,7 +79,7 @@ def resolve(items: list[Decoded[Prepared]], *, deps: Deps, outcome: BatchOutcome
             outcome.processed += 1
             continue
         with message_span("identity", one.msg, event_attributes(event)) as span:
-            root = _apply(one.item, deps, out, outcome, fold, known)
+            root = _apply(one.item, seen_at, deps, out, outcome, fold, known)
             span.set_attribute("crm.customer_id", root)
         outcome.processed += 1
     fold.flush(deps.store, iso_utc(deps.clock()))
@@ -109,9 +110,8 @@ def hold_parts(items: list[Decoded[ViewPartUpdated]], *, deps: Deps, outcome: Ba
             if held is None or part.version >= held.version:
                 newest[(part.customer_id, part.part)] = part
         outcome.processed += 1
-    for part in newest.values():
-        deps.store.put_part(part.customer_id, part.part, part.value.model_dump(mode="json", exclude_unset=True),
-                            version=part.version)
+    deps.store.put_parts([(p.customer_id, p.part, p.value.model_dump(mode="json", exclude_unset=True), p.version)
+                          for p in newest.values()])
     return []
 
 
@@ -172,8 +172,7 @@ class _Fold:
             store.create_records(self.records)
             self.records = []
         # After the records: sealing an identifier takes its record's data key, made above for new ones.
-        for record_id, idents, source, event_id, at in self.links:
-            store.link(record_id, idents, source=source, event_id=event_id, at=at)
+        store.link_all(self.links)
         self.links = []
 
     def flush(self, store: IdentityStore, at: str) -> None:
@@ -185,24 +184,22 @@ class _Fold:
         if self.home_stores:
             store.add_home_stores(self.home_stores)
         store.put_attributes(self.attributes)
-        for root in self.touched:
-            store.touch(root, at=at)
+        store.touch_all(sorted(self.touched), at=at)
 
 
-def _apply(prepared: Prepared, deps: Deps, out: list[OutboxMessage], outcome: BatchOutcome, fold: _Fold,
-           known: Known) -> str:
+def _apply(prepared: Prepared, seen_at: str, deps: Deps, out: list[OutboxMessage], outcome: BatchOutcome,
+           fold: _Fold, known: Known) -> str:
     event, idents = prepared.event, prepared.idents
     store, now = deps.store, iso_utc(deps.clock())
     found = known.find(idents)
     phone = next((i for i in idents if i[0] == "phone"), None)
-    if phone is not None and (then := known.held_then(phone, iso_utc(event.time))) is not None:
+    if phone is not None and (then := known.held_then(phone, seen_at)) is not None:
         found[phone] = then  # a late upload from before a phone change: its customer then, the number not linked
     roots = {f.root_id for f in found.values()}
     if len(roots) > 1:
         fold.write_records(store)  # what the store reads next must see the records this batch created
     blocked = store.blocked_pairs(roots)
     res = resolve_event(idents, found, blocked, deps.pseudo, known.replaced)
-    seen_at = iso_utc(event.time)
     if res.create:
         fold.records.append(NewRecord(res.create[0], res.create[1], now))
         known.created(res.create[0], phone=res.create[1])

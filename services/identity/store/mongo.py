@@ -158,18 +158,24 @@ class MongoIdentityStore(MongoStore, MongoOwners, MongoPrivacy, MongoScope, Mong
 
     def link(self, record_id: str, idents: list[Ident], *, source: str, event_id: str, at: str) -> None:
         """Attach identifiers to a record; a known one keeps its record and its earliest sighting."""
-        if not idents:
-            return
-        seen = {"first_seen": at, "source": source, "event_id": event_id}
-        keys = self.keys
-        ops = [UpdateMany({"type": t, "value": keys.index(t, v)},
-                          {"$setOnInsert": {"record_id": record_id, **seen,
-                                            "sealed": keys.seal(record_id, f"identifiers.{t}", v)}}, upsert=True)
-               for t, v in idents]
-        # An earlier sighting of an identifier this record already holds moves its first_seen back.
-        ops.append(UpdateMany({"$or": [{"type": t, "value": keys.index(t, v)} for t, v in idents],
-                               "record_id": record_id, "first_seen": {"$gt": at}}, {"$set": seen}))
-        self.mdb["identifiers"].bulk_write(ops, ordered=True)
+        self.link_all([(record_id, idents, source, event_id, at)])
+
+    def link_all(self, links: list[tuple[str, list[Ident], str, str, str]]) -> None:
+        """``link`` for each (record, identifiers, source, event id, at) in turn, in one ordered bulk write."""
+        keys, ops = self.keys, []
+        for record_id, idents, source, event_id, at in links:
+            if not idents:
+                continue
+            seen = {"first_seen": at, "source": source, "event_id": event_id}
+            ops += [UpdateMany({"type": t, "value": keys.index(t, v)},
+                               {"$setOnInsert": {"record_id": record_id, **seen,
+                                                 "sealed": keys.seal(record_id, f"identifiers.{t}", v)}}, upsert=True)
+                    for t, v in idents]
+            # An earlier sighting of an identifier this record already holds moves its first_seen back.
+            ops.append(UpdateMany({"$or": [{"type": t, "value": keys.index(t, v)} for t, v in idents],
+                                   "record_id": record_id, "first_seen": {"$gt": at}}, {"$set": seen}))
+        if ops:
+            self.mdb["identifiers"].bulk_write(ops, ordered=True)
 
     def merge(self, survivor_id: str, merged_id: str, *, merge_id: str, cause: dict, at: str) -> list[str]:
         """Put ``merged_id`` and everything under it beneath ``survivor_id``; returns the records moved."""
@@ -265,6 +271,12 @@ class MongoIdentityStore(MongoStore, MongoOwners, MongoPrivacy, MongoScope, Mong
     def touch(self, record_id: str, *, at: str) -> None:
         """Note that a customer changed."""
         self.mdb["records"].update_one({"_id": record_id, "updated_at": {"$lt": at}}, {"$set": {"updated_at": at}})
+
+    def touch_all(self, record_ids: list[str], *, at: str) -> None:
+        """Note that these customers changed, in one write (a batch's, issue 13)."""
+        if record_ids:
+            self.mdb["records"].update_many({"_id": {"$in": record_ids}, "updated_at": {"$lt": at}},
+                                            {"$set": {"updated_at": at}})
 
     # -- reads --------------------------------------------------------------------------
     def record(self, record_id: str) -> RecordRow | None:
@@ -382,12 +394,18 @@ class MongoIdentityStore(MongoStore, MongoOwners, MongoPrivacy, MongoScope, Mong
 
     def put_part(self, customer_id: str, part: str, value: dict, *, version: str) -> None:
         """Another service's part of a customer's view, kept if newer than what is held."""
-        key = {"record_id": customer_id, "part": part}
-        doc = {"value": compact_json(value), "version": version}
-        self.mdb["parts"].bulk_write([
-            UpdateMany(key, {"$setOnInsert": doc}, upsert=True),
-            UpdateMany({**key, "version": {"$lte": version}}, {"$set": doc}),
-        ], ordered=True)
+        self.put_parts([(customer_id, part, value, version)])
+
+    def put_parts(self, parts: list[tuple[str, str, dict, str]]) -> None:
+        """Parts (customer, part, value, version) as ``put_part`` would keep them one after another."""
+        ops = []
+        for customer_id, part, value, version in parts:
+            key = {"record_id": customer_id, "part": part}
+            doc = {"value": compact_json(value), "version": version}
+            ops += [UpdateMany(key, {"$setOnInsert": doc}, upsert=True),
+                    UpdateMany({**key, "version": {"$lte": version}}, {"$set": doc})]
+        if ops:
+            self.mdb["parts"].bulk_write(ops, ordered=True)
 
     def parts(self, record_ids: list[str]) -> dict[str, list[dict]]:
         """Other services' parts held for these records, by part name."""

@@ -29,6 +29,7 @@ from shared.storage import audit as audit_store
 from shared.storage.base import OUTBOX_SQL
 from shared.storage.base import chunks as _chunks
 from shared.storage.base import in_placeholders as _in
+from shared.storage.base import insert_rows as _insert_rows
 from shared.storage.crypto import SERVICE
 from shared.storage.fact_tables import ATTRIBUTES_SQL, compact_json, open_field, sqlite_put_attributes
 from shared.storage.outbox import SqliteStore
@@ -182,14 +183,17 @@ class SqliteIdentityStore(SqliteStore, SqliteOwners, SqlitePrivacy, SqliteScope,
 
     def link(self, record_id: str, idents: list[Ident], *, source: str, event_id: str, at: str) -> None:
         """Attach identifiers to a record; a known one keeps its record and its earliest sighting."""
-        self.db.conn().executemany(
-            "INSERT INTO identifiers(type, value, record_id, first_seen, source, event_id, sealed)"
-            " VALUES (?,?,?,?,?,?,?) ON CONFLICT(type, value) DO UPDATE SET first_seen = excluded.first_seen,"
-            " source = excluded.source, event_id = excluded.event_id"
-            " WHERE excluded.record_id = identifiers.record_id AND excluded.first_seen < identifiers.first_seen",
-            [(t, self.keys.index(t, v), record_id, at, source, event_id,
-              self.keys.seal(record_id, f"identifiers.{t}", v)) for t, v in idents],
-        )
+        self.link_all([(record_id, idents, source, event_id, at)])
+
+    def link_all(self, links: list[tuple[str, list[Ident], str, str, str]]) -> None:
+        """``link`` for each (record, identifiers, source, event id, at) in turn, in a few statements."""
+        rows = [(t, self.keys.index(t, v), record_id, at, source, event_id,
+                 self.keys.seal(record_id, f"identifiers.{t}", v))
+                for record_id, idents, source, event_id, at in links for t, v in idents]
+        _insert_rows(self.db.conn(), "INSERT INTO identifiers(type, value, record_id, first_seen, source, event_id,"
+                     " sealed)", rows, " ON CONFLICT(type, value) DO UPDATE SET first_seen = excluded.first_seen,"
+                     " source = excluded.source, event_id = excluded.event_id WHERE excluded.record_id ="
+                     " identifiers.record_id AND excluded.first_seen < identifiers.first_seen")
 
     def merge(self, survivor_id: str, merged_id: str, *, merge_id: str, cause: dict, at: str) -> list[str]:
         """Put ``merged_id`` and everything under it beneath ``survivor_id``; returns the records moved."""
@@ -236,25 +240,19 @@ class SqliteIdentityStore(SqliteStore, SqliteOwners, SqlitePrivacy, SqliteScope,
     def add_events(self, rows: list[EventRow]) -> None:
         """Keep events for the timeline (marks them processed)."""
         self.keys.prepare(r.record_id for r in rows)
-        self.db.conn().executemany(
-            "INSERT INTO events VALUES (?,?,?,?,?,?,?,?,?)",
-            [(r.source, r.id, r.record_id, r.type, r.channel, r.time, r.time_ms,
-              self.keys.seal(r.record_id, "events.payload", r.payload), r.ingested_at) for r in rows],
-        )
+        _insert_rows(self.db.conn(), "INSERT INTO events", [
+            (r.source, r.id, r.record_id, r.type, r.channel, r.time, r.time_ms,
+             self.keys.seal(r.record_id, "events.payload", r.payload), r.ingested_at) for r in rows])
 
     def add_purchases(self, rows: list[PurchaseFact]) -> None:
         """Purchase facts."""
-        self.db.conn().executemany(
-            "INSERT OR IGNORE INTO purchases VALUES (?,?,?,?,?,?,?,?)",
-            [(r.source, r.id, r.record_id, r.order_id, r.amount_minor, r.store_id, r.time_ms, r.day) for r in rows],
-        )
+        _insert_rows(self.db.conn(), "INSERT OR IGNORE INTO purchases", [
+            (r.source, r.id, r.record_id, r.order_id, r.amount_minor, r.store_id, r.time_ms, r.day) for r in rows])
 
     def add_refunds(self, rows: list[RefundFact]) -> None:
         """Refund facts."""
-        self.db.conn().executemany(
-            "INSERT OR IGNORE INTO refunds VALUES (?,?,?,?,?,?)",
-            [(r.source, r.id, r.record_id, r.order_id, r.amount_minor, r.time_ms) for r in rows],
-        )
+        _insert_rows(self.db.conn(), "INSERT OR IGNORE INTO refunds",
+                     [(r.source, r.id, r.record_id, r.order_id, r.amount_minor, r.time_ms) for r in rows])
 
     def put_attributes(self, values: list[tuple[str, list[FieldValue]]]) -> None:
         """Set fields of records where the value is newer than the one held; a name's index entry with it."""
@@ -264,6 +262,12 @@ class SqliteIdentityStore(SqliteStore, SqliteOwners, SqlitePrivacy, SqliteScope,
     def touch(self, record_id: str, *, at: str) -> None:
         """Note that a customer changed."""
         self.db.conn().execute("UPDATE records SET updated_at = max(updated_at, ?) WHERE id = ?", (at, record_id))
+
+    def touch_all(self, record_ids: list[str], *, at: str) -> None:
+        """Note that these customers changed, in one statement (a batch's, issue 13)."""
+        if record_ids:
+            self.db.conn().execute("UPDATE records SET updated_at = max(updated_at, ?)"
+                                   " WHERE id IN (SELECT value FROM json_each(?))", (at, json.dumps(record_ids)))
 
     # -- reads --------------------------------------------------------------------------
     def record(self, record_id: str) -> RecordRow | None:
@@ -381,11 +385,14 @@ class SqliteIdentityStore(SqliteStore, SqliteOwners, SqlitePrivacy, SqliteScope,
 
     def put_part(self, customer_id: str, part: str, value: dict, *, version: str) -> None:
         """Another service's part of a customer's view, kept if newer than what is held."""
-        self.db.conn().execute(
-            "INSERT INTO parts VALUES (?,?,?,?) ON CONFLICT(record_id, part) DO UPDATE SET"
-            " value = excluded.value, version = excluded.version WHERE excluded.version >= parts.version",
-            (customer_id, part, compact_json(value), version),
-        )
+        self.put_parts([(customer_id, part, value, version)])
+
+    def put_parts(self, parts: list[tuple[str, str, dict, str]]) -> None:
+        """Parts (customer, part, value, version) as ``put_part`` would keep them one after another."""
+        _insert_rows(self.db.conn(), "INSERT INTO parts",
+                     [(customer_id, part, compact_json(value), version) for customer_id, part, value, version in parts],
+                     " ON CONFLICT(record_id, part) DO UPDATE SET value = excluded.value, version = excluded.version"
+                     " WHERE excluded.version >= parts.version")
 
     def parts(self, record_ids: list[str]) -> dict[str, list[dict]]:
         """Other services' parts held for these records, by part name."""

@@ -53,14 +53,28 @@ def test_create_records_writes_a_batch_of_new_records_and_leaves_an_existing_one
     assert store.customer_count() == 3
 
 
-def test_link_keeps_an_identifier_on_its_first_record_and_remembers_its_earliest_sighting(store):
+def _link_in_turn(store, links: list) -> None:
+    for record_id, idents, source, event_id, at in links:
+        store.link(record_id, idents, source=source, event_id=event_id, at=at)
+
+
+def _link_all(store, links: list) -> None:
+    # Issue 13: a batch's links in a few statements; each still weighed against the ones before it.
+    store.link_all(links)
+    store.link_all([])
+
+
+@pytest.mark.parametrize("link", [_link_in_turn, _link_all])
+def test_link_keeps_an_identifier_on_its_first_record_and_remembers_its_earliest_sighting(store, link):
     _records(store, "c_a", "c_b")
     with store.transaction():
-        store.link("c_a", [EMAIL, MEMBER], source="web/shop", event_id="e5", at="T5")
-        store.link("c_a", [EMAIL], source="pos/SH-001", event_id="e3", at="T3")  # seen earlier: moves back
-        store.link("c_a", [EMAIL], source="wechat/oa", event_id="e9", at="T9")  # seen later: no change
-        store.link("c_b", [EMAIL], source="web/shop", event_id="e1", at="T1")  # another record: stays on c_a
-        store.link("c_b", [], source="web/shop", event_id="e0", at="T0")
+        link(store, [
+            ("c_a", [EMAIL, MEMBER], "web/shop", "e5", "T5"),
+            ("c_a", [EMAIL], "pos/SH-001", "e3", "T3"),  # seen earlier: moves back
+            ("c_a", [EMAIL], "wechat/oa", "e9", "T9"),  # seen later: no change
+            ("c_b", [EMAIL], "web/shop", "e1", "T1"),  # another record: stays on c_a
+            ("c_b", [], "web/shop", "e0", "T0"),
+        ])
     assert store.identifiers(["c_a"]) == [
         IdentifierRow("email", "li@example.com", "c_a", "T3", "pos/SH-001", "e3"),
         IdentifierRow("member_id", "M-1", "c_a", "T5", "web/shop", "e5"),

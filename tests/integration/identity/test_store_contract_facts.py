@@ -157,6 +157,47 @@ def test_touch_only_moves_updated_at_forward(store):
     assert store.record("c_nobody") is None
 
 
+def test_touch_all_moves_each_customer_forward_in_one_write_as_touch_would(store):
+    # Issue 13: a batch notes its changed customers in one statement, not one each.
+    with store.transaction():
+        store.create_record("c_a", phone=None, at="2026-01-02T00:00:00.000000Z")
+        store.create_record("c_b", phone=None, at="2026-01-04T00:00:00.000000Z")
+        store.touch_all(["c_a", "c_b", "c_nobody"], at="2026-01-03T00:00:00.000000Z")
+        store.touch_all([], at="2026-01-09T00:00:00.000000Z")
+    assert store.record("c_a").updated_at == "2026-01-03T00:00:00.000000Z"
+    assert store.record("c_b").updated_at == "2026-01-04T00:00:00.000000Z"  # never moved back
+    assert store.record("c_a").created_at == "2026-01-02T00:00:00.000000Z"
+    assert store.record("c_nobody") is None
+
+
+def test_put_parts_keeps_what_the_same_put_part_calls_in_turn_would(store):
+    with store.transaction():
+        store.put_parts([
+            ("c_b", "loyalty", {"points_balance": 20, "tier": None}, "2026-01-02T00:00:00Z-0001"),
+            ("c_a", "loyalty", {"points_balance": 10, "tier": "B"}, "2026-01-02T00:00:00Z-0002"),
+            ("c_a", "alerts", {"open": [{"alert_id": "a1"}]}, "2026-01-01T00:00:00Z-0001"),
+        ])
+        store.put_parts([])
+    with store.transaction():
+        store.put_parts([
+            ("c_a", "loyalty", {"points_balance": 1, "tier": "C"}, "2026-01-01T00:00:00Z-0009"),  # older: kept out
+            ("c_a", "alerts", {"open": []}, "2026-01-01T00:00:00Z-0001"),  # same version: replaces
+        ])
+    assert store.parts(["c_b", "c_a"]) == {
+        "loyalty": [{"points_balance": 10, "tier": "B"}, {"points_balance": 20, "tier": None}],
+        "alerts": [{"open": []}],
+    }
+    # One customer's part several times in one call: each is weighed against the one before it, in turn.
+    with store.transaction():
+        store.put_parts([
+            ("c_c", "loyalty", {"points_balance": 1}, "2026-01-02T00:00:00Z-0001"),
+            ("c_c", "loyalty", {"points_balance": 2}, "2026-01-01T00:00:00Z-0001"),
+            ("c_c", "loyalty", {"points_balance": 3}, "2026-01-02T00:00:00Z-0001"),
+        ] + [(f"c_{n:04d}", "campaigns", {"n": n}, "2026-01-01T00:00:00Z-0001") for n in range(700)])
+    assert store.parts(["c_c"]) == {"loyalty": [{"points_balance": 3}]}
+    assert store.parts(["c_0000", "c_0699"]) == {"campaigns": [{"n": 0}, {"n": 699}]}
+
+
 def test_view_parts_keep_the_highest_version_per_customer_and_part(store):
     with store.transaction():
         store.put_part("c_b", "loyalty", {"points_balance": 20, "tier": None}, version="2026-01-02T00:00:00Z-0001")

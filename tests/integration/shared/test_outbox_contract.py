@@ -67,6 +67,18 @@ def test_outbox_delete_forgets_exactly_the_messages_named(box):
     assert box.outbox_pending() == [added[0], added[2]]
 
 
+def test_a_batch_larger_than_one_statement_is_numbered_and_forgotten_exactly(box):
+    # Issue 13: SQLite writes and deletes a batch's messages in a few multi-row statements; the numbers given
+    # back must still be the rows' own, across statements, and a delete must name exactly its messages.
+    box.outbox_add(_messages(1))
+    with box.transaction():
+        added = box.outbox_add(_messages(1000, start=1))
+    pending = box.outbox_pending(limit=2000)
+    assert pending[1:] == added
+    box.outbox_delete([m.seq for m in pending if m.seq % 7])
+    assert box.outbox_pending(limit=2000) == [m for m in pending if not m.seq % 7]
+
+
 def test_outbox_messages_of_a_failed_transaction_are_never_published(tx_box):
     kept = tx_box.outbox_add(_messages(1))
     with pytest.raises(RuntimeError):

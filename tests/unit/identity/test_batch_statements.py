@@ -1,0 +1,41 @@
+"""Issue 13: a batch of channel events costs identity's store a few statements, not one per customer."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from services.identity import messages
+from tests.unit.identity.support import customer_of_phone, incoming, make_deps, purchase
+
+PHONES = [f"+86138001380{n:02d}" for n in range(20)]
+
+
+def _statements(deps) -> Counter:
+    """The SQL statements the store's connection runs from now on, by their first words (an ``executemany``
+    runs, and counts, once per row)."""
+    seen: Counter = Counter()
+
+    def note(sql: str) -> None:
+        words = sql.upper().replace(" OR IGNORE", "").replace("(", " ").split()
+        seen[" ".join(words[:3])] += 1
+
+    deps.store.db.conn().set_trace_callback(note)
+    return seen
+
+
+def test_a_batch_writes_its_rows_in_one_statement_per_table_not_one_per_event(tmp_path):
+    deps = make_deps(tmp_path / "identity.db")
+    messages.consume(incoming([purchase(f"a{n}", {"phone": p}, "5.00") for n, p in enumerate(PHONES)]), deps=deps)
+    created = {p: deps.store.record(customer_of_phone(p)) for p in PHONES}
+    seen = _statements(deps)
+    outcome = messages.consume(incoming([purchase(f"b{n}", {"phone": p}, "7.00") for n, p in enumerate(PHONES)],
+                                        first_offset=20), deps=deps)
+    assert (outcome.processed, outcome.dead_lettered) == (20, 0)
+    # 20 rows each (20 customers touched, 20 messages to publish), one statement each.
+    writes = ("UPDATE RECORDS SET", "INSERT INTO EVENTS", "INSERT INTO PURCHASES", "INSERT INTO OUTBOX")
+    assert {k: seen[k] for k in writes} == dict.fromkeys(writes, 1)
+    assert [m.topic for m in deps.store.outbox_pending()].count("crm.customer.events") == 40
+    after = {p: deps.store.record(customer_of_phone(p)).updated_at for p in PHONES}
+    # Every customer of the batch moved forward, to one moment: the batch's end.
+    assert len(set(after.values())) == 1
+    assert all(after[p] > created[p].updated_at for p in PHONES)
