@@ -31,6 +31,8 @@ class Kept:
         self._held: OrderedDict[Hashable, tuple[int, Any, int]] = OrderedDict()  # key -> (generation, value, rows)
         self._lock = threading.Lock()
         self._computing: dict[Hashable, threading.Lock] = {}
+        # Recent drops (``drop``): what names such a dropped thing and was computed before is not kept again.
+        self._dropped: list[tuple[int, Callable[[Any], bool]]] = []
 
     def peek(self, key: Hashable, generation: int) -> Any:
         """The value kept for ``key`` at ``generation``, or None (nothing is computed)."""
@@ -70,13 +72,27 @@ class Kept:
                 value = compute()
                 with self._lock:
                     held = self._held.get(key)
-                    if held is None or held[0] <= generation:  # never an older value over a newer one
+                    # Computed before a drop of what it names (an erasure meanwhile): answered, never kept.
+                    dropped = any(generation < at and names(value) for at, names in self._dropped)
+                    if not dropped and (held is None or held[0] <= generation):  # never older over newer
                         self._held[key] = (generation, value, len(value) if isinstance(value, Sized) else 1)
-                    self._held.move_to_end(key)
+                    if key in self._held:
+                        self._held.move_to_end(key)
                     while len(self._held) > 1 and sum(r for _, _, r in self._held.values()) > self.rows_limit:
                         self._held.popitem(last=False)
                     del self._computing[key]
                 return value
+
+
+    def drop(self, names: Callable[[Any], bool], *, generation: int) -> int:
+        """Forget every value ``names`` is true of, and keep none computed before ``generation`` that it is true
+        of (one being computed now); how many were dropped. For an erasure: nothing kept names the erased."""
+        with self._lock:
+            gone = [key for key, held in self._held.items() if names(held[1])]
+            for key in gone:
+                del self._held[key]
+            self._dropped = [*self._dropped[-15:], (generation, names)]
+            return len(gone)
 
 
 _KEPT: WeakKeyDictionary = WeakKeyDictionary()

@@ -160,6 +160,21 @@ class FactsIndex:
         self.active[at] = True
         self._forget_words(before - {-1} - {code for name in TEXT_COLUMNS for code in rows[name]})
 
+    def forget(self, customers: Collection[str]) -> None:
+        """Erasure (PIPL): these customers' rows blanked and their ids no longer held (their positions hold
+        ``""``, inactive: the log's next read puts their anonymous names in as new rows). Call under ``lock``."""
+        named = [c for c in customers if c in self.pos]
+        if not named:
+            return
+        self._apply([], named)
+        at = _codes([self.pos.pop(c) for c in named])
+        for p in at.tolist():
+            self.ids[p] = ""
+        for held in self.buckets.values():
+            held[at] = -1
+        keep = ~np.isin(self.touch_pos, at)
+        self.touch_pos, self.touch_at = self.touch_pos[keep], self.touch_at[keep]
+
     def _forget_words(self, codes: set[int]) -> None:
         """Forget the words of these codes that no row holds any more."""
         unheld = {code for code in codes if not any(np.any(self.cols[name] == code) for name in TEXT_COLUMNS)}
@@ -280,6 +295,15 @@ def warm(store: object) -> None:
     index = index_for(store)
     with index.lock:
         index.bring_forward(store)
+
+
+def forget(store: object, customers: Collection[str]) -> None:
+    """Drop these (erased) customers from the store's index, if this process keeps one."""
+    with _INDEXES_LOCK:
+        index = _INDEXES.get(store)
+    if index is not None:
+        with index.lock:
+            index.forget(customers)
 
 
 def keep_current(store: object, *, while_used_s: float) -> bool:
