@@ -53,7 +53,7 @@ NO_CONSENT, OPTED_OUT, CONSENTED = 0, 1, 2
 KEPT_CAMPAIGNS = 16  # campaigns whose members' buckets are kept
 DAY_MS = 86_400_000
 REBUILD_SHARE = 4  # more changed customers than one in this many: the whole index is read again
-CHUNK = 20_000  # customers whose facts are read at once (about 90 MB of objects at most)
+CHUNK = 5_000  # customers whose facts are read at once (about 25 MB of objects; 20,000 peaked at 419 MB: issue 13)
 TEXT_COLUMNS = ("tier", "gender", "city", "home")  # codes of ``FactsIndex.words``
 # A row without facts (a customer gone: erased or merged away) holds nothing of the customer it was.
 BLANK = {"newest": 0, "tier": -1, "gender": -1, "city": -1, "home": -1, "born_y": -1, "born_m": 0, "born_d": 0,
