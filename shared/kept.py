@@ -31,8 +31,10 @@ class Kept:
         self._held: OrderedDict[Hashable, tuple[int, Any, int]] = OrderedDict()  # key -> (generation, value, rows)
         self._lock = threading.Lock()
         self._computing: dict[Hashable, threading.Lock] = {}
-        # Recent drops (``drop``): what names such a dropped thing and was computed before is not kept again.
+        # Drops (``drop``) made while a computation was under way: what it computes from before a drop and names
+        # what was dropped is not kept. Held only while computations are under way (they may name the erased).
         self._dropped: list[tuple[int, Callable[[Any], bool]]] = []
+        self._under_way = 0  # computations running
 
     def peek(self, key: Hashable, generation: int) -> Any:
         """The value kept for ``key`` at ``generation``, or None (nothing is computed)."""
@@ -69,8 +71,15 @@ class Kept:
                     if held is not None and held[0] >= generation:
                         self._held.move_to_end(key)
                         return held[1]
-                value = compute()
                 with self._lock:
+                    self._under_way += 1
+                try:
+                    value = compute()
+                except BaseException:
+                    self._done_computing()
+                    raise
+                with self._lock:
+                    self._under_way -= 1
                     held = self._held.get(key)
                     # Computed before a drop of what it names (an erasure meanwhile): answered, never kept.
                     dropped = any(generation < at and names(value) for at, names in self._dropped)
@@ -81,8 +90,15 @@ class Kept:
                     while len(self._held) > 1 and sum(r for _, _, r in self._held.values()) > self.rows_limit:
                         self._held.popitem(last=False)
                     del self._computing[key]
+                    if not self._under_way:
+                        self._dropped = []
                 return value
 
+    def _done_computing(self) -> None:
+        with self._lock:
+            self._under_way -= 1
+            if not self._under_way:
+                self._dropped = []
 
     def drop(self, names: Callable[[Any], bool], *, generation: int) -> int:
         """Forget every value ``names`` is true of, and keep none computed before ``generation`` that it is true
@@ -91,7 +107,8 @@ class Kept:
             gone = [key for key, held in self._held.items() if names(held[1])]
             for key in gone:
                 del self._held[key]
-            self._dropped = [*self._dropped[-15:], (generation, names)]
+            if self._under_way:
+                self._dropped.append((generation, names))
             return len(gone)
 
 

@@ -60,6 +60,7 @@ def test_after_an_erasure_nothing_kept_in_the_process_names_the_erased_customer(
     assert outcome.counts["erasures"] == 1
 
     # No read since: what is kept names neither the customer nor any of its records.
+    assert kept._dropped == []  # no computation was under way: the drop itself keeps nothing of the erased
     for gone in {erased, *records}:
         assert not any(names(v, gone) for _, v in kept.items())
         assert gone not in index.pos and gone not in index.ids
@@ -89,4 +90,5 @@ def test_a_report_computed_before_a_drop_of_what_it_names_is_answered_but_not_ke
     reader.join(5)
     assert result == [["c_erased", "c_other"]]  # the reader is answered
     assert kept.items() == []  # but nothing naming the erased is kept
+    assert kept._dropped == []  # nor what was dropped, once no computation is under way
     assert kept.get("k", 8, lambda: ["c_other"]) == ["c_other"] and kept.items() == [("k", ["c_other"])]
