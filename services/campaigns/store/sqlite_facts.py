@@ -8,13 +8,13 @@ from collections.abc import Collection
 
 from services.campaigns.domain.attribution import Refund, Sale
 from services.campaigns.domain.audience import CustomerFacts, flag
-from services.campaigns.domain.results import PeriodSales
+from services.campaigns.store import SumsPeriodSales
 from shared.contract.facts import FieldValue
 from shared.storage.base import ANON_PREFIX
 from shared.storage.fact_tables import open_field
 
 
-class SqliteFactReads:
+class SqliteFactReads(SumsPeriodSales):
     """Customers' facts, folded, and their sales; ``_wanted`` (the connection's scratch table of ids), ``db`` and
     ``keys`` come from the store."""
 
@@ -115,11 +115,6 @@ class SqliteFactReads:
             "SELECT m.customer_id, r.source, r.id, r.order_id, r.amount_minor FROM temp.wanted w"
             " CROSS JOIN memberships m ON m.customer_id = w.id CROSS JOIN refunds r ON r.record_id = m.record_id")]
         return sales, refunds
-
-    def period_sales(self, *, since_ms: int, until_ms: int) -> PeriodSales:
-        """Every customer's purchases in ``[since, until)``, and the refunds of those orders (capped at each order)."""
-        per = self.period_sales_of(None, since_ms=since_ms, until_ms=until_ms)
-        return PeriodSales.summed(since_ms, until_ms, per.values())
 
     def period_sales_of(self, customers: Collection[str] | None, *, since_ms: int,
                         until_ms: int) -> dict[str, tuple[int, int, int]]:
