@@ -31,6 +31,10 @@ class Kept:
         self._held: OrderedDict[Hashable, tuple[int, Any, int]] = OrderedDict()  # key -> (generation, value, rows)
         self._lock = threading.Lock()
         self._computing: dict[Hashable, threading.Lock] = {}
+        # Drops (``drop``) made while a computation was under way: what it computes from before a drop and names
+        # what was dropped is not kept. Held only while computations are under way (they may name the erased).
+        self._dropped: list[tuple[int, Callable[[Any], bool]]] = []
+        self._under_way = 0  # computations running
 
     def peek(self, key: Hashable, generation: int) -> Any:
         """The value kept for ``key`` at ``generation``, or None (nothing is computed)."""
@@ -67,16 +71,45 @@ class Kept:
                     if held is not None and held[0] >= generation:
                         self._held.move_to_end(key)
                         return held[1]
-                value = compute()
                 with self._lock:
+                    self._under_way += 1
+                try:
+                    value = compute()
+                except BaseException:
+                    self._done_computing()
+                    raise
+                with self._lock:
+                    self._under_way -= 1
                     held = self._held.get(key)
-                    if held is None or held[0] <= generation:  # never an older value over a newer one
+                    # Computed before a drop of what it names (an erasure meanwhile): answered, never kept.
+                    dropped = any(generation < at and names(value) for at, names in self._dropped)
+                    if not dropped and (held is None or held[0] <= generation):  # never older over newer
                         self._held[key] = (generation, value, len(value) if isinstance(value, Sized) else 1)
-                    self._held.move_to_end(key)
+                    if key in self._held:
+                        self._held.move_to_end(key)
                     while len(self._held) > 1 and sum(r for _, _, r in self._held.values()) > self.rows_limit:
                         self._held.popitem(last=False)
                     del self._computing[key]
+                    if not self._under_way:
+                        self._dropped = []
                 return value
+
+    def _done_computing(self) -> None:
+        with self._lock:
+            self._under_way -= 1
+            if not self._under_way:
+                self._dropped = []
+
+    def drop(self, names: Callable[[Any], bool], *, generation: int) -> int:
+        """Forget every value ``names`` is true of, and keep none computed before ``generation`` that it is true
+        of (one being computed now); how many were dropped. For an erasure: nothing kept names the erased."""
+        with self._lock:
+            gone = [key for key, held in self._held.items() if names(held[1])]
+            for key in gone:
+                del self._held[key]
+            if self._under_way:
+                self._dropped.append((generation, names))
+            return len(gone)
 
 
 _KEPT: WeakKeyDictionary = WeakKeyDictionary()

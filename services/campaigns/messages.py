@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from services.campaigns.handlers import Deps, receipts
+from services.campaigns.handlers import Deps, forget, receipts
 from services.campaigns.handlers import consume as handlers
 from shared.contract.events import DeliveryEvent
 from shared.contract.messages import (
@@ -47,8 +47,11 @@ HANDLERS: dict[type, Handler] = {
 def consume(batch: list[Incoming], *, deps: Deps) -> BatchOutcome:
     """Apply a batch of identity and loyalty messages in one transaction."""
     # An erasure is a barrier: what came before it is applied first; what names an erased id is dropped.
-    return consume_with_erasures(batch, deps=deps, service="campaigns", decode=lambda msg: read(msg.value),
-                                 dispatch=_dispatch, erase=HANDLERS[CustomerErased])
+    outcome = consume_with_erasures(batch, deps=deps, service="campaigns", decode=lambda msg: read(msg.value),
+                                    dispatch=_dispatch, erase=HANDLERS[CustomerErased])
+    # PIPL: nothing kept in memory names the erased any more (also ids noted by a batch that did not commit).
+    forget.after_commit(deps.store)
+    return outcome
 
 
 def _handler(item: Read) -> Handler | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal
 
@@ -239,26 +239,61 @@ def group_of(bucket_value: int, control_share: Decimal) -> str:
     return "control" if bucket_value < int(control_share * BUCKETS) else "treatment"
 
 
-def plan(campaign_id: str, definition: Definition, facts: Iterable[CustomerFacts], *, on: date,
-         recent_touches: Mapping[str, int], cap: int, p_alive: Mapping[str, float] | None = None) -> Plan:
-    """Evaluate the audience: who matches, who is excluded and why, who is in which group.
+@dataclass
+class Matched:
+    """What a pass over customers' facts finds: matches, consent exclusions, and the consenting matches as
+    members before the contact cap (``touches_before`` 0). Passes over disjoint chunks of customers add up
+    (``add``) to the pass over them all, so an audience can be evaluated a chunk of facts at a time."""
 
-    Exclusions apply before the split, so treatment and control are drawn from the same people.
-    """
-    out = Plan()
+    matched: int = 0
+    refused: Counter = field(default_factory=Counter)
+    open: list[Member] = field(default_factory=list)
+
+    def add(self, other: Matched) -> None:
+        """Take in a pass over other customers."""
+        self.matched += other.matched
+        self.refused.update(other.refused)
+        self.open += other.open
+
+
+def candidates(campaign_id: str, definition: Definition, facts: Iterable[CustomerFacts], *, on: date,
+               p_alive: Mapping[str, float] | None = None) -> Matched:
+    """Who matches the filter, who of them consent withholds and why, and the others with their group."""
+    out = Matched()
     scores = p_alive or {}
     for one in facts:
         who = profile(one, on)
         if not matches(definition.audience, who, scores.get(one.customer_id)):
             continue
         out.matched += 1
-        reason = exclusion(one.attributes, definition.channel, recent_touches.get(one.customer_id, 0), cap)
-        if reason is not None:
-            out.excluded[reason] += 1
+        given = consent(one.attributes, definition.channel)
+        if given is not True:
+            out.refused["no_consent" if given is None else "opted_out"] += 1
             continue
         b = bucket(campaign_id, one.customer_id)
-        out.members.append(Member(one.customer_id, group_of(b, definition.control_share), b, who.tier,
-                                  who.age_band, who.home_store, who.returning, who.frequency,
-                                  recent_touches.get(one.customer_id, 0)))
+        out.open.append(Member(one.customer_id, group_of(b, definition.control_share), b, who.tier, who.age_band,
+                               who.home_store, who.returning, who.frequency))
+    return out
+
+
+def settle(found: Matched, *, recent_touches: Mapping[str, int], cap: int) -> Plan:
+    """The plan once the contact cap applies to the consenting matches (after consent, as ``exclusion``)."""
+    out = Plan(found.matched, excluded=Counter(found.refused))
+    for m in found.open:
+        touched = recent_touches.get(m.customer_id, 0)
+        if touched >= cap:
+            out.excluded["contact_cap"] += 1
+        else:
+            out.members.append(replace(m, touches_before=touched) if touched else m)
     out.members.sort(key=lambda m: m.customer_id)
     return out
+
+
+def plan(campaign_id: str, definition: Definition, facts: Iterable[CustomerFacts], *, on: date,
+         recent_touches: Mapping[str, int], cap: int, p_alive: Mapping[str, float] | None = None) -> Plan:
+    """Evaluate the audience: who matches, who is excluded and why, who is in which group.
+
+    Exclusions apply before the split, so treatment and control are drawn from the same people.
+    """
+    found = candidates(campaign_id, definition, facts, on=on, p_alive=p_alive)
+    return settle(found, recent_touches=recent_touches, cap=cap)

@@ -26,7 +26,11 @@ def history_of(facts: CustomerFacts, on: date) -> History | None:
 
 def p_alive(facts: Iterable[CustomerFacts], on: date) -> dict[str, float]:
     """Probability each customer with a purchase is still active on a day; Conflict if no model fits."""
-    rows = {f.customer_id: h for f in facts if (h := history_of(f, on)) is not None}
+    return scores({f.customer_id: h for f in facts if (h := history_of(f, on)) is not None}, on)
+
+
+def scores(rows: dict[str, History], on: date) -> dict[str, float]:
+    """``p_alive`` from the customers' histories (collected a chunk of facts at a time); Conflict if no model fits."""
     try:
         model = fit_converging(rows, on)
     except (NotEnoughData, NoConvergence) as exc:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from functools import partial
 
 from services.campaigns.domain.audience import kept
-from services.campaigns.handlers import Deps
+from services.campaigns.handlers import Deps, forget
 from services.campaigns.handlers.view_part import refresh_views
 from shared.contract import topics
 from shared.contract.events import ChannelEvent
@@ -108,6 +108,10 @@ def owners(items: list[Decoded[Read]], *, deps: Deps, outcome: BatchOutcome) -> 
 
 def erase(items: list[Decoded[Read]], *, deps: Deps, outcome: BatchOutcome) -> list[OutboxMessage]:
     """Erase customers (issue 12): profile fields deleted, campaign memberships and facts kept under
-    anonymous ids so results stay exact; each erasure confirmed on campaigns' topic."""
+    anonymous ids so results stay exact; each erasure confirmed on campaigns' topic. The ids erased are noted
+    for this process's kept results and preview index to forget once the batch commits (``handlers.forget``)."""
+    for one in items:
+        m = one.item.message
+        forget.note(deps.store, {m.customer_id, *m.records, *deps.store.records_of(m.customer_id)})
     return erase_each(items, service="campaigns", store=deps.store, settings=deps.settings,
                       topic=topics.CAMPAIGN_EVENTS, clock=deps.clock, outcome=outcome)

@@ -53,7 +53,7 @@ NO_CONSENT, OPTED_OUT, CONSENTED = 0, 1, 2
 KEPT_CAMPAIGNS = 16  # campaigns whose members' buckets are kept
 DAY_MS = 86_400_000
 REBUILD_SHARE = 4  # more changed customers than one in this many: the whole index is read again
-CHUNK = 20_000  # customers whose facts are read at once (about 90 MB of objects at most)
+CHUNK = 5_000  # customers whose facts are read at once (about 25 MB of objects; 20,000 peaked at 419 MB: issue 13)
 TEXT_COLUMNS = ("tier", "gender", "city", "home")  # codes of ``FactsIndex.words``
 # A row without facts (a customer gone: erased or merged away) holds nothing of the customer it was.
 BLANK = {"newest": 0, "tier": -1, "gender": -1, "city": -1, "home": -1, "born_y": -1, "born_m": 0, "born_d": 0,
@@ -159,6 +159,21 @@ class FactsIndex:
             self.cols[name][blank] = BLANK[name]
         self.active[at] = True
         self._forget_words(before - {-1} - {code for name in TEXT_COLUMNS for code in rows[name]})
+
+    def forget(self, customers: Collection[str]) -> None:
+        """Erasure (PIPL): these customers' rows blanked and their ids no longer held (their positions hold
+        ``""``, inactive: the log's next read puts their anonymous names in as new rows). Call under ``lock``."""
+        named = [c for c in customers if c in self.pos]
+        if not named:
+            return
+        self._apply([], named)
+        at = _codes([self.pos.pop(c) for c in named])
+        for p in at.tolist():
+            self.ids[p] = ""
+        for held in self.buckets.values():
+            held[at] = -1
+        keep = ~np.isin(self.touch_pos, at)
+        self.touch_pos, self.touch_at = self.touch_pos[keep], self.touch_at[keep]
 
     def _forget_words(self, codes: set[int]) -> None:
         """Forget the words of these codes that no row holds any more."""
@@ -280,6 +295,15 @@ def warm(store: object) -> None:
     index = index_for(store)
     with index.lock:
         index.bring_forward(store)
+
+
+def forget(store: object, customers: Collection[str]) -> None:
+    """Drop these (erased) customers from the store's index, if this process keeps one."""
+    with _INDEXES_LOCK:
+        index = _INDEXES.get(store)
+    if index is not None:
+        with index.lock:
+            index.forget(customers)
 
 
 def keep_current(store: object, *, while_used_s: float) -> bool:

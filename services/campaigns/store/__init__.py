@@ -146,3 +146,12 @@ class CampaignsStore(OutboxStore, Protocol):
     def receipts_of(self, touch_ids: Collection[str]) -> list[Receipt]: ...
     def field_values(self, customers: Collection[str], *,
                      fields: Collection[str]) -> dict[str, dict[str, FieldValue]]: ...
+
+
+class SumsPeriodSales:
+    """``period_sales`` of either adapter: the sum of its ``period_sales_of`` over every customer."""
+
+    def period_sales(self, *, since_ms: int, until_ms: int) -> PeriodSales:
+        """Every customer's purchases in ``[since, until)``, and the refunds of those orders (capped at each order)."""
+        per = self.period_sales_of(None, since_ms=since_ms, until_ms=until_ms)  # type: ignore[attr-defined]
+        return PeriodSales.summed(since_ms, until_ms, per.values())

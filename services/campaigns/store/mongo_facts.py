@@ -18,7 +18,7 @@ from pymongo import UpdateMany
 
 from services.campaigns.domain.attribution import Refund, Sale
 from services.campaigns.domain.audience import CustomerFacts
-from services.campaigns.domain.results import PeriodSales
+from services.campaigns.store import SumsPeriodSales
 from shared.contract.facts import FieldValue, PurchaseFact, RefundFact, newest
 from shared.storage.base import ANON_PREFIX
 from shared.storage.fact_tables import open_doc_field, seal_doc_field
@@ -71,7 +71,7 @@ def _older(order: tuple[int, str, str]) -> dict:
                     {"time_ms": ms, "source": source, "event_id": {"$lt": event_id}}]}
 
 
-class MongoFacts:
+class MongoFacts(SumsPeriodSales):
     """Facts per record and their owners, in the service's MongoDB database (needs ``self.mdb``)."""
 
     mdb: Any
@@ -281,11 +281,6 @@ class MongoFacts:
             for d in self.mdb["refunds"].find({"record_id": {"$in": chunk}}):
                 refunds.append(Refund(owner[d["record_id"]], d["source"], d["id"], d["order_id"], d["amount_minor"]))
         return sales, refunds
-
-    def period_sales(self, *, since_ms: int, until_ms: int) -> PeriodSales:
-        """Every customer's purchases in ``[since, until)``, and the refunds of those orders (capped at each order)."""
-        per = self.period_sales_of(None, since_ms=since_ms, until_ms=until_ms)
-        return PeriodSales.summed(since_ms, until_ms, per.values())
 
     def period_sales_of(self, customers: Collection[str] | None, *, since_ms: int,
                         until_ms: int) -> dict[str, tuple[int, int, int]]:
