@@ -217,11 +217,15 @@ class FactsIndex:
         self.touch_campaign = self.touch_campaign[keep]
 
     def _add_touches(self, rows: list[tuple[str, int, str]]) -> None:
-        held = [(self.pos[c], at, self.campaign_codes.setdefault(campaign, len(self.campaign_codes)))
-                for c, at, campaign in rows if c in self.pos]  # touches of no indexed customer count for none
-        self.touch_pos = np.concatenate([self.touch_pos, _codes([p for p, _, _ in held])])
-        self.touch_at = np.concatenate([self.touch_at, _codes([at for _, at, _ in held])])
-        self.touch_campaign = np.concatenate([self.touch_campaign, _codes([k for _, _, k in held])])
+        pos = self.pos
+        codes = {c: self.campaign_codes.setdefault(c, len(self.campaign_codes)) for c in {r[2] for r in rows}}
+        # Touches of no indexed customer count for none.
+        held = [(pos[c], at, codes[k]) for c, at, k in rows if c in pos]
+        if held:
+            at, when, campaign = (_codes(list(column)) for column in zip(*held, strict=True))
+            self.touch_pos = np.concatenate([self.touch_pos, at])
+            self.touch_at = np.concatenate([self.touch_at, when])
+            self.touch_campaign = np.concatenate([self.touch_campaign, campaign])
 
     def touches(self, *, since_ms: int, until_ms: int) -> np.ndarray:
         """Each customer's touches in ``(since, until]`` (``store.touch_counts`` by position)."""
