@@ -4,8 +4,9 @@ Evaluating an audience the launch's way reads and folds every customer's facts a
 (4 s at 100,000 customers). The preview instead keeps, per store object in this process, an index of every
 active customer's facts as columns (codes for tier, gender, city and home store, the birthday, the last purchase
 day, frequency, net spend, the categories bought, the consent state per channel), read as of no moment (every
-fact held) and brought forward through the store's change log: at an unchanged generation it is used as it is,
-at a newer one only the customers the log names since are read again (the whole index when the log cannot say).
+fact held) and brought forward through the store's logs of facts and touches (``store.changes``): at unchanged
+generations it is used as it is, at a newer one only the customers the facts log names since are read again (the
+whole index when the log cannot say), and only the touches of the campaigns the touches log names.
 The filter then runs as vectorised masks for the day of the preview, with the same casefolded comparisons,
 age bands and ranges as ``audience.matches``; consents and the contact cap leave out the same customers in the
 same order of reasons; buckets are hashed only for the members, and kept per campaign so a changed audience of
@@ -341,8 +342,8 @@ def forget(store: object, customers: Collection[str]) -> None:
 
 def keep_current(store: object, *, while_used_s: float) -> bool:
     """Bring the index forward ahead of the next preview, while people preview (the last preview within
-    ``while_used_s``): after a launch over every customer its first preview would read them all again. True
-    when it did; a preview bringing it forward meanwhile is not waited for."""
+    ``while_used_s``), so that a write's customers are read here rather than by the next preview. True when it did;
+    a preview bringing it forward meanwhile is not waited for."""
     with _INDEXES_LOCK:
         index = _INDEXES.get(store)
     if index is None or index.used_at is None or time.monotonic() - index.used_at > while_used_s:
