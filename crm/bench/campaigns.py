@@ -186,14 +186,15 @@ def run(customers: int = 100_000, runs: int = 3) -> None:
 def preview_timings(base: Path, work: Path, runs: int = 5) -> dict[str, list[tuple[float, float]]]:
     """Time the audience preview (the API's ``/preview``) over a copy of the base, (CPU, wall) in ms: the first
     in a process (its index of customers' facts is built), then per run a new draft's, a changed audience of
-    that draft, and a preview after a write that touches three customers."""
+    that draft, a preview after a write that touches three customers, and once a preview right after another
+    campaign launched over every customer who bought (its touches count against the contact cap)."""
     db = work / "preview.db"
     shutil.copyfile(base, db)
     store = SqliteCampaignsStore(db)
     deps = Deps(store=store, settings=Settings(_env_file=None, data_dir=str(work)),
                 config=CampaignsSettings(_env_file=None), clock=lambda: NOW)
     timings: dict[str, list[tuple[float, float]]] = {"first in a process": [], "new draft": [], "changed audience": [],
-                                       "after a write to 3 customers": []}
+                                       "after a write to 3 customers": [], "right after a launch": []}
 
     def timed(label: str, campaign_id: str) -> None:
         cpu, wall = time.process_time(), time.perf_counter()
@@ -219,6 +220,12 @@ def preview_timings(base: Path, work: Path, runs: int = 5) -> dict[str, list[tup
             store.put_attributes([(f"c_{run * 3 + k:08d}", [FieldValue("city", "Beijing", at, "web/shop",
                                                                         f"bench-{run}-{k}")]) for k in range(3)])
         timed("after a write to 3 customers", campaign_id)
+    launched = commands.create(Definition(name="launched", objective="promotion", channel="sms",
+                                          audience={"frequency": {"min": 1}}, starts_at=NOW,
+                                          ends_at=NOW + timedelta(days=14)), by="bench", idempotency_key=None,
+                               deps=deps)[0].id
+    launching.launch(launched, deps=deps)
+    timed("right after a launch", campaign_id)
     store.close()
     db.unlink()
     return timings

@@ -4,8 +4,9 @@ Evaluating an audience the launch's way reads and folds every customer's facts a
 (4 s at 100,000 customers). The preview instead keeps, per store object in this process, an index of every
 active customer's facts as columns (codes for tier, gender, city and home store, the birthday, the last purchase
 day, frequency, net spend, the categories bought, the consent state per channel), read as of no moment (every
-fact held) and brought forward through the store's change log: at an unchanged generation it is used as it is,
-at a newer one only the customers the log names since are read again (the whole index when the log cannot say).
+fact held) and brought forward through the store's logs of facts and touches (``store.changes``): at unchanged
+generations it is used as it is, at a newer one only the customers the facts log names since are read again (the
+whole index when the log cannot say), and only the touches of the campaigns the touches log names.
 The filter then runs as vectorised masks for the day of the preview, with the same casefolded comparisons,
 age bands and ranges as ``audience.matches``; consents and the contact cap leave out the same customers in the
 same order of reasons; buckets are hashed only for the members, and kept per campaign so a changed audience of
@@ -93,29 +94,47 @@ class FactsIndex:
         self.cols: dict[str, np.ndarray] = {name: np.zeros(0, dtype=np.int64) for name in ints}
         self.cols.update({f"consent.{c}": np.zeros(0, dtype=np.int8) for c in CHANNELS})
         self.active = np.zeros(0, dtype=bool)
-        # Every touch of an indexed customer: its position and time (the contact cap counts them per period).
+        self.touch_generation: int | None = None  # of the store's log of touches (``touches_generation``)
+        # Every touch of an indexed customer: its position, time (the contact cap counts them per period) and
+        # campaign's code in ``campaign_codes`` (a campaign's touches are read again in place of those held).
         self.touch_pos = np.zeros(0, dtype=np.int64)
         self.touch_at = np.zeros(0, dtype=np.int64)
+        self.touch_campaign = np.zeros(0, dtype=np.int64)
+        self.campaign_codes: dict[str, int] = {}
 
     # -- keeping it current ---------------------------------------------------------------
     def bring_forward(self, store) -> None:
-        """Make the index hold the store's facts at its current generation (call under ``lock``)."""
-        generation = store.change_generation()  # read before the data: data newer than it is only re-read
-        if generation == self.generation:
-            return
-        changed = None if self.generation is None else store.changed_ids(after=self.generation, upto=generation)
-        if changed is not None:
-            now = store.current_customers(sorted(changed))
-            customers = set(now.values()) | {c for c in changed if c in self.pos}
-            if len(customers) * REBUILD_SHARE <= max(len(self.ids), 1):
-                named = sorted(customers)
-                self._read(store, named)
-                self._touches(store.touch_times(customers=named), customers)
-                self.generation = generation
+        """Make the index hold the store's facts and touches at its current generations (call under ``lock``).
+        It follows only what it reads: members, receipts and owners change no preview, and a launch's touches
+        are read by campaign, not as every touched customer's facts again."""
+        # The generations are read before the data: data newer than them is only read again.
+        generation, touched = store.facts_generation(), store.touches_generation()
+        if generation != self.generation:
+            changed = None if self.generation is None else store.changed_facts(after=self.generation,
+                                                                                  upto=generation)
+            customers = None
+            if changed is not None:
+                now = store.current_customers(sorted(changed))
+                customers = set(now.values()) | {c for c in changed if c in self.pos}
+                if len(customers) * REBUILD_SHARE > max(len(self.ids), 1):
+                    customers = None
+            if customers is None:
+                self._read(store, sorted(set(store.customer_ids()) | set(self.pos)))
+                self._touches(store.touch_times(), None)
+                self.generation, self.touch_generation = generation, touched
                 return
-        self._read(store, sorted(set(store.customer_ids()) | set(self.pos)))
-        self._touches(store.touch_times(), None)
-        self.generation = generation
+            named = sorted(customers)
+            self._read(store, named)
+            self._touches(store.touch_times(customers=named), customers)
+            self.generation = generation
+        if touched != self.touch_generation:
+            campaigns = None if self.touch_generation is None else store.touched_campaigns(
+                after=self.touch_generation, upto=touched)
+            if campaigns is None:
+                self._touches(store.touch_times(), None)
+            else:
+                self._campaign_touches(store.touch_times(campaigns=sorted(campaigns)), campaigns)
+            self.touch_generation = touched
 
     def _read(self, store, customers: list[str]) -> None:
         """Read these customers' facts again, a chunk at a time: every customer's facts as objects at once
@@ -172,8 +191,7 @@ class FactsIndex:
             self.ids[p] = ""
         for held in self.buckets.values():
             held[at] = -1
-        keep = ~np.isin(self.touch_pos, at)
-        self.touch_pos, self.touch_at = self.touch_pos[keep], self.touch_at[keep]
+        self._keep_touches(~np.isin(self.touch_pos, at))
 
     def _forget_words(self, codes: set[int]) -> None:
         """Forget the words of these codes that no row holds any more."""
@@ -181,18 +199,34 @@ class FactsIndex:
         if unheld:
             self.words = {w: code for w, code in self.words.items() if code not in unheld}
 
-    def _touches(self, rows: list[tuple[str, int]], read: Collection[str] | None) -> None:
+    def _touches(self, rows: list[tuple[str, int, str]], read: Collection[str] | None) -> None:
         """Put in the touches of the customers ``read`` (None: everyone) in place of those held."""
         if read is None:
-            keep = np.zeros(0, dtype=np.int64)
-            self.touch_pos, self.touch_at = keep, keep
+            self._keep_touches(np.zeros(len(self.touch_pos), dtype=bool))
         else:
-            again = _codes([self.pos[c] for c in read if c in self.pos])
-            keep = ~np.isin(self.touch_pos, again)
-            self.touch_pos, self.touch_at = self.touch_pos[keep], self.touch_at[keep]
-        held = [(self.pos[c], at) for c, at in rows if c in self.pos]  # touches of no indexed customer count for none
-        self.touch_pos = np.concatenate([self.touch_pos, _codes([p for p, _ in held])])
-        self.touch_at = np.concatenate([self.touch_at, _codes([at for _, at in held])])
+            self._keep_touches(~np.isin(self.touch_pos, _codes([self.pos[c] for c in read if c in self.pos])))
+        self._add_touches(rows)
+
+    def _campaign_touches(self, rows: list[tuple[str, int, str]], campaigns: Collection[str]) -> None:
+        """Put in every touch of these campaigns in place of those held."""
+        again = _codes([self.campaign_codes[c] for c in campaigns if c in self.campaign_codes])
+        self._keep_touches(~np.isin(self.touch_campaign, again))
+        self._add_touches(rows)
+
+    def _keep_touches(self, keep: np.ndarray) -> None:
+        self.touch_pos, self.touch_at = self.touch_pos[keep], self.touch_at[keep]
+        self.touch_campaign = self.touch_campaign[keep]
+
+    def _add_touches(self, rows: list[tuple[str, int, str]]) -> None:
+        pos = self.pos
+        codes = {c: self.campaign_codes.setdefault(c, len(self.campaign_codes)) for c in {r[2] for r in rows}}
+        # Touches of no indexed customer count for none.
+        held = [(pos[c], at, codes[k]) for c, at, k in rows if c in pos]
+        if held:
+            at, when, campaign = (_codes(list(column)) for column in zip(*held, strict=True))
+            self.touch_pos = np.concatenate([self.touch_pos, at])
+            self.touch_at = np.concatenate([self.touch_at, when])
+            self.touch_campaign = np.concatenate([self.touch_campaign, campaign])
 
     def touches(self, *, since_ms: int, until_ms: int) -> np.ndarray:
         """Each customer's touches in ``(since, until]`` (``store.touch_counts`` by position)."""
@@ -308,8 +342,8 @@ def forget(store: object, customers: Collection[str]) -> None:
 
 def keep_current(store: object, *, while_used_s: float) -> bool:
     """Bring the index forward ahead of the next preview, while people preview (the last preview within
-    ``while_used_s``): after a launch over every customer its first preview would read them all again. True
-    when it did; a preview bringing it forward meanwhile is not waited for."""
+    ``while_used_s``), so that a write's customers are read here rather than by the next preview. True when it did;
+    a preview bringing it forward meanwhile is not waited for."""
     with _INDEXES_LOCK:
         index = _INDEXES.get(store)
     if index is None or index.used_at is None or time.monotonic() - index.used_at > while_used_s:

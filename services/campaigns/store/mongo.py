@@ -122,20 +122,23 @@ class _MongoCampaigns(MongoFacts, MongoStore, MongoMembership, MongoLeases, Mong
         loose = {r for name in ("purchases", "refunds") for r in self.mdb[name].distinct("record_id")} - mapped
         return sorted(set(self.mdb["memberships"].distinct("customer_id")) | loose)
 
-    def touch_times(self, *, customers: Collection[str] | None = None) -> list[tuple[str, int]]:
-        """Every touch as (its customer as they are now, its time); only the ``customers`` named, when named."""
-        coll = self.mdb["touches"]
+    def touch_times(self, *, customers: Collection[str] | None = None,
+                    campaigns: Collection[str] | None = None) -> list[tuple[str, int, str]]:
+        """Every touch as (its customer as they are now, its time, its campaign); only those of the ``customers``
+        named, or of the ``campaigns`` named, when named."""
+        coll, fields = self.mdb["touches"], {"customer_id": 1, "at_ms": 1, "campaign_id": 1}
         if customers is None:
-            held = [(d["customer_id"], d["at_ms"]) for d in coll.find({}, {"customer_id": 1, "at_ms": 1})]
-            now = self.current_customers({c for c, _ in held})
-            return [(now[c], at) for c, at in held]
+            query = {} if campaigns is None else {"campaign_id": {"$in": sorted(set(campaigns))}}
+            held = [(d["customer_id"], d["at_ms"], d["campaign_id"]) for d in coll.find(query, fields)]
+            now = self.current_customers({c for c, _, _ in held})
+            return [(now[c], at, campaign) for c, at, campaign in held]
         # A customer's touches: those of its records, and those of its own id when no mapping names that id.
         owner = self._records(customers)
         mapped = {d["_id"] for chunk in chunked(customers)
                   for d in self.mdb["memberships"].find({"_id": {"$in": chunk}}, {"_id": 1})}
         owner.update({c: c for c in customers if c not in mapped})
-        return [(owner[d["customer_id"]], d["at_ms"]) for chunk in chunked(owner)
-                for d in coll.find({"customer_id": {"$in": chunk}}, {"customer_id": 1, "at_ms": 1})]
+        return [(owner[d["customer_id"]], d["at_ms"], d["campaign_id"]) for chunk in chunked(owner)
+                for d in coll.find({"customer_id": {"$in": chunk}}, fields)]
 
     def _new_only(self, name: str, docs: list[dict]) -> set:
         coll = self.mdb[name]

@@ -217,19 +217,27 @@ class _SqliteCampaigns(SqliteFactReads, SqliteStore, SqliteMembership, SqliteLea
             " ON m.record_id = t.customer_id WHERE t.at_ms > ? AND t.at_ms <= ? GROUP BY 1", (since_ms, until_ms))
         return dict(rows)
 
-    def touch_times(self, *, customers: Collection[str] | None = None) -> list[tuple[str, int]]:
-        """Every touch as (its customer as they are now, its time); only the ``customers`` named, when named."""
+    def touch_times(self, *, customers: Collection[str] | None = None,
+                    campaigns: Collection[str] | None = None) -> list[tuple[str, int, str]]:
+        """Every touch as (its customer as they are now, its time, its campaign); only those of the ``customers``
+        named, or of the ``campaigns`` named, when named."""
         c = self.db.conn()
         if customers is None:
-            return c.execute("SELECT COALESCE(m.customer_id, t.customer_id), t.at_ms FROM touches t"
-                             " LEFT JOIN memberships m ON m.record_id = t.customer_id").fetchall()
+            every = ("SELECT COALESCE(m.customer_id, t.customer_id), t.at_ms, t.campaign_id FROM {} t"
+                     " LEFT JOIN memberships m ON m.record_id = t.customer_id")
+            if campaigns is None:
+                return c.execute(every.format("touches")).fetchall()
+            self._wanted(campaigns)
+            return c.execute(every.format("temp.wanted w CROSS JOIN touches")
+                             + " WHERE t.campaign_id = w.id").fetchall()
         self._wanted(customers)
         # A customer's touches: those of its records, and those of its own id when no mapping names that id.
         return c.execute(
-            "SELECT m.customer_id, t.at_ms FROM temp.wanted w CROSS JOIN memberships m ON m.customer_id = w.id"
-            " CROSS JOIN touches t ON t.customer_id = m.record_id UNION ALL SELECT t.customer_id, t.at_ms"
-            " FROM temp.wanted w CROSS JOIN touches t ON t.customer_id = w.id"
-            " WHERE NOT EXISTS (SELECT 1 FROM memberships m WHERE m.record_id = t.customer_id)").fetchall()
+            "SELECT m.customer_id, t.at_ms, t.campaign_id FROM temp.wanted w CROSS JOIN memberships m"
+            " ON m.customer_id = w.id CROSS JOIN touches t ON t.customer_id = m.record_id UNION ALL"
+            " SELECT t.customer_id, t.at_ms, t.campaign_id FROM temp.wanted w CROSS JOIN touches t"
+            " ON t.customer_id = w.id WHERE NOT EXISTS (SELECT 1 FROM memberships m WHERE m.record_id = t.customer_id)"
+        ).fetchall()
 
     def add_members(self, rows: list[MemberRow]) -> None:
         """Freeze audience members (a re-sent member changes nothing)."""

@@ -129,3 +129,40 @@ def test_a_write_rolled_back_takes_its_generation_with_it(tmp_path):
     with store.transaction():
         store.add_purchases([_p(1, "c_a")])
     assert (store.change_generation(), store.changed_ids(after=0, upto=1)) == (1, {"c_a"})
+
+
+def _preview_logged(store, write) -> tuple[set[str] | None, set[str] | None]:
+    """What one write logged for the preview's index: (facts' ids, touched campaigns), None where not bumped."""
+    facts, touches = store.facts_generation(), store.touches_generation()
+    with store.transaction():
+        write()
+    assert store.facts_generation() - facts in (0, 1) and store.touches_generation() - touches in (0, 1)
+    return (store.changed_facts(after=facts, upto=facts + 1) if store.facts_generation() > facts else None,
+            store.touched_campaigns(after=touches, upto=touches + 1) if store.touches_generation() > touches
+            else None)
+
+
+def test_the_preview_logs_follow_only_facts_and_the_campaigns_touched(store):
+    assert (store.facts_generation(), store.touches_generation()) == (0, 0)
+    assert _preview_logged(store, lambda: store.add_purchases([_p(1, "c_a")])) == ({"c_a"}, None)
+    assert _preview_logged(store, lambda: store.add_refunds([RefundFact("pos/S01", "r1", "c_a", "o1", 300, 2_000)])
+                           ) == ({"c_a"}, None)
+    assert _preview_logged(store, lambda: store.put_attributes(
+        [("r_b", [FieldValue("consent.sms", True, 1_500, "web", "e1")])])) == ({"r_b"}, None)
+    assert _preview_logged(store, lambda: store.put_tiers([("c_a", "gold", "v1")])) == ({"c_a"}, None)
+    assert _preview_logged(store, lambda: store.apply_memberships(
+        [Membership("r_b", "c_a", "2026-01-01T00:00:00.000001Z")])) == ({"r_b", "c_a"}, None)
+    # Members, owners and receipts change no preview; touches name their campaigns only.
+    assert _preview_logged(store, lambda: store.put_owners([OwnerRow("c_a", "S02", "2026-01-01T00:00:00.000002Z")])
+                           ) == (None, None)
+    assert _preview_logged(store, lambda: store.add_members([_member("cmp_1", "c_a")])) == (None, None)
+    touches = [TouchRow("t_1", "cmp_1", "c_a", "sms", 5_000), TouchRow("t_2", "cmp_2", "r_b", "sms", 5_000)]
+    assert _preview_logged(store, lambda: store.add_touches(touches)) == (None, {"cmp_1", "cmp_2"})
+    assert _preview_logged(store, lambda: store.add_touches(touches)) == (None, None)  # held already
+    assert _preview_logged(store, lambda: store.add_receipts(
+        [Receipt("web/sms", "e1", "t_2", "cmp_2", "delivered", None, 6)])) == (None, None)
+    assert _preview_logged(store, lambda: store.erase_customer("c_a", records=[], erasure_id="er1", anon="anon_1")
+                           )[0] == store.changed_ids(after=store.change_generation() - 1,
+                                                     upto=store.change_generation())
+    # The general log (kept results) still names every write above.
+    assert store.change_generation() == 10

@@ -37,6 +37,11 @@ TEXT = {"gender": ["F", "f", "M", None], "city": ["Shanghai", "shanghai", "Beiji
                      *(f"{2001 - 10 * k}-03-{d}" for k in range(4) for d in (21, 22, 24, 25, 27, 28, 30, 31))]}
 
 
+def current(index: fast.FactsIndex, store) -> bool:
+    """Whether the index holds the store's facts and touches as they are now."""
+    return (index.generation, index.touch_generation) == (store.facts_generation(), store.touches_generation())
+
+
 class History:
     """Random writes to a store, through its own methods (so each is logged as the service logs it)."""
 
@@ -170,7 +175,7 @@ def test_the_kept_preview_counts_what_plan_counts_over_random_histories_and_filt
             seen.append(expected)
     assert len(seen) == 60 and sum(1 for s in seen if s["treatment"] and s["control"]) >= 20  # not trivially 0
     assert all(sum(1 for s in seen if s["excluded"][r]) >= 10 for r in ("no_consent", "opted_out", "contact_cap"))
-    assert fast.index_for(store).generation == store.change_generation()  # brought forward, not rebuilt blind
+    assert current(fast.index_for(store), store)  # brought forward, not rebuilt blind
 
 
 def test_a_preview_reads_again_only_the_customers_changed_since_the_last(store, tmp_path, monkeypatch):
@@ -235,7 +240,7 @@ def test_the_worker_builds_the_index_as_it_starts_and_keeps_it_current_while_peo
     index = fast.index_for(store)
     for task in app.tasks:  # what the worker runs as it starts
         asyncio.run(task())
-    assert index.generation == store.change_generation() and int(index.active.sum()) == 30
+    assert current(index, store) and int(index.active.sum()) == 30
     body = {"objective": "promotion", "channel": "sms", "starts_at": f.at(10).isoformat(),
             "ends_at": f.at(20).isoformat()}
     draft = world.http.post("/v1/campaigns", json={**body, "name": "draft"}).json()["campaign_id"]
@@ -243,8 +248,8 @@ def test_the_worker_builds_the_index_as_it_starts_and_keeps_it_current_while_peo
     other = world.http.post("/v1/campaigns", json={**body, "name": "other"}).json()["campaign_id"]
     assert world.http.post(f"/v1/campaigns/{other}/launch").status_code == 200  # every consenting customer
     _, keep = app.timers["campaigns.preview_index"]
-    asyncio.run(keep())  # the next tick reads the launched customers again, not the next preview
-    assert index.generation == store.change_generation()
+    asyncio.run(keep())  # the next tick reads the launch's touches, not the next preview
+    assert current(index, store)
     kept: list = []
     real = store.customer_facts
     monkeypatch.setattr(store, "customer_facts", lambda **kw: kept.append(kw["as_of_ms"]) or real(**kw))
@@ -253,4 +258,49 @@ def test_the_worker_builds_the_index_as_it_starts_and_keeps_it_current_while_peo
     index.used_at = time.monotonic() - deps.config.preview_keep_s - 1  # nobody previewed for a while
     world.feed([f.purchase("c_001", "late-1", f.at(4), "5.00")])
     asyncio.run(keep())
-    assert index.generation < store.change_generation()  # left for the next preview
+    assert index.generation < store.facts_generation()  # left for the next preview
+
+
+def test_a_preview_right_after_a_launch_reads_the_launchs_touches_not_every_member_again(store, tmp_path,
+                                                                                          monkeypatch):
+    history = History(store, random.Random(5))
+    for _ in range(300):
+        history.write()
+    with store.transaction():  # most customers consent: the launch touches many
+        store.put_attributes([(r, [FieldValue("consent.sms", True, epoch_ms(T0 + timedelta(days=19)), "web/shop",
+                                              f"consent-{r}")]) for r in RECORDS])
+    clock = [T0 + timedelta(days=25)]
+    deps = deps_for(store, tmp_path, clock)
+
+    def draft(name: str, audience: dict) -> str:
+        definition = Definition(name=name, objective="promotion", channel="sms", audience=audience,
+                                starts_at=clock[0], ends_at=clock[0] + timedelta(days=9), control_share="0.2")
+        return commands.create(definition, by="test", idempotency_key=None, deps=deps)[0].id
+
+    launched, other = draft("launched", {}), draft("other", {"frequency": {"min": 1}})
+    before = launching.preview(other, deps=deps)
+    assert before == planned(other, deps)
+    assert launching.launch(launched, deps=deps).launched_now
+    assert store.touch_count(launched) >= 30  # more than one customer in REBUILD_SHARE
+    facts_read: list[list[str]] = []  # customers whose facts the index read again
+    touches_read: list[dict] = []
+    real_facts, real_touches = store.customer_facts, store.touch_times
+
+    def noted_facts(**kw):
+        if kw["as_of_ms"] == fast.EVER:
+            facts_read.append(sorted(kw["customers"]))
+        return real_facts(**kw)
+
+    monkeypatch.setattr(store, "customer_facts", noted_facts)
+    monkeypatch.setattr(store, "touch_times", lambda **kw: touches_read.append(kw) or real_touches(**kw))
+    after = launching.preview(other, deps=deps)
+    assert after == planned(other, deps)
+    # The launch's touches count against the cap of 3: more customers of the other campaign are left out.
+    assert after["excluded"]["contact_cap"] > before["excluded"]["contact_cap"]
+    assert facts_read == [] and touches_read == [{"campaigns": [launched]}]
+    with store.transaction():
+        store.put_attributes([("r007", [FieldValue("city", "Shanghai", epoch_ms(T0), "web/shop", "late-e")])])
+    assert launching.preview(other, deps=deps) == planned(other, deps)
+    owner = store.current_customers(["r007"])["r007"]
+    assert facts_read in ([sorted({owner, "r007"})], [[owner]])  # the record's customer only
+    assert touches_read[1:] == [{"customers": facts_read[0]}]

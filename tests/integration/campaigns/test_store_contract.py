@@ -302,14 +302,18 @@ def test_touch_times_follow_the_customers_as_they_are_now_as_touch_counts_do(sto
         store.add_touches([TouchRow("t1", "cmp_1", "a", "sms", 10), TouchRow("t2", "cmp_1", "b", "sms", 20),
                            TouchRow("t3", "cmp_2", "b", "sms", 30), TouchRow("t4", "cmp_2", "loose", "sms", 40)])
         store.apply_memberships([Membership("b", "a", "t2")])  # b merged into a
-    assert sorted(store.touch_times()) == [("a", 10), ("a", 20), ("a", 30), ("loose", 40)]
-    assert sorted(store.touch_times(customers=["a", "loose", "c"])) == [("a", 10), ("a", 20), ("a", 30),
-                                                                        ("loose", 40)]
+    assert sorted(store.touch_times()) == [("a", 10, "cmp_1"), ("a", 20, "cmp_1"), ("a", 30, "cmp_2"),
+                                           ("loose", 40, "cmp_2")]
+    assert sorted(store.touch_times(customers=["a", "loose", "c"])) == [("a", 10, "cmp_1"), ("a", 20, "cmp_1"),
+                                                                        ("a", 30, "cmp_2"), ("loose", 40, "cmp_2")]
     assert store.touch_times(customers=["b"]) == []  # b's touches are a's now
+    assert sorted(store.touch_times(campaigns=["cmp_2", "cmp_9"])) == [("a", 30, "cmp_2"), ("loose", 40, "cmp_2")]
+    assert store.touch_times(campaigns=[]) == []
     assert store.touch_counts(since_ms=0, until_ms=100) == {"a": 3, "loose": 1}
     with store.transaction():
         store.apply_memberships([Membership("b", "b", "t3")])  # unmerged
-    assert sorted(store.touch_times(customers=["b"])) == [("b", 20), ("b", 30)]
+    assert sorted(store.touch_times(customers=["b"])) == [("b", 20, "cmp_1"), ("b", 30, "cmp_2")]
+    assert sorted(store.touch_times(campaigns=["cmp_1"])) == [("a", 10, "cmp_1"), ("b", 20, "cmp_1")]
 
 
 def test_customer_ids_name_every_customer_of_the_whole_facts_read_so_it_can_be_read_in_chunks(store):
