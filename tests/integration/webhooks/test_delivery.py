@@ -137,15 +137,17 @@ def test_a_hanging_receiver_does_not_slow_consumption(host):
 
 def test_deliveries_survive_a_restart(host, tmp_path):
     with Receiver(secret=SECRET, codes=[500]) as rx:
-        first = host(backoff_s=0.5, max_attempts=5).start()
+        # The retry is due 3 s after the failed try: the first process stops well before it, even when a loaded
+        # machine is slow to notice the failure (at 0.5 s, CI once saw the first process deliver the retry).
+        first = host(backoff_s=3.0, max_attempts=5).start()
         wid = first.subscribe(rx.url, "campaign.touch", secret=SECRET)
         first.feed(touch(1))
         wait_for(lambda: first.deliveries(wid)[0]["attempts"] == 1, what="a failed first try")
         first.stop()
         first.feed(touch(2))  # recorded while no dispatcher runs
         assert [d["status"] for d in first.deliveries(wid)] == ["pending", "pending"]
-        second = host(backoff_s=0.5, max_attempts=5).start()  # a new process over the same database
-        done = wait_for(_status(second, wid, "delivered", 2), what="both delivered after the restart")
+        second = host(backoff_s=3.0, max_attempts=5).start()  # a new process over the same database
+        done = wait_for(_status(second, wid, "delivered", 2), timeout_s=20, what="both delivered after the restart")
     assert sorted(d["attempts"] for d in done) == [1, 2]  # the first kept its failed try across the restart
     assert sorted(r.json()["data"]["touch_id"] for r in rx.received) == ["t-1", "t-1", "t-2"]
 
