@@ -76,9 +76,12 @@ def consume(batch: list[Incoming], *, deps: Deps) -> BatchOutcome:
             return _read(msg.value)
         return Read(hooks.decode(msg.value) if hooks is not None else None)  # a topic only webhooks read
 
-    # An erasure is a barrier: what came before it is applied first; what names an erased id is dropped.
+    # An erasure is a barrier: what came before it is applied first; what names an erased id is dropped. The
+    # customers are evaluated once, when the whole batch is applied (``finish``).
+    pending = h.Pending()
     outcome = consume_with_erasures(batch, deps=deps, service="alerts", decode=decode,
-                                    dispatch=partial(_apply, own=own), erase=HANDLERS[CustomerErased])
+                                    dispatch=partial(_apply, own=own, pending=pending), erase=HANDLERS[CustomerErased],
+                                    finish=partial(h.finish, pending=pending))
     return hooks.committed(outcome) if hooks is not None else outcome
 
 
@@ -99,9 +102,9 @@ def _handler(item: Read) -> Handler | None:
 
 
 def _apply(items: list[Decoded[Read]], *, deps: Deps, outcome: BatchOutcome,
-           own: frozenset[str]) -> list[OutboxMessage]:
-    """Each run of alerts' messages with one handler to it, in batch order; then the batch noted is kept and
-    evaluated. Every message is offered to the webhooks."""
+           own: frozenset[str], pending: h.Pending) -> list[OutboxMessage]:
+    """Each run of alerts' messages with one handler to it, in batch order; then the run noted is kept (and
+    evaluated with the rest of the batch by ``finish``). Every message is offered to the webhooks."""
     mine = [one for one in items if one.msg.topic in own]
     out: list[OutboxMessage] = []
     if mine:
@@ -111,7 +114,7 @@ def _apply(items: list[Decoded[Read]], *, deps: Deps, outcome: BatchOutcome,
                 outcome.counts["ignored"] += len(list(run))
             else:
                 handler(list(run), deps=deps, outcome=fold)  # nothing of its own: settle announces the batch
-        out = h.settle(fold, deps=deps)
+        out = h.settle(fold, deps=deps, pending=pending)
     if len(mine) < len(items):  # messages only the webhooks read: of a kind they send, or ignored
         told = sum(1 for one in items if one.msg.topic not in own and one.item.message is not None)
         outcome.processed += told

@@ -132,15 +132,18 @@ class ErasingDeps(Protocol):
 
 
 def consume_with_erasures(batch: list[Incoming], *, deps: ErasingDeps, service: str,
-                          decode: Callable[[Incoming], Read], dispatch: Run, erase: Run) -> BatchOutcome:
+                          decode: Callable[[Incoming], Read], dispatch: Run, erase: Run,
+                          finish: Callable[..., list[OutboxMessage]] | None = None) -> BatchOutcome:
     """A downstream service's consume: the batch decoded by ``decode`` and applied in one transaction by
     ``dispatch``, each run of erasures taken by ``erase`` as a barrier (see :func:`dispatch_with_erasures`);
     once it committed, the erased customers' old copies scrubbed. ``dispatch`` and ``erase`` are handlers
-    ``(items, *, deps, outcome)``."""
+    ``(items, *, deps, outcome)``; ``finish(*, deps, outcome)``, if given, ends each transaction after its
+    last run (what it announces must leave out the customers erased meanwhile)."""
     def apply(items: list[Decoded[Read]], outcome: BatchOutcome) -> list[OutboxMessage]:
-        return dispatch_with_erasures(items, store=deps.store, outcome=outcome,
-                                      apply=lambda run: dispatch(run, deps=deps, outcome=outcome),
-                                      erase=lambda run: erase(run, deps=deps, outcome=outcome))
+        out = dispatch_with_erasures(items, store=deps.store, outcome=outcome,
+                                     apply=lambda run: dispatch(run, deps=deps, outcome=outcome),
+                                     erase=lambda run: erase(run, deps=deps, outcome=outcome))
+        return out + finish(deps=deps, outcome=outcome) if finish is not None else out
 
     outcome = process_batch(batch, store=deps.store, service=service, prefix=deps.settings.topic_prefix,
                             clock=deps.clock, decode=decode, apply=apply)

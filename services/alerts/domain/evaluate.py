@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from services.alerts.domain.facts import CustomerFacts, Occurrence
@@ -79,7 +80,7 @@ class _Ctx:
     @property
     def visits(self) -> Visits:
         if self._visits is None:
-            self._visits = visits(self.days, self.day)
+            self._visits = visits(self.days, self.day, ordered=True)
         return self._visits
 
     @property
@@ -153,25 +154,32 @@ class Visits:
 
     last_30: int
     prior_90: int
+    # Average visits per 30-day month over the prior 90 days (worked out once: both churn lights compare it).
+    monthly_average: Decimal = field(init=False, repr=False, compare=False)
 
-    @property
-    def monthly_average(self) -> Decimal:
-        """Average visits per 30-day month over the prior 90 days."""
-        return Decimal(self.prior_90) / 3
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "monthly_average", Decimal(self.prior_90) / 3)
 
 
-def visits(days: list[date], day: date) -> Visits:
-    """Visits in ``day-29 … day`` and in ``day-119 … day-30``."""
-    days = sorted(days)
+def visits(days: list[date], day: date, *, ordered: bool = False) -> Visits:
+    """Visits in ``day-29 … day`` and in ``day-119 … day-30`` (``ordered``: ``days`` are sorted already)."""
+    if not ordered:
+        days = sorted(days)
     recent = bisect_left(days, day - timedelta(days=29))
     return Visits(bisect_right(days, day) - recent, recent - bisect_left(days, day - timedelta(days=119)))
+
+
+@lru_cache(maxsize=256, typed=True)
+def _decimal(value: object) -> Decimal:
+    """A rule parameter as an exact decimal (the same few values every evaluation: worked out once each)."""
+    return Decimal(str(value))
 
 
 def _red(rule: Rule, ctx: _Ctx) -> Desired | None:
     days, v = ctx.days, ctx.visits
     quiet_days = int(rule.param("quiet_days"))
     if (days and (ctx.day - days[-1]).days >= quiet_days
-            and v.monthly_average >= Decimal(str(rule.param("min_monthly_visits")))):
+            and v.monthly_average >= _decimal(rule.param("min_monthly_visits"))):
         return ctx.condition(rule, f"last_visit={days[-1].isoformat()}",
                              {"reason": "stopped_coming", "visits_last_30": v.last_30, "visits_prior_90": v.prior_90,
                               "last_visit": days[-1].isoformat()})
@@ -209,7 +217,7 @@ def churn_red(rule: Rule, ctx: _Ctx) -> Result:
 
 def churn_yellow(rule: Rule, ctx: _Ctx) -> Result:
     v, changes = ctx.visits, ctx.window_changes
-    if v.monthly_average < Decimal(str(rule.param("min_monthly_visits"))) or v.last_30 * 2 >= v.monthly_average:
+    if v.monthly_average < _decimal(rule.param("min_monthly_visits")) or v.last_30 * 2 >= v.monthly_average:
         return None, changes
     # A persisting drop is one episode until someone resolves it; suppress_days keeps it from nagging.
     return ctx.condition(rule, ctx.since_resolved(rule),
@@ -221,7 +229,7 @@ def churn_model(rule: Rule, ctx: _Ctx) -> Result:
     nxt = [ctx.midnight(ctx.day + timedelta(days=int(rule.param("recheck_days"))))] if f.purchases else []
     if f.p_alive is None or len(ctx.days) < int(rule.param("min_purchase_days")):
         return None, nxt
-    if f.spend_minor(ctx.day) < to_minor(Decimal(str(rule.param("min_spend")))):
+    if f.spend_minor(ctx.day) < to_minor(_decimal(rule.param("min_spend"))):
         return None, nxt
     if f.p_alive >= float(rule.param("p_alive_below")):
         return None, nxt
@@ -329,9 +337,11 @@ EVALUATORS: dict[str, Callable[[Rule, _Ctx], Result]] = {
 }
 
 
-def evaluate(facts: CustomerFacts, rules: Iterable[Rule], as_of: datetime, zone: ZoneInfo) -> Evaluation:
-    """The alerts ``facts`` call for as of ``as_of``, and the next moment that can change."""
-    ctx = _Ctx(facts, as_of, as_of.astimezone(zone).date(), zone)
+def evaluate(facts: CustomerFacts, rules: Iterable[Rule], as_of: datetime, zone: ZoneInfo, *,
+             day: date | None = None) -> Evaluation:
+    """The alerts ``facts`` call for as of ``as_of``, and the next moment that can change (``day``: as_of's
+    calendar day in ``zone``, when the caller evaluates many customers as of one moment)."""
+    ctx = _Ctx(facts, as_of, as_of.astimezone(zone).date() if day is None else day, zone)
     desired: dict[str, Desired] = {}
     changes: list[datetime] = []
     for rule in rules:

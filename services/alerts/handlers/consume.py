@@ -3,8 +3,10 @@
 ``messages.HANDLERS`` gives each consumed kind its handler here, with every service's signature ``(items, *,
 deps, outcome)``: here ``outcome`` is the batch's ``Fold`` (its counts and what its messages told), and a
 handler notes into it and announces nothing itself; once the whole batch is noted, ``settle`` keeps it with a
-few bulk store calls, whatever the store (on MongoDB a call per message is a round trip per document), applies
-the merges and unmerges in it, and evaluates each customer its new facts concern once.
+few bulk store calls, whatever the store (on MongoDB a call per message is a round trip per document) and
+applies the merges and unmerges in it; ``finish`` then evaluates each customer the batch's new facts concern,
+once, after all of its messages (an erasure cuts a batch into runs, each settled in turn: the customers of
+every run are evaluated once, after the last, as in a batch without the erasure).
 """
 
 from __future__ import annotations
@@ -278,19 +280,55 @@ def _occurred(fold: Fold, row: OccurrenceRow) -> None:
 # -- the batch, noted: kept and evaluated -----------------------------------------------------------
 
 
-def settle(fold: Fold, *, deps: Deps) -> list[OutboxMessage]:
-    """Keep a noted batch, apply its merges, evaluate the customers it concerns; the outbox announcing it."""
-    store = deps.store
-    records = fold.records | _keep(fold, deps)
+@dataclass
+class Pending:
+    """What a batch's settled runs leave to evaluate and announce once, when the batch ends (``finish``)."""
+
+    batch: BatchOutcome | None = None  # the unit of work it belongs to (a failed batch is retried one by one)
+    writer: Writer | None = None
+    records: set[str] = field(default_factory=set)  # records with new facts
+    moved: set[str] = field(default_factory=set)  # records a merge or unmerge moved
+    regrouped: set[str] = field(default_factory=set)
+
+    def of(self, batch: BatchOutcome, deps: Deps) -> Pending:
+        """Itself for this unit of work, started afresh if it is a new one."""
+        if self.batch is not batch:
+            self.batch, self.writer = batch, Writer(deps, deps.clock())
+            self.records, self.moved, self.regrouped = set(), set(), set()
+        return self
+
+
+def settle(fold: Fold, *, deps: Deps, pending: Pending) -> list[OutboxMessage]:
+    """Keep a noted run of a batch and apply its merges; what it concerns is left to ``finish``."""
+    store, pending = deps.store, pending.of(fold.batch, deps)
+    pending.records |= fold.records | _keep(fold, deps)
     moved = store.apply_memberships(fold.rows)
     satisfaction.keep(fold, deps=deps)  # issue 15: survey and purchase-day aggregates, this transaction
-    writer = Writer(deps, deps.clock())
-    writer.rehome(moved)
+    pending.writer.rehome(moved)
+    pending.moved |= moved
+    pending.regrouped |= fold.regrouped
+    return []  # announced once the batch ends
+
+
+def finish(*, deps: Deps, outcome: BatchOutcome, pending: Pending) -> list[OutboxMessage]:
+    """End a batch: evaluate each customer its runs concern, once, after all of them; the outbox announcing
+    the batch (nothing about a customer an erasure in it removed)."""
+    if pending.batch is not outcome:
+        return []  # nothing of alerts' own in this unit of work
+    writer, records, moved = pending.writer, pending.records, pending.moved
+    pending.batch = None
+    store = deps.store
     owners = store.customers_of(sorted(records | moved))
-    writer.evaluate(sorted({owners[r] for r in records} | {c for c in moved if owners[c] == c}))
-    writer.republish(c for c in moved & fold.regrouped if owners[c] == c)
-    fold.counts.update(writer.counts)  # evaluated, raised, resolved...: the service's handled metrics
-    return writer.outbox()
+    customers = {owners[r] for r in records} | {c for c in moved if owners[c] == c}
+    erased = store.erased_ids(sorted(customers)) if outcome.counts.get("erasures") else set()
+    writer.evaluate(sorted(customers - erased))
+    writer.republish(c for c in moved & pending.regrouped if owners[c] == c and c not in erased)
+    outcome.counts.update(writer.counts)  # evaluated, raised, resolved...: the service's handled metrics
+    out = writer.outbox()
+    if erased or outcome.counts.get("erasures"):
+        gone = store.erased_ids(sorted({(m.key or b"").decode("latin-1") for m in out}))
+        out = [m for m in out if (m.key or b"").decode("latin-1") not in gone]
+    return out
 
 
 def _keep(fold: Fold, deps: Deps) -> set[str]:

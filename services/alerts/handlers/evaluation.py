@@ -116,7 +116,7 @@ class Writer:
         for a in store.active_alerts(customers):
             active[a.customer_id][a.type] = a
             self._hold(a)
-        evaluations = {c: evaluate(facts[c], rules, self.as_of, deps.zone) for c in customers}
+        evaluations = {c: evaluate(facts[c], rules, self.as_of, deps.zone, day=day) for c in customers}
         keys = {c: [t.key for d in e.desired.values() for t in d.triggers] for c, e in evaluations.items()}
         covers = store.covered([k for ks in keys.values() for k in ks])
         due: dict[str, int | None] = {}
