@@ -22,7 +22,7 @@ WEEK_DAYS = 7.0
 PENALIZERS = (0.0, 0.001, 0.01, 0.1)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class History:
     """One customer's summary as the model reads it (``x``, ``t_x``, ``T`` in the paper)."""
 

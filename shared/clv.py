@@ -33,7 +33,7 @@ PENALIZERS = (0.0, 0.001, 0.01, 0.1)
 _CENT = Decimal("0.01")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Spending:
     """One customer's purchase days and spend as both models read them."""
 

@@ -10,7 +10,7 @@ from services.alerts.domain.facts import CustomerFacts
 from shared.churn import ChurnModel, History, history
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Standing:
     """One customer under a fitted model: the summary, probability alive, expected purchase days."""
 
