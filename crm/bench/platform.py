@@ -39,6 +39,7 @@ class BenchPlatform:
     settings: Settings
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
+    broker_pid: int | None = None  # the bundled broker's process (its memory is reported beside the services')
     envs: dict[str, dict[str, str]] = field(default_factory=dict)  # each service's extra environment
     # One client for every poll: a new one per request builds an SSL context (CA certificates loaded), which
     # took about a sixth of the bench process's CPU, taken from the services it measures.
@@ -137,7 +138,7 @@ def bench_platform() -> Iterator[BenchPlatform]:
                 "CRM_TRACE_FILE": str(data_dir / "traces.jsonl")})
     settings = Settings(_env_file=None, kafka_bootstrap=bootstrap, data_dir=str(data_dir))
     ensure_topics(settings)
-    platform = BenchPlatform(bootstrap, data_dir, env, settings)
+    platform = BenchPlatform(bootstrap, data_dir, env, settings, broker_pid=broker.pid)
     try:
         yield platform
     finally:

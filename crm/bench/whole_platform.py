@@ -331,6 +331,8 @@ def one_run(*, events: int, customers: int, rates: list[float], workers: dict[st
             probes.append(sent)
         settle_latencies(Path(platform.env["CRM_TRACE_FILE"]), phases, probes)
         rss = {w: proc_peak_rss_mb(p.pid) for w, p in platform.procs.items()}
+        if platform.broker_pid is not None:
+            rss["broker"] = proc_peak_rss_mb(platform.broker_pid)
         platform.stop()
         bare = BareRun(platform, workers)
         try:
