@@ -32,7 +32,6 @@ import typer
 from kafka import KafkaConsumer
 
 from crm.bench.platform import BenchPlatform, bench_platform, median, percentile
-from crm.bench.whole_platform import proc_cpu_s
 from crm.replay import publish_lines, topic_for
 from crm.scenario import generate
 from shared.contract import topics
@@ -162,6 +161,8 @@ def tracing_env(ratio: float) -> dict[str, str]:
 
 def one_run(events: int, *, workers: int, trace_ratio: float, latency_events: int, latency_rate: float) -> RunFigures:
     """One run on a fresh platform."""
+    from crm.bench.whole_platform import proc_cpu_s  # it imports this module's tracing_env
+
     people = max(10, events // 7)
     scenario = generate(people, events_per_person=5, malformed=min(50, events // 100), seed=int(time.time()))
     lines = [e if isinstance(e, str) else json.dumps(e, ensure_ascii=False) for e in scenario.events]
