@@ -12,6 +12,10 @@ Per run, on a fresh embedded platform:
    is the time from its publish to the moment identity's announcement of the committed profile
    update (``crm.customer.events``, written after the commit) is read back.
 
+Beside the rate, the CPU seconds identity's workers used per 1,000 events announced over the same window
+(``/proc/PID/stat``): on a machine shared with other work the rate says how much CPU identity got, this
+figure what each event costs.
+
 Figures are medians over runs.
 """
 
@@ -40,6 +44,7 @@ class RunFigures:
     workers: int
     trace_ratio: float
     identity_rate: float
+    identity_cpu_per_1k: float  # CPU s of identity's workers per 1,000 events announced while the rate is taken
     bare_rate: float
     p50_ms: float
     p99_ms: float
@@ -73,6 +78,10 @@ class Announcements:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"only {len(self.arrivals)} of {count} announcements within {timeout:.0f} s")
             time.sleep(0.05)
+
+    def count_since(self, moment: float) -> int:
+        """Announcements read from ``moment`` on."""
+        return sum(1 for t in self.arrivals if t >= moment)
 
     def rate_since(self, moment: float) -> float:
         """Announcements per second from ``moment`` (or the first one after it) to the last."""
@@ -152,6 +161,8 @@ def tracing_env(ratio: float) -> dict[str, str]:
 
 def one_run(events: int, *, workers: int, trace_ratio: float, latency_events: int, latency_rate: float) -> RunFigures:
     """One run on a fresh platform."""
+    from crm.bench.whole_platform import proc_cpu_s  # it imports this module's tracing_env
+
     people = max(10, events // 7)
     scenario = generate(people, events_per_person=5, malformed=min(50, events // 100), seed=int(time.time()))
     lines = [e if isinstance(e, str) else json.dumps(e, ensure_ascii=False) for e in scenario.events]
@@ -164,13 +175,16 @@ def one_run(events: int, *, workers: int, trace_ratio: float, latency_events: in
             # With the backlog waiting, the first worker starts on it before the others join: the rate
             # is taken once every worker holds its partitions.
             settled = platform.start("identity", workers=workers, env=tracing_env(trace_ratio))
+            pids = [proc.pid for worker, proc in platform.procs.items() if worker.split("-")[0] == "identity"]
+            cpu0 = sum(proc_cpu_s(pid) for pid in pids)
             reader.wait(expected, timeout=900)
-            rate = reader.rate_since(settled)
+            cpu = sum(proc_cpu_s(pid) for pid in pids) - cpu0
+            rate, drained = reader.rate_since(settled), reader.count_since(settled)
             latencies = _latency(platform, reader, count=latency_events, rate=latency_rate)
         finally:
             reader.close()
-    return RunFigures(len(lines), workers, trace_ratio, rate, bare, percentile(latencies, 50),
-                      percentile(latencies, 99))
+    return RunFigures(len(lines), workers, trace_ratio, rate, cpu / max(1, drained) * 1000, bare,
+                      percentile(latencies, 50), percentile(latencies, 99))
 
 
 def run(*, events: int = 50_000, runs: int = 3, workers: int = 2, trace_ratio: float = 1.0,
@@ -182,12 +196,14 @@ def run(*, events: int = 50_000, runs: int = 3, workers: int = 2, trace_ratio: f
                     latency_rate=latency_rate)
         figures.append(f)
         typer.echo(f"run {i + 1}: {f.events} events  identity {f.identity_rate:,.0f} ev/s  "
-                   f"bare faust {f.bare_rate:,.0f} ev/s  ratio {f.identity_rate / f.bare_rate:.2f}  "
+                   f"(CPU s per 1,000 {f.identity_cpu_per_1k:.2f})  bare faust {f.bare_rate:,.0f} ev/s  "
+                   f"ratio {f.identity_rate / f.bare_rate:.2f}  "
                    f"latency p50 {f.p50_ms:.0f} ms  p99 {f.p99_ms:.0f} ms")
     ident, bare = median([f.identity_rate for f in figures]), median([f.bare_rate for f in figures])
     typer.echo(f"\nidentity benchmark, median of {runs} runs of {figures[0].events:,} events "
                f"({workers} identity worker{'s' if workers > 1 else ''}, {trace_ratio:.0%} of events traced):")
-    typer.echo(f"  through identity     {ident:,.0f} events/s")
+    typer.echo(f"  through identity     {ident:,.0f} events/s, CPU s per 1,000 events "
+               f"{median([f.identity_cpu_per_1k for f in figures]):.2f} (its workers together)")
     typer.echo(f"  bare faust agent     {bare:,.0f} events/s (one process; same broker, same events, same run)")
     typer.echo(f"  ratio                {median([f.identity_rate / f.bare_rate for f in figures]):.2f}")
     typer.echo(f"  latency publish → profile committed and announced, at {latency_rate:,.0f} events/s: "
