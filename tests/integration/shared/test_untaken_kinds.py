@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 import shared.contract.messages as messages
+from shared.contract.events import ChannelEventBase
 from shared.contract.messages import CustomerEventResolved, encode, kind_headers, read
 from shared.settings import Settings
 from shared.streaming.batch import Incoming
@@ -79,16 +80,17 @@ def purchase(eid: str = "p-1", **kw) -> Incoming:
 
 @pytest.fixture
 def parsed(monkeypatch) -> list[str]:
-    """The type of every channel event a service parsed whole."""
+    """The type of every channel event a service read whole (validated as a channel event)."""
     seen: list[str] = []
-    real = messages.parse_event
 
-    def spy(raw, **kw):
-        event = real(raw, **kw)
-        seen.append(event.type)
-        return event
+    def spy(*args, **kw):
+        item = messages.read(*args, **kw)
+        if isinstance(item.event, ChannelEventBase):
+            seen.append(item.event.type)
+        return item
 
-    monkeypatch.setattr(messages, "parse_event", spy)
+    for name in SERVICES:
+        monkeypatch.setattr(importlib.import_module(f"services.{name}.messages"), "read", spy)
     return seen
 
 
