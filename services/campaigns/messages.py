@@ -3,7 +3,8 @@
 ``consume`` decodes a batch through ``shared.messages.read`` (once: a resolved customer event
 arrives with its channel event parsed), hands each handler the batch's messages of the types the
 table maps to it, in batch order (every handler once per batch: a batch stays a few bulk
-statements whatever its size), and counts a type it does not list as ignored. Every message gets
+statements whatever its size), and counts a type it does not list as ignored. ``TAKES`` names the channel
+events campaigns reads whole: of any other, only the head is read (issue 13). Every message gets
 a decided fate through ``process_batch``: applied, a duplicate, ignored, or dead-lettered.
 """
 

@@ -234,3 +234,14 @@ def test_a_taken_kind_that_is_not_valid_is_refused_with_the_same_reasons():
         read(raw, kind_headers("customer.event", "crm.purchase"), takes=takes)
     assert (named.value.code, str(named.value)) == (whole.value.code, str(whole.value))
     assert "amount" in str(named.value)
+
+
+def test_an_event_naming_its_type_twice_is_read_by_the_same_type_on_every_path():
+    # JSON with a repeated key: the head and the whole read take the same (the last) value, so a page view's
+    # header cannot hide the purchase the whole read would see.
+    from shared.contract.messages import Takes, kind_headers, read
+
+    raw = _resolved_purchase().replace(b'"type":"crm.purchase"', b'"type":"crm.page_view","type":"crm.purchase"')
+    assert raw.count(b'"type":') == 2
+    got = read(raw, kind_headers("customer.event", "crm.page_view"), takes=Takes(frozenset({"crm.purchase"})))
+    assert got.event == read(raw).event and got.event.type == "crm.purchase"
