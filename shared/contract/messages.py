@@ -375,15 +375,6 @@ _HEADS: TypeAdapter[_ResolvedHead | _SaleHead] = TypeAdapter(
     Annotated[_ResolvedHead | _SaleHead, Field(discriminator="kind")])
 
 
-class _Whole(_Message):
-    # A resolved customer event with its channel event validated in the same pass over its JSON, as identity's
-    # ingestion validates a channel event (from JSON), not from the dict a first pass would build.
-    kind: Literal["customer.event"]
-    customer_id: str
-    record_id: str
-    event: ChannelEvent
-    resolved_at: datetime
-
 
 def read(raw: bytes | str, headers: list[tuple[str, bytes]] | None = None, *, takes: Takes | None = None) -> Read:
     """:func:`decode`, and the channel event inside a resolved customer event parsed too (``InvalidEvent``
@@ -393,38 +384,24 @@ def read(raw: bytes | str, headers: list[tuple[str, bytes]] | None = None, *, ta
     a non-member's sale is ``Read(None)`` (a kind it ignores); a resolved customer event is the message with
     its record, customer and time, and its event's :class:`EventHead`. The body decides, never the headers:
     one whose head says otherwise than its headers, or is not valid, is read whole (a header cannot make a
-    consumer pass over a kind it takes). Without the headers (an older identity), the message is read whole.
-
-    A resolved customer event of a kind the consumer takes is read in one pass (its event validated from the
-    JSON); ``message.event`` is then empty too. Anything that pass refuses, and a message that may nest too deep,
-    is read as without ``takes``: the same dead letter, with the same reasons."""
-    if takes is not None and headers and (claim := _claim(headers)) is not None:
-        if takes.skips(*claim):
-            try:
-                head = _HEADS.validate_json(raw)
-            except ValidationError:
-                head = None
-            if head is not None and head.kind.encode() == claim[0] and head.event.type.encode() == claim[1]:
-                return Read(None) if isinstance(head, _SaleHead) else _resolved(head, head.event)
-        elif claim[0] == b"customer.event" and _shallow(raw):
-            try:
-                whole = _Whole.model_validate_json(raw)
-            except ValidationError:
-                whole = None
-            if whole is not None:
-                return _resolved(whole, whole.event)
+    consumer pass over a kind it takes). Without the headers (an older identity), the message is read whole."""
+    if takes is not None and headers and (claim := _claim(headers)) is not None and takes.skips(*claim):
+        try:
+            head = _HEADS.validate_json(raw)
+        except ValidationError:
+            head = None
+        if head is not None and head.kind.encode() == claim[0] and head.event.type.encode() == claim[1]:
+            if isinstance(head, _SaleHead):
+                return Read(None)
+            # Its fields validated already; validating them again from a dict is cheaper than model_construct.
+            fields = {"customer_id": head.customer_id, "record_id": head.record_id, "resolved_at": head.resolved_at}
+            return Read(CustomerEventResolved.model_validate({**fields, "event": {}}), head.event)
     message = decode(raw)
     if isinstance(message, CustomerEventResolved):
         # A message that nests no deeper than the limit carries an event that cannot either: the event's
         # dict is not walked again for its depth.
         return Read(message, parse_event(message.event, shallow=_shallow(raw), resolved=True))
     return Read(message)
-
-
-def _resolved(head: _ResolvedHead | _Whole, event: ChannelEvent | EventHead) -> Read:
-    # Its fields validated already; validating them again from a dict is cheaper than model_construct.
-    fields = {"customer_id": head.customer_id, "record_id": head.record_id, "resolved_at": head.resolved_at}
-    return Read(CustomerEventResolved.model_validate({**fields, "event": {}}), event)
 
 
 def _claim(headers: list[tuple[str, bytes]]) -> tuple[bytes, bytes] | None:

@@ -213,7 +213,7 @@ def _resolved_purchase(**data) -> bytes:
     return encode(CustomerEventResolved(customer_id="c_1", record_id="c_2", event=event, resolved_at=AT))
 
 
-def test_a_taken_kind_read_in_one_pass_is_the_event_read_whole():
+def test_a_taken_kind_read_with_its_headers_is_the_event_read_whole():
     from shared.contract.messages import Takes, kind_headers, read
 
     takes = Takes(frozenset({"crm.purchase"}))
