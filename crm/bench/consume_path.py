@@ -73,8 +73,8 @@ def record(path: Path, *, customers: int, events: int, batch: int = 100) -> dict
                 if m.topic in by_topic:
                     offset[0] += 1
                     queues[name].append(Incoming(m.value, m.topic, 0, offset[0], list(m.headers), m.key))
-                    if name in kept:
-                        kept[name].append((phase[0], m.topic, m.value, m.key))
+                    if name in kept:  # with the headers naming what a message is (not its trace context)
+                        kept[name].append((phase[0], m.topic, m.value, m.key, _named(m.headers)))
 
     for name in ORDER:
         services[name], handles[name] = _service(name, data_dir, publish)
@@ -85,7 +85,7 @@ def record(path: Path, *, customers: int, events: int, batch: int = 100) -> dict
             offset[0] += 1
             topic = topic_for(line, settings)
             queues["identity"].append(Incoming(line.encode(), topic, 0, offset[0]))
-            kept["identity"].append((phase[0], topic, line.encode(), None))
+            kept["identity"].append((phase[0], topic, line.encode(), None, []))
         while any(queues[name] for name in ORDER):
             for name in ORDER:
                 while queues[name]:
@@ -102,6 +102,10 @@ def record(path: Path, *, customers: int, events: int, batch: int = 100) -> dict
     feed(mixed_events(events, customers=customers, tag="consume", seed=7))
     path.write_bytes(pickle.dumps(kept))
     return {name: len(v) for name, v in kept.items()}
+
+
+def _named(headers: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
+    return [(k, v) for k, v in headers if k.startswith("crm.")]
 
 
 def traced(ratio: float, count: int) -> list[list[tuple[str, bytes]]]:
@@ -122,13 +126,15 @@ def measure(name: str, path: Path, *, batch: int = 100, profile: int = 0, trace_
     headers = traced(trace_ratio, len(rows)) if trace_ratio is not None else [[] for _ in rows]
     # Identity's unit is a channel line it resolves; downstream, a customer event it published.
     unit = ".channel." if name == "identity" else "customer.events"
-    events = sum(1 for ph, topic, _, _ in rows if ph == "mix" and unit in topic)
+    events = sum(1 for ph, topic, *_ in rows if ph == "mix" and unit in topic)
     gc.unfreeze()  # an earlier run's service is garbage now
     service, _ = _service(name, tempfile.mkdtemp(prefix="crm-consume-"), lambda messages: None)
     settle_heap()  # as ``crm up`` runs a service, once it is built
 
     def run(phase: str) -> None:
-        messages = [Incoming(v, t, 0, i, headers[i], k) for i, (ph, t, v, k) in enumerate(rows) if ph == phase]
+        # A recording made before messages carried named headers (issue 13) has rows of four.
+        messages = [Incoming(row[2], row[1], 0, i, [*(row[4] if len(row) > 4 else ()), *headers[i]], row[3])
+                    for i, row in enumerate(rows) if row[0] == phase]
         # Each agent takes full batches of its own topics, as it would under load.
         for _, names, handle in service.runner.consumers:
             mine = [m for m in messages if m.topic in names]

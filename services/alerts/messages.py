@@ -19,7 +19,16 @@ from itertools import groupby
 from services.alerts.handlers import Deps
 from services.alerts.handlers import consume as h
 from shared.contract import topics
-from shared.contract.events import ComplaintEvent, ProfileEvent, PurchaseEvent, RefundEvent, SurveyEvent, parse_event
+from shared.contract.events import (
+    ChannelEventBase,
+    ComplaintEvent,
+    ProfileEvent,
+    PurchaseEvent,
+    RefundEvent,
+    SurveyEvent,
+    event_types,
+    parse_event,
+)
 from shared.contract.messages import (
     CustomerErased,
     CustomerEventResolved,
@@ -29,6 +38,7 @@ from shared.contract.messages import (
     PointsExpiryAnnounced,
     Read,
     StoreSaleRecorded,
+    Takes,
     TierChanged,
     ViewPartUpdated,
     read,
@@ -61,6 +71,10 @@ HANDLERS: dict[type, Handler] = {
 }
 
 
+# The channel events alerts reads whole: the kinds the table names; of any other, identity's headers let it
+# read the head only (the record still joins its customer: ``other_events``; issue 13).
+TAKES = Takes(event_types(*(kind for kind in HANDLERS if issubclass(kind, ChannelEventBase))), store_sales=True)
+
 # What alerts folds in (the topics of webhook events join them in the batch: ``agents.py``).
 TOPICS = (topics.CUSTOMER_EVENTS, topics.CUSTOMER_MERGED, topics.CUSTOMER_OWNERS, topics.LOYALTY_EVENTS)
 
@@ -73,7 +87,7 @@ def consume(batch: list[Incoming], *, deps: Deps) -> BatchOutcome:
 
     def decode(msg: Incoming) -> Read:
         if msg.topic in own:
-            return _read(msg.value)
+            return _read(msg.value, msg.headers)
         return Read(hooks.decode(msg.value) if hooks is not None else None)  # a topic only webhooks read
 
     # An erasure is a barrier: what came before it is applied first; what names an erased id is dropped. The
@@ -85,9 +99,9 @@ def consume(batch: list[Incoming], *, deps: Deps) -> BatchOutcome:
     return hooks.committed(outcome) if hooks is not None else outcome
 
 
-def _read(raw: bytes) -> Read:
+def _read(raw: bytes, headers: list[tuple[str, bytes]]) -> Read:
     """:func:`read`, with the sale inside a non-member's sale parsed too (issue 15: alerts alone reads it)."""
-    item = read(raw)
+    item = read(raw, headers, takes=TAKES)
     if isinstance(item.message, StoreSaleRecorded):
         return Read(item.message, parse_event(item.message.event, resolved=True))
     return item

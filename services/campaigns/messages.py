@@ -3,7 +3,8 @@
 ``consume`` decodes a batch through ``shared.messages.read`` (once: a resolved customer event
 arrives with its channel event parsed), hands each handler the batch's messages of the types the
 table maps to it, in batch order (every handler once per batch: a batch stays a few bulk
-statements whatever its size), and counts a type it does not list as ignored. Every message gets
+statements whatever its size), and counts a type it does not list as ignored. ``TAKES`` names the channel
+events campaigns reads whole: of any other, only the head is read (issue 13). Every message gets
 a decided fate through ``process_batch``: applied, a duplicate, ignored, or dead-lettered.
 """
 
@@ -13,13 +14,22 @@ from collections.abc import Callable
 
 from services.campaigns.handlers import Deps, forget, receipts
 from services.campaigns.handlers import consume as handlers
-from shared.contract.events import DeliveryEvent
+from shared.contract.events import (
+    ConsentEvent,
+    DeliveryEvent,
+    FollowEvent,
+    ProfileEvent,
+    PurchaseEvent,
+    RefundEvent,
+    event_types,
+)
 from shared.contract.messages import (
     CustomerErased,
     CustomerEventResolved,
     CustomerMerged,
     CustomerOwnerChanged,
     Read,
+    Takes,
     ViewPartUpdated,
     read,
 )
@@ -44,14 +54,24 @@ HANDLERS: dict[type, Handler] = {
 }
 
 
+# The channel events campaigns reads whole: the facts ``handlers.consume`` keeps (purchases, refunds, the profile
+# fields of profiles, consents and follows) and receipts. Of any other, identity's headers let it read the head
+# only: its record's mapping and its key, which campaigns keeps for every event (issue 13).
+TAKES = Takes(event_types(PurchaseEvent, RefundEvent, ProfileEvent, ConsentEvent, FollowEvent, DeliveryEvent))
+
+
 def consume(batch: list[Incoming], *, deps: Deps) -> BatchOutcome:
     """Apply a batch of identity and loyalty messages in one transaction."""
     # An erasure is a barrier: what came before it is applied first; what names an erased id is dropped.
-    outcome = consume_with_erasures(batch, deps=deps, service="campaigns", decode=lambda msg: read(msg.value),
+    outcome = consume_with_erasures(batch, deps=deps, service="campaigns", decode=_read,
                                     dispatch=_dispatch, erase=HANDLERS[CustomerErased])
     # PIPL: nothing kept in memory names the erased any more (also ids noted by a batch that did not commit).
     forget.after_commit(deps.store)
     return outcome
+
+
+def _read(msg: Incoming) -> Read:
+    return read(msg.value, msg.headers, takes=TAKES)
 
 
 def _handler(item: Read) -> Handler | None:

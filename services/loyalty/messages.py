@@ -2,6 +2,8 @@
 
 A message is decoded once, by ``shared.messages.read`` (a resolved customer event with its channel
 event parsed); a kind loyalty does not take (another service's view part, say) is counted ignored.
+``TAKES`` names the channel events loyalty reads whole: of any other type identity's headers name, only
+the head is read (the record joins its customer all the same; issue 13).
 Consecutive messages bound for one handler reach it as one list, in batch order.
 """
 
@@ -13,6 +15,7 @@ from itertools import groupby
 from services.loyalty.domain.grants import check_grant
 from services.loyalty.handlers import Deps
 from services.loyalty.handlers.consume import SERVICE, erase, ledger, owners
+from shared.contract.events import PointsOpeningEvent, PurchaseEvent, RefundEvent, TierImportEvent, event_types
 from shared.contract.messages import (
     CampaignBonusGranted,
     CustomerErased,
@@ -20,6 +23,7 @@ from shared.contract.messages import (
     CustomerMerged,
     CustomerOwnerChanged,
     Read,
+    Takes,
     read,
 )
 from shared.storage.base import OutboxMessage
@@ -41,6 +45,10 @@ HANDLERS: dict[type, Handler] = {
 }
 
 
+# The facts the ledger keeps (``handlers.consume``: purchases, refunds, opening lots, imported tiers).
+TAKES = Takes(event_types(PurchaseEvent, RefundEvent, PointsOpeningEvent, TierImportEvent))
+
+
 def consume(batch: list[Incoming], *, deps: Deps) -> BatchOutcome:
     """Decode a batch, hand each run of it to its handler, in one transaction with the outbox."""
     # An erasure is a barrier: what came before it is applied first; what names an erased id is dropped.
@@ -49,7 +57,7 @@ def consume(batch: list[Incoming], *, deps: Deps) -> BatchOutcome:
 
 
 def _decode(msg: Incoming) -> Read:
-    item = read(msg.value)
+    item = read(msg.value, msg.headers, takes=TAKES)
     if type(item.message) is CampaignBonusGranted:
         check_grant(item.message)  # a grant loyalty cannot honour is a dead letter, with its reasons
     return item

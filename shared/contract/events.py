@@ -14,6 +14,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     AwareDatetime,
+    BaseModel,
+    ConfigDict,
     Discriminator,
     Field,
     Tag,
@@ -415,6 +417,32 @@ def parse_event(raw: bytes | str | dict, *, shallow: bool = False, resolved: boo
         # A channel may not speak for staff: its event is refused as one naming no channel is.
         raise InvalidEvent("invalid_event", [f"source: String should match pattern '{_CHANNEL_SOURCE}'"])
     return event
+
+
+class EventHead(BaseModel):
+    """What a consumer reads of a channel event of a type it does not take (issue 13): the fields that name it,
+    validated as a whole event's are; the rest of it is neither parsed into objects nor checked."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    id: NonEmpty
+    source: str = Field(pattern=_SOURCE, max_length=256)
+    type: str
+
+    @property
+    def channel(self) -> str:
+        """As :attr:`ChannelEventBase.channel`."""
+        return self.source.split("/", 1)[0]
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """As :attr:`ChannelEventBase.key`."""
+        return (self.source, self.id)
+
+
+def event_types(*models: type[ChannelEventBase]) -> frozenset[str]:
+    """The ``type`` values these channel event models take (``FollowEvent``: follow and unfollow)."""
+    return frozenset(t for model in models for t in model.model_fields["type"].annotation.__args__)  # type: ignore[union-attr]
 
 
 def non_member(event: ChannelEventBase) -> bool:

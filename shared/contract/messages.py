@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
-from shared.contract.events import MAX_EVENT_DEPTH, ChannelEvent, InvalidEvent, parse_event
+from shared.contract.events import MAX_EVENT_DEPTH, ChannelEvent, EventHead, InvalidEvent, parse_event
 from shared.contract.view_parts import PART_MODELS, PartName, ViewPart
 
 
@@ -323,21 +323,95 @@ def decode(raw: bytes | str) -> Message | None:
 
 @dataclass(frozen=True)
 class Read:
-    """A message read off a topic; ``event`` is the channel event a resolved customer event carries."""
+    """A message read off a topic; ``event`` is the channel event a resolved customer event carries (its
+    :class:`EventHead` only, and ``message.event`` empty, when the consumer does not take its type)."""
 
     message: Any
-    event: ChannelEvent | None = None
+    event: ChannelEvent | EventHead | None = None
 
 
-def read(raw: bytes | str) -> Read:
+# -- what a consumer may leave unparsed (issue 13) -------------------------------------------------
+# Identity names each message it publishes on crm.customer.events that carries a channel event: the kind of
+# message and the channel event's type. A consumer that does not take that type reads the message's head only.
+KIND_HEADER = "crm.message.kind"
+EVENT_TYPE_HEADER = "crm.event.type"
+
+
+def kind_headers(kind: str, event_type: str) -> list[tuple[str, bytes]]:
+    """The headers naming a message of ``kind`` carrying a channel event of ``event_type``."""
+    return [(KIND_HEADER, kind.encode()), (EVENT_TYPE_HEADER, event_type.encode())]
+
+
+@dataclass(frozen=True)
+class Takes:
+    """What a consumer of crm.customer.events takes whole: the channel event types it reads, and whether it
+    reads non-members' sales (``store.sale``). Of any other, a resolved customer event's head is all it reads
+    (its record and customer, when, and which event: every service keeps the mapping and the event's key)."""
+
+    events: frozenset[str]
+    store_sales: bool = False
+
+    def skips(self, kind: bytes, event_type: bytes) -> bool:
+        """Whether a message these headers name is one this consumer does not take whole."""
+        if kind == b"store.sale":
+            return not self.store_sales
+        return kind == b"customer.event" and event_type.decode("latin-1") not in self.events
+
+
+class _ResolvedHead(_Message):
+    kind: Literal["customer.event"]
+    customer_id: str
+    record_id: str
+    event: EventHead
+    resolved_at: datetime
+
+
+class _SaleHead(_Message):
+    kind: Literal["store.sale"]
+    event: EventHead
+
+
+_HEADS: TypeAdapter[_ResolvedHead | _SaleHead] = TypeAdapter(
+    Annotated[_ResolvedHead | _SaleHead, Field(discriminator="kind")])
+
+
+
+def read(raw: bytes | str, headers: list[tuple[str, bytes]] | None = None, *, takes: Takes | None = None) -> Read:
     """:func:`decode`, and the channel event inside a resolved customer event parsed too (``InvalidEvent``
-    for either that can never be read: a dead letter)."""
+    for either that can never be read: a dead letter).
+
+    With ``takes``, a message whose ``headers`` name a kind the consumer does not take is read by its head:
+    a non-member's sale is ``Read(None)`` (a kind it ignores); a resolved customer event is the message with
+    its record, customer and time, and its event's :class:`EventHead`. The body decides, never the headers:
+    one whose head says otherwise than its headers, or is not valid, is read whole (a header cannot make a
+    consumer pass over a kind it takes). Without the headers (an older identity), the message is read whole."""
+    if takes is not None and headers and (claim := _claim(headers)) is not None and takes.skips(*claim):
+        try:
+            head = _HEADS.validate_json(raw)
+        except ValidationError:
+            head = None
+        if head is not None and head.kind.encode() == claim[0] and head.event.type.encode() == claim[1]:
+            if isinstance(head, _SaleHead):
+                return Read(None)
+            # Its fields validated already; validating them again from a dict is cheaper than model_construct.
+            fields = {"customer_id": head.customer_id, "record_id": head.record_id, "resolved_at": head.resolved_at}
+            return Read(CustomerEventResolved.model_validate({**fields, "event": {}}), head.event)
     message = decode(raw)
     if isinstance(message, CustomerEventResolved):
         # A message that nests no deeper than the limit carries an event that cannot either: the event's
         # dict is not walked again for its depth.
         return Read(message, parse_event(message.event, shallow=_shallow(raw), resolved=True))
     return Read(message)
+
+
+def _claim(headers: list[tuple[str, bytes]]) -> tuple[bytes, bytes] | None:
+    kind = event_type = None
+    for name, value in headers:
+        if name == KIND_HEADER:
+            kind = value
+        elif name == EVENT_TYPE_HEADER:
+            event_type = value
+    return None if kind is None or event_type is None else (kind, event_type)
 
 
 def _shallow(raw: bytes | str) -> bool:

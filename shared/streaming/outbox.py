@@ -14,13 +14,14 @@ from shared.storage.base import OutboxMessage
 
 
 def outbox_message(settings: Settings, topic: str, key: str, body: BaseModel | bytes, *,
-                   headers: Headers | None = None) -> OutboxMessage:
+                   headers: Headers | None = None, extra_headers: Headers | None = None) -> OutboxMessage:
     """A message on ``topic`` (with the settings' prefix), keyed by a customer's pseudonymous id.
 
     ``body`` is a message model (published as its JSON) or the value already serialised. ``headers``
     is the trace context a caller made once for several messages; without it the message marks
-    itself in the current trace (a "create" span) and carries that context."""
+    itself in the current trace (a "create" span) and carries that context. ``extra_headers`` follow it
+    (what the message is, for consumers that pass over kinds they do not take: ``messages.kind_headers``)."""
     name = settings.topic(topic)
     value = body if isinstance(body, bytes) else body.model_dump_json().encode()
-    return OutboxMessage(name, value, key.encode(),
-                         list(headers) if headers is not None else message_headers(name, key=key))
+    traced = headers if headers is not None else message_headers(name, key=key)
+    return OutboxMessage(name, value, key.encode(), [*traced, *(extra_headers or ())])

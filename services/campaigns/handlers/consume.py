@@ -15,7 +15,7 @@ from services.campaigns.domain.audience import kept
 from services.campaigns.handlers import Deps, forget
 from services.campaigns.handlers.view_part import refresh_views
 from shared.contract import topics
-from shared.contract.events import ChannelEvent
+from shared.contract.events import ChannelEvent, EventHead
 from shared.contract.facts import attribute_values, purchase_fact, refund_fact
 from shared.contract.messages import Read
 from shared.observability.trace_context import event_attributes
@@ -83,6 +83,8 @@ def _write(memberships: list[Membership], events: list[ChannelEvent], records: l
             continue
         fresh.discard((event.source, event.id))  # the same event twice in one batch counts once
         outcome.processed += 1
+        if isinstance(event, EventHead):  # a type campaigns keeps no fact of: its key is all it keeps
+            continue
         if purchase := purchase_fact(event, record_id, deps.settings.store_zone):
             purchases.append(purchase)
         elif refund := refund_fact(event, record_id):

@@ -43,6 +43,7 @@ from shared.contract.messages import (
     ErasureConfirmed,
     StoreSaleRecorded,
     ViewPartUpdated,
+    kind_headers,
     resolved_event_json,
 )
 from shared.observability.trace_context import event_attributes
@@ -74,7 +75,8 @@ def resolve(items: list[Decoded[Prepared]], *, deps: Deps, outcome: BatchOutcome
             continue
         if not one.item.idents:  # issue 15: a non-member's sale, for store totals only: no customer, no timeline
             out.append(outbox_message(deps.settings, topics.CUSTOMER_EVENTS, sale_key(event),
-                                      StoreSaleRecorded(event=json.loads(one.item.payload), resolved_at=deps.clock())))
+                                      StoreSaleRecorded(event=json.loads(one.item.payload), resolved_at=deps.clock()),
+                                      extra_headers=kind_headers("store.sale", event.type)))
             outcome.counts["non_member"] += 1
             outcome.processed += 1
             continue
@@ -247,7 +249,8 @@ def _apply(prepared: Prepared, seen_at: str, deps: Deps, out: list[OutboxMessage
     fold.touched.add(res.root_id)
     body = resolved_event_json(customer_id=res.root_id, record_id=res.record_id, event_json=prepared.payload,
                                resolved_at=deps.clock())
-    out.append(outbox_message(deps.settings, topics.CUSTOMER_EVENTS, res.root_id, body))
+    out.append(outbox_message(deps.settings, topics.CUSTOMER_EVENTS, res.root_id, body,
+                              extra_headers=kind_headers("customer.event", event.type)))
     return res.root_id
 
 

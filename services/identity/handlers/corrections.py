@@ -25,7 +25,7 @@ from shared.clock import iso_utc
 from shared.contract import topics
 from shared.contract.events import IDENTIFIER_TYPES, Identity, InvalidEvent, parse_event
 from shared.contract.facts import epoch_ms, newest
-from shared.contract.messages import CustomerMerged, resolved_event_json
+from shared.contract.messages import CustomerMerged, kind_headers, resolved_event_json
 from shared.http.errors import Conflict, InvalidInput, NotFound
 from shared.storage.base import OutboxMessage
 from shared.streaming.outbox import outbox_message
@@ -161,7 +161,8 @@ def staff_event(customer_id: str, *, type_: str, data: dict[str, Any], by: str, 
                         resolved=True)
     body = resolved_event_json(customer_id=customer_id, record_id=customer_id, event_json=event.model_dump_json(),
                                resolved_at=at)
-    return outbox_message(deps.settings, topics.CUSTOMER_EVENTS, customer_id, body)
+    return outbox_message(deps.settings, topics.CUSTOMER_EVENTS, customer_id, body,
+                          extra_headers=kind_headers("customer.event", event.type))
 
 
 def _identity_of(record_id: str, *, deps: Deps) -> dict[str, str]:

@@ -11,7 +11,7 @@ from datetime import datetime
 from shared.contract import topics
 from shared.contract.events import ConsentEvent, ProfileEvent
 from shared.contract.facts import attribute_values
-from shared.contract.messages import CustomerEventResolved, read
+from shared.contract.messages import CustomerEventResolved, kind_headers, read
 from tests.integration.identity.test_corrections_api import LI, OPERATOR, READER, S2_OPERATOR, Platform, _detail_locs
 from tests.integration.identity.test_corrections_api import platform as platform  # noqa: F401 (the fixture)
 from tests.unit.identity.support import customer_of_phone, event, purchase
@@ -24,6 +24,8 @@ def _staff_events(platform: Platform) -> list:
         if o.topic.endswith(topics.CUSTOMER_EVENTS) and b'"source":"staff/' in o.value:
             got = read(o.value)
             assert isinstance(got.message, CustomerEventResolved) and o.key.decode() == got.message.customer_id
+            # Issue 13: named for the services that pass over the types they do not take.
+            assert o.headers[-2:] == kind_headers("customer.event", got.event.type)
             out.append(got)
     return out
 

@@ -200,3 +200,48 @@ def test_a_valid_message_is_validated_from_its_json_in_one_pass(message, monkeyp
     monkeypatch.setattr(messages_module, "_HEAD", Counting())
     assert decode(encode(message)) == message and Counting.calls == 0
     assert decode(b'{"kind": "no.such.kind"}') is None and Counting.calls == 1
+
+
+# -- issue 13: what a consumer reads of the kinds it takes and does not take ------------------------------
+
+
+def _resolved_purchase(**data) -> bytes:
+    event = {"specversion": "1.0", "id": "p1", "source": "pos/SH-001", "type": "crm.purchase",
+             "time": "2026-06-01T10:00:00+08:00",
+             "data": {"identity": {"member_id": "M1"}, "order_id": "o1", "amount": "12.30", "store_id": "SH-001",
+                      **data}}
+    return encode(CustomerEventResolved(customer_id="c_1", record_id="c_2", event=event, resolved_at=AT))
+
+
+def test_a_taken_kind_read_with_its_headers_is_the_event_read_whole():
+    from shared.contract.messages import Takes, kind_headers, read
+
+    takes = Takes(frozenset({"crm.purchase"}))
+    raw = _resolved_purchase(items=[{"sku": "A", "quantity": 2, "unit_price": 6.15}])
+    got, whole = read(raw, kind_headers("customer.event", "crm.purchase"), takes=takes), read(raw)
+    assert got.event == whole.event and got.event.data.amount == Decimal("12.30")
+    assert (got.message.customer_id, got.message.record_id, got.message.resolved_at) == ("c_1", "c_2", AT)
+
+
+def test_a_taken_kind_that_is_not_valid_is_refused_with_the_same_reasons():
+    from shared.contract.messages import Takes, kind_headers, read
+
+    takes = Takes(frozenset({"crm.purchase"}))
+    raw = _resolved_purchase(amount="-1")
+    with pytest.raises(InvalidEvent) as whole:
+        read(raw)
+    with pytest.raises(InvalidEvent) as named:
+        read(raw, kind_headers("customer.event", "crm.purchase"), takes=takes)
+    assert (named.value.code, str(named.value)) == (whole.value.code, str(whole.value))
+    assert "amount" in str(named.value)
+
+
+def test_an_event_naming_its_type_twice_is_read_by_the_same_type_on_every_path():
+    # JSON with a repeated key: the head and the whole read take the same (the last) value, so a page view's
+    # header cannot hide the purchase the whole read would see.
+    from shared.contract.messages import Takes, kind_headers, read
+
+    raw = _resolved_purchase().replace(b'"type":"crm.purchase"', b'"type":"crm.page_view","type":"crm.purchase"')
+    assert raw.count(b'"type":') == 2
+    got = read(raw, kind_headers("customer.event", "crm.page_view"), takes=Takes(frozenset({"crm.purchase"})))
+    assert got.event == read(raw).event and got.event.type == "crm.purchase"
