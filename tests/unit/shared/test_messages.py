@@ -262,3 +262,18 @@ def test_a_non_members_sale_without_its_resolution_time_is_refused_alike_by_a_co
         read(raw, kind_headers("store.sale", "crm.purchase"), takes=takes)
     assert (named.value.code, str(named.value)) == (whole.value.code, str(whole.value))
     assert "resolved_at" in str(named.value)
+
+
+@pytest.mark.parametrize("type_", ["x" * 129, "crm page view", "9crm.page_view", ""])
+def test_an_event_type_no_channel_event_may_have_is_refused_alike_when_its_headers_name_it(type_):
+    # The head is validated as the whole event is: a type the contract refuses (OtherEvent's pattern and
+    # length) is a dead letter whatever the headers claim.
+    from shared.contract.messages import Takes, kind_headers, read
+
+    raw = _resolved_purchase().replace(b'"type":"crm.purchase"', json.dumps({"type": type_})[1:-1].encode())
+    takes = Takes(frozenset({"crm.purchase"}))
+    with pytest.raises(InvalidEvent) as whole:
+        read(raw, takes=takes)
+    with pytest.raises(InvalidEvent) as named:
+        read(raw, kind_headers("customer.event", type_), takes=takes)
+    assert (named.value.code, str(named.value)) == (whole.value.code, str(whole.value))
