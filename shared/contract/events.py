@@ -285,10 +285,14 @@ class TierImportEvent(ChannelEventBase):
     data: TierImportData
 
 
+# What any channel event's ``type`` must be (each type this platform interprets is one of these).
+_TYPE = r"^[A-Za-z][A-Za-z0-9_.\-]*$"
+
+
 class OtherEvent(ChannelEventBase):
     """A type this platform does not interpret; it still resolves and lands on the timeline."""
 
-    type: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_.\-]*$", max_length=128)
+    type: str = Field(pattern=_TYPE, max_length=128)
     data: _Data
 
 
@@ -427,7 +431,7 @@ class EventHead(BaseModel):
 
     id: NonEmpty
     source: str = Field(pattern=_SOURCE, max_length=256)
-    type: str
+    type: str = Field(pattern=_TYPE, max_length=128)  # as a whole event's: one no event may have is read whole
 
     @property
     def channel(self) -> str:

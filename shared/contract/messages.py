@@ -369,6 +369,7 @@ class _ResolvedHead(_Message):
 class _SaleHead(_Message):
     kind: Literal["store.sale"]
     event: EventHead
+    resolved_at: datetime  # not read, but a sale without it is not a valid message: read whole, dead-lettered
 
 
 _HEADS: TypeAdapter[_ResolvedHead | _SaleHead] = TypeAdapter(

@@ -245,3 +245,35 @@ def test_an_event_naming_its_type_twice_is_read_by_the_same_type_on_every_path()
     assert raw.count(b'"type":') == 2
     got = read(raw, kind_headers("customer.event", "crm.page_view"), takes=Takes(frozenset({"crm.purchase"})))
     assert got.event == read(raw).event and got.event.type == "crm.purchase"
+
+
+def test_a_non_members_sale_without_its_resolution_time_is_refused_alike_by_a_consumer_that_skips_sales():
+    # A header naming a skipped kind must not turn a message that is not valid into one counted as ignored:
+    # loyalty and campaigns dead-letter it as they did before they skipped sales.
+    from shared.contract.messages import StoreSaleRecorded, Takes, kind_headers, read
+
+    event = json.loads(_resolved_purchase())["event"] | {"data": {"identity": {}, "order_id": "o1", "amount": "1.00"}}
+    valid = json.loads(encode(StoreSaleRecorded(event=event, resolved_at=AT)))
+    raw = json.dumps({k: v for k, v in valid.items() if k != "resolved_at"}).encode()
+    takes = Takes(frozenset({"crm.purchase"}))
+    with pytest.raises(InvalidEvent) as whole:
+        read(raw, takes=takes)
+    with pytest.raises(InvalidEvent) as named:
+        read(raw, kind_headers("store.sale", "crm.purchase"), takes=takes)
+    assert (named.value.code, str(named.value)) == (whole.value.code, str(whole.value))
+    assert "resolved_at" in str(named.value)
+
+
+@pytest.mark.parametrize("type_", ["x" * 129, "crm page view", "9crm.page_view", ""])
+def test_an_event_type_no_channel_event_may_have_is_refused_alike_when_its_headers_name_it(type_):
+    # The head is validated as the whole event is: a type the contract refuses (OtherEvent's pattern and
+    # length) is a dead letter whatever the headers claim.
+    from shared.contract.messages import Takes, kind_headers, read
+
+    raw = _resolved_purchase().replace(b'"type":"crm.purchase"', json.dumps({"type": type_})[1:-1].encode())
+    takes = Takes(frozenset({"crm.purchase"}))
+    with pytest.raises(InvalidEvent) as whole:
+        read(raw, takes=takes)
+    with pytest.raises(InvalidEvent) as named:
+        read(raw, kind_headers("customer.event", type_), takes=takes)
+    assert (named.value.code, str(named.value)) == (whole.value.code, str(whole.value))
