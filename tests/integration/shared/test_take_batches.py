@@ -14,7 +14,7 @@ import sys
 import time
 
 import pytest
-from kafka import KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from shared.settings import Settings
 from shared.streaming.kafka import ensure_topics
@@ -44,6 +44,19 @@ def test_messages_that_arrive_during_a_slow_batch_are_the_next_batch_without_a_w
             time.sleep(0.1)
         assert batches(out) == [["m0", "m1", "m2", "m3", "m4"], ["late0", "late1", "late2"]], \
             worker.stderr.read().decode()[-2000:] if worker.poll() is not None else "no second batch in time"
+        # Both batches acknowledged once processed: the group's committed offsets cover all eight.
+        while committed(broker) < 8 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert committed(broker) == 8
     finally:
         worker.terminate()
         worker.wait(timeout=30)
+    assert worker.returncode == 0  # a stop waits for nothing: no window, no batch in progress
+
+
+def committed(broker: str) -> int:
+    consumer = KafkaConsumer(bootstrap_servers=broker, group_id="take-test", enable_auto_commit=False)
+    try:
+        return sum(consumer.committed(TopicPartition(TOPIC, p)) or 0 for p in consumer.partitions_for_topic(TOPIC))
+    finally:
+        consumer.close()
