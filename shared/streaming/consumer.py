@@ -1,9 +1,9 @@
 """The consume loop every service's agents share: batch, process off the event loop, publish, ack.
 
-faust acknowledges a batch from ``take_batches`` (faust's ``take_events``) even when the agent
-raises, so nothing here is allowed to raise: poison messages are dead-lettered by the handler,
-transient failures are retried with backoff, and a failure that outlasts the retries ends the process
-without acknowledging the batch, so it is redelivered after a restart.
+faust acknowledges a batch from ``take_events`` even when the agent raises, so nothing here is
+allowed to raise: poison messages are dead-lettered by the handler, transient failures are retried
+with backoff, and a failure that outlasts the retries ends the process without acknowledging the
+batch, so it is redelivered after a restart.
 """
 
 from __future__ import annotations
@@ -273,7 +273,6 @@ def register_batch_agent(app, *, name: str, topic_names: list[str], runner: Batc
     transient failures and exits without acknowledging when they last too long.
     """
     from shared.streaming.faust_transport import raw_topic
-    from shared.streaming.take import take_batches
 
     channel = raw_topic(app, *topic_names)
     metrics = runner.metrics
@@ -293,7 +292,7 @@ def register_batch_agent(app, *, name: str, topic_names: list[str], runner: Batc
     runner.consumers.append((name, list(topic_names), counted))
 
     async def consume(stream):
-        async for events in take_batches(stream, batch_size, within_s):
+        async for events in stream.take_events(batch_size, within=within_s):
             batch = []
             per_topic: dict[str, int] = {}
             for e in events:
