@@ -133,10 +133,14 @@ _DROPS: list[Any] = [None, False]  # (the provider last asked about, its answer)
 
 def _drops_unsampled(provider: Any) -> bool:
     # Whether this provider's sampler is the SDK's parent-based one that drops the child of a remote parent
-    # that is not sampled (the default, and what CRM_TRACE_RATIO sets up; OTEL_TRACES_SAMPLER may choose
-    # another, which then decides for itself). Worked out once per provider.
+    # that is not sampled (the default), or CRM_TRACE_RATIO's, which leaves every span with a parent to one;
+    # OTEL_TRACES_SAMPLER may choose another, which then decides for itself. Worked out once per provider.
     if _DROPS[0] is not provider:
+        from shared.observability.telemetry import LinksOrParentBased
+
         sampler = getattr(provider, "sampler", None)
+        if type(sampler) is LinksOrParentBased:
+            sampler = sampler.parent_based  # decides for every span with a parent
         kind = type(sampler)
         _DROPS[:] = [provider, kind.__module__ == "opentelemetry.sdk.trace.sampling" and kind.__name__ == "ParentBased"
                      and "remoteParentNotSampled:AlwaysOffSampler," in sampler.get_description()]

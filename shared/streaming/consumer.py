@@ -160,7 +160,8 @@ class BatchRunner:
         """Handle a batch and publish what it produced; raises only when retries are exhausted.
 
         The batch has a span of its own (messages of many traces share it), linked to every message's
-        trace; each message's own span continues its trace and links back to the batch's store work.
+        trace (up to the SDK's limit of links, a traced one among them if any) and sampled when one of them is;
+        each message's own span continues its trace and links back to the batch's store work.
         """
         started = time.perf_counter()
         self._busy_since = self.monotonic()
@@ -172,6 +173,13 @@ class BatchRunner:
     def _run_sync(self, handle: Callable[[list], Any], batch: list, started: float) -> Any:
         links = [Link(ctx) for m in batch[:_MAX_LINKS]
                  if (ctx := trace.get_current_span(extract_context(m.headers)).get_span_context()).is_valid]
+        if len(batch) > _MAX_LINKS and not any(link.context.trace_flags.sampled for link in links):
+            # The span is sampled when it links a traced message (LinksOrParentBased): one traced past the
+            # limit takes the last link, so each traced event's trace shows its batch, however large.
+            for m in batch[_MAX_LINKS:]:
+                if (ctx := trace.get_current_span(extract_context(m.headers)).get_span_context()).trace_flags.sampled:
+                    links[-1:] = [Link(ctx)]
+                    break
         with _tracer.start_as_current_span(f"{self.name} process batch", context=otel_context.Context(),
                                            kind=SpanKind.CONSUMER, links=links,
                                            attributes={"messaging.batch.message_count": len(batch),
