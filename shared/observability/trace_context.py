@@ -128,6 +128,12 @@ def unsampled_child(context: otel_context.Context) -> trace.Span | None:
                                                     trace_flags=flags, trace_state=parent.trace_state))
 
 
+def sampled_out_unrecorded() -> bool:
+    """Whether a message sampled out upstream gets no recorded span in any service: the sampler is the SDK's
+    parent-based one or CRM_TRACE_RATIO's (``OTEL_TRACES_SAMPLER`` may choose one that records it)."""
+    return _drops_unsampled(trace.get_tracer_provider())
+
+
 _DROPS: list[Any] = [None, False]  # (the provider last asked about, its answer)
 
 

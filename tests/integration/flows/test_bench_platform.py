@@ -25,6 +25,8 @@ def test_every_published_event_is_done_in_every_service_and_every_probe_is_timed
     for phase in (full, paced):
         assert phase.sent == phase.events // 10  # one probe in ten
         assert phase.probes == {s: phase.sent for s in SERVICES}  # each traced through every service
+        # ... and timed to the end of its batch's span in every service (the batch holds a traced event)
+        assert phase.fell_back == {s: 0 for s in SERVICES}
         assert all(0 < phase.p50[s] <= phase.p99[s] for s in SERVICES)
         assert all(phase.cpu_per_1k[s] > 0 for s in SERVICES) and phase.eps > 0
     assert figures.bare_eps > 0 and not math.isnan(figures.bare_eps)
