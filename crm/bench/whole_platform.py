@@ -44,7 +44,6 @@ from pathlib import Path
 import typer
 
 from crm.bench.channel_mix import base_events, mixed_events
-from crm.bench.identity import tracing_env
 from crm.bench.platform import BenchPlatform, bench_platform, median, percentile
 from crm.replay import topic_for
 from shared.contract import topics
@@ -177,8 +176,9 @@ class Phase:
 
 
 def _spans(trace_file: Path, wanted: set[str]) -> list[dict]:
-    # The batch spans, and the message spans of the probes' traces (a probe's own trace id), from the
-    # rotated files and the current one; the other lines are skipped unparsed (a run writes many).
+    # The batch spans and their store transactions (a message span links to its batch's transaction), and
+    # the message spans of the probes' traces (a probe's own trace id), from the rotated files and the
+    # current one; the other lines are skipped unparsed (a run writes many).
     files = sorted((p for p in trace_file.parent.glob(trace_file.name + ".*") if p.suffix[1:].isdigit()),
                    key=lambda p: -int(p.suffix[1:]))
     spans = []
@@ -188,7 +188,7 @@ def _spans(trace_file: Path, wanted: set[str]) -> list[dict]:
         with file.open(encoding="utf-8") as f:
             for line in f:
                 at = line.find('"trace_id":"') + 12
-                if ' process batch"' in line or line[at:at + 32] in wanted:
+                if ' process batch"' in line or '.transaction"' in line or line[at:at + 32] in wanted:
                     spans.append(json.loads(line))
     return spans
 
@@ -199,6 +199,9 @@ def latencies(trace_file: Path, probes: dict[str, int]) -> tuple[dict[str, dict[
     not in the file (yet), timed to their message span's end instead."""
     spans = _spans(trace_file, set(probes))
     batch_end = {s["span_id"]: s["end_ns"] for s in spans if s["name"].endswith(" process batch")}
+    # A message span links to the store transaction it was handled in, beneath its batch's span.
+    batch_end.update({s["span_id"]: batch_end[s["parent_id"]] for s in spans
+                      if s["name"].endswith(".transaction") and s["parent_id"] in batch_end})
     inputs = {**{f"identity process {t}": "identity" for t in topics.CHANNEL_TOPICS.values()},
               **{f"{s} process {topics.CUSTOMER_EVENTS}": s for s in DOWNSTREAM}}
     done: dict[str, dict[str, float]] = {s: {} for s in SERVICES}
@@ -330,7 +333,8 @@ def one_run(*, events: int, customers: int, rates: list[float], workers: dict[st
     full = mixed_events(events, customers=customers, tag=f"full{seed}", seed=seed)
     with bench_platform() as platform:
         platform.env["CRM_TRACE_FILE_MAX_MB"] = "4096"  # the latency figures read the whole run's spans
-        env = tracing_env(trace_ratio)
+        # CRM_TRACE_RATIO's sampler, as `crm up` runs: it also traces the batch holding a traced event
+        env = {"CRM_TRACE_RATIO": str(trace_ratio)}
         launched = {s: platform.launch(s, workers=workers[s], env=env) for s in SERVICES}
         for s, names in launched.items():
             platform.wait_assigned(s, names)
