@@ -22,7 +22,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.sampling import Decision, ParentBased, Sampler, SamplingResult, TraceIdRatioBased
-from opentelemetry.trace import SpanKind, Status
+from opentelemetry.trace import SpanKind, Status, TraceState
 
 from shared.privacy import redact
 from shared.settings import Settings
@@ -159,13 +159,22 @@ def _compact(span: ReadableSpan) -> dict:
 _KIND_NAMES = {kind: kind.name for kind in SpanKind}
 
 
-class LinksOrParentBased(Sampler):
-    """``ParentBased(TraceIdRatioBased(ratio))``, except that a span without a parent is also sampled when it
-    links a sampled span.
+_BATCH = "messaging.batch.message_count"
+# The trace state of a batch span sampled only for the traced events it links, and of the spans beneath it:
+# what the batch announces is not traced for that (``trace_context.message_headers``), as the ratio decided.
+BY_LINKS = TraceState([("crm", "links")])
 
-    A service's batch span is such a root, linked to each of its messages' traces: it is recorded whenever one
-    of its events is traced, so a traced event's trace shows its batch's store work, commit and relay in every
-    service (on its own it would be sampled one batch in ten, whatever events it holds)."""
+
+class LinksOrParentBased(Sampler):
+    """``ParentBased(TraceIdRatioBased(ratio))``, except that a batch span without a parent (a span with the
+    messaging attribute ``messaging.batch.message_count``) is also sampled when it links a sampled span.
+
+    A service's batch span is such a root, linked to its messages' traces: it is recorded whenever one of its
+    events is traced, so a traced event's trace shows its batch's store work, commit and relay in every
+    service (on its own it would be sampled one batch in ten, whatever events it holds). Other roots keep the
+    ratio: a message that came without a trace context starts a trace of its own, linked to its batch's store
+    work, and is not traced because the batch is. Nor is what such a batch announces outside its messages'
+    spans (``BY_LINKS``): those messages keep the ratio's decision for the batch."""
 
     def __init__(self, ratio: float) -> None:
         self.parent_based = ParentBased(TraceIdRatioBased(ratio))
@@ -173,10 +182,10 @@ class LinksOrParentBased(Sampler):
     def should_sample(self, parent_context, trace_id, name, kind=None, attributes=None, links=None,
                       trace_state=None) -> SamplingResult:
         result = self.parent_based.should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
-        if (result.decision is Decision.DROP and links
+        if (result.decision is Decision.DROP and links and attributes and _BATCH in attributes
                 and not trace.get_current_span(parent_context).get_span_context().is_valid
                 and any(link.context.trace_flags.sampled for link in links)):
-            return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes)
+            return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes, BY_LINKS)
         return result
 
     def get_description(self) -> str:

@@ -24,7 +24,12 @@ def message_headers(topic: str, headers: Headers | None = None, *, key: str | No
     that span's context travels with the message, so its consumers continue this trace."""
     carrier: dict[str, str] = {}
     current = trace.get_current_span()
-    if current.is_recording():
+    if current.is_recording() and (ctx := current.get_span_context()).trace_state.get("crm") == "links":
+        # Batch-level work of a batch traced only for the traced events it holds (LinksOrParentBased): what it
+        # announces is not traced for that, as the ratio decided for the batch.
+        quiet = trace.SpanContext(ctx.trace_id, ctx.span_id, is_remote=False, trace_flags=trace.TraceFlags(0))
+        propagate.inject(carrier, context=trace.set_span_in_context(trace.NonRecordingSpan(quiet)))
+    elif current.is_recording():
         attributes = {"messaging.system": "kafka", "messaging.operation.type": "create",
                       "messaging.operation.name": "create", "messaging.destination.name": topic}
         if key is not None:

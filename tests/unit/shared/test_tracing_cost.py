@@ -310,11 +310,46 @@ def test_a_root_span_is_sampled_by_its_links_only_when_it_has_no_parent():
         return Link(trace.get_current_span(context(traceparent)).get_span_context())
 
     sampler, root = LinksOrParentBased(0.0), trace.set_span_in_context(trace.INVALID_SPAN)
-    decide = sampler.should_sample
-    assert decide(root, 5, "b", links=[link(_unsampled(1)), link(SAMPLED)]).decision is Decision.RECORD_AND_SAMPLE
-    assert decide(root, 5, "b", links=[link(_unsampled(1))]).decision is Decision.DROP
-    assert decide(root, 5, "b").decision is Decision.DROP
+    batch = {"messaging.batch.message_count": 2}
+
+    def decide(context, name, *, links=None, attributes=batch):
+        return sampler.should_sample(context, 5, name, attributes=attributes, links=links).decision
+
+    assert decide(root, "b", links=[link(_unsampled(1)), link(SAMPLED)]) is Decision.RECORD_AND_SAMPLE
+    assert decide(root, "b", links=[link(_unsampled(1))]) is Decision.DROP
+    assert decide(root, "b") is Decision.DROP
+    # A message that came without a trace context is a root linked to its batch's store work: not traced
+    # because its batch is (every message of a traced batch would be).
+    assert decide(root, "m", links=[link(SAMPLED)], attributes={"messaging.destination.name": "t"}) is Decision.DROP
     # A span with a parent follows its parent, whatever it links.
-    assert decide(context(NOT_SAMPLED), 5, "m", links=[link(SAMPLED)]).decision is Decision.DROP
-    assert decide(context(SAMPLED), 5, "m").decision is Decision.RECORD_AND_SAMPLE
+    assert decide(context(NOT_SAMPLED), "m", links=[link(SAMPLED)]) is Decision.DROP
+    assert decide(context(SAMPLED), "m") is Decision.RECORD_AND_SAMPLE
     assert LinksOrParentBased(1.0).should_sample(root, 5, "b").decision is Decision.RECORD_AND_SAMPLE
+
+
+def test_what_a_batch_traced_for_its_events_announces_of_its_own_is_not_traced_for_that(monkeypatch):
+    from opentelemetry import trace
+
+    from shared.observability.metrics import ServiceMetrics
+    from shared.observability.telemetry import LinksOrParentBased
+    from shared.observability.trace_context import message_headers
+    from shared.streaming import consumer
+    from shared.streaming.consumer import BatchRunner
+
+    _, _, provider = _installed(monkeypatch, LinksOrParentBased(0.0))
+    monkeypatch.setattr(consumer, "_tracer", provider.get_tracer("test"))
+    sent = {}
+
+    def handle(messages):
+        for m in messages:
+            with message_span("loyalty", m, {}):
+                sent[m.offset] = dict(message_headers("crm.loyalty.events"))["traceparent"].decode()
+        assert trace.get_current_span().is_recording()  # the batch's span: it holds a traced event
+        sent["batch"] = dict(message_headers("crm.loyalty.events"))["traceparent"].decode()
+        return _Outcome()
+
+    runner = BatchRunner(name="loyalty", metrics=ServiceMetrics("svc-s23f2"), publish=lambda out: None,
+                         delete_outbox=lambda seqs: None)
+    runner.run_sync(handle, [_message(SAMPLED, offset=0), _message(_unsampled(1), offset=1)])
+    assert sent[0].split("-")[1] == SAMPLED.split("-")[1] and sent[0].endswith("-01")  # the traced event's
+    assert sent[1].endswith("-00") and sent["batch"].endswith("-00")  # the ratio (0) decides for the rest
