@@ -2,7 +2,8 @@
 
 With ``OTEL_TRACES_EXPORTER=otlp`` spans go to a collector; the embedded platform's default is a
 JSON-lines file under the data directory, which ``crm trace`` reads. Unless ``OTEL_TRACES_SAMPLER`` says
-otherwise, ``CRM_TRACE_RATIO`` of the events are traced (0.1; 1 traces every event).
+otherwise, ``CRM_TRACE_RATIO`` of the events are traced (0.1; 1 traces every event), each with the batch
+spans of every service that handled it.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
-from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
-from opentelemetry.trace import SpanKind, Status
+from opentelemetry.sdk.trace.sampling import Decision, ParentBased, Sampler, SamplingResult, TraceIdRatioBased
+from opentelemetry.trace import SpanKind, Status, TraceState
 
 from shared.privacy import redact
 from shared.settings import Settings
@@ -158,6 +159,45 @@ def _compact(span: ReadableSpan) -> dict:
 _KIND_NAMES = {kind: kind.name for kind in SpanKind}
 
 
+_BATCH = "messaging.batch.message_count"
+# The trace state of a batch span sampled only for the traced events it links, and of the spans beneath it:
+# what the batch announces is not traced for that (``trace_context.message_headers``), as the ratio decided.
+BY_LINKS = TraceState([("crm", "links")])
+
+
+class LinksOrParentBased(Sampler):
+    """``ParentBased(TraceIdRatioBased(ratio))``, except that a batch span without a parent (a span with the
+    messaging attribute ``messaging.batch.message_count``) is also sampled when it links a sampled span.
+
+    A service's batch span is such a root, linked to its messages' traces: it is recorded whenever one of its
+    events is traced, so a traced event's trace shows its batch's store work, commit and relay in every
+    service (on its own it would be sampled one batch in ten, whatever events it holds). Other roots keep the
+    ratio: a message that came without a trace context starts a trace of its own, linked to its batch's store
+    work, and is not traced because the batch is. Nor is what such a batch announces outside its messages'
+    spans (``BY_LINKS``): those messages keep the ratio's decision for the batch."""
+
+    def __init__(self, ratio: float) -> None:
+        self.parent_based = ParentBased(TraceIdRatioBased(ratio))
+
+    def should_sample(self, parent_context, trace_id, name, kind=None, attributes=None, links=None,
+                      trace_state=None) -> SamplingResult:
+        result = self.parent_based.should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
+        if (result.decision is Decision.DROP and links and attributes and _BATCH in attributes
+                and not trace.get_current_span(parent_context).get_span_context().is_valid
+                and any(link.context.trace_flags.sampled for link in links)):
+            return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes, BY_LINKS)
+        return result
+
+    def get_description(self) -> str:
+        return f"LinksOrParentBased{{{self.parent_based.get_description()}}}"
+
+
+def default_sampler(settings: Settings) -> Sampler | None:
+    """``CRM_TRACE_RATIO`` of the events (and every batch span linking one of them), unless
+    ``OTEL_TRACES_SAMPLER`` is set: ``None`` then, and the SDK reads the standard variables."""
+    return None if os.environ.get("OTEL_TRACES_SAMPLER") else LinksOrParentBased(settings.trace_ratio)
+
+
 _done = False
 
 
@@ -167,9 +207,8 @@ def setup_tracing(service: str, settings: Settings) -> None:
     if _done or os.environ.get("OTEL_SDK_DISABLED", "").lower() == "true":
         return
     _done = True
-    # OTEL_TRACES_SAMPLER, when set, decides (the SDK reads it); otherwise CRM_TRACE_RATIO of the events.
-    sampler = None if os.environ.get("OTEL_TRACES_SAMPLER") else ParentBased(TraceIdRatioBased(settings.trace_ratio))
-    provider = TracerProvider(resource=Resource.create({"service.name": f"crm-{service}"}), sampler=sampler)
+    provider = TracerProvider(resource=Resource.create({"service.name": f"crm-{service}"}),
+                              sampler=default_sampler(settings))
     exporter_name = os.environ.get("OTEL_TRACES_EXPORTER", "file")
     if exporter_name == "otlp":
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter

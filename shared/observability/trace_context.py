@@ -24,7 +24,12 @@ def message_headers(topic: str, headers: Headers | None = None, *, key: str | No
     that span's context travels with the message, so its consumers continue this trace."""
     carrier: dict[str, str] = {}
     current = trace.get_current_span()
-    if current.is_recording():
+    if current.is_recording() and (ctx := current.get_span_context()).trace_state.get("crm") == "links":
+        # Batch-level work of a batch traced only for the traced events it holds (LinksOrParentBased): what it
+        # announces is not traced for that, as the ratio decided for the batch.
+        quiet = trace.SpanContext(ctx.trace_id, ctx.span_id, is_remote=False, trace_flags=trace.TraceFlags(0))
+        propagate.inject(carrier, context=trace.set_span_in_context(trace.NonRecordingSpan(quiet)))
+    elif current.is_recording():
         attributes = {"messaging.system": "kafka", "messaging.operation.type": "create",
                       "messaging.operation.name": "create", "messaging.destination.name": topic}
         if key is not None:
@@ -128,15 +133,25 @@ def unsampled_child(context: otel_context.Context) -> trace.Span | None:
                                                     trace_flags=flags, trace_state=parent.trace_state))
 
 
+def sampled_out_unrecorded() -> bool:
+    """Whether a message sampled out upstream gets no recorded span in any service: the sampler is the SDK's
+    parent-based one or CRM_TRACE_RATIO's (``OTEL_TRACES_SAMPLER`` may choose one that records it)."""
+    return _drops_unsampled(trace.get_tracer_provider())
+
+
 _DROPS: list[Any] = [None, False]  # (the provider last asked about, its answer)
 
 
 def _drops_unsampled(provider: Any) -> bool:
     # Whether this provider's sampler is the SDK's parent-based one that drops the child of a remote parent
-    # that is not sampled (the default, and what CRM_TRACE_RATIO sets up; OTEL_TRACES_SAMPLER may choose
-    # another, which then decides for itself). Worked out once per provider.
+    # that is not sampled (the default), or CRM_TRACE_RATIO's, which leaves every span with a parent to one;
+    # OTEL_TRACES_SAMPLER may choose another, which then decides for itself. Worked out once per provider.
     if _DROPS[0] is not provider:
+        from shared.observability.telemetry import LinksOrParentBased
+
         sampler = getattr(provider, "sampler", None)
+        if type(sampler) is LinksOrParentBased:
+            sampler = sampler.parent_based  # decides for every span with a parent
         kind = type(sampler)
         _DROPS[:] = [provider, kind.__module__ == "opentelemetry.sdk.trace.sampling" and kind.__name__ == "ParentBased"
                      and "remoteParentNotSampled:AlwaysOffSampler," in sampler.get_description()]

@@ -25,7 +25,7 @@ from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_expone
 
 from shared.clock import iso_utc, system_clock
 from shared.observability.metrics import ServiceMetrics
-from shared.observability.trace_context import extract_context, tracer
+from shared.observability.trace_context import extract_context, sampled_out_unrecorded, tracer
 from shared.storage.base import DeadLetter, OutboxMessage, is_transient
 from shared.streaming.batch import BatchOutcome, Incoming
 from shared.streaming.kafka import Outgoing
@@ -159,8 +159,10 @@ class BatchRunner:
     def run_sync(self, handle: Callable[[list], Any], batch: list) -> Any:
         """Handle a batch and publish what it produced; raises only when retries are exhausted.
 
-        The batch has a span of its own (messages of many traces share it), linked to every message's
-        trace; each message's own span continues its trace and links back to the batch's store work.
+        The batch has a span of its own (messages of many traces share it), linked to its messages' traces
+        (the traced ones only under CRM_TRACE_RATIO's sampler; up to the SDK's limit of links, a traced one
+        among them if any) and sampled when one of them is;
+        each message's own span continues its trace and links back to the batch's store work.
         """
         started = time.perf_counter()
         self._busy_since = self.monotonic()
@@ -170,8 +172,20 @@ class BatchRunner:
             self._busy_since = None
 
     def _run_sync(self, handle: Callable[[list], Any], batch: list, started: float) -> Any:
-        links = [Link(ctx) for m in batch[:_MAX_LINKS]
-                 if (ctx := trace.get_current_span(extract_context(m.headers)).get_span_context()).is_valid]
+        contexts = [ctx for m in batch[:_MAX_LINKS]
+                    if (ctx := trace.get_current_span(extract_context(m.headers)).get_span_context()).is_valid]
+        if sampled_out_unrecorded():
+            # A message sampled out upstream has no span in any service (its trace is never recorded): a link
+            # to it would lead nowhere and costs the SDK and the span file for each recorded batch.
+            contexts = [ctx for ctx in contexts if ctx.trace_flags.sampled]
+        if not any(ctx.trace_flags.sampled for ctx in contexts):
+            # The span is sampled when it links a traced message (LinksOrParentBased): one traced past the
+            # limit is linked too, so each traced event's trace shows its batch, however large the batch.
+            for m in batch[_MAX_LINKS:]:
+                if (ctx := trace.get_current_span(extract_context(m.headers)).get_span_context()).trace_flags.sampled:
+                    contexts[_MAX_LINKS - 1:] = [ctx]
+                    break
+        links = [Link(ctx) for ctx in contexts]
         with _tracer.start_as_current_span(f"{self.name} process batch", context=otel_context.Context(),
                                            kind=SpanKind.CONSUMER, links=links,
                                            attributes={"messaging.batch.message_count": len(batch),

@@ -16,7 +16,13 @@ from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_expo
 
 from shared.contract import topics
 from shared.observability.telemetry import kafka_instrumented
-from shared.observability.trace_context import TRACE_HEADERS, Headers, extract_context, inject_headers
+from shared.observability.trace_context import (
+    TRACE_HEADERS,
+    Headers,
+    extract_context,
+    inject_headers,
+    sampled_out_unrecorded,
+)
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -101,8 +107,10 @@ class Publisher:
         fresh = [m for m in messages if not any(h[0] in TRACE_HEADERS for h in m.headers)]
         futures = []
         if carried:
-            links = [Link(ctx) for m in carried[:128]
-                     if (ctx := trace.get_current_span(extract_context(m.headers)).get_span_context()).is_valid]
+            contexts = [ctx for m in carried[:128]
+                        if (ctx := trace.get_current_span(extract_context(m.headers)).get_span_context()).is_valid]
+            unrecorded = sampled_out_unrecorded()  # a message sampled out has no "create" span to link to
+            links = [Link(ctx) for ctx in contexts if ctx.trace_flags.sampled or not unrecorded]
             topics_sent = sorted({m.topic for m in carried})
             with _tracer.start_as_current_span(
                 f"send {topics_sent[0] if len(topics_sent) == 1 else 'batch'}", kind=SpanKind.PRODUCER, links=links,

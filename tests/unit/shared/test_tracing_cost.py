@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -90,7 +91,7 @@ def _sampler_of(monkeypatch, tmp_path, env: dict[str, str]):
 
 
 def test_the_embedded_default_traces_one_event_in_ten_and_crm_trace_ratio_1_traces_every_event(monkeypatch, tmp_path):
-    assert _sampler_of(monkeypatch, tmp_path, {}) == "ParentBased{root:TraceIdRatioBased{0.1},remoteParentSampled:AlwaysOnSampler,remoteParentNotSampled:AlwaysOffSampler,localParentSampled:AlwaysOnSampler,localParentNotSampled:AlwaysOffSampler}"  # noqa: E501
+    assert _sampler_of(monkeypatch, tmp_path, {}) == "LinksOrParentBased{ParentBased{root:TraceIdRatioBased{0.1},remoteParentSampled:AlwaysOnSampler,remoteParentNotSampled:AlwaysOffSampler,localParentSampled:AlwaysOnSampler,localParentNotSampled:AlwaysOffSampler}}"  # noqa: E501
     assert "TraceIdRatioBased{1.0}" in _sampler_of(monkeypatch, tmp_path, {"CRM_TRACE_RATIO": "1"})
     # The standard variables still decide when they are set.
     assert _sampler_of(monkeypatch, tmp_path, {"OTEL_TRACES_SAMPLER": "always_on"}) == "AlwaysOnSampler"
@@ -121,12 +122,16 @@ def _with_state(traceparent: str, offset: int = 7) -> Incoming:
     return Incoming(msg.value, msg.topic, msg.partition, msg.offset, [*msg.headers, ("tracestate", TRACESTATE)])
 
 
-def test_a_message_sampled_out_upstream_gets_the_span_the_sdk_would_make_without_asking_the_sampler(monkeypatch):
+@pytest.mark.parametrize("crm_trace_ratio", [True, False], ids=["CRM_TRACE_RATIO's", "the SDK's parent-based"])
+def test_a_message_sampled_out_upstream_gets_the_span_the_sdk_would_make_without_asking_the_sampler(
+        monkeypatch, crm_trace_ratio):
     from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
+    from shared.observability.telemetry import LinksOrParentBased
     from shared.observability.trace_context import extract_context, message_headers
 
-    exporter, asked, provider = _installed(monkeypatch, ParentBased(TraceIdRatioBased(0.1)))  # CRM_TRACE_RATIO's
+    sampler = LinksOrParentBased(0.1) if crm_trace_ratio else ParentBased(TraceIdRatioBased(0.1))
+    exporter, asked, provider = _installed(monkeypatch, sampler)
     msg, calls = _with_state(NOT_SAMPLED), []
     sdk = provider.get_tracer("sdk").start_span("n", context=extract_context(msg.headers)).get_span_context()
     asked.clear()
@@ -229,3 +234,122 @@ def test_a_traceparent_read_without_the_propagators_reads_exactly_as_they_do():
             expected.trace_id, expected.span_id, expected.trace_flags, expected.is_remote, expected.trace_state,
             expected.is_valid), value
         assert dict(got).keys() == expected_items.keys(), value
+
+
+# -- session 23: a batch's span is traced whenever one of its events is --
+
+
+def _run_batch(monkeypatch, sampler, traceparents: list[str]):
+    """Run a batch of messages carrying these trace contexts through a BatchRunner under this sampler;
+    returns the finished spans."""
+    from shared.observability.metrics import ServiceMetrics
+    from shared.streaming import consumer
+    from shared.streaming.consumer import BatchRunner
+
+    exporter, _, provider = _installed(monkeypatch, sampler)
+    monkeypatch.setattr(consumer, "_tracer", provider.get_tracer("test"))
+
+    def handle(messages):
+        for m in messages:
+            with message_span("loyalty", m, {}):
+                pass
+        return _Outcome()
+
+    runner = BatchRunner(name="loyalty", metrics=ServiceMetrics("svc-s23f"), publish=lambda out: None,
+                         delete_outbox=lambda seqs: None)
+    runner.run_sync(handle, [_message(p, offset=n) for n, p in enumerate(traceparents)])
+    return exporter.get_finished_spans()
+
+
+def _unsampled(n: int) -> str:
+    return f"00-{n + 1:032x}-{n + 1:016x}-00"
+
+
+def test_a_batch_holding_a_traced_event_is_in_that_event_s_trace_even_past_the_links_limit(monkeypatch):
+    from shared.observability.telemetry import LinksOrParentBased
+    from shared.streaming.consumer import _MAX_LINKS
+
+    # Ratio 0: no batch is sampled on its own; the traced event sits after the SDK's limit of links.
+    contexts = [_unsampled(n) for n in range(_MAX_LINKS + 72)]
+    contexts[_MAX_LINKS + 50] = SAMPLED
+    spans = _run_batch(monkeypatch, LinksOrParentBased(0.0), contexts)
+    [batch] = [s for s in spans if s.name == "loyalty process batch"]
+    [event] = [s for s in spans if s.name == "loyalty process crm.customer.events"]
+    assert format(event.context.trace_id, "032x") == SAMPLED.split("-")[1]
+    assert [link.context.span_id for link in event.links] == [batch.context.span_id]
+    # Linked to the traced event only: the others' traces are recorded nowhere.
+    assert [format(link.context.trace_id, "032x") for link in batch.links] == [SAMPLED.split("-")[1]]
+    assert batch.attributes["messaging.batch.message_count"] == len(contexts)
+
+
+def test_a_batch_of_untraced_events_stays_untraced_and_the_standard_sampler_variable_still_decides(monkeypatch,
+                                                                                                  tmp_path):
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+
+    from shared.observability.telemetry import LinksOrParentBased, default_sampler
+    from shared.settings import Settings
+
+    assert _run_batch(monkeypatch, LinksOrParentBased(0.0), [_unsampled(n) for n in range(300)]) == ()
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "always_off")
+    assert default_sampler(Settings(_env_file=None, data_dir=str(tmp_path))) is None  # the SDK reads the variable
+    assert _run_batch(monkeypatch, ALWAYS_OFF, [SAMPLED, _unsampled(1)]) == ()
+
+
+def test_a_root_span_is_sampled_by_its_links_only_when_it_has_no_parent():
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace.sampling import Decision
+    from opentelemetry.trace import Link
+
+    from shared.observability.telemetry import LinksOrParentBased
+    from shared.observability.trace_context import extract_context
+
+    def context(traceparent):
+        return extract_context([("traceparent", traceparent.encode())])
+
+    def link(traceparent):
+        return Link(trace.get_current_span(context(traceparent)).get_span_context())
+
+    sampler, root = LinksOrParentBased(0.0), trace.set_span_in_context(trace.INVALID_SPAN)
+    batch = {"messaging.batch.message_count": 2}
+
+    def decide(context, name, *, links=None, attributes=batch):
+        return sampler.should_sample(context, 5, name, attributes=attributes, links=links).decision
+
+    assert decide(root, "b", links=[link(_unsampled(1)), link(SAMPLED)]) is Decision.RECORD_AND_SAMPLE
+    assert decide(root, "b", links=[link(_unsampled(1))]) is Decision.DROP
+    assert decide(root, "b") is Decision.DROP
+    # A message that came without a trace context is a root linked to its batch's store work: not traced
+    # because its batch is (every message of a traced batch would be).
+    assert decide(root, "m", links=[link(SAMPLED)], attributes={"messaging.destination.name": "t"}) is Decision.DROP
+    # A span with a parent follows its parent, whatever it links.
+    assert decide(context(NOT_SAMPLED), "m", links=[link(SAMPLED)]) is Decision.DROP
+    assert decide(context(SAMPLED), "m") is Decision.RECORD_AND_SAMPLE
+    assert LinksOrParentBased(1.0).should_sample(root, 5, "b").decision is Decision.RECORD_AND_SAMPLE
+
+
+def test_what_a_batch_traced_for_its_events_announces_of_its_own_is_not_traced_for_that(monkeypatch):
+    from opentelemetry import trace
+
+    from shared.observability.metrics import ServiceMetrics
+    from shared.observability.telemetry import LinksOrParentBased
+    from shared.observability.trace_context import message_headers
+    from shared.streaming import consumer
+    from shared.streaming.consumer import BatchRunner
+
+    _, _, provider = _installed(monkeypatch, LinksOrParentBased(0.0))
+    monkeypatch.setattr(consumer, "_tracer", provider.get_tracer("test"))
+    sent = {}
+
+    def handle(messages):
+        for m in messages:
+            with message_span("loyalty", m, {}):
+                sent[m.offset] = dict(message_headers("crm.loyalty.events"))["traceparent"].decode()
+        assert trace.get_current_span().is_recording()  # the batch's span: it holds a traced event
+        sent["batch"] = dict(message_headers("crm.loyalty.events"))["traceparent"].decode()
+        return _Outcome()
+
+    runner = BatchRunner(name="loyalty", metrics=ServiceMetrics("svc-s23f2"), publish=lambda out: None,
+                         delete_outbox=lambda seqs: None)
+    runner.run_sync(handle, [_message(SAMPLED, offset=0), _message(_unsampled(1), offset=1)])
+    assert sent[0].split("-")[1] == SAMPLED.split("-")[1] and sent[0].endswith("-01")  # the traced event's
+    assert sent[1].endswith("-00") and sent["batch"].endswith("-00")  # the ratio (0) decides for the rest
