@@ -188,7 +188,22 @@ class TierImportData(_Data):
         return value
 
 
-class ChannelEventBase(_Open):
+class Named:
+    """What names a channel event, whole or by its head: its channel and its key (the model has ``source`` and
+    ``id``)."""
+
+    @property
+    def channel(self) -> str:
+        """``pos``, ``wechat`` or ``web``, from ``source`` (``staff`` for a correction identity announces)."""
+        return self.source.split("/", 1)[0]  # type: ignore[attr-defined]
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """``(source, id)``: what makes two deliveries the same event."""
+        return (self.source, self.id)  # type: ignore[attr-defined]
+
+
+class ChannelEventBase(Named, _Open):
     specversion: Literal["1.0"]
     id: NonEmpty
     source: str = Field(pattern=_SOURCE, max_length=256)
@@ -218,16 +233,6 @@ class ChannelEventBase(_Open):
         if not 1900 <= year <= 9998:
             raise ValueError("must be between the years 1900 and 9998")
         return value
-
-    @property
-    def channel(self) -> str:
-        """``pos``, ``wechat`` or ``web``, from ``source`` (``staff`` for a correction identity announces)."""
-        return self.source.split("/", 1)[0]
-
-    @property
-    def key(self) -> tuple[str, str]:
-        """``(source, id)``: what makes two deliveries the same event."""
-        return (self.source, self.id)
 
 
 class PurchaseEvent(ChannelEventBase):
@@ -423,7 +428,7 @@ def parse_event(raw: bytes | str | dict, *, shallow: bool = False, resolved: boo
     return event
 
 
-class EventHead(BaseModel):
+class EventHead(Named, BaseModel):
     """What a consumer reads of a channel event of a type it does not take (issue 13): the fields that name it,
     validated as a whole event's are; the rest of it is neither parsed into objects nor checked."""
 
@@ -432,16 +437,6 @@ class EventHead(BaseModel):
     id: NonEmpty
     source: str = Field(pattern=_SOURCE, max_length=256)
     type: str = Field(pattern=_TYPE, max_length=128)  # as a whole event's: one no event may have is read whole
-
-    @property
-    def channel(self) -> str:
-        """As :attr:`ChannelEventBase.channel`."""
-        return self.source.split("/", 1)[0]
-
-    @property
-    def key(self) -> tuple[str, str]:
-        """As :attr:`ChannelEventBase.key`."""
-        return (self.source, self.id)
 
 
 def event_types(*models: type[ChannelEventBase]) -> frozenset[str]:
