@@ -165,8 +165,6 @@ def test_a_batch_reads_each_message_s_trace_headers_once_for_its_own_span_and_th
     from opentelemetry import propagate
     from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
-    from shared.observability.metrics import ServiceMetrics
-    from shared.streaming.consumer import BatchRunner
 
     _installed(monkeypatch, ParentBased(TraceIdRatioBased(0.1)))
     textmap, parsed = propagate.get_global_textmap(), []
@@ -185,20 +183,29 @@ def test_a_batch_reads_each_message_s_trace_headers_once_for_its_own_span_and_th
     parents = [f"00-{n:032x}-{n:016x}-0{n % 2}" for n in range(1, 7)]
     batch = [_message(p, offset=n) for n, p in enumerate(parents)]
 
-    def handle(messages):
-        for m in messages:
-            with message_span("loyalty", m, {}):
-                pass
-        return _Outcome()
-
-    runner = BatchRunner(name="svc-s22d", metrics=ServiceMetrics("svc-s22d"), publish=lambda out: None,
-                         delete_outbox=lambda seqs: None)
-    runner.run_sync(handle, batch)
+    _runner("svc-s22d").run_sync(_spans_each_message, batch)
     assert sorted(parsed) == sorted(parents)
 
 
 class _Outcome:
     outbox: list = []
+
+
+def _spans_each_message(messages) -> _Outcome:
+    """A batch handler that only gives each message its span, as every service's handler does."""
+    for m in messages:
+        with message_span("loyalty", m, {}):
+            pass
+    return _Outcome()
+
+
+def _runner(name: str, metrics: str | None = None):
+    """A BatchRunner that publishes nothing (``metrics``: its own metrics' name, one per test)."""
+    from shared.observability.metrics import ServiceMetrics
+    from shared.streaming.consumer import BatchRunner
+
+    return BatchRunner(name=name, metrics=ServiceMetrics(metrics or name), publish=lambda out: None,
+                       delete_outbox=lambda seqs: None)
 
 
 def _read_by_the_propagators(value: bytes):
@@ -242,22 +249,13 @@ def test_a_traceparent_read_without_the_propagators_reads_exactly_as_they_do():
 def _run_batch(monkeypatch, sampler, traceparents: list[str]):
     """Run a batch of messages carrying these trace contexts through a BatchRunner under this sampler;
     returns the finished spans."""
-    from shared.observability.metrics import ServiceMetrics
     from shared.streaming import consumer
-    from shared.streaming.consumer import BatchRunner
 
     exporter, _, provider = _installed(monkeypatch, sampler)
     monkeypatch.setattr(consumer, "_tracer", provider.get_tracer("test"))
 
-    def handle(messages):
-        for m in messages:
-            with message_span("loyalty", m, {}):
-                pass
-        return _Outcome()
-
-    runner = BatchRunner(name="loyalty", metrics=ServiceMetrics("svc-s23f"), publish=lambda out: None,
-                         delete_outbox=lambda seqs: None)
-    runner.run_sync(handle, [_message(p, offset=n) for n, p in enumerate(traceparents)])
+    _runner("loyalty", "svc-s23f").run_sync(_spans_each_message,
+                                            [_message(p, offset=n) for n, p in enumerate(traceparents)])
     return exporter.get_finished_spans()
 
 
@@ -330,11 +328,9 @@ def test_a_root_span_is_sampled_by_its_links_only_when_it_has_no_parent():
 def test_what_a_batch_traced_for_its_events_announces_of_its_own_is_not_traced_for_that(monkeypatch):
     from opentelemetry import trace
 
-    from shared.observability.metrics import ServiceMetrics
     from shared.observability.telemetry import LinksOrParentBased
     from shared.observability.trace_context import message_headers
     from shared.streaming import consumer
-    from shared.streaming.consumer import BatchRunner
 
     _, _, provider = _installed(monkeypatch, LinksOrParentBased(0.0))
     monkeypatch.setattr(consumer, "_tracer", provider.get_tracer("test"))
@@ -348,8 +344,6 @@ def test_what_a_batch_traced_for_its_events_announces_of_its_own_is_not_traced_f
         sent["batch"] = dict(message_headers("crm.loyalty.events"))["traceparent"].decode()
         return _Outcome()
 
-    runner = BatchRunner(name="loyalty", metrics=ServiceMetrics("svc-s23f2"), publish=lambda out: None,
-                         delete_outbox=lambda seqs: None)
-    runner.run_sync(handle, [_message(SAMPLED, offset=0), _message(_unsampled(1), offset=1)])
+    _runner("loyalty", "svc-s23f2").run_sync(handle, [_message(SAMPLED, offset=0), _message(_unsampled(1), offset=1)])
     assert sent[0].split("-")[1] == SAMPLED.split("-")[1] and sent[0].endswith("-01")  # the traced event's
     assert sent[1].endswith("-00") and sent["batch"].endswith("-00")  # the ratio (0) decides for the rest
