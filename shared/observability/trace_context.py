@@ -6,12 +6,13 @@ Nothing here sets OpenTelemetry up: that is :mod:`shared.observability.telemetry
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any
 
+from opentelemetry import baggage, propagate, trace
 from opentelemetry import context as otel_context
-from opentelemetry import propagate, trace
 
 Headers = list[tuple[str, bytes]]
 _TRACER = trace.get_tracer(__name__)
@@ -22,28 +23,46 @@ def message_headers(topic: str, headers: Headers | None = None, *, key: str | No
     """Headers for one message written to an outbox: a "create" span marks the message in the current
     trace (the messaging conventions' way to give each message of a batch send its own context), and
     that span's context travels with the message, so its consumers continue this trace."""
-    carrier: dict[str, str] = {}
-    current = trace.get_current_span()
-    if current.is_recording() and (ctx := current.get_span_context()).trace_state.get("crm") == "links":
+    context = otel_context.get_current()
+    current = trace.get_current_span(context)
+    if not current.is_recording():
+        # An event that is not sampled: no span to make, but its context (marked not sampled) still
+        # travels, so the services after this one do not sample it either.
+        carrier = _injected(current, context)
+    elif (ctx := current.get_span_context()).trace_state.get("crm") == "links":
         # Batch-level work of a batch traced only for the traced events it holds (LinksOrParentBased): what it
         # announces is not traced for that, as the ratio decided for the batch.
         quiet = trace.SpanContext(ctx.trace_id, ctx.span_id, is_remote=False, trace_flags=trace.TraceFlags(0))
-        propagate.inject(carrier, context=trace.set_span_in_context(trace.NonRecordingSpan(quiet)))
-    elif current.is_recording():
+        carrier = _injected(trace.NonRecordingSpan(quiet), context)
+    else:
         attributes = {"messaging.system": "kafka", "messaging.operation.type": "create",
                       "messaging.operation.name": "create", "messaging.destination.name": topic}
         if key is not None:
             attributes["messaging.kafka.message.key"] = key  # keys are customer pseudonyms, never a phone
         span = _TRACER.start_span(f"create {topic}", kind=trace.SpanKind.PRODUCER, attributes=attributes)
         span.end()
-        propagate.inject(carrier, context=trace.set_span_in_context(span))
-    else:
-        # An event that is not sampled: no span to make, but its context (marked not sampled) still
-        # travels, so the services after this one do not sample it either.
-        propagate.inject(carrier)
+        carrier = _injected(span, context)
     out = [h for h in (headers or []) if h[0] not in carrier]
     out.extend((k, v.encode()) for k, v in carrier.items())
     return out
+
+
+def _injected(span: trace.Span, context: otel_context.Context) -> dict[str, str]:
+    # What the configured propagators write for ``span`` in ``context`` (the current one). The default ones (W3C
+    # trace context and baggage), given no baggage, write the span's ids as below: written here without their
+    # getters, setters and contexts, which cost an event sampled out more than the rest of its tracing, for every
+    # message it publishes. Other propagators (OTEL_PROPAGATORS), or baggage, and they write it themselves.
+    if _w3c_default(propagate.get_global_textmap()) and not baggage.get_all(context):
+        ctx = span.get_span_context()
+        if ctx == trace.INVALID_SPAN_CONTEXT:
+            return {}
+        carrier = {"traceparent": f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{ctx.trace_flags:02x}"}
+        if ctx.trace_state:
+            carrier["tracestate"] = ctx.trace_state.to_header()
+        return carrier
+    carrier = {}
+    propagate.inject(carrier, context=trace.set_span_in_context(span, context))
+    return carrier
 
 
 def tracer(name: str) -> trace.Tracer:
@@ -53,8 +72,8 @@ def tracer(name: str) -> trace.Tracer:
 
 def inject_headers(headers: Headers | None = None) -> Headers:
     """Kafka headers carrying the current trace context (``traceparent``, ``tracestate``)."""
-    carrier: dict[str, str] = {}
-    propagate.inject(carrier)
+    context = otel_context.get_current()
+    carrier = _injected(trace.get_current_span(context), context)
     out = [h for h in (headers or []) if h[0] not in carrier]
     out.extend((k, v.encode()) for k, v in carrier.items())
     return out
@@ -131,6 +150,52 @@ def unsampled_child(context: otel_context.Context) -> trace.Span | None:
     span_id = random.getrandbits(64) or 1  # the SDK's own generator: 64 random bits, never the invalid 0
     return trace.NonRecordingSpan(trace.SpanContext(parent.trace_id, span_id, is_remote=False,
                                                     trace_flags=flags, trace_state=parent.trace_state))
+
+
+# A traceparent in its canonical form (version 00, lower-case hex) whose flags say "not sampled".
+_SAMPLED_OUT = re.compile(rb"00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f][02468ace]")
+_ZERO_TRACE, _ZERO_SPAN = b"0" * 32, b"0" * 16
+# The flags of a child of such a parent, by the parent's last hex digit: its "random trace id" bit, kept.
+_CHILD_FLAGS = {ord(d): trace.TraceFlags(int(d, 16) & trace.TraceFlags.RANDOM_TRACE_ID) for d in "02468ace"}
+
+
+def _sampled_out(headers: Any) -> re.Match[bytes] | None:
+    # A message whose only trace header is the ``traceparent`` of an event sampled out, in the form ``_traceparent``
+    # reads for the default propagators (OTEL_PROPAGATORS unset): its ids, matched by one regular expression, no
+    # context made. Most messages are such (CRM_TRACE_RATIO); ``None`` for any other: ``extract_context`` reads it.
+    if type(headers) is not list or not _w3c_default(propagate.get_global_textmap()):
+        return None
+    found = None
+    for name, value in headers:
+        if name in TRACE_HEADERS:
+            if name != "traceparent" or found is not None:
+                return None
+            found = value
+    return _SAMPLED_OUT.fullmatch(found) if type(found) is bytes else None
+
+
+def sampled_out_child(headers: Headers) -> trace.Span | None:
+    """What :func:`unsampled_child` makes under the context of a message sampled out upstream, made from its
+    ``traceparent`` alone when that is all it carries, canonical; ``None`` for any other message (the context's
+    to decide) or when the sampler might record it."""
+    match = _sampled_out(headers)
+    if match is None or match[1] == _ZERO_TRACE or match[2] == _ZERO_SPAN:
+        return None
+    if not _drops_unsampled(trace.get_tracer_provider()):
+        return None
+    span_id = random.getrandbits(64) or 1  # as unsampled_child does
+    flags = _CHILD_FLAGS[match.group(0)[54]]
+    return trace.NonRecordingSpan(trace.SpanContext(int(match[1], 16), span_id, False, flags))
+
+
+def traced_parent(headers: Iterable[tuple[str, Any]] | dict | None) -> trace.SpanContext | None:
+    """The span context a consumed (or outgoing) message carries when its event is traced; ``None`` when it is
+    sampled out or carries none. A message sampled out is told from its ``traceparent`` without making its
+    context (see ``_sampled_out``)."""
+    if _sampled_out(headers) is not None:
+        return None
+    ctx = trace.get_current_span(extract_context(headers)).get_span_context()
+    return ctx if ctx.is_valid and ctx.trace_flags.sampled else None
 
 
 def sampled_out_unrecorded() -> bool:

@@ -13,7 +13,7 @@ import hashlib
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -24,7 +24,13 @@ from opentelemetry.trace import Link, Span, SpanKind
 from shared.clock import Clock, iso_utc
 from shared.contract import topics
 from shared.contract.events import InvalidEvent, check_size
-from shared.observability.trace_context import extract_context, message_headers, tracer, unsampled_child
+from shared.observability.trace_context import (
+    extract_context,
+    message_headers,
+    sampled_out_child,
+    tracer,
+    unsampled_child,
+)
 from shared.storage.base import DeadLetter, OutboxMessage, is_transient
 
 log = logging.getLogger(__name__)
@@ -161,9 +167,8 @@ def dead_letter_for(msg: Incoming, code: str, reason: str, clock: Clock, *, serv
     return DeadLetter(fingerprint, msg.topic, msg.partition, msg.offset, code, reason, msg.value, headers, at)
 
 
-@contextmanager
 def message_span(service: str, msg: Incoming,
-                 attributes: Mapping[str, Any] | Callable[[], Mapping[str, Any]]) -> Iterator[Span]:
+                 attributes: Mapping[str, Any] | Callable[[], Mapping[str, Any]]) -> AbstractContextManager[Span]:
     """One consumer span per message, continuing the trace its publisher started, linked to the span
     of the store work it is part of (the batch's transaction), so the event's trace reaches the store.
 
@@ -171,14 +176,35 @@ def message_span(service: str, msg: Incoming,
     costs no attributes). Attributes the batch's span carries for all its messages (the messaging system,
     the operation) are not repeated on each message's span: every attribute is cleaned and exported
     span after span."""
-    context = extract_context(msg.headers)
-    if (quiet := unsampled_child(context)) is not None:  # an event sampled out: nothing to record
-        token = otel_context.attach(trace.set_span_in_context(quiet))
-        try:
-            yield quiet
-        finally:
-            otel_context.detach(token)
-        return
+    context = None
+    if (quiet := sampled_out_child(msg.headers)) is None:  # most events are sampled out: told by their traceparent
+        context = extract_context(msg.headers)
+        quiet = unsampled_child(context)
+    if quiet is not None:  # an event sampled out: nothing to record, only its context to hand on
+        return _Current(quiet)
+    return _consumer_span(service, msg, attributes, context)
+
+
+class _Current:
+    """``span`` is the current span inside the block (a span that records nothing: nothing to end). A class,
+    not a generator: most messages take this way, and a generator's context manager costs them more than this."""
+
+    __slots__ = ("span", "_token")
+
+    def __init__(self, span: Span) -> None:
+        self.span = span
+
+    def __enter__(self) -> Span:
+        self._token = otel_context.attach(trace.set_span_in_context(self.span))
+        return self.span
+
+    def __exit__(self, *exc: object) -> None:
+        otel_context.detach(self._token)
+
+
+@contextmanager
+def _consumer_span(service: str, msg: Incoming, attributes: Mapping[str, Any] | Callable[[], Mapping[str, Any]],
+                   context: otel_context.Context) -> Iterator[Span]:
     batch = trace.get_current_span().get_span_context()
     span = _tracer.start_span(f"{service} process {msg.topic}", context=context,
                               kind=SpanKind.CONSUMER, links=[Link(batch)] if batch.is_valid else None)

@@ -122,9 +122,10 @@ def _with_state(traceparent: str, offset: int = 7) -> Incoming:
     return Incoming(msg.value, msg.topic, msg.partition, msg.offset, [*msg.headers, ("tracestate", TRACESTATE)])
 
 
+@pytest.mark.parametrize("with_state", [True, False], ids=["with a tracestate", "a traceparent alone"])
 @pytest.mark.parametrize("crm_trace_ratio", [True, False], ids=["CRM_TRACE_RATIO's", "the SDK's parent-based"])
 def test_a_message_sampled_out_upstream_gets_the_span_the_sdk_would_make_without_asking_the_sampler(
-        monkeypatch, crm_trace_ratio):
+        monkeypatch, crm_trace_ratio, with_state):
     from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
     from shared.observability.telemetry import LinksOrParentBased
@@ -132,7 +133,7 @@ def test_a_message_sampled_out_upstream_gets_the_span_the_sdk_would_make_without
 
     sampler = LinksOrParentBased(0.1) if crm_trace_ratio else ParentBased(TraceIdRatioBased(0.1))
     exporter, asked, provider = _installed(monkeypatch, sampler)
-    msg, calls = _with_state(NOT_SAMPLED), []
+    msg, calls = (_with_state if with_state else _message)(NOT_SAMPLED), []
     sdk = provider.get_tracer("sdk").start_span("n", context=extract_context(msg.headers)).get_span_context()
     asked.clear()
     with message_span("loyalty", msg, lambda: calls.append(1) or {}) as span:
@@ -145,6 +146,8 @@ def test_a_message_sampled_out_upstream_gets_the_span_the_sdk_would_make_without
     assert made.span_id not in (0, int(NOT_SAMPLED.split("-")[2], 16))
     # What the message sends on carries its trace, still sampled out, so the services after it skip it too.
     assert sent.decode() == f"00-{NOT_SAMPLED.split('-')[1]}-{made.span_id:016x}-00"
+    if with_state:
+        assert dict(message_headers("crm.loyalty.events", key="c_1")).get("tracestate") is None  # outside the span
     with message_span("loyalty", _with_state(SAMPLED), lambda: calls.append(1) or {}):
         pass
     assert len(exporter.get_finished_spans()) == 1 and calls == [1]
@@ -347,3 +350,125 @@ def test_what_a_batch_traced_for_its_events_announces_of_its_own_is_not_traced_f
     _runner("loyalty", "svc-s23f2").run_sync(handle, [_message(SAMPLED, offset=0), _message(_unsampled(1), offset=1)])
     assert sent[0].split("-")[1] == SAMPLED.split("-")[1] and sent[0].endswith("-01")  # the traced event's
     assert sent[1].endswith("-00") and sent["batch"].endswith("-00")  # the ratio (0) decides for the rest
+
+
+# -- session 24: a message sampled out upstream is told by its traceparent alone, and what it publishes carries
+# -- a traceparent written without the propagators; anything else still goes through the SDK --
+
+
+def _sent_as_the_propagators_would(span_context, *, with_baggage: bool = False):
+    """What ``message_headers`` writes under a non-recording span with this context, and what the configured
+    propagators write for it."""
+    from opentelemetry import baggage, propagate, trace
+    from opentelemetry import context as otel_context
+
+    from shared.observability.trace_context import inject_headers, message_headers
+
+    context = trace.set_span_in_context(trace.NonRecordingSpan(span_context))
+    if with_baggage:
+        context = baggage.set_baggage("crm.run", "r1", context)
+    expected: dict[str, str] = {}
+    propagate.inject(expected, context=context)
+    given = [("crm.kind", b"view.part"), ("traceparent", b"given")]
+    token = otel_context.attach(context)
+    try:
+        sent = message_headers("crm.loyalty.events", given)
+        injected = inject_headers()
+    finally:
+        otel_context.detach(token)
+    assert dict(injected) == {k: v.encode() for k, v in expected.items()}
+    return sent, [*(h for h in given if h[0] not in expected), *((k, v.encode()) for k, v in expected.items())]
+
+
+def test_what_an_unsampled_span_sends_on_is_exactly_what_the_propagators_write():
+    import random
+
+    from opentelemetry import trace
+
+    rng = random.Random(24)
+    states = [trace.TraceState(), trace.TraceState([("crm", "links")]), trace.TraceState([("a", "1"), ("b", "2")])]
+    contexts = [trace.SpanContext(rng.getrandbits(128) or 1, rng.getrandbits(64) or 1, is_remote=remote,
+                                  trace_flags=trace.TraceFlags(flags), trace_state=state)
+                for flags in (0, 1, 2, 3) for state in states for remote in (False, True)]
+    contexts += [trace.INVALID_SPAN_CONTEXT, trace.SpanContext(1, 1, False),
+                 trace.SpanContext(2**128 - 1, 2**64 - 1, False), trace.SpanContext(0, 5, False)]
+    for ctx in contexts:
+        sent, expected = _sent_as_the_propagators_would(ctx)
+        assert sent == expected, ctx
+    # Baggage in the context: the propagators write it (and the trace context) themselves.
+    sent, expected = _sent_as_the_propagators_would(contexts[0], with_baggage=True)
+    assert sent == expected and dict(sent)["baggage"] == b"crm.run=r1"
+
+
+def test_propagators_set_by_otel_propagators_still_read_and_write_every_message(monkeypatch):
+    from opentelemetry import propagate, trace
+    from opentelemetry.propagators.composite import CompositePropagator
+    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    from shared.observability.trace_context import message_headers
+
+    class Named(TraceContextTextMapPropagator):
+        """W3C trace context under another header name (as B3 or Jaeger would be: OTEL_PROPAGATORS)."""
+
+        _TRACEPARENT_HEADER_NAME = "x-trace"
+        _TRACESTATE_HEADER_NAME = "x-state"
+
+    monkeypatch.setattr(propagate, "_HTTP_TEXT_FORMAT", CompositePropagator([Named()]))
+    exporter, _, _ = _installed(monkeypatch, ParentBased(TraceIdRatioBased(0.1)))
+    # A traceparent is none of these propagators' business: the message starts a trace of its own.
+    with message_span("loyalty", _message(NOT_SAMPLED), {}) as span:
+        assert span.get_span_context().trace_id != int(NOT_SAMPLED.split("-")[1], 16)
+    parent = NOT_SAMPLED.replace("0af7651916cd43dd", "1bf7651916cd43dd")
+    msg = Incoming(b"{}", "crm.customer.events", 2, 8, [("x-trace", parent.encode())])
+    with message_span("loyalty", msg, {}) as span:
+        assert not span.is_recording()
+        assert span.get_span_context().trace_id == int(parent.split("-")[1], 16)
+        sent = dict(message_headers("crm.loyalty.events"))
+    assert "traceparent" not in sent
+    assert sent["x-trace"].decode() == f"00-{parent.split('-')[1]}-{span.get_span_context().span_id:016x}-00"
+    assert isinstance(trace.get_current_span(), trace.NonRecordingSpan)
+
+
+def test_a_batch_makes_a_context_only_for_its_traced_messages_and_each_keeps_its_trace(monkeypatch):
+    from opentelemetry import trace
+
+    from shared.observability import trace_context
+    from shared.observability.telemetry import LinksOrParentBased
+    from shared.streaming import consumer
+
+    exporter, _, provider = _installed(monkeypatch, LinksOrParentBased(0.0))
+    monkeypatch.setattr(consumer, "_tracer", provider.get_tracer("test"))
+    monkeypatch.setattr(trace_context, "_TRACER", provider.get_tracer("test"))
+    read, parse = [], trace_context._traceparent
+    monkeypatch.setattr(trace_context, "_traceparent", lambda value: read.append(value.decode()) or parse(value))
+    # Unique ids: the contexts parsed by earlier tests are remembered.
+    parents = [f"00-{0x24d << 64 | n:032x}-{n + 1:016x}-0{2 * (n % 2) + (n % 5 == 0)}" for n in range(12)]
+    sent = {}
+
+    def handle(messages):
+        for m in messages:
+            with message_span("loyalty", m, {}) as span:
+                sent[m.offset] = (span, dict(message_headers("crm.loyalty.events"))["traceparent"].decode())
+        return _Outcome()
+
+    from shared.observability.trace_context import message_headers
+
+    _runner("loyalty", "svc-s24d").run_sync(handle, [_message(p, offset=n) for n, p in enumerate(parents)])
+    traced = [p for p in parents if p.endswith(("1", "3"))]
+    assert sorted(read) == sorted(traced)  # parsed once each (the batch's links, the message's span); no other
+    spans = exporter.get_finished_spans()
+    [batch] = [s for s in spans if s.name == "loyalty process batch"]
+    assert sorted(f"{link.context.trace_id:032x}" for link in batch.links) == sorted(p[3:35] for p in traced)
+    creates = {s.context.span_id: s for s in spans if s.name == "create crm.loyalty.events"}
+    for n, parent in enumerate(parents):
+        span, out = sent[n]
+        context = span.get_span_context()
+        assert context.trace_id == int(parent[3:35], 16) and context.span_id != int(parent[36:52], 16)
+        assert out.startswith(f"00-{parent[3:35]}-")  # the same trace, in every service after this one
+        if parent in traced:  # through the message's span and the "create" span marking what it publishes
+            assert creates[int(out[36:52], 16)].parent.span_id == context.span_id and out.endswith(("1", "3"))
+        else:  # still sampled out (its "random trace id" flag kept), sent on from this message's own span
+            assert out == f"00-{parent[3:35]}-{context.span_id:016x}-{parent[-2:]}", parent
+        assert (context.span_id in {s.context.span_id for s in spans}) == (parent in traced)  # recorded or not
+    assert trace.get_current_span() is trace.INVALID_SPAN
