@@ -224,6 +224,8 @@ def _announcements(s: Settlement, customer_id: str, now: datetime, deps: Deps,
                    writes: Writes) -> list[OutboxMessage]:
     # Once per expiry moment, and again whenever more points joined that moment than were announced (a
     # purchase inside the notice window under month-end or year-end expiry): no point expires unannounced.
+    if not s.announce:
+        return []  # nothing within its notice: no look-up
     due = {iso_utc(at): (at, n) for at, n in s.announce}
     told = deps.store.announced(customer_id, list(due))
     fresh = [Announcement(f"exp:{customer_id}:{key}" + (f":{n}" if key in told else ""), customer_id, key, n,
