@@ -20,6 +20,7 @@ import json
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 
 from services.loyalty.domain.calendar import add_months, month_of, month_start
 from services.loyalty.domain.earning import Used
@@ -49,6 +50,7 @@ class Checkpoint:
                 and (changed_from is None or changed_from >= self.at))
 
 
+@lru_cache(maxsize=256)  # every settle of a batch asks at the batch's one moment
 def horizon(now: datetime, zone, lag_months: int) -> datetime:
     """Where the next checkpoint goes: the start of the month ``lag_months`` before ``now``'s month."""
     return month_start(add_months(month_of(now, zone), -lag_months), zone)

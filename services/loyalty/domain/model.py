@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from functools import cached_property
 from typing import Any
 
 # Ledger entry kinds, as statements group them.
@@ -46,7 +47,7 @@ class Purchase:
     day: str  # the calendar day in the store's zone, ISO
     lines: tuple[Line, ...] = ()
 
-    @property
+    @cached_property  # asked a dozen times a settle; a decoded purchase is kept across settles (store cache)
     def bucket(self) -> str:
         """The ledger bucket of this purchase's points (and of its lot)."""
         return f"p:{self.source}:{self.id}"

@@ -131,15 +131,19 @@ def timeline(purchases: list[Purchase], refunds: list[Refund], book: RuleBook, *
         p = by_bucket.get(bucket) if bucket else None
         if p is not None:
             events.append((max(r.time, p.time), 2, r.source, r.id, "refund", (r, p)))
-    # A checkpoint holds what an import before its horizon did; a tier these rules do not know is not held.
-    imports = [i for i in imports if book.at(i.since).tiers.level(i.tier)]
-    # No review from an imported tier's moment up to the import judges the member: a file saying "A since
-    # 2021" imported today holds A until the first review after today. Worked out from every import, those
-    # before a checkpoint's horizon too, so a timeline started from one skips the same reviews.
-    shields = [(i.since, i.held_until) for i in imports if i.held_until > i.since]
-    imports = [i for i in imports if start is None or i.since >= start.at]
-    for i in imports:
-        events.append((i.since, 1, i.source, i.id, "imported", i))
+    # Imported tiers and staff overrides are rare: a timeline without them skips their bookkeeping (it runs once
+    # per settle).
+    shields: list[tuple[datetime, datetime]] = []
+    if imports:
+        # A checkpoint holds what an import before its horizon did; a tier these rules do not know is not held.
+        imports = [i for i in imports if book.at(i.since).tiers.level(i.tier)]
+        # No review from an imported tier's moment up to the import judges the member: a file saying "A since
+        # 2021" imported today holds A until the first review after today. Worked out from every import, those
+        # before a checkpoint's horizon too, so a timeline started from one skips the same reviews.
+        shields = [(i.since, i.held_until) for i in imports if i.held_until > i.since]
+        imports = [i for i in imports if start is None or i.since >= start.at]
+        for i in imports:
+            events.append((i.since, 1, i.source, i.id, "imported", i))
     out = Timeline()
     months = _Months()
     if start is not None:
@@ -158,16 +162,17 @@ def timeline(purchases: list[Purchase], refunds: list[Refund], book: RuleBook, *
         if snapshot_at is not None:
             out.snapshot = TierState(snapshot_at, None, None, None, {}, {}, [])
         return out
-    holds = tuple(h for h in holds if h.start < h.end)
-    # An import a staff override outranked at its moment was never held: it shields nothing.
-    shields = [(a, b) for a, b in shields if not (holds and holding(holds, a))]
-    # A hold that began before the state started from is in that state already.
-    events += [(h.start, 3, "", h.override_id, "hold", h) for h in holds
-               if h.start <= now and (start is None or h.start >= start.at)]
-    # A hold ending while an earlier one is still in force (two customers' overrides joined by a merge) gives
-    # the tier back to that one, which is in force again.
-    events += [(h.end, 3, "", h.override_id, "hold_end", h) for h in holds
-               if h.end <= now and (start is None or h.end >= start.at)]
+    if holds:
+        holds = tuple(h for h in holds if h.start < h.end)
+        # An import a staff override outranked at its moment was never held: it shields nothing.
+        shields = [(a, b) for a, b in shields if not (holds and holding(holds, a))]
+        # A hold that began before the state started from is in that state already.
+        events += [(h.start, 3, "", h.override_id, "hold", h) for h in holds
+                   if h.start <= now and (start is None or h.start >= start.at)]
+        # A hold ending while an earlier one is still in force (two customers' overrides joined by a merge) gives
+        # the tier back to that one, which is in force again.
+        events += [(h.end, 3, "", h.override_id, "hold_end", h) for h in holds
+                   if h.end <= now and (start is None or h.end >= start.at)]
     while (begins := month_start(month, zone)) <= now:
         events.append((begins, 0, "", "", "review", month))
         month = add_months(month, 1)
@@ -216,9 +221,8 @@ def timeline(purchases: list[Purchase], refunds: list[Refund], book: RuleBook, *
             _review(out, rules, months, item, at)
     if snapshot_at is not None and out.snapshot is None:
         out.snapshot = _state(out, months, refunded, events, book, snapshot_at)
-    window = _window(book.at(now).tiers, month_of(now, zone), review=False)
-    out.window = [{"month": month_key(m), "visits": len(months.days.get(month_key(m), ())),
-                   "spend_minor": months.spend.get(month_key(m), 0)} for m in window]
+    out.window = [{"month": key, "visits": len(months.days.get(key, ())), "spend_minor": months.spend.get(key, 0)}
+                  for key in _window_keys(book.at(now).tiers.window_months, month_of(now, zone))]
     return out
 
 

@@ -145,11 +145,10 @@ def settle_customer(customer_id: str, *, deps: Deps, trigger: list[str], changed
         read = prepare([customer_id], deps=deps, changed_from={customer_id: changed_from})[customer_id]
     if first is None:
         first = settle_first(customer_id, read, deps=deps, now=deps.clock(), book=deps.rules.book())
-    now, book, s, monthly, latest = first.now, first.book, first.s, first.monthly, first.latest
-    at = iso_utc(now)
+    now, at, book, s, monthly, latest = first.now, first.at, first.book, first.s, first.monthly, first.latest
     records, start, facts = read.records, read.start, read.facts
     posted = first.posted if first.posted is not None else store.posted(records, buckets=first.buckets)
-    entries = corrections(s.targets, posted, now=iso_utc(now), trigger=trigger)
+    entries = corrections(s.targets, posted, now=at, trigger=trigger)
     ledger_sum = read.balance + sum(e.points for e in entries)
     if ledger_sum != s.balance and start is not None:
         # The ledger holds what the checkpoint does not explain (the clock went back past an expiry, say):
@@ -199,7 +198,8 @@ def _monthly_snapshot(start: Checkpoint | None, facts: Facts, *, now: datetime, 
     at = checkpoint.horizon(now, book.zone, deps.config.checkpoint_lag_months)
     if start is not None and at <= start.at:
         return None  # the checkpoint in place is as recent as the lag allows
-    if start is None and sum(1 for p in facts.purchases if p.time < at) < deps.config.checkpoint_min_purchases:
+    least = deps.config.checkpoint_min_purchases
+    if start is None and (len(facts.purchases) < least or sum(1 for p in facts.purchases if p.time < at) < least):
         return None  # a short history: replaying it costs less than keeping a checkpoint
     return at
 
@@ -224,6 +224,8 @@ def _announcements(s: Settlement, customer_id: str, now: datetime, deps: Deps,
                    writes: Writes) -> list[OutboxMessage]:
     # Once per expiry moment, and again whenever more points joined that moment than were announced (a
     # purchase inside the notice window under month-end or year-end expiry): no point expires unannounced.
+    if not s.announce:
+        return []  # nothing within its notice: no look-up
     due = {iso_utc(at): (at, n) for at, n in s.announce}
     told = deps.store.announced(customer_id, list(due))
     fresh = [Announcement(f"exp:{customer_id}:{key}" + (f":{n}" if key in told else ""), customer_id, key, n,
@@ -239,10 +241,11 @@ def _announcements(s: Settlement, customer_id: str, now: datetime, deps: Deps,
 
 @dataclass(frozen=True)
 class First:
-    """A settle's first try: its moment and rule book, the checkpoints it may keep, the settlement, and what
-    the settlement's buckets hold in the ledger (None: not read yet)."""
+    """A settle's first try: its moment (and as stored text) and rule book, the checkpoints it may keep, the
+    settlement, and what the settlement's buckets hold in the ledger (None: not read yet)."""
 
     now: datetime
+    at: str  # ``now`` as the ledger and the account store it
     book: RuleBook
     monthly: datetime | None
     latest: datetime | None
@@ -254,9 +257,15 @@ class First:
         """The buckets whose ledger sums the settlement is compared with (None: all of them)."""
         return sorted(self.s.scope) if self.s.scope is not None else None
 
+    def holding(self, posted: dict[tuple[str, str], Posted]) -> First:
+        """This try with what its buckets hold in the ledger (``dataclasses.replace`` costs 4x, once a customer)."""
+        return First(self.now, self.at, self.book, self.monthly, self.latest, self.s, posted)
 
-def settle_first(customer_id: str, read: Prepared, *, deps: Deps, now: datetime, book: RuleBook) -> First:
-    """The settlement of what :func:`prepare` read, from its checkpoint, at ``now``; the ledger not read."""
+
+def settle_first(customer_id: str, read: Prepared, *, deps: Deps, now: datetime, book: RuleBook,
+                 at: str | None = None) -> First:
+    """The settlement of what :func:`prepare` read, from its checkpoint, at ``now``; the ledger not read.
+    ``at``: ``now`` as stored text, when the caller formatted it already (a batch does, once for all)."""
     start, facts = read.start, read.facts
     monthly = _monthly_snapshot(start, facts, now=now, book=book, deps=deps)
     # Not moving the monthly checkpoint, a settle that replayed enough purchases since its own keeps one where
@@ -267,7 +276,7 @@ def settle_first(customer_id: str, read: Prepared, *, deps: Deps, now: datetime,
         latest = checkpoint.frontier([p.time for p in facts.purchases], start=start.at, now=now)
         latest = latest if latest > start.at else None
     s = settle(facts, book, customer_id=customer_id, now=now, start=start, snapshot_at=monthly or latest)
-    return First(now, book, monthly, latest, s)
+    return First(now, at if at is not None else iso_utc(now), book, monthly, latest, s)
 
 
 def _derive(customer_id: str, records: list[str], facts: Facts, book: RuleBook, now: datetime,
@@ -394,16 +403,18 @@ def settle_many(touched: Touched, *, deps: Deps) -> list[OutboxMessage]:
     for c, why in touched.why.items():
         for w in why:
             roots.add(owners[c], w, touched.since[c])
-    active = deps.store.customers_of(sorted(roots.why))
+    # A root among the touched was asked about already (nothing is written in between): only the others are.
+    active = owners | deps.store.customers_of(sorted(r for r in roots.why if r not in owners))
     settled = [root for root in sorted(roots.why) if active[root] == root]
     read = prepare(settled, deps=deps, changed_from={c: roots.since[c] for c in settled})
     # Every customer's first try at one moment, then one look at the ledger for all of them.
     now, book = deps.clock(), deps.rules.book()
-    firsts = {c: settle_first(c, read[c], deps=deps, now=now, book=book) for c in settled}
+    at = iso_utc(now)  # every entry and account of the batch is stamped with it
+    firsts = {c: settle_first(c, read[c], deps=deps, now=now, book=book, at=at) for c in settled}
     posted = deps.store.posted_many({c: (read[c].records, firsts[c].buckets) for c in settled})
     writes = Writes()
     for root in settled:
         out += settle_customer(root, deps=deps, trigger=roots.why[root], changed_from=roots.since[root],
-                               read=read[root], writes=writes, first=replace(firsts[root], posted=posted[root]))
+                               read=read[root], writes=writes, first=firsts[root].holding(posted[root]))
     writes.flush(deps.store)
     return out
