@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from services.alerts.handlers import Deps, satisfaction
@@ -21,6 +22,7 @@ from services.alerts.handlers.evaluation import Writer
 from services.alerts.reports import attendance
 from services.alerts.store import ExpiryRow, LoyaltyRow, OccurrenceRow
 from shared.access.stores import registry_for
+from shared.clock import iso_utc
 from shared.contract import topics
 from shared.contract.facts import (
     FieldValue,
@@ -59,7 +61,9 @@ class Fold:
     loyalty: list[LoyaltyRow] = field(default_factory=list)
     claims: list[tuple[str, str, str]] = field(default_factory=list)  # (what, key, record)
     records: set[str] = field(default_factory=set)  # new for sure (claims depend on what the store holds)
-    rows: list[Membership] = field(default_factory=list)
+    # Per record, the mapping the store will keep of those the messages told: identity's newest time, the first
+    # told at that time (as ``newest_per_record`` picks). One row per record, not two per message.
+    joins: dict[str, tuple[datetime, str]] = field(default_factory=dict)
     # Customers a merge or unmerge joined or split: their view parts are republished even when their alerts
     # did not change (a brand-new record also changes the mapping, but there is nothing to announce).
     regrouped: set[str] = field(default_factory=set)
@@ -96,6 +100,18 @@ class Fold:
         """A message that tells alerts nothing."""
         self.counts["ignored"] += 1
 
+    def join(self, record: str, customer: str, at: datetime) -> None:
+        """Identity says ``record`` belongs to ``customer`` as of ``at``."""
+        if at.utcoffset() is None:
+            at = at.astimezone(UTC)  # as ``iso_utc`` reads a naive time, so the order is that of the text kept
+        held = self.joins.get(record)
+        if held is None or at > held[0]:
+            self.joins[record] = (at, customer)
+
+    def memberships(self) -> list[Membership]:
+        """The mappings told, one per record, as the store keeps them."""
+        return [Membership(record, customer, iso_utc(at)) for record, (at, customer) in self.joins.items()]
+
 
 def begin(items: Items, *, deps: Deps, outcome: BatchOutcome) -> Fold:
     """The fold of a batch, knowing (in one store call) which of its channel events were kept before."""
@@ -116,7 +132,9 @@ def _events(items: Items, fold: Fold, note: Callable[[Any, str], bool]) -> None:
     for one in items:
         m, event = one.item.message, one.item.event
         with _span(one):
-            fold.rows += memberships_of(m)
+            # What ``memberships_of`` says of a resolved event: its record and the customer's own are the customer's.
+            fold.join(m.record_id, m.customer_id, m.resolved_at)
+            fold.join(m.customer_id, m.customer_id, m.resolved_at)
             if event.key in fold.seen:
                 told = None
             else:
@@ -215,7 +233,8 @@ def merges(items: Items, *, deps: Deps, outcome: Fold) -> list[OutboxMessage]:
     for one in items:
         m = one.item.message
         with _span(one):
-            outcome.rows += memberships_of(m)
+            for row in memberships_of(m):  # every row of a merge or unmerge is as of its time
+                outcome.join(row.record_id, row.customer_id, m.at)
             outcome.regrouped |= {m.survivor_id, m.merged_id}
         outcome.processed += 1
         outcome.records.add(m.survivor_id)
@@ -302,7 +321,7 @@ def settle(fold: Fold, *, deps: Deps, pending: Pending) -> list[OutboxMessage]:
     """Keep a noted run of a batch and apply its merges; what it concerns is left to ``finish``."""
     store, pending = deps.store, pending.of(fold.batch, deps)
     pending.records |= fold.records | _keep(fold, deps)
-    moved = store.apply_memberships(fold.rows)
+    moved = store.apply_memberships(fold.memberships())
     satisfaction.keep(fold, deps=deps)  # issue 15: survey and purchase-day aggregates, this transaction
     pending.writer.rehome(moved)
     pending.moved |= moved

@@ -123,12 +123,18 @@ class Writer:
         changes: list[Change] = []
         taken: dict[str, str] = {}  # trigger -> the other customer's live alert it is taken from
         for cust in customers:
+            evaluation = evaluations[cust]
+            if not evaluation.desired and not active[cust]:
+                # Most customers: nothing wanted, nothing held, so nothing to reconcile and no owner to work out;
+                # the next check is the evaluation's (what ``reconcile`` would return).
+                due[cust] = due_ms(evaluation.next_check) if evaluation.next_check else None
+                continue
             # A trigger answered by another customer's live alert moved here with its record (an unmerge that
             # came after the alert was raised on the survivor): it is this customer's to answer now.
             theirs = {k: covers[k].alert_id for k in keys[cust]
                       if k in covers and covers[k].active and covers[k].customer_id != cust}
             covered = {k for k in keys[cust] if k in covers and k not in theirs}
-            mine, nxt = reconcile(cust, evaluations[cust], rules, current=active[cust],
+            mine, nxt = reconcile(cust, evaluation, rules, current=active[cust],
                                   last_resolved=facts[cust].last_resolved, covered=covered, owner=owner_of(facts[cust]),
                                   as_of=self.as_of)
             changes += mine

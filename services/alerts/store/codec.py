@@ -85,30 +85,42 @@ class FactRows:
 def assemble(customer_id: str, rows: FactRows) -> CustomerFacts:
     """A customer's facts from its records' rows (newest attribute wins; the customer's own loyalty part
     first, since loyalty republishes the survivor's part after a merge)."""
-    occ: dict[str, list[Occurrence]] = {"complaint": [], "survey": [], "upgrade": [], "expired": []}
-    for o in sorted(rows.occurrences, key=_occurrence_order) if rows.occurrences else ():
-        occ.setdefault(o.kind, []).append(Occurrence(o.key, from_ms(o.at_ms), o.store_id, o.value, o.record_id))
-    attrs = newest(rows.attributes)
+    # Every customer a batch touches is assembled, and most have no occurrence, expiry, field or resolved alert:
+    # the empty ones cost nothing.
+    occ = _occurrences(rows.occurrences) if rows.occurrences else {}
+    attrs = newest(rows.attributes) if rows.attributes else {}
     born = attrs.get("birthday")
     manager = attrs.get("attributes.account_manager")
-    own = [x for x in rows.loyalty if x.record_id == customer_id]
-    loyalty = own[0] if own else max(rows.loyalty, key=lambda x: x.version, default=None)
+    loyalty = _loyalty_of(customer_id, rows.loyalty) if rows.loyalty else None
     return CustomerFacts(
         customer_id=customer_id,
         purchases=tuple(Purchase(date.fromisoformat(d), s, a) for d, s, a in _by_day(rows.purchases)),
         refund_minor=rows.refunds,
-        complaints=tuple(occ["complaint"]), surveys=tuple(occ["survey"]), upgrades=tuple(occ["upgrade"]),
-        expired=tuple(occ["expired"]),
-        others={kind: tuple(items) for kind, items in occ.items() if kind not in NAMED_OCCURRENCES}
-        if len(occ) > len(NAMED_OCCURRENCES) else {},
+        complaints=occ.get("complaint", ()), surveys=occ.get("survey", ()), upgrades=occ.get("upgrade", ()),
+        expired=occ.get("expired", ()),
+        others={kind: items for kind, items in occ.items() if kind not in NAMED_OCCURRENCES},
         expiries=tuple(Expiry(e.key, e.points, from_ms(e.expires_ms))
-                       for e in sorted(rows.expiries, key=lambda e: e.key)),
+                       for e in sorted(rows.expiries, key=lambda e: e.key)) if rows.expiries else (),
         birthday=_date(born.value) if born else None,
         account_manager=str(manager.value) if manager and manager.value else None,
         tier=loyalty.tier if loyalty else None,
         balance=loyalty.balance if loyalty else None,
-        last_resolved={t: parse_iso(at) for t, at in rows.last_resolved.items()},
+        last_resolved={t: parse_iso(at) for t, at in rows.last_resolved.items()} if rows.last_resolved else {},
     )
+
+
+def _occurrences(rows: list[OccurrenceRow]) -> dict[str, tuple[Occurrence, ...]]:
+    """Occurrences by kind, each kind in time order."""
+    occ: dict[str, list[Occurrence]] = {}
+    for o in sorted(rows, key=_occurrence_order):
+        occ.setdefault(o.kind, []).append(Occurrence(o.key, from_ms(o.at_ms), o.store_id, o.value, o.record_id))
+    return {kind: tuple(items) for kind, items in occ.items()}
+
+
+def _loyalty_of(customer_id: str, rows: list[LoyaltyRow]) -> LoyaltyRow | None:
+    """The customer's own loyalty part, else its records' newest."""
+    own = [x for x in rows if x.record_id == customer_id]
+    return own[0] if own else max(rows, key=lambda x: x.version, default=None)
 
 
 def _occurrence_order(o: OccurrenceRow) -> tuple[int, str]:
