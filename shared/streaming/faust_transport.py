@@ -1,4 +1,4 @@
-"""faust's aiokafka transport with a shorter fetch wait.
+"""faust's aiokafka transport with a shorter fetch wait and a cheaper hand-over of each fetched message.
 
 faust builds its aiokafka consumer with ``fetch_max_wait_ms=1500`` and offers no setting for it.
 Against the embedded broker an idle partition then answers a fetch only when that wait runs out,
@@ -9,8 +9,12 @@ under load fetches return as soon as data is there, so throughput is unchanged.
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 from faust.serializers.schemas import Schema
 from faust.transport.drivers import aiokafka as faust_aiokafka
+from mode.services import WaitResults
 
 
 class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
@@ -26,6 +30,38 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 class _Consumer(faust_aiokafka.Consumer):
     def _new_consumer_thread(self) -> _ConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    async def wait_first(self, *coros: Any, timeout: Any = None) -> WaitResults:
+        """mode's ``wait_first``, with a shortcut for the hand-over of a fetched message to its stream.
+
+        faust hands every message over as ``wait_first(callback(message), suspend_flow.wait())``: a task for
+        each of those and for the consumer's stopped and crashed events, ``asyncio.wait``, then three tasks
+        cancelled, about 24 us of CPU per consumed message. Here, while the flow is not suspended and the
+        consumer neither stopped nor crashed, the callback runs as one task for one step of the loop; it has
+        nearly always put the message in its stream's queue by then, which is the answer mode would give
+        (the callback first, alone). A callback still waiting after that step (its stream's queue full) and
+        every other call go through mode's own ``wait_first``, so a rebalance abandons a blocked hand-over
+        as before."""
+        quiet = not (self.suspend_flow.is_set() or self._stopped.is_set() or self._crashed.is_set())
+        if not (quiet and len(coros) == 2 and _waits_on(coros[1], self.suspend_flow)
+                and asyncio.iscoroutine(coros[0])):
+            return await super().wait_first(*coros, timeout=timeout)
+        handed = asyncio.ensure_future(coros[0])
+        await asyncio.sleep(0)  # the callback's first step runs before this resumes
+        if not handed.done() or self.suspend_flow.is_set():
+            return await super().wait_first(handed, coros[1], timeout=timeout)
+        coros[1].close()  # never started: the suspension it would have waited for did not come
+        result = handed.result()  # raises what the callback raised, as mode's does
+        if self._stopped.is_set() or self._crashed.is_set():
+            return WaitResults([], [], True)
+        return WaitResults([coros[0]], [result], False)
+
+
+def _waits_on(coro: Any, event: asyncio.Event) -> bool:
+    # Whether ``coro`` is ``event.wait()`` not yet started (its frame holds the event it was called on).
+    frame = getattr(coro, "cr_frame", None)
+    return frame is not None and getattr(coro, "cr_code", None) is asyncio.Event.wait.__code__ \
+        and frame.f_locals.get("self") is event
 
 
 class Transport(faust_aiokafka.Transport):
