@@ -47,7 +47,14 @@ class _Consumer(faust_aiokafka.Consumer):
                 and asyncio.iscoroutine(coros[0])):
             return await super().wait_first(*coros, timeout=timeout)
         handed = asyncio.ensure_future(coros[0])
-        await asyncio.sleep(0)  # the callback's first step runs before this resumes
+        try:
+            await asyncio.sleep(0)  # the callback's first step runs before this resumes
+        except BaseException:
+            # Cancelled (a stop, a rebalance) in that step: the callback is cancelled, as mode's ``finally`` does,
+            # so a message still waiting for room is not put in its stream later.
+            handed.cancel()
+            coros[1].close()
+            raise
         if not handed.done() or self.suspend_flow.is_set():
             return await super().wait_first(handed, coros[1], timeout=timeout)
         coros[1].close()  # never started: the suspension it would have waited for did not come

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime
 
 from services.identity.domain.cleaning import Ident, Prepared
 from services.identity.domain.erasure import pseudonyms_of
@@ -58,10 +57,7 @@ def resolve(items: list[Decoded[Prepared]], *, deps: Deps, outcome: BatchOutcome
     """Resolve channel events to customers; what a batch writes in bulk is written once at its end."""
     out: list[OutboxMessage] = []
     items = _without_erased(items, deps=deps, outcome=outcome)
-    # One reading of the clock for the batch, formatted once: its events are resolved, kept and announced in
-    # one transaction (a reading and a formatting per event were a few percent of identity's CPU, issue 13).
-    at = deps.clock()
-    fold = _Fold(seen=deps.store.seen([one.item.event.key for one in items]), at=at, now=iso_utc(at))
+    fold = _Fold(seen=deps.store.seen([one.item.event.key for one in items]))
     # Every identifier of the batch is looked up in one read; the batch's own changes are kept on top.
     known = Known(deps.store, (i for one in items if one.item.event.key not in fold.seen for i in one.item.idents))
     for one in items:
@@ -79,7 +75,7 @@ def resolve(items: list[Decoded[Prepared]], *, deps: Deps, outcome: BatchOutcome
             continue
         if not one.item.idents:  # issue 15: a non-member's sale, for store totals only: no customer, no timeline
             out.append(outbox_message(deps.settings, topics.CUSTOMER_EVENTS, sale_key(event),
-                                      StoreSaleRecorded(event=json.loads(one.item.payload), resolved_at=at),
+                                      StoreSaleRecorded(event=json.loads(one.item.payload), resolved_at=deps.clock()),
                                       extra_headers=kind_headers("store.sale", event.type)))
             outcome.counts["non_member"] += 1
             outcome.processed += 1
@@ -88,7 +84,7 @@ def resolve(items: list[Decoded[Prepared]], *, deps: Deps, outcome: BatchOutcome
             root = _apply(one.item, seen_at, deps, out, outcome, fold, known)
             span.set_attribute("crm.customer_id", root)
         outcome.processed += 1
-    fold.flush(deps.store)
+    fold.flush(deps.store, iso_utc(deps.clock()))
     out += announce_owners(fold.owners_may_change, deps=deps)
     return out
 
@@ -159,8 +155,6 @@ class _Fold:
     """What a batch writes in bulk once every event is resolved (resolution itself reads as it goes)."""
 
     seen: set[tuple[str, str]]
-    at: datetime  # the batch's time: when its events were resolved
-    now: str  # the same, as stored (``iso_utc``)
     # New records wait here until a merge needs them or the batch ends: their data keys are made in one go.
     records: list[NewRecord] = field(default_factory=list)
     links: list[tuple[str, list[Ident], str, str, str]] = field(default_factory=list)  # record, idents, source, id, at
@@ -183,7 +177,7 @@ class _Fold:
         store.link_all(self.links)
         self.links = []
 
-    def flush(self, store: IdentityStore) -> None:
+    def flush(self, store: IdentityStore, at: str) -> None:
         self.write_records(store)
         store.add_events(self.events)
         store.add_purchases(self.purchases)
@@ -192,13 +186,16 @@ class _Fold:
         if self.home_stores:
             store.add_home_stores(self.home_stores)
         store.put_attributes(self.attributes)
-        store.touch_all(sorted(self.touched), at=self.now)
+        store.touch_all(sorted(self.touched), at=at)
 
 
 def _apply(prepared: Prepared, seen_at: str, deps: Deps, out: list[OutboxMessage], outcome: BatchOutcome,
            fold: _Fold, known: Known) -> str:
     event, idents = prepared.event, prepared.idents
-    store, now = deps.store, fold.now
+    # A reading of the clock per event, not one per batch: identity's times order what it announces (a record's
+    # membership is last-writer-wins by them downstream), so a merge must be newer than the event before it that
+    # created the merged record, in one batch as in two.
+    store, now = deps.store, iso_utc(deps.clock())
     found = known.find(idents)
     phone = next((i for i in idents if i[0] == "phone"), None)
     if phone is not None and (then := known.held_then(phone, seen_at)) is not None:
@@ -223,7 +220,7 @@ def _apply(prepared: Prepared, seen_at: str, deps: Deps, out: list[OutboxMessage
         known.merged(survivor, merged)
         outcome.counts["merges"] += 1
         body = CustomerMerged(kind="customer.merged", merge_id=merge_id, survivor_id=survivor,
-                              merged_id=merged, records=moved, at=fold.at)
+                              merged_id=merged, records=moved, at=deps.clock())
         out.append(outbox_message(deps.settings, topics.CUSTOMER_MERGED, survivor, body))
         fold.owners_may_change.add(survivor)
     for conflict in res.conflicts:
@@ -254,7 +251,7 @@ def _apply(prepared: Prepared, seen_at: str, deps: Deps, out: list[OutboxMessage
         fold.attributes.append((res.record_id, values))
     fold.touched.add(res.root_id)
     body = resolved_event_json(customer_id=res.root_id, record_id=res.record_id, event_json=prepared.payload,
-                               resolved_at=fold.at)
+                               resolved_at=deps.clock())
     out.append(outbox_message(deps.settings, topics.CUSTOMER_EVENTS, res.root_id, body,
                               extra_headers=kind_headers("customer.event", event.type)))
     return res.root_id

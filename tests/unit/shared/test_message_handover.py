@@ -123,3 +123,28 @@ def test_a_stopped_consumer_answers_stopped_as_mode_does():
 
     ours, theirs = _run(body)
     assert ours.stopped is theirs.stopped is True
+
+
+def test_a_hand_over_cancelled_while_its_callback_waits_cancels_the_callback_as_mode_does():
+    # The fetcher's task is cancelled (a stop, a rebalance) while the stream's queue is full: mode cancels the
+    # callback, so the message is not put in a stream whose partition may be gone (it is fetched again).
+    async def body():
+        consumer = _consumer()
+        room = asyncio.Event()
+        delivered = []
+
+        async def callback():
+            await room.wait()
+            delivered.append("late")
+
+        handover = asyncio.ensure_future(consumer.wait_first(callback(), consumer.suspend_flow.wait()))
+        await asyncio.sleep(0)  # the hand-over starts its callback, which waits for room
+        handover.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await handover
+        room.set()
+        for _ in range(3):
+            await asyncio.sleep(0)
+        return delivered
+
+    assert _run(body) == []
