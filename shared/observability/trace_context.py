@@ -198,6 +198,16 @@ def traced_parent(headers: Iterable[tuple[str, Any]] | dict | None) -> trace.Spa
     return ctx if ctx.is_valid and ctx.trace_flags.sampled else None
 
 
+def linked_contexts(headers_of: Iterable[Any]) -> list[trace.SpanContext]:
+    """The span contexts a span standing for many messages (a batch, a relay's send) links, one per message that
+    carries one: only traced messages' when a message sampled out upstream is recorded nowhere (a link to it
+    would lead nowhere), every valid one otherwise (``OTEL_TRACES_SAMPLER`` may record them)."""
+    if sampled_out_unrecorded():
+        return [ctx for headers in headers_of if (ctx := traced_parent(headers)) is not None]
+    return [ctx for headers in headers_of
+            if (ctx := trace.get_current_span(extract_context(headers)).get_span_context()).is_valid]
+
+
 def sampled_out_unrecorded() -> bool:
     """Whether a message sampled out upstream gets no recorded span in any service: the sampler is the SDK's
     parent-based one or CRM_TRACE_RATIO's (``OTEL_TRACES_SAMPLER`` may choose one that records it)."""

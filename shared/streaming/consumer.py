@@ -20,13 +20,12 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from opentelemetry import context as otel_context
-from opentelemetry import trace
 from opentelemetry.trace import Link, SpanKind
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential
 
 from shared.clock import iso_utc, system_clock
 from shared.observability.metrics import ServiceMetrics
-from shared.observability.trace_context import extract_context, sampled_out_unrecorded, traced_parent, tracer
+from shared.observability.trace_context import linked_contexts, traced_parent, tracer
 from shared.storage.base import DeadLetter, OutboxMessage, is_transient
 from shared.streaming.batch import BatchOutcome, Incoming
 from shared.streaming.kafka import Outgoing
@@ -173,13 +172,7 @@ class BatchRunner:
             self._busy_since = None
 
     def _run_sync(self, handle: Callable[[list], Any], batch: list, started: float) -> Any:
-        if sampled_out_unrecorded():
-            # A message sampled out upstream has no span in any service (its trace is never recorded): a link
-            # to it would lead nowhere and costs the SDK and the span file for each recorded batch.
-            contexts = [ctx for m in batch[:_MAX_LINKS] if (ctx := traced_parent(m.headers)) is not None]
-        else:
-            contexts = [ctx for m in batch[:_MAX_LINKS]
-                        if (ctx := trace.get_current_span(extract_context(m.headers)).get_span_context()).is_valid]
+        contexts = linked_contexts(m.headers for m in batch[:_MAX_LINKS])
         if not any(ctx.trace_flags.sampled for ctx in contexts):
             # The span is sampled when it links a traced message (LinksOrParentBased): one traced past the
             # limit is linked too, so each traced event's trace shows its batch, however large the batch.

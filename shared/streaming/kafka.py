@@ -19,10 +19,8 @@ from shared.observability.telemetry import kafka_instrumented
 from shared.observability.trace_context import (
     TRACE_HEADERS,
     Headers,
-    extract_context,
     inject_headers,
-    sampled_out_unrecorded,
-    traced_parent,
+    linked_contexts,
 )
 from shared.settings import Settings
 
@@ -108,12 +106,7 @@ class Publisher:
         fresh = [m for m in messages if not any(h[0] in TRACE_HEADERS for h in m.headers)]
         futures = []
         if carried:
-            if sampled_out_unrecorded():  # a message sampled out has no "create" span to link to
-                contexts = [ctx for m in carried[:128] if (ctx := traced_parent(m.headers)) is not None]
-            else:
-                contexts = [ctx for m in carried[:128]
-                            if (ctx := trace.get_current_span(extract_context(m.headers)).get_span_context()).is_valid]
-            links = [Link(ctx) for ctx in contexts]
+            links = [Link(ctx) for ctx in linked_contexts(m.headers for m in carried[:128])]
             topics_sent = sorted({m.topic for m in carried})
             with _tracer.start_as_current_span(
                 f"send {topics_sent[0] if len(topics_sent) == 1 else 'batch'}", kind=SpanKind.PRODUCER, links=links,
