@@ -81,8 +81,9 @@ def run_job(flow: Flow, kind: str, files: dict[str, Path], **kw: Any) -> Any:
 
 
 def test_members_with_lots_tiers_and_consents_end_exactly_as_the_file_says_and_again_changes_nothing(flow, tmp_path):
-    flow.set_clocks(_noon())
-    members, points, phones = write_members(tmp_path, MEMBERS, lots=1.5, today=_today())
+    noon = _noon()  # read once: a test that runs past midnight in Shanghai still expects what the clocks were set to
+    flow.set_clocks(noon)
+    members, points, phones = write_members(tmp_path, MEMBERS, lots=1.5, today=noon.date())
     started = time.monotonic()
     job = run_job(flow, "members", {"members": members, "points": points})
     assert job.status == "done"
@@ -90,7 +91,7 @@ def test_members_with_lots_tiers_and_consents_end_exactly_as_the_file_says_and_a
     assert job.counts.get("points.rejected", 0) == 0
     flow.platform.settle(timeout=900)
     print(f"{MEMBERS} members imported and settled in {time.monotonic() - started:.0f} s")
-    want = expected_from(members, points, now=_noon())
+    want = expected_from(members, points, now=noon)
     got = actual_of(flow, list(want))
     assert got == want
     tiers = defaultdict(int)
@@ -188,8 +189,9 @@ def test_bad_rows_are_each_reported_with_their_line_and_every_good_row_is_import
 
 
 def test_an_import_interrupted_half_way_resumes_and_ends_exact(flow, tmp_path):
-    flow.set_clocks(_noon())
-    members, points, _ = write_members(tmp_path, 1500, lots=2, today=_today())
+    noon = _noon()  # read once, as above
+    flow.set_clocks(noon)
+    members, points, _ = write_members(tmp_path, 1500, lots=2, today=noon.date())
     deps = flow.platform["identity"].deps
     job = imports.start("members", {"members": str(members), "points": str(points)}, options={}, by="test",
                         origin="test", deps=deps)
@@ -208,13 +210,14 @@ def test_an_import_interrupted_half_way_resumes_and_ends_exact(flow, tmp_path):
     done = imports.run(job.job_id, deps=deps, publish=deps.publish, chunk_rows=200)
     assert done.status == "done" and done.counts["members.rows"] == 1500 and done.counts["points.rows"] > 2000
     flow.platform.settle(timeout=300)
-    want = expected_from(members, points, now=_noon())
+    want = expected_from(members, points, now=noon)
     assert actual_of(flow, list(want)) == want
 
 
 def test_a_command_line_import_killed_half_way_and_run_again_ends_exact(flow, tmp_path):
-    flow.set_clocks(_noon())
-    members, points, _ = write_members(tmp_path, 3000, lots=1, today=_today())
+    noon = _noon()  # read once, as above
+    flow.set_clocks(noon)
+    members, points, _ = write_members(tmp_path, 3000, lots=1, today=noon.date())
     settings = flow.platform.settings
     env = {**os.environ, "CRM_KAFKA_BOOTSTRAP": settings.kafka_bootstrap, "CRM_DATA_DIR": settings.data_dir,
            "CRM_PSEUDONYM_SECRET": settings.pseudonym_secret.get_secret_value()}
@@ -236,7 +239,7 @@ def test_a_command_line_import_killed_half_way_and_run_again_ends_exact(flow, tm
     done = subprocess.run(command, env=env, cwd=Path(__file__).parents[3], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     assert deps.store.import_job(job_id).status == "done"
-    want = expected_from(members, points, now=_noon())
+    want = expected_from(members, points, now=noon)
     # The command published to the broker itself: pump until the platform shows what the files say.
     flow.platform.pump_until(lambda: actual_of(flow, list(want)) == want, timeout=300, what="the imported state")
 

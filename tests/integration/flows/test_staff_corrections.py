@@ -6,7 +6,7 @@ phone change, the old number's new owner earns points of their own."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
@@ -82,16 +82,18 @@ def test_a_store_transfer_changes_who_sees_the_customer_in_loyalty_too(flow: Flo
 
 
 def test_after_a_phone_change_the_old_numbers_new_owner_earns_points_of_their_own(flow: Flow):
+    # Identity dates the change by its own clock, set here too: at the real time the first purchase's points
+    # would have expired by the time the test ran a year on, and the balances below would read 5 and 30.
     flow.set_clocks(at("2026-11-20T12:00"))
+    flow.platform.set_clocks(at("2026-11-20T12:00"), "identity")
     old, new = new_phone(), new_phone()
     flow.ingest(purchase({"phone": old}, at("2026-11-02T10:00"), "100.00", store="S01"))
     c = flow.customer_id(phone=old)
     r = flow.identity.put(f"/v1/customers/{c}/phone", json={"phone": new, "reason": "customer's new number"})
     assert r.status_code == 200, r.text
 
-    # Both purchases happen after the change, which identity dates by the real clock (a purchase from before it
-    # is the old holder's: a till's late upload).
-    after = datetime.now(UTC) + timedelta(minutes=10)
+    # Both purchases happen after the change (a purchase from before it is the old holder's: a till's late upload).
+    after = at("2026-11-20T12:10")
     flow.set_clocks(after + timedelta(hours=1))
     flow.ingest(purchase({"phone": old}, after, "30.00", store="S01"),
                 purchase({"phone": new}, after + timedelta(minutes=5), "5.00", store="S01"))
