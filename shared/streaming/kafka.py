@@ -152,6 +152,7 @@ def faust_app(name: str, settings: Settings, **overrides):
         topic_partitions=settings.topic_partitions,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        Monitor="shared.streaming.faust_transport:LeanMonitor",
         datadir=f"{settings.data_dir}/faust-{name}",
     )
     options.update(overrides)
