@@ -79,6 +79,7 @@ class KeyHashPartitioner(DefaultPartitioner):
     """
 
     def __init__(self, kept_keys: int = 16_384) -> None:
+        super().__init__()
         self._hash = lru_cache(maxsize=kept_keys)(murmur2)
 
     def partition(self, topic, key, serialized_key, value, serialized_value, cluster):
