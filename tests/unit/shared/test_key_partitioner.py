@@ -1,0 +1,49 @@
+"""The relay's partitioner sends every keyed message to the partition kafka-python's default would choose."""
+
+from __future__ import annotations
+
+from kafka.partitioner import DefaultPartitioner
+
+from shared.streaming.kafka import KeyHashPartitioner
+
+
+class _Cluster:
+    """The part of kafka-python's ClusterMetadata a partitioner reads."""
+
+    def __init__(self, partitions: dict[str, set[int]], available: dict[str, set[int]] | None = None) -> None:
+        self._partitions = partitions
+        self._available = available or partitions
+
+    def topics(self) -> set[str]:
+        return set(self._partitions)
+
+    def partitions_for_topic(self, topic: str) -> set[int]:
+        return set(self._partitions[topic])
+
+    def available_partitions_for_topic(self, topic: str) -> set[int]:
+        return set(self._available[topic])
+
+
+def test_keyed_messages_go_where_the_default_sends_them():
+    cluster = _Cluster({"crm.customer.events": {0, 1, 2, 3}, "crm.points": set(range(12)), "odd": {7, 3, 11}})
+    ours, default = KeyHashPartitioner(kept_keys=64), DefaultPartitioner()
+    keys = [f"c_{i:020x}".encode() for i in range(500)] + [b"", b"\x00\xff", "客户-1".encode()]
+    for topic in ("crm.customer.events", "crm.points", "odd"):
+        for key in keys + keys:  # the second round is answered from the kept hashes
+            assert ours.partition(topic, key, key, b"v", b"v", cluster) == \
+                default.partition(topic, key, key, b"v", b"v", cluster)
+
+
+def test_a_key_follows_a_change_in_the_topics_partitions():
+    ours = KeyHashPartitioner()
+    key = b"c_000000000000000000042"
+    before = ours.partition("t", key, key, None, None, _Cluster({"t": {0, 1, 2, 3}}))
+    grown = _Cluster({"t": set(range(7))})
+    assert before == DefaultPartitioner().partition("t", key, key, None, None, _Cluster({"t": {0, 1, 2, 3}}))
+    assert ours.partition("t", key, key, None, None, grown) == DefaultPartitioner().partition("t", key, key, None, None,
+                                                                                              grown)
+
+
+def test_keyless_messages_go_to_an_available_partition():
+    cluster = _Cluster({"t": {0, 1, 2, 3}}, available={"t": {2}})
+    assert {KeyHashPartitioner().partition("t", None, None, b"v", b"v", cluster) for _ in range(20)} == {2}
