@@ -83,10 +83,13 @@ class KeyHashPartitioner(DefaultPartitioner):
         self._hash = lru_cache(maxsize=kept_keys)(murmur2)
 
     def partition(self, topic, key, serialized_key, value, serialized_value, cluster):
-        if serialized_key is None:
+        # Only bytes can be kept (kafka-python also takes a bytearray or memoryview key, which cannot be hashed
+        # for the cache); a keyless message, or a topic the metadata does not know (the default refuses it) or
+        # knows without partitions, takes the default's path.
+        partitions = cluster.partitions_for_topic(topic) if isinstance(serialized_key, bytes) else None
+        if not partitions:
             return super().partition(topic, key, serialized_key, value, serialized_value, cluster)
-        # The producer asks only for topics its metadata knows (it waits for them before it asks).
-        partitions = sorted(cluster.partitions_for_topic(topic))
+        partitions = sorted(partitions)
         return partitions[(self._hash(serialized_key) & 0x7FFFFFFF) % len(partitions)]
 
 
