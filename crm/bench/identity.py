@@ -36,6 +36,7 @@ from crm.replay import publish_lines, topic_for
 from crm.scenario import generate
 from shared.contract import topics
 from shared.streaming.kafka import Outgoing, Publisher
+from shared.streaming.packs import carried
 
 
 @dataclass
@@ -66,7 +67,7 @@ class Announcements:
         while not self._stop.is_set():
             for records in self._consumer.poll(timeout_ms=50, max_records=5000).values():
                 now = time.monotonic()
-                for r in records:
+                for r in carried(records):
                     self.arrivals.append(now)
                     if r.topic == topics.CUSTOMER_EVENTS and b'"latency-' in r.value:
                         self.times[json.loads(r.value)["event"]["id"]] = now

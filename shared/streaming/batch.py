@@ -54,6 +54,7 @@ class Incoming:
     headers: list[tuple[str, bytes]] = field(default_factory=list)
     key: bytes | None = None
     timestamp: float | None = None  # when the broker got it (epoch seconds), if known
+    fault: str | None = None  # why it cannot be read at all (a pack that is not one: ``shared.streaming.packs``)
 
 
 @dataclass
@@ -92,6 +93,9 @@ def process_batch(messages: list[Incoming], *, store: Any, service: str, prefix:
     ready: list[Decoded[T]] = []
     letters: list[tuple[Incoming, str, str]] = []
     for msg in messages:
+        if msg.fault is not None:
+            letters.append((msg, "bad_pack", msg.fault))
+            continue
         try:
             check_size(msg.value, max_bytes)
             ready.append(Decoded(msg, decode(msg)))

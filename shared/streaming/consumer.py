@@ -29,6 +29,7 @@ from shared.observability.trace_context import linked_contexts, traced_parent, t
 from shared.storage.base import DeadLetter, OutboxMessage, is_transient
 from shared.streaming.batch import BatchOutcome, Incoming
 from shared.streaming.kafka import Outgoing
+from shared.streaming.packs import expand
 
 log = logging.getLogger(__name__)
 _tracer = tracer(__name__)
@@ -303,16 +304,20 @@ def register_batch_agent(app, *, name: str, topic_names: list[str], runner: Batc
 
     async def consume(stream):
         async for events in stream.take_events(batch_size, within=within_s):
-            batch = []
+            batch: list[Incoming] = []
             per_topic: dict[str, int] = {}
             for e in events:
                 msg = e.message
-                per_topic[msg.topic] = per_topic.get(msg.topic, 0) + 1
-                batch.append(Incoming(msg.value or b"", msg.topic, msg.partition, msg.offset,
-                                      list(msg.headers or []), msg.key, msg.timestamp))
+                took = expand(msg.value or b"", msg.topic, msg.partition, msg.offset, list(msg.headers or []),
+                              msg.key, msg.timestamp)
+                per_topic[msg.topic] = per_topic.get(msg.topic, 0) + len(took)
+                batch += took
             for topic, n in per_topic.items():  # a labelled counter per message was a visible cost
                 metrics.consumed(topic).inc(n)
-            await runner.run(counted, batch)
+            # Packs can hold many messages each: a batch is at most ``batch_size`` messages however they came,
+            # each part committed before faust acknowledges the packs.
+            for start in range(0, len(batch), batch_size):
+                await runner.run(counted, batch[start:start + batch_size])
 
     app.agent(channel, name=name)(consume)
 

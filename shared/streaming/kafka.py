@@ -26,6 +26,7 @@ from shared.observability.trace_context import (
     linked_contexts,
 )
 from shared.settings import Settings
+from shared.streaming.packs import PACK_HEADER, PACKED_TOPICS, VERSION, pack, packed
 
 log = logging.getLogger(__name__)
 _tracer = trace.get_tracer(__name__)
@@ -89,14 +90,19 @@ class KeyHashPartitioner(DefaultPartitioner):
         partitions = cluster.partitions_for_topic(topic) if isinstance(serialized_key, bytes) else None
         if not partitions:
             return super().partition(topic, key, serialized_key, value, serialized_value, cluster)
+        return self.choose(serialized_key, partitions)
+
+    def choose(self, key: bytes, partitions: Iterable[int]) -> int:
+        """The partition of a keyed message among a topic's ``partitions``."""
         partitions = sorted(partitions)
-        return partitions[(self._hash(serialized_key) & 0x7FFFFFFF) % len(partitions)]
+        return partitions[(self._hash(key) & 0x7FFFFFFF) % len(partitions)]
 
 
 class Publisher:
     """A kafka-python producer with ``acks=all`` and idempotence; every message carries trace context."""
 
     def __init__(self, settings: Settings, *, client_id: str = "crm") -> None:
+        self._partitioner = KeyHashPartitioner()
         self._producer = KafkaProducer(
             bootstrap_servers=settings.kafka_bootstrap,
             client_id=client_id,
@@ -118,9 +124,10 @@ class Publisher:
             # Bounded waits: a broker that takes connections but answers nothing must fail a publish in
             # time (HTTP ingestion answers 503, the relay retries), not hang it for a minute.
             max_block_ms=int(settings.publish_timeout_s * 1000),
-            partitioner=KeyHashPartitioner(),
+            partitioner=self._partitioner,
         )
         self._timeout_s = settings.publish_timeout_s
+        self._packed_topics = frozenset(settings.topic(t) for t in PACKED_TOPICS)
 
     def send(self, messages: Sequence[Outgoing], *, timeout_s: float | None = None) -> None:
         """Publish and wait until the broker has acknowledged every message.
@@ -142,8 +149,15 @@ class Publisher:
                             "messaging.batch.message_count": len(carried),
                             "messaging.destination.name": ",".join(topics_sent)}):
                 raw_send = _uninstrumented_send()
-                futures += [raw_send(self._producer, m.topic, value=m.value, key=m.key, headers=list(m.headers))
-                            for m in carried]
+                for partition, members in packed(carried, self._partition_of):
+                    if partition is None:
+                        m = members[0]
+                        futures.append(raw_send(self._producer, m.topic, value=m.value, key=m.key,
+                                                headers=list(m.headers)))
+                    else:
+                        value = pack([(m.key, m.headers, m.value) for m in members])
+                        futures.append(raw_send(self._producer, members[0].topic, value=value, partition=partition,
+                                                headers=[(PACK_HEADER, VERSION)]))
         for m in fresh:
             headers = list(m.headers) if kafka_instrumented() else inject_headers(list(m.headers))
             futures.append(self._producer.send(m.topic, value=m.value, key=m.key, headers=headers))
@@ -153,6 +167,13 @@ class Publisher:
         # so one slow partition would fail every concurrent caller.
         for fut in futures:
             fut.get(timeout=max(0.1, deadline - time.monotonic()))
+
+    def _partition_of(self, topic: str, key: bytes | None) -> int | None:
+        """Where the producer would put a keyed message on a packed topic whose partitions it knows; else None."""
+        if topic not in self._packed_topics or not isinstance(key, bytes):
+            return None
+        partitions = self._producer.partitions_for(topic)
+        return self._partitioner.choose(key, partitions) if partitions else None
 
     def close(self) -> None:
         """Flush and close the producer."""

@@ -17,6 +17,7 @@ from services.loyalty.store.sqlite import SqliteLoyaltyStore
 from shared.contract import topics
 from shared.contract.messages import CustomerEventResolved, decode
 from shared.storage.base import sqlite_path
+from shared.streaming.packs import carried
 from tests.conftest import wait_for
 from tests.integration.loyalty.invariants import check_invariants
 
@@ -109,7 +110,7 @@ def test_expiry_notice_expiry_and_tier_review_fire_on_time_without_a_command(sta
 
         def drain() -> int:
             n = 0
-            for msg in consumer:
+            for msg in carried(consumer):
                 m = decode(msg.value)
                 assert msg.key == c.encode()
                 seen.setdefault(m.kind, []).append(m)

@@ -20,6 +20,7 @@ from crm.replay import publish_lines
 from crm.scenario import generate
 from shared.contract import topics
 from shared.settings import Settings
+from shared.streaming.packs import carried
 from tests.conftest import ROOT, wait_for
 from tests.e2e.helpers import consumed, identity_store, lines_of, personal_data, send_sentinels
 
@@ -75,7 +76,7 @@ def test_no_personal_data_leaks_anywhere_and_one_purchase_is_traced_through_ever
                              topics.CAMPAIGN_TOUCHES, bootstrap_servers=stack.bootstrap,
                              auto_offset_reset="earliest", consumer_timeout_ms=5000, group_id=None)
     seen: dict[str, int] = {}
-    for msg in consumer:
+    for msg in carried(consumer):  # each message of a pack with its own key and headers
         seen[msg.topic] = seen.get(msg.topic, 0) + 1
         blob = (msg.key or b"").decode("latin-1") + "".join(k + v.decode("latin-1") for k, v in msg.headers)
         assert not pattern.search(blob), f"personal data in a key or header on {msg.topic}"

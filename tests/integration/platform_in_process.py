@@ -31,6 +31,7 @@ from shared.access.revocations import PolledRevocations
 from shared.settings import Settings
 from shared.streaming.batch import Incoming
 from shared.streaming.kafka import Outgoing, Publisher
+from shared.streaming.packs import carried
 
 T = TypeVar("T")
 
@@ -94,9 +95,8 @@ class InProcess:
         handled = 0
         for records in self.consumer.poll(timeout_ms=50).values():
             by_topic: dict[str, list[Incoming]] = defaultdict(list)
-            for r in records:
-                by_topic[r.topic].append(Incoming(r.value, r.topic, r.partition, r.offset, list(r.headers), r.key,
-                                                  r.timestamp / 1000))
+            for m in carried(records):  # the messages of a pack one by one, as the agents take them
+                by_topic[m.topic].append(m)
             for topic, batch in by_topic.items():
                 for handle in self.handles[topic]:
                     self.service.runner.run_sync(handle, batch)
@@ -263,7 +263,7 @@ class Platform:
             while len(got) < want:
                 assert time.monotonic() < deadline, f"could not read back {topic}"
                 for records in reader.poll(timeout_ms=100).values():
-                    got += [Outgoing(r.topic, r.value, r.key, list(r.headers)) for r in records]
+                    got += [Outgoing(m.topic, m.value, m.key, list(m.headers)) for m in carried(records)]
             reader.close()
             copies += got
         if copies:

@@ -1,0 +1,91 @@
+"""Packs: the messages of one relay for one partition of a services' topic travel as one Kafka message and come
+out as they went in, in order; a pack that cannot be read is one message with a fault (dead-lettered whole)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from shared.streaming.packs import PACK_HEADER, PackError, carried, expand, pack, packed, unpack
+
+_header = st.tuples(st.text(max_size=20), st.binary(max_size=60))
+_message = st.tuples(st.one_of(st.none(), st.binary(max_size=40)), st.lists(_header, max_size=4),
+                     st.binary(max_size=300))
+
+
+@given(st.lists(_message, max_size=30))
+def test_a_pack_gives_back_every_message_with_its_key_headers_and_value_in_order(messages):
+    assert unpack(pack(messages)) == [(k, list(h), v) for k, h, v in messages]
+
+
+def test_a_truncated_or_foreign_pack_is_one_message_marked_with_why():
+    value = pack([(b"c_1", [("traceparent", b"00-ab-cd-00")], b'{"kind":"x"}')] * 3)
+    for broken in (value[:-1], value[:7], b"\xff" * 40):
+        try:
+            unpack(broken)
+        except PackError:
+            pass
+        else:
+            raise AssertionError("a broken pack was read")
+        (one,) = expand(broken, "crm.customer.events", 2, 41, [(PACK_HEADER, b"1")], None, None)
+        assert one.value == broken and one.offset == 41 and one.fault and "pack" in one.fault
+    (future,) = expand(value, "crm.customer.events", 2, 41, [(PACK_HEADER, b"2")], None, None)
+    assert future.fault == "pack format b'2' is not one this version reads"
+
+
+def test_each_message_of_a_pack_keeps_the_packs_place_and_a_plain_message_is_itself():
+    value = pack([(b"c_1", [("k", b"a")], b"one"), (None, [], b"two")])
+    out = expand(value, "t", 3, 9, [(PACK_HEADER, b"1")], None, 1.5)
+    assert [(m.key, m.headers, m.value, m.topic, m.partition, m.offset, m.timestamp, m.fault) for m in out] == [
+        (b"c_1", [("k", b"a")], b"one", "t", 3, 9, 1.5, None), (None, [], b"two", "t", 3, 9, 1.5, None)]
+    (plain,) = expand(b"three", "t", 0, 1, [("k", b"b")], b"c_2", None)
+    assert (plain.value, plain.key, plain.headers, plain.fault) == (b"three", b"c_2", [("k", b"b")], None)
+
+
+@dataclass
+class _Out:
+    topic: str
+    value: bytes
+    key: bytes | None
+    headers: list = field(default_factory=list)
+
+
+def _partition_of(topic, key):
+    return None if topic == "channel" else int(key.decode().split("-")[0]) if key else None
+
+
+def test_messages_are_packed_per_topic_and_partition_in_order_and_the_rest_go_alone():
+    msgs = [_Out("a", b"1", b"0-x"), _Out("a", b"2", b"1-x"), _Out("channel", b"3", b"0-y"), _Out("a", b"4", b"0-z"),
+            _Out("b", b"5", b"0-x"), _Out("a", b"6", None), _Out("a", b"7", b"0-w")]
+    sent = [(p, [m.value for m in members]) for p, members in packed(msgs, _partition_of)]
+    assert sorted(sent, key=str) == sorted([(None, [b"3"]), (None, [b"6"]), (0, [b"1", b"4", b"7"]),
+                                            (None, [b"2"]), (None, [b"5"])], key=str)
+
+
+def test_packs_are_bounded_and_a_message_too_large_for_one_goes_alone_in_its_place():
+    msgs = [_Out("a", bytes([i]) * 10, b"0-k") for i in range(7)]
+    msgs.insert(3, _Out("a", b"L" * 500, b"0-big"))
+    sent = [(p, [m.value[:1] for m in members]) for p, members in packed(msgs, _partition_of, max_bytes=100,
+                                                                          max_messages=2)]
+    assert sent == [(0, [b"\x00", b"\x01"]), (None, [b"\x02"]), (None, [b"L"]), (0, [b"\x03", b"\x04"]),
+                    (0, [b"\x05", b"\x06"])]
+
+
+@dataclass
+class _Record:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    headers: list
+    timestamp: int
+
+
+def test_a_reader_of_a_topic_sees_the_messages_a_pack_carries():
+    records = [_Record("t", 0, 5, None, pack([(b"k1", [], b"v1"), (b"k2", [], b"v2")]), [(PACK_HEADER, b"1")], 2000),
+               _Record("t", 1, 6, b"k3", b"v3", [], 3000)]
+    assert [(m.key, m.value, m.offset, m.timestamp) for m in carried(records)] == [
+        (b"k1", b"v1", 5, 2.0), (b"k2", b"v2", 5, 2.0), (b"k3", b"v3", 6, 3.0)]
