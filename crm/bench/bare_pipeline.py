@@ -12,7 +12,10 @@ topics under PREFIX, made with the services' own faust settings (``faust_app``),
 out the way the services relay their outbox: one ``Publisher.send`` per batch (kafka-python, acks=all,
 waited for) in a worker thread while the event loop keeps fetching; faust's own per-message
 ``topic.send`` cost two to three times as much CPU per event here, so it would understate the limit.
-After every batch the process prints one JSON line: its role, its cumulative counts, and the monotonic time.
+The messages between the stand-ins carry a trace context and a key per customer, as the services' do, so the
+relay packs them as it packs the services' (``shared.streaming.packs``), and the consumers take the messages
+out of each pack: the same shape as the platform's. After every batch the process prints one JSON line: its
+role, its cumulative counts (messages, not packs), and the monotonic time.
 """
 
 from __future__ import annotations
