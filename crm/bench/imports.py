@@ -71,10 +71,17 @@ def _lot_line(phone: str, i: int, points: int, earned: date, *, by_phone: bool) 
 def bench_import(members: int = typer.Option(100_000, help="generated members"),
                  lots: float = typer.Option(1.0, help="points lots per member on average"),
                  chunk: int = typer.Option(2000, help="rows published per step"),
-                 workers: int = typer.Option(2, help="processes that check rows (0: the importing one)")) -> None:
+                 workers: int = typer.Option(2, help="processes that check rows (0: the importing one)"),
+                 through: bool = typer.Option(False, "--through-services",
+                                              help="run the four services as crm up does and time the import until "
+                                                   "every one of them has taken every member")) -> None:
     """Import generated members through ``crm import members`` and print rows/s and the 1,000,000 projection."""
     from crm.imports import run_import
     from shared.settings import Settings
+
+    if through:
+        through_services(members, lots=lots, chunk=chunk, workers=workers)
+        return
 
     broker = None
     base = Settings()
@@ -129,3 +136,41 @@ def _cpu_of(pid: int) -> float:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     except (OSError, IndexError, ValueError):
         return 0.0
+
+
+def through_services(members: int, *, lots: float = 1.0, chunk: int = 2000, workers: int = 2) -> dict[str, int]:
+    """The import as a brand sees it done: from its start until identity has resolved every event and loyalty,
+    alerts and campaigns have each taken every resolved one (the services' own counters, as ``crm bench
+    platform`` reads them). Returns the counts: channel events identity consumed, customer events it
+    resolved, and those each other service took, with ``events``, what the import published."""
+    from crm.bench.platform import bench_platform
+    from crm.bench.whole_platform import SERVICES, proc_cpu_s, wait_done
+    from crm.imports import run_import
+    from shared.settings import Settings
+
+    with bench_platform() as platform, tempfile.TemporaryDirectory(prefix="crm-bench-import-") as tmp:
+        settings = Settings(_env_file=None, kafka_bootstrap=platform.bootstrap, data_dir=str(platform.data_dir),
+                            pseudonym_secret=platform.env["CRM_PSEUDONYM_SECRET"])
+        launched = {s: platform.launch(s, workers=settings.workers_of(s)) for s in SERVICES}
+        for s, names in launched.items():
+            platform.wait_assigned(s, names)
+        m_path, p_path, _ = write_members(Path(tmp), members, lots=lots)
+        pids = {w: p.pid for w, p in platform.procs.items()}
+        cpu0 = {w: proc_cpu_s(pid) for w, pid in pids.items()}
+        started = time.monotonic()
+        job, _ = run_import("members", {"members": m_path, "points": p_path}, options={}, chunk_rows=chunk,
+                            quiet=True, settings=settings, workers=workers)
+        handed = time.monotonic() - started
+        events = job.counts.get("events", 0)
+        done, counts = wait_done(platform, channel_total=events, timeout_s=max(600, events / 50))
+        took = max(done.values()) - started
+        cpu = {s: sum(proc_cpu_s(pid) - cpu0[w] for w, pid in pids.items() if w.split("-")[0] == s)
+               for s in SERVICES}
+    typer.echo(f"imported {members:,} members: {job.status}; {events:,} events; handed to the broker in "
+               f"{handed:.1f} s")
+    typer.echo("every service done in " + ", ".join(f"{s} {done[s] - started:.1f} s" for s in SERVICES)
+               + f"; counts {counts}")
+    typer.echo(f"{members / took:,.0f} members/s through all four services ({events / took:,.0f} events/s); "
+               f"projected for 1,000,000 members: {took / members * 1_000_000 / 60:.1f} min (target: under 10 min)")
+    typer.echo("CPU s per 1,000 members: " + ", ".join(f"{s} {cpu[s] / members * 1000:.2f}" for s in SERVICES))
+    return {"events": events, **counts}
