@@ -257,13 +257,19 @@ class BatchRunner:
         try:
             return await asyncio.shield(fut)
         except asyncio.CancelledError:
-            # Let the batch commit before faust acknowledges it on the way out.
+            # Let the batch commit before faust acknowledges it on the way out; one that failed must not be
+            # acknowledged at all.
             await asyncio.wait([fut])
-            raise
+            if fut.cancelled() or fut.exception() is None:
+                raise
+            self._exit_unacknowledged()
         except Exception:
-            log.critical("%s: giving up on a batch after retries; exiting so it is redelivered", self.name)
-            logging.shutdown()
-            os._exit(EXIT_UNRECOVERABLE)
+            self._exit_unacknowledged()
+
+    def _exit_unacknowledged(self) -> None:
+        log.critical("%s: giving up on a batch after retries; exiting so it is redelivered", self.name)
+        logging.shutdown()
+        os._exit(EXIT_UNRECOVERABLE)
 
 
 def publish_failure_letter(message: OutboxMessage, exc: BaseException, *, service: str) -> DeadLetter:

@@ -142,3 +142,51 @@ def test_a_stop_while_a_pack_larger_than_a_batch_is_handled_lets_every_message_o
 
     asyncio.run(stop_while_the_first_part_runs())
     assert handled == values
+
+
+class _Exited(Exception):
+    """What ``os._exit`` is made to raise: it never returns."""
+
+
+def test_a_part_that_fails_for_good_while_a_stop_waits_ends_the_worker_so_faust_acknowledges_nothing(monkeypatch):
+    # Left by the cancel instead, the packs would be acknowledged with their messages never handled.
+    exits: list[int] = []
+
+    def exit_(code):
+        exits.append(code)
+        raise _Exited
+
+    monkeypatch.setattr("shared.streaming.consumer.os._exit", exit_)
+    monkeypatch.setattr("shared.streaming.consumer.logging.shutdown", lambda: None)
+    first_part, release = threading.Event(), threading.Event()
+
+    def handle(batch):
+        if batch[0].value == b"v0":
+            first_part.set()
+            release.wait(10)
+            return BatchOutcome()
+        raise RuntimeError("the store refuses, retries exhausted")
+
+    agents: list = []
+    app = SimpleNamespace(topic=lambda *names, schema: names, agent=lambda channel, name: agents.append)
+    runner = BatchRunner(name="packs", metrics=ServiceMetrics(f"packs{time.monotonic_ns()}"),
+                         publish=lambda messages: None, delete_outbox=lambda seqs: None)
+    register_batch_agent(app, name="t", topic_names=["crm.customer.events"], runner=runner, batch_size=2,
+                         within_s=0.1, handle=handle)
+    message = SimpleNamespace(value=pack([(b"k", [], b"v%d" % i) for i in range(4)]), topic="crm.customer.events",
+                              partition=0, offset=7, headers=[(PACK_HEADER, b"1")], key=None, timestamp=1.0)
+
+    class Stream:
+        async def take_events(self, max_, within):
+            yield [SimpleNamespace(message=message)]
+            await asyncio.Event().wait()
+
+    async def stop_while_the_first_part_runs():
+        agent = asyncio.ensure_future(agents[0](Stream()))
+        await asyncio.get_running_loop().run_in_executor(None, first_part.wait, 10)
+        agent.cancel()
+        release.set()
+        await asyncio.wait([agent])
+
+    asyncio.run(stop_while_the_first_part_runs())
+    assert exits == [75]
