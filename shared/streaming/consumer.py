@@ -241,20 +241,35 @@ class BatchRunner:
                 self.metrics.dead_letters("publish_failed").inc()
         return sent
 
-    async def run(self, handle: Callable[[list], Any], batch: list) -> Any:
-        """``run_sync`` in the batch thread; a stop request waits for the batch to finish first."""
+    def _run_parts(self, handle: Callable[[list], Any], batch: list, size: int) -> None:
+        for start in range(0, len(batch), size):
+            self.run_sync(handle, batch[start:start + size])
+
+    async def run(self, handle: Callable[[list], Any], batch: list, *, size: int | None = None) -> Any:
+        """``run_sync`` in the batch thread; a stop request waits for the batch to finish first. With ``size``,
+        the batch is handled ``size`` messages at a time, and a stop request waits for every part: faust
+        acknowledges the whole batch when the agent leaves it."""
         loop = asyncio.get_running_loop()
-        fut = loop.run_in_executor(self._executor, self.run_sync, handle, batch)
+        if size is None:
+            fut = loop.run_in_executor(self._executor, self.run_sync, handle, batch)
+        else:
+            fut = loop.run_in_executor(self._executor, self._run_parts, handle, batch, size)
         try:
             return await asyncio.shield(fut)
         except asyncio.CancelledError:
-            # Let the batch commit before faust acknowledges it on the way out.
+            # Let the batch commit before faust acknowledges it on the way out; one that failed must not be
+            # acknowledged at all.
             await asyncio.wait([fut])
-            raise
+            if fut.cancelled() or fut.exception() is None:
+                raise
+            self._exit_unacknowledged()
         except Exception:
-            log.critical("%s: giving up on a batch after retries; exiting so it is redelivered", self.name)
-            logging.shutdown()
-            os._exit(EXIT_UNRECOVERABLE)
+            self._exit_unacknowledged()
+
+    def _exit_unacknowledged(self) -> None:
+        log.critical("%s: giving up on a batch after retries; exiting so it is redelivered", self.name)
+        logging.shutdown()
+        os._exit(EXIT_UNRECOVERABLE)
 
 
 def publish_failure_letter(message: OutboxMessage, exc: BaseException, *, service: str) -> DeadLetter:
@@ -315,9 +330,8 @@ def register_batch_agent(app, *, name: str, topic_names: list[str], runner: Batc
             for topic, n in per_topic.items():  # a labelled counter per message was a visible cost
                 metrics.consumed(topic).inc(n)
             # Packs can hold many messages each: a batch is at most ``batch_size`` messages however they came,
-            # each part committed before faust acknowledges the packs.
-            for start in range(0, len(batch), batch_size):
-                await runner.run(counted, batch[start:start + batch_size])
+            # each part committed before faust acknowledges the packs (a stop waits for every part).
+            await runner.run(counted, batch, size=batch_size)
 
     app.agent(channel, name=name)(consume)
 

@@ -109,7 +109,9 @@ def expand(value: bytes, topic: str, partition: int, offset: int, headers: list[
     try:
         if version != VERSION:
             raise PackError(f"pack format {version[:8]!r} is not one this version reads")
-        return [Incoming(v, topic, partition, offset, h, k, timestamp) for k, h, v in unpack(value)]
+        if not (messages := unpack(value)):
+            raise PackError("the pack carries no message")
+        return [Incoming(v, topic, partition, offset, h, k, timestamp) for k, h, v in messages]
     except PackError as exc:
         return [Incoming(value, topic, partition, offset, headers, key, timestamp, fault=str(exc))]
 

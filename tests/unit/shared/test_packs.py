@@ -3,11 +3,19 @@ out as they went in, in order; a pack that cannot be read is one message with a 
 
 from __future__ import annotations
 
+import asyncio
+import threading
+import time
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from shared.observability.metrics import ServiceMetrics
+from shared.streaming.batch import BatchOutcome
+from shared.streaming.consumer import BatchRunner, register_batch_agent
 from shared.streaming.packs import PACK_HEADER, PackError, carried, expand, pack, packed, unpack
 
 _header = st.tuples(st.text(max_size=20), st.binary(max_size=60))
@@ -89,3 +97,96 @@ def test_a_reader_of_a_topic_sees_the_messages_a_pack_carries():
                _Record("t", 1, 6, b"k3", b"v3", [], 3000)]
     assert [(m.key, m.value, m.offset, m.timestamp) for m in carried(records)] == [
         (b"k1", b"v1", 5, 2.0), (b"k2", b"v2", 5, 2.0), (b"k3", b"v3", 6, 3.0)]
+
+
+def test_a_pack_that_carries_no_message_is_one_message_marked_with_why():
+    # Nothing to take out of it: handled as nothing, it would leave no trace (no outcome, no dead letter, no count).
+    (one,) = expand(b"", "crm.customer.events", 2, 41, [(PACK_HEADER, b"1")], None, None)
+    assert (one.value, one.offset, one.fault) == (b"", 41, "the pack carries no message")
+
+
+def test_a_stop_while_a_pack_larger_than_a_batch_is_handled_lets_every_message_of_it_be_handled_first():
+    # faust acknowledges the packs it handed over however the agent leaves its batch (a stop cancels the agent):
+    # every message they carry must have been handled by then, not only the part of a batch's size in progress.
+    handled: list[bytes] = []
+    first_part, release = threading.Event(), threading.Event()
+
+    def handle(batch):
+        handled.extend(m.value for m in batch)
+        first_part.set()
+        release.wait(10)
+        return BatchOutcome()
+
+    agents: list = []
+    app = SimpleNamespace(topic=lambda *names, schema: names, agent=lambda channel, name: agents.append)
+    runner = BatchRunner(name="packs", metrics=ServiceMetrics(f"packs{time.monotonic_ns()}"),
+                         publish=lambda messages: None, delete_outbox=lambda seqs: None)
+    register_batch_agent(app, name="t", topic_names=["crm.customer.events"], runner=runner, batch_size=2,
+                         within_s=0.1, handle=handle)
+    values = [b"v%d" % i for i in range(5)]
+    message = SimpleNamespace(value=pack([(b"k", [], v) for v in values]), topic="crm.customer.events",
+                              partition=0, offset=7, headers=[(PACK_HEADER, b"1")], key=None, timestamp=1.0)
+
+    class Stream:
+        async def take_events(self, max_, within):
+            yield [SimpleNamespace(message=message)]
+            await asyncio.Event().wait()
+
+    async def stop_while_the_first_part_runs():
+        agent = asyncio.ensure_future(agents[0](Stream()))
+        await asyncio.get_running_loop().run_in_executor(None, first_part.wait, 10)
+        agent.cancel()
+        release.set()
+        with pytest.raises(asyncio.CancelledError):
+            await agent
+
+    asyncio.run(stop_while_the_first_part_runs())
+    assert handled == values
+
+
+class _Exited(Exception):
+    """What ``os._exit`` is made to raise: it never returns."""
+
+
+def test_a_part_that_fails_for_good_while_a_stop_waits_ends_the_worker_so_faust_acknowledges_nothing(monkeypatch):
+    # Left by the cancel instead, the packs would be acknowledged with their messages never handled.
+    exits: list[int] = []
+
+    def exit_(code):
+        exits.append(code)
+        raise _Exited
+
+    monkeypatch.setattr("shared.streaming.consumer.os._exit", exit_)
+    monkeypatch.setattr("shared.streaming.consumer.logging.shutdown", lambda: None)
+    first_part, release = threading.Event(), threading.Event()
+
+    def handle(batch):
+        if batch[0].value == b"v0":
+            first_part.set()
+            release.wait(10)
+            return BatchOutcome()
+        raise RuntimeError("the store refuses, retries exhausted")
+
+    agents: list = []
+    app = SimpleNamespace(topic=lambda *names, schema: names, agent=lambda channel, name: agents.append)
+    runner = BatchRunner(name="packs", metrics=ServiceMetrics(f"packs{time.monotonic_ns()}"),
+                         publish=lambda messages: None, delete_outbox=lambda seqs: None)
+    register_batch_agent(app, name="t", topic_names=["crm.customer.events"], runner=runner, batch_size=2,
+                         within_s=0.1, handle=handle)
+    message = SimpleNamespace(value=pack([(b"k", [], b"v%d" % i) for i in range(4)]), topic="crm.customer.events",
+                              partition=0, offset=7, headers=[(PACK_HEADER, b"1")], key=None, timestamp=1.0)
+
+    class Stream:
+        async def take_events(self, max_, within):
+            yield [SimpleNamespace(message=message)]
+            await asyncio.Event().wait()
+
+    async def stop_while_the_first_part_runs():
+        agent = asyncio.ensure_future(agents[0](Stream()))
+        await asyncio.get_running_loop().run_in_executor(None, first_part.wait, 10)
+        agent.cancel()
+        release.set()
+        await asyncio.wait([agent])
+
+    asyncio.run(stop_while_the_first_part_runs())
+    assert exits == [75]
