@@ -200,6 +200,10 @@ def faust_app(name: str, settings: Settings, **overrides):
         topic_disable_leader=True,
         topic_partitions=settings.topic_partitions,
         consumer_auto_offset_reset="earliest",
+        # Messages (packs among them) an agent may hold unprocessed: 4,096 by default, which with packs of up to
+        # 64 KB (``shared.streaming.packs``) would let a consumer far behind prefetch 256 MB. A batch is at most
+        # ``CRM_BATCH_SIZE`` (1,000) messages, so this still holds a full batch while the previous one runs.
+        stream_buffer_maxsize=1024,
         producer_acks=-1,
         Monitor="shared.streaming.faust_transport:LeanMonitor",
         datadir=f"{settings.data_dir}/faust-{name}",

@@ -32,9 +32,11 @@ VERSION = b"1"
 # Between the services only: what each of them reads, never what a channel system or an operator reads.
 PACKED_TOPICS = (topics.CUSTOMER_EVENTS, topics.CUSTOMER_MERGED, topics.CUSTOMER_OWNERS, topics.LOYALTY_EVENTS,
                  topics.ALERTS_EVENTS, topics.CAMPAIGN_EVENTS)
-# A pack stays well under the broker's default largest message (1 MB) and a consumer's batch: a message larger
-# than this goes out alone.
-MAX_PACK_BYTES = 512 * 1024
+# A pack stays far under the broker's default largest message (1 MB), and small enough that what a consumer
+# prefetches stays bounded: faust keeps up to ``stream_buffer_maxsize`` messages (packs) per agent waiting, 64 MB
+# at most with 1,024 of these. About 40 customer events: the per-message cost is amortised long before. A message
+# larger than this goes out alone.
+MAX_PACK_BYTES = 64 * 1024
 MAX_PACK_MESSAGES = 1000
 
 _HEAD = struct.Struct(">iH")
