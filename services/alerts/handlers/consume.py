@@ -110,7 +110,11 @@ class Fold:
 
     def memberships(self) -> list[Membership]:
         """The mappings told, one per record, as the store keeps them."""
-        return [Membership(record, customer, iso_utc(at)) for record, (at, customer) in self.joins.items()]
+        # A resolved event tells two (its record's and its customer's) as of one moment: its text is made once
+        # (equal moments are equal UTC text).
+        texts: dict[datetime, str] = {}
+        return [Membership(record, customer, texts[at] if at in texts else texts.setdefault(at, iso_utc(at)))
+                for record, (at, customer) in self.joins.items()]
 
 
 def begin(items: Items, *, deps: Deps, outcome: BatchOutcome) -> Fold:
