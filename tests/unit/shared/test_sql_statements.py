@@ -1,5 +1,5 @@
-"""insert_rows and in_list shape their statements for the connection's cache of prepared statements (issue 13):
-the rows written and the rows found must be exactly those of one statement per row."""
+"""insert_rows shapes its statements for the connection's cache of prepared statements (issue 13): the rows
+written must be exactly those of one statement per row."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sqlite3
 
 import pytest
 
-from shared.storage.base import in_list, insert_rows
+from shared.storage.base import insert_rows
 
 
 def _table() -> sqlite3.Connection:
@@ -31,14 +31,3 @@ def test_an_upsert_meets_the_row_before_it_as_statements_in_turn_would():
     insert_rows(conn, "INSERT INTO t", rows, " ON CONFLICT(k) DO UPDATE SET v = excluded.v, n = t.n + 1")
     assert conn.execute("SELECT v, n FROM t WHERE k = 'dup'").fetchone() == (99, 1)
     assert conn.execute("SELECT COUNT(*) FROM t").fetchone() == (36,)
-
-
-@pytest.mark.parametrize("count", [1, 2, 5, 8, 9, 100])
-def test_in_list_finds_exactly_the_values_present(count):
-    conn = _table()
-    insert_rows(conn, "INSERT INTO t", [(f"k{i}", i, 0) for i in range(0, 200, 2)])
-    wanted = [f"k{i}" for i in range(count)]
-    marks, params = in_list(wanted)
-    assert len(params) & (len(params) - 1) == 0 and params[:count] == wanted
-    found = [k for (k,) in conn.execute(f"SELECT k FROM t WHERE k IN ({marks}) ORDER BY k", params)]
-    assert found == sorted(k for k in wanted if int(k[1:]) % 2 == 0)
