@@ -29,9 +29,9 @@ def system_clock() -> datetime:
 
 def iso_utc(moment: datetime) -> str:
     """A fixed-width UTC timestamp that sorts as text (``2026-11-20T02:15:00.000000Z``)."""
-    # strftime("%Y") does not pad years before 1000 on glibc: the year is formatted by hand.
-    utc = moment.astimezone(UTC)
-    return f"{utc.year:04d}-{utc:%m-%dT%H:%M:%S.%f}Z"
+    # isoformat pads the year to four digits (strftime("%Y") does not before 1000 on glibc) and costs a third of
+    # a strftime: identity stamps each event it resolves twice with this. Its "+00:00" becomes the "Z".
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 def parse_iso(text: str) -> datetime:

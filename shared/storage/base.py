@@ -249,6 +249,15 @@ def in_placeholders(values: Sized) -> str:
     return ",".join("?" * len(values))
 
 
+def in_list(values: list) -> tuple[str, list]:
+    """``?,?,…`` and its parameters for an SQL ``IN (…)`` over these (at least one) values, padded to a power of two
+    by repeating the last one, which leaves what is in the list unchanged: a lookup of a batch's ids then takes
+    one of a few statement texts the connection keeps prepared, not a text per count, compiled again each time
+    (issue 13). For lookups whose answer does not depend on the order of the rows (sets, unique keys, maxima)."""
+    size = 1 << (len(values) - 1).bit_length()
+    return ",".join("?" * size), [*values, *[values[-1]] * (size - len(values))]
+
+
 def chunks(items: list, size: int) -> Iterator[list]:
     """``items`` in consecutive slices of at most ``size`` (SQLite caps the parameters of one statement)."""
     for start in range(0, len(items), size):
@@ -261,11 +270,17 @@ def insert_rows(conn: sqlite3.Connection, head: str, rows: list[tuple], tail: st
     # VALUES row by row, so a key given twice meets the row before it, exactly as statements in turn would.
     if not rows:
         return
+    # Each statement takes a power of two of rows (37 rows: 32, 4, 1): a few texts per table, not one per batch
+    # size. The connection keeps its last 128 statements prepared, and the sizes of a service's batches, table
+    # after table, made far more: each was compiled again, which cost more than running it (issue 13).
     marks = f"({','.join('?' * len(rows[0]))})"
     step = max(1, 900 // len(rows[0]))
-    for start in range(0, len(rows), step):
-        chunk = rows[start:start + step]
-        conn.execute(f"{head} VALUES {','.join([marks] * len(chunk))}{tail}", [v for row in chunk for v in row])
+    start = 0
+    while start < len(rows):
+        size = 1 << (min(step, len(rows) - start).bit_length() - 1)
+        chunk = rows[start:start + size]
+        conn.execute(f"{head} VALUES {','.join([marks] * size)}{tail}", [v for row in chunk for v in row])
+        start += size
 
 
 def _begin_immediate(conn: sqlite3.Connection) -> None:

@@ -80,7 +80,8 @@ def resolve(items: list[Decoded[Prepared]], *, deps: Deps, outcome: BatchOutcome
             outcome.counts["non_member"] += 1
             outcome.processed += 1
             continue
-        with message_span("identity", one.msg, event_attributes(event)) as span:
+        # Attributes made only for a span that records: most events are sampled out (CRM_TRACE_RATIO).
+        with message_span("identity", one.msg, lambda event=event: event_attributes(event)) as span:
             root = _apply(one.item, seen_at, deps, out, outcome, fold, known)
             span.set_attribute("crm.customer_id", root)
         outcome.processed += 1
@@ -107,7 +108,8 @@ def hold_parts(items: list[Decoded[ViewPartUpdated]], *, deps: Deps, outcome: Ba
         if part.customer_id in erased:
             outcome.counts["erased"] += 1
             continue
-        with message_span("identity", one.msg, {"crm.customer_id": part.customer_id, "crm.view.part": part.part}):
+        with message_span("identity", one.msg,
+                          lambda part=part: {"crm.customer_id": part.customer_id, "crm.view.part": part.part}):
             held = newest.get((part.customer_id, part.part))
             if held is None or part.version >= held.version:
                 newest[(part.customer_id, part.part)] = part
