@@ -109,6 +109,9 @@ class SqliteLoyaltyStore(SqliteBulkReads, SqliteStore, SqliteMembership, SqliteO
     """Loyalty data in SQLite; every write method runs inside the caller's transaction."""
 
     schema = SCHEMA
+    # A batch's reads take its ids in IN lists, one statement text per list length: a few hundred texts, which
+    # sqlite3's default cache of 128 kept evicting, so most statements were compiled again for every batch.
+    cached_statements = 1024
 
     def __init__(self, path, **options) -> None:
         super().__init__(path, **options)
