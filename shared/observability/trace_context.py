@@ -25,16 +25,8 @@ def message_headers(topic: str, headers: Headers | None = None, *, key: str | No
     that span's context travels with the message, so its consumers continue this trace."""
     context = otel_context.get_current()
     current = trace.get_current_span(context)
-    if not current.is_recording():
-        # An event that is not sampled: no span to make, but its context (marked not sampled) still
-        # travels, so the services after this one do not sample it either.
-        carrier = _injected(current, context)
-    elif (ctx := current.get_span_context()).trace_state.get("crm") == "links":
-        # Batch-level work of a batch traced only for the traced events it holds (LinksOrParentBased): what it
-        # announces is not traced for that, as the ratio decided for the batch.
-        quiet = trace.SpanContext(ctx.trace_id, ctx.span_id, is_remote=False, trace_flags=trace.TraceFlags(0))
-        carrier = _injected(trace.NonRecordingSpan(quiet), context)
-    else:
+    carrier = _unmarked(current, context)
+    if carrier is None:
         attributes = {"messaging.system": "kafka", "messaging.operation.type": "create",
                       "messaging.operation.name": "create", "messaging.destination.name": topic}
         if key is not None:
@@ -45,6 +37,29 @@ def message_headers(topic: str, headers: Headers | None = None, *, key: str | No
     out = [h for h in (headers or []) if h[0] not in carrier]
     out.extend((k, v.encode()) for k, v in carrier.items())
     return out
+
+
+def shared_headers() -> Headers | None:
+    """The headers :func:`message_headers` gives each message written in the current context when it makes
+    no "create" span for them (the context is not sampled, or traced only for a batch's links): the same for
+    every message, so a caller writing several makes them once. None when each message marks itself."""
+    context = otel_context.get_current()
+    carrier = _unmarked(trace.get_current_span(context), context)
+    return None if carrier is None else [(k, v.encode()) for k, v in carrier.items()]
+
+
+def _unmarked(current: trace.Span, context: otel_context.Context) -> dict[str, str] | None:
+    # The carrier of a message written under ``current`` without a "create" span; None: it gets one.
+    if not current.is_recording():
+        # An event that is not sampled: no span to make, but its context (marked not sampled) still
+        # travels, so the services after this one do not sample it either.
+        return _injected(current, context)
+    if (ctx := current.get_span_context()).trace_state.get("crm") == "links":
+        # Batch-level work of a batch traced only for the traced events it holds (LinksOrParentBased): what it
+        # announces is not traced for that, as the ratio decided for the batch.
+        quiet = trace.SpanContext(ctx.trace_id, ctx.span_id, is_remote=False, trace_flags=trace.TraceFlags(0))
+        return _injected(trace.NonRecordingSpan(quiet), context)
+    return None
 
 
 def _injected(span: trace.Span, context: otel_context.Context) -> dict[str, str]:

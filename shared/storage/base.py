@@ -172,8 +172,10 @@ _NO_SESSION = frozenset({"create_index", "create_indexes", "drop", "with_options
 class SqliteDb:
     """Thread-local SQLite connections in WAL mode; writers take the lock up front."""
 
-    def __init__(self, path: Path | str, schema: str) -> None:
+    def __init__(self, path: Path | str, schema: str, *, cached_statements: int = 128) -> None:
         self.path = Path(path)
+        # Prepared statements each connection keeps by their text (sqlite3's default is 128).
+        self._cached_statements = cached_statements
         # 0600 before SQLite opens it (its -wal and -shm files take the database file's mode).
         private_file(self.path)
         self._schema = schema
@@ -187,7 +189,8 @@ class SqliteDb:
         """This thread's connection (opened on first use)."""
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
+            conn = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False,
+                                   cached_statements=self._cached_statements)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA busy_timeout=60000")

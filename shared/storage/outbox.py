@@ -363,9 +363,10 @@ class SqliteStore(SqliteOutbox):
     transactions across processes, the outbox and dead letters."""
 
     schema: str = OUTBOX_SQL
+    cached_statements: int = 128  # prepared statements kept per connection (``SqliteDb``)
 
     def __init__(self, path: Path | str, *, master_key: bytes | None = None) -> None:
-        self.db = SqliteDb(path, self.schema)
+        self.db = SqliteDb(path, self.schema, cached_statements=self.cached_statements)
         self.keys = sqlite_keyring(self.db.path, master_key or _default_master_key())
         self.keys.check()
 

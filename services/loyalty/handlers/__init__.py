@@ -10,6 +10,7 @@ from services.loyalty.config import LoyaltySettings, RulesSource
 from services.loyalty.store import LoyaltyStore
 from shared.clock import Clock
 from shared.contract import topics
+from shared.observability.trace_context import Headers
 from shared.settings import Settings
 from shared.storage.base import OutboxMessage
 from shared.streaming.outbox import outbox_message
@@ -39,6 +40,7 @@ class Deps:
 
             self.zone = ZoneInfo(self.settings.timezone)
 
-    def message(self, body: Any, key: str) -> OutboxMessage:
-        """An outbox message on loyalty's topic, keyed by the customer."""
-        return outbox_message(self.settings, topics.LOYALTY_EVENTS, key, body)
+    def message(self, body: Any, key: str, *, headers: Headers | None = None) -> OutboxMessage:
+        """An outbox message on loyalty's topic, keyed by the customer (``headers``: the trace context made
+        once for several messages, ``trace_context.shared_headers``)."""
+        return outbox_message(self.settings, topics.LOYALTY_EVENTS, key, body, headers=headers)

@@ -33,6 +33,7 @@ from shared.contract.messages import (
     part_version,
 )
 from shared.contract.view_parts import LoyaltyPart
+from shared.observability.trace_context import Headers, shared_headers
 from shared.storage.base import OutboxMessage
 
 log = logging.getLogger(__name__)
@@ -123,7 +124,8 @@ def view_of(s: Settlement, zone) -> dict[str, Any]:
 
 def settle_customer(customer_id: str, *, deps: Deps, trigger: list[str], changed_from: datetime | None,
                     read: Prepared | None = None, writes: Writes | None = None,
-                    first: First | None = None) -> list[OutboxMessage]:
+                    first: First | None = None, headers: Headers | None = None,
+                    told: dict[str, int] | None = None) -> list[OutboxMessage]:
     """Bring one customer's ledger and account up to date with its facts; returns what to publish.
 
     ``changed_from`` is the earliest moment the facts added since the last settle reach (None: no fact
@@ -132,7 +134,9 @@ def settle_customer(customer_id: str, *, deps: Deps, trigger: list[str], changed
     for this customer beforehand (a batch reads every customer's at once); read here when not given.
     ``writes``: where a batch gathers what its settles write, to write it once (written here when not given).
     ``first``: the settlement from ``read`` and what its buckets hold, worked out beforehand (a batch asks the
-    ledger for every customer's at once), at its moment and under its rule book.
+    ledger for every customer's at once), at its moment and under its rule book. ``headers``: the trace context
+    of what it publishes, made once for a batch's settles (None: each message makes its own). ``told``: what
+    the customer was told already of ``first``'s expiry moments (``store.announced_many``, once for a batch).
     """
     if writes is None:
         writes = Writes()
@@ -158,6 +162,7 @@ def settle_customer(customer_id: str, *, deps: Deps, trigger: list[str], changed
         monthly = _monthly_snapshot(None, facts, now=now, book=book, deps=deps)
         s, entries, ledger_sum = _derive(customer_id, records, facts, book, now, None, monthly, trigger, store,
                                          read.balance)
+        told = None  # asked about the first try's expiry moments: this settlement's are asked anew
     if ledger_sum != s.balance:
         # The ledger and the lots must agree; refuse to commit a state where they do not.
         raise RuntimeError(f"ledger sum {ledger_sum} differs from lots {s.balance} for {customer_id}")
@@ -175,16 +180,16 @@ def settle_customer(customer_id: str, *, deps: Deps, trigger: list[str], changed
     for e in entries:
         if e.rule == "expiry" and e.points < 0:
             out.append(deps.message(PointsExpired(entry_id=e.entry_id, customer_id=customer_id, points=-e.points,
-                                                  at=now), customer_id))
-    out += _tier_changed(held, s, book, customer_id, now, deps)
-    out += _announcements(s, customer_id, now, deps, writes)
+                                                  at=now), customer_id, headers=headers))
+    out += _tier_changed(held, s, book, customer_id, now, deps, headers)
+    out += _announcements(s, customer_id, now, deps, writes, headers, told)
     view = view_of(s, deps.zone)
     version = held.version
     if view != held.view:
         version = next_part_version(version)
         out.append(deps.message(ViewPartUpdated(customer_id=customer_id, part="loyalty",
                                                 value=LoyaltyPart.model_validate(view),
-                                                version=part_version(version)), customer_id))
+                                                version=part_version(version)), customer_id, headers=headers))
     writes.accounts.append(AccountRow(customer_id, s.balance, s.debt, s.tier, view, version,
                                       epoch_ms(s.next_due) if s.next_due else None, at))
     return out
@@ -205,7 +210,7 @@ def _monthly_snapshot(start: Checkpoint | None, facts: Facts, *, now: datetime, 
 
 
 def _tier_changed(held: AccountRow, s: Settlement, book: RuleBook, customer_id: str, now: datetime,
-                  deps: Deps) -> list[OutboxMessage]:
+                  deps: Deps, headers: Headers | None) -> list[OutboxMessage]:
     if s.tier == held.tier:
         return []
     rules = book.at(now).tiers
@@ -217,17 +222,18 @@ def _tier_changed(held: AccountRow, s: Settlement, book: RuleBook, customer_id: 
                        customer_id=customer_id, previous=held.tier, tier=s.tier,
                        direction="upgrade" if rules.rank(s.tier) < rules.rank(held.tier) else "downgrade",
                        reason=reason, benefits=level.benefits if level else {}, at=now)
-    return [deps.message(body, customer_id)]
+    return [deps.message(body, customer_id, headers=headers)]
 
 
-def _announcements(s: Settlement, customer_id: str, now: datetime, deps: Deps,
-                   writes: Writes) -> list[OutboxMessage]:
+def _announcements(s: Settlement, customer_id: str, now: datetime, deps: Deps, writes: Writes,
+                   headers: Headers | None, told: dict[str, int] | None) -> list[OutboxMessage]:
     # Once per expiry moment, and again whenever more points joined that moment than were announced (a
     # purchase inside the notice window under month-end or year-end expiry): no point expires unannounced.
     if not s.announce:
         return []  # nothing within its notice: no look-up
     due = {iso_utc(at): (at, n) for at, n in s.announce}
-    told = deps.store.announced(customer_id, list(due))
+    if told is None:
+        told = deps.store.announced(customer_id, list(due))
     fresh = [Announcement(f"exp:{customer_id}:{key}" + (f":{n}" if key in told else ""), customer_id, key, n,
                           iso_utc(now)) for key, (_, n) in sorted(due.items()) if n > told.get(key, 0)]
     if not fresh:
@@ -235,7 +241,7 @@ def _announcements(s: Settlement, customer_id: str, now: datetime, deps: Deps,
     writes.announcements += fresh
     return [deps.message(PointsExpiryAnnounced(announcement_id=a.announcement_id, customer_id=customer_id,
                                                points=a.points, expires_at=due[a.expires_at][0], balance=s.balance,
-                                               at=now), customer_id)
+                                               at=now), customer_id, headers=headers)
             for a in fresh]
 
 
@@ -412,9 +418,15 @@ def settle_many(touched: Touched, *, deps: Deps) -> list[OutboxMessage]:
     at = iso_utc(now)  # every entry and account of the batch is stamped with it
     firsts = {c: settle_first(c, read[c], deps=deps, now=now, book=book, at=at) for c in settled}
     posted = deps.store.posted_many({c: (read[c].records, firsts[c].buckets) for c in settled})
+    # What each customer with points near expiry was told already, in one look for all of them.
+    told = deps.store.announced_many({c: [iso_utc(when) for when, _ in firsts[c].s.announce] for c in settled
+                                      if firsts[c].s.announce})
     writes = Writes()
+    # Untraced settles' messages all carry the batch's context: made once, not once a message.
+    headers = shared_headers()
     for root in settled:
         out += settle_customer(root, deps=deps, trigger=roots.why[root], changed_from=roots.since[root],
-                               read=read[root], writes=writes, first=firsts[root].holding(posted[root]))
+                               read=read[root], writes=writes, first=firsts[root].holding(posted[root]),
+                               headers=headers, told=told.get(root))
     writes.flush(deps.store)
     return out

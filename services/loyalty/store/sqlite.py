@@ -24,7 +24,7 @@ from services.loyalty.store import (
 )
 from services.loyalty.store.sqlite_corrections import CORRECTIONS_SQL, SqliteCorrections
 from services.loyalty.store.sqlite_imports import IMPORTS_SQL, SqliteImports
-from services.loyalty.store.sqlite_reads import _ENTRY_COLS, SqliteBulkReads, _entry
+from services.loyalty.store.sqlite_reads import _ENTRY_COLS, SqliteBulkReads, _chunked, _entry
 from shared.clock import iso_utc
 from shared.contract.facts import epoch_ms
 from shared.storage.base import OUTBOX_SQL
@@ -109,6 +109,9 @@ class SqliteLoyaltyStore(SqliteBulkReads, SqliteStore, SqliteMembership, SqliteO
     """Loyalty data in SQLite; every write method runs inside the caller's transaction."""
 
     schema = SCHEMA
+    # A batch's reads take its ids in IN lists, one statement text per list length: a few hundred texts, which
+    # sqlite3's default cache of 128 kept evicting, so most statements were compiled again for every batch.
+    cached_statements = 1024
 
     def __init__(self, path, **options) -> None:
         super().__init__(path, **options)
@@ -303,6 +306,19 @@ class SqliteLoyaltyStore(SqliteBulkReads, SqliteStore, SqliteMembership, SqliteO
             "SELECT expires_at, MAX(points) FROM announcements WHERE customer_id = ?"
             f" AND expires_at IN ({_in(expires_at)}) GROUP BY expires_at", [customer_id, *expires_at])
         return dict(rows.fetchall())
+
+    def announced_many(self, asks: dict[str, list[str]]) -> dict[str, dict[str, int]]:
+        """:meth:`announced` for each of several customers (customer -> its expiry moments), in one query per
+        chunk of customers (a batch's settles ask once, not once a customer)."""
+        out: dict[str, dict[str, int]] = {c: {} for c in asks}
+        wanted = {c: set(moments) for c, moments in asks.items() if moments}
+        for ids in _chunked(list(wanted)) if wanted else []:
+            for c, at, n in self.db.conn().execute(
+                    "SELECT customer_id, expires_at, MAX(points) FROM announcements"
+                    f" WHERE customer_id IN ({_in(ids)}) GROUP BY customer_id, expires_at", ids):
+                if at in wanted[c]:
+                    out[c][at] = n
+        return out
 
     def add_announcements(self, rows: list[Announcement]) -> None:
         """Remember announcements made."""

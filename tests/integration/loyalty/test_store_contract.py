@@ -86,6 +86,14 @@ def test_accounts_debits_due_list_and_announcements(store):
     assert store.account_count() == 3
     assert store.announced("c_1", ["x", "y"]) == {"x": 9}
     assert store.announced("c_2", ["x"]) == {"x": 7} and store.announced("c_3", []) == {}
+    # A batch's settles ask once for all their customers: each answer is what asking for that customer gives.
+    asks = {"c_1": ["x", "y"], "c_2": ["x"], "c_3": [], "c_9": ["x"], "c_4": ["y"]}
+    with store.transaction():
+        store.add_announcements([Announcement("exp:c_4:y", "c_4", "y", 3, "t"),
+                                 Announcement("exp:c_4:z", "c_4", "z", 4, "t")])
+    assert store.announced_many(asks) == {"c_1": {"x": 9}, "c_2": {"x": 7}, "c_3": {}, "c_9": {}, "c_4": {"y": 3}}
+    assert store.announced_many(asks) == {c: store.announced(c, moments) for c, moments in asks.items()}
+    assert store.announced_many({}) == {}
 
 
 def test_rewards_stock_redemptions_and_idempotency(store):

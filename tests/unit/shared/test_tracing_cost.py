@@ -352,6 +352,33 @@ def test_what_a_batch_traced_for_its_events_announces_of_its_own_is_not_traced_f
     assert sent[1].endswith("-00") and sent["batch"].endswith("-00")  # the ratio (0) decides for the rest
 
 
+def test_what_settles_of_a_batch_share_is_what_each_of_their_messages_would_carry(monkeypatch):
+    # Session 26: loyalty makes the headers of a batch's settles once; each message carries what it would alone.
+    from shared.observability.telemetry import LinksOrParentBased
+    from shared.observability.trace_context import message_headers, shared_headers
+    from shared.streaming import consumer
+
+    _, _, provider = _installed(monkeypatch, LinksOrParentBased(0.0))
+    monkeypatch.setattr(consumer, "_tracer", provider.get_tracer("test"))
+    seen = {}
+
+    def handle(messages):
+        with message_span("loyalty", messages[0], {}):  # a traced event's own span: each message marks itself
+            seen["traced"] = shared_headers()
+        with message_span("loyalty", messages[1], {}):  # sampled out upstream
+            seen["untraced"] = (shared_headers(), message_headers("crm.loyalty.events"))
+        seen["batch"] = (shared_headers(), message_headers("crm.loyalty.events"),
+                         message_headers("crm.loyalty.events", key="c1"))
+        return _Outcome()
+
+    _runner("loyalty", "svc-s26l").run_sync(handle, [_message(SAMPLED, offset=0), _message(_unsampled(1), offset=1)])
+    assert seen["traced"] is None
+    shared, alone = seen["untraced"]
+    assert shared == alone and dict(shared)["traceparent"].decode().endswith("-00")
+    shared, alone, keyed = seen["batch"]
+    assert shared == alone == keyed and dict(shared)["traceparent"].decode().endswith("-00")
+
+
 # -- session 24: a message sampled out upstream is told by its traceparent alone, and what it publishes carries
 # -- a traceparent written without the propagators; anything else still goes through the SDK --
 
