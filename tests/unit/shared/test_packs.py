@@ -117,23 +117,11 @@ def test_a_stop_while_a_pack_larger_than_a_batch_is_handled_lets_every_message_o
         release.wait(10)
         return BatchOutcome()
 
-    agents: list = []
-    app = SimpleNamespace(topic=lambda *names, schema: names, agent=lambda channel, name: agents.append)
-    runner = BatchRunner(name="packs", metrics=ServiceMetrics(f"packs{time.monotonic_ns()}"),
-                         publish=lambda messages: None, delete_outbox=lambda seqs: None)
-    register_batch_agent(app, name="t", topic_names=["crm.customer.events"], runner=runner, batch_size=2,
-                         within_s=0.1, handle=handle)
     values = [b"v%d" % i for i in range(5)]
-    message = SimpleNamespace(value=pack([(b"k", [], v) for v in values]), topic="crm.customer.events",
-                              partition=0, offset=7, headers=[(PACK_HEADER, b"1")], key=None, timestamp=1.0)
-
-    class Stream:
-        async def take_events(self, max_, within):
-            yield [SimpleNamespace(message=message)]
-            await asyncio.Event().wait()
+    consume, stream = _agent_taking_one_pack(handle, values)
 
     async def stop_while_the_first_part_runs():
-        agent = asyncio.ensure_future(agents[0](Stream()))
+        agent = asyncio.ensure_future(consume(stream))
         await asyncio.get_running_loop().run_in_executor(None, first_part.wait, 10)
         agent.cancel()
         release.set()
@@ -167,22 +155,10 @@ def test_a_part_that_fails_for_good_while_a_stop_waits_ends_the_worker_so_faust_
             return BatchOutcome()
         raise RuntimeError("the store refuses, retries exhausted")
 
-    agents: list = []
-    app = SimpleNamespace(topic=lambda *names, schema: names, agent=lambda channel, name: agents.append)
-    runner = BatchRunner(name="packs", metrics=ServiceMetrics(f"packs{time.monotonic_ns()}"),
-                         publish=lambda messages: None, delete_outbox=lambda seqs: None)
-    register_batch_agent(app, name="t", topic_names=["crm.customer.events"], runner=runner, batch_size=2,
-                         within_s=0.1, handle=handle)
-    message = SimpleNamespace(value=pack([(b"k", [], b"v%d" % i) for i in range(4)]), topic="crm.customer.events",
-                              partition=0, offset=7, headers=[(PACK_HEADER, b"1")], key=None, timestamp=1.0)
-
-    class Stream:
-        async def take_events(self, max_, within):
-            yield [SimpleNamespace(message=message)]
-            await asyncio.Event().wait()
+    consume, stream = _agent_taking_one_pack(handle, [b"v%d" % i for i in range(4)])
 
     async def stop_while_the_first_part_runs():
-        agent = asyncio.ensure_future(agents[0](Stream()))
+        agent = asyncio.ensure_future(consume(stream))
         await asyncio.get_running_loop().run_in_executor(None, first_part.wait, 10)
         agent.cancel()
         release.set()
@@ -190,3 +166,23 @@ def test_a_part_that_fails_for_good_while_a_stop_waits_ends_the_worker_so_faust_
 
     asyncio.run(stop_while_the_first_part_runs())
     assert exits == [75]
+
+
+def _agent_taking_one_pack(handle, values):
+    """A service's agent as ``register_batch_agent`` makes it (batches of two messages), and a stream that hands it
+    one pack of ``values`` and then waits: a stop comes as a cancel while the agent works."""
+    agents: list = []
+    app = SimpleNamespace(topic=lambda *names, schema: names, agent=lambda channel, name: agents.append)
+    runner = BatchRunner(name="packs", metrics=ServiceMetrics(f"packs{time.monotonic_ns()}"),
+                         publish=lambda messages: None, delete_outbox=lambda seqs: None)
+    register_batch_agent(app, name="t", topic_names=["crm.customer.events"], runner=runner, batch_size=2,
+                         within_s=0.1, handle=handle)
+    message = SimpleNamespace(value=pack([(b"k", [], v) for v in values]), topic="crm.customer.events",
+                              partition=0, offset=7, headers=[(PACK_HEADER, b"1")], key=None, timestamp=1.0)
+
+    class Stream:
+        async def take_events(self, max_, within):
+            yield [SimpleNamespace(message=message)]
+            await asyncio.Event().wait()
+
+    return agents[0], Stream()
