@@ -118,7 +118,7 @@ def test_a_stop_while_a_pack_larger_than_a_batch_is_handled_lets_every_message_o
         return BatchOutcome()
 
     values = [b"v%d" % i for i in range(5)]
-    consume, stream = _agent_taking_one_pack(handle, values)
+    consume, stream, _ = _agent_taking_one_pack(handle, values)
 
     async def stop_while_the_first_part_runs():
         agent = asyncio.ensure_future(consume(stream))
@@ -155,7 +155,7 @@ def test_a_part_that_fails_for_good_while_a_stop_waits_ends_the_worker_so_faust_
             return BatchOutcome()
         raise RuntimeError("the store refuses, retries exhausted")
 
-    consume, stream = _agent_taking_one_pack(handle, [b"v%d" % i for i in range(4)])
+    consume, stream, _ = _agent_taking_one_pack(handle, [b"v%d" % i for i in range(4)])
 
     async def stop_while_the_first_part_runs():
         agent = asyncio.ensure_future(consume(stream))
@@ -185,4 +185,33 @@ def _agent_taking_one_pack(handle, values):
             yield [SimpleNamespace(message=message)]
             await asyncio.Event().wait()
 
-    return agents[0], Stream()
+    return agents[0], Stream(), runner
+
+
+def test_a_backlog_taken_in_one_go_is_counted_consumed_part_by_part_as_each_part_starts():
+    # /metrics tells how far a consumer is through what it took, not that it took all of it at once.
+    seen: list[float] = []
+    runner_box: list = []
+
+    def handle(batch):
+        seen.append(runner_box[0].metrics.consumed("crm.customer.events")._value.get())
+        return BatchOutcome()
+
+    consume, stream, runner = _agent_taking_one_pack(handle, [b"v%d" % i for i in range(5)])
+    runner_box.append(runner)
+
+    async def take_one_pack():
+        agent = asyncio.ensure_future(consume(stream))
+        await asyncio.get_running_loop().run_in_executor(None, lambda: _until(lambda: len(seen) == 3))
+        agent.cancel()
+        await asyncio.wait([agent])
+
+    asyncio.run(take_one_pack())
+    assert seen == [2, 4, 5]
+
+
+def _until(done, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
