@@ -252,15 +252,6 @@ def in_placeholders(values: Sized) -> str:
     return ",".join("?" * len(values))
 
 
-def in_list(values: list) -> tuple[str, list]:
-    """``?,?,…`` and its parameters for an SQL ``IN (…)`` over these (at least one) values, padded to a power of two
-    by repeating the last one, which leaves what is in the list unchanged: a lookup of a batch's ids then takes
-    one of a few statement texts the connection keeps prepared, not a text per count, compiled again each time
-    (issue 13). For lookups whose answer does not depend on the order of the rows (sets, unique keys, maxima)."""
-    size = 1 << (len(values) - 1).bit_length()
-    return ",".join("?" * size), [*values, *[values[-1]] * (size - len(values))]
-
-
 def chunks(items: list, size: int) -> Iterator[list]:
     """``items`` in consecutive slices of at most ``size`` (SQLite caps the parameters of one statement)."""
     for start in range(0, len(items), size):

@@ -21,7 +21,7 @@ from shared.storage.base import (
     OutboxMessage,
     SqliteDb,
     chunks,
-    in_list,
+    in_placeholders,
     insert_rows,
 )
 from shared.storage.crypto import SERVICE, KeyRing, mongo_keyring, sqlite_keyring
@@ -112,8 +112,7 @@ class SqliteOutbox(_Sealing):
         """Forget messages the broker has acknowledged."""
         with self.db.transaction() as c:  # type: ignore[attr-defined]
             for chunk in chunks(seqs, 900):  # a batch's acknowledged messages in a few statements (issue 13)
-                marks, params = in_list(chunk)
-                c.execute(f"DELETE FROM outbox WHERE seq IN ({marks})", params)
+                c.execute(f"DELETE FROM outbox WHERE seq IN ({in_placeholders(chunk)})", chunk)
 
     def dead_letter_add(self, letter: DeadLetter) -> bool:
         """Record a dead letter once per fingerprint; True when it is new."""
@@ -196,8 +195,8 @@ class SqliteOutbox(_Sealing):
             return set()
         out: set[str] = set()
         for start in range(0, len(ids), 500):
-            marks, params = in_list(ids[start:start + 500])
-            rows = c.execute(f"SELECT id FROM erased_ids WHERE id IN ({marks})", params)
+            chunk = ids[start:start + 500]
+            rows = c.execute(f"SELECT id FROM erased_ids WHERE id IN ({','.join('?' * len(chunk))})", chunk)
             out.update(r[0] for r in rows)
         return out
 

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 from shared.clock import iso_utc
 from shared.contract.messages import CustomerOwnerChanged
-from shared.storage.base import in_list
 
 
 @dataclass(frozen=True)
@@ -64,9 +63,10 @@ class SqliteOwners:
         out: dict[str, str | None] = dict.fromkeys(customer_ids)
         ids = list(out)
         for start in range(0, len(ids), 500):
-            marks, params = in_list(ids[start:start + 500])
+            chunk = ids[start:start + 500]
+            marks = ",".join("?" * len(chunk))
             out.update(self.db.conn().execute(  # type: ignore[attr-defined]
-                f"SELECT customer_id, store_id FROM customer_owners WHERE customer_id IN ({marks})", params))
+                f"SELECT customer_id, store_id FROM customer_owners WHERE customer_id IN ({marks})", chunk))
         return out
 
     @staticmethod

@@ -26,7 +26,7 @@ from services.identity.store.sqlite_scope import SqliteScope
 from services.identity.store.sqlite_tokens import TOKENS_SQL, SqliteTokens
 from shared.contract.facts import FieldValue, PurchaseFact, RefundFact
 from shared.storage import audit as audit_store
-from shared.storage.base import OUTBOX_SQL, in_list
+from shared.storage.base import OUTBOX_SQL
 from shared.storage.base import chunks as _chunks
 from shared.storage.base import in_placeholders as _in
 from shared.storage.base import insert_rows as _insert_rows
@@ -130,8 +130,7 @@ class SqliteIdentityStore(SqliteStore, SqliteOwners, SqlitePrivacy, SqliteScope,
         c = self.db.conn()
         for source, ids in by_source.items():
             for chunk in _chunks(ids, 500):
-                marks, params = in_list(chunk)
-                rows = c.execute(f"SELECT id FROM events WHERE source = ? AND id IN ({marks})", [source, *params])
+                rows = c.execute(f"SELECT id FROM events WHERE source = ? AND id IN ({_in(chunk)})", [source, *chunk])
                 out.update((source, i) for (i,) in rows)
         return out
 

@@ -7,7 +7,6 @@ import json
 
 from services.identity.store import HomeStoreRow, ImportJob, ImportRowError
 from shared.storage.base import chunks as _chunks
-from shared.storage.base import in_list
 from shared.storage.base import in_placeholders as _in
 
 IMPORTS_SQL = """
@@ -93,11 +92,11 @@ class SqliteImports:
         assigned: dict[str, str] = {}
         latest: dict[str, tuple[int, str]] = {}
         for part in _chunks(list(dict.fromkeys(root_ids)), 250):
-            marks, params = in_list(part)
+            marks = _in(part)
             rows = self.db.conn().execute(
                 f"SELECT customer_id, NULL, value FROM assignments WHERE kind = 'store' AND customer_id IN ({marks})"
                 f" UNION ALL SELECT r.root_id, h.time_ms, h.store_id FROM records r JOIN home_stores h"
-                f" ON h.record_id = r.id WHERE r.root_id IN ({marks})", [*params, *params])
+                f" ON h.record_id = r.id WHERE r.root_id IN ({marks})", [*part, *part])
             for root, time_ms, store in rows:
                 if time_ms is None:
                     assigned[root] = store

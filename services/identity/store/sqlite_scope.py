@@ -12,7 +12,6 @@ from services.identity.store import (
     complaint_store_in,
 )
 from shared.storage.base import chunks as _chunks
-from shared.storage.base import in_list
 from shared.storage.base import in_placeholders as _in
 from shared.storage.crypto import SERVICE
 
@@ -73,10 +72,9 @@ class SqliteScope:
         every record it holds)."""
         latest: dict[str, tuple[int, str]] = {}
         for part in _chunks(list(dict.fromkeys(root_ids)), 500):
-            marks, params = in_list(part)
             rows = self.db.conn().execute(
                 f"SELECT r.root_id, k.time_ms, k.store_id FROM records r JOIN complaint_stores k"
-                f" ON k.record_id = r.id WHERE r.root_id IN ({marks})", params)
+                f" ON k.record_id = r.id WHERE r.root_id IN ({_in(part)})", part)
             for root, time_ms, store in rows:
                 latest[root] = max(latest.get(root, (time_ms, store)), (time_ms, store))
         return {root: store for root, (_, store) in latest.items()}
