@@ -28,6 +28,7 @@ import time
 import zlib
 
 from shared.contract import topics
+from shared.streaming.packs import expand
 
 PART_TOPIC = {"loyalty": topics.LOYALTY_EVENTS, "alerts": topics.ALERTS_EVENTS, "campaigns": topics.CAMPAIGN_EVENTS}
 PART = b'{"kind":"view_part","part":"bare"}'
@@ -42,8 +43,6 @@ def _key(value: bytes) -> bytes:
 
 
 def _carried(message):
-    from shared.streaming.packs import expand
-
     return expand(message.value or b"", message.topic, message.partition, message.offset,
                   list(message.headers or []), message.key, None)
 
