@@ -11,8 +11,12 @@ its agent's handler and ``BatchRunner.run_sync`` (commit, relay to a no-op publi
 the timed part, so code versions can be compared on one recording (``PYTHONPATH`` at another checkout).
 
     python -m crm.bench.consume_path record /tmp/rec.pkl --customers 2000 --events 6000
+    python -m crm.bench.consume_path record /tmp/imp.pkl --members 5000   # an import's events instead
     python -m crm.bench.consume_path measure identity|loyalty|alerts|campaigns /tmp/rec.pkl --runs 3 \
         [--batch 100] [--profile 30]
+
+``--members N``: the mixed phase is instead what ``crm import members`` publishes for N generated members
+(``crm bench import``'s files: profiles, consents, tiers and points lots), on an empty base.
 
 ``--trace-ratio 0.1`` measures with tracing as ``crm up`` runs it: the SDK installed (spans to a temp file),
 each message carrying a trace context sampled upstream at that ratio (fixed seed).
@@ -60,8 +64,9 @@ def _service(name: str, data_dir: str, publish):
     return service, by_topic
 
 
-def record(path: Path, *, customers: int, events: int, batch: int = 100) -> dict[str, int]:
-    """Run the mix through the four services; keep what each consumed, by phase."""
+def record(path: Path, *, customers: int, events: int, batch: int = 100, members: int = 0) -> dict[str, int]:
+    """Run the mix (or an import of ``members``) through the four services; keep what each consumed, by
+    phase."""
     data_dir = tempfile.mkdtemp(prefix="crm-consume-rec-")
     queues: dict[str, deque] = defaultdict(deque)
     kept: dict[str, list] = {name: [] for name in KEPT}
@@ -97,11 +102,37 @@ def record(path: Path, *, customers: int, events: int, batch: int = 100) -> dict
                         for handle in handles[name][topic]:
                             services[name].runner.run_sync(handle, items)
 
-    feed(base_events(customers))
-    phase[0] = "mix"
-    feed(mixed_events(events, customers=customers, tag="consume", seed=7))
+    if members:
+        phase[0] = "mix"
+        feed(import_lines(members, services["identity"].settings))
+    else:
+        feed(base_events(customers))
+        phase[0] = "mix"
+        feed(mixed_events(events, customers=customers, tag="consume", seed=7))
     path.write_bytes(pickle.dumps(kept))
     return {name: len(v) for name, v in kept.items()}
+
+
+def import_lines(members: int, settings: Settings) -> list[str]:
+    """What ``crm import members`` publishes for ``members`` generated members, in its order, with the import
+    started at the recording's fixed moment."""
+    from dataclasses import replace
+
+    from crm.bench.imports import write_members
+    from crm.imports import identity_deps
+    from services.identity.handlers import imports
+
+    lines: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="crm-consume-import-") as tmp:
+        files = write_members(Path(tmp), members, today=AS_OF.date())[:2]
+        deps = replace(identity_deps(settings.model_copy(update={"data_dir": tmp})), clock=lambda: AS_OF)
+        job = imports.start("members", {"members": str(files[0]), "points": str(files[1])}, options={}, by="bench",
+                            origin="cli", deps=deps)
+        job = imports.run(job.job_id, deps=deps, chunk_rows=2000,
+                          publish=lambda messages: lines.extend(m.value.decode() for m in messages))
+    if job.status != "done":
+        raise RuntimeError(f"the import ended {job.status}")
+    return lines
 
 
 def _named(headers: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
@@ -165,6 +196,7 @@ def main() -> None:
     rec.add_argument("path", type=Path)
     rec.add_argument("--customers", type=int, default=2000)
     rec.add_argument("--events", type=int, default=6000)
+    rec.add_argument("--members", type=int, default=0, help="record an import of this many members instead")
     mes = sub.add_parser("measure")
     mes.add_argument("service", choices=KEPT)
     mes.add_argument("path", type=Path)
@@ -174,7 +206,7 @@ def main() -> None:
     mes.add_argument("--trace-ratio", type=float, default=None, help="trace as crm up does, this share sampled")
     args = parser.parse_args()
     if args.command == "record":
-        print(record(args.path, customers=args.customers, events=args.events))
+        print(record(args.path, customers=args.customers, events=args.events, members=args.members))
         return
     figures = [measure(args.service, args.path, batch=args.batch, profile=args.profile if i == args.runs - 1 else 0,
                        trace_ratio=args.trace_ratio) for i in range(args.runs)]
