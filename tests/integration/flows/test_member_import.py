@@ -345,7 +345,7 @@ def test_two_rows_for_one_member_end_with_the_later_line_as_a_file_reads(flow, t
 
 
 def test_an_imports_events_carry_its_own_untraced_context_unless_asked_to_be_traced(flow, tmp_path):
-    # A million imported events traced one in ten would cost every service 13-18% of its CPU for traces nobody
+    # A million imported events traced one in ten would cost every service 14-21% more CPU for traces nobody
     # follows: each event carries the job's trace, marked not sampled, the same when the job runs again.
     flow.set_clocks(_noon())
     members = tmp_path / "members.csv"
