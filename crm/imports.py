@@ -10,6 +10,8 @@ from typing import Any
 
 import typer
 
+TRACED_HELP = ("trace the events as channel events are (CRM_TRACE_RATIO); by default none is, and the job is followed "
+               "by its status")
 import_app = typer.Typer(help="Import a brand's existing members (with points and tiers) and historical orders.",
                          no_args_is_help=True)
 
@@ -41,7 +43,8 @@ def count_lines(paths: list[Path]) -> int:
 
 class BulkPublisher:
     """A producer for bulk loads: ``acks=all`` and idempotence as the services' publisher, large batches, and no
-    per-message trace context (an import is one job, not a million requests to follow)."""
+    span per message (an import is one job, not a million requests to follow): a message keeps the trace
+    context the job gave it."""
 
     def __init__(self, settings: Any) -> None:
         from kafka import KafkaProducer
@@ -55,7 +58,7 @@ class BulkPublisher:
     def send(self, messages: list[Any]) -> None:
         """Publish and wait until the broker has acknowledged every message."""
         send = self._producer.send
-        futures = [send(m.topic, value=m.value, key=m.key) for m in messages]
+        futures = [send(m.topic, value=m.value, key=m.key, headers=m.headers) for m in messages]
         self._producer.flush(timeout=self._timeout_s)
         for f in futures:
             f.get(timeout=0)
@@ -65,7 +68,7 @@ class BulkPublisher:
 
 
 def run_import(kind: str, files: dict[str, Path], *, options: dict[str, Any], chunk_rows: int, quiet: bool = False,
-               settings: Any = None, publish: Any = None, workers: int = 0) -> Any:
+               settings: Any = None, publish: Any = None, workers: int = 0, traced: bool = False) -> Any:
     """Start or resume the job for these files and run it to its end, with a progress bar; returns the job."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -89,7 +92,7 @@ def run_import(kind: str, files: dict[str, Path], *, options: dict[str, Any], ch
                       TextColumn("lines"), TimeRemainingColumn(), disable=quiet) as bar:
             task = bar.add_task(job.job_id, total=total, completed=sum(job.progress.values()))
             job = imports.run(job.job_id, deps=deps, publish=publish, chunk_rows=chunk_rows, workers=workers,
-                              on_progress=lambda j: bar.update(task, completed=sum(j.progress.values())))
+                              traced=traced, on_progress=lambda j: bar.update(task, completed=sum(j.progress.values())))
     finally:
         if publisher is not None:
             publisher.close()
@@ -120,10 +123,11 @@ def import_members(members_file: Path = typer.Argument(..., exists=True, dir_oka
                                                       help="points lots: phone or member_id, points, earned_at"),
                    chunk: int = typer.Option(2000, min=1, help="rows published per step (progress is kept per step)"),
                    workers: int = typer.Option(2, min=0, help="processes that check rows (0: this one)"),
+                   traced: bool = typer.Option(False, help=TRACED_HELP),
                    quiet: bool = typer.Option(False, help="no progress bar")):
     """Import members (profiles, SMS consent, home store, tier) and their points lots; run it again to resume."""
     files = {"members": members_file, **({"points": points} if points else {})}
-    job, deps = run_import("members", files, options={}, chunk_rows=chunk, quiet=quiet, workers=workers)
+    job, deps = run_import("members", files, options={}, chunk_rows=chunk, quiet=quiet, workers=workers, traced=traced)
     _report(job, deps)
 
 
@@ -137,10 +141,11 @@ def import_orders(orders_file: Path = typer.Argument(..., exists=True, dir_okay=
                   order_column: str = typer.Option("order_id", help="column of the order id"),
                   chunk: int = typer.Option(2000, min=1, help="rows published per step"),
                   workers: int = typer.Option(2, min=0, help="processes that check rows (0: this one)"),
+                  traced: bool = typer.Option(False, help=TRACED_HELP),
                   quiet: bool = typer.Option(False, help="no progress bar")):
     """Import historical orders as purchases (columns mapped by the options); run it again to resume."""
     columns = {"phone": phone_column, "member_id": member_id_column, "amount": amount_column, "date": date_column,
                "store": store_column, "order": order_column}
     job, deps = run_import("orders", {"orders": orders_file}, options={"columns": columns}, chunk_rows=chunk,
-                           quiet=quiet, workers=workers)
+                           quiet=quiet, workers=workers, traced=traced)
     _report(job, deps)
