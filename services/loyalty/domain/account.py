@@ -70,6 +70,11 @@ def settle(facts: Facts, book: RuleBook, *, customer_id: str, now: datetime, sta
     refunds) and the movements dated from it on; with ``snapshot_at`` (not after ``now``: a month start, or
     where this settle's facts end), the account there is kept in ``snapshot`` for the next settle to start from.
     """
+    if start is None and snapshot_at is None and not (facts.purchases or facts.refunds or facts.bonuses
+                                                      or facts.movements or facts.holds or facts.tier_imports):
+        # A member with no fact yet (issue 14: each imported member's first settle) holds nothing, no tier and
+        # nothing due: what the full derivation below answers for no facts, without its bookkeeping.
+        return Settlement({}, Timeline(), Replay(), 0)
     line = timeline(facts.purchases, facts.refunds, book, now=now, order_owner=facts.order_owner,
                     start=start.tiers if start else None, snapshot_at=snapshot_at, holds=facts.holds,
                     imports=facts.tier_imports)

@@ -107,6 +107,8 @@ def replay(credits: list[Credit], debits: list[Debit], restores: list[Restore], 
     """Replay the account's movements up to ``now`` (credits dated later still count: they exist), from
     ``start`` (the state at a horizon; the movements are then those from the horizon on) if given; with
     ``snapshot_at``, the state there is kept in ``snapshot``."""
+    if start is None and snapshot_at is None and not debits and not restores:
+        return _credited(credits, now=now, expires=expires)
     out = Replay()
     heap: list[tuple] = []
     seq = 0
@@ -196,6 +198,21 @@ def replay(credits: list[Credit], debits: list[Debit], restores: list[Restore], 
             credit(r.lot_id, r.record_id, r.at, fresh)
     if snapshot_at is not None and out.snapshot is None:
         out.snapshot = _state(out, consumed, shortfall)
+    return out
+
+
+def _credited(credits: list[Credit], *, now: datetime, expires: Callable[[datetime], datetime | None]) -> Replay:
+    # What the replay above ends with when nothing spends or gives back (every imported member's opening lots, a
+    # member who only bought): no debt ever, so each lot holds all its points until its expiry, if that has come,
+    # takes them all; lots in the order the replay makes them (by moment, then id).
+    out = Replay()
+    for c in sorted(credits, key=lambda c: (c.at, c.lot_id)):
+        if c.points > 0:
+            at = expires(c.at)
+            lot = Lot(c.lot_id, c.record_id, c.at, at, c.points, c.points)
+            if at is not None and at <= now:
+                lot.expired, lot.remaining, lot.is_expired = c.points, 0, True
+            out.lots.append(lot)
     return out
 
 

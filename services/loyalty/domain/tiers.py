@@ -290,8 +290,23 @@ def _review(out: Timeline, rules: TierRules, months: _Months, month: Month, at: 
         out.failing_since = None
 
 
+_REVIEWS: dict[tuple[int, datetime], tuple[RuleBook, datetime]] = {}
+
+
 def next_review(book: RuleBook, now: datetime) -> datetime:
     """The first review after ``now``."""
+    # A batch settles all its customers at one moment under one book: the answer is worked out once for them.
+    held = _REVIEWS.get((id(book), now))
+    if held is not None and held[0] is book:
+        return held[1]
+    if len(_REVIEWS) > 256:
+        _REVIEWS.clear()
+    out = _next_review(book, now)
+    _REVIEWS[(id(book), now)] = (book, out)
+    return out
+
+
+def _next_review(book: RuleBook, now: datetime) -> datetime:
     month = add_months(month_of(now, book.zone), 1)
     while not book.at(month_start(month, book.zone)).tiers.is_review(month):
         month = add_months(month, 1)

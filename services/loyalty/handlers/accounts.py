@@ -124,8 +124,8 @@ def view_of(s: Settlement, zone) -> dict[str, Any]:
 
 def settle_customer(customer_id: str, *, deps: Deps, trigger: list[str], changed_from: datetime | None,
                     read: Prepared | None = None, writes: Writes | None = None,
-                    first: First | None = None, headers: Headers | None = None,
-                    told: dict[str, int] | None = None) -> list[OutboxMessage]:
+                    first: First | None = None, posted: dict[tuple[str, str], Posted] | None = None,
+                    headers: Headers | None = None, told: dict[str, int] | None = None) -> list[OutboxMessage]:
     """Bring one customer's ledger and account up to date with its facts; returns what to publish.
 
     ``changed_from`` is the earliest moment the facts added since the last settle reach (None: no fact
@@ -133,8 +133,9 @@ def settle_customer(customer_id: str, *, deps: Deps, trigger: list[str], changed
     before the checkpoint's horizon, and from every fact otherwise. ``read``: what :func:`prepare` read
     for this customer beforehand (a batch reads every customer's at once); read here when not given.
     ``writes``: where a batch gathers what its settles write, to write it once (written here when not given).
-    ``first``: the settlement from ``read`` and what its buckets hold, worked out beforehand (a batch asks the
-    ledger for every customer's at once), at its moment and under its rule book. ``headers``: the trace context
+    ``first``: the settlement from ``read``, worked out beforehand, at its moment and under its rule book;
+    ``posted``: what its buckets hold in the ledger (a batch asks the ledger for every customer's at once; read
+    here when not given). ``headers``: the trace context
     of what it publishes, made once for a batch's settles (None: each message makes its own). ``told``: what
     the customer was told already of ``first``'s expiry moments (``store.announced_many``, once for a batch).
     """
@@ -151,7 +152,8 @@ def settle_customer(customer_id: str, *, deps: Deps, trigger: list[str], changed
         first = settle_first(customer_id, read, deps=deps, now=deps.clock(), book=deps.rules.book())
     now, at, book, s, monthly, latest = first.now, first.at, first.book, first.s, first.monthly, first.latest
     records, start, facts = read.records, read.start, read.facts
-    posted = first.posted if first.posted is not None else store.posted(records, buckets=first.buckets)
+    if posted is None:
+        posted = store.posted(records, buckets=first.buckets)
     entries = corrections(s.targets, posted, now=at, trigger=trigger)
     ledger_sum = read.balance + sum(e.points for e in entries)
     if ledger_sum != s.balance and start is not None:
@@ -247,8 +249,8 @@ def _announcements(s: Settlement, customer_id: str, now: datetime, deps: Deps, w
 
 @dataclass(frozen=True)
 class First:
-    """A settle's first try: its moment (and as stored text) and rule book, the checkpoints it may keep, the
-    settlement, and what the settlement's buckets hold in the ledger (None: not read yet)."""
+    """A settle's first try: its moment (and as stored text) and rule book, the checkpoints it may keep, and the
+    settlement (what its buckets hold in the ledger is read beside it: :meth:`buckets`)."""
 
     now: datetime
     at: str  # ``now`` as the ledger and the account store it
@@ -256,16 +258,11 @@ class First:
     monthly: datetime | None
     latest: datetime | None
     s: Settlement
-    posted: dict[tuple[str, str], Posted] | None = None
 
     @property
     def buckets(self) -> list[str] | None:
         """The buckets whose ledger sums the settlement is compared with (None: all of them)."""
         return sorted(self.s.scope) if self.s.scope is not None else None
-
-    def holding(self, posted: dict[tuple[str, str], Posted]) -> First:
-        """This try with what its buckets hold in the ledger (``dataclasses.replace`` costs 4x, once a customer)."""
-        return First(self.now, self.at, self.book, self.monthly, self.latest, self.s, posted)
 
 
 def settle_first(customer_id: str, read: Prepared, *, deps: Deps, now: datetime, book: RuleBook,
@@ -426,7 +423,7 @@ def settle_many(touched: Touched, *, deps: Deps) -> list[OutboxMessage]:
     headers = shared_headers()
     for root in settled:
         out += settle_customer(root, deps=deps, trigger=roots.why[root], changed_from=roots.since[root],
-                               read=read[root], writes=writes, first=firsts[root].holding(posted[root]),
+                               read=read[root], writes=writes, first=firsts[root], posted=posted[root],
                                headers=headers, told=told.get(root))
     writes.flush(deps.store)
     return out

@@ -43,6 +43,7 @@ def ledger(items: list[Decoded[Read]], *, deps: Deps, outcome: BatchOutcome) -> 
     # after the loop; the changes they and the grants make are noted in batch order (the triggers' order).
     runs: list[list[Membership]] = []
     noted: list[tuple[str, str | int]] = []  # (why, the customer a grant touched or the index of a run)
+    posted_at = iso_utc(deps.clock())  # the batch's opening lots are posted together, stamped once
     for n, one in enumerate(items):
         m, event = one.item.message, one.item.event
         # Attributes are built only for a span that records (an event sampled out costs none of them).
@@ -62,7 +63,7 @@ def ledger(items: list[Decoded[Read]], *, deps: Deps, outcome: BatchOutcome) -> 
                 purchases[n] = p
             elif event is not None and (r := _refund(event, m.record_id)) is not None:
                 refunds[n] = r
-            elif event is not None and (i := _imported(event, m.record_id, deps=deps)) is not None:
+            elif event is not None and (i := _imported(event, m.record_id, posted_at=posted_at)) is not None:
                 imported.append(i)
             else:
                 outcome.processed += 1
@@ -135,12 +136,12 @@ def _refund(event: ChannelEvent, record_id: str) -> Refund | None:
 # -- issue 14, member import ---------------------------------------------------------------------
 
 
-def _imported(event: ChannelEvent, record_id: str, *, deps: Deps) -> Entry | TierImport | None:
-    """An opening lot (a movement dated at its earn moment, posted once) or an imported tier."""
+def _imported(event: ChannelEvent, record_id: str, *, posted_at: str) -> Entry | TierImport | None:
+    """An opening lot (a movement dated at its earn moment, posted once, at ``posted_at``) or an imported tier."""
     if isinstance(event, PointsOpeningEvent):
         bucket = f"o:{event.source}:{event.id}"
         return Entry(f"{bucket}|{OPENING}|1", record_id, bucket, OPENING, ADJUST, event.data.points,
-                     iso_utc(event.time), iso_utc(deps.clock()), {"import": event.id})
+                     iso_utc(event.time), posted_at, {"import": event.id})
     if isinstance(event, TierImportEvent):
         # An event from before ``imported_at`` was announced was imported at its own moment.
         return TierImport(event.source, event.id, record_id, event.data.tier, event.time,

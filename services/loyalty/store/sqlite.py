@@ -24,7 +24,14 @@ from services.loyalty.store import (
 )
 from services.loyalty.store.sqlite_corrections import CORRECTIONS_SQL, SqliteCorrections
 from services.loyalty.store.sqlite_imports import IMPORTS_SQL, SqliteImports
-from services.loyalty.store.sqlite_reads import _ENTRY_COLS, SqliteBulkReads, _chunked, _entry
+from services.loyalty.store.sqlite_reads import (
+    _ENTRY_COLS,
+    SqliteBulkReads,
+    _chunked,
+    _entry,
+    compact_json,
+    compact_json_str,
+)
 from shared.clock import iso_utc
 from shared.contract.facts import epoch_ms
 from shared.storage.base import OUTBOX_SQL
@@ -176,7 +183,7 @@ class SqliteLoyaltyStore(SqliteBulkReads, SqliteStore, SqliteMembership, SqliteO
         self.db.conn().executemany(
             f"INSERT INTO ledger({_ENTRY_COLS}) VALUES (?,?,?,?,?,?,?,?,?)",
             [(e.entry_id, e.record_id, e.bucket, e.rule, e.kind, e.points, e.effective_at, e.posted_at,
-              json.dumps(seal_cause(e.cause, self.keys), separators=(",", ":"), default=str)) for e in entries])
+              compact_json_str(seal_cause(e.cause, self.keys))) for e in entries])
 
     def posted(self, record_ids: list[str], *, buckets: list[str] | None = None) -> dict[tuple[str, str], Posted]:
         """What each derived bucket of these records (or only these buckets of them) adds up to now."""
@@ -265,7 +272,7 @@ class SqliteLoyaltyStore(SqliteBulkReads, SqliteStore, SqliteMembership, SqliteO
         """Write these snapshots (a batch's settles), in one statement."""
         self.db.conn().executemany(
             "INSERT OR REPLACE INTO accounts VALUES (?,?,?,?,?,?,?,?)",
-            [(row.customer_id, row.balance, row.debt, row.tier, json.dumps(row.view, separators=(",", ":")),
+            [(row.customer_id, row.balance, row.debt, row.tier, compact_json(row.view),
               row.version, row.next_due_ms, row.updated_at) for row in rows])
 
     def debit_balance(self, customer_id: str, points: int) -> bool:

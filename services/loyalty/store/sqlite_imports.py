@@ -3,11 +3,11 @@ imported tiers (a private mixin of the adapter)."""
 
 from __future__ import annotations
 
-import json
 import sqlite3
 
 from services.loyalty.domain.model import Entry, TierImport
 from services.loyalty.store import seal_cause
+from services.loyalty.store.sqlite_reads import compact_json
 from shared.clock import iso_utc, parse_iso
 from shared.storage.base import chunks as _chunks
 from shared.storage.base import in_placeholders as _in
@@ -49,7 +49,7 @@ class SqliteImports:
             "INSERT INTO ledger(entry_id, record_id, bucket, rule, kind, points, effective_at, posted_at, cause)"
             " VALUES (?,?,?,?,?,?,?,?,?)",
             [(e.entry_id, e.record_id, e.bucket, e.rule, e.kind, e.points, e.effective_at, e.posted_at,
-              json.dumps(seal_cause(e.cause, self.keys), separators=(",", ":"))) for e in fresh])
+              compact_json(seal_cause(e.cause, self.keys))) for e in fresh])
         return fresh
 
     def add_tier_imports(self, rows: list[TierImport]) -> list[TierImport]:

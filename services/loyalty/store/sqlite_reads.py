@@ -48,6 +48,11 @@ def _entry(row: tuple, keys) -> Entry:
 
 _ENTRY_COLS = "entry_id, record_id, bucket, rule, kind, points, effective_at, posted_at, cause"
 
+# ``json.dumps(x, separators=...)`` builds an encoder on every call; a batch's settles write thousands of causes
+# and views, each through these (the same text: a JSONEncoder holds no state between calls).
+compact_json = json.JSONEncoder(separators=(",", ":")).encode
+compact_json_str = json.JSONEncoder(separators=(",", ":"), default=str).encode  # what JSON cannot say, as str
+
 
 class SqliteBulkReads:
     """Mixed into the sqlite adapter; uses the adapter's database and keyring."""

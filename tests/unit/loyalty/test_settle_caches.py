@@ -9,7 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.loyalty.domain import rules as rules_module
-from services.loyalty.domain.model import Line, Purchase
+from services.loyalty.domain.account import settle
+from services.loyalty.domain.lots import Credit, replay
+from services.loyalty.domain.model import Facts, Line, Purchase
 from services.loyalty.store import sqlite_reads as sqlite_store
 from shared.clock import iso_utc
 from tests.unit.loyalty.helpers import SH, book
@@ -60,3 +62,24 @@ def test_a_stored_purchase_decoded_again_is_equal_and_a_changed_row_is_decoded_a
         q = Purchase("pos/SH-001", f"B{n + 2}", "c_a", f"B{n + 2}", n, at, "2026-03-01", ())
         assert sqlite_store._purchase(_row(q)) == q
         assert len(sqlite_store._DECODED) <= 3
+
+
+credits = st.lists(st.builds(Credit, st.sampled_from(["o:1", "o:2", "p:3"]), st.just("c_a"), moments,
+                             st.integers(min_value=-5, max_value=500)), max_size=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(credits, moments)
+def test_lots_nothing_spends_from_hold_what_the_full_replay_gives_them(given_credits, now):
+    # Issue 14: an imported member's opening lots (or a member who only bought) skip the event-by-event replay;
+    # the full one runs when a horizon's state is asked for, and both must leave every lot the same.
+    kept = book(VERSIONS)
+    quick = replay(given_credits, [], [], now=now, expires=kept.expires_at)
+    full = replay(given_credits, [], [], now=now, expires=kept.expires_at, snapshot_at=datetime(2030, 1, 1, tzinfo=UTC))
+    assert quick.lots == full.lots
+    assert (quick.debt, quick.held()) == (full.debt, full.held())
+
+
+def test_a_member_with_no_fact_yet_holds_nothing_and_has_nothing_due():
+    s = settle(Facts([], [], [], []), book(VERSIONS), customer_id="c_a", now=datetime(2026, 11, 20, tzinfo=UTC))
+    assert (s.balance, s.tier, s.debt, s.targets, s.expiring, s.announce, s.next_due) == (0, None, 0, {}, [], [], None)
