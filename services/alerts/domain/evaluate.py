@@ -219,11 +219,17 @@ def _complaint_changes(rule: Rule, ctx: _Ctx) -> list[datetime]:
 
 def churn_red(rule: Rule, ctx: _Ctx) -> Result:
     days = ctx.days
+    if not days:
+        # Never came (most customers an import brings): neither light can be on, and no visit window or quiet
+        # spell can change that; only a complaint's own moments can.
+        return None, _complaint_changes(rule, ctx)
     quiet = [ctx.midnight(days[-1] + timedelta(days=int(rule.param("quiet_days"))))] if days else []
     return _red(rule, ctx), ctx.window_changes + _complaint_changes(rule, ctx) + quiet
 
 
 def churn_yellow(rule: Rule, ctx: _Ctx) -> Result:
+    if not ctx.days:
+        return None, []  # no visits: no drop (nothing averaged, nothing leaves a window)
     v, changes = ctx.visits, ctx.window_changes
     if v.monthly_average < _decimal(rule.param("min_monthly_visits")) or v.last_30 * 2 >= v.monthly_average:
         return None, changes
