@@ -20,7 +20,7 @@ from services.alerts.domain.rules import Rule, Severity
 from shared.contract.facts import to_minor
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Trigger:
     """One occurrence or condition episode an alert answers; an alert covers each trigger once."""
 
@@ -29,7 +29,7 @@ class Trigger:
     record: str | None = None  # the record an occurrence happened to (None for a condition)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Desired:
     """An alert the customer should have as of the evaluation."""
 
@@ -39,7 +39,7 @@ class Desired:
     detail: dict = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Cleared:
     """Why a condition no longer holds, when the facts say more than that (points expired unredeemed)."""
 
@@ -47,7 +47,7 @@ class Cleared:
     detail: dict
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Evaluation:
     """What a customer's facts call for now, and when to look again."""
 
@@ -156,7 +156,7 @@ def tier_upgrade(rule: Rule, ctx: _Ctx) -> Result:
     return want, later
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Visits:
     """Visits in the last 30 days and in the 90 days before them, as of a day."""
 
