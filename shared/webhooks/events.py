@@ -111,6 +111,13 @@ EVENTS: dict[type, Entry] = {
     CampaignTouched: _touch,  # campaign.touch (crm.campaigns.touches)
 }
 
+# The event types each of those messages can be: a message no enabled subscription wants any of is not worked
+# out (an alert change still is, for what is seen of its alert).
+TYPES: dict[type, tuple[str, ...]] = {
+    AlertChanged: (ALERT_OPENED, ALERT_ESCALATED), PointsExpiryAnnounced: (POINTS_EXPIRING,),
+    TierChanged: (TIER_CHANGED,), CampaignTouched: (CAMPAIGN_TOUCH,),
+}
+
 # The kinds worth decoding: every other message on these topics is skipped without parsing its JSON.
 KIND_MARKERS = tuple(f'"kind":"{model.model_fields["kind"].default}"'.encode() for model in EVENTS)
 

@@ -17,8 +17,8 @@ import secrets
 from typing import Any
 
 from shared.clock import Clock, iso_utc
-from shared.contract.messages import decode
-from shared.webhooks.events import EVENTS, KIND_MARKERS, events_of
+from shared.contract.messages import AlertChanged, decode
+from shared.webhooks.events import EVENTS, KIND_MARKERS, TYPES, events_of
 from shared.webhooks.store import Delivery, WebhookStore
 
 
@@ -40,11 +40,16 @@ def record(messages: list[Any], *, webhooks: WebhookStore, clock: Clock) -> int:
     alert_ids = [m.alert_id for m in known if m.kind == "alert.changed"]
     before = webhooks.alerts_seen(alert_ids) if alert_ids else {}
     seen = dict(before)
-    events = [e for m in known for e in events_of(m, seen=seen)]
+    subs = webhooks.subscriptions(enabled_only=True)
+    # Only the events a subscription wants are worked out (a tier change's masked benefits cost as much as the
+    # rest of its message's consumption); an alert change is followed whatever is wanted, since what is seen of
+    # its alert tells what a later change of it is.
+    wanted = {t for sub in subs for t in sub.event_types}
+    events = [e for m in known if type(m) is AlertChanged or not wanted.isdisjoint(TYPES[type(m)])
+              for e in events_of(m, seen=seen)]
     if alert_ids:
         webhooks.alerts_seen_put(seen=[s for a, s in seen.items() if before.get(a) != s],
                                  forget=[a for a in before if a not in seen])
-    subs = webhooks.subscriptions(enabled_only=True) if events else []
     now = iso_utc(clock())
     deliveries = [Delivery("dl_" + secrets.token_hex(10), sub.webhook_id, e.event_id, e.type, e.body(),
                            "pending", now, customer_id=e.data.get("customer_id"))

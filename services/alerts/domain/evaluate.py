@@ -20,7 +20,7 @@ from services.alerts.domain.rules import Rule, Severity
 from shared.contract.facts import to_minor
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Trigger:
     """One occurrence or condition episode an alert answers; an alert covers each trigger once."""
 
@@ -29,7 +29,7 @@ class Trigger:
     record: str | None = None  # the record an occurrence happened to (None for a condition)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Desired:
     """An alert the customer should have as of the evaluation."""
 
@@ -39,7 +39,7 @@ class Desired:
     detail: dict = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Cleared:
     """Why a condition no longer holds, when the facts say more than that (points expired unredeemed)."""
 
@@ -47,7 +47,7 @@ class Cleared:
     detail: dict
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Evaluation:
     """What a customer's facts call for now, and when to look again."""
 
@@ -156,7 +156,7 @@ def tier_upgrade(rule: Rule, ctx: _Ctx) -> Result:
     return want, later
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Visits:
     """Visits in the last 30 days and in the 90 days before them, as of a day."""
 
@@ -219,11 +219,17 @@ def _complaint_changes(rule: Rule, ctx: _Ctx) -> list[datetime]:
 
 def churn_red(rule: Rule, ctx: _Ctx) -> Result:
     days = ctx.days
+    if not days:
+        # Never came (most customers an import brings): neither light can be on, and no visit window or quiet
+        # spell can change that; only a complaint's own moments can.
+        return None, _complaint_changes(rule, ctx)
     quiet = [ctx.midnight(days[-1] + timedelta(days=int(rule.param("quiet_days"))))] if days else []
     return _red(rule, ctx), ctx.window_changes + _complaint_changes(rule, ctx) + quiet
 
 
 def churn_yellow(rule: Rule, ctx: _Ctx) -> Result:
+    if not ctx.days:
+        return None, []  # no visits: no drop (nothing averaged, nothing leaves a window)
     v, changes = ctx.visits, ctx.window_changes
     if v.monthly_average < _decimal(rule.param("min_monthly_visits")) or v.last_30 * 2 >= v.monthly_average:
         return None, changes

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Purchase:
     """One purchase: its calendar day in the store's timezone is one visit."""
 
@@ -16,7 +16,7 @@ class Purchase:
     amount_minor: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Occurrence:
     """Something that happened once and may trigger an alert (complaint, survey, tier upgrade)."""
 
@@ -27,7 +27,7 @@ class Occurrence:
     record_id: str | None = None  # the identity record it happened to (an unmerge gives it back with it)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Expiry:
     """Points loyalty announced will expire."""
 
@@ -40,7 +40,7 @@ class Expiry:
 NAMED_OCCURRENCES = {"complaint": "complaints", "survey": "surveys", "upgrade": "upgrades", "expired": "expired"}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CustomerFacts:
     """A customer's facts, gathered from every record that makes the customer up now."""
 
@@ -93,7 +93,7 @@ def home_store(purchases: tuple[Purchase, ...]) -> str | None:
     return ranked[0][0]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Owner:
     """Who an alert goes to: the home store, or an assigned account manager."""
 

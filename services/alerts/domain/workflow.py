@@ -27,7 +27,7 @@ ACTIVE: tuple[Status, ...] = ("open", "acknowledged")
 SYSTEM = "system"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Alert:
     """One alert with its workflow state."""
 
@@ -72,7 +72,7 @@ def alert_id(customer_id: str, type_: str, trigger: str) -> str:
 Kind = Literal["raised", "repeated", "updated", "acknowledged", "resolved", "moved", "reopened"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Change:
     """An alert written; ``announce`` says whether it is news (an ``AlertChanged``)."""
 

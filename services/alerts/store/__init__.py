@@ -29,7 +29,7 @@ from shared.storage.outbox import OutboxStore
 from shared.storage.owners import OwnerRow
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class OccurrenceRow:
     """A complaint, survey, tier upgrade, points expiry (or another event rule's occurrence) of one record."""
 
@@ -41,7 +41,7 @@ class OccurrenceRow:
     value: int | str | dict | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ExpiryRow:
     """Points loyalty announced will expire, for one record."""
 
@@ -51,7 +51,7 @@ class ExpiryRow:
     expires_ms: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LoyaltyRow:
     """Loyalty's part of a record's view: balance and tier, newest version wins."""
 
@@ -94,7 +94,7 @@ def sla_filter(breached: bool, *, hours: dict[str, float], now: datetime) -> Sla
                      {s: d // timedelta(microseconds=1) for s, d in limits.items()})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Cover:
     """The alert that answered a trigger: its id, its customer now, whether it is active."""
 

@@ -12,7 +12,7 @@ from services.alerts.store.sqlite import SqliteAlertsStore
 from shared.contract import topics
 from shared.contract.messages import CustomerErased, PointsExpiryAnnounced, TierChanged, encode
 from shared.streaming.batch import Incoming
-from tests.integration.webhooks.harness import AT, Host, touch
+from tests.integration.webhooks.harness import AT, Host, alert, touch
 
 SECRET = "whsec_test_0123456789abcdef"
 
@@ -116,3 +116,18 @@ def test_an_erasure_in_the_batch_takes_the_deliveries_recorded_before_it_and_dro
     assert (outcome.counts["erasures"], outcome.counts["erased"], outcome.counts["webhook_deliveries"]) == (1, 1, 3)
     kept, _ = h.hooks.store.deliveries(wid)
     assert [(d.event_type, d.customer_id) for d in kept] == [("campaign.touch", "c_2")]
+
+
+def test_only_the_events_a_subscription_wants_are_delivered_and_alerts_are_followed_for_everyone(host):
+    h = host()
+    wid = h.subscribe("https://receiver.example/hooks", "campaign.touch", secret=SECRET)
+
+    # Nobody wants tier changes or alert changes yet: none is delivered, but the alert opened here is seen.
+    first = h.feed(_upgrade("c_2"), touch(5), alert("al_9", severity="yellow"))
+    later = h.subscribe("https://receiver.example/alerts", "alert.opened", "alert.escalated", secret=SECRET)
+    then = h.feed(alert("al_9", severity="red", at=AT + timedelta(hours=1)))
+
+    assert (first.counts["webhook_deliveries"], then.counts["webhook_deliveries"]) == (1, 1)
+    assert [d["event_type"] for d in h.deliveries(wid)] == ["campaign.touch"]
+    # An escalation (the opening was seen before anyone subscribed), not an opening.
+    assert [d["event_type"] for d in h.deliveries(later)] == ["alert.escalated"]

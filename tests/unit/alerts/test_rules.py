@@ -108,6 +108,19 @@ def test_red_when_a_customer_complained_and_then_stopped_coming():
     assert only("churn_red", came_back, at(date(2026, 11, 9))).desired == {}
 
 
+def test_a_customer_who_never_came_has_no_churn_light_and_looks_again_only_for_a_complaint():
+    lenient = {r.type: r for r in merge_rules([{"type": "churn_yellow", "params": {"min_monthly_visits": 0}},
+                                               {"type": "churn_red", "params": {"min_monthly_visits": 0}}])}
+    for rules in (RULES, lenient):
+        got = evaluate(facts(), [rules["churn_yellow"], rules["churn_red"]], at(date(2026, 11, 30)), Z)
+        assert (got.desired, got.next_check) == ({}, None)
+    # A complaint without a visit lights nothing, but its stop and look-back days are still looked at.
+    complaint = Occurrence("complaint|pos/SH-001|x7", at(date(2026, 11, 20), 15), "SH-001")
+    lights = [RULES["churn_yellow"], RULES["churn_red"]]
+    got = evaluate(facts(complaints=(complaint,)), lights, at(date(2026, 11, 30)), Z)
+    assert (got.desired, got.next_check) == ({}, midnight(date(2026, 12, 20)))  # 30 days after the complaint day
+
+
 def test_churn_model_alerts_a_valuable_customer_whose_probability_alive_is_low():
     days = ["2026-01-10", "2026-02-10", "2026-03-10"]  # 3 days of 100.00 each = 300.00 spent
     rule = {r.type: r for r in merge_rules([{"type": "churn_model", "params": {"min_spend": "300.00"}}])}[
