@@ -37,9 +37,13 @@ def _normalize(text: str, region: str, blocked: frozenset[str]) -> str:
         number = phonenumbers.parse(text, region)
     except NumberParseException as exc:
         raise PhoneError("phone is not a number in a known notation") from exc
-    if not phonenumbers.is_valid_number(number):
-        raise PhoneError("phone is not a valid number")
+    # A number of a mobile type is a valid number (both match the number against its region's patterns, and a
+    # region's calling code is the number's: tests/unit/shared/test_privacy.py checks it for every region), so
+    # the patterns are matched once (issue 14: an import parses a phone per new member); validity is asked
+    # only to say why a number is refused.
     if phonenumbers.number_type(number) not in _MOBILE_TYPES:
+        if not phonenumbers.is_valid_number(number):
+            raise PhoneError("phone is not a valid number")
         raise PhoneError("phone is not a mobile number")
     e164 = phonenumbers.format_number(number, PhoneNumberFormat.E164)
     if is_placeholder_phone(e164) or e164 in _normalized_blocklist(blocked, region):

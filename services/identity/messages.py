@@ -102,12 +102,15 @@ def _kind(item: Any) -> type:
 
 
 def _dispatch(items: list[Decoded[Any]], *, deps: Deps, outcome: BatchOutcome) -> list[OutboxMessage]:
-    """Each run of consecutive items its handler takes, in batch order, to that handler."""
+    """Each run of consecutive items its handler takes, in batch order, to that handler (kinds it ignores
+    left out first)."""
     out: list[OutboxMessage] = []
-    for handler, run in groupby(items, key=lambda one: HANDLERS.get(_kind(one.item))):
-        run_items = list(run)
-        if handler is None:
-            outcome.counts["ignored"] += len(run_items)  # other kinds on those topics are for other services
-            continue
-        out += handler(run_items, deps=deps, outcome=outcome)
+    taken = [(handler, one) for one in items if (handler := HANDLERS.get(_kind(one.item))) is not None]
+    # Other kinds on those topics are for other services. They come only on the view-part topics, between
+    # the parts (a tier change, an alert): left in, they split a batch's parts into hundreds of runs of a
+    # few, each a read and a write (issue 14). A batch's parts held in one go keep what those runs kept.
+    if len(taken) < len(items):
+        outcome.counts["ignored"] += len(items) - len(taken)
+    for handler, run in groupby(taken, key=lambda pair: pair[0]):
+        out += handler([one for _, one in run], deps=deps, outcome=outcome)
     return out

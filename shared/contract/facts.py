@@ -109,9 +109,14 @@ class FieldValue:
         return (self.time_ms, self.source, self.event_id)
 
 
-def attribute_values(event: object) -> list[FieldValue]:
-    """The profile fields an event sets: profile data, consent per purpose, WeChat follow state."""
-    ms, src, eid = epoch_ms(event.time), event.source, event.id  # type: ignore[attr-defined]
+def attribute_values(event: object, *, ms: int | None = None) -> list[FieldValue]:
+    """The profile fields an event sets: profile data, consent per purpose, WeChat follow state (``ms``: the
+    event's ``epoch_ms``, when the caller has it)."""
+    if not isinstance(event, ProfileEvent | ConsentEvent | FollowEvent):
+        return []
+    if ms is None:
+        ms = epoch_ms(event.time)
+    src, eid = event.source, event.id
     if isinstance(event, ProfileEvent):
         d = event.data
         values: dict[str, object] = {
@@ -124,9 +129,7 @@ def attribute_values(event: object) -> list[FieldValue]:
         return [FieldValue(k, v, ms, src, eid) for k, v in values.items()]
     if isinstance(event, ConsentEvent):
         return [FieldValue(f"consent.{event.data.purpose}", event.data.granted, ms, src, eid)]
-    if isinstance(event, FollowEvent):
-        return [FieldValue("wechat_following", event.type == "crm.follow", ms, src, eid)]
-    return []
+    return [FieldValue("wechat_following", event.type == "crm.follow", ms, src, eid)]
 
 
 def newest(values: list[FieldValue]) -> dict[str, FieldValue]:

@@ -72,8 +72,10 @@ def _placeholder(kind: str, value: str, rules: Cleaning) -> bool:
     also one digit over and over (``11111111111``), which is not even a valid number."""
     if not value or value.lower() in rules.blocked_values or set(value) <= {"0", "-", " "}:
         return True
+    if kind != "phone":
+        return False
     digits = {ch for ch in value if ch.isdigit()}
-    return kind == "phone" and len(digits) == 1 and set(value) <= digits | {" ", "-"}
+    return len(digits) == 1 and set(value) <= digits | {" ", "-"}
 
 
 @dataclass(frozen=True)

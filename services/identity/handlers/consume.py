@@ -236,20 +236,21 @@ def _apply(prepared: Prepared, seen_at: str, deps: Deps, out: list[OutboxMessage
     if res.links:
         fold.links.append((res.record_id, res.links, event.source, event.id, seen_at))
         known.linked(res.record_id, res.links)
+    at_ms = epoch_ms(event.time)  # once per event: the rows below and its profile fields keep it
     fold.events.append(EventRow(event.source, event.id, res.record_id, event.type, event.channel, seen_at,
-                                epoch_ms(event.time), prepared.payload, now))
+                                at_ms, prepared.payload, now))
     if purchase := purchase_fact(event, res.record_id, deps.settings.store_zone):
         fold.purchases.append(purchase)
         fold.owners_may_change.add(res.root_id)
     elif refund := refund_fact(event, res.record_id):
         fold.refunds.append(refund)
     elif complained_in := complaint_store(event):
-        fold.complaint_stores.append(ComplaintStoreRow(res.record_id, complained_in, epoch_ms(event.time)))
+        fold.complaint_stores.append(ComplaintStoreRow(res.record_id, complained_in, at_ms))
         fold.owners_may_change.add(res.root_id)
     if isinstance(event, ProfileEvent) and event.data.home_store:  # issue 14: a member file's home store
-        fold.home_stores.append(HomeStoreRow(res.record_id, event.data.home_store, epoch_ms(event.time)))
+        fold.home_stores.append(HomeStoreRow(res.record_id, event.data.home_store, at_ms))
         fold.owners_may_change.add(res.root_id)
-    if values := attribute_values(event):
+    if values := attribute_values(event, ms=at_ms):
         fold.attributes.append((res.record_id, values))
     fold.touched.add(res.root_id)
     body = resolved_event_json(customer_id=res.root_id, record_id=res.record_id, event_json=prepared.payload,

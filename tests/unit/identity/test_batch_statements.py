@@ -41,3 +41,28 @@ def test_a_batch_writes_its_rows_in_one_statement_per_table_not_one_per_event(tm
     # Every customer of the batch moved forward, to one moment: the batch's end.
     assert len(set(after.values())) == 1
     assert all(after[p] > created[p].updated_at for p in PHONES)
+
+
+def test_view_parts_between_kinds_identity_ignores_are_held_in_one_write(tmp_path):
+    # Issue 14: loyalty's topic carries tier changes and expiries between its parts; they no longer split a
+    # batch's parts into a read and a write each.
+    deps = make_deps(tmp_path / "identity.db")
+
+    def part(customer: str, points: int, version: str) -> dict:
+        return {"kind": "view.part", "customer_id": customer, "part": "loyalty",
+                "value": {"points_balance": points}, "version": version}
+
+    def expired(customer: str) -> dict:
+        return {"kind": "loyalty.points_expired", "entry_id": f"x-{customer}", "customer_id": customer,
+                "points": 1, "at": "2026-06-01T00:00:00Z"}
+
+    seen = _statements(deps)
+    outcome = messages.consume(incoming([
+        part("c_x", 10, "2026-06-02T00:00:00Z-01"), expired("c_x"), part("c_y", 2, "2026-06-02T00:00:00Z-01"),
+        expired("c_y"), part("c_x", 20, "2026-06-02T00:00:00Z-01"), expired("c_x"),
+        part("c_x", 5, "2026-06-01T00:00:00Z-01"),
+    ], topic="crm.loyalty.events"), deps=deps)
+    assert (outcome.processed, outcome.counts["ignored"], outcome.dead_lettered) == (4, 3, 0)
+    assert seen["INSERT INTO PARTS"] == 1
+    assert deps.store.parts(["c_x"]) == {"loyalty": [{"points_balance": 20}]}
+    assert deps.store.parts(["c_y"]) == {"loyalty": [{"points_balance": 2}]}

@@ -93,3 +93,21 @@ def test_redaction_finds_a_mobile_number_in_free_text_in_every_notation(notation
 def test_redaction_leaves_order_numbers_amounts_and_dates_alone():
     text = "order T-20261120-000123 paid 268.00 on 2026-11-20 at SH-001, ticket 123456789012"
     assert redact_digits(text) == text
+
+
+def test_a_number_of_a_mobile_type_is_always_a_valid_one():
+    # normalize_phone asks a number's type only (issue 14): that a mobile type implies validity rests on every
+    # region's metadata having the calling code the region is listed under (a phonenumbers upgrade must keep it).
+    import phonenumbers
+    from phonenumbers.phonenumberutil import COUNTRY_CODE_TO_REGION_CODE, REGION_CODE_FOR_NON_GEO_ENTITY
+
+    for code, regions in COUNTRY_CODE_TO_REGION_CODE.items():
+        for region in regions:
+            assert region == region.upper()
+            if region != REGION_CODE_FOR_NON_GEO_ENTITY:
+                assert phonenumbers.country_code_for_valid_region(region) == code, region
+    for raw in ("+8613800138000", "+6581234567", "+85261234567", "+14155552671", "+447911123456"):
+        number = phonenumbers.parse(raw)
+        assert phonenumbers.number_type(number) in (phonenumbers.PhoneNumberType.MOBILE,
+                                                    phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE)
+        assert phonenumbers.is_valid_number(number)
