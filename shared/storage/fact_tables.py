@@ -27,9 +27,14 @@ _PUT_ATTRIBUTES = (
 )
 
 
+# What ``json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)`` makes, from one encoder:
+# ``dumps`` with any option builds a new encoder per call, which cost more than encoding a profile field (issue 14).
+_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str)
+
+
 def compact_json(value: Any) -> str:
     """Compact JSON for stored values."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+    return _COMPACT.encode(value)
 
 
 def sqlite_put_attributes(conn, values: list[tuple[str, list[FieldValue]]], *, keys: KeyRing) -> None:
