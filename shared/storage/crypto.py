@@ -108,7 +108,8 @@ class SqliteKeys:
         # The connection autocommits: without a transaction around it, each row was a WAL commit of its own,
         # which cost a batch of new members more than making, wrapping and reading back their keys (issue 14).
         with self.db.transaction() as conn:
-            conn.executemany("INSERT OR IGNORE INTO data_keys VALUES (?,?,?)", [(c, w, now) for c, w in wrapped.items()])
+            conn.executemany("INSERT OR IGNORE INTO data_keys VALUES (?,?,?)",
+                             [(c, w, now) for c, w in wrapped.items()])
 
     def delete(self, customer: str) -> bool:
         """Forget a customer's key; True when there was one."""
