@@ -109,8 +109,9 @@ class FieldValue:
         return (self.time_ms, self.source, self.event_id)
 
 
-def attribute_values(event: object) -> list[FieldValue]:
-    """The profile fields an event sets: profile data, consent per purpose, WeChat follow state."""
+def attribute_values(event: object, *, kept: Callable[[str], bool] | None = None) -> list[FieldValue]:
+    """The profile fields an event sets: profile data, consent per purpose, WeChat follow state; with ``kept``,
+    only the fields it keeps (the others are never built)."""
     ms, src, eid = epoch_ms(event.time), event.source, event.id  # type: ignore[attr-defined]
     if isinstance(event, ProfileEvent):
         d = event.data
@@ -121,12 +122,14 @@ def attribute_values(event: object) -> list[FieldValue]:
             values["birthday"] = d.birthday.isoformat()
         for k, v in d.attributes.items():
             values[f"attributes.{k}"] = v
-        return [FieldValue(k, v, ms, src, eid) for k, v in values.items()]
+        return [FieldValue(k, v, ms, src, eid) for k, v in values.items() if kept is None or kept(k)]
     if isinstance(event, ConsentEvent):
-        return [FieldValue(f"consent.{event.data.purpose}", event.data.granted, ms, src, eid)]
-    if isinstance(event, FollowEvent):
-        return [FieldValue("wechat_following", event.type == "crm.follow", ms, src, eid)]
-    return []
+        field, value = f"consent.{event.data.purpose}", event.data.granted
+    elif isinstance(event, FollowEvent):
+        field, value = "wechat_following", event.type == "crm.follow"
+    else:
+        return []
+    return [FieldValue(field, value, ms, src, eid)] if kept is None or kept(field) else []
 
 
 def newest(values: list[FieldValue]) -> dict[str, FieldValue]:

@@ -106,7 +106,7 @@ def _write(memberships: list[Membership], events: list[ChannelEvent], records: l
             purchases.append(purchase)
         elif refund := refund_fact(event, record_id):
             refunds.append(refund)
-        elif values := [v for v in attribute_values(event) if kept(v.field)]:
+        elif values := attribute_values(event, kept=kept):
             attributes.append((record_id, values))
     store.add_purchases(purchases)
     store.add_refunds(refunds)
