@@ -109,9 +109,11 @@ class FieldValue:
         return (self.time_ms, self.source, self.event_id)
 
 
-def attribute_values(event: object, *, ms: int | None = None) -> list[FieldValue]:
+def attribute_values(event: object, *, ms: int | None = None,
+                     kept: Callable[[str], bool] | None = None) -> list[FieldValue]:
     """The profile fields an event sets: profile data, consent per purpose, WeChat follow state (``ms``: the
-    event's ``epoch_ms``, when the caller has it)."""
+    event's ``epoch_ms``, when the caller has it); with ``kept``, only the fields it keeps (the others are never
+    built)."""
     if not isinstance(event, ProfileEvent | ConsentEvent | FollowEvent):
         return []
     if ms is None:
@@ -126,10 +128,12 @@ def attribute_values(event: object, *, ms: int | None = None) -> list[FieldValue
             values["birthday"] = d.birthday.isoformat()
         for k, v in d.attributes.items():
             values[f"attributes.{k}"] = v
-        return [FieldValue(k, v, ms, src, eid) for k, v in values.items()]
+        return [FieldValue(k, v, ms, src, eid) for k, v in values.items() if kept is None or kept(k)]
     if isinstance(event, ConsentEvent):
-        return [FieldValue(f"consent.{event.data.purpose}", event.data.granted, ms, src, eid)]
-    return [FieldValue("wechat_following", event.type == "crm.follow", ms, src, eid)]
+        field, value = f"consent.{event.data.purpose}", event.data.granted
+    else:
+        field, value = "wechat_following", event.type == "crm.follow"
+    return [FieldValue(field, value, ms, src, eid)] if kept is None or kept(field) else []
 
 
 def newest(values: list[FieldValue]) -> dict[str, FieldValue]:

@@ -103,10 +103,13 @@ class SqliteKeys:
         return out
 
     def add(self, wrapped: dict[str, bytes]) -> None:
-        """Keep new wrapped keys (one statement); a key another worker added first wins."""
+        """Keep new wrapped keys (one statement, one transaction); a key another worker added first wins."""
         now = int(time.time() * 1000)
-        self.db.conn().executemany("INSERT OR IGNORE INTO data_keys VALUES (?,?,?)",
-                                   [(c, w, now) for c, w in wrapped.items()])
+        # The connection autocommits: without a transaction around it, each row was a WAL commit of its own,
+        # which cost a batch of new members more than making, wrapping and reading back their keys (issue 14).
+        with self.db.transaction() as conn:
+            conn.executemany("INSERT OR IGNORE INTO data_keys VALUES (?,?,?)",
+                             [(c, w, now) for c, w in wrapped.items()])
 
     def delete(self, customer: str) -> bool:
         """Forget a customer's key; True when there was one."""

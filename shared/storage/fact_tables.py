@@ -27,15 +27,14 @@ _PUT_ATTRIBUTES = (
 )
 
 
+# What ``json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)`` makes, from one encoder:
+# ``dumps`` with any option builds a new encoder per call, which cost more than encoding a profile field (issue 14).
+_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str)
+
+
 def compact_json(value: Any) -> str:
     """Compact JSON for stored values."""
     return _COMPACT.encode(value)
-
-
-# What ``json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)`` builds on every call (it
-# keeps one only for its default arguments): made once, a profile field's text costs a third (issue 14, an
-# import stores some seven fields per member). Encoding keeps no state in the encoder: threads may share it.
-_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str)
 
 
 def sqlite_put_attributes(conn, values: list[tuple[str, list[FieldValue]]], *, keys: KeyRing) -> None:

@@ -14,6 +14,7 @@ from functools import partial
 from services.campaigns.domain.audience import kept
 from services.campaigns.handlers import Deps, forget
 from services.campaigns.handlers.view_part import refresh_views
+from shared.clock import iso_utc
 from shared.contract import topics
 from shared.contract.events import ChannelEvent, EventHead
 from shared.contract.facts import attribute_values, purchase_fact, refund_fact
@@ -31,7 +32,7 @@ def identity_messages(items: list[Decoded[Read]], *, deps: Deps, outcome: BatchO
 
     Events and merges come together, in batch order, because the mapping keeps the first of two
     writes with the same time (``shared.storage.membership``)."""
-    memberships: list[Membership] = []
+    joins: dict[str, tuple[str, str]] = {}  # record -> (at, customer): what the batch tells of it, folded
     events: list[ChannelEvent] = []
     records: list[str] = []  # the record of each event
     for one in items:
@@ -39,15 +40,30 @@ def identity_messages(items: list[Decoded[Read]], *, deps: Deps, outcome: BatchO
         if event is not None:  # a resolved customer event (``shared.messages.read`` parsed its channel event)
             # Attributes are built only for a span that records (an event sampled out costs none of them).
             with message_span("campaigns", one.msg, partial(_event_attributes, event, message.customer_id)):
-                memberships += memberships_of(message)
+                # What ``memberships_of`` says of a resolved event: its record and the customer's own are the
+                # customer's, as of its resolution.
+                at = iso_utc(message.resolved_at)
+                _join(joins, message.record_id, message.customer_id, at)
+                _join(joins, message.customer_id, message.customer_id, at)
                 events.append(event)
                 records.append(message.record_id)
         else:  # a merge or an unmerge
             with message_span("campaigns", one.msg, {"crm.customer_id": message.survivor_id,
                                                      "crm.merge_id": message.merge_id}):
-                memberships += memberships_of(message)
+                for row in memberships_of(message):
+                    _join(joins, row.record_id, row.customer_id, row.at)
             outcome.processed += 1
+    memberships = [Membership(record, customer, at) for record, (at, customer) in joins.items()]
     return _write(memberships, events, records, deps=deps, outcome=outcome)
+
+
+def _join(joins: dict[str, tuple[str, str]], record: str, customer: str, at: str) -> None:
+    # The store keeps, per record, the newest mapping and of equal times the first given
+    # (``membership.newest_per_record``): folded here as they come, a batch hands it one row per record, not two
+    # per event (an import's member is three events of one record: six rows).
+    held = joins.get(record)
+    if held is None or at > held[0]:
+        joins[record] = (at, customer)
 
 
 def _event_attributes(event: ChannelEvent, customer_id: str) -> dict[str, str]:
@@ -75,13 +91,14 @@ def _write(memberships: list[Membership], events: list[ChannelEvent], records: l
     """Write what a batch says, a few statements for the whole batch; republish the changed view parts."""
     store = deps.store
     affected = store.apply_memberships(memberships)
-    fresh = store.seen_first([(e.source, e.id) for e in events])
+    keys = [(e.source, e.id) for e in events]
+    fresh = store.seen_first(keys)
     purchases, refunds, attributes = [], [], []
-    for event, record_id in zip(events, records, strict=True):
-        if (event.source, event.id) not in fresh:
+    for event, record_id, key in zip(events, records, keys, strict=True):
+        if key not in fresh:
             outcome.duplicates += 1
             continue
-        fresh.discard((event.source, event.id))  # the same event twice in one batch counts once
+        fresh.discard(key)  # the same event twice in one batch counts once
         outcome.processed += 1
         if isinstance(event, EventHead):  # a type campaigns keeps no fact of: its key is all it keeps
             continue
@@ -89,7 +106,7 @@ def _write(memberships: list[Membership], events: list[ChannelEvent], records: l
             purchases.append(purchase)
         elif refund := refund_fact(event, record_id):
             refunds.append(refund)
-        elif values := [v for v in attribute_values(event) if kept(v.field)]:
+        elif values := attribute_values(event, kept=kept):
             attributes.append((record_id, values))
     store.add_purchases(purchases)
     store.add_refunds(refunds)

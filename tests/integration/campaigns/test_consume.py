@@ -84,3 +84,21 @@ def test_a_batch_costs_mongodb_the_same_few_round_trips_however_many_events_it_h
         return len(calls)
 
     assert round_trips(40) == round_trips(5)
+
+
+def test_a_batch_of_events_and_merges_maps_each_record_by_its_newest_write_and_of_equal_times_the_first(store):
+    d = deps(store)
+    batch = [
+        f.purchase("c2", "p1", at(1), "10.00", record="r2", resolved_at=at(5)),  # r2 -> c2 as of day 5
+        f.merged("c1", "c2", ["r2"], at(5)),  # r2 -> c1 as of day 5 too: the write given first is kept
+        f.purchase("c3", "p2", at(1), "20.00", record="r3", resolved_at=at(5)),  # r3 -> c3 as of day 5
+        f.merged("c1", "c3", ["r3"], at(6)),  # r3 -> c1 as of day 6: newer, it moves
+        f.purchase("c4", "p3", at(1), "30.00", record="r4", resolved_at=at(7)),  # r4 -> c4 as of day 7
+        f.merged("c1", "c4", ["r4"], at(6)),  # older than what the batch said before it: r4 stays c4's
+    ]
+    outcome = consume_batch(batch, deps=d)
+    assert (outcome.processed, outcome.dead_lettered) == (6, 0)
+    spend = {x.customer_id: (x.purchase_count, x.spend_minor) for x in store.customer_facts(as_of_ms=10**13)
+             if x.purchase_count}
+    assert spend == {"c1": (1, 2000), "c2": (1, 1000), "c4": (1, 3000)}
+    assert store.current_customers(["r2", "r3", "r4"]) == {"r2": "c2", "r3": "c1", "r4": "c4"}

@@ -96,6 +96,18 @@ def test_two_workers_creating_a_customer_key_at_once_end_up_with_one(backend):
     assert KeyRing(MASTER, backend).open("c_1", "f", b.seal("c_1", "f", "y")) == "y"
 
 
+def test_a_batch_of_new_customers_gets_a_key_each_and_a_key_held_already_is_kept(backend):
+    other_worker = KeyRing(MASTER, backend)
+    held = other_worker.seal("c_2", "attributes.city", "Shanghai")
+    ring = KeyRing(MASTER, backend)
+    ring.prepare([f"c_{i}" for i in range(1, 301)])  # as a batch of an import's new members: c_2 is held
+    tokens = {i: ring.seal(f"c_{i}", "attributes.city", f"city {i}") for i in range(1, 301)}
+    reader = KeyRing(MASTER, backend)  # another process, reading what was kept
+    assert {i: reader.open(f"c_{i}", "attributes.city", t) for i, t in tokens.items()} == {
+        i: f"city {i}" for i in range(1, 301)}
+    assert reader.open("c_2", "attributes.city", held) == "Shanghai"
+
+
 def test_a_wrong_master_key_fails_clearly_at_once(backend):
     ring = KeyRing(MASTER, backend)
     token = ring.seal("c_1", "records.phone", "+8613512340001")

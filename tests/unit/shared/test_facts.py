@@ -106,6 +106,19 @@ def test_profile_consent_and_follow_events_set_fields_with_their_source():
     assert attribute_values(ev("crm.purchase", order_id="o", amount="1")) == []
 
 
+def test_a_consumer_gets_only_the_fields_it_keeps_in_the_order_the_event_sets_them():
+    ms = epoch_ms(datetime(2026, 3, 1, 15, 30, tzinfo=UTC))
+    profile = ev("crm.profile", name="李伟", gender="M", birthday="1990-05-01", city="上海",
+                 attributes={"skin": "dry"})
+    campaigns = {"gender", "birthday", "city", "wechat_following"}.__contains__
+    assert attribute_values(profile, kept=campaigns) == [
+        FieldValue("gender", "M", ms, "pos/SH-001", "e1"), FieldValue("city", "上海", ms, "pos/SH-001", "e1"),
+        FieldValue("birthday", "1990-05-01", ms, "pos/SH-001", "e1")]
+    assert attribute_values(ev("crm.consent", purpose="sms", granted=True), kept=campaigns) == []
+    assert attribute_values(ev("crm.follow", source="wechat/oa"), kept=campaigns) == [
+        FieldValue("wechat_following", True, ms, "wechat/oa", "e1")]
+
+
 def test_the_newest_value_wins_per_field_whatever_the_order_with_ties_broken_by_source_then_id():
     values = [
         FieldValue("city", "Shanghai", 100, "pos/SH-001", "e1"),
