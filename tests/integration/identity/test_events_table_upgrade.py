@@ -50,3 +50,20 @@ def test_an_older_events_table_is_rebuilt_once_with_the_same_rows_and_timeline(t
     with sqlite3.connect(path) as c:
         names = {r[0] for r in c.execute("SELECT name FROM sqlite_master")}
     assert "events_clustered" not in names and "events_record_time" in names
+
+
+def test_the_rebuild_leaves_no_copy_of_the_table_in_the_write_ahead_log(tmp_path):
+    # The rebuild is one transaction the size of the table: its frames stayed in the log after the commit (SQLite
+    # reuses a log, it does not shrink it), a second copy of the timeline on disk for as long as identity ran.
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as c:
+        c.executescript(_OLD)
+        c.executemany("INSERT INTO events VALUES (?, ?, 'c_a', 'crm.purchase', 'pos', 'T', ?, ?, 'I')",
+                      [("pos/SH-001", f"x{n:05d}", n, "p" * 1000) for n in range(3000)])
+    before = _rows(path)
+
+    store = SqliteIdentityStore(path)
+    assert _rows(path) == before
+    wal = path.with_name(path.name + "-wal")
+    assert wal.stat().st_size < 512 * 1024  # the table alone is some 3 MB
+    store.close()
