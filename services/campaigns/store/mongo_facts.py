@@ -22,7 +22,7 @@ from services.campaigns.store import SumsPeriodSales
 from shared.contract.facts import FieldValue, PurchaseFact, RefundFact, newest
 from shared.storage.base import ANON_PREFIX
 from shared.storage.fact_tables import open_doc_field, seal_doc_field
-from shared.storage.membership import Membership
+from shared.storage.membership import Membership, newest_per_record
 
 CHUNK = 5000  # ids per $in query: keeps every query document far below MongoDB's 16 MB limit
 
@@ -92,7 +92,9 @@ class MongoFacts(SumsPeriodSales):
         The same rule as ``shared.storage.membership`` (last writer wins per record by identity's time), read in
         one query and written in one bulk: a batch of 500 events carries 1,000 mappings.
         """
-        rows = list(rows)
+        # Of a record's mappings in one call only the one kept counts, as in SQLite (``newest_per_record``):
+        # applied one after another, a customer the record only passed through was reported changed.
+        rows = list(newest_per_record(rows).values())
         coll = self.mdb["memberships"]
         held: dict[str, tuple[str, str]] = {}
         for chunk in chunked({m.record_id for m in rows}):

@@ -329,3 +329,12 @@ def test_customer_ids_name_every_customer_of_the_whole_facts_read_so_it_can_be_r
     chunks = [f for i in range(0, len(ids), 2) for f in store.customer_facts(as_of_ms=10 * DAY,
                                                                               customers=ids[i:i + 2])]
     assert sorted(chunks, key=lambda f: f.customer_id) == whole
+
+
+def test_a_record_passing_through_a_customer_within_one_call_leaves_that_customer_unchanged(store):
+    with store.transaction():
+        store.apply_memberships([Membership(x, x, "t1") for x in ("a", "b", "c")] + [Membership("r", "a", "t1")])
+    with store.transaction():  # r moves to b, then (newer) to c, in one call: b's records end as they began
+        assert store.apply_memberships([Membership("r", "b", "t2"), Membership("r", "c", "t3")]) == {"a", "c"}
+    assert store.current_customers(["r"]) == {"r": "c"}
+    assert store.records_of("b") == ["b"]
