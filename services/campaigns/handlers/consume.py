@@ -14,14 +14,13 @@ from functools import partial
 from services.campaigns.domain.audience import kept
 from services.campaigns.handlers import Deps, forget
 from services.campaigns.handlers.view_part import refresh_views
-from shared.clock import iso_utc
 from shared.contract import topics
 from shared.contract.events import ChannelEvent, EventHead
 from shared.contract.facts import attribute_values, purchase_fact, refund_fact
 from shared.contract.messages import Read
 from shared.observability.trace_context import event_attributes
 from shared.storage.base import OutboxMessage
-from shared.storage.membership import Membership, memberships_of
+from shared.storage.membership import Membership, memberships_of, newest_per_record
 from shared.storage.owners import owner_row
 from shared.streaming.batch import BatchOutcome, Decoded, message_span
 from shared.streaming.erasure import erase_each
@@ -32,7 +31,7 @@ def identity_messages(items: list[Decoded[Read]], *, deps: Deps, outcome: BatchO
 
     Events and merges come together, in batch order, because the mapping keeps the first of two
     writes with the same time (``shared.storage.membership``)."""
-    joins: dict[str, tuple[str, str]] = {}  # record -> (at, customer): what the batch tells of it, folded
+    memberships: list[Membership] = []
     events: list[ChannelEvent] = []
     records: list[str] = []  # the record of each event
     for one in items:
@@ -40,30 +39,17 @@ def identity_messages(items: list[Decoded[Read]], *, deps: Deps, outcome: BatchO
         if event is not None:  # a resolved customer event (``shared.messages.read`` parsed its channel event)
             # Attributes are built only for a span that records (an event sampled out costs none of them).
             with message_span("campaigns", one.msg, partial(_event_attributes, event, message.customer_id)):
-                # What ``memberships_of`` says of a resolved event: its record and the customer's own are the
-                # customer's, as of its resolution.
-                at = iso_utc(message.resolved_at)
-                _join(joins, message.record_id, message.customer_id, at)
-                _join(joins, message.customer_id, message.customer_id, at)
+                memberships += memberships_of(message)
                 events.append(event)
                 records.append(message.record_id)
         else:  # a merge or an unmerge
             with message_span("campaigns", one.msg, {"crm.customer_id": message.survivor_id,
                                                      "crm.merge_id": message.merge_id}):
-                for row in memberships_of(message):
-                    _join(joins, row.record_id, row.customer_id, row.at)
+                memberships += memberships_of(message)
             outcome.processed += 1
-    memberships = [Membership(record, customer, at) for record, (at, customer) in joins.items()]
-    return _write(memberships, events, records, deps=deps, outcome=outcome)
-
-
-def _join(joins: dict[str, tuple[str, str]], record: str, customer: str, at: str) -> None:
-    # The store keeps, per record, the newest mapping and of equal times the first given
-    # (``membership.newest_per_record``): folded here as they come, a batch hands it one row per record, not two
-    # per event (an import's member is three events of one record: six rows).
-    held = joins.get(record)
-    if held is None or at > held[0]:
-        joins[record] = (at, customer)
+    # Folded as the store folds them (``newest_per_record``): one row per record reaches it, not two per event (an
+    # import's member is three events of one record: six rows).
+    return _write(list(newest_per_record(memberships).values()), events, records, deps=deps, outcome=outcome)
 
 
 def _event_attributes(event: ChannelEvent, customer_id: str) -> dict[str, str]:
