@@ -3,6 +3,8 @@ member's events, and its accounting is exact."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from crm.bench.imports import through_services
@@ -21,3 +23,8 @@ def test_every_imported_event_is_taken_by_every_service_before_the_import_counts
     out = capsys.readouterr().out
     assert f"imported 150 members: done; {counts['events']:,} events" in out
     assert "members/s through all four services" in out and "projected for 1,000,000 members" in out
+    # How many batches each service handled, and so how large they were (the services' own counters).
+    batches = next(line for line in out.splitlines() if line.startswith("batches handled (mean events each): "))
+    handled = dict(re.findall(r"(\w+) ([\d,]+) \(", batches))
+    assert set(handled) == {"identity", "loyalty", "alerts", "campaigns"}
+    assert all(1 <= int(n.replace(",", "")) <= counts["events"] for n in handled.values()), batches
