@@ -409,6 +409,9 @@ def settle_many(touched: Touched, *, deps: Deps) -> list[OutboxMessage]:
     # A root among the touched was asked about already (nothing is written in between): only the others are.
     active = owners | deps.store.customers_of(sorted(r for r in roots.why if r not in owners))
     settled = [root for root in sorted(roots.why) if active[root] == root]
+    if not settled:
+        # Nobody to settle (a batch of page views, say): none of the reads below, a dozen statements a batch.
+        return out
     read = prepare(settled, deps=deps, changed_from={c: roots.since[c] for c in settled})
     # Every customer's first try at one moment, then one look at the ledger for all of them.
     now, book = deps.clock(), deps.rules.book()

@@ -102,3 +102,4 @@ def test_a_batch_of_events_and_merges_maps_each_record_by_its_newest_write_and_o
              if x.purchase_count}
     assert spend == {"c1": (1, 2000), "c2": (1, 1000), "c4": (1, 3000)}
     assert store.current_customers(["r2", "r3", "r4"]) == {"r2": "c2", "r3": "c1", "r4": "c4"}
+    assert store.current_customers([]) == {}  # asking about nobody answers nobody, on every adapter

@@ -242,6 +242,23 @@ def test_a_campaign_grant_loyalty_cannot_honour_is_dead_lettered_with_its_reason
         "window: ends_at must be after starts_at"]
 
 
+def test_a_batch_that_changes_nobody_publishes_nothing_and_reads_no_account(store, monkeypatch):
+    # Redelivered purchases and a page view's membership already known: no customer to settle, so none of a
+    # settle's reads (a dozen statements a batch at small batches, issue 13) and nothing published.
+    deps = deps_for(store, Clock("2026-11-01 12:00"))
+    msgs = [purchase_msg("nb-1", "20.00", "2026-10-01 10:00", record="c_nb"),
+            purchase_msg("nb-2", "30.00", "2026-10-02 10:00", record="c_nb")]
+    messages.consume(msgs, deps=deps)
+    balance = store.account("c_nb").balance
+    reads: list[str] = []
+    for name in ("records_of_many", "checkpoints_of", "accounts_of", "balances_of", "posted_many"):
+        monkeypatch.setattr(store, name, lambda *a, _name=name, _f=getattr(store, name), **k: (reads.append(_name),
+                                                                                              _f(*a, **k))[1])
+    again = messages.consume(msgs, deps=deps)
+    assert (again.processed, again.duplicates, again.outbox, reads) == (0, 2, [], [])
+    assert store.account("c_nb").balance == balance == 50
+
+
 def test_a_batch_of_mixed_kinds_settles_each_customer_once_and_counts_what_loyalty_ignores(store):
     # messages.py hands consecutive kinds of one handler to it as one list; a kind loyalty ignores (a
     # campaign's touch on the campaigns topic) between them must not split the batch into two settles.
