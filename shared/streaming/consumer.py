@@ -28,7 +28,6 @@ from shared.observability.metrics import ServiceMetrics
 from shared.observability.trace_context import linked_contexts, traced_parent, tracer
 from shared.storage.base import DeadLetter, OutboxMessage, is_transient
 from shared.streaming.batch import BatchOutcome, Incoming
-from shared.streaming.kafka import Outgoing
 from shared.streaming.packs import expand
 
 log = logging.getLogger(__name__)
@@ -228,9 +227,10 @@ class BatchRunner:
         letter ``publish_failed`` and leaves the outbox, so the others flow."""
         if not messages:
             return
-        out = [Outgoing(m.topic, m.value, m.key, list(m.headers)) for m in messages]
+        # The outbox messages go to ``publish`` as they are (it reads their topic, key, headers and value and
+        # changes none of them): a copy of each as an ``Outgoing`` was a visible part of a small batch's relay.
         try:
-            self._call("publish", self._publish, out, note_progress=note_progress)
+            self._call("publish", self._publish, messages, note_progress=note_progress)
             sent = messages
         except Exception as exc:
             if not is_permanent_publish_error(exc):
@@ -245,8 +245,7 @@ class BatchRunner:
         sent = []
         for m in messages:
             try:
-                self._call("publish", self._publish, [Outgoing(m.topic, m.value, m.key, list(m.headers))],
-                           note_progress=note_progress)
+                self._call("publish", self._publish, [m], note_progress=note_progress)
                 sent.append(m)
             except Exception as exc:
                 if not is_permanent_publish_error(exc):

@@ -137,8 +137,9 @@ class Publisher:
         to those messages. Any other message is sent through the OpenTelemetry Kafka instrumentation,
         which gives it a send span of its own in the current trace.
         """
-        carried = [m for m in messages if any(h[0] in TRACE_HEADERS for h in m.headers)]
-        fresh = [m for m in messages if not any(h[0] in TRACE_HEADERS for h in m.headers)]
+        carried, fresh = [], []
+        for m in messages:
+            (carried if any(h[0] in TRACE_HEADERS for h in m.headers) else fresh).append(m)
         futures = []
         if carried:
             links = [Link(ctx) for ctx in linked_contexts(m.headers for m in carried[:128])]
