@@ -19,9 +19,9 @@ from shared.observability.metrics import ServiceMetrics
 from shared.settings import Settings
 from shared.storage.base import DeadLetter, OutboxMessage
 from shared.streaming.consumer import BatchRunner
-from shared.streaming.kafka import Outgoing, broker_reachable
+from shared.streaming.kafka import Sendable, broker_reachable
 
-Publish = Callable[[list[Outgoing]], None]
+Publish = Callable[[list[Sendable]], None]
 
 
 @dataclass

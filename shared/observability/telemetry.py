@@ -115,10 +115,7 @@ def _no_query_values(value: str) -> str:
 def _clean(attrs) -> dict:
     if not attrs:
         return {}
-    # An ended span's attributes (BoundedAttributes) are read through their dict: its mapping interface takes a
-    # lock for the iteration and again for every key, and nothing changes an ended span's attributes.
-    items = getattr(attrs, "_dict", attrs).items()
-    return {k: _clean_value(k, v) if type(v) is str else v for k, v in items}
+    return {k: _clean_value(k, v) if type(v) is str else v for k, v in attrs.items()}
 
 
 @lru_cache(maxsize=4096)

@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Protocol
 
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
@@ -33,6 +34,19 @@ _tracer = trace.get_tracer(__name__)
 
 
 _MAX_REQUEST_BYTES = 32 * 1024 * 1024
+
+
+class Sendable(Protocol):
+    """What a publisher reads of a message: an ``Outgoing``, or an outbox message relayed as it is."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def value(self) -> bytes: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def headers(self) -> Sequence[tuple[str, bytes]]: ...
 
 
 @dataclass(frozen=True)
@@ -129,7 +143,7 @@ class Publisher:
         self._timeout_s = settings.publish_timeout_s
         self._packed_topics = frozenset(settings.topic(t) for t in PACKED_TOPICS)
 
-    def send(self, messages: Sequence[Outgoing], *, timeout_s: float | None = None) -> None:
+    def send(self, messages: Sequence[Sendable], *, timeout_s: float | None = None) -> None:
         """Publish and wait until the broker has acknowledged every message.
 
         A message that already carries trace context (an outbox message: its "create" span was made
@@ -238,7 +252,7 @@ def lazy_publisher(settings: Settings, name: str):
     holder: list[Publisher] = []
     lock = threading.Lock()
 
-    def publish(messages: Sequence[Outgoing]) -> None:
+    def publish(messages: Sequence[Sendable]) -> None:
         with lock:
             if not holder:
                 holder.append(Publisher(settings, client_id=f"crm-{name}"))
