@@ -289,13 +289,13 @@ def announce_owners(customer_ids: set[str] | list[str], *, deps: Deps) -> list[O
         return []
     store, at = deps.store, deps.clock()
     ids = sorted(customer_ids)
-    facts = store.owner_facts(ids)  # one read for all four: a small batch's fixed cost (issue 13)
+    complained = store.complaint_stores_of(ids)
     # Issue 14: a store staff assigned outranks the computed one; then the home store a member file named.
-    named = facts.named
-    computed = {c: owning_store(days, complaint_store=facts.complained.get(c), declared_store=named.get(c, _NONE)[1],
+    named = store.named_stores_of(ids)
+    computed = {c: owning_store(days, complaint_store=complained.get(c), declared_store=named.get(c, _NONE)[1],
                                 assigned_store=named.get(c, _NONE)[0])
-                for c, days in facts.store_days.items()}
-    moved = changed_owners(computed, facts.owners)
+                for c, days in store.store_days_of(ids).items()}
+    moved = changed_owners(computed, store.owners_of(list(computed)))
     stamp = iso_utc(at)
     store.put_owners([OwnerRow(c, s, stamp) for c, s in moved.items()])
     return [outbox_message(deps.settings, topics.CUSTOMER_OWNERS, c,

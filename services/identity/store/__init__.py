@@ -314,7 +314,6 @@ class IdentityStore(OutboxStore, ErasureStore, CorrectionStore, ImportStore, Nam
 
     # -- issue 12, scoped access (H2): each customer's owning store -----------------------
     def store_days_of(self, root_ids: list[str]) -> dict[str, list[tuple[str, int, str]]]: ...
-    def owner_facts(self, root_ids: list[str]) -> OwnerFacts: ...
     def put_owners(self, rows: Iterable[OwnerRow]) -> None: ...
     def owners_of(self, customer_ids: list[str]) -> dict[str, str | None]: ...
     def conflicts_owned(
@@ -339,17 +338,6 @@ class ComplaintStoreRow:
     record_id: str
     store_id: str
     time_ms: int
-
-
-@dataclass(frozen=True)
-class OwnerFacts:
-    """What the owning-store rule reads of some active customers, read together: what ``store_days_of``,
-    ``complaint_stores_of``, ``named_stores_of`` and ``owners_of`` answer for them."""
-
-    store_days: dict[str, list[tuple[str, int, str]]]
-    complained: dict[str, str]
-    named: dict[str, tuple[str | None, str | None]]
-    owners: dict[str, str | None]
 
 
 # Issue 12, scope gaps: the complaint stores of complaints kept before ``complaint_stores`` existed.

@@ -9,7 +9,6 @@ from services.identity.store import (
     COMPLAINT_BACKFILL,
     ComplaintStoreRow,
     ConflictRow,
-    OwnerFacts,
     complaint_store_in,
 )
 from shared.storage.crypto import SERVICE
@@ -33,12 +32,6 @@ class MongoScope:
         for (root, store), seen in sorted(days.items()):
             out[root].append((store, len(seen), max(seen)))
         return out
-
-    def owner_facts(self, root_ids: list[str]) -> OwnerFacts:
-        """What ``store_days_of``, ``complaint_stores_of``, ``named_stores_of`` and ``owners_of`` answer for these
-        active customers (each its own round trip here, as before)."""
-        return OwnerFacts(self.store_days_of(root_ids), self.complaint_stores_of(root_ids),
-                          self.named_stores_of(root_ids), self.owners_of(list(dict.fromkeys(root_ids))))
 
     def conflicts_owned(self, stores: frozenset[str], *, status: str | None, customer_id: str | None, offset: int,
                         limit: int) -> list[ConflictRow]:

@@ -9,27 +9,11 @@ from services.identity.store import (
     COMPLAINT_BACKFILL,
     ComplaintStoreRow,
     ConflictRow,
-    OwnerFacts,
     complaint_store_in,
 )
 from shared.storage.base import chunks as _chunks
 from shared.storage.base import in_placeholders as _in
 from shared.storage.crypto import SERVICE
-
-# ``owner_facts``: the reads of ``store_days_of`` (0), ``complaint_stores_of`` (1), ``named_stores_of`` (2: a store
-# staff assigned, 3: a home store a member file declared) and ``owners_of`` (4), each row tagged with its read.
-_OWNER_FACTS = (
-    "WITH ids(id) AS (SELECT value FROM json_each(?))"
-    " SELECT 0, r.root_id, p.store_id, COUNT(DISTINCT p.day), MAX(p.day) FROM records r"
-    " JOIN purchases p ON p.record_id = r.id WHERE r.root_id IN ids AND p.store_id IS NOT NULL"
-    " GROUP BY r.root_id, p.store_id"
-    " UNION ALL SELECT 1, r.root_id, k.store_id, k.time_ms, NULL FROM records r JOIN complaint_stores k"
-    " ON k.record_id = r.id WHERE r.root_id IN ids"
-    " UNION ALL SELECT 2, customer_id, value, NULL, NULL FROM assignments WHERE kind = 'store' AND customer_id IN ids"
-    " UNION ALL SELECT 3, r.root_id, h.store_id, h.time_ms, NULL FROM records r JOIN home_stores h"
-    " ON h.record_id = r.id WHERE r.root_id IN ids"
-    " UNION ALL SELECT 4, customer_id, store_id, NULL, NULL FROM customer_owners WHERE customer_id IN ids"
-)
 
 
 class SqliteScope:
@@ -47,33 +31,6 @@ class SqliteScope:
             for root, store, days, last in rows:
                 out[root].append((store, days, last))
         return out
-
-    def owner_facts(self, root_ids: list[str]) -> OwnerFacts:
-        """What ``store_days_of``, ``complaint_stores_of``, ``named_stores_of`` and ``owners_of`` answer for these
-        active customers, in one statement (issue 13: four were a tenth of a small batch's statements; the
-        customers go in as one JSON array, so the statement's text is one whatever their number)."""
-        ids = list(dict.fromkeys(root_ids))
-        days: dict[str, list[tuple[str, int, str]]] = {r: [] for r in ids}
-        complained: dict[str, tuple[int, str]] = {}
-        assigned: dict[str, str] = {}
-        declared: dict[str, tuple[int, str]] = {}
-        owners: dict[str, str | None] = dict.fromkeys(ids)
-        for part in _chunks(ids, 500):
-            rows = self.db.conn().execute(_OWNER_FACTS, (json.dumps(part),))
-            for kind, root, store, number, last in rows:
-                if kind == 0:
-                    days[root].append((store, number, last))
-                elif kind == 1:
-                    complained[root] = max(complained.get(root, (number, store)), (number, store))
-                elif kind == 2:
-                    assigned[root] = store
-                elif kind == 3:
-                    declared[root] = max(declared.get(root, (number, store)), (number, store))
-                else:
-                    owners[root] = store
-        named = {root: (assigned.get(root), declared[root][1] if root in declared else None)
-                 for root in assigned.keys() | declared.keys()}
-        return OwnerFacts(days, {root: store for root, (_, store) in complained.items()}, named, owners)
 
     def conflicts_owned(self, stores: frozenset[str], *, status: str | None, customer_id: str | None, offset: int,
                         limit: int) -> list[ConflictRow]:

@@ -4,7 +4,7 @@ query, on every backend."""
 
 from __future__ import annotations
 
-from services.identity.store import AssignmentRow, ComplaintStoreRow, ConflictRow, HomeStoreRow, OwnerFacts
+from services.identity.store import ComplaintStoreRow, ConflictRow
 from shared.contract.facts import PurchaseFact
 from shared.storage.owners import OwnerRow
 
@@ -71,29 +71,3 @@ def test_complaint_stores_of_gives_the_latest_complaint_store_over_every_record_
         store.unmerge("m1", by="k-admin", at="T3")
     assert store.complaint_stores_of(["c_a", "c_b"]) == {"c_a": "S01", "c_b": "S02"}
     assert store.complaint_stores_of([]) == {}
-
-
-def test_owner_facts_answer_in_one_read_what_the_four_reads_of_the_owner_rule_answer(store):
-    # Issue 13: announcing owners read purchases, complaints, named stores and held owners in four statements.
-    with store.transaction():
-        for rid in ("c_a", "c_a2", "c_b", "c_c", "c_n"):
-            store.create_record(rid, phone=None, at="T1")
-        store.merge("c_a", "c_a2", merge_id="m1", cause={}, at="T2")
-        store.add_purchases([_purchase("1", "c_a", "S01", "2026-11-01"), _purchase("2", "c_a2", "S02", "2026-11-02"),
-                             _purchase("3", "c_a2", "S02", "2026-11-03"), _purchase("4", "c_b", None, "2026-11-03")])
-        store.add_complaint_stores([ComplaintStoreRow("c_a", "S03", 100), ComplaintStoreRow("c_a2", "S04", 300),
-                                    ComplaintStoreRow("c_c", "S05", 200)])
-        store.add_home_stores([HomeStoreRow("c_a", "S06", 100), HomeStoreRow("c_a2", "S07", 200)])
-        store.put_assignment(AssignmentRow("c_b", "store", "S08", "k1", "T3"))
-        store.put_assignment(AssignmentRow("c_a2", "store", "S09", "k1", "T3"))  # waits for an unmerge
-        store.put_owners([OwnerRow("c_a", "S02", "T4"), OwnerRow("c_c", None, "T4")])
-    asked = ["c_a", "c_b", "c_c", "c_n", "c_a"]
-    expected = OwnerFacts(
-        store_days={"c_a": [("S01", 1, "2026-11-01"), ("S02", 2, "2026-11-03")], "c_b": [], "c_c": [], "c_n": []},
-        complained={"c_a": "S04", "c_c": "S05"},
-        named={"c_a": (None, "S07"), "c_b": ("S08", None)},
-        owners={"c_a": "S02", "c_b": None, "c_c": None, "c_n": None})
-    assert store.owner_facts(asked) == expected
-    assert expected == OwnerFacts(store.store_days_of(asked), store.complaint_stores_of(asked),
-                                  store.named_stores_of(asked), store.owners_of(asked))
-    assert store.owner_facts([]) == OwnerFacts({}, {}, {}, {})
