@@ -41,6 +41,9 @@ def test_a_batch_learns_which_of_its_events_were_processed_before_in_one_call(st
              ("wechat/oa", "e1"), ("pos/SH-001", "e2")]
     assert store.seen(asked) == {("pos/SH-001", "e1"), ("web/shop", "e1"), ("pos/SH-001", "e2")}
     assert store.seen([]) == set()
+    # A pair asked twice, and more pairs than one statement takes, answer the same.
+    many = asked + asked + [("web/shop", f"x{n}") for n in range(300)] + [("web/shop", "e1")]
+    assert store.seen(many) == {("pos/SH-001", "e1"), ("web/shop", "e1"), ("pos/SH-001", "e2")}
 
 
 def test_timeline_pages_newest_first_through_a_keyset_cursor(store):
