@@ -56,13 +56,10 @@ from shared.streaming.outbox import outbox_message
 def resolve(items: list[Decoded[Prepared]], *, deps: Deps, outcome: BatchOutcome) -> list[OutboxMessage]:
     """Resolve channel events to customers; what a batch writes in bulk is written once at its end."""
     out: list[OutboxMessage] = []
-    # Whether anyone was ever erased or had a phone replaced, in one read (nothing in a batch changes either).
-    erasures, replacements = deps.store.has_erasures_and_replacements()
-    items = _without_erased(items, erasures=erasures, deps=deps, outcome=outcome)
+    items = _without_erased(items, deps=deps, outcome=outcome)
     fold = _Fold(seen=deps.store.seen([one.item.event.key for one in items]))
     # Every identifier of the batch is looked up in one read; the batch's own changes are kept on top.
-    known = Known(deps.store, (i for one in items if one.item.event.key not in fold.seen for i in one.item.idents),
-                  replacements=replacements)
+    known = Known(deps.store, (i for one in items if one.item.event.key not in fold.seen for i in one.item.idents))
     for one in items:
         event = one.item.event
         if event.key in fold.seen:
@@ -122,12 +119,10 @@ def hold_parts(items: list[Decoded[ViewPartUpdated]], *, deps: Deps, outcome: Ba
     return []
 
 
-def _without_erased(items: list[Decoded[Prepared]], *, erasures: bool, deps: Deps,
-                    outcome: BatchOutcome) -> list[Decoded[Prepared]]:
+def _without_erased(items: list[Decoded[Prepared]], *, deps: Deps, outcome: BatchOutcome) -> list[Decoded[Prepared]]:
     """The events that carry no identifier of an erased customer: the others are dropped before anything
-    stores them (a replay must not bring the person back), counted ``erased``, never dead-lettered.
-    ``erasures``: whether anyone was ever erased (``has_erasures``)."""
-    if not items or not erasures:
+    stores them (a replay must not bring the person back), counted ``erased``, never dead-lettered."""
+    if not items or not deps.store.has_erasures():
         return items
     carried = [pseudonyms_of(one.item.idents, deps.pseudo) for one in items]
     erased = deps.store.erased([p for ps in carried for p in ps])

@@ -20,8 +20,7 @@ class Known:
     noted here as the handler makes it, so :meth:`find` answers what the store would, without a read.
     """
 
-    def __init__(self, store: IdentityStore, idents: Iterable[Ident], *, replacements: bool) -> None:
-        """``replacements``: whether a phone change ever replaced an identifier (``has_replaced_identifiers``)."""
+    def __init__(self, store: IdentityStore, idents: Iterable[Ident]) -> None:
         wanted = dict.fromkeys(idents)
         found = store.find(wanted)
         # Phones staff replaced on a customer (issue 14), read only when some phone ever was: an event that
@@ -29,7 +28,7 @@ class Known:
         # upload); after the last one, a number nobody holds names a record of its own.
         self._store = store
         self._replacements: dict[Ident, list[tuple[str, str]]] = {}
-        if replacements:
+        if store.has_replaced_identifiers():
             self._replacements = store.replacements([i for i in wanted if i[0] == "phone"])
         self.replaced = {ident: len(held) for ident, held in self._replacements.items() if ident not in found}
         self._record = {ident: f.record_id for ident, f in found.items()}

@@ -83,10 +83,6 @@ class MongoPrivacy:
         """Whether anyone was ever erased (most batches need no pseudonym at all then)."""
         return self.mdb["erased_identifiers"].find_one({}, {"_id": 1}) is not None
 
-    def has_erasures_and_replacements(self) -> tuple[bool, bool]:
-        """``has_erasures()`` and ``has_replaced_identifiers()`` (two round trips here, as before)."""
-        return self.has_erasures(), self.has_replaced_identifiers()
-
     def erased(self, pseudonyms: list[str]) -> set[str]:
         """Which of these identifier pseudonyms belong to an erased customer."""
         if not pseudonyms:

@@ -91,13 +91,6 @@ class SqlitePrivacy:
         """Whether anyone was ever erased (most batches need no pseudonym at all then)."""
         return self.db.conn().execute("SELECT 1 FROM erased_identifiers LIMIT 1").fetchone() is not None
 
-    def has_erasures_and_replacements(self) -> tuple[bool, bool]:
-        """``has_erasures()`` and ``has_replaced_identifiers()`` in one statement (read by every batch of channel
-        events, issue 13)."""
-        erasures, replacements = self.db.conn().execute(
-            "SELECT EXISTS (SELECT 1 FROM erased_identifiers), EXISTS (SELECT 1 FROM replaced_identifiers)").fetchone()
-        return bool(erasures), bool(replacements)
-
     def erased(self, pseudonyms: list[str]) -> set[str]:
         """Which of these identifier pseudonyms belong to an erased customer."""
         out: set[str] = set()

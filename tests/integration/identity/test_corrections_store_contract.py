@@ -29,7 +29,6 @@ def test_a_replaced_identifier_is_found_no_more_and_kept_in_the_history(store):
         store.link("c_a", [("phone", NEW)], source="staff/key-1", event_id="pc_1", at="T5")
         store.set_phone("c_a", phone=NEW, at="T5")
     assert store.has_replaced_identifiers()
-    assert store.has_erasures_and_replacements() == (False, True)
     assert store.find([("phone", OLD), ("phone", NEW), ("wechat_openid", "o-c_a")]) == {
         ("phone", NEW): Found("c_a", "c_a", True), ("wechat_openid", "o-c_a"): Found("c_a", "c_a", True)}
     assert store.record("c_a").phone == NEW and store.record("c_a").updated_at == "T5"

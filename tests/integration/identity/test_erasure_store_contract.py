@@ -35,7 +35,6 @@ def test_erase_removes_every_row_of_the_records_and_keeps_only_pseudonyms(store)
                                        "T3"))
     row = ErasureRow("er_1", "c_gone", ("c_gone", "c_gone_w"), "asked", "k-admin", "T9", SERVICES)
     assert not store.has_erasures()
-    assert store.has_erasures_and_replacements() == (False, False)
     with store.transaction():
         store.erase(["c_gone", "c_gone_w"], erasure=row, pseudonyms=["p1", "p2"])
     for rid in ("c_gone", "c_gone_w"):
@@ -52,7 +51,6 @@ def test_erase_removes_every_row_of_the_records_and_keeps_only_pseudonyms(store)
         {"points_balance": 10}]}
     assert store.customer_count() == 1
     assert store.has_erasures()
-    assert store.has_erasures_and_replacements() == (True, False)
     assert store.erased(["p1", "p2", "p3", "p1"]) == {"p1", "p2"}
     assert store.erased([]) == set()
     assert store.erasure("er_1") == row
