@@ -7,7 +7,7 @@ Tests build one with fakes (an in-memory store, a list as ``publish``, a fixed c
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +21,7 @@ from shared.storage.base import DeadLetter, OutboxMessage
 from shared.streaming.consumer import BatchRunner
 from shared.streaming.kafka import Sendable, broker_reachable
 
-Publish = Callable[[list[Sendable]], None]
+Publish = Callable[[Sequence[Sendable]], None]
 
 
 @dataclass
