@@ -42,19 +42,6 @@ def _chunks(ids: list, size: int = _CHUNK):
         yield ids[i:i + size]
 
 
-# The facts of a batch's records in the six tables that hold them, in one statement: each table's rows tagged with
-# its number and padded to seven columns, each table read as on its own. Six statements were six lookups, bindings
-# and steps for every batch, whatever its size (issue 13: at batches of 10, a fifth of alerts' statements).
-_FACTS_OF = (
-    "SELECT 0, record_id, day, store_id, amount_minor, NULL, NULL FROM purchases WHERE record_id IN ({q})"
-    " UNION ALL SELECT 1, record_id, SUM(amount_minor), NULL, NULL, NULL, NULL FROM refunds WHERE record_id IN ({q})"
-    " GROUP BY record_id"
-    " UNION ALL SELECT 2, key, kind, record_id, at_ms, store_id, value FROM occurrences WHERE record_id IN ({q})"
-    " UNION ALL SELECT 3, key, record_id, points, expires_ms, NULL, NULL FROM expiries WHERE record_id IN ({q})"
-    " UNION ALL SELECT 4, record_id, field, value, time_ms, source, event_id FROM attributes WHERE record_id IN ({q})"
-    " UNION ALL SELECT 5, record_id, tier, balance, version, NULL, NULL FROM loyalty WHERE record_id IN ({q})")
-
-
 class SqliteAlertsStore(RegroupsValue, SqliteStore, SqliteMembership, SqliteOwners,
                         SqliteClv, SqliteAttendance, SqliteSatisfaction, SqliteKpi, SqliteValue):  # issue 15: reports
     """Alerts data in SQLite; every write method runs inside the caller's transaction."""
@@ -180,30 +167,28 @@ class SqliteAlertsStore(RegroupsValue, SqliteStore, SqliteMembership, SqliteOwne
         owner = self.members(customer_ids)
         rows = {c: FactRows([], [], 0, [], [], [], []) for c in customer_ids}
         c = self.db.conn()
-        for part in _chunks(list(owner), _CHUNK // 6):  # six lists of at most 900 parameters in all
-            attributes = []
-            for tag, *row in c.execute(_FACTS_OF.format(q=_in(part)), part * 6):
-                if tag == 0:
-                    rec, day, store, amount = row[:4]
-                    rows[owner[rec]].purchases.append((day, store, amount))
-                elif tag == 1:
-                    rows[owner[row[0]]].refunds += row[1]
-                elif tag == 2:
-                    key, kind, rec, at, store, value = row
-                    rows[owner[rec]].occurrences.append(
-                        OccurrenceRow(kind, key, rec, at, store, None if value is None else json.loads(value)))
-                elif tag == 3:
-                    key, rec, points, ms = row[:4]
-                    rows[owner[rec]].expiries.append(ExpiryRow(key, rec, points, ms))
-                elif tag == 4:
-                    attributes.append(row)
-                else:
-                    rec, tier, balance, version = row[:4]
-                    rows[owner[rec]].loyalty.append(LoyaltyRow(rec, tier, balance, version))
+        for part in _chunks(list(owner)):
+            q = _in(part)
+            for rec, day, store, amount in c.execute(
+                    f"SELECT record_id, day, store_id, amount_minor FROM purchases WHERE record_id IN ({q})", part):
+                rows[owner[rec]].purchases.append((day, store, amount))
+            for rec, amount in c.execute(
+                    f"SELECT record_id, SUM(amount_minor) FROM refunds WHERE record_id IN ({q}) GROUP BY record_id",
+                    part):
+                rows[owner[rec]].refunds += amount
+            for key, kind, rec, at, store, value in c.execute(
+                    f"SELECT * FROM occurrences WHERE record_id IN ({q})", part):
+                rows[owner[rec]].occurrences.append(
+                    OccurrenceRow(kind, key, rec, at, store, None if value is None else json.loads(value)))
+            for key, rec, points, ms in c.execute(f"SELECT * FROM expiries WHERE record_id IN ({q})", part):
+                rows[owner[rec]].expiries.append(ExpiryRow(key, rec, points, ms))
+            attributes = c.execute(f"SELECT * FROM attributes WHERE record_id IN ({q})", part).fetchall()
             if attributes:  # the data keys of the records with fields to open, not of every record
                 self.keys.load({r[0] for r in attributes})
             for rec, f, v, t, s, e in attributes:
                 rows[owner[rec]].attributes.append(FieldValue(f, open_field(self.keys, rec, f, v), t, s, e))
+            for rec, tier, balance, version in c.execute(f"SELECT * FROM loyalty WHERE record_id IN ({q})", part):
+                rows[owner[rec]].loyalty.append(LoyaltyRow(rec, tier, balance, version))
         for part in _chunks(customer_ids):
             for cust, type_, at in c.execute(
                     f"SELECT customer_id, type, MAX(resolved_at) FROM alerts WHERE customer_id IN ({_in(part)})"
