@@ -163,6 +163,8 @@ class Writer:
 
     def outbox(self) -> list[OutboxMessage]:
         """The messages announcing everything written: alert changes, then each changed customer's view part."""
+        if not self._news and not self.changed:
+            return []  # most small batches change no alert: no message, so no context (a "create" span) for one
         settings = self.deps.settings
         # One message context for everything this unit of work announces.
         headers = message_headers(settings.topic(topics.ALERTS_EVENTS))

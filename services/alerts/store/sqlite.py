@@ -20,6 +20,7 @@ from services.alerts.store.sqlite_value import SqliteValue
 from services.alerts.store.value_regroup import RegroupsValue
 from shared.churn import ChurnModel
 from shared.contract.facts import FieldValue, PurchaseFact, RefundFact
+from shared.storage.base import execute_rows
 from shared.storage.base import in_placeholders as _in
 from shared.storage.fact_tables import open_field, sqlite_put_attributes
 from shared.storage.membership import SqliteMembership
@@ -46,6 +47,10 @@ class SqliteAlertsStore(RegroupsValue, SqliteStore, SqliteMembership, SqliteOwne
     """Alerts data in SQLite; every write method runs inside the caller's transaction."""
 
     schema = SCHEMA
+    # A batch's reads and lookups take its ids in IN lists and VALUES rows, one statement text per length: about
+    # 280 texts over a day's mix at batches of 10, which sqlite3's default cache of 128 kept evicting, so most
+    # statements were compiled again for every batch (as loyalty found: its store keeps 1,024 too).
+    cached_statements = 1024
 
     def __init__(self, path, **options) -> None:
         super().__init__(path, **options)
@@ -76,21 +81,21 @@ class SqliteAlertsStore(RegroupsValue, SqliteStore, SqliteMembership, SqliteOwne
 
     def add_events(self, keys: list[tuple[str, str]]) -> None:
         """Note channel events as processed."""
-        self.db.conn().executemany("INSERT OR IGNORE INTO seen_events VALUES (?, ?)", keys)
+        execute_rows(self.db.conn(), "INSERT OR IGNORE INTO seen_events VALUES (?, ?)", keys)
 
     def add_purchases(self, rows: list[PurchaseFact]) -> None:
         """Purchases of records (and the customer-value aggregate, issue 15)."""
         fresh = self.fresh_facts("purchases", rows)
-        self.db.conn().executemany("INSERT OR IGNORE INTO purchases VALUES (?,?,?,?,?,?)",
-                                   [(r.source, r.id, r.record_id, r.day, r.store_id, r.amount_minor) for r in rows])
+        execute_rows(self.db.conn(), "INSERT OR IGNORE INTO purchases VALUES (?,?,?,?,?,?)",
+                     [(r.source, r.id, r.record_id, r.day, r.store_id, r.amount_minor) for r in rows])
         self.kpi_add(rows, [])  # issue 15: the store KPIs' aggregates, in the same transaction
         self.keep_value_purchases(fresh)
 
     def add_refunds(self, rows: list[RefundFact]) -> None:
         """Refunds of records (and the customer-value aggregate, issue 15)."""
         fresh = self.fresh_facts("refunds", rows)
-        self.db.conn().executemany("INSERT OR IGNORE INTO refunds VALUES (?,?,?,?)",
-                                   [(r.source, r.id, r.record_id, r.amount_minor) for r in rows])
+        execute_rows(self.db.conn(), "INSERT OR IGNORE INTO refunds VALUES (?,?,?,?)",
+                     [(r.source, r.id, r.record_id, r.amount_minor) for r in rows])
         self.kpi_add([], rows)  # issue 15: the store KPIs' aggregates, in the same transaction
         self.keep_value_refunds(fresh)
 
@@ -103,7 +108,7 @@ class SqliteAlertsStore(RegroupsValue, SqliteStore, SqliteMembership, SqliteOwne
     def add_occurrences(self, rows: list[OccurrenceRow]) -> set[str]:
         """Complaints, surveys, upgrades, expired points; returns the keys that were new."""
         new = self._new_keys("occurrences", [r.key for r in rows])
-        self.db.conn().executemany("INSERT OR IGNORE INTO occurrences VALUES (?,?,?,?,?,?)", [
+        execute_rows(self.db.conn(), "INSERT OR IGNORE INTO occurrences VALUES (?,?,?,?,?,?)", [
             (r.key, r.kind, r.record_id, r.at_ms, r.store_id, None if r.value is None else json.dumps(r.value))
             for r in rows if r.key in new])
         return new
@@ -111,8 +116,8 @@ class SqliteAlertsStore(RegroupsValue, SqliteStore, SqliteMembership, SqliteOwne
     def add_expiries(self, rows: list[ExpiryRow]) -> set[str]:
         """Expiry announcements; returns the keys that were new."""
         new = self._new_keys("expiries", [r.key for r in rows])
-        self.db.conn().executemany("INSERT OR IGNORE INTO expiries VALUES (?,?,?,?)",
-                                   [(r.key, r.record_id, r.points, r.expires_ms) for r in rows if r.key in new])
+        execute_rows(self.db.conn(), "INSERT OR IGNORE INTO expiries VALUES (?,?,?,?)",
+                     [(r.key, r.record_id, r.points, r.expires_ms) for r in rows if r.key in new])
         return new
 
     def put_attributes(self, items: list[tuple[str, list[FieldValue]]]) -> None:
@@ -127,8 +132,8 @@ class SqliteAlertsStore(RegroupsValue, SqliteStore, SqliteMembership, SqliteOwne
             held.update(self.db.conn().execute(
                 f"SELECT record_id, version FROM loyalty WHERE record_id IN ({_in(part)})", part))
         kept = newest_loyalty(rows, held)
-        self.db.conn().executemany("INSERT OR REPLACE INTO loyalty VALUES (?,?,?,?)",
-                                   [(r.record_id, r.tier, r.balance, r.version) for r in kept])
+        execute_rows(self.db.conn(), "INSERT OR REPLACE INTO loyalty VALUES (?,?,?,?)",
+                     [(r.record_id, r.tier, r.balance, r.version) for r in kept])
         return kept
 
     def customers_of(self, record_ids: list[str]) -> dict[str, str]:
@@ -215,11 +220,11 @@ class SqliteAlertsStore(RegroupsValue, SqliteStore, SqliteMembership, SqliteOwne
             rows.append(tuple(doc[k] for k in ALERT_COLUMNS))
         # An upsert, not INSERT OR REPLACE: that would delete another active alert of the customer and type
         # to make room, where a second one must fail the unit of work instead.
-        self.db.conn().executemany(_UPSERT_ALERT, rows)
+        execute_rows(self.db.conn(), _UPSERT_ALERT, rows)
 
     def cover(self, triggers: list[tuple[str, str]]) -> None:
         """Mark triggers as answered by an alert (taking them over from the one that answered them before)."""
-        self.db.conn().executemany("INSERT OR REPLACE INTO alert_triggers VALUES (?, ?)", triggers)
+        execute_rows(self.db.conn(), "INSERT OR REPLACE INTO alert_triggers VALUES (?, ?)", triggers)
 
     def covered(self, keys: list[str]) -> dict[str, Cover]:
         """Which of these triggers an alert answered already, and which alert."""
@@ -291,8 +296,8 @@ class SqliteAlertsStore(RegroupsValue, SqliteStore, SqliteMembership, SqliteOwne
     def next_versions(self, customer_ids: list[str], *, floor: int = 0) -> dict[str, int]:
         """Advance and return each customer's view-part version: one more than the last, at least ``floor``."""
         c = self.db.conn()
-        c.executemany("INSERT INTO view_versions VALUES (?, max(1, ?)) ON CONFLICT(customer_id)"
-                      " DO UPDATE SET n = max(n + 1, excluded.n)", [(cust, floor) for cust in customer_ids])
+        execute_rows(c, "INSERT INTO view_versions VALUES (?, max(1, ?)) ON CONFLICT(customer_id)"
+                     " DO UPDATE SET n = max(n + 1, excluded.n)", [(cust, floor) for cust in customer_ids])
         out: dict[str, int] = {}
         for part in _chunks(customer_ids):
             out.update(c.execute(f"SELECT customer_id, n FROM view_versions WHERE customer_id IN ({_in(part)})", part))
@@ -303,9 +308,9 @@ class SqliteAlertsStore(RegroupsValue, SqliteStore, SqliteMembership, SqliteOwne
         """When each customer needs a look next (None: only when a fact arrives)."""
         # An upsert that leaves an unchanged row alone: most customers evaluated keep their due time, and a
         # replaced row dirties its pages (table and index) for the commit to write out again.
-        self.db.conn().executemany("INSERT INTO due VALUES (?, ?) ON CONFLICT(customer_id) DO UPDATE"
-                                   " SET due_ms = excluded.due_ms WHERE due_ms IS NOT excluded.due_ms",
-                                   list(due.items()))
+        execute_rows(self.db.conn(), "INSERT INTO due VALUES (?, ?) ON CONFLICT(customer_id) DO UPDATE"
+                     " SET due_ms = excluded.due_ms WHERE due_ms IS NOT excluded.due_ms",
+                     list(due.items()))
 
     def due_customers(self, *, until_ms: int, limit: int) -> list[str]:
         """Customers due by ``until_ms``, earliest first."""
