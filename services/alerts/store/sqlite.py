@@ -47,10 +47,6 @@ class SqliteAlertsStore(RegroupsValue, SqliteStore, SqliteMembership, SqliteOwne
     """Alerts data in SQLite; every write method runs inside the caller's transaction."""
 
     schema = SCHEMA
-    # A batch's reads and lookups take its ids in IN lists and VALUES rows, one statement text per length: about
-    # 280 texts over a day's mix at batches of 10, which sqlite3's default cache of 128 kept evicting, so most
-    # statements were compiled again for every batch (as loyalty found: its store keeps 1,024 too).
-    cached_statements = 1024
 
     def __init__(self, path, **options) -> None:
         super().__init__(path, **options)
