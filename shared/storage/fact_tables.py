@@ -10,7 +10,6 @@ import json
 from typing import Any
 
 from shared.contract.facts import FieldValue
-from shared.storage.base import execute_rows
 from shared.storage.crypto import KeyRing, is_sealed
 
 ATTRIBUTES_SQL = """
@@ -42,7 +41,7 @@ def sqlite_put_attributes(conn, values: list[tuple[str, list[FieldValue]]], *, k
     """Set fields of records where the value is newer than the one held (SQLite ``attributes``); personal
     fields sealed under their record's key."""
     keys.prepare(record_id for record_id, _ in values)
-    execute_rows(conn, _PUT_ATTRIBUTES, [
+    conn.executemany(_PUT_ATTRIBUTES, [
         (record_id, v.field, seal_field(keys, record_id, v.field, v.value), v.time_ms, v.source, v.event_id)
         for record_id, vs in values for v in vs])
 

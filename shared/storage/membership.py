@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 from shared.clock import iso_utc
 from shared.contract.messages import CustomerEventResolved, CustomerMerged
-from shared.storage.base import execute_rows
 
 
 @dataclass(frozen=True)
@@ -102,9 +101,9 @@ class SqliteMembership:
                     f"SELECT record_id, customer_id, at FROM memberships WHERE record_id IN ({marks})", chunk):
                 held[rid] = (cid, at)
         touched, changed = fold_runs(held, runs)
-        execute_rows(c, "INSERT INTO memberships VALUES (?,?,?) ON CONFLICT(record_id) DO UPDATE SET"
-                     " customer_id = excluded.customer_id, at = excluded.at WHERE excluded.at > memberships.at",
-                     [(rid, cid, at) for rid, (cid, at) in changed.items()])
+        c.executemany("INSERT INTO memberships VALUES (?,?,?) ON CONFLICT(record_id) DO UPDATE SET"
+                      " customer_id = excluded.customer_id, at = excluded.at WHERE excluded.at > memberships.at",
+                      [(rid, cid, at) for rid, (cid, at) in changed.items()])
         return touched
 
     def customer_of(self, record_id: str) -> str:

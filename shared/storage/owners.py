@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 from shared.clock import iso_utc
 from shared.contract.messages import CustomerOwnerChanged
-from shared.storage.base import execute_rows
 
 
 @dataclass(frozen=True)
@@ -54,7 +53,7 @@ class SqliteOwners:
 
     def put_owners(self, rows: Iterable[OwnerRow]) -> None:
         """Keep each customer's newest owning store."""
-        execute_rows(self.db.conn(),  # type: ignore[attr-defined]
+        self.db.conn().executemany(  # type: ignore[attr-defined]
             "INSERT INTO customer_owners VALUES (?,?,?) ON CONFLICT(customer_id) DO UPDATE SET"
             " store_id = excluded.store_id, at = excluded.at WHERE excluded.at >= customer_owners.at",
             [(r.customer_id, r.store_id, r.at) for r in newest_per_customer(rows).values()])

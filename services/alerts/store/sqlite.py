@@ -20,7 +20,6 @@ from services.alerts.store.sqlite_value import SqliteValue
 from services.alerts.store.value_regroup import RegroupsValue
 from shared.churn import ChurnModel
 from shared.contract.facts import FieldValue, PurchaseFact, RefundFact
-from shared.storage.base import execute_rows
 from shared.storage.base import in_placeholders as _in
 from shared.storage.fact_tables import open_field, sqlite_put_attributes
 from shared.storage.membership import SqliteMembership
@@ -77,21 +76,21 @@ class SqliteAlertsStore(RegroupsValue, SqliteStore, SqliteMembership, SqliteOwne
 
     def add_events(self, keys: list[tuple[str, str]]) -> None:
         """Note channel events as processed."""
-        execute_rows(self.db.conn(), "INSERT OR IGNORE INTO seen_events VALUES (?, ?)", keys)
+        self.db.conn().executemany("INSERT OR IGNORE INTO seen_events VALUES (?, ?)", keys)
 
     def add_purchases(self, rows: list[PurchaseFact]) -> None:
         """Purchases of records (and the customer-value aggregate, issue 15)."""
         fresh = self.fresh_facts("purchases", rows)
-        execute_rows(self.db.conn(), "INSERT OR IGNORE INTO purchases VALUES (?,?,?,?,?,?)",
-                     [(r.source, r.id, r.record_id, r.day, r.store_id, r.amount_minor) for r in rows])
+        self.db.conn().executemany("INSERT OR IGNORE INTO purchases VALUES (?,?,?,?,?,?)",
+                                   [(r.source, r.id, r.record_id, r.day, r.store_id, r.amount_minor) for r in rows])
         self.kpi_add(rows, [])  # issue 15: the store KPIs' aggregates, in the same transaction
         self.keep_value_purchases(fresh)
 
     def add_refunds(self, rows: list[RefundFact]) -> None:
         """Refunds of records (and the customer-value aggregate, issue 15)."""
         fresh = self.fresh_facts("refunds", rows)
-        execute_rows(self.db.conn(), "INSERT OR IGNORE INTO refunds VALUES (?,?,?,?)",
-                     [(r.source, r.id, r.record_id, r.amount_minor) for r in rows])
+        self.db.conn().executemany("INSERT OR IGNORE INTO refunds VALUES (?,?,?,?)",
+                                   [(r.source, r.id, r.record_id, r.amount_minor) for r in rows])
         self.kpi_add([], rows)  # issue 15: the store KPIs' aggregates, in the same transaction
         self.keep_value_refunds(fresh)
 
@@ -104,7 +103,7 @@ class SqliteAlertsStore(RegroupsValue, SqliteStore, SqliteMembership, SqliteOwne
     def add_occurrences(self, rows: list[OccurrenceRow]) -> set[str]:
         """Complaints, surveys, upgrades, expired points; returns the keys that were new."""
         new = self._new_keys("occurrences", [r.key for r in rows])
-        execute_rows(self.db.conn(), "INSERT OR IGNORE INTO occurrences VALUES (?,?,?,?,?,?)", [
+        self.db.conn().executemany("INSERT OR IGNORE INTO occurrences VALUES (?,?,?,?,?,?)", [
             (r.key, r.kind, r.record_id, r.at_ms, r.store_id, None if r.value is None else json.dumps(r.value))
             for r in rows if r.key in new])
         return new
@@ -112,8 +111,8 @@ class SqliteAlertsStore(RegroupsValue, SqliteStore, SqliteMembership, SqliteOwne
     def add_expiries(self, rows: list[ExpiryRow]) -> set[str]:
         """Expiry announcements; returns the keys that were new."""
         new = self._new_keys("expiries", [r.key for r in rows])
-        execute_rows(self.db.conn(), "INSERT OR IGNORE INTO expiries VALUES (?,?,?,?)",
-                     [(r.key, r.record_id, r.points, r.expires_ms) for r in rows if r.key in new])
+        self.db.conn().executemany("INSERT OR IGNORE INTO expiries VALUES (?,?,?,?)",
+                                   [(r.key, r.record_id, r.points, r.expires_ms) for r in rows if r.key in new])
         return new
 
     def put_attributes(self, items: list[tuple[str, list[FieldValue]]]) -> None:
@@ -128,8 +127,8 @@ class SqliteAlertsStore(RegroupsValue, SqliteStore, SqliteMembership, SqliteOwne
             held.update(self.db.conn().execute(
                 f"SELECT record_id, version FROM loyalty WHERE record_id IN ({_in(part)})", part))
         kept = newest_loyalty(rows, held)
-        execute_rows(self.db.conn(), "INSERT OR REPLACE INTO loyalty VALUES (?,?,?,?)",
-                     [(r.record_id, r.tier, r.balance, r.version) for r in kept])
+        self.db.conn().executemany("INSERT OR REPLACE INTO loyalty VALUES (?,?,?,?)",
+                                   [(r.record_id, r.tier, r.balance, r.version) for r in kept])
         return kept
 
     def customers_of(self, record_ids: list[str]) -> dict[str, str]:
@@ -216,11 +215,11 @@ class SqliteAlertsStore(RegroupsValue, SqliteStore, SqliteMembership, SqliteOwne
             rows.append(tuple(doc[k] for k in ALERT_COLUMNS))
         # An upsert, not INSERT OR REPLACE: that would delete another active alert of the customer and type
         # to make room, where a second one must fail the unit of work instead.
-        execute_rows(self.db.conn(), _UPSERT_ALERT, rows)
+        self.db.conn().executemany(_UPSERT_ALERT, rows)
 
     def cover(self, triggers: list[tuple[str, str]]) -> None:
         """Mark triggers as answered by an alert (taking them over from the one that answered them before)."""
-        execute_rows(self.db.conn(), "INSERT OR REPLACE INTO alert_triggers VALUES (?, ?)", triggers)
+        self.db.conn().executemany("INSERT OR REPLACE INTO alert_triggers VALUES (?, ?)", triggers)
 
     def covered(self, keys: list[str]) -> dict[str, Cover]:
         """Which of these triggers an alert answered already, and which alert."""
@@ -292,8 +291,8 @@ class SqliteAlertsStore(RegroupsValue, SqliteStore, SqliteMembership, SqliteOwne
     def next_versions(self, customer_ids: list[str], *, floor: int = 0) -> dict[str, int]:
         """Advance and return each customer's view-part version: one more than the last, at least ``floor``."""
         c = self.db.conn()
-        execute_rows(c, "INSERT INTO view_versions VALUES (?, max(1, ?)) ON CONFLICT(customer_id)"
-                     " DO UPDATE SET n = max(n + 1, excluded.n)", [(cust, floor) for cust in customer_ids])
+        c.executemany("INSERT INTO view_versions VALUES (?, max(1, ?)) ON CONFLICT(customer_id)"
+                      " DO UPDATE SET n = max(n + 1, excluded.n)", [(cust, floor) for cust in customer_ids])
         out: dict[str, int] = {}
         for part in _chunks(customer_ids):
             out.update(c.execute(f"SELECT customer_id, n FROM view_versions WHERE customer_id IN ({_in(part)})", part))
@@ -304,9 +303,9 @@ class SqliteAlertsStore(RegroupsValue, SqliteStore, SqliteMembership, SqliteOwne
         """When each customer needs a look next (None: only when a fact arrives)."""
         # An upsert that leaves an unchanged row alone: most customers evaluated keep their due time, and a
         # replaced row dirties its pages (table and index) for the commit to write out again.
-        execute_rows(self.db.conn(), "INSERT INTO due VALUES (?, ?) ON CONFLICT(customer_id) DO UPDATE"
-                     " SET due_ms = excluded.due_ms WHERE due_ms IS NOT excluded.due_ms",
-                     list(due.items()))
+        self.db.conn().executemany("INSERT INTO due VALUES (?, ?) ON CONFLICT(customer_id) DO UPDATE"
+                                   " SET due_ms = excluded.due_ms WHERE due_ms IS NOT excluded.due_ms",
+                                   list(due.items()))
 
     def due_customers(self, *, until_ms: int, limit: int) -> list[str]:
         """Customers due by ``until_ms``, earliest first."""

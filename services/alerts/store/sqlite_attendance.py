@@ -8,7 +8,6 @@ from datetime import date
 
 from services.alerts.reports.attendance import SittingFact, SittingRow, pick_tiers
 from shared.contract.facts import RefundFact
-from shared.storage.base import execute_rows
 from shared.storage.base import in_placeholders as _in
 
 # The largest of two party sizes, either of which may be missing.
@@ -73,11 +72,11 @@ class SqliteAttendance:
     def add_sittings(self, rows: list[SittingFact], *, refunds: list[RefundFact]) -> None:
         """Keep a batch's purchases by sitting and its refunds by order, each sitting's totals with them."""
         c = self.db.conn()  # type: ignore[attr-defined]
-        execute_rows(c, "INSERT OR IGNORE INTO attendance_purchases VALUES (?,?,?,?,?,?,?,?,?)",
-                     [(r.source, r.id, r.order_id, r.record_id, r.store_id, r.day, r.sitting, r.amount_minor,
-                       r.covers) for r in rows])
-        execute_rows(c, "INSERT OR IGNORE INTO attendance_refunds VALUES (?,?,?,?,?)",
-                     [(r.source, r.id, r.order_id, r.record_id, r.amount_minor) for r in refunds])
+        c.executemany("INSERT OR IGNORE INTO attendance_purchases VALUES (?,?,?,?,?,?,?,?,?)",
+                      [(r.source, r.id, r.order_id, r.record_id, r.store_id, r.day, r.sitting, r.amount_minor,
+                        r.covers) for r in rows])
+        c.executemany("INSERT OR IGNORE INTO attendance_refunds VALUES (?,?,?,?,?)",
+                      [(r.source, r.id, r.order_id, r.record_id, r.amount_minor) for r in refunds])
 
     def sittings_at(self, store_id: str, *, first: date, until: date) -> list[SittingRow]:
         """The sittings at a store from ``first`` up to (not including) ``until``, per record."""

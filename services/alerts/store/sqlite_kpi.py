@@ -9,7 +9,6 @@ from services.alerts.reports.kpi import TENURE, Figures, month_shift, plus
 from services.alerts.reports.kpi_aggregate import TOTALS, Changes, Order, fold_sales, refunds_of, sales_of
 from services.alerts.store.kpi_rows import RecordMonth, StoreMonth
 from shared.contract.facts import PurchaseFact, RefundFact
-from shared.storage.base import execute_rows
 from shared.storage.base import in_placeholders as _in
 from shared.storage.fact_tables import open_field
 
@@ -145,13 +144,13 @@ class SqliteKpi:
 
     @staticmethod
     def _kpi_write(c, ch: Changes) -> None:
-        execute_rows(c, "INSERT OR REPLACE INTO kpi_orders VALUES (?,?,?,?,?,?)",
-                     [(o.order_id, o.store_id, o.month, o.record_id, o.amount_minor, o.refunded_minor)
-                      for o in ch.orders])
-        execute_rows(c, _TOTALS, [(s, m, *v) for (s, m), v in ch.totals.items()])
-        execute_rows(c, _RECORDS, [(m, s, r, *v) for (s, m, r), v in ch.records.items()])
-        execute_rows(c, "INSERT OR REPLACE INTO kpi_records VALUES (?,?,?)",
-                     [(r, a, b) for r, (a, b) in ch.firsts.items()])
+        c.executemany("INSERT OR REPLACE INTO kpi_orders VALUES (?,?,?,?,?,?)",
+                      [(o.order_id, o.store_id, o.month, o.record_id, o.amount_minor, o.refunded_minor)
+                       for o in ch.orders])
+        c.executemany(_TOTALS, [(s, m, *v) for (s, m), v in ch.totals.items()])
+        c.executemany(_RECORDS, [(m, s, r, *v) for (s, m, r), v in ch.records.items()])
+        c.executemany("INSERT OR REPLACE INTO kpi_records VALUES (?,?,?)",
+                      [(r, a, b) for r, (a, b) in ch.firsts.items()])
 
     def kpi_backfill(self) -> None:
         """Give records kept before the KPI aggregates their first purchase days, once per database: without

@@ -7,7 +7,6 @@ import json
 from collections import Counter, defaultdict
 
 from services.alerts.reports.satisfaction import SCORES, ReasonRow, SurveyScore, VisitDay, month_of
-from shared.storage.base import execute_rows
 from shared.storage.base import in_placeholders as _in
 from shared.storage.crypto import SERVICE
 
@@ -53,7 +52,7 @@ class SqliteSatisfaction:
     def add_survey_scores(self, rows: list[SurveyScore]) -> None:
         """Count new survey responses into their store-month (one statement for the batch)."""
         counts = Counter((r.month, r.store_id, r.score) for r in rows)
-        execute_rows(self.db.conn(),  # type: ignore[attr-defined]
+        self.db.conn().executemany(  # type: ignore[attr-defined]
             "INSERT INTO sat_surveys VALUES (?,?,?,?) ON CONFLICT DO UPDATE SET n = n + excluded.n",
             [(*k, n) for k, n in counts.items()])
 
@@ -62,7 +61,7 @@ class SqliteSatisfaction:
         masks: dict[tuple[str, str, str], int] = defaultdict(int)
         for r in rows:
             masks[(month_of(r.day), r.store_id, r.record_id)] |= 1 << (r.day.day - 1)
-        execute_rows(self.db.conn(),  # type: ignore[attr-defined]
+        self.db.conn().executemany(  # type: ignore[attr-defined]
             "INSERT INTO sat_visits VALUES (?,?,?,?) ON CONFLICT DO UPDATE SET days = days | excluded.days",
             [(*k, m) for k, m in masks.items()])
 

@@ -17,7 +17,6 @@ from datetime import date
 
 from services.alerts.reports.value import Held, ValueTotals, day_deltas, refund_deltas, totals_of
 from shared.contract.facts import PurchaseFact, RefundFact
-from shared.storage.base import execute_rows
 from shared.storage.changes import CHANGES_KEEP, SqliteChanges, changes_sql
 
 VALUE_SQL = """
@@ -115,14 +114,14 @@ class SqliteValue(SqliteChanges):
             return
         c = self.db.conn()  # type: ignore[attr-defined]
         spend, orders, refund, placed = day_deltas(rows, self._orders(sorted({r.order_id for r in rows})))
-        execute_rows(c, "INSERT INTO value_orders (order_id, record_id, day, refund_minor, amount_minor)"
-                     " VALUES (?,?,?,0,?) ON CONFLICT(order_id) DO UPDATE SET record_id = excluded.record_id,"
-                     " day = excluded.day, amount_minor = excluded.amount_minor",
-                     [(o, h.record_id, h.day, h.amount_minor) for o, h in placed.items()])
-        execute_rows(c, "INSERT INTO value_days VALUES (?,?,?,?,?) ON CONFLICT(record_id, day) DO UPDATE SET"
-                     " spend_minor = spend_minor + excluded.spend_minor,"
-                     " refund_minor = refund_minor + excluded.refund_minor, orders = orders + excluded.orders",
-                     [(*k, spend[k], refund[k], orders[k]) for k in spend])
+        c.executemany("INSERT INTO value_orders (order_id, record_id, day, refund_minor, amount_minor)"
+                      " VALUES (?,?,?,0,?) ON CONFLICT(order_id) DO UPDATE SET record_id = excluded.record_id,"
+                      " day = excluded.day, amount_minor = excluded.amount_minor",
+                      [(o, h.record_id, h.day, h.amount_minor) for o, h in placed.items()])
+        c.executemany("INSERT INTO value_days VALUES (?,?,?,?,?) ON CONFLICT(record_id, day) DO UPDATE SET"
+                      " spend_minor = spend_minor + excluded.spend_minor,"
+                      " refund_minor = refund_minor + excluded.refund_minor, orders = orders + excluded.orders",
+                      [(*k, spend[k], refund[k], orders[k]) for k in spend])
         self.bump_value({r.record_id for r in rows})
 
     def keep_value_refunds(self, rows: list[RefundFact]) -> None:
@@ -135,11 +134,11 @@ class SqliteValue(SqliteChanges):
         for r in rows:
             amount[r.order_id] += r.amount_minor
         taken = refund_deltas(amount, self._orders(sorted(amount)))
-        execute_rows(c, "INSERT INTO value_orders (order_id, record_id, day, refund_minor, amount_minor)"
-                     " VALUES (?, NULL, NULL, ?, 0) ON CONFLICT(order_id) DO UPDATE SET"
-                     " refund_minor = refund_minor + excluded.refund_minor", list(amount.items()))
-        execute_rows(c, "UPDATE value_days SET refund_minor = refund_minor + ? WHERE record_id = ? AND day = ?",
-                     [(t, rec, day) for (rec, day), t in taken.items()])
+        c.executemany("INSERT INTO value_orders (order_id, record_id, day, refund_minor, amount_minor)"
+                      " VALUES (?, NULL, NULL, ?, 0) ON CONFLICT(order_id) DO UPDATE SET"
+                      " refund_minor = refund_minor + excluded.refund_minor", list(amount.items()))
+        c.executemany("UPDATE value_days SET refund_minor = refund_minor + ? WHERE record_id = ? AND day = ?",
+                      [(t, rec, day) for (rec, day), t in taken.items()])
         if taken:  # refunds of orders not purchased yet, or already refunded in full, change no figure
             self.bump_value({rec for rec, _ in taken})
 
