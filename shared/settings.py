@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 from functools import lru_cache
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -13,6 +14,23 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Role = Literal["reader", "operator", "admin"]
 ROLES: tuple[Role, ...] = ("reader", "operator", "admin")
+
+
+def usable_cores() -> int:
+    """The CPUs this process may run on (its affinity, not the machine's count, where the system says)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def default_identity_workers() -> int:
+    """One identity worker on two cores or fewer, two on more.
+
+    On two cores a second worker costs more than it gives (issue 13, session 29, `deploy/SCALING.md`): both
+    processes poll, relay and take turns at the one SQLite file's write lock, each with half the batches, and
+    small batches cost more per event. One worker carried 6% more at full speed and cut every service's p99 at
+    1,000 events/s offered by a fifth to two fifths. A crashed worker is restarted by `crm up` either way."""
+    return 1 if usable_cores() <= 2 else 2
 
 
 class Settings(BaseSettings):
@@ -63,8 +81,9 @@ class Settings(BaseSettings):
     fetch_max_wait_ms: int = Field(100, ge=1, le=5000)
     log_level: str = "INFO"
     # Worker processes per service in the embedded platform (`crm up`); they share the work through their
-    # consumer group and the service's database. Identity is the platform's front door: two by default.
-    identity_workers: int = Field(2, ge=1, le=16)
+    # consumer group and the service's database. Identity, the platform's front door, runs two where the
+    # machine has a core for each beyond the other services' (see `default_identity_workers`).
+    identity_workers: int = Field(default_factory=default_identity_workers, ge=1, le=16)
     loyalty_workers: int = Field(1, ge=1, le=16)
     alerts_workers: int = Field(1, ge=1, le=16)
     campaigns_workers: int = Field(1, ge=1, le=16)

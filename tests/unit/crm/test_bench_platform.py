@@ -25,7 +25,11 @@ def test_the_mix_holds_every_kind_over_the_customer_base_each_event_valid_and_un
     assert len({json.loads(e)["data"]["identity"]["phone"] for e in base_events(500)}) == 500
 
 
-def test_workers_default_to_crm_up_and_take_per_service_overrides():
+def test_workers_default_to_crm_up_and_take_per_service_overrides(monkeypatch):
+    monkeypatch.delenv("CRM_IDENTITY_WORKERS", raising=False)
+    monkeypatch.setattr("shared.settings.usable_cores", lambda: 2)
+    assert parse_workers("") == {"identity": 1, "loyalty": 1, "alerts": 1, "campaigns": 1}
+    monkeypatch.setattr("shared.settings.usable_cores", lambda: 4)
     assert parse_workers("") == {"identity": 2, "loyalty": 1, "alerts": 1, "campaigns": 1}
     assert parse_workers("identity=1, alerts=2") == {"identity": 1, "loyalty": 1, "alerts": 2, "campaigns": 1}
     with pytest.raises(typer.BadParameter):
