@@ -148,7 +148,7 @@ def trace(event_id: str, file: Path = typer.Option(None, help="span file (defaul
 @bench_app.command("identity")
 def bench_identity(events: int = typer.Option(50_000, help="events to push"),
                    runs: int = typer.Option(3, help="runs; medians are reported"),
-                   workers: int = typer.Option(2, help="identity worker processes (crm up runs 2)"),
+                   workers: int = typer.Option(2, help="identity worker processes"),
                    trace_ratio: float = typer.Option(1.0, help="share of events traced (1: all; crm up traces "
                                                                 "CRM_TRACE_RATIO, 0.1 by default)")):
     """Events/s through identity, publish→profile latency, and a bare faust agent on the same data."""
@@ -237,7 +237,7 @@ def bench_http(seconds: float = typer.Option(60, help="seconds of offered overlo
                runs: int = typer.Option(3, help="runs; medians are reported"),
                batch: int = typer.Option(100, help="events per request"),
                capacity_seconds: float = typer.Option(15, help="seconds to measure capacity before the overload"),
-               workers: int = typer.Option(2, help="identity worker processes (crm up runs 2)"),
+               workers: int = typer.Option(2, help="identity worker processes"),
                in_flight: int = typer.Option(0, help="CRM_INGEST_MAX_IN_FLIGHT for identity (0: its default)")):
     """POST /v1/events at twice its capacity: shedding (429/503), latency, nothing accepted lost, RSS."""
     from crm.bench.http import run

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import os
 from functools import lru_cache
+from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -16,20 +18,30 @@ Role = Literal["reader", "operator", "admin"]
 ROLES: tuple[Role, ...] = ("reader", "operator", "admin")
 
 
+CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
+
+
 def usable_cores() -> int:
-    """The CPUs this process may run on (its affinity, not the machine's count, where the system says)."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
+    """The CPUs this process may use: those it may run on (its affinity, where the system tells), fewer when a
+    CPU quota caps it (a container's ``--cpus``, cgroup v2's ``cpu.max``: 200000 µs a 100000 µs period is 2)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    try:
+        quota, period = CGROUP_CPU_MAX.read_text().split()[:2]
+        if quota != "max":
+            cores = min(cores, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass  # no cgroup v2 quota to read: the affinity stands
+    return cores
 
 
 def default_identity_workers() -> int:
     """One identity worker on two cores or fewer, two on more.
 
     On two cores a second worker costs more than it gives (issue 13, session 29, `deploy/SCALING.md`): both
-    processes poll, relay and take turns at the one SQLite file's write lock, each with half the batches, and
+    processes poll, relay and take turns at the one SQLite file's write lock, each batch half as big, and
     small batches cost more per event. One worker carried 6% more at full speed and cut every service's p99 at
-    1,000 events/s offered by a fifth to two fifths. A crashed worker is restarted by `crm up` either way."""
+    1,000 events/s offered by a fifth to two fifths. Identity alone with both cores took more with two. Above
+    two cores it is not measured; two keeps the hand-over of partitions when a worker stops."""
     return 1 if usable_cores() <= 2 else 2
 
 
@@ -81,8 +93,8 @@ class Settings(BaseSettings):
     fetch_max_wait_ms: int = Field(100, ge=1, le=5000)
     log_level: str = "INFO"
     # Worker processes per service in the embedded platform (`crm up`); they share the work through their
-    # consumer group and the service's database. Identity, the platform's front door, runs two where the
-    # machine has a core for each beyond the other services' (see `default_identity_workers`).
+    # consumer group and the service's database. Identity, the platform's front door, runs one on two cores or
+    # fewer and two on more (`default_identity_workers`).
     identity_workers: int = Field(default_factory=default_identity_workers, ge=1, le=16)
     loyalty_workers: int = Field(1, ge=1, le=16)
     alerts_workers: int = Field(1, ge=1, le=16)

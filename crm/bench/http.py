@@ -1,7 +1,7 @@
 """``crm bench http``: identity's ingestion API offered twice what it can take, and what it does about it.
 
-Per run, on a fresh embedded platform (``crm.bench.platform``; identity with its usual two workers, the
-first serving the API):
+Per run, on a fresh embedded platform (``crm.bench.platform``; identity with two workers unless ``--workers``
+says otherwise, the first serving the API):
 
 1. **Capacity.** As many clients as the API handles ingestion requests at once post batches back to
    back (closed loop); capacity is events accepted per second.

@@ -162,6 +162,37 @@ def wait_done(platform: BenchPlatform, *, channel_total: int, timeout_s: float) 
 
 
 @dataclass
+class Batches:
+    """What a service's workers did in a phase: batches handled, the messages they took and the handler's wall
+    time over those batches (the service's own counters). Small batches cost more per event; this says how
+    small they were."""
+
+    count: int
+    messages: int
+    seconds: float
+
+    def __sub__(self, before: Batches) -> Batches:
+        return Batches(self.count - before.count, self.messages - before.messages, self.seconds - before.seconds)
+
+    def text(self) -> str:
+        n = max(self.count, 1)
+        return f"{self.count:,} ({self.messages / n:,.0f}, {self.seconds / n * 1000:,.1f} ms)"
+
+
+def batches(platform: BenchPlatform) -> dict[str, Batches]:
+    """Per service, the sum over its workers of batches handled, messages consumed and handler seconds."""
+    out = {s: Batches(0, 0, 0.0) for s in SERVICES}
+    for worker in platform.procs:
+        m = platform.metrics(worker)
+        taken = sum(v for k, v in m.items() if k.startswith("crm_events_consumed_total{"))
+        b = out[worker.split("-")[0]]
+        b.count += int(m.get("crm_handler_batch_seconds_count", 0))
+        b.messages += int(taken)
+        b.seconds += m.get("crm_handler_batch_seconds_sum", 0.0)
+    return out
+
+
+@dataclass
 class Phase:
     name: str
     events: int
@@ -173,6 +204,7 @@ class Phase:
     probes: dict[str, int] = field(default_factory=dict)
     fell_back: dict[str, int] = field(default_factory=dict)  # probes timed to their message span, no batch span
     sent: int = 0
+    batches: dict[str, Batches] = field(default_factory=dict)
 
 
 def _spans(trace_file: Path, wanted: set[str]) -> list[dict]:
@@ -248,11 +280,14 @@ def run_phase(platform: BenchPlatform, lines: list[str], *, name: str, rate: flo
     """Publish one phase's events and wait until every service is done with them."""
     pids = {w: p.pid for w, p in platform.procs.items()}
     cpu0 = {w: proc_cpu_s(pid) for w, pid in pids.items()}
+    batches0 = batches(platform)
     first, probes = publish(lines, platform.settings, rate=rate)
     done, counts = wait_done(platform, channel_total=channel_total, timeout_s=max(300, len(lines) / 50))
     cpu = {s: sum(proc_cpu_s(pid) - cpu0[w] for w, pid in pids.items() if w.split("-")[0] == s) for s in SERVICES}
+    handled = {s: b - batches0[s] for s, b in batches(platform).items()}
     eps = len(lines) / max(1e-9, max(done.values()) - first)
-    return Phase(name, len(lines), eps, {s: cpu[s] / len(lines) * 1000 for s in SERVICES}, counts), probes
+    return Phase(name, len(lines), eps, {s: cpu[s] / len(lines) * 1000 for s in SERVICES}, counts,
+                 batches=handled), probes
 
 
 class BareRun:
@@ -403,6 +438,8 @@ def run(*, events: int = 30_000, runs: int = 3, rates: list[float] | None = None
             cpu = " ".join(f"{s} {phase.cpu_per_1k[s]:.2f}" for s in SERVICES)
             typer.echo(f"run {i + 1} {phase.name:>10}: {phase.events:,} events  {phase.eps:,.0f} ev/s  "
                        f"latency {_latency_text(phase)}  CPU s/1k {cpu}")
+            typer.echo(f"run {i + 1} {phase.name:>10}: batches (messages, handler wall ms each) "
+                       + "  ".join(f"{s} {phase.batches[s].text()}" for s in SERVICES))
             if any(phase.fell_back.values()):
                 typer.echo(f"run {i + 1} {phase.name:>10}: probes without their batch span, timed to their own span "
                            "instead: " + " ".join(f"{s} {phase.fell_back[s]}/{phase.probes[s]}" for s in SERVICES))
