@@ -42,5 +42,6 @@ def test_every_published_event_is_done_in_every_service_and_every_probe_is_timed
     assert all(30 < mb < 2000 for w, mb in figures.rss_mb.items() if w != "broker") and figures.rss_mb["broker"] > 0
     out = capsys.readouterr().out
     assert "run 1 full speed: 300 events" in out and "platform/bare" in out
-    assert f"run 1 full speed: batches (messages, handler wall ms each) identity {full.batches['identity'].count:,} (" in out
+    identity_batches = full.batches["identity"].count
+    assert f"run 1 full speed: batches (messages, handler wall ms each) identity {identity_batches:,} (" in out
     assert "accounts: 600 channel events published, identity consumed 600 and resolved 600" in out
