@@ -29,7 +29,7 @@ def usable_cores() -> int:
         quota, period = CGROUP_CPU_MAX.read_text().split()[:2]
         if quota != "max":
             cores = min(cores, max(1, math.ceil(int(quota) / int(period))))
-    except (OSError, ValueError):
+    except (OSError, ValueError, ZeroDivisionError):
         pass  # no cgroup v2 quota to read: the affinity stands
     return cores
 

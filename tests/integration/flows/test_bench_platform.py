@@ -36,12 +36,13 @@ def test_every_published_event_is_done_in_every_service_and_every_probe_is_timed
         # parts it consumes, and the downstream services' whatever else they listen to.
         for s in SERVICES:
             b = phase.batches[s]
-            assert b.messages >= phase.events and 1 <= b.count <= b.messages and b.seconds > 0
+            assert b.messages >= phase.events and b.count >= 1 and b.seconds > 0
     assert figures.bare_eps > 0 and not math.isnan(figures.bare_eps)
     assert sorted(figures.rss_mb) == ["alerts", "broker", "campaigns", "identity", "identity-1", "loyalty"]
     assert all(30 < mb < 2000 for w, mb in figures.rss_mb.items() if w != "broker") and figures.rss_mb["broker"] > 0
     out = capsys.readouterr().out
     assert "run 1 full speed: 300 events" in out and "platform/bare" in out
     identity_batches = full.batches["identity"].count
-    assert f"run 1 full speed: batches (messages, handler wall ms each) identity {identity_batches:,} (" in out
+    assert f"run 1 full speed: batches, timer runs included (messages, wall ms each) identity {identity_batches:,} (" \
+        in out
     assert "accounts: 600 channel events published, identity consumed 600 and resolved 600" in out
