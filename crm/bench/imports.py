@@ -144,7 +144,7 @@ def through_services(members: int, *, lots: float = 1.0, chunk: int = 2000, work
     platform`` reads them). Returns the counts: channel events identity consumed, customer events it
     resolved, and those each other service took, with ``events``, what the import published."""
     from crm.bench.platform import bench_platform
-    from crm.bench.whole_platform import SERVICES, proc_cpu_s, wait_done
+    from crm.bench.whole_platform import SERVICES, batches, proc_cpu_s, wait_done
     from crm.imports import run_import
     from shared.settings import Settings
 
@@ -166,8 +166,7 @@ def through_services(members: int, *, lots: float = 1.0, chunk: int = 2000, work
         took = max(done.values()) - started
         cpu = {s: sum(proc_cpu_s(pid) - cpu0[w] for w, pid in pids.items() if w.split("-")[0] == s)
                for s in SERVICES}
-        batches = {s: int(sum(platform.metrics(w).get("crm_handler_batch_seconds_count", 0) for w in pids
-                              if w.split("-")[0] == s)) for s in SERVICES}
+        handled = {s: b.count for s, b in batches(platform).items()}
     typer.echo(f"imported {members:,} members: {job.status}; {events:,} events; handed to the broker in "
                f"{handed:.1f} s")
     typer.echo("every service done in " + ", ".join(f"{s} {done[s] - started:.1f} s" for s in SERVICES)
@@ -177,5 +176,5 @@ def through_services(members: int, *, lots: float = 1.0, chunk: int = 2000, work
     typer.echo("CPU s per 1,000 members: " + ", ".join(f"{s} {cpu[s] / members * 1000:.2f}" for s in SERVICES))
     taken = {"identity": counts.get("channel", 0)} | {s: counts.get(s, 0) for s in SERVICES if s != "identity"}
     typer.echo("batches handled (mean events each): " + ", ".join(
-        f"{s} {batches[s]:,} ({taken[s] / max(batches[s], 1):,.0f})" for s in SERVICES))
+        f"{s} {handled[s]:,} ({taken[s] / max(handled[s], 1):,.0f})" for s in SERVICES))
     return {"events": events, **counts}
